@@ -1,0 +1,119 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let nio: [Target.Dependency] = [
+  .product(name: "NIOCore", package: "swift-nio"),
+  .product(name: "NIOPosix", package: "swift-nio"),
+]
+
+let package = Package(
+  name: "haat",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "haat", targets: ["haat"]),
+    .library(name: "HaatClient", targets: ["HaatClient"]),
+    .library(name: "HaatProtocol", targets: ["HaatProtocol"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+  ],
+  targets: [
+    // libcurl, wrapped by non-variadic shims; the C never leaks past HaatFetch.
+    .systemLibrary(
+      name: "CCurl",
+      pkgConfig: "libcurl",
+      providers: [.apt(["libcurl4-openssl-dev"])]
+    ),
+    // Domain types and pure state machines: no I/O, no dependencies.
+    .target(name: "HaatCore"),
+    .target(
+      name: "HaatProtocol",
+      dependencies: [
+        "HaatCore",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ],
+      exclude: ["Generated/README.md"]
+    ),
+    .target(
+      name: "HaatFetch",
+      dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]
+    ),
+    .target(name: "HaatRecords", dependencies: ["HaatProtocol"]),
+    .target(name: "HaatAnalytics", dependencies: ["HaatRecords"]),
+    .target(
+      name: "HaatStore",
+      dependencies: ["HaatCore", .product(name: "GRDB", package: "GRDB.swift")]
+    ),
+    .target(
+      name: "HaatCoordinator",
+      dependencies: [
+        "HaatStore", "HaatAnalytics", "HaatProtocol",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ] + nio
+    ),
+    .target(
+      name: "HaatWorker",
+      dependencies: [
+        "HaatFetch", "HaatRecords", "HaatAnalytics", "HaatProtocol",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ] + nio
+    ),
+    .target(
+      name: "HaatClient",
+      dependencies: [
+        "HaatProtocol", "HaatAnalytics",
+        .product(name: "Yams", package: "Yams"),
+      ] + nio
+    ),
+    // The fixture HTTP server (bundled sample exports, generated large exports, faults),
+    // used by the demo, the tests and the benchmarks.
+    .target(
+      name: "HaatFixtures",
+      dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")] + nio,
+      resources: [.copy("Samples")]
+    ),
+    .target(
+      name: "HaatTesting",
+      dependencies: ["HaatFixtures", "HaatClient", "HaatCore"]
+    ),
+    .executableTarget(
+      name: "haat",
+      dependencies: [
+        "HaatCoordinator", "HaatWorker", "HaatClient", "HaatFixtures", "HaatStore",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ] + nio
+    ),
+    .executableTarget(
+      name: "haat-bench",
+      dependencies: [
+        "HaatClient", "HaatTesting",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ] + nio,
+      path: "Benchmarks/HaatBench"
+    ),
+    .testTarget(name: "HaatCoreTests", dependencies: ["HaatCore"]),
+    .testTarget(name: "HaatProtocolTests", dependencies: ["HaatProtocol", "HaatCore"] + nio),
+    .testTarget(name: "HaatFetchTests", dependencies: ["HaatFetch", "HaatFixtures"]),
+    .testTarget(
+      name: "HaatRecordsTests", dependencies: ["HaatRecords", "HaatAnalytics", "HaatProtocol"],
+      resources: [.copy("Fixtures")]),
+    .testTarget(name: "HaatStoreTests", dependencies: ["HaatStore", "HaatCore"]),
+    .testTarget(
+      name: "HaatClusterTests",
+      dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords"],
+      resources: [.copy("Fixtures")]),
+  ]
+)

@@ -1,0 +1,110 @@
+import HaatProtocol
+import HaatRecords
+
+/// The reports Haat computes.
+public enum ReportName: String, Sendable, CaseIterable {
+  /// Per platform × account × media type: counts, sums, engagement rates, CTR.
+  case engagement
+}
+
+/// Builds one task's partial for the requested reports, one post at a time.
+public struct PartialBuilder: Sendable {
+  public let reports: [ReportName]
+  private var engagement: EngagementKernel?
+
+  public init(reports: [ReportName]) {
+    self.reports = reports
+    if reports.contains(.engagement) { engagement = EngagementKernel() }
+  }
+
+  public mutating func add(_ post: PostRecord) {
+    engagement?.add(post)
+  }
+
+  /// The partial so far, as its protocol message.
+  public var partial: Partial {
+    var partial = Partial()
+    if let engagement { partial.engagement = engagement.partial }
+    return partial
+  }
+}
+
+/// Merges partials: the monoid every report's kernel forms.
+public struct PartialMerger: Sendable {
+  public private(set) var engagement = EngagementKernel()
+  public private(set) var hasEngagement = false
+
+  public init() {}
+
+  public mutating func merge(_ partial: Partial) {
+    if partial.hasEngagement {
+      hasEngagement = true
+      engagement.merge(EngagementKernel(partial: partial.engagement))
+    }
+  }
+}
+
+/// Reduces a job's task results into its report: exactly one partial per done task.
+public enum ReportReducer {
+  /// What the reducer needs of one task.
+  public struct TaskResult: Sendable {
+    public var task: String
+    public var source: String
+    /// Whether the task's result was accepted.
+    public var done: Bool
+    public var partial: Partial?
+    public var stats: TaskStats?
+    /// Why a task that is not done has no result.
+    public var error: ErrorInfo?
+
+    public init(
+      task: String, source: String, done: Bool, partial: Partial?, stats: TaskStats?,
+      error: ErrorInfo?
+    ) {
+      self.task = task
+      self.source = source
+      self.done = done
+      self.partial = partial
+      self.stats = stats
+      self.error = error
+    }
+  }
+
+  /// How many bad rows a report lists (all are counted).
+  public static let maxRowErrors = 50
+
+  public static func reduce(job: String, reports: [ReportName], tasks: [TaskResult]) -> Report {
+    var merger = PartialMerger()
+    var summary = Haat_V1_ReportSummary()
+    var sources: [String: Bool] = [:]
+    summary.tasks = UInt32(clamping: tasks.count)
+    for task in tasks {
+      sources[task.source] = (sources[task.source] ?? true) && task.done
+      guard task.done else {
+        var missing = Haat_V1_MissingSource()
+        missing.source = task.source
+        missing.task = task.task
+        missing.error = task.error ?? ErrorInfo(code: "cancelled", message: "the task did not run")
+        summary.missing.append(missing)
+        continue
+      }
+      if let partial = task.partial { merger.merge(partial) }
+      if let stats = task.stats {
+        summary.rows &+= stats.rows
+        summary.badRows &+= stats.badRows
+        summary.bytes &+= stats.bytes
+        for var error in stats.rowErrors where summary.rowErrors.count < maxRowErrors {
+          error.source = task.source
+          summary.rowErrors.append(error)
+        }
+      }
+    }
+    summary.sources = UInt32(clamping: sources.count)
+    summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
+    var report = Report()
+    report.job = job
+    report.summary = summary
+    if reports.contains(.engagement) { report.engagement = merger.engagement.finish() }
+    return report
+  }
+}

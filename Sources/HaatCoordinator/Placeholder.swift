@@ -1,0 +1,4 @@
+// placeholder
+import NIOPosix
+import ServiceLifecycle
+import Logging

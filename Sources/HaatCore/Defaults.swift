@@ -1,0 +1,26 @@
+/// Documented defaults shared by the coordinator, the workers and the docs.
+public enum Defaults {
+  /// The coordinator's listen address.
+  public static let host = "127.0.0.1"
+  public static let port = 7420
+  /// How long a lease lasts without a heartbeat.
+  public static let leaseMs: UInt32 = 30_000
+  /// How often workers heartbeat.
+  public static let heartbeatMs: UInt32 = 5_000
+  /// The longest line either side may send.
+  public static let maxLineBytes: UInt32 = 1 << 20
+  /// The shortest and longest line limit a peer may ask for.
+  public static let minLineBytes: UInt32 = 64 << 10
+  public static let maxNegotiatedLineBytes: UInt32 = 64 << 20
+  /// How long a peer has to finish the handshake.
+  public static let handshakeTimeoutMs: UInt32 = 5_000
+  /// Attempts per task before it is dead.
+  public static let maxAttempts: UInt32 = 5
+  /// Worker slots per pool.
+  public static let collectSlots = 4
+  public static let analyzeSlots = 2
+  /// How many worker log lines the coordinator keeps.
+  public static let logCapacity = 10_000
+  /// Beats a worker may miss before it is `lost`.
+  public static let missedBeatsForLost: UInt32 = 3
+}

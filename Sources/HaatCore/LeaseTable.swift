@@ -1,0 +1,67 @@
+/// The leases a coordinator holds in memory, with deadlines on the monotonic clock.
+///
+/// The store records who holds a task and under which attempt; the deadline lives only here,
+/// so heartbeats cost no write and a wall-clock step can neither expire every lease nor make
+/// one immortal. After a restart every stored lease is granted one full period afresh.
+public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
+  /// One lease: a task, its attempt (the lease token), its holder and its deadline.
+  public struct Lease: Sendable, Equatable {
+    public var task: TaskID
+    public var attempt: UInt32
+    public var owner: Owner
+    /// Monotonic nanoseconds.
+    public var deadline: UInt64
+  }
+
+  /// How long a lease lasts without an extension, in nanoseconds.
+  public let durationNs: UInt64
+  private var leases: [TaskID: Lease] = [:]
+  private var byOwner: [Owner: Set<TaskID>] = [:]
+
+  public init(durationNs: UInt64) {
+    self.durationNs = durationNs
+  }
+
+  public var count: Int { leases.count }
+
+  public subscript(task: TaskID) -> Lease? { leases[task] }
+
+  /// Records a new lease from `now`, replacing any older lease of the task.
+  public mutating func grant(task: TaskID, attempt: UInt32, owner: Owner, now: UInt64) {
+    remove(task: task)
+    leases[task] = Lease(task: task, attempt: attempt, owner: owner, deadline: now &+ durationNs)
+    byOwner[owner, default: []].insert(task)
+  }
+
+  /// Extends a lease by a full period if `owner` holds it under `attempt`; false otherwise.
+  public mutating func extend(task: TaskID, attempt: UInt32, owner: Owner, now: UInt64) -> Bool {
+    guard var lease = leases[task], lease.attempt == attempt, lease.owner == owner else {
+      return false
+    }
+    lease.deadline = now &+ durationNs
+    leases[task] = lease
+    return true
+  }
+
+  /// Forgets a task's lease.
+  @discardableResult
+  public mutating func remove(task: TaskID) -> Lease? {
+    guard let lease = leases.removeValue(forKey: task) else { return nil }
+    byOwner[lease.owner]?.remove(task)
+    if byOwner[lease.owner]?.isEmpty == true { byOwner[lease.owner] = nil }
+    return lease
+  }
+
+  /// The leases whose deadline has passed at `now`, oldest first.
+  public func expired(now: UInt64) -> [Lease] {
+    leases.values.filter { $0.deadline <= now }.sorted { $0.deadline < $1.deadline }
+  }
+
+  /// The leases an owner holds.
+  public func leases(of owner: Owner) -> [Lease] {
+    (byOwner[owner] ?? []).compactMap { leases[$0] }
+  }
+
+  /// How many leases an owner holds.
+  public func count(of owner: Owner) -> Int { byOwner[owner]?.count ?? 0 }
+}

@@ -1,0 +1,57 @@
+/// What a token allows. A token has exactly one role.
+public enum Role: String, Sendable, CaseIterable, Hashable {
+  /// Runs tasks: credit, heartbeat, complete, fail, log.
+  case worker
+  /// Submits jobs and cancels them, and everything `read` may do.
+  case submit
+  /// Reads jobs, results, workers, logs and dead tasks.
+  case read
+  /// Everything a client may do, including retrying and discarding dead tasks.
+  case admin
+
+  /// The kind of peer that may authenticate with this role.
+  public var peerKind: PeerKind { self == .worker ? .worker : .client }
+
+  /// Whether a session with this role may send a request of this kind.
+  public func allows(_ request: RequestKind) -> Bool {
+    switch request.access {
+    case .worker: return self == .worker
+    case .read: return self == .read || self == .submit || self == .admin
+    case .submit: return self == .submit || self == .admin
+    case .admin: return self == .admin
+    }
+  }
+}
+
+/// The two kinds of peer named in `hello.role`.
+public enum PeerKind: String, Sendable {
+  case worker
+  case client
+}
+
+/// Every request a peer may send after the handshake, with the access it needs.
+public enum RequestKind: String, Sendable, CaseIterable {
+  case credit, heartbeat, complete, fail, log
+  case submit, cancel
+  case getJob = "get_job"
+  case listJobs = "list_jobs"
+  case watch
+  case getResult = "get_result"
+  case listWorkers = "list_workers"
+  case tailLogs = "tail_logs"
+  case listDead = "list_dead"
+  case retryDead = "retry_dead"
+  case discardDead = "discard_dead"
+
+  /// The access levels, from a worker's to an operator's.
+  public enum Access: Sendable { case worker, read, submit, admin }
+
+  public var access: Access {
+    switch self {
+    case .credit, .heartbeat, .complete, .fail, .log: return .worker
+    case .submit, .cancel: return .submit
+    case .retryDead, .discardDead: return .admin
+    case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead: return .read
+    }
+  }
+}

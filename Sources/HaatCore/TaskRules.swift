@@ -1,0 +1,159 @@
+/// What the store knows of a task that the rules need.
+public struct TaskStatus: Sendable, Equatable {
+  /// The stored state: `ready`, `leased`, `done`, `dead` or `cancelled` (never `scheduled`).
+  public var state: TaskState
+  /// Attempts started so far; while leased, the current attempt, which is the lease token.
+  public var attempt: UInt32
+  public var maxAttempts: UInt32
+
+  public init(state: TaskState, attempt: UInt32, maxAttempts: UInt32) {
+    self.state = state
+    self.attempt = attempt
+    self.maxAttempts = maxAttempts
+  }
+}
+
+/// A task's error: a stable code and a message.
+public struct TaskError: Sendable, Equatable {
+  public var code: String
+  public var message: String
+
+  public init(code: String, message: String) {
+    self.code = code
+    self.message = message
+  }
+
+  public static let leaseExpired = TaskError(
+    code: "lease_expired", message: "the worker holding the lease stopped heartbeating")
+}
+
+/// What happens to a task.
+public enum TaskEvent: Sendable, Equatable {
+  /// A worker with credit takes the task.
+  case claim
+  /// A worker returns a result for an attempt.
+  case complete(attempt: UInt32)
+  /// A worker reports that an attempt failed.
+  case fail(attempt: UInt32, error: TaskError, retryable: Bool, retryAfterMs: UInt64)
+  /// The lease of an attempt ran out.
+  case expire(attempt: UInt32)
+  /// A claim whose assign never reached a worker is undone; it does not count as an attempt.
+  case release(attempt: UInt32)
+  /// The task's job is cancelled.
+  case cancel
+  /// An operator gives a dead task a fresh set of attempts.
+  case retryDead
+  /// An operator gives up on a dead task.
+  case discardDead
+}
+
+/// Why an event changed nothing.
+public enum Refusal: String, Sendable, Equatable {
+  /// The attempt does not hold the lease (a later attempt does, or the lease expired).
+  case staleAttempt = "stale_attempt"
+  /// The task already has its result.
+  case alreadyDone = "already_done"
+  /// The task was cancelled.
+  case cancelled
+  /// The event does not apply in the task's state (e.g. claiming a leased task).
+  case invalidState = "invalid_state"
+}
+
+/// The outcome of applying an event to a task.
+public enum TaskTransition: Sendable, Equatable {
+  /// Leased under this attempt.
+  case leased(attempt: UInt32)
+  /// The result is accepted: the task is done.
+  case done
+  /// Back to ready, not before `delayMs` from now.
+  case retry(delayMs: UInt64)
+  /// No more attempts: dead with this error.
+  case dead(TaskError)
+  /// Back to ready at once, with the attempt count undone.
+  case released
+  case cancelled
+  /// Back to ready with a fresh set of attempts.
+  case revived
+  case refused(Refusal)
+
+  /// The stored state after the transition, or nil when nothing changes.
+  public var newState: TaskState? {
+    switch self {
+    case .leased: return .leased
+    case .done: return .done
+    case .retry, .released, .revived: return .ready
+    case .dead: return .dead
+    case .cancelled: return .cancelled
+    case .refused: return nil
+    }
+  }
+}
+
+/// The task lifecycle: the one place that decides what an event does to a task.
+public enum TaskRules {
+  public static func apply<R: RandomNumberGenerator>(
+    _ event: TaskEvent, to task: TaskStatus, retry policy: RetryPolicy, random: inout R
+  ) -> TaskTransition {
+    switch event {
+    case .claim:
+      guard task.state == .ready else { return .refused(.invalidState) }
+      return .leased(attempt: task.attempt + 1)
+
+    case .complete(let attempt):
+      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+      return .done
+
+    case .fail(let attempt, let error, let retryable, let retryAfterMs):
+      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+      return failure(task, error: error, retryable: retryable, retryAfterMs: retryAfterMs,
+        policy: policy, random: &random)
+
+    case .expire(let attempt):
+      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+      return failure(task, error: .leaseExpired, retryable: true, retryAfterMs: 0,
+        policy: policy, random: &random)
+
+    case .release(let attempt):
+      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+      return .released
+
+    case .cancel:
+      switch task.state {
+      case .ready, .scheduled, .leased: return .cancelled
+      case .done: return .refused(.alreadyDone)
+      case .cancelled: return .refused(.cancelled)
+      case .dead: return .refused(.invalidState)
+      }
+
+    case .retryDead:
+      return task.state == .dead ? .revived : .refused(.invalidState)
+
+    case .discardDead:
+      return task.state == .dead ? .cancelled : .refused(.invalidState)
+    }
+  }
+
+  /// Why an attempt may not act on the task, or nil if it holds the lease.
+  static func refusal(for attempt: UInt32, _ task: TaskStatus) -> Refusal? {
+    switch task.state {
+    case .leased where task.attempt == attempt: return nil
+    case .done: return .alreadyDone
+    case .cancelled: return .cancelled
+    default: return .staleAttempt
+    }
+  }
+
+  static func failure<R: RandomNumberGenerator>(
+    _ task: TaskStatus, error: TaskError, retryable: Bool, retryAfterMs: UInt64,
+    policy: RetryPolicy, random: inout R
+  ) -> TaskTransition {
+    guard retryable else { return .dead(error) }
+    guard task.attempt < task.maxAttempts else {
+      return .dead(
+        TaskError(
+          code: error.code, message: "\(error.message) (gave up after \(task.attempt) attempts)"))
+    }
+    return .retry(
+      delayMs: policy.delayMs(afterAttempt: task.attempt, retryAfterMs: retryAfterMs, using: &random))
+  }
+}

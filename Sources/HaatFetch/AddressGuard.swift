@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Tells public internet addresses from the ones a worker must not be steered to:
+/// loopback, private, link-local, carrier-grade NAT, multicast, reserved.
+enum AddressGuard {
+  /// The address as text if it is not public, nil if it is.
+  static func nonPublic(_ address: UnsafePointer<sockaddr>, family: Int32) -> String? {
+    switch family {
+    case AF_INET:
+      return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
+        let value = UInt32(bigEndian: pointer.pointee.sin_addr.s_addr)
+        return isPublic(v4: value) ? nil : v4Text(value)
+      }
+    case AF_INET6:
+      return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+        let bytes = withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+        return isPublic(v6: bytes) ? nil : v6Text(bytes)
+      }
+    default:
+      return "an address of family \(family)"
+    }
+  }
+
+  static func isPublic(v4 value: UInt32) -> Bool {
+    func within(_ base: UInt32, _ bits: UInt32) -> Bool {
+      let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+      return value & mask == base & mask
+    }
+    let blocked: [(UInt32, UInt32)] = [
+      (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+      (0x0A00_0000, 8),  // 10/8
+      (0x6440_0000, 10),  // 100.64/10 carrier-grade NAT
+      (0x7F00_0000, 8),  // 127/8 loopback
+      (0xA9FE_0000, 16),  // 169.254/16 link-local (cloud metadata lives here)
+      (0xAC10_0000, 12),  // 172.16/12
+      (0xC000_0000, 24),  // 192.0.0/24
+      (0xC0A8_0000, 16),  // 192.168/16
+      (0xC612_0000, 15),  // 198.18/15 benchmarking
+      (0xE000_0000, 4),  // 224/4 multicast
+      (0xF000_0000, 4),  // 240/4 reserved, broadcast
+    ]
+    return !blocked.contains { within($0.0, $0.1) }
+  }
+
+  static func isPublic(v6 bytes: [UInt8]) -> Bool {
+    guard bytes.count == 16 else { return false }
+    if bytes[0..<15].allSatisfy({ $0 == 0 }) { return false }  // :: and ::1
+    if bytes[0] & 0xFE == 0xFC { return false }  // fc00::/7 unique local
+    if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false }  // fe80::/10 link-local
+    if bytes[0] == 0xFF { return false }  // multicast
+    // ::ffff:a.b.c.d and the NAT64 well-known prefix carry an IPv4 address: judge that.
+    let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    let nat64 = bytes[0..<12].elementsEqual([0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0])
+    if mapped || nat64 {
+      let v4 = UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15])
+      return isPublic(v4: v4)
+    }
+    return true
+  }
+
+  static func v4Text(_ value: UInt32) -> String {
+    "\(value >> 24).\((value >> 16) & 0xFF).\((value >> 8) & 0xFF).\(value & 0xFF)"
+  }
+
+  static func v6Text(_ bytes: [UInt8]) -> String {
+    stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+      .joined(separator: ":")
+  }
+}

@@ -1,0 +1,150 @@
+import CCurl
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// An HTTP(S) and file client on libcurl that streams bodies to a sink.
+///
+/// `fetch` blocks its thread for the transfer (run it off any event loop). Easy handles are
+/// pooled and share one connection, DNS and TLS-session cache, so consecutive and
+/// concurrent fetches to the same host reuse connections. Call `shutdown()` before the
+/// process exits so every handle is cleaned up.
+public final class Fetcher: Sendable {
+  public let policy: FetchPolicy
+  private let share: ShareHandle
+  private let idle = Mutex<[EasyHandle]>([])
+  private let closed = Atomic<Bool>(false)
+
+  /// `curl_global_init` runs once per process, before the first handle.
+  private static let global: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+
+  public init(policy: FetchPolicy = FetchPolicy()) {
+    _ = Self.global
+    self.policy = policy
+    share = ShareHandle()
+  }
+
+  /// Releases every pooled handle and the shared cache. Fetches after this fail.
+  public func shutdown() {
+    guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    let handles = idle.withLock { handles in
+      defer { handles = [] }
+      return handles
+    }
+    for handle in handles { curl_easy_cleanup(handle.pointer) }
+    share.cleanup()
+  }
+
+  /// The curl version string, e.g. "libcurl/7.88.1 OpenSSL/3.0.19 zlib/1.2.13 …".
+  public static var version: String {
+    _ = global
+    return String(cString: curl_version())
+  }
+
+  /// Fetches `request`, calling `onStart(status, contentType)` once before the first body
+  /// byte of a successful (2xx) response and `onBody` with each chunk of the decoded body.
+  /// A non-2xx response, a transport error or an error thrown by the callbacks ends the
+  /// transfer with a `FetchError` that says whether to retry.
+  @discardableResult
+  public func fetch(
+    _ request: FetchRequest,
+    cancel: CancellationFlag? = nil,
+    onStart: ((Int, String?) throws -> Void)? = nil,
+    onBody: (UnsafeRawBufferPointer) throws -> Void
+  ) throws(FetchError) -> FetchResponse {
+    guard !closed.load(ordering: .acquiring) else {
+      throw FetchError(.cancelled, "the fetcher is shut down", retryable: true)
+    }
+    try checkScheme(request.url)
+    let handle = takeHandle()
+    defer { giveBack(handle) }
+    return try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
+      let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
+      return try transfer.run(request, handle: handle.pointer, share: share)
+    }
+  }
+
+  private func checkScheme(_ url: String) throws(FetchError) {
+    let lower = url.lowercased()
+    if lower.hasPrefix("http://") || lower.hasPrefix("https://") { return }
+    if lower.hasPrefix("file://") {
+      guard !policy.fileRoots.isEmpty else {
+        throw FetchError(.forbidden, "file:// URLs are not allowed on this worker (no --file-root)", retryable: false)
+      }
+      guard let path = URL(string: url)?.path, !path.isEmpty else {
+        throw FetchError(.invalidURL, "not a file URL: \(URLRedaction.redact(url))", retryable: false)
+      }
+      // Resolve links so a path cannot climb out of its root.
+      let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+      let allowed = policy.fileRoots.contains { root in
+        let base = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        return resolved == base || resolved.hasPrefix(base.hasSuffix("/") ? base : base + "/")
+      }
+      guard allowed else {
+        throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+      }
+      return
+    }
+    throw FetchError(.invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))", retryable: false)
+  }
+
+  private func takeHandle() -> EasyHandle {
+    if let handle = idle.withLock({ $0.popLast() }) {
+      curl_easy_reset(handle.pointer)  // keeps the connection cache
+      return handle
+    }
+    return EasyHandle(pointer: curl_easy_init())
+  }
+
+  private func giveBack(_ handle: EasyHandle) {
+    guard !closed.load(ordering: .acquiring) else {
+      curl_easy_cleanup(handle.pointer)
+      return
+    }
+    idle.withLock { $0.append(handle) }
+  }
+}
+
+/// A curl easy handle; used by one thread at a time (the pool hands it to one fetch).
+struct EasyHandle: @unchecked Sendable {
+  let pointer: UnsafeMutableRawPointer?
+}
+
+/// The shared connection/DNS/TLS cache, with one mutex per kind of shared data.
+final class ShareHandle: @unchecked Sendable {
+  // Safe to share: curl calls the lock functions around every use of `pointer`, and the
+  // mutexes live until `cleanup`, after every easy handle using the share is gone.
+  let pointer: UnsafeMutableRawPointer?
+  private let locks: UnsafeMutablePointer<pthread_mutex_t>
+  private static let lockCount = 16
+
+  init() {
+    locks = .allocate(capacity: Self.lockCount)
+    for index in 0..<Self.lockCount { pthread_mutex_init(locks + index, nil) }
+    pointer = curl_share_init()
+    guard let pointer else { return }
+    _ = ccurl_share_setopt_userdata(pointer, UnsafeMutableRawPointer(locks))
+    _ = ccurl_share_setopt_lock(pointer) { _, data, _, user in
+      guard let user else { return }
+      let locks = user.assumingMemoryBound(to: pthread_mutex_t.self)
+      pthread_mutex_lock(locks + Int(data.rawValue % 16))
+    }
+    _ = ccurl_share_setopt_unlock(pointer) { _, data, user in
+      guard let user else { return }
+      let locks = user.assumingMemoryBound(to: pthread_mutex_t.self)
+      pthread_mutex_unlock(locks + Int(data.rawValue % 16))
+    }
+    _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_DNS.rawValue))
+    _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_SSL_SESSION.rawValue))
+    _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_CONNECT.rawValue))
+  }
+
+  func cleanup() {
+    if let pointer { curl_share_cleanup(pointer) }
+    for index in 0..<Self.lockCount { pthread_mutex_destroy(locks + index) }
+    locks.deallocate()
+  }
+}

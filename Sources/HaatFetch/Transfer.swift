@@ -1,0 +1,317 @@
+import CCurl
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One transfer's state, reached from curl's C callbacks through an unmanaged pointer.
+final class Transfer {
+  let policy: FetchPolicy
+  let cancel: CancellationFlag?
+  let onStart: ((Int, String?) throws -> Void)?
+  let onBody: (UnsafeRawBufferPointer) throws -> Void
+
+  var handle: UnsafeMutableRawPointer?
+  var started = false
+  var status = 0
+  var contentType: String?
+  var retryAfter: String?
+  /// The start of a non-2xx body, for the error message.
+  var errorBody: [UInt8] = []
+  var bodyBytes: UInt64 = 0
+  var wireBytes: UInt64 = 0
+  /// Set by a callback that aborted the transfer; it explains the curl error that follows.
+  var failure: FetchError?
+  var refusedAddress: String?
+
+  init(
+    policy: FetchPolicy, cancel: CancellationFlag?, onStart: ((Int, String?) throws -> Void)?,
+    onBody: @escaping (UnsafeRawBufferPointer) throws -> Void
+  ) {
+    self.policy = policy
+    self.cancel = cancel
+    self.onStart = onStart
+    self.onBody = onBody
+  }
+
+  func run(_ request: FetchRequest, handle: UnsafeMutableRawPointer?, share: ShareHandle)
+    throws(FetchError) -> FetchResponse
+  {
+    guard let handle else {
+      throw FetchError(.other, "curl_easy_init failed", retryable: true)
+    }
+    self.handle = handle
+    var headers: UnsafeMutablePointer<curl_slist>?
+    defer { curl_slist_free_all(headers) }
+    for header in request.headers { headers = curl_slist_append(headers, header) }
+
+    let context = Unmanaged.passUnretained(self).toOpaque()
+    var setupFailed = false
+    func set(_ code: CURLcode) { if code != CURLE_OK { setupFailed = true } }
+
+    set(ccurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+    set(ccurl_easy_setopt_share(handle, share.pointer))
+    set(ccurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, policy.fileRoots.isEmpty ? "http,https" : "http,https,file"))
+    set(ccurl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, policy.maxRedirects))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, policy.connectTimeoutMs))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, policy.totalTimeoutMs))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, policy.stallSeconds))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+    if let caFile = policy.caFile { set(ccurl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
+    // "" = every encoding this libcurl decodes (gzip, deflate, br, zstd as built).
+    set(ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""))
+    set(ccurl_easy_setopt_string(handle, CURLOPT_USERAGENT, policy.userAgent))
+    set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headers))
+    set(ccurl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(clamping: policy.maxBodyBytes)))
+    if let range = request.range {
+      set(ccurl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)"))
+    }
+    set(ccurl_easy_setopt_write_function(handle, transferWrite))
+    set(ccurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
+    set(ccurl_easy_setopt_header_function(handle, transferHeader))
+    set(ccurl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_NOPROGRESS, 0))
+    set(ccurl_easy_setopt_xferinfo_function(handle, transferProgress))
+    set(ccurl_easy_setopt_pointer(handle, CURLOPT_XFERINFODATA, context))
+    set(ccurl_easy_setopt_opensocket_function(handle, transferOpenSocket))
+    set(ccurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
+    guard !setupFailed else {
+      throw FetchError(.other, "libcurl refused an option (is it older than 7.85?)", retryable: false)
+    }
+
+    let code = curl_easy_perform(handle)
+
+    var redirects = 0
+    ccurlLong(handle, CURLINFO_REDIRECT_COUNT) { redirects = $0 }
+    var connects = 0
+    ccurlLong(handle, CURLINFO_NUM_CONNECTS) { connects = $0 }
+    if status == 0 { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
+
+    if code != CURLE_OK { throw error(for: code, url: request.url) }
+    // Bodies that never reached the write callback (empty 4xx, say) are judged here.
+    if let failure = httpFailure() { throw failure }
+    if !started, isSuccess(status) || request.url.lowercased().hasPrefix("file://") {
+      try begin()
+    }
+    return FetchResponse(
+      status: status, contentType: contentType, bodyBytes: bodyBytes,
+      wireBytes: wireBytes, redirects: redirects,
+      reusedConnection: connects == 0)
+  }
+
+  private func isSuccess(_ status: Int) -> Bool { (200..<300).contains(status) }
+
+  /// Calls `onStart` once, before the first body byte of a good response.
+  private func begin() throws(FetchError) {
+    started = true
+    do {
+      try onStart?(status, contentType)
+    } catch let error as FetchError {
+      throw error
+    } catch {
+      throw FetchError(.sink, "\(error)", retryable: false)
+    }
+  }
+
+  // MARK: Callbacks
+
+  func write(_ data: UnsafeRawBufferPointer) -> Int {
+    if !started {
+      if status == 0, let handle { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
+      let isFile = status == 0
+      guard isSuccess(status) || isFile else {
+        // Keep a little of an error body to explain the status.
+        let room = max(0, 512 - errorBody.count)
+        errorBody.append(contentsOf: data.prefix(room))
+        return data.count
+      }
+      do { try begin() } catch {
+        failure = error
+        return 0
+      }
+    }
+    bodyBytes += UInt64(data.count)
+    if bodyBytes > policy.maxBodyBytes {
+      failure = FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+      return 0
+    }
+    if bodyBytes > 1 << 20, wireBytes > 0, bodyBytes / wireBytes > policy.maxDecompressionRatio {
+      failure = FetchError(
+        .decompression,
+        "the body expands more than \(policy.maxDecompressionRatio)× when decoded (\(bodyBytes) bytes from \(wireBytes)); refusing a decompression bomb",
+        retryable: false)
+      return 0
+    }
+    do {
+      try onBody(data)
+    } catch let error as FetchError {
+      failure = error
+      return 0
+    } catch {
+      failure = FetchError(.sink, "\(error)", retryable: false)
+      return 0
+    }
+    return data.count
+  }
+
+  func header(_ line: UnsafeRawBufferPointer) {
+    guard let text = String(bytes: line, encoding: .utf8) ?? String(bytes: line, encoding: .isoLatin1)
+    else { return }
+    if text.hasPrefix("HTTP/") {
+      // A new response (after a redirect or a 100): forget the previous one's headers.
+      let parts = text.split(separator: " ", maxSplits: 2)
+      status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+      contentType = nil
+      retryAfter = nil
+      return
+    }
+    guard let colon = text.firstIndex(of: ":") else { return }
+    let name = text[..<colon].lowercased()
+    let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+    switch name {
+    case "content-type": contentType = value
+    case "retry-after": retryAfter = value
+    default: break
+    }
+  }
+
+  func progress(downloaded: Int64) -> Int32 {
+    wireBytes = UInt64(max(0, downloaded))
+    if let cancel, cancel.isCancelled {
+      failure = FetchError(.cancelled, "the transfer was cancelled", retryable: true)
+      return 1
+    }
+    return 0
+  }
+
+  func openSocket(
+    family: Int32, type: Int32, proto: Int32, address: UnsafePointer<sockaddr>, length: UInt32
+  ) -> curl_socket_t {
+    if !policy.allowPrivateNetworks, let refused = AddressGuard.nonPublic(address, family: family) {
+      refusedAddress = refused
+      return ccurl_socket_bad()
+    }
+    return socket(family, type, proto)
+  }
+
+  // MARK: Errors
+
+  private func httpFailure() -> FetchError? {
+    guard status >= 300 || (status > 0 && status < 200) else { return nil }
+    var snippet = String(decoding: errorBody, as: UTF8.self)
+      .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
+    if snippet.count > 200 { snippet = String(snippet.prefix(200)) + "…" }
+    let detail = snippet.isEmpty ? "" : ": \(snippet)"
+    let retryAfterMs = retryAfter.flatMap(Self.retryAfterMs)
+    switch status {
+    case 429:
+      return FetchError(
+        .throttled, "HTTP 429 Too Many Requests\(detail)", retryable: true,
+        retryAfterMs: retryAfterMs, status: status)
+    case 408:
+      return FetchError(.httpClient, "HTTP 408 Request Timeout\(detail)", retryable: true, status: status)
+    case 500..<600:
+      return FetchError(
+        .httpServer, "HTTP \(status)\(detail)", retryable: true, retryAfterMs: retryAfterMs,
+        status: status)
+    default:
+      return FetchError(.httpClient, "HTTP \(status)\(detail)", retryable: false, status: status)
+    }
+  }
+
+  private func error(for code: CURLcode, url: String) -> FetchError {
+    if let failure { return failure }
+    if let httpFailure = httpFailure(), code == CURLE_WRITE_ERROR || code == CURLE_OK {
+      return httpFailure
+    }
+    let reason = String(cString: curl_easy_strerror(code))
+    let host = URLRedaction.redact(url)
+    switch code {
+    case CURLE_COULDNT_CONNECT where refusedAddress != nil:
+      return FetchError(
+        .forbidden,
+        "refusing to connect to \(refusedAddress ?? "") (a non-public address) for \(host); allow private networks to permit it",
+        retryable: false)
+    case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY:
+      return FetchError(.dns, "\(reason) (\(host))", retryable: true)
+    case CURLE_COULDNT_CONNECT:
+      return FetchError(.connect, "\(reason) (\(host))", retryable: true)
+    case CURLE_OPERATION_TIMEDOUT:
+      return FetchError(.timeout, "\(reason) (\(host))", retryable: true)
+    case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE,
+      CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+      return FetchError(.tls, "\(reason) (\(host))", retryable: false)
+    case CURLE_SSL_CONNECT_ERROR:
+      return FetchError(.tls, "\(reason) (\(host))", retryable: true)
+    case CURLE_TOO_MANY_REDIRECTS:
+      return FetchError(.tooManyRedirects, "more than \(policy.maxRedirects) redirects (\(host))", retryable: false)
+    case CURLE_FILESIZE_EXCEEDED:
+      return FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+    case CURLE_BAD_CONTENT_ENCODING:
+      return FetchError(.decompression, "\(reason) (\(host))", retryable: false)
+    case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT:
+      return FetchError(.invalidURL, "\(reason) (\(host))", retryable: false)
+    case CURLE_FILE_COULDNT_READ_FILE, CURLE_REMOTE_FILE_NOT_FOUND:
+      return FetchError(.httpClient, "\(reason) (\(host))", retryable: false)
+    case CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
+      CURLE_HTTP2_STREAM:
+      return FetchError(.network, "\(reason) (\(host))", retryable: true)
+    default:
+      return FetchError(.other, "curl error \(code.rawValue): \(reason) (\(host))", retryable: true)
+    }
+  }
+
+  /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
+  static func retryAfterMs(_ value: String) -> UInt64? {
+    let cap: UInt64 = 3_600_000
+    if let seconds = UInt64(value.trimmingCharacters(in: .whitespaces)) {
+      return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)
+    }
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "GMT")
+    formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+    guard let date = formatter.date(from: value) else { return nil }
+    let delay = date.timeIntervalSinceNow
+    return delay <= 0 ? 0 : min(UInt64(delay * 1000), cap)
+  }
+}
+
+private func ccurlLong(_ handle: UnsafeMutableRawPointer, _ info: CURLINFO, _ body: (Int) -> Void) {
+  var value = 0
+  if ccurl_easy_getinfo_long(handle, info, &value) == CURLE_OK { body(value) }
+}
+
+// MARK: - C callbacks
+
+private func transfer(_ pointer: UnsafeMutableRawPointer?) -> Transfer? {
+  pointer.map { Unmanaged<Transfer>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private let transferWrite: ccurl_data_callback = { data, size, count, context in
+  guard let transfer = transfer(context) else { return 0 }
+  return transfer.write(UnsafeRawBufferPointer(start: data, count: size * count))
+}
+
+private let transferHeader: ccurl_data_callback = { data, size, count, context in
+  transfer(context)?.header(UnsafeRawBufferPointer(start: data, count: size * count))
+  return size * count
+}
+
+private let transferProgress: ccurl_xferinfo_callback = { context, _, downloaded, _, _ in
+  transfer(context)?.progress(downloaded: Int64(downloaded)) ?? 1
+}
+
+private let transferOpenSocket: ccurl_opensocket_callback = { context, _, address in
+  guard let address, let transfer = transfer(context) else { return ccurl_socket_bad() }
+  return transfer.openSocket(
+    family: ccurl_sockaddr_family(address), type: ccurl_sockaddr_socktype(address),
+    proto: ccurl_sockaddr_protocol(address), address: ccurl_sockaddr_address(address),
+    length: ccurl_sockaddr_length(address))
+}

@@ -1,0 +1,39 @@
+/// Removes credentials from URLs before they are logged or reported.
+public enum URLRedaction {
+  /// Query parameters whose values are secrets.
+  static let secretNames: Set<String> = [
+    "access_token", "token", "api_key", "apikey", "key", "secret", "client_secret", "password",
+    "passwd", "signature", "sig", "auth", "authorization", "code", "refresh_token", "x-amz-signature",
+    "x-amz-credential", "x-amz-security-token",
+  ]
+
+  /// The URL with user info and secret query values replaced by "…".
+  public static func redact(_ url: String) -> String {
+    var text = Substring(url)
+    var out = ""
+    // user:password@ in the authority.
+    if let schemeEnd = text.range(of: "://") {
+      out += text[..<schemeEnd.upperBound]
+      text = text[schemeEnd.upperBound...]
+      let authorityEnd = text.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? text.endIndex
+      let authority = text[..<authorityEnd]
+      if let at = authority.lastIndex(of: "@") {
+        out += "…@" + authority[authority.index(after: at)...]
+      } else {
+        out += authority
+      }
+      text = text[authorityEnd...]
+    }
+    guard let question = text.firstIndex(of: "?") else { return out + text }
+    out += text[...question]
+    let rest = text[text.index(after: question)...]
+    let fragmentStart = rest.firstIndex(of: "#") ?? rest.endIndex
+    let pairs = rest[..<fragmentStart].split(separator: "&", omittingEmptySubsequences: false)
+    out += pairs.map { pair -> String in
+      guard let equals = pair.firstIndex(of: "=") else { return String(pair) }
+      let name = pair[..<equals].lowercased()
+      return secretNames.contains(name) ? "\(pair[..<equals])=…" : String(pair)
+    }.joined(separator: "&")
+    return out + rest[fragmentStart...]
+  }
+}

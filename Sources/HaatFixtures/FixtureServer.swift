@@ -1,0 +1,293 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A real HTTP/1.1 server on loopback that plays a platform's export endpoint: it serves
+/// the bundled sample exports, files from a test directory and generated exports of any
+/// size, and misbehaves on request (throttling, errors, delays, trickling, redirects,
+/// hanging). Tests, the demo and the benchmarks point Haat's workers at it.
+///
+/// Routes:
+/// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`).
+/// - `GET /files/PATH`: a file under the server's root directory.
+/// - `GET /generate/posts.csv?rows=N&seed=S`: N generated rows, streamed.
+/// - `GET /_requests?key=K`: when requests with `key=K` arrived (JSON, ms since the epoch).
+/// - `GET /_stats`: connections and requests so far (JSON).
+///
+/// Options on any export route (query parameters):
+/// `key` (names a request series), `fail_first=N` with `fail_status` (default 503) and
+/// `retry_after` (seconds): the first N requests of the key fail; `status=S` always fails;
+/// `delay_ms`: wait before answering; `trickle_ms` with `chunk`: send the body in pieces
+/// with pauses; `encoding`: a Content-Encoding header (the file must already be encoded);
+/// `redirect=N`: N redirects before the answer; `hang=1`: never answer.
+public final class FixtureServer: Sendable {
+  public let host: String
+  public let port: Int
+  private let channel: any Channel
+  let state: FixtureState
+
+  /// The server's base URL, e.g. "http://127.0.0.1:40123".
+  public var baseURL: String { "http://\(host):\(port)" }
+
+  /// Starts a server on `host:port` (0 = any free port).
+  public static func start(
+    host: String = "127.0.0.1", port: Int = 0, root: String? = nil,
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+  ) async throws -> FixtureServer {
+    let state = FixtureState(root: root)
+    let channel = try await ServerBootstrap(group: group)
+      .serverChannelOption(.backlog, value: 256)
+      .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+      .childChannelInitializer { channel in
+        state.connections.add(1, ordering: .relaxed)
+        return channel.eventLoop.makeCompletedFuture {
+          try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+          try channel.pipeline.syncOperations.addHandler(FixtureHandler(state: state))
+        }
+      }
+      .bind(host: host, port: port).get()
+    let bound = channel.localAddress?.port ?? port
+    return FixtureServer(host: host, port: bound, channel: channel, state: state)
+  }
+
+  private init(host: String, port: Int, channel: any Channel, state: FixtureState) {
+    self.host = host
+    self.port = port
+    self.channel = channel
+    self.state = state
+  }
+
+  public func stop() async throws {
+    try await channel.close().get()
+  }
+
+  /// When requests with `key=K` arrived, in milliseconds since the epoch.
+  public func requestTimes(key: String) -> [Int64] {
+    state.log.withLock { $0[key] ?? [] }
+  }
+
+  /// Connections accepted so far.
+  public var connections: Int { state.connections.load(ordering: .relaxed) }
+  /// Requests answered so far.
+  public var requests: Int { state.requests.load(ordering: .relaxed) }
+
+  /// The directory of the bundled sample exports.
+  public static var samplesDirectory: URL? {
+    Bundle.module.resourceURL?.appendingPathComponent("Samples")
+  }
+}
+
+/// What the handlers share.
+final class FixtureState: Sendable {
+  let root: String?
+  let connections = Atomic<Int>(0)
+  let requests = Atomic<Int>(0)
+  let log = Mutex<[String: [Int64]]>([:])
+
+  init(root: String?) { self.root = root }
+
+  /// Records a request of a series; returns how many the series has had before it.
+  func record(key: String) -> Int {
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    return log.withLock { log in
+      defer { log[key, default: []].append(now) }
+      return log[key]?.count ?? 0
+    }
+  }
+}
+
+final class FixtureHandler: ChannelInboundHandler {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias OutboundOut = HTTPServerResponsePart
+
+  private let state: FixtureState
+  private var head: HTTPRequestHead?
+
+  init(state: FixtureState) { self.state = state }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .head(let head): self.head = head
+    case .body: break
+    case .end:
+      guard let head else { return }
+      self.head = nil
+      state.requests.add(1, ordering: .relaxed)
+      handle(head, context: context)
+    }
+  }
+
+  private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    let (path, query) = Self.split(head.uri)
+    let key = query["key"] ?? path
+    let seen = state.record(key: key)
+    if query["hang"] == "1" { return }
+    let delay = Int64(query["delay_ms"] ?? "") ?? 0
+    let respond = { [self] in
+      self.route(head, path: path, query: query, seen: seen, context: context)
+    }
+    if delay > 0 {
+      context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { respond() }
+    } else {
+      respond()
+    }
+  }
+
+  private func route(
+    _ head: HTTPRequestHead, path: String, query: [String: String], seen: Int,
+    context: ChannelHandlerContext
+  ) {
+    if let redirects = Int(query["redirect"] ?? ""), redirects > 0 {
+      var next = query
+      next["redirect"] = String(redirects - 1)
+      next["key"] = next["key"] ?? path
+      let location = path + "?" + next.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
+      return send(status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
+    }
+    if let failFirst = Int(query["fail_first"] ?? ""), seen < failFirst {
+      let status = HTTPResponseStatus(statusCode: Int(query["fail_status"] ?? "") ?? 503)
+      return sendError(status, query: query, head: head, context: context)
+    }
+    if let code = Int(query["status"] ?? "") {
+      return sendError(HTTPResponseStatus(statusCode: code), query: query, head: head, context: context)
+    }
+    switch path {
+    case "/_stats":
+      let body = "{\"connections\":\(state.connections.load(ordering: .relaxed)),\"requests\":\(state.requests.load(ordering: .relaxed))}\n"
+      send(status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head, context: context)
+    case "/_requests":
+      let times = state.log.withLock { $0[query["key"] ?? ""] ?? [] }
+      let body = "[" + times.map(String.init).joined(separator: ",") + "]\n"
+      send(status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head, context: context)
+    case "/generate/posts.csv":
+      let rows = UInt64(query["rows"] ?? "") ?? 1000
+      let seed = UInt64(query["seed"] ?? "") ?? 1
+      streamGenerated(rows: rows, seed: seed, head: head, context: context)
+    default:
+      guard let file = resolve(path) else {
+        return send(status: .notFound, headers: [], body: Array("no such export: \(path)\n".utf8), head: head, context: context)
+      }
+      guard let data = FileManager.default.contents(atPath: file.path) else {
+        return send(status: .notFound, headers: [], body: Array("cannot read \(path)\n".utf8), head: head, context: context)
+      }
+      var headers = [("Content-Type", query["content_type"] ?? Self.contentType(file.path))]
+      if let encoding = query["encoding"] { headers.append(("Content-Encoding", encoding)) }
+      if let trickle = Int64(query["trickle_ms"] ?? ""), trickle > 0 {
+        let chunk = max(1, Int(query["chunk"] ?? "") ?? 1024)
+        trickleBody(Array(data), chunk: chunk, pauseMs: trickle, headers: headers, head: head, context: context)
+      } else {
+        send(status: .ok, headers: headers, body: Array(data), head: head, context: context)
+      }
+    }
+  }
+
+  private func resolve(_ path: String) -> URL? {
+    let base: URL?
+    let relative: String
+    if path.hasPrefix("/samples/") {
+      base = FixtureServer.samplesDirectory
+      relative = String(path.dropFirst("/samples/".count))
+    } else if path.hasPrefix("/files/"), let root = state.root {
+      base = URL(fileURLWithPath: root)
+      relative = String(path.dropFirst("/files/".count))
+    } else {
+      return nil
+    }
+    guard let base, !relative.isEmpty, !relative.split(separator: "/").contains("..") else { return nil }
+    let decoded = relative.removingPercentEncoding ?? relative
+    return base.appendingPathComponent(decoded)
+  }
+
+  private func sendError(
+    _ status: HTTPResponseStatus, query: [String: String], head: HTTPRequestHead,
+    context: ChannelHandlerContext
+  ) {
+    var headers: [(String, String)] = [("Content-Type", "text/plain")]
+    if let retryAfter = query["retry_after"] { headers.append(("Retry-After", retryAfter)) }
+    send(status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\n".utf8), head: head, context: context)
+  }
+
+  private func send(
+    status: HTTPResponseStatus, headers: [(String, String)], body: [UInt8], head: HTTPRequestHead,
+    context: ChannelHandlerContext
+  ) {
+    var fields = HTTPHeaders(headers)
+    fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: fields))), promise: nil)
+    context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+    finish(head, context: context)
+  }
+
+  private func finish(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    let keepAlive = head.isKeepAlive
+    context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+      if !keepAlive { context.close(promise: nil) }
+    }
+  }
+
+  private func trickleBody(
+    _ body: [UInt8], chunk: Int, pauseMs: Int64, headers: [(String, String)],
+    head: HTTPRequestHead, context: ChannelHandlerContext
+  ) {
+    var fields = HTTPHeaders(headers)
+    fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
+    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
+    func sendPiece(from offset: Int) {
+      guard context.channel.isActive else { return }
+      guard offset < body.count else { return finish(head, context: context) }
+      let end = min(body.count, offset + chunk)
+      context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body[offset..<end])))), promise: nil)
+      context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(pauseMs)) { sendPiece(from: end) }
+    }
+    sendPiece(from: 0)
+  }
+
+  private func streamGenerated(rows: UInt64, seed: UInt64, head: HTTPRequestHead, context: ChannelHandlerContext) {
+    let fields = HTTPHeaders([("Content-Type", "text/csv"), ("Transfer-Encoding", "chunked")])
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
+    let generator = PostsGenerator(seed: seed)
+    var buffer = context.channel.allocator.buffer(capacity: 1 << 16)
+    buffer.writeString(PostsGenerator.header)
+    func sendChunk(from row: UInt64, buffer: ByteBuffer) {
+      guard context.channel.isActive else { return }
+      var buffer = buffer
+      var row = row
+      while row < rows, buffer.readableBytes < 1 << 16 {
+        buffer.writeString(generator.row(row))
+        row += 1
+      }
+      let next = row
+      // Wait for each write before generating more: the reader sets the pace.
+      context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer)))).assumeIsolated().whenComplete { result in
+        guard case .success = result else { return }
+        if next >= rows {
+          self.finish(head, context: context)
+        } else {
+          sendChunk(from: next, buffer: context.channel.allocator.buffer(capacity: 1 << 16))
+        }
+      }
+    }
+    sendChunk(from: 0, buffer: buffer)
+  }
+
+  static func split(_ uri: String) -> (String, [String: String]) {
+    guard let question = uri.firstIndex(of: "?") else { return (uri, [:]) }
+    var query: [String: String] = [:]
+    for pair in uri[uri.index(after: question)...].split(separator: "&") {
+      let parts = pair.split(separator: "=", maxSplits: 1)
+      let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+      let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+      query[name] = value
+    }
+    return (String(uri[..<question]), query)
+  }
+
+  static func contentType(_ path: String) -> String {
+    if path.hasSuffix(".csv") { return "text/csv; charset=utf-8" }
+    if path.hasSuffix(".ndjson") || path.hasSuffix(".jsonl") { return "application/x-ndjson" }
+    if path.hasSuffix(".json") { return "application/json" }
+    return "application/octet-stream"
+  }
+}

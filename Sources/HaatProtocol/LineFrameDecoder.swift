@@ -1,0 +1,80 @@
+import NIOCore
+
+/// One frame of the NDJSON stream: a line without its terminator, or the news that a line
+/// ran past the limit (after which the stream is no longer framed and must be closed).
+public enum LineFrame: Sendable, Equatable {
+  case line(ByteBuffer)
+  case tooLong(limit: Int)
+}
+
+/// Splits a byte stream into `\n`-terminated lines (`\r\n` accepted), at most `maxLineBytes`
+/// each without the terminator. Empty lines are skipped.
+///
+/// It never buffers more than the limit plus one read: a line that is still open when the
+/// buffer passes the limit is reported as `tooLong` at once, and everything after it dropped.
+public struct LineFrameDecoder: ByteToMessageDecoder {
+  public typealias InboundOut = LineFrame
+
+  public var maxLineBytes: Int
+  /// Bytes at the front of the buffer already searched for a newline.
+  private var scanned = 0
+  private var overflowed = false
+
+  public init(maxLineBytes: Int) {
+    self.maxLineBytes = maxLineBytes
+  }
+
+  public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws
+    -> DecodingState
+  {
+    guard let frame = next(&buffer) else { return .needMoreData }
+    context.fireChannelRead(wrapInboundOut(frame))
+    return overflowed ? .needMoreData : .continue
+  }
+
+  public mutating func decodeLast(
+    context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+  ) throws -> DecodingState {
+    while let frame = next(&buffer) {
+      context.fireChannelRead(wrapInboundOut(frame))
+      if overflowed { break }
+    }
+    // A final line without a terminator is incomplete; it is dropped with the connection.
+    buffer.moveReaderIndex(to: buffer.writerIndex)
+    return .needMoreData
+  }
+
+  /// The next frame in `buffer`, consuming it; nil when more bytes are needed.
+  public mutating func next(_ buffer: inout ByteBuffer) -> LineFrame? {
+    if overflowed {
+      buffer.moveReaderIndex(to: buffer.writerIndex)
+      return nil
+    }
+    while true {
+      let view = buffer.readableBytesView
+      let start = view.startIndex + scanned
+      guard let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+        scanned = view.count
+        // "\r" may still turn out to be part of a "\r\n" terminator.
+        if view.count > maxLineBytes + 1 || (view.count == maxLineBytes + 1 && view.last != UInt8(ascii: "\r")) {
+          overflowed = true
+          buffer.moveReaderIndex(to: buffer.writerIndex)
+          return .tooLong(limit: maxLineBytes)
+        }
+        return nil
+      }
+      scanned = 0
+      var length = newline - view.startIndex
+      let lineStart = buffer.readerIndex
+      buffer.moveReaderIndex(forwardBy: length + 1)
+      if length > 0, view[newline - 1] == UInt8(ascii: "\r") { length -= 1 }
+      if length > maxLineBytes {
+        overflowed = true
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        return .tooLong(limit: maxLineBytes)
+      }
+      if length == 0 { continue }
+      return .line(buffer.getSlice(at: lineStart, length: length) ?? ByteBuffer())
+    }
+  }
+}

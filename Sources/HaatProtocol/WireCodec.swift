@@ -1,0 +1,84 @@
+import Foundation
+import HaatCore
+import NIOCore
+import SwiftProtobuf
+
+/// Encodes and decodes Envelopes as single JSON lines (protobuf's JSON mapping with the
+/// proto field names, unknown fields ignored).
+public enum WireCodec {
+  public static let encodingOptions: JSONEncodingOptions = {
+    var options = JSONEncodingOptions()
+    options.preserveProtoFieldNames = true
+    return options
+  }()
+
+  public static let decodingOptions: JSONDecodingOptions = {
+    var options = JSONDecodingOptions()
+    options.ignoreUnknownFields = true
+    return options
+  }()
+
+  /// Appends `envelope` as one line (JSON + "\n") to `buffer`.
+  public static func encode(_ envelope: Envelope, into buffer: inout ByteBuffer) throws {
+    let bytes: [UInt8] = try envelope.jsonUTF8Bytes(options: encodingOptions)
+    buffer.writeBytes(bytes)
+    buffer.writeInteger(UInt8(ascii: "\n"))
+  }
+
+  /// One line for `envelope`, terminator included.
+  public static func line(_ envelope: Envelope) throws -> [UInt8] {
+    var bytes: [UInt8] = try envelope.jsonUTF8Bytes(options: encodingOptions)
+    bytes.append(UInt8(ascii: "\n"))
+    return bytes
+  }
+
+  /// Decodes one line. A line that is not a JSON Envelope is `bad_frame`; an Envelope whose
+  /// body this build does not know is `unsupported` (with the id, so the reply can echo it).
+  public static func decode(_ line: ByteBuffer) -> Result<Envelope, DecodeFailure> {
+    let envelope: Envelope
+    do {
+      envelope = try Envelope(jsonUTF8Bytes: ByteBufferBytes(line), options: decodingOptions)
+    } catch {
+      return .failure(
+        DecodeFailure(
+          error: HaatError(.badFrame, "not a JSON Envelope: \(describe(error))"), replyTo: ""))
+    }
+    guard envelope.body != nil else {
+      let keys = unknownKeys(line)
+      let what = keys.isEmpty ? "no message body" : "unknown message type \(keys.joined(separator: ", "))"
+      return .failure(
+        DecodeFailure(error: HaatError(.unsupported, "\(what)"), replyTo: envelope.id))
+    }
+    return .success(envelope)
+  }
+
+  /// A line that could not be decoded: the error to answer with, and the request id if known.
+  public struct DecodeFailure: Error, Sendable {
+    public var error: HaatError
+    public var replyTo: String
+  }
+
+  /// The top-level keys of a JSON object other than the envelope's own, for error messages.
+  private static func unknownKeys(_ line: ByteBuffer) -> [String] {
+    guard
+      let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView))
+        as? [String: Any]
+    else { return [] }
+    return object.keys.filter { $0 != "id" && $0 != "reply_to" && $0 != "replyTo" }.sorted()
+  }
+
+  private static func describe(_ error: Error) -> String {
+    switch error {
+    case let error as SwiftProtobuf.JSONDecodingError:
+      switch error {
+      case .truncated: return "the JSON ends early"
+      case .malformedString, .malformedNumber, .malformedBool: return "a value is malformed (\(error))"
+      case .unrecognizedEnumValue: return "an enum value is not known"
+      case .failure: return "the text is not JSON"
+      default: return String(describing: error)
+      }
+    default:
+      return String(describing: error)
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/// One CSV record, valid only inside the callback that receives it.
+public struct CSVRecord {
+  /// The bytes of all fields, back to back.
+  public let bytes: UnsafeRawBufferPointer
+  /// The end offset of each field in `bytes`.
+  public let ends: UnsafeBufferPointer<Int>
+  /// Set when the record could not be read whole.
+  public let problem: Values.Problem?
+
+  public var count: Int { ends.count }
+
+  /// The bytes of field `index`.
+  @inline(__always)
+  public func field(_ index: Int) -> UnsafeRawBufferPointer {
+    let start = index == 0 ? 0 : ends[index - 1]
+    return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
+  }
+}
+
+/// A streaming RFC 4180 parser over bytes, with the leniencies of docs/formats.md: records
+/// end at LF or CRLF (a lone CR is data), empty lines are skipped, a quote inside an
+/// unquoted field is data, and text after a closing quote is appended to the field.
+///
+/// Chunks may split the input anywhere (inside a quote pair, between CR and LF, inside a
+/// multi-byte character). Memory is bounded by `maxRecordBytes`: a longer record is read to
+/// its end, reported as `record too long`, and not kept.
+public struct CSVParser {
+  private enum State {
+    case recordStart
+    /// A CR at the start of a record: an empty CRLF line, or data.
+    case recordStartCR
+    case fieldStart
+    case unquoted
+    /// A CR inside an unquoted field: the end of the record if LF follows, else data.
+    case unquotedCR
+    case quoted
+    /// A quote inside a quoted field: an escaped quote if another follows, else the close.
+    case quotedQuote
+  }
+
+  public let maxRecordBytes: Int
+  private var state = State.recordStart
+  private var bytes: [UInt8] = []
+  private var ends: [Int] = []
+  private var oversized = false
+
+  public init(maxRecordBytes: Int = 1 << 20) {
+    self.maxRecordBytes = maxRecordBytes
+  }
+
+  /// Parses a chunk, calling `onRecord` for every record it completes.
+  public mutating func feed(
+    _ chunk: UnsafeRawBufferPointer, _ onRecord: (CSVRecord) throws -> Void
+  ) rethrows {
+    let count = chunk.count
+    var index = 0
+    while index < count {
+      let byte = chunk[index]
+      switch state {
+      case .recordStart:
+        if byte == UInt8(ascii: "\n") {
+          index += 1
+          continue
+        }
+        if byte == UInt8(ascii: "\r") {
+          state = .recordStartCR
+          index += 1
+          continue
+        }
+        state = .fieldStart
+        continue  // reprocess as the start of a field
+
+      case .recordStartCR:
+        if byte == UInt8(ascii: "\n") {
+          state = .recordStart
+          index += 1
+          continue
+        }
+        append(UInt8(ascii: "\r"))
+        state = .unquoted
+        continue
+
+      case .fieldStart:
+        switch byte {
+        case UInt8(ascii: "\""):
+          state = .quoted
+          index += 1
+        case UInt8(ascii: ","):
+          endField()
+          index += 1
+        case UInt8(ascii: "\n"):
+          endField()
+          try endRecord(nil, onRecord)
+          index += 1
+        case UInt8(ascii: "\r"):
+          state = .unquotedCR
+          index += 1
+        default:
+          state = .unquoted
+        }
+
+      case .unquoted:
+        // Copy the run up to the next delimiter in one go.
+        var end = index
+        while end < count {
+          let b = chunk[end]
+          if b == UInt8(ascii: ",") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r") { break }
+          end += 1
+        }
+        if end > index { append(UnsafeRawBufferPointer(rebasing: chunk[index..<end])) }
+        index = end
+        guard index < count else { break }
+        switch chunk[index] {
+        case UInt8(ascii: ","):
+          endField()
+          state = .fieldStart
+        case UInt8(ascii: "\n"):
+          endField()
+          try endRecord(nil, onRecord)
+        default:
+          state = .unquotedCR
+        }
+        index += 1
+
+      case .unquotedCR:
+        if byte == UInt8(ascii: "\n") {
+          endField()
+          try endRecord(nil, onRecord)
+          index += 1
+        } else {
+          append(UInt8(ascii: "\r"))
+          state = .unquoted
+        }
+
+      case .quoted:
+        var end = index
+        while end < count, chunk[end] != UInt8(ascii: "\"") { end += 1 }
+        if end > index { append(UnsafeRawBufferPointer(rebasing: chunk[index..<end])) }
+        index = end
+        guard index < count else { break }
+        state = .quotedQuote
+        index += 1
+
+      case .quotedQuote:
+        if byte == UInt8(ascii: "\"") {
+          append(UInt8(ascii: "\""))
+          state = .quoted
+          index += 1
+        } else {
+          state = .unquoted  // closed; what follows is appended until the delimiter
+        }
+      }
+    }
+  }
+
+  /// Ends the input: completes a record left open by a missing final newline.
+  public mutating func finish(_ onRecord: (CSVRecord) throws -> Void) rethrows {
+    switch state {
+    case .recordStart:
+      return
+    case .recordStartCR, .unquotedCR:
+      append(UInt8(ascii: "\r"))
+      endField()
+      try endRecord(nil, onRecord)
+    case .fieldStart, .unquoted, .quotedQuote:
+      endField()
+      try endRecord(nil, onRecord)
+    case .quoted:
+      endField()
+      try endRecord(.unterminatedQuote, onRecord)
+    }
+  }
+
+  @inline(__always)
+  private mutating func append(_ byte: UInt8) {
+    guard !oversized else { return }
+    if bytes.count >= maxRecordBytes {
+      oversized = true
+      return
+    }
+    bytes.append(byte)
+  }
+
+  @inline(__always)
+  private mutating func append(_ run: UnsafeRawBufferPointer) {
+    guard !oversized else { return }
+    if bytes.count + run.count > maxRecordBytes {
+      oversized = true
+      return
+    }
+    bytes.append(contentsOf: run)
+  }
+
+  @inline(__always)
+  private mutating func endField() {
+    ends.append(bytes.count)
+  }
+
+  private mutating func endRecord(
+    _ problem: Values.Problem?, _ onRecord: (CSVRecord) throws -> Void
+  ) rethrows {
+    let problem = problem ?? (oversized ? .tooLong : nil)
+    defer {
+      bytes.removeAll(keepingCapacity: true)
+      ends.removeAll(keepingCapacity: true)
+      oversized = false
+      state = .recordStart
+    }
+    try bytes.withUnsafeBytes { raw in
+      try ends.withUnsafeBufferPointer { ends in
+        try onRecord(CSVRecord(bytes: raw, ends: ends, problem: problem))
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/// The six media types every platform's post kinds are normalised to.
+public enum MediaType: String, Sendable, CaseIterable, Comparable {
+  case text, image, video, carousel, link, other
+
+  /// Normalises a written media type (docs/formats.md); unknown or empty is `other`.
+  public init(normalizing raw: UnsafeRawBufferPointer) {
+    let text = Values.trimmed(raw)
+    guard text.count <= 16 else {
+      self = .other
+      return
+    }
+    var lower = ""
+    lower.reserveCapacity(text.count)
+    for byte in text {
+      let folded = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
+      lower.unicodeScalars.append(Unicode.Scalar(folded))
+    }
+    self = Self.synonyms[lower] ?? .other
+  }
+
+  static let synonyms: [String: MediaType] = [
+    "text": .text, "status": .text,
+    "image": .image, "photo": .image, "picture": .image,
+    "video": .video, "reel": .video, "reels": .video, "short": .video, "shorts": .video,
+    "carousel": .carousel, "carousel_album": .carousel, "album": .carousel,
+    "link": .link, "article": .link,
+    "other": .other,
+  ]
+
+  public static func < (lhs: MediaType, rhs: MediaType) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The canonical fields of a post, in canonical order (the order problems are looked for).
+public enum PostField: Int, CaseIterable, Sendable {
+  case platform, account, id, createdAt, mediaType
+  case likes, comments, shares, saves, reach, impressions, videoViews, clicks, followersAtPost
+  case caption
+
+  /// The canonical (snake_case) name.
+  public var name: String {
+    switch self {
+    case .platform: return "platform"
+    case .account: return "account"
+    case .id: return "id"
+    case .createdAt: return "created_at"
+    case .mediaType: return "media_type"
+    case .likes: return "likes"
+    case .comments: return "comments"
+    case .shares: return "shares"
+    case .saves: return "saves"
+    case .reach: return "reach"
+    case .impressions: return "impressions"
+    case .videoViews: return "video_views"
+    case .clicks: return "clicks"
+    case .followersAtPost: return "followers_at_post"
+    case .caption: return "caption"
+    }
+  }
+
+  /// protobuf's lowerCamelCase JSON name, where it differs.
+  public var camelName: String? {
+    switch self {
+    case .createdAt: return "createdAt"
+    case .mediaType: return "mediaType"
+    case .videoViews: return "videoViews"
+    case .followersAtPost: return "followersAtPost"
+    default: return nil
+    }
+  }
+
+  /// Whether the field is a count.
+  public var isCount: Bool { rawValue >= PostField.likes.rawValue && self != .caption }
+
+  /// The count fields, in canonical order.
+  public static let counts: [PostField] = allCases.filter(\.isCount)
+
+  static let byName: [String: PostField] = Dictionary(
+    uniqueKeysWithValues: allCases.map { ($0.name, $0) })
+  static let byCamelName: [String: PostField] = Dictionary(
+    uniqueKeysWithValues: allCases.compactMap { field in field.camelName.map { ($0, field) } })
+}
+
+/// One post in canonical form. Counts are optional: nil means the export does not say.
+public struct PostRecord: Sendable, Equatable {
+  public var platform: String
+  public var account: String
+  public var id: String
+  public var createdAt: Values.Timestamp
+  /// The timestamp as written.
+  public var createdAtText: String
+  public var mediaType: MediaType
+  public var likes: UInt64?
+  public var comments: UInt64?
+  public var shares: UInt64?
+  public var saves: UInt64?
+  public var reach: UInt64?
+  public var impressions: UInt64?
+  public var videoViews: UInt64?
+  public var clicks: UInt64?
+  public var followersAtPost: UInt64?
+
+  public init(
+    platform: String, account: String, id: String, createdAt: Values.Timestamp,
+    createdAtText: String, mediaType: MediaType
+  ) {
+    self.platform = platform
+    self.account = account
+    self.id = id
+    self.createdAt = createdAt
+    self.createdAtText = createdAtText
+    self.mediaType = mediaType
+  }
+
+  /// The count of a count field.
+  public subscript(count field: PostField) -> UInt64? {
+    get {
+      switch field {
+      case .likes: return likes
+      case .comments: return comments
+      case .shares: return shares
+      case .saves: return saves
+      case .reach: return reach
+      case .impressions: return impressions
+      case .videoViews: return videoViews
+      case .clicks: return clicks
+      case .followersAtPost: return followersAtPost
+      default: return nil
+      }
+    }
+    set {
+      switch field {
+      case .likes: likes = newValue
+      case .comments: comments = newValue
+      case .shares: shares = newValue
+      case .saves: saves = newValue
+      case .reach: reach = newValue
+      case .impressions: impressions = newValue
+      case .videoViews: videoViews = newValue
+      case .clicks: clicks = newValue
+      case .followersAtPost: followersAtPost = newValue
+      default: break
+      }
+    }
+  }
+}

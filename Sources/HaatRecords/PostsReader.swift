@@ -1,0 +1,347 @@
+/// A problem with one row of an export: where and why.
+public struct RowProblem: Sendable, Equatable {
+  /// CSV: the record number after the header. NDJSON: the line number.
+  public var row: UInt64
+  /// The canonical field name, or "" when the whole record is to blame.
+  public var column: String
+  public var reason: Values.Problem
+
+  public init(row: UInt64, column: String, reason: Values.Problem) {
+    self.row = row
+    self.column = column
+    self.reason = reason
+  }
+}
+
+/// A problem with a whole export: it cannot be read at all.
+public struct ExportError: Error, Sendable, Equatable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// Turns a canonical posts export (CSV or NDJSON), fed in chunks of any size, into
+/// `PostRecord`s. Bad rows are counted and the first `maxRowProblems` kept with their row,
+/// column and reason; they never stop the read. Memory does not grow with the export.
+public struct PostsReader {
+  public let format: ExportFormat
+  public let defaultPlatform: String
+  public let defaultAccount: String
+  public let maxRowProblems: Int
+
+  /// Good rows read.
+  public private(set) var posts: UInt64 = 0
+  /// Bad rows read.
+  public private(set) var badRows: UInt64 = 0
+  /// The first bad rows.
+  public private(set) var problems: [RowProblem] = []
+  /// Bytes fed, BOM included.
+  public private(set) var bytes: UInt64 = 0
+
+  private var validator = UTF8Validator()
+  /// Leading bytes held back until we know whether they are a BOM.
+  private var head: [UInt8] = []
+  private var sawStart = false
+  private var csv: CSVParser
+  private var lines: LineSplitter
+  /// CSV: the canonical field each column index maps to (nil = ignored), once the header
+  /// is read.
+  private var columns: [PostField?]?
+  private var csvRow: UInt64 = 0
+  private var fatal: ExportError?
+
+  public init(
+    format: ExportFormat, defaultPlatform: String = "", defaultAccount: String = "",
+    maxRecordBytes: Int = 1 << 20, maxRowProblems: Int = 20
+  ) {
+    self.format = format
+    self.defaultPlatform = defaultPlatform
+    self.defaultAccount = defaultAccount
+    self.maxRowProblems = maxRowProblems
+    csv = CSVParser(maxRecordBytes: maxRecordBytes)
+    lines = LineSplitter(maxLineBytes: maxRecordBytes)
+  }
+
+  /// Reads a chunk, calling `onPost` for each good row it completes.
+  public mutating func feed(
+    _ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Void
+  ) throws(ExportError) {
+    if let fatal { throw fatal }
+    bytes += UInt64(chunk.count)
+    if !sawStart {
+      // Hold the first bytes until a BOM can be recognised and skipped.
+      head.append(contentsOf: chunk)
+      let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+      if head.count < 3, head.elementsEqual(bom.prefix(head.count)) { return }
+      sawStart = true
+      let start = head.starts(with: bom) ? 3 : 0
+      let rest = Array(head[start...])
+      head = []
+      try feedBody(rest, onPost)
+      return
+    }
+    try body(chunk, onPost)
+  }
+
+  /// Ends the export: reads what a missing final newline left open.
+  public mutating func finish(_ onPost: (PostRecord) -> Void) throws(ExportError) {
+    if let fatal { throw fatal }
+    if !sawStart {
+      sawStart = true
+      let rest = head
+      head = []
+      // Fewer than 3 bytes that are a BOM prefix: a BOM alone is an empty file.
+      if !rest.elementsEqual([0xEF, 0xBB, 0xBF].prefix(rest.count)) {
+        try feedBody(rest, onPost)
+      } else if rest.count < 3, !rest.isEmpty {
+        try feedBody(rest, onPost)
+      }
+    }
+    guard validator.isComplete else {
+      throw fail("the export is not valid UTF-8: it ends inside a character (byte \(validator.offset))")
+    }
+    // The parsers are moved out while they run, so their callbacks may change `self`.
+    switch format {
+    case .csv:
+      var parser = CSVParser(maxRecordBytes: 0)
+      swap(&parser, &csv)
+      defer { swap(&parser, &csv) }
+      parser.finish { record in csvRecord(record, onPost) }
+    case .ndjson:
+      var splitter = LineSplitter(maxLineBytes: 0)
+      swap(&splitter, &lines)
+      defer { swap(&splitter, &lines) }
+      splitter.finish { number, line, tooLong in ndjsonLine(number, line, tooLong, onPost) }
+    }
+    if let fatal { throw fatal }
+  }
+
+  private mutating func feedBody(_ bytes: [UInt8], _ onPost: (PostRecord) -> Void)
+    throws(ExportError)
+  {
+    var thrown: ExportError?
+    bytes.withUnsafeBytes { raw in
+      do throws(ExportError) { try body(raw, onPost) } catch { thrown = error }
+    }
+    if let thrown { throw thrown }
+  }
+
+  private mutating func body(_ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Void)
+    throws(ExportError)
+  {
+    if let bad = validator.feed(chunk) {
+      throw fail("the export is not valid UTF-8 (at byte \(bad))")
+    }
+    switch format {
+    case .csv:
+      var parser = CSVParser(maxRecordBytes: 0)
+      swap(&parser, &csv)
+      defer { swap(&parser, &csv) }
+      parser.feed(chunk) { record in csvRecord(record, onPost) }
+    case .ndjson:
+      var splitter = LineSplitter(maxLineBytes: 0)
+      swap(&splitter, &lines)
+      defer { swap(&splitter, &lines) }
+      splitter.feed(chunk) { number, line, tooLong in ndjsonLine(number, line, tooLong, onPost) }
+    }
+    if let fatal { throw fatal }
+  }
+
+  private mutating func fail(_ message: String) -> ExportError {
+    let error = ExportError(message)
+    fatal = error
+    return error
+  }
+
+  private mutating func problem(_ row: UInt64, _ field: PostField?, _ reason: Values.Problem) {
+    badRows += 1
+    if problems.count < maxRowProblems {
+      problems.append(RowProblem(row: row, column: field?.name ?? "", reason: reason))
+    }
+  }
+
+  // MARK: CSV
+
+  private mutating func csvRecord(_ record: CSVRecord, _ onPost: (PostRecord) -> Void) {
+    guard fatal == nil else { return }
+    guard let columns else {
+      readHeader(record)
+      return
+    }
+    csvRow += 1
+    if let reason = record.problem {
+      problem(csvRow, nil, reason)
+      return
+    }
+    guard record.count == columns.count else {
+      problem(csvRow, nil, .wrongFieldCount)
+      return
+    }
+    var raw = RawPost()
+    for (index, field) in columns.enumerated() {
+      if let field { raw.values[field.rawValue] = .bytes(record.field(index)) }
+    }
+    build(raw, row: csvRow, onPost)
+  }
+
+  private mutating func readHeader(_ record: CSVRecord) {
+    if record.problem == .unterminatedQuote {
+      fatal = ExportError("the CSV header has an unterminated quote")
+      return
+    }
+    if record.problem == .tooLong {
+      fatal = ExportError("the CSV header is too long")
+      return
+    }
+    var columns: [PostField?] = []
+    var seen = Set<PostField>()
+    for index in 0..<record.count {
+      let name = Values.string(Values.trimmed(record.field(index))).lowercased()
+      if let field = PostField.byName[name], seen.insert(field).inserted {
+        columns.append(field)
+      } else {
+        columns.append(nil)  // unknown, or a repeat: the first occurrence wins
+      }
+    }
+    for required in [PostField.id, .createdAt] where !seen.contains(required) {
+      fatal = ExportError("the CSV header has no \(required.name) column")
+      return
+    }
+    self.columns = columns
+  }
+
+  // MARK: NDJSON
+
+  private mutating func ndjsonLine(
+    _ number: UInt64, _ line: UnsafeRawBufferPointer, _ tooLong: Bool,
+    _ onPost: (PostRecord) -> Void
+  ) {
+    guard fatal == nil else { return }
+    if tooLong {
+      problem(number, nil, .tooLong)
+      return
+    }
+    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+    var snake = RawPost()
+    var camel = RawPost()
+    let failure = JSONScanner.scanObject(line) { key, value in
+      if let field = PostField.byName[key] {
+        snake.values[field.rawValue] = .json(value)
+      } else if let field = PostField.byCamelName[key] {
+        camel.values[field.rawValue] = .json(value)
+      }
+    }
+    switch failure {
+    case .invalid?:
+      problem(number, nil, .invalidJSON)
+      return
+    case .notAnObject?:
+      problem(number, nil, .notAnObject)
+      return
+    case nil:
+      break
+    }
+    // The snake_case spelling wins, even when it is null.
+    for index in snake.values.indices where snake.values[index] == nil {
+      snake.values[index] = camel.values[index]
+    }
+    for field in PostField.allCases {
+      guard case .json(let value)? = snake.values[field.rawValue] else { continue }
+      switch (value, field) {
+      case (.null, _): snake.values[field.rawValue] = nil
+      case (.string, _): break
+      case (_, .caption): snake.values[field.rawValue] = nil  // only strings are kept
+      case (_, _) where !field.isCount:
+        problem(number, field, .notAString)
+        return
+      default: break
+      }
+    }
+    build(snake, row: number, onPost)
+  }
+
+  // MARK: Rows
+
+  /// A field's raw value: CSV bytes or a JSON value. Absent fields are nil.
+  private enum RawValue: Equatable {
+    case bytes(UnsafeRawBufferPointer)
+    case json(JSONScalar)
+
+    static func == (lhs: RawValue, rhs: RawValue) -> Bool {
+      switch (lhs, rhs) {
+      case (.bytes(let a), .bytes(let b)): return a.elementsEqual(b)
+      case (.json(let a), .json(let b)): return a == b
+      default: return false
+      }
+    }
+  }
+
+  private struct RawPost {
+    var values = [RawValue?](repeating: nil, count: PostField.allCases.count)
+  }
+
+  /// Builds the post, reporting the first problem in canonical order.
+  private mutating func build(_ raw: RawPost, row: UInt64, _ onPost: (PostRecord) -> Void) {
+    func text(_ field: PostField) -> String? {
+      switch raw.values[field.rawValue] {
+      case .bytes(let bytes)?:
+        let trimmed = Values.trimmed(bytes)
+        return trimmed.isEmpty ? nil : Values.string(trimmed)
+      case .json(.string(let string))?:
+        let trimmed = string.trimmingBlanks()
+        return trimmed.isEmpty ? nil : trimmed
+      default:
+        return nil
+      }
+    }
+    let platform = text(.platform) ?? defaultPlatform
+    let account = text(.account) ?? defaultAccount
+    guard let id = text(.id) else { return problem(row, .id, .missing) }
+    guard let created = text(.createdAt) else { return problem(row, .createdAt, .missing) }
+    let timestamp = Array(created.utf8).withUnsafeBytes { Values.timestamp($0) }
+    guard let timestamp else { return problem(row, .createdAt, .invalidTimestamp) }
+    let mediaType: MediaType
+    switch raw.values[PostField.mediaType.rawValue] {
+    case .bytes(let bytes)?: mediaType = MediaType(normalizing: bytes)
+    case .json(.string(let string))?:
+      mediaType = Array(string.utf8).withUnsafeBytes { MediaType(normalizing: $0) }
+    default: mediaType = .other
+    }
+    var post = PostRecord(
+      platform: platform, account: account, id: id, createdAt: timestamp, createdAtText: created,
+      mediaType: mediaType)
+    for field in PostField.counts {
+      switch count(raw.values[field.rawValue]) {
+      case .success(let value): post[count: field] = value
+      case .failure(let reason): return problem(row, field, reason)
+      }
+    }
+    posts += 1
+    onPost(post)
+  }
+
+  private func count(_ value: RawValue?) -> Result<UInt64?, Values.Problem> {
+    switch value {
+    case nil, .json(.null)?: return .success(nil)
+    case .bytes(let bytes)?: return Values.count(bytes)
+    case .json(.string(let string))?:
+      return Array(string.utf8).withUnsafeBytes { Values.count($0) }
+    case .json(.integer(let negative, let magnitude))?:
+      if negative { return .failure(.negative) }
+      guard let magnitude else { return .failure(.outOfRange) }
+      return .success(magnitude)
+    case .json?: return .failure(.notAnInteger)
+    }
+  }
+}
+
+extension String {
+  /// The string without leading and trailing spaces and tabs.
+  func trimmingBlanks() -> String {
+    let scalars = unicodeScalars
+    guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" }),
+      let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" })
+    else { return "" }
+    return String(scalars[first...last])
+  }
+}

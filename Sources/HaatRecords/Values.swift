@@ -1,0 +1,161 @@
+/// Parsing of the canonical formats' values (docs/formats.md): counts, timestamps, media
+/// types, trimming. Works on UTF-8 bytes so rows need no String until a value is kept.
+public enum Values {
+  /// Why a value is bad; the raw values are the reasons reported to users.
+  public enum Problem: String, Error, Sendable, Equatable {
+    case missing
+    case invalidTimestamp = "invalid timestamp"
+    case notAnInteger = "not an integer"
+    case negative
+    case outOfRange = "out of range"
+    case wrongFieldCount = "wrong field count"
+    case unterminatedQuote = "unterminated quote"
+    case invalidJSON = "invalid JSON"
+    case notAnObject = "not an object"
+    case notAString = "not a string"
+    case tooLong = "record too long"
+  }
+
+  @inline(__always)
+  static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+
+  /// The bytes without leading and trailing spaces and tabs.
+  @inline(__always)
+  public static func trimmed(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    var start = 0
+    var end = bytes.count
+    while start < end, isBlank(bytes[start]) { start += 1 }
+    while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+    return UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+  }
+
+  /// A count written as text: nil for empty (unknown), else the value or the problem.
+  /// Plain ASCII digits, or digits grouped by commas in threes; a leading "-" is `negative`.
+  public static func count(_ raw: UnsafeRawBufferPointer) -> Result<UInt64?, Problem> {
+    let text = trimmed(raw)
+    if text.isEmpty { return .success(nil) }
+    var index = 0
+    let negative = text[0] == UInt8(ascii: "-")
+    if negative { index = 1 }
+    guard index < text.count else { return .failure(.notAnInteger) }
+    var value: UInt64 = 0
+    var overflow = false
+    var groupDigits = 0
+    var sawComma = false
+    while index < text.count {
+      let byte = text[index]
+      if byte == UInt8(ascii: ",") {
+        // The first group has 1 to 3 digits, every later one exactly 3.
+        if sawComma ? groupDigits != 3 : (groupDigits == 0 || groupDigits > 3) {
+          return .failure(.notAnInteger)
+        }
+        sawComma = true
+        groupDigits = 0
+      } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+        groupDigits += 1
+        let (times, o1) = value.multipliedReportingOverflow(by: 10)
+        let (plus, o2) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+        if o1 || o2 { overflow = true }
+        value = plus
+      } else {
+        return .failure(.notAnInteger)
+      }
+      index += 1
+    }
+    if sawComma && groupDigits != 3 { return .failure(.notAnInteger) }
+    if groupDigits == 0 { return .failure(.notAnInteger) }
+    if negative { return .failure(.negative) }
+    if overflow { return .failure(.outOfRange) }
+    return .success(value)
+  }
+
+  /// A parsed RFC 3339 timestamp with offset.
+  public struct Timestamp: Sendable, Equatable {
+    /// Seconds since the Unix epoch (UTC).
+    public var epochSeconds: Int64
+    /// The writer's UTC offset in minutes.
+    public var offsetMinutes: Int16
+
+    public init(epochSeconds: Int64, offsetMinutes: Int16) {
+      self.epochSeconds = epochSeconds
+      self.offsetMinutes = offsetMinutes
+    }
+  }
+
+  /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with real calendar checks.
+  public static func timestamp(_ raw: UnsafeRawBufferPointer) -> Timestamp? {
+    let text = raw
+    let count = text.count
+    guard count >= 20 else { return nil }
+    func digits(_ at: Int, _ length: Int) -> Int? {
+      var value = 0
+      for index in at..<(at + length) {
+        let byte = text[index]
+        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int(byte - UInt8(ascii: "0"))
+      }
+      return value
+    }
+    guard let year = digits(0, 4), text[4] == UInt8(ascii: "-"), let month = digits(5, 2),
+      text[7] == UInt8(ascii: "-"), let day = digits(8, 2),
+      text[10] == UInt8(ascii: "T") || text[10] == UInt8(ascii: "t"),
+      let hour = digits(11, 2), text[13] == UInt8(ascii: ":"), let minute = digits(14, 2),
+      text[16] == UInt8(ascii: ":"), let second = digits(17, 2)
+    else { return nil }
+    var index = 19
+    if text[index] == UInt8(ascii: ".") {
+      index += 1
+      let start = index
+      while index < count, text[index] >= UInt8(ascii: "0"), text[index] <= UInt8(ascii: "9") {
+        index += 1
+      }
+      guard index > start else { return nil }
+    }
+    guard index < count else { return nil }
+    var offsetMinutes = 0
+    switch text[index] {
+    case UInt8(ascii: "Z"), UInt8(ascii: "z"):
+      guard index + 1 == count else { return nil }
+    case UInt8(ascii: "+"), UInt8(ascii: "-"):
+      guard index + 6 == count, let offsetHours = digits(index + 1, 2),
+        text[index + 3] == UInt8(ascii: ":"), let offsetMins = digits(index + 4, 2),
+        offsetHours <= 23, offsetMins <= 59
+      else { return nil }
+      offsetMinutes = offsetHours * 60 + offsetMins
+      if text[index] == UInt8(ascii: "-") { offsetMinutes = -offsetMinutes }
+    default:
+      return nil
+    }
+    guard year >= 1, (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+      hour <= 23, minute <= 59, second <= 59
+    else { return nil }
+    let days = daysFromCivil(year: year, month: month, day: day)
+    let local = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
+    return Timestamp(epochSeconds: local - Int64(offsetMinutes * 60), offsetMinutes: Int16(offsetMinutes))
+  }
+
+  static func daysIn(month: Int, year: Int) -> Int {
+    switch month {
+    case 2: return (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
+    case 4, 6, 9, 11: return 30
+    default: return 31
+    }
+  }
+
+  /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+  static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yearOfEra = y - era * 400
+    let monthIndex = month > 2 ? month - 3 : month + 9
+    let dayOfYear = (153 * monthIndex + 2) / 5 + day - 1
+    let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+    return era * 146_097 + dayOfEra - 719_468
+  }
+
+  /// The bytes as a String (the stream's UTF-8 is validated as it arrives).
+  @inline(__always)
+  public static func string(_ bytes: UnsafeRawBufferPointer) -> String {
+    String(decoding: bytes, as: UTF8.self)
+  }
+}

@@ -1,0 +1,23 @@
+import Foundation
+import HaatCore
+
+/// The durable queue. Writes come as batches of ops applied in one transaction (group
+/// commit); reads may run concurrently with them.
+public protocol JobStore: Sendable {
+  /// Applies `ops` in order in one transaction and commits it durably before returning.
+  /// An op that does not apply (an unknown task, a stale attempt) yields its own result and
+  /// does not abort the batch; a failed commit throws and none of the ops took effect.
+  func apply(_ ops: [StoreOp], nowMs: Int64) throws -> [StoreOpResult]
+
+  /// Everything a restarted coordinator needs: open jobs, leases, waiting tasks.
+  func recover(nowMs: Int64) throws -> Recovery
+
+  func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord?
+  /// Newest first.
+  func jobs(state: JobState?, limit: Int, nowMs: Int64) throws -> [JobRecord]
+  /// Every task of a job with its partial, stats and last error, in task order.
+  func outputs(of job: JobID) throws -> [TaskOutput]
+  func deadTasks(job: JobID?, limit: Int) throws -> [DeadRecord]
+  /// A finished job's report, as its wire JSON.
+  func report(of job: JobID) throws -> Data?
+}

@@ -1,0 +1,544 @@
+import Foundation
+import GRDB
+import HaatCore
+
+/// The embedded store: one SQLite file in WAL mode.
+///
+/// Every write is one `BEGIN IMMEDIATE` transaction over a whole batch of ops, so a
+/// coordinator that hands it everything that arrived during the previous commit gets group
+/// commit for free. Reads run on the pool's reader connections, concurrently with writes.
+public final class SQLiteJobStore: JobStore {
+  public let path: String
+  public let durability: Durability
+  private let pool: DatabasePool
+
+  /// Opens (creating or migrating) the store at `path`.
+  public init(path: String, durability: Durability = .full, busyTimeout: TimeInterval = 5)
+    throws
+  {
+    self.path = path
+    self.durability = durability
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(busyTimeout)
+    let synchronous = durability == .full ? "FULL" : "NORMAL"
+    configuration.prepareDatabase { db in
+      try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+      try db.execute(sql: "PRAGMA foreign_keys = ON")
+    }
+    do {
+      pool = try DatabasePool(path: path, configuration: configuration)
+      try Schema.migrator.migrate(pool)
+    } catch {
+      throw HaatError(.unavailable, "cannot open the store at \(path): \(error)")
+    }
+  }
+
+  // MARK: - Writes
+
+  public func apply(_ ops: [StoreOp], nowMs: Int64) throws -> [StoreOpResult] {
+    var random = SystemRandomNumberGenerator()
+    do {
+      return try pool.writeWithoutTransaction { db in
+        var results: [StoreOpResult] = []
+        results.reserveCapacity(ops.count)
+        try db.inTransaction(.immediate) {
+          for op in ops {
+            results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+          }
+          return .commit
+        }
+        return results
+      }
+    } catch let error as HaatError {
+      throw error
+    } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+      throw HaatError(.unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
+    } catch {
+      throw HaatError(.unavailable, "the store could not commit: \(error)")
+    }
+  }
+
+  private func apply(
+    _ op: StoreOp, db: Database, nowMs: Int64, random: inout SystemRandomNumberGenerator
+  ) throws -> StoreOpResult {
+    switch op {
+    case .submit(let job):
+      return try submit(job, db: db, nowMs: nowMs)
+    case .claim(let owner, let pool, let limit):
+      return .claimed(try claim(owner: owner, pool: pool, limit: limit, db: db, nowMs: nowMs))
+    case .complete(let task, let attempt, let partial, let stats, let bookmark):
+      return try transition(task, .complete(attempt: attempt), db: db, nowMs: nowMs, random: &random) {
+        db, change in
+        try db.cachedStatement(
+          sql: "UPDATE tasks SET partial = ?, stats = ?, bookmark = ? WHERE id = ?"
+        ).execute(arguments: [partial, stats, bookmark, change.task.rawValue])
+      }
+    case .fail(let task, let attempt, let error, let retryable, let retryAfterMs, let stats):
+      let event = TaskEvent.fail(attempt: attempt, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
+      return try transition(task, event, db: db, nowMs: nowMs, random: &random) { db, change in
+        try db.cachedStatement(
+          sql: "UPDATE tasks SET last_error_code = ?, last_error = ?, stats = ? WHERE id = ?"
+        ).execute(arguments: [error.code, error.message, stats, change.task.rawValue])
+      }
+    case .expire(let task, let attempt):
+      return try transition(task, .expire(attempt: attempt), db: db, nowMs: nowMs, random: &random) {
+        db, change in
+        let error = TaskError.leaseExpired
+        try db.cachedStatement(
+          sql: "UPDATE tasks SET last_error_code = ?, last_error = ? WHERE id = ?"
+        ).execute(arguments: [error.code, error.message, change.task.rawValue])
+      }
+    case .release(let task, let attempt):
+      return try transition(task, .release(attempt: attempt), db: db, nowMs: nowMs, random: &random)
+    case .cancelJob(let job):
+      return try cancel(job, db: db, nowMs: nowMs, random: &random)
+    case .retryDead(let selector):
+      return .deadUpdated(try updateDead(selector, .retryDead, db: db, nowMs: nowMs, random: &random))
+    case .discardDead(let selector):
+      return .deadUpdated(try updateDead(selector, .discardDead, db: db, nowMs: nowMs, random: &random))
+    case .finishJob(let job, let state, let report, let error):
+      return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
+    }
+  }
+
+  private func submit(_ job: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
+    try db.cachedStatement(
+      sql: """
+        INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
+                          max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
+        VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+    ).execute(arguments: [
+      job.name, job.priority, job.spec, job.reports.joined(separator: ","), nowMs, job.notBeforeMs,
+      job.maxAttempts, Int64(job.retry.baseMs), Int64(job.retry.capMs), job.tasks.count,
+      job.submittedBy,
+    ])
+    let jobID = db.lastInsertedRowID
+    let insert = try db.cachedStatement(
+      sql: """
+        INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt,
+                           max_attempts, spec, updated_at)
+        VALUES (?, ?, ?, ?, 'ready', ?, ?, 0, ?, ?, ?)
+        """)
+    for (index, task) in job.tasks.enumerated() {
+      try insert.execute(arguments: [
+        jobID, index, task.pool.rawValue, task.source, job.priority, job.notBeforeMs,
+        job.maxAttempts, task.spec, nowMs,
+      ])
+    }
+    return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
+  }
+
+  private func claim(owner: String, pool: Pool, limit: Int, db: Database, nowMs: Int64) throws
+    -> [ClaimedTask]
+  {
+    guard limit > 0 else { return [] }
+    let rows = try Row.fetchAll(
+      db.cachedStatement(
+        sql: """
+          UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?1, updated_at = ?2
+          WHERE id IN (SELECT id FROM tasks
+                       WHERE state = 'ready' AND pool = ?3 AND not_before <= ?2
+                       ORDER BY priority DESC, id LIMIT ?4)
+          RETURNING id, job, idx, attempt, spec
+          """),
+      arguments: [owner, nowMs, pool.rawValue, limit])
+    var claimed: [ClaimedTask] = []
+    claimed.reserveCapacity(rows.count)
+    var jobs = Set<Int64>()
+    for row in rows {
+      let job: Int64 = row[1]
+      jobs.insert(job)
+      claimed.append(
+        ClaimedTask(
+          task: TaskID(row[0]), job: JobID(job), index: row[2], attempt: row[3], pool: pool,
+          spec: row[4], startedJob: false))
+    }
+    let start = try db.cachedStatement(
+      sql: "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'")
+    var started = Set<Int64>()
+    for job in jobs {
+      try start.execute(arguments: [nowMs, job])
+      if db.changesCount > 0 { started.insert(job) }
+    }
+    claimed.sort { $0.task < $1.task }
+    if !started.isEmpty {
+      for index in claimed.indices where started.remove(claimed[index].job.rawValue) != nil {
+        claimed[index].startedJob = true
+      }
+    }
+    return claimed
+  }
+
+  /// Loads a task, applies the rules, writes the new state, and lets `extra` write what
+  /// goes with an accepted change.
+  private func transition(
+    _ task: TaskID, _ event: TaskEvent, db: Database, nowMs: Int64,
+    random: inout SystemRandomNumberGenerator,
+    extra: ((Database, TaskChange) throws -> Void)? = nil
+  ) throws -> StoreOpResult {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(sql: Self.transitionColumns + " WHERE t.id = ?"),
+        arguments: [task.rawValue])
+    else {
+      return .failed(HaatError(.notFound, "task \(task) does not exist"))
+    }
+    guard let loaded = LoadedTask(row) else {
+      return .failed(HaatError(.internal, "task \(task) has an unreadable state"))
+    }
+    let change = try transition(loaded, event, db: db, nowMs: nowMs, random: &random)
+    if change.transition.newState != nil, let extra { try extra(db, change) }
+    return .changed(change)
+  }
+
+  /// A task row as `transitionColumns` selects it.
+  private struct LoadedTask {
+    var id: TaskID
+    var job: JobID
+    var pool: Pool
+    var status: TaskStatus
+    var retry: RetryPolicy
+
+    init?(_ row: Row) {
+      guard let pool = Pool(rawValue: row[2]), let state = TaskState(rawValue: row[3]) else {
+        return nil
+      }
+      id = TaskID(row[0] as Int64)
+      job = JobID(row[1] as Int64)
+      self.pool = pool
+      status = TaskStatus(state: state, attempt: row[4], maxAttempts: row[5])
+      retry = RetryPolicy(baseMs: UInt64(row[6] as Int64), capMs: UInt64(row[7] as Int64))
+    }
+  }
+
+  /// Applies `event` to a loaded task and writes its new state.
+  private func transition(
+    _ task: LoadedTask, _ event: TaskEvent, db: Database, nowMs: Int64,
+    random: inout SystemRandomNumberGenerator
+  ) throws -> TaskChange {
+    let transition = TaskRules.apply(event, to: task.status, retry: task.retry, random: &random)
+    var change = TaskChange(
+      task: task.id, job: task.job, pool: task.pool, attempt: eventAttempt(event, task.status),
+      from: task.status.state, transition: transition, notBeforeMs: 0)
+    let id = task.id.rawValue
+    switch transition {
+    case .refused, .leased:
+      break
+    case .done:
+      try setState(task.id, "done", db: db, nowMs: nowMs)
+    case .retry(let delayMs):
+      change.notBeforeMs = nowMs + Int64(clamping: delayMs)
+      try db.cachedStatement(
+        sql: "UPDATE tasks SET state = 'ready', not_before = ?, updated_at = ? WHERE id = ?"
+      ).execute(arguments: [change.notBeforeMs, nowMs, id])
+    case .dead(let error):
+      try db.cachedStatement(
+        sql: """
+          UPDATE tasks SET state = 'dead', last_error_code = ?, last_error = ?, updated_at = ?
+          WHERE id = ?
+          """
+      ).execute(arguments: [error.code, error.message, nowMs, id])
+    case .released:
+      try db.cachedStatement(
+        sql: "UPDATE tasks SET state = 'ready', attempt = attempt - 1, updated_at = ? WHERE id = ?"
+      ).execute(arguments: [nowMs, id])
+    case .cancelled:
+      try setState(task.id, "cancelled", db: db, nowMs: nowMs)
+    case .revived:
+      try db.cachedStatement(
+        sql: """
+          UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = ?
+          WHERE id = ?
+          """
+      ).execute(arguments: [nowMs, id])
+    }
+    return change
+  }
+
+  private func eventAttempt(_ event: TaskEvent, _ status: TaskStatus) -> UInt32 {
+    switch event {
+    case .complete(let attempt), .fail(let attempt, _, _, _), .expire(let attempt),
+      .release(let attempt):
+      return attempt
+    case .claim, .cancel, .retryDead, .discardDead:
+      return status.attempt
+    }
+  }
+
+  private func setState(_ task: TaskID, _ state: String, db: Database, nowMs: Int64) throws {
+    try db.cachedStatement(sql: "UPDATE tasks SET state = ?, updated_at = ? WHERE id = ?")
+      .execute(arguments: [state, nowMs, task.rawValue])
+  }
+
+  private static let transitionColumns = """
+    SELECT t.id, t.job, t.pool, t.state, t.attempt, t.max_attempts, j.retry_base_ms, j.retry_cap_ms
+    FROM tasks t JOIN jobs j ON j.id = t.job
+    """
+
+  /// Applies `event` to every task the query selects; returns the changes that took.
+  private func transitionAll(
+    sql: String, arguments: StatementArguments, _ event: TaskEvent, db: Database, nowMs: Int64,
+    random: inout SystemRandomNumberGenerator
+  ) throws -> [TaskChange] {
+    try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap(LoadedTask.init).compactMap {
+      let change = try transition($0, event, db: db, nowMs: nowMs, random: &random)
+      return change.transition.newState == nil ? nil : change
+    }
+  }
+
+  private func cancel(
+    _ job: JobID, db: Database, nowMs: Int64, random: inout SystemRandomNumberGenerator
+  ) throws -> StoreOpResult {
+    guard
+      let state = try String.fetchOne(
+        db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [job.rawValue])
+    else {
+      return .failed(HaatError(.notFound, "job \(job) does not exist"))
+    }
+    if let jobState = JobState(rawValue: state), jobState.isFinal {
+      return .failed(HaatError(.badRequest, "job \(job) has already ended (\(state))"))
+    }
+    let changes = try transitionAll(
+      sql: Self.transitionColumns + " WHERE t.job = ? AND t.state IN ('ready', 'leased') ORDER BY t.id",
+      arguments: [job.rawValue], .cancel, db: db, nowMs: nowMs, random: &random)
+    try db.execute(
+      sql: "UPDATE jobs SET state = 'cancelled', cancelled = 1, finished_at = ? WHERE id = ?",
+      arguments: [nowMs, job.rawValue])
+    return .cancelled(job, changes)
+  }
+
+  private func updateDead(
+    _ selector: DeadSelector, _ event: TaskEvent, db: Database, nowMs: Int64,
+    random: inout SystemRandomNumberGenerator
+  ) throws -> [TaskChange] {
+    var changes: [TaskChange] = []
+    switch selector {
+    case .all:
+      changes = try transitionAll(
+        sql: Self.transitionColumns + " WHERE t.state = 'dead' ORDER BY t.id", arguments: [],
+        event, db: db, nowMs: nowMs, random: &random)
+    case .job(let job):
+      changes = try transitionAll(
+        sql: Self.transitionColumns + " WHERE t.state = 'dead' AND t.job = ? ORDER BY t.id",
+        arguments: [job.rawValue], event, db: db, nowMs: nowMs, random: &random)
+    case .tasks(let tasks):
+      for task in tasks {
+        changes += try transitionAll(
+          sql: Self.transitionColumns + " WHERE t.state = 'dead' AND t.id = ?",
+          arguments: [task.rawValue], event, db: db, nowMs: nowMs, random: &random)
+      }
+    }
+    if event == .retryDead {
+      // A revived task reopens its job: it runs again and gets a new report when it ends.
+      let reopen = try db.cachedStatement(
+        sql: """
+          UPDATE jobs SET state = 'running', finished_at = 0, report = NULL, error = ''
+          WHERE id = ? AND cancelled = 0
+          """)
+      for job in Set(changes.map(\.job.rawValue)) { try reopen.execute(arguments: [job]) }
+    }
+    return changes
+  }
+
+  private func finish(
+    _ job: JobID, state: JobState, report: Data?, error: String, db: Database, nowMs: Int64
+  ) throws -> StoreOpResult {
+    let open = try Int.fetchOne(
+      db,
+      sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')",
+      arguments: [job.rawValue]) ?? 0
+    guard open == 0 else { return .finished(job, applied: false) }
+    try db.execute(
+      sql: """
+        UPDATE jobs SET state = ?, report = ?, error = ?,
+          finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE ? END
+        WHERE id = ?
+        """,
+      arguments: [state.rawValue, report, error, nowMs, job.rawValue])
+    return .finished(job, applied: db.changesCount > 0)
+  }
+
+  // MARK: - Reads
+
+  public func recover(nowMs: Int64) throws -> Recovery {
+    try read { db in
+      var jobs: [Int64: Recovery.ActiveJob] = [:]
+      for row in try Row.fetchAll(
+        db,
+        sql: "SELECT id, started_at, cancelled, priority FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)")
+      {
+        let id: Int64 = row[0]
+        jobs[id] = Recovery.ActiveJob(
+          id: JobID(id), counts: TaskCounts(), started: (row[1] as Int64) > 0,
+          cancelled: (row[2] as Int64) != 0, priority: row[3])
+      }
+      for row in try Row.fetchAll(
+        db,
+        sql: """
+          SELECT t.job, t.state, t.not_before > ?, count(*) FROM tasks t JOIN jobs j ON j.id = t.job
+          WHERE j.state IN ('queued', 'running') OR (j.cancelled = 1 AND j.report IS NULL)
+          GROUP BY t.job, t.state, t.not_before > ?
+          """, arguments: [nowMs, nowMs])
+      {
+        let id: Int64 = row[0]
+        guard var state = TaskState(rawValue: row[1]) else { continue }
+        if state == .ready, (row[2] as Int64) != 0 { state = .scheduled }
+        jobs[id]?.counts[state] += row[3] as Int
+      }
+      let leases = try Row.fetchAll(
+        db, sql: "SELECT id, job, attempt, worker, pool FROM tasks WHERE state = 'leased' ORDER BY id"
+      ).compactMap { row -> Recovery.Lease? in
+        guard let pool = Pool(rawValue: row[4]) else { return nil }
+        return Recovery.Lease(
+          task: TaskID(row[0]), job: JobID(row[1]), attempt: row[2], owner: row[3] ?? "", pool: pool)
+      }
+      let waiting = try Row.fetchAll(
+        db,
+        sql: "SELECT id, job, pool, not_before FROM tasks WHERE state = 'ready' AND not_before > ? ORDER BY not_before",
+        arguments: [nowMs]
+      ).compactMap { row -> Recovery.Waiting? in
+        guard let pool = Pool(rawValue: row[2]) else { return nil }
+        return Recovery.Waiting(task: TaskID(row[0]), job: JobID(row[1]), pool: pool, notBeforeMs: row[3])
+      }
+      return Recovery(
+        jobs: jobs.values.sorted { $0.id < $1.id }, leases: leases, waiting: waiting)
+    }
+  }
+
+  private static let jobColumns = """
+    SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,
+           max_attempts, reports, error, submitted_by, spec FROM jobs
+    """
+
+  public func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord? {
+    try read { db in
+      guard
+        let row = try Row.fetchOne(db, sql: Self.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
+        var job = Self.jobRecord(row)
+      else { return nil }
+      job.counts = try Self.counts(of: id, db: db, nowMs: nowMs)
+      if tasks { job.tasks = try Self.tasks(of: id, db: db, nowMs: nowMs) }
+      return job
+    }
+  }
+
+  public func jobs(state: JobState?, limit: Int, nowMs: Int64) throws -> [JobRecord] {
+    try read { db in
+      let rows: [Row]
+      if let state {
+        rows = try Row.fetchAll(
+          db, sql: Self.jobColumns + " WHERE state = ? ORDER BY id DESC LIMIT ?",
+          arguments: [state.rawValue, limit])
+      } else {
+        rows = try Row.fetchAll(db, sql: Self.jobColumns + " ORDER BY id DESC LIMIT ?", arguments: [limit])
+      }
+      return try rows.compactMap { row in
+        guard var job = Self.jobRecord(row) else { return nil }
+        job.counts = try Self.counts(of: job.id, db: db, nowMs: nowMs)
+        return job
+      }
+    }
+  }
+
+  public func outputs(of job: JobID) throws -> [TaskOutput] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT id, idx, source, state, partial, stats, last_error_code, last_error
+          FROM tasks WHERE job = ? ORDER BY idx
+          """, arguments: [job.rawValue]
+      ).compactMap { row in
+        guard let state = TaskState(rawValue: row[3]) else { return nil }
+        return TaskOutput(
+          task: TaskID(row[0]), index: row[1], source: row[2], state: state, partial: row[4],
+          stats: row[5], lastError: Self.taskError(code: row[6], message: row[7]))
+      }
+    }
+  }
+
+  public func deadTasks(job: JobID?, limit: Int) throws -> [DeadRecord] {
+    try read { db in
+      let sql = """
+        SELECT id, job, source, attempt, last_error_code, last_error, updated_at FROM tasks
+        WHERE state = 'dead' \(job == nil ? "" : "AND job = ?") ORDER BY id LIMIT ?
+        """
+      let arguments: StatementArguments = job.map { [$0.rawValue, limit] } ?? [limit]
+      return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        DeadRecord(
+          task: TaskID(row[0]), job: JobID(row[1]), source: row[2], attempts: row[3],
+          error: Self.taskError(code: row[4], message: row[5])
+            ?? TaskError(code: "unknown", message: "no error was recorded"),
+          diedMs: row[6])
+      }
+    }
+  }
+
+  public func report(of job: JobID) throws -> Data? {
+    try read { db in
+      try Data.fetchOne(db, sql: "SELECT report FROM jobs WHERE id = ?", arguments: [job.rawValue])
+    }
+  }
+
+  private func read<T>(_ body: (Database) throws -> T) throws -> T {
+    do {
+      return try pool.read(body)
+    } catch let error as HaatError {
+      throw error
+    } catch {
+      throw HaatError(.unavailable, "the store could not be read: \(error)")
+    }
+  }
+
+  private static func jobRecord(_ row: Row) -> JobRecord? {
+    guard let state = JobState(rawValue: row[2]) else { return nil }
+    let reports: String = row[9]
+    return JobRecord(
+      id: JobID(row[0]), name: row[1], state: state, priority: row[3], createdMs: row[4],
+      startedMs: row[5], finishedMs: row[6], notBeforeMs: row[7], maxAttempts: row[8],
+      reports: reports.split(separator: ",").map(String.init), error: row[10],
+      submittedBy: row[11], spec: row[12], counts: TaskCounts(), tasks: [])
+  }
+
+  private static func counts(of job: JobID, db: Database, nowMs: Int64) throws -> TaskCounts {
+    var counts = TaskCounts()
+    for row in try Row.fetchAll(
+      db,
+      sql: "SELECT state, not_before > ?, count(*) FROM tasks WHERE job = ? GROUP BY state, not_before > ?",
+      arguments: [nowMs, job.rawValue, nowMs])
+    {
+      guard var state = TaskState(rawValue: row[0]) else { continue }
+      if state == .ready, (row[1] as Int64) != 0 { state = .scheduled }
+      counts[state] += row[2] as Int
+    }
+    return counts
+  }
+
+  private static func tasks(of job: JobID, db: Database, nowMs: Int64) throws -> [TaskRecord] {
+    try Row.fetchAll(
+      db,
+      sql: """
+        SELECT id, idx, pool, source, state, attempt, max_attempts, worker, last_error_code,
+               last_error, not_before, updated_at, stats
+        FROM tasks WHERE job = ? ORDER BY idx
+        """, arguments: [job.rawValue]
+    ).compactMap { row in
+      guard let pool = Pool(rawValue: row[2]), var state = TaskState(rawValue: row[4]) else {
+        return nil
+      }
+      let notBefore: Int64 = row[10]
+      if state == .ready, notBefore > nowMs { state = .scheduled }
+      return TaskRecord(
+        id: TaskID(row[0]), job: job, index: row[1], pool: pool, source: row[3], state: state,
+        attempt: row[5], maxAttempts: row[6], worker: row[7] ?? "",
+        lastError: taskError(code: row[8], message: row[9]), notBeforeMs: notBefore,
+        updatedMs: row[11], stats: row[12])
+    }
+  }
+
+  private static func taskError(code: String?, message: String?) -> TaskError? {
+    guard let code, !code.isEmpty else { return nil }
+    return TaskError(code: code, message: message ?? "")
+  }
+}

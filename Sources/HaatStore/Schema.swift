@@ -1,0 +1,61 @@
+import GRDB
+
+/// The store's tables. Migrations only ever add; a store opened by a newer Haat stays
+/// readable by the version that wrote it.
+enum Schema {
+  static var migrator: DatabaseMigrator {
+    var migrator = DatabaseMigrator()
+    migrator.registerMigration("v1") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            spec BLOB NOT NULL,
+            reports TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL,
+            not_before INTEGER NOT NULL DEFAULT 0,
+            started_at INTEGER NOT NULL DEFAULT 0,
+            finished_at INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            retry_base_ms INTEGER NOT NULL,
+            retry_cap_ms INTEGER NOT NULL,
+            total_tasks INTEGER NOT NULL,
+            cancelled INTEGER NOT NULL DEFAULT 0,
+            submitted_by TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            report BLOB
+          );
+          CREATE INDEX jobs_state ON jobs (state, id);
+
+          CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            job INTEGER NOT NULL REFERENCES jobs (id),
+            idx INTEGER NOT NULL,
+            pool TEXT NOT NULL,
+            source TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            not_before INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            worker TEXT,
+            spec BLOB NOT NULL,
+            partial BLOB,
+            stats BLOB,
+            bookmark TEXT,
+            last_error_code TEXT,
+            last_error TEXT,
+            updated_at INTEGER NOT NULL
+          );
+          -- Claims read this partial index only: ready tasks by pool, best first.
+          CREATE INDEX tasks_ready ON tasks (pool, priority DESC, id) WHERE state = 'ready';
+          CREATE INDEX tasks_job ON tasks (job, state);
+          CREATE INDEX tasks_leased ON tasks (state) WHERE state IN ('leased', 'dead');
+          """)
+    }
+    return migrator
+  }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import HaatCore
+
+/// A job to store, already validated and planned into tasks.
+public struct NewJob: Sendable {
+  public var name: String
+  public var priority: Int32
+  /// Tasks do not start before this wall-clock time (ms since the epoch); 0 = now.
+  public var notBeforeMs: Int64
+  public var maxAttempts: UInt32
+  public var retry: RetryPolicy
+  public var reports: [String]
+  /// The submitted spec, as its wire JSON.
+  public var spec: Data
+  /// "role:name" of the session that submitted it.
+  public var submittedBy: String
+  public var tasks: [NewTask]
+
+  public init(
+    name: String, priority: Int32, notBeforeMs: Int64, maxAttempts: UInt32, retry: RetryPolicy,
+    reports: [String], spec: Data, submittedBy: String, tasks: [NewTask]
+  ) {
+    self.name = name
+    self.priority = priority
+    self.notBeforeMs = notBeforeMs
+    self.maxAttempts = maxAttempts
+    self.retry = retry
+    self.reports = reports
+    self.spec = spec
+    self.submittedBy = submittedBy
+    self.tasks = tasks
+  }
+}
+
+/// One planned task.
+public struct NewTask: Sendable {
+  public var pool: Pool
+  /// The source's name, for people (dead lists, missing sources).
+  public var source: String
+  /// The task's spec, as its wire JSON.
+  public var spec: Data
+
+  public init(pool: Pool, source: String, spec: Data) {
+    self.pool = pool
+    self.source = source
+    self.spec = spec
+  }
+}
+
+/// Which dead tasks an operator means.
+public enum DeadSelector: Sendable, Equatable {
+  case all
+  case job(JobID)
+  case tasks([TaskID])
+}
+
+/// One change to the queue. A batch of them is applied in one durable transaction.
+public enum StoreOp: Sendable {
+  case submit(NewJob)
+  /// Lease up to `limit` ready tasks of `pool` to `owner`, highest priority first.
+  case claim(owner: String, pool: Pool, limit: Int)
+  case complete(task: TaskID, attempt: UInt32, partial: Data, stats: Data, bookmark: String)
+  case fail(task: TaskID, attempt: UInt32, error: TaskError, retryable: Bool, retryAfterMs: UInt64, stats: Data)
+  case expire(task: TaskID, attempt: UInt32)
+  case release(task: TaskID, attempt: UInt32)
+  case cancelJob(JobID)
+  case retryDead(DeadSelector)
+  case discardDead(DeadSelector)
+  /// Record a job's end and report; refused (`finished(applied: false)`) if it has open tasks.
+  case finishJob(JobID, state: JobState, report: Data?, error: String)
+}
+
+/// What one op did.
+public enum StoreOpResult: Sendable {
+  case submitted(JobID, tasks: Int, notBeforeMs: Int64)
+  case claimed([ClaimedTask])
+  case changed(TaskChange)
+  case cancelled(JobID, [TaskChange])
+  case deadUpdated([TaskChange])
+  case finished(JobID, applied: Bool)
+  case failed(HaatError)
+}
+
+/// A task that moved (or was refused), with enough to update counters and reply.
+public struct TaskChange: Sendable, Equatable {
+  public var task: TaskID
+  public var job: JobID
+  public var pool: Pool
+  /// The attempt the event was about.
+  public var attempt: UInt32
+  /// The stored state before.
+  public var from: TaskState
+  public var transition: TaskTransition
+  /// For a retry: when the task may run again (ms since the epoch).
+  public var notBeforeMs: Int64
+}
+
+/// A task leased by a claim.
+public struct ClaimedTask: Sendable {
+  public var task: TaskID
+  public var job: JobID
+  public var index: Int
+  public var attempt: UInt32
+  public var pool: Pool
+  public var spec: Data
+  /// Whether this claim started its job (queued → running).
+  public var startedJob: Bool
+}
+
+/// A job as stored, with its task counts.
+public struct JobRecord: Sendable {
+  public var id: JobID
+  public var name: String
+  public var state: JobState
+  public var priority: Int32
+  public var createdMs: Int64
+  public var startedMs: Int64
+  public var finishedMs: Int64
+  public var notBeforeMs: Int64
+  public var maxAttempts: UInt32
+  public var reports: [String]
+  public var error: String
+  public var submittedBy: String
+  public var spec: Data
+  public var counts: TaskCounts
+  public var tasks: [TaskRecord]
+}
+
+/// A task as stored.
+public struct TaskRecord: Sendable {
+  public var id: TaskID
+  public var job: JobID
+  public var index: Int
+  public var pool: Pool
+  public var source: String
+  /// As shown: a ready task whose time has not come is `scheduled`.
+  public var state: TaskState
+  public var attempt: UInt32
+  public var maxAttempts: UInt32
+  public var worker: String
+  public var lastError: TaskError?
+  public var notBeforeMs: Int64
+  public var updatedMs: Int64
+  public var stats: Data?
+}
+
+/// What the reducer needs of one task of a finished job.
+public struct TaskOutput: Sendable {
+  public var task: TaskID
+  public var index: Int
+  public var source: String
+  public var state: TaskState
+  public var partial: Data?
+  public var stats: Data?
+  public var lastError: TaskError?
+}
+
+/// A dead task, for operators.
+public struct DeadRecord: Sendable {
+  public var task: TaskID
+  public var job: JobID
+  public var source: String
+  public var attempts: UInt32
+  public var error: TaskError
+  public var diedMs: Int64
+}
+
+/// What a coordinator needs to resume after a restart.
+public struct Recovery: Sendable {
+  /// A job that has not ended.
+  public struct ActiveJob: Sendable {
+    public var id: JobID
+    public var counts: TaskCounts
+    public var started: Bool
+    public var cancelled: Bool
+    public var priority: Int32
+  }
+
+  /// A task that was leased when the coordinator stopped.
+  public struct Lease: Sendable {
+    public var task: TaskID
+    public var job: JobID
+    public var attempt: UInt32
+    public var owner: String
+    public var pool: Pool
+  }
+
+  /// A ready task whose time has not come.
+  public struct Waiting: Sendable {
+    public var task: TaskID
+    public var job: JobID
+    public var pool: Pool
+    public var notBeforeMs: Int64
+  }
+
+  public var jobs: [ActiveJob]
+  public var leases: [Lease]
+  public var waiting: [Waiting]
+}
+
+/// How hard the store works to keep a commit across a power loss.
+public enum Durability: String, Sendable, CaseIterable {
+  /// Every commit is fsynced (SQLite `synchronous=FULL`): survives power loss.
+  case full
+  /// Commits survive a process crash; the last ones may be lost on power loss
+  /// (SQLite `synchronous=NORMAL` in WAL mode).
+  case normal
+}

@@ -1,0 +1,67 @@
+import HaatRecords
+import Testing
+
+@Suite struct ValuesTests {
+  static let counts: [(String, Result<UInt64?, Values.Problem>)] = [
+    ("", .success(nil)), ("  ", .success(nil)), ("0", .success(0)), ("007", .success(7)),
+    ("12,345", .success(12_345)), ("1,234,567", .success(1_234_567)), (" 42\t", .success(42)),
+    ("18446744073709551615", .success(UInt64.max)), ("18446744073709551616", .failure(.outOfRange)),
+    ("-5", .failure(.negative)), ("-0", .failure(.negative)), ("-1,000", .failure(.negative)),
+    ("lots", .failure(.notAnInteger)), ("1.5", .failure(.notAnInteger)), ("12,34", .failure(.notAnInteger)),
+    ("1,2345", .failure(.notAnInteger)), (",123", .failure(.notAnInteger)), ("+5", .failure(.notAnInteger)),
+    ("1e3", .failure(.notAnInteger)), ("১২", .failure(.notAnInteger)), ("-", .failure(.notAnInteger)),
+    ("1234,567", .failure(.notAnInteger)), ("1,234,", .failure(.notAnInteger)),
+  ]
+
+  @Test(arguments: counts)
+  func count(text: String, expected: Result<UInt64?, Values.Problem>) {
+    let result = Array(text.utf8).withUnsafeBytes { Values.count($0) }
+    #expect(result == expected)
+  }
+
+  static let timestamps: [(String, Int64?)] = [
+    ("2026-03-01T18:30:00+06:00", 1_772_368_200), ("2026-03-01T12:30:00Z", 1_772_368_200),
+    ("2026-03-01t12:30:00.250z", 1_772_368_200), ("2026-03-01T07:00:00-05:30", 1_772_368_200),
+    ("2024-02-29T00:00:00Z", 1_709_164_800), ("2026-02-29T00:00:00Z", nil), ("2026-02-30T18:00:00+06:00", nil),
+    ("2026-03-01T18:30:00", nil), ("2026-03-01 18:30:00Z", nil), ("yesterday", nil),
+    ("2026-03-01T24:00:00Z", nil), ("2026-03-01T23:59:60Z", nil), ("2026-03-01T12:30:00+24:00", nil),
+    ("2026-03-01T12:30:00.Z", nil), ("2026-13-01T00:00:00Z", nil),
+  ]
+
+  @Test(arguments: timestamps)
+  func timestamp(text: String, epoch: Int64?) {
+    let parsed = Array(text.utf8).withUnsafeBytes { Values.timestamp($0) }
+    #expect(parsed?.epochSeconds == epoch)
+  }
+
+  @Test func utf8Validator() {
+    func valid(_ bytes: [UInt8], split: Int) -> Bool {
+      var validator = UTF8Validator()
+      let first = bytes[..<split].withUnsafeBytes { validator.feed($0) }
+      let second = bytes[split...].withUnsafeBytes { validator.feed($0) }
+      return first == nil && second == nil && validator.isComplete
+    }
+    let good = Array("আমি 👩🏽‍💻 نیا".utf8)
+    for split in 0...good.count { #expect(valid(good, split: split)) }
+    for bad: [UInt8] in [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x82], [0xFF]] {
+      #expect(!valid(bad, split: 1))
+    }
+  }
+
+  @Test func jsonScanner() {
+    func scan(_ text: String) -> (JSONScanner.Failure?, [String: JSONScalar]) {
+      var members: [String: JSONScalar] = [:]
+      let failure = Array(text.utf8).withUnsafeBytes { JSONScanner.scanObject($0) { members[$0] = $1 } }
+      return (failure, members)
+    }
+    #expect(scan(#"{"a":"x\u00e9\ud83d\ude00","b":12,"c":-0,"d":1.5,"e":[1,{"f":null}],"g":true}"#).1 == [
+      "a": .string("xé😀"), "b": .integer(negative: false, magnitude: 12), "c": .integer(negative: true, magnitude: 0),
+      "d": .nonInteger, "e": .composite, "g": .bool(true),
+    ])
+    #expect(scan("[1,2]").0 == .notAnObject)
+    #expect(scan("\"x\"").0 == .notAnObject)
+    for bad in ["{", "{\"a\":01}", "{\"a\":NaN}", "{\"a\":1,}", "{a:1}", "{\"a\":\"\u{1}\"}", "{} x", ""] {
+      #expect(scan(bad).0 == .invalid, "\(bad)")
+    }
+  }
+}

@@ -90,7 +90,7 @@ let package = Package(
     .executableTarget(
       name: "haat",
       dependencies: [
-        "HaatCoordinator", "HaatWorker", "HaatClient", "HaatFixtures", "HaatStore",
+        "HaatCoordinator", "HaatWorker", "HaatClient", "HaatFixtures", "HaatStore", "HaatTesting",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,7 +105,9 @@ let package = Package(
       path: "Benchmarks/HaatBench"
     ),
     .testTarget(name: "HaatCoreTests", dependencies: ["HaatCore"]),
-    .testTarget(name: "HaatProtocolTests", dependencies: ["HaatProtocol", "HaatCore"] + nio),
+    .testTarget(
+      name: "HaatProtocolTests",
+      dependencies: ["HaatProtocol", "HaatCore", .product(name: "NIOEmbedded", package: "swift-nio")] + nio),
     .testTarget(name: "HaatFetchTests", dependencies: ["HaatFetch", "HaatFixtures"]),
     .testTarget(
       name: "HaatRecordsTests", dependencies: ["HaatRecords", "HaatAnalytics", "HaatProtocol"],

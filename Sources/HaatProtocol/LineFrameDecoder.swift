@@ -64,17 +64,18 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
         return nil
       }
       scanned = 0
-      var length = newline - view.startIndex
-      let lineStart = buffer.readerIndex
-      buffer.moveReaderIndex(forwardBy: length + 1)
-      if length > 0, view[newline - 1] == UInt8(ascii: "\r") { length -= 1 }
-      if length > maxLineBytes {
+      let length = newline - view.startIndex
+      let hasCR = length > 0 && view[newline - 1] == UInt8(ascii: "\r")
+      let contentLength = hasCR ? length - 1 : length
+      if contentLength > maxLineBytes {
         overflowed = true
         buffer.moveReaderIndex(to: buffer.writerIndex)
         return .tooLong(limit: maxLineBytes)
       }
-      if length == 0 { continue }
-      return .line(buffer.getSlice(at: lineStart, length: length) ?? ByteBuffer())
+      let line = buffer.readSlice(length: contentLength) ?? ByteBuffer()
+      buffer.moveReaderIndex(forwardBy: length - contentLength + 1)
+      if contentLength == 0 { continue }
+      return .line(line)
     }
   }
 }

@@ -1,0 +1,300 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A client of the coordinator: the CLI's, and the one to embed. It authenticates with a
+/// credential, sends requests and matches replies by `reply_to`, and turns streams
+/// (`watch`, `tail_logs`) into async sequences.
+public final class HaatClient: Sendable {
+  private let channel: any Channel
+  private let router: ReplyRouter
+  private let counter = Atomic<UInt64>(0)
+  /// What the coordinator said when the session opened.
+  public let welcome: Haat_V1_Welcome
+  /// How long a request waits for its reply.
+  public let timeout: Duration
+
+  /// Connects and authenticates. Fails with `auth_failed` for a wrong token or a server
+  /// that cannot prove it knows the secret, `unavailable` if nobody listens.
+  public static func connect(
+    to endpoint: Endpoint, credential: Credential, name: String = "haat-cli",
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(60)
+  ) async throws -> HaatClient {
+    let router = ReplyRouter()
+    let loop = group.next()
+    let established = loop.makePromise(of: Haat_V1_Welcome.self)
+    let handshake = ClientHandshake(
+      kind: .client, name: name, tokenID: credential.tokenID, secret: credential.secret,
+      clientNonce: HandshakeMAC.nonce(bytes: 16))
+    let channel: any Channel
+    do {
+      channel = try await ClientBootstrap(group: loop)
+        .connectTimeout(.seconds(10))
+        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture {
+            let operations = channel.pipeline.syncOperations
+            try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
+            try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
+            try operations.addHandler(
+              ClientHandshakeHandler(
+                handshake: handshake, worker: nil, maxLineBytes: Defaults.maxNegotiatedLineBytes,
+                established: established))
+            try operations.addHandler(ReplyRouterHandler(router: router))
+          }
+        }
+        .connect(host: endpoint.host, port: endpoint.port).get()
+    } catch {
+      established.fail(error)
+      throw HaatError(.unavailable, "cannot reach the coordinator at \(endpoint): \(error)")
+    }
+    do {
+      let welcome = try await established.futureResult.get()
+      return HaatClient(channel: channel, router: router, welcome: welcome, timeout: timeout)
+    } catch {
+      try? await channel.close()
+      throw error
+    }
+  }
+
+  private init(channel: any Channel, router: ReplyRouter, welcome: Haat_V1_Welcome, timeout: Duration) {
+    self.channel = channel
+    self.router = router
+    self.welcome = welcome
+    self.timeout = timeout
+  }
+
+  public func close() async {
+    try? await channel.close()
+  }
+
+  private func nextID() -> String {
+    "c\(counter.wrappingAdd(1, ordering: .relaxed).newValue)"
+  }
+
+  /// Sends a request and returns its reply's body; an `error` reply is thrown as HaatError.
+  public func call(_ body: Envelope.OneOf_Body) async throws -> Envelope.OneOf_Body {
+    let id = nextID()
+    let reply: Envelope = try await withThrowingTaskGroup(of: Envelope.self) { group in
+      group.addTask {
+        try await withCheckedThrowingContinuation { continuation in
+          self.router.expect(id, .call(continuation))
+          self.channel.writeAndFlush(Envelope(id: id, body), promise: nil)
+        }
+      }
+      group.addTask {
+        try await Task.sleep(for: self.timeout)
+        throw HaatError(.unavailable, "no reply from the coordinator within \(self.timeout)")
+      }
+      defer { group.cancelAll() }
+      guard let first = try await group.next() else { throw HaatError(.internal, "no reply") }
+      return first
+    }
+    router.forget(id)
+    if case .error(let error)? = reply.body { throw error.haatError }
+    guard let body = reply.body else { throw HaatError(.badFrame, "an empty reply") }
+    return body
+  }
+
+  /// Sends a request whose replies are a stream; it ends at `stream_end`, a final
+  /// `job_event`, or an error (thrown).
+  public func stream(_ body: Envelope.OneOf_Body) -> AsyncThrowingStream<Envelope.OneOf_Body, any Error> {
+    let id = nextID()
+    let (stream, continuation) = AsyncThrowingStream<Envelope.OneOf_Body, any Error>.makeStream()
+    router.expect(id, .stream(continuation))
+    continuation.onTermination = { _ in self.router.forget(id) }
+    channel.writeAndFlush(Envelope(id: id, body), promise: nil)
+    return stream
+  }
+
+  // MARK: Typed requests
+
+  public func submit(_ spec: JobSpec) async throws -> Haat_V1_Accepted {
+    try await expect(call(.submit(.with { $0.spec = spec })), \.accepted)
+  }
+
+  public func job(_ id: String, tasks: Bool = false) async throws -> Haat_V1_Job {
+    try await expect(call(.getJob(.with { $0.job = id; $0.tasks = tasks })), \.job)
+  }
+
+  public func jobs(state: String = "", limit: UInt32 = 50) async throws -> [Haat_V1_Job] {
+    try await expect(call(.listJobs(.with { $0.state = state; $0.limit = limit })), \.jobList).jobs
+  }
+
+  public func result(_ id: String) async throws -> Haat_V1_Result {
+    try await expect(call(.getResult(.with { $0.job = id })), \.result)
+  }
+
+  public func cancel(_ id: String) async throws -> Haat_V1_Job {
+    try await expect(call(.cancel(.with { $0.job = id })), \.job)
+  }
+
+  public func workers() async throws -> [Haat_V1_WorkerStatus] {
+    try await expect(call(.listWorkers(Haat_V1_ListWorkers())), \.workerList).workers
+  }
+
+  public func dead(job: String = "", limit: UInt32 = 100) async throws -> [Haat_V1_DeadTask] {
+    try await expect(call(.listDead(.with { $0.job = job; $0.limit = limit })), \.deadList).tasks
+  }
+
+  public func retryDead(tasks: [String] = [], job: String = "") async throws -> UInt32 {
+    try await expect(call(.retryDead(.with { $0.tasks = tasks; $0.job = job })), \.deadUpdated).count
+  }
+
+  public func discardDead(tasks: [String] = [], job: String = "") async throws -> UInt32 {
+    try await expect(call(.discardDead(.with { $0.tasks = tasks; $0.job = job })), \.deadUpdated).count
+  }
+
+  /// A job's progress until it ends.
+  public func watch(_ id: String) -> AsyncThrowingStream<Haat_V1_JobEvent, any Error> {
+    let replies = stream(.watch(.with { $0.job = id }))
+    return AsyncThrowingStream { continuation in
+      let task = Task {
+        do {
+          for try await body in replies {
+            if case .jobEvent(let event) = body {
+              continuation.yield(event)
+              if event.final { break }
+            }
+          }
+          continuation.finish()
+        } catch {
+          continuation.finish(throwing: error)
+        }
+      }
+      continuation.onTermination = { _ in task.cancel() }
+    }
+  }
+
+  /// Worker log lines, the stored tail first; with `follow`, new ones as they come.
+  public func logs(worker: String = "", level: String = "", follow: Bool = false, limit: UInt32 = 100)
+    -> AsyncThrowingStream<Haat_V1_Log, any Error>
+  {
+    let replies = stream(.tailLogs(.with { $0.worker = worker; $0.level = level; $0.follow = follow; $0.limit = limit }))
+    return AsyncThrowingStream { continuation in
+      let task = Task {
+        do {
+          for try await body in replies {
+            if case .log(let line) = body { continuation.yield(line) }
+          }
+          continuation.finish()
+        } catch {
+          continuation.finish(throwing: error)
+        }
+      }
+      continuation.onTermination = { _ in task.cancel() }
+    }
+  }
+
+  private func expect<T>(_ body: Envelope.OneOf_Body, _ path: KeyPath<Envelope.OneOf_Body, T?>) throws -> T {
+    guard let value = body[keyPath: path] else {
+      throw HaatError(.unsupported, "the coordinator answered with \(body.wireName)")
+    }
+    return value
+  }
+}
+
+extension Envelope.OneOf_Body {
+  var accepted: Haat_V1_Accepted? { if case .accepted(let value) = self { value } else { nil } }
+  var job: Haat_V1_Job? { if case .job(let value) = self { value } else { nil } }
+  var jobList: Haat_V1_JobList? { if case .jobList(let value) = self { value } else { nil } }
+  var result: Haat_V1_Result? { if case .result(let value) = self { value } else { nil } }
+  var workerList: Haat_V1_WorkerList? { if case .workerList(let value) = self { value } else { nil } }
+  var deadList: Haat_V1_DeadList? { if case .deadList(let value) = self { value } else { nil } }
+  var deadUpdated: Haat_V1_DeadUpdated? { if case .deadUpdated(let value) = self { value } else { nil } }
+}
+
+/// Matches replies to the requests waiting for them.
+final class ReplyRouter: Sendable {
+  enum Waiter {
+    case call(CheckedContinuation<Envelope, any Error>)
+    case stream(AsyncThrowingStream<Envelope.OneOf_Body, any Error>.Continuation)
+  }
+
+  private let state = Mutex<(waiters: [String: Waiter], closed: (any Error)?)>(([:], nil))
+
+  func expect(_ id: String, _ waiter: Waiter) {
+    let closed: (any Error)? = state.withLock { state in
+      if state.closed == nil { state.waiters[id] = waiter }
+      return state.closed
+    }
+    if let closed { Self.fail(waiter, closed) }
+  }
+
+  func forget(_ id: String) {
+    _ = state.withLock { $0.waiters.removeValue(forKey: id) }
+  }
+
+  func deliver(_ envelope: Envelope) {
+    let id = envelope.replyTo
+    guard !id.isEmpty else { return }
+    let waiter = state.withLock { state -> Waiter? in
+      guard let waiter = state.waiters[id] else { return nil }
+      if case .call = waiter { state.waiters[id] = nil }
+      return waiter
+    }
+    switch waiter {
+    case .call(let continuation)?:
+      continuation.resume(returning: envelope)
+    case .stream(let continuation)?:
+      switch envelope.body {
+      case .error(let error)?:
+        continuation.finish(throwing: error.haatError)
+        forget(id)
+      case .streamEnd?:
+        continuation.finish()
+        forget(id)
+      case let body?:
+        continuation.yield(body)
+        if case .jobEvent(let event) = body, event.final {
+          continuation.finish()
+          forget(id)
+        }
+      case nil:
+        break
+      }
+    case nil:
+      break
+    }
+  }
+
+  func close(_ error: any Error) {
+    let waiters = state.withLock { state -> [Waiter] in
+      state.closed = error
+      defer { state.waiters = [:] }
+      return Array(state.waiters.values)
+    }
+    for waiter in waiters { Self.fail(waiter, error) }
+  }
+
+  private static func fail(_ waiter: Waiter, _ error: any Error) {
+    switch waiter {
+    case .call(let continuation): continuation.resume(throwing: error)
+    case .stream(let continuation): continuation.finish(throwing: error)
+    }
+  }
+}
+
+final class ReplyRouterHandler: ChannelInboundHandler {
+  typealias InboundIn = Envelope
+  let router: ReplyRouter
+
+  init(router: ReplyRouter) { self.router = router }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    router.deliver(unwrapInboundIn(data))
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    router.close(HaatError(.unavailable, "the connection to the coordinator closed"))
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    router.close(error)
+    context.close(promise: nil)
+  }
+}

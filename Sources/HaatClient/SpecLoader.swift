@@ -1,0 +1,128 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import Yams
+
+/// Reads a job spec from YAML or JSON. Every mistake is reported with the field's path and
+/// the reason (`sources[1].url: …`); unknown fields are errors here, unlike on the wire,
+/// because in a hand-written spec they are typos.
+public enum SpecLoader {
+  /// Loads a spec file (`.json`, or YAML for anything else).
+  public static func load(path: String) throws -> JobSpec {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw HaatError(.badSpec, "cannot read \(path)")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw HaatError(.badSpec, "\(path) is not UTF-8 text")
+    }
+    return try parse(text, json: path.lowercased().hasSuffix(".json"))
+  }
+
+  /// Parses spec text.
+  public static func parse(_ text: String, json: Bool = false) throws -> JobSpec {
+    let root: Any?
+    if json {
+      do {
+        root = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+      } catch {
+        throw HaatError(.badSpec, "the spec is not valid JSON: \(error.localizedDescription)")
+      }
+    } else {
+      do {
+        // Timestamps stay strings: `not_before` is checked as RFC 3339 by the coordinator.
+        root = try Yams.load(yaml: text, Resolver.default.removing(.timestamp))
+      } catch {
+        throw HaatError(.badSpec, "the spec is not valid YAML: \(error)")
+      }
+    }
+    guard let object = root as? [String: Any] else {
+      throw HaatError(.badSpec, "the spec must be a mapping with at least `sources`")
+    }
+    return try jobSpec(object)
+  }
+
+  static let jobFields = [
+    "name", "sources", "reports", "priority", "not_before", "max_attempts", "retry_base_ms",
+    "retry_cap_ms", "labels",
+  ]
+  static let sourceFields = ["name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks"]
+
+  static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
+    try checkKeys(object, known: jobFields, path: "")
+    var spec = JobSpec()
+    spec.name = try string(object["name"], "name") ?? ""
+    spec.priority = Int32(try integer(object["priority"], "priority", range: -1000...1000) ?? 0)
+    spec.notBefore = try string(object["not_before"], "not_before") ?? ""
+    spec.maxAttempts = UInt32(try integer(object["max_attempts"], "max_attempts", range: 0...100) ?? 0)
+    spec.retryBaseMs = UInt32(try integer(object["retry_base_ms"], "retry_base_ms", range: 0...86_400_000) ?? 0)
+    spec.retryCapMs = UInt32(try integer(object["retry_cap_ms"], "retry_cap_ms", range: 0...86_400_000) ?? 0)
+    if let reports = object["reports"] {
+      guard let list = reports as? [Any] else { throw bad("reports", "must be a list of report names") }
+      spec.reports = try list.enumerated().map { index, item in
+        try string(item, "reports[\(index)]") ?? ""
+      }
+    }
+    if let labels = object["labels"] {
+      guard let map = labels as? [String: Any] else { throw bad("labels", "must be a mapping of names to text") }
+      for (key, value) in map { spec.labels[key] = try string(value, "labels.\(key)") ?? "" }
+    }
+    guard let sources = object["sources"] else { throw bad("sources", "is required: a list of sources to collect") }
+    guard let list = sources as? [Any] else { throw bad("sources", "must be a list") }
+    spec.sources = try list.enumerated().map { index, item in
+      let path = "sources[\(index)]"
+      guard let source = item as? [String: Any] else { throw bad(path, "must be a mapping (url, platform, account, …)") }
+      try checkKeys(source, known: sourceFields, path: path + ".")
+      var out = Source()
+      out.name = try string(source["name"], "\(path).name") ?? ""
+      out.platform = try string(source["platform"], "\(path).platform") ?? ""
+      out.kind = try string(source["kind"], "\(path).kind") ?? ""
+      out.account = try string(source["account"], "\(path).account") ?? ""
+      out.url = try string(source["url"], "\(path).url") ?? ""
+      out.format = try string(source["format"], "\(path).format") ?? ""
+      out.credential = try string(source["credential"], "\(path).credential") ?? ""
+      out.pool = try string(source["pool"], "\(path).pool") ?? ""
+      out.tasks = UInt32(try integer(source["tasks"], "\(path).tasks", range: 0...1_000_000) ?? 0)
+      return out
+    }
+    return spec
+  }
+
+  static func bad(_ field: String, _ reason: String) -> HaatError {
+    HaatError(.badSpec, reason, field: field)
+  }
+
+  static func checkKeys(_ object: [String: Any], known: [String], path: String) throws {
+    for key in object.keys.sorted() where !known.contains(key) {
+      let snake = key.reduce(into: "") { out, character in
+        if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }
+      }
+      let hint = known.contains(snake) ? " (did you mean \(snake)?)" : "; known fields: \(known.joined(separator: ", "))"
+      throw bad(path + key, "unknown field\(hint)")
+    }
+  }
+
+  static func string(_ value: Any?, _ field: String) throws -> String? {
+    switch value {
+    case nil, is NSNull: return nil
+    case let text as String: return text
+    // YAML reads `account: 123` as a number; an account name is text all the same.
+    case let number as Int: return String(number)
+    default: throw bad(field, "must be text")
+    }
+  }
+
+  static func integer(_ value: Any?, _ field: String, range: ClosedRange<Int>) throws -> Int? {
+    switch value {
+    case nil, is NSNull: return nil
+    case let number as Int:
+      guard range.contains(number) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)") }
+      return number
+    case let number as NSNumber where number.doubleValue == number.doubleValue.rounded():
+      let integer = number.intValue
+      guard range.contains(integer) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(integer)") }
+      return integer
+    default:
+      throw bad(field, "must be a whole number, not \(String(describing: value.map { "\($0)" } ?? ""))")
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// The coordinator as a service: it opens the store, recovers, listens for workers and
+/// clients, and on graceful shutdown stops accepting, lets the commit in flight finish,
+/// and closes.
+public final class Coordinator: Service {
+  public let config: CoordinatorConfig
+  private let logger: Logger
+
+  public init(config: CoordinatorConfig, logger: Logger) {
+    self.config = config
+    self.logger = logger
+  }
+
+  public func run() async throws {
+    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    let store = try SQLiteJobStore(path: config.databasePath, durability: config.durability)
+    let tokens = TokenStore(path: config.tokensPath)
+    try ensureAdminToken(tokens)
+
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let loop = group.next()
+    let core = CoordinatorCore(loop: loop, store: store, config: config, logger: logger)
+    try await core.start()
+
+    let config = self.config
+    let server: any Channel
+    do {
+      server = try await ServerBootstrap(group: group)
+        .serverChannelOption(.backlog, value: 1024)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture {
+            let operations = channel.pipeline.syncOperations
+            try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
+            try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
+            try operations.addHandler(SessionHandler(core: core, tokens: tokens, config: config))
+          }
+        }
+        .bind(host: config.host, port: config.port).get()
+    } catch {
+      await core.shutdown()
+      try? await group.shutdownGracefully()
+      throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
+    }
+    let port = server.localAddress?.port ?? config.port
+    logger.info(
+      "coordinator listening",
+      metadata: [
+        "address": "\(config.host):\(port)", "store": "\(config.databasePath)",
+        "durability": "\(config.durability.rawValue)",
+      ])
+    if let readyFile = config.readyFile {
+      try? "\(config.host):\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+    }
+
+    // Run until a graceful shutdown (SIGTERM/SIGINT) or cancellation.
+    try? await gracefulShutdown()
+
+    logger.info("coordinator draining")
+    try? await server.close()
+    await core.shutdown()
+    try? await group.shutdownGracefully()
+    logger.info("coordinator stopped")
+  }
+
+  /// On first start, creates an admin token and writes its credential next to the store,
+  /// so the machine's own operator can use the CLI at once.
+  private func ensureAdminToken(_ tokens: TokenStore) throws {
+    guard !FileManager.default.fileExists(atPath: tokens.path) else { return }
+    let credential = try tokens.create(
+      role: .admin, label: "created on first start", coordinator: "\(config.host):\(config.port)")
+    let path = config.dataDirectory + "/admin.token"
+    try credential.write(path: path)
+    logger.notice("created an admin token", metadata: ["token": "\(credential.tokenID)", "credential_file": "\(path)"])
+  }
+}

@@ -1,0 +1,1081 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One authenticated connection, as the core sees it.
+final class Connection {
+  let channel: any Channel
+  let session: String
+  let peer: Peer
+  let address: String
+  /// For workers: credit per pool, credit reserved by claims in flight, and whether the
+  /// worker asked to drain.
+  var credit: [Pool: Int] = [:]
+  var reserved: [Pool: Int] = [:]
+  var draining = false
+  var open = true
+  var needsFlush = false
+
+  init(channel: any Channel, session: String, peer: Peer, address: String) {
+    self.channel = channel
+    self.session = session
+    self.peer = peer
+    self.address = address
+  }
+
+  var name: String { peer.name }
+}
+
+/// A job that has not ended, with its task counts kept in memory.
+final class ActiveJob {
+  let id: JobID
+  var counts: TaskCounts
+  var started: Bool
+  var cancelled: Bool
+  var reducing = false
+  var watchers: [(Connection, String)] = []
+  var lastEvent: UInt64 = 0
+  var eventScheduled = false
+
+  init(id: JobID, counts: TaskCounts, started: Bool, cancelled: Bool) {
+    self.id = id
+    self.counts = counts
+    self.started = started
+    self.cancelled = cancelled
+  }
+}
+
+/// The coordinator's state and rules in motion. Everything here runs on `loop`; the store
+/// is written from one thread (`writer`) in batches and read from `readers`.
+///
+/// Group commit: ops that arrive while a commit is in flight wait in `pending` and go into
+/// the next transaction together, with a claim for every worker that has credit. Replies
+/// (`accepted`, `assign`, `ack`) are sent only after the transaction that justifies them
+/// has committed.
+final class CoordinatorCore: @unchecked Sendable {
+  // @unchecked: every stored property is touched only on `loop` (checked by
+  // `loop.preconditionInEventLoop()` in debug builds at each entry point).
+
+  let loop: any EventLoop
+  let store: any JobStore
+  let config: CoordinatorConfig
+  let logger: Logger
+  private let writer: NIOThreadPool
+  private let readers: NIOThreadPool
+
+  private var connections: [ObjectIdentifier: Connection] = [:]
+  /// The current connection of each worker name.
+  private var workerConnections: [String: Connection] = [:]
+  private var workers: [String: WorkerRecord] = [:]
+  private var leases: LeaseTable<String>
+  private var jobs: [JobID: ActiveJob] = [:]
+  /// Ready tasks waiting for their `not_before`, by task: (when, job, pool).
+  private var waiting: [TaskID: (notBeforeMs: Int64, job: JobID, pool: Pool)] = [:]
+  private var waitHeap = MinHeap()
+  private var waitTimer: Scheduled<Void>?
+  /// Pools that may have claimable tasks, and a counter bumped whenever that may change.
+  private var poolHasWork: Set<Pool> = Set(Pool.allCases)
+  private var workGeneration: [Pool: UInt64] = [:]
+
+  private struct PendingOp {
+    var op: StoreOp
+    var done: (StoreOpResult) -> Void
+  }
+  private var pending: [PendingOp] = []
+  private var committing = false
+  private var commitQueued = false
+  private var dirty: [Connection] = []
+  private var logs: LogStore
+  private var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
+  private var accepting = true
+  private var reaper: RepeatedTask?
+  private var drainPromise: EventLoopPromise<Void>?
+
+  init(loop: any EventLoop, store: any JobStore, config: CoordinatorConfig, logger: Logger) {
+    self.loop = loop
+    self.store = store
+    self.config = config
+    self.logger = logger
+    leases = LeaseTable(durationNs: UInt64(config.leaseMs) * 1_000_000)
+    logs = LogStore(capacity: config.logCapacity)
+    writer = NIOThreadPool(numberOfThreads: 1)
+    readers = NIOThreadPool(numberOfThreads: 2)
+    writer.start()
+    readers.start()
+  }
+
+  // MARK: Clocks
+
+  private var now: UInt64 { NIODeadline.now().uptimeNanoseconds }
+  private var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+  // MARK: Lifecycle
+
+  /// Loads what the store holds and starts the lease reaper. Call once, on the loop.
+  func start() async throws {
+    let nowMs = self.nowMs
+    let store = self.store
+    let recovery = try await readers.runIfActive { try store.recover(nowMs: nowMs) }
+    try await loop.submit {
+      let now = self.now
+      for job in recovery.jobs {
+        self.jobs[job.id] = ActiveJob(id: job.id, counts: job.counts, started: job.started, cancelled: job.cancelled)
+      }
+      // Every stored lease gets one full period from now for its worker to come back.
+      for lease in recovery.leases {
+        self.leases.grant(task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now)
+      }
+      for task in recovery.waiting {
+        self.addWaiting(task.task, job: task.job, pool: task.pool, notBeforeMs: task.notBeforeMs)
+      }
+      let period = TimeAmount.milliseconds(Int64(max(100, min(1000, self.config.leaseMs / 4))))
+      self.reaper = self.loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+        self.reap()
+      }
+      for job in self.jobs.keys { self.finishIfEnded(job) }
+      self.logger.info(
+        "store recovered",
+        metadata: [
+          "jobs": "\(recovery.jobs.count)", "leases": "\(recovery.leases.count)",
+          "waiting": "\(recovery.waiting.count)",
+        ])
+    }.get()
+  }
+
+  /// Stops taking new work, lets the commit in flight finish and shuts the store threads.
+  func shutdown() async {
+    let drained: EventLoopFuture<Void> = loop.flatSubmit {
+      self.accepting = false
+      self.reaper?.cancel()
+      self.waitTimer?.cancel()
+      if !self.committing && self.pending.isEmpty { return self.loop.makeSucceededVoidFuture() }
+      let promise = self.loop.makePromise(of: Void.self)
+      self.drainPromise = promise
+      return promise.futureResult
+    }
+    try? await drained.get()
+    try? await writer.shutdownGracefully()
+    try? await readers.shutdownGracefully()
+  }
+
+  // MARK: Connections
+
+  func opened(_ connection: Connection, worker: Haat_V1_WorkerInfo?) {
+    connections[ObjectIdentifier(connection)] = connection
+    guard connection.peer.kind == .worker else { return }
+    if let previous = workerConnections[connection.name], previous !== connection {
+      logger.notice("worker reconnected; closing its previous session", metadata: ["worker": "\(connection.name)"])
+      previous.open = false
+      previous.channel.close(promise: nil)
+    }
+    workerConnections[connection.name] = connection
+    let nowMs = self.nowMs
+    var record = WorkerRecord(
+      name: connection.name, host: worker?.host ?? "", pid: worker?.pid ?? 0, version: worker?.version ?? "",
+      address: connection.address,
+      pools: (worker?.pools ?? []).map { slots in
+        var state = Haat_V1_PoolState()
+        state.pool = slots.pool
+        state.slots = slots.slots
+        return state
+      }, connectedMs: nowMs, lastHeartbeatMs: nowMs, lastHeartbeat: now)
+    if let old = workers[connection.name] {
+      record.health = old.health
+      record.tasksDone = old.tasksDone
+      record.tasksFailed = old.tasksFailed
+    }
+    workers[connection.name] = record
+    logger.info("worker connected", metadata: ["worker": "\(connection.name)", "address": "\(connection.address)"])
+  }
+
+  func closed(_ connection: Connection) {
+    connection.open = false
+    connections[ObjectIdentifier(connection)] = nil
+    tailers.removeAll { $0.0 === connection }
+    for job in jobs.values { job.watchers.removeAll { $0.0 === connection } }
+    guard connection.peer.kind == .worker, workerConnections[connection.name] === connection else { return }
+    workerConnections[connection.name] = nil
+    workers[connection.name]?.connected = false
+    // Its leases stay until they expire: the worker may come back and finish them.
+    logger.info(
+      "worker disconnected",
+      metadata: ["worker": "\(connection.name)", "leases": "\(leases.count(of: connection.name))"])
+  }
+
+  private func send(_ envelope: Envelope, to connection: Connection) {
+    guard connection.open else { return }
+    connection.channel.write(envelope, promise: nil)
+    if !connection.needsFlush {
+      connection.needsFlush = true
+      dirty.append(connection)
+    }
+  }
+
+  private func reply(_ connection: Connection, to id: String, _ body: Envelope.OneOf_Body) {
+    send(Envelope(replyTo: id, body), to: connection)
+  }
+
+  private func replyError(_ connection: Connection, to id: String, _ error: HaatError) {
+    send(.error(error, replyTo: id), to: connection)
+  }
+
+  /// Flushes every connection written to since the last flush.
+  func flush() {
+    for connection in dirty where connection.open {
+      connection.needsFlush = false
+      connection.channel.flush()
+    }
+    for connection in dirty { connection.needsFlush = false }
+    dirty.removeAll(keepingCapacity: true)
+  }
+
+  // MARK: Requests
+
+  /// Handles one message from an authenticated connection (its role is already checked).
+  func receive(_ envelope: Envelope, from connection: Connection) {
+    guard let body = envelope.body else { return }
+    let id = envelope.id
+    switch body {
+    case .credit(let credit): receiveCredit(credit, from: connection)
+    case .heartbeat(let heartbeat): receiveHeartbeat(heartbeat, id: id, from: connection)
+    case .complete(let complete): receiveComplete(complete, id: id, from: connection)
+    case .fail(let fail): receiveFail(fail, id: id, from: connection)
+    case .log(let line): receiveLog(line, from: connection)
+    case .drain:
+      connection.draining = true
+      workers[connection.name]?.draining = true
+      logger.info("worker is draining", metadata: ["worker": "\(connection.name)"])
+    case .submit(let submit): receiveSubmit(submit.spec, id: id, from: connection)
+    case .getJob(let request): getJob(request, id: id, from: connection)
+    case .listJobs(let request): listJobs(request, id: id, from: connection)
+    case .watch(let request): watch(request.job, id: id, from: connection)
+    case .getResult(let request): getResult(request.job, id: id, from: connection)
+    case .cancel(let request): cancel(request.job, id: id, from: connection)
+    case .listWorkers: reply(connection, to: id, .workerList(workerList()))
+    case .tailLogs(let request): tailLogs(request, id: id, from: connection)
+    case .listDead(let request): listDead(request, id: id, from: connection)
+    case .retryDead(let request): updateDead(request.tasks, job: request.job, retry: true, id: id, from: connection)
+    case .discardDead(let request): updateDead(request.tasks, job: request.job, retry: false, id: id, from: connection)
+    case .ping: reply(connection, to: id, .pong(.with { $0.atMs = nowMs }))
+    default:
+      replyError(connection, to: id, HaatError(.unsupported, "\(body.wireName) is not a request the coordinator takes"))
+    }
+  }
+
+  // MARK: Worker flow
+
+  private func receiveCredit(_ credit: Haat_V1_Credit, from connection: Connection) {
+    guard let pool = Pool(rawValue: credit.pool) else {
+      return replyError(connection, to: "", HaatError(.badRequest, "unknown pool \"\(credit.pool)\"", field: "pool"))
+    }
+    connection.credit[pool, default: 0] += Int(credit.free)
+    queueCommit()
+  }
+
+  private func receiveHeartbeat(_ heartbeat: Haat_V1_Heartbeat, id: String, from connection: Connection) {
+    let now = self.now
+    let nowMs = self.nowMs
+    if var record = workers[connection.name] {
+      record.health = heartbeat.health
+      record.lastHeartbeat = now
+      record.lastHeartbeatMs = nowMs
+      record.pools = heartbeat.health.pools
+      if heartbeat.health.draining { record.draining = true }
+      workers[connection.name] = record
+    }
+    var ack = Haat_V1_HeartbeatAck()
+    for lease in heartbeat.leases {
+      var ref = Haat_V1_TaskRef()
+      ref.task = lease.task
+      ref.attempt = lease.attempt
+      if let task = TaskID(lease.task),
+        leases.extend(task: task, attempt: lease.attempt, owner: connection.name, now: now)
+      {
+        ack.extended.append(ref)
+      } else {
+        ack.revoked.append(ref)
+      }
+    }
+    ack.leaseExpiresMs = nowMs + Int64(config.leaseMs)
+    reply(connection, to: id, .heartbeatAck(ack))
+  }
+
+  private func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {
+    guard let task = TaskID(complete.task) else {
+      return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
+    }
+    let partial: Data
+    let stats: Data
+    do {
+      partial = try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
+      stats = try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+    } catch {
+      return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+    }
+    let worker = connection.name
+    enqueue(
+      .complete(task: task, attempt: complete.attempt, partial: partial, stats: stats, bookmark: complete.bookmark)
+    ) { result in
+      self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
+      if case .changed(let change) = result, change.transition == .done {
+        self.workers[worker]?.tasksDone += 1
+        self.logger.debug("task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
+      }
+    }
+  }
+
+  private func receiveFail(_ fail: Haat_V1_Fail, id: String, from connection: Connection) {
+    guard let task = TaskID(fail.task) else {
+      return ackRefused(connection, id: id, task: fail.task, attempt: fail.attempt, reason: "unknown_task")
+    }
+    let stats = (try? fail.stats.jsonUTF8Data(options: WireCodec.encodingOptions)) ?? Data()
+    let error = TaskError(
+      code: fail.error.code.isEmpty ? "failed" : fail.error.code,
+      message: fail.error.message.isEmpty ? "the worker gave no reason" : fail.error.message)
+    let worker = connection.name
+    enqueue(
+      .fail(task: task, attempt: fail.attempt, error: error, retryable: fail.retryable,
+        retryAfterMs: UInt64(fail.retryAfterMs), stats: stats)
+    ) { result in
+      self.ackTransition(result, connection: connection, id: id, task: fail.task, attempt: fail.attempt)
+      guard case .changed(let change) = result else { return }
+      if change.transition.newState != nil { self.workers[worker]?.tasksFailed += 1 }
+      switch change.transition {
+      case .retry(let delay):
+        self.logger.notice(
+          "task failed; will retry",
+          metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(fail.attempt)", "code": "\(error.code)", "delay_ms": "\(delay)"])
+      case .dead(let cause):
+        self.logger.warning(
+          "task is dead", metadata: ["task": "\(task)", "worker": "\(worker)", "code": "\(cause.code)", "error": "\(cause.message)"])
+      default: break
+      }
+    }
+  }
+
+  private func ackTransition(_ result: StoreOpResult, connection: Connection, id: String, task: String, attempt: UInt32) {
+    var ack = Haat_V1_Ack()
+    ack.task = task
+    ack.attempt = attempt
+    switch result {
+    case .changed(let change):
+      apply(change)
+      if case .refused(let refusal) = change.transition {
+        ack.reason = refusal.rawValue
+      } else {
+        ack.accepted = true
+      }
+    case .failed(let error):
+      ack.reason = error.code == .notFound ? "unknown_task" : error.code.rawValue
+    default:
+      ack.reason = "internal"
+    }
+    reply(connection, to: id, .ack(ack))
+  }
+
+  private func ackRefused(_ connection: Connection, id: String, task: String, attempt: UInt32, reason: String) {
+    var ack = Haat_V1_Ack()
+    ack.task = task
+    ack.attempt = attempt
+    ack.reason = reason
+    reply(connection, to: id, .ack(ack))
+  }
+
+  private func receiveLog(_ line: Haat_V1_Log, from connection: Connection) {
+    var line = line
+    line.worker = connection.name
+    if line.atMs == 0 { line.atMs = nowMs }
+    logs.append(line)
+    for (tailer, id, worker, level) in tailers
+    where (worker.isEmpty || worker == line.worker) && (LogLevel(name: line.level) ?? .info) >= level {
+      reply(tailer, to: id, .log(line))
+    }
+  }
+
+  /// Leases past their deadline count as a failed, retryable attempt.
+  private func reap() {
+    for lease in leases.expired(now: now) {
+      leases.remove(task: lease.task)
+      logger.notice(
+        "lease expired", metadata: ["task": "\(lease.task)", "attempt": "\(lease.attempt)", "worker": "\(lease.owner)"])
+      enqueue(.expire(task: lease.task, attempt: lease.attempt)) { result in
+        if case .changed(let change) = result { self.apply(change) }
+      }
+    }
+  }
+
+  // MARK: Client flow
+
+  private func receiveSubmit(_ spec: JobSpec, id: String, from connection: Connection) {
+    guard accepting else {
+      return replyError(connection, to: id, HaatError(.unavailable, "the coordinator is shutting down"))
+    }
+    if let pressure = diskPressure() { return replyError(connection, to: id, pressure) }
+    let job: NewJob
+    do {
+      job = try Planner.plan(
+        spec, submittedBy: "\(connection.peer.role.rawValue):\(connection.name)", defaults: config.planner)
+    } catch {
+      return replyError(connection, to: id, error)
+    }
+    let pools = Set(job.tasks.map(\.pool))
+    enqueue(.submit(job)) { result in
+      switch result {
+      case .submitted(let jobID, let count, let notBeforeMs):
+        var counts = TaskCounts()
+        let waits = notBeforeMs > self.nowMs
+        if waits { counts.scheduled = count } else { counts.ready = count }
+        self.jobs[jobID] = ActiveJob(id: jobID, counts: counts, started: false, cancelled: false)
+        if waits {
+          // Task ids of a job are consecutive; the store assigned them in order.
+          self.readTasks(of: jobID) { tasks in
+            for task in tasks { self.addWaiting(task.id, job: jobID, pool: task.pool, notBeforeMs: notBeforeMs) }
+          }
+        } else {
+          for pool in pools { self.markWork(pool) }
+        }
+        self.logger.info("job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
+        var accepted = Haat_V1_Accepted()
+        accepted.job = jobID.description
+        accepted.tasks = UInt32(clamping: count)
+        self.reply(connection, to: id, .accepted(accepted))
+        self.finishIfEnded(jobID)
+      case .failed(let error):
+        self.replyError(connection, to: id, error)
+      default:
+        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for submit"))
+      }
+    }
+  }
+
+  private func readTasks(of job: JobID, _ body: @escaping ([TaskRecord]) -> Void) {
+    let store = self.store
+    let nowMs = self.nowMs
+    readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: true, nowMs: nowMs)?.tasks ?? [] }
+      .assumeIsolated().whenSuccess(body)
+  }
+
+  private func diskPressure() -> HaatError? {
+    var stats = statvfs()
+    guard statvfs(config.dataDirectory, &stats) == 0 else { return nil }
+    let free = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+    guard free < config.minFreeDiskBytes else { return nil }
+    return HaatError(
+      .unavailable,
+      "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)")
+  }
+
+  private func getJob(_ request: Haat_V1_GetJob, id: String, from connection: Connection) {
+    guard let job = JobID(request.job) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    let withTasks = request.tasks
+    read(connection, id: id, { try store.job(job, tasks: withTasks, nowMs: nowMs) }) { record in
+      guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+      self.reply(connection, to: id, .job(Self.message(record)))
+    }
+  }
+
+  private func listJobs(_ request: Haat_V1_ListJobs, id: String, from connection: Connection) {
+    var state: JobState?
+    if !request.state.isEmpty {
+      guard let parsed = JobState(rawValue: request.state) else {
+        return replyError(connection, to: id, HaatError(.badRequest, "unknown state \"\(request.state)\"", field: "state"))
+      }
+      state = parsed
+    }
+    let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
+    let store = self.store
+    let nowMs = self.nowMs
+    let wanted = state
+    read(connection, id: id, { try store.jobs(state: wanted, limit: limit, nowMs: nowMs) }) { records in
+      var list = Haat_V1_JobList()
+      list.jobs = records.map { Self.message($0) }
+      self.reply(connection, to: id, .jobList(list))
+    }
+  }
+
+  private func watch(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    if let active = jobs[job] {
+      active.watchers.append((connection, id))
+      reply(connection, to: id, .jobEvent(event(active)))
+      return
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    read(connection, id: id, { try store.job(job, tasks: false, nowMs: nowMs) }) { record in
+      guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+      if let active = self.jobs[job] {
+        // It became active while we read (a retried dead task).
+        active.watchers.append((connection, id))
+        return self.reply(connection, to: id, .jobEvent(self.event(active)))
+      }
+      var event = Haat_V1_JobEvent()
+      event.job = job.description
+      event.state = record.state.rawValue
+      event.counts = Self.message(record.counts)
+      event.atMs = nowMs
+      event.final = record.state.isFinal
+      event.message = record.error
+      self.reply(connection, to: id, .jobEvent(event))
+    }
+  }
+
+  private func getResult(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    read(connection, id: id, { () throws -> (JobRecord, Data?)? in
+      guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+      return (record, record.state.isFinal ? try store.report(of: job) : nil)
+    }) { found in
+      guard let (record, report) = found else {
+        return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
+      }
+      guard record.state.isFinal, self.jobs[job] == nil, let report else {
+        let counts = record.counts
+        return self.replyError(
+          connection, to: id,
+          HaatError(.notFinished, "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"))
+      }
+      var result = Haat_V1_Result()
+      result.job = Self.message(record)
+      do {
+        result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
+      } catch {
+        return self.replyError(connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
+      }
+      self.reply(connection, to: id, .result(result))
+    }
+  }
+
+  private func cancel(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    enqueue(.cancelJob(job)) { result in
+      switch result {
+      case .cancelled(let job, let changes):
+        self.jobs[job]?.cancelled = true
+        for change in changes { self.apply(change) }
+        self.logger.info("job cancelled", metadata: ["job": "\(job)", "tasks": "\(changes.count)", "by": "\(connection.name)"])
+        self.finishIfEnded(job)
+        self.getJob(.with { $0.job = job.description }, id: id, from: connection)
+      case .failed(let error):
+        self.replyError(connection, to: id, error)
+      default:
+        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for cancel"))
+      }
+    }
+  }
+
+  private func workerList() -> Haat_V1_WorkerList {
+    var list = Haat_V1_WorkerList()
+    let now = self.now
+    let nowMs = self.nowMs
+    list.workers = workers.values.sorted { $0.name < $1.name }.map { record in
+      var status = Haat_V1_WorkerStatus()
+      status.id = record.name
+      status.host = record.host
+      status.pid = record.pid
+      let held = leases.count(of: record.name)
+      status.state = record.state(
+        now: now, heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs, leases: held, nowMs: nowMs)
+      status.pools = record.pools
+      status.tasksDone = record.tasksDone
+      status.tasksFailed = record.tasksFailed
+      status.rssBytes = record.health.rssBytes
+      status.cpuSeconds = record.health.cpuSeconds
+      status.lastHeartbeatMs = record.lastHeartbeatMs
+      status.connectedMs = record.connectedMs
+      status.leases = UInt32(clamping: held)
+      status.version = record.version
+      status.address = record.address
+      status.lastProgressMs = record.health.lastProgressMs
+      return status
+    }
+    return list
+  }
+
+  private func tailLogs(_ request: Haat_V1_TailLogs, id: String, from connection: Connection) {
+    var level = LogLevel.trace
+    if !request.level.isEmpty {
+      guard let parsed = LogLevel(name: request.level) else {
+        return replyError(connection, to: id, HaatError(.badRequest, "unknown level \"\(request.level)\"", field: "level"))
+      }
+      level = parsed
+    }
+    let worker = request.worker
+    let limit = request.limit == 0 ? 100 : Int(request.limit)
+    for line in logs.tail(limit: limit, where: { line in
+      (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
+    }) {
+      reply(connection, to: id, .log(line))
+    }
+    if request.follow {
+      tailers.append((connection, id, worker, level))
+    } else {
+      reply(connection, to: id, .streamEnd(Haat_V1_StreamEnd()))
+    }
+  }
+
+  private func listDead(_ request: Haat_V1_ListDead, id: String, from connection: Connection) {
+    var job: JobID?
+    if !request.job.isEmpty {
+      guard let parsed = JobID(request.job) else {
+        return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+      }
+      job = parsed
+    }
+    let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+    let store = self.store
+    let wanted = job
+    read(connection, id: id, { try store.deadTasks(job: wanted, limit: limit) }) { records in
+      var list = Haat_V1_DeadList()
+      list.tasks = records.map { record in
+        var dead = Haat_V1_DeadTask()
+        dead.task = record.task.description
+        dead.job = record.job.description
+        dead.source = record.source
+        dead.attempts = record.attempts
+        dead.error = ErrorInfo(record.error)
+        dead.diedMs = record.diedMs
+        return dead
+      }
+      self.reply(connection, to: id, .deadList(list))
+    }
+  }
+
+  private func updateDead(_ tasks: [String], job: String, retry: Bool, id: String, from connection: Connection) {
+    let selector: DeadSelector
+    if !tasks.isEmpty {
+      var ids: [TaskID] = []
+      for (index, text) in tasks.enumerated() {
+        guard let task = TaskID(text) else {
+          return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a task id", field: "tasks[\(index)]"))
+        }
+        ids.append(task)
+      }
+      selector = .tasks(ids)
+    } else if !job.isEmpty {
+      guard let parsed = JobID(job) else {
+        return replyError(connection, to: id, HaatError(.badRequest, "\"\(job)\" is not a job id", field: "job"))
+      }
+      selector = .job(parsed)
+    } else {
+      selector = .all
+    }
+    enqueue(retry ? .retryDead(selector) : .discardDead(selector)) { result in
+      guard case .deadUpdated(let changes) = result else {
+        if case .failed(let error) = result { return self.replyError(connection, to: id, error) }
+        return self.replyError(connection, to: id, HaatError(.internal, "unexpected store result"))
+      }
+      if retry {
+        // A revived task reopens its job; rebuild its counts from the store.
+        for job in Set(changes.map(\.job)) where self.jobs[job] == nil {
+          self.jobs[job] = ActiveJob(id: job, counts: TaskCounts(), started: true, cancelled: false)
+          self.reloadCounts(job)
+        }
+        for change in changes where self.jobs[change.job]?.counts.total ?? 0 > 0 { self.apply(change) }
+        for pool in Set(changes.map(\.pool)) { self.markWork(pool) }
+      }
+      self.logger.info(
+        retry ? "dead tasks retried" : "dead tasks discarded", metadata: ["count": "\(changes.count)", "by": "\(connection.name)"])
+      var updated = Haat_V1_DeadUpdated()
+      updated.count = UInt32(clamping: changes.count)
+      self.reply(connection, to: id, .deadUpdated(updated))
+    }
+  }
+
+  private func reloadCounts(_ job: JobID) {
+    let store = self.store
+    let nowMs = self.nowMs
+    readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: false, nowMs: nowMs)?.counts }
+      .assumeIsolated().whenSuccess { counts in
+        guard let counts, let active = self.jobs[job] else { return }
+        active.counts = counts
+        self.finishIfEnded(job)
+      }
+  }
+
+  /// Runs a store read off the loop and hands the value back on it; a failed read is
+  /// answered with the error.
+  private func read<T: Sendable>(
+    _ connection: Connection, id: String, _ work: @escaping @Sendable () throws -> T,
+    then body: @escaping (T) -> Void
+  ) {
+    readers.runIfActive(eventLoop: loop, work).assumeIsolated().whenComplete { result in
+      switch result {
+      case .success(let value): body(value)
+      case .failure(let error as HaatError): self.replyError(connection, to: id, error)
+      case .failure(let error): self.replyError(connection, to: id, HaatError(.unavailable, "\(error)"))
+      }
+      self.flush()
+    }
+  }
+
+  // MARK: Group commit
+
+  private func enqueue(_ op: StoreOp, _ done: @escaping (StoreOpResult) -> Void) {
+    pending.append(PendingOp(op: op, done: done))
+    queueCommit()
+  }
+
+  /// Runs a commit once the current burst of messages is handled, unless one is running
+  /// (its completion starts the next).
+  private func queueCommit() {
+    guard !committing, !commitQueued else { return }
+    commitQueued = true
+    loop.assumeIsolated().execute { self.commit() }
+  }
+
+  private struct Claim {
+    var connection: Connection
+    var pool: Pool
+    var limit: Int
+    var generation: UInt64
+  }
+
+  private func commit() {
+    commitQueued = false
+    guard !committing else { return }
+    var claims: [Claim] = []
+    if accepting {
+      for connection in workerConnections.values where connection.open && !connection.draining {
+        for (pool, credit) in connection.credit where poolHasWork.contains(pool) {
+          let available = credit - connection.reserved[pool, default: 0]
+          guard available > 0 else { continue }
+          connection.reserved[pool, default: 0] += available
+          claims.append(
+            Claim(connection: connection, pool: pool, limit: available, generation: workGeneration[pool, default: 0]))
+        }
+      }
+    }
+    let batch = pending
+    pending.removeAll(keepingCapacity: true)
+    guard !batch.isEmpty || !claims.isEmpty else {
+      drainPromise?.succeed()
+      drainPromise = nil
+      return
+    }
+    committing = true
+    let ops = batch.map(\.op) + claims.map { .claim(owner: $0.connection.name, pool: $0.pool, limit: $0.limit) }
+    let store = self.store
+    let nowMs = self.nowMs
+    writer.runIfActive(eventLoop: loop) { try store.apply(ops, nowMs: nowMs) }
+      .assumeIsolated().whenComplete { result in
+        self.committing = false
+        switch result {
+        case .success(let results):
+          for (index, item) in batch.enumerated() { item.done(results[index]) }
+          for (index, claim) in claims.enumerated() {
+            self.deliver(claim, results[batch.count + index])
+          }
+        case .failure(let error):
+          let failure = (error as? HaatError) ?? HaatError(.unavailable, "\(error)")
+          self.logger.error("store commit failed", metadata: ["error": "\(failure.message)", "ops": "\(ops.count)"])
+          for item in batch { item.done(.failed(failure)) }
+          for claim in claims { claim.connection.reserved[claim.pool, default: 0] -= claim.limit }
+        }
+        self.flush()
+        if !self.pending.isEmpty || self.hasClaimableCredit {
+          self.queueCommit()
+        } else if let promise = self.drainPromise {
+          self.drainPromise = nil
+          promise.succeed()
+        }
+      }
+  }
+
+  private var hasClaimableCredit: Bool {
+    guard accepting else { return false }
+    return workerConnections.values.contains { connection in
+      connection.open && !connection.draining
+        && connection.credit.contains { pool, credit in
+          poolHasWork.contains(pool) && credit > connection.reserved[pool, default: 0]
+        }
+    }
+  }
+
+  private func deliver(_ claim: Claim, _ result: StoreOpResult) {
+    let connection = claim.connection
+    connection.reserved[claim.pool, default: 0] -= claim.limit
+    guard case .claimed(let tasks) = result else { return }
+    if tasks.count < claim.limit, workGeneration[claim.pool, default: 0] == claim.generation {
+      poolHasWork.remove(claim.pool)
+    }
+    let now = self.now
+    let expires = nowMs + Int64(config.leaseMs)
+    for task in tasks {
+      let from: TaskState = waiting.removeValue(forKey: task.task) != nil ? .scheduled : .ready
+      if let job = jobs[task.job] {
+        job.counts.move(from: from, to: .leased)
+        if task.startedJob { job.started = true }
+      }
+      guard connection.open, workerConnections[connection.name] === connection else {
+        // The worker left during the commit: undo the claim; it never ran.
+        enqueue(.release(task: task.task, attempt: task.attempt)) { result in
+          if case .changed(let change) = result { self.apply(change) }
+        }
+        continue
+      }
+      leases.grant(task: task.task, attempt: task.attempt, owner: connection.name, now: now)
+      connection.credit[claim.pool, default: 0] -= 1
+      var assign = Haat_V1_Assign()
+      assign.task = task.task.description
+      assign.attempt = task.attempt
+      assign.leaseExpiresMs = expires
+      assign.pool = claim.pool.rawValue
+      assign.job = task.job.description
+      assign.spec = (try? TaskSpec(jsonUTF8Data: task.spec, options: WireCodec.decodingOptions)) ?? TaskSpec()
+      send(Envelope(.assign(assign)), to: connection)
+    }
+    for job in Set(tasks.map(\.job)) { jobChanged(job) }
+  }
+
+  // MARK: Counts, waiting tasks, job ends
+
+  /// Updates memory after a committed task change.
+  private func apply(_ change: TaskChange) {
+    guard let to = change.transition.newState else { return }
+    var from = change.from
+    if from == .ready, waiting.removeValue(forKey: change.task) != nil { from = .scheduled }
+    var target = to
+    if from == .leased, to != .leased {
+      if let lease = leases[change.task], lease.attempt == change.attempt || change.transition == .cancelled {
+        leases.remove(task: change.task)
+      }
+    }
+    if case .retry = change.transition, change.notBeforeMs > nowMs {
+      target = .scheduled
+      addWaiting(change.task, job: change.job, pool: change.pool, notBeforeMs: change.notBeforeMs)
+    } else if target == .ready {
+      markWork(change.pool)
+    }
+    jobs[change.job]?.counts.move(from: from, to: target)
+    jobChanged(change.job)
+  }
+
+  private func markWork(_ pool: Pool) {
+    poolHasWork.insert(pool)
+    workGeneration[pool, default: 0] &+= 1
+    queueCommit()
+  }
+
+  private func addWaiting(_ task: TaskID, job: JobID, pool: Pool, notBeforeMs: Int64) {
+    waiting[task] = (notBeforeMs, job, pool)
+    let earliest = waitHeap.peek()?.at
+    waitHeap.push(at: notBeforeMs, task: task)
+    if earliest == nil || notBeforeMs < earliest ?? .max { armWaitTimer() }
+  }
+
+  private func armWaitTimer() {
+    waitTimer?.cancel()
+    guard let next = waitHeap.peek() else { return }
+    let delay = max(0, next.at - nowMs)
+    waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.wakeWaiting() }
+  }
+
+  private func wakeWaiting() {
+    let nowMs = self.nowMs
+    while let next = waitHeap.peek(), next.at <= nowMs {
+      waitHeap.pop()
+      // A stale heap entry (the task moved on) is skipped.
+      guard let entry = waiting[next.task], entry.notBeforeMs == next.at else { continue }
+      waiting[next.task] = nil
+      jobs[entry.job]?.counts.move(from: .scheduled, to: .ready)
+      markWork(entry.pool)
+      jobChanged(entry.job)
+    }
+    armWaitTimer()
+  }
+
+  private func jobChanged(_ id: JobID) {
+    guard let job = jobs[id] else { return }
+    if job.counts.open == 0 {
+      finishIfEnded(id)
+    } else if !job.watchers.isEmpty {
+      scheduleEvent(job)
+    }
+  }
+
+  /// Progress events go out at most every 100 ms per job.
+  private func scheduleEvent(_ job: ActiveJob) {
+    guard !job.eventScheduled else { return }
+    let since = now &- job.lastEvent
+    let wait = since >= 100_000_000 ? 0 : Int64(100_000_000 - since)
+    job.eventScheduled = true
+    loop.assumeIsolated().scheduleTask(in: .nanoseconds(wait)) {
+      job.eventScheduled = false
+      guard self.jobs[job.id] === job else { return }
+      job.lastEvent = self.now
+      let event = self.event(job)
+      for (connection, id) in job.watchers { self.reply(connection, to: id, .jobEvent(event)) }
+      self.flush()
+    }
+  }
+
+  private func event(_ job: ActiveJob) -> Haat_V1_JobEvent {
+    var event = Haat_V1_JobEvent()
+    event.job = job.id.description
+    event.state = JobRules.state(counts: job.counts, cancelled: job.cancelled, started: job.started).rawValue
+    event.counts = Self.message(job.counts)
+    event.atMs = nowMs
+    return event
+  }
+
+  /// Once every task of a job has ended, reduces its partials into the report (off the
+  /// loop) and records the job's end.
+  private func finishIfEnded(_ id: JobID) {
+    guard let job = jobs[id], job.counts.open == 0, !job.reducing else { return }
+    job.reducing = true
+    let store = self.store
+    let cancelled = job.cancelled
+    readers.runIfActive(eventLoop: loop) { try Self.reduce(id, store: store, cancelled: cancelled) }
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let (state, report, error)):
+          self.enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
+            guard case .finished(_, let applied) = result, applied else {
+              job.reducing = false
+              return
+            }
+            self.jobs[id] = nil
+            self.logger.info("job ended", metadata: ["job": "\(id)", "state": "\(state.rawValue)"])
+            var event = self.event(job)
+            event.state = state.rawValue
+            event.final = true
+            event.message = error
+            for (connection, requestID) in job.watchers { self.reply(connection, to: requestID, .jobEvent(event)) }
+          }
+        case .failure(let error):
+          job.reducing = false
+          self.logger.error("cannot reduce job", metadata: ["job": "\(id)", "error": "\(error)"])
+        }
+      }
+  }
+
+  /// Merges exactly one partial per done task; says which sources are missing.
+  static func reduce(_ job: JobID, store: any JobStore, cancelled: Bool) throws -> (JobState, Data, String) {
+    guard let record = try store.job(job, tasks: false, nowMs: 0) else {
+      throw HaatError(.notFound, "job \(job) vanished")
+    }
+    let outputs = try store.outputs(of: job)
+    var counts = TaskCounts()
+    let results = outputs.map { output -> ReportReducer.TaskResult in
+      counts[output.state] += 1
+      return ReportReducer.TaskResult(
+        task: output.task.description, source: output.source, done: output.state == .done,
+        partial: output.partial.flatMap { try? Partial(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
+        stats: output.stats.flatMap { try? TaskStats(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
+        error: output.lastError.map(ErrorInfo.init) ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
+    }
+    let reports = record.reports.compactMap(ReportName.init(rawValue:))
+    let report = ReportReducer.reduce(job: job.description, reports: reports, tasks: results)
+    let state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
+    var error = ""
+    if counts.dead > 0, let first = outputs.first(where: { $0.state == .dead }), let cause = first.lastError {
+      error = "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
+    }
+    return (state, try report.jsonUTF8Data(options: WireCodec.encodingOptions), error)
+  }
+
+  // MARK: Messages
+
+  static func message(_ counts: TaskCounts) -> Haat_V1_TaskCounts {
+    var message = Haat_V1_TaskCounts()
+    message.total = UInt32(clamping: counts.total)
+    message.scheduled = UInt32(clamping: counts.scheduled)
+    message.ready = UInt32(clamping: counts.ready)
+    message.leased = UInt32(clamping: counts.leased)
+    message.done = UInt32(clamping: counts.done)
+    message.dead = UInt32(clamping: counts.dead)
+    message.cancelled = UInt32(clamping: counts.cancelled)
+    return message
+  }
+
+  static func message(_ record: JobRecord) -> Haat_V1_Job {
+    var job = Haat_V1_Job()
+    job.id = record.id.description
+    job.name = record.name
+    job.state = record.state.rawValue
+    job.priority = record.priority
+    job.createdMs = record.createdMs
+    job.startedMs = record.startedMs
+    job.finishedMs = record.finishedMs
+    job.notBeforeMs = record.notBeforeMs
+    job.counts = message(record.counts)
+    job.reports = record.reports
+    job.error = record.error
+    job.submittedBy = record.submittedBy
+    if let spec = try? JobSpec(jsonUTF8Data: record.spec, options: WireCodec.decodingOptions) { job.spec = spec }
+    job.tasks = record.tasks.map { task in
+      var info = Haat_V1_TaskInfo()
+      info.id = task.id.description
+      info.index = UInt32(clamping: task.index)
+      info.source = task.source
+      info.state = task.state.rawValue
+      info.attempt = task.attempt
+      info.maxAttempts = task.maxAttempts
+      info.worker = task.worker
+      if let error = task.lastError { info.lastError = ErrorInfo(error) }
+      info.notBeforeMs = task.notBeforeMs
+      info.updatedMs = task.updatedMs
+      info.pool = task.pool.rawValue
+      if let stats = task.stats, let decoded = try? TaskStats(jsonUTF8Data: stats, options: WireCodec.decodingOptions) {
+        info.stats = decoded
+      }
+      return info
+    }
+    return job
+  }
+}
+
+/// A min-heap of (time, task) for tasks waiting out a backoff or a delayed start.
+struct MinHeap {
+  private var items: [(at: Int64, task: TaskID)] = []
+
+  func peek() -> (at: Int64, task: TaskID)? { items.first }
+
+  mutating func push(at: Int64, task: TaskID) {
+    items.append((at, task))
+    var child = items.count - 1
+    while child > 0 {
+      let parent = (child - 1) / 2
+      guard items[child].at < items[parent].at else { break }
+      items.swapAt(child, parent)
+      child = parent
+    }
+  }
+
+  @discardableResult
+  mutating func pop() -> (at: Int64, task: TaskID)? {
+    guard !items.isEmpty else { return nil }
+    items.swapAt(0, items.count - 1)
+    let top = items.removeLast()
+    var parent = 0
+    while true {
+      let left = parent * 2 + 1
+      let right = left + 1
+      var smallest = parent
+      if left < items.count, items[left].at < items[smallest].at { smallest = left }
+      if right < items.count, items[right].at < items[smallest].at { smallest = right }
+      guard smallest != parent else { break }
+      items.swapAt(parent, smallest)
+      parent = smallest
+    }
+    return top
+  }
+}

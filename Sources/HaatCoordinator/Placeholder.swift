@@ -1,4 +1,0 @@
-// placeholder
-import NIOPosix
-import ServiceLifecycle
-import Logging

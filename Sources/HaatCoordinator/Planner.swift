@@ -1,0 +1,182 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatRecords
+import HaatStore
+
+/// Checks a submitted job spec and plans it into tasks: one per source, or `tasks` of them
+/// for a `noop` source. Every refusal names the field and says why.
+public enum Planner {
+  /// Platforms a source may name.
+  public static let platforms: Set<String> = [
+    "facebook", "instagram", "tiktok", "pinterest", "linkedin", "youtube", "x", "whatsapp",
+    "messenger", "web",
+  ]
+  public static let maxSources = 10_000
+  public static let maxTasks = 1_000_000
+
+  /// The coordinator's defaults for what a spec leaves out.
+  public struct Defaults: Sendable {
+    public var maxAttempts: UInt32 = HaatCore.Defaults.maxAttempts
+    public var retry: RetryPolicy = .default
+    public init() {}
+  }
+
+  public static func plan(
+    _ spec: JobSpec, submittedBy: String, defaults: Defaults = Defaults()
+  ) throws(HaatError) -> NewJob {
+    func bad(_ field: String, _ reason: String) -> HaatError {
+      HaatError(.badSpec, reason, field: field)
+    }
+    guard spec.name.count <= 200 else { throw bad("name", "is longer than 200 characters") }
+    guard !spec.sources.isEmpty else { throw bad("sources", "a job needs at least one source") }
+    guard spec.sources.count <= maxSources else {
+      throw bad("sources", "has \(spec.sources.count) sources; the most is \(maxSources)")
+    }
+    guard (-1000...1000).contains(spec.priority) else {
+      throw bad("priority", "must be between -1000 and 1000, not \(spec.priority)")
+    }
+    let maxAttempts = spec.maxAttempts == 0 ? defaults.maxAttempts : spec.maxAttempts
+    guard (1...100).contains(maxAttempts) else {
+      throw bad("max_attempts", "must be between 1 and 100, not \(spec.maxAttempts)")
+    }
+    let base = spec.retryBaseMs == 0 ? defaults.retry.baseMs : UInt64(spec.retryBaseMs)
+    let cap = spec.retryCapMs == 0 ? max(defaults.retry.capMs, base) : UInt64(spec.retryCapMs)
+    guard cap >= base else {
+      throw bad("retry_cap_ms", "(\(cap)) must not be less than retry_base_ms (\(base))")
+    }
+    var notBeforeMs: Int64 = 0
+    if !spec.notBefore.isEmpty {
+      guard let time = Array(spec.notBefore.utf8).withUnsafeBytes({ Values.timestamp($0) }) else {
+        throw bad("not_before", "must be an RFC 3339 time with an offset, e.g. 2026-11-23T18:00:00+06:00")
+      }
+      notBeforeMs = time.epochSeconds * 1000
+    }
+
+    var sources = spec.sources
+    var names = Set<String>()
+    var collectsPosts = false
+    var taskCount = 0
+    for index in sources.indices {
+      let field = "sources[\(index)]"
+      var source = sources[index]
+      if source.kind.isEmpty { source.kind = "posts" }
+      if source.pool.isEmpty { source.pool = Pool.collect.rawValue }
+      guard Pool(rawValue: source.pool) != nil else {
+        throw bad("\(field).pool", "unknown pool \"\(source.pool)\"; use collect or analyze")
+      }
+      if !source.platform.isEmpty, !platforms.contains(source.platform) {
+        throw bad(
+          "\(field).platform",
+          "unknown platform \"\(source.platform)\"; use one of \(platforms.sorted().joined(separator: ", "))")
+      }
+      switch source.kind {
+      case "noop":
+        if source.tasks == 0 { source.tasks = 1 }
+        guard source.tasks <= maxTasks else {
+          throw bad("\(field).tasks", "must be at most \(maxTasks), not \(source.tasks)")
+        }
+        taskCount += Int(source.tasks)
+      case "posts":
+        collectsPosts = true
+        taskCount += 1
+        try checkURL(source.url, field: "\(field).url")
+        if !source.format.isEmpty, ExportFormat(rawValue: source.format) == nil {
+          throw bad("\(field).format", "unknown format \"\(source.format)\"; use csv or ndjson")
+        }
+        if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
+      default:
+        throw bad("\(field).kind", "unknown kind \"\(source.kind)\"; use posts or noop")
+      }
+      if source.name.isEmpty {
+        source.name =
+          !source.platform.isEmpty && !source.account.isEmpty
+          ? "\(source.platform)/\(source.account)" : "source-\(index + 1)"
+        // Two sources of the same account get distinct default names.
+        if names.contains(source.name) { source.name += "#\(index + 1)" }
+      }
+      guard names.insert(source.name).inserted else {
+        throw bad("\(field).name", "\"\(source.name)\" names another source too; names must be unique")
+      }
+      sources[index] = source
+      guard taskCount <= maxTasks else {
+        throw bad("sources", "plans more than \(maxTasks) tasks")
+      }
+    }
+
+    var reports = spec.reports
+    if reports.isEmpty, collectsPosts { reports = [ReportName.engagement.rawValue] }
+    for (index, report) in reports.enumerated() where ReportName(rawValue: report) == nil {
+      throw bad(
+        "reports[\(index)]",
+        "unknown report \"\(report)\"; use one of \(ReportName.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+
+    var stored = spec
+    stored.sources = sources
+    stored.reports = reports
+    stored.maxAttempts = maxAttempts
+    stored.retryBaseMs = UInt32(clamping: base)
+    stored.retryCapMs = UInt32(clamping: cap)
+    if stored.name.isEmpty { stored.name = "job" }
+
+    var tasks: [NewTask] = []
+    tasks.reserveCapacity(taskCount)
+    var index: UInt32 = 0
+    do {
+      for source in sources {
+        let pool = Pool(rawValue: source.pool) ?? .collect
+        let count = source.kind == "noop" ? Int(source.tasks) : 1
+        var taskSpec = TaskSpec()
+        taskSpec.source = source
+        taskSpec.reports = reports
+        for _ in 0..<count {
+          taskSpec.index = index
+          index += 1
+          tasks.append(NewTask(pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions)))
+        }
+      }
+      return NewJob(
+        name: stored.name, priority: spec.priority, notBeforeMs: notBeforeMs, maxAttempts: maxAttempts,
+        retry: RetryPolicy(baseMs: base, capMs: cap), reports: reports,
+        spec: try stored.jsonUTF8Data(options: WireCodec.encodingOptions), submittedBy: submittedBy,
+        tasks: tasks)
+    } catch {
+      throw HaatError(.internal, "cannot encode the planned tasks: \(error)")
+    }
+  }
+
+  static func checkURL(_ text: String, field: String) throws(HaatError) {
+    guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a posts source", field: field) }
+    guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
+      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
+    }
+    switch scheme {
+    case "http", "https":
+      guard let host = url.host, !host.isEmpty else {
+        throw HaatError(.badSpec, "has no host: \"\(text)\"", field: field)
+      }
+    case "file":
+      guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \"\(text)\"", field: field) }
+    default:
+      throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme)://", field: field)
+    }
+  }
+
+  static func checkCredential(_ reference: String, field: String) throws(HaatError) {
+    if reference.hasPrefix("env:") {
+      let name = reference.dropFirst(4)
+      let valid =
+        !name.isEmpty
+        && name.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || $0 == "_" || ("0"..."9").contains($0) }
+        && !(name.first?.isNumber ?? true)
+      if valid { return }
+    } else if reference.hasPrefix("file:/") {
+      return
+    }
+    throw HaatError(
+      .badSpec, "must be a reference, env:NAME or file:/path; the secret itself never goes in a spec",
+      field: field)
+  }
+}

@@ -1,0 +1,135 @@
+import HaatCore
+import HaatProtocol
+import NIOCore
+
+/// One connection's protocol front: the server-first handshake, framing faults and role
+/// checks. Authenticated messages go to the core; this handler holds no queue state.
+final class SessionHandler: ChannelInboundHandler {
+  typealias InboundIn = LineFrame
+  typealias OutboundOut = Envelope
+
+  private let core: CoordinatorCore
+  private let tokens: TokenStore
+  private let config: CoordinatorConfig
+  private var handshake: ServerHandshake
+  private var connection: Connection?
+  private var lineLimit: Int
+  private var timeout: Scheduled<Void>?
+  private let session = "s_" + HandshakeMAC.nonce(bytes: 8)
+
+  init(core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig) {
+    self.core = core
+    self.tokens = tokens
+    self.config = config
+    handshake = ServerHandshake(nonce: HandshakeMAC.nonce(bytes: 16))
+    lineLimit = Int(config.maxLineBytes)
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    var challenge = Haat_V1_Challenge()
+    challenge.versions = HandshakeLimits.versions
+    challenge.nonce = handshake.nonce
+    challenge.server = "haat-coordinator/\(HaatVersion.current)"
+    context.writeAndFlush(wrapOutboundOut(Envelope(.challenge(challenge))), promise: nil)
+    timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.handshakeTimeoutMs))) {
+      guard self.connection == nil, context.channel.isActive else { return }
+      self.fail(context, HaatError(.handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms"))
+    }
+    context.fireChannelActive()
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .tooLong(let limit):
+      fail(context, HaatError(.frameTooLong, "a line is longer than \(limit) bytes; closing the connection"))
+    case .line(let line):
+      guard line.readableBytes <= lineLimit else {
+        return fail(context, HaatError(.frameTooLong, "a line is longer than \(lineLimit) bytes; closing the connection"))
+      }
+      switch WireCodec.decode(line) {
+      case .failure(let failure):
+        context.write(wrapOutboundOut(.error(failure.error, replyTo: failure.replyTo)), promise: nil)
+      case .success(let envelope):
+        if let connection {
+          dispatch(envelope, connection: connection, context: context)
+        } else {
+          authenticate(envelope, context: context)
+        }
+      }
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    core.flush()
+    context.flush()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    timeout?.cancel()
+    if let connection { core.closed(connection) }
+    connection = nil
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: Error) {
+    context.close(promise: nil)
+  }
+
+  private func authenticate(_ envelope: Envelope, context: ChannelHandlerContext) {
+    guard case .hello(let hello)? = envelope.body else {
+      return fail(context, handshake.receiveOther(), replyTo: envelope.id)
+    }
+    let outcome = handshake.receive(
+      hello: ServerHandshake.Hello(
+        version: hello.version, role: hello.role, name: hello.name, tokenID: hello.tokenID,
+        clientNonce: hello.clientNonce, mac: hello.mac),
+      token: tokens.token(id: hello.tokenID), session: session, mac: HandshakeMAC.hmacSHA256)
+    switch outcome {
+    case .reject(let error):
+      fail(context, error, replyTo: envelope.id)
+    case .welcome(let session, let serverMAC, let version, let peer):
+      timeout?.cancel()
+      if hello.maxLineBytes != 0 {
+        lineLimit = Int(min(max(hello.maxLineBytes, Defaults.minLineBytes), config.maxLineBytes))
+      }
+      var welcome = Haat_V1_Welcome()
+      welcome.session = session
+      welcome.serverMac = serverMAC
+      welcome.heartbeatMs = config.heartbeatMs
+      welcome.leaseMs = config.leaseMs
+      welcome.maxLineBytes = UInt32(lineLimit)
+      welcome.version = version
+      welcome.role = peer.role.rawValue
+      context.write(wrapOutboundOut(Envelope(replyTo: envelope.id, .welcome(welcome))), promise: nil)
+      let connection = Connection(
+        channel: context.channel, session: session, peer: peer,
+        address: context.remoteAddress?.description ?? "")
+      self.connection = connection
+      core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
+    }
+  }
+
+  private func dispatch(_ envelope: Envelope, connection: Connection, context: ChannelHandlerContext) {
+    guard let body = envelope.body else { return }
+    if case .ping = body {
+      return core.receive(envelope, from: connection)
+    }
+    guard let kind = body.requestKind else {
+      let error = HaatError(.unsupported, "\(body.wireName) is not a message a peer sends to the coordinator")
+      return context.write(wrapOutboundOut(.error(error, replyTo: envelope.id)), promise: nil)
+    }
+    guard connection.peer.role.allows(kind) else {
+      let error = HaatError(
+        .forbidden, "a \(connection.peer.role.rawValue) token may not send \(body.wireName)")
+      return context.write(wrapOutboundOut(.error(error, replyTo: envelope.id)), promise: nil)
+    }
+    core.receive(envelope, from: connection)
+  }
+
+  /// Sends an error and closes the connection.
+  private func fail(_ context: ChannelHandlerContext, _ error: HaatError, replyTo: String = "") {
+    context.writeAndFlush(wrapOutboundOut(.error(error, replyTo: replyTo))).assumeIsolated().whenComplete { _ in
+      context.close(promise: nil)
+    }
+  }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import Synchronization
+
+/// The coordinator's tokens: a file of JSON lines `{"id", "role", "secret", "created_ms",
+/// "label"}`, mode 0600. It is re-read when it changes, so `haat token create` takes
+/// effect without a restart.
+public final class TokenStore: Sendable {
+  struct Entry: Codable {
+    var id: String
+    var role: Role
+    var secret: String
+    var created_ms: Int64
+    var label: String?
+  }
+
+  public let path: String
+  private let cache = Mutex<(modified: Date?, tokens: [String: Token])>((nil, [:]))
+
+  public init(path: String) {
+    self.path = path
+  }
+
+  /// The token with this id, if the file has it.
+  public func token(id: String) -> Token? {
+    let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
+    return cache.withLock { cache in
+      if cache.modified != modified || modified == nil {
+        cache = (modified, Self.read(path))
+      }
+      return cache.tokens[id]
+    }
+  }
+
+  static func read(_ path: String) -> [String: Token] {
+    guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+    var tokens: [String: Token] = [:]
+    for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+      if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) {
+        tokens[entry.id] = Token(id: entry.id, role: entry.role, secret: entry.secret)
+      }
+    }
+    return tokens
+  }
+
+  /// Adds a new token with a fresh 256-bit secret and returns its credential.
+  public func create(role: Role, label: String? = nil, coordinator: String? = nil) throws -> Credential {
+    let id = "t_" + HandshakeMAC.nonce(bytes: 8)
+    let secret = HandshakeMAC.nonce(bytes: 32)
+    let entry = Entry(
+      id: id, role: role, secret: secret, created_ms: Int64(Date().timeIntervalSince1970 * 1000),
+      label: label)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var existing = FileManager.default.contents(atPath: path) ?? Data()
+    if let last = existing.last, last != UInt8(ascii: "\n") { existing.append(UInt8(ascii: "\n")) }
+    existing.append(try encoder.encode(entry))
+    existing.append(UInt8(ascii: "\n"))
+    try SecretFile.write(existing, to: path)
+    return Credential(tokenID: id, secret: secret, role: role, coordinator: coordinator)
+  }
+
+  /// Every token's id, role and label (never the secret).
+  public func list() -> [(id: String, role: Role, label: String)] {
+    guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
+      guard let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) else { return nil }
+      return (entry.id, entry.role, entry.label ?? "")
+    }
+  }
+}

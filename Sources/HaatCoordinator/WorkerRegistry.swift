@@ -1,0 +1,34 @@
+import HaatCore
+import HaatProtocol
+
+/// What the coordinator knows of a worker, connected or not.
+struct WorkerRecord {
+  var name: String
+  var host: String
+  var pid: UInt32
+  var version: String
+  var address: String
+  var pools: [Haat_V1_PoolState]
+  var connectedMs: Int64
+  var lastHeartbeatMs: Int64
+  /// Monotonic nanoseconds of the last heartbeat (or the connection).
+  var lastHeartbeat: UInt64
+  var health = WorkerHealth()
+  /// Results the coordinator accepted from this worker, and failures it recorded.
+  var tasksDone: UInt64 = 0
+  var tasksFailed: UInt64 = 0
+  var connected = true
+  /// The worker said it is draining, or left after draining.
+  var draining = false
+
+  /// healthy, stalled, lost, draining or gone (docs/operations.md).
+  func state(now: UInt64, heartbeatMs: UInt32, leaseMs: UInt32, leases: Int, nowMs: Int64) -> String {
+    if !connected { return draining ? "gone" : "lost" }
+    if draining { return "draining" }
+    let silent = now &- lastHeartbeat
+    if silent > UInt64(heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000 { return "lost" }
+    let sinceProgress = nowMs - max(health.lastProgressMs, connectedMs)
+    if leases > 0, sinceProgress > Int64(max(leaseMs, heartbeatMs * 3)) { return "stalled" }
+    return "healthy"
+  }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import HaatCore
+import NIOCore
+
+/// The peer side of a connection's start: waits for the challenge, sends hello, checks
+/// the welcome's server MAC, then passes decoded envelopes on. `established` succeeds with
+/// the welcome, or fails with the server's error or a failed proof; nothing reaches the
+/// next handler from a server that could not prove it knows the token's secret.
+public final class ClientHandshakeHandler: ChannelInboundHandler {
+  public typealias InboundIn = LineFrame
+  public typealias InboundOut = Envelope
+  public typealias OutboundOut = Envelope
+
+  private var handshake: ClientHandshake
+  private let worker: Haat_V1_WorkerInfo?
+  private let maxLineBytes: UInt32
+  private let established: EventLoopPromise<Haat_V1_Welcome>
+  private var welcomed = false
+  private static let helloID = "hello"
+
+  public init(
+    handshake: ClientHandshake, worker: Haat_V1_WorkerInfo?, maxLineBytes: UInt32 = 0,
+    established: EventLoopPromise<Haat_V1_Welcome>
+  ) {
+    self.handshake = handshake
+    self.worker = worker
+    self.maxLineBytes = maxLineBytes
+    self.established = established
+  }
+
+  public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let line: ByteBuffer
+    switch unwrapInboundIn(data) {
+    case .tooLong(let limit):
+      return fail(context, HaatError(.frameTooLong, "the coordinator sent a line longer than \(limit) bytes"))
+    case .line(let buffer):
+      line = buffer
+    }
+    let envelope: Envelope
+    switch WireCodec.decode(line) {
+    case .success(let decoded): envelope = decoded
+    case .failure(let failure):
+      if welcomed {
+        // A newer coordinator's message this build does not know: skip it.
+        return
+      }
+      return fail(context, failure.error)
+    }
+    if welcomed {
+      return context.fireChannelRead(wrapInboundOut(envelope))
+    }
+    switch envelope.body {
+    case .challenge(let challenge)?:
+      switch handshake.receive(challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256) {
+      case .failure(let error):
+        fail(context, error)
+      case .success(let values):
+        var hello = Haat_V1_Hello()
+        hello.version = values.version
+        hello.role = values.role
+        hello.name = values.name
+        hello.tokenID = values.tokenID
+        hello.clientNonce = values.clientNonce
+        hello.mac = values.mac
+        hello.maxLineBytes = maxLineBytes
+        if let worker { hello.worker = worker }
+        context.writeAndFlush(wrapOutboundOut(Envelope(id: Self.helloID, .hello(hello))), promise: nil)
+      }
+    case .welcome(let welcome)?:
+      switch handshake.receive(welcomeSession: welcome.session, serverMAC: welcome.serverMac, mac: HandshakeMAC.hmacSHA256) {
+      case .failure(let error):
+        fail(context, error)
+      case .success:
+        welcomed = true
+        established.succeed(welcome)
+      }
+    case .error(let error)?:
+      fail(context, error.haatError)
+    default:
+      fail(context, HaatError(.unsupported, "expected a challenge or welcome from the coordinator"))
+    }
+  }
+
+  public func channelInactive(context: ChannelHandlerContext) {
+    if !welcomed {
+      established.fail(HaatError(.unavailable, "the coordinator closed the connection during the handshake"))
+    }
+    context.fireChannelInactive()
+  }
+
+  public func errorCaught(context: ChannelHandlerContext, error: Error) {
+    if !welcomed { established.fail(error) }
+    context.fireErrorCaught(error)
+  }
+
+  private func fail(_ context: ChannelHandlerContext, _ error: HaatError) {
+    if !welcomed { established.fail(error) }
+    context.close(promise: nil)
+  }
+}
+
+/// "host:port" or "[v6]:port".
+public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+  public var host: String
+  public var port: Int
+
+  public init(host: String, port: Int) {
+    self.host = host
+    self.port = port
+  }
+
+  public init?(_ text: String) {
+    let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+      host = String(text[text.index(after: text.startIndex)..<close])
+      let rest = text[text.index(after: close)...]
+      guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (0...65535).contains(port) else { return nil }
+      self.port = port
+      return
+    }
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (0...65535).contains(port), colon > text.startIndex
+    else { return nil }
+    host = String(text[..<colon])
+    self.port = port
+  }
+
+  public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

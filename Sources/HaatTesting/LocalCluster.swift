@@ -1,0 +1,256 @@
+import Foundation
+import HaatClient
+import HaatCore
+import HaatProtocol
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Where the `haat` executable is: `HAAT_BIN`, else beside this process's executable, else
+/// `.build/debug/haat` under the current directory.
+public enum HaatBinary {
+  public static func path() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["HAAT_BIN"] { return path }
+    let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let candidates = [
+      URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent("haat").path,
+      FileManager.default.currentDirectoryPath + "/.build/debug/haat",
+    ]
+    for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) {
+      return candidate
+    }
+    throw HaatError(.notFound, "cannot find the haat executable (build it, or set HAAT_BIN)")
+  }
+}
+
+/// A child process whose output goes to a log file.
+public final class ChildProcess: Sendable {
+  public let name: String
+  public let logPath: String
+  private let process: Process
+
+  /// Starts `executable` with `arguments`; stdout and stderr go to `logPath`.
+  public init(name: String, executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+    self.name = name
+    self.logPath = logPath
+    guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+      throw HaatError(.internal, "cannot create \(logPath)")
+    }
+    let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.standardOutput = log
+    process.standardError = log
+    process.standardInput = FileHandle.nullDevice
+    if let environment { process.environment = environment }
+    try process.run()
+    try? log.close()
+    self.process = process
+  }
+
+  public var pid: Int32 { process.processIdentifier }
+  public var isRunning: Bool { process.isRunning }
+
+  public func signal(_ signal: Int32) {
+    if process.isRunning { kill(process.processIdentifier, signal) }
+  }
+
+  /// Waits up to `timeout` for the process to exit; its exit status, or nil if it still runs.
+  @discardableResult
+  public func wait(timeout: Duration) async -> Int32? {
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+      if ContinuousClock.now >= deadline { return nil }
+      try? await Task.sleep(for: .milliseconds(20))
+    }
+    return process.terminationStatus
+  }
+
+  /// SIGTERM, then SIGKILL if it has not exited after `grace`.
+  @discardableResult
+  public func stop(grace: Duration = .seconds(15)) async -> Int32? {
+    signal(SIGTERM)
+    if let status = await wait(timeout: grace) { return status }
+    signal(SIGKILL)
+    return await wait(timeout: .seconds(5))
+  }
+
+  /// The last lines of the process's output.
+  public func tail(_ lines: Int = 20) -> String {
+    let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+  }
+}
+
+/// A coordinator and workers as real processes on loopback, in a temporary directory.
+public final class LocalCluster: Sendable {
+  public struct Options: Sendable {
+    public var workers = 2
+    public var durability = "full"
+    public var leaseMs: UInt32 = 30_000
+    public var heartbeatMs: UInt32 = 5_000
+    public var retryBaseMs: UInt64 = 1_000
+    public var retryCapMs: UInt64 = 300_000
+    public var collectSlots = 4
+    public var coordinatorArguments: [String] = []
+    public var workerArguments: [String] = []
+    /// Where the data directory and logs go; a new temporary directory if nil.
+    public var directory: String?
+    public var logLevel = "info"
+
+    public init() {}
+  }
+
+  public let options: Options
+  public let directory: String
+  public let binary: String
+  private let state: Mutex<(coordinator: ChildProcess?, workers: [String: ChildProcess], endpoint: Endpoint?, starts: [String: Int])>
+  private let ownsDirectory: Bool
+
+  public var dataDirectory: String { directory + "/data" }
+  public var workerTokenPath: String { directory + "/worker.token" }
+  public var endpoint: Endpoint {
+    state.withLock { $0.endpoint } ?? Endpoint(host: "127.0.0.1", port: 0)
+  }
+
+  /// Starts the coordinator and the workers, and waits until every worker is connected.
+  public static func start(_ options: Options = Options()) async throws -> LocalCluster {
+    let cluster = try LocalCluster(options: options)
+    do {
+      try await cluster.startCoordinator()
+      try await cluster.createWorkerToken()
+      for index in 1...max(options.workers, 1) where options.workers > 0 {
+        try cluster.startWorker(name: "worker-\(index)")
+      }
+      if options.workers > 0 { try await cluster.waitForWorkers(options.workers) }
+      return cluster
+    } catch {
+      await cluster.stop()
+      throw error
+    }
+  }
+
+  private init(options: Options) throws {
+    self.options = options
+    binary = try HaatBinary.path()
+    if let directory = options.directory {
+      self.directory = directory
+      ownsDirectory = false
+    } else {
+      let template = FileManager.default.temporaryDirectory.appendingPathComponent("haat-cluster-XXXXXX").path
+      var bytes = Array(template.utf8CString)
+      guard let made = mkdtemp(&bytes) else { throw HaatError(.internal, "cannot make a temporary directory") }
+      directory = String(cString: made)
+      ownsDirectory = true
+    }
+    try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+    state = Mutex((nil, [:], nil, [:]))
+  }
+
+  /// Starts (or restarts) the coordinator on the same data directory and waits until it listens.
+  public func startCoordinator() async throws {
+    let readyFile = directory + "/coordinator.ready"
+    try? FileManager.default.removeItem(atPath: readyFile)
+    // Restarts reuse the port the workers know.
+    let listen = state.withLock { $0.endpoint }?.description ?? "127.0.0.1:0"
+    let arguments = [
+      "coordinator", "--listen", listen, "--data-dir", dataDirectory, "--durability", options.durability,
+      "--lease-ms", String(options.leaseMs), "--heartbeat-ms", String(options.heartbeatMs),
+      "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
+      "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
+    ] + options.coordinatorArguments
+    let process = try ChildProcess(
+      name: "coordinator", executable: binary, arguments: arguments, logPath: logPath(for: "coordinator"))
+    state.withLock { $0.coordinator = process }
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
+      if let text = try? String(contentsOfFile: readyFile, encoding: .utf8), let endpoint = Endpoint(text) {
+        state.withLock { $0.endpoint = endpoint }
+        return
+      }
+      guard process.isRunning else {
+        throw HaatError(.unavailable, "the coordinator exited at start:\n\(process.tail())")
+      }
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    throw HaatError(.unavailable, "the coordinator did not start listening within 30 s:\n\(process.tail())")
+  }
+
+  private func createWorkerToken() async throws {
+    let process = try ChildProcess(
+      name: "token", executable: binary,
+      arguments: ["token", "create", "--role", "worker", "--data-dir", dataDirectory, "--out", workerTokenPath, "--coordinator", endpoint.description],
+      logPath: directory + "/token.log")
+    guard await process.wait(timeout: .seconds(30)) == 0 else {
+      throw HaatError(.internal, "haat token create failed:\n\(process.tail())")
+    }
+  }
+
+  /// Starts a worker process named `name`.
+  @discardableResult
+  public func startWorker(name: String, extraArguments: [String] = []) throws -> ChildProcess {
+    let arguments = [
+      "worker", "--coordinator", endpoint.description, "--token-file", workerTokenPath, "--name", name,
+      "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
+      "--exit-with-parent",
+    ] + options.workerArguments + extraArguments
+    let process = try ChildProcess(name: name, executable: binary, arguments: arguments, logPath: logPath(for: name))
+    state.withLock { $0.workers[name] = process }
+    return process
+  }
+
+  /// `NAME.log` for a process's first start, `NAME-N.log` for its restarts.
+  private func logPath(for name: String) -> String {
+    let starts = state.withLock { state in
+      defer { state.starts[name, default: 0] += 1 }
+      return state.starts[name, default: 0]
+    }
+    return directory + "/\(name)\(starts == 0 ? "" : "-\(starts)").log"
+  }
+
+  public func worker(_ name: String) -> ChildProcess? { state.withLock { $0.workers[name] } }
+  public var coordinator: ChildProcess? { state.withLock { $0.coordinator } }
+
+  /// The admin credential the coordinator wrote on its first start.
+  public func adminCredential() throws -> Credential {
+    try Credential.load(path: dataDirectory + "/admin.token")
+  }
+
+  /// A client with the admin credential.
+  public func client() async throws -> HaatClient {
+    try await HaatClient.connect(to: endpoint, credential: try adminCredential(), name: "local-cluster")
+  }
+
+  /// Waits until `count` workers are connected and healthy.
+  public func waitForWorkers(_ count: Int, timeout: Duration = .seconds(30)) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+      if let client = try? await client() {
+        let healthy = (try? await client.workers())?.filter { $0.state == "healthy" }.count ?? 0
+        await client.close()
+        if healthy >= count { return }
+      }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    throw HaatError(.unavailable, "fewer than \(count) workers connected within \(timeout)")
+  }
+
+  /// Stops every process (SIGTERM, then SIGKILL) and removes the directory it made.
+  public func stop(keepDirectory: Bool = false) async {
+    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
+    await withTaskGroup(of: Void.self) { group in
+      for worker in workers { group.addTask { await worker.stop() } }
+    }
+    await coordinator?.stop()
+    if ownsDirectory && !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
+  }
+
+  /// Every process's last log lines, for a failing test's message.
+  public func logs() -> String {
+    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
+    return ([coordinator].compactMap { $0 } + workers).map { "--- \($0.name)\n\($0.tail(30))" }.joined(separator: "\n")
+  }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import HaatFetch
+import HaatProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A worker as a service: connects to the coordinator, runs what it is assigned, and on
+/// graceful shutdown (SIGTERM) drains: finishes or hands back what it holds, then returns.
+public final class Worker: Service {
+  public let config: WorkerConfig
+  private let logger: Logger
+  private let shipper: LogShipper
+
+  /// `shipper` forwards this process's log lines to the coordinator once connected.
+  public init(config: WorkerConfig, logger: Logger, shipper: LogShipper) {
+    self.config = config
+    self.logger = logger
+    self.shipper = shipper
+  }
+
+  public func run() async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let threads = NIOThreadPool(numberOfThreads: max(1, config.slots.values.reduce(0, +)))
+    threads.start()
+    let fetcher = Fetcher(policy: config.fetch)
+    let runtime = WorkerRuntime(
+      loop: group.next(), config: config, fetcher: fetcher, threads: threads, logger: logger)
+    shipper.attach(runtime)
+    logger.info(
+      "worker starting",
+      metadata: [
+        "worker": "\(config.name)", "coordinator": "\(config.coordinator)",
+        "slots": "\(config.slots.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
+        "curl": "\(Fetcher.version)",
+      ])
+    runtime.start()
+    let outcome: Result<Void, any Error>
+    do {
+      try await withGracefulShutdownHandler {
+        try await runtime.done.futureResult.get()
+      } onGracefulShutdown: {
+        runtime.loop.execute { runtime.startDrain(exit: true) }
+      }
+      outcome = .success(())
+    } catch {
+      outcome = .failure(error)
+    }
+    shipper.detach()
+    try? await threads.shutdownGracefully()
+    fetcher.shutdown()
+    try? await group.shutdownGracefully()
+    try outcome.get()
+  }
+}
+
+/// A swift-log handler that forwards lines to the coordinator as `log` messages (and to
+/// another handler, usually stderr). Lines below `level` are not shipped.
+public final class LogShipper: Sendable {
+  private let runtime = Mutex<WorkerRuntime?>(nil)
+
+  public init() {}
+
+  func attach(_ runtime: WorkerRuntime) { self.runtime.withLock { $0 = runtime } }
+  func detach() { runtime.withLock { $0 = nil } }
+
+  func ship(level: Logger.Level, message: String, metadata: Logger.Metadata) {
+    guard let runtime = runtime.withLock({ $0 }), level >= runtime.config.shipLevel else { return }
+    var line = Haat_V1_Log()
+    line.level = level.rawValue
+    line.message = message
+    line.atMs = Int64(Date().timeIntervalSince1970 * 1000)
+    for (key, value) in metadata {
+      if key == "task" { line.task = "\(value)" } else { line.fields[key] = "\(value)" }
+    }
+    let shipped = line
+    runtime.loop.execute { runtime.ship(shipped) }
+  }
+
+  /// A handler that ships and also writes through `base`.
+  public func handler(base: any LogHandler) -> any LogHandler {
+    ShippingLogHandler(base: base, shipper: self)
+  }
+}
+
+struct ShippingLogHandler: LogHandler {
+  var base: any LogHandler
+  let shipper: LogShipper
+
+  var metadata: Logger.Metadata {
+    get { base.metadata }
+    set { base.metadata = newValue }
+  }
+
+  var logLevel: Logger.Level {
+    get { base.logLevel }
+    set { base.logLevel = newValue }
+  }
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { base[metadataKey: key] }
+    set { base[metadataKey: key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    base.log(event: event)
+    var merged = base.metadata
+    if let extra = event.metadata { merged.merge(extra) { $1 } }
+    shipper.ship(level: event.level, message: event.message.description, metadata: merged)
+  }
+}

@@ -1,0 +1,504 @@
+import Foundation
+import HaatCore
+import HaatFetch
+import HaatProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Everything a worker runs with (docs/configuration.md has the defaults and flags).
+public struct WorkerConfig: Sendable {
+  /// The worker's identity across reconnects; leases are held by this name.
+  public var name: String
+  public var coordinator: Endpoint
+  public var credential: Credential
+  public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
+  public var fetch = FetchPolicy()
+  /// How long a draining worker waits for its tasks before failing them back.
+  public var drainTimeoutMs = 30_000
+  /// The longest CSV record or NDJSON line an export may have.
+  public var maxRecordBytes = 1 << 20
+  /// The most log lines kept while the coordinator is unreachable.
+  public var logBuffer = 1000
+  /// Lines at this level or above are shipped to the coordinator.
+  public var shipLevel = Logger.Level.info
+
+  public init(name: String, coordinator: Endpoint, credential: Credential) {
+    self.name = name
+    self.coordinator = coordinator
+    self.credential = credential
+  }
+}
+
+/// The worker's moving parts, confined to one event loop; tasks run on a thread pool.
+///
+/// Results are kept until the coordinator acknowledges them and are sent again after a
+/// reconnect, so a coordinator restart loses nothing a worker finished.
+final class WorkerRuntime: @unchecked Sendable {
+  // @unchecked: all mutable state is touched only on `loop`.
+
+  let loop: any EventLoop
+  let config: WorkerConfig
+  let logger: Logger
+  private let threads: NIOThreadPool
+  private let runner: TaskRunner
+  private let started = Date()
+
+  private struct Running {
+    var attempt: UInt32
+    var pool: Pool
+    var progress: TaskProgress
+    var revoked = false
+  }
+
+  private var channel: (any Channel)?
+  private var welcome: Haat_V1_Welcome?
+  private var running: [String: Running] = [:]
+  /// Results sent (or to send) and not yet acknowledged, by task.
+  private var unacked: [String: Envelope] = [:]
+  private var free: [Pool: Int]
+  private var pendingCredit: [Pool: Int] = [:]
+  private var creditQueued = false
+  private var draining = false
+  private var stopping = false
+  private var heartbeat: RepeatedTask?
+  private var reconnectDelayMs: Int64 = 100
+  private var tasksDone: UInt64 = 0
+  private var tasksFailed: UInt64 = 0
+  private var lastProgressMs: Int64 = 0
+  private var fetchErrors: [String: UInt64] = [:]
+  private var logBuffer: [Haat_V1_Log] = []
+  private var logsDropped: UInt64 = 0
+  private var counter: UInt64 = 0
+  /// Completes when the worker has drained (or fails on an unrecoverable error).
+  let done: EventLoopPromise<Void>
+
+  init(loop: any EventLoop, config: WorkerConfig, fetcher: Fetcher, threads: NIOThreadPool, logger: Logger) {
+    self.loop = loop
+    self.config = config
+    self.logger = logger
+    self.threads = threads
+    runner = TaskRunner(fetcher: fetcher, maxRecordBytes: config.maxRecordBytes)
+    free = config.slots
+    done = loop.makePromise()
+  }
+
+  private var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+  private func nextID() -> String {
+    counter &+= 1
+    return "w\(counter)"
+  }
+
+  // MARK: Connection
+
+  func start() {
+    loop.execute { self.connect() }
+  }
+
+  private func connect() {
+    guard !stopping else { return }
+    let established = loop.makePromise(of: Haat_V1_Welcome.self)
+    let handshake = ClientHandshake(
+      kind: .worker, name: config.name, tokenID: config.credential.tokenID, secret: config.credential.secret,
+      clientNonce: HandshakeMAC.nonce(bytes: 16))
+    var info = Haat_V1_WorkerInfo()
+    info.host = ProcessInfo.processInfo.hostName
+    info.pid = UInt32(ProcessInfo.processInfo.processIdentifier)
+    info.version = HaatVersion.current
+    info.pools = config.slots.sorted { $0.key.rawValue < $1.key.rawValue }.map { pool, slots in
+      var entry = Haat_V1_PoolSlots()
+      entry.pool = pool.rawValue
+      entry.slots = UInt32(slots)
+      return entry
+    }
+    let workerInfo = info
+    ClientBootstrap(group: loop)
+      .connectTimeout(.seconds(10))
+      .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      .channelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          let operations = channel.pipeline.syncOperations
+          try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
+          try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
+          try operations.addHandler(
+            ClientHandshakeHandler(handshake: handshake, worker: workerInfo, established: established))
+          try operations.addHandler(WorkerSessionHandler(runtime: self))
+        }
+      }
+      .connect(host: config.coordinator.host, port: config.coordinator.port)
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .failure(let error):
+          established.fail(error)
+          self.retry("cannot reach the coordinator at \(self.config.coordinator): \(error)")
+        case .success(let channel):
+          established.futureResult.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let welcome): self.opened(channel, welcome: welcome)
+            case .failure(let error as HaatError) where error.code == .authFailed || error.code == .versionUnsupported:
+              self.logger.critical("the coordinator refused this worker", metadata: ["error": "\(error)"])
+              self.stopping = true
+              self.done.fail(error)
+            case .failure(let error):
+              self.retry("the handshake failed: \(error)")
+            }
+          }
+        }
+      }
+  }
+
+  private func retry(_ reason: String) {
+    guard !stopping else { return }
+    logger.warning("\(reason); retrying in \(reconnectDelayMs) ms")
+    let delay = reconnectDelayMs
+    reconnectDelayMs = min(reconnectDelayMs * 2, 5_000)
+    loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.connect() }
+  }
+
+  private func opened(_ channel: any Channel, welcome: Haat_V1_Welcome) {
+    self.channel = channel
+    self.welcome = welcome
+    reconnectDelayMs = 100
+    logger.info(
+      "connected to the coordinator",
+      metadata: ["coordinator": "\(config.coordinator)", "session": "\(welcome.session)"])
+    // A new session starts from zero credit: offer every free slot.
+    if !draining {
+      for (pool, slots) in free where slots > 0 {
+        send(Envelope(.credit(.with { $0.pool = pool.rawValue; $0.free = UInt32(slots) })))
+      }
+    } else {
+      send(Envelope(.drain(Haat_V1_Drain())))
+    }
+    pendingCredit = [:]
+    // Results the previous session did not acknowledge.
+    for envelope in unacked.values { send(envelope) }
+    for line in logBuffer { send(Envelope(.log(line))) }
+    logBuffer.removeAll()
+    let period = TimeAmount.milliseconds(Int64(max(100, welcome.heartbeatMs)))
+    heartbeat?.cancel()
+    heartbeat = loop.scheduleRepeatedTask(initialDelay: .zero, delay: period) { _ in self.beat() }
+    channel.flush()
+  }
+
+  func closed(_ channel: any Channel) {
+    guard self.channel === channel else { return }
+    self.channel = nil
+    heartbeat?.cancel()
+    heartbeat = nil
+    if stopping { return }
+    if draining && running.isEmpty && unacked.isEmpty {
+      finishDrain()
+      return
+    }
+    retry("the coordinator connection closed")
+  }
+
+  private func send(_ envelope: Envelope) {
+    channel?.write(envelope, promise: nil)
+  }
+
+  private func flush() { channel?.flush() }
+
+  // MARK: Messages
+
+  func receive(_ envelope: Envelope) {
+    switch envelope.body {
+    case .assign(let assign): receiveAssign(assign)
+    case .heartbeatAck(let ack): receiveHeartbeatAck(ack)
+    case .ack(let ack): receiveAck(ack)
+    case .drain(let drain):
+      logger.notice("the coordinator asked this worker to drain", metadata: ["reason": "\(drain.reason)"])
+      startDrain(exit: false)
+    case .shutdown(let shutdown):
+      logger.notice("the coordinator asked this worker to shut down", metadata: ["reason": "\(shutdown.reason)"])
+      startDrain(exit: true)
+    case .error(let error):
+      logger.warning("the coordinator reported an error", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
+    default:
+      break
+    }
+  }
+
+  func readComplete() {
+    flush()
+  }
+
+  private func receiveAssign(_ assign: Haat_V1_Assign) {
+    let pool = Pool(rawValue: assign.pool) ?? .collect
+    guard !draining else {
+      // Hand it straight back; another worker will take it.
+      var fail = Haat_V1_Fail()
+      fail.task = assign.task
+      fail.attempt = assign.attempt
+      fail.error = ErrorInfo(code: "worker_draining", message: "worker \(config.name) is draining")
+      fail.retryable = true
+      finishTask(assign.task, attempt: assign.attempt, pool: pool, envelope: Envelope(id: nextID(), .fail(fail)), counted: false)
+      return
+    }
+    free[pool, default: 0] -= 1
+    let progress = TaskProgress()
+    running[assign.task] = Running(attempt: assign.attempt, pool: pool, progress: progress)
+    let spec = assign.spec
+    if spec.source.kind == "noop" {
+      // Nothing to fetch: no thread hop.
+      complete(assign, pool: pool, outcome: .complete(Partial(), TaskStats()))
+      return
+    }
+    logger.debug("task started", metadata: ["task": "\(assign.task)", "attempt": "\(assign.attempt)", "job": "\(assign.job)"])
+    let runner = self.runner
+    let onFetchError: @Sendable (FetchError) -> Void = { error in
+      self.loop.execute { self.fetchErrors[error.kind.rawValue, default: 0] += 1 }
+    }
+    threads.runIfActive(eventLoop: loop) { runner.run(spec, progress: progress, onFetchError: onFetchError) }
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let outcome): self.complete(assign, pool: pool, outcome: outcome)
+        case .failure(let error):
+          self.complete(
+            assign, pool: pool,
+            outcome: .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, TaskStats()))
+        }
+        self.flush()
+      }
+  }
+
+  private func complete(_ assign: Haat_V1_Assign, pool: Pool, outcome: TaskOutcome) {
+    guard let task = running[assign.task], task.attempt == assign.attempt else { return }
+    lastProgressMs = nowMs
+    if task.revoked {
+      // The coordinator took the lease back (cancelled or expired): the result is moot.
+      running[assign.task] = nil
+      release(pool)
+      return
+    }
+    let envelope: Envelope
+    switch outcome {
+    case .complete(let partial, let stats):
+      var complete = Haat_V1_Complete()
+      complete.task = assign.task
+      complete.attempt = assign.attempt
+      complete.partial = partial
+      complete.stats = stats
+      envelope = Envelope(id: nextID(), .complete(complete))
+      tasksDone += 1
+      if assign.spec.source.kind != "noop" {
+        logger.info(
+          "task done",
+          metadata: [
+            "task": "\(assign.task)", "attempt": "\(assign.attempt)", "rows": "\(stats.rows)",
+            "bad_rows": "\(stats.badRows)", "bytes": "\(stats.bytes)", "ms": "\(stats.durationMs)",
+          ])
+      }
+    case .fail(let error, let retryable, let retryAfterMs, let stats):
+      var fail = Haat_V1_Fail()
+      fail.task = assign.task
+      fail.attempt = assign.attempt
+      fail.error = error
+      fail.retryable = retryable
+      fail.retryAfterMs = retryAfterMs
+      fail.stats = stats
+      envelope = Envelope(id: nextID(), .fail(fail))
+      tasksFailed += 1
+      logger.warning(
+        "task failed",
+        metadata: [
+          "task": "\(assign.task)", "attempt": "\(assign.attempt)", "code": "\(error.code)",
+          "error": "\(error.message)", "retryable": "\(retryable)",
+        ])
+    }
+    running[assign.task] = nil
+    finishTask(assign.task, attempt: assign.attempt, pool: pool, envelope: envelope, counted: true)
+  }
+
+  /// Sends a result (keeping it until acknowledged) and frees the slot.
+  private func finishTask(_ task: String, attempt: UInt32, pool: Pool, envelope: Envelope, counted: Bool) {
+    unacked[task] = envelope
+    send(envelope)
+    if counted { release(pool) }
+  }
+
+  private func release(_ pool: Pool) {
+    free[pool, default: 0] += 1
+    guard !draining else {
+      checkDrained()
+      return
+    }
+    pendingCredit[pool, default: 0] += 1
+    // Coalesce the credit of everything finished in this loop tick into one message.
+    if !creditQueued {
+      creditQueued = true
+      loop.assumeIsolated().execute {
+        self.creditQueued = false
+        guard !self.draining else { return }
+        for (pool, count) in self.pendingCredit where count > 0 {
+          self.send(Envelope(.credit(.with { $0.pool = pool.rawValue; $0.free = UInt32(count) })))
+        }
+        self.pendingCredit = [:]
+        self.flush()
+      }
+    }
+  }
+
+  private func receiveAck(_ ack: Haat_V1_Ack) {
+    if let sent = unacked[ack.task], Self.attempt(of: sent) == ack.attempt {
+      unacked[ack.task] = nil
+    }
+    if !ack.accepted {
+      logger.notice(
+        "the coordinator did not take a result",
+        metadata: ["task": "\(ack.task)", "attempt": "\(ack.attempt)", "reason": "\(ack.reason)"])
+    }
+    if draining { checkDrained() }
+  }
+
+  private static func attempt(of envelope: Envelope) -> UInt32? {
+    switch envelope.body {
+    case .complete(let complete): return complete.attempt
+    case .fail(let fail): return fail.attempt
+    default: return nil
+    }
+  }
+
+  private func receiveHeartbeatAck(_ ack: Haat_V1_HeartbeatAck) {
+    for ref in ack.revoked {
+      guard var task = running[ref.task], task.attempt == ref.attempt, !task.revoked else { continue }
+      task.revoked = true
+      task.progress.cancel.cancel()
+      running[ref.task] = task
+      logger.notice("lease revoked; stopping the task", metadata: ["task": "\(ref.task)", "attempt": "\(ref.attempt)"])
+    }
+  }
+
+  private func beat() {
+    guard channel != nil else { return }
+    var heartbeat = Haat_V1_Heartbeat()
+    heartbeat.health = health()
+    heartbeat.leases = running.compactMap { task, state in
+      guard !state.revoked else { return nil }
+      var lease = Haat_V1_LeaseProgress()
+      lease.task = task
+      lease.attempt = state.attempt
+      lease.rows = state.progress.rows.load(ordering: .relaxed)
+      lease.bytes = state.progress.bytes.load(ordering: .relaxed)
+      return lease
+    }
+    if running.values.contains(where: { $0.progress.bytes.load(ordering: .relaxed) > 0 }) {
+      lastProgressMs = nowMs
+    }
+    send(Envelope(id: nextID(), .heartbeat(heartbeat)))
+    flush()
+  }
+
+  private func health() -> WorkerHealth {
+    var health = WorkerHealth()
+    health.pools = config.slots.sorted { $0.key.rawValue < $1.key.rawValue }.map { pool, slots in
+      var state = Haat_V1_PoolState()
+      state.pool = pool.rawValue
+      state.slots = UInt32(slots)
+      state.busy = UInt32(clamping: max(0, slots - (free[pool] ?? 0)))
+      return state
+    }
+    health.rssBytes = ProcessStats.residentBytes()
+    health.cpuSeconds = ProcessStats.cpuSeconds()
+    health.openConnections = UInt32(clamping: running.count)
+    health.lastProgressMs = lastProgressMs
+    health.tasksDone = tasksDone
+    health.tasksFailed = tasksFailed
+    health.fetchErrors = fetchErrors
+    health.draining = draining
+    health.logsDropped = logsDropped
+    return health
+  }
+
+  // MARK: Logs
+
+  /// Ships a log line now, or keeps it (bounded) until the coordinator is reachable.
+  func ship(_ line: Haat_V1_Log) {
+    if channel != nil {
+      send(Envelope(.log(line)))
+      flush()
+      return
+    }
+    if logBuffer.count >= config.logBuffer {
+      logBuffer.removeFirst()
+      logsDropped += 1
+    }
+    logBuffer.append(line)
+  }
+
+  // MARK: Drain
+
+  private var exitAfterDrain = false
+  private var drainTimer: Scheduled<Void>?
+
+  /// Takes nothing new, finishes (or, after the drain timeout, fails back) what it holds,
+  /// waits for the acknowledgements, then completes `done`.
+  func startDrain(exit: Bool) {
+    exitAfterDrain = exit || exitAfterDrain
+    guard !draining else {
+      checkDrained()
+      return
+    }
+    draining = true
+    logger.notice("draining", metadata: ["running": "\(running.count)", "unacknowledged": "\(unacked.count)"])
+    send(Envelope(.drain(.with { $0.reason = "worker \(config.name) is shutting down" })))
+    flush()
+    drainTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.drainTimeoutMs))) {
+      // Out of time: stop the transfers; each fails back as retryable.
+      for task in self.running.values { task.progress.cancel.cancel() }
+      self.loop.assumeIsolated().scheduleTask(in: .seconds(5)) { self.finishDrain() }
+    }
+    checkDrained()
+  }
+
+  private func checkDrained() {
+    guard draining, exitAfterDrain, running.isEmpty else { return }
+    if unacked.isEmpty || channel == nil { finishDrain() }
+  }
+
+  private func finishDrain() {
+    guard !stopping else { return }
+    stopping = true
+    drainTimer?.cancel()
+    heartbeat?.cancel()
+    if !unacked.isEmpty {
+      logger.warning("results not acknowledged before exit; their leases will expire and be retried",
+        metadata: ["count": "\(unacked.count)"])
+    }
+    logger.notice("drained", metadata: ["done": "\(tasksDone)", "failed": "\(tasksFailed)"])
+    let channel = self.channel
+    self.channel = nil
+    if let channel {
+      channel.close().assumeIsolated().whenComplete { _ in self.done.succeed() }
+    } else {
+      done.succeed()
+    }
+  }
+}
+
+/// The worker's end of a session: hands messages to the runtime.
+final class WorkerSessionHandler: ChannelInboundHandler {
+  typealias InboundIn = Envelope
+  let runtime: WorkerRuntime
+
+  init(runtime: WorkerRuntime) { self.runtime = runtime }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    runtime.receive(unwrapInboundIn(data))
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    runtime.readComplete()
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    runtime.closed(context.channel)
+    context.fireChannelInactive()
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    context.close(promise: nil)
+  }
+}

@@ -1,0 +1,269 @@
+import ArgumentParser
+import Foundation
+import HaatAnalytics
+import HaatClient
+import HaatCore
+import HaatProtocol
+
+struct SubmitCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "submit", abstract: "Submit a job from a YAML or JSON spec.",
+    discussion: "Prints the job id. With --wait, shows progress and prints the report; exits 3 if the job did not succeed.")
+
+  @Argument(help: "The job spec (.yaml, .yml or .json; - reads YAML from stdin).")
+  var spec: String
+  @Flag(help: "Wait for the job to end, showing progress, then print its report.")
+  var wait = false
+  @Option(help: "With --wait: table, json or csv.")
+  var format: String = ReportFormat.table.rawValue
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    guard let format = ReportFormat(rawValue: format) else { throw ValidationError("--format must be table, json or csv") }
+    try await runClient(json: client.json) {
+      let jobSpec: JobSpec
+      if spec == "-" {
+        let input = FileHandle.standardInput.readDataToEndOfFile()
+        jobSpec = try SpecLoader.parse(String(decoding: input, as: UTF8.self))
+      } else {
+        jobSpec = try SpecLoader.load(path: spec)
+      }
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let accepted = try await connection.submit(jobSpec)
+      if !wait {
+        if client.json { printJSON(accepted) } else { print("job \(accepted.job) accepted (\(accepted.tasks) tasks)") }
+        return
+      }
+      if !client.json {
+        FileHandle.standardError.write(Data("job \(accepted.job) accepted (\(accepted.tasks) tasks)\n".utf8))
+      }
+      let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
+      if client.json { printJSON(result) } else { render(result.report, format: format) }
+      if result.job.state != JobState.succeeded.rawValue {
+        printError("job \(accepted.job) ended \(result.job.state)\(result.job.error.isEmpty ? "" : ": \(result.job.error)")")
+        throw ExitCode(Exit.jobNotSucceeded)
+      }
+    }
+  }
+}
+
+/// Watches a job to its end (drawing progress) and fetches its result.
+func waitForResult(_ connection: HaatClient, job: String, showProgress: Bool) async throws -> Haat_V1_Result {
+  var display = ProgressDisplay()
+  for try await event in connection.watch(job) {
+    if showProgress { display.show(event) }
+    if event.final { break }
+  }
+  return try await connection.result(job)
+}
+
+struct JobsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List recent jobs, newest first.")
+  @Option(help: "Only jobs in this state (queued, running, succeeded, failed, partial, cancelled).")
+  var state: String = ""
+  @Option(help: "At most this many.")
+  var limit: UInt32 = 20
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let jobs = try await connection.jobs(state: state, limit: limit)
+      if client.json { return printJSON(jobs) }
+      let rows = jobs.map { job in
+        [job.id, job.name, job.state, "\(job.counts.done)/\(job.counts.total)", String(job.counts.dead), time(job.createdMs)]
+      }
+      print(TextTable(header: ["id", "name", "state", "done", "dead", "created"], rightAligned: [0, 3, 4]).render(rows), terminator: "")
+    }
+  }
+}
+
+struct JobCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job and its tasks.")
+  @Argument(help: "The job id.")
+  var id: String
+  @Flag(help: "List every task.")
+  var tasks = false
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let job = try await connection.job(id, tasks: tasks)
+      if client.json { return printJSON(job) }
+      print("job \(job.id) \(job.name): \(job.state)")
+      print("  tasks:     \(counts(job.counts))")
+      print("  reports:   \(job.reports.joined(separator: ", "))")
+      print("  priority:  \(job.priority)")
+      print("  created:   \(time(job.createdMs)) by \(job.submittedBy)")
+      print("  started:   \(time(job.startedMs))")
+      print("  finished:  \(time(job.finishedMs))")
+      if !job.error.isEmpty { print("  error:     \(job.error)") }
+      if tasks {
+        let rows = job.tasks.map { task in
+          [task.id, task.source, task.state, "\(task.attempt)/\(task.maxAttempts)", task.worker,
+           task.hasLastError ? "\(task.lastError.code): \(task.lastError.message)" : ""]
+        }
+        print(TextTable(header: ["task", "source", "state", "attempts", "worker", "last error"], rightAligned: [0]).render(rows), terminator: "")
+      }
+    }
+  }
+}
+
+struct ResultCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "result", abstract: "Print a finished job's report.")
+  @Argument(help: "The job id.")
+  var id: String
+  @Option(help: "table, json or csv.")
+  var format: String = ReportFormat.table.rawValue
+  @Flag(help: "Wait for the job to end first.")
+  var wait = false
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    guard let format = ReportFormat(rawValue: client.json ? "json" : format) else {
+      throw ValidationError("--format must be table, json or csv")
+    }
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let result = wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
+      render(result.report, format: format)
+    }
+  }
+}
+
+struct CancelCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a job.")
+  @Argument(help: "The job id.")
+  var id: String
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let job = try await connection.cancel(id)
+      if client.json { printJSON(job) } else { print("job \(job.id) cancelled (\(counts(job.counts)))") }
+    }
+  }
+}
+
+struct WorkersCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "workers", abstract: "Show the workers and their health.")
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let workers = try await connection.workers()
+      if client.json { return printJSON(workers) }
+      let rows = workers.map { worker -> [String] in
+        let slots = worker.pools.map { "\($0.pool) \($0.busy)/\($0.slots)" }.joined(separator: ", ")
+        return [
+          worker.id, worker.host, worker.state, slots, String(worker.leases), String(worker.tasksDone),
+          String(worker.tasksFailed), ReportRendering.bytes(worker.rssBytes), ago(worker.lastHeartbeatMs),
+        ]
+      }
+      print(
+        TextTable(
+          header: ["id", "host", "state", "slots (busy/total)", "leases", "done", "failed", "rss", "last heartbeat"],
+          rightAligned: [4, 5, 6, 7]
+        ).render(rows), terminator: "")
+    }
+  }
+}
+
+struct LogsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show the logs workers ship to the coordinator.")
+  @Flag(name: [.short, .long], help: "Keep following new lines.")
+  var follow = false
+  @Option(help: "Only this worker's lines.")
+  var worker: String = ""
+  @Option(help: "Only lines at this level or more severe.")
+  var level: String = ""
+  @Option(help: "How many stored lines to show first.")
+  var limit: UInt32 = 100
+  @OptionGroup var client: ClientOptions
+
+  func run() async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      for try await line in connection.logs(worker: worker, level: level, follow: follow, limit: limit) {
+        if client.json {
+          printJSON(line)
+        } else {
+          let fields = line.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+          let task = line.task.isEmpty ? "" : " task=\(line.task)"
+          print("\(time(line.atMs)) \(line.worker) \(line.level.uppercased()) \(line.message)\(task)\(fields.isEmpty ? "" : " " + fields)")
+        }
+        fflush(nil)
+      }
+    }
+  }
+}
+
+struct DeadCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "dead", abstract: "List dead tasks, or retry or discard them.",
+    subcommands: [List.self, Retry.self, Discard.self], defaultSubcommand: List.self)
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List dead tasks with their last error.")
+    @Option(help: "Only this job's.")
+    var job: String = ""
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await runClient(json: client.json) {
+        let connection = try await client.connect()
+        defer { Task { await connection.close() } }
+        let tasks = try await connection.dead(job: job)
+        if client.json { return printJSON(tasks) }
+        let rows = tasks.map { [$0.task, $0.job, $0.source, String($0.attempts), "\($0.error.code): \($0.error.message)", time($0.diedMs)] }
+        print(TextTable(header: ["task", "job", "source", "attempts", "error", "died"], rightAligned: [0, 1, 3]).render(rows), terminator: "")
+      }
+    }
+  }
+
+  struct Retry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Give dead tasks a fresh set of attempts (admin).")
+    @Argument(help: "Task ids; none means every dead task (of --job, if given).")
+    var tasks: [String] = []
+    @Option(help: "Only this job's.")
+    var job: String = ""
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await runClient(json: client.json) {
+        let connection = try await client.connect()
+        defer { Task { await connection.close() } }
+        let count = try await connection.retryDead(tasks: tasks, job: job)
+        print(client.json ? #"{"count":\#(count)}"# : "\(count) dead tasks will run again")
+      }
+    }
+  }
+
+  struct Discard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Give up on dead tasks for good (admin).")
+    @Argument(help: "Task ids; none means every dead task (of --job, if given).")
+    var tasks: [String] = []
+    @Option(help: "Only this job's.")
+    var job: String = ""
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await runClient(json: client.json) {
+        let connection = try await client.connect()
+        defer { Task { await connection.close() } }
+        let count = try await connection.discardDead(tasks: tasks, job: job)
+        print(client.json ? #"{"count":\#(count)}"# : "\(count) dead tasks discarded")
+      }
+    }
+  }
+}

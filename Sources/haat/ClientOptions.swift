@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import HaatClient
+import HaatCore
+import HaatProtocol
+
+/// How a CLI command finds and authenticates to the coordinator.
+struct ClientOptions: ParsableArguments {
+  @Option(name: .long, help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420).")
+  var coordinator: String?
+
+  @Option(name: .long, help: "A credential file from `haat token create` (env HAAT_TOKEN_FILE; default: <data-dir>/admin.token).")
+  var tokenFile: String?
+
+  @Option(name: .long, help: "The coordinator's data directory, to find admin.token (env HAAT_DATA_DIR; default: haat-data).")
+  var dataDir: String?
+
+  @Flag(name: .long, help: "Print machine-readable JSON.")
+  var json = false
+
+  func credential() throws -> Credential {
+    let environment = ProcessInfo.processInfo.environment
+    if let path = tokenFile ?? environment["HAAT_TOKEN_FILE"] { return try Credential.load(path: path) }
+    let directory = dataDir ?? environment["HAAT_DATA_DIR"] ?? "haat-data"
+    let fallback = directory + "/admin.token"
+    guard FileManager.default.fileExists(atPath: fallback) else {
+      throw HaatError(
+        .authFailed,
+        "no credential: pass --token-file (or set HAAT_TOKEN_FILE); \(fallback) does not exist")
+    }
+    return try Credential.load(path: fallback)
+  }
+
+  func endpoint(for credential: Credential) throws -> Endpoint {
+    let text =
+      coordinator ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
+      ?? "\(Defaults.host):\(Defaults.port)"
+    guard let endpoint = Endpoint(text) else {
+      throw ValidationError("--coordinator must be host:port, not \(text)")
+    }
+    return endpoint
+  }
+
+  func connect() async throws -> HaatClient {
+    let credential = try credential()
+    return try await HaatClient.connect(to: try endpoint(for: credential), credential: credential)
+  }
+}
+
+/// Exit codes a script can rely on (docs/cli.md).
+enum Exit {
+  static let failure: Int32 = 1
+  static let badSpec: Int32 = 2
+  static let jobNotSucceeded: Int32 = 3
+  static let notFound: Int32 = 4
+  static let authFailed: Int32 = 5
+  static let unavailable: Int32 = 6
+  static let notFinished: Int32 = 7
+
+  static func code(for error: HaatError) -> Int32 {
+    switch error.code {
+    case .badSpec, .badRequest: return badSpec
+    case .notFound: return notFound
+    case .authFailed, .forbidden: return authFailed
+    case .unavailable, .handshakeTimeout: return unavailable
+    case .notFinished: return notFinished
+    default: return failure
+    }
+  }
+}
+
+/// Runs a client command body; prints an error the way scripts and people want it.
+func runClient(json: Bool, _ body: () async throws -> Void) async throws {
+  do {
+    try await body()
+  } catch let error as HaatError {
+    if json {
+      print(#"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message)),"field":\#(jsonString(error.field))}}"#)
+    }
+    printError(error.description)
+    throw ExitCode(Exit.code(for: error))
+  }
+}
+
+func printError(_ message: String) {
+  FileHandle.standardError.write(Data("haat: \(message)\n".utf8))
+}
+
+func jsonString(_ text: String) -> String {
+  let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+  let array = String(decoding: data, as: UTF8.self)
+  return String(array.dropFirst().dropLast())
+}

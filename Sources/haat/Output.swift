@@ -1,0 +1,104 @@
+import Foundation
+import HaatAnalytics
+import HaatProtocol
+import SwiftProtobuf
+
+/// Prints a message as one JSON document (protobuf's JSON mapping, proto field names).
+func printJSON(_ message: some SwiftProtobuf.Message) {
+  var options = JSONEncodingOptions()
+  options.preserveProtoFieldNames = true
+  print((try? message.jsonString(options: options)) ?? "{}")
+}
+
+/// Prints a list of messages as a JSON array.
+func printJSON(_ messages: [some SwiftProtobuf.Message]) {
+  var options = JSONEncodingOptions()
+  options.preserveProtoFieldNames = true
+  let items = messages.map { (try? $0.jsonString(options: options)) ?? "{}" }
+  print("[" + items.joined(separator: ",\n ") + "]")
+}
+
+func time(_ ms: Int64) -> String {
+  guard ms > 0 else { return "–" }
+  let formatter = DateFormatter()
+  formatter.locale = Locale(identifier: "en_US_POSIX")
+  formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+  return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}
+
+func ago(_ ms: Int64) -> String {
+  guard ms > 0 else { return "never" }
+  let seconds = max(0, (Date().timeIntervalSince1970 * 1000 - Double(ms)) / 1000)
+  if seconds < 60 { return String(format: "%.1fs ago", seconds) }
+  if seconds < 3600 { return "\(Int(seconds / 60))m ago" }
+  return "\(Int(seconds / 3600))h ago"
+}
+
+func counts(_ counts: Haat_V1_TaskCounts) -> String {
+  var parts = ["\(counts.done)/\(counts.total) done"]
+  if counts.leased > 0 { parts.append("\(counts.leased) running") }
+  if counts.ready > 0 { parts.append("\(counts.ready) ready") }
+  if counts.scheduled > 0 { parts.append("\(counts.scheduled) scheduled") }
+  if counts.dead > 0 { parts.append("\(counts.dead) dead") }
+  if counts.cancelled > 0 { parts.append("\(counts.cancelled) cancelled") }
+  return parts.joined(separator: ", ")
+}
+
+/// Renders a report in the format asked for.
+func render(_ report: Report, format: ReportFormat) {
+  switch format {
+  case .table: print(ReportRendering.table(report), terminator: "")
+  case .csv: print(ReportRendering.csv(report), terminator: "")
+  case .json: printJSON(report)
+  }
+}
+
+enum ReportFormat: String, CaseIterable {
+  case table, json, csv
+}
+
+/// A job's progress on the terminal: a live bar on a TTY, plain lines otherwise.
+struct ProgressDisplay {
+  let interactive: Bool
+  let started = Date()
+  private var lastLine = Date.distantPast
+  private var lastState = ""
+
+  init(interactive: Bool = isatty(STDERR_FILENO) == 1) {
+    self.interactive = interactive
+  }
+
+  mutating func show(_ event: Haat_V1_JobEvent) {
+    fflush(nil)  // keep stdout and the progress on stderr in order when both go to one place
+    let counts = event.counts
+    let ended = Int(counts.done + counts.dead + counts.cancelled)
+    let total = max(1, Int(counts.total))
+    let elapsed = max(0.001, Date().timeIntervalSince(started))
+    let rate = Double(ended) / elapsed
+    let remaining = total - ended
+    let eta = rate > 0 && remaining > 0 ? Self.duration(Double(remaining) / rate) : (remaining == 0 ? "0s" : "–")
+    let rateText = rate >= 100 ? String(format: "%.0f", rate) : String(format: "%.1f", rate)
+    var status = "\(ended)/\(counts.total) tasks · \(rateText) tasks/s · ETA \(eta) · \(event.state)"
+    if counts.dead > 0 { status += " · \(counts.dead) dead" }
+    if interactive {
+      let width = 30
+      let filled = min(width, ended * width / total)
+      let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
+      let line = "\r\u{1B}[2Kjob \(event.job) [\(bar)] \(status)"
+      FileHandle.standardError.write(Data(line.utf8))
+      if event.final { FileHandle.standardError.write(Data("\n".utf8)) }
+    } else {
+      // Plain lines for logs and pipes: on state changes, every 2 s, and at the end.
+      guard event.final || event.state != lastState || Date().timeIntervalSince(lastLine) >= 2 else { return }
+      lastLine = Date()
+      lastState = event.state
+      FileHandle.standardError.write(Data("job \(event.job): \(status)\n".utf8))
+    }
+  }
+
+  static func duration(_ seconds: Double) -> String {
+    if seconds < 60 { return "\(Int(seconds.rounded(.up)))s" }
+    if seconds < 3600 { return "\(Int(seconds / 60))m\(Int(seconds) % 60)s" }
+    return "\(Int(seconds / 3600))h\(Int(seconds / 60) % 60)m"
+  }
+}

@@ -1,0 +1,251 @@
+import ArgumentParser
+import Foundation
+import HaatCoordinator
+import HaatCore
+import HaatFetch
+import HaatFixtures
+import HaatProtocol
+import HaatStore
+import HaatWorker
+import Logging
+import ServiceLifecycle
+
+struct CoordinatorCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "coordinator", abstract: "Run the coordinator: the durable queue workers and clients connect to.")
+
+  @Option(help: "Where to listen, host:port (env HAAT_LISTEN). Port 0 picks a free one.")
+  var listen: String?
+  @Option(help: "Holds the store (haat.db) and tokens (env HAAT_DATA_DIR).")
+  var dataDir: String?
+  @Option(help: "full: fsync every commit (survives power loss); normal: survives a crash of the process.")
+  var durability: String = Durability.full.rawValue
+  @Option(help: "How long a lease lasts without a heartbeat, in ms.")
+  var leaseMs: UInt32 = Defaults.leaseMs
+  @Option(help: "How often workers heartbeat, in ms.")
+  var heartbeatMs: UInt32 = Defaults.heartbeatMs
+  @Option(help: "The longest line a peer may send, in bytes.")
+  var maxLineBytes: UInt32 = Defaults.maxLineBytes
+  @Option(help: "Default attempts per task (a spec's max_attempts overrides it).")
+  var maxAttempts: UInt32 = Defaults.maxAttempts
+  @Option(help: "Default first retry backoff ceiling, in ms.")
+  var retryBaseMs: UInt64 = RetryPolicy.default.baseMs
+  @Option(help: "Default largest retry backoff ceiling, in ms.")
+  var retryCapMs: UInt64 = RetryPolicy.default.capMs
+  @Option(help: "Refuse new jobs while the store's disk has less free space than this many bytes.")
+  var minFreeDiskBytes: UInt64 = 64 << 20
+  @Option(help: "Write host:port here once listening.")
+  var readyFile: String?
+  @Option(help: "trace, debug, info, notice, warning, error or critical.")
+  var logLevel: Logger.Level = .info
+  @Flag(help: .hidden)
+  var exitWithParent = false
+
+  func run() async throws {
+    let environment = ProcessInfo.processInfo.environment
+    var config = CoordinatorConfig()
+    let listen = self.listen ?? environment["HAAT_LISTEN"] ?? "\(Defaults.host):\(Defaults.port)"
+    guard let endpoint = Endpoint(listen) else { throw ValidationError("--listen must be host:port, not \(listen)") }
+    guard let durability = Durability(rawValue: durability) else {
+      throw ValidationError("--durability must be full or normal")
+    }
+    guard retryCapMs >= retryBaseMs else { throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms") }
+    config.host = endpoint.host
+    config.port = endpoint.port
+    config.dataDirectory = dataDir ?? environment["HAAT_DATA_DIR"] ?? config.dataDirectory
+    config.durability = durability
+    config.leaseMs = leaseMs
+    config.heartbeatMs = heartbeatMs
+    config.maxLineBytes = maxLineBytes
+    config.planner.maxAttempts = maxAttempts
+    config.planner.retry = RetryPolicy(baseMs: retryBaseMs, capMs: retryCapMs)
+    config.minFreeDiskBytes = minFreeDiskBytes
+    config.readyFile = readyFile
+    let logger = makeLogger("haat.coordinator", level: logLevel)
+    try await runServices([Coordinator(config: config, logger: logger)], exitWithParent: exitWithParent, logger: logger)
+  }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "worker", abstract: "Run a worker: fetch exports with libcurl and compute partial aggregates.")
+
+  @OptionGroup var client: ClientOptions
+  @Option(help: "The worker's name, its identity across reconnects (default: host-pid).")
+  var name: String?
+  @Option(help: "Tasks of the collect pool run at once.")
+  var collectSlots = Defaults.collectSlots
+  @Option(help: "Tasks of the analyze pool run at once.")
+  var analyzeSlots = Defaults.analyzeSlots
+  @Flag(help: "Allow fetching from loopback and private addresses (tests, on-premise sources).")
+  var allowPrivateNetworks = false
+  @Option(help: "A directory file:// sources may read from (repeatable).")
+  var fileRoot: [String] = []
+  @Option(help: "A CA bundle to verify TLS servers with, instead of the system's.")
+  var caFile: String?
+  @Option(help: "Connect timeout per fetch, in ms.")
+  var connectTimeoutMs = 10_000
+  @Option(help: "Whole-transfer timeout per fetch, in ms (0 = none; stalls still time out).")
+  var timeoutMs = 30 * 60 * 1000
+  @Option(help: "Seconds at under 1 byte/s before a transfer counts as stalled.")
+  var stallSeconds = 60
+  @Option(help: "The largest body a fetch may download, in bytes.")
+  var maxBodyBytes: UInt64 = 16 << 30
+  @Option(help: "At most this many redirects per fetch.")
+  var maxRedirects = 5
+  @Option(help: "How long a draining worker waits for its tasks, in ms.")
+  var drainTimeoutMs = 30_000
+  @Option(help: "trace, debug, info, notice, warning, error or critical.")
+  var logLevel: Logger.Level = .info
+  @Option(help: "Ship log lines at this level and above to the coordinator.")
+  var shipLevel: Logger.Level = .info
+  @Flag(help: .hidden)
+  var exitWithParent = false
+
+  func run() async throws {
+    let credential = try client.credential()
+    guard credential.role == .worker else {
+      throw ValidationError("\(client.tokenFile ?? "the credential") holds a \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
+    }
+    let endpoint = try client.endpoint(for: credential)
+    let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+    guard HandshakeLimits.isValidName(workerName) else {
+      throw ValidationError("--name must be 1 to 128 bytes without control characters")
+    }
+    var config = WorkerConfig(name: workerName, coordinator: endpoint, credential: credential)
+    config.slots = [.collect: max(0, collectSlots), .analyze: max(0, analyzeSlots)]
+    config.fetch.allowPrivateNetworks = allowPrivateNetworks
+    config.fetch.fileRoots = fileRoot
+    config.fetch.caFile = caFile
+    config.fetch.connectTimeoutMs = connectTimeoutMs
+    config.fetch.totalTimeoutMs = timeoutMs
+    config.fetch.stallSeconds = stallSeconds
+    config.fetch.maxBodyBytes = maxBodyBytes
+    config.fetch.maxRedirects = maxRedirects
+    config.drainTimeoutMs = drainTimeoutMs
+    config.shipLevel = shipLevel
+    let shipper = LogShipper()
+    var logger = Logger(label: "haat.worker") { label in
+      shipper.handler(base: JSONLogHandler(label: label, level: logLevel))
+    }
+    logger.logLevel = min(logLevel, shipLevel)
+    logger[metadataKey: "worker"] = "\(workerName)"
+    try await runServices(
+      [Worker(config: config, logger: logger, shipper: shipper)], exitWithParent: exitWithParent, logger: logger)
+  }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "token", abstract: "Create and list tokens.", subcommands: [Create.self, List.self])
+
+  struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Create a token in the coordinator's token file and write its credential file.")
+
+    @Option(help: "worker, submit, read or admin.")
+    var role: String
+    @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
+    var dataDir: String?
+    @Option(help: "Where to write the credential file (mode 0600; default: <data-dir>/<role>-<id>.token).")
+    var out: String?
+    @Option(help: "A note kept with the token.")
+    var label: String?
+    @Option(help: "The coordinator address to record in the credential, host:port.")
+    var coordinator: String?
+
+    func run() throws {
+      guard let role = Role(rawValue: role) else {
+        throw ValidationError("--role must be worker, submit, read or admin")
+      }
+      let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
+      let store = TokenStore(path: directory + "/tokens")
+      let credential = try store.create(role: role, label: label, coordinator: coordinator)
+      let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
+      try credential.write(path: path)
+      // The secret is written only to the credential file, never to the terminal.
+      print("created \(role.rawValue) token \(credential.tokenID); credential written to \(path)")
+    }
+  }
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List tokens (ids and roles; never secrets).")
+    @Option(help: "The coordinator's data directory.")
+    var dataDir: String?
+
+    func run() throws {
+      let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
+      for token in TokenStore(path: directory + "/tokens").list() {
+        print("\(token.id)  \(token.role.rawValue)  \(token.label)")
+      }
+    }
+  }
+}
+
+struct FixtureServerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "fixture-server",
+    abstract: "Serve the bundled sample exports and test files over HTTP on loopback (for tests and benchmarks).",
+    shouldDisplay: false)
+
+  @Option(help: "Serve files under this directory at /files/.")
+  var root: String?
+  @Option(help: "The port (0 = any free one).")
+  var port = 0
+  @Option(help: "Write host:port here once listening.")
+  var readyFile: String?
+  @Flag(help: .hidden)
+  var exitWithParent = false
+
+  func run() async throws {
+    let server = try await FixtureServer.start(port: port, root: root)
+    if let readyFile { try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8) }
+    print("serving \(server.baseURL)")
+    let logger = makeLogger("haat.fixtures", level: .warning)
+    try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
+    try await server.stop()
+  }
+}
+
+/// A service that waits for the group's graceful shutdown.
+struct IdleService: Service {
+  func run() async throws { try? await gracefulShutdown() }
+}
+
+/// Ends the group when the process that started this one is gone, so no child outlives a
+/// demo or a test run.
+struct ParentWatch: Service {
+  let parent = getppid()
+
+  func run() async throws {
+    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+      if getppid() != parent { return }
+      try? await Task.sleep(for: .milliseconds(250))
+    }
+  }
+}
+
+func makeLogger(_ label: String, level: Logger.Level) -> Logger {
+  var logger = Logger(label: label) { JSONLogHandler(label: $0, level: level) }
+  logger.logLevel = level
+  return logger
+}
+
+/// Runs services until SIGTERM/SIGINT (graceful) or, with `exitWithParent`, until the parent
+/// process is gone.
+func runServices(_ services: [any Service], exitWithParent: Bool, logger: Logger) async throws {
+  var configured = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+  if exitWithParent {
+    configured.append(
+      .init(service: ParentWatch(), successTerminationBehavior: .gracefullyShutdownGroup))
+  }
+  var configuration = ServiceGroupConfiguration(services: configured, logger: logger)
+  configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+  do {
+    try await ServiceGroup(configuration: configuration).run()
+  } catch let error as HaatError {
+    logger.critical("\(error.description)")
+    printError(error.description)
+    throw ExitCode(Exit.code(for: error))
+  }
+}

@@ -1,0 +1,79 @@
+import HaatCore
+import HaatProtocol
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@Suite("NDJSON framing")
+struct FramingTests {
+  /// Feeds `chunks` through a LineFrameDecoder in an embedded channel and collects frames.
+  func frames(_ chunks: [String], limit: Int = 64) throws -> [LineFrame] {
+    let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineFrameDecoder(maxLineBytes: limit)))
+    var out: [LineFrame] = []
+    for chunk in chunks {
+      try channel.writeInbound(ByteBuffer(string: chunk))
+      while let frame = try channel.readInbound(as: LineFrame.self) { out.append(frame) }
+    }
+    _ = try? channel.finish()
+    return out
+  }
+
+  func text(_ frame: LineFrame) -> String? {
+    if case .line(let buffer) = frame { return String(buffer: buffer) }
+    return nil
+  }
+
+  @Test func splitsLinesAcrossChunks() throws {
+    let out = try frames(["{\"a\":1}\n{\"b\"", ":2}\r", "\n\n\r\n{\"c\":3}\n"])
+    #expect(out.compactMap(text) == ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"])
+  }
+
+  @Test func lineAtTheLimitPassesOneOverFails() throws {
+    let exact = String(repeating: "x", count: 64)
+    #expect(try frames([exact + "\r\n"]).compactMap(text) == [exact])
+    #expect(try frames([exact + "x\n"]) == [.tooLong(limit: 64)])
+    // Caught before the newline arrives, so memory stays bounded.
+    #expect(try frames([exact + "xx"]) == [.tooLong(limit: 64)])
+  }
+
+  @Test func nothingAfterAnOverflow() throws {
+    let out = try frames([String(repeating: "y", count: 100), "\n{\"ok\":1}\n"])
+    #expect(out == [.tooLong(limit: 64)])
+  }
+}
+
+@Suite("Envelope codec")
+struct CodecTests {
+  @Test func roundTrip() throws {
+    var credit = Haat_V1_Credit()
+    credit.pool = "collect"
+    credit.free = 4
+    let line = try WireCodec.line(Envelope(id: "7", .credit(credit)))
+    #expect(String(decoding: line, as: UTF8.self) == "{\"id\":\"7\",\"credit\":{\"pool\":\"collect\",\"free\":4}}\n")
+    let decoded = try WireCodec.decode(ByteBuffer(bytes: line.dropLast())).get()
+    #expect(decoded.credit == credit)
+  }
+
+  static let faults: [(String, ErrorCode, String)] = [
+    ("not json", .badFrame, ""),
+    ("[1,2]", .badFrame, ""),
+    ("{\"id\":\"9\",\"frobnicate\":{}}", .unsupported, "9"),
+    ("{\"id\":\"3\"}", .unsupported, "3"),
+    ("{\"hello\":5}", .badFrame, ""),
+  ]
+
+  @Test(arguments: faults)
+  func faultsAreClassified(line: String, code: ErrorCode, replyTo: String) {
+    switch WireCodec.decode(ByteBuffer(string: line)) {
+    case .success: Issue.record("\(line) decoded")
+    case .failure(let failure):
+      #expect(failure.error.code == code)
+      #expect(failure.replyTo == replyTo)
+    }
+  }
+
+  @Test func unknownFieldsAreIgnored() throws {
+    let envelope = try WireCodec.decode(ByteBuffer(string: "{\"id\":\"1\",\"future\":true,\"credit\":{\"pool\":\"collect\",\"free\":1,\"later\":[1]}}")).get()
+    #expect(envelope.credit.free == 1)
+  }
+}

@@ -115,7 +115,8 @@ let package = Package(
     .testTarget(name: "HaatStoreTests", dependencies: ["HaatStore", "HaatCore"]),
     .testTarget(
       name: "HaatClusterTests",
-      dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords"],
+      dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords", "HaatFixtures"],
+      exclude: ["raw_client.py"],
       resources: [.copy("Fixtures")]),
   ]
 )

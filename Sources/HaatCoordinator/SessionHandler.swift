@@ -103,7 +103,7 @@ final class SessionHandler: ChannelInboundHandler {
       context.write(wrapOutboundOut(Envelope(replyTo: envelope.id, .welcome(welcome))), promise: nil)
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
-        address: context.remoteAddress?.description ?? "")
+        address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "")
       self.connection = connection
       core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
     }

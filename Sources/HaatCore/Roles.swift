@@ -1,6 +1,6 @@
 /// What a token allows. A token has exactly one role.
 public enum Role: String, Sendable, CaseIterable, Hashable {
-  /// Runs tasks: credit, heartbeat, complete, fail, log.
+  /// Runs tasks: credit, heartbeat, complete, fail, log, drain.
   case worker
   /// Submits jobs and cancels them, and everything `read` may do.
   case submit
@@ -31,7 +31,7 @@ public enum PeerKind: String, Sendable {
 
 /// Every request a peer may send after the handshake, with the access it needs.
 public enum RequestKind: String, Sendable, CaseIterable {
-  case credit, heartbeat, complete, fail, log
+  case credit, heartbeat, complete, fail, log, drain
   case submit, cancel
   case getJob = "get_job"
   case listJobs = "list_jobs"
@@ -48,7 +48,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
 
   public var access: Access {
     switch self {
-    case .credit, .heartbeat, .complete, .fail, .log: return .worker
+    case .credit, .heartbeat, .complete, .fail, .log, .drain: return .worker
     case .submit, .cancel: return .submit
     case .retryDead, .discardDead: return .admin
     case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead: return .read

@@ -56,6 +56,7 @@ extension Envelope.OneOf_Body {
     case .complete: return .complete
     case .fail: return .fail
     case .log: return .log
+    case .drain: return .drain
     case .submit: return .submit
     case .cancel: return .cancel
     case .getJob: return .getJob

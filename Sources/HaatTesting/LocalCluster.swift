@@ -245,7 +245,9 @@ public final class LocalCluster: Sendable {
       for worker in workers { group.addTask { await worker.stop() } }
     }
     await coordinator?.stop()
-    if ownsDirectory && !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    // HAAT_KEEP_CLUSTER=1 keeps every cluster's store and logs for a look after a test run.
+    let keep = keepDirectory || ProcessInfo.processInfo.environment["HAAT_KEEP_CLUSTER"] != nil
+    if ownsDirectory && !keep { try? FileManager.default.removeItem(atPath: directory) }
   }
 
   /// Every process's last log lines, for a failing test's message.

@@ -1,0 +1,311 @@
+import Foundation
+import HaatAnalytics
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatTesting
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Real coordinator and worker processes on loopback, fetching from a real HTTP server.
+@Suite("Cluster", .serialized)
+struct ClusterTests {
+  /// The reference report written by scripts/reference-engagement.py (an independent
+  /// Python implementation of docs/formats.md).
+  struct Reference: Decodable {
+    struct Row: Decodable {
+      var platform: String
+      var account: String
+      var media_type: String
+      var posts: UInt64
+      var likes: UInt64
+      var comments: UInt64
+      var shares: UInt64
+      var saves: UInt64
+      var reach: UInt64
+      var impressions: UInt64
+      var clicks: UInt64
+      var video_views: UInt64
+      var engagements: UInt64
+      var engagement_rate_reach: Double?
+      var engagement_rate_impressions: Double?
+      var ctr: Double?
+    }
+    var rows: [Row]
+    var total: Row
+    var good_rows: UInt64
+    var bad_rows: UInt64
+  }
+
+  static func close(_ a: Double?, _ b: Double?) -> Bool {
+    guard let a, let b else { return a == nil && b == nil }
+    return abs(a - b) <= 1e-9 * max(1, abs(b))
+  }
+
+  static func matches(_ row: Haat_V1_EngagementRow, _ reference: Reference.Row) -> Bool {
+    row.platform == reference.platform && row.account == reference.account && row.mediaType == reference.media_type
+      && row.posts == reference.posts && row.likes == reference.likes && row.comments == reference.comments
+      && row.shares == reference.shares && row.saves == reference.saves && row.reach == reference.reach
+      && row.impressions == reference.impressions && row.clicks == reference.clicks
+      && row.videoViews == reference.video_views && row.engagements == reference.engagements
+      && close(row.hasEngagementRateReach ? row.engagementRateReach : nil, reference.engagement_rate_reach)
+      && close(row.hasEngagementRateImpressions ? row.engagementRateImpressions : nil, reference.engagement_rate_impressions)
+      && close(row.hasCtr ? row.ctr : nil, reference.ctr)
+  }
+
+  /// A job of many tasks on two workers gives the report of one pass over all the data,
+  /// as an independent implementation computes it.
+  @Test func multiTaskReportEqualsSinglePass() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let accepted = try await client.submit(spec("all samples", samples.map { Samples.source($0, server: server) }))
+      #expect(accepted.tasks == UInt32(samples.count))
+      let result = try await finish(client, accepted.job)
+      #expect(result.job.state == "succeeded")
+
+      let url = try #require(Bundle.module.url(forResource: "Fixtures/samples-engagement", withExtension: "json"))
+      let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: url))
+      let report = result.report
+      #expect(report.engagement.rows.count == reference.rows.count)
+      for (row, expected) in zip(report.engagement.rows, reference.rows) {
+        #expect(Self.matches(row, expected), "\(row) vs \(expected)")
+      }
+      #expect(Self.matches(report.engagement.total, reference.total))
+      #expect(report.summary.rows == reference.good_rows)
+      #expect(report.summary.badRows == reference.bad_rows)
+      #expect(report.summary.sourcesOk == UInt32(samples.count))
+      // And the Swift single pass agrees too.
+      #expect(report.engagement == (try Samples.singlePass(samples)))
+      // Both workers did some of the work.
+      let done = try await client.workers().map(\.tasksDone)
+      #expect(done.reduce(0, +) == UInt64(samples.count))
+      await client.close()
+    }
+  }
+
+  /// kill -9 of a worker holding a lease: the lease expires, another worker runs the task,
+  /// the job succeeds and every task counts exactly once.
+  @Test func killedWorkerLeaseIsRetriedElsewhere() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let samples = try Samples.manifest()
+      let slow = try #require(samples.first { $0.file.hasSuffix(".ndjson") })
+      let client = try await cluster.client()
+      // The slow export trickles for seconds, so the worker is surely holding its lease.
+      let sources = samples.map { sample in
+        Samples.source(sample, server: server, query: sample.file == slow.file ? "trickle_ms=150&chunk=8192" : "")
+      }
+      let job = try await client.submit(spec("kill a worker", sources)).job
+      var slowTask = ""
+      try await eventually("the slow task leased by worker-1") {
+        let tasks = try await client.job(job, tasks: true).tasks
+        guard let task = tasks.first(where: { $0.source == slow.file }), task.state == "leased" else { return false }
+        slowTask = task.id
+        return task.worker == "worker-1"
+      }
+      cluster.worker("worker-1")?.signal(SIGKILL)
+      try cluster.startWorker(name: "worker-2")
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded")
+      let task = try #require(try await client.job(job, tasks: true).tasks.first { $0.id == slowTask })
+      #expect(task.attempt == 2)
+      #expect(task.worker == "worker-2")
+      #expect(result.report.engagement == (try Samples.singlePass(samples)))
+      #expect(result.report.summary.tasks == UInt32(samples.count))
+      await client.close()
+    }
+  }
+
+  /// kill -9 of the coordinator: after a restart every accepted job is still there and
+  /// completes, with each task's result counted once.
+  @Test func killedCoordinatorLosesNoAcceptedJob() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      var client = try await cluster.client()
+      var jobs: [String] = []
+      for round in 0..<3 {
+        let sources = samples.map { Samples.source($0, server: server, query: "trickle_ms=40&chunk=32768&r=\(round)") }
+        jobs.append(try await client.submit(spec("before the crash \(round)", sources)).job)
+      }
+      try await eventually("work in flight") { try await client.job(jobs[0]).counts.leased > 0 }
+      let unfinished = try await client.job(jobs[2])
+      cluster.coordinator?.signal(SIGKILL)
+      #expect(unfinished.counts.done < unfinished.counts.total, "the crash must hit a job mid-way")
+      await client.close()
+      try await cluster.startCoordinator()
+      client = try await cluster.client()
+      let expected = try Samples.singlePass(samples)
+      for job in jobs {
+        let result = try await finish(client, job)
+        #expect(result.job.state == "succeeded", "job \(job): \(result.job.error)")
+        #expect(result.report.engagement == expected)
+        #expect(result.job.counts.done == UInt32(samples.count))
+      }
+      try await cluster.waitForWorkers(2)
+      await client.close()
+    }
+  }
+
+  /// A non-retryable failure (HTTP 404) makes the task dead at once, with its error; the
+  /// job is partial and its report says which source is missing.
+  @Test func nonRetryableFailureGoesToDead() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      var missing = Samples.source(samples[0], server: server)
+      missing.name = "gone.csv"
+      missing.url = "\(server.baseURL)/samples/gone.csv"
+      let job = try await client.submit(spec("one missing", [Samples.source(samples[0], server: server), missing])).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "partial")
+      #expect(result.report.summary.missing.map(\.source) == ["gone.csv"])
+      #expect(result.report.summary.missing.first?.error.code == "http_404")
+      let dead = try await client.dead(job: job)
+      #expect(dead.count == 1)
+      #expect(dead.first?.attempts == 1)
+      #expect(dead.first?.error.code == "http_404")
+      #expect(dead.first?.error.message.contains("404") == true)
+      // An operator can give it another go; it fails the same way and stays dead.
+      #expect(try await client.retryDead(job: job) == 1)
+      let again = try await finish(client, job)
+      #expect(again.job.state == "partial")
+      await client.close()
+    }
+  }
+
+  /// HTTP 429 with Retry-After: 2 delays the next attempt at least two seconds.
+  @Test func retryAfterDelaysTheRetry() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let key = "retry-after-\(UUID().uuidString)"
+      let source = Samples.source(samples[0], server: server, query: "fail_first=1&fail_status=429&retry_after=2&key=\(key)")
+      let job = try await client.submit(spec("throttled", [source])).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded")
+      let times = server.requestTimes(key: key)
+      #expect(times.count == 2)
+      if times.count == 2 { #expect(times[1] - times[0] >= 2_000, "retried after \(times[1] - times[0]) ms") }
+      let task = try #require(try await client.job(job, tasks: true).tasks.first)
+      #expect(task.attempt == 2)
+      await client.close()
+    }
+  }
+
+  /// Cancel stops a job: its waiting tasks are cancelled and the running one revoked.
+  @Test func cancelStopsAJob() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let sources = samples.map { Samples.source($0, server: server, query: "trickle_ms=200&chunk=4096") }
+      let job = try await client.submit(spec("to cancel", sources)).job
+      try await eventually("a task running") { try await client.job(job).counts.leased > 0 }
+      let cancelled = try await client.cancel(job)
+      #expect(cancelled.state == "cancelled")
+      let result = try await finish(client, job)
+      #expect(result.job.state == "cancelled")
+      #expect(result.job.counts.cancelled > 0)
+      // Cancelling again is refused with a reason.
+      await #expect(throws: HaatError.self) { _ = try await client.cancel(job) }
+      await client.close()
+    }
+  }
+
+  /// SIGTERM drains a worker: it finishes the task it holds, then exits 0.
+  @Test func sigtermDrainsAWorker() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let source = Samples.source(samples[0], server: server, query: "trickle_ms=100&chunk=65536")
+      let job = try await client.submit(spec("drain", [source])).job
+      try await eventually("the task running") { try await client.job(job).counts.leased == 1 }
+      let worker = try #require(cluster.worker("worker-1"))
+      worker.signal(SIGTERM)
+      #expect(await worker.wait(timeout: .seconds(30)) == 0)
+      let state = try await client.job(job, tasks: true)
+      #expect(state.counts.done == 1)
+      #expect(state.tasks.first?.attempt == 1)
+      let workers = try await client.workers()
+      #expect(workers.first?.state == "gone")
+      await client.close()
+    }
+  }
+
+  /// A client written in Python from docs/protocol.md alone authenticates, submits,
+  /// watches and reads the result; wrong HMAC, an over-long line and a non-JSON line get
+  /// the documented replies.
+  @Test func rawJSONClientFromTheDocs() async throws {
+    try await withCluster { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py").path
+      let token = cluster.dataDirectory + "/admin.token"
+      let specPath = cluster.directory + "/raw-spec.json"
+      try #"{"name":"raw","sources":[{"kind":"noop","tasks":25}]}"#.write(toFile: specPath, atomically: true, encoding: .utf8)
+      let job = try run("/usr/bin/env", ["python3", script, "job", "--coordinator", cluster.endpoint.description, "--token-file", token, "--spec", specPath])
+      #expect(job.status == 0, "\(job.output)")
+      #expect(job.output.contains("\"succeeded\""))
+      let faults = try run("/usr/bin/env", ["python3", script, "faults", "--coordinator", cluster.endpoint.description, "--token-file", token])
+      #expect(faults.status == 0, "\(faults.output)")
+      #expect(faults.output.contains(" 0 failed"))
+    }
+  }
+
+  /// The CLI rejects a bad spec at submit with the field and the reason, and exit code 2.
+  @Test func cliRejectsABadSpec() async throws {
+    try await withCluster { cluster, _ in
+      let path = cluster.directory + "/bad.yaml"
+      try "name: typo\nsources:\n  - url: http://127.0.0.1/x.csv\n    platfrom: facebook\n".write(toFile: path, atomically: true, encoding: .utf8)
+      let arguments = ["submit", path, "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let typo = try run(cluster.binary, arguments)
+      #expect(typo.status == 2)
+      #expect(typo.output.contains("sources[0].platfrom"))
+      try "sources:\n  - url: gopher://x\n".write(toFile: path, atomically: true, encoding: .utf8)
+      let scheme = try run(cluster.binary, arguments)
+      #expect(scheme.status == 2)
+      #expect(scheme.output.contains("bad_spec: sources[0].url"))
+    }
+  }
+
+  /// Workers ship their logs; `haat logs` and `haat workers` show them.
+  @Test func logsAndWorkersFromTheCLI() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      _ = try await finish(client, try await client.submit(spec("logs", [Samples.source(samples[0], server: server)])).job)
+      await client.close()
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      try await eventually("the task's log line") {
+        try run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
+      }
+      let workers = try run(cluster.binary, ["workers", "--json"] + common)
+      #expect(workers.status == 0)
+      let list = try JSONSerialization.jsonObject(with: Data(workers.output.utf8)) as? [[String: Any]]
+      #expect(list?.count == 2)
+      #expect(list?.allSatisfy { $0["state"] as? String == "healthy" } == true)
+      let table = try run(cluster.binary, ["workers"] + common)
+      #expect(table.output.contains("worker-1"))
+      #expect(table.output.contains("last heartbeat"))
+    }
+  }
+}
+
+/// Runs a program to its end; its exit status and combined output.
+func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: executable)
+  process.arguments = arguments
+  let pipe = Pipe()
+  process.standardOutput = pipe
+  process.standardError = pipe
+  try process.run()
+  let data = pipe.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

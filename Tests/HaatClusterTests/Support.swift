@@ -1,0 +1,125 @@
+import Foundation
+import HaatAnalytics
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatRecords
+import HaatTesting
+import Testing
+
+/// One bundled sample export, as `manifest.json` lists it.
+struct Sample: Decodable, Sendable {
+  var file: String
+  var platform: String
+  var account: String
+  var format: String
+}
+
+enum Samples {
+  static func manifest() throws -> [Sample] {
+    let directory = try #require(FixtureServer.samplesDirectory)
+    let data = try Data(contentsOf: directory.appendingPathComponent("manifest.json"))
+    return try JSONDecoder().decode([Sample].self, from: data)
+  }
+
+  /// A source fetching `sample` from the fixture server, with extra query options.
+  static func source(_ sample: Sample, server: FixtureServer, query: String = "") -> Source {
+    var source = Source()
+    source.name = sample.file
+    source.platform = sample.platform
+    source.account = sample.account
+    source.format = sample.format
+    source.url = "\(server.baseURL)/samples/\(sample.file)\(query.isEmpty ? "" : "?" + query)"
+    return source
+  }
+
+  /// The engagement report computed in one pass in this process, for comparison.
+  static func singlePass(_ samples: [Sample]) throws -> Haat_V1_EngagementReport {
+    let directory = try #require(FixtureServer.samplesDirectory)
+    var kernel = EngagementKernel()
+    for sample in samples {
+      let data = try Data(contentsOf: directory.appendingPathComponent(sample.file))
+      var reader = PostsReader(
+        format: ExportFormat(rawValue: sample.format) ?? .csv, defaultPlatform: sample.platform,
+        defaultAccount: sample.account)
+      try [UInt8](data).withUnsafeBytes { raw in try reader.feed(raw) { kernel.add($0) } }
+      try reader.finish { kernel.add($0) }
+    }
+    return kernel.finish()
+  }
+}
+
+/// Runs `body` with a cluster and a fixture server, and always stops both; on failure the
+/// processes' logs are attached to the issue.
+func withCluster(
+  _ options: LocalCluster.Options = .fast, _ body: (LocalCluster, FixtureServer) async throws -> Void
+) async throws {
+  let server = try await FixtureServer.start()
+  let cluster: LocalCluster
+  do {
+    cluster = try await LocalCluster.start(options)
+  } catch {
+    try? await server.stop()
+    throw error
+  }
+  do {
+    try await body(cluster, server)
+  } catch {
+    Issue.record("cluster logs:\n\(cluster.logs())")
+    await cluster.stop()
+    try? await server.stop()
+    throw error
+  }
+  await cluster.stop()
+  try? await server.stop()
+}
+
+extension LocalCluster.Options {
+  /// Short leases and backoffs so fault tests take seconds.
+  static var fast: LocalCluster.Options {
+    var options = LocalCluster.Options()
+    options.leaseMs = 2_000
+    options.heartbeatMs = 400
+    options.retryBaseMs = 100
+    options.retryCapMs = 1_000
+    options.logLevel = "debug"
+    return options
+  }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(
+  _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
+) async throws {
+  let deadline = ContinuousClock.now + timeout
+  while ContinuousClock.now < deadline {
+    if try await condition() { return }
+    try await Task.sleep(for: .milliseconds(50))
+  }
+  throw HaatError(.unavailable, "timed out waiting for: \(what)")
+}
+
+/// Waits for a job to end (through `watch`) and returns its result.
+func finish(_ client: HaatClient, _ job: String, timeout: Duration = .seconds(60)) async throws -> Haat_V1_Result {
+  try await withThrowingTaskGroup(of: Haat_V1_Result.self) { group in
+    group.addTask {
+      for try await event in client.watch(job) where event.final { break }
+      return try await client.result(job)
+    }
+    group.addTask {
+      try await Task.sleep(for: timeout)
+      throw HaatError(.unavailable, "job \(job) did not end within \(timeout)")
+    }
+    defer { group.cancelAll() }
+    return try await group.next() ?? Haat_V1_Result()
+  }
+}
+
+func spec(_ name: String, _ sources: [Source], maxAttempts: UInt32 = 0) -> JobSpec {
+  var spec = JobSpec()
+  spec.name = name
+  spec.sources = sources
+  spec.maxAttempts = maxAttempts
+  return spec
+}

@@ -99,7 +99,7 @@ let package = Package(
     .executableTarget(
       name: "haat-bench",
       dependencies: [
-        "HaatClient", "HaatTesting",
+        "HaatClient", "HaatTesting", "HaatFixtures",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ] + nio,
       path: "Benchmarks/HaatBench"

@@ -23,7 +23,6 @@ public final class Coordinator: Service {
     try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
     let store = try SQLiteJobStore(path: config.databasePath, durability: config.durability)
     let tokens = TokenStore(path: config.tokensPath)
-    try ensureAdminToken(tokens)
 
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
@@ -52,6 +51,12 @@ public final class Coordinator: Service {
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
     }
     let port = server.localAddress?.port ?? config.port
+    do {
+      // After binding, so the credential records the port actually in use.
+      try ensureAdminToken(tokens, address: "\(config.host):\(port)")
+    } catch {
+      logger.error("cannot write the admin credential", metadata: ["error": "\(error)"])
+    }
     logger.info(
       "coordinator listening",
       metadata: [
@@ -74,10 +79,9 @@ public final class Coordinator: Service {
 
   /// On first start, creates an admin token and writes its credential next to the store,
   /// so the machine's own operator can use the CLI at once.
-  private func ensureAdminToken(_ tokens: TokenStore) throws {
+  private func ensureAdminToken(_ tokens: TokenStore, address: String) throws {
     guard !FileManager.default.fileExists(atPath: tokens.path) else { return }
-    let credential = try tokens.create(
-      role: .admin, label: "created on first start", coordinator: "\(config.host):\(config.port)")
+    let credential = try tokens.create(role: .admin, label: "created on first start", coordinator: address)
     let path = config.dataDirectory + "/admin.token"
     try credential.write(path: path)
     logger.notice("created an admin token", metadata: ["token": "\(credential.tokenID)", "credential_file": "\(path)"])

@@ -39,9 +39,19 @@ public enum WireCodec {
     do {
       envelope = try Envelope(jsonUTF8Bytes: ByteBufferBytes(line), options: decodingOptions)
     } catch {
-      return .failure(
-        DecodeFailure(
-          error: HaatError(.badFrame, "not a JSON Envelope: \(describe(error))"), replyTo: ""))
+      // Only on this error path: look at the line as plain JSON to say what is wrong and to
+      // echo the request id when there is one.
+      let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView), options: [.fragmentsAllowed])
+      let id = ((object as? [String: Any])?["id"] as? String) ?? ""
+      let message: String
+      if object == nil {
+        message = "not JSON: \(describe(error))"
+      } else if !(object is [String: Any]) {
+        message = "not an Envelope: a line must be a JSON object"
+      } else {
+        message = "not an Envelope: \(describe(error)) (ids, tasks and jobs are strings, e.g. \"7\")"
+      }
+      return .failure(DecodeFailure(error: HaatError(.badFrame, message), replyTo: id))
     }
     guard envelope.body != nil else {
       let keys = unknownKeys(line)
@@ -72,9 +82,11 @@ public enum WireCodec {
     case let error as SwiftProtobuf.JSONDecodingError:
       switch error {
       case .truncated: return "the JSON ends early"
-      case .malformedString, .malformedNumber, .malformedBool: return "a value is malformed (\(error))"
+      case .malformedString: return "a value that must be a string is not one"
+      case .malformedNumber: return "a value that must be a number is not one"
+      case .malformedBool: return "a value that must be true or false is not one"
       case .unrecognizedEnumValue: return "an enum value is not known"
-      case .failure: return "the text is not JSON"
+      case .failure: return "a value has the wrong type or the text is not JSON"
       default: return String(describing: error)
       }
     default:

@@ -60,6 +60,7 @@ struct CodecTests {
     ("{\"id\":\"9\",\"frobnicate\":{}}", .unsupported, "9"),
     ("{\"id\":\"3\"}", .unsupported, "3"),
     ("{\"hello\":5}", .badFrame, ""),
+    ("{\"id\":\"x1\",\"hello\":5}", .badFrame, "x1"),
   ]
 
   @Test(arguments: faults)
@@ -75,5 +76,25 @@ struct CodecTests {
   @Test func unknownFieldsAreIgnored() throws {
     let envelope = try WireCodec.decode(ByteBuffer(string: "{\"id\":\"1\",\"future\":true,\"credit\":{\"pool\":\"collect\",\"free\":1,\"later\":[1]}}")).get()
     #expect(envelope.credit.free == 1)
+  }
+}
+
+@Suite("Bad frames")
+struct BadFrameTests {
+  @Test func badFrameEchoesAReadableID() {
+    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "{\"id\":\"g1\",\"get_job\":{\"job\":1}}")) else {
+      Issue.record("decoded")
+      return
+    }
+    #expect(failure.error.code == .badFrame)
+    #expect(failure.replyTo == "g1")
+    #expect(failure.error.message.contains("strings"))
+  }
+
+  @Test func notJSONSaysSo() {
+    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "this is not json")) else { return }
+    #expect(failure.error.message.hasPrefix("not JSON"))
+    guard case .failure(let array) = WireCodec.decode(ByteBuffer(string: "[1,2]")) else { return }
+    #expect(array.error.message.contains("JSON object"))
   }
 }

@@ -1,0 +1,222 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A beanstalkd server in a temporary directory with its binlog, and a minimal blocking
+/// client: the peer side of the dispatch benchmark.
+final class BeanstalkdServer {
+  let port: Int
+  let directory: String
+  private let process: Process
+
+  /// Starts beanstalkd on loopback with a binlog; `fsync` is beanstalkd's `-f` value in ms
+  /// (nil = its default, at most every 50 ms).
+  init(fsync: Int?) throws {
+    guard let path = ["/usr/bin/beanstalkd", "/usr/sbin/beanstalkd", "/usr/local/bin/beanstalkd"].first(where: FileManager.default.isExecutableFile) else {
+      throw BenchError("beanstalkd is not installed (make bench-dispatch installs it with apt)")
+    }
+    directory = NSTemporaryDirectory() + "haat-bench-beanstalkd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    port = try freePort()
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = ["-l", "127.0.0.1", "-p", String(port), "-b", directory] + (fsync.map { ["-f", String($0)] } ?? [])
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    self.process = process
+    // Wait until it accepts connections.
+    for _ in 0..<200 {
+      if let connection = try? BeanstalkConnection(port: port) {
+        connection.close()
+        return
+      }
+      usleep(10_000)
+    }
+    throw BenchError("beanstalkd did not start")
+  }
+
+  func stop() {
+    process.terminate()
+    process.waitUntilExit()
+    try? FileManager.default.removeItem(atPath: directory)
+  }
+}
+
+/// One blocking connection speaking beanstalkd's text protocol.
+final class BeanstalkConnection {
+  private let socket: Int32
+  private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+  private var start = 0
+  private var end = 0
+
+  init(port: Int) throws {
+    socket = try connectLoopback(port: port)
+  }
+
+  func close() { Glibc.close(socket) }
+
+  func send(_ text: String) throws {
+    var bytes = Array(text.utf8)  // copied: write(2) may take it in pieces
+    var offset = 0
+    while offset < bytes.count {
+      let written = bytes.withUnsafeMutableBytes { Glibc.write(socket, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+      guard written > 0 else { throw BenchError("beanstalkd write failed") }
+      offset += written
+    }
+  }
+
+  /// Reads one "\r\n"-terminated line.
+  func line() throws -> String {
+    while true {
+      if let index = buffer[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
+        let text = String(decoding: buffer[start..<index], as: UTF8.self)
+        start = index + 1
+        return text.hasSuffix("\r") ? String(text.dropLast()) : text
+      }
+      if start > 0 {
+        buffer.replaceSubrange(0..<(end - start), with: buffer[start..<end])
+        end -= start
+        start = 0
+      }
+      if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
+      let count = buffer.withUnsafeMutableBytes { Glibc.read(socket, $0.baseAddress.map { $0 + end }, $0.count - end) }
+      guard count > 0 else { throw BenchError("beanstalkd closed the connection") }
+      end += count
+    }
+  }
+
+  /// Skips `count` body bytes and the "\r\n" after them.
+  func skip(_ count: Int) throws {
+    var remaining = count + 2
+    while remaining > 0 {
+      if start < end {
+        let take = min(remaining, end - start)
+        start += take
+        remaining -= take
+        continue
+      }
+      start = 0
+      end = 0
+      let read = buffer.withUnsafeMutableBytes { Glibc.read(socket, $0.baseAddress, $0.count) }
+      guard read > 0 else { throw BenchError("beanstalkd closed the connection") }
+      end = read
+    }
+  }
+}
+
+func connectLoopback(port: Int) throws -> Int32 {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { throw BenchError("socket failed") }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_port = in_port_t(UInt16(port).bigEndian)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  let result = withUnsafePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+  }
+  guard result == 0 else {
+    close(fd)
+    throw BenchError("connect to 127.0.0.1:\(port) failed")
+  }
+  var one: Int32 = 1
+  setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+  return fd
+}
+
+func freePort() throws -> Int {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  defer { close(fd) }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+  let bound = withUnsafeMutablePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+      guard bind(fd, pointer, length) == 0 else { return -1 }
+      return getsockname(fd, pointer, &length)
+    }
+  }
+  guard bound == 0 else { throw BenchError("cannot find a free port") }
+  return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// The peer run: a producer puts `tasks` jobs (pipelined), `workers` threads each loop
+/// reserve → delete until all are gone. Returns tasks per second.
+func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
+  let server = try BeanstalkdServer(fsync: fsync)
+  defer { server.stop() }
+  let port = server.port
+  let body = "{\"kind\":\"noop\"}"
+  let remaining = Atomic(tasks)
+  let failures = Atomic(0)
+  let started = Date()
+  let producer = Thread {
+    do {
+      let connection = try BeanstalkConnection(port: port)
+      defer { connection.close() }
+      // Pipeline puts in windows of 256, reading the INSERTED replies after each window.
+      var sent = 0
+      while sent < tasks {
+        let window = min(256, tasks - sent)
+        var text = ""
+        for _ in 0..<window { text += "put 0 0 60 \(body.utf8.count)\r\n\(body)\r\n" }
+        try connection.send(text)
+        for _ in 0..<window where !(try connection.line()).hasPrefix("INSERTED") {
+          throw BenchError("put failed")
+        }
+        sent += window
+      }
+    } catch {
+      failures.add(1)
+    }
+  }
+  producer.start()
+  let group = DispatchGroup()
+  for _ in 0..<workers {
+    group.enter()
+    Thread {
+      defer { group.leave() }
+      do {
+        let connection = try BeanstalkConnection(port: port)
+        defer { connection.close() }
+        while remaining.value > 0 {
+          try connection.send("reserve-with-timeout 1\r\n")
+          let reply = try connection.line()
+          if reply.hasPrefix("TIMED_OUT") { continue }
+          let parts = reply.split(separator: " ")
+          guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
+            throw BenchError("unexpected reply \(reply)")
+          }
+          try connection.skip(bytes)
+          try connection.send("delete \(parts[1])\r\n")
+          guard try connection.line() == "DELETED" else { throw BenchError("delete failed") }
+          remaining.add(-1)
+        }
+      } catch {
+        failures.add(1)
+      }
+    }.start()
+  }
+  group.wait()
+  let elapsed = Date().timeIntervalSince(started)
+  guard failures.value == 0 else { throw BenchError("the beanstalkd run failed") }
+  return Double(tasks) / elapsed
+}
+
+/// A tiny lock-based counter for the benchmark's threads.
+final class Atomic: @unchecked Sendable {
+  // @unchecked: every access goes through `lock`.
+  private let lock = NSLock()
+  private var storage: Int
+  init(_ value: Int) { storage = value }
+  var value: Int { lock.withLock { storage } }
+  func add(_ delta: Int) { lock.withLock { storage += delta } }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+  var description: String
+  init(_ description: String) { self.description = description }
+}

@@ -38,9 +38,10 @@ final class BeanstalkdServer {
     throw BenchError("beanstalkd did not start")
   }
 
+  /// beanstalkd 1.12 does not exit on SIGTERM; this throwaway server gets SIGKILL.
   func stop() {
-    process.terminate()
-    process.waitUntilExit()
+    kill(process.processIdentifier, SIGKILL)
+    while process.isRunning { usleep(5_000) }
     try? FileManager.default.removeItem(atPath: directory)
   }
 }
@@ -170,6 +171,7 @@ func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
         sent += window
       }
     } catch {
+      FileHandle.standardError.write(Data("beanstalkd producer: \(error)\n".utf8))
       failures.add(1)
     }
   }
@@ -196,6 +198,7 @@ func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
           remaining.add(-1)
         }
       } catch {
+        FileHandle.standardError.write(Data("beanstalkd worker: \(error)\n".utf8))
         failures.add(1)
       }
     }.start()

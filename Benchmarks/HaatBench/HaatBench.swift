@@ -41,9 +41,9 @@ struct Dispatch: AsyncParsableCommand {
     let workerCounts = workers.split(separator: ",").compactMap { Int($0) }
     let modes = durability.split(separator: ",").map(String.init)
     let binary = try HaatBinary.path()
-    print("dispatch: \(tasks) no-op tasks per run (submit → assign → complete → accepted), loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores")
-    print("haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts")
-    print("best of \(repeats) runs each\n")
+    say("dispatch: \(tasks) no-op tasks per run (submit → assign → complete → accepted), loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    say("haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts")
+    say("best of \(repeats) runs each\n")
     var rows: [[String]] = []
     for count in workerCounts {
       var peer = 0.0
@@ -55,12 +55,12 @@ struct Dispatch: AsyncParsableCommand {
         cells += [format(haat), String(format: "%.2f", haat / peer)]
       }
       rows.append(cells)
-      print("  workers=\(count): " + cells.dropFirst().joined(separator: "  "))
+      say("  workers=\(count): " + cells.dropFirst().joined(separator: "  "))
     }
     var header = ["workers", "beanstalkd -b"]
     for mode in modes { header += ["haat \(mode)", "ratio"] }
-    print("\n" + table(header, rows))
-    print("tasks/s; ratio = haat / beanstalkd. durability full fsyncs every group commit; normal survives a process crash, not a power loss.")
+    say("\n" + table(header, rows))
+    say("tasks/s; ratio = haat / beanstalkd. durability full fsyncs every group commit; normal survives a process crash, not a power loss.")
   }
 
   func runHaat(workers: Int, durability: String) async throws -> Double {
@@ -93,7 +93,7 @@ struct Dispatch: AsyncParsableCommand {
       await cluster.stop()
       return Double(jobs * jobSize) / elapsed.seconds
     } catch {
-      print(cluster.logs())
+      say(cluster.logs())
       await cluster.stop()
       throw error
     }
@@ -133,7 +133,7 @@ struct Stream: AsyncParsableCommand {
       var spec = JobSpec()
       spec.name = "stream"
       spec.sources = [source]
-      print("stream: \(rows) generated rows (~\(bytes >> 20) MiB of CSV) through one worker (release build)")
+      say("stream: \(rows) generated rows (~\(bytes >> 20) MiB of CSV) through one worker (release build)")
       let started = ContinuousClock.now
       let job = try await client.submit(spec).job
       var peak: UInt64 = 0
@@ -152,14 +152,14 @@ struct Stream: AsyncParsableCommand {
       await cluster.stop()
       try? await server.stop()
       let summary = result.report.summary
-      print("  job \(job): \(result.job.state), \(summary.rows) posts, \(summary.badRows) bad rows, \(summary.bytes) bytes in \(String(format: "%.1f", elapsed)) s (\(String(format: "%.0f", Double(summary.bytes) / elapsed / 1_000_000)) MB/s)")
-      print("  worker peak RSS: \(peak / 1_000_000) MB at the start \(before / 1_000_000) MB; limit \(limit / 1_000_000) MB: \(peak < limit ? "PASS" : "FAIL")")
+      say("  job \(job): \(result.job.state), \(summary.rows) posts, \(summary.badRows) bad rows, \(summary.bytes) bytes in \(String(format: "%.1f", elapsed)) s (\(String(format: "%.0f", Double(summary.bytes) / elapsed / 1_000_000)) MB/s)")
+      say("  worker peak RSS: \(peak / 1_000_000) MB at the start \(before / 1_000_000) MB; limit \(limit / 1_000_000) MB: \(peak < limit ? "PASS" : "FAIL")")
       guard result.job.state == "succeeded", summary.rows == rows, summary.badRows == 0 else {
         throw BenchError("the export was not read whole: \(summary.rows) of \(rows) rows")
       }
       if peak >= limit { throw ExitCode(1) }
     } catch {
-      print(cluster.logs())
+      say(cluster.logs())
       await cluster.stop()
       try? await server.stop()
       throw error
@@ -197,4 +197,9 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
 
 extension Duration {
   var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Writes a line at once (stdout is block-buffered in a pipe; a benchmark's progress should show).
+func say(_ text: String = "") {
+  FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }

@@ -141,7 +141,7 @@ final class Transfer {
       failure = FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
       return 0
     }
-    if bodyBytes > 1 << 20, wireBytes > 0, bodyBytes / wireBytes > policy.maxDecompressionRatio {
+    if bodyBytes > 1 << 20, bodyBytes / max(currentWireBytes(), 1) > policy.maxDecompressionRatio {
       failure = FetchError(
         .decompression,
         "the body expands more than \(policy.maxDecompressionRatio)× when decoded (\(bodyBytes) bytes from \(wireBytes)); refusing a decompression bomb",
@@ -158,6 +158,17 @@ final class Transfer {
       return 0
     }
     return data.count
+  }
+
+  /// Body bytes received off the wire so far (before decoding). The progress callback can
+  /// lag a whole body behind, so this asks curl directly.
+  private func currentWireBytes() -> UInt64 {
+    guard let handle else { return wireBytes }
+    var value: curl_off_t = 0
+    if ccurl_easy_getinfo_off(handle, CURLINFO_SIZE_DOWNLOAD_T, &value) == CURLE_OK, value > 0 {
+      wireBytes = max(wireBytes, UInt64(value))
+    }
+    return wireBytes
   }
 
   func header(_ line: UnsafeRawBufferPointer) {

@@ -76,18 +76,11 @@ public final class SQLiteJobStore: JobStore {
     case .fail(let task, let attempt, let error, let retryable, let retryAfterMs, let stats):
       let event = TaskEvent.fail(attempt: attempt, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
       return try transition(task, event, db: db, nowMs: nowMs, random: &random) { db, change in
-        try db.cachedStatement(
-          sql: "UPDATE tasks SET last_error_code = ?, last_error = ?, stats = ? WHERE id = ?"
-        ).execute(arguments: [error.code, error.message, stats, change.task.rawValue])
+        try db.cachedStatement(sql: "UPDATE tasks SET stats = ? WHERE id = ?")
+          .execute(arguments: [stats, change.task.rawValue])
       }
     case .expire(let task, let attempt):
-      return try transition(task, .expire(attempt: attempt), db: db, nowMs: nowMs, random: &random) {
-        db, change in
-        let error = TaskError.leaseExpired
-        try db.cachedStatement(
-          sql: "UPDATE tasks SET last_error_code = ?, last_error = ? WHERE id = ?"
-        ).execute(arguments: [error.code, error.message, change.task.rawValue])
-      }
+      return try transition(task, .expire(attempt: attempt), db: db, nowMs: nowMs, random: &random)
     case .release(let task, let attempt):
       return try transition(task, .release(attempt: attempt), db: db, nowMs: nowMs, random: &random)
     case .cancelJob(let job):
@@ -229,9 +222,14 @@ public final class SQLiteJobStore: JobStore {
       try setState(task.id, "done", db: db, nowMs: nowMs)
     case .retry(let delayMs):
       change.notBeforeMs = nowMs + Int64(clamping: delayMs)
+      let error = Self.error(of: event) ?? TaskError(code: "failed", message: "")
       try db.cachedStatement(
-        sql: "UPDATE tasks SET state = 'ready', not_before = ?, updated_at = ? WHERE id = ?"
-      ).execute(arguments: [change.notBeforeMs, nowMs, id])
+        sql: """
+          UPDATE tasks SET state = 'ready', not_before = ?, last_error_code = ?, last_error = ?,
+            updated_at = ?
+          WHERE id = ?
+          """
+      ).execute(arguments: [change.notBeforeMs, error.code, error.message, nowMs, id])
     case .dead(let error):
       try db.cachedStatement(
         sql: """
@@ -254,6 +252,15 @@ public final class SQLiteJobStore: JobStore {
       ).execute(arguments: [nowMs, id])
     }
     return change
+  }
+
+  /// The error an event reports, if it is a failure.
+  private static func error(of event: TaskEvent) -> TaskError? {
+    switch event {
+    case .fail(_, let error, _, _): return error
+    case .expire: return .leaseExpired
+    default: return nil
+    }
   }
 
   private func eventAttempt(_ event: TaskEvent, _ status: TaskStatus) -> UInt32 {

@@ -1,0 +1,243 @@
+import Foundation
+import HaatFetch
+import HaatFixtures
+import Testing
+
+/// The libcurl client against a real HTTP server on loopback.
+@Suite("Fetcher", .serialized)
+struct FetcherTests {
+  /// A fixture server over a temporary directory of test files.
+  final class Fixture: Sendable {
+    let server: FixtureServer
+    let root: String
+
+    init() async throws {
+      root = NSTemporaryDirectory() + "haat-fetch-\(UUID().uuidString)"
+      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+      server = try await FixtureServer.start(root: root)
+    }
+
+    func write(_ name: String, _ data: Data) throws {
+      try data.write(to: URL(fileURLWithPath: root + "/" + name))
+    }
+
+    /// gzip with the system's gzip, as a platform would serve it.
+    func writeGzip(_ name: String, _ data: Data) throws {
+      try write(name + ".raw", data)
+      let process = Process()
+      process.executableURL = URL(fileURLWithPath: "/bin/sh")
+      process.arguments = ["-c", "gzip -c '\(root)/\(name).raw' > '\(root)/\(name)'"]
+      try process.run()
+      process.waitUntilExit()
+    }
+
+    func url(_ path: String) -> String { "\(server.baseURL)/files/\(path)" }
+
+    func stop() async {
+      try? await server.stop()
+      try? FileManager.default.removeItem(atPath: root)
+    }
+  }
+
+  static func policy(_ change: (inout FetchPolicy) -> Void = { _ in }) -> FetchPolicy {
+    var policy = FetchPolicy()
+    policy.allowPrivateNetworks = true
+    change(&policy)
+    return policy
+  }
+
+  /// Fetches into memory (tests only; Haat itself streams).
+  static func get(_ fetcher: Fetcher, _ url: String) throws(FetchError) -> (FetchResponse, Data, Int) {
+    var body = Data()
+    var chunks = 0
+    let response = try fetcher.fetch(FetchRequest(url: url)) { chunk in
+      body.append(contentsOf: chunk)
+      chunks += 1
+    }
+    return (response, body, chunks)
+  }
+
+  /// The FetchError `body` throws, or nil.
+  static func error(_ body: () throws -> Void) -> FetchError? {
+    do {
+      try body()
+      return nil
+    } catch {
+      return error as? FetchError
+    }
+  }
+
+  @Test func streamsTheBodyInChunks() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    let data = Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+    try fixture.write("big.bin", data)
+    let (response, body, chunks) = try Self.get(fetcher, fixture.url("big.bin"))
+    #expect(response.status == 200)
+    #expect(body == data)
+    #expect(chunks > 10)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func reusesConnections() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data("id\n1\n".utf8))
+    for _ in 0..<5 { _ = try Self.get(fetcher, fixture.url("a.csv")) }
+    #expect(fixture.server.connections == 1)
+    let (second, _, _) = try Self.get(fetcher, fixture.url("a.csv"))
+    #expect(second.reusedConnection)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func decodesGzip() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    let text = Data(String(repeating: "platform,account,id\nx,y,1\n", count: 5000).utf8)
+    try fixture.writeGzip("posts.csv.gz", text)
+    let (response, body, _) = try Self.get(fetcher, fixture.url("posts.csv.gz") + "?encoding=gzip")
+    #expect(body == text)
+    #expect(response.wireBytes < response.bodyBytes)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func refusesADecompressionBomb() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy { $0.maxDecompressionRatio = 50 })
+    try fixture.writeGzip("bomb.gz", Data(count: 64 << 20))
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("bomb.gz") + "?encoding=gzip") }
+    #expect(error?.kind == .decompression)
+    #expect(error?.retryable == false)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func limitsTheBodySize() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy { $0.maxBodyBytes = 1000 })
+    try fixture.write("big.bin", Data(count: 100_000))
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("big.bin")) }
+    #expect(error?.kind == .tooLarge)
+    #expect(error?.retryable == false)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  static let statuses: [(String, String, Bool, UInt64?)] = [
+    ("status=404", "http_404", false, nil),
+    ("status=403", "http_403", false, nil),
+    ("status=429&retry_after=3", "http_429", true, 3000),
+    ("status=503&retry_after=1", "http_503", true, 1000),
+    ("status=500", "http_500", true, nil),
+    ("status=408", "http_408", true, nil),
+  ]
+
+  @Test(arguments: statuses)
+  func classifiesHTTPErrors(query: String, code: String, retryable: Bool, retryAfterMs: UInt64?) async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data("x".utf8))
+    var started = false
+    let error = Self.error {
+      _ = try fetcher.fetch(FetchRequest(url: fixture.url("a.csv") + "?" + query), onStart: { _, _ in started = true }) { _ in }
+    }
+    #expect(error?.code == code)
+    #expect(error?.retryable == retryable)
+    #expect(error?.retryAfterMs == retryAfterMs)
+    #expect(!started, "an error body must never reach the parser")
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func followsRedirectsUpToTheLimit() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy { $0.maxRedirects = 3 })
+    try fixture.write("a.csv", Data("ok".utf8))
+    let (response, body, _) = try Self.get(fetcher, fixture.url("a.csv") + "?redirect=3")
+    #expect(body == Data("ok".utf8))
+    #expect(response.redirects == 3)
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("a.csv") + "?redirect=4") }
+    #expect(error?.kind == .tooManyRedirects)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func aHangingServerTimesOut() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy { $0.totalTimeoutMs = 500 })
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("any") + "?hang=1") }
+    #expect(error?.kind == .timeout)
+    #expect(error?.retryable == true)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func refusesPrivateAddressesUnlessAllowed() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy { $0.allowPrivateNetworks = false })
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("a.csv")) }
+    #expect(error?.kind == .forbidden)
+    #expect(error?.retryable == false)
+    #expect(error?.message.contains("127.0.0.1") == true)
+    #expect(fixture.server.requests == 0)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func fileURLsStayInsideTheirRoots() async throws {
+    let fixture = try await Fixture()
+    try fixture.write("ok.csv", Data("id\n".utf8))
+    let confined = Fetcher(policy: Self.policy { $0.fileRoots = [fixture.root] })
+    let (_, body, _) = try Self.get(confined, "file://\(fixture.root)/ok.csv")
+    #expect(body == Data("id\n".utf8))
+    #expect(Self.error { _ = try Self.get(confined, "file:///etc/passwd") }?.kind == .forbidden)
+    #expect(Self.error { _ = try Self.get(confined, "file://\(fixture.root)/../../etc/passwd") }?.kind == .forbidden)
+    let closed = Fetcher(policy: Self.policy())
+    #expect(Self.error { _ = try Self.get(closed, "file://\(fixture.root)/ok.csv") }?.kind == .forbidden)
+    #expect(Self.error { _ = try Self.get(closed, "gopher://example.com/") }?.kind == .invalidURL)
+    confined.shutdown()
+    closed.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func aCancelledTransferStops() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("slow.bin", Data(count: 200_000))
+    let flag = CancellationFlag()
+    var received = 0
+    let error = Self.error {
+      _ = try fetcher.fetch(FetchRequest(url: fixture.url("slow.bin") + "?trickle_ms=50&chunk=1000"), cancel: flag) { chunk in
+        received += chunk.count
+        if received > 3000 { flag.cancel() }
+      }
+    }
+    #expect(error?.kind == .cancelled)
+    #expect(received < 200_000)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func anErrorFromTheConsumerEndsTheTransferNotRetryable() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data(count: 10_000))
+    struct Broken: Error {}
+    let error = Self.error { _ = try fetcher.fetch(FetchRequest(url: fixture.url("a.csv"))) { _ in throw Broken() } }
+    #expect(error?.kind == .sink)
+    #expect(error?.retryable == false)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test func redactsSecretsFromURLs() {
+    #expect(
+      URLRedaction.redact("https://user:pw@graph.facebook.com/v19.0/me/posts?fields=id&access_token=EAAB123&after=x")
+        == "https://…@graph.facebook.com/v19.0/me/posts?fields=id&access_token=…&after=x")
+    #expect(URLRedaction.redact("http://h/p?sig=abc#frag") == "http://h/p?sig=…#frag")
+    #expect(URLRedaction.redact("http://h/p") == "http://h/p")
+  }
+}

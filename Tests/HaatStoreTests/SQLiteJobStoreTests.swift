@@ -1,0 +1,215 @@
+import Foundation
+import HaatCore
+import HaatStore
+import Testing
+
+/// The durable queue on a real SQLite file in a temporary directory.
+@Suite struct SQLiteJobStoreTests {
+  let directory: String
+  let path: String
+
+  init() throws {
+    directory = NSTemporaryDirectory() + "haat-store-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    path = directory + "/haat.db"
+  }
+
+  func open(_ durability: Durability = .full) throws -> SQLiteJobStore {
+    try SQLiteJobStore(path: path, durability: durability)
+  }
+
+  func job(tasks: Int, priority: Int32 = 0, notBeforeMs: Int64 = 0, maxAttempts: UInt32 = 3, pool: Pool = .collect) -> NewJob {
+    NewJob(
+      name: "test", priority: priority, notBeforeMs: notBeforeMs, maxAttempts: maxAttempts,
+      retry: RetryPolicy(baseMs: 1000, capMs: 4000), reports: ["engagement"], spec: Data("{}".utf8),
+      submittedBy: "admin:test",
+      tasks: (0..<tasks).map { NewTask(pool: pool, source: "s\($0)", spec: Data("{\"index\":\($0)}".utf8)) })
+  }
+
+  func submit(_ store: SQLiteJobStore, _ job: NewJob, now: Int64 = 1_000) throws -> JobID {
+    guard case .submitted(let id, _, _) = try store.apply([.submit(job)], nowMs: now)[0] else {
+      throw HaatError(.internal, "not submitted")
+    }
+    return id
+  }
+
+  func claim(_ store: SQLiteJobStore, _ limit: Int, owner: String = "w1", pool: Pool = .collect, now: Int64 = 1_000) throws -> [ClaimedTask] {
+    guard case .claimed(let tasks) = try store.apply([.claim(owner: owner, pool: pool, limit: limit)], nowMs: now)[0] else {
+      return []
+    }
+    return tasks
+  }
+
+  func change(_ result: StoreOpResult) -> TaskChange? {
+    if case .changed(let change) = result { return change }
+    return nil
+  }
+
+  @Test func claimsHighestPriorityFirstAndOnlyDueTasks() throws {
+    let store = try open()
+    let low = try submit(store, job(tasks: 2, priority: -5))
+    let high = try submit(store, job(tasks: 2, priority: 10))
+    _ = try submit(store, job(tasks: 2, priority: 50, notBeforeMs: 60_000))
+    let first = try claim(store, 3)
+    _ = low
+    #expect(first.filter { $0.job == high }.count == 2)
+    #expect(first.allSatisfy { $0.attempt == 1 })
+    #expect(first.contains { $0.startedJob })
+    // The delayed job's tasks wait for their time.
+    #expect(try claim(store, 10).count == 1)
+    #expect(try claim(store, 10, now: 60_000).count == 2)
+    // The other pool has nothing.
+    #expect(try claim(store, 10, pool: .analyze).isEmpty)
+  }
+
+  @Test func exactlyOneResultPerTask() throws {
+    let store = try open()
+    let id = try submit(store, job(tasks: 1))
+    let task = try #require(try claim(store, 1).first)
+    let results = try store.apply(
+      [
+        .complete(task: task.task, attempt: 1, partial: Data("{\"a\":1}".utf8), stats: Data(), bookmark: ""),
+        .complete(task: task.task, attempt: 1, partial: Data("{\"a\":2}".utf8), stats: Data(), bookmark: ""),
+        .complete(task: task.task, attempt: 2, partial: Data("{\"a\":3}".utf8), stats: Data(), bookmark: ""),
+      ], nowMs: 2_000)
+    #expect(change(results[0])?.transition == .done)
+    #expect(change(results[1])?.transition == .refused(.alreadyDone))
+    #expect(change(results[2])?.transition == .refused(.alreadyDone))
+    let outputs = try store.outputs(of: id)
+    #expect(outputs.count == 1)
+    #expect(outputs[0].partial == Data("{\"a\":1}".utf8))
+  }
+
+  @Test func staleAttemptsAreRefused() throws {
+    let store = try open()
+    _ = try submit(store, job(tasks: 1))
+    let task = try #require(try claim(store, 1).first)
+    // The lease expires; attempt 2 takes over; attempt 1's result is stale.
+    _ = try store.apply([.expire(task: task.task, attempt: 1)], nowMs: 2_000)
+    let second = try #require(try claim(store, 1, now: 10_000).first)
+    #expect(second.attempt == 2)
+    let stale = try store.apply([.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_001)
+    #expect(change(stale[0])?.transition == .refused(.staleAttempt))
+    let fresh = try store.apply([.complete(task: task.task, attempt: 2, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_002)
+    #expect(change(fresh[0])?.transition == .done)
+  }
+
+  @Test func retriesBackOffHonourRetryAfterAndEndInDead() throws {
+    let store = try open()
+    let id = try submit(store, job(tasks: 1, maxAttempts: 2))
+    let task = try #require(try claim(store, 1).first)
+    let error = TaskError(code: "http_429", message: "HTTP 429")
+    let first = try store.apply(
+      [.fail(task: task.task, attempt: 1, error: error, retryable: true, retryAfterMs: 7_000, stats: Data())], nowMs: 5_000)
+    let retry = try #require(change(first[0]))
+    #expect(retry.notBeforeMs >= 12_000)
+    #expect(try claim(store, 1, now: 11_999).isEmpty)
+    let again = try #require(try claim(store, 1, now: retry.notBeforeMs).first)
+    let last = try store.apply(
+      [.fail(task: task.task, attempt: again.attempt, error: error, retryable: true, retryAfterMs: 0, stats: Data())], nowMs: 20_000)
+    guard case .dead(let cause)? = change(last[0])?.transition else {
+      Issue.record("not dead after max attempts")
+      return
+    }
+    #expect(cause.code == "http_429")
+    let dead = try store.deadTasks(job: id, limit: 10)
+    #expect(dead.count == 1)
+    #expect(dead.first?.attempts == 2)
+    #expect(dead.first?.error.message.contains("gave up after 2 attempts") == true)
+  }
+
+  @Test func nonRetryableFailureIsDeadAtOnce() throws {
+    let store = try open()
+    _ = try submit(store, job(tasks: 1, maxAttempts: 5))
+    let task = try #require(try claim(store, 1).first)
+    let result = try store.apply(
+      [.fail(task: task.task, attempt: 1, error: TaskError(code: "http_404", message: "HTTP 404"), retryable: false, retryAfterMs: 0, stats: Data())],
+      nowMs: 2_000)
+    #expect(change(result[0])?.transition == .dead(TaskError(code: "http_404", message: "HTTP 404")))
+  }
+
+  @Test func releaseUndoesAClaimWithoutSpendingAnAttempt() throws {
+    let store = try open()
+    _ = try submit(store, job(tasks: 1))
+    let task = try #require(try claim(store, 1).first)
+    _ = try store.apply([.release(task: task.task, attempt: 1)], nowMs: 2_000)
+    #expect(try claim(store, 1).first?.attempt == 1)
+  }
+
+  @Test func cancelRetryAndDiscard() throws {
+    let store = try open()
+    let id = try submit(store, job(tasks: 3))
+    _ = try claim(store, 1)
+    guard case .cancelled(_, let changes) = try store.apply([.cancelJob(id)], nowMs: 2_000)[0] else {
+      Issue.record("not cancelled")
+      return
+    }
+    #expect(changes.count == 3)
+    #expect(try store.job(id, tasks: false, nowMs: 2_000)?.state == .cancelled)
+    guard case .failed(let error) = try store.apply([.cancelJob(id)], nowMs: 2_001)[0] else {
+      Issue.record("cancelled twice")
+      return
+    }
+    #expect(error.code == .badRequest)
+
+    let other = try submit(store, job(tasks: 2, maxAttempts: 1))
+    for task in try claim(store, 2) {
+      _ = try store.apply([.fail(task: task.task, attempt: 1, error: TaskError(code: "x", message: "y"), retryable: false, retryAfterMs: 0, stats: Data())], nowMs: 3_000)
+    }
+    #expect(try store.deadTasks(job: other, limit: 10).count == 2)
+    let dead = try store.deadTasks(job: other, limit: 10)
+    guard case .deadUpdated(let revived) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[0] else { return }
+    #expect(revived.count == 1)
+    #expect(try claim(store, 5).first?.attempt == 1)
+    guard case .deadUpdated(let discarded) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else { return }
+    #expect(discarded.count == 1)
+    #expect(try store.deadTasks(job: nil, limit: 10).isEmpty)
+  }
+
+  @Test func finishIsRefusedWhileTasksAreOpen() throws {
+    let store = try open()
+    let id = try submit(store, job(tasks: 1))
+    guard case .finished(_, let early) = try store.apply([.finishJob(id, state: .succeeded, report: Data("{}".utf8), error: "")], nowMs: 2_000)[0] else { return }
+    #expect(!early)
+    let task = try #require(try claim(store, 1).first)
+    _ = try store.apply([.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000)
+    guard case .finished(_, let applied) = try store.apply([.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0] else { return }
+    #expect(applied)
+    #expect(try store.report(of: id) == Data("{\"r\":1}".utf8))
+    #expect(try store.job(id, tasks: false, nowMs: 5_000)?.state == .succeeded)
+  }
+
+  /// What a restarted coordinator gets back: open jobs with counts, leases, waiting tasks.
+  @Test(arguments: Durability.allCases)
+  func recoveryAfterReopen(durability: Durability) throws {
+    do {
+      let store = try open(durability)
+      let id = try submit(store, job(tasks: 4))
+      let claimed = try claim(store, 2, owner: "w7")
+      _ = try store.apply(
+        [.fail(task: claimed[1].task, attempt: 1, error: TaskError(code: "t", message: "m"), retryable: true, retryAfterMs: 50_000, stats: Data())],
+        nowMs: 2_000)
+      _ = id
+    }
+    let reopened = try open(durability)
+    let recovery = try reopened.recover(nowMs: 3_000)
+    #expect(recovery.jobs.count == 1)
+    #expect(recovery.jobs.first?.counts == TaskCounts(scheduled: 1, ready: 2, leased: 1))
+    #expect(recovery.leases.map(\.owner) == ["w7"])
+    #expect(recovery.waiting.count == 1)
+    #expect(recovery.jobs.first?.started == true)
+  }
+
+  @Test func groupCommitAppliesABatchInOneTransaction() throws {
+    let store = try open()
+    let ops: [StoreOp] = (0..<50).map { _ in .submit(job(tasks: 20)) } + [.claim(owner: "w", pool: .collect, limit: 500)]
+    let results = try store.apply(ops, nowMs: 1_000)
+    guard case .claimed(let tasks) = results.last else {
+      Issue.record("no claim")
+      return
+    }
+    // The claim in the same batch sees the jobs submitted before it.
+    #expect(tasks.count == 500)
+    #expect(try store.jobs(state: nil, limit: 100, nowMs: 1_000).count == 50)
+  }
+}

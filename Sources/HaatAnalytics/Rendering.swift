@@ -18,7 +18,7 @@ public enum ReportRendering {
     }
     let summary = report.summary
     out += "\n\(group(summary.rows)) posts from \(summary.sourcesOk) of \(summary.sources) sources"
-    out += ", \(group(summary.badRows)) bad rows"
+    out += ", \(group(summary.badRows)) bad row\(summary.badRows == 1 ? "" : "s")"
     out += ", \(bytes(summary.bytes)) read\n"
     for missing in summary.missing {
       out += "missing: \(missing.source) (task \(missing.task)): \(missing.error.code): \(missing.error.message)\n"
@@ -33,10 +33,12 @@ public enum ReportRendering {
     return out
   }
 
-  /// CSV with a header; rates as decimals, empty where absent.
+  /// CSV with a header; rates as decimals, empty where absent. A job without the
+  /// engagement report has only the header.
   public static func csv(_ report: Report) -> String {
     var out =
       "platform,account,media_type,posts,likes,comments,shares,saves,reach,impressions,clicks,video_views,engagements,engagement_rate_reach,engagement_rate_impressions,ctr\n"
+    guard report.hasEngagement else { return out }
     for row in report.engagement.rows + [report.engagement.total] {
       let fields: [String] = [
         row.platform, row.account, row.mediaType, String(row.posts), String(row.likes),

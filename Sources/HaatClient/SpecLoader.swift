@@ -29,8 +29,9 @@ public enum SpecLoader {
       }
     } else {
       do {
-        // Timestamps stay strings: `not_before` is checked as RFC 3339 by the coordinator.
-        root = try Yams.load(yaml: text, Resolver.default.removing(.timestamp))
+        // Every scalar stays text as written (so `account: 0042` is "0042", not 34, and
+        // `not_before` stays RFC 3339); numbers are read where numbers belong.
+        root = try Yams.load(yaml: text, Resolver.basic)
       } catch {
         throw HaatError(.badSpec, "the spec is not valid YAML: \(error)")
       }
@@ -105,7 +106,7 @@ public enum SpecLoader {
     switch value {
     case nil, is NSNull: return nil
     case let text as String: return text
-    // YAML reads `account: 123` as a number; an account name is text all the same.
+    // JSON `"account": 123` is a number; an account name is text all the same.
     case let number as Int: return String(number)
     default: throw bad(field, "must be text")
     }
@@ -114,6 +115,12 @@ public enum SpecLoader {
   static func integer(_ value: Any?, _ field: String, range: ClosedRange<Int>) throws -> Int? {
     switch value {
     case nil, is NSNull: return nil
+    case let text as String:
+      guard let number = Int(text.trimmingCharacters(in: .whitespaces)) else {
+        throw bad(field, "must be a whole number, not \"\(text)\"")
+      }
+      guard range.contains(number) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)") }
+      return number
     case let number as Int:
       guard range.contains(number) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)") }
       return number

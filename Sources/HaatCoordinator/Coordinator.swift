@@ -20,7 +20,9 @@ public final class Coordinator: Service {
   }
 
   public func run() async throws {
-    try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+    // The data directory holds the tokens: owner only.
+    try FileManager.default.createDirectory(
+      atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let store = try SQLiteJobStore(path: config.databasePath, durability: config.durability)
     let tokens = TokenStore(path: config.tokensPath)
 
@@ -77,13 +79,16 @@ public final class Coordinator: Service {
     logger.info("coordinator stopped")
   }
 
-  /// On first start, creates an admin token and writes its credential next to the store,
-  /// so the machine's own operator can use the CLI at once.
+  /// Until there is an admin token, creates one and writes its credential next to the
+  /// store, so the machine's own operator can use the CLI at once.
   private func ensureAdminToken(_ tokens: TokenStore, address: String) throws {
-    guard !FileManager.default.fileExists(atPath: tokens.path) else { return }
-    let credential = try tokens.create(role: .admin, label: "created on first start", coordinator: address)
     let path = config.dataDirectory + "/admin.token"
-    try credential.write(path: path)
+    guard !FileManager.default.fileExists(atPath: path), !tokens.list().contains(where: { $0.role == .admin }) else {
+      return
+    }
+    let credential = try tokens.create(role: .admin, label: "created on first start", coordinator: address) {
+      try $0.write(path: path)
+    }
     logger.notice("created an admin token", metadata: ["token": "\(credential.tokenID)", "credential_file": "\(path)"])
   }
 }

@@ -201,6 +201,10 @@ final class CoordinatorCore: @unchecked Sendable {
     guard connection.peer.kind == .worker, workerConnections[connection.name] === connection else { return }
     workerConnections[connection.name] = nil
     workers[connection.name]?.connected = false
+    // Its slots are no longer busy with anything the coordinator can see.
+    if let pools = workers[connection.name]?.pools {
+      workers[connection.name]?.pools = pools.map { var pool = $0; pool.busy = 0; return pool }
+    }
     // Its leases stay until they expire: the worker may come back and finish them.
     logger.info(
       "worker disconnected",
@@ -678,17 +682,19 @@ final class CoordinatorCore: @unchecked Sendable {
       selector = .all
     }
     enqueue(retry ? .retryDead(selector) : .discardDead(selector)) { result in
-      guard case .deadUpdated(let changes) = result else {
+      guard case .deadUpdated(let changes, let counts) = result else {
         if case .failed(let error) = result { return self.replyError(connection, to: id, error) }
         return self.replyError(connection, to: id, HaatError(.internal, "unexpected store result"))
       }
       if retry {
-        // A revived task reopens its job; rebuild its counts from the store.
-        for job in Set(changes.map(\.job)) where self.jobs[job] == nil {
-          self.jobs[job] = ActiveJob(id: job, counts: TaskCounts(), started: true, cancelled: false)
-          self.reloadCounts(job)
+        // A revived task reopens its job, with the counts the same transaction saw.
+        for (job, jobCounts) in counts {
+          if let active = self.jobs[job] {
+            active.counts = jobCounts
+          } else {
+            self.jobs[job] = ActiveJob(id: job, counts: jobCounts, started: true, cancelled: false)
+          }
         }
-        for change in changes where self.jobs[change.job]?.counts.total ?? 0 > 0 { self.apply(change) }
         for pool in Set(changes.map(\.pool)) { self.markWork(pool) }
       }
       self.logger.info(
@@ -697,17 +703,6 @@ final class CoordinatorCore: @unchecked Sendable {
       updated.count = UInt32(clamping: changes.count)
       self.reply(connection, to: id, .deadUpdated(updated))
     }
-  }
-
-  private func reloadCounts(_ job: JobID) {
-    let store = self.store
-    let nowMs = self.nowMs
-    readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: false, nowMs: nowMs)?.counts }
-      .assumeIsolated().whenSuccess { counts in
-        guard let counts, let active = self.jobs[job] else { return }
-        active.counts = counts
-        self.finishIfEnded(job)
-      }
   }
 
   /// Runs a store read off the loop and hands the value back on it; a failed read is

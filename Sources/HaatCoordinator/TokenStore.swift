@@ -44,10 +44,16 @@ public final class TokenStore: Sendable {
     return tokens
   }
 
-  /// Adds a new token with a fresh 256-bit secret and returns its credential.
-  public func create(role: Role, label: String? = nil, coordinator: String? = nil) throws -> Credential {
+  /// Adds a new token with a fresh 256-bit secret and returns its credential. `deliver`
+  /// runs first (to write the credential file): if it fails, no token is added.
+  public func create(
+    role: Role, label: String? = nil, coordinator: String? = nil,
+    deliver: (Credential) throws -> Void = { _ in }
+  ) throws -> Credential {
     let id = "t_" + HandshakeMAC.nonce(bytes: 8)
     let secret = HandshakeMAC.nonce(bytes: 32)
+    let credential = Credential(tokenID: id, secret: secret, role: role, coordinator: coordinator)
+    try deliver(credential)
     let entry = Entry(
       id: id, role: role, secret: secret, created_ms: Int64(Date().timeIntervalSince1970 * 1000),
       label: label)
@@ -58,7 +64,7 @@ public final class TokenStore: Sendable {
     existing.append(try encoder.encode(entry))
     existing.append(UInt8(ascii: "\n"))
     try SecretFile.write(existing, to: path)
-    return Credential(tokenID: id, secret: secret, role: role, coordinator: coordinator)
+    return credential
   }
 
   /// Every token's id, role and label (never the secret).

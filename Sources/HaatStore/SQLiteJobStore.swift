@@ -85,10 +85,13 @@ public final class SQLiteJobStore: JobStore {
       return try transition(task, .release(attempt: attempt), db: db, nowMs: nowMs, random: &random)
     case .cancelJob(let job):
       return try cancel(job, db: db, nowMs: nowMs, random: &random)
-    case .retryDead(let selector):
-      return .deadUpdated(try updateDead(selector, .retryDead, db: db, nowMs: nowMs, random: &random))
-    case .discardDead(let selector):
-      return .deadUpdated(try updateDead(selector, .discardDead, db: db, nowMs: nowMs, random: &random))
+    case .retryDead(let selector), .discardDead(let selector):
+      let event: TaskEvent
+      if case .retryDead = op { event = .retryDead } else { event = .discardDead }
+      let changes = try updateDead(selector, event, db: db, nowMs: nowMs, random: &random)
+      var counts: [JobID: TaskCounts] = [:]
+      for job in Set(changes.map(\.job)) { counts[job] = try Self.counts(of: job, db: db, nowMs: nowMs) }
+      return .deadUpdated(changes, counts: counts)
     case .finishJob(let job, let state, let report, let error):
       return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
     }
@@ -301,7 +304,7 @@ public final class SQLiteJobStore: JobStore {
       let state = try String.fetchOne(
         db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [job.rawValue])
     else {
-      return .failed(HaatError(.notFound, "job \(job) does not exist"))
+      return .failed(HaatError(.notFound, "no job \(job)"))
     }
     if let jobState = JobState(rawValue: state), jobState.isFinal {
       return .failed(HaatError(.badRequest, "job \(job) has already ended (\(state))"))

@@ -76,7 +76,8 @@ public enum StoreOpResult: Sendable {
   case claimed([ClaimedTask])
   case changed(TaskChange)
   case cancelled(JobID, [TaskChange])
-  case deadUpdated([TaskChange])
+  /// The changed tasks, and the task counts of every job they belong to after the change.
+  case deadUpdated([TaskChange], counts: [JobID: TaskCounts])
   case finished(JobID, applied: Bool)
   case failed(HaatError)
 }

@@ -79,14 +79,15 @@ public final class LogShipper: Sendable {
     runtime.loop.execute { runtime.ship(shipped) }
   }
 
-  /// A handler that ships and also writes through `base`.
-  public func handler(base: any LogHandler) -> any LogHandler {
-    ShippingLogHandler(base: base, shipper: self)
+  /// A handler that ships and also writes through `base` the lines at `baseLevel` and above.
+  public func handler(base: any LogHandler, baseLevel: Logger.Level) -> any LogHandler {
+    ShippingLogHandler(base: base, baseLevel: baseLevel, shipper: self)
   }
 }
 
 struct ShippingLogHandler: LogHandler {
   var base: any LogHandler
+  let baseLevel: Logger.Level
   let shipper: LogShipper
 
   var metadata: Logger.Metadata {
@@ -105,7 +106,7 @@ struct ShippingLogHandler: LogHandler {
   }
 
   func log(event: LogEvent) {
-    base.log(event: event)
+    if event.level >= baseLevel { base.log(event: event) }
     var merged = base.metadata
     if let extra = event.metadata { merged.merge(extra) { $1 } }
     shipper.ship(level: event.level, message: event.message.description, metadata: merged)

@@ -49,6 +49,8 @@ final class WorkerRuntime: @unchecked Sendable {
     var pool: Pool
     var progress: TaskProgress
     var revoked = false
+    /// Bytes at the last heartbeat, to tell progress from a stalled transfer.
+    var lastBytes: UInt64 = 0
   }
 
   private var channel: (any Channel)?
@@ -384,8 +386,13 @@ final class WorkerRuntime: @unchecked Sendable {
       lease.bytes = state.progress.bytes.load(ordering: .relaxed)
       return lease
     }
-    if running.values.contains(where: { $0.progress.bytes.load(ordering: .relaxed) > 0 }) {
-      lastProgressMs = nowMs
+    for (task, var state) in running {
+      let bytes = state.progress.bytes.load(ordering: .relaxed)
+      if bytes > state.lastBytes {
+        lastProgressMs = nowMs
+        state.lastBytes = bytes
+        running[task] = state
+      }
     }
     send(Envelope(id: nextID(), .heartbeat(heartbeat)))
     flush()

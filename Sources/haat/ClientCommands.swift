@@ -18,8 +18,12 @@ struct SubmitCommand: AsyncParsableCommand {
   var format: String = ReportFormat.table.rawValue
   @OptionGroup var client: ClientOptions
 
+  func validate() throws {
+    guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
+  }
+
   func run() async throws {
-    guard let format = ReportFormat(rawValue: format) else { throw ValidationError("--format must be table, json or csv") }
+    let format = ReportFormat(rawValue: format) ?? .table
     try await runClient(json: client.json) {
       let jobSpec: JobSpec
       if spec == "-" {
@@ -32,20 +36,24 @@ struct SubmitCommand: AsyncParsableCommand {
       defer { Task { await connection.close() } }
       let accepted = try await connection.submit(jobSpec)
       if !wait {
-        if client.json { printJSON(accepted) } else { print("job \(accepted.job) accepted (\(accepted.tasks) tasks)") }
+        if client.json { printJSON(accepted) } else { print("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))") }
         return
       }
       if !client.json {
-        FileHandle.standardError.write(Data("job \(accepted.job) accepted (\(accepted.tasks) tasks)\n".utf8))
+        FileHandle.standardError.write(Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
       if client.json { printJSON(result) } else { render(result.report, format: format) }
-      if result.job.state != JobState.succeeded.rawValue {
-        printError("job \(accepted.job) ended \(result.job.state)\(result.job.error.isEmpty ? "" : ": \(result.job.error)")")
-        throw ExitCode(Exit.jobNotSucceeded)
-      }
+      try checkSucceeded(result)
     }
   }
+}
+
+/// Exits 3 (after saying why) if a job ended other than succeeded.
+func checkSucceeded(_ result: Haat_V1_Result) throws {
+  guard result.job.state != JobState.succeeded.rawValue else { return }
+  printError("job \(result.job.id) ended \(result.job.state)\(result.job.error.isEmpty ? "" : ": \(result.job.error)")")
+  throw ExitCode(Exit.jobNotSucceeded)
 }
 
 /// Watches a job to its end (drawing progress) and fetches its result.
@@ -119,19 +127,23 @@ struct ResultCommand: AsyncParsableCommand {
   var id: String
   @Option(help: "table, json or csv.")
   var format: String = ReportFormat.table.rawValue
-  @Flag(help: "Wait for the job to end first.")
+  @Flag(help: "Wait for the job to end first; exit 3 if it did not succeed.")
   var wait = false
   @OptionGroup var client: ClientOptions
 
+  func validate() throws {
+    guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
+  }
+
   func run() async throws {
-    guard let format = ReportFormat(rawValue: client.json ? "json" : format) else {
-      throw ValidationError("--format must be table, json or csv")
-    }
+    let format = ReportFormat(rawValue: format) ?? .table
     try await runClient(json: client.json) {
       let connection = try await client.connect()
       defer { Task { await connection.close() } }
       let result = wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
-      render(result.report, format: format)
+      // --json prints the job and its report, as `submit --wait --json` does.
+      if client.json { printJSON(result) } else { render(result.report, format: format) }
+      if wait { try checkSucceeded(result) }
     }
   }
 }
@@ -198,7 +210,9 @@ struct LogsCommand: AsyncParsableCommand {
         if client.json {
           printJSON(line)
         } else {
-          let fields = line.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+          // The worker is a column already.
+          let fields = line.fields.filter { $0.key != "worker" }.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
           let task = line.task.isEmpty ? "" : " task=\(line.task)"
           print("\(time(line.atMs)) \(line.worker) \(line.level.uppercased()) \(line.message)\(task)\(fields.isEmpty ? "" : " " + fields)")
         }
@@ -217,13 +231,15 @@ struct DeadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List dead tasks with their last error.")
     @Option(help: "Only this job's.")
     var job: String = ""
+    @Option(help: "At most this many.")
+    var limit: UInt32 = 100
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
       try await runClient(json: client.json) {
         let connection = try await client.connect()
         defer { Task { await connection.close() } }
-        let tasks = try await connection.dead(job: job)
+        let tasks = try await connection.dead(job: job, limit: limit)
         if client.json { return printJSON(tasks) }
         let rows = tasks.map { [$0.task, $0.job, $0.source, String($0.attempts), "\($0.error.code): \($0.error.message)", time($0.diedMs)] }
         print(TextTable(header: ["task", "job", "source", "attempts", "error", "died"], rightAligned: [0, 1, 3]).render(rows), terminator: "")
@@ -244,7 +260,7 @@ struct DeadCommand: AsyncParsableCommand {
         let connection = try await client.connect()
         defer { Task { await connection.close() } }
         let count = try await connection.retryDead(tasks: tasks, job: job)
-        print(client.json ? #"{"count":\#(count)}"# : "\(count) dead tasks will run again")
+        print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) will run again")
       }
     }
   }
@@ -262,7 +278,7 @@ struct DeadCommand: AsyncParsableCommand {
         let connection = try await client.connect()
         defer { Task { await connection.close() } }
         let count = try await connection.discardDead(tasks: tasks, job: job)
-        print(client.json ? #"{"count":\#(count)}"# : "\(count) dead tasks discarded")
+        print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) discarded")
       }
     }
   }

@@ -12,17 +12,20 @@ struct ClientOptions: ParsableArguments {
   @Option(name: .long, help: "A credential file from `haat token create` (env HAAT_TOKEN_FILE; default: <data-dir>/admin.token).")
   var tokenFile: String?
 
-  @Option(name: .long, help: "The coordinator's data directory, to find admin.token (env HAAT_DATA_DIR; default: haat-data).")
+  @Option(name: .long, help: "The coordinator's data directory, whose admin.token to use (env HAAT_DATA_DIR; default: haat-data).")
   var dataDir: String?
 
   @Flag(name: .long, help: "Print machine-readable JSON.")
   var json = false
 
+  /// Flags first, then the environment: --token-file, --data-dir's admin.token,
+  /// HAAT_TOKEN_FILE, HAAT_DATA_DIR's admin.token, then haat-data/admin.token.
   func credential() throws -> Credential {
     let environment = ProcessInfo.processInfo.environment
-    if let path = tokenFile ?? environment["HAAT_TOKEN_FILE"] { return try Credential.load(path: path) }
-    let directory = dataDir ?? environment["HAAT_DATA_DIR"] ?? "haat-data"
-    let fallback = directory + "/admin.token"
+    if let tokenFile { return try Credential.load(path: tokenFile) }
+    if let dataDir { return try Credential.load(path: dataDir + "/admin.token") }
+    if let path = environment["HAAT_TOKEN_FILE"] { return try Credential.load(path: path) }
+    let fallback = (environment["HAAT_DATA_DIR"] ?? "haat-data") + "/admin.token"
     guard FileManager.default.fileExists(atPath: fallback) else {
       throw HaatError(
         .authFailed,
@@ -44,6 +47,32 @@ struct ClientOptions: ParsableArguments {
   func connect() async throws -> HaatClient {
     let credential = try credential()
     return try await HaatClient.connect(to: try endpoint(for: credential), credential: credential)
+  }
+}
+
+/// How a worker finds and authenticates to the coordinator: a worker token, always explicit.
+struct WorkerConnectionOptions: ParsableArguments {
+  @Option(name: .long, help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420).")
+  var coordinator: String?
+
+  @Option(name: .long, help: "A worker credential file from `haat token create --role worker` (env HAAT_TOKEN_FILE).")
+  var tokenFile: String?
+
+  func credential() throws -> Credential {
+    guard let path = tokenFile ?? ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"] else {
+      throw ValidationError("a worker needs --token-file (or HAAT_TOKEN_FILE): create one with `haat token create --role worker`")
+    }
+    return try Credential.load(path: path)
+  }
+
+  func endpoint(for credential: Credential) throws -> Endpoint {
+    let text =
+      coordinator ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
+      ?? "\(Defaults.host):\(Defaults.port)"
+    guard let endpoint = Endpoint(text) else {
+      throw ValidationError("--coordinator must be host:port, not \(text)")
+    }
+    return endpoint
   }
 }
 

@@ -44,6 +44,11 @@ func counts(_ counts: Haat_V1_TaskCounts) -> String {
   return parts.joined(separator: ", ")
 }
 
+/// "1 task", "2 tasks".
+func plural(_ count: Int, _ noun: String) -> String {
+  "\(count) \(noun)\(count == 1 ? "" : "s")"
+}
+
 /// Renders a report in the format asked for.
 func render(_ report: Report, format: ReportFormat) {
   switch format {

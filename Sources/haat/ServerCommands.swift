@@ -14,9 +14,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "coordinator", abstract: "Run the coordinator: the durable queue workers and clients connect to.")
 
-  @Option(help: "Where to listen, host:port (env HAAT_LISTEN). Port 0 picks a free one.")
+  @Option(help: "Where to listen, host:port (env HAAT_LISTEN; default: 127.0.0.1:7420). Port 0 picks a free one.")
   var listen: String?
-  @Option(help: "Holds the store (haat.db) and tokens (env HAAT_DATA_DIR).")
+  @Option(help: "Holds the store (haat.db) and tokens (env HAAT_DATA_DIR; default: haat-data).")
   var dataDir: String?
   @Option(help: "full: fsync every commit (survives power loss); normal: survives a crash of the process.")
   var durability: String = Durability.full.rawValue
@@ -41,15 +41,23 @@ struct CoordinatorCommand: AsyncParsableCommand {
   @Flag(help: .hidden)
   var exitWithParent = false
 
+  var listenAddress: String {
+    listen ?? ProcessInfo.processInfo.environment["HAAT_LISTEN"] ?? "\(Defaults.host):\(Defaults.port)"
+  }
+
+  func validate() throws {
+    guard Endpoint(listenAddress) != nil else { throw ValidationError("--listen must be host:port, not \(listenAddress)") }
+    guard Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be full or normal") }
+    guard retryCapMs >= retryBaseMs else { throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms") }
+    guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
+  }
+
   func run() async throws {
     let environment = ProcessInfo.processInfo.environment
     var config = CoordinatorConfig()
-    let listen = self.listen ?? environment["HAAT_LISTEN"] ?? "\(Defaults.host):\(Defaults.port)"
-    guard let endpoint = Endpoint(listen) else { throw ValidationError("--listen must be host:port, not \(listen)") }
-    guard let durability = Durability(rawValue: durability) else {
-      throw ValidationError("--durability must be full or normal")
+    guard let endpoint = Endpoint(listenAddress), let durability = Durability(rawValue: durability) else {
+      throw ValidationError("invalid --listen or --durability")
     }
-    guard retryCapMs >= retryBaseMs else { throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms") }
     config.host = endpoint.host
     config.port = endpoint.port
     config.dataDirectory = dataDir ?? environment["HAAT_DATA_DIR"] ?? config.dataDirectory
@@ -70,7 +78,7 @@ struct WorkerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "worker", abstract: "Run a worker: fetch exports with libcurl and compute partial aggregates.")
 
-  @OptionGroup var client: ClientOptions
+  @OptionGroup var connection: WorkerConnectionOptions
   @Option(help: "The worker's name, its identity across reconnects (default: host-pid).")
   var name: String?
   @Option(help: "Tasks of the collect pool run at once.")
@@ -103,11 +111,11 @@ struct WorkerCommand: AsyncParsableCommand {
   var exitWithParent = false
 
   func run() async throws {
-    let credential = try client.credential()
+    let credential = try connection.credential()
     guard credential.role == .worker else {
-      throw ValidationError("\(client.tokenFile ?? "the credential") holds a \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
+      throw ValidationError("\(connection.tokenFile ?? "the credential") holds an \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
     }
-    let endpoint = try client.endpoint(for: credential)
+    let endpoint = try connection.endpoint(for: credential)
     let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     guard HandshakeLimits.isValidName(workerName) else {
       throw ValidationError("--name must be 1 to 128 bytes without control characters")
@@ -126,7 +134,7 @@ struct WorkerCommand: AsyncParsableCommand {
     config.shipLevel = shipLevel
     let shipper = LogShipper()
     var logger = Logger(label: "haat.worker") { label in
-      shipper.handler(base: JSONLogHandler(label: label, level: logLevel))
+      shipper.handler(base: JSONLogHandler(label: label, level: logLevel), baseLevel: logLevel)
     }
     logger.logLevel = min(logLevel, shipLevel)
     logger[metadataKey: "worker"] = "\(workerName)"
@@ -154,23 +162,34 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "The coordinator address to record in the credential, host:port.")
     var coordinator: String?
 
-    func run() throws {
-      guard let role = Role(rawValue: role) else {
-        throw ValidationError("--role must be worker, submit, read or admin")
+    func validate() throws {
+      guard Role(rawValue: role) != nil else { throw ValidationError("--role must be worker, submit, read or admin") }
+      if let coordinator, Endpoint(coordinator) == nil {
+        throw ValidationError("--coordinator must be host:port, not \(coordinator)")
       }
+    }
+
+    func run() throws {
+      let role = Role(rawValue: role) ?? .read
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       let store = TokenStore(path: directory + "/tokens")
-      let credential = try store.create(role: role, label: label, coordinator: coordinator)
-      let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
-      try credential.write(path: path)
-      // The secret is written only to the credential file, never to the terminal.
-      print("created \(role.rawValue) token \(credential.tokenID); credential written to \(path)")
+      do {
+        let credential = try store.create(role: role, label: label, coordinator: coordinator) { credential in
+          try credential.write(path: out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token")
+        }
+        let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
+        // The secret is written only to the credential file, never to the terminal.
+        print("created \(role.rawValue) token \(credential.tokenID); credential written to \(path)")
+      } catch {
+        printError("cannot create the token: \(error.localizedDescription)")
+        throw ExitCode(Exit.failure)
+      }
     }
   }
 
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List tokens (ids and roles; never secrets).")
-    @Option(help: "The coordinator's data directory.")
+    @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
     var dataDir: String?
 
     func run() throws {
@@ -200,7 +219,7 @@ struct FixtureServerCommand: AsyncParsableCommand {
   func run() async throws {
     let server = try await FixtureServer.start(port: port, root: root)
     if let readyFile { try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8) }
-    print("serving \(server.baseURL)")
+    FileHandle.standardOutput.write(Data("serving \(server.baseURL)\n".utf8))
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
     try await server.stop()

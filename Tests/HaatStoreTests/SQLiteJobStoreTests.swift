@@ -158,10 +158,11 @@ import Testing
     }
     #expect(try store.deadTasks(job: other, limit: 10).count == 2)
     let dead = try store.deadTasks(job: other, limit: 10)
-    guard case .deadUpdated(let revived) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[0] else { return }
+    guard case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[0] else { return }
     #expect(revived.count == 1)
+    #expect(counts[other] == TaskCounts(ready: 1, dead: 1))
     #expect(try claim(store, 5).first?.attempt == 1)
-    guard case .deadUpdated(let discarded) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else { return }
+    guard case .deadUpdated(let discarded, _) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else { return }
     #expect(discarded.count == 1)
     #expect(try store.deadTasks(job: nil, limit: 10).isEmpty)
   }

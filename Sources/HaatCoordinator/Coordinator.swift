@@ -42,7 +42,6 @@ public final class Coordinator: Service {
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
-            try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
             try operations.addHandler(SessionHandler(core: core, tokens: tokens, config: config))
           }
         }

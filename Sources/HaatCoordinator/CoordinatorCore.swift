@@ -213,7 +213,20 @@ final class CoordinatorCore: @unchecked Sendable {
 
   private func send(_ envelope: Envelope, to connection: Connection) {
     guard connection.open else { return }
-    connection.channel.write(envelope, promise: nil)
+    var buffer = connection.channel.allocator.buffer(capacity: 256)
+    do {
+      try WireCodec.encode(envelope, into: &buffer)
+    } catch {
+      logger.error("cannot encode a reply", metadata: ["type": "\(envelope.body?.wireName ?? "")", "error": "\(error)"])
+      return
+    }
+    send(line: buffer, to: connection)
+  }
+
+  /// Writes an encoded line; flushed at the end of the current unit of work.
+  private func send(line: ByteBuffer, to connection: Connection) {
+    guard connection.open else { return }
+    connection.channel.write(line, promise: nil)
     if !connection.needsFlush {
       connection.needsFlush = true
       dirty.append(connection)
@@ -316,8 +329,9 @@ final class CoordinatorCore: @unchecked Sendable {
     let partial: Data
     let stats: Data
     do {
-      partial = try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
-      stats = try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+      // Empty partials and stats (no-op tasks) are stored empty, without an encoder pass.
+      partial = complete.partial == Partial() ? Data() : try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
+      stats = complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
     } catch {
       return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
     }
@@ -828,16 +842,30 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       leases.grant(task: task.task, attempt: task.attempt, owner: connection.name, now: now)
       connection.credit[claim.pool, default: 0] -= 1
-      var assign = Haat_V1_Assign()
-      assign.task = task.task.description
-      assign.attempt = task.attempt
-      assign.leaseExpiresMs = expires
-      assign.pool = claim.pool.rawValue
-      assign.job = task.job.description
-      assign.spec = (try? TaskSpec(jsonUTF8Data: task.spec, options: WireCodec.decodingOptions)) ?? TaskSpec()
-      send(Envelope(.assign(assign)), to: connection)
+      send(line: Self.assignLine(task, expires: expires, allocator: connection.channel.allocator), to: connection)
     }
     for job in Set(tasks.map(\.job)) { jobChanged(job) }
+  }
+
+  /// The `assign` line, with the task spec spliced in as the store holds it: the planner
+  /// wrote it as the TaskSpec's wire JSON, so decoding and re-encoding it for every assign
+  /// would only cost time. Every other field is a number or a known word.
+  static func assignLine(_ task: ClaimedTask, expires: Int64, allocator: ByteBufferAllocator) -> ByteBuffer {
+    var buffer = allocator.buffer(capacity: 160 + task.spec.count)
+    buffer.writeString(#"{"assign":{"task":""#)
+    buffer.writeString(task.task.description)
+    buffer.writeString(#"","attempt":"#)
+    buffer.writeString(String(task.attempt))
+    buffer.writeString(#","lease_expires_ms":""#)
+    buffer.writeString(String(expires))
+    buffer.writeString(#"","spec":"#)
+    if task.spec.isEmpty { buffer.writeString("{}") } else { buffer.writeBytes(task.spec) }
+    buffer.writeString(#","pool":""#)
+    buffer.writeString(task.pool.rawValue)
+    buffer.writeString(#"","job":""#)
+    buffer.writeString(task.job.description)
+    buffer.writeString("\"}}\n")
+    return buffer
   }
 
   // MARK: Counts, waiting tasks, job ends

@@ -6,7 +6,7 @@ import NIOCore
 /// checks. Authenticated messages go to the core; this handler holds no queue state.
 final class SessionHandler: ChannelInboundHandler {
   typealias InboundIn = LineFrame
-  typealias OutboundOut = Envelope
+  typealias OutboundOut = ByteBuffer
 
   private let core: CoordinatorCore
   private let tokens: TokenStore
@@ -30,7 +30,7 @@ final class SessionHandler: ChannelInboundHandler {
     challenge.versions = HandshakeLimits.versions
     challenge.nonce = handshake.nonce
     challenge.server = "haat-coordinator/\(HaatVersion.current)"
-    context.writeAndFlush(wrapOutboundOut(Envelope(.challenge(challenge))), promise: nil)
+    context.writeAndFlush(wrap(Envelope(.challenge(challenge)), context), promise: nil)
     timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.handshakeTimeoutMs))) {
       guard self.connection == nil, context.channel.isActive else { return }
       self.fail(context, HaatError(.handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms"))
@@ -48,7 +48,7 @@ final class SessionHandler: ChannelInboundHandler {
       }
       switch WireCodec.decode(line) {
       case .failure(let failure):
-        context.write(wrapOutboundOut(.error(failure.error, replyTo: failure.replyTo)), promise: nil)
+        context.write(wrap(.error(failure.error, replyTo: failure.replyTo), context), promise: nil)
       case .success(let envelope):
         if let connection {
           dispatch(envelope, connection: connection, context: context)
@@ -100,7 +100,7 @@ final class SessionHandler: ChannelInboundHandler {
       welcome.maxLineBytes = UInt32(lineLimit)
       welcome.version = version
       welcome.role = peer.role.rawValue
-      context.write(wrapOutboundOut(Envelope(replyTo: envelope.id, .welcome(welcome))), promise: nil)
+      context.write(wrap(Envelope(replyTo: envelope.id, .welcome(welcome)), context), promise: nil)
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
         address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "")
@@ -116,19 +116,27 @@ final class SessionHandler: ChannelInboundHandler {
     }
     guard let kind = body.requestKind else {
       let error = HaatError(.unsupported, "\(body.wireName) is not a message a peer sends to the coordinator")
-      return context.write(wrapOutboundOut(.error(error, replyTo: envelope.id)), promise: nil)
+      return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
     }
     guard connection.peer.role.allows(kind) else {
       let error = HaatError(
         .forbidden, "a \(connection.peer.role.rawValue) token may not send \(body.wireName)")
-      return context.write(wrapOutboundOut(.error(error, replyTo: envelope.id)), promise: nil)
+      return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
     }
     core.receive(envelope, from: connection)
   }
 
+  /// One encoded line for `envelope` (the coordinator writes bytes: the core also splices
+  /// lines it builds itself).
+  private func wrap(_ envelope: Envelope, _ context: ChannelHandlerContext) -> NIOAny {
+    var buffer = context.channel.allocator.buffer(capacity: 256)
+    try? WireCodec.encode(envelope, into: &buffer)
+    return wrapOutboundOut(buffer)
+  }
+
   /// Sends an error and closes the connection.
   private func fail(_ context: ChannelHandlerContext, _ error: HaatError, replyTo: String = "") {
-    context.writeAndFlush(wrapOutboundOut(.error(error, replyTo: replyTo))).assumeIsolated().whenComplete { _ in
+    context.writeAndFlush(wrap(.error(error, replyTo: replyTo), context)).assumeIsolated().whenComplete { _ in
       context.close(promise: nil)
     }
   }

@@ -58,8 +58,10 @@ extension Role: Codable {}
 public enum SecretFile {
   public static func write(_ data: Data, to path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
-    if !directory.isEmpty {
-      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+      // A new directory for secrets is its owner's alone.
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
     let temporary = path + ".tmp-\(getpid())"
     guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])

@@ -18,6 +18,12 @@ struct ClientOptions: ParsableArguments {
   @Flag(name: .long, help: "Print machine-readable JSON.")
   var json = false
 
+  func validate() throws {
+    if let coordinator, Endpoint(coordinator) == nil {
+      throw ValidationError("--coordinator must be host:port, not \(coordinator)")
+    }
+  }
+
   /// Flags first, then the environment: --token-file, --data-dir's admin.token,
   /// HAAT_TOKEN_FILE, HAAT_DATA_DIR's admin.token, then haat-data/admin.token.
   func credential() throws -> Credential {
@@ -112,6 +118,7 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
 }
 
 func printError(_ message: String) {
+  fflush(nil)  // after whatever stdout still holds
   FileHandle.standardError.write(Data("haat: \(message)\n".utf8))
 }
 

@@ -110,16 +110,28 @@ struct WorkerCommand: AsyncParsableCommand {
   @Flag(help: .hidden)
   var exitWithParent = false
 
-  func run() async throws {
-    let credential = try connection.credential()
-    guard credential.role == .worker else {
-      throw ValidationError("\(connection.tokenFile ?? "the credential") holds an \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
+  func validate() throws {
+    let credential: Credential
+    do {
+      credential = try connection.credential()
+    } catch let error as HaatError {
+      throw ValidationError(error.message)
     }
-    let endpoint = try connection.endpoint(for: credential)
-    let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-    guard HandshakeLimits.isValidName(workerName) else {
+    guard credential.role == .worker else {
+      let article = credential.role == .admin ? "an" : "a"
+      throw ValidationError(
+        "\(connection.tokenFile ?? "the credential") holds \(article) \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
+    }
+    _ = try connection.endpoint(for: credential)
+    if let name, !HandshakeLimits.isValidName(name) {
       throw ValidationError("--name must be 1 to 128 bytes without control characters")
     }
+  }
+
+  func run() async throws {
+    let credential = try connection.credential()
+    let endpoint = try connection.endpoint(for: credential)
+    let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     var config = WorkerConfig(name: workerName, coordinator: endpoint, credential: credential)
     config.slots = [.collect: max(0, collectSlots), .analyze: max(0, analyzeSlots)]
     config.fetch.allowPrivateNetworks = allowPrivateNetworks
@@ -180,6 +192,9 @@ struct TokenCommand: AsyncParsableCommand {
         let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
         // The secret is written only to the credential file, never to the terminal.
         print("created \(role.rawValue) token \(credential.tokenID); credential written to \(path)")
+      } catch let error as HaatError {
+        printError("cannot create the token: \(error.message)")
+        throw ExitCode(Exit.failure)
       } catch {
         printError("cannot create the token: \(error.localizedDescription)")
         throw ExitCode(Exit.failure)

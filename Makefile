@@ -16,21 +16,25 @@ demo: deps
 	$(SWIFT) build --product haat
 	$(BIN)/haat demo
 
-# Every test: the Swift suites (unit, protocol, store, fetch, records, cluster) and the
-# check that the generated protocol code matches protos/.
+# Every test: the Swift suites (unit, protocol, store, fetch, records, cluster), the check
+# that the generated protocol code matches protos/, and the formatting lint.
 test: deps
 	$(SWIFT) build --build-tests
 	scripts/gen-protos --check
+	@$(MAKE) --no-print-directory lint
 	$(SWIFT) test --skip-build
 
 protos: deps
 	scripts/gen-protos
 
+# Generated protocol code is left as protoc-gen-swift writes it (gen-protos --check guards it).
+SWIFT_FILES = $(shell find Sources Tests Benchmarks -name '*.swift' -not -path '*/Generated/*') Package.swift
+
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks Package.swift
+	@$(SWIFT) format --in-place $(SWIFT_FILES)
 
 lint:
-	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks Package.swift
+	@$(SWIFT) format lint --strict $(SWIFT_FILES) && echo "lint: swift format finds nothing to change"
 
 # The kill -9 tests, ten times in a row (acceptance for issue 2).
 test-kill: deps

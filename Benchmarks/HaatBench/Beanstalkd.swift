@@ -14,7 +14,10 @@ final class BeanstalkdServer {
   /// Starts beanstalkd on loopback with a binlog; `fsync` is beanstalkd's `-f` value in ms
   /// (nil = its default, at most every 50 ms).
   init(fsync: Int?) throws {
-    guard let path = ["/usr/bin/beanstalkd", "/usr/sbin/beanstalkd", "/usr/local/bin/beanstalkd"].first(where: FileManager.default.isExecutableFile) else {
+    guard
+      let path = ["/usr/bin/beanstalkd", "/usr/sbin/beanstalkd", "/usr/local/bin/beanstalkd"].first(
+        where: FileManager.default.isExecutableFile)
+    else {
       throw BenchError("beanstalkd is not installed (make bench-dispatch installs it with apt)")
     }
     directory = NSTemporaryDirectory() + "haat-bench-beanstalkd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -22,7 +25,8 @@ final class BeanstalkdServer {
     port = try freePort()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = ["-l", "127.0.0.1", "-p", String(port), "-b", directory] + (fsync.map { ["-f", String($0)] } ?? [])
+    process.arguments =
+      ["-l", "127.0.0.1", "-p", String(port), "-b", directory] + (fsync.map { ["-f", String($0)] } ?? [])
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
@@ -63,7 +67,9 @@ final class BeanstalkConnection {
     var bytes = Array(text.utf8)  // copied: write(2) may take it in pieces
     var offset = 0
     while offset < bytes.count {
-      let written = bytes.withUnsafeMutableBytes { Glibc.write(socket, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+      let written = bytes.withUnsafeMutableBytes {
+        Glibc.write(socket, $0.baseAddress.map { $0 + offset }, $0.count - offset)
+      }
       guard written > 0 else { throw BenchError("beanstalkd write failed") }
       offset += written
     }

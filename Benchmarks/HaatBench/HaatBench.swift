@@ -41,8 +41,12 @@ struct Dispatch: AsyncParsableCommand {
     let workerCounts = workers.split(separator: ",").compactMap { Int($0) }
     let modes = durability.split(separator: ",").map(String.init)
     let binary = try HaatBinary.path()
-    say("dispatch: \(tasks) no-op tasks per run (submit → assign → complete → accepted), loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores")
-    say("haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts")
+    say(
+      "dispatch: \(tasks) no-op tasks per run (submit → assign → complete → accepted), loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    )
+    say(
+      "haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts"
+    )
     say("best of \(repeats) runs each\n")
     var rows: [[String]] = []
     for count in workerCounts {
@@ -60,7 +64,9 @@ struct Dispatch: AsyncParsableCommand {
     var header = ["workers", "beanstalkd -b"]
     for mode in modes { header += ["haat \(mode)", "ratio"] }
     say("\n" + table(header, rows))
-    say("tasks/s; ratio = haat / beanstalkd. durability full fsyncs every group commit; normal survives a process crash, not a power loss.")
+    say(
+      "tasks/s; ratio = haat / beanstalkd. durability full fsyncs every group commit; normal survives a process crash, not a power loss."
+    )
   }
 
   func runHaat(workers: Int, durability: String) async throws -> Double {
@@ -152,8 +158,12 @@ struct Stream: AsyncParsableCommand {
       await cluster.stop()
       try? await server.stop()
       let summary = result.report.summary
-      say("  job \(job): \(result.job.state), \(summary.rows) posts, \(summary.badRows) bad rows, \(summary.bytes) bytes in \(String(format: "%.1f", elapsed)) s (\(String(format: "%.0f", Double(summary.bytes) / elapsed / 1_000_000)) MB/s)")
-      say("  worker peak RSS: \(peak / 1_000_000) MB at the start \(before / 1_000_000) MB; limit \(limit / 1_000_000) MB: \(peak < limit ? "PASS" : "FAIL")")
+      say(
+        "  job \(job): \(result.job.state), \(summary.rows) posts, \(summary.badRows) bad rows, \(summary.bytes) bytes in \(String(format: "%.1f", elapsed)) s (\(String(format: "%.0f", Double(summary.bytes) / elapsed / 1_000_000)) MB/s)"
+      )
+      say(
+        "  worker peak RSS: \(peak / 1_000_000) MB at the start \(before / 1_000_000) MB; limit \(limit / 1_000_000) MB: \(peak < limit ? "PASS" : "FAIL")"
+      )
       guard result.job.state == "succeeded", summary.rows == rows, summary.badRows == 0 else {
         throw BenchError("the export was not read whole: \(summary.rows) of \(rows) rows")
       }

@@ -37,7 +37,8 @@ public final class HaatClient: Sendable {
         .channelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
-            try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
+            try operations.addHandler(
+              ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
             try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
             try operations.addHandler(
               ClientHandshakeHandler(
@@ -117,11 +118,22 @@ public final class HaatClient: Sendable {
   }
 
   public func job(_ id: String, tasks: Bool = false) async throws -> Haat_V1_Job {
-    try await expect(call(.getJob(.with { $0.job = id; $0.tasks = tasks })), \.job)
+    try await expect(
+      call(
+        .getJob(
+          .with {
+            $0.job = id; $0.tasks = tasks
+          })), \.job)
   }
 
   public func jobs(state: String = "", limit: UInt32 = 50) async throws -> [Haat_V1_Job] {
-    try await expect(call(.listJobs(.with { $0.state = state; $0.limit = limit })), \.jobList).jobs
+    try await expect(
+      call(
+        .listJobs(
+          .with {
+            $0.state = state; $0.limit = limit
+          })), \.jobList
+    ).jobs
   }
 
   public func result(_ id: String) async throws -> Haat_V1_Result {
@@ -137,15 +149,33 @@ public final class HaatClient: Sendable {
   }
 
   public func dead(job: String = "", limit: UInt32 = 100) async throws -> [Haat_V1_DeadTask] {
-    try await expect(call(.listDead(.with { $0.job = job; $0.limit = limit })), \.deadList).tasks
+    try await expect(
+      call(
+        .listDead(
+          .with {
+            $0.job = job; $0.limit = limit
+          })), \.deadList
+    ).tasks
   }
 
   public func retryDead(tasks: [String] = [], job: String = "") async throws -> UInt32 {
-    try await expect(call(.retryDead(.with { $0.tasks = tasks; $0.job = job })), \.deadUpdated).count
+    try await expect(
+      call(
+        .retryDead(
+          .with {
+            $0.tasks = tasks; $0.job = job
+          })), \.deadUpdated
+    ).count
   }
 
   public func discardDead(tasks: [String] = [], job: String = "") async throws -> UInt32 {
-    try await expect(call(.discardDead(.with { $0.tasks = tasks; $0.job = job })), \.deadUpdated).count
+    try await expect(
+      call(
+        .discardDead(
+          .with {
+            $0.tasks = tasks; $0.job = job
+          })), \.deadUpdated
+    ).count
   }
 
   /// A job's progress until it ends.
@@ -173,7 +203,11 @@ public final class HaatClient: Sendable {
   public func logs(worker: String = "", level: String = "", follow: Bool = false, limit: UInt32 = 100)
     -> AsyncThrowingStream<Haat_V1_Log, any Error>
   {
-    let replies = stream(.tailLogs(.with { $0.worker = worker; $0.level = level; $0.follow = follow; $0.limit = limit }))
+    let replies = stream(
+      .tailLogs(
+        .with {
+          $0.worker = worker; $0.level = level; $0.follow = follow; $0.limit = limit
+        }))
     return AsyncThrowingStream { continuation in
       let task = Task {
         do {

@@ -71,7 +71,9 @@ public enum SpecLoader {
     guard let list = sources as? [Any] else { throw bad("sources", "must be a list") }
     spec.sources = try list.enumerated().map { index, item in
       let path = "sources[\(index)]"
-      guard let source = item as? [String: Any] else { throw bad(path, "must be a mapping (url, platform, account, …)") }
+      guard let source = item as? [String: Any] else {
+        throw bad(path, "must be a mapping (url, platform, account, …)")
+      }
       try checkKeys(source, known: sourceFields, path: path + ".")
       var out = Source()
       out.name = try string(source["name"], "\(path).name") ?? ""
@@ -97,7 +99,8 @@ public enum SpecLoader {
       let snake = key.reduce(into: "") { out, character in
         if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }
       }
-      let hint = known.contains(snake) ? " (did you mean \(snake)?)" : "; known fields: \(known.joined(separator: ", "))"
+      let hint =
+        known.contains(snake) ? " (did you mean \(snake)?)" : "; known fields: \(known.joined(separator: ", "))"
       throw bad(path + key, "unknown field\(hint)")
     }
   }
@@ -119,14 +122,20 @@ public enum SpecLoader {
       guard let number = Int(text.trimmingCharacters(in: .whitespaces)) else {
         throw bad(field, "must be a whole number, not \"\(text)\"")
       }
-      guard range.contains(number) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)") }
+      guard range.contains(number) else {
+        throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+      }
       return number
     case let number as Int:
-      guard range.contains(number) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)") }
+      guard range.contains(number) else {
+        throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+      }
       return number
     case let number as NSNumber where number.doubleValue == number.doubleValue.rounded():
       let integer = number.intValue
-      guard range.contains(integer) else { throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(integer)") }
+      guard range.contains(integer) else {
+        throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(integer)")
+      }
       return integer
     default:
       throw bad(field, "must be a whole number, not \(String(describing: value.map { "\($0)" } ?? ""))")

@@ -203,7 +203,9 @@ final class CoordinatorCore: @unchecked Sendable {
     workers[connection.name]?.connected = false
     // Its slots are no longer busy with anything the coordinator can see.
     if let pools = workers[connection.name]?.pools {
-      workers[connection.name]?.pools = pools.map { var pool = $0; pool.busy = 0; return pool }
+      workers[connection.name]?.pools = pools.map {
+        var pool = $0; pool.busy = 0; return pool
+      }
     }
     // Its leases stay until they expire: the worker may come back and finish them.
     logger.info(
@@ -217,7 +219,8 @@ final class CoordinatorCore: @unchecked Sendable {
     do {
       try WireCodec.encode(envelope, into: &buffer)
     } catch {
-      logger.error("cannot encode a reply", metadata: ["type": "\(envelope.body?.wireName ?? "")", "error": "\(error)"])
+      logger.error(
+        "cannot encode a reply", metadata: ["type": "\(envelope.body?.wireName ?? "")", "error": "\(error)"])
       return
     }
     send(line: buffer, to: connection)
@@ -330,8 +333,10 @@ final class CoordinatorCore: @unchecked Sendable {
     let stats: Data
     do {
       // Empty partials and stats (no-op tasks) are stored empty, without an encoder pass.
-      partial = complete.partial == Partial() ? Data() : try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
-      stats = complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+      partial =
+        complete.partial == Partial() ? Data() : try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
+      stats =
+        complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
     } catch {
       return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
     }
@@ -342,7 +347,8 @@ final class CoordinatorCore: @unchecked Sendable {
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
       if case .changed(let change) = result, change.transition == .done {
         self.workers[worker]?.tasksDone += 1
-        self.logger.debug("task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
+        self.logger.debug(
+          "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
       }
     }
   }
@@ -357,7 +363,8 @@ final class CoordinatorCore: @unchecked Sendable {
       message: fail.error.message.isEmpty ? "the worker gave no reason" : fail.error.message)
     let worker = connection.name
     enqueue(
-      .fail(task: task, attempt: fail.attempt, error: error, retryable: fail.retryable,
+      .fail(
+        task: task, attempt: fail.attempt, error: error, retryable: fail.retryable,
         retryAfterMs: UInt64(fail.retryAfterMs), stats: stats)
     ) { result in
       self.ackTransition(result, connection: connection, id: id, task: fail.task, attempt: fail.attempt)
@@ -367,16 +374,21 @@ final class CoordinatorCore: @unchecked Sendable {
       case .retry(let delay):
         self.logger.notice(
           "task failed; will retry",
-          metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(fail.attempt)", "code": "\(error.code)", "delay_ms": "\(delay)"])
+          metadata: [
+            "task": "\(task)", "worker": "\(worker)", "attempt": "\(fail.attempt)", "code": "\(error.code)",
+            "delay_ms": "\(delay)",
+          ])
       case .dead(let cause):
         self.logger.warning(
-          "task is dead", metadata: ["task": "\(task)", "worker": "\(worker)", "code": "\(cause.code)", "error": "\(cause.message)"])
+          "task is dead",
+          metadata: ["task": "\(task)", "worker": "\(worker)", "code": "\(cause.code)", "error": "\(cause.message)"])
       default: break
       }
     }
   }
 
-  private func ackTransition(_ result: StoreOpResult, connection: Connection, id: String, task: String, attempt: UInt32) {
+  private func ackTransition(_ result: StoreOpResult, connection: Connection, id: String, task: String, attempt: UInt32)
+  {
     var ack = Haat_V1_Ack()
     ack.task = task
     ack.attempt = attempt
@@ -457,7 +469,8 @@ final class CoordinatorCore: @unchecked Sendable {
         } else {
           for pool in pools { self.markWork(pool) }
         }
-        self.logger.info("job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
+        self.logger.info(
+          "job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
         var accepted = Haat_V1_Accepted()
         accepted.job = jobID.description
         accepted.tasks = UInt32(clamping: count)
@@ -485,7 +498,8 @@ final class CoordinatorCore: @unchecked Sendable {
     guard free < config.minFreeDiskBytes else { return nil }
     return HaatError(
       .unavailable,
-      "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)")
+      "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)"
+    )
   }
 
   private func getJob(_ request: Haat_V1_GetJob, id: String, from connection: Connection) {
@@ -505,7 +519,8 @@ final class CoordinatorCore: @unchecked Sendable {
     var state: JobState?
     if !request.state.isEmpty {
       guard let parsed = JobState(rawValue: request.state) else {
-        return replyError(connection, to: id, HaatError(.badRequest, "unknown state \"\(request.state)\"", field: "state"))
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "unknown state \"\(request.state)\"", field: "state"))
       }
       state = parsed
     }
@@ -555,10 +570,13 @@ final class CoordinatorCore: @unchecked Sendable {
     }
     let store = self.store
     let nowMs = self.nowMs
-    read(connection, id: id, { () throws -> (JobRecord, Data?)? in
-      guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
-      return (record, record.state.isFinal ? try store.report(of: job) : nil)
-    }) { found in
+    read(
+      connection, id: id,
+      { () throws -> (JobRecord, Data?)? in
+        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+        return (record, record.state.isFinal ? try store.report(of: job) : nil)
+      }
+    ) { found in
       guard let (record, report) = found else {
         return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
       }
@@ -566,14 +584,18 @@ final class CoordinatorCore: @unchecked Sendable {
         let counts = record.counts
         return self.replyError(
           connection, to: id,
-          HaatError(.notFinished, "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"))
+          HaatError(
+            .notFinished,
+            "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"
+          ))
       }
       var result = Haat_V1_Result()
       result.job = Self.message(record)
       do {
         result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
       } catch {
-        return self.replyError(connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
+        return self.replyError(
+          connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
       }
       self.reply(connection, to: id, .result(result))
     }
@@ -588,7 +610,8 @@ final class CoordinatorCore: @unchecked Sendable {
       case .cancelled(let job, let changes):
         self.jobs[job]?.cancelled = true
         for change in changes { self.apply(change) }
-        self.logger.info("job cancelled", metadata: ["job": "\(job)", "tasks": "\(changes.count)", "by": "\(connection.name)"])
+        self.logger.info(
+          "job cancelled", metadata: ["job": "\(job)", "tasks": "\(changes.count)", "by": "\(connection.name)"])
         self.finishIfEnded(job)
         self.getJob(.with { $0.job = job.description }, id: id, from: connection)
       case .failed(let error):
@@ -631,15 +654,19 @@ final class CoordinatorCore: @unchecked Sendable {
     var level = LogLevel.trace
     if !request.level.isEmpty {
       guard let parsed = LogLevel(name: request.level) else {
-        return replyError(connection, to: id, HaatError(.badRequest, "unknown level \"\(request.level)\"", field: "level"))
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "unknown level \"\(request.level)\"", field: "level"))
       }
       level = parsed
     }
     let worker = request.worker
     let limit = request.limit == 0 ? 100 : Int(request.limit)
-    for line in logs.tail(limit: limit, where: { line in
-      (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
-    }) {
+    for line in logs.tail(
+      limit: limit,
+      where: { line in
+        (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
+      })
+    {
       reply(connection, to: id, .log(line))
     }
     if request.follow {
@@ -653,7 +680,8 @@ final class CoordinatorCore: @unchecked Sendable {
     var job: JobID?
     if !request.job.isEmpty {
       guard let parsed = JobID(request.job) else {
-        return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
       }
       job = parsed
     }
@@ -682,7 +710,8 @@ final class CoordinatorCore: @unchecked Sendable {
       var ids: [TaskID] = []
       for (index, text) in tasks.enumerated() {
         guard let task = TaskID(text) else {
-          return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a task id", field: "tasks[\(index)]"))
+          return replyError(
+            connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a task id", field: "tasks[\(index)]"))
         }
         ids.append(task)
       }
@@ -712,7 +741,8 @@ final class CoordinatorCore: @unchecked Sendable {
         for pool in Set(changes.map(\.pool)) { self.markWork(pool) }
       }
       self.logger.info(
-        retry ? "dead tasks retried" : "dead tasks discarded", metadata: ["count": "\(changes.count)", "by": "\(connection.name)"])
+        retry ? "dead tasks retried" : "dead tasks discarded",
+        metadata: ["count": "\(changes.count)", "by": "\(connection.name)"])
       var updated = Haat_V1_DeadUpdated()
       updated.count = UInt32(clamping: changes.count)
       self.reply(connection, to: id, .deadUpdated(updated))
@@ -1003,14 +1033,16 @@ final class CoordinatorCore: @unchecked Sendable {
         task: output.task.description, source: output.source, done: output.state == .done,
         partial: output.partial.flatMap { try? Partial(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
         stats: output.stats.flatMap { try? TaskStats(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
-        error: output.lastError.map(ErrorInfo.init) ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
+        error: output.lastError.map(ErrorInfo.init)
+          ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
     }
     let reports = record.reports.compactMap(ReportName.init(rawValue:))
     let report = ReportReducer.reduce(job: job.description, reports: reports, tasks: results)
     let state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
     var error = ""
     if counts.dead > 0, let first = outputs.first(where: { $0.state == .dead }), let cause = first.lastError {
-      error = "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
+      error =
+        "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
     }
     return (state, try report.jsonUTF8Data(options: WireCodec.encodingOptions), error)
   }

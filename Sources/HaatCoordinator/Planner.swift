@@ -134,7 +134,9 @@ public enum Planner {
         for _ in 0..<count {
           taskSpec.index = index
           index += 1
-          tasks.append(NewTask(pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions)))
+          tasks.append(
+            NewTask(
+              pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions)))
         }
       }
       return NewJob(
@@ -169,7 +171,10 @@ public enum Planner {
       let name = reference.dropFirst(4)
       let valid =
         !name.isEmpty
-        && name.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || $0 == "_" || ("0"..."9").contains($0) }
+        && name.unicodeScalars.allSatisfy {
+          $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || $0 == "_"
+            || ("0"..."9").contains($0)
+        }
         && !(name.first?.isNumber ?? true)
       if valid { return }
     } else if reference.hasPrefix("file:/") {

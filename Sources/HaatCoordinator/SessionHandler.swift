@@ -33,7 +33,9 @@ final class SessionHandler: ChannelInboundHandler {
     context.writeAndFlush(wrap(Envelope(.challenge(challenge)), context), promise: nil)
     timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.handshakeTimeoutMs))) {
       guard self.connection == nil, context.channel.isActive else { return }
-      self.fail(context, HaatError(.handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms"))
+      self.fail(
+        context,
+        HaatError(.handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms"))
     }
     context.fireChannelActive()
   }
@@ -44,7 +46,8 @@ final class SessionHandler: ChannelInboundHandler {
       fail(context, HaatError(.frameTooLong, "a line is longer than \(limit) bytes; closing the connection"))
     case .line(let line):
       guard line.readableBytes <= lineLimit else {
-        return fail(context, HaatError(.frameTooLong, "a line is longer than \(lineLimit) bytes; closing the connection"))
+        return fail(
+          context, HaatError(.frameTooLong, "a line is longer than \(lineLimit) bytes; closing the connection"))
       }
       switch WireCodec.decode(line) {
       case .failure(let failure):

@@ -105,12 +105,14 @@ public enum TaskRules {
 
     case .fail(let attempt, let error, let retryable, let retryAfterMs):
       if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
-      return failure(task, error: error, retryable: retryable, retryAfterMs: retryAfterMs,
+      return failure(
+        task, error: error, retryable: retryable, retryAfterMs: retryAfterMs,
         policy: policy, random: &random)
 
     case .expire(let attempt):
       if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
-      return failure(task, error: .leaseExpired, retryable: true, retryAfterMs: 0,
+      return failure(
+        task, error: .leaseExpired, retryable: true, retryAfterMs: 0,
         policy: policy, random: &random)
 
     case .release(let attempt):

@@ -88,7 +88,9 @@ public final class Fetcher: Sendable {
       }
       return
     }
-    throw FetchError(.invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))", retryable: false)
+    throw FetchError(
+      .invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
+      retryable: false)
   }
 
   private func takeHandle() -> EasyHandle {

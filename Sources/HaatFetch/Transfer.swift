@@ -53,7 +53,9 @@ final class Transfer {
     set(ccurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
     set(ccurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
     set(ccurl_easy_setopt_share(handle, share.pointer))
-    set(ccurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, policy.fileRoots.isEmpty ? "http,https" : "http,https,file"))
+    set(
+      ccurl_easy_setopt_string(
+        handle, CURLOPT_PROTOCOLS_STR, policy.fileRoots.isEmpty ? "http,https" : "http,https,file"))
     set(ccurl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
     set(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
     set(ccurl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, policy.maxRedirects))

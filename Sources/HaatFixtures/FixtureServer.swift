@@ -144,7 +144,8 @@ final class FixtureHandler: ChannelInboundHandler {
       next["redirect"] = String(redirects - 1)
       next["key"] = next["key"] ?? path
       let location = path + "?" + next.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
-      return send(status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
+      return send(
+        status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
     }
     if let failFirst = Int(query["fail_first"] ?? ""), seen < failFirst {
       let status = HTTPResponseStatus(statusCode: Int(query["fail_status"] ?? "") ?? 503)
@@ -155,22 +156,29 @@ final class FixtureHandler: ChannelInboundHandler {
     }
     switch path {
     case "/_stats":
-      let body = "{\"connections\":\(state.connections.load(ordering: .relaxed)),\"requests\":\(state.requests.load(ordering: .relaxed))}\n"
-      send(status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head, context: context)
+      let body =
+        "{\"connections\":\(state.connections.load(ordering: .relaxed)),\"requests\":\(state.requests.load(ordering: .relaxed))}\n"
+      send(
+        status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head,
+        context: context)
     case "/_requests":
       let times = state.log.withLock { $0[query["key"] ?? ""] ?? [] }
       let body = "[" + times.map(String.init).joined(separator: ",") + "]\n"
-      send(status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head, context: context)
+      send(
+        status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head,
+        context: context)
     case "/generate/posts.csv":
       let rows = UInt64(query["rows"] ?? "") ?? 1000
       let seed = UInt64(query["seed"] ?? "") ?? 1
       streamGenerated(rows: rows, seed: seed, head: head, context: context)
     default:
       guard let file = resolve(path) else {
-        return send(status: .notFound, headers: [], body: Array("no such export: \(path)\n".utf8), head: head, context: context)
+        return send(
+          status: .notFound, headers: [], body: Array("no such export: \(path)\n".utf8), head: head, context: context)
       }
       guard let data = FileManager.default.contents(atPath: file.path) else {
-        return send(status: .notFound, headers: [], body: Array("cannot read \(path)\n".utf8), head: head, context: context)
+        return send(
+          status: .notFound, headers: [], body: Array("cannot read \(path)\n".utf8), head: head, context: context)
       }
       var headers = [("Content-Type", query["content_type"] ?? Self.contentType(file.path))]
       if let encoding = query["encoding"] { headers.append(("Content-Encoding", encoding)) }
@@ -206,7 +214,9 @@ final class FixtureHandler: ChannelInboundHandler {
   ) {
     var headers: [(String, String)] = [("Content-Type", "text/plain")]
     if let retryAfter = query["retry_after"] { headers.append(("Retry-After", retryAfter)) }
-    send(status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\n".utf8), head: head, context: context)
+    send(
+      status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\n".utf8), head: head,
+      context: context)
   }
 
   private func send(
@@ -215,7 +225,8 @@ final class FixtureHandler: ChannelInboundHandler {
   ) {
     var fields = HTTPHeaders(headers)
     fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: fields))), promise: nil)
+    context.write(
+      wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: fields))), promise: nil)
     context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
     finish(head, context: context)
   }
@@ -233,7 +244,8 @@ final class FixtureHandler: ChannelInboundHandler {
   ) {
     var fields = HTTPHeaders(headers)
     fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
-    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
+    context.writeAndFlush(
+      wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
     func sendPiece(from offset: Int) {
       guard context.channel.isActive else { return }
       guard offset < body.count else { return finish(head, context: context) }
@@ -246,7 +258,8 @@ final class FixtureHandler: ChannelInboundHandler {
 
   private func streamGenerated(rows: UInt64, seed: UInt64, head: HTTPRequestHead, context: ChannelHandlerContext) {
     let fields = HTTPHeaders([("Content-Type", "text/csv"), ("Transfer-Encoding", "chunked")])
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
+    context.write(
+      wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
     let generator = PostsGenerator(seed: seed)
     var buffer = context.channel.allocator.buffer(capacity: 1 << 16)
     buffer.writeString(PostsGenerator.header)

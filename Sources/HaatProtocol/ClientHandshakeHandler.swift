@@ -51,7 +51,9 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
     }
     switch envelope.body {
     case .challenge(let challenge)?:
-      switch handshake.receive(challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256) {
+      switch handshake.receive(
+        challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256)
+      {
       case .failure(let error):
         fail(context, error)
       case .success(let values):
@@ -67,7 +69,9 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
         context.writeAndFlush(wrapOutboundOut(Envelope(id: Self.helloID, .hello(hello))), promise: nil)
       }
     case .welcome(let welcome)?:
-      switch handshake.receive(welcomeSession: welcome.session, serverMAC: welcome.serverMac, mac: HandshakeMAC.hmacSHA256) {
+      switch handshake.receive(
+        welcomeSession: welcome.session, serverMAC: welcome.serverMac, mac: HandshakeMAC.hmacSHA256)
+      {
       case .failure(let error):
         fail(context, error)
       case .success:

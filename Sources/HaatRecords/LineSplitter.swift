@@ -26,7 +26,8 @@ public struct LineSplitter {
       let piece = UnsafeRawBufferPointer(rebasing: chunk[start..<newline])
       if pending.isEmpty && !oversized {
         // The whole line is in this chunk: no copy.
-        try emit(piece.count > maxLineBytes ? UnsafeRawBufferPointer(start: nil, count: 0) : piece,
+        try emit(
+          piece.count > maxLineBytes ? UnsafeRawBufferPointer(start: nil, count: 0) : piece,
           tooLong: piece.count > maxLineBytes, onLine)
       } else {
         keep(piece)

@@ -52,7 +52,8 @@ public final class SQLiteJobStore: JobStore {
     } catch let error as HaatError {
       throw error
     } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
-      throw HaatError(.unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
+      throw HaatError(
+        .unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
     } catch {
       throw HaatError(.unavailable, "the store could not commit: \(error)")
     }
@@ -354,10 +355,11 @@ public final class SQLiteJobStore: JobStore {
   private func finish(
     _ job: JobID, state: JobState, report: Data?, error: String, db: Database, nowMs: Int64
   ) throws -> StoreOpResult {
-    let open = try Int.fetchOne(
-      db,
-      sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')",
-      arguments: [job.rawValue]) ?? 0
+    let open =
+      try Int.fetchOne(
+        db,
+        sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')",
+        arguments: [job.rawValue]) ?? 0
     guard open == 0 else { return .finished(job, applied: false) }
     try db.execute(
       sql: """
@@ -376,8 +378,9 @@ public final class SQLiteJobStore: JobStore {
       var jobs: [Int64: Recovery.ActiveJob] = [:]
       for row in try Row.fetchAll(
         db,
-        sql: "SELECT id, started_at, cancelled, priority FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)")
-      {
+        sql:
+          "SELECT id, started_at, cancelled, priority FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)"
+      ) {
         let id: Int64 = row[0]
         jobs[id] = Recovery.ActiveJob(
           id: JobID(id), counts: TaskCounts(), started: (row[1] as Int64) > 0,

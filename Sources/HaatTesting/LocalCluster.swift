@@ -32,7 +32,9 @@ public final class ChildProcess: Sendable {
   private let process: Process
 
   /// Starts `executable` with `arguments`; stdout and stderr go to `logPath`.
-  public init(name: String, executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+  public init(
+    name: String, executable: String, arguments: [String], logPath: String, environment: [String: String]? = nil
+  ) throws {
     self.name = name
     self.logPath = logPath
     guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
@@ -107,7 +109,8 @@ public final class LocalCluster: Sendable {
   public let options: Options
   public let directory: String
   public let binary: String
-  private let state: Mutex<(coordinator: ChildProcess?, workers: [String: ChildProcess], endpoint: Endpoint?, starts: [String: Int])>
+  private let state:
+    Mutex<(coordinator: ChildProcess?, workers: [String: ChildProcess], endpoint: Endpoint?, starts: [String: Int])>
   private let ownsDirectory: Bool
 
   public var dataDirectory: String { directory + "/data" }
@@ -156,12 +159,13 @@ public final class LocalCluster: Sendable {
     try? FileManager.default.removeItem(atPath: readyFile)
     // Restarts reuse the port the workers know.
     let listen = state.withLock { $0.endpoint }?.description ?? "127.0.0.1:0"
-    let arguments = [
-      "coordinator", "--listen", listen, "--data-dir", dataDirectory, "--durability", options.durability,
-      "--lease-ms", String(options.leaseMs), "--heartbeat-ms", String(options.heartbeatMs),
-      "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
-      "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
-    ] + options.coordinatorArguments
+    let arguments =
+      [
+        "coordinator", "--listen", listen, "--data-dir", dataDirectory, "--durability", options.durability,
+        "--lease-ms", String(options.leaseMs), "--heartbeat-ms", String(options.heartbeatMs),
+        "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
+        "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
+      ] + options.coordinatorArguments
     let process = try ChildProcess(
       name: "coordinator", executable: binary, arguments: arguments, logPath: logPath(for: "coordinator"))
     state.withLock { $0.coordinator = process }
@@ -182,7 +186,10 @@ public final class LocalCluster: Sendable {
   private func createWorkerToken() async throws {
     let process = try ChildProcess(
       name: "token", executable: binary,
-      arguments: ["token", "create", "--role", "worker", "--data-dir", dataDirectory, "--out", workerTokenPath, "--coordinator", endpoint.description],
+      arguments: [
+        "token", "create", "--role", "worker", "--data-dir", dataDirectory, "--out", workerTokenPath, "--coordinator",
+        endpoint.description,
+      ],
       logPath: directory + "/token.log")
     guard await process.wait(timeout: .seconds(30)) == 0 else {
       throw HaatError(.internal, "haat token create failed:\n\(process.tail())")
@@ -192,11 +199,12 @@ public final class LocalCluster: Sendable {
   /// Starts a worker process named `name`.
   @discardableResult
   public func startWorker(name: String, extraArguments: [String] = []) throws -> ChildProcess {
-    let arguments = [
-      "worker", "--coordinator", endpoint.description, "--token-file", workerTokenPath, "--name", name,
-      "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
-      "--exit-with-parent",
-    ] + options.workerArguments + extraArguments
+    let arguments =
+      [
+        "worker", "--coordinator", endpoint.description, "--token-file", workerTokenPath, "--name", name,
+        "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
+        "--exit-with-parent",
+      ] + options.workerArguments + extraArguments
     let process = try ChildProcess(name: name, executable: binary, arguments: arguments, logPath: logPath(for: name))
     state.withLock { $0.workers[name] = process }
     return process

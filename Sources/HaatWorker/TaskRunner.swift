@@ -56,7 +56,8 @@ struct TaskRunner: Sendable {
     let reports = spec.reports.compactMap(ReportName.init(rawValue:))
     var builder = PartialBuilder(reports: reports)
     var reader: PostsReader?
-    var format = ExportFormat(rawValue: source.format) ?? ExportFormat(path: URL(string: source.url)?.path ?? source.url)
+    var format =
+      ExportFormat(rawValue: source.format) ?? ExportFormat(path: URL(string: source.url)?.path ?? source.url)
     do {
       let response = try fetcher.fetch(
         FetchRequest(url: source.url, headers: headers), cancel: progress.cancel,

@@ -121,7 +121,8 @@ final class WorkerRuntime: @unchecked Sendable {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations
-          try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
+          try operations.addHandler(
+            ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
           try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
           try operations.addHandler(
             ClientHandshakeHandler(handshake: handshake, worker: workerInfo, established: established))
@@ -168,7 +169,12 @@ final class WorkerRuntime: @unchecked Sendable {
     // A new session starts from zero credit: offer every free slot.
     if !draining {
       for (pool, slots) in free where slots > 0 {
-        send(Envelope(.credit(.with { $0.pool = pool.rawValue; $0.free = UInt32(slots) })))
+        send(
+          Envelope(
+            .credit(
+              .with {
+                $0.pool = pool.rawValue; $0.free = UInt32(slots)
+              })))
       }
     } else {
       send(Envelope(.drain(Haat_V1_Drain())))
@@ -217,7 +223,8 @@ final class WorkerRuntime: @unchecked Sendable {
       logger.notice("the coordinator asked this worker to shut down", metadata: ["reason": "\(shutdown.reason)"])
       startDrain(exit: true)
     case .error(let error):
-      logger.warning("the coordinator reported an error", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
+      logger.warning(
+        "the coordinator reported an error", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
     default:
       break
     }
@@ -236,7 +243,8 @@ final class WorkerRuntime: @unchecked Sendable {
       fail.attempt = assign.attempt
       fail.error = ErrorInfo(code: "worker_draining", message: "worker \(config.name) is draining")
       fail.retryable = true
-      finishTask(assign.task, attempt: assign.attempt, pool: pool, envelope: Envelope(id: nextID(), .fail(fail)), counted: false)
+      finishTask(
+        assign.task, attempt: assign.attempt, pool: pool, envelope: Envelope(id: nextID(), .fail(fail)), counted: false)
       return
     }
     free[pool, default: 0] -= 1
@@ -248,7 +256,8 @@ final class WorkerRuntime: @unchecked Sendable {
       complete(assign, pool: pool, outcome: .complete(Partial(), TaskStats()))
       return
     }
-    logger.debug("task started", metadata: ["task": "\(assign.task)", "attempt": "\(assign.attempt)", "job": "\(assign.job)"])
+    logger.debug(
+      "task started", metadata: ["task": "\(assign.task)", "attempt": "\(assign.attempt)", "job": "\(assign.job)"])
     let runner = self.runner
     let onFetchError: @Sendable (FetchError) -> Void = { error in
       self.loop.execute { self.fetchErrors[error.kind.rawValue, default: 0] += 1 }
@@ -260,7 +269,8 @@ final class WorkerRuntime: @unchecked Sendable {
         case .failure(let error):
           self.complete(
             assign, pool: pool,
-            outcome: .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, TaskStats()))
+            outcome: .fail(
+              ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, TaskStats()))
         }
         self.flush()
       }
@@ -335,7 +345,12 @@ final class WorkerRuntime: @unchecked Sendable {
         self.creditQueued = false
         guard !self.draining else { return }
         for (pool, count) in self.pendingCredit where count > 0 {
-          self.send(Envelope(.credit(.with { $0.pool = pool.rawValue; $0.free = UInt32(count) })))
+          self.send(
+            Envelope(
+              .credit(
+                .with {
+                  $0.pool = pool.rawValue; $0.free = UInt32(count)
+                })))
         }
         self.pendingCredit = [:]
         self.flush()
@@ -471,7 +486,8 @@ final class WorkerRuntime: @unchecked Sendable {
     drainTimer?.cancel()
     heartbeat?.cancel()
     if !unacked.isEmpty {
-      logger.warning("results not acknowledged before exit; their leases will expire and be retried",
+      logger.warning(
+        "results not acknowledged before exit; their leases will expire and be retried",
         metadata: ["count": "\(unacked.count)"])
     }
     logger.notice("drained", metadata: ["done": "\(tasksDone)", "failed": "\(tasksFailed)"])

@@ -8,7 +8,8 @@ import HaatProtocol
 struct SubmitCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "submit", abstract: "Submit a job from a YAML or JSON spec.",
-    discussion: "Prints the job id. With --wait, shows progress and prints the report; exits 3 if the job did not succeed.")
+    discussion:
+      "Prints the job id. With --wait, shows progress and prints the report; exits 3 if the job did not succeed.")
 
   @Argument(help: "The job spec (.yaml, .yml or .json; - reads YAML from stdin).")
   var spec: String
@@ -36,11 +37,16 @@ struct SubmitCommand: AsyncParsableCommand {
       defer { Task { await connection.close() } }
       let accepted = try await connection.submit(jobSpec)
       if !wait {
-        if client.json { printJSON(accepted) } else { print("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))") }
+        if client.json {
+          printJSON(accepted)
+        } else {
+          print("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))")
+        }
         return
       }
       if !client.json {
-        FileHandle.standardError.write(Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
+        FileHandle.standardError.write(
+          Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
       if client.json { printJSON(result) } else { render(result.report, format: format) }
@@ -81,9 +87,14 @@ struct JobsCommand: AsyncParsableCommand {
       let jobs = try await connection.jobs(state: state, limit: limit)
       if client.json { return printJSON(jobs) }
       let rows = jobs.map { job in
-        [job.id, job.name, job.state, "\(job.counts.done)/\(job.counts.total)", String(job.counts.dead), time(job.createdMs)]
+        [
+          job.id, job.name, job.state, "\(job.counts.done)/\(job.counts.total)", String(job.counts.dead),
+          time(job.createdMs),
+        ]
       }
-      print(TextTable(header: ["id", "name", "state", "done", "dead", "created"], rightAligned: [0, 3, 4]).render(rows), terminator: "")
+      print(
+        TextTable(header: ["id", "name", "state", "done", "dead", "created"], rightAligned: [0, 3, 4]).render(rows),
+        terminator: "")
     }
   }
 }
@@ -112,10 +123,14 @@ struct JobCommand: AsyncParsableCommand {
       if !job.error.isEmpty { print("  error:     \(job.error)") }
       if tasks {
         let rows = job.tasks.map { task in
-          [task.id, task.source, task.state, "\(task.attempt)/\(task.maxAttempts)", task.worker,
-           task.hasLastError ? "\(task.lastError.code): \(task.lastError.message)" : ""]
+          [
+            task.id, task.source, task.state, "\(task.attempt)/\(task.maxAttempts)", task.worker,
+            task.hasLastError ? "\(task.lastError.code): \(task.lastError.message)" : "",
+          ]
         }
-        print(TextTable(header: ["task", "source", "state", "attempts", "worker", "last error"], rightAligned: [0]).render(rows), terminator: "")
+        print(
+          TextTable(header: ["task", "source", "state", "attempts", "worker", "last error"], rightAligned: [0]).render(
+            rows), terminator: "")
       }
     }
   }
@@ -140,7 +155,8 @@ struct ResultCommand: AsyncParsableCommand {
     try await runClient(json: client.json) {
       let connection = try await client.connect()
       defer { Task { await connection.close() } }
-      let result = wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
+      let result =
+        wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
       // --json prints the job and its report, as `submit --wait --json` does.
       if client.json { printJSON(result) } else { render(result.report, format: format) }
       if wait { try checkSucceeded(result) }
@@ -165,7 +181,8 @@ struct CancelCommand: AsyncParsableCommand {
 }
 
 struct WorkersCommand: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "workers", abstract: "Show the workers and their health.")
+  static let configuration = CommandConfiguration(
+    commandName: "workers", abstract: "Show the workers and their health.")
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
@@ -191,7 +208,8 @@ struct WorkersCommand: AsyncParsableCommand {
 }
 
 struct LogsCommand: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "logs", abstract: "Show the logs workers ship to the coordinator.")
+  static let configuration = CommandConfiguration(
+    commandName: "logs", abstract: "Show the logs workers ship to the coordinator.")
   @Flag(name: [.short, .long], help: "Keep following new lines.")
   var follow = false
   @Option(help: "Only this worker's lines.")
@@ -214,7 +232,9 @@ struct LogsCommand: AsyncParsableCommand {
           let fields = line.fields.filter { $0.key != "worker" }.sorted { $0.key < $1.key }
             .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
           let task = line.task.isEmpty ? "" : " task=\(line.task)"
-          print("\(time(line.atMs)) \(line.worker) \(line.level.uppercased()) \(line.message)\(task)\(fields.isEmpty ? "" : " " + fields)")
+          print(
+            "\(time(line.atMs)) \(line.worker) \(line.level.uppercased()) \(line.message)\(task)\(fields.isEmpty ? "" : " " + fields)"
+          )
         }
         fflush(nil)
       }
@@ -241,8 +261,12 @@ struct DeadCommand: AsyncParsableCommand {
         defer { Task { await connection.close() } }
         let tasks = try await connection.dead(job: job, limit: limit)
         if client.json { return printJSON(tasks) }
-        let rows = tasks.map { [$0.task, $0.job, $0.source, String($0.attempts), "\($0.error.code): \($0.error.message)", time($0.diedMs)] }
-        print(TextTable(header: ["task", "job", "source", "attempts", "error", "died"], rightAligned: [0, 1, 3]).render(rows), terminator: "")
+        let rows = tasks.map {
+          [$0.task, $0.job, $0.source, String($0.attempts), "\($0.error.code): \($0.error.message)", time($0.diedMs)]
+        }
+        print(
+          TextTable(header: ["task", "job", "source", "attempts", "error", "died"], rightAligned: [0, 1, 3]).render(
+            rows), terminator: "")
       }
     }
   }

@@ -6,13 +6,20 @@ import HaatProtocol
 
 /// How a CLI command finds and authenticates to the coordinator.
 struct ClientOptions: ParsableArguments {
-  @Option(name: .long, help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420).")
+  @Option(
+    name: .long,
+    help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
+  )
   var coordinator: String?
 
-  @Option(name: .long, help: "A credential file from `haat token create` (env HAAT_TOKEN_FILE; default: <data-dir>/admin.token).")
+  @Option(
+    name: .long,
+    help: "A credential file from `haat token create` (env HAAT_TOKEN_FILE; default: <data-dir>/admin.token).")
   var tokenFile: String?
 
-  @Option(name: .long, help: "The coordinator's data directory, whose admin.token to use (env HAAT_DATA_DIR; default: haat-data).")
+  @Option(
+    name: .long,
+    help: "The coordinator's data directory, whose admin.token to use (env HAAT_DATA_DIR; default: haat-data).")
   var dataDir: String?
 
   @Flag(name: .long, help: "Print machine-readable JSON.")
@@ -58,7 +65,10 @@ struct ClientOptions: ParsableArguments {
 
 /// How a worker finds and authenticates to the coordinator: a worker token, always explicit.
 struct WorkerConnectionOptions: ParsableArguments {
-  @Option(name: .long, help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420).")
+  @Option(
+    name: .long,
+    help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
+  )
   var coordinator: String?
 
   @Option(name: .long, help: "A worker credential file from `haat token create --role worker` (env HAAT_TOKEN_FILE).")
@@ -66,7 +76,8 @@ struct WorkerConnectionOptions: ParsableArguments {
 
   func credential() throws -> Credential {
     guard let path = tokenFile ?? ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"] else {
-      throw ValidationError("a worker needs --token-file (or HAAT_TOKEN_FILE): create one with `haat token create --role worker`")
+      throw ValidationError(
+        "a worker needs --token-file (or HAAT_TOKEN_FILE): create one with `haat token create --role worker`")
     }
     return try Credential.load(path: path)
   }
@@ -110,7 +121,9 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
     try await body()
   } catch let error as HaatError {
     if json {
-      print(#"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message)),"field":\#(jsonString(error.field))}}"#)
+      print(
+        #"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message)),"field":\#(jsonString(error.field))}}"#
+      )
     }
     printError(error.description)
     throw ExitCode(Exit.code(for: error))
@@ -123,7 +136,8 @@ func printError(_ message: String) {
 }
 
 func jsonString(_ text: String) -> String {
-  let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+  let data =
+    (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
   let array = String(decoding: data, as: UTF8.self)
   return String(array.dropFirst().dropLast())
 }

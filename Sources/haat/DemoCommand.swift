@@ -71,9 +71,11 @@ struct DemoCommand: AsyncParsableCommand {
     }
     await cluster.stop(keepDirectory: keep)
     try? await server.stop()
-    let running = [cluster.coordinator].compactMap { $0 }.filter(\.isRunning).count
+    let running =
+      [cluster.coordinator].compactMap { $0 }.filter(\.isRunning).count
       + (1...workers).compactMap { cluster.worker("worker-\($0)") }.filter(\.isRunning).count
-    print(running == 0 ? "Stopped \(workers) workers and the coordinator cleanly." : "\(running) processes did not stop.")
+    print(
+      running == 0 ? "Stopped \(workers) workers and the coordinator cleanly." : "\(running) processes did not stop.")
     if keep { print("Store and logs kept in \(cluster.directory)") }
   }
 

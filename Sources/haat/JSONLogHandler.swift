@@ -27,7 +27,8 @@ struct JSONLogHandler: LogHandler {
     object["level"] = event.level.rawValue
     object["label"] = label
     object["message"] = event.message.description
-    guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    guard
+      var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return }
     data.append(UInt8(ascii: "\n"))
     FileHandle.standardError.write(data)

@@ -46,9 +46,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
   }
 
   func validate() throws {
-    guard Endpoint(listenAddress) != nil else { throw ValidationError("--listen must be host:port, not \(listenAddress)") }
+    guard Endpoint(listenAddress) != nil else {
+      throw ValidationError("--listen must be host:port, not \(listenAddress)")
+    }
     guard Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be full or normal") }
-    guard retryCapMs >= retryBaseMs else { throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms") }
+    guard retryCapMs >= retryBaseMs else {
+      throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
+    }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
   }
 
@@ -120,7 +124,8 @@ struct WorkerCommand: AsyncParsableCommand {
     guard credential.role == .worker else {
       let article = credential.role == .admin ? "an" : "a"
       throw ValidationError(
-        "\(connection.tokenFile ?? "the credential") holds \(article) \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)")
+        "\(connection.tokenFile ?? "the credential") holds \(article) \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)"
+      )
     }
     _ = try connection.endpoint(for: credential)
     if let name, !HandshakeLimits.isValidName(name) {
@@ -233,7 +238,9 @@ struct FixtureServerCommand: AsyncParsableCommand {
 
   func run() async throws {
     let server = try await FixtureServer.start(port: port, root: root)
-    if let readyFile { try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8) }
+    if let readyFile {
+      try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+    }
     FileHandle.standardOutput.write(Data("serving \(server.baseURL)\n".utf8))
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)

@@ -53,7 +53,8 @@ struct ClusterTests {
       && row.impressions == reference.impressions && row.clicks == reference.clicks
       && row.videoViews == reference.video_views && row.engagements == reference.engagements
       && close(row.hasEngagementRateReach ? row.engagementRateReach : nil, reference.engagement_rate_reach)
-      && close(row.hasEngagementRateImpressions ? row.engagementRateImpressions : nil, reference.engagement_rate_impressions)
+      && close(
+        row.hasEngagementRateImpressions ? row.engagementRateImpressions : nil, reference.engagement_rate_impressions)
       && close(row.hasCtr ? row.ctr : nil, reference.ctr)
   }
 
@@ -185,7 +186,8 @@ struct ClusterTests {
       let samples = try Samples.manifest()
       let client = try await cluster.client()
       let key = "retry-after-\(UUID().uuidString)"
-      let source = Samples.source(samples[0], server: server, query: "fail_first=1&fail_status=429&retry_after=2&key=\(key)")
+      let source = Samples.source(
+        samples[0], server: server, query: "fail_first=1&fail_status=429&retry_after=2&key=\(key)")
       let job = try await client.submit(spec("throttled", [source])).job
       let result = try await finish(client, job)
       #expect(result.job.state == "succeeded")
@@ -244,14 +246,23 @@ struct ClusterTests {
   /// the documented replies.
   @Test func rawJSONClientFromTheDocs() async throws {
     try await withCluster { cluster, _ in
-      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py").path
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
       let token = cluster.dataDirectory + "/admin.token"
       let specPath = cluster.directory + "/raw-spec.json"
-      try #"{"name":"raw","sources":[{"kind":"noop","tasks":25}]}"#.write(toFile: specPath, atomically: true, encoding: .utf8)
-      let job = try run("/usr/bin/env", ["python3", script, "job", "--coordinator", cluster.endpoint.description, "--token-file", token, "--spec", specPath])
+      try #"{"name":"raw","sources":[{"kind":"noop","tasks":25}]}"#.write(
+        toFile: specPath, atomically: true, encoding: .utf8)
+      let job = try run(
+        "/usr/bin/env",
+        [
+          "python3", script, "job", "--coordinator", cluster.endpoint.description, "--token-file", token, "--spec",
+          specPath,
+        ])
       #expect(job.status == 0, "\(job.output)")
       #expect(job.output.contains("\"succeeded\""))
-      let faults = try run("/usr/bin/env", ["python3", script, "faults", "--coordinator", cluster.endpoint.description, "--token-file", token])
+      let faults = try run(
+        "/usr/bin/env",
+        ["python3", script, "faults", "--coordinator", cluster.endpoint.description, "--token-file", token])
       #expect(faults.status == 0, "\(faults.output)")
       #expect(faults.output.contains(" 0 failed"))
     }
@@ -261,8 +272,11 @@ struct ClusterTests {
   @Test func cliRejectsABadSpec() async throws {
     try await withCluster { cluster, _ in
       let path = cluster.directory + "/bad.yaml"
-      try "name: typo\nsources:\n  - url: http://127.0.0.1/x.csv\n    platfrom: facebook\n".write(toFile: path, atomically: true, encoding: .utf8)
-      let arguments = ["submit", path, "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      try "name: typo\nsources:\n  - url: http://127.0.0.1/x.csv\n    platfrom: facebook\n".write(
+        toFile: path, atomically: true, encoding: .utf8)
+      let arguments = [
+        "submit", path, "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory,
+      ]
       let typo = try run(cluster.binary, arguments)
       #expect(typo.status == 2)
       #expect(typo.output.contains("sources[0].platfrom"))
@@ -278,7 +292,8 @@ struct ClusterTests {
     try await withCluster { cluster, server in
       let samples = try Samples.manifest()
       let client = try await cluster.client()
-      _ = try await finish(client, try await client.submit(spec("logs", [Samples.source(samples[0], server: server)])).job)
+      _ = try await finish(
+        client, try await client.submit(spec("logs", [Samples.source(samples[0], server: server)])).job)
       await client.close()
       let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
       try await eventually("the task's log line") {

@@ -14,7 +14,9 @@ let toyMAC: MACFunction = { key, message in
   static let clientNonce = "ffeeddccbbaa99887766554433221100"
   static let token = Token(id: "t_1", role: .submit, secret: "s3cret")
 
-  func hello(role: PeerKind = .client, secret: String = "s3cret", version: UInt32 = 1, name: String = "cli") -> ServerHandshake.Hello {
+  func hello(role: PeerKind = .client, secret: String = "s3cret", version: UInt32 = 1, name: String = "cli")
+    -> ServerHandshake.Hello
+  {
     var client = ClientHandshake(kind: role, name: name, tokenID: "t_1", secret: secret, clientNonce: Self.clientNonce)
     guard case .success(let values) = client.receive(challengeVersions: [1], nonce: Self.nonce, mac: toyMAC) else {
       return ServerHandshake.Hello(version: 0, role: "", name: "", tokenID: "", clientNonce: "", mac: "")
@@ -26,10 +28,13 @@ let toyMAC: MACFunction = { key, message in
 
   @Test func roundTrip() throws {
     var server = ServerHandshake(nonce: Self.nonce)
-    var client = ClientHandshake(kind: .client, name: "cli", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
+    var client = ClientHandshake(
+      kind: .client, name: "cli", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
     let values = try client.receive(challengeVersions: [1], nonce: Self.nonce, mac: toyMAC).get()
     let outcome = server.receive(
-      hello: .init(version: values.version, role: values.role, name: values.name, tokenID: values.tokenID, clientNonce: values.clientNonce, mac: values.mac),
+      hello: .init(
+        version: values.version, role: values.role, name: values.name, tokenID: values.tokenID,
+        clientNonce: values.clientNonce, mac: values.mac),
       token: Self.token, session: "s_1", mac: toyMAC)
     guard case .welcome(let session, let serverMAC, _, let peer) = outcome else {
       Issue.record("rejected: \(outcome)")
@@ -52,7 +57,10 @@ let toyMAC: MACFunction = { key, message in
 
   @Test func aTokenConnectsOnlyAsItsKindOfPeer() {
     var server = ServerHandshake(nonce: Self.nonce)
-    guard case .reject(let error) = server.receive(hello: hello(role: .worker), token: Self.token, session: "s", mac: toyMAC) else {
+    guard
+      case .reject(let error) = server.receive(
+        hello: hello(role: .worker), token: Self.token, session: "s", mac: toyMAC)
+    else {
       Issue.record("accepted a submit token as a worker")
       return
     }
@@ -62,7 +70,9 @@ let toyMAC: MACFunction = { key, message in
 
   @Test func versionNameAndSecondHello() {
     var server = ServerHandshake(nonce: Self.nonce)
-    guard case .reject(let error) = server.receive(hello: hello(version: 2), token: Self.token, session: "s", mac: toyMAC) else {
+    guard
+      case .reject(let error) = server.receive(hello: hello(version: 2), token: Self.token, session: "s", mac: toyMAC)
+    else {
       Issue.record("accepted version 2")
       return
     }
@@ -80,12 +90,17 @@ let toyMAC: MACFunction = { key, message in
   }
 
   @Test func aClientRefusesAServerWithoutTheSecret() {
-    var client = ClientHandshake(kind: .worker, name: "w", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
+    var client = ClientHandshake(
+      kind: .worker, name: "w", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
     _ = client.receive(challengeVersions: [1], nonce: Self.nonce, mac: toyMAC)
-    let forged = Hex.encode(toyMAC(Array("other".utf8), HandshakeTranscript.server(nonce: Self.nonce, clientNonce: Self.clientNonce, session: "s")))
+    let forged = Hex.encode(
+      toyMAC(
+        Array("other".utf8), HandshakeTranscript.server(nonce: Self.nonce, clientNonce: Self.clientNonce, session: "s"))
+    )
     #expect(throws: HaatError.self) { try client.receive(welcomeSession: "s", serverMAC: forged, mac: toyMAC).get() }
     #expect(client.state == .failed)
-    var short = ClientHandshake(kind: .worker, name: "w", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
+    var short = ClientHandshake(
+      kind: .worker, name: "w", tokenID: "t_1", secret: "s3cret", clientNonce: Self.clientNonce)
     #expect(throws: HaatError.self) { try short.receive(challengeVersions: [1], nonce: "1234", mac: toyMAC).get() }
   }
 

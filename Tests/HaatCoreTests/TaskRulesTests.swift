@@ -32,11 +32,19 @@ struct FixedRandom: RandomNumberGenerator {
     (.complete(attempt: 2), status(.done, 2), .refused(.alreadyDone)),
     (.complete(attempt: 2), status(.cancelled, 2), .refused(.cancelled)),
     (.fail(attempt: 1, error: error, retryable: false, retryAfterMs: 0), status(.leased, 1), .dead(error)),
-    (.fail(attempt: 3, error: error, retryable: true, retryAfterMs: 0), status(.leased, 3, max: 3),
-     .dead(TaskError(code: "http_503", message: "HTTP 503 (gave up after 3 attempts)"))),
+    (
+      .fail(attempt: 3, error: error, retryable: true, retryAfterMs: 0), status(.leased, 3, max: 3),
+      .dead(TaskError(code: "http_503", message: "HTTP 503 (gave up after 3 attempts)"))
+    ),
     (.fail(attempt: 1, error: error, retryable: true, retryAfterMs: 5000), status(.leased, 1), .retry(delayMs: 5000)),
     (.fail(attempt: 1, error: error, retryable: true, retryAfterMs: 0), status(.leased, 2), .refused(.staleAttempt)),
-    (.expire(attempt: 1), status(.leased, 1, max: 1), .dead(TaskError(code: "lease_expired", message: "the worker holding the lease stopped heartbeating (gave up after 1 attempts)"))),
+    (
+      .expire(attempt: 1), status(.leased, 1, max: 1),
+      .dead(
+        TaskError(
+          code: "lease_expired", message: "the worker holding the lease stopped heartbeating (gave up after 1 attempts)"
+        ))
+    ),
     (.expire(attempt: 1), status(.ready, 1), .refused(.staleAttempt)),
     (.release(attempt: 2), status(.leased, 2), .released),
     (.release(attempt: 1), status(.leased, 2), .refused(.staleAttempt)),
@@ -58,7 +66,8 @@ struct FixedRandom: RandomNumberGenerator {
 
   @Test func expiryCountsAsAnAttemptAndRetries() {
     var random = FixedRandom(value: 0x1234_5678_9abc)
-    let transition = TaskRules.apply(.expire(attempt: 1), to: Self.status(.leased, 1), retry: Self.policy, random: &random)
+    let transition = TaskRules.apply(
+      .expire(attempt: 1), to: Self.status(.leased, 1), retry: Self.policy, random: &random)
     guard case .retry(let delay) = transition else {
       Issue.record("expected a retry, got \(transition)")
       return

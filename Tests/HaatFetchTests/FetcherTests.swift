@@ -142,7 +142,8 @@ struct FetcherTests {
     try fixture.write("a.csv", Data("x".utf8))
     var started = false
     let error = Self.error {
-      _ = try fetcher.fetch(FetchRequest(url: fixture.url("a.csv") + "?" + query), onStart: { _, _ in started = true }) { _ in }
+      _ = try fetcher.fetch(FetchRequest(url: fixture.url("a.csv") + "?" + query), onStart: { _, _ in started = true })
+      { _ in }
     }
     #expect(error?.code == code)
     #expect(error?.retryable == retryable)
@@ -210,7 +211,8 @@ struct FetcherTests {
     let flag = CancellationFlag()
     var received = 0
     let error = Self.error {
-      _ = try fetcher.fetch(FetchRequest(url: fixture.url("slow.bin") + "?trickle_ms=50&chunk=1000"), cancel: flag) { chunk in
+      _ = try fetcher.fetch(FetchRequest(url: fixture.url("slow.bin") + "?trickle_ms=50&chunk=1000"), cancel: flag) {
+        chunk in
         received += chunk.count
         if received > 3000 { flag.cancel() }
       }

@@ -74,7 +74,9 @@ struct CodecTests {
   }
 
   @Test func unknownFieldsAreIgnored() throws {
-    let envelope = try WireCodec.decode(ByteBuffer(string: "{\"id\":\"1\",\"future\":true,\"credit\":{\"pool\":\"collect\",\"free\":1,\"later\":[1]}}")).get()
+    let envelope = try WireCodec.decode(
+      ByteBuffer(string: "{\"id\":\"1\",\"future\":true,\"credit\":{\"pool\":\"collect\",\"free\":1,\"later\":[1]}}")
+    ).get()
     #expect(envelope.credit.free == 1)
   }
 }
@@ -82,7 +84,8 @@ struct CodecTests {
 @Suite("Bad frames")
 struct BadFrameTests {
   @Test func badFrameEchoesAReadableID() {
-    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "{\"id\":\"g1\",\"get_job\":{\"job\":1}}")) else {
+    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "{\"id\":\"g1\",\"get_job\":{\"job\":1}}"))
+    else {
       Issue.record("decoded")
       return
     }

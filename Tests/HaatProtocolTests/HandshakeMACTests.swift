@@ -9,11 +9,14 @@ struct HandshakeMACTests {
     let secret = "5f2c8e0a9b7d4c3e1f6a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e"
     let nonce = "00112233445566778899aabbccddeeff"
     let clientNonce = "ffeeddccbbaa99887766554433221100"
-    let client = HandshakeTranscript.client(nonce: nonce, clientNonce: clientNonce, role: "client", name: "docs-example")
+    let client = HandshakeTranscript.client(
+      nonce: nonce, clientNonce: clientNonce, role: "client", name: "docs-example")
     #expect(String(decoding: client, as: UTF8.self) == "client\n\(nonce)\n\(clientNonce)\nclient\ndocs-example")
     let mac = Hex.encode(HandshakeMAC.hmacSHA256(Array(secret.utf8), client))
     let server = Hex.encode(
-      HandshakeMAC.hmacSHA256(Array(secret.utf8), HandshakeTranscript.server(nonce: nonce, clientNonce: clientNonce, session: "s_0123456789abcdef")))
+      HandshakeMAC.hmacSHA256(
+        Array(secret.utf8),
+        HandshakeTranscript.server(nonce: nonce, clientNonce: clientNonce, session: "s_0123456789abcdef")))
     #expect(mac == DocsExample.clientMAC)
     #expect(server == DocsExample.serverMAC)
   }

@@ -54,10 +54,11 @@ import Testing
       let failure = Array(text.utf8).withUnsafeBytes { JSONScanner.scanObject($0) { members[$0] = $1 } }
       return (failure, members)
     }
-    #expect(scan(#"{"a":"x\u00e9\ud83d\ude00","b":12,"c":-0,"d":1.5,"e":[1,{"f":null}],"g":true}"#).1 == [
-      "a": .string("xé😀"), "b": .integer(negative: false, magnitude: 12), "c": .integer(negative: true, magnitude: 0),
-      "d": .nonInteger, "e": .composite, "g": .bool(true),
-    ])
+    #expect(
+      scan(#"{"a":"x\u00e9\ud83d\ude00","b":12,"c":-0,"d":1.5,"e":[1,{"f":null}],"g":true}"#).1 == [
+        "a": .string("xé😀"), "b": .integer(negative: false, magnitude: 12), "c": .integer(negative: true, magnitude: 0),
+        "d": .nonInteger, "e": .composite, "g": .bool(true),
+      ])
     #expect(scan("[1,2]").0 == .notAnObject)
     #expect(scan("\"x\"").0 == .notAnObject)
     for bad in ["{", "{\"a\":01}", "{\"a\":NaN}", "{\"a\":1,}", "{a:1}", "{\"a\":\"\u{1}\"}", "{} x", ""] {

@@ -18,7 +18,9 @@ import Testing
     try SQLiteJobStore(path: path, durability: durability)
   }
 
-  func job(tasks: Int, priority: Int32 = 0, notBeforeMs: Int64 = 0, maxAttempts: UInt32 = 3, pool: Pool = .collect) -> NewJob {
+  func job(tasks: Int, priority: Int32 = 0, notBeforeMs: Int64 = 0, maxAttempts: UInt32 = 3, pool: Pool = .collect)
+    -> NewJob
+  {
     NewJob(
       name: "test", priority: priority, notBeforeMs: notBeforeMs, maxAttempts: maxAttempts,
       retry: RetryPolicy(baseMs: 1000, capMs: 4000), reports: ["engagement"], spec: Data("{}".utf8),
@@ -33,8 +35,11 @@ import Testing
     return id
   }
 
-  func claim(_ store: SQLiteJobStore, _ limit: Int, owner: String = "w1", pool: Pool = .collect, now: Int64 = 1_000) throws -> [ClaimedTask] {
-    guard case .claimed(let tasks) = try store.apply([.claim(owner: owner, pool: pool, limit: limit)], nowMs: now)[0] else {
+  func claim(_ store: SQLiteJobStore, _ limit: Int, owner: String = "w1", pool: Pool = .collect, now: Int64 = 1_000)
+    throws -> [ClaimedTask]
+  {
+    guard case .claimed(let tasks) = try store.apply([.claim(owner: owner, pool: pool, limit: limit)], nowMs: now)[0]
+    else {
       return []
     }
     return tasks
@@ -88,9 +93,11 @@ import Testing
     _ = try store.apply([.expire(task: task.task, attempt: 1)], nowMs: 2_000)
     let second = try #require(try claim(store, 1, now: 10_000).first)
     #expect(second.attempt == 2)
-    let stale = try store.apply([.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_001)
+    let stale = try store.apply(
+      [.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_001)
     #expect(change(stale[0])?.transition == .refused(.staleAttempt))
-    let fresh = try store.apply([.complete(task: task.task, attempt: 2, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_002)
+    let fresh = try store.apply(
+      [.complete(task: task.task, attempt: 2, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_002)
     #expect(change(fresh[0])?.transition == .done)
   }
 
@@ -100,13 +107,15 @@ import Testing
     let task = try #require(try claim(store, 1).first)
     let error = TaskError(code: "http_429", message: "HTTP 429")
     let first = try store.apply(
-      [.fail(task: task.task, attempt: 1, error: error, retryable: true, retryAfterMs: 7_000, stats: Data())], nowMs: 5_000)
+      [.fail(task: task.task, attempt: 1, error: error, retryable: true, retryAfterMs: 7_000, stats: Data())],
+      nowMs: 5_000)
     let retry = try #require(change(first[0]))
     #expect(retry.notBeforeMs >= 12_000)
     #expect(try claim(store, 1, now: 11_999).isEmpty)
     let again = try #require(try claim(store, 1, now: retry.notBeforeMs).first)
     let last = try store.apply(
-      [.fail(task: task.task, attempt: again.attempt, error: error, retryable: true, retryAfterMs: 0, stats: Data())], nowMs: 20_000)
+      [.fail(task: task.task, attempt: again.attempt, error: error, retryable: true, retryAfterMs: 0, stats: Data())],
+      nowMs: 20_000)
     guard case .dead(let cause)? = change(last[0])?.transition else {
       Issue.record("not dead after max attempts")
       return
@@ -123,7 +132,11 @@ import Testing
     _ = try submit(store, job(tasks: 1, maxAttempts: 5))
     let task = try #require(try claim(store, 1).first)
     let result = try store.apply(
-      [.fail(task: task.task, attempt: 1, error: TaskError(code: "http_404", message: "HTTP 404"), retryable: false, retryAfterMs: 0, stats: Data())],
+      [
+        .fail(
+          task: task.task, attempt: 1, error: TaskError(code: "http_404", message: "HTTP 404"), retryable: false,
+          retryAfterMs: 0, stats: Data())
+      ],
       nowMs: 2_000)
     #expect(change(result[0])?.transition == .dead(TaskError(code: "http_404", message: "HTTP 404")))
   }
@@ -154,15 +167,25 @@ import Testing
 
     let other = try submit(store, job(tasks: 2, maxAttempts: 1))
     for task in try claim(store, 2) {
-      _ = try store.apply([.fail(task: task.task, attempt: 1, error: TaskError(code: "x", message: "y"), retryable: false, retryAfterMs: 0, stats: Data())], nowMs: 3_000)
+      _ = try store.apply(
+        [
+          .fail(
+            task: task.task, attempt: 1, error: TaskError(code: "x", message: "y"), retryable: false, retryAfterMs: 0,
+            stats: Data())
+        ], nowMs: 3_000)
     }
     #expect(try store.deadTasks(job: other, limit: 10).count == 2)
     let dead = try store.deadTasks(job: other, limit: 10)
-    guard case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[0] else { return }
+    guard
+      case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[
+        0]
+    else { return }
     #expect(revived.count == 1)
     #expect(counts[other] == TaskCounts(ready: 1, dead: 1))
     #expect(try claim(store, 5).first?.attempt == 1)
-    guard case .deadUpdated(let discarded, _) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else { return }
+    guard case .deadUpdated(let discarded, _) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else {
+      return
+    }
     #expect(discarded.count == 1)
     #expect(try store.deadTasks(job: nil, limit: 10).isEmpty)
   }
@@ -170,11 +193,18 @@ import Testing
   @Test func finishIsRefusedWhileTasksAreOpen() throws {
     let store = try open()
     let id = try submit(store, job(tasks: 1))
-    guard case .finished(_, let early) = try store.apply([.finishJob(id, state: .succeeded, report: Data("{}".utf8), error: "")], nowMs: 2_000)[0] else { return }
+    guard
+      case .finished(_, let early) = try store.apply(
+        [.finishJob(id, state: .succeeded, report: Data("{}".utf8), error: "")], nowMs: 2_000)[0]
+    else { return }
     #expect(!early)
     let task = try #require(try claim(store, 1).first)
-    _ = try store.apply([.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000)
-    guard case .finished(_, let applied) = try store.apply([.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0] else { return }
+    _ = try store.apply(
+      [.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000)
+    guard
+      case .finished(_, let applied) = try store.apply(
+        [.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0]
+    else { return }
     #expect(applied)
     #expect(try store.report(of: id) == Data("{\"r\":1}".utf8))
     #expect(try store.job(id, tasks: false, nowMs: 5_000)?.state == .succeeded)
@@ -188,7 +218,11 @@ import Testing
       let id = try submit(store, job(tasks: 4))
       let claimed = try claim(store, 2, owner: "w7")
       _ = try store.apply(
-        [.fail(task: claimed[1].task, attempt: 1, error: TaskError(code: "t", message: "m"), retryable: true, retryAfterMs: 50_000, stats: Data())],
+        [
+          .fail(
+            task: claimed[1].task, attempt: 1, error: TaskError(code: "t", message: "m"), retryable: true,
+            retryAfterMs: 50_000, stats: Data())
+        ],
         nowMs: 2_000)
       _ = id
     }
@@ -203,7 +237,8 @@ import Testing
 
   @Test func groupCommitAppliesABatchInOneTransaction() throws {
     let store = try open()
-    let ops: [StoreOp] = (0..<50).map { _ in .submit(job(tasks: 20)) } + [.claim(owner: "w", pool: .collect, limit: 500)]
+    let ops: [StoreOp] =
+      (0..<50).map { _ in .submit(job(tasks: 20)) } + [.claim(owner: "w", pool: .collect, limit: 500)]
     let results = try store.apply(ops, nowMs: 1_000)
     guard case .claimed(let tasks) = results.last else {
       Issue.record("no claim")

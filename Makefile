@@ -22,7 +22,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	scripts/gen-protos --check
 	@$(MAKE) --no-print-directory lint
-	$(SWIFT) test --skip-build
+	scripts/run-tests
 
 protos: deps
 	scripts/gen-protos

@@ -88,6 +88,7 @@ final class CoordinatorCore: @unchecked Sendable {
   }
   private var pending: [PendingOp] = []
   private var committing = false
+  private var claimRotation = 0
   private var commitQueued = false
   private var dirty: [Connection] = []
   private var logs: LogStore
@@ -792,13 +793,20 @@ final class CoordinatorCore: @unchecked Sendable {
     guard !committing else { return }
     var claims: [Claim] = []
     if accepting {
-      for connection in workerConnections.values where connection.open && !connection.draining {
-        for (pool, credit) in connection.credit where poolHasWork.contains(pool) {
-          let available = credit - connection.reserved[pool, default: 0]
-          guard available > 0 else { continue }
-          connection.reserved[pool, default: 0] += available
+      // Spread scarce work: each worker with credit claims a fair share of it in this
+      // commit (what is left goes in the next), and the first in line rotates.
+      let eligible = workerConnections.values.filter { $0.open && !$0.draining }.sorted { $0.name < $1.name }
+      claimRotation &+= 1
+      let start = eligible.isEmpty ? 0 : claimRotation % eligible.count
+      let ordered = Array(eligible[start...] + eligible[..<start])
+      for pool in Pool.allCases where poolHasWork.contains(pool) {
+        let wanting = ordered.filter { $0.credit[pool, default: 0] > $0.reserved[pool, default: 0] }
+        for connection in wanting {
+          let available = connection.credit[pool, default: 0] - connection.reserved[pool, default: 0]
+          let share = (available + wanting.count - 1) / wanting.count
+          connection.reserved[pool, default: 0] += share
           claims.append(
-            Claim(connection: connection, pool: pool, limit: available, generation: workGeneration[pool, default: 0]))
+            Claim(connection: connection, pool: pool, limit: share, generation: workGeneration[pool, default: 0]))
         }
       }
     }

@@ -273,37 +273,37 @@ struct DeadCommand: AsyncParsableCommand {
 
   struct Retry: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Give dead tasks a fresh set of attempts (admin).")
-    @Argument(help: "Task ids; none means every dead task (of --job, if given).")
-    var tasks: [String] = []
-    @Option(help: "Only this job's.")
-    var job: String = ""
-    @OptionGroup var client: ClientOptions
+    @OptionGroup var selection: DeadSelection
 
     func run() async throws {
-      try await runClient(json: client.json) {
-        let connection = try await client.connect()
-        defer { Task { await connection.close() } }
-        let count = try await connection.retryDead(tasks: tasks, job: job)
-        print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) will run again")
-      }
+      try await selection.update(past: "will run again") { try await $0.retryDead(tasks: $1, job: $2) }
     }
   }
 
   struct Discard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Give up on dead tasks for good (admin).")
-    @Argument(help: "Task ids; none means every dead task (of --job, if given).")
-    var tasks: [String] = []
-    @Option(help: "Only this job's.")
-    var job: String = ""
-    @OptionGroup var client: ClientOptions
+    @OptionGroup var selection: DeadSelection
 
     func run() async throws {
-      try await runClient(json: client.json) {
-        let connection = try await client.connect()
-        defer { Task { await connection.close() } }
-        let count = try await connection.discardDead(tasks: tasks, job: job)
-        print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) discarded")
-      }
+      try await selection.update(past: "discarded") { try await $0.discardDead(tasks: $1, job: $2) }
+    }
+  }
+}
+
+/// Which dead tasks `dead retry` and `dead discard` act on.
+struct DeadSelection: ParsableArguments {
+  @Argument(help: "Task ids; none means every dead task (of --job, if given).")
+  var tasks: [String] = []
+  @Option(help: "Only this job's.")
+  var job: String = ""
+  @OptionGroup var client: ClientOptions
+
+  func update(past: String, _ call: (HaatClient, [String], String) async throws -> UInt32) async throws {
+    try await runClient(json: client.json) {
+      let connection = try await client.connect()
+      defer { Task { await connection.close() } }
+      let count = try await call(connection, tasks, job)
+      print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) \(past)")
     }
   }
 }

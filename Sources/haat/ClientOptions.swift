@@ -48,13 +48,7 @@ struct ClientOptions: ParsableArguments {
   }
 
   func endpoint(for credential: Credential) throws -> Endpoint {
-    let text =
-      coordinator ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
-      ?? "\(Defaults.host):\(Defaults.port)"
-    guard let endpoint = Endpoint(text) else {
-      throw ValidationError("--coordinator must be host:port, not \(text)")
-    }
-    return endpoint
+    try coordinatorEndpoint(flag: coordinator, credential: credential)
   }
 
   func connect() async throws -> HaatClient {
@@ -83,14 +77,20 @@ struct WorkerConnectionOptions: ParsableArguments {
   }
 
   func endpoint(for credential: Credential) throws -> Endpoint {
-    let text =
-      coordinator ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
-      ?? "\(Defaults.host):\(Defaults.port)"
-    guard let endpoint = Endpoint(text) else {
-      throw ValidationError("--coordinator must be host:port, not \(text)")
-    }
-    return endpoint
+    try coordinatorEndpoint(flag: coordinator, credential: credential)
   }
+}
+
+/// The coordinator's address: the flag, then HAAT_COORDINATOR, then the credential's, then
+/// the default.
+func coordinatorEndpoint(flag: String?, credential: Credential) throws -> Endpoint {
+  let text =
+    flag ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
+    ?? "\(Defaults.host):\(Defaults.port)"
+  guard let endpoint = Endpoint(text) else {
+    throw ValidationError("--coordinator must be host:port, not \(text)")
+  }
+  return endpoint
 }
 
 /// Exit codes a script can rely on (docs/cli.md).

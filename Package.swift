@@ -45,7 +45,7 @@ let package = Package(
     ),
     .target(
       name: "HaatFetch",
-      dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")]
+      dependencies: ["CCurl", "HaatCore", .product(name: "Logging", package: "swift-log")]
     ),
     .target(name: "HaatRecords", dependencies: ["HaatProtocol"]),
     .target(name: "HaatAnalytics", dependencies: ["HaatRecords"]),

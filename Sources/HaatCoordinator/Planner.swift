@@ -151,6 +151,13 @@ public enum Planner {
 
   static func checkURL(_ text: String, field: String) throws(HaatError) {
     guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a posts source", field: field) }
+    if let secret = URLSecrets.find(in: text) {
+      // Said without echoing the URL: it holds the secret.
+      throw HaatError(
+        .badSpec,
+        "carries a credential (\(secret)); put the token in the source's credential (env:NAME or file:/path) so it never reaches the coordinator",
+        field: field)
+    }
     guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
       throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
     }

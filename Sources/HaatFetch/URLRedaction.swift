@@ -1,12 +1,7 @@
+import HaatCore
+
 /// Removes credentials from URLs before they are logged or reported.
 public enum URLRedaction {
-  /// Query parameters whose values are secrets.
-  static let secretNames: Set<String> = [
-    "access_token", "token", "api_key", "apikey", "key", "secret", "client_secret", "password",
-    "passwd", "signature", "sig", "auth", "authorization", "code", "refresh_token", "x-amz-signature",
-    "x-amz-credential", "x-amz-security-token",
-  ]
-
   /// The URL with user info and secret query values replaced by "…".
   public static func redact(_ url: String) -> String {
     var text = Substring(url)
@@ -32,7 +27,7 @@ public enum URLRedaction {
     out += pairs.map { pair -> String in
       guard let equals = pair.firstIndex(of: "=") else { return String(pair) }
       let name = pair[..<equals].lowercased()
-      return secretNames.contains(name) ? "\(pair[..<equals])=…" : String(pair)
+      return URLSecrets.parameterNames.contains(name) ? "\(pair[..<equals])=…" : String(pair)
     }.joined(separator: "&")
     return out + rest[fragmentStart...]
   }

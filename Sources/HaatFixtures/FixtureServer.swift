@@ -13,12 +13,12 @@ import Synchronization
 /// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`).
 /// - `GET /files/PATH`: a file under the server's root directory.
 /// - `GET /generate/posts.csv?rows=N&seed=S`: N generated rows, streamed.
-/// - `GET /_requests?key=K`: when requests with `key=K` arrived (JSON, ms since the epoch).
+/// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
 /// Options on any export route (query parameters):
-/// `key` (names a request series), `fail_first=N` with `fail_status` (default 503) and
-/// `retry_after` (seconds): the first N requests of the key fail; `status=S` always fails;
+/// `series` (names a request series), `fail_first=N` with `fail_status` (default 503) and
+/// `retry_after` (seconds): the first N requests of the series fail; `status=S` always fails;
 /// `delay_ms`: wait before answering; `trickle_ms` with `chunk`: send the body in pieces
 /// with pauses; `encoding`: a Content-Encoding header (the file must already be encoded);
 /// `redirect=N`: N redirects before the answer; `hang=1`: never answer.
@@ -63,9 +63,9 @@ public final class FixtureServer: Sendable {
     try await channel.close().get()
   }
 
-  /// When requests with `key=K` arrived, in milliseconds since the epoch.
-  public func requestTimes(key: String) -> [Int64] {
-    state.log.withLock { $0[key] ?? [] }
+  /// When requests with `series=S` arrived, in milliseconds since the epoch.
+  public func requestTimes(series: String) -> [Int64] {
+    state.log.withLock { $0[series] ?? [] }
   }
 
   /// Connections accepted so far.
@@ -89,7 +89,7 @@ final class FixtureState: Sendable {
   init(root: String?) { self.root = root }
 
   /// Records a request of a series; returns how many the series has had before it.
-  func record(key: String) -> Int {
+  func record(series key: String) -> Int {
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     return log.withLock { log in
       defer { log[key, default: []].append(now) }
@@ -121,8 +121,8 @@ final class FixtureHandler: ChannelInboundHandler {
 
   private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
     let (path, query) = Self.split(head.uri)
-    let key = query["key"] ?? path
-    let seen = state.record(key: key)
+    let key = query["series"] ?? path
+    let seen = state.record(series: key)
     if query["hang"] == "1" { return }
     let delay = Int64(query["delay_ms"] ?? "") ?? 0
     let respond = { [self] in
@@ -142,7 +142,7 @@ final class FixtureHandler: ChannelInboundHandler {
     if let redirects = Int(query["redirect"] ?? ""), redirects > 0 {
       var next = query
       next["redirect"] = String(redirects - 1)
-      next["key"] = next["key"] ?? path
+      next["series"] = next["series"] ?? path
       let location = path + "?" + next.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
       return send(
         status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
@@ -162,7 +162,7 @@ final class FixtureHandler: ChannelInboundHandler {
         status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head,
         context: context)
     case "/_requests":
-      let times = state.log.withLock { $0[query["key"] ?? ""] ?? [] }
+      let times = state.log.withLock { $0[query["series"] ?? ""] ?? [] }
       let body = "[" + times.map(String.init).joined(separator: ",") + "]\n"
       send(
         status: .ok, headers: [("Content-Type", "application/json")], body: Array(body.utf8), head: head,

@@ -187,11 +187,11 @@ struct ClusterTests {
       let client = try await cluster.client()
       let key = "retry-after-\(UUID().uuidString)"
       let source = Samples.source(
-        samples[0], server: server, query: "fail_first=1&fail_status=429&retry_after=2&key=\(key)")
+        samples[0], server: server, query: "fail_first=1&fail_status=429&retry_after=2&series=\(key)")
       let job = try await client.submit(spec("throttled", [source])).job
       let result = try await finish(client, job)
       #expect(result.job.state == "succeeded")
-      let times = server.requestTimes(key: key)
+      let times = server.requestTimes(series: key)
       #expect(times.count == 2)
       if times.count == 2 { #expect(times[1] - times[0] >= 2_000, "retried after \(times[1] - times[0]) ms") }
       let task = try #require(try await client.job(job, tasks: true).tasks.first)
@@ -284,6 +284,13 @@ struct ClusterTests {
       let scheme = try run(cluster.binary, arguments)
       #expect(scheme.status == 2)
       #expect(scheme.output.contains("bad_spec: sources[0].url"))
+      // A token in the URL is refused, and not echoed.
+      try "sources:\n  - url: https://graph.example.com/me/posts?access_token=EAAsecret123\n".write(
+        toFile: path, atomically: true, encoding: .utf8)
+      let secret = try run(cluster.binary, arguments)
+      #expect(secret.status == 2)
+      #expect(secret.output.contains("credential (access_token)"))
+      #expect(!secret.output.contains("EAAsecret123"))
     }
   }
 

@@ -258,6 +258,12 @@ public final class LocalCluster: Sendable {
     if ownsDirectory && !keep { try? FileManager.default.removeItem(atPath: directory) }
   }
 
+  /// Sends `signal` to every process at once, without waiting (for signal handlers).
+  public func signalAll(_ signal: Int32) {
+    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
+    for process in workers + [coordinator].compactMap({ $0 }) { process.signal(signal) }
+  }
+
   /// Every process's last log lines, for a failing test's message.
   public func logs() -> String {
     let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }

@@ -25,17 +25,19 @@ struct SubmitCommand: AsyncParsableCommand {
 
   func run() async throws {
     let format = ReportFormat(rawValue: format) ?? .table
+    // The spec is read and checked before anything connects.
+    var jobSpec = JobSpec()
     try await runClient(json: client.json) {
-      let jobSpec: JobSpec
       if spec == "-" {
         let input = FileHandle.standardInput.readDataToEndOfFile()
         jobSpec = try SpecLoader.parse(String(decoding: input, as: UTF8.self))
       } else {
         jobSpec = try SpecLoader.load(path: spec)
       }
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
-      let accepted = try await connection.submit(jobSpec)
+    }
+    let loaded = jobSpec
+    try await client.session { connection in
+      let accepted = try await connection.submit(loaded)
       if !wait {
         if client.json {
           printJSON(accepted)
@@ -81,9 +83,7 @@ struct JobsCommand: AsyncParsableCommand {
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let jobs = try await connection.jobs(state: state, limit: limit)
       if client.json { return printJSON(jobs) }
       let rows = jobs.map { job in
@@ -108,9 +108,7 @@ struct JobCommand: AsyncParsableCommand {
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let job = try await connection.job(id, tasks: tasks)
       if client.json { return printJSON(job) }
       print("job \(job.id) \(job.name): \(job.state)")
@@ -152,9 +150,7 @@ struct ResultCommand: AsyncParsableCommand {
 
   func run() async throws {
     let format = ReportFormat(rawValue: format) ?? .table
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
       // --json prints the job and its report, as `submit --wait --json` does.
@@ -171,9 +167,7 @@ struct CancelCommand: AsyncParsableCommand {
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let job = try await connection.cancel(id)
       if client.json { printJSON(job) } else { print("job \(job.id) cancelled (\(counts(job.counts)))") }
     }
@@ -186,9 +180,7 @@ struct WorkersCommand: AsyncParsableCommand {
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let workers = try await connection.workers()
       if client.json { return printJSON(workers) }
       let rows = workers.map { worker -> [String] in
@@ -221,9 +213,7 @@ struct LogsCommand: AsyncParsableCommand {
   @OptionGroup var client: ClientOptions
 
   func run() async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       for try await line in connection.logs(worker: worker, level: level, follow: follow, limit: limit) {
         if client.json {
           printJSON(line)
@@ -256,9 +246,7 @@ struct DeadCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-      try await runClient(json: client.json) {
-        let connection = try await client.connect()
-        defer { Task { await connection.close() } }
+      try await client.session { connection in
         let tasks = try await connection.dead(job: job, limit: limit)
         if client.json { return printJSON(tasks) }
         let rows = tasks.map {
@@ -299,9 +287,7 @@ struct DeadSelection: ParsableArguments {
   @OptionGroup var client: ClientOptions
 
   func update(past: String, _ call: (HaatClient, [String], String) async throws -> UInt32) async throws {
-    try await runClient(json: client.json) {
-      let connection = try await client.connect()
-      defer { Task { await connection.close() } }
+    try await client.session { connection in
       let count = try await call(connection, tasks, job)
       print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) \(past)")
     }

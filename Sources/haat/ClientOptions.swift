@@ -55,6 +55,20 @@ struct ClientOptions: ParsableArguments {
     let credential = try credential()
     return try await HaatClient.connect(to: try endpoint(for: credential), credential: credential)
   }
+
+  /// Connects, runs `body`, closes the connection, and reports errors as `runClient` does.
+  func session(_ body: (HaatClient) async throws -> Void) async throws {
+    try await runClient(json: json) {
+      let connection = try await connect()
+      do {
+        try await body(connection)
+      } catch {
+        await connection.close()
+        throw error
+      }
+      await connection.close()
+    }
+  }
 }
 
 /// How a worker finds and authenticates to the coordinator: a worker token, always explicit.

@@ -54,10 +54,8 @@ struct DemoCommand: AsyncParsableCommand {
     signal(SIGINT, SIG_IGN)
     interrupt.setEventHandler {
       printError("interrupted; stopping the cluster")
-      Task {
-        await cluster.stop(keepDirectory: keep)
-        Foundation.exit(130)
-      }
+      cluster.signalAll(SIGTERM)  // and each child also exits once this process is gone
+      Foundation.exit(130)
     }
     interrupt.resume()
 

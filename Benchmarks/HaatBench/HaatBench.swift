@@ -128,7 +128,7 @@ struct Stream: AsyncParsableCommand {
     let cluster = try await LocalCluster.start(options)
     do {
       let worker = try requireValue(cluster.worker("worker-1"), "no worker")
-      let before = ProcessStatsReader.peakResidentBytes(pid: worker.pid)
+      let before = worker.peakResidentBytes
       let client = try await cluster.client()
       var source = Source()
       source.name = "generated"
@@ -146,12 +146,12 @@ struct Stream: AsyncParsableCommand {
       var done = false
       // Sample the worker's peak RSS while it works, and once more at the end.
       while !done {
-        peak = max(peak, ProcessStatsReader.peakResidentBytes(pid: worker.pid))
+        peak = max(peak, worker.peakResidentBytes)
         let state = try await client.job(job).state
         done = state != "running" && state != "queued"
         if !done { try await Task.sleep(for: .milliseconds(500)) }
       }
-      peak = max(peak, ProcessStatsReader.peakResidentBytes(pid: worker.pid))
+      peak = max(peak, worker.peakResidentBytes)
       let elapsed = (ContinuousClock.now - started).seconds
       let result = try await client.result(job)
       await client.close()
@@ -174,17 +174,6 @@ struct Stream: AsyncParsableCommand {
       try? await server.stop()
       throw error
     }
-  }
-}
-
-enum ProcessStatsReader {
-  /// VmHWM of a process, in bytes.
-  static func peakResidentBytes(pid: Int32) -> UInt64 {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-      return (line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0) * 1024
-    }
-    return 0
   }
 }
 

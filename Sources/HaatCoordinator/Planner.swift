@@ -176,11 +176,10 @@ public enum Planner {
   static func checkCredential(_ reference: String, field: String) throws(HaatError) {
     if reference.hasPrefix("env:") {
       let name = reference.dropFirst(4)
+      // An environment variable name: ASCII letters, digits and "_", not starting with a digit.
       let valid =
-        !name.isEmpty
-        && name.unicodeScalars.allSatisfy {
-          $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || $0 == "_"
-            || ("0"..."9").contains($0)
+        name.unicodeScalars.allSatisfy {
+          $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0))
         }
         && !(name.first?.isNumber ?? true)
       if valid { return }

@@ -47,9 +47,6 @@ public struct Credential: Codable, Sendable, Equatable {
     data.append(UInt8(ascii: "\n"))
     try SecretFile.write(data, to: path)
   }
-
-  /// The secret, redacted, for display.
-  public var redacted: String { "\(tokenID) (\(role.rawValue))" }
 }
 
 extension Role: Codable {}

@@ -10,4 +10,3 @@ public typealias TaskStats = Haat_V1_TaskStats
 public typealias RowError = Haat_V1_RowError
 public typealias ErrorInfo = Haat_V1_ErrorInfo
 public typealias WorkerHealth = Haat_V1_WorkerHealth
-public typealias Post = Haat_V1_Post

@@ -379,12 +379,12 @@ public final class SQLiteJobStore: JobStore {
       for row in try Row.fetchAll(
         db,
         sql:
-          "SELECT id, started_at, cancelled, priority FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)"
+          "SELECT id, started_at, cancelled FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)"
       ) {
         let id: Int64 = row[0]
         jobs[id] = Recovery.ActiveJob(
           id: JobID(id), counts: TaskCounts(), started: (row[1] as Int64) > 0,
-          cancelled: (row[2] as Int64) != 0, priority: row[3])
+          cancelled: (row[2] as Int64) != 0)
       }
       for row in try Row.fetchAll(
         db,

@@ -174,7 +174,6 @@ public struct Recovery: Sendable {
     public var counts: TaskCounts
     public var started: Bool
     public var cancelled: Bool
-    public var priority: Int32
   }
 
   /// A task that was leased when the coordinator stopped.

@@ -54,6 +54,15 @@ public final class ChildProcess: Sendable {
   }
 
   public var pid: Int32 { process.processIdentifier }
+
+  /// The process's peak resident set size in bytes (VmHWM), 0 once it has exited.
+  public var peakResidentBytes: UInt64 {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+      return (line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0) * 1024
+    }
+    return 0
+  }
   public var isRunning: Bool { process.isRunning }
 
   public func signal(_ signal: Int32) {

@@ -14,17 +14,6 @@ public enum ProcessStats {
     return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
   }
 
-  /// The peak resident set size in bytes (VmHWM), for a pid or this process.
-  public static func peakResidentBytes(pid: Int32? = nil) -> UInt64 {
-    let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-      let digits = line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0
-      return digits * 1024
-    }
-    return 0
-  }
-
   /// User plus system CPU time, in seconds.
   public static func cpuSeconds() -> Double {
     var usage = rusage()

@@ -58,6 +58,11 @@ struct TaskRunner: Sendable {
     var reader: PostsReader?
     var format =
       ExportFormat(rawValue: source.format) ?? ExportFormat(path: URL(string: source.url)?.path ?? source.url)
+    func makeReader(_ format: ExportFormat) -> PostsReader {
+      PostsReader(
+        format: format, defaultPlatform: source.platform, defaultAccount: source.account,
+        maxRecordBytes: maxRecordBytes, maxRowProblems: maxRowErrors)
+    }
     do {
       let response = try fetcher.fetch(
         FetchRequest(url: source.url, headers: headers), cancel: progress.cancel,
@@ -68,9 +73,7 @@ struct TaskRunner: Sendable {
               .sink, "cannot tell the export's format from its URL or Content-Type; set the source's format",
               retryable: false)
           }
-          reader = PostsReader(
-            format: format, defaultPlatform: source.platform, defaultAccount: source.account,
-            maxRecordBytes: maxRecordBytes, maxRowProblems: maxRowErrors)
+          reader = makeReader(format)
         },
         onBody: { chunk in
           do throws(ExportError) {
@@ -83,7 +86,7 @@ struct TaskRunner: Sendable {
         })
       if reader == nil, let format {
         // An empty body never reached onStart.
-        reader = PostsReader(format: format, defaultPlatform: source.platform, defaultAccount: source.account)
+        reader = makeReader(format)
       }
       try reader?.finish { builder.add($0) }
       stats.bytes = response.bodyBytes

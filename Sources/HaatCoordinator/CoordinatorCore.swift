@@ -330,6 +330,7 @@ final class CoordinatorCore: @unchecked Sendable {
     guard let task = TaskID(complete.task) else {
       return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
     }
+    let worker = connection.name
     let partial: Data
     let stats: Data
     do {
@@ -341,9 +342,10 @@ final class CoordinatorCore: @unchecked Sendable {
     } catch {
       return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
     }
-    let worker = connection.name
     enqueue(
-      .complete(task: task, attempt: complete.attempt, partial: partial, stats: stats, bookmark: complete.bookmark)
+      .complete(
+        task: task, attempt: complete.attempt, worker: worker, partial: partial, stats: stats,
+        bookmark: complete.bookmark)
     ) { result in
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
       if case .changed(let change) = result, change.transition == .done {
@@ -365,7 +367,7 @@ final class CoordinatorCore: @unchecked Sendable {
     let worker = connection.name
     enqueue(
       .fail(
-        task: task, attempt: fail.attempt, error: error, retryable: fail.retryable,
+        task: task, attempt: fail.attempt, worker: worker, error: error, retryable: fail.retryable,
         retryAfterMs: UInt64(fail.retryAfterMs), stats: stats)
     ) { result in
       self.ackTransition(result, connection: connection, id: id, task: fail.task, attempt: fail.attempt)
@@ -398,6 +400,12 @@ final class CoordinatorCore: @unchecked Sendable {
       apply(change)
       if case .refused(let refusal) = change.transition {
         ack.reason = refusal.rawValue
+        if refusal == .notLeaseHolder {
+          // A worker answering for a lease it does not hold is a bug or a stolen token.
+          logger.warning(
+            "refused an answer for another worker's lease",
+            metadata: ["worker": "\(connection.name)", "task": "\(task)", "attempt": "\(attempt)"])
+        }
       } else {
         ack.accepted = true
       }

@@ -13,6 +13,15 @@ public final class TokenStore: Sendable {
     var secret: String
     var created_ms: Int64
     var label: String?
+    /// The one peer name the token may be used with, or the prefix of every such name.
+    var name: String?
+    var name_prefix: String?
+
+    var names: NameScope? {
+      if let name { return .name(name) }
+      if let name_prefix { return .prefix(name_prefix) }
+      return nil
+    }
   }
 
   public let path: String
@@ -38,7 +47,7 @@ public final class TokenStore: Sendable {
     var tokens: [String: Token] = [:]
     for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
       if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) {
-        tokens[entry.id] = Token(id: entry.id, role: entry.role, secret: entry.secret)
+        tokens[entry.id] = Token(id: entry.id, role: entry.role, secret: entry.secret, names: entry.names)
       }
     }
     return tokens
@@ -47,16 +56,25 @@ public final class TokenStore: Sendable {
   /// Adds a new token with a fresh 256-bit secret and returns its credential. `deliver`
   /// runs first (to write the credential file): if it fails, no token is added.
   public func create(
-    role: Role, label: String? = nil, coordinator: String? = nil,
+    role: Role, label: String? = nil, coordinator: String? = nil, names: NameScope? = nil,
     deliver: (Credential) throws -> Void = { _ in }
   ) throws -> Credential {
+    if role == .worker, names == nil {
+      throw HaatError(
+        .badRequest, "a worker token is issued for a worker name (--name) or a name prefix (--name-prefix)")
+    }
     let id = "t_" + HandshakeMAC.nonce(bytes: 8)
     let secret = HandshakeMAC.nonce(bytes: 32)
     let credential = Credential(tokenID: id, secret: secret, role: role, coordinator: coordinator)
     try deliver(credential)
-    let entry = Entry(
+    var entry = Entry(
       id: id, role: role, secret: secret, created_ms: Int64(Date().timeIntervalSince1970 * 1000),
       label: label)
+    switch names {
+    case .name(let name)?: entry.name = name
+    case .prefix(let prefix)?: entry.name_prefix = prefix
+    case nil: break
+    }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     var existing = FileManager.default.contents(atPath: path) ?? Data()
@@ -67,12 +85,12 @@ public final class TokenStore: Sendable {
     return credential
   }
 
-  /// Every token's id, role and label (never the secret).
-  public func list() -> [(id: String, role: Role, label: String)] {
+  /// Every token's id, role, names and label (never the secret).
+  public func list() -> [(id: String, role: Role, names: NameScope?, label: String)] {
     guard let data = FileManager.default.contents(atPath: path) else { return [] }
     return data.split(separator: UInt8(ascii: "\n")).compactMap { line in
       guard let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) else { return nil }
-      return (entry.id, entry.role, entry.label ?? "")
+      return (entry.id, entry.role, entry.names, entry.label ?? "")
     }
   }
 }

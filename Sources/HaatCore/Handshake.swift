@@ -19,16 +19,41 @@ public enum HandshakeTranscript {
   }
 }
 
+/// The peer names a token may be used with: one name, or every name with a prefix (one
+/// pool of autoscaled workers sharing a Secret).
+public enum NameScope: Sendable, Equatable, CustomStringConvertible {
+  case name(String)
+  case prefix(String)
+
+  public func covers(_ name: String) -> Bool {
+    switch self {
+    case .name(let only): return name == only
+    case .prefix(let prefix): return name.hasPrefix(prefix) && name.utf8.count > prefix.utf8.count
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .name(let name): return "named \"\(name)\""
+    case .prefix(let prefix): return "whose names start with \"\(prefix)\""
+    }
+  }
+}
+
 /// A token as the coordinator keeps it. The secret is the MAC key (its UTF-8 bytes).
 public struct Token: Sendable, Equatable {
   public var id: String
   public var role: Role
   public var secret: String
+  /// The names a session with this token may use; every worker token has one, so a
+  /// token's blast radius is its own workers. Client tokens may leave it out.
+  public var names: NameScope?
 
-  public init(id: String, role: Role, secret: String) {
+  public init(id: String, role: Role, secret: String, names: NameScope? = nil) {
     self.id = id
     self.role = role
     self.secret = secret
+    self.names = names
   }
 }
 
@@ -50,11 +75,11 @@ public enum HandshakeLimits {
   public static let maxNonceHexDigits = 128
   public static let maxNameBytes = 128
 
-  /// Whether a peer name is acceptable: 1 to 128 bytes of UTF-8, no control characters.
+  /// Whether a peer name is acceptable: 1 to 128 bytes of UTF-8 that `DisplayText` deems safe.
   public static func isValidName(_ name: String) -> Bool {
     let count = name.utf8.count
     guard count >= 1, count <= maxNameBytes else { return false }
-    return !name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    return DisplayText.isSafeName(name)
   }
 
   /// Whether a nonce is 128 to 512 bits of hex.
@@ -171,6 +196,20 @@ public struct ServerHandshake: Sendable {
         HaatError(
           .authFailed,
           "token \(token.id) has role \(token.role.rawValue), which cannot connect as a \(kind.rawValue)"))
+    }
+    // Past the MAC check the peer holds the secret, so it may learn why its name is refused.
+    if token.role == .worker, token.names == nil {
+      return .reject(
+        HaatError(
+          .authFailed,
+          "worker token \(token.id) is bound to no worker name; issue one with haat token create --role worker --name NAME (or --name-prefix PREFIX)"
+        ))
+    }
+    if let scope = token.names, !scope.covers(hello.name) {
+      return .reject(
+        HaatError(
+          .authFailed, "token \(token.id) may be used only by peers \(scope), not \"\(hello.name)\"",
+          field: "name"))
     }
     let serverMAC = mac(
       key, HandshakeTranscript.server(nonce: nonce, clientNonce: hello.clientNonce, session: session))

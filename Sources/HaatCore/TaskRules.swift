@@ -5,11 +5,14 @@ public struct TaskStatus: Sendable, Equatable {
   /// Attempts started so far; while leased, the current attempt, which is the lease token.
   public var attempt: UInt32
   public var maxAttempts: UInt32
+  /// The worker that holds the lease while leased (the lease is task, attempt and worker).
+  public var owner: String
 
-  public init(state: TaskState, attempt: UInt32, maxAttempts: UInt32) {
+  public init(state: TaskState, attempt: UInt32, maxAttempts: UInt32, owner: String = "") {
     self.state = state
     self.attempt = attempt
     self.maxAttempts = maxAttempts
+    self.owner = owner
   }
 }
 
@@ -31,10 +34,10 @@ public struct TaskError: Sendable, Equatable {
 public enum TaskEvent: Sendable, Equatable {
   /// A worker with credit takes the task.
   case claim
-  /// A worker returns a result for an attempt.
-  case complete(attempt: UInt32)
-  /// A worker reports that an attempt failed.
-  case fail(attempt: UInt32, error: TaskError, retryable: Bool, retryAfterMs: UInt64)
+  /// A worker returns a result for an attempt it holds.
+  case complete(attempt: UInt32, worker: String)
+  /// A worker reports that an attempt it holds failed.
+  case fail(attempt: UInt32, worker: String, error: TaskError, retryable: Bool, retryAfterMs: UInt64)
   /// The lease of an attempt ran out.
   case expire(attempt: UInt32)
   /// A claim whose assign never reached a worker is undone; it does not count as an attempt.
@@ -51,6 +54,8 @@ public enum TaskEvent: Sendable, Equatable {
 public enum Refusal: String, Sendable, Equatable {
   /// The attempt does not hold the lease (a later attempt does, or the lease expired).
   case staleAttempt = "stale_attempt"
+  /// Another worker holds the lease: only the holder may answer for it.
+  case notLeaseHolder = "not_lease_holder"
   /// The task already has its result.
   case alreadyDone = "already_done"
   /// The task was cancelled.
@@ -99,12 +104,12 @@ public enum TaskRules {
       guard task.state == .ready else { return .refused(.invalidState) }
       return .leased(attempt: task.attempt + 1)
 
-    case .complete(let attempt):
-      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+    case .complete(let attempt, let worker):
+      if let refusal = refusal(for: attempt, worker: worker, task) { return .refused(refusal) }
       return .done
 
-    case .fail(let attempt, let error, let retryable, let retryAfterMs):
-      if let refusal = refusal(for: attempt, task) { return .refused(refusal) }
+    case .fail(let attempt, let worker, let error, let retryable, let retryAfterMs):
+      if let refusal = refusal(for: attempt, worker: worker, task) { return .refused(refusal) }
       return failure(
         task, error: error, retryable: retryable, retryAfterMs: retryAfterMs,
         policy: policy, random: &random)
@@ -133,6 +138,13 @@ public enum TaskRules {
     case .discardDead:
       return task.state == .dead ? .cancelled : .refused(.invalidState)
     }
+  }
+
+  /// Why a worker's attempt may not act on the task, or nil if it holds the lease. A worker
+  /// that does not hold the lease learns nothing more about it than `not_lease_holder`.
+  static func refusal(for attempt: UInt32, worker: String, _ task: TaskStatus) -> Refusal? {
+    guard task.state != .leased || task.owner == worker else { return .notLeaseHolder }
+    return refusal(for: attempt, task)
   }
 
   /// Why an attempt may not act on the task, or nil if it holds the lease.

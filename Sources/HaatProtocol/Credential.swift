@@ -1,6 +1,10 @@
 import Foundation
 import HaatCore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// What a worker or client needs to authenticate: a token id and its secret, stored in a
 /// credential file (JSON, mode 0600) that `haat token create` writes.
 ///
@@ -51,8 +55,11 @@ public struct Credential: Codable, Sendable, Equatable {
 
 extension Role: Codable {}
 
-/// Files that hold secrets: created with mode 0600, replaced atomically.
+/// Files that hold secrets: mode 0600 from their first byte, replaced atomically.
 public enum SecretFile {
+  /// Writes `data` to a new file beside `path`, created with `O_CREAT|O_EXCL` and mode 0600
+  /// (so no moment exists in which another user could open it), synced, then renamed over
+  /// `path`.
   public static func write(_ data: Data, to path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
@@ -60,12 +67,39 @@ public enum SecretFile {
       try FileManager.default.createDirectory(
         atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
-    let temporary = path + ".tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600])
-    else { throw HaatError(.internal, "cannot write \(temporary)") }
-    if rename(temporary, path) != 0 {
+    func failure(_ what: String) -> HaatError {
+      HaatError(.internal, "cannot \(what) \(path): \(String(cString: strerror(errno)))")
+    }
+    var temporary = ""
+    var descriptor: Int32 = -1
+    for _ in 0..<16 {
+      temporary = path + ".tmp-" + HandshakeMAC.nonce(bytes: 6)
+      descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+      if descriptor >= 0 || errno != EEXIST { break }
+    }
+    guard descriptor >= 0 else { throw failure("create a file beside") }
+    var written = 0
+    let ok = data.withUnsafeBytes { raw -> Bool in
+      // The umask cannot widen 0600, but a umask of 0077 is not assumed either: set it.
+      guard fchmod(descriptor, 0o600) == 0 else { return false }
+      while let base = raw.baseAddress, written < raw.count {
+        let count = Glibc.write(descriptor, base + written, raw.count - written)
+        if count < 0, errno == EINTR { continue }
+        guard count > 0 else { return false }
+        written += count
+      }
+      return fsync(descriptor) == 0
+    }
+    close(descriptor)
+    guard ok else {
+      let error = failure("write")
       unlink(temporary)
-      throw HaatError(.internal, "cannot move \(temporary) to \(path): \(String(cString: strerror(errno)))")
+      throw error
+    }
+    if rename(temporary, path) != 0 {
+      let error = failure("replace")
+      unlink(temporary)
+      throw error
     }
   }
 }

@@ -67,15 +67,16 @@ public final class SQLiteJobStore: JobStore {
       return try submit(job, db: db, nowMs: nowMs)
     case .claim(let owner, let pool, let limit):
       return .claimed(try claim(owner: owner, pool: pool, limit: limit, db: db, nowMs: nowMs))
-    case .complete(let task, let attempt, let partial, let stats, let bookmark):
-      return try transition(task, .complete(attempt: attempt), db: db, nowMs: nowMs, random: &random) {
+    case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark):
+      return try transition(task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random) {
         db, change in
         try db.cachedStatement(
           sql: "UPDATE tasks SET partial = ?, stats = ?, bookmark = ? WHERE id = ?"
         ).execute(arguments: [partial, stats, bookmark, change.task.rawValue])
       }
-    case .fail(let task, let attempt, let error, let retryable, let retryAfterMs, let stats):
-      let event = TaskEvent.fail(attempt: attempt, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
+    case .fail(let task, let attempt, let worker, let error, let retryable, let retryAfterMs, let stats):
+      let event = TaskEvent.fail(
+        attempt: attempt, worker: worker, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
       return try transition(task, event, db: db, nowMs: nowMs, random: &random) { db, change in
         try db.cachedStatement(sql: "UPDATE tasks SET stats = ? WHERE id = ?")
           .execute(arguments: [stats, change.task.rawValue])
@@ -204,7 +205,7 @@ public final class SQLiteJobStore: JobStore {
       id = TaskID(row[0] as Int64)
       job = JobID(row[1] as Int64)
       self.pool = pool
-      status = TaskStatus(state: state, attempt: row[4], maxAttempts: row[5])
+      status = TaskStatus(state: state, attempt: row[4], maxAttempts: row[5], owner: row[8] ?? "")
       retry = RetryPolicy(baseMs: UInt64(row[6] as Int64), capMs: UInt64(row[7] as Int64))
     }
   }
@@ -261,7 +262,7 @@ public final class SQLiteJobStore: JobStore {
   /// The error an event reports, if it is a failure.
   private static func error(of event: TaskEvent) -> TaskError? {
     switch event {
-    case .fail(_, let error, _, _): return error
+    case .fail(_, _, let error, _, _): return error
     case .expire: return .leaseExpired
     default: return nil
     }
@@ -269,7 +270,7 @@ public final class SQLiteJobStore: JobStore {
 
   private func eventAttempt(_ event: TaskEvent, _ status: TaskStatus) -> UInt32 {
     switch event {
-    case .complete(let attempt), .fail(let attempt, _, _, _), .expire(let attempt),
+    case .complete(let attempt, _), .fail(let attempt, _, _, _, _), .expire(let attempt),
       .release(let attempt):
       return attempt
     case .claim, .cancel, .retryDead, .discardDead:
@@ -283,7 +284,8 @@ public final class SQLiteJobStore: JobStore {
   }
 
   private static let transitionColumns = """
-    SELECT t.id, t.job, t.pool, t.state, t.attempt, t.max_attempts, j.retry_base_ms, j.retry_cap_ms
+    SELECT t.id, t.job, t.pool, t.state, t.attempt, t.max_attempts, j.retry_base_ms, j.retry_cap_ms,
+      t.worker
     FROM tasks t JOIN jobs j ON j.id = t.job
     """
 

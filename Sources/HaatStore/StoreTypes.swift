@@ -59,8 +59,12 @@ public enum StoreOp: Sendable {
   case submit(NewJob)
   /// Lease up to `limit` ready tasks of `pool` to `owner`, highest priority first.
   case claim(owner: String, pool: Pool, limit: Int)
-  case complete(task: TaskID, attempt: UInt32, partial: Data, stats: Data, bookmark: String)
-  case fail(task: TaskID, attempt: UInt32, error: TaskError, retryable: Bool, retryAfterMs: UInt64, stats: Data)
+  /// A result from `worker`, accepted only if it holds the lease under `attempt`.
+  case complete(task: TaskID, attempt: UInt32, worker: String, partial: Data, stats: Data, bookmark: String)
+  /// A failure from `worker`, accepted only if it holds the lease under `attempt`.
+  case fail(
+    task: TaskID, attempt: UInt32, worker: String, error: TaskError, retryable: Bool, retryAfterMs: UInt64,
+    stats: Data)
   case expire(task: TaskID, attempt: UInt32)
   case release(task: TaskID, attempt: UInt32)
   case cancelJob(JobID)

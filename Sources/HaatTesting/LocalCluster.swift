@@ -196,8 +196,8 @@ public final class LocalCluster: Sendable {
     let process = try ChildProcess(
       name: "token", executable: binary,
       arguments: [
-        "token", "create", "--role", "worker", "--data-dir", dataDirectory, "--out", workerTokenPath, "--coordinator",
-        endpoint.description,
+        "token", "create", "--role", "worker", "--name-prefix", "worker-", "--data-dir", dataDirectory, "--out",
+        workerTokenPath, "--coordinator", endpoint.description,
       ],
       logPath: directory + "/token.log")
     guard await process.wait(timeout: .seconds(30)) == 0 else {

@@ -178,9 +178,33 @@ struct TokenCommand: AsyncParsableCommand {
     var label: String?
     @Option(help: "The coordinator address to record in the credential, host:port.")
     var coordinator: String?
+    @Option(help: "The one worker (or client) name this token may be used with.")
+    var name: String?
+    @Option(help: "Every name this token may be used with starts with this (a pool of workers sharing one token).")
+    var namePrefix: String?
+
+    var names: NameScope? {
+      if let name { return .name(name) }
+      if let namePrefix { return .prefix(namePrefix) }
+      return nil
+    }
 
     func validate() throws {
-      guard Role(rawValue: role) != nil else { throw ValidationError("--role must be worker, submit, read or admin") }
+      guard let role = Role(rawValue: role) else {
+        throw ValidationError("--role must be worker, submit, read or admin")
+      }
+      guard name == nil || namePrefix == nil else { throw ValidationError("give --name or --name-prefix, not both") }
+      if role == .worker, names == nil {
+        throw ValidationError(
+          "a worker token is bound to the workers that may use it: give --name NAME (one worker) or --name-prefix PREFIX (a pool)"
+        )
+      }
+      if let name, !HandshakeLimits.isValidName(name) {
+        throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
+      }
+      if let namePrefix, namePrefix.isEmpty || !HandshakeLimits.isValidName(namePrefix) {
+        throw ValidationError("--name-prefix must be 1 to 127 bytes without control or bidi characters")
+      }
       if let coordinator, Endpoint(coordinator) == nil {
         throw ValidationError("--coordinator must be host:port, not \(coordinator)")
       }
@@ -191,7 +215,8 @@ struct TokenCommand: AsyncParsableCommand {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       let store = TokenStore(path: directory + "/tokens")
       do {
-        let credential = try store.create(role: role, label: label, coordinator: coordinator) { credential in
+        let credential = try store.create(role: role, label: label, coordinator: coordinator, names: names) {
+          credential in
           try credential.write(path: out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token")
         }
         let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
@@ -215,7 +240,8 @@ struct TokenCommand: AsyncParsableCommand {
     func run() throws {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       for token in TokenStore(path: directory + "/tokens").list() {
-        print("\(token.id)  \(token.role.rawValue)  \(token.label)")
+        let names = token.names.map { "for peers \($0)" } ?? "any name"
+        print("\(token.id)  \(token.role.rawValue)  \(names)  \(token.label)")
       }
     }
   }

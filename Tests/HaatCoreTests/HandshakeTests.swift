@@ -45,6 +45,41 @@ let toyMAC: MACFunction = { key, message in
     #expect(server.state == .established(peer))
   }
 
+  /// A worker token covers a name or a prefix; a session may use no other name, so a second
+  /// token cannot take over a worker's name (and with it its leases).
+  @Test(arguments: [
+    (NameScope?.some(.name("host-a")), "host-a", true),
+    (.some(.name("host-a")), "host-b", false),
+    (.some(.name("host-a")), "host-a2", false),
+    (.some(.prefix("pod-")), "pod-7", true),
+    (.some(.prefix("pod-")), "pod-", false),
+    (.some(.prefix("pod-")), "host-a", false),
+    (nil, "host-a", false),
+  ])
+  func workerTokensCoverTheirNamesOnly(scope: NameScope?, name: String, welcome: Bool) {
+    var server = ServerHandshake(nonce: Self.nonce)
+    let token = Token(id: "t_1", role: .worker, secret: "s3cret", names: scope)
+    let outcome = server.receive(hello: hello(role: .worker, name: name), token: token, session: "s", mac: toyMAC)
+    if case .welcome(_, _, _, let peer) = outcome {
+      #expect(welcome)
+      #expect(peer.name == name)
+    } else {
+      #expect(!welcome)
+      guard case .reject(let error) = outcome else { return }
+      #expect(error.code == .authFailed)
+    }
+  }
+
+  @Test(arguments: ["a\u{1B}]0;x\u{07}", "evil\u{202E}gpj.exe", "line\nbreak", "zero\u{200B}width"])
+  func namesWithControlOrBidiCharactersAreRefused(name: String) {
+    #expect(!HandshakeLimits.isValidName(name))
+  }
+
+  @Test(arguments: ["হাট-ঢাকা", "کراچی‌کچن", "👩‍👩‍👧 shop", "worker-1"])
+  func namesInEveryScriptAreKept(name: String) {
+    #expect(HandshakeLimits.isValidName(name))
+  }
+
   @Test func wrongSecretAndUnknownTokenLookTheSame() {
     var server = ServerHandshake(nonce: Self.nonce)
     let wrong = server.receive(hello: hello(secret: "guess"), token: Self.token, session: "s", mac: toyMAC)

@@ -18,26 +18,40 @@ struct FixedRandom: RandomNumberGenerator {
   static let policy = RetryPolicy(baseMs: 1000, capMs: 8000)
   static let error = TaskError(code: "http_503", message: "HTTP 503")
 
-  static func status(_ state: TaskState, _ attempt: UInt32, max: UInt32 = 3) -> TaskStatus {
-    TaskStatus(state: state, attempt: attempt, maxAttempts: max)
+  static func status(_ state: TaskState, _ attempt: UInt32, max: UInt32 = 3, owner: String = "w") -> TaskStatus {
+    TaskStatus(state: state, attempt: attempt, maxAttempts: max, owner: owner)
   }
 
   static let cases: [(TaskEvent, TaskStatus, TaskTransition)] = [
     (.claim, status(.ready, 0), .leased(attempt: 1)),
     (.claim, status(.ready, 2), .leased(attempt: 3)),
     (.claim, status(.leased, 1), .refused(.invalidState)),
-    (.complete(attempt: 2), status(.leased, 2), .done),
-    (.complete(attempt: 1), status(.leased, 2), .refused(.staleAttempt)),
-    (.complete(attempt: 2), status(.ready, 2), .refused(.staleAttempt)),
-    (.complete(attempt: 2), status(.done, 2), .refused(.alreadyDone)),
-    (.complete(attempt: 2), status(.cancelled, 2), .refused(.cancelled)),
-    (.fail(attempt: 1, error: error, retryable: false, retryAfterMs: 0), status(.leased, 1), .dead(error)),
+    (.complete(attempt: 2, worker: "w"), status(.leased, 2), .done),
+    (.complete(attempt: 1, worker: "w"), status(.leased, 2), .refused(.staleAttempt)),
+    (.complete(attempt: 2, worker: "w"), status(.ready, 2), .refused(.staleAttempt)),
+    (.complete(attempt: 2, worker: "w"), status(.done, 2), .refused(.alreadyDone)),
+    (.complete(attempt: 2, worker: "w"), status(.cancelled, 2), .refused(.cancelled)),
+    // Only the worker holding the lease may answer for it, whatever attempt it names.
+    (.complete(attempt: 2, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
+    (.complete(attempt: 1, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
     (
-      .fail(attempt: 3, error: error, retryable: true, retryAfterMs: 0), status(.leased, 3, max: 3),
+      .fail(attempt: 2, worker: "other", error: error, retryable: false, retryAfterMs: 0), status(.leased, 2),
+      .refused(.notLeaseHolder)
+    ),
+    (.complete(attempt: 2, worker: "other"), status(.done, 2), .refused(.alreadyDone)),
+    (.fail(attempt: 1, worker: "w", error: error, retryable: false, retryAfterMs: 0), status(.leased, 1), .dead(error)),
+    (
+      .fail(attempt: 3, worker: "w", error: error, retryable: true, retryAfterMs: 0), status(.leased, 3, max: 3),
       .dead(TaskError(code: "http_503", message: "HTTP 503 (gave up after 3 attempts)"))
     ),
-    (.fail(attempt: 1, error: error, retryable: true, retryAfterMs: 5000), status(.leased, 1), .retry(delayMs: 5000)),
-    (.fail(attempt: 1, error: error, retryable: true, retryAfterMs: 0), status(.leased, 2), .refused(.staleAttempt)),
+    (
+      .fail(attempt: 1, worker: "w", error: error, retryable: true, retryAfterMs: 5000), status(.leased, 1),
+      .retry(delayMs: 5000)
+    ),
+    (
+      .fail(attempt: 1, worker: "w", error: error, retryable: true, retryAfterMs: 0), status(.leased, 2),
+      .refused(.staleAttempt)
+    ),
     (
       .expire(attempt: 1), status(.leased, 1, max: 1),
       .dead(

@@ -73,9 +73,12 @@ import Testing
     let task = try #require(try claim(store, 1).first)
     let results = try store.apply(
       [
-        .complete(task: task.task, attempt: 1, partial: Data("{\"a\":1}".utf8), stats: Data(), bookmark: ""),
-        .complete(task: task.task, attempt: 1, partial: Data("{\"a\":2}".utf8), stats: Data(), bookmark: ""),
-        .complete(task: task.task, attempt: 2, partial: Data("{\"a\":3}".utf8), stats: Data(), bookmark: ""),
+        .complete(
+          task: task.task, attempt: 1, worker: "w1", partial: Data("{\"a\":1}".utf8), stats: Data(), bookmark: ""),
+        .complete(
+          task: task.task, attempt: 1, worker: "w1", partial: Data("{\"a\":2}".utf8), stats: Data(), bookmark: ""),
+        .complete(
+          task: task.task, attempt: 2, worker: "w1", partial: Data("{\"a\":3}".utf8), stats: Data(), bookmark: ""),
       ], nowMs: 2_000)
     #expect(change(results[0])?.transition == .done)
     #expect(change(results[1])?.transition == .refused(.alreadyDone))
@@ -83,6 +86,33 @@ import Testing
     let outputs = try store.outputs(of: id)
     #expect(outputs.count == 1)
     #expect(outputs[0].partial == Data("{\"a\":1}".utf8))
+  }
+
+  /// A lease is (task, attempt, worker): another worker that knows the task and attempt
+  /// can neither complete nor fail it, and the holder's own result still counts.
+  @Test func onlyTheLeaseHolderMayAnswer() throws {
+    let store = try open()
+    let id = try submit(store, job(tasks: 1))
+    let task = try #require(try claim(store, 1, owner: "worker-a").first)
+    let forged = try store.apply(
+      [
+        .complete(
+          task: task.task, attempt: 1, worker: "worker-b", partial: Data("{\"forged\":1}".utf8), stats: Data(),
+          bookmark: ""),
+        .fail(
+          task: task.task, attempt: 1, worker: "worker-b", error: TaskError(code: "x", message: "y"),
+          retryable: false, retryAfterMs: 0, stats: Data()),
+      ], nowMs: 2_000)
+    #expect(change(forged[0])?.transition == .refused(.notLeaseHolder))
+    #expect(change(forged[1])?.transition == .refused(.notLeaseHolder))
+    let real = try store.apply(
+      [
+        .complete(
+          task: task.task, attempt: 1, worker: "worker-a", partial: Data("{\"real\":1}".utf8), stats: Data(),
+          bookmark: "")
+      ], nowMs: 2_001)
+    #expect(change(real[0])?.transition == .done)
+    #expect(try store.outputs(of: id).map(\.partial) == [Data("{\"real\":1}".utf8)])
   }
 
   @Test func staleAttemptsAreRefused() throws {
@@ -94,10 +124,12 @@ import Testing
     let second = try #require(try claim(store, 1, now: 10_000).first)
     #expect(second.attempt == 2)
     let stale = try store.apply(
-      [.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_001)
+      [.complete(task: task.task, attempt: 1, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
+      nowMs: 10_001)
     #expect(change(stale[0])?.transition == .refused(.staleAttempt))
     let fresh = try store.apply(
-      [.complete(task: task.task, attempt: 2, partial: Data(), stats: Data(), bookmark: "")], nowMs: 10_002)
+      [.complete(task: task.task, attempt: 2, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
+      nowMs: 10_002)
     #expect(change(fresh[0])?.transition == .done)
   }
 
@@ -107,14 +139,21 @@ import Testing
     let task = try #require(try claim(store, 1).first)
     let error = TaskError(code: "http_429", message: "HTTP 429")
     let first = try store.apply(
-      [.fail(task: task.task, attempt: 1, error: error, retryable: true, retryAfterMs: 7_000, stats: Data())],
+      [
+        .fail(
+          task: task.task, attempt: 1, worker: "w1", error: error, retryable: true, retryAfterMs: 7_000, stats: Data())
+      ],
       nowMs: 5_000)
     let retry = try #require(change(first[0]))
     #expect(retry.notBeforeMs >= 12_000)
     #expect(try claim(store, 1, now: 11_999).isEmpty)
     let again = try #require(try claim(store, 1, now: retry.notBeforeMs).first)
     let last = try store.apply(
-      [.fail(task: task.task, attempt: again.attempt, error: error, retryable: true, retryAfterMs: 0, stats: Data())],
+      [
+        .fail(
+          task: task.task, attempt: again.attempt, worker: "w1", error: error, retryable: true, retryAfterMs: 0,
+          stats: Data())
+      ],
       nowMs: 20_000)
     guard case .dead(let cause)? = change(last[0])?.transition else {
       Issue.record("not dead after max attempts")
@@ -134,7 +173,8 @@ import Testing
     let result = try store.apply(
       [
         .fail(
-          task: task.task, attempt: 1, error: TaskError(code: "http_404", message: "HTTP 404"), retryable: false,
+          task: task.task, attempt: 1, worker: "w1", error: TaskError(code: "http_404", message: "HTTP 404"),
+          retryable: false,
           retryAfterMs: 0, stats: Data())
       ],
       nowMs: 2_000)
@@ -170,7 +210,8 @@ import Testing
       _ = try store.apply(
         [
           .fail(
-            task: task.task, attempt: 1, error: TaskError(code: "x", message: "y"), retryable: false, retryAfterMs: 0,
+            task: task.task, attempt: 1, worker: "w1", error: TaskError(code: "x", message: "y"), retryable: false,
+            retryAfterMs: 0,
             stats: Data())
         ], nowMs: 3_000)
     }
@@ -200,7 +241,8 @@ import Testing
     #expect(!early)
     let task = try #require(try claim(store, 1).first)
     _ = try store.apply(
-      [.complete(task: task.task, attempt: 1, partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000)
+      [.complete(task: task.task, attempt: 1, worker: "w1", partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000
+    )
     guard
       case .finished(_, let applied) = try store.apply(
         [.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0]
@@ -220,7 +262,7 @@ import Testing
       _ = try store.apply(
         [
           .fail(
-            task: claimed[1].task, attempt: 1, error: TaskError(code: "t", message: "m"), retryable: true,
+            task: claimed[1].task, attempt: 1, worker: "w7", error: TaskError(code: "t", message: "m"), retryable: true,
             retryAfterMs: 50_000, stats: Data())
         ],
         nowMs: 2_000)

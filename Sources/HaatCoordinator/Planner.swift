@@ -15,6 +15,8 @@ public enum Planner {
   ]
   public static let maxSources = 10_000
   public static let maxTasks = 1_000_000
+  /// The longest retry backoff a spec may ask for: a day.
+  public static let maxRetryMs: UInt32 = 86_400_000
 
   /// The coordinator's defaults for what a spec leaves out.
   public struct Defaults: Sendable {
@@ -30,6 +32,7 @@ public enum Planner {
       HaatError(.badSpec, reason, field: field)
     }
     guard spec.name.count <= 200 else { throw bad("name", "is longer than 200 characters") }
+    try checkText(spec.name, field: "name")
     guard !spec.sources.isEmpty else { throw bad("sources", "a job needs at least one source") }
     guard spec.sources.count <= maxSources else {
       throw bad("sources", "has \(spec.sources.count) sources; the most is \(maxSources)")
@@ -43,6 +46,10 @@ public enum Planner {
     }
     let base = spec.retryBaseMs == 0 ? defaults.retry.baseMs : UInt64(spec.retryBaseMs)
     let cap = spec.retryCapMs == 0 ? max(defaults.retry.capMs, base) : UInt64(spec.retryCapMs)
+    for (field, value) in [("retry_base_ms", spec.retryBaseMs), ("retry_cap_ms", spec.retryCapMs)]
+    where value > maxRetryMs {
+      throw bad(field, "must be at most \(maxRetryMs) (a day), not \(value)")
+    }
     guard cap >= base else {
       throw bad("retry_cap_ms", "(\(cap)) must not be less than retry_base_ms (\(base))")
     }
@@ -62,6 +69,8 @@ public enum Planner {
       let field = "sources[\(index)]"
       var source = sources[index]
       if source.kind.isEmpty { source.kind = "posts" }
+      try checkText(source.name, field: "\(field).name")
+      try checkText(source.account, field: "\(field).account")
       if source.pool.isEmpty { source.pool = Pool.collect.rawValue }
       guard Pool(rawValue: source.pool) != nil else {
         throw bad("\(field).pool", "unknown pool \"\(source.pool)\"; use collect or analyze")
@@ -155,7 +164,7 @@ public enum Planner {
       // Said without echoing the URL: it holds the secret.
       throw HaatError(
         .badSpec,
-        "carries a credential (\(secret)); put the token in the source's credential (env:NAME or file:/path) so it never reaches the coordinator",
+        "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
         field: field)
     }
     guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
@@ -173,21 +182,36 @@ public enum Planner {
     }
   }
 
-  static func checkCredential(_ reference: String, field: String) throws(HaatError) {
-    if reference.hasPrefix("env:") {
-      let name = reference.dropFirst(4)
-      // An environment variable name: ASCII letters, digits and "_", not starting with a digit.
-      let valid =
-        name.unicodeScalars.allSatisfy {
-          $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0))
-        }
-        && !(name.first?.isNumber ?? true)
-      if valid { return }
-    } else if reference.hasPrefix("file:/") {
-      return
+  /// Names a person reads on a terminal must not carry control characters or bidi overrides
+  /// (they could rewrite the screen or disguise one name as another).
+  static func checkText(_ text: String, field: String) throws(HaatError) {
+    if let scalar = DisplayText.firstUnsafe(text) {
+      throw HaatError(
+        .badSpec, "contains \(scalar), a control or bidi formatting character; names must be plain text",
+        field: field)
     }
-    throw HaatError(
-      .badSpec, "must be a reference, env:NAME or file:/path; the secret itself never goes in a spec",
-      field: field)
+  }
+
+  /// A credential is a name the worker knows (`meta`), never a file or variable on it: a
+  /// spec that could name those could make a worker send its files anywhere.
+  static func checkCredential(_ name: String, field: String) throws(HaatError) {
+    if name.hasPrefix("env:") || name.hasPrefix("file:") {
+      throw HaatError(
+        .badSpec,
+        "names a file or variable on the worker; a spec names a credential configured on the workers (e.g. meta), and the operator binds it there with --credential meta=env:META_TOKEN@graph.facebook.com",
+        field: field)
+    }
+    let count = name.utf8.count
+    let valid =
+      count >= 1 && count <= 64
+      && name.utf8.allSatisfy {
+        ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
+          || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
+          || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+      }
+    guard valid else {
+      throw HaatError(
+        .badSpec, "must be a credential name: 1 to 64 letters, digits, \"_\", \"-\" or \".\"", field: field)
+    }
   }
 }

@@ -50,14 +50,56 @@ enum AddressGuard {
     if bytes[0] & 0xFE == 0xFC { return false }  // fc00::/7 unique local
     if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false }  // fe80::/10 link-local
     if bytes[0] == 0xFF { return false }  // multicast
-    // ::ffff:a.b.c.d and the NAT64 well-known prefix carry an IPv4 address: judge that.
-    let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
-    let nat64 = bytes[0..<12].elementsEqual([0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0])
-    if mapped || nat64 {
-      let v4 = UInt32(bytes[12]) << 24 | UInt32(bytes[13]) << 16 | UInt32(bytes[14]) << 8 | UInt32(bytes[15])
-      return isPublic(v4: v4)
+    func v4(at index: Int, flipped: Bool = false) -> UInt32 {
+      let value =
+        UInt32(bytes[index]) << 24 | UInt32(bytes[index + 1]) << 16 | UInt32(bytes[index + 2]) << 8
+        | UInt32(bytes[index + 3])
+      return flipped ? ~value : value
     }
+    // Forms that carry an IPv4 address are judged by that address: ::ffff:a.b.c.d (mapped),
+    // ::a.b.c.d (compatible, deprecated but still routed by some stacks), ::ffff:0:a.b.c.d
+    // (translated), the NAT64 prefixes 64:ff9b::/96 and 64:ff9b:1::/48, and 6to4 2002::/16.
+    let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+    let compatible = bytes[0..<12].allSatisfy { $0 == 0 }
+    let translated =
+      bytes[0..<8].allSatisfy { $0 == 0 } && bytes[8] == 0xFF && bytes[9] == 0xFF
+      && bytes[10] == 0 && bytes[11] == 0
+    let nat64 = bytes[0..<12].elementsEqual([0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0])
+    let localNAT64 = bytes[0..<6].elementsEqual([0x00, 0x64, 0xFF, 0x9B, 0x00, 0x01])
+    if mapped || compatible || translated || nat64 || localNAT64 { return isPublic(v4: v4(at: 12)) }
+    if bytes[0] == 0x20, bytes[1] == 0x02 { return isPublic(v4: v4(at: 2)) }
+    // Teredo 2001:0::/32 carries a server address and an obfuscated client address.
+    if bytes[0..<4].elementsEqual([0x20, 0x01, 0x00, 0x00]) {
+      return isPublic(v4: v4(at: 4)) && isPublic(v4: v4(at: 12, flipped: true))
+    }
+    if bytes[0..<8].elementsEqual([0x01, 0, 0, 0, 0, 0, 0, 0]) { return false }  // 100::/64 discard
+    if bytes[0..<4].elementsEqual([0x20, 0x01, 0x0D, 0xB8]) { return false }  // 2001:db8::/32 documentation
     return true
+  }
+
+  /// Resolves a URL's host and refuses it if any of its addresses is not public. Used when
+  /// the connection itself goes to a proxy, so the socket-level check cannot see the target.
+  static func checkResolved(_ url: FetchURL) throws(FetchError) {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var results: UnsafeMutablePointer<addrinfo>?
+    var host = url.host
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    let status = getaddrinfo(host, String(url.port), &hints, &results)
+    guard status == 0, let first = results else {
+      throw FetchError(.dns, "cannot resolve \(url.host)", retryable: true)
+    }
+    defer { freeaddrinfo(results) }
+    var entry: UnsafeMutablePointer<addrinfo>? = first
+    while let current = entry {
+      if let address = current.pointee.ai_addr, let refused = nonPublic(address, family: current.pointee.ai_family) {
+        throw FetchError(
+          .forbidden,
+          "refusing to fetch \(url.host) through the proxy: it resolves to \(refused), a non-public address",
+          retryable: false)
+      }
+      entry = current.pointee.ai_next
+    }
   }
 
   static func v4Text(_ value: UInt32) -> String {

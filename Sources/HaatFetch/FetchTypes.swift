@@ -8,11 +8,17 @@ public struct FetchRequest: Sendable {
   public var headers: [String]
   /// Fetch only these bytes (a Range request), for byte-range tasks.
   public var range: ClosedRange<UInt64>?
+  /// A platform credential: its header goes with each request (the first, and every
+  /// redirect) whose URL it is bound to, and with no other.
+  public var credential: BoundCredential?
 
-  public init(url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil) {
+  public init(
+    url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil, credential: BoundCredential? = nil
+  ) {
     self.url = url
     self.headers = headers
     self.range = range
+    self.credential = credential
   }
 }
 
@@ -34,6 +40,13 @@ public struct FetchPolicy: Sendable {
   public var fileRoots: [String] = []
   /// A CA bundle to verify servers with, instead of the system's.
   public var caFile: String?
+  /// An HTTP proxy to fetch through. Without one, the proxy variables of the environment
+  /// (`http_proxy`, `https_proxy`, `ALL_PROXY`) are ignored; with one, the address guard
+  /// still judges every target's addresses.
+  public var proxy: String?
+  /// The most response header lines and header bytes a response may have.
+  public var maxHeaderLines = 1_000
+  public var maxHeaderBytes = 256 * 1024
   public var userAgent = "haat/0.1"
 
   public init() {}
@@ -68,6 +81,9 @@ public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooLarge = "too_large"
     case decompression
     case tooManyRedirects = "too_many_redirects"
+    case notFound = "not_found"
+    /// The server answered with something that is not a usable HTTP response.
+    case badResponse = "bad_response"
     case cancelled
     /// The consumer of the body refused it (a parse error, say).
     case sink

@@ -48,6 +48,10 @@ public final class Fetcher: Sendable {
   /// byte of a successful (2xx) response and `onBody` with each chunk of the decoded body.
   /// A non-2xx response, a transport error or an error thrown by the callbacks ends the
   /// transfer with a `FetchError` that says whether to retry.
+  ///
+  /// Redirects are followed here, one request at a time, so every hop is checked afresh:
+  /// its scheme, the address guard, and whether the request's credential is bound to it
+  /// (if not, the hop goes without it).
   @discardableResult
   public func fetch(
     _ request: FetchRequest,
@@ -58,39 +62,46 @@ public final class Fetcher: Sendable {
     guard !closed.load(ordering: .acquiring) else {
       throw FetchError(.cancelled, "the fetcher is shut down", retryable: true)
     }
-    try checkScheme(request.url)
+    if request.url.lowercased().hasPrefix("file:") {
+      return try LocalFile.read(
+        request.url, policy: policy, range: request.range, cancel: cancel, onStart: onStart, onBody: onBody)
+    }
     let handle = takeHandle()
     defer { giveBack(handle) }
-    return try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
-      let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
-      return try transfer.run(request, handle: handle.pointer, share: share)
+    var url = request.url
+    var redirects = 0
+    while true {
+      guard let target = FetchURL(url), target.scheme == "http" || target.scheme == "https", !target.host.isEmpty
+      else {
+        throw FetchError(
+          .invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
+          retryable: false)
+      }
+      if policy.proxy != nil, !policy.allowPrivateNetworks { try AddressGuard.checkResolved(target) }
+      var headers = request.headers
+      if let credential = request.credential, credential.allows(target) { headers.append(credential.header) }
+      var hop = request
+      hop.url = url
+      hop.headers = headers
+      let outcome = try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
+        let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
+        return try transfer.run(hop, handle: handle.pointer, share: share)
+      }
+      switch outcome {
+      case .response(var response):
+        response.redirects = redirects
+        return response
+      case .redirect(let next):
+        redirects += 1
+        guard redirects <= policy.maxRedirects else {
+          throw FetchError(
+            .tooManyRedirects, "more than \(policy.maxRedirects) redirects (\(URLRedaction.redact(request.url)))",
+            retryable: false)
+        }
+        url = next
+        if let pointer = handle.pointer { curl_easy_reset(pointer) }
+      }
     }
-  }
-
-  private func checkScheme(_ url: String) throws(FetchError) {
-    let lower = url.lowercased()
-    if lower.hasPrefix("http://") || lower.hasPrefix("https://") { return }
-    if lower.hasPrefix("file://") {
-      guard !policy.fileRoots.isEmpty else {
-        throw FetchError(.forbidden, "file:// URLs are not allowed on this worker (no --file-root)", retryable: false)
-      }
-      guard let path = URL(string: url)?.path, !path.isEmpty else {
-        throw FetchError(.invalidURL, "not a file URL: \(URLRedaction.redact(url))", retryable: false)
-      }
-      // Resolve links so a path cannot climb out of its root.
-      let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-      let allowed = policy.fileRoots.contains { root in
-        let base = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
-        return resolved == base || resolved.hasPrefix(base.hasSuffix("/") ? base : base + "/")
-      }
-      guard allowed else {
-        throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
-      }
-      return
-    }
-    throw FetchError(
-      .invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
-      retryable: false)
   }
 
   private func takeHandle() -> EasyHandle {

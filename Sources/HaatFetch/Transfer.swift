@@ -5,6 +5,12 @@ import Foundation
   import Glibc
 #endif
 
+/// How one request ended: a response, or a redirect for the fetcher to check and follow.
+enum TransferOutcome {
+  case response(FetchResponse)
+  case redirect(String)
+}
+
 /// One transfer's state, reached from curl's C callbacks through an unmanaged pointer.
 final class Transfer {
   let policy: FetchPolicy
@@ -20,7 +26,11 @@ final class Transfer {
   /// The start of a non-2xx body, for the error message.
   var errorBody: [UInt8] = []
   var bodyBytes: UInt64 = 0
+  /// Body bytes as received, before decoding, counted as curl reads them (before the write
+  /// callback sees their decoded form), chunked or not.
   var wireBytes: UInt64 = 0
+  var headerLines = 0
+  var headerBytes = 0
   /// Set by a callback that aborted the transfer; it explains the curl error that follows.
   var failure: FetchError?
   var refusedAddress: String?
@@ -36,7 +46,7 @@ final class Transfer {
   }
 
   func run(_ request: FetchRequest, handle: UnsafeMutableRawPointer?, share: ShareHandle)
-    throws(FetchError) -> FetchResponse
+    throws(FetchError) -> TransferOutcome
   {
     guard let handle else {
       throw FetchError(.other, "curl_easy_init failed", retryable: true)
@@ -53,12 +63,12 @@ final class Transfer {
     set(ccurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
     set(ccurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
     set(ccurl_easy_setopt_share(handle, share.pointer))
-    set(
-      ccurl_easy_setopt_string(
-        handle, CURLOPT_PROTOCOLS_STR, policy.fileRoots.isEmpty ? "http,https" : "http,https,file"))
-    set(ccurl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
-    set(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
-    set(ccurl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, policy.maxRedirects))
+    // file:// is read by LocalFile; redirects are followed by the fetcher, hop by hop.
+    set(ccurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
+    // "" turns proxies off, the environment's variables included.
+    set(ccurl_easy_setopt_string(handle, CURLOPT_PROXY, policy.proxy ?? ""))
+    if policy.proxy != nil { set(ccurl_easy_setopt_long(handle, CURLOPT_HTTPPROXYTUNNEL, 1)) }
     set(ccurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, policy.connectTimeoutMs))
     set(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, policy.totalTimeoutMs))
     set(ccurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1))
@@ -83,6 +93,10 @@ final class Transfer {
     set(ccurl_easy_setopt_pointer(handle, CURLOPT_XFERINFODATA, context))
     set(ccurl_easy_setopt_opensocket_function(handle, transferOpenSocket))
     set(ccurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
+    // The debug callback is how raw body bytes are counted as they arrive.
+    set(ccurl_easy_setopt_debug_function(handle, transferDebug))
+    set(ccurl_easy_setopt_pointer(handle, CURLOPT_DEBUGDATA, context))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_VERBOSE, 1))
     guard !setupFailed else {
       throw FetchError(.other, "libcurl refused an option (is it older than 7.85?)", retryable: false)
     }
@@ -96,15 +110,25 @@ final class Transfer {
     if status == 0 { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
 
     if code != CURLE_OK { throw error(for: code, url: request.url) }
+    if (300..<400).contains(status), status != 304, let location = redirectURL(handle) {
+      return .redirect(location)
+    }
     // Bodies that never reached the write callback (empty 4xx, say) are judged here.
     if let failure = httpFailure() { throw failure }
-    if !started, isSuccess(status) || request.url.lowercased().hasPrefix("file://") {
-      try begin()
+    if !started, isSuccess(status) { try begin() }
+    return .response(
+      FetchResponse(
+        status: status, contentType: contentType, bodyBytes: bodyBytes,
+        wireBytes: wireBytes, redirects: redirects,
+        reusedConnection: connects == 0))
+  }
+
+  private func redirectURL(_ handle: UnsafeMutableRawPointer) -> String? {
+    var value: UnsafeMutablePointer<CChar>?
+    guard ccurl_easy_getinfo_string(handle, CURLINFO_REDIRECT_URL, &value) == CURLE_OK, let value else {
+      return nil
     }
-    return FetchResponse(
-      status: status, contentType: contentType, bodyBytes: bodyBytes,
-      wireBytes: wireBytes, redirects: redirects,
-      reusedConnection: connects == 0)
+    return String(cString: value)
   }
 
   private func isSuccess(_ status: Int) -> Bool { (200..<300).contains(status) }
@@ -126,8 +150,7 @@ final class Transfer {
   func write(_ data: UnsafeRawBufferPointer) -> Int {
     if !started {
       if status == 0, let handle { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
-      let isFile = status == 0
-      guard isSuccess(status) || isFile else {
+      guard isSuccess(status) else {
         // Keep a little of an error body to explain the status.
         let room = max(0, 512 - errorBody.count)
         errorBody.append(contentsOf: data.prefix(room))
@@ -143,7 +166,7 @@ final class Transfer {
       failure = FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
       return 0
     }
-    if bodyBytes > 1 << 20, bodyBytes / max(currentWireBytes(), 1) > policy.maxDecompressionRatio {
+    if bodyBytes > 1 << 20, bodyBytes / max(wireBytes, 1) > policy.maxDecompressionRatio {
       failure = FetchError(
         .decompression,
         "the body expands more than \(policy.maxDecompressionRatio)× when decoded (\(bodyBytes) bytes from \(wireBytes)); refusing a decompression bomb",
@@ -162,18 +185,27 @@ final class Transfer {
     return data.count
   }
 
-  /// Body bytes received off the wire so far (before decoding). The progress callback can
-  /// lag a whole body behind, so this asks curl directly.
-  private func currentWireBytes() -> UInt64 {
-    guard let handle else { return wireBytes }
-    var value: curl_off_t = 0
-    if ccurl_easy_getinfo_off(handle, CURLINFO_SIZE_DOWNLOAD_T, &value) == CURLE_OK, value > 0 {
-      wireBytes = max(wireBytes, UInt64(value))
-    }
-    return wireBytes
+  /// A raw body chunk as curl read it off the connection (before dechunking and decoding).
+  func debug(_ type: curl_infotype, count: Int) {
+    if type == CURLINFO_DATA_IN { wireBytes += UInt64(count) }
   }
 
-  func header(_ line: UnsafeRawBufferPointer) {
+  /// Takes one header line; false (with `failure` set) when the headers exceed the limits.
+  func header(_ line: UnsafeRawBufferPointer) -> Bool {
+    headerLines += 1
+    headerBytes += line.count
+    guard headerLines <= policy.maxHeaderLines, headerBytes <= policy.maxHeaderBytes else {
+      failure = FetchError(
+        .badResponse,
+        "the response has more than \(policy.maxHeaderLines) header lines or \(policy.maxHeaderBytes) header bytes",
+        retryable: false)
+      return false
+    }
+    parseHeader(line)
+    return true
+  }
+
+  private func parseHeader(_ line: UnsafeRawBufferPointer) {
     guard let text = String(bytes: line, encoding: .utf8) ?? String(bytes: line, encoding: .isoLatin1)
     else { return }
     if text.hasPrefix("HTTP/") {
@@ -195,7 +227,6 @@ final class Transfer {
   }
 
   func progress(downloaded: Int64) -> Int32 {
-    wireBytes = UInt64(max(0, downloaded))
     if let cancel, cancel.isCancelled {
       failure = FetchError(.cancelled, "the transfer was cancelled", retryable: true)
       return 1
@@ -206,7 +237,9 @@ final class Transfer {
   func openSocket(
     family: Int32, type: Int32, proto: Int32, address: UnsafePointer<sockaddr>, length: UInt32
   ) -> curl_socket_t {
-    if !policy.allowPrivateNetworks, let refused = AddressGuard.nonPublic(address, family: family) {
+    // Through a proxy every socket goes to the operator's proxy; targets were judged before.
+    if !policy.allowPrivateNetworks, policy.proxy == nil, let refused = AddressGuard.nonPublic(address, family: family)
+    {
       refusedAddress = refused
       return ccurl_socket_bad()
     }
@@ -270,8 +303,11 @@ final class Transfer {
       return FetchError(.decompression, "\(reason) (\(host))", retryable: false)
     case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT:
       return FetchError(.invalidURL, "\(reason) (\(host))", retryable: false)
-    case CURLE_FILE_COULDNT_READ_FILE, CURLE_REMOTE_FILE_NOT_FOUND:
-      return FetchError(.httpClient, "\(reason) (\(host))", retryable: false)
+    case CURLE_OUT_OF_MEMORY where headerLines > 0 || status > 0:
+      // curl refuses a header line over its own limit (100 KiB) this way.
+      return FetchError(.badResponse, "a response header is too large (\(host))", retryable: false)
+    case CURLE_WEIRD_SERVER_REPLY:
+      return FetchError(.badResponse, "\(reason) (\(host))", retryable: false)
     case CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
       CURLE_HTTP2_STREAM:
       return FetchError(.network, "\(reason) (\(host))", retryable: true)
@@ -313,8 +349,13 @@ private let transferWrite: ccurl_data_callback = { data, size, count, context in
 }
 
 private let transferHeader: ccurl_data_callback = { data, size, count, context in
-  transfer(context)?.header(UnsafeRawBufferPointer(start: data, count: size * count))
-  return size * count
+  guard let transfer = transfer(context) else { return 0 }
+  return transfer.header(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
+}
+
+private let transferDebug: ccurl_debug_callback = { _, type, _, size, context in
+  transfer(context)?.debug(type, count: size)
+  return 0
 }
 
 private let transferProgress: ccurl_xferinfo_callback = { context, _, downloaded, _, _ in

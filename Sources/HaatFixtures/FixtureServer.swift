@@ -68,6 +68,17 @@ public final class FixtureServer: Sendable {
     state.log.withLock { $0[series] ?? [] }
   }
 
+  /// The Authorization header of every request with `series=S`, in order ("" when absent):
+  /// what a recording server learns, for tests that no secret goes where it must not.
+  public func authorizations(series: String) -> [String] {
+    state.authorizations.withLock { $0[series] ?? [] }
+  }
+
+  /// Every Authorization header the server has seen, whatever the request.
+  public var allAuthorizations: [String] {
+    state.authorizations.withLock { $0.values.flatMap { $0 }.filter { !$0.isEmpty } }
+  }
+
   /// Connections accepted so far.
   public var connections: Int { state.connections.load(ordering: .relaxed) }
   /// Requests answered so far.
@@ -85,6 +96,7 @@ final class FixtureState: Sendable {
   let connections = Atomic<Int>(0)
   let requests = Atomic<Int>(0)
   let log = Mutex<[String: [Int64]]>([:])
+  let authorizations = Mutex<[String: [String]]>([:])
 
   init(root: String?) { self.root = root }
 
@@ -123,6 +135,8 @@ final class FixtureHandler: ChannelInboundHandler {
     let (path, query) = Self.split(head.uri)
     let key = query["series"] ?? path
     let seen = state.record(series: key)
+    let authorization = head.headers["Authorization"].first ?? ""
+    state.authorizations.withLock { $0[key, default: []].append(authorization) }
     if query["hang"] == "1" { return }
     let delay = Int64(query["delay_ms"] ?? "") ?? 0
     let respond = { [self] in
@@ -146,6 +160,20 @@ final class FixtureHandler: ChannelInboundHandler {
       let location = path + "?" + next.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
       return send(
         status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
+    }
+    if let target = query["redirect_to"] {
+      // An absolute redirect, to another host or scheme (percent-encoded in the query).
+      return send(
+        status: .found, headers: [("Location", target.removingPercentEncoding ?? target)],
+        body: Array("redirect\n".utf8), head: head, context: context)
+    }
+    if let count = Int(query["header_lines"] ?? "") {
+      // A hostile server: very many response headers, or one very long one.
+      var headers = (0..<min(count, 200_000)).map { ("X-Filler-\($0)", "x") }
+      if let bytes = Int(query["header_bytes"] ?? "") {
+        headers.append(("X-Long", String(repeating: "a", count: min(bytes, 4 << 20))))
+      }
+      return send(status: .ok, headers: headers, body: Array("ok\n".utf8), head: head, context: context)
     }
     if let failFirst = Int(query["fail_first"] ?? ""), seen < failFirst {
       let status = HTTPResponseStatus(statusCode: Int(query["fail_status"] ?? "") ?? 503)
@@ -182,7 +210,12 @@ final class FixtureHandler: ChannelInboundHandler {
       }
       var headers = [("Content-Type", query["content_type"] ?? Self.contentType(file.path))]
       if let encoding = query["encoding"] { headers.append(("Content-Encoding", encoding)) }
-      if let trickle = Int64(query["trickle_ms"] ?? ""), trickle > 0 {
+      if query["chunked"] == "1" {
+        // No Content-Length: the body goes as HTTP/1.1 chunks of `chunk` bytes.
+        let chunk = max(1, Int(query["chunk"] ?? "") ?? 16_384)
+        trickleBody(
+          Array(data), chunk: chunk, pauseMs: 0, chunked: true, headers: headers, head: head, context: context)
+      } else if let trickle = Int64(query["trickle_ms"] ?? ""), trickle > 0 {
         let chunk = max(1, Int(query["chunk"] ?? "") ?? 1024)
         trickleBody(Array(data), chunk: chunk, pauseMs: trickle, headers: headers, head: head, context: context)
       } else {
@@ -239,11 +272,15 @@ final class FixtureHandler: ChannelInboundHandler {
   }
 
   private func trickleBody(
-    _ body: [UInt8], chunk: Int, pauseMs: Int64, headers: [(String, String)],
+    _ body: [UInt8], chunk: Int, pauseMs: Int64, chunked: Bool = false, headers: [(String, String)],
     head: HTTPRequestHead, context: ChannelHandlerContext
   ) {
     var fields = HTTPHeaders(headers)
-    fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
+    if chunked {
+      fields.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+    } else {
+      fields.replaceOrAdd(name: "Content-Length", value: String(body.count))
+    }
     context.writeAndFlush(
       wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
     func sendPiece(from offset: Int) {

@@ -22,8 +22,9 @@ public struct CSVRecord {
 /// unquoted field is data, and text after a closing quote is appended to the field.
 ///
 /// Chunks may split the input anywhere (inside a quote pair, between CR and LF, inside a
-/// multi-byte character). Memory is bounded by `maxRecordBytes`: a longer record is read to
-/// its end, reported as `record too long`, and not kept.
+/// multi-byte character). Memory is bounded by `maxRecordBytes`: every field costs its bytes
+/// plus one (its delimiter), so a record of bare commas is bounded as a long field is; a
+/// longer record is read to its end, reported as `record too long`, and not kept.
 public struct CSVParser {
   private enum State {
     case recordStart
@@ -174,7 +175,7 @@ public struct CSVParser {
   @inline(__always)
   private mutating func append(_ byte: UInt8) {
     guard !oversized else { return }
-    if bytes.count >= maxRecordBytes {
+    if bytes.count + ends.count >= maxRecordBytes {
       oversized = true
       return
     }
@@ -184,7 +185,7 @@ public struct CSVParser {
   @inline(__always)
   private mutating func append(_ run: UnsafeRawBufferPointer) {
     guard !oversized else { return }
-    if bytes.count + run.count > maxRecordBytes {
+    if bytes.count + ends.count + run.count > maxRecordBytes {
       oversized = true
       return
     }
@@ -193,6 +194,11 @@ public struct CSVParser {
 
   @inline(__always)
   private mutating func endField() {
+    guard !oversized else { return }
+    if bytes.count + ends.count >= maxRecordBytes {
+      oversized = true
+      return
+    }
     ends.append(bytes.count)
   }
 
@@ -201,8 +207,9 @@ public struct CSVParser {
   ) rethrows {
     let problem = problem ?? (oversized ? .tooLong : nil)
     defer {
-      bytes.removeAll(keepingCapacity: true)
-      ends.removeAll(keepingCapacity: true)
+      // An oversized record's buffers are let go, so one bad record does not pin its size.
+      bytes.removeAll(keepingCapacity: !oversized)
+      ends.removeAll(keepingCapacity: !oversized)
       oversized = false
       state = .recordStart
     }

@@ -294,6 +294,15 @@ public struct PostsReader {
         return nil
       }
     }
+    for field in [PostField.platform, .account, .id, .createdAt, .mediaType] {
+      let control: Bool
+      switch raw.values[field.rawValue] {
+      case .bytes(let bytes)?: control = Values.hasControl(bytes)
+      case .json(.string(let string))?: control = Values.hasControl(string.utf8)
+      default: control = false
+      }
+      if control { return problem(row, field, .controlCharacter) }
+    }
     let platform = text(.platform) ?? defaultPlatform
     let account = text(.account) ?? defaultAccount
     guard let id = text(.id) else { return problem(row, .id, .missing) }

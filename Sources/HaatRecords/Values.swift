@@ -14,6 +14,14 @@ public enum Values {
     case notAnObject = "not an object"
     case notAString = "not a string"
     case tooLong = "record too long"
+    /// A NUL or another control character in a text field (id, platform, account, …).
+    case controlCharacter = "control character"
+  }
+
+  /// Whether text bytes hold a C0 control character other than tab, or DEL.
+  @inline(__always)
+  public static func hasControl(_ bytes: some Sequence<UInt8>) -> Bool {
+    bytes.contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }
   }
 
   @inline(__always)

@@ -1,5 +1,6 @@
 import Foundation
 import HaatAnalytics
+import HaatCore
 import HaatFetch
 import HaatProtocol
 import HaatRecords
@@ -22,6 +23,7 @@ enum TaskOutcome: Sendable {
 /// post into the partials. Memory stays flat whatever the export's size.
 struct TaskRunner: Sendable {
   let fetcher: Fetcher
+  let credentials: [String: PlatformCredential]
   let maxRecordBytes: Int
   let maxRowErrors = 20
 
@@ -44,12 +46,13 @@ struct TaskRunner: Sendable {
         retryAfterMs: 0, finish())
     }
 
-    var headers: [String] = []
+    var credential: BoundCredential?
     if !source.credential.isEmpty {
-      switch Self.resolve(credential: source.credential) {
-      case .value(let secret): headers.append("Authorization: Bearer \(secret)")
-      case .problem(let message):
-        return .fail(ErrorInfo(code: "credential", message: message), retryable: false, retryAfterMs: 0, finish())
+      switch bind(credential: source.credential, for: source.url) {
+      case .success(let bound): credential = bound
+      case .failure(let error):
+        return .fail(
+          ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
       }
     }
 
@@ -65,7 +68,7 @@ struct TaskRunner: Sendable {
     }
     do {
       let response = try fetcher.fetch(
-        FetchRequest(url: source.url, headers: headers), cancel: progress.cancel,
+        FetchRequest(url: source.url, credential: credential), cancel: progress.cancel,
         onStart: { _, contentType in
           if format == nil, let contentType { format = ExportFormat(contentType: contentType) }
           guard let format else {
@@ -119,32 +122,32 @@ struct TaskRunner: Sendable {
     return .complete(builder.partial, finish())
   }
 
-  /// Resolves `env:NAME` or `file:/path` on this machine. The value never leaves the worker
-  /// except in the request's Authorization header.
-  static func resolve(credential reference: String) -> CredentialResolution {
-    if reference.hasPrefix("env:") {
-      let name = String(reference.dropFirst(4))
-      guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-        return .problem("the credential \(reference) is not set on this worker")
-      }
-      return .value(value)
+  /// The named credential, read and bound to its hosts, if this worker has it and may send
+  /// it to `url`; otherwise why not. Nothing is fetched before this says yes.
+  func bind(credential name: String, for url: String) -> Result<BoundCredential, HaatError> {
+    guard let configured = credentials[name] else {
+      let known = credentials.keys.sorted()
+      return .failure(
+        HaatError(
+          .badRequest,
+          "this worker has no credential named \"\(name)\" (it has \(known.isEmpty ? "none" : known.joined(separator: ", "))); start it with --credential \(name)=env:VARIABLE@host"
+        ))
     }
-    if reference.hasPrefix("file:") {
-      let path = String(reference.dropFirst(5))
-      guard let data = FileManager.default.contents(atPath: path),
-        let value = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
-        !value.isEmpty
-      else {
-        return .problem("the credential file \(path) cannot be read on this worker")
-      }
-      return .value(value)
+    let bound: BoundCredential
+    switch configured.bind() {
+    case .success(let value): bound = value
+    case .failure(let error): return .failure(error)
     }
-    return .problem("a credential must be env:NAME or file:/path")
+    guard let target = FetchURL(url), bound.allows(target) else {
+      let scheme = FetchURL(url)?.scheme ?? ""
+      let host = FetchURL(url)?.authority ?? "an unreadable URL"
+      let plain = scheme == "http" ? " over plain HTTP" : ""
+      return .failure(
+        HaatError(
+          .forbidden,
+          "the credential \(name) may be sent only to \(bound.hostList); refusing to send it to \(scheme)://\(host)\(plain)"
+        ))
+    }
+    return .success(bound)
   }
-}
-
-/// A credential reference resolved on the worker: its value, or why there is none.
-enum CredentialResolution: Sendable {
-  case value(String)
-  case problem(String)
 }

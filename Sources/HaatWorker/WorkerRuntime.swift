@@ -14,6 +14,8 @@ public struct WorkerConfig: Sendable {
   public var credential: Credential
   public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
   public var fetch = FetchPolicy()
+  /// Platform credentials by name; a task may use only these, and only toward their hosts.
+  public var credentials: [String: PlatformCredential] = [:]
   /// How long a draining worker waits for its tasks before failing them back.
   public var drainTimeoutMs = 30_000
   /// The longest CSV record or NDJSON line an export may have.
@@ -80,7 +82,7 @@ final class WorkerRuntime: @unchecked Sendable {
     self.config = config
     self.logger = logger
     self.threads = threads
-    runner = TaskRunner(fetcher: fetcher, maxRecordBytes: config.maxRecordBytes)
+    runner = TaskRunner(fetcher: fetcher, credentials: config.credentials, maxRecordBytes: config.maxRecordBytes)
     free = config.slots
     done = loop.makePromise()
   }

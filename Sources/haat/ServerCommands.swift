@@ -95,6 +95,15 @@ struct WorkerCommand: AsyncParsableCommand {
   var fileRoot: [String] = []
   @Option(help: "A CA bundle to verify TLS servers with, instead of the system's.")
   var caFile: String?
+  @Option(
+    help: ArgumentHelp(
+      "A platform credential specs may name: NAME=env:VARIABLE@host[,host…] or NAME=file:/path@host (repeatable).",
+      discussion:
+        "It is sent only to the hosts listed, over HTTPS (http://host allows plain HTTP to that host); *.domain covers subdomains."
+    ))
+  var credential: [String] = []
+  @Option(help: "Fetch through this HTTP proxy (proxy variables in the environment are ignored).")
+  var proxy: String?
   @Option(help: "Connect timeout per fetch, in ms.")
   var connectTimeoutMs = 10_000
   @Option(help: "Whole-transfer timeout per fetch, in ms (0 = none; stalls still time out).")
@@ -129,8 +138,25 @@ struct WorkerCommand: AsyncParsableCommand {
     }
     _ = try connection.endpoint(for: credential)
     if let name, !HandshakeLimits.isValidName(name) {
-      throw ValidationError("--name must be 1 to 128 bytes without control characters")
+      throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
     }
+    _ = try platformCredentials()
+  }
+
+  func platformCredentials() throws -> [String: PlatformCredential] {
+    var credentials: [String: PlatformCredential] = [:]
+    for text in credential {
+      do {
+        let parsed = try PlatformCredential(parsing: text)
+        guard credentials[parsed.name] == nil else {
+          throw ValidationError("--credential \(parsed.name) is given twice")
+        }
+        credentials[parsed.name] = parsed
+      } catch let error as HaatError {
+        throw ValidationError(error.message)
+      }
+    }
+    return credentials
   }
 
   func run() async throws {
@@ -142,6 +168,8 @@ struct WorkerCommand: AsyncParsableCommand {
     config.fetch.allowPrivateNetworks = allowPrivateNetworks
     config.fetch.fileRoots = fileRoot
     config.fetch.caFile = caFile
+    config.fetch.proxy = proxy
+    config.credentials = try platformCredentials()
     config.fetch.connectTimeoutMs = connectTimeoutMs
     config.fetch.totalTimeoutMs = timeoutMs
     config.fetch.stallSeconds = stallSeconds

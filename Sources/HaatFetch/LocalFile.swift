@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// `file://` sources, read by Haat itself rather than by libcurl, so the root check judges
+/// the file the kernel actually opened: the path is percent-decoded first, the file is
+/// opened, and the check reads back where that descriptor points (`/proc/self/fd/N`, with
+/// every symlink and `..` resolved). Only regular files are read.
+enum LocalFile {
+  static let chunkBytes = 256 * 1024
+
+  static func read(
+    _ url: String, policy: FetchPolicy, range: ClosedRange<UInt64>?, cancel: CancellationFlag?,
+    onStart: ((Int, String?) throws -> Void)?, onBody: (UnsafeRawBufferPointer) throws -> Void
+  ) throws(FetchError) -> FetchResponse {
+    guard !policy.fileRoots.isEmpty else {
+      throw FetchError(.forbidden, "file:// URLs are not allowed on this worker (no --file-root)", retryable: false)
+    }
+    let path = try decodedPath(url)
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+    guard descriptor >= 0 else {
+      let reason = String(cString: strerror(errno))
+      switch errno {
+      case ENOENT, ENOTDIR:
+        throw FetchError(.notFound, "\(path) does not exist (\(reason))", retryable: false)
+      case EACCES, EPERM:
+        throw FetchError(.forbidden, "\(path) cannot be read by this worker (\(reason))", retryable: false)
+      default:
+        throw FetchError(.other, "cannot open \(path): \(reason)", retryable: true)
+      }
+    }
+    defer { close(descriptor) }
+    guard let opened = openedPath(descriptor) else {
+      throw FetchError(.forbidden, "cannot tell where \(path) leads (is /proc mounted?)", retryable: false)
+    }
+    let roots = policy.fileRoots.map(resolvedRoot)
+    guard roots.contains(where: { opened == $0 || opened.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+      throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+    }
+    var info = stat()
+    guard fstat(descriptor, &info) == 0 else {
+      throw FetchError(.other, "cannot stat \(path): \(String(cString: strerror(errno)))", retryable: true)
+    }
+    switch info.st_mode & S_IFMT {
+    case S_IFREG: break
+    case S_IFDIR:
+      throw FetchError(.invalidURL, "\(path) is a directory, not an export file", retryable: false)
+    default:
+      throw FetchError(.invalidURL, "\(path) is not a regular file", retryable: false)
+    }
+    let size = UInt64(max(0, info.st_size))
+    var offset = range?.lowerBound ?? 0
+    let end = min(size, range.map { $0.upperBound &+ 1 } ?? size)
+    func sink(_ error: any Error) -> FetchError {
+      (error as? FetchError) ?? FetchError(.sink, "\(error)", retryable: false)
+    }
+    do { try onStart?(200, nil) } catch { throw sink(error) }
+    var total: UInt64 = 0
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 16)
+    defer { buffer.deallocate() }
+    while offset < end {
+      if let cancel, cancel.isCancelled {
+        throw FetchError(.cancelled, "the transfer was cancelled", retryable: true)
+      }
+      let want = Int(min(UInt64(chunkBytes), end - offset))
+      let count = pread(descriptor, buffer.baseAddress, want, off_t(offset))
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw FetchError(.network, "cannot read \(path): \(String(cString: strerror(errno)))", retryable: true)
+      }
+      if count == 0 { break }  // the file shrank while being read
+      total += UInt64(count)
+      guard total <= policy.maxBodyBytes else {
+        throw FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+      }
+      do { try onBody(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) } catch { throw sink(error) }
+      offset += UInt64(count)
+    }
+    return FetchResponse(
+      status: 200, contentType: nil, bodyBytes: total, wireBytes: total, redirects: 0, reusedConnection: false)
+  }
+
+  /// The path of a `file://` URL, percent-decoded: `file:///p` or `file://localhost/p`.
+  static func decodedPath(_ url: String) throws(FetchError) -> String {
+    let text = Substring(url)
+    guard text.lowercased().hasPrefix("file://") else {
+      throw FetchError(.invalidURL, "not a file URL", retryable: false)
+    }
+    var rest = text.dropFirst(7)
+    if rest.lowercased().hasPrefix("localhost/") { rest = rest.dropFirst(9) }
+    guard rest.hasPrefix("/") else {
+      throw FetchError(.invalidURL, "a file URL names no host: use file:///path", retryable: false)
+    }
+    if let end = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<end] }
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(rest.utf8.count)
+    var iterator = rest.utf8.makeIterator()
+    while let byte = iterator.next() {
+      guard byte == UInt8(ascii: "%") else {
+        bytes.append(byte)
+        continue
+      }
+      guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+        throw FetchError(.invalidURL, "the file URL has a bad %-escape", retryable: false)
+      }
+      bytes.append(high << 4 | low)
+    }
+    guard !bytes.contains(0) else {
+      throw FetchError(.invalidURL, "the file URL's path contains a NUL byte", retryable: false)
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+
+  /// Where an open descriptor points, every link resolved, as the kernel reports it.
+  static func openedPath(_ descriptor: Int32) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let count = readlink("/proc/self/fd/\(descriptor)", &buffer, buffer.count - 1)
+    guard count > 0 else { return nil }
+    return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  }
+
+  /// A root with its links resolved (as `openedPath` reports paths), without a trailing "/".
+  static func resolvedRoot(_ root: String) -> String {
+    guard let resolved = realpath(root, nil) else { return root }
+    defer { free(resolved) }
+    let text = String(cString: resolved)
+    return text.count > 1 && text.hasSuffix("/") ? String(text.dropLast()) : text
+  }
+}

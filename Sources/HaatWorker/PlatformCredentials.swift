@@ -1,0 +1,88 @@
+import Foundation
+import HaatCore
+import HaatFetch
+
+/// A platform credential configured on a worker: a name, where its secret is read from on
+/// this machine, and the hosts it may be sent to. Written on the command line as
+/// `NAME=env:VARIABLE@host[,host…]` or `NAME=file:/path@host[,host…]` (the last "@" starts
+/// the hosts). Specs name it (`credential: NAME`); they never name the variable or file.
+public struct PlatformCredential: Sendable, Equatable {
+  public enum Origin: Sendable, Equatable {
+    case environment(String)
+    case file(String)
+  }
+
+  public var name: String
+  public var origin: Origin
+  public var hosts: [BoundCredential.HostRule]
+
+  public init(name: String, origin: Origin, hosts: [BoundCredential.HostRule]) {
+    self.name = name
+    self.origin = origin
+    self.hosts = hosts
+  }
+
+  /// Parses `NAME=env:VAR@hosts` or `NAME=file:/path@hosts`; the error says what is wrong.
+  public init(parsing text: String) throws(HaatError) {
+    func bad(_ reason: String) -> HaatError {
+      HaatError(.badRequest, "--credential \(reason); write NAME=env:VARIABLE@host[,host…] or NAME=file:/path@host")
+    }
+    guard let equals = text.firstIndex(of: "=") else { throw bad("has no NAME=") }
+    name = String(text[..<equals])
+    guard Self.isValidName(name) else {
+      throw bad("name \"\(name)\" must be 1 to 64 letters, digits, \"_\", \"-\" or \".\"")
+    }
+    let rest = text[text.index(after: equals)...]
+    guard let at = rest.lastIndex(of: "@") else {
+      throw bad("\(name) is bound to no host: add @host (the hosts it may be sent to)")
+    }
+    let reference = rest[..<at]
+    if reference.hasPrefix("env:") {
+      let variable = String(reference.dropFirst(4))
+      guard !variable.isEmpty, variable.utf8.allSatisfy({ $0 == UInt8(ascii: "_") || isalnum(Int32($0)) != 0 }) else {
+        throw bad("\(name): \"\(variable)\" is not an environment variable name")
+      }
+      origin = .environment(variable)
+    } else if reference.hasPrefix("file:/") {
+      origin = .file(String(reference.dropFirst(5)))
+    } else {
+      throw bad("\(name) must be read from env:VARIABLE or file:/path")
+    }
+    var rules: [BoundCredential.HostRule] = []
+    for host in rest[rest.index(after: at)...].split(separator: ",") {
+      guard let rule = BoundCredential.HostRule(String(host.trimmingCharacters(in: .whitespaces))) else {
+        throw bad("\(name): \"\(host)\" is not a host, *.domain or http://host, with an optional :port")
+      }
+      rules.append(rule)
+    }
+    guard !rules.isEmpty else { throw bad("\(name) is bound to no host") }
+    hosts = rules
+  }
+
+  /// What a spec may write as `credential:`: a name, never a reference to a file or variable.
+  public static func isValidName(_ name: String) -> Bool {
+    let count = name.utf8.count
+    guard count >= 1, count <= 64 else { return false }
+    return name.utf8.allSatisfy {
+      isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+    }
+  }
+
+  /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the hosts.
+  public func bind() -> Result<BoundCredential, HaatError> {
+    let value: String?
+    switch origin {
+    case .environment(let variable):
+      value = ProcessInfo.processInfo.environment[variable]
+    case .file(let path):
+      value = FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
+    }
+    guard let secret = value?.trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty else {
+      return .failure(HaatError(.badRequest, "the credential \(name) has no value on this worker"))
+    }
+    guard !secret.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+      return .failure(HaatError(.badRequest, "the credential \(name) contains control characters"))
+    }
+    return .success(BoundCredential(name: name, header: "Authorization: Bearer \(secret)", hosts: hosts))
+  }
+}

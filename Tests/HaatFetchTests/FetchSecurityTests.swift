@@ -1,0 +1,227 @@
+import Foundation
+import HaatFixtures
+import Testing
+
+@testable import HaatFetch
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// What a hostile spec, server or file system must not get out of the fetcher.
+@Suite("Fetch security", .serialized)
+struct FetchSecurityTests {
+  typealias Fixture = FetcherTests.Fixture
+
+  /// A root with a sub-directory, and a secret beside the root that no URL may reach.
+  final class Roots: Sendable {
+    let base: String
+    var root: String { base + "/root" }
+    var secret: String { base + "/outside/secret.csv" }
+
+    init() throws {
+      base = NSTemporaryDirectory() + "haat-roots-\(UUID().uuidString)"
+      let manager = FileManager.default
+      try manager.createDirectory(atPath: base + "/root/sub", withIntermediateDirectories: true)
+      try manager.createDirectory(atPath: base + "/outside", withIntermediateDirectories: true)
+      try Data("id,created_at\nSECRET,2026-01-01T00:00:00Z\n".utf8).write(to: URL(fileURLWithPath: secret))
+      try Data("id\n1\n".utf8).write(to: URL(fileURLWithPath: base + "/root/sub/ok.csv"))
+      try manager.createSymbolicLink(atPath: base + "/root/link.csv", withDestinationPath: secret)
+      try manager.createSymbolicLink(atPath: base + "/root/outdir", withDestinationPath: base + "/outside")
+      try manager.createSymbolicLink(atPath: base + "/root/zero", withDestinationPath: "/dev/zero")
+      mkfifo(base + "/root/fifo", 0o600)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: base) }
+  }
+
+  /// Every spelling of a way out of the root is refused, and none reads a byte of the secret.
+  @Test(arguments: [
+    "/sub/..%2f..%2foutside/secret.csv",
+    "/sub/%2e%2e/%2e%2e/outside/secret.csv",
+    "/sub/..%2F..%2Foutside%2Fsecret.csv",
+    "/%2e%2e%2foutside%2fsecret.csv",
+    "/sub/../../outside/secret.csv",
+    "/link.csv",
+    "/outdir/secret.csv",
+    "/sub/..%252f..%252foutside/secret.csv",
+  ])
+  func fileURLsCannotLeaveTheirRoot(path: String) throws {
+    let roots = try Roots()
+    let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [roots.root] })
+    defer { fetcher.shutdown() }
+    var body = Data()
+    let error = FetcherTests.error {
+      _ = try fetcher.fetch(FetchRequest(url: "file://" + roots.root + path)) { body.append(contentsOf: $0) }
+    }
+    #expect(error != nil)
+    #expect(error?.kind == .forbidden || error?.kind == .notFound)
+    #expect(!String(decoding: body, as: UTF8.self).contains("SECRET"))
+  }
+
+  @Test func fileURLsReadRegularFilesInsideTheRootOnly() throws {
+    let roots = try Roots()
+    let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [roots.root] })
+    defer { fetcher.shutdown() }
+    let (_, body, _) = try FetcherTests.get(fetcher, "file://\(roots.root)/sub/ok.csv")
+    #expect(body == Data("id\n1\n".utf8))
+    // An encoded name inside the root is decoded and read.
+    let (_, encoded, _) = try FetcherTests.get(fetcher, "file://localhost\(roots.root)/sub/%6Fk.csv")
+    #expect(encoded == body)
+    // A directory, a device and a FIFO are errors, not empty exports.
+    for path in ["/sub", "/sub/", "/zero", "/fifo"] {
+      let error = FetcherTests.error { _ = try FetcherTests.get(fetcher, "file://\(roots.root)\(path)") }
+      #expect(error?.kind == .invalidURL || error?.kind == .forbidden, "\(path): \(String(describing: error))")
+    }
+    #expect(FetcherTests.error { _ = try FetcherTests.get(fetcher, "file://evil.example/etc/passwd") } != nil)
+    #expect(FetcherTests.error { _ = try FetcherTests.get(fetcher, "file://\(roots.root)/sub/ok.csv%00") } != nil)
+  }
+
+  /// A credential goes only to the hosts it is bound to: not to another host, not to a
+  /// redirect target elsewhere, and the server on the other end records what it got.
+  @Test func aCredentialGoesOnlyToItsHosts() async throws {
+    let fixture = try await Fixture()
+    try fixture.write("a.csv", Data("ok".utf8))
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let port = fixture.server.port
+    let bound = BoundCredential(
+      name: "meta", header: "Authorization: Bearer s3cret-token",
+      hosts: [try #require(BoundCredential.HostRule("http://127.0.0.1:\(port)"))])
+    func fetch(_ url: String) throws(FetchError) {
+      _ = try fetcher.fetch(FetchRequest(url: url, credential: bound)) { _ in }
+    }
+    try fetch("http://127.0.0.1:\(port)/files/a.csv?series=bound")
+    #expect(fixture.server.authorizations(series: "bound") == ["Bearer s3cret-token"])
+    // The same server under another name is another host.
+    try fetch("http://localhost:\(port)/files/a.csv?series=other-name")
+    #expect(fixture.server.authorizations(series: "other-name") == [""])
+    // A redirect to another host goes there without the credential.
+    let away = "http://localhost:\(port)/files/a.csv?series=redirected"
+    let encoded = away.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    try fetch("http://127.0.0.1:\(port)/files/a.csv?series=start&redirect_to=\(encoded)")
+    #expect(fixture.server.authorizations(series: "start") == ["Bearer s3cret-token"])
+    #expect(fixture.server.authorizations(series: "redirected") == [""])
+    // A rule without http:// is HTTPS only: plain HTTP to the same host gets nothing.
+    let httpsOnly = BoundCredential(
+      name: "meta", header: "Authorization: Bearer s3cret-token",
+      hosts: [try #require(BoundCredential.HostRule("127.0.0.1:\(port)"))])
+    _ = try fetcher.fetch(
+      FetchRequest(url: "http://127.0.0.1:\(port)/files/a.csv?series=plain", credential: httpsOnly)
+    ) { _ in }
+    #expect(fixture.server.authorizations(series: "plain") == [""])
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test(arguments: [
+    ("graph.facebook.com", "https://graph.facebook.com/v19.0/me", true),
+    ("graph.facebook.com", "https://GRAPH.facebook.com/x", true),
+    ("graph.facebook.com", "http://graph.facebook.com/x", false),
+    ("graph.facebook.com", "https://graph.facebook.com.evil.example/x", false),
+    ("graph.facebook.com", "https://graph.facebook.com@evil.example/x", false),
+    ("graph.facebook.com", "https://evil.example/graph.facebook.com", false),
+    // libcurl reads "evil.example\" as user info and connects to graph.facebook.com; the rule
+    // judges the host curl connects to, with curl's own parser, so the two cannot disagree.
+    ("graph.facebook.com", "https://evil.example\\@graph.facebook.com/", true),
+    ("*.facebook.com", "https://graph.facebook.com/x", true),
+    ("*.facebook.com", "https://facebook.com/x", false),
+    ("*.facebook.com", "https://evilfacebook.com/x", false),
+    ("api.example:8443", "https://api.example:8443/x", true),
+    ("api.example:8443", "https://api.example/x", false),
+    ("http://127.0.0.1", "http://127.0.0.1:9000/x", true),
+  ])
+  func hostRules(rule: String, url: String, allowed: Bool) throws {
+    let parsed = try #require(BoundCredential.HostRule(rule))
+    let target = FetchURL(url)
+    #expect((target.map(parsed.matches) ?? false) == allowed)
+  }
+
+  /// Proxy variables in the environment are not followed: without --proxy a fetch goes
+  /// straight to its target, and the guard judges the target's own address.
+  @Test func proxyVariablesAreIgnored() async throws {
+    let fixture = try await Fixture()
+    let proxy = try await Fixture()
+    try fixture.write("a.csv", Data("ok".utf8))
+    let proxyURL = "http://127.0.0.1:\(proxy.server.port)"
+    for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"] {
+      setenv(name, proxyURL, 1)
+    }
+    defer {
+      for name in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"] {
+        unsetenv(name)
+      }
+    }
+    let guarded = Fetcher(policy: FetcherTests.policy { $0.allowPrivateNetworks = false })
+    let error = FetcherTests.error { _ = try FetcherTests.get(guarded, fixture.url("a.csv")) }
+    #expect(error?.kind == .forbidden)
+    let open = Fetcher(policy: FetcherTests.policy())
+    let (_, body, _) = try FetcherTests.get(open, fixture.url("a.csv"))
+    #expect(body == Data("ok".utf8))
+    #expect(proxy.server.requests == 0)
+    // A configured proxy is used, and the guard still refuses a private target.
+    let proxied = Fetcher(
+      policy: FetcherTests.policy {
+        $0.allowPrivateNetworks = false
+        $0.proxy = proxyURL
+      })
+    let refused = FetcherTests.error { _ = try FetcherTests.get(proxied, "http://169.254.169.254/latest/meta-data") }
+    #expect(refused?.kind == .forbidden)
+    #expect(proxy.server.requests == 0)
+    for fetcher in [guarded, open, proxied] { fetcher.shutdown() }
+    await fixture.stop()
+    await proxy.stop()
+  }
+
+  /// A legitimate gzip body sent in chunks is judged on what was received, not refused as a
+  /// bomb because the received count lagged; a real bomb sent the same way is still refused.
+  @Test func chunkedGzipIsMeasuredOnWhatArrived() async throws {
+    let fixture = try await Fixture()
+    var text = "id,created_at,likes,caption\n"
+    var seed: UInt64 = 7
+    for row in 0..<60_000 {
+      seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      text += "\(row),2026-01-01T00:00:00Z,\(seed % 1000),a caption that repeats a great deal a caption that repeats\n"
+    }
+    try fixture.writeGzip("posts.csv.gz", Data(text.utf8))
+    try fixture.writeGzip("bomb.gz", Data(count: 64 << 20))
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let (response, body, _) = try FetcherTests.get(
+      fetcher, fixture.url("posts.csv.gz") + "?encoding=gzip&chunked=1&chunk=4096&content_type=text/csv")
+    #expect(body.count == text.utf8.count)
+    #expect(response.wireBytes > 0 && response.wireBytes < UInt64(text.utf8.count))
+    let bomb = FetcherTests.error {
+      _ = try FetcherTests.get(fetcher, fixture.url("bomb.gz") + "?encoding=gzip&chunked=1&chunk=4096")
+    }
+    #expect(bomb?.kind == .decompression)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  /// Too many response headers, or one huge one, is a clear non-retryable bad response.
+  @Test(arguments: ["header_lines=100000", "header_lines=1&header_bytes=1048576"])
+  func hostileHeadersAreABadResponse(query: String) async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let error = FetcherTests.error { _ = try FetcherTests.get(fetcher, fixture.url("x") + "?" + query) }
+    #expect(error?.kind == .badResponse)
+    #expect(error?.retryable == false)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  /// IPv6 spellings that carry a private IPv4 address are judged by that address.
+  @Test(arguments: [
+    ([UInt8](repeating: 0, count: 12) + [127, 0, 0, 1], false),
+    ([UInt8](repeating: 0, count: 12) + [169, 254, 169, 254], false),
+    ([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF, 10, 0, 0, 1], false),
+    ([0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 192, 168, 1, 1], false),
+    ([0x20, 0x02, 127, 0, 0, 1] + [UInt8](repeating: 0, count: 10), false),
+    ([0x00, 0x64, 0xFF, 0x9B, 0x00, 0x01] + [UInt8](repeating: 0, count: 6) + [10, 1, 2, 3], false),
+    ([0x20, 0x01, 0x0D, 0xB8] + [UInt8](repeating: 0, count: 12), false),
+    ([0x20, 0x01, 0x48, 0x60] + [UInt8](repeating: 0, count: 11) + [0x88], true),
+    ([UInt8](repeating: 0, count: 12) + [8, 8, 8, 8], true),
+  ])
+  func ipv6FormsOfPrivateAddresses(bytes: [UInt8], isPublic: Bool) {
+    #expect(AddressGuard.isPublic(v6: bytes) == isPublic)
+  }
+}

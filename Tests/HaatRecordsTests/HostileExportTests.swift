@@ -1,0 +1,66 @@
+import HaatRecords
+import Testing
+
+/// Exports written to hurt the parser: every structure stays within the record limit, and
+/// bytes that would corrupt a report become bad rows.
+@Suite struct HostileExportTests {
+  /// A record of nothing but commas is as bounded as one long field: the field list counts
+  /// against the record limit too (it grew without bound before).
+  @Test func aRecordOfBareCommasIsBounded() {
+    let limit = 64 * 1024
+    var parser = CSVParser(maxRecordBytes: limit)
+    let commas = [UInt8](repeating: UInt8(ascii: ","), count: 1 << 20)
+    var records: [(fields: Int, bytes: Int, problem: Values.Problem?)] = []
+    let header = Array("id,created_at\n".utf8)
+    header.withUnsafeBytes { chunk in
+      parser.feed(chunk) { records.append(($0.count, $0.bytes.count, $0.problem)) }
+    }
+    for _ in 0..<16 {
+      commas.withUnsafeBytes { chunk in
+        parser.feed(chunk) { records.append(($0.count, $0.bytes.count, $0.problem)) }
+      }
+    }
+    Array("\n1,2026-01-01T00:00:00Z\n".utf8).withUnsafeBytes { chunk in
+      parser.feed(chunk) { records.append(($0.count, $0.bytes.count, $0.problem)) }
+    }
+    #expect(records.count == 3)
+    #expect(records[1].problem == .tooLong)
+    #expect(records[1].fields + records[1].bytes <= limit)
+    // The parser goes on with the next record as if nothing happened.
+    #expect(records[2].fields == 2 && records[2].problem == nil)
+  }
+
+  @Test func aRecordJustUnderTheLimitIsKept() {
+    var parser = CSVParser(maxRecordBytes: 10)
+    var fields: [Int] = []
+    Array("a,b,c,d\n".utf8).withUnsafeBytes { chunk in parser.feed(chunk) { fields.append($0.count) } }
+    #expect(fields == [4])
+  }
+
+  /// A NUL (or another control character) in a text field is a bad row with its reason,
+  /// in CSV and in NDJSON, never a name in the report.
+  @Test(arguments: [ExportFormat.csv, .ndjson])
+  func controlCharactersInTextFieldsAreBadRows(format: ExportFormat) throws {
+    let text: String
+    switch format {
+    case .csv:
+      text = "id,created_at,account,likes\n1,2026-01-01T00:00:00Z,shop\u{0}evil,5\n2,2026-01-01T00:00:00Z,shop,7\n"
+    case .ndjson:
+      text = """
+        {"id":"1","created_at":"2026-01-01T00:00:00Z","account":"shop\\u0000evil","likes":5}
+        {"id":"2","created_at":"2026-01-01T00:00:00Z","account":"shop\\u001b[2J","likes":6}
+        {"id":"3","created_at":"2026-01-01T00:00:00Z","account":"shop","likes":7}
+
+        """
+    }
+    var reader = PostsReader(format: format, defaultPlatform: "x", defaultAccount: "")
+    var accounts: [String] = []
+    try Array(text.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk) { accounts.append($0.account) }
+      try reader.finish { accounts.append($0.account) }
+    }
+    #expect(accounts == ["shop"])
+    #expect(reader.badRows == (format == .csv ? 1 : 2))
+    #expect(reader.problems.allSatisfy { $0.reason == .controlCharacter && $0.column == "account" })
+  }
+}

@@ -15,8 +15,11 @@ public struct CoordinatorConfig: Sendable {
   public var maxLineBytes = Defaults.maxLineBytes
   public var handshakeTimeoutMs = Defaults.handshakeTimeoutMs
   public var planner = Planner.Defaults()
-  /// How many worker log lines are kept for `haat logs`.
+  /// How many worker log lines are kept for `haat logs`, and at most how many bytes.
   public var logCapacity = Defaults.logCapacity
+  public var logCapacityBytes = 16 << 20
+  /// What one session may hold at once (docs/operations.md "Security model").
+  public var session = SessionLimits()
   /// New jobs are refused while the store's disk has less free space than this.
   public var minFreeDiskBytes: UInt64 = 64 << 20
   /// Where to write "host:port" once listening (for scripts that start it on port 0).
@@ -26,4 +29,25 @@ public struct CoordinatorConfig: Sendable {
 
   public var databasePath: String { dataDirectory + "/haat.db" }
   public var tokensPath: String { dataDirectory + "/tokens" }
+}
+
+/// Bounds on what one session may make the coordinator hold, so a client or worker that
+/// sends much and reads nothing cannot grow its memory.
+public struct SessionLimits: Sendable {
+  /// Store reads (get_job, list_jobs, get_result, list_dead, watch of an ended job) in flight.
+  public var readsInFlight = 8
+  /// `watch` streams open on one session.
+  public var watches = 16
+  /// `tail_logs {follow}` streams open on one session.
+  public var follows = 4
+  /// Bytes written to a peer and not yet sent; past this the peer is closed.
+  public var outboundBytes = 8 << 20
+  /// How long a peer may leave the coordinator unable to write to it before it is closed.
+  public var stalledWriteMs: Int64 = 30_000
+  /// The longest log message a worker may ship, and the most fields, each at most 1 KiB.
+  public var logMessageBytes = 8 * 1024
+  public var logFields = 32
+  public var logFieldBytes = 1024
+
+  public init() {}
 }

@@ -20,12 +20,19 @@ final class Connection {
   var draining = false
   var open = true
   var needsFlush = false
+  /// The session's line limit, both ways: a longer reply is refused as `too_large`.
+  let maxLineBytes: Int
+  /// Store reads in flight and streams open, bounded by `SessionLimits`.
+  var readsInFlight = 0
+  var watches = 0
+  var follows = 0
 
-  init(channel: any Channel, session: String, peer: Peer, address: String) {
+  init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int) {
     self.channel = channel
     self.session = session
     self.peer = peer
     self.address = address
+    self.maxLineBytes = maxLineBytes
   }
 
   var name: String { peer.name }
@@ -103,7 +110,7 @@ final class CoordinatorCore: @unchecked Sendable {
     self.config = config
     self.logger = logger
     leases = LeaseTable(durationNs: UInt64(config.leaseMs) * 1_000_000)
-    logs = LogStore(capacity: config.logCapacity)
+    logs = LogStore(capacity: config.logCapacity, capacityBytes: config.logCapacityBytes)
     writer = NIOThreadPool(numberOfThreads: 1)
     readers = NIOThreadPool(numberOfThreads: 2)
     writer.start()
@@ -224,12 +231,33 @@ final class CoordinatorCore: @unchecked Sendable {
         "cannot encode a reply", metadata: ["type": "\(envelope.body?.wireName ?? "")", "error": "\(error)"])
       return
     }
+    if buffer.readableBytes > connection.maxLineBytes {
+      // The limit holds both ways: a reply that would not fit is refused, not sent.
+      let error = HaatError(
+        .tooLarge,
+        "the \(envelope.body?.wireName ?? "reply") would be \(buffer.readableBytes) bytes, over this session's line limit of \(connection.maxLineBytes); ask for less (a smaller limit, or without tasks)"
+      )
+      buffer.clear()
+      try? WireCodec.encode(.error(error, replyTo: envelope.replyTo), into: &buffer)
+    }
     send(line: buffer, to: connection)
   }
 
-  /// Writes an encoded line; flushed at the end of the current unit of work.
+  /// Writes an encoded line; flushed at the end of the current unit of work. A peer that
+  /// lets more than `outboundBytes` pile up unsent is closed: it is not reading.
   private func send(line: ByteBuffer, to connection: Connection) {
     guard connection.open else { return }
+    if !connection.channel.isWritable, outboundBytes(of: connection) > config.session.outboundBytes {
+      logger.warning(
+        "closing a peer that does not read its replies",
+        metadata: [
+          "peer": "\(connection.name)", "address": "\(connection.address)",
+          "unsent_bytes": "\(outboundBytes(of: connection))",
+        ])
+      connection.open = false
+      connection.channel.close(promise: nil)
+      return
+    }
     connection.channel.write(line, promise: nil)
     if !connection.needsFlush {
       connection.needsFlush = true
@@ -243,6 +271,10 @@ final class CoordinatorCore: @unchecked Sendable {
 
   private func replyError(_ connection: Connection, to id: String, _ error: HaatError) {
     send(.error(error, replyTo: id), to: connection)
+  }
+
+  private func outboundBytes(of connection: Connection) -> Int {
+    (try? connection.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
   }
 
   /// Flushes every connection written to since the last flush.
@@ -428,6 +460,24 @@ final class CoordinatorCore: @unchecked Sendable {
   private func receiveLog(_ line: Haat_V1_Log, from connection: Connection) {
     var line = line
     line.worker = connection.name
+    let limits = config.session
+    // A worker's log line is kept in the ring and fanned out to followers: cap its size.
+    if line.message.utf8.count > limits.logMessageBytes {
+      line.message = String(decoding: line.message.utf8.prefix(limits.logMessageBytes), as: UTF8.self) + "…"
+    }
+    if line.fields.count > limits.logFields
+      || line.fields.contains(where: { $0.key.utf8.count + $0.value.utf8.count > limits.logFieldBytes })
+    {
+      var fields: [String: String] = [:]
+      let half = limits.logFieldBytes / 2
+      for (key, value) in line.fields.sorted(by: { $0.key < $1.key }).prefix(limits.logFields) {
+        fields[String(decoding: key.utf8.prefix(half), as: UTF8.self)] = String(
+          decoding: value.utf8.prefix(half), as: UTF8.self)
+      }
+      line.fields = fields
+    }
+    if line.task.utf8.count > 64 { line.task = "" }
+    if line.level.utf8.count > 16 { line.level = "info" }
     if line.atMs == 0 { line.atMs = nowMs }
     logs.append(line)
     for (tailer, id, worker, level) in tailers
@@ -518,7 +568,21 @@ final class CoordinatorCore: @unchecked Sendable {
     let store = self.store
     let nowMs = self.nowMs
     let withTasks = request.tasks
-    read(connection, id: id, { try store.job(job, tasks: withTasks, nowMs: nowMs) }) { record in
+    // A task takes at least this many bytes on the wire: a job with more tasks than fit in
+    // a line is refused before its task list is read into memory.
+    let maxTasks = connection.maxLineBytes / 48
+    read(
+      connection, id: id,
+      {
+        if withTasks, let head = try store.job(job, tasks: false, nowMs: nowMs), head.counts.total > maxTasks {
+          throw HaatError(
+            .tooLarge,
+            "job \(job) has \(head.counts.total) tasks, more than one reply can carry (about \(maxTasks)); ask without tasks, or use list_dead for the dead ones"
+          )
+        }
+        return try store.job(job, tasks: withTasks, nowMs: nowMs)
+      }
+    ) { record in
       guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
       self.reply(connection, to: id, .job(Self.message(record)))
     }
@@ -548,8 +612,16 @@ final class CoordinatorCore: @unchecked Sendable {
     guard let job = JobID(text) else {
       return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
     }
+    guard connection.watches < config.session.watches else {
+      return replyError(
+        connection, to: id,
+        HaatError(.busy, "this session watches \(connection.watches) jobs, the most it may; close one first"))
+    }
     if let active = jobs[job] {
-      active.watchers.append((connection, id))
+      if !active.watchers.contains(where: { $0.0 === connection && $0.1 == id }) {
+        active.watchers.append((connection, id))
+        connection.watches += 1
+      }
       reply(connection, to: id, .jobEvent(event(active)))
       return
     }
@@ -560,6 +632,7 @@ final class CoordinatorCore: @unchecked Sendable {
       if let active = self.jobs[job] {
         // It became active while we read (a retried dead task).
         active.watchers.append((connection, id))
+        connection.watches += 1
         return self.reply(connection, to: id, .jobEvent(self.event(active)))
       }
       var event = Haat_V1_JobEvent()
@@ -679,6 +752,12 @@ final class CoordinatorCore: @unchecked Sendable {
       reply(connection, to: id, .log(line))
     }
     if request.follow {
+      guard connection.follows < config.session.follows else {
+        return replyError(
+          connection, to: id,
+          HaatError(.busy, "this session follows \(connection.follows) log streams, the most it may"))
+      }
+      connection.follows += 1
       tailers.append((connection, id, worker, level))
     } else {
       reply(connection, to: id, .streamEnd(Haat_V1_StreamEnd()))
@@ -764,7 +843,17 @@ final class CoordinatorCore: @unchecked Sendable {
     _ connection: Connection, id: String, _ work: @escaping @Sendable () throws -> T,
     then body: @escaping (T) -> Void
   ) {
+    guard connection.readsInFlight < config.session.readsInFlight else {
+      return replyError(
+        connection, to: id,
+        HaatError(
+          .busy,
+          "this session has \(connection.readsInFlight) requests in flight, the most it may have; wait for their replies"
+        ))
+    }
+    connection.readsInFlight += 1
     readers.runIfActive(eventLoop: loop, work).assumeIsolated().whenComplete { result in
+      connection.readsInFlight -= 1
       switch result {
       case .success(let value): body(value)
       case .failure(let error as HaatError): self.replyError(connection, to: id, error)
@@ -1027,7 +1116,11 @@ final class CoordinatorCore: @unchecked Sendable {
             event.state = state.rawValue
             event.final = true
             event.message = error
-            for (connection, requestID) in job.watchers { self.reply(connection, to: requestID, .jobEvent(event)) }
+            for (connection, requestID) in job.watchers {
+              self.reply(connection, to: requestID, .jobEvent(event))
+              connection.watches -= 1
+            }
+            job.watchers.removeAll()
           }
         case .failure(let error):
           job.reducing = false

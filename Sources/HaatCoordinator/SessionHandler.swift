@@ -15,6 +15,7 @@ final class SessionHandler: ChannelInboundHandler {
   private var connection: Connection?
   private var lineLimit: Int
   private var timeout: Scheduled<Void>?
+  private var stalled: Scheduled<Void>?
   private let session = "s_" + HandshakeMAC.nonce(bytes: 8)
 
   init(core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig) {
@@ -67,8 +68,26 @@ final class SessionHandler: ChannelInboundHandler {
     context.flush()
   }
 
+  /// While the peer does not read what it is sent, read nothing more from it (so it cannot
+  /// pile up requests), and close it if that lasts `stalledWriteMs`.
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    let writable = context.channel.isWritable
+    context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
+    stalled?.cancel()
+    stalled = nil
+    if !writable {
+      let limit = config.session.stalledWriteMs
+      stalled = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(limit)) {
+        guard !context.channel.isWritable else { return }
+        context.close(promise: nil)
+      }
+    }
+    context.fireChannelWritabilityChanged()
+  }
+
   func channelInactive(context: ChannelHandlerContext) {
     timeout?.cancel()
+    stalled?.cancel()
     if let connection { core.closed(connection) }
     connection = nil
     context.fireChannelInactive()
@@ -106,7 +125,8 @@ final class SessionHandler: ChannelInboundHandler {
       context.write(wrap(Envelope(replyTo: envelope.id, .welcome(welcome)), context), promise: nil)
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
-        address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "")
+        address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
+        maxLineBytes: lineLimit)
       self.connection = connection
       core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
     }

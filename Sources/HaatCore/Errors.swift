@@ -26,6 +26,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
   case staleAttempt = "stale_attempt"
   /// The coordinator cannot take the request now (shutting down, store full).
   case unavailable
+  /// The session has too many requests or streams in flight; wait for replies and retry.
+  case busy
+  /// The reply would be longer than the session's line limit; ask for less.
+  case tooLarge = "too_large"
   /// A fault inside the coordinator; the message says what.
   case `internal`
 }

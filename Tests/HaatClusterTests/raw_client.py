@@ -224,7 +224,54 @@ def check_bad_spec(a):
         raise ProtocolError(f"bad_spec error has no field: {err!r}")
 
 
+def collect(conn, ids):
+    """The first reply to each of `ids`, in whatever order they come."""
+    got = {}
+    while len(got) < len(ids):
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError(f"connection closed with {len(ids) - len(got)} replies missing")
+        rt = msg.get("reply_to", "")
+        if rt in ids and rt not in got:
+            got[rt] = msg
+    return got
+
+
+def check_session_bounds(a):
+    """A session cannot make the coordinator hold unbounded work: a reply over the line
+    limit is refused as too_large before it is built, pipelined reads beyond the in-flight
+    bound and watches beyond the per-session bound are refused as busy, and the session
+    still answers afterwards."""
+    conn = handshake(a.coordinator, a.cred)[0]
+    try:
+        job = request(conn, "s1", "submit", {"spec": {"name": "big", "not_before": "2099-01-01T00:00:00Z",
+                                                     "sources": [{"kind": "noop", "tasks": 30000}]}},
+                      "accepted")["job"]
+        conn.send({"id": "t1", "get_job": {"job": job, "tasks": True}})
+        expect_error(conn, "t1", "too_large")
+        burst = b"".join(json.dumps({"id": f"g{i}", "get_job": {"job": job}}).encode() + b"\n" for i in range(40))
+        conn.sock.sendall(burst)
+        replies = collect(conn, {f"g{i}" for i in range(40)})
+        busy = sum(1 for m in replies.values() if m.get("error", {}).get("code") == "busy")
+        for rid, msg in replies.items():
+            if "job" not in msg and msg.get("error", {}).get("code") != "busy":
+                raise ProtocolError(f"get_job {rid}: expected job or busy, got {msg!r}")
+        if busy == 0:
+            raise ProtocolError("40 pipelined reads were all taken in flight; expected busy past the bound")
+        for i in range(20):
+            conn.send({"id": f"w{i}", "watch": {"job": job}})
+        replies = collect(conn, {f"w{i}" for i in range(20)})
+        refused = sum(1 for m in replies.values() if m.get("error", {}).get("code") == "busy")
+        if refused != 4:
+            raise ProtocolError(f"expected 4 of 20 watches refused (16 per session), got {refused}")
+        request(conn, "c1", "cancel", {"job": job}, "job")
+        expect_open(conn)
+    finally:
+        conn.close()
+
+
 CHECKS = [
+    ("session_bounds", check_session_bounds),
     ("wrong_hmac", lambda a: bad_hello(a, mac="0" * 64)),
     ("wrong_role", lambda a: bad_hello(a, role="worker")),  # with the correct MAC for "worker"
     ("non_json_line", lambda a: after_handshake(a, b"this is not json\n", "", "bad_frame", expect_open)),

@@ -1,12 +1,26 @@
 /// Query parameters and URL parts that carry credentials. The fetcher redacts them from
-/// what it logs; the planner refuses specs that put them in a URL (a secret belongs in a
-/// credential reference, so it never reaches the store or the wire).
+/// what it logs and the planner refuses specs that put them in a URL (a secret belongs in a
+/// named credential on the workers, so it never reaches the store or the wire). Both use
+/// `isSecretName`, so what is refused and what is redacted cannot drift apart.
 public enum URLSecrets {
-  public static let parameterNames: Set<String> = [
-    "access_token", "token", "api_key", "apikey", "key", "secret", "client_secret", "password",
-    "passwd", "signature", "sig", "auth", "authorization", "code", "refresh_token",
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+  /// Names that are secrets whole.
+  static let exactNames: Set<String> = [
+    "key", "sig", "auth", "code", "pass", "pwd", "session", "sid", "jwt", "hash", "hmac", "otp",
   ]
+  /// Words that make a name a secret wherever they appear in it (after normalising "-" and
+  /// "." to "_" and lowercasing): access_token, oauth_token, x_goog_signature, client_secret….
+  static let secretWords = [
+    "token", "secret", "password", "passwd", "signature", "credential", "apikey", "api_key", "auth", "private",
+    "session", "cookie",
+  ]
+
+  /// Whether a query parameter's name (as written, percent-encoded or not) names a secret.
+  public static func isSecretName(_ raw: Substring) -> Bool {
+    let name = normalised(raw)
+    if exactNames.contains(name) { return true }
+    if name.hasSuffix("_key") || name.hasSuffix("_sig") || name.hasPrefix("sig_") { return true }
+    return secretWords.contains { name.contains($0) }
+  }
 
   /// What in `url` looks like a credential ("user info", or a query parameter's name), or nil.
   public static func find(in url: String) -> String? {
@@ -18,10 +32,59 @@ public enum URLSecrets {
     }
     guard let question = rest.firstIndex(of: "?") else { return nil }
     let query = rest[rest.index(after: question)...].prefix { $0 != "#" }
-    for pair in query.split(separator: "&") {
-      let name = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-      if parameterNames.contains(name) { return name }
+    for pair in parameters(query) {
+      let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+      if isSecretName(name) { return normalised(name) }
     }
     return nil
+  }
+
+  /// A query's parameters, split at "&" and ";" (both separate parameters for many servers).
+  public static func parameters(_ query: Substring) -> [Substring] {
+    query.split(omittingEmptySubsequences: false) { $0 == "&" || $0 == ";" }
+  }
+
+  /// Percent-decoded (repeatedly, so %255F is caught too), lowercased, "-" and "." as "_".
+  static func normalised(_ raw: Substring) -> String {
+    var bytes = Array(raw.utf8)
+    for _ in 0..<3 {
+      guard bytes.contains(UInt8(ascii: "%")) || bytes.contains(UInt8(ascii: "+")) else { break }
+      bytes = decode(bytes)
+    }
+    return String(
+      decoding: bytes.map { byte -> UInt8 in
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): return byte + 32
+        case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: " "): return UInt8(ascii: "_")
+        default: return byte
+        }
+      }, as: UTF8.self)
+  }
+
+  static func decode(_ bytes: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var index = 0
+    func hex(_ byte: UInt8) -> UInt8? {
+      switch byte {
+      case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - 48
+      case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - 87
+      case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - 55
+      default: return nil
+      }
+    }
+    while index < bytes.count {
+      let byte = bytes[index]
+      if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hex(bytes[index + 1]),
+        let low = hex(bytes[index + 2])
+      {
+        out.append(high << 4 | low)
+        index += 3
+      } else {
+        out.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+        index += 1
+      }
+    }
+    return out
   }
 }

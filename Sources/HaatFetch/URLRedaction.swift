@@ -23,12 +23,19 @@ public enum URLRedaction {
     out += text[...question]
     let rest = text[text.index(after: question)...]
     let fragmentStart = rest.firstIndex(of: "#") ?? rest.endIndex
-    let pairs = rest[..<fragmentStart].split(separator: "&", omittingEmptySubsequences: false)
-    out += pairs.map { pair -> String in
-      guard let equals = pair.firstIndex(of: "=") else { return String(pair) }
-      let name = pair[..<equals].lowercased()
-      return URLSecrets.parameterNames.contains(name) ? "\(pair[..<equals])=…" : String(pair)
-    }.joined(separator: "&")
-    return out + rest[fragmentStart...]
+    // Rebuilt with the separators as written ("&" or ";"), each secret value replaced.
+    let query = rest[..<fragmentStart]
+    var start = query.startIndex
+    for pair in URLSecrets.parameters(query) {
+      if pair.startIndex > start { out += query[start..<pair.startIndex] }
+      if let equals = pair.firstIndex(of: "="), URLSecrets.isSecretName(pair[..<equals]) {
+        out += "\(pair[..<equals])=…"
+      } else {
+        out += pair
+      }
+      start = pair.endIndex
+    }
+    // A fragment can carry tokens too (OAuth implicit flow): drop it.
+    return out + (fragmentStart < rest.endIndex ? "#…" : "")
   }
 }

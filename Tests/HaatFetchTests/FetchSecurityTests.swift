@@ -1,4 +1,5 @@
 import Foundation
+import HaatCore
 import HaatFixtures
 import Testing
 
@@ -223,5 +224,32 @@ struct FetchSecurityTests {
   ])
   func ipv6FormsOfPrivateAddresses(bytes: [UInt8], isPublic: Bool) {
     #expect(AddressGuard.isPublic(v6: bytes) == isPublic)
+  }
+
+  /// Every spelling of a secret parameter is refused in a spec and redacted in logs, by one
+  /// list: encoded, other separators, other cases and the common families.
+  @Test(arguments: [
+    "access%5Ftoken", "oauth_token", "api-key", "x-api-key", "private_token", "X-Goog-Signature", "ACCESS-TOKEN",
+    "access%255Ftoken", "client.secret", "apiKey", "X-Amz-Credential", "refresh_token", "key", "sig",
+    "shop_password", "hub.verify_token", "access_token",
+  ])
+  func secretParametersAreFoundAndRedacted(name: String) {
+    for url in [
+      "https://graph.example.com/me?fields=id&\(name)=S3CRETVALUE&after=x",
+      "https://graph.example.com/me?fields=id;\(name)=S3CRETVALUE",
+      "https://graph.example.com/me?\(name)=S3CRETVALUE",
+    ] {
+      #expect(URLSecrets.find(in: url) != nil, "\(url)")
+      let redacted = URLRedaction.redact(url)
+      #expect(!redacted.contains("S3CRETVALUE"), "\(redacted)")
+      #expect(redacted.contains("graph.example.com/me?"))
+    }
+  }
+
+  @Test(arguments: ["fields", "after", "limit", "since", "until", "page_info", "metric", "format", "window"])
+  func ordinaryParametersAreKept(name: String) {
+    let url = "https://graph.example.com/me?\(name)=value1"
+    #expect(URLSecrets.find(in: url) == nil)
+    #expect(URLRedaction.redact(url) == url)
   }
 }

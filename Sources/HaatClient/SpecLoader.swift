@@ -18,22 +18,40 @@ public enum SpecLoader {
     return try parse(text, json: path.lowercased().hasSuffix(".json"))
   }
 
+  /// The most values (scalars, lists and mappings, aliases counted each time they are used)
+  /// and the deepest nesting a spec may have; 10,000 sources of ten fields fit easily.
+  public static let maxValues = 1_000_000
+  public static let maxDepth = 32
+  /// The largest spec file read.
+  public static let maxSpecBytes = 64 << 20
+
   /// Parses spec text.
   public static func parse(_ text: String, json: Bool = false) throws -> JobSpec {
+    guard text.utf8.count <= maxSpecBytes else {
+      throw HaatError(.badSpec, "the spec is \(text.utf8.count) bytes; the most is \(maxSpecBytes)")
+    }
     let root: Any?
     if json {
       do {
         root = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
       } catch {
-        throw HaatError(.badSpec, "the spec is not valid JSON: \(error.localizedDescription)")
+        throw HaatError(.badSpec, "the spec is not valid JSON: \(brief(error.localizedDescription))")
       }
     } else {
       do {
+        // Aliases let a few hundred bytes stand for billions of values: count what the
+        // document expands to, on the composed tree (shared, not copied), before building it.
+        if let node = try Yams.compose(yaml: text, Resolver.basic) {
+          var budget = maxValues
+          try checkExpansion(node, depth: 0, budget: &budget)
+        }
         // Every scalar stays text as written (so `account: 0042` is "0042", not 34, and
         // `not_before` stays RFC 3339); numbers are read where numbers belong.
         root = try Yams.load(yaml: text, Resolver.basic)
+      } catch let error as HaatError {
+        throw error
       } catch {
-        throw HaatError(.badSpec, "the spec is not valid YAML: \(error)")
+        throw HaatError(.badSpec, "the spec is not valid YAML: \(brief(error))")
       }
     }
     guard let object = root as? [String: Any] else {
@@ -88,6 +106,32 @@ public enum SpecLoader {
       return out
     }
     return spec
+  }
+
+  static func checkExpansion(_ node: Node, depth: Int, budget: inout Int) throws {
+    budget -= 1
+    guard budget >= 0 else {
+      throw HaatError(
+        .badSpec, "the spec expands to more than \(maxValues) values (YAML aliases repeating a large value?)")
+    }
+    guard depth <= maxDepth else { throw HaatError(.badSpec, "the spec nests deeper than \(maxDepth) levels") }
+    switch node {
+    case .mapping(let mapping):
+      for (key, value) in mapping {
+        try checkExpansion(key, depth: depth + 1, budget: &budget)
+        try checkExpansion(value, depth: depth + 1, budget: &budget)
+      }
+    case .sequence(let sequence):
+      for value in sequence { try checkExpansion(value, depth: depth + 1, budget: &budget) }
+    case .scalar, .alias:
+      break
+    }
+  }
+
+  /// A parser's message, cut short: some echo the whole input back.
+  static func brief(_ error: Any) -> String {
+    let text = DisplayText.escape("\(error)")
+    return text.count > 300 ? String(text.prefix(300)) + "…" : text
   }
 
   static func bad(_ field: String, _ reason: String) -> HaatError {

@@ -1,0 +1,44 @@
+import HaatClient
+import HaatCore
+import Testing
+
+/// The spec loader facing hostile YAML: bounded expansion, depth and error size.
+@Suite struct SpecLoaderTests {
+  /// A 500-byte billion-laughs spec is refused quickly instead of growing without bound.
+  @Test func aliasExpansionIsBounded() throws {
+    var yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in 1...9 {
+      let previous = "*a\(level - 1)"
+      yaml += "a\(level): &a\(level) [\(Array(repeating: previous, count: 10).joined(separator: ", "))]\n"
+    }
+    yaml += "sources:\n  - url: https://example.com/x.csv\n"
+    let clock = ContinuousClock()
+    let started = clock.now
+    #expect(throws: HaatError.self) { try SpecLoader.parse(yaml) }
+    #expect(clock.now - started < .seconds(20))
+    do {
+      _ = try SpecLoader.parse(yaml)
+    } catch let error as HaatError {
+      #expect(error.message.contains("expands to more than"))
+    }
+  }
+
+  /// Deep nesting is refused, and the message does not echo the input back.
+  @Test(arguments: [false, true])
+  func deepNestingGivesAShortError(json: Bool) {
+    let depth = 100_000
+    let text =
+      json
+      ? "{\"sources\": " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+      : "sources: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
+    do {
+      _ = try SpecLoader.parse(text, json: json)
+      Issue.record("a \(depth)-deep spec was accepted")
+    } catch let error as HaatError {
+      #expect(error.code == .badSpec)
+      #expect(error.message.utf8.count < 1000)
+    } catch {
+      Issue.record("unexpected error \(error)")
+    }
+  }
+}

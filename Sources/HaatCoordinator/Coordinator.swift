@@ -32,6 +32,7 @@ public final class Coordinator: Service {
     try await core.start()
 
     let config = self.config
+    let throttle = AuthThrottle(logger: logger)
     let server: any Channel
     do {
       server = try await ServerBootstrap(group: group)
@@ -42,7 +43,7 @@ public final class Coordinator: Service {
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
-            try operations.addHandler(SessionHandler(core: core, tokens: tokens, config: config))
+            try operations.addHandler(SessionHandler(core: core, tokens: tokens, config: config, throttle: throttle))
           }
         }
         .bind(host: config.host, port: config.port).get()

@@ -18,15 +18,26 @@ final class SessionHandler: ChannelInboundHandler {
   private var stalled: Scheduled<Void>?
   private let session = "s_" + HandshakeMAC.nonce(bytes: 8)
 
-  init(core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig) {
+  private let throttle: AuthThrottle
+  private var address = ""
+
+  init(core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle) {
     self.core = core
     self.tokens = tokens
     self.config = config
+    self.throttle = throttle
     handshake = ServerHandshake(nonce: HandshakeMAC.nonce(bytes: 16))
     lineLimit = Int(config.maxLineBytes)
   }
 
   func channelActive(context: ChannelHandlerContext) {
+    address = context.remoteAddress?.ipAddress ?? ""
+    if let wait = throttle.refusal(for: address) {
+      let seconds = max(1, wait.nanoseconds / 1_000_000_000)
+      return fail(
+        context,
+        HaatError(.busy, "too many failed handshakes from \(address); try again in \(seconds) s"))
+    }
     var challenge = Haat_V1_Challenge()
     challenge.versions = HandshakeLimits.versions
     challenge.nonce = handshake.nonce
@@ -108,6 +119,7 @@ final class SessionHandler: ChannelInboundHandler {
       token: tokens.token(id: hello.tokenID), session: session, mac: HandshakeMAC.hmacSHA256)
     switch outcome {
     case .reject(let error):
+      throttle.failed(address: address, tokenID: hello.tokenID, name: hello.name, error: error)
       fail(context, error, replyTo: envelope.id)
     case .welcome(let session, let serverMAC, let version, let peer):
       timeout?.cancel()

@@ -1,13 +1,41 @@
 import Foundation
 import HaatAnalytics
+import HaatCore
 import HaatProtocol
 import SwiftProtobuf
+
+/// Everything the CLI prints goes through here: text from remote parties (export bodies,
+/// error pages, job, source and worker names, log lines) reaches the terminal with its
+/// control characters and bidi overrides shown as escapes, never obeyed. This shadows the
+/// standard library's `print` for the whole module.
+func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
+  let text = items.map { "\($0)" }.joined(separator: separator)
+  Swift.print(DisplayText.escape(text, keepNewlines: true), terminator: terminator)
+}
 
 /// Prints a message as one JSON document (protobuf's JSON mapping, proto field names).
 func printJSON(_ message: some SwiftProtobuf.Message) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true
-  print((try? message.jsonString(options: options)) ?? "{}")
+  Swift.print(jsonSafe((try? message.jsonString(options: options)) ?? "{}"))
+}
+
+/// JSON with every terminal-unsafe character written as a `\uXXXX` escape: still the same
+/// JSON to a parser, harmless on a terminal.
+func jsonSafe(_ json: String) -> String {
+  guard json.unicodeScalars.contains(where: { DisplayText.isUnsafe($0) && $0 != "\n" }) else { return json }
+  var out = ""
+  for scalar in json.unicodeScalars {
+    guard DisplayText.isUnsafe(scalar), scalar != "\n" else {
+      out.unicodeScalars.append(scalar)
+      continue
+    }
+    for unit in String(scalar).utf16 {
+      let hex = String(unit, radix: 16)
+      out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+  }
+  return out
 }
 
 /// Prints a list of messages as a JSON array.
@@ -15,7 +43,7 @@ func printJSON(_ messages: [some SwiftProtobuf.Message]) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true
   let items = messages.map { (try? $0.jsonString(options: options)) ?? "{}" }
-  print("[" + items.joined(separator: ",\n ") + "]")
+  Swift.print(jsonSafe("[" + items.joined(separator: ",\n ") + "]"))
 }
 
 func time(_ ms: Int64) -> String {

@@ -270,6 +270,30 @@ def check_session_bounds(a):
         conn.close()
 
 
+def check_auth_throttle(a):
+    """Failed handshakes from one address are throttled: after a burst of wrong MACs a new
+    connection is refused with busy before any challenge. Runs last: it locks this address
+    out for a minute."""
+    for attempt in range(60):
+        conn = Conn(a.coordinator)
+        try:
+            first = conn.recv()
+            if first and "error" in first:
+                if first["error"].get("code") != "busy":
+                    raise ProtocolError(f"expected busy for a throttled address, got {first!r}")
+                if attempt < 5:
+                    raise ProtocolError(f"throttled after only {attempt} failures")
+                return
+            nonce, cnonce = first["challenge"]["nonce"], os.urandom(16).hex()
+            conn.send({"id": "h", "hello": {"version": 1, "role": "client", "name": "guesser",
+                                            "token_id": a.cred["token_id"], "client_nonce": cnonce,
+                                            "mac": "0" * 64}})
+            expect_error(conn, "h", "auth_failed")
+        finally:
+            conn.close()
+    raise ProtocolError("60 wrong MACs in a row and still not throttled")
+
+
 CHECKS = [
     ("session_bounds", check_session_bounds),
     ("wrong_hmac", lambda a: bad_hello(a, mac="0" * 64)),
@@ -282,6 +306,7 @@ CHECKS = [
     ("forbidden", lambda a: after_handshake(
         a, b'{"id":"f1","complete":{"task":"1","attempt":1}}\n', "f1", "forbidden", expect_open)),
     ("bad_spec", check_bad_spec),
+    ("auth_throttle", check_auth_throttle),
 ]
 
 

@@ -1,0 +1,72 @@
+import HaatCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Failed handshakes per peer address: each is logged (a few per address and minute, then
+/// one count of the rest), and an address with too many failures in a minute is refused at
+/// connect until the minute is over, so a token cannot be guessed at line rate.
+final class AuthThrottle: Sendable {
+  struct Window {
+    var started: NIODeadline
+    var failures = 0
+    var logged = 0
+  }
+
+  let maxFailures: Int
+  let window: TimeAmount
+  let logsPerWindow = 5
+  private let windows = NIOLockedValueBox<[String: Window]>([:])
+  private let logger: Logger
+
+  init(logger: Logger, maxFailures: Int = 20, window: TimeAmount = .seconds(60)) {
+    self.logger = logger
+    self.maxFailures = maxFailures
+    self.window = window
+  }
+
+  /// How long `address` must wait before it may try again, or nil if it may now.
+  func refusal(for address: String) -> TimeAmount? {
+    let now = NIODeadline.now()
+    return windows.withLockedValue { windows in
+      guard let entry = windows[address] else { return nil }
+      if now - entry.started >= window {
+        windows[address] = nil
+        return nil
+      }
+      return entry.failures >= maxFailures ? window - (now - entry.started) : nil
+    }
+  }
+
+  /// Records a failed handshake; logs it unless this address has had its share of lines.
+  func failed(address: String, tokenID: String, name: String, error: HaatError) {
+    let now = NIODeadline.now()
+    let (log, suppressed) = windows.withLockedValue { windows -> (Bool, Int) in
+      var entry = windows[address] ?? Window(started: now)
+      if now - entry.started >= window {
+        // A new window: say how many lines the last one did not log.
+        let hidden = entry.failures - entry.logged
+        entry = Window(started: now)
+        entry.failures = 1
+        entry.logged = 1
+        windows[address] = entry
+        return (true, hidden)
+      }
+      entry.failures += 1
+      let log = entry.logged < logsPerWindow
+      if log { entry.logged += 1 }
+      windows[address] = entry
+      // Forget quiet addresses so the table stays small.
+      if windows.count > 10_000 { windows = windows.filter { now - $0.value.started < self.window } }
+      return (log, 0)
+    }
+    guard log else { return }
+    var metadata: Logger.Metadata = [
+      "address": "\(address)", "token": "\(DisplayText.escape(String(tokenID.prefix(64))))",
+      "name": "\(DisplayText.escape(String(name.prefix(128))))", "code": "\(error.code.rawValue)",
+      "reason": "\(error.message)",
+    ]
+    if suppressed > 0 { metadata["suppressed_before"] = "\(suppressed)" }
+    logger.warning("handshake failed", metadata: metadata)
+  }
+}

@@ -35,20 +35,24 @@ public enum ReportRendering {
 
   /// CSV with a header; rates as decimals, empty where absent. A job without the
   /// engagement report has only the header.
-  public static func csv(_ report: Report) -> String {
+  /// With `escapingFormulas`, a text cell that a spreadsheet would run as a formula (it
+  /// starts with = + - @, a tab or a CR) gets a leading `'`; numeric columns never change.
+  public static func csv(_ report: Report, escapingFormulas: Bool = false) -> String {
     var out =
       "platform,account,media_type,posts,likes,comments,shares,saves,reach,impressions,clicks,video_views,engagements,engagement_rate_reach,engagement_rate_impressions,ctr\n"
     guard report.hasEngagement else { return out }
     for row in report.engagement.rows + [report.engagement.total] {
-      let fields: [String] = [
-        row.platform, row.account, row.mediaType, String(row.posts), String(row.likes),
-        String(row.comments), String(row.shares), String(row.saves), String(row.reach),
-        String(row.impressions), String(row.clicks), String(row.videoViews),
-        String(row.engagements),
-        row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
-        row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
-        row.hasCtr ? String(row.ctr) : "",
-      ]
+      let text = [row.platform, row.account, row.mediaType].map { escapingFormulas ? formulaSafe($0) : $0 }
+      let fields: [String] =
+        text + [
+          String(row.posts), String(row.likes),
+          String(row.comments), String(row.shares), String(row.saves), String(row.reach),
+          String(row.impressions), String(row.clicks), String(row.videoViews),
+          String(row.engagements),
+          row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
+          row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
+          row.hasCtr ? String(row.ctr) : "",
+        ]
       out += fields.map(csvField).joined(separator: ",") + "\n"
     }
     return out
@@ -63,6 +67,12 @@ public enum ReportRendering {
       row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
       row.hasCtr ? percent(row.ctr) : "–",
     ]
+  }
+
+  /// `'` before a text cell a spreadsheet would take for a formula.
+  public static func formulaSafe(_ text: String) -> String {
+    guard let first = text.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) else { return text }
+    return "'" + text
   }
 
   static func csvField(_ text: String) -> String {

@@ -17,6 +17,20 @@ enum LocalFile {
       throw FetchError(.forbidden, "file:// URLs are not allowed on this worker (no --file-root)", retryable: false)
     }
     let path = try decodedPath(url)
+    let roots = policy.fileRoots.map(resolvedRoot)
+    func inside(_ resolved: String) -> Bool {
+      roots.contains { resolved == $0 || resolved.hasPrefix($0 == "/" ? "/" : $0 + "/") }
+    }
+    // Judged before opening too, so nothing outside the roots is even opened (a device or
+    // FIFO could act on open) and its existence is not told; judged again on what opened.
+    if let resolved = realpath(path, nil) {
+      defer { free(resolved) }
+      guard inside(String(cString: resolved)) else {
+        throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+      }
+    } else if !inside(path) {
+      throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+    }
     let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
     guard descriptor >= 0 else {
       let reason = String(cString: strerror(errno))
@@ -33,8 +47,7 @@ enum LocalFile {
     guard let opened = openedPath(descriptor) else {
       throw FetchError(.forbidden, "cannot tell where \(path) leads (is /proc mounted?)", retryable: false)
     }
-    let roots = policy.fileRoots.map(resolvedRoot)
-    guard roots.contains(where: { opened == $0 || opened.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+    guard inside(opened) else {
       throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
     }
     var info = stat()

@@ -68,6 +68,8 @@ final class Transfer {
     set(ccurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
     // "" turns proxies off, the environment's variables included.
     set(ccurl_easy_setopt_string(handle, CURLOPT_PROXY, policy.proxy ?? ""))
+    // And no host bypasses a configured proxy either (the environment's no_proxy included).
+    set(ccurl_easy_setopt_string(handle, CURLOPT_NOPROXY, ""))
     if policy.proxy != nil { set(ccurl_easy_setopt_long(handle, CURLOPT_HTTPPROXYTUNNEL, 1)) }
     set(ccurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, policy.connectTimeoutMs))
     set(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, policy.totalTimeoutMs))

@@ -142,6 +142,11 @@ struct ResultCommand: AsyncParsableCommand {
   var format: String = ReportFormat.table.rawValue
   @Flag(help: "Wait for the job to end first; exit 3 if it did not succeed.")
   var wait = false
+  @Flag(
+    help:
+      "With --format csv: prefix ' to text cells starting with = + - @, a tab or CR (spreadsheet formulas); numbers are never changed."
+  )
+  var csvSafe = false
   @OptionGroup var client: ClientOptions
 
   func validate() throws {
@@ -154,7 +159,13 @@ struct ResultCommand: AsyncParsableCommand {
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
       // --json prints the job and its report, as `submit --wait --json` does.
-      if client.json { printJSON(result) } else { render(result.report, format: format) }
+      if client.json {
+        printJSON(result)
+      } else if format == .csv, csvSafe {
+        print(ReportRendering.csv(result.report, escapingFormulas: true), terminator: "")
+      } else {
+        render(result.report, format: format)
+      }
       if wait { try checkSucceeded(result) }
     }
   }

@@ -201,14 +201,7 @@ public enum Planner {
         "names a file or variable on the worker; a spec names a credential configured on the workers (e.g. meta), and the operator binds it there with --credential meta=env:META_TOKEN@graph.facebook.com",
         field: field)
     }
-    let count = name.utf8.count
-    let valid =
-      count >= 1 && count <= 64
-      && name.utf8.allSatisfy {
-        ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
-          || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
-          || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
-      }
+    let valid = CredentialName.isValid(name)
     guard valid else {
       throw HaatError(
         .badSpec, "must be a credential name: 1 to 64 letters, digits, \"_\", \"-\" or \".\"", field: field)

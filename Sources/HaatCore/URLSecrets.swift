@@ -88,3 +88,17 @@ public enum URLSecrets {
     return out
   }
 }
+
+/// The names of platform credentials, as specs write them and workers configure them.
+public enum CredentialName {
+  /// 1 to 64 ASCII letters, digits, "_", "-" or ".": a name, never a path or a variable.
+  public static func isValid(_ name: String) -> Bool {
+    let count = name.utf8.count
+    guard count >= 1, count <= 64 else { return false }
+    return name.utf8.allSatisfy {
+      ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z"))
+        || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_")
+        || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+    }
+  }
+}

@@ -60,13 +60,7 @@ public struct PlatformCredential: Sendable, Equatable {
   }
 
   /// What a spec may write as `credential:`: a name, never a reference to a file or variable.
-  public static func isValidName(_ name: String) -> Bool {
-    let count = name.utf8.count
-    guard count >= 1, count <= 64 else { return false }
-    return name.utf8.allSatisfy {
-      isalnum(Int32($0)) != 0 || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
-    }
-  }
+  public static func isValidName(_ name: String) -> Bool { CredentialName.isValid(name) }
 
   /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the hosts.
   public func bind() -> Result<BoundCredential, HaatError> {

@@ -58,3 +58,11 @@ bench-stream: deps
 
 clean:
 	rm -rf .build
+
+# Fuzzing (issue 9): the libFuzzer targets of Fuzz/, built with -sanitize=fuzzer,address.
+# That is a second cold build, so it is not part of `make test` (which replays the committed
+# corpus, Fuzz/Corpus/). RUNS=N inputs per target (default 1000000); MERGE=1 adds the inputs
+# that found new coverage to the corpus; crashes land in Fuzz/Crashes/.
+.PHONY: fuzz
+fuzz: deps
+	scripts/fuzz

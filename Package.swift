@@ -13,6 +13,8 @@ let package = Package(
     .executable(name: "haat", targets: ["haat"]),
     .library(name: "HaatClient", targets: ["HaatClient"]),
     .library(name: "HaatProtocol", targets: ["HaatProtocol"]),
+    // For the libFuzzer executables of the Fuzz/ package.
+    .library(name: "HaatFuzzing", targets: ["HaatFuzzing"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -118,5 +120,15 @@ let package = Package(
       dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords", "HaatFixtures"],
       exclude: ["raw_client.py"],
       resources: [.copy("Fixtures")]),
+    // The fuzz targets with their invariants; libFuzzer drives them from Fuzz/ (`make fuzz`),
+    // the tests replay the committed corpus in Fuzz/Corpus/ through them (`make test`).
+    .target(
+      name: "HaatFuzzing",
+      dependencies: [
+        "HaatCore", "HaatProtocol", "HaatRecords", "HaatFetch", "HaatClient",
+        .product(name: "NIOCore", package: "swift-nio"),
+      ]
+    ),
+    .testTarget(name: "HaatFuzzingTests", dependencies: ["HaatFuzzing"]),
   ]
 )

@@ -118,6 +118,11 @@ public enum SpecLoader {
     switch node {
     case .mapping(let mapping):
       for (key, value) in mapping {
+        // Field names are text; YAML also allows lists, mappings and aliases as keys, which
+        // the loader cannot represent (Yams traps on them), so they are refused here.
+        guard case .scalar = key else {
+          throw HaatError(.badSpec, "a mapping key must be plain text, not a list, a mapping or an alias")
+        }
         try checkExpansion(key, depth: depth + 1, budget: &budget)
         try checkExpansion(value, depth: depth + 1, budget: &budget)
       }

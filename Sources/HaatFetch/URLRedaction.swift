@@ -19,12 +19,15 @@ public enum URLRedaction {
       }
       text = text[authorityEnd...]
     }
-    guard let question = text.firstIndex(of: "?") else { return out + text }
+    // The fragment is everything after the first "#", whether or not a "?" follows it
+    // (RFC 3986), and can carry tokens (OAuth's implicit flow): it is dropped.
+    let hash = text.firstIndex(of: "#") ?? text.endIndex
+    let fragment = hash < text.endIndex ? "#…" : ""
+    text = text[..<hash]
+    guard let question = text.firstIndex(of: "?") else { return out + text + fragment }
     out += text[...question]
-    let rest = text[text.index(after: question)...]
-    let fragmentStart = rest.firstIndex(of: "#") ?? rest.endIndex
     // Rebuilt with the separators as written ("&" or ";"), each secret value replaced.
-    let query = rest[..<fragmentStart]
+    let query = text[text.index(after: question)...]
     var start = query.startIndex
     for pair in URLSecrets.parameters(query) {
       if pair.startIndex > start { out += query[start..<pair.startIndex] }
@@ -35,7 +38,6 @@ public enum URLRedaction {
       }
       start = pair.endIndex
     }
-    // A fragment can carry tokens too (OAuth implicit flow): drop it.
-    return out + (fragmentStart < rest.endIndex ? "#…" : "")
+    return out + fragment
   }
 }

@@ -26,9 +26,7 @@ public struct LineSplitter {
       let piece = UnsafeRawBufferPointer(rebasing: chunk[start..<newline])
       if pending.isEmpty && !oversized {
         // The whole line is in this chunk: no copy.
-        try emit(
-          piece.count > maxLineBytes ? UnsafeRawBufferPointer(start: nil, count: 0) : piece,
-          tooLong: piece.count > maxLineBytes, onLine)
+        try emit(piece, tooLong: false, onLine)
       } else {
         keep(piece)
         let tooLong = oversized
@@ -53,6 +51,7 @@ public struct LineSplitter {
 
   private mutating func keep(_ bytes: UnsafeRawBufferPointer) {
     guard !oversized else { return }
+    // One byte of slack for a CR that `emit` removes; `emit` judges the length.
     if pending.count + bytes.count > maxLineBytes + 1 {
       oversized = true
       pending.removeAll(keepingCapacity: false)
@@ -70,6 +69,11 @@ public struct LineSplitter {
     if let last = line.last, last == UInt8(ascii: "\r") {
       line = UnsafeRawBufferPointer(rebasing: line.dropLast())
     }
-    try onLine(lineNumber, line, tooLong)
+    // The limit applies to the line without its CR, however the chunks fell.
+    if tooLong || line.count > maxLineBytes {
+      try onLine(lineNumber, UnsafeRawBufferPointer(start: nil, count: 0), true)
+    } else {
+      try onLine(lineNumber, line, false)
+    }
   }
 }

@@ -64,3 +64,35 @@ import Testing
     #expect(reader.problems.allSatisfy { $0.reason == .controlCharacter && $0.column == "account" })
   }
 }
+
+/// The line limit is the same however the chunks fall: a line of `limit` bytes (plus an
+/// optional CR) passes, one byte more is too long (the split path let limit + 1 through).
+@Suite struct LineSplitterLimitTests {
+  @Test(arguments: [false, true])
+  func theLimitHoldsAtEveryChunking(crlf: Bool) {
+    let limit = 16
+    for length in [limit - 1, limit, limit + 1, limit + 2] {
+      let line = [UInt8](repeating: UInt8(ascii: "x"), count: length) + (crlf ? [13, 10] : [10])
+      let input = line + Array("next\n".utf8) + line
+      for chunk in 1...input.count {
+        var splitter = LineSplitter(maxLineBytes: limit)
+        var seen: [(Int, Bool)] = []
+        var start = 0
+        while start < input.count {
+          let end = min(start + chunk, input.count)
+          input[start..<end].withUnsafeBytes {
+            splitter.feed($0) { _, bytes, tooLong in seen.append((bytes.count, tooLong)) }
+          }
+          start = end
+        }
+        splitter.finish { _, bytes, tooLong in seen.append((bytes.count, tooLong)) }
+        let tooLong = length > limit
+        #expect(seen.count == 3, "length \(length), chunk \(chunk)")
+        for index in [0, 2] where index < seen.count {
+          #expect(seen[index].1 == tooLong, "length \(length), chunk \(chunk): \(seen)")
+          #expect(seen[index].0 == (tooLong ? 0 : length), "length \(length), chunk \(chunk): \(seen)")
+        }
+      }
+    }
+  }
+}

@@ -4,7 +4,7 @@
 
 /// Tells public internet addresses from the ones a worker must not be steered to:
 /// loopback, private, link-local, carrier-grade NAT, multicast, reserved.
-enum AddressGuard {
+public enum AddressGuard {
   /// The address as text if it is not public, nil if it is.
   static func nonPublic(_ address: UnsafePointer<sockaddr>, family: Int32) -> String? {
     switch family {
@@ -23,7 +23,7 @@ enum AddressGuard {
     }
   }
 
-  static func isPublic(v4 value: UInt32) -> Bool {
+  public static func isPublic(v4 value: UInt32) -> Bool {
     func within(_ base: UInt32, _ bits: UInt32) -> Bool {
       let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
       return value & mask == base & mask
@@ -44,7 +44,7 @@ enum AddressGuard {
     return !blocked.contains { within($0.0, $0.1) }
   }
 
-  static func isPublic(v6 bytes: [UInt8]) -> Bool {
+  public static func isPublic(v6 bytes: [UInt8]) -> Bool {
     guard bytes.count == 16 else { return false }
     if bytes[0..<15].allSatisfy({ $0 == 0 }) { return false }  // :: and ::1
     if bytes[0] & 0xFE == 0xFC { return false }  // fc00::/7 unique local

@@ -12,7 +12,7 @@ public enum FuzzTarget: String, CaseIterable, Codable, Sendable {
   case ndjson
   /// `SpecLoader` on YAML and on JSON.
   case spec
-  /// `URLSecrets` and `URLRedaction`.
+  /// `URLSecrets`, `URLRedaction`, `AddressGuard` and the file root.
   case urls
 
   /// Runs one input; returns the invariants it broke, empty when all held.

@@ -1,8 +1,8 @@
 import HaatCore
 import HaatFetch
 
-/// The URL checks: `URLSecrets.find` (the planner's refusal) and `URLRedaction.redact` (what
-/// the fetcher logs). Redaction is idempotent, never shows the secret filter a secret it did
+/// The URL checks: `URLSecrets.find` (the planner's refusal), `URLRedaction.redact` (what
+/// the fetcher logs), the address guard and the file root (GuardFuzzing). Redaction is idempotent, never shows the secret filter a secret it did
 /// not see, and keeps no user info, no fragment and no value of a secret parameter.
 enum URLFuzzing {
   static func run(_ data: UnsafeRawBufferPointer, _ invariants: inout Invariants) {
@@ -20,6 +20,8 @@ enum URLFuzzing {
       foundAfter == nil || foundAfter == found,
       "redaction changed the verdict from \(found ?? "nil") to \(foundAfter ?? "nil")")
     if hasScheme(url) { leaks(redacted, &invariants) }
+    GuardFuzzing.addresses(url, &invariants)
+    GuardFuzzing.fileRoot(url, &invariants)
   }
 
   /// Whether `url` starts with a scheme (RFC 3986: a letter, then letters, digits, + - .)

@@ -115,6 +115,9 @@ let package = Package(
       name: "HaatRecordsTests", dependencies: ["HaatRecords", "HaatAnalytics", "HaatProtocol"],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "HaatStoreTests", dependencies: ["HaatStore", "HaatCore"]),
+    // The coordinator's and the worker's parts, without sockets.
+    .testTarget(name: "HaatCoordinatorTests", dependencies: ["HaatCoordinator", "HaatProtocol", "HaatCore"]),
+    .testTarget(name: "HaatWorkerTests", dependencies: ["HaatWorker", "HaatProtocol", "HaatCore"]),
     .testTarget(
       name: "HaatClusterTests",
       dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords", "HaatFixtures"],

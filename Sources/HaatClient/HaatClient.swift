@@ -136,8 +136,29 @@ public final class HaatClient: Sendable {
     ).jobs
   }
 
+  /// A job's result, joined from its parts when it came in several.
   public func result(_ id: String) async throws -> Haat_V1_Result {
-    try await expect(call(.getResult(.with { $0.job = id })), \.result)
+    let replies = stream(.getResult(.with { $0.job = id }))
+    return try await withThrowingTaskGroup(of: Haat_V1_Result.self) { group in
+      group.addTask {
+        var parts: [Haat_V1_Result] = []
+        for try await body in replies {
+          guard case .result(let part) = body else {
+            throw HaatError(.badFrame, "expected a result, got \(body.wireName)")
+          }
+          parts.append(part)
+          if ResultParts.isLast(part) { return try ResultParts.join(parts) }
+        }
+        throw HaatError(.unavailable, "the connection closed before the whole result came")
+      }
+      group.addTask {
+        try await Task.sleep(for: self.timeout)
+        throw HaatError(.unavailable, "no result from the coordinator within \(self.timeout)")
+      }
+      defer { group.cancelAll() }
+      guard let whole = try await group.next() else { throw HaatError(.internal, "no result") }
+      return whole
+    }
   }
 
   public func cancel(_ id: String) async throws -> Haat_V1_Job {

@@ -48,6 +48,10 @@ public struct SessionLimits: Sendable {
   public var logMessageBytes = 8 * 1024
   public var logFields = 32
   public var logFieldBytes = 1024
+  /// The earlier parts of results sent in parts, held until their last part: per worker
+  /// (the largest result a worker can send) and over all workers.
+  public var stagedPartBytesPerWorker = 128 << 20
+  public var stagedPartBytes = 512 << 20
 
   public init() {}
 }

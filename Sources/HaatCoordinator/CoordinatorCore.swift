@@ -103,6 +103,7 @@ final class CoordinatorCore: @unchecked Sendable {
   private var accepting = true
   private var reaper: RepeatedTask?
   private var drainPromise: EventLoopPromise<Void>?
+  private var staged: StagedParts
 
   init(loop: any EventLoop, store: any JobStore, config: CoordinatorConfig, logger: Logger) {
     self.loop = loop
@@ -111,6 +112,8 @@ final class CoordinatorCore: @unchecked Sendable {
     self.logger = logger
     leases = LeaseTable(durationNs: UInt64(config.leaseMs) * 1_000_000)
     logs = LogStore(capacity: config.logCapacity, capacityBytes: config.logCapacityBytes)
+    staged = StagedParts(
+      maxBytesPerWorker: config.session.stagedPartBytesPerWorker, maxBytes: config.session.stagedPartBytes)
     writer = NIOThreadPool(numberOfThreads: 1)
     readers = NIOThreadPool(numberOfThreads: 2)
     writer.start()
@@ -209,6 +212,8 @@ final class CoordinatorCore: @unchecked Sendable {
     guard connection.peer.kind == .worker, workerConnections[connection.name] === connection else { return }
     workerConnections[connection.name] = nil
     workers[connection.name]?.connected = false
+    // Parts of results in flight go too: the worker sends all of them again.
+    staged.drop(worker: connection.name)
     // Its slots are no longer busy with anything the coordinator can see.
     if let pools = workers[connection.name]?.pools {
       workers[connection.name]?.pools = pools.map {
@@ -363,12 +368,25 @@ final class CoordinatorCore: @unchecked Sendable {
       return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
     }
     let worker = connection.name
+    var whole = complete.partial
+    if complete.part > 0 {
+      switch staged.receive(complete, worker: worker) {
+      case .staged:
+        return
+      case .complete(let joined):
+        whole = joined
+      case .refused(let reason, let message):
+        logger.warning(
+          "refused a result sent in parts",
+          metadata: ["task": "\(complete.task)", "worker": "\(worker)", "reason": "\(reason)", "error": "\(message)"])
+        return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason)
+      }
+    }
     let partial: Data
     let stats: Data
     do {
       // Empty partials and stats (no-op tasks) are stored empty, without an encoder pass.
-      partial =
-        complete.partial == Partial() ? Data() : try complete.partial.jsonUTF8Data(options: WireCodec.encodingOptions)
+      partial = whole == Partial() ? Data() : try whole.jsonUTF8Data(options: WireCodec.encodingOptions)
       stats =
         complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
     } catch {
@@ -679,7 +697,15 @@ final class CoordinatorCore: @unchecked Sendable {
         return self.replyError(
           connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
       }
-      self.reply(connection, to: id, .result(result))
+      // A report over the session's line limit goes as parts (docs/protocol.md, `result`).
+      guard let parts = ResultParts.split(result, maxLineBytes: connection.maxLineBytes) else {
+        return self.replyError(
+          connection, to: id,
+          HaatError(
+            .tooLarge,
+            "one row of job \(job)'s report is over this session's line limit of \(connection.maxLineBytes) bytes"))
+      }
+      for part in parts { self.reply(connection, to: id, .result(part)) }
     }
   }
 

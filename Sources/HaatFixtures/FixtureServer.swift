@@ -12,7 +12,8 @@ import Synchronization
 /// Routes:
 /// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`).
 /// - `GET /files/PATH`: a file under the server's root directory.
-/// - `GET /generate/posts.csv?rows=N&seed=S`: N generated rows, streamed.
+/// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K`: N generated rows over K accounts
+///   (default: four), streamed.
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -198,7 +199,9 @@ final class FixtureHandler: ChannelInboundHandler {
     case "/generate/posts.csv":
       let rows = UInt64(query["rows"] ?? "") ?? 1000
       let seed = UInt64(query["seed"] ?? "") ?? 1
-      streamGenerated(rows: rows, seed: seed, head: head, context: context)
+      let accounts = UInt64(query["accounts"] ?? "") ?? 0
+      streamGenerated(
+        rows: rows, generator: PostsGenerator(seed: seed, accounts: accounts), head: head, context: context)
     default:
       guard let file = resolve(path) else {
         return send(
@@ -293,11 +296,12 @@ final class FixtureHandler: ChannelInboundHandler {
     sendPiece(from: 0)
   }
 
-  private func streamGenerated(rows: UInt64, seed: UInt64, head: HTTPRequestHead, context: ChannelHandlerContext) {
+  private func streamGenerated(
+    rows: UInt64, generator: PostsGenerator, head: HTTPRequestHead, context: ChannelHandlerContext
+  ) {
     let fields = HTTPHeaders([("Content-Type", "text/csv"), ("Transfer-Encoding", "chunked")])
     context.write(
       wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: fields))), promise: nil)
-    let generator = PostsGenerator(seed: seed)
     var buffer = context.channel.allocator.buffer(capacity: 1 << 16)
     buffer.writeString(PostsGenerator.header)
     func sendChunk(from row: UInt64, buffer: ByteBuffer) {

@@ -13,7 +13,14 @@ public struct PostsGenerator: Sendable {
   ]
 
   public let seed: UInt64
-  public init(seed: UInt64 = 1) { self.seed = seed }
+  /// How many accounts rows spread over (`acct_0` …), or 0 for the four named ones: many
+  /// accounts make results of many cells (platform × account × media type).
+  public let accounts: UInt64
+
+  public init(seed: UInt64 = 1, accounts: UInt64 = 0) {
+    self.seed = seed
+    self.accounts = accounts
+  }
 
   /// Row `index` (from 0), newline included.
   public func row(_ index: UInt64) -> String {
@@ -27,7 +34,8 @@ public struct PostsGenerator: Sendable {
       return z ^ (z >> 31)
     }
     let platform = Self.platforms[Int(next() % UInt64(Self.platforms.count))]
-    let account = Self.accounts[Int(next() % UInt64(Self.accounts.count))]
+    let account =
+      accounts > 0 ? "acct_\(next() % accounts)" : Self.accounts[Int(next() % UInt64(Self.accounts.count))]
     let media = Self.media[Int(next() % UInt64(Self.media.count))]
     let day = 1 + next() % 28
     let hour = next() % 24

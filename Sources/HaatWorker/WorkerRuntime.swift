@@ -58,8 +58,13 @@ final class WorkerRuntime: @unchecked Sendable {
   private var channel: (any Channel)?
   private var welcome: Haat_V1_Welcome?
   private var running: [String: Running] = [:]
-  /// Results sent (or to send) and not yet acknowledged, by task.
-  private var unacked: [String: Envelope] = [:]
+  /// Results (`complete` or `fail`) sent, or to send, and not yet acknowledged, by task;
+  /// cut into lines for each session as its line limit allows.
+  private var unacked: [String: Envelope.OneOf_Body] = [:]
+  /// Large results already cut into lines (off the loop) for a session limit, by task.
+  private var prepared: [String: (limit: Int, lines: [Envelope])] = [:]
+  /// The next pause before resending a result the coordinator could not store, by task.
+  private var resendDelayMs: [String: Int64] = [:]
   private var free: [Pool: Int]
   private var pendingCredit: [Pool: Int] = [:]
   private var creditQueued = false
@@ -67,6 +72,9 @@ final class WorkerRuntime: @unchecked Sendable {
   private var stopping = false
   private var heartbeat: RepeatedTask?
   private var reconnectDelayMs: Int64 = 100
+  /// When the current session opened (monotonic): a session that dies soon after it opened
+  /// does not reset the reconnect backoff.
+  private var openedAt = NIODeadline.now()
   private var tasksDone: UInt64 = 0
   private var tasksFailed: UInt64 = 0
   private var lastProgressMs: Int64 = 0
@@ -164,7 +172,7 @@ final class WorkerRuntime: @unchecked Sendable {
   private func opened(_ channel: any Channel, welcome: Haat_V1_Welcome) {
     self.channel = channel
     self.welcome = welcome
-    reconnectDelayMs = 100
+    openedAt = .now()
     logger.info(
       "connected to the coordinator",
       metadata: ["coordinator": "\(config.coordinator)", "session": "\(welcome.session)"])
@@ -183,7 +191,7 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     pendingCredit = [:]
     // Results the previous session did not acknowledge.
-    for envelope in unacked.values { send(envelope) }
+    for task in unacked.keys { sendResult(task) }
     for line in logBuffer { send(Envelope(.log(line))) }
     logBuffer.removeAll()
     let period = TimeAmount.milliseconds(Int64(max(100, welcome.heartbeatMs)))
@@ -197,6 +205,9 @@ final class WorkerRuntime: @unchecked Sendable {
     self.channel = nil
     heartbeat?.cancel()
     heartbeat = nil
+    // Only a session that lasted resets the backoff: one the coordinator closes right
+    // after the handshake must not make this worker reconnect ten times a second.
+    if NIODeadline.now() - openedAt >= .seconds(10) { reconnectDelayMs = 100 }
     if stopping { return }
     if draining && running.isEmpty && unacked.isEmpty {
       finishDrain()
@@ -245,8 +256,7 @@ final class WorkerRuntime: @unchecked Sendable {
       fail.attempt = assign.attempt
       fail.error = ErrorInfo(code: "worker_draining", message: "worker \(config.name) is draining")
       fail.retryable = true
-      finishTask(
-        assign.task, attempt: assign.attempt, pool: pool, envelope: Envelope(id: nextID(), .fail(fail)), counted: false)
+      finishTask(assign.task, pool: pool, result: .fail(fail), counted: false)
       return
     }
     free[pool, default: 0] -= 1
@@ -264,21 +274,39 @@ final class WorkerRuntime: @unchecked Sendable {
     let onFetchError: @Sendable (FetchError) -> Void = { error in
       self.loop.execute { self.fetchErrors[error.kind.rawValue, default: 0] += 1 }
     }
-    threads.runIfActive(eventLoop: loop) { runner.run(spec, progress: progress, onFetchError: onFetchError) }
-      .assumeIsolated().whenComplete { result in
-        switch result {
-        case .success(let outcome): self.complete(assign, pool: pool, outcome: outcome)
-        case .failure(let error):
-          self.complete(
-            assign, pool: pool,
-            outcome: .fail(
-              ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, TaskStats()))
-        }
-        self.flush()
+    let limit = lineLimit
+    threads.runIfActive(eventLoop: loop) { () -> (TaskOutcome, [Envelope]?) in
+      let outcome = runner.run(spec, progress: progress, onFetchError: onFetchError)
+      // Cutting a large result into lines is work for this thread, not for the loop.
+      guard case .complete(let partial, let stats) = outcome, partial.engagement.cells.count > 256 else {
+        return (outcome, nil)
       }
+      var count = 0
+      let lines = ResultLines.envelopes(
+        for: .complete(Self.complete(assign, partial, stats)), maxLineBytes: limit
+      ) {
+        count += 1
+        return "r\(assign.task).\(assign.attempt).\(count)"
+      }
+      return (outcome, lines)
+    }
+    .assumeIsolated().whenComplete { result in
+      switch result {
+      case .success((let outcome, let lines)):
+        self.complete(assign, pool: pool, outcome: outcome, lines: lines.map { (limit, $0) })
+      case .failure(let error):
+        self.complete(
+          assign, pool: pool,
+          outcome: .fail(
+            ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, TaskStats()))
+      }
+      self.flush()
+    }
   }
 
-  private func complete(_ assign: Haat_V1_Assign, pool: Pool, outcome: TaskOutcome) {
+  private func complete(
+    _ assign: Haat_V1_Assign, pool: Pool, outcome: TaskOutcome, lines: (limit: Int, lines: [Envelope])? = nil
+  ) {
     guard let task = running[assign.task], task.attempt == assign.attempt else { return }
     lastProgressMs = nowMs
     if task.revoked {
@@ -287,15 +315,10 @@ final class WorkerRuntime: @unchecked Sendable {
       release(pool)
       return
     }
-    let envelope: Envelope
+    let result: Envelope.OneOf_Body
     switch outcome {
     case .complete(let partial, let stats):
-      var complete = Haat_V1_Complete()
-      complete.task = assign.task
-      complete.attempt = assign.attempt
-      complete.partial = partial
-      complete.stats = stats
-      envelope = Envelope(id: nextID(), .complete(complete))
+      result = .complete(Self.complete(assign, partial, stats))
       tasksDone += 1
       if assign.spec.source.kind != "noop" {
         logger.info(
@@ -313,7 +336,7 @@ final class WorkerRuntime: @unchecked Sendable {
       fail.retryable = retryable
       fail.retryAfterMs = retryAfterMs
       fail.stats = stats
-      envelope = Envelope(id: nextID(), .fail(fail))
+      result = .fail(fail)
       tasksFailed += 1
       logger.warning(
         "task failed",
@@ -323,14 +346,52 @@ final class WorkerRuntime: @unchecked Sendable {
         ])
     }
     running[assign.task] = nil
-    finishTask(assign.task, attempt: assign.attempt, pool: pool, envelope: envelope, counted: true)
+    prepared[assign.task] = lines
+    finishTask(assign.task, pool: pool, result: result, counted: true)
+  }
+
+  private static func complete(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats) -> Haat_V1_Complete {
+    var complete = Haat_V1_Complete()
+    complete.task = assign.task
+    complete.attempt = assign.attempt
+    complete.partial = partial
+    complete.stats = stats
+    return complete
+  }
+
+  /// The current session's line limit (the default before the first session).
+  private var lineLimit: Int {
+    let limit = Int(welcome?.maxLineBytes ?? 0)
+    return limit > 0 ? limit : Int(Defaults.maxLineBytes)
   }
 
   /// Sends a result (keeping it until acknowledged) and frees the slot.
-  private func finishTask(_ task: String, attempt: UInt32, pool: Pool, envelope: Envelope, counted: Bool) {
-    unacked[task] = envelope
-    send(envelope)
+  private func finishTask(_ task: String, pool: Pool, result: Envelope.OneOf_Body, counted: Bool) {
+    unacked[task] = result
+    sendResult(task)
     if counted { release(pool) }
+  }
+
+  /// Sends a kept result in as many lines as this session's limit needs. A result that
+  /// cannot be cut to fit becomes the task's `too_large` failure, kept in its place.
+  private func sendResult(_ task: String) {
+    guard let result = unacked[task], channel != nil else { return }
+    let envelopes: [Envelope]
+    if let ready = prepared[task], ready.limit == lineLimit {
+      envelopes = ready.lines
+    } else {
+      envelopes = ResultLines.envelopes(for: result, maxLineBytes: lineLimit, id: nextID)
+    }
+    if case .complete(let complete) = result, envelopes.count == 1, case .fail(let fail)? = envelopes[0].body {
+      logger.warning(
+        "the result cannot be sent; failing the task",
+        metadata: ["task": "\(task)", "attempt": "\(complete.attempt)", "error": "\(fail.error.message)"])
+      unacked[task] = .fail(fail)
+      prepared[task] = nil
+    } else if envelopes.count > 1 {
+      logger.info("sending the result in parts", metadata: ["task": "\(task)", "parts": "\(envelopes.count)"])
+    }
+    for envelope in envelopes { send(envelope) }
   }
 
   private func release(_ pool: Pool) {
@@ -362,7 +423,34 @@ final class WorkerRuntime: @unchecked Sendable {
 
   private func receiveAck(_ ack: Haat_V1_Ack) {
     if let sent = unacked[ack.task], Self.attempt(of: sent) == ack.attempt {
-      unacked[ack.task] = nil
+      switch (ack.accepted, ack.reason, sent) {
+      case (false, ErrorCode.unavailable.rawValue, _):
+        // Not stored just now (a full disk, say): kept, and sent again after a pause.
+        let delay = resendDelayMs[ack.task] ?? 500
+        resendDelayMs[ack.task] = min(delay * 2, 30_000)
+        logger.notice(
+          "the coordinator could not store a result; sending it again",
+          metadata: ["task": "\(ack.task)", "attempt": "\(ack.attempt)", "delay_ms": "\(delay)"])
+        loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) {
+          self.sendResult(ack.task)
+          self.flush()
+        }
+        return
+      case (false, ErrorCode.tooLarge.rawValue, .complete(let complete)):
+        // Too large for the coordinator to take: the task fails, saying so, instead of
+        // its lease expiring in silence.
+        prepared[ack.task] = nil
+        unacked[ack.task] = .fail(
+          ResultLines.tooLarge(
+            ack.task, ack.attempt, stats: complete.stats,
+            HaatError(.tooLarge, "the coordinator refused the result as too large")))
+        sendResult(ack.task)
+        return
+      default:
+        unacked[ack.task] = nil
+        prepared[ack.task] = nil
+        resendDelayMs[ack.task] = nil
+      }
     }
     if !ack.accepted {
       logger.notice(
@@ -372,8 +460,8 @@ final class WorkerRuntime: @unchecked Sendable {
     if draining { checkDrained() }
   }
 
-  private static func attempt(of envelope: Envelope) -> UInt32? {
-    switch envelope.body {
+  private static func attempt(of result: Envelope.OneOf_Body) -> UInt32? {
+    switch result {
     case .complete(let complete): return complete.attempt
     case .fail(let fail): return fail.attempt
     default: return nil

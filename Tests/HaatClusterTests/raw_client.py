@@ -155,11 +155,33 @@ def run_job(args):
               f"{' final' if ev.get('final') else ''}", file=sys.stderr)
         if ev.get("final", False):
             break
-    result = request(conn, "result", "get_result", {"job": job}, "result")
+    result = read_result(conn, job)
     conn.close()
     state = result.get("job", {}).get("state", state)
     print(json.dumps({"job": job, "state": state, "report": result.get("report", {})}))
     return 0 if state == "succeeded" else 3
+
+
+def read_result(conn, job):
+    """get_result, joining a result sent in parts: lists concatenate in part order, the
+    other fields come from the last part (the one with `parts`)."""
+    part = request(conn, "result", "get_result", {"job": job}, "result")
+    parts = [part]
+    while part.get("part") and not part.get("parts"):
+        msg = conn.reply("result")
+        if "result" not in msg:
+            raise ProtocolError(f"get_result: expected the next result part, got {msg!r}")
+        part = msg["result"]
+        parts.append(part)
+    if len(parts) == 1:
+        return part
+    whole = dict(parts[-1])
+    report = whole.setdefault("report", {})
+    rows = [r for p in parts for r in p.get("report", {}).get("engagement", {}).get("rows", [])]
+    missing = [m for p in parts for m in p.get("report", {}).get("summary", {}).get("missing", [])]
+    report.setdefault("engagement", {})["rows"] = rows
+    report.setdefault("summary", {})["missing"] = missing
+    return whole
 
 
 # ---------------------------------------------------------------- faults mode

@@ -366,6 +366,11 @@ public nonisolated struct Haat_V1_GetResult: Sendable {
   public init() {}
 }
 
+/// A result whose line would exceed the session's max_line_bytes comes as several `result`
+/// replies to the one `get_result` (DESIGN.md §3 "Large results"): `part` 1, 2, … N, each
+/// with some of the report's rows and missing sources; the last has `parts` = N, the job and
+/// the rest of the report. Parsed as protobuf and merged in order (lists concatenate), they
+/// are the whole result. `part` = 0 is a result in one line.
 public nonisolated struct Haat_V1_Result: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -388,6 +393,10 @@ public nonisolated struct Haat_V1_Result: Sendable {
   public var hasReport: Bool {self._report != nil}
   /// Clears the value of `report`. Subsequent reads from it will return its default value.
   public mutating func clearReport() {self._report = nil}
+
+  public var part: UInt32 = 0
+
+  public var parts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1280,7 +1289,7 @@ nonisolated extension Haat_V1_GetResult: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Haat_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Result"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}report\0\u{1}part\0\u{1}parts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1290,6 +1299,8 @@ nonisolated extension Haat_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._job) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._report) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.parts) }()
       default: break
       }
     }
@@ -1306,12 +1317,20 @@ nonisolated extension Haat_V1_Result: SwiftProtobuf.Message, SwiftProtobuf._Mess
     try { if let v = self._report {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 3)
+    }
+    if self.parts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.parts, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Result, rhs: Haat_V1_Result) -> Bool {
     if lhs._job != rhs._job {return false}
     if lhs._report != rhs._report {return false}
+    if lhs.part != rhs.part {return false}
+    if lhs.parts != rhs.parts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -235,7 +235,12 @@ public nonisolated struct Haat_V1_TaskRef: Sendable {
   public init() {}
 }
 
-/// Complete returns a task's result.
+/// Complete returns a task's result. A result whose line would exceed the session's
+/// max_line_bytes is sent as parts (DESIGN.md §3 "Large results"): `part` 1, 2, … N in
+/// order on one session, each with a partial over keys no other part has; only the last
+/// carries `parts` = N, the bookmark and the stats, and only it is answered with an Ack.
+/// The coordinator keeps the earlier parts of that attempt and commits all N as one result
+/// or none. `part` = 0 (and `parts` = 0) is a result in one line.
 public nonisolated struct Haat_V1_Complete: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -265,6 +270,12 @@ public nonisolated struct Haat_V1_Complete: Sendable {
   public var hasStats: Bool {self._stats != nil}
   /// Clears the value of `stats`. Subsequent reads from it will return its default value.
   public mutating func clearStats() {self._stats = nil}
+
+  /// This line's part number, from 1; 0 when the result is one line.
+  public var part: UInt32 = 0
+
+  /// On the last part: how many parts there are. 0 on earlier parts and on one-line results.
+  public var parts: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -329,7 +340,8 @@ public nonisolated struct Haat_V1_Ack: Sendable {
   /// For Complete: whether this result is the task's result. For Fail: whether it was recorded.
   public var accepted: Bool = false
 
-  /// Why not: "stale_attempt", "already_done", "cancelled", "unknown_task".
+  /// Why not: "stale_attempt", "already_done", "cancelled", "unknown_task",
+  /// "not_lease_holder", "unavailable", "missing_parts", "too_large".
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -819,7 +831,7 @@ nonisolated extension Haat_V1_TaskRef: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Complete"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}partial\0\u{1}bookmark\0\u{1}stats\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}partial\0\u{1}bookmark\0\u{1}stats\0\u{1}part\0\u{1}parts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -832,6 +844,8 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 3: try { try decoder.decodeSingularMessageField(value: &self._partial) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.bookmark) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.parts) }()
       default: break
       }
     }
@@ -857,6 +871,12 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
     try { if let v = self._stats {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 6)
+    }
+    if self.parts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.parts, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -866,6 +886,8 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs._partial != rhs._partial {return false}
     if lhs.bookmark != rhs.bookmark {return false}
     if lhs._stats != rhs._stats {return false}
+    if lhs.part != rhs.part {return false}
+    if lhs.parts != rhs.parts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

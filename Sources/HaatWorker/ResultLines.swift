@@ -1,0 +1,104 @@
+import HaatCore
+import HaatProtocol
+
+/// A task's result as the lines a session with a given line limit will take (DESIGN.md §3
+/// "Large results"): one `complete` or `fail` when it fits; otherwise a `complete` in parts,
+/// each a partial over cells no other part has, the last carrying the part count, the
+/// bookmark and the stats. A result that cannot be cut to fit is a non-retryable
+/// `too_large` failure of the task, never a line the coordinator must refuse.
+enum ResultLines {
+  /// Room left on every part for the envelope, the ids and the part numbers.
+  static let envelopeSlack = 512
+
+  /// The envelopes for `result` on a session whose lines may be `maxLineBytes` long (the
+  /// newline not counted). `id` names each envelope.
+  static func envelopes(
+    for result: Envelope.OneOf_Body, maxLineBytes: Int, id: () -> String
+  ) -> [Envelope] {
+    let whole = Envelope(id: id(), result)
+    guard let size = encodedSize(whole), size > maxLineBytes else { return [whole] }
+    switch result {
+    case .complete(let complete):
+      do {
+        return try parts(of: complete, maxLineBytes: maxLineBytes).map { Envelope(id: id(), .complete($0)) }
+      } catch {
+        return [Envelope(id: id(), .fail(tooLarge(complete.task, complete.attempt, stats: complete.stats, error)))]
+      }
+    case .fail(var fail):
+      // Only the row errors and the message can make a failure long; cut them.
+      fail.stats.rowErrors = []
+      fail.error.message = String(fail.error.message.prefix(1024))
+      return [Envelope(id: id(), .fail(fail))]
+    default:
+      return [whole]
+    }
+  }
+
+  /// Cuts a complete into parts under the limit: cells are packed in order, greedily.
+  static func parts(of complete: Haat_V1_Complete, maxLineBytes: Int) throws(HaatError) -> [Haat_V1_Complete] {
+    var last = complete
+    last.partial = Partial()
+    last.part = 1
+    last.parts = 1
+    guard let overhead = encodedSize(Envelope(id: "w18446744073709551615", .complete(last))) else {
+      throw HaatError(.internal, "the result cannot be encoded")
+    }
+    let budget = maxLineBytes - overhead - envelopeSlack
+    guard budget > 0 else {
+      throw HaatError(
+        .tooLarge, "the result's stats alone are \(overhead) bytes, over the session's line limit of \(maxLineBytes)")
+    }
+    var groups: [[Haat_V1_EngagementCell]] = [[]]
+    var used = 0
+    for cell in complete.partial.engagement.cells {
+      // A cell's share of the line: its JSON and the comma before it.
+      guard let json: [UInt8] = try? cell.jsonUTF8Bytes(options: WireCodec.encodingOptions) else {
+        throw HaatError(.internal, "a result cell cannot be encoded")
+      }
+      let bytes = json.count + 1
+      guard bytes <= budget else {
+        throw HaatError(
+          .tooLarge,
+          "one result cell (platform \(DisplayText.escape(String(cell.platform.prefix(64)))), account "
+            + "\(DisplayText.escape(String(cell.account.prefix(64))))) is \(bytes) bytes, over the session's line "
+            + "limit of \(maxLineBytes)")
+      }
+      if used + bytes > budget, !(groups.last ?? []).isEmpty {
+        groups.append([])
+        used = 0
+      }
+      groups[groups.count - 1].append(cell)
+      used += bytes
+    }
+    let count = UInt32(groups.count)
+    return groups.enumerated().map { index, cells in
+      var part = Haat_V1_Complete()
+      part.task = complete.task
+      part.attempt = complete.attempt
+      part.part = UInt32(index + 1)
+      part.partial.engagement.cells = cells
+      if index == groups.count - 1 {
+        part.parts = count
+        part.bookmark = complete.bookmark
+        part.stats = complete.stats
+      }
+      return part
+    }
+  }
+
+  static func tooLarge(_ task: String, _ attempt: UInt32, stats: TaskStats, _ error: HaatError) -> Haat_V1_Fail {
+    var fail = Haat_V1_Fail()
+    fail.task = task
+    fail.attempt = attempt
+    fail.error = ErrorInfo(code: ErrorCode.tooLarge.rawValue, message: error.message)
+    fail.retryable = false
+    fail.stats = stats
+    fail.stats.rowErrors = []
+    return fail
+  }
+
+  static func encodedSize(_ envelope: Envelope) -> Int? {
+    let bytes: [UInt8]? = try? envelope.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+    return bytes?.count
+  }
+}

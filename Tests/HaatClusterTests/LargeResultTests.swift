@@ -1,0 +1,66 @@
+import Foundation
+import HaatAnalytics
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatRecords
+import HaatTesting
+import Testing
+
+/// Issue 10, defect 1 and 2: results larger than the line limit. With a 64 KiB limit, a
+/// task's partial (thousands of platform × account × media cells) goes to the coordinator
+/// in parts and the report comes back in parts; the report equals one pass over the data.
+@Suite("Large results", .serialized)
+struct LargeResultTests {
+  static let limit = 64 * 1024
+  static let rows: UInt64 = 20_000
+  static let accounts: UInt64 = 300
+
+  static func expected(seeds: [UInt64]) throws -> Haat_V1_EngagementReport {
+    var kernel = EngagementKernel()
+    for seed in seeds {
+      let generator = PostsGenerator(seed: seed, accounts: accounts)
+      var reader = PostsReader(format: .csv, defaultPlatform: "", defaultAccount: "")
+      try Array(PostsGenerator.header.utf8).withUnsafeBytes { try reader.feed($0) { kernel.add($0) } }
+      for index in 0..<rows {
+        try Array(generator.row(index).utf8).withUnsafeBytes { try reader.feed($0) { kernel.add($0) } }
+      }
+      try reader.finish { kernel.add($0) }
+    }
+    return kernel.finish()
+  }
+
+  @Test func resultsOverTheLineLimitTravelInParts() async throws {
+    var options = LocalCluster.Options.fast
+    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
+    // A debug build encodes thousands of cells slowly: leases long enough not to expire.
+    options.leaseMs = 15_000
+    options.heartbeatMs = 1_000
+    try await withCluster(options) { cluster, server in
+      let client = try await cluster.client()
+      let seeds: [UInt64] = [1, 2]
+      let sources = seeds.map { seed in
+        var source = Source()
+        source.name = "generated-\(seed)"
+        source.format = "csv"
+        source.url = "\(server.baseURL)/generate/posts.csv?rows=\(Self.rows)&seed=\(seed)&accounts=\(Self.accounts)"
+        return source
+      }
+      let job = try await client.submit(spec("large results", sources)).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded", "\(result.report.summary.missing)")
+      let expected = try Self.expected(seeds: seeds)
+      // Thousands of rows: far more than one 64 KiB line holds.
+      #expect(expected.rows.count > 5_000)
+      #expect(result.report.engagement.rows.count == expected.rows.count)
+      #expect(result.report.engagement == expected)
+      #expect(result.report.summary.rows == 2 * Self.rows)
+      let workerLogs = ["worker-1", "worker-2"].compactMap {
+        try? String(contentsOfFile: "\(cluster.directory)/\($0).log", encoding: .utf8)
+      }.joined()
+      #expect(workerLogs.contains("sending the result in parts"))
+      await client.close()
+    }
+  }
+}

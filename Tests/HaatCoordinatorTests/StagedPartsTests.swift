@@ -1,0 +1,100 @@
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatCoordinator
+
+/// Results sent in parts: kept until the last part, joined into one partial, bounded, and
+/// refused whole when a part is missing.
+@Suite struct StagedPartsTests {
+  static func cell(_ account: String, likes: UInt64 = 1) -> Haat_V1_EngagementCell {
+    var cell = Haat_V1_EngagementCell()
+    cell.platform = "instagram"
+    cell.account = account
+    cell.mediaType = "image"
+    cell.posts = 1
+    cell.likes = likes
+    return cell
+  }
+
+  static func part(_ number: UInt32, of total: UInt32?, accounts: [String], task: String = "7", attempt: UInt32 = 1)
+    -> Haat_V1_Complete
+  {
+    var complete = Haat_V1_Complete()
+    complete.task = task
+    complete.attempt = attempt
+    complete.part = number
+    complete.parts = total ?? 0
+    complete.partial.engagement.cells = accounts.map { cell($0) }
+    return complete
+  }
+
+  @Test func partsBecomeOnePartial() {
+    var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a", "b"]), worker: "w") == .staged)
+    #expect(staged.receive(Self.part(2, of: nil, accounts: ["c"]), worker: "w") == .staged)
+    #expect(staged.bytes > 0)
+    guard case .complete(let joined) = staged.receive(Self.part(3, of: 3, accounts: ["d"]), worker: "w") else {
+      Issue.record("the last part did not complete the result")
+      return
+    }
+    #expect(joined.engagement.cells.map(\.account) == ["a", "b", "c", "d"])
+    #expect(staged.bytes == 0)
+  }
+
+  @Test func aSinglePartIsAWholeResult() {
+    var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
+    #expect(
+      staged.receive(Self.part(1, of: 1, accounts: ["a"]), worker: "w")
+        == .complete(Self.part(1, of: 1, accounts: ["a"]).partial))
+  }
+
+  /// A gap, or a last part that miscounts, refuses the whole result and keeps nothing.
+  @Test func aMissingPartRefusesTheResult() {
+    var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a"]), worker: "w") == .staged)
+    guard case .refused(let reason, _) = staged.receive(Self.part(3, of: 3, accounts: ["c"]), worker: "w") else {
+      Issue.record("a gap was accepted")
+      return
+    }
+    #expect(reason == "missing_parts")
+    #expect(staged.bytes == 0)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a"]), worker: "w") == .staged)
+    guard case .refused = staged.receive(Self.part(2, of: 5, accounts: ["b"]), worker: "w") else {
+      Issue.record("a last part that miscounts was accepted")
+      return
+    }
+    #expect(staged.bytes == 0)
+  }
+
+  /// Another worker's parts never join this worker's result (a lease is task, attempt and
+  /// worker); part 1 again starts over, as after a reconnect.
+  @Test func partsAreKeptPerWorkerAndStartOverAtOne() {
+    var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a"]), worker: "w1") == .staged)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["forged"]), worker: "w2") == .staged)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a2"]), worker: "w1") == .staged)
+    guard case .complete(let joined) = staged.receive(Self.part(2, of: 2, accounts: ["b"]), worker: "w1") else {
+      Issue.record("not completed")
+      return
+    }
+    #expect(joined.engagement.cells.map(\.account) == ["a2", "b"])
+    staged.drop(worker: "w2")
+    #expect(staged.bytes == 0)
+  }
+
+  @Test func stagedBytesAreBounded() {
+    var staged = StagedParts(maxBytesPerWorker: 200, maxBytes: 300)
+    let many = (0..<20).map { "account-\($0)" }
+    guard case .refused(let reason, _) = staged.receive(Self.part(1, of: nil, accounts: many), worker: "w") else {
+      Issue.record("a part over the bound was kept")
+      return
+    }
+    #expect(reason == "too_large")
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a"]), worker: "w1") == .staged)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a", "b", "c"]), worker: "w2") == .staged)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a", "b", "c"]), worker: "w3") == .staged)
+    #expect(staged.receive(Self.part(1, of: nil, accounts: ["a", "b", "c", "d", "e"]), worker: "w4") != .staged)
+    #expect(staged.bytes <= 300)
+  }
+}

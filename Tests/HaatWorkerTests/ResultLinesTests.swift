@@ -1,0 +1,82 @@
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatWorker
+
+/// A result is cut to the session's line limit: every line fits, no cell is lost or sent
+/// twice, and only the last part carries the count, the bookmark and the stats.
+@Suite struct ResultLinesTests {
+  static func complete(cells: Int) -> Haat_V1_Complete {
+    var complete = Haat_V1_Complete()
+    complete.task = "42"
+    complete.attempt = 3
+    complete.bookmark = "cursor-9"
+    complete.stats.rows = UInt64(cells)
+    complete.partial.engagement.cells = (0..<cells).map { index in
+      var cell = Haat_V1_EngagementCell()
+      cell.platform = "facebook"
+      cell.account = "account_\(index)"
+      cell.mediaType = "video"
+      cell.posts = UInt64(index + 1)
+      cell.likes = UInt64(index) * 1_000_003
+      return cell
+    }
+    return complete
+  }
+
+  static func lineBytes(_ envelope: Envelope) throws -> Int {
+    try WireCodec.line(envelope).count - 1
+  }
+
+  @Test(arguments: [4096, 16_384, 1 << 20])
+  func everyLineFitsAndEveryCellArrivesOnce(limit: Int) throws {
+    let whole = Self.complete(cells: 12_000)
+    var counter = 0
+    let envelopes = ResultLines.envelopes(for: .complete(whole), maxLineBytes: limit) {
+      counter += 1
+      return "w\(counter)"
+    }
+    #expect(envelopes.count > 1)
+    var accounts: [String] = []
+    for (index, envelope) in envelopes.enumerated() {
+      #expect(try Self.lineBytes(envelope) <= limit)
+      guard case .complete(let part)? = envelope.body else {
+        Issue.record("part \(index) is not a complete")
+        continue
+      }
+      #expect(part.task == "42" && part.attempt == 3)
+      #expect(part.part == UInt32(index + 1))
+      let last = index == envelopes.count - 1
+      #expect(part.parts == (last ? UInt32(envelopes.count) : 0))
+      #expect(part.bookmark == (last ? "cursor-9" : ""))
+      #expect(part.stats.rows == (last ? 12_000 : 0))
+      accounts += part.partial.engagement.cells.map(\.account)
+    }
+    #expect(accounts == whole.partial.engagement.cells.map(\.account))
+  }
+
+  @Test func aSmallResultIsOneLine() throws {
+    let envelopes = ResultLines.envelopes(for: .complete(Self.complete(cells: 3)), maxLineBytes: 1 << 20) { "w1" }
+    #expect(envelopes.count == 1)
+    guard case .complete(let complete)? = envelopes.first?.body else {
+      Issue.record("not a complete")
+      return
+    }
+    #expect(complete.part == 0 && complete.parts == 0)
+  }
+
+  /// A cell that cannot fit in any line is the task's clear, final failure.
+  @Test func aCellOverTheLimitFailsTheTask() throws {
+    var whole = Self.complete(cells: 2)
+    whole.partial.engagement.cells[1].account = String(repeating: "x", count: 10_000)
+    let envelopes = ResultLines.envelopes(for: .complete(whole), maxLineBytes: 4096) { "w1" }
+    guard envelopes.count == 1, case .fail(let fail)? = envelopes.first?.body else {
+      Issue.record("expected one fail, got \(envelopes.count) lines")
+      return
+    }
+    #expect(fail.error.code == "too_large")
+    #expect(!fail.retryable)
+    #expect(try Self.lineBytes(envelopes[0]) <= 4096)
+  }
+}

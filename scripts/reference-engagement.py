@@ -60,6 +60,10 @@ R_UNTERMINATED = "unterminated quote"
 R_JSON = "invalid JSON"
 R_NOT_OBJECT = "not an object"
 R_NOT_STRING = "not a string"
+R_CONTROL = "control character"
+R_TOO_LONG = "record too long"
+MAX_RECORD_BYTES = 1 << 20
+TEXT_FIELDS = ("platform", "account", "id", "created_at", "media_type")
 
 WS = " \t"  # what is trimmed around values
 
@@ -136,6 +140,10 @@ def build_post(values, source, count_parser):
     Returns the canonical post dict or raises BadRow (first problem in canonical order).
     """
     post = {}
+    for f in TEXT_FIELDS:
+        v = values.get(f)
+        if isinstance(v, str) and any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in v):
+            raise BadRow(f, R_CONTROL)
     for f in ("platform", "account"):
         v = values.get(f)
         v = v.strip(WS) if v is not None else ""
@@ -244,6 +252,9 @@ def parse_csv(data, source):
         try:
             if err:
                 raise BadRow("", err)
+            # Each field costs its bytes and its delimiter (docs/formats.md, 1 MiB).
+            if sum(len(f.encode()) for f in fields) + len(fields) - 1 > MAX_RECORD_BYTES:
+                raise BadRow("", R_TOO_LONG)
             if len(fields) != len(header):
                 raise BadRow("", R_FIELDS)
             values = {f: fields[p] for f, p in index.items()}
@@ -298,6 +309,8 @@ def parse_ndjson(data, source):
         if line.strip(" \t\r") == "":
             continue
         try:
+            if len(line.encode()) > MAX_RECORD_BYTES:
+                raise BadRow("", R_TOO_LONG)
             try:
                 obj = json.loads(line, parse_constant=_reject_constant, parse_int=_parse_int)
             except ValueError:

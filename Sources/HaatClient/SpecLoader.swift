@@ -41,6 +41,9 @@ public enum SpecLoader {
       do {
         // Aliases let a few hundred bytes stand for billions of values: count what the
         // document expands to, on the composed tree (shared, not copied), before building it.
+        // Composing hashes mapping keys, so a key that is an alias or a collection of
+        // aliases costs time exponential in their nesting: such keys are refused first.
+        try refuseComplexKeys(text)
         if let node = try Yams.compose(yaml: text, Resolver.basic) {
           var budget = maxValues
           try checkExpansion(node, depth: 0, budget: &budget)
@@ -130,6 +133,53 @@ public enum SpecLoader {
       for value in sequence { try checkExpansion(value, depth: depth + 1, budget: &budget) }
     case .scalar, .alias:
       break
+    }
+  }
+
+  /// Refuses mapping keys that are not plain text, read from the text before any YAML
+  /// parsing: an explicit key (`? `), or a `:` after an alias (`*a: 1`) or after a flow
+  /// collection (`[a]: 1`, `{a}: 1`). Quoted text and comments are skipped. Specs never need
+  /// such keys (the loader refuses them after parsing too).
+  static func refuseComplexKeys(_ text: String) throws {
+    let bytes = Array(text.utf8)
+    func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+    func isFlow(_ byte: UInt8) -> Bool {
+      byte == UInt8(ascii: ",") || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]") || byte == UInt8(ascii: "{")
+        || byte == UInt8(ascii: "}")
+    }
+    let refusal = HaatError(
+      .badSpec, "a mapping key must be plain text, not a list, a mapping or an alias (YAML `? `, `[…]:`, `*name:`)")
+    var index = 0
+    while index < bytes.count {
+      let byte = bytes[index]
+      switch byte {
+      case UInt8(ascii: "\""), UInt8(ascii: "'"):
+        // Quoted text (a backslash escapes only inside double quotes).
+        let quote = byte
+        index += 1
+        while index < bytes.count, bytes[index] != quote {
+          if quote == UInt8(ascii: "\""), bytes[index] == UInt8(ascii: "\\") { index += 1 }
+          index += 1
+        }
+      case UInt8(ascii: "#") where index == 0 || isSpace(bytes[index - 1]):
+        while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+      case UInt8(ascii: "?")
+      where (index == 0 || isSpace(bytes[index - 1]) || isFlow(bytes[index - 1]))
+        && (index + 1 == bytes.count || isSpace(bytes[index + 1])):
+        throw refusal
+      case UInt8(ascii: ":") where index + 1 == bytes.count || isSpace(bytes[index + 1]) || isFlow(bytes[index + 1]):
+        // The key before this ":": its last character, then its first.
+        var end = index - 1
+        while end >= 0, isSpace(bytes[end]) { end -= 1 }
+        guard end >= 0 else { break }
+        if bytes[end] == UInt8(ascii: "]") || bytes[end] == UInt8(ascii: "}") { throw refusal }
+        var start = end
+        while start > 0, !isSpace(bytes[start - 1]), !isFlow(bytes[start - 1]) { start -= 1 }
+        if bytes[start] == UInt8(ascii: "*") { throw refusal }
+      default:
+        break
+      }
+      index += 1
     }
   }
 

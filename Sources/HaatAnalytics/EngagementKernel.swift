@@ -38,50 +38,81 @@ public struct EngagementKernel: Sendable, Equatable {
 
     public init() {}
 
-    var engagements: UInt64 { likes &+ comments &+ shares &+ saves }
+    /// likes + comments + shares + saves; nil past UInt64.max.
+    var engagements: UInt64? { Checked.total(likes, comments, shares, saves) }
 
-    mutating func add(_ post: PostRecord) {
-      posts &+= 1
-      let engagements =
-        (post.likes ?? 0) &+ (post.comments ?? 0) &+ (post.shares ?? 0) &+ (post.saves ?? 0)
-      likes &+= post.likes ?? 0
-      comments &+= post.comments ?? 0
-      shares &+= post.shares ?? 0
-      saves &+= post.saves ?? 0
-      clicks &+= post.clicks ?? 0
-      videoViews &+= post.videoViews ?? 0
+    /// Adds one post; false, and nothing changed, when a sum would pass UInt64.max.
+    mutating func add(_ post: PostRecord) -> Bool {
+      var sum = Checked()
+      var next = self
+      let engagements = Checked.total(post.likes ?? 0, post.comments ?? 0, post.shares ?? 0, post.saves ?? 0)
+      next.posts = sum.add(posts, 1)
+      next.likes = sum.add(likes, post.likes ?? 0)
+      next.comments = sum.add(comments, post.comments ?? 0)
+      next.shares = sum.add(shares, post.shares ?? 0)
+      next.saves = sum.add(saves, post.saves ?? 0)
+      next.clicks = sum.add(clicks, post.clicks ?? 0)
+      next.videoViews = sum.add(videoViews, post.videoViews ?? 0)
       if let reach = post.reach {
-        self.reach &+= reach
-        engagementsWithReach &+= engagements
-        postsWithReach &+= 1
+        next.reach = sum.add(self.reach, reach)
+        next.engagementsWithReach = sum.add(engagementsWithReach, engagements ?? 0)
+        next.postsWithReach = sum.add(postsWithReach, 1)
       }
       if let impressions = post.impressions {
-        self.impressions &+= impressions
-        engagementsWithImpressions &+= engagements
-        postsWithImpressions &+= 1
+        next.impressions = sum.add(self.impressions, impressions)
+        next.engagementsWithImpressions = sum.add(engagementsWithImpressions, engagements ?? 0)
+        next.postsWithImpressions = sum.add(postsWithImpressions, 1)
         if let clicks = post.clicks {
-          ctrClicks &+= clicks
-          ctrImpressions &+= impressions
+          next.ctrClicks = sum.add(ctrClicks, clicks)
+          next.ctrImpressions = sum.add(ctrImpressions, impressions)
         }
       }
+      guard !sum.overflowed, engagements != nil, next.engagements != nil else { return false }
+      self = next
+      return true
     }
 
-    mutating func merge(_ other: Cell) {
-      posts &+= other.posts
-      likes &+= other.likes
-      comments &+= other.comments
-      shares &+= other.shares
-      saves &+= other.saves
-      reach &+= other.reach
-      impressions &+= other.impressions
-      clicks &+= other.clicks
-      videoViews &+= other.videoViews
-      engagementsWithReach &+= other.engagementsWithReach
-      engagementsWithImpressions &+= other.engagementsWithImpressions
-      ctrClicks &+= other.ctrClicks
-      ctrImpressions &+= other.ctrImpressions
-      postsWithReach &+= other.postsWithReach
-      postsWithImpressions &+= other.postsWithImpressions
+    /// Merges another cell; false when a sum passed UInt64.max (the sums then wrap).
+    mutating func merge(_ other: Cell) -> Bool {
+      var sum = Checked()
+      posts = sum.add(posts, other.posts)
+      likes = sum.add(likes, other.likes)
+      comments = sum.add(comments, other.comments)
+      shares = sum.add(shares, other.shares)
+      saves = sum.add(saves, other.saves)
+      reach = sum.add(reach, other.reach)
+      impressions = sum.add(impressions, other.impressions)
+      clicks = sum.add(clicks, other.clicks)
+      videoViews = sum.add(videoViews, other.videoViews)
+      engagementsWithReach = sum.add(engagementsWithReach, other.engagementsWithReach)
+      engagementsWithImpressions = sum.add(engagementsWithImpressions, other.engagementsWithImpressions)
+      ctrClicks = sum.add(ctrClicks, other.ctrClicks)
+      ctrImpressions = sum.add(ctrImpressions, other.ctrImpressions)
+      postsWithReach = sum.add(postsWithReach, other.postsWithReach)
+      postsWithImpressions = sum.add(postsWithImpressions, other.postsWithImpressions)
+      return !sum.overflowed && engagements != nil
+    }
+  }
+
+  /// Additions that remember whether any of them passed UInt64.max.
+  struct Checked {
+    var overflowed = false
+
+    mutating func add(_ a: UInt64, _ b: UInt64) -> UInt64 {
+      let (sum, overflow) = a.addingReportingOverflow(b)
+      if overflow { overflowed = true }
+      return sum
+    }
+
+    /// The sum of all, or nil past UInt64.max.
+    static func total(_ values: UInt64...) -> UInt64? {
+      var sum: UInt64 = 0
+      for value in values {
+        let (next, overflow) = sum.addingReportingOverflow(value)
+        if overflow { return nil }
+        sum = next
+      }
+      return sum
     }
   }
 
@@ -89,15 +120,24 @@ public struct EngagementKernel: Sendable, Equatable {
 
   public init() {}
 
-  /// Adds one post.
-  public mutating func add(_ post: PostRecord) {
+  /// Whether a merge took a sum past UInt64.max: the sums are then wrong, and a report
+  /// must not be made of them.
+  public private(set) var overflowed = false
+
+  /// Adds one post; false (and the post left out) when it would take a sum of its cell past
+  /// UInt64.max: the reader counts it as a bad row.
+  @discardableResult
+  public mutating func add(_ post: PostRecord) -> Bool {
     let key = Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)
-    cells[key, default: Cell()].add(post)
+    let added = cells[key, default: Cell()].add(post)
+    if !added, cells[key]?.posts == 0 { cells[key] = nil }
+    return added
   }
 
   /// Merges another partial into this one.
   public mutating func merge(_ other: EngagementKernel) {
-    for (key, cell) in other.cells { cells[key, default: Cell()].merge(cell) }
+    if other.overflowed { overflowed = true }
+    for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
   }
 
   // MARK: Wire form
@@ -152,7 +192,7 @@ public struct EngagementKernel: Sendable, Equatable {
       sums.postsWithReach = cell.postsWithReach
       sums.postsWithImpressions = cell.postsWithImpressions
       let key = Key(platform: cell.platform, account: cell.account, mediaType: cell.mediaType)
-      cells[key, default: Cell()].merge(sums)
+      if !cells[key, default: Cell()].merge(sums) { overflowed = true }
     }
   }
 
@@ -160,11 +200,18 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// The report: a row per key in key order, and a total over everything.
   public func finish() -> Haat_V1_EngagementReport {
+    checkedFinish() ?? Haat_V1_EngagementReport()
+  }
+
+  /// The report, or nil when a sum (a merge, the total, a cell's engagements) passes
+  /// UInt64.max: a report of wrapped sums would be silently wrong.
+  public func checkedFinish() -> Haat_V1_EngagementReport? {
+    guard !overflowed else { return nil }
     var report = Haat_V1_EngagementReport()
     var total = Cell()
     for key in cells.keys.sorted() {
       let cell = cells[key] ?? Cell()
-      total.merge(cell)
+      guard total.merge(cell), cell.engagements != nil else { return nil }
       report.rows.append(Self.row(key, cell))
     }
     report.total = Self.row(Key(platform: "all", account: "all", mediaType: "all"), total)
@@ -185,7 +232,7 @@ public struct EngagementKernel: Sendable, Equatable {
     row.impressions = cell.impressions
     row.clicks = cell.clicks
     row.videoViews = cell.videoViews
-    row.engagements = cell.engagements
+    row.engagements = cell.engagements ?? 0
     // Ratios of sums; absent (not 0) when the denominator is unknown everywhere.
     if cell.reach > 0 { row.engagementRateReach = Double(cell.engagementsWithReach) / Double(cell.reach) }
     if cell.impressions > 0 {

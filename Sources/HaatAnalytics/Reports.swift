@@ -1,3 +1,4 @@
+import HaatCore
 import HaatProtocol
 import HaatRecords
 
@@ -17,8 +18,11 @@ public struct PartialBuilder: Sendable {
     if reports.contains(.engagement) { engagement = EngagementKernel() }
   }
 
-  public mutating func add(_ post: PostRecord) {
-    engagement?.add(post)
+  /// Adds a post to every report; false, and the post left out of all of them, when it
+  /// would take a sum past UInt64.max (the reader then counts it as a bad row).
+  @discardableResult
+  public mutating func add(_ post: PostRecord) -> Bool {
+    engagement?.add(post) ?? true
   }
 
   /// The partial so far, as its protocol message.
@@ -73,7 +77,8 @@ public enum ReportReducer {
   /// How many bad rows a report lists (all are counted).
   public static let maxRowErrors = 50
 
-  public static func reduce(job: String, reports: [ReportName], tasks: [TaskResult]) -> Report {
+  /// Throws `overflow` when a sum passes UInt64.max.
+  public static func reduce(job: String, reports: [ReportName], tasks: [TaskResult]) throws(HaatError) -> Report {
     var merger = PartialMerger()
     var summary = Haat_V1_ReportSummary()
     var sources: [String: Bool] = [:]
@@ -104,7 +109,14 @@ public enum ReportReducer {
     var report = Report()
     report.job = job
     report.summary = summary
-    if reports.contains(.engagement) { report.engagement = merger.engagement.finish() }
+    if reports.contains(.engagement) {
+      guard let engagement = merger.engagement.checkedFinish() else {
+        throw HaatError(
+          .overflow,
+          "the engagement report's sums pass 18446744073709551615 (2^64 - 1); no report is made of wrapped sums")
+      }
+      report.engagement = engagement
+    }
     return report
   }
 }

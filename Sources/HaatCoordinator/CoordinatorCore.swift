@@ -1162,22 +1162,44 @@ final class CoordinatorCore: @unchecked Sendable {
     }
     let outputs = try store.outputs(of: job)
     var counts = TaskCounts()
+    var unreadable: [String] = []
     let results = outputs.map { output -> ReportReducer.TaskResult in
       counts[output.state] += 1
+      var partial: Partial?
+      if let data = output.partial {
+        // A stored partial that no longer decodes must not vanish from the report unseen.
+        do {
+          partial = try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions)
+        } catch {
+          unreadable.append(output.task.description)
+        }
+      }
       return ReportReducer.TaskResult(
         task: output.task.description, source: output.source, done: output.state == .done,
-        partial: output.partial.flatMap { try? Partial(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
+        partial: partial,
         stats: output.stats.flatMap { try? TaskStats(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
         error: output.lastError.map(ErrorInfo.init)
           ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
     }
     let reports = record.reports.compactMap(ReportName.init(rawValue:))
-    let report = ReportReducer.reduce(job: job.description, reports: reports, tasks: results)
-    let state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
+    var state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
     var error = ""
     if counts.dead > 0, let first = outputs.first(where: { $0.state == .dead }), let cause = first.lastError {
       error =
         "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
+    }
+    let report: Report
+    do {
+      report = try ReportReducer.reduce(job: job.description, reports: reports, tasks: results)
+      if !unreadable.isEmpty {
+        state = .failed
+        error = "internal: the stored results of tasks \(unreadable.prefix(5).joined(separator: ", ")) are unreadable"
+      }
+    } catch let overflow {
+      // Sums that pass 2^64 − 1 make no report: the job fails and says why.
+      state = .failed
+      report = try ReportReducer.reduce(job: job.description, reports: [], tasks: results)
+      error = "\(overflow.code.rawValue): \(overflow.message)"
     }
     return (state, try report.jsonUTF8Data(options: WireCodec.encodingOptions), error)
   }

@@ -30,6 +30,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
   case busy
   /// The reply would be longer than the session's line limit; ask for less.
   case tooLarge = "too_large"
+  /// A sum passed 2^64 − 1: the result would be wrong, so none is made.
+  case overflow
   /// A fault inside the coordinator; the message says what.
   case `internal`
 }

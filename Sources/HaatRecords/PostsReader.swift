@@ -63,8 +63,27 @@ public struct PostsReader {
   }
 
   /// Reads a chunk, calling `onPost` for each good row it completes.
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Void) throws(ExportError) {
+    try feed(
+      chunk,
+      accepting: { post in
+        onPost(post)
+        return true
+      })
+  }
+
+  /// Ends the export: reads what a missing final newline left open.
+  public mutating func finish(_ onPost: (PostRecord) -> Void) throws(ExportError) {
+    try finish(accepting: { post in
+      onPost(post)
+      return true
+    })
+  }
+
+  /// Reads a chunk; `onPost` may refuse a good row (false) when its counts would take a
+  /// report's sums past 2^64 − 1: the row is then bad, `out of range`.
   public mutating func feed(
-    _ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Void
+    _ chunk: UnsafeRawBufferPointer, accepting onPost: (PostRecord) -> Bool
   ) throws(ExportError) {
     if let fatal { throw fatal }
     bytes += UInt64(chunk.count)
@@ -83,8 +102,8 @@ public struct PostsReader {
     try body(chunk, onPost)
   }
 
-  /// Ends the export: reads what a missing final newline left open.
-  public mutating func finish(_ onPost: (PostRecord) -> Void) throws(ExportError) {
+  /// Ends the export, as `finish(_:)`, with rows `onPost` may refuse.
+  public mutating func finish(accepting onPost: (PostRecord) -> Bool) throws(ExportError) {
     if let fatal { throw fatal }
     if !sawStart {
       sawStart = true
@@ -116,7 +135,7 @@ public struct PostsReader {
     if let fatal { throw fatal }
   }
 
-  private mutating func feedBody(_ bytes: [UInt8], _ onPost: (PostRecord) -> Void)
+  private mutating func feedBody(_ bytes: [UInt8], _ onPost: (PostRecord) -> Bool)
     throws(ExportError)
   {
     var thrown: ExportError?
@@ -126,7 +145,7 @@ public struct PostsReader {
     if let thrown { throw thrown }
   }
 
-  private mutating func body(_ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Void)
+  private mutating func body(_ chunk: UnsafeRawBufferPointer, _ onPost: (PostRecord) -> Bool)
     throws(ExportError)
   {
     if let bad = validator.feed(chunk) {
@@ -162,7 +181,7 @@ public struct PostsReader {
 
   // MARK: CSV
 
-  private mutating func csvRecord(_ record: CSVRecord, _ onPost: (PostRecord) -> Void) {
+  private mutating func csvRecord(_ record: CSVRecord, _ onPost: (PostRecord) -> Bool) {
     guard fatal == nil else { return }
     guard let columns else {
       readHeader(record)
@@ -214,7 +233,7 @@ public struct PostsReader {
 
   private mutating func ndjsonLine(
     _ number: UInt64, _ line: UnsafeRawBufferPointer, _ tooLong: Bool,
-    _ onPost: (PostRecord) -> Void
+    _ onPost: (PostRecord) -> Bool
   ) {
     guard fatal == nil else { return }
     if tooLong {
@@ -281,7 +300,7 @@ public struct PostsReader {
   }
 
   /// Builds the post, reporting the first problem in canonical order.
-  private mutating func build(_ raw: RawPost, row: UInt64, _ onPost: (PostRecord) -> Void) {
+  private mutating func build(_ raw: RawPost, row: UInt64, _ onPost: (PostRecord) -> Bool) {
     func text(_ field: PostField) -> String? {
       switch raw.values[field.rawValue] {
       case .bytes(let bytes)?:
@@ -325,8 +344,9 @@ public struct PostsReader {
       case .failure(let reason): return problem(row, field, reason)
       }
     }
+    // Counts that would take a sum past 2^64 − 1 leave the row out, as a bad row.
+    guard onPost(post) else { return problem(row, nil, .outOfRange) }
     posts += 1
-    onPost(post)
   }
 
   private func count(_ value: RawValue?) -> Result<UInt64?, Values.Problem> {

@@ -80,7 +80,7 @@ struct TaskRunner: Sendable {
         },
         onBody: { chunk in
           do throws(ExportError) {
-            try reader?.feed(chunk) { builder.add($0) }
+            try reader?.feed(chunk, accepting: { builder.add($0) })
           } catch {
             throw FetchError(.sink, error.message, retryable: false)
           }
@@ -91,7 +91,7 @@ struct TaskRunner: Sendable {
         // An empty body never reached onStart.
         reader = makeReader(format)
       }
-      try reader?.finish { builder.add($0) }
+      try reader?.finish(accepting: { builder.add($0) })
       stats.bytes = response.bodyBytes
       stats.pages = 1
       stats.httpStatuses[String(response.status)] = 1

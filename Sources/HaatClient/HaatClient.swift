@@ -136,6 +136,12 @@ public final class HaatClient: Sendable {
     ).jobs
   }
 
+  /// Whether `error` is one NIO raises on a broken connection (reset, closed, refused),
+  /// which callers report as `unavailable`.
+  public static func isTransportError(_ error: any Error) -> Bool {
+    error is IOError || error is ChannelError || error is NIOConnectionError
+  }
+
   /// A job's result, joined from its parts when it came in several.
   public func result(_ id: String) async throws -> Haat_V1_Result {
     let replies = stream(.getResult(.with { $0.job = id }))
@@ -349,7 +355,10 @@ final class ReplyRouterHandler: ChannelInboundHandler {
   }
 
   func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    router.close(error)
+    // A reset or another transport error is the coordinator being unreachable, with a code
+    // scripts know (exit 6), not a raw NIO error.
+    router.close(
+      error as? HaatError ?? HaatError(.unavailable, "the connection to the coordinator failed: \(error)"))
     context.close(promise: nil)
   }
 }

@@ -141,6 +141,12 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
     }
     printError(error.description)
     throw ExitCode(Exit.code(for: error))
+  } catch let error where HaatClient.isTransportError(error) {
+    // Whatever NIO throws on its own (a connect or write on a reset socket) is the
+    // coordinator being unreachable: exit 6, as docs/cli.md says.
+    let wrapped = HaatError(.unavailable, "the connection to the coordinator failed: \(error)")
+    printError(wrapped.description)
+    throw ExitCode(Exit.unavailable)
   }
 }
 

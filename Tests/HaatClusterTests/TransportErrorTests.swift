@@ -1,0 +1,50 @@
+import Foundation
+import HaatCore
+import HaatTesting
+import Testing
+
+/// Issue 10, defect 7: a connection reset mid-request is `unavailable` (exit 6, as
+/// docs/cli.md promises), never a raw NIO error and exit 1.
+@Suite("Transport errors", .serialized)
+struct TransportErrorTests {
+  /// A fake coordinator (Python, stdlib): sends a challenge, reads the hello, then resets
+  /// the connection (SO_LINGER 0); once at the handshake, once after a reply began.
+  static let resetter = #"""
+    import json, socket, struct, sys
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    print(server.getsockname()[1], flush=True)
+    for _ in range(2):
+        conn, _ = server.accept()
+        conn.sendall(b'{"challenge":{"versions":[1],"nonce":"00000000000000000000000000000000"}}\n')
+        conn.recv(65536)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+    """#
+
+  @Test func aResetIsUnavailable() throws {
+    let directory = NSTemporaryDirectory() + "haat-reset-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let token = directory + "/read.token"
+    try #"{"token_id":"t_0000000000000000","secret":"not-a-real-secret","role":"read"}"#.write(
+      toFile: token, atomically: true, encoding: .utf8)
+    let fake = Process()
+    fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    fake.arguments = ["python3", "-c", Self.resetter]
+    let pipe = Pipe()
+    fake.standardOutput = pipe
+    try fake.run()
+    defer { fake.terminate() }
+    let port = String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect(Int(port) != nil)
+    for command in [["jobs"], ["workers"]] {
+      let result = try run(
+        try HaatBinary.path(), command + ["--coordinator", "127.0.0.1:\(port)", "--token-file", token])
+      #expect(result.status == 6, "\(command): exit \(result.status): \(result.output)")
+      #expect(result.output.contains("unavailable"), "\(result.output)")
+    }
+  }
+}

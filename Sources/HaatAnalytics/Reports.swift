@@ -95,9 +95,13 @@ public enum ReportReducer {
       }
       if let partial = task.partial { merger.merge(partial) }
       if let stats = task.stats {
-        summary.rows &+= stats.rows
-        summary.badRows &+= stats.badRows
-        summary.bytes &+= stats.bytes
+        var sum = EngagementKernel.Checked()
+        summary.rows = sum.add(summary.rows, stats.rows)
+        summary.badRows = sum.add(summary.badRows, stats.badRows)
+        summary.bytes = sum.add(summary.bytes, stats.bytes)
+        guard !sum.overflowed else {
+          throw HaatError(.overflow, "the report's row or byte counts pass 18446744073709551615 (2^64 - 1)")
+        }
         for var error in stats.rowErrors where summary.rowErrors.count < maxRowErrors {
           error.source = task.source
           summary.rowErrors.append(error)

@@ -117,23 +117,35 @@ public final class HaatClient: Sendable {
     try await expect(call(.submit(.with { $0.spec = spec })), \.accepted)
   }
 
+  /// A job; with `tasks`, every task, read a page at a time.
   public func job(_ id: String, tasks: Bool = false) async throws -> Haat_V1_Job {
-    try await expect(
-      call(
-        .getJob(
-          .with {
-            $0.job = id; $0.tasks = tasks
-          })), \.job)
+    var request = Haat_V1_GetJob()
+    request.job = id
+    request.tasks = tasks
+    var job = try await expect(call(.getJob(request)), \.job)
+    var next = job.next
+    while tasks, !next.isEmpty {
+      request.after = next
+      let page = try await expect(call(.getJob(request)), \.job)
+      job.tasks += page.tasks
+      next = page.next
+    }
+    job.next = ""
+    return job
   }
 
+  /// Up to `limit` jobs, newest first, read a page at a time.
   public func jobs(state: String = "", limit: UInt32 = 50) async throws -> [Haat_V1_Job] {
-    try await expect(
-      call(
-        .listJobs(
-          .with {
-            $0.state = state; $0.limit = limit
-          })), \.jobList
-    ).jobs
+    var request = Haat_V1_ListJobs()
+    request.state = state
+    var jobs: [Haat_V1_Job] = []
+    repeat {
+      request.limit = limit - UInt32(jobs.count)
+      let page = try await expect(call(.listJobs(request)), \.jobList)
+      jobs += page.jobs
+      request.after = page.next
+    } while !request.after.isEmpty && jobs.count < limit
+    return jobs
   }
 
   /// Whether `error` is one NIO raises on a broken connection (reset, closed, refused),
@@ -175,14 +187,18 @@ public final class HaatClient: Sendable {
     try await expect(call(.listWorkers(Haat_V1_ListWorkers())), \.workerList).workers
   }
 
+  /// Up to `limit` dead tasks, read a page at a time.
   public func dead(job: String = "", limit: UInt32 = 100) async throws -> [Haat_V1_DeadTask] {
-    try await expect(
-      call(
-        .listDead(
-          .with {
-            $0.job = job; $0.limit = limit
-          })), \.deadList
-    ).tasks
+    var request = Haat_V1_ListDead()
+    request.job = job
+    var tasks: [Haat_V1_DeadTask] = []
+    repeat {
+      request.limit = limit - UInt32(tasks.count)
+      let page = try await expect(call(.listDead(request)), \.deadList)
+      tasks += page.tasks
+      request.after = page.next
+    } while !request.after.isEmpty && tasks.count < limit
+    return tasks
   }
 
   public func retryDead(tasks: [String] = [], job: String = "") async throws -> UInt32 {

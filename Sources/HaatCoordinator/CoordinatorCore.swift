@@ -583,26 +583,44 @@ final class CoordinatorCore: @unchecked Sendable {
     guard let job = JobID(request.job) else {
       return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
     }
+    var after: UInt32?
+    if !request.after.isEmpty {
+      guard let cursor = UInt32(request.after) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
+        )
+      }
+      after = cursor
+    }
     let store = self.store
     let nowMs = self.nowMs
     let withTasks = request.tasks
-    // A task takes at least this many bytes on the wire: a job with more tasks than fit in
-    // a line is refused before its task list is read into memory.
-    let maxTasks = connection.maxLineBytes / 48
+    // One more than asked for tells whether another page follows.
+    let limit = request.limit == 0 ? 1_000 : Int(min(request.limit, 10_000))
+    let maxLineBytes = connection.maxLineBytes
     read(
       connection, id: id,
-      {
-        if withTasks, let head = try store.job(job, tasks: false, nowMs: nowMs), head.counts.total > maxTasks {
-          throw HaatError(
-            .tooLarge,
-            "job \(job) has \(head.counts.total) tasks, more than one reply can carry (about \(maxTasks)); ask without tasks, or use list_dead for the dead ones"
-          )
+      { [after] () throws -> Haat_V1_Job? in
+        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+        var message = Self.message(record)
+        if Paging.jsonSize(message) ?? 0 > maxLineBytes - Paging.envelopeSlack {
+          // A spec too large to travel with its job (thousands of sources) is left out.
+          message.clearSpec()
         }
-        return try store.job(job, tasks: withTasks, nowMs: nowMs)
+        guard withTasks else { return message }
+        let page = try store.tasks(of: job, after: after, limit: limit + 1, nowMs: nowMs)
+        let tasks = page.prefix(limit).map(Self.message)
+        let fits = Paging.fitting(Array(tasks), beside: message, maxLineBytes: maxLineBytes)
+        guard fits > 0 || tasks.isEmpty else {
+          throw HaatError(.tooLarge, "one task of job \(job) is over this session's line limit")
+        }
+        message.tasks = Array(tasks.prefix(fits))
+        if fits < page.count, let last = message.tasks.last { message.next = String(last.index) }
+        return message
       }
-    ) { record in
-      guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
-      self.reply(connection, to: id, .job(Self.message(record)))
+    ) { message in
+      guard let message else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+      self.reply(connection, to: id, .job(message))
     }
   }
 
@@ -615,13 +633,34 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       state = parsed
     }
+    var before: JobID?
+    if !request.after.isEmpty {
+      guard let cursor = JobID(request.after) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
+        )
+      }
+      before = cursor
+    }
     let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
     let store = self.store
     let nowMs = self.nowMs
     let wanted = state
-    read(connection, id: id, { try store.jobs(state: wanted, limit: limit, nowMs: nowMs) }) { records in
+    let maxLineBytes = connection.maxLineBytes
+    read(
+      connection, id: id, { [before] in try store.jobs(state: wanted, before: before, limit: limit + 1, nowMs: nowMs) }
+    ) {
+      records in
+      // Jobs in a list carry no spec: get_job has it.
+      let jobs = records.prefix(limit).map { record in
+        var job = Self.message(record)
+        job.clearSpec()
+        return job
+      }
       var list = Haat_V1_JobList()
-      list.jobs = records.map { Self.message($0) }
+      let fits = Paging.fitting(Array(jobs), beside: list, maxLineBytes: maxLineBytes)
+      list.jobs = Array(jobs.prefix(max(fits, 1)))
+      if list.jobs.count < records.count, let last = list.jobs.last { list.next = last.id }
       self.reply(connection, to: id, .jobList(list))
     }
   }
@@ -799,12 +838,23 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       job = parsed
     }
+    var after: TaskID?
+    if !request.after.isEmpty {
+      guard let cursor = TaskID(request.after) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
+        )
+      }
+      after = cursor
+    }
     let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
     let store = self.store
     let wanted = job
-    read(connection, id: id, { try store.deadTasks(job: wanted, limit: limit) }) { records in
+    let maxLineBytes = connection.maxLineBytes
+    read(connection, id: id, { [after] in try store.deadTasks(job: wanted, after: after, limit: limit + 1) }) {
+      records in
       var list = Haat_V1_DeadList()
-      list.tasks = records.map { record in
+      let tasks = records.prefix(limit).map { record in
         var dead = Haat_V1_DeadTask()
         dead.task = record.task.description
         dead.job = record.job.description
@@ -814,6 +864,9 @@ final class CoordinatorCore: @unchecked Sendable {
         dead.diedMs = record.diedMs
         return dead
       }
+      let fits = Paging.fitting(Array(tasks), beside: list, maxLineBytes: maxLineBytes)
+      list.tasks = Array(tasks.prefix(max(fits, 1)))
+      if list.tasks.count < records.count, let last = list.tasks.last { list.next = last.task }
       self.reply(connection, to: id, .deadList(list))
     }
   }
@@ -1166,7 +1219,8 @@ final class CoordinatorCore: @unchecked Sendable {
     let results = outputs.map { output -> ReportReducer.TaskResult in
       counts[output.state] += 1
       var partial: Partial?
-      if let data = output.partial {
+      // Empty means no partial (no-op tasks store none).
+      if let data = output.partial, !data.isEmpty {
         // A stored partial that no longer decodes must not vanish from the report unseen.
         do {
           partial = try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions)
@@ -1198,7 +1252,9 @@ final class CoordinatorCore: @unchecked Sendable {
     } catch let overflow {
       // Sums that pass 2^64 − 1 make no report: the job fails and says why.
       state = .failed
-      report = try ReportReducer.reduce(job: job.description, reports: [], tasks: results)
+      report =
+        (try? ReportReducer.reduce(job: job.description, reports: [], tasks: results))
+        ?? Report.with { $0.job = job.description }
       error = "\(overflow.code.rawValue): \(overflow.message)"
     }
     return (state, try report.jsonUTF8Data(options: WireCodec.encodingOptions), error)
@@ -1233,25 +1289,27 @@ final class CoordinatorCore: @unchecked Sendable {
     job.error = record.error
     job.submittedBy = record.submittedBy
     if let spec = try? JobSpec(jsonUTF8Data: record.spec, options: WireCodec.decodingOptions) { job.spec = spec }
-    job.tasks = record.tasks.map { task in
-      var info = Haat_V1_TaskInfo()
-      info.id = task.id.description
-      info.index = UInt32(clamping: task.index)
-      info.source = task.source
-      info.state = task.state.rawValue
-      info.attempt = task.attempt
-      info.maxAttempts = task.maxAttempts
-      info.worker = task.worker
-      if let error = task.lastError { info.lastError = ErrorInfo(error) }
-      info.notBeforeMs = task.notBeforeMs
-      info.updatedMs = task.updatedMs
-      info.pool = task.pool.rawValue
-      if let stats = task.stats, let decoded = try? TaskStats(jsonUTF8Data: stats, options: WireCodec.decodingOptions) {
-        info.stats = decoded
-      }
-      return info
-    }
+    job.tasks = record.tasks.map(message)
     return job
+  }
+
+  static func message(_ task: TaskRecord) -> Haat_V1_TaskInfo {
+    var info = Haat_V1_TaskInfo()
+    info.id = task.id.description
+    info.index = UInt32(clamping: task.index)
+    info.source = task.source
+    info.state = task.state.rawValue
+    info.attempt = task.attempt
+    info.maxAttempts = task.maxAttempts
+    info.worker = task.worker
+    if let error = task.lastError { info.lastError = ErrorInfo(error) }
+    info.notBeforeMs = task.notBeforeMs
+    info.updatedMs = task.updatedMs
+    info.pool = task.pool.rawValue
+    if let stats = task.stats, let decoded = try? TaskStats(jsonUTF8Data: stats, options: WireCodec.decodingOptions) {
+      info.stats = decoded
+    }
+    return info
   }
 }
 

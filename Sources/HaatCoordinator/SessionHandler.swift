@@ -146,6 +146,12 @@ final class SessionHandler: ChannelInboundHandler {
 
   private func dispatch(_ envelope: Envelope, connection: Connection, context: ChannelHandlerContext) {
     guard let body = envelope.body else { return }
+    guard envelope.id.utf8.count <= Self.maxIDBytes else {
+      // Not echoed: a long id would make every reply to it long too.
+      let error = HaatError(
+        .badRequest, "the id is \(envelope.id.utf8.count) bytes; an id is at most \(Self.maxIDBytes)", field: "id")
+      return context.write(wrap(.error(error, replyTo: ""), context), promise: nil)
+    }
     if case .ping = body {
       return core.receive(envelope, from: connection)
     }
@@ -160,6 +166,9 @@ final class SessionHandler: ChannelInboundHandler {
     }
     core.receive(envelope, from: connection)
   }
+
+  /// The longest request id (envelope.proto).
+  static let maxIDBytes = 64
 
   /// One encoded line for `envelope` (the coordinator writes bytes: the core also splices
   /// lines it builds itself).

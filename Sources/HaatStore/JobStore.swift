@@ -13,11 +13,14 @@ public protocol JobStore: Sendable {
   func recover(nowMs: Int64) throws -> Recovery
 
   func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord?
-  /// Newest first.
-  func jobs(state: JobState?, limit: Int, nowMs: Int64) throws -> [JobRecord]
+  /// A page of a job's tasks in task order: at most `limit`, with an index above `after`.
+  func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) throws -> [TaskRecord]
+  /// Newest first: at most `limit` jobs, older than `before` when given.
+  func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) throws -> [JobRecord]
   /// Every task of a job with its partial, stats and last error, in task order.
   func outputs(of job: JobID) throws -> [TaskOutput]
-  func deadTasks(job: JobID?, limit: Int) throws -> [DeadRecord]
+  /// Dead tasks in id order: at most `limit`, with an id above `after` when given.
+  func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord]
   /// A finished job's report, as its wire JSON.
   func report(of job: JobID) throws -> Data?
 }

@@ -438,16 +438,18 @@ public final class SQLiteJobStore: JobStore {
     }
   }
 
-  public func jobs(state: JobState?, limit: Int, nowMs: Int64) throws -> [JobRecord] {
+  public func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) throws -> [TaskRecord] {
     try read { db in
-      let rows: [Row]
-      if let state {
-        rows = try Row.fetchAll(
-          db, sql: Self.jobColumns + " WHERE state = ? ORDER BY id DESC LIMIT ?",
-          arguments: [state.rawValue, limit])
-      } else {
-        rows = try Row.fetchAll(db, sql: Self.jobColumns + " ORDER BY id DESC LIMIT ?", arguments: [limit])
-      }
+      try Self.tasks(of: job, db: db, nowMs: nowMs, after: after.map(Int64.init) ?? -1, limit: limit)
+    }
+  }
+
+  public func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) throws -> [JobRecord] {
+    try read { db in
+      let rows = try Row.fetchAll(
+        db,
+        sql: Self.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+        arguments: [state?.rawValue, state?.rawValue, before?.rawValue ?? Int64.max, limit])
       return try rows.compactMap { row in
         guard var job = Self.jobRecord(row) else { return nil }
         job.counts = try Self.counts(of: job.id, db: db, nowMs: nowMs)
@@ -473,13 +475,14 @@ public final class SQLiteJobStore: JobStore {
     }
   }
 
-  public func deadTasks(job: JobID?, limit: Int) throws -> [DeadRecord] {
+  public func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord] {
     try read { db in
       let sql = """
         SELECT id, job, source, attempt, last_error_code, last_error, updated_at FROM tasks
-        WHERE state = 'dead' \(job == nil ? "" : "AND job = ?") ORDER BY id LIMIT ?
+        WHERE state = 'dead' AND id > ? \(job == nil ? "" : "AND job = ?") ORDER BY id LIMIT ?
         """
-      let arguments: StatementArguments = job.map { [$0.rawValue, limit] } ?? [limit]
+      let after = after?.rawValue ?? -1
+      let arguments: StatementArguments = job.map { [after, $0.rawValue, limit] } ?? [after, limit]
       return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
         DeadRecord(
           task: TaskID(row[0]), job: JobID(row[1]), source: row[2], attempts: row[3],
@@ -530,14 +533,16 @@ public final class SQLiteJobStore: JobStore {
     return counts
   }
 
-  private static func tasks(of job: JobID, db: Database, nowMs: Int64) throws -> [TaskRecord] {
+  private static func tasks(
+    of job: JobID, db: Database, nowMs: Int64, after: Int64 = -1, limit: Int = -1
+  ) throws -> [TaskRecord] {
     try Row.fetchAll(
       db,
       sql: """
         SELECT id, idx, pool, source, state, attempt, max_attempts, worker, last_error_code,
                last_error, not_before, updated_at, stats
-        FROM tasks WHERE job = ? ORDER BY idx
-        """, arguments: [job.rawValue]
+        FROM tasks WHERE job = ? AND idx > ? ORDER BY idx LIMIT ?
+        """, arguments: [job.rawValue, after, limit]
     ).compactMap { row in
       guard let pool = Pool(rawValue: row[2]), var state = TaskState(rawValue: row[4]) else {
         return nil

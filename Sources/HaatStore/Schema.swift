@@ -56,6 +56,11 @@ enum Schema {
           CREATE INDEX tasks_leased ON tasks (state) WHERE state IN ('leased', 'dead');
           """)
     }
+    // Pages of a job's tasks (get_job with tasks) seek to their cursor instead of sorting
+    // the whole job for every page.
+    migrator.registerMigration("v2-task-pages") { db in
+      try db.execute(sql: "CREATE INDEX tasks_job_idx ON tasks (job, idx)")
+    }
     return migrator
   }
 }

@@ -424,8 +424,9 @@ final class WorkerRuntime: @unchecked Sendable {
   private func receiveAck(_ ack: Haat_V1_Ack) {
     if let sent = unacked[ack.task], Self.attempt(of: sent) == ack.attempt {
       switch (ack.accepted, ack.reason, sent) {
-      case (false, ErrorCode.unavailable.rawValue, _):
-        // Not stored just now (a full disk, say): kept, and sent again after a pause.
+      case (false, ErrorCode.unavailable.rawValue, _), (false, "missing_parts", .complete):
+        // Not stored just now (a full disk, say), or parts lost on the way: kept, and sent
+        // again (every part, from 1) after a pause.
         let delay = resendDelayMs[ack.task] ?? 500
         resendDelayMs[ack.task] = min(delay * 2, 30_000)
         logger.notice(

@@ -19,6 +19,7 @@ class Conn:
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.buf = b""
         self.timeout = timeout
+        self.longest = 0  # the longest line received, newline not counted
 
     def send(self, msg):
         """Send a dict as one JSON line, or raw bytes as they are."""
@@ -43,6 +44,7 @@ class Conn:
                     return None
                 self.buf += chunk
             line, self.buf = self.buf.split(b"\n", 1)
+            self.longest = max(self.longest, len(line.rstrip(b"\r")))
         try:
             msg = json.loads(line)
         except ValueError:
@@ -260,17 +262,41 @@ def collect(conn, ids):
 
 
 def check_session_bounds(a):
-    """A session cannot make the coordinator hold unbounded work: a reply over the line
-    limit is refused as too_large before it is built, pipelined reads beyond the in-flight
-    bound and watches beyond the per-session bound are refused as busy, and the session
-    still answers afterwards."""
-    conn = handshake(a.coordinator, a.cred)[0]
+    """A session cannot make the coordinator hold unbounded work, and every line stays under
+    the session's limit: a 30,000-task job's tasks and the job list come a page at a time
+    (every task exactly once), pipelined reads beyond the in-flight bound and watches beyond
+    the per-session bound are refused as busy, and the session still answers afterwards."""
+    conn, welcome = handshake(a.coordinator, a.cred)
+    limit = as_int(welcome.get("max_line_bytes"), a.max_line_bytes)
     try:
         job = request(conn, "s1", "submit", {"spec": {"name": "big", "not_before": "2099-01-01T00:00:00Z",
                                                      "sources": [{"kind": "noop", "tasks": 30000}]}},
                       "accepted")["job"]
-        conn.send({"id": "t1", "get_job": {"job": job, "tasks": True}})
-        expect_error(conn, "t1", "too_large")
+        seen, after, pages = [], "", 0
+        while True:
+            page = request(conn, f"t{pages}", "get_job", {"job": job, "tasks": True, "after": after}, "job")
+            seen += [t["id"] for t in page.get("tasks", [])]
+            pages += 1
+            after = page.get("next", "")
+            if not after:
+                break
+            if pages > 1000:
+                raise ProtocolError("get_job pages never end")
+        if len(seen) != 30000 or len(set(seen)) != 30000:
+            raise ProtocolError(f"paged get_job gave {len(seen)} tasks ({len(set(seen))} distinct), not 30000")
+        listed, after = [], ""
+        while True:
+            page = request(conn, f"l{len(listed)}", "list_jobs", {"limit": 2, "after": after}, "job_list")
+            if any("spec" in j for j in page.get("jobs", [])):
+                raise ProtocolError("list_jobs carried a spec")
+            listed += [j["id"] for j in page.get("jobs", [])]
+            after = page.get("next", "")
+            if not after:
+                break
+        if job not in listed or len(listed) != len(set(listed)):
+            raise ProtocolError(f"paged list_jobs gave {listed}")
+        if conn.longest > limit:
+            raise ProtocolError(f"the coordinator sent a line of {conn.longest} bytes, over the limit of {limit}")
         burst = b"".join(json.dumps({"id": f"g{i}", "get_job": {"job": job}}).encode() + b"\n" for i in range(40))
         conn.sock.sendall(burst)
         replies = collect(conn, {f"g{i}" for i in range(40)})
@@ -325,6 +351,8 @@ CHECKS = [
         a, b'{"id":"u1","frobnicate":{}}\n', "u1", "unsupported", expect_open)),
     ("over_long_line", lambda a: after_handshake(
         a, b'"' + b"x" * (a.max_line_bytes + 100) + b'"\n', "", "frame_too_long", expect_closed)),
+    ("long_id", lambda a: after_handshake(
+        a, b'{"id":"' + b"i" * 65 + b'","ping":{}}\n', "", "bad_request", expect_open)),
     ("forbidden", lambda a: after_handshake(
         a, b'{"id":"f1","complete":{"task":"1","attempt":1}}\n', "f1", "forbidden", expect_open)),
     ("bad_spec", check_bad_spec),

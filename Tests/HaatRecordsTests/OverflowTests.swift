@@ -67,4 +67,15 @@ import Testing
     both.engagement.cells = a.partial.cells + b.partial.cells
     #expect(EngagementKernel(partial: both.engagement).overflowed)
   }
+
+  /// The summary's row and byte counts are sums over tasks too: they do not wrap either.
+  @Test func summaryCountsDoNotWrap() {
+    var stats = TaskStats()
+    stats.rows = UInt64.max - 1
+    let tasks = (0..<2).map { index in
+      ReportReducer.TaskResult(
+        task: String(index), source: "s", done: true, partial: nil, stats: stats, error: nil)
+    }
+    #expect(throws: HaatError.self) { try ReportReducer.reduce(job: "1", reports: [], tasks: tasks) }
+  }
 }

@@ -160,7 +160,7 @@ import Testing
       return
     }
     #expect(cause.code == "http_429")
-    let dead = try store.deadTasks(job: id, limit: 10)
+    let dead = try store.deadTasks(job: id, after: nil, limit: 10)
     #expect(dead.count == 1)
     #expect(dead.first?.attempts == 2)
     #expect(dead.first?.error.message.contains("gave up after 2 attempts") == true)
@@ -215,8 +215,8 @@ import Testing
             stats: Data())
         ], nowMs: 3_000)
     }
-    #expect(try store.deadTasks(job: other, limit: 10).count == 2)
-    let dead = try store.deadTasks(job: other, limit: 10)
+    #expect(try store.deadTasks(job: other, after: nil, limit: 10).count == 2)
+    let dead = try store.deadTasks(job: other, after: nil, limit: 10)
     guard
       case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[
         0]
@@ -228,7 +228,7 @@ import Testing
       return
     }
     #expect(discarded.count == 1)
-    #expect(try store.deadTasks(job: nil, limit: 10).isEmpty)
+    #expect(try store.deadTasks(job: nil, after: nil, limit: 10).isEmpty)
   }
 
   @Test func finishIsRefusedWhileTasksAreOpen() throws {
@@ -288,6 +288,33 @@ import Testing
     }
     // The claim in the same batch sees the jobs submitted before it.
     #expect(tasks.count == 500)
-    #expect(try store.jobs(state: nil, limit: 100, nowMs: 1_000).count == 50)
+    #expect(try store.jobs(state: nil, before: nil, limit: 100, nowMs: 1_000).count == 50)
+  }
+
+  /// Every list pages by cursor: no job or task is skipped or repeated across pages.
+  @Test func listsPageByCursor() throws {
+    let store = try open()
+    let results = try store.apply((0..<25).map { _ in .submit(job(tasks: 7)) }, nowMs: 1_000)
+    var jobs: [JobID] = []
+    var before: JobID?
+    repeat {
+      let page = try store.jobs(state: nil, before: before, limit: 10, nowMs: 1_000)
+      jobs += page.map(\.id)
+      before = page.count == 10 ? page.last?.id : nil
+    } while before != nil
+    #expect(jobs.count == 25)
+    #expect(jobs == jobs.sorted(by: >))
+    guard case .submitted(let first, _, _)? = results.first else {
+      Issue.record("no job")
+      return
+    }
+    var indexes: [UInt32] = []
+    var after: UInt32?
+    repeat {
+      let page = try store.tasks(of: first, after: after, limit: 3, nowMs: 1_000)
+      indexes += page.map { UInt32($0.index) }
+      after = page.count == 3 ? page.last.map { UInt32($0.index) } : nil
+    } while after != nil
+    #expect(indexes == Array(0..<7))
   }
 }

@@ -67,8 +67,15 @@ public nonisolated struct Haat_V1_GetJob: Sendable {
 
   public var job: String = String()
 
-  /// Include every task (id, source, state, attempts, last error).
+  /// Include the job's tasks (id, source, state, attempts, last error), a page at a time.
   public var tasks: Bool = false
+
+  /// The page after this cursor: the previous reply's `next`. Empty = the first page.
+  public var after: String = String()
+
+  /// At most this many tasks; 0 = 1,000, at most 10,000. A page is cut shorter when the
+  /// reply would not fit in the session's line limit.
+  public var limit: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -154,6 +161,7 @@ public nonisolated struct Haat_V1_Job: @unchecked Sendable {
     set {_uniqueStorage()._submittedBy = newValue}
   }
 
+  /// Only in the reply to GetJob, never in JobList.
   public var spec: Haat_V1_JobSpec {
     get {_storage._spec ?? Haat_V1_JobSpec()}
     set {_uniqueStorage()._spec = newValue}
@@ -162,6 +170,13 @@ public nonisolated struct Haat_V1_Job: @unchecked Sendable {
   public var hasSpec: Bool {_storage._spec != nil}
   /// Clears the value of `spec`. Subsequent reads from it will return its default value.
   public mutating func clearSpec() {_uniqueStorage()._spec = nil}
+
+  /// With GetJob.tasks: the cursor for the next page of tasks (GetJob.after); empty when
+  /// this page holds the last task.
+  public var next: String {
+    get {_storage._next}
+    set {_uniqueStorage()._next = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -287,20 +302,27 @@ public nonisolated struct Haat_V1_ListJobs: Sendable {
   /// Only jobs in this state; empty = all.
   public var state: String = String()
 
-  /// At most this many; 0 = 50.
+  /// At most this many; 0 = 50, at most 10,000 (cut shorter to fit the line limit).
   public var limit: UInt32 = 0
+
+  /// The page after this cursor: the previous reply's `next`. Empty = the newest jobs.
+  public var after: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
+/// Newest first; jobs here carry no spec and no tasks (GetJob has them).
 public nonisolated struct Haat_V1_JobList: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var jobs: [Haat_V1_Job] = []
+
+  /// The cursor for the next (older) page; empty when there are no more jobs.
+  public var next: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -532,7 +554,11 @@ public nonisolated struct Haat_V1_ListDead: Sendable {
   /// Only this job's; empty = all.
   public var job: String = String()
 
+  /// At most this many; 0 = 100, at most 10,000 (cut shorter to fit the line limit).
   public var limit: UInt32 = 0
+
+  /// The page after this cursor: the previous reply's `next`. Empty = the first page.
+  public var after: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -545,6 +571,9 @@ public nonisolated struct Haat_V1_DeadList: Sendable {
   // methods supported on all messages.
 
   public var tasks: [Haat_V1_DeadTask] = []
+
+  /// The cursor for the next page; empty when this page holds the last dead task.
+  public var next: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -702,7 +731,7 @@ nonisolated extension Haat_V1_Accepted: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Haat_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetJob"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}tasks\0\u{1}after\0\u{1}limit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -712,6 +741,8 @@ nonisolated extension Haat_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._Mess
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.job) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.tasks) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.after) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
       default: break
       }
     }
@@ -724,12 +755,20 @@ nonisolated extension Haat_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.tasks != false {
       try visitor.visitSingularBoolField(value: self.tasks, fieldNumber: 2)
     }
+    if !self.after.isEmpty {
+      try visitor.visitSingularStringField(value: self.after, fieldNumber: 3)
+    }
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_GetJob, rhs: Haat_V1_GetJob) -> Bool {
     if lhs.job != rhs.job {return false}
     if lhs.tasks != rhs.tasks {return false}
+    if lhs.after != rhs.after {return false}
+    if lhs.limit != rhs.limit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -737,7 +776,7 @@ nonisolated extension Haat_V1_GetJob: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Job"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}priority\0\u{3}created_ms\0\u{3}started_ms\0\u{3}finished_ms\0\u{1}counts\0\u{1}reports\0\u{1}tasks\0\u{1}error\0\u{3}not_before_ms\0\u{3}submitted_by\0\u{1}spec\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}state\0\u{1}priority\0\u{3}created_ms\0\u{3}started_ms\0\u{3}finished_ms\0\u{1}counts\0\u{1}reports\0\u{1}tasks\0\u{1}error\0\u{3}not_before_ms\0\u{3}submitted_by\0\u{1}spec\0\u{1}next\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -754,6 +793,7 @@ nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
     var _notBeforeMs: Int64 = 0
     var _submittedBy: String = String()
     var _spec: Haat_V1_JobSpec? = nil
+    var _next: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -778,6 +818,7 @@ nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
       _notBeforeMs = source._notBeforeMs
       _submittedBy = source._submittedBy
       _spec = source._spec
+      _next = source._next
     }
   }
 
@@ -810,6 +851,7 @@ nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
         case 12: try { try decoder.decodeSingularInt64Field(value: &_storage._notBeforeMs) }()
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._submittedBy) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._spec) }()
+        case 15: try { try decoder.decodeSingularStringField(value: &_storage._next) }()
         default: break
         }
       }
@@ -864,6 +906,9 @@ nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
       try { if let v = _storage._spec {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
       } }()
+      if !_storage._next.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._next, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -887,6 +932,7 @@ nonisolated extension Haat_V1_Job: SwiftProtobuf.Message, SwiftProtobuf._Message
         if _storage._notBeforeMs != rhs_storage._notBeforeMs {return false}
         if _storage._submittedBy != rhs_storage._submittedBy {return false}
         if _storage._spec != rhs_storage._spec {return false}
+        if _storage._next != rhs_storage._next {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1105,7 +1151,7 @@ nonisolated extension Haat_V1_TaskInfo: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Haat_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListJobs"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}state\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}state\0\u{1}limit\0\u{1}after\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1115,6 +1161,7 @@ nonisolated extension Haat_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.state) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.after) }()
       default: break
       }
     }
@@ -1127,12 +1174,16 @@ nonisolated extension Haat_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
     }
+    if !self.after.isEmpty {
+      try visitor.visitSingularStringField(value: self.after, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_ListJobs, rhs: Haat_V1_ListJobs) -> Bool {
     if lhs.state != rhs.state {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.after != rhs.after {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1140,7 +1191,7 @@ nonisolated extension Haat_V1_ListJobs: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Haat_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}jobs\0\u{1}next\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1149,6 +1200,7 @@ nonisolated extension Haat_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.jobs) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.next) }()
       default: break
       }
     }
@@ -1158,11 +1210,15 @@ nonisolated extension Haat_V1_JobList: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.jobs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.jobs, fieldNumber: 1)
     }
+    if !self.next.isEmpty {
+      try visitor.visitSingularStringField(value: self.next, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_JobList, rhs: Haat_V1_JobList) -> Bool {
     if lhs.jobs != rhs.jobs {return false}
+    if lhs.next != rhs.next {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1581,7 +1637,7 @@ nonisolated extension Haat_V1_StreamEnd: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Haat_V1_ListDead: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListDead"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}limit\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}limit\0\u{1}after\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1591,6 +1647,7 @@ nonisolated extension Haat_V1_ListDead: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.job) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.after) }()
       default: break
       }
     }
@@ -1603,12 +1660,16 @@ nonisolated extension Haat_V1_ListDead: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.limit != 0 {
       try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 2)
     }
+    if !self.after.isEmpty {
+      try visitor.visitSingularStringField(value: self.after, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_ListDead, rhs: Haat_V1_ListDead) -> Bool {
     if lhs.job != rhs.job {return false}
     if lhs.limit != rhs.limit {return false}
+    if lhs.after != rhs.after {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1616,7 +1677,7 @@ nonisolated extension Haat_V1_ListDead: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Haat_V1_DeadList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeadList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tasks\0\u{1}next\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1625,6 +1686,7 @@ nonisolated extension Haat_V1_DeadList: SwiftProtobuf.Message, SwiftProtobuf._Me
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.tasks) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.next) }()
       default: break
       }
     }
@@ -1634,11 +1696,15 @@ nonisolated extension Haat_V1_DeadList: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.tasks.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.tasks, fieldNumber: 1)
     }
+    if !self.next.isEmpty {
+      try visitor.visitSingularStringField(value: self.next, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_DeadList, rhs: Haat_V1_DeadList) -> Bool {
     if lhs.tasks != rhs.tasks {return false}
+    if lhs.next != rhs.next {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

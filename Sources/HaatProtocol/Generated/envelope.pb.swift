@@ -31,7 +31,8 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The sender's request id; any string up to 64 bytes. Replies echo it in reply_to.
+  /// The sender's request id; any string up to 64 bytes (a longer one is refused with
+  /// bad_request, field "id", without reply_to). Replies echo it in reply_to.
   public var id: String = String()
 
   /// The id of the request this message answers; empty for unsolicited messages.
@@ -386,7 +387,8 @@ public nonisolated struct Haat_V1_Error: Sendable {
 
   /// Stable machine-readable code: bad_frame, frame_too_long, unsupported, auth_failed,
   /// handshake_timeout, version_unsupported, forbidden, bad_request, bad_spec, not_found,
-  /// not_finished, stale_attempt, unavailable, internal. See docs/protocol.md.
+  /// not_finished, stale_attempt, unavailable, busy, too_large, internal. See
+  /// docs/protocol.md.
   public var code: String = String()
 
   /// A sentence a person can act on.
@@ -400,7 +402,8 @@ public nonisolated struct Haat_V1_Error: Sendable {
   public init() {}
 }
 
-/// Ping asks the peer for a Pong; either side may send it at any time after the handshake.
+/// Ping asks the coordinator for a Pong, any time after the handshake. The coordinator
+/// answers pings; it does not send them.
 public nonisolated struct Haat_V1_Ping: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

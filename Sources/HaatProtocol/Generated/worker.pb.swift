@@ -341,7 +341,7 @@ public nonisolated struct Haat_V1_Ack: Sendable {
   public var accepted: Bool = false
 
   /// Why not: "stale_attempt", "already_done", "cancelled", "unknown_task",
-  /// "not_lease_holder", "unavailable", "missing_parts", "too_large".
+  /// "not_lease_holder", "unavailable", "missing_parts", "too_large", "internal".
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

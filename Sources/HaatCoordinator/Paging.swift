@@ -1,0 +1,27 @@
+import HaatProtocol
+import SwiftProtobuf
+
+/// Lists go a page at a time, each page one line under the session's limit (DESIGN.md §3
+/// "Large results, bounded lines"): a page asked for is cut shorter when it would not fit.
+enum Paging {
+  /// Room kept on every line for the envelope (`reply_to`, the body's key, braces).
+  static let envelopeSlack = 512
+
+  /// How many of `items`, from the first, fit in one line of `maxLineBytes` beside the
+  /// rest of the reply, `fixed` (encoded without the items).
+  static func fitting(_ items: [some Message], beside fixed: some Message, maxLineBytes: Int) -> Int {
+    guard let fixedBytes = jsonSize(fixed) else { return 0 }
+    var room = maxLineBytes - envelopeSlack - fixedBytes
+    for (index, item) in items.enumerated() {
+      // Its JSON and the comma before it.
+      room -= (jsonSize(item) ?? maxLineBytes) + 1
+      if room < 0 { return index }
+    }
+    return items.count
+  }
+
+  static func jsonSize(_ message: some Message) -> Int? {
+    let bytes: [UInt8]? = try? message.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+    return bytes?.count
+  }
+}

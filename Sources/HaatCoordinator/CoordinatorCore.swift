@@ -97,6 +97,9 @@ final class CoordinatorCore: @unchecked Sendable {
   private var committing = false
   private var claimRotation = 0
   private var commitQueued = false
+  /// The pause before the next commit after a failed one (0 after a success), and its timer.
+  private var commitBackoffMs: Int64 = 0
+  private var commitRetry: Scheduled<Void>?
   private var dirty: [Connection] = []
   private var logs: LogStore
   private var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
@@ -507,11 +510,17 @@ final class CoordinatorCore: @unchecked Sendable {
   /// Leases past their deadline count as a failed, retryable attempt.
   private func reap() {
     for lease in leases.expired(now: now) {
+      // Out of the table while its expiry is written (so the next sweep does not send it
+      // twice); back in when the write fails, so it is not stranded as leased.
       leases.remove(task: lease.task)
       logger.notice(
         "lease expired", metadata: ["task": "\(lease.task)", "attempt": "\(lease.attempt)", "worker": "\(lease.owner)"])
       enqueue(.expire(task: lease.task, attempt: lease.attempt)) { result in
-        if case .changed(let change) = result { self.apply(change) }
+        switch result {
+        case .changed(let change): self.apply(change)
+        case .failed(let error) where error.code == .unavailable: self.leases.restore(lease)
+        default: break
+        }
       }
     }
   }
@@ -565,7 +574,16 @@ final class CoordinatorCore: @unchecked Sendable {
     let store = self.store
     let nowMs = self.nowMs
     readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: true, nowMs: nowMs)?.tasks ?? [] }
-      .assumeIsolated().whenSuccess(body)
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let tasks): body(tasks)
+        case .failure(let error):
+          // A failed read must not strand the job's waiting tasks: try again shortly.
+          self.logger.warning(
+            "cannot read a job's tasks; retrying", metadata: ["job": "\(job)", "error": "\(error)"])
+          self.loop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.readTasks(of: job, body) }
+        }
+      }
   }
 
   private func diskPressure() -> HaatError? {
@@ -952,7 +970,7 @@ final class CoordinatorCore: @unchecked Sendable {
   /// Runs a commit once the current burst of messages is handled, unless one is running
   /// (its completion starts the next).
   private func queueCommit() {
-    guard !committing, !commitQueued else { return }
+    guard !committing, !commitQueued, commitRetry == nil else { return }
     commitQueued = true
     loop.assumeIsolated().execute { self.commit() }
   }
@@ -1006,11 +1024,23 @@ final class CoordinatorCore: @unchecked Sendable {
           for (index, claim) in claims.enumerated() {
             self.deliver(claim, results[batch.count + index])
           }
+          self.commitBackoffMs = 0
         case .failure(let error):
           let failure = (error as? HaatError) ?? HaatError(.unavailable, "\(error)")
-          self.logger.error("store commit failed", metadata: ["error": "\(failure.message)", "ops": "\(ops.count)"])
           for item in batch { item.done(.failed(failure)) }
           for claim in claims { claim.connection.reserved[claim.pool, default: 0] -= claim.limit }
+          // A store that cannot commit (a full disk, say) is tried again after a pause that
+          // doubles to 5 s, not in a loop: one log line per try.
+          self.commitBackoffMs = min(max(self.commitBackoffMs * 2, 100), 5_000)
+          self.logger.error(
+            "store commit failed; retrying",
+            metadata: [
+              "error": "\(failure.message)", "ops": "\(ops.count)", "retry_in_ms": "\(self.commitBackoffMs)",
+            ])
+          self.commitRetry = self.loop.assumeIsolated().scheduleTask(in: .milliseconds(self.commitBackoffMs)) {
+            self.commitRetry = nil
+            self.queueCommit()
+          }
         }
         self.flush()
         if !self.pending.isEmpty || self.hasClaimableCredit {
@@ -1187,6 +1217,7 @@ final class CoordinatorCore: @unchecked Sendable {
           self.enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
             guard case .finished(_, let applied) = result, applied else {
               job.reducing = false
+              if case .failed = result { self.retryFinish(id) }
               return
             }
             self.jobs[id] = nil
@@ -1203,9 +1234,15 @@ final class CoordinatorCore: @unchecked Sendable {
           }
         case .failure(let error):
           job.reducing = false
-          self.logger.error("cannot reduce job", metadata: ["job": "\(id)", "error": "\(error)"])
+          self.logger.error("cannot reduce job; retrying", metadata: ["job": "\(id)", "error": "\(error)"])
+          self.retryFinish(id)
         }
       }
+  }
+
+  /// Reduces and records a job's end again later: its read or write failed (a full disk).
+  private func retryFinish(_ id: JobID) {
+    loop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.finishIfEnded(id) }
   }
 
   /// Merges exactly one partial per done task; says which sources are missing.

@@ -43,6 +43,14 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
     return true
   }
 
+  /// Puts back a lease taken out (its expiry could not be stored): with its deadline
+  /// passed, the next sweep tries again.
+  public mutating func restore(_ lease: Lease) {
+    guard leases[lease.task] == nil else { return }
+    leases[lease.task] = lease
+    byOwner[lease.owner, default: []].insert(lease.task)
+  }
+
   /// Forgets a task's lease.
   @discardableResult
   public mutating func remove(task: TaskID) -> Lease? {

@@ -492,6 +492,15 @@ final class WorkerRuntime: @unchecked Sendable {
       lease.bytes = state.progress.bytes.load(ordering: .relaxed)
       return lease
     }
+    // A finished result the coordinator has not stored yet (a full disk, say) keeps its
+    // lease alive, so it is not run again while it waits to be resent.
+    for (task, result) in unacked where running[task] == nil {
+      guard case .complete(let complete) = result else { continue }
+      var lease = Haat_V1_LeaseProgress()
+      lease.task = task
+      lease.attempt = complete.attempt
+      heartbeat.leases.append(lease)
+    }
     for (task, var state) in running {
       let bytes = state.progress.bytes.load(ordering: .relaxed)
       if bytes > state.lastBytes {

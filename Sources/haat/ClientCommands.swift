@@ -47,8 +47,9 @@ struct SubmitCommand: AsyncParsableCommand {
         return
       }
       if !client.json {
-        FileHandle.standardError.write(
-          Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
+        try? FileHandle.standardError.write(
+          contentsOf:
+            Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
       if client.json { printJSON(result) } else { render(result.report, format: format) }

@@ -152,7 +152,8 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
 
 func printError(_ message: String) {
   fflush(nil)  // after whatever stdout still holds
-  FileHandle.standardError.write(Data("haat: \(DisplayText.escape(message, keepNewlines: true))\n".utf8))
+  try? FileHandle.standardError.write(
+    contentsOf: Data("haat: \(DisplayText.escape(message, keepNewlines: true))\n".utf8))
 }
 
 func jsonString(_ text: String) -> String {

@@ -31,7 +31,8 @@ struct JSONLogHandler: LogHandler {
       var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     else { return }
     data.append(UInt8(ascii: "\n"))
-    FileHandle.standardError.write(data)
+    // A line that cannot be written (its disk is full) is lost, never a crash.
+    try? FileHandle.standardError.write(contentsOf: data)
   }
 
   static func timestamp() -> String {

@@ -118,14 +118,14 @@ struct ProgressDisplay {
       let filled = min(width, ended * width / total)
       let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
       let line = "\r\u{1B}[2Kjob \(event.job) [\(bar)] \(status)"
-      FileHandle.standardError.write(Data(line.utf8))
-      if event.final { FileHandle.standardError.write(Data("\n".utf8)) }
+      try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
+      if event.final { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
     } else {
       // Plain lines for logs and pipes: on state changes, every 2 s, and at the end.
       guard event.final || event.state != lastState || Date().timeIntervalSince(lastLine) >= 2 else { return }
       lastLine = Date()
       lastState = event.state
-      FileHandle.standardError.write(Data("job \(event.job): \(status)\n".utf8))
+      try? FileHandle.standardError.write(contentsOf: Data("job \(event.job): \(status)\n".utf8))
     }
   }
 

@@ -295,7 +295,7 @@ struct FixtureServerCommand: AsyncParsableCommand {
     if let readyFile {
       try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
     }
-    FileHandle.standardOutput.write(Data("serving \(server.baseURL)\n".utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data("serving \(server.baseURL)\n".utf8))
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
     try await server.stop()

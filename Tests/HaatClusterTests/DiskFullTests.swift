@@ -1,0 +1,94 @@
+import Foundation
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatTesting
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Issue 10, defect 3: the store's disk fills while a job is in flight. Results refused for
+/// it are kept and resent, expiries and the job's end are retried, failed commits back off,
+/// and the job finishes once space is freed, without a restart. Needs root (a small tmpfs
+/// is mounted under the store); `make faults` runs it too.
+@Suite("Disk full", .serialized)
+struct DiskFullTests {
+  static var isRoot: Bool { getuid() == 0 }
+
+  @Test(.enabled(if: isRoot, "mounts a tmpfs: needs root"))
+  func aJobInFlightWhenTheDiskFillsFinishesAfterSpaceIsFreed() async throws {
+    let mountPoint = NSTemporaryDirectory() + "haat-full-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+    let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint])
+    try #require(mount.status == 0, "cannot mount a tmpfs: \(mount.output)")
+    defer {
+      _ = try? run("/bin/umount", ["-l", mountPoint])
+      try? FileManager.default.removeItem(atPath: mountPoint)
+    }
+    let server = try await FixtureServer.start()
+    var options = LocalCluster.Options.fast
+    options.workers = 2
+    options.directory = mountPoint + "/cluster"
+    options.coordinatorArguments = ["--min-free-disk-bytes", "0"]
+    let cluster = try await LocalCluster.start(options)
+    do {
+      try await fillAndFree(cluster, server, filler: mountPoint + "/filler")
+    } catch {
+      Issue.record("cluster logs:\n\(cluster.logs())")
+      await cluster.stop()
+      try? await server.stop()
+      throw error
+    }
+    await cluster.stop()
+    try? await server.stop()
+  }
+
+  private func fillAndFree(_ cluster: LocalCluster, _ server: FixtureServer, filler: String) async throws {
+    let client = try await cluster.client()
+    let sample = try #require(try Samples.manifest().first)
+    // Twelve tasks that each take 1.5 s to fetch: most are in flight when the disk fills.
+    let sources = (0..<12).map { index in
+      var source = Samples.source(sample, server: server, query: "delay_ms=1500&series=full-\(index)")
+      source.name = "s\(index)"
+      return source
+    }
+    let job = try await client.submit(spec("disk full", sources, maxAttempts: 100)).job
+    try await Task.sleep(for: .milliseconds(300))
+    // Fill the file system to the last byte.
+    let descriptor = open(filler, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+    try #require(descriptor >= 0)
+    let chunk = [UInt8](repeating: 0x55, count: 64 * 1024)
+    var written = 0
+    while true {
+      let count = chunk.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+      if count <= 0 { break }
+      written += count
+    }
+    fsync(descriptor)
+    close(descriptor)
+    // Results now fail to commit: workers are told `unavailable` and keep them.
+    let coordinatorLog = cluster.directory + "/coordinator.log"
+    try await eventually("a commit fails on the full disk", timeout: .seconds(30)) {
+      let text = (try? String(contentsOfFile: coordinatorLog, encoding: .utf8)) ?? ""
+      return text.contains("store commit failed; retrying")
+    }
+    try await Task.sleep(for: .seconds(3))
+    let failures =
+      ((try? String(contentsOfFile: coordinatorLog, encoding: .utf8)) ?? "")
+      .components(separatedBy: "store commit failed").count - 1
+    // Backed off: a handful of tries in 3 s, not thousands.
+    #expect(failures < 60, "\(failures) failed commits logged")
+    // Space comes back; the job finishes without a restart, every source counted once.
+    try FileManager.default.removeItem(atPath: filler)
+    let result = try await finish(client, job, timeout: .seconds(90))
+    #expect(result.job.state == "succeeded", "\(result.job.error)")
+    #expect(result.report.summary.sourcesOk == 12)
+    let one = try Samples.singlePass([sample])
+    #expect(result.report.engagement.total.posts == one.total.posts * 12)
+    #expect(written > 0)
+    await client.close()
+  }
+}

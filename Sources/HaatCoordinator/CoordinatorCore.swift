@@ -82,7 +82,13 @@ final class CoordinatorCore: @unchecked Sendable {
   private var leases: LeaseTable<String>
   private var jobs: [JobID: ActiveJob] = [:]
   /// Ready tasks waiting for their `not_before`, by task: (when, job, pool).
-  private var waiting: [TaskID: (notBeforeMs: Int64, job: JobID, pool: Pool)] = [:]
+  /// Tasks waiting for their time: `due` is on the monotonic clock (milliseconds), taken
+  /// from the stored wall-clock `not_before` when the wait begins, so a wall-clock step
+  /// neither delays nor hurries them.
+  private var waiting: [TaskID: (due: Int64, notBeforeMs: Int64, job: JobID, pool: Pool)] = [:]
+  /// The latest stored `not_before` of a task the monotonic timer found due: claims take
+  /// tasks up to it even when the wall clock has stepped back since.
+  private var dueWatermarkMs: Int64 = 0
   private var waitHeap = MinHeap()
   private var waitTimer: Scheduled<Void>?
   /// Pools that may have claimable tasks, and a counter bumped whenever that may change.
@@ -197,7 +203,7 @@ final class CoordinatorCore: @unchecked Sendable {
         state.pool = slots.pool
         state.slots = slots.slots
         return state
-      }, connectedMs: nowMs, lastHeartbeatMs: nowMs, lastHeartbeat: now)
+      }, connectedMs: nowMs, lastHeartbeatMs: nowMs, lastHeartbeat: now, lastProgress: now)
     if let old = workers[connection.name] {
       record.health = old.health
       record.tasksDone = old.tasksDone
@@ -342,8 +348,7 @@ final class CoordinatorCore: @unchecked Sendable {
     let now = self.now
     let nowMs = self.nowMs
     if var record = workers[connection.name] {
-      record.health = heartbeat.health
-      record.lastHeartbeat = now
+      record.beat(heartbeat.health, now: now)
       record.lastHeartbeatMs = nowMs
       record.pools = heartbeat.health.pools
       if heartbeat.health.draining { record.draining = true }
@@ -798,7 +803,7 @@ final class CoordinatorCore: @unchecked Sendable {
       status.pid = record.pid
       let held = leases.count(of: record.name)
       status.state = record.state(
-        now: now, heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs, leases: held, nowMs: nowMs)
+        now: now, heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs, leases: held)
       status.pools = record.pools
       status.tasksDone = record.tasksDone
       status.tasksFailed = record.tasksFailed
@@ -1012,7 +1017,9 @@ final class CoordinatorCore: @unchecked Sendable {
       return
     }
     committing = true
-    let ops = batch.map(\.op) + claims.map { .claim(owner: $0.connection.name, pool: $0.pool, limit: $0.limit) }
+    let dueMs = claimCutoffMs
+    let ops =
+      batch.map(\.op) + claims.map { .claim(owner: $0.connection.name, pool: $0.pool, limit: $0.limit, dueMs: dueMs) }
     let store = self.store
     let nowMs = self.nowMs
     writer.runIfActive(eventLoop: loop) { try store.apply(ops, nowMs: nowMs) }
@@ -1050,6 +1057,17 @@ final class CoordinatorCore: @unchecked Sendable {
           promise.succeed()
         }
       }
+  }
+
+  /// What a claim may take: tasks due by the wall clock, but none still waiting on the
+  /// monotonic timer (a clock stepped forward must not hurry them), and every task the timer
+  /// released (a clock stepped back must not delay them).
+  private var claimCutoffMs: Int64 {
+    var cutoff = nowMs
+    if let next = waitHeap.peek(), let entry = waiting[next.task], entry.due == next.at {
+      cutoff = min(cutoff, entry.notBeforeMs - 1)
+    }
+    return max(cutoff, dueWatermarkMs)
   }
 
   private var hasClaimableCredit: Bool {
@@ -1141,27 +1159,32 @@ final class CoordinatorCore: @unchecked Sendable {
     queueCommit()
   }
 
+  /// Milliseconds on the monotonic clock.
+  private var monotonicMs: Int64 { Int64(now / 1_000_000) }
+
   private func addWaiting(_ task: TaskID, job: JobID, pool: Pool, notBeforeMs: Int64) {
-    waiting[task] = (notBeforeMs, job, pool)
+    let due = monotonicMs + max(0, notBeforeMs - nowMs)
+    waiting[task] = (due, notBeforeMs, job, pool)
     let earliest = waitHeap.peek()?.at
-    waitHeap.push(at: notBeforeMs, task: task)
-    if earliest == nil || notBeforeMs < earliest ?? .max { armWaitTimer() }
+    waitHeap.push(at: due, task: task)
+    if earliest == nil || due < earliest ?? .max { armWaitTimer() }
   }
 
   private func armWaitTimer() {
     waitTimer?.cancel()
     guard let next = waitHeap.peek() else { return }
-    let delay = max(0, next.at - nowMs)
+    let delay = max(0, next.at - monotonicMs)
     waitTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.wakeWaiting() }
   }
 
   private func wakeWaiting() {
-    let nowMs = self.nowMs
+    let nowMs = monotonicMs
     while let next = waitHeap.peek(), next.at <= nowMs {
       waitHeap.pop()
       // A stale heap entry (the task moved on) is skipped.
-      guard let entry = waiting[next.task], entry.notBeforeMs == next.at else { continue }
+      guard let entry = waiting[next.task], entry.due == next.at else { continue }
       waiting[next.task] = nil
+      dueWatermarkMs = max(dueWatermarkMs, entry.notBeforeMs)
       jobs[entry.job]?.counts.move(from: .scheduled, to: .ready)
       markWork(entry.pool)
       jobChanged(entry.job)

@@ -13,6 +13,10 @@ struct WorkerRecord {
   var lastHeartbeatMs: Int64
   /// Monotonic nanoseconds of the last heartbeat (or the connection).
   var lastHeartbeat: UInt64
+  /// Monotonic nanoseconds when this coordinator last saw the worker make progress (its
+  /// `last_progress_ms` or its task counts moved), or the connection. The worker's own
+  /// clock is never compared with this one.
+  var lastProgress: UInt64
   var health = WorkerHealth()
   /// Results the coordinator accepted from this worker, and failures it recorded.
   var tasksDone: UInt64 = 0
@@ -21,14 +25,25 @@ struct WorkerRecord {
   /// The worker said it is draining, or left after draining.
   var draining = false
 
+  /// Records a heartbeat's health, noting progress when the worker reports any.
+  mutating func beat(_ health: WorkerHealth, now: UInt64) {
+    if health.lastProgressMs != self.health.lastProgressMs || health.tasksDone != self.health.tasksDone
+      || health.tasksFailed != self.health.tasksFailed
+    {
+      lastProgress = now
+    }
+    self.health = health
+    lastHeartbeat = now
+  }
+
   /// healthy, stalled, lost, draining or gone (docs/operations.md).
-  func state(now: UInt64, heartbeatMs: UInt32, leaseMs: UInt32, leases: Int, nowMs: Int64) -> String {
+  func state(now: UInt64, heartbeatMs: UInt32, leaseMs: UInt32, leases: Int) -> String {
     if !connected { return draining ? "gone" : "lost" }
     if draining { return "draining" }
     let silent = now &- lastHeartbeat
     if silent > UInt64(heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000 { return "lost" }
-    let sinceProgress = nowMs - max(health.lastProgressMs, connectedMs)
-    if leases > 0, sinceProgress > Int64(max(leaseMs, heartbeatMs * 3)) { return "stalled" }
+    let sinceProgress = now &- lastProgress
+    if leases > 0, sinceProgress > UInt64(max(leaseMs, heartbeatMs * 3)) * 1_000_000 { return "stalled" }
     return "healthy"
   }
 }

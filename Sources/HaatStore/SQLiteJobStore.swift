@@ -65,8 +65,8 @@ public final class SQLiteJobStore: JobStore {
     switch op {
     case .submit(let job):
       return try submit(job, db: db, nowMs: nowMs)
-    case .claim(let owner, let pool, let limit):
-      return .claimed(try claim(owner: owner, pool: pool, limit: limit, db: db, nowMs: nowMs))
+    case .claim(let owner, let pool, let limit, let dueMs):
+      return .claimed(try claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, db: db, nowMs: nowMs))
     case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark):
       return try transition(task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random) {
         db, change in
@@ -127,7 +127,7 @@ public final class SQLiteJobStore: JobStore {
     return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
   }
 
-  private func claim(owner: String, pool: Pool, limit: Int, db: Database, nowMs: Int64) throws
+  private func claim(owner: String, pool: Pool, limit: Int, dueMs: Int64, db: Database, nowMs: Int64) throws
     -> [ClaimedTask]
   {
     guard limit > 0 else { return [] }
@@ -136,11 +136,11 @@ public final class SQLiteJobStore: JobStore {
         sql: """
           UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?1, updated_at = ?2
           WHERE id IN (SELECT id FROM tasks
-                       WHERE state = 'ready' AND pool = ?3 AND not_before <= ?2
+                       WHERE state = 'ready' AND pool = ?3 AND not_before <= ?5
                        ORDER BY priority DESC, id LIMIT ?4)
           RETURNING id, job, idx, attempt, spec
           """),
-      arguments: [owner, nowMs, pool.rawValue, limit])
+      arguments: [owner, nowMs, pool.rawValue, limit, dueMs])
     var claimed: [ClaimedTask] = []
     claimed.reserveCapacity(rows.count)
     var jobs = Set<Int64>()

@@ -57,8 +57,10 @@ public enum DeadSelector: Sendable, Equatable {
 /// One change to the queue. A batch of them is applied in one durable transaction.
 public enum StoreOp: Sendable {
   case submit(NewJob)
-  /// Lease up to `limit` ready tasks of `pool` to `owner`, highest priority first.
-  case claim(owner: String, pool: Pool, limit: Int)
+  /// Lease up to `limit` ready tasks of `pool` to `owner`, highest priority first, among
+  /// those whose `not_before` is at most `dueMs` (the coordinator's judgement, made on the
+  /// monotonic clock, of what is due; the commit's wall-clock time when nil).
+  case claim(owner: String, pool: Pool, limit: Int, dueMs: Int64? = nil)
   /// A result from `worker`, accepted only if it holds the lease under `attempt`.
   case complete(task: TaskID, attempt: UInt32, worker: String, partial: Data, stats: Data, bookmark: String)
   /// A failure from `worker`, accepted only if it holds the lease under `attempt`.

@@ -108,6 +108,8 @@ public final class LocalCluster: Sendable {
     public var collectSlots = 4
     public var coordinatorArguments: [String] = []
     public var workerArguments: [String] = []
+    /// Variables added to the coordinator's environment (an LD_PRELOAD fault shim, say).
+    public var coordinatorEnvironment: [String: String] = [:]
     /// Where the data directory and logs go; a new temporary directory if nil.
     public var directory: String?
     public var logLevel = "info"
@@ -175,8 +177,12 @@ public final class LocalCluster: Sendable {
         "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
         "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
       ] + options.coordinatorArguments
+    let environment =
+      options.coordinatorEnvironment.isEmpty
+      ? nil : ProcessInfo.processInfo.environment.merging(options.coordinatorEnvironment) { $1 }
     let process = try ChildProcess(
-      name: "coordinator", executable: binary, arguments: arguments, logPath: logPath(for: "coordinator"))
+      name: "coordinator", executable: binary, arguments: arguments, logPath: logPath(for: "coordinator"),
+      environment: environment)
     state.withLock { $0.coordinator = process }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {

@@ -28,10 +28,14 @@ struct TaskRunner: Sendable {
   let maxRowErrors = 20
 
   func run(_ spec: TaskSpec, progress: TaskProgress, onFetchError: @Sendable (FetchError) -> Void) -> TaskOutcome {
-    let started = Date()
+    // Durations on the monotonic clock: a wall-clock step does not change them.
+    let clock = ContinuousClock()
+    let started = clock.now
     var stats = TaskStats()
     func finish() -> TaskStats {
-      stats.durationMs = UInt64(max(0, Date().timeIntervalSince(started) * 1000))
+      let elapsed = clock.now - started
+      stats.durationMs = UInt64(
+        max(0, elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
       return stats
     }
     let source = spec.source

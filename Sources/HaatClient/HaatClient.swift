@@ -113,8 +113,23 @@ public final class HaatClient: Sendable {
 
   // MARK: Typed requests
 
+  /// Submits a job; a spec too long for one line goes in parts (docs/protocol.md,
+  /// `submit`) and is accepted as one job or not at all.
   public func submit(_ spec: JobSpec) async throws -> Haat_V1_Accepted {
-    try await expect(call(.submit(.with { $0.spec = spec })), \.accepted)
+    // Said here, with the limit, rather than after sending megabytes.
+    guard spec.sources.count <= Defaults.maxSources else {
+      throw HaatError(
+        .badSpec, "the spec has \(spec.sources.count) sources; the most is \(Defaults.maxSources)", field: "sources")
+    }
+    var whole = Haat_V1_Submit()
+    whole.spec = spec
+    let limit = Int(welcome.maxLineBytes) - 512
+    guard let parts = SpecSplit.parts(of: whole, maxBytes: limit) else {
+      throw HaatError(.badSpec, "one source of the spec is over the session's line limit of \(limit) bytes")
+    }
+    var accepted = Haat_V1_Accepted()
+    for part in parts { accepted = try await expect(call(.submit(part)), \.accepted) }
+    return accepted
   }
 
   /// A job; with `tasks`, every task, read a page at a time.

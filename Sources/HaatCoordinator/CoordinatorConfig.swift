@@ -52,6 +52,8 @@ public struct SessionLimits: Sendable {
   /// (the largest result a worker can send) and over all workers.
   public var stagedPartBytesPerWorker = 128 << 20
   public var stagedPartBytes = 512 << 20
+  /// A spec sent in parts, held until its last part, per session.
+  public var stagedSpecBytes = 64 << 20
 
   public init() {}
 }

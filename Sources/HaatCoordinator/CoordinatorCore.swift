@@ -26,13 +26,16 @@ final class Connection {
   var readsInFlight = 0
   var watches = 0
   var follows = 0
+  /// A spec arriving in parts.
+  var specParts: SpecParts
 
-  init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int) {
+  init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int) {
     self.channel = channel
     self.session = session
     self.peer = peer
     self.address = address
     self.maxLineBytes = maxLineBytes
+    specParts = SpecParts(maxBytes: maxSpecBytes)
   }
 
   var name: String { peer.name }
@@ -317,7 +320,18 @@ final class CoordinatorCore: @unchecked Sendable {
       connection.draining = true
       workers[connection.name]?.draining = true
       logger.info("worker is draining", metadata: ["worker": "\(connection.name)"])
-    case .submit(let submit): receiveSubmit(submit.spec, id: id, from: connection)
+    case .submit(let submit):
+      guard submit.part > 0 else { return receiveSubmit(submit.spec, id: id, from: connection) }
+      switch connection.specParts.receive(submit) {
+      case .kept:
+        var accepted = Haat_V1_Accepted()
+        accepted.part = submit.part
+        reply(connection, to: id, .accepted(accepted))
+      case .whole(let spec):
+        receiveSubmit(spec, id: id, from: connection)
+      case .refused(let error):
+        replyError(connection, to: id, error)
+      }
     case .getJob(let request): getJob(request, id: id, from: connection)
     case .listJobs(let request): listJobs(request, id: id, from: connection)
     case .watch(let request): watch(request.job, id: id, from: connection)
@@ -753,6 +767,8 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       var result = Haat_V1_Result()
       result.job = Self.message(record)
+      // The spec is get_job's to show; a result is about the report.
+      result.job.clearSpec()
       do {
         result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
       } catch {

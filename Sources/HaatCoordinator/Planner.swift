@@ -13,7 +13,7 @@ public enum Planner {
     "facebook", "instagram", "tiktok", "pinterest", "linkedin", "youtube", "x", "whatsapp",
     "messenger", "web",
   ]
-  public static let maxSources = 10_000
+  public static let maxSources = HaatCore.Defaults.maxSources
   public static let maxTasks = 1_000_000
   /// The longest retry backoff a spec may ask for: a day.
   public static let maxRetryMs: UInt32 = 86_400_000

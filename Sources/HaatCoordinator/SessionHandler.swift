@@ -138,7 +138,7 @@ final class SessionHandler: ChannelInboundHandler {
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
         address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
-        maxLineBytes: lineLimit)
+        maxLineBytes: lineLimit, maxSpecBytes: config.session.stagedSpecBytes)
       self.connection = connection
       core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
     }

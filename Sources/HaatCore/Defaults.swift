@@ -23,4 +23,6 @@ public enum Defaults {
   public static let logCapacity = 10_000
   /// Beats a worker may miss before it is `lost`.
   public static let missedBeatsForLost: UInt32 = 3
+  /// The most sources a job spec may have.
+  public static let maxSources = 10_000
 }

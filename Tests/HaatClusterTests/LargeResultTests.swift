@@ -63,4 +63,35 @@ struct LargeResultTests {
       await client.close()
     }
   }
+
+  /// Issue 10, defect 6: a spec over the line limit goes in parts and is one job; one past
+  /// the documented maximum of sources is refused before anything is sent.
+  @Test func specsOverTheLineLimitTravelInParts() async throws {
+    var options = LocalCluster.Options.fast
+    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      let sources = (0..<2_000).map { index in
+        var source = Source()
+        source.kind = "noop"
+        source.name = "agency-client-\(index)-" + String(repeating: "n", count: 40)
+        return source
+      }
+      let accepted = try await client.submit(spec("many sources", sources))
+      #expect(accepted.tasks == 2_000)
+      let result = try await finish(client, accepted.job)
+      #expect(result.job.state == "succeeded")
+      #expect(result.report.summary.sources == 2_000)
+      let job = try await client.job(accepted.job, tasks: true)
+      #expect(job.tasks.count == 2_000)
+      do {
+        _ = try await client.submit(spec("too many", Array(repeating: sources[0], count: 10_001)))
+        Issue.record("a spec of 10,001 sources was sent")
+      } catch let error as HaatError {
+        #expect(error.code == .badSpec)
+        #expect(error.message.contains("10000"))
+      }
+      await client.close()
+    }
+  }
 }

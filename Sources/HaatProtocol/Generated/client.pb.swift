@@ -22,6 +22,11 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 
 /// Submit asks the coordinator to store and run a job. Answered with Accepted once the job
 /// is durably stored, or Error (bad_spec with the field, or unavailable).
+/// A spec whose line would exceed the session's max_line_bytes is sent in parts (DESIGN.md
+/// §3 "Large results"): `part` 1, 2, … N in order on one session, each with some of the
+/// sources; only the last carries `parts` = N and the rest of the spec. Each earlier part
+/// is answered with an Accepted without a job (kept); the last with the job, or an error
+/// for the whole spec: it is accepted as one job or not at all. 0 = a spec in one line.
 public nonisolated struct Haat_V1_Submit: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -36,6 +41,10 @@ public nonisolated struct Haat_V1_Submit: Sendable {
   /// Clears the value of `spec`. Subsequent reads from it will return its default value.
   public mutating func clearSpec() {self._spec = nil}
 
+  public var part: UInt32 = 0
+
+  public var parts: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -49,10 +58,14 @@ public nonisolated struct Haat_V1_Accepted: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Empty in the answer to an earlier part of a spec sent in parts.
   public var job: String = String()
 
   /// How many tasks the job was planned into.
   public var tasks: UInt32 = 0
+
+  /// The part this answers (a spec in parts); 0 otherwise.
+  public var part: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -662,7 +675,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Submit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Submit"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}spec\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}spec\0\u{1}part\0\u{1}parts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -671,6 +684,8 @@ nonisolated extension Haat_V1_Submit: SwiftProtobuf.Message, SwiftProtobuf._Mess
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.parts) }()
       default: break
       }
     }
@@ -684,11 +699,19 @@ nonisolated extension Haat_V1_Submit: SwiftProtobuf.Message, SwiftProtobuf._Mess
     try { if let v = self._spec {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 2)
+    }
+    if self.parts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.parts, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Submit, rhs: Haat_V1_Submit) -> Bool {
     if lhs._spec != rhs._spec {return false}
+    if lhs.part != rhs.part {return false}
+    if lhs.parts != rhs.parts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -696,7 +719,7 @@ nonisolated extension Haat_V1_Submit: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Haat_V1_Accepted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Accepted"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}tasks\0\u{1}part\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -706,6 +729,7 @@ nonisolated extension Haat_V1_Accepted: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.job) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.tasks) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
       default: break
       }
     }
@@ -718,12 +742,16 @@ nonisolated extension Haat_V1_Accepted: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.tasks != 0 {
       try visitor.visitSingularUInt32Field(value: self.tasks, fieldNumber: 2)
     }
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Accepted, rhs: Haat_V1_Accepted) -> Bool {
     if lhs.job != rhs.job {return false}
     if lhs.tasks != rhs.tasks {return false}
+    if lhs.part != rhs.part {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,65 @@
+import HaatCore
+import HaatProtocol
+
+/// The earlier parts of a spec sent in parts on one session (docs/protocol.md, `submit`),
+/// until the last: then they are one spec, the last part's fields with every part's sources
+/// in order. Bounded in bytes; a session holds one spec in parts at a time.
+struct SpecParts {
+  enum Outcome: Equatable {
+    /// An earlier part, kept.
+    case kept
+    /// The last part: the whole spec.
+    case whole(JobSpec)
+    case refused(HaatError)
+  }
+
+  let maxBytes: Int
+  private var sources: [Source] = []
+  private var count: UInt32 = 0
+  private(set) var bytes = 0
+
+  init(maxBytes: Int) {
+    self.maxBytes = maxBytes
+  }
+
+  mutating func receive(_ submit: Haat_V1_Submit) -> Outcome {
+    // Part 1 starts a spec over (a client that reconnected sends every part again).
+    if submit.part == 1 { reset() }
+    guard submit.part == count + 1 else {
+      let have = count
+      reset()
+      return .refused(
+        HaatError(
+          .badRequest, "spec part \(submit.part) came after part \(have); send every part again from 1",
+          field: "part"))
+    }
+    if submit.parts == 0 {
+      let size = submit.spec.sources.reduce(0) { $0 + $1.url.utf8.count + $1.name.utf8.count + 256 }
+      guard bytes + size <= maxBytes else {
+        reset()
+        return .refused(HaatError(.tooLarge, "the spec in parts is over \(maxBytes) bytes", field: "part"))
+      }
+      sources += submit.spec.sources
+      bytes += size
+      count += 1
+      return .kept
+    }
+    guard submit.parts == submit.part else {
+      reset()
+      return .refused(
+        HaatError(
+          .badRequest, "the last spec part is part \(submit.part) but says there are \(submit.parts)",
+          field: "parts"))
+    }
+    var spec = submit.spec
+    spec.sources = sources + spec.sources
+    reset()
+    return .whole(spec)
+  }
+
+  mutating func reset() {
+    sources = []
+    count = 0
+    bytes = 0
+  }
+}

@@ -202,6 +202,11 @@ public final class HaatClient: Sendable {
     try await expect(call(.listWorkers(Haat_V1_ListWorkers())), \.workerList).workers
   }
 
+  /// Deletes jobs that ended before `endedBeforeMs`, with their tasks and results.
+  public func prune(endedBeforeMs: Int64) async throws -> Haat_V1_Pruned {
+    try await expect(call(.pruneJobs(.with { $0.endedBeforeMs = endedBeforeMs })), \.prunedJobs)
+  }
+
   /// Up to `limit` dead tasks, read a page at a time.
   public func dead(job: String = "", limit: UInt32 = 100) async throws -> [Haat_V1_DeadTask] {
     var request = Haat_V1_ListDead()
@@ -297,6 +302,7 @@ extension Envelope.OneOf_Body {
   var workerList: Haat_V1_WorkerList? { if case .workerList(let value) = self { value } else { nil } }
   var deadList: Haat_V1_DeadList? { if case .deadList(let value) = self { value } else { nil } }
   var deadUpdated: Haat_V1_DeadUpdated? { if case .deadUpdated(let value) = self { value } else { nil } }
+  var prunedJobs: Haat_V1_Pruned? { if case .pruned(let value) = self { value } else { nil } }
 }
 
 /// Matches replies to the requests waiting for them.

@@ -22,6 +22,13 @@ public struct CoordinatorConfig: Sendable {
   public var session = SessionLimits()
   /// New jobs are refused while the store's disk has less free space than this.
   public var minFreeDiskBytes: UInt64 = 64 << 20
+  /// Jobs that ended longer ago than this are deleted with their tasks and results, hourly
+  /// (0 keeps them forever); `haat jobs prune` does it on demand.
+  public var retainMs: Int64 = 30 * 86_400_000
+  /// A worker disconnected this long, holding no lease, is dropped from `haat workers`.
+  public var forgetWorkersAfterMs: Int64 = 3_600_000
+  /// How often retention and forgetting run.
+  public var housekeepingMs: Int64 = 3_600_000
   /// Where to write "host:port" once listening (for scripts that start it on port 0).
   public var readyFile: String?
 

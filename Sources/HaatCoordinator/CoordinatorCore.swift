@@ -116,6 +116,7 @@ final class CoordinatorCore: @unchecked Sendable {
   private var reaper: RepeatedTask?
   private var drainPromise: EventLoopPromise<Void>?
   private var staged: StagedParts
+  private var housekeeping: RepeatedTask?
 
   init(loop: any EventLoop, store: any JobStore, config: CoordinatorConfig, logger: Logger) {
     self.loop = loop
@@ -161,6 +162,10 @@ final class CoordinatorCore: @unchecked Sendable {
         self.reap()
       }
       for job in self.jobs.keys { self.finishIfEnded(job) }
+      let housekeeping = TimeAmount.milliseconds(max(1_000, self.config.housekeepingMs))
+      self.housekeeping = self.loop.scheduleRepeatedTask(initialDelay: .seconds(60), delay: housekeeping) { _ in
+        self.keepHouse()
+      }
       self.logger.info(
         "store recovered",
         metadata: [
@@ -343,6 +348,22 @@ final class CoordinatorCore: @unchecked Sendable {
     case .retryDead(let request): updateDead(request.tasks, job: request.job, retry: true, id: id, from: connection)
     case .discardDead(let request): updateDead(request.tasks, job: request.job, retry: false, id: id, from: connection)
     case .ping: reply(connection, to: id, .pong(.with { $0.atMs = nowMs }))
+    case .pruneJobs(let request):
+      prune(endedBeforeMs: request.endedBeforeMs) { result in
+        switch result {
+        case .success(let (jobs, tasks)):
+          self.logger.notice(
+            "jobs pruned", metadata: ["jobs": "\(jobs)", "tasks": "\(tasks)", "by": "\(connection.name)"])
+          self.reply(
+            connection, to: id,
+            .pruned(
+              .with {
+                $0.jobs = UInt32(clamping: jobs); $0.tasks = UInt64(tasks)
+              }))
+        case .failure(let error):
+          self.replyError(connection, to: id, error)
+        }
+      }
     default:
       replyError(connection, to: id, HaatError(.unsupported, "\(body.wireName) is not a request the coordinator takes"))
     }
@@ -523,6 +544,46 @@ final class CoordinatorCore: @unchecked Sendable {
     for (tailer, id, worker, level) in tailers
     where (worker.isEmpty || worker == line.worker) && (LogLevel(name: line.level) ?? .info) >= level {
       reply(tailer, to: id, .log(line))
+    }
+  }
+
+  // MARK: Housekeeping
+
+  /// Hourly: deletes jobs past retention, and forgets workers long gone.
+  private func keepHouse() {
+    if config.retainMs > 0 {
+      prune(endedBeforeMs: nowMs - config.retainMs) { result in
+        if case .success(let (jobs, tasks)) = result, jobs > 0 {
+          self.logger.notice("jobs past retention deleted", metadata: ["jobs": "\(jobs)", "tasks": "\(tasks)"])
+        }
+      }
+    }
+    let cutoff = nowMs - config.forgetWorkersAfterMs
+    for (name, record) in workers
+    where !record.connected && record.lastHeartbeatMs < cutoff && leases.count(of: name) == 0 {
+      workers[name] = nil
+    }
+  }
+
+  /// Deletes ended jobs in batches of 1,000 until none is left, then gives the space back.
+  private func prune(
+    endedBeforeMs: Int64, total: (jobs: Int, tasks: Int) = (0, 0),
+    _ done: @escaping (Result<(jobs: Int, tasks: Int), HaatError>) -> Void
+  ) {
+    enqueue(.prune(endedBeforeMs: endedBeforeMs, limit: 1_000)) { result in
+      switch result {
+      case .pruned(let jobs, let tasks):
+        let sum = (total.jobs + jobs, total.tasks + tasks)
+        if jobs == 1_000 { return self.prune(endedBeforeMs: endedBeforeMs, total: sum, done) }
+        let store = self.store
+        // Space back to the file system, off the loop; a failure here loses nothing.
+        self.writer.runIfActive(eventLoop: self.loop) { try store.reclaim() }
+          .assumeIsolated().whenComplete { _ in done(.success(sum)) }
+      case .failed(let error):
+        done(.failure(error))
+      default:
+        done(.failure(HaatError(.internal, "unexpected store result for prune")))
+      }
     }
   }
 

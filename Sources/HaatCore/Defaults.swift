@@ -26,3 +26,22 @@ public enum Defaults {
   /// The most sources a job spec may have.
   public static let maxSources = 10_000
 }
+
+/// Durations as people write them on a command line: `30d`, `12h`, `90m`, `45s`, `0`.
+public enum DurationText {
+  /// Milliseconds, or nil for text that is not a duration.
+  public static func milliseconds(_ text: String) -> Int64? {
+    if text == "0" { return 0 }
+    guard let unit = text.last, let number = Int64(text.dropLast()), number >= 0 else { return nil }
+    let scale: Int64
+    switch unit {
+    case "s": scale = 1_000
+    case "m": scale = 60_000
+    case "h": scale = 3_600_000
+    case "d": scale = 86_400_000
+    default: return nil
+    }
+    let (ms, overflow) = number.multipliedReportingOverflow(by: scale)
+    return overflow ? nil : ms
+  }
+}

@@ -42,6 +42,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
   case listDead = "list_dead"
   case retryDead = "retry_dead"
   case discardDead = "discard_dead"
+  case pruneJobs = "prune_jobs"
 
   /// The access levels, from a worker's to an operator's.
   public enum Access: Sendable { case worker, read, submit, admin }
@@ -50,7 +51,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
     switch self {
     case .credit, .heartbeat, .complete, .fail, .log, .drain: return .worker
     case .submit, .cancel: return .submit
-    case .retryDead, .discardDead: return .admin
+    case .retryDead, .discardDead, .pruneJobs: return .admin
     case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead: return .read
     }
   }

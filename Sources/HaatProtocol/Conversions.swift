@@ -68,6 +68,7 @@ extension Envelope.OneOf_Body {
     case .listDead: return .listDead
     case .retryDead: return .retryDead
     case .discardDead: return .discardDead
+    case .pruneJobs: return .pruneJobs
     default: return nil
     }
   }
@@ -111,6 +112,8 @@ extension Envelope.OneOf_Body {
     case .deadUpdated: return "dead_updated"
     case .ping: return "ping"
     case .pong: return "pong"
+    case .pruneJobs: return "prune_jobs"
+    case .pruned: return "pruned"
     }
   }
 }

@@ -23,4 +23,6 @@ public protocol JobStore: Sendable {
   func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord]
   /// A finished job's report, as its wire JSON.
   func report(of job: JobID) throws -> Data?
+  /// Returns space freed by pruning to the file system.
+  func reclaim() throws
 }

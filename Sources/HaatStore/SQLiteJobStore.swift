@@ -27,6 +27,16 @@ public final class SQLiteJobStore: JobStore {
     }
     do {
       pool = try DatabasePool(path: path, configuration: configuration)
+      try pool.writeWithoutTransaction { db in
+        // A new store gives the pages pruning frees back to the file system (incremental
+        // vacuum; it can only be chosen before the first table), and the writer keeps the
+        // WAL at most 64 MiB after each checkpoint.
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") == 0 {
+          try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+          try db.execute(sql: "VACUUM")  // applies it to the (empty) file
+        }
+        try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+      }
       try Schema.migrator.migrate(pool)
     } catch {
       throw HaatError(.unavailable, "cannot open the store at \(path): \(error)")
@@ -65,6 +75,8 @@ public final class SQLiteJobStore: JobStore {
     switch op {
     case .submit(let job):
       return try submit(job, db: db, nowMs: nowMs)
+    case .prune(let endedBeforeMs, let limit):
+      return try prune(endedBeforeMs: endedBeforeMs, limit: limit, db: db)
     case .claim(let owner, let pool, let limit, let dueMs):
       return .claimed(try claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, db: db, nowMs: nowMs))
     case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark):
@@ -125,6 +137,36 @@ public final class SQLiteJobStore: JobStore {
       ])
     }
     return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
+  }
+
+  private func prune(endedBeforeMs: Int64, limit: Int, db: Database) throws -> StoreOpResult {
+    let ended = try Int64.fetchAll(
+      db,
+      sql: """
+        SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
+          AND finished_at > 0 AND finished_at < ? ORDER BY id LIMIT ?
+        """, arguments: [endedBeforeMs, limit])
+    guard !ended.isEmpty else { return .pruned(jobs: 0, tasks: 0) }
+    var tasks = 0
+    for job in ended {
+      try db.execute(sql: "DELETE FROM tasks WHERE job = ?", arguments: [job])
+      tasks += db.changesCount
+      try db.execute(sql: "DELETE FROM jobs WHERE id = ?", arguments: [job])
+    }
+    return .pruned(jobs: ended.count, tasks: tasks)
+  }
+
+  /// Gives the pages pruning freed back to the file system (stores created with
+  /// incremental auto-vacuum), and trims the WAL. Outside any transaction.
+  public func reclaim() throws {
+    do {
+      try pool.writeWithoutTransaction { db in
+        try db.execute(sql: "PRAGMA incremental_vacuum")
+        try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+      }
+    } catch {
+      throw HaatError(.unavailable, "the store could not reclaim space: \(error)")
+    }
   }
 
   private func claim(owner: String, pool: Pool, limit: Int, dueMs: Int64, db: Database, nowMs: Int64) throws

@@ -61,6 +61,8 @@ public enum StoreOp: Sendable {
   /// those whose `not_before` is at most `dueMs` (the coordinator's judgement, made on the
   /// monotonic clock, of what is due; the commit's wall-clock time when nil).
   case claim(owner: String, pool: Pool, limit: Int, dueMs: Int64? = nil)
+  /// Delete up to `limit` jobs that ended before `endedBeforeMs`, with their tasks.
+  case prune(endedBeforeMs: Int64, limit: Int)
   /// A result from `worker`, accepted only if it holds the lease under `attempt`.
   case complete(task: TaskID, attempt: UInt32, worker: String, partial: Data, stats: Data, bookmark: String)
   /// A failure from `worker`, accepted only if it holds the lease under `attempt`.
@@ -80,6 +82,7 @@ public enum StoreOp: Sendable {
 public enum StoreOpResult: Sendable {
   case submitted(JobID, tasks: Int, notBeforeMs: Int64)
   case claimed([ClaimedTask])
+  case pruned(jobs: Int, tasks: Int)
   case changed(TaskChange)
   case cancelled(JobID, [TaskChange])
   /// The changed tasks, and the task counts of every job they belong to after the change.

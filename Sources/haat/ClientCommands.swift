@@ -76,26 +76,60 @@ func waitForResult(_ connection: HaatClient, job: String, showProgress: Bool) as
 }
 
 struct JobsCommand: AsyncParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List recent jobs, newest first.")
-  @Option(help: "Only jobs in this state (queued, running, succeeded, failed, partial, cancelled).")
-  var state: String = ""
-  @Option(help: "At most this many.")
-  var limit: UInt32 = 20
-  @OptionGroup var client: ClientOptions
+  static let configuration = CommandConfiguration(
+    commandName: "jobs", abstract: "List recent jobs, or prune old ones.", subcommands: [List.self, Prune.self],
+    defaultSubcommand: List.self)
 
-  func run() async throws {
-    try await client.session { connection in
-      let jobs = try await connection.jobs(state: state, limit: limit)
-      if client.json { return printJSON(jobs) }
-      let rows = jobs.map { job in
-        [
-          job.id, job.name, job.state, "\(job.counts.done)/\(job.counts.total)", String(job.counts.dead),
-          time(job.createdMs),
-        ]
+  struct Prune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Delete jobs that ended longer ago than --older-than, with their tasks and results (admin).")
+    @Option(help: "30d, 12h, 90m, 45s.")
+    var olderThan: String
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+      guard let ms = DurationText.milliseconds(olderThan), ms > 0 else {
+        throw ValidationError("--older-than must be a number with s, m, h or d, e.g. 30d")
       }
-      print(
-        TextTable(header: ["id", "name", "state", "done", "dead", "created"], rightAligned: [0, 3, 4]).render(rows),
-        terminator: "")
+    }
+
+    func run() async throws {
+      let ms = DurationText.milliseconds(olderThan) ?? 0
+      try await client.session { connection in
+        let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - ms
+        let pruned = try await connection.prune(endedBeforeMs: cutoff)
+        if client.json { return printJSON(pruned) }
+        print(
+          "pruned \(plural(Int(pruned.jobs), "job")) and \(plural(Int(pruned.tasks), "task")) that ended before \(time(cutoff))"
+        )
+      }
+    }
+  }
+}
+
+extension JobsCommand {
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs, newest first.")
+    @Option(help: "Only jobs in this state (queued, running, succeeded, failed, partial, cancelled).")
+    var state: String = ""
+    @Option(help: "At most this many.")
+    var limit: UInt32 = 20
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await client.session { connection in
+        let jobs = try await connection.jobs(state: state, limit: limit)
+        if client.json { return printJSON(jobs) }
+        let rows = jobs.map { job in
+          [
+            job.id, job.name, job.state, "\(job.counts.done)/\(job.counts.total)", String(job.counts.dead),
+            time(job.createdMs),
+          ]
+        }
+        print(
+          TextTable(header: ["id", "name", "state", "done", "dead", "created"], rightAligned: [0, 3, 4]).render(rows),
+          terminator: "")
+      }
     }
   }
 }

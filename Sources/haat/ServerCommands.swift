@@ -36,6 +36,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var minFreeDiskBytes: UInt64 = 64 << 20
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
+  @Option(help: "Delete jobs that ended longer ago than this, with their results: 30d, 12h, 90m; 0 keeps them.")
+  var retain: String = "30d"
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
   var logLevel: Logger.Level = .info
   @Flag(help: .hidden)
@@ -54,6 +56,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
+    guard DurationText.milliseconds(retain) != nil else {
+      throw ValidationError("--retain must be a number with s, m, h or d (30d, 12h), or 0 to keep every job")
+    }
   }
 
   func run() async throws {
@@ -72,6 +77,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     config.planner.maxAttempts = maxAttempts
     config.planner.retry = RetryPolicy(baseMs: retryBaseMs, capMs: retryCapMs)
     config.minFreeDiskBytes = minFreeDiskBytes
+    config.retainMs = DurationText.milliseconds(retain) ?? config.retainMs
     config.readyFile = readyFile
     let logger = makeLogger("haat.coordinator", level: logLevel)
     try await runServices([Coordinator(config: config, logger: logger)], exitWithParent: exitWithParent, logger: logger)

@@ -331,6 +331,22 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     set {body = .pong(newValue)}
   }
 
+  public var pruneJobs: Haat_V1_PruneJobs {
+    get {
+      if case .pruneJobs(let v)? = body {return v}
+      return Haat_V1_PruneJobs()
+    }
+    set {body = .pruneJobs(newValue)}
+  }
+
+  public var pruned: Haat_V1_Pruned {
+    get {
+      if case .pruned(let v)? = body {return v}
+      return Haat_V1_Pruned()
+    }
+    set {body = .pruned(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -373,6 +389,8 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     case deadUpdated(Haat_V1_DeadUpdated)
     case ping(Haat_V1_Ping)
     case pong(Haat_V1_Pong)
+    case pruneJobs(Haat_V1_PruneJobs)
+    case pruned(Haat_V1_Pruned)
 
   }
 
@@ -434,7 +452,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{2}\u{b}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{2}\u{b}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -912,6 +930,32 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .pong(v)
         }
       }()
+      case 62: try {
+        var v: Haat_V1_PruneJobs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pruneJobs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pruneJobs(v)
+        }
+      }()
+      case 63: try {
+        var v: Haat_V1_Pruned?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pruned(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pruned(v)
+        }
+      }()
       default: break
       }
     }
@@ -1072,6 +1116,14 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .pong?: try {
       guard case .pong(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
+    }()
+    case .pruneJobs?: try {
+      guard case .pruneJobs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+    }()
+    case .pruned?: try {
+      guard case .pruned(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
     }()
     case nil: break
     }

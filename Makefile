@@ -66,3 +66,14 @@ clean:
 .PHONY: fuzz
 fuzz: deps
 	scripts/fuzz
+
+# The test suite under AddressSanitizer (issue 9) or ThreadSanitizer (issue 10): a
+# separate instrumented build in .build-asan / .build-tsan, so never part of `make test`.
+.PHONY: asan tsan
+asan: deps
+	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
+	SWIFT_BACKTRACE=enable=no scripts/run-tests --scratch-path .build-asan
+
+tsan: deps
+	$(SWIFT) build --build-tests --scratch-path .build-tsan -Xswiftc -sanitize=thread
+	SWIFT_BACKTRACE=enable=no scripts/run-tests --scratch-path .build-tsan

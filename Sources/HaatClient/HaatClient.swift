@@ -81,9 +81,14 @@ public final class HaatClient: Sendable {
     let id = nextID()
     let reply: Envelope = try await withThrowingTaskGroup(of: Envelope.self) { group in
       group.addTask {
-        try await withCheckedThrowingContinuation { continuation in
-          self.router.expect(id, .call(continuation))
-          self.channel.writeAndFlush(Envelope(id: id, body), promise: nil)
+        // The wait ends on a reply or on cancellation (the timeout below), never hangs.
+        try await withTaskCancellationHandler {
+          try await withCheckedThrowingContinuation { continuation in
+            self.router.expect(id, .call(continuation))
+            self.channel.writeAndFlush(Envelope(id: id, body), promise: nil)
+          }
+        } onCancel: {
+          self.router.cancel(id)
         }
       }
       group.addTask {
@@ -312,14 +317,29 @@ final class ReplyRouter: Sendable {
     case stream(AsyncThrowingStream<Envelope.OneOf_Body, any Error>.Continuation)
   }
 
-  private let state = Mutex<(waiters: [String: Waiter], closed: (any Error)?)>(([:], nil))
+  private let state = Mutex<(waiters: [String: Waiter], closed: (any Error)?, cancelled: Set<String>)>(
+    ([:], nil, []))
 
   func expect(_ id: String, _ waiter: Waiter) {
-    let closed: (any Error)? = state.withLock { state in
+    let failure: (any Error)? = state.withLock { state in
+      // Cancelled before it was registered: fail it at once instead of waiting forever.
+      if state.cancelled.remove(id) != nil { return CancellationError() }
       if state.closed == nil { state.waiters[id] = waiter }
       return state.closed
     }
-    if let closed { Self.fail(waiter, closed) }
+    if let failure { Self.fail(waiter, failure) }
+  }
+
+  /// Ends the wait for `id` with `CancellationError` (the caller gave up: a timeout).
+  func cancel(_ id: String) {
+    let waiter = state.withLock { state -> Waiter? in
+      guard let waiter = state.waiters.removeValue(forKey: id) else {
+        state.cancelled.insert(id)
+        return nil
+      }
+      return waiter
+    }
+    if let waiter { Self.fail(waiter, CancellationError()) }
   }
 
   func forget(_ id: String) {

@@ -248,7 +248,17 @@ final class WorkerRuntime: @unchecked Sendable {
   }
 
   private func receiveAssign(_ assign: Haat_V1_Assign) {
-    let pool = Pool(rawValue: assign.pool) ?? .collect
+    guard let pool = Pool(rawValue: assign.pool) else {
+      // A pool this worker does not know is the coordinator's mistake: said, not guessed.
+      logger.error("an assign for an unknown pool", metadata: ["task": "\(assign.task)", "pool": "\(assign.pool)"])
+      var fail = Haat_V1_Fail()
+      fail.task = assign.task
+      fail.attempt = assign.attempt
+      fail.error = ErrorInfo(code: "bad_request", message: "worker \(config.name) has no pool \"\(assign.pool)\"")
+      fail.retryable = true
+      send(Envelope(id: nextID(), .fail(fail)))
+      return
+    }
     guard !draining else {
       // Hand it straight back; another worker will take it.
       var fail = Haat_V1_Fail()

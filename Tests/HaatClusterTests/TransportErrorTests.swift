@@ -1,4 +1,5 @@
 import Foundation
+import HaatClient
 import HaatCore
 import HaatTesting
 import Testing
@@ -45,6 +46,29 @@ struct TransportErrorTests {
         try HaatBinary.path(), command + ["--coordinator", "127.0.0.1:\(port)", "--token-file", token])
       #expect(result.status == 6, "\(command): exit \(result.status): \(result.output)")
       #expect(result.output.contains("unavailable"), "\(result.output)")
+    }
+  }
+
+  /// A request to a coordinator that stops answering times out (it used to wait forever:
+  /// the wait ignored cancellation).
+  @Test func aCallToASilentCoordinatorTimesOut() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let client = try await HaatClient.connect(
+        to: cluster.endpoint, credential: try cluster.adminCredential(), name: "impatient", timeout: .seconds(1))
+      cluster.coordinator?.signal(SIGSTOP)
+      defer { cluster.coordinator?.signal(SIGCONT) }
+      let started = ContinuousClock.now
+      do {
+        _ = try await client.jobs()
+        Issue.record("a stopped coordinator answered")
+      } catch let error as HaatError {
+        #expect(error.code == .unavailable)
+      }
+      #expect(ContinuousClock.now - started < .seconds(30))
+      cluster.coordinator?.signal(SIGCONT)
+      await client.close()
     }
   }
 }

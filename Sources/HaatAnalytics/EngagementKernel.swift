@@ -209,11 +209,16 @@ public struct EngagementKernel: Sendable, Equatable {
     guard !overflowed else { return nil }
     var report = Haat_V1_EngagementReport()
     var total = Cell()
+    // Rows gather in a local array: appending through the message's accessor copies the
+    // whole list each time (a message with storage), quadratic in rows.
+    var rows: [Haat_V1_EngagementRow] = []
+    rows.reserveCapacity(cells.count)
     for key in cells.keys.sorted() {
       let cell = cells[key] ?? Cell()
       guard total.merge(cell), cell.engagements != nil else { return nil }
-      report.rows.append(Self.row(key, cell))
+      rows.append(Self.row(key, cell))
     }
+    report.rows = rows
     report.total = Self.row(Key(platform: "all", account: "all", mediaType: "all"), total)
     return report
   }

@@ -81,6 +81,9 @@ public enum ReportReducer {
   public static func reduce(job: String, reports: [ReportName], tasks: [TaskResult]) throws(HaatError) -> Report {
     var merger = PartialMerger()
     var summary = Haat_V1_ReportSummary()
+    // Lists gather locally and are set once (appending through a message copies).
+    var missingSources: [Haat_V1_MissingSource] = []
+    var rowErrors: [RowError] = []
     var sources: [String: Bool] = [:]
     summary.tasks = UInt32(clamping: tasks.count)
     for task in tasks {
@@ -90,7 +93,7 @@ public enum ReportReducer {
         missing.source = task.source
         missing.task = task.task
         missing.error = task.error ?? ErrorInfo(code: "cancelled", message: "the task did not run")
-        summary.missing.append(missing)
+        missingSources.append(missing)
         continue
       }
       if let partial = task.partial { merger.merge(partial) }
@@ -102,12 +105,14 @@ public enum ReportReducer {
         guard !sum.overflowed else {
           throw HaatError(.overflow, "the report's row or byte counts pass 18446744073709551615 (2^64 - 1)")
         }
-        for var error in stats.rowErrors where summary.rowErrors.count < maxRowErrors {
+        for var error in stats.rowErrors where rowErrors.count < maxRowErrors {
           error.source = task.source
-          summary.rowErrors.append(error)
+          rowErrors.append(error)
         }
       }
     }
+    summary.missing = missingSources
+    summary.rowErrors = rowErrors
     summary.sources = UInt32(clamping: sources.count)
     summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
     var report = Report()

@@ -143,13 +143,16 @@ public final class HaatClient: Sendable {
     request.job = id
     request.tasks = tasks
     var job = try await expect(call(.getJob(request)), \.job)
+    var all = job.tasks
     var next = job.next
     while tasks, !next.isEmpty {
       request.after = next
       let page = try await expect(call(.getJob(request)), \.job)
-      job.tasks += page.tasks
+      all += page.tasks
       next = page.next
     }
+    // Set once: appending through the message's accessor would copy the list every page.
+    job.tasks = all
     job.next = ""
     return job
   }

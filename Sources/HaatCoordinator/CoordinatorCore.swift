@@ -291,6 +291,24 @@ final class CoordinatorCore: @unchecked Sendable {
     send(Envelope(replyTo: id, body), to: connection)
   }
 
+  /// Sends replies one after another, each once the one before has been written to the
+  /// socket: a result in parts never piles up past the session's outbound bound (which
+  /// closes peers that do not read).
+  private func replyInTurn(_ connection: Connection, to id: String, _ bodies: ArraySlice<Envelope.OneOf_Body>) {
+    guard connection.open, let body = bodies.first else { return }
+    var buffer = connection.channel.allocator.buffer(capacity: 1 << 16)
+    do {
+      try WireCodec.encode(Envelope(replyTo: id, body), into: &buffer)
+    } catch {
+      return replyError(connection, to: id, HaatError(.internal, "cannot encode a reply: \(error)"))
+    }
+    let written = loop.makePromise(of: Void.self)
+    connection.channel.writeAndFlush(buffer, promise: written)
+    written.futureResult.assumeIsolated().whenSuccess {
+      self.replyInTurn(connection, to: id, bodies.dropFirst())
+    }
+  }
+
   private func replyError(_ connection: Connection, to id: String, _ error: HaatError) {
     send(.error(error, replyTo: id), to: connection)
   }
@@ -817,7 +835,8 @@ final class CoordinatorCore: @unchecked Sendable {
       guard let (record, report) = found else {
         return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
       }
-      guard record.state.isFinal, self.jobs[job] == nil, let report else {
+      // The store's state is the truth: once it says the job ended, its report is there.
+      guard record.state.isFinal, let report else {
         let counts = record.counts
         return self.replyError(
           connection, to: id,
@@ -844,7 +863,7 @@ final class CoordinatorCore: @unchecked Sendable {
             .tooLarge,
             "one row of job \(job)'s report is over this session's line limit of \(connection.maxLineBytes) bytes"))
       }
-      for part in parts { self.reply(connection, to: id, .result(part)) }
+      self.replyInTurn(connection, to: id, parts.map { .result($0) }[...])
     }
   }
 

@@ -19,38 +19,38 @@ public enum ResultParts {
     // Every part is kept under the limit with room for the last part's extra fields.
     let budget = maxLineBytes - overhead - restSize
     guard budget > 0 else { return nil }
-    var parts: [Haat_V1_Result] = []
-    var current = Haat_V1_Result()
+    // Each part's lists gather in local arrays: appending through nested message
+    // accessors copies the list each time (quadratic in rows).
+    var groups: [(rows: [Haat_V1_EngagementRow], missing: [Haat_V1_MissingSource])] = [([], [])]
     var used = 0
-    func add(_ bytes: Int?, _ place: (inout Haat_V1_Result) -> Void) -> Bool {
+    func room(_ bytes: Int?) -> Bool {
       guard let bytes, bytes + 1 <= budget else { return false }
       if used + bytes + 1 > budget {
-        parts.append(current)
-        current = Haat_V1_Result()
+        groups.append(([], []))
         used = 0
       }
-      place(&current)
       used += bytes + 1
       return true
     }
     for row in result.report.engagement.rows {
-      guard add(jsonSize(row), { $0.report.engagement.rows.append(row) }) else { return nil }
+      guard room(jsonSize(row)) else { return nil }
+      groups[groups.count - 1].rows.append(row)
     }
     for missing in result.report.summary.missing {
-      guard add(jsonSize(missing), { $0.report.summary.missing.append(missing) }) else { return nil }
+      guard room(jsonSize(missing)) else { return nil }
+      groups[groups.count - 1].missing.append(missing)
     }
-    // The last part: what remains of the result, with the last rows.
-    var last = rest
-    last.report.engagement.rows = current.report.engagement.rows
-    last.report.summary.missing = current.report.summary.missing
-    parts.append(last)
-    let count = UInt32(parts.count)
-    for index in parts.indices {
-      parts[index].report.job = result.report.job
-      parts[index].part = UInt32(index + 1)
-      parts[index].parts = index == parts.count - 1 ? count : 0
+    let count = UInt32(groups.count)
+    return groups.enumerated().map { index, group in
+      // The last part: what remains of the result, with the last rows.
+      var part = index == groups.count - 1 ? rest : Haat_V1_Result()
+      part.report.engagement.rows = group.rows
+      part.report.summary.missing = group.missing
+      part.report.job = result.report.job
+      part.part = UInt32(index + 1)
+      part.parts = index == groups.count - 1 ? count : 0
+      return part
     }
-    return parts
   }
 
   /// Whether `result` is the last (or only) reply of a `get_result`.

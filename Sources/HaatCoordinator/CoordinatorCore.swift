@@ -699,14 +699,11 @@ final class CoordinatorCore: @unchecked Sendable {
     guard let job = JobID(request.job) else {
       return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
     }
-    var after: UInt32?
-    if !request.after.isEmpty {
-      guard let cursor = UInt32(request.after) else {
-        return replyError(
-          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
-        )
-      }
-      after = cursor
+    let after: UInt32?
+    do {
+      after = try Paging.cursor(request.after, UInt32.init)
+    } catch {
+      return replyError(connection, to: id, error)
     }
     let store = self.store
     let nowMs = self.nowMs
@@ -749,14 +746,11 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       state = parsed
     }
-    var before: JobID?
-    if !request.after.isEmpty {
-      guard let cursor = JobID(request.after) else {
-        return replyError(
-          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
-        )
-      }
-      before = cursor
+    let before: JobID?
+    do {
+      before = try Paging.cursor(request.after, JobID.init)
+    } catch {
+      return replyError(connection, to: id, error)
     }
     let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
     let store = self.store
@@ -957,14 +951,11 @@ final class CoordinatorCore: @unchecked Sendable {
       }
       job = parsed
     }
-    var after: TaskID?
-    if !request.after.isEmpty {
-      guard let cursor = TaskID(request.after) else {
-        return replyError(
-          connection, to: id, HaatError(.badRequest, "\"\(request.after)\" is not a cursor from `next`", field: "after")
-        )
-      }
-      after = cursor
+    let after: TaskID?
+    do {
+      after = try Paging.cursor(request.after, TaskID.init)
+    } catch {
+      return replyError(connection, to: id, error)
     }
     let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
     let store = self.store

@@ -1,3 +1,4 @@
+import HaatCore
 import HaatProtocol
 import SwiftProtobuf
 
@@ -18,6 +19,15 @@ enum Paging {
       if room < 0 { return index }
     }
     return items.count
+  }
+
+  /// A request's `after`: nil when empty, else what `parse` makes of it, else bad_request.
+  static func cursor<T>(_ text: String, _ parse: (String) -> T?) throws(HaatError) -> T? {
+    guard !text.isEmpty else { return nil }
+    guard let cursor = parse(text) else {
+      throw HaatError(.badRequest, "\"\(text)\" is not a cursor from `next`", field: "after")
+    }
+    return cursor
   }
 
   static func jsonSize(_ message: some Message) -> Int? {

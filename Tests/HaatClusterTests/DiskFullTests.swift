@@ -28,22 +28,13 @@ struct DiskFullTests {
       _ = try? run("/bin/umount", ["-l", mountPoint])
       try? FileManager.default.removeItem(atPath: mountPoint)
     }
-    let server = try await FixtureServer.start()
     var options = LocalCluster.Options.fast
     options.workers = 2
     options.directory = mountPoint + "/cluster"
     options.coordinatorArguments = ["--min-free-disk-bytes", "0"]
-    let cluster = try await LocalCluster.start(options)
-    do {
+    try await withCluster(options) { cluster, server in
       try await fillAndFree(cluster, server, filler: mountPoint + "/filler")
-    } catch {
-      Issue.record("cluster logs:\n\(cluster.logs())")
-      await cluster.stop()
-      try? await server.stop()
-      throw error
     }
-    await cluster.stop()
-    try? await server.stop()
   }
 
   private func fillAndFree(_ cluster: LocalCluster, _ server: FixtureServer, filler: String) async throws {

@@ -13,27 +13,22 @@ import Testing
 @Suite("Exfiltration", .serialized)
 struct ExfiltrationTests {
   @Test func aSubmitterCannotMakeAWorkerSendItsSecrets() async throws {
-    let server = try await FixtureServer.start()
     let directory = NSTemporaryDirectory() + "haat-exfiltration-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
     let metaSecret = "META-SECRET-\(UUID().uuidString)"
     try SecretFile.write(Data(metaSecret.utf8), to: directory + "/meta.secret")
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    options.directory = directory + "/cluster"
-    options.workerArguments = ["--credential", "meta=file:\(directory)/meta.secret@http://127.0.0.1:\(server.port)"]
-    let cluster = try await LocalCluster.start(options)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    do {
-      try await attack(cluster, server, directory: directory, metaSecret: metaSecret)
-    } catch {
-      Issue.record("cluster logs:\n\(cluster.logs())")
-      await cluster.stop()
-      try? await server.stop()
-      throw error
-    }
-    await cluster.stop()
-    try? await server.stop()
+    try await withCluster(
+      { server in
+        var options = LocalCluster.Options.fast
+        options.workers = 1
+        options.directory = directory + "/cluster"
+        options.workerArguments = [
+          "--credential", "meta=file:\(directory)/meta.secret@http://127.0.0.1:\(server.port)",
+        ]
+        return options
+      },
+      { cluster, server in try await attack(cluster, server, directory: directory, metaSecret: metaSecret) })
   }
 
   private func attack(_ cluster: LocalCluster, _ server: FixtureServer, directory: String, metaSecret: String)

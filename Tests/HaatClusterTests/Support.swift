@@ -55,10 +55,18 @@ enum Samples {
 func withCluster(
   _ options: LocalCluster.Options = .fast, _ body: (LocalCluster, FixtureServer) async throws -> Void
 ) async throws {
+  try await withCluster({ _ in options }, body)
+}
+
+/// The same, with options that depend on the fixture server (its port in a worker flag).
+func withCluster(
+  _ options: (FixtureServer) throws -> LocalCluster.Options,
+  _ body: (LocalCluster, FixtureServer) async throws -> Void
+) async throws {
   let server = try await FixtureServer.start()
   let cluster: LocalCluster
   do {
-    cluster = try await LocalCluster.start(options)
+    cluster = try await LocalCluster.start(options(server))
   } catch {
     try? await server.stop()
     throw error

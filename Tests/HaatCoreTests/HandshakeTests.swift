@@ -65,7 +65,10 @@ let toyMAC: MACFunction = { key, message in
       #expect(peer.name == name)
     } else {
       #expect(!welcome)
-      guard case .reject(let error) = outcome else { return }
+      guard case .reject(let error) = outcome else {
+        Issue.record("neither welcomed nor rejected: \(outcome)")
+        return
+      }
       #expect(error.code == .authFailed)
     }
   }

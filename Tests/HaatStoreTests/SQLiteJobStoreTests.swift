@@ -220,11 +220,15 @@ import Testing
     guard
       case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[
         0]
-    else { return }
+    else {
+      Issue.record("not the result this test expects")
+      return
+    }
     #expect(revived.count == 1)
     #expect(counts[other] == TaskCounts(ready: 1, dead: 1))
     #expect(try claim(store, 5).first?.attempt == 1)
     guard case .deadUpdated(let discarded, _) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else {
+      Issue.record("not the result this test expects")
       return
     }
     #expect(discarded.count == 1)
@@ -237,7 +241,10 @@ import Testing
     guard
       case .finished(_, let early) = try store.apply(
         [.finishJob(id, state: .succeeded, report: Data("{}".utf8), error: "")], nowMs: 2_000)[0]
-    else { return }
+    else {
+      Issue.record("not the result this test expects")
+      return
+    }
     #expect(!early)
     let task = try #require(try claim(store, 1).first)
     _ = try store.apply(
@@ -246,7 +253,10 @@ import Testing
     guard
       case .finished(_, let applied) = try store.apply(
         [.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0]
-    else { return }
+    else {
+      Issue.record("not the result this test expects")
+      return
+    }
     #expect(applied)
     #expect(try store.report(of: id) == Data("{\"r\":1}".utf8))
     #expect(try store.job(id, tasks: false, nowMs: 5_000)?.state == .succeeded)

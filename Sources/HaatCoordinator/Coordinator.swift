@@ -33,6 +33,9 @@ public final class Coordinator: Service {
 
     let config = self.config
     let throttle = AuthThrottle(logger: logger)
+    let gate = ConnectionGate(
+      maxPerAddress: config.session.connectionsPerAddress, maxUnauthenticated: config.session.unauthenticatedConnections
+    )
     let server: any Channel
     do {
       server = try await ServerBootstrap(group: group)
@@ -43,7 +46,8 @@ public final class Coordinator: Service {
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
             try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
-            try operations.addHandler(SessionHandler(core: core, tokens: tokens, config: config, throttle: throttle))
+            try operations.addHandler(
+              SessionHandler(core: core, tokens: tokens, config: config, throttle: throttle, gate: gate))
           }
         }
         .bind(host: config.host, port: config.port).get()

@@ -59,6 +59,9 @@ public struct SessionLimits: Sendable {
   /// (the largest result a worker can send) and over all workers.
   public var stagedPartBytesPerWorker = 128 << 20
   public var stagedPartBytes = 512 << 20
+  /// Open connections from one peer address, and connections still in their handshake.
+  public var connectionsPerAddress = 512
+  public var unauthenticatedConnections = 1_024
   /// A spec sent in parts, held until its last part, per session.
   public var stagedSpecBytes = 64 << 20
 

@@ -19,13 +19,18 @@ final class SessionHandler: ChannelInboundHandler {
   private let session = "s_" + HandshakeMAC.nonce(bytes: 8)
 
   private let throttle: AuthThrottle
+  private let gate: ConnectionGate
   private var address = ""
+  private var admitted = false
 
-  init(core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle) {
+  init(
+    core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate
+  ) {
     self.core = core
     self.tokens = tokens
     self.config = config
     self.throttle = throttle
+    self.gate = gate
     handshake = ServerHandshake(nonce: HandshakeMAC.nonce(bytes: 16))
     lineLimit = Int(config.maxLineBytes)
   }
@@ -38,6 +43,8 @@ final class SessionHandler: ChannelInboundHandler {
         context,
         HaatError(.busy, "too many failed handshakes from \(address); try again in \(seconds) s"))
     }
+    if let refusal = gate.admit(address) { return fail(context, refusal) }
+    admitted = true
     var challenge = Haat_V1_Challenge()
     challenge.versions = HandshakeLimits.versions
     challenge.nonce = handshake.nonce
@@ -99,6 +106,8 @@ final class SessionHandler: ChannelInboundHandler {
   func channelInactive(context: ChannelHandlerContext) {
     timeout?.cancel()
     stalled?.cancel()
+    if admitted { gate.release(address, authenticated: connection != nil) }
+    admitted = false
     if let connection { core.closed(connection) }
     connection = nil
     context.fireChannelInactive()
@@ -140,6 +149,7 @@ final class SessionHandler: ChannelInboundHandler {
         address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
         maxLineBytes: lineLimit, maxSpecBytes: config.session.stagedSpecBytes)
       self.connection = connection
+      gate.authenticated()
       core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
     }
   }

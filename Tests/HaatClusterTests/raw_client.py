@@ -318,6 +318,32 @@ def check_session_bounds(a):
         conn.close()
 
 
+def check_connection_limits(a):
+    """One address may hold at most 512 connections open (docs: busy at connect): the
+    connections past that get error busy instead of a challenge; closing them frees room."""
+    conns = []
+    try:
+        refused = None
+        for i in range(520):
+            conn = Conn(a.coordinator)
+            conns.append(conn)
+            first = conn.recv()
+            if first and "error" in first:
+                if first["error"].get("code") != "busy":
+                    raise ProtocolError(f"expected busy past the per-address bound, got {first!r}")
+                refused = i
+                break
+        if refused is None:
+            raise ProtocolError("520 connections from one address were all taken")
+        if refused < 500:
+            raise ProtocolError(f"refused after only {refused} connections (this test's own count)")
+    finally:
+        for conn in conns:
+            conn.close()
+    time.sleep(0.5)
+    handshake(a.coordinator, a.cred)[0].close()  # room again
+
+
 def check_auth_throttle(a):
     """Failed handshakes from one address are throttled: after a burst of wrong MACs a new
     connection is refused with busy before any challenge. Runs last: it locks this address
@@ -356,6 +382,7 @@ CHECKS = [
     ("forbidden", lambda a: after_handshake(
         a, b'{"id":"f1","complete":{"task":"1","attempt":1}}\n', "f1", "forbidden", expect_open)),
     ("bad_spec", check_bad_spec),
+    ("connection_limits", check_connection_limits),
     ("auth_throttle", check_auth_throttle),
 ]
 

@@ -15,6 +15,9 @@ public enum WireCodec {
   public static let decodingOptions: JSONDecodingOptions = {
     var options = JSONDecodingOptions()
     options.ignoreUnknownFields = true
+    // Objects nest at most 32 deep, known fields or unknown (the deepest message is far
+    // shallower); unknown arrays are skipped without being kept, bounded by the line.
+    options.messageDepthLimit = 32
     return options
   }()
 

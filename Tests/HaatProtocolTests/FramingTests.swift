@@ -106,4 +106,28 @@ struct BadFrameTests {
     }
     #expect(array.error.message.contains("JSON object"))
   }
+
+  /// Objects nest at most 32 deep, in known and unknown fields alike; arrays in unknown
+  /// fields are skipped, however deep (a 1 MB line of brackets), without a crash.
+  @Test func deepNestingIsBounded() {
+    func line(_ opener: String, _ closer: String, _ depth: Int) -> ByteBuffer {
+      ByteBuffer(
+        string: "{\"id\":\"1\",\"ping\":{\"unknown\":" + String(repeating: opener, count: depth) + "1"
+          + String(repeating: closer, count: depth) + "}}")
+    }
+    for depth in [40, 100_000] {
+      guard case .failure(let failure) = WireCodec.decode(line("{\"x\":", "}", depth)) else {
+        Issue.record("objects nested \(depth) deep were decoded")
+        continue
+      }
+      #expect(failure.error.code == .badFrame)
+    }
+    if case .failure = WireCodec.decode(line("{\"x\":", "}", 20)) {
+      Issue.record("objects nested 20 deep were refused")
+    }
+    for depth in [40, 500_000] {
+      // Decoded (skipped) or refused; either way the decoder returns.
+      _ = WireCodec.decode(line("[", "]", depth))
+    }
+  }
 }

@@ -102,3 +102,14 @@ enum ResultLines {
     return bytes?.count
   }
 }
+
+extension Haat_V1_Complete {
+  /// The result of an assignment, in one message (before any cutting into parts).
+  init(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats) {
+    self.init()
+    task = assign.task
+    attempt = assign.attempt
+    self.partial = partial
+    self.stats = stats
+  }
+}

@@ -6,32 +6,6 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Everything a worker runs with (docs/configuration.md has the defaults and flags).
-public struct WorkerConfig: Sendable {
-  /// The worker's identity across reconnects; leases are held by this name.
-  public var name: String
-  public var coordinator: Endpoint
-  public var credential: Credential
-  public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
-  public var fetch = FetchPolicy()
-  /// Platform credentials by name; a task may use only these, and only toward their hosts.
-  public var credentials: [String: PlatformCredential] = [:]
-  /// How long a draining worker waits for its tasks before failing them back.
-  public var drainTimeoutMs = 30_000
-  /// The longest CSV record or NDJSON line an export may have.
-  public var maxRecordBytes = 1 << 20
-  /// The most log lines kept while the coordinator is unreachable.
-  public var logBuffer = 1000
-  /// Lines at this level or above are shipped to the coordinator.
-  public var shipLevel = Logger.Level.info
-
-  public init(name: String, coordinator: Endpoint, credential: Credential) {
-    self.name = name
-    self.coordinator = coordinator
-    self.credential = credential
-  }
-}
-
 /// The worker's moving parts, confined to one event loop; tasks run on a thread pool.
 ///
 /// Results are kept until the coordinator acknowledges them and are sent again after a
@@ -46,7 +20,7 @@ final class WorkerRuntime: @unchecked Sendable {
   private let runner: TaskRunner
   private let started = Date()
 
-  private struct Running {
+  struct Running {
     var attempt: UInt32
     var pool: Pool
     var progress: TaskProgress
@@ -55,32 +29,34 @@ final class WorkerRuntime: @unchecked Sendable {
     var lastBytes: UInt64 = 0
   }
 
-  private var channel: (any Channel)?
+  var channel: (any Channel)?
   private var welcome: Haat_V1_Welcome?
-  private var running: [String: Running] = [:]
+  var running: [String: Running] = [:]
   /// Results (`complete` or `fail`) sent, or to send, and not yet acknowledged, by task;
   /// cut into lines for each session as its line limit allows.
-  private var unacked: [String: Envelope.OneOf_Body] = [:]
+  var unacked: [String: Envelope.OneOf_Body] = [:]
   /// Large results already cut into lines (off the loop) for a session limit, by task.
   private var prepared: [String: (limit: Int, lines: [Envelope])] = [:]
   /// The next pause before resending a result the coordinator could not store, by task.
   private var resendDelayMs: [String: Int64] = [:]
-  private var free: [Pool: Int]
+  var free: [Pool: Int]
   private var pendingCredit: [Pool: Int] = [:]
   private var creditQueued = false
-  private var draining = false
-  private var stopping = false
-  private var heartbeat: RepeatedTask?
+  var draining = false
+  var stopping = false
+  var heartbeat: RepeatedTask?
   private var reconnectDelayMs: Int64 = 100
   /// When the current session opened (monotonic): a session that dies soon after it opened
   /// does not reset the reconnect backoff.
   private var openedAt = NIODeadline.now()
-  private var tasksDone: UInt64 = 0
-  private var tasksFailed: UInt64 = 0
-  private var lastProgressMs: Int64 = 0
-  private var fetchErrors: [String: UInt64] = [:]
-  private var logBuffer: [Haat_V1_Log] = []
-  private var logsDropped: UInt64 = 0
+  var tasksDone: UInt64 = 0
+  var tasksFailed: UInt64 = 0
+  var lastProgressMs: Int64 = 0
+  var fetchErrors: [String: UInt64] = [:]
+  var logBuffer: [Haat_V1_Log] = []
+  var logsDropped: UInt64 = 0
+  var exitAfterDrain = false
+  var drainTimer: Scheduled<Void>?
   private var counter: UInt64 = 0
   /// Completes when the worker has drained (or fails on an unrecoverable error).
   let done: EventLoopPromise<Void>
@@ -216,11 +192,11 @@ final class WorkerRuntime: @unchecked Sendable {
     retry("the coordinator connection closed")
   }
 
-  private func send(_ envelope: Envelope) {
+  func send(_ envelope: Envelope) {
     channel?.write(envelope, promise: nil)
   }
 
-  private func flush() { channel?.flush() }
+  func flush() { channel?.flush() }
 
   // MARK: Messages
 
@@ -293,7 +269,7 @@ final class WorkerRuntime: @unchecked Sendable {
       }
       var count = 0
       let lines = ResultLines.envelopes(
-        for: .complete(Self.complete(assign, partial, stats)), maxLineBytes: limit
+        for: .complete(Haat_V1_Complete(assign, partial, stats)), maxLineBytes: limit
       ) {
         count += 1
         return "r\(assign.task).\(assign.attempt).\(count)"
@@ -328,7 +304,7 @@ final class WorkerRuntime: @unchecked Sendable {
     let result: Envelope.OneOf_Body
     switch outcome {
     case .complete(let partial, let stats):
-      result = .complete(Self.complete(assign, partial, stats))
+      result = .complete(Haat_V1_Complete(assign, partial, stats))
       tasksDone += 1
       if assign.spec.source.kind != "noop" {
         logger.info(
@@ -358,15 +334,6 @@ final class WorkerRuntime: @unchecked Sendable {
     running[assign.task] = nil
     prepared[assign.task] = lines
     finishTask(assign.task, pool: pool, result: result, counted: true)
-  }
-
-  private static func complete(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats) -> Haat_V1_Complete {
-    var complete = Haat_V1_Complete()
-    complete.task = assign.task
-    complete.attempt = assign.attempt
-    complete.partial = partial
-    complete.stats = stats
-    return complete
   }
 
   /// The current session's line limit (the default before the first session).
@@ -521,117 +488,5 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     send(Envelope(id: nextID(), .heartbeat(heartbeat)))
     flush()
-  }
-
-  private func health() -> WorkerHealth {
-    var health = WorkerHealth()
-    health.pools = config.slots.sorted { $0.key.rawValue < $1.key.rawValue }.map { pool, slots in
-      var state = Haat_V1_PoolState()
-      state.pool = pool.rawValue
-      state.slots = UInt32(slots)
-      state.busy = UInt32(clamping: max(0, slots - (free[pool] ?? 0)))
-      return state
-    }
-    health.rssBytes = ProcessStats.residentBytes()
-    health.cpuSeconds = ProcessStats.cpuSeconds()
-    health.openConnections = UInt32(clamping: running.count)
-    health.lastProgressMs = lastProgressMs
-    health.tasksDone = tasksDone
-    health.tasksFailed = tasksFailed
-    health.fetchErrors = fetchErrors
-    health.draining = draining
-    health.logsDropped = logsDropped
-    return health
-  }
-
-  // MARK: Logs
-
-  /// Ships a log line now, or keeps it (bounded) until the coordinator is reachable.
-  func ship(_ line: Haat_V1_Log) {
-    if channel != nil {
-      send(Envelope(.log(line)))
-      flush()
-      return
-    }
-    if logBuffer.count >= config.logBuffer {
-      logBuffer.removeFirst()
-      logsDropped += 1
-    }
-    logBuffer.append(line)
-  }
-
-  // MARK: Drain
-
-  private var exitAfterDrain = false
-  private var drainTimer: Scheduled<Void>?
-
-  /// Takes nothing new, finishes (or, after the drain timeout, fails back) what it holds,
-  /// waits for the acknowledgements, then completes `done`.
-  func startDrain(exit: Bool) {
-    exitAfterDrain = exit || exitAfterDrain
-    guard !draining else {
-      checkDrained()
-      return
-    }
-    draining = true
-    logger.notice("draining", metadata: ["running": "\(running.count)", "unacknowledged": "\(unacked.count)"])
-    send(Envelope(.drain(.with { $0.reason = "worker \(config.name) is shutting down" })))
-    flush()
-    drainTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.drainTimeoutMs))) {
-      // Out of time: stop the transfers; each fails back as retryable.
-      for task in self.running.values { task.progress.cancel.cancel() }
-      self.loop.assumeIsolated().scheduleTask(in: .seconds(5)) { self.finishDrain() }
-    }
-    checkDrained()
-  }
-
-  private func checkDrained() {
-    guard draining, exitAfterDrain, running.isEmpty else { return }
-    if unacked.isEmpty || channel == nil { finishDrain() }
-  }
-
-  private func finishDrain() {
-    guard !stopping else { return }
-    stopping = true
-    drainTimer?.cancel()
-    heartbeat?.cancel()
-    if !unacked.isEmpty {
-      logger.warning(
-        "results not acknowledged before exit; their leases will expire and be retried",
-        metadata: ["count": "\(unacked.count)"])
-    }
-    logger.notice("drained", metadata: ["done": "\(tasksDone)", "failed": "\(tasksFailed)"])
-    let channel = self.channel
-    self.channel = nil
-    if let channel {
-      channel.close().assumeIsolated().whenComplete { _ in self.done.succeed() }
-    } else {
-      done.succeed()
-    }
-  }
-}
-
-/// The worker's end of a session: hands messages to the runtime.
-final class WorkerSessionHandler: ChannelInboundHandler {
-  typealias InboundIn = Envelope
-  let runtime: WorkerRuntime
-
-  init(runtime: WorkerRuntime) { self.runtime = runtime }
-
-  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    runtime.receive(unwrapInboundIn(data))
-  }
-
-  func channelReadComplete(context: ChannelHandlerContext) {
-    runtime.readComplete()
-  }
-
-  func channelInactive(context: ChannelHandlerContext) {
-    runtime.closed(context.channel)
-    context.fireChannelInactive()
-  }
-
-  func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    context.close(promise: nil)
   }
 }

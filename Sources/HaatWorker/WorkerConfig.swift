@@ -1,0 +1,33 @@
+import Foundation
+import HaatCore
+import HaatFetch
+import HaatProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Everything a worker runs with (docs/configuration.md has the defaults and flags).
+public struct WorkerConfig: Sendable {
+  /// The worker's identity across reconnects; leases are held by this name.
+  public var name: String
+  public var coordinator: Endpoint
+  public var credential: Credential
+  public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
+  public var fetch = FetchPolicy()
+  /// Platform credentials by name; a task may use only these, and only toward their hosts.
+  public var credentials: [String: PlatformCredential] = [:]
+  /// How long a draining worker waits for its tasks before failing them back.
+  public var drainTimeoutMs = 30_000
+  /// The longest CSV record or NDJSON line an export may have.
+  public var maxRecordBytes = 1 << 20
+  /// The most log lines kept while the coordinator is unreachable.
+  public var logBuffer = 1000
+  /// Lines at this level or above are shipped to the coordinator.
+  public var shipLevel = Logger.Level.info
+
+  public init(name: String, coordinator: Endpoint, credential: Credential) {
+    self.name = name
+    self.coordinator = coordinator
+    self.credential = credential
+  }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import GRDB
+import HaatCore
+
+/// The store's reads: recovery after a restart, jobs, pages of tasks, results and reports.
+/// They run on the pool's reader connections, concurrently with the writer.
+extension SQLiteJobStore {
+  public func recover(nowMs: Int64) throws -> Recovery {
+    try read { db in
+      var jobs: [Int64: Recovery.ActiveJob] = [:]
+      for row in try Row.fetchAll(
+        db,
+        sql:
+          "SELECT id, started_at, cancelled FROM jobs WHERE state IN ('queued', 'running') OR (cancelled = 1 AND report IS NULL)"
+      ) {
+        let id: Int64 = row[0]
+        jobs[id] = Recovery.ActiveJob(
+          id: JobID(id), counts: TaskCounts(), started: (row[1] as Int64) > 0,
+          cancelled: (row[2] as Int64) != 0)
+      }
+      for row in try Row.fetchAll(
+        db,
+        sql: """
+          SELECT t.job, t.state, t.not_before > ?, count(*) FROM tasks t JOIN jobs j ON j.id = t.job
+          WHERE j.state IN ('queued', 'running') OR (j.cancelled = 1 AND j.report IS NULL)
+          GROUP BY t.job, t.state, t.not_before > ?
+          """, arguments: [nowMs, nowMs])
+      {
+        let id: Int64 = row[0]
+        guard var state = TaskState(rawValue: row[1]) else { continue }
+        if state == .ready, (row[2] as Int64) != 0 { state = .scheduled }
+        jobs[id]?.counts[state] += row[3] as Int
+      }
+      let leases = try Row.fetchAll(
+        db, sql: "SELECT id, job, attempt, worker, pool FROM tasks WHERE state = 'leased' ORDER BY id"
+      ).compactMap { row -> Recovery.Lease? in
+        guard let pool = Pool(rawValue: row[4]) else { return nil }
+        return Recovery.Lease(
+          task: TaskID(row[0]), job: JobID(row[1]), attempt: row[2], owner: row[3] ?? "", pool: pool)
+      }
+      let waiting = try Row.fetchAll(
+        db,
+        sql: "SELECT id, job, pool, not_before FROM tasks WHERE state = 'ready' AND not_before > ? ORDER BY not_before",
+        arguments: [nowMs]
+      ).compactMap { row -> Recovery.Waiting? in
+        guard let pool = Pool(rawValue: row[2]) else { return nil }
+        return Recovery.Waiting(task: TaskID(row[0]), job: JobID(row[1]), pool: pool, notBeforeMs: row[3])
+      }
+      return Recovery(
+        jobs: jobs.values.sorted { $0.id < $1.id }, leases: leases, waiting: waiting)
+    }
+  }
+
+  static let jobColumns = """
+    SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,
+           max_attempts, reports, error, submitted_by, spec FROM jobs
+    """
+
+  public func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord? {
+    try read { db in
+      guard
+        let row = try Row.fetchOne(db, sql: Self.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
+        var job = Self.jobRecord(row)
+      else { return nil }
+      job.counts = try Self.counts(of: id, db: db, nowMs: nowMs)
+      if tasks { job.tasks = try Self.tasks(of: id, db: db, nowMs: nowMs) }
+      return job
+    }
+  }
+
+  public func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) throws -> [TaskRecord] {
+    try read { db in
+      try Self.tasks(of: job, db: db, nowMs: nowMs, after: after.map(Int64.init) ?? -1, limit: limit)
+    }
+  }
+
+  public func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) throws -> [JobRecord] {
+    try read { db in
+      let rows = try Row.fetchAll(
+        db,
+        sql: Self.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+        arguments: [state?.rawValue, state?.rawValue, before?.rawValue ?? Int64.max, limit])
+      return try rows.compactMap { row in
+        guard var job = Self.jobRecord(row) else { return nil }
+        job.counts = try Self.counts(of: job.id, db: db, nowMs: nowMs)
+        return job
+      }
+    }
+  }
+
+  public func outputs(of job: JobID) throws -> [TaskOutput] {
+    try read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT id, idx, source, state, partial, stats, last_error_code, last_error
+          FROM tasks WHERE job = ? ORDER BY idx
+          """, arguments: [job.rawValue]
+      ).compactMap { row in
+        guard let state = TaskState(rawValue: row[3]) else { return nil }
+        return TaskOutput(
+          task: TaskID(row[0]), index: row[1], source: row[2], state: state, partial: row[4],
+          stats: row[5], lastError: Self.taskError(code: row[6], message: row[7]))
+      }
+    }
+  }
+
+  public func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord] {
+    try read { db in
+      let sql = """
+        SELECT id, job, source, attempt, last_error_code, last_error, updated_at FROM tasks
+        WHERE state = 'dead' AND id > ? \(job == nil ? "" : "AND job = ?") ORDER BY id LIMIT ?
+        """
+      let after = after?.rawValue ?? -1
+      let arguments: StatementArguments = job.map { [after, $0.rawValue, limit] } ?? [after, limit]
+      return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+        DeadRecord(
+          task: TaskID(row[0]), job: JobID(row[1]), source: row[2], attempts: row[3],
+          error: Self.taskError(code: row[4], message: row[5])
+            ?? TaskError(code: "unknown", message: "no error was recorded"),
+          diedMs: row[6])
+      }
+    }
+  }
+
+  public func report(of job: JobID) throws -> Data? {
+    try read { db in
+      try Data.fetchOne(db, sql: "SELECT report FROM jobs WHERE id = ?", arguments: [job.rawValue])
+    }
+  }
+
+  func read<T>(_ body: (Database) throws -> T) throws -> T {
+    do {
+      return try pool.read(body)
+    } catch let error as HaatError {
+      throw error
+    } catch {
+      throw HaatError(.unavailable, "the store could not be read: \(error)")
+    }
+  }
+
+  static func jobRecord(_ row: Row) -> JobRecord? {
+    guard let state = JobState(rawValue: row[2]) else { return nil }
+    let reports: String = row[9]
+    return JobRecord(
+      id: JobID(row[0]), name: row[1], state: state, priority: row[3], createdMs: row[4],
+      startedMs: row[5], finishedMs: row[6], notBeforeMs: row[7], maxAttempts: row[8],
+      reports: reports.split(separator: ",").map(String.init), error: row[10],
+      submittedBy: row[11], spec: row[12], counts: TaskCounts(), tasks: [])
+  }
+
+  static func counts(of job: JobID, db: Database, nowMs: Int64) throws -> TaskCounts {
+    var counts = TaskCounts()
+    for row in try Row.fetchAll(
+      db,
+      sql: "SELECT state, not_before > ?, count(*) FROM tasks WHERE job = ? GROUP BY state, not_before > ?",
+      arguments: [nowMs, job.rawValue, nowMs])
+    {
+      guard var state = TaskState(rawValue: row[0]) else { continue }
+      if state == .ready, (row[1] as Int64) != 0 { state = .scheduled }
+      counts[state] += row[2] as Int
+    }
+    return counts
+  }
+
+  static func tasks(
+    of job: JobID, db: Database, nowMs: Int64, after: Int64 = -1, limit: Int = -1
+  ) throws -> [TaskRecord] {
+    try Row.fetchAll(
+      db,
+      sql: """
+        SELECT id, idx, pool, source, state, attempt, max_attempts, worker, last_error_code,
+               last_error, not_before, updated_at, stats
+        FROM tasks WHERE job = ? AND idx > ? ORDER BY idx LIMIT ?
+        """, arguments: [job.rawValue, after, limit]
+    ).compactMap { row in
+      guard let pool = Pool(rawValue: row[2]), var state = TaskState(rawValue: row[4]) else {
+        return nil
+      }
+      let notBefore: Int64 = row[10]
+      if state == .ready, notBefore > nowMs { state = .scheduled }
+      return TaskRecord(
+        id: TaskID(row[0]), job: job, index: row[1], pool: pool, source: row[3], state: state,
+        attempt: row[5], maxAttempts: row[6], worker: row[7] ?? "",
+        lastError: taskError(code: row[8], message: row[9]), notBeforeMs: notBefore,
+        updatedMs: row[11], stats: row[12])
+    }
+  }
+
+  static func taskError(code: String?, message: String?) -> TaskError? {
+    guard let code, !code.isEmpty else { return nil }
+    return TaskError(code: code, message: message ?? "")
+  }
+}

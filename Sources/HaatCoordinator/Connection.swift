@@ -1,0 +1,61 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One authenticated connection, as the core sees it.
+final class Connection {
+  let channel: any Channel
+  let session: String
+  let peer: Peer
+  let address: String
+  /// For workers: credit per pool, credit reserved by claims in flight, and whether the
+  /// worker asked to drain.
+  var credit: [Pool: Int] = [:]
+  var reserved: [Pool: Int] = [:]
+  var draining = false
+  var open = true
+  var needsFlush = false
+  /// The session's line limit, both ways: a longer reply is refused as `too_large`.
+  let maxLineBytes: Int
+  /// Store reads in flight and streams open, bounded by `SessionLimits`.
+  var readsInFlight = 0
+  var watches = 0
+  var follows = 0
+  /// A spec arriving in parts.
+  var specParts: SpecParts
+
+  init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int) {
+    self.channel = channel
+    self.session = session
+    self.peer = peer
+    self.address = address
+    self.maxLineBytes = maxLineBytes
+    specParts = SpecParts(maxBytes: maxSpecBytes)
+  }
+
+  var name: String { peer.name }
+}
+
+/// A job that has not ended, with its task counts kept in memory.
+final class ActiveJob {
+  let id: JobID
+  var counts: TaskCounts
+  var started: Bool
+  var cancelled: Bool
+  var reducing = false
+  var watchers: [(Connection, String)] = []
+  var lastEvent: UInt64 = 0
+  var eventScheduled = false
+
+  init(id: JobID, counts: TaskCounts, started: Bool, cancelled: Bool) {
+    self.id = id
+    self.counts = counts
+    self.started = started
+    self.cancelled = cancelled
+  }
+}

@@ -1,0 +1,438 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Client requests: submit, jobs and their pages, watch, results, cancel, workers, logs, dead tasks.
+extension CoordinatorCore {
+  func receiveSubmit(_ spec: JobSpec, id: String, from connection: Connection) {
+    guard accepting else {
+      return replyError(connection, to: id, HaatError(.unavailable, "the coordinator is shutting down"))
+    }
+    if let pressure = diskPressure() { return replyError(connection, to: id, pressure) }
+    let job: NewJob
+    do {
+      job = try Planner.plan(
+        spec, submittedBy: "\(connection.peer.role.rawValue):\(connection.name)", defaults: config.planner)
+    } catch {
+      return replyError(connection, to: id, error)
+    }
+    let pools = Set(job.tasks.map(\.pool))
+    enqueue(.submit(job)) { result in
+      switch result {
+      case .submitted(let jobID, let count, let notBeforeMs):
+        var counts = TaskCounts()
+        let waits = notBeforeMs > self.nowMs
+        if waits { counts.scheduled = count } else { counts.ready = count }
+        self.jobs[jobID] = ActiveJob(id: jobID, counts: counts, started: false, cancelled: false)
+        if waits {
+          // Task ids of a job are consecutive; the store assigned them in order.
+          self.readTasks(of: jobID) { tasks in
+            for task in tasks { self.addWaiting(task.id, job: jobID, pool: task.pool, notBeforeMs: notBeforeMs) }
+          }
+        } else {
+          for pool in pools { self.markWork(pool) }
+        }
+        self.logger.info(
+          "job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
+        var accepted = Haat_V1_Accepted()
+        accepted.job = jobID.description
+        accepted.tasks = UInt32(clamping: count)
+        self.reply(connection, to: id, .accepted(accepted))
+        self.finishIfEnded(jobID)
+      case .failed(let error):
+        self.replyError(connection, to: id, error)
+      default:
+        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for submit"))
+      }
+    }
+  }
+
+  func readTasks(of job: JobID, _ body: @escaping ([TaskRecord]) -> Void) {
+    let store = self.store
+    let nowMs = self.nowMs
+    readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: true, nowMs: nowMs)?.tasks ?? [] }
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let tasks): body(tasks)
+        case .failure(let error):
+          // A failed read must not strand the job's waiting tasks: try again shortly.
+          self.logger.warning(
+            "cannot read a job's tasks; retrying", metadata: ["job": "\(job)", "error": "\(error)"])
+          self.loop.assumeIsolated().scheduleTask(in: .seconds(1)) { self.readTasks(of: job, body) }
+        }
+      }
+  }
+
+  func diskPressure() -> HaatError? {
+    var stats = statvfs()
+    guard statvfs(config.dataDirectory, &stats) == 0 else { return nil }
+    let free = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
+    guard free < config.minFreeDiskBytes else { return nil }
+    return HaatError(
+      .unavailable,
+      "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)"
+    )
+  }
+
+  func getJob(_ request: Haat_V1_GetJob, id: String, from connection: Connection) {
+    guard let job = JobID(request.job) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+    }
+    let after: UInt32?
+    do {
+      after = try Paging.cursor(request.after, UInt32.init)
+    } catch {
+      return replyError(connection, to: id, error)
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    let withTasks = request.tasks
+    // One more than asked for tells whether another page follows.
+    let limit = request.limit == 0 ? 1_000 : Int(min(request.limit, 10_000))
+    let maxLineBytes = connection.maxLineBytes
+    read(
+      connection, id: id,
+      { [after] () throws -> Haat_V1_Job? in
+        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+        var message = Self.message(record)
+        if Paging.jsonSize(message) ?? 0 > maxLineBytes - Paging.envelopeSlack {
+          // A spec too large to travel with its job (thousands of sources) is left out.
+          message.clearSpec()
+        }
+        guard withTasks else { return message }
+        let page = try store.tasks(of: job, after: after, limit: limit + 1, nowMs: nowMs)
+        let tasks = page.prefix(limit).map(Self.message)
+        let fits = Paging.fitting(Array(tasks), beside: message, maxLineBytes: maxLineBytes)
+        guard fits > 0 || tasks.isEmpty else {
+          throw HaatError(.tooLarge, "one task of job \(job) is over this session's line limit")
+        }
+        message.tasks = Array(tasks.prefix(fits))
+        if fits < page.count, let last = message.tasks.last { message.next = String(last.index) }
+        return message
+      }
+    ) { message in
+      guard let message else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+      self.reply(connection, to: id, .job(message))
+    }
+  }
+
+  func listJobs(_ request: Haat_V1_ListJobs, id: String, from connection: Connection) {
+    var state: JobState?
+    if !request.state.isEmpty {
+      guard let parsed = JobState(rawValue: request.state) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "unknown state \"\(request.state)\"", field: "state"))
+      }
+      state = parsed
+    }
+    let before: JobID?
+    do {
+      before = try Paging.cursor(request.after, JobID.init)
+    } catch {
+      return replyError(connection, to: id, error)
+    }
+    let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
+    let store = self.store
+    let nowMs = self.nowMs
+    let wanted = state
+    let maxLineBytes = connection.maxLineBytes
+    read(
+      connection, id: id, { [before] in try store.jobs(state: wanted, before: before, limit: limit + 1, nowMs: nowMs) }
+    ) {
+      records in
+      // Jobs in a list carry no spec: get_job has it.
+      let jobs = records.prefix(limit).map { record in
+        var job = Self.message(record)
+        job.clearSpec()
+        return job
+      }
+      var list = Haat_V1_JobList()
+      let fits = Paging.fitting(Array(jobs), beside: list, maxLineBytes: maxLineBytes)
+      list.jobs = Array(jobs.prefix(max(fits, 1)))
+      if list.jobs.count < records.count, let last = list.jobs.last { list.next = last.id }
+      self.reply(connection, to: id, .jobList(list))
+    }
+  }
+
+  func watch(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    guard connection.watches < config.session.watches else {
+      return replyError(
+        connection, to: id,
+        HaatError(.busy, "this session watches \(connection.watches) jobs, the most it may; close one first"))
+    }
+    if let active = jobs[job] {
+      if !active.watchers.contains(where: { $0.0 === connection && $0.1 == id }) {
+        active.watchers.append((connection, id))
+        connection.watches += 1
+      }
+      reply(connection, to: id, .jobEvent(event(active)))
+      return
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    read(connection, id: id, { try store.job(job, tasks: false, nowMs: nowMs) }) { record in
+      guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+      if let active = self.jobs[job] {
+        // It became active while we read (a retried dead task).
+        active.watchers.append((connection, id))
+        connection.watches += 1
+        return self.reply(connection, to: id, .jobEvent(self.event(active)))
+      }
+      var event = Haat_V1_JobEvent()
+      event.job = job.description
+      event.state = record.state.rawValue
+      event.counts = Self.message(record.counts)
+      event.atMs = nowMs
+      event.final = record.state.isFinal
+      event.message = record.error
+      self.reply(connection, to: id, .jobEvent(event))
+    }
+  }
+
+  func getResult(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    let store = self.store
+    let nowMs = self.nowMs
+    read(
+      connection, id: id,
+      { () throws -> (JobRecord, Data?)? in
+        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+        return (record, record.state.isFinal ? try store.report(of: job) : nil)
+      }
+    ) { found in
+      guard let (record, report) = found else {
+        return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
+      }
+      // The store's state is the truth: once it says the job ended, its report is there.
+      guard record.state.isFinal, let report else {
+        let counts = record.counts
+        return self.replyError(
+          connection, to: id,
+          HaatError(
+            .notFinished,
+            "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"
+          ))
+      }
+      var result = Haat_V1_Result()
+      result.job = Self.message(record)
+      // The spec is get_job's to show; a result is about the report.
+      result.job.clearSpec()
+      do {
+        result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
+      } catch {
+        return self.replyError(
+          connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
+      }
+      // A report over the session's line limit goes as parts (docs/protocol.md, `result`).
+      guard let parts = ResultParts.split(result, maxLineBytes: connection.maxLineBytes) else {
+        return self.replyError(
+          connection, to: id,
+          HaatError(
+            .tooLarge,
+            "one row of job \(job)'s report is over this session's line limit of \(connection.maxLineBytes) bytes"))
+      }
+      self.replyInTurn(connection, to: id, parts.map { .result($0) }[...])
+    }
+  }
+
+  func cancel(_ text: String, id: String, from connection: Connection) {
+    guard let job = JobID(text) else {
+      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+    }
+    enqueue(.cancelJob(job)) { result in
+      switch result {
+      case .cancelled(let job, let changes):
+        self.jobs[job]?.cancelled = true
+        for change in changes { self.apply(change) }
+        self.logger.info(
+          "job cancelled", metadata: ["job": "\(job)", "tasks": "\(changes.count)", "by": "\(connection.name)"])
+        self.finishIfEnded(job)
+        self.getJob(.with { $0.job = job.description }, id: id, from: connection)
+      case .failed(let error):
+        self.replyError(connection, to: id, error)
+      default:
+        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for cancel"))
+      }
+    }
+  }
+
+  func workerList() -> Haat_V1_WorkerList {
+    var list = Haat_V1_WorkerList()
+    let now = self.now
+    let nowMs = self.nowMs
+    list.workers = workers.values.sorted { $0.name < $1.name }.map { record in
+      var status = Haat_V1_WorkerStatus()
+      status.id = record.name
+      status.host = record.host
+      status.pid = record.pid
+      let held = leases.count(of: record.name)
+      status.state = record.state(
+        now: now, heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs, leases: held)
+      status.pools = record.pools
+      status.tasksDone = record.tasksDone
+      status.tasksFailed = record.tasksFailed
+      status.rssBytes = record.health.rssBytes
+      status.cpuSeconds = record.health.cpuSeconds
+      status.lastHeartbeatMs = record.lastHeartbeatMs
+      status.connectedMs = record.connectedMs
+      status.leases = UInt32(clamping: held)
+      status.version = record.version
+      status.address = record.address
+      status.lastProgressMs = record.health.lastProgressMs
+      return status
+    }
+    return list
+  }
+
+  func tailLogs(_ request: Haat_V1_TailLogs, id: String, from connection: Connection) {
+    var level = LogLevel.trace
+    if !request.level.isEmpty {
+      guard let parsed = LogLevel(name: request.level) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "unknown level \"\(request.level)\"", field: "level"))
+      }
+      level = parsed
+    }
+    let worker = request.worker
+    let limit = request.limit == 0 ? 100 : Int(request.limit)
+    for line in logs.tail(
+      limit: limit,
+      where: { line in
+        (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
+      })
+    {
+      reply(connection, to: id, .log(line))
+    }
+    if request.follow {
+      guard connection.follows < config.session.follows else {
+        return replyError(
+          connection, to: id,
+          HaatError(.busy, "this session follows \(connection.follows) log streams, the most it may"))
+      }
+      connection.follows += 1
+      tailers.append((connection, id, worker, level))
+    } else {
+      reply(connection, to: id, .streamEnd(Haat_V1_StreamEnd()))
+    }
+  }
+
+  func listDead(_ request: Haat_V1_ListDead, id: String, from connection: Connection) {
+    var job: JobID?
+    if !request.job.isEmpty {
+      guard let parsed = JobID(request.job) else {
+        return replyError(
+          connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+      }
+      job = parsed
+    }
+    let after: TaskID?
+    do {
+      after = try Paging.cursor(request.after, TaskID.init)
+    } catch {
+      return replyError(connection, to: id, error)
+    }
+    let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+    let store = self.store
+    let wanted = job
+    let maxLineBytes = connection.maxLineBytes
+    read(connection, id: id, { [after] in try store.deadTasks(job: wanted, after: after, limit: limit + 1) }) {
+      records in
+      var list = Haat_V1_DeadList()
+      let tasks = records.prefix(limit).map { record in
+        var dead = Haat_V1_DeadTask()
+        dead.task = record.task.description
+        dead.job = record.job.description
+        dead.source = record.source
+        dead.attempts = record.attempts
+        dead.error = ErrorInfo(record.error)
+        dead.diedMs = record.diedMs
+        return dead
+      }
+      let fits = Paging.fitting(Array(tasks), beside: list, maxLineBytes: maxLineBytes)
+      list.tasks = Array(tasks.prefix(max(fits, 1)))
+      if list.tasks.count < records.count, let last = list.tasks.last { list.next = last.task }
+      self.reply(connection, to: id, .deadList(list))
+    }
+  }
+
+  func updateDead(_ tasks: [String], job: String, retry: Bool, id: String, from connection: Connection) {
+    let selector: DeadSelector
+    if !tasks.isEmpty {
+      var ids: [TaskID] = []
+      for (index, text) in tasks.enumerated() {
+        guard let task = TaskID(text) else {
+          return replyError(
+            connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a task id", field: "tasks[\(index)]"))
+        }
+        ids.append(task)
+      }
+      selector = .tasks(ids)
+    } else if !job.isEmpty {
+      guard let parsed = JobID(job) else {
+        return replyError(connection, to: id, HaatError(.badRequest, "\"\(job)\" is not a job id", field: "job"))
+      }
+      selector = .job(parsed)
+    } else {
+      selector = .all
+    }
+    enqueue(retry ? .retryDead(selector) : .discardDead(selector)) { result in
+      guard case .deadUpdated(let changes, let counts) = result else {
+        if case .failed(let error) = result { return self.replyError(connection, to: id, error) }
+        return self.replyError(connection, to: id, HaatError(.internal, "unexpected store result"))
+      }
+      if retry {
+        // A revived task reopens its job, with the counts the same transaction saw.
+        for (job, jobCounts) in counts {
+          if let active = self.jobs[job] {
+            active.counts = jobCounts
+          } else {
+            self.jobs[job] = ActiveJob(id: job, counts: jobCounts, started: true, cancelled: false)
+          }
+        }
+        for pool in Set(changes.map(\.pool)) { self.markWork(pool) }
+      }
+      self.logger.info(
+        retry ? "dead tasks retried" : "dead tasks discarded",
+        metadata: ["count": "\(changes.count)", "by": "\(connection.name)"])
+      var updated = Haat_V1_DeadUpdated()
+      updated.count = UInt32(clamping: changes.count)
+      self.reply(connection, to: id, .deadUpdated(updated))
+    }
+  }
+
+  /// Runs a store read off the loop and hands the value back on it; a failed read is
+  /// answered with the error.
+  func read<T: Sendable>(
+    _ connection: Connection, id: String, _ work: @escaping @Sendable () throws -> T,
+    then body: @escaping (T) -> Void
+  ) {
+    guard connection.readsInFlight < config.session.readsInFlight else {
+      return replyError(
+        connection, to: id,
+        HaatError(
+          .busy,
+          "this session has \(connection.readsInFlight) requests in flight, the most it may have; wait for their replies"
+        ))
+    }
+    connection.readsInFlight += 1
+    readers.runIfActive(eventLoop: loop, work).assumeIsolated().whenComplete { result in
+      connection.readsInFlight -= 1
+      switch result {
+      case .success(let value): body(value)
+      case .failure(let error as HaatError): self.replyError(connection, to: id, error)
+      case .failure(let error): self.replyError(connection, to: id, HaatError(.unavailable, "\(error)"))
+      }
+      self.flush()
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Retention, forgotten workers and the lease reaper.
+extension CoordinatorCore {
+  /// Hourly: deletes jobs past retention, and forgets workers long gone.
+  func keepHouse() {
+    if config.retainMs > 0 {
+      prune(endedBeforeMs: nowMs - config.retainMs) { result in
+        if case .success(let (jobs, tasks)) = result, jobs > 0 {
+          self.logger.notice("jobs past retention deleted", metadata: ["jobs": "\(jobs)", "tasks": "\(tasks)"])
+        }
+      }
+    }
+    let cutoff = nowMs - config.forgetWorkersAfterMs
+    for (name, record) in workers
+    where !record.connected && record.lastHeartbeatMs < cutoff && leases.count(of: name) == 0 {
+      workers[name] = nil
+    }
+  }
+
+  /// Deletes ended jobs in batches of 1,000 until none is left, then gives the space back.
+  func prune(
+    endedBeforeMs: Int64, total: (jobs: Int, tasks: Int) = (0, 0),
+    _ done: @escaping (Result<(jobs: Int, tasks: Int), HaatError>) -> Void
+  ) {
+    enqueue(.prune(endedBeforeMs: endedBeforeMs, limit: 1_000)) { result in
+      switch result {
+      case .pruned(let jobs, let tasks):
+        let sum = (total.jobs + jobs, total.tasks + tasks)
+        if jobs == 1_000 { return self.prune(endedBeforeMs: endedBeforeMs, total: sum, done) }
+        let store = self.store
+        // Space back to the file system, off the loop; a failure here loses nothing.
+        self.writer.runIfActive(eventLoop: self.loop) { try store.reclaim() }
+          .assumeIsolated().whenComplete { _ in done(.success(sum)) }
+      case .failed(let error):
+        done(.failure(error))
+      default:
+        done(.failure(HaatError(.internal, "unexpected store result for prune")))
+      }
+    }
+  }
+
+  /// Leases past their deadline count as a failed, retryable attempt.
+  func reap() {
+    for lease in leases.expired(now: now) {
+      // Out of the table while its expiry is written (so the next sweep does not send it
+      // twice); back in when the write fails, so it is not stranded as leased.
+      leases.remove(task: lease.task)
+      logger.notice(
+        "lease expired", metadata: ["task": "\(lease.task)", "attempt": "\(lease.attempt)", "worker": "\(lease.owner)"])
+      enqueue(.expire(task: lease.task, attempt: lease.attempt)) { result in
+        switch result {
+        case .changed(let change): self.apply(change)
+        case .failed(let error) where error.code == .unavailable: self.leases.restore(lease)
+        default: break
+        }
+      }
+    }
+  }
+}

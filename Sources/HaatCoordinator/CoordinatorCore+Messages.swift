@@ -1,0 +1,61 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Store records as wire messages.
+extension CoordinatorCore {
+  static func message(_ counts: TaskCounts) -> Haat_V1_TaskCounts {
+    var message = Haat_V1_TaskCounts()
+    message.total = UInt32(clamping: counts.total)
+    message.scheduled = UInt32(clamping: counts.scheduled)
+    message.ready = UInt32(clamping: counts.ready)
+    message.leased = UInt32(clamping: counts.leased)
+    message.done = UInt32(clamping: counts.done)
+    message.dead = UInt32(clamping: counts.dead)
+    message.cancelled = UInt32(clamping: counts.cancelled)
+    return message
+  }
+
+  static func message(_ record: JobRecord) -> Haat_V1_Job {
+    var job = Haat_V1_Job()
+    job.id = record.id.description
+    job.name = record.name
+    job.state = record.state.rawValue
+    job.priority = record.priority
+    job.createdMs = record.createdMs
+    job.startedMs = record.startedMs
+    job.finishedMs = record.finishedMs
+    job.notBeforeMs = record.notBeforeMs
+    job.counts = message(record.counts)
+    job.reports = record.reports
+    job.error = record.error
+    job.submittedBy = record.submittedBy
+    if let spec = try? JobSpec(jsonUTF8Data: record.spec, options: WireCodec.decodingOptions) { job.spec = spec }
+    job.tasks = record.tasks.map(message)
+    return job
+  }
+
+  static func message(_ task: TaskRecord) -> Haat_V1_TaskInfo {
+    var info = Haat_V1_TaskInfo()
+    info.id = task.id.description
+    info.index = UInt32(clamping: task.index)
+    info.source = task.source
+    info.state = task.state.rawValue
+    info.attempt = task.attempt
+    info.maxAttempts = task.maxAttempts
+    info.worker = task.worker
+    if let error = task.lastError { info.lastError = ErrorInfo(error) }
+    info.notBeforeMs = task.notBeforeMs
+    info.updatedMs = task.updatedMs
+    info.pool = task.pool.rawValue
+    if let stats = task.stats, let decoded = try? TaskStats(jsonUTF8Data: stats, options: WireCodec.decodingOptions) {
+      info.stats = decoded
+    }
+    return info
+  }
+}

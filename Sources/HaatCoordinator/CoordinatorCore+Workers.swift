@@ -1,0 +1,186 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Worker sessions: credit, heartbeats, results in one line or in parts, failures, logs.
+extension CoordinatorCore {
+  func receiveCredit(_ credit: Haat_V1_Credit, from connection: Connection) {
+    guard let pool = Pool(rawValue: credit.pool) else {
+      return replyError(connection, to: "", HaatError(.badRequest, "unknown pool \"\(credit.pool)\"", field: "pool"))
+    }
+    connection.credit[pool, default: 0] += Int(credit.free)
+    queueCommit()
+  }
+
+  func receiveHeartbeat(_ heartbeat: Haat_V1_Heartbeat, id: String, from connection: Connection) {
+    let now = self.now
+    let nowMs = self.nowMs
+    if var record = workers[connection.name] {
+      record.beat(heartbeat.health, now: now)
+      record.lastHeartbeatMs = nowMs
+      record.pools = heartbeat.health.pools
+      if heartbeat.health.draining { record.draining = true }
+      workers[connection.name] = record
+    }
+    var ack = Haat_V1_HeartbeatAck()
+    for lease in heartbeat.leases {
+      var ref = Haat_V1_TaskRef()
+      ref.task = lease.task
+      ref.attempt = lease.attempt
+      if let task = TaskID(lease.task),
+        leases.extend(task: task, attempt: lease.attempt, owner: connection.name, now: now)
+      {
+        ack.extended.append(ref)
+      } else {
+        ack.revoked.append(ref)
+      }
+    }
+    ack.leaseExpiresMs = nowMs + Int64(config.leaseMs)
+    reply(connection, to: id, .heartbeatAck(ack))
+  }
+
+  func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {
+    guard let task = TaskID(complete.task) else {
+      return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
+    }
+    let worker = connection.name
+    var whole = complete.partial
+    if complete.part > 0 {
+      switch staged.receive(complete, worker: worker) {
+      case .staged:
+        return
+      case .complete(let joined):
+        whole = joined
+      case .refused(let reason, let message):
+        logger.warning(
+          "refused a result sent in parts",
+          metadata: ["task": "\(complete.task)", "worker": "\(worker)", "reason": "\(reason)", "error": "\(message)"])
+        return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason)
+      }
+    }
+    let partial: Data
+    let stats: Data
+    do {
+      // Empty partials and stats (no-op tasks) are stored empty, without an encoder pass.
+      partial = whole == Partial() ? Data() : try whole.jsonUTF8Data(options: WireCodec.encodingOptions)
+      stats =
+        complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+    } catch {
+      return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+    }
+    enqueue(
+      .complete(
+        task: task, attempt: complete.attempt, worker: worker, partial: partial, stats: stats,
+        bookmark: complete.bookmark)
+    ) { result in
+      self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
+      if case .changed(let change) = result, change.transition == .done {
+        self.workers[worker]?.tasksDone += 1
+        self.logger.debug(
+          "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
+      }
+    }
+  }
+
+  func receiveFail(_ fail: Haat_V1_Fail, id: String, from connection: Connection) {
+    guard let task = TaskID(fail.task) else {
+      return ackRefused(connection, id: id, task: fail.task, attempt: fail.attempt, reason: "unknown_task")
+    }
+    let stats = (try? fail.stats.jsonUTF8Data(options: WireCodec.encodingOptions)) ?? Data()
+    let error = TaskError(
+      code: fail.error.code.isEmpty ? "failed" : fail.error.code,
+      message: fail.error.message.isEmpty ? "the worker gave no reason" : fail.error.message)
+    let worker = connection.name
+    enqueue(
+      .fail(
+        task: task, attempt: fail.attempt, worker: worker, error: error, retryable: fail.retryable,
+        retryAfterMs: UInt64(fail.retryAfterMs), stats: stats)
+    ) { result in
+      self.ackTransition(result, connection: connection, id: id, task: fail.task, attempt: fail.attempt)
+      guard case .changed(let change) = result else { return }
+      if change.transition.newState != nil { self.workers[worker]?.tasksFailed += 1 }
+      switch change.transition {
+      case .retry(let delay):
+        self.logger.notice(
+          "task failed; will retry",
+          metadata: [
+            "task": "\(task)", "worker": "\(worker)", "attempt": "\(fail.attempt)", "code": "\(error.code)",
+            "delay_ms": "\(delay)",
+          ])
+      case .dead(let cause):
+        self.logger.warning(
+          "task is dead",
+          metadata: ["task": "\(task)", "worker": "\(worker)", "code": "\(cause.code)", "error": "\(cause.message)"])
+      default: break
+      }
+    }
+  }
+
+  func ackTransition(_ result: StoreOpResult, connection: Connection, id: String, task: String, attempt: UInt32) {
+    var ack = Haat_V1_Ack()
+    ack.task = task
+    ack.attempt = attempt
+    switch result {
+    case .changed(let change):
+      apply(change)
+      if case .refused(let refusal) = change.transition {
+        ack.reason = refusal.rawValue
+        if refusal == .notLeaseHolder {
+          // A worker answering for a lease it does not hold is a bug or a stolen token.
+          logger.warning(
+            "refused an answer for another worker's lease",
+            metadata: ["worker": "\(connection.name)", "task": "\(task)", "attempt": "\(attempt)"])
+        }
+      } else {
+        ack.accepted = true
+      }
+    case .failed(let error):
+      ack.reason = error.code == .notFound ? "unknown_task" : error.code.rawValue
+    default:
+      ack.reason = "internal"
+    }
+    reply(connection, to: id, .ack(ack))
+  }
+
+  func ackRefused(_ connection: Connection, id: String, task: String, attempt: UInt32, reason: String) {
+    var ack = Haat_V1_Ack()
+    ack.task = task
+    ack.attempt = attempt
+    ack.reason = reason
+    reply(connection, to: id, .ack(ack))
+  }
+
+  func receiveLog(_ line: Haat_V1_Log, from connection: Connection) {
+    var line = line
+    line.worker = connection.name
+    let limits = config.session
+    // A worker's log line is kept in the ring and fanned out to followers: cap its size.
+    if line.message.utf8.count > limits.logMessageBytes {
+      line.message = String(decoding: line.message.utf8.prefix(limits.logMessageBytes), as: UTF8.self) + "…"
+    }
+    if line.fields.count > limits.logFields
+      || line.fields.contains(where: { $0.key.utf8.count + $0.value.utf8.count > limits.logFieldBytes })
+    {
+      var fields: [String: String] = [:]
+      let half = limits.logFieldBytes / 2
+      for (key, value) in line.fields.sorted(by: { $0.key < $1.key }).prefix(limits.logFields) {
+        fields[String(decoding: key.utf8.prefix(half), as: UTF8.self)] = String(
+          decoding: value.utf8.prefix(half), as: UTF8.self)
+      }
+      line.fields = fields
+    }
+    if line.task.utf8.count > 64 { line.task = "" }
+    if line.level.utf8.count > 16 { line.level = "info" }
+    if line.atMs == 0 { line.atMs = nowMs }
+    logs.append(line)
+    for (tailer, id, worker, level) in tailers
+    where (worker.isEmpty || worker == line.worker) && (LogLevel(name: line.level) ?? .info) >= level {
+      reply(tailer, to: id, .log(line))
+    }
+  }
+}

@@ -116,7 +116,12 @@ let package = Package(
       resources: [.copy("Fixtures")]),
     .testTarget(name: "HaatStoreTests", dependencies: ["HaatStore", "HaatCore"]),
     // The coordinator's and the worker's parts, without sockets.
-    .testTarget(name: "HaatCoordinatorTests", dependencies: ["HaatCoordinator", "HaatProtocol", "HaatCore"]),
+    .testTarget(
+      name: "HaatCoordinatorTests",
+      dependencies: ["HaatCoordinator", "HaatProtocol", "HaatCore", "HaatStore", "HaatAnalytics"] + nio + [
+        .product(name: "NIOEmbedded", package: "swift-nio")
+      ]
+    ),
     .testTarget(name: "HaatWorkerTests", dependencies: ["HaatWorker", "HaatProtocol", "HaatCore"]),
     .testTarget(
       name: "HaatClusterTests",

@@ -25,11 +25,17 @@ public final class Coordinator: Service {
       atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let store = try SQLiteJobStore(path: config.databasePath, durability: config.durability)
     let tokens = TokenStore(path: config.tokensPath)
+    tokens.refresh()
 
+    // One loop for the core and every connection: the core's state is confined to it.
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
     let core = CoordinatorCore(loop: loop, store: store, config: config, logger: logger)
     try await core.start()
+    // Tokens created or changed since are picked up within a second, read off the loop.
+    let tokenReload = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+      _ = core.offLoop { tokens.refresh() }
+    }
 
     let config = self.config
     let throttle = AuthThrottle(logger: logger)
@@ -38,7 +44,7 @@ public final class Coordinator: Service {
     )
     let server: any Channel
     do {
-      server = try await ServerBootstrap(group: group)
+      server = try await ServerBootstrap(group: loop)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -52,6 +58,7 @@ public final class Coordinator: Service {
         }
         .bind(host: config.host, port: config.port).get()
     } catch {
+      tokenReload.cancel()
       await core.shutdown()
       try? await group.shutdownGracefully()
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
@@ -78,6 +85,7 @@ public final class Coordinator: Service {
 
     logger.info("coordinator draining")
     try? await server.close()
+    tokenReload.cancel()
     await core.shutdown()
     try? await group.shutdownGracefully()
     logger.info("coordinator stopped")

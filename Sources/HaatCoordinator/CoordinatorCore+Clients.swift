@@ -11,16 +11,34 @@ import NIOPosix
 extension CoordinatorCore {
   func receiveSubmit(_ spec: JobSpec, id: String, from connection: Connection) {
     guard accepting else {
-      return replyError(connection, to: id, HaatError(.unavailable, "the coordinator is shutting down"))
+      return outbox.replyError(connection, to: id, HaatError(.unavailable, "the coordinator is shutting down"))
     }
-    if let pressure = diskPressure() { return replyError(connection, to: id, pressure) }
-    let job: NewJob
-    do {
-      job = try Planner.plan(
-        spec, submittedBy: "\(connection.peer.role.rawValue):\(connection.name)", defaults: config.planner)
-    } catch {
-      return replyError(connection, to: id, error)
+    if let pressure = diskPressure() { return outbox.replyError(connection, to: id, pressure) }
+    let submittedBy = "\(connection.peer.role.rawValue):\(connection.name)"
+    let defaults = config.planner
+    // A small spec is planned at once; a big one (thousands of sources, a million tasks)
+    // on `work`, so the loop keeps serving everyone else meanwhile.
+    guard spec.sources.count > 64 else {
+      do {
+        return submitPlanned(
+          try Planner.plan(spec, submittedBy: submittedBy, defaults: defaults), id: id, from: connection)
+      } catch {
+        return outbox.replyError(connection, to: id, error)
+      }
     }
+    offLoop { try Planner.plan(spec, submittedBy: submittedBy, defaults: defaults) }
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let job): self.submitPlanned(job, id: id, from: connection)
+        case .failure(let error):
+          self.outbox.replyError(connection, to: id, (error as? HaatError) ?? HaatError(.internal, "\(error)"))
+        }
+        self.outbox.flush()
+      }
+  }
+
+  /// Stores a planned job and answers `accepted` once it is durable.
+  func submitPlanned(_ job: NewJob, id: String, from connection: Connection) {
     let pools = Set(job.tasks.map(\.pool))
     enqueue(.submit(job)) { result in
       switch result {
@@ -42,12 +60,12 @@ extension CoordinatorCore {
         var accepted = Haat_V1_Accepted()
         accepted.job = jobID.description
         accepted.tasks = UInt32(clamping: count)
-        self.reply(connection, to: id, .accepted(accepted))
+        self.outbox.reply(connection, to: id, .accepted(accepted))
         self.finishIfEnded(jobID)
       case .failed(let error):
-        self.replyError(connection, to: id, error)
+        self.outbox.replyError(connection, to: id, error)
       default:
-        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for submit"))
+        self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result for submit"))
       }
     }
   }
@@ -55,7 +73,7 @@ extension CoordinatorCore {
   func readTasks(of job: JobID, _ body: @escaping ([TaskRecord]) -> Void) {
     let store = self.store
     let nowMs = self.nowMs
-    readers.runIfActive(eventLoop: loop) { try store.job(job, tasks: true, nowMs: nowMs)?.tasks ?? [] }
+    onStore { try await store.job(job, tasks: true, nowMs: nowMs)?.tasks ?? [] }
       .assumeIsolated().whenComplete { result in
         switch result {
         case .success(let tasks): body(tasks)
@@ -68,11 +86,9 @@ extension CoordinatorCore {
       }
   }
 
+  /// Refuses new jobs while the store's disk is nearly full (as last measured).
   func diskPressure() -> HaatError? {
-    var stats = statvfs()
-    guard statvfs(config.dataDirectory, &stats) == 0 else { return nil }
-    let free = UInt64(stats.f_bavail) * UInt64(stats.f_frsize)
-    guard free < config.minFreeDiskBytes else { return nil }
+    guard let free = diskFreeBytes, free < config.minFreeDiskBytes else { return nil }
     return HaatError(
       .unavailable,
       "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)"
@@ -81,13 +97,14 @@ extension CoordinatorCore {
 
   func getJob(_ request: Haat_V1_GetJob, id: String, from connection: Connection) {
     guard let job = JobID(request.job) else {
-      return replyError(connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
+      return outbox.replyError(
+        connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
     }
     let after: UInt32?
     do {
       after = try Paging.cursor(request.after, UInt32.init)
     } catch {
-      return replyError(connection, to: id, error)
+      return outbox.replyError(connection, to: id, error)
     }
     let store = self.store
     let nowMs = self.nowMs
@@ -98,15 +115,15 @@ extension CoordinatorCore {
     read(
       connection, id: id,
       { [after] () throws -> Haat_V1_Job? in
-        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
-        var message = Self.message(record)
+        guard let record = try await store.job(job, tasks: false, nowMs: nowMs) else { return nil }
+        var message = WireMessages.message(record)
         if Paging.jsonSize(message) ?? 0 > maxLineBytes - Paging.envelopeSlack {
           // A spec too large to travel with its job (thousands of sources) is left out.
           message.clearSpec()
         }
         guard withTasks else { return message }
-        let page = try store.tasks(of: job, after: after, limit: limit + 1, nowMs: nowMs)
-        let tasks = page.prefix(limit).map(Self.message)
+        let page = try await store.tasks(of: job, after: after, limit: limit + 1, nowMs: nowMs)
+        let tasks = page.prefix(limit).map(WireMessages.message)
         let fits = Paging.fitting(Array(tasks), beside: message, maxLineBytes: maxLineBytes)
         guard fits > 0 || tasks.isEmpty else {
           throw HaatError(.tooLarge, "one task of job \(job) is over this session's line limit")
@@ -116,8 +133,10 @@ extension CoordinatorCore {
         return message
       }
     ) { message in
-      guard let message else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
-      self.reply(connection, to: id, .job(message))
+      guard let message else {
+        return self.outbox.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
+      }
+      self.outbox.reply(connection, to: id, .job(message))
     }
   }
 
@@ -125,7 +144,7 @@ extension CoordinatorCore {
     var state: JobState?
     if !request.state.isEmpty {
       guard let parsed = JobState(rawValue: request.state) else {
-        return replyError(
+        return outbox.replyError(
           connection, to: id, HaatError(.badRequest, "unknown state \"\(request.state)\"", field: "state"))
       }
       state = parsed
@@ -134,7 +153,7 @@ extension CoordinatorCore {
     do {
       before = try Paging.cursor(request.after, JobID.init)
     } catch {
-      return replyError(connection, to: id, error)
+      return outbox.replyError(connection, to: id, error)
     }
     let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
     let store = self.store
@@ -142,12 +161,13 @@ extension CoordinatorCore {
     let wanted = state
     let maxLineBytes = connection.maxLineBytes
     read(
-      connection, id: id, { [before] in try store.jobs(state: wanted, before: before, limit: limit + 1, nowMs: nowMs) }
+      connection, id: id,
+      { [before] in try await store.jobs(state: wanted, before: before, limit: limit + 1, nowMs: nowMs) }
     ) {
       records in
       // Jobs in a list carry no spec: get_job has it.
       let jobs = records.prefix(limit).map { record in
-        var job = Self.message(record)
+        var job = WireMessages.message(record)
         job.clearSpec()
         return job
       }
@@ -155,16 +175,16 @@ extension CoordinatorCore {
       let fits = Paging.fitting(Array(jobs), beside: list, maxLineBytes: maxLineBytes)
       list.jobs = Array(jobs.prefix(max(fits, 1)))
       if list.jobs.count < records.count, let last = list.jobs.last { list.next = last.id }
-      self.reply(connection, to: id, .jobList(list))
+      self.outbox.reply(connection, to: id, .jobList(list))
     }
   }
 
   func watch(_ text: String, id: String, from connection: Connection) {
     guard let job = JobID(text) else {
-      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+      return outbox.replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
     }
     guard connection.watches < config.session.watches else {
-      return replyError(
+      return outbox.replyError(
         connection, to: id,
         HaatError(.busy, "this session watches \(connection.watches) jobs, the most it may; close one first"))
     }
@@ -173,81 +193,87 @@ extension CoordinatorCore {
         active.watchers.append((connection, id))
         connection.watches += 1
       }
-      reply(connection, to: id, .jobEvent(event(active)))
+      outbox.reply(connection, to: id, .jobEvent(event(active)))
       return
     }
     let store = self.store
     let nowMs = self.nowMs
-    read(connection, id: id, { try store.job(job, tasks: false, nowMs: nowMs) }) { record in
-      guard let record else { return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
+    read(connection, id: id, { try await store.job(job, tasks: false, nowMs: nowMs) }) { record in
+      guard let record else { return self.outbox.replyError(connection, to: id, HaatError(.notFound, "no job \(job)")) }
       if let active = self.jobs[job] {
         // It became active while we read (a retried dead task).
         active.watchers.append((connection, id))
         connection.watches += 1
-        return self.reply(connection, to: id, .jobEvent(self.event(active)))
+        return self.outbox.reply(connection, to: id, .jobEvent(self.event(active)))
       }
       var event = Haat_V1_JobEvent()
       event.job = job.description
       event.state = record.state.rawValue
-      event.counts = Self.message(record.counts)
+      event.counts = WireMessages.message(record.counts)
       event.atMs = nowMs
       event.final = record.state.isFinal
       event.message = record.error
-      self.reply(connection, to: id, .jobEvent(event))
+      self.outbox.reply(connection, to: id, .jobEvent(event))
     }
   }
 
   func getResult(_ text: String, id: String, from connection: Connection) {
     guard let job = JobID(text) else {
-      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+      return outbox.replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
     }
     let store = self.store
     let nowMs = self.nowMs
+    let maxLineBytes = connection.maxLineBytes
     read(
       connection, id: id,
-      { () throws -> (JobRecord, Data?)? in
-        guard let record = try store.job(job, tasks: false, nowMs: nowMs) else { return nil }
-        return (record, record.state.isFinal ? try store.report(of: job) : nil)
-      }
-    ) { found in
-      guard let (record, report) = found else {
-        return self.replyError(connection, to: id, HaatError(.notFound, "no job \(job)"))
-      }
-      // The store's state is the truth: once it says the job ended, its report is there.
-      guard record.state.isFinal, let report else {
-        let counts = record.counts
-        return self.replyError(
-          connection, to: id,
-          HaatError(
+      { () async throws -> [ByteBuffer] in
+        guard let record = try await store.job(job, tasks: false, nowMs: nowMs) else {
+          throw HaatError(.notFound, "no job \(job)")
+        }
+        // The store's state is the truth: once it says the job ended, its report is there.
+        guard record.state.isFinal, let report = try await store.report(of: job) else {
+          let counts = record.counts
+          throw HaatError(
             .notFinished,
             "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"
-          ))
+          )
+        }
+        return try Self.resultLines(record, report: report, replyTo: id, maxLineBytes: maxLineBytes)
       }
-      var result = Haat_V1_Result()
-      result.job = Self.message(record)
-      // The spec is get_job's to show; a result is about the report.
-      result.job.clearSpec()
-      do {
-        result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
-      } catch {
-        return self.replyError(
-          connection, to: id, HaatError(.internal, "job \(job)'s stored report is unreadable: \(error)"))
-      }
-      // A report over the session's line limit goes as parts (docs/protocol.md, `result`).
-      guard let parts = ResultParts.split(result, maxLineBytes: connection.maxLineBytes) else {
-        return self.replyError(
-          connection, to: id,
-          HaatError(
-            .tooLarge,
-            "one row of job \(job)'s report is over this session's line limit of \(connection.maxLineBytes) bytes"))
-      }
-      self.replyInTurn(connection, to: id, parts.map { .result($0) }[...])
+    ) { lines in
+      self.outbox.sendInTurn(lines[...], to: connection)
+    }
+  }
+
+  /// A finished job's `result` as encoded lines: one, or parts when the report is over the
+  /// session's line limit (docs/protocol.md, `result`). Off the loop: a report can be big.
+  static func resultLines(_ record: JobRecord, report: Data, replyTo id: String, maxLineBytes: Int) throws
+    -> [ByteBuffer]
+  {
+    var result = Haat_V1_Result()
+    result.job = WireMessages.message(record)
+    // The spec is get_job's to show; a result is about the report.
+    result.job.clearSpec()
+    do {
+      result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
+    } catch {
+      throw HaatError(.internal, "job \(record.id)'s stored report is unreadable: \(error)")
+    }
+    guard let parts = ResultParts.split(result, maxLineBytes: maxLineBytes) else {
+      throw HaatError(
+        .tooLarge, "one row of job \(record.id)'s report is over this session's line limit of \(maxLineBytes) bytes")
+    }
+    let allocator = ByteBufferAllocator()
+    return try parts.map { part in
+      var buffer = allocator.buffer(capacity: 1 << 16)
+      try WireCodec.encode(Envelope(replyTo: id, .result(part)), into: &buffer)
+      return buffer
     }
   }
 
   func cancel(_ text: String, id: String, from connection: Connection) {
     guard let job = JobID(text) else {
-      return replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
+      return outbox.replyError(connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a job id", field: "job"))
     }
     enqueue(.cancelJob(job)) { result in
       switch result {
@@ -259,9 +285,9 @@ extension CoordinatorCore {
         self.finishIfEnded(job)
         self.getJob(.with { $0.job = job.description }, id: id, from: connection)
       case .failed(let error):
-        self.replyError(connection, to: id, error)
+        self.outbox.replyError(connection, to: id, error)
       default:
-        self.replyError(connection, to: id, HaatError(.internal, "unexpected store result for cancel"))
+        self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result for cancel"))
       }
     }
   }
@@ -269,7 +295,6 @@ extension CoordinatorCore {
   func workerList() -> Haat_V1_WorkerList {
     var list = Haat_V1_WorkerList()
     let now = self.now
-    let nowMs = self.nowMs
     list.workers = workers.values.sorted { $0.name < $1.name }.map { record in
       var status = Haat_V1_WorkerStatus()
       status.id = record.name
@@ -298,7 +323,7 @@ extension CoordinatorCore {
     var level = LogLevel.trace
     if !request.level.isEmpty {
       guard let parsed = LogLevel(name: request.level) else {
-        return replyError(
+        return outbox.replyError(
           connection, to: id, HaatError(.badRequest, "unknown level \"\(request.level)\"", field: "level"))
       }
       level = parsed
@@ -311,18 +336,18 @@ extension CoordinatorCore {
         (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
       })
     {
-      reply(connection, to: id, .log(line))
+      outbox.reply(connection, to: id, .log(line))
     }
     if request.follow {
       guard connection.follows < config.session.follows else {
-        return replyError(
+        return outbox.replyError(
           connection, to: id,
           HaatError(.busy, "this session follows \(connection.follows) log streams, the most it may"))
       }
       connection.follows += 1
       tailers.append((connection, id, worker, level))
     } else {
-      reply(connection, to: id, .streamEnd(Haat_V1_StreamEnd()))
+      outbox.reply(connection, to: id, .streamEnd(Haat_V1_StreamEnd()))
     }
   }
 
@@ -330,7 +355,7 @@ extension CoordinatorCore {
     var job: JobID?
     if !request.job.isEmpty {
       guard let parsed = JobID(request.job) else {
-        return replyError(
+        return outbox.replyError(
           connection, to: id, HaatError(.badRequest, "\"\(request.job)\" is not a job id", field: "job"))
       }
       job = parsed
@@ -339,13 +364,13 @@ extension CoordinatorCore {
     do {
       after = try Paging.cursor(request.after, TaskID.init)
     } catch {
-      return replyError(connection, to: id, error)
+      return outbox.replyError(connection, to: id, error)
     }
     let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
     let store = self.store
     let wanted = job
     let maxLineBytes = connection.maxLineBytes
-    read(connection, id: id, { [after] in try store.deadTasks(job: wanted, after: after, limit: limit + 1) }) {
+    read(connection, id: id, { [after] in try await store.deadTasks(job: wanted, after: after, limit: limit + 1) }) {
       records in
       var list = Haat_V1_DeadList()
       let tasks = records.prefix(limit).map { record in
@@ -361,7 +386,7 @@ extension CoordinatorCore {
       let fits = Paging.fitting(Array(tasks), beside: list, maxLineBytes: maxLineBytes)
       list.tasks = Array(tasks.prefix(max(fits, 1)))
       if list.tasks.count < records.count, let last = list.tasks.last { list.next = last.task }
-      self.reply(connection, to: id, .deadList(list))
+      self.outbox.reply(connection, to: id, .deadList(list))
     }
   }
 
@@ -371,7 +396,7 @@ extension CoordinatorCore {
       var ids: [TaskID] = []
       for (index, text) in tasks.enumerated() {
         guard let task = TaskID(text) else {
-          return replyError(
+          return outbox.replyError(
             connection, to: id, HaatError(.badRequest, "\"\(text)\" is not a task id", field: "tasks[\(index)]"))
         }
         ids.append(task)
@@ -379,7 +404,7 @@ extension CoordinatorCore {
       selector = .tasks(ids)
     } else if !job.isEmpty {
       guard let parsed = JobID(job) else {
-        return replyError(connection, to: id, HaatError(.badRequest, "\"\(job)\" is not a job id", field: "job"))
+        return outbox.replyError(connection, to: id, HaatError(.badRequest, "\"\(job)\" is not a job id", field: "job"))
       }
       selector = .job(parsed)
     } else {
@@ -387,8 +412,8 @@ extension CoordinatorCore {
     }
     enqueue(retry ? .retryDead(selector) : .discardDead(selector)) { result in
       guard case .deadUpdated(let changes, let counts) = result else {
-        if case .failed(let error) = result { return self.replyError(connection, to: id, error) }
-        return self.replyError(connection, to: id, HaatError(.internal, "unexpected store result"))
+        if case .failed(let error) = result { return self.outbox.replyError(connection, to: id, error) }
+        return self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result"))
       }
       if retry {
         // A revived task reopens its job, with the counts the same transaction saw.
@@ -406,33 +431,7 @@ extension CoordinatorCore {
         metadata: ["count": "\(changes.count)", "by": "\(connection.name)"])
       var updated = Haat_V1_DeadUpdated()
       updated.count = UInt32(clamping: changes.count)
-      self.reply(connection, to: id, .deadUpdated(updated))
-    }
-  }
-
-  /// Runs a store read off the loop and hands the value back on it; a failed read is
-  /// answered with the error.
-  func read<T: Sendable>(
-    _ connection: Connection, id: String, _ work: @escaping @Sendable () throws -> T,
-    then body: @escaping (T) -> Void
-  ) {
-    guard connection.readsInFlight < config.session.readsInFlight else {
-      return replyError(
-        connection, to: id,
-        HaatError(
-          .busy,
-          "this session has \(connection.readsInFlight) requests in flight, the most it may have; wait for their replies"
-        ))
-    }
-    connection.readsInFlight += 1
-    readers.runIfActive(eventLoop: loop, work).assumeIsolated().whenComplete { result in
-      connection.readsInFlight -= 1
-      switch result {
-      case .success(let value): body(value)
-      case .failure(let error as HaatError): self.replyError(connection, to: id, error)
-      case .failure(let error): self.replyError(connection, to: id, HaatError(.unavailable, "\(error)"))
-      }
-      self.flush()
+      self.outbox.reply(connection, to: id, .deadUpdated(updated))
     }
   }
 }

@@ -37,7 +37,7 @@ extension CoordinatorCore {
         if jobs == 1_000 { return self.prune(endedBeforeMs: endedBeforeMs, total: sum, done) }
         let store = self.store
         // Space back to the file system, off the loop; a failure here loses nothing.
-        self.writer.runIfActive(eventLoop: self.loop) { try store.reclaim() }
+        self.onStore { try await store.reclaim() }
           .assumeIsolated().whenComplete { _ in done(.success(sum)) }
       case .failed(let error):
         done(.failure(error))

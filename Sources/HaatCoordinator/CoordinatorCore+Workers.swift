@@ -11,10 +11,11 @@ import NIOPosix
 extension CoordinatorCore {
   func receiveCredit(_ credit: Haat_V1_Credit, from connection: Connection) {
     guard let pool = Pool(rawValue: credit.pool) else {
-      return replyError(connection, to: "", HaatError(.badRequest, "unknown pool \"\(credit.pool)\"", field: "pool"))
+      return outbox.replyError(
+        connection, to: "", HaatError(.badRequest, "unknown pool \"\(credit.pool)\"", field: "pool"))
     }
     connection.credit[pool, default: 0] += Int(credit.free)
-    queueCommit()
+    commits.queueCommit()
   }
 
   func receiveHeartbeat(_ heartbeat: Haat_V1_Heartbeat, id: String, from connection: Connection) {
@@ -41,7 +42,7 @@ extension CoordinatorCore {
       }
     }
     ack.leaseExpiresMs = nowMs + Int64(config.leaseMs)
-    reply(connection, to: id, .heartbeatAck(ack))
+    outbox.reply(connection, to: id, .heartbeatAck(ack))
   }
 
   func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {
@@ -63,16 +64,41 @@ extension CoordinatorCore {
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason)
       }
     }
-    let partial: Data
-    let stats: Data
-    do {
-      // Empty partials and stats (no-op tasks) are stored empty, without an encoder pass.
-      partial = whole == Partial() ? Data() : try whole.jsonUTF8Data(options: WireCodec.encodingOptions)
-      stats =
-        complete.stats == TaskStats() ? Data() : try complete.stats.jsonUTF8Data(options: WireCodec.encodingOptions)
-    } catch {
-      return replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+    guard complete.part > 0 else {
+      // One line: small enough to encode here.
+      do {
+        let (partial, stats) = try Self.encodeResult(whole, complete.stats)
+        return storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
+      } catch {
+        return outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+      }
     }
+    // A result that came in parts is big: encoded on `work`.
+    let (joined, stats) = (whole, complete.stats)
+    offLoop { try Self.encodeResult(joined, stats) }.assumeIsolated().whenComplete { result in
+      switch result {
+      case .success(let (partial, stats)):
+        self.storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
+      case .failure(let error):
+        self.outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+        self.outbox.flush()
+      }
+    }
+  }
+
+  /// A result's partial and stats as the store keeps them; empty ones (no-op tasks) stay
+  /// empty, without an encoder pass.
+  static func encodeResult(_ partial: Partial, _ stats: TaskStats) throws -> (Data, Data) {
+    (
+      partial == Partial() ? Data() : try partial.jsonUTF8Data(options: WireCodec.encodingOptions),
+      stats == TaskStats() ? Data() : try stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+    )
+  }
+
+  func storeResult(
+    _ complete: Haat_V1_Complete, task: TaskID, partial: Data, stats: Data, id: String, from connection: Connection
+  ) {
+    let worker = connection.name
     enqueue(
       .complete(
         task: task, attempt: complete.attempt, worker: worker, partial: partial, stats: stats,
@@ -144,7 +170,7 @@ extension CoordinatorCore {
     default:
       ack.reason = "internal"
     }
-    reply(connection, to: id, .ack(ack))
+    outbox.reply(connection, to: id, .ack(ack))
   }
 
   func ackRefused(_ connection: Connection, id: String, task: String, attempt: UInt32, reason: String) {
@@ -152,7 +178,7 @@ extension CoordinatorCore {
     ack.task = task
     ack.attempt = attempt
     ack.reason = reason
-    reply(connection, to: id, .ack(ack))
+    outbox.reply(connection, to: id, .ack(ack))
   }
 
   func receiveLog(_ line: Haat_V1_Log, from connection: Connection) {
@@ -180,7 +206,7 @@ extension CoordinatorCore {
     logs.append(line)
     for (tailer, id, worker, level) in tailers
     where (worker.isEmpty || worker == line.worker) && (LogLevel(name: line.level) ?? .info) >= level {
-      reply(tailer, to: id, .log(line))
+      outbox.reply(tailer, to: id, .log(line))
     }
   }
 }

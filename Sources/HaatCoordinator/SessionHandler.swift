@@ -22,6 +22,8 @@ final class SessionHandler: ChannelInboundHandler {
   private let gate: ConnectionGate
   private var address = ""
   private var admitted = false
+  /// Lines that arrived while the token file was being re-read for an unknown token id.
+  private var held: [Envelope]?
 
   init(
     core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate
@@ -74,6 +76,11 @@ final class SessionHandler: ChannelInboundHandler {
       case .success(let envelope):
         if let connection {
           dispatch(envelope, connection: connection, context: context)
+        } else if held != nil {
+          guard held?.count ?? 0 < 16 else {
+            return fail(context, HaatError(.badRequest, "too many lines before the handshake finished"))
+          }
+          held?.append(envelope)
         } else {
           authenticate(envelope, context: context)
         }
@@ -82,7 +89,7 @@ final class SessionHandler: ChannelInboundHandler {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    core.flush()
+    core.outbox.flush()
     context.flush()
   }
 
@@ -117,15 +124,36 @@ final class SessionHandler: ChannelInboundHandler {
     context.close(promise: nil)
   }
 
-  private func authenticate(_ envelope: Envelope, context: ChannelHandlerContext) {
+  private func authenticate(_ envelope: Envelope, context: ChannelHandlerContext, refreshed: Bool = false) {
     guard case .hello(let hello)? = envelope.body else {
       return fail(context, handshake.receiveOther(), replyTo: envelope.id)
+    }
+    let token = tokens.cachedToken(id: hello.tokenID)
+    if token == nil, !refreshed {
+      // A token this coordinator has not seen may have been created since the last read
+      // of the token file: read it again off the loop, holding what the peer sends meanwhile.
+      held = []
+      let tokens = self.tokens
+      core.offLoop { tokens.refresh() }.assumeIsolated().whenComplete { _ in
+        let held = self.held ?? []
+        self.held = nil
+        guard context.channel.isActive else { return }
+        self.authenticate(envelope, context: context, refreshed: true)
+        for envelope in held {
+          if let connection = self.connection {
+            self.dispatch(envelope, connection: connection, context: context)
+          }
+        }
+        self.core.outbox.flush()
+        context.flush()
+      }
+      return
     }
     let outcome = handshake.receive(
       hello: ServerHandshake.Hello(
         version: hello.version, role: hello.role, name: hello.name, tokenID: hello.tokenID,
         clientNonce: hello.clientNonce, mac: hello.mac),
-      token: tokens.token(id: hello.tokenID), session: session, mac: HandshakeMAC.hmacSHA256)
+      token: token, session: session, mac: HandshakeMAC.hmacSHA256)
     switch outcome {
     case .reject(let error):
       throttle.failed(address: address, tokenID: hello.tokenID, name: hello.name, error: error)

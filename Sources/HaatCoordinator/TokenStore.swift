@@ -31,15 +31,25 @@ public final class TokenStore: Sendable {
     self.path = path
   }
 
-  /// The token with this id, if the file has it.
-  public func token(id: String) -> Token? {
+  /// The token with this id, as of the last `refresh()` (no file I/O: the coordinator
+  /// calls this on its event loop).
+  public func cachedToken(id: String) -> Token? {
+    cache.withLock { $0.tokens[id] }
+  }
+
+  /// Re-reads the file if it changed since the last read. Blocking file I/O: call it off
+  /// the event loop.
+  public func refresh() {
     let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
-    return cache.withLock { cache in
-      if cache.modified != modified || modified == nil {
-        cache = (modified, Self.read(path))
-      }
-      return cache.tokens[id]
-    }
+    guard cache.withLock({ $0.modified != modified || modified == nil }) else { return }
+    let tokens = Self.read(path)
+    cache.withLock { $0 = (modified, tokens) }
+  }
+
+  /// The token with this id, if the file has it (re-read when it changed).
+  public func token(id: String) -> Token? {
+    refresh()
+    return cachedToken(id: id)
   }
 
   static func read(_ path: String) -> [String: Token] {

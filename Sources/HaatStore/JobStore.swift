@@ -2,27 +2,29 @@ import Foundation
 import HaatCore
 
 /// The durable queue. Writes come as batches of ops applied in one transaction (group
-/// commit); reads may run concurrently with them.
+/// commit); reads may run concurrently with them. Every call is `async`: a backend does its
+/// I/O on its own threads or connections (SQLite: GRDB's writer and reader queues;
+/// PostgreSQL: postgres-nio), never on the coordinator's event loop.
 public protocol JobStore: Sendable {
   /// Applies `ops` in order in one transaction and commits it durably before returning.
   /// An op that does not apply (an unknown task, a stale attempt) yields its own result and
   /// does not abort the batch; a failed commit throws and none of the ops took effect.
-  func apply(_ ops: [StoreOp], nowMs: Int64) throws -> [StoreOpResult]
+  func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult]
 
   /// Everything a restarted coordinator needs: open jobs, leases, waiting tasks.
-  func recover(nowMs: Int64) throws -> Recovery
+  func recover(nowMs: Int64) async throws -> Recovery
 
-  func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord?
+  func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord?
   /// A page of a job's tasks in task order: at most `limit`, with an index above `after`.
-  func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) throws -> [TaskRecord]
+  func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) async throws -> [TaskRecord]
   /// Newest first: at most `limit` jobs, older than `before` when given.
-  func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) throws -> [JobRecord]
+  func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) async throws -> [JobRecord]
   /// Every task of a job with its partial, stats and last error, in task order.
-  func outputs(of job: JobID) throws -> [TaskOutput]
+  func outputs(of job: JobID) async throws -> [TaskOutput]
   /// Dead tasks in id order: at most `limit`, with an id above `after` when given.
-  func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord]
+  func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord]
   /// A finished job's report, as its wire JSON.
-  func report(of job: JobID) throws -> Data?
+  func report(of job: JobID) async throws -> Data?
   /// Returns space freed by pruning to the file system.
-  func reclaim() throws
+  func reclaim() async throws
 }

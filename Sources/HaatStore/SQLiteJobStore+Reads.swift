@@ -5,8 +5,8 @@ import HaatCore
 /// The store's reads: recovery after a restart, jobs, pages of tasks, results and reports.
 /// They run on the pool's reader connections, concurrently with the writer.
 extension SQLiteJobStore {
-  public func recover(nowMs: Int64) throws -> Recovery {
-    try read { db in
+  public func recover(nowMs: Int64) async throws -> Recovery {
+    try await read { db in
       var jobs: [Int64: Recovery.ActiveJob] = [:]
       for row in try Row.fetchAll(
         db,
@@ -56,8 +56,8 @@ extension SQLiteJobStore {
            max_attempts, reports, error, submitted_by, spec FROM jobs
     """
 
-  public func job(_ id: JobID, tasks: Bool, nowMs: Int64) throws -> JobRecord? {
-    try read { db in
+  public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
+    try await read { db in
       guard
         let row = try Row.fetchOne(db, sql: Self.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
         var job = Self.jobRecord(row)
@@ -68,14 +68,14 @@ extension SQLiteJobStore {
     }
   }
 
-  public func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) throws -> [TaskRecord] {
-    try read { db in
+  public func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) async throws -> [TaskRecord] {
+    try await read { db in
       try Self.tasks(of: job, db: db, nowMs: nowMs, after: after.map(Int64.init) ?? -1, limit: limit)
     }
   }
 
-  public func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) throws -> [JobRecord] {
-    try read { db in
+  public func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) async throws -> [JobRecord] {
+    try await read { db in
       let rows = try Row.fetchAll(
         db,
         sql: Self.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
@@ -88,8 +88,8 @@ extension SQLiteJobStore {
     }
   }
 
-  public func outputs(of job: JobID) throws -> [TaskOutput] {
-    try read { db in
+  public func outputs(of job: JobID) async throws -> [TaskOutput] {
+    try await read { db in
       try Row.fetchAll(
         db,
         sql: """
@@ -105,8 +105,8 @@ extension SQLiteJobStore {
     }
   }
 
-  public func deadTasks(job: JobID?, after: TaskID?, limit: Int) throws -> [DeadRecord] {
-    try read { db in
+  public func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord] {
+    try await read { db in
       let sql = """
         SELECT id, job, source, attempt, last_error_code, last_error, updated_at FROM tasks
         WHERE state = 'dead' AND id > ? \(job == nil ? "" : "AND job = ?") ORDER BY id LIMIT ?
@@ -123,15 +123,15 @@ extension SQLiteJobStore {
     }
   }
 
-  public func report(of job: JobID) throws -> Data? {
-    try read { db in
+  public func report(of job: JobID) async throws -> Data? {
+    try await read { db in
       try Data.fetchOne(db, sql: "SELECT report FROM jobs WHERE id = ?", arguments: [job.rawValue])
     }
   }
 
-  func read<T>(_ body: (Database) throws -> T) throws -> T {
+  func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {
-      return try pool.read(body)
+      return try await pool.read(body)
     } catch let error as HaatError {
       throw error
     } catch {

@@ -45,10 +45,10 @@ public final class SQLiteJobStore: JobStore {
 
   // MARK: - Writes
 
-  public func apply(_ ops: [StoreOp], nowMs: Int64) throws -> [StoreOpResult] {
-    var random = SystemRandomNumberGenerator()
+  public func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult] {
     do {
-      return try pool.writeWithoutTransaction { db in
+      return try await pool.writeWithoutTransaction { db in
+        var random = SystemRandomNumberGenerator()
         var results: [StoreOpResult] = []
         results.reserveCapacity(ops.count)
         try db.inTransaction(.immediate) {
@@ -158,9 +158,9 @@ public final class SQLiteJobStore: JobStore {
 
   /// Gives the pages pruning freed back to the file system (stores created with
   /// incremental auto-vacuum), and trims the WAL. Outside any transaction.
-  public func reclaim() throws {
+  public func reclaim() async throws {
     do {
-      try pool.writeWithoutTransaction { db in
+      try await pool.writeWithoutTransaction { db in
         try db.execute(sql: "PRAGMA incremental_vacuum")
         try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
       }

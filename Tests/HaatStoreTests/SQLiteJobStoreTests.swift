@@ -28,17 +28,18 @@ import Testing
       tasks: (0..<tasks).map { NewTask(pool: pool, source: "s\($0)", spec: Data("{\"index\":\($0)}".utf8)) })
   }
 
-  func submit(_ store: SQLiteJobStore, _ job: NewJob, now: Int64 = 1_000) throws -> JobID {
-    guard case .submitted(let id, _, _) = try store.apply([.submit(job)], nowMs: now)[0] else {
+  func submit(_ store: SQLiteJobStore, _ job: NewJob, now: Int64 = 1_000) async throws -> JobID {
+    guard case .submitted(let id, _, _) = try await store.apply([.submit(job)], nowMs: now)[0] else {
       throw HaatError(.internal, "not submitted")
     }
     return id
   }
 
   func claim(_ store: SQLiteJobStore, _ limit: Int, owner: String = "w1", pool: Pool = .collect, now: Int64 = 1_000)
-    throws -> [ClaimedTask]
+    async throws -> [ClaimedTask]
   {
-    guard case .claimed(let tasks) = try store.apply([.claim(owner: owner, pool: pool, limit: limit)], nowMs: now)[0]
+    guard
+      case .claimed(let tasks) = try await store.apply([.claim(owner: owner, pool: pool, limit: limit)], nowMs: now)[0]
     else {
       return []
     }
@@ -50,28 +51,28 @@ import Testing
     return nil
   }
 
-  @Test func claimsHighestPriorityFirstAndOnlyDueTasks() throws {
+  @Test func claimsHighestPriorityFirstAndOnlyDueTasks() async throws {
     let store = try open()
-    let low = try submit(store, job(tasks: 2, priority: -5))
-    let high = try submit(store, job(tasks: 2, priority: 10))
-    _ = try submit(store, job(tasks: 2, priority: 50, notBeforeMs: 60_000))
-    let first = try claim(store, 3)
+    let low = try await submit(store, job(tasks: 2, priority: -5))
+    let high = try await submit(store, job(tasks: 2, priority: 10))
+    _ = try await submit(store, job(tasks: 2, priority: 50, notBeforeMs: 60_000))
+    let first = try await claim(store, 3)
     _ = low
     #expect(first.filter { $0.job == high }.count == 2)
     #expect(first.allSatisfy { $0.attempt == 1 })
     #expect(first.contains { $0.startedJob })
     // The delayed job's tasks wait for their time.
-    #expect(try claim(store, 10).count == 1)
-    #expect(try claim(store, 10, now: 60_000).count == 2)
+    #expect(try await claim(store, 10).count == 1)
+    #expect(try await claim(store, 10, now: 60_000).count == 2)
     // The other pool has nothing.
-    #expect(try claim(store, 10, pool: .analyze).isEmpty)
+    #expect(try await claim(store, 10, pool: .analyze).isEmpty)
   }
 
-  @Test func exactlyOneResultPerTask() throws {
+  @Test func exactlyOneResultPerTask() async throws {
     let store = try open()
-    let id = try submit(store, job(tasks: 1))
-    let task = try #require(try claim(store, 1).first)
-    let results = try store.apply(
+    let id = try await submit(store, job(tasks: 1))
+    let task = try #require(try await claim(store, 1).first)
+    let results = try await store.apply(
       [
         .complete(
           task: task.task, attempt: 1, worker: "w1", partial: Data("{\"a\":1}".utf8), stats: Data(), bookmark: ""),
@@ -83,18 +84,18 @@ import Testing
     #expect(change(results[0])?.transition == .done)
     #expect(change(results[1])?.transition == .refused(.alreadyDone))
     #expect(change(results[2])?.transition == .refused(.alreadyDone))
-    let outputs = try store.outputs(of: id)
+    let outputs = try await store.outputs(of: id)
     #expect(outputs.count == 1)
     #expect(outputs[0].partial == Data("{\"a\":1}".utf8))
   }
 
   /// A lease is (task, attempt, worker): another worker that knows the task and attempt
   /// can neither complete nor fail it, and the holder's own result still counts.
-  @Test func onlyTheLeaseHolderMayAnswer() throws {
+  @Test func onlyTheLeaseHolderMayAnswer() async throws {
     let store = try open()
-    let id = try submit(store, job(tasks: 1))
-    let task = try #require(try claim(store, 1, owner: "worker-a").first)
-    let forged = try store.apply(
+    let id = try await submit(store, job(tasks: 1))
+    let task = try #require(try await claim(store, 1, owner: "worker-a").first)
+    let forged = try await store.apply(
       [
         .complete(
           task: task.task, attempt: 1, worker: "worker-b", partial: Data("{\"forged\":1}".utf8), stats: Data(),
@@ -105,40 +106,40 @@ import Testing
       ], nowMs: 2_000)
     #expect(change(forged[0])?.transition == .refused(.notLeaseHolder))
     #expect(change(forged[1])?.transition == .refused(.notLeaseHolder))
-    let real = try store.apply(
+    let real = try await store.apply(
       [
         .complete(
           task: task.task, attempt: 1, worker: "worker-a", partial: Data("{\"real\":1}".utf8), stats: Data(),
           bookmark: "")
       ], nowMs: 2_001)
     #expect(change(real[0])?.transition == .done)
-    #expect(try store.outputs(of: id).map(\.partial) == [Data("{\"real\":1}".utf8)])
+    #expect(try await store.outputs(of: id).map(\.partial) == [Data("{\"real\":1}".utf8)])
   }
 
-  @Test func staleAttemptsAreRefused() throws {
+  @Test func staleAttemptsAreRefused() async throws {
     let store = try open()
-    _ = try submit(store, job(tasks: 1))
-    let task = try #require(try claim(store, 1).first)
+    _ = try await submit(store, job(tasks: 1))
+    let task = try #require(try await claim(store, 1).first)
     // The lease expires; attempt 2 takes over; attempt 1's result is stale.
-    _ = try store.apply([.expire(task: task.task, attempt: 1)], nowMs: 2_000)
-    let second = try #require(try claim(store, 1, now: 10_000).first)
+    _ = try await store.apply([.expire(task: task.task, attempt: 1)], nowMs: 2_000)
+    let second = try #require(try await claim(store, 1, now: 10_000).first)
     #expect(second.attempt == 2)
-    let stale = try store.apply(
+    let stale = try await store.apply(
       [.complete(task: task.task, attempt: 1, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
       nowMs: 10_001)
     #expect(change(stale[0])?.transition == .refused(.staleAttempt))
-    let fresh = try store.apply(
+    let fresh = try await store.apply(
       [.complete(task: task.task, attempt: 2, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
       nowMs: 10_002)
     #expect(change(fresh[0])?.transition == .done)
   }
 
-  @Test func retriesBackOffHonourRetryAfterAndEndInDead() throws {
+  @Test func retriesBackOffHonourRetryAfterAndEndInDead() async throws {
     let store = try open()
-    let id = try submit(store, job(tasks: 1, maxAttempts: 2))
-    let task = try #require(try claim(store, 1).first)
+    let id = try await submit(store, job(tasks: 1, maxAttempts: 2))
+    let task = try #require(try await claim(store, 1).first)
     let error = TaskError(code: "http_429", message: "HTTP 429")
-    let first = try store.apply(
+    let first = try await store.apply(
       [
         .fail(
           task: task.task, attempt: 1, worker: "w1", error: error, retryable: true, retryAfterMs: 7_000, stats: Data())
@@ -146,9 +147,9 @@ import Testing
       nowMs: 5_000)
     let retry = try #require(change(first[0]))
     #expect(retry.notBeforeMs >= 12_000)
-    #expect(try claim(store, 1, now: 11_999).isEmpty)
-    let again = try #require(try claim(store, 1, now: retry.notBeforeMs).first)
-    let last = try store.apply(
+    #expect(try await claim(store, 1, now: 11_999).isEmpty)
+    let again = try #require(try await claim(store, 1, now: retry.notBeforeMs).first)
+    let last = try await store.apply(
       [
         .fail(
           task: task.task, attempt: again.attempt, worker: "w1", error: error, retryable: true, retryAfterMs: 0,
@@ -160,17 +161,17 @@ import Testing
       return
     }
     #expect(cause.code == "http_429")
-    let dead = try store.deadTasks(job: id, after: nil, limit: 10)
+    let dead = try await store.deadTasks(job: id, after: nil, limit: 10)
     #expect(dead.count == 1)
     #expect(dead.first?.attempts == 2)
     #expect(dead.first?.error.message.contains("gave up after 2 attempts") == true)
   }
 
-  @Test func nonRetryableFailureIsDeadAtOnce() throws {
+  @Test func nonRetryableFailureIsDeadAtOnce() async throws {
     let store = try open()
-    _ = try submit(store, job(tasks: 1, maxAttempts: 5))
-    let task = try #require(try claim(store, 1).first)
-    let result = try store.apply(
+    _ = try await submit(store, job(tasks: 1, maxAttempts: 5))
+    let task = try #require(try await claim(store, 1).first)
+    let result = try await store.apply(
       [
         .fail(
           task: task.task, attempt: 1, worker: "w1", error: TaskError(code: "http_404", message: "HTTP 404"),
@@ -181,33 +182,33 @@ import Testing
     #expect(change(result[0])?.transition == .dead(TaskError(code: "http_404", message: "HTTP 404")))
   }
 
-  @Test func releaseUndoesAClaimWithoutSpendingAnAttempt() throws {
+  @Test func releaseUndoesAClaimWithoutSpendingAnAttempt() async throws {
     let store = try open()
-    _ = try submit(store, job(tasks: 1))
-    let task = try #require(try claim(store, 1).first)
-    _ = try store.apply([.release(task: task.task, attempt: 1)], nowMs: 2_000)
-    #expect(try claim(store, 1).first?.attempt == 1)
+    _ = try await submit(store, job(tasks: 1))
+    let task = try #require(try await claim(store, 1).first)
+    _ = try await store.apply([.release(task: task.task, attempt: 1)], nowMs: 2_000)
+    #expect(try await claim(store, 1).first?.attempt == 1)
   }
 
-  @Test func cancelRetryAndDiscard() throws {
+  @Test func cancelRetryAndDiscard() async throws {
     let store = try open()
-    let id = try submit(store, job(tasks: 3))
-    _ = try claim(store, 1)
-    guard case .cancelled(_, let changes) = try store.apply([.cancelJob(id)], nowMs: 2_000)[0] else {
+    let id = try await submit(store, job(tasks: 3))
+    _ = try await claim(store, 1)
+    guard case .cancelled(_, let changes) = try await store.apply([.cancelJob(id)], nowMs: 2_000)[0] else {
       Issue.record("not cancelled")
       return
     }
     #expect(changes.count == 3)
-    #expect(try store.job(id, tasks: false, nowMs: 2_000)?.state == .cancelled)
-    guard case .failed(let error) = try store.apply([.cancelJob(id)], nowMs: 2_001)[0] else {
+    #expect(try await store.job(id, tasks: false, nowMs: 2_000)?.state == .cancelled)
+    guard case .failed(let error) = try await store.apply([.cancelJob(id)], nowMs: 2_001)[0] else {
       Issue.record("cancelled twice")
       return
     }
     #expect(error.code == .badRequest)
 
-    let other = try submit(store, job(tasks: 2, maxAttempts: 1))
-    for task in try claim(store, 2) {
-      _ = try store.apply(
+    let other = try await submit(store, job(tasks: 2, maxAttempts: 1))
+    for task in try await claim(store, 2) {
+      _ = try await store.apply(
         [
           .fail(
             task: task.task, attempt: 1, worker: "w1", error: TaskError(code: "x", message: "y"), retryable: false,
@@ -215,61 +216,63 @@ import Testing
             stats: Data())
         ], nowMs: 3_000)
     }
-    #expect(try store.deadTasks(job: other, after: nil, limit: 10).count == 2)
-    let dead = try store.deadTasks(job: other, after: nil, limit: 10)
+    #expect(try await store.deadTasks(job: other, after: nil, limit: 10).count == 2)
+    let dead = try await store.deadTasks(job: other, after: nil, limit: 10)
     guard
-      case .deadUpdated(let revived, let counts) = try store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[
-        0]
+      case .deadUpdated(let revived, let counts) = try await store.apply(
+        [.retryDead(.tasks([dead[0].task]))], nowMs: 4_000)[
+          0]
     else {
       Issue.record("not the result this test expects")
       return
     }
     #expect(revived.count == 1)
     #expect(counts[other] == TaskCounts(ready: 1, dead: 1))
-    #expect(try claim(store, 5).first?.attempt == 1)
-    guard case .deadUpdated(let discarded, _) = try store.apply([.discardDead(.job(other))], nowMs: 5_000)[0] else {
+    #expect(try await claim(store, 5).first?.attempt == 1)
+    guard case .deadUpdated(let discarded, _) = try await store.apply([.discardDead(.job(other))], nowMs: 5_000)[0]
+    else {
       Issue.record("not the result this test expects")
       return
     }
     #expect(discarded.count == 1)
-    #expect(try store.deadTasks(job: nil, after: nil, limit: 10).isEmpty)
+    #expect(try await store.deadTasks(job: nil, after: nil, limit: 10).isEmpty)
   }
 
-  @Test func finishIsRefusedWhileTasksAreOpen() throws {
+  @Test func finishIsRefusedWhileTasksAreOpen() async throws {
     let store = try open()
-    let id = try submit(store, job(tasks: 1))
+    let id = try await submit(store, job(tasks: 1))
     guard
-      case .finished(_, let early) = try store.apply(
+      case .finished(_, let early) = try await store.apply(
         [.finishJob(id, state: .succeeded, report: Data("{}".utf8), error: "")], nowMs: 2_000)[0]
     else {
       Issue.record("not the result this test expects")
       return
     }
     #expect(!early)
-    let task = try #require(try claim(store, 1).first)
-    _ = try store.apply(
+    let task = try #require(try await claim(store, 1).first)
+    _ = try await store.apply(
       [.complete(task: task.task, attempt: 1, worker: "w1", partial: Data(), stats: Data(), bookmark: "")], nowMs: 3_000
     )
     guard
-      case .finished(_, let applied) = try store.apply(
+      case .finished(_, let applied) = try await store.apply(
         [.finishJob(id, state: .succeeded, report: Data("{\"r\":1}".utf8), error: "")], nowMs: 4_000)[0]
     else {
       Issue.record("not the result this test expects")
       return
     }
     #expect(applied)
-    #expect(try store.report(of: id) == Data("{\"r\":1}".utf8))
-    #expect(try store.job(id, tasks: false, nowMs: 5_000)?.state == .succeeded)
+    #expect(try await store.report(of: id) == Data("{\"r\":1}".utf8))
+    #expect(try await store.job(id, tasks: false, nowMs: 5_000)?.state == .succeeded)
   }
 
   /// What a restarted coordinator gets back: open jobs with counts, leases, waiting tasks.
   @Test(arguments: Durability.allCases)
-  func recoveryAfterReopen(durability: Durability) throws {
+  func recoveryAfterReopen(durability: Durability) async throws {
     do {
       let store = try open(durability)
-      let id = try submit(store, job(tasks: 4))
-      let claimed = try claim(store, 2, owner: "w7")
-      _ = try store.apply(
+      let id = try await submit(store, job(tasks: 4))
+      let claimed = try await claim(store, 2, owner: "w7")
+      _ = try await store.apply(
         [
           .fail(
             task: claimed[1].task, attempt: 1, worker: "w7", error: TaskError(code: "t", message: "m"), retryable: true,
@@ -279,7 +282,7 @@ import Testing
       _ = id
     }
     let reopened = try open(durability)
-    let recovery = try reopened.recover(nowMs: 3_000)
+    let recovery = try await reopened.recover(nowMs: 3_000)
     #expect(recovery.jobs.count == 1)
     #expect(recovery.jobs.first?.counts == TaskCounts(scheduled: 1, ready: 2, leased: 1))
     #expect(recovery.leases.map(\.owner) == ["w7"])
@@ -287,28 +290,28 @@ import Testing
     #expect(recovery.jobs.first?.started == true)
   }
 
-  @Test func groupCommitAppliesABatchInOneTransaction() throws {
+  @Test func groupCommitAppliesABatchInOneTransaction() async throws {
     let store = try open()
     let ops: [StoreOp] =
       (0..<50).map { _ in .submit(job(tasks: 20)) } + [.claim(owner: "w", pool: .collect, limit: 500)]
-    let results = try store.apply(ops, nowMs: 1_000)
+    let results = try await store.apply(ops, nowMs: 1_000)
     guard case .claimed(let tasks) = results.last else {
       Issue.record("no claim")
       return
     }
     // The claim in the same batch sees the jobs submitted before it.
     #expect(tasks.count == 500)
-    #expect(try store.jobs(state: nil, before: nil, limit: 100, nowMs: 1_000).count == 50)
+    #expect(try await store.jobs(state: nil, before: nil, limit: 100, nowMs: 1_000).count == 50)
   }
 
   /// Every list pages by cursor: no job or task is skipped or repeated across pages.
-  @Test func listsPageByCursor() throws {
+  @Test func listsPageByCursor() async throws {
     let store = try open()
-    let results = try store.apply((0..<25).map { _ in .submit(job(tasks: 7)) }, nowMs: 1_000)
+    let results = try await store.apply((0..<25).map { _ in .submit(job(tasks: 7)) }, nowMs: 1_000)
     var jobs: [JobID] = []
     var before: JobID?
     repeat {
-      let page = try store.jobs(state: nil, before: before, limit: 10, nowMs: 1_000)
+      let page = try await store.jobs(state: nil, before: before, limit: 10, nowMs: 1_000)
       jobs += page.map(\.id)
       before = page.count == 10 ? page.last?.id : nil
     } while before != nil
@@ -321,7 +324,7 @@ import Testing
     var indexes: [UInt32] = []
     var after: UInt32?
     repeat {
-      let page = try store.tasks(of: first, after: after, limit: 3, nowMs: 1_000)
+      let page = try await store.tasks(of: first, after: after, limit: 3, nowMs: 1_000)
       indexes += page.map { UInt32($0.index) }
       after = page.count == 3 ? page.last.map { UInt32($0.index) } : nil
     } while after != nil

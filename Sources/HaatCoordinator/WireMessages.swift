@@ -8,7 +8,7 @@ import NIOCore
 import NIOPosix
 
 /// Store records as wire messages.
-extension CoordinatorCore {
+enum WireMessages {
   static func message(_ counts: TaskCounts) -> Haat_V1_TaskCounts {
     var message = Haat_V1_TaskCounts()
     message.total = UInt32(clamping: counts.total)
@@ -57,5 +57,26 @@ extension CoordinatorCore {
       info.stats = decoded
     }
     return info
+  }
+
+  /// The `assign` line, with the task spec spliced in as the store holds it: the planner
+  /// wrote it as the TaskSpec's wire JSON, so decoding and re-encoding it for every assign
+  /// would only cost time. Every other field is a number or a known word.
+  static func assignLine(_ task: ClaimedTask, expires: Int64, allocator: ByteBufferAllocator) -> ByteBuffer {
+    var buffer = allocator.buffer(capacity: 160 + task.spec.count)
+    buffer.writeString(#"{"assign":{"task":""#)
+    buffer.writeString(task.task.description)
+    buffer.writeString(#"","attempt":"#)
+    buffer.writeString(String(task.attempt))
+    buffer.writeString(#","lease_expires_ms":""#)
+    buffer.writeString(String(expires))
+    buffer.writeString(#"","spec":"#)
+    if task.spec.isEmpty { buffer.writeString("{}") } else { buffer.writeBytes(task.spec) }
+    buffer.writeString(#","pool":""#)
+    buffer.writeString(task.pool.rawValue)
+    buffer.writeString(#"","job":""#)
+    buffer.writeString(task.job.description)
+    buffer.writeString("\"}}\n")
+    return buffer
   }
 }

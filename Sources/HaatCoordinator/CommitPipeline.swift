@@ -1,0 +1,133 @@
+import HaatCore
+import HaatStore
+import Logging
+import NIOCore
+
+/// Group commit: every store write that arrives while a commit is in flight waits and goes
+/// into the next transaction together, with the claims its owner adds to every commit.
+/// Each op's `done` runs on the loop after the transaction that holds it committed (or
+/// failed), so replies that depend on a write are never sent before it is durable.
+///
+/// A commit that fails (a full disk) fails its ops, and the next one waits a pause that
+/// doubles from 100 ms to 5 s: one log line per try, never a loop.
+final class CommitPipeline {
+  /// Ops the owner adds to a commit (claims), with what to do with their results.
+  struct Extra {
+    var ops: [StoreOp]
+    /// Their results, in order, once committed.
+    var committed: ([StoreOpResult]) -> Void
+    /// The commit failed: none of them took effect.
+    var failed: () -> Void
+  }
+
+  private struct Pending {
+    var op: StoreOp
+    var done: (StoreOpResult) -> Void
+  }
+
+  let loop: any EventLoop
+  private let logger: Logger
+  /// Writes a batch in one transaction; its future completes on `loop`.
+  private let write: ([StoreOp]) -> EventLoopFuture<[StoreOpResult]>
+  /// Asked at the start of each commit for the ops to add to it.
+  var extra: () -> Extra? = { nil }
+  /// Whether the owner has ops to add (more claims): a commit follows this one if so.
+  var wantsCommit: () -> Bool = { false }
+  /// Runs after every commit's results are handed out (the owner flushes its replies).
+  var afterCommit: () -> Void = {}
+
+  private var pending: [Pending] = []
+  private(set) var committing = false
+  private var queued = false
+  /// The pause before the next commit after a failed one (0 after a success), and its timer.
+  private(set) var backoffMs: Int64 = 0
+  private var retry: Scheduled<Void>?
+  private var drained: EventLoopPromise<Void>?
+
+  init(loop: any EventLoop, logger: Logger, write: @escaping ([StoreOp]) -> EventLoopFuture<[StoreOpResult]>) {
+    self.loop = loop
+    self.logger = logger
+    self.write = write
+  }
+
+  /// Ops waiting for the next commit.
+  var waiting: Int { pending.count }
+
+  /// Adds an op to the next commit; `done` gets its result on the loop.
+  func enqueue(_ op: StoreOp, _ done: @escaping (StoreOpResult) -> Void) {
+    loop.preconditionInEventLoop()
+    pending.append(Pending(op: op, done: done))
+    queueCommit()
+  }
+
+  /// Runs a commit once the current burst of messages is handled, unless one is running
+  /// (its completion starts the next) or a failed one's pause is not over.
+  func queueCommit() {
+    guard !committing, !queued, retry == nil else { return }
+    queued = true
+    loop.assumeIsolated().execute { self.commit() }
+  }
+
+  /// Succeeds once no commit is in flight and nothing waits (after a shutdown began, so
+  /// the owner adds no more).
+  func drain() -> EventLoopFuture<Void> {
+    loop.preconditionInEventLoop()
+    retry?.cancel()
+    retry = nil
+    if !committing && pending.isEmpty { return loop.makeSucceededVoidFuture() }
+    let promise = drained ?? loop.makePromise(of: Void.self)
+    drained = promise
+    if !committing { queueCommit() }
+    return promise.futureResult
+  }
+
+  private func commit() {
+    queued = false
+    guard !committing else { return }
+    let extra = self.extra()
+    let batch = pending
+    pending.removeAll(keepingCapacity: true)
+    let extraOps = extra?.ops ?? []
+    guard !batch.isEmpty || !extraOps.isEmpty else {
+      extra?.committed([])
+      return finishDrain()
+    }
+    committing = true
+    let ops = batch.map(\.op) + extraOps
+    write(ops).assumeIsolated().whenComplete { result in
+      self.committing = false
+      switch result {
+      case .success(let results):
+        for (index, item) in batch.enumerated() { item.done(results[index]) }
+        extra?.committed(Array(results[batch.count...]))
+        self.backoffMs = 0
+      case .failure(let error):
+        let failure = (error as? HaatError) ?? HaatError(.unavailable, "\(error)")
+        for item in batch { item.done(.failed(failure)) }
+        extra?.failed()
+        self.backoffMs = min(max(self.backoffMs * 2, 100), 5_000)
+        self.logger.error(
+          "store commit failed; retrying",
+          metadata: ["error": "\(failure.message)", "ops": "\(ops.count)", "retry_in_ms": "\(self.backoffMs)"])
+        if self.drained == nil {
+          self.retry = self.loop.assumeIsolated().scheduleTask(in: .milliseconds(self.backoffMs)) {
+            self.retry = nil
+            self.queueCommit()
+          }
+        }
+      }
+      self.afterCommit()
+      if !self.pending.isEmpty || (self.drained == nil && self.wantsCommit()) {
+        if self.retry == nil { self.queueCommit() }
+      } else {
+        self.finishDrain()
+      }
+    }
+  }
+
+  private func finishDrain() {
+    guard let promise = drained, !committing, pending.isEmpty else { return }
+    drained = nil
+    promise.succeed()
+  }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatStore
+import NIOCore
+
+/// Claims: every commit takes ready tasks for the workers with free credit, and the
+/// committed claims go out as `assign` lines.
+extension CoordinatorCore {
+  func enqueue(_ op: StoreOp, _ done: @escaping (StoreOpResult) -> Void) {
+    commits.enqueue(op, done)
+  }
+
+  /// The claims to add to the next commit (the scheduler's plan, credit reserved until it
+  /// commits), or nil when nothing may be claimed.
+  func claims() -> CommitPipeline.Extra? {
+    guard accepting else { return nil }
+    let candidates = workerConnections.values.filter { $0.open && !$0.draining }.map { connection in
+      ClaimScheduler.Candidate(name: connection.name, free: free(connection))
+    }
+    let planned = scheduler.plan(candidates)
+    guard !planned.isEmpty else { return nil }
+    let claims = planned.compactMap { claim in workerConnections[claim.worker].map { (claim, $0) } }
+    for (claim, connection) in claims { connection.reserved[claim.pool, default: 0] += claim.limit }
+    let dueMs = delayed.claimCutoff(wallMs: nowMs)
+    return CommitPipeline.Extra(
+      ops: claims.map { claim, _ in .claim(owner: claim.worker, pool: claim.pool, limit: claim.limit, dueMs: dueMs) },
+      committed: { results in
+        for (index, (claim, connection)) in claims.enumerated() { self.deliver(claim, to: connection, results[index]) }
+      },
+      failed: {
+        for (claim, connection) in claims { connection.reserved[claim.pool, default: 0] -= claim.limit }
+      })
+  }
+
+  /// Free credit of a worker: credit less what claims in flight reserved.
+  func free(_ connection: Connection) -> [Pool: Int] {
+    var free = connection.credit
+    for (pool, reserved) in connection.reserved { free[pool, default: 0] -= reserved }
+    return free
+  }
+
+  var hasClaimableCredit: Bool {
+    guard accepting else { return false }
+    return workerConnections.values.contains { connection in
+      connection.open && !connection.draining && scheduler.wants(free(connection))
+    }
+  }
+
+  func deliver(_ claim: ClaimScheduler.Claim, to connection: Connection, _ result: StoreOpResult) {
+    connection.reserved[claim.pool, default: 0] -= claim.limit
+    guard case .claimed(let tasks) = result else { return }
+    scheduler.claimed(claim, taken: tasks.count)
+    let now = self.now
+    let expires = nowMs + Int64(config.leaseMs)
+    for task in tasks {
+      let from: TaskState = delayed.remove(task.task) ? .scheduled : .ready
+      if let job = jobs[task.job] {
+        job.counts.move(from: from, to: .leased)
+        if task.startedJob { job.started = true }
+      }
+      guard connection.open, workerConnections[connection.name] === connection else {
+        // The worker left during the commit: undo the claim; it never ran.
+        enqueue(.release(task: task.task, attempt: task.attempt)) { result in
+          if case .changed(let change) = result { self.apply(change) }
+        }
+        continue
+      }
+      leases.grant(task: task.task, attempt: task.attempt, owner: connection.name, now: now)
+      connection.credit[claim.pool, default: 0] -= 1
+      outbox.send(
+        line: WireMessages.assignLine(task, expires: expires, allocator: connection.channel.allocator), to: connection)
+    }
+    for job in Set(tasks.map(\.job)) { jobChanged(job) }
+  }
+}

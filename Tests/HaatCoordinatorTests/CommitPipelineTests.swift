@@ -1,0 +1,135 @@
+import HaatCore
+import HaatStore
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import HaatCoordinator
+
+/// Group commit without a store or sockets: the test plays the store, completing each
+/// transaction by hand on an embedded loop.
+@Suite struct CommitPipelineTests {
+  final class FakeStore {
+    var batches: [[StoreOp]] = []
+    var promises: [EventLoopPromise<[StoreOpResult]>] = []
+  }
+
+  func make() -> (EmbeddedEventLoop, CommitPipeline, FakeStore) {
+    let loop = EmbeddedEventLoop()
+    let store = FakeStore()
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical  // the failures below are on purpose
+    let pipeline = CommitPipeline(loop: loop, logger: logger) { ops in
+      store.batches.append(ops)
+      let promise = loop.makePromise(of: [StoreOpResult].self)
+      store.promises.append(promise)
+      return promise.futureResult
+    }
+    return (loop, pipeline, store)
+  }
+
+  static let op = StoreOp.release(task: TaskID(1), attempt: 1)
+  static func ok(_ count: Int) -> [StoreOpResult] { Array(repeating: .claimed([]), count: count) }
+
+  @Test func opsArrivingDuringACommitGoInTheNextOneTogether() throws {
+    let (loop, pipeline, store) = make()
+    var done: [String] = []
+    pipeline.enqueue(Self.op) { _ in done.append("a") }
+    loop.run()
+    #expect(store.batches.map(\.count) == [1])
+    pipeline.enqueue(Self.op) { _ in done.append("b") }
+    pipeline.enqueue(Self.op) { _ in done.append("c") }
+    loop.run()
+    #expect(store.batches.count == 1, "nothing starts while a commit is in flight")
+    #expect(done.isEmpty, "no op is done before its transaction commits")
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(done == ["a"])
+    #expect(store.batches.map(\.count) == [1, 2])
+    store.promises[1].succeed(Self.ok(2))
+    loop.run()
+    #expect(done == ["a", "b", "c"])
+    try loop.syncShutdownGracefully()
+  }
+
+  @Test func aFailedCommitFailsItsOpsAndBacksOff() throws {
+    let (loop, pipeline, store) = make()
+    var results: [StoreOpResult] = []
+    pipeline.enqueue(Self.op) { results.append($0) }
+    loop.run()
+    store.promises[0].fail(HaatError(.unavailable, "disk full"))
+    loop.run()
+    guard case .failed(let error)? = results.first else {
+      Issue.record("the op was not failed: \(results)")
+      return
+    }
+    #expect(error.code == .unavailable)
+    #expect(pipeline.backoffMs == 100)
+    // The next op waits out the pause, then a second failure doubles it.
+    pipeline.enqueue(Self.op) { results.append($0) }
+    loop.run()
+    #expect(store.batches.count == 1)
+    loop.advanceTime(by: .milliseconds(100))
+    #expect(store.batches.count == 2)
+    store.promises[1].fail(HaatError(.unavailable, "disk full"))
+    loop.run()
+    #expect(pipeline.backoffMs == 200)
+    for _ in 0..<10 {
+      pipeline.enqueue(Self.op) { _ in }
+      loop.advanceTime(by: .seconds(5))
+      store.promises.last?.fail(HaatError(.unavailable, "disk full"))
+      loop.run()
+    }
+    #expect(pipeline.backoffMs == 5_000, "the pause stops doubling at 5 s")
+    pipeline.enqueue(Self.op) { results.append($0) }
+    loop.advanceTime(by: .seconds(5))
+    store.promises.last?.succeed(Self.ok(1))
+    loop.run()
+    #expect(pipeline.backoffMs == 0, "a success ends the backoff")
+    try loop.syncShutdownGracefully()
+  }
+
+  @Test func claimsRideEveryCommitAndAreUndoneWhenItFails() throws {
+    let (loop, pipeline, store) = make()
+    var delivered: [[StoreOpResult]] = []
+    var undone = 0
+    var offer = true
+    pipeline.extra = {
+      guard offer else { return nil }
+      offer = false
+      return CommitPipeline.Extra(
+        ops: [.claim(owner: "w", pool: .collect, limit: 2, dueMs: 0)], committed: { delivered.append($0) },
+        failed: { undone += 1 })
+    }
+    pipeline.enqueue(Self.op) { _ in }
+    loop.run()
+    #expect(store.batches.first?.count == 2, "the op and the claim, in one transaction")
+    store.promises[0].fail(HaatError(.unavailable, "disk full"))
+    loop.run()
+    #expect(undone == 1)
+    #expect(delivered.isEmpty)
+    offer = true
+    loop.advanceTime(by: .milliseconds(100))
+    pipeline.queueCommit()
+    loop.run()
+    store.promises.last?.succeed(Self.ok(1))
+    loop.run()
+    #expect(delivered.map(\.count) == [1], "the claim's own result, without the ops before it")
+    try loop.syncShutdownGracefully()
+  }
+
+  @Test func drainWaitsForTheCommitInFlight() throws {
+    let (loop, pipeline, store) = make()
+    pipeline.enqueue(Self.op) { _ in }
+    loop.run()
+    var drained = false
+    pipeline.drain().assumeIsolated().whenSuccess { drained = true }
+    loop.run()
+    #expect(!drained)
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(drained)
+    try loop.syncShutdownGracefully()
+  }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import HaatProtocol
+import Logging
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import HaatCoordinator
+@testable import HaatCore
+@testable import HaatStore
+
+/// Replies and assign lines on an embedded channel: no sockets.
+@Suite struct OutboxTests {
+  func connection(_ channel: EmbeddedChannel, maxLineBytes: Int = 1 << 20) -> Connection {
+    Connection(
+      channel: channel, session: "s_1",
+      peer: Peer(kind: .client, role: .submit, name: "cli", tokenID: "t_1", version: 1), address: "127.0.0.1:1",
+      maxLineBytes: maxLineBytes, maxSpecBytes: 1 << 20)
+  }
+
+  func lines(_ channel: EmbeddedChannel) throws -> [Envelope] {
+    var envelopes: [Envelope] = []
+    while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+      while let end = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+        guard let line = buffer.readSlice(length: end - buffer.readerIndex + 1) else { break }
+        envelopes.append(try WireCodec.decode(line).get())
+      }
+    }
+    return envelopes
+  }
+
+  @Test func repliesWaitForTheFlush() throws {
+    let channel = EmbeddedChannel()
+    let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
+    let peer = connection(channel)
+    outbox.reply(peer, to: "r1", .pong(.with { $0.atMs = 5 }))
+    outbox.reply(peer, to: "r2", .pong(.with { $0.atMs = 6 }))
+    #expect(try lines(channel).isEmpty)
+    outbox.flush()
+    #expect(try lines(channel).map(\.replyTo) == ["r1", "r2"])
+  }
+
+  @Test func aReplyOverTheSessionsLineLimitIsRefusedNotSent() throws {
+    let channel = EmbeddedChannel()
+    let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
+    let peer = connection(channel, maxLineBytes: 300)
+    var list = Haat_V1_JobList()
+    list.jobs = (0..<20).map { index in
+      Haat_V1_Job.with {
+        $0.id = "\(index)"; $0.name = "a long job name \(index)"
+      }
+    }
+    outbox.reply(peer, to: "r1", .jobList(list))
+    outbox.flush()
+    let sent = try lines(channel)
+    #expect(sent.count == 1)
+    guard case .error(let error)? = sent.first?.body else {
+      Issue.record("expected an error, got \(sent)")
+      return
+    }
+    #expect(error.code == "too_large")
+    #expect(sent.first?.replyTo == "r1")
+  }
+
+  @Test func nothingGoesToAClosedConnection() throws {
+    let channel = EmbeddedChannel()
+    let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
+    let peer = connection(channel)
+    peer.open = false
+    outbox.reply(peer, to: "r1", .pong(Haat_V1_Pong()))
+    outbox.flush()
+    #expect(try lines(channel).isEmpty)
+  }
+
+  @Test func theAssignLineIsAValidEnvelope() throws {
+    let task = ClaimedTask(
+      task: TaskID(42), job: JobID(7), index: 3, attempt: 2, pool: .analyze,
+      spec: Data(#"{"source":{"name":"s","url":"https://example.com/a.csv"},"index":3}"#.utf8), startedJob: false)
+    let line = WireMessages.assignLine(task, expires: 1_234, allocator: ByteBufferAllocator())
+    guard case .assign(let assign)? = try WireCodec.decode(line).get().body else {
+      Issue.record("not an assign line")
+      return
+    }
+    #expect(assign.task == "42")
+    #expect(assign.job == "7")
+    #expect(assign.attempt == 2)
+    #expect(assign.leaseExpiresMs == 1_234)
+    #expect(assign.pool == "analyze")
+    #expect(assign.spec.source.name == "s")
+    #expect(assign.spec.index == 3)
+  }
+}

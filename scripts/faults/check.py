@@ -298,8 +298,9 @@ def check(hdir):
     failed_checks = [c for c in scenario_checks if not c.get("ok")]
     verdict = (lost == 0 and double == 0 and reports_equal == reports_total and not failed_checks
                and len(accepted) > 0 and not problems)
+    run_info = load_json(os.path.join(hdir, "run.json")) or {}
     summary = {
-        "run": os.path.basename(os.path.normpath(hdir)),
+        "run": run_info.get("run") or os.path.basename(os.path.normpath(hdir)),
         "jobs_accepted": len(accepted), "jobs_finished": jobs_finished, "jobs_orphan": len(orphans),
         "submit_failures": submit_failures, "tasks": task_total, "tasks_one_result": one,
         "tasks_ack_lost": ack_lost, "stale_refused": stale, "unavailable_acks": unavailable,

@@ -40,6 +40,9 @@ extension CoordinatorCore {
   /// Stores a planned job and answers `accepted` once it is durable.
   func submitPlanned(_ job: NewJob, id: String, from connection: Connection) {
     let pools = Set(job.tasks.map(\.pool))
+    // Claims ride in the submit's own transaction, so a worker with free credit gets the
+    // first tasks after one commit, not two.
+    if job.notBeforeMs <= nowMs { for pool in pools { scheduler.markWork(pool) } }
     enqueue(.submit(job)) { result in
       switch result {
       case .submitted(let jobID, let count, let notBeforeMs):

@@ -11,6 +11,7 @@ public final class SQLiteJobStore: JobStore {
   public let path: String
   public let durability: Durability
   let pool: DatabasePool
+  private let checkpointer: WALCheckpointer
 
   /// Opens (creating or migrating) the store at `path`.
   public init(path: String, durability: Durability = .full, busyTimeout: TimeInterval = 5)
@@ -36,8 +37,11 @@ public final class SQLiteJobStore: JobStore {
           try db.execute(sql: "VACUUM")  // applies it to the (empty) file
         }
         try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
+        // Checkpoints run off the commit path (WALCheckpointer).
+        try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
       }
       try Schema.migrator.migrate(pool)
+      checkpointer = try WALCheckpointer(path: path, synchronous: synchronous)
     } catch {
       throw HaatError(.unavailable, "cannot open the store at \(path): \(error)")
     }

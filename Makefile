@@ -51,6 +51,7 @@ bench-dispatch:
 	@scripts/install-deps bench
 	$(SWIFT) build -c release
 	.build/release/haat-bench dispatch
+	.build/release/haat-bench latency
 
 bench-stream: deps
 	$(SWIFT) build -c release

@@ -33,7 +33,7 @@ final class BeanstalkdServer {
     self.process = process
     // Wait until it accepts connections.
     for _ in 0..<200 {
-      if let connection = try? BeanstalkConnection(port: port) {
+      if let connection = try? LineConnection(port: port) {
         connection.close()
         return
       }
@@ -50,8 +50,9 @@ final class BeanstalkdServer {
   }
 }
 
-/// One blocking connection speaking beanstalkd's text protocol.
-final class BeanstalkConnection {
+/// One blocking TCP connection on loopback that sends text and reads lines: beanstalkd's
+/// protocol, and Haat's for the benchmark's own raw client and worker.
+final class LineConnection {
   private let socket: Int32
   private var buffer = [UInt8](repeating: 0, count: 1 << 16)
   private var start = 0
@@ -75,13 +76,23 @@ final class BeanstalkConnection {
     }
   }
 
-  /// Reads one "\r\n"-terminated line.
+  /// Whether a whole line is already read (the next `line()` will not block).
+  var hasLine: Bool { buffer[start..<end].contains(UInt8(ascii: "\n")) }
+
+  /// Reads one "\r\n"- or "\n"-terminated line.
   func line() throws -> String {
+    let bytes = try lineBytes()
+    let text = String(decoding: bytes, as: UTF8.self)
+    return text.hasSuffix("\r") ? String(text.dropLast()) : text
+  }
+
+  /// Reads one line's bytes, without its "\n".
+  func lineBytes() throws -> [UInt8] {
     while true {
       if let index = buffer[start..<end].firstIndex(of: UInt8(ascii: "\n")) {
-        let text = String(decoding: buffer[start..<index], as: UTF8.self)
+        let bytes = Array(buffer[start..<index])
         start = index + 1
-        return text.hasSuffix("\r") ? String(text.dropLast()) : text
+        return bytes
       }
       if start > 0 {
         buffer.replaceSubrange(0..<(end - start), with: buffer[start..<end])
@@ -162,7 +173,7 @@ func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
   let started = Date()
   let producer = Thread {
     do {
-      let connection = try BeanstalkConnection(port: port)
+      let connection = try LineConnection(port: port)
       defer { connection.close() }
       // Pipeline puts in windows of 256, reading the INSERTED replies after each window.
       var sent = 0
@@ -188,7 +199,7 @@ func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
     Thread {
       defer { group.leave() }
       do {
-        let connection = try BeanstalkConnection(port: port)
+        let connection = try LineConnection(port: port)
         defer { connection.close() }
         while remaining.value > 0 {
           try connection.send("reserve-with-timeout 1\r\n")
@@ -213,6 +224,172 @@ func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
   let elapsed = Date().timeIntervalSince(started)
   guard failures.value == 0 else { throw BenchError("the beanstalkd run failed") }
   return Double(tasks) / elapsed
+}
+
+/// The tuned peer run: as `runBeanstalkd`, but each consumer keeps `depth` commands in
+/// flight: it pipelines `reserve-with-timeout 0` and the `delete` of every job it got, as a
+/// beanstalkd user who cares about throughput does. Returns tasks per second.
+func runBeanstalkdPipelined(workers: Int, tasks: Int, depth: Int = 100) throws -> Double {
+  let server = try BeanstalkdServer(fsync: nil)
+  defer { server.stop() }
+  let port = server.port
+  let remaining = Atomic(tasks)
+  let failures = Atomic(0)
+  let started = Date()
+  let producer = Thread {
+    do {
+      try produce(port: port, tasks: tasks)
+    } catch {
+      FileHandle.standardError.write(Data("beanstalkd producer: \(error)\n".utf8))
+      failures.add(1)
+    }
+  }
+  producer.start()
+  let group = DispatchGroup()
+  for _ in 0..<workers {
+    group.enter()
+    Thread {
+      defer { group.leave() }
+      do {
+        let connection = try LineConnection(port: port)
+        defer { connection.close() }
+        var reserving = 0
+        var outgoing = ""
+        func topUp() {
+          while reserving < depth {
+            outgoing += "reserve-with-timeout 0\r\n"
+            reserving += 1
+          }
+        }
+        topUp()
+        try connection.send(outgoing)
+        outgoing = ""
+        while remaining.value > 0 {
+          let reply = try connection.line()
+          if reply == "DELETED" {
+            remaining.add(-1)
+          } else if reply.hasPrefix("TIMED_OUT") {
+            reserving -= 1
+          } else {
+            let parts = reply.split(separator: " ")
+            guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
+              throw BenchError("unexpected reply \(reply)")
+            }
+            try connection.skip(bytes)
+            reserving -= 1
+            outgoing += "delete \(parts[1])\r\n"
+          }
+          // Send what piled up once every reply that arrived is handled.
+          if !connection.hasLine {
+            if reserving == 0 && outgoing.isEmpty { usleep(100) }  // nothing ready yet
+            topUp()
+            try connection.send(outgoing)
+            outgoing = ""
+          }
+        }
+      } catch {
+        FileHandle.standardError.write(Data("beanstalkd worker: \(error)\n".utf8))
+        failures.add(1)
+      }
+    }.start()
+  }
+  group.wait()
+  let elapsed = Date().timeIntervalSince(started)
+  guard failures.value == 0 else { throw BenchError("the pipelined beanstalkd run failed") }
+  return Double(tasks) / elapsed
+}
+
+/// Puts `tasks` no-op jobs, pipelined in windows of 256.
+func produce(port: Int, tasks: Int) throws {
+  let body = "{\"kind\":\"noop\"}"
+  let connection = try LineConnection(port: port)
+  defer { connection.close() }
+  var sent = 0
+  while sent < tasks {
+    let window = min(256, tasks - sent)
+    var text = ""
+    for _ in 0..<window { text += "put 0 0 60 \(body.utf8.count)\r\n\(body)\r\n" }
+    try connection.send(text)
+    for _ in 0..<window where !(try connection.line()).hasPrefix("INSERTED") {
+      throw BenchError("put failed")
+    }
+    sent += window
+  }
+}
+
+/// Paced latency: one producer puts a job every 1/rate s, one consumer blocks in `reserve`;
+/// returns put → reserved, in ms, per job.
+func beanstalkdLatency(rate: Double, count: Int) throws -> [Double] {
+  let server = try BeanstalkdServer(fsync: nil)
+  defer { server.stop() }
+  let port = server.port
+  let sentAt = Stamps(count)
+  let reservedAt = Stamps(count)
+  let consumer = Thread {
+    guard let connection = try? LineConnection(port: port) else { return }
+    defer { connection.close() }
+    for _ in 0..<count {
+      guard (try? connection.send("reserve-with-timeout 5\r\n")) != nil, let reply = try? connection.line() else {
+        return
+      }
+      let parts = reply.split(separator: " ")
+      guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else { return }
+      let now = monotonicNanoseconds()
+      guard let body = try? connection.lineBytes(), bytes == body.count - 1 || bytes == body.count,
+        let index = Int(String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+      else { return }
+      reservedAt.set(index, now)
+      _ = try? connection.send("delete \(parts[1])\r\n")
+      _ = try? connection.line()
+    }
+  }
+  consumer.start()
+  let producer = try LineConnection(port: port)
+  defer { producer.close() }
+  let interval = UInt64(1e9 / rate)
+  let start = monotonicNanoseconds()
+  for index in 0..<count {
+    sleepUntil(start + UInt64(index) * interval)
+    let body = String(index)
+    sentAt.set(index, monotonicNanoseconds())
+    try producer.send("put 0 0 60 \(body.utf8.count)\r\n\(body)\r\n")
+    guard try producer.line().hasPrefix("INSERTED") else { throw BenchError("put failed") }
+  }
+  let deadline = monotonicNanoseconds() + 5_000_000_000
+  while reservedAt.filled < count, monotonicNanoseconds() < deadline { usleep(1_000) }
+  return (0..<count).compactMap { index in
+    guard let sent = sentAt[index], let reserved = reservedAt[index] else { return nil }
+    return Double(reserved &- sent) / 1e6
+  }
+}
+
+/// Monotonic instants written by one thread and read by another.
+final class Stamps: @unchecked Sendable {
+  // @unchecked: every access goes through `lock`.
+  private let lock = NSLock()
+  private var values: [UInt64?]
+  private var count = 0
+  init(_ count: Int) { values = Array(repeating: nil, count: count) }
+  func set(_ index: Int, _ value: UInt64) {
+    lock.withLock {
+      guard values.indices.contains(index), values[index] == nil else { return }
+      values[index] = value
+      count += 1
+    }
+  }
+  subscript(index: Int) -> UInt64? { lock.withLock { values.indices.contains(index) ? values[index] : nil } }
+  var filled: Int { lock.withLock { count } }
+}
+
+func monotonicNanoseconds() -> UInt64 {
+  var spec = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &spec)
+  return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+func sleepUntil(_ instant: UInt64) {
+  let now = monotonicNanoseconds()
+  if instant > now { usleep(UInt32((instant - now) / 1_000)) }
 }
 
 /// A tiny lock-based counter for the benchmark's threads.

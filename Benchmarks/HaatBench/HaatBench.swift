@@ -15,7 +15,7 @@ struct HaatBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "haat-bench",
     abstract: "Haat's benchmarks, side by side with their peers in one run (not part of make test).",
-    subcommands: [Dispatch.self, Stream.self])
+    subcommands: [Dispatch.self, Latency.self, Stream.self])
 }
 
 /// End-to-end no-op task throughput: submit → assign → complete → accepted, through the
@@ -47,29 +47,46 @@ struct Dispatch: AsyncParsableCommand {
     say(
       "haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts"
     )
-    say("best of \(repeats) runs each\n")
+    say(
+      "peer: beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), a producer pipelining puts 256 deep and one consumer thread per worker, either a round trip per reserve and per delete (plain) or 100 commands in flight (pipelined)"
+    )
+    say(
+      "haat: \(binary), \(slots) slots per worker; jobs of \(jobSize) tasks (batched), or 1-task jobs with 256 submits in flight (single)"
+    )
+    say("best of \(repeats) runs each; ratios are against pipelined beanstalkd\n")
     var rows: [[String]] = []
     for count in workerCounts {
-      var peer = 0.0
-      for _ in 0..<repeats { peer = max(peer, try runBeanstalkd(workers: count, tasks: tasks, fsync: nil)) }
-      var cells = [String(count), format(peer)]
+      var plain = 0.0
+      var pipelined = 0.0
+      for _ in 0..<repeats {
+        plain = max(plain, try runBeanstalkd(workers: count, tasks: tasks, fsync: nil))
+        pipelined = max(pipelined, try runBeanstalkdPipelined(workers: count, tasks: tasks))
+      }
+      var cells = [String(count), format(plain), format(pipelined)]
       for mode in modes {
-        var haat = 0.0
-        for _ in 0..<repeats { haat = max(haat, try await runHaat(workers: count, durability: mode)) }
-        cells += [format(haat), String(format: "%.2f", haat / peer)]
+        var batched = 0.0
+        var single = 0.0
+        for _ in 0..<repeats {
+          batched = max(batched, try await runHaat(workers: count, durability: mode, singles: false))
+          single = max(single, try await runHaat(workers: count, durability: mode, singles: true))
+        }
+        cells += [
+          format(batched), String(format: "%.2f", batched / pipelined), format(single),
+          String(format: "%.2f", single / pipelined),
+        ]
       }
       rows.append(cells)
       say("  workers=\(count): " + cells.dropFirst().joined(separator: "  "))
     }
-    var header = ["workers", "beanstalkd -b"]
-    for mode in modes { header += ["haat \(mode)", "ratio"] }
+    var header = ["workers", "beanstalkd", "pipelined"]
+    for mode in modes { header += ["haat \(mode) batched", "ratio", "haat \(mode) single", "ratio"] }
     say("\n" + table(header, rows))
     say(
-      "tasks/s; ratio = haat / beanstalkd. durability full fsyncs every group commit; normal survives a process crash, not a power loss."
+      "tasks/s. durability full fsyncs every group commit; normal survives a process crash, not a power loss."
     )
   }
 
-  func runHaat(workers: Int, durability: String) async throws -> Double {
+  func runHaat(workers: Int, durability: String, singles: Bool) async throws -> Double {
     var options = LocalCluster.Options()
     options.workers = workers
     options.durability = durability
@@ -77,6 +94,12 @@ struct Dispatch: AsyncParsableCommand {
     options.logLevel = "warning"
     let cluster = try await LocalCluster.start(options)
     do {
+      if singles {
+        try await cluster.waitForWorkers(workers)
+        let rate = try runHaatSingles(cluster: cluster, tasks: tasks)
+        await cluster.stop()
+        return rate
+      }
       let client = try await cluster.client()
       var spec = JobSpec()
       spec.name = "bench"
@@ -103,6 +126,58 @@ struct Dispatch: AsyncParsableCommand {
       await cluster.stop()
       throw error
     }
+  }
+}
+
+/// Latency at a light load: 1-task no-op jobs submitted at a steady rate to a worker with
+/// free credit, durable `full`; beside beanstalkd's put → reserve at the same rate.
+struct Latency: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Paced submit → accepted and submit → assign latency, Haat vs beanstalkd (binlog).")
+
+  @Option(help: "Jobs per second.")
+  var rate = 200.0
+  @Option(help: "Jobs to submit.")
+  var count = 4_000
+  @Option(help: "Haat store durability.")
+  var durability = "full"
+
+  func run() async throws {
+    say(
+      "latency: \(count) 1-task no-op jobs at \(Int(rate))/s, one worker with free credit (the benchmark's own, to see assign exactly), durability \(durability); beanstalkd 1.12 -b put → reserve at the same rate\n"
+    )
+    let peer = percentiles(try beanstalkdLatency(rate: rate, count: count))
+    var options = LocalCluster.Options()
+    options.workers = 0
+    options.durability = durability
+    options.logLevel = "warning"
+    let cluster = try await LocalCluster.start(options)
+    let haat: (accepted: [Double], assigned: [Double])
+    do {
+      haat = try haatLatency(cluster: cluster, rate: rate, count: count)
+      await cluster.stop()
+    } catch {
+      say(cluster.logs())
+      await cluster.stop()
+      throw error
+    }
+    let accepted = percentiles(haat.accepted)
+    let assigned = percentiles(haat.assigned)
+    func row(_ name: String, _ value: (p50: Double, p99: Double, max: Double), _ n: Int) -> [String] {
+      [
+        name, String(format: "%.2f", value.p50), String(format: "%.2f", value.p99), String(format: "%.2f", value.max),
+        String(n),
+      ]
+    }
+    say(
+      table(
+        ["ms", "p50", "p99", "max", "n"],
+        [
+          row("beanstalkd put → reserve", peer, count),
+          row("haat submit → accepted", accepted, haat.accepted.count),
+          row("haat submit → assign", assigned, haat.assigned.count),
+        ]))
+    say("target: haat submit → assign p99 < 2 ms: \(assigned.p99 < 2 ? "PASS" : "FAIL")")
   }
 }
 

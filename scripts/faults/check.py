@@ -322,7 +322,8 @@ def render(s):
         ("tasks with exactly one accepted result", f"{s['tasks_one_result']}"
          + (f"  ({s['tasks_ack_lost']} with the ack lost in a cut or crash, the resend answered already_done)"
             if s["tasks_ack_lost"] else "")),
-        ("results refused as stale", f"{s['stale_refused']}  {json.dumps(s['refused'])}" if s["refused"] else "0"),
+        ("results refused as stale", f"{s['stale_refused']}"
+         + (f"  (refusals by request:reason {json.dumps(s['refused'])})" if s["refused"] else "")),
         ("results deferred (ack unavailable)", s["unavailable_acks"]),
         ("lost (must be 0)", s["lost"]),
         ("double-counted (must be 0)", s["double"]),

@@ -394,6 +394,11 @@ extension CoordinatorCore {
   }
 
   func updateDead(_ tasks: [String], job: String, retry: Bool, id: String, from connection: Connection) {
+    guard tasks.count <= Defaults.maxListItems else {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(.badRequest, "\(tasks.count) tasks named; at most \(Defaults.maxListItems)", field: "tasks"))
+    }
     let selector: DeadSelector
     if !tasks.isEmpty {
       var ids: [TaskID] = []

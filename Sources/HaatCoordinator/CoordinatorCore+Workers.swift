@@ -19,6 +19,13 @@ extension CoordinatorCore {
   }
 
   func receiveHeartbeat(_ heartbeat: Haat_V1_Heartbeat, id: String, from connection: Connection) {
+    guard heartbeat.leases.count <= Defaults.maxListItems else {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(
+          .badRequest, "a heartbeat lists \(heartbeat.leases.count) leases; at most \(Defaults.maxListItems)",
+          field: "leases"))
+    }
     let now = self.now
     let nowMs = self.nowMs
     if var record = workers[connection.name] {

@@ -8,10 +8,5 @@ ORDER = ["kill9_storm", "coord_kill", "stale", "hostile_http", "disk_full", "clo
 
 SCENARIOS = {}
 for _module_name in ORDER:
-    try:
-        _module = importlib.import_module(f"scenarios.{_module_name}")
-    except ModuleNotFoundError as _error:
-        if _error.name != f"scenarios.{_module_name}":
-            raise
-        continue
+    _module = importlib.import_module(f"scenarios.{_module_name}")
     SCENARIOS[_module.NAME] = _module

@@ -57,6 +57,7 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--ready-file")
     ap.add_argument("--hold-seconds", type=float, default=300)
+    ap.add_argument("--max-seconds", type=float, default=3600, help="exit after this long")
     args = ap.parse_args(argv)
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,7 +71,8 @@ def main(argv=None):
     print(f"hostile http on {address}", flush=True)
     parent = os.getppid()
     server.settimeout(0.5)
-    while os.getppid() == parent:  # exits with the harness
+    end = time.monotonic() + args.max_seconds
+    while os.getppid() == parent and time.monotonic() < end:  # exits with the harness
         try:
             conn, _ = server.accept()
         except socket.timeout:

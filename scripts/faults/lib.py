@@ -608,6 +608,9 @@ class Context:
         self.runs = []
         self._shim = None
         os.makedirs(out, exist_ok=True)
+        remove_stale_mounts()
+        with open(os.path.join(out, ".faults-pid"), "w") as fh:
+            fh.write(str(os.getpid()))
 
     def say(self, text):
         print(text, flush=True)
@@ -625,9 +628,24 @@ class Context:
         return out
 
 
-def sample_rss(procs):
-    """{name: (VmRSS KiB, VmHWM KiB)} of the live processes among `procs`."""
-    return {p.name: (p.status_kb("VmRSS"), p.status_kb("VmHWM")) for p in procs if p.alive()}
+def remove_stale_mounts():
+    """Unmounts the disk-full tmpfs of an earlier run whose harness was killed before it
+    could clean up (its output directory's .faults-pid names a process that is gone)."""
+    try:
+        with open("/proc/mounts") as fh:
+            mounts = [line.split()[1] for line in fh if line.split()[0] == "tmpfs"]
+    except OSError:
+        return
+    for mount in mounts:
+        if not mount.endswith("/work/disk-full/tmpfs"):
+            continue
+        pid_file = os.path.join(mount[: -len("/work/disk-full/tmpfs")], ".faults-pid")
+        try:
+            with open(pid_file) as fh:
+                pid = int(fh.read().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            run_cmd(["umount", "-l", mount], check=False)
 
 
 def finish(cluster):

@@ -413,7 +413,8 @@ class Proxy:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        while not stop.is_set():
+        end = time.monotonic() + self.args.max_seconds
+        while not stop.is_set() and time.monotonic() < end:
             if self.args.exit_with_parent and os.getppid() != parent:
                 break
             try:
@@ -440,6 +441,7 @@ def main(argv=None):
     ap.add_argument("--cut-every", type=float, default=0, help="reset a random connection about every N s")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process is gone")
+    ap.add_argument("--max-seconds", type=float, default=4 * 3600, help="exit after this long (default 4 h)")
     args = ap.parse_args(argv)
     asyncio.run(Proxy(args).run())
     return 0

@@ -11,8 +11,8 @@ own clock), and no worker may ever be shown `stalled` or `lost` by `haat workers
 import os
 import time
 
-from lib import Run, finish
-from scenarios.common import Poller, job_kind, job_tasks, source_for, start_cluster, submit_kind, wait_job, wait_until
+from lib import Run, finish, wait_until
+from scenarios.common import Poller, job_kind, job_tasks, source_for, start_cluster, submit_kind, wait_job
 
 NAME = "clock-steps"
 SUMMARY = "wall clock stepped +1 h and -1 h on the coordinator, then on a worker, during a 429 Retry-After wait"

@@ -6,7 +6,7 @@ import os
 import time
 
 import inputs
-from lib import Cluster, jdump, posts_source, wait_until, write_spec
+from lib import Cluster, posts_source, write_spec
 
 
 def start_cluster(run, files=0, workers=0, slots=4, seed=1, files_kw=None, **cluster_kw):
@@ -117,6 +117,3 @@ class Poller:
         self.thread.join(30)
         return self.values
 
-
-__all__ = ["start_cluster", "source_for", "job_kind", "submit_kind", "job_tasks", "proxy_lines", "wait_job",
-           "count_in_log", "Poller", "wait_until", "jdump"]

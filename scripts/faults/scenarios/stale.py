@@ -10,8 +10,8 @@ they meet a later attempt (stale_attempt or not_lease_holder)."""
 import signal
 import time
 
-from lib import Run, finish
-from scenarios.common import job_kind, job_tasks, proxy_lines, source_for, start_cluster, submit_kind, wait_job, wait_until
+from lib import Run, finish, wait_until
+from scenarios.common import job_kind, job_tasks, proxy_lines, source_for, start_cluster, submit_kind, wait_job
 
 NAME = "stale"
 SUMMARY = "SIGSTOP a lease holder past its lease, another worker takes over, SIGCONT: late results refused"

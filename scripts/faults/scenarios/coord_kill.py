@@ -4,8 +4,16 @@ steady rate and retrying on exit 6, unavailable), with 4 workers busy behind the
 Run twice: --durability full and --durability normal (a process crash loses nothing with
 either). At the end every accepted job (a job id printed by submit) must have finished
 with its reference report; jobs the store took while the client heard nothing (the
-coordinator died between the commit and the reply) are checked too."""
+coordinator died between the commit and the reply) are checked too.
 
+Leases are 8 s here. After a restart the coordinator gives every stored lease one lease
+period; a worker whose connection the restarts keep closing backs off up to 5 s before it
+reconnects (the backoff resets only after a session that lasted 10 s). With a lease
+shorter than that, computed results come back after their lease and are refused, and
+tasks run out of attempts (`lease_expired`) though no worker stopped: see docs/faults.md.
+HAAT_FAULTS_COORD_KILL_LEASE_MS=2000 shows it."""
+
+import os
 import threading
 import time
 
@@ -16,6 +24,7 @@ NAME = "coord-kill"
 SUMMARY = "coordinator kill -9 ×10 under steady submits, --durability full and normal"
 
 KILLS = 10
+LEASE_MS = int(os.environ.get("HAAT_FAULTS_COORD_KILL_LEASE_MS", "8000"))
 SUBMIT_EVERY_S = 0.5
 KINDS = {  # kind -> (files, delay_ms of each source)
     "three": ([0, 1, 2], [300, 600, 900]),
@@ -55,8 +64,8 @@ class Submitter(threading.Thread):
 def one_run(ctx, durability):
     run = Run(ctx, f"{NAME}/{durability}", __doc__)
     rng = ctx.rng
-    cluster = start_cluster(run, files=9, seed=ctx.seed + 2, workers=4, durability=durability, lease_ms=2000,
-                            heartbeat_ms=400, retry_base_ms=100, retry_cap_ms=1000)
+    cluster = start_cluster(run, files=9, seed=ctx.seed + 2, workers=4, durability=durability, lease_ms=LEASE_MS,
+                            heartbeat_ms=min(1000, LEASE_MS // 4), retry_base_ms=100, retry_cap_ms=1000)
     try:
         kinds = {}
         for kind, (files, delays) in KINDS.items():

@@ -74,8 +74,8 @@ fuzz: deps
 asan: deps
 	$(SWIFT) build --build-tests --scratch-path .build-asan -Xswiftc -sanitize=address
 	# Leak reports are left out: Foundation.Process and XCTest allocations live until exit.
-	ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no scripts/run-tests --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=0 SWIFT_BACKTRACE=enable=no HAAT_TEST_TIME_SCALE=4 scripts/run-tests --scratch-path .build-asan
 
 tsan: deps
 	$(SWIFT) build --build-tests --scratch-path .build-tsan -Xswiftc -sanitize=thread
-	SWIFT_BACKTRACE=enable=no scripts/run-tests --scratch-path .build-tsan
+	SWIFT_BACKTRACE=enable=no HAAT_TEST_TIME_SCALE=4 scripts/run-tests --scratch-path .build-tsan

@@ -59,6 +59,9 @@ extension CoordinatorCore {
     let worker = connection.name
     var whole = complete.partial
     if complete.part > 0 {
+      // A worker delivering its result holds its lease meanwhile: a big result's parts
+      // (and this coordinator's own backlog of them) must not let the lease run out.
+      _ = leases.extend(task: task, attempt: complete.attempt, owner: worker, now: now)
       switch staged.receive(complete, worker: worker) {
       case .staged:
         return
@@ -80,13 +83,16 @@ extension CoordinatorCore {
         return outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
       }
     }
-    // A result that came in parts is big: encoded on `work`.
+    // A result that came in parts is big: encoded on `work`. Its lease holds until the
+    // result is stored (the reaper skips it).
     let (joined, stats) = (whole, complete.stats)
+    resultsInFlight.insert(task)
     offLoop { try Self.encodeResult(joined, stats) }.assumeIsolated().whenComplete { result in
       switch result {
       case .success(let (partial, stats)):
         self.storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
       case .failure(let error):
+        self.resultsInFlight.remove(task)
         self.outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
         self.outbox.flush()
       }
@@ -111,6 +117,7 @@ extension CoordinatorCore {
         task: task, attempt: complete.attempt, worker: worker, partial: partial, stats: stats,
         bookmark: complete.bookmark)
     ) { result in
+      self.resultsInFlight.remove(task)
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
       if case .changed(let change) = result, change.transition == .done {
         self.workers[worker]?.tasksDone += 1

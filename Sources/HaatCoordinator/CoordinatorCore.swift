@@ -44,6 +44,8 @@ final class CoordinatorCore: @unchecked Sendable {
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
   var staged: StagedParts
+  /// Tasks whose whole result arrived and is being encoded or committed.
+  var resultsInFlight: Set<TaskID> = []
   var accepting = true
   var reaper: RepeatedTask?
   var housekeeping: RepeatedTask?
@@ -65,8 +67,9 @@ final class CoordinatorCore: @unchecked Sendable {
     outbox = Outbox(loop: loop, maxUnsentBytes: config.session.outboundBytes, logger: logger)
     commits = CommitPipeline(loop: loop, logger: logger) { ops in
       let promise = loop.makePromise(of: [StoreOpResult].self)
-      let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-      promise.completeWithTask { try await store.apply(ops, nowMs: nowMs) }
+      store.apply(ops, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) { result in
+        promise.completeWith(result.mapError { $0 })
+      }
       return promise.futureResult
     }
     commits.extra = { [unowned self] in self.claims() }

@@ -51,25 +51,49 @@ public final class SQLiteJobStore: JobStore {
 
   public func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult] {
     do {
-      return try await pool.writeWithoutTransaction { db in
-        var random = SystemRandomNumberGenerator()
-        var results: [StoreOpResult] = []
-        results.reserveCapacity(ops.count)
-        try db.inTransaction(.immediate) {
-          for op in ops {
-            results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
-          }
-          return .commit
-        }
-        return results
-      }
-    } catch let error as HaatError {
-      throw error
-    } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
-      throw HaatError(
-        .unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
+      return try await pool.writeWithoutTransaction { db in try self.commit(ops, db: db, nowMs: nowMs) }
     } catch {
-      throw HaatError(.unavailable, "the store could not commit: \(error)")
+      throw Self.commitError(error)
+    }
+  }
+
+  public func apply(
+    _ ops: [StoreOp], nowMs: Int64,
+    completion: @escaping @Sendable (Result<[StoreOpResult], HaatError>) -> Void
+  ) {
+    // GRDB's own writer queue runs it and calls back from there: no task to hop through.
+    pool.asyncWriteWithoutTransaction { db in
+      do {
+        completion(.success(try self.commit(ops, db: db, nowMs: nowMs)))
+      } catch {
+        completion(.failure(Self.commitError(error)))
+      }
+    }
+  }
+
+  /// One transaction over the whole batch.
+  private func commit(_ ops: [StoreOp], db: Database, nowMs: Int64) throws -> [StoreOpResult] {
+    var random = SystemRandomNumberGenerator()
+    var results: [StoreOpResult] = []
+    results.reserveCapacity(ops.count)
+    try db.inTransaction(.immediate) {
+      for op in ops {
+        results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+      }
+      return .commit
+    }
+    return results
+  }
+
+  private static func commitError(_ error: any Error) -> HaatError {
+    switch error {
+    case let error as HaatError:
+      return error
+    case let error as DatabaseError where error.resultCode == .SQLITE_FULL:
+      return HaatError(
+        .unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
+    default:
+      return HaatError(.unavailable, "the store could not commit: \(error)")
     }
   }
 

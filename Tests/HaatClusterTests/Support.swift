@@ -96,10 +96,15 @@ extension LocalCluster.Options {
   }
 }
 
+/// How much longer waits may be: a sanitizer build runs several times slower
+/// (`make tsan`/`make asan` set HAAT_TEST_TIME_SCALE=4). Every wait stays bounded.
+let timeScale = max(1, min(10, Int(ProcessInfo.processInfo.environment["HAAT_TEST_TIME_SCALE"] ?? "") ?? 1))
+
 /// Polls `condition` until it holds or `timeout` passes.
 func eventually(
   _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool
 ) async throws {
+  let timeout = timeout * timeScale
   let deadline = ContinuousClock.now + timeout
   while ContinuousClock.now < deadline {
     if try await condition() { return }
@@ -110,7 +115,8 @@ func eventually(
 
 /// Waits for a job to end (through `watch`) and returns its result.
 func finish(_ client: HaatClient, _ job: String, timeout: Duration = .seconds(60)) async throws -> Haat_V1_Result {
-  try await withThrowingTaskGroup(of: Haat_V1_Result.self) { group in
+  let timeout = timeout * timeScale
+  return try await withThrowingTaskGroup(of: Haat_V1_Result.self) { group in
     group.addTask {
       for try await event in client.watch(job) where event.final { break }
       return try await client.result(job)

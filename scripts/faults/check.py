@@ -27,6 +27,8 @@ and prints:
                                   a done task no complete in the history explains
   double-counted (must be 0)      a task with more than one accepted result
   reports equal (must be all)     each finished job's report equals its reference
+  coordinator errors to workers   bad_frame, frame_too_long or auth_failed would mean the
+                                  proxy broke a line: a problem
 
 A run passes when lost = 0, double = 0, every report is equal, and every scenario check
 holds. The verdict is also written to HISTORY_DIR/check.json. Exit status 0 = pass.
@@ -183,6 +185,12 @@ def check(hdir):
         elif r.get("dir") == "c2w" and kind == "assign" and not r.get("undelivered"):
             assigns.setdefault(str(r.get("task")), []).append((r.get("attempt", 0), r.get("peer", ""), r.get("job")))
 
+    # The coordinator's errors to workers: a line the proxy broke would show here.
+    protocol_errors = {}
+    for r in lines:
+        if r.get("dir") == "c2w" and r.get("type") == "error" and not r.get("undelivered"):
+            protocol_errors[r.get("code", "?")] = protocol_errors.get(r.get("code", "?"), 0) + 1
+
     accepted_results = {}  # task -> [(attempt, peer)]
     refused = {}
     stale = 0
@@ -257,7 +265,8 @@ def check(hdir):
                     else:
                         one += 1
                 elif not got:
-                    holder = [c for c in sent if c[0] == task.get("attempt", 0)]
+                    holder = [c for c in sent if c[0] == task.get("attempt", 0)
+                              and (not task.get("worker") or c[1] == task.get("worker"))]
                     if holder:
                         ack_lost += 1
                         one += 1
@@ -295,6 +304,9 @@ def check(hdir):
             else:
                 reports_equal += 1
 
+    for code in ("bad_frame", "frame_too_long", "auth_failed"):
+        if protocol_errors.get(code):
+            problems.append(f"the coordinator answered {protocol_errors[code]} worker line(s) with {code}")
     failed_checks = [c for c in scenario_checks if not c.get("ok")]
     verdict = (lost == 0 and double == 0 and reports_equal == reports_total and not failed_checks
                and len(accepted) > 0 and not problems)
@@ -306,6 +318,7 @@ def check(hdir):
         "tasks_ack_lost": ack_lost, "stale_refused": stale, "unavailable_acks": unavailable,
         "refused": refused, "lost": lost, "double": double, "reports_equal": reports_equal,
         "reports_total": reports_total, "proxy_lines": len(lines), "acks_unmatched": acks_unmatched,
+        "protocol_errors": protocol_errors,
         "scenario_checks": len(scenario_checks), "scenario_checks_failed": [c["check"] for c in failed_checks],
         "problems": problems[:50], "problems_total": len(problems), "pass": verdict,
     }
@@ -330,7 +343,8 @@ def render(s):
         ("reports equal to the reference", f"{s['reports_equal']} / {s['reports_total']}"),
         ("scenario checks", f"{s['scenario_checks'] - len(s['scenario_checks_failed'])} / {s['scenario_checks']} hold"
          + (f"; failed: {', '.join(s['scenario_checks_failed'])}" if s["scenario_checks_failed"] else "")),
-        ("proxy lines recorded", s["proxy_lines"]),
+        ("proxy lines recorded", f"{s['proxy_lines']}"
+         + (f"  (coordinator errors to workers: {json.dumps(s['protocol_errors'])})" if s["protocol_errors"] else "")),
     ]
     for name, value in rows:
         out.append(f"  {name:<40} {value}")

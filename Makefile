@@ -60,6 +60,16 @@ bench-stream: deps
 clean:
 	rm -rf .build
 
+# The fault suite (issue 10): kill -9 storms, coordinator kills, stale attempts, hostile
+# HTTP, a full disk, clock steps, a network partition, restarts under attached clients;
+# real processes, a history of every message and an independent checker. A few minutes;
+# root for the partition and the disk (tmpfs). docs/faults.md; one scenario:
+# scripts/faults/run kill9-storm.
+.PHONY: faults
+faults: deps
+	$(SWIFT) build -c release --product haat
+	HAAT_BIN=.build/release/haat scripts/faults/run
+
 # Fuzzing (issue 9): the libFuzzer targets of Fuzz/, built with -sanitize=fuzzer,address.
 # That is a second cold build, so it is not part of `make test` (which replays the committed
 # corpus, Fuzz/Corpus/). RUNS=N inputs per target (default 1000000); MERGE=1 adds the inputs

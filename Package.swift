@@ -33,6 +33,12 @@ let package = Package(
       pkgConfig: "libcurl",
       providers: [.apt(["libcurl4-openssl-dev"])]
     ),
+    // zlib: Haat decodes gzip bodies itself, so a stream cut short is an error.
+    .systemLibrary(
+      name: "CZlib",
+      pkgConfig: "zlib",
+      providers: [.apt(["zlib1g-dev"])]
+    ),
     // Domain types and pure state machines: no I/O, no dependencies.
     .target(name: "HaatCore"),
     .target(
@@ -47,7 +53,7 @@ let package = Package(
     ),
     .target(
       name: "HaatFetch",
-      dependencies: ["CCurl", "HaatCore", .product(name: "Logging", package: "swift-log")]
+      dependencies: ["CCurl", "CZlib", "HaatCore", .product(name: "Logging", package: "swift-log")]
     ),
     .target(name: "HaatRecords", dependencies: ["HaatProtocol"]),
     .target(name: "HaatAnalytics", dependencies: ["HaatRecords"]),

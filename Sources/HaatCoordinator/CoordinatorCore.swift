@@ -112,9 +112,12 @@ final class CoordinatorCore: @unchecked Sendable {
       for job in recovery.jobs {
         self.jobs[job.id] = ActiveJob(id: job.id, counts: job.counts, started: job.started, cancelled: job.cancelled)
       }
-      // Every stored lease gets one full period from now for its worker to come back.
+      // Every stored lease gets one full period for its worker to come back, counted from
+      // the end of the worker's longest reconnect pause: a worker backed off by earlier
+      // restarts must not find its lease gone (and an attempt spent) for being late.
+      let grace = UInt64(Defaults.reconnectCapMs) * 1_000_000
       for lease in recovery.leases {
-        self.leases.grant(task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now)
+        self.leases.grant(task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now + grace)
       }
       for task in recovery.waiting {
         self.addWaiting(task.task, job: task.job, pool: task.pool, notBeforeMs: task.notBeforeMs)

@@ -28,6 +28,8 @@ public enum Defaults {
   /// The most items a request's list may hold (a heartbeat's leases, the tasks named to
   /// retry or discard); lists the coordinator sends page at the same bound.
   public static let maxListItems = 10_000
+  /// The longest pause between a worker's attempts to reconnect (it doubles from 100 ms).
+  public static let reconnectCapMs: Int64 = 5_000
 }
 
 /// Durations as people write them on a command line: `30d`, `12h`, `90m`, `45s`, `0`.

@@ -22,6 +22,9 @@ final class Transfer {
   var started = false
   var status = 0
   var contentType: String?
+  var contentEncoding: String?
+  /// Decodes a gzip or deflate body (made at the first body byte of a good response).
+  var decoder: ContentDecoder?
   var retryAfter: String?
   /// The start of a non-2xx body, for the error message.
   var errorBody: [UInt8] = []
@@ -78,8 +81,9 @@ final class Transfer {
     set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
     set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
     if let caFile = policy.caFile { set(ccurl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
-    // "" = every encoding this libcurl decodes (gzip, deflate, br, zstd as built).
-    set(ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, ""))
+    // Haat decodes bodies itself (ContentDecoder), so a gzip stream cut short is an error.
+    set(ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "gzip, deflate"))
+    set(ccurl_easy_setopt_long(handle, CURLOPT_HTTP_CONTENT_DECODING, 0))
     set(ccurl_easy_setopt_string(handle, CURLOPT_USERAGENT, policy.userAgent))
     set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headers))
     set(ccurl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(clamping: policy.maxBodyBytes)))
@@ -118,6 +122,7 @@ final class Transfer {
     // Bodies that never reached the write callback (empty 4xx, say) are judged here.
     if let failure = httpFailure() { throw failure }
     if !started, isSuccess(status) { try begin() }
+    try decoder?.finish(bodyBytes: bodyBytes, wireBytes: wireBytes)
     return .response(
       FetchResponse(
         status: status, contentType: contentType, bodyBytes: bodyBytes,
@@ -158,25 +163,20 @@ final class Transfer {
         errorBody.append(contentsOf: data.prefix(room))
         return data.count
       }
-      do { try begin() } catch {
+      do {
+        try begin()
+        decoder = try ContentDecoder.make(contentEncoding: contentEncoding)
+      } catch {
         failure = error
         return 0
       }
     }
-    bodyBytes += UInt64(data.count)
-    if bodyBytes > policy.maxBodyBytes {
-      failure = FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
-      return 0
-    }
-    if bodyBytes > 1 << 20, bodyBytes / max(wireBytes, 1) > policy.maxDecompressionRatio {
-      failure = FetchError(
-        .decompression,
-        "the body expands more than \(policy.maxDecompressionRatio)× when decoded (\(bodyBytes) bytes from \(wireBytes)); refusing a decompression bomb",
-        retryable: false)
-      return 0
-    }
     do {
-      try onBody(data)
+      if let decoder {
+        try decoder.decode(data) { try take($0) }
+      } else {
+        try take(data)
+      }
     } catch let error as FetchError {
       failure = error
       return 0
@@ -185,6 +185,21 @@ final class Transfer {
       return 0
     }
     return data.count
+  }
+
+  /// One piece of the body as the export reader gets it: counted, bounded, handed on.
+  private func take(_ data: UnsafeRawBufferPointer) throws {
+    bodyBytes += UInt64(data.count)
+    if bodyBytes > policy.maxBodyBytes {
+      throw FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+    }
+    if bodyBytes > 1 << 20, bodyBytes / max(wireBytes, 1) > policy.maxDecompressionRatio {
+      throw FetchError(
+        .decompression,
+        "the body expands more than \(policy.maxDecompressionRatio)× when decoded (\(bodyBytes) bytes from \(wireBytes)); refusing a decompression bomb",
+        retryable: false)
+    }
+    try onBody(data)
   }
 
   /// A raw body chunk as curl read it off the connection (before dechunking and decoding).
@@ -215,6 +230,7 @@ final class Transfer {
       let parts = text.split(separator: " ", maxSplits: 2)
       status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
       contentType = nil
+      contentEncoding = nil
       retryAfter = nil
       return
     }
@@ -223,6 +239,7 @@ final class Transfer {
     let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
     switch name {
     case "content-type": contentType = value
+    case "content-encoding": contentEncoding = value
     case "retry-after": retryAfter = value
     default: break
     }

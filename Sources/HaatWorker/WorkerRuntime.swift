@@ -141,7 +141,7 @@ final class WorkerRuntime: @unchecked Sendable {
     guard !stopping else { return }
     logger.warning("\(reason); retrying in \(reconnectDelayMs) ms")
     let delay = reconnectDelayMs
-    reconnectDelayMs = min(reconnectDelayMs * 2, 5_000)
+    reconnectDelayMs = min(reconnectDelayMs * 2, Defaults.reconnectCapMs)
     loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.connect() }
   }
 

@@ -135,9 +135,9 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
     try await body()
   } catch let error as HaatError {
     if json {
-      print(
-        #"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message)),"field":\#(jsonString(error.field))}}"#
-      )
+      // Default fields are left out, as in every --json document (docs/cli.md).
+      let field = error.field.isEmpty ? "" : #","field":\#(jsonString(error.field))"#
+      print(#"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message))\#(field)}}"#)
     }
     printError(error.description)
     throw ExitCode(Exit.code(for: error))

@@ -104,6 +104,34 @@ struct FetcherTests {
     await fixture.stop()
   }
 
+  /// A gzip export cut mid-stream is an error that says so, never a shorter report
+  /// (libcurl's own decoding took it for whole; the fault suite found it).
+  @Test func aGzipStreamCutShortIsAnError() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    let text = Data(String(repeating: "platform,account,id\nx,y,1\n", count: 5000).utf8)
+    try fixture.writeGzip("whole.gz", text)
+    let whole = try Data(contentsOf: URL(fileURLWithPath: fixture.root + "/whole.gz"))
+    try fixture.write("cut.gz", whole.prefix(whole.count / 2))
+    let error = Self.error { _ = try Self.get(fetcher, fixture.url("cut.gz") + "?encoding=gzip") }
+    #expect(error?.kind == .decompression)
+    #expect(error?.message.contains("cut short") == true, "\(String(describing: error))")
+    // Garbage in place of gzip is refused too, not passed on.
+    try fixture.write("not.gz", Data("platform,account\n".utf8))
+    let garbage = Self.error { _ = try Self.get(fetcher, fixture.url("not.gz") + "?encoding=gzip") }
+    #expect(garbage?.kind == .decompression)
+    // Two gzip members back to back are one valid body.
+    try fixture.write("two.gz", whole + whole)
+    let (_, body, _) = try Self.get(fetcher, fixture.url("two.gz") + "?encoding=gzip")
+    #expect(body == text + text)
+    // An encoding Haat does not decode is named.
+    let brotli = Self.error { _ = try Self.get(fetcher, fixture.url("two.gz") + "?encoding=br") }
+    #expect(brotli?.kind == .decompression)
+    #expect(brotli?.message.contains("\"br\"") == true)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func refusesADecompressionBomb() async throws {
     let fixture = try await Fixture()
     let fetcher = Fetcher(policy: Self.policy { $0.maxDecompressionRatio = 50 })

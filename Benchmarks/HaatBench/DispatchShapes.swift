@@ -142,6 +142,17 @@ func haatLatency(cluster: LocalCluster, rate: Double, count: Int) throws -> (acc
     if let reply = accepted[index] { toAccepted.append(Double(reply &- sent) / 1e6) }
     if let assign = assignedAt[index] { toAssign.append(Double(assign &- sent) / 1e6) }
   }
+  if let dump = ProcessInfo.processInfo.environment["HAAT_BENCH_DUMP"] {
+    // Each job's submit instant (ms from the first) and its latencies, for a time series.
+    var text = "index,at_ms,accepted_ms,assign_ms\n"
+    for index in 0..<count {
+      guard let sent = submitted[index] else { continue }
+      let acceptedMs = accepted[index].map { String(Double($0 &- sent) / 1e6) } ?? ""
+      let assignMs = assignedAt[index].map { String(Double($0 &- sent) / 1e6) } ?? ""
+      text += "\(index),\(Double(sent &- start) / 1e6),\(acceptedMs),\(assignMs)\n"
+    }
+    try? text.write(toFile: dump, atomically: true, encoding: .utf8)
+  }
   return (toAccepted, toAssign)
 }
 

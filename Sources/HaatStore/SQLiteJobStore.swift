@@ -36,6 +36,9 @@ public final class SQLiteJobStore: JobStore {
           try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
           try db.execute(sql: "VACUUM")  // applies it to the (empty) file
         }
+        // GRDB sets the writer to NORMAL when it turns WAL on (after prepareDatabase), so
+        // `full` is applied here, on the one writer connection, or it would not hold.
+        try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         // Checkpoints run off the commit path (WALCheckpointer).
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")

@@ -1,7 +1,8 @@
 import Foundation
 import HaatCore
-import HaatStore
 import Testing
+
+@testable import HaatStore
 
 /// The durable queue on a real SQLite file in a temporary directory.
 @Suite struct SQLiteJobStoreTests {
@@ -368,5 +369,14 @@ import Testing
     #expect(count == 2)
     #expect(try await store.job(id, tasks: false, nowMs: 1_000)?.counts.ready == 2)
     #expect(try await store.jobs(state: nil, before: nil, limit: 10, nowMs: 1_000).count == 1)
+  }
+
+  /// `--durability full` syncs the WAL at every commit: the writer really is FULL (GRDB
+  /// turns it to NORMAL when it sets up WAL; `full` silently meant `normal` until this).
+  @Test(arguments: [(Durability.full, 2), (Durability.normal, 1)])
+  func theWriterSyncsAsTheDurabilitySays(durability: Durability, level: Int) async throws {
+    let store = try SQLiteJobStore(path: path + ".\(durability.rawValue)", durability: durability)
+    let writer = try await store.pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") }
+    #expect(writer == level)
   }
 }

@@ -161,75 +161,11 @@ func freePort() throws -> Int {
   return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// The peer run: a producer puts `tasks` jobs (pipelined), `workers` threads each loop
-/// reserve → delete until all are gone. Returns tasks per second.
-func runBeanstalkd(workers: Int, tasks: Int, fsync: Int?) throws -> Double {
-  let server = try BeanstalkdServer(fsync: fsync)
-  defer { server.stop() }
-  let port = server.port
-  let body = "{\"kind\":\"noop\"}"
-  let remaining = Atomic(tasks)
-  let failures = Atomic(0)
-  let started = Date()
-  let producer = Thread {
-    do {
-      let connection = try LineConnection(port: port)
-      defer { connection.close() }
-      // Pipeline puts in windows of 256, reading the INSERTED replies after each window.
-      var sent = 0
-      while sent < tasks {
-        let window = min(256, tasks - sent)
-        var text = ""
-        for _ in 0..<window { text += "put 0 0 60 \(body.utf8.count)\r\n\(body)\r\n" }
-        try connection.send(text)
-        for _ in 0..<window where !(try connection.line()).hasPrefix("INSERTED") {
-          throw BenchError("put failed")
-        }
-        sent += window
-      }
-    } catch {
-      FileHandle.standardError.write(Data("beanstalkd producer: \(error)\n".utf8))
-      failures.add(1)
-    }
-  }
-  producer.start()
-  let group = DispatchGroup()
-  for _ in 0..<workers {
-    group.enter()
-    Thread {
-      defer { group.leave() }
-      do {
-        let connection = try LineConnection(port: port)
-        defer { connection.close() }
-        while remaining.value > 0 {
-          try connection.send("reserve-with-timeout 1\r\n")
-          let reply = try connection.line()
-          if reply.hasPrefix("TIMED_OUT") { continue }
-          let parts = reply.split(separator: " ")
-          guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
-            throw BenchError("unexpected reply \(reply)")
-          }
-          try connection.skip(bytes)
-          try connection.send("delete \(parts[1])\r\n")
-          guard try connection.line() == "DELETED" else { throw BenchError("delete failed") }
-          remaining.add(-1)
-        }
-      } catch {
-        FileHandle.standardError.write(Data("beanstalkd worker: \(error)\n".utf8))
-        failures.add(1)
-      }
-    }.start()
-  }
-  group.wait()
-  let elapsed = Date().timeIntervalSince(started)
-  guard failures.value == 0 else { throw BenchError("the beanstalkd run failed") }
-  return Double(tasks) / elapsed
-}
-
-/// The tuned peer run: as `runBeanstalkd`, but each consumer keeps `depth` commands in
-/// flight: it pipelines `reserve-with-timeout 0` and the `delete` of every job it got, as a
-/// beanstalkd user who cares about throughput does. Returns tasks per second.
-func runBeanstalkdPipelined(workers: Int, tasks: Int, depth: Int = 100) throws -> Double {
+/// The peer run: a producer puts `tasks` jobs (pipelined), `workers` threads each consume
+/// until all are gone, one round trip per `reserve` and per `delete` (`depth` 1, as most
+/// clients do) or with `depth` commands in flight: pipelined `reserve-with-timeout 0`s and
+/// the `delete` of every job they got, as a tuned user does. Returns tasks per second.
+func runBeanstalkd(workers: Int, tasks: Int, depth: Int = 1) throws -> Double {
   let server = try BeanstalkdServer(fsync: nil)
   defer { server.stop() }
   let port = server.port
@@ -253,39 +189,10 @@ func runBeanstalkdPipelined(workers: Int, tasks: Int, depth: Int = 100) throws -
       do {
         let connection = try LineConnection(port: port)
         defer { connection.close() }
-        var reserving = 0
-        var outgoing = ""
-        func topUp() {
-          while reserving < depth {
-            outgoing += "reserve-with-timeout 0\r\n"
-            reserving += 1
-          }
-        }
-        topUp()
-        try connection.send(outgoing)
-        outgoing = ""
-        while remaining.value > 0 {
-          let reply = try connection.line()
-          if reply == "DELETED" {
-            remaining.add(-1)
-          } else if reply.hasPrefix("TIMED_OUT") {
-            reserving -= 1
-          } else {
-            let parts = reply.split(separator: " ")
-            guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
-              throw BenchError("unexpected reply \(reply)")
-            }
-            try connection.skip(bytes)
-            reserving -= 1
-            outgoing += "delete \(parts[1])\r\n"
-          }
-          // Send what piled up once every reply that arrived is handled.
-          if !connection.hasLine {
-            if reserving == 0 && outgoing.isEmpty { usleep(100) }  // nothing ready yet
-            topUp()
-            try connection.send(outgoing)
-            outgoing = ""
-          }
+        if depth > 1 {
+          try consumePipelined(connection, remaining: remaining, depth: depth)
+        } else {
+          try consume(connection, remaining: remaining)
         }
       } catch {
         FileHandle.standardError.write(Data("beanstalkd worker: \(error)\n".utf8))
@@ -295,8 +202,64 @@ func runBeanstalkdPipelined(workers: Int, tasks: Int, depth: Int = 100) throws -
   }
   group.wait()
   let elapsed = Date().timeIntervalSince(started)
-  guard failures.value == 0 else { throw BenchError("the pipelined beanstalkd run failed") }
+  guard failures.value == 0 else { throw BenchError("the beanstalkd run failed") }
   return Double(tasks) / elapsed
+}
+
+/// reserve → delete, a round trip each, until no job is left.
+func consume(_ connection: LineConnection, remaining: Atomic) throws {
+  while remaining.value > 0 {
+    try connection.send("reserve-with-timeout 1\r\n")
+    let reply = try connection.line()
+    if reply.hasPrefix("TIMED_OUT") { continue }
+    let parts = reply.split(separator: " ")
+    guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
+      throw BenchError("unexpected reply \(reply)")
+    }
+    try connection.skip(bytes)
+    try connection.send("delete \(parts[1])\r\n")
+    guard try connection.line() == "DELETED" else { throw BenchError("delete failed") }
+    remaining.add(-1)
+  }
+}
+
+/// `depth` reserves in flight, and every delete sent as soon as its job is in, until no
+/// job is left.
+func consumePipelined(_ connection: LineConnection, remaining: Atomic, depth: Int) throws {
+  var reserving = 0
+  var outgoing = ""
+  func topUp() {
+    while reserving < depth {
+      outgoing += "reserve-with-timeout 0\r\n"
+      reserving += 1
+    }
+  }
+  topUp()
+  try connection.send(outgoing)
+  outgoing = ""
+  while remaining.value > 0 {
+    let reply = try connection.line()
+    if reply == "DELETED" {
+      remaining.add(-1)
+    } else if reply.hasPrefix("TIMED_OUT") {
+      reserving -= 1
+    } else {
+      let parts = reply.split(separator: " ")
+      guard parts.count == 3, parts[0] == "RESERVED", let bytes = Int(parts[2]) else {
+        throw BenchError("unexpected reply \(reply)")
+      }
+      try connection.skip(bytes)
+      reserving -= 1
+      outgoing += "delete \(parts[1])\r\n"
+    }
+    // Send what piled up once every reply that arrived is handled.
+    if !connection.hasLine {
+      if reserving == 0 && outgoing.isEmpty { usleep(100) }  // nothing ready yet
+      topUp()
+      try connection.send(outgoing)
+      outgoing = ""
+    }
+  }
 }
 
 /// Puts `tasks` no-op jobs, pipelined in windows of 256.

@@ -10,12 +10,7 @@ func runHaatSingles(cluster: LocalCluster, tasks: Int) throws -> Double {
   let session = try RawSession(
     port: cluster.endpoint.port, credential: try cluster.adminCredential(), kind: .client, name: "bench-submit")
   defer { session.close() }
-  var spec = JobSpec()
-  spec.name = "single"
-  var source = Source()
-  source.kind = "noop"
-  source.tasks = 1
-  spec.sources = [source]
+  let spec = noopJob("single")
   let started = ContinuousClock.now
   var sent = 0
   var last = ""
@@ -115,12 +110,7 @@ func haatLatency(cluster: LocalCluster, rate: Double, count: Int) throws -> (acc
   }
   readerThread.start()
 
-  var spec = JobSpec()
-  spec.name = "latency"
-  var source = Source()
-  source.kind = "noop"
-  source.tasks = 1
-  spec.sources = [source]
+  let spec = noopJob("latency")
   let interval = UInt64(1e9 / rate)
   let start = monotonicNanoseconds()
   for index in 0..<count {
@@ -154,6 +144,17 @@ func haatLatency(cluster: LocalCluster, rate: Double, count: Int) throws -> (acc
     try? text.write(toFile: dump, atomically: true, encoding: .utf8)
   }
   return (toAccepted, toAssign)
+}
+
+/// A job of one no-op task.
+func noopJob(_ name: String) -> JobSpec {
+  var source = Source()
+  source.kind = "noop"
+  source.tasks = 1
+  var spec = JobSpec()
+  spec.name = name
+  spec.sources = [source]
+  return spec
 }
 
 /// A value shared by the benchmark's threads.

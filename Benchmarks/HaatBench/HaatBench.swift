@@ -59,8 +59,8 @@ struct Dispatch: AsyncParsableCommand {
       var plain = 0.0
       var pipelined = 0.0
       for _ in 0..<repeats {
-        plain = max(plain, try runBeanstalkd(workers: count, tasks: tasks, fsync: nil))
-        pipelined = max(pipelined, try runBeanstalkdPipelined(workers: count, tasks: tasks))
+        plain = max(plain, try runBeanstalkd(workers: count, tasks: tasks))
+        pipelined = max(pipelined, try runBeanstalkd(workers: count, tasks: tasks, depth: 100))
       }
       var cells = [String(count), format(plain), format(pipelined)]
       for mode in modes {

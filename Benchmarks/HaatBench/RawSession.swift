@@ -20,15 +20,7 @@ final class RawSession: @unchecked Sendable {
     let values = try handshake.receive(
       challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256
     ).get()
-    var hello = Haat_V1_Hello()
-    hello.version = values.version
-    hello.role = values.role
-    hello.name = values.name
-    hello.tokenID = values.tokenID
-    hello.clientNonce = values.clientNonce
-    hello.mac = values.mac
-    if let worker { hello.worker = worker }
-    try send(Envelope(id: "hello", .hello(hello)))
+    try send(Envelope(id: "hello", .hello(Haat_V1_Hello(values, worker: worker))))
     guard case .welcome(let welcome)? = try receive().body else { throw BenchError("no welcome") }
     _ = try handshake.receive(
       welcomeSession: welcome.session, serverMAC: welcome.serverMac, mac: HandshakeMAC.hmacSHA256

@@ -57,15 +57,7 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
       case .failure(let error):
         fail(context, error)
       case .success(let values):
-        var hello = Haat_V1_Hello()
-        hello.version = values.version
-        hello.role = values.role
-        hello.name = values.name
-        hello.tokenID = values.tokenID
-        hello.clientNonce = values.clientNonce
-        hello.mac = values.mac
-        hello.maxLineBytes = maxLineBytes
-        if let worker { hello.worker = worker }
+        let hello = Haat_V1_Hello(values, maxLineBytes: maxLineBytes, worker: worker)
         context.writeAndFlush(wrapOutboundOut(Envelope(id: Self.helloID, .hello(hello))), promise: nil)
       }
     case .welcome(let welcome)?:
@@ -130,4 +122,19 @@ public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
   }
 
   public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+extension Haat_V1_Hello {
+  /// The hello a client handshake answers a challenge with.
+  public init(_ values: ClientHandshake.HelloValues, maxLineBytes: UInt32 = 0, worker: Haat_V1_WorkerInfo? = nil) {
+    self.init()
+    version = values.version
+    role = values.role
+    name = values.name
+    tokenID = values.tokenID
+    clientNonce = values.clientNonce
+    mac = values.mac
+    self.maxLineBytes = maxLineBytes
+    if let worker { self.worker = worker }
+  }
 }

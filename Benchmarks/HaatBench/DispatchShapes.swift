@@ -134,7 +134,8 @@ func haatLatency(cluster: LocalCluster, rate: Double, count: Int) throws -> (acc
   }
   if let dump = ProcessInfo.processInfo.environment["HAAT_BENCH_DUMP"] {
     // Each job's submit instant (ms from the first) and its latencies, for a time series.
-    var text = "index,at_ms,accepted_ms,assign_ms\n"
+    // at_ms counts from `start` (CLOCK_MONOTONIC, in the first line: perf -k CLOCK_MONOTONIC lines up).
+    var text = "# start_ns \(start)\nindex,at_ms,accepted_ms,assign_ms\n"
     for index in 0..<count {
       guard let sent = submitted[index] else { continue }
       let acceptedMs = accepted[index].map { String(Double($0 &- sent) / 1e6) } ?? ""

@@ -26,6 +26,8 @@ struct Dispatch: AsyncParsableCommand {
 
   @Option(help: "Tasks per measured run.")
   var tasks = 50_000
+  @Option(help: "1-task jobs per measured run of the single shape.")
+  var singleJobs = 10_000
   @Option(help: "Tasks per job (the run submits tasks/job-size jobs).")
   var jobSize = 5_000
   @Option(help: "Worker counts to measure, comma-separated.")
@@ -51,7 +53,7 @@ struct Dispatch: AsyncParsableCommand {
       "peer: beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), a producer pipelining puts 256 deep and one consumer thread per worker, either a round trip per reserve and per delete (plain) or 100 commands in flight (pipelined)"
     )
     say(
-      "haat: \(binary), \(slots) slots per worker; jobs of \(jobSize) tasks (batched), or 1-task jobs with 256 submits in flight (single)"
+      "haat: \(binary), \(slots) slots per worker; jobs of \(jobSize) tasks (batched), or \(singleJobs) 1-task jobs with 256 submits in flight (single)"
     )
     say("best of \(repeats) runs each; ratios are against pipelined beanstalkd\n")
     var rows: [[String]] = []
@@ -96,7 +98,7 @@ struct Dispatch: AsyncParsableCommand {
     do {
       if singles {
         try await cluster.waitForWorkers(workers)
-        let rate = try runHaatSingles(cluster: cluster, tasks: tasks)
+        let rate = try runHaatSingles(cluster: cluster, tasks: singleJobs)
         await cluster.stop()
         return rate
       }

@@ -67,9 +67,8 @@ final class CoordinatorCore: @unchecked Sendable {
     outbox = Outbox(loop: loop, maxUnsentBytes: config.session.outboundBytes, logger: logger)
     commits = CommitPipeline(loop: loop, logger: logger) { ops in
       let promise = loop.makePromise(of: [StoreOpResult].self)
-      store.apply(ops, nowMs: Int64(Date().timeIntervalSince1970 * 1000)) { result in
-        promise.completeWith(result.mapError { $0 })
-      }
+      let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+      promise.completeWithTask { try await store.apply(ops, nowMs: nowMs) }
       return promise.futureResult
     }
     commits.extra = { [unowned self] in self.claims() }

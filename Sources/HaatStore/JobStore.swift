@@ -11,12 +11,6 @@ public protocol JobStore: Sendable {
   /// does not abort the batch; a failed commit throws and none of the ops took effect.
   func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult]
 
-  /// `apply` for a caller on an event loop, where every thread hop is latency: the backend
-  /// calls `completion` once, from any thread, when the transaction committed or failed.
-  func apply(
-    _ ops: [StoreOp], nowMs: Int64,
-    completion: @escaping @Sendable (Result<[StoreOpResult], HaatError>) -> Void)
-
   /// Everything a restarted coordinator needs: open jobs, leases, waiting tasks.
   func recover(nowMs: Int64) async throws -> Recovery
 

@@ -60,23 +60,9 @@ public final class SQLiteJobStore: JobStore {
     }
   }
 
-  public func apply(
-    _ ops: [StoreOp], nowMs: Int64,
-    completion: @escaping @Sendable (Result<[StoreOpResult], HaatError>) -> Void
-  ) {
-    // GRDB's own writer queue runs it and calls back from there: no task to hop through.
-    pool.asyncWriteWithoutTransaction { db in
-      do {
-        completion(.success(try self.commit(ops, db: db, nowMs: nowMs)))
-      } catch {
-        completion(.failure(Self.commitError(error)))
-      }
-    }
-  }
-
   /// One transaction over the whole batch.
   private func commit(_ ops: [StoreOp], db: Database, nowMs: Int64) throws -> [StoreOpResult] {
-    var random = SystemRandomNumberGenerator()
+    var random = StoreRandom()
     var results: [StoreOpResult] = []
     results.reserveCapacity(ops.count)
     try db.inTransaction(.immediate) {
@@ -101,7 +87,7 @@ public final class SQLiteJobStore: JobStore {
   }
 
   private func apply(
-    _ op: StoreOp, db: Database, nowMs: Int64, random: inout SystemRandomNumberGenerator
+    _ op: StoreOp, db: Database, nowMs: Int64, random: inout StoreRandom
   ) throws -> StoreOpResult {
     switch op {
     case .submit(let job):
@@ -111,12 +97,10 @@ public final class SQLiteJobStore: JobStore {
     case .claim(let owner, let pool, let limit, let dueMs):
       return .claimed(try claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, db: db, nowMs: nowMs))
     case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark):
-      return try transition(task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random) {
-        db, change in
-        try db.cachedStatement(
-          sql: "UPDATE tasks SET partial = ?, stats = ?, bookmark = ? WHERE id = ?"
-        ).execute(arguments: [partial, stats, bookmark, change.task.rawValue])
-      }
+      // The result goes in the same UPDATE as the state: one write of the row per result.
+      return try transition(
+        task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random,
+        result: StoredResult(partial: partial, stats: stats, bookmark: bookmark))
     case .fail(let task, let attempt, let worker, let error, let retryable, let retryAfterMs, let stats):
       let event = TaskEvent.fail(
         attempt: attempt, worker: worker, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
@@ -245,7 +229,7 @@ public final class SQLiteJobStore: JobStore {
   /// goes with an accepted change.
   private func transition(
     _ task: TaskID, _ event: TaskEvent, db: Database, nowMs: Int64,
-    random: inout SystemRandomNumberGenerator,
+    random: inout StoreRandom, result: StoredResult? = nil,
     extra: ((Database, TaskChange) throws -> Void)? = nil
   ) throws -> StoreOpResult {
     guard
@@ -258,9 +242,31 @@ public final class SQLiteJobStore: JobStore {
     guard let loaded = LoadedTask(row) else {
       return .failed(HaatError(.internal, "task \(task) has an unreadable state"))
     }
-    let change = try transition(loaded, event, db: db, nowMs: nowMs, random: &random)
+    let change = try transition(loaded, event, db: db, nowMs: nowMs, random: &random, result: result)
     if change.transition.newState != nil, let extra { try extra(db, change) }
     return .changed(change)
+  }
+
+  /// The retry jitter's randomness: the system's generator with one word of state.
+  /// `SystemRandomNumberGenerator` is zero-sized, and ThreadSanitizer's instrumentation of an
+  /// `inout` access to a zero-sized value touched an address it keeps no shadow for (a SEGV
+  /// inside tsan's StoreShadow, `make tsan`, once a parameter moved the frame): the state
+  /// gives the value a real address.
+  struct StoreRandom: RandomNumberGenerator {
+    private var system = SystemRandomNumberGenerator()
+    private var draws: UInt64 = 0
+
+    mutating func next() -> UInt64 {
+      draws &+= 1
+      return system.next()
+    }
+  }
+
+  /// What a `complete` stores with the task's end.
+  struct StoredResult {
+    var partial: Data
+    var stats: Data
+    var bookmark: String
   }
 
   /// A task row as `transitionColumns` selects it.
@@ -286,7 +292,7 @@ public final class SQLiteJobStore: JobStore {
   /// Applies `event` to a loaded task and writes its new state.
   private func transition(
     _ task: LoadedTask, _ event: TaskEvent, db: Database, nowMs: Int64,
-    random: inout SystemRandomNumberGenerator
+    random: inout StoreRandom, result: StoredResult? = nil
   ) throws -> TaskChange {
     let transition = TaskRules.apply(event, to: task.status, retry: task.retry, random: &random)
     var change = TaskChange(
@@ -297,7 +303,16 @@ public final class SQLiteJobStore: JobStore {
     case .refused, .leased:
       break
     case .done:
-      try setState(task.id, "done", db: db, nowMs: nowMs)
+      if let result {
+        try db.cachedStatement(
+          sql: """
+            UPDATE tasks SET state = 'done', updated_at = ?, partial = ?, stats = ?, bookmark = ?
+            WHERE id = ?
+            """
+        ).execute(arguments: [nowMs, result.partial, result.stats, result.bookmark, id])
+      } else {
+        try setState(task.id, "done", db: db, nowMs: nowMs)
+      }
     case .retry(let delayMs):
       change.notBeforeMs = nowMs + Int64(clamping: delayMs)
       let error = Self.error(of: event) ?? TaskError(code: "failed", message: "")
@@ -365,7 +380,7 @@ public final class SQLiteJobStore: JobStore {
   /// Applies `event` to every task the query selects; returns the changes that took.
   private func transitionAll(
     sql: String, arguments: StatementArguments, _ event: TaskEvent, db: Database, nowMs: Int64,
-    random: inout SystemRandomNumberGenerator
+    random: inout StoreRandom
   ) throws -> [TaskChange] {
     try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap(LoadedTask.init).compactMap {
       let change = try transition($0, event, db: db, nowMs: nowMs, random: &random)
@@ -374,7 +389,7 @@ public final class SQLiteJobStore: JobStore {
   }
 
   private func cancel(
-    _ job: JobID, db: Database, nowMs: Int64, random: inout SystemRandomNumberGenerator
+    _ job: JobID, db: Database, nowMs: Int64, random: inout StoreRandom
   ) throws -> StoreOpResult {
     guard
       let state = try String.fetchOne(
@@ -396,7 +411,7 @@ public final class SQLiteJobStore: JobStore {
 
   private func updateDead(
     _ selector: DeadSelector, _ event: TaskEvent, db: Database, nowMs: Int64,
-    random: inout SystemRandomNumberGenerator
+    random: inout StoreRandom
   ) throws -> [TaskChange] {
     var changes: [TaskChange] = []
     switch selector {

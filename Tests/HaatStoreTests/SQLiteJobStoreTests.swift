@@ -356,21 +356,6 @@ import Testing
     #expect(walBytes < 10 << 20)
   }
 
-  /// The completion form (the coordinator's) commits like the async one.
-  @Test func theCompletionFormCommitsAndFails() async throws {
-    let store = try open()
-    let results = await withCheckedContinuation { continuation in
-      store.apply([.submit(job(tasks: 2))], nowMs: 1_000) { continuation.resume(returning: $0) }
-    }
-    guard case .success(let values) = results, case .submitted(let id, let count, _)? = values.first else {
-      Issue.record("not submitted: \(results)")
-      return
-    }
-    #expect(count == 2)
-    #expect(try await store.job(id, tasks: false, nowMs: 1_000)?.counts.ready == 2)
-    #expect(try await store.jobs(state: nil, before: nil, limit: 10, nowMs: 1_000).count == 1)
-  }
-
   /// `--durability full` syncs the WAL at every commit: the writer really is FULL (GRDB
   /// turns it to NORMAL when it sets up WAL; `full` silently meant `normal` until this).
   @Test(arguments: [(Durability.full, 2), (Durability.normal, 1)])

@@ -4,8 +4,8 @@ import HaatProtocol
 import Synchronization
 
 /// The coordinator's tokens: a file of JSON lines `{"id", "role", "secret", "created_ms",
-/// "label"}`, mode 0600. It is re-read when it changes, so `haat token create` takes
-/// effect without a restart.
+/// "label"}`, mode 0600. The coordinator re-reads it (off its loop) once a second and when a
+/// hello names a token it has not seen, so `haat token create` takes effect without a restart.
 public final class TokenStore: Sendable {
   struct Entry: Codable {
     var id: String
@@ -44,12 +44,6 @@ public final class TokenStore: Sendable {
     guard cache.withLock({ $0.modified != modified || modified == nil }) else { return }
     let tokens = Self.read(path)
     cache.withLock { $0 = (modified, tokens) }
-  }
-
-  /// The token with this id, if the file has it (re-read when it changed).
-  public func token(id: String) -> Token? {
-    refresh()
-    return cachedToken(id: id)
   }
 
   static func read(_ path: String) -> [String: Token] {

@@ -50,9 +50,6 @@ final class CommitPipeline {
     self.write = write
   }
 
-  /// Ops waiting for the next commit.
-  var waiting: Int { pending.count }
-
   /// Adds an op to the next commit; `done` gets its result on the loop.
   func enqueue(_ op: StoreOp, _ done: @escaping (StoreOpResult) -> Void) {
     loop.preconditionInEventLoop()

@@ -16,6 +16,9 @@ enum ResultLines {
     for result: Envelope.OneOf_Body, maxLineBytes: Int, id: () -> String
   ) -> [Envelope] {
     let whole = Envelope(id: id(), result)
+    // A result with no cells and no row errors is a few hundred bytes, far under the
+    // smallest line limit (64 KiB): no need to encode it once more just to measure it.
+    if case .complete(let complete) = result, isSmall(complete) { return [whole] }
     guard let size = encodedSize(whole), size > maxLineBytes else { return [whole] }
     switch result {
     case .complete(let complete):
@@ -32,6 +35,18 @@ enum ResultLines {
     default:
       return [whole]
     }
+  }
+
+  /// Whether a `complete` certainly fits any session's line without measuring it: no
+  /// cells, no row errors, a short bookmark and few HTTP status counts (every other field
+  /// is a number or an id of at most 64 bytes).
+  static func isSmall(_ complete: Haat_V1_Complete) -> Bool {
+    // Any part of the partial other than engagement (a report added later) is measured.
+    var rest = complete.partial
+    rest.clearEngagement()
+    return complete.partial.engagement.cells.isEmpty && rest == Partial() && complete.stats.rowErrors.isEmpty
+      && complete.bookmark.utf8.count <= 4_096 && complete.stats.httpStatuses.count <= 100
+      && complete.task.utf8.count <= 64
   }
 
   /// Cuts a complete into parts under the limit: cells are packed in order, greedily.

@@ -79,4 +79,22 @@ import Testing
     #expect(!fail.retryable)
     #expect(try Self.lineBytes(envelopes[0]) <= 4096)
   }
+
+  /// An empty result is sent without measuring it, and it does fit the smallest limit;
+  /// anything that could be long is measured.
+  @Test func anEmptyResultIsSmallAndFits() throws {
+    var empty = Self.complete(cells: 0)
+    empty.stats.httpStatuses = ["200": 3, "429": 1]
+    #expect(ResultLines.isSmall(empty))
+    let envelopes = ResultLines.envelopes(for: .complete(empty), maxLineBytes: Int(Defaults.minLineBytes)) { "w1" }
+    #expect(envelopes.count == 1)
+    #expect(try Self.lineBytes(envelopes[0]) < 1_024)
+    #expect(!ResultLines.isSmall(Self.complete(cells: 1)))
+    var rowErrors = empty
+    rowErrors.stats.rowErrors = [RowError()]
+    #expect(!ResultLines.isSmall(rowErrors))
+    var bookmark = empty
+    bookmark.bookmark = String(repeating: "b", count: 5_000)
+    #expect(!ResultLines.isSmall(bookmark))
+  }
 }

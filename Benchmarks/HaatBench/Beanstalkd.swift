@@ -169,15 +169,15 @@ func runBeanstalkd(workers: Int, tasks: Int, depth: Int = 1) throws -> Double {
   let server = try BeanstalkdServer(fsync: nil)
   defer { server.stop() }
   let port = server.port
-  let remaining = Atomic(tasks)
-  let failures = Atomic(0)
+  let remaining = Locked(tasks)
+  let failures = Locked(0)
   let started = Date()
   let producer = Thread {
     do {
       try produce(port: port, tasks: tasks)
     } catch {
       FileHandle.standardError.write(Data("beanstalkd producer: \(error)\n".utf8))
-      failures.add(1)
+      failures.update { $0 += 1 }
     }
   }
   producer.start()
@@ -196,7 +196,7 @@ func runBeanstalkd(workers: Int, tasks: Int, depth: Int = 1) throws -> Double {
         }
       } catch {
         FileHandle.standardError.write(Data("beanstalkd worker: \(error)\n".utf8))
-        failures.add(1)
+        failures.update { $0 += 1 }
       }
     }.start()
   }
@@ -207,7 +207,7 @@ func runBeanstalkd(workers: Int, tasks: Int, depth: Int = 1) throws -> Double {
 }
 
 /// reserve → delete, a round trip each, until no job is left.
-func consume(_ connection: LineConnection, remaining: Atomic) throws {
+func consume(_ connection: LineConnection, remaining: Locked<Int>) throws {
   while remaining.value > 0 {
     try connection.send("reserve-with-timeout 1\r\n")
     let reply = try connection.line()
@@ -219,13 +219,13 @@ func consume(_ connection: LineConnection, remaining: Atomic) throws {
     try connection.skip(bytes)
     try connection.send("delete \(parts[1])\r\n")
     guard try connection.line() == "DELETED" else { throw BenchError("delete failed") }
-    remaining.add(-1)
+    remaining.update { $0 -= 1 }
   }
 }
 
 /// `depth` reserves in flight, and every delete sent as soon as its job is in, until no
 /// job is left.
-func consumePipelined(_ connection: LineConnection, remaining: Atomic, depth: Int) throws {
+func consumePipelined(_ connection: LineConnection, remaining: Locked<Int>, depth: Int) throws {
   var reserving = 0
   var outgoing = ""
   func topUp() {
@@ -240,7 +240,7 @@ func consumePipelined(_ connection: LineConnection, remaining: Atomic, depth: In
   while remaining.value > 0 {
     let reply = try connection.line()
     if reply == "DELETED" {
-      remaining.add(-1)
+      remaining.update { $0 -= 1 }
     } else if reply.hasPrefix("TIMED_OUT") {
       reserving -= 1
     } else {
@@ -353,16 +353,6 @@ func monotonicNanoseconds() -> UInt64 {
 func sleepUntil(_ instant: UInt64) {
   let now = monotonicNanoseconds()
   if instant > now { usleep(UInt32((instant - now) / 1_000)) }
-}
-
-/// A tiny lock-based counter for the benchmark's threads.
-final class Atomic: @unchecked Sendable {
-  // @unchecked: every access goes through `lock`.
-  private let lock = NSLock()
-  private var storage: Int
-  init(_ value: Int) { storage = value }
-  var value: Int { lock.withLock { storage } }
-  func add(_ delta: Int) { lock.withLock { storage += delta } }
 }
 
 struct BenchError: Error, CustomStringConvertible {

@@ -42,7 +42,8 @@ extension CoordinatorCore {
     let pools = Set(job.tasks.map(\.pool))
     // Claims ride in the submit's own transaction, so a worker with free credit gets the
     // first tasks after one commit, not two.
-    if job.notBeforeMs <= nowMs { for pool in pools { scheduler.markWork(pool) } }
+    let due = job.notBeforeMs <= nowMs
+    if due { for pool in pools { scheduler.markWork(pool) } }
     enqueue(.submit(job)) { result in
       switch result {
       case .submitted(let jobID, let count, let notBeforeMs):
@@ -56,7 +57,8 @@ extension CoordinatorCore {
             for task in tasks { self.addWaiting(task.id, job: jobID, pool: task.pool, notBeforeMs: notBeforeMs) }
           }
         } else {
-          for pool in pools { self.markWork(pool) }
+          // Marked before the commit when due then; a claim commit now would find nothing.
+          if !due { for pool in pools { self.markWork(pool) } }
         }
         self.logger.info(
           "job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
@@ -113,7 +115,7 @@ extension CoordinatorCore {
     let nowMs = self.nowMs
     let withTasks = request.tasks
     // One more than asked for tells whether another page follows.
-    let limit = request.limit == 0 ? 1_000 : Int(min(request.limit, 10_000))
+    let limit = Paging.limit(request.limit, default: 1_000)
     let maxLineBytes = connection.maxLineBytes
     read(
       connection, id: id,
@@ -158,7 +160,7 @@ extension CoordinatorCore {
     } catch {
       return outbox.replyError(connection, to: id, error)
     }
-    let limit = request.limit == 0 ? 50 : Int(min(request.limit, 10_000))
+    let limit = Paging.limit(request.limit, default: 50)
     let store = self.store
     let nowMs = self.nowMs
     let wanted = state
@@ -369,7 +371,7 @@ extension CoordinatorCore {
     } catch {
       return outbox.replyError(connection, to: id, error)
     }
-    let limit = request.limit == 0 ? 100 : Int(min(request.limit, 10_000))
+    let limit = Paging.limit(request.limit, default: 100)
     let store = self.store
     let wanted = job
     let maxLineBytes = connection.maxLineBytes

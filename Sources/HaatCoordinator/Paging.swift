@@ -21,6 +21,11 @@ enum Paging {
     return items.count
   }
 
+  /// A page's size: `requested`, or `default` when 0, at most `Defaults.maxListItems`.
+  static func limit(_ requested: UInt32, default fallback: Int) -> Int {
+    requested == 0 ? fallback : min(Int(requested), Defaults.maxListItems)
+  }
+
   /// A request's `after`: nil when empty, else what `parse` makes of it, else bad_request.
   static func cursor<T>(_ text: String, _ parse: (String) -> T?) throws(HaatError) -> T? {
     guard !text.isEmpty else { return nil }

@@ -55,7 +55,7 @@ let package = Package(
       name: "HaatFetch",
       dependencies: ["CCurl", "CZlib", "HaatCore", .product(name: "Logging", package: "swift-log")]
     ),
-    .target(name: "HaatRecords", dependencies: ["HaatProtocol"]),
+    .target(name: "HaatRecords", dependencies: ["HaatCore", "HaatProtocol"]),
     .target(name: "HaatAnalytics", dependencies: ["HaatRecords"]),
     .target(
       name: "HaatStore",

@@ -5,8 +5,8 @@ import HaatProtocol
 import HaatRecords
 import HaatStore
 
-/// Checks a submitted job spec and plans it into tasks: one per source, or `tasks` of them
-/// for a `noop` source. Every refusal names the field and says why.
+/// Checks a submitted job spec and plans it into tasks, each source by its kind's connector
+/// (`Connector.check`, `taskCount`, `plan`). Every refusal names the field and says why.
 public enum Planner {
   /// Platforms a source may name.
   public static let platforms: Set<String> = [
@@ -65,10 +65,10 @@ public enum Planner {
     var names = Set<String>()
     var collectsPosts = false
     var taskCount = 0
+    var kinds: [SourceKind] = []
     for index in sources.indices {
       let field = "sources[\(index)]"
       var source = sources[index]
-      if source.kind.isEmpty { source.kind = "posts" }
       try checkText(source.name, field: "\(field).name")
       try checkText(source.account, field: "\(field).account")
       if source.pool.isEmpty { source.pool = Pool.collect.rawValue }
@@ -80,24 +80,17 @@ public enum Planner {
           "\(field).platform",
           "unknown platform \"\(source.platform)\"; use one of \(platforms.sorted().joined(separator: ", "))")
       }
-      switch source.kind {
-      case "noop":
-        if source.tasks == 0 { source.tasks = 1 }
-        guard source.tasks <= maxTasks else {
-          throw bad("\(field).tasks", "must be at most \(maxTasks), not \(source.tasks)")
-        }
-        taskCount += Int(source.tasks)
-      case "posts":
-        collectsPosts = true
-        taskCount += 1
-        try checkURL(source.url, field: "\(field).url")
-        if !source.format.isEmpty, ExportFormat(rawValue: source.format) == nil {
-          throw bad("\(field).format", "unknown format \"\(source.format)\"; use csv or ndjson")
-        }
-        if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
-      default:
-        throw bad("\(field).kind", "unknown kind \"\(source.kind)\"; use posts or noop")
+      guard let kind = SourceKind(named: source.kind) else {
+        throw bad(
+          "\(field).kind",
+          "unknown kind \"\(source.kind)\"; use one of \(Connectors.kindList)")
       }
+      source.kind = kind.name
+      kinds.append(kind)
+      try kind.connector.check(&source, field: field)
+      if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
+      if kind.connector.records.contains(.post) { collectsPosts = true }
+      taskCount += kind.connector.taskCount(for: source)
       if source.name.isEmpty {
         source.name =
           !source.platform.isEmpty && !source.account.isEmpty
@@ -134,13 +127,15 @@ public enum Planner {
     tasks.reserveCapacity(taskCount)
     var index: UInt32 = 0
     do {
-      for source in sources {
+      for (source, kind) in zip(sources, kinds) {
         let pool = Pool(rawValue: source.pool) ?? .collect
-        let count = source.kind == "noop" ? Int(source.tasks) : 1
-        var taskSpec = TaskSpec()
-        taskSpec.source = source
-        taskSpec.reports = reports
-        for _ in 0..<count {
+        let connector = kind.connector
+        let count = connector.taskCount(for: source)
+        for part in 0..<count {
+          var taskSpec = TaskSpec()
+          taskSpec.source = source
+          taskSpec.reports = reports
+          connector.plan(&taskSpec, part: part, of: source)
           taskSpec.index = index
           index += 1
           tasks.append(
@@ -155,30 +150,6 @@ public enum Planner {
         tasks: tasks)
     } catch {
       throw HaatError(.internal, "cannot encode the planned tasks: \(error)")
-    }
-  }
-
-  static func checkURL(_ text: String, field: String) throws(HaatError) {
-    guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a posts source", field: field) }
-    if let secret = URLSecrets.find(in: text) {
-      // Said without echoing the URL: it holds the secret.
-      throw HaatError(
-        .badSpec,
-        "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
-        field: field)
-    }
-    guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
-      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
-    }
-    switch scheme {
-    case "http", "https":
-      guard let host = url.host, !host.isEmpty else {
-        throw HaatError(.badSpec, "has no host: \"\(text)\"", field: field)
-      }
-    case "file":
-      guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \"\(text)\"", field: field) }
-    default:
-      throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme)://", field: field)
     }
   }
 

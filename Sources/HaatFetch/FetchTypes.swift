@@ -63,6 +63,22 @@ public struct FetchResponse: Sendable, Equatable {
   public var redirects: Int
   /// Whether the transfer reused a connection.
   public var reusedConnection: Bool
+  /// The final response's headers (after redirects), names lowercased, in order; bounded by
+  /// `FetchPolicy.maxHeaderLines` and `maxHeaderBytes`. Connectors read paging links and
+  /// rate-limit usage from them.
+  public var headers: [HeaderField] = []
+}
+
+/// One response header.
+public struct HeaderField: Sendable, Equatable {
+  /// Lowercased.
+  public var name: String
+  public var value: String
+
+  public init(name: String, value: String) {
+    self.name = name
+    self.value = value
+  }
 }
 
 /// Why a fetch failed, and whether trying again could help.

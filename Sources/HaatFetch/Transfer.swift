@@ -26,6 +26,7 @@ final class Transfer {
   /// Decodes a gzip or deflate body (made at the first body byte of a good response).
   var decoder: ContentDecoder?
   var retryAfter: String?
+  var headers: [HeaderField] = []
   /// The start of a non-2xx body, for the error message.
   var errorBody: [UInt8] = []
   var bodyBytes: UInt64 = 0
@@ -55,9 +56,9 @@ final class Transfer {
       throw FetchError(.other, "curl_easy_init failed", retryable: true)
     }
     self.handle = handle
-    var headers: UnsafeMutablePointer<curl_slist>?
-    defer { curl_slist_free_all(headers) }
-    for header in request.headers { headers = curl_slist_append(headers, header) }
+    var requestHeaders: UnsafeMutablePointer<curl_slist>?
+    defer { curl_slist_free_all(requestHeaders) }
+    for header in request.headers { requestHeaders = curl_slist_append(requestHeaders, header) }
 
     let context = Unmanaged.passUnretained(self).toOpaque()
     var setupFailed = false
@@ -85,7 +86,7 @@ final class Transfer {
     set(ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "gzip, deflate"))
     set(ccurl_easy_setopt_long(handle, CURLOPT_HTTP_CONTENT_DECODING, 0))
     set(ccurl_easy_setopt_string(handle, CURLOPT_USERAGENT, policy.userAgent))
-    set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headers))
+    set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, requestHeaders))
     set(ccurl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(clamping: policy.maxBodyBytes)))
     if let range = request.range {
       set(ccurl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)"))
@@ -127,7 +128,7 @@ final class Transfer {
       FetchResponse(
         status: status, contentType: contentType, bodyBytes: bodyBytes,
         wireBytes: wireBytes, redirects: redirects,
-        reusedConnection: connects == 0))
+        reusedConnection: connects == 0, headers: headers))
   }
 
   private func redirectURL(_ handle: UnsafeMutableRawPointer) -> String? {
@@ -232,11 +233,13 @@ final class Transfer {
       contentType = nil
       contentEncoding = nil
       retryAfter = nil
+      headers = []
       return
     }
     guard let colon = text.firstIndex(of: ":") else { return }
     let name = text[..<colon].lowercased()
     let value = text[text.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+    headers.append(HeaderField(name: name, value: value))
     switch name {
     case "content-type": contentType = value
     case "content-encoding": contentEncoding = value

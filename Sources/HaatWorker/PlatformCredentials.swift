@@ -1,6 +1,7 @@
 import Foundation
 import HaatCore
 import HaatFetch
+import HaatRecords
 
 /// A platform credential configured on a worker: a name, where its secret is read from on
 /// this machine, and the hosts it may be sent to. Written on the command line as
@@ -62,8 +63,9 @@ public struct PlatformCredential: Sendable, Equatable {
   /// What a spec may write as `credential:`: a name, never a reference to a file or variable.
   public static func isValidName(_ name: String) -> Bool { CredentialName.isValid(name) }
 
-  /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the hosts.
-  public func bind() -> Result<BoundCredential, HaatError> {
+  /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the
+  /// hosts, to be sent as `scheme` says (the platform's connector knows which).
+  public func bind(as scheme: AuthScheme = .bearer) -> Result<BoundCredential, HaatError> {
     let value: String?
     switch origin {
     case .environment(let variable):
@@ -77,6 +79,6 @@ public struct PlatformCredential: Sendable, Equatable {
     guard !secret.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
       return .failure(HaatError(.badRequest, "the credential \(name) contains control characters"))
     }
-    return .success(BoundCredential(name: name, header: "Authorization: Bearer \(secret)", hosts: hosts))
+    return .success(BoundCredential(name: name, header: "\(scheme.header): \(scheme.prefix)\(secret)", hosts: hosts))
   }
 }

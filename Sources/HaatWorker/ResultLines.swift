@@ -120,11 +120,12 @@ enum ResultLines {
 
 extension Haat_V1_Complete {
   /// The result of an assignment, in one message (before any cutting into parts).
-  init(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats) {
+  init(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats, bookmark: String = "") {
     self.init()
     task = assign.task
     attempt = assign.attempt
     self.partial = partial
     self.stats = stats
+    self.bookmark = bookmark
   }
 }

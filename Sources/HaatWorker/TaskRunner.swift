@@ -15,19 +15,31 @@ final class TaskProgress: Sendable {
 
 /// What a task attempt produced.
 enum TaskOutcome: Sendable {
-  case complete(Partial, TaskStats)
+  case complete(Partial, TaskStats, bookmark: String)
   case fail(ErrorInfo, retryable: Bool, retryAfterMs: UInt32, TaskStats)
 }
 
-/// Runs one task: fetch the export with libcurl, parse it as it streams, and fold every
-/// post into the partials. Memory stays flat whatever the export's size.
+/// Runs one task: the source's connector says what to fetch, page by page; libcurl fetches
+/// it; the connector turns the bytes into canonical records as they stream, and every
+/// record is folded into the partials. Memory stays flat whatever the export's size. The
+/// same loop drives every connector (DESIGN.md §2 "Extension points").
 struct TaskRunner: Sendable {
   let fetcher: Fetcher
   let credentials: [String: PlatformCredential]
-  let maxRecordBytes: Int
-  let maxRowErrors = 20
+  let limits: ReadLimits
 
   func run(_ spec: TaskSpec, progress: TaskProgress, onFetchError: @Sendable (FetchError) -> Void) -> TaskOutcome {
+    guard let kind = SourceKind(named: spec.source.kind) else {
+      return .fail(
+        ErrorInfo(code: "unsupported", message: "this worker cannot run \(spec.source.kind) sources"),
+        retryable: false, retryAfterMs: 0, TaskStats())
+    }
+    return drive(kind.connector, spec, progress: progress, onFetchError: onFetchError)
+  }
+
+  private func drive<C: Connector>(
+    _ type: C.Type, _ spec: TaskSpec, progress: TaskProgress, onFetchError: @Sendable (FetchError) -> Void
+  ) -> TaskOutcome {
     // Durations on the monotonic clock: a wall-clock step does not change them.
     let clock = ContinuousClock()
     let started = clock.now
@@ -39,70 +51,74 @@ struct TaskRunner: Sendable {
       return stats
     }
     let source = spec.source
-    switch source.kind {
-    case "noop":
-      return .complete(Partial(), finish())
-    case "posts", "":
-      break
-    default:
-      return .fail(
-        ErrorInfo(code: "unsupported", message: "this worker cannot run \(source.kind) sources"), retryable: false,
-        retryAfterMs: 0, finish())
-    }
-
-    var credential: BoundCredential?
-    if !source.credential.isEmpty {
-      switch bind(credential: source.credential, for: source.url) {
-      case .success(let bound): credential = bound
-      case .failure(let error):
-        return .fail(
-          ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
-      }
-    }
-
     let reports = spec.reports.compactMap(ReportName.init(rawValue:))
     var builder = PartialBuilder(reports: reports)
-    var reader: PostsReader?
-    var format =
-      ExportFormat(rawValue: source.format) ?? ExportFormat(path: URL(string: source.url)?.path ?? source.url)
-    func makeReader(_ format: ExportFormat) -> PostsReader {
-      PostsReader(
-        format: format, defaultPlatform: source.platform, defaultAccount: source.account,
-        maxRecordBytes: maxRecordBytes, maxRowProblems: maxRowErrors)
+    var connector = C(task: spec, limits: limits)
+    func emit(_ record: CanonicalRecord) -> Bool {
+      switch record {
+      case .post(let post): return builder.add(post)
+      }
+    }
+    func counted() {
+      let counts = connector.counts
+      stats.rows = counts.records
+      stats.badRows = counts.badRecords
+      stats.rowErrors = counts.problems.map { problem in
+        var error = RowError()
+        error.row = problem.row
+        error.column = problem.column
+        error.message = problem.reason.rawValue
+        return error
+      }
     }
     do {
-      let response = try fetcher.fetch(
-        FetchRequest(url: source.url, credential: credential), cancel: progress.cancel,
-        onStart: { _, contentType in
-          if format == nil, let contentType { format = ExportFormat(contentType: contentType) }
-          guard let format else {
-            throw FetchError(
-              .sink, "cannot tell the export's format from its URL or Content-Type; set the source's format",
-              retryable: false)
+      var next = try connector.firstRequest()
+      while let page = next {
+        guard Int(stats.pages) < limits.maxPages else {
+          throw ExportError("the source is still offering pages after \(limits.maxPages); stopping")
+        }
+        var credential: BoundCredential?
+        if !source.credential.isEmpty {
+          // Bound per page: a next-page URL on another host does not get the secret.
+          switch bind(credential: source.credential, for: page.url, as: C.auth) {
+          case .success(let bound): credential = bound
+          case .failure(let error):
+            return .fail(
+              ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
           }
-          reader = makeReader(format)
-        },
-        onBody: { chunk in
-          do throws(ExportError) {
-            try reader?.feed(chunk, accepting: { builder.add($0) })
-          } catch {
-            throw FetchError(.sink, error.message, retryable: false)
-          }
-          progress.bytes.add(UInt64(chunk.count), ordering: .relaxed)
-          progress.rows.store(reader?.posts ?? 0, ordering: .relaxed)
-        })
-      if reader == nil, let format {
-        // An empty body never reached onStart.
-        reader = makeReader(format)
+        }
+        let response = try fetcher.fetch(
+          FetchRequest(url: page.url, headers: page.headers, range: page.range, credential: credential),
+          cancel: progress.cancel,
+          onStart: { status, contentType in
+            do throws(ExportError) {
+              try connector.pageStarted(status: status, contentType: contentType)
+            } catch {
+              throw FetchError(.sink, error.message, retryable: false)
+            }
+          },
+          onBody: { chunk in
+            do throws(ExportError) {
+              try connector.feed(chunk, emit: emit)
+            } catch {
+              throw FetchError(.sink, error.message, retryable: false)
+            }
+            progress.bytes.add(UInt64(chunk.count), ordering: .relaxed)
+            progress.rows.store(connector.counts.records, ordering: .relaxed)
+          })
+        stats.pages += 1
+        stats.bytes += response.bodyBytes
+        stats.httpStatuses[String(response.status), default: 0] += 1
+        next = try connector.pageEnded(
+          PageResponse(
+            status: response.status, contentType: response.contentType,
+            headers: response.headers.map { ($0.name, $0.value) }),
+          emit: emit)
       }
-      try reader?.finish(accepting: { builder.add($0) })
-      stats.bytes = response.bodyBytes
-      stats.pages = 1
-      stats.httpStatuses[String(response.status)] = 1
     } catch let error as FetchError {
       onFetchError(error)
       stats.bytes = progress.bytes.load(ordering: .relaxed)
-      if let status = error.status { stats.httpStatuses[String(status)] = 1 }
+      if let status = error.status { stats.httpStatuses[String(status), default: 0] += 1 }
       let code = error.kind == .sink ? "bad_export" : error.code
       return .fail(
         ErrorInfo(code: code, message: error.message), retryable: error.retryable,
@@ -112,23 +128,15 @@ struct TaskRunner: Sendable {
     } catch {
       return .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, finish())
     }
-    if let reader {
-      stats.rows = reader.posts
-      stats.badRows = reader.badRows
-      stats.rowErrors = reader.problems.map { problem in
-        var error = RowError()
-        error.row = problem.row
-        error.column = problem.column
-        error.message = problem.reason.rawValue
-        return error
-      }
-    }
-    return .complete(builder.partial, finish())
+    counted()
+    return .complete(builder.partial, finish(), bookmark: connector.bookmark)
   }
 
   /// The named credential, read and bound to its hosts, if this worker has it and may send
   /// it to `url`; otherwise why not. Nothing is fetched before this says yes.
-  func bind(credential name: String, for url: String) -> Result<BoundCredential, HaatError> {
+  func bind(credential name: String, for url: String, as scheme: AuthScheme = .bearer) -> Result<
+    BoundCredential, HaatError
+  > {
     guard let configured = credentials[name] else {
       let known = credentials.keys.sorted()
       return .failure(
@@ -138,7 +146,7 @@ struct TaskRunner: Sendable {
         ))
     }
     let bound: BoundCredential
-    switch configured.bind() {
+    switch configured.bind(as: scheme) {
     case .success(let value): bound = value
     case .failure(let error): return .failure(error)
     }

@@ -2,6 +2,7 @@ import Foundation
 import HaatCore
 import HaatFetch
 import HaatProtocol
+import HaatRecords
 import Logging
 import NIOCore
 import NIOPosix
@@ -66,7 +67,8 @@ final class WorkerRuntime: @unchecked Sendable {
     self.config = config
     self.logger = logger
     self.threads = threads
-    runner = TaskRunner(fetcher: fetcher, credentials: config.credentials, maxRecordBytes: config.maxRecordBytes)
+    runner = TaskRunner(
+      fetcher: fetcher, credentials: config.credentials, limits: ReadLimits(maxRecordBytes: config.maxRecordBytes))
     free = config.slots
     done = loop.makePromise()
   }
@@ -249,9 +251,9 @@ final class WorkerRuntime: @unchecked Sendable {
     let progress = TaskProgress()
     running[assign.task] = Running(attempt: assign.attempt, pool: pool, progress: progress)
     let spec = assign.spec
-    if spec.source.kind == "noop" {
+    if spec.source.kind == SourceKind.noop.name {
       // Nothing to fetch: no thread hop.
-      complete(assign, pool: pool, outcome: .complete(Partial(), TaskStats()))
+      complete(assign, pool: pool, outcome: .complete(Partial(), TaskStats(), bookmark: ""))
       return
     }
     logger.debug(
@@ -264,12 +266,12 @@ final class WorkerRuntime: @unchecked Sendable {
     threads.runIfActive(eventLoop: loop) { () -> (TaskOutcome, [Envelope]?) in
       let outcome = runner.run(spec, progress: progress, onFetchError: onFetchError)
       // Cutting a large result into lines is work for this thread, not for the loop.
-      guard case .complete(let partial, let stats) = outcome, partial.engagement.cells.count > 256 else {
+      guard case .complete(let partial, let stats, let bookmark) = outcome, partial.engagement.cells.count > 256 else {
         return (outcome, nil)
       }
       var count = 0
       let lines = ResultLines.envelopes(
-        for: .complete(Haat_V1_Complete(assign, partial, stats)), maxLineBytes: limit
+        for: .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark)), maxLineBytes: limit
       ) {
         count += 1
         return "r\(assign.task).\(assign.attempt).\(count)"
@@ -303,10 +305,10 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     let result: Envelope.OneOf_Body
     switch outcome {
-    case .complete(let partial, let stats):
-      result = .complete(Haat_V1_Complete(assign, partial, stats))
+    case .complete(let partial, let stats, let bookmark):
+      result = .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark))
       tasksDone += 1
-      if assign.spec.source.kind != "noop" {
+      if assign.spec.source.kind != SourceKind.noop.name {
         logger.info(
           "task done",
           metadata: [

@@ -70,7 +70,9 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// for rows that do not name their platform.
   public var platform: String = String()
 
-  /// What the export holds: "posts", or "noop" (a task that does nothing, for measuring dispatch).
+  /// What the source holds, and so which connector reads it (docs/connectors.md): "posts"
+  /// (default: a canonical posts export at `url`), or "noop" (tasks that do nothing, for
+  /// measuring dispatch). An unknown kind is refused at submit with the list of kinds.
   public var kind: String = String()
 
   /// The account the export belongs to; the default for rows that do not name their account.
@@ -82,8 +84,10 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// "csv" or "ndjson"; empty = from the URL's extension, then the response's Content-Type.
   public var format: String = String()
 
-  /// A credential reference resolved on the worker: "env:NAME" or "file:/path". Sent as
-  /// "Authorization: Bearer <value>"; never stored by the coordinator in resolved form.
+  /// The name of a platform credential configured on the workers (`haat worker --credential
+  /// NAME=env:VARIABLE@host`), e.g. "meta"; never a file or a variable. The worker sends it
+  /// as the kind's connector says (e.g. "Authorization: Bearer <secret>"), and only to the
+  /// hosts it is bound to. The secret never reaches the coordinator.
   public var credential: String = String()
 
   /// The worker pool that runs this source's tasks: "collect" (default) or "analyze".

@@ -1,0 +1,210 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+
+/// What a source holds, and so which connector reads it. A value exists only for a kind some
+/// connector serves: `SourceKind(named:)` is nil for anything else, so code past the spec
+/// check never meets an unknown kind.
+public struct SourceKind: Hashable, Sendable, CustomStringConvertible {
+  /// The name specs and the protocol use, e.g. "posts".
+  public let name: String
+  /// The connector that reads it.
+  public let connector: any Connector.Type
+
+  /// Declared by connectors (in this module) only.
+  init(_ name: String, _ connector: any Connector.Type) {
+    self.name = name
+    self.connector = connector
+  }
+
+  /// The kind a spec names ("" is the default, `posts`), if a connector serves it.
+  public init?(named name: String) {
+    guard let connector = Connectors.connector(named: name.isEmpty ? Self.posts.name : name) else { return nil }
+    self = connector.kind
+  }
+
+  public var description: String { name }
+  public static func == (lhs: SourceKind, rhs: SourceKind) -> Bool { lhs.name == rhs.name }
+  public func hash(into hasher: inout Hasher) { hasher.combine(name) }
+}
+
+/// The canonical record types connectors produce and reports consume (records.proto).
+public enum RecordType: String, Sendable, CaseIterable {
+  case post
+}
+
+/// One canonical record, as a connector hands it to the reports.
+public enum CanonicalRecord: Sendable {
+  case post(PostRecord)
+
+  public var type: RecordType {
+    switch self {
+    case .post: return .post
+    }
+  }
+}
+
+/// How a platform wants its credential: the header it goes in and what precedes the secret.
+/// Never a query parameter: a secret in a URL ends up in logs and proxies.
+public struct AuthScheme: Sendable, Equatable {
+  public var header: String
+  public var prefix: String
+
+  /// `Authorization: Bearer <secret>`.
+  public static let bearer = AuthScheme(header: "Authorization", prefix: "Bearer ")
+
+  public init(header: String, prefix: String = "") {
+    self.header = header
+    self.prefix = prefix
+  }
+}
+
+/// One request a connector wants made: the first page, or the next.
+public struct PageRequest: Sendable, Equatable {
+  public var url: String
+  /// Extra "Name: value" lines (never the credential: the worker adds that).
+  public var headers: [String]
+  /// Only these bytes of the resource (a Range request).
+  public var range: ClosedRange<UInt64>?
+
+  public init(url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil) {
+    self.url = url
+    self.headers = headers
+    self.range = range
+  }
+}
+
+/// A page's response as a connector sees it once its body has been read.
+public struct PageResponse: Sendable, Equatable {
+  public var status: Int
+  public var contentType: String?
+  /// The response's headers, names lowercased, in order.
+  public var headers: [(name: String, value: String)]
+
+  public init(status: Int, contentType: String?, headers: [(name: String, value: String)] = []) {
+    self.status = status
+    self.contentType = contentType
+    self.headers = headers
+  }
+
+  /// The first value of a header, by lowercased name.
+  public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+
+  public static func == (lhs: PageResponse, rhs: PageResponse) -> Bool {
+    lhs.status == rhs.status && lhs.contentType == rhs.contentType
+      && lhs.headers.elementsEqual(rhs.headers) { $0.name == $1.name && $0.value == $1.value }
+  }
+}
+
+/// What a task has read so far: good records, bad ones, and the first bad ones with where
+/// and why. Bad records are counted and reported, never fatal and never silently lost.
+public struct ReadCounts: Sendable, Equatable {
+  public var records: UInt64 = 0
+  public var badRecords: UInt64 = 0
+  public var problems: [RowProblem] = []
+
+  public init() {}
+}
+
+/// The limits a connector reads under.
+public struct ReadLimits: Sendable {
+  /// The longest record (CSV record, NDJSON line, JSON object) in bytes.
+  public var maxRecordBytes: Int
+  /// How many bad records are kept with their reason (all are counted).
+  public var maxProblems: Int
+  /// The most pages one task may fetch: a platform that always answers with a next page
+  /// cannot keep a task running forever.
+  public var maxPages: Int
+
+  public init(maxRecordBytes: Int = 1 << 20, maxProblems: Int = 20, maxPages: Int = 10_000) {
+    self.maxRecordBytes = maxRecordBytes
+    self.maxProblems = maxProblems
+    self.maxPages = maxPages
+  }
+}
+
+/// The seam every platform plugs into (DESIGN.md §2 "Extension points"). The coordinator
+/// calls the static side to check a source and plan it into tasks; the worker makes one
+/// value per task attempt and drives it the same way for every platform:
+///
+///     var request = connector.firstRequest()
+///     while let page = request {
+///       fetch page; connector.pageStarted(…); connector.feed(chunk…)…
+///       request = connector.pageEnded(response)
+///     }
+///
+/// A connector never does I/O itself: it says what to fetch and turns bytes into canonical
+/// records, so it is tested on fixture bytes alone, and the worker's fetcher (its address
+/// guard, credential binding, timeouts and limits) is the only way out. Adding a platform
+/// is one new connector file, its fixtures, and one line in `Connectors.all`.
+public protocol Connector: SendableMetatype {
+  /// The kind a spec names to use this connector.
+  static var kind: SourceKind { get }
+  /// One line for people: what the kind reads.
+  static var summary: String { get }
+  /// The record types its tasks produce (reports that want none of them are not run).
+  static var records: Set<RecordType> { get }
+  /// How the credential a source names is sent.
+  static var auth: AuthScheme { get }
+
+  /// Checks a source's fields at submit and fills the defaults; a refusal names the field
+  /// (`field` is the source's path, e.g. "sources[3]").
+  static func check(_ source: inout Source, field: String) throws(HaatError)
+  /// How many tasks the source plans into.
+  static func taskCount(for source: Source) -> Int
+  /// Shapes task `part` (0 ..< taskCount) of the source; most connectors plan one task and
+  /// leave it as it is.
+  static func plan(_ task: inout TaskSpec, part: Int, of source: Source)
+
+  /// Starts one task attempt.
+  init(task: TaskSpec, limits: ReadLimits)
+  /// The first page to fetch, or nil when the task fetches nothing.
+  mutating func firstRequest() throws(ExportError) -> PageRequest?
+  /// A page's response began (a success status); before its first body byte.
+  mutating func pageStarted(status: Int, contentType: String?) throws(ExportError)
+  /// A chunk of the page's body, of any size. `emit` may refuse a record (false) when it
+  /// would take a report's sums out of range: the record is then bad, `out of range`.
+  mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+  /// The page's body ended; returns the next page to fetch, or nil when the task is done.
+  mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  /// What has been read so far.
+  var counts: ReadCounts { get }
+  /// Where the next run of this source may start (a cursor or a high-water mark); "" if none.
+  var bookmark: String { get }
+}
+
+extension Connector {
+  public static var auth: AuthScheme { .bearer }
+  public static func taskCount(for source: Source) -> Int { 1 }
+  public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
+  public var bookmark: String { "" }
+}
+
+/// Checks connectors share.
+public enum SourceChecks {
+  /// An export's or API's URL: http, https or file, with a host or a path, and no secret in it.
+  public static func url(_ text: String, field: String, kind: SourceKind) throws(HaatError) {
+    guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a \(kind) source", field: field) }
+    if let secret = URLSecrets.find(in: text) {
+      // Said without echoing the URL: it holds the secret.
+      throw HaatError(
+        .badSpec,
+        "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
+        field: field)
+    }
+    guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
+      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
+    }
+    switch scheme {
+    case "http", "https":
+      guard let host = url.host, !host.isEmpty else {
+        throw HaatError(.badSpec, "has no host: \"\(text)\"", field: field)
+      }
+    case "file":
+      guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \"\(text)\"", field: field) }
+    default:
+      throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme)://", field: field)
+    }
+  }
+}

@@ -45,6 +45,8 @@ public struct FetchPolicy: Sendable {
   /// still judges every target's addresses.
   public var proxy: String?
   /// The most response header lines and header bytes a response may have.
+  /// How much of an error status's body is kept, for the message and the connector.
+  public var maxErrorBodyBytes = 16 * 1024
   public var maxHeaderLines = 1_000
   public var maxHeaderBytes = 256 * 1024
   public var userAgent = "haat/0.1"
@@ -112,6 +114,11 @@ public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
   /// The server's Retry-After, in milliseconds.
   public var retryAfterMs: UInt64?
   public var status: Int?
+  /// For an HTTP error status: the start of the error body (at most
+  /// `FetchPolicy.maxErrorBodyBytes`, as received) and the response's headers, so a
+  /// connector can read the platform's own error object and usage headers.
+  public var body: [UInt8] = []
+  public var headers: [HeaderField] = []
 
   public init(
     _ kind: Kind, _ message: String, retryable: Bool, retryAfterMs: UInt64? = nil,

@@ -160,7 +160,7 @@ final class Transfer {
       if status == 0, let handle { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
       guard isSuccess(status) else {
         // Keep a little of an error body to explain the status.
-        let room = max(0, 512 - errorBody.count)
+        let room = max(0, policy.maxErrorBodyBytes - errorBody.count)
         errorBody.append(contentsOf: data.prefix(room))
         return data.count
       }
@@ -271,6 +271,13 @@ final class Transfer {
   // MARK: Errors
 
   private func httpFailure() -> FetchError? {
+    guard var failure = httpStatusFailure() else { return nil }
+    failure.body = errorBody
+    failure.headers = headers
+    return failure
+  }
+
+  private func httpStatusFailure() -> FetchError? {
     guard status >= 300 || (status > 0 && status < 200) else { return nil }
     var snippet = String(decoding: errorBody, as: UTF8.self)
       .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)

@@ -14,6 +14,7 @@ import Synchronization
 /// - `GET /files/PATH`: a file under the server's root directory.
 /// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K`: N generated rows over K accounts
 ///   (default: four), streamed.
+/// - `GET /meta/vNN.0/{page-id}/posts?fields=…`: Meta's Graph API (`MetaGraphFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -80,6 +81,9 @@ public final class FixtureServer: Sendable {
     state.authorizations.withLock { $0.values.flatMap { $0 }.filter { !$0.isEmpty } }
   }
 
+  /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
+  public var meta: MetaGraphFixture { state.meta }
+
   /// Connections accepted so far.
   public var connections: Int { state.connections.load(ordering: .relaxed) }
   /// Requests answered so far.
@@ -98,6 +102,7 @@ final class FixtureState: Sendable {
   let requests = Atomic<Int>(0)
   let log = Mutex<[String: [Int64]]>([:])
   let authorizations = Mutex<[String: [String]]>([:])
+  let meta = MetaGraphFixture()
 
   init(root: String?) { self.root = root }
 
@@ -182,6 +187,14 @@ final class FixtureHandler: ChannelInboundHandler {
     }
     if let code = Int(query["status"] ?? "") {
       return sendError(HTTPResponseStatus(statusCode: code), query: query, head: head, context: context)
+    }
+    if path.hasPrefix("/meta/") {
+      let (status, headers, body) = state.meta.answer(
+        path: path, query: query, authorization: head.headers["Authorization"].first ?? "",
+        host: head.headers["Host"].first ?? "127.0.0.1")
+      return send(
+        status: HTTPResponseStatus(statusCode: status), headers: headers, body: Array(body.utf8), head: head,
+        context: context)
     }
     switch path {
     case "/_stats":

@@ -1,5 +1,5 @@
 /// A problem with one row of an export: where and why.
-public struct RowProblem: Sendable, Equatable {
+public struct RowProblem: Error, Sendable, Equatable {
   /// CSV: the record number after the header. NDJSON: the line number.
   public var row: UInt64
   /// The canonical field name, or "" when the whole record is to blame.
@@ -13,10 +13,23 @@ public struct RowProblem: Sendable, Equatable {
   }
 }
 
-/// A problem with a whole export: it cannot be read at all.
+/// A problem with a whole export or page: it cannot be read at all, or the platform said
+/// why not. `code` is the task error's code (`bad_export` unless a connector classified a
+/// platform error, e.g. `token_expired`, `throttled`), with whether trying again can help.
 public struct ExportError: Error, Sendable, Equatable, CustomStringConvertible {
   public var message: String
-  public init(_ message: String) { self.message = message }
+  public var code: String
+  public var retryable: Bool
+  /// The least wait before trying again, when the platform said.
+  public var retryAfterMs: UInt64?
+
+  public init(_ message: String, code: String = "bad_export", retryable: Bool = false, retryAfterMs: UInt64? = nil) {
+    self.message = message
+    self.code = code
+    self.retryable = retryable
+    self.retryAfterMs = retryAfterMs
+  }
+
   public var description: String { message }
 }
 

@@ -16,6 +16,9 @@ public enum Values {
     case tooLong = "record too long"
     /// A NUL or another control character in a text field (id, platform, account, …).
     case controlCharacter = "control character"
+    /// A platform refused part of a request (a metric it no longer serves); the request was
+    /// made again without it. Row 0: the request, not a record.
+    case refusedByPlatform = "refused by the platform; asked again without it"
   }
 
   /// Whether text bytes hold a C0 control character other than tab, or DEL.

@@ -73,10 +73,12 @@ struct TaskRunner: Sendable {
     }
     do {
       var next = try connector.firstRequest()
+      var requests = 0
       while let page = next {
-        guard Int(stats.pages) < limits.maxPages else {
-          throw ExportError("the source is still offering pages after \(limits.maxPages); stopping")
+        guard requests < limits.maxPages else {
+          throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
         }
+        requests += 1
         var credential: BoundCredential?
         if !source.credential.isEmpty {
           // Bound per page: a next-page URL on another host does not get the secret.
@@ -87,25 +89,49 @@ struct TaskRunner: Sendable {
               ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
           }
         }
-        let response = try fetcher.fetch(
-          FetchRequest(url: page.url, headers: page.headers, range: page.range, credential: credential),
-          cancel: progress.cancel,
-          onStart: { status, contentType in
-            do throws(ExportError) {
-              try connector.pageStarted(status: status, contentType: contentType)
-            } catch {
-              throw FetchError(.sink, error.message, retryable: false)
-            }
-          },
-          onBody: { chunk in
-            do throws(ExportError) {
-              try connector.feed(chunk, emit: emit)
-            } catch {
-              throw FetchError(.sink, error.message, retryable: false)
-            }
-            progress.bytes.add(UInt64(chunk.count), ordering: .relaxed)
-            progress.rows.store(connector.counts.records, ordering: .relaxed)
-          })
+        // A connector's own error, kept whole (its code and retry advice) across the fetcher.
+        var sinkError: ExportError?
+        let response: FetchResponse
+        do {
+          response = try fetcher.fetch(
+            FetchRequest(url: page.url, headers: page.headers, range: page.range, credential: credential),
+            cancel: progress.cancel,
+            onStart: { status, contentType in
+              do throws(ExportError) {
+                try connector.pageStarted(status: status, contentType: contentType)
+              } catch {
+                sinkError = error
+                throw FetchError(.sink, error.message, retryable: false)
+              }
+            },
+            onBody: { chunk in
+              do throws(ExportError) {
+                try connector.feed(chunk, emit: emit)
+              } catch {
+                sinkError = error
+                throw FetchError(.sink, error.message, retryable: false)
+              }
+              progress.bytes.add(UInt64(chunk.count), ordering: .relaxed)
+              progress.rows.store(connector.counts.records, ordering: .relaxed)
+            })
+        } catch {
+          if let sinkError { throw sinkError }
+          guard let status = error.status, [.httpClient, .httpServer, .throttled].contains(error.kind) else {
+            throw error
+          }
+          // The platform's error object may say more than the status (or ask for a retry
+          // without something it refuses).
+          stats.httpStatuses[String(status), default: 0] += 1
+          let failed = PageResponse(
+            status: status, contentType: nil, headers: error.headers.map { ($0.name, $0.value) })
+          guard let instead = try connector.pageFailed(failed, body: error.body) else {
+            onFetchError(error)
+            throw ExportError(
+              error.message, code: error.code, retryable: error.retryable, retryAfterMs: error.retryAfterMs)
+          }
+          next = instead
+          continue
+        }
         stats.pages += 1
         stats.bytes += response.bodyBytes
         stats.httpStatuses[String(response.status), default: 0] += 1
@@ -124,7 +150,10 @@ struct TaskRunner: Sendable {
         ErrorInfo(code: code, message: error.message), retryable: error.retryable,
         retryAfterMs: UInt32(clamping: error.retryAfterMs ?? 0), finish())
     } catch let error as ExportError {
-      return .fail(ErrorInfo(code: "bad_export", message: error.message), retryable: false, retryAfterMs: 0, finish())
+      stats.bytes = max(stats.bytes, progress.bytes.load(ordering: .relaxed))
+      return .fail(
+        ErrorInfo(code: error.code, message: error.message), retryable: error.retryable,
+        retryAfterMs: UInt32(clamping: error.retryAfterMs ?? 0), finish())
     } catch {
       return .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, finish())
     }

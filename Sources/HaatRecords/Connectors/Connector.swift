@@ -104,6 +104,12 @@ public struct ReadCounts: Sendable, Equatable {
   public var problems: [RowProblem] = []
 
   public init() {}
+
+  /// Counts a bad record, keeping its reason while there is room.
+  public mutating func bad(_ problem: RowProblem, keep limit: Int) {
+    badRecords += 1
+    if problems.count < limit { problems.append(problem) }
+  }
 }
 
 /// The limits a connector reads under.
@@ -115,11 +121,17 @@ public struct ReadLimits: Sendable {
   /// The most pages one task may fetch: a platform that always answers with a next page
   /// cannot keep a task running forever.
   public var maxPages: Int
+  /// The largest page an API connector holds to decode (an export file is streamed, never
+  /// held).
+  public var maxPageBytes: Int
 
-  public init(maxRecordBytes: Int = 1 << 20, maxProblems: Int = 20, maxPages: Int = 10_000) {
+  public init(
+    maxRecordBytes: Int = 1 << 20, maxProblems: Int = 20, maxPages: Int = 10_000, maxPageBytes: Int = 64 << 20
+  ) {
     self.maxRecordBytes = maxRecordBytes
     self.maxProblems = maxProblems
     self.maxPages = maxPages
+    self.maxPageBytes = maxPageBytes
   }
 }
 
@@ -168,6 +180,12 @@ public protocol Connector: SendableMetatype {
   /// The page's body ended; returns the next page to fetch, or nil when the task is done.
   mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
+  /// A page's request was answered with an HTTP error status (`body` is its start). The
+  /// connector may read the platform's error object: throw it classified (an expired
+  /// token is not retryable; throttling is, after the wait the platform names), or return
+  /// a request to make instead (the same page without a metric the platform refuses).
+  /// Returning nil leaves the fetcher's own error standing.
+  mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest?
   /// What has been read so far.
   var counts: ReadCounts { get }
   /// Where the next run of this source may start (a cursor or a high-water mark); "" if none.
@@ -179,6 +197,7 @@ extension Connector {
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }
+  public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? { nil }
 }
 
 /// Checks connectors share.

@@ -3,6 +3,7 @@ public enum Connectors {
   public static let all: [any Connector.Type] = [
     CanonicalExportConnector.self,
     NoopConnector.self,
+    FacebookPostsConnector.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

@@ -1,0 +1,227 @@
+import Foundation
+import Synchronization
+
+/// Meta's Graph API as the fixture server plays it, under `/meta/vNN.0/…`. Shapes follow
+/// Meta's published references (cited in docs/fixtures.md): `GET /{page-id}/posts` with
+/// field expansion, cursor paging, lifetime insights, the error object and the usage
+/// headers. Posts are generated from the page id, so a test knows every value without
+/// parsing a response (`MetaGraphFixture.post`).
+public final class MetaGraphFixture: Sendable {
+  /// What a test may change while the server runs.
+  public struct Settings: Sendable {
+    /// Posts each Page has.
+    public var postsPerPage = 250
+    /// Tokens that are accepted (as `Authorization: Bearer` or `access_token`).
+    public var tokens: Set<String> = ["fixture-meta-token"]
+    /// Tokens answered with error 190 / subcode 463 (expired).
+    public var expiredTokens: Set<String> = ["fixture-meta-expired"]
+    /// Metrics the Pages refuse with error 100 (besides every `post_impressions*`, which
+    /// Meta removed on 2025-11-15).
+    public var refusedMetrics: Set<String> = []
+    /// Requests per second a token may make; past it, error 80001 with the usage headers.
+    public var requestsPerSecond: Int? = nil
+    /// Every how many pages an empty page (with `next`) is served first: Meta documents
+    /// that a page may be empty and still not be the last.
+    public var emptyPageEvery = 2
+
+    public init() {}
+  }
+
+  public let settings = Mutex(Settings())
+  /// Requests per token per second, for the throttle.
+  private let window = Mutex<[String: (second: Int64, count: Int)]>([:])
+
+  init() {}
+
+  /// The newest post's time; post `i` is `i` × 7 hours older.
+  public static let newestEpoch: Int64 = 1_790_000_000  // 2026-09-21T13:33:20Z
+
+  /// Post `index` (0 = newest) of Page `page`, as generated.
+  public struct Post: Sendable, Equatable {
+    public var id: String
+    public var createdEpoch: Int64
+    /// photo, video, album, link, or nil for a text post.
+    public var attachment: String?
+    public var reactions: UInt64
+    public var comments: UInt64
+    /// nil: nobody shared it (Meta leaves `shares` out).
+    public var shares: UInt64?
+    public var mediaView: UInt64
+    public var uniqueView: UInt64
+    public var clicks: UInt64
+  }
+
+  public static func post(page: String, index: Int) -> Post {
+    let salt = UInt64(page.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF })
+    let i = UInt64(index)
+    let attachments: [String?] = ["photo", "video", nil, "album", "link"]
+    let reactions = (i &* 37 &+ salt) % 500
+    let shareCount = (i &* 13 &+ salt) % 9
+    let mediaView = reactions * 20 + (i * 7) % 100
+    return Post(
+      id: "\(page)_\(1000 + index)", createdEpoch: newestEpoch - Int64(index) * 7 * 3600,
+      attachment: attachments[index % attachments.count], reactions: reactions, comments: (i &* 11 &+ salt) % 60,
+      shares: shareCount == 0 ? nil : shareCount, mediaView: mediaView, uniqueView: mediaView * 3 / 5,
+      clicks: (i &+ salt) % 50)
+  }
+
+  /// Answers a request under `/meta/`: status, headers, body.
+  func answer(path: String, query: [String: String], authorization: String, host: String) -> (
+    Int, [(String, String)], String
+  ) {
+    let settings = self.settings.withLock { $0 }
+    let parts = path.split(separator: "/").map(String.init)  // ["meta", "v21.0", page, "posts"]
+    var token = query["access_token"] ?? ""
+    for prefix in ["Bearer ", "OAuth "] where authorization.hasPrefix(prefix) {
+      token = String(authorization.dropFirst(prefix.count))
+    }
+    let appUsage = ("X-App-Usage", #"{"call_count":12,"total_cputime":3,"total_time":4}"#)
+    if settings.expiredTokens.contains(token) {
+      return Self.error(
+        400, code: 190, subcode: 463, type: "OAuthException",
+        message:
+          "Error validating access token: Session has expired on Sunday, 20-Sep-26 10:00:00 PDT. The current time is Monday, 21-Sep-26 10:00:00 PDT.",
+        headers: [
+          appUsage, ("WWW-Authenticate", #"OAuth "Facebook Platform" "invalid_token" "Error validating access token""#),
+        ])
+    }
+    guard settings.tokens.contains(token) else {
+      return Self.error(
+        400, code: 190, subcode: 467, type: "OAuthException", message: "Invalid OAuth access token.",
+        headers: [appUsage])
+    }
+    if let limit = settings.requestsPerSecond {
+      let second = Int64(Date().timeIntervalSince1970)
+      let count = window.withLock { window -> Int in
+        let seen = window[token].flatMap { $0.second == second ? $0.count : nil } ?? 0
+        window[token] = (second, seen + 1)
+        return seen + 1
+      }
+      if count > limit {
+        let usage =
+          #"{"\#(parts.count > 2 ? parts[2] : "0")":[{"type":"pages","call_count":100,"total_cputime":40,"total_time":45,"estimated_time_to_regain_access":1}]}"#
+        return Self.error(
+          400, code: 80001, subcode: nil, type: "OAuthException",
+          message:
+            "(#80001) There have been too many calls to this Page account. Wait a bit and try again. For more info, please refer to https://developers.facebook.com/docs/graph-api/overview/rate-limiting.",
+          headers: [appUsage, ("X-Business-Use-Case-Usage", usage)])
+      }
+    }
+    guard parts.count == 4, parts[3] == "posts" else {
+      return Self.error(
+        400, code: 100, subcode: 33, type: "GraphMethodException",
+        message:
+          "Unsupported get request. Object with ID '\(parts.dropFirst(2).joined(separator: "/"))' does not exist, cannot be loaded due to missing permissions, or does not support this operation.",
+        headers: [appUsage])
+    }
+    let page = parts[2]
+    let fields = query["fields"] ?? "id"
+    let metrics = Self.metrics(in: fields)
+    if metrics.contains(where: { $0.hasPrefix("post_impressions") || settings.refusedMetrics.contains($0) }) {
+      return Self.error(
+        400, code: 100, subcode: nil, type: "OAuthException",
+        message: "(#100) The value must be a valid insights metric",
+        headers: [appUsage])
+    }
+    let limit = min(100, max(1, Int(query["limit"] ?? "") ?? 25))
+    let since = Int64(query["since"] ?? "")
+    let total = (0..<settings.postsPerPage).prefix { index in
+      since.map { Self.post(page: page, index: index).createdEpoch >= $0 } ?? true
+    }.count
+    // Cursors: "p<offset>" for a page of posts, "e<offset>" for the empty page before it.
+    let after = query["after"] ?? ""
+    var offset = 0
+    var empty = false
+    if after.hasPrefix("p") || after.hasPrefix("e"), let value = Int(after.dropFirst()) {
+      offset = value
+      empty = after.hasPrefix("e")
+    }
+    let pageNumber = offset / limit
+    if !empty, offset > 0, settings.emptyPageEvery > 0, pageNumber % settings.emptyPageEvery == 1 {
+      // The empty page comes first; its `next` leads to the real one.
+      return (
+        200, [("Content-Type", "application/json; charset=UTF-8"), appUsage],
+        Self.page(
+          items: [], next: nextURL(host: host, path: path, query: query, after: "e\(offset)"), after: "e\(offset)")
+      )
+    }
+    let end = min(total, offset + limit)
+    let items = (offset..<max(offset, end)).map { Self.postJSON(Self.post(page: page, index: $0), metrics: metrics) }
+    let next = end < total ? nextURL(host: host, path: path, query: query, after: "p\(end)") : nil
+    return (
+      200, [("Content-Type", "application/json; charset=UTF-8"), appUsage],
+      Self.page(items: items, next: next, after: "p\(end)")
+    )
+  }
+
+  private func nextURL(host: String, path: String, query: [String: String], after: String) -> String {
+    var next = query
+    next["after"] = after
+    let encoded = next.sorted { $0.key < $1.key }.map { key, value in
+      var allowed = CharacterSet.alphanumerics
+      allowed.insert(charactersIn: "-._~")
+      return "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value)"
+    }
+    return "http://\(host)" + path + "?" + encoded.joined(separator: "&")
+  }
+
+  static func metrics(in fields: String) -> [String] {
+    guard let start = fields.range(of: "insights.metric(") else { return [] }
+    let rest = fields[start.upperBound...]
+    guard let close = rest.firstIndex(of: ")") else { return [] }
+    return rest[..<close].split(separator: ",").map { String($0) }
+  }
+
+  static func page(items: [String], next: String?, after: String) -> String {
+    var paging = #""cursors":{"before":"QVFIUmJlZm9yZQ","after":"\#(after)"}"#
+    if let next { paging += #","next":"\#(next)""# }
+    return #"{"data":[\#(items.joined(separator: ","))],"paging":{\#(paging)}}"#
+  }
+
+  static func postJSON(_ post: Post, metrics: [String]) -> String {
+    let time = Date(timeIntervalSince1970: TimeInterval(post.createdEpoch))
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    // Meta writes +0000, not Z.
+    let created = formatter.string(from: time).replacingOccurrences(of: "Z", with: "+0000")
+    var fields = [#""id":"\#(post.id)""#, #""created_time":"\#(created)""#]
+    if let attachment = post.attachment {
+      fields.append(#""attachments":{"data":[{"media_type":"\#(attachment)"}]}"#)
+    } else {
+      // A JSON escape (\n) and non-Latin text, as real captions have.
+      fields.append(#""message":"Eid sale, 20% off 🎉 আজই\nনতুন""#)
+    }
+    if let shares = post.shares { fields.append(#""shares":{"count":\#(shares)}"#) }
+    fields.append(#""reactions":{"data":[],"summary":{"total_count":\#(post.reactions)}}"#)
+    fields.append(
+      #""comments":{"data":[],"summary":{"order":"ranked","total_count":\#(post.comments),"can_comment":true}}"#)
+    if !metrics.isEmpty {
+      var insights: [String] = []
+      for metric in metrics {
+        let value: String
+        switch metric {
+        case "post_media_view": value = String(post.mediaView)
+        case "post_total_media_view_unique": value = String(post.uniqueView)
+        case "post_clicks": value = String(post.clicks)
+        case "post_reactions_by_type_total": value = #"{"like":\#(post.reactions)}"#
+        default: continue
+        }
+        insights.append(
+          #"{"name":"\#(metric)","period":"lifetime","values":[{"value":\#(value)}],"title":"Lifetime \#(metric)","description":"Lifetime: \#(metric)","id":"\#(post.id)/insights/\#(metric)/lifetime"}"#
+        )
+      }
+      fields.append(#""insights":{"data":[\#(insights.joined(separator: ","))]}"#)
+    }
+    return "{" + fields.joined(separator: ",") + "}"
+  }
+
+  static func error(
+    _ status: Int, code: Int, subcode: Int?, type: String, message: String, headers: [(String, String)]
+  ) -> (Int, [(String, String)], String) {
+    let escaped = message.replacingOccurrences(of: "\"", with: "\\\"")
+    var body = #"{"error":{"message":"\#(escaped)","type":"\#(type)","code":\#(code)"#
+    if let subcode { body += #","error_subcode":\#(subcode)"# }
+    body += #","fbtrace_id":"AbCdEfGhIjK"}}"#
+    return (status, [("Content-Type", "application/json; charset=UTF-8")] + headers, body)
+  }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// A JSON document as values, for platform API pages. A page is bounded
+/// (`PageBuffer`), so decoding it whole keeps a task's memory flat however many pages the
+/// source has.
+public enum JSONValue: Sendable, Equatable, Decodable {
+  case null
+  case bool(Bool)
+  /// A non-negative integer that fits 64 bits, kept exact.
+  case count(UInt64)
+  /// Any other number.
+  case number(Double)
+  case string(String)
+  case array([JSONValue])
+  case object([String: JSONValue])
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    if container.decodeNil() {
+      self = .null
+    } else if let value = try? container.decode(Bool.self) {
+      self = .bool(value)
+    } else if let value = try? container.decode(UInt64.self) {
+      self = .count(value)
+    } else if let value = try? container.decode(Double.self) {
+      self = .number(value)
+    } else if let value = try? container.decode(String.self) {
+      self = .string(value)
+    } else if let value = try? container.decode([JSONValue].self) {
+      self = .array(value)
+    } else {
+      self = .object(try container.decode([String: JSONValue].self))
+    }
+  }
+
+  /// Parses a whole document; nil when it is not JSON.
+  public static func parse(_ bytes: [UInt8]) -> JSONValue? {
+    try? JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+  }
+
+  public subscript(key: String) -> JSONValue? {
+    if case .object(let object) = self { return object[key] }
+    return nil
+  }
+
+  public var string: String? {
+    if case .string(let text) = self { return text }
+    return nil
+  }
+
+  public var array: [JSONValue]? {
+    if case .array(let items) = self { return items }
+    return nil
+  }
+
+  public var object: [String: JSONValue]? {
+    if case .object(let object) = self { return object }
+    return nil
+  }
+
+  /// A count written as a number or as a string of digits (platforms do both).
+  public var count: UInt64? {
+    switch self {
+    case .count(let value): return value
+    case .string(let text): return UInt64(text)
+    default: return nil
+    }
+  }
+
+  /// Any number, written as a number or a string.
+  public var number: Double? {
+    switch self {
+    case .count(let value): return Double(value)
+    case .number(let value): return value
+    case .string(let text): return Double(text)
+    default: return nil
+    }
+  }
+}
+
+/// Collects one page's body up to a bound; a page past it is refused, never truncated.
+struct PageBuffer {
+  let limit: Int
+  private(set) var bytes: [UInt8] = []
+
+  init(limit: Int) { self.limit = limit }
+
+  mutating func append(_ chunk: UnsafeRawBufferPointer) throws(ExportError) {
+    guard bytes.count + chunk.count <= limit else {
+      throw ExportError("a page is larger than \(limit) bytes; ask for fewer items per page")
+    }
+    bytes.append(contentsOf: chunk)
+  }
+
+  mutating func take() -> [UInt8] {
+    defer { bytes = [] }
+    return bytes
+  }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatTesting
+import Testing
+
+/// Platform connectors end to end: real coordinator and worker processes collecting from
+/// the fixture server's Meta Graph API with a named credential.
+@Suite("Connector cluster", .serialized)
+struct ConnectorClusterTests {
+  static let token = "fixture-meta-token"
+
+  @Test func facebookPagesAreCollectedPageByPageIntoTheReport() async throws {
+    let directory = NSTemporaryDirectory() + "haat-meta-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try SecretFile.write(Data(Self.token.utf8), to: directory + "/meta.secret")
+    try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
+    try await withCluster(
+      { server in
+        var options = LocalCluster.Options.fast
+        options.workers = 2
+        options.directory = directory + "/cluster"
+        let host = "http://127.0.0.1:\(server.port)"
+        options.workerArguments = [
+          "--credential", "meta=file:\(directory)/meta.secret@\(host)",
+          "--credential", "meta_old=file:\(directory)/old.secret@\(host)",
+        ]
+        return options
+      },
+      { cluster, server in
+        let client = try await cluster.client()
+        let base = "http://127.0.0.1:\(server.port)/meta/v21.0"
+        let pages = ["111", "222", "333"]
+        let sources = pages.map { page -> Source in
+          var source = Source()
+          source.kind = "facebook_posts"
+          source.account = page
+          source.url = base
+          source.credential = "meta"
+          return source
+        }
+        let job = try await client.submit(spec("meta", sources)).job
+        let result = try await finish(client, job)
+        #expect(result.report.summary.tasks == 3)
+        #expect(result.report.summary.missing.isEmpty)
+        #expect(result.report.summary.badRows == 0)
+
+        // The expectation comes from the generator, not from parsing a response.
+        let posts = server.meta.settings.withLock { $0.postsPerPage }
+        for page in pages {
+          let generated = (0..<posts).map { MetaGraphFixture.post(page: page, index: $0) }
+          let rows = result.report.engagement.rows.filter { $0.account == page }
+          #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(posts))
+          #expect(rows.reduce(0) { $0 + $1.likes } == generated.reduce(0) { $0 + $1.reactions })
+          #expect(rows.reduce(0) { $0 + $1.comments } == generated.reduce(0) { $0 + $1.comments })
+          #expect(rows.reduce(0) { $0 + $1.shares } == generated.reduce(0) { $0 + ($1.shares ?? 0) })
+          #expect(rows.reduce(0) { $0 + $1.impressions } == generated.reduce(0) { $0 + $1.mediaView })
+          #expect(rows.reduce(0) { $0 + $1.reach } == generated.reduce(0) { $0 + $1.uniqueView })
+          #expect(rows.reduce(0) { $0 + $1.clicks } == generated.reduce(0) { $0 + $1.clicks })
+          #expect(Set(rows.map(\.platform)) == ["facebook"])
+          // 250 posts in pages of 100, one empty page (with next) before the second: 4
+          // requests, each with the token in its header.
+          let seen = server.authorizations(series: "/meta/v21.0/\(page)/posts")
+          #expect(seen == Array(repeating: "Bearer \(Self.token)", count: 4))
+        }
+
+        // An expired token fails at once (no retries), with Meta's reason.
+        var expired = sources[0]
+        expired.credential = "meta_old"
+        let failing = try await client.submit(spec("expired", [expired], maxAttempts: 5)).job
+        let failed = try await finish(client, failing)
+        let dead = try await client.dead(job: failing)
+        #expect(failed.report.summary.missing.first?.error.code == "token_expired")
+        #expect(dead.first?.attempts == 1)
+        #expect(dead.first?.error.message.contains("190") == true)
+
+        // The platform token is nowhere the coordinator keeps anything.
+        await cluster.stop(keepDirectory: true)
+        for file in try FileManager.default.subpathsOfDirectory(atPath: cluster.directory) {
+          let path = cluster.directory + "/" + file
+          guard let data = FileManager.default.contents(atPath: path), !file.hasSuffix(".secret") else { continue }
+          #expect(data.range(of: Data(Self.token.utf8)) == nil, "the token is in \(file)")
+        }
+      })
+  }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import HaatProtocol
+import HaatRecords
+import Testing
+
+/// The Facebook Page posts connector on Meta-shaped fixtures (Fixtures/meta/README.md cites
+/// where each shape comes from), one quirk per case.
+@Suite("Facebook posts connector")
+struct FacebookPostsConnectorTests {
+  static let base = "https://graph.facebook.com/v21.0"
+
+  func task(bookmark: String = "") -> TaskSpec {
+    var task = TaskSpec()
+    task.source.kind = "facebook_posts"
+    task.source.account = "111"
+    task.source.url = Self.base
+    task.bookmark = bookmark
+    return task
+  }
+
+  func page(_ name: String) throws -> CannedPage {
+    CannedPage(body: Array(try fixture("meta/\(name)")), contentType: "application/json; charset=UTF-8")
+  }
+
+  func run(chunk: Int = 7) throws -> (posts: [PostRecord], requests: [PageRequest], FacebookPostsConnector) {
+    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    let pages = [
+      first.url: try page("posts-1.json"),
+      "\(Self.base)/111/posts?limit=100&after=QVFIUmFmdGVyMQ": try page("posts-2-empty.json"),
+      "\(Self.base)/111/posts?limit=100&after=QVFIUmFmdGVyMg": try page("posts-3-last.json"),
+    ]
+    let (records, requests, driven) = try drive(FacebookPostsConnector.self, task(), pages: pages, chunk: chunk)
+    let posts = records.compactMap { record -> PostRecord? in
+      if case .post(let post) = record { return post }
+      return nil
+    }
+    return (posts, requests, driven)
+  }
+
+  @Test("pages are followed through an empty page that carries next, and stop where next is absent")
+  func pagingFollowsNextOnly() throws {
+    let (posts, requests, _) = try run()
+    #expect(requests.count == 3)
+    #expect(posts.map(\.id) == ["111_201", "111_202", "111_207"])
+    let first = try #require(requests.first?.url)
+    #expect(first.hasPrefix("\(Self.base)/111/posts?fields="))
+    #expect(first.contains("insights.metric(post_media_view,post_total_media_view_unique,post_clicks)"))
+    #expect(first.contains("limit=100"))
+    #expect(!first.contains("access_token"), "the token goes in a header, never the URL")
+  }
+
+  @Test("counts, media types, insights and the +0000 offset become the canonical post")
+  func fieldsMapToTheCanonicalPost() throws {
+    let (posts, _, _) = try run(chunk: 4096)
+    let first = try #require(posts.first)
+    #expect(first.platform == "facebook" && first.account == "111")
+    #expect(first.createdAtText == "2026-03-01T18:31:28+00:00")
+    #expect(first.mediaType == .image)
+    #expect(first.likes == 28 && first.comments == 7 && first.shares == 3)
+    #expect(first.impressions == 1200 && first.reach == 800 && first.clicks == 12)
+    let second = posts[1]
+    #expect(second.mediaType == .text, "no attachment is a text post")
+    #expect(second.shares == 0, "Meta leaves shares out when nobody shared")
+    #expect(second.impressions == nil, "an empty insights list is unknown, not zero")
+    #expect(second.createdAt.offsetMinutes == 360)
+    #expect(posts[2].mediaType == .carousel)
+  }
+
+  @Test("a broken object is counted with its position and reason; the rest of the page is read")
+  func brokenObjectsAreReported() throws {
+    let (_, _, connector) = try run()
+    let counts = connector.counts
+    #expect(counts.records == 3)
+    #expect(counts.badRecords == 4)
+    #expect(
+      counts.problems == [
+        RowProblem(row: 3, column: "created_time", reason: .missing),
+        RowProblem(row: 4, column: "created_time", reason: .invalidTimestamp),
+        RowProblem(row: 5, column: "", reason: .notAnObject),
+        RowProblem(row: 6, column: "shares", reason: .notAnInteger),
+      ])
+    #expect(connector.bookmark == String(1_772_389_888), "the newest post's time")
+  }
+
+  @Test("a bookmark asks only for posts since then")
+  func bookmarkAsksSince() throws {
+    var connector = FacebookPostsConnector(task: task(bookmark: "1772389888"), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    #expect(first.url.hasSuffix("&since=1772389888"))
+    #expect(connector.bookmark == "1772389888", "nothing newer keeps the old bookmark")
+  }
+
+  @Test("an expired token is a non-retryable token_expired error that quotes Meta's message")
+  func expiredToken() throws {
+    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+    _ = try connector.firstRequest()
+    let error = try #require(
+      throws: ExportError.self,
+      performing: {
+        try connector.pageFailed(
+          PageResponse(status: 400, contentType: nil), body: Array(try fixture("meta/error-190.json")))
+      })
+    #expect(error.code == "token_expired" && !error.retryable)
+    #expect(error.message.contains("190 (subcode 463)"))
+  }
+
+  @Test("throttling is retryable after the time Meta estimates")
+  func throttling() throws {
+    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+    _ = try connector.firstRequest()
+    let usage =
+      #"{"111":[{"type":"pages","call_count":100,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":3}]}"#
+    let error = try #require(
+      throws: ExportError.self,
+      performing: {
+        try connector.pageFailed(
+          PageResponse(status: 400, contentType: nil, headers: [("x-business-use-case-usage", usage)]),
+          body: Array(try fixture("meta/error-80001.json")))
+      })
+    #expect(error.code == "throttled" && error.retryable)
+    #expect(error.retryAfterMs == 180_000)
+  }
+
+  @Test("a refused metric is dropped and the page asked again without it, then the insights altogether")
+  func refusedMetricIsDropped() throws {
+    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+    _ = try connector.firstRequest()
+    let refusal = Array(try fixture("meta/error-100-metric.json"))
+    var urls: [String] = []
+    for _ in 0..<3 {
+      let retry = try #require(try connector.pageFailed(PageResponse(status: 400, contentType: nil), body: refusal))
+      urls.append(retry.url)
+    }
+    #expect(urls[0].contains("insights.metric(post_total_media_view_unique,post_clicks)"))
+    #expect(urls[1].contains("insights.metric(post_clicks)"))
+    #expect(!urls[2].contains("insights"))
+    #expect(connector.counts.problems.first?.column == "insights.metric(post_media_view)")
+    #expect(connector.counts.badRecords == 0, "a refused metric is not a bad record")
+    // With nothing left to drop, the refusal stands.
+    #expect(throws: ExportError.self) {
+      try connector.pageFailed(PageResponse(status: 400, contentType: nil), body: refusal)
+    }
+  }
+
+  @Test("a spec's account must be a Page id; the Graph base URL is the default")
+  func checkFillsDefaults() throws {
+    var source = Source()
+    source.kind = "facebook_posts"
+    source.account = "1234567890"
+    try FacebookPostsConnector.check(&source, field: "sources[0]")
+    #expect(source.url == "https://graph.facebook.com/v21.0" && source.platform == "facebook")
+    source.account = "../../me/accounts"
+    #expect(throws: Error.self) { try FacebookPostsConnector.check(&source, field: "sources[0]") }
+  }
+}

@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 
 /// Meta's Graph API as the fixture server plays it, under `/meta/vNN.0/…`. Shapes follow
-/// Meta's published references (cited in docs/fixtures.md): `GET /{page-id}/posts` with
+/// Meta's published references (cited in docs/fixtures.md): `GET /{page-id}/posts` and
+/// `GET /{ig-user-id}/media` with
 /// field expansion, cursor paging, lifetime insights, the error object and the usage
 /// headers. Posts are generated from the page id, so a test knows every value without
 /// parsing a response (`MetaGraphFixture.post`).
@@ -49,6 +50,11 @@ public final class MetaGraphFixture: Sendable {
     public var mediaView: UInt64
     public var uniqueView: UInt64
     public var clicks: UInt64
+    /// Instagram: saves; whether the owner hides the like count; whether Meta has no
+    /// insights for it yet (an empty list, not zeros).
+    public var saved: UInt64
+    public var likesHidden: Bool
+    public var insightsMissing: Bool
   }
 
   public static func post(page: String, index: Int) -> Post {
@@ -62,7 +68,13 @@ public final class MetaGraphFixture: Sendable {
       id: "\(page)_\(1000 + index)", createdEpoch: newestEpoch - Int64(index) * 7 * 3600,
       attachment: attachments[index % attachments.count], reactions: reactions, comments: (i &* 11 &+ salt) % 60,
       shares: shareCount == 0 ? nil : shareCount, mediaView: mediaView, uniqueView: mediaView * 3 / 5,
-      clicks: (i &+ salt) % 50)
+      clicks: (i &+ salt) % 50, saved: (i &* 5 &+ salt) % 40, likesHidden: index % 7 == 3,
+      insightsMissing: index % 11 == 5)
+  }
+
+  /// Instagram media types, by index.
+  public static func igMediaType(index: Int) -> String {
+    ["IMAGE", "VIDEO", "CAROUSEL_ALBUM"][index % 3]
   }
 
   /// Answers a request under `/meta/`: status, headers, body.
@@ -107,7 +119,7 @@ public final class MetaGraphFixture: Sendable {
           headers: [appUsage, ("X-Business-Use-Case-Usage", usage)])
       }
     }
-    guard parts.count == 4, parts[3] == "posts" else {
+    guard parts.count == 4, parts[3] == "posts" || parts[3] == "media" else {
       return Self.error(
         400, code: 100, subcode: 33, type: "GraphMethodException",
         message:
@@ -115,12 +127,27 @@ public final class MetaGraphFixture: Sendable {
         headers: [appUsage])
     }
     let page = parts[2]
+    let instagram = parts[3] == "media"
     let fields = query["fields"] ?? "id"
     let metrics = Self.metrics(in: fields)
-    if metrics.contains(where: { $0.hasPrefix("post_impressions") || settings.refusedMetrics.contains($0) }) {
+    if !instagram,
+      metrics.contains(where: { $0.hasPrefix("post_impressions") || settings.refusedMetrics.contains($0) })
+    {
       return Self.error(
         400, code: 100, subcode: nil, type: "OAuthException",
         message: "(#100) The value must be a valid insights metric",
+        headers: [appUsage])
+    }
+    // Instagram deprecated these for all versions on 2025-04-21 (views replaces them).
+    if instagram,
+      let refused = metrics.first(where: {
+        ["impressions", "plays", "video_views"].contains($0) || settings.refusedMetrics.contains($0)
+      })
+    {
+      return Self.error(
+        400, code: 100, subcode: nil, type: "OAuthException",
+        message:
+          "(#100) Starting from version v22.0 and above, the \(refused) metric is no longer supported for the queried media",
         headers: [appUsage])
     }
     let limit = min(100, max(1, Int(query["limit"] ?? "") ?? 25))
@@ -146,7 +173,11 @@ public final class MetaGraphFixture: Sendable {
       )
     }
     let end = min(total, offset + limit)
-    let items = (offset..<max(offset, end)).map { Self.postJSON(Self.post(page: page, index: $0), metrics: metrics) }
+    let items = (offset..<max(offset, end)).map { index in
+      instagram
+        ? Self.mediaJSON(Self.post(page: page, index: index), index: index, metrics: metrics)
+        : Self.postJSON(Self.post(page: page, index: index), metrics: metrics)
+    }
     let next = end < total ? nextURL(host: host, path: path, query: query, after: "p\(end)") : nil
     return (
       200, [("Content-Type", "application/json; charset=UTF-8"), appUsage],
@@ -179,11 +210,7 @@ public final class MetaGraphFixture: Sendable {
   }
 
   static func postJSON(_ post: Post, metrics: [String]) -> String {
-    let time = Date(timeIntervalSince1970: TimeInterval(post.createdEpoch))
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime]
-    // Meta writes +0000, not Z.
-    let created = formatter.string(from: time).replacingOccurrences(of: "Z", with: "+0000")
+    let created = Self.graphTime(post.createdEpoch)
     var fields = [#""id":"\#(post.id)""#, #""created_time":"\#(created)""#]
     if let attachment = post.attachment {
       fields.append(#""attachments":{"data":[{"media_type":"\#(attachment)"}]}"#)
@@ -213,6 +240,42 @@ public final class MetaGraphFixture: Sendable {
       fields.append(#""insights":{"data":[\#(insights.joined(separator: ","))]}"#)
     }
     return "{" + fields.joined(separator: ",") + "}"
+  }
+
+  static func mediaJSON(_ post: Post, index: Int, metrics: [String]) -> String {
+    let created = Self.graphTime(post.createdEpoch)
+    var fields = [
+      #""id":"\#(post.id)""#, #""timestamp":"\#(created)""#, #""media_type":"\#(igMediaType(index: index))""#,
+      #""media_product_type":"\#(index % 3 == 1 ? "REELS" : "FEED")""#, #""comments_count":\#(post.comments)"#,
+    ]
+    // Left out when the owner hides like counts.
+    if !post.likesHidden { fields.append(#""like_count":\#(post.reactions)"#) }
+    if !metrics.isEmpty {
+      var insights: [String] = []
+      for metric in metrics where !post.insightsMissing {
+        let value: UInt64
+        switch metric {
+        case "views": value = post.mediaView
+        case "reach": value = post.uniqueView
+        case "saved": value = post.saved
+        case "shares": value = post.shares ?? 0
+        default: continue
+        }
+        insights.append(
+          #"{"name":"\#(metric)","period":"lifetime","values":[{"value":\#(value)}],"title":"\#(metric)","description":"\#(metric)","id":"\#(post.id)/insights/\#(metric)/lifetime"}"#
+        )
+      }
+      fields.append(#""insights":{"data":[\#(insights.joined(separator: ","))]}"#)
+    }
+    return "{" + fields.joined(separator: ",") + "}"
+  }
+
+  /// Graph time: `2019-01-02T18:31:28+0000`.
+  static func graphTime(_ epoch: Int64) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime]
+    return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(epoch)))
+      .replacingOccurrences(of: "Z", with: "+0000")
   }
 
   static func error(

@@ -67,6 +67,35 @@ struct ConnectorClusterTests {
           #expect(seen == Array(repeating: "Bearer \(Self.token)", count: 4))
         }
 
+        // Instagram media through the same loop; the accounts refuse the `shares` metric, so
+        // it is dropped by name and the page asked again.
+        server.meta.settings.withLock { $0.refusedMetrics = ["shares"] }
+        var instagram = Source()
+        instagram.kind = "instagram_media"
+        instagram.account = "17841400000000001"
+        instagram.url = base
+        instagram.credential = "meta"
+        let media = try await finish(client, try await client.submit(spec("instagram", [instagram])).job)
+        #expect(media.report.summary.missing.isEmpty)
+        #expect(media.report.summary.rowErrors.map(\.column) == ["insights.metric(shares)"])
+        let generated = (0..<posts).map { MetaGraphFixture.post(page: instagram.account, index: $0) }
+        let rows = media.report.engagement.rows
+        #expect(Set(rows.map(\.platform)) == ["instagram"])
+        #expect(Set(rows.map(\.mediaType)) == ["image", "video", "carousel"])
+        #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(posts))
+        #expect(
+          rows.reduce(0) { $0 + $1.likes } == generated.filter { !$0.likesHidden }.reduce(0) { $0 + $1.reactions })
+        #expect(rows.reduce(0) { $0 + $1.comments } == generated.reduce(0) { $0 + $1.comments })
+        #expect(rows.reduce(0) { $0 + $1.shares } == 0, "the refused metric is unknown, not counted")
+        let withInsights = generated.filter { !$0.insightsMissing }
+        #expect(rows.reduce(0) { $0 + $1.impressions } == withInsights.reduce(0) { $0 + $1.mediaView })
+        #expect(rows.reduce(0) { $0 + $1.reach } == withInsights.reduce(0) { $0 + $1.uniqueView })
+        #expect(rows.reduce(0) { $0 + $1.saves } == withInsights.reduce(0) { $0 + $1.saved })
+        let videos = generated.indices.filter { MetaGraphFixture.igMediaType(index: $0) == "VIDEO" }
+          .map { generated[$0] }.filter { !$0.insightsMissing }
+        #expect(rows.reduce(0) { $0 + $1.videoViews } == videos.reduce(0) { $0 + $1.mediaView })
+        server.meta.settings.withLock { $0.refusedMetrics = [] }
+
         // An expired token fails at once (no retries), with Meta's reason.
         var expired = sources[0]
         expired.credential = "meta_old"

@@ -4,6 +4,7 @@ public enum Connectors {
     CanonicalExportConnector.self,
     NoopConnector.self,
     FacebookPostsConnector.self,
+    InstagramMediaConnector.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

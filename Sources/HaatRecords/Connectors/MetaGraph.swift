@@ -76,6 +76,13 @@ enum MetaGraph {
     return metrics.first { message.contains($0) } ?? metrics.first
   }
 
+  /// Percent-encodes a query value, keeping what Graph field expansion writes plainly.
+  static func encode(_ text: String) -> String {
+    var allowed = CharacterSet.alphanumerics
+    allowed.insert(charactersIn: "-._~,()")
+    return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+  }
+
   /// A Graph node id or account: ASCII letters, digits, `_` and `.` (it goes into a URL path).
   static func isNodeID(_ text: String) -> Bool {
     !text.isEmpty && text.utf8.count <= 128

@@ -154,3 +154,49 @@ struct FacebookPostsConnectorTests {
     #expect(throws: Error.self) { try FacebookPostsConnector.check(&source, field: "sources[0]") }
   }
 }
+
+@Suite("Instagram media connector")
+struct InstagramMediaConnectorTests {
+  @Test("media types, hidden likes, missing insights and the views/impressions break map to posts")
+  func mediaMapToPosts() throws {
+    var task = TaskSpec()
+    task.source.kind = "instagram_media"
+    task.source.account = "17841405309211844"
+    task.source.url = "https://graph.facebook.com/v21.0"
+    var connector = InstagramMediaConnector(task: task, limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    #expect(first.url.contains("/17841405309211844/media?fields="))
+    #expect(first.url.contains("insights.metric(views,reach,saved,shares)"))
+    let page = CannedPage(body: Array(try fixture("meta/ig-media-1.json")), contentType: "application/json")
+    let (records, requests, driven) = try drive(InstagramMediaConnector.self, task, pages: [first.url: page])
+    #expect(requests.count == 1)
+    let posts = records.compactMap { record -> PostRecord? in
+      if case .post(let post) = record { return post }
+      return nil
+    }
+    #expect(posts.map(\.mediaType) == [.image, .video, .carousel])
+    #expect(posts.allSatisfy { $0.platform == "instagram" })
+    #expect(posts[0].likes == 177 && posts[0].comments == 84)
+    #expect(posts[0].impressions == 264 && posts[0].reach == 103 && posts[0].saves == 9)
+    #expect(posts[0].videoViews == nil, "views are video views only for video")
+    #expect(posts[1].impressions == 500 && posts[1].videoViews == 450, "the older metrics fill the same series")
+    #expect(posts[2].likes == nil, "hidden likes are unknown, not zero")
+    #expect(posts[2].comments == 0)
+    #expect(posts[2].impressions == nil && posts[2].reach == nil, "no insights yet: unknown, not zero")
+    #expect(driven.counts.badRecords == 0)
+  }
+
+  @Test("Instagram's refusal names the metric: exactly that one is dropped")
+  func namedRefusal() throws {
+    var task = TaskSpec()
+    task.source.account = "1"
+    task.source.url = "https://graph.facebook.com/v21.0"
+    var connector = InstagramMediaConnector(task: task, limits: ReadLimits())
+    _ = try connector.firstRequest()
+    let body = Array(
+      #"{"error":{"message":"(#100) The Media Insights API does not support the saved metric for this media product type.","type":"OAuthException","code":100,"fbtrace_id":"ADSOqI5npz6eOm0GUznSclt"}}"#
+        .utf8)
+    let retry = try #require(try connector.pageFailed(PageResponse(status: 400, contentType: nil), body: body))
+    #expect(retry.url.contains("insights.metric(views,reach,shares)"))
+  }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+
+/// A Meta Graph edge of posts (a Page's posts, an Instagram account's media): what to ask
+/// for and how one item becomes a canonical post. `MetaGraphConnector` does the rest —
+/// paging, the error object, refused metrics, bad items, the bookmark — once for all of
+/// them.
+public protocol MetaGraphEdge: Sendable {
+  static var kind: SourceKind { get }
+  static var summary: String { get }
+  /// The platform a record names when the source does not.
+  static var platform: String { get }
+  /// The edge under the account: "posts", "media".
+  static var edge: String { get }
+  /// The fields asked for, besides the insights.
+  static var fields: [String] { get }
+  /// The lifetime insight metrics asked for, in the order they are dropped when refused
+  /// without a name.
+  static var metrics: [String] { get }
+  /// What the account must be, for the spec check's message.
+  static var accountMeaning: String { get }
+  /// One item of a page; a failure names the field.
+  static func post(from item: JSONValue, source: Source) -> Result<PostRecord, RowProblem.Field>
+}
+
+extension RowProblem {
+  /// A problem before its row number is known.
+  public struct Field: Error, Sendable, Equatable {
+    public var column: String
+    public var reason: Values.Problem
+    public init(_ column: String, _ reason: Values.Problem) {
+      self.column = column
+      self.reason = reason
+    }
+  }
+}
+
+/// A Meta Graph edge read page by page (https://developers.facebook.com/docs/graph-api/results):
+/// `GET {url}/{account}/{edge}?fields=…&limit=100`, with the token in
+/// `Authorization: Bearer` (never `access_token` in the URL), following `paging.next` until
+/// it is absent — an empty page may still carry `next`.
+///
+/// One metric the account refuses fails Meta's whole call (error 100): the connector asks
+/// again without it and reports that as a row-0 problem. The bookmark is the newest item's
+/// time (Unix seconds); a task given one asks only for items `since` then.
+public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
+  public static var kind: SourceKind { Edge.kind }
+  public static var summary: String { Edge.summary }
+  public static var records: Set<RecordType> { [.post] }
+  static var pageSize: Int { 100 }
+
+  public static func check(_ source: inout Source, field: String) throws(HaatError) {
+    if source.url.isEmpty { source.url = MetaGraph.defaultBaseURL }
+    try SourceChecks.url(source.url, field: "\(field).url", kind: kind)
+    guard MetaGraph.isNodeID(source.account) else {
+      throw HaatError(
+        .badSpec, "must be \(Edge.accountMeaning) (letters, digits, \"_\" or \".\"), not \"\(source.account)\"",
+        field: "\(field).account")
+    }
+    if source.platform.isEmpty { source.platform = Edge.platform }
+  }
+
+  private let source: Source
+  private let limits: ReadLimits
+  private let since: String
+  private var metrics = Edge.metrics
+  private var buffer: PageBuffer
+  private var index: UInt64 = 0
+  private var newest: Int64?
+  public private(set) var counts = ReadCounts()
+
+  public init(task: TaskSpec, limits: ReadLimits) {
+    var source = task.source
+    if source.platform.isEmpty { source.platform = Edge.platform }
+    self.source = source
+    self.limits = limits
+    since = task.bookmark.allSatisfy(\.isNumber) ? task.bookmark : ""
+    buffer = PageBuffer(limit: limits.maxPageBytes)
+  }
+
+  public var bookmark: String { newest.map(String.init) ?? since }
+
+  public mutating func firstRequest() throws(ExportError) -> PageRequest? {
+    PageRequest(url: firstURL())
+  }
+
+  private func firstURL() -> String {
+    var fields = Edge.fields
+    if !metrics.isEmpty { fields.append("insights.metric(\(metrics.joined(separator: ",")))") }
+    var url = source.url
+    while url.hasSuffix("/") { url.removeLast() }
+    url += "/\(source.account)/\(Edge.edge)?fields=" + MetaGraph.encode(fields.joined(separator: ","))
+    url += "&limit=\(Self.pageSize)"
+    if !since.isEmpty { url += "&since=\(since)" }
+    return url
+  }
+
+  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
+
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    try buffer.append(chunk)
+  }
+
+  public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  {
+    let body = buffer.take()
+    guard let page = JSONValue.parse(body) else {
+      throw ExportError("a Graph page is not JSON (\(body.count) bytes, HTTP \(response.status))")
+    }
+    if let error = MetaGraph.classify(response, body: body) { throw error }
+    guard let items = page["data"]?.array else {
+      throw ExportError("a Graph page has no \"data\" list")
+    }
+    for item in items {
+      index += 1
+      switch Edge.post(from: item, source: source) {
+      case .success(let post):
+        if emit(.post(post)) {
+          counts.records += 1
+          newest = max(newest ?? post.createdAt.epochSeconds, post.createdAt.epochSeconds)
+        } else {
+          counts.bad(RowProblem(row: index, column: "", reason: .outOfRange), keep: limits.maxProblems)
+        }
+      case .failure(let problem):
+        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
+      }
+    }
+    return MetaGraph.next(page).map { PageRequest(url: $0) }
+  }
+
+  public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
+    if let metric = MetaGraph.refusedMetric(body, among: metrics) {
+      metrics.removeAll { $0 == metric }
+      counts.problems.append(RowProblem(row: 0, column: "insights.metric(\(metric))", reason: .refusedByPlatform))
+      return PageRequest(url: firstURL())
+    }
+    if let error = MetaGraph.classify(response, body: body) { throw error }
+    return nil
+  }
+}
+
+/// The id, time and insights every Graph item has; the rest is the edge's.
+extension MetaGraph {
+  static func item(
+    _ item: JSONValue, source: Source, timeField: String, mediaType: MediaType
+  ) -> Result<PostRecord, RowProblem.Field> {
+    guard item.object != nil else { return .failure(.init("", .notAnObject)) }
+    guard let id = item["id"]?.string, !id.isEmpty else { return .failure(.init("id", .missing)) }
+    guard !Values.hasControl(id.utf8) else { return .failure(.init("id", .controlCharacter)) }
+    guard let written = item[timeField]?.string else { return .failure(.init(timeField, .missing)) }
+    guard let (createdAt, createdAtText) = timestamp(written) else {
+      return .failure(.init(timeField, .invalidTimestamp))
+    }
+    return .success(
+      PostRecord(
+        platform: source.platform, account: source.account, id: id, createdAt: createdAt,
+        createdAtText: createdAtText, mediaType: mediaType))
+  }
+
+  /// The lifetime insights of an item, by metric name. An object value (reactions by type)
+  /// is not a count: it is left out. A value that is neither is a problem.
+  static func insights(_ item: JSONValue) -> Result<[String: UInt64], RowProblem.Field> {
+    var values: [String: UInt64] = [:]
+    for insight in item["insights"]?["data"]?.array ?? [] {
+      guard let name = insight["name"]?.string else { continue }
+      // Lifetime values: one value, no end_time.
+      guard let value = insight["values"]?.array?.last?["value"] else { continue }
+      if value.object != nil { continue }
+      guard let count = value.count else { return .failure(.init("insights.\(name)", .notAnInteger)) }
+      values[name] = count
+    }
+    return .success(values)
+  }
+}

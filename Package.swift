@@ -124,9 +124,10 @@ let package = Package(
     // The coordinator's and the worker's parts, without sockets.
     .testTarget(
       name: "HaatCoordinatorTests",
-      dependencies: ["HaatCoordinator", "HaatProtocol", "HaatCore", "HaatStore", "HaatAnalytics"] + nio + [
-        .product(name: "NIOEmbedded", package: "swift-nio")
-      ]
+      dependencies: ["HaatCoordinator", "HaatProtocol", "HaatCore", "HaatStore", "HaatAnalytics", "HaatClient"] + nio
+        + [
+          .product(name: "NIOEmbedded", package: "swift-nio")
+        ]
     ),
     .testTarget(name: "HaatWorkerTests", dependencies: ["HaatWorker", "HaatProtocol", "HaatCore"]),
     .testTarget(

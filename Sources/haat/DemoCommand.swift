@@ -38,14 +38,23 @@ struct DemoCommand: AsyncParsableCommand {
     let manifest = try JSONDecoder().decode([ManifestEntry].self, from: manifestData)
 
     let server = try await FixtureServer.start()
+    // The workers hold the fixture Graph API's token as a named credential, bound to the
+    // fixture server; the coordinator and the job only ever see the name `meta`.
+    let directory = NSTemporaryDirectory() + "haat-demo-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let secret = directory + "/meta.secret"
+    try SecretFile.write(Data("fixture-meta-token".utf8), to: secret)
     var options = LocalCluster.Options()
+    options.directory = directory
     options.workers = workers
     options.collectSlots = 2
     options.heartbeatMs = 1_000
+    options.workerArguments = ["--credential", "meta=file:\(secret)@http://127.0.0.1:\(server.port)"]
     let cluster: LocalCluster
     do {
       cluster = try await LocalCluster.start(options)
     } catch {
+      try? FileManager.default.removeItem(atPath: directory)
       try? await server.stop()
       throw error
     }
@@ -55,6 +64,7 @@ struct DemoCommand: AsyncParsableCommand {
     interrupt.setEventHandler {
       printError("interrupted; stopping the cluster")
       cluster.signalAll(SIGTERM)  // and each child also exits once this process is gone
+      if !keep { try? FileManager.default.removeItem(atPath: directory) }
       Foundation.exit(130)
     }
     interrupt.resume()
@@ -64,10 +74,13 @@ struct DemoCommand: AsyncParsableCommand {
     } catch {
       print("\nsomething went wrong; the processes' last log lines:\n\(cluster.logs())")
       await cluster.stop(keepDirectory: keep)
+      if !keep { try? FileManager.default.removeItem(atPath: directory) }
       try? await server.stop()
       throw error
     }
     await cluster.stop(keepDirectory: keep)
+    // The directory is the demo's (it holds the credential file): the cluster leaves it.
+    if !keep { try? FileManager.default.removeItem(atPath: directory) }
     try? await server.stop()
     let running =
       [cluster.coordinator].compactMap { $0 }.filter(\.isRunning).count
@@ -82,10 +95,11 @@ struct DemoCommand: AsyncParsableCommand {
     let accounts = Set(manifest.map(\.account)).count
     print(
       """
-      Haat demo: a coordinator, \(workers) worker processes and a sample export server, all on this machine.
+      Haat demo: a coordinator, \(workers) worker processes and the fixture platform server, all on this machine.
         store        \(cluster.dataDirectory)/haat.db (SQLite, WAL, durability full)
         coordinator  \(cluster.endpoint)
         exports      \(server.baseURL)/samples/ (\(manifest.count) files, \(platforms) platforms, \(accounts) accounts)
+        Graph API    \(server.baseURL)/meta/v21.0 (a fixture of Meta's API: a Facebook Page, an Instagram account)
 
       """)
     var spec = JobSpec()
@@ -101,9 +115,20 @@ struct DemoCommand: AsyncParsableCommand {
       source.url = "\(server.baseURL)/samples/\(entry.file)?delay_ms=\(400 + 350 * index)"
       return source
     }
+    // Two sources through the platform connectors: paged API calls with the credential.
+    for (kind, account) in [("facebook_posts", "dhaka_threads"), ("instagram_media", "karachi_kitchen")] {
+      var source = Source()
+      source.kind = kind
+      source.account = account
+      source.url = "\(server.baseURL)/meta/v21.0"
+      source.credential = "meta"
+      spec.sources.append(source)
+    }
     let client = try await cluster.client()
     let accepted = try await client.submit(spec)
-    print("Submitted job \(accepted.job) \"\(spec.name)\": \(accepted.tasks) tasks, one per export.")
+    print(
+      "Submitted job \(accepted.job) \"\(spec.name)\": \(accepted.tasks) tasks, one per export and one per Graph API account."
+    )
     let result = try await waitForResult(client, job: accepted.job, showProgress: true)
     print("\nEngagement by platform × account × media type (rates are ratios of sums):\n")
     print(ReportRendering.table(result.report))

@@ -284,8 +284,12 @@ struct TokenCommand: AsyncParsableCommand {
 struct FixtureServerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fixture-server",
-    abstract: "Serve the bundled sample exports and test files over HTTP on loopback (for tests and benchmarks).",
-    shouldDisplay: false)
+    abstract:
+      "Run the fixture platform server on loopback: the bundled sample exports and a fixture of Meta's Graph API (token fixture-meta-token), for trying Haat without the platforms.",
+    discussion: """
+      Routes: /samples/NAME (canonical exports), /meta/v21.0/{page}/posts and /meta/v21.0/{ig-user}/media \
+      (Meta's Graph API shapes, docs/fixtures.md), /files/PATH (with --root), /generate/posts.csv?rows=N.
+      """)
 
   @Option(help: "Serve files under this directory at /files/.")
   var root: String?
@@ -301,7 +305,10 @@ struct FixtureServerCommand: AsyncParsableCommand {
     if let readyFile {
       try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
     }
-    try? FileHandle.standardOutput.write(contentsOf: Data("serving \(server.baseURL)\n".utf8))
+    try? FileHandle.standardOutput.write(
+      contentsOf: Data(
+        "serving \(server.baseURL): exports at /samples/, Meta's Graph API at /meta/v21.0 (token fixture-meta-token)\n"
+          .utf8))
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
     try await server.stop()

@@ -44,6 +44,13 @@ test-kill: deps
 	  $(SWIFT) test --skip-build --filter 'killed' 2>&1 | grep -E '✔ Test run|✘' || exit 1; \
 	done
 
+# Acceptance runs that measure rates on the wall clock (issue 11's rate governor: 8
+# workers, 40 accounts, one token's limit): each alone, never beside the rest of the suite.
+.PHONY: accept
+accept: deps
+	$(SWIFT) build --build-tests
+	HAAT_ACCEPT=1 $(SWIFT) test --skip-build --no-parallel --filter 'eightWorkersOnFortyAccounts'
+
 # Benchmarks: release builds, never part of `make test`.
 bench: bench-dispatch bench-stream
 

@@ -207,7 +207,12 @@ public final class HaatClient: Sendable {
   }
 
   public func workers() async throws -> [Haat_V1_WorkerStatus] {
-    try await expect(call(.listWorkers(Haat_V1_ListWorkers())), \.workerList).workers
+    try await workerList().workers
+  }
+
+  /// The workers, and the rate keys paused cluster-wide.
+  public func workerList() async throws -> Haat_V1_WorkerList {
+    try await expect(call(.listWorkers(Haat_V1_ListWorkers())), \.workerList)
   }
 
   /// Deletes jobs that ended before `endedBeforeMs`, with their tasks and results.

@@ -67,7 +67,9 @@ public enum SpecLoader {
     "name", "sources", "reports", "priority", "not_before", "max_attempts", "retry_base_ms",
     "retry_cap_ms", "labels",
   ]
-  static let sourceFields = ["name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks"]
+  static let sourceFields = [
+    "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
+  ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
     try checkKeys(object, known: jobFields, path: "")
@@ -106,6 +108,7 @@ public enum SpecLoader {
       out.credential = try string(source["credential"], "\(path).credential") ?? ""
       out.pool = try string(source["pool"], "\(path).pool") ?? ""
       out.tasks = UInt32(try integer(source["tasks"], "\(path).tasks", range: 0...1_000_000) ?? 0)
+      out.requestsPerSecond = try number(source["requests_per_second"], "\(path).requests_per_second") ?? 0
       return out
     }
     return spec
@@ -211,6 +214,22 @@ public enum SpecLoader {
     // JSON `"account": 123` is a number; an account name is text all the same.
     case let number as Int: return String(number)
     default: throw bad(field, "must be text")
+    }
+  }
+
+  static func number(_ value: Any?, _ field: String) throws -> Double? {
+    switch value {
+    case nil, is NSNull: return nil
+    case let text as String:
+      guard let number = Double(text.trimmingCharacters(in: .whitespaces)), number.isFinite else {
+        throw bad(field, "must be a number, not \"\(text)\"")
+      }
+      return number
+    case let number as Int: return Double(number)
+    case let number as Double where number.isFinite: return number
+    case let number as NSNumber where number.doubleValue.isFinite: return number.doubleValue
+    default:
+      throw bad(field, "must be a number, not \(String(describing: value.map { "\($0)" } ?? ""))")
     }
   }
 

@@ -321,6 +321,16 @@ extension CoordinatorCore {
       status.lastProgressMs = record.health.lastProgressMs
       return status
     }
+    let monotonic = monotonicMs
+    let wall = nowMs
+    list.pauses = rates.pauses(nowMs: monotonic).map { pause in
+      var status = Haat_V1_RatePauseStatus()
+      status.key = pause.key
+      status.untilMs = wall + (pause.untilMs - monotonic)
+      status.worker = pause.worker
+      status.reason = pause.reason
+      return status
+    }
     return list
   }
 

@@ -15,6 +15,8 @@ extension CoordinatorCore {
     case .complete(let complete): receiveComplete(complete, id: id, from: connection)
     case .fail(let fail): receiveFail(fail, id: id, from: connection)
     case .log(let line): receiveLog(line, from: connection)
+    case .rateRequest(let request): receiveRateRequest(request, id: id, from: connection)
+    case .ratePause(let pause): receiveRatePause(pause, from: connection)
     case .drain:
       connection.draining = true
       workers[connection.name]?.draining = true

@@ -195,6 +195,54 @@ extension CoordinatorCore {
     outbox.reply(connection, to: id, .ack(ack))
   }
 
+  /// A slot for one request under a rate key, for a task the worker holds.
+  func receiveRateRequest(_ request: Haat_V1_RateRequest, id: String, from connection: Connection) {
+    guard Self.isRateKey(request.key) else {
+      return outbox.replyError(
+        connection, to: id, HaatError(.badRequest, "a rate key is 1 to 256 bytes of printable text", field: "key"))
+    }
+    guard request.requestsPerSecond.isFinite, RateGovernor.rateRange.contains(request.requestsPerSecond) else {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(
+          .badRequest, "requests_per_second must be between 0.01 and 10000, not \(request.requestsPerSecond)",
+          field: "requests_per_second"))
+    }
+    guard let task = TaskID(request.task), let lease = leases[task], lease.owner == connection.name,
+      lease.attempt == request.attempt
+    else {
+      // Only a lease holder spends a budget: a stale attempt must not take slots.
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(
+          .staleAttempt, "task \(request.task) attempt \(request.attempt) is not leased to \(connection.name)",
+          field: "task"))
+    }
+    let wait = rates.grant(key: request.key, requestsPerSecond: request.requestsPerSecond, nowMs: monotonicMs)
+    var grant = Haat_V1_RateGrant()
+    grant.key = request.key
+    grant.waitMs = UInt32(clamping: wait)
+    outbox.reply(connection, to: id, .rateGrant(grant))
+  }
+
+  /// A platform throttled a worker under a rate key: pause the key for everyone.
+  func receiveRatePause(_ pause: Haat_V1_RatePause, from connection: Connection) {
+    guard Self.isRateKey(pause.key) else { return }
+    rates.pause(
+      key: pause.key, pauseMs: Int64(pause.pauseMs), worker: connection.name, reason: pause.reason,
+      nowMs: monotonicMs)
+    logger.notice(
+      "rate key paused",
+      metadata: [
+        "key": "\(pause.key)", "ms": "\(pause.pauseMs)", "worker": "\(connection.name)",
+        "reason": "\(DisplayText.escape(String(pause.reason.prefix(200))))",
+      ])
+  }
+
+  static func isRateKey(_ key: String) -> Bool {
+    !key.isEmpty && key.utf8.count <= 256 && DisplayText.firstUnsafe(key) == nil
+  }
+
   func receiveLog(_ line: Haat_V1_Log, from connection: Connection) {
     var line = line
     line.worker = connection.name

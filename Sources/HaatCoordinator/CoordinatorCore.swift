@@ -34,6 +34,8 @@ final class CoordinatorCore: @unchecked Sendable {
   let outbox: Outbox
   var scheduler = ClaimScheduler()
   var delayed = DelayedTasks()
+  /// Request budgets per rate key, and the pauses platforms asked for.
+  var rates = RateGovernor()
   var waitTimer: Scheduled<Void>?
   var connections: [ObjectIdentifier: Connection] = [:]
   /// The current connection of each worker name.

@@ -89,6 +89,17 @@ public enum Planner {
       kinds.append(kind)
       try kind.connector.check(&source, field: field)
       if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
+      if source.requestsPerSecond != 0 {
+        guard kind.connector.defaultRequestsPerSecond != nil, !source.credential.isEmpty else {
+          throw bad(
+            "\(field).requests_per_second",
+            "applies only to sources whose kind calls a platform's API with a credential (e.g. facebook_posts)")
+        }
+        guard source.requestsPerSecond.isFinite, RateGovernor.rateRange.contains(source.requestsPerSecond) else {
+          throw bad(
+            "\(field).requests_per_second", "must be between 0.01 and 10000, not \(source.requestsPerSecond)")
+        }
+      }
       if kind.connector.records.contains(.post) { collectsPosts = true }
       taskCount += kind.connector.taskCount(for: source)
       if source.name.isEmpty {
@@ -136,6 +147,11 @@ public enum Planner {
           taskSpec.source = source
           taskSpec.reports = reports
           connector.plan(&taskSpec, part: part, of: source)
+          if let rate = connector.defaultRequestsPerSecond, !source.credential.isEmpty {
+            // Platform limits are per credential: every source naming it shares one budget.
+            taskSpec.rateKey = "credential:\(source.credential)"
+            taskSpec.requestsPerSecond = source.requestsPerSecond > 0 ? source.requestsPerSecond : rate
+          }
           taskSpec.index = index
           index += 1
           tasks.append(

@@ -1,6 +1,6 @@
 /// What a token allows. A token has exactly one role.
 public enum Role: String, Sendable, CaseIterable, Hashable {
-  /// Runs tasks: credit, heartbeat, complete, fail, log, drain.
+  /// Runs tasks: credit, heartbeat, complete, fail, log, drain, rate_request, rate_pause.
   case worker
   /// Submits jobs and cancels them, and everything `read` may do.
   case submit
@@ -32,6 +32,8 @@ public enum PeerKind: String, Sendable {
 /// Every request a peer may send after the handshake, with the access it needs.
 public enum RequestKind: String, Sendable, CaseIterable {
   case credit, heartbeat, complete, fail, log, drain
+  case rateRequest = "rate_request"
+  case ratePause = "rate_pause"
   case submit, cancel
   case getJob = "get_job"
   case listJobs = "list_jobs"
@@ -49,7 +51,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
 
   public var access: Access {
     switch self {
-    case .credit, .heartbeat, .complete, .fail, .log, .drain: return .worker
+    case .credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause: return .worker
     case .submit, .cancel: return .submit
     case .retryDead, .discardDead, .pruneJobs: return .admin
     case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead: return .read

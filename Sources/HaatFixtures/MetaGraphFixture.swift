@@ -29,6 +29,22 @@ public final class MetaGraphFixture: Sendable {
   }
 
   public let settings = Mutex(Settings())
+  /// When each accepted token's requests arrived (ms since the epoch), and how many were
+  /// refused as too many: the server's own log, for rate tests.
+  private let arrivals = Mutex<[String: [Int64]]>([:])
+  private let throttledCount = Atomic<Int>(0)
+
+  /// The most requests one second (of the wall clock) saw with `token`.
+  public func busiestSecond(token: String) -> Int {
+    let seconds = arrivals.withLock { $0[token] ?? [] }.map { $0 / 1000 }
+    return Dictionary(grouping: seconds, by: { $0 }).values.map(\.count).max() ?? 0
+  }
+
+  /// Requests with `token` so far.
+  public func requests(token: String) -> Int { arrivals.withLock { $0[token]?.count ?? 0 } }
+
+  /// Requests refused with error 80001 so far.
+  public var throttled: Int { throttledCount.load(ordering: .relaxed) }
   /// Requests per token per second, for the throttle.
   private let window = Mutex<[String: (second: Int64, count: Int)]>([:])
 
@@ -102,14 +118,17 @@ public final class MetaGraphFixture: Sendable {
         400, code: 190, subcode: 467, type: "OAuthException", message: "Invalid OAuth access token.",
         headers: [appUsage])
     }
+    let arrived = Int64(Date().timeIntervalSince1970 * 1000)
+    arrivals.withLock { $0[token, default: []].append(arrived) }
     if let limit = settings.requestsPerSecond {
-      let second = Int64(Date().timeIntervalSince1970)
+      let second = arrived / 1000
       let count = window.withLock { window -> Int in
         let seen = window[token].flatMap { $0.second == second ? $0.count : nil } ?? 0
         window[token] = (second, seen + 1)
         return seen + 1
       }
       if count > limit {
+        throttledCount.add(1, ordering: .relaxed)
         let usage =
           #"{"\#(parts.count > 2 ? parts[2] : "0")":[{"type":"pages","call_count":100,"total_cputime":40,"total_time":45,"estimated_time_to_regain_access":1}]}"#
         return Self.error(

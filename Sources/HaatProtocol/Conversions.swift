@@ -57,6 +57,8 @@ extension Envelope.OneOf_Body {
     case .fail: return .fail
     case .log: return .log
     case .drain: return .drain
+    case .rateRequest: return .rateRequest
+    case .ratePause: return .ratePause
     case .submit: return .submit
     case .cancel: return .cancel
     case .getJob: return .getJob
@@ -90,6 +92,9 @@ extension Envelope.OneOf_Body {
     case .log: return "log"
     case .drain: return "drain"
     case .shutdown: return "shutdown"
+    case .rateRequest: return "rate_request"
+    case .rateGrant: return "rate_grant"
+    case .ratePause: return "rate_pause"
     case .submit: return "submit"
     case .accepted: return "accepted"
     case .getJob: return "get_job"

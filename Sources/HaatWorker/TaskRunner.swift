@@ -27,18 +27,31 @@ struct TaskRunner: Sendable {
   let fetcher: Fetcher
   let credentials: [String: PlatformCredential]
   let limits: ReadLimits
+  let gate: RateGate
 
-  func run(_ spec: TaskSpec, progress: TaskProgress, onFetchError: @Sendable (FetchError) -> Void) -> TaskOutcome {
+  func run(
+    _ spec: TaskSpec, task: String = "", attempt: UInt32 = 0, progress: TaskProgress,
+    onFetchError: @Sendable (FetchError) -> Void
+  ) -> TaskOutcome {
     guard let kind = SourceKind(named: spec.source.kind) else {
       return .fail(
         ErrorInfo(code: "unsupported", message: "this worker cannot run \(spec.source.kind) sources"),
         retryable: false, retryAfterMs: 0, TaskStats())
     }
-    return drive(kind.connector, spec, progress: progress, onFetchError: onFetchError)
+    let outcome = drive(
+      kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
+    if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
+      error.code == "throttled" || error.code == "http_429"
+    {
+      // The platform's limit is the credential's, not this worker's: pause it for all.
+      gate.pause(key: spec.rateKey, ms: retryAfterMs > 0 ? UInt64(retryAfterMs) : 60_000, reason: error.message)
+    }
+    return outcome
   }
 
   private func drive<C: Connector>(
-    _ type: C.Type, _ spec: TaskSpec, progress: TaskProgress, onFetchError: @Sendable (FetchError) -> Void
+    _ type: C.Type, _ spec: TaskSpec, task: String, attempt: UInt32, progress: TaskProgress,
+    onFetchError: @Sendable (FetchError) -> Void
   ) -> TaskOutcome {
     // Durations on the monotonic clock: a wall-clock step does not change them.
     let clock = ContinuousClock()
@@ -88,6 +101,12 @@ struct TaskRunner: Sendable {
             return .fail(
               ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
           }
+        }
+        if !spec.rateKey.isEmpty {
+          // Every request under the credential's key waits for its cluster-wide slot.
+          try gate.acquire(
+            key: spec.rateKey, requestsPerSecond: spec.requestsPerSecond, task: task, attempt: attempt,
+            cancel: progress.cancel)
         }
         // A connector's own error, kept whole (its code and retry advice) across the fetcher.
         var sinkError: ExportError?

@@ -68,7 +68,8 @@ final class WorkerRuntime: @unchecked Sendable {
     self.logger = logger
     self.threads = threads
     runner = TaskRunner(
-      fetcher: fetcher, credentials: config.credentials, limits: ReadLimits(maxRecordBytes: config.maxRecordBytes))
+      fetcher: fetcher, credentials: config.credentials, limits: ReadLimits(maxRecordBytes: config.maxRecordBytes),
+      gate: RateGate())
     free = config.slots
     done = loop.makePromise()
   }
@@ -83,6 +84,12 @@ final class WorkerRuntime: @unchecked Sendable {
   // MARK: Connection
 
   func start() {
+    runner.gate.connect { envelope in
+      self.loop.execute {
+        self.send(envelope)
+        self.flush()
+      }
+    }
     loop.execute { self.connect() }
   }
 
@@ -168,8 +175,9 @@ final class WorkerRuntime: @unchecked Sendable {
       send(Envelope(.drain(Haat_V1_Drain())))
     }
     pendingCredit = [:]
-    // Results the previous session did not acknowledge.
+    // Results the previous session did not acknowledge, and rate slots still awaited.
     for task in unacked.keys { sendResult(task) }
+    runner.gate.resendPending()
     for line in logBuffer { send(Envelope(.log(line))) }
     logBuffer.removeAll()
     let period = TimeAmount.milliseconds(Int64(max(100, welcome.heartbeatMs)))
@@ -213,7 +221,12 @@ final class WorkerRuntime: @unchecked Sendable {
     case .shutdown(let shutdown):
       logger.notice("the coordinator asked this worker to shut down", metadata: ["reason": "\(shutdown.reason)"])
       startDrain(exit: true)
+    case .rateGrant(let grant):
+      runner.gate.resolve(replyTo: envelope.replyTo, .success(Int64(grant.waitMs)))
     case .error(let error):
+      // An error answering a rate request goes to the task waiting for it.
+      let refused = ExportError("no rate slot: \(error.code): \(error.message)", code: error.code, retryable: true)
+      if runner.gate.resolve(replyTo: envelope.replyTo, .failure(refused)) { return }
       logger.warning(
         "the coordinator reported an error", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
     default:
@@ -264,7 +277,8 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     let limit = lineLimit
     threads.runIfActive(eventLoop: loop) { () -> (TaskOutcome, [Envelope]?) in
-      let outcome = runner.run(spec, progress: progress, onFetchError: onFetchError)
+      let outcome = runner.run(
+        spec, task: assign.task, attempt: assign.attempt, progress: progress, onFetchError: onFetchError)
       // Cutting a large result into lines is work for this thread, not for the loop.
       guard case .complete(let partial, let stats, let bookmark) = outcome, partial.engagement.cells.count > 256 else {
         return (outcome, nil)

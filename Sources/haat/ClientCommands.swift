@@ -227,7 +227,8 @@ struct WorkersCommand: AsyncParsableCommand {
 
   func run() async throws {
     try await client.session { connection in
-      let workers = try await connection.workers()
+      let list = try await connection.workerList()
+      let workers = list.workers
       if client.json { return printJSON(workers) }
       let rows = workers.map { worker -> [String] in
         let slots = worker.pools.map { "\($0.pool) \($0.busy)/\($0.slots)" }.joined(separator: ", ")
@@ -241,6 +242,14 @@ struct WorkersCommand: AsyncParsableCommand {
           header: ["id", "host", "state", "slots (busy/total)", "leases", "done", "failed", "rss", "last heartbeat"],
           rightAligned: [4, 5, 6, 7]
         ).render(rows), terminator: "")
+      // A platform throttled these credentials: no worker sends under them until then.
+      for pause in list.pauses {
+        let seconds = max(0, (Double(pause.untilMs) - Date().timeIntervalSince1970 * 1000) / 1000)
+        print(
+          DisplayText.escape(
+            "paused: \(pause.key) for \(String(format: "%.0f", seconds.rounded(.up))) s more (until \(time(pause.untilMs))), reported by \(pause.worker): \(pause.reason)"
+          ))
+      }
     }
   }
 }

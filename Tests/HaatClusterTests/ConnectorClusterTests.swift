@@ -6,6 +6,31 @@ import HaatProtocol
 import HaatTesting
 import Testing
 
+/// A cluster of `workers` whose workers hold the fixture Graph API's token as the
+/// credential `meta` (and an expired one as `meta_old`), both bound to the fixture server.
+func withMetaCluster(
+  workers: Int, leaseMs: UInt32? = nil, _ body: (LocalCluster, FixtureServer) async throws -> Void
+) async throws {
+  let directory = NSTemporaryDirectory() + "haat-meta-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  defer { try? FileManager.default.removeItem(atPath: directory) }
+  try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
+  try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
+  try await withCluster(
+    { server in
+      var options = LocalCluster.Options.fast
+      options.workers = workers
+      if let leaseMs { options.leaseMs = leaseMs }
+      options.directory = directory + "/cluster"
+      let host = "http://127.0.0.1:\(server.port)"
+      options.workerArguments = [
+        "--credential", "meta=file:\(directory)/meta.secret@\(host)",
+        "--credential", "meta_old=file:\(directory)/old.secret@\(host)",
+      ]
+      return options
+    }, body)
+}
+
 /// Platform connectors end to end: real coordinator and worker processes collecting from
 /// the fixture server's Meta Graph API with a named credential.
 @Suite("Connector cluster", .serialized)
@@ -13,106 +38,175 @@ struct ConnectorClusterTests {
   static let token = "fixture-meta-token"
 
   @Test func facebookPagesAreCollectedPageByPageIntoTheReport() async throws {
-    let directory = NSTemporaryDirectory() + "haat-meta-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    try SecretFile.write(Data(Self.token.utf8), to: directory + "/meta.secret")
-    try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
-    try await withCluster(
-      { server in
-        var options = LocalCluster.Options.fast
-        options.workers = 2
-        options.directory = directory + "/cluster"
-        let host = "http://127.0.0.1:\(server.port)"
-        options.workerArguments = [
-          "--credential", "meta=file:\(directory)/meta.secret@\(host)",
-          "--credential", "meta_old=file:\(directory)/old.secret@\(host)",
-        ]
-        return options
-      },
-      { cluster, server in
-        let client = try await cluster.client()
-        let base = "http://127.0.0.1:\(server.port)/meta/v21.0"
-        let pages = ["111", "222", "333"]
-        let sources = pages.map { page -> Source in
-          var source = Source()
-          source.kind = "facebook_posts"
-          source.account = page
-          source.url = base
-          source.credential = "meta"
-          return source
-        }
-        let job = try await client.submit(spec("meta", sources)).job
-        let result = try await finish(client, job)
-        #expect(result.report.summary.tasks == 3)
-        #expect(result.report.summary.missing.isEmpty)
-        #expect(result.report.summary.badRows == 0)
+    try await withMetaCluster(workers: 2) { cluster, server in
+      let client = try await cluster.client()
+      let base = "http://127.0.0.1:\(server.port)/meta/v21.0"
+      let pages = ["111", "222", "333"]
+      let sources = pages.map { page -> Source in
+        var source = Source()
+        source.kind = "facebook_posts"
+        source.account = page
+        source.url = base
+        source.credential = "meta"
+        return source
+      }
+      let job = try await client.submit(spec("meta", sources)).job
+      let result = try await finish(client, job)
+      #expect(result.report.summary.tasks == 3)
+      #expect(result.report.summary.missing.isEmpty)
+      #expect(result.report.summary.badRows == 0)
 
-        // The expectation comes from the generator, not from parsing a response.
-        let posts = server.meta.settings.withLock { $0.postsPerPage }
-        for page in pages {
-          let generated = (0..<posts).map { MetaGraphFixture.post(page: page, index: $0) }
-          let rows = result.report.engagement.rows.filter { $0.account == page }
-          #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(posts))
-          #expect(rows.reduce(0) { $0 + $1.likes } == generated.reduce(0) { $0 + $1.reactions })
-          #expect(rows.reduce(0) { $0 + $1.comments } == generated.reduce(0) { $0 + $1.comments })
-          #expect(rows.reduce(0) { $0 + $1.shares } == generated.reduce(0) { $0 + ($1.shares ?? 0) })
-          #expect(rows.reduce(0) { $0 + $1.impressions } == generated.reduce(0) { $0 + $1.mediaView })
-          #expect(rows.reduce(0) { $0 + $1.reach } == generated.reduce(0) { $0 + $1.uniqueView })
-          #expect(rows.reduce(0) { $0 + $1.clicks } == generated.reduce(0) { $0 + $1.clicks })
-          #expect(Set(rows.map(\.platform)) == ["facebook"])
-          // 250 posts in pages of 100, one empty page (with next) before the second: 4
-          // requests, each with the token in its header.
-          let seen = server.authorizations(series: "/meta/v21.0/\(page)/posts")
-          #expect(seen == Array(repeating: "Bearer \(Self.token)", count: 4))
-        }
-
-        // Instagram media through the same loop; the accounts refuse the `shares` metric, so
-        // it is dropped by name and the page asked again.
-        server.meta.settings.withLock { $0.refusedMetrics = ["shares"] }
-        var instagram = Source()
-        instagram.kind = "instagram_media"
-        instagram.account = "17841400000000001"
-        instagram.url = base
-        instagram.credential = "meta"
-        let media = try await finish(client, try await client.submit(spec("instagram", [instagram])).job)
-        #expect(media.report.summary.missing.isEmpty)
-        #expect(media.report.summary.rowErrors.map(\.column) == ["insights.metric(shares)"])
-        let generated = (0..<posts).map { MetaGraphFixture.post(page: instagram.account, index: $0) }
-        let rows = media.report.engagement.rows
-        #expect(Set(rows.map(\.platform)) == ["instagram"])
-        #expect(Set(rows.map(\.mediaType)) == ["image", "video", "carousel"])
+      // The expectation comes from the generator, not from parsing a response.
+      let posts = server.meta.settings.withLock { $0.postsPerPage }
+      for page in pages {
+        let generated = (0..<posts).map { MetaGraphFixture.post(page: page, index: $0) }
+        let rows = result.report.engagement.rows.filter { $0.account == page }
         #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(posts))
-        #expect(
-          rows.reduce(0) { $0 + $1.likes } == generated.filter { !$0.likesHidden }.reduce(0) { $0 + $1.reactions })
+        #expect(rows.reduce(0) { $0 + $1.likes } == generated.reduce(0) { $0 + $1.reactions })
         #expect(rows.reduce(0) { $0 + $1.comments } == generated.reduce(0) { $0 + $1.comments })
-        #expect(rows.reduce(0) { $0 + $1.shares } == 0, "the refused metric is unknown, not counted")
-        let withInsights = generated.filter { !$0.insightsMissing }
-        #expect(rows.reduce(0) { $0 + $1.impressions } == withInsights.reduce(0) { $0 + $1.mediaView })
-        #expect(rows.reduce(0) { $0 + $1.reach } == withInsights.reduce(0) { $0 + $1.uniqueView })
-        #expect(rows.reduce(0) { $0 + $1.saves } == withInsights.reduce(0) { $0 + $1.saved })
-        let videos = generated.indices.filter { MetaGraphFixture.igMediaType(index: $0) == "VIDEO" }
-          .map { generated[$0] }.filter { !$0.insightsMissing }
-        #expect(rows.reduce(0) { $0 + $1.videoViews } == videos.reduce(0) { $0 + $1.mediaView })
-        server.meta.settings.withLock { $0.refusedMetrics = [] }
+        #expect(rows.reduce(0) { $0 + $1.shares } == generated.reduce(0) { $0 + ($1.shares ?? 0) })
+        #expect(rows.reduce(0) { $0 + $1.impressions } == generated.reduce(0) { $0 + $1.mediaView })
+        #expect(rows.reduce(0) { $0 + $1.reach } == generated.reduce(0) { $0 + $1.uniqueView })
+        #expect(rows.reduce(0) { $0 + $1.clicks } == generated.reduce(0) { $0 + $1.clicks })
+        #expect(Set(rows.map(\.platform)) == ["facebook"])
+        // 250 posts in pages of 100, one empty page (with next) before the second: 4
+        // requests, each with the token in its header.
+        let seen = server.authorizations(series: "/meta/v21.0/\(page)/posts")
+        #expect(seen == Array(repeating: "Bearer \(Self.token)", count: 4))
+      }
 
-        // An expired token fails at once (no retries), with Meta's reason.
-        var expired = sources[0]
-        expired.credential = "meta_old"
-        let failing = try await client.submit(spec("expired", [expired], maxAttempts: 5)).job
-        let failed = try await finish(client, failing)
-        let dead = try await client.dead(job: failing)
-        #expect(failed.report.summary.missing.first?.error.code == "token_expired")
-        #expect(dead.first?.attempts == 1)
-        #expect(dead.first?.error.message.contains("190") == true)
+      // Instagram media through the same loop; the accounts refuse the `shares` metric, so
+      // it is dropped by name and the page asked again.
+      server.meta.settings.withLock { $0.refusedMetrics = ["shares"] }
+      var instagram = Source()
+      instagram.kind = "instagram_media"
+      instagram.account = "17841400000000001"
+      instagram.url = base
+      instagram.credential = "meta"
+      let media = try await finish(client, try await client.submit(spec("instagram", [instagram])).job)
+      #expect(media.report.summary.missing.isEmpty)
+      #expect(media.report.summary.rowErrors.map(\.column) == ["insights.metric(shares)"])
+      let generated = (0..<posts).map { MetaGraphFixture.post(page: instagram.account, index: $0) }
+      let rows = media.report.engagement.rows
+      #expect(Set(rows.map(\.platform)) == ["instagram"])
+      #expect(Set(rows.map(\.mediaType)) == ["image", "video", "carousel"])
+      #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(posts))
+      #expect(
+        rows.reduce(0) { $0 + $1.likes } == generated.filter { !$0.likesHidden }.reduce(0) { $0 + $1.reactions })
+      #expect(rows.reduce(0) { $0 + $1.comments } == generated.reduce(0) { $0 + $1.comments })
+      #expect(rows.reduce(0) { $0 + $1.shares } == 0, "the refused metric is unknown, not counted")
+      let withInsights = generated.filter { !$0.insightsMissing }
+      #expect(rows.reduce(0) { $0 + $1.impressions } == withInsights.reduce(0) { $0 + $1.mediaView })
+      #expect(rows.reduce(0) { $0 + $1.reach } == withInsights.reduce(0) { $0 + $1.uniqueView })
+      #expect(rows.reduce(0) { $0 + $1.saves } == withInsights.reduce(0) { $0 + $1.saved })
+      let videos = generated.indices.filter { MetaGraphFixture.igMediaType(index: $0) == "VIDEO" }
+        .map { generated[$0] }.filter { !$0.insightsMissing }
+      #expect(rows.reduce(0) { $0 + $1.videoViews } == videos.reduce(0) { $0 + $1.mediaView })
+      server.meta.settings.withLock { $0.refusedMetrics = [] }
 
-        // The platform token is nowhere the coordinator keeps anything.
-        await cluster.stop(keepDirectory: true)
-        for file in try FileManager.default.subpathsOfDirectory(atPath: cluster.directory) {
-          let path = cluster.directory + "/" + file
-          guard let data = FileManager.default.contents(atPath: path), !file.hasSuffix(".secret") else { continue }
-          #expect(data.range(of: Data(Self.token.utf8)) == nil, "the token is in \(file)")
-        }
-      })
+      // An expired token fails at once (no retries), with Meta's reason.
+      var expired = sources[0]
+      expired.credential = "meta_old"
+      let failing = try await client.submit(spec("expired", [expired], maxAttempts: 5)).job
+      let failed = try await finish(client, failing)
+      let dead = try await client.dead(job: failing)
+      #expect(failed.report.summary.missing.first?.error.code == "token_expired")
+      #expect(dead.first?.attempts == 1)
+      #expect(dead.first?.error.message.contains("190") == true)
+
+      // The platform token is nowhere the coordinator keeps anything.
+      await cluster.stop(keepDirectory: true)
+      for file in try FileManager.default.subpathsOfDirectory(atPath: cluster.directory) {
+        let path = cluster.directory + "/" + file
+        guard let data = FileManager.default.contents(atPath: path), !file.hasSuffix(".secret") else { continue }
+        #expect(data.range(of: Data(Self.token.utf8)) == nil, "the token is in \(file)")
+      }
+    }
+  }
+}
+
+/// The rate governor: platform limits are per credential, so every worker's requests under
+/// one credential share one budget, whatever the number of workers and accounts.
+@Suite("Rate governor", .serialized)
+struct RateGovernorClusterTests {
+  /// Issue 11's acceptance run: it counts requests per second of the wall clock, so it runs
+  /// alone (`make accept`), not beside the rest of the suite on two busy cores.
+  @Test(.enabled(if: ProcessInfo.processInfo.environment["HAAT_ACCEPT"] != nil, "make accept runs it"))
+  func eightWorkersOnFortyAccountsStayUnderTheTokensLimit() async throws {
+    let token = "fixture-meta-token"
+    let limit = 20
+    try await withMetaCluster(workers: 8, leaseMs: 10_000) { cluster, server in
+      server.meta.settings.withLock {
+        $0.requestsPerSecond = limit
+        $0.postsPerPage = 150
+      }
+      try await cluster.waitForWorkers(8)
+      let client = try await cluster.client()
+      let accounts = (1...40).map { "page\($0)" }
+      let sources = accounts.map { account -> Source in
+        var source = Source()
+        source.kind = "facebook_posts"
+        source.account = account
+        source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+        source.credential = "meta"
+        source.requestsPerSecond = 18
+        return source
+      }
+      let job = try await client.submit(spec("forty pages", sources)).job
+      let result = try await finish(client, job, timeout: .seconds(120))
+      #expect(result.job.state == "succeeded")
+      // 150 posts: a page of 100, an empty page with next, a page of 50.
+      #expect(server.meta.requests(token: token) == 40 * 3)
+      #expect(server.meta.throttled == 0)
+      let busiest = server.meta.busiestSecond(token: token)
+      #expect(busiest <= limit + limit / 10, "the server saw \(busiest) requests in one second")
+      print(
+        "rate governor: \(server.meta.requests(token: token)) requests with one token, busiest second \(busiest) (limit \(limit)), throttled \(server.meta.throttled)"
+      )
+      // No page twice in the accepted results: every account's posts once.
+      for account in accounts {
+        let rows = result.report.engagement.rows.filter { $0.account == account }
+        #expect(rows.reduce(0) { $0 + $1.posts } == 150, "\(account)")
+      }
+      // The work was spread: more than one worker collected.
+      let workers = try await client.workers()
+      #expect(workers.filter { $0.tasksDone > 0 }.count > 1)
+    }
+  }
+
+  /// A throttling answer on one worker pauses the credential for every worker, and the
+  /// pause is shown.
+  @Test func aThrottledCredentialIsPausedClusterWide() async throws {
+    try await withMetaCluster(workers: 2) { cluster, server in
+      server.meta.settings.withLock {
+        $0.requestsPerSecond = 1
+        $0.postsPerPage = 450
+      }
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "facebook_posts"
+      source.account = "111"
+      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+      source.credential = "meta"
+      source.requestsPerSecond = 50  // more than the platform allows: it will throttle
+      var other = source
+      other.account = "222"
+      // Two tasks, each with pages to go: when one is throttled, the other must hold off too.
+      let job = try await client.submit(spec("too fast", [source, other])).job
+      var pauses: [Haat_V1_RatePauseStatus] = []
+      try await eventually("the credential is paused") {
+        pauses = try await client.workerList().pauses
+        return !pauses.isEmpty
+      }
+      #expect(pauses.first?.key == "credential:meta")
+      #expect(pauses.first?.reason.contains("80001") == true)
+      #expect(pauses.first.map { $0.untilMs > Int64(Date().timeIntervalSince1970 * 1000) + 30_000 } == true)
+      #expect(server.meta.throttled >= 1)
+      let requests = server.meta.requests(token: "fixture-meta-token")
+      // Paused: no worker asks again while the pause lasts, though a task has pages to go.
+      try await Task.sleep(for: .seconds(2))
+      #expect(server.meta.requests(token: "fixture-meta-token") == requests)
+      _ = try await client.cancel(job)
+    }
   }
 }

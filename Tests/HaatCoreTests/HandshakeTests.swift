@@ -154,7 +154,7 @@ let toyMAC: MACFunction = { key, message in
 
   @Test(arguments: RequestKind.allCases)
   func rolesAllowWhatTheTableSays(request: RequestKind) {
-    let worker: Set<RequestKind> = [.credit, .heartbeat, .complete, .fail, .log, .drain]
+    let worker: Set<RequestKind> = [.credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause]
     let admin: Set<RequestKind> = [.retryDead, .discardDead, .pruneJobs]
     let submit: Set<RequestKind> = [.submit, .cancel]
     let client = !worker.contains(request)

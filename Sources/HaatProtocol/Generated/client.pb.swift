@@ -472,6 +472,30 @@ public nonisolated struct Haat_V1_WorkerList: Sendable {
 
   public var workers: [Haat_V1_WorkerStatus] = []
 
+  /// Rate keys the platform throttled, paused cluster-wide until `until_ms`.
+  public var pauses: [Haat_V1_RatePauseStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// RatePauseStatus is one paused rate key.
+public nonisolated struct Haat_V1_RatePauseStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  /// Milliseconds since the Unix epoch.
+  public var untilMs: Int64 = 0
+
+  /// The worker that reported the throttling, and what the platform said.
+  public var worker: String = String()
+
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1499,7 +1523,7 @@ nonisolated extension Haat_V1_ListWorkers: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Haat_V1_WorkerList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkerList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}workers\0\u{1}pauses\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1508,6 +1532,7 @@ nonisolated extension Haat_V1_WorkerList: SwiftProtobuf.Message, SwiftProtobuf._
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.workers) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.pauses) }()
       default: break
       }
     }
@@ -1517,11 +1542,60 @@ nonisolated extension Haat_V1_WorkerList: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.workers.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.workers, fieldNumber: 1)
     }
+    if !self.pauses.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pauses, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_WorkerList, rhs: Haat_V1_WorkerList) -> Bool {
     if lhs.workers != rhs.workers {return false}
+    if lhs.pauses != rhs.pauses {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_RatePauseStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RatePauseStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}until_ms\0\u{1}worker\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.untilMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.worker) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.untilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.untilMs, fieldNumber: 2)
+    }
+    if !self.worker.isEmpty {
+      try visitor.visitSingularStringField(value: self.worker, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_RatePauseStatus, rhs: Haat_V1_RatePauseStatus) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.untilMs != rhs.untilMs {return false}
+    if lhs.worker != rhs.worker {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

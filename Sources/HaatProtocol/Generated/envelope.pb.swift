@@ -154,6 +154,30 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     set {body = .shutdown(newValue)}
   }
 
+  public var rateRequest: Haat_V1_RateRequest {
+    get {
+      if case .rateRequest(let v)? = body {return v}
+      return Haat_V1_RateRequest()
+    }
+    set {body = .rateRequest(newValue)}
+  }
+
+  public var rateGrant: Haat_V1_RateGrant {
+    get {
+      if case .rateGrant(let v)? = body {return v}
+      return Haat_V1_RateGrant()
+    }
+    set {body = .rateGrant(newValue)}
+  }
+
+  public var ratePause: Haat_V1_RatePause {
+    get {
+      if case .ratePause(let v)? = body {return v}
+      return Haat_V1_RatePause()
+    }
+    set {body = .ratePause(newValue)}
+  }
+
   /// Client flow.
   public var submit: Haat_V1_Submit {
     get {
@@ -366,6 +390,9 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     case log(Haat_V1_Log)
     case drain(Haat_V1_Drain)
     case shutdown(Haat_V1_Shutdown)
+    case rateRequest(Haat_V1_RateRequest)
+    case rateGrant(Haat_V1_RateGrant)
+    case ratePause(Haat_V1_RatePause)
     /// Client flow.
     case submit(Haat_V1_Submit)
     case accepted(Haat_V1_Accepted)
@@ -452,7 +479,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{2}\u{b}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -642,6 +669,45 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
         if let v = v {
           if hadOneofValue {try decoder.handleConflictingOneOf()}
           self.body = .shutdown(v)
+        }
+      }()
+      case 30: try {
+        var v: Haat_V1_RateRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rateRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rateRequest(v)
+        }
+      }()
+      case 31: try {
+        var v: Haat_V1_RateGrant?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rateGrant(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rateGrant(v)
+        }
+      }()
+      case 32: try {
+        var v: Haat_V1_RatePause?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ratePause(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ratePause(v)
         }
       }()
       case 40: try {
@@ -1028,6 +1094,18 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .shutdown?: try {
       guard case .shutdown(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .rateRequest?: try {
+      guard case .rateRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .rateGrant?: try {
+      guard case .rateGrant(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .ratePause?: try {
+      guard case .ratePause(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
     }()
     case .submit?: try {
       guard case .submit(let v)? = self.body else { preconditionFailure() }

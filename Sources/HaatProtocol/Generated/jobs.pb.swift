@@ -96,6 +96,12 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// For kind "noop": how many tasks to plan (1 to 1,000,000). Ignored otherwise.
   public var tasks: UInt32 = 0
 
+  /// For API kinds with a credential: the most requests per second every worker together
+  /// may make with this credential (its rate key); 0 = the kind's default. Sources naming
+  /// the same credential share one budget; when they state different rates, the lowest
+  /// stated in the last minute holds.
+  public var requestsPerSecond: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -177,7 +183,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -194,6 +200,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 7: try { try decoder.decodeSingularStringField(value: &self.credential) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.pool) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.tasks) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
       default: break
       }
     }
@@ -227,6 +234,9 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.tasks != 0 {
       try visitor.visitSingularUInt32Field(value: self.tasks, fieldNumber: 9)
     }
+    if self.requestsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.requestsPerSecond, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -240,6 +250,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.credential != rhs.credential {return false}
     if lhs.pool != rhs.pool {return false}
     if lhs.tasks != rhs.tasks {return false}
+    if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -116,6 +116,13 @@ public nonisolated struct Haat_V1_TaskSpec: Sendable {
   /// The bookmark of the previous accepted run of this source, if any.
   public var bookmark: String = String()
 
+  /// The rate key the task's requests count against (e.g. "credential:meta"), and its
+  /// budget in requests per second for the whole cluster; empty when the source is not
+  /// rate-governed. Before each request the worker asks for a slot (RateRequest).
+  public var rateKey: String = String()
+
+  public var requestsPerSecond: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -402,6 +409,64 @@ public nonisolated struct Haat_V1_Shutdown: Sendable {
   public init() {}
 }
 
+/// RateRequest asks the coordinator for a slot to make one request under a rate key. The
+/// coordinator answers with a RateGrant (reply_to = this envelope's id).
+public nonisolated struct Haat_V1_RateRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  /// The key's budget as the task states it (TaskSpec.requests_per_second).
+  public var requestsPerSecond: Double = 0
+
+  /// The task and attempt asking (a lease the worker holds).
+  public var task: String = String()
+
+  public var attempt: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// RateGrant answers a RateRequest: make the request `wait_ms` from now, not sooner.
+/// Slots are spaced 1 / requests_per_second apart across the whole cluster, and none falls
+/// inside a pause.
+public nonisolated struct Haat_V1_RateGrant: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var waitMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// RatePause tells the coordinator that the platform throttled a request under `key`: no
+/// slot is granted under it, to any worker, for `pause_ms`. One-way: no reply.
+public nonisolated struct Haat_V1_RatePause: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var key: String = String()
+
+  public var pauseMs: UInt32 = 0
+
+  /// What the platform said, for `haat workers`.
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
@@ -548,7 +613,7 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0\u{3}rate_key\0\u{3}requests_per_second\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -560,6 +625,8 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeRepeatedStringField(value: &self.reports) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.bookmark) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.rateKey) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
       default: break
       }
     }
@@ -582,6 +649,12 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.bookmark.isEmpty {
       try visitor.visitSingularStringField(value: self.bookmark, fieldNumber: 4)
     }
+    if !self.rateKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.rateKey, fieldNumber: 5)
+    }
+    if self.requestsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.requestsPerSecond, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -590,6 +663,8 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.reports != rhs.reports {return false}
     if lhs.index != rhs.index {return false}
     if lhs.bookmark != rhs.bookmark {return false}
+    if lhs.rateKey != rhs.rateKey {return false}
+    if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1106,6 +1181,126 @@ nonisolated extension Haat_V1_Shutdown: SwiftProtobuf.Message, SwiftProtobuf._Me
   }
 
   public static func ==(lhs: Haat_V1_Shutdown, rhs: Haat_V1_Shutdown) -> Bool {
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_RateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RateRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}requests_per_second\0\u{1}task\0\u{1}attempt\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.task) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.requestsPerSecond.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.requestsPerSecond, fieldNumber: 2)
+    }
+    if !self.task.isEmpty {
+      try visitor.visitSingularStringField(value: self.task, fieldNumber: 3)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_RateRequest, rhs: Haat_V1_RateRequest) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
+    if lhs.task != rhs.task {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_RateGrant: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RateGrant"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}wait_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.waitMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.waitMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waitMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_RateGrant, rhs: Haat_V1_RateGrant) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.waitMs != rhs.waitMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_RatePause: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RatePause"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{3}pause_ms\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.pauseMs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.pauseMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.pauseMs, fieldNumber: 2)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_RatePause, rhs: Haat_V1_RatePause) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.pauseMs != rhs.pauseMs {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

@@ -158,6 +158,10 @@ public protocol Connector: SendableMetatype {
   static var records: Set<RecordType> { get }
   /// How the credential a source names is sent.
   static var auth: AuthScheme { get }
+  /// The budget, in requests per second for the whole cluster, of a source's credential
+  /// when the source does not state one; nil for kinds whose requests are not governed
+  /// (an export file is one request).
+  static var defaultRequestsPerSecond: Double? { get }
 
   /// Checks a source's fields at submit and fills the defaults; a refusal names the field
   /// (`field` is the source's path, e.g. "sources[3]").
@@ -194,6 +198,7 @@ public protocol Connector: SendableMetatype {
 
 extension Connector {
   public static var auth: AuthScheme { .bearer }
+  public static var defaultRequestsPerSecond: Double? { nil }
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }

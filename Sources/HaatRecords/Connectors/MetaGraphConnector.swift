@@ -48,6 +48,10 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
   public static var kind: SourceKind { Edge.kind }
   public static var summary: String { Edge.summary }
   public static var records: Set<RecordType> { [.post] }
+  /// Meta counts calls per app and token over an hour (X-App-Usage) and per Page (business
+  /// use case limits); 10 a second stays well inside a typical app's allowance. A spec may
+  /// state its own.
+  public static var defaultRequestsPerSecond: Double? { 10 }
   static var pageSize: Int { 100 }
 
   public static func check(_ source: inout Source, field: String) throws(HaatError) {

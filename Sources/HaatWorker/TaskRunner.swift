@@ -26,6 +26,8 @@ enum TaskOutcome: Sendable {
 struct TaskRunner: Sendable {
   let fetcher: Fetcher
   let credentials: [String: PlatformCredential]
+  /// Hosts API kinds may reach besides their platform's own (`--allow-host`).
+  let allowedHosts: [BoundCredential.HostRule]
   let limits: ReadLimits
   let gate: RateGate
 
@@ -92,6 +94,9 @@ struct TaskRunner: Sendable {
           throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
         }
         requests += 1
+        if let refusal = reach(C.self, page.url) {
+          return .fail(ErrorInfo(code: "forbidden", message: refusal), retryable: false, retryAfterMs: 0, finish())
+        }
         var credential: BoundCredential?
         if !source.credential.isEmpty {
           // Bound per page: a next-page URL on another host does not get the secret.
@@ -178,6 +183,19 @@ struct TaskRunner: Sendable {
     }
     counted()
     return .complete(builder.partial, finish(), bookmark: connector.bookmark)
+  }
+
+  /// Why a request of kind `C` may not go to `url`, or nil when it may: an API kind goes
+  /// only to its platform's hosts and those the operator allows. Checked on every page
+  /// (a `next` link is the platform's word, not the spec's), before anything connects.
+  func reach<C: Connector>(_ type: C.Type, _ url: String) -> String? {
+    guard !C.hosts.isEmpty else { return nil }
+    let rules = C.hosts.compactMap(BoundCredential.HostRule.init) + allowedHosts
+    guard let target = FetchURL(url) else { return "the URL cannot be read: refusing to fetch it" }
+    if rules.contains(where: { $0.matches(target) }) { return nil }
+    let allowed = rules.map(\.description).joined(separator: ", ")
+    return
+      "\(C.kind) sources reach only \(allowed) (add hosts with haat worker --allow-host); refusing \(target.scheme)://\(target.authority)"
   }
 
   /// The named credential, read and bound to its hosts, if this worker has it and may send

@@ -16,6 +16,9 @@ public struct WorkerConfig: Sendable {
   public var fetch = FetchPolicy()
   /// Platform credentials by name; a task may use only these, and only toward their hosts.
   public var credentials: [String: PlatformCredential] = [:]
+  /// Hosts every API kind may reach besides its platform's own (a fixture server, an
+  /// on-premise mirror): `--allow-host`.
+  public var allowedHosts: [BoundCredential.HostRule] = []
   /// How long a draining worker waits for its tasks before failing them back.
   public var drainTimeoutMs = 30_000
   /// The longest CSV record or NDJSON line an export may have.

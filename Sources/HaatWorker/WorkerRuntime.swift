@@ -68,8 +68,8 @@ final class WorkerRuntime: @unchecked Sendable {
     self.logger = logger
     self.threads = threads
     runner = TaskRunner(
-      fetcher: fetcher, credentials: config.credentials, limits: ReadLimits(maxRecordBytes: config.maxRecordBytes),
-      gate: RateGate())
+      fetcher: fetcher, credentials: config.credentials, allowedHosts: config.allowedHosts,
+      limits: ReadLimits(maxRecordBytes: config.maxRecordBytes), gate: RateGate())
     free = config.slots
     done = loop.makePromise()
   }

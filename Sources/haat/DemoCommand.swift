@@ -49,7 +49,9 @@ struct DemoCommand: AsyncParsableCommand {
     options.workers = workers
     options.collectSlots = 2
     options.heartbeatMs = 1_000
-    options.workerArguments = ["--credential", "meta=file:\(secret)@http://127.0.0.1:\(server.port)"]
+    // The fixture's Graph API is not Meta's host: the workers allow it by name.
+    let fixture = "http://127.0.0.1:\(server.port)"
+    options.workerArguments = ["--credential", "meta=file:\(secret)@\(fixture)", "--allow-host", fixture]
     let cluster: LocalCluster
     do {
       cluster = try await LocalCluster.start(options)

@@ -99,6 +99,11 @@ struct WorkerCommand: AsyncParsableCommand {
   var allowPrivateNetworks = false
   @Option(help: "A directory file:// sources may read from (repeatable).")
   var fileRoot: [String] = []
+  @Option(
+    help: ArgumentHelp(
+      "A host platform API sources may reach besides the platform's own, e.g. a fixture server (repeatable).",
+      discussion: "host, *.domain, optionally :port; HTTPS only unless written http://host."))
+  var allowHost: [String] = []
   @Option(help: "A CA bundle to verify TLS servers with, instead of the system's.")
   var caFile: String?
   @Option(
@@ -147,6 +152,17 @@ struct WorkerCommand: AsyncParsableCommand {
       throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
     }
     _ = try platformCredentials()
+    _ = try allowedHosts()
+  }
+
+  func allowedHosts() throws -> [BoundCredential.HostRule] {
+    try allowHost.map { text in
+      guard let rule = BoundCredential.HostRule(text) else {
+        throw ValidationError(
+          "--allow-host \"\(text)\" is not a host, *.domain or http://host, with an optional :port")
+      }
+      return rule
+    }
   }
 
   func platformCredentials() throws -> [String: PlatformCredential] {
@@ -176,6 +192,7 @@ struct WorkerCommand: AsyncParsableCommand {
     config.fetch.caFile = caFile
     config.fetch.proxy = proxy
     config.credentials = try platformCredentials()
+    config.allowedHosts = try allowedHosts()
     config.fetch.connectTimeoutMs = connectTimeoutMs
     config.fetch.totalTimeoutMs = timeoutMs
     config.fetch.stallSeconds = stallSeconds

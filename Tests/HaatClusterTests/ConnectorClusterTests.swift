@@ -13,7 +13,12 @@ func withMetaCluster(
 ) async throws {
   let directory = NSTemporaryDirectory() + "haat-meta-\(UUID().uuidString)"
   try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-  defer { try? FileManager.default.removeItem(atPath: directory) }
+  defer {
+    // HAAT_KEEP_CLUSTER=1 keeps the logs, as LocalCluster does.
+    if ProcessInfo.processInfo.environment["HAAT_KEEP_CLUSTER"] == nil {
+      try? FileManager.default.removeItem(atPath: directory)
+    }
+  }
   try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
   try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
   try await withCluster(
@@ -25,7 +30,7 @@ func withMetaCluster(
       let host = "http://127.0.0.1:\(server.port)"
       options.workerArguments = [
         "--credential", "meta=file:\(directory)/meta.secret@\(host)",
-        "--credential", "meta_old=file:\(directory)/old.secret@\(host)",
+        "--credential", "meta_old=file:\(directory)/old.secret@\(host)", "--allow-host", host,
       ]
       return options
     }, body)

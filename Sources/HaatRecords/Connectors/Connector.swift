@@ -158,6 +158,10 @@ public protocol Connector: SendableMetatype {
   static var records: Set<RecordType> { get }
   /// How the credential a source names is sent.
   static var auth: AuthScheme { get }
+  /// The hosts the platform serves (`host`, `*.domain`), which every request of the kind
+  /// must go to, besides hosts the worker's operator allows (`--allow-host`); empty for kinds
+  /// that read an export wherever it is.
+  static var hosts: [String] { get }
   /// The budget, in requests per second for the whole cluster, of a source's credential
   /// when the source does not state one; nil for kinds whose requests are not governed
   /// (an export file is one request).
@@ -199,6 +203,7 @@ public protocol Connector: SendableMetatype {
 extension Connector {
   public static var auth: AuthScheme { .bearer }
   public static var defaultRequestsPerSecond: Double? { nil }
+  public static var hosts: [String] { [] }
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }

@@ -52,6 +52,8 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
   /// use case limits); 10 a second stays well inside a typical app's allowance. A spec may
   /// state its own.
   public static var defaultRequestsPerSecond: Double? { 10 }
+  /// Meta's Graph API hosts (Facebook Login and Instagram Login).
+  public static var hosts: [String] { ["graph.facebook.com", "graph.instagram.com"] }
   static var pageSize: Int { 100 }
 
   public static func check(_ source: inout Source, field: String) throws(HaatError) {

@@ -69,6 +69,7 @@ public enum SpecLoader {
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
+    "incremental",
   ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
@@ -109,6 +110,7 @@ public enum SpecLoader {
       out.pool = try string(source["pool"], "\(path).pool") ?? ""
       out.tasks = UInt32(try integer(source["tasks"], "\(path).tasks", range: 0...1_000_000) ?? 0)
       out.requestsPerSecond = try number(source["requests_per_second"], "\(path).requests_per_second") ?? 0
+      out.incremental = try boolean(source["incremental"], "\(path).incremental") ?? false
       return out
     }
     return spec
@@ -214,6 +216,17 @@ public enum SpecLoader {
     // JSON `"account": 123` is a number; an account name is text all the same.
     case let number as Int: return String(number)
     default: throw bad(field, "must be text")
+    }
+  }
+
+  static func boolean(_ value: Any?, _ field: String) throws -> Bool? {
+    switch value {
+    case nil, is NSNull: return nil
+    case let flag as Bool: return flag
+    case let text as String where ["true", "false"].contains(text.lowercased()):
+      return text.lowercased() == "true"
+    default:
+      throw bad(field, "must be true or false, not \(String(describing: value.map { "\($0)" } ?? ""))")
     }
   }
 

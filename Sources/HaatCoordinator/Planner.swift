@@ -100,6 +100,12 @@ public enum Planner {
             "\(field).requests_per_second", "must be between 0.01 and 10000, not \(source.requestsPerSecond)")
         }
       }
+      if source.incremental, !kind.connector.resumable {
+        throw bad(
+          "\(field).incremental",
+          "a \(kind) source keeps no bookmark to start a later run from; incremental applies to API kinds (e.g. facebook_posts)"
+        )
+      }
       if kind.connector.records.contains(.post) { collectsPosts = true }
       taskCount += kind.connector.taskCount(for: source)
       if source.name.isEmpty {
@@ -156,7 +162,8 @@ public enum Planner {
           index += 1
           tasks.append(
             NewTask(
-              pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions)))
+              pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions),
+              resumeKey: source.incremental ? resumeKey(source, part: part) : nil))
         }
       }
       return NewJob(
@@ -167,6 +174,13 @@ public enum Planner {
     } catch {
       throw HaatError(.internal, "cannot encode the planned tasks: \(error)")
     }
+  }
+
+  /// Where an incremental source's bookmark is kept: the same kind, platform, account and
+  /// URL (each length-prefixed, so no two sources share a key), and the task's part.
+  static func resumeKey(_ source: Source, part: Int) -> String {
+    [source.kind, source.platform, source.account, source.url, String(part)]
+      .map { "\($0.utf8.count):\($0)" }.joined(separator: "|")
   }
 
   /// Names a person reads on a terminal must not carry control characters or bidi overrides

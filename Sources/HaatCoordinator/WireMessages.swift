@@ -71,7 +71,21 @@ enum WireMessages {
     buffer.writeString(#","lease_expires_ms":""#)
     buffer.writeString(String(expires))
     buffer.writeString(#"","spec":"#)
-    if task.spec.isEmpty { buffer.writeString("{}") } else { buffer.writeBytes(task.spec) }
+    if let bookmark = task.bookmark, let literal = try? JSONEncoder().encode(bookmark),
+      task.spec.first == UInt8(ascii: "{")
+    {
+      // The source's last bookmark goes first in the spec's object (protobuf's JSON takes
+      // fields in any order; the planner never writes one, so it is not there twice).
+      buffer.writeString(#"{"bookmark":"#)
+      buffer.writeBytes(literal)
+      let rest = task.spec.dropFirst()
+      if rest.first != UInt8(ascii: "}") { buffer.writeString(",") }
+      buffer.writeBytes(rest)
+    } else if task.spec.isEmpty {
+      buffer.writeString("{}")
+    } else {
+      buffer.writeBytes(task.spec)
+    }
     buffer.writeString(#","pool":""#)
     buffer.writeString(task.pool.rawValue)
     buffer.writeString(#"","job":""#)

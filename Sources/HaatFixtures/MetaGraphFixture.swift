@@ -12,6 +12,9 @@ public final class MetaGraphFixture: Sendable {
   public struct Settings: Sendable {
     /// Posts each Page has.
     public var postsPerPage = 250
+    /// Posts published since: newer than post 0, with indexes -1, -2, … (a test adds some
+    /// between two runs of an incremental source).
+    public var newPosts = 0
     /// Tokens that are accepted (as `Authorization: Bearer` or `access_token`).
     public var tokens: Set<String> = ["fixture-meta-token"]
     /// Tokens answered with error 190 / subcode 463 (expired).
@@ -40,6 +43,11 @@ public final class MetaGraphFixture: Sendable {
     return Dictionary(grouping: seconds, by: { $0 }).values.map(\.count).max() ?? 0
   }
 
+  /// The path and query of every request under `/meta/`, in order (tests read what was
+  /// asked, e.g. a `since`).
+  public var requestURIs: [String] { uris.withLock { $0 } }
+  private let uris = Mutex<[String]>([])
+
   /// Requests with `token` so far.
   public func requests(token: String) -> Int { arrivals.withLock { $0[token]?.count ?? 0 } }
 
@@ -53,7 +61,8 @@ public final class MetaGraphFixture: Sendable {
   /// The newest post's time; post `i` is `i` × 7 hours older.
   public static let newestEpoch: Int64 = 1_790_000_000  // 2026-09-21T13:33:20Z
 
-  /// Post `index` (0 = newest) of Page `page`, as generated.
+  /// Post `index` (0 = the newest of the first `postsPerPage`; negative: published since)
+  /// of Page `page`, as generated.
   public struct Post: Sendable, Equatable {
     public var id: String
     public var createdEpoch: Int64
@@ -75,22 +84,25 @@ public final class MetaGraphFixture: Sendable {
 
   public static func post(page: String, index: Int) -> Post {
     let salt = UInt64(page.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF })
-    let i = UInt64(index)
+    let i = UInt64(bitPattern: Int64(index))
     let attachments: [String?] = ["photo", "video", nil, "album", "link"]
     let reactions = (i &* 37 &+ salt) % 500
     let shareCount = (i &* 13 &+ salt) % 9
-    let mediaView = reactions * 20 + (i * 7) % 100
+    let mediaView = reactions * 20 + (i &* 7) % 100
     return Post(
       id: "\(page)_\(1000 + index)", createdEpoch: newestEpoch - Int64(index) * 7 * 3600,
-      attachment: attachments[index % attachments.count], reactions: reactions, comments: (i &* 11 &+ salt) % 60,
+      attachment: attachments[cycle(index, attachments.count)], reactions: reactions, comments: (i &* 11 &+ salt) % 60,
       shares: shareCount == 0 ? nil : shareCount, mediaView: mediaView, uniqueView: mediaView * 3 / 5,
-      clicks: (i &+ salt) % 50, saved: (i &* 5 &+ salt) % 40, likesHidden: index % 7 == 3,
-      insightsMissing: index % 11 == 5)
+      clicks: (i &+ salt) % 50, saved: (i &* 5 &+ salt) % 40, likesHidden: cycle(index, 7) == 3,
+      insightsMissing: cycle(index, 11) == 5)
   }
+
+  /// `index` modulo `count`, never negative (posts newer than the first have negative indexes).
+  static func cycle(_ index: Int, _ count: Int) -> Int { ((index % count) + count) % count }
 
   /// Instagram media types, by index.
   public static func igMediaType(index: Int) -> String {
-    ["IMAGE", "VIDEO", "CAROUSEL_ALBUM"][index % 3]
+    ["IMAGE", "VIDEO", "CAROUSEL_ALBUM"][cycle(index, 3)]
   }
 
   /// Answers a request under `/meta/`: status, headers, body.
@@ -98,6 +110,9 @@ public final class MetaGraphFixture: Sendable {
     Int, [(String, String)], String
   ) {
     let settings = self.settings.withLock { $0 }
+    uris.withLock {
+      $0.append(path + "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "&"))
+    }
     let parts = path.split(separator: "/").map(String.init)  // ["meta", "v21.0", page, "posts"]
     var token = query["access_token"] ?? ""
     for prefix in ["Bearer ", "OAuth "] where authorization.hasPrefix(prefix) {
@@ -171,7 +186,10 @@ public final class MetaGraphFixture: Sendable {
     }
     let limit = min(100, max(1, Int(query["limit"] ?? "") ?? 25))
     let since = Int64(query["since"] ?? "")
-    let total = (0..<settings.postsPerPage).prefix { index in
+    // Newest first: the posts published since the test began (negative indexes), then the
+    // first `postsPerPage`; `since` keeps those from that time on.
+    let first = -settings.newPosts
+    let total = (first..<settings.postsPerPage).prefix { index in
       since.map { Self.post(page: page, index: index).createdEpoch >= $0 } ?? true
     }.count
     // Cursors: "p<offset>" for a page of posts, "e<offset>" for the empty page before it.
@@ -192,7 +210,7 @@ public final class MetaGraphFixture: Sendable {
       )
     }
     let end = min(total, offset + limit)
-    let items = (offset..<max(offset, end)).map { index in
+    let items = (offset..<max(offset, end)).map { $0 + first }.map { index in
       instagram
         ? Self.mediaJSON(Self.post(page: page, index: index), index: index, metrics: metrics)
         : Self.postJSON(Self.post(page: page, index: index), metrics: metrics)
@@ -265,7 +283,7 @@ public final class MetaGraphFixture: Sendable {
     let created = Self.graphTime(post.createdEpoch)
     var fields = [
       #""id":"\#(post.id)""#, #""timestamp":"\#(created)""#, #""media_type":"\#(igMediaType(index: index))""#,
-      #""media_product_type":"\#(index % 3 == 1 ? "REELS" : "FEED")""#, #""comments_count":\#(post.comments)"#,
+      #""media_product_type":"\#(cycle(index, 3) == 1 ? "REELS" : "FEED")""#, #""comments_count":\#(post.comments)"#,
     ]
     // Left out when the owner hides like counts.
     if !post.likesHidden { fields.append(#""like_count":\#(post.reactions)"#) }

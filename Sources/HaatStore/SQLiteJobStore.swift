@@ -142,13 +142,13 @@ public final class SQLiteJobStore: JobStore {
     let insert = try db.cachedStatement(
       sql: """
         INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt,
-                           max_attempts, spec, updated_at)
-        VALUES (?, ?, ?, ?, 'ready', ?, ?, 0, ?, ?, ?)
+                           max_attempts, spec, updated_at, resume_key)
+        VALUES (?, ?, ?, ?, 'ready', ?, ?, 0, ?, ?, ?, ?)
         """)
     for (index, task) in job.tasks.enumerated() {
       try insert.execute(arguments: [
         jobID, index, task.pool.rawValue, task.source, job.priority, job.notBeforeMs,
-        job.maxAttempts, task.spec, nowMs,
+        job.maxAttempts, task.spec, nowMs, task.resumeKey,
       ])
     }
     return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
@@ -195,7 +195,9 @@ public final class SQLiteJobStore: JobStore {
           WHERE id IN (SELECT id FROM tasks
                        WHERE state = 'ready' AND pool = ?3 AND not_before <= ?5
                        ORDER BY priority DESC, id LIMIT ?4)
-          RETURNING id, job, idx, attempt, spec
+          RETURNING id, job, idx, attempt, spec,
+                    CASE WHEN resume_key IS NULL THEN NULL
+                         ELSE (SELECT bookmark FROM bookmarks WHERE key = resume_key) END
           """),
       arguments: [owner, nowMs, pool.rawValue, limit, dueMs])
     var claimed: [ClaimedTask] = []
@@ -207,7 +209,7 @@ public final class SQLiteJobStore: JobStore {
       claimed.append(
         ClaimedTask(
           task: TaskID(row[0]), job: JobID(job), index: row[2], attempt: row[3], pool: pool,
-          spec: row[4], startedJob: false))
+          spec: row[4], startedJob: false, bookmark: row[5]))
     }
     let start = try db.cachedStatement(
       sql: "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'")
@@ -310,6 +312,17 @@ public final class SQLiteJobStore: JobStore {
             WHERE id = ?
             """
         ).execute(arguments: [nowMs, result.partial, result.stats, result.bookmark, id])
+        if !result.bookmark.isEmpty {
+          // An incremental source's next run starts from here (the same commit).
+          try db.cachedStatement(
+            sql: """
+              INSERT INTO bookmarks (key, bookmark, job, updated_at)
+              SELECT resume_key, ?, job, ? FROM tasks WHERE id = ? AND resume_key IS NOT NULL
+              ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
+                                             updated_at = excluded.updated_at
+              """
+          ).execute(arguments: [result.bookmark, nowMs, id])
+        }
       } else {
         try setState(task.id, "done", db: db, nowMs: nowMs)
       }

@@ -61,6 +61,20 @@ enum Schema {
     migrator.registerMigration("v2-task-pages") { db in
       try db.execute(sql: "CREATE INDEX tasks_job_idx ON tasks (job, idx)")
     }
+    // Incremental sources: a task of one carries its source's resume key, and each accepted
+    // result's bookmark is kept by key for the source's next run.
+    migrator.registerMigration("v3-bookmarks") { db in
+      try db.execute(
+        sql: """
+          ALTER TABLE tasks ADD COLUMN resume_key TEXT;
+          CREATE TABLE bookmarks (
+            key TEXT PRIMARY KEY,
+            bookmark TEXT NOT NULL,
+            job INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+          );
+          """)
+    }
     return migrator
   }
 }

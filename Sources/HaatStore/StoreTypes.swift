@@ -39,11 +39,15 @@ public struct NewTask: Sendable {
   public var source: String
   /// The task's spec, as its wire JSON.
   public var spec: Data
+  /// For a task of an incremental source: the key its bookmark is kept under, so the
+  /// source's next run starts where this one ended.
+  public var resumeKey: String?
 
-  public init(pool: Pool, source: String, spec: Data) {
+  public init(pool: Pool, source: String, spec: Data, resumeKey: String? = nil) {
     self.pool = pool
     self.source = source
     self.spec = spec
+    self.resumeKey = resumeKey
   }
 }
 
@@ -115,6 +119,9 @@ public struct ClaimedTask: Sendable {
   public var spec: Data
   /// Whether this claim started its job (queued → running).
   public var startedJob: Bool
+  /// For a task of an incremental source: the bookmark of the source's last accepted
+  /// run, read when the task is claimed (so a retry starts from the newest).
+  public var bookmark: String? = nil
 }
 
 /// A job as stored, with its task counts.

@@ -130,6 +130,47 @@ struct ConnectorClusterTests {
   }
 }
 
+/// Incremental sources: a run starts where the last accepted run of the same source ended.
+@Suite("Incremental sources", .serialized)
+struct IncrementalTests {
+  @Test func aSecondRunFetchesOnlyWhatIsNewer() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "facebook_posts"
+      source.account = "555"
+      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+      source.credential = "meta"
+      source.incremental = true
+      func run(_ name: String, _ source: Source) async throws -> (posts: UInt64, uris: [String]) {
+        let before = server.meta.requestURIs.count
+        let result = try await finish(client, try await client.submit(spec(name, [source])).job)
+        #expect(result.job.state == "succeeded")
+        return (result.report.engagement.total.posts, Array(server.meta.requestURIs.dropFirst(before)))
+      }
+      let first = try await run("first", source)
+      #expect(first.posts == 250)
+      #expect(first.uris.allSatisfy { !$0.contains("since=") })
+
+      server.meta.settings.withLock { $0.newPosts = 3 }
+      let second = try await run("second", source)
+      #expect(second.posts == 3, "only the posts published since the first run")
+      #expect(second.uris.first?.contains("since=\(MetaGraphFixture.newestEpoch)") == true)
+
+      let third = try await run("third", source)
+      #expect(third.posts == 0, "nothing new: nothing counted twice")
+      let newest = MetaGraphFixture.post(page: "555", index: -3).createdEpoch
+      #expect(third.uris.first?.contains("since=\(newest)") == true)
+
+      // The same source, not incremental, reads everything, and leaves the bookmark alone.
+      source.incremental = false
+      #expect(try await run("whole", source).posts == 253)
+      source.incremental = true
+      #expect(try await run("fourth", source).posts == 0)
+    }
+  }
+}
+
 /// The rate governor: platform limits are per credential, so every worker's requests under
 /// one credential share one budget, whatever the number of workers and accounts.
 @Suite("Rate governor", .serialized)

@@ -68,3 +68,18 @@ import Testing
     }
   }
 }
+
+/// The source fields of the platform kinds, in YAML and JSON.
+@Suite struct PlatformSourceFieldTests {
+  @Test func incrementalAndRateAreRead() throws {
+    let yaml = try SpecLoader.parse(
+      "sources:\n  - kind: facebook_posts\n    account: \"1\"\n    incremental: true\n    requests_per_second: 2.5\n")
+    #expect(yaml.sources.first?.incremental == true && yaml.sources.first?.requestsPerSecond == 2.5)
+    let json = try SpecLoader.parse(
+      #"{"sources":[{"kind":"facebook_posts","account":"1","incremental":true,"requests_per_second":3}]}"#,
+      json: true)
+    #expect(json.sources.first?.incremental == true && json.sources.first?.requestsPerSecond == 3)
+    #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - incremental: maybe\n") }
+    #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - requests_per_second: fast\n") }
+  }
+}

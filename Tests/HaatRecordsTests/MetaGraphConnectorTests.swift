@@ -80,15 +80,28 @@ struct FacebookPostsConnectorTests {
         RowProblem(row: 5, column: "", reason: .notAnObject),
         RowProblem(row: 6, column: "shares", reason: .notAnInteger),
       ])
-    #expect(connector.bookmark == String(1_772_389_888), "the newest post's time")
+    #expect(connector.bookmark == "1772389888:111_201", "the newest post's time, and its id")
   }
 
-  @Test("a bookmark asks only for posts since then")
+  @Test("a bookmark asks only for posts since then, and skips those the last run read at its second")
   func bookmarkAsksSince() throws {
-    var connector = FacebookPostsConnector(task: task(bookmark: "1772389888"), limits: ReadLimits())
+    var connector = FacebookPostsConnector(task: task(bookmark: "1772389888:111_201"), limits: ReadLimits())
     let first = try #require(try connector.firstRequest())
     #expect(first.url.hasSuffix("&since=1772389888"))
-    #expect(connector.bookmark == "1772389888", "nothing newer keeps the old bookmark")
+    #expect(connector.bookmark == "1772389888:111_201", "nothing newer keeps the old bookmark")
+    // The same pages again: everything is older than the bookmark or was read at its second.
+    let pages = [
+      first.url: try page("posts-1.json"),
+      "\(Self.base)/111/posts?limit=100&after=QVFIUmFmdGVyMQ": try page("posts-2-empty.json"),
+      "\(Self.base)/111/posts?limit=100&after=QVFIUmFmdGVyMg": try page("posts-3-last.json"),
+    ]
+    let (records, _, driven) = try drive(
+      FacebookPostsConnector.self, task(bookmark: "1772389888:111_201"), pages: pages)
+    #expect(records.isEmpty)
+    #expect(driven.bookmark == "1772389888:111_201")
+    // A bookmark that is not one reads the whole edge.
+    var fresh = FacebookPostsConnector(task: task(bookmark: "not a bookmark"), limits: ReadLimits())
+    #expect(try fresh.firstRequest()?.url.contains("since=") == false)
   }
 
   @Test("an expired token is a non-retryable token_expired error that quotes Meta's message")

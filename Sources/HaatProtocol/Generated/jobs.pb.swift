@@ -102,6 +102,11 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// stated in the last minute holds.
   public var requestsPerSecond: Double = 0
 
+  /// Start where the last accepted run of this source ended: its tasks get the bookmark of
+  /// the last accepted result of a source with the same kind, platform, account and url
+  /// (e.g. only posts since then). For kinds that keep a bookmark (the API kinds).
+  public var incremental: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -183,7 +188,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -201,6 +206,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 8: try { try decoder.decodeSingularStringField(value: &self.pool) }()
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.tasks) }()
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
+      case 11: try { try decoder.decodeSingularBoolField(value: &self.incremental) }()
       default: break
       }
     }
@@ -237,6 +243,9 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.requestsPerSecond.bitPattern != 0 {
       try visitor.visitSingularDoubleField(value: self.requestsPerSecond, fieldNumber: 10)
     }
+    if self.incremental != false {
+      try visitor.visitSingularBoolField(value: self.incremental, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -251,6 +260,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.pool != rhs.pool {return false}
     if lhs.tasks != rhs.tasks {return false}
     if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
+    if lhs.incremental != rhs.incremental {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -158,6 +158,9 @@ public protocol Connector: SendableMetatype {
   static var records: Set<RecordType> { get }
   /// How the credential a source names is sent.
   static var auth: AuthScheme { get }
+  /// Whether the kind's tasks report a bookmark a later run can start from (so a source
+  /// may be `incremental`).
+  static var resumable: Bool { get }
   /// The hosts the platform serves (`host`, `*.domain`), which every request of the kind
   /// must go to, besides hosts the worker's operator allows (`--allow-host`); empty for kinds
   /// that read an export wherever it is.
@@ -204,6 +207,7 @@ extension Connector {
   public static var auth: AuthScheme { .bearer }
   public static var defaultRequestsPerSecond: Double? { nil }
   public static var hosts: [String] { [] }
+  public static var resumable: Bool { false }
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }

@@ -54,6 +54,8 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
   public static var defaultRequestsPerSecond: Double? { 10 }
   /// Meta's Graph API hosts (Facebook Login and Instagram Login).
   public static var hosts: [String] { ["graph.facebook.com", "graph.instagram.com"] }
+  /// The bookmark is the newest item's time.
+  public static var resumable: Bool { true }
   static var pageSize: Int { 100 }
 
   public static func check(_ source: inout Source, field: String) throws(HaatError) {
@@ -69,11 +71,16 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
 
   private let source: Source
   private let limits: ReadLimits
-  private let since: String
+  /// From the bookmark: items from this time on (Unix seconds) are asked for, and those at
+  /// exactly that second the last run already read (`seen`) are skipped.
+  private let since: Int64?
+  private let seen: Set<String>
   private var metrics = Edge.metrics
   private var buffer: PageBuffer
   private var index: UInt64 = 0
   private var newest: Int64?
+  /// The ids of the items at the newest second, for the next run's boundary.
+  private var newestIDs: [String] = []
   public private(set) var counts = ReadCounts()
 
   public init(task: TaskSpec, limits: ReadLimits) {
@@ -81,11 +88,27 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
     if source.platform.isEmpty { source.platform = Edge.platform }
     self.source = source
     self.limits = limits
-    since = task.bookmark.allSatisfy(\.isNumber) ? task.bookmark : ""
+    (since, seen) = Self.parse(bookmark: task.bookmark)
     buffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
-  public var bookmark: String { newest.map(String.init) ?? since }
+  /// `SECONDS` or `SECONDS:ID,ID,…` (the items at that second). Anything else is no
+  /// bookmark: the whole edge is read.
+  static func parse(bookmark: String) -> (Int64?, Set<String>) {
+    let parts = bookmark.split(separator: ":", maxSplits: 1)
+    guard let first = parts.first, let seconds = Int64(first), seconds >= 0 else { return (nil, []) }
+    let ids = parts.count > 1 ? parts[1].split(separator: ",").map(String.init) : []
+    return (seconds, Set(ids))
+  }
+
+  /// The newest item's time and the ids at that second; an empty run keeps the old one.
+  public var bookmark: String {
+    guard let newest else {
+      guard let since else { return "" }
+      return seen.isEmpty ? String(since) : "\(since):\(seen.sorted().joined(separator: ","))"
+    }
+    return newestIDs.isEmpty ? String(newest) : "\(newest):\(newestIDs.joined(separator: ","))"
+  }
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
     PageRequest(url: firstURL())
@@ -98,7 +121,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
     while url.hasSuffix("/") { url.removeLast() }
     url += "/\(source.account)/\(Edge.edge)?fields=" + MetaGraph.encode(fields.joined(separator: ","))
     url += "&limit=\(Self.pageSize)"
-    if !since.isEmpty { url += "&since=\(since)" }
+    if let since { url += "&since=\(since)" }
     return url
   }
 
@@ -123,9 +146,18 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
       index += 1
       switch Edge.post(from: item, source: source) {
       case .success(let post):
+        let time = post.createdAt.epochSeconds
+        // The last run read this one (`since` includes its own second).
+        if let since, time < since || (time == since && seen.contains(post.id)) { continue }
         if emit(.post(post)) {
           counts.records += 1
-          newest = max(newest ?? post.createdAt.epochSeconds, post.createdAt.epochSeconds)
+          if time > newest ?? Int64.min {
+            newest = time
+            newestIDs = []
+          }
+          if time == newest, newestIDs.count < 100, !post.id.contains(","), !post.id.contains(":") {
+            newestIDs.append(post.id)
+          }
         } else {
           counts.bad(RowProblem(row: index, column: "", reason: .outOfRange), keep: limits.maxProblems)
         }

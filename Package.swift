@@ -107,7 +107,7 @@ let package = Package(
     .executableTarget(
       name: "haat-bench",
       dependencies: [
-        "HaatClient", "HaatTesting", "HaatFixtures",
+        "HaatClient", "HaatTesting", "HaatFixtures", "HaatFetch",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ] + nio,
       path: "Benchmarks/HaatBench"

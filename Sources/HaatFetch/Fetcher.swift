@@ -9,8 +9,10 @@ import Synchronization
 /// An HTTP(S) and file client on libcurl that streams bodies to a sink.
 ///
 /// `fetch` blocks its thread for the transfer (run it off any event loop). Easy handles are
-/// pooled and share one connection, DNS and TLS-session cache, so consecutive and
-/// concurrent fetches to the same host reuse connections. Call `shutdown()` before the
+/// pooled, each keeping its own connections, so consecutive fetches reuse them; the
+/// handles share one DNS and TLS-session cache. (Not the connection cache: libcurl does not
+/// support sharing connections between concurrent threads, and the lock it needs made
+/// four fetch threads slower than one curl process, `haat-bench fetch`.) Call `shutdown()` before the
 /// process exits so every handle is cleaned up.
 public final class Fetcher: Sendable {
   public let policy: FetchPolicy
@@ -152,7 +154,6 @@ final class ShareHandle: @unchecked Sendable {
     }
     _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_DNS.rawValue))
     _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_SSL_SESSION.rawValue))
-    _ = ccurl_share_setopt_long(pointer, CURLSHOPT_SHARE, Int(CURL_LOCK_DATA_CONNECT.rawValue))
   }
 
   func cleanup() {

@@ -216,6 +216,22 @@ public final class HaatClient: Sendable {
   }
 
   /// Deletes jobs that ended before `endedBeforeMs`, with their tasks and results.
+  /// Every schedule (recurring job spec).
+  public func schedules() async throws -> [Haat_V1_Schedule] {
+    try await expect(call(.listSchedules(Haat_V1_ListSchedules())), \.scheduleList).schedules
+  }
+
+  /// Pauses, resumes or removes a schedule.
+  public func updateSchedule(_ name: String, action: String) async throws -> Haat_V1_ScheduleUpdated {
+    try await expect(
+      call(
+        .updateSchedule(
+          .with {
+            $0.name = name
+            $0.action = action
+          })), \.scheduleUpdated)
+  }
+
   public func prune(endedBeforeMs: Int64) async throws -> Haat_V1_Pruned {
     try await expect(call(.pruneJobs(.with { $0.endedBeforeMs = endedBeforeMs })), \.prunedJobs)
   }
@@ -316,6 +332,10 @@ extension Envelope.OneOf_Body {
   var deadList: Haat_V1_DeadList? { if case .deadList(let value) = self { value } else { nil } }
   var deadUpdated: Haat_V1_DeadUpdated? { if case .deadUpdated(let value) = self { value } else { nil } }
   var prunedJobs: Haat_V1_Pruned? { if case .pruned(let value) = self { value } else { nil } }
+  var scheduleList: Haat_V1_ScheduleList? { if case .scheduleList(let value) = self { value } else { nil } }
+  var scheduleUpdated: Haat_V1_ScheduleUpdated? {
+    if case .scheduleUpdated(let value) = self { value } else { nil }
+  }
 }
 
 /// Matches replies to the requests waiting for them.

@@ -65,7 +65,7 @@ public enum SpecLoader {
 
   static let jobFields = [
     "name", "sources", "reports", "priority", "not_before", "max_attempts", "retry_base_ms",
-    "retry_cap_ms", "labels",
+    "retry_cap_ms", "labels", "every",
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
@@ -78,6 +78,7 @@ public enum SpecLoader {
     spec.name = try string(object["name"], "name") ?? ""
     spec.priority = Int32(try integer(object["priority"], "priority", range: -1000...1000) ?? 0)
     spec.notBefore = try string(object["not_before"], "not_before") ?? ""
+    spec.every = try string(object["every"], "every") ?? ""
     spec.maxAttempts = UInt32(try integer(object["max_attempts"], "max_attempts", range: 0...100) ?? 0)
     spec.retryBaseMs = UInt32(try integer(object["retry_base_ms"], "retry_base_ms", range: 0...86_400_000) ?? 0)
     spec.retryCapMs = UInt32(try integer(object["retry_cap_ms"], "retry_cap_ms", range: 0...86_400_000) ?? 0)

@@ -21,7 +21,8 @@ extension CoordinatorCore {
     guard spec.sources.count > 64 else {
       do {
         return submitPlanned(
-          try Planner.plan(spec, submittedBy: submittedBy, defaults: defaults), id: id, from: connection)
+          try Planner.plan(spec, submittedBy: submittedBy, defaults: defaults), every: spec.every, id: id,
+          from: connection)
       } catch {
         return outbox.replyError(connection, to: id, error)
       }
@@ -29,7 +30,7 @@ extension CoordinatorCore {
     offLoop { try Planner.plan(spec, submittedBy: submittedBy, defaults: defaults) }
       .assumeIsolated().whenComplete { result in
         switch result {
-        case .success(let job): self.submitPlanned(job, id: id, from: connection)
+        case .success(let job): self.submitPlanned(job, every: spec.every, id: id, from: connection)
         case .failure(let error):
           self.outbox.replyError(connection, to: id, (error as? HaatError) ?? HaatError(.internal, "\(error)"))
         }
@@ -37,14 +38,48 @@ extension CoordinatorCore {
       }
   }
 
-  /// Stores a planned job and answers `accepted` once it is durable.
-  func submitPlanned(_ job: NewJob, id: String, from connection: Connection) {
+  /// Stores a planned job and answers `accepted` once it is durable. A spec with `every`
+  /// becomes a schedule too, in the same commit; the job is its first run.
+  func submitPlanned(_ job: NewJob, every: String, id: String, from connection: Connection) {
+    var op = StoreOp.submit(job)
+    var scheduleName = ""
+    // The planner checked `every` and that the job has a name.
+    if !every.isEmpty, let everyMs = Planner.durationMs(every) {
+      scheduleName = job.name
+      op = .schedule(
+        NewSchedule(name: job.name, spec: job.spec, every: every, everyMs: everyMs, createdBy: job.submittedBy),
+        firstRun: job)
+    }
+    storeJob(job, op: op) { result in
+      switch result {
+      case .success(let (jobID, count)):
+        self.logger.info(
+          "job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
+        var accepted = Haat_V1_Accepted()
+        accepted.job = jobID.description
+        accepted.tasks = UInt32(clamping: count)
+        accepted.schedule = scheduleName
+        self.outbox.reply(connection, to: id, .accepted(accepted))
+        self.finishIfEnded(jobID)
+      case .failure(let error):
+        self.outbox.replyError(connection, to: id, error)
+      }
+    }
+  }
+
+  /// Commits `op`, which stores `job` (a submit, a schedule with its first run, a run of a
+  /// schedule), and starts tracking the job; `done` gets its id and task count, or nil
+  /// when a schedule's run was not fired after all.
+  func storeJob(
+    _ job: NewJob, op: StoreOp, _ done: @escaping (Result<(JobID, Int), HaatError>) -> Void,
+    notFired: (() -> Void)? = nil
+  ) {
     let pools = Set(job.tasks.map(\.pool))
     // Claims ride in the submit's own transaction, so a worker with free credit gets the
     // first tasks after one commit, not two.
     let due = job.notBeforeMs <= nowMs
     if due { for pool in pools { scheduler.markWork(pool) } }
-    enqueue(.submit(job)) { result in
+    enqueue(op) { result in
       switch result {
       case .submitted(let jobID, let count, let notBeforeMs):
         var counts = TaskCounts()
@@ -60,17 +95,13 @@ extension CoordinatorCore {
           // Marked before the commit when due then; a claim commit now would find nothing.
           if !due { for pool in pools { self.markWork(pool) } }
         }
-        self.logger.info(
-          "job accepted", metadata: ["job": "\(jobID)", "tasks": "\(count)", "by": "\(connection.name)"])
-        var accepted = Haat_V1_Accepted()
-        accepted.job = jobID.description
-        accepted.tasks = UInt32(clamping: count)
-        self.outbox.reply(connection, to: id, .accepted(accepted))
-        self.finishIfEnded(jobID)
+        done(.success((jobID, count)))
+      case .notFired:
+        notFired?()
       case .failed(let error):
-        self.outbox.replyError(connection, to: id, error)
+        done(.failure(error))
       default:
-        self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result for submit"))
+        done(.failure(HaatError(.internal, "unexpected store result for submit")))
       }
     }
   }

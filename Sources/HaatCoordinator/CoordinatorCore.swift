@@ -54,6 +54,10 @@ final class CoordinatorCore: @unchecked Sendable {
   /// Free bytes on the store's disk, measured off the loop every second.
   var diskFreeBytes: UInt64?
   var diskWatch: RepeatedTask?
+  /// Starts the runs of schedules that are due, every second; `firingSchedules` while a
+  /// round is in flight.
+  var scheduleTimer: RepeatedTask?
+  var firingSchedules = false
 
   init(loop: any EventLoop, store: any JobStore, config: CoordinatorConfig, logger: Logger) {
     self.loop = loop
@@ -133,6 +137,9 @@ final class CoordinatorCore: @unchecked Sendable {
       self.diskWatch = self.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
         self.measureDisk()
       }
+      self.scheduleTimer = self.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+        self.fireDueSchedules()
+      }
       self.logger.info(
         "store recovered",
         metadata: [
@@ -149,6 +156,7 @@ final class CoordinatorCore: @unchecked Sendable {
       self.reaper?.cancel()
       self.waitTimer?.cancel()
       self.housekeeping?.cancel()
+      self.scheduleTimer?.cancel()
       self.diskWatch?.cancel()
       return self.commits.drain()
     }

@@ -45,6 +45,8 @@ public enum RequestKind: String, Sendable, CaseIterable {
   case retryDead = "retry_dead"
   case discardDead = "discard_dead"
   case pruneJobs = "prune_jobs"
+  case listSchedules = "list_schedules"
+  case updateSchedule = "update_schedule"
 
   /// The access levels, from a worker's to an operator's.
   public enum Access: Sendable { case worker, read, submit, admin }
@@ -52,9 +54,9 @@ public enum RequestKind: String, Sendable, CaseIterable {
   public var access: Access {
     switch self {
     case .credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause: return .worker
-    case .submit, .cancel: return .submit
+    case .submit, .cancel, .updateSchedule: return .submit
     case .retryDead, .discardDead, .pruneJobs: return .admin
-    case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead: return .read
+    case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead, .listSchedules: return .read
     }
   }
 }

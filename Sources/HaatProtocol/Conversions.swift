@@ -71,6 +71,8 @@ extension Envelope.OneOf_Body {
     case .retryDead: return .retryDead
     case .discardDead: return .discardDead
     case .pruneJobs: return .pruneJobs
+    case .listSchedules: return .listSchedules
+    case .updateSchedule: return .updateSchedule
     default: return nil
     }
   }
@@ -92,6 +94,10 @@ extension Envelope.OneOf_Body {
     case .log: return "log"
     case .drain: return "drain"
     case .shutdown: return "shutdown"
+    case .listSchedules: return "list_schedules"
+    case .scheduleList: return "schedule_list"
+    case .updateSchedule: return "update_schedule"
+    case .scheduleUpdated: return "schedule_updated"
     case .rateRequest: return "rate_request"
     case .rateGrant: return "rate_grant"
     case .ratePause: return "rate_pause"

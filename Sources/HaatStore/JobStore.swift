@@ -27,4 +27,6 @@ public protocol JobStore: Sendable {
   func report(of job: JobID) async throws -> Data?
   /// Returns space freed by pruning to the file system.
   func reclaim() async throws
+  /// Every schedule, by name.
+  func schedules() async throws -> [ScheduleRecord]
 }

@@ -123,10 +123,16 @@ public final class SQLiteJobStore: JobStore {
       return .deadUpdated(changes, counts: counts)
     case .finishJob(let job, let state, let report, let error):
       return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
+    case .schedule(let schedule, let firstRun):
+      return try upsert(schedule, firstRun: firstRun, db: db, nowMs: nowMs)
+    case .fire(let name, let dueMs, let run):
+      return try fire(name, dueMs: dueMs, run: run, db: db, nowMs: nowMs)
+    case .updateSchedule(let name, let action):
+      return try update(schedule: name, action, db: db)
     }
   }
 
-  private func submit(_ job: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
+  func submit(_ job: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
     try db.cachedStatement(
       sql: """
         INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,

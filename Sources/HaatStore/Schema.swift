@@ -75,6 +75,25 @@ enum Schema {
           );
           """)
     }
+    // Recurring jobs: schedules, and the schedule each run belongs to.
+    migrator.registerMigration("v4-schedules") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            spec BLOB NOT NULL,
+            every TEXT NOT NULL,
+            every_ms INTEGER NOT NULL,
+            next_ms INTEGER NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            runs INTEGER NOT NULL DEFAULT 0,
+            last_job INTEGER,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+          );
+          ALTER TABLE jobs ADD COLUMN schedule TEXT;
+          """)
+    }
     return migrator
   }
 }

@@ -80,6 +80,52 @@ public enum StoreOp: Sendable {
   case discardDead(DeadSelector)
   /// Record a job's end and report; refused (`finished(applied: false)`) if it has open tasks.
   case finishJob(JobID, state: JobState, report: Data?, error: String)
+  /// Create or replace a schedule, with its first run (answered `submitted`); the next run
+  /// is due `every` from now.
+  case schedule(NewSchedule, firstRun: NewJob)
+  /// Start the run of `schedule` due at `dueMs`: only if it is still due then and not
+  /// paused (so a run fires once, whichever coordinator asks), moving the next run on.
+  /// Answered `submitted`, or `notFired`.
+  case fire(schedule: String, dueMs: Int64, run: NewJob)
+  case updateSchedule(String, ScheduleAction)
+}
+
+/// A recurring job spec, as submitted with `every`.
+public struct NewSchedule: Sendable {
+  public var name: String
+  /// The spec, as its wire JSON.
+  public var spec: Data
+  /// As written ("6h"), and in milliseconds.
+  public var every: String
+  public var everyMs: Int64
+  public var createdBy: String
+
+  public init(name: String, spec: Data, every: String, everyMs: Int64, createdBy: String) {
+    self.name = name
+    self.spec = spec
+    self.every = every
+    self.everyMs = everyMs
+    self.createdBy = createdBy
+  }
+}
+
+/// A schedule as stored.
+public struct ScheduleRecord: Sendable, Equatable {
+  public var name: String
+  public var spec: Data
+  public var every: String
+  public var everyMs: Int64
+  /// When the next run is due (wall clock, ms since the epoch).
+  public var nextMs: Int64
+  public var paused: Bool
+  public var runs: Int
+  public var lastJob: JobID?
+  public var createdBy: String
+  public var createdMs: Int64
+}
+
+public enum ScheduleAction: String, Sendable, CaseIterable {
+  case pause, resume, remove
 }
 
 /// What one op did.
@@ -92,6 +138,10 @@ public enum StoreOpResult: Sendable {
   /// The changed tasks, and the task counts of every job they belong to after the change.
   case deadUpdated([TaskChange], counts: [JobID: TaskCounts])
   case finished(JobID, applied: Bool)
+  /// A schedule due at the time given was not fired: another coordinator fired it, or it
+  /// was paused, removed or replaced meanwhile.
+  case notFired
+  case scheduleUpdated(applied: Bool)
   case failed(HaatError)
 }
 

@@ -43,6 +43,10 @@ struct SubmitCommand: AsyncParsableCommand {
           printJSON(accepted)
         } else {
           print("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))")
+          if !accepted.schedule.isEmpty {
+            print(
+              "schedule \(accepted.schedule): runs every \(loaded.every); the job is its first run (haat schedules)")
+          }
         }
         return
       }

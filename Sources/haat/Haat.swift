@@ -15,6 +15,6 @@ struct Haat: AsyncParsableCommand {
     subcommands: [
       CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, JobsCommand.self, JobCommand.self,
       ResultCommand.self, CancelCommand.self, WorkersCommand.self, LogsCommand.self, DeadCommand.self,
-      TokenCommand.self, DemoCommand.self, FixtureServerCommand.self,
+      SchedulesCommand.self, TokenCommand.self, DemoCommand.self, FixtureServerCommand.self,
     ])
 }

@@ -36,6 +36,16 @@ func withMetaCluster(
     }, body)
 }
 
+/// A source of a Meta Graph kind on the fixture server, with the credential `meta`.
+func graphSource(_ kind: String, account: String, server: FixtureServer) -> Source {
+  var source = Source()
+  source.kind = kind
+  source.account = account
+  source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+  source.credential = "meta"
+  return source
+}
+
 /// Platform connectors end to end: real coordinator and worker processes collecting from
 /// the fixture server's Meta Graph API with a named credential.
 @Suite("Connector cluster", .serialized)
@@ -45,16 +55,8 @@ struct ConnectorClusterTests {
   @Test func facebookPagesAreCollectedPageByPageIntoTheReport() async throws {
     try await withMetaCluster(workers: 2) { cluster, server in
       let client = try await cluster.client()
-      let base = "http://127.0.0.1:\(server.port)/meta/v21.0"
       let pages = ["111", "222", "333"]
-      let sources = pages.map { page -> Source in
-        var source = Source()
-        source.kind = "facebook_posts"
-        source.account = page
-        source.url = base
-        source.credential = "meta"
-        return source
-      }
+      let sources = pages.map { graphSource("facebook_posts", account: $0, server: server) }
       let job = try await client.submit(spec("meta", sources)).job
       let result = try await finish(client, job)
       #expect(result.report.summary.tasks == 3)
@@ -83,11 +85,7 @@ struct ConnectorClusterTests {
       // Instagram media through the same loop; the accounts refuse the `shares` metric, so
       // it is dropped by name and the page asked again.
       server.meta.settings.withLock { $0.refusedMetrics = ["shares"] }
-      var instagram = Source()
-      instagram.kind = "instagram_media"
-      instagram.account = "17841400000000001"
-      instagram.url = base
-      instagram.credential = "meta"
+      let instagram = graphSource("instagram_media", account: "17841400000000001", server: server)
       let media = try await finish(client, try await client.submit(spec("instagram", [instagram])).job)
       #expect(media.report.summary.missing.isEmpty)
       #expect(media.report.summary.rowErrors.map(\.column) == ["insights.metric(shares)"])
@@ -136,11 +134,7 @@ struct IncrementalTests {
   @Test func aSecondRunFetchesOnlyWhatIsNewer() async throws {
     try await withMetaCluster(workers: 1) { cluster, server in
       let client = try await cluster.client()
-      var source = Source()
-      source.kind = "facebook_posts"
-      source.account = "555"
-      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
-      source.credential = "meta"
+      var source = graphSource("facebook_posts", account: "555", server: server)
       source.incremental = true
       func run(_ name: String, _ source: Source) async throws -> (posts: UInt64, uris: [String]) {
         let before = server.meta.requestURIs.count
@@ -171,6 +165,50 @@ struct IncrementalTests {
   }
 }
 
+/// Recurring jobs: a spec with `every` becomes a schedule whose runs read only what is new.
+@Suite("Schedules", .serialized)
+struct ScheduleClusterTests {
+  @Test func aScheduleRunsAgainAndReadsOnlyWhatIsNew() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      let client = try await cluster.client()
+      let source = graphSource("facebook_posts", account: "777", server: server)
+      var recurring = spec("page 777 every 2s", [source])
+      recurring.every = "2s"
+      let accepted = try await client.submit(recurring)
+      #expect(accepted.schedule == "page 777 every 2s")
+      let first = try await finish(client, accepted.job)
+      #expect(first.report.engagement.total.posts == 250)
+
+      server.meta.settings.withLock { $0.newPosts = 2 }
+      var schedules: [Haat_V1_Schedule] = []
+      try await eventually("the second run") {
+        schedules = try await client.schedules()
+        return schedules.first.map { $0.runs >= 2 } ?? false
+      }
+      let second = try await finish(client, schedules[0].lastJob)
+      #expect(second.report.engagement.total.posts == 2, "only the posts published since the first run")
+      #expect(second.job.submittedBy == "schedule:page 777 every 2s")
+
+      _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
+      let runs = try await client.schedules()[0].runs
+      try await Task.sleep(for: .seconds(3))
+      let paused = try await client.schedules()
+      #expect(paused[0].paused && paused[0].runs == runs, "a paused schedule starts no run")
+      _ = try await client.updateSchedule("page 777 every 2s", action: "remove")
+      #expect(try await client.schedules().isEmpty)
+      await #expect(throws: HaatError.self) { try await client.updateSchedule("page 777 every 2s", action: "pause") }
+
+      // A recurring spec needs a name and a sane interval.
+      var nameless = recurring
+      nameless.name = ""
+      await #expect(throws: HaatError.self) { try await client.submit(nameless) }
+      var tooOften = recurring
+      tooOften.every = "500ms"
+      await #expect(throws: HaatError.self) { try await client.submit(tooOften) }
+    }
+  }
+}
+
 /// The rate governor: platform limits are per credential, so every worker's requests under
 /// one credential share one budget, whatever the number of workers and accounts.
 @Suite("Rate governor", .serialized)
@@ -190,11 +228,7 @@ struct RateGovernorClusterTests {
       let client = try await cluster.client()
       let accounts = (1...40).map { "page\($0)" }
       let sources = accounts.map { account -> Source in
-        var source = Source()
-        source.kind = "facebook_posts"
-        source.account = account
-        source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
-        source.credential = "meta"
+        var source = graphSource("facebook_posts", account: account, server: server)
         source.requestsPerSecond = 18
         return source
       }
@@ -229,11 +263,7 @@ struct RateGovernorClusterTests {
         $0.postsPerPage = 450
       }
       let client = try await cluster.client()
-      var source = Source()
-      source.kind = "facebook_posts"
-      source.account = "111"
-      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
-      source.credential = "meta"
+      var source = graphSource("facebook_posts", account: "111", server: server)
       source.requestsPerSecond = 50  // more than the platform allows: it will throttle
       var other = source
       other.account = "222"

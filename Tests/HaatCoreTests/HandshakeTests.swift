@@ -156,7 +156,7 @@ let toyMAC: MACFunction = { key, message in
   func rolesAllowWhatTheTableSays(request: RequestKind) {
     let worker: Set<RequestKind> = [.credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause]
     let admin: Set<RequestKind> = [.retryDead, .discardDead, .pruneJobs]
-    let submit: Set<RequestKind> = [.submit, .cancel]
+    let submit: Set<RequestKind> = [.submit, .cancel, .updateSchedule]
     let client = !worker.contains(request)
     #expect(Role.worker.allows(request) == worker.contains(request))
     #expect(Role.admin.allows(request) == client)

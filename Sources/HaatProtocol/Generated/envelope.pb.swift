@@ -371,6 +371,38 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     set {body = .pruned(newValue)}
   }
 
+  public var listSchedules: Haat_V1_ListSchedules {
+    get {
+      if case .listSchedules(let v)? = body {return v}
+      return Haat_V1_ListSchedules()
+    }
+    set {body = .listSchedules(newValue)}
+  }
+
+  public var scheduleList: Haat_V1_ScheduleList {
+    get {
+      if case .scheduleList(let v)? = body {return v}
+      return Haat_V1_ScheduleList()
+    }
+    set {body = .scheduleList(newValue)}
+  }
+
+  public var updateSchedule: Haat_V1_UpdateSchedule {
+    get {
+      if case .updateSchedule(let v)? = body {return v}
+      return Haat_V1_UpdateSchedule()
+    }
+    set {body = .updateSchedule(newValue)}
+  }
+
+  public var scheduleUpdated: Haat_V1_ScheduleUpdated {
+    get {
+      if case .scheduleUpdated(let v)? = body {return v}
+      return Haat_V1_ScheduleUpdated()
+    }
+    set {body = .scheduleUpdated(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -418,6 +450,10 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     case pong(Haat_V1_Pong)
     case pruneJobs(Haat_V1_PruneJobs)
     case pruned(Haat_V1_Pruned)
+    case listSchedules(Haat_V1_ListSchedules)
+    case scheduleList(Haat_V1_ScheduleList)
+    case updateSchedule(Haat_V1_UpdateSchedule)
+    case scheduleUpdated(Haat_V1_ScheduleUpdated)
 
   }
 
@@ -479,7 +515,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0\u{3}list_schedules\0\u{3}schedule_list\0\u{3}update_schedule\0\u{3}schedule_updated\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1022,6 +1058,58 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .pruned(v)
         }
       }()
+      case 64: try {
+        var v: Haat_V1_ListSchedules?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listSchedules(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listSchedules(v)
+        }
+      }()
+      case 65: try {
+        var v: Haat_V1_ScheduleList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .scheduleList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .scheduleList(v)
+        }
+      }()
+      case 66: try {
+        var v: Haat_V1_UpdateSchedule?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .updateSchedule(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .updateSchedule(v)
+        }
+      }()
+      case 67: try {
+        var v: Haat_V1_ScheduleUpdated?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .scheduleUpdated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .scheduleUpdated(v)
+        }
+      }()
       default: break
       }
     }
@@ -1202,6 +1290,22 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .pruned?: try {
       guard case .pruned(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
+    }()
+    case .listSchedules?: try {
+      guard case .listSchedules(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
+    }()
+    case .scheduleList?: try {
+      guard case .scheduleList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
+    }()
+    case .updateSchedule?: try {
+      guard case .updateSchedule(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
+    }()
+    case .scheduleUpdated?: try {
+      guard case .scheduleUpdated(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
     }()
     case nil: break
     }

@@ -52,6 +52,12 @@ public nonisolated struct Haat_V1_JobSpec: Sendable {
   /// Free-form labels, kept with the job.
   public var labels: Dictionary<String,String> = [:]
 
+  /// Run again and again, this long apart: "90m", "6h", "1d" (at least 1s, at most 365d).
+  /// The spec becomes a schedule named `name` (required, and replacing a schedule of that
+  /// name): its first run starts now, the next `every` after each due time; every run's
+  /// sources of kinds that keep a bookmark are incremental, so a run reads only what is new.
+  public var every: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -118,7 +124,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JobSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}sources\0\u{1}reports\0\u{1}priority\0\u{3}not_before\0\u{3}max_attempts\0\u{3}retry_base_ms\0\u{3}retry_cap_ms\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}sources\0\u{1}reports\0\u{1}priority\0\u{3}not_before\0\u{3}max_attempts\0\u{3}retry_base_ms\0\u{3}retry_cap_ms\0\u{1}labels\0\u{1}every\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -135,6 +141,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.retryBaseMs) }()
       case 8: try { try decoder.decodeSingularUInt32Field(value: &self.retryCapMs) }()
       case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.every) }()
       default: break
       }
     }
@@ -168,6 +175,9 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 9)
     }
+    if !self.every.isEmpty {
+      try visitor.visitSingularStringField(value: self.every, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -181,6 +191,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.retryBaseMs != rhs.retryBaseMs {return false}
     if lhs.retryCapMs != rhs.retryCapMs {return false}
     if lhs.labels != rhs.labels {return false}
+    if lhs.every != rhs.every {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

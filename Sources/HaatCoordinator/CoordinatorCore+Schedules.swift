@@ -1,0 +1,117 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatStore
+
+/// Recurring jobs: firing their runs, and the client requests that list and change them.
+extension CoordinatorCore {
+  /// Starts a run of every schedule that is due. The store fires each run once (the run's
+  /// job is stored only if the schedule is still due at that time), so a slow round, a
+  /// restart or a second coordinator never starts a run twice.
+  func fireDueSchedules() {
+    guard accepting, !firingSchedules else { return }
+    firingSchedules = true
+    let store = self.store
+    let defaults = config.planner
+    let nowMs = self.nowMs
+    onStore { try await store.schedules() }
+      .assumeIsolated().whenComplete { result in
+        self.firingSchedules = false
+        guard case .success(let schedules) = result else {
+          if case .failure(let error) = result {
+            self.logger.warning("cannot read the schedules", metadata: ["error": "\(error)"])
+          }
+          return
+        }
+        for schedule in schedules where !schedule.paused && schedule.nextMs <= nowMs {
+          self.fire(schedule, defaults: defaults)
+        }
+      }
+  }
+
+  private func fire(_ schedule: ScheduleRecord, defaults: Planner.Defaults) {
+    let name = schedule.name
+    offLoop { () -> NewJob in
+      var spec = try JobSpec(jsonUTF8Data: schedule.spec, options: WireCodec.decodingOptions)
+      // A run is one job; its sources are already incremental (planned with `every`).
+      spec.every = ""
+      return try Planner.plan(spec, submittedBy: "schedule:\(name)", defaults: defaults)
+    }
+    .assumeIsolated().whenComplete { result in
+      switch result {
+      case .success(let job):
+        self.storeJob(job, op: .fire(schedule: name, dueMs: schedule.nextMs, run: job)) { stored in
+          switch stored {
+          case .success(let (jobID, count)):
+            self.logger.info(
+              "schedule run started", metadata: ["schedule": "\(name)", "job": "\(jobID)", "tasks": "\(count)"])
+            self.finishIfEnded(jobID)
+          case .failure(let error):
+            self.logger.warning(
+              "cannot start a schedule's run", metadata: ["schedule": "\(name)", "error": "\(error)"])
+          }
+        }
+      case .failure(let error):
+        // The spec was valid when the schedule was made; a newer Haat may refuse it.
+        self.logger.error(
+          "a schedule's spec no longer plans; pause or remove it",
+          metadata: ["schedule": "\(name)", "error": "\(error)"])
+      }
+      self.outbox.flush()
+    }
+  }
+
+  func listSchedules(id: String, from connection: Connection) {
+    let store = self.store
+    onStore { try await store.schedules() }
+      .assumeIsolated().whenComplete { result in
+        switch result {
+        case .success(let schedules):
+          var list = Haat_V1_ScheduleList()
+          list.schedules = schedules.map { record in
+            var schedule = Haat_V1_Schedule()
+            schedule.name = record.name
+            schedule.every = record.every
+            schedule.nextMs = record.nextMs
+            schedule.paused = record.paused
+            schedule.runs = UInt32(clamping: record.runs)
+            schedule.lastJob = record.lastJob?.description ?? ""
+            schedule.createdBy = record.createdBy
+            schedule.createdMs = record.createdMs
+            return schedule
+          }
+          self.outbox.reply(connection, to: id, .scheduleList(list))
+        case .failure(let error):
+          self.outbox.replyError(connection, to: id, HaatError(.unavailable, "cannot read the schedules: \(error)"))
+        }
+        self.outbox.flush()
+      }
+  }
+
+  func updateSchedule(_ request: Haat_V1_UpdateSchedule, id: String, from connection: Connection) {
+    guard let action = ScheduleAction(rawValue: request.action) else {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(.badRequest, "unknown action \"\(request.action)\"; use pause, resume or remove", field: "action"))
+    }
+    enqueue(.updateSchedule(request.name, action)) { result in
+      switch result {
+      case .scheduleUpdated(true):
+        self.logger.notice(
+          "schedule updated",
+          metadata: ["schedule": "\(request.name)", "action": "\(action)", "by": "\(connection.name)"])
+        var updated = Haat_V1_ScheduleUpdated()
+        updated.name = request.name
+        updated.action = action.rawValue
+        self.outbox.reply(connection, to: id, .scheduleUpdated(updated))
+      case .scheduleUpdated(false):
+        self.outbox.replyError(
+          connection, to: id, HaatError(.notFound, "no schedule named \"\(request.name)\"", field: "name"))
+      case .failed(let error):
+        self.outbox.replyError(connection, to: id, error)
+      default:
+        self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result for a schedule"))
+      }
+    }
+  }
+}

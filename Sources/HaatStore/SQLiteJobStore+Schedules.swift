@@ -1,0 +1,78 @@
+import Foundation
+import GRDB
+import HaatCore
+
+/// Recurring jobs: a schedule fires its runs exactly once each, in the same transaction
+/// that stores the run's job.
+extension SQLiteJobStore {
+  func upsert(_ schedule: NewSchedule, firstRun: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
+    let result = try submit(firstRun, db: db, nowMs: nowMs)
+    guard case .submitted(let job, _, _) = result else { return result }
+    try db.execute(
+      sql: """
+        INSERT INTO schedules (name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at)
+        VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?)
+        ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, every = excluded.every,
+          every_ms = excluded.every_ms, next_ms = excluded.next_ms, paused = 0, runs = runs + 1,
+          last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
+        """,
+      arguments: [
+        schedule.name, schedule.spec, schedule.every, schedule.everyMs, nowMs + schedule.everyMs, job.rawValue,
+        schedule.createdBy, nowMs,
+      ])
+    try db.execute(sql: "UPDATE jobs SET schedule = ? WHERE id = ?", arguments: [schedule.name, job.rawValue])
+    return result
+  }
+
+  func fire(_ name: String, dueMs: Int64, run: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
+    // Runs of one schedule never overlap: while the last run is open, the next stays due
+    // (its source would otherwise be read twice, with no bookmark yet to start from).
+    guard
+      let everyMs = try Int64.fetchOne(
+        db,
+        sql: """
+          SELECT s.every_ms FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job
+          WHERE s.name = ? AND s.next_ms = ? AND s.paused = 0
+            AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))
+          """,
+        arguments: [name, dueMs]), everyMs > 0
+    else { return .notFired }
+    // Missed runs (the coordinator was down) are not made up: the next is the first due
+    // time after now.
+    var next = dueMs + everyMs
+    if next <= nowMs { next += ((nowMs - next) / everyMs + 1) * everyMs }
+    let result = try submit(run, db: db, nowMs: nowMs)
+    guard case .submitted(let job, _, _) = result else { return result }
+    try db.execute(
+      sql: "UPDATE schedules SET next_ms = ?, runs = runs + 1, last_job = ? WHERE name = ?",
+      arguments: [next, job.rawValue, name])
+    try db.execute(sql: "UPDATE jobs SET schedule = ? WHERE id = ?", arguments: [name, job.rawValue])
+    return result
+  }
+
+  func update(schedule name: String, _ action: ScheduleAction, db: Database) throws -> StoreOpResult {
+    switch action {
+    case .pause: try db.execute(sql: "UPDATE schedules SET paused = 1 WHERE name = ?", arguments: [name])
+    case .resume: try db.execute(sql: "UPDATE schedules SET paused = 0 WHERE name = ?", arguments: [name])
+    case .remove: try db.execute(sql: "DELETE FROM schedules WHERE name = ?", arguments: [name])
+    }
+    return .scheduleUpdated(applied: db.changesCount > 0)
+  }
+
+  public func schedules() async throws -> [ScheduleRecord] {
+    try await read { db in
+      try Row.fetchAll(
+        db,
+        sql: """
+          SELECT name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at
+          FROM schedules ORDER BY name
+          """
+      ).map { row in
+        let lastJob: Int64? = row[7]
+        return ScheduleRecord(
+          name: row[0], spec: row[1], every: row[2], everyMs: row[3], nextMs: row[4], paused: row[5],
+          runs: row[6], lastJob: lastJob.map { JobID($0) }, createdBy: row[8], createdMs: row[9])
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import HaatAnalytics
+import HaatClient
+import HaatCore
+import HaatProtocol
+
+/// `haat schedules`: recurring jobs (specs submitted with `every`).
+struct SchedulesCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "schedules", abstract: "List recurring jobs, or pause, resume or remove one.",
+    subcommands: [List.self, Change.Pause.self, Change.Resume.self, Change.Remove.self],
+    defaultSubcommand: List.self)
+
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the schedules and their next runs.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await client.session { connection in
+        let schedules = try await connection.schedules()
+        if client.json { return printJSON(schedules) }
+        let rows = schedules.map {
+          [
+            DisplayText.escape($0.name), $0.every, $0.paused ? "paused" : time($0.nextMs), String($0.runs),
+            $0.lastJob.isEmpty ? "–" : $0.lastJob,
+          ]
+        }
+        print(
+          TextTable(header: ["name", "every", "next run", "runs", "last job"], rightAligned: [3, 4]).render(rows),
+          terminator: "")
+      }
+    }
+  }
+
+  /// Pause, resume and remove: one request each, by name.
+  enum Change {
+    static func run(_ action: String, _ name: String, _ client: ClientOptions) async throws {
+      try await client.session { connection in
+        let updated = try await connection.updateSchedule(name, action: action)
+        if client.json { return printJSON(updated) }
+        print(
+          "schedule \(DisplayText.escape(updated.name)): \(updated.action == "remove" ? "removed" : updated.action + "d")"
+        )
+      }
+    }
+
+    struct Pause: AsyncParsableCommand {
+      static let configuration = CommandConfiguration(abstract: "Start no more runs until resumed (submit).")
+      @Argument(help: "The schedule's name.") var name: String
+      @OptionGroup var client: ClientOptions
+      func run() async throws { try await Change.run("pause", name, client) }
+    }
+
+    struct Resume: AsyncParsableCommand {
+      static let configuration = CommandConfiguration(abstract: "Start runs again (submit).")
+      @Argument(help: "The schedule's name.") var name: String
+      @OptionGroup var client: ClientOptions
+      func run() async throws { try await Change.run("resume", name, client) }
+    }
+
+    struct Remove: AsyncParsableCommand {
+      static let configuration = CommandConfiguration(abstract: "Delete the schedule; its jobs stay (submit).")
+      @Argument(help: "The schedule's name.") var name: String
+      @OptionGroup var client: ClientOptions
+      func run() async throws { try await Change.run("remove", name, client) }
+    }
+  }
+}

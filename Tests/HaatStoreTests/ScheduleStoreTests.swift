@@ -1,0 +1,93 @@
+import Foundation
+import HaatCore
+import Testing
+
+@testable import HaatStore
+
+/// Schedules and incremental bookmarks in the store: a run fires once, and a bookmark
+/// travels from an accepted result to the next run's claim.
+@Suite struct ScheduleStoreTests {
+  let tests: SQLiteJobStoreTests
+
+  init() throws { tests = try SQLiteJobStoreTests() }
+
+  func schedule(_ name: String = "hourly", everyMs: Int64 = 3_600_000) -> NewSchedule {
+    NewSchedule(name: name, spec: Data("{}".utf8), every: "1h", everyMs: everyMs, createdBy: "admin:test")
+  }
+
+  /// Runs the open run's one task and ends its job.
+  func runToTheEnd(_ store: SQLiteJobStore, now: Int64) async throws {
+    let task = try #require(try await tests.claim(store, 1, now: now).first)
+    _ = try await store.apply(
+      [.complete(task: task.task, attempt: task.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
+      nowMs: now)
+    _ = try await store.apply([.finishJob(task.job, state: .succeeded, report: nil, error: "")], nowMs: now)
+  }
+
+  @Test func aRunFiresOnceAndTheNextIsDueAnEveryLater() async throws {
+    let store = try tests.open()
+    let first = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
+    guard case .submitted = first[0] else { throw HaatError(.internal, "no first run: \(first)") }
+    var schedules = try await store.schedules()
+    #expect(schedules.map(\.name) == ["hourly"] && schedules[0].nextMs == 3_601_000 && schedules[0].runs == 1)
+    // While the first run is open, the next stays due.
+    let early = try await store.apply(
+      [.fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1))], nowMs: 3_602_000)
+    guard case .notFired = early[0] else { throw HaatError(.internal, "runs overlapped: \(early)") }
+    try await runToTheEnd(store, now: 3_602_000)
+    // Two coordinators (or two slow rounds) fire the same due run: one job.
+    let results = try await store.apply(
+      [
+        .fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1)),
+        .fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1)),
+      ], nowMs: 3_602_000)
+    guard case .submitted = results[0], case .notFired = results[1] else {
+      throw HaatError(.internal, "fired \(results)")
+    }
+    schedules = try await store.schedules()
+    #expect(schedules[0].runs == 2 && schedules[0].nextMs == 7_201_000)
+    try await runToTheEnd(store, now: 3_603_000)
+    // Down for three hours: the missed runs are not made up; the next is after now.
+    _ = try await store.apply(
+      [.fire(schedule: "hourly", dueMs: 7_201_000, run: tests.job(tasks: 1))], nowMs: 18_000_000)
+    #expect(try await store.schedules()[0].nextMs == 18_001_000)
+  }
+
+  @Test func aPausedOrRemovedScheduleDoesNotFire() async throws {
+    let store = try tests.open()
+    _ = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
+    let paused = try await store.apply([.updateSchedule("hourly", .pause)], nowMs: 2_000)
+    guard case .scheduleUpdated(true) = paused[0] else { throw HaatError(.internal, "\(paused)") }
+    let fired = try await store.apply(
+      [.fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1))], nowMs: 4_000_000)
+    guard case .notFired = fired[0] else { throw HaatError(.internal, "a paused schedule fired") }
+    _ = try await store.apply([.updateSchedule("hourly", .remove)], nowMs: 5_000)
+    #expect(try await store.schedules().isEmpty)
+    let missing = try await store.apply([.updateSchedule("hourly", .resume)], nowMs: 6_000)
+    guard case .scheduleUpdated(false) = missing[0] else { throw HaatError(.internal, "\(missing)") }
+  }
+
+  @Test func anIncrementalSourcesBookmarkReachesItsNextRun() async throws {
+    let store = try tests.open()
+    func run() -> NewJob {
+      var job = tests.job(tasks: 1)
+      job.tasks[0].resumeKey = "posts|111"
+      return job
+    }
+    _ = try await tests.submit(store, run())
+    let first = try await tests.claim(store, 1)
+    #expect(first.first?.bookmark == nil, "no run yet: no bookmark")
+    let task = try #require(first.first)
+    _ = try await store.apply(
+      [
+        .complete(
+          task: task.task, attempt: task.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "42:a")
+      ],
+      nowMs: 2_000)
+    _ = try await tests.submit(store, run())
+    #expect(try await tests.claim(store, 1).first?.bookmark == "42:a")
+    // A task of another source, or one not incremental, gets none.
+    _ = try await tests.submit(store, tests.job(tasks: 1))
+    #expect(try await tests.claim(store, 1).first?.bookmark == nil)
+  }
+}

@@ -179,7 +179,17 @@ public final class HaatClient: Sendable {
 
   /// A job's result, joined from its parts when it came in several.
   public func result(_ id: String) async throws -> Haat_V1_Result {
-    let replies = stream(.getResult(.with { $0.job = id }))
+    try await result(of: .getResult(.with { $0.job = id }))
+  }
+
+  /// A schedule's cumulative report: every finished run merged.
+  public func scheduleReport(_ name: String) async throws -> Haat_V1_Result {
+    try await result(of: .getScheduleReport(.with { $0.name = name }))
+  }
+
+  /// Reads a `result`, whole or in parts, answering `request`.
+  private func result(of request: Envelope.OneOf_Body) async throws -> Haat_V1_Result {
+    let replies = stream(request)
     return try await withThrowingTaskGroup(of: Haat_V1_Result.self) { group in
       group.addTask {
         var parts: [Haat_V1_Result] = []

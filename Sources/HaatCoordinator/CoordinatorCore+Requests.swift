@@ -46,6 +46,7 @@ extension CoordinatorCore {
     case .ping: outbox.reply(connection, to: id, .pong(.with { $0.atMs = nowMs }))
     case .listSchedules: listSchedules(id: id, from: connection)
     case .updateSchedule(let request): updateSchedule(request, id: id, from: connection)
+    case .getScheduleReport(let request): getScheduleReport(request.name, id: id, from: connection)
     case .pruneJobs(let request):
       prune(endedBeforeMs: request.endedBeforeMs) { result in
         switch result {

@@ -2,6 +2,7 @@ import Foundation
 import HaatCore
 import HaatProtocol
 import HaatStore
+import NIOCore
 
 /// Recurring jobs: firing their runs, and the client requests that list and change them.
 extension CoordinatorCore {
@@ -112,6 +113,31 @@ extension CoordinatorCore {
       default:
         self.outbox.replyError(connection, to: id, HaatError(.internal, "unexpected store result for a schedule"))
       }
+    }
+  }
+
+  /// A schedule's cumulative report: every finished run's task results reduced as one job.
+  /// Runs read disjoint data (each only what is new since the last), so this is the report
+  /// of one run over the whole time the schedule has covered.
+  func getScheduleReport(_ name: String, id: String, from connection: Connection) {
+    let store = self.store
+    let nowMs = self.nowMs
+    let maxLineBytes = connection.maxLineBytes
+    read(
+      connection, id: id,
+      { () async throws -> [ByteBuffer] in
+        let runs = try await store.finishedRuns(ofSchedule: name)
+        guard let last = runs.last, var record = try await store.job(last, tasks: false, nowMs: nowMs) else {
+          throw HaatError(.notFound, "schedule \"\(name)\" has no finished run", field: "name")
+        }
+        var outputs: [TaskOutput] = []
+        for run in runs { outputs += try await store.outputs(of: run) }
+        let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: false)
+        record.name = name
+        return try Self.resultLines(record, report: outcome.report, replyTo: id, maxLineBytes: maxLineBytes)
+      }
+    ) { lines in
+      self.outbox.sendInTurn(lines[...], to: connection)
     }
   }
 }

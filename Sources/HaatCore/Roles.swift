@@ -47,6 +47,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
   case pruneJobs = "prune_jobs"
   case listSchedules = "list_schedules"
   case updateSchedule = "update_schedule"
+  case getScheduleReport = "get_schedule_report"
 
   /// The access levels, from a worker's to an operator's.
   public enum Access: Sendable { case worker, read, submit, admin }
@@ -56,7 +57,8 @@ public enum RequestKind: String, Sendable, CaseIterable {
     case .credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause: return .worker
     case .submit, .cancel, .updateSchedule: return .submit
     case .retryDead, .discardDead, .pruneJobs: return .admin
-    case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead, .listSchedules: return .read
+    case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead, .listSchedules, .getScheduleReport:
+      return .read
     }
   }
 }

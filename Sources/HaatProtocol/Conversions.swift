@@ -73,6 +73,7 @@ extension Envelope.OneOf_Body {
     case .pruneJobs: return .pruneJobs
     case .listSchedules: return .listSchedules
     case .updateSchedule: return .updateSchedule
+    case .getScheduleReport: return .getScheduleReport
     default: return nil
     }
   }
@@ -98,6 +99,7 @@ extension Envelope.OneOf_Body {
     case .scheduleList: return "schedule_list"
     case .updateSchedule: return "update_schedule"
     case .scheduleUpdated: return "schedule_updated"
+    case .getScheduleReport: return "get_schedule_report"
     case .rateRequest: return "rate_request"
     case .rateGrant: return "rate_grant"
     case .ratePause: return "rate_pause"

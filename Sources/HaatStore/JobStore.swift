@@ -29,4 +29,6 @@ public protocol JobStore: Sendable {
   func reclaim() async throws
   /// Every schedule, by name.
   func schedules() async throws -> [ScheduleRecord]
+  /// The runs of a schedule that have ended, oldest first.
+  func finishedRuns(ofSchedule name: String) async throws -> [JobID]
 }

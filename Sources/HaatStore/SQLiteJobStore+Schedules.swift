@@ -75,4 +75,13 @@ extension SQLiteJobStore {
       }
     }
   }
+
+  public func finishedRuns(ofSchedule name: String) async throws -> [JobID] {
+    try await read { db in
+      try Int64.fetchAll(
+        db, sql: "SELECT id FROM jobs WHERE schedule = ? AND state NOT IN ('queued', 'running') ORDER BY id",
+        arguments: [name]
+      ).map { JobID($0) }
+    }
+  }
 }

@@ -9,7 +9,7 @@ import HaatProtocol
 struct SchedulesCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "schedules", abstract: "List recurring jobs, or pause, resume or remove one.",
-    subcommands: [List.self, Change.Pause.self, Change.Resume.self, Change.Remove.self],
+    subcommands: [List.self, Report.self, Change.Pause.self, Change.Resume.self, Change.Remove.self],
     defaultSubcommand: List.self)
 
   struct List: AsyncParsableCommand {
@@ -29,6 +29,27 @@ struct SchedulesCommand: AsyncParsableCommand {
         print(
           TextTable(header: ["name", "every", "next run", "runs", "last job"], rightAligned: [3, 4]).render(rows),
           terminator: "")
+      }
+    }
+  }
+
+  struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Print a schedule's cumulative report: every finished run merged (each run read only what was new).")
+    @Argument(help: "The schedule's name.") var name: String
+    @Option(help: "table, json or csv.")
+    var format: String = ReportFormat.table.rawValue
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+      guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
+    }
+
+    func run() async throws {
+      try await client.session { connection in
+        let result = try await connection.scheduleReport(name)
+        if client.json { return printJSON(result) }
+        render(result.report, format: ReportFormat(rawValue: format) ?? .table)
       }
     }
   }

@@ -176,10 +176,13 @@ struct ScheduleClusterTests {
       recurring.every = "2s"
       let accepted = try await client.submit(recurring)
       #expect(accepted.schedule == "page 777 every 2s")
+      // Held while the posts are published, so the next run is the one that sees them.
+      _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
       let first = try await finish(client, accepted.job)
       #expect(first.report.engagement.total.posts == 250)
 
       server.meta.settings.withLock { $0.newPosts = 2 }
+      _ = try await client.updateSchedule("page 777 every 2s", action: "resume")
       var schedules: [Haat_V1_Schedule] = []
       try await eventually("the second run") {
         schedules = try await client.schedules()
@@ -188,6 +191,16 @@ struct ScheduleClusterTests {
       let second = try await finish(client, schedules[0].lastJob)
       #expect(second.report.engagement.total.posts == 2, "only the posts published since the first run")
       #expect(second.job.submittedBy == "schedule:page 777 every 2s")
+
+      // The cumulative report (every run merged) equals one run over the whole window.
+      let cumulative = try await client.scheduleReport("page 777 every 2s")
+      var whole = source
+      whole.incremental = false
+      let once = try await finish(client, try await client.submit(spec("whole window", [whole])).job)
+      #expect(cumulative.report.engagement.total.posts == 252)
+      #expect(cumulative.report.engagement.rows == once.report.engagement.rows)
+      #expect(cumulative.report.engagement.total == once.report.engagement.total)
+      await #expect(throws: HaatError.self) { try await client.scheduleReport("no such schedule") }
 
       _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
       let runs = try await client.schedules()[0].runs

@@ -353,8 +353,13 @@ final class Transfer {
   /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
   static func retryAfterMs(_ value: String) -> UInt64? {
     let cap: UInt64 = 3_600_000
-    if let seconds = UInt64(value.trimmingCharacters(in: .whitespaces)) {
+    let trimmed = value.trimmingCharacters(in: .whitespaces)
+    if let seconds = UInt64(trimmed) {
       return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)
+    }
+    // Fractional seconds ("2.0"), as Shopify writes them.
+    if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0, trimmed.first?.isNumber == true {
+      return min(UInt64(min(seconds * 1000, Double(cap)).rounded(.up)), cap)
     }
     let formatter = DateFormatter()
     formatter.locale = Locale(identifier: "en_US_POSIX")

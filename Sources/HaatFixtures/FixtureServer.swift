@@ -15,6 +15,7 @@ import Synchronization
 /// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K`: N generated rows over K accounts
 ///   (default: four), streamed.
 /// - `GET /meta/vNN.0/{page-id}/posts?fields=…`: Meta's Graph API (`MetaGraphFixture`).
+/// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -81,6 +82,9 @@ public final class FixtureServer: Sendable {
     state.authorizations.withLock { $0.values.flatMap { $0 }.filter { !$0.isEmpty } }
   }
 
+  /// Shopify's Admin REST API (`/shopify/{shop}/admin/api/…`) and what a test may change.
+  public var shopify: ShopifyFixture { state.shopify }
+
   /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
   public var meta: MetaGraphFixture { state.meta }
 
@@ -103,6 +107,7 @@ final class FixtureState: Sendable {
   let log = Mutex<[String: [Int64]]>([:])
   let authorizations = Mutex<[String: [String]]>([:])
   let meta = MetaGraphFixture()
+  let shopify = ShopifyFixture()
 
   init(root: String?) { self.root = root }
 
@@ -188,10 +193,17 @@ final class FixtureHandler: ChannelInboundHandler {
     if let code = Int(query["status"] ?? "") {
       return sendError(HTTPResponseStatus(statusCode: code), query: query, head: head, context: context)
     }
+    // The platforms' APIs: each fixture answers with a status, headers and a body.
+    let host = head.headers["Host"].first ?? "127.0.0.1"
+    var platform: (Int, [(String, String)], String)?
     if path.hasPrefix("/meta/") {
-      let (status, headers, body) = state.meta.answer(
-        path: path, query: query, authorization: head.headers["Authorization"].first ?? "",
-        host: head.headers["Host"].first ?? "127.0.0.1")
+      platform = state.meta.answer(
+        path: path, query: query, authorization: head.headers["Authorization"].first ?? "", host: host)
+    } else if path.hasPrefix("/shopify/") {
+      platform = state.shopify.answer(
+        path: path, query: query, token: head.headers["X-Shopify-Access-Token"].first ?? "", host: host)
+    }
+    if let (status, headers, body) = platform {
       return send(
         status: HTTPResponseStatus(statusCode: status), headers: headers, body: Array(body.utf8), head: head,
         context: context)

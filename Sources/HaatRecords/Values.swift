@@ -19,6 +19,7 @@ public enum Values {
     /// A platform refused part of a request (a metric it no longer serves); the request was
     /// made again without it. Row 0: the request, not a record.
     case refusedByPlatform = "refused by the platform; asked again without it"
+    case notADecimal = "not a decimal amount"
   }
 
   /// Whether text bytes hold a C0 control character other than tab, or DEL.

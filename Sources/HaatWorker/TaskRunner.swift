@@ -43,7 +43,7 @@ struct TaskRunner: Sendable {
     let outcome = drive(
       kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
-      error.code == "throttled" || error.code == "http_429"
+      throttled(ExportError(error.message, code: error.code, retryable: true))
     {
       // The platform's limit is the credential's, not this worker's: pause it for all.
       gate.pause(key: spec.rateKey, ms: retryAfterMs > 0 ? UInt64(retryAfterMs) : 60_000, reason: error.message)
@@ -72,6 +72,8 @@ struct TaskRunner: Sendable {
     func emit(_ record: CanonicalRecord) -> Bool {
       switch record {
       case .post(let post): return builder.add(post)
+      // No report reads orders yet (attribution and CLV will): they are counted, not lost.
+      case .order: return true
       }
     }
     func counted() {
@@ -89,6 +91,7 @@ struct TaskRunner: Sendable {
     do {
       var next = try connector.firstRequest()
       var requests = 0
+      var waits = 0
       while let page = next {
         guard requests < limits.maxPages else {
           throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
@@ -148,12 +151,29 @@ struct TaskRunner: Sendable {
           stats.httpStatuses[String(status), default: 0] += 1
           let failed = PageResponse(
             status: status, contentType: nil, headers: error.headers.map { ($0.name, $0.value) })
-          guard let instead = try connector.pageFailed(failed, body: error.body) else {
+          let failure: ExportError
+          do throws(ExportError) {
+            if let instead = try connector.pageFailed(failed, body: error.body) {
+              next = instead
+              continue
+            }
             onFetchError(error)
-            throw ExportError(
+            failure = ExportError(
               error.message, code: error.code, retryable: error.retryable, retryAfterMs: error.retryAfterMs)
+          } catch {
+            failure = error
           }
-          next = instead
+          // A platform API source throttled: hold off as the platform says and ask for the
+          // same page again, rather than start the task over and re-read its pages. (An
+          // export file is one request: its task is retried by the coordinator instead.)
+          let wait = failure.retryAfterMs.map { max($0, 100) } ?? 1_000
+          guard !spec.rateKey.isEmpty, throttled(failure), waits < Self.maxThrottleWaits,
+            wait <= Self.maxThrottleWaitMs
+          else { throw failure }
+          waits += 1
+          gate.pause(key: spec.rateKey, ms: wait, reason: failure.message)
+          try sleep(ms: wait, cancel: progress.cancel)
+          next = page
           continue
         }
         stats.pages += 1
@@ -183,6 +203,26 @@ struct TaskRunner: Sendable {
     }
     counted()
     return .complete(builder.partial, finish(), bookmark: connector.bookmark)
+  }
+
+  /// How often, and how long at most, a task waits out the platform's throttling of one of
+  /// its pages before it gives up (and is retried later, from the start).
+  static let maxThrottleWaits = 5
+  static let maxThrottleWaitMs: UInt64 = 60_000
+
+  func throttled(_ error: ExportError) -> Bool {
+    error.retryable && (error.code == "throttled" || error.code == "http_429")
+  }
+
+  /// Sleeps in slices, so a cancelled task does not sleep on.
+  func sleep(ms: UInt64, cancel: CancellationFlag) throws(ExportError) {
+    var left = ms
+    while left > 0 {
+      if cancel.isCancelled { throw ExportError("cancelled while throttled", code: "cancelled", retryable: true) }
+      let slice = min(left, 100)
+      Thread.sleep(forTimeInterval: Double(slice) / 1000)
+      left -= slice
+    }
   }
 
   /// Why a request of kind `C` may not go to `url`, or nil when it may: an API kind goes

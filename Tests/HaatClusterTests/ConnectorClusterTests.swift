@@ -21,6 +21,7 @@ func withMetaCluster(
   }
   try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
   try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
+  try SecretFile.write(Data("fixture-shopify-token".utf8), to: directory + "/shopify.secret")
   try await withCluster(
     { server in
       var options = LocalCluster.Options.fast
@@ -31,6 +32,7 @@ func withMetaCluster(
       options.workerArguments = [
         "--credential", "meta=file:\(directory)/meta.secret@\(host)",
         "--credential", "meta_old=file:\(directory)/old.secret@\(host)", "--allow-host", host,
+        "--credential", "shopify=file:\(directory)/shopify.secret@\(host)",
       ]
       return options
     }, body)
@@ -124,6 +126,34 @@ struct ConnectorClusterTests {
         guard let data = FileManager.default.contents(atPath: path), !file.hasSuffix(".secret") else { continue }
         #expect(data.range(of: Data(Self.token.utf8)) == nil, "the token is in \(file)")
       }
+    }
+  }
+}
+
+/// Shopify orders: Link paging, the shop's token header, and a 429 with a fractional
+/// Retry-After that pauses the credential; the page is asked again once it has passed.
+@Suite("Shopify cluster", .serialized)
+struct ShopifyClusterTests {
+  @Test func ordersArePagedAndAThrottledPageIsRetried() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      server.shopify.settings.withLock { $0.requestsPerSecond = 1 }
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "shopify_orders"
+      source.account = "dhaka-threads"
+      source.url = "http://127.0.0.1:\(server.port)/shopify/dhaka-threads/admin/api/2024-01"
+      source.credential = "shopify"
+      source.requestsPerSecond = 50  // faster than the shop allows: the second page gets 429
+      let result = try await finish(client, try await client.submit(spec("orders", [source], maxAttempts: 5)).job)
+      #expect(result.job.state == "succeeded")
+      #expect(result.report.summary.rows == 300, "every order once: 250 on the first page, 50 on the next")
+      #expect(server.shopify.throttled >= 1)
+      // The throttled page was waited for and asked again in the same attempt: no page
+      // read twice, no attempt spent.
+      let tasks = try await client.job(result.job.id, tasks: true).tasks
+      #expect(tasks.first?.attempt == 1)
+      #expect((tasks.first?.stats.httpStatuses["429"] ?? 0) >= 1)
+      #expect(tasks.first?.stats.pages == 2)
     }
   }
 }

@@ -137,6 +137,48 @@ public nonisolated struct Haat_V1_Post: Sendable {
   fileprivate var _followersAtPost: UInt64? = nil
 }
 
+/// Order is the canonical record of one order of a web store (Shopify and the like).
+public nonisolated struct Haat_V1_Order: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  /// The store, e.g. the shop's name.
+  public var account: String = String()
+
+  public var id: String = String()
+
+  /// RFC 3339 with the store's UTC offset.
+  public var createdAt: String = String()
+
+  /// The customer's id; empty for a guest order.
+  public var customer: String = String()
+
+  /// The order's total as a decimal string in `currency` ("598.94"): money is never a float.
+  public var total: String = String()
+
+  /// ISO 4217, e.g. "USD".
+  public var currency: String = String()
+
+  /// Where the buyer landed and came from, as the store recorded them.
+  public var landingSite: String = String()
+
+  public var referringSite: String = String()
+
+  /// From the landing site's query (utm_source, utm_medium, utm_campaign), decoded.
+  public var utmSource: String = String()
+
+  public var utmMedium: String = String()
+
+  public var utmCampaign: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
@@ -235,6 +277,91 @@ nonisolated extension Haat_V1_Post: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs._videoViews != rhs._videoViews {return false}
     if lhs._clicks != rhs._clicks {return false}
     if lhs._followersAtPost != rhs._followersAtPost {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Order"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}id\0\u{3}created_at\0\u{1}customer\0\u{1}total\0\u{1}currency\0\u{3}landing_site\0\u{3}referring_site\0\u{3}utm_source\0\u{3}utm_medium\0\u{3}utm_campaign\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.createdAt) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.customer) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.total) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.landingSite) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.referringSite) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.utmSource) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.utmMedium) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.utmCampaign) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 3)
+    }
+    if !self.createdAt.isEmpty {
+      try visitor.visitSingularStringField(value: self.createdAt, fieldNumber: 4)
+    }
+    if !self.customer.isEmpty {
+      try visitor.visitSingularStringField(value: self.customer, fieldNumber: 5)
+    }
+    if !self.total.isEmpty {
+      try visitor.visitSingularStringField(value: self.total, fieldNumber: 6)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 7)
+    }
+    if !self.landingSite.isEmpty {
+      try visitor.visitSingularStringField(value: self.landingSite, fieldNumber: 8)
+    }
+    if !self.referringSite.isEmpty {
+      try visitor.visitSingularStringField(value: self.referringSite, fieldNumber: 9)
+    }
+    if !self.utmSource.isEmpty {
+      try visitor.visitSingularStringField(value: self.utmSource, fieldNumber: 10)
+    }
+    if !self.utmMedium.isEmpty {
+      try visitor.visitSingularStringField(value: self.utmMedium, fieldNumber: 11)
+    }
+    if !self.utmCampaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.utmCampaign, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Order, rhs: Haat_V1_Order) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.id != rhs.id {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.customer != rhs.customer {return false}
+    if lhs.total != rhs.total {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.landingSite != rhs.landingSite {return false}
+    if lhs.referringSite != rhs.referringSite {return false}
+    if lhs.utmSource != rhs.utmSource {return false}
+    if lhs.utmMedium != rhs.utmMedium {return false}
+    if lhs.utmCampaign != rhs.utmCampaign {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -30,17 +30,73 @@ public struct SourceKind: Hashable, Sendable, CustomStringConvertible {
 
 /// The canonical record types connectors produce and reports consume (records.proto).
 public enum RecordType: String, Sendable, CaseIterable {
-  case post
+  case post, order
 }
 
 /// One canonical record, as a connector hands it to the reports.
 public enum CanonicalRecord: Sendable {
   case post(PostRecord)
+  case order(OrderRecord)
 
   public var type: RecordType {
     switch self {
     case .post: return .post
+    case .order: return .order
     }
+  }
+}
+
+/// One order of a web store (records.proto `Order`). Money stays a decimal string in its
+/// currency: it is never rounded through a float.
+public struct OrderRecord: Sendable, Equatable {
+  public var platform: String
+  public var account: String
+  public var id: String
+  public var createdAt: Values.Timestamp
+  public var createdAtText: String
+  /// Empty for a guest order.
+  public var customer: String
+  public var total: Decimal
+  public var totalText: String
+  public var currency: String
+  public var landingSite: String
+  public var referringSite: String
+  public var utmSource: String
+  public var utmMedium: String
+  public var utmCampaign: String
+
+  public init(
+    platform: String, account: String, id: String, createdAt: Values.Timestamp, createdAtText: String,
+    customer: String, total: Decimal, totalText: String, currency: String, landingSite: String,
+    referringSite: String
+  ) {
+    self.platform = platform
+    self.account = account
+    self.id = id
+    self.createdAt = createdAt
+    self.createdAtText = createdAtText
+    self.customer = customer
+    self.total = total
+    self.totalText = totalText
+    self.currency = currency
+    self.landingSite = landingSite
+    self.referringSite = referringSite
+    (utmSource, utmMedium, utmCampaign) = Self.utm(landingSite)
+  }
+
+  /// utm_source, utm_medium and utm_campaign from a landing site's query, percent-decoded;
+  /// names matched in any case.
+  static func utm(_ landingSite: String) -> (String, String, String) {
+    guard let query = landingSite.split(separator: "?", maxSplits: 1).dropFirst().first else { return ("", "", "") }
+    var found: [String: String] = [:]
+    for pair in query.split(separator: "&") {
+      let parts = pair.split(separator: "=", maxSplits: 1)
+      let name = String(parts[0]).lowercased()
+      guard ["utm_source", "utm_medium", "utm_campaign"].contains(name), found[name] == nil else { continue }
+      let raw = parts.count > 1 ? String(parts[1]).replacingOccurrences(of: "+", with: " ") : ""
+      found[name] = raw.removingPercentEncoding ?? raw
+    }
+    return (found["utm_source"] ?? "", found["utm_medium"] ?? "", found["utm_campaign"] ?? "")
   }
 }
 

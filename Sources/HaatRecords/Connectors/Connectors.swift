@@ -5,6 +5,7 @@ public enum Connectors {
     NoopConnector.self,
     FacebookPostsConnector.self,
     InstagramMediaConnector.self,
+    ShopifyOrdersConnector.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

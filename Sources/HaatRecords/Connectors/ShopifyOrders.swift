@@ -1,0 +1,160 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+
+extension SourceKind {
+  /// A Shopify store's orders, from the Admin REST API.
+  public static let shopifyOrders = SourceKind("shopify_orders", ShopifyOrdersConnector.self)
+}
+
+/// A Shopify store's orders: `GET {url}/orders.json?status=any&limit=250&fields=…`
+/// (https://shopify.dev/api/admin-rest/2024-01/resources/order), where `url` is the shop's
+/// Admin API base, e.g. `https://dhaka-threads.myshopify.com/admin/api/2024-01`, and
+/// `account` names the store. The token goes in `X-Shopify-Access-Token`. Pages follow the
+/// `Link: <…>; rel="next"` header (its `page_info` URL as given) until there is none.
+///
+/// Money is a decimal string (`"598.94"`) and stays one; `created_at` carries the shop's
+/// offset; a guest order has no `customer`. Throttling is HTTP 429 with a fractional
+/// `Retry-After`; an error body is `{"errors": …}`. The bookmark is the newest order's
+/// time; a task given one asks only for orders created since (`created_at_min`).
+public struct ShopifyOrdersConnector: Connector {
+  public static let kind = SourceKind.shopifyOrders
+  public static let summary = "a Shopify store's orders from the Admin REST API (url: the shop's /admin/api/VERSION)"
+  public static let records: Set<RecordType> = [.order]
+  public static let auth = AuthScheme(header: "X-Shopify-Access-Token")
+  /// Shopify's standard plan: 2 requests a second per store and app.
+  public static let defaultRequestsPerSecond: Double? = 2
+  public static let hosts = ["*.myshopify.com"]
+  public static let resumable = true
+  static let fields = "id,name,created_at,total_price,currency,customer,landing_site,referring_site"
+
+  public static func check(_ source: inout Source, field: String) throws(HaatError) {
+    try SourceChecks.url(source.url, field: "\(field).url", kind: kind)
+    guard !source.account.isEmpty else {
+      throw HaatError(.badSpec, "names the store (e.g. its shop name)", field: "\(field).account")
+    }
+    if source.platform.isEmpty { source.platform = "web" }
+  }
+
+  private let source: Source
+  private let limits: ReadLimits
+  private let since: String
+  private var buffer: PageBuffer
+  private var index: UInt64 = 0
+  private var newest: (Int64, String)?
+  public private(set) var counts = ReadCounts()
+
+  public init(task: TaskSpec, limits: ReadLimits) {
+    source = task.source
+    self.limits = limits
+    since = task.bookmark
+    buffer = PageBuffer(limit: limits.maxPageBytes)
+  }
+
+  /// The newest order's `created_at`, as Shopify wrote it.
+  public var bookmark: String { newest?.1 ?? since }
+
+  public mutating func firstRequest() throws(ExportError) -> PageRequest? {
+    var url = source.url
+    while url.hasSuffix("/") { url.removeLast() }
+    url += "/orders.json?status=any&limit=250&fields=" + Self.fields
+    if !since.isEmpty {
+      url += "&created_at_min=" + (since.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? since)
+    }
+    return PageRequest(url: url)
+  }
+
+  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
+
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    try buffer.append(chunk)
+  }
+
+  public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  {
+    let body = buffer.take()
+    guard let orders = JSONValue.parse(body)?["orders"]?.array else {
+      throw ExportError("a Shopify page has no \"orders\" list (\(body.count) bytes, HTTP \(response.status))")
+    }
+    for item in orders {
+      index += 1
+      switch order(from: item) {
+      case .success(let order):
+        // `created_at_min` includes its own second: skip what the last run read.
+        if order.createdAtText == since { continue }
+        _ = emit(.order(order))
+        counts.records += 1
+        if order.createdAt.epochSeconds > newest?.0 ?? Int64.min {
+          newest = (order.createdAt.epochSeconds, order.createdAtText)
+        }
+      case .failure(let problem):
+        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
+      }
+    }
+    return Self.nextLink(response.header("link")).map { PageRequest(url: $0) }
+  }
+
+  public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
+    let said = JSONValue.parse(body)?["errors"].map(Self.describe) ?? ""
+    switch response.status {
+    case 401, 403:
+      throw ExportError(
+        "Shopify refused the access token (HTTP \(response.status)): \(said); renew the credential on the workers",
+        code: "token_rejected")
+    default:
+      return nil  // the fetcher's error (429 with its Retry-After, 5xx) stands
+    }
+  }
+
+  /// The `rel="next"` URL of a Link header, if any (`<url>; rel="next", <url>; rel="previous"`).
+  public static func nextLink(_ header: String?) -> String? {
+    guard let header else { return nil }
+    for link in header.split(separator: ",") {
+      let parts = link.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+      guard let target = parts.first, target.hasPrefix("<"), target.hasSuffix(">") else { continue }
+      let isNext = parts.dropFirst().contains { $0.replacingOccurrences(of: "\"", with: "").lowercased() == "rel=next" }
+      if isNext { return String(target.dropFirst().dropLast()) }
+    }
+    return nil
+  }
+
+  static func describe(_ errors: JSONValue) -> String {
+    switch errors {
+    case .string(let text): return text
+    case .object(let fields):
+      return fields.sorted { $0.key < $1.key }.map { "\($0.key): \(describe($0.value))" }.joined(separator: "; ")
+    case .array(let items): return items.map(describe).joined(separator: ", ")
+    default: return "\(errors)"
+    }
+  }
+
+  private func order(from item: JSONValue) -> Result<OrderRecord, RowProblem.Field> {
+    guard item.object != nil else { return .failure(.init("", .notAnObject)) }
+    let id: String
+    switch item["id"] {
+    case .count(let number)?: id = String(number)
+    case .string(let text)? where !text.isEmpty: id = text
+    default: return .failure(.init("id", .missing))
+    }
+    guard let written = item["created_at"]?.string else { return .failure(.init("created_at", .missing)) }
+    guard let createdAt = Array(written.utf8).withUnsafeBytes({ Values.timestamp($0) }) else {
+      return .failure(.init("created_at", .invalidTimestamp))
+    }
+    guard let totalText = item["total_price"]?.string, let total = Decimal(string: totalText, locale: nil),
+      totalText.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" })
+    else { return .failure(.init("total_price", .notADecimal)) }
+    var customer = ""
+    switch item["customer"]?["id"] {
+    case .count(let number)?: customer = String(number)
+    case .string(let text)?: customer = text
+    default: break  // a guest order
+    }
+    return .success(
+      OrderRecord(
+        platform: source.platform.isEmpty ? "web" : source.platform, account: source.account, id: id,
+        createdAt: createdAt, createdAtText: written, customer: customer, total: total, totalText: totalText,
+        currency: item["currency"]?.string ?? "", landingSite: item["landing_site"]?.string ?? "",
+        referringSite: item["referring_site"]?.string ?? ""))
+  }
+}

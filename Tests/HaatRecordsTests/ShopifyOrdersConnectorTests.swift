@@ -1,0 +1,81 @@
+import Foundation
+import HaatProtocol
+import HaatRecords
+import Testing
+
+@Suite("Shopify orders connector")
+struct ShopifyOrdersConnectorTests {
+  static let base = "https://dhaka-threads.myshopify.com/admin/api/2024-01"
+
+  func task(bookmark: String = "") -> TaskSpec {
+    var task = TaskSpec()
+    task.source.kind = "shopify_orders"
+    task.source.account = "dhaka-threads"
+    task.source.url = Self.base
+    task.bookmark = bookmark
+    return task
+  }
+
+  @Test("orders map to canonical records; money stays decimal; utm fields are decoded; Link paging")
+  func ordersAndPaging() throws {
+    var connector = ShopifyOrdersConnector(task: task(), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    #expect(first.url.hasPrefix("\(Self.base)/orders.json?status=any&limit=250&fields="))
+    let next =
+      "\(Self.base)/orders.json?limit=250&page_info=eyJsYXN0X2lkIjo0NTA3ODk0NjksImxhc3RfdmFsdWUiOiIyMDA4LTAxLTEwIn0"
+    let pages = [
+      first.url: CannedPage(
+        body: Array(try fixture("shopify/orders-1.json")), contentType: "application/json",
+        headers: [("link", "<\(next)>; rel=\"next\"")]),
+      next: CannedPage(
+        body: Array(#"{"orders":[]}"#.utf8), contentType: "application/json",
+        headers: [("link", "<\(Self.base)/orders.json?limit=250&page_info=abc>; rel=\"previous\"")]),
+    ]
+    let (records, requests, driven) = try drive(ShopifyOrdersConnector.self, task(), pages: pages)
+    #expect(requests.count == 2, "the previous link is not followed")
+    let orders = records.compactMap { record -> OrderRecord? in
+      if case .order(let order) = record { return order }
+      return nil
+    }
+    #expect(orders.map(\.id) == ["450789469", "450789470"])
+    let bob = orders[0]
+    #expect(bob.totalText == "598.94" && bob.total == Decimal(string: "598.94"))
+    #expect(bob.createdAt.offsetMinutes == -300 && bob.customer == "207119551" && bob.currency == "USD")
+    #expect(bob.utmSource == "Facebook" && bob.utmMedium == "paid social" && bob.utmCampaign == "eid sale")
+    #expect(bob.platform == "web" && bob.account == "dhaka-threads")
+    #expect(orders[1].customer == "" && orders[1].landingSite == "" && orders[1].currency == "BDT")
+    #expect(
+      driven.counts.problems == [
+        RowProblem(row: 3, column: "created_at", reason: .missing),
+        RowProblem(row: 4, column: "total_price", reason: .notADecimal),
+      ])
+    #expect(driven.bookmark == "2008-01-10T11:00:00-05:00")
+  }
+
+  @Test("a bookmark asks for orders created since, and skips the one it was taken from")
+  func bookmark() throws {
+    var connector = ShopifyOrdersConnector(task: task(bookmark: "2008-01-10T11:00:00-05:00"), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    #expect(first.url.hasSuffix("&created_at_min=2008%2D01%2D10T11%3A00%3A00%2D05%3A00"))
+    let (records, _, _) = try drive(
+      ShopifyOrdersConnector.self, task(bookmark: "2008-01-10T11:00:00-05:00"),
+      pages: [first.url: CannedPage(body: Array(try fixture("shopify/orders-1.json")), contentType: nil)])
+    #expect(records.count == 1, "the bookmark's own order is not read twice")
+  }
+
+  @Test("a refused token is token_rejected with Shopify's words; other statuses keep the fetcher's error")
+  func errors() throws {
+    var connector = ShopifyOrdersConnector(task: task(), limits: ReadLimits())
+    let body = Array(#"{"errors":"[API] Invalid API key or access token (unrecognized login or wrong password)"}"#.utf8)
+    let error = try #require(
+      throws: ExportError.self,
+      performing: { try connector.pageFailed(PageResponse(status: 401, contentType: nil), body: body) })
+    #expect(error.code == "token_rejected" && !error.retryable && error.message.contains("Invalid API key"))
+    #expect(try connector.pageFailed(PageResponse(status: 429, contentType: nil), body: []) == nil)
+    #expect(
+      ShopifyOrdersConnector.nextLink(
+        #"<https://a/o.json?page_info=p>; rel="previous", <https://a/o.json?page_info=n>; rel="next""#)
+        == "https://a/o.json?page_info=n")
+    #expect(ShopifyOrdersConnector.nextLink(nil) == nil)
+  }
+}

@@ -13,12 +13,16 @@ public final class ShopifyFixture: Sendable {
     public var tokens: Set<String> = ["fixture-shopify-token"]
     /// Requests per second a token may make; past it, 429.
     public var requestsPerSecond: Int? = nil
+    /// Requests (counted from 1 over the fixture's life) answered 429 whatever the rate:
+    /// a throttled page a test can count on, however slowly it runs.
+    public var throttledRequests: Set<Int> = []
     public init() {}
   }
 
   public let settings = Mutex(Settings())
   private let window = Mutex<[String: (second: Int64, count: Int)]>([:])
   private let throttledCount = Atomic<Int>(0)
+  private let requestCount = Atomic<Int>(0)
   /// Requests refused with 429 so far.
   public var throttled: Int { throttledCount.load(ordering: .relaxed) }
 
@@ -67,7 +71,8 @@ public final class ShopifyFixture: Sendable {
     }
     let bucket = 40
     let callLimit = ("X-Shopify-Shop-Api-Call-Limit", "\(min(count, bucket))/\(bucket)")
-    if let limit = settings.requestsPerSecond, count > limit {
+    let number = requestCount.add(1, ordering: .relaxed).newValue
+    if settings.requestsPerSecond.map({ count > $0 }) == true || settings.throttledRequests.contains(number) {
       throttledCount.add(1, ordering: .relaxed)
       return (
         429, [json, callLimit, ("Retry-After", "2.0")],

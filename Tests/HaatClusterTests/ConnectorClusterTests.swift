@@ -136,14 +136,14 @@ struct ConnectorClusterTests {
 struct ShopifyClusterTests {
   @Test func ordersArePagedAndAThrottledPageIsRetried() async throws {
     try await withMetaCluster(workers: 1) { cluster, server in
-      server.shopify.settings.withLock { $0.requestsPerSecond = 1 }
+      // The second request (the second page) is throttled, with Retry-After: 2.0.
+      server.shopify.settings.withLock { $0.throttledRequests = [2] }
       let client = try await cluster.client()
       var source = Source()
       source.kind = "shopify_orders"
       source.account = "dhaka-threads"
       source.url = "http://127.0.0.1:\(server.port)/shopify/dhaka-threads/admin/api/2024-01"
       source.credential = "shopify"
-      source.requestsPerSecond = 50  // faster than the shop allows: the second page gets 429
       let result = try await finish(client, try await client.submit(spec("orders", [source], maxAttempts: 5)).job)
       #expect(result.job.state == "succeeded")
       #expect(result.report.summary.rows == 300, "every order once: 250 on the first page, 50 on the next")

@@ -10,7 +10,7 @@ import HaatTesting
 struct DemoCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "demo",
-    abstract: "Run a whole cluster on this machine against bundled sample exports and print the report.",
+    abstract: "Run a whole cluster on this machine against the fixture platform server and print the report.",
     discussion: """
       Starts a coordinator on a temporary SQLite store, worker processes, and an HTTP server
       that serves the bundled sample exports (thousands of posts over several platforms and

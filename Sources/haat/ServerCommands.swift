@@ -305,7 +305,8 @@ struct FixtureServerCommand: AsyncParsableCommand {
       "Run the fixture platform server on loopback: the bundled sample exports and a fixture of Meta's Graph API (token fixture-meta-token), for trying Haat without the platforms.",
     discussion: """
       Routes: /samples/NAME (canonical exports), /meta/v21.0/{page}/posts and /meta/v21.0/{ig-user}/media \
-      (Meta's Graph API shapes, docs/fixtures.md), /files/PATH (with --root), /generate/posts.csv?rows=N.
+      (Meta's Graph API shapes), /shopify/{shop}/admin/api/2024-01/orders.json (token fixture-shopify-token), \
+      /files/PATH (with --root), /generate/posts.csv?rows=N. docs/fixtures.md.
       """)
 
   @Option(help: "Serve files under this directory at /files/.")

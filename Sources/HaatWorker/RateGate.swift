@@ -44,8 +44,14 @@ final class RateGate: Sendable {
   func acquire(key: String, requestsPerSecond: Double, task: String, attempt: UInt32, cancel: CancellationFlag)
     throws(ExportError)
   {
+    // One deadline for all the tries: a coordinator that stops answering fails the task
+    // (retryably) after `grantTimeout`, not after a timeout per try.
+    let deadline = ContinuousClock.now + Self.grantTimeout
     for _ in 0..<100 {
-      if try slot(key: key, requestsPerSecond: requestsPerSecond, task: task, attempt: attempt, cancel: cancel) {
+      if try slot(
+        key: key, requestsPerSecond: requestsPerSecond, task: task, attempt: attempt, cancel: cancel,
+        deadline: deadline)
+      {
         return
       }
     }
@@ -53,9 +59,10 @@ final class RateGate: Sendable {
   }
 
   /// One slot: true when it came and this thread is within `lateness` of it.
-  private func slot(key: String, requestsPerSecond: Double, task: String, attempt: UInt32, cancel: CancellationFlag)
-    throws(ExportError) -> Bool
-  {
+  private func slot(
+    key: String, requestsPerSecond: Double, task: String, attempt: UInt32, cancel: CancellationFlag,
+    deadline: ContinuousClock.Instant
+  ) throws(ExportError) -> Bool {
     let clock = ContinuousClock()
     let asked = clock.now
     let id = "r\(counter.add(1, ordering: .relaxed).newValue)"
@@ -68,7 +75,6 @@ final class RateGate: Sendable {
     waiters.withLock { $0[id] = waiter }
     defer { _ = waiters.withLock { $0.removeValue(forKey: id) } }
     send(waiter.envelope)
-    let deadline = ContinuousClock.now + Self.grantTimeout
     while waiter.semaphore.wait(timeout: .now() + .milliseconds(250)) == .timedOut {
       if cancel.isCancelled {
         throw ExportError("cancelled while waiting for a rate slot", code: "cancelled", retryable: true)

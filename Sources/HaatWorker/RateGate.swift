@@ -17,6 +17,8 @@ final class RateGate: Sendable {
   /// not scheduled in time, a reply held up) gives its slot back and asks again, so late
   /// requests cannot bunch up with punctual ones.
   static let lateness: Duration = .milliseconds(100)
+  /// How many late slots a request gives back before it goes late anyway.
+  static let lateRetries = 3
 
   private final class Waiter: Sendable {
     let envelope: Envelope
@@ -39,15 +41,17 @@ final class RateGate: Sendable {
     deliver.withLock { $0 }?(envelope)
   }
 
-  /// Blocks until the coordinator's slot for one request under `key` has come, and returns
-  /// within `lateness` of it.
+  /// Blocks until the coordinator's slot for one request under `key` has come; returns
+  /// within `lateness` of it unless the machine is too busy to be punctual.
   func acquire(key: String, requestsPerSecond: Double, task: String, attempt: UInt32, cancel: CancellationFlag)
     throws(ExportError)
   {
     // One deadline for all the tries: a coordinator that stops answering fails the task
     // (retryably) after `grantTimeout`, not after a timeout per try.
     let deadline = ContinuousClock.now + Self.grantTimeout
-    for _ in 0..<100 {
+    // A late slot is given back and asked for again, a few times; past that (a machine too
+    // busy to be punctual) the request goes late rather than the task failing.
+    for _ in 0..<Self.lateRetries {
       if try slot(
         key: key, requestsPerSecond: requestsPerSecond, task: task, attempt: attempt, cancel: cancel,
         deadline: deadline)
@@ -55,7 +59,9 @@ final class RateGate: Sendable {
         return
       }
     }
-    throw ExportError("no punctual rate slot for \(key) in 100 tries", code: "unavailable", retryable: true)
+    _ = try slot(
+      key: key, requestsPerSecond: requestsPerSecond, task: task, attempt: attempt, cancel: cancel,
+      deadline: deadline)
   }
 
   /// One slot: true when it came and this thread is within `lateness` of it.

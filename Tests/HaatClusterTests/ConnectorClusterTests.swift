@@ -322,6 +322,8 @@ struct RateGovernorClusterTests {
       #expect(pauses.first?.reason.contains("80001") == true)
       #expect(pauses.first.map { $0.untilMs > Int64(Date().timeIntervalSince1970 * 1000) + 30_000 } == true)
       #expect(server.meta.throttled >= 1)
+      // A slot granted before the pause arrived may still be in flight: let it land first.
+      try await Task.sleep(for: .seconds(1))
       let requests = server.meta.requests(token: "fixture-meta-token")
       // Paused: no worker asks again while the pause lasts, though a task has pages to go.
       try await Task.sleep(for: .seconds(2))

@@ -107,12 +107,6 @@ static inline unsigned int ccurl_sockaddr_length(const struct curl_sockaddr *add
   return address->addrlen;
 }
 
-typedef int (*ccurl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *userdata);
-
-static inline CURLcode ccurl_easy_setopt_debug_function(CURL *handle, ccurl_debug_callback callback) {
-  return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
-}
-
 /// CURL_SOCKET_BAD is a macro Swift does not import.
 static inline curl_socket_t ccurl_socket_bad(void) {
   return CURL_SOCKET_BAD;

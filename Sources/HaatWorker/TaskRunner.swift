@@ -43,7 +43,7 @@ struct TaskRunner: Sendable {
     let outcome = drive(
       kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
-      throttled(ExportError(error.message, code: error.code, retryable: true))
+      Self.isThrottling(error.code)
     {
       // The platform's limit is the credential's, not this worker's: pause it for all.
       gate.pause(key: spec.rateKey, ms: retryAfterMs > 0 ? UInt64(retryAfterMs) : 60_000, reason: error.message)
@@ -167,7 +167,8 @@ struct TaskRunner: Sendable {
           // same page again, rather than start the task over and re-read its pages. (An
           // export file is one request: its task is retried by the coordinator instead.)
           let wait = failure.retryAfterMs.map { max($0, 100) } ?? 1_000
-          guard !spec.rateKey.isEmpty, throttled(failure), waits < Self.maxThrottleWaits,
+          guard !spec.rateKey.isEmpty, failure.retryable, Self.isThrottling(failure.code),
+            waits < Self.maxThrottleWaits,
             wait <= Self.maxThrottleWaitMs
           else { throw failure }
           waits += 1
@@ -210,9 +211,8 @@ struct TaskRunner: Sendable {
   static let maxThrottleWaits = 5
   static let maxThrottleWaitMs: UInt64 = 60_000
 
-  func throttled(_ error: ExportError) -> Bool {
-    error.retryable && (error.code == "throttled" || error.code == "http_429")
-  }
+  /// The task error codes that mean the platform throttled a request.
+  static func isThrottling(_ code: String) -> Bool { code == "throttled" || code == "http_429" }
 
   /// Sleeps in slices, so a cancelled task does not sleep on.
   func sleep(ms: UInt64, cancel: CancellationFlag) throws(ExportError) {

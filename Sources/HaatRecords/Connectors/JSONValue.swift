@@ -66,16 +66,6 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     default: return nil
     }
   }
-
-  /// Any number, written as a number or a string.
-  public var number: Double? {
-    switch self {
-    case .count(let value): return Double(value)
-    case .number(let value): return value
-    case .string(let text): return Double(text)
-    default: return nil
-    }
-  }
 }
 
 /// Collects one page's body up to a bound; a page past it is refused, never truncated.

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch clean
+.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges clean
 
 all: build
 
@@ -52,7 +52,7 @@ accept: deps
 	HAAT_ACCEPT=1 $(SWIFT) test --skip-build --no-parallel --filter 'eightWorkersOnFortyAccounts'
 
 # Benchmarks: release builds, never part of `make test`.
-bench: bench-dispatch bench-stream bench-fetch
+bench: bench-dispatch bench-stream bench-fetch bench-ranges
 
 bench-dispatch:
 	@scripts/install-deps bench
@@ -63,6 +63,11 @@ bench-dispatch:
 bench-stream: deps
 	$(SWIFT) build -c release
 	.build/release/haat-bench stream
+
+# One ≥ 1 GB export read whole, then split into byte ranges over 1, 2 and 4 workers (issue 11).
+bench-ranges: deps
+	$(SWIFT) build -c release
+	.build/release/haat-bench ranges
 
 # The fetch path alone against curl on a local nginx (both installed from apt).
 bench-fetch:

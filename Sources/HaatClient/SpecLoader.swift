@@ -69,7 +69,7 @@ public enum SpecLoader {
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
-    "incremental",
+    "incremental", "split_bytes",
   ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
@@ -112,6 +112,7 @@ public enum SpecLoader {
       out.tasks = UInt32(try integer(source["tasks"], "\(path).tasks", range: 0...1_000_000) ?? 0)
       out.requestsPerSecond = try number(source["requests_per_second"], "\(path).requests_per_second") ?? 0
       out.incremental = try boolean(source["incremental"], "\(path).incremental") ?? false
+      out.splitBytes = try bytes(source["split_bytes"], "\(path).split_bytes") ?? 0
       return out
     }
     return spec
@@ -245,6 +246,28 @@ public enum SpecLoader {
     default:
       throw bad(field, "must be a number, not \(String(describing: value.map { "\($0)" } ?? ""))")
     }
+  }
+
+  /// A size: a whole number of bytes, or one with a unit ("64MiB", "1 GiB", "512KiB", "64MB").
+  static func bytes(_ value: Any?, _ field: String) throws -> UInt64? {
+    guard let text = value as? String else {
+      return try integer(value, field, range: 0...Int.max).map { UInt64($0) }
+    }
+    let units: [(String, UInt64)] = [
+      ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+      ("KB", 1_000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("B", 1),
+    ]
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let (number, scale) =
+      units.first { trimmed.hasSuffix($0.0) }.map {
+        (trimmed.dropLast($0.0.count).trimmingCharacters(in: .whitespaces), $0.1)
+      } ?? (trimmed, 1)
+    guard let count = UInt64(number) else {
+      throw bad(field, "must be a size like 64MiB, 1GiB or a number of bytes, not \"\(text)\"")
+    }
+    let (total, overflow) = count.multipliedReportingOverflow(by: scale)
+    guard !overflow else { throw bad(field, "is too large: \"\(text)\"") }
+    return total
   }
 
   static func integer(_ value: Any?, _ field: String, range: ClosedRange<Int>) throws -> Int? {

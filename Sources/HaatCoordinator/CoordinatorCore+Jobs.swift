@@ -27,6 +27,11 @@ extension CoordinatorCore {
       markWork(change.pool)
     }
     jobs[change.job]?.counts.move(from: from, to: target)
+    if change.spawned > 0 {
+      // A plan task's ranges, added in the commit that took its result.
+      jobs[change.job]?.counts.ready += change.spawned
+      markWork(change.pool)
+    }
     jobChanged(change.job)
   }
 

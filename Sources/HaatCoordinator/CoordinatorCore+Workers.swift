@@ -2,6 +2,7 @@ import Foundation
 import HaatAnalytics
 import HaatCore
 import HaatProtocol
+import HaatRecords
 import HaatStore
 import Logging
 import NIOCore
@@ -112,10 +113,21 @@ extension CoordinatorCore {
     _ complete: Haat_V1_Complete, task: TaskID, partial: Data, stats: Data, id: String, from connection: Connection
   ) {
     let worker = connection.name
+    var spawn: TaskSpawner?
+    if complete.hasSplit {
+      if let problem = RangeSplitting.problem(with: complete.split) {
+        resultsInFlight.remove(task)
+        logger.warning(
+          "refused a plan task's split", metadata: ["task": "\(task)", "worker": "\(worker)", "error": "\(problem)"])
+        return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "bad_split")
+      }
+      let split = complete.split
+      spawn = { spec, first in Self.rangeTasks(of: spec, split, firstIndex: first) }
+    }
     enqueue(
       .complete(
         task: task, attempt: complete.attempt, worker: worker, partial: partial, stats: stats,
-        bookmark: complete.bookmark)
+        bookmark: complete.bookmark, spawn: spawn)
     ) { result in
       self.resultsInFlight.remove(task)
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
@@ -125,6 +137,28 @@ extension CoordinatorCore {
           "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
       }
     }
+  }
+
+  /// The specs of a split source's range tasks: the plan task's stored spec (never the
+  /// worker's word for it), each with one range; nil when that spec is not a plan task's.
+  static func rangeTasks(of planSpec: Data, _ split: Split, firstIndex: Int) -> [Data]? {
+    guard var spec = try? TaskSpec(jsonUTF8Data: planSpec, options: WireCodec.decodingOptions), spec.splitPlan
+    else { return nil }
+    spec.splitPlan = false
+    var specs: [Data] = []
+    specs.reserveCapacity(split.bounds.count - 1)
+    for index in 0..<(split.bounds.count - 1) {
+      var range = ByteRange()
+      range.start = split.bounds[index]
+      range.end = split.bounds[index + 1]
+      range.size = split.size
+      if range.start > 0 { range.header = split.header }
+      spec.range = range
+      spec.index = UInt32(clamping: firstIndex + index)
+      guard let data = try? spec.jsonUTF8Data(options: WireCodec.encodingOptions) else { return nil }
+      specs.append(data)
+    }
+    return specs
   }
 
   func receiveFail(_ fail: Haat_V1_Fail, id: String, from connection: Connection) {

@@ -111,6 +111,11 @@ public enum Planner {
             "\(field).requests_per_second", "must be between 0.01 and 10000, not \(source.requestsPerSecond)")
         }
       }
+      if source.splitBytes != 0, kind != .posts {
+        throw bad(
+          "\(field).split_bytes",
+          "applies only to posts sources (an export file); a \(kind) source is not split by bytes")
+      }
       if source.incremental, !kind.connector.resumable {
         throw bad(
           "\(field).incremental",

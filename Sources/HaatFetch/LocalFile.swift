@@ -64,10 +64,23 @@ enum LocalFile {
     let size = UInt64(max(0, info.st_size))
     var offset = range?.lowerBound ?? 0
     let end = min(size, range.map { $0.upperBound &+ 1 } ?? size)
+    // A range is answered as HTTP would: 206 with a Content-Range, 416 past the end.
+    var headers: [HeaderField] = []
+    if range != nil {
+      guard offset < size else {
+        var error = FetchError(
+          .httpClient, "\(path) has \(size) bytes: the range from \(offset) is past its end", retryable: false,
+          status: 416)
+        error.headers = [HeaderField(name: "content-range", value: "bytes */\(size)")]
+        throw error
+      }
+      headers = [HeaderField(name: "content-range", value: "bytes \(offset)-\(end - 1)/\(size)")]
+    }
+    let status = range == nil ? 200 : 206
     func sink(_ error: any Error) -> FetchError {
       (error as? FetchError) ?? FetchError(.sink, "\(error)", retryable: false)
     }
-    do { try onStart?(200, nil) } catch { throw sink(error) }
+    do { try onStart?(status, nil) } catch { throw sink(error) }
     var total: UInt64 = 0
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 16)
     defer { buffer.deallocate() }
@@ -90,7 +103,8 @@ enum LocalFile {
       offset += UInt64(count)
     }
     return FetchResponse(
-      status: 200, contentType: nil, bodyBytes: total, wireBytes: total, redirects: 0, reusedConnection: false)
+      status: status, contentType: nil, bodyBytes: total, wireBytes: total, redirects: 0, reusedConnection: false,
+      headers: headers)
   }
 
   /// The path of a `file://` URL, percent-decoded: `file:///p` or `file://localhost/p`.

@@ -11,9 +11,10 @@ import Synchronization
 ///
 /// Routes:
 /// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`).
-/// - `GET /files/PATH`: a file under the server's root directory.
-/// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K`: N generated rows over K accounts
-///   (default: four), streamed.
+/// - `GET /files/PATH`: a file under the server's root directory; one `Range: bytes=A-B`
+///   is served as 206 (`?ranges=0` ignores it, as some servers do).
+/// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K&multiline=1`: N generated rows over
+///   K accounts (default: four), some captions over several lines with `multiline=1`, streamed.
 /// - `GET /meta/vNN.0/{page-id}/posts?fields=…`: Meta's Graph API (`MetaGraphFixture`).
 /// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
@@ -226,7 +227,8 @@ final class FixtureHandler: ChannelInboundHandler {
       let seed = UInt64(query["seed"] ?? "") ?? 1
       let accounts = UInt64(query["accounts"] ?? "") ?? 0
       streamGenerated(
-        rows: rows, generator: PostsGenerator(seed: seed, accounts: accounts), head: head, context: context)
+        rows: rows, generator: PostsGenerator(seed: seed, accounts: accounts, multiline: query["multiline"] == "1"),
+        head: head, context: context)
     default:
       guard let file = resolve(path) else {
         return send(
@@ -238,6 +240,19 @@ final class FixtureHandler: ChannelInboundHandler {
       }
       var headers = [("Content-Type", query["content_type"] ?? Self.contentType(file.path))]
       if let encoding = query["encoding"] { headers.append(("Content-Encoding", encoding)) }
+      if let range = head.headers["Range"].first, query["ranges"] != "0" {
+        // One range, as RFC 9110 serves it (`ranges=0` plays a server that ignores Range).
+        guard let (from, to) = Self.byteRange(range, size: data.count) else {
+          headers.append(("Content-Range", "bytes */\(data.count)"))
+          return send(
+            status: .rangeNotSatisfiable, headers: headers, body: Array("range not satisfiable\n".utf8),
+            head: head, context: context)
+        }
+        headers.append(("Content-Range", "bytes \(from)-\(to)/\(data.count)"))
+        headers.append(("Accept-Ranges", "bytes"))
+        return send(
+          status: .partialContent, headers: headers, body: Array(data[from...to]), head: head, context: context)
+      }
       if query["chunked"] == "1" {
         // No Content-Length: the body goes as HTTP/1.1 chunks of `chunk` bytes.
         let chunk = max(1, Int(query["chunk"] ?? "") ?? 16_384)
@@ -361,6 +376,16 @@ final class FixtureHandler: ChannelInboundHandler {
       query[name] = value
     }
     return (String(uri[..<question]), query)
+  }
+
+  /// The first and last byte of a single `bytes=A-B` or `bytes=A-` range within `size`
+  /// bytes; nil when it starts past the end (or is not one).
+  static func byteRange(_ header: String, size: Int) -> (Int, Int)? {
+    guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+    let parts = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+    guard parts.count == 2, let from = Int(parts[0]), from < size else { return nil }
+    let to = parts[1].isEmpty ? size - 1 : min(size - 1, Int(parts[1]) ?? -1)
+    return to >= from ? (from, to) : nil
   }
 
   static func contentType(_ path: String) -> String {

@@ -12,14 +12,23 @@ public struct PostsGenerator: Sendable {
     "Chai time ☕", "Order before 2pm 🛵",
   ]
 
+  /// Captions as real exports have them too: over several lines, with commas and quotes
+  /// (a byte-range split must not start a record inside one).
+  static let multilineCaptions = [
+    "New drop 🎉\nSizes S, M, L\nShip today", "\"Best seller\",\nback in stock", "Line one\r\nline two, \"three\"\n",
+  ]
+
   public let seed: UInt64
   /// How many accounts rows spread over (`acct_0` …), or 0 for the four named ones: many
   /// accounts make results of many cells (platform × account × media type).
   public let accounts: UInt64
+  /// Whether some captions span lines.
+  public let multiline: Bool
 
-  public init(seed: UInt64 = 1, accounts: UInt64 = 0) {
+  public init(seed: UInt64 = 1, accounts: UInt64 = 0, multiline: Bool = false) {
     self.seed = seed
     self.accounts = accounts
+    self.multiline = multiline
   }
 
   /// Row `index` (from 0), newline included.
@@ -50,7 +59,8 @@ public struct PostsGenerator: Sendable {
     let clicks = next() % 3 == 0 ? "" : String(next() % (reach / 20 + 1))
     // Some rows leave reach unknown, as X and LinkedIn exports do.
     let reachText = platform == "x" || platform == "linkedin" ? "" : String(reach)
-    let caption = Self.captions[Int(next() % UInt64(Self.captions.count))]
+    let captions = multiline ? Self.captions + Self.multilineCaptions : Self.captions
+    let caption = captions[Int(next() % UInt64(captions.count))]
     let quoted = "\"" + caption.replacingQuotes() + "\""
     let hh = hour < 10 ? "0\(hour)" : "\(hour)"
     let mm = minute < 10 ? "0\(minute)" : "\(minute)"

@@ -10,3 +10,5 @@ public typealias TaskStats = Haat_V1_TaskStats
 public typealias RowError = Haat_V1_RowError
 public typealias ErrorInfo = Haat_V1_ErrorInfo
 public typealias WorkerHealth = Haat_V1_WorkerHealth
+public typealias ByteRange = Haat_V1_ByteRange
+public typealias Split = Haat_V1_Split

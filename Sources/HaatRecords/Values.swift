@@ -20,6 +20,7 @@ public enum Values {
     /// made again without it. Row 0: the request, not a record.
     case refusedByPlatform = "refused by the platform; asked again without it"
     case notADecimal = "not a decimal amount"
+    case notADirection = "not inbound or outbound"
   }
 
   /// Whether text bytes hold a C0 control character other than tab, or DEL.

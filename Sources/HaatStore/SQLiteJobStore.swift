@@ -96,11 +96,11 @@ public final class SQLiteJobStore: JobStore {
       return try prune(endedBeforeMs: endedBeforeMs, limit: limit, db: db)
     case .claim(let owner, let pool, let limit, let dueMs):
       return .claimed(try claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, db: db, nowMs: nowMs))
-    case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark):
+    case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark, let spawn):
       // The result goes in the same UPDATE as the state: one write of the row per result.
       return try transition(
         task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random,
-        result: StoredResult(partial: partial, stats: stats, bookmark: bookmark))
+        result: StoredResult(partial: partial, stats: stats, bookmark: bookmark, spawn: spawn))
     case .fail(let task, let attempt, let worker, let error, let retryable, let retryAfterMs, let stats):
       let event = TaskEvent.fail(
         attempt: attempt, worker: worker, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
@@ -275,6 +275,7 @@ public final class SQLiteJobStore: JobStore {
     var partial: Data
     var stats: Data
     var bookmark: String
+    var spawn: TaskSpawner?
   }
 
   /// A task row as `transitionColumns` selects it.
@@ -311,6 +312,18 @@ public final class SQLiteJobStore: JobStore {
     case .refused, .leased:
       break
     case .done:
+      if let result, let spawn = result.spawn {
+        guard let spawned = try addTasks(spawn, after: task.id, job: task.job, pool: task.pool, db: db, nowMs: nowMs)
+        else {
+          let error = TaskError(code: "bad_split", message: "the task's stored spec cannot be read to add its ranges")
+          change.transition = .dead(error)
+          try db.cachedStatement(
+            sql: "UPDATE tasks SET state = 'dead', last_error_code = ?, last_error = ?, updated_at = ? WHERE id = ?"
+          ).execute(arguments: [error.code, error.message, nowMs, id])
+          return change
+        }
+        change.spawned = spawned
+      }
       if let result {
         try db.cachedStatement(
           sql: """

@@ -67,8 +67,11 @@ public enum StoreOp: Sendable {
   case claim(owner: String, pool: Pool, limit: Int, dueMs: Int64? = nil)
   /// Delete up to `limit` jobs that ended before `endedBeforeMs`, with their tasks.
   case prune(endedBeforeMs: Int64, limit: Int)
-  /// A result from `worker`, accepted only if it holds the lease under `attempt`.
-  case complete(task: TaskID, attempt: UInt32, worker: String, partial: Data, stats: Data, bookmark: String)
+  /// A result from `worker`, accepted only if it holds the lease under `attempt`; `spawn`
+  /// makes the tasks it adds to its job (a plan task's byte ranges), in the same commit.
+  case complete(
+    task: TaskID, attempt: UInt32, worker: String, partial: Data, stats: Data, bookmark: String,
+    spawn: TaskSpawner? = nil)
   /// A failure from `worker`, accepted only if it holds the lease under `attempt`.
   case fail(
     task: TaskID, attempt: UInt32, worker: String, error: TaskError, retryable: Bool, retryAfterMs: UInt64,
@@ -89,6 +92,11 @@ public enum StoreOp: Sendable {
   case fire(schedule: String, dueMs: Int64, run: NewJob)
   case updateSchedule(String, ScheduleAction)
 }
+
+/// Makes the specs of the tasks a result adds to its job from the task's own stored spec
+/// and the index the first new task gets; nil when that spec cannot be read (the task then
+/// dies with `bad_split` rather than add nothing).
+public typealias TaskSpawner = @Sendable (_ spec: Data, _ firstIndex: Int) -> [Data]?
 
 /// A recurring job spec, as submitted with `every`.
 public struct NewSchedule: Sendable {
@@ -157,6 +165,8 @@ public struct TaskChange: Sendable, Equatable {
   public var transition: TaskTransition
   /// For a retry: when the task may run again (ms since the epoch).
   public var notBeforeMs: Int64
+  /// How many ready tasks the change added to the job (a plan task's ranges).
+  public var spawned: Int = 0
 }
 
 /// A task leased by a claim.

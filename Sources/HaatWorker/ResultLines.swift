@@ -46,7 +46,7 @@ enum ResultLines {
     rest.clearEngagement()
     return complete.partial.engagement.cells.isEmpty && rest == Partial() && complete.stats.rowErrors.isEmpty
       && complete.bookmark.utf8.count <= 4_096 && complete.stats.httpStatuses.count <= 100
-      && complete.task.utf8.count <= 64
+      && complete.task.utf8.count <= 64 && !complete.hasSplit
   }
 
   /// Cuts a complete into parts under the limit: cells are packed in order, greedily.
@@ -120,12 +120,13 @@ enum ResultLines {
 
 extension Haat_V1_Complete {
   /// The result of an assignment, in one message (before any cutting into parts).
-  init(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats, bookmark: String = "") {
+  init(_ assign: Haat_V1_Assign, _ partial: Partial, _ stats: TaskStats, bookmark: String = "", split: Split? = nil) {
     self.init()
     task = assign.task
     attempt = assign.attempt
     self.partial = partial
     self.stats = stats
     self.bookmark = bookmark
+    if let split { self.split = split }
   }
 }

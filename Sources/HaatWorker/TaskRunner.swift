@@ -15,7 +15,8 @@ final class TaskProgress: Sendable {
 
 /// What a task attempt produced.
 enum TaskOutcome: Sendable {
-  case complete(Partial, TaskStats, bookmark: String)
+  /// `split`: a plan task's ranges, to add to the job as tasks.
+  case complete(Partial, TaskStats, bookmark: String, split: Split? = nil)
   case fail(ErrorInfo, retryable: Bool, retryAfterMs: UInt32, TaskStats)
 }
 
@@ -72,8 +73,9 @@ struct TaskRunner: Sendable {
     func emit(_ record: CanonicalRecord) -> Bool {
       switch record {
       case .post(let post): return builder.add(post)
-      // No report reads orders yet (attribution and CLV will): they are counted, not lost.
-      case .order: return true
+      // No report reads these yet (attribution, CLV, reviews, response times will): they
+      // are counted, not lost.
+      case .order, .review, .message: return true
       }
     }
     func counted() {
@@ -203,7 +205,7 @@ struct TaskRunner: Sendable {
       return .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, finish())
     }
     counted()
-    return .complete(builder.partial, finish(), bookmark: connector.bookmark)
+    return .complete(builder.partial, finish(), bookmark: connector.bookmark, split: connector.split)
   }
 
   /// How often, and how long at most, a task waits out the platform's throttling of one of

@@ -280,12 +280,15 @@ final class WorkerRuntime: @unchecked Sendable {
       let outcome = runner.run(
         spec, task: assign.task, attempt: assign.attempt, progress: progress, onFetchError: onFetchError)
       // Cutting a large result into lines is work for this thread, not for the loop.
-      guard case .complete(let partial, let stats, let bookmark) = outcome, partial.engagement.cells.count > 256 else {
+      guard case .complete(let partial, let stats, let bookmark, let split) = outcome,
+        partial.engagement.cells.count > 256 || split != nil
+      else {
         return (outcome, nil)
       }
       var count = 0
       let lines = ResultLines.envelopes(
-        for: .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark)), maxLineBytes: limit
+        for: .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark, split: split)),
+        maxLineBytes: limit
       ) {
         count += 1
         return "r\(assign.task).\(assign.attempt).\(count)"
@@ -319,8 +322,8 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     let result: Envelope.OneOf_Body
     switch outcome {
-    case .complete(let partial, let stats, let bookmark):
-      result = .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark))
+    case .complete(let partial, let stats, let bookmark, let split):
+      result = .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark, split: split))
       tasksDone += 1
       if assign.spec.source.kind != SourceKind.noop.name {
         logger.info(
@@ -438,6 +441,17 @@ final class WorkerRuntime: @unchecked Sendable {
           ResultLines.tooLarge(
             ack.task, ack.attempt, stats: complete.stats,
             HaatError(.tooLarge, "the coordinator refused the result as too large")))
+        sendResult(ack.task)
+        return
+      case (false, "bad_split", .complete(let complete)):
+        // The plan the connector made is not one the coordinator takes: a bug, said as such.
+        prepared[ack.task] = nil
+        var fail = Haat_V1_Fail()
+        fail.task = ack.task
+        fail.attempt = ack.attempt
+        fail.error = ErrorInfo(code: "bad_split", message: "the coordinator refused the task's split of the export")
+        fail.stats = complete.stats
+        unacked[ack.task] = .fail(fail)
         sendResult(ack.task)
         return
       default:

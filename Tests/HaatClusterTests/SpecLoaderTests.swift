@@ -82,4 +82,18 @@ import Testing
     #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - incremental: maybe\n") }
     #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - requests_per_second: fast\n") }
   }
+
+  @Test func splitBytesTakesASizeWithAUnit() throws {
+    for (text, bytes) in [("64MiB", UInt64(64 << 20)), ("1 GiB", 1 << 30), ("2MB", 2_000_000), ("1048576", 1 << 20)] {
+      let spec = try SpecLoader.parse("sources:\n  - url: file:///x.csv\n    split_bytes: \(text)\n")
+      #expect(spec.sources.first?.splitBytes == bytes, "\(text)")
+    }
+    let json = try SpecLoader.parse(#"{"sources":[{"url":"file:///x.csv","split_bytes":"8MiB"}]}"#, json: true)
+    #expect(json.sources.first?.splitBytes == 8 << 20)
+    for bad in ["lots", "64 XB", "-1", "99999999999999999999GiB"] {
+      #expect(throws: HaatError.self, "\(bad)") {
+        try SpecLoader.parse("sources:\n  - url: file:///x.csv\n    split_bytes: \"\(bad)\"\n")
+      }
+    }
+  }
 }

@@ -113,6 +113,14 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// (e.g. only posts since then). For kinds that keep a bookmark (the API kinds).
   public var incremental: Bool = false
 
+  /// For kind "posts": split the export into byte ranges of about this many bytes (at least
+  /// 1 MiB), each read by its own task, so one large file is analysed by many workers at
+  /// once; 0 = one task reads it whole. A first task on a worker learns the file's size and
+  /// CSV header and adds the range tasks to the job (docs/connectors.md "Byte ranges"); at
+  /// most 1,000 ranges (larger ranges when the file needs more). The server must answer
+  /// Range requests (206); one that does not is read whole by that first task.
+  public var splitBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -199,7 +207,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -218,6 +226,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.tasks) }()
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.incremental) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.splitBytes) }()
       default: break
       }
     }
@@ -257,6 +266,9 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.incremental != false {
       try visitor.visitSingularBoolField(value: self.incremental, fieldNumber: 11)
     }
+    if self.splitBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.splitBytes, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -272,6 +284,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.tasks != rhs.tasks {return false}
     if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
     if lhs.incremental != rhs.incremental {return false}
+    if lhs.splitBytes != rhs.splitBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

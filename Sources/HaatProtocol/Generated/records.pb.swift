@@ -179,6 +179,86 @@ public nonisolated struct Haat_V1_Order: Sendable {
   public init() {}
 }
 
+/// Review is the canonical record of one product review from a store's review app
+/// (Judge.me, Yotpo, …). The reviewer's name, email and text are not part of it.
+public nonisolated struct Haat_V1_Review: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Default "web".
+  public var platform: String = String()
+
+  /// The store.
+  public var account: String = String()
+
+  /// The app's review id; may be empty.
+  public var id: String = String()
+
+  /// RFC 3339.
+  public var createdAt: String = String()
+
+  /// 1 to 5.
+  public var rating: UInt32 = 0
+
+  /// The product's id or handle.
+  public var product: String = String()
+
+  /// Whether the app marks the reviewer a verified buyer; absent when the export does not say.
+  public var verified: Bool {
+    get {_verified ?? false}
+    set {_verified = newValue}
+  }
+  /// Returns true if `verified` has been explicitly set.
+  public var hasVerified: Bool {self._verified != nil}
+  /// Clears the value of `verified`. Subsequent reads from it will return its default value.
+  public mutating func clearVerified() {self._verified = nil}
+
+  /// Pictures and videos attached.
+  public var media: UInt32 = 0
+
+  /// Whether the store replied.
+  public var replied: Bool = false
+
+  /// The app's moderation state, lowercased: "published", "spam", "hidden", "pending", …;
+  /// empty if the export has none.
+  public var status: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _verified: Bool? = nil
+}
+
+/// Message is the canonical record of one message of a conversation (Messenger, WhatsApp,
+/// Instagram DMs): who wrote it and when. Its text is not part of it.
+public nonisolated struct Haat_V1_Message: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  /// The business's page or number.
+  public var account: String = String()
+
+  /// The conversation (thread) it belongs to.
+  public var conversation: String = String()
+
+  public var id: String = String()
+
+  /// "inbound" (from the customer) or "outbound" (from the business).
+  public var direction: String = String()
+
+  /// RFC 3339.
+  public var at: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
@@ -362,6 +442,140 @@ nonisolated extension Haat_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.utmSource != rhs.utmSource {return false}
     if lhs.utmMedium != rhs.utmMedium {return false}
     if lhs.utmCampaign != rhs.utmCampaign {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_Review: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Review"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}id\0\u{3}created_at\0\u{1}rating\0\u{1}product\0\u{1}verified\0\u{1}media\0\u{1}replied\0\u{1}status\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.createdAt) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.rating) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.product) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self._verified) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.media) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.replied) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.status) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 3)
+    }
+    if !self.createdAt.isEmpty {
+      try visitor.visitSingularStringField(value: self.createdAt, fieldNumber: 4)
+    }
+    if self.rating != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rating, fieldNumber: 5)
+    }
+    if !self.product.isEmpty {
+      try visitor.visitSingularStringField(value: self.product, fieldNumber: 6)
+    }
+    try { if let v = self._verified {
+      try visitor.visitSingularBoolField(value: v, fieldNumber: 7)
+    } }()
+    if self.media != 0 {
+      try visitor.visitSingularUInt32Field(value: self.media, fieldNumber: 8)
+    }
+    if self.replied != false {
+      try visitor.visitSingularBoolField(value: self.replied, fieldNumber: 9)
+    }
+    if !self.status.isEmpty {
+      try visitor.visitSingularStringField(value: self.status, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Review, rhs: Haat_V1_Review) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.id != rhs.id {return false}
+    if lhs.createdAt != rhs.createdAt {return false}
+    if lhs.rating != rhs.rating {return false}
+    if lhs.product != rhs.product {return false}
+    if lhs._verified != rhs._verified {return false}
+    if lhs.media != rhs.media {return false}
+    if lhs.replied != rhs.replied {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Message"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}conversation\0\u{1}id\0\u{1}direction\0\u{1}at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.conversation) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.direction) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.at) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.conversation.isEmpty {
+      try visitor.visitSingularStringField(value: self.conversation, fieldNumber: 3)
+    }
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 4)
+    }
+    if !self.direction.isEmpty {
+      try visitor.visitSingularStringField(value: self.direction, fieldNumber: 5)
+    }
+    if !self.at.isEmpty {
+      try visitor.visitSingularStringField(value: self.at, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Message, rhs: Haat_V1_Message) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.conversation != rhs.conversation {return false}
+    if lhs.id != rhs.id {return false}
+    if lhs.direction != rhs.direction {return false}
+    if lhs.at != rhs.at {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -40,49 +40,105 @@ public nonisolated struct Haat_V1_Credit: Sendable {
 }
 
 /// Assign hands the worker one task under a lease.
-public nonisolated struct Haat_V1_Assign: @unchecked Sendable {
+public nonisolated struct Haat_V1_Assign: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The task id.
-  public var task: String {
-    get {_storage._task}
-    set {_uniqueStorage()._task = newValue}
-  }
+  public var task: String = String()
 
   /// The attempt number, starting at 1; it is the lease token for this task.
-  public var attempt: UInt32 {
-    get {_storage._attempt}
-    set {_uniqueStorage()._attempt = newValue}
-  }
+  public var attempt: UInt32 = 0
 
   /// When the lease ends without a heartbeat, milliseconds since the Unix epoch (informative;
   /// the coordinator measures leases on its monotonic clock).
-  public var leaseExpiresMs: Int64 {
-    get {_storage._leaseExpiresMs}
-    set {_uniqueStorage()._leaseExpiresMs = newValue}
-  }
+  public var leaseExpiresMs: Int64 = 0
 
   /// What to do.
   public var spec: Haat_V1_TaskSpec {
-    get {_storage._spec ?? Haat_V1_TaskSpec()}
-    set {_uniqueStorage()._spec = newValue}
+    get {_spec ?? Haat_V1_TaskSpec()}
+    set {_spec = newValue}
   }
   /// Returns true if `spec` has been explicitly set.
-  public var hasSpec: Bool {_storage._spec != nil}
+  public var hasSpec: Bool {self._spec != nil}
   /// Clears the value of `spec`. Subsequent reads from it will return its default value.
-  public mutating func clearSpec() {_uniqueStorage()._spec = nil}
+  public mutating func clearSpec() {self._spec = nil}
 
-  public var pool: String {
-    get {_storage._pool}
-    set {_uniqueStorage()._pool = newValue}
+  public var pool: String = String()
+
+  public var job: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _spec: Haat_V1_TaskSpec? = nil
+}
+
+/// TaskSpec is one unit of work.
+public nonisolated struct Haat_V1_TaskSpec: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The source to collect and analyse.
+  public var source: Haat_V1_Source {
+    get {_storage._source ?? Haat_V1_Source()}
+    set {_uniqueStorage()._source = newValue}
+  }
+  /// Returns true if `source` has been explicitly set.
+  public var hasSource: Bool {_storage._source != nil}
+  /// Clears the value of `source`. Subsequent reads from it will return its default value.
+  public mutating func clearSource() {_uniqueStorage()._source = nil}
+
+  /// The reports to compute partials for, e.g. ["engagement"].
+  public var reports: [String] {
+    get {_storage._reports}
+    set {_uniqueStorage()._reports = newValue}
   }
 
-  public var job: String {
-    get {_storage._job}
-    set {_uniqueStorage()._job = newValue}
+  /// The task's index within its job, from 0.
+  public var index: UInt32 {
+    get {_storage._index}
+    set {_uniqueStorage()._index = newValue}
   }
+
+  /// The bookmark of the previous accepted run of this source, if any.
+  public var bookmark: String {
+    get {_storage._bookmark}
+    set {_uniqueStorage()._bookmark = newValue}
+  }
+
+  /// The rate key the task's requests count against (e.g. "credential:meta"), and its
+  /// budget in requests per second for the whole cluster; empty when the source is not
+  /// rate-governed. Before each request the worker asks for a slot (RateRequest).
+  public var rateKey: String {
+    get {_storage._rateKey}
+    set {_uniqueStorage()._rateKey = newValue}
+  }
+
+  public var requestsPerSecond: Double {
+    get {_storage._requestsPerSecond}
+    set {_uniqueStorage()._requestsPerSecond = newValue}
+  }
+
+  /// This task plans a split source (its `split_bytes` is set): it learns the export's size
+  /// and CSV header, reads no records, and answers with `complete.split`.
+  public var splitPlan: Bool {
+    get {_storage._splitPlan}
+    set {_uniqueStorage()._splitPlan = newValue}
+  }
+
+  /// This task reads one byte range of a split source's export.
+  public var range: Haat_V1_ByteRange {
+    get {_storage._range ?? Haat_V1_ByteRange()}
+    set {_uniqueStorage()._range = newValue}
+  }
+  /// Returns true if `range` has been explicitly set.
+  public var hasRange: Bool {_storage._range != nil}
+  /// Clears the value of `range`. Subsequent reads from it will return its default value.
+  public mutating func clearRange() {_uniqueStorage()._range = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -91,43 +147,46 @@ public nonisolated struct Haat_V1_Assign: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
-/// TaskSpec is one unit of work.
-public nonisolated struct Haat_V1_TaskSpec: Sendable {
+/// ByteRange is the part of an export file a task reads: the records whose first byte is
+/// at an offset in [start, end) of a file of `size` bytes. The last record may end past
+/// `end`; a range that starts inside a record skips to the next record. `header` is the
+/// CSV header line (without its line break), for a range that does not start at 0.
+public nonisolated struct Haat_V1_ByteRange: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// The source to collect and analyse.
-  public var source: Haat_V1_Source {
-    get {_source ?? Haat_V1_Source()}
-    set {_source = newValue}
-  }
-  /// Returns true if `source` has been explicitly set.
-  public var hasSource: Bool {self._source != nil}
-  /// Clears the value of `source`. Subsequent reads from it will return its default value.
-  public mutating func clearSource() {self._source = nil}
+  public var start: UInt64 = 0
 
-  /// The reports to compute partials for, e.g. ["engagement"].
-  public var reports: [String] = []
+  public var end: UInt64 = 0
 
-  /// The task's index within its job, from 0.
-  public var index: UInt32 = 0
+  public var size: UInt64 = 0
 
-  /// The bookmark of the previous accepted run of this source, if any.
-  public var bookmark: String = String()
-
-  /// The rate key the task's requests count against (e.g. "credential:meta"), and its
-  /// budget in requests per second for the whole cluster; empty when the source is not
-  /// rate-governed. Before each request the worker asks for a slot (RateRequest).
-  public var rateKey: String = String()
-
-  public var requestsPerSecond: Double = 0
+  public var header: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+}
 
-  fileprivate var _source: Haat_V1_Source? = nil
+/// Split is a plan task's answer: the export's size, its CSV header line (empty for
+/// NDJSON), and the range bounds: [0, b1, b2, ..., size], strictly increasing, at most
+/// 1,001 numbers. The coordinator adds one task per range [bounds[i], bounds[i+1]) to the
+/// job in the same transaction that accepts the plan task's result.
+public nonisolated struct Haat_V1_Split: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var size: UInt64 = 0
+
+  public var header: String = String()
+
+  public var bounds: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// Heartbeat keeps the worker's leases and reports its health.
@@ -284,12 +343,23 @@ public nonisolated struct Haat_V1_Complete: Sendable {
   /// On the last part: how many parts there are. 0 on earlier parts and on one-line results.
   public var parts: UInt32 = 0
 
+  /// For a plan task (`spec.split_plan`): the ranges to add as tasks. On the last part.
+  public var split: Haat_V1_Split {
+    get {_split ?? Haat_V1_Split()}
+    set {_split = newValue}
+  }
+  /// Returns true if `split` has been explicitly set.
+  public var hasSplit: Bool {self._split != nil}
+  /// Clears the value of `split`. Subsequent reads from it will return its default value.
+  public mutating func clearSplit() {self._split = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _partial: Haat_V1_Partial? = nil
   fileprivate var _stats: Haat_V1_TaskStats? = nil
+  fileprivate var _split: Haat_V1_Split? = nil
 }
 
 /// Fail reports that a task attempt did not produce a result.
@@ -348,7 +418,7 @@ public nonisolated struct Haat_V1_Ack: Sendable {
   public var accepted: Bool = false
 
   /// Why not: "stale_attempt", "already_done", "cancelled", "unknown_task",
-  /// "not_lease_holder", "unavailable", "missing_parts", "too_large", "internal".
+  /// "not_lease_holder", "unavailable", "missing_parts", "too_large", "bad_split", "internal".
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -510,13 +580,74 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
   public static let protoMessageName: String = _protobuf_package + ".Assign"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{3}lease_expires_ms\0\u{1}spec\0\u{1}pool\0\u{1}job\0")
 
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.task) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.leaseExpiresMs) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.pool) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.job) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.task.isEmpty {
+      try visitor.visitSingularStringField(value: self.task, fieldNumber: 1)
+    }
+    if self.attempt != 0 {
+      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 2)
+    }
+    if self.leaseExpiresMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaseExpiresMs, fieldNumber: 3)
+    }
+    try { if let v = self._spec {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.pool.isEmpty {
+      try visitor.visitSingularStringField(value: self.pool, fieldNumber: 5)
+    }
+    if !self.job.isEmpty {
+      try visitor.visitSingularStringField(value: self.job, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Assign, rhs: Haat_V1_Assign) -> Bool {
+    if lhs.task != rhs.task {return false}
+    if lhs.attempt != rhs.attempt {return false}
+    if lhs.leaseExpiresMs != rhs.leaseExpiresMs {return false}
+    if lhs._spec != rhs._spec {return false}
+    if lhs.pool != rhs.pool {return false}
+    if lhs.job != rhs.job {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0\u{3}rate_key\0\u{3}requests_per_second\0\u{3}split_plan\0\u{1}range\0")
+
   fileprivate class _StorageClass {
-    var _task: String = String()
-    var _attempt: UInt32 = 0
-    var _leaseExpiresMs: Int64 = 0
-    var _spec: Haat_V1_TaskSpec? = nil
-    var _pool: String = String()
-    var _job: String = String()
+    var _source: Haat_V1_Source? = nil
+    var _reports: [String] = []
+    var _index: UInt32 = 0
+    var _bookmark: String = String()
+    var _rateKey: String = String()
+    var _requestsPerSecond: Double = 0
+    var _splitPlan: Bool = false
+    var _range: Haat_V1_ByteRange? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -527,12 +658,14 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
     private init() {}
 
     init(copying source: _StorageClass) {
-      _task = source._task
-      _attempt = source._attempt
-      _leaseExpiresMs = source._leaseExpiresMs
-      _spec = source._spec
-      _pool = source._pool
-      _job = source._job
+      _source = source._source
+      _reports = source._reports
+      _index = source._index
+      _bookmark = source._bookmark
+      _rateKey = source._rateKey
+      _requestsPerSecond = source._requestsPerSecond
+      _splitPlan = source._splitPlan
+      _range = source._range
     }
   }
 
@@ -551,12 +684,14 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
         // allocates stack space for every case branch when no optimizations are
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._task) }()
-        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
-        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._leaseExpiresMs) }()
-        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._spec) }()
-        case 5: try { try decoder.decodeSingularStringField(value: &_storage._pool) }()
-        case 6: try { try decoder.decodeSingularStringField(value: &_storage._job) }()
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._source) }()
+        case 2: try { try decoder.decodeRepeatedStringField(value: &_storage._reports) }()
+        case 3: try { try decoder.decodeSingularUInt32Field(value: &_storage._index) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._bookmark) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._rateKey) }()
+        case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._requestsPerSecond) }()
+        case 7: try { try decoder.decodeSingularBoolField(value: &_storage._splitPlan) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._range) }()
         default: break
         }
       }
@@ -569,39 +704,47 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
       // allocates stack space for every if/case branch local when no optimizations
       // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
       // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._task.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._task, fieldNumber: 1)
-      }
-      if _storage._attempt != 0 {
-        try visitor.visitSingularUInt32Field(value: _storage._attempt, fieldNumber: 2)
-      }
-      if _storage._leaseExpiresMs != 0 {
-        try visitor.visitSingularInt64Field(value: _storage._leaseExpiresMs, fieldNumber: 3)
-      }
-      try { if let v = _storage._spec {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      try { if let v = _storage._source {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
       } }()
-      if !_storage._pool.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._pool, fieldNumber: 5)
+      if !_storage._reports.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._reports, fieldNumber: 2)
       }
-      if !_storage._job.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._job, fieldNumber: 6)
+      if _storage._index != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._index, fieldNumber: 3)
       }
+      if !_storage._bookmark.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._bookmark, fieldNumber: 4)
+      }
+      if !_storage._rateKey.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._rateKey, fieldNumber: 5)
+      }
+      if _storage._requestsPerSecond.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._requestsPerSecond, fieldNumber: 6)
+      }
+      if _storage._splitPlan != false {
+        try visitor.visitSingularBoolField(value: _storage._splitPlan, fieldNumber: 7)
+      }
+      try { if let v = _storage._range {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Haat_V1_Assign, rhs: Haat_V1_Assign) -> Bool {
+  public static func ==(lhs: Haat_V1_TaskSpec, rhs: Haat_V1_TaskSpec) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
         let rhs_storage = _args.1
-        if _storage._task != rhs_storage._task {return false}
-        if _storage._attempt != rhs_storage._attempt {return false}
-        if _storage._leaseExpiresMs != rhs_storage._leaseExpiresMs {return false}
-        if _storage._spec != rhs_storage._spec {return false}
-        if _storage._pool != rhs_storage._pool {return false}
-        if _storage._job != rhs_storage._job {return false}
+        if _storage._source != rhs_storage._source {return false}
+        if _storage._reports != rhs_storage._reports {return false}
+        if _storage._index != rhs_storage._index {return false}
+        if _storage._bookmark != rhs_storage._bookmark {return false}
+        if _storage._rateKey != rhs_storage._rateKey {return false}
+        if _storage._requestsPerSecond != rhs_storage._requestsPerSecond {return false}
+        if _storage._splitPlan != rhs_storage._splitPlan {return false}
+        if _storage._range != rhs_storage._range {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -611,9 +754,9 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
   }
 }
 
-nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0\u{3}rate_key\0\u{3}requests_per_second\0")
+nonisolated extension Haat_V1_ByteRange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ByteRange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}end\0\u{1}size\0\u{1}header\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -621,50 +764,76 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._source) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.reports) }()
-      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.index) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.bookmark) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.rateKey) }()
-      case 6: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.start) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.end) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.header) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._source {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    if !self.reports.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.reports, fieldNumber: 2)
+    if self.start != 0 {
+      try visitor.visitSingularUInt64Field(value: self.start, fieldNumber: 1)
     }
-    if self.index != 0 {
-      try visitor.visitSingularUInt32Field(value: self.index, fieldNumber: 3)
+    if self.end != 0 {
+      try visitor.visitSingularUInt64Field(value: self.end, fieldNumber: 2)
     }
-    if !self.bookmark.isEmpty {
-      try visitor.visitSingularStringField(value: self.bookmark, fieldNumber: 4)
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 3)
     }
-    if !self.rateKey.isEmpty {
-      try visitor.visitSingularStringField(value: self.rateKey, fieldNumber: 5)
-    }
-    if self.requestsPerSecond.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.requestsPerSecond, fieldNumber: 6)
+    if !self.header.isEmpty {
+      try visitor.visitSingularStringField(value: self.header, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Haat_V1_TaskSpec, rhs: Haat_V1_TaskSpec) -> Bool {
-    if lhs._source != rhs._source {return false}
-    if lhs.reports != rhs.reports {return false}
-    if lhs.index != rhs.index {return false}
-    if lhs.bookmark != rhs.bookmark {return false}
-    if lhs.rateKey != rhs.rateKey {return false}
-    if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
+  public static func ==(lhs: Haat_V1_ByteRange, rhs: Haat_V1_ByteRange) -> Bool {
+    if lhs.start != rhs.start {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.header != rhs.header {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_Split: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Split"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}size\0\u{1}header\0\u{1}bounds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.header) }()
+      case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.bounds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 1)
+    }
+    if !self.header.isEmpty {
+      try visitor.visitSingularStringField(value: self.header, fieldNumber: 2)
+    }
+    if !self.bounds.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.bounds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Split, rhs: Haat_V1_Split) -> Bool {
+    if lhs.size != rhs.size {return false}
+    if lhs.header != rhs.header {return false}
+    if lhs.bounds != rhs.bounds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -906,7 +1075,7 @@ nonisolated extension Haat_V1_TaskRef: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Complete"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}partial\0\u{1}bookmark\0\u{1}stats\0\u{1}part\0\u{1}parts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}partial\0\u{1}bookmark\0\u{1}stats\0\u{1}part\0\u{1}parts\0\u{1}split\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -921,6 +1090,7 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 5: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
       case 7: try { try decoder.decodeSingularUInt32Field(value: &self.parts) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._split) }()
       default: break
       }
     }
@@ -952,6 +1122,9 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.parts != 0 {
       try visitor.visitSingularUInt32Field(value: self.parts, fieldNumber: 7)
     }
+    try { if let v = self._split {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -963,6 +1136,7 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs._stats != rhs._stats {return false}
     if lhs.part != rhs.part {return false}
     if lhs.parts != rhs.parts {return false}
+    if lhs._split != rhs._split {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -7,9 +7,10 @@ extension SourceKind {
   public static let posts = SourceKind("posts", CanonicalExportConnector.self)
 }
 
-/// Reads one canonical posts export (CSV or NDJSON, docs/formats.md) from one URL: one
-/// page, streamed into `PostsReader`. The format comes from the source, else the URL's
-/// extension, else the response's Content-Type.
+/// Reads one canonical posts export (CSV or NDJSON, docs/formats.md) from one URL, streamed
+/// into `PostsReader`: whole, in one page, or split into byte ranges (`split_bytes`, see
+/// `RangeSplitting`). The format comes from the source, else the URL's extension, else the
+/// response's Content-Type.
 public struct CanonicalExportConnector: Connector {
   public static let kind = SourceKind.posts
   public static let summary = "a canonical posts export (CSV or NDJSON) at a URL"
@@ -20,31 +21,122 @@ public struct CanonicalExportConnector: Connector {
     if !source.format.isEmpty, ExportFormat(rawValue: source.format) == nil {
       throw HaatError(.badSpec, "unknown format \"\(source.format)\"; use csv or ndjson", field: "\(field).format")
     }
+    if source.splitBytes != 0 {
+      guard source.splitBytes >= RangeSplitting.minSplitBytes else {
+        throw HaatError(
+          .badSpec, "must be at least \(RangeSplitting.minSplitBytes) (1 MiB), or 0 to read the export whole",
+          field: "\(field).split_bytes")
+      }
+      let path = (URL(string: source.url)?.path ?? source.url).lowercased()
+      guard !path.hasSuffix(".gz") else {
+        throw HaatError(
+          .badSpec, "cannot split a compressed export (its byte offsets are not the records'); read it whole",
+          field: "\(field).split_bytes")
+      }
+    }
+  }
+
+  public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {
+    // The file's size is learnt on a worker, which may reach it: a plan task first.
+    task.splitPlan = source.splitBytes > 0
+  }
+
+  /// What this task reads.
+  private enum Mode {
+    /// The whole export, in one page.
+    case whole
+    /// The first bytes, for the size and header (a plan task).
+    case plan
+    /// One range: first a probe of its start, then perhaps a count of the quotes before it.
+    case probe
+    case scan(next: UInt64, quotes: Int)
+    case range(RangeCutter)
   }
 
   private let source: Source
+  private let task: TaskSpec
   private let limits: ReadLimits
   private var format: ExportFormat?
   private var reader: PostsReader?
+  private var mode: Mode
+  /// A plan's or probe's bytes, held until it can be read.
+  private var held: [UInt8] = []
+  /// Whether a range's reader has had the file's CSV header.
+  private var headerRead = false
+  public private(set) var split: Split?
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
+    self.task = task
     self.limits = limits
     format = ExportFormat(rawValue: source.format) ?? ExportFormat(path: URL(string: source.url)?.path ?? source.url)
+    if task.splitPlan {
+      mode = .plan
+    } else if task.hasRange {
+      mode = .probe
+    } else {
+      mode = .whole
+    }
   }
 
+  private var range: ByteRange { task.range }
+
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
-    PageRequest(url: source.url)
+    switch mode {
+    case .plan:
+      return PageRequest(url: source.url, range: 0...UInt64(RangeSplitting.probeBytes - 1))
+    case .probe:
+      guard range.start < range.end, range.end <= range.size else {
+        throw ExportError(
+          "the task's byte range \(range.start)..<\(range.end) is not within the file's \(range.size) bytes")
+      }
+      if range.start == 0 || format == .ndjson {
+        // Nothing to guess: the range starts a record, or JSON strings hold no line break.
+        return startRange(inQuotes: false)
+      }
+      let from = range.start - 1
+      return PageRequest(
+        url: source.url, range: from...min(range.size - 1, from + UInt64(RangeSplitting.probeBytes) - 1))
+    default:
+      return PageRequest(url: source.url)
+    }
   }
 
   public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {
     if format == nil, let contentType { format = ExportFormat(contentType: contentType) }
-    try startReader()
+    switch mode {
+    case .whole:
+      try startReader()
+    case .plan:
+      if status == 200 {
+        // The server sends the whole file, not a range: this task reads it whole.
+        mode = .whole
+        try startReader()
+      }
+    default:
+      guard status == 206 else {
+        throw ExportError(
+          "the server answered a Range request with HTTP \(status), not 206: it cannot serve this export in ranges; read it whole (split_bytes 0)"
+        )
+      }
+    }
   }
 
   public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
-    try startReader()
-    try reader?.feed(chunk, accepting: { emit(.post($0)) })
+    switch mode {
+    case .whole:
+      try startReader()
+      try reader?.feed(chunk, accepting: { emit(.post($0)) })
+    case .plan, .probe:
+      held.append(contentsOf: chunk.prefix(max(0, RangeSplitting.probeBytes - held.count)))
+    case .scan(let next, let quotes):
+      var count = quotes
+      for byte in chunk where byte == RangeSplitting.quote { count &+= 1 }
+      mode = .scan(next: next + UInt64(chunk.count), quotes: count)
+    case .range(var cutter):
+      try read(chunk, with: &cutter, emit: emit)
+      mode = .range(cutter)
+    }
   }
 
   public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
@@ -52,9 +144,36 @@ public struct CanonicalExportConnector: Connector {
   {
     // An empty body may never have started the page.
     if format == nil, let contentType = response.contentType { format = ExportFormat(contentType: contentType) }
-    try startReader()
-    try reader?.finish(accepting: { emit(.post($0)) })
-    return nil
+    switch mode {
+    case .whole:
+      try startReader()
+      try reader?.finish(accepting: { emit(.post($0)) })
+      return nil
+    case .plan:
+      try planSplit(response)
+      return nil
+    case .probe:
+      try startReader()
+      let guess =
+        format == .csv
+        ? held.withUnsafeBytes { QuoteStateProbe.guess($0, fields: RangeSplitting.fieldCount(range.header)) } : false
+      guard let inQuotes = guess else {
+        // The probe cannot tell: count the quotes before the range, which is exact.
+        held = []
+        mode = .scan(next: 0, quotes: 0)
+        return nextScan(from: 0, quotes: 0)
+      }
+      var cutter = RangeCutter(start: range.start, end: range.end, csv: format == .csv, inQuotes: inQuotes)
+      let probe = held
+      held = []
+      try Self.withBytes(probe) { bytes throws(ExportError) in try read(bytes, with: &cutter, emit: emit) }
+      mode = .range(cutter)
+      return try continueRange(cutter, emit: emit)
+    case .scan(let next, let quotes):
+      return nextScan(from: next, quotes: quotes)
+    case .range(let cutter):
+      return try continueRange(cutter, emit: emit)
+    }
   }
 
   public var counts: ReadCounts {
@@ -65,6 +184,97 @@ public struct CanonicalExportConnector: Connector {
       counts.problems = reader.problems
     }
     return counts
+  }
+
+  // MARK: Ranges
+
+  /// A plan task's split, from the Content-Range's size and the first line of the probe.
+  private mutating func planSplit(_ response: PageResponse) throws(ExportError) {
+    guard let format else {
+      throw ExportError("cannot tell the export's format from its URL or Content-Type; set the source's format")
+    }
+    guard let contentRange = response.header("content-range"),
+      let size = RangeSplitting.size(contentRange: contentRange)
+    else {
+      throw ExportError("the server's answer to a Range request gives no size (Content-Range); read the export whole")
+    }
+    var split = Split()
+    split.size = size
+    split.bounds = RangeSplitting.bounds(size: size, splitBytes: source.splitBytes)
+    if format == .csv, size > 0 {
+      let line = held.prefix { $0 != RangeSplitting.newline }
+      guard line.count < held.count || UInt64(held.count) == size else {
+        throw ExportError(
+          "the CSV header line is longer than \(RangeSplitting.maxHeaderBytes) bytes; a split needs it shorter")
+      }
+      var header = Array(line)
+      if header.last == RangeSplitting.carriageReturn { header.removeLast() }
+      guard header.count <= RangeSplitting.maxHeaderBytes else {
+        throw ExportError(
+          "the CSV header line is longer than \(RangeSplitting.maxHeaderBytes) bytes; a split needs it shorter")
+      }
+      split.header = String(decoding: header, as: UTF8.self)
+    }
+    held = []
+    self.split = split
+  }
+
+  /// Reads the range from its start, in the quote state given.
+  private mutating func startRange(inQuotes: Bool) -> PageRequest {
+    let cutter = RangeCutter(start: range.start, end: range.end, csv: format == .csv, inQuotes: inQuotes)
+    mode = .range(cutter)
+    return PageRequest(url: source.url, range: cutter.offset...(range.end - 1))
+  }
+
+  /// The next page of the count of quotes before the range (the bytes before the one it
+  /// starts reading at, `start - 1`), or the range itself once they are counted.
+  private mutating func nextScan(from offset: UInt64, quotes: Int) -> PageRequest {
+    let before = range.start - 1
+    guard offset < before else { return startRange(inQuotes: quotes & 1 == 1) }
+    return PageRequest(url: source.url, range: offset...min(before - 1, offset + RangeSplitting.scanBytes - 1))
+  }
+
+  /// The next page of a range, or nil once its last record has ended (or the file has).
+  private mutating func continueRange(_ cutter: RangeCutter, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  {
+    // Seeking past the range's end, any record start found would be the next range's.
+    let ended = cutter.phase == .done || (cutter.phase == .seeking && cutter.offset >= range.end)
+    guard !ended, cutter.offset < range.size else {
+      try reader?.finish(accepting: { emit(.post($0)) })
+      return nil
+    }
+    // Within the range, read to its end; past it, a little at a time to end the last record.
+    let last =
+      cutter.offset < range.end ? range.end - 1 : min(range.size - 1, cutter.offset + RangeSplitting.overreadBytes - 1)
+    return PageRequest(url: source.url, range: cutter.offset...last)
+  }
+
+  private mutating func read(
+    _ bytes: UnsafeRawBufferPointer, with cutter: inout RangeCutter, emit: (CanonicalRecord) -> Bool
+  ) throws(ExportError) {
+    try startReader()
+    try cutter.feed(bytes) { piece throws(ExportError) in
+      if !headerRead, range.start > 0, format == .csv {
+        // A range after the first reads its records under the file's header.
+        headerRead = true
+        try Self.withBytes(Array((range.header + "\n").utf8)) { bytes throws(ExportError) in
+          try reader?.feed(bytes, accepting: { emit(.post($0)) })
+        }
+      }
+      try reader?.feed(piece, accepting: { emit(.post($0)) })
+    }
+  }
+
+  /// `withUnsafeBytes`, keeping the error's type.
+  private static func withBytes(
+    _ array: [UInt8], _ body: (UnsafeRawBufferPointer) throws(ExportError) -> Void
+  ) throws(ExportError) {
+    var failure: ExportError?
+    array.withUnsafeBytes { bytes in
+      do throws(ExportError) { try body(bytes) } catch { failure = error }
+    }
+    if let failure { throw failure }
   }
 
   private mutating func startReader() throws(ExportError) {

@@ -30,20 +30,62 @@ public struct SourceKind: Hashable, Sendable, CustomStringConvertible {
 
 /// The canonical record types connectors produce and reports consume (records.proto).
 public enum RecordType: String, Sendable, CaseIterable {
-  case post, order
+  case post, order, review, message
 }
 
 /// One canonical record, as a connector hands it to the reports.
 public enum CanonicalRecord: Sendable {
   case post(PostRecord)
   case order(OrderRecord)
+  case review(ReviewRecord)
+  case message(MessageRecord)
 
   public var type: RecordType {
     switch self {
     case .post: return .post
     case .order: return .order
+    case .review: return .review
+    case .message: return .message
     }
   }
+}
+
+/// One product review from a store's review app (records.proto `Review`). The reviewer's
+/// name, email and text are not kept: no report needs them.
+public struct ReviewRecord: Sendable, Equatable {
+  public var platform: String
+  public var account: String
+  public var id: String
+  public var createdAt: Values.Timestamp
+  /// 1 to 5 stars.
+  public var rating: UInt8
+  public var product: String
+  /// Whether the app marks the reviewer a verified buyer; nil when the export does not say.
+  public var verified: Bool?
+  /// Pictures and videos attached.
+  public var media: UInt32
+  /// Whether the store replied.
+  public var replied: Bool
+  /// The app's moderation state, lowercased ("published", "spam", "pending", …); "" if none.
+  public var status: String
+}
+
+/// One message of a conversation (records.proto `Message`): who wrote it, when. Its text is
+/// not kept.
+public struct MessageRecord: Sendable, Equatable {
+  public enum Direction: String, Sendable {
+    /// From the customer to the business.
+    case inbound
+    /// From the business to the customer.
+    case outbound
+  }
+
+  public var platform: String
+  public var account: String
+  public var conversation: String
+  public var id: String
+  public var direction: Direction
+  public var at: Values.Timestamp
 }
 
 /// One order of a web store (records.proto `Order`). Money stays a decimal string in its
@@ -257,6 +299,8 @@ public protocol Connector: SendableMetatype {
   var counts: ReadCounts { get }
   /// Where the next run of this source may start (a cursor or a high-water mark); "" if none.
   var bookmark: String { get }
+  /// For a plan task (`TaskSpec.split_plan`): the byte ranges to add to the job as tasks.
+  var split: Split? { get }
 }
 
 extension Connector {
@@ -267,6 +311,7 @@ extension Connector {
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }
+  public var split: Split? { nil }
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? { nil }
 }
 

@@ -6,6 +6,8 @@ public enum Connectors {
     FacebookPostsConnector.self,
     InstagramMediaConnector.self,
     ShopifyOrdersConnector.self,
+    TableExportConnector<ReviewsExport>.self,
+    TableExportConnector<MessagesExport>.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

@@ -1,0 +1,259 @@
+import HaatProtocol
+
+/// Splitting one export file into byte ranges read by many tasks (docs/connectors.md "Byte
+/// ranges"). A record belongs to the range its first byte is in: a range skips the bytes up
+/// to its first record start, and reads its last record to its end, past the range.
+///
+/// A record starts after a line break, but in CSV only after one outside quotes, and which
+/// line breaks those are depends on every quote before them (RFC 4180: a quoted field may
+/// hold line breaks; an escaped quote is two quotes, so the parity of the quotes before a
+/// byte says whether it is inside quotes). A range task does not know that parity at its
+/// start. It reads a little (`RangeSplitting.probeBytes`) and tries both: only the right
+/// guess reads as records of the header's width with well-formed quotes. When the probe
+/// cannot tell (both read well, neither does, or no whole record fits), the task counts the
+/// quotes of every byte before its start instead, which is exact. NDJSON needs none of this:
+/// a JSON string holds no raw line break.
+public enum RangeSplitting {
+  /// The least `split_bytes` a source may ask for.
+  public static let minSplitBytes: UInt64 = 1 << 20
+  /// The most ranges one source splits into (larger ranges when the file needs more).
+  public static let maxRanges = 1_000
+  /// The longest CSV header line a split carries to its ranges.
+  public static let maxHeaderBytes = 64 * 1024
+  /// How much a plan task reads (for the header), and a range task reads to guess its quote state.
+  public static let probeBytes = 256 * 1024
+  /// How much past its end a range reads at a time to finish its last record.
+  public static let overreadBytes: UInt64 = 64 * 1024
+  /// How much of the file before it a range reads at a time when it counts quotes.
+  public static let scanBytes: UInt64 = 16 << 20
+
+  /// The bounds [0, b1, …, size] of ranges of about `splitBytes` each, at most `maxRanges`.
+  public static func bounds(size: UInt64, splitBytes: UInt64) -> [UInt64] {
+    guard size > 0 else { return [0] }
+    let step = max(splitBytes, 1)
+    var count = size / step + (size % step == 0 ? 0 : 1)
+    count = min(count, UInt64(maxRanges))
+    let each = size / count + (size % count == 0 ? 0 : 1)
+    var bounds: [UInt64] = [0]
+    var at: UInt64 = 0
+    while at < size {
+      at = min(size, at + each)
+      bounds.append(at)
+    }
+    return bounds
+  }
+
+  /// Why a plan's split is not one (nil when it is): bounds from 0 to the size, strictly
+  /// increasing, at most `maxRanges` ranges, and a header within its limit.
+  public static func problem(with split: Split) -> String? {
+    let bounds = split.bounds
+    guard bounds.count >= 2 else { return "a split needs at least two bounds (0 and the size)" }
+    guard bounds.count <= maxRanges + 1 else { return "a split has \(bounds.count - 1) ranges; at most \(maxRanges)" }
+    guard bounds.first == 0, bounds.last == split.size else {
+      return "a split's bounds must run from 0 to its size (\(split.size))"
+    }
+    for index in 1..<bounds.count where bounds[index] <= bounds[index - 1] {
+      return "a split's bounds must increase (bound \(index) is \(bounds[index]) after \(bounds[index - 1]))"
+    }
+    guard split.header.utf8.count <= maxHeaderBytes else {
+      return "a split's header is over \(maxHeaderBytes) bytes"
+    }
+    return nil
+  }
+
+  /// The size in a Content-Range header ("bytes 0-99/1234" → 1234), nil if unknown ("*").
+  static func size(contentRange: String) -> UInt64? {
+    guard let slash = contentRange.lastIndex(of: "/") else { return nil }
+    return UInt64(contentRange[contentRange.index(after: slash)...].trimmingCharacters(in: .whitespaces))
+  }
+
+  /// The number of fields of a CSV line (commas outside quotes, plus one).
+  static func fieldCount(_ line: String) -> Int {
+    var fields = 1
+    var quoted = false
+    for byte in line.utf8 {
+      if byte == quote {
+        quoted.toggle()
+      } else if byte == comma, !quoted {
+        fields += 1
+      }
+    }
+    return fields
+  }
+
+  static let quote = UInt8(ascii: "\"")
+  static let comma = UInt8(ascii: ",")
+  static let newline = UInt8(ascii: "\n")
+  static let carriageReturn = UInt8(ascii: "\r")
+}
+
+/// Finds record starts in a stream of bytes fed in order from a known offset and quote
+/// state, and passes on exactly the bytes of the records whose first byte is in a range.
+struct RangeCutter {
+  enum Phase: Equatable {
+    /// Before the range's first record start.
+    case seeking
+    /// Passing on records.
+    case reading
+    /// Past the range's last record.
+    case done
+  }
+
+  let end: UInt64
+  /// CSV: line breaks inside quotes do not end records.
+  let csv: Bool
+  /// Offset of the next byte fed.
+  private(set) var offset: UInt64
+  /// Whether the next byte fed is inside quotes.
+  private(set) var inQuotes: Bool
+  private(set) var phase: Phase
+
+  /// Starts at `offset`, where the quote state is `inQuotes`. A range that starts at 0 reads
+  /// from its first byte; any other starts one byte early, so a record starting exactly at
+  /// the range's start is seen after that byte's line break.
+  init(start: UInt64, end: UInt64, csv: Bool, inQuotes: Bool) {
+    self.end = end
+    self.csv = csv
+    self.inQuotes = inQuotes
+    offset = start == 0 ? 0 : start - 1
+    phase = start == 0 ? .reading : .seeking
+  }
+
+  /// Feeds the next bytes; `deliver` gets the pieces that belong to the range's records.
+  mutating func feed(
+    _ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) throws(ExportError) -> Void
+  ) throws(ExportError) {
+    let count = bytes.count
+    var index = 0
+    while index < count, phase != .done {
+      if phase == .seeking {
+        guard let lineBreak = nextBreak(bytes, from: index, upTo: count) else {
+          index = count
+          break
+        }
+        index = lineBreak + 1
+        phase = offset + UInt64(index) >= end ? .done : .reading
+        continue
+      }
+      // Reading: bytes before the last byte of the range only move the quote state; from
+      // there, the first line break outside quotes ends the range's last record.
+      let runStart = index
+      let lastOfRange = end - 1
+      if offset + UInt64(index) < lastOfRange {
+        let upTo = Int(min(UInt64(count), lastOfRange - offset))
+        if csv { track(bytes, from: index, upTo: upTo) }
+        index = upTo
+      }
+      if index < count {
+        if let lineBreak = nextBreak(bytes, from: index, upTo: count) {
+          index = lineBreak + 1
+          phase = .done
+        } else {
+          index = count
+        }
+      }
+      try deliver(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+    }
+    offset += UInt64(count)
+  }
+
+  /// The index of the first line break outside quotes in `bytes[from..<upTo]`, moving the
+  /// quote state up to it (or to `upTo`).
+  private mutating func nextBreak(_ bytes: UnsafeRawBufferPointer, from: Int, upTo: Int) -> Int? {
+    var index = from
+    while index < upTo {
+      let byte = bytes[index]
+      if byte == RangeSplitting.quote, csv {
+        inQuotes.toggle()
+      } else if byte == RangeSplitting.newline, !inQuotes {
+        return index
+      }
+      index += 1
+    }
+    return nil
+  }
+
+  private mutating func track(_ bytes: UnsafeRawBufferPointer, from: Int, upTo: Int) {
+    var quotes = 0
+    for index in from..<upTo where bytes[index] == RangeSplitting.quote { quotes &+= 1 }
+    if quotes & 1 == 1 { inQuotes.toggle() }
+  }
+}
+
+/// Guesses whether the first byte of a CSV probe is inside quotes, by reading what follows
+/// under each guess (see `RangeSplitting`).
+enum QuoteStateProbe {
+  /// The records read under one guess: how many were whole and well formed before the probe
+  /// ran out, or nil when one was not (a field count other than the header's, or a quote
+  /// where none may be).
+  static func wellFormedRecords(
+    _ bytes: UnsafeRawBufferPointer, inQuotes: Bool, fields: Int, enough: Int = 8
+  ) -> Int? {
+    var state = inQuotes
+    var index = 0
+    // The first record start under this guess.
+    while index < bytes.count {
+      let byte = bytes[index]
+      index += 1
+      if byte == RangeSplitting.quote {
+        state.toggle()
+      } else if byte == RangeSplitting.newline, !state {
+        break
+      }
+      if index == bytes.count { return 0 }
+    }
+    var records = 0
+    var count = 1
+    var fieldStart = true
+    var quoted = false
+    while index < bytes.count, records < enough {
+      let byte = bytes[index]
+      if quoted {
+        if byte == RangeSplitting.quote {
+          guard index + 1 < bytes.count else { return records }
+          let next = bytes[index + 1]
+          if next == RangeSplitting.quote {
+            index += 2
+            continue
+          }
+          guard next == RangeSplitting.comma || next == RangeSplitting.newline || next == RangeSplitting.carriageReturn
+          else { return nil }
+          quoted = false
+        }
+      } else {
+        switch byte {
+        case RangeSplitting.quote:
+          guard fieldStart else { return nil }
+          quoted = true
+        case RangeSplitting.comma:
+          count += 1
+          fieldStart = true
+          index += 1
+          continue
+        case RangeSplitting.newline:
+          guard count == fields else { return nil }
+          records += 1
+          count = 1
+          fieldStart = true
+          index += 1
+          continue
+        default: break
+        }
+      }
+      fieldStart = false
+      index += 1
+    }
+    return records
+  }
+
+  /// The quote state at the probe's first byte, when exactly one guess reads well.
+  static func guess(_ bytes: UnsafeRawBufferPointer, fields: Int) -> Bool? {
+    let outside = wellFormedRecords(bytes, inQuotes: false, fields: fields)
+    let inside = wellFormedRecords(bytes, inQuotes: true, fields: fields)
+    switch (outside, inside) {
+    case (let good?, nil) where good > 0: return false
+    case (nil, let good?) where good > 0: return true
+    default: return nil
+    }
+  }
+}

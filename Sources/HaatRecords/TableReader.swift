@@ -1,0 +1,280 @@
+/// One row of a table export (a CSV record or an NDJSON object) as text, by canonical field
+/// name; a field the row leaves empty (or JSON `null`) is absent.
+public struct TableRow: Sendable {
+  /// CSV: the record number after the header. NDJSON: the line number.
+  public var number: UInt64
+  public var values: [String: String]
+
+  public subscript(_ field: String) -> String? { values[field] }
+}
+
+/// What a table export's columns mean for one record type: the canonical fields, each with
+/// the column names exports use for it (matched in any case, the first name listed wins
+/// when a file has two of them), and how a row becomes a record.
+public protocol TableSchema: Sendable {
+  /// Canonical field → the column names that mean it, best first.
+  static var columns: [(field: String, names: [String])] { get }
+  /// Fields a CSV header must have a column for.
+  static var required: [String] { get }
+  /// The row's record, or why it has none (its field and reason).
+  static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord, RowProblem>
+}
+
+/// Streams a CSV or NDJSON export of any record type (reviews, messages) into canonical
+/// records through its `TableSchema`: a leading BOM is skipped, UTF-8 is validated across
+/// chunks, CSV columns are matched by name, NDJSON keys likewise, blank lines are skipped.
+/// A row that cannot be read is counted with its number and reason, never fatal; an export
+/// that cannot be read at all (not UTF-8, a CSV header without a required column) is.
+/// Memory is bounded by `maxRecordBytes`. (Posts, the hot path, have their own
+/// `PostsReader`, which never builds a row of strings.)
+public struct TableReader<Schema: TableSchema> {
+  public let format: ExportFormat
+  public let platform: String
+  public let account: String
+  public let maxProblems: Int
+  public private(set) var counts = ReadCounts()
+
+  private var validator = UTF8Validator()
+  private var head: [UInt8] = []
+  private var sawStart = false
+  private var csv: CSVParser
+  private var lines: LineSplitter
+  /// CSV: the field each column index is read as (nil = ignored), once the header is read.
+  private var columns: [String?]?
+  private var row: UInt64 = 0
+  private var fatal: ExportError?
+
+  /// Lowercased column name → (field, rank among its names).
+  private static var names: [String: (field: String, rank: Int)] {
+    var names: [String: (String, Int)] = [:]
+    for (field, aliases) in Schema.columns {
+      for (rank, name) in aliases.enumerated() where names[name.lowercased()] == nil {
+        names[name.lowercased()] = (field, rank)
+      }
+    }
+    return names
+  }
+
+  public init(format: ExportFormat, platform: String, account: String, limits: ReadLimits) {
+    self.format = format
+    self.platform = platform
+    self.account = account
+    maxProblems = limits.maxProblems
+    csv = CSVParser(maxRecordBytes: limits.maxRecordBytes)
+    lines = LineSplitter(maxLineBytes: limits.maxRecordBytes)
+  }
+
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    if let fatal { throw fatal }
+    if !sawStart {
+      head.append(contentsOf: chunk)
+      let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
+      if head.count < 3, head.elementsEqual(bom.prefix(head.count)) { return }
+      sawStart = true
+      let rest = Array(head[(head.starts(with: bom) ? 3 : 0)...])
+      head = []
+      try body(rest, emit)
+      return
+    }
+    try body(chunk, emit)
+  }
+
+  public mutating func finish(emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    if let fatal { throw fatal }
+    if !sawStart {
+      sawStart = true
+      if !head.starts(with: [0xEF, 0xBB, 0xBF]) { try body(head, emit) }
+      head = []
+    }
+    guard validator.isComplete else {
+      throw ExportError("the export is not valid UTF-8: it ends inside a character (byte \(validator.offset))")
+    }
+    switch format {
+    case .csv:
+      var parser = CSVParser(maxRecordBytes: 0)
+      swap(&parser, &csv)
+      defer { swap(&parser, &csv) }
+      parser.finish { record in csvRecord(record, emit) }
+    case .ndjson:
+      var splitter = LineSplitter(maxLineBytes: 0)
+      swap(&splitter, &lines)
+      defer { swap(&splitter, &lines) }
+      splitter.finish { number, line, tooLong in ndjsonLine(number, line, tooLong, emit) }
+    }
+    if let fatal { throw fatal }
+  }
+
+  private mutating func body(_ bytes: [UInt8], _ emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    var thrown: ExportError?
+    bytes.withUnsafeBytes { raw in
+      do throws(ExportError) { try body(raw, emit) } catch { thrown = error }
+    }
+    if let thrown { throw thrown }
+  }
+
+  private mutating func body(_ chunk: UnsafeRawBufferPointer, _ emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    if let bad = validator.feed(chunk) {
+      fatal = ExportError("the export is not valid UTF-8 (at byte \(bad))")
+    }
+    if let fatal { throw fatal }
+    switch format {
+    case .csv:
+      var parser = CSVParser(maxRecordBytes: 0)
+      swap(&parser, &csv)
+      defer { swap(&parser, &csv) }
+      parser.feed(chunk) { record in csvRecord(record, emit) }
+    case .ndjson:
+      var splitter = LineSplitter(maxLineBytes: 0)
+      swap(&splitter, &lines)
+      defer { swap(&splitter, &lines) }
+      splitter.feed(chunk) { number, line, tooLong in ndjsonLine(number, line, tooLong, emit) }
+    }
+    if let fatal { throw fatal }
+  }
+
+  private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
+    switch Schema.record(row, platform: platform, account: account) {
+    case .success(let record):
+      if emit(record) {
+        counts.records += 1
+      } else {
+        counts.bad(RowProblem(row: row.number, column: "", reason: .outOfRange), keep: maxProblems)
+      }
+    case .failure(let problem):
+      counts.bad(problem, keep: maxProblems)
+    }
+  }
+
+  // MARK: CSV
+
+  private mutating func csvRecord(_ record: CSVRecord, _ emit: (CanonicalRecord) -> Bool) {
+    guard fatal == nil else { return }
+    guard let columns else {
+      readHeader(record)
+      return
+    }
+    row += 1
+    if let reason = record.problem {
+      return counts.bad(RowProblem(row: row, column: "", reason: reason), keep: maxProblems)
+    }
+    guard record.count == columns.count else {
+      return counts.bad(RowProblem(row: row, column: "", reason: .wrongFieldCount), keep: maxProblems)
+    }
+    var values: [String: String] = [:]
+    for (index, field) in columns.enumerated() {
+      guard let field else { continue }
+      let text = Values.string(Values.trimmed(record.field(index)))
+      if !text.isEmpty { values[field] = text }
+    }
+    take(TableRow(number: row, values: values), emit)
+  }
+
+  private mutating func readHeader(_ record: CSVRecord) {
+    if let problem = record.problem {
+      fatal = ExportError("the CSV header cannot be read (\(problem.rawValue))")
+      return
+    }
+    let names = Self.names
+    var best: [String: (index: Int, rank: Int)] = [:]
+    for index in 0..<record.count {
+      let name = Values.string(Values.trimmed(record.field(index))).lowercased()
+      guard let (field, rank) = names[name] else { continue }
+      if let seen = best[field], seen.rank <= rank { continue }
+      best[field] = (index, rank)
+    }
+    for field in Schema.required where best[field] == nil {
+      let accepted = Schema.columns.first { $0.field == field }?.names.joined(separator: ", ") ?? field
+      fatal = ExportError("the CSV header has no \(field) column (one of: \(accepted))")
+      return
+    }
+    var columns = [String?](repeating: nil, count: record.count)
+    for (field, chosen) in best { columns[chosen.index] = field }
+    self.columns = columns
+  }
+
+  // MARK: NDJSON
+
+  private mutating func ndjsonLine(
+    _ number: UInt64, _ line: UnsafeRawBufferPointer, _ tooLong: Bool, _ emit: (CanonicalRecord) -> Bool
+  ) {
+    guard fatal == nil else { return }
+    if tooLong { return counts.bad(RowProblem(row: number, column: "", reason: .tooLong), keep: maxProblems) }
+    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+    guard let value = JSONValue.parse(Array(line)) else {
+      return counts.bad(RowProblem(row: number, column: "", reason: .invalidJSON), keep: maxProblems)
+    }
+    guard let object = value.object else {
+      return counts.bad(RowProblem(row: number, column: "", reason: .notAnObject), keep: maxProblems)
+    }
+    let names = Self.names
+    var ranks: [String: Int] = [:]
+    var values: [String: String] = [:]
+    for (key, value) in object {
+      guard let (field, rank) = names[key.lowercased()], let text = Self.text(value), !text.isEmpty else { continue }
+      if let seen = ranks[field], seen <= rank { continue }
+      ranks[field] = rank
+      values[field] = text
+    }
+    take(TableRow(number: number, values: values), emit)
+  }
+
+  /// A JSON value as a CSV cell would hold it; an array's items joined by commas.
+  static func text(_ value: JSONValue) -> String? {
+    switch value {
+    case .null: return nil
+    case .bool(let flag): return flag ? "true" : "false"
+    case .count(let count): return String(count)
+    case .number(let number):
+      return number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+    case .string(let text): return text
+    case .array(let items): return items.compactMap(text).joined(separator: ",")
+    case .object: return nil
+    }
+  }
+}
+
+extension Values {
+  /// A timestamp as exports write them: RFC 3339; `YYYY-MM-DD HH:MM:SS` followed by
+  /// `UTC`, `Z`, an offset `±HHMM` or `±HH:MM`, or nothing (UTC); `YYYY-MM-DDTHH:MM:SS+0000`
+  /// (Meta's offset without a colon); a date alone (midnight UTC); or Unix epoch seconds
+  /// (WhatsApp). Nil when it is none of these.
+  public static func looseTimestamp(_ text: String) -> Timestamp? {
+    var text = text.trimmingCharacters(in: .whitespaces)
+    if !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), text.count <= 12,
+      let seconds = Int64(text)
+    {
+      return Timestamp(epochSeconds: seconds, offsetMinutes: 0)
+    }
+    if text.count == 10 { text += "T00:00:00Z" }
+    guard text.count >= 19 else { return nil }
+    var chars = Array(text)
+    if chars[10] == " " { chars[10] = "T" }
+    var zone = String(chars[19...]).trimmingCharacters(in: .whitespaces)
+    let fraction: String
+    if zone.hasPrefix(".") {
+      let digits = zone.dropFirst().prefix { $0.isNumber }
+      fraction = "." + digits
+      zone = String(zone.dropFirst(1 + digits.count)).trimmingCharacters(in: .whitespaces)
+    } else {
+      fraction = ""
+    }
+    switch zone {
+    case "", "UTC", "GMT", "Z", "z": zone = "Z"
+    default:
+      if zone.count == 5, zone.first == "+" || zone.first == "-" {
+        zone = String(zone.prefix(3)) + ":" + String(zone.suffix(2))
+      }
+    }
+    let normal = String(chars[0..<19]) + fraction + zone
+    return Array(normal.utf8).withUnsafeBytes { timestamp($0) }
+  }
+
+  /// "true", "yes", "1", "y" (any case) → true; "false", "no", "0", "n" → false; else nil.
+  public static func flag(_ text: String) -> Bool? {
+    switch text.lowercased() {
+    case "true", "yes", "1", "y": return true
+    case "false", "no", "0", "n": return false
+    default: return nil
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+private func read<K: TableExportKind>(_ kind: K.Type, _ name: String, chunk: Int) throws -> (
+  [CanonicalRecord], ReadCounts
+) {
+  var task = TaskSpec()
+  task.source.kind = K.kind.name
+  task.source.url = "http://fixture/\(name)"
+  task.source.account = "shop"
+  let (records, _, connector) = try drive(
+    TableExportConnector<K>.self, task, pages: [task.source.url: CannedPage(body: Array(try fixture(name)))],
+    chunk: chunk)
+  return (records, connector.counts)
+}
+
+@Suite("Reviews and messages exports")
+struct TableExportTests {
+  @Test("Judge.me's export: stars, dates in three forms, pictures, replies, spam; bad rows with their reason")
+  func judgeMe() throws {
+    for chunk in [1, 3, 4096] {
+      let (records, counts) = try read(ReviewsExport.self, "reviews/judgeme.csv", chunk: chunk)
+      let reviews = records.compactMap { record -> ReviewRecord? in
+        if case .review(let review) = record { return review }
+        return nil
+      }
+      #expect(reviews.map(\.rating) == [5, 2, 5, 4])
+      #expect(reviews.map(\.product) == ["7001", "7002", "7001", "7003"], "product_id wins over product_handle")
+      #expect(reviews.map(\.media) == [2, 0, 0, 0])
+      #expect(reviews.map(\.replied) == [true, false, false, false])
+      #expect(reviews.map(\.status) == ["published", "published", "spam", "published"])
+      #expect(reviews.allSatisfy { $0.verified == nil && $0.platform == "web" && $0.account == "shop" })
+      #expect(reviews[0].createdAt == Values.Timestamp(epochSeconds: 1_740_910_320, offsetMinutes: 0))
+      #expect(reviews[1].createdAt.epochSeconds == 1_785_542_400)
+      #expect(reviews[3].createdAt == Values.Timestamp(epochSeconds: 1_741_274_100, offsetMinutes: 360))
+      #expect(counts.records == 4 && counts.badRecords == 2)
+      #expect(
+        counts.problems == [
+          RowProblem(row: 4, column: "rating", reason: .outOfRange),
+          RowProblem(row: 5, column: "created_at", reason: .missing),
+        ])
+    }
+  }
+
+  @Test("Yotpo's columns are matched by name")
+  func yotpo() throws {
+    let (records, counts) = try read(ReviewsExport.self, "reviews/yotpo.csv", chunk: 5)
+    guard case .review(let first) = records.first else { throw ExportError("no review") }
+    #expect(records.count == 2 && counts.badRecords == 0)
+    #expect(first.rating == 5 && first.product == "P-1" && first.createdAt.epochSeconds == 1_730_557_800)
+  }
+
+  @Test("a reviews CSV without a rating column is refused, naming the names it takes")
+  func missingColumn() {
+    var task = TaskSpec()
+    task.source.url = "http://fixture/r.csv"
+    #expect {
+      _ = try drive(
+        TableExportConnector<ReviewsExport>.self, task,
+        pages: [task.source.url: CannedPage(body: Array("title,review_date\nx,2025-01-01\n".utf8))])
+    } throws: { error in
+      (error as? ExportError)?.message.contains("no rating column (one of: rating, review score") == true
+    }
+  }
+
+  @Test("a conversation export: Meta's +0000, WhatsApp's epoch seconds, bad lines counted with their number")
+  func conversations() throws {
+    for chunk in [1, 3, 4096] {
+      let (records, counts) = try read(MessagesExport.self, "messages/conversations.ndjson", chunk: chunk)
+      let messages = records.compactMap { record -> MessageRecord? in
+        if case .message(let message) = record { return message }
+        return nil
+      }
+      #expect(messages.map(\.direction) == [.inbound, .outbound, .inbound, .outbound])
+      #expect(messages.map(\.conversation) == ["t_1234567890", "t_1234567890", "16505551234", "16505551234"])
+      #expect(messages.map(\.at.epochSeconds) == [1_705_314_540, 1_705_314_600, 1_749_416_383, 1_749_416_500])
+      #expect(messages[0].platform == "messenger" && messages[0].id == "m_123456" && messages[3].id == "")
+      #expect(counts.records == 4 && counts.badRecords == 4)
+      #expect(counts.problems.map(\.row) == [6, 7, 8, 9])
+      #expect(counts.problems.map(\.reason) == [.notADirection, .invalidTimestamp, .notAnObject, .invalidJSON])
+    }
+  }
+
+  @Test("loose timestamps: the forms exports write, and nothing else")
+  func looseTimestamps() {
+    let utc = Values.Timestamp(epochSeconds: 1_325_434_405, offsetMinutes: -300)
+    #expect(Values.looseTimestamp("2012-01-01 11:13:25 -0500") == utc)
+    #expect(Values.looseTimestamp("2012-01-01T11:13:25-05:00") == utc)
+    #expect(Values.looseTimestamp("2012-01-01T16:13:25+0000")?.epochSeconds == utc.epochSeconds)
+    #expect(Values.looseTimestamp("2012-01-01 16:13:25")?.epochSeconds == utc.epochSeconds)
+    #expect(Values.looseTimestamp("2012-01-01 16:13:25.250 UTC")?.epochSeconds == utc.epochSeconds)
+    #expect(Values.looseTimestamp("1325434405")?.epochSeconds == utc.epochSeconds)
+    for bad in ["", "yesterday", "2012-13-01", "2012-01-01 25:00:00", "2012-01-01 10:00:00 EST", "12345678901234"] {
+      #expect(Values.looseTimestamp(bad) == nil, "\(bad)")
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import HaatCore
+import Testing
+
+@testable import HaatStore
+
+/// A result that adds tasks to its job (a plan task's byte ranges): added in the commit that
+/// accepts the result, once, after the job's last task.
+@Suite struct SpawnStoreTests {
+  let tests: SQLiteJobStoreTests
+
+  init() throws { tests = try SQLiteJobStoreTests() }
+
+  /// Three specs, each the plan's spec with its index.
+  let spawner: TaskSpawner = { spec, first in
+    (0..<3).map { Data("\(String(decoding: spec, as: UTF8.self))#\(first + $0)".utf8) }
+  }
+
+  @Test func aResultAddsItsTasksOnceInTheSameCommit() async throws {
+    let store = try tests.open()
+    _ = try await store.apply([.submit(tests.job(tasks: 2))], nowMs: 1_000)
+    let plan = try #require(try await tests.claim(store, 1).first)
+    let results = try await store.apply(
+      [
+        .complete(
+          task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
+          spawn: spawner),
+        // The same result again (a resend after a lost ack): refused, nothing added twice.
+        .complete(
+          task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
+          spawn: spawner),
+      ], nowMs: 2_000)
+    guard case .changed(let change) = results[0], case .changed(let again) = results[1] else {
+      throw HaatError(.internal, "\(results)")
+    }
+    #expect(change.transition == .done && change.spawned == 3)
+    #expect(again.spawned == 0)
+    if case .refused = again.transition {} else { Issue.record("a second result was taken: \(again.transition)") }
+    let job = try #require(try await store.job(plan.job, tasks: true, nowMs: 2_000))
+    #expect(job.counts.total == 5 && job.counts.done == 1 && job.counts.ready == 4)
+    #expect(job.tasks.map(\.index) == [0, 1, 2, 3, 4])
+    // The new tasks are claimable, with the specs the spawner made from the stored spec.
+    let claimed = try await tests.claim(store, 10, now: 3_000)
+    let specs = Set(claimed.map { String(decoding: $0.spec, as: UTF8.self) })
+    #expect(specs.isSuperset(of: [#"{"index":0}#2"#, #"{"index":0}#3"#, #"{"index":0}#4"#]))
+    // Recovery (a restart) counts them too.
+    let reopened = try tests.open()
+    #expect(try await reopened.job(plan.job, tasks: false, nowMs: 3_000)?.counts.total == 5)
+  }
+
+  @Test func aSpawnerThatCannotReadTheSpecKillsTheTaskAndAddsNothing() async throws {
+    let store = try tests.open()
+    _ = try await store.apply([.submit(tests.job(tasks: 1))], nowMs: 1_000)
+    let plan = try #require(try await tests.claim(store, 1).first)
+    let results = try await store.apply(
+      [
+        .complete(
+          task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
+          spawn: { _, _ in nil })
+      ], nowMs: 2_000)
+    guard case .changed(let change) = results[0], case .dead(let error) = change.transition else {
+      throw HaatError(.internal, "\(results)")
+    }
+    #expect(error.code == "bad_split")
+    let job = try #require(try await store.job(plan.job, tasks: false, nowMs: 2_000))
+    #expect(job.counts.total == 1 && job.counts.dead == 1)
+  }
+}

@@ -69,7 +69,7 @@ public enum SpecLoader {
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
-    "incremental", "split_bytes",
+    "incremental", "split_bytes", "since", "until",
   ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
@@ -113,6 +113,8 @@ public enum SpecLoader {
       out.requestsPerSecond = try number(source["requests_per_second"], "\(path).requests_per_second") ?? 0
       out.incremental = try boolean(source["incremental"], "\(path).incremental") ?? false
       out.splitBytes = try bytes(source["split_bytes"], "\(path).split_bytes") ?? 0
+      out.since = try day(source["since"], "\(path).since") ?? ""
+      out.until = try day(source["until"], "\(path).until") ?? ""
       return out
     }
     return spec
@@ -245,6 +247,22 @@ public enum SpecLoader {
     case let number as NSNumber where number.doubleValue.isFinite: return number.doubleValue
     default:
       throw bad(field, "must be a number, not \(String(describing: value.map { "\($0)" } ?? ""))")
+    }
+  }
+
+  /// A day, "YYYY-MM-DD": YAML reads an unquoted one as a date, so it may come as one.
+  static func day(_ value: Any?, _ field: String) throws -> String? {
+    switch value {
+    case nil, is NSNull: return nil
+    case let text as String: return text.trimmingCharacters(in: .whitespaces)
+    case let date as Date:
+      let formatter = DateFormatter()
+      formatter.locale = Locale(identifier: "en_US_POSIX")
+      formatter.timeZone = TimeZone(identifier: "UTC")
+      formatter.dateFormat = "yyyy-MM-dd"
+      return formatter.string(from: date)
+    default:
+      throw bad(field, "must be a day, YYYY-MM-DD, not \(String(describing: value.map { "\($0)" } ?? ""))")
     }
   }
 

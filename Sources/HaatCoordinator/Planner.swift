@@ -111,6 +111,12 @@ public enum Planner {
             "\(field).requests_per_second", "must be between 0.01 and 10000, not \(source.requestsPerSecond)")
         }
       }
+      if !kind.connector.reportsByDay {
+        for (name, value) in [("since", source.since), ("until", source.until)] where !value.isEmpty {
+          throw bad(
+            "\(field).\(name)", "applies only to kinds that report by day (tiktok_ads); a \(kind) source has no days")
+        }
+      }
       if source.splitBytes != 0, kind != .posts {
         throw bad(
           "\(field).split_bytes",

@@ -17,6 +17,7 @@ import Synchronization
 ///   K accounts (default: four), some captions over several lines with `multiline=1`, streamed.
 /// - `GET /meta/vNN.0/{page-id}/posts?fields=…`: Meta's Graph API (`MetaGraphFixture`).
 /// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
+/// - `GET /tiktok/open_api/v1.3/report/integrated/get/`: TikTok's Business API report (`TikTokFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -85,6 +86,8 @@ public final class FixtureServer: Sendable {
 
   /// Shopify's Admin REST API (`/shopify/{shop}/admin/api/…`) and what a test may change.
   public var shopify: ShopifyFixture { state.shopify }
+  /// TikTok's Business API report (`/tiktok/open_api/v1.3/…`) and what a test may change in it.
+  public var tiktok: TikTokFixture { state.tiktok }
 
   /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
   public var meta: MetaGraphFixture { state.meta }
@@ -109,6 +112,7 @@ final class FixtureState: Sendable {
   let authorizations = Mutex<[String: [String]]>([:])
   let meta = MetaGraphFixture()
   let shopify = ShopifyFixture()
+  let tiktok = TikTokFixture()
 
   init(root: String?) { self.root = root }
 
@@ -203,6 +207,8 @@ final class FixtureHandler: ChannelInboundHandler {
     } else if path.hasPrefix("/shopify/") {
       platform = state.shopify.answer(
         path: path, query: query, token: head.headers["X-Shopify-Access-Token"].first ?? "", host: host)
+    } else if path.hasPrefix("/tiktok/") {
+      platform = state.tiktok.answer(path: path, query: query, token: head.headers["Access-Token"].first ?? "")
     }
     if let (status, headers, body) = platform {
       return send(

@@ -75,7 +75,7 @@ struct TaskRunner: Sendable {
       case .post(let post): return builder.add(post)
       // No report reads these yet (attribution, CLV, reviews, response times will): they
       // are counted, not lost.
-      case .order, .review, .message: return true
+      case .order, .review, .message, .adInsight: return true
       }
     }
     func counted() {

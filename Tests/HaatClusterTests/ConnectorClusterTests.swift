@@ -22,6 +22,7 @@ func withMetaCluster(
   try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
   try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
   try SecretFile.write(Data("fixture-shopify-token".utf8), to: directory + "/shopify.secret")
+  try SecretFile.write(Data("fixture-tiktok-token".utf8), to: directory + "/tiktok.secret")
   try await withCluster(
     { server in
       var options = LocalCluster.Options.fast
@@ -33,6 +34,7 @@ func withMetaCluster(
         "--credential", "meta=file:\(directory)/meta.secret@\(host)",
         "--credential", "meta_old=file:\(directory)/old.secret@\(host)", "--allow-host", host,
         "--credential", "shopify=file:\(directory)/shopify.secret@\(host)",
+        "--credential", "tiktok=file:\(directory)/tiktok.secret@\(host)",
       ]
       return options
     }, body)
@@ -329,6 +331,44 @@ struct RateGovernorClusterTests {
       try await Task.sleep(for: .seconds(2))
       #expect(server.meta.requests(token: "fixture-meta-token") == requests)
       _ = try await client.cancel(job)
+    }
+  }
+}
+
+/// TikTok's daily ad report: a 75-day source planned as three windows of at most 30 days
+/// (the fixture refuses longer ones, as TikTok does), every page read once, and an error
+/// that arrives as HTTP 200 with a code.
+@Suite("TikTok cluster", .serialized)
+struct TikTokClusterTests {
+  @Test func aLongWindowIsCollectedInWindowsOfThirtyDays() async throws {
+    try await withMetaCluster(workers: 2) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "tiktok_ads"
+      source.account = "6912345678901"
+      source.url = "http://127.0.0.1:\(server.port)/tiktok/open_api/v1.3"
+      source.credential = "tiktok"
+      source.since = "2026-01-01"
+      source.until = "2026-03-16"
+      // The second request is throttled (code 40100 in an HTTP 200): the page is asked again.
+      server.tiktok.settings.withLock { $0.throttledRequests = [2] }
+      let job = try await client.submit(spec("tiktok", [source])).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded")
+      let ads = server.tiktok.settings.withLock { $0.adsPerAdvertiser }
+      #expect(result.report.summary.tasks == 3)
+      #expect(result.report.summary.rows == UInt64(75 * ads), "every day of every ad, once")
+      #expect(result.report.summary.badRows == 0)
+      let requests = server.requestTimes(series: "/tiktok/open_api/v1.3/report/integrated/get/").count
+      #expect(requests == 4, "three windows of one page each, and the throttled one asked again")
+
+      // A revoked token fails at once, with TikTok's reason.
+      server.tiktok.settings.withLock { $0.tokens = [] }
+      let failing = try await client.submit(spec("revoked", [source], maxAttempts: 5)).job
+      _ = try await finish(client, failing)
+      let dead = try await client.dead(job: failing)
+      #expect(dead.count == 3 && dead.allSatisfy { $0.attempts == 1 && $0.error.code == "token_rejected" })
+      #expect(dead.first?.error.message.contains("40105") == true)
     }
   }
 }

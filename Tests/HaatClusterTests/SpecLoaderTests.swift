@@ -83,6 +83,13 @@ import Testing
     #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - requests_per_second: fast\n") }
   }
 
+  @Test func daysAreReadQuotedOrNot() throws {
+    let spec = try SpecLoader.parse(
+      "sources:\n  - kind: tiktok_ads\n    account: \"1\"\n    since: 2026-01-01\n    until: \"2026-03-16\"\n")
+    #expect(spec.sources.first?.since == "2026-01-01" && spec.sources.first?.until == "2026-03-16")
+    #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - since: [1]\n") }
+  }
+
   @Test func splitBytesTakesASizeWithAUnit() throws {
     for (text, bytes) in [("64MiB", UInt64(64 << 20)), ("1 GiB", 1 << 30), ("2MB", 2_000_000), ("1048576", 1 << 20)] {
       let spec = try SpecLoader.parse("sources:\n  - url: file:///x.csv\n    split_bytes: \(text)\n")

@@ -121,6 +121,13 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// Range requests (206); one that does not is read whole by that first task.
   public var splitBytes: UInt64 = 0
 
+  /// For kinds that report by day (tiktok_ads): the first and last day to collect,
+  /// "YYYY-MM-DD" in the account's own time zone, both included. The source is planned as one
+  /// task per window of at most the platform's longest (30 days for TikTok's daily reports).
+  public var since: String = String()
+
+  public var until: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -207,7 +214,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0\u{1}since\0\u{1}until\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -227,6 +234,8 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 10: try { try decoder.decodeSingularDoubleField(value: &self.requestsPerSecond) }()
       case 11: try { try decoder.decodeSingularBoolField(value: &self.incremental) }()
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.splitBytes) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.since) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.until) }()
       default: break
       }
     }
@@ -269,6 +278,12 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.splitBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.splitBytes, fieldNumber: 12)
     }
+    if !self.since.isEmpty {
+      try visitor.visitSingularStringField(value: self.since, fieldNumber: 13)
+    }
+    if !self.until.isEmpty {
+      try visitor.visitSingularStringField(value: self.until, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -285,6 +300,8 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.requestsPerSecond != rhs.requestsPerSecond {return false}
     if lhs.incremental != rhs.incremental {return false}
     if lhs.splitBytes != rhs.splitBytes {return false}
+    if lhs.since != rhs.since {return false}
+    if lhs.until != rhs.until {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -259,6 +259,69 @@ public nonisolated struct Haat_V1_Message: Sendable {
   public init() {}
 }
 
+/// AdInsight is the canonical record of one ad's results on one day, as the ad platform
+/// reports them (TikTok's integrated report, Meta's ads insights). Money is a decimal string
+/// in the ad account's currency; counts are optional (absent: the platform did not say).
+public nonisolated struct Haat_V1_AdInsight: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  /// The ad account (TikTok's advertiser id).
+  public var account: String = String()
+
+  /// "YYYY-MM-DD" in the ad account's time zone.
+  public var date: String = String()
+
+  public var campaign: String = String()
+
+  public var ad: String = String()
+
+  /// Empty when the platform did not say.
+  public var spend: String = String()
+
+  public var impressions: UInt64 {
+    get {_impressions ?? 0}
+    set {_impressions = newValue}
+  }
+  /// Returns true if `impressions` has been explicitly set.
+  public var hasImpressions: Bool {self._impressions != nil}
+  /// Clears the value of `impressions`. Subsequent reads from it will return its default value.
+  public mutating func clearImpressions() {self._impressions = nil}
+
+  public var clicks: UInt64 {
+    get {_clicks ?? 0}
+    set {_clicks = newValue}
+  }
+  /// Returns true if `clicks` has been explicitly set.
+  public var hasClicks: Bool {self._clicks != nil}
+  /// Clears the value of `clicks`. Subsequent reads from it will return its default value.
+  public mutating func clearClicks() {self._clicks = nil}
+
+  public var conversions: UInt64 {
+    get {_conversions ?? 0}
+    set {_conversions = newValue}
+  }
+  /// Returns true if `conversions` has been explicitly set.
+  public var hasConversions: Bool {self._conversions != nil}
+  /// Clears the value of `conversions`. Subsequent reads from it will return its default value.
+  public mutating func clearConversions() {self._conversions = nil}
+
+  /// The return on ad spend the platform claims (its own attribution), e.g. "3.2"; empty if
+  /// none. Kept apart from revenue Haat attributes from orders.
+  public var claimedRoas: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _impressions: UInt64? = nil
+  fileprivate var _clicks: UInt64? = nil
+  fileprivate var _conversions: UInt64? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
@@ -576,6 +639,85 @@ nonisolated extension Haat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.id != rhs.id {return false}
     if lhs.direction != rhs.direction {return false}
     if lhs.at != rhs.at {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdInsight: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdInsight"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}date\0\u{1}campaign\0\u{1}ad\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{3}claimed_roas\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.date) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.ad) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.spend) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self._impressions) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self._clicks) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self._conversions) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.claimedRoas) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.date.isEmpty {
+      try visitor.visitSingularStringField(value: self.date, fieldNumber: 3)
+    }
+    if !self.campaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.campaign, fieldNumber: 4)
+    }
+    if !self.ad.isEmpty {
+      try visitor.visitSingularStringField(value: self.ad, fieldNumber: 5)
+    }
+    if !self.spend.isEmpty {
+      try visitor.visitSingularStringField(value: self.spend, fieldNumber: 6)
+    }
+    try { if let v = self._impressions {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._clicks {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._conversions {
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 9)
+    } }()
+    if !self.claimedRoas.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedRoas, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdInsight, rhs: Haat_V1_AdInsight) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.date != rhs.date {return false}
+    if lhs.campaign != rhs.campaign {return false}
+    if lhs.ad != rhs.ad {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs._impressions != rhs._impressions {return false}
+    if lhs._clicks != rhs._clicks {return false}
+    if lhs._conversions != rhs._conversions {return false}
+    if lhs.claimedRoas != rhs.claimedRoas {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

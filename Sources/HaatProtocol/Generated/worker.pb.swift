@@ -140,11 +140,37 @@ public nonisolated struct Haat_V1_TaskSpec: @unchecked Sendable {
   /// Clears the value of `range`. Subsequent reads from it will return its default value.
   public mutating func clearRange() {_uniqueStorage()._range = nil}
 
+  /// For kinds that report by day: the days this task collects (part of the source's
+  /// since..until), both included, "YYYY-MM-DD".
+  public var window: Haat_V1_DateWindow {
+    get {_storage._window ?? Haat_V1_DateWindow()}
+    set {_uniqueStorage()._window = newValue}
+  }
+  /// Returns true if `window` has been explicitly set.
+  public var hasWindow: Bool {_storage._window != nil}
+  /// Clears the value of `window`. Subsequent reads from it will return its default value.
+  public mutating func clearWindow() {_uniqueStorage()._window = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// DateWindow is a span of whole days, both ends included.
+public nonisolated struct Haat_V1_DateWindow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var start: String = String()
+
+  public var end: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// ByteRange is the part of an export file a task reads: the records whose first byte is
@@ -637,7 +663,7 @@ nonisolated extension Haat_V1_Assign: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0\u{3}rate_key\0\u{3}requests_per_second\0\u{3}split_plan\0\u{1}range\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}source\0\u{1}reports\0\u{1}index\0\u{1}bookmark\0\u{3}rate_key\0\u{3}requests_per_second\0\u{3}split_plan\0\u{1}range\0\u{1}window\0")
 
   fileprivate class _StorageClass {
     var _source: Haat_V1_Source? = nil
@@ -648,6 +674,7 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _requestsPerSecond: Double = 0
     var _splitPlan: Bool = false
     var _range: Haat_V1_ByteRange? = nil
+    var _window: Haat_V1_DateWindow? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -666,6 +693,7 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
       _requestsPerSecond = source._requestsPerSecond
       _splitPlan = source._splitPlan
       _range = source._range
+      _window = source._window
     }
   }
 
@@ -692,6 +720,7 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 6: try { try decoder.decodeSingularDoubleField(value: &_storage._requestsPerSecond) }()
         case 7: try { try decoder.decodeSingularBoolField(value: &_storage._splitPlan) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._range) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._window) }()
         default: break
         }
       }
@@ -728,6 +757,9 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
       try { if let v = _storage._range {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       } }()
+      try { if let v = _storage._window {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -745,10 +777,46 @@ nonisolated extension Haat_V1_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._requestsPerSecond != rhs_storage._requestsPerSecond {return false}
         if _storage._splitPlan != rhs_storage._splitPlan {return false}
         if _storage._range != rhs_storage._range {return false}
+        if _storage._window != rhs_storage._window {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_DateWindow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DateWindow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.start) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.end) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.start.isEmpty {
+      try visitor.visitSingularStringField(value: self.start, fieldNumber: 1)
+    }
+    if !self.end.isEmpty {
+      try visitor.visitSingularStringField(value: self.end, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_DateWindow, rhs: Haat_V1_DateWindow) -> Bool {
+    if lhs.start != rhs.start {return false}
+    if lhs.end != rhs.end {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

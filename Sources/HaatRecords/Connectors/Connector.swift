@@ -30,7 +30,7 @@ public struct SourceKind: Hashable, Sendable, CustomStringConvertible {
 
 /// The canonical record types connectors produce and reports consume (records.proto).
 public enum RecordType: String, Sendable, CaseIterable {
-  case post, order, review, message
+  case post, order, review, message, adInsight = "ad_insight"
 }
 
 /// One canonical record, as a connector hands it to the reports.
@@ -39,6 +39,7 @@ public enum CanonicalRecord: Sendable {
   case order(OrderRecord)
   case review(ReviewRecord)
   case message(MessageRecord)
+  case adInsight(AdInsightRecord)
 
   public var type: RecordType {
     switch self {
@@ -46,8 +47,26 @@ public enum CanonicalRecord: Sendable {
     case .order: return .order
     case .review: return .review
     case .message: return .message
+    case .adInsight: return .adInsight
     }
   }
+}
+
+/// One ad's results on one day (records.proto `AdInsight`). Money stays a decimal.
+public struct AdInsightRecord: Sendable, Equatable {
+  public var platform: String
+  public var account: String
+  /// "YYYY-MM-DD" in the ad account's time zone.
+  public var date: String
+  public var campaign: String
+  public var ad: String
+  /// nil: the platform did not say.
+  public var spend: Decimal?
+  public var impressions: UInt64?
+  public var clicks: UInt64?
+  public var conversions: UInt64?
+  /// The return on ad spend the platform claims, by its own attribution.
+  public var claimedRoas: Decimal?
 }
 
 /// One product review from a store's review app (records.proto `Review`). The reviewer's
@@ -263,6 +282,9 @@ public protocol Connector: SendableMetatype {
   /// must go to, besides hosts the worker's operator allows (`--allow-host`); empty for kinds
   /// that read an export wherever it is.
   static var hosts: [String] { get }
+  /// Whether a source of the kind names days to collect (`since`/`until`), planned as
+  /// date windows.
+  static var reportsByDay: Bool { get }
   /// The budget, in requests per second for the whole cluster, of a source's credential
   /// when the source does not state one; nil for kinds whose requests are not governed
   /// (an export file is one request).
@@ -308,6 +330,7 @@ extension Connector {
   public static var defaultRequestsPerSecond: Double? { nil }
   public static var hosts: [String] { [] }
   public static var resumable: Bool { false }
+  public static var reportsByDay: Bool { false }
   public static func taskCount(for source: Source) -> Int { 1 }
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }

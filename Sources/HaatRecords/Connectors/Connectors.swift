@@ -8,6 +8,7 @@ public enum Connectors {
     ShopifyOrdersConnector.self,
     TableExportConnector<ReviewsExport>.self,
     TableExportConnector<MessagesExport>.self,
+    TikTokAdsConnector.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

@@ -1,0 +1,271 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+
+extension SourceKind {
+  /// A TikTok advertiser's daily ad results, from the Business API's integrated report.
+  public static let tiktokAds = SourceKind("tiktok_ads", TikTokAdsConnector.self)
+}
+
+/// A TikTok advertiser's results per ad and day: `GET {url}/report/integrated/get/` with
+/// `report_type=BASIC`, `data_level=AUCTION_AD`, dimensions `ad_id` and `stat_time_day`
+/// (https://business-api.tiktok.com/portal/docs?id=1740302848100353; the parameters as
+/// TikTok's own SDK declares them, `tiktok/tiktok-business-api-sdk`
+/// `report_integrated_get.yml`). `url` is the API base (default
+/// `https://business-api.tiktok.com/open_api/v1.3`), `account` the advertiser id, and
+/// `since`/`until` the days, which are planned as tasks of at most 30 days (the longest
+/// window a daily report takes). The token goes in `Access-Token`.
+///
+/// TikTok's quirks: an error is HTTP 200 with a non-zero `code` (40100 too many requests,
+/// 40105 a revoked token, 40002 a bad parameter); pages are numbered (`page` up to
+/// `page_info.total_page`); every metric is a string (`"10505.0"`, `"76.73"`) and `"-"`
+/// where the platform has none; an id may be a number or a string.
+public struct TikTokAdsConnector: Connector {
+  public static let kind = SourceKind.tiktokAds
+  public static let summary =
+    "a TikTok advertiser's results per ad and day, from the Business API (account: the advertiser id; since/until)"
+  public static let records: Set<RecordType> = [.adInsight]
+  public static let auth = AuthScheme(header: "Access-Token")
+  public static let hosts = ["business-api.tiktok.com"]
+  public static let reportsByDay = true
+  /// TikTok's default for the reporting endpoints is 10 requests a second per app.
+  public static let defaultRequestsPerSecond: Double? = 10
+  public static let defaultBaseURL = "https://business-api.tiktok.com/open_api/v1.3"
+  /// The longest window of days one daily report may ask for.
+  public static let maxWindowDays = 30
+  /// The longest span a source may ask for: about three years of daily reports.
+  public static let maxSpanDays = 1_100
+  static let pageSize = 1_000
+  static let metrics = ["campaign_id", "spend", "impressions", "clicks", "conversion", "complete_payment_roas"]
+
+  public static func check(_ source: inout Source, field: String) throws(HaatError) {
+    if source.url.isEmpty { source.url = defaultBaseURL }
+    try SourceChecks.url(source.url, field: "\(field).url", kind: kind)
+    guard !source.account.isEmpty, source.account.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+      throw HaatError(
+        .badSpec, "must be the advertiser id (digits), not \"\(source.account)\"", field: "\(field).account")
+    }
+    guard let since = Days.number(source.since) else {
+      throw HaatError(.badSpec, "must be the first day to collect, YYYY-MM-DD", field: "\(field).since")
+    }
+    guard let until = Days.number(source.until) else {
+      throw HaatError(.badSpec, "must be the last day to collect, YYYY-MM-DD", field: "\(field).until")
+    }
+    guard since <= until else {
+      throw HaatError(.badSpec, "(\(source.until)) is before since (\(source.since))", field: "\(field).until")
+    }
+    guard until - since < maxSpanDays else {
+      throw HaatError(.badSpec, "spans more than \(maxSpanDays) days; split the source", field: "\(field).until")
+    }
+    if source.platform.isEmpty { source.platform = "tiktok" }
+  }
+
+  public static func taskCount(for source: Source) -> Int {
+    guard let since = Days.number(source.since), let until = Days.number(source.until), since <= until else { return 1 }
+    return (until - since) / maxWindowDays + 1
+  }
+
+  public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {
+    guard let since = Days.number(source.since), let until = Days.number(source.until) else { return }
+    let start = since + part * maxWindowDays
+    task.window.start = Days.text(start)
+    task.window.end = Days.text(min(until, start + maxWindowDays - 1))
+  }
+
+  private let source: Source
+  private let window: DateWindow
+  private let limits: ReadLimits
+  private var buffer: PageBuffer
+  private var page = 1
+  private var index: UInt64 = 0
+  public private(set) var counts = ReadCounts()
+
+  public init(task: TaskSpec, limits: ReadLimits) {
+    source = task.source
+    if task.hasWindow {
+      window = task.window
+    } else {
+      var whole = DateWindow()
+      whole.start = source.since
+      whole.end = source.until
+      window = whole
+    }
+    self.limits = limits
+    buffer = PageBuffer(limit: limits.maxPageBytes)
+  }
+
+  public mutating func firstRequest() throws(ExportError) -> PageRequest? { request(page: 1) }
+
+  private func request(page: Int) -> PageRequest {
+    var url = source.url
+    while url.hasSuffix("/") { url.removeLast() }
+    func list(_ items: [String]) -> String {
+      ("[" + items.map { "\"\($0)\"" }.joined(separator: ",") + "]")
+        .addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    }
+    url +=
+      "/report/integrated/get/?advertiser_id=\(source.account)&report_type=BASIC&data_level=AUCTION_AD"
+      + "&dimensions=\(list(["ad_id", "stat_time_day"]))&metrics=\(list(Self.metrics))"
+      + "&start_date=\(window.start)&end_date=\(window.end)&page=\(page)&page_size=\(Self.pageSize)"
+    return PageRequest(url: url)
+  }
+
+  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
+
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    try buffer.append(chunk)
+  }
+
+  public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  {
+    let body = buffer.take()
+    guard let answer = JSONValue.parse(body), let code = answer["code"]?.count else {
+      throw ExportError("a TikTok page is not TikTok's JSON envelope (\(body.count) bytes, HTTP \(response.status))")
+    }
+    // Errors come as HTTP 200 with a non-zero code.
+    guard code == 0 else { throw Self.error(code: code, answer) }
+    guard let data = answer["data"], let items = data["list"]?.array else {
+      throw ExportError("a TikTok page has no data.list (\(body.count) bytes)")
+    }
+    for item in items {
+      index += 1
+      switch insight(from: item) {
+      case .success(let insight):
+        if emit(.adInsight(insight)) {
+          counts.records += 1
+        } else {
+          counts.bad(RowProblem(row: index, column: "", reason: .outOfRange), keep: limits.maxProblems)
+        }
+      case .failure(let problem):
+        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
+      }
+    }
+    let pages = data["page_info"]?["total_page"]?.count ?? 1
+    guard UInt64(page) < pages else { return nil }
+    page += 1
+    return request(page: page)
+  }
+
+  public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
+    // A transport-level status can still carry TikTok's envelope.
+    if let answer = JSONValue.parse(body), let code = answer["code"]?.count, code != 0 {
+      throw Self.error(code: code, answer)
+    }
+    return nil
+  }
+
+  /// TikTok's error code, classified (its codes: https://business-api.tiktok.com/portal/docs?id=1737172488964097).
+  static func error(code: UInt64, _ answer: JSONValue) -> ExportError {
+    let message = answer["message"]?.string ?? ""
+    let said = "TikTok error \(code): \(message)"
+    switch code {
+    case 40100:
+      return ExportError(said, code: "throttled", retryable: true, retryAfterMs: 1_000)
+    case 40102, 40104, 40105:
+      return ExportError("\(said); renew the credential on the workers", code: "token_rejected")
+    case 40001:
+      return ExportError("\(said); the token has no access to this advertiser", code: "forbidden")
+    case 50000...59999:
+      return ExportError(said, code: "platform_error", retryable: true)
+    default:
+      return ExportError(said, code: "platform_error")
+    }
+  }
+
+  private func insight(from item: JSONValue) -> Result<AdInsightRecord, RowProblem.Field> {
+    guard item.object != nil else { return .failure(.init("", .notAnObject)) }
+    guard let day = item["dimensions"]?["stat_time_day"]?.string, Days.number(String(day.prefix(10))) != nil else {
+      return .failure(.init("dimensions.stat_time_day", .invalidTimestamp))
+    }
+    guard let ad = Self.id(item["dimensions"]?["ad_id"]) else { return .failure(.init("dimensions.ad_id", .missing)) }
+    let metrics = item["metrics"]
+    var insight = AdInsightRecord(
+      platform: source.platform.isEmpty ? "tiktok" : source.platform, account: source.account,
+      date: String(day.prefix(10)), campaign: Self.id(metrics?["campaign_id"]) ?? "", ad: ad)
+    for (name, keyPath) in [
+      ("impressions", \AdInsightRecord.impressions), ("clicks", \.clicks), ("conversion", \.conversions),
+    ] {
+      switch Self.count(metrics?[name]) {
+      case .success(let value): insight[keyPath: keyPath] = value
+      case .failure(let reason): return .failure(.init("metrics.\(name)", reason))
+      }
+    }
+    for (name, keyPath) in [("spend", \AdInsightRecord.spend), ("complete_payment_roas", \.claimedRoas)] {
+      switch Self.decimal(metrics?[name]) {
+      case .success(let value): insight[keyPath: keyPath] = value
+      case .failure(let reason): return .failure(.init("metrics.\(name)", reason))
+      }
+    }
+    return .success(insight)
+  }
+
+  /// An id TikTok writes as a number or a string.
+  static func id(_ value: JSONValue?) -> String? {
+    switch value {
+    case .count(let number)?: return String(number)
+    case .string(let text)? where !text.isEmpty && text != "-": return text
+    default: return nil
+    }
+  }
+
+  /// A count metric: `"10505.0"` is 10505; `"-"`, absent or null is unknown.
+  static func count(_ value: JSONValue?) -> Result<UInt64?, Values.Problem> {
+    switch decimal(value) {
+    case .success(nil): return .success(nil)
+    case .success(let number?):
+      guard number >= 0 else { return .failure(.negative) }
+      var value = number
+      var whole = Decimal()
+      NSDecimalRound(&whole, &value, 0, .down)
+      guard whole == number else { return .failure(.notAnInteger) }
+      guard number <= Decimal(UInt64.max) else { return .failure(.outOfRange) }
+      return .success(UInt64(truncating: number as NSDecimalNumber))
+    case .failure(let reason): return .failure(reason)
+    }
+  }
+
+  /// A money or rate metric, a decimal string; `"-"`, absent or null is unknown.
+  static func decimal(_ value: JSONValue?) -> Result<Decimal?, Values.Problem> {
+    switch value {
+    case nil, .null?: return .success(nil)
+    case .count(let number)?: return .success(Decimal(number))
+    case .string(let text)?:
+      if text == "-" || text.isEmpty { return .success(nil) }
+      guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
+        let number = Decimal(string: text, locale: nil)
+      else { return .failure(.notADecimal) }
+      return .success(number)
+    default: return .failure(.notADecimal)
+    }
+  }
+}
+
+/// Whole days as numbers (days since 1970-01-01) and back, for date windows.
+public enum Days {
+  /// "YYYY-MM-DD" → its day number; nil if it is not a real date.
+  public static func number(_ text: String) -> Int? {
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+    guard text.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+      let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]), year >= 1970,
+      (1...12).contains(month), day >= 1, day <= Values.daysIn(month: month, year: year)
+    else { return nil }
+    return Values.daysFromCivil(year: year, month: month, day: day)
+  }
+
+  /// A day number → "YYYY-MM-DD".
+  public static func text(_ number: Int) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = number + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let monthIndex = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
+    let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return "\(year)-\(two(month))-\(two(day))"
+  }
+}

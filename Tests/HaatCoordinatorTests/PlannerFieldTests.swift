@@ -1,0 +1,49 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatCoordinator
+
+/// Fields that apply to some kinds only are refused on the others, naming the field.
+@Suite struct PlannerFieldTests {
+  func refusal(_ source: Source) -> HaatError? {
+    var spec = JobSpec()
+    spec.sources = [source]
+    do {
+      _ = try Planner.plan(spec, submittedBy: "test")
+      return nil
+    } catch {
+      return error
+    }
+  }
+
+  @Test func daysAndSplitsApplyOnlyToTheirKinds() throws {
+    var posts = Source()
+    posts.url = "file:///exports/a.csv"
+    posts.since = "2026-01-01"
+    #expect(refusal(posts)?.field == "sources[0].since")
+    posts.since = ""
+    posts.splitBytes = 64 << 20
+    #expect(refusal(posts) == nil)
+
+    var tiktok = Source()
+    tiktok.kind = "tiktok_ads"
+    tiktok.account = "6912345678901"
+    tiktok.since = "2026-01-01"
+    tiktok.until = "2026-03-16"
+    #expect(refusal(tiktok) == nil)
+    tiktok.splitBytes = 64 << 20
+    #expect(refusal(tiktok)?.field == "sources[0].split_bytes")
+
+    // A split source plans one plan task; a 75-day TikTok source three windows.
+    var spec = JobSpec()
+    tiktok.splitBytes = 0
+    spec.sources = [posts, tiktok]
+    let job = try Planner.plan(spec, submittedBy: "test")
+    let tasks = try job.tasks.map { try TaskSpec(jsonUTF8Data: $0.spec, options: WireCodec.decodingOptions) }
+    #expect(tasks.map(\.splitPlan) == [true, false, false, false])
+    #expect(tasks.dropFirst().map(\.window.start) == ["2026-01-01", "2026-01-31", "2026-03-02"])
+    #expect(tasks.dropFirst().map(\.rateKey) == ["", "", ""], "no credential, no rate key")
+  }
+}

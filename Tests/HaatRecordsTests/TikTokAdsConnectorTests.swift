@@ -1,0 +1,130 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+/// Drives the TikTok connector over canned pages chosen by their `page=` number.
+private func run(_ task: TaskSpec, pages: [Int: String], chunk: Int = 7) throws -> (
+  [AdInsightRecord], [String], TikTokAdsConnector
+) {
+  var connector = TikTokAdsConnector(task: task, limits: ReadLimits())
+  var insights: [AdInsightRecord] = []
+  var urls: [String] = []
+  func emit(_ record: CanonicalRecord) -> Bool {
+    if case .adInsight(let insight) = record { insights.append(insight) }
+    return true
+  }
+  var next = try connector.firstRequest()
+  while let request = next {
+    urls.append(request.url)
+    let number = Int(request.url.components(separatedBy: "&page=")[1].prefix { $0.isNumber }) ?? 0
+    guard let name = pages[number] else { throw ExportError("no canned page \(number)") }
+    let body = Array(try fixture("tiktok/\(name)"))
+    try connector.pageStarted(status: 200, contentType: "application/json")
+    for start in stride(from: 0, to: body.count, by: chunk) {
+      try body[start..<min(body.count, start + chunk)].withUnsafeBytes { try connector.feed($0, emit: emit) }
+    }
+    next = try connector.pageEnded(PageResponse(status: 200, contentType: "application/json"), emit: emit)
+  }
+  return (insights, urls, connector)
+}
+
+private func source(since: String = "2020-10-01", until: String = "2020-10-30") -> Source {
+  var source = Source()
+  source.kind = "tiktok_ads"
+  source.account = "6912345678901"
+  source.since = since
+  source.until = until
+  return source
+}
+
+@Suite("TikTok ads connector")
+struct TikTokAdsConnectorTests {
+  @Test("pages by number to total_page; string metrics, \"-\" unknown, ids as numbers or strings; bad items counted")
+  func readsEveryPage() throws {
+    var task = TaskSpec()
+    task.source = source()
+    try TikTokAdsConnector.check(&task.source, field: "sources[0]")
+    for chunk in [1, 3, 4096] {
+      let (insights, urls, connector) = try run(
+        task, pages: [1: "report-page-1.json", 2: "report-page-2.json", 3: "report-page-3.json"], chunk: chunk)
+      #expect(urls.count == 3)
+      #expect(
+        urls[0].hasPrefix(
+          "https://business-api.tiktok.com/open_api/v1.3/report/integrated/get/?advertiser_id=6912345678901"))
+      #expect(urls[0].contains("start_date=2020-10-01&end_date=2020-10-30&page=1&page_size=1000"))
+      #expect(insights.count == 3)
+      let first = insights[0]
+      #expect(first.date == "2020-10-17" && first.ad == "1678604629756978" && first.campaign == "1700001")
+      #expect(first.spend == Decimal(string: "76.73") && first.impressions == 10_505 && first.clicks == 116)
+      #expect(first.conversions == 12 && first.claimedRoas == Decimal(string: "2.35"))
+      #expect(first.platform == "tiktok" && first.account == "6912345678901")
+      let dashed = insights[2]
+      #expect(dashed.ad == "1678604629756979" && dashed.spend == 0)
+      #expect(
+        dashed.impressions == nil && dashed.clicks == nil && dashed.conversions == nil && dashed.claimedRoas == nil)
+      #expect(connector.counts.records == 3 && connector.counts.badRecords == 2)
+      #expect(
+        connector.counts.problems == [
+          RowProblem(row: 4, column: "metrics.impressions", reason: .notAnInteger),
+          RowProblem(row: 5, column: "dimensions.stat_time_day", reason: .invalidTimestamp),
+        ])
+    }
+  }
+
+  @Test("an error is HTTP 200 with a code: classified, the token's not retried, throttling retried")
+  func errorsAreClassified() throws {
+    var task = TaskSpec()
+    task.source = source()
+    for (name, code, retryable) in [
+      ("error-40105.json", "token_rejected", false), ("error-40100.json", "throttled", true),
+      ("error-40002.json", "platform_error", false),
+    ] {
+      do {
+        _ = try run(task, pages: [1: name])
+        Issue.record("\(name) was read as a page")
+      } catch let error as ExportError {
+        #expect(
+          error.code == code && error.retryable == retryable && error.message.hasPrefix("TikTok error"), "\(name)")
+      }
+    }
+  }
+
+  @Test("a long window is planned as tasks of at most 30 days, covering every day once")
+  func windowsOfThirtyDays() throws {
+    var long = source(since: "2026-01-01", until: "2026-03-15")
+    try TikTokAdsConnector.check(&long, field: "sources[0]")
+    #expect(TikTokAdsConnector.taskCount(for: long) == 3)
+    let windows = (0..<3).map { part -> DateWindow in
+      var task = TaskSpec()
+      TikTokAdsConnector.plan(&task, part: part, of: long)
+      return task.window
+    }
+    #expect(windows.map(\.start) == ["2026-01-01", "2026-01-31", "2026-03-02"])
+    #expect(windows.map(\.end) == ["2026-01-30", "2026-03-01", "2026-03-15"])
+    var one = source(since: "2024-02-29", until: "2024-02-29")
+    try TikTokAdsConnector.check(&one, field: "sources[0]")
+    #expect(TikTokAdsConnector.taskCount(for: one) == 1)
+    for (since, until) in [
+      ("2026-02-30", "2026-03-01"), ("2026-03-02", "2026-03-01"), ("", "2026-03-01"),
+      ("2020-01-01", "2026-01-01"),
+    ] {
+      var bad = source(since: since, until: until)
+      #expect(throws: HaatError.self, "\(since)..\(until)") { try TikTokAdsConnector.check(&bad, field: "sources[0]") }
+    }
+    var noAccount = source()
+    noAccount.account = "acme"
+    #expect(throws: HaatError.self) { try TikTokAdsConnector.check(&noAccount, field: "sources[0]") }
+  }
+
+  @Test("day numbers and dates round-trip across leap years and centuries")
+  func days() {
+    for text in ["1970-01-01", "2000-02-29", "2024-02-29", "2026-12-31", "2100-03-01"] {
+      #expect(Days.number(text).map(Days.text) == text)
+    }
+    #expect(Days.number("2100-02-29") == nil && Days.number("2026-1-01") == nil)
+    #expect(Days.number("1970-01-02") == 1)
+  }
+}

@@ -43,11 +43,15 @@ extension CoordinatorCore {
   func submitPlanned(_ job: NewJob, every: String, id: String, from connection: Connection) {
     var op = StoreOp.submit(job)
     var scheduleName = ""
-    // The planner checked `every` and that the job has a name.
-    if !every.isEmpty, let everyMs = Planner.durationMs(every) {
+    // The planner checked `every` (and that it has a next run) and that the job has a name.
+    if !every.isEmpty, let recurrence = try? Recurrence(every),
+      let next = recurrence.next(dueMs: nowMs, nowMs: nowMs)
+    {
       scheduleName = job.name
       op = .schedule(
-        NewSchedule(name: job.name, spec: job.spec, every: every, everyMs: everyMs, createdBy: job.submittedBy),
+        NewSchedule(
+          name: job.name, spec: job.spec, every: every, everyMs: recurrence.everyMs, nextMs: next,
+          createdBy: job.submittedBy),
         firstRun: job)
     }
     storeJob(job, op: op) { result in

@@ -32,6 +32,11 @@ extension CoordinatorCore {
 
   private func fire(_ schedule: ScheduleRecord, defaults: Planner.Defaults) {
     let name = schedule.name
+    guard let next = (try? Recurrence(schedule.every))?.next(dueMs: schedule.nextMs, nowMs: nowMs) else {
+      return logger.error(
+        "a schedule's recurrence has no next run; pause or remove it",
+        metadata: ["schedule": "\(name)", "every": "\(schedule.every)"])
+    }
     offLoop { () -> NewJob in
       var spec = try JobSpec(jsonUTF8Data: schedule.spec, options: WireCodec.decodingOptions)
       // A run is one job; its sources are already incremental (planned with `every`).
@@ -41,7 +46,7 @@ extension CoordinatorCore {
     .assumeIsolated().whenComplete { result in
       switch result {
       case .success(let job):
-        self.storeJob(job, op: .fire(schedule: name, dueMs: schedule.nextMs, run: job)) { stored in
+        self.storeJob(job, op: .fire(schedule: name, dueMs: schedule.nextMs, nextMs: next, run: job)) { stored in
           switch stored {
           case .success(let (jobID, count)):
             self.logger.info(

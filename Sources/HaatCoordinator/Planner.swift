@@ -61,13 +61,18 @@ public enum Planner {
       notBeforeMs = time.epochSeconds * 1000
     }
 
-    var everyMs: Int64?
+    var recurrence: Recurrence?
     if !spec.every.isEmpty {
-      guard let ms = Self.durationMs(spec.every), (1_000...365 * 86_400_000).contains(ms) else {
-        throw bad("every", "must be a duration from 1s to 365d, like 90m, 6h or 1d, not \"\(spec.every)\"")
+      do {
+        recurrence = try Recurrence(spec.every)
+      } catch {
+        throw bad("every", error.message)
+      }
+      let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
+      guard recurrence?.next(dueMs: nowMs, nowMs: nowMs) != nil else {
+        throw bad("every", "\"\(spec.every)\" names no time in the next five years")
       }
       guard !spec.name.isEmpty else { throw bad("name", "a recurring job (every) needs a name: its schedule's name") }
-      everyMs = ms
     }
 
     var sources = spec.sources
@@ -97,7 +102,7 @@ public enum Planner {
       source.kind = kind.name
       kinds.append(kind)
       // A recurring job's runs read only what is new since the last one.
-      if everyMs != nil, kind.connector.resumable { source.incremental = true }
+      if recurrence != nil, kind.connector.resumable { source.incremental = true }
       try kind.connector.check(&source, field: field)
       if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
       if source.requestsPerSecond != 0 {
@@ -196,28 +201,6 @@ public enum Planner {
     } catch {
       throw HaatError(.internal, "cannot encode the planned tasks: \(error)")
     }
-  }
-
-  /// "90m", "6h", "1d", "30s", "1h30m" in milliseconds; nil when it is not one.
-  public static func durationMs(_ text: String) -> Int64? {
-    let units: [Character: Int64] = ["s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
-    var total: Int64 = 0
-    var number: Int64?
-    for character in text {
-      if let digit = character.wholeNumberValue, character.isASCII {
-        let (times, overflow) = (number ?? 0).multipliedReportingOverflow(by: 10)
-        guard !overflow, times <= Int64.max - 9 else { return nil }
-        number = times + Int64(digit)
-      } else if let unit = units[character], let value = number {
-        let (part, overflow) = value.multipliedReportingOverflow(by: unit)
-        guard !overflow, total <= Int64.max - part else { return nil }
-        total += part
-        number = nil
-      } else {
-        return nil
-      }
-    }
-    return number == nil && total > 0 ? total : nil
   }
 
   /// Where an incremental source's bookmark is kept: the same kind, platform, account and

@@ -34,19 +34,27 @@ public enum Defaults {
 
 /// Durations as people write them on a command line: `30d`, `12h`, `90m`, `45s`, `0`.
 public enum DurationText {
-  /// Milliseconds, or nil for text that is not a duration.
+  /// "90m", "6h", "1d", "30s", "1h30m" (units s, m, h, d) or "0" in milliseconds; nil for
+  /// text that is not a duration.
   public static func milliseconds(_ text: String) -> Int64? {
     if text == "0" { return 0 }
-    guard let unit = text.last, let number = Int64(text.dropLast()), number >= 0 else { return nil }
-    let scale: Int64
-    switch unit {
-    case "s": scale = 1_000
-    case "m": scale = 60_000
-    case "h": scale = 3_600_000
-    case "d": scale = 86_400_000
-    default: return nil
+    let units: [Character: Int64] = ["s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
+    var total: Int64 = 0
+    var number: Int64?
+    for character in text {
+      if let digit = character.wholeNumberValue, character.isASCII {
+        let (times, overflow) = (number ?? 0).multipliedReportingOverflow(by: 10)
+        guard !overflow, times <= Int64.max - 9 else { return nil }
+        number = times + Int64(digit)
+      } else if let unit = units[character], let value = number {
+        let (part, overflow) = value.multipliedReportingOverflow(by: unit)
+        guard !overflow, total <= Int64.max - part else { return nil }
+        total += part
+        number = nil
+      } else {
+        return nil
+      }
     }
-    let (ms, overflow) = number.multipliedReportingOverflow(by: scale)
-    return overflow ? nil : ms
+    return number == nil && total > 0 ? total : nil
   }
 }

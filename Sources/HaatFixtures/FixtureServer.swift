@@ -18,6 +18,7 @@ import Synchronization
 /// - `GET /meta/vNN.0/{page-id}/posts?fields=…`: Meta's Graph API (`MetaGraphFixture`).
 /// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
 /// - `GET /tiktok/open_api/v1.3/report/integrated/get/`: TikTok's Business API report (`TikTokFixture`).
+/// - `GET /pinterest/v5/pins`: Pinterest's pins (`PinterestFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -88,7 +89,8 @@ public final class FixtureServer: Sendable {
   public var shopify: ShopifyFixture { state.shopify }
   /// TikTok's Business API report (`/tiktok/open_api/v1.3/…`) and what a test may change in it.
   public var tiktok: TikTokFixture { state.tiktok }
-
+  /// Pinterest's API v5 (`/pinterest/v5/…`) and what a test may change in it.
+  public var pinterest: PinterestFixture { state.pinterest }
   /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
   public var meta: MetaGraphFixture { state.meta }
 
@@ -113,6 +115,7 @@ final class FixtureState: Sendable {
   let meta = MetaGraphFixture()
   let shopify = ShopifyFixture()
   let tiktok = TikTokFixture()
+  let pinterest = PinterestFixture()
 
   init(root: String?) { self.root = root }
 
@@ -207,6 +210,9 @@ final class FixtureHandler: ChannelInboundHandler {
     } else if path.hasPrefix("/shopify/") {
       platform = state.shopify.answer(
         path: path, query: query, token: head.headers["X-Shopify-Access-Token"].first ?? "", host: host)
+    } else if path.hasPrefix("/pinterest/") {
+      platform = state.pinterest.answer(
+        path: path, query: query, authorization: head.headers["Authorization"].first ?? "")
     } else if path.hasPrefix("/tiktok/") {
       platform = state.tiktok.answer(path: path, query: query, token: head.headers["Access-Token"].first ?? "")
     }

@@ -16,8 +16,9 @@ public protocol TableSchema: Sendable {
   static var columns: [(field: String, names: [String])] { get }
   /// Fields a CSV header must have a column for.
   static var required: [String] { get }
-  /// The row's record, or why it has none (its field and reason).
-  static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord, RowProblem>
+  /// The row's record; nil for a row that carries no record of its own (a later line
+  /// item of an order); or why the row is bad (its field and reason).
+  static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
 }
 
 /// Streams a CSV or NDJSON export of any record type (reviews, messages) into canonical
@@ -134,14 +135,9 @@ public struct TableReader<Schema: TableSchema> {
 
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
     switch Schema.record(row, platform: platform, account: account) {
-    case .success(let record):
-      if emit(record) {
-        counts.records += 1
-      } else {
-        counts.bad(RowProblem(row: row.number, column: "", reason: .outOfRange), keep: maxProblems)
-      }
-    case .failure(let problem):
-      counts.bad(problem, keep: maxProblems)
+    case .success(nil): break
+    case .success(let record?): counts.take(.success(record), row: row.number, keep: maxProblems, emit: emit)
+    case .failure(let problem): counts.bad(problem, keep: maxProblems)
     }
   }
 

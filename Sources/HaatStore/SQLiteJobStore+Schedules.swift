@@ -17,30 +17,29 @@ extension SQLiteJobStore {
           last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
         """,
       arguments: [
-        schedule.name, schedule.spec, schedule.every, schedule.everyMs, nowMs + schedule.everyMs, job.rawValue,
+        schedule.name, schedule.spec, schedule.every, schedule.everyMs, schedule.nextMs, job.rawValue,
         schedule.createdBy, nowMs,
       ])
     try db.execute(sql: "UPDATE jobs SET schedule = ? WHERE id = ?", arguments: [schedule.name, job.rawValue])
     return result
   }
 
-  func fire(_ name: String, dueMs: Int64, run: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
+  func fire(_ name: String, dueMs: Int64, nextMs next: Int64, run: NewJob, db: Database, nowMs: Int64) throws
+    -> StoreOpResult
+  {
     // Runs of one schedule never overlap: while the last run is open, the next stays due
     // (its source would otherwise be read twice, with no bookmark yet to start from).
+    // The next due time comes from the schedule's `Recurrence` (missed runs are not made up).
     guard
-      let everyMs = try Int64.fetchOne(
+      try Int64.fetchOne(
         db,
         sql: """
-          SELECT s.every_ms FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job
+          SELECT 1 FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job
           WHERE s.name = ? AND s.next_ms = ? AND s.paused = 0
             AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))
           """,
-        arguments: [name, dueMs]), everyMs > 0
+        arguments: [name, dueMs]) != nil, next > dueMs
     else { return .notFired }
-    // Missed runs (the coordinator was down) are not made up: the next is the first due
-    // time after now.
-    var next = dueMs + everyMs
-    if next <= nowMs { next += ((nowMs - next) / everyMs + 1) * everyMs }
     let result = try submit(run, db: db, nowMs: nowMs)
     guard case .submitted(let job, _, _) = result else { return result }
     try db.execute(

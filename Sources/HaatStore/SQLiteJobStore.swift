@@ -125,8 +125,8 @@ public final class SQLiteJobStore: JobStore {
       return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try upsert(schedule, firstRun: firstRun, db: db, nowMs: nowMs)
-    case .fire(let name, let dueMs, let run):
-      return try fire(name, dueMs: dueMs, run: run, db: db, nowMs: nowMs)
+    case .fire(let name, let dueMs, let nextMs, let run):
+      return try fire(name, dueMs: dueMs, nextMs: nextMs, run: run, db: db, nowMs: nowMs)
     case .updateSchedule(let name, let action):
       return try update(schedule: name, action, db: db)
     }

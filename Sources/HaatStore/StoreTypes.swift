@@ -84,12 +84,12 @@ public enum StoreOp: Sendable {
   /// Record a job's end and report; refused (`finished(applied: false)`) if it has open tasks.
   case finishJob(JobID, state: JobState, report: Data?, error: String)
   /// Create or replace a schedule, with its first run (answered `submitted`); the next run
-  /// is due `every` from now.
+  /// is due at the schedule's `nextMs`.
   case schedule(NewSchedule, firstRun: NewJob)
   /// Start the run of `schedule` due at `dueMs`: only if it is still due then and not
-  /// paused (so a run fires once, whichever coordinator asks), moving the next run on.
-  /// Answered `submitted`, or `notFired`.
-  case fire(schedule: String, dueMs: Int64, run: NewJob)
+  /// paused (so a run fires once, whichever coordinator asks), moving the next run to
+  /// `nextMs`. Answered `submitted`, or `notFired`.
+  case fire(schedule: String, dueMs: Int64, nextMs: Int64, run: NewJob)
   case updateSchedule(String, ScheduleAction)
 }
 
@@ -103,16 +103,19 @@ public struct NewSchedule: Sendable {
   public var name: String
   /// The spec, as its wire JSON.
   public var spec: Data
-  /// As written ("6h"), and in milliseconds.
+  /// As written ("6h", or a cron expression), and in milliseconds (0 for cron).
   public var every: String
   public var everyMs: Int64
+  /// When the run after the first is due.
+  public var nextMs: Int64
   public var createdBy: String
 
-  public init(name: String, spec: Data, every: String, everyMs: Int64, createdBy: String) {
+  public init(name: String, spec: Data, every: String, everyMs: Int64, nextMs: Int64, createdBy: String) {
     self.name = name
     self.spec = spec
     self.every = every
     self.everyMs = everyMs
+    self.nextMs = nextMs
     self.createdBy = createdBy
   }
 }

@@ -23,6 +23,7 @@ func withMetaCluster(
   try SecretFile.write(Data("fixture-meta-expired".utf8), to: directory + "/old.secret")
   try SecretFile.write(Data("fixture-shopify-token".utf8), to: directory + "/shopify.secret")
   try SecretFile.write(Data("fixture-tiktok-token".utf8), to: directory + "/tiktok.secret")
+  try SecretFile.write(Data("fixture-pinterest-token".utf8), to: directory + "/pinterest.secret")
   try await withCluster(
     { server in
       var options = LocalCluster.Options.fast
@@ -35,6 +36,7 @@ func withMetaCluster(
         "--credential", "meta_old=file:\(directory)/old.secret@\(host)", "--allow-host", host,
         "--credential", "shopify=file:\(directory)/shopify.secret@\(host)",
         "--credential", "tiktok=file:\(directory)/tiktok.secret@\(host)",
+        "--credential", "pinterest=file:\(directory)/pinterest.secret@\(host)",
       ]
       return options
     }, body)
@@ -369,6 +371,39 @@ struct TikTokClusterTests {
       let dead = try await client.dead(job: failing)
       #expect(dead.count == 3 && dead.allSatisfy { $0.attempts == 1 && $0.error.code == "token_rejected" })
       #expect(dead.first?.error.message.contains("40105") == true)
+    }
+  }
+}
+
+/// Pinterest pins through a real cluster: bookmark paging, a 429 without Retry-After
+/// waited out in the task, and the report's sums equal to the generator's.
+@Suite("Pinterest cluster", .serialized)
+struct PinterestClusterTests {
+  @Test func pinsArePagedByBookmarkIntoTheReport() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "pinterest_pins"
+      source.account = "dhaka_threads"
+      source.url = "http://127.0.0.1:\(server.port)/pinterest/v5"
+      source.credential = "pinterest"
+      server.pinterest.settings.withLock {
+        $0.throttledRequests = [1]
+        $0.pinsPerAccount = 600
+      }
+      let result = try await finish(client, try await client.submit(spec("pins", [source])).job)
+      #expect(result.job.state == "succeeded")
+      let count = server.pinterest.settings.withLock { $0.pinsPerAccount }
+      let pins = (0..<count).map { PinterestFixture.pin(account: "dhaka_threads", index: $0) }
+      let rows = result.report.engagement.rows
+      #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(count))
+      #expect(rows.reduce(0) { $0 + $1.impressions } == pins.reduce(0) { $0 + ($1.impressions ?? 0) })
+      let measured = pins.filter { $0.impressions != nil }
+      #expect(rows.reduce(0) { $0 + $1.likes } == measured.reduce(0) { $0 + $1.reactions })
+      #expect(rows.reduce(0) { $0 + $1.clicks } == measured.reduce(0) { $0 + $1.clicks })
+      #expect(Set(rows.map(\.mediaType)) == ["image", "video", "carousel"])
+      // 600 pins in pages of 250: three pages, and the throttled first request asked again.
+      #expect(server.requestTimes(series: "/pinterest/v5/pins").count == 4)
     }
   }
 }

@@ -12,7 +12,16 @@ import Testing
   init() throws { tests = try SQLiteJobStoreTests() }
 
   func schedule(_ name: String = "hourly", everyMs: Int64 = 3_600_000) -> NewSchedule {
-    NewSchedule(name: name, spec: Data("{}".utf8), every: "1h", everyMs: everyMs, createdBy: "admin:test")
+    NewSchedule(
+      name: name, spec: Data("{}".utf8), every: "1h", everyMs: everyMs, nextMs: 1_000 + everyMs, createdBy: "admin:test"
+    )
+  }
+
+  /// The fire of the run due at `dueMs`, seen at `nowMs`, with the next due time an
+  /// hourly schedule's `Recurrence` gives (as the coordinator computes it).
+  func fire(_ name: String = "hourly", dueMs: Int64, nowMs: Int64) -> StoreOp {
+    let next = Recurrence.every(ms: 3_600_000).next(dueMs: dueMs, nowMs: nowMs) ?? 0
+    return .fire(schedule: name, dueMs: dueMs, nextMs: next, run: tests.job(tasks: 1))
   }
 
   /// Runs the open run's one task and ends its job.
@@ -32,14 +41,14 @@ import Testing
     #expect(schedules.map(\.name) == ["hourly"] && schedules[0].nextMs == 3_601_000 && schedules[0].runs == 1)
     // While the first run is open, the next stays due.
     let early = try await store.apply(
-      [.fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1))], nowMs: 3_602_000)
+      [fire(dueMs: 3_601_000, nowMs: 3_602_000)], nowMs: 3_602_000)
     guard case .notFired = early[0] else { throw HaatError(.internal, "runs overlapped: \(early)") }
     try await runToTheEnd(store, now: 3_602_000)
     // Two coordinators (or two slow rounds) fire the same due run: one job.
     let results = try await store.apply(
       [
-        .fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1)),
-        .fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1)),
+        fire(dueMs: 3_601_000, nowMs: 3_602_000),
+        fire(dueMs: 3_601_000, nowMs: 3_602_000),
       ], nowMs: 3_602_000)
     guard case .submitted = results[0], case .notFired = results[1] else {
       throw HaatError(.internal, "fired \(results)")
@@ -49,7 +58,7 @@ import Testing
     try await runToTheEnd(store, now: 3_603_000)
     // Down for three hours: the missed runs are not made up; the next is after now.
     _ = try await store.apply(
-      [.fire(schedule: "hourly", dueMs: 7_201_000, run: tests.job(tasks: 1))], nowMs: 18_000_000)
+      [fire(dueMs: 7_201_000, nowMs: 18_000_000)], nowMs: 18_000_000)
     #expect(try await store.schedules()[0].nextMs == 18_001_000)
   }
 
@@ -59,7 +68,7 @@ import Testing
     let paused = try await store.apply([.updateSchedule("hourly", .pause)], nowMs: 2_000)
     guard case .scheduleUpdated(true) = paused[0] else { throw HaatError(.internal, "\(paused)") }
     let fired = try await store.apply(
-      [.fire(schedule: "hourly", dueMs: 3_601_000, run: tests.job(tasks: 1))], nowMs: 4_000_000)
+      [fire(dueMs: 3_601_000, nowMs: 4_000_000)], nowMs: 4_000_000)
     guard case .notFired = fired[0] else { throw HaatError(.internal, "a paused schedule fired") }
     _ = try await store.apply([.updateSchedule("hourly", .remove)], nowMs: 5_000)
     #expect(try await store.schedules().isEmpty)

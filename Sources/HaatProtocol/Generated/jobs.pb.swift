@@ -52,7 +52,8 @@ public nonisolated struct Haat_V1_JobSpec: Sendable {
   /// Free-form labels, kept with the job.
   public var labels: Dictionary<String,String> = [:]
 
-  /// Run again and again, this long apart: "90m", "6h", "1d" (at least 1s, at most 365d).
+  /// Run again and again, this long apart: "90m", "6h", "1d" (at least 1s, at most 365d); or
+  /// at the times a five-field cron expression names, in UTC ("0 6 * * 1-5": 06:00 on weekdays).
   /// The spec becomes a schedule named `name` (required, and replacing a schedule of that
   /// name): its first run starts now, the next `every` after each due time; every run's
   /// sources of kinds that keep a bookmark are incremental, so a run reads only what is new.

@@ -227,6 +227,53 @@ public struct ReadCounts: Sendable, Equatable {
     badRecords += 1
     if problems.count < limit { problems.append(problem) }
   }
+
+  /// Item `row` of a page: read if `emit` takes its record (a report may refuse one whose
+  /// counts are out of range: then bad), or bad with its problem. Whether it was read.
+  @discardableResult
+  public mutating func take(
+    _ item: Result<CanonicalRecord, RowProblem.Field>, row: UInt64, keep limit: Int,
+    emit: (CanonicalRecord) -> Bool
+  ) -> Bool {
+    switch item {
+    case .success(let record):
+      guard emit(record) else {
+        bad(RowProblem(row: row, column: "", reason: .outOfRange), keep: limit)
+        return false
+      }
+      records += 1
+      return true
+    case .failure(let problem):
+      bad(RowProblem(row: row, column: problem.column, reason: problem.reason), keep: limit)
+      return false
+    }
+  }
+}
+
+extension RowProblem {
+  /// A problem before its row number is known.
+  public struct Field: Error, Sendable, Equatable {
+    public var column: String
+    public var reason: Values.Problem
+    public init(_ column: String, _ reason: Values.Problem) {
+      self.column = column
+      self.reason = reason
+    }
+  }
+}
+
+/// An API connector whose pages are JSON documents, each held whole until it ends (a page
+/// is bounded by `ReadLimits.maxPageBytes`) and read in `pageEnded`.
+public protocol JSONPageConnector: Connector {
+  var pageBuffer: PageBuffer { get set }
+}
+
+extension JSONPageConnector {
+  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
+
+  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    try pageBuffer.append(chunk)
+  }
 }
 
 /// The limits a connector reads under.

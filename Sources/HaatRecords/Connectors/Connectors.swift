@@ -9,6 +9,8 @@ public enum Connectors {
     TableExportConnector<ReviewsExport>.self,
     TableExportConnector<MessagesExport>.self,
     TikTokAdsConnector.self,
+    TableExportConnector<ShopifyOrdersExport>.self,
+    PinterestPinsConnector.self,
   ]
 
   private static let byName: [String: any Connector.Type] = Dictionary(

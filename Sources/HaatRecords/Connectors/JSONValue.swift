@@ -69,11 +69,11 @@ public enum JSONValue: Sendable, Equatable, Decodable {
 }
 
 /// Collects one page's body up to a bound; a page past it is refused, never truncated.
-struct PageBuffer {
+public struct PageBuffer: Sendable {
   let limit: Int
   private(set) var bytes: [UInt8] = []
 
-  init(limit: Int) { self.limit = limit }
+  public init(limit: Int) { self.limit = limit }
 
   mutating func append(_ chunk: UnsafeRawBufferPointer) throws(ExportError) {
     guard bytes.count + chunk.count <= limit else {

@@ -22,8 +22,9 @@ public enum MessagesExport: TableExportKind {
   ]
   public static let required = ["conversation", "direction", "at"]
 
-  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord, RowProblem> {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord, RowProblem> {
+  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
       .failure(RowProblem(row: row.number, column: field, reason: reason))
     }
     guard let conversation = row["conversation"] else { return problem("conversation", .missing) }

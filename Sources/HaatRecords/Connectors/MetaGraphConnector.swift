@@ -24,18 +24,6 @@ public protocol MetaGraphEdge: Sendable {
   static func post(from item: JSONValue, source: Source) -> Result<PostRecord, RowProblem.Field>
 }
 
-extension RowProblem {
-  /// A problem before its row number is known.
-  public struct Field: Error, Sendable, Equatable {
-    public var column: String
-    public var reason: Values.Problem
-    public init(_ column: String, _ reason: Values.Problem) {
-      self.column = column
-      self.reason = reason
-    }
-  }
-}
-
 /// A Meta Graph edge read page by page (https://developers.facebook.com/docs/graph-api/results):
 /// `GET {url}/{account}/{edge}?fields=…&limit=100`, with the token in
 /// `Authorization: Bearer` (never `access_token` in the URL), following `paging.next` until
@@ -44,7 +32,7 @@ extension RowProblem {
 /// One metric the account refuses fails Meta's whole call (error 100): the connector asks
 /// again without it and reports that as a row-0 problem. The bookmark is the newest item's
 /// time (Unix seconds); a task given one asks only for items `since` then.
-public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
+public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
   public static var kind: SourceKind { Edge.kind }
   public static var summary: String { Edge.summary }
   public static var records: Set<RecordType> { [.post] }
@@ -76,7 +64,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
   private let since: Int64?
   private let seen: Set<String>
   private var metrics = Edge.metrics
-  private var buffer: PageBuffer
+  public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
   private var newest: Int64?
   /// The ids of the items at the newest second, for the next run's boundary.
@@ -89,7 +77,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
     self.source = source
     self.limits = limits
     (since, seen) = Self.parse(bookmark: task.bookmark)
-    buffer = PageBuffer(limit: limits.maxPageBytes)
+    pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
   /// `SECONDS` or `SECONDS:ID,ID,…` (the items at that second). Anything else is no
@@ -125,16 +113,10 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
     return url
   }
 
-  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
-
-  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
-    try buffer.append(chunk)
-  }
-
   public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
   {
-    let body = buffer.take()
+    let body = pageBuffer.take()
     guard let page = JSONValue.parse(body) else {
       throw ExportError("a Graph page is not JSON (\(body.count) bytes, HTTP \(response.status))")
     }
@@ -149,8 +131,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
         let time = post.createdAt.epochSeconds
         // The last run read this one (`since` includes its own second).
         if let since, time < since || (time == since && seen.contains(post.id)) { continue }
-        if emit(.post(post)) {
-          counts.records += 1
+        if counts.take(.success(.post(post)), row: index, keep: limits.maxProblems, emit: emit) {
           if time > newest ?? Int64.min {
             newest = time
             newestIDs = []
@@ -158,11 +139,9 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: Connector {
           if time == newest, newestIDs.count < 100, !post.id.contains(","), !post.id.contains(":") {
             newestIDs.append(post.id)
           }
-        } else {
-          counts.bad(RowProblem(row: index, column: "", reason: .outOfRange), keep: limits.maxProblems)
         }
       case .failure(let problem):
-        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
+        counts.take(.failure(problem), row: index, keep: limits.maxProblems, emit: emit)
       }
     }
     return MetaGraph.next(page).map { PageRequest(url: $0) }

@@ -27,8 +27,9 @@ public enum ReviewsExport: TableExportKind {
   ]
   public static let required = ["created_at", "rating"]
 
-  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord, RowProblem> {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord, RowProblem> {
+  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
       .failure(RowProblem(row: row.number, column: field, reason: reason))
     }
     guard let created = row["created_at"] else { return problem("created_at", .missing) }

@@ -17,7 +17,7 @@ extension SourceKind {
 /// offset; a guest order has no `customer`. Throttling is HTTP 429 with a fractional
 /// `Retry-After`; an error body is `{"errors": …}`. The bookmark is the newest order's
 /// time; a task given one asks only for orders created since (`created_at_min`).
-public struct ShopifyOrdersConnector: Connector {
+public struct ShopifyOrdersConnector: JSONPageConnector {
   public static let kind = SourceKind.shopifyOrders
   public static let summary = "a Shopify store's orders from the Admin REST API (url: the shop's /admin/api/VERSION)"
   public static let records: Set<RecordType> = [.order]
@@ -39,7 +39,7 @@ public struct ShopifyOrdersConnector: Connector {
   private let source: Source
   private let limits: ReadLimits
   private let since: String
-  private var buffer: PageBuffer
+  public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
   private var newest: (Int64, String)?
   public private(set) var counts = ReadCounts()
@@ -48,7 +48,7 @@ public struct ShopifyOrdersConnector: Connector {
     source = task.source
     self.limits = limits
     since = task.bookmark
-    buffer = PageBuffer(limit: limits.maxPageBytes)
+    pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
   /// The newest order's `created_at`, as Shopify wrote it.
@@ -64,32 +64,22 @@ public struct ShopifyOrdersConnector: Connector {
     return PageRequest(url: url)
   }
 
-  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
-
-  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
-    try buffer.append(chunk)
-  }
-
   public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
   {
-    let body = buffer.take()
+    let body = pageBuffer.take()
     guard let orders = JSONValue.parse(body)?["orders"]?.array else {
       throw ExportError("a Shopify page has no \"orders\" list (\(body.count) bytes, HTTP \(response.status))")
     }
     for item in orders {
       index += 1
-      switch order(from: item) {
-      case .success(let order):
-        // `created_at_min` includes its own second: skip what the last run read.
-        if order.createdAtText == since { continue }
-        _ = emit(.order(order))
-        counts.records += 1
-        if order.createdAt.epochSeconds > newest?.0 ?? Int64.min {
-          newest = (order.createdAt.epochSeconds, order.createdAtText)
-        }
-      case .failure(let problem):
-        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
+      let read = order(from: item)
+      // `created_at_min` includes its own second: skip what the last run read.
+      if case .success(let order) = read, order.createdAtText == since { continue }
+      if counts.take(read.map { .order($0) }, row: index, keep: limits.maxProblems, emit: emit),
+        case .success(let order) = read, order.createdAt.epochSeconds > newest?.0 ?? Int64.min
+      {
+        newest = (order.createdAt.epochSeconds, order.createdAtText)
       }
     }
     return Self.nextLink(response.header("link")).map { PageRequest(url: $0) }

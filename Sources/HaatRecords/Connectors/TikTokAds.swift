@@ -20,7 +20,7 @@ extension SourceKind {
 /// 40105 a revoked token, 40002 a bad parameter); pages are numbered (`page` up to
 /// `page_info.total_page`); every metric is a string (`"10505.0"`, `"76.73"`) and `"-"`
 /// where the platform has none; an id may be a number or a string.
-public struct TikTokAdsConnector: Connector {
+public struct TikTokAdsConnector: JSONPageConnector {
   public static let kind = SourceKind.tiktokAds
   public static let summary =
     "a TikTok advertiser's results per ad and day, from the Business API (account: the advertiser id; since/until)"
@@ -75,7 +75,7 @@ public struct TikTokAdsConnector: Connector {
   private let source: Source
   private let window: DateWindow
   private let limits: ReadLimits
-  private var buffer: PageBuffer
+  public var pageBuffer: PageBuffer
   private var page = 1
   private var index: UInt64 = 0
   public private(set) var counts = ReadCounts()
@@ -91,7 +91,7 @@ public struct TikTokAdsConnector: Connector {
       window = whole
     }
     self.limits = limits
-    buffer = PageBuffer(limit: limits.maxPageBytes)
+    pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? { request(page: 1) }
@@ -110,16 +110,10 @@ public struct TikTokAdsConnector: Connector {
     return PageRequest(url: url)
   }
 
-  public mutating func pageStarted(status: Int, contentType: String?) throws(ExportError) {}
-
-  public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
-    try buffer.append(chunk)
-  }
-
   public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
   {
-    let body = buffer.take()
+    let body = pageBuffer.take()
     guard let answer = JSONValue.parse(body), let code = answer["code"]?.count else {
       throw ExportError("a TikTok page is not TikTok's JSON envelope (\(body.count) bytes, HTTP \(response.status))")
     }
@@ -130,16 +124,7 @@ public struct TikTokAdsConnector: Connector {
     }
     for item in items {
       index += 1
-      switch insight(from: item) {
-      case .success(let insight):
-        if emit(.adInsight(insight)) {
-          counts.records += 1
-        } else {
-          counts.bad(RowProblem(row: index, column: "", reason: .outOfRange), keep: limits.maxProblems)
-        }
-      case .failure(let problem):
-        counts.bad(RowProblem(row: index, column: problem.column, reason: problem.reason), keep: limits.maxProblems)
-      }
+      counts.take(insight(from: item).map { .adInsight($0) }, row: index, keep: limits.maxProblems, emit: emit)
     }
     let pages = data["page_info"]?["total_page"]?.count ?? 1
     guard UInt64(page) < pages else { return nil }
@@ -255,16 +240,7 @@ public enum Days {
 
   /// A day number → "YYYY-MM-DD".
   public static func text(_ number: Int) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = number + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let monthIndex = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-    let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    let (year, month, day) = CivilDate.of(day: number)
     func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
     return "\(year)-\(two(month))-\(two(day))"
   }

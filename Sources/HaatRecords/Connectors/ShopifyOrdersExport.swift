@@ -1,0 +1,56 @@
+import Foundation
+import HaatProtocol
+
+extension SourceKind {
+  /// Shopify's admin "Export orders" CSV.
+  public static let shopifyOrdersCSV = SourceKind("shopify_orders_csv", TableExportConnector<ShopifyOrdersExport>.self)
+}
+
+/// Shopify's admin "Export orders" CSV into `Order` records: one row per line item, the
+/// order's own columns (Created at, Total, …) only on its first row, so later rows of an
+/// order are skipped. Columns are matched by name, in any case, across the export's
+/// versions (`Cancelled at`/`Canceled at`, `Lineitem sku`/`Lineitem SKU`); dates are
+/// `2012-01-01 11:13:25 -0500`. The customer is a one-way key of the order's email
+/// (`PrivateKey`), never the address. Landing and referring sites are read where the file
+/// has them (the exports seen have not).
+public enum ShopifyOrdersExport: TableExportKind {
+  public static let kind = SourceKind.shopifyOrdersCSV
+  public static let summary = "a Shopify admin orders export (CSV, one row per line item) at a URL"
+  public static let record = RecordType.order
+
+  public static let columns: [(field: String, names: [String])] = [
+    ("name", ["name"]),
+    ("id", ["id"]),
+    ("email", ["email"]),
+    ("created_at", ["created at"]),
+    ("financial_status", ["financial status"]),
+    ("total", ["total"]),
+    ("currency", ["currency"]),
+    ("landing_site", ["landing site"]),
+    ("referring_site", ["referring site"]),
+  ]
+  public static let required = ["name", "created_at", "total"]
+
+  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+      .failure(RowProblem(row: row.number, column: field, reason: reason))
+    }
+    guard let name = row["name"] else { return problem("name", .missing) }
+    // A later line item of an order: the order's own columns are empty.
+    if row["created_at"] == nil, row["total"] == nil, row["financial_status"] == nil { return .success(nil) }
+    guard let created = row["created_at"] else { return problem("created_at", .missing) }
+    guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
+    guard let totalText = row["total"] else { return problem("total", .missing) }
+    guard totalText.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
+      let total = Decimal(string: totalText, locale: nil)
+    else { return problem("total", .notADecimal) }
+    return .success(
+      .order(
+        OrderRecord(
+          platform: platform.isEmpty ? "web" : platform, account: account, id: row["id"] ?? name, createdAt: at,
+          createdAtText: created, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "", total: total,
+          totalText: totalText, currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
+          referringSite: row["referring_site"] ?? "")))
+  }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+@Suite("Shopify orders export")
+struct ShopifyOrdersExportTests {
+  func read(_ name: String, chunk: Int) throws -> ([OrderRecord], ReadCounts) {
+    var task = TaskSpec()
+    task.source.kind = "shopify_orders_csv"
+    task.source.account = "dhaka-threads"
+    task.source.url = "http://fixture/\(name)"
+    let (records, _, connector) = try drive(
+      TableExportConnector<ShopifyOrdersExport>.self, task,
+      pages: [task.source.url: CannedPage(body: Array(try fixture("shopify/\(name)")))], chunk: chunk)
+    let orders = records.compactMap { record -> OrderRecord? in
+      if case .order(let order) = record { return order }
+      return nil
+    }
+    return (orders, connector.counts)
+  }
+
+  @Test("one order per order, not per line item; offsets kept; the email only as a one-way key; bad rows counted")
+  func exportIsReadByOrder() throws {
+    for chunk in [1, 3, 4096] {
+      let (orders, counts) = try read("orders-export.csv", chunk: chunk)
+      #expect(orders.map(\.id) == ["5001", "5002"])
+      #expect(orders.map(\.totalText) == ["34.98", "1250.50"])
+      #expect(orders.map(\.currency) == ["USD", "BDT"])
+      #expect(orders[0].createdAt == Values.Timestamp(epochSeconds: 1_714_557_492, offsetMinutes: 0))
+      #expect(orders[1].createdAt == Values.Timestamp(epochSeconds: 1_325_434_405, offsetMinutes: -300))
+      #expect(orders[0].customer == "email:" + PrivateKey.of("ann@example.com"))
+      #expect(!orders[0].customer.contains("@") && orders[1].customer == "")
+      #expect(orders.allSatisfy { $0.platform == "web" && $0.account == "dhaka-threads" })
+      #expect(counts.records == 2 && counts.badRecords == 2)
+      #expect(
+        counts.problems == [
+          RowProblem(row: 4, column: "total", reason: .notADecimal),
+          RowProblem(row: 5, column: "created_at", reason: .invalidTimestamp),
+        ])
+    }
+  }
+
+  @Test("the newer export's header is read by name")
+  func newerHeader() throws {
+    let (orders, counts) = try read("orders-export-newer.csv", chunk: 11)
+    #expect(orders.map(\.id) == ["6001"] && counts.badRecords == 0)
+    #expect(orders.first?.createdAt.offsetMinutes == 120)
+  }
+}

@@ -119,7 +119,9 @@ public enum Planner {
       if !kind.connector.reportsByDay {
         for (name, value) in [("since", source.since), ("until", source.until)] where !value.isEmpty {
           throw bad(
-            "\(field).\(name)", "applies only to kinds that report by day (tiktok_ads); a \(kind) source has no days")
+            "\(field).\(name)",
+            "applies only to kinds that report by day (\(Connectors.all.filter { $0.reportsByDay }.map { $0.kind.name }.sorted().joined(separator: ", "))); a \(kind) source has no days"
+          )
         }
       }
       if source.splitBytes != 0, kind != .posts {

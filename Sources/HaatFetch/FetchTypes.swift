@@ -8,16 +8,21 @@ public struct FetchRequest: Sendable {
   public var headers: [String]
   /// Fetch only these bytes (a Range request), for byte-range tasks.
   public var range: ClosedRange<UInt64>?
+  /// POST with an empty body instead of GET (an API that starts a job, its parameters in
+  /// the URL's query). A redirect is followed with GET.
+  public var post = false
   /// A platform credential: its header goes with each request (the first, and every
   /// redirect) whose URL it is bound to, and with no other.
   public var credential: BoundCredential?
 
   public init(
-    url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil, credential: BoundCredential? = nil
+    url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil, post: Bool = false,
+    credential: BoundCredential? = nil
   ) {
     self.url = url
     self.headers = headers
     self.range = range
+    self.post = post
     self.credential = credential
   }
 }

@@ -71,6 +71,7 @@ public final class Fetcher: Sendable {
     let handle = takeHandle()
     defer { giveBack(handle) }
     var url = request.url
+    var post = request.post
     var redirects = 0
     while true {
       guard let target = FetchURL(url), target.scheme == "http" || target.scheme == "https", !target.host.isEmpty
@@ -85,6 +86,7 @@ public final class Fetcher: Sendable {
       var hop = request
       hop.url = url
       hop.headers = headers
+      hop.post = post
       let outcome = try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
         let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
         return try transfer.run(hop, handle: handle.pointer, share: share)
@@ -101,6 +103,8 @@ public final class Fetcher: Sendable {
             retryable: false)
         }
         url = next
+        // As curl and browsers do for 301–303: the next hop is a GET.
+        post = false
         if let pointer = handle.pointer { curl_easy_reset(pointer) }
       }
     }

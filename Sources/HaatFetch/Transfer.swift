@@ -87,6 +87,10 @@ final class Transfer {
     set(ccurl_easy_setopt_string(handle, CURLOPT_USERAGENT, policy.userAgent))
     set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, requestHeaders))
     set(ccurl_easy_setopt_off(handle, CURLOPT_MAXFILESIZE_LARGE, curl_off_t(clamping: policy.maxBodyBytes)))
+    if request.post {
+      set(ccurl_easy_setopt_long(handle, CURLOPT_POST, 1))
+      set(ccurl_easy_setopt_string(handle, CURLOPT_POSTFIELDS, ""))
+    }
     if let range = request.range {
       set(ccurl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)"))
     }

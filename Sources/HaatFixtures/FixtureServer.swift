@@ -19,6 +19,8 @@ import Synchronization
 /// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
 /// - `GET /tiktok/open_api/v1.3/report/integrated/get/`: TikTok's Business API report (`TikTokFixture`).
 /// - `GET /pinterest/v5/pins`: Pinterest's pins (`PinterestFixture`).
+/// - `POST /meta/vNN.0/act_{id}/insights`, `GET /meta/vNN.0/{run}[/insights]`: Meta's ads
+///   insights as asynchronous report runs (`MetaAdsFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
@@ -91,6 +93,8 @@ public final class FixtureServer: Sendable {
   public var tiktok: TikTokFixture { state.tiktok }
   /// Pinterest's API v5 (`/pinterest/v5/…`) and what a test may change in it.
   public var pinterest: PinterestFixture { state.pinterest }
+  /// Meta's Marketing API insights runs (`/meta/vNN.0/act_…/insights`, `/meta/vNN.0/{run}…`).
+  public var metaAds: MetaAdsFixture { state.metaAds }
   /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
   public var meta: MetaGraphFixture { state.meta }
 
@@ -116,6 +120,7 @@ final class FixtureState: Sendable {
   let shopify = ShopifyFixture()
   let tiktok = TikTokFixture()
   let pinterest = PinterestFixture()
+  let metaAds = MetaAdsFixture()
 
   init(root: String?) { self.root = root }
 
@@ -204,7 +209,13 @@ final class FixtureHandler: ChannelInboundHandler {
     // The platforms' APIs: each fixture answers with a status, headers and a body.
     let host = head.headers["Host"].first ?? "127.0.0.1"
     var platform: (Int, [(String, String)], String)?
-    if path.hasPrefix("/meta/") {
+    if path.hasPrefix("/meta/"),
+      let ads = state.metaAds.answer(
+        method: head.method.rawValue, path: path, query: query,
+        token: String((head.headers["Authorization"].first ?? "").dropFirst("Bearer ".count)), host: host)
+    {
+      platform = ads
+    } else if path.hasPrefix("/meta/") {
       platform = state.meta.answer(
         path: path, query: query, authorization: head.headers["Authorization"].first ?? "", host: host)
     } else if path.hasPrefix("/shopify/") {

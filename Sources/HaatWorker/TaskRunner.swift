@@ -99,6 +99,10 @@ struct TaskRunner: Sendable {
           throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
         }
         requests += 1
+        if page.waitMs > 0 {
+          // A job the platform is still running: poll again later (the lease holds meanwhile).
+          try sleep(ms: page.waitMs, cancel: progress.cancel)
+        }
         if let refusal = reach(C.self, page.url) {
           return .fail(ErrorInfo(code: "forbidden", message: refusal), retryable: false, retryAfterMs: 0, finish())
         }
@@ -123,7 +127,8 @@ struct TaskRunner: Sendable {
         let response: FetchResponse
         do {
           response = try fetcher.fetch(
-            FetchRequest(url: page.url, headers: page.headers, range: page.range, credential: credential),
+            FetchRequest(
+              url: page.url, headers: page.headers, range: page.range, post: page.post, credential: credential),
             cancel: progress.cancel,
             onStart: { status, contentType in
               do throws(ExportError) {

@@ -407,3 +407,37 @@ struct PinterestClusterTests {
     }
   }
 }
+
+/// Meta's ads insights through a real cluster: a 45-day source as two windows, each an
+/// asynchronous report run started with POST, polled, then read; a run that fails is
+/// started again on the task's next attempt.
+@Suite("Meta ads cluster", .serialized)
+struct MetaAdsClusterTests {
+  @Test func reportRunsArePolledAndReadPerWindow() async throws {
+    try await withMetaCluster(workers: 2) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "meta_ads"
+      source.account = "act_1010035716096012"
+      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+      source.credential = "meta"
+      source.since = "2026-01-01"
+      source.until = "2026-02-14"
+      source.requestsPerSecond = 50
+      server.metaAds.settings.withLock {
+        $0.failedRuns = [1]
+        $0.pollsUntilDone = 2
+      }
+      var job = spec("ads", [source])
+      job.retryBaseMs = 100
+      job.retryCapMs = 200
+      let result = try await finish(client, try await client.submit(job).job)
+      #expect(result.job.state == "succeeded")
+      let ads = server.metaAds.settings.withLock { $0.adsPerAccount }
+      #expect(result.report.summary.tasks == 2)
+      #expect(result.report.summary.rows == UInt64(45 * ads), "every day of every ad, once")
+      #expect(result.report.summary.badRows == 0)
+      #expect(server.metaAds.runsStarted == 3, "two windows, and the failed run started again")
+    }
+  }
+}

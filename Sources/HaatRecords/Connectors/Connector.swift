@@ -183,11 +183,19 @@ public struct PageRequest: Sendable, Equatable {
   public var headers: [String]
   /// Only these bytes of the resource (a Range request).
   public var range: ClosedRange<UInt64>?
+  /// POST with an empty body (starting a platform's job; the parameters in the query).
+  public var post: Bool
+  /// Wait this long before making it: the next poll of a job the platform is still running.
+  public var waitMs: UInt64
 
-  public init(url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil) {
+  public init(
+    url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil, post: Bool = false, waitMs: UInt64 = 0
+  ) {
     self.url = url
     self.headers = headers
     self.range = range
+    self.post = post
+    self.waitMs = waitMs
   }
 }
 

@@ -9,6 +9,7 @@ public enum Connectors {
     TableExportConnector<ReviewsExport>.self,
     TableExportConnector<MessagesExport>.self,
     TikTokAdsConnector.self,
+    MetaAdsConnector.self,
     TableExportConnector<ShopifyOrdersExport>.self,
     PinterestPinsConnector.self,
   ]

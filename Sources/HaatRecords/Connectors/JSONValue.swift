@@ -87,3 +87,48 @@ public struct PageBuffer: Sendable {
     return bytes
   }
 }
+
+/// Values as platform APIs write them: ids as numbers or strings, counts and money as
+/// strings, `"-"` for none.
+public enum APIValues {
+  /// An id an API writes as a number or a string (TikTok, Meta).
+  public static func id(_ value: JSONValue?) -> String? {
+    switch value {
+    case .count(let number)?: return String(number)
+    case .string(let text)? where !text.isEmpty && text != "-": return text
+    default: return nil
+    }
+  }
+
+  /// A count metric, a number or a string (`"10505.0"` is 10505); `"-"`, absent or null is
+  /// unknown.
+  public static func count(_ value: JSONValue?) -> Result<UInt64?, Values.Problem> {
+    switch decimal(value) {
+    case .success(nil): return .success(nil)
+    case .success(let number?):
+      guard number >= 0 else { return .failure(.negative) }
+      var value = number
+      var whole = Decimal()
+      NSDecimalRound(&whole, &value, 0, .down)
+      guard whole == number else { return .failure(.notAnInteger) }
+      guard number <= Decimal(UInt64.max) else { return .failure(.outOfRange) }
+      return .success(UInt64(truncating: number as NSDecimalNumber))
+    case .failure(let reason): return .failure(reason)
+    }
+  }
+
+  /// A money or rate metric, a decimal string; `"-"`, absent or null is unknown.
+  public static func decimal(_ value: JSONValue?) -> Result<Decimal?, Values.Problem> {
+    switch value {
+    case nil, .null?: return .success(nil)
+    case .count(let number)?: return .success(Decimal(number))
+    case .string(let text)?:
+      if text == "-" || text.isEmpty { return .success(nil) }
+      guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
+        let number = Decimal(string: text, locale: nil)
+      else { return .failure(.notADecimal) }
+      return .success(number)
+    default: return .failure(.notADecimal)
+    }
+  }
+}

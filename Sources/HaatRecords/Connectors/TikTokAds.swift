@@ -33,8 +33,6 @@ public struct TikTokAdsConnector: JSONPageConnector {
   public static let defaultBaseURL = "https://business-api.tiktok.com/open_api/v1.3"
   /// The longest window of days one daily report may ask for.
   public static let maxWindowDays = 30
-  /// The longest span a source may ask for: about three years of daily reports.
-  public static let maxSpanDays = 1_100
   static let pageSize = 1_000
   static let metrics = ["campaign_id", "spend", "impressions", "clicks", "conversion", "complete_payment_roas"]
 
@@ -45,31 +43,14 @@ public struct TikTokAdsConnector: JSONPageConnector {
       throw HaatError(
         .badSpec, "must be the advertiser id (digits), not \"\(source.account)\"", field: "\(field).account")
     }
-    guard let since = Days.number(source.since) else {
-      throw HaatError(.badSpec, "must be the first day to collect, YYYY-MM-DD", field: "\(field).since")
-    }
-    guard let until = Days.number(source.until) else {
-      throw HaatError(.badSpec, "must be the last day to collect, YYYY-MM-DD", field: "\(field).until")
-    }
-    guard since <= until else {
-      throw HaatError(.badSpec, "(\(source.until)) is before since (\(source.since))", field: "\(field).until")
-    }
-    guard until - since < maxSpanDays else {
-      throw HaatError(.badSpec, "spans more than \(maxSpanDays) days; split the source", field: "\(field).until")
-    }
+    try Days.check(source, field: field)
     if source.platform.isEmpty { source.platform = "tiktok" }
   }
 
-  public static func taskCount(for source: Source) -> Int {
-    guard let since = Days.number(source.since), let until = Days.number(source.until), since <= until else { return 1 }
-    return (until - since) / maxWindowDays + 1
-  }
+  public static func taskCount(for source: Source) -> Int { Days.windowCount(source, days: maxWindowDays) }
 
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {
-    guard let since = Days.number(source.since), let until = Days.number(source.until) else { return }
-    let start = since + part * maxWindowDays
-    task.window.start = Days.text(start)
-    task.window.end = Days.text(min(until, start + maxWindowDays - 1))
+    if let window = Days.window(part, of: source, days: maxWindowDays) { task.window = window }
   }
 
   private let source: Source
@@ -82,14 +63,7 @@ public struct TikTokAdsConnector: JSONPageConnector {
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
-    if task.hasWindow {
-      window = task.window
-    } else {
-      var whole = DateWindow()
-      whole.start = source.since
-      whole.end = source.until
-      window = whole
-    }
+    window = Days.window(of: task)
     self.limits = limits
     pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
@@ -163,71 +137,78 @@ public struct TikTokAdsConnector: JSONPageConnector {
     guard let day = item["dimensions"]?["stat_time_day"]?.string, Days.number(String(day.prefix(10))) != nil else {
       return .failure(.init("dimensions.stat_time_day", .invalidTimestamp))
     }
-    guard let ad = Self.id(item["dimensions"]?["ad_id"]) else { return .failure(.init("dimensions.ad_id", .missing)) }
+    guard let ad = APIValues.id(item["dimensions"]?["ad_id"]) else {
+      return .failure(.init("dimensions.ad_id", .missing))
+    }
     let metrics = item["metrics"]
     var insight = AdInsightRecord(
       platform: source.platform.isEmpty ? "tiktok" : source.platform, account: source.account,
-      date: String(day.prefix(10)), campaign: Self.id(metrics?["campaign_id"]) ?? "", ad: ad)
+      date: String(day.prefix(10)), campaign: APIValues.id(metrics?["campaign_id"]) ?? "", ad: ad)
     for (name, keyPath) in [
       ("impressions", \AdInsightRecord.impressions), ("clicks", \.clicks), ("conversion", \.conversions),
     ] {
-      switch Self.count(metrics?[name]) {
+      switch APIValues.count(metrics?[name]) {
       case .success(let value): insight[keyPath: keyPath] = value
       case .failure(let reason): return .failure(.init("metrics.\(name)", reason))
       }
     }
     for (name, keyPath) in [("spend", \AdInsightRecord.spend), ("complete_payment_roas", \.claimedRoas)] {
-      switch Self.decimal(metrics?[name]) {
+      switch APIValues.decimal(metrics?[name]) {
       case .success(let value): insight[keyPath: keyPath] = value
       case .failure(let reason): return .failure(.init("metrics.\(name)", reason))
       }
     }
     return .success(insight)
   }
-
-  /// An id TikTok writes as a number or a string.
-  static func id(_ value: JSONValue?) -> String? {
-    switch value {
-    case .count(let number)?: return String(number)
-    case .string(let text)? where !text.isEmpty && text != "-": return text
-    default: return nil
-    }
-  }
-
-  /// A count metric: `"10505.0"` is 10505; `"-"`, absent or null is unknown.
-  static func count(_ value: JSONValue?) -> Result<UInt64?, Values.Problem> {
-    switch decimal(value) {
-    case .success(nil): return .success(nil)
-    case .success(let number?):
-      guard number >= 0 else { return .failure(.negative) }
-      var value = number
-      var whole = Decimal()
-      NSDecimalRound(&whole, &value, 0, .down)
-      guard whole == number else { return .failure(.notAnInteger) }
-      guard number <= Decimal(UInt64.max) else { return .failure(.outOfRange) }
-      return .success(UInt64(truncating: number as NSDecimalNumber))
-    case .failure(let reason): return .failure(reason)
-    }
-  }
-
-  /// A money or rate metric, a decimal string; `"-"`, absent or null is unknown.
-  static func decimal(_ value: JSONValue?) -> Result<Decimal?, Values.Problem> {
-    switch value {
-    case nil, .null?: return .success(nil)
-    case .count(let number)?: return .success(Decimal(number))
-    case .string(let text)?:
-      if text == "-" || text.isEmpty { return .success(nil) }
-      guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
-        let number = Decimal(string: text, locale: nil)
-      else { return .failure(.notADecimal) }
-      return .success(number)
-    default: return .failure(.notADecimal)
-    }
-  }
 }
 
-/// Whole days as numbers (days since 1970-01-01) and back, for date windows.
+/// Whole days as numbers (days since 1970-01-01) and back, and a source's days
+/// (`since`/`until`) as date windows.
 public enum Days {
+  /// The longest span a source may ask for: about three years of daily reports.
+  public static let maxSpan = 1_100
+
+  /// Checks a source's `since` and `until`.
+  public static func check(_ source: Source, field: String) throws(HaatError) {
+    guard let since = number(source.since) else {
+      throw HaatError(.badSpec, "must be the first day to collect, YYYY-MM-DD", field: "\(field).since")
+    }
+    guard let until = number(source.until) else {
+      throw HaatError(.badSpec, "must be the last day to collect, YYYY-MM-DD", field: "\(field).until")
+    }
+    guard since <= until else {
+      throw HaatError(.badSpec, "(\(source.until)) is before since (\(source.since))", field: "\(field).until")
+    }
+    guard until - since < maxSpan else {
+      throw HaatError(.badSpec, "spans more than \(maxSpan) days; split the source", field: "\(field).until")
+    }
+  }
+
+  /// How many windows of at most `days` the source's days make.
+  public static func windowCount(_ source: Source, days: Int) -> Int {
+    guard let since = number(source.since), let until = number(source.until), since <= until else { return 1 }
+    return (until - since) / days + 1
+  }
+
+  /// Window `part` of the source's days, each `days` long but the last.
+  public static func window(_ part: Int, of source: Source, days: Int) -> DateWindow? {
+    guard let since = number(source.since), let until = number(source.until) else { return nil }
+    let start = since + part * days
+    var window = DateWindow()
+    window.start = text(start)
+    window.end = text(min(until, start + days - 1))
+    return window
+  }
+
+  /// The task's window, or the source's whole span when it has none.
+  static func window(of task: TaskSpec) -> DateWindow {
+    if task.hasWindow { return task.window }
+    var whole = DateWindow()
+    whole.start = task.source.since
+    whole.end = task.source.until
+    return whole
+  }
+
   /// "YYYY-MM-DD" → its day number; nil if it is not a real date.
   public static func number(_ text: String) -> Int? {
     let parts = text.split(separator: "-", omittingEmptySubsequences: false)

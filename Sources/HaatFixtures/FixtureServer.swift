@@ -19,6 +19,10 @@ import Synchronization
 /// - `GET /shopify/{shop}/admin/api/2024-01/orders.json`: Shopify's Admin API (`ShopifyFixture`).
 /// - `GET /tiktok/open_api/v1.3/report/integrated/get/`: TikTok's Business API report (`TikTokFixture`).
 /// - `GET /pinterest/v5/pins`: Pinterest's pins (`PinterestFixture`).
+/// - `GET /linkedin/rest/posts`, `/linkedin/rest/organizationalEntityShareStatistics`:
+///   LinkedIn's posts and their statistics (`LinkedInFixture`).
+/// - `GET /youtube/v3/{channels,playlistItems}`, `/youtubeanalytics/v2/reports`: YouTube's
+///   uploads and their metrics (`YouTubeFixture`).
 /// - `POST /meta/vNN.0/act_{id}/insights`, `GET /meta/vNN.0/{run}[/insights]`: Meta's ads
 ///   insights as asynchronous report runs (`MetaAdsFixture`).
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
@@ -95,6 +99,10 @@ public final class FixtureServer: Sendable {
   public var pinterest: PinterestFixture { state.pinterest }
   /// Meta's Marketing API insights runs (`/meta/vNN.0/act_…/insights`, `/meta/vNN.0/{run}…`).
   public var metaAds: MetaAdsFixture { state.metaAds }
+  /// LinkedIn's versioned REST API (`/linkedin/rest/…`) and what a test may change in it.
+  public var linkedIn: LinkedInFixture { state.linkedIn }
+  /// YouTube's Data and Analytics APIs (`/youtube/v3/…`, `/youtubeanalytics/v2/…`).
+  public var youTube: YouTubeFixture { state.youTube }
   /// Meta's Graph API (`/meta/vNN.0/…`) and what a test may change in it.
   public var meta: MetaGraphFixture { state.meta }
 
@@ -121,6 +129,8 @@ final class FixtureState: Sendable {
   let tiktok = TikTokFixture()
   let pinterest = PinterestFixture()
   let metaAds = MetaAdsFixture()
+  let linkedIn = LinkedInFixture()
+  let youTube = YouTubeFixture()
 
   init(root: String?) { self.root = root }
 
@@ -221,6 +231,14 @@ final class FixtureHandler: ChannelInboundHandler {
     } else if path.hasPrefix("/shopify/") {
       platform = state.shopify.answer(
         path: path, query: query, token: head.headers["X-Shopify-Access-Token"].first ?? "", host: host)
+    } else if path.hasPrefix("/youtube/") || path.hasPrefix("/youtubeanalytics/") {
+      platform = state.youTube.answer(
+        path: path, query: query, authorization: head.headers["Authorization"].first ?? "")
+    } else if path.hasPrefix("/linkedin/") {
+      platform = state.linkedIn.answer(
+        path: path, query: query, authorization: head.headers["Authorization"].first ?? "",
+        version: head.headers["LinkedIn-Version"].first ?? "",
+        restli: head.headers["X-Restli-Protocol-Version"].first ?? "")
     } else if path.hasPrefix("/pinterest/") {
       platform = state.pinterest.answer(
         path: path, query: query, authorization: head.headers["Authorization"].first ?? "")

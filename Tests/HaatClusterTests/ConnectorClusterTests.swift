@@ -24,6 +24,8 @@ func withMetaCluster(
   try SecretFile.write(Data("fixture-shopify-token".utf8), to: directory + "/shopify.secret")
   try SecretFile.write(Data("fixture-tiktok-token".utf8), to: directory + "/tiktok.secret")
   try SecretFile.write(Data("fixture-pinterest-token".utf8), to: directory + "/pinterest.secret")
+  try SecretFile.write(Data("fixture-linkedin-token".utf8), to: directory + "/linkedin.secret")
+  try SecretFile.write(Data("fixture-youtube-token".utf8), to: directory + "/youtube.secret")
   try await withCluster(
     { server in
       var options = LocalCluster.Options.fast
@@ -37,6 +39,8 @@ func withMetaCluster(
         "--credential", "shopify=file:\(directory)/shopify.secret@\(host)",
         "--credential", "tiktok=file:\(directory)/tiktok.secret@\(host)",
         "--credential", "pinterest=file:\(directory)/pinterest.secret@\(host)",
+        "--credential", "linkedin=file:\(directory)/linkedin.secret@\(host)",
+        "--credential", "youtube=file:\(directory)/youtube.secret@\(host)",
       ]
       return options
     }, body)
@@ -438,6 +442,68 @@ struct MetaAdsClusterTests {
       #expect(result.report.summary.rows == UInt64(45 * ads), "every day of every ad, once")
       #expect(result.report.summary.badRows == 0)
       #expect(server.metaAds.runsStarted == 3, "two windows, and the failed run started again")
+    }
+  }
+}
+
+/// LinkedIn's posts and their statistics through a real cluster: two calls per page, the
+/// statistics matched by URN, quiet posts zero, negative like counts unknown.
+@Suite("LinkedIn cluster", .serialized)
+struct LinkedInClusterTests {
+  @Test func postsAndTheirStatisticsMakeTheReport() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "linkedin_posts"
+      source.account = "2414183"
+      source.url = "http://127.0.0.1:\(server.port)/linkedin/rest"
+      source.credential = "linkedin"
+      source.requestsPerSecond = 50
+      let result = try await finish(client, try await client.submit(spec("linkedin", [source])).job)
+      #expect(result.job.state == "succeeded")
+      let count = server.linkedIn.settings.withLock { $0.postsPerOrganization }
+      let posts = (0..<count).map { LinkedInFixture.post(organization: "2414183", index: $0) }
+      let rows = result.report.engagement.rows
+      #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(count))
+      #expect(rows.reduce(0) { $0 + $1.impressions } == posts.reduce(0) { $0 + $1.impressions })
+      #expect(rows.reduce(0) { $0 + $1.comments } == posts.reduce(0) { $0 + $1.comments })
+      let liked = posts.compactMap(\.likes).filter { $0 >= 0 }
+      #expect(rows.reduce(0) { $0 + $1.likes } == UInt64(liked.reduce(0, +)))
+      #expect(result.report.summary.badRows == 0)
+      // 120 posts in pages of 50: three pages of posts, three of statistics.
+      #expect(server.requestTimes(series: "/linkedin/rest/posts").count == 3)
+      #expect(server.requestTimes(series: "/linkedin/rest/organizationalEntityShareStatistics").count == 3)
+    }
+  }
+}
+
+/// YouTube uploads and their Analytics metrics through a real cluster: the uploads playlist,
+/// pages by token, one report per page read by column name, videos without views zero.
+@Suite("YouTube cluster", .serialized)
+struct YouTubeClusterTests {
+  @Test func uploadsAndTheirMetricsMakeTheReport() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      let client = try await cluster.client()
+      let channel = "UCxxxxxxxxxxxxxxxxxxxxxx"
+      var source = Source()
+      source.kind = "youtube_videos"
+      source.account = channel
+      source.url = "http://127.0.0.1:\(server.port)/youtube/v3"
+      source.credential = "youtube"
+      source.requestsPerSecond = 50
+      let result = try await finish(client, try await client.submit(spec("youtube", [source])).job)
+      #expect(result.job.state == "succeeded")
+      let count = server.youTube.settings.withLock { $0.videosPerChannel }
+      let videos = (0..<count).map { YouTubeFixture.video(channel: channel, index: $0) }.filter { $0.views != nil }
+      let rows = result.report.engagement.rows
+      #expect(rows.reduce(0) { $0 + $1.posts } == UInt64(count))
+      #expect(rows.reduce(0) { $0 + $1.videoViews } == videos.reduce(0) { $0 + ($1.views ?? 0) })
+      #expect(rows.reduce(0) { $0 + $1.likes } == videos.reduce(0) { $0 + $1.likes })
+      #expect(rows.reduce(0) { $0 + $1.shares } == videos.reduce(0) { $0 + $1.shares })
+      #expect(Set(rows.map(\.mediaType)) == ["video"] && result.report.summary.badRows == 0)
+      // One channel lookup, three pages of uploads, three reports.
+      #expect(server.requestTimes(series: "/youtube/v3/playlistItems").count == 3)
+      #expect(server.requestTimes(series: "/youtubeanalytics/v2/reports").count == 3)
     }
   }
 }

@@ -9,6 +9,8 @@ public enum Connectors {
     TableExportConnector<ReviewsExport>.self,
     TableExportConnector<MessagesExport>.self,
     TikTokAdsConnector.self,
+    LinkedInPostsConnector.self,
+    YouTubeVideosConnector.self,
     MetaAdsConnector.self,
     TableExportConnector<ShopifyOrdersExport>.self,
     PinterestPinsConnector.self,

@@ -11,6 +11,19 @@ struct CannedPage {
   var headers: [(name: String, value: String)] = []
 }
 
+/// Answers one request with `body` as the worker does: the page starts, its body is fed in
+/// chunks of `chunk` bytes, and it ends; returns the connector's next request.
+func answer<C: Connector>(
+  _ connector: inout C, with body: [UInt8], chunk: Int, contentType: String? = "application/json",
+  headers: [(name: String, value: String)] = [], emit: (CanonicalRecord) -> Bool
+) throws -> PageRequest? {
+  try connector.pageStarted(status: 200, contentType: contentType)
+  for start in stride(from: 0, to: body.count, by: max(1, chunk)) {
+    try body[start..<min(body.count, start + chunk)].withUnsafeBytes { try connector.feed($0, emit: emit) }
+  }
+  return try connector.pageEnded(PageResponse(status: 200, contentType: contentType, headers: headers), emit: emit)
+}
+
 func drive<C: Connector>(
   _ type: C.Type, _ task: TaskSpec, pages: [String: CannedPage], chunk: Int = 7, limits: ReadLimits = ReadLimits()
 ) throws -> (records: [CanonicalRecord], requests: [PageRequest], connector: C) {
@@ -22,21 +35,9 @@ func drive<C: Connector>(
     requests.append(request)
     guard requests.count <= limits.maxPages else { throw ExportError("too many pages") }
     guard let page = pages[request.url] else { throw ExportError("no canned page for \(request.url)") }
-    try connector.pageStarted(status: 200, contentType: page.contentType)
-    var offset = 0
-    while offset < page.body.count {
-      let end = min(page.body.count, offset + chunk)
-      try page.body[offset..<end].withUnsafeBytes { bytes in
-        try connector.feed(bytes) {
-          records.append($0); return true
-        }
-      }
-      offset = end
-    }
-    next = try connector.pageEnded(
-      PageResponse(status: 200, contentType: page.contentType, headers: page.headers)
-    ) {
-      records.append($0); return true
+    next = try answer(&connector, with: page.body, chunk: chunk, contentType: page.contentType, headers: page.headers) {
+      records.append($0)
+      return true
     }
   }
   return (records, requests, connector)

@@ -32,11 +32,7 @@ struct MetaAdsConnectorTests {
       requests.append(request)
       guard let name = answers.popFirst() else { throw ExportError("no answer for \(request.url)") }
       let body = Array(try fixture("meta-ads/\(name)"))
-      try connector.pageStarted(status: 200, contentType: "application/json")
-      for start in stride(from: 0, to: body.count, by: chunk) {
-        try body[start..<min(body.count, start + chunk)].withUnsafeBytes { try connector.feed($0, emit: emit) }
-      }
-      next = try connector.pageEnded(PageResponse(status: 200, contentType: "application/json"), emit: emit)
+      next = try answer(&connector, with: body, chunk: chunk, emit: emit)
     }
     return (insights, requests, connector)
   }

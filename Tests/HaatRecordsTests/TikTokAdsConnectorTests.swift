@@ -22,11 +22,7 @@ private func run(_ task: TaskSpec, pages: [Int: String], chunk: Int = 7) throws 
     let number = Int(request.url.components(separatedBy: "&page=")[1].prefix { $0.isNumber }) ?? 0
     guard let name = pages[number] else { throw ExportError("no canned page \(number)") }
     let body = Array(try fixture("tiktok/\(name)"))
-    try connector.pageStarted(status: 200, contentType: "application/json")
-    for start in stride(from: 0, to: body.count, by: chunk) {
-      try body[start..<min(body.count, start + chunk)].withUnsafeBytes { try connector.feed($0, emit: emit) }
-    }
-    next = try connector.pageEnded(PageResponse(status: 200, contentType: "application/json"), emit: emit)
+    next = try answer(&connector, with: body, chunk: chunk, emit: emit)
   }
   return (insights, urls, connector)
 }

@@ -30,11 +30,7 @@ struct YouTubeVideosConnectorTests {
       while let request = next {
         urls.append(request.url)
         let body = Array(try fixture("youtube/\(answers.removeFirst())"))
-        try connector.pageStarted(status: 200, contentType: "application/json")
-        for start in stride(from: 0, to: body.count, by: chunk) {
-          try body[start..<min(body.count, start + chunk)].withUnsafeBytes { try connector.feed($0, emit: emit) }
-        }
-        next = try connector.pageEnded(PageResponse(status: 200, contentType: nil), emit: emit)
+        next = try answer(&connector, with: body, chunk: chunk, emit: emit)
       }
       #expect(answers.isEmpty)
       #expect(

@@ -13,6 +13,8 @@ public enum Connectors {
     YouTubeVideosConnector.self,
     MetaAdsConnector.self,
     TableExportConnector<ShopifyOrdersExport>.self,
+    TableExportConnector<OrdersExport>.self,
+    TableExportConnector<AdInsightsExport>.self,
     PinterestPinsConnector.self,
   ]
 

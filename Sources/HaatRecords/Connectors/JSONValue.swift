@@ -124,9 +124,7 @@ public enum APIValues {
     case .count(let number)?: return .success(Decimal(number))
     case .string(let text)?:
       if text == "-" || text.isEmpty { return .success(nil) }
-      guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
-        let number = Decimal(string: text, locale: nil)
-      else { return .failure(.notADecimal) }
+      guard let number = Values.decimal(text) else { return .failure(.notADecimal) }
       return .success(number)
     default: return .failure(.notADecimal)
     }

@@ -131,9 +131,9 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     guard let createdAt = Array(written.utf8).withUnsafeBytes({ Values.timestamp($0) }) else {
       return .failure(.init("created_at", .invalidTimestamp))
     }
-    guard let totalText = item["total_price"]?.string, let total = Decimal(string: totalText, locale: nil),
-      totalText.allSatisfy({ $0.isNumber || $0 == "." || $0 == "-" })
-    else { return .failure(.init("total_price", .notADecimal)) }
+    guard let totalText = item["total_price"]?.string, let total = Values.decimal(totalText) else {
+      return .failure(.init("total_price", .notADecimal))
+    }
     var customer = ""
     switch item["customer"]?["id"] {
     case .count(let number)?: customer = String(number)

@@ -42,9 +42,7 @@ public enum ShopifyOrdersExport: TableExportKind {
     guard let created = row["created_at"] else { return problem("created_at", .missing) }
     guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
     guard let totalText = row["total"] else { return problem("total", .missing) }
-    guard totalText.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "." || $0 == "-") }),
-      let total = Decimal(string: totalText, locale: nil)
-    else { return problem("total", .notADecimal) }
+    guard let total = Values.decimal(totalText) else { return problem("total", .notADecimal) }
     return .success(
       .order(
         OrderRecord(

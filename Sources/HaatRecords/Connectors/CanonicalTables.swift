@@ -1,0 +1,101 @@
+import Foundation
+
+extension SourceKind {
+  /// Haat's canonical orders export (docs/formats.md "Orders").
+  public static let orders = SourceKind("orders", TableExportConnector<OrdersExport>.self)
+  /// Haat's canonical ad insights export (docs/formats.md "Ad insights").
+  public static let adInsights = SourceKind("ad_insights", TableExportConnector<AdInsightsExport>.self)
+}
+
+/// Haat's canonical orders export, CSV or NDJSON, one order per row, under records.proto's
+/// `Order` names (a store's own export, or another tool's, renamed to them).
+public enum OrdersExport: TableExportKind {
+  public static let kind = SourceKind.orders
+  public static let summary = "a canonical orders export (CSV or NDJSON) at a URL"
+  public static let record = RecordType.order
+
+  public static let columns: [(field: String, names: [String])] = [
+    "platform", "account", "id", "created_at", "customer", "total", "currency", "landing_site", "referring_site",
+  ].map { ($0, [$0]) }
+  public static let required = ["id", "created_at", "total"]
+
+  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+      .failure(RowProblem(row: row.number, column: field, reason: reason))
+    }
+    guard let id = row["id"] else { return problem("id", .missing) }
+    guard let created = row["created_at"] else { return problem("created_at", .missing) }
+    guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
+    guard let totalText = row["total"] else { return problem("total", .missing) }
+    guard let total = Values.decimal(totalText) else { return problem("total", .notADecimal) }
+    return .success(
+      .order(
+        OrderRecord(
+          platform: row["platform"] ?? (platform.isEmpty ? "web" : platform), account: row["account"] ?? account,
+          id: id, createdAt: at, createdAtText: created, customer: row["customer"] ?? "", total: total,
+          totalText: totalText, currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
+          referringSite: row["referring_site"] ?? "")))
+  }
+}
+
+/// Haat's canonical ad insights export, CSV or NDJSON, one ad and day per row, under
+/// records.proto's `AdInsight` names.
+public enum AdInsightsExport: TableExportKind {
+  public static let kind = SourceKind.adInsights
+  public static let summary = "a canonical ad insights export (CSV or NDJSON) at a URL"
+  public static let record = RecordType.adInsight
+
+  public static let columns: [(field: String, names: [String])] = [
+    "platform", "account", "date", "campaign", "ad", "spend", "impressions", "clicks", "conversions", "claimed_roas",
+  ].map { ($0, [$0]) }
+  public static let required = ["date", "ad"]
+
+  public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+      .failure(RowProblem(row: row.number, column: field, reason: reason))
+    }
+    guard let date = row["date"] else { return problem("date", .missing) }
+    guard Days.number(date) != nil else { return problem("date", .invalidTimestamp) }
+    guard let ad = row["ad"] else { return problem("ad", .missing) }
+    var insight = AdInsightRecord(
+      platform: row["platform"] ?? platform, account: row["account"] ?? account, date: date,
+      campaign: row["campaign"] ?? "", ad: ad)
+    for (name, keyPath) in [
+      ("impressions", \AdInsightRecord.impressions), ("clicks", \.clicks), ("conversions", \.conversions),
+    ] {
+      guard let text = row[name] else { continue }
+      switch Array(text.utf8).withUnsafeBytes({ Values.count($0) }) {
+      case .success(let value): insight[keyPath: keyPath] = value
+      case .failure(let reason): return problem(name, reason)
+      }
+    }
+    for (name, keyPath) in [("spend", \AdInsightRecord.spend), ("claimed_roas", \.claimedRoas)] {
+      guard let text = row[name] else { continue }
+      guard let value = Values.decimal(text) else { return problem(name, .notADecimal) }
+      insight[keyPath: keyPath] = value
+    }
+    return .success(.adInsight(insight))
+  }
+}
+
+extension Values {
+  /// A plain decimal ("598.94", "-3", "12"): digits, one point, an optional leading minus;
+  /// never a locale format ("12,50") or an exponent.
+  public static func decimal(_ text: String) -> Decimal? {
+    var digits = text.utf8.drop { $0 == UInt8(ascii: "-") }
+    guard text.utf8.count - digits.count <= 1, !digits.isEmpty else { return nil }
+    var sawPoint = false
+    while let byte = digits.first {
+      if byte == UInt8(ascii: ".") {
+        guard !sawPoint else { return nil }
+        sawPoint = true
+      } else if byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") {
+        return nil
+      }
+      digits = digits.dropFirst()
+    }
+    return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+  }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+@Suite("Canonical orders and ad insights exports")
+struct CanonicalTablesTests {
+  func read<K: TableExportKind>(_ kind: K.Type, _ name: String) throws -> ([CanonicalRecord], ReadCounts) {
+    var task = TaskSpec()
+    task.source.url = "http://fixture/\(name)"
+    task.source.account = "shop"
+    let (records, _, connector) = try drive(
+      TableExportConnector<K>.self, task, pages: [task.source.url: CannedPage(body: Array(try fixture(name)))],
+      chunk: 3)
+    return (records, connector.counts)
+  }
+
+  @Test("orders: money a plain decimal, UTM decoded from the landing site, offsets kept, bad rows counted")
+  func orders() throws {
+    let (records, counts) = try read(OrdersExport.self, "canonical/orders.csv")
+    let orders = records.compactMap { record -> OrderRecord? in
+      if case .order(let order) = record { return order }
+      return nil
+    }
+    #expect(orders.map(\.id) == ["1001", "1002"])
+    #expect(orders[0].total == Decimal(string: "598.94") && orders[0].currency == "BDT")
+    #expect(orders[0].utmSource == "Facebook" && orders[0].utmCampaign == "eid sale")
+    #expect(orders[1].customer == "" && orders[1].createdAt.offsetMinutes == 360)
+    #expect(orders.allSatisfy { $0.platform == "web" && $0.account == "shop" })
+    #expect(
+      counts.problems == [
+        RowProblem(row: 3, column: "total", reason: .notADecimal),
+        RowProblem(row: 4, column: "created_at", reason: .missing),
+      ])
+  }
+
+  @Test("ad insights: counts as numbers or strings, money as decimals, bad days and amounts counted")
+  func adInsights() throws {
+    let (records, counts) = try read(AdInsightsExport.self, "canonical/ad-insights.ndjson")
+    let insights = records.compactMap { record -> AdInsightRecord? in
+      if case .adInsight(let insight) = record { return insight }
+      return nil
+    }
+    #expect(insights.count == 2)
+    #expect(insights[0].impressions == 10_505 && insights[0].clicks == 116 && insights[0].conversions == 12)
+    #expect(insights[0].spend == Decimal(string: "76.73") && insights[0].claimedRoas == Decimal(string: "2.35"))
+    #expect(insights[1].impressions == 361_324 && insights[1].clicks == nil, "grouped digits read as counts are")
+    #expect(
+      counts.problems == [
+        RowProblem(row: 3, column: "date", reason: .invalidTimestamp),
+        RowProblem(row: 4, column: "spend", reason: .notADecimal),
+      ])
+  }
+
+  @Test("a plain decimal and nothing else")
+  func decimals() {
+    #expect(Values.decimal("598.94") == Decimal(string: "598.94") && Values.decimal("-3") == -3)
+    for bad in ["12,50", "1e3", "", "-", "1.2.3", "--1", " 1", "١٢"] {
+      #expect(Values.decimal(bad) == nil, "\(bad)")
+    }
+  }
+}

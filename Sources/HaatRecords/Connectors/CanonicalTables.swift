@@ -25,6 +25,19 @@ public enum OrdersExport: TableExportKind {
       .failure(RowProblem(row: row.number, column: field, reason: reason))
     }
     guard let id = row["id"] else { return problem("id", .missing) }
+    return order(
+      row, id: id, customer: row["customer"] ?? "", platform: row["platform"] ?? platform,
+      account: row["account"] ?? account)
+  }
+
+  /// An order from a row's `created_at`, `total`, `currency`, `landing_site` and
+  /// `referring_site` (the canonical names, or those a schema maps to them).
+  static func order(_ row: TableRow, id: String, customer: String, platform: String, account: String) -> Result<
+    CanonicalRecord?, RowProblem
+  > {
+    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+      .failure(RowProblem(row: row.number, column: field, reason: reason))
+    }
     guard let created = row["created_at"] else { return problem("created_at", .missing) }
     guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
     guard let totalText = row["total"] else { return problem("total", .missing) }
@@ -32,9 +45,9 @@ public enum OrdersExport: TableExportKind {
     return .success(
       .order(
         OrderRecord(
-          platform: row["platform"] ?? (platform.isEmpty ? "web" : platform), account: row["account"] ?? account,
-          id: id, createdAt: at, createdAtText: created, customer: row["customer"] ?? "", total: total,
-          totalText: totalText, currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
+          platform: platform.isEmpty ? "web" : platform, account: account, id: id, createdAt: at,
+          createdAtText: created, customer: customer, total: total, totalText: totalText,
+          currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
           referringSite: row["referring_site"] ?? "")))
   }
 }

@@ -39,16 +39,8 @@ public enum ShopifyOrdersExport: TableExportKind {
     guard let name = row["name"] else { return problem("name", .missing) }
     // A later line item of an order: the order's own columns are empty.
     if row["created_at"] == nil, row["total"] == nil, row["financial_status"] == nil { return .success(nil) }
-    guard let created = row["created_at"] else { return problem("created_at", .missing) }
-    guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
-    guard let totalText = row["total"] else { return problem("total", .missing) }
-    guard let total = Values.decimal(totalText) else { return problem("total", .notADecimal) }
-    return .success(
-      .order(
-        OrderRecord(
-          platform: platform.isEmpty ? "web" : platform, account: account, id: row["id"] ?? name, createdAt: at,
-          createdAtText: created, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "", total: total,
-          totalText: totalText, currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
-          referringSite: row["referring_site"] ?? "")))
+    return OrdersExport.order(
+      row, id: row["id"] ?? name, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "",
+      platform: platform, account: account)
   }
 }

@@ -74,6 +74,40 @@ public enum ReportReducer {
     }
   }
 
+  /// The byte ranges of a CSV export whose quote state disagrees with the quotes before
+  /// them (`RangeQuotes`): each such range may have read its records from inside a quoted
+  /// field (an export whose quotes are not RFC 4180's). Said, never silent.
+  static func rangeDisagreements(_ tasks: [TaskResult]) -> [RowError] {
+    var bySource: [String: [RangeQuotes]] = [:]
+    for task in tasks where task.done {
+      if let quotes = task.stats?.rangeQuotes, task.stats?.hasRangeQuotes == true {
+        bySource[task.source, default: []].append(quotes)
+      }
+    }
+    var problems: [RowError] = []
+    for (source, ranges) in bySource.sorted(by: { $0.key < $1.key }) {
+      let sorted = ranges.sorted { $0.start < $1.start }
+      var expected: Bool? = false  // the first range starts outside quotes
+      var previousEnd: UInt64 = 0
+      for range in sorted {
+        // A gap (a range not done) leaves the state before the next one unknown.
+        if range.start != previousEnd { expected = nil }
+        if let expected, expected != range.startsInQuotes {
+          var error = RowError()
+          error.source = source
+          error.column = "bytes \(range.start)..<\(range.end)"
+          error.message =
+            "this range took its start as \(range.startsInQuotes ? "inside" : "outside") quotes, but the quotes before it say \(expected ? "inside" : "outside"): its records may be misread (are the export's quotes RFC 4180's?); read it whole (split_bytes 0)"
+          problems.append(error)
+        }
+        // Judge the next range by the truth where it is known, not by this one's guess.
+        expected = (expected ?? range.startsInQuotes) != range.oddQuotes
+        previousEnd = range.end
+      }
+    }
+    return problems
+  }
+
   /// How many bad rows a report lists (all are counted).
   public static let maxRowErrors = 50
 
@@ -112,7 +146,8 @@ public enum ReportReducer {
       }
     }
     summary.missing = missingSources
-    summary.rowErrors = rowErrors
+    // A disagreement of byte ranges is listed first: it is about a whole range, not a row.
+    summary.rowErrors = Array((rangeDisagreements(tasks) + rowErrors).prefix(maxRowErrors))
     summary.sources = UInt32(clamping: sources.count)
     summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
     var report = Report()

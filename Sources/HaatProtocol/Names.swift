@@ -12,4 +12,5 @@ public typealias ErrorInfo = Haat_V1_ErrorInfo
 public typealias WorkerHealth = Haat_V1_WorkerHealth
 public typealias ByteRange = Haat_V1_ByteRange
 public typealias Split = Haat_V1_Split
+public typealias RangeQuotes = Haat_V1_RangeQuotes
 public typealias DateWindow = Haat_V1_DateWindow

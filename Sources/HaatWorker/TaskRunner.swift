@@ -210,6 +210,7 @@ struct TaskRunner: Sendable {
       return .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, finish())
     }
     counted()
+    if let quotes = connector.rangeQuotes { stats.rangeQuotes = quotes }
     return .complete(builder.partial, finish(), bookmark: connector.bookmark, split: connector.split)
   }
 

@@ -94,3 +94,40 @@ import Testing
     #expect(outcome.state == .cancelled)
   }
 }
+
+/// Byte ranges of a CSV export that disagree about the quotes before them are said in the
+/// report, not left to misread records silently.
+@Suite struct RangeAgreementTests {
+  static func output(_ index: Int, start: UInt64, end: UInt64, inQuotes: Bool, odd: Bool) throws -> TaskOutput {
+    var quotes = RangeQuotes()
+    quotes.start = start
+    quotes.end = end
+    quotes.startsInQuotes = inQuotes
+    quotes.oddQuotes = odd
+    var stats = TaskStats()
+    stats.rangeQuotes = quotes
+    var output = JobReducerTests.output(index, .done)
+    output.source = "big"
+    output.stats = try stats.jsonUTF8Data(options: WireCodec.encodingOptions)
+    return output
+  }
+
+  @Test func rangesThatAgreeSayNothingAndOneThatDisagreesIsNamed() throws {
+    let agreeing = [
+      try Self.output(0, start: 0, end: 100, inQuotes: false, odd: true),
+      try Self.output(1, start: 100, end: 200, inQuotes: true, odd: false),
+      try Self.output(2, start: 200, end: 300, inQuotes: true, odd: true),
+    ]
+    let fine = try JobReducer.reduce(JobReducerTests.record(), outputs: agreeing, cancelled: false)
+    let report = try Report(jsonUTF8Data: fine.report, options: WireCodec.decodingOptions)
+    #expect(report.summary.rowErrors.isEmpty)
+
+    // The middle range guessed outside quotes where the first range's quotes say inside.
+    var disagreeing = agreeing
+    disagreeing[1] = try Self.output(1, start: 100, end: 200, inQuotes: false, odd: false)
+    let flagged = try JobReducer.reduce(JobReducerTests.record(), outputs: disagreeing, cancelled: false)
+    let errors = try Report(jsonUTF8Data: flagged.report, options: WireCodec.decodingOptions).summary.rowErrors
+    #expect(errors.map(\.column) == ["bytes 100..<200"], "only the range that guessed wrong")
+    #expect(errors.first?.source == "big" && errors.first?.message.contains("RFC 4180") == true)
+  }
+}

@@ -192,10 +192,15 @@ struct ByteRangeTests {
       let cuts = Set((0..<(count - 1)).map { _ in UInt64.random(in: 1..<UInt64(file.count), using: &generator) })
       let bounds = [0] + cuts.sorted() + [UInt64(file.count)]
       var posts: [PostRecord] = []
+      var state = false
       for spec in rangeTasks(url: url, file: file, bounds: bounds, header: header) {
         let (read, requests, connector) = try run(spec, file: file, chunk: 1 << 16)
         posts += read
         ranges += 1
+        // Each range's quote state agrees with the quotes before it (what reports check).
+        let quotes = try #require(connector.rangeQuotes)
+        #expect(quotes.startsInQuotes == state && quotes.start == spec.range.start)
+        state = quotes.startsInQuotes != quotes.oddQuotes
         if spec.range.start > 1, requests.contains(where: { $0.range?.lowerBound == 0 }) { scanned += 1 }
         #expect(connector.counts.badRecords == 0)
       }

@@ -60,6 +60,43 @@ public nonisolated struct Haat_V1_TaskStats: Sendable {
 
   public var durationMs: UInt64 = 0
 
+  /// For a task that read one byte range of a CSV export: the quote state it took where it
+  /// started and the parity of the quotes it passed, so the report can check that the
+  /// ranges agree (docs/connectors.md "Byte ranges").
+  public var rangeQuotes: Haat_V1_RangeQuotes {
+    get {_rangeQuotes ?? Haat_V1_RangeQuotes()}
+    set {_rangeQuotes = newValue}
+  }
+  /// Returns true if `rangeQuotes` has been explicitly set.
+  public var hasRangeQuotes: Bool {self._rangeQuotes != nil}
+  /// Clears the value of `rangeQuotes`. Subsequent reads from it will return its default value.
+  public mutating func clearRangeQuotes() {self._rangeQuotes = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rangeQuotes: Haat_V1_RangeQuotes? = nil
+}
+
+/// RangeQuotes is what one byte-range task of a CSV export assumed and saw: whether the byte
+/// before `start` (offset start − 1; for the first range, offset 0) is inside quotes, and
+/// whether the bytes from there up to the byte before `end` hold an odd number of quotes.
+/// Consecutive ranges agree when the next one's `starts_in_quotes` equals this one's
+/// `starts_in_quotes` XOR `odd_quotes`; the first range starts outside quotes.
+public nonisolated struct Haat_V1_RangeQuotes: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var start: UInt64 = 0
+
+  public var end: UInt64 = 0
+
+  public var startsInQuotes: Bool = false
+
+  public var oddQuotes: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -150,7 +187,7 @@ nonisolated extension Haat_V1_PoolState: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Haat_V1_TaskStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TaskStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}bytes\0\u{1}pages\0\u{3}http_statuses\0\u{3}bad_rows\0\u{3}row_errors\0\u{3}duration_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}bytes\0\u{1}pages\0\u{3}http_statuses\0\u{3}bad_rows\0\u{3}row_errors\0\u{3}duration_ms\0\u{3}range_quotes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -165,12 +202,17 @@ nonisolated extension Haat_V1_TaskStats: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.badRows) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.rowErrors) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.durationMs) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._rangeQuotes) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.rows != 0 {
       try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 1)
     }
@@ -192,6 +234,9 @@ nonisolated extension Haat_V1_TaskStats: SwiftProtobuf.Message, SwiftProtobuf._M
     if self.durationMs != 0 {
       try visitor.visitSingularUInt64Field(value: self.durationMs, fieldNumber: 7)
     }
+    try { if let v = self._rangeQuotes {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -203,6 +248,52 @@ nonisolated extension Haat_V1_TaskStats: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.badRows != rhs.badRows {return false}
     if lhs.rowErrors != rhs.rowErrors {return false}
     if lhs.durationMs != rhs.durationMs {return false}
+    if lhs._rangeQuotes != rhs._rangeQuotes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RangeQuotes"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}end\0\u{3}starts_in_quotes\0\u{3}odd_quotes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.start) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.end) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.startsInQuotes) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.oddQuotes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.start != 0 {
+      try visitor.visitSingularUInt64Field(value: self.start, fieldNumber: 1)
+    }
+    if self.end != 0 {
+      try visitor.visitSingularUInt64Field(value: self.end, fieldNumber: 2)
+    }
+    if self.startsInQuotes != false {
+      try visitor.visitSingularBoolField(value: self.startsInQuotes, fieldNumber: 3)
+    }
+    if self.oddQuotes != false {
+      try visitor.visitSingularBoolField(value: self.oddQuotes, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_RangeQuotes, rhs: Haat_V1_RangeQuotes) -> Bool {
+    if lhs.start != rhs.start {return false}
+    if lhs.end != rhs.end {return false}
+    if lhs.startsInQuotes != rhs.startsInQuotes {return false}
+    if lhs.oddQuotes != rhs.oddQuotes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -26,398 +26,389 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 }
 
 /// Envelope wraps every message on the wire.
-public nonisolated struct Haat_V1_Envelope: @unchecked Sendable {
+public nonisolated struct Haat_V1_Envelope: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The sender's request id; any string up to 64 bytes (a longer one is refused with
   /// bad_request, field "id", without reply_to). Replies echo it in reply_to.
-  public var id: String {
-    get {_storage._id}
-    set {_uniqueStorage()._id = newValue}
-  }
+  public var id: String = String()
 
   /// The id of the request this message answers; empty for unsolicited messages.
-  public var replyTo: String {
-    get {_storage._replyTo}
-    set {_uniqueStorage()._replyTo = newValue}
-  }
+  public var replyTo: String = String()
 
-  public var body: OneOf_Body? {
-    get {return _storage._body}
-    set {_uniqueStorage()._body = newValue}
-  }
+  public var body: Haat_V1_Envelope.OneOf_Body? = nil
 
   /// Handshake.
   public var challenge: Haat_V1_Challenge {
     get {
-      if case .challenge(let v)? = _storage._body {return v}
+      if case .challenge(let v)? = body {return v}
       return Haat_V1_Challenge()
     }
-    set {_uniqueStorage()._body = .challenge(newValue)}
+    set {body = .challenge(newValue)}
   }
 
   public var hello: Haat_V1_Hello {
     get {
-      if case .hello(let v)? = _storage._body {return v}
+      if case .hello(let v)? = body {return v}
       return Haat_V1_Hello()
     }
-    set {_uniqueStorage()._body = .hello(newValue)}
+    set {body = .hello(newValue)}
   }
 
   public var welcome: Haat_V1_Welcome {
     get {
-      if case .welcome(let v)? = _storage._body {return v}
+      if case .welcome(let v)? = body {return v}
       return Haat_V1_Welcome()
     }
-    set {_uniqueStorage()._body = .welcome(newValue)}
+    set {body = .welcome(newValue)}
   }
 
   public var error: Haat_V1_Error {
     get {
-      if case .error(let v)? = _storage._body {return v}
+      if case .error(let v)? = body {return v}
       return Haat_V1_Error()
     }
-    set {_uniqueStorage()._body = .error(newValue)}
+    set {body = .error(newValue)}
   }
 
   /// Worker flow.
   public var credit: Haat_V1_Credit {
     get {
-      if case .credit(let v)? = _storage._body {return v}
+      if case .credit(let v)? = body {return v}
       return Haat_V1_Credit()
     }
-    set {_uniqueStorage()._body = .credit(newValue)}
+    set {body = .credit(newValue)}
   }
 
   public var assign: Haat_V1_Assign {
     get {
-      if case .assign(let v)? = _storage._body {return v}
+      if case .assign(let v)? = body {return v}
       return Haat_V1_Assign()
     }
-    set {_uniqueStorage()._body = .assign(newValue)}
+    set {body = .assign(newValue)}
   }
 
   public var heartbeat: Haat_V1_Heartbeat {
     get {
-      if case .heartbeat(let v)? = _storage._body {return v}
+      if case .heartbeat(let v)? = body {return v}
       return Haat_V1_Heartbeat()
     }
-    set {_uniqueStorage()._body = .heartbeat(newValue)}
+    set {body = .heartbeat(newValue)}
   }
 
   public var heartbeatAck: Haat_V1_HeartbeatAck {
     get {
-      if case .heartbeatAck(let v)? = _storage._body {return v}
+      if case .heartbeatAck(let v)? = body {return v}
       return Haat_V1_HeartbeatAck()
     }
-    set {_uniqueStorage()._body = .heartbeatAck(newValue)}
+    set {body = .heartbeatAck(newValue)}
   }
 
   public var complete: Haat_V1_Complete {
     get {
-      if case .complete(let v)? = _storage._body {return v}
+      if case .complete(let v)? = body {return v}
       return Haat_V1_Complete()
     }
-    set {_uniqueStorage()._body = .complete(newValue)}
+    set {body = .complete(newValue)}
   }
 
   public var fail: Haat_V1_Fail {
     get {
-      if case .fail(let v)? = _storage._body {return v}
+      if case .fail(let v)? = body {return v}
       return Haat_V1_Fail()
     }
-    set {_uniqueStorage()._body = .fail(newValue)}
+    set {body = .fail(newValue)}
   }
 
   public var ack: Haat_V1_Ack {
     get {
-      if case .ack(let v)? = _storage._body {return v}
+      if case .ack(let v)? = body {return v}
       return Haat_V1_Ack()
     }
-    set {_uniqueStorage()._body = .ack(newValue)}
+    set {body = .ack(newValue)}
   }
 
   public var log: Haat_V1_Log {
     get {
-      if case .log(let v)? = _storage._body {return v}
+      if case .log(let v)? = body {return v}
       return Haat_V1_Log()
     }
-    set {_uniqueStorage()._body = .log(newValue)}
+    set {body = .log(newValue)}
   }
 
   public var drain: Haat_V1_Drain {
     get {
-      if case .drain(let v)? = _storage._body {return v}
+      if case .drain(let v)? = body {return v}
       return Haat_V1_Drain()
     }
-    set {_uniqueStorage()._body = .drain(newValue)}
+    set {body = .drain(newValue)}
   }
 
   public var shutdown: Haat_V1_Shutdown {
     get {
-      if case .shutdown(let v)? = _storage._body {return v}
+      if case .shutdown(let v)? = body {return v}
       return Haat_V1_Shutdown()
     }
-    set {_uniqueStorage()._body = .shutdown(newValue)}
+    set {body = .shutdown(newValue)}
   }
 
   public var rateRequest: Haat_V1_RateRequest {
     get {
-      if case .rateRequest(let v)? = _storage._body {return v}
+      if case .rateRequest(let v)? = body {return v}
       return Haat_V1_RateRequest()
     }
-    set {_uniqueStorage()._body = .rateRequest(newValue)}
+    set {body = .rateRequest(newValue)}
   }
 
   public var rateGrant: Haat_V1_RateGrant {
     get {
-      if case .rateGrant(let v)? = _storage._body {return v}
+      if case .rateGrant(let v)? = body {return v}
       return Haat_V1_RateGrant()
     }
-    set {_uniqueStorage()._body = .rateGrant(newValue)}
+    set {body = .rateGrant(newValue)}
   }
 
   public var ratePause: Haat_V1_RatePause {
     get {
-      if case .ratePause(let v)? = _storage._body {return v}
+      if case .ratePause(let v)? = body {return v}
       return Haat_V1_RatePause()
     }
-    set {_uniqueStorage()._body = .ratePause(newValue)}
+    set {body = .ratePause(newValue)}
   }
 
   /// Client flow.
   public var submit: Haat_V1_Submit {
     get {
-      if case .submit(let v)? = _storage._body {return v}
+      if case .submit(let v)? = body {return v}
       return Haat_V1_Submit()
     }
-    set {_uniqueStorage()._body = .submit(newValue)}
+    set {body = .submit(newValue)}
   }
 
   public var accepted: Haat_V1_Accepted {
     get {
-      if case .accepted(let v)? = _storage._body {return v}
+      if case .accepted(let v)? = body {return v}
       return Haat_V1_Accepted()
     }
-    set {_uniqueStorage()._body = .accepted(newValue)}
+    set {body = .accepted(newValue)}
   }
 
   public var getJob: Haat_V1_GetJob {
     get {
-      if case .getJob(let v)? = _storage._body {return v}
+      if case .getJob(let v)? = body {return v}
       return Haat_V1_GetJob()
     }
-    set {_uniqueStorage()._body = .getJob(newValue)}
+    set {body = .getJob(newValue)}
   }
 
   public var job: Haat_V1_Job {
     get {
-      if case .job(let v)? = _storage._body {return v}
+      if case .job(let v)? = body {return v}
       return Haat_V1_Job()
     }
-    set {_uniqueStorage()._body = .job(newValue)}
+    set {body = .job(newValue)}
   }
 
   public var listJobs: Haat_V1_ListJobs {
     get {
-      if case .listJobs(let v)? = _storage._body {return v}
+      if case .listJobs(let v)? = body {return v}
       return Haat_V1_ListJobs()
     }
-    set {_uniqueStorage()._body = .listJobs(newValue)}
+    set {body = .listJobs(newValue)}
   }
 
   public var jobList: Haat_V1_JobList {
     get {
-      if case .jobList(let v)? = _storage._body {return v}
+      if case .jobList(let v)? = body {return v}
       return Haat_V1_JobList()
     }
-    set {_uniqueStorage()._body = .jobList(newValue)}
+    set {body = .jobList(newValue)}
   }
 
   public var watch: Haat_V1_Watch {
     get {
-      if case .watch(let v)? = _storage._body {return v}
+      if case .watch(let v)? = body {return v}
       return Haat_V1_Watch()
     }
-    set {_uniqueStorage()._body = .watch(newValue)}
+    set {body = .watch(newValue)}
   }
 
   public var jobEvent: Haat_V1_JobEvent {
     get {
-      if case .jobEvent(let v)? = _storage._body {return v}
+      if case .jobEvent(let v)? = body {return v}
       return Haat_V1_JobEvent()
     }
-    set {_uniqueStorage()._body = .jobEvent(newValue)}
+    set {body = .jobEvent(newValue)}
   }
 
   public var getResult: Haat_V1_GetResult {
     get {
-      if case .getResult(let v)? = _storage._body {return v}
+      if case .getResult(let v)? = body {return v}
       return Haat_V1_GetResult()
     }
-    set {_uniqueStorage()._body = .getResult(newValue)}
+    set {body = .getResult(newValue)}
   }
 
   public var result: Haat_V1_Result {
     get {
-      if case .result(let v)? = _storage._body {return v}
+      if case .result(let v)? = body {return v}
       return Haat_V1_Result()
     }
-    set {_uniqueStorage()._body = .result(newValue)}
+    set {body = .result(newValue)}
   }
 
   public var cancel: Haat_V1_Cancel {
     get {
-      if case .cancel(let v)? = _storage._body {return v}
+      if case .cancel(let v)? = body {return v}
       return Haat_V1_Cancel()
     }
-    set {_uniqueStorage()._body = .cancel(newValue)}
+    set {body = .cancel(newValue)}
   }
 
   public var listWorkers: Haat_V1_ListWorkers {
     get {
-      if case .listWorkers(let v)? = _storage._body {return v}
+      if case .listWorkers(let v)? = body {return v}
       return Haat_V1_ListWorkers()
     }
-    set {_uniqueStorage()._body = .listWorkers(newValue)}
+    set {body = .listWorkers(newValue)}
   }
 
   public var workerList: Haat_V1_WorkerList {
     get {
-      if case .workerList(let v)? = _storage._body {return v}
+      if case .workerList(let v)? = body {return v}
       return Haat_V1_WorkerList()
     }
-    set {_uniqueStorage()._body = .workerList(newValue)}
+    set {body = .workerList(newValue)}
   }
 
   public var tailLogs: Haat_V1_TailLogs {
     get {
-      if case .tailLogs(let v)? = _storage._body {return v}
+      if case .tailLogs(let v)? = body {return v}
       return Haat_V1_TailLogs()
     }
-    set {_uniqueStorage()._body = .tailLogs(newValue)}
+    set {body = .tailLogs(newValue)}
   }
 
   public var streamEnd: Haat_V1_StreamEnd {
     get {
-      if case .streamEnd(let v)? = _storage._body {return v}
+      if case .streamEnd(let v)? = body {return v}
       return Haat_V1_StreamEnd()
     }
-    set {_uniqueStorage()._body = .streamEnd(newValue)}
+    set {body = .streamEnd(newValue)}
   }
 
   public var listDead: Haat_V1_ListDead {
     get {
-      if case .listDead(let v)? = _storage._body {return v}
+      if case .listDead(let v)? = body {return v}
       return Haat_V1_ListDead()
     }
-    set {_uniqueStorage()._body = .listDead(newValue)}
+    set {body = .listDead(newValue)}
   }
 
   public var deadList: Haat_V1_DeadList {
     get {
-      if case .deadList(let v)? = _storage._body {return v}
+      if case .deadList(let v)? = body {return v}
       return Haat_V1_DeadList()
     }
-    set {_uniqueStorage()._body = .deadList(newValue)}
+    set {body = .deadList(newValue)}
   }
 
   public var retryDead: Haat_V1_RetryDead {
     get {
-      if case .retryDead(let v)? = _storage._body {return v}
+      if case .retryDead(let v)? = body {return v}
       return Haat_V1_RetryDead()
     }
-    set {_uniqueStorage()._body = .retryDead(newValue)}
+    set {body = .retryDead(newValue)}
   }
 
   public var discardDead: Haat_V1_DiscardDead {
     get {
-      if case .discardDead(let v)? = _storage._body {return v}
+      if case .discardDead(let v)? = body {return v}
       return Haat_V1_DiscardDead()
     }
-    set {_uniqueStorage()._body = .discardDead(newValue)}
+    set {body = .discardDead(newValue)}
   }
 
   public var deadUpdated: Haat_V1_DeadUpdated {
     get {
-      if case .deadUpdated(let v)? = _storage._body {return v}
+      if case .deadUpdated(let v)? = body {return v}
       return Haat_V1_DeadUpdated()
     }
-    set {_uniqueStorage()._body = .deadUpdated(newValue)}
+    set {body = .deadUpdated(newValue)}
   }
 
   public var ping: Haat_V1_Ping {
     get {
-      if case .ping(let v)? = _storage._body {return v}
+      if case .ping(let v)? = body {return v}
       return Haat_V1_Ping()
     }
-    set {_uniqueStorage()._body = .ping(newValue)}
+    set {body = .ping(newValue)}
   }
 
   public var pong: Haat_V1_Pong {
     get {
-      if case .pong(let v)? = _storage._body {return v}
+      if case .pong(let v)? = body {return v}
       return Haat_V1_Pong()
     }
-    set {_uniqueStorage()._body = .pong(newValue)}
+    set {body = .pong(newValue)}
   }
 
   public var pruneJobs: Haat_V1_PruneJobs {
     get {
-      if case .pruneJobs(let v)? = _storage._body {return v}
+      if case .pruneJobs(let v)? = body {return v}
       return Haat_V1_PruneJobs()
     }
-    set {_uniqueStorage()._body = .pruneJobs(newValue)}
+    set {body = .pruneJobs(newValue)}
   }
 
   public var pruned: Haat_V1_Pruned {
     get {
-      if case .pruned(let v)? = _storage._body {return v}
+      if case .pruned(let v)? = body {return v}
       return Haat_V1_Pruned()
     }
-    set {_uniqueStorage()._body = .pruned(newValue)}
+    set {body = .pruned(newValue)}
   }
 
   public var listSchedules: Haat_V1_ListSchedules {
     get {
-      if case .listSchedules(let v)? = _storage._body {return v}
+      if case .listSchedules(let v)? = body {return v}
       return Haat_V1_ListSchedules()
     }
-    set {_uniqueStorage()._body = .listSchedules(newValue)}
+    set {body = .listSchedules(newValue)}
   }
 
   public var scheduleList: Haat_V1_ScheduleList {
     get {
-      if case .scheduleList(let v)? = _storage._body {return v}
+      if case .scheduleList(let v)? = body {return v}
       return Haat_V1_ScheduleList()
     }
-    set {_uniqueStorage()._body = .scheduleList(newValue)}
+    set {body = .scheduleList(newValue)}
   }
 
   public var updateSchedule: Haat_V1_UpdateSchedule {
     get {
-      if case .updateSchedule(let v)? = _storage._body {return v}
+      if case .updateSchedule(let v)? = body {return v}
       return Haat_V1_UpdateSchedule()
     }
-    set {_uniqueStorage()._body = .updateSchedule(newValue)}
+    set {body = .updateSchedule(newValue)}
   }
 
   public var scheduleUpdated: Haat_V1_ScheduleUpdated {
     get {
-      if case .scheduleUpdated(let v)? = _storage._body {return v}
+      if case .scheduleUpdated(let v)? = body {return v}
       return Haat_V1_ScheduleUpdated()
     }
-    set {_uniqueStorage()._body = .scheduleUpdated(newValue)}
+    set {body = .scheduleUpdated(newValue)}
   }
 
   public var getScheduleReport: Haat_V1_GetScheduleReport {
     get {
-      if case .getScheduleReport(let v)? = _storage._body {return v}
+      if case .getScheduleReport(let v)? = body {return v}
       return Haat_V1_GetScheduleReport()
     }
-    set {_uniqueStorage()._body = .getScheduleReport(newValue)}
+    set {body = .getScheduleReport(newValue)}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -476,8 +467,6 @@ public nonisolated struct Haat_V1_Envelope: @unchecked Sendable {
   }
 
   public init() {}
-
-  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Error answers a request that could not be carried out, or reports a protocol fault.
@@ -537,862 +526,822 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0\u{3}list_schedules\0\u{3}schedule_list\0\u{3}update_schedule\0\u{3}schedule_updated\0\u{3}get_schedule_report\0")
 
-  fileprivate class _StorageClass {
-    var _id: String = String()
-    var _replyTo: String = String()
-    var _body: Haat_V1_Envelope.OneOf_Body?
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _id = source._id
-      _replyTo = source._replyTo
-      _body = source._body
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
-        case 2: try { try decoder.decodeSingularStringField(value: &_storage._replyTo) }()
-        case 10: try {
-          var v: Haat_V1_Challenge?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .challenge(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .challenge(v)
-          }
-        }()
-        case 11: try {
-          var v: Haat_V1_Hello?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .hello(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .hello(v)
-          }
-        }()
-        case 12: try {
-          var v: Haat_V1_Welcome?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .welcome(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .welcome(v)
-          }
-        }()
-        case 13: try {
-          var v: Haat_V1_Error?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .error(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .error(v)
-          }
-        }()
-        case 20: try {
-          var v: Haat_V1_Credit?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .credit(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .credit(v)
-          }
-        }()
-        case 21: try {
-          var v: Haat_V1_Assign?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .assign(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .assign(v)
-          }
-        }()
-        case 22: try {
-          var v: Haat_V1_Heartbeat?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeat(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeat(v)
-          }
-        }()
-        case 23: try {
-          var v: Haat_V1_HeartbeatAck?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .heartbeatAck(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .heartbeatAck(v)
-          }
-        }()
-        case 24: try {
-          var v: Haat_V1_Complete?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .complete(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .complete(v)
-          }
-        }()
-        case 25: try {
-          var v: Haat_V1_Fail?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .fail(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .fail(v)
-          }
-        }()
-        case 26: try {
-          var v: Haat_V1_Ack?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .ack(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .ack(v)
-          }
-        }()
-        case 27: try {
-          var v: Haat_V1_Log?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .log(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .log(v)
-          }
-        }()
-        case 28: try {
-          var v: Haat_V1_Drain?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .drain(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .drain(v)
-          }
-        }()
-        case 29: try {
-          var v: Haat_V1_Shutdown?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .shutdown(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .shutdown(v)
-          }
-        }()
-        case 30: try {
-          var v: Haat_V1_RateRequest?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .rateRequest(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .rateRequest(v)
-          }
-        }()
-        case 31: try {
-          var v: Haat_V1_RateGrant?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .rateGrant(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .rateGrant(v)
-          }
-        }()
-        case 32: try {
-          var v: Haat_V1_RatePause?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .ratePause(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .ratePause(v)
-          }
-        }()
-        case 40: try {
-          var v: Haat_V1_Submit?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .submit(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .submit(v)
-          }
-        }()
-        case 41: try {
-          var v: Haat_V1_Accepted?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .accepted(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .accepted(v)
-          }
-        }()
-        case 42: try {
-          var v: Haat_V1_GetJob?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .getJob(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .getJob(v)
-          }
-        }()
-        case 43: try {
-          var v: Haat_V1_Job?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .job(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .job(v)
-          }
-        }()
-        case 44: try {
-          var v: Haat_V1_ListJobs?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .listJobs(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .listJobs(v)
-          }
-        }()
-        case 45: try {
-          var v: Haat_V1_JobList?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobList(v)
-          }
-        }()
-        case 46: try {
-          var v: Haat_V1_Watch?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .watch(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .watch(v)
-          }
-        }()
-        case 47: try {
-          var v: Haat_V1_JobEvent?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .jobEvent(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .jobEvent(v)
-          }
-        }()
-        case 48: try {
-          var v: Haat_V1_GetResult?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .getResult(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .getResult(v)
-          }
-        }()
-        case 49: try {
-          var v: Haat_V1_Result?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .result(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .result(v)
-          }
-        }()
-        case 50: try {
-          var v: Haat_V1_Cancel?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .cancel(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .cancel(v)
-          }
-        }()
-        case 51: try {
-          var v: Haat_V1_ListWorkers?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .listWorkers(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .listWorkers(v)
-          }
-        }()
-        case 52: try {
-          var v: Haat_V1_WorkerList?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .workerList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .workerList(v)
-          }
-        }()
-        case 53: try {
-          var v: Haat_V1_TailLogs?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .tailLogs(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .tailLogs(v)
-          }
-        }()
-        case 54: try {
-          var v: Haat_V1_StreamEnd?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .streamEnd(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .streamEnd(v)
-          }
-        }()
-        case 55: try {
-          var v: Haat_V1_ListDead?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .listDead(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .listDead(v)
-          }
-        }()
-        case 56: try {
-          var v: Haat_V1_DeadList?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .deadList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .deadList(v)
-          }
-        }()
-        case 57: try {
-          var v: Haat_V1_RetryDead?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .retryDead(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .retryDead(v)
-          }
-        }()
-        case 58: try {
-          var v: Haat_V1_DiscardDead?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .discardDead(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .discardDead(v)
-          }
-        }()
-        case 59: try {
-          var v: Haat_V1_DeadUpdated?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .deadUpdated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .deadUpdated(v)
-          }
-        }()
-        case 60: try {
-          var v: Haat_V1_Ping?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .ping(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .ping(v)
-          }
-        }()
-        case 61: try {
-          var v: Haat_V1_Pong?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .pong(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .pong(v)
-          }
-        }()
-        case 62: try {
-          var v: Haat_V1_PruneJobs?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .pruneJobs(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .pruneJobs(v)
-          }
-        }()
-        case 63: try {
-          var v: Haat_V1_Pruned?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .pruned(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .pruned(v)
-          }
-        }()
-        case 64: try {
-          var v: Haat_V1_ListSchedules?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .listSchedules(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .listSchedules(v)
-          }
-        }()
-        case 65: try {
-          var v: Haat_V1_ScheduleList?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .scheduleList(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .scheduleList(v)
-          }
-        }()
-        case 66: try {
-          var v: Haat_V1_UpdateSchedule?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .updateSchedule(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .updateSchedule(v)
-          }
-        }()
-        case 67: try {
-          var v: Haat_V1_ScheduleUpdated?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .scheduleUpdated(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .scheduleUpdated(v)
-          }
-        }()
-        case 68: try {
-          var v: Haat_V1_GetScheduleReport?
-          var hadOneofValue = false
-          if let current = _storage._body {
-            hadOneofValue = true
-            if case .getScheduleReport(let m) = current {v = m}
-          }
-          try decoder.decodeSingularMessageField(value: &v)
-          if let v = v {
-            if hadOneofValue {try decoder.handleConflictingOneOf()}
-            _storage._body = .getScheduleReport(v)
-          }
-        }()
-        default: break
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.replyTo) }()
+      case 10: try {
+        var v: Haat_V1_Challenge?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .challenge(let m) = current {v = m}
         }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .challenge(v)
+        }
+      }()
+      case 11: try {
+        var v: Haat_V1_Hello?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .hello(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .hello(v)
+        }
+      }()
+      case 12: try {
+        var v: Haat_V1_Welcome?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .welcome(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .welcome(v)
+        }
+      }()
+      case 13: try {
+        var v: Haat_V1_Error?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .error(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .error(v)
+        }
+      }()
+      case 20: try {
+        var v: Haat_V1_Credit?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .credit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .credit(v)
+        }
+      }()
+      case 21: try {
+        var v: Haat_V1_Assign?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .assign(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .assign(v)
+        }
+      }()
+      case 22: try {
+        var v: Haat_V1_Heartbeat?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeat(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeat(v)
+        }
+      }()
+      case 23: try {
+        var v: Haat_V1_HeartbeatAck?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .heartbeatAck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .heartbeatAck(v)
+        }
+      }()
+      case 24: try {
+        var v: Haat_V1_Complete?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .complete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .complete(v)
+        }
+      }()
+      case 25: try {
+        var v: Haat_V1_Fail?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fail(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fail(v)
+        }
+      }()
+      case 26: try {
+        var v: Haat_V1_Ack?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ack(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ack(v)
+        }
+      }()
+      case 27: try {
+        var v: Haat_V1_Log?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .log(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .log(v)
+        }
+      }()
+      case 28: try {
+        var v: Haat_V1_Drain?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .drain(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .drain(v)
+        }
+      }()
+      case 29: try {
+        var v: Haat_V1_Shutdown?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .shutdown(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .shutdown(v)
+        }
+      }()
+      case 30: try {
+        var v: Haat_V1_RateRequest?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rateRequest(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rateRequest(v)
+        }
+      }()
+      case 31: try {
+        var v: Haat_V1_RateGrant?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .rateGrant(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .rateGrant(v)
+        }
+      }()
+      case 32: try {
+        var v: Haat_V1_RatePause?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ratePause(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ratePause(v)
+        }
+      }()
+      case 40: try {
+        var v: Haat_V1_Submit?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .submit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .submit(v)
+        }
+      }()
+      case 41: try {
+        var v: Haat_V1_Accepted?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .accepted(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .accepted(v)
+        }
+      }()
+      case 42: try {
+        var v: Haat_V1_GetJob?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getJob(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getJob(v)
+        }
+      }()
+      case 43: try {
+        var v: Haat_V1_Job?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .job(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .job(v)
+        }
+      }()
+      case 44: try {
+        var v: Haat_V1_ListJobs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listJobs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listJobs(v)
+        }
+      }()
+      case 45: try {
+        var v: Haat_V1_JobList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobList(v)
+        }
+      }()
+      case 46: try {
+        var v: Haat_V1_Watch?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .watch(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .watch(v)
+        }
+      }()
+      case 47: try {
+        var v: Haat_V1_JobEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .jobEvent(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .jobEvent(v)
+        }
+      }()
+      case 48: try {
+        var v: Haat_V1_GetResult?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getResult(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getResult(v)
+        }
+      }()
+      case 49: try {
+        var v: Haat_V1_Result?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .result(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .result(v)
+        }
+      }()
+      case 50: try {
+        var v: Haat_V1_Cancel?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .cancel(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .cancel(v)
+        }
+      }()
+      case 51: try {
+        var v: Haat_V1_ListWorkers?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listWorkers(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listWorkers(v)
+        }
+      }()
+      case 52: try {
+        var v: Haat_V1_WorkerList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .workerList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .workerList(v)
+        }
+      }()
+      case 53: try {
+        var v: Haat_V1_TailLogs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .tailLogs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .tailLogs(v)
+        }
+      }()
+      case 54: try {
+        var v: Haat_V1_StreamEnd?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .streamEnd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .streamEnd(v)
+        }
+      }()
+      case 55: try {
+        var v: Haat_V1_ListDead?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listDead(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listDead(v)
+        }
+      }()
+      case 56: try {
+        var v: Haat_V1_DeadList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deadList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deadList(v)
+        }
+      }()
+      case 57: try {
+        var v: Haat_V1_RetryDead?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .retryDead(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .retryDead(v)
+        }
+      }()
+      case 58: try {
+        var v: Haat_V1_DiscardDead?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .discardDead(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .discardDead(v)
+        }
+      }()
+      case 59: try {
+        var v: Haat_V1_DeadUpdated?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .deadUpdated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .deadUpdated(v)
+        }
+      }()
+      case 60: try {
+        var v: Haat_V1_Ping?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .ping(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .ping(v)
+        }
+      }()
+      case 61: try {
+        var v: Haat_V1_Pong?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pong(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pong(v)
+        }
+      }()
+      case 62: try {
+        var v: Haat_V1_PruneJobs?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pruneJobs(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pruneJobs(v)
+        }
+      }()
+      case 63: try {
+        var v: Haat_V1_Pruned?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .pruned(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .pruned(v)
+        }
+      }()
+      case 64: try {
+        var v: Haat_V1_ListSchedules?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .listSchedules(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .listSchedules(v)
+        }
+      }()
+      case 65: try {
+        var v: Haat_V1_ScheduleList?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .scheduleList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .scheduleList(v)
+        }
+      }()
+      case 66: try {
+        var v: Haat_V1_UpdateSchedule?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .updateSchedule(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .updateSchedule(v)
+        }
+      }()
+      case 67: try {
+        var v: Haat_V1_ScheduleUpdated?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .scheduleUpdated(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .scheduleUpdated(v)
+        }
+      }()
+      case 68: try {
+        var v: Haat_V1_GetScheduleReport?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .getScheduleReport(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .getScheduleReport(v)
+        }
+      }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._id.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
-      }
-      if !_storage._replyTo.isEmpty {
-        try visitor.visitSingularStringField(value: _storage._replyTo, fieldNumber: 2)
-      }
-      switch _storage._body {
-      case .challenge?: try {
-        guard case .challenge(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
-      }()
-      case .hello?: try {
-        guard case .hello(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
-      }()
-      case .welcome?: try {
-        guard case .welcome(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-      }()
-      case .error?: try {
-        guard case .error(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
-      }()
-      case .credit?: try {
-        guard case .credit(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
-      }()
-      case .assign?: try {
-        guard case .assign(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
-      }()
-      case .heartbeat?: try {
-        guard case .heartbeat(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
-      }()
-      case .heartbeatAck?: try {
-        guard case .heartbeatAck(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
-      }()
-      case .complete?: try {
-        guard case .complete(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
-      }()
-      case .fail?: try {
-        guard case .fail(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
-      }()
-      case .ack?: try {
-        guard case .ack(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
-      }()
-      case .log?: try {
-        guard case .log(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
-      }()
-      case .drain?: try {
-        guard case .drain(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
-      }()
-      case .shutdown?: try {
-        guard case .shutdown(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
-      }()
-      case .rateRequest?: try {
-        guard case .rateRequest(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
-      }()
-      case .rateGrant?: try {
-        guard case .rateGrant(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
-      }()
-      case .ratePause?: try {
-        guard case .ratePause(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
-      }()
-      case .submit?: try {
-        guard case .submit(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
-      }()
-      case .accepted?: try {
-        guard case .accepted(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
-      }()
-      case .getJob?: try {
-        guard case .getJob(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
-      }()
-      case .job?: try {
-        guard case .job(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
-      }()
-      case .listJobs?: try {
-        guard case .listJobs(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
-      }()
-      case .jobList?: try {
-        guard case .jobList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
-      }()
-      case .watch?: try {
-        guard case .watch(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
-      }()
-      case .jobEvent?: try {
-        guard case .jobEvent(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
-      }()
-      case .getResult?: try {
-        guard case .getResult(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
-      }()
-      case .result?: try {
-        guard case .result(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
-      }()
-      case .cancel?: try {
-        guard case .cancel(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
-      }()
-      case .listWorkers?: try {
-        guard case .listWorkers(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
-      }()
-      case .workerList?: try {
-        guard case .workerList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
-      }()
-      case .tailLogs?: try {
-        guard case .tailLogs(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
-      }()
-      case .streamEnd?: try {
-        guard case .streamEnd(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 54)
-      }()
-      case .listDead?: try {
-        guard case .listDead(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 55)
-      }()
-      case .deadList?: try {
-        guard case .deadList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
-      }()
-      case .retryDead?: try {
-        guard case .retryDead(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
-      }()
-      case .discardDead?: try {
-        guard case .discardDead(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
-      }()
-      case .deadUpdated?: try {
-        guard case .deadUpdated(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 59)
-      }()
-      case .ping?: try {
-        guard case .ping(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
-      }()
-      case .pong?: try {
-        guard case .pong(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
-      }()
-      case .pruneJobs?: try {
-        guard case .pruneJobs(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
-      }()
-      case .pruned?: try {
-        guard case .pruned(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
-      }()
-      case .listSchedules?: try {
-        guard case .listSchedules(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
-      }()
-      case .scheduleList?: try {
-        guard case .scheduleList(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
-      }()
-      case .updateSchedule?: try {
-        guard case .updateSchedule(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
-      }()
-      case .scheduleUpdated?: try {
-        guard case .scheduleUpdated(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
-      }()
-      case .getScheduleReport?: try {
-        guard case .getScheduleReport(let v)? = _storage._body else { preconditionFailure() }
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
-      }()
-      case nil: break
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.replyTo.isEmpty {
+      try visitor.visitSingularStringField(value: self.replyTo, fieldNumber: 2)
+    }
+    switch self.body {
+    case .challenge?: try {
+      guard case .challenge(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .hello?: try {
+      guard case .hello(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .welcome?: try {
+      guard case .welcome(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .error?: try {
+      guard case .error(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .credit?: try {
+      guard case .credit(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+    }()
+    case .assign?: try {
+      guard case .assign(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 21)
+    }()
+    case .heartbeat?: try {
+      guard case .heartbeat(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+    }()
+    case .heartbeatAck?: try {
+      guard case .heartbeatAck(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 23)
+    }()
+    case .complete?: try {
+      guard case .complete(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 24)
+    }()
+    case .fail?: try {
+      guard case .fail(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 25)
+    }()
+    case .ack?: try {
+      guard case .ack(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 26)
+    }()
+    case .log?: try {
+      guard case .log(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 27)
+    }()
+    case .drain?: try {
+      guard case .drain(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 28)
+    }()
+    case .shutdown?: try {
+      guard case .shutdown(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 29)
+    }()
+    case .rateRequest?: try {
+      guard case .rateRequest(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 30)
+    }()
+    case .rateGrant?: try {
+      guard case .rateGrant(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 31)
+    }()
+    case .ratePause?: try {
+      guard case .ratePause(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 32)
+    }()
+    case .submit?: try {
+      guard case .submit(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 40)
+    }()
+    case .accepted?: try {
+      guard case .accepted(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 41)
+    }()
+    case .getJob?: try {
+      guard case .getJob(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 42)
+    }()
+    case .job?: try {
+      guard case .job(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 43)
+    }()
+    case .listJobs?: try {
+      guard case .listJobs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 44)
+    }()
+    case .jobList?: try {
+      guard case .jobList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 45)
+    }()
+    case .watch?: try {
+      guard case .watch(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 46)
+    }()
+    case .jobEvent?: try {
+      guard case .jobEvent(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 47)
+    }()
+    case .getResult?: try {
+      guard case .getResult(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 48)
+    }()
+    case .result?: try {
+      guard case .result(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 49)
+    }()
+    case .cancel?: try {
+      guard case .cancel(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 50)
+    }()
+    case .listWorkers?: try {
+      guard case .listWorkers(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 51)
+    }()
+    case .workerList?: try {
+      guard case .workerList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 52)
+    }()
+    case .tailLogs?: try {
+      guard case .tailLogs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 53)
+    }()
+    case .streamEnd?: try {
+      guard case .streamEnd(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 54)
+    }()
+    case .listDead?: try {
+      guard case .listDead(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 55)
+    }()
+    case .deadList?: try {
+      guard case .deadList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 56)
+    }()
+    case .retryDead?: try {
+      guard case .retryDead(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 57)
+    }()
+    case .discardDead?: try {
+      guard case .discardDead(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 58)
+    }()
+    case .deadUpdated?: try {
+      guard case .deadUpdated(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 59)
+    }()
+    case .ping?: try {
+      guard case .ping(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 60)
+    }()
+    case .pong?: try {
+      guard case .pong(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 61)
+    }()
+    case .pruneJobs?: try {
+      guard case .pruneJobs(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 62)
+    }()
+    case .pruned?: try {
+      guard case .pruned(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 63)
+    }()
+    case .listSchedules?: try {
+      guard case .listSchedules(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 64)
+    }()
+    case .scheduleList?: try {
+      guard case .scheduleList(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 65)
+    }()
+    case .updateSchedule?: try {
+      guard case .updateSchedule(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 66)
+    }()
+    case .scheduleUpdated?: try {
+      guard case .scheduleUpdated(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 67)
+    }()
+    case .getScheduleReport?: try {
+      guard case .getScheduleReport(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
+    }()
+    case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Envelope, rhs: Haat_V1_Envelope) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._id != rhs_storage._id {return false}
-        if _storage._replyTo != rhs_storage._replyTo {return false}
-        if _storage._body != rhs_storage._body {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs.id != rhs.id {return false}
+    if lhs.replyTo != rhs.replyTo {return false}
+    if lhs.body != rhs.body {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -333,101 +333,125 @@ public nonisolated struct Haat_V1_TaskRef: Sendable {
 /// carries `parts` = N, the bookmark and the stats, and only it is answered with an Ack.
 /// The coordinator keeps the earlier parts of that attempt and commits all N as one result
 /// or none. `part` = 0 (and `parts` = 0) is a result in one line.
-public nonisolated struct Haat_V1_Complete: Sendable {
+public nonisolated struct Haat_V1_Complete: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var task: String = String()
+  public var task: String {
+    get {_storage._task}
+    set {_uniqueStorage()._task = newValue}
+  }
 
-  public var attempt: UInt32 = 0
+  public var attempt: UInt32 {
+    get {_storage._attempt}
+    set {_uniqueStorage()._attempt = newValue}
+  }
 
   public var partial: Haat_V1_Partial {
-    get {_partial ?? Haat_V1_Partial()}
-    set {_partial = newValue}
+    get {_storage._partial ?? Haat_V1_Partial()}
+    set {_uniqueStorage()._partial = newValue}
   }
   /// Returns true if `partial` has been explicitly set.
-  public var hasPartial: Bool {self._partial != nil}
+  public var hasPartial: Bool {_storage._partial != nil}
   /// Clears the value of `partial`. Subsequent reads from it will return its default value.
-  public mutating func clearPartial() {self._partial = nil}
+  public mutating func clearPartial() {_uniqueStorage()._partial = nil}
 
   /// The new bookmark for incremental sources; empty if none.
-  public var bookmark: String = String()
+  public var bookmark: String {
+    get {_storage._bookmark}
+    set {_uniqueStorage()._bookmark = newValue}
+  }
 
   public var stats: Haat_V1_TaskStats {
-    get {_stats ?? Haat_V1_TaskStats()}
-    set {_stats = newValue}
+    get {_storage._stats ?? Haat_V1_TaskStats()}
+    set {_uniqueStorage()._stats = newValue}
   }
   /// Returns true if `stats` has been explicitly set.
-  public var hasStats: Bool {self._stats != nil}
+  public var hasStats: Bool {_storage._stats != nil}
   /// Clears the value of `stats`. Subsequent reads from it will return its default value.
-  public mutating func clearStats() {self._stats = nil}
+  public mutating func clearStats() {_uniqueStorage()._stats = nil}
 
   /// This line's part number, from 1; 0 when the result is one line.
-  public var part: UInt32 = 0
+  public var part: UInt32 {
+    get {_storage._part}
+    set {_uniqueStorage()._part = newValue}
+  }
 
   /// On the last part: how many parts there are. 0 on earlier parts and on one-line results.
-  public var parts: UInt32 = 0
+  public var parts: UInt32 {
+    get {_storage._parts}
+    set {_uniqueStorage()._parts = newValue}
+  }
 
   /// For a plan task (`spec.split_plan`): the ranges to add as tasks. On the last part.
   public var split: Haat_V1_Split {
-    get {_split ?? Haat_V1_Split()}
-    set {_split = newValue}
+    get {_storage._split ?? Haat_V1_Split()}
+    set {_uniqueStorage()._split = newValue}
   }
   /// Returns true if `split` has been explicitly set.
-  public var hasSplit: Bool {self._split != nil}
+  public var hasSplit: Bool {_storage._split != nil}
   /// Clears the value of `split`. Subsequent reads from it will return its default value.
-  public mutating func clearSplit() {self._split = nil}
+  public mutating func clearSplit() {_uniqueStorage()._split = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _partial: Haat_V1_Partial? = nil
-  fileprivate var _stats: Haat_V1_TaskStats? = nil
-  fileprivate var _split: Haat_V1_Split? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Fail reports that a task attempt did not produce a result.
-public nonisolated struct Haat_V1_Fail: Sendable {
+public nonisolated struct Haat_V1_Fail: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var task: String = String()
+  public var task: String {
+    get {_storage._task}
+    set {_uniqueStorage()._task = newValue}
+  }
 
-  public var attempt: UInt32 = 0
+  public var attempt: UInt32 {
+    get {_storage._attempt}
+    set {_uniqueStorage()._attempt = newValue}
+  }
 
   public var error: Haat_V1_ErrorInfo {
-    get {_error ?? Haat_V1_ErrorInfo()}
-    set {_error = newValue}
+    get {_storage._error ?? Haat_V1_ErrorInfo()}
+    set {_uniqueStorage()._error = newValue}
   }
   /// Returns true if `error` has been explicitly set.
-  public var hasError: Bool {self._error != nil}
+  public var hasError: Bool {_storage._error != nil}
   /// Clears the value of `error`. Subsequent reads from it will return its default value.
-  public mutating func clearError() {self._error = nil}
+  public mutating func clearError() {_uniqueStorage()._error = nil}
 
   /// Whether another attempt could succeed.
-  public var retryable: Bool = false
+  public var retryable: Bool {
+    get {_storage._retryable}
+    set {_uniqueStorage()._retryable = newValue}
+  }
 
   /// The least delay before the next attempt (from HTTP Retry-After); 0 = the coordinator decides.
-  public var retryAfterMs: UInt32 = 0
+  public var retryAfterMs: UInt32 {
+    get {_storage._retryAfterMs}
+    set {_uniqueStorage()._retryAfterMs = newValue}
+  }
 
   public var stats: Haat_V1_TaskStats {
-    get {_stats ?? Haat_V1_TaskStats()}
-    set {_stats = newValue}
+    get {_storage._stats ?? Haat_V1_TaskStats()}
+    set {_uniqueStorage()._stats = newValue}
   }
   /// Returns true if `stats` has been explicitly set.
-  public var hasStats: Bool {self._stats != nil}
+  public var hasStats: Bool {_storage._stats != nil}
   /// Clears the value of `stats`. Subsequent reads from it will return its default value.
-  public mutating func clearStats() {self._stats = nil}
+  public mutating func clearStats() {_uniqueStorage()._stats = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _error: Haat_V1_ErrorInfo? = nil
-  fileprivate var _stats: Haat_V1_TaskStats? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Ack answers Complete and Fail.
@@ -1145,66 +1169,116 @@ nonisolated extension Haat_V1_Complete: SwiftProtobuf.Message, SwiftProtobuf._Me
   public static let protoMessageName: String = _protobuf_package + ".Complete"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}partial\0\u{1}bookmark\0\u{1}stats\0\u{1}part\0\u{1}parts\0\u{1}split\0")
 
+  fileprivate class _StorageClass {
+    var _task: String = String()
+    var _attempt: UInt32 = 0
+    var _partial: Haat_V1_Partial? = nil
+    var _bookmark: String = String()
+    var _stats: Haat_V1_TaskStats? = nil
+    var _part: UInt32 = 0
+    var _parts: UInt32 = 0
+    var _split: Haat_V1_Split? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _task = source._task
+      _attempt = source._attempt
+      _partial = source._partial
+      _bookmark = source._bookmark
+      _stats = source._stats
+      _part = source._part
+      _parts = source._parts
+      _split = source._split
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.task) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._partial) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.bookmark) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
-      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
-      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.parts) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._split) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._task) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._partial) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._bookmark) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._stats) }()
+        case 6: try { try decoder.decodeSingularUInt32Field(value: &_storage._part) }()
+        case 7: try { try decoder.decodeSingularUInt32Field(value: &_storage._parts) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._split) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.task.isEmpty {
-      try visitor.visitSingularStringField(value: self.task, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._task.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._task, fieldNumber: 1)
+      }
+      if _storage._attempt != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._attempt, fieldNumber: 2)
+      }
+      try { if let v = _storage._partial {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if !_storage._bookmark.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._bookmark, fieldNumber: 4)
+      }
+      try { if let v = _storage._stats {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._part != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._part, fieldNumber: 6)
+      }
+      if _storage._parts != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._parts, fieldNumber: 7)
+      }
+      try { if let v = _storage._split {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
-    if self.attempt != 0 {
-      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 2)
-    }
-    try { if let v = self._partial {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if !self.bookmark.isEmpty {
-      try visitor.visitSingularStringField(value: self.bookmark, fieldNumber: 4)
-    }
-    try { if let v = self._stats {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if self.part != 0 {
-      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 6)
-    }
-    if self.parts != 0 {
-      try visitor.visitSingularUInt32Field(value: self.parts, fieldNumber: 7)
-    }
-    try { if let v = self._split {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Complete, rhs: Haat_V1_Complete) -> Bool {
-    if lhs.task != rhs.task {return false}
-    if lhs.attempt != rhs.attempt {return false}
-    if lhs._partial != rhs._partial {return false}
-    if lhs.bookmark != rhs.bookmark {return false}
-    if lhs._stats != rhs._stats {return false}
-    if lhs.part != rhs.part {return false}
-    if lhs.parts != rhs.parts {return false}
-    if lhs._split != rhs._split {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._task != rhs_storage._task {return false}
+        if _storage._attempt != rhs_storage._attempt {return false}
+        if _storage._partial != rhs_storage._partial {return false}
+        if _storage._bookmark != rhs_storage._bookmark {return false}
+        if _storage._stats != rhs_storage._stats {return false}
+        if _storage._part != rhs_storage._part {return false}
+        if _storage._parts != rhs_storage._parts {return false}
+        if _storage._split != rhs_storage._split {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1214,56 +1288,102 @@ nonisolated extension Haat_V1_Fail: SwiftProtobuf.Message, SwiftProtobuf._Messag
   public static let protoMessageName: String = _protobuf_package + ".Fail"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}task\0\u{1}attempt\0\u{1}error\0\u{1}retryable\0\u{3}retry_after_ms\0\u{1}stats\0")
 
+  fileprivate class _StorageClass {
+    var _task: String = String()
+    var _attempt: UInt32 = 0
+    var _error: Haat_V1_ErrorInfo? = nil
+    var _retryable: Bool = false
+    var _retryAfterMs: UInt32 = 0
+    var _stats: Haat_V1_TaskStats? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _task = source._task
+      _attempt = source._attempt
+      _error = source._error
+      _retryable = source._retryable
+      _retryAfterMs = source._retryAfterMs
+      _stats = source._stats
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.task) }()
-      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.attempt) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._error) }()
-      case 4: try { try decoder.decodeSingularBoolField(value: &self.retryable) }()
-      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.retryAfterMs) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._stats) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._task) }()
+        case 2: try { try decoder.decodeSingularUInt32Field(value: &_storage._attempt) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._error) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._retryable) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._retryAfterMs) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._stats) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.task.isEmpty {
-      try visitor.visitSingularStringField(value: self.task, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._task.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._task, fieldNumber: 1)
+      }
+      if _storage._attempt != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._attempt, fieldNumber: 2)
+      }
+      try { if let v = _storage._error {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      if _storage._retryable != false {
+        try visitor.visitSingularBoolField(value: _storage._retryable, fieldNumber: 4)
+      }
+      if _storage._retryAfterMs != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._retryAfterMs, fieldNumber: 5)
+      }
+      try { if let v = _storage._stats {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
-    if self.attempt != 0 {
-      try visitor.visitSingularUInt32Field(value: self.attempt, fieldNumber: 2)
-    }
-    try { if let v = self._error {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    if self.retryable != false {
-      try visitor.visitSingularBoolField(value: self.retryable, fieldNumber: 4)
-    }
-    if self.retryAfterMs != 0 {
-      try visitor.visitSingularUInt32Field(value: self.retryAfterMs, fieldNumber: 5)
-    }
-    try { if let v = self._stats {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Fail, rhs: Haat_V1_Fail) -> Bool {
-    if lhs.task != rhs.task {return false}
-    if lhs.attempt != rhs.attempt {return false}
-    if lhs._error != rhs._error {return false}
-    if lhs.retryable != rhs.retryable {return false}
-    if lhs.retryAfterMs != rhs.retryAfterMs {return false}
-    if lhs._stats != rhs._stats {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._task != rhs_storage._task {return false}
+        if _storage._attempt != rhs_storage._attempt {return false}
+        if _storage._error != rhs_storage._error {return false}
+        if _storage._retryable != rhs_storage._retryable {return false}
+        if _storage._retryAfterMs != rhs_storage._retryAfterMs {return false}
+        if _storage._stats != rhs_storage._stats {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -107,6 +107,10 @@ struct RangeCutter {
   /// Whether the next byte fed is inside quotes.
   private(set) var inQuotes: Bool
   private(set) var phase: Phase
+  /// The state taken at the first byte (the byte before the range's start).
+  let startsInQuotes: Bool
+  /// Whether the bytes fed before the range's last byte hold an odd number of quotes.
+  private(set) var oddQuotes = false
 
   /// Starts at `offset`, where the quote state is `inQuotes`. A range that starts at 0 reads
   /// from its first byte; any other starts one byte early, so a record starting exactly at
@@ -115,6 +119,7 @@ struct RangeCutter {
     self.end = end
     self.csv = csv
     self.inQuotes = inQuotes
+    startsInQuotes = inQuotes
     offset = start == 0 ? 0 : start - 1
     phase = start == 0 ? .reading : .seeking
   }
@@ -124,6 +129,13 @@ struct RangeCutter {
     _ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) throws(ExportError) -> Void
   ) throws(ExportError) {
     let count = bytes.count
+    if csv, offset + 1 < end {
+      // Every quote before the range's last byte, whatever the phase, for the chain check.
+      let upTo = Int(min(UInt64(count), end - 1 - offset))
+      var quotes = 0
+      for at in 0..<upTo where bytes[at] == RangeSplitting.quote { quotes &+= 1 }
+      if quotes & 1 == 1 { oddQuotes.toggle() }
+    }
     var index = 0
     while index < count, phase != .done {
       if phase == .seeking {

@@ -176,6 +176,16 @@ public struct CanonicalExportConnector: Connector {
     }
   }
 
+  public var rangeQuotes: RangeQuotes? {
+    guard case .range(let cutter) = mode, format == .csv else { return nil }
+    var quotes = RangeQuotes()
+    quotes.start = range.start
+    quotes.end = range.end
+    quotes.startsInQuotes = cutter.startsInQuotes
+    quotes.oddQuotes = cutter.oddQuotes
+    return quotes
+  }
+
   public var counts: ReadCounts {
     var counts = ReadCounts()
     if let reader {

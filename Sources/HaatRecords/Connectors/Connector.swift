@@ -378,6 +378,8 @@ public protocol Connector: SendableMetatype {
   var bookmark: String { get }
   /// For a plan task (`TaskSpec.split_plan`): the byte ranges to add to the job as tasks.
   var split: Split? { get }
+  /// For a byte-range task of a CSV export: the quote state it took and saw.
+  var rangeQuotes: RangeQuotes? { get }
 }
 
 extension Connector {
@@ -390,6 +392,7 @@ extension Connector {
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {}
   public var bookmark: String { "" }
   public var split: Split? { nil }
+  public var rangeQuotes: RangeQuotes? { nil }
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? { nil }
 }
 

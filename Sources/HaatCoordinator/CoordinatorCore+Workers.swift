@@ -265,6 +265,15 @@ extension CoordinatorCore {
     rates.pause(
       key: pause.key, pauseMs: Int64(pause.pauseMs), worker: connection.name, reason: pause.reason,
       nowMs: monotonicMs)
+    // Kept in the store too, on the wall clock: a restart (or another coordinator) honours it.
+    let until = nowMs + min(Int64(pause.pauseMs), RateGovernor.maxPauseMs)
+    let record = RatePause(
+      key: pause.key, untilMs: until, worker: connection.name, reason: String(pause.reason.prefix(200)))
+    enqueue(.ratePause(record)) { result in
+      if case .failed(let error) = result {
+        self.logger.warning("cannot keep a rate pause", metadata: ["key": "\(pause.key)", "error": "\(error)"])
+      }
+    }
     logger.notice(
       "rate key paused",
       metadata: [

@@ -127,6 +127,12 @@ final class CoordinatorCore: @unchecked Sendable {
       for task in recovery.waiting {
         self.addWaiting(task.task, job: task.job, pool: task.pool, notBeforeMs: task.notBeforeMs)
       }
+      // Pauses are stored on the wall clock and kept on the monotonic one.
+      for pause in recovery.ratePauses {
+        self.rates.pause(
+          key: pause.key, pauseMs: pause.untilMs - self.nowMs, worker: pause.worker, reason: pause.reason,
+          nowMs: self.monotonicMs)
+      }
       let period = TimeAmount.milliseconds(Int64(max(100, min(1000, self.config.leaseMs / 4))))
       self.reaper = self.loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in self.reap() }
       for job in self.jobs.keys { self.finishIfEnded(job) }

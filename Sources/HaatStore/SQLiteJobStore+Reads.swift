@@ -46,8 +46,12 @@ extension SQLiteJobStore {
         guard let pool = Pool(rawValue: row[2]) else { return nil }
         return Recovery.Waiting(task: TaskID(row[0]), job: JobID(row[1]), pool: pool, notBeforeMs: row[3])
       }
+      let pauses = try Row.fetchAll(
+        db, sql: "SELECT key, until_ms, worker, reason FROM rate_pauses WHERE until_ms > ? ORDER BY key",
+        arguments: [nowMs]
+      ).map { RatePause(key: $0[0], untilMs: $0[1], worker: $0[2], reason: $0[3]) }
       return Recovery(
-        jobs: jobs.values.sorted { $0.id < $1.id }, leases: leases, waiting: waiting)
+        jobs: jobs.values.sorted { $0.id < $1.id }, leases: leases, waiting: waiting, ratePauses: pauses)
     }
   }
 

@@ -94,6 +94,19 @@ enum Schema {
           ALTER TABLE jobs ADD COLUMN schedule TEXT;
           """)
     }
+    // A platform's throttling outlives a coordinator restart (and, with a shared store, is
+    // seen by every coordinator).
+    migrator.registerMigration("v5-rate-pauses") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE rate_pauses (
+            key TEXT PRIMARY KEY,
+            until_ms INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            reason TEXT NOT NULL
+          );
+          """)
+    }
     return migrator
   }
 }

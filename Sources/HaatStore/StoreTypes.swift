@@ -91,6 +91,9 @@ public enum StoreOp: Sendable {
   /// `nextMs`. Answered `submitted`, or `notFired`.
   case fire(schedule: String, dueMs: Int64, nextMs: Int64, run: NewJob)
   case updateSchedule(String, ScheduleAction)
+  /// Record a rate key's pause (kept if it ends later than the one stored); expired pauses
+  /// are dropped. Answered `noted`.
+  case ratePause(RatePause)
 }
 
 /// Makes the specs of the tasks a result adds to its job from the task's own stored spec
@@ -153,6 +156,8 @@ public enum StoreOpResult: Sendable {
   /// was paused, removed or replaced meanwhile.
   case notFired
   case scheduleUpdated(applied: Bool)
+  /// Recorded (an op that changes no task or job).
+  case noted
   case failed(HaatError)
 }
 
@@ -275,6 +280,23 @@ public struct Recovery: Sendable {
   public var jobs: [ActiveJob]
   public var leases: [Lease]
   public var waiting: [Waiting]
+  /// Rate keys a platform paused, still paused.
+  public var ratePauses: [RatePause] = []
+}
+
+/// A rate key a platform throttled: no request under it before `untilMs` (wall clock).
+public struct RatePause: Sendable, Equatable {
+  public var key: String
+  public var untilMs: Int64
+  public var worker: String
+  public var reason: String
+
+  public init(key: String, untilMs: Int64, worker: String, reason: String) {
+    self.key = key
+    self.untilMs = untilMs
+    self.worker = worker
+    self.reason = reason
+  }
 }
 
 /// How hard the store works to keep a commit across a power loss.

@@ -337,6 +337,18 @@ struct RateGovernorClusterTests {
       try await Task.sleep(for: .seconds(2))
       #expect(server.meta.requests(token: "fixture-meta-token") == requests)
       _ = try await client.cancel(job)
+
+      // The pause is in the store: a coordinator killed and started again still holds it.
+      cluster.coordinator?.signal(SIGKILL)
+      _ = await cluster.coordinator?.wait(timeout: .seconds(10))
+      await client.close()
+      try await cluster.startCoordinator()
+      let again = try await cluster.client()
+      let kept = try await again.workerList().pauses
+      #expect(kept.map(\.key) == ["credential:meta"])
+      #expect(kept.first?.reason.contains("80001") == true)
+      #expect(kept.first.map { abs($0.untilMs - (pauses.first?.untilMs ?? 0)) < 2_000 } == true)
+      await again.close()
     }
   }
 }

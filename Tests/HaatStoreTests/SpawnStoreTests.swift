@@ -66,3 +66,23 @@ import Testing
     #expect(job.counts.total == 1 && job.counts.dead == 1)
   }
 }
+
+/// Rate pauses outlive the coordinator: the longest holds, expired ones are not recovered.
+@Suite struct RatePauseStoreTests {
+  let tests: SQLiteJobStoreTests
+
+  init() throws { tests = try SQLiteJobStoreTests() }
+
+  @Test func theLongestPauseIsKeptAndAnExpiredOneIsNotRecovered() async throws {
+    let store = try tests.open()
+    _ = try await store.apply(
+      [
+        .ratePause(RatePause(key: "credential:meta", untilMs: 60_000, worker: "w1", reason: "(#80001) too many")),
+        .ratePause(RatePause(key: "credential:meta", untilMs: 30_000, worker: "w2", reason: "shorter")),
+        .ratePause(RatePause(key: "credential:tiktok", untilMs: 5_000, worker: "w1", reason: "40100")),
+      ], nowMs: 1_000)
+    let recovered = try await tests.open().recover(nowMs: 10_000).ratePauses
+    #expect(
+      recovered == [RatePause(key: "credential:meta", untilMs: 60_000, worker: "w1", reason: "(#80001) too many")])
+  }
+}

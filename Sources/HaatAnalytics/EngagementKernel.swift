@@ -1,3 +1,4 @@
+import HaatCore
 import HaatProtocol
 import HaatRecords
 
@@ -245,5 +246,73 @@ public struct EngagementKernel: Sendable, Equatable {
     }
     if cell.ctrImpressions > 0 { row.ctr = Double(cell.ctrClicks) / Double(cell.ctrImpressions) }
     return row
+  }
+}
+
+extension EngagementKernel: ReportKernel {
+  public static let name = "engagement"
+  public static let summary =
+    "per platform × account × media type: posts, likes, comments, shares, saves, reach, impressions, clicks; engagement rates and CTR as ratios of sums"
+  public static let records: Set<RecordType> = [.post]
+
+  public mutating func add(_ record: CanonicalRecord) -> Bool {
+    guard case .post(let post) = record else { return true }
+    return add(post)
+  }
+
+  public func write(to partial: inout Partial) { partial.engagement = self.partial }
+
+  public init?(reading partial: Partial) {
+    guard partial.hasEngagement else { return nil }
+    self.init(partial: partial.engagement)
+  }
+
+  public func finish(into report: inout Report) throws(HaatError) {
+    guard let engagement = checkedFinish() else {
+      throw HaatError(
+        .overflow,
+        "the engagement report's sums pass 18446744073709551615 (2^64 - 1); no report is made of wrapped sums")
+    }
+    report.engagement = engagement
+  }
+
+  public static func table(of report: Report) -> ReportTable? {
+    guard report.hasEngagement else { return nil }
+    let rows = report.engagement.rows + [report.engagement.total]
+    let columns = [
+      "platform", "account", "media", "posts", "likes", "comments", "shares", "saves", "reach",
+      "impressions", "clicks", "ER reach", "ER impr", "CTR",
+    ]
+    let group = ReportRendering.group
+    let percent = ReportRendering.percent
+    return ReportTable(
+      columns: columns,
+      rows: rows.map { row in
+        [
+          row.platform, row.account, row.mediaType, group(row.posts), group(row.likes),
+          group(row.comments), group(row.shares), group(row.saves), group(row.reach),
+          group(row.impressions), group(row.clicks),
+          row.hasEngagementRateReach ? percent(row.engagementRateReach) : "–",
+          row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
+          row.hasCtr ? percent(row.ctr) : "–",
+        ]
+      },
+      numeric: Set(3..<columns.count), totalLast: true,
+      csvColumns: [
+        "platform", "account", "media_type", "posts", "likes", "comments", "shares", "saves", "reach",
+        "impressions", "clicks", "video_views", "engagements", "engagement_rate_reach",
+        "engagement_rate_impressions", "ctr",
+      ],
+      csvRows: rows.map { row in
+        [
+          row.platform, row.account, row.mediaType, String(row.posts), String(row.likes),
+          String(row.comments), String(row.shares), String(row.saves), String(row.reach),
+          String(row.impressions), String(row.clicks), String(row.videoViews), String(row.engagements),
+          row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
+          row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
+          row.hasCtr ? String(row.ctr) : "",
+        ]
+      },
+      csvText: [0, 1, 2])
   }
 }

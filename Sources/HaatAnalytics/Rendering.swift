@@ -3,21 +3,17 @@ import HaatProtocol
 
 /// Renders reports for people (aligned tables) and for spreadsheets (CSV).
 public enum ReportRendering {
-  /// An aligned text table: the engagement rows, the total, and the summary.
+  /// Aligned text tables: each report's section (`ReportKernel.table`), then the summary.
   public static func table(_ report: Report) -> String {
     var out = ""
-    if report.hasEngagement {
-      let header = [
-        "platform", "account", "media", "posts", "likes", "comments", "shares", "saves", "reach",
-        "impressions", "clicks", "ER reach", "ER impr", "CTR",
-      ]
-      var rows = report.engagement.rows.map(tableCells)
-      rows.append(tableCells(report.engagement.total))
-      out += TextTable(header: header, rightAligned: Set(3..<header.count)).render(
-        rows, separatorBeforeLast: true)
+    for kernel in Reports.all {
+      guard let table = kernel.table(of: report) else { continue }
+      if !out.isEmpty { out += "\n" }
+      out += TextTable(header: table.columns, rightAligned: table.numeric).render(
+        table.rows, separatorBeforeLast: table.totalLast)
     }
     let summary = report.summary
-    out += "\n\(group(summary.rows)) posts from \(summary.sourcesOk) of \(summary.sources) sources"
+    out += "\n\(group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources"
     out += ", \(group(summary.badRows)) bad row\(summary.badRows == 1 ? "" : "s")"
     out += ", \(bytes(summary.bytes)) read\n"
     for missing in summary.missing {
@@ -33,40 +29,32 @@ public enum ReportRendering {
     return out
   }
 
-  /// CSV with a header; rates as decimals, empty where absent. A job without the
-  /// engagement report has only the header.
+  /// CSV with a header: the section of `report` named (by default the first the report
+  /// has); rates as decimals, empty where absent. A report without it is the bare header
+  /// of the first report of this build.
   /// With `escapingFormulas`, a text cell that a spreadsheet would run as a formula (it
   /// starts with = + - @, a tab or a CR) gets a leading `'`; numeric columns never change.
-  public static func csv(_ report: Report, escapingFormulas: Bool = false) -> String {
-    var out =
-      "platform,account,media_type,posts,likes,comments,shares,saves,reach,impressions,clicks,video_views,engagements,engagement_rate_reach,engagement_rate_impressions,ctr\n"
-    guard report.hasEngagement else { return out }
-    for row in report.engagement.rows + [report.engagement.total] {
-      let text = [row.platform, row.account, row.mediaType].map { escapingFormulas ? formulaSafe($0) : $0 }
-      let fields: [String] =
-        text + [
-          String(row.posts), String(row.likes),
-          String(row.comments), String(row.shares), String(row.saves), String(row.reach),
-          String(row.impressions), String(row.clicks), String(row.videoViews),
-          String(row.engagements),
-          row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
-          row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
-          row.hasCtr ? String(row.ctr) : "",
-        ]
-      out += fields.map(csvField).joined(separator: ",") + "\n"
+  public static func csv(_ report: Report, named name: String? = nil, escapingFormulas: Bool = false) -> String {
+    let kernels = name.flatMap { Reports.kernel(named: $0) }.map { [$0] } ?? Reports.all
+    guard let table = kernels.lazy.compactMap({ $0.table(of: report) }).first else {
+      let header = kernels.first.flatMap { $0.table(of: Self.emptyReport(for: $0)) }?.csvColumns ?? []
+      return header.joined(separator: ",") + "\n"
+    }
+    var out = table.csvColumns.joined(separator: ",") + "\n"
+    for row in table.csvRows {
+      let cells = row.enumerated().map { index, cell in
+        escapingFormulas && table.csvText.contains(index) ? formulaSafe(cell) : cell
+      }
+      out += cells.map(csvField).joined(separator: ",") + "\n"
     }
     return out
   }
 
-  static func tableCells(_ row: Haat_V1_EngagementRow) -> [String] {
-    [
-      row.platform, row.account, row.mediaType, group(row.posts), group(row.likes),
-      group(row.comments), group(row.shares), group(row.saves), group(row.reach),
-      group(row.impressions), group(row.clicks),
-      row.hasEngagementRateReach ? percent(row.engagementRateReach) : "–",
-      row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
-      row.hasCtr ? percent(row.ctr) : "–",
-    ]
+  /// A report with `kernel`'s empty section (for its header alone).
+  static func emptyReport(for kernel: any ReportKernel.Type) -> Report {
+    var report = Report()
+    try? kernel.init().finish(into: &report)
+    return report
   }
 
   /// `'` before a text cell a spreadsheet would take for a formula.

@@ -2,52 +2,6 @@ import HaatCore
 import HaatProtocol
 import HaatRecords
 
-/// The reports Haat computes.
-public enum ReportName: String, Sendable, CaseIterable {
-  /// Per platform × account × media type: counts, sums, engagement rates, CTR.
-  case engagement
-}
-
-/// Builds one task's partial for the requested reports, one post at a time.
-public struct PartialBuilder: Sendable {
-  public let reports: [ReportName]
-  private var engagement: EngagementKernel?
-
-  public init(reports: [ReportName]) {
-    self.reports = reports
-    if reports.contains(.engagement) { engagement = EngagementKernel() }
-  }
-
-  /// Adds a post to every report; false, and the post left out of all of them, when it
-  /// would take a sum past UInt64.max (the reader then counts it as a bad row).
-  @discardableResult
-  public mutating func add(_ post: PostRecord) -> Bool {
-    engagement?.add(post) ?? true
-  }
-
-  /// The partial so far, as its protocol message.
-  public var partial: Partial {
-    var partial = Partial()
-    if let engagement { partial.engagement = engagement.partial }
-    return partial
-  }
-}
-
-/// Merges partials: the monoid every report's kernel forms.
-public struct PartialMerger: Sendable {
-  public private(set) var engagement = EngagementKernel()
-  public private(set) var hasEngagement = false
-
-  public init() {}
-
-  public mutating func merge(_ partial: Partial) {
-    if partial.hasEngagement {
-      hasEngagement = true
-      engagement.merge(EngagementKernel(partial: partial.engagement))
-    }
-  }
-}
-
 /// Reduces a job's task results into its report: exactly one partial per done task.
 public enum ReportReducer {
   /// What the reducer needs of one task.
@@ -112,7 +66,7 @@ public enum ReportReducer {
   public static let maxRowErrors = 50
 
   /// Throws `overflow` when a sum passes UInt64.max.
-  public static func reduce(job: String, reports: [ReportName], tasks: [TaskResult]) throws(HaatError) -> Report {
+  public static func reduce(job: String, reports: [String], tasks: [TaskResult]) throws(HaatError) -> Report {
     var merger = PartialMerger()
     var summary = Haat_V1_ReportSummary()
     // Lists gather locally and are set once (appending through a message copies).
@@ -153,14 +107,7 @@ public enum ReportReducer {
     var report = Report()
     report.job = job
     report.summary = summary
-    if reports.contains(.engagement) {
-      guard let engagement = merger.engagement.checkedFinish() else {
-        throw HaatError(
-          .overflow,
-          "the engagement report's sums pass 18446744073709551615 (2^64 - 1); no report is made of wrapped sums")
-      }
-      report.engagement = engagement
-    }
+    try merger.finish(reports, into: &report)
     return report
   }
 }

@@ -39,7 +39,7 @@ enum JobReducer {
         error: output.lastError.map(ErrorInfo.init)
           ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
     }
-    let reports = record.reports.compactMap(ReportName.init(rawValue:))
+    let reports = record.reports
     var state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
     var error = ""
     if counts.dead > 0, let first = outputs.first(where: { $0.state == .dead }), let cause = first.lastError {

@@ -77,7 +77,7 @@ public enum Planner {
 
     var sources = spec.sources
     var names = Set<String>()
-    var collectsPosts = false
+    var collects = Set<RecordType>()
     var taskCount = 0
     var kinds: [SourceKind] = []
     for index in sources.indices {
@@ -135,7 +135,7 @@ public enum Planner {
           "a \(kind) source keeps no bookmark to start a later run from; incremental applies to API kinds (e.g. facebook_posts)"
         )
       }
-      if kind.connector.records.contains(.post) { collectsPosts = true }
+      collects.formUnion(kind.connector.records)
       taskCount += kind.connector.taskCount(for: source)
       if source.name.isEmpty {
         source.name =
@@ -154,11 +154,9 @@ public enum Planner {
     }
 
     var reports = spec.reports
-    if reports.isEmpty, collectsPosts { reports = [ReportName.engagement.rawValue] }
-    for (index, report) in reports.enumerated() where ReportName(rawValue: report) == nil {
-      throw bad(
-        "reports[\(index)]",
-        "unknown report \"\(report)\"; use one of \(ReportName.allCases.map(\.rawValue).joined(separator: ", "))")
+    if reports.isEmpty { reports = Reports.defaults(for: collects) }
+    for (index, report) in reports.enumerated() where Reports.kernel(named: report) == nil {
+      throw bad("reports[\(index)]", "unknown report \"\(report)\"; use one of \(Reports.names)")
     }
 
     var stored = spec

@@ -67,17 +67,10 @@ struct TaskRunner: Sendable {
       return stats
     }
     let source = spec.source
-    let reports = spec.reports.compactMap(ReportName.init(rawValue:))
-    var builder = PartialBuilder(reports: reports)
+    var builder = PartialBuilder(reports: spec.reports)
     var connector = C(task: spec, limits: limits)
-    func emit(_ record: CanonicalRecord) -> Bool {
-      switch record {
-      case .post(let post): return builder.add(post)
-      // No report reads these yet (attribution, CLV, reviews, response times will): they
-      // are counted, not lost.
-      case .order, .review, .message, .adInsight: return true
-      }
-    }
+    // Each record, parsed once, goes to every report that reads its type.
+    func emit(_ record: CanonicalRecord) -> Bool { builder.add(record) }
     func counted() {
       let counts = connector.counts
       stats.rows = counts.records

@@ -106,7 +106,6 @@ struct DemoCommand: AsyncParsableCommand {
       """)
     var spec = JobSpec()
     spec.name = "demo engagement"
-    spec.reports = [ReportName.engagement.rawValue]
     // The sample server answers each export after a platform-like delay, so progress shows.
     spec.sources = manifest.enumerated().map { index, entry in
       var source = Source()

@@ -220,14 +220,15 @@ struct ScheduleClusterTests {
       #expect(first.report.engagement.total.posts == 250)
 
       server.meta.settings.withLock { $0.newPosts = 2 }
+      // On a loaded machine a run may have started before the pause landed (reading nothing
+      // new): the run that matters is the first after the posts were published.
+      let paused = try #require(try await client.schedules().first)
+      let lastBefore = Int(paused.lastJob) ?? 0
       _ = try await client.updateSchedule("page 777 every 2s", action: "resume")
-      var schedules: [Haat_V1_Schedule] = []
-      try await eventually("the second run") {
-        schedules = try await client.schedules()
-        return schedules.first.map { $0.runs >= 2 } ?? false
+      try await eventually("the run after the resume") {
+        try await client.schedules().first.map { $0.runs > paused.runs } ?? false
       }
-      // The run after the first is the next job (a loaded machine may see a third by now).
-      let second = try await finish(client, String((Int(accepted.job) ?? 0) + 1))
+      let second = try await finish(client, String(lastBefore + 1))
       #expect(second.report.engagement.total.posts == 2, "only the posts published since the first run")
       #expect(second.job.submittedBy == "schedule:page 777 every 2s")
 
@@ -244,8 +245,8 @@ struct ScheduleClusterTests {
       _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
       let runs = try await client.schedules()[0].runs
       try await Task.sleep(for: .seconds(3))
-      let paused = try await client.schedules()
-      #expect(paused[0].paused && paused[0].runs == runs, "a paused schedule starts no run")
+      let stopped = try await client.schedules()
+      #expect(stopped[0].paused && stopped[0].runs == runs, "a paused schedule starts no run")
       _ = try await client.updateSchedule("page 777 every 2s", action: "remove")
       #expect(try await client.schedules().isEmpty)
       await #expect(throws: HaatError.self) { try await client.updateSchedule("page 777 every 2s", action: "pause") }

@@ -16,9 +16,9 @@ import Testing
 
       """
     var reader = PostsReader(format: .csv, defaultPlatform: "", defaultAccount: "")
-    var builder = PartialBuilder(reports: [.engagement])
-    try Array(csv.utf8).withUnsafeBytes { try reader.feed($0, accepting: { builder.add($0) }) }
-    try reader.finish(accepting: { builder.add($0) })
+    var builder = PartialBuilder(reports: ["engagement"])
+    try Array(csv.utf8).withUnsafeBytes { try reader.feed($0, accepting: { builder.add(.post($0)) }) }
+    try reader.finish(accepting: { builder.add(.post($0)) })
     #expect(reader.posts == 2)  // rows 1 and 3
     #expect(reader.badRows == 1)
     #expect(reader.problems.first?.row == 2)
@@ -56,7 +56,7 @@ import Testing
         task: String(index), source: "s\(index)", done: true, partial: partial, stats: nil, error: nil)
     }
     do {
-      _ = try ReportReducer.reduce(job: "1", reports: [.engagement], tasks: tasks)
+      _ = try ReportReducer.reduce(job: "1", reports: ["engagement"], tasks: tasks)
       Issue.record("a wrapped report was made")
     } catch {
       #expect(error.code == .overflow)

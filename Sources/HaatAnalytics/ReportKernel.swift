@@ -1,0 +1,156 @@
+import HaatCore
+import HaatProtocol
+import HaatRecords
+
+/// The seam every report plugs into (DESIGN.md §2 "Extension points"). A kernel is a
+/// mergeable aggregate: a worker makes one per task and feeds it the records it wants, one
+/// at a time; its part of the task's `Partial` goes to the coordinator, which merges the
+/// parts of every task in any order (`merge` is associative and commutative, `init()` its
+/// identity) and finishes them into the kernel's section of the `Report`. The kernel also
+/// says how its section reads as a table. Adding a report is one kernel file, its fields in
+/// analytics.proto, and one line in `Reports.all`: the coordinator, the worker and the
+/// CLI name no report.
+public protocol ReportKernel: Sendable {
+  /// The name specs and reports use, e.g. "engagement".
+  static var name: String { get }
+  /// One line for people: what the report answers.
+  static var summary: String { get }
+  /// The record types it reads; the others never reach it.
+  static var records: Set<RecordType> { get }
+
+  /// The empty aggregate: the identity of `merge`.
+  init()
+  /// Adds one record of a type it reads; false, and nothing changed, when the record would
+  /// take a sum out of range (the connector then counts it as bad, `out of range`).
+  mutating func add(_ record: CanonicalRecord) -> Bool
+  /// Merges another aggregate of the same report into this one.
+  mutating func merge(_ other: Self)
+  /// Writes its part of a task's partial.
+  func write(to partial: inout Partial)
+  /// Its part of a partial, or nil when the partial has none.
+  init?(reading partial: Partial)
+  /// Writes its section of the report; throws `overflow` rather than report wrapped sums.
+  func finish(into report: inout Report) throws(HaatError)
+  /// Its section of a report as a table, or nil when the report has none.
+  static func table(of report: Report) -> ReportTable?
+}
+
+extension ReportKernel {
+  /// Merges another kernel's aggregate if it is this report's (for kernels held as `any`).
+  mutating func merge(any other: any ReportKernel) {
+    if let other = other as? Self { merge(other) }
+  }
+}
+
+/// One report's section as a table, for people (aligned text) and spreadsheets (CSV).
+public struct ReportTable: Sendable {
+  /// The table's column headings, short enough for a terminal.
+  public var columns: [String]
+  /// Cells as people read them (grouped digits, percentages, "–" for unknown).
+  public var rows: [[String]]
+  /// Which columns are numbers (right-aligned).
+  public var numeric: Set<Int>
+  /// Whether the last row is a total (a rule above it).
+  public var totalLast: Bool
+  /// The CSV header and rows: raw numbers, empty for unknown.
+  public var csvColumns: [String]
+  public var csvRows: [[String]]
+  /// CSV columns that hold text (escaped against spreadsheet formulas on request).
+  public var csvText: Set<Int>
+
+  public init(
+    columns: [String], rows: [[String]], numeric: Set<Int>, totalLast: Bool, csvColumns: [String],
+    csvRows: [[String]], csvText: Set<Int>
+  ) {
+    self.columns = columns
+    self.rows = rows
+    self.numeric = numeric
+    self.totalLast = totalLast
+    self.csvColumns = csvColumns
+    self.csvRows = csvRows
+    self.csvText = csvText
+  }
+}
+
+/// Every report this build computes. The one list a new report is added to.
+public enum Reports {
+  public static let all: [any ReportKernel.Type] = [EngagementKernel.self]
+
+  /// The kernel of a report name, if this build has it.
+  public static func kernel(named name: String) -> (any ReportKernel.Type)? {
+    all.first { $0.name == name }
+  }
+
+  /// The names, for messages: "engagement".
+  public static var names: String { all.map { $0.name }.sorted().joined(separator: ", ") }
+
+  /// The reports a job gets when its spec names none: every report that reads a record
+  /// type the job's sources produce.
+  public static func defaults(for records: Set<RecordType>) -> [String] {
+    all.filter { !$0.records.isDisjoint(with: records) }.map { $0.name }
+  }
+}
+
+/// Builds one task's partial: each record, parsed once, goes to every kernel that reads its
+/// type.
+public struct PartialBuilder: Sendable {
+  private var kernels: [any ReportKernel]
+
+  /// Kernels for the reports named; unknown names are skipped (the coordinator refused
+  /// them at submit).
+  public init(reports: [String]) {
+    kernels = reports.compactMap { Reports.kernel(named: $0)?.init() }
+  }
+
+  /// Adds a record to every kernel that reads it; false, and the record left out of all of
+  /// them, when one would take a sum out of range.
+  @discardableResult
+  public mutating func add(_ record: CanonicalRecord) -> Bool {
+    let type = record.type
+    let readers = kernels.indices.filter { Swift.type(of: kernels[$0]).records.contains(type) }
+    guard readers.count > 1 else {
+      if let only = readers.first { return kernels[only].add(record) }
+      return true
+    }
+    // All or none: a record one kernel refuses is in no report.
+    let before = kernels
+    for index in readers where !kernels[index].add(record) {
+      kernels = before
+      return false
+    }
+    return true
+  }
+
+  /// The partial so far, as its protocol message.
+  public var partial: Partial {
+    var partial = Partial()
+    for kernel in kernels { kernel.write(to: &partial) }
+    return partial
+  }
+}
+
+/// Merges partials, report by report: the monoid every kernel forms.
+public struct PartialMerger: Sendable {
+  private var kernels: [String: any ReportKernel] = [:]
+
+  public init() {}
+
+  public mutating func merge(_ partial: Partial) {
+    for type in Reports.all {
+      guard let part = type.init(reading: partial) else { continue }
+      if kernels[type.name] == nil {
+        kernels[type.name] = part
+      } else {
+        kernels[type.name]?.merge(any: part)
+      }
+    }
+  }
+
+  /// The named reports' sections of the report (empty ones for reports no task fed).
+  public func finish(_ reports: [String], into report: inout Report) throws(HaatError) {
+    for name in reports {
+      guard let type = Reports.kernel(named: name) else { continue }
+      try (kernels[name] ?? type.init()).finish(into: &report)
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import HaatAnalytics
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+/// The report seam: a registry of kernels that the worker, the coordinator and the CLI use
+/// without naming a report.
+@Suite("Report kernels")
+struct ReportKernelTests {
+  static func post(_ id: String, platform: String = "facebook", likes: UInt64 = 3) -> PostRecord {
+    var post = PostRecord(
+      platform: platform, account: "a", id: id, createdAt: Values.Timestamp(epochSeconds: 1_000, offsetMinutes: 0),
+      createdAtText: "1970-01-01T00:16:40Z", mediaType: .image)
+    post.likes = likes
+    post.reach = 100
+    return post
+  }
+
+  @Test("every kernel is found by its name; a job's default reports follow the records it collects")
+  func registry() {
+    var names = Set<String>()
+    for kernel in Reports.all {
+      #expect(names.insert(kernel.name).inserted, "two kernels claim \(kernel.name)")
+      #expect(Reports.kernel(named: kernel.name).map { $0.name } == kernel.name)
+      #expect(!kernel.records.isEmpty && !kernel.summary.isEmpty)
+    }
+    #expect(Reports.kernel(named: "Engagement") == nil)
+    #expect(Reports.defaults(for: [.post]) == ["engagement"])
+    for name in Reports.defaults(for: [.order, .review]) {
+      let reads = Reports.kernel(named: name)?.records ?? []
+      #expect(!reads.isDisjoint(with: [RecordType.order, .review]), "\(name)")
+    }
+  }
+
+  @Test("a record goes only to the kernels that read its type; partials merge in any order to the same report")
+  func routingAndMerging() throws {
+    var first = PartialBuilder(reports: ["engagement", "no-such-report"])
+    let added = [first.add(.post(Self.post("1"))), first.add(.post(Self.post("2", platform: "x", likes: 5)))]
+    #expect(added == [true, true])
+    let order = OrderRecord(
+      platform: "web", account: "shop", id: "9", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
+      createdAtText: "", customer: "", total: 1, totalText: "1", currency: "USD", landingSite: "", referringSite: "")
+    let taken = first.add(.order(order))
+    #expect(taken, "a record no kernel reads is not refused")
+    var second = PartialBuilder(reports: ["engagement"])
+    second.add(.post(Self.post("3")))
+
+    func report(_ partials: [Partial]) throws -> Report {
+      var merger = PartialMerger()
+      for partial in partials { merger.merge(partial) }
+      var report = Report()
+      try merger.finish(["engagement"], into: &report)
+      return report
+    }
+    let forward = try report([first.partial, second.partial])
+    let backward = try report([second.partial, first.partial, Partial()])
+    #expect(forward == backward)
+    #expect(forward.engagement.total.posts == 3 && forward.engagement.total.likes == 11)
+    // No task fed the report: its section is there, empty.
+    #expect(try report([]).engagement.total.posts == 0)
+  }
+
+  @Test("a report renders through its kernel's table, as text and as CSV")
+  func rendering() throws {
+    var builder = PartialBuilder(reports: ["engagement"])
+    builder.add(.post(Self.post("1")))
+    var merger = PartialMerger()
+    merger.merge(builder.partial)
+    var report = Report()
+    try merger.finish(["engagement"], into: &report)
+    let table = ReportRendering.table(report)
+    #expect(table.contains("platform") && table.contains("facebook") && table.contains("ER reach"))
+    let csv = ReportRendering.csv(report).split(separator: "\n")
+    #expect(csv.first?.hasPrefix("platform,account,media_type,posts") == true && csv.count == 3)
+    #expect(ReportRendering.csv(Report()).split(separator: "\n").count == 1, "no section: the header alone")
+  }
+}

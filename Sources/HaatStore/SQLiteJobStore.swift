@@ -128,15 +128,7 @@ public final class SQLiteJobStore: JobStore {
     case .fire(let name, let dueMs, let nextMs, let run):
       return try fire(name, dueMs: dueMs, nextMs: nextMs, run: run, db: db, nowMs: nowMs)
     case .ratePause(let pause):
-      try db.execute(sql: "DELETE FROM rate_pauses WHERE until_ms <= ?", arguments: [nowMs])
-      try db.execute(
-        sql: """
-          INSERT INTO rate_pauses (key, until_ms, worker, reason) VALUES (?, ?, ?, ?)
-          ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms, worker = excluded.worker,
-            reason = excluded.reason
-          WHERE excluded.until_ms > rate_pauses.until_ms
-          """, arguments: [pause.key, pause.untilMs, pause.worker, pause.reason])
-      return .noted
+      return try note(pause, db: db, nowMs: nowMs)
     case .updateSchedule(let name, let action):
       return try update(schedule: name, action, db: db)
     }

@@ -264,3 +264,22 @@ struct ByteRangeTests {
     #expect(throws: Never.self) { try CanonicalExportConnector.check(&source, field: "sources[0]") }
   }
 }
+
+@Suite("Byte ranges: an empty export")
+struct EmptyExportSplitTests {
+  @Test("a plan task on an empty export fails saying so, not with a bare 416")
+  func emptyExport() throws {
+    var plan = TaskSpec()
+    plan.source.url = "http://fixture/empty.csv"
+    plan.source.splitBytes = 1 << 20
+    plan.splitPlan = true
+    var connector = CanonicalExportConnector(task: plan, limits: ReadLimits())
+    _ = try connector.firstRequest()
+    do {
+      _ = try connector.pageFailed(PageResponse(status: 416, contentType: nil), body: [])
+      Issue.record("a 416 on the plan was not an error")
+    } catch {
+      #expect(error.message.contains("empty"))
+    }
+  }
+}

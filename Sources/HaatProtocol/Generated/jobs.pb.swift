@@ -78,8 +78,11 @@ public nonisolated struct Haat_V1_Source: Sendable {
   public var platform: String = String()
 
   /// What the source holds, and so which connector reads it (docs/connectors.md): "posts"
-  /// (default: a canonical posts export at `url`), or "noop" (tasks that do nothing, for
-  /// measuring dispatch). An unknown kind is refused at submit with the list of kinds.
+  /// (default: a canonical posts export at `url`), another export kind ("orders",
+  /// "ad_insights", "reviews", "messages", "shopify_orders_csv"), a platform API kind
+  /// ("facebook_posts", "instagram_media", "meta_ads", "tiktok_ads", "pinterest_pins",
+  /// "linkedin_posts", "youtube_videos", "shopify_orders"), or "noop" (tasks that do
+  /// nothing, for measuring dispatch). An unknown kind is refused at submit with the list.
   public var kind: String = String()
 
   /// The account the export belongs to; the default for rows that do not name their account.

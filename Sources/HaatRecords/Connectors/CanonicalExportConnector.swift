@@ -176,6 +176,14 @@ public struct CanonicalExportConnector: Connector {
     }
   }
 
+  public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
+    // A Range request on an empty file is "416 Range Not Satisfiable": say so plainly.
+    if case .plan = mode, response.status == 416 {
+      throw ExportError("the export is empty (0 bytes): there is nothing to read or split")
+    }
+    return nil
+  }
+
   public var rangeQuotes: RangeQuotes? {
     guard case .range(let cutter) = mode, format == .csv else { return nil }
     var quotes = RangeQuotes()

@@ -57,8 +57,14 @@ struct TransportErrorTests {
     try await withCluster(options) { cluster, _ in
       let client = try await HaatClient.connect(
         to: cluster.endpoint, credential: try cluster.adminCredential(), name: "impatient", timeout: .seconds(1))
-      cluster.coordinator?.signal(SIGSTOP)
-      defer { cluster.coordinator?.signal(SIGCONT) }
+      let coordinator = try #require(cluster.coordinator)
+      coordinator.signal(SIGSTOP)
+      defer { coordinator.signal(SIGCONT) }
+      // A signal is delivered asynchronously: call only once the kernel shows it stopped.
+      try await eventually("the coordinator is stopped", timeout: .seconds(5)) {
+        let status = (try? String(contentsOfFile: "/proc/\(coordinator.pid)/status", encoding: .utf8)) ?? ""
+        return status.split(separator: "\n").contains { $0.hasPrefix("State:") && $0.contains("T (stopped)") }
+      }
       let started = ContinuousClock.now
       do {
         _ = try await client.jobs()

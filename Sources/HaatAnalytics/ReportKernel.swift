@@ -74,7 +74,7 @@ public struct ReportTable: Sendable {
 
 /// Every report this build computes. The one list a new report is added to.
 public enum Reports {
-  public static let all: [any ReportKernel.Type] = [EngagementKernel.self]
+  public static let all: [any ReportKernel.Type] = [EngagementKernel.self, ReviewsKernel.self]
 
   /// The kernel of a report name, if this build has it.
   public static func kernel(named name: String) -> (any ReportKernel.Type)? {

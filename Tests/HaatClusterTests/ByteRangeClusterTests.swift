@@ -110,6 +110,9 @@ struct TableExportClusterTests {
       let error = try #require(result.report.summary.rowErrors.first)
       #expect(
         error.source == "reviews" && error.row == 2 && error.column == "rating" && error.message == "out of range")
+      // The job named no report: it gets the one its reviews feed.
+      #expect(result.report.reviews.total.reviews == 1 && result.report.reviews.total.stars == [0, 0, 0, 0, 1])
+      #expect(!result.report.hasEngagement)
     }
   }
 }

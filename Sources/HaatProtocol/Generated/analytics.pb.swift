@@ -36,11 +36,21 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `engagement`. Subsequent reads from it will return its default value.
   public mutating func clearEngagement() {self._engagement = nil}
 
+  public var reviews: Haat_V1_ReviewsPartial {
+    get {_reviews ?? Haat_V1_ReviewsPartial()}
+    set {_reviews = newValue}
+  }
+  /// Returns true if `reviews` has been explicitly set.
+  public var hasReviews: Bool {self._reviews != nil}
+  /// Clears the value of `reviews`. Subsequent reads from it will return its default value.
+  public mutating func clearReviews() {self._reviews = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _engagement: Haat_V1_EngagementPartial? = nil
+  fileprivate var _reviews: Haat_V1_ReviewsPartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -165,37 +175,48 @@ public nonisolated struct Haat_V1_EngagementCell: @unchecked Sendable {
 }
 
 /// Report is a job's final answer, reduced from exactly one partial per task.
-public nonisolated struct Haat_V1_Report: Sendable {
+public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var job: String = String()
+  public var job: String {
+    get {_storage._job}
+    set {_uniqueStorage()._job = newValue}
+  }
 
   public var summary: Haat_V1_ReportSummary {
-    get {_summary ?? Haat_V1_ReportSummary()}
-    set {_summary = newValue}
+    get {_storage._summary ?? Haat_V1_ReportSummary()}
+    set {_uniqueStorage()._summary = newValue}
   }
   /// Returns true if `summary` has been explicitly set.
-  public var hasSummary: Bool {self._summary != nil}
+  public var hasSummary: Bool {_storage._summary != nil}
   /// Clears the value of `summary`. Subsequent reads from it will return its default value.
-  public mutating func clearSummary() {self._summary = nil}
+  public mutating func clearSummary() {_uniqueStorage()._summary = nil}
 
   public var engagement: Haat_V1_EngagementReport {
-    get {_engagement ?? Haat_V1_EngagementReport()}
-    set {_engagement = newValue}
+    get {_storage._engagement ?? Haat_V1_EngagementReport()}
+    set {_uniqueStorage()._engagement = newValue}
   }
   /// Returns true if `engagement` has been explicitly set.
-  public var hasEngagement: Bool {self._engagement != nil}
+  public var hasEngagement: Bool {_storage._engagement != nil}
   /// Clears the value of `engagement`. Subsequent reads from it will return its default value.
-  public mutating func clearEngagement() {self._engagement = nil}
+  public mutating func clearEngagement() {_uniqueStorage()._engagement = nil}
+
+  public var reviews: Haat_V1_ReviewsReport {
+    get {_storage._reviews ?? Haat_V1_ReviewsReport()}
+    set {_uniqueStorage()._reviews = newValue}
+  }
+  /// Returns true if `reviews` has been explicitly set.
+  public var hasReviews: Bool {_storage._reviews != nil}
+  /// Clears the value of `reviews`. Subsequent reads from it will return its default value.
+  public mutating func clearReviews() {_uniqueStorage()._reviews = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _summary: Haat_V1_ReportSummary? = nil
-  fileprivate var _engagement: Haat_V1_EngagementReport? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// ReportSummary says what the report is built from and what is missing.
@@ -351,13 +372,188 @@ public nonisolated struct Haat_V1_EngagementRow: Sendable {
   fileprivate var _ctr: Double? = nil
 }
 
+/// ReviewsPartial holds exact counts of reviews per platform x account (docs/reports.md).
+public nonisolated struct Haat_V1_ReviewsPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_ReviewsCell] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// ReviewsCell is one platform x account's review counts. Reviews the app marks spam or
+/// hidden are counted in `hidden` only.
+public nonisolated struct Haat_V1_ReviewsCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// Reviews of 1, 2, 3, 4 and 5 stars, in that order (five numbers).
+  public var stars: [UInt64] = []
+
+  public var withMedia: UInt64 = 0
+
+  /// Reviews whose verified-buyer flag is known, and of those, verified.
+  public var verifiedKnown: UInt64 = 0
+
+  public var verified: UInt64 = 0
+
+  public var replied: UInt64 = 0
+
+  public var hidden: UInt64 = 0
+
+  /// The first and last review's time, seconds since the Unix epoch (0: none yet).
+  public var firstS: Int64 = 0
+
+  public var lastS: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// ReviewsReport is the `reviews` report: a row per platform x account and a total.
+public nonisolated struct Haat_V1_ReviewsReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_ReviewsRow] = []
+
+  public var total: Haat_V1_ReviewsRow {
+    get {_total ?? Haat_V1_ReviewsRow()}
+    set {_total = newValue}
+  }
+  /// Returns true if `total` has been explicitly set.
+  public var hasTotal: Bool {self._total != nil}
+  /// Clears the value of `total`. Subsequent reads from it will return its default value.
+  public mutating func clearTotal() {self._total = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _total: Haat_V1_ReviewsRow? = nil
+}
+
+/// ReviewsRow: counts, and shares as ratios of counts (absent when the denominator is 0).
+public nonisolated struct Haat_V1_ReviewsRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var reviews: UInt64 = 0
+
+  public var hidden: UInt64 = 0
+
+  /// Reviews of 1 to 5 stars.
+  public var stars: [UInt64] = []
+
+  /// The mean rating over `reviews`.
+  public var meanRating: Double {
+    get {_meanRating ?? 0}
+    set {_meanRating = newValue}
+  }
+  /// Returns true if `meanRating` has been explicitly set.
+  public var hasMeanRating: Bool {self._meanRating != nil}
+  /// Clears the value of `meanRating`. Subsequent reads from it will return its default value.
+  public mutating func clearMeanRating() {self._meanRating = nil}
+
+  /// Reviews of 4 or 5 stars / reviews, and the lower bound of its 95 % Wilson interval.
+  public var sharePositive: Double {
+    get {_sharePositive ?? 0}
+    set {_sharePositive = newValue}
+  }
+  /// Returns true if `sharePositive` has been explicitly set.
+  public var hasSharePositive: Bool {self._sharePositive != nil}
+  /// Clears the value of `sharePositive`. Subsequent reads from it will return its default value.
+  public mutating func clearSharePositive() {self._sharePositive = nil}
+
+  public var positiveLowerBound: Double {
+    get {_positiveLowerBound ?? 0}
+    set {_positiveLowerBound = newValue}
+  }
+  /// Returns true if `positiveLowerBound` has been explicitly set.
+  public var hasPositiveLowerBound: Bool {self._positiveLowerBound != nil}
+  /// Clears the value of `positiveLowerBound`. Subsequent reads from it will return its default value.
+  public mutating func clearPositiveLowerBound() {self._positiveLowerBound = nil}
+
+  /// with_media / reviews; verified / reviews whose flag is known; replied / reviews.
+  public var shareWithMedia: Double {
+    get {_shareWithMedia ?? 0}
+    set {_shareWithMedia = newValue}
+  }
+  /// Returns true if `shareWithMedia` has been explicitly set.
+  public var hasShareWithMedia: Bool {self._shareWithMedia != nil}
+  /// Clears the value of `shareWithMedia`. Subsequent reads from it will return its default value.
+  public mutating func clearShareWithMedia() {self._shareWithMedia = nil}
+
+  public var shareVerified: Double {
+    get {_shareVerified ?? 0}
+    set {_shareVerified = newValue}
+  }
+  /// Returns true if `shareVerified` has been explicitly set.
+  public var hasShareVerified: Bool {self._shareVerified != nil}
+  /// Clears the value of `shareVerified`. Subsequent reads from it will return its default value.
+  public mutating func clearShareVerified() {self._shareVerified = nil}
+
+  public var shareReplied: Double {
+    get {_shareReplied ?? 0}
+    set {_shareReplied = newValue}
+  }
+  /// Returns true if `shareReplied` has been explicitly set.
+  public var hasShareReplied: Bool {self._shareReplied != nil}
+  /// Clears the value of `shareReplied`. Subsequent reads from it will return its default value.
+  public mutating func clearShareReplied() {self._shareReplied = nil}
+
+  /// Reviews per week between the first and the last review (days counted whole, at least
+  /// one); absent with fewer than two reviews.
+  public var perWeek: Double {
+    get {_perWeek ?? 0}
+    set {_perWeek = newValue}
+  }
+  /// Returns true if `perWeek` has been explicitly set.
+  public var hasPerWeek: Bool {self._perWeek != nil}
+  /// Clears the value of `perWeek`. Subsequent reads from it will return its default value.
+  public mutating func clearPerWeek() {self._perWeek = nil}
+
+  /// The first and last review's day, "YYYY-MM-DD" (UTC).
+  public var first: String = String()
+
+  public var last: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _meanRating: Double? = nil
+  fileprivate var _sharePositive: Double? = nil
+  fileprivate var _positiveLowerBound: Double? = nil
+  fileprivate var _shareWithMedia: Double? = nil
+  fileprivate var _shareVerified: Double? = nil
+  fileprivate var _shareReplied: Double? = nil
+  fileprivate var _perWeek: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -366,6 +562,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._engagement) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._reviews) }()
       default: break
       }
     }
@@ -379,11 +576,15 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._engagement {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    try { if let v = self._reviews {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Partial, rhs: Haat_V1_Partial) -> Bool {
     if lhs._engagement != rhs._engagement {return false}
+    if lhs._reviews != rhs._reviews {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -606,43 +807,90 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0")
+
+  fileprivate class _StorageClass {
+    var _job: String = String()
+    var _summary: Haat_V1_ReportSummary? = nil
+    var _engagement: Haat_V1_EngagementReport? = nil
+    var _reviews: Haat_V1_ReviewsReport? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _job = source._job
+      _summary = source._summary
+      _engagement = source._engagement
+      _reviews = source._reviews
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.job) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._summary) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._engagement) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._job) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._summary) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._engagement) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._reviews) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.job.isEmpty {
-      try visitor.visitSingularStringField(value: self.job, fieldNumber: 1)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._job.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._job, fieldNumber: 1)
+      }
+      try { if let v = _storage._summary {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      try { if let v = _storage._engagement {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._reviews {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
     }
-    try { if let v = self._summary {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    try { if let v = self._engagement {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Report, rhs: Haat_V1_Report) -> Bool {
-    if lhs.job != rhs.job {return false}
-    if lhs._summary != rhs._summary {return false}
-    if lhs._engagement != rhs._engagement {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._job != rhs_storage._job {return false}
+        if _storage._summary != rhs_storage._summary {return false}
+        if _storage._engagement != rhs_storage._engagement {return false}
+        if _storage._reviews != rhs_storage._reviews {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -938,6 +1186,249 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
     if lhs._engagementRateReach != rhs._engagementRateReach {return false}
     if lhs._engagementRateImpressions != rhs._engagementRateImpressions {return false}
     if lhs._ctr != rhs._ctr {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ReviewsPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewsPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ReviewsPartial, rhs: Haat_V1_ReviewsPartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ReviewsCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewsCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}stars\0\u{3}with_media\0\u{3}verified_known\0\u{1}verified\0\u{1}replied\0\u{1}hidden\0\u{3}first_s\0\u{3}last_s\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.stars) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.withMedia) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.verifiedKnown) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.verified) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.replied) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.hidden) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.firstS) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.lastS) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.stars.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.stars, fieldNumber: 3)
+    }
+    if self.withMedia != 0 {
+      try visitor.visitSingularUInt64Field(value: self.withMedia, fieldNumber: 4)
+    }
+    if self.verifiedKnown != 0 {
+      try visitor.visitSingularUInt64Field(value: self.verifiedKnown, fieldNumber: 5)
+    }
+    if self.verified != 0 {
+      try visitor.visitSingularUInt64Field(value: self.verified, fieldNumber: 6)
+    }
+    if self.replied != 0 {
+      try visitor.visitSingularUInt64Field(value: self.replied, fieldNumber: 7)
+    }
+    if self.hidden != 0 {
+      try visitor.visitSingularUInt64Field(value: self.hidden, fieldNumber: 8)
+    }
+    if self.firstS != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstS, fieldNumber: 9)
+    }
+    if self.lastS != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastS, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ReviewsCell, rhs: Haat_V1_ReviewsCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.stars != rhs.stars {return false}
+    if lhs.withMedia != rhs.withMedia {return false}
+    if lhs.verifiedKnown != rhs.verifiedKnown {return false}
+    if lhs.verified != rhs.verified {return false}
+    if lhs.replied != rhs.replied {return false}
+    if lhs.hidden != rhs.hidden {return false}
+    if lhs.firstS != rhs.firstS {return false}
+    if lhs.lastS != rhs.lastS {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ReviewsReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewsReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}total\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    try { if let v = self._total {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ReviewsReport, rhs: Haat_V1_ReviewsReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs._total != rhs._total {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ReviewsRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewsRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}reviews\0\u{1}hidden\0\u{1}stars\0\u{3}mean_rating\0\u{3}share_positive\0\u{3}positive_lower_bound\0\u{3}share_with_media\0\u{3}share_verified\0\u{3}share_replied\0\u{3}per_week\0\u{1}first\0\u{1}last\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.reviews) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.hidden) }()
+      case 5: try { try decoder.decodeRepeatedUInt64Field(value: &self.stars) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._meanRating) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._sharePositive) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._positiveLowerBound) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self._shareWithMedia) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._shareVerified) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._shareReplied) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._perWeek) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.first) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.last) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if self.reviews != 0 {
+      try visitor.visitSingularUInt64Field(value: self.reviews, fieldNumber: 3)
+    }
+    if self.hidden != 0 {
+      try visitor.visitSingularUInt64Field(value: self.hidden, fieldNumber: 4)
+    }
+    if !self.stars.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.stars, fieldNumber: 5)
+    }
+    try { if let v = self._meanRating {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._sharePositive {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._positiveLowerBound {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._shareWithMedia {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
+    } }()
+    try { if let v = self._shareVerified {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._shareReplied {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._perWeek {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    if !self.first.isEmpty {
+      try visitor.visitSingularStringField(value: self.first, fieldNumber: 13)
+    }
+    if !self.last.isEmpty {
+      try visitor.visitSingularStringField(value: self.last, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ReviewsRow, rhs: Haat_V1_ReviewsRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.reviews != rhs.reviews {return false}
+    if lhs.hidden != rhs.hidden {return false}
+    if lhs.stars != rhs.stars {return false}
+    if lhs._meanRating != rhs._meanRating {return false}
+    if lhs._sharePositive != rhs._sharePositive {return false}
+    if lhs._positiveLowerBound != rhs._positiveLowerBound {return false}
+    if lhs._shareWithMedia != rhs._shareWithMedia {return false}
+    if lhs._shareVerified != rhs._shareVerified {return false}
+    if lhs._shareReplied != rhs._shareReplied {return false}
+    if lhs._perWeek != rhs._perWeek {return false}
+    if lhs.first != rhs.first {return false}
+    if lhs.last != rhs.last {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -95,19 +95,26 @@ public enum Reports {
 /// type.
 public struct PartialBuilder: Sendable {
   private var kernels: [any ReportKernel]
+  /// The kernels that read each record type, worked out once (not per record).
+  private let readers: [RecordType: [Int]]
 
   /// Kernels for the reports named; unknown names are skipped (the coordinator refused
   /// them at submit).
   public init(reports: [String]) {
-    kernels = reports.compactMap { Reports.kernel(named: $0)?.init() }
+    let kernels = reports.compactMap { Reports.kernel(named: $0)?.init() }
+    self.kernels = kernels
+    var readers: [RecordType: [Int]] = [:]
+    for type in RecordType.allCases {
+      readers[type] = kernels.indices.filter { Swift.type(of: kernels[$0]).records.contains(type) }
+    }
+    self.readers = readers
   }
 
   /// Adds a record to every kernel that reads it; false, and the record left out of all of
   /// them, when one would take a sum out of range.
   @discardableResult
   public mutating func add(_ record: CanonicalRecord) -> Bool {
-    let type = record.type
-    let readers = kernels.indices.filter { Swift.type(of: kernels[$0]).records.contains(type) }
+    let readers = self.readers[record.type] ?? []
     guard readers.count > 1 else {
       if let only = readers.first { return kernels[only].add(record) }
       return true

@@ -6,6 +6,11 @@ public struct TableRow: Sendable {
   public var values: [String: String]
 
   public subscript(_ field: String) -> String? { values[field] }
+
+  /// The row is bad: `field` and why.
+  public func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+    .failure(RowProblem(row: number, column: field, reason: reason))
+  }
 }
 
 /// What a table export's columns mean for one record type: the canonical fields, each with

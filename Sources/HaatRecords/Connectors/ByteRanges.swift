@@ -129,12 +129,16 @@ struct RangeCutter {
     _ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) throws(ExportError) -> Void
   ) throws(ExportError) {
     let count = bytes.count
+    // The quote state at the chunk's start, and the parity of its quotes before the range's
+    // last byte: one pass that serves the chain check and the reading below.
+    let stateAtStart = inQuotes
+    var oddBeforeLast = false
     if csv, offset + 1 < end {
-      // Every quote before the range's last byte, whatever the phase, for the chain check.
       let upTo = Int(min(UInt64(count), end - 1 - offset))
       var quotes = 0
       for at in 0..<upTo where bytes[at] == RangeSplitting.quote { quotes &+= 1 }
-      if quotes & 1 == 1 { oddQuotes.toggle() }
+      oddBeforeLast = quotes & 1 == 1
+      if oddBeforeLast { oddQuotes.toggle() }
     }
     var index = 0
     while index < count, phase != .done {
@@ -152,9 +156,10 @@ struct RangeCutter {
       let runStart = index
       let lastOfRange = end - 1
       if offset + UInt64(index) < lastOfRange {
-        let upTo = Int(min(UInt64(count), lastOfRange - offset))
-        if csv { track(bytes, from: index, upTo: upTo) }
-        index = upTo
+        // Every quote from the chunk's start up to here moved the state once (while
+        // seeking, or in this run): the state there is known from the parity counted above.
+        if csv { inQuotes = stateAtStart != oddBeforeLast }
+        index = Int(min(UInt64(count), lastOfRange - offset))
       }
       if index < count {
         if let lineBreak = nextBreak(bytes, from: index, upTo: count) {
@@ -183,12 +188,6 @@ struct RangeCutter {
       index += 1
     }
     return nil
-  }
-
-  private mutating func track(_ bytes: UnsafeRawBufferPointer, from: Int, upTo: Int) {
-    var quotes = 0
-    for index in from..<upTo where bytes[index] == RangeSplitting.quote { quotes &+= 1 }
-    if quotes & 1 == 1 { inQuotes.toggle() }
   }
 }
 

@@ -21,10 +21,7 @@ public enum OrdersExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let id = row["id"] else { return problem("id", .missing) }
+    guard let id = row["id"] else { return row.problem("id", .missing) }
     return order(
       row, id: id, customer: row["customer"] ?? "", platform: row["platform"] ?? platform,
       account: row["account"] ?? account)
@@ -35,13 +32,10 @@ public enum OrdersExport: TableExportKind {
   static func order(_ row: TableRow, id: String, customer: String, platform: String, account: String) -> Result<
     CanonicalRecord?, RowProblem
   > {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let created = row["created_at"] else { return problem("created_at", .missing) }
-    guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
-    guard let totalText = row["total"] else { return problem("total", .missing) }
-    guard let total = Values.decimal(totalText) else { return problem("total", .notADecimal) }
+    guard let created = row["created_at"] else { return row.problem("created_at", .missing) }
+    guard let at = Values.looseTimestamp(created) else { return row.problem("created_at", .invalidTimestamp) }
+    guard let totalText = row["total"] else { return row.problem("total", .missing) }
+    guard let total = Values.decimal(totalText) else { return row.problem("total", .notADecimal) }
     return .success(
       .order(
         OrderRecord(
@@ -66,12 +60,9 @@ public enum AdInsightsExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let date = row["date"] else { return problem("date", .missing) }
-    guard Days.number(date) != nil else { return problem("date", .invalidTimestamp) }
-    guard let ad = row["ad"] else { return problem("ad", .missing) }
+    guard let date = row["date"] else { return row.problem("date", .missing) }
+    guard Days.number(date) != nil else { return row.problem("date", .invalidTimestamp) }
+    guard let ad = row["ad"] else { return row.problem("ad", .missing) }
     var insight = AdInsightRecord(
       platform: row["platform"] ?? platform, account: row["account"] ?? account, date: date,
       campaign: row["campaign"] ?? "", ad: ad)
@@ -81,12 +72,12 @@ public enum AdInsightsExport: TableExportKind {
       guard let text = row[name] else { continue }
       switch Array(text.utf8).withUnsafeBytes({ Values.count($0) }) {
       case .success(let value): insight[keyPath: keyPath] = value
-      case .failure(let reason): return problem(name, reason)
+      case .failure(let reason): return row.problem(name, reason)
       }
     }
     for (name, keyPath) in [("spend", \AdInsightRecord.spend), ("claimed_roas", \.claimedRoas)] {
       guard let text = row[name] else { continue }
-      guard let value = Values.decimal(text) else { return problem(name, .notADecimal) }
+      guard let value = Values.decimal(text) else { return row.problem(name, .notADecimal) }
       insight[keyPath: keyPath] = value
     }
     return .success(.adInsight(insight))

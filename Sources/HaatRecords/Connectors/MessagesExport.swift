@@ -24,19 +24,16 @@ public enum MessagesExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let conversation = row["conversation"] else { return problem("conversation", .missing) }
-    guard let written = row["direction"] else { return problem("direction", .missing) }
+    guard let conversation = row["conversation"] else { return row.problem("conversation", .missing) }
+    guard let written = row["direction"] else { return row.problem("direction", .missing) }
     let direction: MessageRecord.Direction
     switch written.lowercased() {
     case "inbound", "in", "received": direction = .inbound
     case "outbound", "out", "sent": direction = .outbound
-    default: return problem("direction", .notADirection)
+    default: return row.problem("direction", .notADirection)
     }
-    guard let text = row["at"] else { return problem("at", .missing) }
-    guard let at = Values.looseTimestamp(text) else { return problem("at", .invalidTimestamp) }
+    guard let text = row["at"] else { return row.problem("at", .missing) }
+    guard let at = Values.looseTimestamp(text) else { return row.problem("at", .invalidTimestamp) }
     return .success(
       .message(
         MessageRecord(

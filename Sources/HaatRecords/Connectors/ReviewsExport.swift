@@ -29,15 +29,12 @@ public enum ReviewsExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let created = row["created_at"] else { return problem("created_at", .missing) }
-    guard let at = Values.looseTimestamp(created) else { return problem("created_at", .invalidTimestamp) }
-    guard let stars = row["rating"] else { return problem("rating", .missing) }
+    guard let created = row["created_at"] else { return row.problem("created_at", .missing) }
+    guard let at = Values.looseTimestamp(created) else { return row.problem("created_at", .invalidTimestamp) }
+    guard let stars = row["rating"] else { return row.problem("rating", .missing) }
     // "5", "5.0" (some apps write a decimal), never 0 or 6.
     guard let value = Double(stars), value == value.rounded(), (1...5).contains(value) else {
-      return problem("rating", .outOfRange)
+      return row.problem("rating", .outOfRange)
     }
     var media: UInt32 = 0
     if let text = row["media"] {

@@ -33,10 +33,7 @@ public enum ShopifyOrdersExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
-      .failure(RowProblem(row: row.number, column: field, reason: reason))
-    }
-    guard let name = row["name"] else { return problem("name", .missing) }
+    guard let name = row["name"] else { return row.problem("name", .missing) }
     // A later line item of an order: the order's own columns are empty.
     if row["created_at"] == nil, row["total"] == nil, row["financial_status"] == nil { return .success(nil) }
     return OrdersExport.order(

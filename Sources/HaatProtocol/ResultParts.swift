@@ -1,54 +1,30 @@
 import HaatCore
 import SwiftProtobuf
 
-/// A result too large for one line, as the parts of DESIGN.md §3 "Large results": each
-/// part holds some of the report's rows and missing sources; the last holds everything else
-/// (the job, the summary's counts, the totals) and the count. Parts merge back as protobuf
+/// A result too large for one line, as the parts of DESIGN.md §3 "Large results": the
+/// report is cut by `MessageCutter` (each row, total or count of a section in exactly one
+/// part); the last part also holds the job and the count. Parts merge back as protobuf
 /// messages do: lists concatenate.
 public enum ResultParts {
   /// `result` as replies of at most `maxLineBytes` (with `overhead` bytes of envelope each),
-  /// or nil when one row or missing source alone cannot fit. One part when it all fits.
+  /// or nil when one row alone cannot fit. One part when it all fits.
   public static func split(_ result: Haat_V1_Result, maxLineBytes: Int, overhead: Int = 512) -> [Haat_V1_Result]? {
     guard let size = jsonSize(result), size + overhead > maxLineBytes else { return [result] }
     var rest = result
-    rest.report.engagement.rows = []
-    rest.report.summary.missing = []
-    rest.part = 1
-    rest.parts = 1
+    rest.clearReport()
+    rest.part = .max
+    rest.parts = .max
+    // Every part is kept under the limit with room for the last part's job and count.
     guard let restSize = jsonSize(rest) else { return nil }
-    // Every part is kept under the limit with room for the last part's extra fields.
-    let budget = maxLineBytes - overhead - restSize
-    guard budget > 0 else { return nil }
-    // Each part's lists gather in local arrays: appending through nested message
-    // accessors copies the list each time (quadratic in rows).
-    var groups: [(rows: [Haat_V1_EngagementRow], missing: [Haat_V1_MissingSource])] = [([], [])]
-    var used = 0
-    func room(_ bytes: Int?) -> Bool {
-      guard let bytes, bytes + 1 <= budget else { return false }
-      if used + bytes + 1 > budget {
-        groups.append(([], []))
-        used = 0
-      }
-      used += bytes + 1
-      return true
-    }
-    for row in result.report.engagement.rows {
-      guard room(jsonSize(row)) else { return nil }
-      groups[groups.count - 1].rows.append(row)
-    }
-    for missing in result.report.summary.missing {
-      guard room(jsonSize(missing)) else { return nil }
-      groups[groups.count - 1].missing.append(missing)
-    }
-    let count = UInt32(groups.count)
-    return groups.enumerated().map { index, group in
-      // The last part: what remains of the result, with the last rows.
-      var part = index == groups.count - 1 ? rest : Haat_V1_Result()
-      part.report.engagement.rows = group.rows
-      part.report.summary.missing = group.missing
-      part.report.job = result.report.job
+    let budget = maxLineBytes - overhead - restSize - #","report":{}"#.utf8.count
+    guard budget > 0, let cut = try? MessageCutter.cut(result.report, budget: budget), let reports = cut.parts
+    else { return nil }
+    return reports.enumerated().map { index, report in
+      let last = index == reports.count - 1
+      var part = last ? result : Haat_V1_Result()
+      part.report = report
       part.part = UInt32(index + 1)
-      part.parts = index == groups.count - 1 ? count : 0
+      part.parts = last ? UInt32(reports.count) : 0
       return part
     }
   }

@@ -49,7 +49,8 @@ enum ResultLines {
       && complete.task.utf8.count <= 64 && !complete.hasSplit
   }
 
-  /// Cuts a complete into parts under the limit: cells are packed in order, greedily.
+  /// Cuts a complete into parts under the limit: the partial's fields are packed in order,
+  /// greedily.
   static func parts(of complete: Haat_V1_Complete, maxLineBytes: Int) throws(HaatError) -> [Haat_V1_Complete] {
     var last = complete
     last.partial = Partial()
@@ -63,36 +64,26 @@ enum ResultLines {
       throw HaatError(
         .tooLarge, "the result's stats alone are \(overhead) bytes, over the session's line limit of \(maxLineBytes)")
     }
-    var groups: [[Haat_V1_EngagementCell]] = [[]]
-    var used = 0
-    for cell in complete.partial.engagement.cells {
-      // A cell's share of the line: its JSON and the comma before it.
-      guard let json: [UInt8] = try? cell.jsonUTF8Bytes(options: WireCodec.encodingOptions) else {
-        throw HaatError(.internal, "a result cell cannot be encoded")
-      }
-      let bytes = json.count + 1
-      guard bytes <= budget else {
-        throw HaatError(
-          .tooLarge,
-          "one result cell (platform \(DisplayText.escape(String(cell.platform.prefix(64)))), account "
-            + "\(DisplayText.escape(String(cell.account.prefix(64))))) is \(bytes) bytes, over the session's line "
-            + "limit of \(maxLineBytes)")
-      }
-      if used + bytes > budget, !(groups.last ?? []).isEmpty {
-        groups.append([])
-        used = 0
-      }
-      groups[groups.count - 1].append(cell)
-      used += bytes
+    // The cells of every report's section, and an ads partial's coverage, in parts over
+    // disjoint fields (a partial is a monoid: the coordinator merges the parts back).
+    let cut: (parts: [Partial]?, largest: Int)
+    do {
+      cut = try MessageCutter.cut(complete.partial, budget: budget)
+    } catch {
+      throw HaatError(.internal, "the result's partial cannot be cut: \(error)")
     }
-    let count = UInt32(groups.count)
-    return groups.enumerated().map { index, cells in
+    guard let partials = cut.parts else {
+      throw HaatError(
+        .tooLarge, "one result cell is \(cut.largest) bytes, over the session's line limit of \(maxLineBytes)")
+    }
+    let count = UInt32(partials.count)
+    return partials.enumerated().map { index, partial in
       var part = Haat_V1_Complete()
       part.task = complete.task
       part.attempt = complete.attempt
       part.part = UInt32(index + 1)
-      part.partial.engagement.cells = cells
-      if index == groups.count - 1 {
+      part.partial = partial
+      if index == partials.count - 1 {
         part.parts = count
         part.bookmark = complete.bookmark
         part.stats = complete.stats

@@ -1,0 +1,107 @@
+import HaatCore
+import Testing
+
+@testable import HaatProtocol
+
+/// Large partials and reports of every report kind are cut into parts under a JSON budget,
+/// and merge back into the message they were cut from: nothing lost, nothing twice.
+@Suite struct MessageCutterTests {
+  static func partial(cells: Int) -> Partial {
+    var partial = Partial()
+    partial.engagement.cells = (0..<cells).map { index in
+      var cell = Haat_V1_EngagementCell()
+      cell.platform = "facebook"
+      cell.account = "account_\(index)"
+      cell.posts = UInt64(index + 1)
+      return cell
+    }
+    partial.reviews.cells = (0..<cells / 2).map { index in
+      var cell = Haat_V1_ReviewsCell()
+      cell.platform = "web"
+      cell.account = "shop_\(index)"
+      cell.stars = [1, 2, 3, 4, UInt64(index)]
+      return cell
+    }
+    partial.ads.cells = (0..<cells).map { index in
+      var cell = Haat_V1_AdsCell()
+      cell.platform = "facebook"
+      cell.account = "1"
+      cell.day = "2026-11-\(10 + index % 20)"
+      cell.campaign = "c\(index)"
+      cell.spend = "\(index).25"
+      cell.rows = 1
+      return cell
+    }
+    partial.ads.coverage = (0..<cells / 10).map { index in
+      var coverage = Haat_V1_AdsCoverage()
+      coverage.platform = "facebook"
+      coverage.account = "\(index)"
+      coverage.first = "2026-11-01"
+      coverage.last = "2026-11-30"
+      return coverage
+    }
+    return partial
+  }
+
+  static func merged(_ parts: [Partial]) throws -> Partial {
+    var whole = Partial()
+    for part in parts { try whole.merge(serializedBytes: try part.serializedBytes() as [UInt8]) }
+    return whole
+  }
+
+  @Test(arguments: [2_000, 16_384, 200_000])
+  func everyReportsCellsArriveOnceUnderTheBudget(budget: Int) throws {
+    let whole = Self.partial(cells: 1_000)
+    let cut = try MessageCutter.cut(whole, budget: budget)
+    let parts = try #require(cut.parts)
+    #expect(parts.count > 1)
+    for part in parts {
+      let json: [UInt8] = try part.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      #expect(json.count <= budget + 2)
+    }
+    #expect(try Self.merged(parts) == whole)
+  }
+
+  @Test func aReportIsCutAcrossItsSectionsAndTotals() throws {
+    var report = Report()
+    report.job = "7"
+    report.summary.rows = 12
+    report.summary.missing = (0..<50).map { index in
+      var missing = Haat_V1_MissingSource()
+      missing.source = "source \(index)"
+      missing.task = "\(index)"
+      return missing
+    }
+    report.ads.rows = (0..<300).map { index in
+      var row = Haat_V1_AdsRow()
+      row.platform = "tiktok"
+      row.campaign = "campaign \(index)"
+      row.spend = "\(index).5"
+      row.cpm = Double(index) / 7
+      return row
+    }
+    report.ads.total.spend = "45000"
+    report.ads.first = "2026-01-01"
+    report.reviews.total.reviews = 9
+    var result = Haat_V1_Result()
+    result.job.id = "7"
+    result.report = report
+    let parts = try #require(ResultParts.split(result, maxLineBytes: 8_192))
+    #expect(parts.count > 1)
+    for part in parts {
+      let json: [UInt8] = try part.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      #expect(json.count + 512 <= 8_192)
+    }
+    #expect(parts.last?.job.id == "7")
+    #expect(try ResultParts.join(parts) == result)
+  }
+
+  @Test func aFieldOverTheBudgetIsSaid() throws {
+    var partial = Partial()
+    var cell = Haat_V1_EngagementCell()
+    cell.account = String(repeating: "x", count: 5_000)
+    partial.engagement.cells = [cell]
+    let cut = try MessageCutter.cut(partial, budget: 1_000)
+    #expect(cut.parts == nil && cut.largest > 5_000)
+  }
+}

@@ -25,6 +25,13 @@ public protocol ReportKernel: Sendable {
   mutating func add(_ record: CanonicalRecord) -> Bool
   /// Merges another aggregate of the same report into this one.
   mutating func merge(_ other: Self)
+  /// Lays a later run's aggregate over this one (a schedule's cumulative report, in run
+  /// order): where the later run read the same data again (a lookback window the platform
+  /// has revised since), its figures replace these. Kernels over data read once merge.
+  mutating func overlay(_ newer: Self)
+  /// The task read these days of an account in full (a by-day source); kernels that key
+  /// by day keep it so that a later run's read of the same days can replace this one's.
+  mutating func cover(_ coverage: DayCoverage)
   /// Writes its part of a task's partial.
   func write(to partial: inout Partial)
   /// Its part of a partial, or nil when the partial has none.
@@ -36,9 +43,17 @@ public protocol ReportKernel: Sendable {
 }
 
 extension ReportKernel {
+  public mutating func overlay(_ newer: Self) { merge(newer) }
+  public mutating func cover(_ coverage: DayCoverage) {}
+
   /// Merges another kernel's aggregate if it is this report's (for kernels held as `any`).
   mutating func merge(any other: any ReportKernel) {
     if let other = other as? Self { merge(other) }
+  }
+
+  /// Lays another kernel's aggregate over this one if it is this report's.
+  mutating func overlay(any newer: any ReportKernel) {
+    if let newer = newer as? Self { overlay(newer) }
   }
 }
 
@@ -74,7 +89,7 @@ public struct ReportTable: Sendable {
 
 /// Every report this build computes. The one list a new report is added to.
 public enum Reports {
-  public static let all: [any ReportKernel.Type] = [EngagementKernel.self, ReviewsKernel.self]
+  public static let all: [any ReportKernel.Type] = [EngagementKernel.self, ReviewsKernel.self, AdsKernel.self]
 
   /// The kernel of a report name, if this build has it.
   public static func kernel(named name: String) -> (any ReportKernel.Type)? {
@@ -128,6 +143,11 @@ public struct PartialBuilder: Sendable {
     return true
   }
 
+  /// The task read these days in full (see `ReportKernel.cover`).
+  public mutating func cover(_ coverage: DayCoverage) {
+    for index in kernels.indices { kernels[index].cover(coverage) }
+  }
+
   /// The partial so far, as its protocol message.
   public var partial: Partial {
     var partial = Partial()
@@ -149,6 +169,17 @@ public struct PartialMerger: Sendable {
         kernels[type.name] = part
       } else {
         kernels[type.name]?.merge(any: part)
+      }
+    }
+  }
+
+  /// Lays a later run's merged partials over these (see `ReportKernel.overlay`).
+  public mutating func overlay(_ newer: PartialMerger) {
+    for (name, kernel) in newer.kernels {
+      if kernels[name] == nil {
+        kernels[name] = kernel
+      } else {
+        kernels[name]?.overlay(any: kernel)
       }
     }
   }

@@ -8,6 +8,9 @@ public enum ReportReducer {
   public struct TaskResult: Sendable {
     public var task: String
     public var source: String
+    /// Which run of a schedule the task belongs to (0 for a single job): a later run's
+    /// results are laid over an earlier's (`ReportKernel.overlay`).
+    public var run: Int = 0
     /// Whether the task's result was accepted.
     public var done: Bool
     public var partial: Partial?
@@ -65,9 +68,10 @@ public enum ReportReducer {
   /// How many bad rows a report lists (all are counted).
   public static let maxRowErrors = 50
 
-  /// Throws `overflow` when a sum passes UInt64.max.
+  /// Throws `overflow` when a sum passes UInt64.max. Tasks of one run merge; the runs are
+  /// laid over each other in order of `run`.
   public static func reduce(job: String, reports: [String], tasks: [TaskResult]) throws(HaatError) -> Report {
-    var merger = PartialMerger()
+    var runs: [Int: PartialMerger] = [:]
     var summary = Haat_V1_ReportSummary()
     // Lists gather locally and are set once (appending through a message copies).
     var missingSources: [Haat_V1_MissingSource] = []
@@ -84,7 +88,7 @@ public enum ReportReducer {
         missingSources.append(missing)
         continue
       }
-      if let partial = task.partial { merger.merge(partial) }
+      if let partial = task.partial { runs[task.run, default: PartialMerger()].merge(partial) }
       if let stats = task.stats {
         var sum = EngagementKernel.Checked()
         summary.rows = sum.add(summary.rows, stats.rows)
@@ -104,6 +108,10 @@ public enum ReportReducer {
     summary.rowErrors = Array((rangeDisagreements(tasks) + rowErrors).prefix(maxRowErrors))
     summary.sources = UInt32(clamping: sources.count)
     summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
+    var merger = PartialMerger()
+    for run in runs.keys.sorted() {
+      if let newer = runs[run] { merger.overlay(newer) }
+    }
     var report = Report()
     report.job = job
     report.summary = summary

@@ -122,8 +122,9 @@ extension CoordinatorCore {
   }
 
   /// A schedule's cumulative report: every finished run's task results reduced as one job.
-  /// Runs read disjoint data (each only what is new since the last), so this is the report
-  /// of one run over the whole time the schedule has covered.
+  /// Runs read only what is new since the last, plus the lookback window a platform still
+  /// revises, whose figures replace the earlier runs' (`ReportKernel.overlay`): so this is
+  /// the report of one run over the whole time the schedule has covered.
   func getScheduleReport(_ name: String, id: String, from connection: Connection) {
     let store = self.store
     let nowMs = self.nowMs
@@ -135,9 +136,9 @@ extension CoordinatorCore {
         guard let last = runs.last, var record = try await store.job(last, tasks: false, nowMs: nowMs) else {
           throw HaatError(.notFound, "schedule \"\(name)\" has no finished run", field: "name")
         }
-        var outputs: [TaskOutput] = []
-        for run in runs { outputs += try await store.outputs(of: run) }
-        let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: false)
+        var outputs: [[TaskOutput]] = []
+        for run in runs { outputs.append(try await store.outputs(of: run)) }
+        let outcome = try JobReducer.reduce(record, runs: outputs, cancelled: false)
         record.name = name
         return try Self.resultLines(record, report: outcome.report, replyTo: id, maxLineBytes: maxLineBytes)
       }

@@ -17,10 +17,17 @@ enum JobReducer {
 
   /// Merges exactly one partial per done task; says which sources are missing.
   static func reduce(_ record: JobRecord, outputs: [TaskOutput], cancelled: Bool) throws -> Outcome {
+    try reduce(record, runs: [outputs], cancelled: cancelled)
+  }
+
+  /// A schedule's runs, in order: the tasks of each run merge, and a later run's results
+  /// are laid over the earlier's (a lookback window it read again replaces theirs).
+  static func reduce(_ record: JobRecord, runs: [[TaskOutput]], cancelled: Bool) throws -> Outcome {
     let job = record.id
     var counts = TaskCounts()
     var unreadable: [String] = []
-    let results = outputs.map { output -> ReportReducer.TaskResult in
+    let outputs = runs.enumerated().flatMap { run, outputs in outputs.map { (run, $0) } }
+    let results = outputs.map { run, output -> ReportReducer.TaskResult in
       counts[output.state] += 1
       var partial: Partial?
       // Empty means no partial (no-op tasks store none).
@@ -32,17 +39,21 @@ enum JobReducer {
           unreadable.append(output.task.description)
         }
       }
-      return ReportReducer.TaskResult(
+      var result = ReportReducer.TaskResult(
         task: output.task.description, source: output.source, done: output.state == .done,
         partial: partial,
         stats: output.stats.flatMap { try? TaskStats(jsonUTF8Data: $0, options: WireCodec.decodingOptions) },
         error: output.lastError.map(ErrorInfo.init)
           ?? (output.state == .cancelled ? ErrorInfo(code: "cancelled", message: "the job was cancelled") : nil))
+      result.run = run
+      return result
     }
     let reports = record.reports
     var state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
     var error = ""
-    if counts.dead > 0, let first = outputs.first(where: { $0.state == .dead }), let cause = first.lastError {
+    if counts.dead > 0, let first = outputs.lazy.map(\.1).first(where: { $0.state == .dead }),
+      let cause = first.lastError
+    {
       error =
         "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
     }

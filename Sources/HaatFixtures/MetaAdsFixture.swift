@@ -14,6 +14,11 @@ public final class MetaAdsFixture: Sendable {
     /// Runs (counted from 1 over the fixture's life) that end `Job Failed`.
     public var failedRuns: Set<Int> = []
     public var tokens: Set<String> = ["fixture-meta-token"]
+    /// Meta revising its recent days: rows of days from `revisedSince` (a day number) on
+    /// are served as revision `revision` (more conversions, clicks and spend than first
+    /// reported, as late attributions arrive).
+    public var revision: UInt64 = 0
+    public var revisedSince = Int.max
     public init() {}
   }
 
@@ -34,6 +39,18 @@ public final class MetaAdsFixture: Sendable {
   /// Report runs started so far.
   public var runsStarted: Int { runCount.load(ordering: .relaxed) }
 
+  /// The days a report run asked for (its `time_range`, as day numbers).
+  public struct RunDays: Sendable, Equatable {
+    public var account: String
+    public var first: Int
+    public var last: Int
+  }
+
+  /// Every report run's days, in the order the runs were started: the server's log of what
+  /// each run read.
+  public var runDays: [RunDays] { startedRuns.withLock { $0 } }
+  private let startedRuns = Mutex<[RunDays]>([])
+
   /// Ad `ad` of `account` on day `day` (days since 1970), as generated.
   public struct Row: Sendable, Equatable {
     public var adID: String
@@ -46,15 +63,16 @@ public final class MetaAdsFixture: Sendable {
     public var roasHundredths: UInt64?
   }
 
-  public static func row(account: String, day: Int, ad: Int) -> Row {
+  public static func row(account: String, day: Int, ad: Int, revision: UInt64 = 0) -> Row {
     let salt = UInt64(account.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF })
     let seed = UInt64(day) &* 6_151 &+ UInt64(ad) &* 98_317 &+ salt
-    let impressions = 2_000 + seed % 50_000
-    let clicks = impressions / 80 + seed % 30
+    let impressions = 2_000 + seed % 50_000 + revision * 101
+    let clicks = impressions / 80 + seed % 30 + revision * 3
     let hasActions = ad != 2
     return Row(
-      adID: "2385\(ad)00000000\(ad)", campaignID: "2385000000\(ad % 2)", spendCents: 1_000 + seed % 90_000,
-      impressions: impressions, clicks: clicks, purchases: hasActions ? clicks / 20 : nil,
+      adID: "2385\(ad)00000000\(ad)", campaignID: "2385000000\(ad % 2)",
+      spendCents: 1_000 + seed % 90_000 + revision * 250,
+      impressions: impressions, clicks: clicks, purchases: hasActions ? clicks / 20 + revision : nil,
       roasHundredths: hasActions ? 80 + seed % 500 : nil)
   }
 
@@ -91,6 +109,7 @@ public final class MetaAdsFixture: Sendable {
       else { return bad("level=ad, time_increment=1 and a time_range {since, until} are required") }
       let number = runCount.add(1, ordering: .relaxed).newValue
       let id = "604477554\(8000 + number)"
+      startedRuns.withLock { $0.append(RunDays(account: String(parts[2].dropFirst(4)), first: first, last: last)) }
       runs.withLock {
         $0[id] = Run(
           account: String(parts[2].dropFirst(4)), first: first, last: last, failed: settings.failedRuns.contains(number)
@@ -127,7 +146,10 @@ public final class MetaAdsFixture: Sendable {
     let end = min(total, offset + limit)
     let rows = (offset..<max(offset, end)).map { index -> String in
       let day = TikTokFixture.date(run.first + index / ads)
-      let row = Self.row(account: run.account, day: run.first + index / ads, ad: index % ads)
+      let number = run.first + index / ads
+      let row = Self.row(
+        account: run.account, day: number, ad: index % ads,
+        revision: number >= settings.revisedSince ? settings.revision : 0)
       func money(_ cents: UInt64) -> String { "\(cents / 100).\(cents % 100 < 10 ? "0" : "")\(cents % 100)" }
       var text =
         #"{"ad_id":"\#(row.adID)","campaign_id":"\#(row.campaignID)","spend":"\#(money(row.spendCents))","impressions":"\#(row.impressions)","clicks":"\#(row.clicks)""#

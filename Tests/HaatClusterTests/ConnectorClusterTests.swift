@@ -3,6 +3,7 @@ import HaatClient
 import HaatCore
 import HaatFixtures
 import HaatProtocol
+import HaatRecords
 import HaatTesting
 import Testing
 
@@ -455,6 +456,83 @@ struct MetaAdsClusterTests {
       #expect(result.report.summary.rows == UInt64(45 * ads), "every day of every ad, once")
       #expect(result.report.summary.badRows == 0)
       #expect(server.metaAds.runsStarted == 3, "two windows, and the failed run started again")
+    }
+  }
+
+  /// Issue 11's recurring acceptance for a platform that revises its recent days: the
+  /// second run asks only for what is newer than the bookmark plus Meta's 28-day lookback
+  /// (the server's log of report runs shows it), and the schedule's cumulative report, with
+  /// the re-read days replacing the first run's figures, equals one run over the whole
+  /// window read after the revision.
+  @Test func aRecurringRunRereadsTheLookbackAndReplacesIt() async throws {
+    try await withMetaCluster(workers: 2) { cluster, server in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "meta_ads"
+      source.account = "1010035716096012"
+      source.url = "http://127.0.0.1:\(server.port)/meta/v21.0"
+      source.credential = "meta"
+      source.requestsPerSecond = 50
+      // Two windows of 30 days, the second ending today; no `until`: through the run's day.
+      source.since = Days.text(Days.today() - 40)
+      server.metaAds.settings.withLock { $0.pollsUntilDone = 1 }
+      let name = "ads every 2s"
+      var recurring = spec(name, [source])
+      recurring.every = "2s"
+      let accepted = try await client.submit(recurring)
+      // Held while Meta revises its recent days, so the next run is one that sees that.
+      _ = try await client.updateSchedule(name, action: "pause")
+      let first = try await finish(client, accepted.job)
+      #expect(first.job.state == "succeeded")
+      #expect(first.report.ads.total.rows == 41 * 3, "41 days of 3 ads")
+      let firstRuns = server.metaAds.runDays
+      let firstLast = try #require(firstRuns.map(\.last).max())
+      #expect(firstRuns.count == 2, "two windows of at most 30 days")
+      #expect(firstRuns.map(\.first).min() == Days.number(source.since))
+
+      // Meta revises the last 28 days of the first run's days (late conversions).
+      server.metaAds.settings.withLock {
+        $0.revision = 1
+        $0.revisedSince = firstLast - 27
+      }
+      let paused = try #require(try await client.schedules().first)
+      let lastBefore = Int(paused.lastJob) ?? 0
+      let logged = server.metaAds.runDays.count
+      _ = try await client.updateSchedule(name, action: "resume")
+      try await eventually("the run after the resume") {
+        try await client.schedules().first.map { $0.runs > paused.runs } ?? false
+      }
+      _ = try await client.updateSchedule(name, action: "pause")
+      let second = try await finish(client, String(lastBefore + 1))
+      #expect(second.job.state == "succeeded")
+
+      // The second run's report runs, per the server: the days after the first run's last
+      // day and the 28 days before the second run's last, each once, nothing older.
+      // Its two windows' report runs (a later run starts 2 s after it at the earliest).
+      let secondRuns = Array(server.metaAds.runDays[logged...].prefix(2))
+      let secondLast = try #require(secondRuns.map(\.last).max())
+      let expectedFirst = min(firstLast + 1, secondLast - 27)
+      let days = secondRuns.flatMap { Array($0.first...$0.last) }.sorted()
+      #expect(days.first == expectedFirst, "from \(Days.text(expectedFirst)), not \(days.first.map(Days.text) ?? "-")")
+      #expect(days.count == Set(days).count, "no day asked for twice")
+      #expect(second.report.ads.total.rows == UInt64(3 * (secondLast - expectedFirst + 1)))
+
+      // Cumulative: the re-read days replace the first run's; nothing is added twice.
+      try await eventually("every run finished") {
+        guard let last = try await client.schedules().first?.lastJob else { return false }
+        return try await !["queued", "running"].contains(client.job(last).state)
+      }
+      let cumulative = try await client.scheduleReport(name)
+      var whole = source
+      whole.incremental = false
+      let once = try await finish(client, try await client.submit(spec("ads whole window", [whole])).job)
+      #expect(once.job.state == "succeeded")
+      #expect(cumulative.report.ads.total.rows == once.report.ads.total.rows)
+      #expect(cumulative.report.ads.rows == once.report.ads.rows)
+      #expect(cumulative.report.ads.total == once.report.ads.total)
+      #expect(cumulative.report.ads.weeks == once.report.ads.weeks)
+      #expect(cumulative.report.ads.total != first.report.ads.total, "the revision shows")
+      _ = try await client.updateSchedule(name, action: "remove")
     }
   }
 }

@@ -45,12 +45,22 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `reviews`. Subsequent reads from it will return its default value.
   public mutating func clearReviews() {self._reviews = nil}
 
+  public var ads: Haat_V1_AdsPartial {
+    get {_ads ?? Haat_V1_AdsPartial()}
+    set {_ads = newValue}
+  }
+  /// Returns true if `ads` has been explicitly set.
+  public var hasAds: Bool {self._ads != nil}
+  /// Clears the value of `ads`. Subsequent reads from it will return its default value.
+  public mutating func clearAds() {self._ads = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _engagement: Haat_V1_EngagementPartial? = nil
   fileprivate var _reviews: Haat_V1_ReviewsPartial? = nil
+  fileprivate var _ads: Haat_V1_AdsPartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -211,6 +221,15 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasReviews: Bool {_storage._reviews != nil}
   /// Clears the value of `reviews`. Subsequent reads from it will return its default value.
   public mutating func clearReviews() {_uniqueStorage()._reviews = nil}
+
+  public var ads: Haat_V1_AdsReport {
+    get {_storage._ads ?? Haat_V1_AdsReport()}
+    set {_uniqueStorage()._ads = newValue}
+  }
+  /// Returns true if `ads` has been explicitly set.
+  public var hasAds: Bool {_storage._ads != nil}
+  /// Clears the value of `ads`. Subsequent reads from it will return its default value.
+  public mutating func clearAds() {_uniqueStorage()._ads = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -547,13 +566,274 @@ public nonisolated struct Haat_V1_ReviewsRow: Sendable {
   fileprivate var _perWeek: Double? = nil
 }
 
+/// AdsPartial holds exact sums per platform x account x day x campaign, and the days each
+/// platform account was read in full (`coverage`). Merging adds cells and unites coverage.
+/// A later run of a recurring job re-reads a lookback window whose values the platform has
+/// revised; its partial is laid over the earlier runs' (docs/reports.md "ads"): every cell
+/// of an account on a day the later run covers is replaced by the later run's cells.
+public nonisolated struct Haat_V1_AdsPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_AdsCell] = []
+
+  public var coverage: [Haat_V1_AdsCoverage] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AdsCell is one platform x account x day x campaign's sums over its ads' rows. Money is
+/// exact decimal text ("1234.56", "." as the point, no exponent); "" is zero.
+public nonisolated struct Haat_V1_AdsCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// "YYYY-MM-DD", in the ad account's time zone (as the platform reports days).
+  public var day: String = String()
+
+  public var campaign: String = String()
+
+  /// Ad rows summed.
+  public var rows: UInt64 = 0
+
+  /// Rows that left spend, impressions or clicks unknown (each sum is over the rows that
+  /// state it).
+  public var rowsIncomplete: UInt64 = 0
+
+  public var spend: String = String()
+
+  public var impressions: UInt64 = 0
+
+  public var clicks: UInt64 = 0
+
+  /// Purchases, over the rows that report actions at all (`rows_with_conversions`).
+  public var conversions: UInt64 = 0
+
+  public var rowsWithConversions: UInt64 = 0
+
+  /// Spend of the rows whose conversions are known (CPA's numerator).
+  public var conversionsSpend: String = String()
+
+  /// The platform's claimed revenue: claimed ROAS x spend, summed over the rows that state
+  /// both, and those rows' spend.
+  public var claimedRevenue: String = String()
+
+  public var claimedSpend: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AdsCoverage says a task read every row of one platform account on days first..last
+/// (inclusive, "YYYY-MM-DD"): a later run covering a day replaces all of that day's cells.
+public nonisolated struct Haat_V1_AdsCoverage: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var first: String = String()
+
+  public var last: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AdsReport is the `ads` report: a row per platform x account x campaign, a total, and the
+/// weekly cost trend per platform.
+public nonisolated struct Haat_V1_AdsReport: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_AdsRow] {
+    get {_storage._rows}
+    set {_uniqueStorage()._rows = newValue}
+  }
+
+  public var total: Haat_V1_AdsRow {
+    get {_storage._total ?? Haat_V1_AdsRow()}
+    set {_uniqueStorage()._total = newValue}
+  }
+  /// Returns true if `total` has been explicitly set.
+  public var hasTotal: Bool {_storage._total != nil}
+  /// Clears the value of `total`. Subsequent reads from it will return its default value.
+  public mutating func clearTotal() {_uniqueStorage()._total = nil}
+
+  public var weeks: [Haat_V1_AdsWeek] {
+    get {_storage._weeks}
+    set {_uniqueStorage()._weeks = newValue}
+  }
+
+  /// The first and last day with a row.
+  public var first: String {
+    get {_storage._first}
+    set {_uniqueStorage()._first = newValue}
+  }
+
+  public var last: String {
+    get {_storage._last}
+    set {_uniqueStorage()._last = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// AdsRow: the sums, and the rates as ratios of sums (absent when the denominator is 0).
+public nonisolated struct Haat_V1_AdsRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var campaign: String = String()
+
+  public var rows: UInt64 = 0
+
+  public var rowsIncomplete: UInt64 = 0
+
+  public var spend: String = String()
+
+  public var impressions: UInt64 = 0
+
+  public var clicks: UInt64 = 0
+
+  public var conversions: UInt64 = 0
+
+  /// spend / impressions x 1000.
+  public var cpm: Double {
+    get {_cpm ?? 0}
+    set {_cpm = newValue}
+  }
+  /// Returns true if `cpm` has been explicitly set.
+  public var hasCpm: Bool {self._cpm != nil}
+  /// Clears the value of `cpm`. Subsequent reads from it will return its default value.
+  public mutating func clearCpm() {self._cpm = nil}
+
+  /// spend / clicks.
+  public var cpc: Double {
+    get {_cpc ?? 0}
+    set {_cpc = newValue}
+  }
+  /// Returns true if `cpc` has been explicitly set.
+  public var hasCpc: Bool {self._cpc != nil}
+  /// Clears the value of `cpc`. Subsequent reads from it will return its default value.
+  public mutating func clearCpc() {self._cpc = nil}
+
+  /// clicks / impressions.
+  public var ctr: Double {
+    get {_ctr ?? 0}
+    set {_ctr = newValue}
+  }
+  /// Returns true if `ctr` has been explicitly set.
+  public var hasCtr: Bool {self._ctr != nil}
+  /// Clears the value of `ctr`. Subsequent reads from it will return its default value.
+  public mutating func clearCtr() {self._ctr = nil}
+
+  /// conversions_spend / conversions.
+  public var cpa: Double {
+    get {_cpa ?? 0}
+    set {_cpa = newValue}
+  }
+  /// Returns true if `cpa` has been explicitly set.
+  public var hasCpa: Bool {self._cpa != nil}
+  /// Clears the value of `cpa`. Subsequent reads from it will return its default value.
+  public mutating func clearCpa() {self._cpa = nil}
+
+  /// claimed_revenue / claimed_spend: the platform's own attribution, not Haat's.
+  public var claimedRoas: Double {
+    get {_claimedRoas ?? 0}
+    set {_claimedRoas = newValue}
+  }
+  /// Returns true if `claimedRoas` has been explicitly set.
+  public var hasClaimedRoas: Bool {self._claimedRoas != nil}
+  /// Clears the value of `claimedRoas`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimedRoas() {self._claimedRoas = nil}
+
+  public var claimedRevenue: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _cpm: Double? = nil
+  fileprivate var _cpc: Double? = nil
+  fileprivate var _ctr: Double? = nil
+  fileprivate var _cpa: Double? = nil
+  fileprivate var _claimedRoas: Double? = nil
+}
+
+/// AdsWeek is one platform's cost in one week (weeks start on Monday).
+public nonisolated struct Haat_V1_AdsWeek: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  /// The week's Monday, "YYYY-MM-DD".
+  public var week: String = String()
+
+  public var spend: String = String()
+
+  public var impressions: UInt64 = 0
+
+  public var clicks: UInt64 = 0
+
+  public var cpm: Double {
+    get {_cpm ?? 0}
+    set {_cpm = newValue}
+  }
+  /// Returns true if `cpm` has been explicitly set.
+  public var hasCpm: Bool {self._cpm != nil}
+  /// Clears the value of `cpm`. Subsequent reads from it will return its default value.
+  public mutating func clearCpm() {self._cpm = nil}
+
+  public var cpc: Double {
+    get {_cpc ?? 0}
+    set {_cpc = newValue}
+  }
+  /// Returns true if `cpc` has been explicitly set.
+  public var hasCpc: Bool {self._cpc != nil}
+  /// Clears the value of `cpc`. Subsequent reads from it will return its default value.
+  public mutating func clearCpc() {self._cpc = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _cpm: Double? = nil
+  fileprivate var _cpc: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -563,6 +843,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._engagement) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._reviews) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._ads) }()
       default: break
       }
     }
@@ -579,12 +860,16 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._reviews {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._ads {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Partial, rhs: Haat_V1_Partial) -> Bool {
     if lhs._engagement != rhs._engagement {return false}
     if lhs._reviews != rhs._reviews {return false}
+    if lhs._ads != rhs._ads {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -807,13 +1092,14 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
     var _summary: Haat_V1_ReportSummary? = nil
     var _engagement: Haat_V1_EngagementReport? = nil
     var _reviews: Haat_V1_ReviewsReport? = nil
+    var _ads: Haat_V1_AdsReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -828,6 +1114,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _summary = source._summary
       _engagement = source._engagement
       _reviews = source._reviews
+      _ads = source._ads
     }
   }
 
@@ -850,6 +1137,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 2: try { try decoder.decodeSingularMessageField(value: &_storage._summary) }()
         case 3: try { try decoder.decodeSingularMessageField(value: &_storage._engagement) }()
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._reviews) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._ads) }()
         default: break
         }
       }
@@ -874,6 +1162,9 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._reviews {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
       } }()
+      try { if let v = _storage._ads {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -887,6 +1178,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._summary != rhs_storage._summary {return false}
         if _storage._engagement != rhs_storage._engagement {return false}
         if _storage._reviews != rhs_storage._reviews {return false}
+        if _storage._ads != rhs_storage._ads {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1429,6 +1721,447 @@ nonisolated extension Haat_V1_ReviewsRow: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs._perWeek != rhs._perWeek {return false}
     if lhs.first != rhs.first {return false}
     if lhs.last != rhs.last {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}coverage\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.coverage) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    if !self.coverage.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.coverage, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsPartial, rhs: Haat_V1_AdsPartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.coverage != rhs.coverage {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}day\0\u{1}campaign\0\u{1}rows\0\u{3}rows_incomplete\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{3}rows_with_conversions\0\u{3}conversions_spend\0\u{3}claimed_revenue\0\u{3}claimed_spend\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.day) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.rowsIncomplete) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.spend) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.impressions) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.clicks) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.conversions) }()
+      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.rowsWithConversions) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.conversionsSpend) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.claimedRevenue) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.claimedSpend) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.day.isEmpty {
+      try visitor.visitSingularStringField(value: self.day, fieldNumber: 3)
+    }
+    if !self.campaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.campaign, fieldNumber: 4)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 5)
+    }
+    if self.rowsIncomplete != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsIncomplete, fieldNumber: 6)
+    }
+    if !self.spend.isEmpty {
+      try visitor.visitSingularStringField(value: self.spend, fieldNumber: 7)
+    }
+    if self.impressions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.impressions, fieldNumber: 8)
+    }
+    if self.clicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clicks, fieldNumber: 9)
+    }
+    if self.conversions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversions, fieldNumber: 10)
+    }
+    if self.rowsWithConversions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsWithConversions, fieldNumber: 11)
+    }
+    if !self.conversionsSpend.isEmpty {
+      try visitor.visitSingularStringField(value: self.conversionsSpend, fieldNumber: 12)
+    }
+    if !self.claimedRevenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedRevenue, fieldNumber: 13)
+    }
+    if !self.claimedSpend.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedSpend, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsCell, rhs: Haat_V1_AdsCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.day != rhs.day {return false}
+    if lhs.campaign != rhs.campaign {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.rowsIncomplete != rhs.rowsIncomplete {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.impressions != rhs.impressions {return false}
+    if lhs.clicks != rhs.clicks {return false}
+    if lhs.conversions != rhs.conversions {return false}
+    if lhs.rowsWithConversions != rhs.rowsWithConversions {return false}
+    if lhs.conversionsSpend != rhs.conversionsSpend {return false}
+    if lhs.claimedRevenue != rhs.claimedRevenue {return false}
+    if lhs.claimedSpend != rhs.claimedSpend {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsCoverage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsCoverage"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}first\0\u{1}last\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.first) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.last) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.first.isEmpty {
+      try visitor.visitSingularStringField(value: self.first, fieldNumber: 3)
+    }
+    if !self.last.isEmpty {
+      try visitor.visitSingularStringField(value: self.last, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsCoverage, rhs: Haat_V1_AdsCoverage) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.first != rhs.first {return false}
+    if lhs.last != rhs.last {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}total\0\u{1}weeks\0\u{1}first\0\u{1}last\0")
+
+  fileprivate class _StorageClass {
+    var _rows: [Haat_V1_AdsRow] = []
+    var _total: Haat_V1_AdsRow? = nil
+    var _weeks: [Haat_V1_AdsWeek] = []
+    var _first: String = String()
+    var _last: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _rows = source._rows
+      _total = source._total
+      _weeks = source._weeks
+      _first = source._first
+      _last = source._last
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeRepeatedMessageField(value: &_storage._rows) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._total) }()
+        case 3: try { try decoder.decodeRepeatedMessageField(value: &_storage._weeks) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._first) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._last) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._rows.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._rows, fieldNumber: 1)
+      }
+      try { if let v = _storage._total {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if !_storage._weeks.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._weeks, fieldNumber: 3)
+      }
+      if !_storage._first.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._first, fieldNumber: 4)
+      }
+      if !_storage._last.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._last, fieldNumber: 5)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsReport, rhs: Haat_V1_AdsReport) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._rows != rhs_storage._rows {return false}
+        if _storage._total != rhs_storage._total {return false}
+        if _storage._weeks != rhs_storage._weeks {return false}
+        if _storage._first != rhs_storage._first {return false}
+        if _storage._last != rhs_storage._last {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}campaign\0\u{1}rows\0\u{3}rows_incomplete\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{1}cpm\0\u{1}cpc\0\u{1}ctr\0\u{1}cpa\0\u{3}claimed_roas\0\u{3}claimed_revenue\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.campaign) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.rowsIncomplete) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.spend) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.impressions) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.clicks) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.conversions) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._cpm) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._cpc) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._ctr) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self._cpa) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self._claimedRoas) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.claimedRevenue) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.campaign.isEmpty {
+      try visitor.visitSingularStringField(value: self.campaign, fieldNumber: 3)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 4)
+    }
+    if self.rowsIncomplete != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsIncomplete, fieldNumber: 5)
+    }
+    if !self.spend.isEmpty {
+      try visitor.visitSingularStringField(value: self.spend, fieldNumber: 6)
+    }
+    if self.impressions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.impressions, fieldNumber: 7)
+    }
+    if self.clicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clicks, fieldNumber: 8)
+    }
+    if self.conversions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversions, fieldNumber: 9)
+    }
+    try { if let v = self._cpm {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._cpc {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._ctr {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    try { if let v = self._cpa {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
+    } }()
+    try { if let v = self._claimedRoas {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+    } }()
+    if !self.claimedRevenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedRevenue, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsRow, rhs: Haat_V1_AdsRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.campaign != rhs.campaign {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.rowsIncomplete != rhs.rowsIncomplete {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.impressions != rhs.impressions {return false}
+    if lhs.clicks != rhs.clicks {return false}
+    if lhs.conversions != rhs.conversions {return false}
+    if lhs._cpm != rhs._cpm {return false}
+    if lhs._cpc != rhs._cpc {return false}
+    if lhs._ctr != rhs._ctr {return false}
+    if lhs._cpa != rhs._cpa {return false}
+    if lhs._claimedRoas != rhs._claimedRoas {return false}
+    if lhs.claimedRevenue != rhs.claimedRevenue {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AdsWeek: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AdsWeek"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}week\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}cpm\0\u{1}cpc\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.week) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.spend) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.impressions) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.clicks) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._cpm) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._cpc) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.week.isEmpty {
+      try visitor.visitSingularStringField(value: self.week, fieldNumber: 2)
+    }
+    if !self.spend.isEmpty {
+      try visitor.visitSingularStringField(value: self.spend, fieldNumber: 3)
+    }
+    if self.impressions != 0 {
+      try visitor.visitSingularUInt64Field(value: self.impressions, fieldNumber: 4)
+    }
+    if self.clicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clicks, fieldNumber: 5)
+    }
+    try { if let v = self._cpm {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    try { if let v = self._cpc {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AdsWeek, rhs: Haat_V1_AdsWeek) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.week != rhs.week {return false}
+    if lhs.spend != rhs.spend {return false}
+    if lhs.impressions != rhs.impressions {return false}
+    if lhs.clicks != rhs.clicks {return false}
+    if lhs._cpm != rhs._cpm {return false}
+    if lhs._cpc != rhs._cpc {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

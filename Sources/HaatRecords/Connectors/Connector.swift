@@ -69,6 +69,21 @@ public struct AdInsightRecord: Sendable, Equatable {
   public var claimedRoas: Decimal?
 }
 
+/// Days a task read in full for one platform account. A later read of the same days (a
+/// lookback window the platform has revised since) replaces what this one found.
+public struct DayCoverage: Sendable, Equatable {
+  public var platform: String
+  public var account: String
+  /// Day numbers (days since 1970-01-01), both ends included.
+  public var days: ClosedRange<Int>
+
+  public init(platform: String, account: String, days: ClosedRange<Int>) {
+    self.platform = platform
+    self.account = account
+    self.days = days
+  }
+}
+
 /// One product review from a store's review app (records.proto `Review`). The reviewer's
 /// name, email and text are not kept: no report needs them.
 public struct ReviewRecord: Sendable, Equatable {
@@ -380,6 +395,9 @@ public protocol Connector: SendableMetatype {
   var split: Split? { get }
   /// For a byte-range task of a CSV export: the quote state it took and saw.
   var rangeQuotes: RangeQuotes? { get }
+  /// For a by-day kind: the days of its account the task read in full (given to the
+  /// reports once the task succeeds).
+  var coverage: DayCoverage? { get }
 }
 
 extension Connector {
@@ -393,6 +411,7 @@ extension Connector {
   public var bookmark: String { "" }
   public var split: Split? { nil }
   public var rangeQuotes: RangeQuotes? { nil }
+  public var coverage: DayCoverage? { nil }
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? { nil }
 }
 

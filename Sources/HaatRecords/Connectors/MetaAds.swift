@@ -23,7 +23,10 @@ extension SourceKind {
 /// lists of `{action_type, value}`: conversions are the purchases (`omni_purchase`, else
 /// `purchase`, else `offsite_conversion.fb_pixel_purchase`: they overlap, so one is taken,
 /// never their sum), and `purchase_roas` is Meta's claimed ROAS. `account` is the ad account
-/// id (digits; `act_` is added), `since`/`until` the days, planned as windows of 30 days.
+/// id (digits; `act_` is added), `since`/`until` the days (`until` left out: through
+/// today), planned as windows of 30 days. A recurring source reads what is newer than its
+/// bookmark (the last day it read) and again the last 28 days, which Meta revises
+/// (`DayReading`); the `ads` report lays the re-read days over the earlier run's.
 /// Graph errors are classified as for the other Meta kinds.
 public struct MetaAdsConnector: JSONPageConnector {
   public static let kind = SourceKind.metaAds
@@ -36,6 +39,11 @@ public struct MetaAdsConnector: JSONPageConnector {
   /// costs a few. One request a second keeps a cluster well inside it.
   public static let defaultRequestsPerSecond: Double? = 1
   public static let maxWindowDays = 30
+  /// Meta's insights for the last 28 days change after the fact (conversions are
+  /// attributed back to the day of the view or click, up to its 28-day attribution window),
+  /// so a later run reads them again.
+  public static let lookbackDays = 28
+  public static let resumable = true
   static let fields = ["ad_id", "campaign_id", "spend", "impressions", "clicks", "actions", "purchase_roas"]
   static let purchases = ["omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase"]
 
@@ -56,7 +64,7 @@ public struct MetaAdsConnector: JSONPageConnector {
   public static func taskCount(for source: Source) -> Int { Days.windowCount(source, days: maxWindowDays) }
 
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {
-    if let window = Days.window(part, of: source, days: maxWindowDays) { task.window = window }
+    Days.plan(&task, part: part, of: source, days: maxWindowDays)
   }
 
   private enum Phase {
@@ -66,7 +74,7 @@ public struct MetaAdsConnector: JSONPageConnector {
   }
 
   private let source: Source
-  private let window: DateWindow
+  private let reading: DayReading
   private let limits: ReadLimits
   private var phase = Phase.start
   private var index: UInt64 = 0
@@ -75,7 +83,7 @@ public struct MetaAdsConnector: JSONPageConnector {
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
-    window = Days.window(of: task)
+    reading = DayReading(task: task, lookbackDays: Self.lookbackDays)
     self.limits = limits
     pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
@@ -86,7 +94,12 @@ public struct MetaAdsConnector: JSONPageConnector {
     return url
   }
 
+  public var bookmark: String { reading.bookmark }
+  public var coverage: DayCoverage? { reading.coverage }
+
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
+    // An earlier run read these days, and Meta no longer revises them.
+    guard let window = reading.days else { return nil }
     let range = #"{"since":"\#(window.start)","until":"\#(window.end)"}"#
     return PageRequest(
       url: "\(base)/act_\(source.account)/insights?level=ad&time_increment=1&time_range=\(MetaGraph.encode(range))"

@@ -14,7 +14,9 @@ extension SourceKind {
 /// `report_integrated_get.yml`). `url` is the API base (default
 /// `https://business-api.tiktok.com/open_api/v1.3`), `account` the advertiser id, and
 /// `since`/`until` the days, which are planned as tasks of at most 30 days (the longest
-/// window a daily report takes). The token goes in `Access-Token`.
+/// window a daily report takes); `until` left out reads through today. A recurring source
+/// reads what is newer than its bookmark and again the last 28 days (`DayReading`). The
+/// token goes in `Access-Token`.
 ///
 /// TikTok's quirks: an error is HTTP 200 with a non-zero `code` (40100 too many requests,
 /// 40105 a revoked token, 40002 a bad parameter); pages are numbered (`page` up to
@@ -33,6 +35,10 @@ public struct TikTokAdsConnector: JSONPageConnector {
   public static let defaultBaseURL = "https://business-api.tiktok.com/open_api/v1.3"
   /// The longest window of days one daily report may ask for.
   public static let maxWindowDays = 30
+  /// TikTok attributes a conversion to the day of the click up to 28 days later (its
+  /// longest click-through window), so a later run reads the last 28 days again.
+  public static let lookbackDays = 28
+  public static let resumable = true
   static let pageSize = 1_000
   static let metrics = ["campaign_id", "spend", "impressions", "clicks", "conversion", "complete_payment_roas"]
 
@@ -50,11 +56,11 @@ public struct TikTokAdsConnector: JSONPageConnector {
   public static func taskCount(for source: Source) -> Int { Days.windowCount(source, days: maxWindowDays) }
 
   public static func plan(_ task: inout TaskSpec, part: Int, of source: Source) {
-    if let window = Days.window(part, of: source, days: maxWindowDays) { task.window = window }
+    Days.plan(&task, part: part, of: source, days: maxWindowDays)
   }
 
   private let source: Source
-  private let window: DateWindow
+  private let reading: DayReading
   private let limits: ReadLimits
   public var pageBuffer: PageBuffer
   private var page = 1
@@ -63,14 +69,20 @@ public struct TikTokAdsConnector: JSONPageConnector {
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
-    window = Days.window(of: task)
+    reading = DayReading(task: task, lookbackDays: Self.lookbackDays)
     self.limits = limits
     pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
-  public mutating func firstRequest() throws(ExportError) -> PageRequest? { request(page: 1) }
+  public var bookmark: String { reading.bookmark }
+  public var coverage: DayCoverage? { reading.coverage }
 
-  private func request(page: Int) -> PageRequest {
+  public mutating func firstRequest() throws(ExportError) -> PageRequest? {
+    // nil: an earlier run read these days, and TikTok no longer revises them.
+    reading.days.map { request(page: 1, window: $0) }
+  }
+
+  private func request(page: Int, window: DateWindow) -> PageRequest {
     var url = source.url
     while url.hasSuffix("/") { url.removeLast() }
     func list(_ items: [String]) -> String {
@@ -103,7 +115,7 @@ public struct TikTokAdsConnector: JSONPageConnector {
     let pages = data["page_info"]?["total_page"]?.count ?? 1
     guard UInt64(page) < pages else { return nil }
     page += 1
-    return request(page: page)
+    return reading.days.map { request(page: page, window: $0) }
   }
 
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
@@ -159,70 +171,5 @@ public struct TikTokAdsConnector: JSONPageConnector {
       }
     }
     return .success(insight)
-  }
-}
-
-/// Whole days as numbers (days since 1970-01-01) and back, and a source's days
-/// (`since`/`until`) as date windows.
-public enum Days {
-  /// The longest span a source may ask for: about three years of daily reports.
-  public static let maxSpan = 1_100
-
-  /// Checks a source's `since` and `until`.
-  public static func check(_ source: Source, field: String) throws(HaatError) {
-    guard let since = number(source.since) else {
-      throw HaatError(.badSpec, "must be the first day to collect, YYYY-MM-DD", field: "\(field).since")
-    }
-    guard let until = number(source.until) else {
-      throw HaatError(.badSpec, "must be the last day to collect, YYYY-MM-DD", field: "\(field).until")
-    }
-    guard since <= until else {
-      throw HaatError(.badSpec, "(\(source.until)) is before since (\(source.since))", field: "\(field).until")
-    }
-    guard until - since < maxSpan else {
-      throw HaatError(.badSpec, "spans more than \(maxSpan) days; split the source", field: "\(field).until")
-    }
-  }
-
-  /// How many windows of at most `days` the source's days make.
-  public static func windowCount(_ source: Source, days: Int) -> Int {
-    guard let since = number(source.since), let until = number(source.until), since <= until else { return 1 }
-    return (until - since) / days + 1
-  }
-
-  /// Window `part` of the source's days, each `days` long but the last.
-  public static func window(_ part: Int, of source: Source, days: Int) -> DateWindow? {
-    guard let since = number(source.since), let until = number(source.until) else { return nil }
-    let start = since + part * days
-    var window = DateWindow()
-    window.start = text(start)
-    window.end = text(min(until, start + days - 1))
-    return window
-  }
-
-  /// The task's window, or the source's whole span when it has none.
-  static func window(of task: TaskSpec) -> DateWindow {
-    if task.hasWindow { return task.window }
-    var whole = DateWindow()
-    whole.start = task.source.since
-    whole.end = task.source.until
-    return whole
-  }
-
-  /// "YYYY-MM-DD" → its day number; nil if it is not a real date.
-  public static func number(_ text: String) -> Int? {
-    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-    guard text.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-      let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]), year >= 1970,
-      (1...12).contains(month), day >= 1, day <= Values.daysIn(month: month, year: year)
-    else { return nil }
-    return Values.daysFromCivil(year: year, month: month, day: day)
-  }
-
-  /// A day number → "YYYY-MM-DD".
-  public static func text(_ number: Int) -> String {
-    let (year, month, day) = CivilDate.of(day: number)
-    func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(year)-\(two(month))-\(two(day))"
   }
 }

@@ -135,6 +135,12 @@ public struct EngagementKernel: Sendable, Equatable {
     return added
   }
 
+  /// Whether `add` would take the post (its cell's sums stay in range), adding nothing.
+  public func accepts(_ post: PostRecord) -> Bool {
+    var cell = cells[Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)] ?? Cell()
+    return cell.add(post)
+  }
+
   /// Merges another partial into this one.
   public mutating func merge(_ other: EngagementKernel) {
     if other.overflowed { overflowed = true }
@@ -258,6 +264,11 @@ extension EngagementKernel: ReportKernel {
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }
     return add(post)
+  }
+
+  public func accepts(_ record: CanonicalRecord) -> Bool {
+    guard case .post(let post) = record else { return true }
+    return accepts(post)
   }
 
   public func write(to partial: inout Partial) { partial.engagement = self.partial }

@@ -11,6 +11,7 @@ public enum ReportRendering {
       if !out.isEmpty { out += "\n" }
       out += TextTable(header: table.columns, rightAligned: table.numeric).render(
         table.rows, separatorBeforeLast: table.totalLast)
+      for line in table.notes { out += line + "\n" }
     }
     let summary = report.summary
     out += "\n\(group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources"

@@ -20,9 +20,14 @@ public protocol ReportKernel: Sendable {
 
   /// The empty aggregate: the identity of `merge`.
   init()
+  /// The empty aggregate of one task, which may read its source's settings (a time zone).
+  init(context: ReportContext)
   /// Adds one record of a type it reads; false, and nothing changed, when the record would
   /// take a sum out of range (the connector then counts it as bad, `out of range`).
   mutating func add(_ record: CanonicalRecord) -> Bool
+  /// Whether `add` would take the record, without adding it (asked only when several
+  /// kernels read the record's type, so that a record one refuses is in none).
+  func accepts(_ record: CanonicalRecord) -> Bool
   /// Merges another aggregate of the same report into this one.
   mutating func merge(_ other: Self)
   /// Lays a later run's aggregate over this one (a schedule's cumulative report, in run
@@ -42,7 +47,19 @@ public protocol ReportKernel: Sendable {
   static func table(of report: Report) -> ReportTable?
 }
 
+/// What a task's kernels may know of its source.
+public struct ReportContext: Sendable {
+  /// The account's IANA time zone (`Source.timezone`); empty when the source names none.
+  public var timezone: String
+
+  public init(timezone: String = "") {
+    self.timezone = timezone
+  }
+}
+
 extension ReportKernel {
+  public init(context: ReportContext) { self.init() }
+  public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func overlay(_ newer: Self) { merge(newer) }
   public mutating func cover(_ coverage: DayCoverage) {}
 
@@ -72,11 +89,14 @@ public struct ReportTable: Sendable {
   public var csvRows: [[String]]
   /// CSV columns that hold text (escaped against spreadsheet formulas on request).
   public var csvText: Set<Int>
+  /// Lines printed after the table on a terminal (a heatmap); not in the CSV.
+  public var notes: [String]
 
   public init(
     columns: [String], rows: [[String]], numeric: Set<Int>, totalLast: Bool, csvColumns: [String],
-    csvRows: [[String]], csvText: Set<Int>
+    csvRows: [[String]], csvText: Set<Int>, notes: [String] = []
   ) {
+    self.notes = notes
     self.columns = columns
     self.rows = rows
     self.numeric = numeric
@@ -89,7 +109,9 @@ public struct ReportTable: Sendable {
 
 /// Every report this build computes. The one list a new report is added to.
 public enum Reports {
-  public static let all: [any ReportKernel.Type] = [EngagementKernel.self, ReviewsKernel.self, AdsKernel.self]
+  public static let all: [any ReportKernel.Type] = [
+    EngagementKernel.self, BestTimeKernel.self, ReviewsKernel.self, AdsKernel.self,
+  ]
 
   /// The kernel of a report name, if this build has it.
   public static func kernel(named name: String) -> (any ReportKernel.Type)? {
@@ -115,8 +137,8 @@ public struct PartialBuilder: Sendable {
 
   /// Kernels for the reports named; unknown names are skipped (the coordinator refused
   /// them at submit).
-  public init(reports: [String]) {
-    let kernels = reports.compactMap { Reports.kernel(named: $0)?.init() }
+  public init(reports: [String], context: ReportContext = ReportContext()) {
+    let kernels = reports.compactMap { Reports.kernel(named: $0)?.init(context: context) }
     self.kernels = kernels
     var readers: [RecordType: [Int]] = [:]
     for type in RecordType.allCases {
@@ -134,13 +156,12 @@ public struct PartialBuilder: Sendable {
       if let only = readers.first { return kernels[only].add(record) }
       return true
     }
-    // All or none: a record one kernel refuses is in no report.
-    let before = kernels
-    for index in readers where !kernels[index].add(record) {
-      kernels = before
-      return false
-    }
-    return true
+    // All or none: a record one kernel refuses is in no report. Asked first, so that no
+    // kernel's state is copied to undo an add (a copy per record is quadratic).
+    for index in readers where !kernels[index].accepts(record) { return false }
+    var added = true
+    for index in readers where !kernels[index].add(record) { added = false }
+    return added
   }
 
   /// The task read these days in full (see `ReportKernel.cover`).

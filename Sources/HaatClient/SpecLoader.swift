@@ -69,7 +69,7 @@ public enum SpecLoader {
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
-    "incremental", "split_bytes", "since", "until",
+    "incremental", "split_bytes", "since", "until", "timezone",
   ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
@@ -115,6 +115,7 @@ public enum SpecLoader {
       out.splitBytes = try bytes(source["split_bytes"], "\(path).split_bytes") ?? 0
       out.since = try day(source["since"], "\(path).since") ?? ""
       out.until = try day(source["until"], "\(path).until") ?? ""
+      out.timezone = try string(source["timezone"], "\(path).timezone") ?? ""
       return out
     }
     return spec

@@ -124,6 +124,12 @@ public enum Planner {
           )
         }
       }
+      if !source.timezone.isEmpty, TimeZone(identifier: source.timezone) == nil {
+        throw bad(
+          "\(field).timezone",
+          "unknown time zone \"\(DisplayText.escape(String(source.timezone.prefix(64))))\"; use an IANA name such as America/New_York"
+        )
+      }
       if source.splitBytes != 0, kind != .posts {
         throw bad(
           "\(field).split_bytes",

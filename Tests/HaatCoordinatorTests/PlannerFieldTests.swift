@@ -46,4 +46,31 @@ import Testing
     #expect(tasks.dropFirst().map(\.window.start) == ["2026-01-01", "2026-01-31", "2026-03-02"])
     #expect(tasks.dropFirst().map(\.rateKey) == ["", "", ""], "no credential, no rate key")
   }
+
+  @Test func aTimeZoneMustBeAnIANAName() throws {
+    var posts = Source()
+    posts.url = "file:///exports/a.csv"
+    posts.timezone = "America/New_York"
+    #expect(refusal(posts) == nil)
+    posts.timezone = "Eastern"
+    #expect(refusal(posts)?.field == "sources[0].timezone")
+  }
+
+  @Test func aByDaySourceWithoutUntilReadsThroughToday() throws {
+    var meta = Source()
+    meta.kind = "meta_ads"
+    meta.account = "act_1"
+    meta.since = "2026-01-01"
+    var spec = JobSpec()
+    spec.sources = [meta]
+    let job = try Planner.plan(spec, submittedBy: "test")
+    let tasks = try job.tasks.map { try TaskSpec(jsonUTF8Data: $0.spec, options: WireCodec.decodingOptions) }
+    let today = Int((Date().timeIntervalSince1970 / 86_400).rounded(.down))
+    #expect(tasks.count == (today - 20_454) / 30 + 1, "windows of 30 days from 2026-01-01 (day 20454)")
+    #expect(tasks.allSatisfy { !$0.source.until.isEmpty }, "each task carries the run's last day")
+    let stored = try JobSpec(jsonUTF8Data: job.spec, options: WireCodec.decodingOptions)
+    #expect(stored.sources[0].until.isEmpty, "the job (and a schedule) keeps `until` open")
+    meta.since = "2999-01-01"
+    #expect(refusal(meta)?.field == "sources[0].until")
+  }
 }

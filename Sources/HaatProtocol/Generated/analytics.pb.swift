@@ -54,6 +54,15 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `ads`. Subsequent reads from it will return its default value.
   public mutating func clearAds() {self._ads = nil}
 
+  public var bestTime: Haat_V1_BestTimePartial {
+    get {_bestTime ?? Haat_V1_BestTimePartial()}
+    set {_bestTime = newValue}
+  }
+  /// Returns true if `bestTime` has been explicitly set.
+  public var hasBestTime: Bool {self._bestTime != nil}
+  /// Clears the value of `bestTime`. Subsequent reads from it will return its default value.
+  public mutating func clearBestTime() {self._bestTime = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -61,6 +70,7 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   fileprivate var _engagement: Haat_V1_EngagementPartial? = nil
   fileprivate var _reviews: Haat_V1_ReviewsPartial? = nil
   fileprivate var _ads: Haat_V1_AdsPartial? = nil
+  fileprivate var _bestTime: Haat_V1_BestTimePartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -230,6 +240,15 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasAds: Bool {_storage._ads != nil}
   /// Clears the value of `ads`. Subsequent reads from it will return its default value.
   public mutating func clearAds() {_uniqueStorage()._ads = nil}
+
+  public var bestTime: Haat_V1_BestTimeReport {
+    get {_storage._bestTime ?? Haat_V1_BestTimeReport()}
+    set {_uniqueStorage()._bestTime = newValue}
+  }
+  /// Returns true if `bestTime` has been explicitly set.
+  public var hasBestTime: Bool {_storage._bestTime != nil}
+  /// Clears the value of `bestTime`. Subsequent reads from it will return its default value.
+  public mutating func clearBestTime() {_uniqueStorage()._bestTime = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -827,13 +846,189 @@ public nonisolated struct Haat_V1_AdsWeek: Sendable {
   fileprivate var _cpc: Double? = nil
 }
 
+/// QuantileSketch is a DDSketch (Masson, Rim & Lee, VLDB 2019) of non-negative values with
+/// relative accuracy 0.01: a value x > 1e-9 goes to bucket i = ceil(log(x) / log(g)), with
+/// g = (1 + 0.01) / (1 - 0.01) = 101/99, computed in IEEE-754 double with the natural
+/// logarithm, and i clamped to [-4096, 4096]; a value at most 1e-9 (and 0) is counted in
+/// `zeros`. Bucket i stands for the value 2 g^i / (g + 1), within 1 % of every value in it.
+/// Merging adds the counts of equal buckets: exact, in any order. The q-quantile (0 <= q <= 1)
+/// of n values is the bucket value of the value at rank floor(q (n - 1)) (0-based) in
+/// ascending order, counting `zeros` first as 0; it is within 1 % of that value.
+public nonisolated struct Haat_V1_QuantileSketch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var zeros: UInt64 = 0
+
+  /// Buckets with a non-zero count, in ascending index; `counts` is parallel to `buckets`.
+  public var buckets: [Int32] = []
+
+  public var counts: [UInt64] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// BestTimePartial holds, per platform x account, the posts of each hour of the week in the
+/// account's time zone.
+public nonisolated struct Haat_V1_BestTimePartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_BestTimeCell] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// BestTimeCell is one platform x account x hour of week (0 = Monday 00:00-00:59 ...
+/// 167 = Sunday 23:00-23:59, local time in `zone`).
+public nonisolated struct Haat_V1_BestTimeCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// The IANA zone the hours are in, or "offset" when each post's own written offset was used.
+  public var zone: String = String()
+
+  public var hour: UInt32 = 0
+
+  public var posts: UInt64 = 0
+
+  /// Engagements (likes + comments + shares + saves) of all posts.
+  public var engagements: UInt64 = 0
+
+  /// Per-post engagement rate, engagements / reach, of the posts whose reach is known and
+  /// above 0.
+  public var rates: Haat_V1_QuantileSketch {
+    get {_rates ?? Haat_V1_QuantileSketch()}
+    set {_rates = newValue}
+  }
+  /// Returns true if `rates` has been explicitly set.
+  public var hasRates: Bool {self._rates != nil}
+  /// Clears the value of `rates`. Subsequent reads from it will return its default value.
+  public mutating func clearRates() {self._rates = nil}
+
+  /// Per-post engagements of all posts.
+  public var perPost: Haat_V1_QuantileSketch {
+    get {_perPost ?? Haat_V1_QuantileSketch()}
+    set {_perPost = newValue}
+  }
+  /// Returns true if `perPost` has been explicitly set.
+  public var hasPerPost: Bool {self._perPost != nil}
+  /// Clears the value of `perPost`. Subsequent reads from it will return its default value.
+  public mutating func clearPerPost() {self._perPost = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rates: Haat_V1_QuantileSketch? = nil
+  fileprivate var _perPost: Haat_V1_QuantileSketch? = nil
+}
+
+/// BestTimeReport is the `best_time` report: per platform x account, the hour-of-week grid
+/// and the recommended slots.
+public nonisolated struct Haat_V1_BestTimeReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var accounts: [Haat_V1_BestTimeAccount] = []
+
+  /// A slot is recommended only with at least this many posts in it.
+  public var minPosts: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_BestTimeAccount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var zone: String = String()
+
+  /// The cells with posts, by hour of week.
+  public var slots: [Haat_V1_BestTimeSlot] = []
+
+  /// Up to three slots with at least min_posts posts, best first: by median engagement rate
+  /// when the account has rates (`ranked_by` "median_rate"), else by median engagements per
+  /// post ("median_engagements"). Empty when no slot has enough posts.
+  public var recommended: [Haat_V1_BestTimeSlot] = []
+
+  public var rankedBy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_BestTimeSlot: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var hour: UInt32 = 0
+
+  /// "Tue 18:00".
+  public var label: String = String()
+
+  public var posts: UInt64 = 0
+
+  public var postsWithRate: UInt64 = 0
+
+  /// The medians (QuantileSketch, within 1 %); absent without a value.
+  public var medianRate: Double {
+    get {_medianRate ?? 0}
+    set {_medianRate = newValue}
+  }
+  /// Returns true if `medianRate` has been explicitly set.
+  public var hasMedianRate: Bool {self._medianRate != nil}
+  /// Clears the value of `medianRate`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRate() {self._medianRate = nil}
+
+  public var medianEngagements: Double {
+    get {_medianEngagements ?? 0}
+    set {_medianEngagements = newValue}
+  }
+  /// Returns true if `medianEngagements` has been explicitly set.
+  public var hasMedianEngagements: Bool {self._medianEngagements != nil}
+  /// Clears the value of `medianEngagements`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianEngagements() {self._medianEngagements = nil}
+
+  /// engagements / posts.
+  public var meanEngagements: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _medianRate: Double? = nil
+  fileprivate var _medianEngagements: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -844,6 +1039,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularMessageField(value: &self._engagement) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._reviews) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._ads) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._bestTime) }()
       default: break
       }
     }
@@ -863,6 +1059,9 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._ads {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    try { if let v = self._bestTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -870,6 +1069,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._engagement != rhs._engagement {return false}
     if lhs._reviews != rhs._reviews {return false}
     if lhs._ads != rhs._ads {return false}
+    if lhs._bestTime != rhs._bestTime {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1092,7 +1292,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -1100,6 +1300,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _engagement: Haat_V1_EngagementReport? = nil
     var _reviews: Haat_V1_ReviewsReport? = nil
     var _ads: Haat_V1_AdsReport? = nil
+    var _bestTime: Haat_V1_BestTimeReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1115,6 +1316,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _engagement = source._engagement
       _reviews = source._reviews
       _ads = source._ads
+      _bestTime = source._bestTime
     }
   }
 
@@ -1138,6 +1340,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 3: try { try decoder.decodeSingularMessageField(value: &_storage._engagement) }()
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._reviews) }()
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._ads) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._bestTime) }()
         default: break
         }
       }
@@ -1165,6 +1368,9 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._ads {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
       } }()
+      try { if let v = _storage._bestTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1179,6 +1385,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._engagement != rhs_storage._engagement {return false}
         if _storage._reviews != rhs_storage._reviews {return false}
         if _storage._ads != rhs_storage._ads {return false}
+        if _storage._bestTime != rhs_storage._bestTime {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2162,6 +2369,299 @@ nonisolated extension Haat_V1_AdsWeek: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.clicks != rhs.clicks {return false}
     if lhs._cpm != rhs._cpm {return false}
     if lhs._cpc != rhs._cpc {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".QuantileSketch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}zeros\0\u{1}buckets\0\u{1}counts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.zeros) }()
+      case 2: try { try decoder.decodeRepeatedSInt32Field(value: &self.buckets) }()
+      case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.counts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.zeros != 0 {
+      try visitor.visitSingularUInt64Field(value: self.zeros, fieldNumber: 1)
+    }
+    if !self.buckets.isEmpty {
+      try visitor.visitPackedSInt32Field(value: self.buckets, fieldNumber: 2)
+    }
+    if !self.counts.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.counts, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_QuantileSketch, rhs: Haat_V1_QuantileSketch) -> Bool {
+    if lhs.zeros != rhs.zeros {return false}
+    if lhs.buckets != rhs.buckets {return false}
+    if lhs.counts != rhs.counts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimePartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimePartial, rhs: Haat_V1_BestTimePartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimeCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimeCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}hour\0\u{1}posts\0\u{1}engagements\0\u{1}rates\0\u{3}per_post\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.hour) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.engagements) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._rates) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._perPost) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if self.hour != 0 {
+      try visitor.visitSingularUInt32Field(value: self.hour, fieldNumber: 4)
+    }
+    if self.posts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 5)
+    }
+    if self.engagements != 0 {
+      try visitor.visitSingularUInt64Field(value: self.engagements, fieldNumber: 6)
+    }
+    try { if let v = self._rates {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._perPost {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimeCell, rhs: Haat_V1_BestTimeCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.hour != rhs.hour {return false}
+    if lhs.posts != rhs.posts {return false}
+    if lhs.engagements != rhs.engagements {return false}
+    if lhs._rates != rhs._rates {return false}
+    if lhs._perPost != rhs._perPost {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimeReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimeReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}accounts\0\u{3}min_posts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.accounts) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.minPosts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.accounts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.accounts, fieldNumber: 1)
+    }
+    if self.minPosts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minPosts, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimeReport, rhs: Haat_V1_BestTimeReport) -> Bool {
+    if lhs.accounts != rhs.accounts {return false}
+    if lhs.minPosts != rhs.minPosts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimeAccount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimeAccount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}slots\0\u{1}recommended\0\u{3}ranked_by\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.slots) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.recommended) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.rankedBy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if !self.slots.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.slots, fieldNumber: 4)
+    }
+    if !self.recommended.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.recommended, fieldNumber: 5)
+    }
+    if !self.rankedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.rankedBy, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimeAccount, rhs: Haat_V1_BestTimeAccount) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs.recommended != rhs.recommended {return false}
+    if lhs.rankedBy != rhs.rankedBy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimeSlot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimeSlot"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hour\0\u{1}label\0\u{1}posts\0\u{3}posts_with_rate\0\u{3}median_rate\0\u{3}median_engagements\0\u{3}mean_engagements\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.hour) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.postsWithRate) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self._medianRate) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._medianEngagements) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self.meanEngagements) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.hour != 0 {
+      try visitor.visitSingularUInt32Field(value: self.hour, fieldNumber: 1)
+    }
+    if !self.label.isEmpty {
+      try visitor.visitSingularStringField(value: self.label, fieldNumber: 2)
+    }
+    if self.posts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 3)
+    }
+    if self.postsWithRate != 0 {
+      try visitor.visitSingularUInt64Field(value: self.postsWithRate, fieldNumber: 4)
+    }
+    try { if let v = self._medianRate {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._medianEngagements {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    if self.meanEngagements.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.meanEngagements, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimeSlot, rhs: Haat_V1_BestTimeSlot) -> Bool {
+    if lhs.hour != rhs.hour {return false}
+    if lhs.label != rhs.label {return false}
+    if lhs.posts != rhs.posts {return false}
+    if lhs.postsWithRate != rhs.postsWithRate {return false}
+    if lhs._medianRate != rhs._medianRate {return false}
+    if lhs._medianEngagements != rhs._medianEngagements {return false}
+    if lhs.meanEngagements != rhs.meanEngagements {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

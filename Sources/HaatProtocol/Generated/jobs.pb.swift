@@ -128,9 +128,14 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// For kinds that report by day (tiktok_ads): the first and last day to collect,
   /// "YYYY-MM-DD" in the account's own time zone, both included. The source is planned as one
   /// task per window of at most the platform's longest (30 days for TikTok's daily reports).
+  /// `until` empty: through today (UTC) when the job is planned.
   public var since: String = String()
 
   public var until: String = String()
+
+  /// The account's time zone, an IANA name ("America/New_York"): reports by hour of week
+  /// (best_time) read each post's time in it. Empty: the post's own UTC offset as written.
+  public var timezone: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -218,7 +223,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0\u{1}since\0\u{1}until\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0\u{1}since\0\u{1}until\0\u{1}timezone\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -240,6 +245,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 12: try { try decoder.decodeSingularUInt64Field(value: &self.splitBytes) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.since) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.until) }()
+      case 15: try { try decoder.decodeSingularStringField(value: &self.timezone) }()
       default: break
       }
     }
@@ -288,6 +294,9 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.until.isEmpty {
       try visitor.visitSingularStringField(value: self.until, fieldNumber: 14)
     }
+    if !self.timezone.isEmpty {
+      try visitor.visitSingularStringField(value: self.timezone, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -306,6 +315,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.splitBytes != rhs.splitBytes {return false}
     if lhs.since != rhs.since {return false}
     if lhs.until != rhs.until {return false}
+    if lhs.timezone != rhs.timezone {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,316 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatRecords
+
+/// The `best_time` report: per platform × account, the posts of each hour of the week in
+/// the account's own time zone (the source's `timezone`, else each post's written offset),
+/// with the count, the engagements, and quantile sketches of the per-post engagement rate
+/// and engagements; finished into the median per slot and up to three recommended slots
+/// among those with at least `minPosts` posts (docs/reports.md). Counts add and sketches
+/// merge exactly, so any split of the posts over tasks gives the same report.
+public struct BestTimeKernel: Sendable {
+  /// A slot is recommended only with at least this many posts in it: fewer say too little.
+  public static let minPosts: UInt32 = 5
+  static let recommended = 3
+  static let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+  struct Key: Hashable, Comparable {
+    var platform: String
+    var account: String
+    var zone: String
+    var hour: UInt32
+
+    var group: Group { Group(platform: platform, account: account, zone: zone) }
+
+    static func < (lhs: Key, rhs: Key) -> Bool {
+      if lhs.group != rhs.group { return lhs.group < rhs.group }
+      return lhs.hour < rhs.hour
+    }
+  }
+
+  struct Group: Hashable, Comparable {
+    var platform: String
+    var account: String
+    var zone: String
+
+    static func < (lhs: Group, rhs: Group) -> Bool {
+      for (left, right) in [(lhs.platform, rhs.platform), (lhs.account, rhs.account), (lhs.zone, rhs.zone)]
+      where left != right {
+        return left.utf8.lexicographicallyPrecedes(right.utf8)
+      }
+      return false
+    }
+  }
+
+  struct Cell: Equatable {
+    var posts: UInt64 = 0
+    var engagements: UInt64 = 0
+    var rates = QuantileSketch()
+    var perPost = QuantileSketch()
+
+    /// Adds one post; false when a count passes UInt64.max.
+    mutating func add(engagements: UInt64, rate: Double?) -> Bool {
+      var sum = EngagementKernel.Checked()
+      posts = sum.add(posts, 1)
+      self.engagements = sum.add(self.engagements, engagements)
+      perPost.add(Double(engagements))
+      if let rate { rates.add(rate) }
+      return !sum.overflowed && !rates.overflowed && !perPost.overflowed
+    }
+
+    /// Adds another's; false when a count passes UInt64.max.
+    mutating func merge(_ other: Cell) -> Bool {
+      var sum = EngagementKernel.Checked()
+      posts = sum.add(posts, other.posts)
+      engagements = sum.add(engagements, other.engagements)
+      rates.merge(other.rates)
+      perPost.merge(other.perPost)
+      return !sum.overflowed && !rates.overflowed && !perPost.overflowed
+    }
+  }
+
+  private var cells: [Key: Cell] = [:]
+  private var overflowed = false
+  /// The account's zone (from the task's source), with its UTC offsets cached per quarter
+  /// hour of UTC time (every zone's transitions fall on quarter hours).
+  private var zone: TimeZone?
+  private var offsets: [Int64: Int64] = [:]
+
+  public init() {}
+
+  public init(context: ReportContext) {
+    self.init()
+    zone = context.timezone.isEmpty ? nil : TimeZone(identifier: context.timezone)
+  }
+
+  /// Hour of week, 0 = Monday 00:00–00:59 … 167 = Sunday 23:00–23:59, of a local time in
+  /// seconds since 1970-01-01 00:00 local (a Thursday).
+  static func hourOfWeek(local seconds: Int64) -> UInt32 {
+    let day = seconds.floorDivided(by: 86_400)
+    let weekday = ((day + 3) % 7 + 7) % 7
+    let hour = (seconds - day * 86_400) / 3_600
+    return UInt32(weekday * 24 + hour)
+  }
+
+  static func label(_ hour: UInt32) -> String {
+    let clock = hour % 24
+    return "\(days[Int(hour / 24) % 7]) \(clock < 10 ? "0" : "")\(clock):00"
+  }
+
+  private mutating func localSeconds(_ time: Values.Timestamp) -> Int64 {
+    guard let zone else { return time.epochSeconds + Int64(time.offsetMinutes) * 60 }
+    let quarter = time.epochSeconds.floorDivided(by: 900)
+    if let offset = offsets[quarter] { return time.epochSeconds + offset }
+    let offset = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(quarter * 900))))
+    if offsets.count > 100_000 { offsets.removeAll(keepingCapacity: true) }
+    offsets[quarter] = offset
+    return time.epochSeconds + offset
+  }
+
+  /// likes + comments + shares + saves; nil past UInt64.max.
+  static func engagements(_ post: PostRecord) -> UInt64? {
+    EngagementKernel.Checked.total(post.likes ?? 0, post.comments ?? 0, post.shares ?? 0, post.saves ?? 0)
+  }
+
+  /// Adds one post; false, and nothing changed, when its own engagements pass UInt64.max. A
+  /// cell whose sums would pass it marks the kernel overflowed: the report then fails and
+  /// says why (so `accepts` needs no time zone to answer).
+  mutating func add(_ post: PostRecord) -> Bool {
+    guard let engagements = Self.engagements(post) else { return false }
+    let key = Key(
+      platform: post.platform, account: post.account, zone: zone?.identifier ?? "offset",
+      hour: Self.hourOfWeek(local: localSeconds(post.createdAt)))
+    let rate = post.reach.flatMap { $0 > 0 ? Double(engagements) / Double($0) : nil }
+    // In place: no cell or sketch is built per post.
+    if !cells[key, default: Cell()].add(engagements: engagements, rate: rate) { overflowed = true }
+    return true
+  }
+
+  static func slot(_ hour: UInt32, _ cell: Cell) -> Haat_V1_BestTimeSlot {
+    var slot = Haat_V1_BestTimeSlot()
+    slot.hour = hour
+    slot.label = label(hour)
+    slot.posts = cell.posts
+    slot.postsWithRate = cell.rates.count
+    if let median = cell.rates.quantile(0.5) { slot.medianRate = median }
+    if let median = cell.perPost.quantile(0.5) { slot.medianEngagements = median }
+    if cell.posts > 0 { slot.meanEngagements = Double(cell.engagements) / Double(cell.posts) }
+    return slot
+  }
+
+  /// Up to three slots with enough posts, best first (ties: more posts, then earlier).
+  static func recommend(_ slots: [Haat_V1_BestTimeSlot]) -> (slots: [Haat_V1_BestTimeSlot], rankedBy: String) {
+    let byRate = slots.contains { $0.postsWithRate > 0 }
+    let eligible = slots.filter { (byRate ? $0.postsWithRate : $0.posts) >= UInt64(minPosts) }
+    let value: (Haat_V1_BestTimeSlot) -> Double = { byRate ? $0.medianRate : $0.medianEngagements }
+    let ranked = eligible.sorted { lhs, rhs in
+      if value(lhs) != value(rhs) { return value(lhs) > value(rhs) }
+      if lhs.posts != rhs.posts { return lhs.posts > rhs.posts }
+      return lhs.hour < rhs.hour
+    }
+    return (Array(ranked.prefix(recommended)), byRate ? "median_rate" : "median_engagements")
+  }
+
+  /// A terminal heatmap of one account's week: a row per day, a column per hour, shaded by
+  /// the slot's median (of what the account is ranked by) against the account's best.
+  static func heatmap(_ account: Haat_V1_BestTimeAccount) -> [String] {
+    let shades = ["░", "▒", "▓", "█"]
+    let byRate = account.rankedBy == "median_rate"
+    var values = [Double?](repeating: nil, count: 168)
+    for slot in account.slots where slot.hour < 168 {
+      values[Int(slot.hour)] = byRate ? (slot.hasMedianRate ? slot.medianRate : nil) : slot.medianEngagements
+    }
+    let best = values.compactMap { $0 }.max() ?? 0
+    var lines = [
+      "\(account.platform) \(account.account) (\(account.zone), by \(byRate ? "median engagement rate" : "median engagements per post"); · no posts)",
+      "     0     6     12    18",
+    ]
+    for day in 0..<7 {
+      var line = days[day] + "  "
+      for hour in 0..<24 {
+        guard let value = values[day * 24 + hour] else {
+          line += "·"
+          continue
+        }
+        let level = best > 0 ? min(shades.count - 1, Int(value / best * Double(shades.count))) : 0
+        line += shades[level]
+      }
+      lines.append(line)
+    }
+    return lines
+  }
+}
+
+extension Int64 {
+  fileprivate func floorDivided(by divisor: Int64) -> Int64 {
+    let quotient = self / divisor
+    return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
+  }
+}
+
+extension BestTimeKernel: ReportKernel {
+  public static let name = "best_time"
+  public static let summary =
+    "per platform × account: posts, median engagement rate and engagements per hour of the week in the account's time zone; the best slots with enough posts"
+  public static let records: Set<RecordType> = [.post]
+
+  public mutating func add(_ record: CanonicalRecord) -> Bool {
+    guard case .post(let post) = record else { return true }
+    return add(post)
+  }
+
+  public func accepts(_ record: CanonicalRecord) -> Bool {
+    guard case .post(let post) = record else { return true }
+    return Self.engagements(post) != nil
+  }
+
+  public mutating func merge(_ other: BestTimeKernel) {
+    if other.overflowed { overflowed = true }
+    for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
+  }
+
+  public func write(to partial: inout Partial) {
+    var message = Haat_V1_BestTimePartial()
+    message.cells = cells.keys.sorted().map { key in
+      let cell = cells[key] ?? Cell()
+      var out = Haat_V1_BestTimeCell()
+      out.platform = key.platform
+      out.account = key.account
+      out.zone = key.zone
+      out.hour = key.hour
+      out.posts = cell.posts
+      out.engagements = cell.engagements
+      out.rates = cell.rates.message
+      out.perPost = cell.perPost.message
+      return out
+    }
+    partial.bestTime = message
+  }
+
+  public init?(reading partial: Partial) {
+    guard partial.hasBestTime else { return nil }
+    self.init()
+    for cell in partial.bestTime.cells {
+      // A cell that does not read makes the report unknowable: said, never dropped.
+      guard cell.hour < 168, let rates = QuantileSketch(cell.rates), let perPost = QuantileSketch(cell.perPost)
+      else {
+        overflowed = true
+        continue
+      }
+      let key = Key(platform: cell.platform, account: cell.account, zone: cell.zone, hour: cell.hour)
+      let read = Cell(posts: cell.posts, engagements: cell.engagements, rates: rates, perPost: perPost)
+      if !cells[key, default: Cell()].merge(read) { overflowed = true }
+    }
+  }
+
+  public func finish(into report: inout Report) throws(HaatError) {
+    guard !overflowed else {
+      throw HaatError(
+        .overflow,
+        "the best_time report's counts pass 18446744073709551615 (2^64 - 1) or a partial's cell does not read")
+    }
+    var groups: [Group: [Haat_V1_BestTimeSlot]] = [:]
+    for key in cells.keys.sorted() {
+      groups[key.group, default: []].append(Self.slot(key.hour, cells[key] ?? Cell()))
+    }
+    var section = Haat_V1_BestTimeReport()
+    section.minPosts = Self.minPosts
+    section.accounts = groups.keys.sorted().map { group in
+      var account = Haat_V1_BestTimeAccount()
+      account.platform = group.platform
+      account.account = group.account
+      account.zone = group.zone
+      account.slots = groups[group] ?? []
+      let (recommended, rankedBy) = Self.recommend(account.slots)
+      account.recommended = recommended
+      account.rankedBy = rankedBy
+      return account
+    }
+    report.bestTime = section
+  }
+
+  public static func table(of report: Report) -> ReportTable? {
+    guard report.hasBestTime else { return nil }
+    let group = ReportRendering.group
+    let percent = ReportRendering.percent
+    var rows: [[String]] = []
+    var csvRows: [[String]] = []
+    var notes: [String] = []
+    for account in report.bestTime.accounts {
+      if account.recommended.isEmpty {
+        rows.append([
+          account.platform, account.account, account.zone, "–",
+          "no slot has \(report.bestTime.minPosts) posts", "", "", "",
+        ])
+      }
+      for (rank, slot) in account.recommended.enumerated() {
+        rows.append([
+          account.platform, account.account, account.zone, String(rank + 1), slot.label, group(slot.posts),
+          slot.hasMedianRate ? percent(slot.medianRate) : "–",
+          slot.hasMedianEngagements ? String(format: "%.1f", slot.medianEngagements) : "–",
+        ])
+      }
+      let ranks = Dictionary(
+        account.recommended.enumerated().map { ($0.element.hour, $0.offset + 1) },
+        uniquingKeysWith: { first, _ in first })
+      for slot in account.slots {
+        csvRows.append([
+          account.platform, account.account, account.zone, String(slot.hour), slot.label, String(slot.posts),
+          String(slot.postsWithRate), slot.hasMedianRate ? String(slot.medianRate) : "",
+          slot.hasMedianEngagements ? String(slot.medianEngagements) : "", String(slot.meanEngagements),
+          ranks[slot.hour].map(String.init) ?? "",
+        ])
+      }
+      notes += [""] + heatmap(account)
+    }
+    return ReportTable(
+      columns: ["platform", "account", "zone", "#", "slot", "posts", "median rate", "median eng."],
+      rows: rows, numeric: [3, 5, 6, 7], totalLast: false,
+      csvColumns: [
+        "platform", "account", "zone", "hour", "slot", "posts", "posts_with_rate", "median_rate",
+        "median_engagements", "mean_engagements", "recommended",
+      ],
+      csvRows: csvRows, csvText: [0, 1, 2, 4], notes: notes)
+  }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+@Suite("Quantile sketch")
+struct QuantileSketchTests {
+  /// The exact value at rank ⌊q (n − 1)⌋, the definition the sketch answers to.
+  static func exact(_ sorted: [Double], _ q: Double) -> Double {
+    sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+  }
+
+  @Test("every quantile is within 1 % of the exact value at its rank", arguments: [1, 2, 7, 100, 5_000])
+  func errorBound(count: Int) {
+    var generator = SystemRandomNumberGenerator()
+    for shape in 0..<3 {
+      var values: [Double] = []
+      for _ in 0..<count {
+        switch shape {
+        case 0: values.append(exp(Double.random(in: -12...12, using: &generator)))  // log-uniform
+        case 1: values.append(Double(Int.random(in: 0...40, using: &generator)))  // counts, with zeros
+        default: values.append(Double.random(in: 0...1, using: &generator) < 0.3 ? 0 : Double.random(in: 0...0.2))
+        }
+      }
+      var sketch = QuantileSketch()
+      for value in values { sketch.add(value) }
+      let sorted = values.sorted()
+      for q in [0, 0.01, 0.25, 0.5, 0.9, 0.99, 1] {
+        let truth = Self.exact(sorted, q)
+        let answer = sketch.quantile(q) ?? .nan
+        if truth <= QuantileSketch.smallest {
+          #expect(answer == 0, "q \(q) of \(count)")
+        } else {
+          #expect(abs(answer - truth) <= QuantileSketch.accuracy * truth + 1e-15, "q \(q): \(answer) vs \(truth)")
+        }
+      }
+    }
+  }
+
+  @Test("merging any split, in any order, through the wire, gives the very same sketch")
+  func mergeLaw() throws {
+    var generator = SystemRandomNumberGenerator()
+    let values = (0..<2_000).map { _ in exp(Double.random(in: -5...8, using: &generator)) } + [0, 0, 1e-12]
+    var whole = QuantileSketch()
+    for value in values { whole.add(value) }
+    for _ in 0..<5 {
+      var parts = [QuantileSketch](repeating: QuantileSketch(), count: 4)
+      for value in values { parts[Int.random(in: 0..<4, using: &generator)].add(value) }
+      var merged = QuantileSketch()
+      for part in parts.shuffled(using: &generator) {
+        merged.merge(try #require(QuantileSketch(part.message)))
+      }
+      #expect(merged == whole)
+    }
+  }
+
+  @Test("hostile values stay bounded; a malformed wire sketch is refused")
+  func hostile() {
+    var sketch = QuantileSketch()
+    #expect(!sketch.add(-1) && !sketch.add(.nan))
+    #expect(sketch.add(.infinity) && sketch.add(1e300) && sketch.add(1e-300))
+    #expect(sketch.count == 3 && sketch.zeros == 1)
+    #expect(sketch.buckets.keys.allSatisfy { abs($0) <= 4_096 })
+    var message = Haat_V1_QuantileSketch()
+    message.buckets = [1, 2]
+    message.counts = [1]
+    #expect(QuantileSketch(message) == nil)
+    message.buckets = [5_000]
+    message.counts = [1]
+    #expect(QuantileSketch(message) == nil)
+    #expect(QuantileSketch().quantile(0.5) == nil)
+  }
+}
+
+@Suite("Best time report")
+struct BestTimeKernelTests {
+  static func post(_ iso: String, likes: UInt64, reach: UInt64? = nil, account: String = "a") -> CanonicalRecord {
+    var bytes = Array(iso.utf8)
+    let time =
+      bytes.withUnsafeMutableBytes { Values.timestamp(UnsafeRawBufferPointer($0)) }
+      ?? Values.Timestamp(epochSeconds: 0, offsetMinutes: 0)
+    var post = PostRecord(
+      platform: "instagram", account: account, id: iso, createdAt: time, createdAtText: iso, mediaType: .image)
+    post.likes = likes
+    post.reach = reach
+    return .post(post)
+  }
+
+  static func report(_ posts: [CanonicalRecord], timezone: String = "", parts: Int = 1) throws -> Report {
+    var builders = (0..<parts).map { _ in
+      PartialBuilder(reports: ["best_time"], context: ReportContext(timezone: timezone))
+    }
+    for (index, post) in posts.enumerated() { builders[index % parts].add(post) }
+    var merger = PartialMerger()
+    for builder in builders.reversed() {
+      merger.merge(try Partial(jsonUTF8Data: builder.partial.jsonUTF8Data()))
+    }
+    var report = Report()
+    try merger.finish(["best_time"], into: &report)
+    return report
+  }
+
+  @Test("hours of the week in the account's zone, across a daylight-saving change")
+  func zones() throws {
+    // 09:00 on two Mondays in New York: EST (UTC−5) before 2026-03-08, EDT (UTC−4) after.
+    let posts = [Self.post("2026-03-02T14:00:00Z", likes: 1), Self.post("2026-03-09T13:00:00Z", likes: 3)]
+    let local = try Self.report(posts, timezone: "America/New_York").bestTime.accounts
+    #expect(local.count == 1 && local[0].zone == "America/New_York")
+    #expect(local[0].slots.map(\.label) == ["Mon 09:00"])
+    #expect(local[0].slots.first?.posts == 2)
+    // Without a zone, the written offset (here UTC): two different hours.
+    let written = try Self.report(posts).bestTime.accounts
+    #expect(written[0].zone == "offset" && written[0].slots.map(\.label) == ["Mon 13:00", "Mon 14:00"])
+    // A written local offset is used as written: 2026-03-01 (a Sunday) 23:30 at +05:30.
+    let offset = try Self.report([Self.post("2026-03-01T23:30:00+05:30", likes: 0)]).bestTime.accounts
+    #expect(offset[0].slots.map(\.hour) == [6 * 24 + 23])
+  }
+
+  @Test("recommends only slots with enough posts, by median engagement rate; splits merge to the same report")
+  func recommendation() throws {
+    var posts: [CanonicalRecord] = []
+    // Tuesdays 18:00 UTC: 6 posts at rate 10 %; Wednesdays 09:00: 6 at 5 %; Friday 12:00:
+    // 2 posts at 90 % (too few to recommend). 2026-01-06 is a Tuesday.
+    for week in 0..<6 {
+      for (iso, likes) in [("2026-01-06T18:00:00Z", UInt64(10)), ("2026-01-07T09:00:00Z", 5)] {
+        guard case .post(var post) = Self.post(iso, likes: likes, reach: 100) else { continue }
+        post.createdAt.epochSeconds += Int64(week * 7 * 86_400)
+        posts.append(.post(post))
+      }
+    }
+    posts.append(Self.post("2026-01-09T12:00:00Z", likes: 90, reach: 100))
+    posts.append(Self.post("2026-01-16T12:00:00Z", likes: 90, reach: 100))
+    let report = try Self.report(posts)
+    let account = try #require(report.bestTime.accounts.first)
+    #expect(account.rankedBy == "median_rate")
+    #expect(account.recommended.map(\.label) == ["Tue 18:00", "Wed 09:00"])
+    #expect(abs(account.recommended[0].medianRate - 0.1) <= 0.001)
+    #expect(account.slots.count == 3)
+    #expect(try Self.report(posts, parts: 3) == report)
+    let table = ReportRendering.table(report)
+    #expect(table.contains("Tue 18:00") && table.contains("Mon  ·"))
+    #expect(ReportRendering.csv(report, named: "best_time").contains(",Fri 12:00,2,2,"))
+  }
+
+  @Test("an account with too few posts gets no recommendation, and says so")
+  func tooFew() throws {
+    let report = try Self.report([Self.post("2026-01-06T18:00:00Z", likes: 4)])
+    let account = try #require(report.bestTime.accounts.first)
+    #expect(account.recommended.isEmpty && account.rankedBy == "median_engagements")
+    #expect(ReportRendering.table(report).contains("no slot has 5 posts"))
+  }
+}

@@ -13,6 +13,8 @@ public struct BestTimeKernel: Sendable {
   /// A slot is recommended only with at least this many posts in it: fewer say too little.
   public static let minPosts: UInt32 = 5
   static let recommended = 3
+  /// A terminal shows the heatmaps of at most this many accounts.
+  static let maxHeatmaps = 4
   static let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
   struct Key: Hashable, Comparable {
@@ -114,8 +116,8 @@ public struct BestTimeKernel: Sendable {
   }
 
   /// Adds one post; false, and nothing changed, when its own engagements pass UInt64.max. A
-  /// cell whose sums would pass it marks the kernel overflowed: the report then fails and
-  /// says why (so `accepts` needs no time zone to answer).
+  /// cell whose sums would pass it marks the kernel overflowed, which its partial carries:
+  /// the report then fails and says why (so `accepts` needs no time zone to answer).
   mutating func add(_ post: PostRecord) -> Bool {
     guard let engagements = Self.engagements(post) else { return false }
     let key = Key(
@@ -194,6 +196,9 @@ extension BestTimeKernel: ReportKernel {
   public static let summary =
     "per platform × account: posts, median engagement rate and engagements per hour of the week in the account's time zone; the best slots with enough posts"
   public static let records: Set<RecordType> = [.post]
+  /// A grid of 168 sketches per account costs far more than engagement's sums: a job gets
+  /// it when it names it.
+  public static let byDefault = false
 
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }
@@ -225,12 +230,14 @@ extension BestTimeKernel: ReportKernel {
       out.perPost = cell.perPost.message
       return out
     }
+    message.overflowed = overflowed
     partial.bestTime = message
   }
 
   public init?(reading partial: Partial) {
     guard partial.hasBestTime else { return nil }
     self.init()
+    overflowed = partial.bestTime.overflowed
     for cell in partial.bestTime.cells {
       // A cell that does not read makes the report unknowable: said, never dropped.
       guard cell.hour < 168, let rates = QuantileSketch(cell.rates), let perPost = QuantileSketch(cell.perPost)
@@ -288,7 +295,8 @@ extension BestTimeKernel: ReportKernel {
         rows.append([
           account.platform, account.account, account.zone, String(rank + 1), slot.label, group(slot.posts),
           slot.hasMedianRate ? percent(slot.medianRate) : "–",
-          slot.hasMedianEngagements ? String(format: "%.1f", slot.medianEngagements) : "–",
+          // A sketch's median is within 1 %: whole engagements, no false decimals.
+          slot.hasMedianEngagements ? group(UInt64(slot.medianEngagements.rounded())) : "–",
         ])
       }
       let ranks = Dictionary(
@@ -302,7 +310,22 @@ extension BestTimeKernel: ReportKernel {
           ranks[slot.hour].map(String.init) ?? "",
         ])
       }
-      notes += [""] + heatmap(account)
+    }
+    // Heatmaps of the accounts with the most posts; the rest would bury the table. Every
+    // slot of every account is in the CSV and JSON.
+    let accounts = report.bestTime.accounts
+    let busiest = accounts.indices.sorted { lhs, rhs in
+      let (left, right) = (
+        accounts[lhs].slots.reduce(0) { $0 + $1.posts }, accounts[rhs].slots.reduce(0) { $0 + $1.posts }
+      )
+      return left != right ? left > right : lhs < rhs
+    }
+    for index in busiest.prefix(maxHeatmaps) { notes += [""] + heatmap(accounts[index]) }
+    if accounts.count > maxHeatmaps {
+      notes += [
+        "",
+        "(heatmaps of the \(maxHeatmaps) accounts with the most posts; every slot of all \(accounts.count) is in --format csv or json)",
+      ]
     }
     return ReportTable(
       columns: ["platform", "account", "zone", "#", "slot", "posts", "median rate", "median eng."],

@@ -17,6 +17,9 @@ public protocol ReportKernel: Sendable {
   static var summary: String { get }
   /// The record types it reads; the others never reach it.
   static var records: Set<RecordType> { get }
+  /// Whether a job that names no report gets this one when its records feed it (false for
+  /// reports that cost much more than exact sums: they are asked for by name).
+  static var byDefault: Bool { get }
 
   /// The empty aggregate: the identity of `merge`.
   init()
@@ -58,6 +61,7 @@ public struct ReportContext: Sendable {
 }
 
 extension ReportKernel {
+  public static var byDefault: Bool { true }
   public init(context: ReportContext) { self.init() }
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func overlay(_ newer: Self) { merge(newer) }
@@ -122,9 +126,9 @@ public enum Reports {
   public static var names: String { all.map { $0.name }.sorted().joined(separator: ", ") }
 
   /// The reports a job gets when its spec names none: every report that reads a record
-  /// type the job's sources produce.
+  /// type the job's sources produce, but those asked for by name only (`byDefault`).
   public static func defaults(for records: Set<RecordType>) -> [String] {
-    all.filter { !$0.records.isDisjoint(with: records) }.map { $0.name }
+    all.filter { $0.byDefault && !$0.records.isDisjoint(with: records) }.map { $0.name }
   }
 }
 

@@ -106,6 +106,7 @@ struct DemoCommand: AsyncParsableCommand {
       """)
     var spec = JobSpec()
     spec.name = "demo engagement"
+    spec.reports = ["engagement", "best_time"]
     // The sample server answers each export after a platform-like delay, so progress shows.
     spec.sources = manifest.enumerated().map { index, entry in
       var source = Source()
@@ -123,6 +124,8 @@ struct DemoCommand: AsyncParsableCommand {
       source.account = account
       source.url = "\(server.baseURL)/meta/v21.0"
       source.credential = "meta"
+      // The Graph API writes UTC; the best hours are the account's own.
+      source.timezone = "Asia/Dhaka"
       spec.sources.append(source)
     }
     let client = try await cluster.client()
@@ -131,7 +134,8 @@ struct DemoCommand: AsyncParsableCommand {
       "Submitted job \(accepted.job) \"\(spec.name)\": \(accepted.tasks) tasks, one per export and one per Graph API account."
     )
     let result = try await waitForResult(client, job: accepted.job, showProgress: true)
-    print("\nEngagement by platform × account × media type (rates are ratios of sums):\n")
+    print(
+      "\nEngagement by platform × account × media type (rates are ratios of sums), then the best hours to post:\n")
     print(ReportRendering.table(result.report))
     let workers = try await client.workers()
     print("Workers:")

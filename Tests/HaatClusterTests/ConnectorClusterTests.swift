@@ -143,6 +143,37 @@ struct ConnectorClusterTests {
 /// Retry-After that pauses the credential; the page is asked again once it has passed.
 @Suite("Shopify cluster", .serialized)
 struct ShopifyClusterTests {
+  /// Issue 11 §7: an API kind reaches only its platform's hosts and those the operator
+  /// allows. A worker whose credential may go to the fixture server, but which allows no
+  /// host beyond Meta's, refuses the source with a clear error and never connects.
+  @Test func aHostOutsideThePlatformsIsRefusedBeforeAnyConnection() async throws {
+    let directory = NSTemporaryDirectory() + "haat-reach-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
+    try await withCluster(
+      { server in
+        var options = LocalCluster.Options.fast
+        options.workers = 1
+        options.directory = directory + "/cluster"
+        options.workerArguments = [
+          "--credential", "meta=file:\(directory)/meta.secret@http://127.0.0.1:\(server.port)",
+        ]
+        return options
+      }
+    ) { cluster, server in
+      let client = try await cluster.client()
+      let before = server.requests
+      let source = graphSource("facebook_posts", account: "111", server: server)
+      let result = try await finish(client, try await client.submit(spec("unreachable", [source], maxAttempts: 1)).job)
+      #expect(result.job.state == "failed")
+      let missing = try #require(result.report.summary.missing.first)
+      #expect(missing.error.message.contains("reach only graph.facebook.com"), "\(missing.error.message)")
+      #expect(missing.error.message.contains("--allow-host"))
+      #expect(server.requests == before, "nothing connected to the fixture server")
+    }
+  }
+
   @Test func ordersArePagedAndAThrottledPageIsRetried() async throws {
     try await withMetaCluster(workers: 1) { cluster, server in
       // The second request (the second page) is throttled, with Retry-After: 2.0.

@@ -152,4 +152,31 @@ struct BestTimeKernelTests {
     #expect(account.recommended.isEmpty && account.rankedBy == "median_engagements")
     #expect(ReportRendering.table(report).contains("no slot has 5 posts"))
   }
+
+  @Test("a record two kernels read is in both or neither; a cell past 2^64 - 1 fails the report, through the wire")
+  func allOrNoneAndOverflow() throws {
+    var builder = PartialBuilder(reports: ["engagement", "best_time"])
+    let first = builder.add(Self.post("2026-01-06T18:00:00Z", likes: 7, reach: 70))
+    #expect(first)
+    guard case .post(var wrapping) = Self.post("2026-01-06T18:00:00Z", likes: .max) else { return }
+    wrapping.comments = 1
+    let refused = !builder.add(.post(wrapping))
+    #expect(refused, "its own engagements pass the limit: in neither report")
+    var report = Report()
+    var merger = PartialMerger()
+    merger.merge(builder.partial)
+    try merger.finish(["engagement", "best_time"], into: &report)
+    #expect(report.engagement.total.posts == 1 && report.bestTime.accounts.first?.slots.first?.posts == 1)
+
+    // Two posts whose sum passes the limit in one cell: the worker's partial says so.
+    var cell = PartialBuilder(reports: ["best_time"])
+    cell.add(Self.post("2026-01-06T18:00:00Z", likes: .max - 1))
+    cell.add(Self.post("2026-01-13T18:00:00Z", likes: 5))
+    let partial = try Partial(jsonUTF8Data: cell.partial.jsonUTF8Data())
+    #expect(partial.bestTime.overflowed)
+    var overflowing = PartialMerger()
+    overflowing.merge(partial)
+    var failed = Report()
+    #expect(throws: HaatError.self) { try overflowing.finish(["best_time"], into: &failed) }
+  }
 }

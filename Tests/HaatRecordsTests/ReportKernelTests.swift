@@ -27,7 +27,7 @@ struct ReportKernelTests {
       #expect(!kernel.records.isEmpty && !kernel.summary.isEmpty)
     }
     #expect(Reports.kernel(named: "Engagement") == nil)
-    #expect(Reports.defaults(for: [.post]) == ["engagement", "best_time"])
+    #expect(Reports.defaults(for: [.post]) == ["engagement"], "best_time is asked for by name")
     for name in Reports.defaults(for: [.order, .review]) {
       let reads = Reports.kernel(named: name)?.records ?? []
       #expect(!reads.isDisjoint(with: [RecordType.order, .review]), "\(name)")

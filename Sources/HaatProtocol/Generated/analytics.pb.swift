@@ -880,6 +880,9 @@ public nonisolated struct Haat_V1_BestTimePartial: Sendable {
 
   public var cells: [Haat_V1_BestTimeCell] = []
 
+  /// A cell's sums passed 2^64 - 1 on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2416,7 +2419,7 @@ nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BestTimePartial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2425,6 +2428,7 @@ nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
       default: break
       }
     }
@@ -2434,11 +2438,15 @@ nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProto
     if !self.cells.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
     }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_BestTimePartial, rhs: Haat_V1_BestTimePartial) -> Bool {
     if lhs.cells != rhs.cells {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

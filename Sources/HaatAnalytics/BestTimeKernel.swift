@@ -198,7 +198,7 @@ extension BestTimeKernel: ReportKernel {
   public static let records: Set<RecordType> = [.post]
   /// A grid of 168 sketches per account costs far more than engagement's sums: a job gets
   /// it when it names it.
-  public static let byDefault = false
+  public static let defaultFor: Set<RecordType> = []
 
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }

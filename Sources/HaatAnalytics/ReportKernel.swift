@@ -17,9 +17,10 @@ public protocol ReportKernel: Sendable {
   static var summary: String { get }
   /// The record types it reads; the others never reach it.
   static var records: Set<RecordType> { get }
-  /// Whether a job that names no report gets this one when its records feed it (false for
-  /// reports that cost much more than exact sums: they are asked for by name).
-  static var byDefault: Bool { get }
+  /// The record types that give a job this report when its spec names none: by default
+  /// every type it reads; empty for a report asked for by name only (one that costs much
+  /// more than exact sums), fewer for one that reads some types only beside others.
+  static var defaultFor: Set<RecordType> { get }
 
   /// The empty aggregate: the identity of `merge`.
   init()
@@ -61,7 +62,7 @@ public struct ReportContext: Sendable {
 }
 
 extension ReportKernel {
-  public static var byDefault: Bool { true }
+  public static var defaultFor: Set<RecordType> { records }
   public init(context: ReportContext) { self.init() }
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func overlay(_ newer: Self) { merge(newer) }
@@ -114,7 +115,7 @@ public struct ReportTable: Sendable {
 /// Every report this build computes. The one list a new report is added to.
 public enum Reports {
   public static let all: [any ReportKernel.Type] = [
-    EngagementKernel.self, BestTimeKernel.self, ReviewsKernel.self, AdsKernel.self,
+    EngagementKernel.self, BestTimeKernel.self, AttributionKernel.self, ReviewsKernel.self, AdsKernel.self,
   ]
 
   /// The kernel of a report name, if this build has it.
@@ -126,9 +127,9 @@ public enum Reports {
   public static var names: String { all.map { $0.name }.sorted().joined(separator: ", ") }
 
   /// The reports a job gets when its spec names none: every report that reads a record
-  /// type the job's sources produce, but those asked for by name only (`byDefault`).
+  /// type the job's sources produce (`defaultFor`).
   public static func defaults(for records: Set<RecordType>) -> [String] {
-    all.filter { $0.byDefault && !$0.records.isDisjoint(with: records) }.map { $0.name }
+    all.filter { !$0.defaultFor.isDisjoint(with: records) }.map { $0.name }
   }
 }
 

@@ -187,6 +187,8 @@ struct ShopifyClusterTests {
       let result = try await finish(client, try await client.submit(spec("orders", [source], maxAttempts: 5)).job)
       #expect(result.job.state == "succeeded")
       #expect(result.report.summary.rows == 300, "every order once: 250 on the first page, 50 on the next")
+      // A job of orders gets the attribution report by default: each order in one channel.
+      #expect(result.report.attribution.rows.reduce(0) { $0 + $1.orders } == 300)
       #expect(server.shopify.throttled >= 1)
       // The throttled page was waited for and asked again in the same attempt: no page
       // read twice, no attempt spent.
@@ -363,9 +365,15 @@ struct RateGovernorClusterTests {
       #expect(pauses.first?.reason.contains("80001") == true)
       #expect(pauses.first.map { $0.untilMs > Int64(Date().timeIntervalSince1970 * 1000) + 30_000 } == true)
       #expect(server.meta.throttled >= 1)
-      // A slot granted before the pause arrived may still be in flight: let it land first.
-      try await Task.sleep(for: .seconds(1))
-      let requests = server.meta.requests(token: "fixture-meta-token")
+      // A slot granted before the pause arrived may still be in flight (slow on a loaded
+      // machine): let the count settle for a second first.
+      var requests = server.meta.requests(token: "fixture-meta-token")
+      for _ in 0..<5 {
+        try await Task.sleep(for: .seconds(1))
+        let now = server.meta.requests(token: "fixture-meta-token")
+        if now == requests { break }
+        requests = now
+      }
       // Paused: no worker asks again while the pause lasts, though a task has pages to go.
       try await Task.sleep(for: .seconds(2))
       #expect(server.meta.requests(token: "fixture-meta-token") == requests)

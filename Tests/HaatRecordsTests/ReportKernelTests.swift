@@ -28,6 +28,8 @@ struct ReportKernelTests {
     }
     #expect(Reports.kernel(named: "Engagement") == nil)
     #expect(Reports.defaults(for: [.post]) == ["engagement"], "best_time is asked for by name")
+    #expect(Reports.defaults(for: [.order]) == ["attribution"])
+    #expect(Reports.defaults(for: [.post, .adInsight]) == ["engagement", "ads"], "clicks and spend attribute nothing")
     for name in Reports.defaults(for: [.order, .review]) {
       let reads = Reports.kernel(named: name)?.records ?? []
       #expect(!reads.isDisjoint(with: [RecordType.order, .review]), "\(name)")

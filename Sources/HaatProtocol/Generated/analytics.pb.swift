@@ -63,6 +63,15 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `bestTime`. Subsequent reads from it will return its default value.
   public mutating func clearBestTime() {self._bestTime = nil}
 
+  public var attribution: Haat_V1_AttributionPartial {
+    get {_attribution ?? Haat_V1_AttributionPartial()}
+    set {_attribution = newValue}
+  }
+  /// Returns true if `attribution` has been explicitly set.
+  public var hasAttribution: Bool {self._attribution != nil}
+  /// Clears the value of `attribution`. Subsequent reads from it will return its default value.
+  public mutating func clearAttribution() {self._attribution = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -71,6 +80,7 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   fileprivate var _reviews: Haat_V1_ReviewsPartial? = nil
   fileprivate var _ads: Haat_V1_AdsPartial? = nil
   fileprivate var _bestTime: Haat_V1_BestTimePartial? = nil
+  fileprivate var _attribution: Haat_V1_AttributionPartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -249,6 +259,15 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasBestTime: Bool {_storage._bestTime != nil}
   /// Clears the value of `bestTime`. Subsequent reads from it will return its default value.
   public mutating func clearBestTime() {_uniqueStorage()._bestTime = nil}
+
+  public var attribution: Haat_V1_AttributionReport {
+    get {_storage._attribution ?? Haat_V1_AttributionReport()}
+    set {_uniqueStorage()._attribution = newValue}
+  }
+  /// Returns true if `attribution` has been explicitly set.
+  public var hasAttribution: Bool {_storage._attribution != nil}
+  /// Clears the value of `attribution`. Subsequent reads from it will return its default value.
+  public mutating func clearAttribution() {_uniqueStorage()._attribution = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1025,13 +1044,189 @@ public nonisolated struct Haat_V1_BestTimeSlot: Sendable {
   fileprivate var _medianEngagements: Double? = nil
 }
 
+/// AttributionPartial: per channel x currency, the orders whose last visit (UTM tags, else a
+/// click id, else the referrer, else direct: docs/reports.md "Channels") names the channel;
+/// per channel, the link clicks of posts on that platform and the spend of its ads.
+public nonisolated struct Haat_V1_AttributionPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var orders: [Haat_V1_AttributionOrders] = []
+
+  public var channels: [Haat_V1_AttributionChannel] = []
+
+  /// A sum passed its range on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AttributionOrders: one channel x currency (upper case, as the order states it).
+public nonisolated struct Haat_V1_AttributionOrders: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  public var currency: String = String()
+
+  public var orders: UInt64 = 0
+
+  /// Exact decimal text, as AdsCell's money.
+  public var revenue: String = String()
+
+  /// How the orders' channel was read.
+  public var byUtm: UInt64 = 0
+
+  public var byClickID: UInt64 = 0
+
+  public var byReferrer: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AttributionChannel: one channel (a platform's name for posts and ads).
+public nonisolated struct Haat_V1_AttributionChannel: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  /// Link clicks of the posts whose clicks are known, and those posts.
+  public var linkClicks: UInt64 = 0
+
+  public var postsWithClicks: UInt64 = 0
+
+  /// Ad spend, and the platform's claimed revenue (claimed ROAS x spend) with its spend.
+  public var adSpend: String = String()
+
+  public var claimedRevenue: String = String()
+
+  public var claimedSpend: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AttributionReport is the `attribution` report: a row per channel x currency.
+public nonisolated struct Haat_V1_AttributionReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_AttributionRow] = []
+
+  /// The attribution model the orders allow: "last_touch".
+  public var model: String = String()
+
+  /// What the model cannot say with these exports, in words.
+  public var note: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_AttributionRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var channel: String = String()
+
+  /// Empty for a channel with clicks or spend and no order.
+  public var currency: String = String()
+
+  public var orders: UInt64 = 0
+
+  public var revenue: String = String()
+
+  /// revenue / orders.
+  public var aov: Double {
+    get {_aov ?? 0}
+    set {_aov = newValue}
+  }
+  /// Returns true if `aov` has been explicitly set.
+  public var hasAov: Bool {self._aov != nil}
+  /// Clears the value of `aov`. Subsequent reads from it will return its default value.
+  public mutating func clearAov() {self._aov = nil}
+
+  /// revenue / the revenue of every channel in the same currency.
+  public var share: Double {
+    get {_share ?? 0}
+    set {_share = newValue}
+  }
+  /// Returns true if `share` has been explicitly set.
+  public var hasShare: Bool {self._share != nil}
+  /// Clears the value of `share`. Subsequent reads from it will return its default value.
+  public mutating func clearShare() {self._share = nil}
+
+  public var linkClicks: UInt64 = 0
+
+  /// The channel's orders (every currency) / its link clicks.
+  public var conversionRate: Double {
+    get {_conversionRate ?? 0}
+    set {_conversionRate = newValue}
+  }
+  /// Returns true if `conversionRate` has been explicitly set.
+  public var hasConversionRate: Bool {self._conversionRate != nil}
+  /// Clears the value of `conversionRate`. Subsequent reads from it will return its default value.
+  public mutating func clearConversionRate() {self._conversionRate = nil}
+
+  public var adSpend: String = String()
+
+  /// revenue / ad_spend, only where the channel's orders are in one currency.
+  public var roas: Double {
+    get {_roas ?? 0}
+    set {_roas = newValue}
+  }
+  /// Returns true if `roas` has been explicitly set.
+  public var hasRoas: Bool {self._roas != nil}
+  /// Clears the value of `roas`. Subsequent reads from it will return its default value.
+  public mutating func clearRoas() {self._roas = nil}
+
+  /// The platform's claimed revenue / the spend it claims it for: its own attribution.
+  public var claimedRoas: Double {
+    get {_claimedRoas ?? 0}
+    set {_claimedRoas = newValue}
+  }
+  /// Returns true if `claimedRoas` has been explicitly set.
+  public var hasClaimedRoas: Bool {self._claimedRoas != nil}
+  /// Clears the value of `claimedRoas`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimedRoas() {self._claimedRoas = nil}
+
+  public var byUtm: UInt64 = 0
+
+  public var byClickID: UInt64 = 0
+
+  public var byReferrer: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _aov: Double? = nil
+  fileprivate var _share: Double? = nil
+  fileprivate var _conversionRate: Double? = nil
+  fileprivate var _roas: Double? = nil
+  fileprivate var _claimedRoas: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1043,6 +1238,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 2: try { try decoder.decodeSingularMessageField(value: &self._reviews) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._ads) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._bestTime) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._attribution) }()
       default: break
       }
     }
@@ -1065,6 +1261,9 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._bestTime {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    try { if let v = self._attribution {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1073,6 +1272,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._reviews != rhs._reviews {return false}
     if lhs._ads != rhs._ads {return false}
     if lhs._bestTime != rhs._bestTime {return false}
+    if lhs._attribution != rhs._attribution {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1295,7 +1495,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -1304,6 +1504,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _reviews: Haat_V1_ReviewsReport? = nil
     var _ads: Haat_V1_AdsReport? = nil
     var _bestTime: Haat_V1_BestTimeReport? = nil
+    var _attribution: Haat_V1_AttributionReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1320,6 +1521,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _reviews = source._reviews
       _ads = source._ads
       _bestTime = source._bestTime
+      _attribution = source._attribution
     }
   }
 
@@ -1344,6 +1546,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 4: try { try decoder.decodeSingularMessageField(value: &_storage._reviews) }()
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._ads) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._bestTime) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._attribution) }()
         default: break
         }
       }
@@ -1374,6 +1577,9 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._bestTime {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
       } }()
+      try { if let v = _storage._attribution {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1389,6 +1595,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._reviews != rhs_storage._reviews {return false}
         if _storage._ads != rhs_storage._ads {return false}
         if _storage._bestTime != rhs_storage._bestTime {return false}
+        if _storage._attribution != rhs_storage._attribution {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2670,6 +2877,300 @@ nonisolated extension Haat_V1_BestTimeSlot: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._medianRate != rhs._medianRate {return false}
     if lhs._medianEngagements != rhs._medianEngagements {return false}
     if lhs.meanEngagements != rhs.meanEngagements {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AttributionPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttributionPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}orders\0\u{1}channels\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.orders) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.channels) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.orders.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.orders, fieldNumber: 1)
+    }
+    if !self.channels.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.channels, fieldNumber: 2)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AttributionPartial, rhs: Haat_V1_AttributionPartial) -> Bool {
+    if lhs.orders != rhs.orders {return false}
+    if lhs.channels != rhs.channels {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AttributionOrders: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttributionOrders"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}currency\0\u{1}orders\0\u{1}revenue\0\u{3}by_utm\0\u{3}by_click_id\0\u{3}by_referrer\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.revenue) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.byUtm) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.byClickID) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.byReferrer) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 2)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 3)
+    }
+    if !self.revenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.revenue, fieldNumber: 4)
+    }
+    if self.byUtm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byUtm, fieldNumber: 5)
+    }
+    if self.byClickID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byClickID, fieldNumber: 6)
+    }
+    if self.byReferrer != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byReferrer, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AttributionOrders, rhs: Haat_V1_AttributionOrders) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.revenue != rhs.revenue {return false}
+    if lhs.byUtm != rhs.byUtm {return false}
+    if lhs.byClickID != rhs.byClickID {return false}
+    if lhs.byReferrer != rhs.byReferrer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttributionChannel"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{3}link_clicks\0\u{3}posts_with_clicks\0\u{3}ad_spend\0\u{3}claimed_revenue\0\u{3}claimed_spend\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.linkClicks) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.postsWithClicks) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.adSpend) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.claimedRevenue) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.claimedSpend) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if self.linkClicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.linkClicks, fieldNumber: 2)
+    }
+    if self.postsWithClicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.postsWithClicks, fieldNumber: 3)
+    }
+    if !self.adSpend.isEmpty {
+      try visitor.visitSingularStringField(value: self.adSpend, fieldNumber: 4)
+    }
+    if !self.claimedRevenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedRevenue, fieldNumber: 5)
+    }
+    if !self.claimedSpend.isEmpty {
+      try visitor.visitSingularStringField(value: self.claimedSpend, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AttributionChannel, rhs: Haat_V1_AttributionChannel) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.linkClicks != rhs.linkClicks {return false}
+    if lhs.postsWithClicks != rhs.postsWithClicks {return false}
+    if lhs.adSpend != rhs.adSpend {return false}
+    if lhs.claimedRevenue != rhs.claimedRevenue {return false}
+    if lhs.claimedSpend != rhs.claimedSpend {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AttributionReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttributionReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}model\0\u{1}note\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.model) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    if !self.model.isEmpty {
+      try visitor.visitSingularStringField(value: self.model, fieldNumber: 2)
+    }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AttributionReport, rhs: Haat_V1_AttributionReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs.model != rhs.model {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AttributionRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AttributionRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{1}currency\0\u{1}orders\0\u{1}revenue\0\u{1}aov\0\u{1}share\0\u{3}link_clicks\0\u{3}conversion_rate\0\u{3}ad_spend\0\u{1}roas\0\u{3}claimed_roas\0\u{3}by_utm\0\u{3}by_click_id\0\u{3}by_referrer\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.revenue) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self._aov) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self._share) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.linkClicks) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._conversionRate) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.adSpend) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._roas) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._claimedRoas) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.byUtm) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.byClickID) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.byReferrer) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 1)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 2)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 3)
+    }
+    if !self.revenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.revenue, fieldNumber: 4)
+    }
+    try { if let v = self._aov {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._share {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 6)
+    } }()
+    if self.linkClicks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.linkClicks, fieldNumber: 7)
+    }
+    try { if let v = self._conversionRate {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    if !self.adSpend.isEmpty {
+      try visitor.visitSingularStringField(value: self.adSpend, fieldNumber: 9)
+    }
+    try { if let v = self._roas {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._claimedRoas {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    if self.byUtm != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byUtm, fieldNumber: 12)
+    }
+    if self.byClickID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byClickID, fieldNumber: 13)
+    }
+    if self.byReferrer != 0 {
+      try visitor.visitSingularUInt64Field(value: self.byReferrer, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AttributionRow, rhs: Haat_V1_AttributionRow) -> Bool {
+    if lhs.channel != rhs.channel {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.revenue != rhs.revenue {return false}
+    if lhs._aov != rhs._aov {return false}
+    if lhs._share != rhs._share {return false}
+    if lhs.linkClicks != rhs.linkClicks {return false}
+    if lhs._conversionRate != rhs._conversionRate {return false}
+    if lhs.adSpend != rhs.adSpend {return false}
+    if lhs._roas != rhs._roas {return false}
+    if lhs._claimedRoas != rhs._claimedRoas {return false}
+    if lhs.byUtm != rhs.byUtm {return false}
+    if lhs.byClickID != rhs.byClickID {return false}
+    if lhs.byReferrer != rhs.byReferrer {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

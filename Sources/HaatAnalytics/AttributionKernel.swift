@@ -1,0 +1,378 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatRecords
+
+/// Where an order came from, read from what the order itself carries: its landing site's
+/// UTM tags, else a platform's click id in the landing site, else its referring site,
+/// else direct (docs/reports.md "Channels").
+public enum Channels {
+  /// How an order's channel was read.
+  public enum Evidence: Sendable {
+    case utm, clickID, referrer, none
+  }
+
+  /// The social platforms, named as posts and ads name them.
+  static let social: Set<String> = ["facebook", "instagram", "tiktok", "pinterest", "linkedin", "youtube", "x"]
+
+  public static func classify(_ order: OrderRecord) -> (channel: String, evidence: Evidence) {
+    if let channel = utm(source: order.utmSource, medium: order.utmMedium) { return (channel, .utm) }
+    if let channel = clickID(in: order.landingSite) { return (channel, .clickID) }
+    if let channel = referrer(order.referringSite) { return (channel, .referrer) }
+    return ("direct", .none)
+  }
+
+  /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
+  static func utm(source rawSource: String, medium rawMedium: String) -> String? {
+    let source = rawSource.trimmingCharacters(in: .whitespaces).lowercased()
+    let medium = rawMedium.trimmingCharacters(in: .whitespaces).lowercased()
+    guard !source.isEmpty || !medium.isEmpty else { return nil }
+    let paid = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"].contains(medium)
+    switch source {
+    case "facebook", "fb", "meta", "facebook.com", "m.facebook.com", "l.facebook.com": return "facebook"
+    case "instagram", "ig", "instagram.com", "l.instagram.com": return "instagram"
+    case "tiktok", "tiktok.com": return "tiktok"
+    case "pinterest", "pinterest.com", "pin": return "pinterest"
+    case "linkedin", "linkedin.com", "lnkd.in": return "linkedin"
+    case "youtube", "yt", "youtube.com": return "youtube"
+    case "twitter", "x", "t.co", "twitter.com", "x.com": return "x"
+    case "google", "google.com": return paid ? "google_ads" : "search"
+    case "bing", "bing.com": return paid ? "microsoft_ads" : "search"
+    case "duckduckgo", "yahoo", "yandex", "baidu", "ecosia": return "search"
+    case "email", "newsletter", "klaviyo", "mailchimp", "omnisend", "brevo": return "email"
+    case "sms", "whatsapp": return source
+    default:
+      if medium == "email" || medium == "newsletter" { return "email" }
+      if medium == "sms" { return "sms" }
+      if ["social", "social-media", "social_media", "paid_social", "paid-social"].contains(medium) {
+        return "other_social"
+      }
+      return "other"
+    }
+  }
+
+  /// A channel from a click id in the landing site's query (`fbclid`, `gclid`, …).
+  static func clickID(in landingSite: String) -> String? {
+    guard let query = landingSite.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+    for pair in query.split(separator: "&") {
+      let name = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
+      switch name {
+      case "fbclid": return "facebook"
+      case "gclid", "gbraid", "wbraid", "dclid": return "google_ads"
+      case "msclkid": return "microsoft_ads"
+      case "ttclid": return "tiktok"
+      case "epik": return "pinterest"
+      case "li_fat_id": return "linkedin"
+      case "twclid": return "x"
+      default: continue
+      }
+    }
+    return nil
+  }
+
+  /// A channel from the referring site's host; nil when there is none.
+  static func referrer(_ site: String) -> String? {
+    let text = site.trimmingCharacters(in: .whitespaces)
+    guard !text.isEmpty else { return nil }
+    var host = (URL(string: text)?.host ?? URL(string: "http://" + text)?.host ?? text).lowercased()
+    if host.hasPrefix("android-app://") { host.removeFirst("android-app://".count) }
+    for prefix in ["www.", "m.", "l.", "lm.", "mobile."] where host.hasPrefix(prefix) { host.removeFirst(prefix.count) }
+    func ends(_ domains: String...) -> Bool { domains.contains { host == $0 || host.hasSuffix("." + $0) } }
+    if ends("facebook.com", "fb.com", "fb.me", "messenger.com") { return "facebook" }
+    if ends("instagram.com") { return "instagram" }
+    if ends("tiktok.com") { return "tiktok" }
+    if ends("pinterest.com", "pin.it") || host.hasPrefix("pinterest.") { return "pinterest" }
+    if ends("linkedin.com", "lnkd.in") { return "linkedin" }
+    if ends("youtube.com", "youtu.be") { return "youtube" }
+    if ends("twitter.com", "x.com", "t.co") { return "x" }
+    if ends("mail.google.com", "outlook.live.com", "mail.yahoo.com") || host.hasPrefix("com.google.android.gm") {
+      return "email"
+    }
+    if host.hasPrefix("google.") || ends("bing.com", "duckduckgo.com", "search.yahoo.com", "ecosia.org", "baidu.com")
+      || host.hasPrefix("yandex.")
+    {
+      return "search"
+    }
+    return "referral"
+  }
+}
+
+/// The `attribution` report: orders, revenue, AOV and share of revenue by the channel that
+/// brought each order (last touch: the order's own landing site and referrer), beside each
+/// channel's link clicks from posts (conversion rate) and ad spend from ad insights (ROAS,
+/// with the platform's claimed ROAS kept apart). Exact sums; money in each order's currency.
+public struct AttributionKernel: Sendable, Equatable {
+  struct OrderKey: Hashable, Comparable {
+    var channel: String
+    var currency: String
+
+    static func < (lhs: OrderKey, rhs: OrderKey) -> Bool {
+      if lhs.currency != rhs.currency { return lhs.currency.utf8.lexicographicallyPrecedes(rhs.currency.utf8) }
+      return lhs.channel.utf8.lexicographicallyPrecedes(rhs.channel.utf8)
+    }
+  }
+
+  struct Orders: Equatable {
+    var orders: UInt64 = 0
+    var revenue = Decimal.zero
+    var byUTM: UInt64 = 0
+    var byClickID: UInt64 = 0
+    var byReferrer: UInt64 = 0
+
+    mutating func merge(_ other: Orders) -> Bool {
+      var sum = EngagementKernel.Checked()
+      orders = sum.add(orders, other.orders)
+      byUTM = sum.add(byUTM, other.byUTM)
+      byClickID = sum.add(byClickID, other.byClickID)
+      byReferrer = sum.add(byReferrer, other.byReferrer)
+      revenue += other.revenue
+      return !sum.overflowed && !revenue.isNaN
+    }
+  }
+
+  struct Channel: Equatable {
+    var linkClicks: UInt64 = 0
+    var postsWithClicks: UInt64 = 0
+    var adSpend = Decimal.zero
+    var claimedRevenue = Decimal.zero
+    var claimedSpend = Decimal.zero
+
+    mutating func merge(_ other: Channel) -> Bool {
+      var sum = EngagementKernel.Checked()
+      linkClicks = sum.add(linkClicks, other.linkClicks)
+      postsWithClicks = sum.add(postsWithClicks, other.postsWithClicks)
+      adSpend += other.adSpend
+      claimedRevenue += other.claimedRevenue
+      claimedSpend += other.claimedSpend
+      return !sum.overflowed && !adSpend.isNaN && !claimedRevenue.isNaN && !claimedSpend.isNaN
+    }
+  }
+
+  private var orders: [OrderKey: Orders] = [:]
+  private var channels: [String: Channel] = [:]
+  private var overflowed = false
+
+  public init() {}
+
+  mutating func add(_ order: OrderRecord) -> Bool {
+    let (channel, evidence) = Channels.classify(order)
+    var one = Orders(orders: 1, revenue: order.total)
+    switch evidence {
+    case .utm: one.byUTM = 1
+    case .clickID: one.byClickID = 1
+    case .referrer: one.byReferrer = 1
+    case .none: break
+    }
+    let key = OrderKey(channel: channel, currency: order.currency.uppercased())
+    var next = orders[key] ?? Orders()
+    guard next.merge(one) else { return false }
+    orders[key] = next
+    return true
+  }
+
+  /// Posts and ad insights feed other reports too: rather than refuse one (and so take it
+  /// out of those), a sum past its range marks the kernel overflowed, which its partial
+  /// carries and which fails the report.
+  mutating func add(clicks: UInt64, platform: String) {
+    if !channels[platform, default: Channel()].merge(Channel(linkClicks: clicks, postsWithClicks: 1)) {
+      overflowed = true
+    }
+  }
+
+  mutating func add(_ insight: AdInsightRecord) {
+    var one = Channel(adSpend: insight.spend ?? .zero)
+    if let roas = insight.claimedRoas, let spend = insight.spend {
+      one.claimedRevenue = roas * spend
+      one.claimedSpend = spend
+    }
+    if !channels[insight.platform, default: Channel()].merge(one) { overflowed = true }
+  }
+
+  static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
+}
+
+extension AttributionKernel: ReportKernel {
+  public static let name = "attribution"
+  public static let summary =
+    "per channel: orders, revenue, AOV and share by the order's last visit (UTM, click id, referrer), conversion rate from link clicks, ROAS from ad spend, the platforms' claimed ROAS apart"
+  public static let records: Set<RecordType> = [.order, .post, .adInsight]
+  /// Clicks and spend alone attribute nothing: a job gets it by default when it has orders.
+  public static let defaultFor: Set<RecordType> = [.order]
+
+  public mutating func add(_ record: CanonicalRecord) -> Bool {
+    switch record {
+    case .order(let order): return add(order)
+    case .post(let post):
+      if let clicks = post.clicks { add(clicks: clicks, platform: post.platform) }
+      return true
+    case .adInsight(let insight):
+      add(insight)
+      return true
+    default: return true
+    }
+  }
+
+  public mutating func merge(_ other: AttributionKernel) {
+    if other.overflowed { overflowed = true }
+    for (key, value) in other.orders where !orders[key, default: Orders()].merge(value) { overflowed = true }
+    for (key, value) in other.channels where !channels[key, default: Channel()].merge(value) { overflowed = true }
+  }
+
+  public func write(to partial: inout Partial) {
+    var message = Haat_V1_AttributionPartial()
+    message.orders = orders.keys.sorted().map { key in
+      let value = orders[key] ?? Orders()
+      var cell = Haat_V1_AttributionOrders()
+      cell.channel = key.channel
+      cell.currency = key.currency
+      cell.orders = value.orders
+      cell.revenue = AdsKernel.text(value.revenue)
+      cell.byUtm = value.byUTM
+      cell.byClickID = value.byClickID
+      cell.byReferrer = value.byReferrer
+      return cell
+    }
+    message.channels = channels.keys.sorted().map { key in
+      let value = channels[key] ?? Channel()
+      var cell = Haat_V1_AttributionChannel()
+      cell.channel = key
+      cell.linkClicks = value.linkClicks
+      cell.postsWithClicks = value.postsWithClicks
+      cell.adSpend = AdsKernel.text(value.adSpend)
+      cell.claimedRevenue = AdsKernel.text(value.claimedRevenue)
+      cell.claimedSpend = AdsKernel.text(value.claimedSpend)
+      return cell
+    }
+    message.overflowed = overflowed
+    partial.attribution = message
+  }
+
+  public init?(reading partial: Partial) {
+    guard partial.hasAttribution else { return nil }
+    self.init()
+    overflowed = partial.attribution.overflowed
+    for cell in partial.attribution.orders {
+      guard let revenue = AdsKernel.decimal(cell.revenue) else {
+        overflowed = true
+        continue
+      }
+      let value = Orders(
+        orders: cell.orders, revenue: revenue, byUTM: cell.byUtm, byClickID: cell.byClickID,
+        byReferrer: cell.byReferrer)
+      if !orders[OrderKey(channel: cell.channel, currency: cell.currency), default: Orders()].merge(value) {
+        overflowed = true
+      }
+    }
+    for cell in partial.attribution.channels {
+      guard let spend = AdsKernel.decimal(cell.adSpend), let claimed = AdsKernel.decimal(cell.claimedRevenue),
+        let claimedSpend = AdsKernel.decimal(cell.claimedSpend)
+      else {
+        overflowed = true
+        continue
+      }
+      let value = Channel(
+        linkClicks: cell.linkClicks, postsWithClicks: cell.postsWithClicks, adSpend: spend,
+        claimedRevenue: claimed, claimedSpend: claimedSpend)
+      if !channels[cell.channel, default: Channel()].merge(value) { overflowed = true }
+    }
+  }
+
+  public func finish(into report: inout Report) throws(HaatError) {
+    let overflow = HaatError(
+      .overflow,
+      "the attribution report's sums pass their range (counts 2^64 - 1, amounts 38 digits) or a partial's amount does not read"
+    )
+    guard !overflowed else { throw overflow }
+    var revenueByCurrency: [String: Decimal] = [:]
+    var ordersByChannel: [String: UInt64] = [:]
+    var currenciesByChannel: [String: Set<String>] = [:]
+    for (key, value) in orders {
+      revenueByCurrency[key.currency, default: .zero] += value.revenue
+      ordersByChannel[key.channel, default: 0] &+= value.orders
+      currenciesByChannel[key.channel, default: []].insert(key.currency)
+    }
+    var section = Haat_V1_AttributionReport()
+    section.model = "last_touch"
+    section.note =
+      "orders carry only their last visit (landing site and referrer): first-touch and linear attribution need the customer's earlier visits, which these exports do not have"
+    var rows: [Haat_V1_AttributionRow] = []
+    var keys = Set(orders.keys)
+    // A channel with clicks or spend and no order still gets a row (in no currency).
+    for channel in channels.keys where currenciesByChannel[channel] == nil {
+      keys.insert(OrderKey(channel: channel, currency: ""))
+    }
+    for key in keys.sorted() {
+      let value = orders[key] ?? Orders()
+      let channel = channels[key.channel] ?? Channel()
+      var row = Haat_V1_AttributionRow()
+      row.channel = key.channel
+      row.currency = key.currency
+      row.orders = value.orders
+      row.revenue = AdsKernel.text(value.revenue)
+      row.byUtm = value.byUTM
+      row.byClickID = value.byClickID
+      row.byReferrer = value.byReferrer
+      if value.orders > 0 { row.aov = Self.double(value.revenue) / Double(value.orders) }
+      if let total = revenueByCurrency[key.currency], !total.isZero {
+        row.share = Self.double(value.revenue) / Self.double(total)
+      }
+      row.linkClicks = channel.linkClicks
+      if channel.linkClicks > 0 {
+        row.conversionRate = Double(ordersByChannel[key.channel] ?? 0) / Double(channel.linkClicks)
+      }
+      row.adSpend = AdsKernel.text(channel.adSpend)
+      // Ad spend has no currency of its own: a ROAS is made only where the channel's
+      // orders are in one currency, taken as the spend's.
+      if !channel.adSpend.isZero, (currenciesByChannel[key.channel]?.count ?? 0) == 1 {
+        row.roas = Self.double(value.revenue) / Self.double(channel.adSpend)
+      }
+      if !channel.claimedSpend.isZero {
+        row.claimedRoas = Self.double(channel.claimedRevenue) / Self.double(channel.claimedSpend)
+      }
+      rows.append(row)
+    }
+    section.rows = rows
+    report.attribution = section
+  }
+
+  public static func table(of report: Report) -> ReportTable? {
+    guard report.hasAttribution else { return nil }
+    let group = ReportRendering.group
+    let percent = ReportRendering.percent
+    func money(_ text: String) -> String {
+      guard let value = AdsKernel.decimal(text) else { return text }
+      return String(format: "%.2f", double(value))
+    }
+    func number(_ value: Double) -> String { String(format: "%.2f", value) }
+    let rows = report.attribution.rows
+    return ReportTable(
+      columns: [
+        "channel", "cur.", "orders", "revenue", "AOV", "share", "clicks", "conv.", "ad spend", "ROAS",
+        "claimed ROAS",
+      ],
+      rows: rows.map { row in
+        [
+          row.channel, row.currency.isEmpty ? "–" : row.currency, group(row.orders), money(row.revenue),
+          row.hasAov ? number(row.aov) : "–", row.hasShare ? percent(row.share) : "–", group(row.linkClicks),
+          row.hasConversionRate ? percent(row.conversionRate) : "–",
+          row.adSpend == "0" ? "–" : money(row.adSpend), row.hasRoas ? number(row.roas) : "–",
+          row.hasClaimedRoas ? number(row.claimedRoas) : "–",
+        ]
+      },
+      numeric: Set(2...10), totalLast: false,
+      csvColumns: [
+        "channel", "currency", "orders", "revenue", "aov", "share", "link_clicks", "conversion_rate", "ad_spend",
+        "roas", "claimed_roas", "by_utm", "by_click_id", "by_referrer",
+      ],
+      csvRows: rows.map { row in
+        [
+          row.channel, row.currency, String(row.orders), row.revenue, row.hasAov ? String(row.aov) : "",
+          row.hasShare ? String(row.share) : "", String(row.linkClicks),
+          row.hasConversionRate ? String(row.conversionRate) : "", row.adSpend, row.hasRoas ? String(row.roas) : "",
+          row.hasClaimedRoas ? String(row.claimedRoas) : "", String(row.byUtm), String(row.byClickID),
+          String(row.byReferrer),
+        ]
+      },
+      csvText: [0, 1], notes: [report.attribution.note])
+  }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import HaatAnalytics
+import HaatCore
+import HaatProtocol
+import Testing
+
+@testable import HaatRecords
+
+@Suite("Attribution report")
+struct AttributionKernelTests {
+  static func order(
+    _ total: String, currency: String = "USD", landing: String = "/", referrer: String = ""
+  ) -> CanonicalRecord {
+    .order(
+      OrderRecord(
+        platform: "shopify", account: "shop", id: UUID().uuidString,
+        createdAt: Values.Timestamp(epochSeconds: 1_700_000_000, offsetMinutes: 0), createdAtText: "",
+        customer: "", total: Values.decimal(total) ?? .zero, totalText: total, currency: currency,
+        landingSite: landing, referringSite: referrer))
+  }
+
+  static func post(_ platform: String, clicks: UInt64?) -> CanonicalRecord {
+    var post = PostRecord(
+      platform: platform, account: "a", id: "p", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
+      createdAtText: "", mediaType: .image)
+    post.clicks = clicks
+    return .post(post)
+  }
+
+  @Test(
+    "UTM tags in any case and percent-encoded, then click ids, then the referrer, else direct",
+    arguments: [
+      ("/?utm_source=Face%62ook&utm_medium=paid_social", "", "facebook"),
+      ("/p?UTM_SOURCE=IG", "", "instagram"),
+      ("/?utm_source=google&utm_medium=CPC&gclid=x", "", "google_ads"),
+      ("/?utm_source=google&utm_medium=organic", "", "search"),
+      ("/?utm_medium=email", "", "email"),
+      ("/?utm_source=spring+sale", "", "other"),
+      ("/products/tee?fbclid=IwAR0", "", "facebook"),
+      ("/?ttclid=E.C.P", "https://www.google.com/", "tiktok"),
+      ("/", "https://l.instagram.com/?u=https%3A%2F%2Fshop", "instagram"),
+      ("/", "https://lm.facebook.com/l.php", "facebook"),
+      ("/", "https://t.co/abc", "x"),
+      ("/", "https://www.google.co.uk/", "search"),
+      ("/", "android-app://com.google.android.gm/", "email"),
+      ("/", "https://blog.example/review", "referral"),
+      ("/", "", "direct"),
+    ])
+  func channels(landing: String, referrer: String, channel: String) {
+    guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { return }
+    #expect(Channels.classify(order).channel == channel)
+  }
+
+  @Test("orders, revenue, AOV, share per currency; conversion from link clicks; ROAS from spend, claimed apart")
+  func figures() throws {
+    var builder = PartialBuilder(reports: ["attribution"])
+    let records: [CanonicalRecord] = [
+      Self.order("30.00", landing: "/?fbclid=1"), Self.order("10.50", landing: "/?utm_source=facebook"),
+      Self.order("59.50", referrer: "https://www.google.com/"), Self.order("1250.50", currency: "BDT"),
+      Self.post("facebook", clicks: 150), Self.post("facebook", clicks: 50), Self.post("facebook", clicks: nil),
+      .adInsight(
+        AdInsightRecord(
+          platform: "facebook", account: "1", date: "2026-11-01", campaign: "c", ad: "a",
+          spend: Values.decimal("20.25"), impressions: 1_000, clicks: 10, conversions: 2,
+          claimedRoas: Values.decimal("4"))),
+    ]
+    for record in records { builder.add(record) }
+    var merger = PartialMerger()
+    merger.merge(try Partial(jsonUTF8Data: builder.partial.jsonUTF8Data()))
+    var report = Report()
+    try merger.finish(["attribution"], into: &report)
+    let rows = report.attribution.rows
+    #expect(rows.map { "\($0.currency) \($0.channel)" } == ["BDT direct", "USD facebook", "USD search"])
+    let facebook = try #require(rows.first { $0.channel == "facebook" })
+    #expect(facebook.orders == 2 && facebook.revenue == "40.5" && facebook.byClickID == 1 && facebook.byUtm == 1)
+    #expect(abs(facebook.aov - 20.25) < 1e-9 && abs(facebook.share - 0.405) < 1e-9)
+    #expect(facebook.linkClicks == 200 && abs(facebook.conversionRate - 0.01) < 1e-12)
+    #expect(facebook.adSpend == "20.25" && abs(facebook.roas - 2) < 1e-12 && abs(facebook.claimedRoas - 4) < 1e-12)
+    let direct = try #require(rows.first { $0.currency == "BDT" })
+    #expect(direct.share == 1 && !direct.hasRoas && direct.byReferrer == 0)
+    #expect(report.attribution.model == "last_touch" && report.attribution.note.contains("first-touch"))
+    let table = ReportRendering.table(report)
+    #expect(table.contains("claimed ROAS") && table.contains("first-touch and linear"))
+  }
+
+  @Test("any split of the records over tasks gives the same report")
+  func mergeLaw() throws {
+    var generator = SystemRandomNumberGenerator()
+    let landings = ["/?fbclid=1", "/?utm_source=tiktok", "/", "/?gclid=2"]
+    var records: [CanonicalRecord] = (0..<300).map { index in
+      Self.order(
+        "\(index).\(index % 100)", currency: index % 7 == 0 ? "EUR" : "USD", landing: landings[index % 4],
+        referrer: index % 5 == 0 ? "https://pinterest.com/pin/1" : "")
+    }
+    records += (0..<50).map { Self.post(["facebook", "tiktok", "x"][$0 % 3], clicks: UInt64($0)) }
+    func report(_ parts: Int) throws -> Report {
+      var builders = (0..<parts).map { _ in PartialBuilder(reports: ["attribution"]) }
+      for record in records { builders[Int.random(in: 0..<parts, using: &generator)].add(record) }
+      var merger = PartialMerger()
+      for builder in builders.shuffled(using: &generator) { merger.merge(builder.partial) }
+      var report = Report()
+      try merger.finish(["attribution"], into: &report)
+      return report
+    }
+    let one = try report(1)
+    for parts in [2, 3, 7] { #expect(try report(parts) == one) }
+  }
+}

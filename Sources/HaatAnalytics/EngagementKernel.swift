@@ -118,6 +118,27 @@ public struct EngagementKernel: Sendable, Equatable {
   }
 
   public private(set) var cells: [Key: Cell] = [:]
+  /// Per-post rates by reach and by impressions, per key: apart from the sums, so that
+  /// adding a post never copies a sketch.
+  public private(set) var rates: [Key: PostRates] = [:]
+
+  /// The sketches of one key's per-post engagement rates.
+  public struct PostRates: Sendable, Equatable {
+    public var reach = QuantileSketch()
+    public var impressions = QuantileSketch()
+
+    mutating func merge(_ other: PostRates) {
+      reach.merge(other.reach)
+      impressions.merge(other.impressions)
+    }
+
+    mutating func add(reach byReach: Double?, impressions byImpressions: Double?) {
+      if let byReach { reach.add(byReach) }
+      if let byImpressions { impressions.add(byImpressions) }
+    }
+
+    var overflowed: Bool { reach.overflowed || impressions.overflowed }
+  }
 
   public init() {}
 
@@ -132,7 +153,15 @@ public struct EngagementKernel: Sendable, Equatable {
     let key = Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)
     let added = cells[key, default: Cell()].add(post)
     if !added, cells[key]?.posts == 0 { cells[key] = nil }
-    return added
+    guard added else { return false }
+    // The cell's sums took the post, so its engagements are in range.
+    let engagements = Double((post.likes ?? 0) &+ (post.comments ?? 0) &+ (post.shares ?? 0) &+ (post.saves ?? 0))
+    let byReach = post.reach.flatMap { $0 > 0 ? engagements / Double($0) : nil }
+    let byImpressions = post.impressions.flatMap { $0 > 0 ? engagements / Double($0) : nil }
+    if byReach != nil || byImpressions != nil {
+      rates[key, default: PostRates()].add(reach: byReach, impressions: byImpressions)
+    }
+    return true
   }
 
   /// Whether `add` would take the post (its cell's sums stay in range), adding nothing.
@@ -145,6 +174,7 @@ public struct EngagementKernel: Sendable, Equatable {
   public mutating func merge(_ other: EngagementKernel) {
     if other.overflowed { overflowed = true }
     for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
+    for (key, sketches) in other.rates { rates[key, default: PostRates()].merge(sketches) }
   }
 
   // MARK: Wire form
@@ -174,6 +204,10 @@ public struct EngagementKernel: Sendable, Equatable {
       out.ctrImpressions = cell.ctrImpressions
       out.postsWithReach = cell.postsWithReach
       out.postsWithImpressions = cell.postsWithImpressions
+      if let sketches = rates[key] {
+        if sketches.reach.count > 0 { out.ratesReach = sketches.reach.message }
+        if sketches.impressions.count > 0 { out.ratesImpressions = sketches.impressions.message }
+      }
       return out
     }
     return message
@@ -200,6 +234,15 @@ public struct EngagementKernel: Sendable, Equatable {
       sums.postsWithImpressions = cell.postsWithImpressions
       let key = Key(platform: cell.platform, account: cell.account, mediaType: cell.mediaType)
       if !cells[key, default: Cell()].merge(sums) { overflowed = true }
+      if cell.hasRatesReach || cell.hasRatesImpressions {
+        // A sketch that does not read makes the medians unknowable: the report fails.
+        guard let reach = QuantileSketch(cell.ratesReach), let impressions = QuantileSketch(cell.ratesImpressions)
+        else {
+          overflowed = true
+          continue
+        }
+        rates[key, default: PostRates()].merge(PostRates(reach: reach, impressions: impressions))
+      }
     }
   }
 
@@ -213,9 +256,10 @@ public struct EngagementKernel: Sendable, Equatable {
   /// The report, or nil when a sum (a merge, the total, a cell's engagements) passes
   /// UInt64.max: a report of wrapped sums would be silently wrong.
   public func checkedFinish() -> Haat_V1_EngagementReport? {
-    guard !overflowed else { return nil }
+    guard !overflowed, !rates.values.contains(where: \.overflowed) else { return nil }
     var report = Haat_V1_EngagementReport()
     var total = Cell()
+    var totalRates = PostRates()
     // Rows gather in a local array: appending through the message's accessor copies the
     // whole list each time (a message with storage), quadratic in rows.
     var rows: [Haat_V1_EngagementRow] = []
@@ -223,14 +267,17 @@ public struct EngagementKernel: Sendable, Equatable {
     for key in cells.keys.sorted() {
       let cell = cells[key] ?? Cell()
       guard total.merge(cell), cell.engagements != nil else { return nil }
-      rows.append(Self.row(key, cell))
+      let sketches = rates[key] ?? PostRates()
+      totalRates.merge(sketches)
+      rows.append(Self.row(key, cell, sketches))
     }
+    guard !totalRates.overflowed else { return nil }
     report.rows = rows
-    report.total = Self.row(Key(platform: "all", account: "all", mediaType: "all"), total)
+    report.total = Self.row(Key(platform: "all", account: "all", mediaType: "all"), total, totalRates)
     return report
   }
 
-  static func row(_ key: Key, _ cell: Cell) -> Haat_V1_EngagementRow {
+  static func row(_ key: Key, _ cell: Cell, _ sketches: PostRates = PostRates()) -> Haat_V1_EngagementRow {
     var row = Haat_V1_EngagementRow()
     row.platform = key.platform
     row.account = key.account
@@ -251,6 +298,8 @@ public struct EngagementKernel: Sendable, Equatable {
       row.engagementRateImpressions = Double(cell.engagementsWithImpressions) / Double(cell.impressions)
     }
     if cell.ctrImpressions > 0 { row.ctr = Double(cell.ctrClicks) / Double(cell.ctrImpressions) }
+    if let median = sketches.reach.quantile(0.5) { row.medianRateReach = median }
+    if let median = sketches.impressions.quantile(0.5) { row.medianRateImpressions = median }
     return row
   }
 }
@@ -258,7 +307,7 @@ public struct EngagementKernel: Sendable, Equatable {
 extension EngagementKernel: ReportKernel {
   public static let name = "engagement"
   public static let summary =
-    "per platform × account × media type: posts, likes, comments, shares, saves, reach, impressions, clicks; engagement rates and CTR as ratios of sums"
+    "per platform × account × media type: posts, likes, comments, shares, saves, reach, impressions, clicks; engagement rates and CTR as ratios of sums, and the median of per-post rates"
   public static let records: Set<RecordType> = [.post]
 
   public mutating func add(_ record: CanonicalRecord) -> Bool {
@@ -312,7 +361,7 @@ extension EngagementKernel: ReportKernel {
       csvColumns: [
         "platform", "account", "media_type", "posts", "likes", "comments", "shares", "saves", "reach",
         "impressions", "clicks", "video_views", "engagements", "engagement_rate_reach",
-        "engagement_rate_impressions", "ctr",
+        "engagement_rate_impressions", "ctr", "median_rate_reach", "median_rate_impressions",
       ],
       csvRows: rows.map { row in
         [
@@ -322,6 +371,8 @@ extension EngagementKernel: ReportKernel {
           row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
           row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
           row.hasCtr ? String(row.ctr) : "",
+          row.hasMedianRateReach ? String(row.medianRateReach) : "",
+          row.hasMedianRateImpressions ? String(row.medianRateImpressions) : "",
         ]
       },
       csvText: [0, 1, 2])

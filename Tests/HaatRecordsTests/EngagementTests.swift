@@ -35,6 +35,30 @@ func post(_ id: Int, platform: String = "instagram", account: String = "dhaka_th
     #expect(abs(row.engagementRateImpressions - 0.04375) < 1e-12)
     #expect(abs(row.ctr - 0.01) < 1e-12)
     #expect(row.hasEngagementRateReach)
+    // Medians of per-post rates: by reach a's 0.0575 and c's 0.04 (the lower median of
+    // two is the smaller); by impressions a's 0.03833… and b's 0.06.
+    #expect(abs(row.medianRateReach - 0.04) <= 0.01 * 0.04)
+    #expect(abs(row.medianRateImpressions - 115.0 / 3_000) <= 0.01 * 115.0 / 3_000)
+  }
+
+  /// The median of per-post rates is within the sketch's 1 % of the exact lower median,
+  /// and differs from the ratio of sums when one large post dominates.
+  @Test func medianOfPerPostRates() throws {
+    var kernel = EngagementKernel()
+    var rates: [Double] = []
+    for index in 0..<501 {
+      var p = post(index)
+      p.likes = UInt64(10 + index % 97)
+      p.reach = index == 0 ? 10_000_000 : UInt64(1_000 + index * 3)
+      rates.append(Double(p.likes ?? 0) / Double(p.reach ?? 1))
+      kernel.add(p)
+    }
+    let row = try #require(kernel.finish().rows.first)
+    let exact = rates.sorted()[250]
+    #expect(abs(row.medianRateReach - exact) <= 0.01 * exact)
+    #expect(!row.hasMedianRateImpressions, "no post states impressions")
+    #expect(abs(row.engagementRateReach - row.medianRateReach) > 0.001, "one huge reach pulls the ratio of sums down")
+    #expect(ReportRendering.csv(Report.with { $0.engagement = kernel.finish() }).contains("median_rate_reach"))
   }
 
   @Test func unknownDenominatorsGiveNoRate() {

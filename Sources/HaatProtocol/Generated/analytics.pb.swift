@@ -197,6 +197,26 @@ public nonisolated struct Haat_V1_EngagementCell: @unchecked Sendable {
     set {_uniqueStorage()._postsWithImpressions = newValue}
   }
 
+  /// Per-post engagement rates (a post's engagements / its reach, over posts whose reach is
+  /// known and above 0; the same by impressions), for the median of per-post rates.
+  public var ratesReach: Haat_V1_QuantileSketch {
+    get {_storage._ratesReach ?? Haat_V1_QuantileSketch()}
+    set {_uniqueStorage()._ratesReach = newValue}
+  }
+  /// Returns true if `ratesReach` has been explicitly set.
+  public var hasRatesReach: Bool {_storage._ratesReach != nil}
+  /// Clears the value of `ratesReach`. Subsequent reads from it will return its default value.
+  public mutating func clearRatesReach() {_uniqueStorage()._ratesReach = nil}
+
+  public var ratesImpressions: Haat_V1_QuantileSketch {
+    get {_storage._ratesImpressions ?? Haat_V1_QuantileSketch()}
+    set {_uniqueStorage()._ratesImpressions = newValue}
+  }
+  /// Returns true if `ratesImpressions` has been explicitly set.
+  public var hasRatesImpressions: Bool {_storage._ratesImpressions != nil}
+  /// Clears the value of `ratesImpressions`. Subsequent reads from it will return its default value.
+  public mutating func clearRatesImpressions() {_uniqueStorage()._ratesImpressions = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -331,102 +351,156 @@ public nonisolated struct Haat_V1_MissingSource: Sendable {
 }
 
 /// EngagementReport has a row per platform x account x media type and a total.
-public nonisolated struct Haat_V1_EngagementReport: @unchecked Sendable {
+public nonisolated struct Haat_V1_EngagementReport: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var rows: [Haat_V1_EngagementRow] {
-    get {_storage._rows}
-    set {_uniqueStorage()._rows = newValue}
-  }
+  public var rows: [Haat_V1_EngagementRow] = []
 
   public var total: Haat_V1_EngagementRow {
-    get {_storage._total ?? Haat_V1_EngagementRow()}
-    set {_uniqueStorage()._total = newValue}
+    get {_total ?? Haat_V1_EngagementRow()}
+    set {_total = newValue}
   }
   /// Returns true if `total` has been explicitly set.
-  public var hasTotal: Bool {_storage._total != nil}
+  public var hasTotal: Bool {self._total != nil}
   /// Clears the value of `total`. Subsequent reads from it will return its default value.
-  public mutating func clearTotal() {_uniqueStorage()._total = nil}
+  public mutating func clearTotal() {self._total = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _total: Haat_V1_EngagementRow? = nil
+}
+
+/// EngagementRow: counts and sums, and rates as ratios of sums.
+public nonisolated struct Haat_V1_EngagementRow: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String {
+    get {_storage._platform}
+    set {_uniqueStorage()._platform = newValue}
+  }
+
+  public var account: String {
+    get {_storage._account}
+    set {_uniqueStorage()._account = newValue}
+  }
+
+  public var mediaType: String {
+    get {_storage._mediaType}
+    set {_uniqueStorage()._mediaType = newValue}
+  }
+
+  public var posts: UInt64 {
+    get {_storage._posts}
+    set {_uniqueStorage()._posts = newValue}
+  }
+
+  public var likes: UInt64 {
+    get {_storage._likes}
+    set {_uniqueStorage()._likes = newValue}
+  }
+
+  public var comments: UInt64 {
+    get {_storage._comments}
+    set {_uniqueStorage()._comments = newValue}
+  }
+
+  public var shares: UInt64 {
+    get {_storage._shares}
+    set {_uniqueStorage()._shares = newValue}
+  }
+
+  public var saves: UInt64 {
+    get {_storage._saves}
+    set {_uniqueStorage()._saves = newValue}
+  }
+
+  public var reach: UInt64 {
+    get {_storage._reach}
+    set {_uniqueStorage()._reach = newValue}
+  }
+
+  public var impressions: UInt64 {
+    get {_storage._impressions}
+    set {_uniqueStorage()._impressions = newValue}
+  }
+
+  public var clicks: UInt64 {
+    get {_storage._clicks}
+    set {_uniqueStorage()._clicks = newValue}
+  }
+
+  public var videoViews: UInt64 {
+    get {_storage._videoViews}
+    set {_uniqueStorage()._videoViews = newValue}
+  }
+
+  /// likes + comments + shares + saves.
+  public var engagements: UInt64 {
+    get {_storage._engagements}
+    set {_uniqueStorage()._engagements = newValue}
+  }
+
+  /// sum(engagements) / sum(reach) over posts whose reach is known; absent if none.
+  public var engagementRateReach: Double {
+    get {_storage._engagementRateReach ?? 0}
+    set {_uniqueStorage()._engagementRateReach = newValue}
+  }
+  /// Returns true if `engagementRateReach` has been explicitly set.
+  public var hasEngagementRateReach: Bool {_storage._engagementRateReach != nil}
+  /// Clears the value of `engagementRateReach`. Subsequent reads from it will return its default value.
+  public mutating func clearEngagementRateReach() {_uniqueStorage()._engagementRateReach = nil}
+
+  /// sum(engagements) / sum(impressions) over posts whose impressions are known.
+  public var engagementRateImpressions: Double {
+    get {_storage._engagementRateImpressions ?? 0}
+    set {_uniqueStorage()._engagementRateImpressions = newValue}
+  }
+  /// Returns true if `engagementRateImpressions` has been explicitly set.
+  public var hasEngagementRateImpressions: Bool {_storage._engagementRateImpressions != nil}
+  /// Clears the value of `engagementRateImpressions`. Subsequent reads from it will return its default value.
+  public mutating func clearEngagementRateImpressions() {_uniqueStorage()._engagementRateImpressions = nil}
+
+  /// sum(clicks) / sum(impressions) over posts where both are known.
+  public var ctr: Double {
+    get {_storage._ctr ?? 0}
+    set {_uniqueStorage()._ctr = newValue}
+  }
+  /// Returns true if `ctr` has been explicitly set.
+  public var hasCtr: Bool {_storage._ctr != nil}
+  /// Clears the value of `ctr`. Subsequent reads from it will return its default value.
+  public mutating func clearCtr() {_uniqueStorage()._ctr = nil}
+
+  /// The median of per-post engagement rates by reach and by impressions (QuantileSketch:
+  /// within 1 % of the value at rank floor((n - 1) / 2)); absent without such a post.
+  public var medianRateReach: Double {
+    get {_storage._medianRateReach ?? 0}
+    set {_uniqueStorage()._medianRateReach = newValue}
+  }
+  /// Returns true if `medianRateReach` has been explicitly set.
+  public var hasMedianRateReach: Bool {_storage._medianRateReach != nil}
+  /// Clears the value of `medianRateReach`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRateReach() {_uniqueStorage()._medianRateReach = nil}
+
+  public var medianRateImpressions: Double {
+    get {_storage._medianRateImpressions ?? 0}
+    set {_uniqueStorage()._medianRateImpressions = newValue}
+  }
+  /// Returns true if `medianRateImpressions` has been explicitly set.
+  public var hasMedianRateImpressions: Bool {_storage._medianRateImpressions != nil}
+  /// Clears the value of `medianRateImpressions`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRateImpressions() {_uniqueStorage()._medianRateImpressions = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
-}
-
-/// EngagementRow: counts and sums, and rates as ratios of sums.
-public nonisolated struct Haat_V1_EngagementRow: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  public var platform: String = String()
-
-  public var account: String = String()
-
-  public var mediaType: String = String()
-
-  public var posts: UInt64 = 0
-
-  public var likes: UInt64 = 0
-
-  public var comments: UInt64 = 0
-
-  public var shares: UInt64 = 0
-
-  public var saves: UInt64 = 0
-
-  public var reach: UInt64 = 0
-
-  public var impressions: UInt64 = 0
-
-  public var clicks: UInt64 = 0
-
-  public var videoViews: UInt64 = 0
-
-  /// likes + comments + shares + saves.
-  public var engagements: UInt64 = 0
-
-  /// sum(engagements) / sum(reach) over posts whose reach is known; absent if none.
-  public var engagementRateReach: Double {
-    get {_engagementRateReach ?? 0}
-    set {_engagementRateReach = newValue}
-  }
-  /// Returns true if `engagementRateReach` has been explicitly set.
-  public var hasEngagementRateReach: Bool {self._engagementRateReach != nil}
-  /// Clears the value of `engagementRateReach`. Subsequent reads from it will return its default value.
-  public mutating func clearEngagementRateReach() {self._engagementRateReach = nil}
-
-  /// sum(engagements) / sum(impressions) over posts whose impressions are known.
-  public var engagementRateImpressions: Double {
-    get {_engagementRateImpressions ?? 0}
-    set {_engagementRateImpressions = newValue}
-  }
-  /// Returns true if `engagementRateImpressions` has been explicitly set.
-  public var hasEngagementRateImpressions: Bool {self._engagementRateImpressions != nil}
-  /// Clears the value of `engagementRateImpressions`. Subsequent reads from it will return its default value.
-  public mutating func clearEngagementRateImpressions() {self._engagementRateImpressions = nil}
-
-  /// sum(clicks) / sum(impressions) over posts where both are known.
-  public var ctr: Double {
-    get {_ctr ?? 0}
-    set {_ctr = newValue}
-  }
-  /// Returns true if `ctr` has been explicitly set.
-  public var hasCtr: Bool {self._ctr != nil}
-  /// Clears the value of `ctr`. Subsequent reads from it will return its default value.
-  public mutating func clearCtr() {self._ctr = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _engagementRateReach: Double? = nil
-  fileprivate var _engagementRateImpressions: Double? = nil
-  fileprivate var _ctr: Double? = nil
 }
 
 /// ReviewsPartial holds exact counts of reviews per platform x account (docs/reports.md).
@@ -1310,7 +1384,7 @@ nonisolated extension Haat_V1_EngagementPartial: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngagementCell"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{3}engagements_with_reach\0\u{3}engagements_with_impressions\0\u{3}ctr_clicks\0\u{3}ctr_impressions\0\u{3}posts_with_reach\0\u{3}posts_with_impressions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{3}engagements_with_reach\0\u{3}engagements_with_impressions\0\u{3}ctr_clicks\0\u{3}ctr_impressions\0\u{3}posts_with_reach\0\u{3}posts_with_impressions\0\u{3}rates_reach\0\u{3}rates_impressions\0")
 
   fileprivate class _StorageClass {
     var _platform: String = String()
@@ -1331,6 +1405,8 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
     var _ctrImpressions: UInt64 = 0
     var _postsWithReach: UInt64 = 0
     var _postsWithImpressions: UInt64 = 0
+    var _ratesReach: Haat_V1_QuantileSketch? = nil
+    var _ratesImpressions: Haat_V1_QuantileSketch? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1359,6 +1435,8 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
       _ctrImpressions = source._ctrImpressions
       _postsWithReach = source._postsWithReach
       _postsWithImpressions = source._postsWithImpressions
+      _ratesReach = source._ratesReach
+      _ratesImpressions = source._ratesImpressions
     }
   }
 
@@ -1395,6 +1473,8 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._ctrImpressions) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._postsWithReach) }()
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._postsWithImpressions) }()
+        case 19: try { try decoder.decodeSingularMessageField(value: &_storage._ratesReach) }()
+        case 20: try { try decoder.decodeSingularMessageField(value: &_storage._ratesImpressions) }()
         default: break
         }
       }
@@ -1403,6 +1483,10 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
       if !_storage._platform.isEmpty {
         try visitor.visitSingularStringField(value: _storage._platform, fieldNumber: 1)
       }
@@ -1457,6 +1541,12 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
       if _storage._postsWithImpressions != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._postsWithImpressions, fieldNumber: 18)
       }
+      try { if let v = _storage._ratesReach {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+      } }()
+      try { if let v = _storage._ratesImpressions {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1484,6 +1574,8 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
         if _storage._ctrImpressions != rhs_storage._ctrImpressions {return false}
         if _storage._postsWithReach != rhs_storage._postsWithReach {return false}
         if _storage._postsWithImpressions != rhs_storage._postsWithImpressions {return false}
+        if _storage._ratesReach != rhs_storage._ratesReach {return false}
+        if _storage._ratesImpressions != rhs_storage._ratesImpressions {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -1718,9 +1810,64 @@ nonisolated extension Haat_V1_EngagementReport: SwiftProtobuf.Message, SwiftProt
   public static let protoMessageName: String = _protobuf_package + ".EngagementReport"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}total\0")
 
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._total) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    try { if let v = self._total {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_EngagementReport, rhs: Haat_V1_EngagementReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs._total != rhs._total {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EngagementRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{1}engagements\0\u{3}engagement_rate_reach\0\u{3}engagement_rate_impressions\0\u{1}ctr\0\u{3}median_rate_reach\0\u{3}median_rate_impressions\0")
+
   fileprivate class _StorageClass {
-    var _rows: [Haat_V1_EngagementRow] = []
-    var _total: Haat_V1_EngagementRow? = nil
+    var _platform: String = String()
+    var _account: String = String()
+    var _mediaType: String = String()
+    var _posts: UInt64 = 0
+    var _likes: UInt64 = 0
+    var _comments: UInt64 = 0
+    var _shares: UInt64 = 0
+    var _saves: UInt64 = 0
+    var _reach: UInt64 = 0
+    var _impressions: UInt64 = 0
+    var _clicks: UInt64 = 0
+    var _videoViews: UInt64 = 0
+    var _engagements: UInt64 = 0
+    var _engagementRateReach: Double? = nil
+    var _engagementRateImpressions: Double? = nil
+    var _ctr: Double? = nil
+    var _medianRateReach: Double? = nil
+    var _medianRateImpressions: Double? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1731,8 +1878,24 @@ nonisolated extension Haat_V1_EngagementReport: SwiftProtobuf.Message, SwiftProt
     private init() {}
 
     init(copying source: _StorageClass) {
-      _rows = source._rows
-      _total = source._total
+      _platform = source._platform
+      _account = source._account
+      _mediaType = source._mediaType
+      _posts = source._posts
+      _likes = source._likes
+      _comments = source._comments
+      _shares = source._shares
+      _saves = source._saves
+      _reach = source._reach
+      _impressions = source._impressions
+      _clicks = source._clicks
+      _videoViews = source._videoViews
+      _engagements = source._engagements
+      _engagementRateReach = source._engagementRateReach
+      _engagementRateImpressions = source._engagementRateImpressions
+      _ctr = source._ctr
+      _medianRateReach = source._medianRateReach
+      _medianRateImpressions = source._medianRateImpressions
     }
   }
 
@@ -1751,8 +1914,24 @@ nonisolated extension Haat_V1_EngagementReport: SwiftProtobuf.Message, SwiftProt
         // allocates stack space for every case branch when no optimizations are
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
-        case 1: try { try decoder.decodeRepeatedMessageField(value: &_storage._rows) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._total) }()
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._platform) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._account) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._mediaType) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._posts) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._likes) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._comments) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._shares) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._saves) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._reach) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._impressions) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._clicks) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._videoViews) }()
+        case 13: try { try decoder.decodeSingularUInt64Field(value: &_storage._engagements) }()
+        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._engagementRateReach) }()
+        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._engagementRateImpressions) }()
+        case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._ctr) }()
+        case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRateReach) }()
+        case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRateImpressions) }()
         default: break
         }
       }
@@ -1765,136 +1944,91 @@ nonisolated extension Haat_V1_EngagementReport: SwiftProtobuf.Message, SwiftProt
       // allocates stack space for every if/case branch local when no optimizations
       // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
       // https://github.com/apple/swift-protobuf/issues/1182
-      if !_storage._rows.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._rows, fieldNumber: 1)
+      if !_storage._platform.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._platform, fieldNumber: 1)
       }
-      try { if let v = _storage._total {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      if !_storage._account.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._account, fieldNumber: 2)
+      }
+      if !_storage._mediaType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._mediaType, fieldNumber: 3)
+      }
+      if _storage._posts != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._posts, fieldNumber: 4)
+      }
+      if _storage._likes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._likes, fieldNumber: 5)
+      }
+      if _storage._comments != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._comments, fieldNumber: 6)
+      }
+      if _storage._shares != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._shares, fieldNumber: 7)
+      }
+      if _storage._saves != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._saves, fieldNumber: 8)
+      }
+      if _storage._reach != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._reach, fieldNumber: 9)
+      }
+      if _storage._impressions != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._impressions, fieldNumber: 10)
+      }
+      if _storage._clicks != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._clicks, fieldNumber: 11)
+      }
+      if _storage._videoViews != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._videoViews, fieldNumber: 12)
+      }
+      if _storage._engagements != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._engagements, fieldNumber: 13)
+      }
+      try { if let v = _storage._engagementRateReach {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+      } }()
+      try { if let v = _storage._engagementRateImpressions {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._ctr {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
+      } }()
+      try { if let v = _storage._medianRateReach {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 17)
+      } }()
+      try { if let v = _storage._medianRateImpressions {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 18)
       } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Haat_V1_EngagementReport, rhs: Haat_V1_EngagementReport) -> Bool {
+  public static func ==(lhs: Haat_V1_EngagementRow, rhs: Haat_V1_EngagementRow) -> Bool {
     if lhs._storage !== rhs._storage {
       let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
         let _storage = _args.0
         let rhs_storage = _args.1
-        if _storage._rows != rhs_storage._rows {return false}
-        if _storage._total != rhs_storage._total {return false}
+        if _storage._platform != rhs_storage._platform {return false}
+        if _storage._account != rhs_storage._account {return false}
+        if _storage._mediaType != rhs_storage._mediaType {return false}
+        if _storage._posts != rhs_storage._posts {return false}
+        if _storage._likes != rhs_storage._likes {return false}
+        if _storage._comments != rhs_storage._comments {return false}
+        if _storage._shares != rhs_storage._shares {return false}
+        if _storage._saves != rhs_storage._saves {return false}
+        if _storage._reach != rhs_storage._reach {return false}
+        if _storage._impressions != rhs_storage._impressions {return false}
+        if _storage._clicks != rhs_storage._clicks {return false}
+        if _storage._videoViews != rhs_storage._videoViews {return false}
+        if _storage._engagements != rhs_storage._engagements {return false}
+        if _storage._engagementRateReach != rhs_storage._engagementRateReach {return false}
+        if _storage._engagementRateImpressions != rhs_storage._engagementRateImpressions {return false}
+        if _storage._ctr != rhs_storage._ctr {return false}
+        if _storage._medianRateReach != rhs_storage._medianRateReach {return false}
+        if _storage._medianRateImpressions != rhs_storage._medianRateImpressions {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".EngagementRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{1}engagements\0\u{3}engagement_rate_reach\0\u{3}engagement_rate_impressions\0\u{1}ctr\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.mediaType) }()
-      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.likes) }()
-      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.comments) }()
-      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.shares) }()
-      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.saves) }()
-      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.reach) }()
-      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.impressions) }()
-      case 11: try { try decoder.decodeSingularUInt64Field(value: &self.clicks) }()
-      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.videoViews) }()
-      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.engagements) }()
-      case 14: try { try decoder.decodeSingularDoubleField(value: &self._engagementRateReach) }()
-      case 15: try { try decoder.decodeSingularDoubleField(value: &self._engagementRateImpressions) }()
-      case 16: try { try decoder.decodeSingularDoubleField(value: &self._ctr) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.platform.isEmpty {
-      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
-    }
-    if !self.account.isEmpty {
-      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
-    }
-    if !self.mediaType.isEmpty {
-      try visitor.visitSingularStringField(value: self.mediaType, fieldNumber: 3)
-    }
-    if self.posts != 0 {
-      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 4)
-    }
-    if self.likes != 0 {
-      try visitor.visitSingularUInt64Field(value: self.likes, fieldNumber: 5)
-    }
-    if self.comments != 0 {
-      try visitor.visitSingularUInt64Field(value: self.comments, fieldNumber: 6)
-    }
-    if self.shares != 0 {
-      try visitor.visitSingularUInt64Field(value: self.shares, fieldNumber: 7)
-    }
-    if self.saves != 0 {
-      try visitor.visitSingularUInt64Field(value: self.saves, fieldNumber: 8)
-    }
-    if self.reach != 0 {
-      try visitor.visitSingularUInt64Field(value: self.reach, fieldNumber: 9)
-    }
-    if self.impressions != 0 {
-      try visitor.visitSingularUInt64Field(value: self.impressions, fieldNumber: 10)
-    }
-    if self.clicks != 0 {
-      try visitor.visitSingularUInt64Field(value: self.clicks, fieldNumber: 11)
-    }
-    if self.videoViews != 0 {
-      try visitor.visitSingularUInt64Field(value: self.videoViews, fieldNumber: 12)
-    }
-    if self.engagements != 0 {
-      try visitor.visitSingularUInt64Field(value: self.engagements, fieldNumber: 13)
-    }
-    try { if let v = self._engagementRateReach {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
-    } }()
-    try { if let v = self._engagementRateImpressions {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
-    } }()
-    try { if let v = self._ctr {
-      try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Haat_V1_EngagementRow, rhs: Haat_V1_EngagementRow) -> Bool {
-    if lhs.platform != rhs.platform {return false}
-    if lhs.account != rhs.account {return false}
-    if lhs.mediaType != rhs.mediaType {return false}
-    if lhs.posts != rhs.posts {return false}
-    if lhs.likes != rhs.likes {return false}
-    if lhs.comments != rhs.comments {return false}
-    if lhs.shares != rhs.shares {return false}
-    if lhs.saves != rhs.saves {return false}
-    if lhs.reach != rhs.reach {return false}
-    if lhs.impressions != rhs.impressions {return false}
-    if lhs.clicks != rhs.clicks {return false}
-    if lhs.videoViews != rhs.videoViews {return false}
-    if lhs.engagements != rhs.engagements {return false}
-    if lhs._engagementRateReach != rhs._engagementRateReach {return false}
-    if lhs._engagementRateImpressions != rhs._engagementRateImpressions {return false}
-    if lhs._ctr != rhs._ctr {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -116,6 +116,7 @@ public struct ReportTable: Sendable {
 public enum Reports {
   public static let all: [any ReportKernel.Type] = [
     EngagementKernel.self, BestTimeKernel.self, AttributionKernel.self, ReviewsKernel.self, AdsKernel.self,
+    AudienceKernel.self,
   ]
 
   /// The kernel of a report name, if this build has it.

@@ -72,6 +72,15 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `attribution`. Subsequent reads from it will return its default value.
   public mutating func clearAttribution() {self._attribution = nil}
 
+  public var audience: Haat_V1_AudiencePartial {
+    get {_audience ?? Haat_V1_AudiencePartial()}
+    set {_audience = newValue}
+  }
+  /// Returns true if `audience` has been explicitly set.
+  public var hasAudience: Bool {self._audience != nil}
+  /// Clears the value of `audience`. Subsequent reads from it will return its default value.
+  public mutating func clearAudience() {self._audience = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -81,6 +90,7 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   fileprivate var _ads: Haat_V1_AdsPartial? = nil
   fileprivate var _bestTime: Haat_V1_BestTimePartial? = nil
   fileprivate var _attribution: Haat_V1_AttributionPartial? = nil
+  fileprivate var _audience: Haat_V1_AudiencePartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -288,6 +298,15 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasAttribution: Bool {_storage._attribution != nil}
   /// Clears the value of `attribution`. Subsequent reads from it will return its default value.
   public mutating func clearAttribution() {_uniqueStorage()._attribution = nil}
+
+  public var audience: Haat_V1_AudienceReport {
+    get {_storage._audience ?? Haat_V1_AudienceReport()}
+    set {_uniqueStorage()._audience = newValue}
+  }
+  /// Returns true if `audience` has been explicitly set.
+  public var hasAudience: Bool {_storage._audience != nil}
+  /// Clears the value of `audience`. Subsequent reads from it will return its default value.
+  public mutating func clearAudience() {_uniqueStorage()._audience = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1294,13 +1313,150 @@ public nonisolated struct Haat_V1_AttributionRow: Sendable {
   fileprivate var _claimedRoas: Double? = nil
 }
 
+/// DistinctSketch is a HyperLogLog of 2^14 registers (Flajolet et al. 2007). A value's hash
+/// h is FNV-1a 64 of its UTF-8 bytes (offset basis 0xcbf29ce484222325, prime
+/// 0x100000001b3), then MurmurHash3's fmix64 (h ^= h >> 33; h *= 0xff51afd7ed558ccd;
+/// h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33), all modulo 2^64. Its register is
+/// the top 14 bits of h; its rank is 1 + the number of leading zero bits of h << 14 (51 when
+/// those 50 bits are all 0); a register keeps the largest rank it saw. Merging takes each
+/// register's maximum. The estimate is E = 0.7213 / (1 + 1.079 / m) * m^2 / sum(2^-M[j])
+/// with m = 16384 (a zero register counts 2^0), or m * ln(m / V) when E <= 2.5 m and V > 0
+/// registers are zero; its standard error is 1.04 / sqrt(m), about 0.81 %.
+public nonisolated struct Haat_V1_DistinctSketch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// One number per non-zero register, register * 64 + rank, ascending.
+  public var registers: [UInt32] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// AudiencePartial holds, per platform x account, the distinct customers who ordered and
+/// the distinct conversations a customer wrote in.
+public nonisolated struct Haat_V1_AudiencePartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_AudienceCell] = []
+
+  /// A count passed 2^64 - 1 on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_AudienceCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// The customer keys of the orders that have one.
+  public var customers: Haat_V1_DistinctSketch {
+    get {_customers ?? Haat_V1_DistinctSketch()}
+    set {_customers = newValue}
+  }
+  /// Returns true if `customers` has been explicitly set.
+  public var hasCustomers: Bool {self._customers != nil}
+  /// Clears the value of `customers`. Subsequent reads from it will return its default value.
+  public mutating func clearCustomers() {self._customers = nil}
+
+  public var orders: UInt64 = 0
+
+  /// Orders without a customer (guest checkouts).
+  public var guestOrders: UInt64 = 0
+
+  /// The conversation ids of inbound messages.
+  public var conversations: Haat_V1_DistinctSketch {
+    get {_conversations ?? Haat_V1_DistinctSketch()}
+    set {_conversations = newValue}
+  }
+  /// Returns true if `conversations` has been explicitly set.
+  public var hasConversations: Bool {self._conversations != nil}
+  /// Clears the value of `conversations`. Subsequent reads from it will return its default value.
+  public mutating func clearConversations() {self._conversations = nil}
+
+  public var inboundMessages: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _customers: Haat_V1_DistinctSketch? = nil
+  fileprivate var _conversations: Haat_V1_DistinctSketch? = nil
+}
+
+/// AudienceReport is the `audience` report: a row per platform x account, and the union
+/// over every account in `total`.
+public nonisolated struct Haat_V1_AudienceReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_AudienceRow] = []
+
+  public var total: Haat_V1_AudienceRow {
+    get {_total ?? Haat_V1_AudienceRow()}
+    set {_total = newValue}
+  }
+  /// Returns true if `total` has been explicitly set.
+  public var hasTotal: Bool {self._total != nil}
+  /// Clears the value of `total`. Subsequent reads from it will return its default value.
+  public mutating func clearTotal() {self._total = nil}
+
+  /// The half width of a 95 % interval of every distinct count, relative (2 standard errors).
+  public var errorBound: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _total: Haat_V1_AudienceRow? = nil
+}
+
+public nonisolated struct Haat_V1_AudienceRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// Distinct customers who ordered, estimated (DistinctSketch), rounded.
+  public var customers: UInt64 = 0
+
+  public var orders: UInt64 = 0
+
+  public var guestOrders: UInt64 = 0
+
+  /// Distinct conversations with an inbound message, estimated, rounded.
+  public var conversations: UInt64 = 0
+
+  public var inboundMessages: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1313,6 +1469,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 3: try { try decoder.decodeSingularMessageField(value: &self._ads) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._bestTime) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._attribution) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._audience) }()
       default: break
       }
     }
@@ -1338,6 +1495,9 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._attribution {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    try { if let v = self._audience {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1347,6 +1507,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._ads != rhs._ads {return false}
     if lhs._bestTime != rhs._bestTime {return false}
     if lhs._attribution != rhs._attribution {return false}
+    if lhs._audience != rhs._audience {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1587,7 +1748,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -1597,6 +1758,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _ads: Haat_V1_AdsReport? = nil
     var _bestTime: Haat_V1_BestTimeReport? = nil
     var _attribution: Haat_V1_AttributionReport? = nil
+    var _audience: Haat_V1_AudienceReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1614,6 +1776,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _ads = source._ads
       _bestTime = source._bestTime
       _attribution = source._attribution
+      _audience = source._audience
     }
   }
 
@@ -1639,6 +1802,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 5: try { try decoder.decodeSingularMessageField(value: &_storage._ads) }()
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._bestTime) }()
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._attribution) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._audience) }()
         default: break
         }
       }
@@ -1672,6 +1836,9 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._attribution {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
       } }()
+      try { if let v = _storage._audience {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1688,6 +1855,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._ads != rhs_storage._ads {return false}
         if _storage._bestTime != rhs_storage._bestTime {return false}
         if _storage._attribution != rhs_storage._attribution {return false}
+        if _storage._audience != rhs_storage._audience {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3305,6 +3473,239 @@ nonisolated extension Haat_V1_AttributionRow: SwiftProtobuf.Message, SwiftProtob
     if lhs.byUtm != rhs.byUtm {return false}
     if lhs.byClickID != rhs.byClickID {return false}
     if lhs.byReferrer != rhs.byReferrer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_DistinctSketch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DistinctSketch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}registers\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedUInt32Field(value: &self.registers) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.registers.isEmpty {
+      try visitor.visitPackedUInt32Field(value: self.registers, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_DistinctSketch, rhs: Haat_V1_DistinctSketch) -> Bool {
+    if lhs.registers != rhs.registers {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AudiencePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AudiencePartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AudiencePartial, rhs: Haat_V1_AudiencePartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AudienceCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AudienceCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}customers\0\u{1}orders\0\u{3}guest_orders\0\u{1}conversations\0\u{3}inbound_messages\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._customers) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.guestOrders) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._conversations) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.inboundMessages) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    try { if let v = self._customers {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 4)
+    }
+    if self.guestOrders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.guestOrders, fieldNumber: 5)
+    }
+    try { if let v = self._conversations {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if self.inboundMessages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inboundMessages, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AudienceCell, rhs: Haat_V1_AudienceCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs._customers != rhs._customers {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.guestOrders != rhs.guestOrders {return false}
+    if lhs._conversations != rhs._conversations {return false}
+    if lhs.inboundMessages != rhs.inboundMessages {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AudienceReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AudienceReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}total\0\u{3}error_bound\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._total) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.errorBound) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    try { if let v = self._total {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.errorBound.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.errorBound, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AudienceReport, rhs: Haat_V1_AudienceReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs._total != rhs._total {return false}
+    if lhs.errorBound != rhs.errorBound {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_AudienceRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AudienceRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}customers\0\u{1}orders\0\u{3}guest_orders\0\u{1}conversations\0\u{3}inbound_messages\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.customers) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.guestOrders) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.conversations) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.inboundMessages) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if self.customers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.customers, fieldNumber: 3)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 4)
+    }
+    if self.guestOrders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.guestOrders, fieldNumber: 5)
+    }
+    if self.conversations != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversations, fieldNumber: 6)
+    }
+    if self.inboundMessages != 0 {
+      try visitor.visitSingularUInt64Field(value: self.inboundMessages, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_AudienceRow, rhs: Haat_V1_AudienceRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.customers != rhs.customers {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.guestOrders != rhs.guestOrders {return false}
+    if lhs.conversations != rhs.conversations {return false}
+    if lhs.inboundMessages != rhs.inboundMessages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

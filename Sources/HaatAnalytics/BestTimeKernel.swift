@@ -15,7 +15,7 @@ public struct BestTimeKernel: Sendable {
   static let recommended = 3
   /// A terminal shows the heatmaps of at most this many accounts.
   static let maxHeatmaps = 4
-  static let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+  static let days = LocalClock.days
 
   struct Key: Hashable, Comparable {
     var platform: String
@@ -74,40 +74,21 @@ public struct BestTimeKernel: Sendable {
 
   private var cells: [Key: Cell] = [:]
   private var overflowed = false
-  /// The account's zone (from the task's source), with its UTC offsets cached per quarter
-  /// hour of UTC time (every zone's transitions fall on quarter hours).
-  private var zone: TimeZone?
-  private var offsets: [Int64: Int64] = [:]
+  /// The account's clock (the task's source's zone, else each post's own offset).
+  private var clock = LocalClock(timezone: "")
 
   public init() {}
 
   public init(context: ReportContext) {
     self.init()
-    zone = context.timezone.isEmpty ? nil : TimeZone(identifier: context.timezone)
+    clock = LocalClock(timezone: context.timezone)
   }
 
-  /// Hour of week, 0 = Monday 00:00–00:59 … 167 = Sunday 23:00–23:59, of a local time in
-  /// seconds since 1970-01-01 00:00 local (a Thursday).
-  static func hourOfWeek(local seconds: Int64) -> UInt32 {
-    let day = seconds.floorDivided(by: 86_400)
-    let weekday = ((day + 3) % 7 + 7) % 7
-    let hour = (seconds - day * 86_400) / 3_600
-    return UInt32(weekday * 24 + hour)
-  }
+  static func hourOfWeek(local seconds: Int64) -> UInt32 { LocalClock.hourOfWeek(local: seconds) }
 
   static func label(_ hour: UInt32) -> String {
     let clock = hour % 24
     return "\(days[Int(hour / 24) % 7]) \(clock < 10 ? "0" : "")\(clock):00"
-  }
-
-  private mutating func localSeconds(_ time: Values.Timestamp) -> Int64 {
-    guard let zone else { return time.epochSeconds + Int64(time.offsetMinutes) * 60 }
-    let quarter = time.epochSeconds.floorDivided(by: 900)
-    if let offset = offsets[quarter] { return time.epochSeconds + offset }
-    let offset = Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(quarter * 900))))
-    if offsets.count > 100_000 { offsets.removeAll(keepingCapacity: true) }
-    offsets[quarter] = offset
-    return time.epochSeconds + offset
   }
 
   /// likes + comments + shares + saves; nil past UInt64.max.
@@ -121,8 +102,8 @@ public struct BestTimeKernel: Sendable {
   mutating func add(_ post: PostRecord) -> Bool {
     guard let engagements = Self.engagements(post) else { return false }
     let key = Key(
-      platform: post.platform, account: post.account, zone: zone?.identifier ?? "offset",
-      hour: Self.hourOfWeek(local: localSeconds(post.createdAt)))
+      platform: post.platform, account: post.account, zone: clock.name,
+      hour: Self.hourOfWeek(local: clock.local(post.createdAt)))
     let rate = post.reach.flatMap { $0 > 0 ? Double(engagements) / Double($0) : nil }
     // In place: no cell or sketch is built per post.
     if !cells[key, default: Cell()].add(engagements: engagements, rate: rate) { overflowed = true }
@@ -181,13 +162,6 @@ public struct BestTimeKernel: Sendable {
       lines.append(line)
     }
     return lines
-  }
-}
-
-extension Int64 {
-  fileprivate func floorDivided(by divisor: Int64) -> Int64 {
-    let quotient = self / divisor
-    return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
   }
 }
 

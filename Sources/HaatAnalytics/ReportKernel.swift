@@ -55,9 +55,12 @@ public protocol ReportKernel: Sendable {
 public struct ReportContext: Sendable {
   /// The account's IANA time zone (`Source.timezone`); empty when the source names none.
   public var timezone: String
+  /// The business's opening hours (`Source.business_hours`); empty when none.
+  public var businessHours: String
 
-  public init(timezone: String = "") {
+  public init(timezone: String = "", businessHours: String = "") {
     self.timezone = timezone
+    self.businessHours = businessHours
   }
 }
 
@@ -116,7 +119,7 @@ public struct ReportTable: Sendable {
 public enum Reports {
   public static let all: [any ReportKernel.Type] = [
     EngagementKernel.self, BestTimeKernel.self, AttributionKernel.self, ReviewsKernel.self, AdsKernel.self,
-    AudienceKernel.self,
+    AudienceKernel.self, ResponseTimeKernel.self,
   ]
 
   /// The kernel of a report name, if this build has it.

@@ -110,13 +110,6 @@ public struct ReviewsKernel: Sendable, Equatable {
   }
 }
 
-extension Int64 {
-  fileprivate func floorDivided(by divisor: Int64) -> Int64 {
-    let quotient = self / divisor
-    return (self % divisor != 0 && (self < 0) != (divisor < 0)) ? quotient - 1 : quotient
-  }
-}
-
 extension ReviewsKernel: ReportKernel {
   public static let name = "reviews"
   public static let summary =

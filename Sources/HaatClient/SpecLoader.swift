@@ -69,7 +69,7 @@ public enum SpecLoader {
   ]
   static let sourceFields = [
     "name", "platform", "kind", "account", "url", "format", "credential", "pool", "tasks", "requests_per_second",
-    "incremental", "split_bytes", "since", "until", "timezone",
+    "incremental", "split_bytes", "since", "until", "timezone", "business_hours",
   ]
 
   static func jobSpec(_ object: [String: Any]) throws -> JobSpec {
@@ -116,6 +116,7 @@ public enum SpecLoader {
       out.since = try day(source["since"], "\(path).since") ?? ""
       out.until = try day(source["until"], "\(path).until") ?? ""
       out.timezone = try string(source["timezone"], "\(path).timezone") ?? ""
+      out.businessHours = try string(source["business_hours"], "\(path).business_hours") ?? ""
       return out
     }
     return spec

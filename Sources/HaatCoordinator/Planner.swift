@@ -130,6 +130,13 @@ public enum Planner {
           "unknown time zone \"\(DisplayText.escape(String(source.timezone.prefix(64))))\"; use an IANA name such as America/New_York"
         )
       }
+      if !source.businessHours.isEmpty {
+        do {
+          _ = try BusinessHours(source.businessHours)
+        } catch {
+          throw HaatError(error.code, error.message, field: "\(field).business_hours")
+        }
+      }
       if source.splitBytes != 0, kind != .posts {
         throw bad(
           "\(field).split_bytes",

@@ -67,7 +67,9 @@ struct TaskRunner: Sendable {
       return stats
     }
     let source = spec.source
-    var builder = PartialBuilder(reports: spec.reports, context: ReportContext(timezone: spec.source.timezone))
+    var builder = PartialBuilder(
+      reports: spec.reports,
+      context: ReportContext(timezone: spec.source.timezone, businessHours: spec.source.businessHours))
     var connector = C(task: spec, limits: limits)
     // Each record, parsed once, goes to every report that reads its type.
     func emit(_ record: CanonicalRecord) -> Bool { builder.add(record) }

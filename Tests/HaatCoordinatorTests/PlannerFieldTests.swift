@@ -56,6 +56,18 @@ import Testing
     #expect(refusal(posts)?.field == "sources[0].timezone")
   }
 
+  @Test func businessHoursAreCheckedAtSubmit() throws {
+    var messages = Source()
+    messages.kind = "messages"
+    messages.url = "file:///exports/dms.ndjson"
+    messages.businessHours = "Sat-Thu 10:00-20:00"
+    #expect(refusal(messages) == nil)
+    messages.businessHours = "weekdays 9 to 5"
+    let refused = refusal(messages)
+    #expect(refused?.field == "sources[0].business_hours")
+    #expect(refused?.message.contains("Sat-Thu 10:00-20:00") == true)
+  }
+
   @Test func aByDaySourceWithoutUntilReadsThroughToday() throws {
     var meta = Source()
     meta.kind = "meta_ads"

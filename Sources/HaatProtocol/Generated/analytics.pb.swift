@@ -81,6 +81,15 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   /// Clears the value of `audience`. Subsequent reads from it will return its default value.
   public mutating func clearAudience() {self._audience = nil}
 
+  public var responseTime: Haat_V1_ResponseTimePartial {
+    get {_responseTime ?? Haat_V1_ResponseTimePartial()}
+    set {_responseTime = newValue}
+  }
+  /// Returns true if `responseTime` has been explicitly set.
+  public var hasResponseTime: Bool {self._responseTime != nil}
+  /// Clears the value of `responseTime`. Subsequent reads from it will return its default value.
+  public mutating func clearResponseTime() {self._responseTime = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -91,6 +100,7 @@ public nonisolated struct Haat_V1_Partial: Sendable {
   fileprivate var _bestTime: Haat_V1_BestTimePartial? = nil
   fileprivate var _attribution: Haat_V1_AttributionPartial? = nil
   fileprivate var _audience: Haat_V1_AudiencePartial? = nil
+  fileprivate var _responseTime: Haat_V1_ResponseTimePartial? = nil
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -307,6 +317,15 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasAudience: Bool {_storage._audience != nil}
   /// Clears the value of `audience`. Subsequent reads from it will return its default value.
   public mutating func clearAudience() {_uniqueStorage()._audience = nil}
+
+  public var responseTime: Haat_V1_ResponseTimeReport {
+    get {_storage._responseTime ?? Haat_V1_ResponseTimeReport()}
+    set {_uniqueStorage()._responseTime = newValue}
+  }
+  /// Returns true if `responseTime` has been explicitly set.
+  public var hasResponseTime: Bool {_storage._responseTime != nil}
+  /// Clears the value of `responseTime`. Subsequent reads from it will return its default value.
+  public mutating func clearResponseTime() {_uniqueStorage()._responseTime = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1450,13 +1469,275 @@ public nonisolated struct Haat_V1_AudienceRow: Sendable {
   public init() {}
 }
 
+/// ResponseTimePartial holds the conversations a task read whole, counted per platform x
+/// account x zone x hour of week of the customer's first message x business hours.
+public nonisolated struct Haat_V1_ResponseTimePartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_ResponseTimeCell] = []
+
+  /// A count passed 2^64 - 1 on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_ResponseTimeCell: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String {
+    get {_storage._platform}
+    set {_uniqueStorage()._platform = newValue}
+  }
+
+  public var account: String {
+    get {_storage._account}
+    set {_uniqueStorage()._account = newValue}
+  }
+
+  /// The source's IANA zone, or "offset" (each message's written offset), as best_time.
+  public var zone: String {
+    get {_storage._zone}
+    set {_uniqueStorage()._zone = newValue}
+  }
+
+  /// Hour of week (0 = Monday 00:00-00:59) of the conversation's first inbound message.
+  public var hour: UInt32 {
+    get {_storage._hour}
+    set {_uniqueStorage()._hour = newValue}
+  }
+
+  /// 0: the source states no business hours; 1: the first inbound message came inside
+  /// them; 2: outside.
+  public var businessHours: UInt32 {
+    get {_storage._businessHours}
+    set {_uniqueStorage()._businessHours = newValue}
+  }
+
+  /// Conversations with an inbound message, and those answered after it.
+  public var conversations: UInt64 {
+    get {_storage._conversations}
+    set {_uniqueStorage()._conversations = newValue}
+  }
+
+  public var answered: UInt64 {
+    get {_storage._answered}
+    set {_uniqueStorage()._answered = newValue}
+  }
+
+  /// Answered within 15 min, 1 h and 24 h of the first inbound message (inclusive).
+  public var within15M: UInt64 {
+    get {_storage._within15M}
+    set {_uniqueStorage()._within15M = newValue}
+  }
+
+  public var within1H: UInt64 {
+    get {_storage._within1H}
+    set {_uniqueStorage()._within1H = newValue}
+  }
+
+  public var within24H: UInt64 {
+    get {_storage._within24H}
+    set {_uniqueStorage()._within24H = newValue}
+  }
+
+  /// Seconds from the first inbound message to the first outbound one after it.
+  public var firstResponseS: Haat_V1_QuantileSketch {
+    get {_storage._firstResponseS ?? Haat_V1_QuantileSketch()}
+    set {_uniqueStorage()._firstResponseS = newValue}
+  }
+  /// Returns true if `firstResponseS` has been explicitly set.
+  public var hasFirstResponseS: Bool {_storage._firstResponseS != nil}
+  /// Clears the value of `firstResponseS`. Subsequent reads from it will return its default value.
+  public mutating func clearFirstResponseS() {_uniqueStorage()._firstResponseS = nil}
+
+  /// Answered conversations whose last message is the business's, and the seconds from the
+  /// first inbound message to that last one.
+  public var resolved: UInt64 {
+    get {_storage._resolved}
+    set {_uniqueStorage()._resolved = newValue}
+  }
+
+  public var resolutionS: Haat_V1_QuantileSketch {
+    get {_storage._resolutionS ?? Haat_V1_QuantileSketch()}
+    set {_uniqueStorage()._resolutionS = newValue}
+  }
+  /// Returns true if `resolutionS` has been explicitly set.
+  public var hasResolutionS: Bool {_storage._resolutionS != nil}
+  /// Clears the value of `resolutionS`. Subsequent reads from it will return its default value.
+  public mutating func clearResolutionS() {_uniqueStorage()._resolutionS = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// ResponseTimeReport is the `response_time` report: per account, a row for all its
+/// conversations and, when the source states business hours, one for those that began
+/// inside them and one for those outside; and its conversations by hour of week.
+public nonisolated struct Haat_V1_ResponseTimeReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_ResponseTimeRow] = []
+
+  public var hours: [Haat_V1_ResponseTimeHour] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_ResponseTimeRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var zone: String = String()
+
+  /// "all", "inside" or "outside" (business hours).
+  public var hours: String = String()
+
+  public var conversations: UInt64 = 0
+
+  public var answered: UInt64 = 0
+
+  public var unanswered: UInt64 = 0
+
+  /// QuantileSketch quantiles of the first response time, seconds.
+  public var firstResponseP50S: Double {
+    get {_firstResponseP50S ?? 0}
+    set {_firstResponseP50S = newValue}
+  }
+  /// Returns true if `firstResponseP50S` has been explicitly set.
+  public var hasFirstResponseP50S: Bool {self._firstResponseP50S != nil}
+  /// Clears the value of `firstResponseP50S`. Subsequent reads from it will return its default value.
+  public mutating func clearFirstResponseP50S() {self._firstResponseP50S = nil}
+
+  public var firstResponseP90S: Double {
+    get {_firstResponseP90S ?? 0}
+    set {_firstResponseP90S = newValue}
+  }
+  /// Returns true if `firstResponseP90S` has been explicitly set.
+  public var hasFirstResponseP90S: Bool {self._firstResponseP90S != nil}
+  /// Clears the value of `firstResponseP90S`. Subsequent reads from it will return its default value.
+  public mutating func clearFirstResponseP90S() {self._firstResponseP90S = nil}
+
+  /// Answered within 15 min, 1 h, 24 h / conversations (an unanswered one is not within).
+  public var shareWithin15M: Double {
+    get {_shareWithin15M ?? 0}
+    set {_shareWithin15M = newValue}
+  }
+  /// Returns true if `shareWithin15M` has been explicitly set.
+  public var hasShareWithin15M: Bool {self._shareWithin15M != nil}
+  /// Clears the value of `shareWithin15M`. Subsequent reads from it will return its default value.
+  public mutating func clearShareWithin15M() {self._shareWithin15M = nil}
+
+  public var shareWithin1H: Double {
+    get {_shareWithin1H ?? 0}
+    set {_shareWithin1H = newValue}
+  }
+  /// Returns true if `shareWithin1H` has been explicitly set.
+  public var hasShareWithin1H: Bool {self._shareWithin1H != nil}
+  /// Clears the value of `shareWithin1H`. Subsequent reads from it will return its default value.
+  public mutating func clearShareWithin1H() {self._shareWithin1H = nil}
+
+  public var shareWithin24H: Double {
+    get {_shareWithin24H ?? 0}
+    set {_shareWithin24H = newValue}
+  }
+  /// Returns true if `shareWithin24H` has been explicitly set.
+  public var hasShareWithin24H: Bool {self._shareWithin24H != nil}
+  /// Clears the value of `shareWithin24H`. Subsequent reads from it will return its default value.
+  public mutating func clearShareWithin24H() {self._shareWithin24H = nil}
+
+  public var resolved: UInt64 = 0
+
+  public var resolutionP50S: Double {
+    get {_resolutionP50S ?? 0}
+    set {_resolutionP50S = newValue}
+  }
+  /// Returns true if `resolutionP50S` has been explicitly set.
+  public var hasResolutionP50S: Bool {self._resolutionP50S != nil}
+  /// Clears the value of `resolutionP50S`. Subsequent reads from it will return its default value.
+  public mutating func clearResolutionP50S() {self._resolutionP50S = nil}
+
+  public var resolutionP90S: Double {
+    get {_resolutionP90S ?? 0}
+    set {_resolutionP90S = newValue}
+  }
+  /// Returns true if `resolutionP90S` has been explicitly set.
+  public var hasResolutionP90S: Bool {self._resolutionP90S != nil}
+  /// Clears the value of `resolutionP90S`. Subsequent reads from it will return its default value.
+  public mutating func clearResolutionP90S() {self._resolutionP90S = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _firstResponseP50S: Double? = nil
+  fileprivate var _firstResponseP90S: Double? = nil
+  fileprivate var _shareWithin15M: Double? = nil
+  fileprivate var _shareWithin1H: Double? = nil
+  fileprivate var _shareWithin24H: Double? = nil
+  fileprivate var _resolutionP50S: Double? = nil
+  fileprivate var _resolutionP90S: Double? = nil
+}
+
+public nonisolated struct Haat_V1_ResponseTimeHour: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var zone: String = String()
+
+  public var hour: UInt32 = 0
+
+  /// "Tue 18:00".
+  public var label: String = String()
+
+  public var conversations: UInt64 = 0
+
+  public var medianFirstResponseS: Double {
+    get {_medianFirstResponseS ?? 0}
+    set {_medianFirstResponseS = newValue}
+  }
+  /// Returns true if `medianFirstResponseS` has been explicitly set.
+  public var hasMedianFirstResponseS: Bool {self._medianFirstResponseS != nil}
+  /// Clears the value of `medianFirstResponseS`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianFirstResponseS() {self._medianFirstResponseS = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _medianFirstResponseS: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1470,6 +1751,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 4: try { try decoder.decodeSingularMessageField(value: &self._bestTime) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._attribution) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._audience) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._responseTime) }()
       default: break
       }
     }
@@ -1498,6 +1780,9 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._audience {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    try { if let v = self._responseTime {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1508,6 +1793,7 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._bestTime != rhs._bestTime {return false}
     if lhs._attribution != rhs._attribution {return false}
     if lhs._audience != rhs._audience {return false}
+    if lhs._responseTime != rhs._responseTime {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1748,7 +2034,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -1759,6 +2045,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _bestTime: Haat_V1_BestTimeReport? = nil
     var _attribution: Haat_V1_AttributionReport? = nil
     var _audience: Haat_V1_AudienceReport? = nil
+    var _responseTime: Haat_V1_ResponseTimeReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1777,6 +2064,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _bestTime = source._bestTime
       _attribution = source._attribution
       _audience = source._audience
+      _responseTime = source._responseTime
     }
   }
 
@@ -1803,6 +2091,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 6: try { try decoder.decodeSingularMessageField(value: &_storage._bestTime) }()
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._attribution) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._audience) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseTime) }()
         default: break
         }
       }
@@ -1839,6 +2128,9 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._audience {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
       } }()
+      try { if let v = _storage._responseTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1856,6 +2148,7 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._bestTime != rhs_storage._bestTime {return false}
         if _storage._attribution != rhs_storage._attribution {return false}
         if _storage._audience != rhs_storage._audience {return false}
+        if _storage._responseTime != rhs_storage._responseTime {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3706,6 +3999,398 @@ nonisolated extension Haat_V1_AudienceRow: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.guestOrders != rhs.guestOrders {return false}
     if lhs.conversations != rhs.conversations {return false}
     if lhs.inboundMessages != rhs.inboundMessages {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ResponseTimePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResponseTimePartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ResponseTimePartial, rhs: Haat_V1_ResponseTimePartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ResponseTimeCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResponseTimeCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}hour\0\u{3}business_hours\0\u{1}conversations\0\u{1}answered\0\u{3}within_15m\0\u{3}within_1h\0\u{3}within_24h\0\u{3}first_response_s\0\u{1}resolved\0\u{3}resolution_s\0")
+
+  fileprivate class _StorageClass {
+    var _platform: String = String()
+    var _account: String = String()
+    var _zone: String = String()
+    var _hour: UInt32 = 0
+    var _businessHours: UInt32 = 0
+    var _conversations: UInt64 = 0
+    var _answered: UInt64 = 0
+    var _within15M: UInt64 = 0
+    var _within1H: UInt64 = 0
+    var _within24H: UInt64 = 0
+    var _firstResponseS: Haat_V1_QuantileSketch? = nil
+    var _resolved: UInt64 = 0
+    var _resolutionS: Haat_V1_QuantileSketch? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _platform = source._platform
+      _account = source._account
+      _zone = source._zone
+      _hour = source._hour
+      _businessHours = source._businessHours
+      _conversations = source._conversations
+      _answered = source._answered
+      _within15M = source._within15M
+      _within1H = source._within1H
+      _within24H = source._within24H
+      _firstResponseS = source._firstResponseS
+      _resolved = source._resolved
+      _resolutionS = source._resolutionS
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._platform) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._account) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._zone) }()
+        case 4: try { try decoder.decodeSingularUInt32Field(value: &_storage._hour) }()
+        case 5: try { try decoder.decodeSingularUInt32Field(value: &_storage._businessHours) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._conversations) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._answered) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._within15M) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._within1H) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._within24H) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._firstResponseS) }()
+        case 12: try { try decoder.decodeSingularUInt64Field(value: &_storage._resolved) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._resolutionS) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._platform.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._platform, fieldNumber: 1)
+      }
+      if !_storage._account.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._account, fieldNumber: 2)
+      }
+      if !_storage._zone.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._zone, fieldNumber: 3)
+      }
+      if _storage._hour != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._hour, fieldNumber: 4)
+      }
+      if _storage._businessHours != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._businessHours, fieldNumber: 5)
+      }
+      if _storage._conversations != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._conversations, fieldNumber: 6)
+      }
+      if _storage._answered != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._answered, fieldNumber: 7)
+      }
+      if _storage._within15M != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._within15M, fieldNumber: 8)
+      }
+      if _storage._within1H != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._within1H, fieldNumber: 9)
+      }
+      if _storage._within24H != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._within24H, fieldNumber: 10)
+      }
+      try { if let v = _storage._firstResponseS {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
+      if _storage._resolved != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._resolved, fieldNumber: 12)
+      }
+      try { if let v = _storage._resolutionS {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ResponseTimeCell, rhs: Haat_V1_ResponseTimeCell) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._platform != rhs_storage._platform {return false}
+        if _storage._account != rhs_storage._account {return false}
+        if _storage._zone != rhs_storage._zone {return false}
+        if _storage._hour != rhs_storage._hour {return false}
+        if _storage._businessHours != rhs_storage._businessHours {return false}
+        if _storage._conversations != rhs_storage._conversations {return false}
+        if _storage._answered != rhs_storage._answered {return false}
+        if _storage._within15M != rhs_storage._within15M {return false}
+        if _storage._within1H != rhs_storage._within1H {return false}
+        if _storage._within24H != rhs_storage._within24H {return false}
+        if _storage._firstResponseS != rhs_storage._firstResponseS {return false}
+        if _storage._resolved != rhs_storage._resolved {return false}
+        if _storage._resolutionS != rhs_storage._resolutionS {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ResponseTimeReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResponseTimeReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{1}hours\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.hours) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    if !self.hours.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.hours, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ResponseTimeReport, rhs: Haat_V1_ResponseTimeReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs.hours != rhs.hours {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ResponseTimeRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResponseTimeRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}hours\0\u{1}conversations\0\u{1}answered\0\u{1}unanswered\0\u{3}first_response_p50_s\0\u{3}first_response_p90_s\0\u{3}share_within_15m\0\u{3}share_within_1h\0\u{3}share_within_24h\0\u{1}resolved\0\u{3}resolution_p50_s\0\u{3}resolution_p90_s\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.hours) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.conversations) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.answered) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.unanswered) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._firstResponseP50S) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self._firstResponseP90S) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._shareWithin15M) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._shareWithin1H) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._shareWithin24H) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.resolved) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self._resolutionP50S) }()
+      case 15: try { try decoder.decodeSingularDoubleField(value: &self._resolutionP90S) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if !self.hours.isEmpty {
+      try visitor.visitSingularStringField(value: self.hours, fieldNumber: 4)
+    }
+    if self.conversations != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversations, fieldNumber: 5)
+    }
+    if self.answered != 0 {
+      try visitor.visitSingularUInt64Field(value: self.answered, fieldNumber: 6)
+    }
+    if self.unanswered != 0 {
+      try visitor.visitSingularUInt64Field(value: self.unanswered, fieldNumber: 7)
+    }
+    try { if let v = self._firstResponseP50S {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._firstResponseP90S {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
+    } }()
+    try { if let v = self._shareWithin15M {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._shareWithin1H {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._shareWithin24H {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    if self.resolved != 0 {
+      try visitor.visitSingularUInt64Field(value: self.resolved, fieldNumber: 13)
+    }
+    try { if let v = self._resolutionP50S {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+    } }()
+    try { if let v = self._resolutionP90S {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ResponseTimeRow, rhs: Haat_V1_ResponseTimeRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.hours != rhs.hours {return false}
+    if lhs.conversations != rhs.conversations {return false}
+    if lhs.answered != rhs.answered {return false}
+    if lhs.unanswered != rhs.unanswered {return false}
+    if lhs._firstResponseP50S != rhs._firstResponseP50S {return false}
+    if lhs._firstResponseP90S != rhs._firstResponseP90S {return false}
+    if lhs._shareWithin15M != rhs._shareWithin15M {return false}
+    if lhs._shareWithin1H != rhs._shareWithin1H {return false}
+    if lhs._shareWithin24H != rhs._shareWithin24H {return false}
+    if lhs.resolved != rhs.resolved {return false}
+    if lhs._resolutionP50S != rhs._resolutionP50S {return false}
+    if lhs._resolutionP90S != rhs._resolutionP90S {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ResponseTimeHour: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ResponseTimeHour"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}hour\0\u{1}label\0\u{1}conversations\0\u{3}median_first_response_s\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.hour) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.label) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.conversations) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._medianFirstResponseS) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if self.hour != 0 {
+      try visitor.visitSingularUInt32Field(value: self.hour, fieldNumber: 4)
+    }
+    if !self.label.isEmpty {
+      try visitor.visitSingularStringField(value: self.label, fieldNumber: 5)
+    }
+    if self.conversations != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversations, fieldNumber: 6)
+    }
+    try { if let v = self._medianFirstResponseS {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ResponseTimeHour, rhs: Haat_V1_ResponseTimeHour) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.hour != rhs.hour {return false}
+    if lhs.label != rhs.label {return false}
+    if lhs.conversations != rhs.conversations {return false}
+    if lhs._medianFirstResponseS != rhs._medianFirstResponseS {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -137,6 +137,11 @@ public nonisolated struct Haat_V1_Source: Sendable {
   /// (best_time) read each post's time in it. Empty: the post's own UTC offset as written.
   public var timezone: String = String()
 
+  /// The business's opening hours in the account's time zone, e.g. "Sat-Thu 10:00-20:00" or
+  /// "Mon-Fri 09:00-17:30; Sat 10:00-14:00": response_time splits conversations by whether
+  /// the customer wrote inside them. Empty: no split.
+  public var businessHours: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -223,7 +228,7 @@ nonisolated extension Haat_V1_JobSpec: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Source"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0\u{1}since\0\u{1}until\0\u{1}timezone\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}platform\0\u{1}kind\0\u{1}account\0\u{1}url\0\u{1}format\0\u{1}credential\0\u{1}pool\0\u{1}tasks\0\u{3}requests_per_second\0\u{1}incremental\0\u{3}split_bytes\0\u{1}since\0\u{1}until\0\u{1}timezone\0\u{3}business_hours\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -246,6 +251,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 13: try { try decoder.decodeSingularStringField(value: &self.since) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.until) }()
       case 15: try { try decoder.decodeSingularStringField(value: &self.timezone) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.businessHours) }()
       default: break
       }
     }
@@ -297,6 +303,9 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.timezone.isEmpty {
       try visitor.visitSingularStringField(value: self.timezone, fieldNumber: 15)
     }
+    if !self.businessHours.isEmpty {
+      try visitor.visitSingularStringField(value: self.businessHours, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -316,6 +325,7 @@ nonisolated extension Haat_V1_Source: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.since != rhs.since {return false}
     if lhs.until != rhs.until {return false}
     if lhs.timezone != rhs.timezone {return false}
+    if lhs.businessHours != rhs.businessHours {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -116,6 +116,17 @@ public struct AdsKernel: Sendable, Equatable {
     coverage[account]?.contains { $0.contains(day) } ?? false
   }
 
+  /// Spend, claimed revenue and the spend it is claimed for, per platform (lower case),
+  /// over every cell; nil when a sum leaves its range.
+  func spendByPlatform() -> [String: (spend: Decimal, claimedRevenue: Decimal, claimedSpend: Decimal)]? {
+    guard !overflowed else { return nil }
+    var platforms: [String: Sums] = [:]
+    for (key, sums) in cells where !platforms[key.account.platform.lowercased(), default: Sums()].merge(sums) {
+      return nil
+    }
+    return platforms.mapValues { ($0.spend, $0.claimedRevenue, $0.claimedSpend) }
+  }
+
   /// Monday of the week of a day number (1970-01-01 was a Thursday).
   static func monday(of day: Int) -> Int {
     day - ((day + 3) % 7 + 7) % 7

@@ -12,9 +12,6 @@ public enum Channels {
     case utm, clickID, referrer, none
   }
 
-  /// The social platforms, named as posts and ads name them.
-  static let social: Set<String> = ["facebook", "instagram", "tiktok", "pinterest", "linkedin", "youtube", "x"]
-
   public static func classify(_ order: OrderRecord) -> (channel: String, evidence: Evidence) {
     if let channel = utm(source: order.utmSource, medium: order.utmMedium) { return (channel, .utm) }
     if let channel = clickID(in: order.landingSite) { return (channel, .clickID) }
@@ -133,28 +130,26 @@ public struct AttributionKernel: Sendable, Equatable {
   struct Channel: Equatable {
     var linkClicks: UInt64 = 0
     var postsWithClicks: UInt64 = 0
-    var adSpend = Decimal.zero
-    var claimedRevenue = Decimal.zero
-    var claimedSpend = Decimal.zero
 
     mutating func merge(_ other: Channel) -> Bool {
       var sum = EngagementKernel.Checked()
       linkClicks = sum.add(linkClicks, other.linkClicks)
       postsWithClicks = sum.add(postsWithClicks, other.postsWithClicks)
-      adSpend += other.adSpend
-      claimedRevenue += other.claimedRevenue
-      claimedSpend += other.claimedSpend
-      return !sum.overflowed && !adSpend.isNaN && !claimedRevenue.isNaN && !claimedSpend.isNaN
+      return !sum.overflowed
     }
   }
 
   private var orders: [OrderKey: Orders] = [:]
   private var channels: [String: Channel] = [:]
+  /// Ad spend by platform × account × day × campaign with the days read in full: the ads
+  /// report's own aggregate, so a re-read lookback day replaces its spend (`overlay`).
+  private var spend = AdsKernel()
   private var overflowed = false
 
   public init() {}
 
-  mutating func add(_ order: OrderRecord) -> Bool {
+  /// The order's cell and its one-order sums.
+  static func one(_ order: OrderRecord) -> (OrderKey, Orders) {
     let (channel, evidence) = Channels.classify(order)
     var one = Orders(orders: 1, revenue: order.total)
     switch evidence {
@@ -163,7 +158,11 @@ public struct AttributionKernel: Sendable, Equatable {
     case .referrer: one.byReferrer = 1
     case .none: break
     }
-    let key = OrderKey(channel: channel, currency: order.currency.uppercased())
+    return (OrderKey(channel: channel, currency: order.currency.uppercased()), one)
+  }
+
+  mutating func add(_ order: OrderRecord) -> Bool {
+    let (key, one) = Self.one(order)
     var next = orders[key] ?? Orders()
     guard next.merge(one) else { return false }
     orders[key] = next
@@ -174,18 +173,9 @@ public struct AttributionKernel: Sendable, Equatable {
   /// out of those), a sum past its range marks the kernel overflowed, which its partial
   /// carries and which fails the report.
   mutating func add(clicks: UInt64, platform: String) {
-    if !channels[platform, default: Channel()].merge(Channel(linkClicks: clicks, postsWithClicks: 1)) {
+    if !channels[platform.lowercased(), default: Channel()].merge(Channel(linkClicks: clicks, postsWithClicks: 1)) {
       overflowed = true
     }
-  }
-
-  mutating func add(_ insight: AdInsightRecord) {
-    var one = Channel(adSpend: insight.spend ?? .zero)
-    if let roas = insight.claimedRoas, let spend = insight.spend {
-      one.claimedRevenue = roas * spend
-      one.claimedSpend = spend
-    }
-    if !channels[insight.platform, default: Channel()].merge(one) { overflowed = true }
   }
 
   static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
@@ -205,17 +195,39 @@ extension AttributionKernel: ReportKernel {
     case .post(let post):
       if let clicks = post.clicks { add(clicks: clicks, platform: post.platform) }
       return true
-    case .adInsight(let insight):
-      add(insight)
+    case .adInsight:
+      if !spend.add(record) { overflowed = true }
       return true
     default: return true
     }
+  }
+
+  /// Only an order can be refused (its channel's sums out of range); asked when another
+  /// kernel reads orders too, so that the order is in both or neither.
+  public func accepts(_ record: CanonicalRecord) -> Bool {
+    guard case .order(let order) = record else { return true }
+    let (key, one) = Self.one(order)
+    var next = orders[key] ?? Orders()
+    return next.merge(one)
+  }
+
+  public mutating func cover(_ coverage: DayCoverage) { spend.cover(coverage) }
+
+  public mutating func overlay(_ newer: AttributionKernel) {
+    // Orders and clicks are read once and add; spend re-read for a lookback replaces.
+    var laid = spend
+    laid.overlay(newer.spend)
+    var rest = newer
+    rest.spend = AdsKernel()
+    merge(rest)
+    spend = laid
   }
 
   public mutating func merge(_ other: AttributionKernel) {
     if other.overflowed { overflowed = true }
     for (key, value) in other.orders where !orders[key, default: Orders()].merge(value) { overflowed = true }
     for (key, value) in other.channels where !channels[key, default: Channel()].merge(value) { overflowed = true }
+    spend.merge(other.spend)
   }
 
   public func write(to partial: inout Partial) {
@@ -238,11 +250,11 @@ extension AttributionKernel: ReportKernel {
       cell.channel = key
       cell.linkClicks = value.linkClicks
       cell.postsWithClicks = value.postsWithClicks
-      cell.adSpend = AdsKernel.text(value.adSpend)
-      cell.claimedRevenue = AdsKernel.text(value.claimedRevenue)
-      cell.claimedSpend = AdsKernel.text(value.claimedSpend)
       return cell
     }
+    var spendPartial = Partial()
+    spend.write(to: &spendPartial)
+    if !spendPartial.ads.cells.isEmpty || !spendPartial.ads.coverage.isEmpty { message.spend = spendPartial.ads }
     message.overflowed = overflowed
     partial.attribution = message
   }
@@ -264,16 +276,12 @@ extension AttributionKernel: ReportKernel {
       }
     }
     for cell in partial.attribution.channels {
-      guard let spend = AdsKernel.decimal(cell.adSpend), let claimed = AdsKernel.decimal(cell.claimedRevenue),
-        let claimedSpend = AdsKernel.decimal(cell.claimedSpend)
-      else {
-        overflowed = true
-        continue
-      }
-      let value = Channel(
-        linkClicks: cell.linkClicks, postsWithClicks: cell.postsWithClicks, adSpend: spend,
-        claimedRevenue: claimed, claimedSpend: claimedSpend)
+      let value = Channel(linkClicks: cell.linkClicks, postsWithClicks: cell.postsWithClicks)
       if !channels[cell.channel, default: Channel()].merge(value) { overflowed = true }
+    }
+    if partial.attribution.hasSpend, let read = AdsKernel(reading: Partial.with { $0.ads = partial.attribution.spend })
+    {
+      spend = read
     }
   }
 
@@ -282,15 +290,17 @@ extension AttributionKernel: ReportKernel {
       .overflow,
       "the attribution report's sums pass their range (counts 2^64 - 1, amounts 38 digits) or a partial's amount does not read"
     )
-    guard !overflowed else { throw overflow }
+    guard !overflowed, let spendByPlatform = spend.spendByPlatform() else { throw overflow }
     var revenueByCurrency: [String: Decimal] = [:]
     var ordersByChannel: [String: UInt64] = [:]
     var currenciesByChannel: [String: Set<String>] = [:]
+    var sum = EngagementKernel.Checked()
     for (key, value) in orders {
       revenueByCurrency[key.currency, default: .zero] += value.revenue
-      ordersByChannel[key.channel, default: 0] &+= value.orders
+      ordersByChannel[key.channel] = sum.add(ordersByChannel[key.channel] ?? 0, value.orders)
       currenciesByChannel[key.channel, default: []].insert(key.currency)
     }
+    guard !sum.overflowed, !revenueByCurrency.values.contains(where: \.isNaN) else { throw overflow }
     var section = Haat_V1_AttributionReport()
     section.model = "last_touch"
     section.note =
@@ -298,7 +308,7 @@ extension AttributionKernel: ReportKernel {
     var rows: [Haat_V1_AttributionRow] = []
     var keys = Set(orders.keys)
     // A channel with clicks or spend and no order still gets a row (in no currency).
-    for channel in channels.keys where currenciesByChannel[channel] == nil {
+    for channel in Set(channels.keys).union(spendByPlatform.keys) where currenciesByChannel[channel] == nil {
       keys.insert(OrderKey(channel: channel, currency: ""))
     }
     for key in keys.sorted() {
@@ -320,14 +330,15 @@ extension AttributionKernel: ReportKernel {
       if channel.linkClicks > 0 {
         row.conversionRate = Double(ordersByChannel[key.channel] ?? 0) / Double(channel.linkClicks)
       }
-      row.adSpend = AdsKernel.text(channel.adSpend)
+      let ads = spendByPlatform[key.channel] ?? (Decimal.zero, Decimal.zero, Decimal.zero)
+      row.adSpend = AdsKernel.text(ads.spend)
       // Ad spend has no currency of its own: a ROAS is made only where the channel's
       // orders are in one currency, taken as the spend's.
-      if !channel.adSpend.isZero, (currenciesByChannel[key.channel]?.count ?? 0) == 1 {
-        row.roas = Self.double(value.revenue) / Self.double(channel.adSpend)
+      if !ads.spend.isZero, (currenciesByChannel[key.channel]?.count ?? 0) == 1 {
+        row.roas = Self.double(value.revenue) / Self.double(ads.spend)
       }
-      if !channel.claimedSpend.isZero {
-        row.claimedRoas = Self.double(channel.claimedRevenue) / Self.double(channel.claimedSpend)
+      if !ads.claimedSpend.isZero {
+        row.claimedRoas = Self.double(ads.claimedRevenue) / Self.double(ads.claimedSpend)
       }
       rows.append(row)
     }

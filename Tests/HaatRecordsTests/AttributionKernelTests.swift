@@ -105,4 +105,35 @@ struct AttributionKernelTests {
     let one = try report(1)
     for parts in [2, 3, 7] { #expect(try report(parts) == one) }
   }
+
+  @Test("a later run's re-read lookback days replace their ad spend; orders and clicks add; platforms in any case")
+  func overlay() throws {
+    func insight(_ day: String, _ spend: String) -> CanonicalRecord {
+      .adInsight(
+        AdInsightRecord(
+          platform: "facebook", account: "1", date: day, campaign: "c", ad: "a", spend: Values.decimal(spend),
+          impressions: 1, clicks: 1, conversions: nil, claimedRoas: nil))
+    }
+    func run(_ records: [CanonicalRecord], covering days: ClosedRange<Int>?) throws -> PartialMerger {
+      var builder = PartialBuilder(reports: ["attribution"])
+      for record in records { builder.add(record) }
+      if let days { builder.cover(DayCoverage(platform: "facebook", account: "1", days: days)) }
+      var merger = PartialMerger()
+      merger.merge(try Partial(jsonUTF8Data: builder.partial.jsonUTF8Data()))
+      return merger
+    }
+    let first = Days.number("2026-11-01") ?? 0
+    var laid = try run(
+      [insight("2026-11-01", "10"), insight("2026-11-02", "10"), Self.order("5", landing: "/?fbclid=1")],
+      covering: first...(first + 1))
+    laid.overlay(
+      try run(
+        [insight("2026-11-02", "12.5"), Self.order("7", landing: "/?fbclid=2"), Self.post("Facebook", clicks: 4)],
+        covering: (first + 1)...(first + 1)))
+    var report = Report()
+    try laid.finish(["attribution"], into: &report)
+    let facebook = try #require(report.attribution.rows.first { $0.channel == "facebook" })
+    #expect(facebook.adSpend == "22.5", "10 + 12.5: the re-read day replaced, not 32.5")
+    #expect(facebook.orders == 2 && facebook.revenue == "12" && facebook.linkClicks == 4)
+  }
 }

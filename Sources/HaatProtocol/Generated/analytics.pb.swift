@@ -1171,9 +1171,23 @@ public nonisolated struct Haat_V1_AttributionPartial: Sendable {
   /// A sum passed its range on the worker: the report fails with `overflow`.
   public var overflowed: Bool = false
 
+  /// The ad insights' spend, kept as the ads report keeps it (per platform x account x day x
+  /// campaign, with the days read in full), so that a schedule's later run that re-reads
+  /// a lookback window replaces those days' spend rather than adding it again.
+  public var spend: Haat_V1_AdsPartial {
+    get {_spend ?? Haat_V1_AdsPartial()}
+    set {_spend = newValue}
+  }
+  /// Returns true if `spend` has been explicitly set.
+  public var hasSpend: Bool {self._spend != nil}
+  /// Clears the value of `spend`. Subsequent reads from it will return its default value.
+  public mutating func clearSpend() {self._spend = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _spend: Haat_V1_AdsPartial? = nil
 }
 
 /// AttributionOrders: one channel x currency (upper case, as the order states it).
@@ -1203,7 +1217,7 @@ public nonisolated struct Haat_V1_AttributionOrders: Sendable {
   public init() {}
 }
 
-/// AttributionChannel: one channel (a platform's name for posts and ads).
+/// AttributionChannel: one channel (a platform's name, lower case, for posts).
 public nonisolated struct Haat_V1_AttributionChannel: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1215,13 +1229,6 @@ public nonisolated struct Haat_V1_AttributionChannel: Sendable {
   public var linkClicks: UInt64 = 0
 
   public var postsWithClicks: UInt64 = 0
-
-  /// Ad spend, and the platform's claimed revenue (claimed ROAS x spend) with its spend.
-  public var adSpend: String = String()
-
-  public var claimedRevenue: String = String()
-
-  public var claimedSpend: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -3479,7 +3486,7 @@ nonisolated extension Haat_V1_BestTimeSlot: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Haat_V1_AttributionPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AttributionPartial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}orders\0\u{1}channels\0\u{1}overflowed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}orders\0\u{1}channels\0\u{1}overflowed\0\u{1}spend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3490,12 +3497,17 @@ nonisolated extension Haat_V1_AttributionPartial: SwiftProtobuf.Message, SwiftPr
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.orders) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.channels) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._spend) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.orders.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.orders, fieldNumber: 1)
     }
@@ -3505,6 +3517,9 @@ nonisolated extension Haat_V1_AttributionPartial: SwiftProtobuf.Message, SwiftPr
     if self.overflowed != false {
       try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 3)
     }
+    try { if let v = self._spend {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3512,6 +3527,7 @@ nonisolated extension Haat_V1_AttributionPartial: SwiftProtobuf.Message, SwiftPr
     if lhs.orders != rhs.orders {return false}
     if lhs.channels != rhs.channels {return false}
     if lhs.overflowed != rhs.overflowed {return false}
+    if lhs._spend != rhs._spend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3579,7 +3595,7 @@ nonisolated extension Haat_V1_AttributionOrders: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AttributionChannel"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{3}link_clicks\0\u{3}posts_with_clicks\0\u{3}ad_spend\0\u{3}claimed_revenue\0\u{3}claimed_spend\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{3}link_clicks\0\u{3}posts_with_clicks\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3590,9 +3606,6 @@ nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftPr
       case 1: try { try decoder.decodeSingularStringField(value: &self.channel) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.linkClicks) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.postsWithClicks) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.adSpend) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.claimedRevenue) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.claimedSpend) }()
       default: break
       }
     }
@@ -3608,15 +3621,6 @@ nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftPr
     if self.postsWithClicks != 0 {
       try visitor.visitSingularUInt64Field(value: self.postsWithClicks, fieldNumber: 3)
     }
-    if !self.adSpend.isEmpty {
-      try visitor.visitSingularStringField(value: self.adSpend, fieldNumber: 4)
-    }
-    if !self.claimedRevenue.isEmpty {
-      try visitor.visitSingularStringField(value: self.claimedRevenue, fieldNumber: 5)
-    }
-    if !self.claimedSpend.isEmpty {
-      try visitor.visitSingularStringField(value: self.claimedSpend, fieldNumber: 6)
-    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3624,9 +3628,6 @@ nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftPr
     if lhs.channel != rhs.channel {return false}
     if lhs.linkClicks != rhs.linkClicks {return false}
     if lhs.postsWithClicks != rhs.postsWithClicks {return false}
-    if lhs.adSpend != rhs.adSpend {return false}
-    if lhs.claimedRevenue != rhs.claimedRevenue {return false}
-    if lhs.claimedSpend != rhs.claimedSpend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -12,34 +12,22 @@ import SwiftProtobuf
 public enum MessageCutter {
   /// One field of a section, as it is encoded: its tag and value.
   struct Element {
-    /// The section's field number in the message; nil for a top-level field that is not a
-    /// section (`Report.job`), which is kept whole.
-    var section: Int?
+    /// The field numbers of the messages it sits in, outermost first: empty for a top-level
+    /// field that is not a section (`Report.job`), which is kept whole.
+    var path: [Int]
     var bytes: ArraySlice<UInt8>
     /// Its share of a part's JSON.
     var cost: Int
   }
 
+  /// How deep the cutter goes: a section (1) and the messages set once inside it (2, as
+  /// `Report.engagement.total` or `AttributionPartial.spend`), whose lists are cut too.
+  static let maxDepth = 2
+
   /// The parts of `message`, each at most `budget` bytes of JSON; nil when one field of a
   /// section alone is over it (`largest` then says how large it is). One part when it fits.
   public static func cut<M: Message>(_ message: M, budget: Int) throws -> (parts: [M]?, largest: Int) {
-    let bytes: [UInt8] = try message.serializedBytes()
-    var sections = SectionFields()
-    try message.traverse(visitor: &sections)
-    sections.numbers.subtract(sections.repeated)
-    var elements: [Element] = []
-    var counts: [Int: Int] = [:]
-    for field in try fields(of: bytes[...]) { counts[field.number, default: 0] += 1 }
-    for field in try fields(of: bytes[...]) {
-      // A section set once is cut inside; anything else travels whole.
-      if sections.numbers.contains(field.number), counts[field.number] == 1, let value = field.value {
-        for inner in try fields(of: value) {
-          elements.append(Element(section: field.number, bytes: inner.encoded, cost: 0))
-        }
-      } else {
-        elements.append(Element(section: nil, bytes: field.encoded, cost: 0))
-      }
-    }
+    var elements = try self.elements(of: message, depth: 0)
     let empty: [UInt8] = try M().jsonUTF8Bytes(options: WireCodec.encodingOptions)
     var largest = 0
     for index in elements.indices {
@@ -64,26 +52,57 @@ public enum MessageCutter {
     return (parts, largest)
   }
 
-  /// The message of some elements: each section's fields framed as that section.
+  /// The fields of `message` as elements: a message field set once (a section, or a
+  /// message inside one) is opened, down to `maxDepth`; anything else travels whole, and so
+  /// does an empty message (so that a section with nothing in it is still there).
+  static func elements<M: Message>(of message: M, depth: Int) throws -> [Element] {
+    let bytes: [UInt8] = try message.serializedBytes()
+    var nested = NestedFields(depth: depth)
+    try message.traverse(visitor: &nested)
+    let fields = try fields(of: bytes[...])
+    var counts: [Int: Int] = [:]
+    for field in fields { counts[field.number, default: 0] += 1 }
+    var elements: [Element] = []
+    for field in fields {
+      if counts[field.number] == 1, !nested.repeated.contains(field.number), let inner = nested.inner[field.number],
+        !inner.isEmpty
+      {
+        elements += inner.map { Element(path: [field.number] + $0.path, bytes: $0.bytes, cost: 0) }
+      } else {
+        elements.append(Element(path: [], bytes: field.encoded, cost: 0))
+      }
+    }
+    return elements
+  }
+
+  /// The message of some elements: each nested field framed in the messages it sits in.
   static func assemble<M: Message>(_ elements: ArraySlice<Element>) throws -> M {
+    try M(serializedBytes: frame(Array(elements.map { ($0.path[...], $0.bytes) })[...]))
+  }
+
+  /// Encodes elements whose paths are relative to one message: consecutive elements under
+  /// the same field are framed together as that field's message.
+  static func frame(_ elements: ArraySlice<(ArraySlice<Int>, ArraySlice<UInt8>)>) -> [UInt8] {
     var out: [UInt8] = []
     var index = elements.startIndex
     while index < elements.endIndex {
-      guard let section = elements[index].section else {
-        out += elements[index].bytes
+      let (path, bytes) = elements[index]
+      guard let field = path.first else {
+        out += bytes
         index += 1
         continue
       }
-      var body: [UInt8] = []
-      while index < elements.endIndex, elements[index].section == section {
-        body += elements[index].bytes
+      var inner: [(ArraySlice<Int>, ArraySlice<UInt8>)] = []
+      while index < elements.endIndex, elements[index].0.first == field {
+        inner.append((elements[index].0.dropFirst(), elements[index].1))
         index += 1
       }
-      varint(UInt64(section) << 3 | 2, into: &out)
+      let body = frame(inner[...])
+      varint(UInt64(field) << 3 | 2, into: &out)
       varint(UInt64(body.count), into: &out)
       out += body
     }
-    return try M(serializedBytes: out)
+    return out
   }
 
   struct Field {
@@ -144,14 +163,21 @@ public enum MessageCutter {
   }
 }
 
-/// The numbers of a message's fields that are messages (its sections).
-private struct SectionFields: Visitor {
-  var numbers: Set<Int> = []
-  /// Lists of messages: their items travel whole (cutting inside one would split it in two).
+/// A message's fields that are messages set once, opened into elements while the depth
+/// allows; lists of messages are noted (their items travel whole).
+private struct NestedFields: Visitor {
+  /// How deep the visited message is (the message being cut is 0).
+  let depth: Int
+  var inner: [Int: [MessageCutter.Element]] = [:]
   var repeated: Set<Int> = []
 
+  init(depth: Int) {
+    self.depth = depth
+  }
+
   mutating func visitSingularMessageField<M: Message>(value: M, fieldNumber: Int) throws {
-    numbers.insert(fieldNumber)
+    guard depth < MessageCutter.maxDepth else { return }
+    inner[fieldNumber] = try MessageCutter.elements(of: value, depth: depth + 1)
   }
   mutating func visitRepeatedMessageField<M: Message>(value: [M], fieldNumber: Int) throws {
     repeated.insert(fieldNumber)

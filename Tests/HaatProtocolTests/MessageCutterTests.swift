@@ -104,4 +104,29 @@ import Testing
     let cut = try MessageCutter.cut(partial, budget: 1_000)
     #expect(cut.parts == nil && cut.largest > 5_000)
   }
+
+  @Test func aMessageInsideASectionIsCutTooAndAnEmptySectionStays() throws {
+    var partial = Partial()
+    partial.attribution.spend.cells = (0..<2_000).map { index in
+      var cell = Haat_V1_AdsCell()
+      cell.platform = "facebook"
+      cell.account = "\(index % 40)"
+      cell.day = "2026-11-\(10 + index % 20)"
+      cell.campaign = "campaign \(index)"
+      cell.spend = "\(index).5"
+      return cell
+    }
+    partial.attribution.orders = [Haat_V1_AttributionOrders.with { $0.channel = "direct" }]
+    partial.reviews = Haat_V1_ReviewsPartial()  // present, empty
+    let cut = try MessageCutter.cut(partial, budget: 16_384)
+    let parts = try #require(cut.parts)
+    #expect(parts.count > 5, "the ads cells inside attribution.spend are spread over parts")
+    for part in parts {
+      let json: [UInt8] = try part.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      #expect(json.count <= 16_384 + 2)
+    }
+    let merged = try Self.merged(parts)
+    #expect(merged == partial)
+    #expect(merged.hasReviews)
+  }
 }

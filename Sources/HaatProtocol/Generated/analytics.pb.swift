@@ -3595,7 +3595,7 @@ nonisolated extension Haat_V1_AttributionOrders: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Haat_V1_AttributionChannel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AttributionChannel"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{3}link_clicks\0\u{3}posts_with_clicks\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}channel\0\u{3}link_clicks\0\u{3}posts_with_clicks\0\u{b}ad_spend\0\u{b}claimed_revenue\0\u{b}claimed_spend\0\u{c}\u{4}\u{3}")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {

@@ -11,15 +11,7 @@ import HaatRecords
 /// platform revises its recent days, replaces that day's figures instead of adding to them
 /// (`overlay`).
 public struct AdsKernel: Sendable, Equatable {
-  struct Account: Hashable, Comparable {
-    var platform: String
-    var account: String
-
-    static func < (lhs: Account, rhs: Account) -> Bool {
-      if lhs.platform != rhs.platform { return lhs.platform.utf8.lexicographicallyPrecedes(rhs.platform.utf8) }
-      return lhs.account.utf8.lexicographicallyPrecedes(rhs.account.utf8)
-    }
-  }
+  typealias Account = AccountKey
 
   struct Key: Hashable, Comparable {
     var account: Account

@@ -9,15 +9,7 @@ import HaatRecords
 /// beside the exact counts of orders, guest orders and inbound messages; and the union over
 /// every account (a customer of two stores counted once). Docs: docs/reports.md.
 public struct AudienceKernel: Sendable, Equatable {
-  struct Key: Hashable, Comparable {
-    var platform: String
-    var account: String
-
-    static func < (lhs: Key, rhs: Key) -> Bool {
-      if lhs.platform != rhs.platform { return lhs.platform.utf8.lexicographicallyPrecedes(rhs.platform.utf8) }
-      return lhs.account.utf8.lexicographicallyPrecedes(rhs.account.utf8)
-    }
-  }
+  typealias Key = AccountKey
 
   struct Cell: Equatable {
     var customers = HyperLogLog()

@@ -8,15 +8,7 @@ import HaatRecords
 /// counts merge by addition (and the span by min/max), so any split of the reviews over
 /// tasks gives the same report.
 public struct ReviewsKernel: Sendable, Equatable {
-  struct Key: Hashable, Comparable {
-    var platform: String
-    var account: String
-
-    static func < (lhs: Key, rhs: Key) -> Bool {
-      if lhs.platform != rhs.platform { return lhs.platform.utf8.lexicographicallyPrecedes(rhs.platform.utf8) }
-      return lhs.account.utf8.lexicographicallyPrecedes(rhs.account.utf8)
-    }
-  }
+  typealias Key = AccountKey
 
   struct Counts: Equatable {
     var stars: [UInt64] = [0, 0, 0, 0, 0]

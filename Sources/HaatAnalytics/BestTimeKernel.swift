@@ -251,6 +251,60 @@ extension BestTimeKernel: ReportKernel {
     report.bestTime = section
   }
 
+  /// Every account's week as a heatmap (a row per day, a column per hour), shaded as the
+  /// terminal's, with each slot's posts and median in its tooltip.
+  public static func svg(of report: Report) -> String? {
+    guard report.hasBestTime else { return nil }
+    let cell = 22
+    let left = 44
+    let blockHeight = 40 + 7 * cell + 24
+    let accounts = report.bestTime.accounts
+    let width = left + 24 * cell + 20
+    let height = max(1, accounts.count) * blockHeight + 10
+    var svg = [
+      #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(width)" height="\#(height)" font-family="sans-serif" font-size="11">"#
+    ]
+    if accounts.isEmpty { svg.append(#"<text x="10" y="20">no posts</text>"#) }
+    for (index, account) in accounts.enumerated() {
+      let top = index * blockHeight
+      let byRate = account.rankedBy == "median_rate"
+      var values = [Double?](repeating: nil, count: 168)
+      var slots = [Haat_V1_BestTimeSlot?](repeating: nil, count: 168)
+      for slot in account.slots where slot.hour < 168 {
+        values[Int(slot.hour)] = byRate ? (slot.hasMedianRate ? slot.medianRate : nil) : slot.medianEngagements
+        slots[Int(slot.hour)] = slot
+      }
+      let best = values.compactMap { $0 }.max() ?? 0
+      let title =
+        "\(account.platform) \(account.account) (\(account.zone), by \(byRate ? "median engagement rate" : "median engagements per post"))"
+      svg.append(#"<text x="4" y="\#(top + 20)" font-size="13">\#(ReportRendering.xmlEscaped(title))</text>"#)
+      for hour in stride(from: 0, to: 24, by: 3) {
+        svg.append(#"<text x="\#(left + hour * cell + 2)" y="\#(top + 36)">\#(hour)</text>"#)
+      }
+      for day in 0..<7 {
+        let y = top + 40 + day * cell
+        svg.append(#"<text x="4" y="\#(y + 15)">\#(days[day])</text>"#)
+        for hour in 0..<24 {
+          let x = left + hour * cell
+          let at = day * 24 + hour
+          guard let value = values[at], let slot = slots[at] else {
+            svg.append(
+              #"<rect x="\#(x)" y="\#(y)" width="\#(cell - 2)" height="\#(cell - 2)" fill="rgb(238,238,238)"/>"#)
+            continue
+          }
+          let share = best > 0 ? value / best : 0
+          let median = byRate ? ReportRendering.percent(value) : String(format: "%.0f", value)
+          let tip = "\(slot.label): \(slot.posts) posts, median \(median)"
+          svg.append(
+            #"<rect x="\#(x)" y="\#(y)" width="\#(cell - 2)" height="\#(cell - 2)" fill="rgb(31,111,235)" fill-opacity="\#(String(format: "%.3f", 0.12 + 0.88 * share))"><title>\#(ReportRendering.xmlEscaped(tip))</title></rect>"#
+          )
+        }
+      }
+    }
+    svg.append("</svg>")
+    return svg.joined(separator: "\n") + "\n"
+  }
+
   public static func table(of report: Report) -> ReportTable? {
     guard report.hasBestTime else { return nil }
     let group = ReportRendering.group

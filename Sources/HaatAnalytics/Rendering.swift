@@ -3,10 +3,11 @@ import HaatProtocol
 
 /// Renders reports for people (aligned tables) and for spreadsheets (CSV).
 public enum ReportRendering {
-  /// Aligned text tables: each report's section (`ReportKernel.table`), then the summary.
-  public static func table(_ report: Report) -> String {
+  /// Aligned text tables: each report's section (`ReportKernel.table`), or only the one
+  /// named, then the summary.
+  public static func table(_ report: Report, only name: String? = nil) -> String {
     var out = ""
-    for kernel in Reports.all {
+    for kernel in Reports.all where name == nil || kernel.name == name {
       guard let table = kernel.table(of: report) else { continue }
       if !out.isEmpty { out += "\n" }
       out += TextTable(header: table.columns, rightAligned: table.numeric).render(
@@ -144,5 +145,25 @@ extension String {
     var copy = self
     while copy.last == " " { copy.removeLast() }
     return copy
+  }
+}
+
+extension ReportRendering {
+  /// Text for an SVG document: &, <, >, " and ' as entities, control characters dropped.
+  public static func xmlEscaped(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "&": out += "&amp;"
+      case "<": out += "&lt;"
+      case ">": out += "&gt;"
+      case "\"": out += "&quot;"
+      case "'": out += "&apos;"
+      default:
+        if scalar.properties.generalCategory == .control { continue }
+        out.unicodeScalars.append(scalar)
+      }
+    }
+    return out
   }
 }

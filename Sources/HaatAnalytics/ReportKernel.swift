@@ -49,6 +49,8 @@ public protocol ReportKernel: Sendable {
   func finish(into report: inout Report) throws(HaatError)
   /// Its section of a report as a table, or nil when the report has none.
   static func table(of report: Report) -> ReportTable?
+  /// Its section as an SVG chart, or nil when the report has none or the kernel draws none.
+  static func svg(of report: Report) -> String?
 }
 
 /// What a task's kernels may know of its source.
@@ -66,6 +68,7 @@ public struct ReportContext: Sendable {
 
 extension ReportKernel {
   public static var defaultFor: Set<RecordType> { records }
+  public static func svg(of report: Report) -> String? { nil }
   public init(context: ReportContext) { self.init() }
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func overlay(_ newer: Self) { merge(newer) }

@@ -186,10 +186,20 @@ struct ResultCommand: AsyncParsableCommand {
       "With --format csv: prefix ' to text cells starting with = + - @, a tab or CR (spreadsheet formulas); numbers are never changed."
   )
   var csvSafe = false
+  @Option(help: "Print only this report's section (table and csv), e.g. best_time.")
+  var report: String?
+  @Option(help: "Also write the report's chart as SVG to this file (best_time: a heatmap per account).")
+  var svg: String?
   @OptionGroup var client: ClientOptions
 
   func validate() throws {
     guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
+    if let report, Reports.kernel(named: report) == nil {
+      throw ValidationError("--report: unknown report \"\(report)\"; use one of \(Reports.names)")
+    }
+    if svg != nil, report == nil {
+      throw ValidationError("--svg needs --report NAME: the report whose chart to draw (e.g. best_time)")
+    }
   }
 
   func run() async throws {
@@ -197,11 +207,27 @@ struct ResultCommand: AsyncParsableCommand {
     try await client.session { connection in
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
+      if let svg, let report, let kernel = Reports.kernel(named: report) {
+        guard let chart = kernel.svg(of: result.report) else {
+          let why =
+            kernel.table(of: result.report) == nil
+            ? "the job did not compute it (name it in the spec's reports)" : "the \(report) report draws no chart"
+          throw HaatError(.badRequest, "job \(id) has no \(report) chart: \(why)")
+        }
+        do {
+          try Data(chart.utf8).write(to: URL(fileURLWithPath: svg))
+        } catch {
+          throw HaatError(.badRequest, "cannot write \(svg): \(error.localizedDescription)")
+        }
+      }
       // --json prints the job and its report, as `submit --wait --json` does.
       if client.json {
         printJSON(result)
-      } else if format == .csv, csvSafe {
-        print(ReportRendering.csv(result.report, escapingFormulas: true), terminator: "")
+      } else if format == .csv {
+        print(
+          ReportRendering.csv(result.report, named: report, escapingFormulas: csvSafe), terminator: "")
+      } else if format == .table {
+        print(ReportRendering.table(result.report, only: report), terminator: "")
       } else {
         render(result.report, format: format)
       }

@@ -179,4 +179,21 @@ struct BestTimeKernelTests {
     var failed = Report()
     #expect(throws: HaatError.self) { try overflowing.finish(["best_time"], into: &failed) }
   }
+
+  @Test("the SVG heatmap has a cell per hour of the week per account, names escaped")
+  func svg() throws {
+    var posts: [CanonicalRecord] = []
+    for account in ["a<&>\"b", "plain"] {
+      posts.append(Self.post("2026-01-06T18:00:00Z", likes: 10, reach: 100, account: account))
+    }
+    let report = try Self.report(posts)
+    let svg = try #require(BestTimeKernel.svg(of: report))
+    #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
+    #expect(svg.components(separatedBy: "<rect ").count - 1 == 2 * 168)
+    #expect(svg.contains("a&lt;&amp;&gt;&quot;b") && !svg.contains("a<&>"))
+    #expect(svg.contains("<title>Tue 18:00: 1 posts, median"))
+    #expect(EngagementKernel.svg(of: report) == nil, "engagement draws no chart")
+    let only = ReportRendering.table(report, only: "best_time")
+    #expect(only.contains("median rate") && !only.contains("ER reach"))
+  }
 }

@@ -62,9 +62,10 @@ public struct AdsKernel: Sendable, Equatable {
 
   public init() {}
 
-  mutating func add(_ insight: AdInsightRecord) -> Bool {
-    // Every connector checks the day; one that does not parse has no cell to go to.
-    guard let day = Days.number(insight.date) else { return false }
+  /// The insight's cell and its one-row sums; nil when its day does not read (every
+  /// connector checks it, so such a row has no cell to go to).
+  static func one(_ insight: AdInsightRecord) -> (Key, Sums)? {
+    guard let day = Days.number(insight.date) else { return nil }
     var one = Sums()
     one.rows = 1
     if insight.spend == nil || insight.impressions == nil || insight.clicks == nil { one.rowsIncomplete = 1 }
@@ -83,6 +84,11 @@ public struct AdsKernel: Sendable, Equatable {
     }
     let key = Key(
       account: Account(platform: insight.platform, account: insight.account), day: day, campaign: insight.campaign)
+    return (key, one)
+  }
+
+  mutating func add(_ insight: AdInsightRecord) -> Bool {
+    guard let (key, one) = Self.one(insight) else { return false }
     var next = cells[key] ?? Sums()
     guard next.merge(one) else { return false }
     cells[key] = next
@@ -165,6 +171,15 @@ extension AdsKernel: ReportKernel {
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     guard case .adInsight(let insight) = record else { return true }
     return add(insight)
+  }
+
+  /// Whether the row fits its cell (attribution reads ad insights too: a row this report
+  /// refuses must be in neither).
+  public func accepts(_ record: CanonicalRecord) -> Bool {
+    guard case .adInsight(let insight) = record else { return true }
+    guard let (key, one) = Self.one(insight) else { return false }
+    var next = cells[key] ?? Sums()
+    return next.merge(one)
   }
 
   public mutating func merge(_ other: AdsKernel) {

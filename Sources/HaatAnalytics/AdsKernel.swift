@@ -130,14 +130,6 @@ public struct AdsKernel: Sendable, Equatable {
     day - ((day + 3) % 7 + 7) % 7
   }
 
-  static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
-
-  /// Exact decimal text: "." as the point, no exponent.
-  static func text(_ value: Decimal) -> String { value.isZero ? "0" : value.description }
-
-  /// Decimal text as written by `text`; "" is zero; nil when it is not one.
-  static func decimal(_ text: String) -> Decimal? { text.isEmpty ? .zero : Values.decimal(text) }
-
   static func row(_ account: Account, campaign: String, _ sums: Sums) -> Haat_V1_AdsRow {
     var row = Haat_V1_AdsRow()
     row.platform = account.platform
@@ -145,19 +137,21 @@ public struct AdsKernel: Sendable, Equatable {
     row.campaign = campaign
     row.rows = sums.rows
     row.rowsIncomplete = sums.rowsIncomplete
-    row.spend = text(sums.spend)
+    row.spend = Money.text(sums.spend)
     row.impressions = sums.impressions
     row.clicks = sums.clicks
     row.conversions = sums.conversions
-    row.claimedRevenue = text(sums.claimedRevenue)
-    let spend = double(sums.spend)
+    row.claimedRevenue = Money.text(sums.claimedRevenue)
+    let spend = Money.double(sums.spend)
     if sums.impressions > 0 {
       row.cpm = spend / Double(sums.impressions) * 1_000
       row.ctr = Double(sums.clicks) / Double(sums.impressions)
     }
     if sums.clicks > 0 { row.cpc = spend / Double(sums.clicks) }
-    if sums.conversions > 0 { row.cpa = double(sums.conversionsSpend) / Double(sums.conversions) }
-    if !sums.claimedSpend.isZero { row.claimedRoas = double(sums.claimedRevenue) / double(sums.claimedSpend) }
+    if sums.conversions > 0 { row.cpa = Money.double(sums.conversionsSpend) / Double(sums.conversions) }
+    if !sums.claimedSpend.isZero {
+      row.claimedRoas = Money.double(sums.claimedRevenue) / Money.double(sums.claimedSpend)
+    }
     return row
   }
 }
@@ -211,14 +205,14 @@ extension AdsKernel: ReportKernel {
       cell.campaign = key.campaign
       cell.rows = sums.rows
       cell.rowsIncomplete = sums.rowsIncomplete
-      cell.spend = Self.text(sums.spend)
+      cell.spend = Money.text(sums.spend)
       cell.impressions = sums.impressions
       cell.clicks = sums.clicks
       cell.conversions = sums.conversions
       cell.rowsWithConversions = sums.rowsWithConversions
-      cell.conversionsSpend = Self.text(sums.conversionsSpend)
-      cell.claimedRevenue = Self.text(sums.claimedRevenue)
-      cell.claimedSpend = Self.text(sums.claimedSpend)
+      cell.conversionsSpend = Money.text(sums.conversionsSpend)
+      cell.claimedRevenue = Money.text(sums.claimedRevenue)
+      cell.claimedSpend = Money.text(sums.claimedSpend)
       return cell
     }
     message.coverage = coverage.keys.sorted().flatMap { account in
@@ -240,9 +234,9 @@ extension AdsKernel: ReportKernel {
     for cell in partial.ads.cells {
       // A cell that does not read (a day or an amount that is not one) makes the sums
       // unknowable: reported as an error, never left out unseen.
-      guard let day = Days.number(cell.day), let spend = Self.decimal(cell.spend),
-        let conversionsSpend = Self.decimal(cell.conversionsSpend),
-        let claimedRevenue = Self.decimal(cell.claimedRevenue), let claimedSpend = Self.decimal(cell.claimedSpend)
+      guard let day = Days.number(cell.day), let spend = Money.decimal(cell.spend),
+        let conversionsSpend = Money.decimal(cell.conversionsSpend),
+        let claimedRevenue = Money.decimal(cell.claimedRevenue), let claimedSpend = Money.decimal(cell.claimedSpend)
       else {
         overflowed = true
         continue
@@ -308,10 +302,10 @@ extension AdsKernel: ReportKernel {
       var row = Haat_V1_AdsWeek()
       row.platform = week.platform
       row.week = Days.text(week.monday)
-      row.spend = Self.text(sums.spend)
+      row.spend = Money.text(sums.spend)
       row.impressions = sums.impressions
       row.clicks = sums.clicks
-      let spend = Self.double(sums.spend)
+      let spend = Money.double(sums.spend)
       if sums.impressions > 0 { row.cpm = spend / Double(sums.impressions) * 1_000 }
       if sums.clicks > 0 { row.cpc = spend / Double(sums.clicks) }
       return row
@@ -328,10 +322,6 @@ extension AdsKernel: ReportKernel {
     let rows = report.ads.rows + [report.ads.total]
     let group = ReportRendering.group
     let percent = ReportRendering.percent
-    func money(_ text: String) -> String {
-      guard let value = decimal(text) else { return text }
-      return String(format: "%.2f", double(value))
-    }
     func number(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
     let columns = [
       "platform", "campaign", "spend", "impressions", "clicks", "conv.", "CPM", "CPC", "CTR", "CPA", "claimed ROAS",
@@ -340,7 +330,7 @@ extension AdsKernel: ReportKernel {
       columns: columns,
       rows: rows.map { row in
         [
-          row.platform, row.campaign, money(row.spend), group(row.impressions), group(row.clicks),
+          row.platform, row.campaign, Money.display(row.spend), group(row.impressions), group(row.clicks),
           group(row.conversions),
           row.hasCpm ? number(row.cpm, 2) : "–", row.hasCpc ? number(row.cpc, 2) : "–",
           row.hasCtr ? percent(row.ctr) : "–", row.hasCpa ? number(row.cpa, 2) : "–",

@@ -178,7 +178,6 @@ public struct AttributionKernel: Sendable, Equatable {
     }
   }
 
-  static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
 }
 
 extension AttributionKernel: ReportKernel {
@@ -238,7 +237,7 @@ extension AttributionKernel: ReportKernel {
       cell.channel = key.channel
       cell.currency = key.currency
       cell.orders = value.orders
-      cell.revenue = AdsKernel.text(value.revenue)
+      cell.revenue = Money.text(value.revenue)
       cell.byUtm = value.byUTM
       cell.byClickID = value.byClickID
       cell.byReferrer = value.byReferrer
@@ -264,7 +263,7 @@ extension AttributionKernel: ReportKernel {
     self.init()
     overflowed = partial.attribution.overflowed
     for cell in partial.attribution.orders {
-      guard let revenue = AdsKernel.decimal(cell.revenue) else {
+      guard let revenue = Money.decimal(cell.revenue) else {
         overflowed = true
         continue
       }
@@ -318,27 +317,27 @@ extension AttributionKernel: ReportKernel {
       row.channel = key.channel
       row.currency = key.currency
       row.orders = value.orders
-      row.revenue = AdsKernel.text(value.revenue)
+      row.revenue = Money.text(value.revenue)
       row.byUtm = value.byUTM
       row.byClickID = value.byClickID
       row.byReferrer = value.byReferrer
-      if value.orders > 0 { row.aov = Self.double(value.revenue) / Double(value.orders) }
+      if value.orders > 0 { row.aov = Money.double(value.revenue) / Double(value.orders) }
       if let total = revenueByCurrency[key.currency], !total.isZero {
-        row.share = Self.double(value.revenue) / Self.double(total)
+        row.share = Money.double(value.revenue) / Money.double(total)
       }
       row.linkClicks = channel.linkClicks
       if channel.linkClicks > 0 {
         row.conversionRate = Double(ordersByChannel[key.channel] ?? 0) / Double(channel.linkClicks)
       }
       let ads = spendByPlatform[key.channel] ?? (Decimal.zero, Decimal.zero, Decimal.zero)
-      row.adSpend = AdsKernel.text(ads.spend)
+      row.adSpend = Money.text(ads.spend)
       // Ad spend has no currency of its own: a ROAS is made only where the channel's
       // orders are in one currency, taken as the spend's.
       if !ads.spend.isZero, (currenciesByChannel[key.channel]?.count ?? 0) == 1 {
-        row.roas = Self.double(value.revenue) / Self.double(ads.spend)
+        row.roas = Money.double(value.revenue) / Money.double(ads.spend)
       }
       if !ads.claimedSpend.isZero {
-        row.claimedRoas = Self.double(ads.claimedRevenue) / Self.double(ads.claimedSpend)
+        row.claimedRoas = Money.double(ads.claimedRevenue) / Money.double(ads.claimedSpend)
       }
       rows.append(row)
     }
@@ -350,10 +349,6 @@ extension AttributionKernel: ReportKernel {
     guard report.hasAttribution else { return nil }
     let group = ReportRendering.group
     let percent = ReportRendering.percent
-    func money(_ text: String) -> String {
-      guard let value = AdsKernel.decimal(text) else { return text }
-      return String(format: "%.2f", double(value))
-    }
     func number(_ value: Double) -> String { String(format: "%.2f", value) }
     let rows = report.attribution.rows
     return ReportTable(
@@ -363,10 +358,10 @@ extension AttributionKernel: ReportKernel {
       ],
       rows: rows.map { row in
         [
-          row.channel, row.currency.isEmpty ? "–" : row.currency, group(row.orders), money(row.revenue),
+          row.channel, row.currency.isEmpty ? "–" : row.currency, group(row.orders), Money.display(row.revenue),
           row.hasAov ? number(row.aov) : "–", row.hasShare ? percent(row.share) : "–", group(row.linkClicks),
           row.hasConversionRate ? percent(row.conversionRate) : "–",
-          row.adSpend == "0" ? "–" : money(row.adSpend), row.hasRoas ? number(row.roas) : "–",
+          row.adSpend == "0" ? "–" : Money.display(row.adSpend), row.hasRoas ? number(row.roas) : "–",
           row.hasClaimedRoas ? number(row.claimedRoas) : "–",
         ]
       },

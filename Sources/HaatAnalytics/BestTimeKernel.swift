@@ -84,8 +84,6 @@ public struct BestTimeKernel: Sendable {
     clock = LocalClock(timezone: context.timezone)
   }
 
-  static func hourOfWeek(local seconds: Int64) -> UInt32 { LocalClock.hourOfWeek(local: seconds) }
-
   static func label(_ hour: UInt32) -> String {
     let clock = hour % 24
     return "\(days[Int(hour / 24) % 7]) \(clock < 10 ? "0" : "")\(clock):00"
@@ -103,7 +101,7 @@ public struct BestTimeKernel: Sendable {
     guard let engagements = Self.engagements(post) else { return false }
     let key = Key(
       platform: post.platform, account: post.account, zone: clock.name,
-      hour: Self.hourOfWeek(local: clock.local(post.createdAt)))
+      hour: LocalClock.hourOfWeek(local: clock.local(post.createdAt)))
     let rate = post.reach.flatMap { $0 > 0 ? Double(engagements) / Double($0) : nil }
     // In place: no cell or sketch is built per post.
     if !cells[key, default: Cell()].add(engagements: engagements, rate: rate) { overflowed = true }

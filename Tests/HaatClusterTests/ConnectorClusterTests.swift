@@ -365,18 +365,15 @@ struct RateGovernorClusterTests {
       #expect(pauses.first?.reason.contains("80001") == true)
       #expect(pauses.first.map { $0.untilMs > Int64(Date().timeIntervalSince1970 * 1000) + 30_000 } == true)
       #expect(server.meta.throttled >= 1)
-      // A slot granted before the pause arrived may still be in flight (slow on a loaded
-      // machine): let the count settle for a second first.
-      var requests = server.meta.requests(token: "fixture-meta-token")
-      for _ in 0..<5 {
-        try await Task.sleep(for: .seconds(1))
-        let now = server.meta.requests(token: "fixture-meta-token")
-        if now == requests { break }
-        requests = now
-      }
-      // Paused: no worker asks again while the pause lasts, though a task has pages to go.
-      try await Task.sleep(for: .seconds(2))
-      #expect(server.meta.requests(token: "fixture-meta-token") == requests)
+      // Paused: no worker asks again while the pause lasts, though both tasks have pages to
+      // go. Only a slot granted before the pause was stored may still reach the server, at
+      // most one (each task asks for one slot at a time, and the throttled one is holding
+      // off); how late it arrives depends on the machine's load, so the count is bounded,
+      // not timed.
+      let atPause = server.meta.requests(token: "fixture-meta-token")
+      try await Task.sleep(for: .seconds(3))
+      let afterPause = server.meta.requests(token: "fixture-meta-token")
+      #expect(afterPause <= atPause + 1, "\(afterPause - atPause) requests while the credential was paused")
       _ = try await client.cancel(job)
 
       // The pause is in the store: a coordinator killed and started again still holds it.

@@ -78,29 +78,11 @@ struct QuantileSketchTests {
 @Suite("Best time report")
 struct BestTimeKernelTests {
   static func post(_ iso: String, likes: UInt64, reach: UInt64? = nil, account: String = "a") -> CanonicalRecord {
-    var bytes = Array(iso.utf8)
-    let time =
-      bytes.withUnsafeMutableBytes { Values.timestamp(UnsafeRawBufferPointer($0)) }
-      ?? Values.Timestamp(epochSeconds: 0, offsetMinutes: 0)
-    var post = PostRecord(
-      platform: "instagram", account: account, id: iso, createdAt: time, createdAtText: iso, mediaType: .image)
-    post.likes = likes
-    post.reach = reach
-    return .post(post)
+    timedPost(iso, account: account, likes: likes, reach: reach)
   }
 
   static func report(_ posts: [CanonicalRecord], timezone: String = "", parts: Int = 1) throws -> Report {
-    var builders = (0..<parts).map { _ in
-      PartialBuilder(reports: ["best_time"], context: ReportContext(timezone: timezone))
-    }
-    for (index, post) in posts.enumerated() { builders[index % parts].add(post) }
-    var merger = PartialMerger()
-    for builder in builders.reversed() {
-      merger.merge(try Partial(jsonUTF8Data: builder.partial.jsonUTF8Data()))
-    }
-    var report = Report()
-    try merger.finish(["best_time"], into: &report)
-    return report
+    try finishedReport("best_time", of: posts, timezone: timezone, parts: parts)
   }
 
   @Test("hours of the week in the account's zone, across a daylight-saving change")

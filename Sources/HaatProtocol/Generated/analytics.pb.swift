@@ -22,85 +22,97 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 
 /// Partial is a task's mergeable aggregate for every requested report. Partials form a
 /// monoid: merging in any order and grouping gives the same result as one pass.
-public nonisolated struct Haat_V1_Partial: Sendable {
+public nonisolated struct Haat_V1_Partial: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var engagement: Haat_V1_EngagementPartial {
-    get {_engagement ?? Haat_V1_EngagementPartial()}
-    set {_engagement = newValue}
+    get {_storage._engagement ?? Haat_V1_EngagementPartial()}
+    set {_uniqueStorage()._engagement = newValue}
   }
   /// Returns true if `engagement` has been explicitly set.
-  public var hasEngagement: Bool {self._engagement != nil}
+  public var hasEngagement: Bool {_storage._engagement != nil}
   /// Clears the value of `engagement`. Subsequent reads from it will return its default value.
-  public mutating func clearEngagement() {self._engagement = nil}
+  public mutating func clearEngagement() {_uniqueStorage()._engagement = nil}
 
   public var reviews: Haat_V1_ReviewsPartial {
-    get {_reviews ?? Haat_V1_ReviewsPartial()}
-    set {_reviews = newValue}
+    get {_storage._reviews ?? Haat_V1_ReviewsPartial()}
+    set {_uniqueStorage()._reviews = newValue}
   }
   /// Returns true if `reviews` has been explicitly set.
-  public var hasReviews: Bool {self._reviews != nil}
+  public var hasReviews: Bool {_storage._reviews != nil}
   /// Clears the value of `reviews`. Subsequent reads from it will return its default value.
-  public mutating func clearReviews() {self._reviews = nil}
+  public mutating func clearReviews() {_uniqueStorage()._reviews = nil}
 
   public var ads: Haat_V1_AdsPartial {
-    get {_ads ?? Haat_V1_AdsPartial()}
-    set {_ads = newValue}
+    get {_storage._ads ?? Haat_V1_AdsPartial()}
+    set {_uniqueStorage()._ads = newValue}
   }
   /// Returns true if `ads` has been explicitly set.
-  public var hasAds: Bool {self._ads != nil}
+  public var hasAds: Bool {_storage._ads != nil}
   /// Clears the value of `ads`. Subsequent reads from it will return its default value.
-  public mutating func clearAds() {self._ads = nil}
+  public mutating func clearAds() {_uniqueStorage()._ads = nil}
 
   public var bestTime: Haat_V1_BestTimePartial {
-    get {_bestTime ?? Haat_V1_BestTimePartial()}
-    set {_bestTime = newValue}
+    get {_storage._bestTime ?? Haat_V1_BestTimePartial()}
+    set {_uniqueStorage()._bestTime = newValue}
   }
   /// Returns true if `bestTime` has been explicitly set.
-  public var hasBestTime: Bool {self._bestTime != nil}
+  public var hasBestTime: Bool {_storage._bestTime != nil}
   /// Clears the value of `bestTime`. Subsequent reads from it will return its default value.
-  public mutating func clearBestTime() {self._bestTime = nil}
+  public mutating func clearBestTime() {_uniqueStorage()._bestTime = nil}
 
   public var attribution: Haat_V1_AttributionPartial {
-    get {_attribution ?? Haat_V1_AttributionPartial()}
-    set {_attribution = newValue}
+    get {_storage._attribution ?? Haat_V1_AttributionPartial()}
+    set {_uniqueStorage()._attribution = newValue}
   }
   /// Returns true if `attribution` has been explicitly set.
-  public var hasAttribution: Bool {self._attribution != nil}
+  public var hasAttribution: Bool {_storage._attribution != nil}
   /// Clears the value of `attribution`. Subsequent reads from it will return its default value.
-  public mutating func clearAttribution() {self._attribution = nil}
+  public mutating func clearAttribution() {_uniqueStorage()._attribution = nil}
 
   public var audience: Haat_V1_AudiencePartial {
-    get {_audience ?? Haat_V1_AudiencePartial()}
-    set {_audience = newValue}
+    get {_storage._audience ?? Haat_V1_AudiencePartial()}
+    set {_uniqueStorage()._audience = newValue}
   }
   /// Returns true if `audience` has been explicitly set.
-  public var hasAudience: Bool {self._audience != nil}
+  public var hasAudience: Bool {_storage._audience != nil}
   /// Clears the value of `audience`. Subsequent reads from it will return its default value.
-  public mutating func clearAudience() {self._audience = nil}
+  public mutating func clearAudience() {_uniqueStorage()._audience = nil}
 
   public var responseTime: Haat_V1_ResponseTimePartial {
-    get {_responseTime ?? Haat_V1_ResponseTimePartial()}
-    set {_responseTime = newValue}
+    get {_storage._responseTime ?? Haat_V1_ResponseTimePartial()}
+    set {_uniqueStorage()._responseTime = newValue}
   }
   /// Returns true if `responseTime` has been explicitly set.
-  public var hasResponseTime: Bool {self._responseTime != nil}
+  public var hasResponseTime: Bool {_storage._responseTime != nil}
   /// Clears the value of `responseTime`. Subsequent reads from it will return its default value.
-  public mutating func clearResponseTime() {self._responseTime = nil}
+  public mutating func clearResponseTime() {_uniqueStorage()._responseTime = nil}
+
+  public var mediaLift: Haat_V1_MediaLiftPartial {
+    get {_storage._mediaLift ?? Haat_V1_MediaLiftPartial()}
+    set {_uniqueStorage()._mediaLift = newValue}
+  }
+  /// Returns true if `mediaLift` has been explicitly set.
+  public var hasMediaLift: Bool {_storage._mediaLift != nil}
+  /// Clears the value of `mediaLift`. Subsequent reads from it will return its default value.
+  public mutating func clearMediaLift() {_uniqueStorage()._mediaLift = nil}
+
+  public var frequency: Haat_V1_FrequencyPartial {
+    get {_storage._frequency ?? Haat_V1_FrequencyPartial()}
+    set {_uniqueStorage()._frequency = newValue}
+  }
+  /// Returns true if `frequency` has been explicitly set.
+  public var hasFrequency: Bool {_storage._frequency != nil}
+  /// Clears the value of `frequency`. Subsequent reads from it will return its default value.
+  public mutating func clearFrequency() {_uniqueStorage()._frequency = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _engagement: Haat_V1_EngagementPartial? = nil
-  fileprivate var _reviews: Haat_V1_ReviewsPartial? = nil
-  fileprivate var _ads: Haat_V1_AdsPartial? = nil
-  fileprivate var _bestTime: Haat_V1_BestTimePartial? = nil
-  fileprivate var _attribution: Haat_V1_AttributionPartial? = nil
-  fileprivate var _audience: Haat_V1_AudiencePartial? = nil
-  fileprivate var _responseTime: Haat_V1_ResponseTimePartial? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// EngagementPartial holds exact sums per platform x account x media type.
@@ -326,6 +338,24 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasResponseTime: Bool {_storage._responseTime != nil}
   /// Clears the value of `responseTime`. Subsequent reads from it will return its default value.
   public mutating func clearResponseTime() {_uniqueStorage()._responseTime = nil}
+
+  public var mediaLift: Haat_V1_MediaLiftReport {
+    get {_storage._mediaLift ?? Haat_V1_MediaLiftReport()}
+    set {_uniqueStorage()._mediaLift = newValue}
+  }
+  /// Returns true if `mediaLift` has been explicitly set.
+  public var hasMediaLift: Bool {_storage._mediaLift != nil}
+  /// Clears the value of `mediaLift`. Subsequent reads from it will return its default value.
+  public mutating func clearMediaLift() {_uniqueStorage()._mediaLift = nil}
+
+  public var frequency: Haat_V1_FrequencyReport {
+    get {_storage._frequency ?? Haat_V1_FrequencyReport()}
+    set {_uniqueStorage()._frequency = newValue}
+  }
+  /// Returns true if `frequency` has been explicitly set.
+  public var hasFrequency: Bool {_storage._frequency != nil}
+  /// Clears the value of `frequency`. Subsequent reads from it will return its default value.
+  public mutating func clearFrequency() {_uniqueStorage()._frequency = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1738,69 +1768,541 @@ public nonisolated struct Haat_V1_ResponseTimeHour: Sendable {
   fileprivate var _medianFirstResponseS: Double? = nil
 }
 
+/// Moments of a sample of doubles in Welford's form: the count, the mean, and m2, the sum of
+/// squared deviations from the mean. A value x is added as
+///   count += 1; d = x - mean; mean += d / count; m2 += d * (x - mean)
+/// and two are merged by Chan, Golub & LeVeque's pairwise update (a = this, b = the other;
+/// nothing changes when b.count is 0; b is copied when a.count is 0):
+///   n = a.count + b.count; d = b.mean - a.mean
+///   mean = a.mean + d * b.count / n; m2 = a.m2 + b.m2 + d * d * a.count * b.count / n
+/// in IEEE-754 double. The count is exact; mean and m2 agree in any merge order up to
+/// rounding. An empty sample has count 0, mean 0 and m2 0; m2 is never negative.
+public nonisolated struct Haat_V1_Moments: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var count: UInt64 = 0
+
+  public var mean: Double = 0
+
+  public var m2: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// MediaLiftPartial holds, per platform x account x media type, the likes of the posts
+/// whose export states them.
+public nonisolated struct Haat_V1_MediaLiftPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_MediaLiftCell] = []
+
+  /// A count passed 2^64 - 1 on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// MediaLiftCell is one platform x account x media type (the post's `media_type` as read,
+/// e.g. "text", "image").
+public nonisolated struct Haat_V1_MediaLiftCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var mediaType: String = String()
+
+  /// Posts of the cell, with or without likes.
+  public var posts: UInt64 = 0
+
+  /// The likes of the posts that state them (its count is theirs), for medians and the
+  /// bootstrap.
+  public var likes: Haat_V1_QuantileSketch {
+    get {_likes ?? Haat_V1_QuantileSketch()}
+    set {_likes = newValue}
+  }
+  /// Returns true if `likes` has been explicitly set.
+  public var hasLikes: Bool {self._likes != nil}
+  /// Clears the value of `likes`. Subsequent reads from it will return its default value.
+  public mutating func clearLikes() {self._likes = nil}
+
+  /// Moments of ln(1 + likes) over the same posts, for geometric means and Welch's test.
+  public var logLikes: Haat_V1_Moments {
+    get {_logLikes ?? Haat_V1_Moments()}
+    set {_logLikes = newValue}
+  }
+  /// Returns true if `logLikes` has been explicitly set.
+  public var hasLogLikes: Bool {self._logLikes != nil}
+  /// Clears the value of `logLikes`. Subsequent reads from it will return its default value.
+  public mutating func clearLogLikes() {self._logLikes = nil}
+
+  /// The exact sum of their likes.
+  public var likesSum: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _likes: Haat_V1_QuantileSketch? = nil
+  fileprivate var _logLikes: Haat_V1_Moments? = nil
+}
+
+/// MediaLiftReport compares, within each platform x account, each media type's likes per
+/// post with the account's text posts (docs/reports.md "media_lift").
+public nonisolated struct Haat_V1_MediaLiftReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A comparison needs at least this many posts with likes of each side.
+  public var minPosts: UInt32 = 0
+
+  /// Bootstrap resamples behind each interval.
+  public var resamples: UInt32 = 0
+
+  public var rows: [Haat_V1_MediaLiftRow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_MediaLiftRow: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String {
+    get {_storage._platform}
+    set {_uniqueStorage()._platform = newValue}
+  }
+
+  public var account: String {
+    get {_storage._account}
+    set {_uniqueStorage()._account = newValue}
+  }
+
+  public var mediaType: String {
+    get {_storage._mediaType}
+    set {_uniqueStorage()._mediaType = newValue}
+  }
+
+  /// Posts of this media type and of text, and those of each that state their likes.
+  public var posts: UInt64 {
+    get {_storage._posts}
+    set {_uniqueStorage()._posts = newValue}
+  }
+
+  public var postsWithLikes: UInt64 {
+    get {_storage._postsWithLikes}
+    set {_uniqueStorage()._postsWithLikes = newValue}
+  }
+
+  public var textPosts: UInt64 {
+    get {_storage._textPosts}
+    set {_uniqueStorage()._textPosts = newValue}
+  }
+
+  public var textPostsWithLikes: UInt64 {
+    get {_storage._textPostsWithLikes}
+    set {_uniqueStorage()._textPostsWithLikes = newValue}
+  }
+
+  /// Median likes per post (within 1 %) and mean likes per post (exact sum over count).
+  public var medianLikes: Double {
+    get {_storage._medianLikes ?? 0}
+    set {_uniqueStorage()._medianLikes = newValue}
+  }
+  /// Returns true if `medianLikes` has been explicitly set.
+  public var hasMedianLikes: Bool {_storage._medianLikes != nil}
+  /// Clears the value of `medianLikes`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianLikes() {_uniqueStorage()._medianLikes = nil}
+
+  public var textMedianLikes: Double {
+    get {_storage._textMedianLikes ?? 0}
+    set {_uniqueStorage()._textMedianLikes = newValue}
+  }
+  /// Returns true if `textMedianLikes` has been explicitly set.
+  public var hasTextMedianLikes: Bool {_storage._textMedianLikes != nil}
+  /// Clears the value of `textMedianLikes`. Subsequent reads from it will return its default value.
+  public mutating func clearTextMedianLikes() {_uniqueStorage()._textMedianLikes = nil}
+
+  public var meanLikes: Double {
+    get {_storage._meanLikes ?? 0}
+    set {_uniqueStorage()._meanLikes = newValue}
+  }
+  /// Returns true if `meanLikes` has been explicitly set.
+  public var hasMeanLikes: Bool {_storage._meanLikes != nil}
+  /// Clears the value of `meanLikes`. Subsequent reads from it will return its default value.
+  public mutating func clearMeanLikes() {_uniqueStorage()._meanLikes = nil}
+
+  public var textMeanLikes: Double {
+    get {_storage._textMeanLikes ?? 0}
+    set {_uniqueStorage()._textMeanLikes = newValue}
+  }
+  /// Returns true if `textMeanLikes` has been explicitly set.
+  public var hasTextMeanLikes: Bool {_storage._textMeanLikes != nil}
+  /// Clears the value of `textMeanLikes`. Subsequent reads from it will return its default value.
+  public mutating func clearTextMeanLikes() {_uniqueStorage()._textMeanLikes = nil}
+
+  /// median_likes / text_median_likes with its bootstrap 95 % interval.
+  public var medianRatio: Double {
+    get {_storage._medianRatio ?? 0}
+    set {_uniqueStorage()._medianRatio = newValue}
+  }
+  /// Returns true if `medianRatio` has been explicitly set.
+  public var hasMedianRatio: Bool {_storage._medianRatio != nil}
+  /// Clears the value of `medianRatio`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRatio() {_uniqueStorage()._medianRatio = nil}
+
+  public var medianRatioLow: Double {
+    get {_storage._medianRatioLow ?? 0}
+    set {_uniqueStorage()._medianRatioLow = newValue}
+  }
+  /// Returns true if `medianRatioLow` has been explicitly set.
+  public var hasMedianRatioLow: Bool {_storage._medianRatioLow != nil}
+  /// Clears the value of `medianRatioLow`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRatioLow() {_uniqueStorage()._medianRatioLow = nil}
+
+  public var medianRatioHigh: Double {
+    get {_storage._medianRatioHigh ?? 0}
+    set {_uniqueStorage()._medianRatioHigh = newValue}
+  }
+  /// Returns true if `medianRatioHigh` has been explicitly set.
+  public var hasMedianRatioHigh: Bool {_storage._medianRatioHigh != nil}
+  /// Clears the value of `medianRatioHigh`. Subsequent reads from it will return its default value.
+  public mutating func clearMedianRatioHigh() {_uniqueStorage()._medianRatioHigh = nil}
+
+  /// The ratio of the geometric means of (1 + likes), exp(mean ln(1 + likes) - the text's),
+  /// with its bootstrap 95 % interval.
+  public var geomeanRatio: Double {
+    get {_storage._geomeanRatio ?? 0}
+    set {_uniqueStorage()._geomeanRatio = newValue}
+  }
+  /// Returns true if `geomeanRatio` has been explicitly set.
+  public var hasGeomeanRatio: Bool {_storage._geomeanRatio != nil}
+  /// Clears the value of `geomeanRatio`. Subsequent reads from it will return its default value.
+  public mutating func clearGeomeanRatio() {_uniqueStorage()._geomeanRatio = nil}
+
+  public var geomeanRatioLow: Double {
+    get {_storage._geomeanRatioLow ?? 0}
+    set {_uniqueStorage()._geomeanRatioLow = newValue}
+  }
+  /// Returns true if `geomeanRatioLow` has been explicitly set.
+  public var hasGeomeanRatioLow: Bool {_storage._geomeanRatioLow != nil}
+  /// Clears the value of `geomeanRatioLow`. Subsequent reads from it will return its default value.
+  public mutating func clearGeomeanRatioLow() {_uniqueStorage()._geomeanRatioLow = nil}
+
+  public var geomeanRatioHigh: Double {
+    get {_storage._geomeanRatioHigh ?? 0}
+    set {_uniqueStorage()._geomeanRatioHigh = newValue}
+  }
+  /// Returns true if `geomeanRatioHigh` has been explicitly set.
+  public var hasGeomeanRatioHigh: Bool {_storage._geomeanRatioHigh != nil}
+  /// Clears the value of `geomeanRatioHigh`. Subsequent reads from it will return its default value.
+  public mutating func clearGeomeanRatioHigh() {_uniqueStorage()._geomeanRatioHigh = nil}
+
+  /// Welch's t-test of ln(1 + likes), this type against text: t, degrees of freedom and the
+  /// two-sided p-value.
+  public var welchT: Double {
+    get {_storage._welchT ?? 0}
+    set {_uniqueStorage()._welchT = newValue}
+  }
+  /// Returns true if `welchT` has been explicitly set.
+  public var hasWelchT: Bool {_storage._welchT != nil}
+  /// Clears the value of `welchT`. Subsequent reads from it will return its default value.
+  public mutating func clearWelchT() {_uniqueStorage()._welchT = nil}
+
+  public var welchDf: Double {
+    get {_storage._welchDf ?? 0}
+    set {_uniqueStorage()._welchDf = newValue}
+  }
+  /// Returns true if `welchDf` has been explicitly set.
+  public var hasWelchDf: Bool {_storage._welchDf != nil}
+  /// Clears the value of `welchDf`. Subsequent reads from it will return its default value.
+  public mutating func clearWelchDf() {_uniqueStorage()._welchDf = nil}
+
+  public var welchP: Double {
+    get {_storage._welchP ?? 0}
+    set {_uniqueStorage()._welchP = newValue}
+  }
+  /// Returns true if `welchP` has been explicitly set.
+  public var hasWelchP: Bool {_storage._welchP != nil}
+  /// Clears the value of `welchP`. Subsequent reads from it will return its default value.
+  public mutating func clearWelchP() {_uniqueStorage()._welchP = nil}
+
+  /// The smallest lift of the geometric mean this many posts would detect with 80 % power
+  /// at the 5 % level, as a ratio (1.3 = +30 %).
+  public var detectableRatio: Double {
+    get {_storage._detectableRatio ?? 0}
+    set {_uniqueStorage()._detectableRatio = newValue}
+  }
+  /// Returns true if `detectableRatio` has been explicitly set.
+  public var hasDetectableRatio: Bool {_storage._detectableRatio != nil}
+  /// Clears the value of `detectableRatio`. Subsequent reads from it will return its default value.
+  public mutating func clearDetectableRatio() {_uniqueStorage()._detectableRatio = nil}
+
+  /// What the data says, in words: more likes, fewer, or that it cannot say and why.
+  public var verdict: String {
+    get {_storage._verdict}
+    set {_uniqueStorage()._verdict = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// FrequencyPartial holds, per platform x account and account-local week, the posts and
+/// their engagements.
+public nonisolated struct Haat_V1_FrequencyPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cells: [Haat_V1_FrequencyCell] = []
+
+  /// A sum passed 2^64 - 1 on the worker: the report fails with `overflow`.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// FrequencyCell is one platform x account x week. Weeks start on Monday 00:00 in the
+/// account's zone.
+public nonisolated struct Haat_V1_FrequencyCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// The IANA zone the weeks are in, or "offset" when each post's own written offset was used.
+  public var zone: String = String()
+
+  /// The week's Monday, as days since 1970-01-01.
+  public var week: Int64 = 0
+
+  public var posts: UInt64 = 0
+
+  /// likes + comments + shares + saves of the week's posts.
+  public var engagements: UInt64 = 0
+
+  /// The same over the posts that state their reach, and that reach.
+  public var engagementsWithReach: UInt64 = 0
+
+  public var reach: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// FrequencyReport groups each account's weeks by how many posts they had.
+public nonisolated struct Haat_V1_FrequencyReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Haat_V1_FrequencyRow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// FrequencyRow is one platform x account x band of posts per week (weeks without posts are
+/// not known and not counted).
+public nonisolated struct Haat_V1_FrequencyRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var zone: String = String()
+
+  /// The band: weeks with min_posts..max_posts posts (max 0: no upper end).
+  public var minPosts: UInt32 = 0
+
+  public var maxPosts: UInt32 = 0
+
+  public var band: String = String()
+
+  public var weeks: UInt64 = 0
+
+  public var posts: UInt64 = 0
+
+  public var engagements: UInt64 = 0
+
+  /// engagements / posts: a ratio of sums.
+  public var engagementsPerPost: Double = 0
+
+  /// engagements_with_reach / reach over the band's posts that state reach; absent without.
+  public var engagementRate: Double {
+    get {_engagementRate ?? 0}
+    set {_engagementRate = newValue}
+  }
+  /// Returns true if `engagementRate` has been explicitly set.
+  public var hasEngagementRate: Bool {self._engagementRate != nil}
+  /// Clears the value of `engagementRate`. Subsequent reads from it will return its default value.
+  public mutating func clearEngagementRate() {self._engagementRate = nil}
+
+  public var engagementsWithReach: UInt64 = 0
+
+  public var reach: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _engagementRate: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0")
+
+  fileprivate class _StorageClass {
+    var _engagement: Haat_V1_EngagementPartial? = nil
+    var _reviews: Haat_V1_ReviewsPartial? = nil
+    var _ads: Haat_V1_AdsPartial? = nil
+    var _bestTime: Haat_V1_BestTimePartial? = nil
+    var _attribution: Haat_V1_AttributionPartial? = nil
+    var _audience: Haat_V1_AudiencePartial? = nil
+    var _responseTime: Haat_V1_ResponseTimePartial? = nil
+    var _mediaLift: Haat_V1_MediaLiftPartial? = nil
+    var _frequency: Haat_V1_FrequencyPartial? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _engagement = source._engagement
+      _reviews = source._reviews
+      _ads = source._ads
+      _bestTime = source._bestTime
+      _attribution = source._attribution
+      _audience = source._audience
+      _responseTime = source._responseTime
+      _mediaLift = source._mediaLift
+      _frequency = source._frequency
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._engagement) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._reviews) }()
-      case 3: try { try decoder.decodeSingularMessageField(value: &self._ads) }()
-      case 4: try { try decoder.decodeSingularMessageField(value: &self._bestTime) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._attribution) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._audience) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._responseTime) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._engagement) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._reviews) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._ads) }()
+        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._bestTime) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._attribution) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._audience) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._responseTime) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._mediaLift) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._frequency) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._engagement {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    try { if let v = self._reviews {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    try { if let v = self._ads {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-    } }()
-    try { if let v = self._bestTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._attribution {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    try { if let v = self._audience {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    try { if let v = self._responseTime {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
-    } }()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._engagement {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._reviews {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      try { if let v = _storage._ads {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._bestTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._attribution {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._audience {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._responseTime {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      try { if let v = _storage._mediaLift {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      try { if let v = _storage._frequency {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_Partial, rhs: Haat_V1_Partial) -> Bool {
-    if lhs._engagement != rhs._engagement {return false}
-    if lhs._reviews != rhs._reviews {return false}
-    if lhs._ads != rhs._ads {return false}
-    if lhs._bestTime != rhs._bestTime {return false}
-    if lhs._attribution != rhs._attribution {return false}
-    if lhs._audience != rhs._audience {return false}
-    if lhs._responseTime != rhs._responseTime {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._engagement != rhs_storage._engagement {return false}
+        if _storage._reviews != rhs_storage._reviews {return false}
+        if _storage._ads != rhs_storage._ads {return false}
+        if _storage._bestTime != rhs_storage._bestTime {return false}
+        if _storage._attribution != rhs_storage._attribution {return false}
+        if _storage._audience != rhs_storage._audience {return false}
+        if _storage._responseTime != rhs_storage._responseTime {return false}
+        if _storage._mediaLift != rhs_storage._mediaLift {return false}
+        if _storage._frequency != rhs_storage._frequency {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2041,7 +2543,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -2053,6 +2555,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _attribution: Haat_V1_AttributionReport? = nil
     var _audience: Haat_V1_AudienceReport? = nil
     var _responseTime: Haat_V1_ResponseTimeReport? = nil
+    var _mediaLift: Haat_V1_MediaLiftReport? = nil
+    var _frequency: Haat_V1_FrequencyReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2072,6 +2576,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _attribution = source._attribution
       _audience = source._audience
       _responseTime = source._responseTime
+      _mediaLift = source._mediaLift
+      _frequency = source._frequency
     }
   }
 
@@ -2099,6 +2605,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._attribution) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._audience) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseTime) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._mediaLift) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._frequency) }()
         default: break
         }
       }
@@ -2138,6 +2646,12 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._responseTime {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      try { if let v = _storage._mediaLift {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+      try { if let v = _storage._frequency {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2156,6 +2670,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._attribution != rhs_storage._attribution {return false}
         if _storage._audience != rhs_storage._audience {return false}
         if _storage._responseTime != rhs_storage._responseTime {return false}
+        if _storage._mediaLift != rhs_storage._mediaLift {return false}
+        if _storage._frequency != rhs_storage._frequency {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -4392,6 +4908,626 @@ nonisolated extension Haat_V1_ResponseTimeHour: SwiftProtobuf.Message, SwiftProt
     if lhs.label != rhs.label {return false}
     if lhs.conversations != rhs.conversations {return false}
     if lhs._medianFirstResponseS != rhs._medianFirstResponseS {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_Moments: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Moments"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{1}mean\0\u{1}m2\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.count) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.mean) }()
+      case 3: try { try decoder.decodeSingularDoubleField(value: &self.m2) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.count != 0 {
+      try visitor.visitSingularUInt64Field(value: self.count, fieldNumber: 1)
+    }
+    if self.mean.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.mean, fieldNumber: 2)
+    }
+    if self.m2.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.m2, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_Moments, rhs: Haat_V1_Moments) -> Bool {
+    if lhs.count != rhs.count {return false}
+    if lhs.mean != rhs.mean {return false}
+    if lhs.m2 != rhs.m2 {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_MediaLiftPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MediaLiftPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_MediaLiftPartial, rhs: Haat_V1_MediaLiftPartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_MediaLiftCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MediaLiftCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{3}log_likes\0\u{3}likes_sum\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.mediaType) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._likes) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._logLikes) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.likesSum) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.mediaType.isEmpty {
+      try visitor.visitSingularStringField(value: self.mediaType, fieldNumber: 3)
+    }
+    if self.posts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 4)
+    }
+    try { if let v = self._likes {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._logLikes {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if self.likesSum != 0 {
+      try visitor.visitSingularUInt64Field(value: self.likesSum, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_MediaLiftCell, rhs: Haat_V1_MediaLiftCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.mediaType != rhs.mediaType {return false}
+    if lhs.posts != rhs.posts {return false}
+    if lhs._likes != rhs._likes {return false}
+    if lhs._logLikes != rhs._logLikes {return false}
+    if lhs.likesSum != rhs.likesSum {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_MediaLiftReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MediaLiftReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}min_posts\0\u{1}resamples\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.minPosts) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.resamples) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.minPosts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minPosts, fieldNumber: 1)
+    }
+    if self.resamples != 0 {
+      try visitor.visitSingularUInt32Field(value: self.resamples, fieldNumber: 2)
+    }
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_MediaLiftReport, rhs: Haat_V1_MediaLiftReport) -> Bool {
+    if lhs.minPosts != rhs.minPosts {return false}
+    if lhs.resamples != rhs.resamples {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_MediaLiftRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MediaLiftRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{3}posts_with_likes\0\u{3}text_posts\0\u{3}text_posts_with_likes\0\u{3}median_likes\0\u{3}text_median_likes\0\u{3}mean_likes\0\u{3}text_mean_likes\0\u{3}median_ratio\0\u{3}median_ratio_low\0\u{3}median_ratio_high\0\u{3}geomean_ratio\0\u{3}geomean_ratio_low\0\u{3}geomean_ratio_high\0\u{3}welch_t\0\u{3}welch_df\0\u{3}welch_p\0\u{3}detectable_ratio\0\u{1}verdict\0")
+
+  fileprivate class _StorageClass {
+    var _platform: String = String()
+    var _account: String = String()
+    var _mediaType: String = String()
+    var _posts: UInt64 = 0
+    var _postsWithLikes: UInt64 = 0
+    var _textPosts: UInt64 = 0
+    var _textPostsWithLikes: UInt64 = 0
+    var _medianLikes: Double? = nil
+    var _textMedianLikes: Double? = nil
+    var _meanLikes: Double? = nil
+    var _textMeanLikes: Double? = nil
+    var _medianRatio: Double? = nil
+    var _medianRatioLow: Double? = nil
+    var _medianRatioHigh: Double? = nil
+    var _geomeanRatio: Double? = nil
+    var _geomeanRatioLow: Double? = nil
+    var _geomeanRatioHigh: Double? = nil
+    var _welchT: Double? = nil
+    var _welchDf: Double? = nil
+    var _welchP: Double? = nil
+    var _detectableRatio: Double? = nil
+    var _verdict: String = String()
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _platform = source._platform
+      _account = source._account
+      _mediaType = source._mediaType
+      _posts = source._posts
+      _postsWithLikes = source._postsWithLikes
+      _textPosts = source._textPosts
+      _textPostsWithLikes = source._textPostsWithLikes
+      _medianLikes = source._medianLikes
+      _textMedianLikes = source._textMedianLikes
+      _meanLikes = source._meanLikes
+      _textMeanLikes = source._textMeanLikes
+      _medianRatio = source._medianRatio
+      _medianRatioLow = source._medianRatioLow
+      _medianRatioHigh = source._medianRatioHigh
+      _geomeanRatio = source._geomeanRatio
+      _geomeanRatioLow = source._geomeanRatioLow
+      _geomeanRatioHigh = source._geomeanRatioHigh
+      _welchT = source._welchT
+      _welchDf = source._welchDf
+      _welchP = source._welchP
+      _detectableRatio = source._detectableRatio
+      _verdict = source._verdict
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._platform) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._account) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._mediaType) }()
+        case 4: try { try decoder.decodeSingularUInt64Field(value: &_storage._posts) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._postsWithLikes) }()
+        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._textPosts) }()
+        case 7: try { try decoder.decodeSingularUInt64Field(value: &_storage._textPostsWithLikes) }()
+        case 8: try { try decoder.decodeSingularDoubleField(value: &_storage._medianLikes) }()
+        case 9: try { try decoder.decodeSingularDoubleField(value: &_storage._textMedianLikes) }()
+        case 10: try { try decoder.decodeSingularDoubleField(value: &_storage._meanLikes) }()
+        case 11: try { try decoder.decodeSingularDoubleField(value: &_storage._textMeanLikes) }()
+        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRatio) }()
+        case 13: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRatioLow) }()
+        case 14: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRatioHigh) }()
+        case 15: try { try decoder.decodeSingularDoubleField(value: &_storage._geomeanRatio) }()
+        case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._geomeanRatioLow) }()
+        case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._geomeanRatioHigh) }()
+        case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._welchT) }()
+        case 19: try { try decoder.decodeSingularDoubleField(value: &_storage._welchDf) }()
+        case 20: try { try decoder.decodeSingularDoubleField(value: &_storage._welchP) }()
+        case 21: try { try decoder.decodeSingularDoubleField(value: &_storage._detectableRatio) }()
+        case 22: try { try decoder.decodeSingularStringField(value: &_storage._verdict) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._platform.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._platform, fieldNumber: 1)
+      }
+      if !_storage._account.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._account, fieldNumber: 2)
+      }
+      if !_storage._mediaType.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._mediaType, fieldNumber: 3)
+      }
+      if _storage._posts != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._posts, fieldNumber: 4)
+      }
+      if _storage._postsWithLikes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._postsWithLikes, fieldNumber: 5)
+      }
+      if _storage._textPosts != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._textPosts, fieldNumber: 6)
+      }
+      if _storage._textPostsWithLikes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._textPostsWithLikes, fieldNumber: 7)
+      }
+      try { if let v = _storage._medianLikes {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+      } }()
+      try { if let v = _storage._textMedianLikes {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
+      } }()
+      try { if let v = _storage._meanLikes {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+      } }()
+      try { if let v = _storage._textMeanLikes {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+      } }()
+      try { if let v = _storage._medianRatio {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+      } }()
+      try { if let v = _storage._medianRatioLow {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
+      } }()
+      try { if let v = _storage._medianRatioHigh {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+      } }()
+      try { if let v = _storage._geomeanRatio {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._geomeanRatioLow {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 16)
+      } }()
+      try { if let v = _storage._geomeanRatioHigh {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 17)
+      } }()
+      try { if let v = _storage._welchT {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 18)
+      } }()
+      try { if let v = _storage._welchDf {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 19)
+      } }()
+      try { if let v = _storage._welchP {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 20)
+      } }()
+      try { if let v = _storage._detectableRatio {
+        try visitor.visitSingularDoubleField(value: v, fieldNumber: 21)
+      } }()
+      if !_storage._verdict.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._verdict, fieldNumber: 22)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_MediaLiftRow, rhs: Haat_V1_MediaLiftRow) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._platform != rhs_storage._platform {return false}
+        if _storage._account != rhs_storage._account {return false}
+        if _storage._mediaType != rhs_storage._mediaType {return false}
+        if _storage._posts != rhs_storage._posts {return false}
+        if _storage._postsWithLikes != rhs_storage._postsWithLikes {return false}
+        if _storage._textPosts != rhs_storage._textPosts {return false}
+        if _storage._textPostsWithLikes != rhs_storage._textPostsWithLikes {return false}
+        if _storage._medianLikes != rhs_storage._medianLikes {return false}
+        if _storage._textMedianLikes != rhs_storage._textMedianLikes {return false}
+        if _storage._meanLikes != rhs_storage._meanLikes {return false}
+        if _storage._textMeanLikes != rhs_storage._textMeanLikes {return false}
+        if _storage._medianRatio != rhs_storage._medianRatio {return false}
+        if _storage._medianRatioLow != rhs_storage._medianRatioLow {return false}
+        if _storage._medianRatioHigh != rhs_storage._medianRatioHigh {return false}
+        if _storage._geomeanRatio != rhs_storage._geomeanRatio {return false}
+        if _storage._geomeanRatioLow != rhs_storage._geomeanRatioLow {return false}
+        if _storage._geomeanRatioHigh != rhs_storage._geomeanRatioHigh {return false}
+        if _storage._welchT != rhs_storage._welchT {return false}
+        if _storage._welchDf != rhs_storage._welchDf {return false}
+        if _storage._welchP != rhs_storage._welchP {return false}
+        if _storage._detectableRatio != rhs_storage._detectableRatio {return false}
+        if _storage._verdict != rhs_storage._verdict {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_FrequencyPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FrequencyPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cells.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.cells, fieldNumber: 1)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_FrequencyPartial, rhs: Haat_V1_FrequencyPartial) -> Bool {
+    if lhs.cells != rhs.cells {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_FrequencyCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FrequencyCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}week\0\u{1}posts\0\u{1}engagements\0\u{3}engagements_with_reach\0\u{1}reach\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.week) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.engagements) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.engagementsWithReach) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.reach) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if self.week != 0 {
+      try visitor.visitSingularInt64Field(value: self.week, fieldNumber: 4)
+    }
+    if self.posts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 5)
+    }
+    if self.engagements != 0 {
+      try visitor.visitSingularUInt64Field(value: self.engagements, fieldNumber: 6)
+    }
+    if self.engagementsWithReach != 0 {
+      try visitor.visitSingularUInt64Field(value: self.engagementsWithReach, fieldNumber: 7)
+    }
+    if self.reach != 0 {
+      try visitor.visitSingularUInt64Field(value: self.reach, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_FrequencyCell, rhs: Haat_V1_FrequencyCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.week != rhs.week {return false}
+    if lhs.posts != rhs.posts {return false}
+    if lhs.engagements != rhs.engagements {return false}
+    if lhs.engagementsWithReach != rhs.engagementsWithReach {return false}
+    if lhs.reach != rhs.reach {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_FrequencyReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FrequencyReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_FrequencyReport, rhs: Haat_V1_FrequencyReport) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_FrequencyRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FrequencyRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{3}min_posts\0\u{3}max_posts\0\u{1}band\0\u{1}weeks\0\u{1}posts\0\u{1}engagements\0\u{3}engagements_per_post\0\u{3}engagement_rate\0\u{3}engagements_with_reach\0\u{1}reach\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.minPosts) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxPosts) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.band) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.weeks) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.posts) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.engagements) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self.engagementsPerPost) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._engagementRate) }()
+      case 12: try { try decoder.decodeSingularUInt64Field(value: &self.engagementsWithReach) }()
+      case 13: try { try decoder.decodeSingularUInt64Field(value: &self.reach) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if self.minPosts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minPosts, fieldNumber: 4)
+    }
+    if self.maxPosts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxPosts, fieldNumber: 5)
+    }
+    if !self.band.isEmpty {
+      try visitor.visitSingularStringField(value: self.band, fieldNumber: 6)
+    }
+    if self.weeks != 0 {
+      try visitor.visitSingularUInt64Field(value: self.weeks, fieldNumber: 7)
+    }
+    if self.posts != 0 {
+      try visitor.visitSingularUInt64Field(value: self.posts, fieldNumber: 8)
+    }
+    if self.engagements != 0 {
+      try visitor.visitSingularUInt64Field(value: self.engagements, fieldNumber: 9)
+    }
+    if self.engagementsPerPost.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.engagementsPerPost, fieldNumber: 10)
+    }
+    try { if let v = self._engagementRate {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    if self.engagementsWithReach != 0 {
+      try visitor.visitSingularUInt64Field(value: self.engagementsWithReach, fieldNumber: 12)
+    }
+    if self.reach != 0 {
+      try visitor.visitSingularUInt64Field(value: self.reach, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_FrequencyRow, rhs: Haat_V1_FrequencyRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.minPosts != rhs.minPosts {return false}
+    if lhs.maxPosts != rhs.maxPosts {return false}
+    if lhs.band != rhs.band {return false}
+    if lhs.weeks != rhs.weeks {return false}
+    if lhs.posts != rhs.posts {return false}
+    if lhs.engagements != rhs.engagements {return false}
+    if lhs.engagementsPerPost != rhs.engagementsPerPost {return false}
+    if lhs._engagementRate != rhs._engagementRate {return false}
+    if lhs.engagementsWithReach != rhs.engagementsWithReach {return false}
+    if lhs.reach != rhs.reach {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

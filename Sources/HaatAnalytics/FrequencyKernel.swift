@@ -65,15 +65,6 @@ public struct FrequencyKernel: Sendable {
     return day - ((day + 3) % 7 + 7) % 7
   }
 
-  /// "2026-11-23" for a day number.
-  static func date(_ day: Int64) -> String {
-    let date = Date(timeIntervalSince1970: Double(day) * 86_400)
-    var calendar = Calendar(identifier: .gregorian)
-    calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
-    let parts = calendar.dateComponents([.year, .month, .day], from: date)
-    return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
-  }
-
   mutating func add(_ post: PostRecord) -> Bool {
     guard let engagements = BestTimeKernel.engagements(post) else { return false }
     let key = Key(

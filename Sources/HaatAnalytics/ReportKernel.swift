@@ -122,7 +122,8 @@ public struct ReportTable: Sendable {
 public enum Reports {
   public static let all: [any ReportKernel.Type] = [
     EngagementKernel.self, BestTimeKernel.self, AttributionKernel.self, ReviewsKernel.self, AdsKernel.self,
-    AudienceKernel.self, ResponseTimeKernel.self, MediaLiftKernel.self, FrequencyKernel.self,
+    AudienceKernel.self, ResponseTimeKernel.self, MediaLiftKernel.self, FrequencyKernel.self, CohortsKernel.self,
+    ClvKernel.self,
   ]
 
   /// The kernel of a report name, if this build has it.

@@ -108,6 +108,24 @@ public nonisolated struct Haat_V1_Partial: @unchecked Sendable {
   /// Clears the value of `frequency`. Subsequent reads from it will return its default value.
   public mutating func clearFrequency() {_uniqueStorage()._frequency = nil}
 
+  public var cohorts: Haat_V1_CustomersPartial {
+    get {_storage._cohorts ?? Haat_V1_CustomersPartial()}
+    set {_uniqueStorage()._cohorts = newValue}
+  }
+  /// Returns true if `cohorts` has been explicitly set.
+  public var hasCohorts: Bool {_storage._cohorts != nil}
+  /// Clears the value of `cohorts`. Subsequent reads from it will return its default value.
+  public mutating func clearCohorts() {_uniqueStorage()._cohorts = nil}
+
+  public var clv: Haat_V1_CustomersPartial {
+    get {_storage._clv ?? Haat_V1_CustomersPartial()}
+    set {_uniqueStorage()._clv = newValue}
+  }
+  /// Returns true if `clv` has been explicitly set.
+  public var hasClv: Bool {_storage._clv != nil}
+  /// Clears the value of `clv`. Subsequent reads from it will return its default value.
+  public mutating func clearClv() {_uniqueStorage()._clv = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -356,6 +374,24 @@ public nonisolated struct Haat_V1_Report: @unchecked Sendable {
   public var hasFrequency: Bool {_storage._frequency != nil}
   /// Clears the value of `frequency`. Subsequent reads from it will return its default value.
   public mutating func clearFrequency() {_uniqueStorage()._frequency = nil}
+
+  public var cohorts: Haat_V1_CohortsReport {
+    get {_storage._cohorts ?? Haat_V1_CohortsReport()}
+    set {_uniqueStorage()._cohorts = newValue}
+  }
+  /// Returns true if `cohorts` has been explicitly set.
+  public var hasCohorts: Bool {_storage._cohorts != nil}
+  /// Clears the value of `cohorts`. Subsequent reads from it will return its default value.
+  public mutating func clearCohorts() {_uniqueStorage()._cohorts = nil}
+
+  public var clv: Haat_V1_ClvReport {
+    get {_storage._clv ?? Haat_V1_ClvReport()}
+    set {_uniqueStorage()._clv = newValue}
+  }
+  /// Returns true if `clv` has been explicitly set.
+  public var hasClv: Bool {_storage._clv != nil}
+  /// Clears the value of `clv`. Subsequent reads from it will return its default value.
+  public mutating func clearClv() {_uniqueStorage()._clv = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2178,13 +2214,316 @@ public nonisolated struct Haat_V1_FrequencyRow: Sendable {
   fileprivate var _engagementRate: Double? = nil
 }
 
+/// CustomersPartial is a keyed map: one cell per platform x account x currency x customer
+/// of the orders the task read (guest orders, with no customer, are in none). The
+/// coordinator merges it in memory up to 1,000,000 customers per job
+/// (docs/reports.md "Customers").
+public nonisolated struct Haat_V1_CustomersPartial: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var customers: [Haat_V1_CustomerCell] = []
+
+  /// A count passed 2^64 - 1, or an order's revenue did not add, on the worker.
+  public var overflowed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_CustomerCell: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// ISO 4217, upper case, as the orders have it.
+  public var currency: String = String()
+
+  public var customer: String = String()
+
+  /// The customer's earliest order: its time (Unix seconds) and the channel it came by
+  /// (docs/reports.md "Channels"); at the same second, the channel first in UTF-8 order.
+  public var firstAt: Int64 = 0
+
+  public var firstChannel: String = String()
+
+  public var orders: UInt64 = 0
+
+  /// The store-local days with orders (days since 1970-01-01), ascending, each once, and
+  /// the revenue of each day, a decimal string, parallel to `days`.
+  public var days: [Int64] = []
+
+  public var dayRevenue: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// CohortsReport: customers by the month of their first order and the channel it came by,
+/// and the share who ordered again in each later month.
+public nonisolated struct Haat_V1_CohortsReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Months after the first that rows follow (1 = the next calendar month).
+  public var months: UInt32 = 0
+
+  public var rows: [Haat_V1_CohortsRow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Haat_V1_CohortsRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  /// The first order's store-local month, "2026-03".
+  public var cohort: String = String()
+
+  /// The first order's channel, or "all".
+  public var channel: String = String()
+
+  public var customers: UInt64 = 0
+
+  /// Customers with an order in month k after the cohort's, k = 1 ... months (index k - 1),
+  /// as far as the data reaches (a month after the last order day is left out).
+  public var active: [UInt64] = []
+
+  /// active[k] / customers.
+  public var share: [Double] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// ClvReport: customer lifetime value by acquisition channel, historic and predicted.
+public nonisolated struct Haat_V1_ClvReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The unit of recency, age and the horizon in the fits and predictions: "weeks" (7 days).
+  public var unit: String = String()
+
+  /// The prediction horizon in `unit`.
+  public var horizon: Double = 0
+
+  public var fits: [Haat_V1_ClvFit] = []
+
+  public var rows: [Haat_V1_ClvRow] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// ClvFit: BG/NBD and Gamma-Gamma fitted by maximum likelihood on one store's customers.
+public nonisolated struct Haat_V1_ClvFit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var currency: String = String()
+
+  public var customers: UInt64 = 0
+
+  /// Customers with an order on more than one day.
+  public var repeatCustomers: UInt64 = 0
+
+  /// The last order day of the store, the end of every customer's observation, "2026-03-01".
+  public var observedUntil: String = String()
+
+  public var r: Double {
+    get {_r ?? 0}
+    set {_r = newValue}
+  }
+  /// Returns true if `r` has been explicitly set.
+  public var hasR: Bool {self._r != nil}
+  /// Clears the value of `r`. Subsequent reads from it will return its default value.
+  public mutating func clearR() {self._r = nil}
+
+  public var alpha: Double {
+    get {_alpha ?? 0}
+    set {_alpha = newValue}
+  }
+  /// Returns true if `alpha` has been explicitly set.
+  public var hasAlpha: Bool {self._alpha != nil}
+  /// Clears the value of `alpha`. Subsequent reads from it will return its default value.
+  public mutating func clearAlpha() {self._alpha = nil}
+
+  public var a: Double {
+    get {_a ?? 0}
+    set {_a = newValue}
+  }
+  /// Returns true if `a` has been explicitly set.
+  public var hasA: Bool {self._a != nil}
+  /// Clears the value of `a`. Subsequent reads from it will return its default value.
+  public mutating func clearA() {self._a = nil}
+
+  public var b: Double {
+    get {_b ?? 0}
+    set {_b = newValue}
+  }
+  /// Returns true if `b` has been explicitly set.
+  public var hasB: Bool {self._b != nil}
+  /// Clears the value of `b`. Subsequent reads from it will return its default value.
+  public mutating func clearB() {self._b = nil}
+
+  public var bgnbdLogLikelihood: Double {
+    get {_bgnbdLogLikelihood ?? 0}
+    set {_bgnbdLogLikelihood = newValue}
+  }
+  /// Returns true if `bgnbdLogLikelihood` has been explicitly set.
+  public var hasBgnbdLogLikelihood: Bool {self._bgnbdLogLikelihood != nil}
+  /// Clears the value of `bgnbdLogLikelihood`. Subsequent reads from it will return its default value.
+  public mutating func clearBgnbdLogLikelihood() {self._bgnbdLogLikelihood = nil}
+
+  public var p: Double {
+    get {_p ?? 0}
+    set {_p = newValue}
+  }
+  /// Returns true if `p` has been explicitly set.
+  public var hasP: Bool {self._p != nil}
+  /// Clears the value of `p`. Subsequent reads from it will return its default value.
+  public mutating func clearP() {self._p = nil}
+
+  public var q: Double {
+    get {_q ?? 0}
+    set {_q = newValue}
+  }
+  /// Returns true if `q` has been explicitly set.
+  public var hasQ: Bool {self._q != nil}
+  /// Clears the value of `q`. Subsequent reads from it will return its default value.
+  public mutating func clearQ() {self._q = nil}
+
+  public var gamma: Double {
+    get {_gamma ?? 0}
+    set {_gamma = newValue}
+  }
+  /// Returns true if `gamma` has been explicitly set.
+  public var hasGamma: Bool {self._gamma != nil}
+  /// Clears the value of `gamma`. Subsequent reads from it will return its default value.
+  public mutating func clearGamma() {self._gamma = nil}
+
+  public var gammaGammaLogLikelihood: Double {
+    get {_gammaGammaLogLikelihood ?? 0}
+    set {_gammaGammaLogLikelihood = newValue}
+  }
+  /// Returns true if `gammaGammaLogLikelihood` has been explicitly set.
+  public var hasGammaGammaLogLikelihood: Bool {self._gammaGammaLogLikelihood != nil}
+  /// Clears the value of `gammaGammaLogLikelihood`. Subsequent reads from it will return its default value.
+  public mutating func clearGammaGammaLogLikelihood() {self._gammaGammaLogLikelihood = nil}
+
+  /// Why a model was not fitted, or its fit is not used; empty when both are.
+  public var note: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _r: Double? = nil
+  fileprivate var _alpha: Double? = nil
+  fileprivate var _a: Double? = nil
+  fileprivate var _b: Double? = nil
+  fileprivate var _bgnbdLogLikelihood: Double? = nil
+  fileprivate var _p: Double? = nil
+  fileprivate var _q: Double? = nil
+  fileprivate var _gamma: Double? = nil
+  fileprivate var _gammaGammaLogLikelihood: Double? = nil
+}
+
+public nonisolated struct Haat_V1_ClvRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var currency: String = String()
+
+  /// The channel of the customers' first orders, or "all".
+  public var channel: String = String()
+
+  public var customers: UInt64 = 0
+
+  public var repeatCustomers: UInt64 = 0
+
+  public var orders: UInt64 = 0
+
+  /// Exact revenue of these customers' orders, a decimal string.
+  public var revenue: String = String()
+
+  /// revenue / customers.
+  public var historicClv: Double = 0
+
+  /// Per customer over the horizon: expected purchases (BG/NBD, conditional on each
+  /// customer's history), expected spend per purchase (Gamma-Gamma), and their product
+  /// summed over the customers / customers. Absent without a fit.
+  public var predictedPurchases: Double {
+    get {_predictedPurchases ?? 0}
+    set {_predictedPurchases = newValue}
+  }
+  /// Returns true if `predictedPurchases` has been explicitly set.
+  public var hasPredictedPurchases: Bool {self._predictedPurchases != nil}
+  /// Clears the value of `predictedPurchases`. Subsequent reads from it will return its default value.
+  public mutating func clearPredictedPurchases() {self._predictedPurchases = nil}
+
+  public var predictedSpend: Double {
+    get {_predictedSpend ?? 0}
+    set {_predictedSpend = newValue}
+  }
+  /// Returns true if `predictedSpend` has been explicitly set.
+  public var hasPredictedSpend: Bool {self._predictedSpend != nil}
+  /// Clears the value of `predictedSpend`. Subsequent reads from it will return its default value.
+  public mutating func clearPredictedSpend() {self._predictedSpend = nil}
+
+  public var predictedClv: Double {
+    get {_predictedClv ?? 0}
+    set {_predictedClv = newValue}
+  }
+  /// Returns true if `predictedClv` has been explicitly set.
+  public var hasPredictedClv: Bool {self._predictedClv != nil}
+  /// Clears the value of `predictedClv`. Subsequent reads from it will return its default value.
+  public mutating func clearPredictedClv() {self._predictedClv = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _predictedPurchases: Double? = nil
+  fileprivate var _predictedSpend: Double? = nil
+  fileprivate var _predictedClv: Double? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Partial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0\u{1}cohorts\0\u{1}clv\0")
 
   fileprivate class _StorageClass {
     var _engagement: Haat_V1_EngagementPartial? = nil
@@ -2196,6 +2535,8 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
     var _responseTime: Haat_V1_ResponseTimePartial? = nil
     var _mediaLift: Haat_V1_MediaLiftPartial? = nil
     var _frequency: Haat_V1_FrequencyPartial? = nil
+    var _cohorts: Haat_V1_CustomersPartial? = nil
+    var _clv: Haat_V1_CustomersPartial? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2215,6 +2556,8 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       _responseTime = source._responseTime
       _mediaLift = source._mediaLift
       _frequency = source._frequency
+      _cohorts = source._cohorts
+      _clv = source._clv
     }
   }
 
@@ -2242,6 +2585,8 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
         case 7: try { try decoder.decodeSingularMessageField(value: &_storage._responseTime) }()
         case 8: try { try decoder.decodeSingularMessageField(value: &_storage._mediaLift) }()
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._frequency) }()
+        case 10: try { try decoder.decodeSingularMessageField(value: &_storage._cohorts) }()
+        case 11: try { try decoder.decodeSingularMessageField(value: &_storage._clv) }()
         default: break
         }
       }
@@ -2281,6 +2626,12 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
       try { if let v = _storage._frequency {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
       } }()
+      try { if let v = _storage._cohorts {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+      } }()
+      try { if let v = _storage._clv {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2299,6 +2650,8 @@ nonisolated extension Haat_V1_Partial: SwiftProtobuf.Message, SwiftProtobuf._Mes
         if _storage._responseTime != rhs_storage._responseTime {return false}
         if _storage._mediaLift != rhs_storage._mediaLift {return false}
         if _storage._frequency != rhs_storage._frequency {return false}
+        if _storage._cohorts != rhs_storage._cohorts {return false}
+        if _storage._clv != rhs_storage._clv {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -2543,7 +2896,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Report"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}job\0\u{1}summary\0\u{1}engagement\0\u{1}reviews\0\u{1}ads\0\u{3}best_time\0\u{1}attribution\0\u{1}audience\0\u{3}response_time\0\u{3}media_lift\0\u{1}frequency\0\u{1}cohorts\0\u{1}clv\0")
 
   fileprivate class _StorageClass {
     var _job: String = String()
@@ -2557,6 +2910,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
     var _responseTime: Haat_V1_ResponseTimeReport? = nil
     var _mediaLift: Haat_V1_MediaLiftReport? = nil
     var _frequency: Haat_V1_FrequencyReport? = nil
+    var _cohorts: Haat_V1_CohortsReport? = nil
+    var _clv: Haat_V1_ClvReport? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2578,6 +2933,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       _responseTime = source._responseTime
       _mediaLift = source._mediaLift
       _frequency = source._frequency
+      _cohorts = source._cohorts
+      _clv = source._clv
     }
   }
 
@@ -2607,6 +2964,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         case 9: try { try decoder.decodeSingularMessageField(value: &_storage._responseTime) }()
         case 10: try { try decoder.decodeSingularMessageField(value: &_storage._mediaLift) }()
         case 11: try { try decoder.decodeSingularMessageField(value: &_storage._frequency) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._cohorts) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._clv) }()
         default: break
         }
       }
@@ -2652,6 +3011,12 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
       try { if let v = _storage._frequency {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
       } }()
+      try { if let v = _storage._cohorts {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      try { if let v = _storage._clv {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2672,6 +3037,8 @@ nonisolated extension Haat_V1_Report: SwiftProtobuf.Message, SwiftProtobuf._Mess
         if _storage._responseTime != rhs_storage._responseTime {return false}
         if _storage._mediaLift != rhs_storage._mediaLift {return false}
         if _storage._frequency != rhs_storage._frequency {return false}
+        if _storage._cohorts != rhs_storage._cohorts {return false}
+        if _storage._clv != rhs_storage._clv {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -5528,6 +5895,449 @@ nonisolated extension Haat_V1_FrequencyRow: SwiftProtobuf.Message, SwiftProtobuf
     if lhs._engagementRate != rhs._engagementRate {return false}
     if lhs.engagementsWithReach != rhs.engagementsWithReach {return false}
     if lhs.reach != rhs.reach {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_CustomersPartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CustomersPartial"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}customers\0\u{1}overflowed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.customers) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.customers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.customers, fieldNumber: 1)
+    }
+    if self.overflowed != false {
+      try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_CustomersPartial, rhs: Haat_V1_CustomersPartial) -> Bool {
+    if lhs.customers != rhs.customers {return false}
+    if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_CustomerCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CustomerCell"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}currency\0\u{1}customer\0\u{3}first_at\0\u{3}first_channel\0\u{1}orders\0\u{1}days\0\u{3}day_revenue\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.customer) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.firstAt) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.firstChannel) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 8: try { try decoder.decodeRepeatedInt64Field(value: &self.days) }()
+      case 9: try { try decoder.decodeRepeatedStringField(value: &self.dayRevenue) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 3)
+    }
+    if !self.customer.isEmpty {
+      try visitor.visitSingularStringField(value: self.customer, fieldNumber: 4)
+    }
+    if self.firstAt != 0 {
+      try visitor.visitSingularInt64Field(value: self.firstAt, fieldNumber: 5)
+    }
+    if !self.firstChannel.isEmpty {
+      try visitor.visitSingularStringField(value: self.firstChannel, fieldNumber: 6)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 7)
+    }
+    if !self.days.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.days, fieldNumber: 8)
+    }
+    if !self.dayRevenue.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.dayRevenue, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_CustomerCell, rhs: Haat_V1_CustomerCell) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.customer != rhs.customer {return false}
+    if lhs.firstAt != rhs.firstAt {return false}
+    if lhs.firstChannel != rhs.firstChannel {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.days != rhs.days {return false}
+    if lhs.dayRevenue != rhs.dayRevenue {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_CohortsReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CohortsReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}months\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.months) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.months != 0 {
+      try visitor.visitSingularUInt32Field(value: self.months, fieldNumber: 1)
+    }
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_CohortsReport, rhs: Haat_V1_CohortsReport) -> Bool {
+    if lhs.months != rhs.months {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_CohortsRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CohortsRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}cohort\0\u{1}channel\0\u{1}customers\0\u{1}active\0\u{1}share\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.cohort) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.customers) }()
+      case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.active) }()
+      case 7: try { try decoder.decodeRepeatedDoubleField(value: &self.share) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.cohort.isEmpty {
+      try visitor.visitSingularStringField(value: self.cohort, fieldNumber: 3)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 4)
+    }
+    if self.customers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.customers, fieldNumber: 5)
+    }
+    if !self.active.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.active, fieldNumber: 6)
+    }
+    if !self.share.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.share, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_CohortsRow, rhs: Haat_V1_CohortsRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.cohort != rhs.cohort {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.customers != rhs.customers {return false}
+    if lhs.active != rhs.active {return false}
+    if lhs.share != rhs.share {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ClvReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClvReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}unit\0\u{1}horizon\0\u{1}fits\0\u{1}rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.unit) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.horizon) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.fits) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.unit.isEmpty {
+      try visitor.visitSingularStringField(value: self.unit, fieldNumber: 1)
+    }
+    if self.horizon.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.horizon, fieldNumber: 2)
+    }
+    if !self.fits.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.fits, fieldNumber: 3)
+    }
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ClvReport, rhs: Haat_V1_ClvReport) -> Bool {
+    if lhs.unit != rhs.unit {return false}
+    if lhs.horizon != rhs.horizon {return false}
+    if lhs.fits != rhs.fits {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ClvFit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClvFit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}currency\0\u{1}customers\0\u{3}repeat_customers\0\u{3}observed_until\0\u{1}r\0\u{1}alpha\0\u{1}a\0\u{1}b\0\u{3}bgnbd_log_likelihood\0\u{1}p\0\u{1}q\0\u{1}gamma\0\u{3}gamma_gamma_log_likelihood\0\u{1}note\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.customers) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.repeatCustomers) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.observedUntil) }()
+      case 7: try { try decoder.decodeSingularDoubleField(value: &self._r) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._alpha) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self._a) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._b) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._bgnbdLogLikelihood) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._p) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self._q) }()
+      case 14: try { try decoder.decodeSingularDoubleField(value: &self._gamma) }()
+      case 15: try { try decoder.decodeSingularDoubleField(value: &self._gammaGammaLogLikelihood) }()
+      case 16: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 3)
+    }
+    if self.customers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.customers, fieldNumber: 4)
+    }
+    if self.repeatCustomers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.repeatCustomers, fieldNumber: 5)
+    }
+    if !self.observedUntil.isEmpty {
+      try visitor.visitSingularStringField(value: self.observedUntil, fieldNumber: 6)
+    }
+    try { if let v = self._r {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._alpha {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    try { if let v = self._a {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 9)
+    } }()
+    try { if let v = self._b {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._bgnbdLogLikelihood {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._p {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    try { if let v = self._q {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 13)
+    } }()
+    try { if let v = self._gamma {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 14)
+    } }()
+    try { if let v = self._gammaGammaLogLikelihood {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 15)
+    } }()
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 16)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ClvFit, rhs: Haat_V1_ClvFit) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.customers != rhs.customers {return false}
+    if lhs.repeatCustomers != rhs.repeatCustomers {return false}
+    if lhs.observedUntil != rhs.observedUntil {return false}
+    if lhs._r != rhs._r {return false}
+    if lhs._alpha != rhs._alpha {return false}
+    if lhs._a != rhs._a {return false}
+    if lhs._b != rhs._b {return false}
+    if lhs._bgnbdLogLikelihood != rhs._bgnbdLogLikelihood {return false}
+    if lhs._p != rhs._p {return false}
+    if lhs._q != rhs._q {return false}
+    if lhs._gamma != rhs._gamma {return false}
+    if lhs._gammaGammaLogLikelihood != rhs._gammaGammaLogLikelihood {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_ClvRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClvRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}currency\0\u{1}channel\0\u{1}customers\0\u{3}repeat_customers\0\u{1}orders\0\u{1}revenue\0\u{3}historic_clv\0\u{3}predicted_purchases\0\u{3}predicted_spend\0\u{3}predicted_clv\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.currency) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.channel) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.customers) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.repeatCustomers) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.orders) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.revenue) }()
+      case 9: try { try decoder.decodeSingularDoubleField(value: &self.historicClv) }()
+      case 10: try { try decoder.decodeSingularDoubleField(value: &self._predictedPurchases) }()
+      case 11: try { try decoder.decodeSingularDoubleField(value: &self._predictedSpend) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self._predictedClv) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.currency.isEmpty {
+      try visitor.visitSingularStringField(value: self.currency, fieldNumber: 3)
+    }
+    if !self.channel.isEmpty {
+      try visitor.visitSingularStringField(value: self.channel, fieldNumber: 4)
+    }
+    if self.customers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.customers, fieldNumber: 5)
+    }
+    if self.repeatCustomers != 0 {
+      try visitor.visitSingularUInt64Field(value: self.repeatCustomers, fieldNumber: 6)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularUInt64Field(value: self.orders, fieldNumber: 7)
+    }
+    if !self.revenue.isEmpty {
+      try visitor.visitSingularStringField(value: self.revenue, fieldNumber: 8)
+    }
+    if self.historicClv.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.historicClv, fieldNumber: 9)
+    }
+    try { if let v = self._predictedPurchases {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._predictedSpend {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 11)
+    } }()
+    try { if let v = self._predictedClv {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 12)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_ClvRow, rhs: Haat_V1_ClvRow) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.currency != rhs.currency {return false}
+    if lhs.channel != rhs.channel {return false}
+    if lhs.customers != rhs.customers {return false}
+    if lhs.repeatCustomers != rhs.repeatCustomers {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.revenue != rhs.revenue {return false}
+    if lhs.historicClv != rhs.historicClv {return false}
+    if lhs._predictedPurchases != rhs._predictedPurchases {return false}
+    if lhs._predictedSpend != rhs._predictedSpend {return false}
+    if lhs._predictedClv != rhs._predictedClv {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges clean
+.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis clean
 
 all: build
 
@@ -52,7 +52,7 @@ accept: deps
 	HAAT_ACCEPT=1 $(SWIFT) test --skip-build --no-parallel --filter 'eightWorkersOnFortyAccounts|MediaLiftKernelTests/calibration|CustomersTests/memoryAtTheBound'
 
 # Benchmarks: release builds, never part of `make test`.
-bench: bench-dispatch bench-stream bench-fetch bench-ranges
+bench: bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis
 
 bench-dispatch:
 	@scripts/install-deps bench
@@ -68,6 +68,13 @@ bench-stream: deps
 bench-ranges: deps
 	$(SWIFT) build -c release
 	.build/release/haat-bench ranges
+
+# engagement + best_time + attribution over 1M posts and 1M orders: Haat (2 workers)
+# against DuckDB (2 threads, from PyPI), the I/O floor and the CSV → kernel path (issue 12).
+bench-analysis: deps
+	@scripts/install-deps analysis
+	$(SWIFT) build -c release
+	.build/release/haat-bench analysis
 
 # The fetch path alone against curl on a local nginx (both installed from apt).
 bench-fetch:

@@ -107,7 +107,7 @@ let package = Package(
     .executableTarget(
       name: "haat-bench",
       dependencies: [
-        "HaatClient", "HaatTesting", "HaatFixtures", "HaatFetch",
+        "HaatClient", "HaatTesting", "HaatFixtures", "HaatFetch", "HaatRecords", "HaatAnalytics",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ] + nio,
       path: "Benchmarks/HaatBench"

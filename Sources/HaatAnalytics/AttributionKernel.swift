@@ -50,7 +50,9 @@ public enum Channels {
 
   /// A channel from a click id in the landing site's query (`fbclid`, `gclid`, …).
   static func clickID(in landingSite: String) -> String? {
-    guard let query = landingSite.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
+    // The query ends where a fragment starts; a `?` inside the fragment begins none.
+    let beforeFragment = landingSite.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    guard let query = beforeFragment.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
     for pair in query.split(separator: "&") {
       let name = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
       switch name {
@@ -67,12 +69,30 @@ public enum Channels {
     return nil
   }
 
+  /// The host of a URL, or of a bare `host/path`, lower-cased: after a scheme's `://` (or a
+  /// leading `//`) and any `user@`, up to the first `/`, `?`, `#` or `:`. Read by hand: a
+  /// Foundation URL per order costs more than the rest of the order together.
+  static func host(of text: String) -> String {
+    var rest = Substring(text)
+    if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"),
+      rest[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+    {
+      rest = rest[rest.index(colon, offsetBy: 3)...]
+    } else if rest.hasPrefix("//") {
+      rest = rest.dropFirst(2)
+    }
+    var host = rest[..<(rest.firstIndex { "/?#:".contains($0) } ?? rest.endIndex)]
+    if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
+    return host.lowercased()
+  }
+
   /// A channel from the referring site's host; nil when there is none.
   static func referrer(_ site: String) -> String? {
-    let text = site.trimmingCharacters(in: .whitespaces)
+    let text =
+      site.first?.isWhitespace == true || site.last?.isWhitespace == true
+      ? site.trimmingCharacters(in: .whitespaces) : site
     guard !text.isEmpty else { return nil }
-    var host = (URL(string: text)?.host ?? URL(string: "http://" + text)?.host ?? text).lowercased()
-    if host.hasPrefix("android-app://") { host.removeFirst("android-app://".count) }
+    var host = Self.host(of: text)
     for prefix in ["www.", "m.", "l.", "lm.", "mobile."] where host.hasPrefix(prefix) { host.removeFirst(prefix.count) }
     func ends(_ domains: String...) -> Bool { domains.contains { host == $0 || host.hasSuffix("." + $0) } }
     if ends("facebook.com", "fb.com", "fb.me", "messenger.com") { return "facebook" }

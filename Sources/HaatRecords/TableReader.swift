@@ -240,6 +240,13 @@ extension Values {
   /// (Meta's offset without a colon); a date alone (midnight UTC); or Unix epoch seconds
   /// (WhatsApp). Nil when it is none of these.
   public static func looseTimestamp(_ text: String) -> Timestamp? {
+    // Most exports write RFC 3339: read it straight from the bytes, without the
+    // normalisation below (Foundation's trimming and a String per part cost far more).
+    if let strict = text.utf8.withContiguousStorageIfAvailable({ timestamp(UnsafeRawBufferPointer($0)) }),
+      let strict
+    {
+      return strict
+    }
     var text = text.trimmingCharacters(in: .whitespaces)
     if !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), text.count <= 12,
       let seconds = Int64(text)

@@ -45,6 +45,15 @@ struct AttributionKernelTests {
       ("/", "android-app://com.google.android.gm/", "email"),
       ("/", "https://blog.example/review", "referral"),
       ("/", "", "direct"),
+      // A fragment ends the query, and a `?` inside one begins none.
+      ("/?utm_source=facebook#reviews", "", "facebook"),
+      ("/#top?utm_source=facebook", "", "direct"),
+      ("/?ref=1#fbclid=x", "", "direct"),
+      ("/?utm_source=%ZZfacebook", "", "other"),
+      ("/", "//www.google.com/search?q=x", "search"),
+      ("/", "google.com/search", "search"),
+      ("/", "https://user@l.facebook.com:443/l.php", "facebook"),
+      ("/", "https://blog.example/out?to=https://facebook.com", "referral"),
     ])
   func channels(landing: String, referrer: String, channel: String) {
     guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { return }

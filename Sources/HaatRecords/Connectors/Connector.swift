@@ -163,16 +163,61 @@ public struct OrderRecord: Sendable, Equatable {
   /// utm_source, utm_medium and utm_campaign from a landing site's query, percent-decoded;
   /// names matched in any case.
   static func utm(_ landingSite: String) -> (String, String, String) {
-    guard let query = landingSite.split(separator: "?", maxSplits: 1).dropFirst().first else { return ("", "", "") }
-    var found: [String: String] = [:]
-    for pair in query.split(separator: "&") {
-      let parts = pair.split(separator: "=", maxSplits: 1)
-      let name = String(parts[0]).lowercased()
-      guard ["utm_source", "utm_medium", "utm_campaign"].contains(name), found[name] == nil else { continue }
-      let raw = parts.count > 1 ? String(parts[1]).replacingOccurrences(of: "+", with: " ") : ""
-      found[name] = raw.removingPercentEncoding ?? raw
+    var found: [String?] = [nil, nil, nil]
+    let names = ["utm_source", "utm_medium", "utm_campaign"].map { Array($0.utf8) }
+    // The query runs from the first `?` to a fragment's `#`; a `?` after the `#` begins none.
+    var bytes = Array(landingSite.utf8)
+    if let hash = bytes.firstIndex(of: UInt8(ascii: "#")) { bytes.removeSubrange(hash...) }
+    guard let question = bytes.firstIndex(of: UInt8(ascii: "?")) else { return ("", "", "") }
+    // Byte by byte, with no String per pair: a store's export has a landing site per order.
+    var start = question + 1
+    while start <= bytes.count {
+      let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.count
+      let pair = bytes[start..<end]
+      let equals = pair.firstIndex(of: UInt8(ascii: "="))
+      let name = pair[..<(equals ?? end)]
+      if let index = names.firstIndex(where: { lowercasedEqual(name, $0) }), found[index] == nil {
+        found[index] = equals.map { decoded(bytes[($0 + 1)..<end]) } ?? ""
+      }
+      start = end + 1
     }
-    return (found["utm_source"] ?? "", found["utm_medium"] ?? "", found["utm_campaign"] ?? "")
+    return (found[0] ?? "", found[1] ?? "", found[2] ?? "")
+  }
+
+  private static func lowercasedEqual(_ bytes: ArraySlice<UInt8>, _ lower: [UInt8]) -> Bool {
+    guard bytes.count == lower.count else { return false }
+    return zip(bytes, lower).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+  }
+
+  /// A query value: `+` is a space and `%XX` a byte; a value with a malformed escape, or
+  /// whose bytes are not UTF-8, is kept as written (its `+` still spaces).
+  private static func decoded(_ value: ArraySlice<UInt8>) -> String {
+    let plain = value.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }
+    guard plain.contains(UInt8(ascii: "%")) else { return String(decoding: plain, as: UTF8.self) }
+    func hex(_ byte: UInt8) -> UInt8? {
+      switch byte {
+      case 0x30...0x39: return byte - 0x30
+      case 0x41...0x46: return byte - 0x41 + 10
+      case 0x61...0x66: return byte - 0x61 + 10
+      default: return nil
+      }
+    }
+    var out: [UInt8] = []
+    out.reserveCapacity(plain.count)
+    var index = 0
+    while index < plain.count {
+      if plain[index] == UInt8(ascii: "%") {
+        guard index + 2 < plain.count, let high = hex(plain[index + 1]), let low = hex(plain[index + 2]) else {
+          return String(decoding: plain, as: UTF8.self)
+        }
+        out.append(high << 4 | low)
+        index += 3
+      } else {
+        out.append(plain[index])
+        index += 1
+      }
+    }
+    return String(validating: out, as: UTF8.self) ?? String(decoding: plain, as: UTF8.self)
   }
 }
 

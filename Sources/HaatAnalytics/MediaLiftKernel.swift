@@ -85,9 +85,9 @@ public struct MediaLiftKernel: Sendable {
         values.append(0)
         counts.append(Double(sketch.zeros))
       }
-      for bucket in sketch.buckets.keys.sorted() {
+      for (bucket, count) in sketch.sortedBuckets {
         values.append(QuantileSketch.value(of: bucket))
-        counts.append(Double(sketch.buckets[bucket] ?? 0))
+        counts.append(Double(count))
       }
       logs = values.map { log1p($0) }
     }

@@ -20,19 +20,46 @@ public struct QuantileSketch: Sendable, Equatable {
   static let maxIndex: Int32 = 4_096
 
   public private(set) var zeros: UInt64 = 0
-  /// Bucket index → count.
-  public private(set) var buckets: [Int32: UInt64] = [:]
+  /// The counts of buckets `offset`, `offset + 1`, …: dense, so adding a value is an index,
+  /// not a hash (values of one kind span a few hundred buckets). The window grows only while
+  /// it stays within `64 + 8 ×` its buckets with a count; a bucket far outside it goes in
+  /// `sparse`, so two hostile extremes cannot make a sketch of 8,193 counters.
+  private var counts: [UInt64] = []
+  private var offset: Int32 = 0
+  private var occupied = 0
+  private var sparse: [Int32: UInt64] = [:]
   /// Whether a count passed UInt64.max (the sketch is then wrong; a report refuses it).
   public private(set) var overflowed = false
 
   public init() {}
 
+  /// Bucket index → count, of the buckets with a count.
+  public var buckets: [Int32: UInt64] {
+    Dictionary(uniqueKeysWithValues: sortedBuckets.map { ($0.index, $0.count) })
+  }
+
+  /// The buckets with a count, ascending, with their counts.
+  public var sortedBuckets: [(index: Int32, count: UInt64)] {
+    let dense = counts.enumerated().compactMap { $0.element > 0 ? (offset + Int32($0.offset), $0.element) : nil }
+    guard !sparse.isEmpty else { return dense }
+    return (dense + sparse.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
+  }
+
+  /// The dense window's counters (for the bound's test).
+  var denseCounters: Int { counts.count }
+
   /// The values counted.
   public var count: UInt64 {
     var sum = EngagementKernel.Checked()
     var total = zeros
-    for value in buckets.values { total = sum.add(total, value) }
+    for value in counts where value > 0 { total = sum.add(total, value) }
+    for value in sparse.values { total = sum.add(total, value) }
     return sum.overflowed ? .max : total
+  }
+
+  public static func == (lhs: QuantileSketch, rhs: QuantileSketch) -> Bool {
+    lhs.zeros == rhs.zeros && lhs.overflowed == rhs.overflowed
+      && lhs.sortedBuckets.elementsEqual(rhs.sortedBuckets) { $0.index == $1.index && $0.count == $1.count }
   }
 
   /// The bucket of a value above `smallest`.
@@ -67,15 +94,53 @@ public struct QuantileSketch: Sendable, Equatable {
   }
 
   private mutating func add(bucket: Int32, _ count: UInt64) {
-    let (sum, overflow) = buckets[bucket, default: 0].addingReportingOverflow(count)
-    buckets[bucket] = sum
+    if counts.isEmpty || bucket < offset || Int(bucket - offset) >= counts.count {
+      let low = counts.isEmpty ? bucket : min(offset, bucket)
+      let high = counts.isEmpty ? bucket : max(offset + Int32(counts.count) - 1, bucket)
+      guard Int(high - low) + 1 <= 64 + 8 * (occupied + 1) else {
+        let (sum, overflow) = sparse[bucket, default: 0].addingReportingOverflow(count)
+        sparse[bucket] = sum
+        if overflow { overflowed = true }
+        return
+      }
+      grow(low: low, high: high)
+    }
+    let index = Int(bucket - offset)
+    if counts[index] == 0 { occupied += 1 }
+    let (sum, overflow) = counts[index].addingReportingOverflow(count)
+    counts[index] = sum
     if overflow { overflowed = true }
+  }
+
+  /// Widens the dense window to [low, high] and moves into it the sparse buckets it covers.
+  private mutating func grow(low: Int32, high: Int32) {
+    if counts.isEmpty {
+      offset = low
+      counts = [UInt64](repeating: 0, count: Int(high - low) + 1)
+    } else {
+      if low < offset {
+        counts.insert(contentsOf: repeatElement(0, count: Int(offset - low)), at: 0)
+        offset = low
+      }
+      if Int(high - offset) >= counts.count {
+        counts.append(contentsOf: repeatElement(0, count: Int(high - offset) + 1 - counts.count))
+      }
+    }
+    for (bucket, count) in sparse where bucket >= low && bucket <= high {
+      sparse[bucket] = nil
+      let index = Int(bucket - offset)
+      if counts[index] == 0 { occupied += 1 }
+      let (sum, overflow) = counts[index].addingReportingOverflow(count)
+      counts[index] = sum
+      if overflow { overflowed = true }
+    }
   }
 
   public mutating func merge(_ other: QuantileSketch) {
     if other.overflowed { overflowed = true }
     add(zeros: other.zeros)
-    for (bucket, count) in other.buckets { add(bucket: bucket, count) }
+    for (index, count) in other.counts.enumerated() where count > 0 { add(bucket: other.offset + Int32(index), count) }
+    for (bucket, count) in other.sparse { add(bucket: bucket, count) }
   }
 
   /// The q-quantile (0 ≤ q ≤ 1): the value at rank ⌊q (n − 1)⌋ of the values in ascending
@@ -86,20 +151,21 @@ public struct QuantileSketch: Sendable, Equatable {
     let rank = UInt64((q * Double(n - 1)).rounded(.down))
     if rank < zeros { return 0 }
     var seen = zeros
-    for bucket in buckets.keys.sorted() {
-      seen &+= buckets[bucket] ?? 0
+    let sorted = sortedBuckets
+    for (bucket, count) in sorted {
+      seen &+= count
       if rank < seen { return Self.value(of: bucket) }
     }
-    return buckets.keys.max().map(Self.value(of:))
+    return sorted.last.map { Self.value(of: $0.index) }
   }
 
   /// Its wire form.
   public var message: Haat_V1_QuantileSketch {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
-    let sorted = buckets.keys.sorted()
-    message.buckets = sorted
-    message.counts = sorted.map { buckets[$0] ?? 0 }
+    let sorted = sortedBuckets
+    message.buckets = sorted.map(\.index)
+    message.counts = sorted.map(\.count)
     return message
   }
 

@@ -5,17 +5,14 @@ public enum MediaType: String, Sendable, CaseIterable, Comparable {
   /// Normalises a written media type (docs/formats.md); unknown or empty is `other`.
   public init(normalizing raw: UnsafeRawBufferPointer) {
     let text = Values.trimmed(raw)
-    guard text.count <= 16 else {
-      self = .other
-      return
+    // Compared byte by byte, folding ASCII case, with no String per row.
+    for (name, type) in Self.synonymBytes where name.count == text.count {
+      if zip(name, text).allSatisfy({ $0 == (($1 >= 0x41 && $1 <= 0x5A) ? $1 + 0x20 : $1) }) {
+        self = type
+        return
+      }
     }
-    var lower = ""
-    lower.reserveCapacity(text.count)
-    for byte in text {
-      let folded = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
-      lower.unicodeScalars.append(Unicode.Scalar(folded))
-    }
-    self = Self.synonyms[lower] ?? .other
+    self = .other
   }
 
   static let synonyms: [String: MediaType] = [
@@ -26,6 +23,13 @@ public enum MediaType: String, Sendable, CaseIterable, Comparable {
     "link": .link, "article": .link,
     "other": .other,
   ]
+
+  /// The synonyms as bytes, the common names first.
+  static let synonymBytes: [([UInt8], MediaType)] = synonyms.sorted { lhs, rhs in
+    let common: [String] = ["text", "image", "video", "carousel", "link"]
+    let (left, right) = (common.firstIndex(of: lhs.key) ?? 99, common.firstIndex(of: rhs.key) ?? 99)
+    return left != right ? left < right : lhs.key < rhs.key
+  }.map { (Array($0.key.utf8), $0.value) }
 
   public static func < (lhs: MediaType, rhs: MediaType) -> Bool { lhs.rawValue < rhs.rawValue }
 }

@@ -339,7 +339,9 @@ public struct PostsReader {
     let account = text(.account) ?? defaultAccount
     guard let id = text(.id) else { return problem(row, .id, .missing) }
     guard let created = text(.createdAt) else { return problem(row, .createdAt, .missing) }
-    let timestamp = Array(created.utf8).withUnsafeBytes { Values.timestamp($0) }
+    // From the string's own bytes: no copy per row.
+    var createdBytes = created
+    let timestamp = createdBytes.withUTF8 { Values.timestamp(UnsafeRawBufferPointer($0)) }
     guard let timestamp else { return problem(row, .createdAt, .invalidTimestamp) }
     let mediaType: MediaType
     switch raw.values[PostField.mediaType.rawValue] {

@@ -59,6 +59,28 @@ struct MomentsTests {
   }
 }
 
+@Suite("Quantile sketch layout")
+struct QuantileSketchLayoutTests {
+  @Test("buckets far apart stay sparse: a hostile partial cannot make a sketch of 8,193 counters")
+  func farBucketsStaySparse() throws {
+    var message = Haat_V1_QuantileSketch()
+    message.buckets = [-4_096, 4_096]
+    message.counts = [1, 1]
+    let sketch = try #require(QuantileSketch(message))
+    #expect(sketch.denseCounters <= 72)
+    #expect(sketch.sortedBuckets.map(\.index) == [-4_096, 4_096])
+    // Values of one kind fill a dense window, and anything merged agrees with the buckets.
+    var dense = QuantileSketch()
+    for value in 1...5_000 { dense.add(Double(value)) }
+    #expect(dense.denseCounters < 500)
+    var merged = sketch
+    merged.merge(dense)
+    #expect(merged.count == 5_002)
+    #expect(merged.buckets.count == dense.buckets.count + 2)
+    #expect(try #require(QuantileSketch(merged.message)) == merged)
+  }
+}
+
 @Suite("Statistics")
 struct StatisticsTests {
   @Test("Student's t two-sided p-values match published tables")

@@ -19,10 +19,16 @@ public enum Channels {
     return ("direct", .none)
   }
 
+  /// Without leading and trailing spaces and tabs; Foundation only when there are some.
+  static func trimmed(_ text: String) -> String {
+    text.first?.isWhitespace == true || text.last?.isWhitespace == true
+      ? text.trimmingCharacters(in: .whitespaces) : text
+  }
+
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
   static func utm(source rawSource: String, medium rawMedium: String) -> String? {
-    let source = rawSource.trimmingCharacters(in: .whitespaces).lowercased()
-    let medium = rawMedium.trimmingCharacters(in: .whitespaces).lowercased()
+    let source = trimmed(rawSource).lowercased()
+    let medium = trimmed(rawMedium).lowercased()
     guard !source.isEmpty || !medium.isEmpty else { return nil }
     let paid = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"].contains(medium)
     switch source {

@@ -162,6 +162,7 @@ public struct TableReader<Schema: TableSchema> {
       return counts.bad(RowProblem(row: row, column: "", reason: .wrongFieldCount), keep: maxProblems)
     }
     var values: [String: String] = [:]
+    values.reserveCapacity(columns.count)
     for (index, field) in columns.enumerated() {
       guard let field else { continue }
       let text = Values.string(Values.trimmed(record.field(index)))

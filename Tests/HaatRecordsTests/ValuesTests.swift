@@ -1,3 +1,4 @@
+import Foundation
 import HaatRecords
 import Testing
 
@@ -64,5 +65,30 @@ import Testing
     for bad in ["{", "{\"a\":01}", "{\"a\":NaN}", "{\"a\":1,}", "{a:1}", "{\"a\":\"\u{1}\"}", "{} x", ""] {
       #expect(scan(bad).0 == .invalid, "\(bad)")
     }
+  }
+}
+
+@Suite("Plain decimals")
+struct PlainDecimalTests {
+  @Test("the fast path gives Foundation's value and text for every plain decimal")
+  func sameAsFoundation() {
+    var generator = SystemRandomNumberGenerator()
+    var samples = [
+      "0", "-0", "0.00", "-0.50", "12.50", "598.94", "-3", "100", "1000.000", ".5", "5.", "007.10",
+      "999999999999999999", "1234567890123456.78", "12345678901234567890.5", "0.000000000000000001",
+    ]
+    for _ in 0..<2_000 {
+      let whole = UInt64.random(in: 0...999_999_999, using: &generator)
+      let cents = UInt64.random(in: 0...9_999, using: &generator)
+      let sign = Bool.random(using: &generator) ? "-" : ""
+      samples.append("\(sign)\(whole).\(String(format: "%04llu", cents))")
+    }
+    for text in samples {
+      let fast = Values.decimal(text)
+      let foundation = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+      #expect(fast == foundation, "\(text)")
+      #expect(fast?.description == foundation?.description, "\(text): \(String(describing: fast))")
+    }
+    for bad in ["", "-", "1e3", "12,50", "1.2.3", "--1", "+1", " 1"] { #expect(Values.decimal(bad) == nil, "\(bad)") }
   }
 }

@@ -91,15 +91,35 @@ extension Values {
     var digits = text.utf8.drop { $0 == UInt8(ascii: "-") }
     guard text.utf8.count - digits.count <= 1, !digits.isEmpty else { return nil }
     var sawPoint = false
+    // Up to 18 digits fit a UInt64 exactly: built directly, without Foundation's parser
+    // (an order's total is read per row); longer ones go through it.
+    var mantissa: UInt64 = 0
+    var significant = 0
+    var fraction: Int16 = 0
     while let byte = digits.first {
       if byte == UInt8(ascii: ".") {
         guard !sawPoint else { return nil }
         sawPoint = true
       } else if byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") {
         return nil
+      } else {
+        if mantissa > 0 || byte != UInt8(ascii: "0") { significant += 1 }
+        mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
+        if sawPoint { fraction += 1 }
       }
       digits = digits.dropFirst()
     }
-    return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    guard significant <= 18, fraction <= 18 else {
+      return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    }
+    guard mantissa > 0 else { return .zero }
+    // Trailing zeros of the fraction go, as Foundation's parser drops them.
+    while fraction > 0, mantissa % 10 == 0 {
+      mantissa /= 10
+      fraction -= 1
+    }
+    return Decimal(
+      sign: text.utf8.first == UInt8(ascii: "-") ? .minus : .plus, exponent: -Int(fraction),
+      significand: Decimal(mantissa))
   }
 }

@@ -121,6 +121,28 @@ public struct EngagementKernel: Sendable, Equatable {
   /// Per-post rates by reach and by impressions, per key: apart from the sums, so that
   /// adding a post never copies a sketch.
   public private(set) var rates: [Key: PostRates] = [:]
+  /// A bound on every sum of every cell: the saturating total of every count of every post
+  /// added (and of each post itself). While adding a post's counts to it stays below
+  /// UInt64.max, no cell's sum can pass it, so `accepts` need not look the cell up. A
+  /// kernel read from a partial or merged has no bound (`.max`).
+  private var bound: UInt64 = 0
+
+  /// Equal aggregates, whatever the bound (a speed-up, not part of the figures).
+  public static func == (lhs: EngagementKernel, rhs: EngagementKernel) -> Bool {
+    lhs.cells == rhs.cells && lhs.rates == rhs.rates && lhs.overflowed == rhs.overflowed
+  }
+
+  /// The post's counts summed, or nil past UInt64.max.
+  private static func weight(_ post: PostRecord) -> UInt64? {
+    var sum = Checked()
+    var total: UInt64 = 1
+    for count in [
+      post.likes, post.comments, post.shares, post.saves, post.reach, post.impressions, post.clicks, post.videoViews,
+    ] {
+      total = sum.add(total, count ?? 0)
+    }
+    return sum.overflowed ? nil : total
+  }
 
   /// The sketches of one key's per-post engagement rates.
   public struct PostRates: Sendable, Equatable {
@@ -154,6 +176,8 @@ public struct EngagementKernel: Sendable, Equatable {
     let added = cells[key, default: Cell()].add(post)
     if !added, cells[key]?.posts == 0 { cells[key] = nil }
     guard added else { return false }
+    let (bound, overflow) = Self.weight(post).map { self.bound.addingReportingOverflow($0) } ?? (.max, true)
+    self.bound = overflow ? .max : bound
     // The cell's sums took the post, so its engagements are in range.
     let engagements = Double((post.likes ?? 0) &+ (post.comments ?? 0) &+ (post.shares ?? 0) &+ (post.saves ?? 0))
     let byReach = post.reach.flatMap { $0 > 0 ? engagements / Double($0) : nil }
@@ -166,6 +190,7 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// Whether `add` would take the post (its cell's sums stay in range), adding nothing.
   public func accepts(_ post: PostRecord) -> Bool {
+    if bound < .max, let weight = Self.weight(post), !bound.addingReportingOverflow(weight).overflow { return true }
     var cell = cells[Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)] ?? Cell()
     return cell.add(post)
   }
@@ -173,6 +198,7 @@ public struct EngagementKernel: Sendable, Equatable {
   /// Merges another partial into this one.
   public mutating func merge(_ other: EngagementKernel) {
     if other.overflowed { overflowed = true }
+    bound = .max
     for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
     for (key, sketches) in other.rates { rates[key, default: PostRates()].merge(sketches) }
   }
@@ -215,6 +241,7 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// The kernel a partial message describes (repeated keys are merged).
   public init(partial message: Haat_V1_EngagementPartial) {
+    bound = .max
     for cell in message.cells {
       var sums = Cell()
       sums.posts = cell.posts

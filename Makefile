@@ -17,12 +17,15 @@ demo: deps
 	$(BIN)/haat demo
 
 # Every test: the Swift suites (unit, protocol, store, fetch, records, cluster), the check
-# that the generated protocol code matches protos/, and the formatting lint.
+# that the generated protocol code matches protos/, the formatting lint, and every report
+# against the independent DuckDB reference on a small generated sample (scripts/analysis).
 test: deps
+	@scripts/install-deps analysis
 	$(SWIFT) build --build-tests
 	scripts/gen-protos --check
 	@$(MAKE) --no-print-directory lint
 	scripts/run-tests
+	scripts/analysis/run
 
 protos: deps
 	scripts/gen-protos
@@ -44,12 +47,21 @@ test-kill: deps
 	  $(SWIFT) test --skip-build --filter 'killed' 2>&1 | grep -E '✔ Test run|✘' || exit 1; \
 	done
 
-# Acceptance runs that measure rates on the wall clock (issue 11's rate governor: 8
-# workers, 40 accounts, one token's limit): each alone, never beside the rest of the suite.
+# Acceptance runs, each alone, never beside the rest of the suite: issue 11's rate governor
+# (8 workers, 40 accounts, one token's limit, on the wall clock); issue 12's media_lift
+# calibration (1,000 seeded runs), the keyed map's memory at its bound, and every report
+# against DuckDB (and the clv fits against lifetimes) on 1M posts, 1M orders and 200k
+# messages, once on one worker and once merged from 4 workers over byte ranges.
 .PHONY: accept
 accept: deps
+	@scripts/install-deps analysis
+	@scripts/install-deps lifetimes
 	$(SWIFT) build --build-tests
 	HAAT_ACCEPT=1 $(SWIFT) test --skip-build --no-parallel --filter 'eightWorkersOnFortyAccounts|MediaLiftKernelTests/calibration|CustomersTests/memoryAtTheBound'
+	ANALYSIS_POSTS=1000000 ANALYSIS_ORDERS=1000000 ANALYSIS_MESSAGES=200000 ANALYSIS_WORKERS=1 \
+	  ANALYSIS_CLV_PYTHON=.build/clv-venv/bin/python scripts/analysis/run
+	ANALYSIS_POSTS=1000000 ANALYSIS_ORDERS=1000000 ANALYSIS_MESSAGES=200000 ANALYSIS_WORKERS=4 \
+	  ANALYSIS_SPLIT_BYTES=8MiB ANALYSIS_CLV_PYTHON=.build/clv-venv/bin/python scripts/analysis/run
 
 # Benchmarks: release builds, never part of `make test`.
 bench: bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis

@@ -279,9 +279,11 @@ final class WorkerRuntime: @unchecked Sendable {
     threads.runIfActive(eventLoop: loop) { () -> (TaskOutcome, [Envelope]?) in
       let outcome = runner.run(
         spec, task: assign.task, attempt: assign.attempt, progress: progress, onFetchError: onFetchError)
-      // Cutting a large result into lines is work for this thread, not for the loop.
+      // Cutting a large result into lines is work for this thread, not for the loop: on the
+      // loop, a keyed map of 300,000 customers would hold up the heartbeats for as long as
+      // it takes, and the lease would expire. Any report's partial counts, by its size.
       guard case .complete(let partial, let stats, let bookmark, let split) = outcome,
-        partial.engagement.cells.count > 256 || split != nil
+        split != nil || ((try? partial.serializedBytes() as [UInt8])?.count ?? .max) > 64 << 10
       else {
         return (outcome, nil)
       }

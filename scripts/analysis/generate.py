@@ -12,6 +12,13 @@ synonyms, missing counts, varied UTC offsets, mixed-case and percent-encoded UTM
 click ids, referrers of every kind, several currencies) and a few deliberately bad rows
 of every kind the docs name. Every row is either valid or deliberately bad per the docs.
 
+For the reports over customers (cohorts, clv) the orders come from simulated customers who
+return as BG/NBD says and spend as Gamma-Gamma says (order_events), over 18 months, one
+store (platform x account x currency) each, with guests, a few orders in another currency,
+orders within hours or at the same second; one orders source names a time zone. For
+media_lift some accounts' media types get more or fewer likes than their text posts
+(LIKE_LIFT), and TikTok has no text posts.
+
 It also writes DIR/manifest.json: one entry per file with the source a job spec gives it
 (name, kind, format, platform, account, and timezone/business_hours where set), and
 DIR/spec.json, a job spec over the files as file:// URLs naming the reports checked
@@ -30,7 +37,23 @@ import random
 EPOCH_START = int(dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc).timestamp())
 EPOCH_END = int(dt.datetime(2026, 6, 28, tzinfo=dt.timezone.utc).timestamp())
 
-REPORTS = ["engagement", "best_time", "attribution", "reviews", "ads", "audience", "response_time"]
+REPORTS = ["engagement", "best_time", "attribution", "reviews", "ads", "audience", "response_time",
+           "media_lift", "frequency", "cohorts", "clv"]
+
+# Orders reach further back than posts, so cohorts have months to return in and the CLV
+# models a long history (18 months).
+ORDER_START = int(dt.datetime(2025, 1, 6, tzinfo=dt.timezone.utc).timestamp())
+WEEK = 7 * 86400
+
+# Likes of some accounts' media types against their text posts (media_lift): the verdicts
+# then range over "more", "fewer" and "cannot say" (TikTok has no text posts: "no text").
+LIKE_LIFT = {
+    "dhaka_threads": {"image": 1.6, "video": 1.25},
+    "chittagong_tea": {"carousel": 0.55},
+    "karachi_kitchen": {"video": 1.8, "image": 0.7},
+    "nyc_bagels": {"image": 2.0},
+    "mumbai_masala": {"video": 0.5},
+}
 
 
 # ---------------------------------------------------------------- text helpers
@@ -145,13 +168,13 @@ def pick_media(rng):
     return "other"
 
 
-def post_counts(rng, platform, media, has_reach=True):
-    """A post's counts as a dict of ints or None (unknown)."""
+def post_counts(rng, platform, media, has_reach=True, lift=1.0):
+    """A post's counts as a dict of ints or None (unknown); `lift` multiplies the likes."""
     followers = lognormal_int(rng, 20000, 1.0) + 10
     reach = lognormal_int(rng, followers * 0.3, 0.9)
     impressions = reach + lognormal_int(rng, reach * 0.4 + 1, 0.8)
     rate = min(0.5, math.exp(rng.gauss(math.log(0.05), 0.7)))
-    likes = int(reach * rate)
+    likes = int(reach * rate * lift)
     comments = int(likes * rng.uniform(0.01, 0.12))
     shares = int(likes * rng.uniform(0.0, 0.15))
     saves = int(likes * rng.uniform(0.0, 0.2))
@@ -223,7 +246,7 @@ BAD_POST_CSV = [
 def write_posts_csv(path, rng, n, ids, platform_choices, account_choices, offsets, columns,
                     bom=False, eol="\n", platform_default_blank=0.0, account_default_blank=0.0,
                     no_reach=False, header_names=None, extra_cols=None, trailing_blank_lines=0,
-                    long_record=False, unterminated_last=False):
+                    long_record=False, unterminated_last=False, no_text=False):
     """`columns`: canonical field names in file order (a subset of POST_COLUMNS);
     `header_names`: how the header writes them; `extra_cols`: unknown columns appended."""
     header_names = header_names or columns
@@ -244,7 +267,10 @@ def write_posts_csv(path, rng, n, ids, platform_choices, account_choices, offset
                 account = ""
             offset = rng.choice(offsets)
             media = pick_media(rng)
-            counts = post_counts(rng, platform, media, has_reach=not no_reach)
+            if no_text and media == "text":
+                media = "video"
+            counts = post_counts(rng, platform, media, has_reach=not no_reach,
+                                 lift=LIKE_LIFT.get(account, {}).get(media, 1.0))
             ids[0] += 1
             record = {
                 "platform": platform, "account": account, "id": str(10_000_000 + ids[0]),
@@ -311,15 +337,16 @@ def write_posts_ndjson(path, rng, n, ids, platform, accounts, offsets):
         f.write("\ufeff")
         for i in range(n):
             media = pick_media(rng)
-            counts = post_counts(rng, platform, media)
+            account = rng.choice(accounts) if rng.random() < 0.8 else None
+            counts = post_counts(rng, platform, media, lift=LIKE_LIFT.get(account, {}).get(media, 1.0))
             offset = rng.choice(offsets)
             ids[0] += 1
             obj = {}
             camel = rng.random() < 0.2
             if rng.random() < 0.7:
                 obj["platform"] = platform
-            if rng.random() < 0.8:
-                obj["account"] = rng.choice(accounts)
+            if account is not None:
+                obj["account"] = account
             obj["id"] = str(20_000_000 + ids[0])
             obj["createdAt" if camel else "created_at"] = rfc3339(post_time(rng, offset), offset, fraction=fraction(rng))
             obj["mediaType" if camel else "media_type"] = rng.choice(MEDIA_WRITTEN[media])
@@ -364,16 +391,6 @@ def write_posts_ndjson(path, rng, n, ids, platform, accounts, offsets):
 
 
 # ---------------------------------------------------------------- orders
-
-def customer_pool(rng, size, prefix_email=True):
-    pool = []
-    for i in range(size):
-        if prefix_email and rng.random() < 0.7:
-            pool.append("email:" + "".join(rng.choice("0123456789abcdef") for _ in range(16)))
-        else:
-            pool.append(f"c{rng.randrange(10**9)}")
-    return pool
-
 
 UTM_LANDINGS = [
     "/products/tee?utm_source=Facebook&utm_medium=paid_social&utm_campaign=eid%20sale",
@@ -443,21 +460,6 @@ REFERRERS = [
 ]
 
 
-def money(rng, currency):
-    scale = {"BDT": 2500, "PKR": 6000, "INR": 1800, "USD": 45, "": 40}.get(currency.upper(), 50)
-    value = max(0.01, rng.lognormvariate(math.log(scale), 0.7))
-    r = rng.random()
-    if r < 0.02:
-        return "-" + f"{value / 5:.2f}"  # a refund written as an order
-    if r < 0.25:
-        return str(int(value))
-    if r < 0.30:
-        return f"{value:.1f}"
-    if r < 0.32:
-        return "0.10"
-    return f"{value:.2f}"
-
-
 BAD_ORDER = [("total", "12,50"), ("total", "1e3"), ("total", "abc"), ("total", ""), ("id", ""),
              ("created_at", "yesterday"), ("created_at", "2026-02-30 10:00:00 +0600"), ("created_at", ""),
              ("total", "1.2.3"), ("fieldcount", None)]
@@ -475,28 +477,117 @@ def order_visit(rng):
     return landing, referrer
 
 
-def write_orders_csv(path, rng, n, ids, customers, accounts, currencies, offsets, with_platform):
+# The customers buy as BG/NBD says (Fader, Hardie & Lee 2005; rates per week) and spend as
+# Gamma-Gamma says (Fader, Hardie & Lee 2005b), so the clv report's fits are well defined:
+# each customer arrives at a uniform time between ORDER_START and EPOCH_END, buys at a
+# Poisson rate lambda ~ Gamma(r, alpha), and after each repeat purchase leaves for good with
+# probability p ~ Beta(a, b); each order spends z ~ Gamma(p_gg, nu), nu ~ Gamma(q_gg, gamma)
+# with gamma set so the mean spend is the currency's scale.
+BGNBD = {"r": 0.6, "alpha": 6.0, "a": 0.9, "b": 2.8}
+GAMMA_GAMMA = {"p": 5.0, "q": 4.0}
+MONEY_SCALE = {"BDT": 2500, "PKR": 6000, "INR": 1800, "USD": 45, "": 40}
+
+
+def money_text(rng, value):
+    """An order total as exports write it; a few are refunds written as orders, or 0.10."""
+    r = rng.random()
+    if r < 0.01:
+        return "-" + f"{value / 5:.2f}"
+    if r < 0.24:
+        return str(int(value))
+    if r < 0.29:
+        return f"{value:.1f}"
+    if r < 0.30:
+        return "0.10"
+    return f"{value:.2f}"
+
+
+def weighted(rng, items):
+    total = sum(w for w, _ in items)
+    x = rng.uniform(0, total)
+    for w, item in items:
+        x -= w
+        if x <= 0:
+            return item
+    return items[-1][1]
+
+
+def new_customer_id(rng, email_share):
+    if rng.random() < email_share:
+        return "email:" + "".join(rng.choice("0123456789abcdef") for _ in range(16))
+    return f"c{rng.randrange(10**9)}"
+
+
+def order_events(rng, n, homes, deviate_currencies, shared, email_share=0.7, guest_share=0.1):
+    """n orders of simulated customers (and guests), by time: dicts with customer, epoch,
+    amount, and the written platform, account and currency. `homes`: [(weight, {"platform":
+    [written forms], "account": [...], "currency": [...]})]; a customer keeps one home (the
+    written forms vary per order); 3 % of orders are in another currency (another cell).
+    A few customers order twice within hours (often one purchase day, or one on each side
+    of midnight) or twice at the same second (the first order's channel is then the one
+    first in UTF-8 order)."""
+    events = []
+
+    def add(customer, epoch, home, amount):
+        currency = rng.choice(home["currency"])
+        if customer and rng.random() < 0.03:
+            currency = rng.choice(deviate_currencies)
+        events.append({"customer": customer, "epoch": int(epoch), "amount": amount,
+                       "platform": rng.choice(home["platform"]), "account": rng.choice(home["account"]),
+                       "currency": currency})
+
+    while len(events) < n:
+        home = weighted(rng, homes)
+        scale = MONEY_SCALE.get(home["currency"][0].upper(), 50)
+        if rng.random() < guest_share:
+            add("", rng.randrange(ORDER_START, EPOCH_END), home, rng.lognormvariate(math.log(scale), 0.7))
+            continue
+        customer = rng.choice(shared) if shared and rng.random() < 0.02 else new_customer_id(rng, email_share)
+        lam = max(1e-9, rng.gammavariate(BGNBD["r"], 1 / BGNBD["alpha"]))
+        drop = rng.betavariate(BGNBD["a"], BGNBD["b"])
+        gg_rate = scale * (GAMMA_GAMMA["q"] - 1) / GAMMA_GAMMA["p"]
+        nu = rng.gammavariate(GAMMA_GAMMA["q"], 1 / gg_rate)
+        t = rng.uniform(ORDER_START, EPOCH_END)
+        first = True
+        while len(events) < n:
+            add(customer, t, home, rng.gammavariate(GAMMA_GAMMA["p"], 1 / nu))
+            r = rng.random()
+            if r < 0.04 and t + 3 * 3600 < EPOCH_END:
+                add(customer, t + rng.randrange(60, 3 * 3600), home, rng.gammavariate(GAMMA_GAMMA["p"], 1 / nu))
+            elif r < 0.045:
+                add(customer, t, home, rng.gammavariate(GAMMA_GAMMA["p"], 1 / nu))
+            if not first and rng.random() < drop:
+                break
+            first = False
+            t += rng.expovariate(lam) * WEEK
+            if t >= EPOCH_END:
+                break
+    events = events[:n]
+    events.sort(key=lambda e: e["epoch"])
+    return events
+
+
+def write_orders_csv(path, rng, events, ids, offsets, with_platform):
+    """Newest first, as Shopify exports."""
     columns = (["platform", "account"] if with_platform else []) + [
         "id", "created_at", "customer", "total", "currency", "landing_site", "referring_site"]
     header = [c.upper() if rng.random() < 0.2 else c for c in columns]
+    n = len(events)
     bad_every = max(40, n // 30) if n >= 100 else 0
     bad_index = 0
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(",".join(header) + "\n")
-        for i in range(n):
+        for i, event in enumerate(reversed(events)):
             ids[0] += 1
-            currency = rng.choice(currencies)
             offset = rng.choice(offsets)
-            epoch = rng.randrange(EPOCH_START, EPOCH_END)
             landing, referrer = order_visit(rng)
             record = {
-                "platform": rng.choice(["shopify", "web", ""]) if with_platform else None,
-                "account": rng.choice(accounts) if with_platform else None,
+                "platform": event["platform"], "account": event["account"],
                 "id": str(5000 + ids[0]),
-                "created_at": loose_timestamp(epoch, offset, rng),
-                "customer": "" if rng.random() < 0.12 else rng.choice(customers),
-                "total": money(rng, currency),
-                "currency": currency,
+                "created_at": loose_timestamp(event["epoch"], offset, rng),
+                "customer": event["customer"],
+                "total": money_text(rng, event["amount"]),
+                "currency": event["currency"],
                 "landing_site": landing,
                 "referring_site": referrer,
             }
@@ -514,18 +605,19 @@ def write_orders_csv(path, rng, n, ids, customers, accounts, currencies, offsets
             f.write(csv_line(fields, rng))
 
 
-def write_orders_ndjson(path, rng, n, ids, customers, currencies, offsets):
+def write_orders_ndjson(path, rng, events, ids, offsets):
+    n = len(events)
     bad_every = max(40, n // 30) if n >= 100 else 0
     bad_index = 0
     with open(path, "w", encoding="utf-8", newline="") as f:
-        for i in range(n):
+        for i, event in enumerate(events):
             ids[0] += 1
-            currency = rng.choice(currencies)
-            epoch = rng.randrange(EPOCH_START, EPOCH_END)
+            currency = event["currency"]
             landing, referrer = order_visit(rng)
-            obj = {"id": str(900000 + ids[0]), "created_at": loose_timestamp(epoch, rng.choice(offsets), rng),
-                   "total": money(rng, currency)}
-            customer = "" if rng.random() < 0.1 else rng.choice(customers)
+            obj = {"id": str(900000 + ids[0]),
+                   "created_at": loose_timestamp(event["epoch"], rng.choice(offsets), rng),
+                   "total": money_text(rng, event["amount"])}
+            customer = event["customer"]
             if customer or rng.random() < 0.5:
                 obj["customer"] = customer
             if currency or rng.random() < 0.5:
@@ -876,7 +968,7 @@ def main():
                      "Impressions", "CLICKS", "Caption"]
     write_posts_csv(os.path.join(args.out, "posts-tiktok.csv"), rng, p3, ids, ["tiktok"], ["dhaka_threads"],
                     [360, 360, 330, 0], tiktok_cols, bom=True, eol="\r\n", no_reach=True,
-                    header_names=tiktok_header, extra_cols=["board"], trailing_blank_lines=2)
+                    header_names=tiktok_header, extra_cols=["board"], trailing_blank_lines=2, no_text=True)
     add("posts-tiktok.csv", "posts", "csv", "tiktok", "dhaka_threads")
 
     multi_cols = ["id", "platform", "account", "created_at", "media_type", "likes", "comments", "shares", "saves",
@@ -890,21 +982,34 @@ def main():
     open(os.path.join(args.out, "posts-empty.csv"), "w").close()  # an empty file has no rows
     add("posts-empty.csv", "posts", "csv", "youtube", "kathmandu_knits")
 
-    # Orders: two CSV files and one NDJSON file.
+    # Orders: two CSV files and one NDJSON file, of customers who come back (order_events).
     o1, o2, o3 = split(args.orders, [40, 35, 25])
     oids = [0]
-    shared = customer_pool(rng, max(10, args.orders // 50))
-    pool1 = customer_pool(rng, max(20, args.orders // 4)) + shared
-    pool2 = customer_pool(rng, max(20, args.orders // 5), prefix_email=False) + shared
-    write_orders_csv(os.path.join(args.out, "orders-web-dhaka.csv"), rng, o1, oids, pool1, None,
-                     ["BDT", "BDT", "BDT", "bdt", "USD", ""], [360, 360, 0], with_platform=False)
+    shared = [new_customer_id(rng, 0.7) for _ in range(20)]
+    dhaka_homes = [(80, {"platform": [None], "account": [None], "currency": ["BDT", "BDT", "BDT", "bdt"]}),
+                   (14, {"platform": [None], "account": [None], "currency": ["USD"]}),
+                   (6, {"platform": [None], "account": [None], "currency": [""]})]
+    write_orders_csv(os.path.join(args.out, "orders-web-dhaka.csv"), rng,
+                     order_events(rng, o1, dhaka_homes, ["BDT", "USD", ""], shared), oids, [360, 360, 0],
+                     with_platform=False)
     add("orders-web-dhaka.csv", "orders", "csv", "web", "dhaka_threads")
-    write_orders_csv(os.path.join(args.out, "orders-shops.csv"), rng, o2, oids, pool2,
-                     ["karachi_kitchen", "mumbai_masala", ""], ["PKR", "PKR", "INR", "USD", "usd"],
-                     [300, 330, 0], with_platform=True)
-    add("orders-shops.csv", "orders", "csv", "web", "karachi_kitchen")
-    write_orders_ndjson(os.path.join(args.out, "orders-nyc.ndjson"), rng, o3, oids, shared + customer_pool(rng, max(20, args.orders // 6)),
-                        ["USD", "USD", "USD", ""], [-300, -240])
+    shop_homes = [
+        (35, {"platform": ["shopify"], "account": ["karachi_kitchen", "karachi_kitchen", ""], "currency": ["PKR"]}),
+        (25, {"platform": ["web", ""], "account": ["karachi_kitchen", ""], "currency": ["PKR"]}),
+        (20, {"platform": ["shopify"], "account": ["mumbai_masala"], "currency": ["INR"]}),
+        (10, {"platform": ["web", "web", ""], "account": ["mumbai_masala"], "currency": ["INR"]}),
+        (6, {"platform": ["shopify"], "account": ["karachi_kitchen"], "currency": ["USD", "usd"]}),
+        (4, {"platform": ["web"], "account": ["mumbai_masala"], "currency": ["USD"]}),
+    ]
+    # The store's zone: its days are Asia/Karachi days whatever offset an order was written with.
+    write_orders_csv(os.path.join(args.out, "orders-shops.csv"), rng,
+                     order_events(rng, o2, shop_homes, ["PKR", "INR", "USD", "usd"], shared, email_share=0.0),
+                     oids, [300, 330, 0], with_platform=True)
+    add("orders-shops.csv", "orders", "csv", "web", "karachi_kitchen", timezone="Asia/Karachi")
+    nyc_homes = [(95, {"platform": [None], "account": [None], "currency": ["USD"]}),
+                 (5, {"platform": [None], "account": [None], "currency": [""]})]
+    write_orders_ndjson(os.path.join(args.out, "orders-nyc.ndjson"), rng,
+                        order_events(rng, o3, nyc_homes, ["USD", ""], shared), oids, [-300, -240])
     add("orders-nyc.ndjson", "orders", "ndjson", "web", "nyc_bagels")
 
     # Messages.

@@ -6,17 +6,32 @@
 Reads every file of the manifest (docs/formats.md: posts, orders, messages, reviews, ad
 insights; CSV or NDJSON) with DuckDB, applies the docs' validity rules, and writes the
 exact figures of the reports `engagement`, `best_time`, `attribution`, `reviews`, `ads`,
-`audience` and `response_time` (docs/reports.md) under the field names of Haat's report
-JSON (protos/haat/v1/analytics.proto). Quantiles are exact (the value at rank
+`audience`, `response_time`, `media_lift`, `frequency`, `cohorts` and `clv`
+(docs/reports.md) under the field names of Haat's report JSON
+(protos/haat/v1/analytics.proto). Quantiles are exact (the value at rank
 floor(q (n - 1)) of the sorted values); distinct counts are exact. Beside them, under
 `_sketch`, each row also carries what the documented sketches would answer (the DDSketch
 bucket of that value; the HyperLogLog estimate of those keys): compare.py uses the exact
 figures with the documented error bounds, and the sketch values only to explain.
 
+media_lift: counts, means, exact lower medians, and the geometric-mean ratio, Welch's t, df,
+p (regularized incomplete beta, here in Python) and the detectable ratio from two-pass exact
+moments of ln(1 + likes); the bootstrap intervals are not reproduced (compare.py checks what
+can be: each interval holds its ratio, and the verdict reads it). frequency and cohorts:
+exact. clv: the historic figures exact (revenue as decimals); the stores Haat fits (50
+customers, 10 repeat) are fitted again by `lifetimes` (clv-reference.py --stores, in the
+venv of --clv-python, run as a subprocess while the other reports are computed) on the
+same purchase days, and each customer's (x, t_x, T, m_x, first channel) goes along under
+`_summary` so compare.py can evaluate both likelihoods and the predictions at Haat's own
+parameters. Where the docs leave a choice, the reference takes Haat's observed one and
+says so: the customers map holds customer orders only, so "the account's last order month"
+(cohorts) and "the store's last order day" (clv's observed_until) leave guest orders out.
+
 Every row is also kept in `bad_rows` (source, row, column, message) for the row errors.
 """
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -24,7 +39,9 @@ import json
 import math
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from decimal import Decimal
 
@@ -359,9 +376,11 @@ def validate(con):
           FROM raw_orders)""")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE orders AS
-        SELECT source, row,
+        SELECT source, row, src_tz,
           CASE WHEN blank(f_platform) THEN coalesce(nullif(src_platform, ''), 'web') ELSE tt(f_platform) END AS platform,
           CASE WHEN blank(f_account) THEN src_account ELSE tt(f_account) END AS account,
+          CASE WHEN isnum THEN tt(f_created_at)::BIGINT ELSE parts_epoch(lp) END AS epoch,
+          CASE WHEN isnum THEN 0 ELSE off_s(lp.z) END AS off,
           coalesce(tt(f_customer), '') AS customer, tt(f_total)::DECIMAL(38, 18) AS total, tt(f_total) AS total_text,
           upper(coalesce(tt(f_currency), '')) AS currency,
           coalesce(tt(f_landing_site), '') AS landing_site, coalesce(f_referring_site, '') AS referring_site
@@ -1053,6 +1072,457 @@ def response_time(con):
     return {"rows": rows, "hours": hours}
 
 
+# ---------------------------------------------------------------- media_lift
+
+
+MIN_LIFT_POSTS = 10
+DETECT_Z = 2.8016
+
+
+def _betacf(a, b, x):
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return h
+
+
+def betainc(a, b, x, y):
+    """The regularized incomplete beta function I_x(a, b), with y = 1 - x given exactly."""
+    if x <= 0:
+        return 0.0
+    if y <= 0:
+        return 1.0
+    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(y)
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(ln_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln_front) * _betacf(b, a, y) / b
+
+
+def student_t_p(t, df):
+    """Two-sided p-value of Student's t with df degrees of freedom."""
+    return betainc(df / 2, 0.5, df / (df + t * t), t * t / (df + t * t))
+
+
+def _ln_moments(values):
+    """(n, mean, sample variance) of ln(1 + v), two-pass with exact summation."""
+    logs = [math.log1p(v) for v in values]
+    n = len(logs)
+    if n == 0:
+        return 0, None, None
+    mean = math.fsum(logs) / n
+    var = math.fsum((x - mean) ** 2 for x in logs) / (n - 1) if n > 1 else None
+    return n, mean, var
+
+
+def _lower_median(values):
+    s = sorted(values)
+    return float(s[(len(s) - 1) // 2])
+
+
+def media_lift(con):
+    cells = {}
+    for platform, account, media, likes in con.execute(
+            "SELECT platform, account, media_type, likes FROM posts").fetchall():
+        c = cells.setdefault((platform, account, media), {"posts": 0, "likes": []})
+        c["posts"] += 1
+        if likes is not None:
+            c["likes"].append(int(likes))
+    stats = {}
+    for key, c in cells.items():
+        n, mean, var = _ln_moments(c["likes"])
+        stats[key] = {"posts": c["posts"], "n": n, "mean_ln": mean, "var_ln": var,
+                      "sum": sum(c["likes"]), "median": _lower_median(c["likes"]) if n else None}
+    rows = []
+    for (platform, account, media), st in stats.items():
+        if media == "text":
+            continue
+        row = {"platform": platform, "account": account, "media_type": media, "posts": st["posts"],
+               "posts_with_likes": st["n"]}
+        sk = {}
+        if st["n"]:
+            row["median_likes"] = st["median"]
+            row["mean_likes"] = st["sum"] / st["n"]
+            sk["median_likes"] = dd_bucket_value(st["median"])
+        tx = stats.get((platform, account, "text"))
+        if tx is None:
+            row["_kind"] = "no text"
+            row["verdict"] = "no text posts to compare with"
+            row["_sketch"] = sk
+            rows.append(row)
+            continue
+        row["text_posts"] = tx["posts"]
+        row["text_posts_with_likes"] = tx["n"]
+        if tx["n"]:
+            row["text_median_likes"] = tx["median"]
+            row["text_mean_likes"] = tx["sum"] / tx["n"]
+            sk["text_median_likes"] = dd_bucket_value(tx["median"])
+        row["_sketch"] = sk
+        if st["n"] < MIN_LIFT_POSTS or tx["n"] < MIN_LIFT_POSTS:
+            row["_kind"] = "too few"
+            row["verdict"] = (f"too few posts to say: {st['n']} {media} and {tx['n']} text posts with likes; "
+                              f"{MIN_LIFT_POSTS} of each are needed")
+            rows.append(row)
+            continue
+        # The ratio of medians is the sketches' (checked against the exact medians apart).
+        row["_median_ratio_present"] = sk["text_median_likes"] > 0
+        if row["_median_ratio_present"]:
+            row["median_ratio"] = sk["median_likes"] / sk["text_median_likes"]
+        row["geomean_ratio"] = math.exp(st["mean_ln"] - tx["mean_ln"])
+        se2 = st["var_ln"] / st["n"] + tx["var_ln"] / tx["n"]
+        se = math.sqrt(se2)
+        row["detectable_ratio"] = math.exp(DETECT_Z * se)
+        row["_se"] = se
+        if se2 > 0:
+            t = (st["mean_ln"] - tx["mean_ln"]) / se
+            a, b = st["var_ln"] / st["n"], tx["var_ln"] / tx["n"]
+            df = se2 * se2 / (a * a / (st["n"] - 1) + b * b / (tx["n"] - 1))
+            row["welch_t"], row["welch_df"], row["welch_p"] = t, df, student_t_p(t, df)
+        row["_kind"] = "interval"
+        rows.append(row)
+    rows.sort(key=lambda r: (r["platform"].encode(), r["account"].encode(), r["media_type"].encode()))
+    return {"min_posts": MIN_LIFT_POSTS, "resamples": 2000, "rows": rows}
+
+
+# ---------------------------------------------------------------- frequency
+
+
+FREQUENCY_BANDS = [(1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6), (7, 7), (8, 10), (11, 14), (15, 20), (21, 0)]
+
+
+def band_of(posts):
+    for lo, hi in FREQUENCY_BANDS:
+        if posts >= lo and (hi == 0 or posts <= hi):
+            return lo, hi
+    raise ValueError(posts)
+
+
+def band_text(lo, hi):
+    if hi == 0:
+        return f"{lo}+"
+    return str(lo) if lo == hi else f"{lo}\u2013{hi}"
+
+
+def frequency(con):
+    weeks = con.execute("""
+        SELECT platform, account, zone, d - ((d + 3) % 7 + 7) % 7 AS week, count(*) AS posts, sum(eng) AS eng,
+               coalesce(sum(eng) FILTER (WHERE reach IS NOT NULL), 0) AS ewr, coalesce(sum(reach), 0) AS reach,
+               count(reach) AS with_reach
+        FROM (SELECT *, floor(local_s / 86400)::BIGINT AS d FROM posts) GROUP BY ALL""").fetchall()
+    bands = {}
+    for platform, account, zone, week, posts, eng, ewr, reach, with_reach in weeks:
+        lo, hi = band_of(int(posts))
+        b = bands.setdefault((platform, account, zone, lo, hi),
+                             {"weeks": 0, "posts": 0, "engagements": 0, "engagements_with_reach": 0, "reach": 0,
+                              "with_reach": 0})
+        b["weeks"] += 1
+        b["posts"] += int(posts)
+        b["engagements"] += int(eng)
+        b["engagements_with_reach"] += int(ewr)
+        b["reach"] += int(reach)
+        b["with_reach"] += int(with_reach)
+    rows = []
+    for (platform, account, zone, lo, hi), b in bands.items():
+        row = {"platform": platform, "account": account, "zone": zone, "min_posts": lo, "max_posts": hi,
+               "band": band_text(lo, hi), "weeks": b["weeks"], "posts": b["posts"], "engagements": b["engagements"],
+               "engagements_per_post": b["engagements"] / b["posts"],
+               "engagements_with_reach": b["engagements_with_reach"], "reach": b["reach"]}
+        if b["reach"] > 0:
+            row["engagement_rate"] = b["engagements_with_reach"] / b["reach"]
+        elif b["with_reach"]:
+            row["_ambiguous"] = "posts state reach, all 0: the docs do not say whether engagement_rate is absent"
+        rows.append(row)
+    rows.sort(key=lambda r: (r["platform"].encode(), r["account"].encode(), r["zone"].encode(), r["min_posts"]))
+    return {"rows": rows}
+
+
+# ---------------------------------------------------------------- customers: cohorts and clv
+
+
+COHORT_MONTHS = 12
+CLV_MIN_CUSTOMERS = 50
+CLV_MIN_REPEAT = 10
+CLV_HORIZON = 52.0
+
+
+def customers(con):
+    """The keyed map of docs/reports.md "Customers": one cell per platform x account x
+    currency x customer (guest orders left out), in table `cells`; each purchase day in
+    `cust_days`. Needs attribution's `order_channels`."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE cust_orders AS
+        SELECT platform, account, currency, customer, epoch, channel, total,
+          CASE WHEN src_tz = '' THEN floor((epoch + off) / 86400)::BIGINT
+               ELSE floor(epoch(timezone(src_tz, to_timestamp(epoch))) / 86400)::BIGINT END AS day
+        FROM order_channels WHERE customer <> ''""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE cust_days AS
+        SELECT platform, account, currency, customer, day, sum(total) AS revenue, count(*) AS orders,
+               (DATE '1970-01-01' + day::INTEGER) AS date
+        FROM cust_orders GROUP BY ALL""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE cells AS
+        SELECT d.*, f.first_at, f.first_channel FROM (
+          SELECT platform, account, currency, customer, count(*) AS days, sum(orders) AS orders,
+                 sum(revenue) AS revenue, min(day) AS first_day, max(day) AS last_day,
+                 arg_min(revenue, day) AS first_revenue
+          FROM cust_days GROUP BY ALL) d
+        JOIN (SELECT platform, account, currency, customer, min(epoch) AS first_at,
+                     list(channel ORDER BY epoch, channel)[1] AS first_channel
+              FROM cust_orders GROUP BY ALL) f USING (platform, account, currency, customer)""")
+
+
+def month_index(day):
+    d = dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+    return d.year * 12 + d.month - 1
+
+
+def month_text(index):
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def cohorts(con):
+    cells = con.execute("""
+        SELECT platform, account, currency, customer, first_day, last_day, first_channel FROM cells""").fetchall()
+    days = {}
+    for platform, account, currency, customer, day in con.execute(
+            "SELECT platform, account, currency, customer, day FROM cust_days").fetchall():
+        days.setdefault((platform, account, currency, customer), []).append(int(day))
+    last_month = {}
+    for platform, account, _c, _u, _f, last_day, _ch in cells:
+        m = month_index(last_day)
+        if m > last_month.get((platform, account), -1):
+            last_month[(platform, account)] = m
+    groups = {}
+    for platform, account, currency, customer, first_day, _l, channel in cells:
+        cm = month_index(first_day)
+        active = {month_index(d) - cm for d in days[(platform, account, currency, customer)]}
+        for ch in (channel, "all"):
+            g = groups.setdefault((platform, account, cm, ch), {"customers": 0, "active": [0] * COHORT_MONTHS})
+            g["customers"] += 1
+            for k in active:
+                if 1 <= k <= COHORT_MONTHS:
+                    g["active"][k - 1] += 1
+    rows = []
+    for (platform, account, cm, ch), g in groups.items():
+        reach = max(0, min(COHORT_MONTHS, last_month[(platform, account)] - cm))
+        active = g["active"][:reach]
+        rows.append({"platform": platform, "account": account, "cohort": month_text(cm), "channel": ch,
+                     "customers": g["customers"], "active": active,
+                     "share": [a / g["customers"] for a in active]})
+    rows.sort(key=lambda r: (r["platform"].encode(), r["account"].encode(), r["cohort"], r["channel"] == "all",
+                             r["channel"].encode()))
+    return {"months": COHORT_MONTHS, "rows": rows}
+
+
+class Lifetimes:
+    """scripts/analysis/clv-reference.py --stores - in the venv of `clv_python`, started before
+    the data load (importing pandas, scipy, autograd and lifetimes takes seconds) and given
+    the transactions when the customers are known (`submit`); it fits them while the other
+    reports are computed (`result`)."""
+
+    def __init__(self, clv_python, workdir):
+        self.proc = None
+        self.why = None
+        if not clv_python or not os.path.exists(clv_python):
+            self.why = f"no lifetimes venv at {clv_python}: the fitted parameters are not checked"
+            return
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.err_path = os.path.join(workdir, "clv-reference.err")
+        self.err = open(self.err_path, "w")
+        self.proc = subprocess.Popen(
+            [clv_python, os.path.join(here, "clv-reference.py"), "--stores", "-", "--horizon", str(CLV_HORIZON),
+             "--min-gg", str(CLV_MIN_REPEAT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.sent = False
+
+    def submit(self, tx_path=None, ends_path=None):
+        if self.proc is None or self.sent:
+            return
+        job = {"stores": tx_path, "ends": ends_path} if tx_path else {}
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.close()
+        self.sent = True
+
+    def result(self):
+        self.submit()
+        out = self.proc.stdout.read()
+        code = self.proc.wait(timeout=600)
+        self.err.close()
+        if code != 0:
+            with open(self.err_path) as f:
+                sys.exit(f"reference: clv-reference.py failed ({code}): {f.read().strip()[-2000:]}")
+        return json.loads(out)["stores"]
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def clv_start(con, workdir, lifetimes):
+    """Historic figures now; the stores Haat fits go to `lifetimes` (a Lifetimes, fitting
+    them in its own process while the other reports are computed). Returns (report,
+    finish) where finish() adds the fits and predictions."""
+    agg = """count(*) AS customers, count(*) FILTER (WHERE days > 1) AS repeat, sum(orders) AS orders,
+             sum(revenue) AS revenue"""
+    groups = con.execute(f"""
+        SELECT platform, account, currency, first_channel AS channel, {agg} FROM cells GROUP BY ALL
+        UNION ALL
+        SELECT platform, account, currency, 'all' AS channel, {agg} FROM cells GROUP BY ALL""").fetchall()
+    rows = []
+    for platform, account, currency, channel, n, repeat, orders, revenue in groups:
+        rows.append({"platform": platform, "account": account, "currency": currency, "channel": channel,
+                     "customers": int(n), "repeat_customers": int(repeat), "orders": int(orders),
+                     "revenue": dec_text(revenue), "historic_clv": float(Decimal(revenue) / int(n))})
+    rows.sort(key=lambda r: (r["platform"].encode(), r["account"].encode(), r["currency"].encode(),
+                             r["channel"] == "all", r["channel"].encode()))
+    fits = []
+    store_keys = {}
+    for platform, account, currency, n, repeat, last_day, gg_n in con.execute("""
+            SELECT platform, account, currency, count(*), count(*) FILTER (WHERE days > 1), max(last_day),
+                   count(*) FILTER (WHERE days > 1 AND revenue - first_revenue > 0)
+            FROM cells GROUP BY ALL""").fetchall():
+        fit = {"platform": platform, "account": account, "currency": currency, "customers": int(n),
+               "repeat_customers": int(repeat),
+               "observed_until": (dt.date(1970, 1, 1) + dt.timedelta(days=int(last_day))).isoformat()}
+        if n < CLV_MIN_CUSTOMERS or repeat < CLV_MIN_REPEAT:
+            fit["note"] = (f"too few customers to fit: {n} customers, {repeat} repeat; "
+                           f"{CLV_MIN_CUSTOMERS} and {CLV_MIN_REPEAT} are needed")
+        else:
+            store_keys[f"s{len(store_keys)}"] = (platform, account, currency)
+            fit["_fitted"] = True
+            fit["_gg_customers"] = int(gg_n)
+        fits.append(fit)
+    fits.sort(key=lambda f: (f["platform"].encode(), f["account"].encode(), f["currency"].encode()))
+    report = {"unit": "weeks", "horizon": CLV_HORIZON, "fits": fits, "rows": rows}
+    # Each fitted store's customers as the models see them (docs/reports.md "The clv report"):
+    # x = purchase days - 1, t_x and T in weeks, m_x the mean revenue of the days after the
+    # first, and the first order's channel: compare.py evaluates the likelihoods and the
+    # predictions at Haat's own parameters with them.
+    by_store, store_customers = {}, {}
+    for platform, account, currency, customer, days, first_day, last_day, revenue, first_revenue, channel in con.execute("""
+            SELECT platform, account, currency, customer, days, first_day, last_day, revenue, first_revenue,
+                   first_channel FROM cells ORDER BY platform, account, currency, customer""").fetchall():
+        by_store.setdefault((platform, account, currency), []).append(
+            (customer, int(days), int(first_day), int(last_day), Decimal(revenue), Decimal(first_revenue), channel))
+    for fit in fits:
+        if not fit.get("_fitted"):
+            continue
+        obs = (dt.date.fromisoformat(fit["observed_until"]) - dt.date(1970, 1, 1)).days
+        summ = {"x": [], "t_x": [], "T": [], "m": [], "channel": []}
+        customers_ = []
+        for customer, days, first_day, last_day, revenue, first_revenue, channel in by_store[
+                (fit["platform"], fit["account"], fit["currency"])]:
+            x = days - 1
+            customers_.append(customer)
+            summ["x"].append(x)
+            summ["t_x"].append((last_day - first_day) / 7)
+            summ["T"].append((obs - first_day) / 7)
+            summ["m"].append(float((revenue - first_revenue) / x) if x else 0.0)
+            summ["channel"].append(channel)
+        fit["_summary"] = summ
+        store_customers[(fit["platform"], fit["account"], fit["currency"])] = customers_
+    if not store_keys:
+        lifetimes.submit()
+        return report, lambda: report
+    if lifetimes.proc is None:
+        for fit in fits:
+            if fit.get("_fitted"):
+                fit["_lifetimes_missing"] = lifetimes.why
+        return report, lambda: report
+    # Each purchase day's revenue, per fitted store, as lifetimes reads transactions.
+    con.execute("CREATE OR REPLACE TEMP TABLE clv_stores (store VARCHAR, platform VARCHAR, account VARCHAR, currency VARCHAR)")
+    con.executemany("INSERT INTO clv_stores VALUES (?, ?, ?, ?)", [(k, *v) for k, v in store_keys.items()])
+    tx_path = os.path.join(workdir, "clv-transactions.csv")
+    ends_path = os.path.join(workdir, "clv-ends.json")
+    con.execute(f"""
+        COPY (SELECT s.store, d.customer, strftime(d.date, '%Y-%m-%d') AS date, d.revenue::DOUBLE AS amount
+              FROM cust_days d JOIN clv_stores s USING (platform, account, currency) ORDER BY ALL)
+        TO {sql_str(tx_path)} (HEADER, DELIMITER ',')""")
+    ends = {k: f["observed_until"] for f in fits if f.get("_fitted")
+            for k, v in store_keys.items() if v == (f["platform"], f["account"], f["currency"])}
+    with open(ends_path, "w") as f:
+        json.dump(ends, f)
+    lifetimes.submit(tx_path, ends_path)
+    channels = {}
+    for platform, account, currency, customer, channel in con.execute(
+            "SELECT platform, account, currency, customer, first_channel FROM cells").fetchall():
+        channels[(platform, account, currency, customer)] = channel
+
+    def finish():
+        stores = lifetimes.result()
+        by_key = {v: k for k, v in store_keys.items()}
+        for fit in fits:
+            sid = by_key.get((fit["platform"], fit["account"], fit["currency"]))
+            if sid is None:
+                continue
+            s = stores[sid]
+            bg, gg = s["bgnbd"], s["gammagamma"]
+            fit["_lifetimes"] = {"bgnbd": bg, "gammagamma": gg, "gg_customers": s["gg_customers"]}
+            if bg.get("converged", True):
+                fit.update(r=bg["r"], alpha=bg["alpha"], a=bg["a"], b=bg["b"], bgnbd_log_likelihood=bg["ll"])
+            if gg is not None and gg.get("converged", True):
+                fit.update(p=gg["p"], q=gg["q"], gamma=gg["v"], gamma_gamma_log_likelihood=gg["ll"])
+            # lifetimes' own summary of the purchase days must be the reference's.
+            ours = {c: (x, t, T_, m) for c, x, t, T_, m in zip(
+                store_customers[(fit["platform"], fit["account"], fit["currency"])], fit["_summary"]["x"], fit["_summary"]["t_x"], fit["_summary"]["T"],
+                fit["_summary"]["m"])}
+            lsum = s["summary"]
+            bad = [c for c, x, t, T_, m in zip(lsum["customer"], lsum["x"], lsum["t_x"], lsum["T"], lsum["m"])
+                   if c not in ours or ours[c][0] != x or abs(ours[c][1] - t) > 1e-9 or abs(ours[c][2] - T_) > 1e-9
+                   or abs(ours[c][3] - m) > 1e-6 * max(1.0, abs(m))]
+            if bad or len(lsum["customer"]) != len(ours):
+                fit["_summary_differs"] = (f"lifetimes' summary differs from the reference's for "
+                                           f"{len(bad)} customers, e.g. {bad[:3]}")
+            # Predictions from lifetimes' own parameters, averaged per row.
+            sums = {}
+            for customer, (purchases, spend) in s["predictions"].items():
+                if purchases is None:
+                    continue
+                ch = channels[(fit["platform"], fit["account"], fit["currency"], customer)]
+                for c in (ch, "all"):
+                    acc = sums.setdefault(c, [0, [], [], []])
+                    acc[0] += 1
+                    acc[1].append(purchases)
+                    if spend is not None:
+                        acc[2].append(spend)
+                        acc[3].append(purchases * spend)
+            for row in rows:
+                if (row["platform"], row["account"], row["currency"]) != (fit["platform"], fit["account"], fit["currency"]):
+                    continue
+                acc = sums.get(row["channel"])
+                if acc is None:
+                    continue
+                lt = {"predicted_purchases": math.fsum(acc[1]) / acc[0]}
+                if len(acc[2]) == acc[0]:
+                    lt["predicted_spend"] = math.fsum(acc[2]) / acc[0]
+                    lt["predicted_clv"] = math.fsum(acc[3]) / acc[0]
+                row["_lifetimes"] = lt
+        return report
+
+    return report, finish
+
+
 def bad_rows(con):
     out = []
     for kind, table in (("posts", "posts_checked2"), ("orders", "orders_checked"), ("messages", "messages_checked"),
@@ -1070,10 +1540,22 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-hll", action="store_true", help="skip the HyperLogLog emulation (slow at millions of keys)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--clv-python", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                         ".build", "clv-venv", "bin", "python"),
+                    help="the Python of a venv with lifetimes, for the clv fits (default .build/clv-venv); "
+                         "without it the fitted parameters are not checked")
+    ap.add_argument("--clv-dir", help="where the transactions for lifetimes go (clv-transactions.csv, "
+                                      "clv-ends.json; default a temporary directory)")
     args = ap.parse_args()
     began = time.monotonic()
     with open(args.manifest or os.path.join(args.data, "manifest.json")) as f:
         manifest = json.load(f)
+    stack = contextlib.ExitStack()
+    # The transactions handed to lifetimes (and its stderr) stay in --clv-dir when given (a
+    # temporary directory otherwise).
+    clv_dir = args.clv_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="haat-clv-"))
+    lifetimes = Lifetimes(args.clv_python, clv_dir)
+    stack.callback(lifetimes.close)
     con = duckdb.connect()
     if args.threads:
         con.execute(f"SET threads = {args.threads}")
@@ -1089,13 +1571,32 @@ def main():
                for t in ("posts", "orders", "messages", "reviews", "ads"))
     report["summary"] = {"sources": len(manifest["files"]), "sources_ok": len(manifest["files"]), "rows": good,
                          "bad_rows": len(bad), "tasks": len(manifest["files"])}
-    report["engagement"] = engagement(con)
-    report["best_time"] = best_time(con)
-    report["attribution"] = attribution(con)
-    report["reviews"] = reviews(con)
-    report["ads"] = ads_report(con)
-    report["audience"] = audience(con, emulate=not args.no_hll)
-    report["response_time"] = response_time(con)
+    timings = {}
+
+    def timed(name, fn, *a, **kw):
+        t = time.monotonic()
+        out = fn(*a, **kw)
+        timings[name] = round(time.monotonic() - t, 2)
+        return out
+
+    timings["load"] = round(time.monotonic() - began, 2)
+    with stack:
+        # The customers map needs attribution's channels; lifetimes then fits the clv stores
+        # in its process while the other reports are computed.
+        report["attribution"] = timed("attribution", attribution, con)
+        timed("customers", customers, con)
+        report["clv"], clv_finish = timed("clv", clv_start, con, clv_dir, lifetimes)
+        report["cohorts"] = timed("cohorts", cohorts, con)
+        report["engagement"] = timed("engagement", engagement, con)
+        report["best_time"] = timed("best_time", best_time, con)
+        report["reviews"] = timed("reviews", reviews, con)
+        report["ads"] = timed("ads", ads_report, con)
+        report["audience"] = timed("audience", audience, con, emulate=not args.no_hll)
+        report["response_time"] = timed("response_time", response_time, con)
+        report["media_lift"] = timed("media_lift", media_lift, con)
+        report["frequency"] = timed("frequency", frequency, con)
+        timed("clv_wait", clv_finish)
+    report["_timings"] = timings
     report["bad_rows"] = bad
     report["_seconds"] = round(time.monotonic() - began, 2)
     with open(args.out, "w") as f:

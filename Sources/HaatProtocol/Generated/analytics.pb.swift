@@ -2434,7 +2434,8 @@ public nonisolated struct Haat_V1_ClvFit: Sendable {
   /// Clears the value of `gammaGammaLogLikelihood`. Subsequent reads from it will return its default value.
   public mutating func clearGammaGammaLogLikelihood() {self._gammaGammaLogLikelihood = nil}
 
-  /// Why a model was not fitted, or its fit is not used; empty when both are.
+  /// Why a model was not fitted or its fit is not used, and repeat customers left out of
+  /// Gamma-Gamma (no positive spend); empty when neither.
   public var note: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -8,9 +8,9 @@ import Testing
 
 /// Issue 10, defect 4: timers run on the monotonic clock. The coordinator's wall clock is
 /// stepped back an hour (an LD_PRELOAD shim, scripts/faults/wallclock.c) while a task waits
-/// out a 5 s Retry-After: it still runs about 5 s later, not an hour later. (5 s, not less:
-/// on a loaded machine the step must land well before the retry, or the job ends before
-/// the coordinator reads the new clock.)
+/// out a 10 s Retry-After: it still runs about 10 s later, not an hour later. (10 s, not
+/// less: the step must land while the retry waits, and on a loaded machine the client's
+/// polls that see it waiting can take seconds each.)
 @Suite("Clock steps", .serialized)
 struct ClockTests {
   static let shimSource = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -42,18 +42,18 @@ struct ClockTests {
       let sample = try #require(try Samples.manifest().first)
       let series = "clock-\(UUID().uuidString)"
       let source = Samples.source(
-        sample, server: server, query: "fail_first=1&fail_status=429&retry_after=5&series=\(series)")
+        sample, server: server, query: "fail_first=1&fail_status=429&retry_after=10&series=\(series)")
       let job = try await client.submit(spec("clock step", [source], maxAttempts: 3)).job
       // Once the first attempt has failed and the retry waits, step the clock back an hour.
       try await eventually("the retry waits") {
         try await client.job(job, tasks: true).tasks.first?.state == "scheduled"
       }
       try "-3600000".write(toFile: offsetFile, atomically: true, encoding: .utf8)
-      let result = try await finish(client, job, timeout: .seconds(30))
+      let result = try await finish(client, job, timeout: .seconds(40))
       #expect(result.job.state == "succeeded")
       let times = server.requestTimes(series: series)
       #expect(times.count == 2)
-      if times.count == 2 { #expect(times[1] - times[0] < 15_000, "retried after \(times[1] - times[0]) ms") }
+      if times.count == 2 { #expect(times[1] - times[0] < 25_000, "retried after \(times[1] - times[0]) ms") }
       // The coordinator's clock did step: what it writes is an hour behind.
       #expect(result.job.finishedMs < Int64(Date().timeIntervalSince1970 * 1000) - 3_000_000)
       await client.close()

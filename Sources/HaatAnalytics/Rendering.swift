@@ -3,6 +3,9 @@ import HaatProtocol
 
 /// Renders reports for people (aligned tables) and for spreadsheets (CSV).
 public enum ReportRendering {
+  /// Report tables are laid out to read on a terminal this wide (wider ones in panels).
+  public static let terminalWidth = 100
+
   /// Aligned text tables: each report's section (`ReportKernel.table`), or only the one
   /// named, then the summary.
   public static func table(_ report: Report, only name: String? = nil) -> String {
@@ -11,7 +14,7 @@ public enum ReportRendering {
       guard let table = kernel.table(of: report) else { continue }
       if !out.isEmpty { out += "\n" }
       out += TextTable(header: table.columns, rightAligned: table.numeric).render(
-        table.rows, separatorBeforeLast: table.totalLast)
+        table.rows, separatorBeforeLast: table.totalLast, maxWidth: Self.terminalWidth)
       for line in table.notes { out += line + "\n" }
     }
     let summary = report.summary
@@ -118,19 +121,51 @@ public struct TextTable: Sendable {
   }
 
   public func render(_ rows: [[String]], separatorBeforeLast: Bool = false) -> String {
+    render(rows, columns: Array(header.indices), widths: widths(rows), separatorBeforeLast: separatorBeforeLast)
+  }
+
+  /// The same, in panels no wider than `maxWidth` characters: when the whole table is
+  /// wider, its leading left-aligned columns (the keys: platform, account, …) repeat in
+  /// each panel, and the other columns are packed, in order, into as few panels as fit.
+  public func render(_ rows: [[String]], separatorBeforeLast: Bool = false, maxWidth: Int) -> String {
+    let widths = widths(rows)
+    func width(_ columns: [Int]) -> Int { columns.reduce(0) { $0 + widths[$1] } + 2 * max(0, columns.count - 1) }
+    guard width(Array(header.indices)) > maxWidth else {
+      return render(rows, columns: Array(header.indices), widths: widths, separatorBeforeLast: separatorBeforeLast)
+    }
+    let keys = Array(header.indices.prefix { !rightAligned.contains($0) })
+    var panels: [[Int]] = []
+    for column in header.indices.dropFirst(keys.count) {
+      if let last = panels.last, width(keys + last + [column]) <= maxWidth {
+        panels[panels.count - 1].append(column)
+      } else {
+        panels.append([column])
+      }
+    }
+    return panels.map {
+      render(rows, columns: keys + $0, widths: widths, separatorBeforeLast: separatorBeforeLast)
+    }.joined(separator: "\n")
+  }
+
+  private func widths(_ rows: [[String]]) -> [Int] {
     var widths = header.map(\.count)
     for row in rows {
       for (index, cell) in row.enumerated() where index < widths.count {
         widths[index] = max(widths[index], cell.count)
       }
     }
+    return widths
+  }
+
+  private func render(_ rows: [[String]], columns: [Int], widths: [Int], separatorBeforeLast: Bool) -> String {
     func line(_ cells: [String]) -> String {
-      cells.enumerated().map { index, cell in
+      columns.map { index in
+        let cell = index < cells.count ? cells[index] : ""
         let pad = String(repeating: " ", count: max(0, widths[index] - cell.count))
         return rightAligned.contains(index) ? pad + cell : cell + pad
       }.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
     }
-    let rule = widths.map { String(repeating: "─", count: $0) }.joined(separator: "  ") + "\n"
+    let rule = columns.map { String(repeating: "─", count: widths[$0]) }.joined(separator: "  ") + "\n"
     var out = line(header) + rule
     for (index, row) in rows.enumerated() {
       if separatorBeforeLast, index == rows.count - 1, rows.count > 1 { out += rule }

@@ -79,3 +79,32 @@ struct ReportKernelTests {
     #expect(ReportRendering.csv(Report()).split(separator: "\n").count == 1, "no section: the header alone")
   }
 }
+
+@Suite("Terminal tables")
+struct TerminalTableTests {
+  @Test("a table wider than the terminal reads in panels that repeat its keys, every cell once")
+  func panels() {
+    let header = ["platform", "account", "media"] + (1...12).map { "measure \($0)" }
+    let rows = [
+      ["facebook", "chittagong_tea", "carousel"] + (1...12).map { "\($0 * 1_000_000)" },
+      ["instagram", "dhaka_threads", "video"] + (1...12).map { "\($0)" },
+    ]
+    let table = TextTable(header: header, rightAligned: Set(3..<15))
+    let text = table.render(rows, maxWidth: 100)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+    #expect(lines.allSatisfy { $0.count <= 100 }, "\(text)")
+    // Each panel: a header, a rule and the two rows, keys first.
+    let panels = lines.count / 4
+    #expect(panels >= 2 && lines.count == panels * 4)
+    #expect(lines.filter { $0.hasPrefix("platform   account") }.count == panels)
+    for column in 1...12 {
+      #expect(
+        text.components(separatedBy: "measure \(column) ").count
+          + text.components(separatedBy: "measure \(column)\n").count - 2 == 1)
+    }
+    #expect(text.contains("12000000") && text.contains("chittagong_tea"))
+    // A table that fits is one panel, as before.
+    let narrow = TextTable(header: ["a", "b"], rightAligned: [1])
+    #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))
+  }
+}

@@ -21,8 +21,8 @@ Rules:
   keys by UTF-8 bytes, with the `all` channel last, as Haat does);
 - media_lift: counts and mean likes exact; medians within 1 % of the exact lower median;
   geomean_ratio, welch_t/df/p to 1e-9 of the exact moments of ln(1 + likes) (t within 1e-9
-  absolute near 0, p within 1e-12 absolute); detectable_ratio = exp(c SE) with c within the
-  rounding of the docs' 2.8016; median_ratio the row's own medians' ratio, present exactly
+  absolute near 0, p within 1e-12 absolute); detectable_ratio = exp(c SE) with c within 1e-8 of
+  the docs' 2.801585219; median_ratio the row's own medians' ratio, present exactly
   when the text median is above 0; each bootstrap interval holds its ratio; the verdict's
   kind is what the interval of the ratio of medians (of geometric means when the text
   median is 0) says (above 1 throughout: more; below: fewer; else cannot say) and its
@@ -125,8 +125,8 @@ SCHEMA = {
 }
 HOURS_ORDER = {"all": 0, "inside": 1, "outside": 2}
 
-DETECT_Z = 2.8016
-DETECT_Z_HALF_ULP = 5e-5 * (1 + 1e-9)
+DETECT_Z = 2.801585219
+DETECT_Z_HALF_ULP = 1e-8  # docs/reports.md states c to 9 decimals
 CLV_PARAMS = ("r", "alpha", "a", "b", "bgnbd_log_likelihood", "p", "q", "gamma", "gamma_gamma_log_likelihood")
 CLV_PARAM_TOL = 0.01
 CLV_LL_TOL = 1e-3
@@ -430,7 +430,7 @@ class Comparer:
         """docs/reports.md "The media_lift report": counts and means exact; medians within
         1 % of the exact lower median; the geometric-mean ratio and Welch's t, df and p to
         1e-9 of the exact moments of ln(1 + likes), the detectable ratio exp(c SE) with c
-        the docs' 2.8016 to its four decimals; the bootstrap intervals only as far as they
+        the docs' 2.801585219; the bootstrap intervals only as far as they
         can be checked (each holds its ratio; the verdict's kind is what the interval says)."""
         self.count("media_lift", "min_posts", h, r)
         self.count("media_lift", "resamples", h, r)
@@ -461,16 +461,13 @@ class Comparer:
             if present:
                 self.bad(where, f"{kind}: Haat gives {present}, the docs give no ratio, interval or test")
             return
-        # The detectable ratio, exp(c SE): docs/reports.md gives c = 2.8016 (z_0.975 + z_0.80 to
-        # four decimals, 2.8015852181...); any c that rounds to it agrees with the docs.
+        # The detectable ratio, exp(c SE): docs/reports.md gives c = z_0.975 + z_0.80 =
+        # 2.801585219.
         self.checked += 1
         hd, se = num(h.get("detectable_ratio")), r.get("_se")
         if se == 0:
-            # Neither side varies: the docs' formula gives exp(0) = 1; Haat leaves it out (and
-            # says "cannot say" without the lift clause). Either is accepted, and reported.
-            self.note(where, f"neither side varies: detectable_ratio haat={'absent' if hd is None else hd} "
-                             f"(docs: exp(2.8016 x 0) = 1); verdict {verdict!r}")
-            if hd is not None and hd != 1.0:
+            # Neither side varies: the docs leave the ratio out (and the verdict's clause).
+            if hd is not None:
                 self.bad(where, f"detectable_ratio haat={hd!r} with SE 0")
         elif (hd is None) != ("detectable_ratio" not in r):
             self.bad(where, f"detectable_ratio haat={'absent' if hd is None else hd} "
@@ -478,7 +475,7 @@ class Comparer:
         elif hd is not None and se > 0:
             c = math.log(hd) / se
             if abs(c - DETECT_Z) > DETECT_Z_HALF_ULP:
-                self.bad(where, f"detectable_ratio haat={hd!r} is exp({c:.9f} SE), not exp(2.8016 SE) = "
+                self.bad(where, f"detectable_ratio haat={hd!r} is exp({c:.9f} SE), not exp(2.801585219 SE) = "
                                 f"{r['detectable_ratio']!r} (SE {se!r})")
             else:
                 self.detect_constants.add(round(c, 8))
@@ -835,9 +832,6 @@ def main():
             c.clv(haat[name], ref[name])
         else:
             c.report(name, haat[name], ref[name])
-    if c.detect_constants:
-        c.note("media_lift", f"detectable_ratio = exp(c SE) with c = {sorted(c.detect_constants)} "
-                             f"(docs/reports.md: 2.8016, z_0.975 + z_0.80 = 2.8015852181)")
     for line in c.mismatches:
         print(line)
     for line in c.notes[:args.notes]:

@@ -1076,7 +1076,7 @@ def response_time(con):
 
 
 MIN_LIFT_POSTS = 10
-DETECT_Z = 2.8016
+DETECT_Z = 2.801585219
 
 
 def _betacf(a, b, x):

@@ -65,6 +65,8 @@ public struct ResponseTimeKernel: Sendable, Equatable {
     var epoch: Int64
     var local: Int64
     var inbound: Bool
+    /// Its place among the conversation's messages as read: the last tie-break.
+    var order: Int
   }
 
   /// This task's messages, per conversation, until the partial is written.
@@ -84,8 +86,11 @@ public struct ResponseTimeKernel: Sendable, Equatable {
 
   mutating func add(_ message: MessageRecord) {
     let key = Conversation(platform: message.platform, account: message.account, id: message.conversation)
+    let order = pending[key]?.count ?? 0
     pending[key, default: []].append(
-      Message(epoch: message.at.epochSeconds, local: clock.local(message.at), inbound: message.direction == .inbound))
+      Message(
+        epoch: message.at.epochSeconds, local: clock.local(message.at), inbound: message.direction == .inbound,
+        order: order))
   }
 
   /// Every pending conversation read into the cells.
@@ -93,7 +98,11 @@ public struct ResponseTimeKernel: Sendable, Equatable {
     var cells = self.cells
     var overflowed = self.overflowed
     for (conversation, messages) in pending {
-      let sorted = messages.sorted { ($0.epoch, $0.inbound ? 0 : 1) < ($1.epoch, $1.inbound ? 0 : 1) }
+      // In time; at the same second inbound first, then as read: two inbound messages of one
+      // second written in different offsets open the conversation in the first one's hour.
+      let sorted = messages.sorted {
+        ($0.epoch, $0.inbound ? 0 : 1, $0.order) < ($1.epoch, $1.inbound ? 0 : 1, $1.order)
+      }
       // A conversation the business started counts from the customer's first message.
       guard let first = sorted.firstIndex(where: \.inbound) else { continue }
       let opened = sorted[first]

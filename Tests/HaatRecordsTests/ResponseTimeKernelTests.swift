@@ -104,3 +104,19 @@ struct ResponseTimeKernelTests {
     _ = try BusinessHours("Sun-Sun 00:00-24:00")
   }
 }
+
+@Suite("Response time ties")
+struct ResponseTimeTieTests {
+  @Test("two inbound messages of one second in different offsets: the first read opens the conversation")
+  func sameSecondInTwoOffsets() throws {
+    // 2026-04-01 (a Wednesday) 22:23:40 UTC, written once in UTC (hour 70) and once as
+    // 23:23:40+01:00 (hour 71).
+    let epoch: Int64 = 1_775_082_220
+    let utc = ResponseTimeKernelTests.message("t", epoch, inbound: true)
+    let plusOne = ResponseTimeKernelTests.message("t", epoch, inbound: true, offsetMinutes: 60)
+    for (records, hour) in [([utc, plusOne], UInt32(70)), ([plusOne, utc], UInt32(71))] {
+      let rows = try ResponseTimeKernelTests.report([records]).responseTime.hours
+      #expect(rows.map(\.hour) == [hour])
+    }
+  }
+}

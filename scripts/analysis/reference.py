@@ -984,7 +984,7 @@ def response_time(con):
         CREATE OR REPLACE TEMP TABLE convs AS
         SELECT source, src_tz, src_bh, platform, account, conversation,
                min(epoch) FILTER (WHERE inbound) AS t0,
-               arg_min(off, epoch) FILTER (WHERE inbound) AS off0,
+               arg_min(off, epoch * 1000000000 + row) FILTER (WHERE inbound) AS off0,
                max(epoch) AS last_at
         FROM messages GROUP BY ALL HAVING count(*) FILTER (WHERE inbound) > 0""")
     con.execute("""

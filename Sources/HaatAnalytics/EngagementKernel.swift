@@ -134,13 +134,16 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// The post's counts summed, or nil past UInt64.max.
   private static func weight(_ post: PostRecord) -> UInt64? {
+    // Added one by one: no array per post on this hot path.
     var sum = Checked()
-    var total: UInt64 = 1
-    for count in [
-      post.likes, post.comments, post.shares, post.saves, post.reach, post.impressions, post.clicks, post.videoViews,
-    ] {
-      total = sum.add(total, count ?? 0)
-    }
+    var total = sum.add(1, post.likes ?? 0)
+    total = sum.add(total, post.comments ?? 0)
+    total = sum.add(total, post.shares ?? 0)
+    total = sum.add(total, post.saves ?? 0)
+    total = sum.add(total, post.reach ?? 0)
+    total = sum.add(total, post.impressions ?? 0)
+    total = sum.add(total, post.clicks ?? 0)
+    total = sum.add(total, post.videoViews ?? 0)
     return sum.overflowed ? nil : total
   }
 

@@ -164,7 +164,7 @@ public struct OrderRecord: Sendable, Equatable {
   /// names matched in any case.
   static func utm(_ landingSite: String) -> (String, String, String) {
     var found: [String?] = [nil, nil, nil]
-    let names = ["utm_source", "utm_medium", "utm_campaign"].map { Array($0.utf8) }
+    let names = utmNames
     // The query runs from the first `?` to a fragment's `#`; a `?` after the `#` begins none.
     var bytes = Array(landingSite.utf8)
     if let hash = bytes.firstIndex(of: UInt8(ascii: "#")) { bytes.removeSubrange(hash...) }
@@ -183,6 +183,9 @@ public struct OrderRecord: Sendable, Equatable {
     }
     return (found[0] ?? "", found[1] ?? "", found[2] ?? "")
   }
+
+  /// The tags' names as bytes, made once rather than per order.
+  private static let utmNames = ["utm_source", "utm_medium", "utm_campaign"].map { Array($0.utf8) }
 
   private static func lowercasedEqual(_ bytes: ArraySlice<UInt8>, _ lower: [UInt8]) -> Bool {
     guard bytes.count == lower.count else { return false }

@@ -25,6 +25,7 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
   ],
   targets: [
     // libcurl, wrapped by non-variadic shims; the C never leaks past HaatFetch.
@@ -59,7 +60,13 @@ let package = Package(
     .target(name: "HaatAnalytics", dependencies: ["HaatRecords"]),
     .target(
       name: "HaatStore",
-      dependencies: ["HaatCore", .product(name: "GRDB", package: "GRDB.swift")]
+      dependencies: [
+        "HaatCore",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
     ),
     .target(
       name: "HaatCoordinator",

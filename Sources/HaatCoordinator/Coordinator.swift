@@ -23,7 +23,11 @@ public final class Coordinator: Service {
     // The data directory holds the tokens: owner only.
     try FileManager.default.createDirectory(
       atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    let store = try SQLiteJobStore(path: config.databasePath, durability: config.durability)
+    let store: any JobStore
+    switch config.storeLocation {
+    case .sqlite(let path): store = try SQLiteJobStore(path: path, durability: config.durability)
+    case .postgres(let location): store = try await PostgresJobStore(location, logger: logger)
+    }
     let tokens = TokenStore(path: config.tokensPath)
     tokens.refresh()
 
@@ -31,7 +35,13 @@ public final class Coordinator: Service {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
     let core = CoordinatorCore(loop: loop, store: store, config: config, logger: logger)
-    try await core.start()
+    do {
+      try await core.start()
+    } catch {
+      await store.close()
+      try? await group.shutdownGracefully()
+      throw error
+    }
     // Tokens created or changed since are picked up within a second, read off the loop.
     let tokenReload = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
       _ = core.offLoop { tokens.refresh() }
@@ -60,6 +70,7 @@ public final class Coordinator: Service {
     } catch {
       tokenReload.cancel()
       await core.shutdown()
+      await store.close()
       try? await group.shutdownGracefully()
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
     }
@@ -73,7 +84,7 @@ public final class Coordinator: Service {
     logger.info(
       "coordinator listening",
       metadata: [
-        "address": "\(config.host):\(port)", "store": "\(config.databasePath)",
+        "address": "\(config.host):\(port)", "store": "\(config.storeLocation.redacted)",
         "durability": "\(config.durability.rawValue)",
       ])
     if let readyFile = config.readyFile {
@@ -87,6 +98,7 @@ public final class Coordinator: Service {
     try? await server.close()
     tokenReload.cancel()
     await core.shutdown()
+    await store.close()
     try? await group.shutdownGracefully()
     logger.info("coordinator stopped")
   }

@@ -1,3 +1,4 @@
+import Foundation
 import HaatCore
 import HaatStore
 
@@ -10,6 +11,8 @@ public struct CoordinatorConfig: Sendable {
   /// Holds `haat.db` and `tokens`.
   public var dataDirectory = "haat-data"
   public var durability = Durability.full
+  /// Where the queue lives; nil keeps it in `haat.db` in the data directory (SQLite).
+  public var store: StoreLocation?
   public var leaseMs = Defaults.leaseMs
   public var heartbeatMs = Defaults.heartbeatMs
   public var maxLineBytes = Defaults.maxLineBytes
@@ -35,6 +38,14 @@ public struct CoordinatorConfig: Sendable {
   public init() {}
 
   public var databasePath: String { dataDirectory + "/haat.db" }
+  public var storeLocation: StoreLocation { store ?? .sqlite(path: databasePath) }
+  /// The directory whose free space `minFreeDiskBytes` guards: the SQLite file's. A
+  /// PostgreSQL server watches its own disk (a full one refuses writes, answered
+  /// `unavailable`), so there is none.
+  public var storeDirectory: String? {
+    guard case .sqlite(let path) = storeLocation else { return nil }
+    return (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+  }
   public var tokensPath: String { dataDirectory + "/tokens" }
 }
 

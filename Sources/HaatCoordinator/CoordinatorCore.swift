@@ -110,7 +110,7 @@ final class CoordinatorCore: @unchecked Sendable {
   /// Loads what the store holds and starts the timers. Call once.
   func start() async throws {
     let recovery = try await store.recover(nowMs: nowMs)
-    let diskFree = Self.freeBytes(config.dataDirectory)
+    let diskFree = config.storeDirectory.flatMap(Self.freeBytes)
     try await loop.submit {
       self.diskFreeBytes = diskFree
       let now = self.now
@@ -228,7 +228,7 @@ final class CoordinatorCore: @unchecked Sendable {
 
   /// The store's disk, measured on `work` (statvfs may block on a sick file system).
   func measureDisk() {
-    let directory = config.dataDirectory
+    guard let directory = config.storeDirectory else { return }
     offLoop { Self.freeBytes(directory) }.assumeIsolated().whenSuccess { self.diskFreeBytes = $0 }
   }
 

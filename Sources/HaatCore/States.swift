@@ -25,6 +25,12 @@ public enum TaskState: String, Sendable, CaseIterable, Hashable {
     case .done, .dead, .cancelled: return true
     }
   }
+
+  /// The state as shown for a stored state: a ready task whose time has not come is
+  /// `scheduled`. The one place that derives it, for every store backend.
+  public static func shown(stored: TaskState, notBeforeMs: Int64, nowMs: Int64) -> TaskState {
+    stored == .ready && notBeforeMs > nowMs ? .scheduled : stored
+  }
 }
 
 /// How many of a job's tasks are in each state.

@@ -31,4 +31,10 @@ public protocol JobStore: Sendable {
   func schedules() async throws -> [ScheduleRecord]
   /// The runs of a schedule that have ended, oldest first.
   func finishedRuns(ofSchedule name: String) async throws -> [JobID]
+  /// Lets go of connections and threads (a coordinator stopping).
+  func close() async
+}
+
+extension JobStore {
+  public func close() async {}
 }

@@ -27,9 +27,8 @@ extension SQLiteJobStore {
           """, arguments: [nowMs, nowMs])
       {
         let id: Int64 = row[0]
-        guard var state = TaskState(rawValue: row[1]) else { continue }
-        if state == .ready, (row[2] as Int64) != 0 { state = .scheduled }
-        jobs[id]?.counts[state] += row[3] as Int
+        guard let state = TaskState(rawValue: row[1]) else { continue }
+        jobs[id]?.counts[state == .ready && (row[2] as Int64) != 0 ? .scheduled : state] += row[3] as Int
       }
       let leases = try Row.fetchAll(
         db, sql: "SELECT id, job, attempt, worker, pool FROM tasks WHERE state = 'leased' ORDER BY id"
@@ -160,9 +159,8 @@ extension SQLiteJobStore {
       sql: "SELECT state, not_before > ?, count(*) FROM tasks WHERE job = ? GROUP BY state, not_before > ?",
       arguments: [nowMs, job.rawValue, nowMs])
     {
-      guard var state = TaskState(rawValue: row[0]) else { continue }
-      if state == .ready, (row[1] as Int64) != 0 { state = .scheduled }
-      counts[state] += row[2] as Int
+      guard let state = TaskState(rawValue: row[0]) else { continue }
+      counts[state == .ready && (row[1] as Int64) != 0 ? .scheduled : state] += row[2] as Int
     }
     return counts
   }
@@ -178,11 +176,11 @@ extension SQLiteJobStore {
         FROM tasks WHERE job = ? AND idx > ? ORDER BY idx LIMIT ?
         """, arguments: [job.rawValue, after, limit]
     ).compactMap { row in
-      guard let pool = Pool(rawValue: row[2]), var state = TaskState(rawValue: row[4]) else {
+      guard let pool = Pool(rawValue: row[2]), let stored = TaskState(rawValue: row[4]) else {
         return nil
       }
       let notBefore: Int64 = row[10]
-      if state == .ready, notBefore > nowMs { state = .scheduled }
+      let state = TaskState.shown(stored: stored, notBeforeMs: notBefore, nowMs: nowMs)
       return TaskRecord(
         id: TaskID(row[0]), job: job, index: row[1], pool: pool, source: row[3], state: state,
         attempt: row[5], maxAttempts: row[6], worker: row[7] ?? "",

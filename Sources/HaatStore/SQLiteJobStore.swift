@@ -249,7 +249,7 @@ public final class SQLiteJobStore: JobStore {
     else {
       return .failed(HaatError(.notFound, "task \(task) does not exist"))
     }
-    guard let loaded = LoadedTask(row) else {
+    guard let loaded = Self.taskRow(row) else {
       return .failed(HaatError(.internal, "task \(task) has an unreadable state"))
     }
     let change = try transition(loaded, event, db: db, nowMs: nowMs, random: &random, result: result)
@@ -257,106 +257,67 @@ public final class SQLiteJobStore: JobStore {
     return .changed(change)
   }
 
-  /// The retry jitter's randomness: the system's generator with one word of state.
-  /// `SystemRandomNumberGenerator` is zero-sized, and ThreadSanitizer's instrumentation of an
-  /// `inout` access to a zero-sized value touched an address it keeps no shadow for (a SEGV
-  /// inside tsan's StoreShadow, `make tsan`, once a parameter moved the frame): the state
-  /// gives the value a real address.
-  struct StoreRandom: RandomNumberGenerator {
-    private var system = SystemRandomNumberGenerator()
-    private var draws: UInt64 = 0
-
-    mutating func next() -> UInt64 {
-      draws &+= 1
-      return system.next()
-    }
-  }
-
-  /// What a `complete` stores with the task's end.
-  struct StoredResult {
-    var partial: Data
-    var stats: Data
-    var bookmark: String
-    var spawn: TaskSpawner?
-  }
-
   /// A task row as `transitionColumns` selects it.
-  private struct LoadedTask {
-    var id: TaskID
-    var job: JobID
-    var pool: Pool
-    var status: TaskStatus
-    var retry: RetryPolicy
-
-    init?(_ row: Row) {
-      guard let pool = Pool(rawValue: row[2]), let state = TaskState(rawValue: row[3]) else {
-        return nil
-      }
-      id = TaskID(row[0] as Int64)
-      job = JobID(row[1] as Int64)
-      self.pool = pool
-      status = TaskStatus(state: state, attempt: row[4], maxAttempts: row[5], owner: row[8] ?? "")
-      retry = RetryPolicy(baseMs: UInt64(row[6] as Int64), capMs: UInt64(row[7] as Int64))
+  private static func taskRow(_ row: Row) -> TaskRow? {
+    guard let pool = Pool(rawValue: row[2]), let state = TaskState(rawValue: row[3]) else {
+      return nil
     }
+    return TaskRow(
+      id: TaskID(row[0] as Int64), job: JobID(row[1] as Int64), pool: pool,
+      status: TaskStatus(state: state, attempt: row[4], maxAttempts: row[5], owner: row[8] ?? ""),
+      retry: RetryPolicy(baseMs: UInt64(row[6] as Int64), capMs: UInt64(row[7] as Int64)))
   }
 
-  /// Applies `event` to a loaded task and writes its new state.
+  /// Applies `event` to a loaded task and writes its new state (TaskSemantics decides it).
   private func transition(
-    _ task: LoadedTask, _ event: TaskEvent, db: Database, nowMs: Int64,
+    _ task: TaskRow, _ event: TaskEvent, db: Database, nowMs: Int64,
     random: inout StoreRandom, result: StoredResult? = nil
   ) throws -> TaskChange {
-    let transition = TaskRules.apply(event, to: task.status, retry: task.retry, random: &random)
-    var change = TaskChange(
-      task: task.id, job: task.job, pool: task.pool, attempt: eventAttempt(event, task.status),
-      from: task.status.state, transition: transition, notBeforeMs: 0)
-    let id = task.id.rawValue
-    switch transition {
-    case .refused, .leased:
+    var (change, write) = TaskSemantics.plan(task, event, nowMs: nowMs, random: &random)
+    if write == .done, let spawn = result?.spawn {
+      if let spawned = try addTasks(spawn, after: task.id, job: task.job, pool: task.pool, db: db, nowMs: nowMs) {
+        change.spawned = spawned
+      } else {
+        write = TaskSemantics.splitFailed(&change)
+      }
+    }
+    try self.write(write, task: task.id, result: result, db: db, nowMs: nowMs)
+    return change
+  }
+
+  /// A row write in SQLite's SQL.
+  private func write(_ write: TaskRowWrite, task: TaskID, result: StoredResult?, db: Database, nowMs: Int64) throws {
+    let id = task.rawValue
+    switch write {
+    case .unchanged:
       break
     case .done:
-      if let result, let spawn = result.spawn {
-        guard let spawned = try addTasks(spawn, after: task.id, job: task.job, pool: task.pool, db: db, nowMs: nowMs)
-        else {
-          let error = TaskError(code: "bad_split", message: "the task's stored spec cannot be read to add its ranges")
-          change.transition = .dead(error)
-          try db.cachedStatement(
-            sql: "UPDATE tasks SET state = 'dead', last_error_code = ?, last_error = ?, updated_at = ? WHERE id = ?"
-          ).execute(arguments: [error.code, error.message, nowMs, id])
-          return change
-        }
-        change.spawned = spawned
+      guard let result else {
+        try setState(task, "done", db: db, nowMs: nowMs)
+        return
       }
-      if let result {
+      try db.cachedStatement(
+        sql: "UPDATE tasks SET state = 'done', updated_at = ?, partial = ?, stats = ?, bookmark = ? WHERE id = ?"
+      ).execute(arguments: [nowMs, result.partial, result.stats, result.bookmark, id])
+      if !result.bookmark.isEmpty {
+        // An incremental source's next run starts from here (the same commit).
         try db.cachedStatement(
           sql: """
-            UPDATE tasks SET state = 'done', updated_at = ?, partial = ?, stats = ?, bookmark = ?
-            WHERE id = ?
+            INSERT INTO bookmarks (key, bookmark, job, updated_at)
+            SELECT resume_key, ?, job, ? FROM tasks WHERE id = ? AND resume_key IS NOT NULL
+            ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
+                                           updated_at = excluded.updated_at
             """
-        ).execute(arguments: [nowMs, result.partial, result.stats, result.bookmark, id])
-        if !result.bookmark.isEmpty {
-          // An incremental source's next run starts from here (the same commit).
-          try db.cachedStatement(
-            sql: """
-              INSERT INTO bookmarks (key, bookmark, job, updated_at)
-              SELECT resume_key, ?, job, ? FROM tasks WHERE id = ? AND resume_key IS NOT NULL
-              ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
-                                             updated_at = excluded.updated_at
-              """
-          ).execute(arguments: [result.bookmark, nowMs, id])
-        }
-      } else {
-        try setState(task.id, "done", db: db, nowMs: nowMs)
+        ).execute(arguments: [result.bookmark, nowMs, id])
       }
-    case .retry(let delayMs):
-      change.notBeforeMs = nowMs + Int64(clamping: delayMs)
-      let error = Self.error(of: event) ?? TaskError(code: "failed", message: "")
+    case .retry(let notBeforeMs, let error):
       try db.cachedStatement(
         sql: """
           UPDATE tasks SET state = 'ready', not_before = ?, last_error_code = ?, last_error = ?,
             updated_at = ?
           WHERE id = ?
           """
-      ).execute(arguments: [change.notBeforeMs, error.code, error.message, nowMs, id])
+      ).execute(arguments: [notBeforeMs, error.code, error.message, nowMs, id])
     case .dead(let error):
       try db.cachedStatement(
         sql: """
@@ -369,34 +330,11 @@ public final class SQLiteJobStore: JobStore {
         sql: "UPDATE tasks SET state = 'ready', attempt = attempt - 1, updated_at = ? WHERE id = ?"
       ).execute(arguments: [nowMs, id])
     case .cancelled:
-      try setState(task.id, "cancelled", db: db, nowMs: nowMs)
+      try setState(task, "cancelled", db: db, nowMs: nowMs)
     case .revived:
       try db.cachedStatement(
-        sql: """
-          UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = ?
-          WHERE id = ?
-          """
+        sql: "UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = ? WHERE id = ?"
       ).execute(arguments: [nowMs, id])
-    }
-    return change
-  }
-
-  /// The error an event reports, if it is a failure.
-  private static func error(of event: TaskEvent) -> TaskError? {
-    switch event {
-    case .fail(_, _, let error, _, _): return error
-    case .expire: return .leaseExpired
-    default: return nil
-    }
-  }
-
-  private func eventAttempt(_ event: TaskEvent, _ status: TaskStatus) -> UInt32 {
-    switch event {
-    case .complete(let attempt, _), .fail(let attempt, _, _, _, _), .expire(let attempt),
-      .release(let attempt):
-      return attempt
-    case .claim, .cancel, .retryDead, .discardDead:
-      return status.attempt
     }
   }
 
@@ -416,7 +354,7 @@ public final class SQLiteJobStore: JobStore {
     sql: String, arguments: StatementArguments, _ event: TaskEvent, db: Database, nowMs: Int64,
     random: inout StoreRandom
   ) throws -> [TaskChange] {
-    try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap(LoadedTask.init).compactMap {
+    try Row.fetchAll(db, sql: sql, arguments: arguments).compactMap(Self.taskRow).compactMap {
       let change = try transition($0, event, db: db, nowMs: nowMs, random: &random)
       return change.transition.newState == nil ? nil : change
     }
@@ -425,15 +363,8 @@ public final class SQLiteJobStore: JobStore {
   private func cancel(
     _ job: JobID, db: Database, nowMs: Int64, random: inout StoreRandom
   ) throws -> StoreOpResult {
-    guard
-      let state = try String.fetchOne(
-        db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [job.rawValue])
-    else {
-      return .failed(HaatError(.notFound, "no job \(job)"))
-    }
-    if let jobState = JobState(rawValue: state), jobState.isFinal {
-      return .failed(HaatError(.badRequest, "job \(job) has already ended (\(state))"))
-    }
+    let state = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [job.rawValue])
+    if let refusal = TaskSemantics.cancelRefusal(job, state: state) { return .failed(refusal) }
     let changes = try transitionAll(
       sql: Self.transitionColumns + " WHERE t.job = ? AND t.state IN ('ready', 'leased') ORDER BY t.id",
       arguments: [job.rawValue], .cancel, db: db, nowMs: nowMs, random: &random)

@@ -18,6 +18,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var listen: String?
   @Option(help: "Holds the store (haat.db) and tokens (env HAAT_DATA_DIR; default: haat-data).")
   var dataDir: String?
+  @Option(
+    help:
+      "Where the queue lives: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE[?schema=haat&sslmode=require&password_file=PATH] (env HAAT_STORE; default: sqlite:DATA_DIR/haat.db). The password comes from PGPASSWORD or password_file, never the URL."
+  )
+  var store: String?
   @Option(help: "full: fsync every commit (survives power loss); normal: survives a crash of the process.")
   var durability: String = Durability.full.rawValue
   @Option(help: "How long a lease lasts without a heartbeat, in ms.")
@@ -47,11 +52,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
     listen ?? ProcessInfo.processInfo.environment["HAAT_LISTEN"] ?? "\(Defaults.host):\(Defaults.port)"
   }
 
+  var storeValue: String? { store ?? ProcessInfo.processInfo.environment["HAAT_STORE"] }
+
   func validate() throws {
     guard Endpoint(listenAddress) != nil else {
       throw ValidationError("--listen must be host:port, not \(listenAddress)")
     }
     guard Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be full or normal") }
+    if let storeValue {
+      do { _ = try StoreLocation(parsing: storeValue) } catch let error as HaatError {
+        throw ValidationError(error.message)
+      }
+    }
     guard retryCapMs >= retryBaseMs else {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
@@ -71,6 +83,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     config.port = endpoint.port
     config.dataDirectory = dataDir ?? environment["HAAT_DATA_DIR"] ?? config.dataDirectory
     config.durability = durability
+    config.store = try storeValue.map { try StoreLocation(parsing: $0) }
     config.leaseMs = leaseMs
     config.heartbeatMs = heartbeatMs
     config.maxLineBytes = maxLineBytes

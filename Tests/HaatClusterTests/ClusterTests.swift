@@ -60,8 +60,8 @@ struct ClusterTests {
 
   /// A job of many tasks on two workers gives the report of one pass over all the data,
   /// as an independent implementation computes it.
-  @Test func multiTaskReportEqualsSinglePass() async throws {
-    try await withCluster { cluster, server in
+  @Test(arguments: ClusterStore.all) func multiTaskReportEqualsSinglePass(store: ClusterStore) async throws {
+    try await withCluster(store.options()) { cluster, server in
       let samples = try Samples.manifest()
       let client = try await cluster.client()
       let accepted = try await client.submit(spec("all samples", samples.map { Samples.source($0, server: server) }))
@@ -125,8 +125,8 @@ struct ClusterTests {
 
   /// kill -9 of the coordinator: after a restart every accepted job is still there and
   /// completes, with each task's result counted once.
-  @Test func killedCoordinatorLosesNoAcceptedJob() async throws {
-    try await withCluster { cluster, server in
+  @Test(arguments: ClusterStore.all) func killedCoordinatorLosesNoAcceptedJob(store: ClusterStore) async throws {
+    try await withCluster(store.options()) { cluster, server in
       let samples = try Samples.manifest()
       var client = try await cluster.client()
       var jobs: [String] = []

@@ -137,3 +137,23 @@ func spec(_ name: String, _ sources: [Source], maxAttempts: UInt32 = 0) -> JobSp
   spec.maxAttempts = maxAttempts
   return spec
 }
+
+/// The store a cluster test's coordinator uses: the embedded SQLite, and PostgreSQL when
+/// `HAAT_POSTGRES_URL` names a server (`scripts/run-tests` starts one), each cluster in a
+/// schema of its own.
+enum ClusterStore: String, Sendable, CustomTestStringConvertible {
+  case sqlite, postgres
+
+  static let postgresURL = ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+  static let all: [ClusterStore] = postgresURL == nil ? [.sqlite] : [.sqlite, .postgres]
+
+  var testDescription: String { rawValue }
+
+  func options(_ base: LocalCluster.Options = .fast) -> LocalCluster.Options {
+    guard self == .postgres, let url = Self.postgresURL else { return base }
+    var options = base
+    let schema = "c_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
+    options.coordinatorArguments += ["--store", url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"]
+    return options
+  }
+}

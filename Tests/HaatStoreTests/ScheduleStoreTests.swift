@@ -7,10 +7,6 @@ import Testing
 /// Schedules and incremental bookmarks in the store: a run fires once, and a bookmark
 /// travels from an accepted result to the next run's claim.
 @Suite struct ScheduleStoreTests {
-  let tests: SQLiteJobStoreTests
-
-  init() throws { tests = try SQLiteJobStoreTests() }
-
   func schedule(_ name: String = "hourly", everyMs: Int64 = 3_600_000) -> NewSchedule {
     NewSchedule(
       name: name, spec: Data("{}".utf8), every: "1h", everyMs: everyMs, nextMs: 1_000 + everyMs, createdBy: "admin:test"
@@ -21,11 +17,11 @@ import Testing
   /// hourly schedule's `Recurrence` gives (as the coordinator computes it).
   func fire(_ name: String = "hourly", dueMs: Int64, nowMs: Int64) -> StoreOp {
     let next = Recurrence.every(ms: 3_600_000).next(dueMs: dueMs, nowMs: nowMs) ?? 0
-    return .fire(schedule: name, dueMs: dueMs, nextMs: next, run: tests.job(tasks: 1))
+    return .fire(schedule: name, dueMs: dueMs, nextMs: next, run: StoreHarness.job(tasks: 1))
   }
 
   /// Runs the open run's one task and ends its job.
-  func runToTheEnd(_ store: SQLiteJobStore, now: Int64) async throws {
+  func runToTheEnd(_ store: any JobStore, _ tests: StoreHarness, now: Int64) async throws {
     let task = try #require(try await tests.claim(store, 1, now: now).first)
     _ = try await store.apply(
       [.complete(task: task.task, attempt: task.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
@@ -33,8 +29,9 @@ import Testing
     _ = try await store.apply([.finishJob(task.job, state: .succeeded, report: nil, error: "")], nowMs: now)
   }
 
-  @Test func aRunFiresOnceAndTheNextIsDueAnEveryLater() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func aRunFiresOnceAndTheNextIsDueAnEveryLater(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     let first = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
     guard case .submitted = first[0] else { throw HaatError(.internal, "no first run: \(first)") }
     var schedules = try await store.schedules()
@@ -43,7 +40,7 @@ import Testing
     let early = try await store.apply(
       [fire(dueMs: 3_601_000, nowMs: 3_602_000)], nowMs: 3_602_000)
     guard case .notFired = early[0] else { throw HaatError(.internal, "runs overlapped: \(early)") }
-    try await runToTheEnd(store, now: 3_602_000)
+    try await runToTheEnd(store, tests, now: 3_602_000)
     // Two coordinators (or two slow rounds) fire the same due run: one job.
     let results = try await store.apply(
       [
@@ -55,15 +52,16 @@ import Testing
     }
     schedules = try await store.schedules()
     #expect(schedules[0].runs == 2 && schedules[0].nextMs == 7_201_000)
-    try await runToTheEnd(store, now: 3_603_000)
+    try await runToTheEnd(store, tests, now: 3_603_000)
     // Down for three hours: the missed runs are not made up; the next is after now.
     _ = try await store.apply(
       [fire(dueMs: 7_201_000, nowMs: 18_000_000)], nowMs: 18_000_000)
     #expect(try await store.schedules()[0].nextMs == 18_001_000)
   }
 
-  @Test func aPausedOrRemovedScheduleDoesNotFire() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func aPausedOrRemovedScheduleDoesNotFire(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     _ = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
     let paused = try await store.apply([.updateSchedule("hourly", .pause)], nowMs: 2_000)
     guard case .scheduleUpdated(true) = paused[0] else { throw HaatError(.internal, "\(paused)") }
@@ -76,8 +74,11 @@ import Testing
     guard case .scheduleUpdated(false) = missing[0] else { throw HaatError(.internal, "\(missing)") }
   }
 
-  @Test func anIncrementalSourcesBookmarkReachesItsNextRun() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func anIncrementalSourcesBookmarkReachesItsNextRun(backend: StoreBackend)
+    async throws
+  {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     func run() -> NewJob {
       var job = tests.job(tasks: 1)
       job.tasks[0].resumeKey = "posts|111"

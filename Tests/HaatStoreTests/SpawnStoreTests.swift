@@ -7,17 +7,14 @@ import Testing
 /// A result that adds tasks to its job (a plan task's byte ranges): added in the commit that
 /// accepts the result, once, after the job's last task.
 @Suite struct SpawnStoreTests {
-  let tests: SQLiteJobStoreTests
-
-  init() throws { tests = try SQLiteJobStoreTests() }
-
   /// Three specs, each the plan's spec with its index.
   let spawner: TaskSpawner = { spec, first in
     (0..<3).map { Data("\(String(decoding: spec, as: UTF8.self))#\(first + $0)".utf8) }
   }
 
-  @Test func aResultAddsItsTasksOnceInTheSameCommit() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func aResultAddsItsTasksOnceInTheSameCommit(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     _ = try await store.apply([.submit(tests.job(tasks: 2))], nowMs: 1_000)
     let plan = try #require(try await tests.claim(store, 1).first)
     let results = try await store.apply(
@@ -44,12 +41,15 @@ import Testing
     let specs = Set(claimed.map { String(decoding: $0.spec, as: UTF8.self) })
     #expect(specs.isSuperset(of: [#"{"index":0}#2"#, #"{"index":0}#3"#, #"{"index":0}#4"#]))
     // Recovery (a restart) counts them too.
-    let reopened = try tests.open()
+    let reopened = try await tests.open()
     #expect(try await reopened.job(plan.job, tasks: false, nowMs: 3_000)?.counts.total == 5)
   }
 
-  @Test func aSpawnerThatCannotReadTheSpecKillsTheTaskAndAddsNothing() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func aSpawnerThatCannotReadTheSpecKillsTheTaskAndAddsNothing(backend: StoreBackend)
+    async throws
+  {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     _ = try await store.apply([.submit(tests.job(tasks: 1))], nowMs: 1_000)
     let plan = try #require(try await tests.claim(store, 1).first)
     let results = try await store.apply(
@@ -69,12 +69,11 @@ import Testing
 
 /// Rate pauses outlive the coordinator: the longest holds, expired ones are not recovered.
 @Suite struct RatePauseStoreTests {
-  let tests: SQLiteJobStoreTests
-
-  init() throws { tests = try SQLiteJobStoreTests() }
-
-  @Test func theLongestPauseIsKeptAndAnExpiredOneIsNotRecovered() async throws {
-    let store = try tests.open()
+  @Test(arguments: StoreBackend.all) func theLongestPauseIsKeptAndAnExpiredOneIsNotRecovered(backend: StoreBackend)
+    async throws
+  {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
     _ = try await store.apply(
       [
         .ratePause(RatePause(key: "credential:meta", untilMs: 60_000, worker: "w1", reason: "(#80001) too many")),

@@ -1,0 +1,564 @@
+import Foundation
+import HaatCore
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The PostgreSQL store (postgres-nio): the same queue semantics as the embedded SQLite
+/// store (`TaskSemantics`), for deployments whose store must outlive one machine.
+///
+/// A batch of ops is one transaction on one pooled connection. Claims take ready rows with
+/// `FOR UPDATE SKIP LOCKED`, and every transition locks its task's row first, so concurrent
+/// writers (another coordinator on the same database) never take one task twice nor answer
+/// one lease twice.
+public final class PostgresJobStore: JobStore {
+  public let location: PostgresLocation
+  let client: PostgresClient
+  let logger: Logger
+  private let runner: Task<Void, Never>
+
+  /// Connects (the pool runs until `close()`), and creates or migrates the schema.
+  public init(_ location: PostgresLocation, logger: Logger = Logger(label: "haat.store.postgres")) async throws {
+    self.location = location
+    self.logger = logger
+    var configuration = PostgresClient.Configuration(
+      host: location.host, port: location.port, username: location.user, password: location.password,
+      database: location.database, tls: location.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+    configuration.options.additionalStartupParameters = [("search_path", location.schema)]
+    configuration.options.connectTimeout = .seconds(5)
+    let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    self.client = client
+    runner = Task { await client.run() }
+    do {
+      try await PostgresSchema.migrate(client, schema: location.schema, logger: logger)
+    } catch {
+      runner.cancel()
+      throw HaatError(.unavailable, "cannot open the store at \(location.redacted): \(Self.describe(error))")
+    }
+  }
+
+  deinit { runner.cancel() }
+
+  public func close() async {
+    runner.cancel()
+    await runner.value
+  }
+
+  // MARK: - Writes
+
+  public func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult] {
+    do {
+      return try await client.withTransaction(logger: logger) { connection in
+        var random = StoreRandom()
+        var results: [StoreOpResult] = []
+        results.reserveCapacity(ops.count)
+        for op in ops {
+          results.append(try await self.apply(op, on: connection, nowMs: nowMs, random: &random))
+        }
+        return results
+      }
+    } catch {
+      throw Self.commitError(error)
+    }
+  }
+
+  private func apply(
+    _ op: StoreOp, on db: PostgresConnection, nowMs: Int64, random: inout StoreRandom
+  ) async throws -> StoreOpResult {
+    switch op {
+    case .submit(let job):
+      return try await submit(job, on: db, nowMs: nowMs)
+    case .prune(let endedBeforeMs, let limit):
+      return try await prune(endedBeforeMs: endedBeforeMs, limit: limit, on: db)
+    case .claim(let owner, let pool, let limit, let dueMs):
+      return .claimed(
+        try await claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, on: db, nowMs: nowMs))
+    case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark, let spawn):
+      return try await transition(
+        task, .complete(attempt: attempt, worker: worker), on: db, nowMs: nowMs, random: &random,
+        result: StoredResult(partial: partial, stats: stats, bookmark: bookmark, spawn: spawn))
+    case .fail(let task, let attempt, let worker, let error, let retryable, let retryAfterMs, let stats):
+      let event = TaskEvent.fail(
+        attempt: attempt, worker: worker, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
+      let result = try await transition(task, event, on: db, nowMs: nowMs, random: &random)
+      if case .changed(let change) = result, change.transition.newState != nil {
+        try await db.query(
+          "UPDATE tasks SET stats = \(ByteBuffer(bytes: stats)) WHERE id = \(task.rawValue)", logger: logger)
+      }
+      return result
+    case .expire(let task, let attempt):
+      return try await transition(task, .expire(attempt: attempt), on: db, nowMs: nowMs, random: &random)
+    case .release(let task, let attempt):
+      return try await transition(task, .release(attempt: attempt), on: db, nowMs: nowMs, random: &random)
+    case .cancelJob(let job):
+      return try await cancel(job, on: db, nowMs: nowMs, random: &random)
+    case .retryDead(let selector), .discardDead(let selector):
+      let event: TaskEvent
+      if case .retryDead = op { event = .retryDead } else { event = .discardDead }
+      let changes = try await updateDead(selector, event, on: db, nowMs: nowMs, random: &random)
+      var jobCounts: [JobID: TaskCounts] = [:]
+      for job in Set(changes.map(\.job)) { jobCounts[job] = try await counts(of: job, on: db, nowMs: nowMs) }
+      return .deadUpdated(changes, counts: jobCounts)
+    case .finishJob(let job, let state, let report, let error):
+      return try await finish(job, state: state, report: report, error: error, on: db, nowMs: nowMs)
+    case .schedule(let schedule, let firstRun):
+      return try await upsert(schedule, firstRun: firstRun, on: db, nowMs: nowMs)
+    case .fire(let name, let dueMs, let nextMs, let run):
+      return try await fire(name, dueMs: dueMs, nextMs: nextMs, run: run, on: db, nowMs: nowMs)
+    case .ratePause(let pause):
+      try await db.query("DELETE FROM rate_pauses WHERE until_ms <= \(nowMs)", logger: logger)
+      try await db.query(
+        """
+        INSERT INTO rate_pauses (key, until_ms, worker, reason)
+        VALUES (\(pause.key), \(pause.untilMs), \(pause.worker), \(pause.reason))
+        ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms, worker = excluded.worker,
+          reason = excluded.reason
+        WHERE excluded.until_ms > rate_pauses.until_ms
+        """, logger: logger)
+      return .noted
+    case .updateSchedule(let name, let action):
+      let sql: PostgresQuery
+      switch action {
+      case .pause: sql = "UPDATE schedules SET paused = true WHERE name = \(name) RETURNING name"
+      case .resume: sql = "UPDATE schedules SET paused = false WHERE name = \(name) RETURNING name"
+      case .remove: sql = "DELETE FROM schedules WHERE name = \(name) RETURNING name"
+      }
+      return .scheduleUpdated(applied: try await exists(sql, on: db))
+    }
+  }
+
+  func submit(_ job: NewJob, on db: PostgresConnection, nowMs: Int64) async throws -> StoreOpResult {
+    let reports = job.reports.joined(separator: ",")
+    let rows = try await db.query(
+      """
+      INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
+                        max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
+      VALUES (\(job.name), 'queued', \(Int64(job.priority)), \(ByteBuffer(bytes: job.spec)), \(reports),
+              \(nowMs), \(job.notBeforeMs), \(Int64(job.maxAttempts)), \(Int64(clamping: job.retry.baseMs)),
+              \(Int64(clamping: job.retry.capMs)), \(Int64(job.tasks.count)), \(job.submittedBy))
+      RETURNING id
+      """, logger: logger)
+    guard let jobID = try await rows.first(decoding: Int64.self) else {
+      throw HaatError(.internal, "the store did not number the job")
+    }
+    // Tasks go in as arrays, a few thousand per statement: one round trip per chunk.
+    var first = 0
+    for chunk in job.tasks.chunked(2_000) {
+      try await db.query(
+        """
+        INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt, max_attempts,
+                           spec, updated_at, resume_key)
+        SELECT \(jobID), \(Int64(first)) + n - 1, pool, source, 'ready', \(Int64(job.priority)),
+               \(job.notBeforeMs), 0, \(Int64(job.maxAttempts)), spec, \(nowMs), NULLIF(resume_key, '')
+        FROM unnest(\(chunk.map(\.pool.rawValue))::text[], \(chunk.map(\.source))::text[],
+                    \(chunk.map { ByteBuffer(bytes: $0.spec) })::bytea[], \(chunk.map { $0.resumeKey ?? "" })::text[])
+             WITH ORDINALITY AS t(pool, source, spec, resume_key, n)
+        """, logger: logger)
+      first += chunk.count
+    }
+    return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
+  }
+
+  private func prune(endedBeforeMs: Int64, limit: Int, on db: PostgresConnection) async throws -> StoreOpResult {
+    let ended = try await db.query(
+      """
+      SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
+        AND finished_at > 0 AND finished_at < \(endedBeforeMs) ORDER BY id LIMIT \(Int64(limit))
+      """, logger: logger
+    ).all(decoding: Int64.self)
+    guard !ended.isEmpty else { return .pruned(jobs: 0, tasks: 0) }
+    let tasks = try await db.query(
+      "WITH gone AS (DELETE FROM tasks WHERE job = ANY(\(ended)) RETURNING 1) SELECT count(*) FROM gone",
+      logger: logger
+    ).first(decoding: Int64.self)
+    try await db.query("DELETE FROM jobs WHERE id = ANY(\(ended))", logger: logger)
+    return .pruned(jobs: ended.count, tasks: Int(tasks ?? 0))
+  }
+
+  /// PostgreSQL's autovacuum returns pruned space; nothing to do here.
+  public func reclaim() async throws {}
+
+  private func claim(
+    owner: String, pool: Pool, limit: Int, dueMs: Int64, on db: PostgresConnection, nowMs: Int64
+  ) async throws -> [ClaimedTask] {
+    guard limit > 0 else { return [] }
+    let rows = try await db.query(
+      """
+      WITH picked AS (
+        SELECT id FROM tasks
+        WHERE state = 'ready' AND pool = \(pool.rawValue) AND not_before <= \(dueMs)
+        ORDER BY priority DESC, id LIMIT \(Int64(limit))
+        FOR UPDATE SKIP LOCKED)
+      UPDATE tasks t SET state = 'leased', attempt = t.attempt + 1, worker = \(owner), updated_at = \(nowMs)
+      FROM picked WHERE t.id = picked.id
+      RETURNING t.id, t.job, t.idx, t.attempt, t.spec,
+                (SELECT b.bookmark FROM bookmarks b WHERE b.key = t.resume_key)
+      """, logger: logger)
+    var claimed: [ClaimedTask] = []
+    for try await (id, job, index, attempt, spec, bookmark) in rows.decode(
+      (Int64, Int64, Int64, Int64, ByteBuffer, String?).self)
+    {
+      claimed.append(
+        ClaimedTask(
+          task: TaskID(id), job: JobID(job), index: Int(index), attempt: UInt32(clamping: attempt), pool: pool,
+          spec: Data(spec.readableBytesView), startedJob: false, bookmark: bookmark))
+    }
+    claimed.sort { $0.task < $1.task }
+    let jobs = Array(Set(claimed.map(\.job.rawValue)))
+    guard !jobs.isEmpty else { return claimed }
+    var started = Set(
+      try await db.query(
+        """
+        UPDATE jobs SET state = 'running', started_at = \(nowMs)
+        WHERE id = ANY(\(jobs)) AND state = 'queued' RETURNING id
+        """, logger: logger
+      ).all(decoding: Int64.self))
+    for index in claimed.indices where started.remove(claimed[index].job.rawValue) != nil {
+      claimed[index].startedJob = true
+    }
+    return claimed
+  }
+
+  private static let transitionColumns = """
+    SELECT t.id, t.job, t.pool, t.state, t.attempt, t.max_attempts, j.retry_base_ms, j.retry_cap_ms, t.worker
+    FROM tasks t JOIN jobs j ON j.id = t.job
+    """
+
+  /// Loads (and locks) a task, applies the rules, writes the new state.
+  private func transition(
+    _ task: TaskID, _ event: TaskEvent, on db: PostgresConnection, nowMs: Int64,
+    random: inout StoreRandom, result: StoredResult? = nil
+  ) async throws -> StoreOpResult {
+    let rows = try await loadRows(
+      PostgresQuery(
+        unsafeSQL: Self.transitionColumns + " WHERE t.id = $1 FOR UPDATE OF t",
+        binds: try Self.binds(task.rawValue)),
+      on: db)
+    guard let row = rows.first else { return .failed(HaatError(.notFound, "task \(task) does not exist")) }
+    guard let loaded = row else { return .failed(HaatError(.internal, "task \(task) has an unreadable state")) }
+    return .changed(try await transition(loaded, event, on: db, nowMs: nowMs, random: &random, result: result))
+  }
+
+  private func transition(
+    _ task: TaskRow, _ event: TaskEvent, on db: PostgresConnection, nowMs: Int64,
+    random: inout StoreRandom, result: StoredResult? = nil
+  ) async throws -> TaskChange {
+    var (change, write) = TaskSemantics.plan(task, event, nowMs: nowMs, random: &random)
+    if write == .done, let spawn = result?.spawn {
+      if let spawned = try await addTasks(spawn, after: task, on: db, nowMs: nowMs) {
+        change.spawned = spawned
+      } else {
+        write = TaskSemantics.splitFailed(&change)
+      }
+    }
+    try await self.write(write, task: task.id.rawValue, result: result, on: db, nowMs: nowMs)
+    return change
+  }
+
+  /// A row write in PostgreSQL's SQL.
+  private func write(
+    _ write: TaskRowWrite, task id: Int64, result: StoredResult?, on db: PostgresConnection, nowMs: Int64
+  ) async throws {
+    switch write {
+    case .unchanged:
+      return
+    case .done:
+      guard let result else {
+        try await db.query("UPDATE tasks SET state = 'done', updated_at = \(nowMs) WHERE id = \(id)", logger: logger)
+        return
+      }
+      try await db.query(
+        """
+        UPDATE tasks SET state = 'done', updated_at = \(nowMs), partial = \(ByteBuffer(bytes: result.partial)),
+          stats = \(ByteBuffer(bytes: result.stats)), bookmark = \(result.bookmark)
+        WHERE id = \(id)
+        """, logger: logger)
+      if !result.bookmark.isEmpty {
+        // An incremental source's next run starts from here (the same commit).
+        try await db.query(
+          """
+          INSERT INTO bookmarks (key, bookmark, job, updated_at)
+          SELECT resume_key, \(result.bookmark), job, \(nowMs) FROM tasks WHERE id = \(id) AND resume_key IS NOT NULL
+          ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
+                                         updated_at = excluded.updated_at
+          """, logger: logger)
+      }
+    case .retry(let notBeforeMs, let error):
+      try await db.query(
+        """
+        UPDATE tasks SET state = 'ready', not_before = \(notBeforeMs), last_error_code = \(error.code),
+          last_error = \(error.message), updated_at = \(nowMs)
+        WHERE id = \(id)
+        """, logger: logger)
+    case .dead(let error):
+      try await db.query(
+        """
+        UPDATE tasks SET state = 'dead', last_error_code = \(error.code), last_error = \(error.message),
+          updated_at = \(nowMs)
+        WHERE id = \(id)
+        """, logger: logger)
+    case .released:
+      try await db.query(
+        "UPDATE tasks SET state = 'ready', attempt = attempt - 1, updated_at = \(nowMs) WHERE id = \(id)",
+        logger: logger)
+    case .cancelled:
+      try await db.query("UPDATE tasks SET state = 'cancelled', updated_at = \(nowMs) WHERE id = \(id)", logger: logger)
+    case .revived:
+      try await db.query(
+        "UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = \(nowMs) WHERE id = \(id)",
+        logger: logger)
+    }
+  }
+
+  /// Adds the tasks `spawn` makes to `task`'s job, ready, after its last task; nil (and
+  /// nothing added) when it cannot make them.
+  private func addTasks(
+    _ spawn: TaskSpawner, after task: TaskRow, on db: PostgresConnection, nowMs: Int64
+  ) async throws -> Int? {
+    let id = task.id.rawValue
+    let job = task.job.rawValue
+    guard
+      let (spec, source, priority, maxAttempts) = try await db.query(
+        "SELECT spec, source, priority, max_attempts FROM tasks WHERE id = \(id)", logger: logger
+      ).first(decoding: (ByteBuffer, String, Int64, Int64).self),
+      let next = try await db.query("SELECT MAX(idx) + 1 FROM tasks WHERE job = \(job)", logger: logger)
+        .first(decoding: Int64?.self), let first = next,
+      let specs = spawn(Data(spec.readableBytesView), Int(first))
+    else { return nil }
+    try await db.query(
+      """
+      INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt, max_attempts, spec, updated_at)
+      SELECT \(job), \(first) + n - 1, \(task.pool.rawValue), \(source), 'ready', \(priority), 0, 0,
+             \(maxAttempts), spec, \(nowMs)
+      FROM unnest(\(specs.map { ByteBuffer(bytes: $0) })::bytea[]) WITH ORDINALITY AS t(spec, n)
+      """, logger: logger)
+    try await db.query(
+      "UPDATE jobs SET total_tasks = total_tasks + \(Int64(specs.count)) WHERE id = \(job)", logger: logger)
+    return specs.count
+  }
+
+  /// Applies `event` to every task the query selects (locking them); the changes that took.
+  private func transitionAll(
+    _ query: PostgresQuery, _ event: TaskEvent, on db: PostgresConnection, nowMs: Int64,
+    random: inout StoreRandom
+  ) async throws -> [TaskChange] {
+    var changes: [TaskChange] = []
+    for case let row? in try await loadRows(query, on: db) {
+      let change = try await transition(row, event, on: db, nowMs: nowMs, random: &random)
+      if change.transition.newState != nil { changes.append(change) }
+    }
+    return changes
+  }
+
+  /// Task rows as `transitionColumns` selects them; nil for one that cannot be read.
+  private func loadRows(_ query: PostgresQuery, on db: PostgresConnection) async throws -> [TaskRow?] {
+    var loaded: [TaskRow?] = []
+    for try await (id, job, pool, state, attempt, maxAttempts, base, cap, worker) in try await db.query(
+      query, logger: logger
+    ).decode((Int64, Int64, String, String, Int64, Int64, Int64, Int64, String?).self) {
+      guard let pool = Pool(rawValue: pool), let state = TaskState(rawValue: state) else {
+        loaded.append(nil)
+        continue
+      }
+      loaded.append(
+        TaskRow(
+          id: TaskID(id), job: JobID(job), pool: pool,
+          status: TaskStatus(
+            state: state, attempt: UInt32(clamping: attempt), maxAttempts: UInt32(clamping: maxAttempts),
+            owner: worker ?? ""),
+          retry: RetryPolicy(baseMs: UInt64(clamping: base), capMs: UInt64(clamping: cap))))
+    }
+    return loaded
+  }
+
+  private func cancel(
+    _ job: JobID, on db: PostgresConnection, nowMs: Int64, random: inout StoreRandom
+  ) async throws -> StoreOpResult {
+    let state = try await db.query("SELECT state FROM jobs WHERE id = \(job.rawValue) FOR UPDATE", logger: logger)
+      .first(decoding: String.self)
+    if let refusal = TaskSemantics.cancelRefusal(job, state: state) { return .failed(refusal) }
+    let changes = try await transitionAll(
+      PostgresQuery(
+        unsafeSQL: Self.transitionColumns
+          + " WHERE t.job = $1 AND t.state IN ('ready', 'leased') ORDER BY t.id FOR UPDATE OF t",
+        binds: try Self.binds(job.rawValue)),
+      .cancel, on: db, nowMs: nowMs, random: &random)
+    try await db.query(
+      "UPDATE jobs SET state = 'cancelled', cancelled = true, finished_at = \(nowMs) WHERE id = \(job.rawValue)",
+      logger: logger)
+    return .cancelled(job, changes)
+  }
+
+  private func updateDead(
+    _ selector: DeadSelector, _ event: TaskEvent, on db: PostgresConnection, nowMs: Int64,
+    random: inout StoreRandom
+  ) async throws -> [TaskChange] {
+    let dead = Self.transitionColumns + " WHERE t.state = 'dead'"
+    let query: PostgresQuery
+    switch selector {
+    case .all:
+      query = PostgresQuery(unsafeSQL: dead + " ORDER BY t.id FOR UPDATE OF t")
+    case .job(let job):
+      query = PostgresQuery(
+        unsafeSQL: dead + " AND t.job = $1 ORDER BY t.id FOR UPDATE OF t", binds: try Self.binds(job.rawValue))
+    case .tasks(let tasks):
+      // In the order named, each once.
+      var seen = Set<TaskID>()
+      var changes: [TaskChange] = []
+      for task in tasks where seen.insert(task).inserted {
+        changes += try await transitionAll(
+          PostgresQuery(unsafeSQL: dead + " AND t.id = $1 FOR UPDATE OF t", binds: try Self.binds(task.rawValue)),
+          event, on: db, nowMs: nowMs, random: &random)
+      }
+      try await reopen(changes, event, on: db)
+      return changes
+    }
+    let changes = try await transitionAll(query, event, on: db, nowMs: nowMs, random: &random)
+    try await reopen(changes, event, on: db)
+    return changes
+  }
+
+  /// A revived task reopens its job: it runs again and gets a new report when it ends.
+  private func reopen(_ changes: [TaskChange], _ event: TaskEvent, on db: PostgresConnection) async throws {
+    guard event == .retryDead, !changes.isEmpty else { return }
+    try await db.query(
+      """
+      UPDATE jobs SET state = 'running', finished_at = 0, report = NULL, error = ''
+      WHERE id = ANY(\(Array(Set(changes.map(\.job.rawValue))))) AND NOT cancelled
+      """, logger: logger)
+  }
+
+  private func finish(
+    _ job: JobID, state: JobState, report: Data?, error: String, on db: PostgresConnection, nowMs: Int64
+  ) async throws -> StoreOpResult {
+    // The job's row is locked first, so a concurrent claim or revive cannot slip in between.
+    guard
+      try await exists("SELECT id FROM jobs WHERE id = \(job.rawValue) FOR UPDATE", on: db),
+      try await !exists(
+        "SELECT 1 FROM tasks WHERE job = \(job.rawValue) AND state IN ('ready', 'leased') LIMIT 1", on: db)
+    else { return .finished(job, applied: false) }
+    try await db.query(
+      """
+      UPDATE jobs SET state = \(state.rawValue), report = \(report.map { ByteBuffer(bytes: $0) }), error = \(error),
+        finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE \(nowMs) END
+      WHERE id = \(job.rawValue)
+      """, logger: logger)
+    return .finished(job, applied: true)
+  }
+
+  // MARK: - Schedules
+
+  private func upsert(
+    _ schedule: NewSchedule, firstRun: NewJob, on db: PostgresConnection, nowMs: Int64
+  ) async throws -> StoreOpResult {
+    let result = try await submit(firstRun, on: db, nowMs: nowMs)
+    guard case .submitted(let job, _, _) = result else { return result }
+    try await db.query(
+      """
+      INSERT INTO schedules (name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at)
+      VALUES (\(schedule.name), \(ByteBuffer(bytes: schedule.spec)), \(schedule.every), \(schedule.everyMs),
+              \(schedule.nextMs), false, 1, \(job.rawValue), \(schedule.createdBy), \(nowMs))
+      ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, every = excluded.every,
+        every_ms = excluded.every_ms, next_ms = excluded.next_ms, paused = false, runs = schedules.runs + 1,
+        last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
+      """, logger: logger)
+    try await db.query("UPDATE jobs SET schedule = \(schedule.name) WHERE id = \(job.rawValue)", logger: logger)
+    return result
+  }
+
+  private func fire(
+    _ name: String, dueMs: Int64, nextMs next: Int64, run: NewJob, on db: PostgresConnection, nowMs: Int64
+  ) async throws -> StoreOpResult {
+    // As in SQLite: a run fires once, only while due, never beside its schedule's open run.
+    // The schedule's row is locked, so two coordinators asking at once fire it once.
+    guard
+      next > dueMs,
+      try await exists(
+        """
+        SELECT 1 FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job
+        WHERE s.name = \(name) AND s.next_ms = \(dueMs) AND NOT s.paused
+          AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))
+        FOR UPDATE OF s
+        """, on: db)
+    else { return .notFired }
+    let result = try await submit(run, on: db, nowMs: nowMs)
+    guard case .submitted(let job, _, _) = result else { return result }
+    try await db.query(
+      "UPDATE schedules SET next_ms = \(next), runs = runs + 1, last_job = \(job.rawValue) WHERE name = \(name)",
+      logger: logger)
+    try await db.query("UPDATE jobs SET schedule = \(name) WHERE id = \(job.rawValue)", logger: logger)
+    return result
+  }
+
+  // MARK: - Helpers
+
+  func exists(_ query: PostgresQuery, on db: PostgresConnection) async throws -> Bool {
+    for try await _ in try await db.query(query, logger: logger) { return true }
+    return false
+  }
+
+  static func binds(_ value: Int64) throws -> PostgresBindings {
+    var binds = PostgresBindings()
+    binds.append(value)
+    return binds
+  }
+
+  private static func commitError(_ error: any Error) -> HaatError {
+    if let error = error as? HaatError { return error }
+    if let closure = (error as? PostgresTransactionError)?.closureError { return commitError(closure) }
+    if Self.sqlState(error) == PostgresError.Code.diskFull.raw {
+      return HaatError(.unavailable, "the store's disk is full; refusing writes until there is room")
+    }
+    return HaatError(.unavailable, "the store could not commit: \(describe(error))")
+  }
+
+  static func sqlState(_ error: any Error) -> String? {
+    if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+    if let transaction = error as? PostgresTransactionError {
+      for inner in [transaction.beginError, transaction.closureError, transaction.commitError] {
+        if let inner, let state = sqlState(inner) { return state }
+      }
+    }
+    return nil
+  }
+
+  /// A PostgreSQL error in one line: the server's message and SQLSTATE, or the client's
+  /// reason (PSQLError's own description hides both).
+  static func describe(_ error: any Error) -> String {
+    if let error = error as? HaatError { return error.message }
+    if let error = error as? PSQLError {
+      if let message = error.serverInfo?[.message] {
+        return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+      }
+      return "\(error.code)\(error.underlying.map { ": \($0)" } ?? "")"
+    }
+    if let transaction = error as? PostgresTransactionError {
+      for inner in [transaction.closureError, transaction.beginError, transaction.commitError] {
+        if let inner { return describe(inner) }
+      }
+    }
+    return String(describing: error)
+  }
+}
+
+extension PostgresRowSequence {
+  /// The first row's columns, or nil when there is none (the rest are not read).
+  func first<each Column: PostgresDecodable>(decoding: (repeat each Column).Type) async throws -> (repeat each Column)?
+  {
+    for try await row in self { return try row.decode((repeat each Column).self) }
+    return nil
+  }
+
+  func all<Column: PostgresDecodable>(decoding: Column.Type) async throws -> [Column] {
+    var values: [Column] = []
+    for try await value in self.decode(Column.self) { values.append(value) }
+    return values
+  }
+}
+
+extension Array {
+  /// Consecutive slices of at most `size` elements.
+  func chunked(_ size: Int) -> [ArraySlice<Element>] {
+    stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+  }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import HaatCore
+
+/// Where the coordinator keeps its queue: `--store sqlite:PATH | postgres://USER@HOST:PORT/DB`.
+public enum StoreLocation: Sendable, Equatable {
+  case sqlite(path: String)
+  case postgres(PostgresLocation)
+
+  /// Parses a `--store` value. A PostgreSQL URL never carries its password (it would show in
+  /// `ps` and in logs): the password comes from `PGPASSWORD` or from the file named by
+  /// `password_file=`.
+  public init(parsing value: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    if value.hasPrefix("sqlite:") {
+      let path = String(value.dropFirst("sqlite:".count))
+      guard !path.isEmpty else {
+        throw HaatError(.badRequest, "--store sqlite: needs a path (sqlite:/var/lib/haat/haat.db)")
+      }
+      self = .sqlite(path: path)
+    } else if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+      self = .postgres(try PostgresLocation(parsing: value, environment: environment))
+    } else {
+      throw HaatError(
+        .badRequest, "--store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not \"\(value.prefix(40))\"")
+    }
+  }
+
+  /// For logs and `status`: never a password.
+  public var redacted: String {
+    switch self {
+    case .sqlite(let path): return "sqlite:\(path)"
+    case .postgres(let location): return location.redacted
+    }
+  }
+}
+
+/// A PostgreSQL store's address. Haat keeps its tables in `schema` (default `haat`), so one
+/// database can hold several clusters, or a test per schema.
+public struct PostgresLocation: Sendable, Equatable {
+  public var host: String
+  public var port: Int
+  public var user: String
+  public var password: String?
+  public var database: String
+  public var schema: String
+  /// `sslmode=require`: the connection to PostgreSQL must use TLS.
+  public var requireTLS: Bool
+
+  public init(parsing value: String, environment: [String: String]) throws {
+    guard let components = URLComponents(string: value), let host = components.host, !host.isEmpty else {
+      throw HaatError(.badRequest, "--store: cannot read the PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE)")
+    }
+    guard components.password == nil else {
+      throw HaatError(
+        .badRequest,
+        "--store: the URL carries a password; give it in PGPASSWORD or in a file named by ?password_file=PATH instead")
+    }
+    self.host = host
+    port = components.port ?? 5432
+    user = components.user ?? environment["PGUSER"] ?? "haat"
+    let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+    database = path.isEmpty ? user : path
+    schema = "haat"
+    requireTLS = false
+    password = environment["PGPASSWORD"]
+    for item in components.queryItems ?? [] {
+      let value = item.value ?? ""
+      switch item.name {
+      case "schema":
+        guard !value.isEmpty, value.utf8.count <= 63,
+          value.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F })
+        else {
+          throw HaatError(.badRequest, "--store: schema must be 1 to 63 of a-z, 0-9 and _, not \"\(value.prefix(70))\"")
+        }
+        schema = value
+      case "sslmode":
+        switch value {
+        case "disable": requireTLS = false
+        case "require": requireTLS = true
+        default:
+          throw HaatError(.badRequest, "--store: sslmode must be disable or require, not \"\(value.prefix(20))\"")
+        }
+      case "password_file":
+        do {
+          password = try String(contentsOfFile: value, encoding: .utf8).trimmingCharacters(in: .newlines)
+        } catch {
+          throw HaatError(.badRequest, "--store: cannot read password_file \(value): \(error.localizedDescription)")
+        }
+      default:
+        throw HaatError(
+          .badRequest, "--store: unknown parameter \"\(item.name.prefix(40))\" (schema, sslmode, password_file)")
+      }
+    }
+  }
+
+  public var redacted: String {
+    "postgres://\(user)@\(host):\(port)/\(database)?schema=\(schema)\(requireTLS ? "&sslmode=require" : "")"
+  }
+}

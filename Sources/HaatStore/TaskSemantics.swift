@@ -1,0 +1,122 @@
+import Foundation
+import HaatCore
+
+/// What the store knows of a task when an event reaches it, loaded by any backend.
+struct TaskRow: Sendable {
+  var id: TaskID
+  var job: JobID
+  var pool: Pool
+  var status: TaskStatus
+  var retry: RetryPolicy
+}
+
+/// What an accepted change writes to the task's row. Backend-neutral: `TaskSemantics`
+/// decides it from HaatCore's `TaskRules`, and a backend only turns it into its SQL, so every
+/// backend keeps the same queue semantics.
+enum TaskRowWrite: Sendable, Equatable {
+  /// Nothing (a refused event, or a claim, which backends write in bulk).
+  case unchanged
+  /// `done`, with the result the event carried (partial, stats, bookmark) when it has one.
+  case done
+  /// Back to `ready`, not before `notBeforeMs`, with the error that sent it back.
+  case retry(notBeforeMs: Int64, error: TaskError)
+  case dead(TaskError)
+  /// Back to `ready` at once, the attempt count undone (`attempt - 1`).
+  case released
+  case cancelled
+  /// Back to `ready` with a fresh set of attempts (`attempt = 0`, `not_before = 0`).
+  case revived
+}
+
+/// The queue's semantics above SQL: one event on one loaded task gives the change to report
+/// and the row write to make.
+enum TaskSemantics {
+  static func plan<R: RandomNumberGenerator>(
+    _ row: TaskRow, _ event: TaskEvent, nowMs: Int64, random: inout R
+  ) -> (change: TaskChange, write: TaskRowWrite) {
+    let transition = TaskRules.apply(event, to: row.status, retry: row.retry, random: &random)
+    var change = TaskChange(
+      task: row.id, job: row.job, pool: row.pool, attempt: attempt(of: event, row.status),
+      from: row.status.state, transition: transition, notBeforeMs: 0)
+    let write: TaskRowWrite
+    switch transition {
+    case .refused, .leased:
+      write = .unchanged
+    case .done:
+      write = .done
+    case .retry(let delayMs):
+      change.notBeforeMs = nowMs + Int64(clamping: delayMs)
+      write = .retry(
+        notBeforeMs: change.notBeforeMs, error: error(of: event) ?? TaskError(code: "failed", message: ""))
+    case .dead(let error):
+      write = .dead(error)
+    case .released:
+      write = .released
+    case .cancelled:
+      write = .cancelled
+    case .revived:
+      write = .revived
+    }
+    return (change, write)
+  }
+
+  /// A result whose ranges cannot be added (its stored spec does not read back) kills the
+  /// task instead of finishing it: nothing it would have added is added.
+  static func splitFailed(_ change: inout TaskChange) -> TaskRowWrite {
+    let error = TaskError(code: "bad_split", message: "the task's stored spec cannot be read to add its ranges")
+    change.transition = .dead(error)
+    return .dead(error)
+  }
+
+  /// Whether `cancel` may end a job in `state`; the refusal when it may not.
+  static func cancelRefusal(_ job: JobID, state: String?) -> HaatError? {
+    guard let state else { return HaatError(.notFound, "no job \(job)") }
+    if let jobState = JobState(rawValue: state), jobState.isFinal {
+      return HaatError(.badRequest, "job \(job) has already ended (\(state))")
+    }
+    return nil
+  }
+
+  /// The error an event reports, if it is a failure.
+  private static func error(of event: TaskEvent) -> TaskError? {
+    switch event {
+    case .fail(_, _, let error, _, _): return error
+    case .expire: return .leaseExpired
+    default: return nil
+    }
+  }
+
+  /// The attempt an event is about.
+  private static func attempt(of event: TaskEvent, _ status: TaskStatus) -> UInt32 {
+    switch event {
+    case .complete(let attempt, _), .fail(let attempt, _, _, _, _), .expire(let attempt),
+      .release(let attempt):
+      return attempt
+    case .claim, .cancel, .retryDead, .discardDead:
+      return status.attempt
+    }
+  }
+}
+
+/// The retry jitter's randomness: the system's generator with one word of state.
+/// `SystemRandomNumberGenerator` is zero-sized, and ThreadSanitizer's instrumentation of an
+/// `inout` access to a zero-sized value touched an address it keeps no shadow for (a SEGV
+/// inside tsan's StoreShadow, `make tsan`, once a parameter moved the frame): the state
+/// gives the value a real address.
+struct StoreRandom: RandomNumberGenerator {
+  private var system = SystemRandomNumberGenerator()
+  private var draws: UInt64 = 0
+
+  mutating func next() -> UInt64 {
+    draws &+= 1
+    return system.next()
+  }
+}
+
+/// What a `complete` stores with the task's end.
+struct StoredResult: Sendable {
+  var partial: Data
+  var stats: Data
+  var bookmark: String
+  var spawn: TaskSpawner?
+}

@@ -52,13 +52,16 @@ test-kill: deps
 # (8 workers, 40 accounts, one token's limit, on the wall clock); issue 12's media_lift
 # calibration (1,000 seeded runs), the keyed map's memory at its bound, and every report
 # against DuckDB (and the clv fits against lifetimes) on 1M posts, 1M orders and 200k
-# messages, once on one worker and once merged from 4 workers over byte ranges.
+# messages, once on one worker and once merged from 4 workers over byte ranges; issue 13's
+# failover: kill -9 of the active coordinator of two on one PostgreSQL, ten times in a row.
 .PHONY: accept
 accept: deps
 	@scripts/install-deps analysis
 	@scripts/install-deps lifetimes
 	$(SWIFT) build --build-tests
 	HAAT_ACCEPT=1 $(SWIFT) test --skip-build --no-parallel --filter 'eightWorkersOnFortyAccounts|MediaLiftKernelTests/calibration|CustomersTests/memoryAtTheBound'
+	@scripts/install-deps postgres
+	HAAT_FAILOVER_ROUNDS=10 scripts/run-tests --filter FailoverTests
 	ANALYSIS_POSTS=1000000 ANALYSIS_ORDERS=1000000 ANALYSIS_MESSAGES=200000 ANALYSIS_WORKERS=1 \
 	  ANALYSIS_CLV_PYTHON=.build/clv-venv/bin/python scripts/analysis/run
 	ANALYSIS_POSTS=1000000 ANALYSIS_ORDERS=1000000 ANALYSIS_MESSAGES=200000 ANALYSIS_WORKERS=4 \

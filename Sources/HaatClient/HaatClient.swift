@@ -61,6 +61,22 @@ public final class HaatClient: Sendable {
     }
   }
 
+  /// Connects to the first of `endpoints` that answers: the active coordinator among a
+  /// store's active and standbys (standbys do not listen). A refused credential is final.
+  public static func connect(
+    toAny endpoints: [Endpoint], credential: Credential, name: String = "haat-cli", timeout: Duration = .seconds(60)
+  ) async throws -> HaatClient {
+    var last = HaatError(.unavailable, "no coordinator address was given")
+    for endpoint in endpoints {
+      do {
+        return try await connect(to: endpoint, credential: credential, name: name, timeout: timeout)
+      } catch let error as HaatError where error.code == .unavailable || error.code == .handshakeTimeout {
+        last = error
+      }
+    }
+    throw last
+  }
+
   private init(channel: any Channel, router: ReplyRouter, welcome: Haat_V1_Welcome, timeout: Duration) {
     self.channel = channel
     self.router = router

@@ -24,9 +24,33 @@ public final class Coordinator: Service {
     try FileManager.default.createDirectory(
       atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     let store: any JobStore
+    var leadership: PostgresLeadership?
     switch config.storeLocation {
-    case .sqlite(let path): store = try SQLiteJobStore(path: path, durability: config.durability)
-    case .postgres(let location): store = try await PostgresJobStore(location, logger: logger)
+    case .sqlite(let path):
+      store = try SQLiteJobStore(path: path, durability: config.durability)
+    case .postgres(let location):
+      // One coordinator is active on a store; the others wait as standbys, not listening,
+      // so workers and clients that know them all reach the active one.
+      let logger = self.logger
+      do {
+        leadership = try await cancelWhenGracefulShutdown {
+          try await PostgresLeadership.acquire(location, logger: logger) {
+            logger.notice(
+              "standby: another coordinator is active on this store; taking over when it stops",
+              metadata: ["store": "\(location.redacted)"])
+          }
+        }
+      } catch is CancellationError {
+        logger.info("standby stopped")
+        return
+      }
+      logger.notice("active: this coordinator holds the store's lock", metadata: ["store": "\(location.redacted)"])
+      do {
+        store = try await PostgresJobStore(location, logger: logger)
+      } catch {
+        await leadership?.release()
+        throw error
+      }
     }
     let tokens = TokenStore(path: config.tokensPath)
     tokens.refresh()
@@ -39,6 +63,7 @@ public final class Coordinator: Service {
       try await core.start()
     } catch {
       await store.close()
+      await leadership?.release()
       try? await group.shutdownGracefully()
       throw error
     }
@@ -71,6 +96,7 @@ public final class Coordinator: Service {
       tokenReload.cancel()
       await core.shutdown()
       await store.close()
+      await leadership?.release()
       try? await group.shutdownGracefully()
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
     }
@@ -91,8 +117,30 @@ public final class Coordinator: Service {
       try? "\(config.host):\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
     }
 
-    // Run until a graceful shutdown (SIGTERM/SIGINT) or cancellation.
-    try? await gracefulShutdown()
+    // Run until a graceful shutdown (SIGTERM/SIGINT) or cancellation, or until the store's
+    // lock is lost (a standby may then be active: this one must stop).
+    var lockLost = false
+    if let leadership {
+      lockLost = await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+          try? await gracefulShutdown()
+          return false
+        }
+        group.addTask {
+          _ = try? await leadership.lost.get()
+          return true
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        await leadership.release()  // ends the wait for `lost` when the shutdown came first
+        return first
+      }
+      if lockLost {
+        logger.critical("lost the store's lock (its connection closed); stopping so that one coordinator is active")
+      }
+    } else {
+      try? await gracefulShutdown()
+    }
 
     logger.info("coordinator draining")
     try? await server.close()
@@ -101,6 +149,7 @@ public final class Coordinator: Service {
     await store.close()
     try? await group.shutdownGracefully()
     logger.info("coordinator stopped")
+    if lockLost { throw HaatError(.unavailable, "the coordinator lost the store's lock") }
   }
 
   /// Until there is an admin token, creates one and writes its credential next to the

@@ -122,6 +122,13 @@ public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
   }
 
   public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+  /// "host:port,host:port…" (an active coordinator and its standbys); nil if any is not one.
+  public static func list(_ text: String) -> [Endpoint]? {
+    let endpoints = text.split(separator: ",").map { Endpoint(String($0)) }
+    guard !endpoints.isEmpty, endpoints.allSatisfy({ $0 != nil }) else { return nil }
+    return endpoints.compactMap { $0 }
+  }
 }
 
 extension Haat_V1_Hello {

@@ -30,7 +30,12 @@ public final class PostgresJobStore: JobStore {
     self.client = client
     runner = Task { await client.run() }
     do {
-      try await PostgresSchema.migrate(client, schema: location.schema, logger: logger)
+      // The pool may not have started running yet (it starts on its own task): postgres-nio
+      // warns and waits. That is expected here, so the migration's own logger stays quiet
+      // below errors (which are thrown anyway).
+      var quiet = logger
+      quiet.logLevel = .error
+      try await PostgresSchema.migrate(client, schema: location.schema, logger: quiet)
     } catch {
       runner.cancel()
       throw HaatError(.unavailable, "cannot open the store at \(location.redacted): \(Self.describe(error))")

@@ -112,6 +112,9 @@ public final class LocalCluster: Sendable {
     public var coordinatorEnvironment: [String: String] = [:]
     /// Where the data directory and logs go; a new temporary directory if nil.
     public var directory: String?
+    /// Coordinators besides the first on the same data directory and store (standbys of
+    /// a PostgreSQL store: `--store` in `coordinatorArguments`), named standby-1….
+    public var standbys = 0
     public var logLevel = "info"
 
     public init() {}
@@ -121,20 +124,41 @@ public final class LocalCluster: Sendable {
   public let directory: String
   public let binary: String
   private let state:
-    Mutex<(coordinator: ChildProcess?, workers: [String: ChildProcess], endpoint: Endpoint?, starts: [String: Int])>
+    Mutex<
+      (
+        coordinators: [String: ChildProcess], workers: [String: ChildProcess], endpoints: [String: Endpoint],
+        starts: [String: Int]
+      )
+    >
   private let ownsDirectory: Bool
 
   public var dataDirectory: String { directory + "/data" }
   public var workerTokenPath: String { directory + "/worker.token" }
   public var endpoint: Endpoint {
-    state.withLock { $0.endpoint } ?? Endpoint(host: "127.0.0.1", port: 0)
+    state.withLock { $0.endpoints["coordinator"] } ?? Endpoint(host: "127.0.0.1", port: 0)
+  }
+  /// The coordinators' names: the first, then its standbys.
+  public var coordinatorNames: [String] { ["coordinator"] + (0..<options.standbys).map { "standby-\($0 + 1)" } }
+  /// Every coordinator's address, the first first (what workers and clients are given).
+  public var endpoints: [Endpoint] {
+    state.withLock { state in coordinatorNames.compactMap { state.endpoints[$0] } }
   }
 
   /// Starts the coordinator and the workers, and waits until every worker is connected.
   public static func start(_ options: Options = Options()) async throws -> LocalCluster {
     let cluster = try LocalCluster(options: options)
     do {
+      if options.standbys > 0 {
+        // Standbys listen only once active: every address is chosen now, for the workers.
+        let ports = try FreePorts.pick(options.standbys + 1)
+        cluster.state.withLock { state in
+          for (name, port) in zip(cluster.coordinatorNames, ports) {
+            state.endpoints[name] = Endpoint(host: "127.0.0.1", port: port)
+          }
+        }
+      }
       try await cluster.startCoordinator()
+      for name in cluster.coordinatorNames.dropFirst() { try await cluster.startCoordinator(name, wait: false) }
       try await cluster.createWorkerToken()
       for index in 1...max(options.workers, 1) where options.workers > 0 {
         try cluster.startWorker(name: "worker-\(index)")
@@ -161,15 +185,16 @@ public final class LocalCluster: Sendable {
       ownsDirectory = true
     }
     try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-    state = Mutex((nil, [:], nil, [:]))
+    state = Mutex(([:], [:], [:], [:]))
   }
 
-  /// Starts (or restarts) the coordinator on the same data directory and waits until it listens.
-  public func startCoordinator() async throws {
-    let readyFile = directory + "/coordinator.ready"
+  /// Starts (or restarts) a coordinator on the same data directory and, with `wait`, waits
+  /// until it listens (a standby listens only once it is active).
+  public func startCoordinator(_ name: String = "coordinator", wait: Bool = true) async throws {
+    let readyFile = self.readyFile(name)
     try? FileManager.default.removeItem(atPath: readyFile)
     // Restarts reuse the port the workers know.
-    let listen = state.withLock { $0.endpoint }?.description ?? "127.0.0.1:0"
+    let listen = state.withLock { $0.endpoints[name] }?.description ?? "127.0.0.1:0"
     let arguments =
       [
         "coordinator", "--listen", listen, "--data-dir", dataDirectory, "--durability", options.durability,
@@ -181,13 +206,13 @@ public final class LocalCluster: Sendable {
       options.coordinatorEnvironment.isEmpty
       ? nil : ProcessInfo.processInfo.environment.merging(options.coordinatorEnvironment) { $1 }
     let process = try ChildProcess(
-      name: "coordinator", executable: binary, arguments: arguments, logPath: logPath(for: "coordinator"),
-      environment: environment)
-    state.withLock { $0.coordinator = process }
+      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name), environment: environment)
+    state.withLock { $0.coordinators[name] = process }
+    guard wait else { return }
     let deadline = ContinuousClock.now + .seconds(30)
     while ContinuousClock.now < deadline {
       if let text = try? String(contentsOfFile: readyFile, encoding: .utf8), let endpoint = Endpoint(text) {
-        state.withLock { $0.endpoint = endpoint }
+        state.withLock { $0.endpoints[name] = endpoint }
         return
       }
       guard process.isRunning else {
@@ -203,7 +228,7 @@ public final class LocalCluster: Sendable {
       name: "token", executable: binary,
       arguments: [
         "token", "create", "--role", "worker", "--name-prefix", "worker-", "--data-dir", dataDirectory, "--out",
-        workerTokenPath, "--coordinator", endpoint.description,
+        workerTokenPath, "--coordinator", endpoints.map(\.description).joined(separator: ","),
       ],
       logPath: directory + "/token.log")
     guard await process.wait(timeout: .seconds(30)) == 0 else {
@@ -216,7 +241,8 @@ public final class LocalCluster: Sendable {
   public func startWorker(name: String, extraArguments: [String] = []) throws -> ChildProcess {
     let arguments =
       [
-        "worker", "--coordinator", endpoint.description, "--token-file", workerTokenPath, "--name", name,
+        "worker", "--coordinator", endpoints.map(\.description).joined(separator: ","), "--token-file", workerTokenPath,
+        "--name", name,
         "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
         "--exit-with-parent",
       ] + options.workerArguments + extraArguments
@@ -235,7 +261,17 @@ public final class LocalCluster: Sendable {
   }
 
   public func worker(_ name: String) -> ChildProcess? { state.withLock { $0.workers[name] } }
-  public var coordinator: ChildProcess? { state.withLock { $0.coordinator } }
+  public var coordinator: ChildProcess? { coordinator("coordinator") }
+  public func coordinator(_ name: String) -> ChildProcess? { state.withLock { $0.coordinators[name] } }
+
+  private func readyFile(_ name: String) -> String { directory + "/\(name).ready" }
+
+  /// The coordinator that is listening now (it wrote its ready file and still runs).
+  public var activeCoordinator: String? {
+    coordinatorNames.first { name in
+      coordinator(name)?.isRunning == true && FileManager.default.fileExists(atPath: readyFile(name))
+    }
+  }
 
   /// The admin credential the coordinator wrote on its first start.
   public func adminCredential() throws -> Credential {
@@ -244,7 +280,7 @@ public final class LocalCluster: Sendable {
 
   /// A client with the admin credential.
   public func client() async throws -> HaatClient {
-    try await HaatClient.connect(to: endpoint, credential: try adminCredential(), name: "local-cluster")
+    try await HaatClient.connect(toAny: endpoints, credential: try adminCredential(), name: "local-cluster")
   }
 
   /// Waits until `count` workers are connected and healthy.
@@ -263,11 +299,11 @@ public final class LocalCluster: Sendable {
 
   /// Stops every process (SIGTERM, then SIGKILL) and removes the directory it made.
   public func stop(keepDirectory: Bool = false) async {
-    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
+    let (coordinators, workers) = state.withLock { (Array($0.coordinators.values), Array($0.workers.values)) }
     await withTaskGroup(of: Void.self) { group in
       for worker in workers { group.addTask { await worker.stop() } }
     }
-    await coordinator?.stop()
+    for coordinator in coordinators { await coordinator.stop() }
     // HAAT_KEEP_CLUSTER=1 keeps every cluster's store and logs for a look after a test run.
     let keep = keepDirectory || ProcessInfo.processInfo.environment["HAAT_KEEP_CLUSTER"] != nil
     if ownsDirectory && !keep { try? FileManager.default.removeItem(atPath: directory) }
@@ -275,13 +311,43 @@ public final class LocalCluster: Sendable {
 
   /// Sends `signal` to every process at once, without waiting (for signal handlers).
   public func signalAll(_ signal: Int32) {
-    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
-    for process in workers + [coordinator].compactMap({ $0 }) { process.signal(signal) }
+    let (coordinators, workers) = state.withLock { (Array($0.coordinators.values), Array($0.workers.values)) }
+    for process in workers + coordinators { process.signal(signal) }
   }
 
   /// Every process's last log lines, for a failing test's message.
   public func logs() -> String {
-    let (coordinator, workers) = state.withLock { ($0.coordinator, Array($0.workers.values)) }
-    return ([coordinator].compactMap { $0 } + workers).map { "--- \($0.name)\n\($0.tail(30))" }.joined(separator: "\n")
+    let names = coordinatorNames
+    let (coordinators, workers) = state.withLock { state in
+      (names.compactMap { state.coordinators[$0] }, Array(state.workers.values))
+    }
+    return (coordinators + workers).map { "--- \($0.name)\n\($0.tail(30))" }.joined(separator: "\n")
+  }
+}
+
+/// Free loopback ports, for processes that must know each other's address before they listen.
+enum FreePorts {
+  static func pick(_ count: Int) throws -> [Int] {
+    var sockets: [Int32] = []
+    defer { for socket in sockets { close(socket) } }
+    var ports: [Int] = []
+    for _ in 0..<count {
+      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      guard fd >= 0 else { throw HaatError(.internal, "cannot open a socket to pick a port") }
+      sockets.append(fd)
+      var address = sockaddr_in()
+      address.sin_family = sa_family_t(AF_INET)
+      address.sin_addr.s_addr = inet_addr("127.0.0.1")
+      address.sin_port = 0
+      var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+      let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+          bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+      }
+      guard bound else { throw HaatError(.internal, "cannot bind a socket to pick a port") }
+      ports.append(Int(UInt16(bigEndian: address.sin_port)))
+    }
+    return ports
   }
 }

@@ -32,7 +32,7 @@ public final class Worker: Service {
     logger.info(
       "worker starting",
       metadata: [
-        "worker": "\(config.name)", "coordinator": "\(config.coordinator)",
+        "worker": "\(config.name)", "coordinator": "\(config.coordinators.map(\.description).joined(separator: ","))",
         "slots": "\(config.slots.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
         "curl": "\(Fetcher.version)",
       ])

@@ -10,7 +10,8 @@ import NIOPosix
 public struct WorkerConfig: Sendable {
   /// The worker's identity across reconnects; leases are held by this name.
   public var name: String
-  public var coordinator: Endpoint
+  /// Where coordinators listen, tried in turn: the active one and its standbys.
+  public var coordinators: [Endpoint]
   public var credential: Credential
   public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
   public var fetch = FetchPolicy()
@@ -28,9 +29,9 @@ public struct WorkerConfig: Sendable {
   /// Lines at this level or above are shipped to the coordinator.
   public var shipLevel = Logger.Level.info
 
-  public init(name: String, coordinator: Endpoint, credential: Credential) {
+  public init(name: String, coordinators: [Endpoint], credential: Credential) {
     self.name = name
-    self.coordinator = coordinator
+    self.coordinators = coordinators
     self.credential = credential
   }
 }

@@ -47,6 +47,9 @@ final class WorkerRuntime: @unchecked Sendable {
   var stopping = false
   var heartbeat: RepeatedTask?
   private var reconnectDelayMs: Int64 = 100
+  /// Which of `config.coordinators` the worker connects to next.
+  private var coordinatorIndex = 0
+  var coordinator: Endpoint { config.coordinators[coordinatorIndex % config.coordinators.count] }
   /// When the current session opened (monotonic): a session that dies soon after it opened
   /// does not reset the reconnect backoff.
   private var openedAt = NIODeadline.now()
@@ -124,12 +127,12 @@ final class WorkerRuntime: @unchecked Sendable {
           try operations.addHandler(WorkerSessionHandler(runtime: self))
         }
       }
-      .connect(host: config.coordinator.host, port: config.coordinator.port)
+      .connect(host: coordinator.host, port: coordinator.port)
       .assumeIsolated().whenComplete { result in
         switch result {
         case .failure(let error):
           established.fail(error)
-          self.retry("cannot reach the coordinator at \(self.config.coordinator): \(error)")
+          self.retry("cannot reach the coordinator at \(self.coordinator): \(error)")
         case .success(let channel):
           established.futureResult.assumeIsolated().whenComplete { result in
             switch result {
@@ -148,6 +151,14 @@ final class WorkerRuntime: @unchecked Sendable {
 
   private func retry(_ reason: String) {
     guard !stopping else { return }
+    // The next coordinator (a standby that may be active now) is tried at once; the
+    // backoff applies once every one has been tried.
+    coordinatorIndex = (coordinatorIndex + 1) % config.coordinators.count
+    if coordinatorIndex != 0 {
+      logger.warning("\(reason); trying \(coordinator)")
+      loop.assumeIsolated().execute { self.connect() }
+      return
+    }
     logger.warning("\(reason); retrying in \(reconnectDelayMs) ms")
     let delay = reconnectDelayMs
     reconnectDelayMs = min(reconnectDelayMs * 2, Defaults.reconnectCapMs)
@@ -160,7 +171,7 @@ final class WorkerRuntime: @unchecked Sendable {
     openedAt = .now()
     logger.info(
       "connected to the coordinator",
-      metadata: ["coordinator": "\(config.coordinator)", "session": "\(welcome.session)"])
+      metadata: ["coordinator": "\(coordinator)", "session": "\(welcome.session)"])
     // A new session starts from zero credit: offer every free slot.
     if !draining {
       for (pool, slots) in free where slots > 0 {

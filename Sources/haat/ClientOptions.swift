@@ -8,7 +8,8 @@ import HaatProtocol
 struct ClientOptions: ParsableArguments {
   @Option(
     name: .long,
-    help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
+    help:
+      "The coordinator's address, host:port, or several, comma-separated, tried in turn (an active coordinator and its standbys; env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
   )
   var coordinator: String?
 
@@ -26,8 +27,8 @@ struct ClientOptions: ParsableArguments {
   var json = false
 
   func validate() throws {
-    if let coordinator, Endpoint(coordinator) == nil {
-      throw ValidationError("--coordinator must be host:port, not \(coordinator)")
+    if let coordinator, Endpoint.list(coordinator) == nil {
+      throw ValidationError("--coordinator must be host:port[,host:port…], not \(coordinator)")
     }
   }
 
@@ -47,13 +48,13 @@ struct ClientOptions: ParsableArguments {
     return try Credential.load(path: fallback)
   }
 
-  func endpoint(for credential: Credential) throws -> Endpoint {
-    try coordinatorEndpoint(flag: coordinator, credential: credential)
+  func endpoints(for credential: Credential) throws -> [Endpoint] {
+    try coordinatorEndpoints(flag: coordinator, credential: credential)
   }
 
   func connect() async throws -> HaatClient {
     let credential = try credential()
-    return try await HaatClient.connect(to: try endpoint(for: credential), credential: credential)
+    return try await HaatClient.connect(toAny: try endpoints(for: credential), credential: credential)
   }
 
   /// Connects, runs `body`, closes the connection, and reports errors as `runClient` does.
@@ -75,7 +76,8 @@ struct ClientOptions: ParsableArguments {
 struct WorkerConnectionOptions: ParsableArguments {
   @Option(
     name: .long,
-    help: "The coordinator's address, host:port (env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
+    help:
+      "The coordinator's address, host:port, or several, comma-separated, tried in turn (an active coordinator and its standbys; env HAAT_COORDINATOR; default: the credential's, else 127.0.0.1:7420)."
   )
   var coordinator: String?
 
@@ -90,21 +92,21 @@ struct WorkerConnectionOptions: ParsableArguments {
     return try Credential.load(path: path)
   }
 
-  func endpoint(for credential: Credential) throws -> Endpoint {
-    try coordinatorEndpoint(flag: coordinator, credential: credential)
+  func endpoints(for credential: Credential) throws -> [Endpoint] {
+    try coordinatorEndpoints(flag: coordinator, credential: credential)
   }
 }
 
 /// The coordinator's address: the flag, then HAAT_COORDINATOR, then the credential's, then
 /// the default.
-func coordinatorEndpoint(flag: String?, credential: Credential) throws -> Endpoint {
+func coordinatorEndpoints(flag: String?, credential: Credential) throws -> [Endpoint] {
   let text =
     flag ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
     ?? "\(Defaults.host):\(Defaults.port)"
-  guard let endpoint = Endpoint(text) else {
-    throw ValidationError("--coordinator must be host:port, not \(text)")
+  guard let endpoints = Endpoint.list(text) else {
+    throw ValidationError("--coordinator must be host:port[,host:port…], not \(text)")
   }
-  return endpoint
+  return endpoints
 }
 
 /// Exit codes a script can rely on (docs/cli.md).

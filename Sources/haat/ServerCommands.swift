@@ -160,7 +160,7 @@ struct WorkerCommand: AsyncParsableCommand {
         "\(connection.tokenFile ?? "the credential") holds \(article) \(credential.role.rawValue) token; a worker needs a worker token (haat token create --role worker)"
       )
     }
-    _ = try connection.endpoint(for: credential)
+    _ = try connection.endpoints(for: credential)
     if let name, !HandshakeLimits.isValidName(name) {
       throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
     }
@@ -196,9 +196,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
   func run() async throws {
     let credential = try connection.credential()
-    let endpoint = try connection.endpoint(for: credential)
+    let endpoints = try connection.endpoints(for: credential)
     let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-    var config = WorkerConfig(name: workerName, coordinator: endpoint, credential: credential)
+    var config = WorkerConfig(name: workerName, coordinators: endpoints, credential: credential)
     config.slots = [.collect: max(0, collectSlots), .analyze: max(0, analyzeSlots)]
     config.fetch.allowPrivateNetworks = allowPrivateNetworks
     config.fetch.fileRoots = fileRoot

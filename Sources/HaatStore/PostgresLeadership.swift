@@ -1,0 +1,93 @@
+import Foundation
+import HaatCore
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+
+/// Which coordinator is active on a PostgreSQL store: the one holding a session-level
+/// advisory lock, keyed by the store's schema, on a connection of its own. The others wait
+/// as standbys and take over when the lock is freed — at once when the active process dies
+/// (its connection closes), within about 11 s when its machine does (TCP keepalives on
+/// the lock's connection).
+public final class PostgresLeadership: Sendable {
+  private let connection: PostgresConnection
+
+  private init(connection: PostgresConnection) {
+    self.connection = connection
+  }
+
+  /// The lock's key: one per schema, so clusters sharing a database do not wait on each other.
+  static func key(schema: String) -> Int64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in "haat-active:\(schema)".utf8 {
+      hash = (hash ^ UInt64(byte)) &* 0x0100_0000_01b3
+    }
+    return Int64(bitPattern: hash)
+  }
+
+  /// Waits until this coordinator holds the lock. `standby` is called once, the first time
+  /// another coordinator is found holding it. Ends early only by cancellation.
+  public static func acquire(
+    _ location: PostgresLocation, logger: Logger, standby: @Sendable () -> Void
+  ) async throws -> PostgresLeadership {
+    var configuration = PostgresConnection.Configuration(
+      host: location.host, port: location.port, username: location.user, password: location.password,
+      database: location.database,
+      tls: location.requireTLS ? .require(try .init(configuration: .makeClientConfiguration())) : .disable)
+    configuration.options.connectTimeout = .seconds(5)
+    // A dead machine's lock is freed when PostgreSQL notices: keepalives make that seconds.
+    configuration.options.additionalStartupParameters = [
+      ("tcp_keepalives_idle", "5"), ("tcp_keepalives_interval", "2"), ("tcp_keepalives_count", "3"),
+      ("application_name", "haat-coordinator"),
+    ]
+    let key = key(schema: location.schema)
+    var saidStandby = false
+    var connectionID = 0
+    while true {
+      try Task.checkCancellation()
+      connectionID += 1
+      let connection: PostgresConnection
+      do {
+        connection = try await PostgresConnection.connect(
+          on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: connectionID,
+          logger: logger)
+      } catch {
+        logger.warning(
+          "cannot reach the store for the active coordinator's lock; retrying in 1 s",
+          metadata: ["store": "\(location.redacted)", "error": "\(PostgresJobStore.describe(error))"])
+        try await Task.sleep(for: .seconds(1))
+        continue
+      }
+      do {
+        while true {
+          let held = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger)
+            .first(decoding: Bool.self)
+          if held == true { return PostgresLeadership(connection: connection) }
+          if !saidStandby {
+            saidStandby = true
+            standby()
+          }
+          try await Task.sleep(for: .milliseconds(500))
+        }
+      } catch let error as CancellationError {
+        try? await connection.close()
+        throw error
+      } catch {
+        try? await connection.close()
+        logger.warning(
+          "lost the store while waiting for the active coordinator's lock; retrying in 1 s",
+          metadata: ["error": "\(PostgresJobStore.describe(error))"])
+        try await Task.sleep(for: .seconds(1))
+      }
+    }
+  }
+
+  /// Completes when the lock is lost: its connection closed (the store restarted, or the
+  /// network between them failed).
+  public var lost: EventLoopFuture<Void> { connection.closeFuture }
+
+  public func release() async {
+    try? await connection.close()
+  }
+}

@@ -70,10 +70,15 @@ accept: deps
 # Benchmarks: release builds, never part of `make test`.
 bench: bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis
 
+# Haat on SQLite (full, normal) and on PostgreSQL (a server of its own, scripts/postgres)
+# beside beanstalkd, in one run.
 bench-dispatch:
 	@scripts/install-deps bench
+	@scripts/install-deps postgres
 	$(SWIFT) build -c release
-	.build/release/haat-bench dispatch
+	@pg=$$(mktemp -u /tmp/haat-bench-pg.XXXXXX); url=$$(scripts/postgres start $$pg) || exit 1; \
+	  HAAT_POSTGRES_URL=$$url .build/release/haat-bench dispatch; status=$$?; \
+	  scripts/postgres stop $$pg; exit $$status
 	.build/release/haat-bench latency
 
 bench-stream: deps

@@ -34,8 +34,12 @@ struct Dispatch: AsyncParsableCommand {
   var workers = "1,2,4"
   @Option(help: "Credit (slots) per Haat worker: how many tasks it may hold at once.")
   var slots = 128
-  @Option(help: "Haat store durability modes to measure, comma-separated (full, normal).")
-  var durability = "full,normal"
+  @Option(
+    help:
+      "Haat stores to measure, comma-separated: full and normal (SQLite durability), postgres (the server HAAT_POSTGRES_URL names; `make bench-dispatch` starts one). Default: all three when HAAT_POSTGRES_URL is set."
+  )
+  var durability =
+    ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] == nil ? "full,normal" : "full,normal,postgres"
   @Option(help: "Measured repetitions per configuration; the best is reported.")
   var repeats = 2
 
@@ -84,14 +88,22 @@ struct Dispatch: AsyncParsableCommand {
     for mode in modes { header += ["haat \(mode) batched", "ratio", "haat \(mode) single", "ratio"] }
     say("\n" + table(header, rows))
     say(
-      "tasks/s. durability full fsyncs every group commit; normal survives a process crash, not a power loss."
+      "tasks/s. SQLite full fsyncs every group commit; normal survives a process crash, not a power loss; postgres is PostgreSQL from apt on loopback, as configured by initdb (fsync and synchronous_commit on)."
     )
   }
 
   func runHaat(workers: Int, durability: String, singles: Bool) async throws -> Double {
     var options = LocalCluster.Options()
     options.workers = workers
-    options.durability = durability
+    options.durability = durability == "postgres" ? "full" : durability
+    if durability == "postgres" {
+      guard let url = ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] else {
+        throw BenchError("the postgres store needs HAAT_POSTGRES_URL (make bench-dispatch starts a server)")
+      }
+      // A schema per run: each starts from an empty store, as SQLite's runs do.
+      let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+      options.coordinatorArguments = ["--store", url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"]
+    }
     options.collectSlots = slots
     options.logLevel = "warning"
     let cluster = try await LocalCluster.start(options)

@@ -21,7 +21,7 @@ demo: deps
 # against the independent DuckDB reference on a small generated sample (scripts/analysis).
 test: deps
 	@scripts/install-deps analysis
-	@scripts/install-deps postgres
+	@scripts/install-deps test
 	$(SWIFT) build --build-tests
 	scripts/gen-protos --check
 	@$(MAKE) --no-print-directory lint

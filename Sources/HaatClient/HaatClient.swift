@@ -20,9 +20,10 @@ public final class HaatClient: Sendable {
   /// Connects and authenticates. Fails with `auth_failed` for a wrong token or a server
   /// that cannot prove it knows the secret, `unavailable` if nobody listens.
   public static func connect(
-    to endpoint: Endpoint, credential: Credential, name: String = "haat-cli",
+    to endpoint: Endpoint, credential: Credential, name: String = "haat-cli", tls: TLSClientSettings? = nil,
     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, timeout: Duration = .seconds(60)
   ) async throws -> HaatClient {
+    let tlsContext = try tls?.makeContext()
     let router = ReplyRouter()
     let loop = group.next()
     let established = loop.makePromise(of: Haat_V1_Welcome.self)
@@ -37,13 +38,16 @@ public final class HaatClient: Sendable {
         .channelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
+            if let tlsContext {
+              try operations.addHandler(try TLSClientSettings.handler(context: tlsContext, for: endpoint))
+            }
             try operations.addHandler(
               ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
             try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
             try operations.addHandler(
               ClientHandshakeHandler(
                 handshake: handshake, worker: nil, maxLineBytes: Defaults.maxNegotiatedLineBytes,
-                established: established))
+                tls: tlsContext != nil, established: established))
             try operations.addHandler(ReplyRouterHandler(router: router))
           }
         }
@@ -64,12 +68,13 @@ public final class HaatClient: Sendable {
   /// Connects to the first of `endpoints` that answers: the active coordinator among a
   /// store's active and standbys (standbys do not listen). A refused credential is final.
   public static func connect(
-    toAny endpoints: [Endpoint], credential: Credential, name: String = "haat-cli", timeout: Duration = .seconds(60)
+    toAny endpoints: [Endpoint], credential: Credential, name: String = "haat-cli", tls: TLSClientSettings? = nil,
+    timeout: Duration = .seconds(60)
   ) async throws -> HaatClient {
     var last = HaatError(.unavailable, "no coordinator address was given")
     for endpoint in endpoints {
       do {
-        return try await connect(to: endpoint, credential: credential, name: name, timeout: timeout)
+        return try await connect(to: endpoint, credential: credential, name: name, tls: tls, timeout: timeout)
       } catch let error as HaatError where error.code == .unavailable || error.code == .handshakeTimeout {
         last = error
       }

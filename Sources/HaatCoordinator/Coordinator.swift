@@ -5,6 +5,7 @@ import HaatStore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// The coordinator as a service: it opens the store, recovers, listens for workers and
@@ -73,6 +74,18 @@ public final class Coordinator: Service {
     }
 
     let config = self.config
+    let tlsContext: NIOSSLContext?
+    do {
+      tlsContext = try config.tls?.makeContext()
+    } catch {
+      tokenReload.cancel()
+      await core.shutdown()
+      await store.close()
+      await leadership?.release()
+      try? await group.shutdownGracefully()
+      throw error
+    }
+    let logger = self.logger
     let throttle = AuthThrottle(logger: logger)
     let gate = ConnectionGate(
       maxPerAddress: config.session.connectionsPerAddress, maxUnauthenticated: config.session.unauthenticatedConnections
@@ -86,6 +99,10 @@ public final class Coordinator: Service {
         .childChannelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
+            if let tlsContext {
+              try operations.addHandler(TLSProbe(logger: logger))
+              try operations.addHandler(NIOSSLServerHandler(context: tlsContext))
+            }
             try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
             try operations.addHandler(
               SessionHandler(core: core, tokens: tokens, config: config, throttle: throttle, gate: gate))
@@ -111,7 +128,7 @@ public final class Coordinator: Service {
       "coordinator listening",
       metadata: [
         "address": "\(config.host):\(port)", "store": "\(config.storeLocation.redacted)",
-        "durability": "\(config.durability.rawValue)",
+        "durability": "\(config.durability.rawValue)", "tls": "\(config.tls == nil ? "off" : "on")",
       ])
     if let readyFile = config.readyFile {
       try? "\(config.host):\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)

@@ -1,5 +1,6 @@
 import Foundation
 import HaatCore
+import HaatProtocol
 import HaatStore
 
 /// Everything a coordinator runs with; every field has a documented default
@@ -34,6 +35,8 @@ public struct CoordinatorConfig: Sendable {
   public var housekeepingMs: Int64 = 3_600_000
   /// Where to write "host:port" once listening (for scripts that start it on port 0).
   public var readyFile: String?
+  /// TLS on the protocol port (`--tls-cert`, `--tls-key`, `--tls-client-ca`); nil is plaintext.
+  public var tls: TLSServerSettings?
 
   public init() {}
 

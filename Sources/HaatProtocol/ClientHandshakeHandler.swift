@@ -1,6 +1,7 @@
 import Foundation
 import HaatCore
 import NIOCore
+import NIOSSL
 
 /// The peer side of a connection's start: waits for the challenge, sends hello, checks
 /// the welcome's server MAC, then passes decoded envelopes on. `established` succeeds with
@@ -16,16 +17,39 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
   private let maxLineBytes: UInt32
   private let established: EventLoopPromise<Haat_V1_Welcome>
   private var welcomed = false
+  private var challenged = false
+  /// Whether this connection uses TLS (what to suggest when the coordinator stays silent).
+  private let tls: Bool
+  private let challengeTimeoutMs: UInt32
+  private var challengeTimer: Scheduled<Void>?
   private static let helloID = "hello"
 
+  /// `challengeTimeoutMs`: how long to wait for the coordinator's challenge (it speaks
+  /// first) before saying why it may be silent.
   public init(
-    handshake: ClientHandshake, worker: Haat_V1_WorkerInfo?, maxLineBytes: UInt32 = 0,
-    established: EventLoopPromise<Haat_V1_Welcome>
+    handshake: ClientHandshake, worker: Haat_V1_WorkerInfo?, maxLineBytes: UInt32 = 0, tls: Bool = false,
+    challengeTimeoutMs: UInt32 = Defaults.handshakeTimeoutMs, established: EventLoopPromise<Haat_V1_Welcome>
   ) {
     self.handshake = handshake
     self.worker = worker
     self.maxLineBytes = maxLineBytes
+    self.tls = tls
+    self.challengeTimeoutMs = challengeTimeoutMs
     self.established = established
+  }
+
+  public func channelActive(context: ChannelHandlerContext) {
+    let timeoutMs = challengeTimeoutMs
+    let tls = self.tls
+    challengeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
+      guard !self.challenged else { return }
+      self.fail(
+        context,
+        tls
+          ? HaatError(.handshakeTimeout, "no challenge from the coordinator in \(timeoutMs / 1000) s")
+          : TLSHints.noChallenge(afterMs: timeoutMs))
+    }
+    context.fireChannelActive()
   }
 
   public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -51,6 +75,8 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
     }
     switch envelope.body {
     case .challenge(let challenge)?:
+      challenged = true
+      challengeTimer?.cancel()
       switch handshake.receive(
         challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256)
       {
@@ -78,14 +104,26 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
   }
 
   public func channelInactive(context: ChannelHandlerContext) {
+    challengeTimer?.cancel()
     if !welcomed {
-      established.fail(HaatError(.unavailable, "the coordinator closed the connection during the handshake"))
+      established.fail(
+        HaatError(
+          .unavailable,
+          challenged || tls
+            ? "the coordinator closed the connection during the handshake"
+            : "the coordinator closed the connection before its challenge: is it using TLS? try --tls (and --tls-ca)"))
     }
     context.fireChannelInactive()
   }
 
   public func errorCaught(context: ChannelHandlerContext, error: Error) {
-    if !welcomed { established.fail(error) }
+    if !welcomed {
+      if tls, error is NIOSSLError || error is NIOSSLExtraError {
+        established.fail(TLSHints.handshakeFailed(error))
+      } else {
+        established.fail(error)
+      }
+    }
     context.fireErrorCaught(error)
   }
 

@@ -115,6 +115,9 @@ public final class LocalCluster: Sendable {
     /// Coordinators besides the first on the same data directory and store (standbys of
     /// a PostgreSQL store: `--store` in `coordinatorArguments`), named standby-1….
     public var standbys = 0
+    /// A directory `scripts/dev-certs` filled: the coordinator serves TLS with its
+    /// server.pem, and workers and clients verify it with its ca.pem.
+    public var tlsDirectory: String?
     public var logLevel = "info"
 
     public init() {}
@@ -201,7 +204,7 @@ public final class LocalCluster: Sendable {
         "--lease-ms", String(options.leaseMs), "--heartbeat-ms", String(options.heartbeatMs),
         "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
         "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
-      ] + options.coordinatorArguments
+      ] + tlsArguments(server: true) + options.coordinatorArguments
     let environment =
       options.coordinatorEnvironment.isEmpty
       ? nil : ProcessInfo.processInfo.environment.merging(options.coordinatorEnvironment) { $1 }
@@ -245,7 +248,7 @@ public final class LocalCluster: Sendable {
         "--name", name,
         "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
         "--exit-with-parent",
-      ] + options.workerArguments + extraArguments
+      ] + tlsArguments(server: false) + options.workerArguments + extraArguments
     let process = try ChildProcess(name: name, executable: binary, arguments: arguments, logPath: logPath(for: name))
     state.withLock { $0.workers[name] = process }
     return process
@@ -266,6 +269,12 @@ public final class LocalCluster: Sendable {
 
   private func readyFile(_ name: String) -> String { directory + "/\(name).ready" }
 
+  private func tlsArguments(server: Bool) -> [String] {
+    guard let tls = options.tlsDirectory else { return [] }
+    return server
+      ? ["--tls-cert", tls + "/server.pem", "--tls-key", tls + "/server.key"] : ["--tls-ca", tls + "/ca.pem"]
+  }
+
   /// The coordinator that is listening now (it wrote its ready file and still runs).
   public var activeCoordinator: String? {
     coordinatorNames.first { name in
@@ -280,7 +289,9 @@ public final class LocalCluster: Sendable {
 
   /// A client with the admin credential.
   public func client() async throws -> HaatClient {
-    try await HaatClient.connect(toAny: endpoints, credential: try adminCredential(), name: "local-cluster")
+    try await HaatClient.connect(
+      toAny: endpoints, credential: try adminCredential(), name: "local-cluster",
+      tls: options.tlsDirectory.map { TLSClientSettings(caPath: $0 + "/ca.pem") })
   }
 
   /// Waits until `count` workers are connected and healthy.

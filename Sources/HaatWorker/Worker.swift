@@ -4,6 +4,7 @@ import HaatProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -26,8 +27,16 @@ public final class Worker: Service {
     let threads = NIOThreadPool(numberOfThreads: max(1, config.slots.values.reduce(0, +)))
     threads.start()
     let fetcher = Fetcher(policy: config.fetch)
+    let tlsContext: NIOSSLContext?
+    do {
+      tlsContext = try config.tls?.makeContext()
+    } catch {
+      try? await threads.shutdownGracefully()
+      try? await group.shutdownGracefully()
+      throw error
+    }
     let runtime = WorkerRuntime(
-      loop: group.next(), config: config, fetcher: fetcher, threads: threads, logger: logger)
+      loop: group.next(), config: config, fetcher: fetcher, threads: threads, logger: logger, tlsContext: tlsContext)
     shipper.attach(runtime)
     logger.info(
       "worker starting",

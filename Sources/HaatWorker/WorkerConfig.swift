@@ -13,6 +13,8 @@ public struct WorkerConfig: Sendable {
   /// Where coordinators listen, tried in turn: the active one and its standbys.
   public var coordinators: [Endpoint]
   public var credential: Credential
+  /// TLS to the coordinator (`--tls`, `--tls-ca`); nil speaks plaintext.
+  public var tls: TLSClientSettings?
   public var slots: [Pool: Int] = [.collect: Defaults.collectSlots, .analyze: Defaults.analyzeSlots]
   public var fetch = FetchPolicy()
   /// Platform credentials by name; a task may use only these, and only toward their hosts.

@@ -6,6 +6,7 @@ import HaatRecords
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// The worker's moving parts, confined to one event loop; tasks run on a thread pool.
 ///
@@ -65,7 +66,14 @@ final class WorkerRuntime: @unchecked Sendable {
   /// Completes when the worker has drained (or fails on an unrecoverable error).
   let done: EventLoopPromise<Void>
 
-  init(loop: any EventLoop, config: WorkerConfig, fetcher: Fetcher, threads: NIOThreadPool, logger: Logger) {
+  /// Made once from `config.tls` (its files are read at start).
+  private let tlsContext: NIOSSLContext?
+
+  init(
+    loop: any EventLoop, config: WorkerConfig, fetcher: Fetcher, threads: NIOThreadPool, logger: Logger,
+    tlsContext: NIOSSLContext? = nil
+  ) {
+    self.tlsContext = tlsContext
     self.loop = loop
     self.config = config
     self.logger = logger
@@ -113,21 +121,27 @@ final class WorkerRuntime: @unchecked Sendable {
       return entry
     }
     let workerInfo = info
+    let tlsContext = self.tlsContext
+    let endpoint = coordinator
     ClientBootstrap(group: loop)
       .connectTimeout(.seconds(10))
       .channelOption(.socketOption(.tcp_nodelay), value: 1)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations
+          if let tlsContext {
+            try operations.addHandler(try TLSClientSettings.handler(context: tlsContext, for: endpoint))
+          }
           try operations.addHandler(
             ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
           try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
           try operations.addHandler(
-            ClientHandshakeHandler(handshake: handshake, worker: workerInfo, established: established))
+            ClientHandshakeHandler(
+              handshake: handshake, worker: workerInfo, tls: tlsContext != nil, established: established))
           try operations.addHandler(WorkerSessionHandler(runtime: self))
         }
       }
-      .connect(host: coordinator.host, port: coordinator.port)
+      .connect(host: endpoint.host, port: endpoint.port)
       .assumeIsolated().whenComplete { result in
         switch result {
         case .failure(let error):

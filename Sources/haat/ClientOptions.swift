@@ -23,6 +23,8 @@ struct ClientOptions: ParsableArguments {
     help: "The coordinator's data directory, whose admin.token to use (env HAAT_DATA_DIR; default: haat-data).")
   var dataDir: String?
 
+  @OptionGroup var tls: TLSOptions
+
   @Flag(name: .long, help: "Print machine-readable JSON.")
   var json = false
 
@@ -54,7 +56,8 @@ struct ClientOptions: ParsableArguments {
 
   func connect() async throws -> HaatClient {
     let credential = try credential()
-    return try await HaatClient.connect(toAny: try endpoints(for: credential), credential: credential)
+    return try await HaatClient.connect(
+      toAny: try endpoints(for: credential), credential: credential, tls: try tls.settings())
   }
 
   /// Connects, runs `body`, closes the connection, and reports errors as `runClient` does.
@@ -84,6 +87,8 @@ struct WorkerConnectionOptions: ParsableArguments {
   @Option(name: .long, help: "A worker credential file from `haat token create --role worker` (env HAAT_TOKEN_FILE).")
   var tokenFile: String?
 
+  @OptionGroup var tls: TLSOptions
+
   func credential() throws -> Credential {
     guard let path = tokenFile ?? ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"] else {
       throw ValidationError(
@@ -94,6 +99,37 @@ struct WorkerConnectionOptions: ParsableArguments {
 
   func endpoints(for credential: Credential) throws -> [Endpoint] {
     try coordinatorEndpoints(flag: coordinator, credential: credential)
+  }
+}
+
+/// TLS to the coordinator, for workers and clients alike.
+struct TLSOptions: ParsableArguments {
+  @Flag(name: .long, help: "Speak TLS to the coordinator, verifying it with the system's roots (or --tls-ca).")
+  var tls = false
+
+  @Option(
+    name: .customLong("tls-ca"),
+    help: "The CA that signed the coordinator's certificate (implies --tls; env HAAT_TLS_CA).")
+  var ca: String?
+
+  @Option(
+    name: .customLong("tls-cert"), help: "A client certificate, for a coordinator that asks for one (with --tls-key).")
+  var certificate: String?
+
+  @Option(name: .customLong("tls-key"), help: "The client certificate's private key.")
+  var key: String?
+
+  func validate() throws {
+    guard (certificate == nil) == (key == nil) else {
+      throw ValidationError("--tls-cert and --tls-key go together")
+    }
+  }
+
+  /// nil when neither the flags nor HAAT_TLS_CA ask for TLS.
+  func settings() throws -> TLSClientSettings? {
+    let ca = self.ca ?? ProcessInfo.processInfo.environment["HAAT_TLS_CA"]
+    guard tls || ca != nil || certificate != nil else { return nil }
+    return TLSClientSettings(caPath: ca, certificatePath: certificate, keyPath: key)
   }
 }
 

@@ -41,6 +41,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var minFreeDiskBytes: UInt64 = 64 << 20
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
+  @Option(help: "TLS on the protocol port: the certificate chain, PEM (with --tls-key; env HAAT_TLS_CERT).")
+  var tlsCert: String?
+  @Option(help: "The certificate's private key, PEM (env HAAT_TLS_KEY).")
+  var tlsKey: String?
+  @Option(help: "Require client certificates signed by this CA, PEM (mutual TLS; needs --tls-cert).")
+  var tlsClientCa: String?
   @Option(help: "Delete jobs that ended longer ago than this, with their results: 30d, 12h, 90m; 0 keeps them.")
   var retain: String = "30d"
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -68,6 +74,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
+    let environment = ProcessInfo.processInfo.environment
+    let certificate = tlsCert ?? environment["HAAT_TLS_CERT"]
+    let key = tlsKey ?? environment["HAAT_TLS_KEY"]
+    guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+    guard tlsClientCa == nil || certificate != nil else { throw ValidationError("--tls-client-ca needs --tls-cert") }
     guard DurationText.milliseconds(retain) != nil else {
       throw ValidationError("--retain must be a number with s, m, h or d (30d, 12h), or 0 to keep every job")
     }
@@ -92,6 +103,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     config.minFreeDiskBytes = minFreeDiskBytes
     config.retainMs = DurationText.milliseconds(retain) ?? config.retainMs
     config.readyFile = readyFile
+    if let certificate = tlsCert ?? environment["HAAT_TLS_CERT"], let key = tlsKey ?? environment["HAAT_TLS_KEY"] {
+      config.tls = TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCa)
+    }
     let logger = makeLogger("haat.coordinator", level: logLevel)
     try await runServices([Coordinator(config: config, logger: logger)], exitWithParent: exitWithParent, logger: logger)
   }
@@ -199,6 +213,7 @@ struct WorkerCommand: AsyncParsableCommand {
     let endpoints = try connection.endpoints(for: credential)
     let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     var config = WorkerConfig(name: workerName, coordinators: endpoints, credential: credential)
+    config.tls = try connection.tls.settings()
     config.slots = [.collect: max(0, collectSlots), .analyze: max(0, analyzeSlots)]
     config.fetch.allowPrivateNetworks = allowPrivateNetworks
     config.fetch.fileRoots = fileRoot
@@ -328,6 +343,12 @@ struct FixtureServerCommand: AsyncParsableCommand {
   var port = 0
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
+  @Option(help: "TLS on the protocol port: the certificate chain, PEM (with --tls-key; env HAAT_TLS_CERT).")
+  var tlsCert: String?
+  @Option(help: "The certificate's private key, PEM (env HAAT_TLS_KEY).")
+  var tlsKey: String?
+  @Option(help: "Require client certificates signed by this CA, PEM (mutual TLS; needs --tls-cert).")
+  var tlsClientCa: String?
   @Flag(help: .hidden)
   var exitWithParent = false
 

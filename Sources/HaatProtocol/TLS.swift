@@ -1,0 +1,105 @@
+import Foundation
+import HaatCore
+import NIOCore
+import NIOSSL
+
+/// The coordinator's TLS: its certificate chain and key, and optionally a CA whose
+/// certificates clients must present (mutual TLS).
+public struct TLSServerSettings: Sendable {
+  public var certificatePath: String
+  public var keyPath: String
+  public var clientCAPath: String?
+
+  public init(certificatePath: String, keyPath: String, clientCAPath: String? = nil) {
+    self.certificatePath = certificatePath
+    self.keyPath = keyPath
+    self.clientCAPath = clientCAPath
+  }
+
+  /// Reads the files once, at start: a bad file is a clear error then, not at the first
+  /// connection.
+  public func makeContext() throws -> NIOSSLContext {
+    do {
+      var configuration = TLSConfiguration.makeServerConfiguration(
+        certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
+        privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+      configuration.minimumTLSVersion = .tlsv12
+      if let clientCAPath {
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCAPath))
+        // Clients are identified by their token; the certificate only proves they hold one
+        // the CA issued (their addresses are not known in advance).
+        configuration.certificateVerification = .noHostnameVerification
+      }
+      return try NIOSSLContext(configuration: configuration)
+    } catch {
+      throw HaatError(
+        .badRequest,
+        "cannot load the TLS certificate \(certificatePath) and key \(keyPath)\(clientCAPath.map { " (client CA \($0))" } ?? ""): \(error)"
+      )
+    }
+  }
+}
+
+/// A worker's or client's TLS: the CA that signed the coordinator's certificate (the
+/// system's roots when nil), and a certificate of its own when the coordinator asks for one.
+public struct TLSClientSettings: Sendable {
+  public var caPath: String?
+  public var certificatePath: String?
+  public var keyPath: String?
+
+  public init(caPath: String? = nil, certificatePath: String? = nil, keyPath: String? = nil) {
+    self.caPath = caPath
+    self.certificatePath = certificatePath
+    self.keyPath = keyPath
+  }
+
+  public func makeContext() throws -> NIOSSLContext {
+    do {
+      var configuration = TLSConfiguration.makeClientConfiguration()
+      configuration.minimumTLSVersion = .tlsv12
+      if let caPath { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caPath)) }
+      if let certificatePath, let keyPath {
+        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }
+        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
+      }
+      return try NIOSSLContext(configuration: configuration)
+    } catch {
+      throw HaatError(.badRequest, "cannot load the TLS files (CA \(caPath ?? "system roots")): \(error)")
+    }
+  }
+
+  /// The handler that starts a connection's TLS to `endpoint`. The coordinator's certificate
+  /// must name the host (a DNS name), or the address (an IP address SAN).
+  public static func handler(context: NIOSSLContext, for endpoint: Endpoint) throws -> NIOSSLClientHandler {
+    let isAddress = (try? SocketAddress(ipAddress: endpoint.host, port: 0)) != nil
+    return try NIOSSLClientHandler(context: context, serverHostname: isAddress ? nil : endpoint.host)
+  }
+}
+
+/// What a client says when a coordinator's TLS setting and its own differ.
+public enum TLSHints {
+  /// The coordinator speaks first; silence from a TLS port looks like this to a plaintext client.
+  public static func noChallenge(afterMs: UInt32) -> HaatError {
+    HaatError(
+      .handshakeTimeout,
+      "no challenge in \(afterMs / 1000) s: is the coordinator using TLS? try --tls (and --tls-ca)")
+  }
+
+  /// A TLS handshake that failed, said plainly: bytes that are not TLS (a plaintext
+  /// coordinator's challenge), or a certificate this client does not trust.
+  public static func handshakeFailed(_ error: any Error) -> HaatError {
+    let text = "\(error)"
+    if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
+      return HaatError(.unavailable, "the coordinator did not answer TLS: is it using TLS? try without --tls")
+    }
+    if text.contains("CERTIFICATE_VERIFY_FAILED") {
+      return HaatError(
+        .authFailed,
+        "the coordinator's TLS certificate is not trusted: give the CA that signed it with --tls-ca")
+    }
+    if text.contains("failedToValidateHostname") {
+      return HaatError(.authFailed, "the coordinator's TLS certificate does not name the address connected to: \(text)")
+    }
+    return HaatError(.unavailable, "the TLS handshake with the coordinator failed: \(text)")
+  }
+}

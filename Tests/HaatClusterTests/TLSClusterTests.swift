@@ -1,0 +1,117 @@
+import Foundation
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatTesting
+import Testing
+
+enum WireCapture {
+  static let available = FileManager.default.isExecutableFile(atPath: "/usr/bin/tcpdump") && getuid() == 0
+}
+
+/// TLS on the protocol port, checked on the wire: tcpdump captures the coordinator's port
+/// while a client submits a job and reads its report. With TLS, no spec, report or token
+/// crosses in clear text; without it the same capture shows the spec and the report (so
+/// the check can fail). The token's secret never crosses either way.
+@Suite(.enabled(if: WireCapture.available, "needs tcpdump and root (scripts/install-deps test)"))
+struct TLSClusterTests {
+  static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+  /// Makes a CA and certificates with scripts/dev-certs.
+  static func certificates(in directory: String) async throws {
+    let process = try ChildProcess(
+      name: "dev-certs", executable: repository + "/scripts/dev-certs", arguments: [directory],
+      logPath: directory + ".log")
+    guard await process.wait(timeout: .seconds(30)) == 0 else {
+      throw HaatError(.internal, "scripts/dev-certs failed:\n\(process.tail())")
+    }
+  }
+
+  @Test(arguments: [true, false]) func nothingCrossesInClearTextWithTLS(tls: Bool) async throws {
+    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try await Self.certificates(in: certificates)
+    var options = LocalCluster.Options.fast
+    options.tlsDirectory = tls ? certificates : nil
+    try await withCluster(options) { cluster, server in
+      let pcap = cluster.directory + "/wire.pcap"
+      let capture = try ChildProcess(
+        name: "tcpdump", executable: "/usr/bin/tcpdump",
+        arguments: [
+          "-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w", pcap, "tcp", "port", String(cluster.endpoint.port),
+        ],
+        logPath: cluster.directory + "/tcpdump.log")
+      try await eventually("tcpdump listening") { capture.tail().contains("listening on") }
+      let samples = try Samples.manifest()
+      let canary = "wiretap-canary-\(UInt32.random(in: 0...UInt32.max))"
+      var source = Samples.source(samples[0], server: server)
+      source.name = canary
+      let client = try await cluster.client()
+      let job = try await client.submit(spec("tls \(tls)", [source])).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded")
+      let account = try #require(result.report.engagement.rows.first?.account)
+      await client.close()
+      try await Task.sleep(for: .seconds(1))
+      // SIGKILL: a child inherits the test runner's blocked SIGTERM/SIGINT, and tcpdump
+      // never unblocks them; -U has written every packet as it came, so nothing is lost.
+      capture.signal(SIGKILL)
+      #expect(await capture.wait(timeout: .seconds(10)) != nil, "tcpdump did not stop")
+      let wire = try Data(contentsOf: URL(fileURLWithPath: pcap))
+      func seen(_ text: String) -> Bool { wire.range(of: Data(text.utf8)) != nil }
+      let credential = try cluster.adminCredential()
+      #expect(wire.count > 1_000, "the capture holds the session")
+      #expect(!seen(credential.secret), "the token's secret crossed the wire")
+      if tls {
+        for text in [canary, account, "engagement", credential.tokenID, "/samples/"] {
+          #expect(!seen(text), "\(text) crossed the wire in clear text")
+        }
+      } else {
+        #expect(seen(canary) && seen(account), "the plaintext capture shows the spec and report")
+      }
+    }
+  }
+
+  /// A plaintext client on a TLS port is told why nothing answers, and the coordinator
+  /// logs the non-TLS bytes of a raw client.
+  @Test func aPlaintextClientOnATLSPortIsToldToUseTLS() async throws {
+    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try await Self.certificates(in: certificates)
+    var options = LocalCluster.Options.fast
+    options.tlsDirectory = certificates
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      do {
+        let client = try await HaatClient.connect(to: cluster.endpoint, credential: try cluster.adminCredential())
+        await client.close()
+        Issue.record("a plaintext client got in")
+      } catch let error as HaatError {
+        #expect(error.code == .handshakeTimeout)
+        #expect(error.message.contains("is the coordinator using TLS? try --tls"))
+      }
+      // A TLS client that does not trust the coordinator's CA is told so.
+      do {
+        let client = try await HaatClient.connect(
+          to: cluster.endpoint, credential: try cluster.adminCredential(), tls: TLSClientSettings())
+        await client.close()
+        Issue.record("a client trusting only the system's roots got in")
+      } catch let error as HaatError {
+        #expect(error.message.contains("not trusted"), "\(error)")
+      }
+      let (status, _) = try run(
+        "/usr/bin/python3",
+        [
+          "-c",
+          "import socket; s=socket.create_connection(('127.0.0.1', \(cluster.endpoint.port))); s.sendall(b'{\"id\":\"1\"}\\n'); s.recv(10)",
+        ])
+      #expect(status == 0)
+      try await eventually("the coordinator logs the bytes") {
+        (cluster.coordinator?.tail(50) ?? "").contains("not TLS")
+          && (cluster.coordinator?.tail(50) ?? "").contains("{\\\"id\\\":\\\"1\\\"}")
+      }
+    }
+  }
+}

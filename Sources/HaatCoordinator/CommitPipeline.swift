@@ -35,6 +35,8 @@ final class CommitPipeline {
   var wantsCommit: () -> Bool = { false }
   /// Runs after every commit's results are handed out (the owner flushes its replies).
   var afterCommit: () -> Void = {}
+  /// Told how long each commit took, and whether it failed (the store's latency metric).
+  var committed: (Duration, Bool) -> Void = { _, _ in }
 
   private var pending: [Pending] = []
   private(set) var committing = false
@@ -91,7 +93,13 @@ final class CommitPipeline {
     }
     committing = true
     let ops = batch.map(\.op) + extraOps
+    let started = ContinuousClock.now
     write(ops).assumeIsolated().whenComplete { result in
+      if case .failure = result {
+        self.committed(ContinuousClock.now - started, true)
+      } else {
+        self.committed(ContinuousClock.now - started, false)
+      }
       self.committing = false
       switch result {
       case .success(let results):

@@ -130,6 +130,31 @@ public final class Coordinator: Service {
         "address": "\(config.host):\(port)", "store": "\(config.storeLocation.redacted)",
         "durability": "\(config.durability.rawValue)", "tls": "\(config.tls == nil ? "off" : "on")",
       ])
+    var admin: Task<Void, Never>?
+    if let adminListen = config.adminListen {
+      do {
+        let application = try AdminServer.application(
+          host: adminListen.host, port: adminListen.port, requireAuth: config.adminAuth, core: core, tokens: tokens,
+          tls: config.tls, logger: logger
+        ) { port in
+          logger.info("admin port listening", metadata: ["address": "\(adminListen.host):\(port)"])
+        }
+        admin = Task {
+          do { try await application.run() } catch is CancellationError {} catch {
+            logger.error("the admin port stopped", metadata: ["error": "\(error)"])
+          }
+        }
+      } catch {
+        logger.error("cannot start the admin port", metadata: ["error": "\(error)"])
+        try? await server.close()
+        tokenReload.cancel()
+        await core.shutdown()
+        await store.close()
+        await leadership?.release()
+        try? await group.shutdownGracefully()
+        throw error
+      }
+    }
     if let readyFile = config.readyFile {
       try? "\(config.host):\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
     }
@@ -160,6 +185,8 @@ public final class Coordinator: Service {
     }
 
     logger.info("coordinator draining")
+    admin?.cancel()
+    await admin?.value
     try? await server.close()
     tokenReload.cancel()
     await core.shutdown()

@@ -37,6 +37,10 @@ public struct CoordinatorConfig: Sendable {
   public var readyFile: String?
   /// TLS on the protocol port (`--tls-cert`, `--tls-key`, `--tls-client-ca`); nil is plaintext.
   public var tls: TLSServerSettings?
+  /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`); nil keeps it off.
+  public var adminListen: Endpoint?
+  /// TLS and a metrics-role token on the admin port even on a loopback address.
+  public var adminAuth = false
 
   public init() {}
 

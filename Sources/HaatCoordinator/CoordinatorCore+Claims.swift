@@ -51,6 +51,7 @@ extension CoordinatorCore {
     connection.reserved[claim.pool, default: 0] -= claim.limit
     guard case .claimed(let tasks) = result else { return }
     scheduler.claimed(claim, taken: tasks.count)
+    metrics.dispatched(tasks.count, pool: claim.pool)
     let now = self.now
     let expires = nowMs + Int64(config.leaseMs)
     for task in tasks {

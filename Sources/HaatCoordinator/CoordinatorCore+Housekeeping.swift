@@ -62,7 +62,9 @@ extension CoordinatorCore {
         "lease expired", metadata: ["task": "\(lease.task)", "attempt": "\(lease.attempt)", "worker": "\(lease.owner)"])
       enqueue(.expire(task: lease.task, attempt: lease.attempt)) { result in
         switch result {
-        case .changed(let change): self.apply(change)
+        case .changed(let change):
+          if change.transition.newState != nil { self.metrics.leaseExpiries.increment() }
+          self.apply(change)
         case .failed(let error) where error.code == .unavailable: self.leases.restore(lease)
         default: break
         }

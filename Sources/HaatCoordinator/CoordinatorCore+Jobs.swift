@@ -12,6 +12,7 @@ extension CoordinatorCore {
   /// Updates memory after a committed task change.
   func apply(_ change: TaskChange) {
     guard let to = change.transition.newState else { return }
+    metrics.transition(change.transition)
     var from = change.from
     if from == .ready, delayed.remove(change.task) { from = .scheduled }
     var target = to

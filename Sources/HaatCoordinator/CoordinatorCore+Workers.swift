@@ -132,6 +132,7 @@ extension CoordinatorCore {
       self.resultsInFlight.remove(task)
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
       if case .changed(let change) = result, change.transition == .done {
+        self.metrics.fetched(complete.stats)
         self.workers[worker]?.tasksDone += 1
         self.logger.debug(
           "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
@@ -177,7 +178,10 @@ extension CoordinatorCore {
     ) { result in
       self.ackTransition(result, connection: connection, id: id, task: fail.task, attempt: fail.attempt)
       guard case .changed(let change) = result else { return }
-      if change.transition.newState != nil { self.workers[worker]?.tasksFailed += 1 }
+      if change.transition.newState != nil {
+        self.workers[worker]?.tasksFailed += 1
+        self.metrics.fetched(fail.stats)
+      }
       switch change.transition {
       case .retry(let delay):
         self.logger.notice(
@@ -262,6 +266,7 @@ extension CoordinatorCore {
   /// A platform throttled a worker under a rate key: pause the key for everyone.
   func receiveRatePause(_ pause: Haat_V1_RatePause, from connection: Connection) {
     guard Self.isRateKey(pause.key) else { return }
+    metrics.ratePauses.increment()
     rates.pause(
       key: pause.key, pauseMs: Int64(pause.pauseMs), worker: connection.name, reason: pause.reason,
       nowMs: monotonicMs)

@@ -31,6 +31,7 @@ final class CoordinatorCore: @unchecked Sendable {
   let work: NIOThreadPool
 
   let commits: CommitPipeline
+  let metrics = CoordinatorMetrics()
   let outbox: Outbox
   var scheduler = ClaimScheduler()
   var delayed = DelayedTasks()
@@ -80,6 +81,10 @@ final class CoordinatorCore: @unchecked Sendable {
     commits.extra = { [unowned self] in self.claims() }
     commits.wantsCommit = { [unowned self] in self.hasClaimableCredit }
     commits.afterCommit = { [unowned self] in self.outbox.flush() }
+    commits.committed = { [unowned self] duration, failed in
+      self.metrics.commitDuration.record(duration)
+      if failed { self.metrics.commitFailed() }
+    }
   }
 
   // MARK: Clocks

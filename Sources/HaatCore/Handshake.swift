@@ -195,7 +195,9 @@ public struct ServerHandshake: Sendable {
       return .reject(
         HaatError(
           .authFailed,
-          "token \(token.id) has role \(token.role.rawValue), which cannot connect as a \(kind.rawValue)"))
+          token.role.peerKind == nil
+            ? "token \(token.id) has role \(token.role.rawValue), which is for the admin port, not the protocol"
+            : "token \(token.id) has role \(token.role.rawValue), which cannot connect as a \(kind.rawValue)"))
     }
     // Past the MAC check the peer holds the secret, so it may learn why its name is refused.
     if token.role == .worker, token.names == nil {

@@ -8,9 +8,18 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
   case read
   /// Everything a client may do, including retrying and discarding dead tasks.
   case admin
+  /// Scrapes `/metrics` on the admin port (a bearer token over TLS); never a protocol peer.
+  case metrics
 
-  /// The kind of peer that may authenticate with this role.
-  public var peerKind: PeerKind { self == .worker ? .worker : .client }
+  /// The kind of peer that may authenticate with this role on the protocol port; nil for
+  /// the admin port's roles.
+  public var peerKind: PeerKind? {
+    switch self {
+    case .worker: return .worker
+    case .submit, .read, .admin: return .client
+    case .metrics: return nil
+    }
+  }
 
   /// Whether a session with this role may send a request of this kind.
   public func allows(_ request: RequestKind) -> Bool {

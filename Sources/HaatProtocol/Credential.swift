@@ -51,6 +51,14 @@ public struct Credential: Codable, Sendable, Equatable {
     data.append(UInt8(ascii: "\n"))
     try SecretFile.write(data, to: path)
   }
+
+  /// The admin port's form: one line `ID:SECRET`, sent as `Authorization: Bearer ID:SECRET`
+  /// (Prometheus's `credentials_file` reads it as it is).
+  public var bearer: String { "\(tokenID):\(secret)" }
+
+  public func writeBearer(path: String) throws {
+    try SecretFile.write(Data((bearer + "\n").utf8), to: path)
+  }
 }
 
 extension Role: Codable {}

@@ -19,6 +19,16 @@ public struct TLSServerSettings: Sendable {
   /// Reads the files once, at start: a bad file is a clear error then, not at the first
   /// connection.
   public func makeContext() throws -> NIOSSLContext {
+    let configuration = try makeConfiguration()
+    do {
+      return try NIOSSLContext(configuration: configuration)
+    } catch {
+      throw HaatError(.badRequest, "cannot use the TLS certificate \(certificatePath) and key \(keyPath): \(error)")
+    }
+  }
+
+  /// The configuration both ports serve with (the admin port builds its own context).
+  public func makeConfiguration() throws -> TLSConfiguration {
     do {
       var configuration = TLSConfiguration.makeServerConfiguration(
         certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
@@ -30,7 +40,7 @@ public struct TLSServerSettings: Sendable {
         // the CA issued (their addresses are not known in advance).
         configuration.certificateVerification = .noHostnameVerification
       }
-      return try NIOSSLContext(configuration: configuration)
+      return configuration
     } catch {
       throw HaatError(
         .badRequest,

@@ -31,8 +31,22 @@ public protocol JobStore: Sendable {
   func schedules() async throws -> [ScheduleRecord]
   /// The runs of a schedule that have ended, oldest first.
   func finishedRuns(ofSchedule name: String) async throws -> [JobID]
+  /// Ready tasks whose time has come, by pool, with when the oldest became ready (wall ms):
+  /// the queue depth `/metrics` reports.
+  func readyQueue(nowMs: Int64) async throws -> [Pool: ReadyQueue]
   /// Lets go of connections and threads (a coordinator stopping).
   func close() async
+}
+
+/// One pool's queue: how many tasks are ready now, and since when the oldest is.
+public struct ReadyQueue: Sendable, Equatable {
+  public var ready: Int
+  public var oldestReadyMs: Int64
+
+  public init(ready: Int, oldestReadyMs: Int64) {
+    self.ready = ready
+    self.oldestReadyMs = oldestReadyMs
+  }
 }
 
 extension JobStore {

@@ -147,6 +147,22 @@ extension PostgresJobStore {
     }
   }
 
+  public func readyQueue(nowMs: Int64) async throws -> [Pool: ReadyQueue] {
+    try await read { db in
+      var queues: [Pool: ReadyQueue] = [:]
+      for try await (pool, ready, oldest) in try await db.query(
+        """
+        SELECT pool, count(*), MIN(GREATEST(not_before, updated_at)) FROM tasks
+        WHERE state = 'ready' AND not_before <= \(nowMs) GROUP BY pool
+        """, logger: self.logger
+      ).decode((String, Int64, Int64).self) {
+        guard let pool = Pool(rawValue: pool) else { continue }
+        queues[pool] = ReadyQueue(ready: Int(ready), oldestReadyMs: oldest)
+      }
+      return queues
+    }
+  }
+
   public func report(of job: JobID) async throws -> Data? {
     try await read { db in
       guard

@@ -126,6 +126,23 @@ extension SQLiteJobStore {
     }
   }
 
+  public func readyQueue(nowMs: Int64) async throws -> [Pool: ReadyQueue] {
+    try await read { db in
+      var queues: [Pool: ReadyQueue] = [:]
+      for row in try Row.fetchAll(
+        db,
+        sql: """
+          SELECT pool, count(*), MIN(MAX(not_before, updated_at)) FROM tasks
+          WHERE state = 'ready' AND not_before <= ? GROUP BY pool
+          """, arguments: [nowMs])
+      {
+        guard let pool = Pool(rawValue: row[0]) else { continue }
+        queues[pool] = ReadyQueue(ready: row[1], oldestReadyMs: row[2])
+      }
+      return queues
+    }
+  }
+
   public func report(of job: JobID) async throws -> Data? {
     try await read { db in
       try Data.fetchOne(db, sql: "SELECT report FROM jobs WHERE id = ?", arguments: [job.rawValue])

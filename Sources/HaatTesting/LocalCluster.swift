@@ -337,8 +337,8 @@ public final class LocalCluster: Sendable {
 }
 
 /// Free loopback ports, for processes that must know each other's address before they listen.
-enum FreePorts {
-  static func pick(_ count: Int) throws -> [Int] {
+public enum FreePorts {
+  public static func pick(_ count: Int) throws -> [Int] {
     var sockets: [Int32] = []
     defer { for socket in sockets { close(socket) } }
     var ports: [Int] = []

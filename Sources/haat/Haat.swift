@@ -14,7 +14,7 @@ struct Haat: AsyncParsableCommand {
     version: HaatVersion.current,
     subcommands: [
       CoordinatorCommand.self, WorkerCommand.self, SubmitCommand.self, JobsCommand.self, JobCommand.self,
-      ResultCommand.self, CancelCommand.self, WorkersCommand.self, LogsCommand.self, DeadCommand.self,
+      ResultCommand.self, CancelCommand.self, WorkersCommand.self, TopCommand.self, LogsCommand.self, DeadCommand.self,
       SchedulesCommand.self, TokenCommand.self, DemoCommand.self, FixtureServerCommand.self,
     ])
 }

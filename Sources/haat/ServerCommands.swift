@@ -47,6 +47,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var tlsKey: String?
   @Option(help: "Require client certificates signed by this CA, PEM (mutual TLS; needs --tls-cert).")
   var tlsClientCa: String?
+  @Option(
+    help:
+      "The admin HTTP port, host:port: /metrics, /healthz, /readyz (env HAAT_ADMIN_LISTEN; default: off). A non-loopback address needs --tls-cert, and /metrics a metrics-role token."
+  )
+  var adminListen: String?
+  @Flag(help: "Require TLS and a metrics-role token on the admin port even on a loopback address.")
+  var adminAuth = false
   @Option(help: "Delete jobs that ended longer ago than this, with their results: 30d, 12h, 90m; 0 keeps them.")
   var retain: String = "30d"
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -79,6 +86,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
     let key = tlsKey ?? environment["HAAT_TLS_KEY"]
     guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsClientCa == nil || certificate != nil else { throw ValidationError("--tls-client-ca needs --tls-cert") }
+    if let admin = adminListen ?? environment["HAAT_ADMIN_LISTEN"] {
+      guard Endpoint(admin) != nil else { throw ValidationError("--admin-listen must be host:port, not \(admin)") }
+    }
     guard DurationText.milliseconds(retain) != nil else {
       throw ValidationError("--retain must be a number with s, m, h or d (30d, 12h), or 0 to keep every job")
     }
@@ -103,6 +113,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     config.minFreeDiskBytes = minFreeDiskBytes
     config.retainMs = DurationText.milliseconds(retain) ?? config.retainMs
     config.readyFile = readyFile
+    config.adminListen = (adminListen ?? environment["HAAT_ADMIN_LISTEN"]).flatMap { Endpoint($0) }
+    config.adminAuth = adminAuth
     if let certificate = tlsCert ?? environment["HAAT_TLS_CERT"], let key = tlsKey ?? environment["HAAT_TLS_KEY"] {
       config.tls = TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCa)
     }
@@ -270,7 +282,7 @@ struct TokenCommand: AsyncParsableCommand {
 
     func validate() throws {
       guard let role = Role(rawValue: role) else {
-        throw ValidationError("--role must be worker, submit, read or admin")
+        throw ValidationError("--role must be worker, submit, read, admin or metrics")
       }
       guard name == nil || namePrefix == nil else { throw ValidationError("give --name or --name-prefix, not both") }
       if role == .worker, names == nil {
@@ -296,7 +308,13 @@ struct TokenCommand: AsyncParsableCommand {
       do {
         let credential = try store.create(role: role, label: label, coordinator: coordinator, names: names) {
           credential in
-          try credential.write(path: out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token")
+          let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
+          if role == .metrics {
+            // A bearer token file, as Prometheus reads one (`credentials_file`): ID:SECRET.
+            try credential.writeBearer(path: path)
+          } else {
+            try credential.write(path: path)
+          }
         }
         let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
         // The secret is written only to the credential file, never to the terminal.
@@ -343,12 +361,6 @@ struct FixtureServerCommand: AsyncParsableCommand {
   var port = 0
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
-  @Option(help: "TLS on the protocol port: the certificate chain, PEM (with --tls-key; env HAAT_TLS_CERT).")
-  var tlsCert: String?
-  @Option(help: "The certificate's private key, PEM (env HAAT_TLS_KEY).")
-  var tlsKey: String?
-  @Option(help: "Require client certificates signed by this CA, PEM (mutual TLS; needs --tls-cert).")
-  var tlsClientCa: String?
   @Flag(help: .hidden)
   var exitWithParent = false
 

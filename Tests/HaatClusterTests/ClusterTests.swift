@@ -316,6 +316,28 @@ struct ClusterTests {
       #expect(table.output.contains("last heartbeat"))
     }
   }
+
+  /// `haat top --once`: one frame of the live view, with a running job's progress and the
+  /// rate tasks finish at.
+  @Test func topShowsWorkersQueueAndJobProgress() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let slow = samples.map { Samples.source($0, server: server, query: "trickle_ms=100&chunk=16384") }
+      let job = try await client.submit(spec("watched by top", slow)).job
+      try await eventually("work in flight") { try await client.job(job).counts.leased > 0 }
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let frame = try run(cluster.binary, ["top", "--once", "--interval", "0.5"] + common)
+      #expect(frame.status == 0, "\(frame.output)")
+      #expect(frame.output.contains("workers: 2 (2 healthy)"), "\(frame.output)")
+      #expect(frame.output.contains("watched by top"))
+      #expect(frame.output.contains("/\(samples.count)"), "progress as done/total")
+      #expect(frame.output.contains("/s done"))
+      #expect(!frame.output.contains("\u{1B}["), "no screen control with --once")
+      _ = try await finish(client, job)
+      await client.close()
+    }
+  }
 }
 
 /// Runs a program to its end; its exit status and combined output.

@@ -383,4 +383,21 @@ import Testing
     await first.close()
     await second.close()
   }
+
+  /// The queue depth `/metrics` reports: ready tasks whose time has come, by pool, and
+  /// since when the oldest is ready.
+  @Test(arguments: StoreBackend.all) func theReadyQueueCountsWhatIsDue(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    _ = try await tests.submit(store, tests.job(tasks: 3), now: 1_000)
+    _ = try await tests.submit(store, tests.job(tasks: 2, notBeforeMs: 50_000), now: 2_000)
+    _ = try await tests.submit(store, tests.job(tasks: 4, pool: .analyze), now: 3_000)
+    _ = try await tests.claim(store, 1, now: 4_000)
+    let queue = try await store.readyQueue(nowMs: 10_000)
+    #expect(queue[.collect] == ReadyQueue(ready: 2, oldestReadyMs: 1_000))
+    #expect(queue[.analyze] == ReadyQueue(ready: 4, oldestReadyMs: 3_000))
+    let later = try await store.readyQueue(nowMs: 60_000)
+    #expect(later[.collect] == ReadyQueue(ready: 4, oldestReadyMs: 1_000))
+    await store.close()
+  }
 }

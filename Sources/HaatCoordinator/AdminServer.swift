@@ -1,0 +1,162 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import HaatStore
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+
+/// The admin HTTP port (`--admin-listen`, off by default): `/metrics` (Prometheus text),
+/// `/healthz` (the process and its event loop answer) and `/readyz` (the store answers and
+/// its disk has room). On a loopback address it serves without auth. On any other it needs
+/// the coordinator's TLS certificate, and `/metrics` a bearer token of the `metrics` role
+/// (`haat token create --role metrics`), never a protocol token; the probes stay open
+/// (they tell nothing but up or down).
+enum AdminServer {
+  static func isLoopback(_ host: String) -> Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+  }
+
+  /// `requireAuth` asks for TLS and tokens on a loopback address too (`--admin-auth`).
+  static func application(
+    host: String, port: Int, requireAuth: Bool, core: CoordinatorCore, tokens: TokenStore, tls: TLSServerSettings?,
+    logger: Logger, onRunning: @escaping @Sendable (Int) -> Void
+  ) throws -> some ApplicationProtocol {
+    let open = isLoopback(host) && !requireAuth
+    guard open || tls != nil else {
+      throw HaatError(
+        .badRequest,
+        isLoopback(host)
+          ? "--admin-auth needs TLS (--tls-cert and --tls-key)"
+          : "--admin-listen \(host):\(port) is not a loopback address: it needs TLS (--tls-cert and --tls-key)")
+    }
+    let router = Router()
+    router.get("/healthz") { _, _ -> Response in
+      guard await core.answers(within: .seconds(2)) else {
+        return text(.serviceUnavailable, "the coordinator's event loop did not answer within 2 s\n")
+      }
+      return text(.ok, "ok\n")
+    }
+    router.get("/readyz") { _, _ -> Response in
+      if let problem = await core.readiness() { return text(.serviceUnavailable, problem + "\n") }
+      return text(.ok, "ready\n")
+    }
+    router.get("/metrics") { request, _ -> Response in
+      if !open {
+        guard let header = request.headers[.authorization], authorized(header, tokens: tokens) else {
+          var headers = HTTPFields()
+          headers[.wwwAuthenticate] = "Bearer realm=\"haat\""
+          return Response(
+            status: .unauthorized, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(string: "a bearer token of the metrics role is required\n")))
+        }
+      }
+      await core.recordMetrics()
+      var headers = HTTPFields()
+      headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+      return Response(
+        status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: core.metrics.registry.emitToBuffer())))
+    }
+    var quiet = logger
+    quiet.logLevel = .warning
+    let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "haat")
+    let server: HTTPServerBuilder
+    if let tls {
+      server = try .tls(tlsConfiguration: try tls.makeConfiguration())
+    } else {
+      server = .http1()
+    }
+    return Application(
+      router: router, server: server, configuration: configuration,
+      onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) }, logger: quiet)
+  }
+
+  /// `Bearer ID:SECRET` of a token of the metrics role, compared in constant time.
+  static func authorized(_ header: String, tokens: TokenStore) -> Bool {
+    guard header.hasPrefix("Bearer ") else { return false }
+    let value = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
+    guard let colon = value.firstIndex(of: ":") else { return false }
+    let id = String(value[..<colon])
+    // A token made since the last reload: read the file again (a stat when it has not changed).
+    if tokens.cachedToken(id: id) == nil { tokens.refresh() }
+    guard let token = tokens.cachedToken(id: id), token.role == .metrics else { return false }
+    return Hex.constantTimeEqual(Array(token.secret.utf8), Array(value[value.index(after: colon)...].utf8))
+  }
+
+  static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/plain; charset=utf-8"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+  }
+}
+
+extension CoordinatorCore {
+  /// Whether the loop runs a submitted closure within `timeout` (a wedged loop does not).
+  func answers(within timeout: Duration) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+      group.addTask { (try? await self.loop.submit {}.get()) != nil }
+      group.addTask {
+        try? await Task.sleep(for: timeout)
+        return false
+      }
+      let first = await group.next() ?? false
+      group.cancelAll()
+      return first
+    }
+  }
+
+  /// Why the coordinator should not get traffic now, or nil: the store does not answer a
+  /// read within 2 s, or its disk is below the free-space floor.
+  func readiness() async -> String? {
+    let store = self.store
+    let nowMs = self.nowMs
+    let read = await withTaskGroup(of: String?.self) { group in
+      group.addTask {
+        do {
+          _ = try await store.readyQueue(nowMs: nowMs)
+          return nil
+        } catch {
+          return "the store does not answer: \(error)"
+        }
+      }
+      group.addTask {
+        try? await Task.sleep(for: .seconds(2))
+        return "the store did not answer within 2 s"
+      }
+      let first = await group.next() ?? "no answer"
+      group.cancelAll()
+      return first
+    }
+    if let read { return read }
+    return (try? await loop.submit { self.diskPressure()?.message }.get()) ?? nil
+  }
+
+  /// Sets the scrape's gauges from the loop's state and the store's queue.
+  func recordMetrics() async {
+    var snapshot = (try? await loop.submit { self.metricsSnapshot() }.get()) ?? CoordinatorMetrics.Snapshot()
+    if let queue = try? await store.readyQueue(nowMs: snapshot.nowMs) {
+      for (pool, depth) in queue { snapshot.queue[pool] = (depth.ready, depth.oldestReadyMs) }
+    }
+    metrics.record(snapshot)
+  }
+
+  private func metricsSnapshot() -> CoordinatorMetrics.Snapshot {
+    var snapshot = CoordinatorMetrics.Snapshot()
+    snapshot.nowMs = nowMs
+    for job in jobs.values {
+      for state in TaskState.allCases { snapshot.tasks[state] += job.counts[state] }
+    }
+    snapshot.jobs = jobs.count
+    snapshot.leases = leases.count
+    let now = self.now
+    for record in workers.values {
+      let state = record.state(
+        now: now, heartbeatMs: config.heartbeatMs, leaseMs: config.leaseMs, leases: leases.count(of: record.name))
+      snapshot.workers[state, default: 0] += 1
+    }
+    return snapshot
+  }
+}

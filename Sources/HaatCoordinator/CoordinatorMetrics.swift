@@ -1,0 +1,148 @@
+import Foundation
+import HaatCore
+import HaatProtocol
+import Prometheus
+
+/// The coordinator's Prometheus metrics (swift-prometheus's registry, the swift-metrics
+/// backend, used directly so every series has its HELP text: `promtool check metrics`
+/// wants it). Counters move as things happen, on the loop; gauges are set from one
+/// snapshot of the loop's state and the store when `/metrics` is scraped.
+final class CoordinatorMetrics: Sendable {
+  let registry: PrometheusCollectorRegistry
+
+  // Counters, by what happened.
+  private let dispatched: [Pool: Counter]
+  private let transitions: [String: Counter]
+  let leaseExpiries: Counter
+  let ratePauses: Counter
+  let fetchBytes: Counter
+  let fetchRows: Counter
+  let fetchBadRows: Counter
+  private let fetchDuration: DurationHistogram
+  let commitDuration: DurationHistogram
+  private let commitFailures: Counter
+
+  init() {
+    let registry = PrometheusCollectorRegistry()
+    self.registry = registry
+    dispatched = Dictionary(
+      uniqueKeysWithValues: Pool.allCases.map { pool in
+        (
+          pool,
+          registry.makeCounter(
+            name: "haat_tasks_dispatched_total", labels: [("pool", pool.rawValue)],
+            help: "Attempts started: tasks claimed and assigned to a worker.")
+        )
+      })
+    transitions = Dictionary(
+      uniqueKeysWithValues: ["done", "retry", "dead", "cancelled", "released", "revived"].map { outcome in
+        (
+          outcome,
+          registry.makeCounter(
+            name: "haat_task_transitions_total", labels: [("to", outcome)],
+            help: "Task state changes committed, by where they went (done is a result accepted).")
+        )
+      })
+    leaseExpiries = registry.makeCounter(
+      name: "haat_lease_expiries_total", help: "Leases that ran out because their worker stopped heartbeating.")
+    ratePauses = registry.makeCounter(
+      name: "haat_rate_pauses_total", help: "Pauses platforms asked for through a worker (throttling answers).")
+    fetchBytes = registry.makeCounter(
+      name: "haat_fetch_bytes_total", help: "Bytes workers fetched for finished attempts, as their results report.")
+    fetchRows = registry.makeCounter(
+      name: "haat_fetch_rows_total", help: "Records workers parsed for finished attempts.")
+    fetchBadRows = registry.makeCounter(
+      name: "haat_fetch_bad_rows_total", help: "Rows workers could not parse (reported, never dropped silently).")
+    fetchDuration = registry.makeDurationHistogram(
+      name: "haat_task_duration_seconds",
+      buckets: [
+        .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5), .seconds(30),
+        .seconds(120), .seconds(600), .seconds(1800),
+      ],
+      help: "How long finished attempts ran on their worker (fetch and parse), as the worker reports.")
+    commitDuration = registry.makeDurationHistogram(
+      name: "haat_store_commit_seconds",
+      buckets: [
+        .microseconds(250), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
+      ],
+      help: "Store commits (one group commit of every op that arrived meanwhile), end to end.")
+    commitFailures = registry.makeCounter(
+      name: "haat_store_commit_failures_total", help: "Store commits that failed (retried with backoff).")
+  }
+
+  func dispatched(_ count: Int, pool: Pool) {
+    dispatched[pool]?.increment(by: Int64(count))
+  }
+
+  func transition(_ transition: TaskTransition) {
+    let outcome: String
+    switch transition {
+    case .done: outcome = "done"
+    case .retry: outcome = "retry"
+    case .dead: outcome = "dead"
+    case .cancelled: outcome = "cancelled"
+    case .released: outcome = "released"
+    case .revived: outcome = "revived"
+    case .leased, .refused: return
+    }
+    transitions[outcome]?.increment()
+  }
+
+  func commitFailed() { commitFailures.increment() }
+
+  /// What a worker reported of an attempt it finished or failed.
+  func fetched(_ stats: TaskStats) {
+    fetchBytes.increment(by: Int64(clamping: stats.bytes))
+    fetchRows.increment(by: Int64(clamping: stats.rows))
+    fetchBadRows.increment(by: Int64(clamping: stats.badRows))
+    if stats.durationMs > 0 { fetchDuration.record(.milliseconds(Int64(clamping: stats.durationMs))) }
+    for (status, count) in stats.httpStatuses where count > 0 {
+      // Status codes only: a hostile worker cannot mint label values.
+      guard status.count == 3, let code = Int(status), (100...599).contains(code) else { continue }
+      registry.makeCounter(
+        name: "haat_fetch_http_responses_total", labels: [("status", status)],
+        help: "HTTP responses workers got from platforms and export hosts, by status code."
+      ).increment(by: Int64(count))
+    }
+  }
+
+  /// The state a scrape reports: set on the loop and from the store just before it is emitted.
+  struct Snapshot: Sendable {
+    var tasks = TaskCounts()
+    var jobs = 0
+    var leases = 0
+    var workers: [String: Int] = [:]
+    var queue: [Pool: (ready: Int, oldestReadyMs: Int64?)] = [:]
+    var nowMs: Int64 = 0
+    var active = true
+  }
+
+  func record(_ snapshot: Snapshot) {
+    for state in TaskState.allCases {
+      registry.makeGauge(
+        name: "haat_tasks", labels: [("state", state.rawValue)],
+        help: "Tasks of jobs that have not ended, by state (scheduled: waiting for a retry or a start time)."
+      ).set(Double(snapshot.tasks[state]))
+    }
+    registry.makeGauge(name: "haat_jobs_open", help: "Jobs queued or running.").set(Double(snapshot.jobs))
+    registry.makeGauge(name: "haat_leases", help: "Leases held by workers now.").set(Double(snapshot.leases))
+    for state in ["healthy", "stalled", "draining", "lost", "gone"] {
+      registry.makeGauge(
+        name: "haat_workers", labels: [("state", state)], help: "Workers the coordinator knows, by health."
+      ).set(Double(snapshot.workers[state] ?? 0))
+    }
+    for pool in Pool.allCases {
+      let queue = snapshot.queue[pool]
+      registry.makeGauge(
+        name: "haat_queue_ready_tasks", labels: [("pool", pool.rawValue)],
+        help: "Tasks ready to run now, waiting for a worker's credit (the queue depth)."
+      ).set(Double(queue?.ready ?? 0))
+      let age = queue?.oldestReadyMs.map { max(0, Double(snapshot.nowMs - $0) / 1000) } ?? 0
+      registry.makeGauge(
+        name: "haat_queue_oldest_ready_seconds", labels: [("pool", pool.rawValue)],
+        help: "How long the oldest ready task has been ready (0 when none is)."
+      ).set(age)
+    }
+  }
+}

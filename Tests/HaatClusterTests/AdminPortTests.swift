@@ -1,0 +1,120 @@
+import Foundation
+import HaatClient
+import HaatCore
+import HaatFixtures
+import HaatProtocol
+import HaatTesting
+import Testing
+
+#if canImport(FoundationNetworking)
+  import FoundationNetworking
+#endif
+
+/// The admin port: probes, and `/metrics` as Prometheus reads it (`promtool check
+/// metrics` on a live scrape), open on loopback; behind TLS and a metrics-role token with
+/// `--admin-auth`, where a protocol token is refused.
+@Suite struct AdminPortTests {
+  static let promtool = "/usr/bin/promtool"
+
+  /// A plain HTTP GET (the TLS case goes through python's ssl, which takes a CA file).
+  static func get(_ url: String) async throws -> (status: Int, body: String) {
+    let (data, response) = try await URLSession.shared.data(from: try #require(URL(string: url)))
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+  }
+
+  /// The value of one series in Prometheus text, or nil.
+  static func value(_ text: String, _ series: String) -> Double? {
+    for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+      return Double(line.dropFirst(series.count + 1))
+    }
+    return nil
+  }
+
+  @Test func probesAndMetricsOnLoopbackPassPromtool() async throws {
+    let port = try FreePorts.pick(1)[0]
+    var options = LocalCluster.Options.fast
+    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    try await withCluster(options) { cluster, server in
+      let base = "http://127.0.0.1:\(port)"
+      try await eventually("the admin port answers") { (try? await Self.get(base + "/healthz"))?.status == 200 }
+      #expect(try await Self.get(base + "/healthz").body == "ok\n")
+      let ready = try await Self.get(base + "/readyz")
+      #expect(ready.status == 200 && ready.body == "ready\n")
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let job = try await client.submit(spec("metrics", samples.map { Samples.source($0, server: server) })).job
+      _ = try await finish(client, job)
+      await client.close()
+      let scrape = try await Self.get(base + "/metrics")
+      #expect(scrape.status == 200)
+      let text = scrape.body
+      #expect(Self.value(text, "haat_tasks_dispatched_total{pool=\"collect\"}") == Double(samples.count))
+      #expect(Self.value(text, "haat_task_transitions_total{to=\"done\"}") == Double(samples.count))
+      #expect(Self.value(text, "haat_workers{state=\"healthy\"}") == 2)
+      #expect(Self.value(text, "haat_queue_ready_tasks{pool=\"collect\"}") == 0)
+      #expect((Self.value(text, "haat_fetch_bytes_total") ?? 0) > 100_000)
+      #expect((Self.value(text, "haat_store_commit_seconds_count") ?? 0) > 0)
+      #expect(Self.value(text, "haat_fetch_http_responses_total{status=\"200\"}") != nil)
+      // Prometheus's own linter, on the live scrape.
+      let file = cluster.directory + "/scrape.txt"
+      try text.write(toFile: file, atomically: true, encoding: .utf8)
+      let (status, output) = try run("/bin/sh", ["-c", "\(Self.promtool) check metrics < \(file) 2>&1"])
+      #expect(status == 0, "promtool check metrics: \(output)")
+    }
+  }
+
+  @Test func withAuthOnlyAMetricsTokenOverTLSMayScrape() async throws {
+    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try await TLSClusterTests.certificates(in: certificates)
+    let port = try FreePorts.pick(1)[0]
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.tlsDirectory = certificates
+    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)", "--admin-auth"]
+    try await withCluster(options) { cluster, _ in
+      let tokenFile = cluster.directory + "/metrics.token"
+      let (created, output) = try run(
+        try HaatBinary.path(),
+        ["token", "create", "--role", "metrics", "--data-dir", cluster.dataDirectory, "--out", tokenFile])
+      #expect(created == 0, "\(output)")
+      let bearer = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .newlines)
+      let admin = try cluster.adminCredential()
+      // python's urllib with the test CA: the status code of GET /metrics with a header.
+      func status(_ path: String, authorization: String?, tls: Bool = true) throws -> String {
+        let header = authorization.map { "'Authorization': '\($0)'" } ?? ""
+        let script = """
+          import ssl, sys, urllib.request, urllib.error
+          context = ssl.create_default_context(cafile='\(certificates)/ca.pem')
+          request = urllib.request.Request('\(tls ? "https" : "http")://127.0.0.1:\(port)\(path)', headers={\(header)})
+          try:
+              print(urllib.request.urlopen(request, context=context, timeout=10).status)
+          except urllib.error.HTTPError as error:
+              print(error.code)
+          except Exception as error:
+              print('error', type(error).__name__)
+          """
+        return try run("/usr/bin/python3", ["-c", script]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+      }
+      try await eventually("the admin port answers over TLS") { (try? status("/healthz", authorization: nil)) == "200" }
+      #expect(try status("/metrics", authorization: "Bearer \(bearer)") == "200")
+      #expect(try status("/metrics", authorization: nil) == "401")
+      #expect(try status("/metrics", authorization: "Bearer \(bearer)x") == "401")
+      // A protocol token, even an admin one, is not a metrics token.
+      #expect(try status("/metrics", authorization: "Bearer \(admin.tokenID):\(admin.secret)") == "401")
+      // No plaintext HTTP on a TLS port.
+      #expect(try status("/healthz", authorization: nil, tls: false).hasPrefix("error"))
+      // And a metrics token cannot open a protocol session.
+      let parts = bearer.split(separator: ":", maxSplits: 1).map(String.init)
+      do {
+        let client = try await HaatClient.connect(
+          to: cluster.endpoint, credential: Credential(tokenID: parts[0], secret: parts[1], role: .read),
+          tls: TLSClientSettings(caPath: certificates + "/ca.pem"))
+        await client.close()
+        Issue.record("a metrics token opened a protocol session")
+      } catch let error as HaatError {
+        #expect(error.code == .authFailed)
+      }
+    }
+  }
+}

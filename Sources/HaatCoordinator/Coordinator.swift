@@ -70,7 +70,7 @@ public final class Coordinator: Service {
     }
     // Tokens created or changed since are picked up within a second, read off the loop.
     let tokenReload = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-      _ = core.offLoop { tokens.refresh() }
+      core.offLoop { tokens.refresh() }.assumeIsolated().whenSuccess { core.closeRevoked(tokens) }
     }
 
     let config = self.config

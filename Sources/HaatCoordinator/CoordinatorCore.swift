@@ -206,6 +206,28 @@ final class CoordinatorCore: @unchecked Sendable {
     logger.info("worker connected", metadata: ["worker": "\(connection.name)", "address": "\(connection.address)"])
   }
 
+  /// Closes every session whose token is gone from the token file (`haat token revoke`)
+  /// or no longer has the session's role: a revocation reaches open sessions, not only new
+  /// ones, within the token file's reload period (a second).
+  func closeRevoked(_ tokens: TokenStore) {
+    loop.preconditionInEventLoop()
+    for connection in connections.values where connection.open {
+      let token = tokens.cachedToken(id: connection.peer.tokenID)
+      guard token == nil || token?.role != connection.peer.role else { continue }
+      logger.notice(
+        "token revoked; closing its session",
+        metadata: [
+          "token": "\(connection.peer.tokenID)", "peer": "\(connection.name)", "session": "\(connection.session)",
+        ])
+      outbox.replyError(
+        connection, to: "",
+        HaatError(.authFailed, "token \(connection.peer.tokenID) was revoked; the session is closed"))
+      outbox.flush()
+      connection.open = false
+      connection.channel.close(promise: nil)
+    }
+  }
+
   func closed(_ connection: Connection) {
     loop.preconditionInEventLoop()
     connection.open = false

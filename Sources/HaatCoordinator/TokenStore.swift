@@ -89,6 +89,24 @@ public final class TokenStore: Sendable {
     return credential
   }
 
+  /// Removes a token from the file; false when no token has that id. Open sessions with it
+  /// are closed by the coordinator at its next reload.
+  public func revoke(id: String) throws -> Bool {
+    guard let data = FileManager.default.contents(atPath: path) else { return false }
+    var kept = Data()
+    var found = false
+    for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+      if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)), entry.id == id {
+        found = true
+        continue
+      }
+      kept.append(contentsOf: line)
+      kept.append(UInt8(ascii: "\n"))
+    }
+    if found { try SecretFile.write(kept, to: path) }
+    return found
+  }
+
   /// Every token's id, role, names and label (never the secret).
   public func list() -> [(id: String, role: Role, names: NameScope?, label: String)] {
     guard let data = FileManager.default.contents(atPath: path) else { return [] }

@@ -253,7 +253,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
 struct TokenCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "token", abstract: "Create and list tokens.", subcommands: [Create.self, List.self])
+    commandName: "token", abstract: "Create, list and revoke tokens.",
+    subcommands: [Create.self, List.self, Revoke.self])
 
   struct Create: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -324,6 +325,30 @@ struct TokenCommand: AsyncParsableCommand {
         throw ExitCode(Exit.failure)
       } catch {
         printError("cannot create the token: \(error.localizedDescription)")
+        throw ExitCode(Exit.failure)
+      }
+    }
+  }
+
+  struct Revoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Revoke a token: new sessions are refused and the running coordinator closes open ones within a second."
+    )
+    @Argument(help: "The token's id (t_…), as `haat token list` shows it.")
+    var id: String
+    @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
+    var dataDir: String?
+
+    func run() throws {
+      let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
+      do {
+        guard try TokenStore(path: directory + "/tokens").revoke(id: id) else {
+          printError("no token \(DisplayText.escape(id)) in \(directory)/tokens")
+          throw ExitCode(Exit.notFound)
+        }
+        print("revoked token \(id); open sessions with it close within a second")
+      } catch let error as HaatError {
+        printError("cannot revoke the token: \(error.message)")
         throw ExitCode(Exit.failure)
       }
     }

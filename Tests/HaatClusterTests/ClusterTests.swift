@@ -353,3 +353,54 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
   process.waitUntilExit()
   return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// `haat token revoke` reaches open sessions: a connected worker and client are closed
+/// within a second or two and cannot come back; other tokens' sessions stay.
+@Suite struct RevokeTests {
+  @Test func revokingATokenClosesItsOpenSessions() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, _ in
+      // A read token's client, connected before the revocation.
+      let readFile = cluster.directory + "/read.token"
+      let created = try run(
+        cluster.binary, ["token", "create", "--role", "read", "--data-dir", cluster.dataDirectory, "--out", readFile])
+      #expect(created.status == 0)
+      let credential = try Credential.load(path: readFile)
+      try await eventually("the new token is known") {
+        (try? await HaatClient.connect(to: cluster.endpoint, credential: credential)) != nil
+      }
+      let reader = try await HaatClient.connect(to: cluster.endpoint, credential: credential)
+      _ = try await reader.jobs()
+      let admin = try await cluster.client()
+      // The worker's token too.
+      let workerToken = try Credential.load(path: cluster.workerTokenPath)
+      for id in [credential.tokenID, workerToken.tokenID] {
+        let revoked = try run(cluster.binary, ["token", "revoke", id, "--data-dir", cluster.dataDirectory])
+        #expect(revoked.status == 0, "\(revoked.output)")
+      }
+      try await eventually("the reader's session is closed", timeout: .seconds(10)) {
+        do {
+          _ = try await reader.jobs()
+          return false
+        } catch { return true }
+      }
+      try await eventually("the worker is gone", timeout: .seconds(10)) {
+        let workers = try await admin.workers()
+        return !workers.isEmpty && workers.allSatisfy { $0.state == "lost" || $0.state == "gone" }
+      }
+      // It cannot come back, and the admin's session is untouched.
+      do {
+        _ = try await HaatClient.connect(to: cluster.endpoint, credential: credential)
+        Issue.record("a revoked token opened a session")
+      } catch let error as HaatError {
+        #expect(error.code == .authFailed)
+      }
+      #expect(try await admin.jobs().isEmpty)
+      let missing = try run(cluster.binary, ["token", "revoke", "t_0000", "--data-dir", cluster.dataDirectory])
+      #expect(missing.status == 4)
+      await admin.close()
+      await reader.close()
+    }
+  }
+}

@@ -10,11 +10,11 @@ import NIOCore
 import NIOSSL
 
 /// The admin HTTP port (`--admin-listen`, off by default): `/metrics` (Prometheus text),
-/// `/healthz` (the process and its event loop answer) and `/readyz` (the store answers and
-/// its disk has room). On a loopback address it serves without auth. On any other it needs
-/// the coordinator's TLS certificate, and `/metrics` a bearer token of the `metrics` role
-/// (`haat token create --role metrics`), never a protocol token; the probes stay open
-/// (they tell nothing but up or down).
+/// `/healthz` (the process and its event loop answer), `/readyz` (the store answers and
+/// its disk has room) and the dashboard (`/`, `/jobs/ID`; Dashboard.swift). On a loopback address it serves without auth. On any other it needs
+/// the coordinator's TLS certificate, `/metrics` a bearer token of the `metrics` role and
+/// the dashboard one of the `dashboard` role (basic auth, for browsers), never a protocol
+/// token; the probes stay open (they tell nothing but up or down).
 enum AdminServer {
   static func isLoopback(_ host: String) -> Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
@@ -45,20 +45,37 @@ enum AdminServer {
       return text(.ok, "ready\n")
     }
     router.get("/metrics") { request, _ -> Response in
-      if !open {
-        guard let header = request.headers[.authorization], authorized(header, tokens: tokens) else {
-          var headers = HTTPFields()
-          headers[.wwwAuthenticate] = "Bearer realm=\"haat\""
-          return Response(
-            status: .unauthorized, headers: headers,
-            body: .init(byteBuffer: ByteBuffer(string: "a bearer token of the metrics role is required\n")))
-        }
-      }
+      if !open, let refusal = refusal(request, role: .metrics, tokens: tokens) { return refusal }
       await core.recordMetrics()
       var headers = HTTPFields()
       headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
       return Response(
         status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: core.metrics.registry.emitToBuffer())))
+    }
+    // The dashboard: pages, their script and style, and the JSON they poll.
+    router.get("/") { request, _ -> Response in
+      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      return Dashboard.asset(
+        Dashboard.page(title: "Haat — cluster", script: "cluster"), type: "text/html; charset=utf-8")
+    }
+    router.get("/jobs/:id") { request, _ -> Response in
+      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      return Dashboard.asset(Dashboard.page(title: "Haat — job", script: "job"), type: "text/html; charset=utf-8")
+    }
+    router.get("/dashboard.js") { _, _ in
+      Dashboard.asset(DashboardAssets.script, type: "text/javascript; charset=utf-8")
+    }
+    router.get("/dashboard.css") { _, _ in Dashboard.asset(DashboardAssets.style, type: "text/css; charset=utf-8") }
+    router.get("/api/cluster") { request, _ -> Response in
+      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      return try Dashboard.json(try await Dashboard.cluster(core: core))
+    }
+    router.get("/api/jobs/:id") { request, context -> Response in
+      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      guard let id = context.parameters.get("id").flatMap({ JobID($0) }),
+        let page = try await Dashboard.jobPage(id, core: core)
+      else { return text(.notFound, "no such job\n") }
+      return try Dashboard.json(page)
     }
     var quiet = logger
     quiet.logLevel = .warning
@@ -74,15 +91,36 @@ enum AdminServer {
       onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) }, logger: quiet)
   }
 
-  /// `Bearer ID:SECRET` of a token of the metrics role, compared in constant time.
-  static func authorized(_ header: String, tokens: TokenStore) -> Bool {
-    guard header.hasPrefix("Bearer ") else { return false }
-    let value = header.dropFirst("Bearer ".count).trimmingCharacters(in: .whitespaces)
+  /// The 401 for a request without a token of `role`, or nil when it has one.
+  static func refusal(_ request: Request, role: Role, tokens: TokenStore) -> Response? {
+    if let header = request.headers[.authorization], authorized(header, role: role, tokens: tokens) { return nil }
+    var headers = HTTPFields()
+    // Browsers ask for basic auth (the dashboard); Prometheus sends a bearer token.
+    headers[.wwwAuthenticate] = role == .dashboard ? "Basic realm=\"haat\", charset=\"UTF-8\"" : "Bearer realm=\"haat\""
+    return Response(
+      status: .unauthorized, headers: headers,
+      body: .init(byteBuffer: ByteBuffer(string: "a token of the \(role.rawValue) role is required\n")))
+  }
+
+  /// `Bearer ID:SECRET`, or basic auth with the id as user and the secret as password, of a
+  /// token of `role`, compared in constant time.
+  static func authorized(_ header: String, role: Role, tokens: TokenStore) -> Bool {
+    var value: String
+    if header.hasPrefix("Bearer ") {
+      value = String(header.dropFirst("Bearer ".count))
+    } else if header.hasPrefix("Basic "),
+      let decoded = Data(base64Encoded: String(header.dropFirst("Basic ".count)).trimmingCharacters(in: .whitespaces))
+    {
+      value = String(decoding: decoded, as: UTF8.self)
+    } else {
+      return false
+    }
+    value = value.trimmingCharacters(in: .whitespaces)
     guard let colon = value.firstIndex(of: ":") else { return false }
     let id = String(value[..<colon])
     // A token made since the last reload: read the file again (a stat when it has not changed).
     if tokens.cachedToken(id: id) == nil { tokens.refresh() }
-    guard let token = tokens.cachedToken(id: id), token.role == .metrics else { return false }
+    guard let token = tokens.cachedToken(id: id), token.role == role else { return false }
     return Hex.constantTimeEqual(Array(token.secret.utf8), Array(value[value.index(after: colon)...].utf8))
   }
 

@@ -10,6 +10,8 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
   case admin
   /// Scrapes `/metrics` on the admin port (a bearer token over TLS); never a protocol peer.
   case metrics
+  /// Reads the dashboard on the admin port (HTTP basic auth over TLS); never a protocol peer.
+  case dashboard
 
   /// The kind of peer that may authenticate with this role on the protocol port; nil for
   /// the admin port's roles.
@@ -17,7 +19,7 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
     switch self {
     case .worker: return .worker
     case .submit, .read, .admin: return .client
-    case .metrics: return nil
+    case .metrics, .dashboard: return nil
     }
   }
 

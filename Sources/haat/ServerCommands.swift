@@ -283,7 +283,7 @@ struct TokenCommand: AsyncParsableCommand {
 
     func validate() throws {
       guard let role = Role(rawValue: role) else {
-        throw ValidationError("--role must be worker, submit, read, admin or metrics")
+        throw ValidationError("--role must be worker, submit, read, admin, metrics or dashboard")
       }
       guard name == nil || namePrefix == nil else { throw ValidationError("give --name or --name-prefix, not both") }
       if role == .worker, names == nil {
@@ -310,7 +310,7 @@ struct TokenCommand: AsyncParsableCommand {
         let credential = try store.create(role: role, label: label, coordinator: coordinator, names: names) {
           credential in
           let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
-          if role == .metrics {
+          if role == .metrics || role == .dashboard {
             // A bearer token file, as Prometheus reads one (`credentials_file`): ID:SECRET.
             try credential.writeBearer(path: path)
           } else {

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis clean
+.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis check-deploy clean
 
 all: build
 
@@ -102,6 +102,17 @@ bench-fetch:
 	@scripts/install-deps fetch
 	$(SWIFT) build -c release
 	.build/release/haat-bench fetch
+
+# deploy/ without Docker or a cluster (deploy/README.md): the Kubernetes manifests and
+# compose.yaml against their schemas, checkov on the manifests and the Dockerfile, the
+# runtime image's packages against ldd of a release build; then compose.yaml's topology
+# run natively (PostgreSQL from scripts/postgres), with a kill -9 of the active
+# coordinator. Tools from PyPI into .build/deploy-venv. Not part of `make test`.
+check-deploy: deps
+	@scripts/install-deps postgres
+	$(SWIFT) build -c release --product haat
+	HAAT_RELEASE_BIN=.build/release/haat scripts/check-deploy
+	HAAT_BIN=.build/release/haat scripts/compose-native
 
 clean:
 	rm -rf .build

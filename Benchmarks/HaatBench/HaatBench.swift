@@ -15,7 +15,7 @@ struct HaatBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "haat-bench",
     abstract: "Haat's benchmarks, side by side with their peers in one run (not part of make test).",
-    subcommands: [Dispatch.self, Latency.self, Stream.self, Fetch.self, Ranges.self, Analysis.self])
+    subcommands: [Dispatch.self, Latency.self, Stream.self, Fetch.self, Ranges.self, Analysis.self, Swarm.self])
 }
 
 /// End-to-end no-op task throughput: submit → assign → complete → accepted, through the

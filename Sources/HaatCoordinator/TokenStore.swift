@@ -25,7 +25,29 @@ public final class TokenStore: Sendable {
   }
 
   public let path: String
-  private let cache = Mutex<(modified: Date?, tokens: [String: Token])>((nil, [:]))
+  private let cache = Mutex<(stamp: FileStamp?, tokens: [String: Token])>((nil, [:]))
+
+  /// What tells one version of the file from another: the file it resolves to (through
+  /// symbolic links: a Kubernetes Secret is a link the kubelet re-points at a new file, and
+  /// the link's own date never changes), its inode (every rewrite is a new file renamed
+  /// into place), size and date.
+  struct FileStamp: Equatable {
+    var path: String
+    var inode: UInt64
+    var size: UInt64
+    var modified: Date
+
+    init?(path: String) {
+      let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+      guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
+        let modified = attributes[.modificationDate] as? Date
+      else { return nil }
+      self.path = resolved
+      inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
+      size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+      self.modified = modified
+    }
+  }
 
   public init(path: String) {
     self.path = path
@@ -40,10 +62,10 @@ public final class TokenStore: Sendable {
   /// Re-reads the file if it changed since the last read. Blocking file I/O: call it off
   /// the event loop.
   public func refresh() {
-    let modified = (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
-    guard cache.withLock({ $0.modified != modified || modified == nil }) else { return }
+    let stamp = FileStamp(path: path)
+    guard cache.withLock({ $0.stamp != stamp || stamp == nil }) else { return }
     let tokens = Self.read(path)
-    cache.withLock { $0 = (modified, tokens) }
+    cache.withLock { $0 = (stamp, tokens) }
   }
 
   static func read(_ path: String) -> [String: Token] {

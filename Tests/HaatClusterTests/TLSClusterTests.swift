@@ -92,6 +92,17 @@ struct TLSClusterTests {
         #expect(error.code == .handshakeTimeout)
         #expect(error.message.contains("is the coordinator using TLS? try --tls"))
       }
+      // Over TLS, an unknown token gets the documented auth_failed, as without it.
+      do {
+        let client = try await HaatClient.connect(
+          to: cluster.endpoint, credential: Credential(tokenID: "t_0123456789abcdef", secret: "wrong", role: .admin),
+          tls: TLSClientSettings(caPath: certificates + "/ca.pem"))
+        await client.close()
+        Issue.record("an unknown token got in")
+      } catch let error as HaatError {
+        #expect(error.code == .authFailed)
+        #expect(error.message.contains("unknown token or wrong MAC"))
+      }
       // A TLS client that does not trust the coordinator's CA is told so.
       do {
         let client = try await HaatClient.connect(

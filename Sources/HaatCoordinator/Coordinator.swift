@@ -21,6 +21,8 @@ public final class Coordinator: Service {
   }
 
   public func run() async throws {
+    // The TLS files are read first: a bad one stops the coordinator before it opens anything.
+    let tlsContext = try config.tls?.makeContext()
     // The data directory holds the tokens: owner only.
     try FileManager.default.createDirectory(
       atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -74,16 +76,14 @@ public final class Coordinator: Service {
     }
 
     let config = self.config
-    let tlsContext: NIOSSLContext?
-    do {
-      tlsContext = try config.tls?.makeContext()
-    } catch {
+    // Everything started so far, stopped in order (a failure to listen, or to start the
+    // admin port).
+    func stopAll() async {
       tokenReload.cancel()
       await core.shutdown()
       await store.close()
       await leadership?.release()
       try? await group.shutdownGracefully()
-      throw error
     }
     let logger = self.logger
     let throttle = AuthThrottle(logger: logger)
@@ -110,11 +110,7 @@ public final class Coordinator: Service {
         }
         .bind(host: config.host, port: config.port).get()
     } catch {
-      tokenReload.cancel()
-      await core.shutdown()
-      await store.close()
-      await leadership?.release()
-      try? await group.shutdownGracefully()
+      await stopAll()
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
     }
     let port = server.localAddress?.port ?? config.port
@@ -147,11 +143,7 @@ public final class Coordinator: Service {
       } catch {
         logger.error("cannot start the admin port", metadata: ["error": "\(error)"])
         try? await server.close()
-        tokenReload.cancel()
-        await core.shutdown()
-        await store.close()
-        await leadership?.release()
-        try? await group.shutdownGracefully()
+        await stopAll()
         throw error
       }
     }

@@ -58,16 +58,11 @@ extension PostgresJobStore {
     }
   }
 
-  static let jobColumns = """
-    SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,
-           max_attempts, reports, error, submitted_by, spec FROM jobs
-    """
-
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
     try await read { db in
       guard
         var job = try await self.jobRecords(
-          PostgresQuery(unsafeSQL: Self.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
+          PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
         ).first
       else { return nil }
       job.counts = try await self.counts(of: id, on: db, nowMs: nowMs)
@@ -87,7 +82,7 @@ extension PostgresJobStore {
       var binds = PostgresBindings()
       binds.append(before?.rawValue ?? Int64.max)
       binds.append(Int64(limit))
-      var sql = Self.jobColumns + " WHERE id < $1"
+      var sql = StoreSQL.jobColumns + " WHERE id < $1"
       if let state {
         binds.append(state.rawValue)
         sql += " AND state = $3"

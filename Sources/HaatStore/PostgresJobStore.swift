@@ -451,50 +451,6 @@ public final class PostgresJobStore: JobStore {
     return .finished(job, applied: true)
   }
 
-  // MARK: - Schedules
-
-  private func upsert(
-    _ schedule: NewSchedule, firstRun: NewJob, on db: PostgresConnection, nowMs: Int64
-  ) async throws -> StoreOpResult {
-    let result = try await submit(firstRun, on: db, nowMs: nowMs)
-    guard case .submitted(let job, _, _) = result else { return result }
-    try await db.query(
-      """
-      INSERT INTO schedules (name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at)
-      VALUES (\(schedule.name), \(ByteBuffer(bytes: schedule.spec)), \(schedule.every), \(schedule.everyMs),
-              \(schedule.nextMs), false, 1, \(job.rawValue), \(schedule.createdBy), \(nowMs))
-      ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, every = excluded.every,
-        every_ms = excluded.every_ms, next_ms = excluded.next_ms, paused = false, runs = schedules.runs + 1,
-        last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
-      """, logger: logger)
-    try await db.query("UPDATE jobs SET schedule = \(schedule.name) WHERE id = \(job.rawValue)", logger: logger)
-    return result
-  }
-
-  private func fire(
-    _ name: String, dueMs: Int64, nextMs next: Int64, run: NewJob, on db: PostgresConnection, nowMs: Int64
-  ) async throws -> StoreOpResult {
-    // As in SQLite: a run fires once, only while due, never beside its schedule's open run.
-    // The schedule's row is locked, so two coordinators asking at once fire it once.
-    guard
-      next > dueMs,
-      try await exists(
-        """
-        SELECT 1 FROM schedules s LEFT JOIN jobs j ON j.id = s.last_job
-        WHERE s.name = \(name) AND s.next_ms = \(dueMs) AND NOT s.paused
-          AND (j.id IS NULL OR j.state NOT IN ('queued', 'running'))
-        FOR UPDATE OF s
-        """, on: db)
-    else { return .notFired }
-    let result = try await submit(run, on: db, nowMs: nowMs)
-    guard case .submitted(let job, _, _) = result else { return result }
-    try await db.query(
-      "UPDATE schedules SET next_ms = \(next), runs = runs + 1, last_job = \(job.rawValue) WHERE name = \(name)",
-      logger: logger)
-    try await db.query("UPDATE jobs SET schedule = \(name) WHERE id = \(job.rawValue)", logger: logger)
-    return result
-  }
-
   // MARK: - Helpers
 
   func exists(_ query: PostgresQuery, on db: PostgresConnection) async throws -> Bool {
@@ -506,64 +462,5 @@ public final class PostgresJobStore: JobStore {
     var binds = PostgresBindings()
     binds.append(value)
     return binds
-  }
-
-  private static func commitError(_ error: any Error) -> HaatError {
-    if let error = error as? HaatError { return error }
-    if let closure = (error as? PostgresTransactionError)?.closureError { return commitError(closure) }
-    if Self.sqlState(error) == PostgresError.Code.diskFull.raw {
-      return HaatError(.unavailable, "the store's disk is full; refusing writes until there is room")
-    }
-    return HaatError(.unavailable, "the store could not commit: \(describe(error))")
-  }
-
-  static func sqlState(_ error: any Error) -> String? {
-    if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
-    if let transaction = error as? PostgresTransactionError {
-      for inner in [transaction.beginError, transaction.closureError, transaction.commitError] {
-        if let inner, let state = sqlState(inner) { return state }
-      }
-    }
-    return nil
-  }
-
-  /// A PostgreSQL error in one line: the server's message and SQLSTATE, or the client's
-  /// reason (PSQLError's own description hides both).
-  static func describe(_ error: any Error) -> String {
-    if let error = error as? HaatError { return error.message }
-    if let error = error as? PSQLError {
-      if let message = error.serverInfo?[.message] {
-        return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
-      }
-      return "\(error.code)\(error.underlying.map { ": \($0)" } ?? "")"
-    }
-    if let transaction = error as? PostgresTransactionError {
-      for inner in [transaction.closureError, transaction.beginError, transaction.commitError] {
-        if let inner { return describe(inner) }
-      }
-    }
-    return String(describing: error)
-  }
-}
-
-extension PostgresRowSequence {
-  /// The first row's columns, or nil when there is none (the rest are not read).
-  func first<each Column: PostgresDecodable>(decoding: (repeat each Column).Type) async throws -> (repeat each Column)?
-  {
-    for try await row in self { return try row.decode((repeat each Column).self) }
-    return nil
-  }
-
-  func all<Column: PostgresDecodable>(decoding: Column.Type) async throws -> [Column] {
-    var values: [Column] = []
-    for try await value in self.decode(Column.self) { values.append(value) }
-    return values
-  }
-}
-
-extension Array {
-  /// Consecutive slices of at most `size` elements.
-  func chunked(_ size: Int) -> [ArraySlice<Element>] {
-    stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
   }
 }

@@ -54,15 +54,10 @@ extension SQLiteJobStore {
     }
   }
 
-  static let jobColumns = """
-    SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,
-           max_attempts, reports, error, submitted_by, spec FROM jobs
-    """
-
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
     try await read { db in
       guard
-        let row = try Row.fetchOne(db, sql: Self.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
+        let row = try Row.fetchOne(db, sql: StoreSQL.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
         var job = Self.jobRecord(row)
       else { return nil }
       job.counts = try Self.counts(of: id, db: db, nowMs: nowMs)
@@ -81,7 +76,7 @@ extension SQLiteJobStore {
     try await read { db in
       let rows = try Row.fetchAll(
         db,
-        sql: Self.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
+        sql: StoreSQL.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
         arguments: [state?.rawValue, state?.rawValue, before?.rawValue ?? Int64.max, limit])
       return try rows.compactMap { row in
         guard var job = Self.jobRecord(row) else { return nil }

@@ -120,3 +120,12 @@ struct StoredResult: Sendable {
   var bookmark: String
   var spawn: TaskSpawner?
 }
+
+/// SQL both backends write the same way.
+enum StoreSQL {
+  /// A job's columns, in the order `JobRecord` is read from them.
+  static let jobColumns = """
+    SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,
+           max_attempts, reports, error, submitted_by, spec FROM jobs
+    """
+}

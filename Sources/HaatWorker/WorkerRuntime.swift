@@ -19,7 +19,7 @@ final class WorkerRuntime: @unchecked Sendable {
   let config: WorkerConfig
   let logger: Logger
   private let threads: NIOThreadPool
-  private let runner: TaskRunner
+  let runner: TaskRunner
   private let started = Date()
 
   struct Running {
@@ -32,7 +32,7 @@ final class WorkerRuntime: @unchecked Sendable {
   }
 
   var channel: (any Channel)?
-  private var welcome: Haat_V1_Welcome?
+  var welcome: Haat_V1_Welcome?
   var running: [String: Running] = [:]
   /// Results (`complete` or `fail`) sent, or to send, and not yet acknowledged, by task;
   /// cut into lines for each session as its line limit allows.
@@ -42,18 +42,18 @@ final class WorkerRuntime: @unchecked Sendable {
   /// The next pause before resending a result the coordinator could not store, by task.
   private var resendDelayMs: [String: Int64] = [:]
   var free: [Pool: Int]
-  private var pendingCredit: [Pool: Int] = [:]
+  var pendingCredit: [Pool: Int] = [:]
   private var creditQueued = false
   var draining = false
   var stopping = false
   var heartbeat: RepeatedTask?
-  private var reconnectDelayMs: Int64 = 100
+  var reconnectDelayMs: Int64 = 100
   /// Which of `config.coordinators` the worker connects to next.
-  private var coordinatorIndex = 0
+  var coordinatorIndex = 0
   var coordinator: Endpoint { config.coordinators[coordinatorIndex % config.coordinators.count] }
   /// When the current session opened (monotonic): a session that dies soon after it opened
   /// does not reset the reconnect backoff.
-  private var openedAt = NIODeadline.now()
+  var openedAt = NIODeadline.now()
   var tasksDone: UInt64 = 0
   var tasksFailed: UInt64 = 0
   var lastProgressMs: Int64 = 0
@@ -67,7 +67,7 @@ final class WorkerRuntime: @unchecked Sendable {
   let done: EventLoopPromise<Void>
 
   /// Made once from `config.tls` (its files are read at start).
-  private let tlsContext: NIOSSLContext?
+  let tlsContext: NIOSSLContext?
 
   init(
     loop: any EventLoop, config: WorkerConfig, fetcher: Fetcher, threads: NIOThreadPool, logger: Logger,
@@ -91,147 +91,6 @@ final class WorkerRuntime: @unchecked Sendable {
     counter &+= 1
     return "w\(counter)"
   }
-
-  // MARK: Connection
-
-  func start() {
-    runner.gate.connect { envelope in
-      self.loop.execute {
-        self.send(envelope)
-        self.flush()
-      }
-    }
-    loop.execute { self.connect() }
-  }
-
-  private func connect() {
-    guard !stopping else { return }
-    let established = loop.makePromise(of: Haat_V1_Welcome.self)
-    let handshake = ClientHandshake(
-      kind: .worker, name: config.name, tokenID: config.credential.tokenID, secret: config.credential.secret,
-      clientNonce: HandshakeMAC.nonce(bytes: 16))
-    var info = Haat_V1_WorkerInfo()
-    info.host = ProcessInfo.processInfo.hostName
-    info.pid = UInt32(ProcessInfo.processInfo.processIdentifier)
-    info.version = HaatVersion.current
-    info.pools = config.slots.sorted { $0.key.rawValue < $1.key.rawValue }.map { pool, slots in
-      var entry = Haat_V1_PoolSlots()
-      entry.pool = pool.rawValue
-      entry.slots = UInt32(slots)
-      return entry
-    }
-    let workerInfo = info
-    let tlsContext = self.tlsContext
-    let endpoint = coordinator
-    ClientBootstrap(group: loop)
-      .connectTimeout(.seconds(10))
-      .channelOption(.socketOption(.tcp_nodelay), value: 1)
-      .channelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
-          let operations = channel.pipeline.syncOperations
-          if let tlsContext {
-            try operations.addHandler(try TLSClientSettings.handler(context: tlsContext, for: endpoint))
-          }
-          try operations.addHandler(
-            ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
-          try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
-          try operations.addHandler(
-            ClientHandshakeHandler(
-              handshake: handshake, worker: workerInfo, tls: tlsContext != nil, established: established))
-          try operations.addHandler(WorkerSessionHandler(runtime: self))
-        }
-      }
-      .connect(host: endpoint.host, port: endpoint.port)
-      .assumeIsolated().whenComplete { result in
-        switch result {
-        case .failure(let error):
-          established.fail(error)
-          self.retry("cannot reach the coordinator at \(self.coordinator): \(error)")
-        case .success(let channel):
-          established.futureResult.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let welcome): self.opened(channel, welcome: welcome)
-            case .failure(let error as HaatError) where error.code == .authFailed || error.code == .versionUnsupported:
-              self.logger.critical("the coordinator refused this worker", metadata: ["error": "\(error)"])
-              self.stopping = true
-              self.done.fail(error)
-            case .failure(let error):
-              self.retry("the handshake failed: \(error)")
-            }
-          }
-        }
-      }
-  }
-
-  private func retry(_ reason: String) {
-    guard !stopping else { return }
-    // The next coordinator (a standby that may be active now) is tried at once; the
-    // backoff applies once every one has been tried.
-    coordinatorIndex = (coordinatorIndex + 1) % config.coordinators.count
-    if coordinatorIndex != 0 {
-      logger.warning("\(reason); trying \(coordinator)")
-      loop.assumeIsolated().execute { self.connect() }
-      return
-    }
-    logger.warning("\(reason); retrying in \(reconnectDelayMs) ms")
-    let delay = reconnectDelayMs
-    reconnectDelayMs = min(reconnectDelayMs * 2, Defaults.reconnectCapMs)
-    loop.assumeIsolated().scheduleTask(in: .milliseconds(delay)) { self.connect() }
-  }
-
-  private func opened(_ channel: any Channel, welcome: Haat_V1_Welcome) {
-    self.channel = channel
-    self.welcome = welcome
-    openedAt = .now()
-    logger.info(
-      "connected to the coordinator",
-      metadata: ["coordinator": "\(coordinator)", "session": "\(welcome.session)"])
-    // A new session starts from zero credit: offer every free slot.
-    if !draining {
-      for (pool, slots) in free where slots > 0 {
-        send(
-          Envelope(
-            .credit(
-              .with {
-                $0.pool = pool.rawValue; $0.free = UInt32(slots)
-              })))
-      }
-    } else {
-      send(Envelope(.drain(Haat_V1_Drain())))
-    }
-    pendingCredit = [:]
-    // Results the previous session did not acknowledge, and rate slots still awaited.
-    for task in unacked.keys { sendResult(task) }
-    runner.gate.resendPending()
-    for line in logBuffer { send(Envelope(.log(line))) }
-    logBuffer.removeAll()
-    let period = TimeAmount.milliseconds(Int64(max(100, welcome.heartbeatMs)))
-    heartbeat?.cancel()
-    heartbeat = loop.scheduleRepeatedTask(initialDelay: .zero, delay: period) { _ in self.beat() }
-    channel.flush()
-  }
-
-  func closed(_ channel: any Channel) {
-    guard self.channel === channel else { return }
-    self.channel = nil
-    heartbeat?.cancel()
-    heartbeat = nil
-    // Only a session that lasted resets the backoff: one the coordinator closes right
-    // after the handshake must not make this worker reconnect ten times a second.
-    if NIODeadline.now() - openedAt >= .seconds(10) { reconnectDelayMs = 100 }
-    if stopping { return }
-    if draining && running.isEmpty && unacked.isEmpty {
-      finishDrain()
-      return
-    }
-    retry("the coordinator connection closed")
-  }
-
-  func send(_ envelope: Envelope) {
-    channel?.write(envelope, promise: nil)
-  }
-
-  func flush() { channel?.flush() }
 
   // MARK: Messages
 
@@ -397,7 +256,7 @@ final class WorkerRuntime: @unchecked Sendable {
 
   /// Sends a kept result in as many lines as this session's limit needs. A result that
   /// cannot be cut to fit becomes the task's `too_large` failure, kept in its place.
-  private func sendResult(_ task: String) {
+  func sendResult(_ task: String) {
     guard let result = unacked[task], channel != nil else { return }
     let envelopes: [Envelope]
     if let ready = prepared[task], ready.limit == lineLimit {

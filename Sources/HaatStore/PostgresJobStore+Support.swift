@@ -1,0 +1,65 @@
+import Foundation
+import HaatCore
+import PostgresNIO
+
+/// PostgreSQL's errors said plainly, and small helpers for its rows.
+extension PostgresJobStore {
+  static func commitError(_ error: any Error) -> HaatError {
+    if let error = error as? HaatError { return error }
+    if let closure = (error as? PostgresTransactionError)?.closureError { return commitError(closure) }
+    if Self.sqlState(error) == PostgresError.Code.diskFull.raw {
+      return HaatError(.unavailable, "the store's disk is full; refusing writes until there is room")
+    }
+    return HaatError(.unavailable, "the store could not commit: \(describe(error))")
+  }
+
+  static func sqlState(_ error: any Error) -> String? {
+    if let error = error as? PSQLError { return error.serverInfo?[.sqlState] }
+    if let transaction = error as? PostgresTransactionError {
+      for inner in [transaction.beginError, transaction.closureError, transaction.commitError] {
+        if let inner, let state = sqlState(inner) { return state }
+      }
+    }
+    return nil
+  }
+
+  /// A PostgreSQL error in one line: the server's message and SQLSTATE, or the client's
+  /// reason (PSQLError's own description hides both).
+  static func describe(_ error: any Error) -> String {
+    if let error = error as? HaatError { return error.message }
+    if let error = error as? PSQLError {
+      if let message = error.serverInfo?[.message] {
+        return "\(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "?"))"
+      }
+      return "\(error.code)\(error.underlying.map { ": \($0)" } ?? "")"
+    }
+    if let transaction = error as? PostgresTransactionError {
+      for inner in [transaction.closureError, transaction.beginError, transaction.commitError] {
+        if let inner { return describe(inner) }
+      }
+    }
+    return String(describing: error)
+  }
+}
+
+extension PostgresRowSequence {
+  /// The first row's columns, or nil when there is none (the rest are not read).
+  func first<each Column: PostgresDecodable>(decoding: (repeat each Column).Type) async throws -> (repeat each Column)?
+  {
+    for try await row in self { return try row.decode((repeat each Column).self) }
+    return nil
+  }
+
+  func all<Column: PostgresDecodable>(decoding: Column.Type) async throws -> [Column] {
+    var values: [Column] = []
+    for try await value in self.decode(Column.self) { values.append(value) }
+    return values
+  }
+}
+
+extension Array {
+  /// Consecutive slices of at most `size` elements.
+  func chunked(_ size: Int) -> [ArraySlice<Element>] {
+    stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+  }
+}

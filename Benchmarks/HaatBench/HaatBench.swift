@@ -96,14 +96,7 @@ struct Dispatch: AsyncParsableCommand {
     var options = LocalCluster.Options()
     options.workers = workers
     options.durability = durability == "postgres" ? "full" : durability
-    if durability == "postgres" {
-      guard let url = ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] else {
-        throw BenchError("the postgres store needs HAAT_POSTGRES_URL (make bench-dispatch starts a server)")
-      }
-      // A schema per run: each starts from an empty store, as SQLite's runs do.
-      let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-      options.coordinatorArguments = ["--store", url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"]
-    }
+    if durability == "postgres" { options.coordinatorArguments = try postgresStore() }
     options.collectSlots = slots
     options.logLevel = "warning"
     let cluster = try await LocalCluster.start(options)
@@ -290,4 +283,14 @@ extension Duration {
 /// Writes a line at once (stdout is block-buffered in a pipe; a benchmark's progress should show).
 func say(_ text: String = "") {
   FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// `--store` for the PostgreSQL server HAAT_POSTGRES_URL names, in a schema of its own: each
+/// run starts from an empty store, as SQLite's runs do.
+func postgresStore() throws -> [String] {
+  guard let url = ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] else {
+    throw BenchError("the postgres store needs HAAT_POSTGRES_URL (make bench-dispatch starts a server)")
+  }
+  let schema = "bench_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+  return ["--store", url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"]
 }

@@ -60,13 +60,7 @@ struct Swarm: AsyncParsableCommand {
     var options = LocalCluster.Options()
     options.workers = 0
     options.logLevel = "warning"
-    if store == "postgres" {
-      guard let url = ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] else {
-        throw BenchError("the postgres store needs HAAT_POSTGRES_URL")
-      }
-      let schema = "swarm_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-      options.coordinatorArguments = ["--store", url + (url.contains("?") ? "&" : "?") + "schema=\(schema)"]
-    }
+    if store == "postgres" { options.coordinatorArguments = try postgresStore() }
     let cluster = try await LocalCluster.start(options)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     let recorder = Recorder()
@@ -212,12 +206,9 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations
-          try operations.addHandler(
-            ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
-          try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
-          try operations.addHandler(
-            ClientHandshakeHandler(
-              handshake: handshake, worker: info, challengeTimeoutMs: 30_000, established: established))
+          try operations.addClientSession(
+            endpoint: Endpoint(host: "127.0.0.1", port: port), tls: nil, handshake: handshake, worker: info,
+            challengeTimeoutMs: 30_000, established: established)
           try operations.addHandler(handler)
         }
       }

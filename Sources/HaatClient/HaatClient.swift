@@ -38,16 +38,9 @@ public final class HaatClient: Sendable {
         .channelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
-            if let tlsContext {
-              try operations.addHandler(try TLSClientSettings.handler(context: tlsContext, for: endpoint))
-            }
-            try operations.addHandler(
-              ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
-            try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
-            try operations.addHandler(
-              ClientHandshakeHandler(
-                handshake: handshake, worker: nil, maxLineBytes: Defaults.maxNegotiatedLineBytes,
-                tls: tlsContext != nil, established: established))
+            try operations.addClientSession(
+              endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: nil,
+              maxLineBytes: Defaults.maxNegotiatedLineBytes, established: established)
             try operations.addHandler(ReplyRouterHandler(router: router))
           }
         }

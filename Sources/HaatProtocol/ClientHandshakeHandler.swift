@@ -183,3 +183,22 @@ extension Haat_V1_Hello {
     if let worker { self.worker = worker }
   }
 }
+
+extension ChannelPipeline.SynchronousOperations {
+  /// The peer side of a session, for workers and clients alike: TLS to `endpoint` when
+  /// `tls` is given, lines in and envelopes out, then the handshake, which hands the
+  /// envelopes after the welcome to whatever handler is added next.
+  public func addClientSession(
+    endpoint: Endpoint, tls: NIOSSLContext?, handshake: ClientHandshake, worker: Haat_V1_WorkerInfo?,
+    maxLineBytes: UInt32 = 0, challengeTimeoutMs: UInt32 = Defaults.handshakeTimeoutMs,
+    established: EventLoopPromise<Haat_V1_Welcome>
+  ) throws {
+    if let tls { try addHandler(try TLSClientSettings.handler(context: tls, for: endpoint)) }
+    try addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
+    try addHandler(MessageToByteHandler(EnvelopeEncoder()))
+    try addHandler(
+      ClientHandshakeHandler(
+        handshake: handshake, worker: worker, maxLineBytes: maxLineBytes, tls: tls != nil,
+        challengeTimeoutMs: challengeTimeoutMs, established: established))
+  }
+}

@@ -46,15 +46,8 @@ extension WorkerRuntime {
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations
-          if let tlsContext {
-            try operations.addHandler(try TLSClientSettings.handler(context: tlsContext, for: endpoint))
-          }
-          try operations.addHandler(
-            ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(Defaults.maxNegotiatedLineBytes))))
-          try operations.addHandler(MessageToByteHandler(EnvelopeEncoder()))
-          try operations.addHandler(
-            ClientHandshakeHandler(
-              handshake: handshake, worker: workerInfo, tls: tlsContext != nil, established: established))
+          try operations.addClientSession(
+            endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: workerInfo, established: established)
           try operations.addHandler(WorkerSessionHandler(runtime: self))
         }
       }

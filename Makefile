@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug
 
-.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis check-deploy clean
+.PHONY: all deps build demo test test-unit check-protos protos format lint test-kill bench bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis bench-swarm check-deploy clean
 
 all: build
 
@@ -68,7 +68,7 @@ accept: deps
 	  ANALYSIS_SPLIT_BYTES=8MiB ANALYSIS_CLV_PYTHON=.build/clv-venv/bin/python scripts/analysis/run
 
 # Benchmarks: release builds, never part of `make test`.
-bench: bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis
+bench: bench-dispatch bench-stream bench-fetch bench-ranges bench-analysis bench-swarm
 
 # Haat on SQLite (full, normal) and on PostgreSQL (a server of its own, scripts/postgres)
 # beside beanstalkd, in one run.
@@ -80,6 +80,16 @@ bench-dispatch:
 	  HAAT_POSTGRES_URL=$$url .build/release/haat-bench dispatch; status=$$?; \
 	  scripts/postgres stop $$pg; exit $$status
 	.build/release/haat-bench latency
+
+# W = 1,000 / 4,000 / 10,000 simulated worker sessions during a 50,000-task job, on SQLite
+# and on PostgreSQL (a server of its own, scripts/postgres): heartbeat round trips,
+# dispatch rate, the coordinator's RSS and CPU (issue 13).
+bench-swarm:
+	@scripts/install-deps postgres
+	$(SWIFT) build -c release
+	@pg=$$(mktemp -u /tmp/haat-bench-pg.XXXXXX); url=$$(scripts/postgres start $$pg) || exit 1; \
+	  HAAT_POSTGRES_URL=$$url .build/release/haat-bench swarm; status=$$?; \
+	  scripts/postgres stop $$pg; exit $$status
 
 bench-stream: deps
 	$(SWIFT) build -c release

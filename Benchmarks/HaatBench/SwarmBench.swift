@@ -31,6 +31,10 @@ struct Swarm: AsyncParsableCommand {
   var idleSeconds = 10
   @Option(help: "Event-loop threads for the simulated sessions.")
   var threads = 2
+  @Option(help: "The coordinator's --session-threads (default: its own, one per core).")
+  var sessionThreads: Int?
+  @Option(help: "Write each heartbeat of the job (sent at, in ms from the job's start; round trip, ms) to this file.")
+  var beatsFile: String?
 
   func run() async throws {
     let counts = sessions.split(separator: ",").compactMap { Int($0) }
@@ -61,8 +65,10 @@ struct Swarm: AsyncParsableCommand {
     options.workers = 0
     options.logLevel = "warning"
     if store == "postgres" { options.coordinatorArguments = try postgresStore() }
+    if let sessionThreads { options.coordinatorArguments += ["--session-threads", String(sessionThreads)] }
     let cluster = try await LocalCluster.start(options)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    let writers = LoopWriters(group: group)
     let recorder = Recorder()
     var channels: [any Channel] = []
     do {
@@ -79,7 +85,7 @@ struct Swarm: AsyncParsableCommand {
             let number = index + offset
             tasks.addTask {
               try await SimulatedWorker.connect(
-                number: number, port: port, credential: credential, group: group, recorder: recorder)
+                number: number, port: port, credential: credential, group: group, writers: writers, recorder: recorder)
             }
           }
           var opened: [any Channel] = []
@@ -109,6 +115,7 @@ struct Swarm: AsyncParsableCommand {
       spec.sources = [source]
       recorder.reset()
       let started = ContinuousClock.now
+      let origin = monotonicNanoseconds()
       let job = try await client.submit(spec).job
       for try await event in client.watch(job) where event.final {
         guard event.state == "succeeded" else { throw BenchError("job \(job) ended \(event.state)") }
@@ -116,18 +123,25 @@ struct Swarm: AsyncParsableCommand {
       }
       let rate = Double(tasks) / ((ContinuousClock.now - started) / .seconds(1))
       let jobBeats = recorder.take()
+      if let beatsFile {
+        let lines = jobBeats.map {
+          String(
+            format: "%.1f %.2f %.0f\n", Double(Int64($0.sentNs) - Int64(origin)) / 1e6, $0.roundTripMs, $0.toAnswerMs)
+        }
+        try lines.joined().write(toFile: "\(beatsFile).\(store).\(count)", atomically: true, encoding: .utf8)
+      }
       await client.close()
       let peak = coordinator.peakResidentBytes
       for channel in channels { channel.close(promise: nil) }
       try? await group.shutdownGracefully()
       await cluster.stop()
-      let job50 = percentiles(jobBeats).p50
-      let job99 = percentiles(jobBeats).p99
+      let job50 = percentiles(jobBeats.map(\.roundTripMs)).p50
+      let job99 = percentiles(jobBeats.map(\.roundTripMs)).p99
       return [
         String(format: "%.1f", connectSeconds), String(format: "%.1f %%", idleShare * 100),
         String(format: "%.0f MB", Double(idleRSS) / 1e6), String(format: "%.0f", rate),
         String(format: "%.1f (%d)", job50, jobBeats.count), String(format: "%.1f", job99),
-        String(format: "%.1f (%d)", percentiles(idleBeats).p99, idleBeats.count),
+        String(format: "%.1f (%d)", percentiles(idleBeats.map(\.roundTripMs)).p99, idleBeats.count),
         String(format: "%.0f MB", Double(peak) / 1e6),
       ]
     } catch {
@@ -140,21 +154,29 @@ struct Swarm: AsyncParsableCommand {
   }
 }
 
-/// Heartbeat round trips in milliseconds, from every session.
+/// Heartbeat round trips, from every session.
 final class Recorder: @unchecked Sendable {
   // @unchecked: every access holds `lock`.
-  private let lock = NSLock()
-  private var values: [Double] = []
+  struct Beat {
+    /// Monotonic nanoseconds.
+    var sentNs: UInt64
+    var roundTripMs: Double
+    /// Of the round trip, the part until the coordinator answered (wall clock, ms).
+    var toAnswerMs: Double = 0
+  }
 
-  func add(_ milliseconds: Double) {
+  private let lock = NSLock()
+  private var values: [Beat] = []
+
+  func add(_ beat: Beat) {
     lock.lock()
-    values.append(milliseconds)
+    values.append(beat)
     lock.unlock()
   }
 
   func reset() { _ = take() }
 
-  func take() -> [Double] {
+  func take() -> [Beat] {
     lock.lock()
     defer { lock.unlock() }
     let taken = values
@@ -166,24 +188,40 @@ final class Recorder: @unchecked Sendable {
 /// A worker session that does nothing but the protocol: credit one slot, complete every
 /// assign at once and give the slot back, heartbeat on the coordinator's schedule and time
 /// each heartbeat's ack.
+///
+/// After the handshake it reads and writes lines itself, in front of the envelope codec:
+/// an `assign` is scanned for its task and attempt and answered from a template, so the
+/// simulator's own JSON work (thousands of sessions in one process, on the coordinator's
+/// two cores) does not stand in front of the acks it times. The bytes on the wire are the
+/// protocol's.
 final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
   // @unchecked: touched only on its channel's event loop.
-  typealias InboundIn = Envelope
-  typealias OutboundOut = Envelope
+  typealias InboundIn = LineFrame
+  typealias InboundOut = LineFrame
+  typealias OutboundOut = ByteBuffer
 
   private let recorder: Recorder
-  private var sent: [String: UInt64] = [:]
+  private let writer: LoopWriter
+  private var sent: [String: (monotonic: UInt64, wallMs: Double)] = [:]
+  private var leaseMs = 0.0
   private var beats = 0
   private var completes = 0
+  /// Lines pass to the handshake until the welcome.
+  private var established = false
+  /// Where this handler writes: in front of the envelope encoder.
+  private var context: ChannelHandlerContext?
 
-  init(recorder: Recorder) {
+  init(recorder: Recorder, writer: LoopWriter) {
     self.recorder = recorder
+    self.writer = writer
   }
 
   static func connect(
-    number: Int, port: Int, credential: Credential, group: any EventLoopGroup, recorder: Recorder
+    number: Int, port: Int, credential: Credential, group: any EventLoopGroup, writers: LoopWriters,
+    recorder: Recorder
   ) async throws -> any Channel {
     let loop = group.next()
+    let writer = writers.writer(for: loop)
     let established = loop.makePromise(of: Haat_V1_Welcome.self)
     let handshake = ClientHandshake(
       kind: .worker, name: "worker-sim-\(number)", tokenID: credential.tokenID, secret: credential.secret,
@@ -196,7 +234,8 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     pool.pool = "collect"
     pool.slots = 1
     info.pools = [pool]
-    let handler = SimulatedWorker(recorder: recorder)
+    let worker = info
+    let handler = SimulatedWorker(recorder: recorder, writer: writer)
     // 500 sessions per source address: the coordinator bounds connections per address.
     let source = try SocketAddress(ipAddress: "127.0.0.\(2 + number / 500)", port: 0)
     let channel = try await ClientBootstrap(group: loop)
@@ -207,24 +246,35 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations
           try operations.addClientSession(
-            endpoint: Endpoint(host: "127.0.0.1", port: port), tls: nil, handshake: handshake, worker: info,
+            endpoint: Endpoint(host: "127.0.0.1", port: port), tls: nil, handshake: handshake, worker: worker,
             challengeTimeoutMs: 30_000, established: established)
-          try operations.addHandler(handler)
+          // Right after the line framer: lines in, bytes out, past the envelope codec.
+          let framer = try operations.handler(type: ByteToMessageHandler<LineFrameDecoder>.self)
+          try operations.addHandler(handler, position: .after(framer))
         }
       }
       .connect(host: "127.0.0.1", port: port).get()
     let welcome = try await established.futureResult.get()
     try await loop.submit {
+      handler.leaseMs = Double(welcome.leaseMs)
+      handler.established = true
       handler.start(channel: channel, heartbeatMs: Int64(max(100, welcome.heartbeatMs)))
     }.get()
     return channel
   }
 
+  private static let creditLine = #"{"credit":{"pool":"collect","free":1}}"# + "\n"
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    self.context = nil
+  }
+
   private func start(channel: any Channel, heartbeatMs: Int64) {
-    var credit = Haat_V1_Credit()
-    credit.pool = "collect"
-    credit.free = 1
-    channel.writeAndFlush(Envelope(.credit(credit)), promise: nil)
+    context?.writeAndFlush(wrapOutboundOut(ByteBuffer(string: Self.creditLine)), promise: nil)
     // Spread the first beats over a period, as workers started at different times would.
     let first = Int64.random(in: 0..<heartbeatMs)
     channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(first), delay: .milliseconds(heartbeatMs)) {
@@ -232,31 +282,140 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
       guard channel.isActive else { return task.cancel() }
       self.beats += 1
       let id = "h\(self.beats)"
-      self.sent[id] = monotonicNanoseconds()
-      channel.writeAndFlush(Envelope(id: id, .heartbeat(Haat_V1_Heartbeat())), promise: nil)
+      self.sent[id] = (monotonicNanoseconds(), Date().timeIntervalSince1970 * 1000)
+      self.context?.writeAndFlush(
+        self.wrapOutboundOut(ByteBuffer(string: #"{"id":""# + id + #"","heartbeat":{}}"# + "\n")), promise: nil)
     }
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    let envelope = unwrapInboundIn(data)
-    switch envelope.body {
-    case .assign(let assign)?:
-      completes += 1
-      var complete = Haat_V1_Complete()
-      complete.task = assign.task
-      complete.attempt = assign.attempt
-      var credit = Haat_V1_Credit()
-      credit.pool = "collect"
-      credit.free = 1
-      context.write(wrapOutboundOut(Envelope(id: "c\(completes)", .complete(complete))), promise: nil)
-      context.writeAndFlush(wrapOutboundOut(Envelope(.credit(credit))), promise: nil)
-    case .heartbeatAck?:
-      if let at = sent.removeValue(forKey: envelope.replyTo) {
-        recorder.add(Double(monotonicNanoseconds() - at) / 1e6)
-      }
-    default:
-      break
+    guard established, case .line(let line) = unwrapInboundIn(data) else {
+      return context.fireChannelRead(data)
     }
+    let bytes = line.readableBytesView
+    if bytes.starts(with: Self.assignPrefix) {
+      guard let task = Self.string(after: Self.taskKey, in: bytes),
+        let attempt = Self.digits(after: Self.attemptKey, in: bytes)
+      else { return }
+      completes += 1
+      var buffer = context.channel.allocator.buffer(capacity: 128)
+      buffer.writeString(#"{"id":"c\#(completes)","complete":{"task":"\#(task)","attempt":\#(attempt)}}"# + "\n")
+      buffer.writeString(Self.creditLine)
+      writer.add(self, buffer)
+    } else if bytes.starts(with: Self.replyPrefix), let id = Self.string(after: Self.replyKey, in: bytes),
+      let at = sent.removeValue(forKey: id)
+    {
+      let ack = Haat_V1_HeartbeatAck.from(line: line)
+      // The ack's lease end is the coordinator's wall clock when it answered, plus a lease.
+      recorder.add(
+        Recorder.Beat(
+          sentNs: at.monotonic, roundTripMs: Double(monotonicNanoseconds() - at.monotonic) / 1e6,
+          toAnswerMs: ack.map { Double($0.leaseExpiresMs) - leaseMs - at.wallMs } ?? 0))
+    }
+  }
+
+  /// Writes a line now (from this session's loop).
+  func send(_ buffer: ByteBuffer) {
+    context?.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+  }
+
+  private static let assignPrefix = Array(#"{"assign":"#.utf8)
+  private static let replyPrefix = Array(#"{"reply_to":"#.utf8)
+  private static let taskKey = Array(#""task":""#.utf8)
+  private static let attemptKey = Array(#""attempt":"#.utf8)
+  private static let replyKey = Array(#""reply_to":""#.utf8)
+
+  /// The string value after `key` (a JSON key with its opening quote), up to its closing quote.
+  private static func string(after key: [UInt8], in bytes: ByteBufferView) -> String? {
+    value(after: key, in: bytes) { $0 != UInt8(ascii: "\"") }
+  }
+
+  private static func digits(after key: [UInt8], in bytes: ByteBufferView) -> String? {
+    value(after: key, in: bytes) { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+  }
+
+  /// The bytes after the first `key` while `accept` holds (a plain scan: the generic
+  /// collection search costs more than the rest of a simulated session).
+  private static func value(after key: [UInt8], in bytes: ByteBufferView, while accept: (UInt8) -> Bool) -> String? {
+    bytes.withUnsafeBytes { raw -> String? in
+      guard raw.count >= key.count else { return nil }
+      var start = -1
+      search: for index in 0...(raw.count - key.count) where raw[index] == key[0] {
+        for offset in 1..<key.count where raw[index + offset] != key[offset] { continue search }
+        start = index + key.count
+        break
+      }
+      guard start >= 0 else { return nil }
+      var end = start
+      while end < raw.count, accept(raw[end]) { end += 1 }
+      return end > start ? String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<end]), as: UTF8.self) : nil
+    }
+  }
+}
+
+/// The simulated sessions' answers on one loop, written after the reads that asked for
+/// them and at most `linesPerTurn` at a time, so a burst of assigns does not hold the loop
+/// (and the heartbeat acks it has yet to read) for the whole burst.
+final class LoopWriter: @unchecked Sendable {
+  // @unchecked: touched only on `loop`.
+  static let linesPerTurn = 256
+  let loop: any EventLoop
+  private var pending: [(SimulatedWorker, ByteBuffer)] = []
+  private var head = 0
+  private var scheduled = false
+
+  init(loop: any EventLoop) {
+    self.loop = loop
+  }
+
+  func add(_ worker: SimulatedWorker, _ buffer: ByteBuffer) {
+    pending.append((worker, buffer))
+    schedule()
+  }
+
+  private func schedule() {
+    guard !scheduled else { return }
+    scheduled = true
+    // Not due at once: NIO runs every due task before it polls its sockets again.
+    loop.scheduleTask(in: .microseconds(20)) { self.drain() }
+  }
+
+  private func drain() {
+    scheduled = false
+    let end = min(pending.count, head + Self.linesPerTurn)
+    for index in head..<end { pending[index].0.send(pending[index].1) }
+    head = end
+    if head == pending.count {
+      pending.removeAll(keepingCapacity: true)
+      head = 0
+    } else {
+      schedule()
+    }
+  }
+}
+
+/// One writer per loop of the simulator's group.
+final class LoopWriters: Sendable {
+  private let writers: [ObjectIdentifier: LoopWriter]
+
+  init(group: MultiThreadedEventLoopGroup) {
+    var writers: [ObjectIdentifier: LoopWriter] = [:]
+    for loop in group.makeIterator() { writers[ObjectIdentifier(loop)] = LoopWriter(loop: loop) }
+    self.writers = writers
+  }
+
+  func writer(for loop: any EventLoop) -> LoopWriter {
+    writers[ObjectIdentifier(loop)] ?? LoopWriter(loop: loop)
+  }
+}
+
+extension Haat_V1_HeartbeatAck {
+  /// The ack in a `heartbeat_ack` line (heartbeats are few: decoded in full).
+  static func from(line: ByteBuffer) -> Haat_V1_HeartbeatAck? {
+    guard case .success(let envelope) = WireCodec.decode(line), case .heartbeatAck(let ack)? = envelope.body else {
+      return nil
+    }
+    return ack
   }
 }
 

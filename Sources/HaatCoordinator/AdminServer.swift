@@ -10,7 +10,7 @@ import NIOCore
 import NIOSSL
 
 /// The admin HTTP port (`--admin-listen`, off by default): `/metrics` (Prometheus text),
-/// `/healthz` (the process and its event loop answer), `/readyz` (the store answers and
+/// `/healthz` (the process and its event loops, the core's and the sessions', answer), `/readyz` (the store answers and
 /// its disk has room) and the dashboard (`/`, `/jobs/ID`; Dashboard.swift). On a loopback address it serves without auth. On any other it needs
 /// the coordinator's TLS certificate, `/metrics` a bearer token of the `metrics` role and
 /// the dashboard one of the `dashboard` role (basic auth, for browsers), never a protocol
@@ -36,7 +36,7 @@ enum AdminServer {
     let router = Router()
     router.get("/healthz") { _, _ -> Response in
       guard await core.answers(within: .seconds(2)) else {
-        return text(.serviceUnavailable, "the coordinator's event loop did not answer within 2 s\n")
+        return text(.serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
       }
       return text(.ok, "ok\n")
     }
@@ -135,7 +135,11 @@ extension CoordinatorCore {
   /// Whether the loop runs a submitted closure within `timeout` (a wedged loop does not).
   func answers(within timeout: Duration) async -> Bool {
     await withTaskGroup(of: Bool.self) { group in
-      group.addTask { (try? await self.loop.submit {}.get()) != nil }
+      let loops = [loop] + sessionLoops
+      group.addTask {
+        for loop in loops where (try? await loop.submit {}.get()) == nil { return false }
+        return true
+      }
       group.addTask {
         try? await Task.sleep(for: timeout)
         return false

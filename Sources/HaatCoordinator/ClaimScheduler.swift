@@ -32,21 +32,30 @@ struct ClaimScheduler {
     generation[pool, default: 0] &+= 1
   }
 
-  /// The claims for the next commit, given the workers that may claim.
-  mutating func plan(_ candidates: [Candidate]) -> [Claim] {
+  /// The claims for the next commit, given the workers that may claim, for at most
+  /// `maxTasks` tasks. When that bound leaves workers out, the next plan starts with the
+  /// first of them.
+  mutating func plan(_ candidates: [Candidate], maxTasks: Int = .max) -> [Claim] {
     let eligible = candidates.sorted { $0.name < $1.name }
-    rotation &+= 1
     let start = eligible.isEmpty ? 0 : rotation % eligible.count
     let ordered = eligible[start...] + eligible[..<start]
     var claims: [Claim] = []
+    var budget = maxTasks
+    var next = start + 1
     for pool in Pool.allCases where poolsWithWork.contains(pool) {
-      let wanting = ordered.filter { $0.free[pool, default: 0] > 0 }
-      for candidate in wanting {
-        let share = (candidate.free[pool, default: 0] + wanting.count - 1) / wanting.count
+      let wanting = ordered.count { $0.free[pool, default: 0] > 0 }
+      for (offset, candidate) in ordered.enumerated() where candidate.free[pool, default: 0] > 0 {
+        guard budget > 0 else {
+          next = start + offset
+          break
+        }
+        let share = min(budget, (candidate.free[pool, default: 0] + wanting - 1) / wanting)
+        budget -= share
         claims.append(
           Claim(worker: candidate.name, pool: pool, limit: share, generation: generation[pool, default: 0]))
       }
     }
+    rotation = next
     return claims
   }
 

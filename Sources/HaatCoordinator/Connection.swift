@@ -7,8 +7,11 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// One authenticated connection, as the core sees it.
-final class Connection {
+/// One authenticated connection, as the core sees it. Its channel lives on a session
+/// loop; everything mutable here belongs to the core's loop.
+final class Connection: @unchecked Sendable {
+  // @unchecked: created on the session's loop and handed to the core, which alone touches
+  // the mutable state below; the session handler only passes it along.
   let channel: any Channel
   let session: String
   let peer: Peer
@@ -19,6 +22,10 @@ final class Connection {
   var reserved: [Pool: Int] = [:]
   var draining = false
   var open = true
+  /// Lines written since the last flush, sent to the channel's loop together, and
+  /// whether to close the channel after them.
+  var outgoing: [SessionWriter.Line] = []
+  var closeAfterWrite = false
   var needsFlush = false
   /// The session's line limit, both ways: a longer reply is refused as `too_large`.
   let maxLineBytes: Int

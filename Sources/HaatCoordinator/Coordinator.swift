@@ -58,16 +58,21 @@ public final class Coordinator: Service {
     let tokens = TokenStore(path: config.tokensPath)
     tokens.refresh()
 
-    // One loop for the core and every connection: the core's state is confined to it.
+    // One loop for the core, whose state is confined to it; connections live on their own
+    // session loops (reading, TLS, framing, heartbeats), so heartbeats never wait behind
+    // the core's work.
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
-    let core = CoordinatorCore(loop: loop, store: store, config: config, logger: logger)
+    let sessionGroup = MultiThreadedEventLoopGroup(numberOfThreads: config.sessionThreads)
+    let core = CoordinatorCore(
+      loop: loop, sessionLoops: Array(sessionGroup.makeIterator()), store: store, config: config, logger: logger)
     do {
       try await core.start()
     } catch {
       await store.close()
       await leadership?.release()
       try? await group.shutdownGracefully()
+      try? await sessionGroup.shutdownGracefully()
       throw error
     }
     // Tokens created or changed since are picked up within a second, read off the loop.
@@ -83,6 +88,7 @@ public final class Coordinator: Service {
       await core.shutdown()
       await store.close()
       await leadership?.release()
+      try? await sessionGroup.shutdownGracefully()
       try? await group.shutdownGracefully()
     }
     let logger = self.logger
@@ -92,7 +98,7 @@ public final class Coordinator: Service {
     )
     let server: any Channel
     do {
-      server = try await ServerBootstrap(group: loop)
+      server = try await ServerBootstrap(group: loop, childGroup: sessionGroup)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -183,6 +189,7 @@ public final class Coordinator: Service {
     tokenReload.cancel()
     await core.shutdown()
     await store.close()
+    try? await sessionGroup.shutdownGracefully()
     try? await group.shutdownGracefully()
     logger.info("coordinator stopped")
     if lockLost { throw HaatError(.unavailable, "the coordinator lost the store's lock") }

@@ -2,6 +2,7 @@ import Foundation
 import HaatCore
 import HaatProtocol
 import HaatStore
+import NIOCore
 
 /// Everything a coordinator runs with; every field has a documented default
 /// (docs/configuration.md). Filled from flags, then `HAAT_*` environment variables.
@@ -18,6 +19,14 @@ public struct CoordinatorConfig: Sendable {
   public var heartbeatMs = Defaults.heartbeatMs
   public var maxLineBytes = Defaults.maxLineBytes
   public var handshakeTimeoutMs = Defaults.handshakeTimeoutMs
+  /// Event-loop threads for connections (reading, TLS, framing, heartbeats), beside the
+  /// core's one.
+  public var sessionThreads = System.coreCount
+  /// The most tasks one commit claims. Thousands of workers each with a free slot would
+  /// otherwise take a task each in one commit, and the burst of `assign`s out and results
+  /// back would swamp the session loops (and the heartbeats they answer); smaller commits
+  /// keep the flow even at the same rate (docs/benchmarks.md "Swarm").
+  public var claimsPerCommit = 1_024
   public var planner = Planner.Defaults()
   /// How many worker log lines are kept for `haat logs`, and at most how many bytes.
   public var logCapacity = Defaults.logCapacity

@@ -18,7 +18,7 @@ extension CoordinatorCore {
     let candidates = workerConnections.values.filter { $0.open && !$0.draining }.map { connection in
       ClaimScheduler.Candidate(name: connection.name, free: free(connection))
     }
-    let planned = scheduler.plan(candidates)
+    let planned = scheduler.plan(candidates, maxTasks: config.claimsPerCommit)
     guard !planned.isEmpty else { return nil }
     let claims = planned.compactMap { claim in workerConnections[claim.worker].map { (claim, $0) } }
     for (claim, connection) in claims { connection.reserved[claim.pool, default: 0] += claim.limit }

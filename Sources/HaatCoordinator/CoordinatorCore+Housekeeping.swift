@@ -49,15 +49,11 @@ extension CoordinatorCore {
 
   /// Leases past their deadline count as a failed, retryable attempt.
   func reap() {
-    for lease in leases.expired(now: now) {
-      guard !resultsInFlight.contains(lease.task) else {
-        // Its result has arrived and is being stored: the lease holds until then.
-        _ = leases.extend(task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now)
-        continue
-      }
-      // Out of the table while its expiry is written (so the next sweep does not send it
-      // twice); back in when the write fails, so it is not stranded as leased.
-      leases.remove(task: lease.task)
+    // A lease whose result has arrived and is being stored holds until then. The others
+    // are out of the table while their expiry is written (so the next sweep does not send
+    // them twice), and back in when the write fails, so none is stranded as leased.
+    let resultsInFlight = self.resultsInFlight
+    for lease in leases.reap(now: now, held: { resultsInFlight.contains($0) }) {
       logger.notice(
         "lease expired", metadata: ["task": "\(lease.task)", "attempt": "\(lease.attempt)", "worker": "\(lease.owner)"])
       enqueue(.expire(task: lease.task, attempt: lease.attempt)) { result in

@@ -4,6 +4,13 @@ import NIOCore
 
 /// Where each authenticated message goes.
 extension CoordinatorCore {
+  /// Handles the messages one read brought from an authenticated connection, then sends
+  /// the replies they made.
+  func receive(_ envelopes: [Envelope], from connection: Connection) {
+    for envelope in envelopes { receive(envelope, from: connection) }
+    outbox.flush()
+  }
+
   /// Handles one message from an authenticated connection (its role is already checked).
   func receive(_ envelope: Envelope, from connection: Connection) {
     loop.preconditionInEventLoop()
@@ -11,7 +18,8 @@ extension CoordinatorCore {
     let id = envelope.id
     switch body {
     case .credit(let credit): receiveCredit(credit, from: connection)
-    case .heartbeat(let heartbeat): receiveHeartbeat(heartbeat, id: id, from: connection)
+    // Answered on the session's loop (SessionHandler); the core keeps the health it reports.
+    case .heartbeat(let heartbeat): recordHeartbeat(heartbeat.health, from: connection)
     case .complete(let complete): receiveComplete(complete, id: id, from: connection)
     case .fail(let fail): receiveFail(fail, id: id, from: connection)
     case .log(let line): receiveLog(line, from: connection)

@@ -19,38 +19,30 @@ extension CoordinatorCore {
     commits.queueCommit()
   }
 
-  func receiveHeartbeat(_ heartbeat: Haat_V1_Heartbeat, id: String, from connection: Connection) {
+  /// A heartbeat's answer, made on the session's own loop (it touches only the shared
+  /// lease table and the configuration): heartbeats never wait behind the core's work.
+  func answerHeartbeat(_ heartbeat: Haat_V1_Heartbeat, worker: String) -> Result<
+    Haat_V1_HeartbeatAck, HaatError
+  > {
     guard heartbeat.leases.count <= Defaults.maxListItems else {
-      return outbox.replyError(
-        connection, to: id,
+      return .failure(
         HaatError(
           .badRequest, "a heartbeat lists \(heartbeat.leases.count) leases; at most \(Defaults.maxListItems)",
           field: "leases"))
     }
-    let now = self.now
-    let nowMs = self.nowMs
-    if var record = workers[connection.name] {
-      record.beat(heartbeat.health, now: now)
-      record.lastHeartbeatMs = nowMs
-      record.pools = heartbeat.health.pools
-      if heartbeat.health.draining { record.draining = true }
-      workers[connection.name] = record
-    }
-    var ack = Haat_V1_HeartbeatAck()
-    for lease in heartbeat.leases {
-      var ref = Haat_V1_TaskRef()
-      ref.task = lease.task
-      ref.attempt = lease.attempt
-      if let task = TaskID(lease.task),
-        leases.extend(task: task, attempt: lease.attempt, owner: connection.name, now: now)
-      {
-        ack.extended.append(ref)
-      } else {
-        ack.revoked.append(ref)
-      }
-    }
+    var ack = leases.heartbeat(heartbeat.leases, owner: worker, now: now)
     ack.leaseExpiresMs = nowMs + Int64(config.leaseMs)
-    outbox.reply(connection, to: id, .heartbeatAck(ack))
+    return .success(ack)
+  }
+
+  /// The health a heartbeat reported (it was answered on its session's loop).
+  func recordHeartbeat(_ health: Haat_V1_WorkerHealth, from connection: Connection) {
+    guard var record = workers[connection.name] else { return }
+    record.beat(health, now: now)
+    record.lastHeartbeatMs = nowMs
+    record.pools = health.pools
+    if health.draining { record.draining = true }
+    workers[connection.name] = record
   }
 
   func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {

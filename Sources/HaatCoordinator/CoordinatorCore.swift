@@ -14,7 +14,7 @@ import NIOPosix
 /// - `DelayedTasks`: tasks waiting for their `not_before`, on the monotonic clock;
 /// - `Outbox`: replies encoded under each session's line limit, flushed per unit of work;
 /// - `JobReducer` and `WireMessages`: a job's report, and store records as wire messages;
-/// - `LeaseTable`, `StagedParts`, `LogStore`: leases, results in parts, shipped logs.
+/// - `SharedLeases`, `StagedParts`, `LogStore`: leases, results in parts, shipped logs.
 /// The request handlers (CoordinatorCore+Clients, +Workers) and job tracking (+Jobs) tie
 /// them together. Store I/O is async and CPU-heavy work (planning big jobs, reducing,
 /// encoding big payloads) runs on `work`, never on the loop.
@@ -24,6 +24,9 @@ final class CoordinatorCore: @unchecked Sendable {
   // the loop's own timers and futures.
 
   let loop: any EventLoop
+  /// The loops connections live on (SessionHandler); the core writes to them through the
+  /// outbox.
+  let sessionLoops: [any EventLoop]
   let store: any JobStore
   let config: CoordinatorConfig
   let logger: Logger
@@ -42,7 +45,8 @@ final class CoordinatorCore: @unchecked Sendable {
   /// The current connection of each worker name.
   var workerConnections: [String: Connection] = [:]
   var workers: [String: WorkerRecord] = [:]
-  var leases: LeaseTable<String>
+  /// Shared with the session loops, which answer heartbeats.
+  let leases: SharedLeases
   var jobs: [JobID: ActiveJob] = [:]
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
@@ -60,12 +64,15 @@ final class CoordinatorCore: @unchecked Sendable {
   var scheduleTimer: RepeatedTask?
   var firingSchedules = false
 
-  init(loop: any EventLoop, store: any JobStore, config: CoordinatorConfig, logger: Logger) {
+  init(
+    loop: any EventLoop, sessionLoops: [any EventLoop], store: any JobStore, config: CoordinatorConfig, logger: Logger
+  ) {
     self.loop = loop
+    self.sessionLoops = sessionLoops
     self.store = store
     self.config = config
     self.logger = logger
-    leases = LeaseTable(durationNs: UInt64(config.leaseMs) * 1_000_000)
+    leases = SharedLeases(durationNs: UInt64(config.leaseMs) * 1_000_000)
     logs = LogStore(capacity: config.logCapacity, capacityBytes: config.logCapacityBytes)
     staged = StagedParts(
       maxBytesPerWorker: config.session.stagedPartBytesPerWorker, maxBytes: config.session.stagedPartBytes)
@@ -183,8 +190,7 @@ final class CoordinatorCore: @unchecked Sendable {
     guard connection.peer.kind == .worker else { return }
     if let previous = workerConnections[connection.name], previous !== connection {
       logger.notice("worker reconnected; closing its previous session", metadata: ["worker": "\(connection.name)"])
-      previous.open = false
-      previous.channel.close(promise: nil)
+      outbox.close(previous)
     }
     workerConnections[connection.name] = connection
     let nowMs = self.nowMs
@@ -222,9 +228,7 @@ final class CoordinatorCore: @unchecked Sendable {
       outbox.replyError(
         connection, to: "",
         HaatError(.authFailed, "token \(connection.peer.tokenID) was revoked; the session is closed"))
-      outbox.flush()
-      connection.open = false
-      connection.channel.close(promise: nil)
+      outbox.close(connection)
     }
   }
 

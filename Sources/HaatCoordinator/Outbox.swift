@@ -3,8 +3,9 @@ import HaatProtocol
 import Logging
 import NIOCore
 
-/// Replies on their way out: encoded under each session's line limit, written at once and
-/// flushed together at the end of the unit of work that produced them.
+/// Replies on their way out: encoded under each session's line limit on the core's loop,
+/// gathered per connection, and handed at the end of the unit of work that produced them
+/// to the session loops, one task per loop, which write and flush them.
 final class Outbox {
   let loop: any EventLoop
   private let logger: Logger
@@ -40,22 +41,11 @@ final class Outbox {
     send(line: buffer, to: connection)
   }
 
-  /// Writes an encoded line; flushed by `flush()`.
+  /// Queues an encoded line; sent by `flush()`.
   func send(line: ByteBuffer, to connection: Connection) {
     loop.preconditionInEventLoop()
     guard connection.open else { return }
-    if !connection.channel.isWritable, unsentBytes(of: connection) > maxUnsentBytes {
-      logger.warning(
-        "closing a peer that does not read its replies",
-        metadata: [
-          "peer": "\(connection.name)", "address": "\(connection.address)",
-          "unsent_bytes": "\(unsentBytes(of: connection))",
-        ])
-      connection.open = false
-      connection.channel.close(promise: nil)
-      return
-    }
-    connection.channel.write(line, promise: nil)
+    connection.outgoing.append(SessionWriter.Line(bytes: line))
     if !connection.needsFlush {
       connection.needsFlush = true
       dirty.append(connection)
@@ -75,24 +65,143 @@ final class Outbox {
   func sendInTurn(_ lines: ArraySlice<ByteBuffer>, to connection: Connection) {
     loop.preconditionInEventLoop()
     guard connection.open, let line = lines.first else { return }
-    let written = loop.makePromise(of: Void.self)
-    connection.channel.writeAndFlush(line, promise: written)
-    written.futureResult.assumeIsolated().whenSuccess {
+    let written = connection.channel.eventLoop.makePromise(of: Void.self)
+    send(line: line, to: connection)
+    connection.outgoing[connection.outgoing.count - 1].written = written
+    flush()
+    written.futureResult.hop(to: loop).assumeIsolated().whenSuccess {
       self.sendInTurn(lines.dropFirst(), to: connection)
     }
   }
 
-  func unsentBytes(of connection: Connection) -> Int {
-    (try? connection.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+  /// Closes a connection after the lines queued for it are written (an error that says
+  /// why goes first).
+  func close(_ connection: Connection) {
+    loop.preconditionInEventLoop()
+    guard connection.open else { return }
+    connection.closeAfterWrite = true
+    if !connection.needsFlush {
+      connection.needsFlush = true
+      dirty.append(connection)
+    }
+    flush()
+    connection.open = false
   }
 
-  /// Flushes every connection written to since the last flush.
+  /// Hands every connection's queued lines to the writer of its channel's loop.
   func flush() {
-    for connection in dirty where connection.open {
+    guard !dirty.isEmpty else { return }
+    var byLoop: [ObjectIdentifier: (writer: SessionWriter, writes: [SessionWriter.Write])] = [:]
+    for connection in dirty {
       connection.needsFlush = false
-      connection.channel.flush()
+      let write = SessionWriter.Write(
+        channel: connection.channel, lines: connection.outgoing, close: connection.closeAfterWrite,
+        peer: connection.name, address: connection.address)
+      connection.outgoing.removeAll()
+      connection.closeAfterWrite = false
+      guard connection.open, !write.lines.isEmpty || write.close else { continue }
+      let key = ObjectIdentifier(connection.channel.eventLoop)
+      if byLoop[key] == nil { byLoop[key] = (writer(for: connection.channel.eventLoop), []) }
+      byLoop[key]?.writes.append(write)
     }
-    for connection in dirty { connection.needsFlush = false }
     dirty.removeAll(keepingCapacity: true)
+    for (writer, writes) in byLoop.values { writer.enqueue(writes) }
+  }
+
+  private var writers: [ObjectIdentifier: SessionWriter] = [:]
+
+  private func writer(for channelLoop: any EventLoop) -> SessionWriter {
+    if let writer = writers[ObjectIdentifier(channelLoop)] { return writer }
+    let writer = SessionWriter(loop: channelLoop, maxUnsentBytes: maxUnsentBytes, logger: logger)
+    writers[ObjectIdentifier(channelLoop)] = writer
+    return writer
+  }
+}
+
+/// The writing half of the outbox, one per session loop: lines from the core are written
+/// in the order they were flushed, at most `linesPerTurn` before the loop goes back to its
+/// sockets. Thousands of `assign` lines from one commit would otherwise hold the loop for
+/// tens of milliseconds, and the heartbeats it reads meanwhile with it.
+final class SessionWriter: @unchecked Sendable {
+  // @unchecked: `queue` and `draining` are touched only on `loop`.
+
+  /// One encoded line, and whom to tell once it is written to the socket (results in
+  /// parts go one at a time).
+  struct Line: Sendable {
+    var bytes: ByteBuffer
+    var written: EventLoopPromise<Void>?
+  }
+
+  /// Lines for one channel, and whether to close it after them.
+  struct Write: Sendable {
+    var channel: any Channel
+    var lines: [Line]
+    var close: Bool
+    var peer: String
+    var address: String
+  }
+
+  static let linesPerTurn = 256
+
+  let loop: any EventLoop
+  private let maxUnsentBytes: Int
+  private let logger: Logger
+  private var queue: [Write] = []
+  private var head = 0
+  private var draining = false
+
+  init(loop: any EventLoop, maxUnsentBytes: Int, logger: Logger) {
+    self.loop = loop
+    self.maxUnsentBytes = maxUnsentBytes
+    self.logger = logger
+  }
+
+  func enqueue(_ writes: [Write]) {
+    loop.execute {
+      self.queue += writes
+      if !self.draining { self.drain() }
+    }
+  }
+
+  private func drain() {
+    draining = true
+    var budget = Self.linesPerTurn
+    while budget > 0, head < queue.count {
+      let write = queue[head]
+      head += 1
+      budget -= max(1, write.lines.count)
+      self.write(write)
+    }
+    if head == queue.count {
+      queue.removeAll(keepingCapacity: true)
+      head = 0
+      draining = false
+      return
+    }
+    // A turn later, not at once: NIO runs every task that is due before it polls its
+    // sockets again, so the next batch must not be due yet when this one ends.
+    loop.scheduleTask(in: .microseconds(20)) { self.drain() }
+  }
+
+  /// Writes and flushes a channel's lines, and closes a peer that lets more than
+  /// `maxUnsentBytes` pile up unsent (it is not reading).
+  private func write(_ write: Write) {
+    guard write.channel.isActive else {
+      for line in write.lines { line.written?.fail(ChannelError.ioOnClosedChannel) }
+      return
+    }
+    for line in write.lines { write.channel.write(line.bytes, promise: line.written) }
+    write.channel.flush()
+    if write.close {
+      write.channel.close(promise: nil)
+      return
+    }
+    guard !write.channel.isWritable else { return }
+    let unsent = (try? write.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    guard unsent > maxUnsentBytes else { return }
+    logger.warning(
+      "closing a peer that does not read its replies",
+      metadata: ["peer": "\(write.peer)", "address": "\(write.address)", "unsent_bytes": "\(unsent)"])
+    write.channel.close(promise: nil)
   }
 }

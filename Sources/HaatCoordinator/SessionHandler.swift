@@ -2,8 +2,10 @@ import HaatCore
 import HaatProtocol
 import NIOCore
 
-/// One connection's protocol front: the server-first handshake, framing faults and role
-/// checks. Authenticated messages go to the core; this handler holds no queue state.
+/// One connection's protocol front, on its session loop (not the core's): the server-first
+/// handshake, framing faults, role checks and heartbeats, which it answers itself from the
+/// shared lease table. The other authenticated messages go to the core's loop, those of
+/// one read together; this handler holds no queue state.
 final class SessionHandler: ChannelInboundHandler {
   typealias InboundIn = LineFrame
   typealias OutboundOut = ByteBuffer
@@ -24,6 +26,8 @@ final class SessionHandler: ChannelInboundHandler {
   private var admitted = false
   /// Lines that arrived while the token file was being re-read for an unknown token id.
   private var held: [Envelope]?
+  /// Messages for the core from the current read, handed over together at its end.
+  private var forCore: [Envelope] = []
 
   init(
     core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate
@@ -89,8 +93,17 @@ final class SessionHandler: ChannelInboundHandler {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
-    core.outbox.flush()
+    handOver()
     context.flush()
+  }
+
+  /// Hands the messages of this read to the core's loop, in one task.
+  private func handOver() {
+    guard !forCore.isEmpty, let connection else { return }
+    let envelopes = forCore
+    forCore.removeAll(keepingCapacity: true)
+    let core = self.core
+    core.loop.execute { core.receive(envelopes, from: connection) }
   }
 
   /// While the peer does not read what it is sent, read nothing more from it (so it cannot
@@ -115,7 +128,11 @@ final class SessionHandler: ChannelInboundHandler {
     stalled?.cancel()
     if admitted { gate.release(address, authenticated: connection != nil) }
     admitted = false
-    if let connection { core.closed(connection) }
+    handOver()
+    if let connection {
+      let core = self.core
+      core.loop.execute { core.closed(connection) }
+    }
     connection = nil
     context.fireChannelInactive()
   }
@@ -134,7 +151,7 @@ final class SessionHandler: ChannelInboundHandler {
       // of the token file: read it again off the loop, holding what the peer sends meanwhile.
       held = []
       let tokens = self.tokens
-      core.offLoop { tokens.refresh() }.assumeIsolated().whenComplete { _ in
+      core.offLoop { tokens.refresh() }.hop(to: context.eventLoop).assumeIsolated().whenComplete { _ in
         let held = self.held ?? []
         self.held = nil
         guard context.channel.isActive else { return }
@@ -144,7 +161,7 @@ final class SessionHandler: ChannelInboundHandler {
             self.dispatch(envelope, connection: connection, context: context)
           }
         }
-        self.core.outbox.flush()
+        self.handOver()
         context.flush()
       }
       return
@@ -178,7 +195,9 @@ final class SessionHandler: ChannelInboundHandler {
         maxLineBytes: lineLimit, maxSpecBytes: config.session.stagedSpecBytes)
       self.connection = connection
       gate.authenticated()
-      core.opened(connection, worker: hello.hasWorker ? hello.worker : nil)
+      let core = self.core
+      let worker = hello.hasWorker ? hello.worker : nil
+      core.loop.execute { core.opened(connection, worker: worker) }
     }
   }
 
@@ -191,7 +210,7 @@ final class SessionHandler: ChannelInboundHandler {
       return context.write(wrap(.error(error, replyTo: ""), context), promise: nil)
     }
     if case .ping = body {
-      return core.receive(envelope, from: connection)
+      return forCore.append(envelope)
     }
     guard let kind = body.requestKind else {
       let error = HaatError(.unsupported, "\(body.wireName) is not a message a peer sends to the coordinator")
@@ -202,7 +221,15 @@ final class SessionHandler: ChannelInboundHandler {
         .forbidden, "a \(connection.peer.role.rawValue) token may not send \(body.wireName)")
       return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
     }
-    core.receive(envelope, from: connection)
+    if case .heartbeat(let heartbeat) = body {
+      switch core.answerHeartbeat(heartbeat, worker: connection.name) {
+      case .success(let ack):
+        context.write(wrap(Envelope(replyTo: envelope.id, .heartbeatAck(ack)), context), promise: nil)
+      case .failure(let error):
+        return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
+      }
+    }
+    forCore.append(envelope)
   }
 
   /// The longest request id (envelope.proto).

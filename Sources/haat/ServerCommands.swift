@@ -41,6 +41,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var minFreeDiskBytes: UInt64 = 64 << 20
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
+  @Option(
+    help:
+      "Event-loop threads for connections (reading, TLS, framing, heartbeats), beside the core's one (default: one per core)."
+  )
+  var sessionThreads: Int?
+  @Option(help: "The most tasks one store commit claims for workers (smaller commits keep a large swarm's flow even).")
+  var claimsPerCommit = 1_024
   @Option(help: "TLS on the protocol port: the certificate chain, PEM (with --tls-key; env HAAT_TLS_CERT).")
   var tlsCert: String?
   @Option(help: "The certificate's private key, PEM (env HAAT_TLS_KEY).")
@@ -81,6 +88,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
+    guard claimsPerCommit >= 1 else { throw ValidationError("--claims-per-commit must be at least 1") }
+    if let sessionThreads, !(1...64).contains(sessionThreads) {
+      throw ValidationError("--session-threads must be 1 to 64, not \(sessionThreads)")
+    }
     let environment = ProcessInfo.processInfo.environment
     let certificate = tlsCert ?? environment["HAAT_TLS_CERT"]
     let key = tlsKey ?? environment["HAAT_TLS_KEY"]
@@ -113,6 +124,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     config.minFreeDiskBytes = minFreeDiskBytes
     config.retainMs = DurationText.milliseconds(retain) ?? config.retainMs
     config.readyFile = readyFile
+    config.sessionThreads = sessionThreads ?? config.sessionThreads
+    config.claimsPerCommit = claimsPerCommit
     config.adminListen = (adminListen ?? environment["HAAT_ADMIN_LISTEN"]).flatMap { Endpoint($0) }
     config.adminAuth = adminAuth
     if let certificate = tlsCert ?? environment["HAAT_TLS_CERT"], let key = tlsKey ?? environment["HAAT_TLS_KEY"] {

@@ -36,9 +36,14 @@ import Testing
     options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
     try await withCluster(options) { cluster, server in
       let base = "http://127.0.0.1:\(port)"
-      try await eventually("the admin port answers") { (try? await Self.get(base + "/healthz"))?.status == 200 }
-      #expect(try await Self.get(base + "/healthz").body == "ok\n")
-      // The store must answer within 2 s; on a loaded machine the first try may not.
+      // The event loop and the store must answer within 2 s; on a loaded machine (the whole
+      // suite at once) the first try may not.
+      var healthy = (status: 0, body: "")
+      try await eventually("the admin port answers") {
+        healthy = (try? await Self.get(base + "/healthz")) ?? (0, "")
+        return healthy.status == 200
+      }
+      #expect(healthy.body == "ok\n", "\(healthy)")
       var ready = (status: 0, body: "")
       try await eventually("/readyz answers 200") {
         ready = try await Self.get(base + "/readyz")
@@ -99,12 +104,20 @@ import Testing
           except Exception as error:
               print('error', type(error).__name__)
           """
-        return try run("/usr/bin/python3", ["-c", script]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        // A timeout on a machine loaded by the whole suite is tried again; an HTTP status
+        // (or a TLS refusal when expected) is the answer.
+        var answer = ""
+        for _ in 0..<3 {
+          answer = try run("/usr/bin/python3", ["-c", script]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+          guard answer.hasPrefix("error"), tls else { break }
+        }
+        return answer
       }
       try await eventually("the admin port answers over TLS") { (try? status("/healthz", authorization: nil)) == "200" }
-      #expect(try status("/metrics", authorization: "Bearer \(bearer)") == "200")
-      #expect(try status("/metrics", authorization: nil) == "401")
-      #expect(try status("/metrics", authorization: "Bearer \(bearer)x") == "401")
+      for (authorization, expected) in [("Bearer \(bearer)", "200"), (nil, "401"), ("Bearer \(bearer)x", "401")] {
+        let answer = try status("/metrics", authorization: authorization)
+        #expect(answer == expected, "\(authorization == nil ? "no token" : "a token"): \(answer)")
+      }
       // A protocol token, even an admin one, is not a metrics token.
       #expect(try status("/metrics", authorization: "Bearer \(admin.tokenID):\(admin.secret)") == "401")
       // No plaintext HTTP on a TLS port.

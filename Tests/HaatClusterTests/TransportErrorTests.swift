@@ -60,8 +60,9 @@ struct TransportErrorTests {
       let coordinator = try #require(cluster.coordinator)
       coordinator.signal(SIGSTOP)
       defer { coordinator.signal(SIGCONT) }
-      // A signal is delivered asynchronously: call only once the kernel shows it stopped.
-      try await eventually("the coordinator is stopped", timeout: .seconds(5)) {
+      // A signal is delivered asynchronously: call only once the kernel shows it stopped (a
+      // thread in an fsync stops when the fsync ends, seconds on a loaded disk).
+      try await eventually("the coordinator is stopped", timeout: .seconds(20)) {
         let status = (try? String(contentsOfFile: "/proc/\(coordinator.pid)/status", encoding: .utf8)) ?? ""
         return status.split(separator: "\n").contains { $0.hasPrefix("State:") && $0.contains("T (stopped)") }
       }

@@ -52,4 +52,23 @@ import Testing
     scheduler.claimed(claim, taken: claim.limit)
     #expect(scheduler.poolsWithWork.contains(.collect))
   }
+
+  @Test func aCommitClaimsAtMostItsBoundAndTheNextStartsWithThoseLeftOut() {
+    var scheduler = ClaimScheduler()
+    let workers = (0..<10).map { candidate("w\($0)", 1) }
+    let first = scheduler.plan(workers, maxTasks: 4)
+    #expect(first.reduce(0) { $0 + $1.limit } == 4)
+    // The next plan (the same workers still with credit) serves those left out first.
+    let second = scheduler.plan(workers, maxTasks: 4)
+    #expect(Set(first.map(\.worker)).isDisjoint(with: second.map(\.worker)))
+    // Over three plans every worker got a turn.
+    let third = scheduler.plan(workers, maxTasks: 4)
+    #expect(Set((first + second + third).map(\.worker)).count == 10)
+  }
+
+  @Test func aBoundCutsAShareShort() {
+    var scheduler = ClaimScheduler()
+    let claims = scheduler.plan([candidate("a", 100)], maxTasks: 7)
+    #expect(claims.map(\.limit) == [7])
+  }
 }

@@ -18,6 +18,13 @@ import Testing
       maxLineBytes: maxLineBytes, maxSpecBytes: 1 << 20)
   }
 
+  /// A connected channel: the outbox writes only to active ones.
+  func activeChannel() throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel()
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    return channel
+  }
+
   func lines(_ channel: EmbeddedChannel) throws -> [Envelope] {
     var envelopes: [Envelope] = []
     while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
@@ -30,18 +37,19 @@ import Testing
   }
 
   @Test func repliesWaitForTheFlush() throws {
-    let channel = EmbeddedChannel()
+    let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
     let peer = connection(channel)
     outbox.reply(peer, to: "r1", .pong(.with { $0.atMs = 5 }))
     outbox.reply(peer, to: "r2", .pong(.with { $0.atMs = 6 }))
     #expect(try lines(channel).isEmpty)
     outbox.flush()
+    channel.embeddedEventLoop.run()
     #expect(try lines(channel).map(\.replyTo) == ["r1", "r2"])
   }
 
   @Test func aReplyOverTheSessionsLineLimitIsRefusedNotSent() throws {
-    let channel = EmbeddedChannel()
+    let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
     let peer = connection(channel, maxLineBytes: 300)
     var list = Haat_V1_JobList()
@@ -52,6 +60,7 @@ import Testing
     }
     outbox.reply(peer, to: "r1", .jobList(list))
     outbox.flush()
+    channel.embeddedEventLoop.run()
     let sent = try lines(channel)
     #expect(sent.count == 1)
     guard case .error(let error)? = sent.first?.body else {
@@ -63,12 +72,13 @@ import Testing
   }
 
   @Test func nothingGoesToAClosedConnection() throws {
-    let channel = EmbeddedChannel()
+    let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
     let peer = connection(channel)
     peer.open = false
     outbox.reply(peer, to: "r1", .pong(Haat_V1_Pong()))
     outbox.flush()
+    channel.embeddedEventLoop.run()
     #expect(try lines(channel).isEmpty)
   }
 

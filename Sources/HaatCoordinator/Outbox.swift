@@ -42,10 +42,10 @@ final class Outbox {
   }
 
   /// Queues an encoded line; sent by `flush()`.
-  func send(line: ByteBuffer, to connection: Connection) {
+  func send(line: ByteBuffer, to connection: Connection, written: EventLoopPromise<Void>? = nil) {
     loop.preconditionInEventLoop()
     guard connection.open else { return }
-    connection.outgoing.append(SessionWriter.Line(bytes: line))
+    connection.outgoing.append(SessionWriter.Line(bytes: line, written: written))
     if !connection.needsFlush {
       connection.needsFlush = true
       dirty.append(connection)
@@ -66,8 +66,7 @@ final class Outbox {
     loop.preconditionInEventLoop()
     guard connection.open, let line = lines.first else { return }
     let written = connection.channel.eventLoop.makePromise(of: Void.self)
-    send(line: line, to: connection)
-    connection.outgoing[connection.outgoing.count - 1].written = written
+    send(line: line, to: connection, written: written)
     flush()
     written.futureResult.hop(to: loop).assumeIsolated().whenSuccess {
       self.sendInTurn(lines.dropFirst(), to: connection)

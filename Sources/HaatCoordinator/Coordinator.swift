@@ -96,6 +96,7 @@ public final class Coordinator: Service {
     let gate = ConnectionGate(
       maxPerAddress: config.session.connectionsPerAddress, maxUnauthenticated: config.session.unauthenticatedConnections
     )
+    let boards = HealthBoard.boards(for: core)
     let server: any Channel
     do {
       server = try await ServerBootstrap(group: loop, childGroup: sessionGroup)
@@ -111,7 +112,10 @@ public final class Coordinator: Service {
             }
             try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
             try operations.addHandler(
-              SessionHandler(core: core, tokens: tokens, config: config, throttle: throttle, gate: gate))
+              SessionHandler(
+                core: core, tokens: tokens, config: config, throttle: throttle, gate: gate,
+                health: boards[ObjectIdentifier(channel.eventLoop)] ?? HealthBoard(loop: channel.eventLoop, core: core))
+            )
           }
         }
         .bind(host: config.host, port: config.port).get()

@@ -18,8 +18,6 @@ extension CoordinatorCore {
     let id = envelope.id
     switch body {
     case .credit(let credit): receiveCredit(credit, from: connection)
-    // Answered on the session's loop (SessionHandler); the core keeps the health it reports.
-    case .heartbeat(let heartbeat): recordHeartbeat(heartbeat.health, from: connection)
     case .complete(let complete): receiveComplete(complete, id: id, from: connection)
     case .fail(let fail): receiveFail(fail, id: id, from: connection)
     case .log(let line): receiveLog(line, from: connection)

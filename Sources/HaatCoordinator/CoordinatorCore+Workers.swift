@@ -35,14 +35,18 @@ extension CoordinatorCore {
     return .success(ack)
   }
 
-  /// The health a heartbeat reported (it was answered on its session's loop).
-  func recordHeartbeat(_ health: Haat_V1_WorkerHealth, from connection: Connection) {
-    guard var record = workers[connection.name] else { return }
-    record.beat(health, now: now)
-    record.lastHeartbeatMs = nowMs
-    record.pools = health.pools
-    if health.draining { record.draining = true }
-    workers[connection.name] = record
+  /// The health heartbeats reported (they were answered on their sessions' loops), for
+  /// the workers whose session they came on is still the current one.
+  func recordHeartbeats(_ beats: [HealthBoard.Beat]) {
+    loop.preconditionInEventLoop()
+    for beat in beats where workerConnections[beat.connection.name] === beat.connection {
+      guard var record = workers[beat.connection.name] else { continue }
+      record.beat(beat.health, now: beat.now)
+      record.lastHeartbeatMs = beat.nowMs
+      record.pools = beat.health.pools
+      if beat.health.draining { record.draining = true }
+      workers[beat.connection.name] = record
+    }
   }
 
   func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {

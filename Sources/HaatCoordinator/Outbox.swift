@@ -12,6 +12,7 @@ final class Outbox {
   /// A peer that lets more than this pile up unsent is closed: it is not reading.
   private let maxUnsentBytes: Int
   private var dirty: [Connection] = []
+  private var flushQueued = false
 
   init(loop: any EventLoop, maxUnsentBytes: Int, logger: Logger) {
     self.loop = loop
@@ -46,9 +47,20 @@ final class Outbox {
     loop.preconditionInEventLoop()
     guard connection.open else { return }
     connection.outgoing.append(SessionWriter.Line(bytes: line, written: written))
-    if !connection.needsFlush {
-      connection.needsFlush = true
-      dirty.append(connection)
+    markDirty(connection)
+  }
+
+  private func markDirty(_ connection: Connection) {
+    guard !connection.needsFlush else { return }
+    connection.needsFlush = true
+    dirty.append(connection)
+    // The unit of work that queued a line flushes when it ends; should one not, the
+    // line still leaves once the loop's current tasks are done.
+    guard !flushQueued else { return }
+    flushQueued = true
+    loop.execute {
+      self.flushQueued = false
+      self.flush()
     }
   }
 
@@ -79,10 +91,7 @@ final class Outbox {
     loop.preconditionInEventLoop()
     guard connection.open else { return }
     connection.closeAfterWrite = true
-    if !connection.needsFlush {
-      connection.needsFlush = true
-      dirty.append(connection)
-    }
+    markDirty(connection)
     flush()
     connection.open = false
   }

@@ -22,6 +22,8 @@ final class SessionHandler: ChannelInboundHandler {
 
   private let throttle: AuthThrottle
   private let gate: ConnectionGate
+  /// This loop's board for the health heartbeats report.
+  private let health: HealthBoard
   private var address = ""
   private var admitted = false
   /// Lines that arrived while the token file was being re-read for an unknown token id.
@@ -30,9 +32,11 @@ final class SessionHandler: ChannelInboundHandler {
   private var forCore: [Envelope] = []
 
   init(
-    core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate
+    core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate,
+    health: HealthBoard
   ) {
     self.core = core
+    self.health = health
     self.tokens = tokens
     self.config = config
     self.throttle = throttle
@@ -225,9 +229,12 @@ final class SessionHandler: ChannelInboundHandler {
       switch core.answerHeartbeat(heartbeat, worker: connection.name) {
       case .success(let ack):
         context.write(wrap(Envelope(replyTo: envelope.id, .heartbeatAck(ack)), context), promise: nil)
+        health.record(
+          HealthBoard.Beat(connection: connection, health: heartbeat.health, now: core.now, nowMs: core.nowMs))
       case .failure(let error):
-        return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
+        context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
       }
+      return
     }
     forCore.append(envelope)
   }

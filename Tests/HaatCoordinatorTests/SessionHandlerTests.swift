@@ -20,7 +20,8 @@ import Testing
     try channel.pipeline.syncOperations.addHandler(
       SessionHandler(
         core: core, tokens: tokens, config: core.config, throttle: AuthThrottle(logger: core.logger),
-        gate: ConnectionGate(maxPerAddress: 16, maxUnauthenticated: 16)))
+        gate: ConnectionGate(maxPerAddress: 16, maxUnauthenticated: 16),
+        health: HealthBoard(loop: channel.eventLoop, core: core)))
     try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     guard case .challenge(let challenge)? = try next(channel).body else {
       throw HaatError(.internal, "no challenge")
@@ -101,8 +102,10 @@ import Testing
     #expect(ack.extended.map(\.task) == ["1"])
     #expect(ack.revoked.map(\.task) == ["2"])
 
-    // Once the core is free, the health the heartbeat reported is recorded.
+    // Once the core is free, the health the heartbeat reported is recorded (handed over
+    // with the others of its period).
     release.withLock { $0 = true }
+    channel.embeddedEventLoop.advanceTime(by: .milliseconds(HealthBoard.periodMs))
     let rss = try core.loop.submit { core.workers["w1"]?.health.rssBytes }.wait()
     #expect(rss == 12_345)
     _ = try? channel.finish()

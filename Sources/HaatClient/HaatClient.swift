@@ -32,19 +32,10 @@ public final class HaatClient: Sendable {
       clientNonce: HandshakeMAC.nonce(bytes: 16))
     let channel: any Channel
     do {
-      channel = try await ClientBootstrap(group: loop)
-        .connectTimeout(.seconds(10))
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
-        .channelInitializer { channel in
-          channel.eventLoop.makeCompletedFuture {
-            let operations = channel.pipeline.syncOperations
-            try operations.addClientSession(
-              endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: nil,
-              maxLineBytes: Defaults.maxNegotiatedLineBytes, established: established)
-            try operations.addHandler(ReplyRouterHandler(router: router))
-          }
-        }
-        .connect(host: endpoint.host, port: endpoint.port).get()
+      channel = try await ClientBootstrap.session(
+        on: loop, endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: nil,
+        maxLineBytes: Defaults.maxNegotiatedLineBytes, established: established
+      ) { ReplyRouterHandler(router: router) }.get()
     } catch {
       established.fail(error)
       throw HaatError(.unavailable, "cannot reach the coordinator at \(endpoint): \(error)")

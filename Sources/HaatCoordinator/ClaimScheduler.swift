@@ -41,12 +41,13 @@ struct ClaimScheduler {
     let ordered = eligible[start...] + eligible[..<start]
     var claims: [Claim] = []
     var budget = maxTasks
-    var next = start + 1
+    /// Where the bound first left a worker out.
+    var cut: Int?
     for pool in Pool.allCases where poolsWithWork.contains(pool) {
       let wanting = ordered.count { $0.free[pool, default: 0] > 0 }
       for (offset, candidate) in ordered.enumerated() where candidate.free[pool, default: 0] > 0 {
         guard budget > 0 else {
-          next = start + offset
+          cut = cut ?? start + offset
           break
         }
         let share = min(budget, (candidate.free[pool, default: 0] + wanting - 1) / wanting)
@@ -55,7 +56,7 @@ struct ClaimScheduler {
           Claim(worker: candidate.name, pool: pool, limit: share, generation: generation[pool, default: 0]))
       }
     }
-    rotation = next
+    rotation = cut ?? start + 1
     return claims
   }
 

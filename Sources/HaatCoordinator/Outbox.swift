@@ -58,7 +58,7 @@ final class Outbox {
     // line still leaves once the loop's current tasks are done.
     guard !flushQueued else { return }
     flushQueued = true
-    loop.execute {
+    loop.assumeIsolated().execute {
       self.flushQueued = false
       self.flush()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import HaatCore
 import NIOCore
+import NIOPosix
 import NIOSSL
 
 /// The peer side of a connection's start: waits for the challenge, sends hello, checks
@@ -181,6 +182,31 @@ extension Haat_V1_Hello {
     mac = values.mac
     self.maxLineBytes = maxLineBytes
     if let worker { self.worker = worker }
+  }
+}
+
+extension ClientBootstrap {
+  /// Connects a peer's session to `endpoint`: a 10 s connect timeout, no Nagle delay, the
+  /// session pipeline (`addClientSession`), then the handler `makeHandler` makes for the
+  /// envelopes after the welcome.
+  public static func session(
+    on loop: any EventLoop, endpoint: Endpoint, tls: NIOSSLContext?, handshake: ClientHandshake,
+    worker: Haat_V1_WorkerInfo?, maxLineBytes: UInt32 = 0, established: EventLoopPromise<Haat_V1_Welcome>,
+    handler makeHandler: @escaping @Sendable () -> any ChannelHandler
+  ) -> EventLoopFuture<any Channel> {
+    ClientBootstrap(group: loop)
+      .connectTimeout(.seconds(10))
+      .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      .channelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture {
+          let operations = channel.pipeline.syncOperations
+          try operations.addClientSession(
+            endpoint: endpoint, tls: tls, handshake: handshake, worker: worker, maxLineBytes: maxLineBytes,
+            established: established)
+          try operations.addHandler(makeHandler())
+        }
+      }
+      .connect(host: endpoint.host, port: endpoint.port)
   }
 }
 

@@ -40,37 +40,28 @@ extension WorkerRuntime {
     let workerInfo = info
     let tlsContext = self.tlsContext
     let endpoint = coordinator
-    ClientBootstrap(group: loop)
-      .connectTimeout(.seconds(10))
-      .channelOption(.socketOption(.tcp_nodelay), value: 1)
-      .channelInitializer { channel in
-        channel.eventLoop.makeCompletedFuture {
-          let operations = channel.pipeline.syncOperations
-          try operations.addClientSession(
-            endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: workerInfo, established: established)
-          try operations.addHandler(WorkerSessionHandler(runtime: self))
-        }
-      }
-      .connect(host: endpoint.host, port: endpoint.port)
-      .assumeIsolated().whenComplete { result in
-        switch result {
-        case .failure(let error):
-          established.fail(error)
-          self.retry("cannot reach the coordinator at \(self.coordinator): \(error)")
-        case .success(let channel):
-          established.futureResult.assumeIsolated().whenComplete { result in
-            switch result {
-            case .success(let welcome): self.opened(channel, welcome: welcome)
-            case .failure(let error as HaatError) where error.code == .authFailed || error.code == .versionUnsupported:
-              self.logger.critical("the coordinator refused this worker", metadata: ["error": "\(error)"])
-              self.stopping = true
-              self.done.fail(error)
-            case .failure(let error):
-              self.retry("the handshake failed: \(error)")
-            }
+    ClientBootstrap.session(
+      on: loop, endpoint: endpoint, tls: tlsContext, handshake: handshake, worker: workerInfo, established: established
+    ) { WorkerSessionHandler(runtime: self) }
+    .assumeIsolated().whenComplete { result in
+      switch result {
+      case .failure(let error):
+        established.fail(error)
+        self.retry("cannot reach the coordinator at \(self.coordinator): \(error)")
+      case .success(let channel):
+        established.futureResult.assumeIsolated().whenComplete { result in
+          switch result {
+          case .success(let welcome): self.opened(channel, welcome: welcome)
+          case .failure(let error as HaatError) where error.code == .authFailed || error.code == .versionUnsupported:
+            self.logger.critical("the coordinator refused this worker", metadata: ["error": "\(error)"])
+            self.stopping = true
+            self.done.fail(error)
+          case .failure(let error):
+            self.retry("the handshake failed: \(error)")
           }
         }
       }
+    }
   }
 
   func retry(_ reason: String) {

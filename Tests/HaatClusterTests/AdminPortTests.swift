@@ -46,7 +46,8 @@ import Testing
       #expect(healthy.body == "ok\n", "\(healthy)")
       var ready = (status: 0, body: "")
       try await eventually("/readyz answers 200") {
-        ready = try await Self.get(base + "/readyz")
+        // A reset connection on a loaded machine is tried again, as a probe would be.
+        ready = (try? await Self.get(base + "/readyz")) ?? (0, "")
         return ready.status == 200
       }
       #expect(ready.status == 200 && ready.body == "ready\n", "\(ready)")

@@ -48,7 +48,9 @@ struct LargeResultTests {
         return source
       }
       let job = try await client.submit(spec("large results", sources)).job
-      let result = try await finish(client, job)
+      // Two 20,000-row tasks of 64 parts each: under the whole suite's load a debug build
+      // needs more than the default minute.
+      let result = try await finish(client, job, timeout: .seconds(120))
       #expect(result.job.state == "succeeded", "\(result.report.summary.missing)")
       let expected = try Self.expected(seeds: seeds)
       // Thousands of rows: far more than one 64 KiB line holds.

@@ -59,12 +59,16 @@ struct Analysis: AsyncParsableCommand {
 
     if kernelsOnly {
       for (path, kind) in [(postsPath, "posts"), (ordersPaths[0], "orders")] {
-        for reports in [["engagement"], ["best_time"], ["attribution"], []] {
-          let seconds = try timed {
-            if kind == "posts" {
-              _ = try feed(CanonicalExportConnector.self, kind: kind, path, reports: reports)
-            } else {
-              _ = try feed(TableExportConnector<OrdersExport>.self, kind: kind, path, reports: reports)
+        for reports in [
+          ["engagement"], ["best_time"], ["attribution"], [], ["engagement", "best_time", "attribution"],
+        ] {
+          let seconds = try best {
+            try timed {
+              if kind == "posts" {
+                _ = try feed(CanonicalExportConnector.self, kind: kind, path, reports: reports)
+              } else {
+                _ = try feed(TableExportConnector<OrdersExport>.self, kind: kind, path, reports: reports)
+              }
             }
           }
           say("\(kind) \(reports): \(String(format: "%.2f", seconds)) s")

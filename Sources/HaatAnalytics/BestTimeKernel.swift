@@ -72,7 +72,8 @@ public struct BestTimeKernel: Sendable {
     }
   }
 
-  private var cells: [Key: Cell] = [:]
+  private var cellMap = SlottedMap<Key, Cell>()
+  private var cells: [Key: Cell] { cellMap.dictionary }
   private var overflowed = false
   /// The account's clock (the task's source's zone, else each post's own offset).
   private var clock = LocalClock(timezone: "")
@@ -99,12 +100,18 @@ public struct BestTimeKernel: Sendable {
   /// the report then fails and says why (so `accepts` needs no time zone to answer).
   mutating func add(_ post: PostRecord) -> Bool {
     guard let engagements = Self.engagements(post) else { return false }
-    let key = Key(
-      platform: post.platform, account: post.account, zone: clock.name,
-      hour: LocalClock.hourOfWeek(local: clock.local(post.createdAt)))
+    let hour = LocalClock.hourOfWeek(local: clock.local(post.createdAt))
     let rate = post.reach.flatMap { $0 > 0 ? Double(engagements) / Double($0) : nil }
-    // In place: no cell or sketch is built per post.
-    if !cells[key, default: Cell()].add(engagements: engagements, rate: rate) { overflowed = true }
+    // In place: no cell or sketch is built per post, and the reader's account index finds
+    // the cell without hashing its key (SlottedMap). The zone is the kernel's own.
+    let slot = post.accountIndex < 0 ? -1 : Int(post.accountIndex) * 168 + Int(hour)
+    let zone = clock.name
+    let added = cellMap.update(
+      slot: slot,
+      matches: { $0.platform == post.platform && $0.account == post.account && $0.zone == zone && $0.hour == hour },
+      key: { Key(platform: post.platform, account: post.account, zone: zone, hour: hour) }, initial: Cell.init
+    ) { $0.add(engagements: engagements, rate: rate) }
+    if !added { overflowed = true }
     return true
   }
 
@@ -184,7 +191,7 @@ extension BestTimeKernel: ReportKernel {
 
   public mutating func merge(_ other: BestTimeKernel) {
     if other.overflowed { overflowed = true }
-    for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
+    for (key, cell) in other.cells where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) { overflowed = true }
   }
 
   public func write(to partial: inout Partial) {
@@ -219,7 +226,7 @@ extension BestTimeKernel: ReportKernel {
       }
       let key = Key(platform: cell.platform, account: cell.account, zone: cell.zone, hour: cell.hour)
       let read = Cell(posts: cell.posts, engagements: cell.engagements, rates: rates, perPost: perPost)
-      if !cells[key, default: Cell()].merge(read) { overflowed = true }
+      if !cellMap.update(key, initial: Cell(), { $0.merge(read) }) { overflowed = true }
     }
   }
 

@@ -117,10 +117,12 @@ public struct EngagementKernel: Sendable, Equatable {
     }
   }
 
-  public private(set) var cells: [Key: Cell] = [:]
+  private var cellMap = SlottedMap<Key, Cell>()
+  public var cells: [Key: Cell] { cellMap.dictionary }
   /// Per-post rates by reach and by impressions, per key: apart from the sums, so that
   /// adding a post never copies a sketch.
-  public private(set) var rates: [Key: PostRates] = [:]
+  private var rateMap = SlottedMap<Key, PostRates>()
+  public var rates: [Key: PostRates] { rateMap.dictionary }
   /// A bound on every sum of every cell: the saturating total of every count of every post
   /// added (and of each post itself). While adding a post's counts to it stays below
   /// UInt64.max, no cell's sum can pass it, so `accepts` need not look the cell up. A
@@ -129,7 +131,7 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// Equal aggregates, whatever the bound (a speed-up, not part of the figures).
   public static func == (lhs: EngagementKernel, rhs: EngagementKernel) -> Bool {
-    lhs.cells == rhs.cells && lhs.rates == rhs.rates && lhs.overflowed == rhs.overflowed
+    lhs.cellMap == rhs.cellMap && lhs.rateMap == rhs.rateMap && lhs.overflowed == rhs.overflowed
   }
 
   /// The post's counts summed, or nil past UInt64.max.
@@ -175,10 +177,17 @@ public struct EngagementKernel: Sendable, Equatable {
   /// UInt64.max: the reader counts it as a bad row.
   @discardableResult
   public mutating func add(_ post: PostRecord) -> Bool {
-    let key = Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)
-    let added = cells[key, default: Cell()].add(post)
-    if !added, cells[key]?.posts == 0 { cells[key] = nil }
-    guard added else { return false }
+    // The reader's account index finds the cell without hashing its key (SlottedMap).
+    let slot = post.accountIndex < 0 ? -1 : Int(post.accountIndex) * MediaType.allCases.count + post.mediaType.index
+    let matches = { (key: Key) in
+      key.platform == post.platform && key.account == post.account && key.mediaType == post.mediaType.rawValue
+    }
+    let key = { Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue) }
+    let added = cellMap.update(slot: slot, matches: matches, key: key, initial: Cell.init) { $0.add(post) }
+    guard added else {
+      if cellMap[key()]?.posts == 0 { cellMap.removeValue(forKey: key()) }
+      return false
+    }
     let (bound, overflow) = Self.weight(post).map { self.bound.addingReportingOverflow($0) } ?? (.max, true)
     self.bound = overflow ? .max : bound
     // The cell's sums took the post, so its engagements are in range.
@@ -186,7 +195,9 @@ public struct EngagementKernel: Sendable, Equatable {
     let byReach = post.reach.flatMap { $0 > 0 ? engagements / Double($0) : nil }
     let byImpressions = post.impressions.flatMap { $0 > 0 ? engagements / Double($0) : nil }
     if byReach != nil || byImpressions != nil {
-      rates[key, default: PostRates()].add(reach: byReach, impressions: byImpressions)
+      rateMap.update(slot: slot, matches: matches, key: key, initial: PostRates.init) {
+        $0.add(reach: byReach, impressions: byImpressions)
+      }
     }
     return true
   }
@@ -202,8 +213,8 @@ public struct EngagementKernel: Sendable, Equatable {
   public mutating func merge(_ other: EngagementKernel) {
     if other.overflowed { overflowed = true }
     bound = .max
-    for (key, cell) in other.cells where !cells[key, default: Cell()].merge(cell) { overflowed = true }
-    for (key, sketches) in other.rates { rates[key, default: PostRates()].merge(sketches) }
+    for (key, cell) in other.cells where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) { overflowed = true }
+    for (key, sketches) in other.rates { rateMap.update(key, initial: PostRates()) { $0.merge(sketches) } }
   }
 
   // MARK: Wire form
@@ -263,7 +274,7 @@ public struct EngagementKernel: Sendable, Equatable {
       sums.postsWithReach = cell.postsWithReach
       sums.postsWithImpressions = cell.postsWithImpressions
       let key = Key(platform: cell.platform, account: cell.account, mediaType: cell.mediaType)
-      if !cells[key, default: Cell()].merge(sums) { overflowed = true }
+      if !cellMap.update(key, initial: Cell(), { $0.merge(sums) }) { overflowed = true }
       if cell.hasRatesReach || cell.hasRatesImpressions {
         // A sketch that does not read makes the medians unknowable: the report fails.
         guard let reach = QuantileSketch(cell.ratesReach), let impressions = QuantileSketch(cell.ratesImpressions)
@@ -271,7 +282,7 @@ public struct EngagementKernel: Sendable, Equatable {
           overflowed = true
           continue
         }
-        rates[key, default: PostRates()].merge(PostRates(reach: reach, impressions: impressions))
+        rateMap.update(key, initial: PostRates()) { $0.merge(PostRates(reach: reach, impressions: impressions)) }
       }
     }
   }

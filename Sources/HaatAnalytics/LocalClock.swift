@@ -8,12 +8,14 @@ struct LocalClock: Sendable, Equatable {
   let zone: TimeZone?
   private var offsets: [Int64: Int64] = [:]
 
+  /// The zone's name for reports, or "offset" when each record's own offset is used (kept:
+  /// asked once per record).
+  let name: String
+
   init(timezone: String) {
     zone = timezone.isEmpty ? nil : TimeZone(identifier: timezone)
+    name = zone?.identifier ?? "offset"
   }
-
-  /// The zone's name for reports, or "offset" when each record's own offset is used.
-  var name: String { zone?.identifier ?? "offset" }
 
   /// Seconds since 1970-01-01 00:00 local time.
   mutating func local(_ time: Values.Timestamp) -> Int64 {

@@ -32,6 +32,18 @@ public enum MediaType: String, Sendable, CaseIterable, Comparable {
   }.map { (Array($0.key.utf8), $0.value) }
 
   public static func < (lhs: MediaType, rhs: MediaType) -> Bool { lhs.rawValue < rhs.rawValue }
+
+  /// The type's place in `allCases`, without a search.
+  public var index: Int {
+    switch self {
+    case .text: return 0
+    case .image: return 1
+    case .video: return 2
+    case .carousel: return 3
+    case .link: return 4
+    case .other: return 5
+    }
+  }
 }
 
 /// The canonical fields of a post, in canonical order (the order problems are looked for).
@@ -102,6 +114,18 @@ public struct PostRecord: Sendable, Equatable {
   public var videoViews: UInt64?
   public var clicks: UInt64?
   public var followersAtPost: UInt64?
+  /// The reader's index of this post's platform × account (−1: none): records from one
+  /// reader with equal indices have equal platforms and accounts. A hint that lets a kernel
+  /// find its entry without hashing Strings; it is not part of the post (`==` ignores it).
+  public var accountIndex: Int32 = -1
+
+  public static func == (lhs: PostRecord, rhs: PostRecord) -> Bool {
+    lhs.platform == rhs.platform && lhs.account == rhs.account && lhs.id == rhs.id && lhs.createdAt == rhs.createdAt
+      && lhs.createdAtText == rhs.createdAtText && lhs.mediaType == rhs.mediaType && lhs.likes == rhs.likes
+      && lhs.comments == rhs.comments && lhs.shares == rhs.shares && lhs.saves == rhs.saves && lhs.reach == rhs.reach
+      && lhs.impressions == rhs.impressions && lhs.videoViews == rhs.videoViews && lhs.clicks == rhs.clicks
+      && lhs.followersAtPost == rhs.followersAtPost
+  }
 
   public init(
     platform: String, account: String, id: String, createdAt: Values.Timestamp,

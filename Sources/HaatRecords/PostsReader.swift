@@ -62,6 +62,9 @@ public struct PostsReader {
   private var columns: [PostField?]?
   private var csvRow: UInt64 = 0
   private var fatal: ExportError?
+  private var accounts = AccountInterner()
+  /// CSV: the column of each canonical field, by its raw value (−1: absent).
+  private var fieldColumns: [Int] = []
 
   public init(
     format: ExportFormat, defaultPlatform: String = "", defaultAccount: String = "",
@@ -209,11 +212,7 @@ public struct PostsReader {
       problem(csvRow, nil, .wrongFieldCount)
       return
     }
-    var raw = RawPost()
-    for (index, field) in columns.enumerated() {
-      if let field { raw.values[field.rawValue] = .bytes(record.field(index)) }
-    }
-    build(raw, row: csvRow, onPost)
+    build(CSVFields(record: record, columns: fieldColumns), row: csvRow, onPost)
   }
 
   private mutating func readHeader(_ record: CSVRecord) {
@@ -240,6 +239,10 @@ public struct PostsReader {
       return
     }
     self.columns = columns
+    fieldColumns = [Int](repeating: -1, count: PostField.allCases.count)
+    for (index, field) in columns.enumerated() {
+      if let field { fieldColumns[field.rawValue] = index }
+    }
   }
 
   // MARK: NDJSON
@@ -308,14 +311,34 @@ public struct PostsReader {
     }
   }
 
-  private struct RawPost {
+  /// A row's raw fields, by canonical field.
+  private protocol RawFields {
+    func value(_ field: PostField) -> RawValue?
+  }
+
+  /// An NDJSON line's fields, as scanned.
+  private struct RawPost: RawFields {
     var values = [RawValue?](repeating: nil, count: PostField.allCases.count)
+
+    func value(_ field: PostField) -> RawValue? { values[field.rawValue] }
+  }
+
+  /// A CSV record's fields, read in place: nothing is copied or allocated per row.
+  private struct CSVFields: RawFields {
+    let record: CSVRecord
+    let columns: [Int]
+
+    @inline(__always)
+    func value(_ field: PostField) -> RawValue? {
+      let column = columns[field.rawValue]
+      return column < 0 ? nil : .bytes(record.field(column))
+    }
   }
 
   /// Builds the post, reporting the first problem in canonical order.
-  private mutating func build(_ raw: RawPost, row: UInt64, _ onPost: (PostRecord) -> Bool) {
+  private mutating func build<Fields: RawFields>(_ raw: Fields, row: UInt64, _ onPost: (PostRecord) -> Bool) {
     func text(_ field: PostField) -> String? {
-      switch raw.values[field.rawValue] {
+      switch raw.value(field) {
       case .bytes(let bytes)?:
         let trimmed = Values.trimmed(bytes)
         return trimmed.isEmpty ? nil : Values.string(trimmed)
@@ -328,15 +351,19 @@ public struct PostsReader {
     }
     for field in [PostField.platform, .account, .id, .createdAt, .mediaType] {
       let control: Bool
-      switch raw.values[field.rawValue] {
+      switch raw.value(field) {
       case .bytes(let bytes)?: control = Values.hasControl(bytes)
       case .json(.string(let string))?: control = Values.hasControl(string.utf8)
       default: control = false
       }
       if control { return problem(row, field, .controlCharacter) }
     }
-    let platform = text(.platform) ?? defaultPlatform
-    let account = text(.account) ?? defaultAccount
+    // Interned: a known platform × account costs no new Strings.
+    let (platform, account, accountIndex) = Self.withText(raw.value(.platform), or: defaultPlatform) { platform in
+      Self.withText(raw.value(.account), or: defaultAccount) { account in
+        accounts.intern(platform: platform, account: account)
+      }
+    }
     guard let id = text(.id) else { return problem(row, .id, .missing) }
     guard let created = text(.createdAt) else { return problem(row, .createdAt, .missing) }
     // From the string's own bytes: no copy per row.
@@ -344,7 +371,7 @@ public struct PostsReader {
     let timestamp = createdBytes.withUTF8 { Values.timestamp(UnsafeRawBufferPointer($0)) }
     guard let timestamp else { return problem(row, .createdAt, .invalidTimestamp) }
     let mediaType: MediaType
-    switch raw.values[PostField.mediaType.rawValue] {
+    switch raw.value(.mediaType) {
     case .bytes(let bytes)?: mediaType = MediaType(normalizing: bytes)
     case .json(.string(let string))?:
       mediaType = Array(string.utf8).withUnsafeBytes { MediaType(normalizing: $0) }
@@ -353,8 +380,9 @@ public struct PostsReader {
     var post = PostRecord(
       platform: platform, account: account, id: id, createdAt: timestamp, createdAtText: created,
       mediaType: mediaType)
+    post.accountIndex = accountIndex
     for field in PostField.counts {
-      switch count(raw.values[field.rawValue]) {
+      switch count(raw.value(field)) {
       case .success(let value): post[count: field] = value
       case .failure(let reason): return problem(row, field, reason)
       }
@@ -362,6 +390,24 @@ public struct PostsReader {
     // Counts that would take a sum past 2^64 − 1 leave the row out, as a bad row.
     guard onPost(post) else { return problem(row, nil, .outOfRange) }
     posts += 1
+  }
+
+  /// The value's trimmed text as bytes, or `fallback`'s when it has none.
+  private static func withText<R>(
+    _ value: RawValue?, or fallback: String, _ body: (UnsafeRawBufferPointer) -> R
+  ) -> R {
+    switch value {
+    case .bytes(let bytes)?:
+      let trimmed = Values.trimmed(bytes)
+      if !trimmed.isEmpty { return body(trimmed) }
+    case .json(.string(let string))?:
+      var trimmed = string.trimmingBlanks()
+      if !trimmed.isEmpty { return trimmed.withUTF8 { body(UnsafeRawBufferPointer($0)) } }
+    default:
+      break
+    }
+    var fallback = fallback
+    return fallback.withUTF8 { body(UnsafeRawBufferPointer($0)) }
   }
 
   private func count(_ value: RawValue?) -> Result<UInt64?, Values.Problem> {

@@ -201,7 +201,20 @@ struct Analysis: AsyncParsableCommand {
       try chunk.withUnsafeBytes { bytes in try connector.feed(bytes) { builder.add($0) } }
     }
     _ = try connector.pageEnded(PageResponse(status: 200, contentType: "text/csv")) { builder.add($0) }
-    _ = builder.partial
+    let partial = builder.partial
+    if ProcessInfo.processInfo.environment["HAAT_BENCH_PARTIAL"] != nil {
+      // What the partial costs on the wire: its JSON size, and the time to write and read it.
+      let started = ContinuousClock.now
+      let json: [UInt8] = try partial.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      let encoded = ContinuousClock.now
+      let read = try Partial(jsonUTF8Bytes: json)
+      let decoded = ContinuousClock.now
+      var merger = PartialMerger()
+      merger.merge(read)
+      say(
+        "partial \(reports): \(json.count) bytes, write \(String(format: "%.3f", (encoded - started).seconds)) s, read \(String(format: "%.3f", (decoded - encoded).seconds)) s, merge \(String(format: "%.3f", (ContinuousClock.now - decoded).seconds)) s"
+      )
+    }
     return connector.counts.records
   }
 
@@ -210,7 +223,7 @@ struct Analysis: AsyncParsableCommand {
   func measure(_ postsPath: String, _ ordersPaths: [String], folder: String) async throws -> (Haat_V1_Result, Double) {
     var options = LocalCluster.Options()
     options.workers = workers
-    options.logLevel = "warning"
+    options.logLevel = ProcessInfo.processInfo.environment["HAAT_BENCH_LOG"] ?? "warning"
     options.leaseMs = 60_000
     options.workerArguments = ["--file-root", folder]
     let cluster = try await LocalCluster.start(options)
@@ -232,10 +245,23 @@ struct Analysis: AsyncParsableCommand {
         spec.sources.append(source)
       }
       let started = ContinuousClock.now
+      let submitted = Int64(Date().timeIntervalSince1970 * 1000)
       let job = try await client.submit(spec).job
       for try await event in client.watch(job) where event.final { break }
       let seconds = (ContinuousClock.now - started).seconds
       let result = try await client.result(job)
+      if ProcessInfo.processInfo.environment["HAAT_BENCH_TASKS"] != nil {
+        // Where the job's time went: each task's worker, rows, duration and when it ended.
+        let detail = try await client.job(job, tasks: true)
+        let first = submitted
+        say("job: submitted +0 ms, report +\(Int(seconds * 1000)) ms")
+        for task in detail.tasks.sorted(by: { $0.updatedMs < $1.updatedMs }) {
+          say(
+            "task \(task.index) \(task.worker) rows \(task.stats.rows) took \(task.stats.durationMs) ms, ended +\(task.updatedMs - first) ms"
+          )
+        }
+        if ProcessInfo.processInfo.environment["HAAT_BENCH_LOG"] != nil { say(cluster.logs()) }
+      }
       await client.close()
       await cluster.stop()
       return (result, seconds)

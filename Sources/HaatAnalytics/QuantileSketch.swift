@@ -139,7 +139,28 @@ public struct QuantileSketch: Sendable, Equatable {
   public mutating func merge(_ other: QuantileSketch) {
     if other.overflowed { overflowed = true }
     add(zeros: other.zeros)
-    for (index, count) in other.counts.enumerated() where count > 0 { add(bucket: other.offset + Int32(index), count) }
+    if !other.counts.isEmpty {
+      // Window onto window: widened once (within the same bound as one add), then added
+      // counter by counter, rather than a bounds check and a possible widening per bucket.
+      let otherHigh = other.offset + Int32(other.counts.count) - 1
+      let low = counts.isEmpty ? other.offset : min(offset, other.offset)
+      let high = counts.isEmpty ? otherHigh : max(offset + Int32(counts.count) - 1, otherHigh)
+      // The merged sketch has at least as many buckets as the larger one: the bound holds.
+      if Int(high - low) + 1 <= 64 + 8 * max(occupied, other.occupied) {
+        grow(low: low, high: high)
+        let shift = Int(other.offset - offset)
+        for (index, count) in other.counts.enumerated() where count > 0 {
+          if counts[shift + index] == 0 { occupied += 1 }
+          let (sum, overflow) = counts[shift + index].addingReportingOverflow(count)
+          counts[shift + index] = sum
+          if overflow { overflowed = true }
+        }
+      } else {
+        for (index, count) in other.counts.enumerated() where count > 0 {
+          add(bucket: other.offset + Int32(index), count)
+        }
+      }
+    }
     for (bucket, count) in other.sparse { add(bucket: bucket, count) }
   }
 
@@ -173,6 +194,21 @@ public struct QuantileSketch: Sendable, Equatable {
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
     add(zeros: message.zeros)
+    // Written ascending, as `message` writes them: the window is sized once when the buckets
+    // fit it, instead of widened bucket by bucket.
+    let buckets = message.buckets
+    if let first = buckets.first, let last = buckets.last, first >= -Self.maxIndex, last <= Self.maxIndex,
+      zip(buckets, buckets.dropFirst()).allSatisfy({ $0 < $1 }),
+      Int(last) - Int(first) + 1 <= 64 + 8 * message.counts.lazy.filter({ $0 > 0 }).count
+    {
+      offset = first
+      counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
+      for (bucket, count) in zip(buckets, message.counts) where count > 0 {
+        counts[Int(bucket - first)] = count
+        occupied += 1
+      }
+      return
+    }
     for (bucket, count) in zip(message.buckets, message.counts) {
       guard abs(bucket) <= Self.maxIndex else { return nil }
       if count > 0 { add(bucket: bucket, count) }

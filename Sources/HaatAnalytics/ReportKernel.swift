@@ -1,6 +1,8 @@
+import Dispatch
 import HaatCore
 import HaatProtocol
 import HaatRecords
+import Synchronization
 
 /// The seam every report plugs into (DESIGN.md §2 "Extension points"). A kernel is a
 /// mergeable aggregate: a worker makes one per task and feeds it the records it wants, one
@@ -208,6 +210,47 @@ public struct PartialMerger: Sendable {
   }
 
   /// Lays a later run's merged partials over these (see `ReportKernel.overlay`).
+  /// Adds another merger's kernels to these.
+  public mutating func merge(_ other: PartialMerger) {
+    for (name, kernel) in other.kernels {
+      if kernels[name] == nil {
+        kernels[name] = kernel
+      } else {
+        kernels[name]?.merge(any: kernel)
+      }
+    }
+  }
+
+  /// The partials merged on every core: each read into its kernels, then merged in pairs,
+  /// round by round (a partial is a monoid, so any grouping gives the same sums; the pairs
+  /// are fixed by position, so the same partials always merge the same way).
+  public static func merging(_ partials: [Partial]) -> PartialMerger {
+    var level = concurrentMap(partials.indices) { index in
+      var merger = PartialMerger()
+      merger.merge(partials[index])
+      return merger
+    }
+    while level.count > 1 {
+      let current = level
+      level = concurrentMap(0..<(current.count + 1) / 2) { pair in
+        var merged = current[2 * pair]
+        if 2 * pair + 1 < current.count { merged.merge(current[2 * pair + 1]) }
+        return merged
+      }
+    }
+    return level.first ?? PartialMerger()
+  }
+
+  private static func concurrentMap<T: Sendable>(_ range: Range<Int>, _ transform: @Sendable (Int) -> T) -> [T] {
+    guard range.count > 1 else { return range.map(transform) }
+    let results = Mutex([T?](repeating: nil, count: range.count))
+    DispatchQueue.concurrentPerform(iterations: range.count) { offset in
+      let value = transform(range.lowerBound + offset)
+      results.withLock { $0[offset] = value }
+    }
+    return results.withLock { $0.compactMap { $0 } }
+  }
+
   public mutating func overlay(_ newer: PartialMerger) {
     for (name, kernel) in newer.kernels {
       if kernels[name] == nil {

@@ -71,7 +71,7 @@ public enum ReportReducer {
   /// Throws `overflow` when a sum passes UInt64.max. Tasks of one run merge; the runs are
   /// laid over each other in order of `run`.
   public static func reduce(job: String, reports: [String], tasks: [TaskResult]) throws(HaatError) -> Report {
-    var runs: [Int: PartialMerger] = [:]
+    var partials: [Int: [Partial]] = [:]
     var summary = Haat_V1_ReportSummary()
     // Lists gather locally and are set once (appending through a message copies).
     var missingSources: [Haat_V1_MissingSource] = []
@@ -88,7 +88,7 @@ public enum ReportReducer {
         missingSources.append(missing)
         continue
       }
-      if let partial = task.partial { runs[task.run, default: PartialMerger()].merge(partial) }
+      if let partial = task.partial { partials[task.run, default: []].append(partial) }
       if let stats = task.stats {
         var sum = EngagementKernel.Checked()
         summary.rows = sum.add(summary.rows, stats.rows)
@@ -109,8 +109,8 @@ public enum ReportReducer {
     summary.sources = UInt32(clamping: sources.count)
     summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
     var merger = PartialMerger()
-    for run in runs.keys.sorted() {
-      if let newer = runs[run] { merger.overlay(newer) }
+    for run in partials.keys.sorted() {
+      merger.overlay(PartialMerger.merging(partials[run] ?? []))
     }
     var report = Report()
     report.job = job

@@ -104,17 +104,25 @@ extension CoordinatorCore {
     job.reducing = true
     let store = self.store
     let cancelled = job.cancelled
-    onStore { () -> (JobRecord, [TaskOutput]) in
+    let started = ContinuousClock.now
+    onStore { () -> (JobRecord, [TaskOutput], Duration) in
       guard let record = try await store.job(id, tasks: false, nowMs: 0) else {
         throw HaatError(.notFound, "job \(id) vanished")
       }
-      return (record, try await store.outputs(of: id))
+      return (record, try await store.outputs(of: id), ContinuousClock.now - started)
     }
-    .flatMap { record, outputs in self.offLoop { try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled) }
+    .flatMap { record, outputs, read in
+      self.offLoop { (try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled), read) }
     }
     .assumeIsolated().whenComplete { result in
       switch result {
-      case .success(let outcome):
+      case .success(let (outcome, read)):
+        self.logger.debug(
+          "job reduced",
+          metadata: [
+            "job": "\(id)", "read_ms": "\(Self.milliseconds(read))",
+            "reduce_ms": "\(Self.milliseconds(ContinuousClock.now - started - read))",
+          ].merging(outcome.timings.mapValues { .string($0) }) { first, _ in first })
         let (state, report, error) = (outcome.state, outcome.report, outcome.error)
         self.enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
           guard case .finished(_, let applied) = result, applied else {
@@ -140,6 +148,10 @@ extension CoordinatorCore {
         self.retryFinish(id)
       }
     }
+  }
+
+  static func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
   }
 
   /// Reduces and records a job's end again later: its read or write failed (a full disk).

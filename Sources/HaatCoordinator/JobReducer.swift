@@ -3,6 +3,7 @@ import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import HaatStore
+import Synchronization
 
 /// A job's end: its tasks' stored outputs reduced into the report, the job's final state
 /// and, when it did not succeed, why. Pure: the coordinator reads the outputs from the
@@ -13,6 +14,8 @@ enum JobReducer {
     /// The report's wire JSON.
     var report: Data
     var error: String
+    /// Where the reduce's time went, for the coordinator's debug log.
+    var timings: [String: String] = [:]
   }
 
   /// Merges exactly one partial per done task; says which sources are missing.
@@ -27,17 +30,18 @@ enum JobReducer {
     var counts = TaskCounts()
     var unreadable: [String] = []
     let outputs = runs.enumerated().flatMap { run, outputs in outputs.map { (run, $0) } }
-    let results = outputs.map { run, output -> ReportReducer.TaskResult in
+    let started = ContinuousClock.now
+    let partials = decode(outputs.map { $0.1.partial })
+    let decoded = ContinuousClock.now
+    let results = zip(outputs, partials).map { item, decoded -> ReportReducer.TaskResult in
+      let (run, output) = item
       counts[output.state] += 1
       var partial: Partial?
-      // Empty means no partial (no-op tasks store none).
-      if let data = output.partial, !data.isEmpty {
-        // A stored partial that no longer decodes must not vanish from the report unseen.
-        do {
-          partial = try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions)
-        } catch {
-          unreadable.append(output.task.description)
-        }
+      switch decoded {
+      case .none: break
+      case .partial(let read): partial = read
+      // A stored partial that no longer decodes must not vanish from the report unseen.
+      case .unreadable: unreadable.append(output.task.description)
       }
       var result = ReportReducer.TaskResult(
         task: output.task.description, source: output.source, done: output.state == .done,
@@ -72,6 +76,35 @@ enum JobReducer {
         ?? Report.with { $0.job = job.description }
       error = "\(overflow.code.rawValue): \(overflow.message)"
     }
-    return Outcome(state: state, report: try report.jsonUTF8Data(options: WireCodec.encodingOptions), error: error)
+    let reduced = ContinuousClock.now
+    let json = try report.jsonUTF8Data(options: WireCodec.encodingOptions)
+    let timings = [
+      "decode_ms": decoded - started, "merge_ms": reduced - decoded, "encode_ms": ContinuousClock.now - reduced,
+    ].mapValues { "\(CoordinatorCore.milliseconds($0))" }
+    return Outcome(state: state, report: json, error: error, timings: timings)
+  }
+
+  enum Decoded: Sendable {
+    /// No partial stored (empty means none: no-op tasks store none).
+    case none
+    case partial(Partial)
+    case unreadable
+  }
+
+  /// The stored partials decoded on every core: a job's end waits for this, and a job over
+  /// many large partials (best_time's sketches) spends most of its reduce decoding JSON.
+  static func decode(_ stored: [Data?]) -> [Decoded] {
+    let decoded = Mutex([Decoded](repeating: .none, count: stored.count))
+    DispatchQueue.concurrentPerform(iterations: stored.count) { index in
+      guard let data = stored[index], !data.isEmpty else { return }
+      let one: Decoded
+      do {
+        one = .partial(try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions))
+      } catch {
+        one = .unreadable
+      }
+      decoded.withLock { $0[index] = one }
+    }
+    return decoded.withLock { $0 }
   }
 }

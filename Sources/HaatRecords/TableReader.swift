@@ -3,9 +3,22 @@
 public struct TableRow: Sendable {
   /// CSV: the record number after the header. NDJSON: the line number.
   public var number: UInt64
-  public var values: [String: String]
+  /// The schema's fields, in its order (one array shared by every row of a reader).
+  let fields: [String]
+  /// Each field's text, by its position in `fields`: an array per row, not a dictionary
+  /// (no hashing per field per row; a schema has about ten fields).
+  var texts: [String?]
 
-  public subscript(_ field: String) -> String? { values[field] }
+  init(number: UInt64, fields: [String]) {
+    self.number = number
+    self.fields = fields
+    texts = [String?](repeating: nil, count: fields.count)
+  }
+
+  public subscript(_ field: String) -> String? {
+    for index in fields.indices where fields[index] == field { return texts[index] }
+    return nil
+  }
 
   /// The row is bad: `field` and why.
   public func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
@@ -45,8 +58,13 @@ public struct TableReader<Schema: TableSchema> {
   private var sawStart = false
   private var csv: CSVParser
   private var lines: LineSplitter
-  /// CSV: the field each column index is read as (nil = ignored), once the header is read.
-  private var columns: [String?]?
+  /// CSV: the position in `fields` each column index is read as (−1 = ignored), once the
+  /// header is read.
+  private var columns: [Int]?
+  /// The schema's fields, in its order.
+  private let fields = Schema.columns.map(\.field)
+  /// `Self.names`, built once per reader rather than once per NDJSON line.
+  private let columnNames = Self.names
   private var row: UInt64 = 0
   private var fatal: ExportError?
 
@@ -161,14 +179,12 @@ public struct TableReader<Schema: TableSchema> {
     guard record.count == columns.count else {
       return counts.bad(RowProblem(row: row, column: "", reason: .wrongFieldCount), keep: maxProblems)
     }
-    var values: [String: String] = [:]
-    values.reserveCapacity(columns.count)
-    for (index, field) in columns.enumerated() {
-      guard let field else { continue }
-      let text = Values.string(Values.trimmed(record.field(index)))
-      if !text.isEmpty { values[field] = text }
+    var values = TableRow(number: row, fields: fields)
+    for (index, position) in columns.enumerated() where position >= 0 {
+      let text = Values.trimmed(record.field(index))
+      if !text.isEmpty { values.texts[position] = Values.string(text) }
     }
-    take(TableRow(number: row, values: values), emit)
+    take(values, emit)
   }
 
   private mutating func readHeader(_ record: CSVRecord) {
@@ -176,7 +192,7 @@ public struct TableReader<Schema: TableSchema> {
       fatal = ExportError("the CSV header cannot be read (\(problem.rawValue))")
       return
     }
-    let names = Self.names
+    let names = columnNames
     var best: [String: (index: Int, rank: Int)] = [:]
     for index in 0..<record.count {
       let name = Values.string(Values.trimmed(record.field(index))).lowercased()
@@ -189,8 +205,8 @@ public struct TableReader<Schema: TableSchema> {
       fatal = ExportError("the CSV header has no \(field) column (one of: \(accepted))")
       return
     }
-    var columns = [String?](repeating: nil, count: record.count)
-    for (field, chosen) in best { columns[chosen.index] = field }
+    var columns = [Int](repeating: -1, count: record.count)
+    for (field, chosen) in best { columns[chosen.index] = fields.firstIndex(of: field) ?? -1 }
     self.columns = columns
   }
 
@@ -208,16 +224,18 @@ public struct TableReader<Schema: TableSchema> {
     guard let object = value.object else {
       return counts.bad(RowProblem(row: number, column: "", reason: .notAnObject), keep: maxProblems)
     }
-    let names = Self.names
+    let names = columnNames
     var ranks: [String: Int] = [:]
-    var values: [String: String] = [:]
+    var values = TableRow(number: number, fields: fields)
     for (key, value) in object {
-      guard let (field, rank) = names[key.lowercased()], let text = Self.text(value), !text.isEmpty else { continue }
+      guard let (field, rank) = names[key.lowercased()], let position = fields.firstIndex(of: field),
+        let text = Self.text(value), !text.isEmpty
+      else { continue }
       if let seen = ranks[field], seen <= rank { continue }
       ranks[field] = rank
-      values[field] = text
+      values.texts[position] = text
     }
-    take(TableRow(number: number, values: values), emit)
+    take(values, emit)
   }
 
   /// A JSON value as a CSV cell would hold it; an array's items joined by commas.

@@ -19,10 +19,15 @@ public enum Channels {
     return ("direct", .none)
   }
 
-  /// Without leading and trailing spaces and tabs; Foundation only when there are some.
+  /// Without leading and trailing spaces and tabs; Foundation only when the first or last
+  /// byte could be white space (ASCII white space, or any non-ASCII byte): most values
+  /// start and end with a plain letter, and looking at a byte costs no Character.
   static func trimmed(_ text: String) -> String {
-    text.first?.isWhitespace == true || text.last?.isWhitespace == true
-      ? text.trimmingCharacters(in: .whitespaces) : text
+    func plain(_ byte: UInt8?) -> Bool {
+      guard let byte else { return true }
+      return byte < 0x80 && byte != 0x20 && !(0x09...0x0D).contains(byte)
+    }
+    return plain(text.utf8.first) && plain(text.utf8.last) ? text : text.trimmingCharacters(in: .whitespaces)
   }
 
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
@@ -55,48 +60,76 @@ public enum Channels {
   }
 
   /// A channel from a click id in the landing site's query (`fbclid`, `gclid`, …).
+  /// Read on the UTF-8 bytes (the delimiters are ASCII), names matched folding ASCII case.
   static func clickID(in landingSite: String) -> String? {
-    // The query ends where a fragment starts; a `?` inside the fragment begins none.
-    let beforeFragment = landingSite.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-    guard let query = beforeFragment.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
-    for pair in query.split(separator: "&") {
-      let name = pair.split(separator: "=", maxSplits: 1).first.map { $0.lowercased() } ?? ""
-      switch name {
-      case "fbclid": return "facebook"
-      case "gclid", "gbraid", "wbraid", "dclid": return "google_ads"
-      case "msclkid": return "microsoft_ads"
-      case "ttclid": return "tiktok"
-      case "epik": return "pinterest"
-      case "li_fat_id": return "linkedin"
-      case "twclid": return "x"
-      default: continue
+    var site = landingSite
+    return site.withUTF8 { bytes -> String? in
+      // The query ends where a fragment starts; a `?` inside the fragment begins none.
+      let end = bytes.firstIndex(of: UInt8(ascii: "#")) ?? bytes.endIndex
+      guard let question = bytes[..<end].firstIndex(of: UInt8(ascii: "?")) else { return nil }
+      var start = question + 1
+      while start < end {
+        let stop = bytes[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
+        // A parameter's name ends at its first `=`.
+        let name = bytes[start..<(bytes[start..<stop].firstIndex(of: UInt8(ascii: "=")) ?? stop)]
+        if let channel = clickChannel(String(decoding: UnsafeBufferPointer(rebasing: name), as: UTF8.self)) {
+          return channel
+        }
+        start = stop + 1
       }
+      return nil
     }
-    return nil
+  }
+
+  /// The channel a click id's parameter name stands for (any ASCII case).
+  static func clickChannel(_ rawName: String) -> String? {
+    let name = rawName.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? rawName.lowercased() : rawName
+    switch name {
+    case "fbclid": return "facebook"
+    case "gclid", "gbraid", "wbraid", "dclid": return "google_ads"
+    case "msclkid": return "microsoft_ads"
+    case "ttclid": return "tiktok"
+    case "epik": return "pinterest"
+    case "li_fat_id": return "linkedin"
+    case "twclid": return "x"
+    default: return nil
+    }
   }
 
   /// The host of a URL, or of a bare `host/path`, lower-cased: after a scheme's `://` (or a
   /// leading `//`) and any `user@`, up to the first `/`, `?`, `#` or `:`. Read by hand: a
   /// Foundation URL per order costs more than the rest of the order together.
   static func host(of text: String) -> String {
-    var rest = Substring(text)
-    if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"),
-      rest[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
-    {
-      rest = rest[rest.index(colon, offsetBy: 3)...]
-    } else if rest.hasPrefix("//") {
-      rest = rest.dropFirst(2)
+    var text = text
+    return text.withUTF8 { bytes in
+      // On the UTF-8 bytes: every delimiter is ASCII, and a byte costs no Character.
+      var start = 0
+      if let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon + 2 < bytes.count,
+        bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/"),
+        bytes[..<colon].allSatisfy({ byte in
+          (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        })
+      {
+        start = colon + 3
+      } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "/") {
+        start = 2
+      }
+      var end = start
+      scan: while end < bytes.count {
+        switch bytes[end] {
+        case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: ":"): break scan
+        default: end += 1
+        }
+      }
+      if let at = bytes[start..<end].lastIndex(of: UInt8(ascii: "@")) { start = at + 1 }
+      return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self).lowercased()
     }
-    var host = rest[..<(rest.firstIndex { "/?#:".contains($0) } ?? rest.endIndex)]
-    if let at = host.lastIndex(of: "@") { host = host[host.index(after: at)...] }
-    return host.lowercased()
   }
 
   /// A channel from the referring site's host; nil when there is none.
   static func referrer(_ site: String) -> String? {
-    let text =
-      site.first?.isWhitespace == true || site.last?.isWhitespace == true
-      ? site.trimmingCharacters(in: .whitespaces) : site
+    let text = trimmed(site)
     guard !text.isEmpty else { return nil }
     var host = Self.host(of: text)
     for prefix in ["www.", "m.", "l.", "lm.", "mobile."] where host.hasPrefix(prefix) { host.removeFirst(prefix.count) }

@@ -54,6 +54,15 @@ struct AttributionKernelTests {
       ("/", "google.com/search", "search"),
       ("/", "https://user@l.facebook.com:443/l.php", "facebook"),
       ("/", "https://blog.example/out?to=https://facebook.com", "referral"),
+      // Read on bytes: a query with no path, names in any ASCII case, a name ends at its
+      // first `=`, schemes and hosts in capitals, blanks (ASCII or not) around the referrer.
+      ("?fbclid=1", "", "facebook"),
+      ("/?x=1&&MSCLKID=2", "", "microsoft_ads"),
+      ("/?=ttclid", "", "direct"),
+      ("/?fbclid_x=1", "", "direct"),
+      ("/", "HTTPS://WWW.Facebook.COM/page", "facebook"),
+      ("/", " \u{00A0}https://pinterest.com/pin/1 ", "pinterest"),
+      ("/", "mailto:someone@example.com", "referral"),
     ])
   func channels(landing: String, referrer: String, channel: String) {
     guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { return }

@@ -16,7 +16,11 @@ public struct TableRow: Sendable {
   }
 
   public subscript(_ field: String) -> String? {
-    for index in fields.indices where fields[index] == field { return texts[index] }
+    // Lengths first: comparing two Strings of different lengths still costs a call.
+    let length = field.utf8.count
+    for index in fields.indices where fields[index].utf8.count == length && fields[index] == field {
+      return texts[index]
+    }
     return nil
   }
 

@@ -20,14 +20,6 @@ struct SlottedMap<Key: Hashable, Value> {
 
   init() {}
 
-  init(_ dictionary: [Key: Value]) {
-    self.dictionary = dictionary
-  }
-
-  var count: Int { dictionary.count }
-  var keys: Dictionary<Key, Value>.Keys { dictionary.keys }
-  var values: Dictionary<Key, Value>.Values { dictionary.values }
-
   subscript(key: Key) -> Value? { dictionary[key] }
 
   /// Runs `body` on the entry of the key `slot` remembers, if `matches` confirms it; else on

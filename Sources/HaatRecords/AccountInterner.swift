@@ -10,7 +10,7 @@ struct AccountInterner {
   static let capacity = 4096
 
   /// The pairs, by index.
-  private(set) var pairs: [(platform: String, account: String)] = []
+  private var pairs: [(platform: String, account: String)] = []
   /// Each pair's bytes, platform then a NUL then account (a NUL is a control character, which
   /// neither field may hold), back to back; `ends[i]` is where pair i's bytes end.
   private var bytes: [UInt8] = []

@@ -54,7 +54,6 @@ extension CoordinatorCore {
       return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
     }
     let worker = connection.name
-    var whole = complete.partial
     if complete.part > 0 {
       // A worker delivering its result holds its lease meanwhile: a big result's parts
       // (and this coordinator's own backlog of them) must not let the lease run out.
@@ -63,7 +62,19 @@ extension CoordinatorCore {
       case .staged:
         return
       case .complete(let joined):
-        whole = joined
+        // The parts' encodings, joined, are the partial as the store keeps it: only the
+        // stats (on the last part) are encoded here. Its lease holds until the result is
+        // stored (the reaper skips it): a big write can take a while.
+        resultsInFlight.insert(task)
+        do {
+          return storeResult(
+            complete, task: task, partial: joined, stats: try Self.encodeStats(complete.stats), id: id,
+            from: connection)
+        } catch {
+          resultsInFlight.remove(task)
+          return outbox.replyError(
+            connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
+        }
       case .refused(let reason, let message):
         logger.warning(
           "refused a result sent in parts",
@@ -71,38 +82,24 @@ extension CoordinatorCore {
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason)
       }
     }
-    guard complete.part > 0 else {
-      // One line: small enough to encode here.
-      do {
-        let (partial, stats) = try Self.encodeResult(whole, complete.stats)
-        return storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
-      } catch {
-        return outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
-      }
-    }
-    // A result that came in parts is big: encoded on `work`. Its lease holds until the
-    // result is stored (the reaper skips it).
-    let (joined, stats) = (whole, complete.stats)
-    resultsInFlight.insert(task)
-    offLoop { try Self.encodeResult(joined, stats) }.assumeIsolated().whenComplete { result in
-      switch result {
-      case .success(let (partial, stats)):
-        self.storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
-      case .failure(let error):
-        self.resultsInFlight.remove(task)
-        self.outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
-        self.outbox.flush()
-      }
+    // One line: small enough to encode here.
+    do {
+      let (partial, stats) = try Self.encodeResult(complete.partial, complete.stats)
+      storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
+    } catch {
+      outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))
     }
   }
 
-  /// A result's partial and stats as the store keeps them; empty ones (no-op tasks) stay
-  /// empty, without an encoder pass.
+  /// A result's partial and stats as the store keeps them: the partial in protobuf's binary
+  /// encoding (a job's reduce decodes it again, and JSON would cost several times as much
+  /// both ways), the stats as JSON. Empty ones (no-op tasks) stay empty.
   static func encodeResult(_ partial: Partial, _ stats: TaskStats) throws -> (Data, Data) {
-    (
-      partial == Partial() ? Data() : try partial.jsonUTF8Data(options: WireCodec.encodingOptions),
-      stats == TaskStats() ? Data() : try stats.jsonUTF8Data(options: WireCodec.encodingOptions)
-    )
+    (try partial.serializedData(), try encodeStats(stats))
+  }
+
+  static func encodeStats(_ stats: TaskStats) throws -> Data {
+    stats == TaskStats() ? Data() : try stats.jsonUTF8Data(options: WireCodec.encodingOptions)
   }
 
   func storeResult(

@@ -51,7 +51,7 @@ final class CoordinatorCore: @unchecked Sendable {
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
   var staged: StagedParts
-  /// Tasks whose whole result arrived and is being encoded or committed.
+  /// Tasks whose whole result arrived in parts and is being committed.
   var resultsInFlight: Set<TaskID> = []
   var accepting = true
   var reaper: RepeatedTask?

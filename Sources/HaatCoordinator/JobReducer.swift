@@ -92,19 +92,29 @@ enum JobReducer {
   }
 
   /// The stored partials decoded on every core: a job's end waits for this, and a job over
-  /// many large partials (best_time's sketches) spends most of its reduce decoding JSON.
+  /// many large partials (best_time's sketches) spends much of its reduce decoding them.
   static func decode(_ stored: [Data?]) -> [Decoded] {
     let decoded = Mutex([Decoded](repeating: .none, count: stored.count))
     DispatchQueue.concurrentPerform(iterations: stored.count) { index in
       guard let data = stored[index], !data.isEmpty else { return }
       let one: Decoded
       do {
-        one = .partial(try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions))
+        one = .partial(try storedPartial(data))
       } catch {
         one = .unreadable
       }
       decoded.withLock { $0[index] = one }
     }
     return decoded.withLock { $0 }
+  }
+
+  /// A partial as the store keeps it: protobuf's binary encoding, or JSON as stores written
+  /// before 2026-12 kept it. A binary encoding never starts with `{` (0x7B would be field 15
+  /// as a group, a wire type proto3 never writes).
+  static func storedPartial(_ data: Data) throws -> Partial {
+    if data.first == UInt8(ascii: "{") {
+      return try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions)
+    }
+    return try Partial(serializedBytes: data)
   }
 }

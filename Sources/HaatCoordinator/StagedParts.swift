@@ -1,11 +1,12 @@
+import Foundation
 import HaatCore
 import HaatProtocol
 import SwiftProtobuf
 
 /// The earlier parts of results sent in parts (DESIGN.md §3 "Large results"), kept by
 /// task, attempt and worker until the last part arrives; then the parts become one partial
-/// (protobuf parts concatenate: their repeated cells add up) and are committed as one
-/// result, or none is. Bounded per worker and in total; a worker's parts go with its session
+/// (protobuf encodings concatenate into the encoding of the merged message: their repeated
+/// cells add up) and are committed as one result, or none is. Bounded per worker and in total; a worker's parts go with its session
 /// (it sends them all again on the next).
 struct StagedParts {
   struct Key: Hashable {
@@ -17,8 +18,9 @@ struct StagedParts {
   enum Outcome: Equatable {
     /// An earlier part, kept; it gets no reply.
     case staged
-    /// The last part: every part as one partial, to commit.
-    case complete(Partial)
+    /// The last part: every part's protobuf encoding, in order, concatenated: the encoding
+    /// of the one partial they make, ready to store with no decode.
+    case complete(Data)
     /// Refused (`ack.reason`, and why); the parts of that attempt are dropped.
     case refused(reason: String, message: String)
   }
@@ -74,15 +76,10 @@ struct StagedParts {
         reason: "missing_parts",
         message: "the last part of task \(complete.task) is part \(complete.part) but says there are \(complete.parts)")
     }
-    var merged = Partial()
-    do {
-      for part in (parts[key] ?? []) + [encoded] { try merged.merge(serializedBytes: part) }
-    } catch {
-      drop(key)
-      return .refused(reason: "internal", message: "the parts cannot be joined: \(error)")
-    }
+    var joined = Data(capacity: (parts[key] ?? []).reduce(encoded.count) { $0 + $1.count })
+    for part in (parts[key] ?? []) + [encoded] { joined.append(contentsOf: part) }
     drop(key)
-    return .complete(merged)
+    return .complete(joined)
   }
 
   /// Drops everything a worker has staged (its session ended).

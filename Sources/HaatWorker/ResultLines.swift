@@ -11,19 +11,27 @@ enum ResultLines {
   static let envelopeSlack = 512
 
   /// The envelopes for `result` on a session whose lines may be `maxLineBytes` long (the
-  /// newline not counted). `id` names each envelope.
+  /// newline not counted). `id` names each envelope. `encodedPartial` is a `complete`'s
+  /// partial in protobuf's binary encoding, when the caller has it: the partial is then not
+  /// encoded again to measure or to cut it.
   static func envelopes(
-    for result: Envelope.OneOf_Body, maxLineBytes: Int, id: () -> String
+    for result: Envelope.OneOf_Body, encodedPartial: [UInt8]? = nil, maxLineBytes: Int, id: () -> String
   ) -> [Envelope] {
     let whole = Envelope(id: id(), result)
     // A result with no cells and no row errors is a few hundred bytes, far under the
     // smallest line limit (64 KiB): no need to encode it once more just to measure it.
     if case .complete(let complete) = result, isSmall(complete) { return [whole] }
-    guard let size = encodedSize(whole), size > maxLineBytes else { return [whole] }
+    // Protobuf's JSON is never shorter than its binary encoding (every field's name and
+    // punctuation outweigh its tag and length): a result whose binary encoding alone is over
+    // the limit is cut with no JSON pass over the whole of it.
+    guard (encodedPartial?.count ?? binarySize(whole)) > maxLineBytes || (encodedSize(whole) ?? .max) > maxLineBytes
+    else { return [whole] }
     switch result {
     case .complete(let complete):
       do {
-        return try parts(of: complete, maxLineBytes: maxLineBytes).map { Envelope(id: id(), .complete($0)) }
+        return try parts(of: complete, encodedPartial: encodedPartial, maxLineBytes: maxLineBytes).map {
+          Envelope(id: id(), .complete($0))
+        }
       } catch {
         return [Envelope(id: id(), .fail(tooLarge(complete.task, complete.attempt, stats: complete.stats, error)))]
       }
@@ -51,7 +59,9 @@ enum ResultLines {
 
   /// Cuts a complete into parts under the limit: the partial's fields are packed in order,
   /// greedily.
-  static func parts(of complete: Haat_V1_Complete, maxLineBytes: Int) throws(HaatError) -> [Haat_V1_Complete] {
+  static func parts(
+    of complete: Haat_V1_Complete, encodedPartial: [UInt8]? = nil, maxLineBytes: Int
+  ) throws(HaatError) -> [Haat_V1_Complete] {
     var last = complete
     last.partial = Partial()
     last.part = 1
@@ -68,7 +78,7 @@ enum ResultLines {
     // disjoint fields (a partial is a monoid: the coordinator merges the parts back).
     let cut: (parts: [Partial]?, largest: Int)
     do {
-      cut = try MessageCutter.cut(complete.partial, budget: budget)
+      cut = try MessageCutter.cut(complete.partial, encoded: encodedPartial, budget: budget)
     } catch {
       throw HaatError(.internal, "the result's partial cannot be cut: \(error)")
     }
@@ -101,6 +111,11 @@ enum ResultLines {
     fail.stats = stats
     fail.stats.rowErrors = []
     return fail
+  }
+
+  static func binarySize(_ envelope: Envelope) -> Int {
+    let bytes: [UInt8]? = try? envelope.serializedBytes()
+    return bytes?.count ?? .max
   }
 
   static func encodedSize(_ envelope: Envelope) -> Int? {

@@ -166,15 +166,13 @@ final class WorkerRuntime: @unchecked Sendable {
       // Cutting a large result into lines is work for this thread, not for the loop: on the
       // loop, a keyed map of 300,000 customers would hold up the heartbeats for as long as
       // it takes, and the lease would expire. Any report's partial counts, by its size.
-      guard case .complete(let partial, let stats, let bookmark, let split) = outcome,
-        split != nil || ((try? partial.serializedBytes() as [UInt8])?.count ?? .max) > 64 << 10
-      else {
-        return (outcome, nil)
-      }
+      guard case .complete(let partial, let stats, let bookmark, let split) = outcome else { return (outcome, nil) }
+      let encoded: [UInt8]? = try? partial.serializedBytes()
+      guard split != nil || (encoded?.count ?? .max) > 64 << 10 else { return (outcome, nil) }
       var count = 0
       let lines = ResultLines.envelopes(
         for: .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark, split: split)),
-        maxLineBytes: limit
+        encodedPartial: encoded, maxLineBytes: limit
       ) {
         count += 1
         return "r\(assign.task).\(assign.attempt).\(count)"

@@ -15,7 +15,8 @@ import Testing
       counts: TaskCounts(), tasks: [])
   }
 
-  static func partial(likes: UInt64) throws -> Data {
+  /// A stored partial: binary, as the store keeps one, or JSON, as stores before 2026-12 did.
+  static func partial(likes: UInt64, json: Bool = false) throws -> Data {
     var cell = Haat_V1_EngagementCell()
     cell.platform = "instagram"
     cell.account = "a"
@@ -24,7 +25,7 @@ import Testing
     cell.likes = likes
     var partial = Partial()
     partial.engagement.cells = [cell]
-    return try partial.jsonUTF8Data(options: WireCodec.encodingOptions)
+    return json ? try partial.jsonUTF8Data(options: WireCodec.encodingOptions) : try partial.serializedData()
   }
 
   static func output(_ index: Int, _ state: TaskState, partial: Data? = nil, error: TaskError? = nil) -> TaskOutput {
@@ -37,12 +38,13 @@ import Testing
     try Report(jsonUTF8Data: outcome.report, options: WireCodec.decodingOptions)
   }
 
+  /// Both stored forms read: a job in flight across an upgrade keeps its JSON partials.
   @Test func donePartialsMergeIntoTheReport() throws {
     let outcome = try JobReducer.reduce(
       Self.record(),
       outputs: [
         Self.output(0, .done, partial: try Self.partial(likes: 3)),
-        Self.output(1, .done, partial: try Self.partial(likes: 4)),
+        Self.output(1, .done, partial: try Self.partial(likes: 4, json: true)),
       ],
       cancelled: false)
     #expect(outcome.state == .succeeded)

@@ -21,28 +21,58 @@ public struct QuantileSketch: Sendable, Equatable {
 
   public private(set) var zeros: UInt64 = 0
   /// The counts of buckets `offset`, `offset + 1`, …: dense, so adding a value is an index,
-  /// not a hash (values of one kind span a few hundred buckets). The window grows only while
+  /// not a search (values of one kind span a few hundred buckets). The window grows only while
   /// it stays within `64 + 8 ×` its buckets with a count; a bucket far outside it goes in
   /// `sparse`, so two hostile extremes cannot make a sketch of 8,193 counters.
   private var counts: [UInt64] = []
   private var offset: Int32 = 0
   private var occupied = 0
-  private var sparse: [Int32: UInt64] = [:]
+  /// The buckets outside the window, ascending by index, each with a count. A sketch of a
+  /// few values has no window at all: up to `sparseLimit` buckets live here, 16 bytes each,
+  /// where a window would span hundreds of counters (best_time keeps 40,000 sketches of a
+  /// dozen values each: their windows were most of a task's memory traffic).
+  private var sparse: [Bucket] = []
   /// Whether a count passed UInt64.max (the sketch is then wrong; a report refuses it).
   public private(set) var overflowed = false
+
+  struct Bucket: Sendable {
+    var index: Int32
+    var count: UInt64
+  }
+
+  /// Buckets a sketch with no window keeps in its sorted list before it tries a window.
+  static let sparseLimit = 32
 
   public init() {}
 
   /// Bucket index → count, of the buckets with a count.
   public var buckets: [Int32: UInt64] {
-    Dictionary(uniqueKeysWithValues: sortedBuckets.map { ($0.index, $0.count) })
+    var buckets: [Int32: UInt64] = [:]
+    forEachBucket { buckets[$0] = $1 }
+    return buckets
   }
 
   /// The buckets with a count, ascending, with their counts.
   public var sortedBuckets: [(index: Int32, count: UInt64)] {
-    let dense = counts.enumerated().compactMap { $0.element > 0 ? (offset + Int32($0.offset), $0.element) : nil }
-    guard !sparse.isEmpty else { return dense }
-    return (dense + sparse.map { ($0.key, $0.value) }).sorted { $0.0 < $1.0 }
+    var sorted: [(index: Int32, count: UInt64)] = []
+    sorted.reserveCapacity(occupied + sparse.count)
+    forEachBucket { sorted.append(($0, $1)) }
+    return sorted
+  }
+
+  /// Calls `body` with each bucket that has a count, in ascending index: the window and the
+  /// sorted list, interleaved.
+  func forEachBucket(_ body: (Int32, UInt64) -> Void) {
+    var next = sparse.startIndex
+    for (position, count) in counts.enumerated() where count > 0 {
+      let index = offset + Int32(position)
+      while next < sparse.endIndex, sparse[next].index < index {
+        body(sparse[next].index, sparse[next].count)
+        next += 1
+      }
+      body(index, count)
+    }
+    for bucket in sparse[next...] { body(bucket.index, bucket.count) }
   }
 
   /// The dense window's counters (for the bound's test).
@@ -53,7 +83,7 @@ public struct QuantileSketch: Sendable, Equatable {
     var sum = EngagementKernel.Checked()
     var total = zeros
     for value in counts where value > 0 { total = sum.add(total, value) }
-    for value in sparse.values { total = sum.add(total, value) }
+    for bucket in sparse { total = sum.add(total, bucket.count) }
     return sum.overflowed ? .max : total
   }
 
@@ -94,74 +124,127 @@ public struct QuantileSketch: Sendable, Equatable {
   }
 
   private mutating func add(bucket: Int32, _ count: UInt64) {
-    if counts.isEmpty || bucket < offset || Int(bucket - offset) >= counts.count {
-      let low = counts.isEmpty ? bucket : min(offset, bucket)
-      let high = counts.isEmpty ? bucket : max(offset + Int32(counts.count) - 1, bucket)
-      guard Int(high - low) + 1 <= 64 + 8 * (occupied + 1) else {
-        let (sum, overflow) = sparse[bucket, default: 0].addingReportingOverflow(count)
-        sparse[bucket] = sum
-        if overflow { overflowed = true }
-        return
+    if !counts.isEmpty {
+      if bucket < offset || Int(bucket - offset) >= counts.count {
+        let low = min(offset, bucket)
+        let high = max(offset + Int32(counts.count) - 1, bucket)
+        guard Int(high - low) + 1 <= 64 + 8 * (occupied + 1) else { return addSparse(bucket, count) }
+        grow(low: low, high: high)
       }
-      grow(low: low, high: high)
+      return addDense(Int(bucket - offset), count)
     }
-    let index = Int(bucket - offset)
-    if counts[index] == 0 { occupied += 1 }
-    let (sum, overflow) = counts[index].addingReportingOverflow(count)
-    counts[index] = sum
+    addSparse(bucket, count)
+    // A list that doubled past the limit tries a window (once per doubling: a hostile
+    // spread that no window may cover stays a list, searched in log time).
+    if sparse.count > Self.sparseLimit, sparse.count & (sparse.count - 1) == 0 { densify() }
+  }
+
+  private mutating func addDense(_ position: Int, _ count: UInt64) {
+    if counts[position] == 0 { occupied += 1 }
+    let (sum, overflow) = counts[position].addingReportingOverflow(count)
+    counts[position] = sum
     if overflow { overflowed = true }
   }
 
-  /// Widens the dense window to [low, high] and moves into it the sparse buckets it covers.
-  private mutating func grow(low: Int32, high: Int32) {
-    if counts.isEmpty {
-      offset = low
-      counts = [UInt64](repeating: 0, count: Int(high - low) + 1)
-    } else {
-      if low < offset {
-        counts.insert(contentsOf: repeatElement(0, count: Int(offset - low)), at: 0)
-        offset = low
-      }
-      if Int(high - offset) >= counts.count {
-        counts.append(contentsOf: repeatElement(0, count: Int(high - offset) + 1 - counts.count))
-      }
+  private mutating func addSparse(_ bucket: Int32, _ count: UInt64) {
+    var low = 0
+    var high = sparse.count
+    while low < high {
+      let middle = (low + high) / 2
+      if sparse[middle].index < bucket { low = middle + 1 } else { high = middle }
     }
-    for (bucket, count) in sparse where bucket >= low && bucket <= high {
-      sparse[bucket] = nil
-      let index = Int(bucket - offset)
-      if counts[index] == 0 { occupied += 1 }
-      let (sum, overflow) = counts[index].addingReportingOverflow(count)
-      counts[index] = sum
+    if low < sparse.count, sparse[low].index == bucket {
+      let (sum, overflow) = sparse[low].count.addingReportingOverflow(count)
+      sparse[low].count = sum
       if overflow { overflowed = true }
+    } else {
+      sparse.insert(Bucket(index: bucket, count: count), at: low)
     }
   }
 
+  /// A window over every listed bucket, when the bound allows it (a sketch with no window).
+  private mutating func densify() {
+    guard counts.isEmpty, let first = sparse.first, let last = sparse.last,
+      Int(last.index - first.index) + 1 <= 64 + 8 * sparse.count
+    else { return }
+    offset = first.index
+    counts = [UInt64](repeating: 0, count: Int(last.index - first.index) + 1)
+    for bucket in sparse { counts[Int(bucket.index - first.index)] = bucket.count }
+    occupied = sparse.count
+    sparse = []
+  }
+
+  /// Widens the dense window to [low, high] and moves into it the listed buckets it covers.
+  private mutating func grow(low: Int32, high: Int32) {
+    if low < offset {
+      counts.insert(contentsOf: repeatElement(0, count: Int(offset - low)), at: 0)
+      offset = low
+    }
+    if Int(high - offset) >= counts.count {
+      counts.append(contentsOf: repeatElement(0, count: Int(high - offset) + 1 - counts.count))
+    }
+    guard sparse.contains(where: { $0.index >= low && $0.index <= high }) else { return }
+    let covered = sparse.filter { $0.index >= low && $0.index <= high }
+    sparse.removeAll { $0.index >= low && $0.index <= high }
+    for bucket in covered { addDense(Int(bucket.index - offset), bucket.count) }
+  }
+
+  /// Adds another sketch's counts: exact, in any order.
   public mutating func merge(_ other: QuantileSketch) {
     if other.overflowed { overflowed = true }
     add(zeros: other.zeros)
+    if counts.isEmpty, !other.counts.isEmpty {
+      // Take the other's window and add this sketch's list onto it.
+      let mine = sparse
+      (counts, offset, occupied, sparse) = (other.counts, other.offset, other.occupied, other.sparse)
+      for bucket in mine { add(bucket: bucket.index, bucket.count) }
+      return
+    }
     if !other.counts.isEmpty {
       // Window onto window: widened once (within the same bound as one add), then added
       // counter by counter, rather than a bounds check and a possible widening per bucket.
       let otherHigh = other.offset + Int32(other.counts.count) - 1
-      let low = counts.isEmpty ? other.offset : min(offset, other.offset)
-      let high = counts.isEmpty ? otherHigh : max(offset + Int32(counts.count) - 1, otherHigh)
+      let low = min(offset, other.offset)
+      let high = max(offset + Int32(counts.count) - 1, otherHigh)
       // The merged sketch has at least as many buckets as the larger one: the bound holds.
       if Int(high - low) + 1 <= 64 + 8 * max(occupied, other.occupied) {
         grow(low: low, high: high)
         let shift = Int(other.offset - offset)
-        for (index, count) in other.counts.enumerated() where count > 0 {
-          if counts[shift + index] == 0 { occupied += 1 }
-          let (sum, overflow) = counts[shift + index].addingReportingOverflow(count)
-          counts[shift + index] = sum
-          if overflow { overflowed = true }
-        }
+        for (index, count) in other.counts.enumerated() where count > 0 { addDense(shift + index, count) }
       } else {
         for (index, count) in other.counts.enumerated() where count > 0 {
           add(bucket: other.offset + Int32(index), count)
         }
       }
     }
-    for (bucket, count) in other.sparse { add(bucket: bucket, count) }
+    guard !other.sparse.isEmpty else { return }
+    guard counts.isEmpty else {
+      for bucket in other.sparse { add(bucket: bucket.index, bucket.count) }
+      return
+    }
+    // List onto list: one pass over both, then a window if the bound allows one.
+    var merged: [Bucket] = []
+    merged.reserveCapacity(sparse.count + other.sparse.count)
+    var (left, right) = (sparse.startIndex, other.sparse.startIndex)
+    while left < sparse.endIndex || right < other.sparse.endIndex {
+      if right == other.sparse.endIndex || (left < sparse.endIndex && sparse[left].index < other.sparse[right].index) {
+        merged.append(sparse[left])
+        left += 1
+      } else if left == sparse.endIndex || other.sparse[right].index < sparse[left].index {
+        merged.append(other.sparse[right])
+        right += 1
+      } else {
+        var bucket = sparse[left]
+        let (sum, overflow) = bucket.count.addingReportingOverflow(other.sparse[right].count)
+        bucket.count = sum
+        if overflow { overflowed = true }
+        merged.append(bucket)
+        left += 1
+        right += 1
+      }
+    }
+    sparse = merged
+    if sparse.count > Self.sparseLimit { densify() }
   }
 
   /// The q-quantile (0 ≤ q ≤ 1): the value at rank ⌊q (n − 1)⌋ of the values in ascending
@@ -172,21 +255,27 @@ public struct QuantileSketch: Sendable, Equatable {
     let rank = UInt64((q * Double(n - 1)).rounded(.down))
     if rank < zeros { return 0 }
     var seen = zeros
-    let sorted = sortedBuckets
-    for (bucket, count) in sorted {
+    var found: Int32?
+    var last: Int32?
+    forEachBucket { bucket, count in
+      guard found == nil else { return }
       seen &+= count
-      if rank < seen { return Self.value(of: bucket) }
+      last = bucket
+      if rank < seen { found = bucket }
     }
-    return sorted.last.map { Self.value(of: $0.index) }
+    return (found ?? last).map(Self.value(of:))
   }
 
   /// Its wire form.
   public var message: Haat_V1_QuantileSketch {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
-    let sorted = sortedBuckets
-    message.buckets = sorted.map(\.index)
-    message.counts = sorted.map(\.count)
+    message.buckets.reserveCapacity(occupied + sparse.count)
+    message.counts.reserveCapacity(occupied + sparse.count)
+    forEachBucket { index, count in
+      message.buckets.append(index)
+      message.counts.append(count)
+    }
     return message
   }
 
@@ -194,20 +283,29 @@ public struct QuantileSketch: Sendable, Equatable {
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
     add(zeros: message.zeros)
-    // Written ascending, as `message` writes them: the window is sized once when the buckets
-    // fit it, instead of widened bucket by bucket.
+    // Written ascending, as `message` writes them: a short list is kept as it is, and a
+    // window is sized once when the buckets fit it, instead of widened bucket by bucket.
     let buckets = message.buckets
     if let first = buckets.first, let last = buckets.last, first >= -Self.maxIndex, last <= Self.maxIndex,
-      zip(buckets, buckets.dropFirst()).allSatisfy({ $0 < $1 }),
-      Int(last) - Int(first) + 1 <= 64 + 8 * message.counts.lazy.filter({ $0 > 0 }).count
+      zip(buckets, buckets.dropFirst()).allSatisfy({ $0 < $1 })
     {
-      offset = first
-      counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
-      for (bucket, count) in zip(buckets, message.counts) where count > 0 {
-        counts[Int(bucket - first)] = count
-        occupied += 1
+      let listed = message.counts.lazy.filter { $0 > 0 }.count
+      if listed <= Self.sparseLimit {
+        sparse.reserveCapacity(listed)
+        for (bucket, count) in zip(buckets, message.counts) where count > 0 {
+          sparse.append(Bucket(index: bucket, count: count))
+        }
+        return
       }
-      return
+      if Int(last) - Int(first) + 1 <= 64 + 8 * listed {
+        offset = first
+        counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
+        for (bucket, count) in zip(buckets, message.counts) where count > 0 {
+          counts[Int(bucket - first)] = count
+        }
+        occupied = listed
+        return
+      }
     }
     for (bucket, count) in zip(message.buckets, message.counts) {
       guard abs(bucket) <= Self.maxIndex else { return nil }

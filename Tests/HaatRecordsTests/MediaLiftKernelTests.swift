@@ -79,6 +79,44 @@ struct QuantileSketchLayoutTests {
     #expect(merged.buckets.count == dense.buckets.count + 2)
     #expect(try #require(QuantileSketch(merged.message)) == merged)
   }
+
+  /// A sketch keeps a few buckets as a sorted list, many as a window, and far ones beside
+  /// the window: whatever the layouts of the sketches merged, in whatever order, and through
+  /// the wire, the buckets are exactly the counts of the values' indexes.
+  @Test("short lists, windows and far buckets hold exactly the counts added, merged in any order")
+  func layoutsHoldThePlainCounts() throws {
+    var generator = SystemRandomNumberGenerator()
+    for round in 0..<140 {
+      let size = [1, 5, 20, 33, 64, 300, 3_000][round % 7]
+      let values: [Double] = (0..<size).map { _ in
+        switch Int.random(in: 0..<10, using: &generator) {
+        case 0: exp(Double.random(in: -20...20, using: &generator))  // far from the rest
+        case 1: 0
+        default: exp(Double.random(in: 0...3, using: &generator))
+        }
+      }
+      var truth: [Int32: UInt64] = [:]
+      for value in values where value > QuantileSketch.smallest {
+        truth[QuantileSketch.index(of: value), default: 0] += 1
+      }
+      let zeros = UInt64(values.filter { $0 <= QuantileSketch.smallest }.count)
+      var whole = QuantileSketch()
+      for value in values { whole.add(value) }
+      let partCount = Int.random(in: 1...6, using: &generator)
+      var parts = [QuantileSketch](repeating: QuantileSketch(), count: partCount)
+      for value in values { parts[Int.random(in: 0..<partCount, using: &generator)].add(value) }
+      var merged = QuantileSketch()
+      for part in parts.shuffled(using: &generator) {
+        merged.merge(Bool.random(using: &generator) ? part : try #require(QuantileSketch(part.message)))
+      }
+      for sketch in [whole, merged] {
+        #expect(sketch.buckets == truth && sketch.zeros == zeros && sketch.count == UInt64(size))
+        #expect(sketch.sortedBuckets.map(\.index) == truth.keys.sorted())
+        #expect(sketch.denseCounters <= 64 + 8 * truth.count)
+      }
+      #expect(merged == whole)
+    }
+  }
 }
 
 @Suite("Statistics")

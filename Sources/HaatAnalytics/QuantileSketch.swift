@@ -41,7 +41,7 @@ public struct QuantileSketch: Sendable, Equatable {
   }
 
   /// Buckets a sketch with no window keeps in its sorted list before it tries a window.
-  static let sparseLimit = 32
+  static let sparseLimit = 16
 
   public init() {}
 
@@ -134,9 +134,11 @@ public struct QuantileSketch: Sendable, Equatable {
       return addDense(Int(bucket - offset), count)
     }
     addSparse(bucket, count)
-    // A list that doubled past the limit tries a window (once per doubling: a hostile
-    // spread that no window may cover stays a list, searched in log time).
-    if sparse.count > Self.sparseLimit, sparse.count & (sparse.count - 1) == 0 { densify() }
+    // A list just past the limit tries a window, and again each time it doubles: a hostile
+    // spread that no window may cover stays a list, searched in log time.
+    if sparse.count > Self.sparseLimit, sparse.count == Self.sparseLimit + 1 || sparse.count & (sparse.count - 1) == 0 {
+      densify()
+    }
   }
 
   private mutating func addDense(_ position: Int, _ count: UInt64) {
@@ -266,48 +268,103 @@ public struct QuantileSketch: Sendable, Equatable {
     return (found ?? last).map(Self.value(of:))
   }
 
-  /// Its wire form.
+  /// Its wire form: the buckets `packed` (a tenth of the lists' JSON, and read without a
+  /// JSON number per bucket).
   public var message: Haat_V1_QuantileSketch {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
-    message.buckets.reserveCapacity(occupied + sparse.count)
-    message.counts.reserveCapacity(occupied + sparse.count)
+    var packed: [UInt8] = []
+    packed.reserveCapacity(3 * (occupied + sparse.count))
+    var previous: Int64 = 0
     forEachBucket { index, count in
-      message.buckets.append(index)
-      message.counts.append(count)
+      let difference = Int64(index) - previous
+      Self.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: &packed)
+      Self.varint(count, into: &packed)
+      previous = Int64(index)
     }
+    message.packed = Data(packed)
     return message
   }
 
-  /// From its wire form; nil when the lists do not pair up or an index is out of range.
+  static func varint(_ value: UInt64, into bytes: inout [UInt8]) {
+    var value = value
+    while value >= 0x80 {
+      bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+      value >>= 7
+    }
+    bytes.append(UInt8(value))
+  }
+
+  /// The buckets of a `packed` field; nil when it is cut short, a varint runs past 10 bytes
+  /// or an index leaves ±4096.
+  static func unpack(_ packed: Data) -> (buckets: [Int32], counts: [UInt64])? {
+    var buckets: [Int32] = []
+    var counts: [UInt64] = []
+    var at = packed.startIndex
+    func read() -> UInt64? {
+      var value: UInt64 = 0
+      for shift in stride(from: UInt64(0), to: 70, by: 7) {
+        guard at < packed.endIndex else { return nil }
+        let byte = packed[at]
+        at += 1
+        value |= UInt64(byte & 0x7F) << shift
+        if byte < 0x80 { return value }
+      }
+      return nil
+    }
+    var index: Int64 = 0
+    while at < packed.endIndex {
+      guard let zigzag = read(), let count = read() else { return nil }
+      let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+      let (next, overflow) = index.addingReportingOverflow(difference)
+      guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
+      index = next
+      buckets.append(Int32(index))
+      counts.append(count)
+    }
+    return (buckets, counts)
+  }
+
+  /// From its wire form (the lists and `packed`, added together); nil when the lists do not
+  /// pair up, `packed` does not read or an index is out of range.
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
     add(zeros: message.zeros)
+    var buckets = message.buckets
+    var counts = message.counts
+    if !message.packed.isEmpty {
+      guard let unpacked = Self.unpack(message.packed) else { return nil }
+      if buckets.isEmpty {
+        (buckets, counts) = unpacked
+      } else {
+        buckets += unpacked.buckets
+        counts += unpacked.counts
+      }
+    }
     // Written ascending, as `message` writes them: a short list is kept as it is, and a
     // window is sized once when the buckets fit it, instead of widened bucket by bucket.
-    let buckets = message.buckets
     if let first = buckets.first, let last = buckets.last, first >= -Self.maxIndex, last <= Self.maxIndex,
       zip(buckets, buckets.dropFirst()).allSatisfy({ $0 < $1 })
     {
-      let listed = message.counts.lazy.filter { $0 > 0 }.count
+      let listed = counts.lazy.filter { $0 > 0 }.count
       if listed <= Self.sparseLimit {
         sparse.reserveCapacity(listed)
-        for (bucket, count) in zip(buckets, message.counts) where count > 0 {
+        for (bucket, count) in zip(buckets, counts) where count > 0 {
           sparse.append(Bucket(index: bucket, count: count))
         }
         return
       }
       if Int(last) - Int(first) + 1 <= 64 + 8 * listed {
         offset = first
-        counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
-        for (bucket, count) in zip(buckets, message.counts) where count > 0 {
-          counts[Int(bucket - first)] = count
+        self.counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
+        for (bucket, count) in zip(buckets, counts) where count > 0 {
+          self.counts[Int(bucket - first)] = count
         }
         occupied = listed
         return
       }
     }
-    for (bucket, count) in zip(message.buckets, message.counts) {
+    for (bucket, count) in zip(buckets, counts) {
       guard abs(bucket) <= Self.maxIndex else { return nil }
       if count > 0 { add(bucket: bucket, count) }
     }

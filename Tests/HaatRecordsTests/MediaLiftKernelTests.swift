@@ -117,6 +117,30 @@ struct QuantileSketchLayoutTests {
       #expect(merged == whole)
     }
   }
+
+  /// The packed form, byte for byte as docs/protocol.md gives it, read alone or beside the
+  /// lists; a packed field that is cut short, runs on or leaves ±4096 is refused.
+  @Test("packed buckets: the documented bytes, added to the lists, and refused when malformed")
+  func packed() throws {
+    var sketch = QuantileSketch()
+    sketch.add(0)
+    sketch.add(QuantileSketch.value(of: 116))
+    sketch.add(QuantileSketch.value(of: 161))
+    let message = sketch.message
+    #expect(message.buckets.isEmpty && message.counts.isEmpty)
+    #expect(message.packed.base64EncodedString() == "6AEBWgE=")
+    #expect(try #require(QuantileSketch(message)) == sketch)
+    var both = Haat_V1_QuantileSketch()
+    both.buckets = [116, 3]
+    both.counts = [2, 1]
+    both.packed = Data(base64Encoded: "6AEBWgE=") ?? Data()
+    #expect(try #require(QuantileSketch(both)).buckets == [116: 3, 161: 1, 3: 1])
+    for hostile in ["6A==", "6AE=", "/////////////wE=", "gkAB", "gUAB"] {
+      var bad = Haat_V1_QuantileSketch()
+      bad.packed = Data(base64Encoded: hostile) ?? Data([0xFF])
+      #expect(QuantileSketch(bad) == nil, "\(hostile)")
+    }
+  }
 }
 
 @Suite("Statistics")

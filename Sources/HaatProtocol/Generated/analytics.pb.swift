@@ -8,6 +8,11 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -1062,6 +1067,13 @@ public nonisolated struct Haat_V1_QuantileSketch: Sendable {
   public var buckets: [Int32] = []
 
   public var counts: [UInt64] = []
+
+  /// The same buckets, packed (Haat's workers write this, not the two lists): for each
+  /// bucket in ascending index, two unsigned LEB128 varints: the difference between its
+  /// index and the previous bucket's (0 before the first), zigzag-encoded as sint64 is
+  /// ((d << 1) ^ (d >> 63)), then its count. A reader adds these buckets to those of the
+  /// lists. Base64 in JSON, as every `bytes` field.
+  public var packed: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4072,7 +4084,7 @@ nonisolated extension Haat_V1_AdsWeek: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QuantileSketch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}zeros\0\u{1}buckets\0\u{1}counts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}zeros\0\u{1}buckets\0\u{1}counts\0\u{1}packed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4083,6 +4095,7 @@ nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtob
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.zeros) }()
       case 2: try { try decoder.decodeRepeatedSInt32Field(value: &self.buckets) }()
       case 3: try { try decoder.decodeRepeatedUInt64Field(value: &self.counts) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.packed) }()
       default: break
       }
     }
@@ -4098,6 +4111,9 @@ nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtob
     if !self.counts.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.counts, fieldNumber: 3)
     }
+    if !self.packed.isEmpty {
+      try visitor.visitSingularBytesField(value: self.packed, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4105,6 +4121,7 @@ nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtob
     if lhs.zeros != rhs.zeros {return false}
     if lhs.buckets != rhs.buckets {return false}
     if lhs.counts != rhs.counts {return false}
+    if lhs.packed != rhs.packed {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

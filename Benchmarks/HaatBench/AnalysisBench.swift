@@ -23,6 +23,8 @@ struct Analysis: AsyncParsableCommand {
   var orders: UInt64 = 1_000_000
   @Option(help: "Haat workers.")
   var workers = 2
+  @Option(help: "Tasks each worker runs at once (its --collect-slots): the job is CPU-bound, so one per core.")
+  var slots = 1
   @Option(help: "The posts export's byte ranges (the source's split_bytes): 0 reads it as one task.")
   var splitBytes: UInt64 = 24 << 20
   @Option(help: "The Python with duckdb (scripts/install-deps analysis makes .build/analysis-venv).")
@@ -207,6 +209,9 @@ struct Analysis: AsyncParsableCommand {
       let started = ContinuousClock.now
       let json: [UInt8] = try partial.jsonUTF8Bytes(options: WireCodec.encodingOptions)
       let encoded = ContinuousClock.now
+      if let path = ProcessInfo.processInfo.environment["HAAT_BENCH_PARTIAL_FILE"] {
+        try Data(json).write(to: URL(fileURLWithPath: "\(path).\(kind).\(reports.joined(separator: "+"))"))
+      }
       let read = try Partial(jsonUTF8Bytes: json)
       let decoded = ContinuousClock.now
       var merger = PartialMerger()
@@ -223,6 +228,7 @@ struct Analysis: AsyncParsableCommand {
   func measure(_ postsPath: String, _ ordersPaths: [String], folder: String) async throws -> (Haat_V1_Result, Double) {
     var options = LocalCluster.Options()
     options.workers = workers
+    options.collectSlots = slots
     options.logLevel = ProcessInfo.processInfo.environment["HAAT_BENCH_LOG"] ?? "warning"
     options.leaseMs = 60_000
     options.workerArguments = ["--file-root", folder]

@@ -209,7 +209,6 @@ public struct PartialMerger: Sendable {
     }
   }
 
-  /// Lays a later run's merged partials over these (see `ReportKernel.overlay`).
   /// Adds another merger's kernels to these.
   public mutating func merge(_ other: PartialMerger) {
     for (name, kernel) in other.kernels {
@@ -251,6 +250,7 @@ public struct PartialMerger: Sendable {
     return results.withLock { $0.compactMap { $0 } }
   }
 
+  /// Lays a later run's merged partials over these (see `ReportKernel.overlay`).
   public mutating func overlay(_ newer: PartialMerger) {
     for (name, kernel) in newer.kernels {
       if kernels[name] == nil {

@@ -69,8 +69,12 @@ public enum ReportReducer {
   public static let maxRowErrors = 50
 
   /// Throws `overflow` when a sum passes UInt64.max. Tasks of one run merge; the runs are
-  /// laid over each other in order of `run`.
-  public static func reduce(job: String, reports: [String], tasks: [TaskResult]) throws(HaatError) -> Report {
+  /// laid over each other in order of `run`. `merged` holds the partials of run 0's done
+  /// tasks that were merged already (as their results came in); those tasks carry no
+  /// `partial` here.
+  public static func reduce(
+    job: String, reports: [String], tasks: [TaskResult], merged: PartialMerger? = nil
+  ) throws(HaatError) -> Report {
     var partials: [Int: [Partial]] = [:]
     var summary = Haat_V1_ReportSummary()
     // Lists gather locally and are set once (appending through a message copies).
@@ -109,8 +113,10 @@ public enum ReportReducer {
     summary.sources = UInt32(clamping: sources.count)
     summary.sourcesOk = UInt32(clamping: sources.values.filter { $0 }.count)
     var merger = PartialMerger()
-    for run in partials.keys.sorted() {
-      merger.overlay(PartialMerger.merging(partials[run] ?? []))
+    for run in Set(partials.keys).union(merged == nil ? [] : [0]).sorted() {
+      var runMerger = PartialMerger.merging(partials[run] ?? [])
+      if run == 0, let merged { runMerger.merge(merged) }
+      merger.overlay(runMerger)
     }
     var report = Report()
     report.job = job

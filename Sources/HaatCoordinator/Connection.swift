@@ -55,6 +55,10 @@ final class ActiveJob {
   var started: Bool
   var cancelled: Bool
   var reducing = false
+  /// Its done tasks' partials, merged as their results are stored.
+  let early = EarlyReduce()
+  /// The early merges not yet run, in order; the job's end waits for them.
+  var merging: EventLoopFuture<Void>?
   var watchers: [(Connection, String)] = []
   var lastEvent: UInt64 = 0
   var eventScheduled = false

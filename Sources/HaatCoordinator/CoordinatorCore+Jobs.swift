@@ -104,24 +104,33 @@ extension CoordinatorCore {
     job.reducing = true
     let store = self.store
     let cancelled = job.cancelled
-    let started = ContinuousClock.now
-    onStore { () -> (JobRecord, [TaskOutput], Duration) in
-      guard let record = try await store.job(id, tasks: false, nowMs: 0) else {
-        throw HaatError(.notFound, "job \(id) vanished")
+    let early = job.early
+    let waited = ContinuousClock.now
+    // The early merges first (a failed one leaves its task to the full read below).
+    (job.merging ?? loop.makeSucceededVoidFuture()).recover { _ in }.flatMap {
+      self.onStore { () -> (JobRecord, [TaskOutput], ContinuousClock.Instant) in
+        let started = ContinuousClock.now
+        guard let record = try await store.job(id, tasks: false, nowMs: 0) else {
+          throw HaatError(.notFound, "job \(id) vanished")
+        }
+        return (record, try await store.outputs(of: id), started)
       }
-      return (record, try await store.outputs(of: id), ContinuousClock.now - started)
     }
-    .flatMap { record, outputs, read in
-      self.offLoop { (try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled), read) }
+    .flatMap { record, outputs, started in
+      self.offLoop {
+        let read = ContinuousClock.now
+        let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled, merged: early.merged)
+        return (outcome, started - waited, read - started, ContinuousClock.now - read)
+      }
     }
     .assumeIsolated().whenComplete { result in
       switch result {
-      case .success(let (outcome, read)):
+      case .success(let (outcome, wait, read, reduce)):
         self.logger.debug(
           "job reduced",
           metadata: [
-            "job": "\(id)", "read_ms": "\(Self.milliseconds(read))",
-            "reduce_ms": "\(Self.milliseconds(ContinuousClock.now - started - read))",
+            "job": "\(id)", "early_wait_ms": "\(Self.milliseconds(wait))", "read_ms": "\(Self.milliseconds(read))",
+            "reduce_ms": "\(Self.milliseconds(reduce))", "merged_early": "\(outcome.mergedEarly)",
           ].merging(outcome.timings.mapValues { .string($0) }) { first, _ in first })
         let (state, report, error) = (outcome.state, outcome.report, outcome.error)
         self.enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
@@ -147,6 +156,16 @@ extension CoordinatorCore {
         self.logger.error("cannot reduce job; retrying", metadata: ["job": "\(id)", "error": "\(error)"])
         self.retryFinish(id)
       }
+    }
+  }
+
+  /// Merges a done task's stored partial into its job's early reduce, after the merges
+  /// before it, on `work`.
+  func reduceEarly(_ id: JobID, task: TaskID, partial: Data) {
+    guard let job = jobs[id], !job.reducing else { return }
+    let early = job.early
+    job.merging = (job.merging ?? loop.makeSucceededVoidFuture()).recover { _ in }.flatMap {
+      self.offLoop { early.merge(task, stored: partial) }
     }
   }
 

@@ -123,6 +123,10 @@ extension CoordinatorCore {
         bookmark: complete.bookmark, spawn: spawn)
     ) { result in
       self.resultsInFlight.remove(task)
+      // Before the ack: the change may end the job, whose end waits for this merge.
+      if case .changed(let change) = result, change.transition == .done, !partial.isEmpty {
+        self.reduceEarly(change.job, task: task, partial: partial)
+      }
       self.ackTransition(result, connection: connection, id: id, task: complete.task, attempt: complete.attempt)
       if case .changed(let change) = result, change.transition == .done {
         self.metrics.fetched(complete.stats)

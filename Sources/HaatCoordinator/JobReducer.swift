@@ -16,22 +16,32 @@ enum JobReducer {
     var error: String
     /// Where the reduce's time went, for the coordinator's debug log.
     var timings: [String: String] = [:]
+    /// How many done tasks' partials were merged as their results came in.
+    var mergedEarly = 0
   }
 
-  /// Merges exactly one partial per done task; says which sources are missing.
-  static func reduce(_ record: JobRecord, outputs: [TaskOutput], cancelled: Bool) throws -> Outcome {
-    try reduce(record, runs: [outputs], cancelled: cancelled)
+  /// Merges exactly one partial per done task; says which sources are missing. The tasks
+  /// of `merged` (their partials merged as their results came in) are not decoded again.
+  static func reduce(
+    _ record: JobRecord, outputs: [TaskOutput], cancelled: Bool, merged: EarlyReduce.Merged? = nil
+  ) throws -> Outcome {
+    try reduce(record, runs: [outputs], cancelled: cancelled, merged: merged)
   }
 
   /// A schedule's runs, in order: the tasks of each run merge, and a later run's results
   /// are laid over the earlier's (a lookback window it read again replaces theirs).
-  static func reduce(_ record: JobRecord, runs: [[TaskOutput]], cancelled: Bool) throws -> Outcome {
+  static func reduce(
+    _ record: JobRecord, runs: [[TaskOutput]], cancelled: Bool, merged: EarlyReduce.Merged? = nil
+  ) throws -> Outcome {
     let job = record.id
     var counts = TaskCounts()
     var unreadable: [String] = []
     let outputs = runs.enumerated().flatMap { run, outputs in outputs.map { (run, $0) } }
     let started = ContinuousClock.now
-    let partials = decode(outputs.map { $0.1.partial })
+    let partials = decode(
+      outputs.map { run, output in
+        run == 0 && merged?.tasks.contains(output.task) == true ? nil : output.partial
+      })
     let decoded = ContinuousClock.now
     let results = zip(outputs, partials).map { item, decoded -> ReportReducer.TaskResult in
       let (run, output) = item
@@ -63,7 +73,8 @@ enum JobReducer {
     }
     let report: Report
     do {
-      report = try ReportReducer.reduce(job: job.description, reports: reports, tasks: results)
+      report = try ReportReducer.reduce(
+        job: job.description, reports: reports, tasks: results, merged: merged?.merger)
       if !unreadable.isEmpty {
         state = .failed
         error = "internal: the stored results of tasks \(unreadable.prefix(5).joined(separator: ", ")) are unreadable"
@@ -81,7 +92,8 @@ enum JobReducer {
     let timings = [
       "decode_ms": decoded - started, "merge_ms": reduced - decoded, "encode_ms": ContinuousClock.now - reduced,
     ].mapValues { "\(CoordinatorCore.milliseconds($0))" }
-    return Outcome(state: state, report: json, error: error, timings: timings)
+    return Outcome(
+      state: state, report: json, error: error, timings: timings, mergedEarly: merged?.tasks.count ?? 0)
   }
 
   enum Decoded: Sendable {

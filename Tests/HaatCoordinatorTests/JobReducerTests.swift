@@ -52,6 +52,26 @@ import Testing
     #expect(try Self.report(outcome).engagement.total.likes == 7)
   }
 
+  /// A partial merged as its result came in counts once: the job's end does not decode
+  /// that task's stored partial again (garbage there goes unread) and merges the rest.
+  @Test func partialsMergedEarlyCountOnce() throws {
+    let early = EarlyReduce()
+    early.merge(TaskID(100), stored: try Self.partial(likes: 3))
+    early.merge(TaskID(100), stored: try Self.partial(likes: 3))  // a second time: ignored
+    early.merge(TaskID(102), stored: Data("{oops".utf8))  // does not decode: left to the end
+    let outcome = try JobReducer.reduce(
+      Self.record(),
+      outputs: [
+        Self.output(0, .done, partial: Data("not read again".utf8)),
+        Self.output(1, .done, partial: try Self.partial(likes: 4)),
+        Self.output(2, .done, partial: try Self.partial(likes: 5)),
+      ],
+      cancelled: false, merged: early.merged)
+    #expect(outcome.state == .succeeded && outcome.error.isEmpty)
+    #expect(outcome.mergedEarly == 1)
+    #expect(try Self.report(outcome).engagement.total.likes == 12)
+  }
+
   @Test func aDeadTaskIsNamedAndItsSourceMissing() throws {
     let outcome = try JobReducer.reduce(
       Self.record(),

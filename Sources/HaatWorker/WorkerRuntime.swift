@@ -245,11 +245,16 @@ final class WorkerRuntime: @unchecked Sendable {
     return limit > 0 ? limit : Int(Defaults.maxLineBytes)
   }
 
-  /// Sends a result (keeping it until acknowledged) and frees the slot.
+  /// Sends a result (keeping it until acknowledged) and frees the slot. The credit of a
+  /// result in parts goes first: the coordinator reads a connection's lines in order, and
+  /// the next task can be assigned and run while it reads megabytes of parts.
   private func finishTask(_ task: String, pool: Pool, result: Envelope.OneOf_Body, counted: Bool) {
     unacked[task] = result
+    if counted {
+      release(pool)
+      if (prepared[task]?.lines.count ?? 0) > 1 { sendCredit() }
+    }
     sendResult(task)
-    if counted { release(pool) }
   }
 
   /// Sends a kept result in as many lines as this session's limit needs. A result that
@@ -287,18 +292,23 @@ final class WorkerRuntime: @unchecked Sendable {
       loop.assumeIsolated().execute {
         self.creditQueued = false
         guard !self.draining else { return }
-        for (pool, count) in self.pendingCredit where count > 0 {
-          self.send(
-            Envelope(
-              .credit(
-                .with {
-                  $0.pool = pool.rawValue; $0.free = UInt32(count)
-                })))
-        }
-        self.pendingCredit = [:]
+        self.sendCredit()
         self.flush()
       }
     }
+  }
+
+  /// Sends the credit freed since the last.
+  private func sendCredit() {
+    for (pool, count) in pendingCredit where count > 0 {
+      send(
+        Envelope(
+          .credit(
+            .with {
+              $0.pool = pool.rawValue; $0.free = UInt32(count)
+            })))
+    }
+    pendingCredit = [:]
   }
 
   private func receiveAck(_ ack: Haat_V1_Ack) {

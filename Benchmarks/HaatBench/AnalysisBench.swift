@@ -25,8 +25,11 @@ struct Analysis: AsyncParsableCommand {
   var workers = 2
   @Option(help: "Tasks each worker runs at once (its --collect-slots): the job is CPU-bound, so one per core.")
   var slots = 1
-  @Option(help: "The posts export's byte ranges (the source's split_bytes): 0 reads it as one task.")
-  var splitBytes: UInt64 = 24 << 20
+  @Option(
+    help:
+      "The posts export's byte ranges (the source's split_bytes); by default two ranges per worker. 0 reads it as one task."
+  )
+  var splitBytes: UInt64?
   @Option(help: "The Python with duckdb (scripts/install-deps analysis makes .build/analysis-venv).")
   var python = ".build/analysis-venv/bin/python"
   @Option(help: "Measured repetitions; the best is reported.")
@@ -241,7 +244,10 @@ struct Analysis: AsyncParsableCommand {
       spec.reports = ["engagement", "best_time", "attribution"]
       var posts = Source()
       posts.url = "file://\(postsPath)"
-      posts.splitBytes = splitBytes
+      // Two ranges per worker, rounded up to a MiB, unless told: each range ships a whole
+      // best_time partial, and an odd range out leaves one worker alone at the end.
+      let size = (try? FileManager.default.attributesOfItem(atPath: postsPath)[.size] as? UInt64) ?? 0
+      posts.splitBytes = splitBytes ?? (((size / UInt64(2 * max(workers, 1))) >> 20) + 1) << 20
       spec.sources.append(posts)
       for path in ordersPaths {
         var source = Source()

@@ -89,14 +89,7 @@ extension WorkerRuntime {
       metadata: ["coordinator": "\(coordinator)", "session": "\(welcome.session)"])
     // A new session starts from zero credit: offer every free slot.
     if !draining {
-      for (pool, slots) in free where slots > 0 {
-        send(
-          Envelope(
-            .credit(
-              .with {
-                $0.pool = pool.rawValue; $0.free = UInt32(slots)
-              })))
-      }
+      send(credit: free)
     } else {
       send(Envelope(.drain(Haat_V1_Drain())))
     }

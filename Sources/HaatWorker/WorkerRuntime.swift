@@ -300,7 +300,13 @@ final class WorkerRuntime: @unchecked Sendable {
 
   /// Sends the credit freed since the last.
   private func sendCredit() {
-    for (pool, count) in pendingCredit where count > 0 {
+    send(credit: pendingCredit)
+    pendingCredit = [:]
+  }
+
+  /// Sends a `credit` for each pool with slots to offer.
+  func send(credit slots: [Pool: Int]) {
+    for (pool, count) in slots where count > 0 {
       send(
         Envelope(
           .credit(
@@ -308,7 +314,6 @@ final class WorkerRuntime: @unchecked Sendable {
               $0.pool = pool.rawValue; $0.free = UInt32(count)
             })))
     }
-    pendingCredit = [:]
   }
 
   private func receiveAck(_ ack: Haat_V1_Ack) {

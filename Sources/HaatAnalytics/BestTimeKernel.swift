@@ -26,7 +26,9 @@ public struct BestTimeKernel: Sendable {
     var group: Group { Group(platform: platform, account: account, zone: zone) }
 
     static func < (lhs: Key, rhs: Key) -> Bool {
-      if lhs.group != rhs.group { return lhs.group < rhs.group }
+      if lhs.platform != rhs.platform || lhs.account != rhs.account || lhs.zone != rhs.zone {
+        return lhs.group < rhs.group
+      }
       return lhs.hour < rhs.hour
     }
   }
@@ -37,10 +39,11 @@ public struct BestTimeKernel: Sendable {
     var zone: String
 
     static func < (lhs: Group, rhs: Group) -> Bool {
-      for (left, right) in [(lhs.platform, rhs.platform), (lhs.account, rhs.account), (lhs.zone, rhs.zone)]
-      where left != right {
-        return left.utf8.lexicographicallyPrecedes(right.utf8)
-      }
+      // Field by field, with no array of pairs per comparison (a sort makes hundreds of
+      // thousands of them).
+      if lhs.platform != rhs.platform { return lhs.platform.utf8.lexicographicallyPrecedes(rhs.platform.utf8) }
+      if lhs.account != rhs.account { return lhs.account.utf8.lexicographicallyPrecedes(rhs.account.utf8) }
+      if lhs.zone != rhs.zone { return lhs.zone.utf8.lexicographicallyPrecedes(rhs.zone.utf8) }
       return false
     }
   }
@@ -196,8 +199,7 @@ extension BestTimeKernel: ReportKernel {
 
   public func write(to partial: inout Partial) {
     var message = Haat_V1_BestTimePartial()
-    message.cells = cells.keys.sorted().map { key in
-      let cell = cells[key] ?? Cell()
+    message.cells = cells.sorted { $0.key < $1.key }.map { key, cell in
       var out = Haat_V1_BestTimeCell()
       out.platform = key.platform
       out.account = key.account
@@ -236,9 +238,12 @@ extension BestTimeKernel: ReportKernel {
         .overflow,
         "the best_time report's counts pass 18446744073709551615 (2^64 - 1) or a partial's cell does not read")
     }
-    var groups: [Group: [Haat_V1_BestTimeSlot]] = [:]
-    for key in cells.keys.sorted() {
-      groups[key.group, default: []].append(Self.slot(key.hour, cells[key] ?? Cell()))
+    // Grouped by account first, then each account's hours sorted: the same order as
+    // sorting every cell's key, without comparing the account's strings per cell.
+    var hours: [Group: [(hour: UInt32, cell: Cell)]] = [:]
+    for (key, cell) in cells { hours[key.group, default: []].append((key.hour, cell)) }
+    let groups = hours.mapValues { cells in
+      cells.sorted { $0.hour < $1.hour }.map { Self.slot($0.hour, $0.cell) }
     }
     var section = Haat_V1_BestTimeReport()
     section.minPosts = Self.minPosts

@@ -211,12 +211,20 @@ public struct PartialMerger: Sendable {
 
   /// Adds another merger's kernels to these.
   public mutating func merge(_ other: PartialMerger) {
+    combine(other) { $0.merge(any: $1) }
+  }
+
+  /// Takes each of `other`'s kernels where this merger has none of its report, and
+  /// combines it into the one it has otherwise.
+  private mutating func combine(
+    _ other: PartialMerger, _ body: (inout any ReportKernel, any ReportKernel) -> Void
+  ) {
     for (name, kernel) in other.kernels {
-      if kernels[name] == nil {
+      guard kernels[name] != nil else {
         kernels[name] = kernel
-      } else {
-        kernels[name]?.merge(any: kernel)
+        continue
       }
+      body(&kernels[name, default: kernel], kernel)
     }
   }
 
@@ -252,13 +260,7 @@ public struct PartialMerger: Sendable {
 
   /// Lays a later run's merged partials over these (see `ReportKernel.overlay`).
   public mutating func overlay(_ newer: PartialMerger) {
-    for (name, kernel) in newer.kernels {
-      if kernels[name] == nil {
-        kernels[name] = kernel
-      } else {
-        kernels[name]?.overlay(any: kernel)
-      }
-    }
+    combine(newer) { $0.overlay(any: $1) }
   }
 
   /// The named reports' sections of the report (empty ones for reports no task fed).

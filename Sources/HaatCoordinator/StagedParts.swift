@@ -6,8 +6,8 @@ import SwiftProtobuf
 /// The earlier parts of results sent in parts (DESIGN.md §3 "Large results"), kept by
 /// task, attempt and worker until the last part arrives; then the parts become one partial
 /// (protobuf encodings concatenate into the encoding of the merged message: their repeated
-/// cells add up) and are committed as one result, or none is. Bounded per worker and in total; a worker's parts go with its session
-/// (it sends them all again on the next).
+/// cells add up) and are committed as one result, or none is. Bounded per worker and in
+/// total; a worker's parts go with its session (it sends them all again on the next).
 struct StagedParts {
   struct Key: Hashable {
     var task: String

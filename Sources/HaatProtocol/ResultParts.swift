@@ -51,7 +51,6 @@ public enum ResultParts {
   }
 
   static func jsonSize(_ message: some SwiftProtobuf.Message) -> Int? {
-    let bytes: [UInt8]? = try? message.jsonUTF8Bytes(options: WireCodec.encodingOptions)
-    return bytes?.count
+    try? MessageCutter.jsonSize(message)
   }
 }

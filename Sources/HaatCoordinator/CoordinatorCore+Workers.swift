@@ -82,9 +82,13 @@ extension CoordinatorCore {
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason)
       }
     }
-    // One line: small enough to encode here.
+    // One line: its partial as sent in binary (checked on the session's loop), or small
+    // enough to encode here.
     do {
-      let (partial, stats) = try Self.encodeResult(complete.partial, complete.stats)
+      let (partial, stats) =
+        complete.partialBinary.isEmpty
+        ? try Self.encodeResult(complete.partial, complete.stats)
+        : (complete.partialBinary, try Self.encodeStats(complete.stats))
       storeResult(complete, task: task, partial: partial, stats: stats, id: id, from: connection)
     } catch {
       outbox.replyError(connection, to: id, HaatError(.badRequest, "the partial cannot be stored: \(error)"))

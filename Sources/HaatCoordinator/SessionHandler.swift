@@ -192,6 +192,7 @@ final class SessionHandler: ChannelInboundHandler {
       welcome.maxLineBytes = UInt32(lineLimit)
       welcome.version = version
       welcome.role = peer.role.rawValue
+      welcome.partialBinary = true
       context.write(wrap(Envelope(replyTo: envelope.id, .welcome(welcome)), context), promise: nil)
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
@@ -225,6 +226,9 @@ final class SessionHandler: ChannelInboundHandler {
         .forbidden, "a \(connection.peer.role.rawValue) token may not send \(body.wireName)")
       return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
     }
+    if case .complete(let complete) = body, let error = Self.partialBinaryProblem(complete) {
+      return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
+    }
     if case .heartbeat(let heartbeat) = body {
       switch core.answerHeartbeat(heartbeat, worker: connection.name) {
       case .success(let ack):
@@ -241,6 +245,25 @@ final class SessionHandler: ChannelInboundHandler {
 
   /// The longest request id (envelope.proto).
   static let maxIDBytes = 64
+
+  /// Why a `complete`'s `partial_binary` cannot be taken, if it cannot: it is checked here,
+  /// on the session's loop, as a JSON `partial` is checked by decoding the line, and stored
+  /// as sent.
+  static func partialBinaryProblem(_ complete: Haat_V1_Complete) -> HaatError? {
+    guard !complete.partialBinary.isEmpty else { return nil }
+    if complete.hasPartial {
+      return HaatError(
+        .badRequest, "a complete carries partial or partial_binary, not both", field: "complete.partial_binary")
+    }
+    do {
+      _ = try Partial(serializedBytes: complete.partialBinary)
+      return nil
+    } catch {
+      return HaatError(
+        .badRequest, "partial_binary is not a Partial in protobuf's binary encoding (\(error))",
+        field: "complete.partial_binary")
+    }
+  }
 
   /// One encoded line for `envelope` (the coordinator writes bytes: the core also splices
   /// lines it builds itself).

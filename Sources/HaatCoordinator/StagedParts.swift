@@ -50,7 +50,8 @@ struct StagedParts {
     }
     let encoded: [UInt8]
     do {
-      encoded = try complete.partial.serializedBytes()
+      encoded =
+        complete.partialBinary.isEmpty ? try complete.partial.serializedBytes() : [UInt8](complete.partialBinary)
     } catch {
       drop(key)
       return .refused(reason: "internal", message: "the part cannot be kept: \(error)")

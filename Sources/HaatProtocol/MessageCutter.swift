@@ -64,6 +64,38 @@ public enum MessageCutter {
     return (parts, largest)
   }
 
+  /// The parts of `message` in its binary encoding, each at most `maxBytes` long: the same
+  /// cut as `cut`, for lines that carry a part as bytes (`complete.partial_binary`), where a
+  /// part's size is known exactly without encoding it as JSON. Nil when one field of a
+  /// section alone, framed, is over `maxBytes` (`largest` then says how long it is).
+  public static func cutEncoded<M: Message>(
+    _ message: M, encoded: [UInt8]? = nil, maxBytes: Int
+  ) throws -> (parts: [[UInt8]]?, largest: Int) {
+    let elements = try self.elements(of: message, encoded: encoded)
+    guard !elements.isEmpty else { return ([[]], 0) }
+    var parts: [[UInt8]] = []
+    var start = elements.startIndex
+    while start < elements.endIndex {
+      var end = start
+      var bytes = 0
+      // The framing of the sections around the elements is a few bytes per section.
+      let framing = 16 * (maxDepth + 1)
+      while end < elements.endIndex, end == start || bytes + elements[end].bytes.count + framing <= maxBytes {
+        bytes += elements[end].bytes.count
+        end += 1
+      }
+      var part = frame(elements[start..<end].map { ($0.path[...], $0.bytes) }[...])
+      while part.count > maxBytes, end - start > 1 {
+        end -= 1
+        part = frame(elements[start..<end].map { ($0.path[...], $0.bytes) }[...])
+      }
+      if part.count > maxBytes { return (nil, part.count) }
+      parts.append(part)
+      start = end
+    }
+    return (parts, 0)
+  }
+
   static func jsonSize<M: Message>(_ message: M) throws -> Int {
     let json: [UInt8] = try message.jsonUTF8Bytes(options: WireCodec.encodingOptions)
     return json.count

@@ -38,7 +38,7 @@ final class WorkerRuntime: @unchecked Sendable {
   /// cut into lines for each session as its line limit allows.
   var unacked: [String: Envelope.OneOf_Body] = [:]
   /// Large results already cut into lines (off the loop) for a session limit, by task.
-  private var prepared: [String: (limit: Int, lines: [Envelope])] = [:]
+  private var prepared: [String: (limit: Int, binary: Bool, lines: [Envelope])] = [:]
   /// The next pause before resending a result the coordinator could not store, by task.
   private var resendDelayMs: [String: Int64] = [:]
   var free: [Pool: Int]
@@ -160,6 +160,7 @@ final class WorkerRuntime: @unchecked Sendable {
       self.loop.execute { self.fetchErrors[error.kind.rawValue, default: 0] += 1 }
     }
     let limit = lineLimit
+    let binary = binaryPartials
     threads.runIfActive(eventLoop: loop) { () -> (TaskOutcome, [Envelope]?) in
       let outcome = runner.run(
         spec, task: assign.task, attempt: assign.attempt, progress: progress, onFetchError: onFetchError)
@@ -172,7 +173,7 @@ final class WorkerRuntime: @unchecked Sendable {
       var count = 0
       let lines = ResultLines.envelopes(
         for: .complete(Haat_V1_Complete(assign, partial, stats, bookmark: bookmark, split: split)),
-        encodedPartial: encoded, maxLineBytes: limit
+        encodedPartial: encoded, binary: binary, maxLineBytes: limit
       ) {
         count += 1
         return "r\(assign.task).\(assign.attempt).\(count)"
@@ -182,7 +183,7 @@ final class WorkerRuntime: @unchecked Sendable {
     .assumeIsolated().whenComplete { result in
       switch result {
       case .success((let outcome, let lines)):
-        self.complete(assign, pool: pool, outcome: outcome, lines: lines.map { (limit, $0) })
+        self.complete(assign, pool: pool, outcome: outcome, lines: lines.map { (limit, binary, $0) })
       case .failure(let error):
         self.complete(
           assign, pool: pool,
@@ -194,7 +195,8 @@ final class WorkerRuntime: @unchecked Sendable {
   }
 
   private func complete(
-    _ assign: Haat_V1_Assign, pool: Pool, outcome: TaskOutcome, lines: (limit: Int, lines: [Envelope])? = nil
+    _ assign: Haat_V1_Assign, pool: Pool, outcome: TaskOutcome,
+    lines: (limit: Int, binary: Bool, lines: [Envelope])? = nil
   ) {
     guard let task = running[assign.task], task.attempt == assign.attempt else { return }
     lastProgressMs = nowMs
@@ -245,6 +247,9 @@ final class WorkerRuntime: @unchecked Sendable {
     return limit > 0 ? limit : Int(Defaults.maxLineBytes)
   }
 
+  /// Whether the current session takes partials in protobuf's binary encoding.
+  private var binaryPartials: Bool { welcome?.partialBinary ?? false }
+
   /// Sends a result (keeping it until acknowledged) and frees the slot. The credit of a
   /// result in parts goes first: the coordinator reads a connection's lines in order, and
   /// the next task can be assigned and run while it reads megabytes of parts.
@@ -262,10 +267,10 @@ final class WorkerRuntime: @unchecked Sendable {
   func sendResult(_ task: String) {
     guard let result = unacked[task], channel != nil else { return }
     let envelopes: [Envelope]
-    if let ready = prepared[task], ready.limit == lineLimit {
+    if let ready = prepared[task], ready.limit == lineLimit, ready.binary == binaryPartials {
       envelopes = ready.lines
     } else {
-      envelopes = ResultLines.envelopes(for: result, maxLineBytes: lineLimit, id: nextID)
+      envelopes = ResultLines.envelopes(for: result, binary: binaryPartials, maxLineBytes: lineLimit, id: nextID)
     }
     if case .complete(let complete) = result, envelopes.count == 1, case .fail(let fail)? = envelopes[0].body {
       logger.warning(

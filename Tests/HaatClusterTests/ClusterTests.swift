@@ -272,6 +272,33 @@ struct ClusterTests {
     }
   }
 
+  /// A worker written in Python from docs/protocol.md sends partials as JSON and as
+  /// `partial_binary` (one line, and in parts); both kinds merge into one report, and a
+  /// line with both, or with bytes that are not a Partial, is refused with the field.
+  @Test func rawWorkerSendsPartialsAsJSONAndBinary() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
+      let worker = try run(
+        "/usr/bin/env",
+        [
+          "python3", script, "worker", "--coordinator", cluster.endpoint.description, "--token-file",
+          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
+          "worker-raw",
+        ])
+      #expect(worker.status == 0, "\(worker.output)")
+      let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
+      let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      #expect(result["state"] as? String == "succeeded")
+      let rows = (result["rows"] as? [[String: Any]] ?? []).map {
+        "\($0["account"] ?? "")=\($0["posts"] ?? 0)/\($0["likes"] ?? 0)"
+      }
+      #expect(rows.sorted() == ["bin=2/7", "json=1/5", "parts=4/30"])
+    }
+  }
+
   /// The CLI rejects a bad spec at submit with the field and the reason, and exit code 2.
   @Test func cliRejectsABadSpec() async throws {
     try await withCluster { cluster, _ in

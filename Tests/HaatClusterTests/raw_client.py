@@ -3,6 +3,7 @@
 
   raw_client.py job    --coordinator HOST:PORT --token-file CRED.json --spec SPEC.json [--timeout 60]
   raw_client.py faults --coordinator HOST:PORT --token-file CRED.json [--max-line-bytes N]
+  raw_client.py worker --coordinator HOST:PORT --token-file WORKER.json --client-token-file CRED.json [--name N]
 """
 import argparse, hashlib, hmac, json, os, socket, sys, time
 
@@ -403,21 +404,109 @@ def run_faults(args):
     return 0 if failed == 0 else 1
 
 
+# ---------------------------------------------------------------- worker mode
+
+def varint(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7F | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def field(number, value):
+    """One protobuf field: bytes/strings/messages length-delimited, ints as varints."""
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def engagement_partial(account, posts, likes):
+    """A Partial (analytics.proto) with one EngagementCell, in protobuf's binary encoding."""
+    cell = field(1, "x") + field(2, account) + field(3, "image") + field(4, posts) + field(5, likes)
+    return field(1, field(1, cell))  # Partial.engagement = 1, EngagementPartial.cells = 1
+
+
+def b64(data):
+    import base64
+    return base64.b64encode(data).decode()
+
+
+def run_worker(args):
+    """Takes a job's tasks as a worker and answers them with `partial` as JSON, with
+    `partial_binary` in one line and in two parts, and checks that a line with both, or
+    with bytes that are not a Partial, is refused. Prints the job's engagement rows."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    spec = {"name": "raw-worker", "sources": [{"kind": "noop", "tasks": 4}], "reports": ["engagement"]}
+    job = request(client, "submit", "submit", {"spec": spec}, "accepted").get("job", "")
+    conn, nonce, cnonce = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    welcome = conn.reply("hello").get("welcome")
+    if not welcome or welcome.get("partial_binary") is not True:
+        raise ProtocolError(f"welcome does not offer partial_binary: {welcome!r}")
+    conn.send({"credit": {"pool": "collect", "free": 4}})
+    tasks = []
+    while len(tasks) < 4:
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError("the coordinator closed the worker session")
+        if "assign" in msg:
+            tasks.append((msg["assign"]["task"], msg["assign"]["attempt"]))
+    def complete(req_id, body, expect="ack"):
+        conn.send({"id": req_id, "complete": body})
+        msg = conn.reply(req_id)
+        if expect not in msg:
+            raise ProtocolError(f"{req_id}: expected {expect}, got {msg!r}")
+        return msg[expect]
+    (t1, a1), (t2, a2), (t3, a3), (t4, a4) = tasks
+    cell = {"platform": "x", "account": "json", "media_type": "image", "posts": "1", "likes": "5"}
+    checks = [
+        ("json", complete("c1", {"task": t1, "attempt": a1, "partial": {"engagement": {"cells": [cell]}}})),
+        ("binary", complete("c2", {"task": t2, "attempt": a2, "partial_binary": b64(engagement_partial("bin", 2, 7))})),
+    ]
+    both = complete("c3", {"task": t3, "attempt": a3, "partial": {}, "partial_binary": b64(engagement_partial("b", 1, 1))},
+                    expect="error")
+    garbage = complete("c4", {"task": t3, "attempt": a3, "partial_binary": b64(b"\x0a\xff\x01")}, expect="error")
+    for name, error in (("both", both), ("garbage", garbage)):
+        if error.get("code") != "bad_request" or error.get("field") != "complete.partial_binary":
+            raise ProtocolError(f"{name}: expected bad_request on complete.partial_binary, got {error!r}")
+    conn.send({"id": "p1", "complete": {"task": t3, "attempt": a3, "part": 1,
+                                        "partial_binary": b64(engagement_partial("parts", 1, 10))}})
+    checks.append(("parts", complete("p2", {"task": t3, "attempt": a3, "part": 2, "parts": 2,
+                                            "partial_binary": b64(engagement_partial("parts", 3, 20))})))
+    checks.append(("empty", complete("c5", {"task": t4, "attempt": a4, "partial": {}})))
+    for name, ack in checks:
+        if ack.get("accepted") is not True:
+            raise ProtocolError(f"{name}: the result was not accepted: {ack!r}")
+    client.send({"id": "watch", "watch": {"job": job}})
+    while not client.reply("watch").get("job_event", {}).get("final", False):
+        pass
+    result = read_result(client, job)
+    print(json.dumps({"state": result.get("job", {}).get("state"),
+                      "rows": result.get("report", {}).get("engagement", {}).get("rows", [])}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults"):
+    for mode in ("job", "faults", "worker"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
+        elif mode == "worker":
+            s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
+            s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         else:
             s.add_argument("--max-line-bytes", type=int, default=1048576)
     args = p.parse_args()
     try:
-        return run_job(args) if args.mode == "job" else run_faults(args)
+        return {"job": run_job, "faults": run_faults, "worker": run_worker}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

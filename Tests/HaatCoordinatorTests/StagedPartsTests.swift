@@ -43,6 +43,26 @@ import Testing
     #expect(staged.bytes == 0)
   }
 
+  /// Parts sent as `partial_binary` (and a JSON part among them) are kept as sent and
+  /// joined in order.
+  @Test func binaryPartsJoinAsSent() throws {
+    var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
+    var first = Self.part(1, of: nil, accounts: [])
+    first.partialBinary = try Self.part(1, of: nil, accounts: ["a", "b"]).partial.serializedData()
+    first.clearPartial()
+    #expect(staged.receive(first, worker: "w") == .staged)
+    #expect(staged.bytes == first.partialBinary.count)
+    #expect(staged.receive(Self.part(2, of: nil, accounts: ["c"]), worker: "w") == .staged)
+    var last = Self.part(3, of: 3, accounts: [])
+    last.partialBinary = try Self.part(3, of: 3, accounts: ["d"]).partial.serializedData()
+    last.clearPartial()
+    guard case .complete(let joined) = staged.receive(last, worker: "w") else {
+      Issue.record("the last part did not complete the result")
+      return
+    }
+    #expect(try Partial(serializedBytes: joined).engagement.cells.map(\.account) == ["a", "b", "c", "d"])
+  }
+
   @Test func aSinglePartIsAWholeResult() throws {
     var staged = StagedParts(maxBytesPerWorker: 1 << 20, maxBytes: 1 << 20)
     #expect(

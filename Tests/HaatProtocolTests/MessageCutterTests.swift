@@ -1,3 +1,4 @@
+import Foundation
 import HaatCore
 import Testing
 
@@ -60,6 +61,54 @@ import Testing
       #expect(json.count <= budget + 2)
     }
     #expect(try Self.merged(parts) == whole)
+  }
+
+  /// The binary cut (`complete.partial_binary`): every part's bytes under the bound, and the
+  /// parts' bytes joined decode to the message again, field for field.
+  @Test(arguments: [1_000, 4_096, 16_384])
+  func binaryPartsJoinToTheMessage(maxBytes: Int) throws {
+    var whole = Self.partial(cells: 1_000)
+    whole.attribution.spend = whole.ads
+    whole.attribution.overflowed = true
+    let cut = try MessageCutter.cutEncoded(whole, maxBytes: maxBytes)
+    let parts = try #require(cut.parts)
+    #expect(parts.count > 1)
+    for part in parts {
+      #expect(part.count <= maxBytes)
+      _ = try Partial(serializedBytes: part)
+    }
+    #expect(try Partial(serializedBytes: parts.flatMap { $0 }) == whole)
+    #expect(try MessageCutter.cutEncoded(whole, maxBytes: 1 << 30).parts?.count == 1)
+  }
+
+  /// docs/protocol.md's `partial_binary` example, byte for byte, both ways.
+  @Test func theDocumentedBinaryPartial() throws {
+    var cell = Haat_V1_EngagementCell()
+    cell.platform = "x"
+    cell.account = "bin"
+    cell.mediaType = "image"
+    cell.posts = 2
+    cell.likes = 7
+    var partial = Partial()
+    partial.engagement.cells = [cell]
+    let bytes: [UInt8] = try partial.serializedBytes()
+    #expect(
+      bytes.map { String(format: "%02x", $0) }.joined(separator: " ")
+        == "0a 15 0a 13 0a 01 78 12 03 62 69 6e 1a 05 69 6d 61 67 65 20 02 28 07")
+    var complete = Haat_V1_Complete()
+    complete.partialBinary = Data(bytes)
+    let json = try complete.jsonString(options: WireCodec.encodingOptions)
+    #expect(json == #"{"partial_binary":"ChUKEwoBeBIDYmluGgVpbWFnZSACKAc="}"#)
+    let read = try Haat_V1_Complete(jsonString: json, options: WireCodec.decodingOptions)
+    #expect(try Partial(serializedBytes: read.partialBinary) == partial)
+  }
+
+  @Test func aBinaryCellOverTheBoundIsNamed() throws {
+    var whole = Self.partial(cells: 3)
+    whole.engagement.cells[1].account = String(repeating: "x", count: 5_000)
+    let cut = try MessageCutter.cutEncoded(whole, maxBytes: 4_096)
+    #expect(cut.parts == nil)
+    #expect(cut.largest > 5_000)
   }
 
   @Test func aReportIsCutAcrossItsSectionsAndTotals() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import HaatCore
 import HaatProtocol
 import Testing
@@ -54,6 +55,49 @@ import Testing
       accounts += part.partial.engagement.cells.map(\.account)
     }
     #expect(accounts == whole.partial.engagement.cells.map(\.account))
+  }
+
+  /// With `welcome.partial_binary`, the partial travels as bytes: every line fits, the
+  /// parts' bytes joined are the partial, only the last part has the count and the stats,
+  /// and no line carries a JSON partial.
+  @Test(arguments: [4096, 16_384, 262_144])
+  func binaryPartsFitAndJoinToThePartial(limit: Int) throws {
+    let whole = Self.complete(cells: 12_000)
+    var counter = 0
+    let envelopes = ResultLines.envelopes(for: .complete(whole), binary: true, maxLineBytes: limit) {
+      counter += 1
+      return "w\(counter)"
+    }
+    #expect(envelopes.count > 1)
+    var joined: [UInt8] = []
+    for (index, envelope) in envelopes.enumerated() {
+      #expect(try Self.lineBytes(envelope) <= limit)
+      let part = try #require(envelope.body.flatMap { if case .complete(let c) = $0 { c } else { nil } })
+      #expect(!part.hasPartial && !part.partialBinary.isEmpty)
+      #expect(part.part == UInt32(index + 1))
+      let last = index == envelopes.count - 1
+      #expect(part.parts == (last ? UInt32(envelopes.count) : 0))
+      #expect(part.bookmark == (last ? "cursor-9" : ""))
+      #expect(part.stats.rows == (last ? 12_000 : 0))
+      joined += part.partialBinary
+    }
+    #expect(try Partial(serializedBytes: joined) == whole.partial)
+    // One line when it fits, with the partial's bytes as they are.
+    let small = Self.complete(cells: 3)
+    let one = ResultLines.envelopes(for: .complete(small), binary: true, maxLineBytes: 1 << 20) { "w1" }
+    let line = try #require(one.first.flatMap { $0.body }.flatMap { if case .complete(let c) = $0 { c } else { nil } })
+    #expect(one.count == 1 && line.part == 0 && line.parts == 0 && line.stats == small.stats)
+    #expect(try Partial(serializedBytes: line.partialBinary) == small.partial)
+  }
+
+  @Test func aBinaryCellOverTheLimitFailsTheTask() throws {
+    var whole = Self.complete(cells: 2)
+    whole.partial.engagement.cells[1].account = String(repeating: "x", count: 10_000)
+    let envelopes = ResultLines.envelopes(for: .complete(whole), binary: true, maxLineBytes: 4096) { "w1" }
+    let fail = try #require(
+      envelopes.first.flatMap { $0.body }.flatMap { if case .fail(let f) = $0 { f } else { nil } })
+    #expect(envelopes.count == 1 && fail.error.code == "too_large" && !fail.retryable)
+    #expect(fail.error.message.contains("base64"))
   }
 
   @Test func aSmallResultIsOneLine() throws {

@@ -147,6 +147,10 @@ public nonisolated struct Haat_V1_Welcome: Sendable {
   /// The role of the token that authenticated: "worker", "submit", "read" or "admin".
   public var role: String = String()
 
+  /// The coordinator reads `complete.partial_binary`: a worker may send its partials in
+  /// protobuf's binary encoding. False (or absent) from a coordinator that predates it.
+  public var partialBinary: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -347,7 +351,7 @@ nonisolated extension Haat_V1_PoolSlots: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Haat_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Welcome"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{3}server_mac\0\u{3}heartbeat_ms\0\u{3}lease_ms\0\u{3}max_line_bytes\0\u{1}version\0\u{1}role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}session\0\u{3}server_mac\0\u{3}heartbeat_ms\0\u{3}lease_ms\0\u{3}max_line_bytes\0\u{1}version\0\u{1}role\0\u{3}partial_binary\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -362,6 +366,7 @@ nonisolated extension Haat_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 5: try { try decoder.decodeSingularUInt32Field(value: &self.maxLineBytes) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.partialBinary) }()
       default: break
       }
     }
@@ -389,6 +394,9 @@ nonisolated extension Haat_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.role.isEmpty {
       try visitor.visitSingularStringField(value: self.role, fieldNumber: 7)
     }
+    if self.partialBinary != false {
+      try visitor.visitSingularBoolField(value: self.partialBinary, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -400,6 +408,7 @@ nonisolated extension Haat_V1_Welcome: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.maxLineBytes != rhs.maxLineBytes {return false}
     if lhs.version != rhs.version {return false}
     if lhs.role != rhs.role {return false}
+    if lhs.partialBinary != rhs.partialBinary {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

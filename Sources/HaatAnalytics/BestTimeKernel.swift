@@ -76,7 +76,6 @@ public struct BestTimeKernel: Sendable {
   }
 
   private var cellMap = SlottedMap<Key, Cell>()
-  private var cells: [Key: Cell] { cellMap.dictionary }
   private var overflowed = false
   /// The account's clock (the task's source's zone, else each post's own offset).
   private var clock = LocalClock(timezone: "")
@@ -194,12 +193,14 @@ extension BestTimeKernel: ReportKernel {
 
   public mutating func merge(_ other: BestTimeKernel) {
     if other.overflowed { overflowed = true }
-    for (key, cell) in other.cells where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) { overflowed = true }
+    for (key, cell) in other.cellMap.entries where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) {
+      overflowed = true
+    }
   }
 
   public func write(to partial: inout Partial) {
     var message = Haat_V1_BestTimePartial()
-    message.cells = cells.sorted { $0.key < $1.key }.map { key, cell in
+    message.cells = cellMap.entries.sorted { $0.0 < $1.0 }.map { key, cell in
       var out = Haat_V1_BestTimeCell()
       out.platform = key.platform
       out.account = key.account
@@ -241,7 +242,7 @@ extension BestTimeKernel: ReportKernel {
     // Grouped by account first, then each account's hours sorted: the same order as
     // sorting every cell's key, without comparing the account's strings per cell.
     var hours: [Group: [(hour: UInt32, cell: Cell)]] = [:]
-    for (key, cell) in cells { hours[key.group, default: []].append((key.hour, cell)) }
+    for (key, cell) in cellMap.entries { hours[key.group, default: []].append((key.hour, cell)) }
     let groups = hours.mapValues { cells in
       cells.sorted { $0.hour < $1.hour }.map { Self.slot($0.hour, $0.cell) }
     }

@@ -205,7 +205,8 @@ public struct EngagementKernel: Sendable, Equatable {
   /// Whether `add` would take the post (its cell's sums stay in range), adding nothing.
   public func accepts(_ post: PostRecord) -> Bool {
     if bound < .max, let weight = Self.weight(post), !bound.addingReportingOverflow(weight).overflow { return true }
-    var cell = cells[Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)] ?? Cell()
+    var cell =
+      cellMap[Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue)] ?? Cell()
     return cell.add(post)
   }
 
@@ -213,8 +214,10 @@ public struct EngagementKernel: Sendable, Equatable {
   public mutating func merge(_ other: EngagementKernel) {
     if other.overflowed { overflowed = true }
     bound = .max
-    for (key, cell) in other.cells where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) { overflowed = true }
-    for (key, sketches) in other.rates { rateMap.update(key, initial: PostRates()) { $0.merge(sketches) } }
+    for (key, cell) in other.cellMap.entries where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) {
+      overflowed = true
+    }
+    for (key, sketches) in other.rateMap.entries { rateMap.update(key, initial: PostRates()) { $0.merge(sketches) } }
   }
 
   // MARK: Wire form
@@ -223,8 +226,8 @@ public struct EngagementKernel: Sendable, Equatable {
   /// to equal bytes).
   public var partial: Haat_V1_EngagementPartial {
     var message = Haat_V1_EngagementPartial()
-    message.cells = cells.keys.sorted().map { key in
-      let cell = cells[key] ?? Cell()
+    message.cells = cellMap.keys.sorted().map { key in
+      let cell = cellMap[key] ?? Cell()
       var out = Haat_V1_EngagementCell()
       out.platform = key.platform
       out.account = key.account
@@ -244,7 +247,7 @@ public struct EngagementKernel: Sendable, Equatable {
       out.ctrImpressions = cell.ctrImpressions
       out.postsWithReach = cell.postsWithReach
       out.postsWithImpressions = cell.postsWithImpressions
-      if let sketches = rates[key] {
+      if let sketches = rateMap[key] {
         if sketches.reach.count > 0 { out.ratesReach = sketches.reach.message }
         if sketches.impressions.count > 0 { out.ratesImpressions = sketches.impressions.message }
       }
@@ -297,18 +300,18 @@ public struct EngagementKernel: Sendable, Equatable {
   /// The report, or nil when a sum (a merge, the total, a cell's engagements) passes
   /// UInt64.max: a report of wrapped sums would be silently wrong.
   public func checkedFinish() -> Haat_V1_EngagementReport? {
-    guard !overflowed, !rates.values.contains(where: \.overflowed) else { return nil }
+    guard !overflowed, !rateMap.values.contains(where: \.overflowed) else { return nil }
     var report = Haat_V1_EngagementReport()
     var total = Cell()
     var totalRates = PostRates()
     // Rows gather in a local array: appending through the message's accessor copies the
     // whole list each time (a message with storage), quadratic in rows.
     var rows: [Haat_V1_EngagementRow] = []
-    rows.reserveCapacity(cells.count)
-    for key in cells.keys.sorted() {
-      let cell = cells[key] ?? Cell()
+    rows.reserveCapacity(cellMap.count)
+    for key in cellMap.keys.sorted() {
+      let cell = cellMap[key] ?? Cell()
       guard total.merge(cell), cell.engagements != nil else { return nil }
-      let sketches = rates[key] ?? PostRates()
+      let sketches = rateMap[key] ?? PostRates()
       totalRates.merge(sketches)
       rows.append(Self.row(key, cell, sketches))
     }

@@ -1,26 +1,34 @@
-/// A dictionary that remembers where its entries live by a caller's small integer slot
-/// (a reader's account index × a sub-key, e.g. the media type), so that a kernel's hot path
-/// finds a record's entry without hashing its String key. A remembered position is used only
-/// while the dictionary has not changed shape since it was remembered (every insertion or
-/// removal goes through this type and bumps `shape`), and only once `matches` has confirmed
-/// the entry's key: a slot is a hint, never trusted on its own.
+/// A map that remembers where its entries live by a caller's small integer slot (a reader's
+/// account index × a sub-key, e.g. the media type or the hour of the week), so that a
+/// kernel's hot path finds a record's entry without hashing its String key.
+///
+/// Entries sit in arrays, found by key through a dictionary of positions. A position stays
+/// put when others are inserted (a best_time partial grows to tens of thousands of cells,
+/// one at a time, while posts keep arriving), so a remembered one stays good; a removal
+/// moves the last entry into the gap. A slot's position is a hint, never trusted on its
+/// own: it is used only once `matches` has confirmed the key at that position.
 struct SlottedMap<Key: Hashable, Value> {
-  /// Remembered positions stop at this many slots (a few MB at most); past it, keys hash.
+  /// Remembered positions stop at this many slots (1 MiB at most); past it, keys hash.
   static var maxSlots: Int { 1 << 18 }
 
-  private(set) var dictionary: [Key: Value] = [:]
-  private var positions: [Position] = []
-  private var shape: UInt32 = 1
-
-  /// A bucket number and the table's age: plain values, safe to send.
-  private struct Position: @unchecked Sendable {
-    var shape: UInt32 = 0
-    var index: Dictionary<Key, Value>.Index?
-  }
+  private(set) var keys: [Key] = []
+  private(set) var values: [Value] = []
+  private var positions: [Key: Int] = [:]
+  /// Slot → position + 1 (0: none remembered).
+  private var hints: [UInt32] = []
 
   init() {}
 
-  subscript(key: Key) -> Value? { dictionary[key] }
+  var count: Int { keys.count }
+  var isEmpty: Bool { keys.isEmpty }
+
+  subscript(key: Key) -> Value? { positions[key].map { values[$0] } }
+
+  /// The entries, in insertion order (an order that means nothing: sort for one).
+  var entries: Zip2Sequence<[Key], [Value]> { zip(keys, values) }
+
+  /// The entries as a dictionary (built on each call: for tests and reading, not per record).
+  var dictionary: [Key: Value] { Dictionary(uniqueKeysWithValues: zip(keys, values)) }
 
   /// Runs `body` on the entry of the key `slot` remembers, if `matches` confirms it; else on
   /// the entry of `key()` (inserted as `initial()` when absent), remembered for `slot`.
@@ -28,42 +36,50 @@ struct SlottedMap<Key: Hashable, Value> {
   mutating func update<R>(
     slot: Int, matches: (Key) -> Bool, key: () -> Key, initial: () -> Value, _ body: (inout Value) -> R
   ) -> R {
-    if slot >= 0, slot < positions.count, positions[slot].shape == shape, let index = positions[slot].index,
-      matches(dictionary.keys[index])
-    {
-      return body(&dictionary.values[index])
+    if slot >= 0, slot < hints.count {
+      let position = Int(hints[slot]) - 1
+      if position >= 0, position < keys.count, matches(keys[position]) { return body(&values[position]) }
     }
-    let key = key()
-    if dictionary.index(forKey: key) == nil {
-      dictionary[key] = initial()
-      shape &+= 1
-    }
-    guard let index = dictionary.index(forKey: key) else {
-      return body(&dictionary[key, default: initial()])  // not reached: the key is in
-    }
+    let position = self.position(key(), initial: initial)
     if slot >= 0, slot < Self.maxSlots {
-      if slot >= positions.count {
-        positions.append(contentsOf: repeatElement(Position(), count: slot + 1 - positions.count))
-      }
-      positions[slot] = Position(shape: shape, index: index)
+      if slot >= hints.count { hints.append(contentsOf: repeatElement(0, count: slot + 1 - hints.count)) }
+      hints[slot] = UInt32(position + 1)
     }
-    return body(&dictionary.values[index])
+    return body(&values[position])
   }
 
   /// Runs `body` on the entry of `key`, inserted as `initial()` when absent.
   mutating func update<R>(_ key: Key, initial: @autoclosure () -> Value, _ body: (inout Value) -> R) -> R {
-    if dictionary.index(forKey: key) == nil { shape &+= 1 }
-    return body(&dictionary[key, default: initial()])
+    body(&values[position(key, initial: initial)])
   }
 
   mutating func removeValue(forKey key: Key) {
-    if dictionary.removeValue(forKey: key) != nil { shape &+= 1 }
+    guard let position = positions.removeValue(forKey: key) else { return }
+    let last = keys.count - 1
+    if position != last {
+      keys.swapAt(position, last)
+      values.swapAt(position, last)
+      positions[keys[position]] = position
+    }
+    keys.removeLast()
+    values.removeLast()
+  }
+
+  /// Where `key`'s entry is, inserting it as `initial()` when absent.
+  private mutating func position(_ key: Key, initial: () -> Value) -> Int {
+    if let position = positions[key] { return position }
+    keys.append(key)
+    values.append(initial())
+    positions[key] = keys.count - 1
+    return keys.count - 1
   }
 }
 
 extension SlottedMap: Equatable where Value: Equatable {
-  /// Equal entries; remembered positions are not part of the value.
-  static func == (lhs: SlottedMap, rhs: SlottedMap) -> Bool { lhs.dictionary == rhs.dictionary }
+  /// Equal entries, in any order; remembered positions are not part of the value.
+  static func == (lhs: SlottedMap, rhs: SlottedMap) -> Bool {
+    lhs.count == rhs.count && zip(lhs.keys, lhs.values).allSatisfy { rhs[$0] == $1 }
+  }
 }
 
 extension SlottedMap: Sendable where Key: Sendable, Value: Sendable {}

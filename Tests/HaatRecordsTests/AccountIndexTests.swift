@@ -1,8 +1,9 @@
 import Foundation
-import HaatAnalytics
 import HaatProtocol
 import HaatRecords
 import Testing
+
+@testable import HaatAnalytics
 
 /// The reader's account index is a hint kernels use to skip hashing: these try to make a
 /// kernel trust a wrong one.
@@ -68,5 +69,27 @@ import Testing
       }
       #expect(hinted.partial == plain.partial)
     }
+  }
+
+  /// A SlottedMap under random updates through random (often wrong) slots, and removals
+  /// that move entries, holds what a plain dictionary holds.
+  @Test func slottedMapEqualsADictionary() {
+    var generator = SystemRandomNumberGenerator()
+    var map = SlottedMap<String, Int>()
+    var plain: [String: Int] = [:]
+    for _ in 0..<20_000 {
+      let key = "k\(Int.random(in: 0..<300, using: &generator))"
+      if Int.random(in: 0..<10, using: &generator) == 0 {
+        map.removeValue(forKey: key)
+        plain[key] = nil
+        continue
+      }
+      let slot = Int.random(in: -1..<400, using: &generator)
+      map.update(slot: slot, matches: { $0 == key }, key: { key }, initial: { 0 }) { $0 += 1 }
+      plain[key, default: 0] += 1
+    }
+    #expect(map.dictionary == plain)
+    #expect(map.count == plain.count)
+    for (key, value) in plain { #expect(map[key] == value) }
   }
 }

@@ -208,19 +208,26 @@ struct Analysis: AsyncParsableCommand {
     _ = try connector.pageEnded(PageResponse(status: 200, contentType: "text/csv")) { builder.add($0) }
     let partial = builder.partial
     if ProcessInfo.processInfo.environment["HAAT_BENCH_PARTIAL"] != nil {
-      // What the partial costs on the wire: its JSON size, and the time to write and read it.
+      // What the partial costs: its size in binary (as workers send and the store keeps
+      // it), the time to write and read it, to read it into kernels, and to merge it into
+      // kernels that hold one already (as the coordinator's EarlyReduce does).
       let started = ContinuousClock.now
-      let json: [UInt8] = try partial.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      let bytes: [UInt8] = try partial.serializedBytes()
       let encoded = ContinuousClock.now
       if let path = ProcessInfo.processInfo.environment["HAAT_BENCH_PARTIAL_FILE"] {
-        try Data(json).write(to: URL(fileURLWithPath: "\(path).\(kind).\(reports.joined(separator: "+"))"))
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(path).\(kind).\(reports.joined(separator: "+"))"))
       }
-      let read = try Partial(jsonUTF8Bytes: json)
+      let read = try Partial(serializedBytes: bytes)
       let decoded = ContinuousClock.now
       var merger = PartialMerger()
       merger.merge(read)
+      let first = ContinuousClock.now
+      merger.merge(read)
+      let times = [encoded - started, decoded - encoded, first - decoded, ContinuousClock.now - first].map {
+        String(format: "%.3f", $0.seconds)
+      }
       say(
-        "partial \(reports): \(json.count) bytes, write \(String(format: "%.3f", (encoded - started).seconds)) s, read \(String(format: "%.3f", (decoded - encoded).seconds)) s, merge \(String(format: "%.3f", (ContinuousClock.now - decoded).seconds)) s"
+        "partial \(reports): \(bytes.count) bytes in binary, write \(times[0]) s, read \(times[1]) s, into kernels \(times[2]) s, merged into more \(times[3]) s"
       )
     }
     return connector.counts.records

@@ -193,9 +193,7 @@ extension BestTimeKernel: ReportKernel {
 
   public mutating func merge(_ other: BestTimeKernel) {
     if other.overflowed { overflowed = true }
-    for (key, cell) in other.cellMap.entries where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) {
-      overflowed = true
-    }
+    for (key, cell) in other.cellMap.entries where !cellMap.merge(key, cell, { $0.merge($1) }) { overflowed = true }
   }
 
   public func write(to partial: inout Partial) {
@@ -229,7 +227,7 @@ extension BestTimeKernel: ReportKernel {
       }
       let key = Key(platform: cell.platform, account: cell.account, zone: cell.zone, hour: cell.hour)
       let read = Cell(posts: cell.posts, engagements: cell.engagements, rates: rates, perPost: perPost)
-      if !cellMap.update(key, initial: Cell(), { $0.merge(read) }) { overflowed = true }
+      if !cellMap.merge(key, read, { $0.merge($1) }) { overflowed = true }
     }
   }
 

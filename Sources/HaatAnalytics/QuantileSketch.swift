@@ -193,6 +193,14 @@ public struct QuantileSketch: Sendable, Equatable {
 
   /// Adds another sketch's counts: exact, in any order.
   public mutating func merge(_ other: QuantileSketch) {
+    if counts.isEmpty, sparse.isEmpty {
+      // Into an empty sketch (a cell's first partial): the other's buckets as they are.
+      let (zeros, overflowed) = (self.zeros, self.overflowed)
+      self = other
+      self.overflowed = self.overflowed || overflowed
+      add(zeros: zeros)
+      return
+    }
     if other.overflowed { overflowed = true }
     add(zeros: other.zeros)
     if counts.isEmpty, !other.counts.isEmpty {
@@ -295,34 +303,37 @@ public struct QuantileSketch: Sendable, Equatable {
     bytes.append(UInt8(value))
   }
 
-  /// The buckets of a `packed` field; nil when it is cut short, a varint runs past 10 bytes
-  /// or an index leaves ±4096.
-  static func unpack(_ packed: Data) -> (buckets: [Int32], counts: [UInt64])? {
-    var buckets: [Int32] = []
-    var counts: [UInt64] = []
-    var at = packed.startIndex
-    func read() -> UInt64? {
-      var value: UInt64 = 0
-      for shift in stride(from: UInt64(0), to: 70, by: 7) {
-        guard at < packed.endIndex else { return nil }
-        let byte = packed[at]
-        at += 1
-        value |= UInt64(byte & 0x7F) << shift
-        if byte < 0x80 { return value }
+  /// The buckets of a `packed` field, in the order written; nil when it is cut short, a
+  /// varint runs past 10 bytes or an index leaves ±4096. Read from the bytes in place, into
+  /// one array (a best_time partial has tens of thousands of sketches to read).
+  static func unpack(_ packed: Data) -> [Bucket]? {
+    packed.withUnsafeBytes { bytes -> [Bucket]? in
+      var buckets: [Bucket] = []
+      buckets.reserveCapacity(bytes.count / 2)
+      var at = 0
+      func read() -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while shift < 70, at < bytes.count {
+          let byte = bytes[at]
+          at += 1
+          value |= UInt64(byte & 0x7F) << shift
+          if byte < 0x80 { return value }
+          shift += 7
+        }
+        return nil
       }
-      return nil
+      var index: Int64 = 0
+      while at < bytes.count {
+        guard let zigzag = read(), let count = read() else { return nil }
+        let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+        let (next, overflow) = index.addingReportingOverflow(difference)
+        guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
+        index = next
+        buckets.append(Bucket(index: Int32(index), count: count))
+      }
+      return buckets
     }
-    var index: Int64 = 0
-    while at < packed.endIndex {
-      guard let zigzag = read(), let count = read() else { return nil }
-      let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-      let (next, overflow) = index.addingReportingOverflow(difference)
-      guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
-      index = next
-      buckets.append(Int32(index))
-      counts.append(count)
-    }
-    return (buckets, counts)
   }
 
   /// From its wire form (the lists and `packed`, added together); nil when the lists do not
@@ -330,43 +341,32 @@ public struct QuantileSketch: Sendable, Equatable {
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
     add(zeros: message.zeros)
-    var buckets = message.buckets
-    var counts = message.counts
+    var buckets = zip(message.buckets, message.counts).map { Bucket(index: $0, count: $1) }
     if !message.packed.isEmpty {
       guard let unpacked = Self.unpack(message.packed) else { return nil }
-      if buckets.isEmpty {
-        (buckets, counts) = unpacked
-      } else {
-        buckets += unpacked.buckets
-        counts += unpacked.counts
-      }
+      if buckets.isEmpty { buckets = unpacked } else { buckets += unpacked }
     }
+    buckets.removeAll { $0.count == 0 }
     // Written ascending, as `message` writes them: a short list is kept as it is, and a
     // window is sized once when the buckets fit it, instead of widened bucket by bucket.
-    if let first = buckets.first, let last = buckets.last, first >= -Self.maxIndex, last <= Self.maxIndex,
-      zip(buckets, buckets.dropFirst()).allSatisfy({ $0 < $1 })
+    if let first = buckets.first?.index, let last = buckets.last?.index, first >= -Self.maxIndex,
+      last <= Self.maxIndex, zip(buckets, buckets.dropFirst()).allSatisfy({ $0.index < $1.index })
     {
-      let listed = counts.lazy.filter { $0 > 0 }.count
-      if listed <= Self.sparseLimit {
-        sparse.reserveCapacity(listed)
-        for (bucket, count) in zip(buckets, counts) where count > 0 {
-          sparse.append(Bucket(index: bucket, count: count))
-        }
+      if buckets.count <= Self.sparseLimit {
+        sparse = buckets
         return
       }
-      if Int(last) - Int(first) + 1 <= 64 + 8 * listed {
+      if Int(last) - Int(first) + 1 <= 64 + 8 * buckets.count {
         offset = first
-        self.counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
-        for (bucket, count) in zip(buckets, counts) where count > 0 {
-          self.counts[Int(bucket - first)] = count
-        }
-        occupied = listed
+        counts = [UInt64](repeating: 0, count: Int(last - first) + 1)
+        for bucket in buckets { counts[Int(bucket.index - first)] = bucket.count }
+        occupied = buckets.count
         return
       }
     }
-    for (bucket, count) in zip(buckets, counts) {
-      guard abs(bucket) <= Self.maxIndex else { return nil }
-      if count > 0 { add(bucket: bucket, count) }
+    for bucket in buckets {
+      guard abs(bucket.index) <= Self.maxIndex else { return nil }
+      add(bucket: bucket.index, bucket.count)
     }
   }
 }

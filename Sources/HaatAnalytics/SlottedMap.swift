@@ -53,6 +53,16 @@ struct SlottedMap<Key: Hashable, Value> {
     body(&values[position(key, initial: initial)])
   }
 
+  /// Takes `value` as `key`'s entry when there is none (no empty entry built to merge it
+  /// into), else `combine`s it into the entry there; `combine`'s answer, or true.
+  mutating func merge(_ key: Key, _ value: Value, _ combine: (inout Value, Value) -> Bool) -> Bool {
+    if let position = positions[key] { return combine(&values[position], value) }
+    keys.append(key)
+    values.append(value)
+    positions[key] = keys.count - 1
+    return true
+  }
+
   mutating func removeValue(forKey key: Key) {
     guard let position = positions.removeValue(forKey: key) else { return }
     let last = keys.count - 1

@@ -58,13 +58,27 @@ enum RecordFuzzing {
 
   static func check(_ record: CSVRecord, _ invariants: inout Invariants) {
     // Every field costs its bytes and its delimiter, so bare commas are bounded too.
+    let content =
+      record.starts.isEmpty ? record.bytes.count : (0..<record.count).reduce(0) { $0 + record.field($1).count }
     invariants.check(
-      record.bytes.count + record.count <= limit + 1,
-      "a record of \(record.bytes.count) bytes in \(record.count) fields kept (limit \(limit))")
+      content + record.count <= limit + 1,
+      "a record of \(content) bytes in \(record.count) fields kept (limit \(limit))")
     // A record with a problem is only counted, its fields unused (and partial when it also
-    // ran past the limit); a good one is a list of fields covering its bytes.
+    // ran past the limit); a good one is a list of fields covering its bytes (copied), or
+    // fields in order inside the input (read in place).
     guard record.problem == nil else { return }
     invariants.check(record.count >= 1, "a record without fields")
+    guard record.starts.isEmpty else {
+      invariants.check(record.starts.count == record.count, "\(record.starts.count) starts for \(record.count) fields")
+      var previous = 0
+      for (start, end) in zip(record.starts, record.ends) {
+        invariants.check(
+          previous <= start && start <= end && end <= record.bytes.count,
+          "fields out of order: \(Array(zip(record.starts, record.ends)))")
+        previous = end
+      }
+      return
+    }
     var previous = 0
     for end in record.ends {
       invariants.check(end >= previous && end <= record.bytes.count, "field ends out of order: \(Array(record.ends))")

@@ -1,18 +1,32 @@
 /// One CSV record, valid only inside the callback that receives it.
 public struct CSVRecord {
-  /// The bytes of all fields, back to back.
+  /// The bytes of all fields: back to back (a record the parser copied), or the input the
+  /// record lies in (one read in place, whose fields `starts` says where they begin).
   public let bytes: UnsafeRawBufferPointer
+  /// The start offset of each field in `bytes`; empty when the fields are back to back (each
+  /// starts where the one before it ends).
+  public let starts: UnsafeBufferPointer<Int>
   /// The end offset of each field in `bytes`.
   public let ends: UnsafeBufferPointer<Int>
   /// Set when the record could not be read whole.
   public let problem: Values.Problem?
+
+  init(
+    bytes: UnsafeRawBufferPointer, starts: UnsafeBufferPointer<Int> = UnsafeBufferPointer(start: nil, count: 0),
+    ends: UnsafeBufferPointer<Int>, problem: Values.Problem?
+  ) {
+    self.bytes = bytes
+    self.starts = starts
+    self.ends = ends
+    self.problem = problem
+  }
 
   public var count: Int { ends.count }
 
   /// The bytes of field `index`.
   @inline(__always)
   public func field(_ index: Int) -> UnsafeRawBufferPointer {
-    let start = index == 0 ? 0 : ends[index - 1]
+    let start = starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
     return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
   }
 }
@@ -42,6 +56,7 @@ public struct CSVParser {
   public let maxRecordBytes: Int
   private var state = State.recordStart
   private var bytes: [UInt8] = []
+  private var starts: [Int] = []
   private var ends: [Int] = []
   private var oversized = false
 
@@ -66,6 +81,10 @@ public struct CSVParser {
         if byte == UInt8(ascii: "\r") {
           state = .recordStartCR
           index += 1
+          continue
+        }
+        if let next = try inPlace(chunk, from: index, onRecord) {
+          index = next
           continue
         }
         state = .fieldStart
@@ -152,6 +171,73 @@ public struct CSVParser {
         }
       }
     }
+  }
+
+  /// Reads the record starting at `start` without copying it, when it is a plain one: whole
+  /// in this chunk, under the size limit, ending at LF or CRLF, with no other CR outside
+  /// quotes and no quoted field holding an escaped quote or followed by more text. Its
+  /// fields are then the same as the state machine's. Returns the index after the record,
+  /// or nil (nothing consumed: the state machine reads it).
+  @inline(__always)
+  private mutating func inPlace(
+    _ chunk: UnsafeRawBufferPointer, from start: Int, _ onRecord: (CSVRecord) throws -> Void
+  ) rethrows -> Int? {
+    let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
+    let count = chunk.count
+    starts.removeAll(keepingCapacity: true)
+    ends.removeAll(keepingCapacity: true)
+    var content = 0
+    var index = start
+    while index < count {
+      // A field starts at `index`.
+      var end: Int
+      if chunk[index] == quote {
+        var close = index + 1
+        while close < count, chunk[close] != quote { close += 1 }
+        guard close < count else { break }
+        starts.append(index + 1)
+        end = close
+        index = close + 1
+      } else {
+        var run = index
+        while run < count {
+          let byte = chunk[run]
+          if byte == comma || byte == lf || byte == cr { break }
+          run += 1
+        }
+        starts.append(index)
+        end = run
+        index = run
+      }
+      ends.append(end)
+      content += end - starts[starts.count - 1]
+      // A delimiter must follow: a comma, LF, or CRLF.
+      guard index < count else { break }
+      let delimiter = chunk[index]
+      if delimiter == comma {
+        index += 1
+        continue
+      }
+      var next = index + 1
+      if delimiter == cr {
+        guard next < count, chunk[next] == lf else { break }
+        next += 1
+      } else if delimiter != lf {
+        break
+      }
+      guard content + ends.count <= maxRecordBytes else { break }
+      try starts.withUnsafeBufferPointer { starts in
+        try ends.withUnsafeBufferPointer { ends in
+          try onRecord(CSVRecord(bytes: chunk, starts: starts, ends: ends, problem: nil))
+        }
+      }
+      starts.removeAll(keepingCapacity: true)
+      ends.removeAll(keepingCapacity: true)
+      return next
+    }
+    starts.removeAll(keepingCapacity: true)
+    ends.removeAll(keepingCapacity: true)
+    return nil
   }
 
   /// Ends the input: completes a record left open by a missing final newline.

@@ -30,6 +30,48 @@ import Testing
     #expect(records[2].fields == 2 && records[2].problem == nil)
   }
 
+  /// A record read in place (whole in its chunk) and one the state machine copies (fed a
+  /// byte at a time) are the same fields, with the same problems, for random text of
+  /// quotes, commas, CR, LF and UTF-8, at every record limit.
+  @Test func recordsReadInPlaceEqualRecordsCopied() {
+    struct Record: Equatable {
+      var fields: [[UInt8]]
+      var problem: Values.Problem?
+    }
+    func records(_ input: [UInt8], limit: Int, chunk: Int) -> [Record] {
+      var parser = CSVParser(maxRecordBytes: limit)
+      var out: [Record] = []
+      let take = { (record: CSVRecord) in
+        out.append(
+          Record(
+            fields: record.problem == nil ? (0..<record.count).map { Array(record.field($0)) } : [],
+            problem: record.problem))
+      }
+      var start = 0
+      while start < input.count {
+        let end = min(start + chunk, input.count)
+        input[start..<end].withUnsafeBytes { parser.feed($0, take) }
+        start = end
+      }
+      parser.finish(take)
+      return out
+    }
+    var generator = SystemRandomNumberGenerator()
+    let alphabet: [[UInt8]] = [
+      [0x61], [0x62], [0x22], [0x22], [0x2C], [0x2C], [0x0A], [0x0D], [0x0D, 0x0A], [0xC3, 0xA9], [0x20],
+    ]
+    for _ in 0..<2_000 {
+      var input: [UInt8] = []
+      for _ in 0..<Int.random(in: 0..<60, using: &generator) {
+        input += alphabet.randomElement(using: &generator) ?? []
+      }
+      let limit = [4, 12, 1 << 20].randomElement(using: &generator) ?? 12
+      let whole = records(input, limit: limit, chunk: input.count + 1)
+      #expect(
+        whole == records(input, limit: limit, chunk: 1), "\(String(decoding: input, as: UTF8.self).debugDescription)")
+    }
+  }
+
   @Test func aRecordJustUnderTheLimitIsKept() {
     var parser = CSVParser(maxRecordBytes: 10)
     var fields: [Int] = []

@@ -11,6 +11,8 @@ public struct UTF8Validator: Sendable {
 
   public init() {}
 
+  private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
   /// Feeds bytes; returns the offset of the first invalid byte, or nil if all is well.
   public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
     var index = 0
@@ -18,9 +20,12 @@ public struct UTF8Validator: Sendable {
     while index < count {
       let byte = bytes[index]
       if pending == 0 {
-        // Fast path: runs of ASCII.
+        // Fast path: runs of ASCII, eight bytes at a time while no high bit is set.
         if byte < 0x80 {
           index += 1
+          while index + 8 <= count, bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) & Self.highBits == 0 {
+            index += 8
+          }
           continue
         }
         switch byte {

@@ -49,6 +49,27 @@ import Testing
     }
   }
 
+  /// Long ASCII runs (read eight bytes at a time) with bad bytes and characters anywhere:
+  /// the same verdict and offset as a byte at a time, and as Swift's own validation.
+  @Test func utf8ValidatorOverLongRuns() {
+    var generator = SystemRandomNumberGenerator()
+    let pieces: [[UInt8]] = [Array("abcdefghijklmnop".utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x80]]
+    for _ in 0..<3_000 {
+      var bytes: [UInt8] = []
+      for _ in 0..<Int.random(in: 0..<12, using: &generator) {
+        let piece = Int.random(in: 0..<10, using: &generator) < 7 ? pieces[0] : pieces.randomElement(using: &generator)!
+        bytes += piece.prefix(Int.random(in: 1...piece.count, using: &generator))
+      }
+      var whole = UTF8Validator()
+      let wholeBad = bytes.withUnsafeBytes { whole.feed($0) }
+      var single = UTF8Validator()
+      var singleBad: UInt64?
+      for byte in bytes where singleBad == nil { singleBad = [byte].withUnsafeBytes { single.feed($0) } }
+      #expect(wholeBad == singleBad, "\(bytes)")
+      #expect((wholeBad == nil && whole.isComplete) == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)")
+    }
+  }
+
   @Test func jsonScanner() {
     func scan(_ text: String) -> (JSONScanner.Failure?, [String: JSONScalar]) {
       var members: [String: JSONScalar] = [:]

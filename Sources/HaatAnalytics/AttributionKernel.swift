@@ -170,10 +170,81 @@ public struct AttributionKernel: Sendable, Equatable {
 
   struct Orders: Equatable {
     var orders: UInt64 = 0
-    var revenue = Decimal.zero
     var byUTM: UInt64 = 0
     var byClickID: UInt64 = 0
     var byReferrer: UInt64 = 0
+    /// The revenue is `exact` plus `units` ten-thousandths: totals of at most four decimals
+    /// add as integers, since Foundation's Decimal allocates on every addition (a sixth of
+    /// reading an orders export went there). Exact either way.
+    private var exact = Decimal.zero
+    private var units: Int64 = 0
+    static let scale: Int16 = 4
+
+    init(orders: UInt64 = 0, revenue: Decimal = .zero, byUTM: UInt64 = 0, byClickID: UInt64 = 0, byReferrer: UInt64 = 0)
+    {
+      (self.orders, exact, self.byUTM, self.byClickID, self.byReferrer) = (
+        orders, revenue, byUTM, byClickID, byReferrer
+      )
+    }
+
+    var revenue: Decimal { units == 0 ? exact : exact + Self.decimal(units) }
+
+    static func == (lhs: Orders, rhs: Orders) -> Bool {
+      (lhs.orders, lhs.byUTM, lhs.byClickID, lhs.byReferrer) == (rhs.orders, rhs.byUTM, rhs.byClickID, rhs.byReferrer)
+        && lhs.revenue == rhs.revenue
+    }
+
+    static func decimal(_ units: Int64) -> Decimal {
+      Decimal(sign: units < 0 ? .minus : .plus, exponent: -Int(scale), significand: Decimal(units.magnitude))
+    }
+
+    /// Its total in ten-thousandths, when its text (the one `total` was read from) is a plain
+    /// decimal of at most four decimals that fits.
+    static func units(_ text: String) -> Int64? {
+      guard case .value(let magnitude, let fraction, let negative)? = Values.fixedPoint(text), fraction <= scale else {
+        return nil
+      }
+      var scaled = magnitude
+      for _ in fraction..<scale {
+        let (next, overflow) = scaled.multipliedReportingOverflow(by: 10)
+        guard !overflow else { return nil }
+        scaled = next
+      }
+      guard scaled <= UInt64(Int64.max) else { return nil }
+      return negative ? -Int64(scaled) : Int64(scaled)
+    }
+
+    /// Adds one order; false, and nothing changed, when a count or the revenue leaves its
+    /// range.
+    mutating func add(_ order: OrderRecord, _ evidence: Channels.Evidence) -> Bool {
+      var next = self
+      guard next.count(evidence) else { return false }
+      if let units = Self.units(order.totalText), case let (sum, false) = next.units.addingReportingOverflow(units) {
+        next.units = sum
+      } else {
+        next.exact += order.total
+        guard !next.exact.isNaN else { return false }
+      }
+      self = next
+      return true
+    }
+
+    /// Counts one order with its evidence; false when a count passes UInt64.max.
+    private mutating func count(_ evidence: Channels.Evidence) -> Bool {
+      var one = Orders(orders: 1)
+      switch evidence {
+      case .utm: one.byUTM = 1
+      case .clickID: one.byClickID = 1
+      case .referrer: one.byReferrer = 1
+      case .none: break
+      }
+      var sum = EngagementKernel.Checked()
+      orders = sum.add(orders, one.orders)
+      byUTM = sum.add(byUTM, one.byUTM)
+      byClickID = sum.add(byClickID, one.byClickID)
+      byReferrer = sum.add(byReferrer, one.byReferrer)
+      return !sum.overflowed
+    }
 
     mutating func merge(_ other: Orders) -> Bool {
       var sum = EngagementKernel.Checked()
@@ -181,8 +252,15 @@ public struct AttributionKernel: Sendable, Equatable {
       byUTM = sum.add(byUTM, other.byUTM)
       byClickID = sum.add(byClickID, other.byClickID)
       byReferrer = sum.add(byReferrer, other.byReferrer)
-      revenue += other.revenue
-      return !sum.overflowed && !revenue.isNaN
+      let (total, overflow) = units.addingReportingOverflow(other.units)
+      if overflow {
+        exact += Self.decimal(units) + Self.decimal(other.units)
+        units = 0
+      } else {
+        units = total
+      }
+      if !other.exact.isZero { exact += other.exact }
+      return !sum.overflowed && !exact.isNaN
     }
   }
 
@@ -207,25 +285,22 @@ public struct AttributionKernel: Sendable, Equatable {
 
   public init() {}
 
-  /// The order's cell and its one-order sums.
-  static func one(_ order: OrderRecord) -> (OrderKey, Orders) {
+  /// The order's cell and how its channel was read.
+  static func cell(_ order: OrderRecord) -> (OrderKey, Channels.Evidence) {
     let (channel, evidence) = Channels.classify(order)
-    var one = Orders(orders: 1, revenue: order.total)
-    switch evidence {
-    case .utm: one.byUTM = 1
-    case .clickID: one.byClickID = 1
-    case .referrer: one.byReferrer = 1
-    case .none: break
-    }
-    return (OrderKey(channel: channel, currency: order.currency.uppercased()), one)
+    return (OrderKey(channel: channel, currency: order.currency.uppercased()), evidence)
   }
 
   mutating func add(_ order: OrderRecord) -> Bool {
-    let (key, one) = Self.one(order)
-    var next = orders[key] ?? Orders()
-    guard next.merge(one) else { return false }
-    orders[key] = next
-    return true
+    let (key, evidence) = Self.cell(order)
+    guard orders[key] != nil else {
+      // A refused order leaves no empty cell behind.
+      var fresh = Orders()
+      guard fresh.add(order, evidence) else { return false }
+      orders[key] = fresh
+      return true
+    }
+    return orders[key, default: Orders()].add(order, evidence)
   }
 
   /// Posts and ad insights feed other reports too: rather than refuse one (and so take it
@@ -264,9 +339,9 @@ extension AttributionKernel: ReportKernel {
   /// kernel reads orders too, so that the order is in both or neither.
   public func accepts(_ record: CanonicalRecord) -> Bool {
     guard case .order(let order) = record else { return true }
-    let (key, one) = Self.one(order)
+    let (key, evidence) = Self.cell(order)
     var next = orders[key] ?? Orders()
-    return next.merge(one)
+    return next.add(order, evidence)
   }
 
   public mutating func cover(_ coverage: DayCoverage) { spend.cover(coverage) }

@@ -101,6 +101,34 @@ struct AttributionKernelTests {
     #expect(table.contains("claimed ROAS") && table.contains("first-touch and linear"))
   }
 
+  /// Revenue adds as integers when it can (totals of up to four decimals): every mix of
+  /// short, long, negative and huge totals, in any split, sums exactly as Decimal does.
+  @Test("revenue is the exact Decimal sum of the totals, whatever their form")
+  func revenueIsExact() throws {
+    var generator = SystemRandomNumberGenerator()
+    let forms: [() -> String] = [
+      { "\(Int.random(in: 0..<100_000, using: &generator)).\(Int.random(in: 10..<100, using: &generator))" },
+      { "\(Int.random(in: 0..<100, using: &generator))" },
+      { "-\(Int.random(in: 0..<1_000, using: &generator)).5" },
+      { "0.\(Int.random(in: 100_000..<999_999, using: &generator))" },  // six decimals: Decimal's path
+      { "922337203685477.5807" },  // Int64.max ten-thousandths: the integer sum overflows
+      { "99999999999999999999.99" },  // past 18 digits: Foundation's parser
+    ]
+    for _ in 0..<20 {
+      let totals = (0..<200).map { _ in forms[Int.random(in: 0..<forms.count, using: &generator)]() }
+      var expected = Decimal.zero
+      for total in totals { expected += try #require(Values.decimal(total)) }
+      var builders = (0..<3).map { _ in PartialBuilder(reports: ["attribution"]) }
+      for total in totals { builders[Int.random(in: 0..<3, using: &generator)].add(Self.order(total)) }
+      var merger = PartialMerger()
+      for builder in builders { merger.merge(builder.partial) }
+      var report = Report()
+      try merger.finish(["attribution"], into: &report)
+      let revenue = report.attribution.rows.reduce(Decimal.zero) { $0 + (Values.decimal($1.revenue) ?? .nan) }
+      #expect(revenue == expected, "\(totals)")
+    }
+  }
+
   @Test("any split of the records over tasks gives the same report")
   func mergeLaw() throws {
     var generator = SystemRandomNumberGenerator()

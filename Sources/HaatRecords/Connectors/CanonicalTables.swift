@@ -85,14 +85,18 @@ public enum AdInsightsExport: TableExportKind {
 }
 
 extension Values {
-  /// A plain decimal ("598.94", "-3", "12"): digits, one point, an optional leading minus;
-  /// never a locale format ("12,50") or an exponent.
-  public static func decimal(_ text: String) -> Decimal? {
+  /// A plain decimal's digits, when it has at most 18 significant digits and 18 after the
+  /// point: "598.94" is 59894 with 2 fraction digits; nil when it is not a plain decimal
+  /// (digits, one point, an optional leading minus), `.long` when it has more digits.
+  public enum FixedPoint: Sendable, Equatable {
+    case value(magnitude: UInt64, fraction: Int16, negative: Bool)
+    case long
+  }
+
+  public static func fixedPoint(_ text: String) -> FixedPoint? {
     var digits = text.utf8.drop { $0 == UInt8(ascii: "-") }
     guard text.utf8.count - digits.count <= 1, !digits.isEmpty else { return nil }
     var sawPoint = false
-    // Up to 18 digits fit a UInt64 exactly: built directly, without Foundation's parser
-    // (an order's total is read per row); longer ones go through it.
     var mantissa: UInt64 = 0
     var significant = 0
     var fraction: Int16 = 0
@@ -109,17 +113,28 @@ extension Values {
       }
       digits = digits.dropFirst()
     }
-    guard significant <= 18, fraction <= 18 else {
+    guard significant <= 18, fraction <= 18 else { return .long }
+    return .value(magnitude: mantissa, fraction: fraction, negative: text.utf8.first == UInt8(ascii: "-"))
+  }
+
+  /// A plain decimal ("598.94", "-3", "12"): digits, one point, an optional leading minus;
+  /// never a locale format ("12,50") or an exponent.
+  public static func decimal(_ text: String) -> Decimal? {
+    // Up to 18 digits fit a UInt64 exactly: built directly, without Foundation's parser
+    // (an order's total is read per row); longer ones go through it.
+    switch fixedPoint(text) {
+    case nil:
+      return nil
+    case .long:
       return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+    case .value(var mantissa, var fraction, let negative):
+      guard mantissa > 0 else { return .zero }
+      // Trailing zeros of the fraction go, as Foundation's parser drops them.
+      while fraction > 0, mantissa % 10 == 0 {
+        mantissa /= 10
+        fraction -= 1
+      }
+      return Decimal(sign: negative ? .minus : .plus, exponent: -Int(fraction), significand: Decimal(mantissa))
     }
-    guard mantissa > 0 else { return .zero }
-    // Trailing zeros of the fraction go, as Foundation's parser drops them.
-    while fraction > 0, mantissa % 10 == 0 {
-      mantissa /= 10
-      fraction -= 1
-    }
-    return Decimal(
-      sign: text.utf8.first == UInt8(ascii: "-") ? .minus : .plus, exponent: -Int(fraction),
-      significand: Decimal(mantissa))
   }
 }

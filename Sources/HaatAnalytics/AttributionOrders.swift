@@ -1,0 +1,102 @@
+import Foundation
+import HaatRecords
+
+extension AttributionKernel {
+  /// One channel × currency's orders: counts by how the channel was read, and the revenue.
+  struct Orders: Equatable {
+    var orders: UInt64 = 0
+    var byUTM: UInt64 = 0
+    var byClickID: UInt64 = 0
+    var byReferrer: UInt64 = 0
+    /// The revenue is `exact` plus `units` ten-thousandths: totals of at most four decimals
+    /// add as integers, since Foundation's Decimal allocates on every addition (a sixth of
+    /// reading an orders export went there). Exact either way.
+    private var exact = Decimal.zero
+    private var units: Int64 = 0
+    static let scale: Int16 = 4
+
+    init(orders: UInt64 = 0, revenue: Decimal = .zero, byUTM: UInt64 = 0, byClickID: UInt64 = 0, byReferrer: UInt64 = 0)
+    {
+      (self.orders, exact, self.byUTM, self.byClickID, self.byReferrer) = (
+        orders, revenue, byUTM, byClickID, byReferrer
+      )
+    }
+
+    var revenue: Decimal { units == 0 ? exact : exact + Self.decimal(units) }
+
+    static func == (lhs: Orders, rhs: Orders) -> Bool {
+      (lhs.orders, lhs.byUTM, lhs.byClickID, lhs.byReferrer) == (rhs.orders, rhs.byUTM, rhs.byClickID, rhs.byReferrer)
+        && lhs.revenue == rhs.revenue
+    }
+
+    static func decimal(_ units: Int64) -> Decimal {
+      Decimal(sign: units < 0 ? .minus : .plus, exponent: -Int(scale), significand: Decimal(units.magnitude))
+    }
+
+    /// Its total in ten-thousandths, when its text (the one `total` was read from) is a plain
+    /// decimal of at most four decimals that fits.
+    static func units(_ text: String) -> Int64? {
+      guard case .value(let magnitude, let fraction, let negative)? = Values.fixedPoint(text), fraction <= scale else {
+        return nil
+      }
+      var scaled = magnitude
+      for _ in fraction..<scale {
+        let (next, overflow) = scaled.multipliedReportingOverflow(by: 10)
+        guard !overflow else { return nil }
+        scaled = next
+      }
+      guard scaled <= UInt64(Int64.max) else { return nil }
+      return negative ? -Int64(scaled) : Int64(scaled)
+    }
+
+    /// Adds one order; false, and nothing changed, when a count or the revenue leaves its
+    /// range.
+    mutating func add(_ order: OrderRecord, _ evidence: Channels.Evidence) -> Bool {
+      var next = self
+      guard next.count(evidence) else { return false }
+      if let units = Self.units(order.totalText), case let (sum, false) = next.units.addingReportingOverflow(units) {
+        next.units = sum
+      } else {
+        next.exact += order.total
+        guard !next.exact.isNaN else { return false }
+      }
+      self = next
+      return true
+    }
+
+    /// Counts one order with its evidence; false when a count passes UInt64.max.
+    private mutating func count(_ evidence: Channels.Evidence) -> Bool {
+      var one = Orders(orders: 1)
+      switch evidence {
+      case .utm: one.byUTM = 1
+      case .clickID: one.byClickID = 1
+      case .referrer: one.byReferrer = 1
+      case .none: break
+      }
+      return addCounts(one)
+    }
+
+    /// Adds another's counts; false when one passes UInt64.max.
+    private mutating func addCounts(_ other: Orders) -> Bool {
+      var sum = EngagementKernel.Checked()
+      orders = sum.add(orders, other.orders)
+      byUTM = sum.add(byUTM, other.byUTM)
+      byClickID = sum.add(byClickID, other.byClickID)
+      byReferrer = sum.add(byReferrer, other.byReferrer)
+      return !sum.overflowed
+    }
+
+    mutating func merge(_ other: Orders) -> Bool {
+      let counted = addCounts(other)
+      let (total, overflow) = units.addingReportingOverflow(other.units)
+      if overflow {
+        exact += Self.decimal(units) + Self.decimal(other.units)
+        units = 0
+      } else {
+        units = total
+      }
+      if !other.exact.isZero { exact += other.exact }
+      return counted && !exact.isNaN
+    }
+  }
+}

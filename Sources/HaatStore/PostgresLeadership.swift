@@ -18,9 +18,12 @@ public final class PostgresLeadership: Sendable {
   }
 
   /// The lock's key: one per schema, so clusters sharing a database do not wait on each other.
-  static func key(schema: String) -> Int64 {
+  static func key(schema: String) -> Int64 { lockKey("haat-active:\(schema)") }
+
+  /// An advisory lock's key for a name (FNV-1a, 64 bits).
+  static func lockKey(_ name: String) -> Int64 {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in "haat-active:\(schema)".utf8 {
+    for byte in name.utf8 {
       hash = (hash ^ UInt64(byte)) &* 0x0100_0000_01b3
     }
     return Int64(bitPattern: hash)

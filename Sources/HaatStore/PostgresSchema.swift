@@ -4,8 +4,8 @@ import Logging
 import PostgresNIO
 
 /// The PostgreSQL store's tables: SQLite's schema (Schema.swift) in PostgreSQL's types.
-/// Migrations run under a transaction-scoped advisory lock, so coordinators starting at once
-/// on one database migrate it once; like SQLite's, they only ever add.
+/// Migrations run under a transaction-scoped advisory lock per schema, so coordinators
+/// starting at once on one store migrate it once; like SQLite's, they only ever add.
 enum PostgresSchema {
   static let migrations: [(name: String, sql: [String])] = [
     (
@@ -100,8 +100,11 @@ enum PostgresSchema {
   /// Creates `schema` and applies the migrations it has not seen, in one transaction.
   static func migrate(_ client: PostgresClient, schema: String, logger: Logger) async throws {
     try await client.withTransaction(logger: logger) { db in
-      // Any fixed key will do: it only orders Haat's own migrations.
-      try await db.query("SELECT pg_advisory_xact_lock(7236814009126017)", logger: logger)
+      // One key per schema: coordinators of one store migrate it once, and those of other
+      // stores in the same database do not queue behind each other (a test suite starts
+      // dozens at once; one key for all made a start wait past 30 s under load).
+      let key = PostgresLeadership.lockKey("haat-migrate:\(schema)")
+      try await db.query("SELECT pg_advisory_xact_lock(\(key))", logger: logger)
       // `schema` is validated (a-z, 0-9, _) by PostgresLocation: safe to write into the SQL.
       try await db.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
       try await db.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)

@@ -80,6 +80,9 @@ public final class FixtureServer: Sendable {
     state.log.withLock { $0[series] ?? [] }
   }
 
+  /// The path (or `series`) of every request so far, each once: a proxy's are whole URLs.
+  public var requestedPaths: [String] { state.log.withLock { Array($0.keys) } }
+
   /// The Authorization header of every request with `series=S`, in order ("" when absent):
   /// what a recording server learns, for tests that no secret goes where it must not.
   public func authorizations(series: String) -> [String] {

@@ -118,10 +118,12 @@ public struct EngagementKernel: Sendable, Equatable {
   }
 
   private var cellMap = SlottedMap<Key, Cell>()
+  /// The cells by key: a dictionary built on each call (for reading a kernel, never per post).
   public var cells: [Key: Cell] { cellMap.dictionary }
   /// Per-post rates by reach and by impressions, per key: apart from the sums, so that
   /// adding a post never copies a sketch.
   private var rateMap = SlottedMap<Key, PostRates>()
+  /// The rates by key, built on each call as `cells` is.
   public var rates: [Key: PostRates] { rateMap.dictionary }
   /// A bound on every sum of every cell: the saturating total of every count of every post
   /// added (and of each post itself). While adding a post's counts to it stays below

@@ -63,10 +63,15 @@ struct Analysis: AsyncParsableCommand {
     )
 
     if kernelsOnly {
-      for (path, kind) in [(postsPath, "posts"), (ordersPaths[0], "orders")] {
-        for reports in [
-          ["engagement"], ["best_time"], ["attribution"], [], ["engagement", "best_time", "attribution"],
-        ] {
+      // HAAT_BENCH_KERNELS="posts:best_time,engagement" times one combination alone (to profile it).
+      let only = ProcessInfo.processInfo.environment["HAAT_BENCH_KERNELS"]?.split(
+        separator: ":", omittingEmptySubsequences: false)
+      for (path, kind) in [(postsPath, "posts"), (ordersPaths[0], "orders")] where only.map({ $0[0] == kind }) ?? true {
+        let combinations =
+          only.map { [$0.count > 1 ? $0[1].split(separator: ",").map(String.init) : []] } ?? [
+            ["engagement"], ["best_time"], ["attribution"], [], ["engagement", "best_time", "attribution"],
+          ]
+        for reports in combinations {
           // The thread's CPU time beside the wall: on a shared host the wall moves with
           // the neighbours, the CPU time much less.
           var cpu = Double.infinity
@@ -147,6 +152,12 @@ struct Analysis: AsyncParsableCommand {
   }
 
   func write(_ path: String, header: String, rows: Range<UInt64>, _ row: (UInt64) -> String) throws -> UInt64 {
+    // HAAT_BENCH_REUSE=1 keeps the files an earlier run wrote in --directory (to profile a read alone).
+    if ProcessInfo.processInfo.environment["HAAT_BENCH_REUSE"] != nil,
+      let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? UInt64
+    {
+      return size
+    }
     guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path)
     else { throw BenchError("cannot write \(path)") }
     defer { try? handle.close() }

@@ -115,6 +115,15 @@ public struct EngagementKernel: Sendable, Equatable {
       }
       return sum
     }
+
+    /// The sum of four, or nil past UInt64.max: per post, with no array of arguments.
+    @inline(__always)
+    static func total(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) -> UInt64? {
+      let (ab, o1) = a.addingReportingOverflow(b)
+      let (abc, o2) = ab.addingReportingOverflow(c)
+      let (sum, o3) = abc.addingReportingOverflow(d)
+      return o1 || o2 || o3 ? nil : sum
+    }
   }
 
   private var cellMap = SlottedMap<Key, Cell>()

@@ -147,26 +147,25 @@ public enum Reports {
 /// type.
 public struct PartialBuilder: Sendable {
   private var kernels: [any ReportKernel]
-  /// The kernels that read each record type, worked out once (not per record).
-  private let readers: [RecordType: [Int]]
+  /// The kernels that read each record type, by `RecordType.index`, worked out once (not
+  /// per record, and with no hash per record).
+  private let readers: [[Int]]
 
   /// Kernels for the reports named; unknown names are skipped (the coordinator refused
   /// them at submit).
   public init(reports: [String], context: ReportContext = ReportContext()) {
     let kernels = reports.compactMap { Reports.kernel(named: $0)?.init(context: context) }
     self.kernels = kernels
-    var readers: [RecordType: [Int]] = [:]
-    for type in RecordType.allCases {
-      readers[type] = kernels.indices.filter { Swift.type(of: kernels[$0]).records.contains(type) }
+    readers = RecordType.allCases.map { type in
+      kernels.indices.filter { Swift.type(of: kernels[$0]).records.contains(type) }
     }
-    self.readers = readers
   }
 
   /// Adds a record to every kernel that reads it; false, and the record left out of all of
   /// them, when one would take a sum out of range.
   @discardableResult
   public mutating func add(_ record: CanonicalRecord) -> Bool {
-    let readers = self.readers[record.type] ?? []
+    let readers = self.readers[record.type.index]
     guard readers.count > 1 else {
       if let only = readers.first { return kernels[only].add(record) }
       return true

@@ -56,8 +56,10 @@ public struct CSVParser {
   public let maxRecordBytes: Int
   private var state = State.recordStart
   private var bytes: [UInt8] = []
-  private var starts: [Int] = []
   private var ends: [Int] = []
+  /// Scratch for a record read in place: each field's start and end, written by position.
+  private var placeStarts = [Int](repeating: 0, count: 32)
+  private var placeEnds = [Int](repeating: 0, count: 32)
   private var oversized = false
 
   public init(maxRecordBytes: Int = 1 << 20) {
@@ -182,35 +184,90 @@ public struct CSVParser {
   private mutating func inPlace(
     _ chunk: UnsafeRawBufferPointer, from start: Int, _ onRecord: (CSVRecord) throws -> Void
   ) rethrows -> Int? {
+    while true {
+      let read = try placeStarts.withUnsafeMutableBufferPointer { starts in
+        try placeEnds.withUnsafeMutableBufferPointer { ends in
+          try Self.inPlace(chunk, from: start, maxRecordBytes, starts, ends, onRecord)
+        }
+      }
+      guard case .moreFields = read else { return read.next }
+      // A record wider than any before: room for twice as many fields, and read it again.
+      placeStarts = [Int](repeating: 0, count: 2 * placeStarts.count)
+      placeEnds = placeStarts
+    }
+  }
+
+  private enum PlaceRead {
+    case read(Int)
+    case notPlain
+    case moreFields
+
+    var next: Int? {
+      if case .read(let next) = self { return next }
+      return nil
+    }
+  }
+
+  /// The index of the first byte from `start` that is `a`, `b` or `c` (the count if none),
+  /// eight bytes at a time: fields are short, but a caption or a timestamp is not.
+  @inline(__always)
+  static func first(in chunk: UnsafeRawBufferPointer, from start: Int, _ a: UInt8, _ b: UInt8, _ c: UInt8) -> Int {
+    let count = chunk.count
+    var index = start
+    if let base = chunk.baseAddress {
+      let ones: UInt64 = 0x0101_0101_0101_0101
+      let highs: UInt64 = 0x8080_8080_8080_8080
+      // A byte of `word` equal to `byte` becomes zero in `word ^ byte…`; the lowest zero byte
+      // sets its high bit in `(x - ones) & ~x & highs` (a borrow only marks bytes above it).
+      @inline(__always) func zeros(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & highs }
+      while index + 8 <= count {
+        let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+        let found =
+          zeros(word ^ (ones &* UInt64(a))) | zeros(word ^ (ones &* UInt64(b))) | zeros(word ^ (ones &* UInt64(c)))
+        if found != 0 { return index + found.trailingZeroBitCount / 8 }
+        index += 8
+      }
+    }
+    while index < count {
+      let byte = chunk[index]
+      if byte == a || byte == b || byte == c { return index }
+      index += 1
+    }
+    return count
+  }
+
+  /// The scan of `inPlace`, into `starts` and `ends` as they are (no append per field).
+  @inline(__always)
+  private static func inPlace(
+    _ chunk: UnsafeRawBufferPointer, from start: Int, _ maxRecordBytes: Int, _ starts: UnsafeMutableBufferPointer<Int>,
+    _ ends: UnsafeMutableBufferPointer<Int>, _ onRecord: (CSVRecord) throws -> Void
+  ) rethrows -> PlaceRead {
     let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
     let count = chunk.count
-    starts.removeAll(keepingCapacity: true)
-    ends.removeAll(keepingCapacity: true)
+    var fields = 0
     var content = 0
     var index = start
     while index < count {
       // A field starts at `index`.
-      var end: Int
+      guard fields < starts.count else { return .moreFields }
+      let begin: Int
+      let end: Int
       if chunk[index] == quote {
-        var close = index + 1
-        while close < count, chunk[close] != quote { close += 1 }
+        let close = Self.first(in: chunk, from: index + 1, quote, quote, quote)
         guard close < count else { break }
-        starts.append(index + 1)
+        begin = index + 1
         end = close
         index = close + 1
       } else {
-        var run = index
-        while run < count {
-          let byte = chunk[run]
-          if byte == comma || byte == lf || byte == cr { break }
-          run += 1
-        }
-        starts.append(index)
+        let run = Self.first(in: chunk, from: index, comma, lf, cr)
+        begin = index
         end = run
         index = run
       }
-      ends.append(end)
-      content += end - starts[starts.count - 1]
+      starts[fields] = begin
+      ends[fields] = end
+      fields += 1
+      content += end - begin
       // A delimiter must follow: a comma, LF, or CRLF.
       guard index < count else { break }
       let delimiter = chunk[index]
@@ -225,19 +282,14 @@ public struct CSVParser {
       } else if delimiter != lf {
         break
       }
-      guard content + ends.count <= maxRecordBytes else { break }
-      try starts.withUnsafeBufferPointer { starts in
-        try ends.withUnsafeBufferPointer { ends in
-          try onRecord(CSVRecord(bytes: chunk, starts: starts, ends: ends, problem: nil))
-        }
-      }
-      starts.removeAll(keepingCapacity: true)
-      ends.removeAll(keepingCapacity: true)
-      return next
+      guard content + fields <= maxRecordBytes else { break }
+      try onRecord(
+        CSVRecord(
+          bytes: chunk, starts: UnsafeBufferPointer(rebasing: starts[..<fields]),
+          ends: UnsafeBufferPointer(rebasing: ends[..<fields]), problem: nil))
+      return .read(next)
     }
-    starts.removeAll(keepingCapacity: true)
-    ends.removeAll(keepingCapacity: true)
-    return nil
+    return .notPlain
   }
 
   /// Ends the input: completes a record left open by a missing final newline.

@@ -101,9 +101,8 @@ public struct PostRecord: Sendable, Equatable {
   public var platform: String
   public var account: String
   public var id: String
+  /// The instant and the offset it was written with.
   public var createdAt: Values.Timestamp
-  /// The timestamp as written.
-  public var createdAtText: String
   public var mediaType: MediaType
   public var likes: UInt64?
   public var comments: UInt64?
@@ -121,7 +120,7 @@ public struct PostRecord: Sendable, Equatable {
 
   public static func == (lhs: PostRecord, rhs: PostRecord) -> Bool {
     lhs.platform == rhs.platform && lhs.account == rhs.account && lhs.id == rhs.id && lhs.createdAt == rhs.createdAt
-      && lhs.createdAtText == rhs.createdAtText && lhs.mediaType == rhs.mediaType && lhs.likes == rhs.likes
+      && lhs.mediaType == rhs.mediaType && lhs.likes == rhs.likes
       && lhs.comments == rhs.comments && lhs.shares == rhs.shares && lhs.saves == rhs.saves && lhs.reach == rhs.reach
       && lhs.impressions == rhs.impressions && lhs.videoViews == rhs.videoViews && lhs.clicks == rhs.clicks
       && lhs.followersAtPost == rhs.followersAtPost
@@ -129,13 +128,12 @@ public struct PostRecord: Sendable, Equatable {
 
   public init(
     platform: String, account: String, id: String, createdAt: Values.Timestamp,
-    createdAtText: String, mediaType: MediaType
+    mediaType: MediaType
   ) {
     self.platform = platform
     self.account = account
     self.id = id
     self.createdAt = createdAt
-    self.createdAtText = createdAtText
     self.mediaType = mediaType
   }
 

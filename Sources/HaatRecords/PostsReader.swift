@@ -335,6 +335,9 @@ public struct PostsReader {
     }
   }
 
+  /// The fields that may hold no control character, in canonical order.
+  private static let textFields: [PostField] = [.platform, .account, .id, .createdAt, .mediaType]
+
   /// Builds the post, reporting the first problem in canonical order.
   private mutating func build<Fields: RawFields>(_ raw: Fields, row: UInt64, _ onPost: (PostRecord) -> Bool) {
     func text(_ field: PostField) -> String? {
@@ -349,7 +352,7 @@ public struct PostsReader {
         return nil
       }
     }
-    for field in [PostField.platform, .account, .id, .createdAt, .mediaType] {
+    for field in Self.textFields {
       let control: Bool
       switch raw.value(field) {
       case .bytes(let bytes)?: control = Values.hasControl(bytes)
@@ -365,11 +368,12 @@ public struct PostsReader {
       }
     }
     guard let id = text(.id) else { return problem(row, .id, .missing) }
-    guard let created = text(.createdAt) else { return problem(row, .createdAt, .missing) }
-    // From the string's own bytes: no copy per row.
-    var createdBytes = created
-    let timestamp = createdBytes.withUTF8 { Values.timestamp(UnsafeRawBufferPointer($0)) }
-    guard let timestamp else { return problem(row, .createdAt, .invalidTimestamp) }
+    // Read from the field's own bytes: no String per row.
+    let timestamp = Self.withText(raw.value(.createdAt), or: "") { $0.isEmpty ? nil : Values.timestamp($0) }
+    guard let timestamp else {
+      let missing = Self.withText(raw.value(.createdAt), or: "") { $0.isEmpty }
+      return problem(row, .createdAt, missing ? .missing : .invalidTimestamp)
+    }
     let mediaType: MediaType
     switch raw.value(.mediaType) {
     case .bytes(let bytes)?: mediaType = MediaType(normalizing: bytes)
@@ -378,7 +382,7 @@ public struct PostsReader {
     default: mediaType = .other
     }
     var post = PostRecord(
-      platform: platform, account: account, id: id, createdAt: timestamp, createdAtText: created,
+      platform: platform, account: account, id: id, createdAt: timestamp,
       mediaType: mediaType)
     post.accountIndex = accountIndex
     for field in PostField.counts {

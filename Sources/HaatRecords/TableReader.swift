@@ -201,7 +201,8 @@ public struct TableReader<Schema: TableSchema> {
       if !text.isEmpty { values.texts[position] = Values.string(text) }
     }
     take(values, emit)
-    texts = values.texts
+    // Moved back out (not copied: `values` keeps no reference), then emptied in place.
+    swap(&texts, &values.texts)
     for index in texts.indices { texts[index] = nil }
   }
 

@@ -15,6 +15,11 @@ public struct UTF8Validator: Sendable {
 
   /// Feeds bytes; returns the offset of the first invalid byte, or nil if all is well.
   public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+    // The state lives in locals while the loop runs (kept in registers, not in `self`).
+    var pending = self.pending
+    var low = self.low
+    var high = self.high
+    defer { (self.pending, self.low, self.high) = (pending, low, high) }
     var index = 0
     let count = bytes.count
     while index < count {

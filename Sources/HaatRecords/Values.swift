@@ -47,6 +47,20 @@ public enum Values {
   public static func count(_ raw: UnsafeRawBufferPointer) -> Result<UInt64?, Problem> {
     let text = trimmed(raw)
     if text.isEmpty { return .success(nil) }
+    // Plain digits, at most 19 of them, cannot pass UInt64.max: no checks per digit.
+    if text.count <= 19 {
+      var value: UInt64 = 0
+      var plain = true
+      for byte in text {
+        let digit = byte &- UInt8(ascii: "0")
+        if digit > 9 {
+          plain = false
+          break
+        }
+        value = value &* 10 &+ UInt64(digit)
+      }
+      if plain { return .success(value) }
+    }
     var index = 0
     let negative = text[0] == UInt8(ascii: "-")
     if negative { index = 1 }
@@ -97,15 +111,16 @@ public enum Values {
 
   /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with real calendar checks.
   public static func timestamp(_ raw: UnsafeRawBufferPointer) -> Timestamp? {
-    let text = raw
-    let count = text.count
-    guard count >= 20 else { return nil }
-    func digits(_ at: Int, _ length: Int) -> Int? {
+    let count = raw.count
+    guard count >= 20, let base = raw.baseAddress else { return nil }
+    // Read through the pointer: every index below is checked against `count` first.
+    let text = base.assumingMemoryBound(to: UInt8.self)
+    @inline(__always) func digits(_ at: Int, _ length: Int) -> Int? {
       var value = 0
       for index in at..<(at + length) {
-        let byte = text[index]
-        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-        value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        let digit = text[index] &- UInt8(ascii: "0")
+        guard digit <= 9 else { return nil }
+        value = value * 10 + Int(digit)
       }
       return value
     }

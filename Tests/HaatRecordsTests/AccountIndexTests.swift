@@ -35,6 +35,28 @@ import Testing
     }
   }
 
+  @Test func pairsThatShareACacheLineKeepTheirOwnIndex() throws {
+    // Same lengths and the same first and last bytes: the interner's cache cannot tell these
+    // apart by its line, only by comparing; interleaved, each row must still get its own pair.
+    var generator = SystemRandomNumberGenerator()
+    var csv = "platform,account,id,created_at\n"
+    var written: [String] = []
+    for index in 0..<3_000 {
+      let account = "a\(100 + Int.random(in: 0..<300, using: &generator))z0"
+      written.append(account)
+      csv += "ig,\(account),\(index),2026-03-01T10:00:00Z\n"
+    }
+    let posts = try read(csv)
+    #expect(posts.map(\.account) == written)
+    var indices: [String: Int32] = [:]
+    for post in posts {
+      #expect(post.platform == "ig")
+      #expect(indices[post.account, default: post.accountIndex] == post.accountIndex)
+      indices[post.account] = post.accountIndex
+    }
+    #expect(Set(indices.values).count == indices.count)
+  }
+
   @Test func aPairIsItsBytesNotAConcatenation() throws {
     // "ab" + "c" and "a" + "bc" are different pairs; so are an empty account and the default.
     let posts = try read(

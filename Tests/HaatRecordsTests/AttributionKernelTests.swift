@@ -22,7 +22,7 @@ struct AttributionKernelTests {
   static func post(_ platform: String, clicks: UInt64?) -> CanonicalRecord {
     var post = PostRecord(
       platform: platform, account: "a", id: "p", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
-      createdAtText: "", mediaType: .image)
+      mediaType: .image)
     post.clicks = clicks
     return .post(post)
   }

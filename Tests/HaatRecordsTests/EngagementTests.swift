@@ -10,7 +10,7 @@ func post(_ id: Int, platform: String = "instagram", account: String = "dhaka_th
   PostRecord(
     platform: platform, account: account, id: String(id),
     createdAt: Values.Timestamp(epochSeconds: 1_772_368_200, offsetMinutes: 360),
-    createdAtText: "2026-03-01T18:30:00+06:00", mediaType: media)
+    mediaType: media)
 }
 
 @Suite struct EngagementTests {

@@ -74,7 +74,7 @@ struct FixtureParsingTests {
       #expect(post.platform == row.platform)
       #expect(post.account == row.account)
       #expect(post.id == row.id)
-      #expect(post.createdAtText == row.created_at)
+      #expect(post.createdAt == Array(row.created_at.utf8).withUnsafeBytes { Values.timestamp($0) })
       #expect(post.mediaType.rawValue == row.media_type)
       #expect(post.likes == row.likes)
       #expect(post.comments == row.comments)

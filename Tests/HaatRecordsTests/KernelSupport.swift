@@ -13,7 +13,7 @@ func timedPost(
     bytes.withUnsafeMutableBytes { Values.timestamp(UnsafeRawBufferPointer($0)) }
     ?? Values.Timestamp(epochSeconds: 0, offsetMinutes: 0)
   var post = PostRecord(
-    platform: platform, account: account, id: iso, createdAt: time, createdAtText: iso, mediaType: media)
+    platform: platform, account: account, id: iso, createdAt: time, mediaType: media)
   post.likes = likes
   post.reach = reach
   return .post(post)

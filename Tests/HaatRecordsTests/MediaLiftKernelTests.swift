@@ -194,7 +194,7 @@ struct MediaLiftKernelTests {
     var post = PostRecord(
       platform: "instagram", account: account, id: String(id),
       createdAt: Values.Timestamp(epochSeconds: 1_772_368_200, offsetMinutes: 0),
-      createdAtText: "2026-03-01T12:30:00+00:00", mediaType: media)
+      mediaType: media)
     post.likes = likes
     return .post(post)
   }

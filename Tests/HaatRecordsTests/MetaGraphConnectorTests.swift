@@ -55,7 +55,8 @@ struct FacebookPostsConnectorTests {
     let (posts, _, _) = try run(chunk: 4096)
     let first = try #require(posts.first)
     #expect(first.platform == "facebook" && first.account == "111")
-    #expect(first.createdAtText == "2026-03-01T18:31:28+00:00")
+    let written = Array("2026-03-01T18:31:28+00:00".utf8).withUnsafeBytes { Values.timestamp($0) }
+    #expect(first.createdAt == written && first.createdAt.offsetMinutes == 0)
     #expect(first.mediaType == .image)
     #expect(first.likes == 28 && first.comments == 7 && first.shares == 3)
     #expect(first.impressions == 1200 && first.reach == 800 && first.clicks == 12)

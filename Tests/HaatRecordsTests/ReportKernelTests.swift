@@ -12,7 +12,7 @@ struct ReportKernelTests {
   static func post(_ id: String, platform: String = "facebook", likes: UInt64 = 3) -> PostRecord {
     var post = PostRecord(
       platform: platform, account: "a", id: id, createdAt: Values.Timestamp(epochSeconds: 1_000, offsetMinutes: 0),
-      createdAtText: "1970-01-01T00:16:40Z", mediaType: .image)
+      mediaType: .image)
     post.likes = likes
     post.reach = 100
     return post
@@ -107,4 +107,8 @@ struct TerminalTableTests {
     let narrow = TextTable(header: ["a", "b"], rightAligned: [1])
     #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))
   }
+}
+
+@Test func recordTypeIndicesArePlacesInAllCases() {
+  #expect(RecordType.allCases.enumerated().allSatisfy { $0.offset == $0.element.index })
 }

@@ -12,6 +12,9 @@ import Testing
     ("1,2345", .failure(.notAnInteger)), (",123", .failure(.notAnInteger)), ("+5", .failure(.notAnInteger)),
     ("1e3", .failure(.notAnInteger)), ("১২", .failure(.notAnInteger)), ("-", .failure(.notAnInteger)),
     ("1234,567", .failure(.notAnInteger)), ("1,234,", .failure(.notAnInteger)),
+    // At the plain-digits fast path's edge (19 digits) and past it.
+    ("9999999999999999999", .success(9_999_999_999_999_999_999)), ("0000000000000000000001", .success(1)),
+    ("99999999999999999999", .failure(.outOfRange)), ("12:3", .failure(.notAnInteger)),
   ]
 
   @Test(arguments: counts)

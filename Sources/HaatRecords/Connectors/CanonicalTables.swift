@@ -94,13 +94,21 @@ extension Values {
   }
 
   public static func fixedPoint(_ text: String) -> FixedPoint? {
-    var digits = text.utf8.drop { $0 == UInt8(ascii: "-") }
-    guard text.utf8.count - digits.count <= 1, !digits.isEmpty else { return nil }
+    var text = text
+    // Over the string's own bytes (a native String's are contiguous): no UTF-8 view per byte.
+    return text.withUTF8 { fixedPoint(UnsafeRawBufferPointer($0)) }
+  }
+
+  /// `fixedPoint(_:)` of text as bytes.
+  public static func fixedPoint(_ text: UnsafeRawBufferPointer) -> FixedPoint? {
+    let negative = text.first == UInt8(ascii: "-")
+    let digits = UnsafeRawBufferPointer(rebasing: text[(negative ? 1 : 0)...])
+    guard !digits.isEmpty, digits.first != UInt8(ascii: "-") else { return nil }
     var sawPoint = false
     var mantissa: UInt64 = 0
     var significant = 0
     var fraction: Int16 = 0
-    while let byte = digits.first {
+    for byte in digits {
       if byte == UInt8(ascii: ".") {
         guard !sawPoint else { return nil }
         sawPoint = true
@@ -111,10 +119,9 @@ extension Values {
         mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
         if sawPoint { fraction += 1 }
       }
-      digits = digits.dropFirst()
     }
     guard significant <= 18, fraction <= 18 else { return .long }
-    return .value(magnitude: mantissa, fraction: fraction, negative: text.utf8.first == UInt8(ascii: "-"))
+    return .value(magnitude: mantissa, fraction: fraction, negative: negative)
   }
 
   /// A plain decimal ("598.94", "-3", "12"): digits, one point, an optional leading minus;

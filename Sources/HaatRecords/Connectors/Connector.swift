@@ -31,6 +31,17 @@ public struct SourceKind: Hashable, Sendable, CustomStringConvertible {
 /// The canonical record types connectors produce and reports consume (records.proto).
 public enum RecordType: String, Sendable, CaseIterable {
   case post, order, review, message, adInsight = "ad_insight"
+
+  /// The type's place in `allCases`, without a search.
+  public var index: Int {
+    switch self {
+    case .post: return 0
+    case .order: return 1
+    case .review: return 2
+    case .message: return 3
+    case .adInsight: return 4
+    }
+  }
 }
 
 /// One canonical record, as a connector hands it to the reports.

@@ -215,7 +215,7 @@ public struct LinkedInPostsConnector: JSONPageConnector {
     }
     let post = PostRecord(
       platform: source.platform.isEmpty ? "linkedin" : source.platform, account: source.account, id: urn,
-      createdAt: Values.Timestamp(epochSeconds: seconds, offsetMinutes: 0), createdAtText: String(ms), mediaType: media)
+      createdAt: Values.Timestamp(epochSeconds: seconds, offsetMinutes: 0), mediaType: media)
     return .success((urn, post))
   }
 }

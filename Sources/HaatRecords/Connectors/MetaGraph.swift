@@ -49,15 +49,14 @@ enum MetaGraph {
   }
 
   /// Graph time stamps are `2019-01-02T18:31:28+0000` (no colon in the offset): the
-  /// canonical timestamp, or nil.
-  static func timestamp(_ text: String) -> (Values.Timestamp, String)? {
+  /// the timestamp, or nil.
+  static func timestamp(_ text: String) -> Values.Timestamp? {
     var canonical = text
     let bytes = Array(text.utf8)
     if bytes.count == 24, bytes[19] == UInt8(ascii: "+") || bytes[19] == UInt8(ascii: "-") {
       canonical = String(text.prefix(22)) + ":" + String(text.suffix(2))
     }
-    let parsed = Array(canonical.utf8).withUnsafeBytes { Values.timestamp($0) }
-    return parsed.map { ($0, canonical) }
+    return Array(canonical.utf8).withUnsafeBytes { Values.timestamp($0) }
   }
 
   /// The next page's URL: `paging.next`, and only that. An empty page may still carry

@@ -167,13 +167,13 @@ extension MetaGraph {
     guard let id = item["id"]?.string, !id.isEmpty else { return .failure(.init("id", .missing)) }
     guard !Values.hasControl(id.utf8) else { return .failure(.init("id", .controlCharacter)) }
     guard let written = item[timeField]?.string else { return .failure(.init(timeField, .missing)) }
-    guard let (createdAt, createdAtText) = timestamp(written) else {
+    guard let createdAt = timestamp(written) else {
       return .failure(.init(timeField, .invalidTimestamp))
     }
     return .success(
       PostRecord(
         platform: source.platform, account: source.account, id: id, createdAt: createdAt,
-        createdAtText: createdAtText, mediaType: mediaType))
+        mediaType: mediaType))
   }
 
   /// The lifetime insights of an item, by metric name. An object value (reactions by type)

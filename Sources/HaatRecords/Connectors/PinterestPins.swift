@@ -103,7 +103,7 @@ public struct PinterestPinsConnector: JSONPageConnector {
     }
     var post = PostRecord(
       platform: source.platform.isEmpty ? "pinterest" : source.platform, account: source.account, id: id,
-      createdAt: createdAt, createdAtText: written, mediaType: media)
+      createdAt: createdAt, mediaType: media)
     if let lifetime = item["pin_metrics"]?["lifetime_metrics"], lifetime.object != nil {
       for (name, keyPath) in [
         ("impression", \PostRecord.impressions), ("pin_click", \.clicks), ("reaction", \.likes),

@@ -202,7 +202,7 @@ public struct YouTubeVideosConnector: JSONPageConnector {
     return .success(
       PostRecord(
         platform: source.platform.isEmpty ? "youtube" : source.platform, account: source.account, id: id,
-        createdAt: at, createdAtText: written, mediaType: .video))
+        createdAt: at, mediaType: .video))
   }
 
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {

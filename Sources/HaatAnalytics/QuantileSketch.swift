@@ -98,6 +98,9 @@ public struct QuantileSketch: Sendable, Equatable {
     return Int32(min(max(raw, -Double(maxIndex)), Double(maxIndex)))
   }
 
+  /// `index(of:)` of 1 … 4,095 (0 is a zero, never looked up), worked out once by it.
+  static let integerIndexes: [Int32] = (0..<4_096).map { $0 == 0 ? 0 : index(of: Double($0)) }
+
   /// The value a bucket stands for: within `accuracy` of every value in it.
   static func value(of index: Int32) -> Double {
     2 * pow(gamma, Double(index)) / (gamma + 1)
@@ -109,6 +112,9 @@ public struct QuantileSketch: Sendable, Equatable {
     guard value >= 0, !value.isNaN else { return false }
     if value <= Self.smallest {
       add(zeros: 1)
+    } else if value < Double(Self.integerIndexes.count), let whole = Int(exactly: value) {
+      // Counts (engagements per post) are whole: their buckets are looked up, not logged.
+      add(bucket: Self.integerIndexes[whole], 1)
     } else if value.isInfinite {
       add(bucket: Self.maxIndex, 1)
     } else {
@@ -160,6 +166,9 @@ public struct QuantileSketch: Sendable, Equatable {
       sparse[low].count = sum
       if overflow { overflowed = true }
     } else {
+      // Room for the whole list at once: growing it one doubling at a time cost an
+      // allocation and a copy each (best_time fills tens of thousands of these).
+      if sparse.isEmpty { sparse.reserveCapacity(Self.sparseLimit + 1) }
       sparse.insert(Bucket(index: bucket, count: count), at: low)
     }
   }

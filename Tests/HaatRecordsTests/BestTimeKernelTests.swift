@@ -57,6 +57,19 @@ struct QuantileSketchTests {
     }
   }
 
+  @Test("a whole number takes the bucket the documented formula gives, as any other value")
+  func wholeNumbersTakeTheFormulasBucket() {
+    // The sketch looks whole numbers below 4,096 up in a table: each must land where
+    // ceil(ln v / ln γ) puts it (docs/protocol.md), and near-whole values must not.
+    let gamma = (1 + QuantileSketch.accuracy) / (1 - QuantileSketch.accuracy)
+    for value in (1..<4_200).map(Double.init) + [4_095.5, 1.000_000_1, 2.5, 0.5] {
+      var sketch = QuantileSketch()
+      sketch.add(value)
+      let expected = Int32((log(value) / log(gamma)).rounded(.up))
+      #expect(sketch.buckets == [expected: 1], "\(value)")
+    }
+  }
+
   @Test("hostile values stay bounded; a malformed wire sketch is refused")
   func hostile() {
     var sketch = QuantileSketch()

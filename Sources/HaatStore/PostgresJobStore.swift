@@ -192,7 +192,7 @@ public final class PostgresJobStore: JobStore {
       WITH picked AS (
         SELECT id FROM tasks
         WHERE state = 'ready' AND pool = \(pool.rawValue) AND not_before <= \(dueMs)
-        ORDER BY priority DESC, id LIMIT \(Int64(limit))
+        ORDER BY priority DESC, COALESCE(place, id), id LIMIT \(Int64(limit))
         FOR UPDATE SKIP LOCKED)
       UPDATE tasks t SET state = 'leased', attempt = t.attempt + 1, worker = \(owner), updated_at = \(nowMs)
       FROM picked WHERE t.id = picked.id
@@ -323,18 +323,19 @@ public final class PostgresJobStore: JobStore {
     let id = task.id.rawValue
     let job = task.job.rawValue
     guard
-      let (spec, source, priority, maxAttempts) = try await db.query(
-        "SELECT spec, source, priority, max_attempts FROM tasks WHERE id = \(id)", logger: logger
-      ).first(decoding: (ByteBuffer, String, Int64, Int64).self),
+      let (spec, source, priority, maxAttempts, place) = try await db.query(
+        "SELECT spec, source, priority, max_attempts, COALESCE(place, id) FROM tasks WHERE id = \(id)", logger: logger
+      ).first(decoding: (ByteBuffer, String, Int64, Int64, Int64).self),
       let next = try await db.query("SELECT MAX(idx) + 1 FROM tasks WHERE job = \(job)", logger: logger)
         .first(decoding: Int64?.self), let first = next,
       let specs = spawn(Data(spec.readableBytesView), Int(first))
     else { return nil }
     try await db.query(
       """
-      INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt, max_attempts, spec, updated_at)
+      INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt, max_attempts, spec, updated_at,
+                         place)
       SELECT \(job), \(first) + n - 1, \(task.pool.rawValue), \(source), 'ready', \(priority), 0, 0,
-             \(maxAttempts), spec, \(nowMs)
+             \(maxAttempts), spec, \(nowMs), \(place)
       FROM unnest(\(specs.map { ByteBuffer(bytes: $0) })::bytea[]) WITH ORDINALITY AS t(spec, n)
       """, logger: logger)
     try await db.query(

@@ -94,7 +94,16 @@ enum PostgresSchema {
         )
         """,
       ]
-    )
+    ),
+    (
+      // A plan task's byte ranges take its place in the queue (Schema.swift "v6-task-places").
+      "v2-task-places",
+      [
+        "ALTER TABLE tasks ADD COLUMN place BIGINT",
+        "DROP INDEX tasks_ready",
+        "CREATE INDEX tasks_ready ON tasks (pool, priority DESC, (COALESCE(place, id)), id) WHERE state = 'ready'",
+      ]
+    ),
   ]
 
   /// Creates `schema` and applies the migrations it has not seen, in one transaction.

@@ -202,7 +202,7 @@ public final class SQLiteJobStore: JobStore {
           UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?1, updated_at = ?2
           WHERE id IN (SELECT id FROM tasks
                        WHERE state = 'ready' AND pool = ?3 AND not_before <= ?5
-                       ORDER BY priority DESC, id LIMIT ?4)
+                       ORDER BY priority DESC, IFNULL(place, id), id LIMIT ?4)
           RETURNING id, job, idx, attempt, spec,
                     CASE WHEN resume_key IS NULL THEN NULL
                          ELSE (SELECT bookmark FROM bookmarks WHERE key = resume_key) END

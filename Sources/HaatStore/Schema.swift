@@ -107,6 +107,17 @@ enum Schema {
           );
           """)
     }
+    // A task's place in its priority's queue, when it is not its id: a plan task's byte
+    // ranges take the plan task's place (they are its work, split), instead of queueing
+    // behind every task submitted before the plan ran. Claims read the index in that order.
+    migrator.registerMigration("v6-task-places") { db in
+      try db.execute(
+        sql: """
+          ALTER TABLE tasks ADD COLUMN place INTEGER;
+          DROP INDEX tasks_ready;
+          CREATE INDEX tasks_ready ON tasks (pool, priority DESC, IFNULL(place, id), id) WHERE state = 'ready';
+          """)
+    }
     return migrator
   }
 }

@@ -45,6 +45,32 @@ import Testing
     #expect(try await reopened.job(plan.job, tasks: false, nowMs: 3_000)?.counts.total == 5)
   }
 
+  /// A plan task's ranges are its work, split: they take its place in the queue, ahead of
+  /// the tasks submitted after it (its own job's other sources, a later job), in order, and
+  /// behind a higher priority.
+  @Test(arguments: StoreBackend.all) func spawnedTasksTakeThePlanTasksPlace(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let first = try await tests.submit(store, tests.job(tasks: 3))
+    let later = try await tests.submit(store, tests.job(tasks: 1))
+    let plan = try #require(try await tests.claim(store, 1).first)
+    #expect(plan.job == first && plan.index == 0)
+    let urgent = try await tests.submit(store, tests.job(tasks: 1, priority: 5), now: 1_500)
+    _ = try await store.apply(
+      [
+        .complete(
+          task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
+          spawn: spawner)
+      ], nowMs: 2_000)
+    var order: [String] = []
+    while let next = try await tests.claim(store, 1, now: 3_000).first {
+      order.append(
+        "\(next.job == first ? "first" : next.job == later ? "later" : next.job == urgent ? "urgent" : "?")/\(next.index)"
+      )
+    }
+    #expect(order == ["urgent/0", "first/3", "first/4", "first/5", "first/1", "first/2", "later/0"])
+  }
+
   @Test(arguments: StoreBackend.all) func aSpawnerThatCannotReadTheSpecKillsTheTaskAndAddsNothing(backend: StoreBackend)
     async throws
   {

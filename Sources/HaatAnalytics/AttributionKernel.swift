@@ -133,23 +133,38 @@ public enum Channels {
     guard !text.isEmpty else { return nil }
     var host = Self.host(of: text)
     for prefix in ["www.", "m.", "l.", "lm.", "mobile."] where host.hasPrefix(prefix) { host.removeFirst(prefix.count) }
-    func ends(_ domains: String...) -> Bool { domains.contains { host == $0 || host.hasSuffix("." + $0) } }
-    if ends("facebook.com", "fb.com", "fb.me", "messenger.com") { return "facebook" }
-    if ends("instagram.com") { return "instagram" }
-    if ends("tiktok.com") { return "tiktok" }
-    if ends("pinterest.com", "pin.it") || host.hasPrefix("pinterest.") { return "pinterest" }
-    if ends("linkedin.com", "lnkd.in") { return "linkedin" }
-    if ends("youtube.com", "youtu.be") { return "youtube" }
-    if ends("twitter.com", "x.com", "t.co") { return "x" }
-    if ends("mail.google.com", "outlook.live.com", "mail.yahoo.com") || host.hasPrefix("com.google.android.gm") {
-      return "email"
+    return host.withUTF8 { bytes in
+      let host = UnsafeRawBufferPointer(bytes)
+      for (domains, prefixes, channel) in referrers
+      where domains.contains(where: { ends(host, with: $0) }) || prefixes.contains(where: { host.starts(with: $0) }) {
+        return channel
+      }
+      return "referral"
     }
-    if host.hasPrefix("google.") || ends("bing.com", "duckduckgo.com", "search.yahoo.com", "ecosia.org", "baidu.com")
-      || host.hasPrefix("yandex.")
-    {
-      return "search"
-    }
-    return "referral"
+  }
+
+  /// Referring hosts by channel, first match wins: a host is one of the domains or under one
+  /// (`x.facebook.com`), or begins with one of the prefixes (`google.` of every country).
+  /// As bytes, made once: each order with a referrer is checked against them all.
+  private static let referrers: [(domains: [[UInt8]], prefixes: [[UInt8]], channel: String)] = [
+    (["facebook.com", "fb.com", "fb.me", "messenger.com"], [], "facebook"),
+    (["instagram.com"], [], "instagram"),
+    (["tiktok.com"], [], "tiktok"),
+    (["pinterest.com", "pin.it"], ["pinterest."], "pinterest"),
+    (["linkedin.com", "lnkd.in"], [], "linkedin"),
+    (["youtube.com", "youtu.be"], [], "youtube"),
+    (["twitter.com", "x.com", "t.co"], [], "x"),
+    (["mail.google.com", "outlook.live.com", "mail.yahoo.com"], ["com.google.android.gm"], "email"),
+    (
+      ["bing.com", "duckduckgo.com", "search.yahoo.com", "ecosia.org", "baidu.com"], ["google.", "yandex."],
+      "search"
+    ),
+  ].map { domains, prefixes, channel in (domains.map { Array($0.utf8) }, prefixes.map { Array($0.utf8) }, channel) }
+
+  /// Whether `host` is `domain` or ends in `.domain`.
+  private static func ends(_ host: UnsafeRawBufferPointer, with domain: [UInt8]) -> Bool {
+    guard host.count >= domain.count, host.suffix(domain.count).elementsEqual(domain) else { return false }
+    return host.count == domain.count || host[host.count - domain.count - 1] == UInt8(ascii: ".")
   }
 }
 

@@ -63,6 +63,11 @@ struct AttributionKernelTests {
       ("/", "HTTPS://WWW.Facebook.COM/page", "facebook"),
       ("/", " \u{00A0}https://pinterest.com/pin/1 ", "pinterest"),
       ("/", "mailto:someone@example.com", "referral"),
+      // A domain matches whole or after a dot, never as the end of another name.
+      ("/", "https://notfacebook.com/", "referral"), ("/", "https://facebook.com.example/", "referral"),
+      ("/", "https://business.facebook.com/", "facebook"), ("/", "https://pin.it/x", "pinterest"),
+      ("/", "https://pinterest.co.uk/", "pinterest"), ("/", "https://yandex.ru/", "search"),
+      ("/", "https://x.com/", "x"), ("/", "https://box.com/", "referral"),
     ])
   func channels(landing: String, referrer: String, channel: String) {
     guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { return }

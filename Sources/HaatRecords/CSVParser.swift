@@ -54,6 +54,10 @@ public struct CSVParser {
   }
 
   public let maxRecordBytes: Int
+  /// Columns (bit i: column i, of the first 64) whose fields the caller never reads: a
+  /// record read in place may give such a field with its escaped quotes still doubled, so
+  /// that a caption quoting someone does not send its whole record the slow way.
+  public var ignoredColumns: UInt64 = 0
   private var state = State.recordStart
   private var bytes: [UInt8] = []
   private var ends: [Int] = []
@@ -187,7 +191,7 @@ public struct CSVParser {
     while true {
       let read = try placeStarts.withUnsafeMutableBufferPointer { starts in
         try placeEnds.withUnsafeMutableBufferPointer { ends in
-          try Self.inPlace(chunk, from: start, maxRecordBytes, starts, ends, onRecord)
+          try Self.inPlace(chunk, from: start, maxRecordBytes, ignoredColumns, starts, ends, onRecord)
         }
       }
       guard case .moreFields = read else { return read.next }
@@ -239,7 +243,8 @@ public struct CSVParser {
   /// The scan of `inPlace`, into `starts` and `ends` as they are (no append per field).
   @inline(__always)
   private static func inPlace(
-    _ chunk: UnsafeRawBufferPointer, from start: Int, _ maxRecordBytes: Int, _ starts: UnsafeMutableBufferPointer<Int>,
+    _ chunk: UnsafeRawBufferPointer, from start: Int, _ maxRecordBytes: Int, _ ignored: UInt64,
+    _ starts: UnsafeMutableBufferPointer<Int>,
     _ ends: UnsafeMutableBufferPointer<Int>, _ onRecord: (CSVRecord) throws -> Void
   ) rethrows -> PlaceRead {
     let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), lf = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
@@ -253,7 +258,11 @@ public struct CSVParser {
       let begin: Int
       let end: Int
       if chunk[index] == quote {
-        let close = Self.first(in: chunk, from: index + 1, quote, quote, quote)
+        var close = Self.first(in: chunk, from: index + 1, quote, quote, quote)
+        // An ignored column's `""` is stepped over, not unescaped.
+        while fields < 64, ignored & (1 << UInt64(fields)) != 0, close + 1 < count, chunk[close + 1] == quote {
+          close = Self.first(in: chunk, from: close + 2, quote, quote, quote)
+        }
         guard close < count else { break }
         begin = index + 1
         end = close

@@ -65,6 +65,8 @@ public struct PostsReader {
   private var accounts = AccountInterner()
   /// CSV: the column of each canonical field, by its raw value (−1: absent).
   private var fieldColumns: [Int] = []
+  /// CSV: the columns no post field is read from (`CSVParser.ignoredColumns`).
+  private var ignoredColumns: UInt64 = 0
 
   public init(
     format: ExportFormat, defaultPlatform: String = "", defaultAccount: String = "",
@@ -172,6 +174,7 @@ public struct PostsReader {
       var parser = CSVParser(maxRecordBytes: 0)
       swap(&parser, &csv)
       defer { swap(&parser, &csv) }
+      parser.ignoredColumns = ignoredColumns
       parser.feed(chunk) { record in csvRecord(record, onPost) }
     case .ndjson:
       var splitter = LineSplitter(maxLineBytes: 0)
@@ -242,6 +245,8 @@ public struct PostsReader {
     fieldColumns = [Int](repeating: -1, count: PostField.allCases.count)
     for (index, field) in columns.enumerated() {
       if let field { fieldColumns[field.rawValue] = index }
+      // No post keeps its caption, and unknown columns are skipped: none of them is read.
+      if index < 64, field == nil || field == .caption { ignoredColumns |= 1 << UInt64(index) }
     }
   }
 

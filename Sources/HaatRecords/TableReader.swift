@@ -160,6 +160,11 @@ public struct TableReader<Schema: TableSchema> {
       var parser = CSVParser(maxRecordBytes: 0)
       swap(&parser, &csv)
       defer { swap(&parser, &csv) }
+      // Columns no field is read from (`CSVParser.ignoredColumns`), once the header is read.
+      parser.ignoredColumns =
+        columns.map { columns in
+          columns.prefix(64).enumerated().reduce(UInt64(0)) { $0 | ($1.element < 0 ? 1 << UInt64($1.offset) : 0) }
+        } ?? 0
       parser.feed(chunk) { record in csvRecord(record, emit) }
     case .ndjson:
       var splitter = LineSplitter(maxLineBytes: 0)

@@ -75,6 +75,48 @@ import Testing
     }
   }
 
+  /// Columns the caller ignores may come with their escaped quotes still doubled when a
+  /// record is read in place; every other field, the field counts and the problems are
+  /// still the state machine's, for any mask.
+  @Test func ignoredColumnsChangeNothingElse() {
+    func records(_ input: [UInt8], ignored: UInt64, chunk: Int) -> [(fields: [[UInt8]?], problem: Values.Problem?)] {
+      var parser = CSVParser(maxRecordBytes: 1 << 20)
+      parser.ignoredColumns = ignored
+      var out: [(fields: [[UInt8]?], problem: Values.Problem?)] = []
+      let take = { (record: CSVRecord) in
+        let fields = (0..<record.count).map { index in
+          index < 64 && ignored & (1 << UInt64(index)) != 0 ? nil : Array(record.field(index))
+        }
+        out.append((record.problem == nil ? fields : [], record.problem))
+      }
+      var start = 0
+      while start < input.count {
+        let end = min(start + chunk, input.count)
+        input[start..<end].withUnsafeBytes { parser.feed($0, take) }
+        start = end
+      }
+      parser.finish(take)
+      return out
+    }
+    var generator = SystemRandomNumberGenerator()
+    let alphabet: [[UInt8]] = [
+      [0x61], [0x22], [0x22, 0x22], [0x2C], [0x2C], [0x0A], [0x0D, 0x0A], [0xC3, 0xA9],
+      Array("\"a \"\"quote\"\" in a caption\"".utf8), Array("\"\"\"".utf8),
+    ]
+    for _ in 0..<2_000 {
+      var input: [UInt8] = []
+      for _ in 0..<Int.random(in: 0..<80, using: &generator) {
+        input += alphabet.randomElement(using: &generator) ?? []
+      }
+      let ignored = UInt64.random(in: 0...UInt64.max, using: &generator)
+      let whole = records(input, ignored: ignored, chunk: input.count + 1)
+      let bytewise = records(input, ignored: ignored, chunk: 1)
+      #expect(
+        whole.map(\.fields) == bytewise.map(\.fields), "\(String(decoding: input, as: UTF8.self).debugDescription)")
+      #expect(whole.map(\.problem) == bytewise.map(\.problem))
+    }
+  }
+
   @Test func aRecordJustUnderTheLimitIsKept() {
     var parser = CSVParser(maxRecordBytes: 10)
     var fields: [Int] = []

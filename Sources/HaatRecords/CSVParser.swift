@@ -196,7 +196,7 @@ public struct CSVParser {
       }
       guard case .moreFields = read else { return read.next }
       // A record wider than any before: room for twice as many fields, and read it again.
-      placeStarts = [Int](repeating: 0, count: 2 * placeStarts.count)
+      placeStarts = [Int](repeating: 0, count: min(2 * placeStarts.count, maxRecordBytes))
       placeEnds = placeStarts
     }
   }
@@ -254,7 +254,9 @@ public struct CSVParser {
     var index = start
     while index < count {
       // A field starts at `index`.
-      guard fields < starts.count else { return .moreFields }
+      // Past the record limit in fields alone the record is too long: the state machine
+      // says so, and the scratch never grows past the limit.
+      guard fields < starts.count else { return fields >= maxRecordBytes ? .notPlain : .moreFields }
       let begin: Int
       let end: Int
       if chunk[index] == quote {

@@ -50,7 +50,7 @@ extension PostgresRowSequence {
     return nil
   }
 
-  func all<Column: PostgresDecodable>(decoding: Column.Type) async throws -> [Column] {
+  func all<Column: PostgresDecodable & Sendable>(decoding: Column.Type) async throws -> [Column] {
     var values: [Column] = []
     for try await value in self.decode(Column.self) { values.append(value) }
     return values

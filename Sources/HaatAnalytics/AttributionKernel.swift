@@ -212,14 +212,13 @@ public struct AttributionKernel: Sendable, Equatable {
 
   mutating func add(_ order: OrderRecord) -> Bool {
     let (key, evidence) = Self.cell(order)
-    guard orders[key] != nil else {
-      // A refused order leaves no empty cell behind.
-      var fresh = Orders()
-      guard fresh.add(order, evidence) else { return false }
-      orders[key] = fresh
-      return true
-    }
-    return orders[key, default: Orders()].add(order, evidence)
+    // One hash per order: the cell found is changed where it lies.
+    if let cell = orders.index(forKey: key) { return orders.values[cell].add(order, evidence) }
+    // A refused order leaves no empty cell behind.
+    var fresh = Orders()
+    guard fresh.add(order, evidence) else { return false }
+    orders[key] = fresh
+    return true
   }
 
   /// Posts and ad insights feed other reports too: rather than refuse one (and so take it

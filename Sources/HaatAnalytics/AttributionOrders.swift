@@ -66,14 +66,15 @@ extension AttributionKernel {
 
     /// Counts one order with its evidence; false when a count passes UInt64.max.
     private mutating func count(_ evidence: Channels.Evidence) -> Bool {
-      var one = Orders(orders: 1)
+      var sum = EngagementKernel.Checked()
+      orders = sum.add(orders, 1)
       switch evidence {
-      case .utm: one.byUTM = 1
-      case .clickID: one.byClickID = 1
-      case .referrer: one.byReferrer = 1
+      case .utm: byUTM = sum.add(byUTM, 1)
+      case .clickID: byClickID = sum.add(byClickID, 1)
+      case .referrer: byReferrer = sum.add(byReferrer, 1)
       case .none: break
       }
-      return addCounts(one)
+      return !sum.overflowed
     }
 
     /// Adds another's counts; false when one passes UInt64.max.

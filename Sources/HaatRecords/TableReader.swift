@@ -75,6 +75,8 @@ public struct TableReader<Schema: TableSchema> {
   private let columnNames = Self.names
   private var row: UInt64 = 0
   private var fatal: ExportError?
+  /// CSV: the columns no field is read from (`CSVParser.ignoredColumns`).
+  private var ignoredColumns: UInt64 = 0
   /// A CSV row's texts, kept between rows: one array for the export rather than one per row.
   private var texts: [String?] = []
 
@@ -160,11 +162,7 @@ public struct TableReader<Schema: TableSchema> {
       var parser = CSVParser(maxRecordBytes: 0)
       swap(&parser, &csv)
       defer { swap(&parser, &csv) }
-      // Columns no field is read from (`CSVParser.ignoredColumns`), once the header is read.
-      parser.ignoredColumns =
-        columns.map { columns in
-          columns.prefix(64).enumerated().reduce(UInt64(0)) { $0 | ($1.element < 0 ? 1 << UInt64($1.offset) : 0) }
-        } ?? 0
+      parser.ignoredColumns = ignoredColumns
       parser.feed(chunk) { record in csvRecord(record, emit) }
     case .ndjson:
       var splitter = LineSplitter(maxLineBytes: 0)
@@ -232,6 +230,9 @@ public struct TableReader<Schema: TableSchema> {
     var columns = [Int](repeating: -1, count: record.count)
     for (field, chosen) in best { columns[chosen.index] = fields.firstIndex(of: field) ?? -1 }
     self.columns = columns
+    for (index, position) in columns.prefix(64).enumerated() where position < 0 {
+      ignoredColumns |= 1 << UInt64(index)
+    }
   }
 
   // MARK: NDJSON

@@ -49,7 +49,7 @@ enum MetaGraph {
   }
 
   /// Graph time stamps are `2019-01-02T18:31:28+0000` (no colon in the offset): the
-  /// the timestamp, or nil.
+  /// timestamp, or nil.
   static func timestamp(_ text: String) -> Values.Timestamp? {
     var canonical = text
     let bytes = Array(text.utf8)

@@ -234,11 +234,17 @@ struct Analysis: AsyncParsableCommand {
       merger.merge(read)
       let first = ContinuousClock.now
       merger.merge(read)
-      let times = [encoded - started, decoded - encoded, first - decoded, ContinuousClock.now - first].map {
-        String(format: "%.3f", $0.seconds)
-      }
+      let merged = ContinuousClock.now
+      var report = Report()
+      try merger.finish(reports, into: &report)
+      let finished = ContinuousClock.now
+      let stored = try report.serializedData()
+      let times = [
+        encoded - started, decoded - encoded, first - decoded, merged - first, finished - merged,
+        ContinuousClock.now - finished,
+      ].map { String(format: "%.3f", $0.seconds) }
       say(
-        "partial \(reports): \(bytes.count) bytes in binary, write \(times[0]) s, read \(times[1]) s, into kernels \(times[2]) s, merged into more \(times[3]) s"
+        "partial \(reports): \(bytes.count) bytes in binary, write \(times[0]) s, read \(times[1]) s, into kernels \(times[2]) s, merged into more \(times[3]) s; report: finish \(times[4]) s, write \(times[5]) s (\(stored.count) bytes)"
       )
     }
     return connector.counts.records

@@ -64,6 +64,15 @@ public struct BestTimeKernel: Sendable {
       return !sum.overflowed && !rates.overflowed && !perPost.overflowed
     }
 
+    /// Adds a partial's cell; false when a count passes UInt64.max or a sketch does not read.
+    mutating func merge(_ other: Haat_V1_BestTimeCell) -> Bool {
+      var sum = EngagementKernel.Checked()
+      posts = sum.add(posts, other.posts)
+      engagements = sum.add(engagements, other.engagements)
+      let read = rates.merge(other.rates) && perPost.merge(other.perPost)
+      return read && !sum.overflowed && !rates.overflowed && !perPost.overflowed
+    }
+
     /// Adds another's; false when a count passes UInt64.max.
     mutating func merge(_ other: Cell) -> Bool {
       var sum = EngagementKernel.Checked()
@@ -87,9 +96,11 @@ public struct BestTimeKernel: Sendable {
     clock = LocalClock(timezone: context.timezone)
   }
 
-  static func label(_ hour: UInt32) -> String {
-    let clock = hour % 24
-    return "\(days[Int(hour / 24) % 7]) \(clock < 10 ? "0" : "")\(clock):00"
+  static func label(_ hour: UInt32) -> String { labels[Int(hour % 168)] }
+
+  /// The 168 labels, made once: a report over thousands of accounts has a slot per hour each.
+  static let labels: [String] = (0..<168).map { hour in
+    "\(days[hour / 24]) \(hour % 24 < 10 ? "0" : "")\(hour % 24):00"
   }
 
   /// likes + comments + shares + saves; nil past UInt64.max.
@@ -122,8 +133,9 @@ public struct BestTimeKernel: Sendable {
     slot.hour = hour
     slot.label = label(hour)
     slot.posts = cell.posts
-    slot.postsWithRate = cell.rates.count
-    if let median = cell.rates.quantile(0.5) { slot.medianRate = median }
+    let withRate = cell.rates.count
+    slot.postsWithRate = withRate
+    if let median = cell.rates.quantile(0.5, count: withRate) { slot.medianRate = median }
     if let median = cell.perPost.quantile(0.5) { slot.medianEngagements = median }
     if cell.posts > 0 { slot.meanEngagements = Double(cell.engagements) / Double(cell.posts) }
     return slot
@@ -132,14 +144,16 @@ public struct BestTimeKernel: Sendable {
   /// Up to three slots with enough posts, best first (ties: more posts, then earlier).
   static func recommend(_ slots: [Haat_V1_BestTimeSlot]) -> (slots: [Haat_V1_BestTimeSlot], rankedBy: String) {
     let byRate = slots.contains { $0.postsWithRate > 0 }
-    let eligible = slots.filter { (byRate ? $0.postsWithRate : $0.posts) >= UInt64(minPosts) }
-    let value: (Haat_V1_BestTimeSlot) -> Double = { byRate ? $0.medianRate : $0.medianEngagements }
+    // Positions sorted, not slots: a report has a slot per hour of every account, and a
+    // slot is a message that costs a copy per move.
+    let eligible = slots.indices.filter { (byRate ? slots[$0].postsWithRate : slots[$0].posts) >= UInt64(minPosts) }
+    let values = slots.map { byRate ? $0.medianRate : $0.medianEngagements }
     let ranked = eligible.sorted { lhs, rhs in
-      if value(lhs) != value(rhs) { return value(lhs) > value(rhs) }
-      if lhs.posts != rhs.posts { return lhs.posts > rhs.posts }
-      return lhs.hour < rhs.hour
+      if values[lhs] != values[rhs] { return values[lhs] > values[rhs] }
+      if slots[lhs].posts != slots[rhs].posts { return slots[lhs].posts > slots[rhs].posts }
+      return slots[lhs].hour < slots[rhs].hour
     }
-    return (Array(ranked.prefix(recommended)), byRate ? "median_rate" : "median_engagements")
+    return (ranked.prefix(recommended).map { slots[$0] }, byRate ? "median_rate" : "median_engagements")
   }
 
   /// A terminal heatmap of one account's week: a row per day, a column per hour, shaded by
@@ -215,20 +229,26 @@ extension BestTimeKernel: ReportKernel {
   }
 
   public init?(reading partial: Partial) {
-    guard partial.hasBestTime else { return nil }
     self.init()
-    overflowed = partial.bestTime.overflowed
+    guard merge(reading: partial) else { return nil }
+  }
+
+  /// Merges a partial's cells in place: the coordinator merges each range's grid of tens of
+  /// thousands of cells, and reading it into a kernel of its own first cost a second map.
+  public mutating func merge(reading partial: Partial) -> Bool {
+    guard partial.hasBestTime else { return false }
+    if partial.bestTime.overflowed { overflowed = true }
+    if cellMap.isEmpty { cellMap.reserveCapacity(partial.bestTime.cells.count) }
     for cell in partial.bestTime.cells {
       // A cell that does not read makes the report unknowable: said, never dropped.
-      guard cell.hour < 168, let rates = QuantileSketch(cell.rates), let perPost = QuantileSketch(cell.perPost)
-      else {
+      guard cell.hour < 168 else {
         overflowed = true
         continue
       }
       let key = Key(platform: cell.platform, account: cell.account, zone: cell.zone, hour: cell.hour)
-      let read = Cell(posts: cell.posts, engagements: cell.engagements, rates: rates, perPost: perPost)
-      if !cellMap.merge(key, read, { $0.merge($1) }) { overflowed = true }
+      if !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) { overflowed = true }
     }
+    return true
   }
 
   public func finish(into report: inout Report) throws(HaatError) {
@@ -239,10 +259,12 @@ extension BestTimeKernel: ReportKernel {
     }
     // Grouped by account first, then each account's hours sorted: the same order as
     // sorting every cell's key, without comparing the account's strings per cell.
-    var hours: [Group: [(hour: UInt32, cell: Cell)]] = [:]
-    for (key, cell) in cellMap.entries { hours[key.group, default: []].append((key.hour, cell)) }
-    let groups = hours.mapValues { cells in
-      cells.sorted { $0.hour < $1.hour }.map { Self.slot($0.hour, $0.cell) }
+    // Positions, not cells, are grouped and sorted: a cell is two sketches to copy.
+    let (keys, cells) = (cellMap.keys, cellMap.values)
+    var hours: [Group: [Int]] = [:]
+    for (position, key) in keys.enumerated() { hours[key.group, default: []].append(position) }
+    let groups = hours.mapValues { positions in
+      positions.sorted { keys[$0].hour < keys[$1].hour }.map { Self.slot(keys[$0].hour, cells[$0]) }
     }
     var section = Haat_V1_BestTimeReport()
     section.minPosts = Self.minPosts

@@ -268,8 +268,10 @@ public struct QuantileSketch: Sendable, Equatable {
 
   /// The q-quantile (0 ≤ q ≤ 1): the value at rank ⌊q (n − 1)⌋ of the values in ascending
   /// order, within 1 %; nil for an empty sketch.
-  public func quantile(_ q: Double) -> Double? {
-    let n = count
+  public func quantile(_ q: Double) -> Double? { quantile(q, count: count) }
+
+  /// The q-quantile of a sketch of `n` values (`count`, when the caller has it already).
+  func quantile(_ q: Double, count n: UInt64) -> Double? {
     guard n > 0, q >= 0, q <= 1 else { return nil }
     let rank = UInt64((q * Double(n - 1)).rounded(.down))
     if rank < zeros { return 0 }
@@ -345,21 +347,46 @@ public struct QuantileSketch: Sendable, Equatable {
     }
   }
 
+  static func ascending(_ buckets: [Bucket]) -> Bool {
+    for position in buckets.indices.dropFirst() where buckets[position - 1].index >= buckets[position].index {
+      return false
+    }
+    return true
+  }
+
+  /// Adds the counts of another sketch's wire form, as merging `QuantileSketch(message)`
+  /// would, without building that sketch (the coordinator merges tens of thousands per
+  /// best_time partial); false when it does not read (some of it may be added by then).
+  public mutating func merge(_ message: Haat_V1_QuantileSketch) -> Bool {
+    guard message.buckets.isEmpty, message.counts.isEmpty, !counts.isEmpty || !sparse.isEmpty else {
+      guard let other = QuantileSketch(message) else { return false }
+      merge(other)
+      return true
+    }
+    add(zeros: message.zeros)
+    guard let buckets = Self.unpack(message.packed) else { return false }
+    for bucket in buckets where bucket.count > 0 { add(bucket: bucket.index, bucket.count) }
+    return true
+  }
+
   /// From its wire form (the lists and `packed`, added together); nil when the lists do not
   /// pair up, `packed` does not read or an index is out of range.
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
     add(zeros: message.zeros)
-    var buckets = zip(message.buckets, message.counts).map { Bucket(index: $0, count: $1) }
+    var buckets: [Bucket] = []
+    if !message.buckets.isEmpty {
+      buckets = zip(message.buckets, message.counts).map { Bucket(index: $0, count: $1) }
+    }
     if !message.packed.isEmpty {
       guard let unpacked = Self.unpack(message.packed) else { return nil }
       if buckets.isEmpty { buckets = unpacked } else { buckets += unpacked }
     }
-    buckets.removeAll { $0.count == 0 }
+    if buckets.contains(where: { $0.count == 0 }) { buckets.removeAll { $0.count == 0 } }
     // Written ascending, as `message` writes them: a short list is kept as it is, and a
     // window is sized once when the buckets fit it, instead of widened bucket by bucket.
     if let first = buckets.first?.index, let last = buckets.last?.index, first >= -Self.maxIndex,
-      last <= Self.maxIndex, zip(buckets, buckets.dropFirst()).allSatisfy({ $0.index < $1.index })
+      last <= Self.maxIndex, Self.ascending(buckets)
     {
       if buckets.count <= Self.sparseLimit {
         sparse = buckets

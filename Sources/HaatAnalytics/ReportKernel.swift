@@ -47,6 +47,8 @@ public protocol ReportKernel: Sendable {
   func write(to partial: inout Partial)
   /// Its part of a partial, or nil when the partial has none.
   init?(reading partial: Partial)
+  /// Merges its part of a partial into this aggregate; false when the partial has none.
+  mutating func merge(reading partial: Partial) -> Bool
   /// Writes its section of the report; throws `overflow` rather than report wrapped sums.
   func finish(into report: inout Report) throws(HaatError)
   /// Its section of a report as a table, or nil when the report has none.
@@ -75,6 +77,14 @@ extension ReportKernel {
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func overlay(_ newer: Self) { merge(newer) }
   public mutating func cover(_ coverage: DayCoverage) {}
+
+  /// Read into an aggregate of its own, then merged: a kernel whose partials are large
+  /// merges them in place instead.
+  public mutating func merge(reading partial: Partial) -> Bool {
+    guard let part = Self(reading: partial) else { return false }
+    merge(part)
+    return true
+  }
 
   /// Merges another kernel's aggregate if it is this report's (for kernels held as `any`).
   mutating func merge(any other: any ReportKernel) {
@@ -199,11 +209,10 @@ public struct PartialMerger: Sendable {
 
   public mutating func merge(_ partial: Partial) {
     for type in Reports.all {
-      guard let part = type.init(reading: partial) else { continue }
-      if kernels[type.name] == nil {
+      if kernels[type.name] != nil {
+        _ = kernels[type.name]?.merge(reading: partial)
+      } else if let part = type.init(reading: partial) {
         kernels[type.name] = part
-      } else {
-        kernels[type.name]?.merge(any: part)
       }
     }
   }

@@ -63,6 +63,13 @@ struct SlottedMap<Key: Hashable, Value> {
     return true
   }
 
+  /// Room for `count` entries in all, so that filling it does not rehash as it grows.
+  mutating func reserveCapacity(_ count: Int) {
+    keys.reserveCapacity(count)
+    values.reserveCapacity(count)
+    positions.reserveCapacity(count)
+  }
+
   mutating func removeValue(forKey key: Key) {
     guard let position = positions.removeValue(forKey: key) else { return }
     let last = keys.count - 1

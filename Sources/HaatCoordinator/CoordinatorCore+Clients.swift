@@ -295,7 +295,7 @@ extension CoordinatorCore {
     // The spec is get_job's to show; a result is about the report.
     result.job.clearSpec()
     do {
-      result.report = try Report(jsonUTF8Data: report, options: WireCodec.decodingOptions)
+      result.report = try JobReducer.storedReport(report)
     } catch {
       throw HaatError(.internal, "job \(record.id)'s stored report is unreadable: \(error)")
     }

@@ -114,7 +114,7 @@ enum Dashboard {
           error: task.lastError.map { "\($0.code): \($0.message)" } ?? "")
       }, tasksShown: tasksShown, tables: [], charts: [], summary: "")
     if record.state.isFinal, let data = try await core.store.report(of: id),
-      let report = try? Report(jsonUTF8Data: data, options: WireCodec.decodingOptions)
+      let report = try? JobReducer.storedReport(data)
     {
       for kernel in Reports.all {
         if let table = kernel.table(of: report) {

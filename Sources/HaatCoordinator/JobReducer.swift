@@ -11,7 +11,7 @@ import Synchronization
 enum JobReducer {
   struct Outcome: Sendable {
     var state: JobState
-    /// The report's wire JSON.
+    /// The report as the store keeps it (`storedReport`).
     var report: Data
     var error: String
     /// Where the reduce's time went, for the coordinator's debug log.
@@ -88,12 +88,14 @@ enum JobReducer {
       error = "\(overflow.code.rawValue): \(overflow.message)"
     }
     let reduced = ContinuousClock.now
-    let json = try report.jsonUTF8Data(options: WireCodec.encodingOptions)
+    // Binary, as partials are stored: a best_time report over thousands of accounts took
+    // tens of milliseconds to write as JSON, on the way from the last result to the report.
+    let encoded = try report.serializedData()
     let timings = [
       "decode_ms": decoded - started, "merge_ms": reduced - decoded, "encode_ms": ContinuousClock.now - reduced,
     ].mapValues { "\(CoordinatorCore.milliseconds($0))" }
     return Outcome(
-      state: state, report: json, error: error, timings: timings, mergedEarly: merged?.tasks.count ?? 0)
+      state: state, report: encoded, error: error, timings: timings, mergedEarly: merged?.tasks.count ?? 0)
   }
 
   enum Decoded: Sendable {
@@ -118,6 +120,15 @@ enum JobReducer {
       decoded.withLock { $0[index] = one }
     }
     return decoded.withLock { $0 }
+  }
+
+  /// A report as the store keeps it: protobuf's binary encoding, or JSON as stores written
+  /// before 2026-12-02 kept it (told apart as partials are).
+  static func storedReport(_ data: Data) throws -> Report {
+    if data.first == UInt8(ascii: "{") {
+      return try Report(jsonUTF8Data: data, options: WireCodec.decodingOptions)
+    }
+    return try Report(serializedBytes: data)
   }
 
   /// A partial as the store keeps it: protobuf's binary encoding, or JSON as stores written

@@ -35,7 +35,7 @@ import Testing
   }
 
   static func report(_ outcome: JobReducer.Outcome) throws -> Report {
-    try Report(jsonUTF8Data: outcome.report, options: WireCodec.decodingOptions)
+    try JobReducer.storedReport(outcome.report)
   }
 
   /// Both stored forms read: a job in flight across an upgrade keeps its JSON partials.
@@ -70,6 +70,18 @@ import Testing
     #expect(outcome.state == .succeeded && outcome.error.isEmpty)
     #expect(outcome.mergedEarly == 1)
     #expect(try Self.report(outcome).engagement.total.likes == 12)
+  }
+
+  /// The report is stored in binary; one an older coordinator stored as JSON still reads.
+  @Test func storedReportsReadInBothForms() throws {
+    let outcome = try JobReducer.reduce(
+      Self.record(), outputs: [Self.output(0, .done, partial: try Self.partial(likes: 7))], cancelled: false)
+    #expect(outcome.report.first != UInt8(ascii: "{"))
+    let report = try Report(serializedBytes: outcome.report)
+    #expect(report.engagement.total.likes == 7)
+    let json = try report.jsonUTF8Data(options: WireCodec.encodingOptions)
+    #expect(try JobReducer.storedReport(json) == report)
+    #expect(throws: (any Error).self) { try JobReducer.storedReport(Data("{oops".utf8)) }
   }
 
   @Test func aDeadTaskIsNamedAndItsSourceMissing() throws {
@@ -141,14 +153,14 @@ import Testing
       try Self.output(2, start: 200, end: 300, inQuotes: true, odd: true),
     ]
     let fine = try JobReducer.reduce(JobReducerTests.record(), outputs: agreeing, cancelled: false)
-    let report = try Report(jsonUTF8Data: fine.report, options: WireCodec.decodingOptions)
+    let report = try JobReducer.storedReport(fine.report)
     #expect(report.summary.rowErrors.isEmpty)
 
     // The middle range guessed outside quotes where the first range's quotes say inside.
     var disagreeing = agreeing
     disagreeing[1] = try Self.output(1, start: 100, end: 200, inQuotes: false, odd: false)
     let flagged = try JobReducer.reduce(JobReducerTests.record(), outputs: disagreeing, cancelled: false)
-    let errors = try Report(jsonUTF8Data: flagged.report, options: WireCodec.decodingOptions).summary.rowErrors
+    let errors = try JobReducer.storedReport(flagged.report).summary.rowErrors
     #expect(errors.map(\.column) == ["bytes 100..<200"], "only the range that guessed wrong")
     #expect(errors.first?.source == "big" && errors.first?.message.contains("RFC 4180") == true)
   }

@@ -175,6 +175,39 @@ struct BestTimeKernelTests {
     #expect(throws: HaatError.self) { try overflowing.finish(["best_time"], into: &failed) }
   }
 
+  /// A partial merges into the kernel in place (no kernel built for it): sums that pass the
+  /// limit only together, and a sketch that does not read, still fail the report.
+  @Test("partials merged in place: a sum past 2^64 - 1 or a sketch that does not read fails the report")
+  func mergedInPlace() throws {
+    let partials = (0..<2).map { _ in
+      var builder = PartialBuilder(reports: ["best_time"])
+      builder.add(Self.post("2026-01-06T18:00:00Z", likes: UInt64.max / 2 + 1))
+      return builder.partial
+    }
+    var summed = PartialMerger()
+    for partial in partials { summed.merge(partial) }
+    var report = Report()
+    #expect(throws: HaatError.self) { try summed.finish(["best_time"], into: &report) }
+
+    var bad = partials[0]
+    bad.bestTime.cells[0].perPost.packed = Data([0xFF])
+    var broken = PartialMerger()
+    broken.merge(Self.partial([Self.post("2026-01-06T18:00:00Z", likes: 1)]))
+    broken.merge(bad)
+    #expect(throws: HaatError.self) { try broken.finish(["best_time"], into: &report) }
+    var fine = PartialMerger()
+    fine.merge(Self.partial([Self.post("2026-01-06T18:00:00Z", likes: 1)]))
+    fine.merge(Self.partial([Self.post("2026-01-13T18:00:00Z", likes: 3)]))
+    try fine.finish(["best_time"], into: &report)
+    #expect(report.bestTime.accounts.first?.slots.map(\.posts) == [2])
+  }
+
+  static func partial(_ posts: [CanonicalRecord]) -> Partial {
+    var builder = PartialBuilder(reports: ["best_time"])
+    for post in posts { builder.add(post) }
+    return builder.partial
+  }
+
   @Test("the SVG heatmap has a cell per hour of the week per account, names escaped")
   func svg() throws {
     var posts: [CanonicalRecord] = []

@@ -107,7 +107,13 @@ struct QuantileSketchLayoutTests {
       for value in values { parts[Int.random(in: 0..<partCount, using: &generator)].add(value) }
       var merged = QuantileSketch()
       for part in parts.shuffled(using: &generator) {
-        merged.merge(Bool.random(using: &generator) ? part : try #require(QuantileSketch(part.message)))
+        switch Int.random(in: 0..<3, using: &generator) {
+        case 0: merged.merge(part)
+        case 1: merged.merge(try #require(QuantileSketch(part.message)))
+        default:
+          let read = merged.merge(part.message)  // the wire form, with no sketch built
+          #expect(read)
+        }
       }
       for sketch in [whole, merged] {
         #expect(sketch.buckets == truth && sketch.zeros == zeros && sketch.count == UInt64(size))
@@ -139,6 +145,9 @@ struct QuantileSketchLayoutTests {
       var bad = Haat_V1_QuantileSketch()
       bad.packed = Data(base64Encoded: hostile) ?? Data([0xFF])
       #expect(QuantileSketch(bad) == nil, "\(hostile)")
+      var into = sketch
+      let read = into.merge(bad)
+      #expect(!read, "\(hostile)")
     }
   }
 }

@@ -30,10 +30,22 @@ public enum Channels {
     return plain(text.utf8.first) && plain(text.utf8.last) ? text : text.trimmingCharacters(in: .whitespaces)
   }
 
+  /// `text.lowercased()`, with no new String for plain ASCII that has no capital (most
+  /// values are written in lower case already, and this runs per order and per post).
+  static func lowercased(_ text: String) -> String {
+    text.utf8.contains { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) } ? text.lowercased() : text
+  }
+
+  /// `text.uppercased()`, with no new String for plain ASCII that has no small letter
+  /// (currency codes, per order).
+  static func uppercased(_ text: String) -> String {
+    text.utf8.contains { $0 >= 0x80 || ($0 >= 0x61 && $0 <= 0x7A) } ? text.uppercased() : text
+  }
+
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
   static func utm(source rawSource: String, medium rawMedium: String) -> String? {
-    let source = trimmed(rawSource).lowercased()
-    let medium = trimmed(rawMedium).lowercased()
+    let source = lowercased(trimmed(rawSource))
+    let medium = lowercased(trimmed(rawMedium))
     guard !source.isEmpty || !medium.isEmpty else { return nil }
     let paid = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"].contains(medium)
     switch source {
@@ -83,7 +95,7 @@ public enum Channels {
 
   /// The channel a click id's parameter name stands for (any ASCII case).
   static func clickChannel(_ rawName: String) -> String? {
-    let name = rawName.utf8.contains { $0 >= 0x41 && $0 <= 0x5A } ? rawName.lowercased() : rawName
+    let name = lowercased(rawName)
     switch name {
     case "fbclid": return "facebook"
     case "gclid", "gbraid", "wbraid", "dclid": return "google_ads"
@@ -207,7 +219,7 @@ public struct AttributionKernel: Sendable, Equatable {
   /// The order's cell and how its channel was read.
   static func cell(_ order: OrderRecord) -> (OrderKey, Channels.Evidence) {
     let (channel, evidence) = Channels.classify(order)
-    return (OrderKey(channel: channel, currency: order.currency.uppercased()), evidence)
+    return (OrderKey(channel: channel, currency: Channels.uppercased(order.currency)), evidence)
   }
 
   mutating func add(_ order: OrderRecord) -> Bool {
@@ -225,7 +237,9 @@ public struct AttributionKernel: Sendable, Equatable {
   /// out of those), a sum past its range marks the kernel overflowed, which its partial
   /// carries and which fails the report.
   mutating func add(clicks: UInt64, platform: String) {
-    if !channels[platform.lowercased(), default: Channel()].merge(Channel(linkClicks: clicks, postsWithClicks: 1)) {
+    if !channels[Channels.lowercased(platform), default: Channel()].merge(
+      Channel(linkClicks: clicks, postsWithClicks: 1))
+    {
       overflowed = true
     }
   }

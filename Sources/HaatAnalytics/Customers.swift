@@ -91,7 +91,7 @@ struct Customers: Sendable, Equatable {
   mutating func add(_ order: OrderRecord) {
     guard !order.customer.isEmpty else { return }
     let key = Key(
-      platform: order.platform, account: order.account, currency: order.currency.uppercased(),
+      platform: order.platform, account: order.account, currency: Channels.uppercased(order.currency),
       customer: order.customer)
     let day = clock.local(order.createdAt).floorDivided(by: 86_400)
     let one = Customer(

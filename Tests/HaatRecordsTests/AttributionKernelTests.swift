@@ -1,9 +1,9 @@
 import Foundation
-import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import Testing
 
+@testable import HaatAnalytics
 @testable import HaatRecords
 
 @Suite("Attribution report")
@@ -68,10 +68,20 @@ struct AttributionKernelTests {
       ("/", "https://business.facebook.com/", "facebook"), ("/", "https://pin.it/x", "pinterest"),
       ("/", "https://pinterest.co.uk/", "pinterest"), ("/", "https://yandex.ru/", "search"),
       ("/", "https://x.com/", "x"), ("/", "https://box.com/", "referral"),
+      // Capitals outside ASCII are lowered too: the shortcut for plain text skips no case.
+      ("/?utm_source=%C3%89T%C3%89&utm_medium=Email", "", "email"),
     ])
   func channels(landing: String, referrer: String, channel: String) {
     guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { return }
     #expect(Channels.classify(order).channel == channel)
+  }
+
+  /// The case helpers change nothing but case, and take the shortcut only for plain ASCII.
+  @Test func caseHelpersMatchTheStandardLibrary() {
+    for text in ["facebook", "Facebook", "USD", "usd", "Usd", "ÉTÉ", "été", "eur€", "", "A-b_C 1", "ǅ"] {
+      #expect(Channels.lowercased(text) == text.lowercased(), "\(text)")
+      #expect(Channels.uppercased(text) == text.uppercased(), "\(text)")
+    }
   }
 
   @Test("orders, revenue, AOV, share per currency; conversion from link clicks; ROAS from spend, claimed apart")

@@ -86,6 +86,24 @@ public struct BestTimeKernel: Sendable {
 
   private var cellMap = SlottedMap<Key, Cell>()
   private var overflowed = false
+  /// Posts whose cell is known, waiting to be added to it in the order of the cells.
+  private var pending = DeferredAdds<Pending>()
+  /// Per reader account index × hour of the week, the cell's position + 1 (0: none yet).
+  private var hints: [UInt32] = []
+  /// Per reader account index, the account the hints of its 168 hours belong to: checked
+  /// per post (in a small array that stays in cache), never trusted on the index alone.
+  private var owners: [Owner?] = []
+
+  struct Pending: Sendable {
+    var engagements: UInt64
+    /// NaN when the post has no rate (no reach, or none above 0).
+    var rate: Double
+  }
+
+  struct Owner: Sendable {
+    var platform: String
+    var account: String
+  }
   /// The account's clock (the task's source's zone, else each post's own offset).
   private var clock = LocalClock(timezone: "")
 
@@ -115,17 +133,59 @@ public struct BestTimeKernel: Sendable {
     guard let engagements = Self.engagements(post) else { return false }
     let hour = LocalClock.hourOfWeek(local: clock.local(post.createdAt))
     let rate = post.reach.flatMap { $0 > 0 ? Double(engagements) / Double($0) : nil }
-    // In place: no cell or sketch is built per post, and the reader's account index finds
-    // the cell without hashing its key (SlottedMap). The zone is the kernel's own.
-    let slot = post.accountIndex < 0 ? -1 : Int(post.accountIndex) * 168 + Int(hour)
-    let zone = clock.name
-    let added = cellMap.update(
-      slot: slot,
-      matches: { $0.platform == post.platform && $0.account == post.account && $0.zone == zone && $0.hour == hour },
-      key: { Key(platform: post.platform, account: post.account, zone: zone, hour: hour) }, initial: Cell.init
-    ) { $0.add(engagements: engagements, rate: rate) }
-    if !added { overflowed = true }
+    // The cell is found now, its sums and sketches changed later, with other posts' for the
+    // same cells (DeferredAdds): a post costs no walk through the grid's memory.
+    pending.append(Pending(engagements: engagements, rate: rate ?? .nan), at: position(of: post, hour: hour))
+    if pending.isFull { flush() }
     return true
+  }
+
+  /// The position of the post's cell, inserted when new. The reader's account index finds
+  /// it without hashing its key, once the index's account is confirmed.
+  private mutating func position(of post: PostRecord, hour: UInt32) -> Int {
+    let index = Int(post.accountIndex)
+    let zone = clock.name
+    let key = { Key(platform: post.platform, account: post.account, zone: zone, hour: hour) }
+    guard index >= 0, (index + 1) * 168 <= SlottedMap<Key, Cell>.maxSlots else {
+      return cellMap.position(key(), initial: Cell.init)
+    }
+    if index >= owners.count {
+      owners.append(contentsOf: repeatElement(nil, count: index + 1 - owners.count))
+      hints.append(contentsOf: repeatElement(0, count: owners.count * 168 - hints.count))
+    }
+    let slot = index * 168 + Int(hour)
+    if let owner = owners[index], owner.platform == post.platform, owner.account == post.account {
+      if hints[slot] > 0 { return Int(hints[slot]) - 1 }
+    } else {
+      // A new account for this index (or another reader's): none of its hints hold.
+      owners[index] = Owner(platform: post.platform, account: post.account)
+      for hour in 0..<168 { hints[index * 168 + hour] = 0 }
+    }
+    let position = cellMap.position(key(), initial: Cell.init)
+    hints[slot] = UInt32(position + 1)
+    return position
+  }
+
+  /// Adds the posts waiting to their cells.
+  private mutating func flush() {
+    // Taken out while drained (the closure changes the cells), put back for its capacity.
+    var adds = DeferredAdds<Pending>()
+    swap(&adds, &pending)
+    defer { swap(&adds, &pending) }
+    adds.drain(cells: cellMap.count) { position, post in
+      let added = cellMap.update(at: position) {
+        $0.add(engagements: post.engagements, rate: post.rate.isNaN ? nil : post.rate)
+      }
+      if !added { overflowed = true }
+    }
+  }
+
+  /// This kernel with every waiting post added (for reading it without changing it).
+  private var flushed: BestTimeKernel {
+    guard !pending.isEmpty else { return self }
+    var copy = self
+    copy.flush()
+    return copy
   }
 
   static func slot(_ hour: UInt32, _ cell: Cell) -> Haat_V1_BestTimeSlot {
@@ -206,13 +266,16 @@ extension BestTimeKernel: ReportKernel {
   }
 
   public mutating func merge(_ other: BestTimeKernel) {
+    flush()
+    let other = other.flushed
     if other.overflowed { overflowed = true }
     for (key, cell) in other.cellMap.entries where !cellMap.merge(key, cell, { $0.merge($1) }) { overflowed = true }
   }
 
   public func write(to partial: inout Partial) {
     var message = Haat_V1_BestTimePartial()
-    message.cells = cellMap.entries.sorted { $0.0 < $1.0 }.map { key, cell in
+    let kernel = flushed
+    message.cells = kernel.cellMap.entries.sorted { $0.0 < $1.0 }.map { key, cell in
       var out = Haat_V1_BestTimeCell()
       out.platform = key.platform
       out.account = key.account
@@ -224,7 +287,7 @@ extension BestTimeKernel: ReportKernel {
       out.perPost = cell.perPost.message
       return out
     }
-    message.overflowed = overflowed
+    message.overflowed = kernel.overflowed
     partial.bestTime = message
   }
 
@@ -237,6 +300,7 @@ extension BestTimeKernel: ReportKernel {
   /// thousands of cells, and reading it into a kernel of its own first cost a second map.
   public mutating func merge(reading partial: Partial) -> Bool {
     guard partial.hasBestTime else { return false }
+    flush()
     if partial.bestTime.overflowed { overflowed = true }
     if cellMap.isEmpty { cellMap.reserveCapacity(partial.bestTime.cells.count) }
     for cell in partial.bestTime.cells {
@@ -252,7 +316,8 @@ extension BestTimeKernel: ReportKernel {
   }
 
   public func finish(into report: inout Report) throws(HaatError) {
-    guard !overflowed else {
+    let kernel = flushed
+    guard !kernel.overflowed else {
       throw HaatError(
         .overflow,
         "the best_time report's counts pass 18446744073709551615 (2^64 - 1) or a partial's cell does not read")
@@ -260,7 +325,7 @@ extension BestTimeKernel: ReportKernel {
     // Grouped by account first, then each account's hours sorted: the same order as
     // sorting every cell's key, without comparing the account's strings per cell.
     // Positions, not cells, are grouped and sorted: a cell is two sketches to copy.
-    let (keys, cells) = (cellMap.keys, cellMap.values)
+    let (keys, cells) = (kernel.cellMap.keys, kernel.cellMap.values)
     var hours: [Group: [Int]] = [:]
     for (position, key) in keys.enumerated() { hours[key.group, default: []].append(position) }
     let groups = hours.mapValues { positions in

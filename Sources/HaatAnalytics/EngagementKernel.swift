@@ -133,7 +133,37 @@ public struct EngagementKernel: Sendable, Equatable {
   /// adding a post never copies a sketch.
   private var rateMap = SlottedMap<Key, PostRates>()
   /// The rates by key, built on each call as `cells` is.
-  public var rates: [Key: PostRates] { rateMap.dictionary }
+  public var rates: [Key: PostRates] { settledRates.dictionary }
+  /// Per-post rates whose key is known, waiting to be added to its sketches in key order
+  /// (DeferredAdds: the sketches' windows are more than a cache holds).
+  private var pendingRates = DeferredAdds<PendingRates>()
+
+  struct PendingRates: Sendable {
+    /// NaN where the post has no such rate.
+    var reach: Double
+    var impressions: Double
+  }
+
+  /// The rate sketches with every waiting rate added (for reading without changing them).
+  private var settledRates: SlottedMap<Key, PostRates> {
+    var (map, adds) = (rateMap, pendingRates)
+    Self.drain(&adds, into: &map)
+    return map
+  }
+
+  private static func drain(_ adds: inout DeferredAdds<PendingRates>, into map: inout SlottedMap<Key, PostRates>) {
+    adds.drain(cells: map.count) { position, rates in
+      map.update(at: position) {
+        $0.add(
+          reach: rates.reach.isNaN ? nil : rates.reach, impressions: rates.impressions.isNaN ? nil : rates.impressions)
+      }
+    }
+  }
+
+  /// Adds the waiting rates to their sketches.
+  private mutating func flushRates() {
+    Self.drain(&pendingRates, into: &rateMap)
+  }
   /// A bound on every sum of every cell: the saturating total of every count of every post
   /// added (and of each post itself). While adding a post's counts to it stays below
   /// UInt64.max, no cell's sum can pass it, so `accepts` need not look the cell up. A
@@ -142,7 +172,7 @@ public struct EngagementKernel: Sendable, Equatable {
 
   /// Equal aggregates, whatever the bound (a speed-up, not part of the figures).
   public static func == (lhs: EngagementKernel, rhs: EngagementKernel) -> Bool {
-    lhs.cellMap == rhs.cellMap && lhs.rateMap == rhs.rateMap && lhs.overflowed == rhs.overflowed
+    lhs.cellMap == rhs.cellMap && lhs.settledRates == rhs.settledRates && lhs.overflowed == rhs.overflowed
   }
 
   /// The post's counts summed, or nil past UInt64.max.
@@ -206,9 +236,9 @@ public struct EngagementKernel: Sendable, Equatable {
     let byReach = post.reach.flatMap { $0 > 0 ? engagements / Double($0) : nil }
     let byImpressions = post.impressions.flatMap { $0 > 0 ? engagements / Double($0) : nil }
     if byReach != nil || byImpressions != nil {
-      rateMap.update(slot: slot, matches: matches, key: key, initial: PostRates.init) {
-        $0.add(reach: byReach, impressions: byImpressions)
-      }
+      let position = rateMap.position(slot: slot, matches: matches, key: key, initial: PostRates.init)
+      pendingRates.append(PendingRates(reach: byReach ?? .nan, impressions: byImpressions ?? .nan), at: position)
+      if pendingRates.isFull { flushRates() }
     }
     return true
   }
@@ -228,7 +258,10 @@ public struct EngagementKernel: Sendable, Equatable {
     for (key, cell) in other.cellMap.entries where !cellMap.update(key, initial: Cell(), { $0.merge(cell) }) {
       overflowed = true
     }
-    for (key, sketches) in other.rateMap.entries { rateMap.update(key, initial: PostRates()) { $0.merge(sketches) } }
+    flushRates()
+    for (key, sketches) in other.settledRates.entries {
+      rateMap.update(key, initial: PostRates()) { $0.merge(sketches) }
+    }
   }
 
   // MARK: Wire form
@@ -237,6 +270,7 @@ public struct EngagementKernel: Sendable, Equatable {
   /// to equal bytes).
   public var partial: Haat_V1_EngagementPartial {
     var message = Haat_V1_EngagementPartial()
+    let rateMap = settledRates
     message.cells = cellMap.keys.sorted().map { key in
       let cell = cellMap[key] ?? Cell()
       var out = Haat_V1_EngagementCell()
@@ -311,6 +345,7 @@ public struct EngagementKernel: Sendable, Equatable {
   /// The report, or nil when a sum (a merge, the total, a cell's engagements) passes
   /// UInt64.max: a report of wrapped sums would be silently wrong.
   public func checkedFinish() -> Haat_V1_EngagementReport? {
+    let rateMap = settledRates
     guard !overflowed, !rateMap.values.contains(where: \.overflowed) else { return nil }
     var report = Haat_V1_EngagementReport()
     var total = Cell()

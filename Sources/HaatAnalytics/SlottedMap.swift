@@ -36,16 +36,22 @@ struct SlottedMap<Key: Hashable, Value> {
   mutating func update<R>(
     slot: Int, matches: (Key) -> Bool, key: () -> Key, initial: () -> Value, _ body: (inout Value) -> R
   ) -> R {
+    body(&values[position(slot: slot, matches: matches, key: key, initial: initial)])
+  }
+
+  /// The position of the entry `update(slot:…)` would run its body on.
+  @inline(__always)
+  mutating func position(slot: Int, matches: (Key) -> Bool, key: () -> Key, initial: () -> Value) -> Int {
     if slot >= 0, slot < hints.count {
       let position = Int(hints[slot]) - 1
-      if position >= 0, position < keys.count, matches(keys[position]) { return body(&values[position]) }
+      if position >= 0, position < keys.count, matches(keys[position]) { return position }
     }
     let position = self.position(key(), initial: initial)
     if slot >= 0, slot < Self.maxSlots {
       if slot >= hints.count { hints.append(contentsOf: repeatElement(0, count: slot + 1 - hints.count)) }
       hints[slot] = UInt32(position + 1)
     }
-    return body(&values[position])
+    return position
   }
 
   /// Runs `body` on the entry of `key`, inserted as `initial()` when absent.
@@ -82,8 +88,14 @@ struct SlottedMap<Key: Hashable, Value> {
     values.removeLast()
   }
 
-  /// Where `key`'s entry is, inserting it as `initial()` when absent.
-  private mutating func position(_ key: Key, initial: () -> Value) -> Int {
+  /// Runs `body` on the entry at `position` (one `position(_:initial:)` gave).
+  mutating func update<R>(at position: Int, _ body: (inout Value) -> R) -> R {
+    body(&values[position])
+  }
+
+  /// Where `key`'s entry is, inserting it as `initial()` when absent. Positions stay put
+  /// while nothing is removed.
+  mutating func position(_ key: Key, initial: () -> Value) -> Int {
     if let position = positions[key] { return position }
     keys.append(key)
     values.append(initial())

@@ -33,13 +33,17 @@ public enum Channels {
   /// `text.lowercased()`, with no new String for plain ASCII that has no capital (most
   /// values are written in lower case already, and this runs per order and per post).
   static func lowercased(_ text: String) -> String {
-    text.utf8.contains { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) } ? text.lowercased() : text
+    var bytes = text
+    let plain = bytes.withUTF8 { !$0.contains { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) } }
+    return plain ? text : text.lowercased()
   }
 
   /// `text.uppercased()`, with no new String for plain ASCII that has no small letter
   /// (currency codes, per order).
   static func uppercased(_ text: String) -> String {
-    text.utf8.contains { $0 >= 0x80 || ($0 >= 0x61 && $0 <= 0x7A) } ? text.uppercased() : text
+    var bytes = text
+    let plain = bytes.withUTF8 { !$0.contains { $0 >= 0x80 || ($0 >= 0x61 && $0 <= 0x7A) } }
+    return plain ? text : text.uppercased()
   }
 
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
@@ -84,7 +88,7 @@ public enum Channels {
         let stop = bytes[start..<end].firstIndex(of: UInt8(ascii: "&")) ?? end
         // A parameter's name ends at its first `=`.
         let name = bytes[start..<(bytes[start..<stop].firstIndex(of: UInt8(ascii: "=")) ?? stop)]
-        if let channel = clickChannel(String(decoding: UnsafeBufferPointer(rebasing: name), as: UTF8.self)) {
+        if let channel = clickChannel(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: name))) {
           return channel
         }
         start = stop + 1
@@ -93,67 +97,76 @@ public enum Channels {
     }
   }
 
-  /// The channel a click id's parameter name stands for (any ASCII case).
-  static func clickChannel(_ rawName: String) -> String? {
-    let name = lowercased(rawName)
-    switch name {
-    case "fbclid": return "facebook"
-    case "gclid", "gbraid", "wbraid", "dclid": return "google_ads"
-    case "msclkid": return "microsoft_ads"
-    case "ttclid": return "tiktok"
-    case "epik": return "pinterest"
-    case "li_fat_id": return "linkedin"
-    case "twclid": return "x"
-    default: return nil
+  /// The channel a click id's parameter name stands for (any ASCII case), on its bytes: a
+  /// landing site's every parameter is one, per order.
+  static func clickChannel(_ name: UnsafeRawBufferPointer) -> String? {
+    for (id, channel) in clickIDs where id.count == name.count {
+      if zip(name, id).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) { return channel }
     }
+    return nil
   }
 
-  /// The host of a URL, or of a bare `host/path`, lower-cased: after a scheme's `://` (or a
-  /// leading `//`) and any `user@`, up to the first `/`, `?`, `#` or `:`. Read by hand: a
-  /// Foundation URL per order costs more than the rest of the order together.
-  static func host(of text: String) -> String {
-    var text = text
-    return text.withUTF8 { bytes in
-      // On the UTF-8 bytes: every delimiter is ASCII, and a byte costs no Character.
-      var start = 0
-      if let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon + 2 < bytes.count,
-        bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/"),
-        bytes[..<colon].allSatisfy({ byte in
-          (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
-            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-        })
-      {
-        start = colon + 3
-      } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "/") {
-        start = 2
-      }
-      var end = start
-      scan: while end < bytes.count {
-        switch bytes[end] {
-        case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: ":"): break scan
-        default: end += 1
-        }
-      }
-      if let at = bytes[start..<end].lastIndex(of: UInt8(ascii: "@")) { start = at + 1 }
-      return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self).lowercased()
+  private static let clickIDs: [(name: [UInt8], channel: String)] = [
+    ("fbclid", "facebook"), ("gclid", "google_ads"), ("gbraid", "google_ads"), ("wbraid", "google_ads"),
+    ("dclid", "google_ads"), ("msclkid", "microsoft_ads"), ("ttclid", "tiktok"), ("epik", "pinterest"),
+    ("li_fat_id", "linkedin"), ("twclid", "x"),
+  ].map { (Array($0.utf8), $1) }
+
+  /// Where the host of a URL, or of a bare `host/path`, lies in its bytes: after a scheme's
+  /// `://` (or a leading `//`) and any `user@`, up to the first `/`, `?`, `#` or `:`. Read by
+  /// hand: a Foundation URL per order costs more than the rest of the order together.
+  static func hostBounds(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+    // On the UTF-8 bytes: every delimiter is ASCII, and a byte costs no Character.
+    var start = 0
+    if let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon + 2 < bytes.count,
+      bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/"),
+      bytes[..<colon].allSatisfy({ byte in
+        (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+          || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+      })
+    {
+      start = colon + 3
+    } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "/") {
+      start = 2
     }
+    var end = start
+    scan: while end < bytes.count {
+      switch bytes[end] {
+      case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: ":"): break scan
+      default: end += 1
+      }
+    }
+    if let at = bytes[start..<end].lastIndex(of: UInt8(ascii: "@")) { start = at + 1 }
+    return start..<end
   }
 
-  /// A channel from the referring site's host; nil when there is none.
+  /// A channel from the referring site's host; nil when there is none. The host is matched
+  /// on its bytes, lower-cased (ASCII: every known domain is) into a buffer on the stack.
   static func referrer(_ site: String) -> String? {
-    let text = trimmed(site)
+    var text = trimmed(site)
     guard !text.isEmpty else { return nil }
-    var host = Self.host(of: text)
-    for prefix in ["www.", "m.", "l.", "lm.", "mobile."] where host.hasPrefix(prefix) { host.removeFirst(prefix.count) }
-    return host.withUTF8 { bytes in
-      let host = UnsafeRawBufferPointer(bytes)
-      for (domains, prefixes, channel) in referrers
-      where domains.contains(where: { ends(host, with: $0) }) || prefixes.contains(where: { host.starts(with: $0) }) {
-        return channel
+    return text.withUTF8 { bytes in
+      let bounds = hostBounds(bytes)
+      return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(bounds.count, 1)) { lowered in
+        for (offset, byte) in bytes[bounds].enumerated() {
+          lowered[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+        }
+        var host = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(lowered)[..<bounds.count])
+        for prefix in strippedPrefixes where host.starts(with: prefix) {
+          host = UnsafeRawBufferPointer(rebasing: host[prefix.count...])
+        }
+        for (domains, prefixes, channel) in referrers
+        where domains.contains(where: { ends(host, with: $0) }) || prefixes.contains(where: { host.starts(with: $0) }) {
+          return channel
+        }
+        return "referral"
       }
-      return "referral"
     }
   }
+
+  /// Taken off a host's front, in this order, each when there: `www.m.facebook.com` is
+  /// facebook.com.
+  private static let strippedPrefixes = ["www.", "m.", "l.", "lm.", "mobile."].map { Array($0.utf8) }
 
   /// Referring hosts by channel, first match wins: a host is one of the domains or under one
   /// (`x.facebook.com`), or begins with one of the prefixes (`google.` of every country).

@@ -27,7 +27,7 @@ struct Analysis: AsyncParsableCommand {
   var slots = 1
   @Option(
     help:
-      "The posts export's byte ranges (the source's split_bytes); by default two ranges per worker. 0 reads it as one task."
+      "The posts export's byte ranges (the source's split_bytes); by default one range per worker. 0 reads it as one task."
   )
   var splitBytes: UInt64?
   @Option(help: "The Python with duckdb (scripts/install-deps analysis makes .build/analysis-venv).")

@@ -275,7 +275,9 @@ extension BestTimeKernel: ReportKernel {
   public func write(to partial: inout Partial) {
     var message = Haat_V1_BestTimePartial()
     let kernel = flushed
-    message.cells = kernel.cellMap.entries.sorted { $0.0 < $1.0 }.map { key, cell in
+    let (keys, cells) = (kernel.cellMap.keys, kernel.cellMap.values)
+    message.cells = Self.ordered(keys).flatMap(\.positions).map { position in
+      let (key, cell) = (keys[position], cells[position])
       var out = Haat_V1_BestTimeCell()
       out.platform = key.platform
       out.account = key.account
@@ -315,6 +317,18 @@ extension BestTimeKernel: ReportKernel {
     return true
   }
 
+  /// The positions of `keys` in key order, by account: each key's account hashed once,
+  /// the accounts sorted, then each account's hours. The order sorting every key gives,
+  /// without comparing an account's strings per cell; positions, not cells, are moved (a
+  /// cell is two sketches).
+  static func ordered(_ keys: [Key]) -> [(group: Group, positions: [Int])] {
+    var hours: [Group: [Int]] = [:]
+    for (position, key) in keys.enumerated() { hours[key.group, default: []].append(position) }
+    return hours.keys.sorted().map { group in
+      (group, (hours[group] ?? []).sorted { keys[$0].hour < keys[$1].hour })
+    }
+  }
+
   public func finish(into report: inout Report) throws(HaatError) {
     let kernel = flushed
     guard !kernel.overflowed else {
@@ -322,23 +336,15 @@ extension BestTimeKernel: ReportKernel {
         .overflow,
         "the best_time report's counts pass 18446744073709551615 (2^64 - 1) or a partial's cell does not read")
     }
-    // Grouped by account first, then each account's hours sorted: the same order as
-    // sorting every cell's key, without comparing the account's strings per cell.
-    // Positions, not cells, are grouped and sorted: a cell is two sketches to copy.
     let (keys, cells) = (kernel.cellMap.keys, kernel.cellMap.values)
-    var hours: [Group: [Int]] = [:]
-    for (position, key) in keys.enumerated() { hours[key.group, default: []].append(position) }
-    let groups = hours.mapValues { positions in
-      positions.sorted { keys[$0].hour < keys[$1].hour }.map { Self.slot(keys[$0].hour, cells[$0]) }
-    }
     var section = Haat_V1_BestTimeReport()
     section.minPosts = Self.minPosts
-    section.accounts = groups.keys.sorted().map { group in
+    section.accounts = Self.ordered(keys).map { group, positions in
       var account = Haat_V1_BestTimeAccount()
       account.platform = group.platform
       account.account = group.account
       account.zone = group.zone
-      account.slots = groups[group] ?? []
+      account.slots = positions.map { Self.slot(keys[$0].hour, cells[$0]) }
       let (recommended, rankedBy) = Self.recommend(account.slots)
       account.recommended = recommended
       account.rankedBy = rankedBy

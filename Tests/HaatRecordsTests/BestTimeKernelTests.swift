@@ -202,6 +202,30 @@ struct BestTimeKernelTests {
     #expect(report.bestTime.accounts.first?.slots.map(\.posts) == [2])
   }
 
+  /// Equal partials encode to equal bytes: cells by platform, account and zone (UTF-8 byte
+  /// order), then hour, whatever order the posts came in.
+  @Test func aPartialsCellsAreInKeyOrder() {
+    var generator = SystemRandomNumberGenerator()
+    var builder = PartialBuilder(reports: ["best_time"])
+    for _ in 0..<500 {
+      let (day, hour) = (Int.random(in: 5...11, using: &generator), Int.random(in: 0..<24, using: &generator))
+      let account = ["b", "a", "ab", "B", "é", "a b"].randomElement(using: &generator) ?? "a"
+      builder.add(Self.post(String(format: "2026-01-%02dT%02d:00:00Z", day, hour), likes: 1, account: account))
+    }
+    let cells = builder.partial.bestTime.cells
+    #expect(cells.count > 100)
+    for (earlier, later) in zip(cells, cells.dropFirst()) {
+      let (first, second) = (
+        [earlier.platform, earlier.account, earlier.zone], [later.platform, later.account, later.zone]
+      )
+      if first == second {
+        #expect(earlier.hour < later.hour)
+      } else {
+        #expect(first.lexicographicallyPrecedes(second) { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+      }
+    }
+  }
+
   static func partial(_ posts: [CanonicalRecord]) -> Partial {
     var builder = PartialBuilder(reports: ["best_time"])
     for post in posts { builder.add(post) }

@@ -23,7 +23,8 @@ public protocol JobStore: Sendable {
   func outputs(of job: JobID) async throws -> [TaskOutput]
   /// Dead tasks in id order: at most `limit`, with an id above `after` when given.
   func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord]
-  /// A finished job's report, as its wire JSON.
+  /// A finished job's report as the coordinator stored it (protobuf's binary encoding;
+  /// JSON from coordinators before 2026-12-02): opaque bytes to the store.
   func report(of job: JobID) async throws -> Data?
   /// Returns space freed by pruning to the file system.
   func reclaim() async throws

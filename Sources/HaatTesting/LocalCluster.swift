@@ -213,7 +213,7 @@ public final class LocalCluster: Sendable {
     state.withLock { $0.coordinators[name] = process }
     guard wait else { return }
     let deadline = ContinuousClock.now + .seconds(30)
-    while ContinuousClock.now < deadline {
+    while true {
       if let text = try? String(contentsOfFile: readyFile, encoding: .utf8), let endpoint = Endpoint(text) {
         state.withLock { $0.endpoints[name] = endpoint }
         return
@@ -221,6 +221,9 @@ public final class LocalCluster: Sendable {
       guard process.isRunning else {
         throw HaatError(.unavailable, "the coordinator exited at start:\n\(process.tail())")
       }
+      // The deadline is checked after a look, never instead of one: a test runner whose
+      // threads were all busy may wake this loop only past it, the coordinator long up.
+      guard ContinuousClock.now < deadline else { break }
       try await Task.sleep(for: .milliseconds(20))
     }
     throw HaatError(.unavailable, "the coordinator did not start listening within 30 s:\n\(process.tail())")
@@ -297,12 +300,14 @@ public final class LocalCluster: Sendable {
   /// Waits until `count` workers are connected and healthy.
   public func waitForWorkers(_ count: Int, timeout: Duration = .seconds(30)) async throws {
     let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
+    while true {
       if let client = try? await client() {
         let healthy = (try? await client.workers())?.filter { $0.state == "healthy" }.count ?? 0
         await client.close()
         if healthy >= count { return }
       }
+      // After a look, as for the coordinator's start.
+      guard ContinuousClock.now < deadline else { break }
       try await Task.sleep(for: .milliseconds(50))
     }
     throw HaatError(.unavailable, "fewer than \(count) workers connected within \(timeout)")

@@ -3,6 +3,16 @@ import HaatAnalytics
 import HaatProtocol
 import HaatRecords
 
+/// Runs heavy synchronous work on a GCD thread, not on the cooperative pool the tests run
+/// on: on 2 cores that pool has 2 threads, and two long tests holding both starved the
+/// cluster tests beside them, whose 30-second waits for a coordinator then ran out unpolled.
+/// Expectations stay in the test (an issue recorded off the test's task is not its).
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+  try await withCheckedThrowingContinuation { continuation in
+    DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+  }
+}
+
 /// A post at an RFC 3339 time, for the kernels that read when it was posted.
 func timedPost(
   _ iso: String, platform: String = "instagram", account: String = "a", media: MediaType = .image,

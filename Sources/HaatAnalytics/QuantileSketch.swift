@@ -347,6 +347,7 @@ public struct QuantileSketch: Sendable, Equatable {
     }
   }
 
+  /// Whether the buckets' indexes strictly rise (as `message` writes them).
   static func ascending(_ buckets: [Bucket]) -> Bool {
     for position in buckets.indices.dropFirst() where buckets[position - 1].index >= buckets[position].index {
       return false

@@ -32,18 +32,16 @@ public enum Channels {
 
   /// `text.lowercased()`, with no new String for plain ASCII that has no capital (most
   /// values are written in lower case already, and this runs per order and per post).
-  static func lowercased(_ text: String) -> String {
-    var bytes = text
-    let plain = bytes.withUTF8 { !$0.contains { $0 >= 0x80 || ($0 >= 0x41 && $0 <= 0x5A) } }
-    return plain ? text : text.lowercased()
-  }
+  static func lowercased(_ text: String) -> String { mayChange(text, 0x41...0x5A) ? text.lowercased() : text }
 
   /// `text.uppercased()`, with no new String for plain ASCII that has no small letter
   /// (currency codes, per order).
-  static func uppercased(_ text: String) -> String {
+  static func uppercased(_ text: String) -> String { mayChange(text, 0x61...0x7A) ? text.uppercased() : text }
+
+  /// Whether `text` has a byte of `letters` or one outside ASCII (whose case may change).
+  private static func mayChange(_ text: String, _ letters: ClosedRange<UInt8>) -> Bool {
     var bytes = text
-    let plain = bytes.withUTF8 { !$0.contains { $0 >= 0x80 || ($0 >= 0x61 && $0 <= 0x7A) } }
-    return plain ? text : text.uppercased()
+    return bytes.withUTF8 { $0.contains { $0 >= 0x80 || letters.contains($0) } }
   }
 
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.

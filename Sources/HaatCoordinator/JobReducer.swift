@@ -3,6 +3,7 @@ import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import HaatStore
+import SwiftProtobuf
 import Synchronization
 
 /// A job's end: its tasks' stored outputs reduced into the report, the job's final state
@@ -122,22 +123,19 @@ enum JobReducer {
     return decoded.withLock { $0 }
   }
 
-  /// A report as the store keeps it: protobuf's binary encoding, or JSON as stores written
-  /// before 2026-12-02 kept it (told apart as partials are).
-  static func storedReport(_ data: Data) throws -> Report {
-    if data.first == UInt8(ascii: "{") {
-      return try Report(jsonUTF8Data: data, options: WireCodec.decodingOptions)
-    }
-    return try Report(serializedBytes: data)
-  }
+  /// A report as the store keeps it (JSON from coordinators before 2026-12-02).
+  static func storedReport(_ data: Data) throws -> Report { try stored(data) }
 
-  /// A partial as the store keeps it: protobuf's binary encoding, or JSON as stores written
-  /// before 2026-12 kept it. A binary encoding never starts with `{` (0x7B would be field 15
-  /// as a group, a wire type proto3 never writes).
-  static func storedPartial(_ data: Data) throws -> Partial {
+  /// A partial as the store keeps it (JSON from coordinators before 2026-12).
+  static func storedPartial(_ data: Data) throws -> Partial { try stored(data) }
+
+  /// A message as the store keeps it: protobuf's binary encoding, or JSON as older stores
+  /// kept it. A binary encoding never starts with `{` (0x7B would be field 15 as a group, a
+  /// wire type proto3 never writes).
+  private static func stored<M: SwiftProtobuf.Message>(_ data: Data) throws -> M {
     if data.first == UInt8(ascii: "{") {
-      return try Partial(jsonUTF8Data: data, options: WireCodec.decodingOptions)
+      return try M(jsonUTF8Data: data, options: WireCodec.decodingOptions)
     }
-    return try Partial(serializedBytes: data)
+    return try M(serializedBytes: data)
   }
 }

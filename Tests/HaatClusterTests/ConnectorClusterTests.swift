@@ -512,9 +512,12 @@ struct MetaAdsClusterTests {
       // Two windows of 30 days, the second ending today; no `until`: through the run's day.
       source.since = Days.text(Days.today() - 40)
       server.metaAds.settings.withLock { $0.pollsUntilDone = 1 }
-      let name = "ads every 2s"
+      // Long enough that the pause below lands before a second run on a loaded machine (a
+      // run of the same windows would double the first run's log); the resume fires at once
+      // once the next run is due.
+      let name = "ads every 15s"
       var recurring = spec(name, [source])
-      recurring.every = "2s"
+      recurring.every = "15s"
       let accepted = try await client.submit(recurring)
       // Held while Meta revises its recent days, so the next run is one that sees that.
       _ = try await client.updateSchedule(name, action: "pause")
@@ -544,7 +547,7 @@ struct MetaAdsClusterTests {
 
       // The second run's report runs, per the server: the days after the first run's last
       // day and the 28 days before the second run's last, each once, nothing older.
-      // Its two windows' report runs (a later run starts 2 s after it at the earliest).
+      // Its two windows' report runs (a later run starts 15 s after it at the earliest).
       let secondRuns = Array(server.metaAds.runDays[logged...].prefix(2))
       let secondLast = try #require(secondRuns.map(\.last).max())
       let expectedFirst = min(firstLast + 1, secondLast - 27)

@@ -145,7 +145,8 @@ public struct BestTimeKernel: Sendable {
   private mutating func position(of post: PostRecord, hour: UInt32) -> Int {
     let index = Int(post.accountIndex)
     let zone = clock.name
-    let key = { Key(platform: post.platform, account: post.account, zone: zone, hour: hour) }
+    // A local function, not a closure in a constant: that would copy the post per call.
+    func key() -> Key { Key(platform: post.platform, account: post.account, zone: zone, hour: hour) }
     guard index >= 0, (index + 1) * 168 <= SlottedMap<Key, Cell>.maxSlots else {
       return cellMap.position(key(), initial: Cell.init)
     }

@@ -220,10 +220,11 @@ public struct EngagementKernel: Sendable, Equatable {
   public mutating func add(_ post: PostRecord) -> Bool {
     // The reader's account index finds the cell without hashing its key (SlottedMap).
     let slot = post.accountIndex < 0 ? -1 : Int(post.accountIndex) * MediaType.allCases.count + post.mediaType.index
-    let matches = { (key: Key) in
+    // Local functions, not closures in constants: those would copy the post per call.
+    func matches(_ key: Key) -> Bool {
       key.platform == post.platform && key.account == post.account && key.mediaType == post.mediaType.rawValue
     }
-    let key = { Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue) }
+    func key() -> Key { Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue) }
     let added = cellMap.update(slot: slot, matches: matches, key: key, initial: Cell.init) { $0.add(post) }
     guard added else {
       if cellMap[key()]?.posts == 0 { cellMap.removeValue(forKey: key()) }

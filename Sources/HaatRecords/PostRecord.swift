@@ -97,6 +97,10 @@ public enum PostField: Int, CaseIterable, Sendable {
 }
 
 /// One post in canonical form. Counts are optional: nil means the export does not say.
+///
+/// The counts are kept in one inline array with a mask of the known ones, not as nine
+/// `UInt64?` (16 bytes each): a post is copied into its record, and half the bytes is half
+/// the copying.
 public struct PostRecord: Sendable, Equatable {
   public var platform: String
   public var account: String
@@ -104,26 +108,59 @@ public struct PostRecord: Sendable, Equatable {
   /// The instant and the offset it was written with.
   public var createdAt: Values.Timestamp
   public var mediaType: MediaType
-  public var likes: UInt64?
-  public var comments: UInt64?
-  public var shares: UInt64?
-  public var saves: UInt64?
-  public var reach: UInt64?
-  public var impressions: UInt64?
-  public var videoViews: UInt64?
-  public var clicks: UInt64?
-  public var followersAtPost: UInt64?
   /// The reader's index of this post's platform × account (−1: none): records from one
   /// reader with equal indices have equal platforms and accounts. A hint that lets a kernel
   /// find its entry without hashing Strings; it is not part of the post (`==` ignores it).
   public var accountIndex: Int32 = -1
+  /// The counts in `PostField.counts` order; 0 where `known` has no bit.
+  @usableFromInline var counts = InlineArray<9, UInt64>(repeating: 0)
+  /// Bit i set: count i is known.
+  @usableFromInline var known: UInt16 = 0
+
+  @inlinable public var likes: UInt64? {
+    get { self[countAt: 0] }
+    set { self[countAt: 0] = newValue }
+  }
+  @inlinable public var comments: UInt64? {
+    get { self[countAt: 1] }
+    set { self[countAt: 1] = newValue }
+  }
+  @inlinable public var shares: UInt64? {
+    get { self[countAt: 2] }
+    set { self[countAt: 2] = newValue }
+  }
+  @inlinable public var saves: UInt64? {
+    get { self[countAt: 3] }
+    set { self[countAt: 3] = newValue }
+  }
+  @inlinable public var reach: UInt64? {
+    get { self[countAt: 4] }
+    set { self[countAt: 4] = newValue }
+  }
+  @inlinable public var impressions: UInt64? {
+    get { self[countAt: 5] }
+    set { self[countAt: 5] = newValue }
+  }
+  @inlinable public var videoViews: UInt64? {
+    get { self[countAt: 6] }
+    set { self[countAt: 6] = newValue }
+  }
+  @inlinable public var clicks: UInt64? {
+    get { self[countAt: 7] }
+    set { self[countAt: 7] = newValue }
+  }
+  @inlinable public var followersAtPost: UInt64? {
+    get { self[countAt: 8] }
+    set { self[countAt: 8] = newValue }
+  }
 
   public static func == (lhs: PostRecord, rhs: PostRecord) -> Bool {
-    lhs.platform == rhs.platform && lhs.account == rhs.account && lhs.id == rhs.id && lhs.createdAt == rhs.createdAt
-      && lhs.mediaType == rhs.mediaType && lhs.likes == rhs.likes
-      && lhs.comments == rhs.comments && lhs.shares == rhs.shares && lhs.saves == rhs.saves && lhs.reach == rhs.reach
-      && lhs.impressions == rhs.impressions && lhs.videoViews == rhs.videoViews && lhs.clicks == rhs.clicks
-      && lhs.followersAtPost == rhs.followersAtPost
+    guard
+      lhs.platform == rhs.platform && lhs.account == rhs.account && lhs.id == rhs.id
+        && lhs.createdAt == rhs.createdAt && lhs.mediaType == rhs.mediaType && lhs.known == rhs.known
+    else { return false }
+    for index in 0..<9 where lhs.counts[index] != rhs.counts[index] { return false }
+    return true
   }
 
   public init(
@@ -137,35 +174,22 @@ public struct PostRecord: Sendable, Equatable {
     self.mediaType = mediaType
   }
 
-  /// The count of a count field.
-  public subscript(count field: PostField) -> UInt64? {
-    get {
-      switch field {
-      case .likes: return likes
-      case .comments: return comments
-      case .shares: return shares
-      case .saves: return saves
-      case .reach: return reach
-      case .impressions: return impressions
-      case .videoViews: return videoViews
-      case .clicks: return clicks
-      case .followersAtPost: return followersAtPost
-      default: return nil
-      }
-    }
+  /// Count `index` of `PostField.counts`.
+  @inlinable @inline(__always)
+  subscript(countAt index: Int) -> UInt64? {
+    get { known & (1 << index) != 0 ? counts[index] : nil }
     set {
-      switch field {
-      case .likes: likes = newValue
-      case .comments: comments = newValue
-      case .shares: shares = newValue
-      case .saves: saves = newValue
-      case .reach: reach = newValue
-      case .impressions: impressions = newValue
-      case .videoViews: videoViews = newValue
-      case .clicks: clicks = newValue
-      case .followersAtPost: followersAtPost = newValue
-      default: break
-      }
+      counts[index] = newValue ?? 0
+      known = newValue == nil ? known & ~(1 << index) : known | (1 << index)
+    }
+  }
+
+  /// The count of a count field; nil for a field that is not a count.
+  public subscript(count field: PostField) -> UInt64? {
+    get { field.isCount ? self[countAt: field.rawValue - PostField.likes.rawValue] : nil }
+    set {
+      guard field.isCount else { return }
+      self[countAt: field.rawValue - PostField.likes.rawValue] = newValue
     }
   }
 }

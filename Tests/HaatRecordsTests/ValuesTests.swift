@@ -38,6 +38,25 @@ import Testing
     #expect(parsed?.epochSeconds == epoch)
   }
 
+  /// A post's counts are kept in one array with a mask of the known ones: a count set
+  /// and cleared again is unknown, and equal posts are equal whatever was set before.
+  @Test func postCountsKnownAndUnknown() {
+    let at = Values.Timestamp(epochSeconds: 0, offsetMinutes: 0)
+    let plain = PostRecord(platform: "x", account: "a", id: "1", createdAt: at, mediaType: .text)
+    var post = plain
+    for (index, field) in PostField.counts.enumerated() { post[count: field] = UInt64(index) }
+    #expect(post.likes == 0 && post.comments == 1 && post.followersAtPost == 8, "zero is a known count")
+    #expect(post != plain)
+    post.reach = nil
+    #expect(post.reach == nil && post.impressions == 5)
+    for field in PostField.counts { post[count: field] = nil }
+    #expect(post == plain)
+    post[count: .caption] = 3
+    #expect(post[count: .caption] == nil && post == plain, "a field that is not a count has none")
+    post.clicks = .max
+    #expect(post[count: .clicks] == .max && post != plain)
+  }
+
   @Test func utf8Validator() {
     func valid(_ bytes: [UInt8], split: Int) -> Bool {
       var validator = UTF8Validator()

@@ -263,8 +263,11 @@ extension BestTimeKernel: ReportKernel {
 
   public func accepts(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }
-    return Self.engagements(post) != nil
+    return accepts(post: post)
   }
+
+  public mutating func add(post: PostRecord) -> Bool { add(post) }
+  public func accepts(post: PostRecord) -> Bool { Self.engagements(post) != nil }
 
   public mutating func merge(_ other: BestTimeKernel) {
     flush()

@@ -411,6 +411,9 @@ extension EngagementKernel: ReportKernel {
     return accepts(post)
   }
 
+  public mutating func add(post: PostRecord) -> Bool { add(post) }
+  public func accepts(post: PostRecord) -> Bool { accepts(post) }
+
   public func write(to partial: inout Partial) { partial.engagement = self.partial }
 
   public init?(reading partial: Partial) {

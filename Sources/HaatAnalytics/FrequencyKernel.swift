@@ -99,8 +99,11 @@ extension FrequencyKernel: ReportKernel {
 
   public func accepts(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }
-    return BestTimeKernel.engagements(post) != nil
+    return accepts(post: post)
   }
+
+  public mutating func add(post: PostRecord) -> Bool { add(post) }
+  public func accepts(post: PostRecord) -> Bool { BestTimeKernel.engagements(post) != nil }
 
   public mutating func merge(_ other: FrequencyKernel) {
     if other.overflowed { overflowed = true }

@@ -227,6 +227,10 @@ extension MediaLiftKernel: ReportKernel {
 
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     guard case .post(let post) = record else { return true }
+    return add(post: post)
+  }
+
+  public mutating func add(post: PostRecord) -> Bool {
     add(post)
     return true
   }

@@ -34,6 +34,11 @@ public protocol ReportKernel: Sendable {
   /// Whether `add` would take the record, without adding it (asked only when several
   /// kernels read the record's type, so that a record one refuses is in none).
   func accepts(_ record: CanonicalRecord) -> Bool
+  /// `add(.post(post))`: the builder takes a post out of its record once for every kernel
+  /// that reads posts, and a kernel that reads posts takes it here, with no copy of its own.
+  mutating func add(post: PostRecord) -> Bool
+  /// `accepts(.post(post))`, as `add(post:)` is `add(.post(post))`.
+  func accepts(post: PostRecord) -> Bool
   /// Merges another aggregate of the same report into this one.
   mutating func merge(_ other: Self)
   /// Lays a later run's aggregate over this one (a schedule's cumulative report, in run
@@ -75,6 +80,8 @@ extension ReportKernel {
   public static func svg(of report: Report) -> String? { nil }
   public init(context: ReportContext) { self.init() }
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
+  public mutating func add(post: PostRecord) -> Bool { add(.post(post)) }
+  public func accepts(post: PostRecord) -> Bool { accepts(.post(post)) }
   public mutating func overlay(_ newer: Self) { merge(newer) }
   public mutating func cover(_ coverage: DayCoverage) {}
 
@@ -176,15 +183,22 @@ public struct PartialBuilder: Sendable {
   @discardableResult
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     let readers = self.readers[record.type.index]
-    guard readers.count > 1 else {
-      if let only = readers.first { return kernels[only].add(record) }
-      return true
+    // A post is taken out of its record once, not once per kernel and question.
+    if case .post(let post) = record {
+      return add(to: readers, accepts: { $0.accepts(post: post) }, add: { $0.add(post: post) })
     }
+    return add(to: readers, accepts: { $0.accepts(record) }, add: { $0.add(record) })
+  }
+
+  private mutating func add(
+    to readers: [Int], accepts: (any ReportKernel) -> Bool, add: (inout any ReportKernel) -> Bool
+  ) -> Bool {
+    guard readers.count > 1 else { return readers.first.map { add(&kernels[$0]) } ?? true }
     // All or none: a record one kernel refuses is in no report. Asked first, so that no
     // kernel's state is copied to undo an add (a copy per record is quadratic).
-    for index in readers where !kernels[index].accepts(record) { return false }
+    for index in readers where !accepts(kernels[index]) { return false }
     var added = true
-    for index in readers where !kernels[index].add(record) { added = false }
+    for index in readers where !add(&kernels[index]) { added = false }
     return added
   }
 

@@ -163,6 +163,19 @@ struct BestTimeKernelTests {
     try merger.finish(["engagement", "best_time"], into: &report)
     #expect(report.engagement.total.posts == 1 && report.bestTime.accounts.first?.slots.first?.posts == 1)
 
+    // One kernel refuses, the other would take it: engagement's cell (account × media)
+    // passes the limit, best_time's cells (hours apart) do not. In neither report.
+    var split = PartialBuilder(reports: ["engagement", "best_time"])
+    let big = split.add(Self.post("2026-01-06T18:00:00Z", likes: .max - 1))
+    let over = !split.add(Self.post("2026-01-07T09:00:00Z", likes: 5))
+    #expect(big && over)
+    var splitReport = Report()
+    var splitMerger = PartialMerger()
+    splitMerger.merge(split.partial)
+    try splitMerger.finish(["engagement", "best_time"], into: &splitReport)
+    #expect(splitReport.engagement.total.posts == 1)
+    #expect(splitReport.bestTime.accounts.first?.slots.reduce(0) { $0 + $1.posts } == 1)
+
     // Two posts whose sum passes the limit in one cell: the worker's partial says so.
     var cell = PartialBuilder(reports: ["best_time"])
     cell.add(Self.post("2026-01-06T18:00:00Z", likes: .max - 1))

@@ -57,6 +57,22 @@ import Testing
     #expect(post[count: .clicks] == .max && post != plain)
   }
 
+  /// Media types by name in any case, with blanks around; anything else, even one byte
+  /// off (a NUL where the name ends, a letter more or less), is `other`.
+  @Test func mediaTypesNormalised() {
+    let names: [(String, MediaType)] = [
+      ("text", .text), ("Status", .text), ("IMAGE", .image), ("photo", .image), ("Picture", .image),
+      ("video", .video), ("REEL", .video), ("reels", .video), ("Short", .video), ("shorts", .video),
+      ("carousel", .carousel), ("CAROUSEL_ALBUM", .carousel), ("album", .carousel), ("link", .link),
+      ("Article", .link), ("other", .other), (" \tvideo  ", .video),
+      ("vide", .other), ("videos", .other), ("text\u{0}", .other), ("\u{0}text", .other), ("carousel_albu", .other),
+      ("carousel_albums", .other), ("ímage", .other), ("", .other), ("   ", .other), ("imagE1", .other),
+    ]
+    for (name, type) in names {
+      #expect(Array(name.utf8).withUnsafeBytes { MediaType(normalizing: $0) } == type, "\(name.debugDescription)")
+    }
+  }
+
   @Test func utf8Validator() {
     func valid(_ bytes: [UInt8], split: Int) -> Bool {
       var validator = UTF8Validator()

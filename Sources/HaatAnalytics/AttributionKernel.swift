@@ -268,15 +268,21 @@ extension AttributionKernel: ReportKernel {
   public mutating func add(_ record: CanonicalRecord) -> Bool {
     switch record {
     case .order(let order): return add(order)
-    case .post(let post):
-      if let clicks = post.clicks { add(clicks: clicks, platform: post.platform) }
-      return true
+    case .post(let post): return add(post: post)
     case .adInsight:
       if !spend.add(record) { overflowed = true }
       return true
     default: return true
     }
   }
+
+  /// A post gives its clicks to its platform's channel; it is never refused.
+  public mutating func add(post: PostRecord) -> Bool {
+    if let clicks = post.clicks { add(clicks: clicks, platform: post.platform) }
+    return true
+  }
+
+  public func accepts(post: PostRecord) -> Bool { true }
 
   /// Only an order can be refused (its channel's sums out of range); asked when another
   /// kernel reads orders too, so that the order is in both or neither.

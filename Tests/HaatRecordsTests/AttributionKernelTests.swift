@@ -108,6 +108,14 @@ struct AttributionKernelTests {
     #expect(facebook.orders == 2 && facebook.revenue == "40.5" && facebook.byClickID == 1 && facebook.byUtm == 1)
     #expect(abs(facebook.aov - 20.25) < 1e-9 && abs(facebook.share - 0.405) < 1e-9)
     #expect(facebook.linkClicks == 200 && abs(facebook.conversionRate - 0.01) < 1e-12)
+    // Beside another kernel that reads posts, the clicks are the same.
+    var both = PartialBuilder(reports: ["engagement", "attribution"])
+    for record in records { both.add(record) }
+    var bothMerger = PartialMerger()
+    bothMerger.merge(both.partial)
+    var bothReport = Report()
+    try bothMerger.finish(["engagement", "attribution"], into: &bothReport)
+    #expect(bothReport.attribution.rows == rows && bothReport.engagement.total.posts == 3)
     #expect(facebook.adSpend == "20.25" && abs(facebook.roas - 2) < 1e-12 && abs(facebook.claimedRoas - 4) < 1e-12)
     let direct = try #require(rows.first { $0.currency == "BDT" })
     #expect(direct.share == 1 && !direct.hasRoas && direct.byReferrer == 0)

@@ -36,6 +36,7 @@ public protocol ReportKernel: Sendable {
   func accepts(_ record: CanonicalRecord) -> Bool
   /// `add(.post(post))`: the builder takes a post out of its record once for every kernel
   /// that reads posts, and a kernel that reads posts takes it here, with no copy of its own.
+  /// The default calls `add(_:)`, so a kernel whose `add(_:)` calls this one implements it.
   mutating func add(post: PostRecord) -> Bool
   /// `accepts(.post(post))`, as `add(post:)` is `add(.post(post))`.
   func accepts(post: PostRecord) -> Bool

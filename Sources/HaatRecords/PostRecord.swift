@@ -159,7 +159,7 @@ public struct PostRecord: Sendable, Equatable {
       lhs.platform == rhs.platform && lhs.account == rhs.account && lhs.id == rhs.id
         && lhs.createdAt == rhs.createdAt && lhs.mediaType == rhs.mediaType && lhs.known == rhs.known
     else { return false }
-    for index in 0..<9 where lhs.counts[index] != rhs.counts[index] { return false }
+    for index in lhs.counts.indices where lhs.counts[index] != rhs.counts[index] { return false }
     return true
   }
 

@@ -66,6 +66,7 @@ import Testing
         scrape = (try? await Self.get(base + "/metrics")) ?? (0, "")
         return scrape.status == 200
       }
+      #expect(scrape.status == 200)
       let text = scrape.body
       #expect(Self.value(text, "haat_tasks_dispatched_total{pool=\"collect\"}") == Double(samples.count))
       #expect(Self.value(text, "haat_task_transitions_total{to=\"done\"}") == Double(samples.count))

@@ -28,10 +28,29 @@ public struct TableRow: Sendable {
     return nil
   }
 
+  /// A field found once per schema (`TableSchema.field`): read by its position, with no
+  /// search of the names (a tenth of reading an orders export when searched per row).
+  public subscript(_ field: TableField) -> String? {
+    assert(field.position < 0 || fields[field.position] == field.name, "\(field.name) is another schema's field")
+    return field.position >= 0 ? texts[field.position] : nil
+  }
+
   /// The row is bad: `field` and why.
   public func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
     .failure(RowProblem(row: number, column: field, reason: reason))
   }
+
+  /// The row is bad: `field` and why.
+  public func problem(_ field: TableField, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
+    problem(field.name, reason)
+  }
+}
+
+/// A schema's field with its position in the schema's rows; −1 for a field the schema
+/// does not have (its rows never hold it).
+public struct TableField: Sendable {
+  public let name: String
+  let position: Int
 }
 
 /// What a table export's columns mean for one record type: the canonical fields, each with
@@ -45,6 +64,14 @@ public protocol TableSchema: Sendable {
   /// The row's record; nil for a row that carries no record of its own (a later line
   /// item of an order); or why the row is bad (its field and reason).
   static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+}
+
+extension TableSchema {
+  /// `name` with its position in this schema's rows, for a schema to find once (in a
+  /// static constant) and read each row by.
+  public static func field(_ name: String) -> TableField {
+    TableField(name: name, position: columns.firstIndex { $0.field == name } ?? -1)
+  }
 }
 
 /// Streams a CSV or NDJSON export of any record type (reviews, messages) into canonical

@@ -21,28 +21,50 @@ public enum OrdersExport: TableExportKind {
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
-    guard let id = row["id"] else { return row.problem("id", .missing) }
+    guard let id = row[fields.id] else { return row.problem(fields.id, .missing) }
     return order(
-      row, id: id, customer: row["customer"] ?? "", platform: row["platform"] ?? platform,
-      account: row["account"] ?? account)
+      row, fields.order, id: id, customer: row[fields.customer] ?? "", platform: row[fields.platform] ?? platform,
+      account: row[fields.account] ?? account)
+  }
+
+  private static let fields = (
+    id: field("id"), customer: field("customer"), platform: field("platform"), account: field("account"),
+    order: OrderFields(Self.self)
+  )
+
+  /// Where a schema keeps the fields every order export has.
+  struct OrderFields: Sendable {
+    let createdAt: TableField
+    let total: TableField
+    let currency: TableField
+    let landingSite: TableField
+    let referringSite: TableField
+
+    init<Schema: TableSchema>(_ schema: Schema.Type) {
+      createdAt = Schema.field("created_at")
+      total = Schema.field("total")
+      currency = Schema.field("currency")
+      landingSite = Schema.field("landing_site")
+      referringSite = Schema.field("referring_site")
+    }
   }
 
   /// An order from a row's `created_at`, `total`, `currency`, `landing_site` and
   /// `referring_site` (the canonical names, or those a schema maps to them).
-  static func order(_ row: TableRow, id: String, customer: String, platform: String, account: String) -> Result<
-    CanonicalRecord?, RowProblem
-  > {
-    guard let created = row["created_at"] else { return row.problem("created_at", .missing) }
-    guard let at = Values.looseTimestamp(created) else { return row.problem("created_at", .invalidTimestamp) }
-    guard let totalText = row["total"] else { return row.problem("total", .missing) }
-    guard let total = Values.decimal(totalText) else { return row.problem("total", .notADecimal) }
+  static func order(
+    _ row: TableRow, _ fields: OrderFields, id: String, customer: String, platform: String, account: String
+  ) -> Result<CanonicalRecord?, RowProblem> {
+    guard let created = row[fields.createdAt] else { return row.problem(fields.createdAt, .missing) }
+    guard let at = Values.looseTimestamp(created) else { return row.problem(fields.createdAt, .invalidTimestamp) }
+    guard let totalText = row[fields.total] else { return row.problem(fields.total, .missing) }
+    guard let total = Values.decimal(totalText) else { return row.problem(fields.total, .notADecimal) }
     return .success(
       .order(
         OrderRecord(
           platform: platform.isEmpty ? "web" : platform, account: account, id: id, createdAt: at,
           createdAtText: created, customer: customer, total: total, totalText: totalText,
-          currency: row["currency"] ?? "", landingSite: row["landing_site"] ?? "",
-          referringSite: row["referring_site"] ?? "")))
+          currency: row[fields.currency] ?? "", landingSite: row[fields.landingSite] ?? "",
+          referringSite: row[fields.referringSite] ?? "")))
   }
 }
 

@@ -30,6 +30,7 @@ public enum ShopifyOrdersExport: TableExportKind {
     ("referring_site", ["referring site"]),
   ]
   public static let required = ["name", "created_at", "total"]
+  private static let orderFields = OrdersExport.OrderFields(Self.self)
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
@@ -37,7 +38,7 @@ public enum ShopifyOrdersExport: TableExportKind {
     // A later line item of an order: the order's own columns are empty.
     if row["created_at"] == nil, row["total"] == nil, row["financial_status"] == nil { return .success(nil) }
     return OrdersExport.order(
-      row, id: row["id"] ?? name, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "",
+      row, orderFields, id: row["id"] ?? name, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "",
       platform: platform, account: account)
   }
 }

@@ -13,7 +13,8 @@ public enum Channels {
   }
 
   public static func classify(_ order: OrderRecord) -> (channel: String, evidence: Evidence) {
-    if let channel = utm(source: order.utmSource, medium: order.utmMedium) { return (channel, .utm) }
+    let tags = order.utm
+    if let channel = utm(source: tags.source, medium: tags.medium) { return (channel, .utm) }
     if let channel = clickID(in: order.landingSite) { return (channel, .clickID) }
     if let channel = referrer(order.referringSite) { return (channel, .referrer) }
     return ("direct", .none)
@@ -49,29 +50,42 @@ public enum Channels {
     let source = lowercased(trimmed(rawSource))
     let medium = lowercased(trimmed(rawMedium))
     guard !source.isEmpty || !medium.isEmpty else { return nil }
-    let paid = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"].contains(medium)
-    switch source {
-    case "facebook", "fb", "meta", "facebook.com", "m.facebook.com", "l.facebook.com": return "facebook"
-    case "instagram", "ig", "instagram.com", "l.instagram.com": return "instagram"
-    case "tiktok", "tiktok.com": return "tiktok"
-    case "pinterest", "pinterest.com", "pin": return "pinterest"
-    case "linkedin", "linkedin.com", "lnkd.in": return "linkedin"
-    case "youtube", "yt", "youtube.com": return "youtube"
-    case "twitter", "x", "t.co", "twitter.com", "x.com": return "x"
-    case "google", "google.com": return paid ? "google_ads" : "search"
-    case "bing", "bing.com": return paid ? "microsoft_ads" : "search"
-    case "duckduckgo", "yahoo", "yandex", "baidu", "ecosia": return "search"
-    case "email", "newsletter", "klaviyo", "mailchimp", "omnisend", "brevo": return "email"
-    case "sms", "whatsapp": return source
-    default:
-      if medium == "email" || medium == "newsletter" { return "email" }
-      if medium == "sms" { return "sms" }
-      if ["social", "social-media", "social_media", "paid_social", "paid-social"].contains(medium) {
-        return "other_social"
-      }
-      return "other"
+    if let channel = sourceChannels[source] { return channel }
+    if let paid = paidChannels[source] { return paidMedia.contains(medium) ? paid : "search" }
+    if medium == "email" || medium == "newsletter" { return "email" }
+    if medium == "sms" { return "sms" }
+    if ["social", "social-media", "social_media", "paid_social", "paid-social"].contains(medium) {
+      return "other_social"
     }
+    return "other"
   }
+
+  /// `utm_source` → channel (docs/reports.md "Channels"): one lookup per order, where a
+  /// `switch` compared the source with each name in turn.
+  private static let sourceChannels: [String: String] = {
+    var channels: [String: String] = [:]
+    for (channel, sources) in [
+      ("facebook", ["facebook", "fb", "meta", "facebook.com", "m.facebook.com", "l.facebook.com"]),
+      ("instagram", ["instagram", "ig", "instagram.com", "l.instagram.com"]),
+      ("tiktok", ["tiktok", "tiktok.com"]),
+      ("pinterest", ["pinterest", "pinterest.com", "pin"]),
+      ("linkedin", ["linkedin", "linkedin.com", "lnkd.in"]),
+      ("youtube", ["youtube", "yt", "youtube.com"]),
+      ("x", ["twitter", "x", "t.co", "twitter.com", "x.com"]),
+      ("search", ["duckduckgo", "yahoo", "yandex", "baidu", "ecosia"]),
+      ("email", ["email", "newsletter", "klaviyo", "mailchimp", "omnisend", "brevo"]),
+      ("sms", ["sms"]), ("whatsapp", ["whatsapp"]),
+    ] {
+      for source in sources { channels[source] = channel }
+    }
+    return channels
+  }()
+
+  /// Sources whose ads and search results share a name: their channel with a paid medium.
+  private static let paidChannels = [
+    "google": "google_ads", "google.com": "google_ads", "bing": "microsoft_ads", "bing.com": "microsoft_ads",
+  ]
+  private static let paidMedia: Set = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"]
 
   /// A channel from a click id in the landing site's query (`fbclid`, `gclid`, …).
   /// Read on the UTF-8 bytes (the delimiters are ASCII), names matched folding ASCII case.

@@ -203,7 +203,7 @@ public struct TableReader<Schema: TableSchema> {
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
     switch Schema.record(row, platform: platform, account: account) {
     case .success(nil): break
-    case .success(let record?): counts.take(.success(record), row: row.number, keep: maxProblems, emit: emit)
+    case .success(let record?): counts.take(record, row: row.number, keep: maxProblems, emit: emit)
     case .failure(let problem): counts.bad(problem, keep: maxProblems)
     }
   }

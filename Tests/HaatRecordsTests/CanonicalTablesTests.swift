@@ -25,7 +25,7 @@ struct CanonicalTablesTests {
     }
     #expect(orders.map(\.id) == ["1001", "1002"])
     #expect(orders[0].total == Decimal(string: "598.94") && orders[0].currency == "BDT")
-    #expect(orders[0].utmSource == "Facebook" && orders[0].utmCampaign == "eid sale")
+    #expect(orders[0].utm.source == "Facebook" && orders[0].utm.campaign == "eid sale")
     #expect(orders[1].customer == "" && orders[1].createdAt.offsetMinutes == 360)
     #expect(orders.allSatisfy { $0.platform == "web" && $0.account == "shop" })
     #expect(

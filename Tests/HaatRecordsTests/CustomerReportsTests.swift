@@ -12,10 +12,10 @@ func dayOrder(
   account: String = "shop"
 ) -> CanonicalRecord {
   let time = Values.Timestamp(epochSeconds: day * 86_400 + hour * 3_600, offsetMinutes: 0)
-  var order = OrderRecord(
+  let order = OrderRecord(
     platform: "shopify", account: account, id: id, createdAt: time, createdAtText: "", customer: customer,
-    total: Decimal(string: total) ?? .zero, totalText: total, currency: "usd", landingSite: "", referringSite: "")
-  order.utmSource = utmSource
+    total: Decimal(string: total) ?? .zero, totalText: total, currency: "usd",
+    landingSite: utmSource.isEmpty ? "" : "/?utm_source=" + utmSource, referringSite: "")
   return .order(order)
 }
 

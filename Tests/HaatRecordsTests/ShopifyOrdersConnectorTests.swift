@@ -41,7 +41,7 @@ struct ShopifyOrdersConnectorTests {
     let bob = orders[0]
     #expect(bob.totalText == "598.94" && bob.total == Decimal(string: "598.94"))
     #expect(bob.createdAt.offsetMinutes == -300 && bob.customer == "207119551" && bob.currency == "USD")
-    #expect(bob.utmSource == "Facebook" && bob.utmMedium == "paid social" && bob.utmCampaign == "eid sale")
+    #expect(bob.utm == ("Facebook", "paid social", "eid sale"))
     #expect(bob.platform == "web" && bob.account == "dhaka-threads")
     #expect(orders[1].customer == "" && orders[1].landingSite == "" && orders[1].currency == "BDT")
     #expect(

@@ -148,9 +148,6 @@ public struct OrderRecord: Sendable, Equatable {
   public var currency: String
   public var landingSite: String
   public var referringSite: String
-  public var utmSource: String
-  public var utmMedium: String
-  public var utmCampaign: String
 
   public init(
     platform: String, account: String, id: String, createdAt: Values.Timestamp, createdAtText: String,
@@ -168,8 +165,11 @@ public struct OrderRecord: Sendable, Equatable {
     self.currency = currency
     self.landingSite = landingSite
     self.referringSite = referringSite
-    (utmSource, utmMedium, utmCampaign) = Self.utm(landingSite)
   }
+
+  /// utm_source, utm_medium and utm_campaign of the landing site, percent-decoded: read
+  /// when asked (by attribution, once per order), not kept in every order read.
+  public var utm: (source: String, medium: String, campaign: String) { Self.utm(landingSite) }
 }
 
 /// How a platform wants its credential: the header it goes in and what precedes the secret.
@@ -256,16 +256,25 @@ public struct ReadCounts: Sendable, Equatable {
   ) -> Bool {
     switch item {
     case .success(let record):
-      guard emit(record) else {
-        bad(RowProblem(row: row, column: "", reason: .outOfRange), keep: limit)
-        return false
-      }
-      records += 1
-      return true
+      return take(record, row: row, keep: limit, emit: emit)
     case .failure(let problem):
       bad(RowProblem(row: row, column: problem.column, reason: problem.reason), keep: limit)
       return false
     }
+  }
+
+  /// Record `row` of a page: read if `emit` takes it, else bad (`take(_:row:keep:emit:)`),
+  /// for a reader that has the record itself (no `Result` made for it, no copy).
+  @discardableResult
+  public mutating func take(
+    _ record: CanonicalRecord, row: UInt64, keep limit: Int, emit: (CanonicalRecord) -> Bool
+  ) -> Bool {
+    guard emit(record) else {
+      bad(RowProblem(row: row, column: "", reason: .outOfRange), keep: limit)
+      return false
+    }
+    records += 1
+    return true
   }
 }
 

@@ -35,6 +35,24 @@ struct CanonicalTablesTests {
       ])
   }
 
+  @Test(
+    "UTM tags: the first of each name in any case, decoded, up to a fragment; none outside the query",
+    arguments: [
+      ("/p?utm_source=fb&UTM_MEDIUM=Paid+Social&utm_campaign=eid%20sale", "fb", "Paid Social", "eid sale"),
+      ("?utm_source&utm_source=late&utm_medium=&utm_medium=x", "", "", ""),
+      ("/?a=1&&utm_source=a=b&#utm_medium=frag", "a=b", "", ""),
+      ("/?utm_campaign=c#x&utm_source=no", "", "", "c"), ("/#top?utm_source=x", "", "", ""),
+      ("/p?utm_sourcex=1&utm_mediu=2&utm_campaign=%ZZ", "", "", "%ZZ"), ("/", "", "", ""), ("", "", "", ""),
+      ("/?utm_source=caf%C3%A9&utm_medium=%FF", "café", "%FF", ""), ("/?x=1&utm_source=y&", "y", "", ""),
+    ])
+  func utmTags(landing: String, source: String, medium: String, campaign: String) {
+    let order = OrderRecord(
+      platform: "web", account: "shop", id: "1", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
+      createdAtText: "", customer: "", total: 1, totalText: "1", currency: "USD", landingSite: landing,
+      referringSite: "")
+    #expect(order.utm == (source, medium, campaign), "\(landing)")
+  }
+
   @Test("ad insights: counts as numbers or strings, money as decimals, bad days and amounts counted")
   func adInsights() throws {
     let (records, counts) = try read(AdInsightsExport.self, "canonical/ad-insights.ndjson")

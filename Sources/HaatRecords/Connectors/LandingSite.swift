@@ -4,26 +4,39 @@ extension OrderRecord {
   /// names matched in any case.
   static func utm(_ landingSite: String) -> (String, String, String) {
     var site = landingSite
-    return site.withUTF8 { all -> (String, String, String) in
-      // The query runs from the first `?` to a fragment's `#`; a `?` after the `#` begins none.
-      let bytes = UnsafeBufferPointer(rebasing: all[..<(all.firstIndex(of: UInt8(ascii: "#")) ?? all.endIndex)])
-      guard let question = bytes.firstIndex(of: UInt8(ascii: "?")) else { return ("", "", "") }
-      // Byte by byte, in place, with no String per pair: a store's export has a landing site
-      // per order.
+    return site.withUTF8 { bytes -> (String, String, String) in
+      // One pass, byte by byte, with no String per pair: a store's export has a landing
+      // site per order. The query runs from the first `?` to a fragment's `#`; a `?` after
+      // the `#` begins none.
+      let count = bytes.count
+      var index = 0
+      while index < count, bytes[index] != UInt8(ascii: "?"), bytes[index] != UInt8(ascii: "#") { index += 1 }
+      guard index < count, bytes[index] == UInt8(ascii: "?") else { return ("", "", "") }
       var found: (String?, String?, String?) = (nil, nil, nil)
-      var start = question + 1
-      while start <= bytes.count {
-        let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.count
-        let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "="))
-        let name = bytes[start..<(equals ?? end)]
-        let value = { equals.map { decoded(UnsafeBufferPointer(rebasing: bytes[($0 + 1)..<end])) } ?? "" }
-        if lowercasedEqual(name, utmNames[0]) {
-          if found.0 == nil { found.0 = value() }
-        } else if lowercasedEqual(name, utmNames[1]) {
-          if found.1 == nil { found.1 = value() }
-        } else if lowercasedEqual(name, utmNames[2]) {
-          if found.2 == nil { found.2 = value() }
+      var start = index + 1
+      while true {
+        // One `name=value` pair: up to `&`, `#` or the end; the name ends at its first `=`.
+        var end = start
+        var equals = -1
+        while end < count {
+          let byte = bytes[end]
+          if byte == UInt8(ascii: "&") || byte == UInt8(ascii: "#") { break }
+          if byte == UInt8(ascii: "="), equals < 0 { equals = end }
+          end += 1
         }
+        let name = UnsafeBufferPointer(rebasing: bytes[start..<(equals < 0 ? end : equals)])
+        // Only `utm_…` names of the tags' lengths are compared at all.
+        if name.count >= 10, name[0] | 0x20 == UInt8(ascii: "u") {
+          func value() -> String { equals < 0 ? "" : decoded(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) }
+          if found.0 == nil, lowercasedEqual(name, utmNames[0]) {
+            found.0 = value()
+          } else if found.1 == nil, lowercasedEqual(name, utmNames[1]) {
+            found.1 = value()
+          } else if found.2 == nil, lowercasedEqual(name, utmNames[2]) {
+            found.2 = value()
+          }
+        }
+        if end >= count || bytes[end] == UInt8(ascii: "#") { break }
         start = end + 1
       }
       return (found.0 ?? "", found.1 ?? "", found.2 ?? "")
@@ -33,7 +46,7 @@ extension OrderRecord {
   /// The tags' names as bytes, made once rather than per order.
   private static let utmNames = ["utm_source", "utm_medium", "utm_campaign"].map { Array($0.utf8) }
 
-  private static func lowercasedEqual(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ lower: [UInt8]) -> Bool {
+  private static func lowercasedEqual(_ bytes: UnsafeBufferPointer<UInt8>, _ lower: [UInt8]) -> Bool {
     guard bytes.count == lower.count else { return false }
     return zip(bytes, lower).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
   }

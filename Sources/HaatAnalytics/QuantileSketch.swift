@@ -292,26 +292,32 @@ public struct QuantileSketch: Sendable, Equatable {
   public var message: Haat_V1_QuantileSketch {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
-    var packed: [UInt8] = []
-    packed.reserveCapacity(3 * (occupied + sparse.count))
-    var previous: Int64 = 0
-    forEachBucket { index, count in
-      let difference = Int64(index) - previous
-      Self.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: &packed)
-      Self.varint(count, into: &packed)
-      previous = Int64(index)
+    // Written in place into the largest it can be (two varints of at most 10 bytes per
+    // bucket): a best_time partial writes thousands of sketches, and a checked append per
+    // byte cost more than the rest of their writing.
+    let packed = [UInt8](unsafeUninitializedCapacity: 20 * (occupied + sparse.count)) { bytes, written in
+      var previous: Int64 = 0
+      forEachBucket { index, count in
+        let difference = Int64(index) - previous
+        Self.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: bytes, at: &written)
+        Self.varint(count, into: bytes, at: &written)
+        previous = Int64(index)
+      }
     }
     message.packed = Data(packed)
     return message
   }
 
-  static func varint(_ value: UInt64, into bytes: inout [UInt8]) {
+  @inline(__always)
+  private static func varint(_ value: UInt64, into bytes: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
     var value = value
     while value >= 0x80 {
-      bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+      bytes[at] = UInt8(truncatingIfNeeded: value) | 0x80
+      at += 1
       value >>= 7
     }
-    bytes.append(UInt8(value))
+    bytes[at] = UInt8(value)
+    at += 1
   }
 
   /// The buckets of a `packed` field, in the order written; nil when it is cut short, a

@@ -141,6 +141,14 @@ struct QuantileSketchLayoutTests {
     both.counts = [2, 1]
     both.packed = Data(base64Encoded: "6AEBWgE=") ?? Data()
     #expect(try #require(QuantileSketch(both)).buckets == [116: 3, 161: 1, 3: 1])
+    // The widest buckets: indices at both ends of ±4096 and a count of 2⁶⁴ − 1, whose
+    // varints take the most bytes each.
+    var widest = Haat_V1_QuantileSketch()
+    widest.buckets = [-4096, 4096, 0]
+    widest.counts = [UInt64.max, UInt64.max - 1, 1]
+    let read = try #require(QuantileSketch(widest))
+    #expect(read.buckets == [-4096: UInt64.max, 4096: UInt64.max - 1, 0: 1])
+    #expect(try #require(QuantileSketch(read.message)) == read)
     for hostile in ["6A==", "6AE=", "/////////////wE=", "gkAB", "gUAB"] {
       var bad = Haat_V1_QuantileSketch()
       bad.packed = Data(base64Encoded: hostile) ?? Data([0xFF])

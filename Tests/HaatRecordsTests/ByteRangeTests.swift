@@ -211,6 +211,45 @@ struct ByteRangeTests {
     #expect(scanned * 4 < ranges, "\(scanned) of \(ranges) ranges counted quotes from the start")
   }
 
+  /// The common shape, not the tricky one: every row quotes its caption, on one line. The
+  /// wrong guess is inside quotes at every line break, so it finds no record start.
+  @Test("an export whose every row quotes a one-line caption splits without counting quotes from 0")
+  func quotedOneLineCaptions() throws {
+    let captions = ["plain", "with, comma", "an \"\"escaped\"\" quote", "", "نیا مجموعہ آ گیا ہے"]
+    var text = "platform,account,id,created_at,media_type,likes,comments,caption\n"
+    for row in 0..<20_000 {
+      text +=
+        "x,acct_\(row % 7),p\(row),2026-05-01T10:00:00Z,image,\(row % 500),3,\"\(captions[row % captions.count])\"\n"
+    }
+    let file = Array(text.utf8)
+    let url = "http://fixture/quoted.csv"
+    let whole = try run(task(url: url), file: file).posts
+    #expect(whole.count == 20_000)
+    let header = "platform,account,id,created_at,media_type,likes,comments,caption"
+    let bounds = [0] + (1..<8).map { UInt64(file.count) * UInt64($0) / 8 + UInt64($0 * 13) } + [UInt64(file.count)]
+    var posts: [PostRecord] = []
+    for spec in rangeTasks(url: url, file: file, bounds: bounds, header: header) {
+      let (read, requests, connector) = try run(spec, file: file, chunk: 1 << 16)
+      posts += read
+      #expect(!requests.contains { $0.range?.lowerBound == 0 && spec.range.start > 1 }, "\(spec.range.start)")
+      #expect(connector.counts.badRecords == 0)
+    }
+    #expect(posts == whole)
+  }
+
+  /// Inside a quoted field longer than the probe, the guess that finds no record start may
+  /// be the right one: a few record-like lines in the field do not outvote it.
+  @Test("a probe inside one long quoted field is undecided unless the other guess reads enough records")
+  func longQuotedFieldProbe() {
+    let lines = (0..<3).map { "x,a,p\($0),2026-05-01T10:00:00Z,image,1,2,c\n" }.joined()
+    let probe = Array((String(repeating: "y", count: 100) + "\n" + lines + String(repeating: "z", count: 300)).utf8)
+    probe.withUnsafeBytes { bytes in
+      #expect(QuoteStateProbe.wellFormedRecords(bytes, inQuotes: true, fields: 8) == .noRecordStart)
+      #expect(QuoteStateProbe.wellFormedRecords(bytes, inQuotes: false, fields: 8) == .records(3))
+      #expect(QuoteStateProbe.guess(bytes, fields: 8) == nil)
+    }
+  }
+
   @Test("an NDJSON export splits at line breaks, at any cut")
   func ndjsonSplits() throws {
     var text = ""

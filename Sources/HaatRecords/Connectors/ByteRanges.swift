@@ -194,12 +194,23 @@ struct RangeCutter {
 /// Guesses whether the first byte of a CSV probe is inside quotes, by reading what follows
 /// under each guess (see `RangeSplitting`).
 enum QuoteStateProbe {
-  /// The records read under one guess: how many were whole and well formed before the probe
-  /// ran out, or nil when one was not (a field count other than the header's, or a quote
-  /// where none may be).
-  static func wellFormedRecords(
-    _ bytes: UnsafeRawBufferPointer, inQuotes: Bool, fields: Int, enough: Int = 8
-  ) -> Int? {
+  /// What a guess reads of the probe.
+  enum Read: Equatable {
+    /// A record that is not well formed: a field count other than the header's, or a quote
+    /// where none may be.
+    case broken
+    /// No line break outside quotes in the whole probe: under this guess it is all one
+    /// quoted field.
+    case noRecordStart
+    /// Whole, well-formed records before the probe ran out (at most `enough`).
+    case records(Int)
+  }
+
+  /// Whole records that decide a guess when the other finds no record start.
+  static let enough = 8
+
+  /// The records read under one guess.
+  static func wellFormedRecords(_ bytes: UnsafeRawBufferPointer, inQuotes: Bool, fields: Int) -> Read {
     var state = inQuotes
     var index = 0
     // The first record start under this guess.
@@ -211,30 +222,30 @@ enum QuoteStateProbe {
       } else if byte == RangeSplitting.newline, !state {
         break
       }
-      if index == bytes.count { return 0 }
+      if index == bytes.count { return .noRecordStart }
     }
     var records = 0
     var count = 1
     var fieldStart = true
     var quoted = false
-    while index < bytes.count, records < enough {
+    while index < bytes.count, records < Self.enough {
       let byte = bytes[index]
       if quoted {
         if byte == RangeSplitting.quote {
-          guard index + 1 < bytes.count else { return records }
+          guard index + 1 < bytes.count else { return .records(records) }
           let next = bytes[index + 1]
           if next == RangeSplitting.quote {
             index += 2
             continue
           }
           guard next == RangeSplitting.comma || next == RangeSplitting.newline || next == RangeSplitting.carriageReturn
-          else { return nil }
+          else { return .broken }
           quoted = false
         }
       } else {
         switch byte {
         case RangeSplitting.quote:
-          guard fieldStart else { return nil }
+          guard fieldStart else { return .broken }
           quoted = true
         case RangeSplitting.comma:
           count += 1
@@ -242,7 +253,7 @@ enum QuoteStateProbe {
           index += 1
           continue
         case RangeSplitting.newline:
-          guard count == fields else { return nil }
+          guard count == fields else { return .broken }
           records += 1
           count = 1
           fieldStart = true
@@ -254,16 +265,23 @@ enum QuoteStateProbe {
       fieldStart = false
       index += 1
     }
-    return records
+    return .records(records)
   }
 
-  /// The quote state at the probe's first byte, when exactly one guess reads well.
+  /// The quote state at the probe's first byte, when exactly one guess reads well: it reads
+  /// a whole record and the other breaks, or it reads `enough` and the other finds no
+  /// record start at all. The second is the common case, not the exception: in an export
+  /// whose every row quotes a one-line caption, the wrong guess is inside quotes at every
+  /// line break. (Taking it wrongly needs a quoted field longer than the probe holding
+  /// `enough` lines that read as records; the report's quote chain would name the range.)
   static func guess(_ bytes: UnsafeRawBufferPointer, fields: Int) -> Bool? {
     let outside = wellFormedRecords(bytes, inQuotes: false, fields: fields)
     let inside = wellFormedRecords(bytes, inQuotes: true, fields: fields)
     switch (outside, inside) {
-    case (let good?, nil) where good > 0: return false
-    case (nil, let good?) where good > 0: return true
+    case (.records(let good), .broken) where good > 0: return false
+    case (.broken, .records(let good)) where good > 0: return true
+    case (.records(let good), .noRecordStart) where good >= enough: return false
+    case (.noRecordStart, .records(let good)) where good >= enough: return true
     default: return nil
     }
   }

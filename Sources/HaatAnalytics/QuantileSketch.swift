@@ -293,9 +293,10 @@ public struct QuantileSketch: Sendable, Equatable {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
     // Written in place into the largest it can be (two varints of at most 10 bytes per
-    // bucket): a best_time partial writes thousands of sketches, and a checked append per
-    // byte cost more than the rest of their writing.
-    let packed = [UInt8](unsafeUninitializedCapacity: 20 * (occupied + sparse.count)) { bytes, written in
+    // bucket; sized by the window's counters, not by the count of the occupied ones, so
+    // that no bookkeeping can make it too small): a best_time partial writes thousands of
+    // sketches, and a checked append per byte cost more than the rest of their writing.
+    let packed = [UInt8](unsafeUninitializedCapacity: 20 * (counts.count + sparse.count)) { bytes, written in
       var previous: Int64 = 0
       forEachBucket { index, count in
         let difference = Int64(index) - previous

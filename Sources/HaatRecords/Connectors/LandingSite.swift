@@ -25,7 +25,7 @@ extension OrderRecord {
           end += 1
         }
         let name = UnsafeBufferPointer(rebasing: bytes[start..<(equals < 0 ? end : equals)])
-        // Only `utm_…` names of the tags' lengths are compared at all.
+        // Only a name as long as a tag, starting with `u`, is compared at all.
         if name.count >= 10, name[0] | 0x20 == UInt8(ascii: "u") {
           func value() -> String { equals < 0 ? "" : decoded(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) }
           if found.0 == nil, lowercasedEqual(name, utmNames[0]) {

@@ -218,6 +218,7 @@ struct Analysis: AsyncParsableCommand {
     }
     _ = try connector.pageEnded(PageResponse(status: 200, contentType: "text/csv")) { builder.add($0) }
     let building = ContinuousClock.now
+    builder.settle()
     let partial = builder.partial
     let built = ContinuousClock.now - building
     if ProcessInfo.processInfo.environment["HAAT_BENCH_PARTIAL"] != nil {

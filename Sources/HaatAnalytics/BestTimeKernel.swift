@@ -267,6 +267,7 @@ extension BestTimeKernel: ReportKernel {
   }
 
   public mutating func add(post: PostRecord) -> Bool { add(post) }
+  public mutating func settle() { flush() }
   public func accepts(post: PostRecord) -> Bool { Self.engagements(post) != nil }
 
   public mutating func merge(_ other: BestTimeKernel) {

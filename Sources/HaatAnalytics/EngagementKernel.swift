@@ -413,6 +413,7 @@ extension EngagementKernel: ReportKernel {
 
   public mutating func add(post: PostRecord) -> Bool { add(post) }
   public func accepts(post: PostRecord) -> Bool { accepts(post) }
+  public mutating func settle() { flushRates() }
 
   public func write(to partial: inout Partial) { partial.engagement = self.partial }
 

@@ -40,6 +40,10 @@ public protocol ReportKernel: Sendable {
   mutating func add(post: PostRecord) -> Bool
   /// `accepts(.post(post))`, as `add(post:)` is `add(.post(post))`.
   func accepts(post: PostRecord) -> Bool
+  /// Adds what it holds back (posts waiting to be added in the order of their cells), so
+  /// that writing it copies nothing. The worker settles a task's kernels before writing
+  /// their partial; the default holds nothing back.
+  mutating func settle()
   /// Merges another aggregate of the same report into this one.
   mutating func merge(_ other: Self)
   /// Lays a later run's aggregate over this one (a schedule's cumulative report, in run
@@ -85,6 +89,7 @@ extension ReportKernel {
   public func accepts(post: PostRecord) -> Bool { accepts(.post(post)) }
   public mutating func overlay(_ newer: Self) { merge(newer) }
   public mutating func cover(_ coverage: DayCoverage) {}
+  public mutating func settle() {}
 
   /// Read into an aggregate of its own, then merged: a kernel whose partials are large
   /// merges them in place instead.
@@ -206,6 +211,13 @@ public struct PartialBuilder: Sendable {
   /// The task read these days in full (see `ReportKernel.cover`).
   public mutating func cover(_ coverage: DayCoverage) {
     for index in kernels.indices { kernels[index].cover(coverage) }
+  }
+
+  /// Settles every kernel (`ReportKernel.settle`): `partial` then copies none of them.
+  /// (Reading a kernel that holds posts back adds them to a copy of it: for best_time, a
+  /// copy of every sketch the held posts touch.)
+  public mutating func settle() {
+    for index in kernels.indices { kernels[index].settle() }
   }
 
   /// The partial so far, as its protocol message.

@@ -208,6 +208,7 @@ struct TaskRunner: Sendable {
     if let quotes = connector.rangeQuotes { stats.rangeQuotes = quotes }
     // Only a task that read all its days may say so: they replace an earlier run's.
     if let coverage = connector.coverage { builder.cover(coverage) }
+    builder.settle()
     return .complete(builder.partial, finish(), bookmark: connector.bookmark, split: connector.split)
   }
 

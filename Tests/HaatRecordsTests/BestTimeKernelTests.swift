@@ -239,6 +239,26 @@ struct BestTimeKernelTests {
     }
   }
 
+  /// Settling adds the posts held back: the partial is the same before and after, and
+  /// settling again changes nothing.
+  @Test func settlingChangesNoPartial() throws {
+    var builder = PartialBuilder(reports: ["best_time", "engagement"])
+    for index in 0..<2_000 {
+      let (day, hour) = (5 + index % 7, index * 7 % 24)
+      builder.add(
+        Self.post(
+          String(format: "2026-01-%02dT%02d:00:00Z", day, hour), likes: UInt64(index % 97),
+          reach: index % 3 == 0 ? nil : UInt64(100 + index), account: ["a", "b", "c"][index % 3]))
+    }
+    let held: [UInt8] = try builder.partial.serializedBytes()
+    builder.settle()
+    let settled: [UInt8] = try builder.partial.serializedBytes()
+    builder.settle()
+    let again: [UInt8] = try builder.partial.serializedBytes()
+    #expect(held == settled && settled == again)
+    #expect(held.count > 1_000)
+  }
+
   static func partial(_ posts: [CanonicalRecord]) -> Partial {
     var builder = PartialBuilder(reports: ["best_time"])
     for post in posts { builder.add(post) }

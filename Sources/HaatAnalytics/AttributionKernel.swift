@@ -54,10 +54,7 @@ public enum Channels {
     if let paid = paidChannels[source] { return paidMedia.contains(medium) ? paid : "search" }
     if medium == "email" || medium == "newsletter" { return "email" }
     if medium == "sms" { return "sms" }
-    if ["social", "social-media", "social_media", "paid_social", "paid-social"].contains(medium) {
-      return "other_social"
-    }
-    return "other"
+    return socialMedia.contains(medium) ? "other_social" : "other"
   }
 
   /// `utm_source` → channel (docs/reports.md "Channels"): one lookup per order, where a
@@ -86,6 +83,8 @@ public enum Channels {
     "google": "google_ads", "google.com": "google_ads", "bing": "microsoft_ads", "bing.com": "microsoft_ads",
   ]
   private static let paidMedia: Set = ["cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "sem", "cpm"]
+  /// Mediums of a social post for a source the table does not name (made once, not per order).
+  private static let socialMedia: Set = ["social", "social-media", "social_media", "paid_social", "paid-social"]
 
   /// A channel from a click id in the landing site's query (`fbclid`, `gclid`, …).
   /// Read on the UTF-8 bytes (the delimiters are ASCII), names matched folding ASCII case.

@@ -57,7 +57,8 @@ extension SQLiteJobStore {
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
     try await read { db in
       guard
-        let row = try Row.fetchOne(db, sql: StoreSQL.jobColumns + " WHERE id = ?", arguments: [id.rawValue]),
+        let row = try Row.fetchOne(
+          db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"), arguments: [id.rawValue]),
         var job = Self.jobRecord(row)
       else { return nil }
       job.counts = try Self.counts(of: id, db: db, nowMs: nowMs)
@@ -89,11 +90,11 @@ extension SQLiteJobStore {
   public func outputs(of job: JobID) async throws -> [TaskOutput] {
     try await read { db in
       try Row.fetchAll(
-        db,
-        sql: """
-          SELECT id, idx, source, state, partial, stats, last_error_code, last_error
-          FROM tasks WHERE job = ? ORDER BY idx
-          """, arguments: [job.rawValue]
+        db.cachedStatement(
+          sql: """
+            SELECT id, idx, source, state, partial, stats, last_error_code, last_error
+            FROM tasks WHERE job = ? ORDER BY idx
+            """), arguments: [job.rawValue]
       ).compactMap { row in
         guard let state = TaskState(rawValue: row[3]) else { return nil }
         return TaskOutput(
@@ -140,7 +141,7 @@ extension SQLiteJobStore {
 
   public func report(of job: JobID) async throws -> Data? {
     try await read { db in
-      try Data.fetchOne(db, sql: "SELECT report FROM jobs WHERE id = ?", arguments: [job.rawValue])
+      try Data.fetchOne(db.cachedStatement(sql: "SELECT report FROM jobs WHERE id = ?"), arguments: [job.rawValue])
     }
   }
 
@@ -167,8 +168,8 @@ extension SQLiteJobStore {
   static func counts(of job: JobID, db: Database, nowMs: Int64) throws -> TaskCounts {
     var counts = TaskCounts()
     for row in try Row.fetchAll(
-      db,
-      sql: "SELECT state, not_before > ?, count(*) FROM tasks WHERE job = ? GROUP BY state, not_before > ?",
+      db.cachedStatement(
+        sql: "SELECT state, not_before > ?, count(*) FROM tasks WHERE job = ? GROUP BY state, not_before > ?"),
       arguments: [nowMs, job.rawValue, nowMs])
     {
       guard let state = TaskState(rawValue: row[0]) else { continue }
@@ -181,12 +182,12 @@ extension SQLiteJobStore {
     of job: JobID, db: Database, nowMs: Int64, after: Int64 = -1, limit: Int = -1
   ) throws -> [TaskRecord] {
     try Row.fetchAll(
-      db,
-      sql: """
-        SELECT id, idx, pool, source, state, attempt, max_attempts, worker, last_error_code,
-               last_error, not_before, updated_at, stats
-        FROM tasks WHERE job = ? AND idx > ? ORDER BY idx LIMIT ?
-        """, arguments: [job.rawValue, after, limit]
+      db.cachedStatement(
+        sql: """
+          SELECT id, idx, pool, source, state, attempt, max_attempts, worker, last_error_code,
+                 last_error, not_before, updated_at, stats
+          FROM tasks WHERE job = ? AND idx > ? ORDER BY idx LIMIT ?
+          """), arguments: [job.rawValue, after, limit]
     ).compactMap { row in
       guard let pool = Pool(rawValue: row[2]), let stored = TaskState(rawValue: row[4]) else {
         return nil

@@ -412,17 +412,16 @@ public final class SQLiteJobStore: JobStore {
   ) throws -> StoreOpResult {
     let open =
       try Int.fetchOne(
-        db,
-        sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')",
+        db.cachedStatement(sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')"),
         arguments: [job.rawValue]) ?? 0
     guard open == 0 else { return .finished(job, applied: false) }
-    try db.execute(
+    try db.cachedStatement(
       sql: """
         UPDATE jobs SET state = ?, report = ?, error = ?,
           finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE ? END
         WHERE id = ?
-        """,
-      arguments: [state.rawValue, report, error, nowMs, job.rawValue])
+        """
+    ).execute(arguments: [state.rawValue, report, error, nowMs, job.rawValue])
     return .finished(job, applied: db.changesCount > 0)
   }
 }

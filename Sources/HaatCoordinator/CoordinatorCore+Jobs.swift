@@ -97,6 +97,19 @@ extension CoordinatorCore {
     return event
   }
 
+  /// A job's end as its read leaves it: reduced already (a small job), or read, to be
+  /// reduced on the work pool.
+  enum JobRead: Sendable {
+    case reduced(Reduced)
+    case read(JobRecord, [TaskOutput], started: ContinuousClock.Instant)
+  }
+  /// A reduce's outcome with how long the early merges, the read and the reduce took.
+  typealias Reduced = (JobReducer.Outcome, Duration, Duration, Duration)
+
+  /// The most tasks, and bytes of partials, a job may have to be reduced right after it is
+  /// read, on the store's side of the read rather than on the work pool.
+  static let inlineReduce = (tasks: 16, bytes: 64 << 10)
+
   /// Once every task of a job has ended, reduces its partials into the report (off the
   /// loop) and records the job's end.
   func finishIfEnded(_ id: JobID) {
@@ -106,21 +119,34 @@ extension CoordinatorCore {
     let cancelled = job.cancelled
     let early = job.early
     let waited = ContinuousClock.now
+    @Sendable func reduce(_ record: JobRecord, _ outputs: [TaskOutput], _ started: ContinuousClock.Instant) throws
+      -> Reduced
+    {
+      let read = ContinuousClock.now
+      let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled, merged: early.merged)
+      return (outcome, started - waited, read - started, ContinuousClock.now - read)
+    }
     // The early merges first (a failed one leaves its task to the full read below).
     (job.merging ?? loop.makeSucceededVoidFuture()).recover { _ in }.flatMap {
-      self.onStore { () -> (JobRecord, [TaskOutput], ContinuousClock.Instant) in
+      self.onStore { () -> JobRead in
         let started = ContinuousClock.now
-        guard let record = try await store.job(id, tasks: false, nowMs: 0) else {
+        guard let (record, outputs) = try await store.finishing(id, nowMs: 0) else {
           throw HaatError(.notFound, "job \(id) vanished")
         }
-        return (record, try await store.outputs(of: id), started)
+        // A small job is reduced where its read landed: a hop to the work pool and back
+        // would cost more than its reduce (a 1-task job's partial is a few hundred bytes).
+        guard outputs.count <= Self.inlineReduce.tasks,
+          outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= Self.inlineReduce.bytes
+        else {
+          return .read(record, outputs, started: started)
+        }
+        return .reduced(try reduce(record, outputs, started))
       }
     }
-    .flatMap { record, outputs, started in
-      self.offLoop {
-        let read = ContinuousClock.now
-        let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled, merged: early.merged)
-        return (outcome, started - waited, read - started, ContinuousClock.now - read)
+    .flatMap { read in
+      switch read {
+      case .reduced(let reduced): self.loop.makeSucceededFuture(reduced)
+      case .read(let record, let outputs, let started): self.offLoop { try reduce(record, outputs, started) }
       }
     }
     .assumeIsolated().whenComplete { result in

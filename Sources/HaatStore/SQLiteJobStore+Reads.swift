@@ -55,16 +55,18 @@ extension SQLiteJobStore {
   }
 
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
-    try await read { db in
-      guard
-        let row = try Row.fetchOne(
-          db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"), arguments: [id.rawValue]),
-        var job = Self.jobRecord(row)
-      else { return nil }
-      job.counts = try Self.counts(of: id, db: db, nowMs: nowMs)
-      if tasks { job.tasks = try Self.tasks(of: id, db: db, nowMs: nowMs) }
-      return job
-    }
+    try await read { db in try Self.job(id, tasks: tasks, db: db, nowMs: nowMs) }
+  }
+
+  static func job(_ id: JobID, tasks: Bool, db: Database, nowMs: Int64) throws -> JobRecord? {
+    guard
+      let row = try Row.fetchOne(
+        db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"), arguments: [id.rawValue]),
+      var job = jobRecord(row)
+    else { return nil }
+    job.counts = try counts(of: id, db: db, nowMs: nowMs)
+    if tasks { job.tasks = try self.tasks(of: id, db: db, nowMs: nowMs) }
+    return job
   }
 
   public func tasks(of job: JobID, after: UInt32?, limit: Int, nowMs: Int64) async throws -> [TaskRecord] {
@@ -88,19 +90,29 @@ extension SQLiteJobStore {
   }
 
   public func outputs(of job: JobID) async throws -> [TaskOutput] {
+    try await read { db in try Self.outputs(of: job, db: db) }
+  }
+
+  /// One read, not two: a 1-task job pays a reader's round trip per read.
+  public func finishing(_ id: JobID, nowMs: Int64) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
     try await read { db in
-      try Row.fetchAll(
-        db.cachedStatement(
-          sql: """
-            SELECT id, idx, source, state, partial, stats, last_error_code, last_error
-            FROM tasks WHERE job = ? ORDER BY idx
-            """), arguments: [job.rawValue]
-      ).compactMap { row in
-        guard let state = TaskState(rawValue: row[3]) else { return nil }
-        return TaskOutput(
-          task: TaskID(row[0]), index: row[1], source: row[2], state: state, partial: row[4],
-          stats: row[5], lastError: Self.taskError(code: row[6], message: row[7]))
-      }
+      guard let job = try Self.job(id, tasks: false, db: db, nowMs: nowMs) else { return nil }
+      return (job, try Self.outputs(of: id, db: db))
+    }
+  }
+
+  static func outputs(of job: JobID, db: Database) throws -> [TaskOutput] {
+    try Row.fetchAll(
+      db.cachedStatement(
+        sql: """
+          SELECT id, idx, source, state, partial, stats, last_error_code, last_error
+          FROM tasks WHERE job = ? ORDER BY idx
+          """), arguments: [job.rawValue]
+    ).compactMap { row in
+      guard let state = TaskState(rawValue: row[3]) else { return nil }
+      return TaskOutput(
+        task: TaskID(row[0]), index: row[1], source: row[2], state: state, partial: row[4],
+        stats: row[5], lastError: Self.taskError(code: row[6], message: row[7]))
     }
   }
 

@@ -130,7 +130,7 @@ extension CoordinatorCore {
     (job.merging ?? loop.makeSucceededVoidFuture()).recover { _ in }.flatMap {
       self.onStore { () -> JobRead in
         let started = ContinuousClock.now
-        guard let (record, outputs) = try await store.finishing(id, nowMs: 0) else {
+        guard let (record, outputs) = try await store.finishing(id) else {
           throw HaatError(.notFound, "job \(id) vanished")
         }
         // A small job is reduced where its read landed: a hop to the work pool and back

@@ -21,9 +21,10 @@ public protocol JobStore: Sendable {
   func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) async throws -> [JobRecord]
   /// Every task of a job with its partial, stats and last error, in task order.
   func outputs(of job: JobID) async throws -> [TaskOutput]
-  /// A job's record (without its tasks) and `outputs(of:)`, read together: what the
-  /// coordinator reduces when a job's last task ends.
-  func finishing(_ job: JobID, nowMs: Int64) async throws -> (job: JobRecord, outputs: [TaskOutput])?
+  /// A job's record, without its tasks and task counts (zero: the reduce counts the
+  /// outputs), and `outputs(of:)`, read together: what the coordinator reduces when a
+  /// job's last task ends.
+  func finishing(_ job: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])?
   /// Dead tasks in id order: at most `limit`, with an id above `after` when given.
   func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord]
   /// A finished job's report as the coordinator stored it (protobuf's binary encoding;
@@ -56,8 +57,9 @@ public struct ReadyQueue: Sendable, Equatable {
 extension JobStore {
   public func close() async {}
 
-  public func finishing(_ job: JobID, nowMs: Int64) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
-    guard let record = try await self.job(job, tasks: false, nowMs: nowMs) else { return nil }
+  public func finishing(_ job: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
+    guard var record = try await self.job(job, tasks: false, nowMs: 0) else { return nil }
+    record.counts = TaskCounts()
     return (record, try await outputs(of: job))
   }
 }

@@ -55,16 +55,16 @@ extension SQLiteJobStore {
   }
 
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
-    try await read { db in try Self.job(id, tasks: tasks, db: db, nowMs: nowMs) }
+    try await read { db in try Self.job(id, counts: true, tasks: tasks, db: db, nowMs: nowMs) }
   }
 
-  static func job(_ id: JobID, tasks: Bool, db: Database, nowMs: Int64) throws -> JobRecord? {
+  static func job(_ id: JobID, counts: Bool, tasks: Bool, db: Database, nowMs: Int64) throws -> JobRecord? {
     guard
       let row = try Row.fetchOne(
         db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"), arguments: [id.rawValue]),
       var job = jobRecord(row)
     else { return nil }
-    job.counts = try counts(of: id, db: db, nowMs: nowMs)
+    if counts { job.counts = try self.counts(of: id, db: db, nowMs: nowMs) }
     if tasks { job.tasks = try self.tasks(of: id, db: db, nowMs: nowMs) }
     return job
   }
@@ -93,10 +93,11 @@ extension SQLiteJobStore {
     try await read { db in try Self.outputs(of: job, db: db) }
   }
 
-  /// One read, not two: a 1-task job pays a reader's round trip per read.
-  public func finishing(_ id: JobID, nowMs: Int64) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
+  /// One read, not two (a 1-task job pays a reader's round trip per read), and no count of
+  /// the tasks by state.
+  public func finishing(_ id: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
     try await read { db in
-      guard let job = try Self.job(id, tasks: false, db: db, nowMs: nowMs) else { return nil }
+      guard let job = try Self.job(id, counts: false, tasks: false, db: db, nowMs: 0) else { return nil }
       return (job, try Self.outputs(of: id, db: db))
     }
   }

@@ -56,10 +56,4 @@ public struct ReadyQueue: Sendable, Equatable {
 
 extension JobStore {
   public func close() async {}
-
-  public func finishing(_ job: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
-    guard var record = try await self.job(job, tasks: false, nowMs: 0) else { return nil }
-    record.counts = TaskCounts()
-    return (record, try await outputs(of: job))
-  }
 }

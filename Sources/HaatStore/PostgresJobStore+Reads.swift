@@ -97,23 +97,37 @@ extension PostgresJobStore {
   }
 
   public func outputs(of job: JobID) async throws -> [TaskOutput] {
+    try await read { db in try await self.outputs(of: job, on: db) }
+  }
+
+  /// One connection for both, and no count of the tasks by state.
+  public func finishing(_ id: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
     try await read { db in
-      var outputs: [TaskOutput] = []
-      for try await (id, index, source, state, partial, stats, code, message) in try await db.query(
-        """
-        SELECT id, idx, source, state, partial, stats, last_error_code, last_error
-        FROM tasks WHERE job = \(job.rawValue) ORDER BY idx
-        """, logger: self.logger
-      ).decode((Int64, Int64, String, String, ByteBuffer?, ByteBuffer?, String?, String?).self) {
-        guard let state = TaskState(rawValue: state) else { continue }
-        outputs.append(
-          TaskOutput(
-            task: TaskID(id), index: Int(index), source: source, state: state,
-            partial: partial.map { Data($0.readableBytesView) }, stats: stats.map { Data($0.readableBytesView) },
-            lastError: Self.taskError(code: code, message: message)))
-      }
-      return outputs
+      guard
+        let job = try await self.jobRecords(
+          PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
+        ).first
+      else { return nil }
+      return (job, try await self.outputs(of: id, on: db))
     }
+  }
+
+  func outputs(of job: JobID, on db: PostgresConnection) async throws -> [TaskOutput] {
+    var outputs: [TaskOutput] = []
+    for try await (id, index, source, state, partial, stats, code, message) in try await db.query(
+      """
+      SELECT id, idx, source, state, partial, stats, last_error_code, last_error
+      FROM tasks WHERE job = \(job.rawValue) ORDER BY idx
+      """, logger: logger
+    ).decode((Int64, Int64, String, String, ByteBuffer?, ByteBuffer?, String?, String?).self) {
+      guard let state = TaskState(rawValue: state) else { continue }
+      outputs.append(
+        TaskOutput(
+          task: TaskID(id), index: Int(index), source: source, state: state,
+          partial: partial.map { Data($0.readableBytesView) }, stats: stats.map { Data($0.readableBytesView) },
+          lastError: Self.taskError(code: code, message: message)))
+    }
+    return outputs
   }
 
   public func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord] {

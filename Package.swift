@@ -146,7 +146,12 @@ let package = Package(
           .product(name: "NIOEmbedded", package: "swift-nio")
         ]
     ),
-    .testTarget(name: "HaatWorkerTests", dependencies: ["HaatWorker", "HaatProtocol", "HaatCore"]),
+    .testTarget(
+      name: "HaatWorkerTests",
+      dependencies: [
+        "HaatWorker", "HaatProtocol", "HaatCore", "HaatFetch", "HaatRecords",
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+      ] + nio),
     .testTarget(
       name: "HaatClusterTests",
       dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords", "HaatFixtures"],

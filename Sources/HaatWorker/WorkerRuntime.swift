@@ -260,6 +260,14 @@ final class WorkerRuntime: @unchecked Sendable {
       if (prepared[task]?.lines.count ?? 0) > 1 { sendCredit() }
     }
     sendResult(task)
+    // A wave of tasks finishing in one tick (no-op tasks from one read of assigns) gives its
+    // slots back, after their results, every `creditChunk`: the coordinator commits and
+    // claims for those while this loop works on the rest (one burst per wave made the two
+    // wait for each other).
+    if pendingCredit[pool, default: 0] >= Self.creditChunk {
+      sendCredit()
+      flush()
+    }
   }
 
   /// Sends a kept result in as many lines as this session's limit needs. A result that
@@ -283,6 +291,9 @@ final class WorkerRuntime: @unchecked Sendable {
     }
     for envelope in envelopes { send(envelope) }
   }
+
+  /// Slots given back in one `credit` at most while a wave of tasks finishes in one tick.
+  static let creditChunk = 32
 
   private func release(_ pool: Pool) {
     free[pool, default: 0] += 1

@@ -60,11 +60,7 @@ extension PostgresJobStore {
 
   public func job(_ id: JobID, tasks: Bool, nowMs: Int64) async throws -> JobRecord? {
     try await read { db in
-      guard
-        var job = try await self.jobRecords(
-          PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
-        ).first
-      else { return nil }
+      guard var job = try await self.job(id, on: db) else { return nil }
       job.counts = try await self.counts(of: id, on: db, nowMs: nowMs)
       if tasks { job.tasks = try await self.tasks(of: id, on: db, nowMs: nowMs, after: -1, limit: nil) }
       return job
@@ -103,13 +99,16 @@ extension PostgresJobStore {
   /// One connection for both, and no count of the tasks by state.
   public func finishing(_ id: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
     try await read { db in
-      guard
-        let job = try await self.jobRecords(
-          PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
-        ).first
-      else { return nil }
+      guard let job = try await self.job(id, on: db) else { return nil }
       return (job, try await self.outputs(of: id, on: db))
     }
+  }
+
+  /// A job's row, without its counts and tasks.
+  func job(_ id: JobID, on db: PostgresConnection) async throws -> JobRecord? {
+    try await jobRecords(
+      PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = $1", binds: try Self.binds(id.rawValue)), on: db
+    ).first
   }
 
   func outputs(of job: JobID, on db: PostgresConnection) async throws -> [TaskOutput] {

@@ -292,7 +292,7 @@ final class WorkerRuntime: @unchecked Sendable {
     for envelope in envelopes { send(envelope) }
   }
 
-  /// Slots given back in one `credit` at most while a wave of tasks finishes in one tick.
+  /// After this many results of a wave of tasks finishing in one tick, their credit goes.
   static let creditChunk = 32
 
   private func release(_ pool: Pool) {

@@ -78,7 +78,7 @@ import Testing
       // Prometheus's own linter, on the live scrape.
       let file = cluster.directory + "/scrape.txt"
       try text.write(toFile: file, atomically: true, encoding: .utf8)
-      let (status, output) = try run("/bin/sh", ["-c", "\(Self.promtool) check metrics < \(file) 2>&1"])
+      let (status, output) = try await run("/bin/sh", ["-c", "\(Self.promtool) check metrics < \(file) 2>&1"])
       #expect(status == 0, "promtool check metrics: \(output)")
     }
   }
@@ -94,14 +94,14 @@ import Testing
     options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)", "--admin-auth"]
     try await withCluster(options) { cluster, _ in
       let tokenFile = cluster.directory + "/metrics.token"
-      let (created, output) = try run(
+      let (created, output) = try await run(
         try HaatBinary.path(),
         ["token", "create", "--role", "metrics", "--data-dir", cluster.dataDirectory, "--out", tokenFile])
       #expect(created == 0, "\(output)")
       let bearer = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .newlines)
       let admin = try cluster.adminCredential()
       // python's urllib with the test CA: the status code of GET /metrics with a header.
-      func status(_ path: String, authorization: String?, tls: Bool = true) throws -> String {
+      func status(_ path: String, authorization: String?, tls: Bool = true) async throws -> String {
         let header = authorization.map { "'Authorization': '\($0)'" } ?? ""
         let script = """
           import ssl, sys, urllib.request, urllib.error
@@ -118,20 +118,23 @@ import Testing
         // (or a TLS refusal when expected) is the answer.
         var answer = ""
         for _ in 0..<3 {
-          answer = try run("/usr/bin/python3", ["-c", script]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+          answer = try await run("/usr/bin/python3", ["-c", script]).output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
           guard answer.hasPrefix("error"), tls else { break }
         }
         return answer
       }
-      try await eventually("the admin port answers over TLS") { (try? status("/healthz", authorization: nil)) == "200" }
+      try await eventually("the admin port answers over TLS") {
+        (try? await status("/healthz", authorization: nil)) == "200"
+      }
       for (authorization, expected) in [("Bearer \(bearer)", "200"), (nil, "401"), ("Bearer \(bearer)x", "401")] {
-        let answer = try status("/metrics", authorization: authorization)
+        let answer = try await status("/metrics", authorization: authorization)
         #expect(answer == expected, "\(authorization == nil ? "no token" : "a token"): \(answer)")
       }
       // A protocol token, even an admin one, is not a metrics token.
-      #expect(try status("/metrics", authorization: "Bearer \(admin.tokenID):\(admin.secret)") == "401")
+      #expect(try await status("/metrics", authorization: "Bearer \(admin.tokenID):\(admin.secret)") == "401")
       // No plaintext HTTP on a TLS port.
-      #expect(try status("/healthz", authorization: nil, tls: false).hasPrefix("error"))
+      #expect(try await status("/healthz", authorization: nil, tls: false).hasPrefix("error"))
       // And a metrics token cannot open a protocol session.
       let parts = bearer.split(separator: ":", maxSplits: 1).map(String.init)
       do {

@@ -16,11 +16,11 @@ struct ClockTests {
     .appendingPathComponent("../../scripts/faults/wallclock.c").standardized.path
 
   /// Builds the shim with the C compiler at hand; nil when there is none.
-  static func buildShim(into directory: String) throws -> String? {
+  static func buildShim(into directory: String) async throws -> String? {
     let output = directory + "/wallclock.so"
     for compiler in ["/usr/bin/cc", "/usr/bin/clang", "/opt/swift/usr/bin/clang"]
     where FileManager.default.isExecutableFile(atPath: compiler) {
-      let result = try run(compiler, ["-shared", "-fPIC", "-O2", "-o", output, shimSource, "-ldl"])
+      let result = try await run(compiler, ["-shared", "-fPIC", "-O2", "-o", output, shimSource, "-ldl"])
       if result.status == 0 { return output }
     }
     return nil
@@ -30,7 +30,7 @@ struct ClockTests {
     let directory = NSTemporaryDirectory() + "haat-clock-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let shim = try #require(try Self.buildShim(into: directory), "no C compiler to build \(Self.shimSource)")
+    let shim = try #require(try await Self.buildShim(into: directory), "no C compiler to build \(Self.shimSource)")
     let offsetFile = directory + "/offset-ms"
     try "0".write(toFile: offsetFile, atomically: true, encoding: .utf8)
     var options = LocalCluster.Options.fast

@@ -256,7 +256,7 @@ struct ClusterTests {
       let specPath = cluster.directory + "/raw-spec.json"
       try #"{"name":"raw","sources":[{"kind":"noop","tasks":25}]}"#.write(
         toFile: specPath, atomically: true, encoding: .utf8)
-      let job = try run(
+      let job = try await run(
         "/usr/bin/env",
         [
           "python3", script, "job", "--coordinator", cluster.endpoint.description, "--token-file", token, "--spec",
@@ -264,7 +264,7 @@ struct ClusterTests {
         ])
       #expect(job.status == 0, "\(job.output)")
       #expect(job.output.contains("\"succeeded\""))
-      let faults = try run(
+      let faults = try await run(
         "/usr/bin/env",
         ["python3", script, "faults", "--coordinator", cluster.endpoint.description, "--token-file", token])
       #expect(faults.status == 0, "\(faults.output)")
@@ -281,7 +281,7 @@ struct ClusterTests {
     try await withCluster(options) { cluster, _ in
       let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
         .path
-      let worker = try run(
+      let worker = try await run(
         "/usr/bin/env",
         [
           "python3", script, "worker", "--coordinator", cluster.endpoint.description, "--token-file",
@@ -308,17 +308,17 @@ struct ClusterTests {
       let arguments = [
         "submit", path, "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory,
       ]
-      let typo = try run(cluster.binary, arguments)
+      let typo = try await run(cluster.binary, arguments)
       #expect(typo.status == 2)
       #expect(typo.output.contains("sources[0].platfrom"))
       try "sources:\n  - url: gopher://x\n".write(toFile: path, atomically: true, encoding: .utf8)
-      let scheme = try run(cluster.binary, arguments)
+      let scheme = try await run(cluster.binary, arguments)
       #expect(scheme.status == 2)
       #expect(scheme.output.contains("bad_spec: sources[0].url"))
       // A token in the URL is refused, and not echoed.
       try "sources:\n  - url: https://graph.example.com/me/posts?access_token=EAAsecret123\n".write(
         toFile: path, atomically: true, encoding: .utf8)
-      let secret = try run(cluster.binary, arguments)
+      let secret = try await run(cluster.binary, arguments)
       #expect(secret.status == 2)
       #expect(secret.output.contains("credential (access_token)"))
       #expect(!secret.output.contains("EAAsecret123"))
@@ -335,14 +335,14 @@ struct ClusterTests {
       await client.close()
       let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
       try await eventually("the task's log line") {
-        try run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
+        try await run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
       }
-      let workers = try run(cluster.binary, ["workers", "--json"] + common)
+      let workers = try await run(cluster.binary, ["workers", "--json"] + common)
       #expect(workers.status == 0)
       let list = try JSONSerialization.jsonObject(with: Data(workers.output.utf8)) as? [[String: Any]]
       #expect(list?.count == 2)
       #expect(list?.allSatisfy { $0["state"] as? String == "healthy" } == true)
-      let table = try run(cluster.binary, ["workers"] + common)
+      let table = try await run(cluster.binary, ["workers"] + common)
       #expect(table.output.contains("worker-1"))
       #expect(table.output.contains("last heartbeat"))
     }
@@ -358,7 +358,7 @@ struct ClusterTests {
       let job = try await client.submit(spec("watched by top", slow)).job
       try await eventually("work in flight") { try await client.job(job).counts.leased > 0 }
       let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
-      let frame = try run(cluster.binary, ["top", "--once", "--interval", "0.5"] + common)
+      let frame = try await run(cluster.binary, ["top", "--once", "--interval", "0.5"] + common)
       #expect(frame.status == 0, "\(frame.output)")
       #expect(frame.output.contains("workers: 2 (2 healthy)"), "\(frame.output)")
       #expect(frame.output.contains("watched by top"))
@@ -371,8 +371,18 @@ struct ClusterTests {
   }
 }
 
-/// Runs a program to its end; its exit status and combined output.
-func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+/// Runs a program to its end; its exit status and combined output. The wait is on a thread
+/// of its own: blocking one of the concurrency pool's few threads for a CLI run starves
+/// every other test's tasks (their timeouts then fire on replies read seconds late).
+func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+  try await withCheckedThrowingContinuation { continuation in
+    Thread.detachNewThread {
+      continuation.resume(with: Result { try runBlocking(executable, arguments) })
+    }
+  }
+}
+
+func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
   process.arguments = arguments
@@ -394,7 +404,7 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
     try await withCluster(options) { cluster, _ in
       // A read token's client, connected before the revocation.
       let readFile = cluster.directory + "/read.token"
-      let created = try run(
+      let created = try await run(
         cluster.binary, ["token", "create", "--role", "read", "--data-dir", cluster.dataDirectory, "--out", readFile])
       #expect(created.status == 0)
       let credential = try Credential.load(path: readFile)
@@ -407,7 +417,7 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
       // The worker's token too.
       let workerToken = try Credential.load(path: cluster.workerTokenPath)
       for id in [credential.tokenID, workerToken.tokenID] {
-        let revoked = try run(cluster.binary, ["token", "revoke", id, "--data-dir", cluster.dataDirectory])
+        let revoked = try await run(cluster.binary, ["token", "revoke", id, "--data-dir", cluster.dataDirectory])
         #expect(revoked.status == 0, "\(revoked.output)")
       }
       try await eventually("the reader's session is closed", timeout: .seconds(10)) {
@@ -428,7 +438,7 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
         #expect(error.code == .authFailed)
       }
       #expect(try await admin.jobs().isEmpty)
-      let missing = try run(cluster.binary, ["token", "revoke", "t_0000", "--data-dir", cluster.dataDirectory])
+      let missing = try await run(cluster.binary, ["token", "revoke", "t_0000", "--data-dir", cluster.dataDirectory])
       #expect(missing.status == 4)
       await admin.close()
       await reader.close()

@@ -20,8 +20,8 @@ struct DashboardTests {
 
   /// The page's DOM after its first polls, through scripts/browser (which fails on any
   /// console message).
-  static func dom(_ url: String) throws -> String {
-    let (status, output) = try run(TLSClusterTests.repository + "/scripts/browser", ["dom", url])
+  static func dom(_ url: String) async throws -> String {
+    let (status, output) = try await run(TLSClusterTests.repository + "/scripts/browser", ["dom", url])
     #expect(status == 0, "the page logged to its console or did not load: \(output.suffix(2_000))")
     return output
   }
@@ -58,7 +58,7 @@ struct DashboardTests {
       // A bar seen part-way, then seen further on.
       var first: Int?
       try await eventually("the progress bar advances", timeout: .seconds(120)) {
-        guard let done = Self.progress(try Self.dom(base + "/"), job: job) else { return false }
+        guard let done = Self.progress(try await Self.dom(base + "/"), job: job) else { return false }
         guard let before = first else {
           if done < sources.count { first = done }
           return false
@@ -67,22 +67,22 @@ struct DashboardTests {
       }
       cluster.worker("worker-2")?.signal(SIGKILL)
       try await eventually("worker-2 shown lost", timeout: .seconds(30)) {
-        let dom = try Self.dom(base + "/")
+        let dom = try await Self.dom(base + "/")
         guard let row = dom.range(of: ">worker-2<") else { return false }
         return dom[row.upperBound...].prefix(400).contains("state-lost")
       }
-      let (shot, output) = try run(
+      let (shot, output) = try await run(
         TLSClusterTests.repository + "/scripts/browser",
         ["screenshot", base + "/", Self.artifacts + "/dashboard-cluster.png"])
       #expect(shot == 0, "\(output)")
       let result = try await finish(client, job, timeout: .seconds(120))
       #expect(result.job.state == "succeeded")
       await client.close()
-      let page = try Self.dom(base + "/jobs/\(job)")
+      let page = try await Self.dom(base + "/jobs/\(job)")
       #expect(page.contains("id=\"report-engagement\""), "the report's table")
       #expect(page.contains("watched in a browser"))
       #expect(page.contains("state-succeeded"))
-      let (jobShot, jobOutput) = try run(
+      let (jobShot, jobOutput) = try await run(
         TLSClusterTests.repository + "/scripts/browser",
         ["screenshot", base + "/jobs/\(job)", Self.artifacts + "/dashboard-job.png", "1280x1400"])
       #expect(jobShot == 0, "\(jobOutput)")

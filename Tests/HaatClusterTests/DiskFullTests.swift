@@ -22,10 +22,10 @@ struct DiskFullTests {
   func aJobInFlightWhenTheDiskFillsFinishesAfterSpaceIsFreed() async throws {
     let mountPoint = NSTemporaryDirectory() + "haat-full-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-    let mount = try run("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint])
+    let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint])
     try #require(mount.status == 0, "cannot mount a tmpfs: \(mount.output)")
     defer {
-      _ = try? run("/bin/umount", ["-l", mountPoint])
+      _ = try? runBlocking("/bin/umount", ["-l", mountPoint])
       try? FileManager.default.removeItem(atPath: mountPoint)
     }
     var options = LocalCluster.Options.fast

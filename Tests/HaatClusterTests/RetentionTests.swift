@@ -25,12 +25,12 @@ struct RetentionTests {
         "jobs", "prune", "--older-than", "1s", "--coordinator", cluster.endpoint.description, "--data-dir",
         cluster.dataDirectory,
       ]
-      let pruned = try run(cluster.binary, arguments)
+      let pruned = try await run(cluster.binary, arguments)
       #expect(pruned.status == 0, "\(pruned.output)")
       #expect(pruned.output.contains("pruned 1 job and 3 tasks"), "\(pruned.output)")
       await #expect(throws: HaatError.self) { try await client.job(ended) }
       #expect(try await client.job(open).state == "queued")
-      let listed = try run(
+      let listed = try await run(
         cluster.binary, ["jobs", "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
       #expect(listed.status == 0)
       #expect(listed.output.contains("waiting") && !listed.output.contains("ended"))

@@ -107,9 +107,12 @@ func eventually(
   let timeout = timeout * timeScale
   let deadline = ContinuousClock.now + timeout
   while true {
+    let started = ContinuousClock.now
     if try await condition() { return }
-    // After a look, never instead of one: a busy test runner may wake this past the deadline.
-    guard ContinuousClock.now < deadline else { break }
+    // Only a look that started past the deadline is the last: a busy test runner may leave
+    // this task unscheduled for seconds, so a look begun in time can answer with a state
+    // long gone (a reply read before a session closed).
+    guard started < deadline else { break }
     try await Task.sleep(for: .milliseconds(50))
   }
   throw HaatError(.unavailable, "timed out waiting for: \(what)")

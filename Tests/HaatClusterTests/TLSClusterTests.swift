@@ -112,7 +112,7 @@ struct TLSClusterTests {
       } catch let error as HaatError {
         #expect(error.message.contains("not trusted"), "\(error)")
       }
-      let (status, _) = try run(
+      let (status, _) = try await run(
         "/usr/bin/python3",
         [
           "-c",

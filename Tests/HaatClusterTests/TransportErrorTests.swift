@@ -24,7 +24,7 @@ struct TransportErrorTests {
         conn.close()
     """#
 
-  @Test func aResetIsUnavailable() throws {
+  @Test func aResetIsUnavailable() async throws {
     let directory = NSTemporaryDirectory() + "haat-reset-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -42,7 +42,7 @@ struct TransportErrorTests {
       .trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(Int(port) != nil)
     for command in [["jobs"], ["workers"]] {
-      let result = try run(
+      let result = try await run(
         try HaatBinary.path(), command + ["--coordinator", "127.0.0.1:\(port)", "--token-file", token])
       #expect(result.status == 6, "\(command): exit \(result.status): \(result.output)")
       #expect(result.output.contains("unavailable"), "\(result.output)")

@@ -188,23 +188,26 @@ public struct PartialBuilder: Sendable {
   /// them, when one would take a sum out of range.
   @discardableResult
   public mutating func add(_ record: CanonicalRecord) -> Bool {
-    let readers = self.readers[record.type.index]
+    let type = record.type.index
     // A post is taken out of its record once, not once per kernel and question.
     if case .post(let post) = record {
-      return add(to: readers, accepts: { $0.accepts(post: post) }, add: { $0.add(post: post) })
+      return add(to: type, accepts: { $0.accepts(post: post) }, add: { $0.add(post: post) })
     }
-    return add(to: readers, accepts: { $0.accepts(record) }, add: { $0.add(record) })
+    return add(to: type, accepts: { $0.accepts(record) }, add: { $0.add(record) })
   }
 
+  /// Kernels are reached in place (`inout`), never copied out of the array: a copy of an
+  /// existential retains and releases its box, per record and kernel.
   private mutating func add(
-    to readers: [Int], accepts: (any ReportKernel) -> Bool, add: (inout any ReportKernel) -> Bool
+    to type: Int, accepts: (inout any ReportKernel) -> Bool, add: (inout any ReportKernel) -> Bool
   ) -> Bool {
-    guard readers.count > 1 else { return readers.first.map { add(&kernels[$0]) } ?? true }
+    let count = readers[type].count
+    guard count > 1 else { return count == 0 ? true : add(&kernels[readers[type][0]]) }
     // All or none: a record one kernel refuses is in no report. Asked first, so that no
     // kernel's state is copied to undo an add (a copy per record is quadratic).
-    for index in readers where !accepts(kernels[index]) { return false }
+    for slot in 0..<count where !accepts(&kernels[readers[type][slot]]) { return false }
     var added = true
-    for index in readers where !add(&kernels[index]) { added = false }
+    for slot in 0..<count where !add(&kernels[readers[type][slot]]) { added = false }
     return added
   }
 

@@ -382,6 +382,7 @@ func run(_ executable: String, _ arguments: [String]) async throws -> (status: I
   }
 }
 
+/// `run` on the calling thread, for a `defer` (which cannot wait for an async call).
 func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
   let process = Process()
   process.executableURL = URL(fileURLWithPath: executable)
@@ -409,7 +410,11 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
       #expect(created.status == 0)
       let credential = try Credential.load(path: readFile)
       try await eventually("the new token is known") {
-        (try? await HaatClient.connect(to: cluster.endpoint, credential: credential)) != nil
+        guard let probe = try? await HaatClient.connect(to: cluster.endpoint, credential: credential) else {
+          return false
+        }
+        await probe.close()
+        return true
       }
       let reader = try await HaatClient.connect(to: cluster.endpoint, credential: credential)
       _ = try await reader.jobs()

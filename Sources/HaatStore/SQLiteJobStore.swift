@@ -44,7 +44,9 @@ public final class SQLiteJobStore: JobStore {
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
       }
       try Schema.migrator.migrate(pool)
-      checkpointer = try WALCheckpointer(path: path, synchronous: synchronous)
+      checkpointer = try WALCheckpointer(path: path, synchronous: synchronous) { [pool] in
+        try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+      }
     } catch {
       throw HaatError(.unavailable, "cannot open the store at \(path): \(error)")
     }

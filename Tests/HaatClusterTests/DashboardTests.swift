@@ -57,13 +57,24 @@ struct DashboardTests {
       let job = try await client.submit(spec("watched in a browser", sources)).job
       // A bar seen part-way, then seen further on.
       var first: Int?
-      try await eventually("the progress bar advances", timeout: .seconds(120)) {
-        guard let done = Self.progress(try await Self.dom(base + "/"), job: job) else { return false }
-        guard let before = first else {
-          if done < sources.count { first = done }
-          return false
+      // Every look's reading (nil: no bar found), with when it was taken: a failure says
+      // whether the browser was slow or the bar stood still.
+      var looks: [String] = []
+      let submitted = ContinuousClock.now
+      do {
+        try await eventually("the progress bar advances", timeout: .seconds(120)) {
+          let done = Self.progress(try await Self.dom(base + "/"), job: job)
+          looks.append("\(done.map(String.init) ?? "none") at \(ContinuousClock.now - submitted)")
+          guard let done else { return false }
+          guard let before = first else {
+            if done < sources.count { first = done }
+            return false
+          }
+          return done > before
         }
-        return done > before
+      } catch {
+        Issue.record("the bar's readings (of \(sources.count)): \(looks.joined(separator: ", "))")
+        throw error
       }
       cluster.worker("worker-2")?.signal(SIGKILL)
       try await eventually("worker-2 shown lost", timeout: .seconds(30)) {

@@ -18,15 +18,18 @@ import Testing
 
   func job(tasks: Int) -> NewJob { tests.job(tasks: tasks) }
 
+  /// A file's size; 0 when it is not there.
+  static func bytes(_ file: String) -> UInt64 {
+    (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? UInt64 ?? 0
+  }
+
   /// Commits never checkpoint (that stalled one commit in a few hundred); the store's own
   /// checkpointer does, so the WAL is reused instead of growing with every write.
   @Test func theWALIsCheckpointedOffTheCommitPath() async throws {
     let store = try open()
     var big = job(tasks: 1)
     big.spec = Data(repeating: UInt8(ascii: "x"), count: 1 << 20)
-    func bytes(_ file: String) -> UInt64 {
-      (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? UInt64 ?? 0
-    }
+    let bytes = Self.bytes
     for round in 1...4 {
       for _ in 0..<4 { _ = try await submit(store, big) }
       // The database file grows as a checkpoint copies this round's pages into it (the
@@ -62,7 +65,7 @@ import Testing
       _ = try await submit(store, small)
       written += small.spec.count
     }
-    let walBytes = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? UInt64 ?? 0
+    let walBytes = Self.bytes(path + "-wal")
     #expect(walBytes < 32 << 20, "the WAL holds \(walBytes) bytes after \(written) bytes of specs")
   }
 

@@ -223,7 +223,7 @@ extension CoordinatorCore {
     default:
       ack.reason = "internal"
     }
-    outbox.reply(connection, to: id, .ack(ack))
+    sendAck(ack, to: connection, replyTo: id)
   }
 
   func ackRefused(_ connection: Connection, id: String, task: String, attempt: UInt32, reason: String) {
@@ -231,7 +231,16 @@ extension CoordinatorCore {
     ack.task = task
     ack.attempt = attempt
     ack.reason = reason
-    outbox.reply(connection, to: id, .ack(ack))
+    sendAck(ack, to: connection, replyTo: id)
+  }
+
+  /// An `ack` as a line written directly (WireMessages.ackLine), or, in the rare case it
+  /// would pass the session's line limit, through the outbox's check, which refuses it.
+  func sendAck(_ ack: Haat_V1_Ack, to connection: Connection, replyTo id: String) {
+    guard connection.open else { return }
+    let line = WireMessages.ackLine(replyTo: id, ack, allocator: connection.channel.allocator)
+    guard line.readableBytes <= connection.maxLineBytes else { return outbox.reply(connection, to: id, .ack(ack)) }
+    outbox.send(line: line, to: connection)
   }
 
   /// A slot for one request under a rate key, for a task the worker holds.

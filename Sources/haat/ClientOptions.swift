@@ -194,9 +194,4 @@ func printError(_ message: String) {
     contentsOf: Data("haat: \(DisplayText.escape(message, keepNewlines: true))\n".utf8))
 }
 
-func jsonString(_ text: String) -> String {
-  let data =
-    (try? JSONSerialization.data(withJSONObject: [text], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-  let array = String(decoding: data, as: UTF8.self)
-  return String(array.dropFirst().dropLast())
-}
+func jsonString(_ text: String) -> String { WireCodec.jsonString(text) }

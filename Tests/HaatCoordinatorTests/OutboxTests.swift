@@ -99,4 +99,39 @@ import Testing
     #expect(assign.spec.source.name == "s")
     #expect(assign.spec.index == 3)
   }
+
+  @Test func aBookmarkIsEscapedIntoTheAssignLine() throws {
+    var task = ClaimedTask(
+      task: TaskID(1), job: JobID(1), index: 0, attempt: 1, pool: .collect,
+      spec: Data(#"{"source":{"name":"s"}}"#.utf8), startedJob: false)
+    task.bookmark = "cursor \"é\" \\ \u{1}🙂"
+    let line = WireMessages.assignLine(task, expires: 1, allocator: ByteBufferAllocator())
+    guard case .assign(let assign)? = try WireCodec.decode(line).get().body else {
+      Issue.record("not an assign line")
+      return
+    }
+    #expect(assign.spec.bookmark == task.bookmark)
+    #expect(assign.spec.source.name == "s")
+  }
+
+  @Test(arguments: [
+    ("w1", "4214", UInt32(1), true, ""),
+    ("", "9", UInt32.max, false, "unavailable"),
+    ("q\"b\\c\u{1}\u{1F}d é🙂", "t\n\"", UInt32(0), false, "not_lease_holder"),
+    ("r", "", UInt32(3), true, ""),
+  ])
+  func theAckLineIsTheEnvelopeItStandsFor(id: String, task: String, attempt: UInt32, accepted: Bool, reason: String)
+    throws
+  {
+    var ack = Haat_V1_Ack()
+    ack.task = task
+    ack.attempt = attempt
+    ack.accepted = accepted
+    ack.reason = reason
+    let line = WireMessages.ackLine(replyTo: id, ack, allocator: ByteBufferAllocator())
+    let bytes = line.readableBytesView
+    #expect(bytes.last == UInt8(ascii: "\n"))
+    #expect(bytes.dropLast().contains(UInt8(ascii: "\n")) == false)
+    #expect(try WireCodec.decode(line).get() == Envelope(replyTo: id, .ack(ack)))
+  }
 }

@@ -61,12 +61,17 @@ enum ResultLines {
   /// cells, no row errors, a short bookmark and few HTTP status counts (every other field
   /// is a number or an id of at most 64 bytes).
   static func isSmall(_ complete: Haat_V1_Complete) -> Bool {
+    guard
+      complete.partial.engagement.cells.isEmpty && complete.stats.rowErrors.isEmpty
+        && complete.bookmark.utf8.count <= 4_096 && complete.stats.httpStatuses.count <= 100
+        && complete.task.utf8.count <= 64 && !complete.hasSplit
+    else { return false }
+    // An empty partial (a no-op task's) shares protobuf's default storage: no copy needed.
+    if complete.partial == Partial() { return true }
     // Any part of the partial other than engagement (a report added later) is measured.
     var rest = complete.partial
     rest.clearEngagement()
-    return complete.partial.engagement.cells.isEmpty && rest == Partial() && complete.stats.rowErrors.isEmpty
-      && complete.bookmark.utf8.count <= 4_096 && complete.stats.httpStatuses.count <= 100
-      && complete.task.utf8.count <= 64 && !complete.hasSplit
+    return rest == Partial()
   }
 
   /// Cuts a complete into parts under the limit: the partial's fields are packed in order,

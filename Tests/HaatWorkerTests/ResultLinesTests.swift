@@ -140,5 +140,14 @@ import Testing
     var bookmark = empty
     bookmark.bookmark = String(repeating: "b", count: 5_000)
     #expect(!ResultLines.isSmall(bookmark))
+    // Another report's section is measured, however the partial was built.
+    var otherReport = empty
+    otherReport.partial.bestTime.cells = [Haat_V1_BestTimeCell()]
+    #expect(!ResultLines.isSmall(otherReport))
+    var untouched = Haat_V1_Complete()
+    untouched.task = "1"
+    #expect(ResultLines.isSmall(untouched))
+    untouched.partial.bestTime.overflowed = true
+    #expect(!ResultLines.isSmall(untouched))
   }
 }

@@ -174,8 +174,8 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
   } catch let error as HaatError {
     if json {
       // Default fields are left out, as in every --json document (docs/cli.md).
-      let field = error.field.isEmpty ? "" : #","field":\#(jsonString(error.field))"#
-      print(#"{"error":{"code":"\#(error.code.rawValue)","message":\#(jsonString(error.message))\#(field)}}"#)
+      let field = error.field.isEmpty ? "" : #","field":\#(WireCodec.jsonString(error.field))"#
+      print(#"{"error":{"code":"\#(error.code.rawValue)","message":\#(WireCodec.jsonString(error.message))\#(field)}}"#)
     }
     printError(error.description)
     throw ExitCode(Exit.code(for: error))
@@ -193,5 +193,3 @@ func printError(_ message: String) {
   try? FileHandle.standardError.write(
     contentsOf: Data("haat: \(DisplayText.escape(message, keepNewlines: true))\n".utf8))
 }
-
-func jsonString(_ text: String) -> String { WireCodec.jsonString(text) }

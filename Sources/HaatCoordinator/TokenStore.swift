@@ -39,13 +39,15 @@ public final class TokenStore: Sendable {
 
     init?(path: String) {
       let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-      guard let attributes = try? FileManager.default.attributesOfItem(atPath: resolved),
-        let modified = attributes[.modificationDate] as? Date
-      else { return nil }
+      // stat(2), not FileManager's attributes: those look the owner's and group's names up
+      // (the passwd and group files, or a directory service) on every call.
+      var info = stat()
+      guard stat(resolved, &info) == 0 else { return nil }
       self.path = resolved
-      inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value ?? 0
-      size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
-      self.modified = modified
+      inode = UInt64(info.st_ino)
+      size = UInt64(info.st_size)
+      modified = Date(
+        timeIntervalSince1970: TimeInterval(info.st_mtim.tv_sec) + TimeInterval(info.st_mtim.tv_nsec) / 1e9)
     }
   }
 

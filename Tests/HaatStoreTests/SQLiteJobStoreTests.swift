@@ -65,8 +65,11 @@ import Testing
       _ = try await submit(store, small)
       written += small.spec.count
     }
+    // Between two starts over the WAL holds what the writer wrote in a checkpoint's tick and
+    // run: about 8–35 MB on the hosts measured (it follows the disk's speed). Growing with
+    // every commit, it would hold all that was written.
     let walBytes = Self.bytes(path + "-wal")
-    #expect(walBytes < 32 << 20, "the WAL holds \(walBytes) bytes after \(written) bytes of specs")
+    #expect(walBytes < UInt64(written / 2), "the WAL holds \(walBytes) bytes after \(written) bytes of specs")
   }
 
   /// `--durability full` syncs the WAL at every commit: the writer really is FULL (GRDB

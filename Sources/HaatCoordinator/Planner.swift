@@ -183,6 +183,7 @@ public enum Planner {
     var tasks: [NewTask] = []
     tasks.reserveCapacity(taskCount)
     var index: UInt32 = 0
+    var encoder = TaskSpecEncoder()
     do {
       for (source, kind) in zip(sources, kinds) {
         let pool = Pool(rawValue: source.pool) ?? .collect
@@ -202,7 +203,7 @@ public enum Planner {
           index += 1
           tasks.append(
             NewTask(
-              pool: pool, source: source.name, spec: try taskSpec.jsonUTF8Data(options: WireCodec.encodingOptions),
+              pool: pool, source: source.name, spec: try encoder.encode(taskSpec),
               resumeKey: source.incremental ? resumeKey(source, part: part) : nil))
         }
       }
@@ -247,5 +248,55 @@ public enum Planner {
       throw HaatError(
         .badSpec, "must be a credential name: 1 to 64 letters, digits, \"_\", \"-\" or \".\"", field: field)
     }
+  }
+}
+
+/// A task spec's wire JSON, as swift-protobuf writes it. Tasks of one source that differ
+/// only in their `index` (every no-op or whole-file part) share one encoding with the index's
+/// digits put in: writing 5,000 specs field by field took a third of the coordinator loop's
+/// time under a stream of 5,000-task jobs.
+struct TaskSpecEncoder {
+  /// An index no plan reaches (a job has at most `maxTasks`), so its digits mark the place.
+  private static let marker: UInt32 = .max
+  private static let markerBytes = Array(#""index":\#(marker)"#.utf8)
+
+  /// The last spec encoded in full, with the marker for its index, and its JSON around the
+  /// marker's digits.
+  private var template: TaskSpec?
+  private var head: [UInt8] = []
+  private var tail: [UInt8] = []
+
+  mutating func encode(_ spec: TaskSpec) throws -> Data {
+    // Index 0 is a default, which JSON leaves out altogether.
+    guard spec.index != 0, spec.index != Self.marker else {
+      return try spec.jsonUTF8Data(options: WireCodec.encodingOptions)
+    }
+    var marked = spec
+    marked.index = Self.marker
+    if marked != template {
+      let bytes: [UInt8] = try marked.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      // No other field of a task spec is named `index`, and a string's quotes are escaped.
+      guard let found = Self.lastRange(of: Self.markerBytes, in: bytes) else {
+        template = nil
+        return try spec.jsonUTF8Data(options: WireCodec.encodingOptions)
+      }
+      head = Array(bytes[..<(found.upperBound - String(Self.marker).utf8.count)])
+      tail = Array(bytes[found.upperBound...])
+      template = marked
+    }
+    var data = Data(capacity: head.count + 10 + tail.count)
+    data.append(contentsOf: head)
+    data.append(contentsOf: String(spec.index).utf8)
+    data.append(contentsOf: tail)
+    return data
+  }
+
+  private static func lastRange(of pattern: [UInt8], in bytes: [UInt8]) -> Range<Int>? {
+    guard bytes.count >= pattern.count else { return nil }
+    for start in stride(from: bytes.count - pattern.count, through: 0, by: -1)
+    where bytes[start..<(start + pattern.count)].elementsEqual(pattern) {
+      return start..<(start + pattern.count)
+    }
+    return nil
   }
 }

@@ -104,6 +104,26 @@ import Testing
     #expect(tests.change(fresh[0])?.transition == .done)
   }
 
+  /// The whole change an accepted result reports, on a retried attempt in the analyze pool:
+  /// SQLite takes a holder's result in one statement, and must report what reading the row
+  /// first reports.
+  @Test(arguments: StoreBackend.all) func anAcceptedResultReportsTheWholeChange(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let id = try await tests.submit(store, tests.job(tasks: 1, pool: .analyze))
+    let first = try #require(try await tests.claim(store, 1, owner: "w1", pool: .analyze).first)
+    _ = try await store.apply([.expire(task: first.task, attempt: 1)], nowMs: 2_000)
+    let second = try #require(try await tests.claim(store, 1, owner: "w2", pool: .analyze, now: 10_000).first)
+    let results = try await store.apply(
+      [.complete(task: second.task, attempt: 2, worker: "w2", partial: Data([7]), stats: Data([8]), bookmark: "")],
+      nowMs: 10_001)
+    #expect(
+      tests.change(results[0])
+        == TaskChange(
+          task: second.task, job: id, pool: .analyze, attempt: 2, from: .leased, transition: .done, notBeforeMs: 0))
+    #expect(try await store.outputs(of: id).map(\.partial) == [Data([7])])
+  }
+
   @Test(arguments: StoreBackend.all) func retriesBackOffHonourRetryAfterAndEndInDead(backend: StoreBackend) async throws
   {
     let tests = try StoreHarness(backend)

@@ -1,18 +1,24 @@
 /// A positive integer identity, written in decimal on the wire and in the CLI; `Kind` keeps
 /// job ids and task ids apart.
+///
+/// Its hashing and comparing are inlinable: as a generic type's conformances, they would
+/// otherwise run unspecialized in every other module's dictionaries and sets of ids.
 public struct Identifier<Kind>: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
   public var rawValue: Int64
-  public init(rawValue: Int64) { self.rawValue = rawValue }
-  public init(_ rawValue: Int64) { self.rawValue = rawValue }
+  @inlinable public init(rawValue: Int64) { self.rawValue = rawValue }
+  @inlinable public init(_ rawValue: Int64) { self.rawValue = rawValue }
 
   /// Parses a decimal id; nil for anything else.
+  @inlinable
   public init?(_ text: some StringProtocol) {
     guard let value = Int64(text), value > 0 else { return nil }
     self.rawValue = value
   }
 
   public var description: String { String(rawValue) }
-  public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+  @inlinable public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+  @inlinable public static func == (lhs: Self, rhs: Self) -> Bool { lhs.rawValue == rhs.rawValue }
+  @inlinable public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 }
 
 public enum JobKind {}

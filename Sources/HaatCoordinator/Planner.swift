@@ -203,7 +203,7 @@ public enum Planner {
           index += 1
           tasks.append(
             NewTask(
-              pool: pool, source: source.name, spec: try encoder.encode(taskSpec),
+              pool: pool, source: source.name, spec: try encoder.encode(&taskSpec),
               resumeKey: source.incremental ? resumeKey(source, part: part) : nil))
         }
       }
@@ -266,27 +266,29 @@ struct TaskSpecEncoder {
   private var head: [UInt8] = []
   private var tail: [UInt8] = []
 
-  mutating func encode(_ spec: TaskSpec) throws -> Data {
+  /// `spec` comes back as it was: it is marked in place for the comparison, where a copy to
+  /// mark cost a copy of its storage per task.
+  mutating func encode(_ spec: inout TaskSpec) throws -> Data {
+    let index = spec.index
     // Index 0 is a default, which JSON leaves out altogether.
-    guard spec.index != 0, spec.index != Self.marker else {
-      return try spec.jsonUTF8Data(options: WireCodec.encodingOptions)
-    }
-    var marked = spec
-    marked.index = Self.marker
-    if marked != template {
-      let bytes: [UInt8] = try marked.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+    guard index != 0, index != Self.marker else { return try spec.jsonUTF8Data(options: WireCodec.encodingOptions) }
+    spec.index = Self.marker
+    defer { spec.index = index }
+    if spec != template {
+      let bytes: [UInt8] = try spec.jsonUTF8Bytes(options: WireCodec.encodingOptions)
       // No other field of a task spec is named `index`, and a string's quotes are escaped.
       guard let found = Self.lastRange(of: Self.markerBytes, in: bytes) else {
         template = nil
+        spec.index = index
         return try spec.jsonUTF8Data(options: WireCodec.encodingOptions)
       }
       head = Array(bytes[..<(found.upperBound - String(Self.marker).utf8.count)])
       tail = Array(bytes[found.upperBound...])
-      template = marked
+      template = spec
     }
     var data = Data(capacity: head.count + 10 + tail.count)
     data.append(contentsOf: head)
-    data.append(contentsOf: String(spec.index).utf8)
+    data.append(contentsOf: String(index).utf8)
     data.append(contentsOf: tail)
     return data
   }

@@ -198,7 +198,9 @@ public final class SQLiteJobStore: JobStore {
     -> [ClaimedTask]
   {
     guard limit > 0 else { return [] }
-    let rows = try Row.fetchAll(
+    // Read through a cursor, each row while its statement is on it: a row of `fetchAll` is a
+    // copy whose every column is decoded generically, through GRDB's DatabaseValue.
+    let rows = try Row.fetchCursor(
       db.cachedStatement(
         sql: """
           UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?1, updated_at = ?2
@@ -211,9 +213,9 @@ public final class SQLiteJobStore: JobStore {
           """),
       arguments: [owner, nowMs, pool.rawValue, limit, dueMs])
     var claimed: [ClaimedTask] = []
-    claimed.reserveCapacity(rows.count)
+    claimed.reserveCapacity(limit)
     var jobs = Set<Int64>()
-    for row in rows {
+    while let row = try rows.next() {
       let job: Int64 = row[1]
       jobs.insert(job)
       claimed.append(
@@ -244,14 +246,15 @@ public final class SQLiteJobStore: JobStore {
     random: inout StoreRandom, result: StoredResult? = nil,
     extra: ((Database, TaskChange) throws -> Void)? = nil
   ) throws -> StoreOpResult {
-    guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(sql: Self.transitionColumns + " WHERE t.id = ?"),
-        arguments: [task.rawValue])
-    else {
+    // A cursor's row, read in place (see `claim`) while the cursor lives: its row is the
+    // statement's current one, gone once the cursor is.
+    let cursor = try Row.fetchCursor(
+      db.cachedStatement(sql: Self.transitionColumns + " WHERE t.id = ?"), arguments: [task.rawValue])
+    let read = try withExtendedLifetime(cursor) { try cursor.next().map { Self.taskRow($0) } }
+    guard let read else {
       return .failed(HaatError(.notFound, "task \(task) does not exist"))
     }
-    guard let loaded = Self.taskRow(row) else {
+    guard let loaded = read else {
       return .failed(HaatError(.internal, "task \(task) has an unreadable state"))
     }
     let change = try transition(loaded, event, db: db, nowMs: nowMs, random: &random, result: result)

@@ -124,7 +124,7 @@ let package = Package(
     .executableTarget(
       name: "haat-bench",
       dependencies: [
-        "HaatClient", "HaatTesting", "HaatFixtures", "HaatFetch", "HaatRecords", "HaatAnalytics",
+        "HaatClient", "HaatTesting", "HaatFixtures", "HaatFetch", "HaatRecords", "HaatAnalytics", "HaatStore",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ] + nio,
       path: "Benchmarks/HaatBench"

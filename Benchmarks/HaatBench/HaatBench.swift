@@ -15,7 +15,9 @@ struct HaatBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "haat-bench",
     abstract: "Haat's benchmarks, side by side with their peers in one run (not part of make test).",
-    subcommands: [Dispatch.self, Latency.self, Stream.self, Fetch.self, Ranges.self, Analysis.self, Swarm.self])
+    subcommands: [
+      Dispatch.self, Latency.self, Stream.self, Fetch.self, Ranges.self, Analysis.self, Swarm.self, StoreBench.self,
+    ])
 }
 
 /// End-to-end no-op task throughput: submit → assign → complete → accepted, through the
@@ -32,8 +34,13 @@ struct Dispatch: AsyncParsableCommand {
   var jobSize = 5_000
   @Option(help: "Worker counts to measure, comma-separated.")
   var workers = "1,2,4"
+  /// A worker's credit is its window, as a pipelined consumer's depth is beanstalkd's. At
+  /// `full` each task waits for two fsynced commits (its claim, its result), so the window
+  /// must cover the rate × that chain: 128 held one worker to about 24k tasks/s where 1,024
+  /// gave 31–37k on the same host (2026-12-02); beanstalkd's consumer gained nothing from
+  /// going deeper than 100 (`--depth 1024`: 5–10 % slower).
   @Option(help: "Credit (slots) per Haat worker: how many tasks it may hold at once.")
-  var slots = 128
+  var slots = 1_024
   @Option(
     help:
       "Haat stores to measure, comma-separated: full and normal (SQLite durability), postgres (the server HAAT_POSTGRES_URL names; `make bench-dispatch` starts one). Default: all three when HAAT_POSTGRES_URL is set."
@@ -42,6 +49,8 @@ struct Dispatch: AsyncParsableCommand {
     ProcessInfo.processInfo.environment["HAAT_POSTGRES_URL"] == nil ? "full,normal" : "full,normal,postgres"
   @Option(help: "Measured repetitions per configuration; the best is reported.")
   var repeats = 2
+  @Option(help: "Commands in flight per pipelined beanstalkd consumer.")
+  var depth = 100
 
   func run() async throws {
     let workerCounts = workers.split(separator: ",").compactMap { Int($0) }
@@ -51,10 +60,7 @@ struct Dispatch: AsyncParsableCommand {
       "dispatch: \(tasks) no-op tasks per run (submit → assign → complete → accepted), loopback, \(ProcessInfo.processInfo.activeProcessorCount) cores"
     )
     say(
-      "haat: \(binary), \(slots) slots per worker, jobs of \(jobSize) tasks; beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), one client thread per worker, pipelined puts"
-    )
-    say(
-      "peer: beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), a producer pipelining puts 256 deep and one consumer thread per worker, either a round trip per reserve and per delete (plain) or 100 commands in flight (pipelined)"
+      "peer: beanstalkd 1.12 -b (binlog, fsync ≤ 50 ms), a producer pipelining puts 256 deep and one consumer thread per worker, either a round trip per reserve and per delete (plain) or \(depth) commands in flight (pipelined)"
     )
     say(
       "haat: \(binary), \(slots) slots per worker; jobs of \(jobSize) tasks (batched), or \(singleJobs) 1-task jobs with 256 submits in flight (single)"
@@ -66,16 +72,25 @@ struct Dispatch: AsyncParsableCommand {
       var pipelined = 0.0
       for _ in 0..<repeats {
         plain = max(plain, try runBeanstalkd(workers: count, tasks: tasks))
-        pipelined = max(pipelined, try runBeanstalkd(workers: count, tasks: tasks, depth: 100))
+        pipelined = max(pipelined, try runBeanstalkd(workers: count, tasks: tasks, depth: depth))
       }
       var cells = [String(count), format(plain), format(pipelined)]
       for mode in modes {
         var batched = 0.0
         var single = 0.0
+        var cpu = Cost(coordinator: .infinity, workers: .infinity)
         for _ in 0..<repeats {
-          batched = max(batched, try await runHaat(workers: count, durability: mode, singles: false))
-          single = max(single, try await runHaat(workers: count, durability: mode, singles: true))
+          let run = try await runHaat(workers: count, durability: mode, singles: false)
+          batched = max(batched, run.rate)
+          cpu = Cost(
+            coordinator: min(cpu.coordinator, run.cost.coordinator), workers: min(cpu.workers, run.cost.workers))
+          single = max(single, try await runHaat(workers: count, durability: mode, singles: true).rate)
         }
+        // CPU per task moves much less than the rate with a shared host's neighbours: what
+        // a change to the per-task work is measured by.
+        say(
+          "  workers=\(count) \(mode) batched: CPU per task \(String(format: "%.1f", cpu.coordinator)) µs coordinator, \(String(format: "%.1f", cpu.workers)) µs workers (least of \(repeats))"
+        )
         cells += [
           format(batched), String(format: "%.2f", batched / pipelined), format(single),
           String(format: "%.2f", single / pipelined),
@@ -92,7 +107,34 @@ struct Dispatch: AsyncParsableCommand {
     )
   }
 
-  func runHaat(workers: Int, durability: String, singles: Bool) async throws -> Double {
+  /// The CPU seconds the coordinator and the workers have used so far.
+  func cpu(_ cluster: LocalCluster) -> (Double, Double) {
+    let workers = (1...max(1, cluster.options.workers)).compactMap { cluster.worker("worker-\($0)")?.cpuSeconds }
+    return (cluster.coordinator?.cpuSeconds ?? 0, workers.reduce(0, +))
+  }
+
+  /// `body`'s rate, with the cluster's CPU per task over it.
+  func measured(_ cluster: LocalCluster, tasks: Int, _ body: () throws -> Double) rethrows -> (Double, Cost) {
+    let before = cpu(cluster)
+    let rate = try body()
+    return (rate, Cost(before, cpu(cluster), tasks: tasks))
+  }
+
+  /// CPU µs per task, across the coordinator's threads and across the workers.
+  struct Cost {
+    var coordinator: Double
+    var workers: Double
+
+    init(coordinator: Double, workers: Double) { (self.coordinator, self.workers) = (coordinator, workers) }
+
+    /// Between two readings of `cpu`, over `tasks` tasks.
+    init(_ before: (Double, Double), _ after: (Double, Double), tasks: Int) {
+      coordinator = (after.0 - before.0) / Double(tasks) * 1e6
+      workers = (after.1 - before.1) / Double(tasks) * 1e6
+    }
+  }
+
+  func runHaat(workers: Int, durability: String, singles: Bool) async throws -> (rate: Double, cost: Cost) {
     var options = LocalCluster.Options()
     options.workers = workers
     options.durability = durability == "postgres" ? "full" : durability
@@ -103,9 +145,11 @@ struct Dispatch: AsyncParsableCommand {
     do {
       if singles {
         try await cluster.waitForWorkers(workers)
-        let rate = try runHaatSingles(cluster: cluster, tasks: singleJobs)
+        let (rate, cost) = try measured(cluster, tasks: singleJobs) {
+          try runHaatSingles(cluster: cluster, tasks: singleJobs)
+        }
         await cluster.stop()
-        return rate
+        return (rate, cost)
       }
       let client = try await cluster.client()
       var spec = JobSpec()
@@ -115,6 +159,7 @@ struct Dispatch: AsyncParsableCommand {
       source.tasks = UInt32(jobSize)
       spec.sources = [source]
       let jobs = max(1, tasks / jobSize)
+      let before = cpu(cluster)
       let started = ContinuousClock.now
       var ids: [String] = []
       for _ in 0..<jobs { ids.append(try await client.submit(spec).job) }
@@ -125,9 +170,10 @@ struct Dispatch: AsyncParsableCommand {
         }
       }
       let elapsed = ContinuousClock.now - started
+      let cost = Cost(before, cpu(cluster), tasks: jobs * jobSize)
       await client.close()
       await cluster.stop()
-      return Double(jobs * jobSize) / elapsed.seconds
+      return (Double(jobs * jobSize) / elapsed.seconds, cost)
     } catch {
       say(cluster.logs())
       await cluster.stop()

@@ -63,6 +63,18 @@ public final class ChildProcess: Sendable {
     }
     return 0
   }
+
+  /// The CPU time the process has used so far (user + system), 0 once it has exited.
+  public var cpuSeconds: Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = text.lastIndex(of: ")")
+    else { return 0 }
+    // After the command's closing parenthesis: state is field 3, utime and stime 14 and 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
+
   public var isRunning: Bool { process.isRunning }
 
   public func signal(_ signal: Int32) {

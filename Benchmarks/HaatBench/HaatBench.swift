@@ -36,11 +36,12 @@ struct Dispatch: AsyncParsableCommand {
   var workers = "1,2,4"
   /// A worker's credit is its window, as a pipelined consumer's depth is beanstalkd's. At
   /// `full` each task waits for two fsynced commits (its claim, its result), so the window
-  /// must cover the rate × that chain: 128 held one worker to about 24k tasks/s where 1,024
-  /// gave 31–37k on the same host (2026-12-02); beanstalkd's consumer gained nothing from
-  /// going deeper than 100 (`--depth 1024`: 5–10 % slower).
+  /// must cover the rate × that chain, and a wider one makes fewer, larger commits: 128 held
+  /// one worker to about 24k tasks/s where 1,024 gave 31–37k and 4,096 30–42k on the same
+  /// host (2026-12-02); beanstalkd's consumer gained nothing from going deeper than 100
+  /// (docs/benchmarks.md).
   @Option(help: "Credit (slots) per Haat worker: how many tasks it may hold at once.")
-  var slots = 1_024
+  var slots = 4_096
   @Option(
     help:
       "Haat stores to measure, comma-separated: full and normal (SQLite durability), postgres (the server HAAT_POSTGRES_URL names; `make bench-dispatch` starts one). Default: all three when HAAT_POSTGRES_URL is set."

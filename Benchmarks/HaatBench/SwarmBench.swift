@@ -427,24 +427,13 @@ struct CPUSample {
 
   init(pid: Int32) {
     self.pid = pid
-    cpu = Self.seconds(pid: pid)
+    cpu = ChildProcess.cpuSeconds(pid: pid)
     at = .now
   }
 
   func share() -> Double {
     let elapsed = (ContinuousClock.now - at) / .seconds(1)
-    return elapsed > 0 ? (Self.seconds(pid: pid) - cpu) / elapsed : 0
-  }
-
-  /// utime + stime from /proc/PID/stat, in seconds.
-  static func seconds(pid: Int32) -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-      let close = text.lastIndex(of: ")")
-    else { return 0 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    return elapsed > 0 ? (ChildProcess.cpuSeconds(pid: pid) - cpu) / elapsed : 0
   }
 }
 

@@ -65,7 +65,10 @@ public final class ChildProcess: Sendable {
   }
 
   /// The CPU time the process has used so far (user + system), 0 once it has exited.
-  public var cpuSeconds: Double {
+  public var cpuSeconds: Double { Self.cpuSeconds(pid: pid) }
+
+  /// The CPU time process `pid` has used so far (user + system), from /proc/PID/stat.
+  public static func cpuSeconds(pid: Int32) -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
       let close = text.lastIndex(of: ")")
     else { return 0 }

@@ -213,7 +213,7 @@ public final class SQLiteJobStore: JobStore {
           """),
       arguments: [owner, nowMs, pool.rawValue, limit, dueMs])
     var claimed: [ClaimedTask] = []
-    claimed.reserveCapacity(limit)
+    claimed.reserveCapacity(min(limit, 1_024))
     var jobs = Set<Int64>()
     while let row = try rows.next() {
       let job: Int64 = row[1]

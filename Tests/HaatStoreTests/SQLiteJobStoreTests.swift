@@ -67,9 +67,11 @@ import Testing
     }
     // Between two starts over the WAL holds what the writer wrote in a checkpoint's tick and
     // run: about 8–35 MB on the hosts measured (it follows the disk's speed). Growing with
-    // every commit, it would hold all that was written.
+    // every commit, it would hold all that was written (128 MiB or more, unless the host is
+    // so loaded that the 20 s ran out first; then the WAL is small whatever happens).
     let walBytes = Self.bytes(path + "-wal")
-    #expect(walBytes < UInt64(written / 2), "the WAL holds \(walBytes) bytes after \(written) bytes of specs")
+    #expect(
+      walBytes < max(UInt64(written / 2), 32 << 20), "the WAL holds \(walBytes) bytes after \(written) bytes of specs")
   }
 
   /// `--durability full` syncs the WAL at every commit: the writer really is FULL (GRDB

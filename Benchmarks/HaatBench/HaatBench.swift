@@ -79,18 +79,18 @@ struct Dispatch: AsyncParsableCommand {
       for mode in modes {
         var batched = 0.0
         var single = 0.0
-        var cpu = Cost(coordinator: .infinity, workers: .infinity)
+        var cost = Cost(coordinator: .infinity, workers: .infinity)
         for _ in 0..<repeats {
           let run = try await runHaat(workers: count, durability: mode, singles: false)
           batched = max(batched, run.rate)
-          cpu = Cost(
-            coordinator: min(cpu.coordinator, run.cost.coordinator), workers: min(cpu.workers, run.cost.workers))
+          cost = Cost(
+            coordinator: min(cost.coordinator, run.cost.coordinator), workers: min(cost.workers, run.cost.workers))
           single = max(single, try await runHaat(workers: count, durability: mode, singles: true).rate)
         }
         // CPU per task moves much less than the rate with a shared host's neighbours: what
         // a change to the per-task work is measured by.
         say(
-          "  workers=\(count) \(mode) batched: CPU per task \(String(format: "%.1f", cpu.coordinator)) µs coordinator, \(String(format: "%.1f", cpu.workers)) µs workers (least of \(repeats))"
+          "  workers=\(count) \(mode) batched: CPU per task \(String(format: "%.1f", cost.coordinator)) µs coordinator, \(String(format: "%.1f", cost.workers)) µs workers (least of \(repeats))"
         )
         cells += [
           format(batched), String(format: "%.2f", batched / pipelined), format(single),
@@ -115,9 +115,11 @@ struct Dispatch: AsyncParsableCommand {
   }
 
   /// `body`'s rate, with the cluster's CPU per task over it.
-  func measured(_ cluster: LocalCluster, tasks: Int, _ body: () throws -> Double) rethrows -> (Double, Cost) {
+  func measured(_ cluster: LocalCluster, tasks: Int, _ body: () async throws -> Double) async rethrows -> (
+    rate: Double, cost: Cost
+  ) {
     let before = cpu(cluster)
-    let rate = try body()
+    let rate = try await body()
     return (rate, Cost(before, cpu(cluster), tasks: tasks))
   }
 
@@ -125,14 +127,6 @@ struct Dispatch: AsyncParsableCommand {
   struct Cost {
     var coordinator: Double
     var workers: Double
-
-    init(coordinator: Double, workers: Double) { (self.coordinator, self.workers) = (coordinator, workers) }
-
-    /// Between two readings of `cpu`, over `tasks` tasks.
-    init(_ before: (Double, Double), _ after: (Double, Double), tasks: Int) {
-      coordinator = (after.0 - before.0) / Double(tasks) * 1e6
-      workers = (after.1 - before.1) / Double(tasks) * 1e6
-    }
   }
 
   func runHaat(workers: Int, durability: String, singles: Bool) async throws -> (rate: Double, cost: Cost) {
@@ -146,11 +140,11 @@ struct Dispatch: AsyncParsableCommand {
     do {
       if singles {
         try await cluster.waitForWorkers(workers)
-        let (rate, cost) = try measured(cluster, tasks: singleJobs) {
+        let run = try await measured(cluster, tasks: singleJobs) {
           try runHaatSingles(cluster: cluster, tasks: singleJobs)
         }
         await cluster.stop()
-        return (rate, cost)
+        return run
       }
       let client = try await cluster.client()
       var spec = JobSpec()
@@ -160,26 +154,34 @@ struct Dispatch: AsyncParsableCommand {
       source.tasks = UInt32(jobSize)
       spec.sources = [source]
       let jobs = max(1, tasks / jobSize)
-      let before = cpu(cluster)
-      let started = ContinuousClock.now
-      var ids: [String] = []
-      for _ in 0..<jobs { ids.append(try await client.submit(spec).job) }
-      for id in ids {
-        for try await event in client.watch(id) where event.final {
-          guard event.state == "succeeded" else { throw BenchError("job \(id) ended \(event.state)") }
-          break
+      let run = try await measured(cluster, tasks: jobs * jobSize) {
+        let started = ContinuousClock.now
+        var ids: [String] = []
+        for _ in 0..<jobs { ids.append(try await client.submit(spec).job) }
+        for id in ids {
+          for try await event in client.watch(id) where event.final {
+            guard event.state == "succeeded" else { throw BenchError("job \(id) ended \(event.state)") }
+            break
+          }
         }
+        return Double(jobs * jobSize) / (ContinuousClock.now - started).seconds
       }
-      let elapsed = ContinuousClock.now - started
-      let cost = Cost(before, cpu(cluster), tasks: jobs * jobSize)
       await client.close()
       await cluster.stop()
-      return (Double(jobs * jobSize) / elapsed.seconds, cost)
+      return run
     } catch {
       say(cluster.logs())
       await cluster.stop()
       throw error
     }
+  }
+}
+
+extension Dispatch.Cost {
+  /// Between two readings of `cpu`, over `tasks` tasks.
+  init(_ before: (Double, Double), _ after: (Double, Double), tasks: Int) {
+    coordinator = (after.0 - before.0) / Double(tasks) * 1e6
+    workers = (after.1 - before.1) / Double(tasks) * 1e6
   }
 }
 

@@ -11,13 +11,13 @@ import HaatStore
 struct StoreBench: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "store",
-    abstract: "The SQLite store's CPU per task: submit, claim, complete (no network, no coordinator).")
+    abstract: "The SQLite store's CPU per task: submit, claim, complete, finish (no network, no coordinator).")
 
   @Option(help: "Tasks per run.")
   var tasks = 100_000
   @Option(help: "Tasks per job.")
   var jobSize = 5_000
-  @Option(help: "Ops per commit (claims of this many tasks, or this many results).")
+  @Option(help: "Ops per commit (jobs of this many tasks, claims of this many tasks, this many results).")
   var batch = 100
   @Option(help: "full or normal.")
   var durability = "full"
@@ -26,7 +26,7 @@ struct StoreBench: AsyncParsableCommand {
 
   func run() async throws {
     guard let level = Durability(rawValue: durability) else { throw BenchError("no durability \(durability)") }
-    var best = [Double](repeating: .infinity, count: 3)
+    var best = [Double](repeating: .infinity, count: 4)
     for _ in 0..<repeats {
       let folder = NSTemporaryDirectory() + "haat-store-bench-\(UUID().uuidString)"
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -38,7 +38,7 @@ struct StoreBench: AsyncParsableCommand {
     say(
       "store: SQLite \(durability), \(tasks) tasks in jobs of \(jobSize), \(batch) ops per commit; CPU per task, best of \(repeats)"
     )
-    let names = ["submit", "claim", "complete"]
+    let names = ["submit", "claim", "complete", "finish"]
     say(table(["phase", "µs CPU per task"], names.indices.map { [names[$0], String(format: "%.2f", best[$0])] }))
   }
 
@@ -57,7 +57,12 @@ struct StoreBench: AsyncParsableCommand {
       phases.append((next - cpu) / Double(tasks) * 1e6)
       cpu = next
     }
-    for _ in 0..<max(1, tasks / jobSize) { _ = try await store.apply([.submit(job)], nowMs: now) }
+    let jobs = max(1, tasks / jobSize)
+    var submitted: [JobID] = []
+    for start in stride(from: 0, to: jobs, by: max(1, batch / jobSize)) {
+      let ops = [StoreOp](repeating: .submit(job), count: min(max(1, batch / jobSize), jobs - start))
+      for case .submitted(let id, _, _) in try await store.apply(ops, nowMs: now) { submitted.append(id) }
+    }
     lap()
     var claimed: [ClaimedTask] = []
     while true {
@@ -72,6 +77,13 @@ struct StoreBench: AsyncParsableCommand {
     for start in stride(from: 0, to: claimed.count, by: batch) {
       let ops = claimed[start..<min(start + batch, claimed.count)].map {
         StoreOp.complete(task: $0.task, attempt: $0.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "")
+      }
+      _ = try await store.apply(ops, nowMs: now)
+    }
+    lap()
+    for start in stride(from: 0, to: submitted.count, by: batch) {
+      let ops = submitted[start..<min(start + batch, submitted.count)].map {
+        StoreOp.finishJob($0, state: .succeeded, report: Data(), error: "")
       }
       _ = try await store.apply(ops, nowMs: now)
     }

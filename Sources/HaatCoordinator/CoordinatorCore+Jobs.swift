@@ -100,8 +100,8 @@ extension CoordinatorCore {
   /// A job's end as its read leaves it: reduced already (a small job), or read, to be
   /// reduced on the work pool.
   enum JobRead: Sendable {
-    case reduced(Reduced)
-    case read(JobRecord, [TaskOutput], started: ContinuousClock.Instant)
+    case reduced(Result<Reduced, any Error>)
+    case read(Finishing, started: ContinuousClock.Instant)
   }
   /// A reduce's outcome with how long the early merges, the read and the reduce took.
   typealias Reduced = (JobReducer.Outcome, Duration, Duration, Duration)
@@ -111,77 +111,114 @@ extension CoordinatorCore {
   static let inlineReduce = (tasks: 16, bytes: 64 << 10)
 
   /// Once every task of a job has ended, reduces its partials into the report (off the
-  /// loop) and records the job's end.
+  /// loop) and records the job's end. The jobs that end in one turn of the loop are read
+  /// together: with 1-task jobs, one read per job cost more in thread hops than the reads.
   func finishIfEnded(_ id: JobID) {
     guard let job = jobs[id], job.counts.open == 0, !job.reducing else { return }
     job.reducing = true
+    ending.append(job)
+    guard ending.count == 1 else { return }
+    loop.assumeIsolated().execute { self.finishEnded() }
+  }
+
+  /// What a job's end needs off the loop.
+  private struct Ending: Sendable {
+    var id: JobID
+    var cancelled: Bool
+    var early: EarlyReduce
+  }
+
+  /// Reads the jobs that ended, after their early merges, and reduces each.
+  private func finishEnded() {
+    let batch = ending
+    ending.removeAll()
+    let endings = batch.map { Ending(id: $0.id, cancelled: $0.cancelled, early: $0.early) }
     let store = self.store
-    let cancelled = job.cancelled
-    let early = job.early
     let waited = ContinuousClock.now
-    @Sendable func reduce(_ record: JobRecord, _ outputs: [TaskOutput], _ started: ContinuousClock.Instant) throws
-      -> Reduced
-    {
-      let read = ContinuousClock.now
-      let outcome = try JobReducer.reduce(record, outputs: outputs, cancelled: cancelled, merged: early.merged)
-      return (outcome, started - waited, read - started, ContinuousClock.now - read)
-    }
-    // The early merges first (a failed one leaves its task to the full read below).
-    (job.merging ?? loop.makeSucceededVoidFuture()).recover { _ in }.flatMap {
-      self.onStore { () -> JobRead in
-        let started = ContinuousClock.now
-        guard let (record, outputs) = try await store.finishing(id) else {
-          throw HaatError(.notFound, "job \(id) vanished")
-        }
-        // A small job is reduced where its read landed: a hop to the work pool and back
-        // would cost more than its reduce (a 1-task job's partial is a few hundred bytes).
-        guard outputs.count <= Self.inlineReduce.tasks,
-          outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= Self.inlineReduce.bytes
-        else {
-          return .read(record, outputs, started: started)
-        }
-        return .reduced(try reduce(record, outputs, started))
+    @Sendable func reduce(_ ending: Ending, _ read: Finishing, _ started: ContinuousClock.Instant) -> Result<
+      Reduced, any Error
+    > {
+      Result {
+        let reduced = ContinuousClock.now
+        let outcome = try JobReducer.reduce(
+          read.job, outputs: read.outputs, cancelled: ending.cancelled, merged: ending.early.merged)
+        return (outcome, started - waited, reduced - started, ContinuousClock.now - reduced)
       }
     }
-    .flatMap { read in
-      switch read {
-      case .reduced(let reduced): self.loop.makeSucceededFuture(reduced)
-      case .read(let record, let outputs, let started): self.offLoop { try reduce(record, outputs, started) }
+    // The early merges first (a failed one leaves its task to the full read below).
+    let merges = batch.compactMap { $0.merging?.recover { _ in } }
+    EventLoopFuture.andAllComplete(merges, on: loop).flatMap {
+      self.onStore { () -> [JobRead] in
+        let started = ContinuousClock.now
+        let read = try await store.finishing(endings.map(\.id))
+        return endings.map { ending in
+          guard let finishing = read[ending.id] else {
+            return .reduced(.failure(HaatError(.notFound, "job \(ending.id) vanished")))
+          }
+          // A small job is reduced where its read landed: a hop to the work pool and back
+          // would cost more than its reduce (a 1-task job's partial is a few hundred bytes).
+          guard finishing.outputs.count <= Self.inlineReduce.tasks,
+            finishing.outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= Self.inlineReduce.bytes
+          else {
+            return .read(finishing, started: started)
+          }
+          return .reduced(reduce(ending, finishing, started))
+        }
       }
     }
     .assumeIsolated().whenComplete { result in
       switch result {
-      case .success(let (outcome, wait, read, reduce)):
-        self.logger.debug(
-          "job reduced",
-          metadata: [
-            "job": "\(id)", "early_wait_ms": "\(Self.milliseconds(wait))", "read_ms": "\(Self.milliseconds(read))",
-            "reduce_ms": "\(Self.milliseconds(reduce))", "merged_early": "\(outcome.mergedEarly)",
-          ].merging(outcome.timings.mapValues { .string($0) }) { first, _ in first })
-        let (state, report, error) = (outcome.state, outcome.report, outcome.error)
-        self.enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
-          guard case .finished(_, let applied) = result, applied else {
-            job.reducing = false
-            if case .failed = result { self.retryFinish(id) }
-            return
+      case .success(let reads):
+        for (job, (ending, read)) in zip(batch, zip(endings, reads)) {
+          switch read {
+          case .reduced(let reduced): self.recordEnd(job, reduced)
+          case .read(let finishing, let started):
+            self.offLoop { reduce(ending, finishing, started) }.assumeIsolated().whenComplete { result in
+              self.recordEnd(job, result.flatMap { $0 })
+            }
           }
-          self.jobs[id] = nil
-          self.logger.info("job ended", metadata: ["job": "\(id)", "state": "\(state.rawValue)"])
-          var event = self.event(job)
-          event.state = state.rawValue
-          event.final = true
-          event.message = error
-          for (connection, requestID) in job.watchers {
-            self.outbox.reply(connection, to: requestID, .jobEvent(event))
-            connection.watches -= 1
-          }
-          job.watchers.removeAll()
         }
       case .failure(let error):
-        job.reducing = false
-        self.logger.error("cannot reduce job; retrying", metadata: ["job": "\(id)", "error": "\(error)"])
-        self.retryFinish(id)
+        for job in batch { self.recordEnd(job, .failure(error)) }
       }
+    }
+  }
+
+  /// Records a job's end once reduced, and tells its watchers; retries a failed reduce or
+  /// write a second later.
+  private func recordEnd(_ job: ActiveJob, _ reduced: Result<Reduced, any Error>) {
+    let id = job.id
+    switch reduced {
+    case .success(let (outcome, wait, read, reduce)):
+      logger.debug(
+        "job reduced",
+        metadata: [
+          "job": "\(id)", "early_wait_ms": "\(Self.milliseconds(wait))", "read_ms": "\(Self.milliseconds(read))",
+          "reduce_ms": "\(Self.milliseconds(reduce))", "merged_early": "\(outcome.mergedEarly)",
+        ].merging(outcome.timings.mapValues { .string($0) }) { first, _ in first })
+      let (state, report, error) = (outcome.state, outcome.report, outcome.error)
+      enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
+        guard case .finished(_, let applied) = result, applied else {
+          job.reducing = false
+          if case .failed = result { self.retryFinish(id) }
+          return
+        }
+        self.jobs[id] = nil
+        self.logger.info("job ended", metadata: ["job": "\(id)", "state": "\(state.rawValue)"])
+        var event = self.event(job)
+        event.state = state.rawValue
+        event.final = true
+        event.message = error
+        for (connection, requestID) in job.watchers {
+          self.outbox.reply(connection, to: requestID, .jobEvent(event))
+          connection.watches -= 1
+        }
+        job.watchers.removeAll()
+      }
+    case .failure(let error):
+      job.reducing = false
+      logger.error("cannot reduce job; retrying", metadata: ["job": "\(id)", "error": "\(error)"])
+      retryFinish(id)
     }
   }
 

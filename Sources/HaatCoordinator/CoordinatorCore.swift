@@ -48,6 +48,8 @@ final class CoordinatorCore: @unchecked Sendable {
   /// Shared with the session loops, which answer heartbeats.
   let leases: SharedLeases
   var jobs: [JobID: ActiveJob] = [:]
+  /// Jobs whose last task ended in this turn of the loop, to be read together.
+  var ending: [ActiveJob] = []
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
   var staged: StagedParts

@@ -21,10 +21,11 @@ public protocol JobStore: Sendable {
   func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) async throws -> [JobRecord]
   /// Every task of a job with its partial, stats and last error, in task order.
   func outputs(of job: JobID) async throws -> [TaskOutput]
-  /// A job's record, without its tasks and task counts (zero: the reduce counts the
-  /// outputs), and `outputs(of:)`, read together: what the coordinator reduces when a
-  /// job's last task ends.
-  func finishing(_ job: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])?
+  /// For each job, its record, without its tasks and task counts (zero: the reduce counts
+  /// the outputs), and `outputs(of:)`, read together: what the coordinator reduces when a
+  /// job's last task ends. Jobs whose last tasks ended together are read in one call; a job
+  /// the store does not hold is absent from the answer.
+  func finishing(_ jobs: [JobID]) async throws -> [JobID: Finishing]
   /// Dead tasks in id order: at most `limit`, with an id above `after` when given.
   func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord]
   /// A finished job's report as the coordinator stored it (protobuf's binary encoding;
@@ -42,6 +43,9 @@ public protocol JobStore: Sendable {
   /// Lets go of connections and threads (a coordinator stopping).
   func close() async
 }
+
+/// What a job's end reduces: its record and every task's output.
+public typealias Finishing = (job: JobRecord, outputs: [TaskOutput])
 
 /// One pool's queue: how many tasks are ready now, and since when the oldest is.
 public struct ReadyQueue: Sendable, Equatable {

@@ -97,10 +97,14 @@ extension PostgresJobStore {
   }
 
   /// One connection for both, and no count of the tasks by state.
-  public func finishing(_ id: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
+  public func finishing(_ jobs: [JobID]) async throws -> [JobID: Finishing] {
     try await read { db in
-      guard let job = try await self.job(id, on: db) else { return nil }
-      return (job, try await self.outputs(of: id, on: db))
+      var read: [JobID: Finishing] = [:]
+      for id in jobs {
+        guard let job = try await self.job(id, on: db) else { continue }
+        read[id] = (job, try await self.outputs(of: id, on: db))
+      }
+      return read
     }
   }
 

@@ -95,10 +95,14 @@ extension SQLiteJobStore {
 
   /// One read, not two (a 1-task job pays a reader's round trip per read), and no count of
   /// the tasks by state.
-  public func finishing(_ id: JobID) async throws -> (job: JobRecord, outputs: [TaskOutput])? {
+  public func finishing(_ jobs: [JobID]) async throws -> [JobID: Finishing] {
     try await read { db in
-      guard let job = try Self.job(id, counts: false, tasks: false, db: db, nowMs: 0) else { return nil }
-      return (job, try Self.outputs(of: id, db: db))
+      var read: [JobID: Finishing] = [:]
+      for id in jobs {
+        guard let job = try Self.job(id, counts: false, tasks: false, db: db, nowMs: 0) else { continue }
+        read[id] = (job, try Self.outputs(of: id, db: db))
+      }
+      return read
     }
   }
 

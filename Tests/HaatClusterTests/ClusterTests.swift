@@ -204,6 +204,30 @@ struct ClusterTests {
     }
   }
 
+  /// Jobs whose last tasks end together are read and reduced together, and each keeps its
+  /// own report: 1-task jobs of different samples, all due at the same instant.
+  @Test func jobsEndingTogetherKeepTheirOwnReports() async throws {
+    try await withCluster { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      let due = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2))
+      var jobs: [(String, Sample)] = []
+      for round in 0..<3 {
+        for sample in samples {
+          var one = spec("\(sample.file) \(round)", [Samples.source(sample, server: server)])
+          one.notBefore = due
+          jobs.append((try await client.submit(one).job, sample))
+        }
+      }
+      for (job, sample) in jobs {
+        let result = try await finish(client, job)
+        #expect(result.job.state == "succeeded")
+        #expect(result.report.engagement == (try Samples.singlePass([sample])), "\(sample.file)")
+      }
+      await client.close()
+    }
+  }
+
   /// Cancel stops a job: its waiting tasks are cancelled and the running one revoked.
   @Test func cancelStopsAJob() async throws {
     try await withCluster { cluster, server in

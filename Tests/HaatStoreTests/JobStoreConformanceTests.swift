@@ -47,14 +47,17 @@ import Testing
     #expect(outputs.count == 1)
     #expect(outputs[0].partial == Data("{\"a\":1}".utf8))
     // A job's end reads its record and its outputs together (SQLite: in one read), with
-    // no count of its tasks by state.
-    let finishing = try #require(try await store.finishing(id))
+    // no count of its tasks by state; jobs the store does not hold are absent.
+    let other = try await tests.submit(store, tests.job(tasks: 3))
+    let read = try await store.finishing([JobID(id.rawValue + 1_000), id, other])
+    #expect(read.count == 2 && read[other]?.outputs.count == 3 && read[other]?.job.id == other)
+    let finishing = try #require(read[id])
     let record = try #require(try await store.job(id, tasks: false, nowMs: 2_000))
     #expect(finishing.job.id == id && finishing.job.state == record.state && finishing.job.spec == record.spec)
     #expect(finishing.job.reports == record.reports && record.counts.done == 1)
     #expect(finishing.job.counts == TaskCounts() && finishing.job.tasks.isEmpty)
     #expect(finishing.outputs.map(\.task) == [task.task] && finishing.outputs.map(\.partial) == outputs.map(\.partial))
-    #expect(try await store.finishing(JobID(id.rawValue + 1_000)) == nil)
+    #expect(try await store.finishing([JobID(id.rawValue + 1_000)]).isEmpty)
   }
 
   /// A lease is (task, attempt, worker): another worker that knows the task and attempt

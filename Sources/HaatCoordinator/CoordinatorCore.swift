@@ -84,7 +84,7 @@ final class CoordinatorCore: @unchecked Sendable {
     commits = CommitPipeline(loop: loop, logger: logger) { ops in
       let promise = loop.makePromise(of: [StoreOpResult].self)
       let nowMs = Int64(Date().timeIntervalSince1970 * 1000)
-      promise.completeWithTask { try await store.apply(ops, nowMs: nowMs) }
+      store.apply(ops, nowMs: nowMs) { promise.completeWith($0) }
       return promise.futureResult
     }
     commits.extra = { [unowned self] in self.claims() }

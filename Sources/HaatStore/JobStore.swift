@@ -10,6 +10,11 @@ public protocol JobStore: Sendable {
   /// An op that does not apply (an unknown task, a stale attempt) yields its own result and
   /// does not abort the batch; a failed commit throws and none of the ops took effect.
   func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult]
+  /// `apply(_:nowMs:)` that calls `done` with its outcome from the store's own thread: the
+  /// coordinator's group commit waits on every commit, and each hop between threads on the
+  /// way (an async task's start and its resumption) adds to that wait.
+  func apply(
+    _ ops: [StoreOp], nowMs: Int64, done: @escaping @Sendable (Result<[StoreOpResult], any Error>) -> Void)
 
   /// Everything a restarted coordinator needs: open jobs, leases, waiting tasks.
   func recover(nowMs: Int64) async throws -> Recovery
@@ -60,4 +65,16 @@ public struct ReadyQueue: Sendable, Equatable {
 
 extension JobStore {
   public func close() async {}
+
+  public func apply(
+    _ ops: [StoreOp], nowMs: Int64, done: @escaping @Sendable (Result<[StoreOpResult], any Error>) -> Void
+  ) {
+    Task {
+      do {
+        done(.success(try await apply(ops, nowMs: nowMs)))
+      } catch {
+        done(.failure(error))
+      }
+    }
+  }
 }

@@ -62,6 +62,18 @@ public final class SQLiteJobStore: JobStore {
     }
   }
 
+  public func apply(
+    _ ops: [StoreOp], nowMs: Int64, done: @escaping @Sendable (Result<[StoreOpResult], any Error>) -> Void
+  ) {
+    pool.asyncWriteWithoutTransaction { db in
+      do {
+        done(.success(try self.commit(ops, db: db, nowMs: nowMs)))
+      } catch {
+        done(.failure(Self.commitError(error)))
+      }
+    }
+  }
+
   /// One transaction over the whole batch.
   private func commit(_ ops: [StoreOp], db: Database, nowMs: Int64) throws -> [StoreOpResult] {
     var random = StoreRandom()

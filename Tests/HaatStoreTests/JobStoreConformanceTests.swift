@@ -60,6 +60,25 @@ import Testing
     #expect(try await store.finishing([JobID(id.rawValue + 1_000)]).isEmpty)
   }
 
+  /// The coordinator commits through `apply(_:nowMs:done:)`: its ops in one transaction,
+  /// in order (a claim sees the tasks submitted before it), their results in order.
+  @Test(arguments: StoreBackend.all) func applyWithACallbackCommitsInOrder(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let results = try await withCheckedThrowingContinuation { continuation in
+      store.apply([.submit(tests.job(tasks: 2)), .claim(owner: "w1", pool: .collect, limit: 5)], nowMs: 1_000) {
+        continuation.resume(with: $0)
+      }
+    }
+    guard results.count == 2, case .submitted(let id, 2, _) = results[0], case .claimed(let claimed) = results[1]
+    else {
+      Issue.record("unexpected results \(results)")
+      return
+    }
+    #expect(claimed.map(\.job) == [id, id])
+    #expect(try await store.job(id, tasks: false, nowMs: 1_000)?.counts.leased == 2)
+  }
+
   /// A lease is (task, attempt, worker): another worker that knows the task and attempt
   /// can neither complete nor fail it, and the holder's own result still counts.
   @Test(arguments: StoreBackend.all) func onlyTheLeaseHolderMayAnswer(backend: StoreBackend) async throws {

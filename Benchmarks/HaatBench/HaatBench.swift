@@ -79,19 +79,22 @@ struct Dispatch: AsyncParsableCommand {
       for mode in modes {
         var batched = 0.0
         var single = 0.0
-        var cost = Cost(coordinator: .infinity, workers: .infinity)
+        var cost = (batched: Cost.none, single: Cost.none)
         for _ in 0..<repeats {
           let run = try await runHaat(workers: count, durability: mode, singles: false)
           batched = max(batched, run.rate)
-          cost = Cost(
-            coordinator: min(cost.coordinator, run.cost.coordinator), workers: min(cost.workers, run.cost.workers))
-          single = max(single, try await runHaat(workers: count, durability: mode, singles: true).rate)
+          cost.batched = cost.batched.least(run.cost)
+          let singles = try await runHaat(workers: count, durability: mode, singles: true)
+          single = max(single, singles.rate)
+          cost.single = cost.single.least(singles.cost)
         }
         // CPU per task moves much less than the rate with a shared host's neighbours: what
         // a change to the per-task work is measured by.
-        say(
-          "  workers=\(count) \(mode) batched: CPU per task \(String(format: "%.1f", cost.coordinator)) µs coordinator, \(String(format: "%.1f", cost.workers)) µs workers (least of \(repeats))"
-        )
+        for (shape, cost) in [("batched", cost.batched), ("single", cost.single)] {
+          say(
+            "  workers=\(count) \(mode) \(shape): CPU per task \(String(format: "%.1f", cost.coordinator)) µs coordinator, \(String(format: "%.1f", cost.workers)) µs workers (least of \(repeats))"
+          )
+        }
         cells += [
           format(batched), String(format: "%.2f", batched / pipelined), format(single),
           String(format: "%.2f", single / pipelined),
@@ -127,6 +130,12 @@ struct Dispatch: AsyncParsableCommand {
   struct Cost {
     var coordinator: Double
     var workers: Double
+
+    static let none = Cost(coordinator: .infinity, workers: .infinity)
+
+    func least(_ other: Cost) -> Cost {
+      Cost(coordinator: min(coordinator, other.coordinator), workers: min(workers, other.workers))
+    }
   }
 
   func runHaat(workers: Int, durability: String, singles: Bool) async throws -> (rate: Double, cost: Cost) {

@@ -149,17 +149,25 @@ public final class SQLiteJobStore: JobStore {
   }
 
   func submit(_ job: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
-    try db.cachedStatement(
-      sql: """
-        INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
-                          max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
-        VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        """
-    ).execute(arguments: [
-      job.name, job.priority, job.spec, job.reports.joined(separator: ","), nowMs, job.notBeforeMs,
-      job.maxAttempts, Int64(job.retry.baseMs), Int64(job.retry.capMs), job.tasks.count,
-      job.submittedBy,
-    ])
+    var row = SQLiteBindings(
+      try db.cachedStatement(
+        sql: """
+          INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
+                            max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
+          VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          """))
+    row.add(job.name)
+    row.add(Int64(job.priority))
+    row.add(job.spec)
+    row.add(job.reports.joined(separator: ","))
+    row.add(nowMs)
+    row.add(job.notBeforeMs)
+    row.add(Int64(job.maxAttempts))
+    row.add(Int64(job.retry.baseMs))
+    row.add(Int64(job.retry.capMs))
+    row.add(job.tasks.count)
+    row.add(job.submittedBy)
+    try row.run()
     let jobID = db.lastInsertedRowID
     let insert = try db.cachedStatement(
       sql: """
@@ -168,10 +176,18 @@ public final class SQLiteJobStore: JobStore {
         VALUES (?, ?, ?, ?, 'ready', ?, ?, 0, ?, ?, ?, ?)
         """)
     for (index, task) in job.tasks.enumerated() {
-      try insert.execute(arguments: [
-        jobID, index, task.pool.rawValue, task.source, job.priority, job.notBeforeMs,
-        job.maxAttempts, task.spec, nowMs, task.resumeKey,
-      ])
+      var row = SQLiteBindings(insert)
+      row.add(jobID)
+      row.add(index)
+      row.add(task.pool.rawValue)
+      row.add(task.source)
+      row.add(Int64(job.priority))
+      row.add(job.notBeforeMs)
+      row.add(Int64(job.maxAttempts))
+      row.add(task.spec)
+      row.add(nowMs)
+      row.add(task.resumeKey)
+      try row.run()
     }
     return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
   }
@@ -210,10 +226,10 @@ public final class SQLiteJobStore: JobStore {
     -> [ClaimedTask]
   {
     guard limit > 0 else { return [] }
-    // Read through a cursor, each row while its statement is on it: a row of `fetchAll` is a
-    // copy whose every column is decoded generically, through GRDB's DatabaseValue.
-    let rows = try Row.fetchCursor(
-      db.cachedStatement(
+    // Each row read in place, column by column: a row of `fetchAll` is a copy whose every
+    // column is decoded generically, through GRDB's DatabaseValue.
+    var rows = SQLiteBindings(
+      try db.cachedStatement(
         sql: """
           UPDATE tasks SET state = 'leased', attempt = attempt + 1, worker = ?1, updated_at = ?2
           WHERE id IN (SELECT id FROM tasks
@@ -222,24 +238,32 @@ public final class SQLiteJobStore: JobStore {
           RETURNING id, job, idx, attempt, spec,
                     CASE WHEN resume_key IS NULL THEN NULL
                          ELSE (SELECT bookmark FROM bookmarks WHERE key = resume_key) END
-          """),
-      arguments: [owner, nowMs, pool.rawValue, limit, dueMs])
+          """))
+    rows.add(owner)
+    rows.add(nowMs)
+    rows.add(pool.rawValue)
+    rows.add(limit)
+    rows.add(dueMs)
     var claimed: [ClaimedTask] = []
     claimed.reserveCapacity(min(limit, 1_024))
     var jobs = Set<Int64>()
-    while let row = try rows.next() {
-      let job: Int64 = row[1]
+    while try rows.step() {
+      let job = rows.int64(1)
       jobs.insert(job)
       claimed.append(
         ClaimedTask(
-          task: TaskID(row[0]), job: JobID(job), index: row[2], attempt: row[3], pool: pool,
-          spec: row[4], startedJob: false, bookmark: row[5]))
+          task: TaskID(rows.int64(0)), job: JobID(job), index: Int(rows.int64(2)),
+          attempt: UInt32(clamping: rows.int64(3)), pool: pool, spec: rows.blob(4), startedJob: false,
+          bookmark: rows.isNull(5) ? nil : rows.text(5)))
     }
     let start = try db.cachedStatement(
       sql: "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'")
     var started = Set<Int64>()
     for job in jobs {
-      try start.execute(arguments: [nowMs, job])
+      var row = SQLiteBindings(start)
+      row.add(nowMs)
+      row.add(job)
+      try row.run()
       if db.changesCount > 0 { started.insert(job) }
     }
     claimed.sort { $0.task < $1.task }
@@ -258,11 +282,12 @@ public final class SQLiteJobStore: JobStore {
     random: inout StoreRandom, result: StoredResult? = nil,
     extra: ((Database, TaskChange) throws -> Void)? = nil
   ) throws -> StoreOpResult {
-    // A cursor's row, read in place (see `claim`) while the cursor lives: its row is the
-    // statement's current one, gone once the cursor is.
-    let cursor = try Row.fetchCursor(
-      db.cachedStatement(sql: Self.transitionColumns + " WHERE t.id = ?"), arguments: [task.rawValue])
-    let read = try withExtendedLifetime(cursor) { try cursor.next().map { Self.taskRow($0) } }
+    // The row read in place (see `claim`).
+    var row = SQLiteBindings(try db.cachedStatement(sql: Self.transitionColumns + " WHERE t.id = ?"))
+    row.add(task.rawValue)
+    // nil: no such task; .some(nil): a row whose state does not read.
+    let read: TaskRow?? = try row.step() ? .some(Self.taskRow(row)) : .none
+    row.reset()
     guard let read else {
       return .failed(HaatError(.notFound, "task \(task) does not exist"))
     }
@@ -283,6 +308,19 @@ public final class SQLiteJobStore: JobStore {
       id: TaskID(row[0] as Int64), job: JobID(row[1] as Int64), pool: pool,
       status: TaskStatus(state: state, attempt: row[4], maxAttempts: row[5], owner: row[8] ?? ""),
       retry: RetryPolicy(baseMs: UInt64(row[6] as Int64), capMs: UInt64(row[7] as Int64)))
+  }
+
+  /// `taskRow` of the row a statement is on.
+  private static func taskRow(_ row: SQLiteBindings) -> TaskRow? {
+    guard let pool = Pool(rawValue: row.text(2)), let state = TaskState(rawValue: row.text(3)) else {
+      return nil
+    }
+    return TaskRow(
+      id: TaskID(row.int64(0)), job: JobID(row.int64(1)), pool: pool,
+      status: TaskStatus(
+        state: state, attempt: UInt32(clamping: row.int64(4)), maxAttempts: UInt32(clamping: row.int64(5)),
+        owner: row.text(8)),
+      retry: RetryPolicy(baseMs: UInt64(clamping: row.int64(6)), capMs: UInt64(clamping: row.int64(7))))
   }
 
   /// Applies `event` to a loaded task and writes its new state (TaskSemantics decides it).
@@ -313,9 +351,15 @@ public final class SQLiteJobStore: JobStore {
         try setState(task, "done", db: db, nowMs: nowMs)
         return
       }
-      try db.cachedStatement(
-        sql: "UPDATE tasks SET state = 'done', updated_at = ?, partial = ?, stats = ?, bookmark = ? WHERE id = ?"
-      ).execute(arguments: [nowMs, result.partial, result.stats, result.bookmark, id])
+      var row = SQLiteBindings(
+        try db.cachedStatement(
+          sql: "UPDATE tasks SET state = 'done', updated_at = ?, partial = ?, stats = ?, bookmark = ? WHERE id = ?"))
+      row.add(nowMs)
+      row.add(result.partial)
+      row.add(result.stats)
+      row.add(result.bookmark)
+      row.add(id)
+      try row.run()
       if !result.bookmark.isEmpty {
         // An incremental source's next run starts from here (the same commit).
         try db.cachedStatement(
@@ -427,18 +471,25 @@ public final class SQLiteJobStore: JobStore {
   private func finish(
     _ job: JobID, state: JobState, report: Data?, error: String, db: Database, nowMs: Int64
   ) throws -> StoreOpResult {
-    let open =
-      try Int.fetchOne(
-        db.cachedStatement(sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')"),
-        arguments: [job.rawValue]) ?? 0
-    guard open == 0 else { return .finished(job, applied: false) }
-    try db.cachedStatement(
-      sql: """
-        UPDATE jobs SET state = ?, report = ?, error = ?,
-          finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE ? END
-        WHERE id = ?
-        """
-    ).execute(arguments: [state.rawValue, report, error, nowMs, job.rawValue])
+    var open = SQLiteBindings(
+      try db.cachedStatement(sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')"))
+    open.add(job.rawValue)
+    let count = try open.step() ? open.int64(0) : 0
+    open.reset()
+    guard count == 0 else { return .finished(job, applied: false) }
+    var row = SQLiteBindings(
+      try db.cachedStatement(
+        sql: """
+          UPDATE jobs SET state = ?, report = ?, error = ?,
+            finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE ? END
+          WHERE id = ?
+          """))
+    row.add(state.rawValue)
+    row.add(report)
+    row.add(error)
+    row.add(nowMs)
+    row.add(job.rawValue)
+    try row.run()
     return .finished(job, applied: db.changesCount > 0)
   }
 }

@@ -36,12 +36,12 @@ struct SQLiteBindings {
   }
 
   mutating func add(_ value: String?) {
-    guard let value else {
-      index += 1
-      sqlite3_bind_null(statement, index)
-      return
-    }
-    add(value)
+    if let value { add(value) } else { addNull() }
+  }
+
+  private mutating func addNull() {
+    index += 1
+    sqlite3_bind_null(statement, index)
   }
 
   /// A blob, bound as GRDB binds one (bytes without an address bind NULL).
@@ -54,12 +54,7 @@ struct SQLiteBindings {
 
   /// A blob, or NULL.
   mutating func add(_ value: Data?) {
-    guard let value else {
-      index += 1
-      sqlite3_bind_null(statement, index)
-      return
-    }
-    add(value)
+    if let value { add(value) } else { addNull() }
   }
 
   /// Steps the statement to its end (a write: no rows).

@@ -84,6 +84,10 @@ struct SQLiteBindings {
 
   func isNull(_ column: CInt) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
 
+  func text(orNil column: CInt) -> String? { isNull(column) ? nil : text(column) }
+
+  func blob(orNil column: CInt) -> Data? { isNull(column) ? nil : blob(column) }
+
   /// Text as UTF-8 (NULL reads as empty).
   func text(_ column: CInt) -> String {
     guard let bytes = sqlite3_column_text(statement, column) else { return "" }

@@ -107,18 +107,24 @@ extension SQLiteJobStore {
   }
 
   static func outputs(of job: JobID, db: Database) throws -> [TaskOutput] {
-    try Row.fetchAll(
-      db.cachedStatement(
+    // Read in place, column by column (see `claim`): a job's end reads every task's row.
+    var rows = SQLiteBindings(
+      try db.cachedStatement(
         sql: """
           SELECT id, idx, source, state, partial, stats, last_error_code, last_error
           FROM tasks WHERE job = ? ORDER BY idx
-          """), arguments: [job.rawValue]
-    ).compactMap { row in
-      guard let state = TaskState(rawValue: row[3]) else { return nil }
-      return TaskOutput(
-        task: TaskID(row[0]), index: row[1], source: row[2], state: state, partial: row[4],
-        stats: row[5], lastError: Self.taskError(code: row[6], message: row[7]))
+          """))
+    rows.add(job.rawValue)
+    var outputs: [TaskOutput] = []
+    while try rows.step() {
+      guard let state = TaskState(rawValue: rows.text(3)) else { continue }
+      outputs.append(
+        TaskOutput(
+          task: TaskID(rows.int64(0)), index: Int(rows.int64(1)), source: rows.text(2), state: state,
+          partial: rows.blob(orNil: 4), stats: rows.blob(orNil: 5),
+          lastError: Self.taskError(code: rows.text(orNil: 6), message: rows.text(orNil: 7))))
     }
+    return outputs
   }
 
   public func deadTasks(job: JobID?, after: TaskID?, limit: Int) async throws -> [DeadRecord] {

@@ -254,7 +254,7 @@ public final class SQLiteJobStore: JobStore {
         ClaimedTask(
           task: TaskID(rows.int64(0)), job: JobID(job), index: Int(rows.int64(2)),
           attempt: UInt32(clamping: rows.int64(3)), pool: pool, spec: rows.blob(4), startedJob: false,
-          bookmark: rows.isNull(5) ? nil : rows.text(5)))
+          bookmark: rows.text(orNil: 5)))
     }
     let start = try db.cachedStatement(
       sql: "UPDATE jobs SET state = 'running', started_at = ? WHERE id = ? AND state = 'queued'")

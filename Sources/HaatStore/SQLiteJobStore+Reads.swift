@@ -59,11 +59,11 @@ extension SQLiteJobStore {
   }
 
   static func job(_ id: JobID, counts: Bool, tasks: Bool, db: Database, nowMs: Int64) throws -> JobRecord? {
-    guard
-      let row = try Row.fetchOne(
-        db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"), arguments: [id.rawValue]),
-      var job = jobRecord(row)
-    else { return nil }
+    var row = SQLiteBindings(try db.cachedStatement(sql: StoreSQL.jobColumns + " WHERE id = ?"))
+    row.add(id.rawValue)
+    let read = try row.step() ? jobRecord(row) : nil
+    row.reset()
+    guard var job = read else { return nil }
     if counts { job.counts = try self.counts(of: id, db: db, nowMs: nowMs) }
     if tasks { job.tasks = try self.tasks(of: id, db: db, nowMs: nowMs) }
     return job
@@ -77,15 +77,20 @@ extension SQLiteJobStore {
 
   public func jobs(state: JobState?, before: JobID?, limit: Int, nowMs: Int64) async throws -> [JobRecord] {
     try await read { db in
-      let rows = try Row.fetchAll(
-        db,
-        sql: StoreSQL.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?",
-        arguments: [state?.rawValue, state?.rawValue, before?.rawValue ?? Int64.max, limit])
-      return try rows.compactMap { row in
-        guard var job = Self.jobRecord(row) else { return nil }
+      var rows = SQLiteBindings(
+        try db.cachedStatement(
+          sql: StoreSQL.jobColumns + " WHERE (? IS NULL OR state = ?) AND id < ? ORDER BY id DESC LIMIT ?"))
+      rows.add(state?.rawValue)
+      rows.add(state?.rawValue)
+      rows.add(before?.rawValue ?? Int64.max)
+      rows.add(limit)
+      var jobs: [JobRecord] = []
+      while try rows.step() {
+        guard var job = Self.jobRecord(rows) else { continue }
         job.counts = try Self.counts(of: job.id, db: db, nowMs: nowMs)
-        return job
+        jobs.append(job)
       }
+      return jobs
     }
   }
 
@@ -178,14 +183,14 @@ extension SQLiteJobStore {
     }
   }
 
-  static func jobRecord(_ row: Row) -> JobRecord? {
-    guard let state = JobState(rawValue: row[2]) else { return nil }
-    let reports: String = row[9]
+  /// The job a `StoreSQL.jobColumns` statement is on, read in place.
+  static func jobRecord(_ row: SQLiteBindings) -> JobRecord? {
+    guard let state = JobState(rawValue: row.text(2)) else { return nil }
     return JobRecord(
-      id: JobID(row[0]), name: row[1], state: state, priority: row[3], createdMs: row[4],
-      startedMs: row[5], finishedMs: row[6], notBeforeMs: row[7], maxAttempts: row[8],
-      reports: reports.split(separator: ",").map(String.init), error: row[10],
-      submittedBy: row[11], spec: row[12], counts: TaskCounts(), tasks: [])
+      id: JobID(row.int64(0)), name: row.text(1), state: state, priority: Int32(clamping: row.int64(3)),
+      createdMs: row.int64(4), startedMs: row.int64(5), finishedMs: row.int64(6), notBeforeMs: row.int64(7),
+      maxAttempts: UInt32(clamping: row.int64(8)), reports: row.text(9).split(separator: ",").map(String.init),
+      error: row.text(10), submittedBy: row.text(11), spec: row.blob(12), counts: TaskCounts(), tasks: [])
   }
 
   static func counts(of job: JobID, db: Database, nowMs: Int64) throws -> TaskCounts {

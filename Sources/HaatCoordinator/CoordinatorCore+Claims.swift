@@ -68,6 +68,7 @@ extension CoordinatorCore {
         continue
       }
       leases.grant(task: task.task, attempt: task.attempt, owner: connection.name, now: now)
+      if let job = jobs[task.job], job.counts.total <= Self.inlineReduce.tasks { smallJobs[task.task] = task.job }
       connection.credit[claim.pool, default: 0] -= 1
       outbox.send(
         line: WireMessages.assignLine(task, expires: expires, allocator: connection.channel.allocator), to: connection)

@@ -17,6 +17,7 @@ extension CoordinatorCore {
     if from == .ready, delayed.remove(change.task) { from = .scheduled }
     var target = to
     if from == .leased, to != .leased {
+      smallJobs[change.task] = nil
       if let lease = leases[change.task], lease.attempt == change.attempt || change.transition == .cancelled {
         leases.remove(task: change.task)
       }
@@ -203,23 +204,54 @@ extension CoordinatorCore {
           if case .failed = result { self.retryFinish(id) }
           return
         }
-        self.jobs[id] = nil
-        self.logger.info("job ended", metadata: ["job": "\(id)", "state": "\(state.rawValue)"])
-        var event = self.event(job)
-        event.state = state.rawValue
-        event.final = true
-        event.message = error
-        for (connection, requestID) in job.watchers {
-          self.outbox.reply(connection, to: requestID, .jobEvent(event))
-          connection.watches -= 1
-        }
-        job.watchers.removeAll()
+        self.ended(job, state: state, error: error)
       }
     case .failure(let error):
       job.reducing = false
       logger.error("cannot reduce job; retrying", metadata: ["job": "\(id)", "error": "\(error)"])
       retryFinish(id)
     }
+  }
+
+  /// A job's end is recorded: it leaves memory and its watchers get the final event.
+  func ended(_ job: ActiveJob, state: JobState, error: String) {
+    jobs[job.id] = nil
+    logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state.rawValue)"])
+    var event = self.event(job)
+    event.state = state.rawValue
+    event.final = true
+    event.message = error
+    for (connection, requestID) in job.watchers {
+      outbox.reply(connection, to: requestID, .jobEvent(event))
+      connection.watches -= 1
+    }
+    job.watchers.removeAll()
+  }
+
+  /// After a result that may end its small job: the job's end in the same commit
+  /// (`StoreOp.finishIfEnded`), or, when the store did not record it, the usual read.
+  func finishInCommit(of task: TaskID) {
+    guard let id = smallJobs[task], let job = jobs[id], job.counts.open == 1, !job.cancelled, !job.reducing
+    else { return }
+    job.reducing = true
+    enqueue(.finishIfEnded(task: task, reduce: Self.reduceInCommit)) { result in
+      guard case .ended(_, let end) = result else {
+        job.reducing = false
+        return self.finishIfEnded(id)
+      }
+      self.logger.debug("job reduced in its last result's commit", metadata: ["job": "\(id)"])
+      self.ended(job, state: end.state, error: end.error)
+    }
+  }
+
+  /// A small job's reduce, run in the store's transaction; nil for a job past the bound of
+  /// `inlineReduce` (the store declines, and the usual read follows).
+  @Sendable static func reduceInCommit(_ read: Finishing) -> JobEnd? {
+    guard read.outputs.count <= inlineReduce.tasks,
+      read.outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= inlineReduce.bytes,
+      let outcome = try? JobReducer.reduce(read.job, outputs: read.outputs, cancelled: false)
+    else { return nil }
+    return JobEnd(state: outcome.state, report: outcome.report, error: outcome.error)
   }
 
   /// Merges a done task's stored partial into its job's early reduce, after the merges

@@ -139,6 +139,7 @@ extension CoordinatorCore {
           "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
       }
     }
+    finishInCommit(of: task)
   }
 
   /// The specs of a split source's range tasks: the plan task's stored spec (never the

@@ -50,6 +50,9 @@ final class CoordinatorCore: @unchecked Sendable {
   var jobs: [JobID: ActiveJob] = [:]
   /// Jobs whose last task ended in this turn of the loop, to be read together.
   var ending: [ActiveJob] = []
+  /// The job of each leased task whose job is small enough to be reduced in the commit of
+  /// its last result (`StoreOp.finishIfEnded`).
+  var smallJobs: [TaskID: JobID] = [:]
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
   var staged: StagedParts

@@ -52,6 +52,22 @@ public protocol JobStore: Sendable {
 /// What a job's end reduces: its record and every task's output.
 public typealias Finishing = (job: JobRecord, outputs: [TaskOutput])
 
+/// A job's end as recorded: its final state, its report (opaque bytes to the store), and
+/// why it did not succeed.
+public struct JobEnd: Sendable {
+  public var state: JobState
+  public var report: Data
+  public var error: String
+
+  public init(state: JobState, report: Data, error: String) {
+    (self.state, self.report, self.error) = (state, report, error)
+  }
+}
+
+/// Reduces a job's stored outputs into its end, inside the store's transaction; nil
+/// leaves the end to the coordinator's own read.
+public typealias JobReduce = @Sendable (Finishing) -> JobEnd?
+
 /// One pool's queue: how many tasks are ready now, and since when the oldest is.
 public struct ReadyQueue: Sendable, Equatable {
   public var ready: Int

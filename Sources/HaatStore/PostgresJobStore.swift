@@ -106,6 +106,8 @@ public final class PostgresJobStore: JobStore {
       return .deadUpdated(changes, counts: jobCounts)
     case .finishJob(let job, let state, let report, let error):
       return try await finish(job, state: state, report: report, error: error, on: db, nowMs: nowMs)
+    case .finishIfEnded(let task, let reduce):
+      return try await finishIfEnded(task: task, reduce: reduce, on: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try await upsert(schedule, firstRun: firstRun, on: db, nowMs: nowMs)
     case .fire(let name, let dueMs, let nextMs, let run):
@@ -437,19 +439,47 @@ public final class PostgresJobStore: JobStore {
   private func finish(
     _ job: JobID, state: JobState, report: Data?, error: String, on db: PostgresConnection, nowMs: Int64
   ) async throws -> StoreOpResult {
-    // The job's row is locked first, so a concurrent claim or revive cannot slip in between.
-    guard
-      try await exists("SELECT id FROM jobs WHERE id = \(job.rawValue) FOR UPDATE", on: db),
-      try await !exists(
-        "SELECT 1 FROM tasks WHERE job = \(job.rawValue) AND state IN ('ready', 'leased') LIMIT 1", on: db)
+    guard try await hasEnded(job, on: db) else { return .finished(job, applied: false) }
+    try await record(job, state: state, report: report, error: error, on: db, nowMs: nowMs)
+    return .finished(job, applied: true)
+  }
+
+  /// See `StoreOp.finishIfEnded`.
+  private func finishIfEnded(task: TaskID, reduce: JobReduce, on db: PostgresConnection, nowMs: Int64)
+    async throws -> StoreOpResult
+  {
+    var job: JobID?
+    for try await id in try await db.query("SELECT job FROM tasks WHERE id = \(task.rawValue)", logger: logger)
+      .decode(Int64.self)
+    {
+      job = JobID(id)
+    }
+    guard let job else { return .failed(HaatError(.notFound, "task \(task) does not exist")) }
+    guard try await hasEnded(job, on: db), let read = try await self.job(job, on: db), !read.state.isFinal,
+      let end = reduce((read, try await outputs(of: job, on: db)))
     else { return .finished(job, applied: false) }
+    try await record(job, state: end.state, report: end.report, error: end.error, on: db, nowMs: nowMs)
+    return .ended(job, end)
+  }
+
+  /// Whether the job exists with no open task. Its row is locked first, so a concurrent
+  /// claim or revive cannot slip in between.
+  private func hasEnded(_ job: JobID, on db: PostgresConnection) async throws -> Bool {
+    guard try await exists("SELECT id FROM jobs WHERE id = \(job.rawValue) FOR UPDATE", on: db) else { return false }
+    return try await !exists(
+      "SELECT 1 FROM tasks WHERE job = \(job.rawValue) AND state IN ('ready', 'leased') LIMIT 1", on: db)
+  }
+
+  /// Writes a job's end.
+  private func record(
+    _ job: JobID, state: JobState, report: Data?, error: String, on db: PostgresConnection, nowMs: Int64
+  ) async throws {
     try await db.query(
       """
       UPDATE jobs SET state = \(state.rawValue), report = \(report.map { ByteBuffer(bytes: $0) }), error = \(error),
         finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE \(nowMs) END
       WHERE id = \(job.rawValue)
       """, logger: logger)
-    return .finished(job, applied: true)
   }
 
   // MARK: - Helpers

@@ -137,6 +137,8 @@ public final class SQLiteJobStore: JobStore {
       return .deadUpdated(changes, counts: counts)
     case .finishJob(let job, let state, let report, let error):
       return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
+    case .finishIfEnded(let task, let reduce):
+      return try finishIfEnded(task: task, reduce: reduce, db: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try upsert(schedule, firstRun: firstRun, db: db, nowMs: nowMs)
     case .fire(let name, let dueMs, let nextMs, let run):
@@ -468,28 +470,4 @@ public final class SQLiteJobStore: JobStore {
     return changes
   }
 
-  private func finish(
-    _ job: JobID, state: JobState, report: Data?, error: String, db: Database, nowMs: Int64
-  ) throws -> StoreOpResult {
-    var open = SQLiteBindings(
-      try db.cachedStatement(sql: "SELECT count(*) FROM tasks WHERE job = ? AND state IN ('ready', 'leased')"))
-    open.add(job.rawValue)
-    let count = try open.step() ? open.int64(0) : 0
-    open.reset()
-    guard count == 0 else { return .finished(job, applied: false) }
-    var row = SQLiteBindings(
-      try db.cachedStatement(
-        sql: """
-          UPDATE jobs SET state = ?, report = ?, error = ?,
-            finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE ? END
-          WHERE id = ?
-          """))
-    row.add(state.rawValue)
-    row.add(report)
-    row.add(error)
-    row.add(nowMs)
-    row.add(job.rawValue)
-    try row.run()
-    return .finished(job, applied: db.changesCount > 0)
-  }
 }

@@ -204,14 +204,20 @@ struct ClusterTests {
     }
   }
 
-  /// Jobs whose last tasks end together are read and reduced together, and each keeps its
-  /// own report: 1-task jobs of different samples, all due at the same instant.
+  /// Jobs whose last tasks end together each keep their own report, all due at the same
+  /// instant: 1-task jobs of different samples (each ended in the commit of its result),
+  /// and jobs of 17 to 24 no-op tasks (past the bound for that: read together after it;
+  /// one worker with room for all of them, so their results commit together).
   @Test func jobsEndingTogetherKeepTheirOwnReports() async throws {
-    try await withCluster { cluster, server in
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    options.collectSlots = 256
+    try await withCluster(options) { cluster, server in
       let samples = try Samples.manifest()
       let client = try await cluster.client()
       let due = ISO8601DateFormatter().string(from: Date().addingTimeInterval(2))
       var jobs: [(String, Sample)] = []
+      var noops: [(String, UInt32)] = []
       for round in 0..<3 {
         for sample in samples {
           var one = spec("\(sample.file) \(round)", [Samples.source(sample, server: server)])
@@ -219,10 +225,22 @@ struct ClusterTests {
           jobs.append((try await client.submit(one).job, sample))
         }
       }
+      for tasks in UInt32(17)...24 {
+        var source = Source()
+        source.kind = "noop"
+        source.tasks = tasks
+        var many = spec("\(tasks) no-ops", [source])
+        many.notBefore = due
+        noops.append((try await client.submit(many).job, tasks))
+      }
       for (job, sample) in jobs {
         let result = try await finish(client, job)
         #expect(result.job.state == "succeeded")
         #expect(result.report.engagement == (try Samples.singlePass([sample])), "\(sample.file)")
+      }
+      for (job, tasks) in noops {
+        let result = try await finish(client, job)
+        #expect(result.job.state == "succeeded" && result.report.summary.tasks == tasks, "\(tasks) tasks")
       }
       await client.close()
     }

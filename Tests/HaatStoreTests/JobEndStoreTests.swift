@@ -1,0 +1,58 @@
+import Foundation
+import HaatCore
+import Testing
+
+@testable import HaatStore
+
+/// A small job's end recorded in the commit of its last result, on every backend.
+@Suite struct JobEndStoreTests {
+  /// `finishIfEnded` records a job's end in the transaction that ended its last task, with
+  /// what `reduce` made of the job's record and outputs; it declines while a task is open,
+  /// when `reduce` declines, and once the job has ended.
+  @Test(arguments: StoreBackend.all) func aJobEndsInTheCommitOfItsLastResult(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let id = try await tests.submit(store, tests.job(tasks: 2))
+    let claimed = try await tests.claim(store, 2)
+    try #require(claimed.count == 2)
+    let reduce: JobReduce = { read in
+      JobEnd(state: .partial, report: Data("\(read.job.id): \(read.outputs.map(\.state.rawValue))".utf8), error: "e")
+    }
+    func complete(_ task: ClaimedTask) -> StoreOp {
+      .complete(
+        task: task.task, attempt: task.attempt, worker: "w1", partial: Data("p".utf8), stats: Data(), bookmark: "")
+    }
+    func declined(_ result: StoreOpResult) -> Bool {
+      if case .finished(id, applied: false) = result { return true }
+      return false
+    }
+    // One task still open.
+    var results = try await store.apply(
+      [complete(claimed[0]), .finishIfEnded(task: claimed[0].task, reduce: reduce)], nowMs: 2_000)
+    #expect(declined(results[1]))
+    // The last task ends, but `reduce` declines.
+    results = try await store.apply(
+      [complete(claimed[1]), .finishIfEnded(task: claimed[1].task, reduce: { _ in nil })], nowMs: 2_000)
+    #expect(tests.change(results[0])?.transition == .done && declined(results[1]))
+    #expect(try await store.job(id, tasks: false, nowMs: 2_000)?.state == .running)
+    // Now it ends, with both outputs read in the transaction.
+    results = try await store.apply([.finishIfEnded(task: claimed[1].task, reduce: reduce)], nowMs: 3_000)
+    guard case .ended(id, let end) = results[0] else {
+      Issue.record("not ended: \(results[0])")
+      return
+    }
+    #expect(end.report == Data("\(id): [\"done\", \"done\"]".utf8))
+    let record = try #require(try await store.job(id, tasks: false, nowMs: 3_000))
+    #expect(record.state == .partial && record.error == "e" && record.finishedMs == 3_000)
+    #expect(try await store.report(of: id) == end.report)
+    // Once ended, it stays as recorded.
+    results = try await store.apply([.finishIfEnded(task: claimed[1].task, reduce: reduce)], nowMs: 4_000)
+    #expect(declined(results[0]))
+    results = try await store.apply([.finishIfEnded(task: TaskID(999_999), reduce: reduce)], nowMs: 4_000)
+    guard case .failed(let error) = results[0] else {
+      Issue.record("an unknown task: \(results[0])")
+      return
+    }
+    #expect(error.code == .notFound)
+  }
+}

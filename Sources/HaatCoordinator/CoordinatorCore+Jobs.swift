@@ -234,7 +234,7 @@ extension CoordinatorCore {
     guard let id = smallJobs[task], let job = jobs[id], job.counts.open == 1, !job.cancelled, !job.reducing
     else { return }
     job.reducing = true
-    enqueue(.finishIfEnded(task: task, reduce: Self.reduceInCommit)) { result in
+    enqueue(.finishIfEnded(id, reduce: Self.reduceInCommit)) { result in
       guard case .ended(_, let end) = result else {
         job.reducing = false
         return self.finishIfEnded(id)

@@ -106,8 +106,8 @@ public final class PostgresJobStore: JobStore {
       return .deadUpdated(changes, counts: jobCounts)
     case .finishJob(let job, let state, let report, let error):
       return try await finish(job, state: state, report: report, error: error, on: db, nowMs: nowMs)
-    case .finishIfEnded(let task, let reduce):
-      return try await finishIfEnded(task: task, reduce: reduce, on: db, nowMs: nowMs)
+    case .finishIfEnded(let job, let reduce):
+      return try await finishIfEnded(job, reduce: reduce, on: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try await upsert(schedule, firstRun: firstRun, on: db, nowMs: nowMs)
     case .fire(let name, let dueMs, let nextMs, let run):
@@ -445,17 +445,13 @@ public final class PostgresJobStore: JobStore {
   }
 
   /// See `StoreOp.finishIfEnded`.
-  private func finishIfEnded(task: TaskID, reduce: JobReduce, on db: PostgresConnection, nowMs: Int64)
+  private func finishIfEnded(_ job: JobID, reduce: JobReduce, on db: PostgresConnection, nowMs: Int64)
     async throws -> StoreOpResult
   {
-    var job: JobID?
-    for try await id in try await db.query("SELECT job FROM tasks WHERE id = \(task.rawValue)", logger: logger)
-      .decode(Int64.self)
-    {
-      job = JobID(id)
+    guard let read = try await self.job(job, on: db) else {
+      return .failed(HaatError(.notFound, "job \(job) does not exist"))
     }
-    guard let job else { return .failed(HaatError(.notFound, "task \(task) does not exist")) }
-    guard try await hasEnded(job, on: db), let read = try await self.job(job, on: db), !read.state.isFinal,
+    guard !read.state.isFinal, try await hasEnded(job, on: db),
       let end = reduce((read, try await outputs(of: job, on: db)))
     else { return .finished(job, applied: false) }
     try await record(job, state: end.state, report: end.report, error: end.error, on: db, nowMs: nowMs)

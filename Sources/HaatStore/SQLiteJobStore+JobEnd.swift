@@ -14,15 +14,13 @@ extension SQLiteJobStore {
   }
 
   /// See `StoreOp.finishIfEnded`.
-  func finishIfEnded(task: TaskID, reduce: JobReduce, db: Database, nowMs: Int64) throws -> StoreOpResult {
-    var row = SQLiteBindings(try db.cachedStatement(sql: "SELECT job FROM tasks WHERE id = ?"))
-    row.add(task.rawValue)
-    let job = try row.step() ? JobID(row.int64(0)) : nil
-    row.reset()
-    guard let job else { return .failed(HaatError(.notFound, "task \(task) does not exist")) }
-    guard try openTasks(of: job, db: db) == 0,
-      let read = try Self.job(job, counts: false, tasks: false, db: db, nowMs: 0), !read.state.isFinal,
-      let end = reduce((read, try Self.outputs(of: job, db: db)))
+  func finishIfEnded(_ job: JobID, reduce: JobReduce, db: Database, nowMs: Int64) throws -> StoreOpResult {
+    guard let read = try Self.job(job, counts: false, tasks: false, db: db, nowMs: 0) else {
+      return .failed(HaatError(.notFound, "job \(job) does not exist"))
+    }
+    // The outputs carry every task's state: no count of the open ones first.
+    guard !read.state.isFinal, case let outputs = try Self.outputs(of: job, db: db),
+      !outputs.contains(where: { !$0.state.isFinal }), let end = reduce((read, outputs))
     else { return .finished(job, applied: false) }
     try record(job, state: end.state, report: end.report, error: end.error, db: db, nowMs: nowMs)
     return .ended(job, end)

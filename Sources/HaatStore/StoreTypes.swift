@@ -83,12 +83,12 @@ public enum StoreOp: Sendable {
   case discardDead(DeadSelector)
   /// Record a job's end and report; refused (`finished(applied: false)`) if it has open tasks.
   case finishJob(JobID, state: JobState, report: Data?, error: String)
-  /// Record the end of `task`'s job in this transaction if the ops before this one ended
-  /// its last open task: the job and its outputs read as `finishing` reads them, reduced by
+  /// Record the end of the job in this transaction if the ops before this one ended its
+  /// last open task: the job and its outputs read as `finishing` reads them, reduced by
   /// `reduce` (nil declines) and recorded as `finishJob` records them, so a small job's end
   /// takes no read and no commit of its own. Answered `ended`, or `finished(applied: false)`
   /// when the job has open tasks, has ended already, or `reduce` declined.
-  case finishIfEnded(task: TaskID, reduce: JobReduce)
+  case finishIfEnded(JobID, reduce: JobReduce)
   /// Create or replace a schedule, with its first run (answered `submitted`); the next run
   /// is due at the schedule's `nextMs`.
   case schedule(NewSchedule, firstRun: NewJob)

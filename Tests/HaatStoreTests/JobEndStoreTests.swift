@@ -28,15 +28,15 @@ import Testing
     }
     // One task still open.
     var results = try await store.apply(
-      [complete(claimed[0]), .finishIfEnded(task: claimed[0].task, reduce: reduce)], nowMs: 2_000)
+      [complete(claimed[0]), .finishIfEnded(id, reduce: reduce)], nowMs: 2_000)
     #expect(declined(results[1]))
     // The last task ends, but `reduce` declines.
     results = try await store.apply(
-      [complete(claimed[1]), .finishIfEnded(task: claimed[1].task, reduce: { _ in nil })], nowMs: 2_000)
+      [complete(claimed[1]), .finishIfEnded(id, reduce: { _ in nil })], nowMs: 2_000)
     #expect(tests.change(results[0])?.transition == .done && declined(results[1]))
     #expect(try await store.job(id, tasks: false, nowMs: 2_000)?.state == .running)
     // Now it ends, with both outputs read in the transaction.
-    results = try await store.apply([.finishIfEnded(task: claimed[1].task, reduce: reduce)], nowMs: 3_000)
+    results = try await store.apply([.finishIfEnded(id, reduce: reduce)], nowMs: 3_000)
     guard case .ended(id, let end) = results[0] else {
       Issue.record("not ended: \(results[0])")
       return
@@ -46,11 +46,11 @@ import Testing
     #expect(record.state == .partial && record.error == "e" && record.finishedMs == 3_000)
     #expect(try await store.report(of: id) == end.report)
     // Once ended, it stays as recorded.
-    results = try await store.apply([.finishIfEnded(task: claimed[1].task, reduce: reduce)], nowMs: 4_000)
+    results = try await store.apply([.finishIfEnded(id, reduce: reduce)], nowMs: 4_000)
     #expect(declined(results[0]))
-    results = try await store.apply([.finishIfEnded(task: TaskID(999_999), reduce: reduce)], nowMs: 4_000)
+    results = try await store.apply([.finishIfEnded(JobID(id.rawValue + 999), reduce: reduce)], nowMs: 4_000)
     guard case .failed(let error) = results[0] else {
-      Issue.record("an unknown task: \(results[0])")
+      Issue.record("an unknown job: \(results[0])")
       return
     }
     #expect(error.code == .notFound)

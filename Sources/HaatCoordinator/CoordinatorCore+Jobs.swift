@@ -111,6 +111,12 @@ extension CoordinatorCore {
   /// read, on the store's side of the read rather than on the work pool.
   static let inlineReduce = (tasks: 16, bytes: 64 << 10)
 
+  /// Whether a job of these outputs is within `inlineReduce`.
+  static func reducesInline(_ outputs: [TaskOutput]) -> Bool {
+    outputs.count <= inlineReduce.tasks
+      && outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= inlineReduce.bytes
+  }
+
   /// Once every task of a job has ended, reduces its partials into the report (off the
   /// loop) and records the job's end. The jobs that end in one turn of the loop are read
   /// together: with 1-task jobs, one read per job cost more in thread hops than the reads.
@@ -158,11 +164,7 @@ extension CoordinatorCore {
           }
           // A small job is reduced where its read landed: a hop to the work pool and back
           // would cost more than its reduce (a 1-task job's partial is a few hundred bytes).
-          guard finishing.outputs.count <= Self.inlineReduce.tasks,
-            finishing.outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= Self.inlineReduce.bytes
-          else {
-            return .read(finishing, started: started)
-          }
+          guard Self.reducesInline(finishing.outputs) else { return .read(finishing, started: started) }
           return .reduced(reduce(ending, finishing, started))
         }
       }
@@ -247,8 +249,7 @@ extension CoordinatorCore {
   /// A small job's reduce, run in the store's transaction; nil for a job past the bound of
   /// `inlineReduce` (the store declines, and the usual read follows).
   @Sendable static func reduceInCommit(_ read: Finishing) -> JobEnd? {
-    guard read.outputs.count <= inlineReduce.tasks,
-      read.outputs.reduce(0, { $0 + ($1.partial?.count ?? 0) }) <= inlineReduce.bytes,
+    guard reducesInline(read.outputs),
       let outcome = try? JobReducer.reduce(read.job, outputs: read.outputs, cancelled: false)
     else { return nil }
     return JobEnd(state: outcome.state, report: outcome.report, error: outcome.error)

@@ -30,7 +30,9 @@ struct SQLiteBindings {
     var value = value
     value.withUTF8 { bytes in
       _ = bytes.withMemoryRebound(to: CChar.self) {
-        sqlite3_bind_text(statement, index, $0.baseAddress, CInt($0.count), Self.transient)
+        // No address would bind NULL: an empty string stays an empty text.
+        guard let base = $0.baseAddress else { return sqlite3_bind_text(statement, index, "", 0, Self.transient) }
+        return sqlite3_bind_text(statement, index, base, CInt($0.count), Self.transient)
       }
     }
   }

@@ -2,9 +2,10 @@ import Foundation
 import HaatCore
 
 /// The durable queue. Writes come as batches of ops applied in one transaction (group
-/// commit); reads may run concurrently with them. Every call is `async`: a backend does its
-/// I/O on its own threads or connections (SQLite: GRDB's writer and reader queues;
-/// PostgreSQL: postgres-nio), never on the coordinator's event loop.
+/// commit); reads may run concurrently with them. Every call is `async` (or, for the
+/// coordinator's commits, reports to a completion handler): a backend does its I/O on its
+/// own threads or connections (SQLite: GRDB's writer and reader queues; PostgreSQL:
+/// postgres-nio), never on the coordinator's event loop.
 public protocol JobStore: Sendable {
   /// Applies `ops` in order in one transaction and commits it durably before returning.
   /// An op that does not apply (an unknown task, a stale attempt) yields its own result and

@@ -30,8 +30,9 @@ final class CoordinatorMetrics: Sendable {
         (
           pool,
           registry.makeCounter(
-            name: "haat_tasks_dispatched_total", labels: [("pool", pool.rawValue)],
-            help: "Attempts started: tasks claimed and assigned to a worker.")
+            descriptor: metric(
+              "haat_tasks_dispatched_total", "Attempts started: tasks claimed and assigned to a worker."),
+            labels: [("pool", pool.rawValue)])
         )
       })
     transitions = Dictionary(
@@ -39,36 +40,41 @@ final class CoordinatorMetrics: Sendable {
         (
           outcome,
           registry.makeCounter(
-            name: "haat_task_transitions_total", labels: [("to", outcome)],
-            help: "Task state changes committed, by where they went (done is a result accepted).")
+            descriptor: metric(
+              "haat_task_transitions_total",
+              "Task state changes committed, by where they went (done is a result accepted)."),
+            labels: [("to", outcome)])
         )
       })
     leaseExpiries = registry.makeCounter(
-      name: "haat_lease_expiries_total", help: "Leases that ran out because their worker stopped heartbeating.")
+      descriptor: metric("haat_lease_expiries_total", "Leases that ran out because their worker stopped heartbeating."))
     ratePauses = registry.makeCounter(
-      name: "haat_rate_pauses_total", help: "Pauses platforms asked for through a worker (throttling answers).")
+      descriptor: metric("haat_rate_pauses_total", "Pauses platforms asked for through a worker (throttling answers)."))
     fetchBytes = registry.makeCounter(
-      name: "haat_fetch_bytes_total", help: "Bytes workers fetched for finished attempts, as their results report.")
+      descriptor: metric(
+        "haat_fetch_bytes_total", "Bytes workers fetched for finished attempts, as their results report."))
     fetchRows = registry.makeCounter(
-      name: "haat_fetch_rows_total", help: "Records workers parsed for finished attempts.")
+      descriptor: metric("haat_fetch_rows_total", "Records workers parsed for finished attempts."))
     fetchBadRows = registry.makeCounter(
-      name: "haat_fetch_bad_rows_total", help: "Rows workers could not parse (reported, never dropped silently).")
+      descriptor: metric(
+        "haat_fetch_bad_rows_total", "Rows workers could not parse (reported, never dropped silently)."))
     fetchDuration = registry.makeDurationHistogram(
-      name: "haat_task_duration_seconds",
+      descriptor: metric(
+        "haat_task_duration_seconds",
+        "How long finished attempts ran on their worker (fetch and parse), as the worker reports."),
       buckets: [
         .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1), .seconds(5), .seconds(30),
         .seconds(120), .seconds(600), .seconds(1800),
-      ],
-      help: "How long finished attempts ran on their worker (fetch and parse), as the worker reports.")
+      ])
     commitDuration = registry.makeDurationHistogram(
-      name: "haat_store_commit_seconds",
+      descriptor: metric(
+        "haat_store_commit_seconds", "Store commits (one group commit of every op that arrived meanwhile), end to end."),
       buckets: [
         .microseconds(250), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
         .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
-      ],
-      help: "Store commits (one group commit of every op that arrived meanwhile), end to end.")
+      ])
     commitFailures = registry.makeCounter(
-      name: "haat_store_commit_failures_total", help: "Store commits that failed (retried with backoff).")
+      descriptor: metric("haat_store_commit_failures_total", "Store commits that failed (retried with backoff)."))
   }
 
   func dispatched(_ count: Int, pool: Pool) {
@@ -101,8 +107,9 @@ final class CoordinatorMetrics: Sendable {
       // Status codes only: a hostile worker cannot mint label values.
       guard status.count == 3, let code = Int(status), (100...599).contains(code) else { continue }
       registry.makeCounter(
-        name: "haat_fetch_http_responses_total", labels: [("status", status)],
-        help: "HTTP responses workers got from platforms and export hosts, by status code."
+        descriptor: metric(
+          "haat_fetch_http_responses_total",
+          "HTTP responses workers got from platforms and export hosts, by status code."), labels: [("status", status)]
       ).increment(by: Int64(count))
     }
   }
@@ -121,28 +128,37 @@ final class CoordinatorMetrics: Sendable {
   func record(_ snapshot: Snapshot) {
     for state in TaskState.allCases {
       registry.makeGauge(
-        name: "haat_tasks", labels: [("state", state.rawValue)],
-        help: "Tasks of jobs that have not ended, by state (scheduled: waiting for a retry or a start time)."
+        descriptor: metric(
+          "haat_tasks", "Tasks of jobs that have not ended, by state (scheduled: waiting for a retry or a start time)."),
+        labels: [("state", state.rawValue)]
       ).set(Double(snapshot.tasks[state]))
     }
-    registry.makeGauge(name: "haat_jobs_open", help: "Jobs queued or running.").set(Double(snapshot.jobs))
-    registry.makeGauge(name: "haat_leases", help: "Leases held by workers now.").set(Double(snapshot.leases))
+    registry.makeGauge(descriptor: metric("haat_jobs_open", "Jobs queued or running.")).set(Double(snapshot.jobs))
+    registry.makeGauge(descriptor: metric("haat_leases", "Leases held by workers now.")).set(Double(snapshot.leases))
     for state in ["healthy", "stalled", "draining", "lost", "gone"] {
       registry.makeGauge(
-        name: "haat_workers", labels: [("state", state)], help: "Workers the coordinator knows, by health."
+        descriptor: metric("haat_workers", "Workers the coordinator knows, by health."), labels: [("state", state)]
       ).set(Double(snapshot.workers[state] ?? 0))
     }
     for pool in Pool.allCases {
       let queue = snapshot.queue[pool]
       registry.makeGauge(
-        name: "haat_queue_ready_tasks", labels: [("pool", pool.rawValue)],
-        help: "Tasks ready to run now, waiting for a worker's credit (the queue depth)."
+        descriptor: metric(
+          "haat_queue_ready_tasks", "Tasks ready to run now, waiting for a worker's credit (the queue depth)."),
+        labels: [("pool", pool.rawValue)]
       ).set(Double(queue?.ready ?? 0))
       let age = queue?.oldestReadyMs.map { max(0, Double(snapshot.nowMs - $0) / 1000) } ?? 0
       registry.makeGauge(
-        name: "haat_queue_oldest_ready_seconds", labels: [("pool", pool.rawValue)],
-        help: "How long the oldest ready task has been ready (0 when none is)."
+        descriptor: metric(
+          "haat_queue_oldest_ready_seconds", "How long the oldest ready task has been ready (0 when none is)."),
+        labels: [("pool", pool.rawValue)]
       ).set(age)
     }
   }
+}
+
+/// A metric's name and HELP text as swift-prometheus takes them. Haat's names are written
+/// whole (`haat_…_total`), so they go in as the base name, with no unit to append.
+private func metric(_ name: String, _ help: String) -> MetricNameDescriptor {
+  MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
 }

@@ -62,9 +62,10 @@ final class SessionHandler: ChannelInboundHandler {
     context.writeAndFlush(wrap(Envelope(.challenge(challenge)), context), promise: nil)
     timeout = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.handshakeTimeoutMs))) {
       guard self.connection == nil, context.channel.isActive else { return }
-      self.fail(
-        context,
-        HaatError(.handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms"))
+      let error = HaatError(
+        .handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms")
+      self.throttle.failed(address: self.address, tokenID: "", name: "", error: error)
+      self.fail(context, error)
     }
     context.fireChannelActive()
   }
@@ -147,7 +148,15 @@ final class SessionHandler: ChannelInboundHandler {
 
   private func authenticate(_ envelope: Envelope, context: ChannelHandlerContext, refreshed: Bool = false) {
     guard case .hello(let hello)? = envelope.body else {
-      return fail(context, handshake.receiveOther(), replyTo: envelope.id)
+      // A failed handshake like a wrong MAC (protocol.md §4): logged, and counted toward
+      // the address's refusal.
+      let error = handshake.receiveOther()
+      throttle.failed(address: address, tokenID: "", name: "", error: error)
+      return fail(context, error, replyTo: envelope.id)
+    }
+    // Not carried out, as after the handshake; the peer may send its hello again.
+    if let error = Self.longID(envelope) {
+      return context.write(wrap(.error(error, replyTo: ""), context), promise: nil)
     }
     let token = tokens.cachedToken(id: hello.tokenID)
     if token == nil, !refreshed {
@@ -208,10 +217,7 @@ final class SessionHandler: ChannelInboundHandler {
 
   private func dispatch(_ envelope: Envelope, connection: Connection, context: ChannelHandlerContext) {
     guard let body = envelope.body else { return }
-    guard envelope.id.utf8.count <= Self.maxIDBytes else {
-      // Not echoed: a long id would make every reply to it long too.
-      let error = HaatError(
-        .badRequest, "the id is \(envelope.id.utf8.count) bytes; an id is at most \(Self.maxIDBytes)", field: "id")
+    if let error = Self.longID(envelope) {
       return context.write(wrap(.error(error, replyTo: ""), context), promise: nil)
     }
     if case .ping = body {
@@ -245,6 +251,14 @@ final class SessionHandler: ChannelInboundHandler {
 
   /// The longest request id (envelope.proto).
   static let maxIDBytes = 64
+
+  /// The error for a message whose id is too long, answered without `reply_to`: a long id
+  /// would make every reply to it long too.
+  static func longID(_ envelope: Envelope) -> HaatError? {
+    guard envelope.id.utf8.count > maxIDBytes else { return nil }
+    return HaatError(
+      .badRequest, "the id is \(envelope.id.utf8.count) bytes; an id is at most \(maxIDBytes)", field: "id")
+  }
 
   /// Why a `complete`'s `partial_binary` cannot be taken, if it cannot: it is checked here,
   /// on the session's loop, as a JSON `partial` is checked by decoding the line, and stored

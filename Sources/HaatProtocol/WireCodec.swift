@@ -71,13 +71,15 @@ public enum WireCodec {
     public var replyTo: String
   }
 
-  /// The top-level keys of a JSON object other than the envelope's own, for error messages.
+  /// The top-level keys of a JSON object other than the envelope's own, for error messages;
+  /// a key whose value is null is absent (protocol.md §3), as the decoder took it.
   private static func unknownKeys(_ line: ByteBuffer) -> [String] {
     guard
       let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView))
         as? [String: Any]
     else { return [] }
-    return object.keys.filter { $0 != "id" && $0 != "reply_to" && $0 != "replyTo" }.sorted()
+    return object.filter { !($0.value is NSNull) }.keys.filter { $0 != "id" && $0 != "reply_to" && $0 != "replyTo" }
+      .sorted()
   }
 
   private static func describe(_ error: Error) -> String {

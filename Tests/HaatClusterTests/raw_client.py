@@ -226,6 +226,20 @@ def bad_hello(a, **hello_args):
         conn.close()
 
 
+def ping_first(a):
+    """A first message other than hello: error auth_failed with its reply_to, then closed."""
+    conn = Conn(a.coordinator)
+    try:
+        first = conn.recv()
+        if first is None or "challenge" not in first:
+            raise ProtocolError(f"expected challenge, got {first!r}")
+        conn.send({"id": "p0", "ping": {}})
+        expect_error(conn, "p0", "auth_failed")
+        expect_closed(conn)
+    finally:
+        conn.close()
+
+
 def after_handshake(a, line, reply_to, code, then):
     """Handshake, send one raw line, expect error{code}, then run `then(conn)`."""
     conn = handshake(a.coordinator, a.cred)[0]
@@ -373,6 +387,7 @@ CHECKS = [
     ("session_bounds", check_session_bounds),
     ("wrong_hmac", lambda a: bad_hello(a, mac="0" * 64)),
     ("wrong_role", lambda a: bad_hello(a, role="worker")),  # with the correct MAC for "worker"
+    ("ping_first", ping_first),
     ("non_json_line", lambda a: after_handshake(a, b"this is not json\n", "", "bad_frame", expect_open)),
     ("unknown_type", lambda a: after_handshake(
         a, b'{"id":"u1","frobnicate":{}}\n', "u1", "unsupported", expect_open)),

@@ -16,13 +16,16 @@ import Testing
 @Suite struct SessionHandlerTests {
   /// A worker session through the real handshake; returns the channel after `welcome`.
   static func session(core: CoordinatorCore, tokens: TokenStore, credential: Credential) throws -> EmbeddedChannel {
-    let channel = EmbeddedChannel()
-    try channel.pipeline.syncOperations.addHandler(
-      SessionHandler(
-        core: core, tokens: tokens, config: core.config, throttle: AuthThrottle(logger: core.logger),
-        gate: ConnectionGate(maxPerAddress: 16, maxUnauthenticated: 16),
-        health: HealthBoard(loop: channel.eventLoop, core: core)))
-    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    let channel = try connection(core: core, tokens: tokens, throttle: AuthThrottle(logger: core.logger))
+    try send(hello(answering: channel, credential), to: channel)
+    guard case .welcome? = try next(channel).body else { throw HaatError(.internal, "no welcome") }
+    return channel
+  }
+
+  /// A worker's `hello` for "w1", answering the challenge the channel has written.
+  static func hello(answering channel: EmbeddedChannel, _ credential: Credential, id: String = "hello") throws
+    -> Envelope
+  {
     guard case .challenge(let challenge)? = try next(channel).body else {
       throw HaatError(.internal, "no challenge")
     }
@@ -32,9 +35,38 @@ import Testing
     let values = try handshake.receive(
       challengeVersions: challenge.versions, nonce: challenge.nonce, mac: HandshakeMAC.hmacSHA256
     ).get()
-    try send(Envelope(id: "hello", .hello(Haat_V1_Hello(values, worker: Haat_V1_WorkerInfo()))), to: channel)
-    guard case .welcome? = try next(channel).body else { throw HaatError(.internal, "no welcome") }
+    return Envelope(id: id, .hello(Haat_V1_Hello(values, worker: Haat_V1_WorkerInfo())))
+  }
+
+  /// A connection from 127.0.0.1, before the handshake (the coordinator's first line is
+  /// waiting to be read).
+  static func connection(core: CoordinatorCore, tokens: TokenStore, throttle: AuthThrottle) throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel()
+    try channel.pipeline.syncOperations.addHandler(
+      SessionHandler(
+        core: core, tokens: tokens, config: core.config, throttle: throttle,
+        gate: ConnectionGate(maxPerAddress: 16, maxUnauthenticated: 16),
+        health: HealthBoard(loop: channel.eventLoop, core: core)))
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     return channel
+  }
+
+  /// A core on a store of its own, with a worker credential for "w1".
+  static func withCore(_ body: (CoordinatorCore, TokenStore, Credential) throws -> Void) throws {
+    let directory = NSTemporaryDirectory() + "haat-session-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let tokens = TokenStore(path: directory + "/tokens")
+    let credential = try tokens.create(role: .worker, names: .name("w1"))
+    tokens.refresh()
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    let store = try SQLiteJobStore(path: directory + "/haat.db", durability: .normal)
+    var config = CoordinatorConfig()
+    config.dataDirectory = directory
+    let core = CoordinatorCore(
+      loop: group.next(), sessionLoops: [], store: store, config: config, logger: Logger(label: "test"))
+    try body(core, tokens, credential)
   }
 
   static func send(_ envelope: Envelope, to channel: EmbeddedChannel) throws {
@@ -53,18 +85,10 @@ import Testing
 
   /// Synchronous: an embedded channel belongs to the thread that made it.
   @Test func aHeartbeatIsAnsweredWhileTheCoresLoopIsBusy() throws {
-    let directory = NSTemporaryDirectory() + "haat-session-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    let tokens = TokenStore(path: directory + "/tokens")
-    let credential = try tokens.create(role: .worker, names: .name("w1"))
-    tokens.refresh()
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let store = try SQLiteJobStore(path: directory + "/haat.db", durability: .normal)
-    var config = CoordinatorConfig()
-    config.dataDirectory = directory
-    let core = CoordinatorCore(
-      loop: group.next(), sessionLoops: [], store: store, config: config, logger: Logger(label: "test"))
+    try Self.withCore { core, tokens, credential in try heartbeatWhileBusy(core, tokens, credential) }
+  }
+
+  func heartbeatWhileBusy(_ core: CoordinatorCore, _ tokens: TokenStore, _ credential: Credential) throws {
     let channel = try Self.session(core: core, tokens: tokens, credential: credential)
     try core.loop.submit { core.leases.grant(task: TaskID(1), attempt: 1, owner: "w1", now: core.now) }.wait()
 
@@ -109,6 +133,55 @@ import Testing
     let rss = try core.loop.submit { core.workers["w1"]?.health.rssBytes }.wait()
     #expect(rss == 12_345)
     _ = try? channel.finish()
-    try group.syncShutdownGracefully()
+  }
+
+  /// A `hello` whose id is over 64 bytes is not carried out, as any message after the
+  /// handshake (protocol.md §3): `bad_request` without `reply_to`, and a hello may follow.
+  @Test func aHelloWithALongIDIsNotCarriedOut() throws {
+    try Self.withCore { core, tokens, credential in
+      let channel = try Self.connection(core: core, tokens: tokens, throttle: AuthThrottle(logger: core.logger))
+      var hello = try Self.hello(answering: channel, credential, id: String(repeating: "i", count: 65))
+      try Self.send(hello, to: channel)
+      let refused = try Self.next(channel)
+      #expect(refused.error.code == "bad_request" && refused.error.field == "id", "\(refused)")
+      #expect(refused.replyTo.isEmpty)
+      hello.id = "h"
+      try Self.send(hello, to: channel)
+      let welcome = try Self.next(channel)
+      #expect(welcome.replyTo == "h")
+      guard case .welcome? = welcome.body else {
+        Issue.record("no welcome after the short id: \(welcome)")
+        return
+      }
+      _ = try? channel.finish()
+    }
+  }
+
+  /// Every failed handshake counts toward the address's refusal (protocol.md §4), not only
+  /// a wrong MAC: a first message other than `hello`, and a handshake that times out.
+  @Test func handshakesThatNeverSayHelloCountTowardTheRefusal() throws {
+    try Self.withCore { core, tokens, _ in
+      let throttle = AuthThrottle(logger: core.logger, maxFailures: 4)
+      for index in 0..<4 {
+        let channel = try Self.connection(core: core, tokens: tokens, throttle: throttle)
+        guard case .challenge? = try Self.next(channel).body else {
+          Issue.record("no challenge")
+          return
+        }
+        if index < 2 {
+          try Self.send(Envelope(id: "p\(index)", .ping(Haat_V1_Ping())), to: channel)
+        } else {
+          channel.embeddedEventLoop.advanceTime(by: .milliseconds(Int64(core.config.handshakeTimeoutMs)))
+        }
+        let reply = try Self.next(channel)
+        #expect(reply.error.code == (index < 2 ? "auth_failed" : "handshake_timeout"), "\(reply)")
+        _ = try? channel.finish()
+      }
+      let refused = try Self.connection(core: core, tokens: tokens, throttle: throttle)
+      let first = try Self.next(refused)
+      #expect(first.error.code == "busy", "the fifth connection got \(first) instead of busy")
+      #expect(first.error.message.contains("too many failed handshakes from 127.0.0.1"))
+      _ = try? refused.finish()
+    }
   }
 }

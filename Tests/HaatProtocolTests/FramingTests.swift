@@ -73,6 +73,25 @@ struct CodecTests {
     }
   }
 
+  /// A body key whose value is null is absent (protocol.md §3), and the error says so
+  /// rather than naming the key as an unknown message type.
+  @Test func aNullBodyIsNoBody() {
+    for line in ["{\"id\":\"13\",\"ping\":null}", "{\"id\":\"14\"}"] {
+      guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: line)) else {
+        Issue.record("\(line) decoded")
+        continue
+      }
+      #expect(failure.error.code == .unsupported)
+      #expect(failure.error.message == "no message body", "\(line)")
+    }
+    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "{\"id\":\"15\",\"ping\":null,\"frob\":{}}"))
+    else {
+      Issue.record("decoded")
+      return
+    }
+    #expect(failure.error.message == "unknown message type frob")
+  }
+
   @Test func unknownFieldsAreIgnored() throws {
     let envelope = try WireCodec.decode(
       ByteBuffer(string: "{\"id\":\"1\",\"future\":true,\"credit\":{\"pool\":\"collect\",\"free\":1,\"later\":[1]}}")

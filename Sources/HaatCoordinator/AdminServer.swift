@@ -15,8 +15,8 @@ import NIOSSL
 /// the coordinator's TLS certificate, `/metrics` a bearer token of the `metrics` role and
 /// the dashboard one of the `dashboard` role (basic auth, for browsers), never a protocol
 /// token; the probes stay open (they tell nothing but up or down).
-enum AdminServer {
-  static func isLoopback(_ host: String) -> Bool {
+public enum AdminServer {
+  public static func isLoopback(_ host: String) -> Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
   }
 

@@ -136,25 +136,45 @@ public final class Coordinator: Service {
         "address": "\(config.host):\(port)", "store": "\(config.storeLocation.redacted)",
         "durability": "\(config.durability.rawValue)", "tls": "\(config.tls == nil ? "off" : "on")",
       ])
-    var admin: Task<Void, Never>?
+    var admin: (group: ServiceGroup, task: Task<Void, Never>)?
     if let adminListen = config.adminListen {
       do {
+        // Its start is awaited: a port it cannot bind stops the coordinator, as the
+        // protocol's does, rather than leaving it up without probes or metrics.
+        let (started, starting) = AsyncStream<Result<Int, any Error>>.makeStream()
         let application = try AdminServer.application(
           host: adminListen.host, port: adminListen.port, requireAuth: config.adminAuth, core: core, tokens: tokens,
           tls: config.tls, logger: logger
-        ) { port in
-          logger.info("admin port listening", metadata: ["address": "\(adminListen.host):\(port)"])
-        }
-        admin = Task {
-          do { try await application.run() } catch is CancellationError {} catch {
+        ) { port in starting.yield(.success(port)) }
+        // Its own service group, stopped gracefully with the coordinator (a cancelled
+        // server logs its cancellation as errors).
+        let group = ServiceGroup(
+          configuration: .init(services: [application], gracefulShutdownSignals: [], logger: logger))
+        let task = Task {
+          do { try await group.run() } catch {
+            starting.yield(.failure(error))
             logger.error("the admin port stopped", metadata: ["error": "\(error)"])
           }
+          starting.finish()
         }
+        admin = (group, task)
+        var outcome: Result<Int, any Error>?
+        for await first in started {
+          outcome = first
+          break
+        }
+        let port = try (outcome ?? .failure(HaatError(.internal, "the admin port ended before it listened"))).get()
+        logger.info("admin port listening", metadata: ["address": "\(adminListen.host):\(port)"])
       } catch {
         logger.error("cannot start the admin port", metadata: ["error": "\(error)"])
+        if let admin {
+          await admin.group.triggerGracefulShutdown()
+          await admin.task.value
+        }
         try? await server.close()
         await stopAll()
-        throw error
+        throw (error as? HaatError)
+          ?? HaatError(.unavailable, "cannot serve the admin port on \(adminListen.host):\(adminListen.port): \(error)")
       }
     }
     if let readyFile = config.readyFile {
@@ -187,8 +207,10 @@ public final class Coordinator: Service {
     }
 
     logger.info("coordinator draining")
-    admin?.cancel()
-    await admin?.value
+    if let admin {
+      await admin.group.triggerGracefulShutdown()
+      await admin.task.value
+    }
     try? await server.close()
     tokenReload.cancel()
     await core.shutdown()

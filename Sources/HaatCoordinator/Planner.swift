@@ -42,7 +42,7 @@ public enum Planner {
     }
     let maxAttempts = spec.maxAttempts == 0 ? defaults.maxAttempts : spec.maxAttempts
     guard (1...100).contains(maxAttempts) else {
-      throw bad("max_attempts", "must be between 1 and 100, not \(spec.maxAttempts)")
+      throw bad("max_attempts", "must be between 1 and 100, not \(maxAttempts)")
     }
     let base = spec.retryBaseMs == 0 ? defaults.retry.baseMs : UInt64(spec.retryBaseMs)
     let cap = spec.retryCapMs == 0 ? max(defaults.retry.capMs, base) : UInt64(spec.retryCapMs)

@@ -98,10 +98,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
     guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsClientCa == nil || certificate != nil else { throw ValidationError("--tls-client-ca needs --tls-cert") }
     if let admin = adminListen ?? environment["HAAT_ADMIN_LISTEN"] {
-      guard Endpoint(admin) != nil else { throw ValidationError("--admin-listen must be host:port, not \(admin)") }
+      guard let endpoint = Endpoint(admin) else {
+        throw ValidationError("--admin-listen must be host:port, not \(admin)")
+      }
+      guard certificate != nil || (AdminServer.isLoopback(endpoint.host) && !adminAuth) else {
+        throw ValidationError(
+          adminAuth
+            ? "--admin-auth needs TLS (--tls-cert and --tls-key)"
+            : "--admin-listen \(admin) is not a loopback address: it needs TLS (--tls-cert and --tls-key)")
+      }
+    } else if adminAuth {
+      throw ValidationError("--admin-auth needs --admin-listen")
+    }
+    guard (1...100).contains(maxAttempts) else {
+      throw ValidationError("--max-attempts must be 1 to 100, not \(maxAttempts)")
     }
     guard DurationText.milliseconds(retain) != nil else {
-      throw ValidationError("--retain must be a number with s, m, h or d (30d, 12h), or 0 to keep every job")
+      throw ValidationError(
+        "--retain must be a duration in s, m, h and d (30d, 12h, 1h30m), or 0 to keep every job")
     }
   }
 

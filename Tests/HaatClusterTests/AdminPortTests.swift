@@ -148,4 +148,74 @@ import Testing
       }
     }
   }
+
+  /// A coordinator of its own, with `arguments` after a data directory and a free protocol
+  /// port; its log file is `directory/coordinator.log`.
+  static func coordinator(_ directory: String, _ arguments: [String]) throws -> ChildProcess {
+    try ChildProcess(
+      name: "coordinator", executable: try HaatBinary.path(),
+      arguments: ["coordinator", "--data-dir", directory + "/data", "--listen", "127.0.0.1:0"] + arguments,
+      logPath: directory + "/coordinator.log")
+  }
+
+  /// Bad admin flags are refused before the coordinator starts (exit 64, nothing listens),
+  /// and an admin port it cannot bind stops it (exit 6) instead of leaving it up without
+  /// probes or metrics.
+  @Test func adminFlagsAndABusyAdminPortStopTheStart() async throws {
+    let directory = NSTemporaryDirectory() + "haat-admin-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    for (arguments, says) in [
+      (["--admin-listen", "127.0.0.1:0", "--admin-auth"], "--admin-auth needs TLS"),
+      (["--admin-auth"], "--admin-auth needs --admin-listen"),
+      (["--admin-listen", "10.0.0.1:9090"], "is not a loopback address"),
+      (["--max-attempts", "0"], "--max-attempts must be 1 to 100, not 0"),
+    ] {
+      let process = try Self.coordinator(directory, arguments)
+      let status = await process.wait(timeout: .seconds(30))
+      let log = process.tail(40)
+      #expect(status == 64, "\(arguments): exit \(String(describing: status)): \(log)")
+      #expect(log.contains(says) && !log.contains("coordinator listening"), "\(arguments): \(log)")
+      await process.stop()
+    }
+    // A port another process holds.
+    let taken = try FreePorts.pick(1)[0]
+    let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(holder) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(taken).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    try #require(bound == 0 && listen(holder, 1) == 0, "cannot hold port \(taken)")
+    let process = try Self.coordinator(directory, ["--admin-listen", "127.0.0.1:\(taken)"])
+    let status = await process.wait(timeout: .seconds(60))
+    #expect(status == 6, "exit \(String(describing: status)): \(process.tail(40))")
+    #expect(process.tail(40).contains("cannot serve the admin port on 127.0.0.1:\(taken)"), "\(process.tail(40))")
+    await process.stop()
+  }
+
+  /// A clean stop with the admin port open logs nothing at level error (the HTTP server's
+  /// cancellation did, on most stops): an alert on errors must not fire on every restart.
+  @Test func aCleanStopWithTheAdminPortLogsNoError() async throws {
+    let directory = NSTemporaryDirectory() + "haat-admin-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    for round in 0..<3 {
+      let port = try FreePorts.pick(1)[0]
+      let process = try Self.coordinator(directory, ["--admin-listen", "127.0.0.1:\(port)"])
+      try await eventually("the admin port answers") {
+        (try? await Self.get("http://127.0.0.1:\(port)/healthz"))?.status == 200
+      }
+      let status = await process.stop()
+      let log = process.tail(60)
+      #expect(status == 0, "round \(round): exit \(String(describing: status)): \(log)")
+      #expect(!log.contains(#""level":"error""#), "round \(round): \(log)")
+      #expect(log.contains("coordinator stopped"), "round \(round): \(log)")
+    }
+  }
 }

@@ -54,6 +54,11 @@ extension CoordinatorCore {
     metrics.dispatched(tasks.count, pool: claim.pool)
     let now = self.now
     let expires = nowMs + Int64(config.leaseMs)
+    // A worker idle for a while that takes work has made no progress on it yet, not for
+    // the whole idle time: `stalled` counts from here.
+    if !tasks.isEmpty, connection.open, leases.count(of: connection.name) == 0 {
+      workers[connection.name]?.lastProgress = now
+    }
     for task in tasks {
       let from: TaskState = delayed.remove(task.task) ? .scheduled : .ready
       if let job = jobs[task.job] {

@@ -1,0 +1,26 @@
+import Foundation
+import HaatTesting
+import Testing
+
+/// `stalled` means a worker holds work and has made no progress on it for longer than the
+/// lease or three heartbeats (docs/cli.md): a worker that sat idle longer than that and
+/// has just taken a task is healthy, not stalled.
+@Suite struct WorkerHealthClusterTests {
+  @Test func aWorkerThatJustTookWorkAfterIdlingIsHealthy() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let client = try await cluster.client()
+      // Idle past the stall bound (2 s lease, 400 ms heartbeats).
+      try await Task.sleep(for: .milliseconds(3_000))
+      let sample = try #require(try Samples.manifest().first)
+      var source = Samples.source(sample, server: server, query: "delay_ms=4000&series=idle-then-busy")
+      source.name = "slow"
+      let job = try await client.submit(spec("idle then busy", [source])).job
+      try await eventually("the worker holds the task") { (try await client.workers().first?.leases ?? 0) > 0 }
+      let worker = try #require(try await client.workers().first)
+      #expect(worker.state == "healthy", "just took its task after idling: \(worker.state)")
+      #expect(try await finish(client, job).job.state == "succeeded")
+    }
+  }
+}

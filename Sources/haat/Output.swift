@@ -121,8 +121,13 @@ struct ProgressDisplay {
       try? FileHandle.standardError.write(contentsOf: Data(line.utf8))
       if event.final { try? FileHandle.standardError.write(contentsOf: Data("\n".utf8)) }
     } else {
-      // Plain lines for logs and pipes: on state changes, every 2 s, and at the end.
-      guard event.final || event.state != lastState || Date().timeIntervalSince(lastLine) >= 2 else { return }
+      // Plain lines for logs and pipes: on state changes, every 2 s, and at the end. A job
+      // reaches its end state an event before the final one: that change waits for it, so
+      // the end is one line.
+      let ending = JobState(rawValue: event.state)?.isFinal ?? false
+      guard event.final || (!ending && (event.state != lastState || Date().timeIntervalSince(lastLine) >= 2)) else {
+        return
+      }
       lastLine = Date()
       lastState = event.state
       try? FileHandle.standardError.write(contentsOf: Data("job \(event.job): \(status)\n".utf8))

@@ -367,6 +367,26 @@ struct ClusterTests {
     }
   }
 
+  /// `haat submit --wait` into a pipe: plain progress lines on stderr, the end once.
+  @Test func submitWaitEndsWithOneLine() async throws {
+    try await withCluster { cluster, _ in
+      let path = cluster.directory + "/tiny.yaml"
+      try "name: tiny\nsources:\n  - kind: noop\n    tasks: 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+      for round in 0..<4 {
+        let wait = try await run(
+          cluster.binary,
+          [
+            "submit", path, "--wait", "--coordinator", cluster.endpoint.description, "--data-dir",
+            cluster.dataDirectory,
+          ]
+        )
+        #expect(wait.status == 0, "\(wait.output)")
+        let ends = wait.output.split(separator: "\n").filter { $0.hasPrefix("job ") && $0.contains("succeeded") }
+        #expect(ends.count == 1, "round \(round): \(wait.output)")
+      }
+    }
+  }
+
   /// Workers ship their logs; `haat logs` and `haat workers` show them.
   @Test func logsAndWorkersFromTheCLI() async throws {
     try await withCluster { cluster, server in

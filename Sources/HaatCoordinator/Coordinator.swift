@@ -24,8 +24,15 @@ public final class Coordinator: Service {
     // The TLS files are read first: a bad one stops the coordinator before it opens anything.
     let tlsContext = try config.tls?.makeContext()
     // The data directory holds the tokens: owner only.
-    try FileManager.default.createDirectory(
-      atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    do {
+      try FileManager.default.createDirectory(
+        atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    } catch {
+      // The system's reason ("Not a directory", "Permission denied"), not Foundation's wrapper.
+      let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+      let reason = posix.map { String(cString: strerror(Int32($0.code))) } ?? "\(error)"
+      throw HaatError(.unavailable, "cannot create the data directory \(config.dataDirectory): \(reason)")
+    }
     let store: any JobStore
     var leadership: PostgresLeadership?
     switch config.storeLocation {

@@ -158,9 +158,9 @@ import Testing
       logPath: directory + "/coordinator.log")
   }
 
-  /// Bad admin flags are refused before the coordinator starts (exit 64, nothing listens),
-  /// and an admin port it cannot bind stops it (exit 6) instead of leaving it up without
-  /// probes or metrics.
+  /// Bad admin flags are refused before the coordinator starts (exit 64, nothing listens);
+  /// a data directory it cannot make, or an admin port it cannot bind, stops it (exit 6)
+  /// instead of leaving it up without probes or metrics.
   @Test func adminFlagsAndABusyAdminPortStopTheStart() async throws {
     let directory = NSTemporaryDirectory() + "haat-admin-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -178,6 +178,18 @@ import Testing
       #expect(log.contains(says) && !log.contains("coordinator listening"), "\(arguments): \(log)")
       await process.stop()
     }
+    // A data directory that cannot be made (a file where a directory must go): exit 6 with
+    // the system's reason.
+    try "x".write(toFile: directory + "/file", atomically: true, encoding: .utf8)
+    let uncreatable = try ChildProcess(
+      name: "coordinator", executable: try HaatBinary.path(),
+      arguments: ["coordinator", "--data-dir", directory + "/file/data", "--listen", "127.0.0.1:0"],
+      logPath: directory + "/uncreatable.log")
+    #expect(await uncreatable.wait(timeout: .seconds(30)) == 6, "\(uncreatable.tail(10))")
+    #expect(
+      uncreatable.tail(10).contains("cannot create the data directory \(directory)/file/data: Not a directory"),
+      "\(uncreatable.tail(10))")
+    await uncreatable.stop()
     // A port another process holds.
     let taken = try FreePorts.pick(1)[0]
     let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -119,7 +119,9 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
 
   public func errorCaught(context: ChannelHandlerContext, error: Error) {
     if !welcomed {
-      if tls, error is NIOSSLError || error is NIOSSLExtraError {
+      // An alert the coordinator sends once its side of the handshake has looked at the
+      // client's certificate arrives as a BoringSSLError on the first read.
+      if tls, error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError {
         established.fail(TLSHints.handshakeFailed(error))
       } else {
         established.fail(error)

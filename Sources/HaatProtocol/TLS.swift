@@ -107,6 +107,17 @@ public enum TLSHints {
         .authFailed,
         "the coordinator's TLS certificate is not trusted: give the CA that signed it with --tls-ca")
     }
+    if text.contains("CERTIFICATE_REQUIRED") {
+      return HaatError(
+        .authFailed,
+        "the coordinator wants a client certificate (mutual TLS): give one with --tls-cert and --tls-key")
+    }
+    if text.contains("UNKNOWN_CA") || text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_UNKNOWN") {
+      return HaatError(
+        .authFailed,
+        "the coordinator refused this client's certificate: it must be signed by the CA the coordinator's --tls-client-ca names"
+      )
+    }
     if text.contains("failedToValidateHostname") {
       return HaatError(.authFailed, "the coordinator's TLS certificate does not name the address connected to: \(text)")
     }

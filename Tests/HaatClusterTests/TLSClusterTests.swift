@@ -125,4 +125,29 @@ struct TLSClusterTests {
       }
     }
   }
+
+  /// Mutual TLS: a client without a certificate is told the coordinator wants one (an
+  /// auth failure, exit 5), not handed a raw TLS alert; with the client certificate it gets in.
+  @Test func aClientWithoutACertificateIsToldMutualTLSWantsOne() async throws {
+    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try await Self.certificates(in: certificates)
+    var options = LocalCluster.Options.fast
+    options.tlsDirectory = certificates
+    options.workers = 0
+    options.coordinatorArguments = ["--tls-client-ca", certificates + "/ca.pem"]
+    try await withCluster(options) { cluster, _ in
+      let common = [
+        "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory, "--tls-ca",
+        certificates + "/ca.pem",
+      ]
+      let without = try await run(cluster.binary, ["jobs"] + common)
+      #expect(without.status == 5, "\(without.output)")
+      #expect(without.output.contains("wants a client certificate"), "\(without.output)")
+      let with = try await run(
+        cluster.binary,
+        ["jobs"] + common + ["--tls-cert", certificates + "/client.pem", "--tls-key", certificates + "/client.key"])
+      #expect(with.status == 0, "\(with.output)")
+    }
+  }
 }

@@ -4,6 +4,7 @@ import HaatAnalytics
 import HaatClient
 import HaatCore
 import HaatProtocol
+import SwiftProtobuf
 
 /// `haat top`: the cluster at a glance, redrawn every second like htop — workers with their
 /// health and load, the queue and the rate tasks finish at, and open jobs with progress.
@@ -37,9 +38,21 @@ struct TopCommand: AsyncParsableCommand {
           try await Task.sleep(for: .seconds(interval))
           continue
         }
-        let frame = Self.frame(
-          workers: list.workers, jobs: running + queued, done: done, failed: failed, previous: previous, now: now)
+        let frame =
+          client.json
+          ? Self.jsonFrame(
+            workers: list.workers, jobs: running + queued, done: done, failed: failed, previous: previous, now: now)
+          : Self.frame(
+            workers: list.workers, jobs: running + queued, done: done, failed: failed, previous: previous, now: now)
         previous = (now, done, failed)
+        if client.json {
+          // One document per frame, a line each (NDJSON when live): no screen control.
+          print(frame)
+          fflush(nil)
+          if once { return }
+          try await Task.sleep(for: .seconds(interval))
+          continue
+        }
         if once {
           print(frame, terminator: "")
           return
@@ -49,6 +62,34 @@ struct TopCommand: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(interval))
       }
     }
+  }
+
+  /// The frame as one line of JSON: `at_ms`, `rates` (tasks done and failed per second
+  /// over the last interval, and the totals since the workers connected), `queue`, and the
+  /// `workers` and `jobs` as `haat workers --json` and `haat jobs --json` print them.
+  static func jsonFrame(
+    workers: [Haat_V1_WorkerStatus], jobs: [Haat_V1_Job], done: UInt64, failed: UInt64,
+    previous: (at: ContinuousClock.Instant, done: UInt64, failed: UInt64)?, now: ContinuousClock.Instant
+  ) -> String {
+    let seconds = previous.map { (now - $0.at) / .seconds(1) } ?? 0
+    let doneRate = previous.map { seconds > 0 ? Double(done &- $0.done) / seconds : 0 } ?? 0
+    let failRate = previous.map { seconds > 0 ? Double(failed &- $0.failed) / seconds : 0 } ?? 0
+    var queue = (ready: UInt64(0), scheduled: UInt64(0), running: UInt64(0))
+    for job in jobs {
+      queue.ready += UInt64(job.counts.ready)
+      queue.scheduled += UInt64(job.counts.scheduled)
+      queue.running += UInt64(job.counts.leased)
+    }
+    var options = JSONEncodingOptions()
+    options.preserveProtoFieldNames = true
+    func list(_ messages: [some SwiftProtobuf.Message]) -> String {
+      "[" + messages.map { (try? $0.jsonString(options: options)) ?? "{}" }.joined(separator: ",") + "]"
+    }
+    let at = Int64(Date().timeIntervalSince1970 * 1000)
+    return jsonSafe(
+      #"{"at_ms":"\#(at)","rates":{"done_per_s":\#(String(format: "%.2f", doneRate)),"failed_per_s":\#(String(format: "%.2f", failRate)),"done":"\#(done)","failed":"\#(failed)"},"#
+        + #""queue":{"ready":\#(queue.ready),"scheduled":\#(queue.scheduled),"running":\#(queue.running)},"#
+        + #""workers":\#(list(workers)),"jobs":\#(list(jobs))}"#)
   }
 
   static func frame(

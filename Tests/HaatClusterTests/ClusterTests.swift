@@ -427,6 +427,15 @@ struct ClusterTests {
       #expect(frame.output.contains("/\(samples.count)"), "progress as done/total")
       #expect(frame.output.contains("/s done"))
       #expect(!frame.output.contains("\u{1B}["), "no screen control with --once")
+      // --json: the same frame as one JSON document.
+      let json = try await run(cluster.binary, ["top", "--once", "--json", "--interval", "0.5"] + common)
+      #expect(json.status == 0, "\(json.output)")
+      let document = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+      #expect((document?["workers"] as? [[String: Any]])?.count == 2, "\(json.output)")
+      let jobs = document?["jobs"] as? [[String: Any]]
+      #expect(jobs?.contains { $0["name"] as? String == "watched by top" } == true, "\(json.output)")
+      #expect((document?["rates"] as? [String: Any])?["done_per_s"] is Double, "\(json.output)")
+      #expect((document?["queue"] as? [String: Any])?["running"] != nil, "\(json.output)")
       _ = try await finish(client, job)
       await client.close()
     }

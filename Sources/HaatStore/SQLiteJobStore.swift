@@ -195,11 +195,17 @@ public final class SQLiteJobStore: JobStore {
   }
 
   private func prune(endedBeforeMs: Int64, limit: Int, db: Database) throws -> StoreOpResult {
+    // SQLite gives a new row the id after the largest in its table: the job with the largest
+    // id, and the job of the task with the largest, stay until newer rows exist, so no id a
+    // script or a worker saw is ever given to another job or task.
     let ended = try Int64.fetchAll(
       db,
       sql: """
         SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
-          AND finished_at > 0 AND finished_at < ? ORDER BY id LIMIT ?
+          AND finished_at > 0 AND finished_at < ?
+          AND id <> (SELECT max(id) FROM jobs)
+          AND id <> IFNULL((SELECT job FROM tasks ORDER BY id DESC LIMIT 1), 0)
+        ORDER BY id LIMIT ?
         """, arguments: [endedBeforeMs, limit])
     guard !ended.isEmpty else { return .pruned(jobs: 0, tasks: 0) }
     var tasks = 0

@@ -39,4 +39,30 @@ struct RetentionTests {
       await client.close()
     }
   }
+
+  /// Ids are never given out twice: pruning every ended job keeps the newest (SQLite would
+  /// otherwise hand its id, and its tasks' ids, to the next job).
+  @Test func pruningNeverLetsAnIDComeBack() async throws {
+    try await withCluster { cluster, _ in
+      let client = try await cluster.client()
+      var noop = Source()
+      noop.kind = "noop"
+      noop.tasks = 3
+      let first = try await client.submit(spec("first", [noop])).job
+      let second = try await client.submit(spec("second", [noop])).job
+      _ = try await finish(client, first)
+      _ = try await finish(client, second)
+      let seen = Set(
+        try await client.job(first, tasks: true).tasks.map(\.id) + client.job(second, tasks: true).tasks.map(\.id))
+      try await Task.sleep(for: .milliseconds(1_200))
+      let pruned = try await client.prune(endedBeforeMs: Int64(Date().timeIntervalSince1970 * 1000))
+      #expect(pruned.jobs == 1, "the newest job stays")
+      let third = try await client.submit(spec("third", [noop])).job
+      _ = try await finish(client, third)
+      #expect(third != first && third != second, "job \(third) was given out before")
+      let tasks = try await client.job(third, tasks: true).tasks.map(\.id)
+      #expect(seen.isDisjoint(with: tasks), "task ids \(tasks) were given out before: \(seen)")
+      await client.close()
+    }
+  }
 }

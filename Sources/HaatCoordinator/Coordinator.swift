@@ -232,12 +232,29 @@ public final class Coordinator: Service {
   /// store, so the machine's own operator can use the CLI at once.
   private func ensureAdminToken(_ tokens: TokenStore, address: String) throws {
     let path = config.dataDirectory + "/admin.token"
-    guard !FileManager.default.fileExists(atPath: path), !tokens.list().contains(where: { $0.role == .admin }) else {
+    if FileManager.default.fileExists(atPath: path) {
+      try updateAdminAddress(path, tokens: tokens, address: address)
       return
     }
+    guard !tokens.list().contains(where: { $0.role == .admin }) else { return }
     let credential = try tokens.create(role: .admin, label: "created on first start", coordinator: address) {
       try $0.write(path: path)
     }
     logger.notice("created an admin token", metadata: ["token": "\(credential.tokenID)", "credential_file": "\(path)"])
   }
+  /// A restart on another port (`--listen 127.0.0.1:0`, say) points the admin credential
+  /// at the port now in use, so the CLI beside the store still reaches it. Only the port of
+  /// a credential naming this host is changed: a name an operator wrote in is kept.
+  private func updateAdminAddress(_ path: String, tokens: TokenStore, address: String) throws {
+    guard var credential = try? Credential.load(path: path), let recorded = credential.coordinator,
+      recorded != address, let old = Endpoint(recorded), let new = Endpoint(address), old.host == new.host,
+      tokens.cachedToken(id: credential.tokenID)?.role == .admin
+    else { return }
+    credential.coordinator = address
+    try credential.write(path: path)
+    logger.notice(
+      "the admin credential now names the port in use",
+      metadata: ["credential_file": "\(path)", "address": "\(address)"])
+  }
+
 }

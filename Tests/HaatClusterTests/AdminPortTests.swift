@@ -230,4 +230,26 @@ import Testing
       #expect(log.contains("coordinator stopped"), "round \(round): \(log)")
     }
   }
+
+  /// The admin credential follows the coordinator to another port: after a restart with
+  /// `--listen 127.0.0.1:0`, the CLI beside the store reaches it without flags.
+  @Test func theAdminCredentialFollowsTheCoordinatorsPort() async throws {
+    let directory = NSTemporaryDirectory() + "haat-admin-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    var addresses: [String] = []
+    for round in 0..<2 {
+      let ready = directory + "/ready-\(round)"
+      let process = try Self.coordinator(directory, ["--ready-file", ready])
+      try await eventually("the coordinator listens") { FileManager.default.fileExists(atPath: ready) }
+      let address = try String(contentsOfFile: ready, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+      addresses.append(address)
+      let credential = try Credential.load(path: directory + "/data/admin.token")
+      #expect(credential.coordinator == address, "round \(round): \(String(describing: credential.coordinator))")
+      let jobs = try await run(try HaatBinary.path(), ["jobs", "--data-dir", directory + "/data"])
+      #expect(jobs.status == 0, "round \(round): \(jobs.output)")
+      await process.stop()
+    }
+    #expect(addresses[0] != addresses[1], "two runs on :0 took the same port: \(addresses)")
+  }
 }

@@ -287,7 +287,7 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Create a token in the coordinator's token file and write its credential file.")
 
-    @Option(help: "worker, submit, read or admin.")
+    @Option(help: "worker, submit, read, admin, metrics (scrapes /metrics) or dashboard (the admin port's pages).")
     var role: String
     @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
     var dataDir: String?

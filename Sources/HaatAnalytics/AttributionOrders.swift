@@ -57,9 +57,10 @@ extension AttributionKernel {
       if let units = Self.units(order.totalText), case let (sum, false) = next.units.addingReportingOverflow(units) {
         next.units = sum
       } else {
-        next.exact += order.total
-        guard !next.exact.isNaN else { return false }
+        guard let sum = Money.exactSum(next.exact, order.total) else { return false }
+        next.exact = sum
       }
+      guard next.exact.isZero || Money.exactSum(next.exact, Self.decimal(next.units)) != nil else { return false }
       self = next
       return true
     }
@@ -90,14 +91,24 @@ extension AttributionKernel {
     mutating func merge(_ other: Orders) -> Bool {
       let counted = addCounts(other)
       let (total, overflow) = units.addingReportingOverflow(other.units)
+      var exact = self.exact
       if overflow {
-        exact += Self.decimal(units) + Self.decimal(other.units)
+        guard let both = Money.exactSum(Self.decimal(units), Self.decimal(other.units)),
+          let sum = Money.exactSum(exact, both)
+        else { return false }
+        exact = sum
         units = 0
       } else {
         units = total
       }
-      if !other.exact.isZero { exact += other.exact }
-      return counted && !exact.isNaN
+      if !other.exact.isZero {
+        guard let sum = Money.exactSum(exact, other.exact) else { return false }
+        exact = sum
+      }
+      // The revenue, exact plus units, must be exact too.
+      guard exact.isZero || Money.exactSum(exact, Self.decimal(units)) != nil else { return false }
+      self.exact = exact
+      return counted
     }
   }
 }

@@ -62,8 +62,10 @@ struct Customers: Sendable, Equatable {
       orders = sum
       var valid = !overflow
       for (day, revenue) in other.days {
-        let total = days[day, default: .zero] + revenue
-        if total.isNaN { valid = false }
+        guard let total = Money.exactSum(days[day, default: .zero], revenue) else {
+          valid = false
+          continue
+        }
         days[day] = total
       }
       return valid
@@ -150,7 +152,11 @@ struct Customers: Sendable, Equatable {
           overflowed = true
           break
         }
-        customer.days[day, default: .zero] += revenue
+        guard let total = Money.exactSum(customer.days[day, default: .zero], revenue) else {
+          overflowed = true
+          break
+        }
+        customer.days[day] = total
       }
       let key = Key(platform: cell.platform, account: cell.account, currency: cell.currency, customer: cell.customer)
       merge(customer, into: key)

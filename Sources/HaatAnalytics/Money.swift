@@ -9,6 +9,13 @@ enum Money {
   /// Decimal text as written by `text`; "" is zero; nil when it is not one.
   static func decimal(_ text: String) -> Decimal? { text.isEmpty ? .zero : Values.decimal(text) }
 
+  /// `lhs + rhs` when it is exact; nil when it would need more than a Decimal's 38
+  /// significant digits (Foundation rounds such a sum without a word).
+  static func exactSum(_ lhs: Decimal, _ rhs: Decimal) -> Decimal? {
+    var (left, right, sum) = (lhs, rhs, Decimal())
+    return NSDecimalAdd(&sum, &left, &right, .plain) == .noError ? sum : nil
+  }
+
   /// For a ratio of amounts (CPM, AOV, ROAS); never for a sum.
   static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
 

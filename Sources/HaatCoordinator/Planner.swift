@@ -104,6 +104,9 @@ public enum Planner {
       // A recurring job's runs read only what is new since the last one.
       if recurrence != nil, kind.connector.resumable { source.incremental = true }
       try kind.connector.check(&source, field: field)
+      // Whatever the kind makes of it, a URL is stored with the job: never one that carries
+      // a secret (a kind that reads none, such as noop, checked nothing).
+      if !source.url.isEmpty { try SourceChecks.url(source.url, field: "\(field).url", kind: kind) }
       if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
       if source.requestsPerSecond != 0 {
         guard kind.connector.defaultRequestsPerSecond != nil, !source.credential.isEmpty else {
@@ -120,7 +123,7 @@ public enum Planner {
         for (name, value) in [("since", source.since), ("until", source.until)] where !value.isEmpty {
           throw bad(
             "\(field).\(name)",
-            "applies only to kinds that report by day (\(Connectors.all.filter { $0.reportsByDay }.map { $0.kind.name }.sorted().joined(separator: ", "))); a \(kind) source has no days"
+            "applies only to kinds that report by day (\(Connectors.all.filter { $0.reportsByDay }.map { $0.kind.name }.sorted().joined(separator: ", "))); a source of kind \(kind) has no days"
           )
         }
       }
@@ -140,12 +143,12 @@ public enum Planner {
       if source.splitBytes != 0, kind != .posts {
         throw bad(
           "\(field).split_bytes",
-          "applies only to posts sources (an export file); a \(kind) source is not split by bytes")
+          "applies only to posts sources (an export file); a source of kind \(kind) is not split by bytes")
       }
       if source.incremental, !kind.connector.resumable {
         throw bad(
           "\(field).incremental",
-          "a \(kind) source keeps no bookmark to start a later run from; incremental applies to API kinds (e.g. facebook_posts)"
+          "a source of kind \(kind) keeps no bookmark to start a later run from; incremental applies to API kinds (e.g. facebook_posts)"
         )
       }
       collects.formUnion(kind.connector.records)

@@ -364,6 +364,13 @@ struct ClusterTests {
       #expect(secret.status == 2)
       #expect(secret.output.contains("credential (access_token)"))
       #expect(!secret.output.contains("EAAsecret123"))
+      // Whatever the kind: a noop source reads no URL, but a URL it carries is stored.
+      try "sources:\n  - kind: noop\n    url: https://u:hunter2@example.com/\n".write(
+        toFile: path, atomically: true, encoding: .utf8)
+      let noop = try await run(cluster.binary, arguments)
+      #expect(noop.status == 2, "\(noop.output)")
+      #expect(noop.output.contains("sources[0].url: carries a credential"), "\(noop.output)")
+      #expect(!noop.output.contains("hunter2"))
     }
   }
 

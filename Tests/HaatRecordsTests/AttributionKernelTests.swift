@@ -177,6 +177,25 @@ struct AttributionKernelTests {
     }
   }
 
+  /// A revenue that would need more than a Decimal's 38 significant digits is never rounded:
+  /// in one task the order that would round it is a bad row; merged partials whose sum
+  /// would round make no report.
+  @Test func revenueThatCannotBeHeldExactlyIsRefused() throws {
+    let huge = "1" + String(repeating: "0", count: 37)
+    var kernel = AttributionKernel()
+    let first = kernel.add(Self.order(huge))
+    let second = kernel.add(Self.order("0.25"))
+    #expect(first)
+    #expect(!second, "10^37 + 0.25 needs 40 digits")
+    var builders = [PartialBuilder(reports: ["attribution"]), PartialBuilder(reports: ["attribution"])]
+    builders[0].add(Self.order(huge))
+    builders[1].add(Self.order("0.25"))
+    var merger = PartialMerger()
+    for builder in builders { merger.merge(builder.partial) }
+    var report = Report()
+    #expect(throws: (any Error).self) { try merger.finish(["attribution"], into: &report) }
+  }
+
   @Test("any split of the records over tasks gives the same report")
   func mergeLaw() throws {
     var generator = SystemRandomNumberGenerator()

@@ -76,6 +76,18 @@ struct CanonicalTablesTests {
     #expect(Values.decimal("598.94") == Decimal(string: "598.94") && Values.decimal("-3") == -3)
     for bad in ["12,50", "1e3", "", "-", "1.2.3", "--1", " 1", "١٢"] {
       #expect(Values.decimal(bad) == nil, "\(bad)")
+      #expect(Values.decimalProblem(bad) == .notADecimal, "\(bad)")
+    }
+    // 38 significant digits are held exactly, however many zeros stand around them; one
+    // more would be rounded away by Foundation, so such an amount is out of range.
+    let widest = String(repeating: "9", count: 38)
+    #expect(Values.decimal(widest)?.description == widest)
+    #expect(
+      Values.decimal("1" + String(repeating: "0", count: 40))?.description == "1" + String(repeating: "0", count: 40))
+    #expect(Values.decimal("0." + String(repeating: "0", count: 30) + "12") != nil)
+    for long in [widest + "1", "0." + String(repeating: "1", count: 40), "1234567890123456789012345678901234567891"] {
+      #expect(Values.decimal(long) == nil, "\(long)")
+      #expect(Values.decimalProblem(long) == .outOfRange, "\(long)")
     }
   }
 }

@@ -57,7 +57,9 @@ public enum OrdersExport: TableExportKind {
     guard let created = row[fields.createdAt] else { return row.problem(fields.createdAt, .missing) }
     guard let at = Values.looseTimestamp(created) else { return row.problem(fields.createdAt, .invalidTimestamp) }
     guard let totalText = row[fields.total] else { return row.problem(fields.total, .missing) }
-    guard let total = Values.decimal(totalText) else { return row.problem(fields.total, .notADecimal) }
+    guard let total = Values.decimal(totalText) else {
+      return row.problem(fields.total, Values.decimalProblem(totalText))
+    }
     return .success(
       .order(
         OrderRecord(
@@ -146,6 +148,22 @@ extension Values {
     return .value(magnitude: mantissa, fraction: fraction, negative: negative)
   }
 
+  /// Whether a plain decimal's significant digits (first to last non-zero) fit the 38 a
+  /// Decimal holds exactly; a longer amount is `out of range`, never rounded.
+  public static func isExactDecimal(_ text: String) -> Bool {
+    let digits = text.utf8.filter { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    guard let first = digits.firstIndex(where: { $0 != UInt8(ascii: "0") }),
+      let last = digits.lastIndex(where: { $0 != UInt8(ascii: "0") })
+    else { return true }
+    return last - first + 1 <= 38
+  }
+
+  /// Why a total does not read: `out of range` for a plain decimal too long to hold
+  /// exactly, else `not a decimal amount`.
+  public static func decimalProblem(_ text: String) -> Problem {
+    fixedPoint(text) == .long && !isExactDecimal(text) ? .outOfRange : .notADecimal
+  }
+
   /// A plain decimal ("598.94", "-3", "12"): digits, one point, an optional leading minus;
   /// never a locale format ("12,50") or an exponent.
   public static func decimal(_ text: String) -> Decimal? {
@@ -155,7 +173,12 @@ extension Values {
     case nil:
       return nil
     case .long:
-      return Decimal(string: text, locale: Locale(identifier: "en_US_POSIX"))
+      // Foundation keeps 38 significant digits and rounds the rest away without a word:
+      // an amount it cannot hold exactly is none (`isExactDecimal` says which).
+      guard isExactDecimal(text),
+        let value = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), !value.isNaN
+      else { return nil }
+      return value
     case .value(var mantissa, var fraction, let negative):
       guard mantissa > 0 else { return .zero }
       // Trailing zeros of the fraction go, as Foundation's parser drops them.

@@ -424,7 +424,7 @@ extension Connector {
 public enum SourceChecks {
   /// An export's or API's URL: http, https or file, with a host or a path, and no secret in it.
   public static func url(_ text: String, field: String, kind: SourceKind) throws(HaatError) {
-    guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a \(kind) source", field: field) }
+    guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a source of kind \(kind)", field: field) }
     if let secret = URLSecrets.find(in: text) {
       // Said without echoing the URL: it holds the secret.
       throw HaatError(

@@ -76,14 +76,23 @@ struct TLSClusterTests {
 
   /// A plaintext client on a TLS port is told why nothing answers, and the coordinator
   /// logs the non-TLS bytes of a raw client.
-  @Test func aPlaintextClientOnATLSPortIsToldToUseTLS() async throws {
+  /// A coordinator serving TLS with scripts/dev-certs' certificates (and wanting client
+  /// certificates signed by their CA, with `clientCA`), no workers.
+  static func withTLSCluster(
+    clientCA: Bool = false, _ body: (LocalCluster, _ certificates: String) async throws -> Void
+  ) async throws {
     let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: certificates) }
     try await Self.certificates(in: certificates)
     var options = LocalCluster.Options.fast
     options.tlsDirectory = certificates
     options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    if clientCA { options.coordinatorArguments = ["--tls-client-ca", certificates + "/ca.pem"] }
+    try await withCluster(options) { cluster, _ in try await body(cluster, certificates) }
+  }
+
+  @Test func aPlaintextClientOnATLSPortIsToldToUseTLS() async throws {
+    try await Self.withTLSCluster { cluster, certificates in
       do {
         let client = try await HaatClient.connect(to: cluster.endpoint, credential: try cluster.adminCredential())
         await client.close()
@@ -129,14 +138,7 @@ struct TLSClusterTests {
   /// Mutual TLS: a client without a certificate is told the coordinator wants one (an
   /// auth failure, exit 5), not handed a raw TLS alert; with the client certificate it gets in.
   @Test func aClientWithoutACertificateIsToldMutualTLSWantsOne() async throws {
-    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
-    defer { try? FileManager.default.removeItem(atPath: certificates) }
-    try await Self.certificates(in: certificates)
-    var options = LocalCluster.Options.fast
-    options.tlsDirectory = certificates
-    options.workers = 0
-    options.coordinatorArguments = ["--tls-client-ca", certificates + "/ca.pem"]
-    try await withCluster(options) { cluster, _ in
+    try await Self.withTLSCluster(clientCA: true) { cluster, certificates in
       let common = [
         "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory, "--tls-ca",
         certificates + "/ca.pem",

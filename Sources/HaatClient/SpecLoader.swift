@@ -35,7 +35,9 @@ public enum SpecLoader {
       do {
         root = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
       } catch {
-        throw HaatError(.badSpec, "the spec is not valid JSON: \(brief(error.localizedDescription))")
+        // The parser's own account ("… around line 2, column 5"), not Foundation's summary.
+        let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        throw HaatError(.badSpec, "the spec is not valid JSON: \(brief(detail ?? error.localizedDescription))")
       }
     } else {
       do {
@@ -54,7 +56,7 @@ public enum SpecLoader {
       } catch let error as HaatError {
         throw error
       } catch {
-        throw HaatError(.badSpec, "the spec is not valid YAML: \(brief(error))")
+        throw HaatError(.badSpec, "the spec is not valid YAML: \(brief(yaml: error))")
       }
     }
     guard let object = root as? [String: Any] else {
@@ -195,6 +197,20 @@ public enum SpecLoader {
   }
 
   /// A parser's message, cut short: some echo the whole input back.
+  /// A YAML error in one line: the problem and where, without the document Yams quotes.
+  static func brief(yaml error: any Error) -> String {
+    switch error as? YamlError {
+    case .duplicatedKeysInMapping(let duplicates, let context)?:
+      let keys = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
+      return brief("the mapping that starts at line \(context.mark.line) has \(keys) more than once")
+    case .scanner(_, let problem, let mark, _)?, .parser(_, let problem, let mark, _)?,
+      .composer(_, let problem, let mark, _)?:
+      return brief("\(problem) at line \(mark.line), column \(mark.column)")
+    default:
+      return brief(error)
+    }
+  }
+
   static func brief(_ error: Any) -> String {
     let text = DisplayText.escape("\(error)")
     return text.count > 300 ? String(text.prefix(300)) + "…" : text

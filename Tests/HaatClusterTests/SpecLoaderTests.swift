@@ -19,6 +19,26 @@ import Testing
     }
   }
 
+  /// A spec that does not parse says what and where in one line: not the document again,
+  /// escaped, nor Foundation's "the data is not in the correct format".
+  @Test(arguments: [
+    (
+      "name: a\nname: b\nsources:\n  - kind: noop\n", false,
+      "the mapping that starts at line 1 has \"name\" more than once"
+    ),
+    ("sources:\n  - kind: noop\n   bad: [\n", false, "at line 3, column 4"),
+    (#"{"sources":[{"kind":"noop"},]} x"#, true, "around character 31"),
+  ])
+  func aSpecThatDoesNotParseSaysWhere(text: String, json: Bool, says: String) throws {
+    do {
+      _ = try SpecLoader.parse(text, json: json)
+      Issue.record("parsed")
+    } catch let error as HaatError {
+      #expect(error.message.contains(says), "\(error.message)")
+      #expect(!error.message.contains("\\n") && !error.message.contains("\n"), "\(error.message)")
+    }
+  }
+
   /// YAML allows lists, mappings and aliases as mapping keys; the spec refuses them with
   /// bad_spec (Yams trapped on them; found by `make fuzz`).
   @Test(arguments: [

@@ -16,10 +16,16 @@ import Testing
       let sample = try #require(try Samples.manifest().first)
       var source = Samples.source(sample, server: server, query: "delay_ms=4000&series=idle-then-busy")
       source.name = "slow"
+      let submitted = ContinuousClock.now
       let job = try await client.submit(spec("idle then busy", [source])).job
       try await eventually("the worker holds the task") { (try await client.workers().first?.leases ?? 0) > 0 }
       let worker = try #require(try await client.workers().first)
-      #expect(worker.state == "healthy", "just took its task after idling: \(worker.state)")
+      // Judged only when seen well within the 2 s bound of its taking the task: a runner so
+      // loaded that the look comes later sees a worker that has truly made no progress
+      // for that long (its fetch waits 4 s), and `stalled` is then right.
+      if ContinuousClock.now - submitted < .milliseconds(1_500) {
+        #expect(worker.state == "healthy", "just took its task after idling: \(worker.state)")
+      }
       #expect(try await finish(client, job).job.state == "succeeded")
     }
   }

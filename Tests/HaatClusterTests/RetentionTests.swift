@@ -9,12 +9,18 @@ import Testing
 /// open jobs never are.
 @Suite("Retention", .serialized)
 struct RetentionTests {
+  /// A source of three tasks that do nothing.
+  static var noop: Source {
+    var noop = Source()
+    noop.kind = "noop"
+    noop.tasks = 3
+    return noop
+  }
+
   @Test func pruneDeletesEndedJobsOnly() async throws {
     try await withCluster { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
-      noop.tasks = 3
+      let noop = Self.noop
       let ended = try await client.submit(spec("ended", [noop])).job
       _ = try await finish(client, ended)
       var waiting = spec("waiting", [noop])
@@ -45,9 +51,7 @@ struct RetentionTests {
   @Test func pruningNeverLetsAnIDComeBack() async throws {
     try await withCluster { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
-      noop.tasks = 3
+      let noop = Self.noop
       let first = try await client.submit(spec("first", [noop])).job
       let second = try await client.submit(spec("second", [noop])).job
       _ = try await finish(client, first)

@@ -231,7 +231,21 @@ public enum SpecLoader {
     }
   }
 
+  /// Refuses JSON's and YAML's true and false. Foundation hands JSON's over as numbers that also
+  /// read as 1 and 0, so a number or text field checks for them first: `"priority": true`
+  /// is a mistake to report, not a priority of 1.
+  static func refuseBoolean(_ value: Any?, _ field: String, must: String) throws {
+    guard let value else { return }
+    if let flag = value as? Bool, type(of: value) == Bool.self {
+      throw bad(field, "\(must), not \(flag)")
+    }
+    if let number = value as? NSNumber, String(cString: number.objCType) == "c" {
+      throw bad(field, "\(must), not \(number.boolValue)")
+    }
+  }
+
   static func string(_ value: Any?, _ field: String) throws -> String? {
+    try refuseBoolean(value, field, must: "must be text")
     switch value {
     case nil, is NSNull: return nil
     case let text as String: return text
@@ -253,6 +267,7 @@ public enum SpecLoader {
   }
 
   static func number(_ value: Any?, _ field: String) throws -> Double? {
+    try refuseBoolean(value, field, must: "must be a number")
     switch value {
     case nil, is NSNull: return nil
     case let text as String:
@@ -307,6 +322,7 @@ public enum SpecLoader {
   }
 
   static func integer(_ value: Any?, _ field: String, range: ClosedRange<Int>) throws -> Int? {
+    try refuseBoolean(value, field, must: "must be a whole number")
     switch value {
     case nil, is NSNull: return nil
     case let text as String:

@@ -103,6 +103,24 @@ import Testing
     #expect(throws: HaatError.self) { try SpecLoader.parse("sources:\n  - requests_per_second: fast\n") }
   }
 
+  /// JSON's true and false reach the loader as numbers that also read as 1 and 0: a number
+  /// or text field refuses them rather than taking `true` for 1.
+  @Test(arguments: [
+    (#"{"sources":[{"kind":"noop"}],"priority":true}"#, true, "priority", "must be a whole number, not true"),
+    (#"{"sources":[{"kind":"noop","account":false}]}"#, true, "sources[0].account", "must be text, not false"),
+    (#"{"sources":[{"kind":"noop","requests_per_second":true}]}"#, true, "", "must be a number, not true"),
+    ("sources:\n  - kind: noop\npriority: true\n", false, "priority", "must be a whole number, not \"true\""),
+  ])
+  func aBooleanIsNotANumberOrText(text: String, json: Bool, field: String, says: String) throws {
+    do {
+      let spec = try SpecLoader.parse(text, json: json)
+      Issue.record("read as priority \(spec.priority), account \(spec.sources.first?.account ?? "-")")
+    } catch let error as HaatError {
+      #expect(error.message == says)
+      if !field.isEmpty { #expect(error.field == field) }
+    }
+  }
+
   @Test func daysAreReadQuotedOrNot() throws {
     let spec = try SpecLoader.parse(
       "sources:\n  - kind: tiktok_ads\n    account: \"1\"\n    since: 2026-01-01\n    until: \"2026-03-16\"\n")

@@ -127,12 +127,7 @@ public enum Planner {
           )
         }
       }
-      if !source.timezone.isEmpty, TimeZone(identifier: source.timezone) == nil {
-        throw bad(
-          "\(field).timezone",
-          "unknown time zone \"\(DisplayText.escape(String(source.timezone.prefix(64))))\"; use an IANA name such as America/New_York"
-        )
-      }
+      if !source.timezone.isEmpty { try SourceChecks.timezone(source.timezone, field: "\(field).timezone") }
       if !source.businessHours.isEmpty {
         do {
           _ = try BusinessHours(source.businessHours)

@@ -54,6 +54,21 @@ import Testing
     #expect(refusal(posts) == nil)
     posts.timezone = "Eastern"
     #expect(refusal(posts)?.field == "sources[0].timezone")
+    // Names of the tz database are taken, links and fixed offsets too.
+    for name in ["UTC", "Etc/GMT+5", "US/Eastern", "EST", "CET"] {
+      posts.timezone = name
+      #expect(refusal(posts) == nil, "\(name)")
+    }
+    // An abbreviation can mean several zones (IST: India, Ireland, Israel), and Foundation
+    // reads PST as Los Angeles, daylight saving and all: refused, naming the zone it read.
+    for (name, zone) in [("PST", "America/Los_Angeles"), ("IST", "Asia/Kolkata"), ("BST", "Europe/London")] {
+      posts.timezone = name
+      let refused = refusal(posts)
+      #expect(refused?.field == "sources[0].timezone", "\(name)")
+      #expect(
+        refused?.message.contains("abbreviation") == true && refused?.message.contains(zone) == true,
+        "\(refused?.message ?? name)")
+    }
   }
 
   @Test func businessHoursAreCheckedAtSubmit() throws {

@@ -446,4 +446,26 @@ public enum SourceChecks {
       throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme)://", field: field)
     }
   }
+
+  /// The tz database's zone names that are also abbreviations Foundation knows: taken as the
+  /// zones they name (EST is a fixed −05:00 there as in the tz database).
+  static let zoneAbbreviations: Set<String> = ["UTC", "GMT", "CET", "EET", "WET", "EST", "MST", "HST"]
+
+  /// A source's time zone: an IANA name. An abbreviation such as PST or IST is refused:
+  /// Foundation reads it as one zone of several it may mean (IST as India's, not Ireland's or
+  /// Israel's), and PST as Los Angeles' with daylight saving, which a writer of PST may not
+  /// mean; the message names the zone it would have been.
+  public static func timezone(_ text: String, field: String) throws(HaatError) {
+    let shown = DisplayText.escape(String(text.prefix(64)))
+    if !zoneAbbreviations.contains(text), let zone = TimeZone.abbreviationDictionary[text] {
+      throw HaatError(
+        .badSpec,
+        "\"\(shown)\" is an abbreviation, which can mean more than one zone and says nothing of daylight saving; use an IANA name such as \(zone)",
+        field: field)
+    }
+    guard TimeZone(identifier: text) != nil else {
+      throw HaatError(
+        .badSpec, "unknown time zone \"\(shown)\"; use an IANA name such as America/New_York", field: field)
+    }
+  }
 }

@@ -23,6 +23,12 @@ public struct CSVRecord {
 
   public var count: Int { ends.count }
 
+  /// A line of only spaces and tabs: no record at all, as an empty line is none (formats.md),
+  /// before the header as after it.
+  public var isBlank: Bool {
+    count == 1 && problem == nil && field(0).allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+  }
+
   /// The bytes of field `index`.
   @inline(__always)
   public func field(_ index: Int) -> UnsafeRawBufferPointer {

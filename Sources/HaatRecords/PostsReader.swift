@@ -201,7 +201,7 @@ public struct PostsReader {
   // MARK: CSV
 
   private mutating func csvRecord(_ record: CSVRecord, _ onPost: (PostRecord) -> Bool) {
-    guard fatal == nil else { return }
+    guard fatal == nil, !record.isBlank else { return }
     guard let columns else {
       readHeader(record)
       return

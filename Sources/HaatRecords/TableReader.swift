@@ -211,7 +211,7 @@ public struct TableReader<Schema: TableSchema> {
   // MARK: CSV
 
   private mutating func csvRecord(_ record: CSVRecord, _ emit: (CanonicalRecord) -> Bool) {
-    guard fatal == nil else { return }
+    guard fatal == nil, !record.isBlank else { return }
     guard let columns else {
       readHeader(record)
       return

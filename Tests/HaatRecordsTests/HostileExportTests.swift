@@ -137,6 +137,42 @@ import Testing
   }
 }
 
+/// A line of only spaces and tabs is no record, as an empty line is none: before the header
+/// it used to be taken for the header (and the file refused for lacking `id`), after it
+/// it was a bad row.
+@Suite struct BlankLineTests {
+  static let posts = " \t\r\n\nid,created_at,likes\n  \n1,2026-01-01T00:00:00Z,5\n\t\r\n2,2026-01-01T00:00:00Z,7\n   "
+  static let orders = "  \nid,created_at,total\n\t\no1,2026-01-01T00:00:00Z,10.50\n \n"
+
+  @Test func postsSkipThem() throws {
+    var reader = PostsReader(format: .csv, defaultPlatform: "x", defaultAccount: "a")
+    var likes: [UInt64] = []
+    try Array(Self.posts.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk) { likes.append($0.likes ?? 0) }
+      try reader.finish { likes.append($0.likes ?? 0) }
+    }
+    #expect(likes == [5, 7])
+    #expect(reader.badRows == 0)
+  }
+
+  @Test func tablesSkipThem() throws {
+    var reader = TableReader<OrdersExport>(
+      format: .csv, platform: "web", account: "shop",
+      limits: ReadLimits())
+    var ids: [String] = []
+    let keep: (CanonicalRecord) -> Bool = { record in
+      if case .order(let order) = record { ids.append(order.id) }
+      return true
+    }
+    try Array(Self.orders.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk, emit: keep)
+      try reader.finish(emit: keep)
+    }
+    #expect(ids == ["o1"])
+    #expect(reader.counts.badRecords == 0)
+  }
+}
+
 /// The line limit is the same however the chunks fall: a line of `limit` bytes (plus an
 /// optional CR) passes, one byte more is too long (the split path let limit + 1 through).
 @Suite struct LineSplitterLimitTests {

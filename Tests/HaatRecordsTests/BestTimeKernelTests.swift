@@ -114,6 +114,19 @@ struct BestTimeKernelTests {
     #expect(offset[0].slots.map(\.hour) == [6 * 24 + 23])
   }
 
+  /// Older transitions are not on quarter hours of UTC: Detroit went to EDT at 00:01 EST
+  /// on 1967-06-14 (05:01 UTC) and to Central time at 1905-01-01 00:00 local (05:32:11
+  /// UTC). A post a few minutes after either is read in the new offset, not in the one the
+  /// quarter hour started with.
+  @Test("a transition inside a quarter hour of UTC is read exactly")
+  func transitionsOffTheQuarterHour() throws {
+    let summer = try Self.report([Self.post("1967-06-14T05:05:00Z", likes: 1)], timezone: "America/Detroit")
+    #expect(summer.bestTime.accounts.first?.slots.map(\.label) == ["Wed 01:00"])
+    let posts = [Self.post("1905-01-01T05:40:00Z", likes: 1), Self.post("1905-01-01T05:31:00Z", likes: 1)]
+    let central = try Self.report(posts, timezone: "America/Detroit")
+    #expect(central.bestTime.accounts.first?.slots.map(\.label) == ["Sat 23:00"])
+  }
+
   @Test("recommends only slots with enough posts, by median engagement rate; splits merge to the same report")
   func recommendation() throws {
     var posts: [CanonicalRecord] = []

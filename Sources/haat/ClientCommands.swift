@@ -207,12 +207,18 @@ struct ResultCommand: AsyncParsableCommand {
     try await client.session { connection in
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
+      if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
+        // A section every requested report has (empty when no task fed it): absent, the job
+        // never asked for it. Said, rather than printing nothing and exiting 0.
+        let computed = Reports.all.filter { $0.table(of: result.report) != nil }.map { $0.name }
+        throw HaatError(
+          .badRequest,
+          "job \(id) has no \(report) report: the job did not compute it (it computed \(computed.isEmpty ? "none" : computed.joined(separator: ", ")); name \(report) in the spec's reports)"
+        )
+      }
       if let svg, let report, let kernel = Reports.kernel(named: report) {
         guard let chart = kernel.svg(of: result.report) else {
-          let why =
-            kernel.table(of: result.report) == nil
-            ? "the job did not compute it (name it in the spec's reports)" : "the \(report) report draws no chart"
-          throw HaatError(.badRequest, "job \(id) has no \(report) chart: \(why)")
+          throw HaatError(.badRequest, "job \(id) has no \(report) chart: the \(report) report draws no chart")
         }
         do {
           try Data(chart.utf8).write(to: URL(fileURLWithPath: svg))

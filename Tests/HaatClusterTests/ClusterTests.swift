@@ -394,15 +394,27 @@ struct ClusterTests {
     }
   }
 
-  /// Workers ship their logs; `haat logs` and `haat workers` show them.
+  /// Workers ship their logs; `haat logs` and `haat workers` show them. `haat result
+  /// --report` of a report the job did not compute says so (it printed nothing, exit 0).
   @Test func logsAndWorkersFromTheCLI() async throws {
     try await withCluster { cluster, server in
       let samples = try Samples.manifest()
       let client = try await cluster.client()
-      _ = try await finish(
-        client, try await client.submit(spec("logs", [Samples.source(samples[0], server: server)])).job)
+      let job = try await client.submit(spec("logs", [Samples.source(samples[0], server: server)])).job
+      _ = try await finish(client, job)
       await client.close()
       let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let computed = try await run(
+        cluster.binary, ["result", job, "--report", "engagement", "--format", "csv"] + common)
+      #expect(computed.status == 0 && computed.output.hasPrefix("platform,account,media"), "\(computed.output)")
+      for format in ["table", "csv", "json"] {
+        let absent = try await run(
+          cluster.binary, ["result", job, "--report", "best_time", "--format", format] + common)
+        #expect(absent.status == 2, "\(format): \(absent.output)")
+        #expect(
+          absent.output.contains("has no best_time report: the job did not compute it (it computed engagement"),
+          "\(absent.output)")
+      }
       try await eventually("the task's log line") {
         try await run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
       }

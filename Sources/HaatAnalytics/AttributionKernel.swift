@@ -140,15 +140,17 @@ public enum Channels {
     } else if bytes.count >= 2, bytes[0] == UInt8(ascii: "/"), bytes[1] == UInt8(ascii: "/") {
       start = 2
     }
+    // The authority runs to the first `/`, `?` or `#`; a user (and password: its `:` is
+    // not a port's) ends at its last `@`; the port starts at the host's first `:`.
     var end = start
     scan: while end < bytes.count {
       switch bytes[end] {
-      case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: ":"): break scan
+      case UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"): break scan
       default: end += 1
       }
     }
     if let at = bytes[start..<end].lastIndex(of: UInt8(ascii: "@")) { start = at + 1 }
-    return start..<end
+    return start..<(bytes[start..<end].firstIndex(of: UInt8(ascii: ":")) ?? end)
   }
 
   /// A channel from the referring site's host; nil when there is none. The host is matched

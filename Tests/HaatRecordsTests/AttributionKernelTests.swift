@@ -53,6 +53,9 @@ struct AttributionKernelTests {
       ("/", "//www.google.com/search?q=x", "search"),
       ("/", "google.com/search", "search"),
       ("/", "https://user@l.facebook.com:443/l.php", "facebook"),
+      // A password's `:` is not a port's; the user ends at the last `@`.
+      ("/", "https://user:pw@www.instagram.com/x", "instagram"),
+      ("/", "https://a:b@c@pinterest.com:8443/", "pinterest"),
       ("/", "https://blog.example/out?to=https://facebook.com", "referral"),
       // Read on bytes: a query with no path, names in any ASCII case, a name ends at its
       // first `=`, schemes and hosts in capitals, blanks (ASCII or not) around the referrer.

@@ -15,7 +15,7 @@ public enum ReportRendering {
       if !out.isEmpty { out += "\n" }
       out += TextTable(header: table.columns, rightAligned: table.numeric).render(
         table.rows, separatorBeforeLast: table.totalLast, maxWidth: Self.terminalWidth)
-      for line in table.notes { out += line + "\n" }
+      for line in table.notes { out += wrapped(line, width: Self.terminalWidth) }
     }
     let summary = report.summary
     out += "\n\(group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources"
@@ -32,6 +32,22 @@ public enum ReportRendering {
       out += "(\(summary.badRows - UInt64(summary.rowErrors.count)) more bad rows not listed)\n"
     }
     return out
+  }
+
+  /// A note as lines of at most `width` characters, broken at spaces, later lines indented
+  /// by two (a word longer than a line stays whole); each line ends in a newline.
+  static func wrapped(_ note: String, width: Int) -> String {
+    guard note.count > width else { return note + "\n" }
+    var out = ""
+    var line = ""
+    for word in note.split(separator: " ", omittingEmptySubsequences: false) {
+      if !line.isEmpty, line.count + 1 + word.count > width {
+        out += line + "\n"
+        line = "  "
+      }
+      line += (line.isEmpty || line == "  " ? "" : " ") + word
+    }
+    return out + line + "\n"
   }
 
   /// CSV with a header: the section of `report` named (by default the first the report

@@ -1,8 +1,8 @@
 import Foundation
-import HaatAnalytics
 import HaatProtocol
 import Testing
 
+@testable import HaatAnalytics
 @testable import HaatRecords
 
 /// The report seam: a registry of kernels that the worker, the coordinator and the CLI use
@@ -106,6 +106,23 @@ struct TerminalTableTests {
     // A table that fits is one panel, as before.
     let narrow = TextTable(header: ["a", "b"], rightAligned: [1])
     #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))
+  }
+
+  /// The lines under a table (media_lift's verdicts, clv's fit) read at 100 columns too:
+  /// broken at spaces, later lines indented, no word lost or cut.
+  @Test("a note under a table is wrapped at the terminal's width")
+  func notesWrap() {
+    let verdict =
+      "facebook ml0 image: cannot say: the 95 % CI 0.84–4.90 of geometric mean of 1 + likes includes no difference; these posts would show a lift of ×3.60 or more"
+    let text = ReportRendering.wrapped(verdict, width: 100)
+    let lines = text.split(separator: "\n")
+    #expect(lines.count == 2 && lines.allSatisfy { $0.count <= 100 }, "\(text)")
+    #expect(lines[1].hasPrefix("  ") && !lines[1].hasPrefix("   "))
+    #expect(lines.map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ") == verdict)
+    #expect(ReportRendering.wrapped("short", width: 100) == "short\n")
+    #expect(ReportRendering.wrapped("", width: 100) == "\n")
+    let long = String(repeating: "x", count: 120)
+    #expect(ReportRendering.wrapped("a " + long + " b", width: 100) == "a\n  \(long)\n  b\n")
   }
 }
 

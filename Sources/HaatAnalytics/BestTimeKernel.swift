@@ -395,8 +395,13 @@ extension BestTimeKernel: ReportKernel {
           let x = left + hour * cell
           let at = day * 24 + hour
           guard let value = values[at], let slot = slots[at] else {
+            // A slot with posts but no rate (none stated its reach) is unshaded, and says so.
+            let tip = slots[at].map {
+              "<title>\(ReportRendering.xmlEscaped("\($0.label): \($0.posts) posts, no rate"))</title>"
+            }
             svg.append(
-              #"<rect x="\#(x)" y="\#(y)" width="\#(cell - 2)" height="\#(cell - 2)" fill="rgb(238,238,238)"/>"#)
+              #"<rect x="\#(x)" y="\#(y)" width="\#(cell - 2)" height="\#(cell - 2)" fill="rgb(238,238,238)""#
+                + (tip.map { ">\($0)</rect>" } ?? "/>"))
             continue
           }
           let share = best > 0 ? value / best : 0
@@ -459,7 +464,7 @@ extension BestTimeKernel: ReportKernel {
     if accounts.count > maxHeatmaps {
       notes += [
         "",
-        "(heatmaps of the \(maxHeatmaps) accounts with the most posts; every slot of all \(accounts.count) is in --format csv or json)",
+        "(heatmaps of the \(maxHeatmaps) accounts with the most posts; \(accounts.count - maxHeatmaps) more left out; every slot of all \(accounts.count) is in --format csv or json)",
       ]
     }
     return ReportTable(

@@ -290,8 +290,21 @@ struct BestTimeKernelTests {
     #expect(svg.components(separatedBy: "<rect ").count - 1 == 2 * 168)
     #expect(svg.contains("a&lt;&amp;&gt;&quot;b") && !svg.contains("a<&>"))
     #expect(svg.contains("<title>Tue 18:00: 1 posts, median"))
+    // A slot with posts but no rate (no reach) is unshaded, with a tooltip that says so.
+    var withoutReach = posts
+    withoutReach.append(Self.post("2026-01-07T09:00:00Z", likes: 3, account: "plain"))
+    let unshaded = try #require(BestTimeKernel.svg(of: try Self.report(withoutReach)))
+    #expect(unshaded.contains(#"fill="rgb(238,238,238)"><title>Wed 09:00: 1 posts, no rate</title></rect>"#))
     #expect(EngagementKernel.svg(of: report) == nil, "engagement draws no chart")
     let only = ReportRendering.table(report, only: "best_time")
     #expect(only.contains("median rate") && !only.contains("ER reach"))
+  }
+
+  /// Four heatmaps at most; the last line says how many accounts were left out.
+  @Test func heatmapsLeftOutAreCounted() throws {
+    let posts = (0..<6).map { Self.post("2026-01-06T18:00:00Z", likes: 10, reach: 100, account: "acct\($0)") }
+    let text = ReportRendering.table(try Self.report(posts), only: "best_time")
+    #expect(text.components(separatedBy: "\n     0     6     12    18\n").count - 1 == 4, "\(text)")
+    #expect(text.contains("with the most posts; 2 more left out; every slot of all 6 is in"), "\(text)")
   }
 }

@@ -215,7 +215,8 @@ extension ClvKernel: ReportKernel {
     let money = { (value: Double) in String(format: "%.2f", value) }
     let rows = report.clv.rows.map { row in
       [
-        row.platform, row.account, row.currency, row.channel, group(row.customers), group(row.repeatCustomers),
+        row.platform, row.account, row.currency.isEmpty ? "–" : row.currency, row.channel, group(row.customers),
+        group(row.repeatCustomers),
         money(row.historicClv), row.hasPredictedPurchases ? String(format: "%.2f", row.predictedPurchases) : "–",
         row.hasPredictedClv ? money(row.predictedClv) : "–",
       ]
@@ -232,7 +233,8 @@ extension ClvKernel: ReportKernel {
     }
     var notes: [String] = []
     for fit in report.clv.fits {
-      var line = "\(fit.platform) \(fit.account) \(fit.currency), \(fit.customers) customers to \(fit.observedUntil):"
+      var line =
+        "\(fit.platform) \(fit.account) \(fit.currency.isEmpty ? "–" : fit.currency), \(fit.customers) customers to \(fit.observedUntil):"
       if fit.hasR {
         line += String(format: " BG/NBD r %.4g α %.4g a %.4g b %.4g;", fit.r, fit.alpha, fit.a, fit.b)
       }

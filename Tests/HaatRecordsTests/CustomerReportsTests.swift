@@ -9,12 +9,12 @@ import Testing
 /// An order of a customer on a day (UTC midnight plus `hour`), for the customer reports.
 func dayOrder(
   _ id: String, customer: String, day: Int64, total: String, hour: Int64 = 12, utmSource: String = "",
-  account: String = "shop"
+  account: String = "shop", currency: String = "usd"
 ) -> CanonicalRecord {
   let time = Values.Timestamp(epochSeconds: day * 86_400 + hour * 3_600, offsetMinutes: 0)
   let order = OrderRecord(
     platform: "shopify", account: account, id: id, createdAt: time, createdAtText: "", customer: customer,
-    total: Decimal(string: total) ?? .zero, totalText: total, currency: "usd",
+    total: Decimal(string: total) ?? .zero, totalText: total, currency: currency,
     landingSite: utmSource.isEmpty ? "" : "/?utm_source=" + utmSource, referringSite: "")
   return .order(order)
 }
@@ -281,5 +281,13 @@ struct ClvKernelTests {
     let row = try #require(report.rows.first)
     #expect(row.revenue == "105" && row.historicClv == 105.0 / 12)
     #expect(!row.hasPredictedClv && !row.hasPredictedPurchases)
+  }
+
+  /// Orders that state no currency show `–` in the table, as attribution's do.
+  @Test func noCurrencyIsADash() throws {
+    let orders = (0..<3).map { dayOrder("o\($0)", customer: "c\($0)", day: 20_000, total: "2", currency: "") }
+    let text = ReportRendering.table(try finishedReport("clv", of: orders), only: "clv")
+    #expect(text.contains("shopify   shop     –    "), "\(text)")
+    #expect(text.contains("shopify shop –, 3 customers"), "\(text)")
   }
 }

@@ -33,7 +33,10 @@ public struct AdsKernel: Sendable, Equatable {
     var clicks: UInt64 = 0
     var conversions: UInt64 = 0
     var rowsWithConversions: UInt64 = 0
+    /// The spend and conversions of the rows that state both (CPA's numerator and
+    /// denominator, paired row by row: a row of unknown spend would make CPA look free).
     var conversionsSpend = Decimal.zero
+    var conversionsWithSpend: UInt64 = 0
     var claimedRevenue = Decimal.zero
     var claimedSpend = Decimal.zero
 
@@ -46,6 +49,7 @@ public struct AdsKernel: Sendable, Equatable {
       clicks = sum.add(clicks, other.clicks)
       conversions = sum.add(conversions, other.conversions)
       rowsWithConversions = sum.add(rowsWithConversions, other.rowsWithConversions)
+      conversionsWithSpend = sum.add(conversionsWithSpend, other.conversionsWithSpend)
       spend += other.spend
       conversionsSpend += other.conversionsSpend
       claimedRevenue += other.claimedRevenue
@@ -76,7 +80,10 @@ public struct AdsKernel: Sendable, Equatable {
     if let conversions = insight.conversions {
       one.conversions = conversions
       one.rowsWithConversions = 1
-      one.conversionsSpend = spend
+      if let stated = insight.spend {
+        one.conversionsSpend = stated
+        one.conversionsWithSpend = conversions
+      }
     }
     if let roas = insight.claimedRoas, let stated = insight.spend {
       one.claimedRevenue = roas * stated
@@ -148,7 +155,9 @@ public struct AdsKernel: Sendable, Equatable {
       row.ctr = Double(sums.clicks) / Double(sums.impressions)
     }
     if sums.clicks > 0 { row.cpc = spend / Double(sums.clicks) }
-    if sums.conversions > 0 { row.cpa = Money.double(sums.conversionsSpend) / Double(sums.conversions) }
+    if sums.conversionsWithSpend > 0 {
+      row.cpa = Money.double(sums.conversionsSpend) / Double(sums.conversionsWithSpend)
+    }
     if !sums.claimedSpend.isZero {
       row.claimedRoas = Money.double(sums.claimedRevenue) / Money.double(sums.claimedSpend)
     }
@@ -211,6 +220,7 @@ extension AdsKernel: ReportKernel {
       cell.conversions = sums.conversions
       cell.rowsWithConversions = sums.rowsWithConversions
       cell.conversionsSpend = Money.text(sums.conversionsSpend)
+      cell.conversionsWithSpend = sums.conversionsWithSpend
       cell.claimedRevenue = Money.text(sums.claimedRevenue)
       cell.claimedSpend = Money.text(sums.claimedSpend)
       return cell
@@ -244,7 +254,8 @@ extension AdsKernel: ReportKernel {
       let sums = Sums(
         rows: cell.rows, rowsIncomplete: cell.rowsIncomplete, spend: spend, impressions: cell.impressions,
         clicks: cell.clicks, conversions: cell.conversions, rowsWithConversions: cell.rowsWithConversions,
-        conversionsSpend: conversionsSpend, claimedRevenue: claimedRevenue, claimedSpend: claimedSpend)
+        conversionsSpend: conversionsSpend, conversionsWithSpend: cell.conversionsWithSpend,
+        claimedRevenue: claimedRevenue, claimedSpend: claimedSpend)
       let key = Key(
         account: Account(platform: cell.platform, account: cell.account), day: day, campaign: cell.campaign)
       if !cells[key, default: Sums()].merge(sums) { overflowed = true }

@@ -71,6 +71,21 @@ struct AdsKernelTests {
     #expect(ReportRendering.csv(report, named: "ads").hasPrefix("platform,account,campaign,rows,"))
   }
 
+  /// CPA pairs spend and conversions row by row: a row that states conversions but not its
+  /// spend is in neither (it made CPA 0.00, conversions for free), and through the wire too.
+  @Test func cpaLeavesOutConversionsOfUnknownSpend() throws {
+    let day = Days.number("2026-11-23") ?? 0
+    let unknownSpend = try Self.report([[Self.task([Self.insight(day: day, spend: nil, conversions: 4)])]])
+    #expect(unknownSpend.ads.total.conversions == 4 && !unknownSpend.ads.total.hasCpa)
+    let mixed = try Self.report([
+      [
+        Self.task([Self.insight(day: day, spend: nil, conversions: 4)]),
+        Self.task([Self.insight(day: day, spend: "9", conversions: 3)]),
+      ]
+    ])
+    #expect(mixed.ads.total.conversions == 7 && abs(mixed.ads.total.cpa - 3) < 1e-12)
+  }
+
   @Test("merging in any order, through the wire, gives the one-pass report")
   func mergeLaw() throws {
     var generator = SystemRandomNumberGenerator()

@@ -860,7 +860,8 @@ def ads_report(con):
     agg = """count(*) AS rows, count(*) FILTER (WHERE spend IS NULL OR impressions IS NULL OR clicks IS NULL) AS rows_incomplete,
         coalesce(sum(spend), 0) AS spend, coalesce(sum(impressions), 0) AS impressions, coalesce(sum(clicks), 0) AS clicks,
         coalesce(sum(conversions), 0) AS conversions,
-        coalesce(sum(spend) FILTER (WHERE conversions IS NOT NULL), 0) AS conversions_spend,
+        coalesce(sum(spend) FILTER (WHERE conversions IS NOT NULL AND spend IS NOT NULL), 0) AS conversions_spend,
+        coalesce(sum(conversions) FILTER (WHERE spend IS NOT NULL), 0) AS conversions_with_spend,
         coalesce(sum(claimed_roas * spend) FILTER (WHERE claimed_roas IS NOT NULL AND spend IS NOT NULL), 0) AS claimed_revenue,
         coalesce(sum(spend) FILTER (WHERE claimed_roas IS NOT NULL AND spend IS NOT NULL), 0) AS claimed_spend"""
     cur = con.execute(f"SELECT platform, account, campaign, {agg} FROM ads GROUP BY ALL")
@@ -880,8 +881,8 @@ def ads_report(con):
             out["ctr"] = out["clicks"] / out["impressions"]
         if out["clicks"]:
             out["cpc"] = spend / out["clicks"]
-        if out["conversions"]:
-            out["cpa"] = float(Decimal(g["conversions_spend"])) / out["conversions"]
+        if g["conversions_with_spend"]:
+            out["cpa"] = float(Decimal(g["conversions_spend"])) / int(g["conversions_with_spend"])
         if Decimal(g["claimed_spend"] or 0) != 0:
             out["claimed_roas"] = float(Decimal(g["claimed_revenue"])) / float(Decimal(g["claimed_spend"]))
         return out

@@ -840,7 +840,8 @@ public nonisolated struct Haat_V1_AdsCell: Sendable {
 
   public var rowsWithConversions: UInt64 = 0
 
-  /// Spend of the rows whose conversions are known (CPA's numerator).
+  /// Spend of the rows that state both conversions and spend (CPA's numerator), and those
+  /// rows' conversions (its denominator): a row whose spend is unknown is in neither.
   public var conversionsSpend: String = String()
 
   /// The platform's claimed revenue: claimed ROAS x spend, summed over the rows that state
@@ -848,6 +849,8 @@ public nonisolated struct Haat_V1_AdsCell: Sendable {
   public var claimedRevenue: String = String()
 
   public var claimedSpend: String = String()
+
+  public var conversionsWithSpend: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -972,7 +975,7 @@ public nonisolated struct Haat_V1_AdsRow: Sendable {
   /// Clears the value of `ctr`. Subsequent reads from it will return its default value.
   public mutating func clearCtr() {self._ctr = nil}
 
-  /// conversions_spend / conversions.
+  /// conversions_spend / conversions_with_spend (of the cells): absent when that is 0.
   public var cpa: Double {
     get {_cpa ?? 0}
     set {_cpa = newValue}
@@ -3678,7 +3681,7 @@ nonisolated extension Haat_V1_AdsPartial: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Haat_V1_AdsCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdsCell"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}day\0\u{1}campaign\0\u{1}rows\0\u{3}rows_incomplete\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{3}rows_with_conversions\0\u{3}conversions_spend\0\u{3}claimed_revenue\0\u{3}claimed_spend\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}day\0\u{1}campaign\0\u{1}rows\0\u{3}rows_incomplete\0\u{1}spend\0\u{1}impressions\0\u{1}clicks\0\u{1}conversions\0\u{3}rows_with_conversions\0\u{3}conversions_spend\0\u{3}claimed_revenue\0\u{3}claimed_spend\0\u{3}conversions_with_spend\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3700,6 +3703,7 @@ nonisolated extension Haat_V1_AdsCell: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 12: try { try decoder.decodeSingularStringField(value: &self.conversionsSpend) }()
       case 13: try { try decoder.decodeSingularStringField(value: &self.claimedRevenue) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.claimedSpend) }()
+      case 15: try { try decoder.decodeSingularUInt64Field(value: &self.conversionsWithSpend) }()
       default: break
       }
     }
@@ -3748,6 +3752,9 @@ nonisolated extension Haat_V1_AdsCell: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.claimedSpend.isEmpty {
       try visitor.visitSingularStringField(value: self.claimedSpend, fieldNumber: 14)
     }
+    if self.conversionsWithSpend != 0 {
+      try visitor.visitSingularUInt64Field(value: self.conversionsWithSpend, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3766,6 +3773,7 @@ nonisolated extension Haat_V1_AdsCell: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.conversionsSpend != rhs.conversionsSpend {return false}
     if lhs.claimedRevenue != rhs.claimedRevenue {return false}
     if lhs.claimedSpend != rhs.claimedSpend {return false}
+    if lhs.conversionsWithSpend != rhs.conversionsWithSpend {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

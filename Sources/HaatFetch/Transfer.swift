@@ -95,8 +95,11 @@ final class Transfer {
       set(ccurl_easy_setopt_string(handle, CURLOPT_RANGE, "\(range.lowerBound)-\(range.upperBound)"))
     }
     // The curl tool's receive buffer (100 KiB, against libcurl's 16 KiB default): a large
-    // body in a sixth of the callbacks (measured by `haat-bench fetch`).
-    set(ccurl_easy_setopt_long(handle, CURLOPT_BUFFERSIZE, 100 * 1024))
+    // body in a sixth of the callbacks (measured by `haat-bench fetch`). Only a hint, so a
+    // refusal is not a failure: libcurl 7.88 refuses it on a handle whose last transfer
+    // failed before the response (a host that did not resolve) and kept its buffer, which
+    // made every later fetch on that pooled handle fail.
+    _ = ccurl_easy_setopt_long(handle, CURLOPT_BUFFERSIZE, 100 * 1024)
     set(ccurl_easy_setopt_write_function(handle, transferWrite))
     set(ccurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
     set(ccurl_easy_setopt_header_function(handle, transferHeader))

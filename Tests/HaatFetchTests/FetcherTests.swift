@@ -92,6 +92,24 @@ struct FetcherTests {
     await fixture.stop()
   }
 
+  /// A host that does not resolve fails that fetch (`dns`, retryable) and nothing after
+  /// it: the handle goes back to the pool in a state every later fetch can use (a worker
+  /// failed every task after one with "libcurl refused an option").
+  @Test func aFailedLookupLeavesTheHandleUsable() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data("id\n1\n".utf8))
+    _ = try Self.get(fetcher, fixture.url("a.csv"))
+    for _ in 0..<2 {
+      let failed = Self.error { _ = try Self.get(fetcher, "http://nonexistent-host.invalid/x.csv") }
+      #expect(failed?.kind == .dns && failed?.retryable == true, "\(String(describing: failed))")
+      let (response, body, _) = try Self.get(fetcher, fixture.url("a.csv"))
+      #expect(response.status == 200 && body == Data("id\n1\n".utf8))
+    }
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func decodesGzip() async throws {
     let fixture = try await Fixture()
     let fetcher = Fetcher(policy: Self.policy())

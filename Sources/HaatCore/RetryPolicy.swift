@@ -1,3 +1,5 @@
+import Foundation
+
 /// When a failed task runs again: exponential backoff with full jitter, capped, never sooner
 /// than the worker's `retry_after_ms`.
 public struct RetryPolicy: Sendable, Equatable {
@@ -28,5 +30,25 @@ public struct RetryPolicy: Sendable, Equatable {
   ) -> UInt64 {
     let jittered = UInt64.random(in: 0...ceilingMs(afterAttempt: attempt), using: &random)
     return max(jittered, retryAfterMs)
+  }
+
+  /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
+  public static func retryAfterMs(_ value: String) -> UInt64? {
+    let cap: UInt64 = 3_600_000
+    let trimmed = value.trimmingCharacters(in: .whitespaces)
+    if let seconds = UInt64(trimmed) {
+      return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)
+    }
+    // Fractional seconds ("2.0"), as Shopify writes them.
+    if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0, trimmed.first?.isNumber == true {
+      return min(UInt64(min(seconds * 1000, Double(cap)).rounded(.up)), cap)
+    }
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "GMT")
+    formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+    guard let date = formatter.date(from: value) else { return nil }
+    let delay = date.timeIntervalSinceNow
+    return delay <= 0 ? 0 : min(UInt64(delay * 1000), cap)
   }
 }

@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import HaatCore
 
 #if canImport(Glibc)
   import Glibc
@@ -295,7 +296,7 @@ final class Transfer {
       .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
     if snippet.count > 200 { snippet = String(snippet.prefix(200)) + "…" }
     let detail = snippet.isEmpty ? "" : ": \(snippet)"
-    let retryAfterMs = retryAfter.flatMap(Self.retryAfterMs)
+    let retryAfterMs = retryAfter.flatMap(RetryPolicy.retryAfterMs)
     switch status {
     case 429:
       return FetchError(
@@ -355,26 +356,6 @@ final class Transfer {
     default:
       return FetchError(.other, "curl error \(code.rawValue): \(reason) (\(host))", retryable: true)
     }
-  }
-
-  /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
-  static func retryAfterMs(_ value: String) -> UInt64? {
-    let cap: UInt64 = 3_600_000
-    let trimmed = value.trimmingCharacters(in: .whitespaces)
-    if let seconds = UInt64(trimmed) {
-      return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)
-    }
-    // Fractional seconds ("2.0"), as Shopify writes them.
-    if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0, trimmed.first?.isNumber == true {
-      return min(UInt64(min(seconds * 1000, Double(cap)).rounded(.up)), cap)
-    }
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "GMT")
-    formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-    guard let date = formatter.date(from: value) else { return nil }
-    let delay = date.timeIntervalSinceNow
-    return delay <= 0 ? 0 : min(UInt64(delay * 1000), cap)
   }
 }
 

@@ -134,6 +134,23 @@ struct FacebookPostsConnectorTests {
       })
     #expect(error.code == "throttled" && error.retryable)
     #expect(error.retryAfterMs == 180_000)
+    // A Retry-After is the platform's word too: the longer of the two holds, and the
+    // minute only when neither says (it waited a minute with `Retry-After: 1.5`).
+    func wait(_ headers: [(String, String)]) throws -> UInt64? {
+      var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+      _ = try connector.firstRequest()
+      let error = try #require(
+        throws: ExportError.self,
+        performing: {
+          try connector.pageFailed(
+            PageResponse(status: 429, contentType: nil, headers: headers),
+            body: Array(try fixture("meta/error-80001.json")))
+        })
+      return error.retryAfterMs
+    }
+    #expect(try wait([("retry-after", "1.5")]) == 1_500)
+    #expect(try wait([("retry-after", "2"), ("x-business-use-case-usage", usage)]) == 180_000)
+    #expect(try wait([]) == 60_000)
   }
 
   @Test("a refused metric is dropped and the page asked again without it, then the insights altogether")

@@ -1,4 +1,5 @@
 import Foundation
+import HaatCore
 
 /// What Meta's Graph API connectors share: the error object, throttling, time stamps and
 /// cursor paging (https://developers.facebook.com/docs/graph-api/results,
@@ -32,8 +33,9 @@ enum MetaGraph {
     return ExportError(said, code: "platform_error", retryable: transient)
   }
 
-  /// How long Meta says to wait: `estimated_time_to_regain_access` (minutes) in
-  /// X-Business-Use-Case-Usage, else a minute (X-App-Usage gives percentages, no time).
+  /// How long Meta says to wait: the longer of `estimated_time_to_regain_access` (minutes)
+  /// in X-Business-Use-Case-Usage and a `Retry-After`, else a minute (X-App-Usage gives
+  /// percentages, no time).
   static func waitMs(_ response: PageResponse) -> UInt64 {
     var minutes: UInt64 = 0
     if let text = response.header("x-business-use-case-usage"),
@@ -45,7 +47,9 @@ enum MetaGraph {
         }
       }
     }
-    return minutes > 0 ? minutes * 60_000 : 60_000
+    let retryAfter = response.header("retry-after").flatMap(RetryPolicy.retryAfterMs) ?? 0
+    let longest = max(minutes.multipliedReportingOverflow(by: 60_000).partialValue, retryAfter)
+    return longest > 0 ? longest : 60_000
   }
 
   /// Graph time stamps are `2019-01-02T18:31:28+0000` (no colon in the offset): the

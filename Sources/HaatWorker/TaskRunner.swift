@@ -103,12 +103,16 @@ struct TaskRunner: Sendable {
         }
         var credential: BoundCredential?
         if !source.credential.isEmpty {
-          // Bound per page: a next-page URL on another host does not get the secret.
+          // Bound per page: a next page on a host the credential is not bound to fails the
+          // task, saying so, rather than go without the secret (the platform would answer
+          // with an authentication error that points at the token instead).
           switch bind(credential: source.credential, for: page.url, as: C.auth) {
           case .success(let bound): credential = bound
           case .failure(let error):
+            let which = requests > 1 ? "the next page the platform named: " : ""
             return .fail(
-              ErrorInfo(code: "credential", message: error.message), retryable: false, retryAfterMs: 0, finish())
+              ErrorInfo(code: "credential", message: which + error.message), retryable: false, retryAfterMs: 0,
+              finish())
           }
         }
         if !spec.rateKey.isEmpty {
@@ -265,7 +269,9 @@ struct TaskRunner: Sendable {
     guard let target = FetchURL(url), bound.allows(target) else {
       let scheme = FetchURL(url)?.scheme ?? ""
       let host = FetchURL(url)?.authority ?? "an unreadable URL"
-      let plain = scheme == "http" ? " over plain HTTP" : ""
+      // "Over plain HTTP" only when that is what stands in the way: the host would do over https.
+      let secure = FetchURL(url.replacingOccurrences(of: "http://", with: "https://", options: .anchored))
+      let plain = scheme == "http" && secure.map(bound.allows) == true ? " over plain HTTP" : ""
       return .failure(
         HaatError(
           .forbidden,

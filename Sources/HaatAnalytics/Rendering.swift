@@ -26,10 +26,12 @@ public enum ReportRendering {
     }
     for error in summary.rowErrors {
       let column = error.column.isEmpty ? "" : " \(error.column)"
-      out += "bad row: \(error.source) row \(error.row)\(column): \(error.message)\n"
+      // A note's record was kept: it is not one of the bad rows counted above.
+      out += "\(error.note ? "note" : "bad row"): \(error.source) row \(error.row)\(column): \(error.message)\n"
     }
-    if summary.badRows > UInt64(summary.rowErrors.count) {
-      out += "(\(summary.badRows - UInt64(summary.rowErrors.count)) more bad rows not listed)\n"
+    let listed = UInt64(summary.rowErrors.filter { !$0.note }.count)
+    if summary.badRows > listed {
+      out += "(\(summary.badRows - listed) more bad rows not listed)\n"
     }
     return out
   }

@@ -51,6 +51,7 @@ public enum ReportReducer {
         if range.start != previousEnd { expected = nil }
         if let expected, expected != range.startsInQuotes {
           var error = RowError()
+          error.note = true
           error.source = source
           error.column = "bytes \(range.start)..<\(range.end)"
           error.message =

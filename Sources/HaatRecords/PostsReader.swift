@@ -5,11 +5,14 @@ public struct RowProblem: Error, Sendable, Equatable {
   /// The canonical field name, or "" when the whole record is to blame.
   public var column: String
   public var reason: Values.Problem
+  /// The record was kept (or none is to blame): a note of what was off, not a bad row.
+  public var note: Bool
 
-  public init(row: UInt64, column: String, reason: Values.Problem) {
+  public init(row: UInt64, column: String, reason: Values.Problem, note: Bool = false) {
     self.row = row
     self.column = column
     self.reason = reason
+    self.note = note
   }
 }
 

@@ -82,6 +82,7 @@ struct TaskRunner: Sendable {
         error.row = problem.row
         error.column = problem.column
         error.message = problem.reason.rawValue
+        error.note = problem.note
         return error
       }
     }

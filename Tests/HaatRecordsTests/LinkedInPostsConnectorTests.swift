@@ -68,7 +68,7 @@ struct LinkedInPostsConnectorTests {
       #expect(
         connector.counts.problems == [
           RowProblem(row: 6, column: "publishedAt", reason: .invalidTimestamp),
-          RowProblem(row: 2, column: "totalShareStatistics.likeCount", reason: .negative),
+          RowProblem(row: 2, column: "totalShareStatistics.likeCount", reason: .negative, note: true),
         ])
     }
   }

@@ -108,6 +108,30 @@ struct TerminalTableTests {
     #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))
   }
 
+  /// A note (a kept record with something off in it) is not listed as a bad row, nor taken
+  /// for one when counting those not listed (the summary said "0 bad rows" above lines
+  /// that each said "bad row").
+  @Test func notesAreNotBadRows() {
+    var report = Report()
+    report.summary.badRows = 2
+    var bad = RowError()
+    bad.source = "a.csv"
+    bad.row = 6
+    bad.column = "publishedAt"
+    bad.message = "invalid timestamp"
+    var note = RowError()
+    note.source = "li"
+    note.row = 2
+    note.column = "totalShareStatistics.likeCount"
+    note.message = "negative"
+    note.note = true
+    report.summary.rowErrors = [bad, note]
+    let text = ReportRendering.table(report)
+    #expect(text.contains("bad row: a.csv row 6 publishedAt: invalid timestamp\n"), "\(text)")
+    #expect(text.contains("note: li row 2 totalShareStatistics.likeCount: negative\n"), "\(text)")
+    #expect(text.contains("(1 more bad rows not listed)"), "\(text)")
+  }
+
   /// The lines under a table (media_lift's verdicts, clv's fit) read at 100 columns too:
   /// broken at spaces, later lines indented, no word lost or cut.
   @Test("a note under a table is wrapped at the terminal's width")

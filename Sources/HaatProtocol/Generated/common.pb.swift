@@ -119,6 +119,11 @@ public nonisolated struct Haat_V1_RowError: Sendable {
   /// The source the row came from (set in a report's summary).
   public var source: String = String()
 
+  /// A note, not a bad row: the record was kept (or none is to blame), and this says what
+  /// was off (a count the platform wrote negative, a metric it refused, byte ranges that
+  /// disagree on quotes). Not counted in bad_rows.
+  public var note: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -301,7 +306,7 @@ nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Haat_V1_RowError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RowError"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}row\0\u{1}column\0\u{1}message\0\u{1}source\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}row\0\u{1}column\0\u{1}message\0\u{1}source\0\u{1}note\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -313,6 +318,7 @@ nonisolated extension Haat_V1_RowError: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularStringField(value: &self.column) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.source) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.note) }()
       default: break
       }
     }
@@ -331,6 +337,9 @@ nonisolated extension Haat_V1_RowError: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.source.isEmpty {
       try visitor.visitSingularStringField(value: self.source, fieldNumber: 4)
     }
+    if self.note != false {
+      try visitor.visitSingularBoolField(value: self.note, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -339,6 +348,7 @@ nonisolated extension Haat_V1_RowError: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.column != rhs.column {return false}
     if lhs.message != rhs.message {return false}
     if lhs.source != rhs.source {return false}
+    if lhs.note != rhs.note {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -167,7 +167,8 @@ public struct LinkedInPostsConnector: JSONPageConnector {
       case .number(let value)? where value < 0:
         // Organic unlikes of sponsored likes: not a count of likes. Kept, noted.
         if counts.problems.count < limits.maxProblems {
-          counts.problems.append(RowProblem(row: row, column: "totalShareStatistics.likeCount", reason: .negative))
+          counts.problems.append(
+            RowProblem(row: row, column: "totalShareStatistics.likeCount", reason: .negative, note: true))
         }
       default: bad = bad ?? .init("totalShareStatistics.likeCount", .notAnInteger)
       }

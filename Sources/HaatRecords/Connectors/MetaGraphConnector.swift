@@ -150,7 +150,8 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
     if let metric = MetaGraph.refusedMetric(body, among: metrics) {
       metrics.removeAll { $0 == metric }
-      counts.problems.append(RowProblem(row: 0, column: "insights.metric(\(metric))", reason: .refusedByPlatform))
+      counts.problems.append(
+        RowProblem(row: 0, column: "insights.metric(\(metric))", reason: .refusedByPlatform, note: true))
       return PageRequest(url: firstURL())
     }
     if let error = MetaGraph.classify(response, body: body) { throw error }

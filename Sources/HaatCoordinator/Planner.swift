@@ -108,6 +108,7 @@ public enum Planner {
       // a secret (a kind that reads none, such as noop, checked nothing).
       if !source.url.isEmpty { try SourceChecks.url(source.url, field: "\(field).url", kind: kind) }
       if !source.credential.isEmpty { try checkCredential(source.credential, field: "\(field).credential") }
+      try checkFieldsApply(source, kind: kind, field: field)
       if source.requestsPerSecond != 0 {
         guard kind.connector.defaultRequestsPerSecond != nil, !source.credential.isEmpty else {
           throw bad(
@@ -234,6 +235,34 @@ public enum Planner {
 
   /// A credential is a name the worker knows (`meta`), never a file or variable on it: a
   /// spec that could name those could make a worker send its files anywhere.
+  /// Fields that cannot work for the source's kind are refused, not ignored: an API kind
+  /// needs a credential and takes its API's base URL (no query), and neither `format` nor
+  /// `tasks` (those are for export files, and for noop).
+  static func checkFieldsApply(_ source: Source, kind: SourceKind, field: String) throws(HaatError) {
+    if source.tasks != 0, kind != .noop {
+      throw HaatError(
+        .badSpec, "applies only to kind noop; a source of kind \(kind) plans its own tasks", field: "\(field).tasks")
+    }
+    guard kind.connector.defaultRequestsPerSecond != nil else { return }
+    if source.credential.isEmpty {
+      throw HaatError(
+        .badSpec,
+        "is required for a source of kind \(kind): its API answers only with a token (name a credential configured on the workers)",
+        field: "\(field).credential")
+    }
+    if !source.format.isEmpty {
+      throw HaatError(
+        .badSpec, "applies only to export files; a source of kind \(kind) reads its platform's API",
+        field: "\(field).format")
+    }
+    if source.url.contains("?") || source.url.contains("#") {
+      throw HaatError(
+        .badSpec,
+        "is the API's base URL for a source of kind \(kind), with no query or fragment: the connector writes the paths and parameters",
+        field: "\(field).url")
+    }
+  }
+
   static func checkCredential(_ name: String, field: String) throws(HaatError) {
     if name.hasPrefix("env:") || name.hasPrefix("file:") {
       throw HaatError(

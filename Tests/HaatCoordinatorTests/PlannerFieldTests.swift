@@ -30,6 +30,7 @@ import Testing
     var tiktok = Source()
     tiktok.kind = "tiktok_ads"
     tiktok.account = "6912345678901"
+    tiktok.credential = "tiktok"
     tiktok.since = "2026-01-01"
     tiktok.until = "2026-03-16"
     #expect(refusal(tiktok) == nil)
@@ -44,7 +45,41 @@ import Testing
     let tasks = try job.tasks.map { try TaskSpec(jsonUTF8Data: $0.spec, options: WireCodec.decodingOptions) }
     #expect(tasks.map(\.splitPlan) == [true, false, false, false])
     #expect(tasks.dropFirst().map(\.window.start) == ["2026-01-01", "2026-01-31", "2026-03-02"])
-    #expect(tasks.dropFirst().map(\.rateKey) == ["", "", ""], "no credential, no rate key")
+    #expect(Set(tasks.dropFirst().map(\.rateKey)).count == 1, "one credential, one rate key")
+    #expect(tasks.first?.rateKey == "", "an export file is not governed")
+  }
+
+  /// Fields that cannot work for a kind are refused, naming the field: an API kind without
+  /// a credential (its tasks went out unauthenticated), `format` or `tasks` on an API kind,
+  /// a query in an API kind's base URL (it became part of the path).
+  @Test func fieldsThatCannotWorkAreRefused() throws {
+    var tiktok = Source()
+    tiktok.kind = "tiktok_ads"
+    tiktok.account = "6912345678901"
+    tiktok.since = "2026-01-01"
+    #expect(refusal(tiktok)?.field == "sources[0].credential")
+    tiktok.credential = "tiktok"
+    #expect(refusal(tiktok) == nil)
+    var facebook = Source()
+    facebook.kind = "facebook_posts"
+    facebook.account = "1"
+    facebook.credential = "meta"
+    #expect(refusal(facebook) == nil)
+    facebook.format = "csv"
+    #expect(refusal(facebook)?.field == "sources[0].format")
+    facebook.format = ""
+    facebook.tasks = 5
+    #expect(refusal(facebook)?.field == "sources[0].tasks")
+    var shop = Source()
+    shop.kind = "shopify_orders"
+    shop.account = "shop"
+    shop.credential = "shopify"
+    shop.url = "https://shop.example.com?limit=5"
+    #expect(refusal(shop)?.field == "sources[0].url")
+    var posts = Source()
+    posts.url = "file:///exports/a.csv?x=1"
+    posts.format = "csv"
+    #expect(refusal(posts) == nil, "an export's URL is its own")
   }
 
   @Test func aTimeZoneMustBeAnIANAName() throws {
@@ -87,6 +122,7 @@ import Testing
     var meta = Source()
     meta.kind = "meta_ads"
     meta.account = "act_1"
+    meta.credential = "meta"
     meta.since = "2026-01-01"
     var spec = JobSpec()
     spec.sources = [meta]

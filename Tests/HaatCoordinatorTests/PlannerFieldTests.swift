@@ -82,6 +82,23 @@ import Testing
     #expect(refusal(posts) == nil, "an export's URL is its own")
   }
 
+  /// A by-day source's days: one left out and one that is no day are told apart.
+  @Test func daysSayWhatIsWrong() throws {
+    var tiktok = Source()
+    tiktok.kind = "tiktok_ads"
+    tiktok.account = "6912345678901"
+    tiktok.credential = "tiktok"
+    tiktok.until = "2026-03-01"
+    #expect(
+      refusal(tiktok)?.message == "is required for a source of kind tiktok_ads: the first day to collect, YYYY-MM-DD")
+    tiktok.since = "2026-02-30"
+    #expect(refusal(tiktok)?.message == "\"2026-02-30\" is not a day: the first day to collect, YYYY-MM-DD")
+    tiktok.since = "2026-02-01"
+    tiktok.until = "01/03/2026"
+    let until = refusal(tiktok)
+    #expect(until?.field == "sources[0].until" && until?.message.hasPrefix("\"01/03/2026\" is not a day") == true)
+  }
+
   @Test func aTimeZoneMustBeAnIANAName() throws {
     var posts = Source()
     posts.url = "file:///exports/a.csv"

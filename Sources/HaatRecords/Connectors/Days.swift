@@ -21,12 +21,23 @@ public enum Days {
 
   /// Checks a source's `since` and `until` (which may be left out: through today).
   public static func check(_ source: Source, field: String) throws(HaatError) {
+    // Said apart: a since left out, and a day that is not one (2026-02-30, 01/02/2026).
+    guard !source.since.isEmpty else {
+      throw HaatError(
+        .badSpec, "is required for a source of kind \(source.kind): the first day to collect, YYYY-MM-DD",
+        field: "\(field).since")
+    }
     guard let since = number(source.since) else {
-      throw HaatError(.badSpec, "must be the first day to collect, YYYY-MM-DD", field: "\(field).since")
+      throw HaatError(
+        .badSpec,
+        "\"\(DisplayText.escape(String(source.since.prefix(32))))\" is not a day: the first day to collect, YYYY-MM-DD",
+        field: "\(field).since")
     }
     guard let until = until(source) else {
       throw HaatError(
-        .badSpec, "must be the last day to collect, YYYY-MM-DD (or left out: through today)", field: "\(field).until")
+        .badSpec,
+        "\"\(DisplayText.escape(String(source.until.prefix(32))))\" is not a day: the last day to collect, YYYY-MM-DD (or left out: through today)",
+        field: "\(field).until")
     }
     guard since <= until else {
       let last = source.until.isEmpty ? "today, \(text(until))" : source.until

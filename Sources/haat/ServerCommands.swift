@@ -400,11 +400,16 @@ struct FixtureServerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "fixture-server",
     abstract:
-      "Run the fixture platform server on loopback: the bundled sample exports and a fixture of Meta's Graph API (token fixture-meta-token), for trying Haat without the platforms.",
+      "Run the fixture platform server on loopback: the bundled sample exports and fixtures of the platforms' APIs, for trying Haat without the platforms.",
     discussion: """
-      Routes: /samples/NAME (canonical exports), /meta/v21.0/{page}/posts and /meta/v21.0/{ig-user}/media \
-      (Meta's Graph API shapes), /shopify/{shop}/admin/api/2024-01/orders.json (token fixture-shopify-token), \
-      /files/PATH (with --root), /generate/posts.csv?rows=N. docs/fixtures.md.
+      Routes and tokens: /samples/NAME (the bundled canonical exports); \
+      /meta/v21.0/{page}/posts, /meta/v21.0/{ig-user}/media and /meta/v21.0/act_{id}/insights \
+      (Meta's Graph API and ads insights; fixture-meta-token); \
+      /shopify/{shop}/admin/api/2024-01/orders.json (fixture-shopify-token); \
+      /tiktok/open_api/v1.3/report/integrated/get/ (fixture-tiktok-token); \
+      /linkedin/rest/posts (fixture-linkedin-token); /youtube/v3/… and /youtubeanalytics/v2/reports \
+      (fixture-youtube-token); /pinterest/v5/pins (fixture-pinterest-token); \
+      /files/PATH (with --root); /generate/posts.csv?rows=N. docs/fixtures.md.
       """)
 
   @Option(help: "Serve files under this directory at /files/.")
@@ -417,13 +422,20 @@ struct FixtureServerCommand: AsyncParsableCommand {
   var exitWithParent = false
 
   func run() async throws {
-    let server = try await FixtureServer.start(port: port, root: root)
+    let server: FixtureServer
+    do {
+      server = try await FixtureServer.start(port: port, root: root)
+    } catch {
+      // As the coordinator says it (exit 6), not the socket layer's raw error.
+      printError(HaatError(.unavailable, "cannot listen on 127.0.0.1:\(port): \(error)").description)
+      throw ExitCode(Exit.unavailable)
+    }
     if let readyFile {
       try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
     }
     try? FileHandle.standardOutput.write(
       contentsOf: Data(
-        "serving \(server.baseURL): exports at /samples/, Meta's Graph API at /meta/v21.0 (token fixture-meta-token)\n"
+        "serving \(server.baseURL): exports at /samples/, Meta's Graph API at /meta/v21.0 (token fixture-meta-token); the other platforms' routes and tokens: haat fixture-server --help\n"
           .utf8))
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)

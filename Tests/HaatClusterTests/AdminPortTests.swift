@@ -209,6 +209,15 @@ import Testing
     #expect(status == 6, "exit \(String(describing: status)): \(process.tail(40))")
     #expect(process.tail(40).contains("cannot serve the admin port on 127.0.0.1:\(taken)"), "\(process.tail(40))")
     await process.stop()
+    // The fixture server on a busy port says so as the coordinator does (it printed the
+    // socket layer's raw error and exited 1).
+    let fixtures = try ChildProcess(
+      name: "fixture-server", executable: try HaatBinary.path(),
+      arguments: ["fixture-server", "--port", "\(taken)"], logPath: directory + "/fixtures.log")
+    #expect(await fixtures.wait(timeout: .seconds(30)) == 6, "\(fixtures.tail(10))")
+    #expect(
+      fixtures.tail(10).contains("haat: unavailable: cannot listen on 127.0.0.1:\(taken)"), "\(fixtures.tail(10))")
+    await fixtures.stop()
   }
 
   /// A clean stop with the admin port open logs nothing at level error (the HTTP server's

@@ -94,13 +94,12 @@ struct DemoCommand: AsyncParsableCommand {
 
   private func demo(cluster: LocalCluster, server: FixtureServer, manifest: [ManifestEntry]) async throws {
     let platforms = Set(manifest.map(\.platform)).count
-    let accounts = Set(manifest.map(\.account)).count
     print(
       """
       Haat demo: a coordinator, \(workers) worker processes and the fixture platform server, all on this machine.
         store        \(cluster.dataDirectory)/haat.db (SQLite, WAL, durability full)
         coordinator  \(cluster.endpoint)
-        exports      \(server.baseURL)/samples/ (\(manifest.count) files, \(platforms) platforms, \(accounts) accounts)
+        exports      \(server.baseURL)/samples/ (\(manifest.count) files, \(platforms) platforms)
         Graph API    \(server.baseURL)/meta/v21.0 (a fixture of Meta's API: a Facebook Page, an Instagram account)
 
       """)

@@ -18,6 +18,15 @@ import Testing
     }
   }
 
+  /// A TikTok ads source of one account with its credential, days left to the test.
+  static func tiktok(credential: String = "tiktok") -> Source {
+    var tiktok = Source()
+    tiktok.kind = "tiktok_ads"
+    tiktok.account = "6912345678901"
+    tiktok.credential = credential
+    return tiktok
+  }
+
   @Test func daysAndSplitsApplyOnlyToTheirKinds() throws {
     var posts = Source()
     posts.url = "file:///exports/a.csv"
@@ -27,10 +36,7 @@ import Testing
     posts.splitBytes = 64 << 20
     #expect(refusal(posts) == nil)
 
-    var tiktok = Source()
-    tiktok.kind = "tiktok_ads"
-    tiktok.account = "6912345678901"
-    tiktok.credential = "tiktok"
+    var tiktok = Self.tiktok()
     tiktok.since = "2026-01-01"
     tiktok.until = "2026-03-16"
     #expect(refusal(tiktok) == nil)
@@ -53,9 +59,7 @@ import Testing
   /// a credential (its tasks went out unauthenticated), `format` or `tasks` on an API kind,
   /// a query in an API kind's base URL (it became part of the path).
   @Test func fieldsThatCannotWorkAreRefused() throws {
-    var tiktok = Source()
-    tiktok.kind = "tiktok_ads"
-    tiktok.account = "6912345678901"
+    var tiktok = Self.tiktok(credential: "")
     tiktok.since = "2026-01-01"
     #expect(refusal(tiktok)?.field == "sources[0].credential")
     tiktok.credential = "tiktok"
@@ -84,10 +88,7 @@ import Testing
 
   /// A by-day source's days: one left out and one that is no day are told apart.
   @Test func daysSayWhatIsWrong() throws {
-    var tiktok = Source()
-    tiktok.kind = "tiktok_ads"
-    tiktok.account = "6912345678901"
-    tiktok.credential = "tiktok"
+    var tiktok = Self.tiktok()
     tiktok.until = "2026-03-01"
     #expect(
       refusal(tiktok)?.message == "is required for a source of kind tiktok_ads: the first day to collect, YYYY-MM-DD")

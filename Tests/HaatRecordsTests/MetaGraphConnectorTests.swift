@@ -105,52 +105,37 @@ struct FacebookPostsConnectorTests {
     #expect(try fresh.firstRequest()?.url.contains("since=") == false)
   }
 
-  @Test("an expired token is a non-retryable token_expired error that quotes Meta's message")
-  func expiredToken() throws {
+  /// The error a fresh connector's first page failing with `response` and the fixture's
+  /// body raises.
+  func failure(_ response: PageResponse, _ body: String) throws -> ExportError {
     var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
     _ = try connector.firstRequest()
-    let error = try #require(
-      throws: ExportError.self,
-      performing: {
-        try connector.pageFailed(
-          PageResponse(status: 400, contentType: nil), body: Array(try fixture("meta/error-190.json")))
-      })
+    return try #require(
+      throws: ExportError.self, performing: { try connector.pageFailed(response, body: Array(try fixture(body))) })
+  }
+
+  @Test("an expired token is a non-retryable token_expired error that quotes Meta's message")
+  func expiredToken() throws {
+    let error = try failure(PageResponse(status: 400, contentType: nil), "meta/error-190.json")
     #expect(error.code == "token_expired" && !error.retryable)
     #expect(error.message.contains("190 (subcode 463)"))
   }
 
   @Test("throttling is retryable after the time Meta estimates")
   func throttling() throws {
-    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
-    _ = try connector.firstRequest()
     let usage =
       #"{"111":[{"type":"pages","call_count":100,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":3}]}"#
-    let error = try #require(
-      throws: ExportError.self,
-      performing: {
-        try connector.pageFailed(
-          PageResponse(status: 400, contentType: nil, headers: [("x-business-use-case-usage", usage)]),
-          body: Array(try fixture("meta/error-80001.json")))
-      })
+    func wait(_ status: Int, _ headers: [(String, String)]) throws -> ExportError {
+      try failure(PageResponse(status: status, contentType: nil, headers: headers), "meta/error-80001.json")
+    }
+    let error = try wait(400, [("x-business-use-case-usage", usage)])
     #expect(error.code == "throttled" && error.retryable)
     #expect(error.retryAfterMs == 180_000)
     // A Retry-After is the platform's word too: the longer of the two holds, and the
     // minute only when neither says (it waited a minute with `Retry-After: 1.5`).
-    func wait(_ headers: [(String, String)]) throws -> UInt64? {
-      var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
-      _ = try connector.firstRequest()
-      let error = try #require(
-        throws: ExportError.self,
-        performing: {
-          try connector.pageFailed(
-            PageResponse(status: 429, contentType: nil, headers: headers),
-            body: Array(try fixture("meta/error-80001.json")))
-        })
-      return error.retryAfterMs
-    }
-    #expect(try wait([("retry-after", "1.5")]) == 1_500)
-    #expect(try wait([("retry-after", "2"), ("x-business-use-case-usage", usage)]) == 180_000)
-    #expect(try wait([]) == 60_000)
+    #expect(try wait(429, [("retry-after", "1.5")]).retryAfterMs == 1_500)
+    #expect(try wait(429, [("retry-after", "2"), ("x-business-use-case-usage", usage)]).retryAfterMs == 180_000)
+    #expect(try wait(429, []).retryAfterMs == 60_000)
   }
 
   @Test("a refused metric is dropped and the page asked again without it, then the insights altogether")

@@ -33,7 +33,8 @@ import Synchronization
 /// `retry_after` (seconds): the first N requests of the series fail; `status=S` always fails;
 /// `delay_ms`: wait before answering; `trickle_ms` with `chunk`: send the body in pieces
 /// with pauses; `encoding`: a Content-Encoding header (the file must already be encoded);
-/// `redirect=N`: N redirects before the answer; `hang=1`: never answer.
+/// `redirect=N`: N redirects before the answer; `hang=1`: never answer; `mirror=1`: an
+/// error's body repeats the request's Authorization.
 public final class FixtureServer: Sendable {
   public let host: String
   public let port: Int
@@ -334,9 +335,12 @@ final class FixtureHandler: ChannelInboundHandler {
   ) {
     var headers: [(String, String)] = [("Content-Type", "text/plain")]
     if let retryAfter = query["retry_after"] { headers.append(("Retry-After", retryAfter)) }
+    // `mirror=1`: the body repeats the request's Authorization, as a careless or hostile
+    // platform's error page may.
+    let echo = query["mirror"] == "1" ? " (auth was: \(head.headers["Authorization"].first ?? "none"))" : ""
     send(
-      status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\n".utf8), head: head,
-      context: context)
+      status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\(echo)\n".utf8),
+      head: head, context: context)
   }
 
   private func send(

@@ -66,6 +66,17 @@ public struct PlatformCredential: Sendable, Equatable {
   /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the
   /// hosts, to be sent as `scheme` says (the platform's connector knows which).
   public func bind(as scheme: AuthScheme = .bearer) -> Result<BoundCredential, HaatError> {
+    guard let secret = secret() else {
+      return .failure(HaatError(.badRequest, "the credential \(name) has no value on this worker"))
+    }
+    guard !secret.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+      return .failure(HaatError(.badRequest, "the credential \(name) contains control characters"))
+    }
+    return .success(BoundCredential(name: name, header: "\(scheme.header): \(scheme.prefix)\(secret)", hosts: hosts))
+  }
+
+  /// The secret as the worker holds it now; nil when it has none.
+  func secret() -> String? {
     let value: String?
     switch origin {
     case .environment(let variable):
@@ -73,12 +84,19 @@ public struct PlatformCredential: Sendable, Equatable {
     case .file(let path):
       value = FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
     }
-    guard let secret = value?.trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty else {
-      return .failure(HaatError(.badRequest, "the credential \(name) has no value on this worker"))
+    guard let secret = value?.trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty else { return nil }
+    return secret
+  }
+
+  /// `text` with the secret, as written or percent-encoded, replaced by the credential's
+  /// name: a platform may echo the request's Authorization in an error body, and a task's
+  /// error travels to the coordinator, its store, logs and reports.
+  func redacting(_ text: String) -> String {
+    guard let secret = secret(), secret.utf8.count >= 4, !text.isEmpty else { return text }
+    var text = text.replacingOccurrences(of: secret, with: "[credential \(name)]")
+    if let encoded = secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics), encoded != secret {
+      text = text.replacingOccurrences(of: encoded, with: "[credential \(name)]")
     }
-    guard !secret.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-      return .failure(HaatError(.badRequest, "the credential \(name) contains control characters"))
-    }
-    return .success(BoundCredential(name: name, header: "\(scheme.header): \(scheme.prefix)\(secret)", hosts: hosts))
+    return text
   }
 }

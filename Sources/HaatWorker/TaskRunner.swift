@@ -41,8 +41,14 @@ struct TaskRunner: Sendable {
         ErrorInfo(code: "unsupported", message: "this worker cannot run \(spec.source.kind) sources"),
         retryable: false, retryAfterMs: 0, TaskStats())
     }
-    let outcome = drive(
+    var outcome = drive(
       kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
+    if case .fail(var error, let retryable, let retryAfterMs, let stats) = outcome,
+      let credential = credentials[spec.source.credential]
+    {
+      error.message = credential.redacting(error.message)
+      outcome = .fail(error, retryable: retryable, retryAfterMs: retryAfterMs, stats)
+    }
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
       Self.isThrottling(error.code)
     {

@@ -78,6 +78,8 @@ struct ExfiltrationTests {
       source("renamed", other + "?series=renamed"),
       source("redirect", redirect),
       source("unknown", base + "?series=unknown", credential: "aws"),
+      // The bound host, whose error page repeats the Authorization it got.
+      source("echoed", base + "?series=echoed&status=403&mirror=1"),
       source("worker-token", "file://\(cluster.workerTokenPath)"),
       source("admin-token", "file://\(cluster.dataDirectory)/admin.token", credential: ""),
     ]
@@ -88,6 +90,9 @@ struct ExfiltrationTests {
     #expect(missing["bound"] == nil, "\(missing)")
     #expect(missing["renamed"] == "credential", "\(missing)")
     #expect(missing["unknown"] == "credential", "\(missing)")
+    #expect(missing["echoed"] == "http_403", "\(missing)")
+    let echoed = result.report.summary.missing.first { $0.source == "echoed" }?.error.message ?? ""
+    #expect(echoed.contains("auth was: Bearer [credential meta]"), "\(echoed)")
     #expect(missing["worker-token"] != nil, "\(missing)")
     #expect(missing["admin-token"] != nil, "\(missing)")
 

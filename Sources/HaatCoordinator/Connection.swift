@@ -35,6 +35,9 @@ final class Connection: @unchecked Sendable {
   var follows = 0
   /// A spec arriving in parts.
   var specParts: SpecParts
+  /// The rate keys this session was granted a slot under (for a task it held): only such a
+  /// key may it pause for everyone, as only a request under it can have been throttled.
+  var grantedRateKeys: Set<String> = []
 
   init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int) {
     self.channel = channel

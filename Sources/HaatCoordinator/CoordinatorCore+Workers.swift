@@ -268,15 +268,29 @@ extension CoordinatorCore {
           field: "task"))
     }
     let wait = rates.grant(key: request.key, requestsPerSecond: request.requestsPerSecond, nowMs: monotonicMs)
+    // Bounded: a worker's credentials are few; past the bound, the oldest are not kept.
+    if connection.grantedRateKeys.count >= Self.maxGrantedRateKeys { connection.grantedRateKeys.removeAll() }
+    connection.grantedRateKeys.insert(request.key)
     var grant = Haat_V1_RateGrant()
     grant.key = request.key
     grant.waitMs = UInt32(clamping: wait)
     outbox.reply(connection, to: id, .rateGrant(grant))
   }
 
-  /// A platform throttled a worker under a rate key: pause the key for everyone.
+  /// Rate keys a session's pauses are checked against (`Connection.grantedRateKeys`).
+  static let maxGrantedRateKeys = 1_024
+
+  /// A platform throttled a worker under a rate key: pause the key for everyone. Only a key
+  /// the worker was granted a slot under this session: a worker token cannot freeze a
+  /// credential it never used.
   func receiveRatePause(_ pause: Haat_V1_RatePause, from connection: Connection) {
     guard Self.isRateKey(pause.key) else { return }
+    guard connection.grantedRateKeys.contains(pause.key) else {
+      logger.warning(
+        "rate pause refused: the worker made no request under the key",
+        metadata: ["key": "\(DisplayText.escape(String(pause.key.prefix(256))))", "worker": "\(connection.name)"])
+      return
+    }
     metrics.ratePauses.increment()
     rates.pause(
       key: pause.key, pauseMs: Int64(pause.pauseMs), worker: connection.name, reason: pause.reason,

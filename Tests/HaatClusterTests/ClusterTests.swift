@@ -338,6 +338,7 @@ struct ClusterTests {
         "\($0["account"] ?? "")=\($0["posts"] ?? 0)/\($0["likes"] ?? 0)"
       }
       #expect(rows.sorted() == ["bin=2/7", "json=1/5", "parts=4/30"])
+      #expect(result["pauses"] as? [String] == ["credential:raw"], "a forged pause is dropped: \(result)")
     }
   }
 

@@ -476,6 +476,14 @@ def run_worker(args):
             raise ProtocolError(f"{req_id}: expected {expect}, got {msg!r}")
         return msg[expect]
     (t1, a1), (t2, a2), (t3, a3), (t4, a4) = tasks
+    # A pause counts only under a key this session was granted a slot under: one for a
+    # credential it never used is dropped; one after a grant holds.
+    conn.send({"rate_pause": {"key": "credential:meta", "pause_ms": 3600000, "reason": "forged"}})
+    conn.send({"id": "rr", "rate_request": {"task": t1, "attempt": a1, "key": "credential:raw",
+                                            "requests_per_second": 5}})
+    if "rate_grant" not in conn.reply("rr"):
+        raise ProtocolError("no rate_grant for a task the worker holds")
+    conn.send({"rate_pause": {"key": "credential:raw", "pause_ms": 60000, "reason": "throttled"}})
     cell = {"platform": "x", "account": "json", "media_type": "image", "posts": "1", "likes": "5"}
     checks = [
         ("json", complete("c1", {"task": t1, "attempt": a1, "partial": {"engagement": {"cells": [cell]}}})),
@@ -499,8 +507,10 @@ def run_worker(args):
     while not client.reply("watch").get("job_event", {}).get("final", False):
         pass
     result = read_result(client, job)
+    pauses = request(client, "workers", "list_workers", {}, "worker_list").get("pauses", [])
     print(json.dumps({"state": result.get("job", {}).get("state"),
-                      "rows": result.get("report", {}).get("engagement", {}).get("rows", [])}))
+                      "rows": result.get("report", {}).get("engagement", {}).get("rows", []),
+                      "pauses": sorted(p.get("key", "") for p in pauses)}))
     return 0
 
 

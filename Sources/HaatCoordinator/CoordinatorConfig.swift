@@ -89,8 +89,10 @@ public struct SessionLimits: Sendable {
   /// Open connections from one peer address, and connections still in their handshake.
   public var connectionsPerAddress = 512
   public var unauthenticatedConnections = 1_024
-  /// A spec sent in parts, held until its last part, per session.
+  /// A spec sent in parts, held until its last part, per session and over all sessions (so
+  /// many sessions each holding a spec's early parts cannot take the coordinator's memory).
   public var stagedSpecBytes = 64 << 20
+  public var stagedSpecBytesTotal = 256 << 20
 
   public init() {}
 }

@@ -29,7 +29,10 @@ extension CoordinatorCore {
       logger.info("worker is draining", metadata: ["worker": "\(connection.name)"])
     case .submit(let submit):
       guard submit.part > 0 else { return receiveSubmit(submit.spec, id: id, from: connection) }
-      switch connection.specParts.receive(submit) {
+      let held = connection.specParts.bytes
+      let room = config.session.stagedSpecBytesTotal - (specPartBytes - held)
+      defer { specPartBytes += connection.specParts.bytes - held }
+      switch connection.specParts.receive(submit, room: room) {
       case .kept:
         var accepted = Haat_V1_Accepted()
         accepted.part = submit.part

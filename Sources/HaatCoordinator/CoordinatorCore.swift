@@ -56,6 +56,8 @@ final class CoordinatorCore: @unchecked Sendable {
   var logs: LogStore
   var tailers: [(Connection, String, worker: String, level: LogLevel)] = []
   var staged: StagedParts
+  /// The bytes of specs in parts held over all sessions (`SpecParts.bytes`).
+  var specPartBytes = 0
   /// Tasks whose whole result arrived in parts and is being committed.
   var resultsInFlight: Set<TaskID> = []
   var accepting = true
@@ -241,6 +243,8 @@ final class CoordinatorCore: @unchecked Sendable {
     loop.preconditionInEventLoop()
     connection.open = false
     connections[ObjectIdentifier(connection)] = nil
+    specPartBytes -= connection.specParts.bytes
+    connection.specParts.reset()
     tailers.removeAll { $0.0 === connection }
     for job in jobs.values { job.watchers.removeAll { $0.0 === connection } }
     guard connection.peer.kind == .worker, workerConnections[connection.name] === connection else { return }

@@ -22,7 +22,8 @@ struct SpecParts {
     self.maxBytes = maxBytes
   }
 
-  mutating func receive(_ submit: Haat_V1_Submit) -> Outcome {
+  /// `room`: the bytes this session's parts may take in all, given what other sessions hold.
+  mutating func receive(_ submit: Haat_V1_Submit, room: Int = .max) -> Outcome {
     // Part 1 starts a spec over (a client that reconnected sends every part again).
     if submit.part == 1 { reset() }
     guard submit.part == count + 1 else {
@@ -38,6 +39,13 @@ struct SpecParts {
       guard bytes + size <= maxBytes else {
         reset()
         return .refused(HaatError(.tooLarge, "the spec in parts is over \(maxBytes) bytes", field: "part"))
+      }
+      guard bytes + size <= room else {
+        reset()
+        return .refused(
+          HaatError(
+            .busy, "the coordinator holds as many specs in parts as it may; send every part again from 1 later",
+            field: "part"))
       }
       sources += submit.spec.sources
       bytes += size

@@ -119,3 +119,41 @@ import Testing
     #expect(staged.bytes <= 300)
   }
 }
+
+/// Specs sent in parts: bounded per session, and by the room every session's parts leave
+/// (many sessions each holding early parts took the coordinator past a gigabyte).
+@Suite struct SpecPartsTests {
+  static func part(_ number: UInt32, of parts: UInt32 = 0, sources: Int) -> Haat_V1_Submit {
+    var submit = Haat_V1_Submit()
+    submit.part = number
+    submit.parts = parts
+    submit.spec.sources = (0..<sources).map { index in
+      var source = Source()
+      source.url = "https://example.com/\(index).csv"
+      return source
+    }
+    return submit
+  }
+
+  @Test func partsAreBoundedByTheRoomLeft() {
+    var parts = SpecParts(maxBytes: 1 << 20)
+    #expect(parts.receive(Self.part(1, sources: 10), room: 1 << 20) == .kept)
+    let held = parts.bytes
+    #expect(held > 0)
+    // Another session holds all but a little: the next part does not fit, and the parts
+    // held so far are let go (their bytes go back to the room).
+    guard case .refused(let error) = parts.receive(Self.part(2, sources: 10), room: held + 10) else {
+      Issue.record("kept past the room")
+      return
+    }
+    #expect(error.code == .busy && error.field == "part")
+    #expect(parts.bytes == 0)
+    // With room, the same parts make one spec.
+    #expect(parts.receive(Self.part(1, sources: 10)) == .kept)
+    guard case .whole(let spec) = parts.receive(Self.part(2, of: 2, sources: 3)) else {
+      Issue.record("not whole")
+      return
+    }
+    #expect(spec.sources.count == 13 && parts.bytes == 0)
+  }
+}

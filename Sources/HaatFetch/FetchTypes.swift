@@ -14,16 +14,20 @@ public struct FetchRequest: Sendable {
   /// A platform credential: its header goes with each request (the first, and every
   /// redirect) whose URL it is bound to, and with no other.
   public var credential: BoundCredential?
+  /// The hosts every hop may go to (a platform API's, and those the operator allows); nil
+  /// for any (an export file's URL goes where it says, within the address guard).
+  public var hosts: [BoundCredential.HostRule]?
 
   public init(
     url: String, headers: [String] = [], range: ClosedRange<UInt64>? = nil, post: Bool = false,
-    credential: BoundCredential? = nil
+    credential: BoundCredential? = nil, hosts: [BoundCredential.HostRule]? = nil
   ) {
     self.url = url
     self.headers = headers
     self.range = range
     self.post = post
     self.credential = credential
+    self.hosts = hosts
   }
 }
 

@@ -80,6 +80,13 @@ public final class Fetcher: Sendable {
           .invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
           retryable: false)
       }
+      if let hosts = request.hosts, !hosts.contains(where: { $0.matches(target) }) {
+        // A redirect from an allowed host to another is refused as the URL would be.
+        throw FetchError(
+          .forbidden,
+          "refusing \(target.scheme)://\(target.authority): not one of the hosts this source may reach (\(hosts.map(\.description).joined(separator: ", ")))",
+          retryable: false)
+      }
       if policy.proxy != nil, !policy.allowPrivateNetworks { try AddressGuard.checkResolved(target) }
       var headers = request.headers
       if let credential = request.credential, credential.allows(target) { headers.append(credential.header) }

@@ -134,7 +134,8 @@ struct TaskRunner: Sendable {
         do {
           response = try fetcher.fetch(
             FetchRequest(
-              url: page.url, headers: page.headers, range: page.range, post: page.post, credential: credential),
+              url: page.url, headers: page.headers, range: page.range, post: page.post, credential: credential,
+              hosts: C.hosts.isEmpty ? nil : C.hosts.compactMap(BoundCredential.HostRule.init) + allowedHosts),
             cancel: progress.cancel,
             onStart: { status, contentType in
               do throws(ExportError) {

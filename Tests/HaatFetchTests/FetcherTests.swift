@@ -110,6 +110,30 @@ struct FetcherTests {
     await fixture.stop()
   }
 
+  /// A request limited to some hosts (a platform API source's) follows no redirect off
+  /// them: the hop is refused as the URL itself would be.
+  @Test func aRedirectLeavesNoAllowedHost() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data("id\n1\n".utf8))
+    let rules = [try #require(BoundCredential.HostRule("http://127.0.0.1:\(fixture.server.port)"))]
+    var direct = FetchRequest(url: fixture.url("a.csv"))
+    direct.hosts = rules
+    _ = try fetcher.fetch(direct) { _ in }
+    let elsewhere = "http://localhost:\(fixture.server.port)/files/a.csv"
+    var redirected = FetchRequest(
+      url: fixture.url("a.csv") + "?redirect_to="
+        + (elsewhere.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
+    _ = try fetcher.fetch(redirected) { _ in }
+    redirected.hosts = rules
+    let refused = Self.error { _ = try fetcher.fetch(redirected) { _ in } }
+    #expect(
+      refused?.kind == .forbidden && refused?.message.contains("http://localhost") == true,
+      "\(String(describing: refused))")
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func decodesGzip() async throws {
     let fixture = try await Fixture()
     let fetcher = Fetcher(policy: Self.policy())

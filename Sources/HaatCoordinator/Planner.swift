@@ -233,8 +233,6 @@ public enum Planner {
     }
   }
 
-  /// A credential is a name the worker knows (`meta`), never a file or variable on it: a
-  /// spec that could name those could make a worker send its files anywhere.
   /// Fields that cannot work for the source's kind are refused, not ignored: an API kind
   /// needs a credential and takes its API's base URL (no query), and neither `format` nor
   /// `tasks` (those are for export files, and for noop).
@@ -263,6 +261,8 @@ public enum Planner {
     }
   }
 
+  /// A credential is a name the worker knows (`meta`), never a file or variable on it: a
+  /// spec that could name those could make a worker send its files anywhere.
   static func checkCredential(_ name: String, field: String) throws(HaatError) {
     if name.hasPrefix("env:") || name.hasPrefix("file:") {
       throw HaatError(

@@ -38,6 +38,7 @@ public enum WireCodec {
   /// Decodes one line. A line that is not a JSON Envelope is `bad_frame`; an Envelope whose
   /// body this build does not know is `unsupported` (with the id, so the reply can echo it).
   public static func decode(_ line: ByteBuffer) -> Result<Envelope, DecodeFailure> {
+    let line = SurrogatePairs.decoded(line) ?? line
     let envelope: Envelope
     do {
       envelope = try Envelope(jsonUTF8Bytes: ByteBufferBytes(line), options: decodingOptions)

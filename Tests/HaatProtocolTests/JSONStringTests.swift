@@ -1,5 +1,7 @@
 import Foundation
+import HaatCore
 import HaatProtocol
+import NIOCore
 import Testing
 
 @Suite("JSON string literals")
@@ -10,5 +12,38 @@ struct JSONStringTests {
     #expect(literal.hasPrefix("\"") && literal.hasSuffix("\""))
     let decoded = try JSONSerialization.jsonObject(with: Data("[\(literal)]".utf8)) as? [String]
     #expect(decoded == [text])
+  }
+}
+
+/// A character past U+FFFF written as an escaped surrogate pair (Python's `json` writes
+/// them so) decodes to that character: SwiftProtobuf composed U+E0020 as U+D0020 and
+/// U+20000 as U+10000, so an invisible tag character passed the check for names as an
+/// unassigned one.
+@Suite struct SurrogatePairTests {
+  static func name(_ escaped: String) -> String? {
+    let line = #"{"id":"1","submit":{"spec":{"name":"\#(escaped)","sources":[{"kind":"noop"}]}}}"#
+    guard case .success(let envelope) = WireCodec.decode(ByteBuffer(string: line)),
+      case .submit(let submit)? = envelope.body
+    else { return nil }
+    return submit.spec.name
+  }
+
+  @Test(arguments: [
+    (#"a\udb40\udc20b"#, "a\u{E0020}b"), (#"\ud840\udc00"#, "\u{20000}"), (#"\ud83d\ude00"#, "\u{1F600}"),
+    (#"\uDBFF\uDFFF"#, "\u{10FFFF}"), (#"x\\ud83d\\ude00"#, #"x\ud83d\ude00"#), (#"plain \u00e9"#, "plain é"),
+  ])
+  func pairsDecodeToTheirCharacter(escaped: String, decoded: String) {
+    #expect(Self.name(escaped) == decoded)
+  }
+
+  @Test func aLoneSurrogateIsABadFrame() {
+    for escaped in [#"\ud83d"#, #"\ude00x"#, #"\ud83d\u0041"#] {
+      #expect(Self.name(escaped) == nil, "\(escaped)")
+    }
+  }
+
+  @Test func aTagCharacterIsCaughtByTheNameCheck() {
+    let name = Self.name(#"cf\udb40\udc20"#) ?? ""
+    #expect(DisplayText.firstUnsafe(name) == "U+E0020")
   }
 }

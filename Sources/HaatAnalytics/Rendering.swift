@@ -1,4 +1,5 @@
 import Foundation
+import HaatCore
 import HaatProtocol
 
 /// Renders reports for people (aligned tables) and for spreadsheets (CSV).
@@ -139,13 +140,21 @@ public struct TextTable: Sendable {
   }
 
   public func render(_ rows: [[String]], separatorBeforeLast: Bool = false) -> String {
-    render(rows, columns: Array(header.indices), widths: widths(rows), separatorBeforeLast: separatorBeforeLast)
+    let rows = Self.visible(rows)
+    return render(rows, columns: Array(header.indices), widths: widths(rows), separatorBeforeLast: separatorBeforeLast)
+  }
+
+  /// Cells with their control characters, line breaks included, made visible: a cell is
+  /// one line of the table, whoever wrote it (a worker's host, an account name).
+  static func visible(_ rows: [[String]]) -> [[String]] {
+    rows.map { $0.map { DisplayText.escape($0) } }
   }
 
   /// The same, in panels no wider than `maxWidth` characters: when the whole table is
   /// wider, its leading left-aligned columns (the keys: platform, account, …) repeat in
   /// each panel, and the other columns are packed, in order, into as few panels as fit.
   public func render(_ rows: [[String]], separatorBeforeLast: Bool = false, maxWidth: Int) -> String {
+    let rows = Self.visible(rows)
     let widths = widths(rows)
     func width(_ columns: [Int]) -> Int { columns.reduce(0) { $0 + widths[$1] } + 2 * max(0, columns.count - 1) }
     guard width(Array(header.indices)) > maxWidth else {

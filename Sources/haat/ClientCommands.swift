@@ -309,12 +309,14 @@ struct LogsCommand: AsyncParsableCommand {
         if client.json {
           printJSON(line)
         } else {
-          // The worker is a column already.
+          // The worker is a column already. Each part a worker wrote is shown on the one
+          // line, its own line breaks made visible: a worker cannot forge a line of another's.
+          let shown = { (text: String) in DisplayText.escape(text) }
           let fields = line.fields.filter { $0.key != "worker" }.sorted { $0.key < $1.key }
-            .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-          let task = line.task.isEmpty ? "" : " task=\(line.task)"
+            .map { "\(shown($0.key))=\(shown($0.value))" }.joined(separator: " ")
+          let task = line.task.isEmpty ? "" : " task=\(shown(line.task))"
           print(
-            "\(time(line.atMs)) \(line.worker) \(line.level.uppercased()) \(line.message)\(task)\(fields.isEmpty ? "" : " " + fields)"
+            "\(time(line.atMs)) \(shown(line.worker)) \(shown(line.level.uppercased())) \(shown(line.message))\(task)\(fields.isEmpty ? "" : " " + fields)"
           )
         }
         fflush(nil)

@@ -339,6 +339,14 @@ struct ClusterTests {
       }
       #expect(rows.sorted() == ["bin=2/7", "json=1/5", "parts=4/30"])
       #expect(result["pauses"] as? [String] == ["credential:raw"], "a forged pause is dropped: \(result)")
+      // Its log line is one line, its line breaks shown, not a forged line of another worker.
+      let logs = try await run(
+        cluster.binary,
+        ["logs", "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
+      let lines = logs.output.split(separator: "\n")
+      #expect(lines.contains { $0.contains(#"forged\n2026-01-01 00:00:00 w9 INFO fake"#) }, "\(logs.output)")
+      #expect(lines.contains { $0.contains(#"k=v\r\nw9 ERROR"#) }, "\(logs.output)")
+      #expect(!lines.contains { $0.hasPrefix("2026-01-01 00:00:00 w9") || $0.hasPrefix("w9 ERROR") }, "\(logs.output)")
     }
   }
 

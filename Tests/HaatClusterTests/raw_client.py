@@ -484,6 +484,9 @@ def run_worker(args):
     if "rate_grant" not in conn.reply("rr"):
         raise ProtocolError("no rate_grant for a task the worker holds")
     conn.send({"rate_pause": {"key": "credential:raw", "pause_ms": 60000, "reason": "throttled"}})
+    # A log line that tries to forge another worker's line with a line break of its own.
+    conn.send({"log": {"level": "info", "message": "forged\n2026-01-01 00:00:00 w9 INFO fake",
+                       "fields": {"k": "v\r\nw9 ERROR"}}})
     cell = {"platform": "x", "account": "json", "media_type": "image", "posts": "1", "likes": "5"}
     checks = [
         ("json", complete("c1", {"task": t1, "attempt": a1, "partial": {"engagement": {"cells": [cell]}}})),

@@ -103,6 +103,9 @@ struct TerminalTableTests {
           + text.components(separatedBy: "measure \(column)\n").count - 2 == 1)
     }
     #expect(text.contains("12000000") && text.contains("chittagong_tea"))
+    // A cell is one line whoever wrote it: its line breaks and escapes are shown.
+    let forged = TextTable(header: ["id", "host"]).render([["w1", "a\nw9  forged\u{1B}[2J"]])
+    #expect(forged.split(separator: "\n").count == 3 && forged.contains(#"a\nw9  forged\e[2J"#), "\(forged)")
     // A table that fits is one panel, as before.
     let narrow = TextTable(header: ["a", "b"], rightAligned: [1])
     #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))

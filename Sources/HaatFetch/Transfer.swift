@@ -343,7 +343,12 @@ final class Transfer {
       return FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
     case CURLE_BAD_CONTENT_ENCODING:
       return FetchError(.decompression, "\(reason) (\(host))", retryable: false)
-    case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      // The fetcher sends only http and https URLs: this is the reply, not the URL (libcurl
+      // says so of a reply with no HTTP status line, HTTP/0.9, which it does not take).
+      return FetchError(
+        .badResponse, "the server's reply is not HTTP (no status line) (\(host))", retryable: false)
+    case CURLE_URL_MALFORMAT:
       return FetchError(.invalidURL, "\(reason) (\(host))", retryable: false)
     case CURLE_OUT_OF_MEMORY where headerLines > 0 || status > 0:
       // curl refuses a header line over its own limit (100 KiB) this way.

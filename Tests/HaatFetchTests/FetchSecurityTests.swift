@@ -255,3 +255,39 @@ struct FetchSecurityTests {
     #expect(URLRedaction.redact(url) == url)
   }
 }
+
+/// A server whose reply is not HTTP at all (no status line): `bad_response`, as the docs
+/// say, not `invalid_url` (the URL was fine).
+@Suite struct NotHTTPTests {
+  @Test func aReplyWithoutAStatusLineIsABadResponse() throws {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+        bind(listener, pointer, length) == 0 && listen(listener, 1) == 0
+          && getsockname(listener, pointer, &length) == 0
+      }
+    }
+    try #require(bound)
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    // One connection: read the request, answer with a line that is no HTTP, close.
+    let server = Thread {
+      let connection = accept(listener, nil, nil)
+      guard connection >= 0 else { return }
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      _ = read(connection, &buffer, buffer.count)
+      let reply = Array("SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n".utf8)
+      _ = write(connection, reply, reply.count)
+      close(connection)
+    }
+    server.start()
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let error = FetcherTests.error { _ = try FetcherTests.get(fetcher, "http://127.0.0.1:\(port)/x.csv") }
+    #expect(error?.kind == .badResponse && error?.retryable == false, "\(String(describing: error))")
+    fetcher.shutdown()
+  }
+}

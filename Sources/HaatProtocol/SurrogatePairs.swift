@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// JSON writes a character past U+FFFF as an escaped surrogate pair (`\ud83d\ude00`), as
 /// Python's `json` does by default. SwiftProtobuf 1.x composes a pair with `0x10000 | high
 /// << 10 | low`, which is right only below U+20000: U+E0020 came out as U+D0020 and U+20000
@@ -11,7 +15,10 @@ enum SurrogatePairs {
   /// `line` with every escaped surrogate pair written as UTF-8, or nil when it has none.
   static func decoded(_ line: ByteBuffer) -> ByteBuffer? {
     line.withUnsafeReadableBytes { bytes -> ByteBuffer? in
-      guard bytes.contains(UInt8(ascii: "\\")) else { return nil }
+      // memchr: every line goes through here, and most have no backslash at all.
+      guard let base = bytes.baseAddress, memchr(base, Int32(UInt8(ascii: "\\")), bytes.count) != nil else {
+        return nil
+      }
       var out: [UInt8] = []
       var copied = 0
       var index = 0

@@ -73,6 +73,7 @@ struct TaskRunner: Sendable {
       return stats
     }
     let source = spec.source
+    let reachable = hosts(C.self)
     var builder = PartialBuilder(
       reports: spec.reports,
       context: ReportContext(timezone: spec.source.timezone, businessHours: spec.source.businessHours))
@@ -135,7 +136,7 @@ struct TaskRunner: Sendable {
           response = try fetcher.fetch(
             FetchRequest(
               url: page.url, headers: page.headers, range: page.range, post: page.post, credential: credential,
-              hosts: C.hosts.isEmpty ? nil : C.hosts.compactMap(BoundCredential.HostRule.init) + allowedHosts),
+              hosts: reachable),
             cancel: progress.cancel,
             onStart: { status, contentType in
               do throws(ExportError) {
@@ -186,7 +187,9 @@ struct TaskRunner: Sendable {
             wait <= Self.maxThrottleWaitMs
           else { throw failure }
           waits += 1
-          gate.pause(key: spec.rateKey, ms: wait, reason: failure.message)
+          // The reason is shown in `haat workers`: never with the secret a page echoed.
+          let reason = credentials[source.credential]?.redacting(failure.message) ?? failure.message
+          gate.pause(key: spec.rateKey, ms: wait, reason: reason)
           try sleep(ms: wait, cancel: progress.cancel)
           next = page
           continue
@@ -243,12 +246,17 @@ struct TaskRunner: Sendable {
     }
   }
 
+  /// The hosts a request of kind `C` may go to, its redirects included: its platform's and
+  /// those the operator allows; nil for a kind that names none (an export file).
+  func hosts<C: Connector>(_ type: C.Type) -> [BoundCredential.HostRule]? {
+    C.hosts.isEmpty ? nil : C.hosts.compactMap(BoundCredential.HostRule.init) + allowedHosts
+  }
+
   /// Why a request of kind `C` may not go to `url`, or nil when it may: an API kind goes
   /// only to its platform's hosts and those the operator allows. Checked on every page
   /// (a `next` link is the platform's word, not the spec's), before anything connects.
   func reach<C: Connector>(_ type: C.Type, _ url: String) -> String? {
-    guard !C.hosts.isEmpty else { return nil }
-    let rules = C.hosts.compactMap(BoundCredential.HostRule.init) + allowedHosts
+    guard let rules = hosts(C.self) else { return nil }
     guard let target = FetchURL(url) else { return "the URL cannot be read: refusing to fetch it" }
     if rules.contains(where: { $0.matches(target) }) { return nil }
     let allowed = rules.map(\.description).joined(separator: ", ")

@@ -312,7 +312,11 @@ public final class PostgresJobStore: JobStore {
       try await db.query("UPDATE tasks SET state = 'cancelled', updated_at = \(nowMs) WHERE id = \(id)", logger: logger)
     case .revived:
       try await db.query(
-        "UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = \(nowMs) WHERE id = \(id)",
+        """
+        UPDATE tasks SET state = 'ready', not_before = 0, updated_at = \(nowMs),
+          max_attempts = attempt + (SELECT max_attempts FROM jobs WHERE jobs.id = tasks.job)
+        WHERE id = \(id)
+        """,
         logger: logger)
     }
   }

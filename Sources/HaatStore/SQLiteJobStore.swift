@@ -402,7 +402,11 @@ public final class SQLiteJobStore: JobStore {
       try setState(task, "cancelled", db: db, nowMs: nowMs)
     case .revived:
       try db.cachedStatement(
-        sql: "UPDATE tasks SET state = 'ready', attempt = 0, not_before = 0, updated_at = ? WHERE id = ?"
+        sql: """
+          UPDATE tasks SET state = 'ready', not_before = 0, updated_at = ?,
+            max_attempts = attempt + (SELECT max_attempts FROM jobs WHERE jobs.id = tasks.job)
+          WHERE id = ?
+          """
       ).execute(arguments: [nowMs, id])
     }
   }

@@ -24,7 +24,9 @@ enum TaskRowWrite: Sendable, Equatable {
   /// Back to `ready` at once, the attempt count undone (`attempt - 1`).
   case released
   case cancelled
-  /// Back to `ready` with a fresh set of attempts (`attempt = 0`, `not_before = 0`).
+  /// Back to `ready` with a fresh set of attempts: `max_attempts` becomes the attempts so
+  /// far plus the job's, and `attempt` goes on counting, so a revived task's lease is never
+  /// one an earlier lease of it had (`not_before = 0`).
   case revived
 }
 

@@ -247,7 +247,23 @@ import Testing
     }
     #expect(revived.count == 1)
     #expect(counts[other] == TaskCounts(ready: 1, dead: 1))
-    #expect(try await tests.claim(store, 5).first?.attempt == 1)
+    // Attempts go on counting: the revived task's lease is never one an earlier lease of it
+    // had, so a result w1 still holds for attempt 1 cannot land on w1's new lease.
+    let again = try #require(try await tests.claim(store, 5).first)
+    #expect(again.task == dead[0].task && again.attempt == 2)
+    let stale = try await store.apply(
+      [.complete(task: again.task, attempt: 1, worker: "w1", partial: Data(), stats: Data(), bookmark: "")],
+      nowMs: 4_100)
+    #expect(tests.change(stale[0])?.transition == .refused(.staleAttempt))
+    // A fresh set is the job's max_attempts (1 here): one retryable failure and it is dead again.
+    let failed = try await store.apply(
+      [
+        .fail(
+          task: again.task, attempt: 2, worker: "w1", error: TaskError(code: "x", message: "y"), retryable: true,
+          retryAfterMs: 0, stats: Data())
+      ], nowMs: 4_200)
+    #expect(tests.change(failed[0])?.transition == .dead(TaskError(code: "x", message: "y (gave up after 2 attempts)")))
+    _ = try await store.apply([.retryDead(.tasks([dead[0].task]))], nowMs: 4_300)
     guard case .deadUpdated(let discarded, _) = try await store.apply([.discardDead(.job(other))], nowMs: 5_000)[0]
     else {
       Issue.record("not the result this test expects")

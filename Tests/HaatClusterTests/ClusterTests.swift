@@ -180,6 +180,8 @@ struct ClusterTests {
       #expect(try await client.retryDead(job: job) == 1)
       let again = try await finish(client, job)
       #expect(again.job.state == "partial")
+      // Its attempts went on counting: the second run was attempt 2.
+      #expect(try await client.dead(job: job).first?.attempts == 2)
       await client.close()
     }
   }

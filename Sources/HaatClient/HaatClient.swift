@@ -285,6 +285,11 @@ public final class HaatClient: Sendable {
     ).count
   }
 
+  /// Lifts a rate key's pause (admin); when the pause would have ended.
+  public func unpause(key: String) async throws -> Haat_V1_Unpaused {
+    try await expect(call(.unpause(.with { $0.key = key })), \.unpausedKey)
+  }
+
   /// A job's progress until it ends.
   public func watch(_ id: String) -> AsyncThrowingStream<Haat_V1_JobEvent, any Error> {
     let replies = stream(.watch(.with { $0.job = id }))
@@ -346,6 +351,7 @@ extension Envelope.OneOf_Body {
   var workerList: Haat_V1_WorkerList? { if case .workerList(let value) = self { value } else { nil } }
   var deadList: Haat_V1_DeadList? { if case .deadList(let value) = self { value } else { nil } }
   var deadUpdated: Haat_V1_DeadUpdated? { if case .deadUpdated(let value) = self { value } else { nil } }
+  var unpausedKey: Haat_V1_Unpaused? { if case .unpaused(let value) = self { value } else { nil } }
   var prunedJobs: Haat_V1_Pruned? { if case .pruned(let value) = self { value } else { nil } }
   var scheduleList: Haat_V1_ScheduleList? { if case .scheduleList(let value) = self { value } else { nil } }
   var scheduleUpdated: Haat_V1_ScheduleUpdated? {

@@ -56,6 +56,7 @@ extension CoordinatorCore {
     case .listSchedules: listSchedules(id: id, from: connection)
     case .updateSchedule(let request): updateSchedule(request, id: id, from: connection)
     case .getScheduleReport(let request): getScheduleReport(request.name, id: id, from: connection)
+    case .unpause(let request): unpause(request.key, id: id, from: connection)
     case .pruneJobs(let request):
       prune(endedBeforeMs: request.endedBeforeMs) { result in
         switch result {

@@ -312,6 +312,33 @@ extension CoordinatorCore {
       ])
   }
 
+  /// An operator lifts a pause (`haat workers unpause KEY`): in memory at once, then in the
+  /// store, answered when the store has forgotten it too (so a restart cannot bring it back).
+  func unpause(_ key: String, id: String, from connection: Connection) {
+    guard Self.isRateKey(key) else {
+      return outbox.replyError(
+        connection, to: id, HaatError(.badRequest, "a rate key is 1 to 256 bytes of printable text", field: "key"))
+    }
+    let monotonic = monotonicMs
+    guard let until = rates.clearPause(key: key, nowMs: monotonic) else {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(.notFound, "no pause on \"\(DisplayText.escape(String(key.prefix(256))))\"", field: "key"))
+    }
+    let wallUntil = nowMs + (until - monotonic)
+    enqueue(.unpause(key)) { result in
+      if case .failed(let error) = result { return self.outbox.replyError(connection, to: id, error) }
+      self.logger.notice("rate key unpaused", metadata: ["key": "\(key)", "by": "\(connection.name)"])
+      self.outbox.reply(
+        connection, to: id,
+        .unpaused(
+          .with {
+            $0.key = key
+            $0.untilMs = wallUntil
+          }))
+    }
+  }
+
   static func isRateKey(_ key: String) -> Bool {
     !key.isEmpty && key.utf8.count <= 256 && DisplayText.firstUnsafe(key) == nil
   }

@@ -68,6 +68,19 @@ struct RateGovernor {
     keys[key] = state
   }
 
+  /// Lifts `key`'s pause; its until (monotonic), or nil when it was not paused at `nowMs`.
+  mutating func clearPause(key: String, nowMs: Int64) -> Int64? {
+    guard var state = keys[key], state.pausedUntilMs > nowMs else { return nil }
+    let until = state.pausedUntilMs
+    state.pausedUntilMs = 0
+    state.pausedBy = ""
+    state.pauseReason = ""
+    // Slots already granted stay where they were; the next one may come at once.
+    state.nextSlotMs = min(state.nextSlotMs, Double(nowMs))
+    keys[key] = state
+    return until
+  }
+
   /// Keys paused now, by key.
   func pauses(nowMs: Int64) -> [(key: String, untilMs: Int64, worker: String, reason: String)] {
     keys.filter { $0.value.pausedUntilMs > nowMs }.sorted { $0.key < $1.key }.map {

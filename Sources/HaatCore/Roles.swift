@@ -59,6 +59,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
   case listSchedules = "list_schedules"
   case updateSchedule = "update_schedule"
   case getScheduleReport = "get_schedule_report"
+  case unpause
 
   /// The access levels, from a worker's to an operator's.
   public enum Access: Sendable { case worker, read, submit, admin }
@@ -67,7 +68,7 @@ public enum RequestKind: String, Sendable, CaseIterable {
     switch self {
     case .credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause: return .worker
     case .submit, .cancel, .updateSchedule: return .submit
-    case .retryDead, .discardDead, .pruneJobs: return .admin
+    case .retryDead, .discardDead, .pruneJobs, .unpause: return .admin
     case .getJob, .listJobs, .watch, .getResult, .listWorkers, .tailLogs, .listDead, .listSchedules, .getScheduleReport:
       return .read
     }

@@ -74,6 +74,7 @@ extension Envelope.OneOf_Body {
     case .listSchedules: return .listSchedules
     case .updateSchedule: return .updateSchedule
     case .getScheduleReport: return .getScheduleReport
+    case .unpause: return .unpause
     default: return nil
     }
   }
@@ -127,6 +128,8 @@ extension Envelope.OneOf_Body {
     case .pong: return "pong"
     case .pruneJobs: return "prune_jobs"
     case .pruned: return "pruned"
+    case .unpause: return "unpause"
+    case .unpaused: return "unpaused"
     }
   }
 }

@@ -123,6 +123,9 @@ public final class PostgresJobStore: JobStore {
         WHERE excluded.until_ms > rate_pauses.until_ms
         """, logger: logger)
       return .noted
+    case .unpause(let key):
+      try await db.query("DELETE FROM rate_pauses WHERE key = \(key) OR until_ms <= \(nowMs)", logger: logger)
+      return .noted
     case .updateSchedule(let name, let action):
       let sql: PostgresQuery
       switch action {

@@ -145,6 +145,9 @@ public final class SQLiteJobStore: JobStore {
       return try fire(name, dueMs: dueMs, nextMs: nextMs, run: run, db: db, nowMs: nowMs)
     case .ratePause(let pause):
       return try note(pause, db: db, nowMs: nowMs)
+    case .unpause(let key):
+      try db.execute(sql: "DELETE FROM rate_pauses WHERE key = ? OR until_ms <= ?", arguments: [key, nowMs])
+      return .noted
     case .updateSchedule(let name, let action):
       return try update(schedule: name, action, db: db)
     }

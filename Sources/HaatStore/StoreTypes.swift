@@ -100,6 +100,8 @@ public enum StoreOp: Sendable {
   /// Record a rate key's pause (kept if it ends later than the one stored); expired pauses
   /// are dropped. Answered `noted`.
   case ratePause(RatePause)
+  /// Forget a rate key's pause (an operator lifted it). Answered `noted`.
+  case unpause(String)
 }
 
 /// Makes the specs of the tasks a result adds to its job from the task's own stored spec

@@ -258,10 +258,34 @@ struct CancelCommand: AsyncParsableCommand {
 
 struct WorkersCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: "workers", abstract: "Show the workers and their health.")
-  @OptionGroup var client: ClientOptions
+    commandName: "workers", abstract: "Show the workers and their health, or lift a rate key's pause.",
+    subcommands: [List.self, Unpause.self], defaultSubcommand: List.self)
 
-  func run() async throws {
+  struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Show the workers, their health and the paused rate keys.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws { try await WorkersCommand.list(client) }
+  }
+
+  struct Unpause: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Lift a rate key's pause (admin): workers may send under it again at once.")
+    @Argument(help: "The paused key, as `haat workers` shows it (e.g. credential:meta).")
+    var key: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+      try await client.session { connection in
+        let unpaused = try await connection.unpause(key: key)
+        if client.json { return printJSON(unpaused) }
+        print(DisplayText.escape("unpaused: \(unpaused.key) (its pause ran until \(time(unpaused.untilMs)))"))
+      }
+    }
+  }
+
+  static func list(_ client: ClientOptions) async throws {
     try await client.session { connection in
       let list = try await connection.workerList()
       let workers = list.workers

@@ -386,7 +386,22 @@ struct RateGovernorClusterTests {
       #expect(kept.map(\.key) == ["credential:meta"])
       #expect(kept.first?.reason.contains("80001") == true)
       #expect(kept.first.map { abs($0.untilMs - (pauses.first?.untilMs ?? 0)) < 2_000 } == true)
+
+      // An operator lifts it (`haat workers unpause`): gone at once, and from the store, so a
+      // restart does not bring it back; a key not paused is not_found.
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let unpaused = try await run(cluster.binary, ["workers", "unpause", "credential:meta"] + common)
+      #expect(unpaused.status == 0 && unpaused.output.hasPrefix("unpaused: credential:meta"), "\(unpaused.output)")
+      #expect(try await again.workerList().pauses.isEmpty)
+      let twice = try await run(cluster.binary, ["workers", "unpause", "credential:meta"] + common)
+      #expect(twice.status != 0 && twice.output.contains("no pause on \"credential:meta\""), "\(twice.output)")
       await again.close()
+      cluster.coordinator?.signal(SIGKILL)
+      _ = await cluster.coordinator?.wait(timeout: .seconds(10))
+      try await cluster.startCoordinator()
+      let third = try await cluster.client()
+      #expect(try await third.workerList().pauses.isEmpty)
+      await third.close()
     }
   }
 }

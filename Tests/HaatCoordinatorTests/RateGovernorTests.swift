@@ -42,6 +42,19 @@ struct RateGovernorTests {
     #expect(governor.pauses(nowMs: 2_000).first?.untilMs == 2_000 + RateGovernor.maxPauseMs)
   }
 
+  @Test("an operator's unpause frees the key's next slot at once; a key not paused has none to lift")
+  func unpauseFreesTheKey() {
+    var governor = RateGovernor()
+    #expect(governor.clearPause(key: "k", nowMs: 1_000) == nil)
+    governor.pause(key: "k", pauseMs: 60_000, worker: "w-3", reason: "", nowMs: 1_000)
+    #expect(governor.grant(key: "k", requestsPerSecond: 10, nowMs: 2_000) == 59_000)
+    #expect(governor.clearPause(key: "k", nowMs: 3_000) == 61_000)
+    #expect(governor.pauses(nowMs: 3_000).isEmpty)
+    #expect(governor.grant(key: "k", requestsPerSecond: 10, nowMs: 3_000) == 0)
+    #expect(governor.grant(key: "k", requestsPerSecond: 10, nowMs: 3_000) == 100)
+    #expect(governor.clearPause(key: "k", nowMs: 3_000) == nil)
+  }
+
   @Test("sources sharing a key: the lowest rate stated in the last minute holds")
   func lowestRateHolds() {
     var governor = RateGovernor()

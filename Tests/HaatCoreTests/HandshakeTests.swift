@@ -155,7 +155,7 @@ let toyMAC: MACFunction = { key, message in
   @Test(arguments: RequestKind.allCases)
   func rolesAllowWhatTheTableSays(request: RequestKind) {
     let worker: Set<RequestKind> = [.credit, .heartbeat, .complete, .fail, .log, .drain, .rateRequest, .ratePause]
-    let admin: Set<RequestKind> = [.retryDead, .discardDead, .pruneJobs]
+    let admin: Set<RequestKind> = [.retryDead, .discardDead, .pruneJobs, .unpause]
     let submit: Set<RequestKind> = [.submit, .cancel, .updateSchedule]
     let client = !worker.contains(request)
     #expect(Role.worker.allows(request) == worker.contains(request))

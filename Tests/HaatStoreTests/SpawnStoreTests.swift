@@ -110,4 +110,19 @@ import Testing
     #expect(
       recovered == [RatePause(key: "credential:meta", untilMs: 60_000, worker: "w1", reason: "(#80001) too many")])
   }
+
+  @Test(arguments: StoreBackend.all) func anUnpausedKeyIsForgottenAndMayBePausedAgain(backend: StoreBackend)
+    async throws
+  {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let meta = RatePause(key: "credential:meta", untilMs: 60_000, worker: "w1", reason: "(#80001) too many")
+    let tiktok = RatePause(key: "credential:tiktok", untilMs: 50_000, worker: "w1", reason: "40100")
+    _ = try await store.apply([.ratePause(meta), .ratePause(tiktok), .unpause("credential:meta")], nowMs: 1_000)
+    #expect(try await tests.open().recover(nowMs: 2_000).ratePauses == [tiktok])
+    // A shorter pause after the unpause holds: nothing of the lifted one is left to outlast it.
+    let again = RatePause(key: "credential:meta", untilMs: 20_000, worker: "w2", reason: "again")
+    _ = try await store.apply([.ratePause(again)], nowMs: 3_000)
+    #expect(try await tests.open().recover(nowMs: 4_000).ratePauses == [again, tiktok])
+  }
 }

@@ -411,6 +411,22 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     set {body = .getScheduleReport(newValue)}
   }
 
+  public var unpause: Haat_V1_Unpause {
+    get {
+      if case .unpause(let v)? = body {return v}
+      return Haat_V1_Unpause()
+    }
+    set {body = .unpause(newValue)}
+  }
+
+  public var unpaused: Haat_V1_Unpaused {
+    get {
+      if case .unpaused(let v)? = body {return v}
+      return Haat_V1_Unpaused()
+    }
+    set {body = .unpaused(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -463,6 +479,8 @@ public nonisolated struct Haat_V1_Envelope: Sendable {
     case updateSchedule(Haat_V1_UpdateSchedule)
     case scheduleUpdated(Haat_V1_ScheduleUpdated)
     case getScheduleReport(Haat_V1_GetScheduleReport)
+    case unpause(Haat_V1_Unpause)
+    case unpaused(Haat_V1_Unpaused)
 
   }
 
@@ -524,7 +542,7 @@ fileprivate nonisolated let _protobuf_package = "haat.v1"
 
 nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Envelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0\u{3}list_schedules\0\u{3}schedule_list\0\u{3}update_schedule\0\u{3}schedule_updated\0\u{3}get_schedule_report\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}reply_to\0\u{2}\u{8}challenge\0\u{1}hello\0\u{1}welcome\0\u{1}error\0\u{2}\u{7}credit\0\u{1}assign\0\u{1}heartbeat\0\u{3}heartbeat_ack\0\u{1}complete\0\u{1}fail\0\u{1}ack\0\u{1}log\0\u{1}drain\0\u{1}shutdown\0\u{3}rate_request\0\u{3}rate_grant\0\u{3}rate_pause\0\u{2}\u{8}submit\0\u{1}accepted\0\u{3}get_job\0\u{1}job\0\u{3}list_jobs\0\u{3}job_list\0\u{1}watch\0\u{3}job_event\0\u{3}get_result\0\u{1}result\0\u{1}cancel\0\u{3}list_workers\0\u{3}worker_list\0\u{3}tail_logs\0\u{3}stream_end\0\u{3}list_dead\0\u{3}dead_list\0\u{3}retry_dead\0\u{3}discard_dead\0\u{3}dead_updated\0\u{1}ping\0\u{1}pong\0\u{3}prune_jobs\0\u{1}pruned\0\u{3}list_schedules\0\u{3}schedule_list\0\u{3}update_schedule\0\u{3}schedule_updated\0\u{3}get_schedule_report\0\u{1}unpause\0\u{1}unpaused\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1132,6 +1150,32 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.body = .getScheduleReport(v)
         }
       }()
+      case 69: try {
+        var v: Haat_V1_Unpause?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .unpause(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .unpause(v)
+        }
+      }()
+      case 70: try {
+        var v: Haat_V1_Unpaused?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .unpaused(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .unpaused(v)
+        }
+      }()
       default: break
       }
     }
@@ -1332,6 +1376,14 @@ nonisolated extension Haat_V1_Envelope: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .getScheduleReport?: try {
       guard case .getScheduleReport(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 68)
+    }()
+    case .unpause?: try {
+      guard case .unpause(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 69)
+    }()
+    case .unpaused?: try {
+      guard case .unpaused(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 70)
     }()
     case nil: break
     }

@@ -36,6 +36,8 @@ public struct EngagementKernel: Sendable, Equatable {
     public var ctrImpressions: UInt64 = 0
     public var postsWithReach: UInt64 = 0
     public var postsWithImpressions: UInt64 = 0
+    /// The counts no post of the cell stated (`Counts`): all of them until a post states one.
+    public var unstated = Counts.all
 
     public init() {}
 
@@ -69,6 +71,7 @@ public struct EngagementKernel: Sendable, Equatable {
         }
       }
       guard !sum.overflowed, engagements != nil, next.engagements != nil else { return false }
+      next.unstated = unstated.subtracting(Counts(statedBy: post))
       self = next
       return true
     }
@@ -91,7 +94,43 @@ public struct EngagementKernel: Sendable, Equatable {
       ctrImpressions = sum.add(ctrImpressions, other.ctrImpressions)
       postsWithReach = sum.add(postsWithReach, other.postsWithReach)
       postsWithImpressions = sum.add(postsWithImpressions, other.postsWithImpressions)
+      unstated.formIntersection(other.unstated)
       return !sum.overflowed && engagements != nil
+    }
+  }
+
+  /// A post's counts, one bit each, in the wire's order (analytics.proto `unstated`).
+  public struct Counts: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let likes = Counts(rawValue: 1)
+    public static let comments = Counts(rawValue: 2)
+    public static let shares = Counts(rawValue: 4)
+    public static let saves = Counts(rawValue: 8)
+    public static let reach = Counts(rawValue: 16)
+    public static let impressions = Counts(rawValue: 32)
+    public static let clicks = Counts(rawValue: 64)
+    public static let videoViews = Counts(rawValue: 128)
+    public static let all = Counts(rawValue: 0xFF)
+    /// Each count with its name in reports, in the wire's order.
+    static let named: [(Counts, String)] = [
+      (.likes, "likes"), (.comments, "comments"), (.shares, "shares"), (.saves, "saves"), (.reach, "reach"),
+      (.impressions, "impressions"), (.clicks, "clicks"), (.videoViews, "video_views"),
+    ]
+
+    /// The counts the post states (present, 0 included).
+    init(statedBy post: PostRecord) {
+      var bits: UInt8 = 0
+      if post.likes != nil { bits |= 1 }
+      if post.comments != nil { bits |= 2 }
+      if post.shares != nil { bits |= 4 }
+      if post.saves != nil { bits |= 8 }
+      if post.reach != nil { bits |= 16 }
+      if post.impressions != nil { bits |= 32 }
+      if post.clicks != nil { bits |= 64 }
+      if post.videoViews != nil { bits |= 128 }
+      self.init(rawValue: bits)
     }
   }
 
@@ -293,6 +332,7 @@ public struct EngagementKernel: Sendable, Equatable {
       out.ctrImpressions = cell.ctrImpressions
       out.postsWithReach = cell.postsWithReach
       out.postsWithImpressions = cell.postsWithImpressions
+      out.unstated = UInt32(cell.unstated.rawValue)
       if let sketches = rateMap[key] {
         if sketches.reach.count > 0 { out.ratesReach = sketches.reach.message }
         if sketches.impressions.count > 0 { out.ratesImpressions = sketches.impressions.message }
@@ -322,6 +362,9 @@ public struct EngagementKernel: Sendable, Equatable {
       sums.ctrImpressions = cell.ctrImpressions
       sums.postsWithReach = cell.postsWithReach
       sums.postsWithImpressions = cell.postsWithImpressions
+      // A partial from a worker that predates the field says 0: every count stated, as
+      // reports then took it.
+      sums.unstated = Counts(rawValue: UInt8(truncatingIfNeeded: cell.unstated))
       let key = Key(platform: cell.platform, account: cell.account, mediaType: cell.mediaType)
       if !cellMap.update(key, initial: Cell(), { $0.merge(sums) }) { overflowed = true }
       if cell.hasRatesReach || cell.hasRatesImpressions {
@@ -391,6 +434,7 @@ public struct EngagementKernel: Sendable, Equatable {
     if cell.ctrImpressions > 0 { row.ctr = Double(cell.ctrClicks) / Double(cell.ctrImpressions) }
     if let median = sketches.reach.quantile(0.5) { row.medianRateReach = median }
     if let median = sketches.impressions.quantile(0.5) { row.medianRateImpressions = median }
+    row.unstated = Counts.named.filter { cell.unstated.contains($0.0) }.map(\.1)
     return row
   }
 }
@@ -429,47 +473,5 @@ extension EngagementKernel: ReportKernel {
         "the engagement report's sums pass 18446744073709551615 (2^64 - 1); no report is made of wrapped sums")
     }
     report.engagement = engagement
-  }
-
-  public static func table(of report: Report) -> ReportTable? {
-    guard report.hasEngagement else { return nil }
-    let rows = report.engagement.rows + [report.engagement.total]
-    let columns = [
-      "platform", "account", "media", "posts", "likes", "comments", "shares", "saves", "reach",
-      "impressions", "clicks", "ER reach", "ER impr", "CTR",
-    ]
-    let group = ReportRendering.group
-    let percent = ReportRendering.percent
-    return ReportTable(
-      columns: columns,
-      rows: rows.map { row in
-        [
-          row.platform, row.account, row.mediaType, group(row.posts), group(row.likes),
-          group(row.comments), group(row.shares), group(row.saves), group(row.reach),
-          group(row.impressions), group(row.clicks),
-          row.hasEngagementRateReach ? percent(row.engagementRateReach) : "–",
-          row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
-          row.hasCtr ? percent(row.ctr) : "–",
-        ]
-      },
-      numeric: Set(3..<columns.count), totalLast: true,
-      csvColumns: [
-        "platform", "account", "media_type", "posts", "likes", "comments", "shares", "saves", "reach",
-        "impressions", "clicks", "video_views", "engagements", "engagement_rate_reach",
-        "engagement_rate_impressions", "ctr", "median_rate_reach", "median_rate_impressions",
-      ],
-      csvRows: rows.map { row in
-        [
-          row.platform, row.account, row.mediaType, String(row.posts), String(row.likes),
-          String(row.comments), String(row.shares), String(row.saves), String(row.reach),
-          String(row.impressions), String(row.clicks), String(row.videoViews), String(row.engagements),
-          row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
-          row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
-          row.hasCtr ? String(row.ctr) : "",
-          row.hasMedianRateReach ? String(row.medianRateReach) : "",
-          row.hasMedianRateImpressions ? String(row.medianRateImpressions) : "",
-        ]
-      },
-      csvText: [0, 1, 2])
   }
 }

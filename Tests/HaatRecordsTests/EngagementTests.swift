@@ -41,6 +41,35 @@ func post(_ id: Int, platform: String = "instagram", account: String = "dhaka_th
     #expect(abs(row.medianRateImpressions - 115.0 / 3_000) <= 0.01 * 115.0 / 3_000)
   }
 
+  /// A count no post of a row states is named as such (and shown `–`, not 0); a post
+  /// stating it as 0 states it. Stated in either of two merged partials is stated; a partial
+  /// without the field (an older worker) states every count.
+  @Test func countsNoPostStatesAreNamed() throws {
+    var a = post(1)
+    (a.likes, a.comments, a.reach) = (10, 0, 100)
+    var b = post(2)
+    (b.likes, b.saves) = (5, 3)
+    var kernel = EngagementKernel()
+    kernel.add(a)
+    #expect(kernel.finish().rows.first?.unstated == ["shares", "saves", "impressions", "clicks", "video_views"])
+    var other = EngagementKernel()
+    other.add(b)
+    // Through the wire form, as a worker's partial reaches the coordinator.
+    kernel.merge(EngagementKernel(partial: other.partial))
+    let report = kernel.finish()
+    #expect(report.rows.first?.unstated == ["shares", "impressions", "clicks", "video_views"])
+    #expect(report.total.unstated == ["shares", "impressions", "clicks", "video_views"])
+    var partialReport = Report()
+    partialReport.engagement = report
+    let table = try #require(EngagementKernel.table(of: partialReport))
+    // likes, comments, shares, saves, reach, impressions, clicks.
+    #expect(Array(table.rows[0][4...10]) == ["15", "0", "–", "3", "100", "–", "–"])
+    #expect(Array(table.csvRows[0][4...11]) == ["15", "0", "", "3", "100", "", "", ""])
+    var older = other.partial
+    for index in older.cells.indices { older.cells[index].unstated = 0 }
+    #expect(EngagementKernel(partial: older).finish().rows.first?.unstated == [])
+  }
+
   /// The median of per-post rates is within the sketch's 1 % of the exact lower median,
   /// and differs from the ratio of sums when one large post dominates.
   @Test func medianOfPerPostRates() throws {

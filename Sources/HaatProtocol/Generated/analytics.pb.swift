@@ -272,6 +272,15 @@ public nonisolated struct Haat_V1_EngagementCell: @unchecked Sendable {
   /// Clears the value of `ratesImpressions`. Subsequent reads from it will return its default value.
   public mutating func clearRatesImpressions() {_uniqueStorage()._ratesImpressions = nil}
 
+  /// The counts no post of the cell stated, one bit each: likes 1, comments 2, shares 4,
+  /// saves 8, reach 16, impressions 32, clicks 64, video_views 128. A post states a count
+  /// when its field is present, 0 included. Merging two cells ANDs their bits (stated in
+  /// either is stated). 0, the default, says every count was stated.
+  public var unstated: UInt32 {
+    get {_storage._unstated}
+    set {_uniqueStorage()._unstated = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -604,6 +613,14 @@ public nonisolated struct Haat_V1_EngagementRow: @unchecked Sendable {
   public var hasMedianRateImpressions: Bool {_storage._medianRateImpressions != nil}
   /// Clears the value of `medianRateImpressions`. Subsequent reads from it will return its default value.
   public mutating func clearMedianRateImpressions() {_uniqueStorage()._medianRateImpressions = nil}
+
+  /// The counts of this row no post stated (likes, comments, shares, saves, reach,
+  /// impressions, clicks, video_views, in that order): their sums are 0 for want of a
+  /// figure, not a count of none.
+  public var unstated: [String] {
+    get {_storage._unstated}
+    set {_uniqueStorage()._unstated = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2709,7 +2726,7 @@ nonisolated extension Haat_V1_EngagementPartial: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngagementCell"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{3}engagements_with_reach\0\u{3}engagements_with_impressions\0\u{3}ctr_clicks\0\u{3}ctr_impressions\0\u{3}posts_with_reach\0\u{3}posts_with_impressions\0\u{3}rates_reach\0\u{3}rates_impressions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{3}engagements_with_reach\0\u{3}engagements_with_impressions\0\u{3}ctr_clicks\0\u{3}ctr_impressions\0\u{3}posts_with_reach\0\u{3}posts_with_impressions\0\u{3}rates_reach\0\u{3}rates_impressions\0\u{1}unstated\0")
 
   fileprivate class _StorageClass {
     var _platform: String = String()
@@ -2732,6 +2749,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
     var _postsWithImpressions: UInt64 = 0
     var _ratesReach: Haat_V1_QuantileSketch? = nil
     var _ratesImpressions: Haat_V1_QuantileSketch? = nil
+    var _unstated: UInt32 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -2762,6 +2780,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
       _postsWithImpressions = source._postsWithImpressions
       _ratesReach = source._ratesReach
       _ratesImpressions = source._ratesImpressions
+      _unstated = source._unstated
     }
   }
 
@@ -2800,6 +2819,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._postsWithImpressions) }()
         case 19: try { try decoder.decodeSingularMessageField(value: &_storage._ratesReach) }()
         case 20: try { try decoder.decodeSingularMessageField(value: &_storage._ratesImpressions) }()
+        case 21: try { try decoder.decodeSingularUInt32Field(value: &_storage._unstated) }()
         default: break
         }
       }
@@ -2872,6 +2892,9 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._ratesImpressions {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 20)
       } }()
+      if _storage._unstated != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._unstated, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -2901,6 +2924,7 @@ nonisolated extension Haat_V1_EngagementCell: SwiftProtobuf.Message, SwiftProtob
         if _storage._postsWithImpressions != rhs_storage._postsWithImpressions {return false}
         if _storage._ratesReach != rhs_storage._ratesReach {return false}
         if _storage._ratesImpressions != rhs_storage._ratesImpressions {return false}
+        if _storage._unstated != rhs_storage._unstated {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -3214,7 +3238,7 @@ nonisolated extension Haat_V1_EngagementReport: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EngagementRow"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{1}engagements\0\u{3}engagement_rate_reach\0\u{3}engagement_rate_impressions\0\u{1}ctr\0\u{3}median_rate_reach\0\u{3}median_rate_impressions\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{3}media_type\0\u{1}posts\0\u{1}likes\0\u{1}comments\0\u{1}shares\0\u{1}saves\0\u{1}reach\0\u{1}impressions\0\u{1}clicks\0\u{3}video_views\0\u{1}engagements\0\u{3}engagement_rate_reach\0\u{3}engagement_rate_impressions\0\u{1}ctr\0\u{3}median_rate_reach\0\u{3}median_rate_impressions\0\u{1}unstated\0")
 
   fileprivate class _StorageClass {
     var _platform: String = String()
@@ -3235,6 +3259,7 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
     var _ctr: Double? = nil
     var _medianRateReach: Double? = nil
     var _medianRateImpressions: Double? = nil
+    var _unstated: [String] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3263,6 +3288,7 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
       _ctr = source._ctr
       _medianRateReach = source._medianRateReach
       _medianRateImpressions = source._medianRateImpressions
+      _unstated = source._unstated
     }
   }
 
@@ -3299,6 +3325,7 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
         case 16: try { try decoder.decodeSingularDoubleField(value: &_storage._ctr) }()
         case 17: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRateReach) }()
         case 18: try { try decoder.decodeSingularDoubleField(value: &_storage._medianRateImpressions) }()
+        case 19: try { try decoder.decodeRepeatedStringField(value: &_storage._unstated) }()
         default: break
         }
       }
@@ -3365,6 +3392,9 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
       try { if let v = _storage._medianRateImpressions {
         try visitor.visitSingularDoubleField(value: v, fieldNumber: 18)
       } }()
+      if !_storage._unstated.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._unstated, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3392,6 +3422,7 @@ nonisolated extension Haat_V1_EngagementRow: SwiftProtobuf.Message, SwiftProtobu
         if _storage._ctr != rhs_storage._ctr {return false}
         if _storage._medianRateReach != rhs_storage._medianRateReach {return false}
         if _storage._medianRateImpressions != rhs_storage._medianRateImpressions {return false}
+        if _storage._unstated != rhs_storage._unstated {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -72,7 +72,9 @@ extension CoordinatorCore {
         }
         continue
       }
-      leases.grant(task: task.task, attempt: task.attempt, owner: connection.name, now: now)
+      leases.grant(
+        task: task.task, attempt: task.attempt, owner: connection.name, now: now,
+        rateKey: Self.rateKey(ofSpec: task.spec))
       if let job = jobs[task.job], job.counts.total <= Self.inlineReduce.tasks { smallJobs[task.task] = task.job }
       connection.credit[claim.pool, default: 0] -= 1
       outbox.send(
@@ -80,4 +82,23 @@ extension CoordinatorCore {
     }
     for job in Set(tasks.map(\.job)) { jobChanged(job) }
   }
+
+  /// The `rate_key` of a stored task spec (its JSON), or "" when it has none. Decoded only
+  /// when the spec names the field: most tasks make no rate-governed request, and a scan
+  /// of a few hundred bytes is all an assign of theirs pays.
+  static func rateKey(ofSpec spec: Data) -> String {
+    let field = rateKeyField
+    let found = spec.withUnsafeBytes { bytes -> Bool in
+      guard bytes.count >= field.count else { return false }
+      // `"r` is rare in a spec's JSON: the whole name is compared only there.
+      for start in 0...(bytes.count - field.count) where bytes[start] == field[0] && bytes[start + 1] == field[1] {
+        if bytes[start..<(start + field.count)].elementsEqual(field) { return true }
+      }
+      return false
+    }
+    guard found, let decoded = try? TaskSpec(jsonUTF8Data: spec, options: WireCodec.decodingOptions) else { return "" }
+    return decoded.rateKey
+  }
+
+  private static let rateKeyField = Array(#""rate_key""#.utf8)
 }

@@ -267,6 +267,16 @@ extension CoordinatorCore {
           .staleAttempt, "task \(request.task) attempt \(request.attempt) is not leased to \(connection.name)",
           field: "task"))
     }
+    // Only the key the task's spec names: a lease of one task must not spend, or open a
+    // pause of, another credential's budget.
+    guard lease.rateKey == request.key else {
+      let named = DisplayText.escape(String(request.key.prefix(256)))
+      let reason =
+        lease.rateKey.isEmpty
+        ? "task \(request.task) makes no rate-governed request; it may not ask for a slot under \"\(named)\""
+        : "task \(request.task)'s requests count against \"\(lease.rateKey)\", not \"\(named)\""
+      return outbox.replyError(connection, to: id, HaatError(.badRequest, reason, field: "key"))
+    }
     let wait = rates.grant(key: request.key, requestsPerSecond: request.requestsPerSecond, nowMs: monotonicMs)
     // Bounded: a worker's credentials are few; past the bound, the oldest are not kept.
     if connection.grantedRateKeys.count >= Self.maxGrantedRateKeys { connection.grantedRateKeys.removeAll() }

@@ -141,7 +141,9 @@ final class CoordinatorCore: @unchecked Sendable {
       // restarts must not find its lease gone (and an attempt spent) for being late.
       let grace = UInt64(Defaults.reconnectCapMs) * 1_000_000
       for lease in recovery.leases {
-        self.leases.grant(task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now + grace)
+        self.leases.grant(
+          task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now + grace,
+          rateKey: Self.rateKey(ofSpec: lease.spec))
       }
       for task in recovery.waiting {
         self.addWaiting(task.task, job: task.job, pool: task.pool, notBeforeMs: task.notBeforeMs)

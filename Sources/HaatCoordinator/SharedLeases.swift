@@ -21,8 +21,8 @@ final class SharedLeases: Sendable {
 
   subscript(task: TaskID) -> Lease? { table.withLock { $0[task] } }
 
-  func grant(task: TaskID, attempt: UInt32, owner: String, now: UInt64) {
-    table.withLock { $0.grant(task: task, attempt: attempt, owner: owner, now: now) }
+  func grant(task: TaskID, attempt: UInt32, owner: String, now: UInt64, rateKey: String = "") {
+    table.withLock { $0.grant(task: task, attempt: attempt, owner: owner, now: now, rateKey: rateKey) }
   }
 
   @discardableResult

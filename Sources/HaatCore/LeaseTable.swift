@@ -15,10 +15,13 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
     public var owner: Owner
     /// Monotonic nanoseconds.
     public var deadline: UInt64
+    /// The rate key the task's requests count against (its spec's `rate_key`), empty when
+    /// it makes no rate-governed request: the only key its holder may ask slots under.
+    public var rateKey: String
 
     @inlinable
-    public init(task: TaskID, attempt: UInt32, owner: Owner, deadline: UInt64) {
-      (self.task, self.attempt, self.owner, self.deadline) = (task, attempt, owner, deadline)
+    public init(task: TaskID, attempt: UInt32, owner: Owner, deadline: UInt64, rateKey: String = "") {
+      (self.task, self.attempt, self.owner, self.deadline, self.rateKey) = (task, attempt, owner, deadline, rateKey)
     }
   }
 
@@ -40,9 +43,9 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
 
   /// Records a new lease from `now`, replacing any older lease of the task.
   @inlinable
-  public mutating func grant(task: TaskID, attempt: UInt32, owner: Owner, now: UInt64) {
+  public mutating func grant(task: TaskID, attempt: UInt32, owner: Owner, now: UInt64, rateKey: String = "") {
     remove(task: task)
-    leases[task] = Lease(task: task, attempt: attempt, owner: owner, deadline: now &+ durationNs)
+    leases[task] = Lease(task: task, attempt: attempt, owner: owner, deadline: now &+ durationNs, rateKey: rateKey)
     byOwner[owner, default: []].insert(task)
   }
 

@@ -28,13 +28,14 @@ extension PostgresJobStore {
         jobs[job]?.counts[state == .ready && waits ? .scheduled : state] += Int(count)
       }
       var leases: [Recovery.Lease] = []
-      for try await (id, job, attempt, worker, pool) in try await db.query(
-        "SELECT id, job, attempt, worker, pool FROM tasks WHERE state = 'leased' ORDER BY id", logger: self.logger
-      ).decode((Int64, Int64, Int64, String?, String).self) {
+      for try await (id, job, attempt, worker, pool, spec) in try await db.query(
+        "SELECT id, job, attempt, worker, pool, spec FROM tasks WHERE state = 'leased' ORDER BY id", logger: self.logger
+      ).decode((Int64, Int64, Int64, String?, String, ByteBuffer?).self) {
         guard let pool = Pool(rawValue: pool) else { continue }
         leases.append(
           Recovery.Lease(
-            task: TaskID(id), job: JobID(job), attempt: UInt32(clamping: attempt), owner: worker ?? "", pool: pool))
+            task: TaskID(id), job: JobID(job), attempt: UInt32(clamping: attempt), owner: worker ?? "", pool: pool,
+            spec: spec.map { Data($0.readableBytesView) } ?? Data()))
       }
       var waiting: [Recovery.Waiting] = []
       for try await (id, job, pool, notBefore) in try await db.query(

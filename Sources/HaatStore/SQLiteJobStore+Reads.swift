@@ -31,11 +31,12 @@ extension SQLiteJobStore {
         jobs[id]?.counts[state == .ready && (row[2] as Int64) != 0 ? .scheduled : state] += row[3] as Int
       }
       let leases = try Row.fetchAll(
-        db, sql: "SELECT id, job, attempt, worker, pool FROM tasks WHERE state = 'leased' ORDER BY id"
+        db, sql: "SELECT id, job, attempt, worker, pool, spec FROM tasks WHERE state = 'leased' ORDER BY id"
       ).compactMap { row -> Recovery.Lease? in
         guard let pool = Pool(rawValue: row[4]) else { return nil }
         return Recovery.Lease(
-          task: TaskID(row[0]), job: JobID(row[1]), attempt: row[2], owner: row[3] ?? "", pool: pool)
+          task: TaskID(row[0]), job: JobID(row[1]), attempt: row[2], owner: row[3] ?? "", pool: pool,
+          spec: row[5] ?? Data())
       }
       let waiting = try Row.fetchAll(
         db,

@@ -277,6 +277,8 @@ public struct Recovery: Sendable {
     public var attempt: UInt32
     public var owner: String
     public var pool: Pool
+    /// The task's stored spec (for the rate key its holder may ask slots under).
+    public var spec: Data = Data()
   }
 
   /// A ready task whose time has not come.

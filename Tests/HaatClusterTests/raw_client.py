@@ -476,13 +476,16 @@ def run_worker(args):
             raise ProtocolError(f"{req_id}: expected {expect}, got {msg!r}")
         return msg[expect]
     (t1, a1), (t2, a2), (t3, a3), (t4, a4) = tasks
-    # A pause counts only under a key this session was granted a slot under: one for a
-    # credential it never used is dropped; one after a grant holds.
+    # A pause counts only under a key this session was granted a slot under, and a slot is
+    # granted only under the key of the task it is for: a noop task names none, so a
+    # request for any key is refused and a pause after it is dropped, as is one for a
+    # credential the worker never asked about.
     conn.send({"rate_pause": {"key": "credential:meta", "pause_ms": 3600000, "reason": "forged"}})
     conn.send({"id": "rr", "rate_request": {"task": t1, "attempt": a1, "key": "credential:raw",
                                             "requests_per_second": 5}})
-    if "rate_grant" not in conn.reply("rr"):
-        raise ProtocolError("no rate_grant for a task the worker holds")
+    refused = conn.reply("rr").get("error", {})
+    if refused.get("code") != "bad_request" or refused.get("field") != "key":
+        raise ProtocolError(f"a slot under a key the task does not name: expected bad_request on key, got {refused!r}")
     conn.send({"rate_pause": {"key": "credential:raw", "pause_ms": 60000, "reason": "throttled"}})
     # A log line that tries to forge another worker's line with a line break of its own.
     conn.send({"log": {"level": "info", "message": "forged\n2026-01-01 00:00:00 w9 INFO fake",

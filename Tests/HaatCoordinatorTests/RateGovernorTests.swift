@@ -1,3 +1,5 @@
+import Foundation
+import HaatProtocol
 import Testing
 
 @testable import HaatCoordinator
@@ -75,5 +77,26 @@ struct RateGovernorTests {
     }
     #expect(governor.keys.count == RateGovernor.maxKeys)
     #expect(governor.keys["k0"] == nil && governor.keys["k\(RateGovernor.maxKeys + 49)"] != nil)
+  }
+}
+
+/// The rate key a lease may ask slots under is read from the task's stored spec.
+@Suite("A lease's rate key")
+struct LeaseRateKeyTests {
+  @Test func theSpecsOwnRateKeyAndNoOther() throws {
+    var governed = TaskSpec()
+    governed.source.name = "pages"
+    governed.rateKey = "credential:meta"
+    governed.requestsPerSecond = 5
+    let json = try governed.jsonUTF8Data(options: WireCodec.encodingOptions)
+    #expect(CoordinatorCore.rateKey(ofSpec: json) == "credential:meta")
+    // A source whose own text says `"rate_key":"…"` names no key: only the spec's field does.
+    var other = TaskSpec()
+    other.source.name = #""rate_key":"credential:victim""#
+    other.source.kind = "noop"
+    #expect(CoordinatorCore.rateKey(ofSpec: try other.jsonUTF8Data(options: WireCodec.encodingOptions)) == "")
+    #expect(CoordinatorCore.rateKey(ofSpec: Data(#"{"source":{"kind":"noop"}}"#.utf8)) == "")
+    #expect(CoordinatorCore.rateKey(ofSpec: Data()) == "")
+    #expect(CoordinatorCore.rateKey(ofSpec: Data(#"{"rate_key":"#.utf8)) == "")
   }
 }

@@ -23,18 +23,22 @@ public struct RetryPolicy: Sendable, Equatable {
     return min(capMs, baseMs << shift)
   }
 
+  /// The longest wait a worker's `retry_after_ms` may ask for: a platform's Retry-After is
+  /// capped at an hour too, and a larger value would park the task for days.
+  public static let maxRetryAfterMs: UInt64 = 3_600_000
+
   /// The delay before the next attempt: uniform in `0...ceiling` (full jitter), and at least
-  /// `retryAfterMs`.
+  /// `retryAfterMs` (at most an hour of it).
   public func delayMs<R: RandomNumberGenerator>(
     afterAttempt attempt: UInt32, retryAfterMs: UInt64 = 0, using random: inout R
   ) -> UInt64 {
     let jittered = UInt64.random(in: 0...ceilingMs(afterAttempt: attempt), using: &random)
-    return max(jittered, retryAfterMs)
+    return max(jittered, min(retryAfterMs, Self.maxRetryAfterMs))
   }
 
   /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
   public static func retryAfterMs(_ value: String) -> UInt64? {
-    let cap: UInt64 = 3_600_000
+    let cap = maxRetryAfterMs
     let trimmed = value.trimmingCharacters(in: .whitespaces)
     if let seconds = UInt64(trimmed) {
       return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)

@@ -48,6 +48,11 @@ struct FixedRandom: RandomNumberGenerator {
       .fail(attempt: 1, worker: "w", error: error, retryable: true, retryAfterMs: 5000), status(.leased, 1),
       .retry(delayMs: 5000)
     ),
+    // A worker's retry_after_ms is held to an hour: 4,000,000,000 ms would park it 46 days.
+    (
+      .fail(attempt: 1, worker: "w", error: error, retryable: true, retryAfterMs: 4_000_000_000), status(.leased, 1),
+      .retry(delayMs: 3_600_000)
+    ),
     (
       .fail(attempt: 1, worker: "w", error: error, retryable: true, retryAfterMs: 0), status(.leased, 2),
       .refused(.staleAttempt)

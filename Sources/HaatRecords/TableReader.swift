@@ -64,9 +64,15 @@ public protocol TableSchema: Sendable {
   /// The row's record; nil for a row that carries no record of its own (a later line
   /// item of an order); or why the row is bad (its field and reason).
   static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
+  /// A field whose value, when it repeats the row just before's, makes a row one more line
+  /// of that row's record (an order's later line items), skipped whatever else it carries;
+  /// nil when every row stands alone.
+  static var groupedBy: String? { get }
 }
 
 extension TableSchema {
+  public static var groupedBy: String? { nil }
+
   /// `name` with its position in this schema's rows, for a schema to find once (in a
   /// static constant) and read each row by.
   public static func field(_ name: String) -> TableField {
@@ -106,6 +112,10 @@ public struct TableReader<Schema: TableSchema> {
   private var ignoredColumns: UInt64 = 0
   /// A CSV row's texts, kept between rows: one array for the export rather than one per row.
   private var texts: [String?] = []
+  /// The position of `Schema.groupedBy` in a row (−1: none), and its value in the last row
+  /// that began a record (or was refused as one).
+  private let groupPosition = Schema.groupedBy.flatMap { name in Schema.columns.firstIndex { $0.field == name } } ?? -1
+  private var lastGroup: String?
 
   /// Lowercased column name → (field, rank among its names).
   private static var names: [String: (field: String, rank: Int)] {
@@ -201,10 +211,17 @@ public struct TableReader<Schema: TableSchema> {
   }
 
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
+    let group = groupPosition >= 0 ? row.texts[groupPosition] : nil
+    // One more line of the record just read (or just refused): never a record of its own.
+    if let group, group == lastGroup { return }
     switch Schema.record(row, platform: platform, account: account) {
     case .success(nil): break
-    case .success(let record?): counts.take(record, row: row.number, keep: maxProblems, emit: emit)
-    case .failure(let problem): counts.bad(problem, keep: maxProblems)
+    case .success(let record?):
+      lastGroup = group
+      counts.take(record, row: row.number, keep: maxProblems, emit: emit)
+    case .failure(let problem):
+      lastGroup = group
+      counts.bad(problem, keep: maxProblems)
     }
   }
 
@@ -280,8 +297,9 @@ public struct TableReader<Schema: TableSchema> {
     var ranks: [String: Int] = [:]
     var values = TableRow(number: number, fields: fields)
     for (key, value) in object {
+      // Trimmed as a CSV cell is: " c1 " is the conversation "c1" in either format.
       guard let (field, rank) = names[key.lowercased()], let position = fields.firstIndex(of: field),
-        let text = Self.text(value), !text.isEmpty
+        let text = Self.text(value)?.trimmingBlanks(), !text.isEmpty
       else { continue }
       if let seen = ranks[field], seen <= rank { continue }
       ranks[field] = rank

@@ -90,4 +90,21 @@ struct CanonicalTablesTests {
       #expect(Values.decimalProblem(long) == .outOfRange, "\(long)")
     }
   }
+
+  @Test("NDJSON values are trimmed as CSV cells are: the same id, total and currency in either format")
+  func ndjsonValuesAreTrimmed() throws {
+    let line =
+      #"{"id":" o1 ","customer":" c1 ","created_at":" 2026-01-01T00:00:00Z ","total":" 12.50 ","currency":" chf "}"#
+    var task = TaskSpec()
+    task.source.kind = "orders"
+    task.source.url = "http://fixture/orders.ndjson"
+    let (records, _, connector) = try drive(
+      TableExportConnector<OrdersExport>.self, task,
+      pages: [task.source.url: CannedPage(body: Array((line + "\n").utf8))], chunk: 3)
+    guard case .order(let order)? = records.first else {
+      Issue.record("no order: \(connector.counts.problems)")
+      return
+    }
+    #expect((order.id, order.customer, order.totalText, order.currency) == ("o1", "c1", "12.50", "chf"))
+  }
 }

@@ -42,6 +42,37 @@ struct ShopifyOrdersExportTests {
     }
   }
 
+  @Test("an order's rows are one order whichever of its columns they repeat; the next Name starts the next")
+  func consecutiveRowsOfOneNameAreOneOrder() throws {
+    let csv = """
+      Name,Email,Financial Status,Created at,Total,Currency,Lineitem name
+      #1,a@x.com,paid,2026-01-01 10:00:00 -0500,10.00,USD,Shirt
+      #1,a@x.com,paid,2026-01-01 10:00:00 -0500,10.00,USD,Hat
+      #1,a@x.com,,2026-01-01 10:00:00 -0500,,,Sock
+      #2,b@x.com,paid,2026-01-02 10:00:00 -0500,5.00,USD,Mug
+      #2,,,,,,Cup
+      #3,c@x.com,paid,2026-01-03 10:00:00 -0500,x,USD,Bag
+      #3,c@x.com,paid,2026-01-03 10:00:00 -0500,7.00,USD,Pin
+
+      """
+    var task = TaskSpec()
+    task.source.kind = "shopify_orders_csv"
+    task.source.url = "http://fixture/orders.csv"
+    for chunk in [1, 5, 4096] {
+      let (records, _, connector) = try drive(
+        TableExportConnector<ShopifyOrdersExport>.self, task,
+        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
+      let orders = records.compactMap { record -> OrderRecord? in
+        if case .order(let order) = record { return order }
+        return nil
+      }
+      #expect(orders.map(\.totalText) == ["10.00", "5.00"])
+      // #3's first row is bad: its later rows are its line items, not an order of their own.
+      #expect(connector.counts.records == 2 && connector.counts.badRecords == 1)
+      #expect(connector.counts.problems == [RowProblem(row: 6, column: "total", reason: .notADecimal)])
+    }
+  }
+
   @Test("the newer export's header is read by name")
   func newerHeader() throws {
     let (orders, counts) = try read("orders-export-newer.csv", chunk: 11)

@@ -30,6 +30,9 @@ public enum ShopifyOrdersExport: TableExportKind {
     ("referring_site", ["referring site"]),
   ]
   public static let required = ["name", "created_at", "total"]
+  /// Shopify writes an order's line items on consecutive rows under its Name: a row with the
+  /// Name of the row before is one of them, whichever of the order's columns it repeats.
+  public static let groupedBy: String? = "name"
   private static let orderFields = OrdersExport.OrderFields(Self.self)
 
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>

@@ -38,6 +38,9 @@ final class Connection: @unchecked Sendable {
   /// The rate keys this session was granted a slot under (for a task it held): only such a
   /// key may it pause for everyone, as only a request under it can have been throttled.
   var grantedRateKeys: Set<String> = []
+  /// Monotonic nanoseconds of the last line the core read from it (heartbeats, answered
+  /// on the session's loop, count through the worker's record instead).
+  var lastHeard: UInt64 = 0
 
   init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int) {
     self.channel = channel

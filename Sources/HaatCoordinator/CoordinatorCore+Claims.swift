@@ -15,7 +15,8 @@ extension CoordinatorCore {
   /// commits), or nil when nothing may be claimed.
   func claims() -> CommitPipeline.Extra? {
     guard accepting else { return nil }
-    let candidates = workerConnections.values.filter { $0.open && !$0.draining }.map { connection in
+    let now = self.now
+    let candidates = workerConnections.values.filter { takesWork($0, now: now) }.map { connection in
       ClaimScheduler.Candidate(name: connection.name, free: free(connection))
     }
     let planned = scheduler.plan(candidates, maxTasks: config.claimsPerCommit)
@@ -42,9 +43,22 @@ extension CoordinatorCore {
 
   var hasClaimableCredit: Bool {
     guard accepting else { return false }
+    let now = self.now
     return workerConnections.values.contains { connection in
-      connection.open && !connection.draining && scheduler.wants(free(connection))
+      takesWork(connection, now: now) && scheduler.wants(free(connection))
     }
+  }
+
+  /// Whether a worker may be given tasks: connected, not draining, and heard from (a
+  /// heartbeat or any other line) within the bound that makes it `lost`. A stopped process
+  /// keeps its socket open and its credit; a task sent to it would wait out a whole lease
+  /// and spend an attempt. Its next heartbeat or line makes it eligible again.
+  func takesWork(_ connection: Connection, now: UInt64) -> Bool {
+    guard connection.open, !connection.draining else { return false }
+    guard let record = workers[connection.name], record.silent(now: now, heartbeatMs: config.heartbeatMs) else {
+      return true
+    }
+    return now &- connection.lastHeard <= UInt64(config.heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000
   }
 
   func deliver(_ claim: ClaimScheduler.Claim, to connection: Connection, _ result: StoreOpResult) {

@@ -7,6 +7,7 @@ extension CoordinatorCore {
   /// Handles the messages one read brought from an authenticated connection, then sends
   /// the replies they made.
   func receive(_ envelopes: [Envelope], from connection: Connection) {
+    connection.lastHeard = now
     for envelope in envelopes { receive(envelope, from: connection) }
     outbox.flush()
   }

@@ -41,11 +41,14 @@ extension CoordinatorCore {
     loop.preconditionInEventLoop()
     for beat in beats where workerConnections[beat.connection.name] === beat.connection {
       guard var record = workers[beat.connection.name] else { continue }
+      // A worker heard from again after it fell silent may take tasks again.
+      let wasSilent = record.silent(now: beat.now, heartbeatMs: config.heartbeatMs)
       record.beat(beat.health, now: beat.now)
       record.lastHeartbeatMs = beat.nowMs
       record.pools = beat.health.pools
       if beat.health.draining { record.draining = true }
       workers[beat.connection.name] = record
+      if wasSilent { for pool in Pool.allCases { markWork(pool) } }
     }
   }
 

@@ -36,12 +36,16 @@ struct WorkerRecord {
     lastHeartbeat = now
   }
 
+  /// Whether it missed the heartbeats that make a connected worker `lost`.
+  func silent(now: UInt64, heartbeatMs: UInt32) -> Bool {
+    now &- lastHeartbeat > UInt64(heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000
+  }
+
   /// healthy, stalled, lost, draining or gone (docs/operations.md).
   func state(now: UInt64, heartbeatMs: UInt32, leaseMs: UInt32, leases: Int) -> String {
     if !connected { return draining ? "gone" : "lost" }
     if draining { return "draining" }
-    let silent = now &- lastHeartbeat
-    if silent > UInt64(heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000 { return "lost" }
+    if silent(now: now, heartbeatMs: heartbeatMs) { return "lost" }
     let sinceProgress = now &- lastProgress
     if leases > 0, sinceProgress > UInt64(max(leaseMs, heartbeatMs * 3)) * 1_000_000 { return "stalled" }
     return "healthy"

@@ -40,3 +40,40 @@ import Testing
     }
   }
 }
+
+/// A stopped worker keeps its socket open and its credit: once it is `lost` (three missed
+/// heartbeats) it gets no new task, so a job runs on the others at attempt 1 instead of
+/// waiting out a lease on it; heard from again, it takes tasks again.
+@Suite struct SilentWorkerClusterTests {
+  @Test func aLostWorkerGetsNoNewTaskUntilItBeatsAgain() async throws {
+    try await withCluster(.fast) { cluster, _ in
+      try await cluster.waitForWorkers(2)
+      let client = try await cluster.client()
+      let stopped = try #require(cluster.worker("worker-1"))
+      stopped.signal(SIGSTOP)
+      do {
+        try await eventually("worker-1 is lost") {
+          try await client.workers().first { $0.id == "worker-1" }?.state == "lost"
+        }
+        var source = Source()
+        source.kind = "noop"
+        source.tasks = 12
+        let job = try await client.submit(spec("while worker-1 is stopped", [source])).job
+        #expect(try await finish(client, job).job.state == "succeeded")
+        let tasks = try await client.job(job, tasks: true).tasks
+        #expect(tasks.count == 12)
+        for task in tasks {
+          #expect(task.worker == "worker-2" && task.attempt == 1, "task \(task.index): \(task.worker) #\(task.attempt)")
+        }
+      } catch {
+        stopped.signal(SIGCONT)
+        throw error
+      }
+      stopped.signal(SIGCONT)
+      try await eventually("worker-1 is healthy again") {
+        try await client.workers().first { $0.id == "worker-1" }?.state == "healthy"
+      }
+      await client.close()
+    }
+  }
+}

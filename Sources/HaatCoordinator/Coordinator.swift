@@ -35,8 +35,11 @@ public final class Coordinator: Service {
     }
     let store: any JobStore
     var leadership: PostgresLeadership?
+    var storeLock: StoreFileLock?
+    defer { storeLock?.release() }
     switch config.storeLocation {
     case .sqlite(let path):
+      storeLock = try StoreFileLock(store: path)
       store = try SQLiteJobStore(path: path, durability: config.durability)
     case .postgres(let location):
       // One coordinator is active on a store; the others wait as standbys, not listening,

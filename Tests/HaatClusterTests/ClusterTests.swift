@@ -440,6 +440,22 @@ struct ClusterTests {
     }
   }
 
+  /// A second coordinator on a store another one runs on is refused at start (exit 6), and
+  /// leaves the first's admin credential as it was: two would serve one queue twice.
+  @Test func aSecondCoordinatorOnTheSameStoreIsRefused() async throws {
+    try await withCluster(.fast) { cluster, _ in
+      // Bounded: a coordinator that starts anyway is stopped by `timeout` (exit 124).
+      let second = try await run(
+        "/usr/bin/timeout",
+        ["20", cluster.binary, "coordinator", "--data-dir", cluster.dataDirectory, "--listen", "127.0.0.1:0"])
+      #expect(second.status == 6, "\(second.output)")
+      #expect(second.output.contains("another coordinator is running on the store"), "\(second.output)")
+      let client = try await cluster.client()
+      #expect(try await client.workers().count == 2)
+      await client.close()
+    }
+  }
+
   /// `haat top --once`: one frame of the live view, with a running job's progress and the
   /// rate tasks finish at.
   @Test func topShowsWorkersQueueAndJobProgress() async throws {

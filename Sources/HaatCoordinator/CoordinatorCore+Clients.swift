@@ -378,6 +378,12 @@ extension CoordinatorCore {
       }
       level = parsed
     }
+    // A follow past the bound is refused before anything of it is sent: the first reply to
+    // the request is the answer.
+    if request.follow, connection.follows >= config.session.follows {
+      return outbox.replyError(
+        connection, to: id, HaatError(.busy, "this session follows \(connection.follows) log streams, the most it may"))
+    }
     let worker = request.worker
     let limit = request.limit == 0 ? 100 : Int(request.limit)
     for line in logs.tail(
@@ -389,11 +395,6 @@ extension CoordinatorCore {
       outbox.reply(connection, to: id, .log(line))
     }
     if request.follow {
-      guard connection.follows < config.session.follows else {
-        return outbox.replyError(
-          connection, to: id,
-          HaatError(.busy, "this session follows \(connection.follows) log streams, the most it may"))
-      }
       connection.follows += 1
       tailers.append((connection, id, worker, level))
     } else {

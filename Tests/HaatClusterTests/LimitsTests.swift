@@ -1,6 +1,7 @@
 import Foundation
 import HaatClient
 import HaatCore
+import HaatProtocol
 import HaatTesting
 import Testing
 
@@ -23,6 +24,37 @@ struct LimitsTests {
       }
       // At the limit it is a request like any other (none of these tasks is dead).
       #expect(try await client.retryDead(tasks: Array(tasks.prefix(Defaults.maxListItems))) == 0)
+      await client.close()
+    }
+  }
+
+  /// A session may follow 4 log streams: a 5th is refused with `busy`, and the refusal is
+  /// the first thing it gets (not a line of the backlog, then `busy`).
+  @Test func aFifthFollowIsRefusedBeforeItsBacklog() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "noop"
+      _ = try await finish(client, try await client.submit(spec("a logged task", [source])).job)
+      try await eventually("a worker's line is stored") {
+        var lines = client.logs(limit: 1).makeAsyncIterator()
+        return try await lines.next() != nil
+      }
+      var follows: [AsyncThrowingStream<Haat_V1_Log, any Error>.AsyncIterator] = []
+      for _ in 0..<4 {
+        var follow = client.logs(follow: true, limit: 1).makeAsyncIterator()
+        #expect(try await follow.next() != nil)
+        follows.append(follow)
+      }
+      var fifth = client.logs(follow: true, limit: 1).makeAsyncIterator()
+      do {
+        let first = try await fifth.next()
+        Issue.record("a 5th follow got \(String(describing: first)) before its refusal")
+      } catch let error as HaatError {
+        #expect(error.code == .busy)
+      }
       await client.close()
     }
   }

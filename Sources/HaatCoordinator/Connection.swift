@@ -66,6 +66,8 @@ final class ActiveJob {
   /// The early merges not yet run, in order; the job's end waits for them.
   var merging: EventLoopFuture<Void>?
   var watchers: [(Connection, String)] = []
+  /// Run once its end is recorded (a cancel's reply waits for the result to be stored).
+  var afterEnd: [() -> Void] = []
   var lastEvent: UInt64 = 0
   var eventScheduled = false
 

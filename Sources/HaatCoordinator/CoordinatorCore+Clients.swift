@@ -323,7 +323,14 @@ extension CoordinatorCore {
         self.logger.info(
           "job cancelled", metadata: ["job": "\(job)", "tasks": "\(changes.count)", "by": "\(connection.name)"])
         self.finishIfEnded(job)
-        self.getJob(.with { $0.job = job.description }, id: id, from: connection)
+        // Answered once the cancelled job's result is stored, when it is being made: a
+        // `get_result` sent after the answer then finds it.
+        let reply = { self.getJob(.with { $0.job = job.description }, id: id, from: connection) }
+        if let active = self.jobs[job], active.reducing {
+          active.afterEnd.append(reply)
+        } else {
+          reply()
+        }
       case .failed(let error):
         self.outbox.replyError(connection, to: id, error)
       default:

@@ -228,6 +228,9 @@ extension CoordinatorCore {
       connection.watches -= 1
     }
     job.watchers.removeAll()
+    let after = job.afterEnd
+    job.afterEnd.removeAll()
+    for body in after { body() }
   }
 
   /// After a result that may end its small job: the job's end in the same commit

@@ -258,11 +258,23 @@ struct ClusterTests {
       try await eventually("a task running") { try await client.job(job).counts.leased > 0 }
       let cancelled = try await client.cancel(job)
       #expect(cancelled.state == "cancelled")
-      let result = try await finish(client, job)
+      // Its result is stored by the time the cancel is answered: asked for at once, not
+      // waited for, it is there (it used to be `not_finished` for a moment).
+      let result = try await client.result(job)
       #expect(result.job.state == "cancelled")
       #expect(result.job.counts.cancelled > 0)
       // Cancelling again is refused with a reason.
       await #expect(throws: HaatError.self) { _ = try await client.cancel(job) }
+      // Jobs of many no-op tasks, cancelled while they run: each result is there at once.
+      for round in 0..<5 {
+        var source = Source()
+        source.kind = "noop"
+        source.tasks = 2_000
+        let many = try await client.submit(spec("to cancel \(round)", [source])).job
+        try await eventually("tasks running") { try await client.job(many).counts.done > 0 }
+        _ = try await client.cancel(many)
+        #expect(try await client.result(many).job.state == "cancelled")
+      }
       await client.close()
     }
   }

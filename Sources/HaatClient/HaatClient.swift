@@ -397,7 +397,12 @@ final class ReplyRouter: Sendable {
 
   func deliver(_ envelope: Envelope) {
     let id = envelope.replyTo
-    guard !id.isEmpty else { return }
+    guard !id.isEmpty else {
+      // The coordinator's last word before it closes the session (a revoked token, a line
+      // too long): what every wait ends with, not "the connection closed".
+      if case .error(let error)? = envelope.body, Self.closesSession(error.haatError.code) { close(error.haatError) }
+      return
+    }
     let waiter = state.withLock { state -> Waiter? in
       guard let waiter = state.waiters[id] else { return nil }
       if case .call = waiter { state.waiters[id] = nil }
@@ -428,9 +433,14 @@ final class ReplyRouter: Sendable {
     }
   }
 
+  static func closesSession(_ code: ErrorCode) -> Bool {
+    code == .authFailed || code == .frameTooLong || code == .versionUnsupported
+  }
+
+  /// Ends every wait with `error`; the first reason given is the one kept.
   func close(_ error: any Error) {
     let waiters = state.withLock { state -> [Waiter] in
-      state.closed = error
+      if state.closed == nil { state.closed = error }
       defer { state.waiters = [:] }
       return Array(state.waiters.values)
     }

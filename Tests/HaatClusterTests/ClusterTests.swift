@@ -547,6 +547,19 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
       }
       let reader = try await HaatClient.connect(to: cluster.endpoint, credential: credential)
       _ = try await reader.jobs()
+      // A stream open when the token is revoked ends with the coordinator's reason
+      // (auth_failed, exit 5 from the CLI), not as if the coordinator had gone away.
+      let follow = reader.logs(follow: true, limit: 1)
+      let ended = Task { () -> String in
+        do {
+          for try await _ in follow {}
+          return "ended without an error"
+        } catch let error as HaatError {
+          return error.code.rawValue
+        } catch {
+          return "\(error)"
+        }
+      }
       let admin = try await cluster.client()
       // The worker's token too.
       let workerToken = try Credential.load(path: cluster.workerTokenPath)
@@ -560,6 +573,7 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
           return false
         } catch { return true }
       }
+      #expect(await ended.value == "auth_failed")
       try await eventually("the worker is gone", timeout: .seconds(10)) {
         let workers = try await admin.workers()
         return !workers.isEmpty && workers.allSatisfy { $0.state == "lost" || $0.state == "gone" }

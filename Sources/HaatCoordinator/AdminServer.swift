@@ -34,16 +34,21 @@ public enum AdminServer {
           : "--admin-listen \(host):\(port) is not a loopback address: it needs TLS (--tls-cert and --tls-key)")
     }
     let router = Router()
-    router.get("/healthz") { _, _ -> Response in
+    // The probes answer HEAD too (a probe that sends HEAD must not see 404), without a body.
+    @Sendable func healthz(_ request: Request, _: BasicRequestContext) async -> Response {
       guard await core.answers(within: .seconds(2)) else {
-        return text(.serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
+        return probe(request, .serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
       }
-      return text(.ok, "ok\n")
+      return probe(request, .ok, "ok\n")
     }
-    router.get("/readyz") { _, _ -> Response in
-      if let problem = await core.readiness() { return text(.serviceUnavailable, problem + "\n") }
-      return text(.ok, "ready\n")
+    @Sendable func readyz(_ request: Request, _: BasicRequestContext) async -> Response {
+      if let problem = await core.readiness() { return probe(request, .serviceUnavailable, problem + "\n") }
+      return probe(request, .ok, "ready\n")
     }
+    router.get("/healthz", use: healthz)
+    router.head("/healthz", use: healthz)
+    router.get("/readyz", use: readyz)
+    router.head("/readyz", use: readyz)
     router.get("/metrics") { request, _ -> Response in
       if !open, let refusal = refusal(request, role: .metrics, tokens: tokens) { return refusal }
       await core.recordMetrics()
@@ -122,6 +127,13 @@ public enum AdminServer {
     if tokens.cachedToken(id: id) == nil { tokens.refresh() }
     guard let token = tokens.cachedToken(id: id), token.role == role else { return false }
     return Hex.constantTimeEqual(Array(token.secret.utf8), Array(value[value.index(after: colon)...].utf8))
+  }
+
+  /// A probe's answer: its text, or for HEAD the same status and headers and no body.
+  static func probe(_ request: Request, _ status: HTTPResponse.Status, _ body: String) -> Response {
+    var response = text(status, body)
+    if request.method == .head { response.body = .init() }
+    return response
   }
 
   static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {

@@ -17,12 +17,14 @@ import Testing
   static let promtool = "/usr/bin/promtool"
 
   /// A plain HTTP GET (the TLS case goes through python's ssl, which takes a CA file).
-  static func get(_ url: String) async throws -> (status: Int, body: String) {
+  static func get(_ url: String, method: String = "GET") async throws -> (status: Int, body: String) {
     // A session per request: no kept-alive connection is reused across tests whose
     // servers took the same port one after another.
     let session = URLSession(configuration: .ephemeral)
     defer { session.finishTasksAndInvalidate() }
-    let (data, response) = try await session.data(from: try #require(URL(string: url)))
+    var request = URLRequest(url: try #require(URL(string: url)))
+    request.httpMethod = method
+    let (data, response) = try await session.data(for: request)
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
   }
 
@@ -55,6 +57,11 @@ import Testing
         return ready.status == 200
       }
       #expect(ready.status == 200 && ready.body == "ready\n", "\(ready)")
+      // A probe may send HEAD: the same status, no body.
+      for path in ["/healthz", "/readyz"] {
+        let head = try await Self.get(base + path, method: "HEAD")
+        #expect(head.status == 200 && head.body.isEmpty, "HEAD \(path): \(head)")
+      }
       let samples = try Samples.manifest()
       let client = try await cluster.client()
       let job = try await client.submit(spec("metrics", samples.map { Samples.source($0, server: server) })).job

@@ -120,11 +120,13 @@ public final class Coordinator: Service {
               try operations.addHandler(TLSProbe(logger: logger))
               try operations.addHandler(NIOSSLServerHandler(context: tlsContext))
             }
-            try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: Int(config.maxLineBytes))))
+            let framing = LineFrameDecoder.Limit(Int(config.maxLineBytes))
+            try operations.addHandler(ByteToMessageHandler(LineFrameDecoder(limit: framing)))
             try operations.addHandler(
               SessionHandler(
                 core: core, tokens: tokens, config: config, throttle: throttle, gate: gate,
-                health: boards[ObjectIdentifier(channel.eventLoop)] ?? HealthBoard(loop: channel.eventLoop, core: core))
+                health: boards[ObjectIdentifier(channel.eventLoop)] ?? HealthBoard(loop: channel.eventLoop, core: core),
+                framing: framing)
             )
           }
         }

@@ -16,6 +16,8 @@ final class SessionHandler: ChannelInboundHandler {
   private var handshake: ServerHandshake
   private var connection: Connection?
   private var lineLimit: Int
+  /// The framing decoder's limit: lowered to the session's once it is agreed.
+  private let framing: LineFrameDecoder.Limit?
   private var timeout: Scheduled<Void>?
   private var stalled: Scheduled<Void>?
   private let session = "s_" + HandshakeMAC.nonce(bytes: 8)
@@ -33,8 +35,9 @@ final class SessionHandler: ChannelInboundHandler {
 
   init(
     core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate,
-    health: HealthBoard
+    health: HealthBoard, framing: LineFrameDecoder.Limit? = nil
   ) {
+    self.framing = framing
     self.core = core
     self.health = health
     self.tokens = tokens
@@ -192,6 +195,7 @@ final class SessionHandler: ChannelInboundHandler {
       timeout?.cancel()
       if hello.maxLineBytes != 0 {
         lineLimit = Int(min(max(hello.maxLineBytes, Defaults.minLineBytes), config.maxLineBytes))
+        framing?.bytes = lineLimit
       }
       var welcome = Haat_V1_Welcome()
       welcome.session = session

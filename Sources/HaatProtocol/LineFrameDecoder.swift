@@ -15,13 +15,26 @@ public enum LineFrame: Sendable, Equatable {
 public struct LineFrameDecoder: ByteToMessageDecoder {
   public typealias InboundOut = LineFrame
 
-  public var maxLineBytes: Int
+  /// The limit, shared with the handler that may lower it (a session's negotiated limit,
+  /// once its handshake is done): a line still open past it is refused at once, not when
+  /// its newline comes.
+  public final class Limit {
+    public var bytes: Int
+    public init(_ bytes: Int) { self.bytes = bytes }
+  }
+
+  private let limit: Limit
+  public var maxLineBytes: Int { limit.bytes }
   /// Bytes at the front of the buffer already searched for a newline.
   private var scanned = 0
   private var overflowed = false
 
   public init(maxLineBytes: Int) {
-    self.maxLineBytes = maxLineBytes
+    limit = Limit(maxLineBytes)
+  }
+
+  public init(limit: Limit) {
+    self.limit = limit
   }
 
   public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws
@@ -50,6 +63,7 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
       buffer.moveReaderIndex(to: buffer.writerIndex)
       return nil
     }
+    let maxLineBytes = limit.bytes
     while true {
       let view = buffer.readableBytesView
       let start = view.startIndex + scanned

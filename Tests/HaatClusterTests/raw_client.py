@@ -86,7 +86,7 @@ def load_cred(path):
     return cred
 
 
-def open_hello(addr, cred, role="client", name="raw-client", mac=None):
+def open_hello(addr, cred, role="client", name="raw-client", mac=None, max_line_bytes=None):
     """Connect, read the challenge and send hello. Returns (conn, nonce, client_nonce)."""
     conn = Conn(addr)
     ch = conn.recv()
@@ -100,6 +100,8 @@ def open_hello(addr, cred, role="client", name="raw-client", mac=None):
         mac = mac_hex(cred["secret"], "client", nonce, cnonce, role, name)
     hello = {"version": 1, "role": role, "name": name, "token_id": cred["token_id"],
              "client_nonce": cnonce, "mac": mac}
+    if max_line_bytes is not None:
+        hello["max_line_bytes"] = max_line_bytes
     conn.send({"id": "hello", "hello": hello})
     return conn, nonce, cnonce
 
@@ -256,6 +258,26 @@ def after_handshake(a, line, reply_to, code, then):
         conn.close()
 
 
+def negotiated_limit_before_newline(a):
+    """A session that asked for a 64 KiB line limit has a line still open past it refused at
+    once, before any newline comes: the coordinator holds no more than the session's limit."""
+    conn, _, _ = open_hello(a.coordinator, a.cred, max_line_bytes=65536)
+    try:
+        welcome = conn.reply("hello").get("welcome", {})
+        if welcome.get("max_line_bytes") != 65536:
+            raise ProtocolError(f"asked for 65536, welcome says {welcome!r}")
+        try:
+            conn.send(b"x" * 70000)  # no newline
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        err = expect_error(conn, "", "frame_too_long")
+        if "65536" not in err.get("message", ""):
+            raise ProtocolError(f"frame_too_long does not name the session's limit: {err!r}")
+        expect_closed(conn)
+    finally:
+        conn.close()
+
+
 def check_bad_spec(a):
     err = after_handshake(a, b'{"id":"b1","submit":{"spec":{"sources":[{"url":"ftp://x"}]}}}\n',
                           "b1", "bad_spec", None)
@@ -393,6 +415,7 @@ CHECKS = [
         a, b'{"id":"u1","frobnicate":{}}\n', "u1", "unsupported", expect_open)),
     ("over_long_line", lambda a: after_handshake(
         a, b'"' + b"x" * (a.max_line_bytes + 100) + b'"\n', "", "frame_too_long", expect_closed)),
+    ("negotiated_limit_before_newline", negotiated_limit_before_newline),
     ("long_id", lambda a: after_handshake(
         a, b'{"id":"' + b"i" * 65 + b'","ping":{}}\n', "", "bad_request", expect_open)),
     ("forbidden", lambda a: after_handshake(

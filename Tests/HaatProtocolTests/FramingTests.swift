@@ -36,6 +36,19 @@ struct FramingTests {
     #expect(try frames([exact + "xx"]) == [.tooLong(limit: 64)])
   }
 
+  /// A limit lowered after the decoder was made (a session's, agreed in its handshake)
+  /// holds from the next bytes on, before any newline.
+  @Test func aLoweredLimitHoldsBeforeTheNewline() throws {
+    let limit = LineFrameDecoder.Limit(1_024)
+    let channel = EmbeddedChannel(handler: ByteToMessageHandler(LineFrameDecoder(limit: limit)))
+    try channel.writeInbound(ByteBuffer(string: String(repeating: "a", count: 100) + "\n"))
+    #expect(try channel.readInbound(as: LineFrame.self).map(text) == String(repeating: "a", count: 100))
+    limit.bytes = 64
+    try channel.writeInbound(ByteBuffer(string: String(repeating: "b", count: 70)))
+    #expect(try channel.readInbound(as: LineFrame.self) == .tooLong(limit: 64))
+    _ = try? channel.finish()
+  }
+
   @Test func nothingAfterAnOverflow() throws {
     let out = try frames([String(repeating: "y", count: 100), "\n{\"ok\":1}\n"])
     #expect(out == [.tooLong(limit: 64)])

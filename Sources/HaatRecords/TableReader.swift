@@ -68,10 +68,14 @@ public protocol TableSchema: Sendable {
   /// of that row's record (an order's later line items), skipped whatever else it carries;
   /// nil when every row stands alone.
   static var groupedBy: String? { get }
+  /// Fields read as free text (a store's reply), where a line break or any control
+  /// character may be: every other field holding one makes its row bad.
+  static var freeText: Set<String> { get }
 }
 
 extension TableSchema {
   public static var groupedBy: String? { nil }
+  public static var freeText: Set<String> { [] }
 
   /// `name` with its position in this schema's rows, for a schema to find once (in a
   /// static constant) and read each row by.
@@ -116,6 +120,8 @@ public struct TableReader<Schema: TableSchema> {
   /// that began a record (or was refused as one).
   private let groupPosition = Schema.groupedBy.flatMap { name in Schema.columns.firstIndex { $0.field == name } } ?? -1
   private var lastGroup: String?
+  /// Per field position: whether a control character in it makes the row bad.
+  private let controlChecked = Schema.columns.map { !Schema.freeText.contains($0.field) }
 
   /// Lowercased column name → (field, rank among its names).
   private static var names: [String: (field: String, rank: Int)] {
@@ -243,11 +249,19 @@ public struct TableReader<Schema: TableSchema> {
     if texts.count != fields.count { texts = [String?](repeating: nil, count: fields.count) }
     var values = TableRow(number: row, fields: fields, texts: texts)
     texts = []  // the row's array is the only reference: filled in place
+    // Every field read is an identity or a figure: one holding a control character (a NUL, an
+    // escape) is bad, as a post's text field is.
+    var control: String?
     for (index, position) in columns.enumerated() where position >= 0 {
       let text = Values.trimmed(record.field(index))
+      if control == nil, controlChecked[position], Values.hasControl(text) { control = fields[position] }
       if !text.isEmpty { values.texts[position] = Values.string(text) }
     }
-    take(values, emit)
+    if let control {
+      counts.bad(RowProblem(row: row, column: control, reason: .controlCharacter), keep: maxProblems)
+    } else {
+      take(values, emit)
+    }
     // Moved back out (not copied: `values` keeps no reference), then emptied in place.
     swap(&texts, &values.texts)
     for index in texts.indices { texts[index] = nil }
@@ -304,6 +318,12 @@ public struct TableReader<Schema: TableSchema> {
       if let seen = ranks[field], seen <= rank { continue }
       ranks[field] = rank
       values.texts[position] = text
+    }
+    for (position, text) in values.texts.enumerated() where controlChecked[position] {
+      if let text, Values.hasControl(text.utf8) {
+        return counts.bad(
+          RowProblem(row: number, column: fields[position], reason: .controlCharacter), keep: maxProblems)
+      }
     }
     take(values, emit)
   }

@@ -97,4 +97,42 @@ struct TableExportTests {
       #expect(Values.looseTimestamp(bad) == nil, "\(bad)")
     }
   }
+
+  @Test(
+    "media: a whole count or picture URLs; none/N/A/[] are none, a negative count is bad; control characters make a row bad, but not in the reply's text"
+  )
+  func reviewsMediaAndControls() throws {
+    let csv = """
+      id,created_at,rating,media,replied
+      r1,2026-01-01,5,none,
+      r2,2026-01-01,4,N/A,
+      r3,2026-01-01,5,"https://cdn.x/a.jpg, https://cdn.x/b.jpg",
+      r4,2026-01-01,5,2.0,
+      r5,2026-01-01,3,-1,
+      r6,2026-01-01,5,[],"Thanks!
+      See you"
+      r7\u{1B}[2J,2026-01-01,5,,
+
+      """
+    var task = TaskSpec()
+    task.source.kind = "reviews"
+    task.source.url = "http://fixture/reviews.csv"
+    for chunk in [1, 7, 4096] {
+      let (records, _, connector) = try drive(
+        TableExportConnector<ReviewsExport>.self, task, pages: [task.source.url: CannedPage(body: Array(csv.utf8))],
+        chunk: chunk)
+      let reviews = records.compactMap { record -> ReviewRecord? in
+        if case .review(let review) = record { return review }
+        return nil
+      }
+      #expect(reviews.map(\.id) == ["r1", "r2", "r3", "r4", "r6"])
+      #expect(reviews.map(\.media) == [0, 0, 2, 2, 0])
+      #expect(reviews.last?.replied == true)
+      #expect(
+        connector.counts.problems == [
+          RowProblem(row: 5, column: "media", reason: .outOfRange),
+          RowProblem(row: 7, column: "id", reason: .controlCharacter),
+        ])
+    }
+  }
 }

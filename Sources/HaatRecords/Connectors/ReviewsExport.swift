@@ -27,6 +27,9 @@ public enum ReviewsExport: TableExportKind {
   ]
   public static let required = ["created_at", "rating"]
 
+  /// The store's reply is read only as "replied": its text may hold line breaks.
+  public static let freeText: Set<String> = ["replied"]
+
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
     guard let created = row["created_at"] else { return row.problem("created_at", .missing) }
@@ -38,8 +41,19 @@ public enum ReviewsExport: TableExportKind {
     }
     var media: UInt32 = 0
     if let text = row["media"] {
-      // A count, or the apps' comma-separated picture URLs.
-      media = UInt32(text) ?? UInt32(text.split(separator: ",").filter { !$0.allSatisfy(\.isWhitespace) }.count)
+      if let count = UInt32(text) {
+        media = count
+      } else if let number = Double(text) {
+        // "2.0" is a count; "-1" or "1.5" is none.
+        guard number >= 0, number == number.rounded(), number <= Double(UInt32.max) else {
+          return row.problem("media", .outOfRange)
+        }
+        media = UInt32(number)
+      } else {
+        // The apps' comma-separated picture URLs: an item with a "/" and a "." is one;
+        // "none", "N/A", "null", "[]" are none.
+        media = UInt32(text.split(separator: ",").count { $0.contains("/") && $0.contains(".") })
+      }
     }
     let replied = row["replied"].map { Values.flag($0) ?? true } ?? false
     var status = row["status"]?.lowercased() ?? ""

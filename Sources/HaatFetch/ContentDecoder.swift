@@ -37,6 +37,9 @@ final class ContentDecoder {
     }
   }
 
+  /// A `.gz` export served without a Content-Encoding: gunzipped as if it had one.
+  static func gzipFile() throws(FetchError) -> ContentDecoder { try ContentDecoder(.gzip) }
+
   private init(_ encoding: Encoding) throws(FetchError) {
     self.encoding = encoding
     // 15 + 16: gzip only; 15: deflate as RFC 9110 means it (zlib-wrapped).

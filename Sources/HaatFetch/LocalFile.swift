@@ -82,6 +82,25 @@ enum LocalFile {
     }
     do { try onStart?(status, nil) } catch { throw sink(error) }
     var total: UInt64 = 0
+    /// Bytes handed on: the file's, or what a `.gz` file decodes to.
+    var decoded: UInt64 = 0
+    // A whole `.gz` file whose first bytes are gzip's magic number is gunzipped, bounded as
+    // an HTTP body's decoding is (size and ratio).
+    var decoder: ContentDecoder?
+    let gzipFile = range == nil && path.lowercased().hasSuffix(".gz")
+    func hand(_ piece: UnsafeRawBufferPointer) throws {
+      decoded += UInt64(piece.count)
+      guard decoded <= policy.maxBodyBytes else {
+        throw FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+      }
+      if decoder != nil, decoded > 1 << 20, decoded / max(total, 1) > policy.maxDecompressionRatio {
+        throw FetchError(
+          .decompression,
+          "\(path) expands more than \(policy.maxDecompressionRatio)× when decoded (\(decoded) bytes from \(total)); refusing a decompression bomb",
+          retryable: false)
+      }
+      try onBody(piece)
+    }
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkBytes, alignment: 16)
     defer { buffer.deallocate() }
     while offset < end {
@@ -95,15 +114,19 @@ enum LocalFile {
         throw FetchError(.network, "cannot read \(path): \(String(cString: strerror(errno)))", retryable: true)
       }
       if count == 0 { break }  // the file shrank while being read
-      total += UInt64(count)
-      guard total <= policy.maxBodyBytes else {
-        throw FetchError(.tooLarge, "the body is larger than \(policy.maxBodyBytes) bytes", retryable: false)
+      let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+      if gzipFile, total == 0, count >= 2, chunk[0] == 0x1F, chunk[1] == 0x8B {
+        decoder = try ContentDecoder.gzipFile()
       }
-      do { try onBody(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) } catch { throw sink(error) }
+      total += UInt64(count)
+      do {
+        if let decoder { try decoder.decode(chunk, hand) } else { try hand(chunk) }
+      } catch { throw sink(error) }
       offset += UInt64(count)
     }
+    try decoder?.finish(bodyBytes: decoded, wireBytes: total)
     return FetchResponse(
-      status: status, contentType: nil, bodyBytes: total, wireBytes: total, redirects: 0, reusedConnection: false,
+      status: status, contentType: nil, bodyBytes: decoded, wireBytes: total, redirects: 0, reusedConnection: false,
       headers: headers)
   }
 

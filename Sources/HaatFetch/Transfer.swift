@@ -38,6 +38,9 @@ final class Transfer {
   /// Set by a callback that aborted the transfer; it explains the curl error that follows.
   var failure: FetchError?
   var refusedAddress: String?
+  /// The URL's path ends in `.gz`: a gzip file, gunzipped when its server did not say it
+  /// is encoded (a `file://`, or a server that serves it as it is).
+  var gzipFile = false
 
   init(
     policy: FetchPolicy, cancel: CancellationFlag?, onStart: ((Int, String?) throws -> Void)?,
@@ -56,6 +59,7 @@ final class Transfer {
       throw FetchError(.other, "curl_easy_init failed", retryable: true)
     }
     self.handle = handle
+    gzipFile = (URL(string: request.url)?.path ?? request.url).lowercased().hasSuffix(".gz")
     var requestHeaders: UnsafeMutablePointer<curl_slist>?
     defer { curl_slist_free_all(requestHeaders) }
     for header in request.headers { requestHeaders = curl_slist_append(requestHeaders, header) }
@@ -173,6 +177,10 @@ final class Transfer {
       do {
         try begin()
         decoder = try ContentDecoder.make(contentEncoding: contentEncoding)
+        // gzip's magic number first: a body its server already decoded passes as it is.
+        if decoder == nil, gzipFile, data.count >= 2, data[0] == 0x1F, data[1] == 0x8B {
+          decoder = try ContentDecoder.gzipFile()
+        }
       } catch {
         failure = error
         return 0

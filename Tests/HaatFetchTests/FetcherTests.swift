@@ -258,6 +258,21 @@ struct FetcherTests {
     await fixture.stop()
   }
 
+  /// A `.gz` export is gunzipped whether its server says it is encoded or not: a
+  /// `file://`, and a server that serves the file as it is (no Content-Encoding).
+  @Test func aGzipFileIsGunzippedWithoutContentEncoding() async throws {
+    let fixture = try await Fixture()
+    let csv = Data(("id,likes\n" + (0..<2_000).map { "p\($0),\($0)\n" }.joined()).utf8)
+    try fixture.writeGzip("posts.csv.gz", csv)
+    let fetcher = Fetcher(policy: Self.policy { $0.fileRoots = [fixture.root] })
+    #expect(try Self.get(fetcher, "file://\(fixture.root)/posts.csv.gz").1 == csv)
+    #expect(try Self.get(fetcher, fixture.url("posts.csv.gz")).1 == csv)
+    // With Content-Encoding: gzip it is decoded once, as before.
+    #expect(try Self.get(fetcher, fixture.url("posts.csv.gz") + "?encoding=gzip").1 == csv)
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func fileURLsStayInsideTheirRoots() async throws {
     let fixture = try await Fixture()
     try fixture.write("ok.csv", Data("id\n".utf8))

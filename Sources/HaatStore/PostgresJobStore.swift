@@ -173,7 +173,9 @@ public final class PostgresJobStore: JobStore {
     let ended = try await db.query(
       """
       SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
-        AND finished_at > 0 AND finished_at < \(endedBeforeMs) ORDER BY id LIMIT \(Int64(limit))
+        AND finished_at > 0 AND finished_at < \(endedBeforeMs)
+        AND id NOT IN (\(unescaped: StoreSQL.newestRuns))
+      ORDER BY id LIMIT \(Int64(limit))
       """, logger: logger
     ).all(decoding: Int64.self)
     guard !ended.isEmpty else { return .pruned(jobs: 0, tasks: 0) }

@@ -208,6 +208,7 @@ public final class SQLiteJobStore: JobStore {
           AND finished_at > 0 AND finished_at < ?
           AND id <> (SELECT max(id) FROM jobs)
           AND id <> IFNULL((SELECT job FROM tasks ORDER BY id DESC LIMIT 1), 0)
+          AND id NOT IN (\(StoreSQL.newestRuns))
         ORDER BY id LIMIT ?
         """, arguments: [endedBeforeMs, limit])
     guard !ended.isEmpty else { return .pruned(jobs: 0, tasks: 0) }

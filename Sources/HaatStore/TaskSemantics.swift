@@ -125,6 +125,13 @@ struct StoredResult: Sendable {
 
 /// SQL both backends write the same way.
 enum StoreSQL {
+  /// The newest finished run of every schedule that exists: retention keeps it, so the
+  /// schedule's last job and its cumulative report stay readable.
+  static let newestRuns = """
+    SELECT max(j.id) FROM jobs j JOIN schedules s ON s.name = j.schedule
+    WHERE j.state IN ('succeeded', 'failed', 'partial', 'cancelled') GROUP BY j.schedule
+    """
+
   /// A job's columns, in the order `JobRecord` is read from them.
   static let jobColumns = """
     SELECT id, name, state, priority, created_at, started_at, finished_at, not_before,

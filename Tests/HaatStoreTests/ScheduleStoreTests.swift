@@ -59,6 +59,34 @@ import Testing
     #expect(try await store.schedules()[0].nextMs == 18_001_000)
   }
 
+  /// Retention keeps a schedule's newest finished run while the schedule exists, so its
+  /// last job and its cumulative report stay readable; older runs go as any job does.
+  @Test(arguments: StoreBackend.all) func pruningKeepsAScheduleNewestRun(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    _ = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
+    try await runToTheEnd(store, tests, now: 2_000)
+    _ = try await store.apply([fire(dueMs: 3_601_000, nowMs: 3_602_000)], nowMs: 3_602_000)
+    try await runToTheEnd(store, tests, now: 3_603_000)
+    let runs = try await store.finishedRuns(ofSchedule: "hourly")
+    #expect(runs.count == 2)
+    // A newer job of no schedule, ended too, so that no run is kept as the newest job.
+    _ = try await tests.submit(store, tests.job(tasks: 1))
+    try await runToTheEnd(store, tests, now: 3_604_000)
+    _ = try await tests.submit(store, tests.job(tasks: 1))
+    guard
+      case .pruned(let jobs, _) = try await store.apply(
+        [.prune(endedBeforeMs: 9_000_000, limit: 100)], nowMs: 9_000_000)[0]
+    else { throw HaatError(.internal, "not pruned") }
+    #expect(jobs == 2, "the first run and the ended job of no schedule")
+    #expect(try await store.finishedRuns(ofSchedule: "hourly") == [runs[1]])
+    #expect(try await store.job(runs[1], tasks: false, nowMs: 9_000_000) != nil)
+    // Removed, the schedule keeps nothing.
+    _ = try await store.apply([.updateSchedule("hourly", .remove)], nowMs: 9_000_001)
+    _ = try await store.apply([.prune(endedBeforeMs: 9_000_000, limit: 100)], nowMs: 9_000_002)
+    #expect(try await store.finishedRuns(ofSchedule: "hourly").isEmpty)
+  }
+
   @Test(arguments: StoreBackend.all) func aPausedOrRemovedScheduleDoesNotFire(backend: StoreBackend) async throws {
     let tests = try StoreHarness(backend)
     let store = try await tests.open()

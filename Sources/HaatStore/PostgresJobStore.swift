@@ -410,7 +410,8 @@ public final class PostgresJobStore: JobStore {
     _ selector: DeadSelector, _ event: TaskEvent, on db: PostgresConnection, nowMs: Int64,
     random: inout StoreRandom
   ) async throws -> [TaskChange] {
-    let dead = Self.transitionColumns + " WHERE t.state = 'dead'"
+    // A cancelled job's dead tasks may be discarded, never revived: it stays cancelled.
+    let dead = Self.transitionColumns + " WHERE t.state = 'dead'" + (event == .retryDead ? " AND NOT j.cancelled" : "")
     let query: PostgresQuery
     switch selector {
     case .all:

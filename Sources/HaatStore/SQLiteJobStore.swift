@@ -456,19 +456,20 @@ public final class SQLiteJobStore: JobStore {
     random: inout StoreRandom
   ) throws -> [TaskChange] {
     var changes: [TaskChange] = []
+    // A cancelled job's dead tasks may be discarded, never revived: it stays cancelled.
+    let dead = Self.transitionColumns + " WHERE t.state = 'dead'" + (event == .retryDead ? " AND j.cancelled = 0" : "")
     switch selector {
     case .all:
       changes = try transitionAll(
-        sql: Self.transitionColumns + " WHERE t.state = 'dead' ORDER BY t.id", arguments: [],
-        event, db: db, nowMs: nowMs, random: &random)
+        sql: dead + " ORDER BY t.id", arguments: [], event, db: db, nowMs: nowMs, random: &random)
     case .job(let job):
       changes = try transitionAll(
-        sql: Self.transitionColumns + " WHERE t.state = 'dead' AND t.job = ? ORDER BY t.id",
+        sql: dead + " AND t.job = ? ORDER BY t.id",
         arguments: [job.rawValue], event, db: db, nowMs: nowMs, random: &random)
     case .tasks(let tasks):
       for task in tasks {
         changes += try transitionAll(
-          sql: Self.transitionColumns + " WHERE t.state = 'dead' AND t.id = ?",
+          sql: dead + " AND t.id = ?",
           arguments: [task.rawValue], event, db: db, nowMs: nowMs, random: &random)
       }
     }

@@ -273,6 +273,37 @@ import Testing
     #expect(try await store.deadTasks(job: nil, after: nil, limit: 10).isEmpty)
   }
 
+  /// A cancelled job's dead tasks are not revived (they would run in a job that stays
+  /// cancelled); they may still be discarded.
+  @Test(arguments: StoreBackend.all) func aCancelledJobsDeadTasksAreNotRevived(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    let id = try await tests.submit(store, tests.job(tasks: 2, maxAttempts: 1))
+    let claimed = try await tests.claim(store, 2)
+    let first = try #require(claimed.first)
+    _ = try await store.apply(
+      [
+        .fail(
+          task: first.task, attempt: 1, worker: "w1", error: TaskError(code: "x", message: "y"), retryable: false,
+          retryAfterMs: 0, stats: Data())
+      ], nowMs: 2_000)
+    _ = try await store.apply([.cancelJob(id)], nowMs: 3_000)
+    for selector in [DeadSelector.all, .job(id), .tasks([first.task])] {
+      guard case .deadUpdated(let revived, _) = try await store.apply([.retryDead(selector)], nowMs: 4_000)[0] else {
+        Issue.record("not the result this test expects")
+        return
+      }
+      #expect(revived.isEmpty)
+    }
+    #expect(try await store.job(id, tasks: false, nowMs: 4_000)?.state == .cancelled)
+    #expect(try await tests.claim(store, 5).isEmpty)
+    guard case .deadUpdated(let discarded, _) = try await store.apply([.discardDead(.job(id))], nowMs: 5_000)[0] else {
+      Issue.record("not the result this test expects")
+      return
+    }
+    #expect(discarded.count == 1)
+  }
+
   @Test(arguments: StoreBackend.all) func finishIsRefusedWhileTasksAreOpen(backend: StoreBackend) async throws {
     let tests = try StoreHarness(backend)
     let store = try await tests.open()

@@ -47,6 +47,15 @@ struct TransportErrorTests {
       #expect(result.status == 6, "\(command): exit \(result.status): \(result.output)")
       #expect(result.output.contains("unavailable"), "\(result.output)")
     }
+    // Nothing listening: the system's reason, as a person reads it, not NIO's dump.
+    fake.terminate()
+    fake.waitUntilExit()
+    let refused = try await run(
+      try HaatBinary.path(), ["jobs", "--coordinator", "127.0.0.1:\(port)", "--token-file", token])
+    #expect(refused.status == 6)
+    #expect(
+      refused.output == "haat: unavailable: cannot reach the coordinator at 127.0.0.1:\(port): Connection refused\n",
+      "\(refused.output)")
   }
 
   /// A request to a coordinator that stops answering times out (it used to wait forever:

@@ -199,6 +199,14 @@ final class CoordinatorCore: @unchecked Sendable {
     guard connection.peer.kind == .worker else { return }
     if let previous = workerConnections[connection.name], previous !== connection {
       logger.notice("worker reconnected; closing its previous session", metadata: ["worker": "\(connection.name)"])
+      // Said to the session closed, so that two processes started under one name each log
+      // why they keep losing their connection.
+      outbox.replyError(
+        previous, to: "",
+        HaatError(
+          .unavailable,
+          "another session connected as worker \(connection.name) (from \(connection.address)); this one is closed. Two workers may not share a name"
+        ))
       outbox.close(previous)
     }
     workerConnections[connection.name] = connection

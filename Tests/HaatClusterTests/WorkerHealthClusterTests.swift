@@ -77,3 +77,27 @@ import Testing
     }
   }
 }
+
+/// Two processes started under one worker name keep closing each other's session: the one
+/// closed is told why, and logs it, rather than only "the connection closed".
+@Suite struct SharedNameClusterTests {
+  @Test func aWorkerClosedForAnotherOfItsNameLogsWhy() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, _ in
+      try await cluster.waitForWorkers(1)
+      let first = try #require(cluster.worker("worker-1"))
+      let twin = try ChildProcess(
+        name: "twin", executable: cluster.binary,
+        arguments: [
+          "worker", "--coordinator", cluster.endpoint.description, "--token-file", cluster.workerTokenPath, "--name",
+          "worker-1", "--exit-with-parent",
+        ], logPath: cluster.directory + "/twin.log")
+      defer { twin.signal(SIGKILL) }
+      try await eventually("the first worker logs why its session closed") {
+        (try? String(contentsOfFile: first.logPath, encoding: .utf8))?.contains(
+          "another session connected as worker worker-1") == true
+      }
+    }
+  }
+}

@@ -45,10 +45,15 @@ public enum WireCodec {
     } catch {
       // Only on this error path: look at the line as plain JSON to say what is wrong and to
       // echo the request id when there is one.
-      let object = try? JSONSerialization.jsonObject(with: Data(line.readableBytesView), options: [.fragmentsAllowed])
+      // Lone surrogate escapes made harmless first: Foundation refuses them too, and the id
+      // must still be echoed.
+      let replaced = surrogatesReplaced(line.readableBytesView)
+      let object = try? JSONSerialization.jsonObject(with: Data(replaced), options: [.fragmentsAllowed])
       let id = ((object as? [String: Any])?["id"] as? String) ?? ""
       let message: String
-      if object == nil {
+      if object != nil, !replaced.elementsEqual(line.readableBytesView) {
+        message = "not JSON: a lone surrogate escape (\\ud800 to \\udfff without its pair)"
+      } else if object == nil {
         message = "not JSON: \(describe(error))"
       } else if !(object is [String: Any]) {
         message = "not an Envelope: a line must be a JSON object"
@@ -64,6 +69,35 @@ public enum WireCodec {
         DecodeFailure(error: HaatError(.unsupported, "\(what)"), replyTo: envelope.id))
     }
     return .success(envelope)
+  }
+
+  /// The line with every `\\uD800`–`\\uDFFF` escape written as `\\uFFFD` (for reading its id
+  /// on the error path only: a valid pair was decoded before this).
+  static func surrogatesReplaced(_ bytes: some Collection<UInt8>) -> [UInt8] {
+    var out = Array(bytes)
+    var index = 0
+    while index + 5 < out.count {
+      if out[index] == UInt8(ascii: "\\"), out[index + 1] == UInt8(ascii: "u"),
+        out[index + 2] | 0x20 == UInt8(ascii: "d"),
+        let digit = hexValue(out[index + 3]), digit >= 8
+      {
+        out.replaceSubrange((index + 2)..<(index + 6), with: Array("fffd".utf8))
+        index += 6
+      } else {
+        // A backslash escapes the next byte: `\\\\ud800` is a backslash, then text.
+        index += out[index] == UInt8(ascii: "\\") ? 2 : 1
+      }
+    }
+    return out
+  }
+
+  private static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+    default: return nil
+    }
   }
 
   /// A line that could not be decoded: the error to answer with, and the request id if known.

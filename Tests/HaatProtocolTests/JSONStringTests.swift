@@ -39,6 +39,14 @@ struct JSONStringTests {
   @Test func aLoneSurrogateIsABadFrame() {
     for escaped in [#"\ud83d"#, #"\ude00x"#, #"\ud83d\u0041"#] {
       #expect(Self.name(escaped) == nil, "\(escaped)")
+      // Refused with the line's id echoed, and said what it is.
+      let line = #"{"id":"a14b","submit":{"spec":{"name":"\#(escaped)","sources":[{"kind":"noop"}]}}}"#
+      guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: line)) else {
+        Issue.record("\(escaped) decoded")
+        continue
+      }
+      #expect(failure.error.code == .badFrame && failure.replyTo == "a14b", "\(failure)")
+      #expect(failure.error.message.contains("lone surrogate"), "\(failure.error.message)")
     }
   }
 

@@ -92,6 +92,10 @@ struct JobsCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
+      // "0", "0s", "0d": a duration, but of nothing.
+      if olderThan.first == "0", olderThan.allSatisfy({ "0smhd".contains($0) }) {
+        throw ValidationError("--older-than must be more than 0 (1s prunes every job that has ended)")
+      }
       guard let ms = DurationText.milliseconds(olderThan), ms > 0 else {
         throw ValidationError("--older-than must be a number with s, m, h or d, e.g. 30d")
       }

@@ -337,11 +337,18 @@ struct TokenCommand: AsyncParsableCommand {
         let credential = try store.create(role: role, label: label, coordinator: coordinator, names: names) {
           credential in
           let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"
-          if role == .metrics || role == .dashboard {
-            // A bearer token file, as Prometheus reads one (`credentials_file`): ID:SECRET.
-            try credential.writeBearer(path: path)
-          } else {
-            try credential.write(path: path)
+          do {
+            if role == .metrics || role == .dashboard {
+              // A bearer token file, as Prometheus reads one (`credentials_file`): ID:SECRET.
+              try credential.writeBearer(path: path)
+            } else {
+              try credential.write(path: path)
+            }
+          } catch {
+            // The path and the system's reason, not Foundation's "the file doesn't exist".
+            let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let reason = posix.map { String(cString: strerror(Int32($0.code))) } ?? "\(error)"
+            throw HaatError(.internal, "cannot write \(path): \(reason)")
           }
         }
         let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"

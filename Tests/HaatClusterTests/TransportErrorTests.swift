@@ -88,3 +88,26 @@ struct TransportErrorTests {
     }
   }
 }
+
+/// Messages a person acts on: the path that could not be written, and why a duration is
+/// refused.
+@Suite struct CLIMessageTests {
+  @Test func aTokenFileThatCannotBeWrittenIsNamed() async throws {
+    let directory = NSTemporaryDirectory() + "haat-token-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let result = try await run(
+      try HaatBinary.path(),
+      ["token", "create", "--role", "read", "--data-dir", directory, "--out", "/proc/nope/x.token"])
+    #expect(result.status == 1)
+    #expect(
+      result.output == "haat: cannot create the token: cannot write /proc/nope/x.token: No such file or directory\n",
+      "\(result.output)")
+  }
+
+  @Test func pruningOlderThanNothingSaysSo() async throws {
+    let result = try await run(
+      try HaatBinary.path(), ["jobs", "prune", "--older-than", "0s", "--coordinator", "127.0.0.1:1"])
+    #expect(result.status == 64)
+    #expect(result.output.contains("--older-than must be more than 0"), "\(result.output)")
+  }
+}

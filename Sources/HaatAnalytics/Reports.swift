@@ -34,7 +34,7 @@ public enum ReportReducer {
   /// The byte ranges of a CSV export whose quote state disagrees with the quotes before
   /// them (`RangeQuotes`): each such range may have read its records from inside a quoted
   /// field (an export whose quotes are not RFC 4180's). Said, never silent.
-  static func rangeDisagreements(_ tasks: [TaskResult]) -> [RowError] {
+  public static func rangeDisagreements(_ tasks: [TaskResult]) -> [RowError] {
     var bySource: [String: [RangeQuotes]] = [:]
     for task in tasks where task.done {
       if let quotes = task.stats?.rangeQuotes, task.stats?.hasRangeQuotes == true {

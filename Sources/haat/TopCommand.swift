@@ -57,8 +57,10 @@ struct TopCommand: AsyncParsableCommand {
           print(frame, terminator: "")
           return
         }
-        // Home and clear, then the frame: the terminal redraws in place.
-        try? FileHandle.standardOutput.write(contentsOf: Data(("\u{1B}[H\u{1B}[2J" + frame).utf8))
+        // Home and clear, then the frame: the terminal redraws in place. Into a file or a
+        // pipe, frames follow each other with a blank line, and no screen control.
+        let screen = isatty(STDOUT_FILENO) == 1 ? "\u{1B}[H\u{1B}[2J" : "\n"
+        try? FileHandle.standardOutput.write(contentsOf: Data((screen + frame).utf8))
         try await Task.sleep(for: .seconds(interval))
       }
     }

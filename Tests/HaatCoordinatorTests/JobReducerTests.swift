@@ -155,6 +155,7 @@ import Testing
     let fine = try JobReducer.reduce(JobReducerTests.record(), outputs: agreeing, cancelled: false)
     let report = try JobReducer.storedReport(fine.report)
     #expect(report.summary.rowErrors.isEmpty)
+    #expect(fine.state == .succeeded)
 
     // The middle range guessed outside quotes where the first range's quotes say inside.
     var disagreeing = agreeing
@@ -163,5 +164,8 @@ import Testing
     let errors = try JobReducer.storedReport(flagged.report).summary.rowErrors
     #expect(errors.map(\.column) == ["bytes 100..<200"], "only the range that guessed wrong")
     #expect(errors.first?.source == "big" && errors.first?.message.contains("RFC 4180") == true)
+    // Its totals are not to be trusted: the job did not succeed, and says why.
+    #expect(flagged.state == .partial)
+    #expect(flagged.error.contains("1 byte range of big (first: bytes 100..<200) may be misread"), "\(flagged.error)")
   }
 }

@@ -150,6 +150,13 @@ public struct CanonicalExportConnector: Connector {
       try reader?.finish(accepting: { emit(.post($0)) })
       return nil
     case .plan:
+      if format == .csv, !Self.headerIsFirstLine(held) {
+        // The ranges would read their records under a header that is not the file's: the
+        // plan task reads the export whole itself, as when a server ignores the Range.
+        held = []
+        mode = .whole
+        return PageRequest(url: source.url)
+      }
       try planSplit(response)
       return nil
     case .probe:
@@ -207,6 +214,18 @@ public struct CanonicalExportConnector: Connector {
   // MARK: Ranges
 
   /// A plan task's split, from the Content-Range's size and the first line of the probe.
+  /// Whether a CSV's first line is its whole header: not blank (blank lines before the
+  /// header are allowed), and with its quotes closed (a quoted line break in a column name
+  /// continues the header on the next line).
+  static func headerIsFirstLine(_ bytes: [UInt8]) -> Bool {
+    var line = bytes.prefix { $0 != RangeSplitting.newline }
+    if line.starts(with: [0xEF, 0xBB, 0xBF]) { line = line.dropFirst(3) }
+    guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != RangeSplitting.carriageReturn }) else {
+      return false
+    }
+    return line.count { $0 == RangeSplitting.quote } % 2 == 0
+  }
+
   private mutating func planSplit(_ response: PageResponse) throws(ExportError) {
     guard let format else {
       throw ExportError("cannot tell the export's format from its URL or Content-Type; set the source's format")

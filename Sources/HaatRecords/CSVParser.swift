@@ -35,6 +35,17 @@ public struct CSVRecord {
     let start = starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
     return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
   }
+
+  /// A header holding a CR inside a name: the file's lines end in a lone CR (classic Mac
+  /// Excel), so the whole file read as its header and no row would be read at all.
+  static func loneCarriageReturns(_ header: CSVRecord) -> ExportError? {
+    for index in 0..<header.count where Values.trimmed(header.field(index)).contains(0x0D) {
+      return ExportError(
+        "the CSV header holds a carriage return: the export's lines seem to end in CR alone (an old Mac format), so no row could be read; save it with LF or CRLF line ends"
+      )
+    }
+    return nil
+  }
 }
 
 /// A streaming RFC 4180 parser over bytes, with the leniencies of docs/formats.md: records

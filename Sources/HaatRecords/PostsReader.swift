@@ -230,6 +230,10 @@ public struct PostsReader {
       fatal = ExportError("the CSV header is too long")
       return
     }
+    if let fault = CSVRecord.loneCarriageReturns(record) {
+      fatal = fault
+      return
+    }
     var columns: [PostField?] = []
     var seen = Set<PostField>()
     for index in 0..<record.count {

@@ -272,6 +272,10 @@ public struct TableReader<Schema: TableSchema> {
       fatal = ExportError("the CSV header cannot be read (\(problem.rawValue))")
       return
     }
+    if let fault = CSVRecord.loneCarriageReturns(record) {
+      fatal = fault
+      return
+    }
     let names = columnNames
     var best: [String: (index: Int, rank: Int)] = [:]
     for index in 0..<record.count {

@@ -108,3 +108,42 @@ struct CanonicalTablesTests {
     #expect((order.id, order.customer, order.totalText, order.currency) == ("o1", "c1", "12.50", "chf"))
   }
 }
+
+/// A CSV whose lines end in CR alone reads as one header line and no row: said, not a
+/// silent empty export.
+@Suite struct LoneCarriageReturnTests {
+  @Test func aFileOfLoneCRLinesIsRefusedWithItsReason() throws {
+    var posts = TaskSpec()
+    posts.source.kind = "posts"
+    posts.source.url = "http://fixture/mac.csv"
+    let postsCSV = "platform,account,id,created_at,likes\rx,a,1,2026-01-01T00:00:00Z,5\rx,a,2,2026-01-01T00:00:00Z,6\r"
+    var orders = TaskSpec()
+    orders.source.kind = "orders"
+    orders.source.url = "http://fixture/mac-orders.csv"
+    let ordersCSV = "id,created_at,total\ro1,2026-01-01T00:00:00Z,5\r"
+    for (file, run) in [
+      (
+        postsCSV,
+        { (body: [UInt8]) throws in
+          _ = try drive(
+            CanonicalExportConnector.self, posts, pages: [posts.source.url: CannedPage(body: body)], chunk: 5)
+        }
+      ),
+      (
+        ordersCSV,
+        { (body: [UInt8]) throws in
+          _ = try drive(
+            TableExportConnector<OrdersExport>.self, orders, pages: [orders.source.url: CannedPage(body: body)],
+            chunk: 5)
+        }
+      ),
+    ] {
+      do {
+        try run(Array(file.utf8))
+        Issue.record("a lone-CR file was read")
+      } catch let error as ExportError {
+        #expect(error.message.contains("lines seem to end in CR alone"), "\(error.message)")
+      }
+    }
+  }
+}

@@ -79,7 +79,7 @@ public enum WireCodec {
     while index + 5 < out.count {
       if out[index] == UInt8(ascii: "\\"), out[index + 1] == UInt8(ascii: "u"),
         out[index + 2] | 0x20 == UInt8(ascii: "d"),
-        let digit = hexValue(out[index + 3]), digit >= 8
+        let digit = Hex.value(out[index + 3]), digit >= 8
       {
         out.replaceSubrange((index + 2)..<(index + 6), with: Array("fffd".utf8))
         index += 6
@@ -89,15 +89,6 @@ public enum WireCodec {
       }
     }
     return out
-  }
-
-  private static func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
-    }
   }
 
   /// A line that could not be decoded: the error to answer with, and the request id if known.

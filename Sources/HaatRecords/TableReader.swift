@@ -312,15 +312,21 @@ public struct TableReader<Schema: TableSchema> {
       return counts.bad(RowProblem(row: number, column: "", reason: .notAnObject), keep: maxProblems)
     }
     let names = columnNames
-    var ranks: [String: Int] = [:]
+    var ranks: [String: (rank: Int, key: String)] = [:]
     var values = TableRow(number: number, fields: fields)
     for (key, value) in object {
       // Trimmed as a CSV cell is: " c1 " is the conversation "c1" in either format.
       guard let (field, rank) = names[key.lowercased()], let position = fields.firstIndex(of: field),
         let text = Self.text(value)?.trimmingBlanks(), !text.isEmpty
       else { continue }
-      if let seen = ranks[field], seen <= rank { continue }
-      ranks[field] = rank
+      // The better-ranked name wins; between spellings of one name (`id`, `ID`), the one
+      // first in byte order, so the key read never depends on a dictionary's order.
+      if let seen = ranks[field],
+        seen.rank < rank || (seen.rank == rank && seen.key.utf8.lexicographicallyPrecedes(key.utf8))
+      {
+        continue
+      }
+      ranks[field] = (rank, key)
       values.texts[position] = text
     }
     for (position, text) in values.texts.enumerated() where controlChecked[position] {

@@ -67,15 +67,16 @@ struct TopCommand: AsyncParsableCommand {
   }
 
   /// The frame as one line of JSON: `at_ms`, `rates` (tasks done and failed per second
-  /// over the last interval, and the totals since the workers connected), `queue`, and the
+  /// over the last interval, never below 0 when a worker leaves the list; and the totals of the
+  /// workers listed since the coordinator started), `queue`, and the
   /// `workers` and `jobs` as `haat workers --json` and `haat jobs --json` print them.
   static func jsonFrame(
     workers: [Haat_V1_WorkerStatus], jobs: [Haat_V1_Job], done: UInt64, failed: UInt64,
     previous: (at: ContinuousClock.Instant, done: UInt64, failed: UInt64)?, now: ContinuousClock.Instant
   ) -> String {
     let seconds = previous.map { (now - $0.at) / .seconds(1) } ?? 0
-    let doneRate = previous.map { seconds > 0 ? Double(done &- $0.done) / seconds : 0 } ?? 0
-    let failRate = previous.map { seconds > 0 ? Double(failed &- $0.failed) / seconds : 0 } ?? 0
+    let doneRate = previous.map { seconds > 0 ? Double(done > $0.done ? done - $0.done : 0) / seconds : 0 } ?? 0
+    let failRate = previous.map { seconds > 0 ? Double(failed > $0.failed ? failed - $0.failed : 0) / seconds : 0 } ?? 0
     var queue = (ready: UInt64(0), scheduled: UInt64(0), running: UInt64(0))
     for job in jobs {
       queue.ready += UInt64(job.counts.ready)
@@ -100,8 +101,8 @@ struct TopCommand: AsyncParsableCommand {
   ) -> String {
     var text = ""
     let seconds = previous.map { (now - $0.at) / .seconds(1) } ?? 0
-    let doneRate = previous.map { seconds > 0 ? Double(done &- $0.done) / seconds : 0 } ?? 0
-    let failRate = previous.map { seconds > 0 ? Double(failed &- $0.failed) / seconds : 0 } ?? 0
+    let doneRate = previous.map { seconds > 0 ? Double(done > $0.done ? done - $0.done : 0) / seconds : 0 } ?? 0
+    let failRate = previous.map { seconds > 0 ? Double(failed > $0.failed ? failed - $0.failed : 0) / seconds : 0 } ?? 0
     var counts = Haat_V1_TaskCounts()
     for job in jobs {
       counts.ready += job.counts.ready
@@ -115,7 +116,7 @@ struct TopCommand: AsyncParsableCommand {
       + "   queue: \(counts.ready) ready, \(counts.scheduled) scheduled, \(counts.leased) running\n"
     text +=
       "tasks: \(String(format: "%.1f", doneRate))/s done, \(String(format: "%.1f", failRate))/s failed"
-      + "   (since the workers connected: \(done) done, \(failed) failed)\n\n"
+      + "   (since the coordinator started, by the workers listed: \(done) done, \(failed) failed)\n\n"
     let workerRows = workers.map { worker -> [String] in
       let busy = worker.pools.reduce(0) { $0 + $1.busy }
       let slots = worker.pools.reduce(0) { $0 + $1.slots }

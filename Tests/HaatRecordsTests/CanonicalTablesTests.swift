@@ -106,6 +106,18 @@ struct CanonicalTablesTests {
       return
     }
     #expect((order.id, order.customer, order.totalText, order.currency) == ("o1", "c1", "12.50", "chf"))
+    // Two spellings of one key: the first in byte order, whatever the dictionary's order.
+    for _ in 0..<20 {
+      let twice = #"{"id":"lower","ID":"upper","created_at":"2026-01-01T00:00:00Z","total":"1"}"#
+      let (read, _, _) = try drive(
+        TableExportConnector<OrdersExport>.self, task,
+        pages: [task.source.url: CannedPage(body: Array((twice + "\n").utf8))], chunk: 64)
+      guard case .order(let one)? = read.first else {
+        Issue.record("no order")
+        return
+      }
+      #expect(one.id == "upper")
+    }
   }
 }
 

@@ -148,6 +148,8 @@ struct PlainDecimalTests {
       #expect(fast == foundation, "\(text)")
       #expect(fast?.description == foundation?.description, "\(text): \(String(describing: fast))")
     }
-    for bad in ["", "-", "1e3", "12,50", "1.2.3", "--1", "+1", " 1"] { #expect(Values.decimal(bad) == nil, "\(bad)") }
+    for bad in ["", "-", ".", "-.", "1e3", "12,50", "1.2.3", "--1", "+1", " 1"] {
+      #expect(Values.decimal(bad) == nil, "\(bad)")
+    }
   }
 }

@@ -129,6 +129,7 @@ extension Values {
     let digits = UnsafeRawBufferPointer(rebasing: text[(negative ? 1 : 0)...])
     guard !digits.isEmpty, digits.first != UInt8(ascii: "-") else { return nil }
     var sawPoint = false
+    var sawDigit = false
     var mantissa: UInt64 = 0
     var significant = 0
     var fraction: Int16 = 0
@@ -139,11 +140,14 @@ extension Values {
       } else if byte < UInt8(ascii: "0") || byte > UInt8(ascii: "9") {
         return nil
       } else {
+        sawDigit = true
         if mantissa > 0 || byte != UInt8(ascii: "0") { significant += 1 }
         mantissa = mantissa &* 10 &+ UInt64(byte - UInt8(ascii: "0"))
         if sawPoint { fraction += 1 }
       }
     }
+    // "." and "-." hold no digit: no amount, not 0.
+    guard sawDigit else { return nil }
     guard significant <= 18, fraction <= 18 else { return .long }
     return .value(magnitude: mantissa, fraction: fraction, negative: negative)
   }

@@ -50,10 +50,15 @@ public struct AdsKernel: Sendable, Equatable {
       conversions = sum.add(conversions, other.conversions)
       rowsWithConversions = sum.add(rowsWithConversions, other.rowsWithConversions)
       conversionsWithSpend = sum.add(conversionsWithSpend, other.conversionsWithSpend)
-      spend += other.spend
-      conversionsSpend += other.conversionsSpend
-      claimedRevenue += other.claimedRevenue
-      claimedSpend += other.claimedSpend
+      // Exact or refused: Decimal's `+` rounds past 38 digits without a word.
+      guard let spend = Money.exactSum(spend, other.spend),
+        let conversionsSpend = Money.exactSum(conversionsSpend, other.conversionsSpend),
+        let claimedRevenue = Money.exactSum(claimedRevenue, other.claimedRevenue),
+        let claimedSpend = Money.exactSum(claimedSpend, other.claimedSpend)
+      else { return false }
+      (self.spend, self.conversionsSpend, self.claimedRevenue, self.claimedSpend) = (
+        spend, conversionsSpend, claimedRevenue, claimedSpend
+      )
       return !sum.overflowed && !spend.isNaN && !conversionsSpend.isNaN && !claimedRevenue.isNaN
         && !claimedSpend.isNaN
     }
@@ -86,7 +91,9 @@ public struct AdsKernel: Sendable, Equatable {
       }
     }
     if let roas = insight.claimedRoas, let stated = insight.spend {
-      one.claimedRevenue = roas * stated
+      // Exact or refused, as a sum is: a product past 38 digits would be rounded.
+      guard let product = Money.exactProduct(roas, stated) else { return nil }
+      one.claimedRevenue = product
       one.claimedSpend = stated
     }
     let key = Key(

@@ -16,6 +16,21 @@ enum Money {
     return NSDecimalAdd(&sum, &left, &right, .plain) == .noError ? sum : nil
   }
 
+  /// `lhs × rhs`, or nil when it might not be exact: a product has at most the digits of
+  /// both factors, and past 38 Decimal may round it (NSDecimalMultiply does not say so).
+  static func exactProduct(_ lhs: Decimal, _ rhs: Decimal) -> Decimal? {
+    guard significantDigits(lhs) + significantDigits(rhs) <= 38 else { return nil }
+    var (left, right, product) = (lhs, rhs, Decimal())
+    return NSDecimalMultiply(&product, &left, &right, .plain) == .noError ? product : nil
+  }
+
+  /// The digits of a value's significand, trailing zeros left out.
+  static func significantDigits(_ value: Decimal) -> Int {
+    var digits = "\(value.significand.magnitude)".filter(\.isNumber)
+    while digits.count > 1, digits.last == "0" { digits.removeLast() }
+    return digits == "0" ? 0 : digits.count
+  }
+
   /// For a ratio of amounts (CPM, AOV, ROAS); never for a sum.
   static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
 

@@ -41,6 +41,20 @@ struct AdsKernelTests {
     return report
   }
 
+  /// Spend sums and claimed revenue stay exact: one that would pass Decimal's 38 digits is
+  /// refused (the row is bad, or the report fails), never rounded.
+  @Test func sumsPastThirtyEightDigitsAreRefusedNotRounded() throws {
+    var builder = PartialBuilder(reports: ["ads"])
+    let first = builder.add(Self.insight(day: 10, spend: "1" + String(repeating: "0", count: 38)))
+    // The same cell again: 10^38 + 0.1 needs 40 digits.
+    let second = builder.add(Self.insight(day: 10, spend: "0.1"))
+    #expect(first && !second, "the second is refused, not rounded into the first")
+    // A claimed revenue (ROAS × spend) past 38 digits: refused too.
+    var other = PartialBuilder(reports: ["ads"])
+    let claimed = other.add(Self.insight(day: 11, spend: "1234567890123456789.123", roas: "1234567890123456789.5"))
+    #expect(!claimed)
+  }
+
   @Test("exact decimal sums; CPM, CPC, CTR, CPA and claimed ROAS as ratios of sums; weeks from Monday")
   func figures() throws {
     let monday = Days.number("2026-11-23") ?? 0

@@ -57,6 +57,18 @@ extension PostgresRowSequence {
   }
 }
 
+extension PostgresJobStore {
+  /// A revived task reopens its job: it runs again and gets a new report when it ends.
+  func reopen(_ changes: [TaskChange], _ event: TaskEvent, on db: PostgresConnection) async throws {
+    guard event == .retryDead, !changes.isEmpty else { return }
+    try await db.query(
+      """
+      UPDATE jobs SET state = 'running', finished_at = 0, report = NULL, error = ''
+      WHERE id = ANY(\(Array(Set(changes.map(\.job.rawValue))))) AND NOT cancelled
+      """, logger: logger)
+  }
+}
+
 extension Array {
   /// Consecutive slices of at most `size` elements.
   func chunked(_ size: Int) -> [ArraySlice<Element>] {

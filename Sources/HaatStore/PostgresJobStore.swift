@@ -436,16 +436,6 @@ public final class PostgresJobStore: JobStore {
     return changes
   }
 
-  /// A revived task reopens its job: it runs again and gets a new report when it ends.
-  private func reopen(_ changes: [TaskChange], _ event: TaskEvent, on db: PostgresConnection) async throws {
-    guard event == .retryDead, !changes.isEmpty else { return }
-    try await db.query(
-      """
-      UPDATE jobs SET state = 'running', finished_at = 0, report = NULL, error = ''
-      WHERE id = ANY(\(Array(Set(changes.map(\.job.rawValue))))) AND NOT cancelled
-      """, logger: logger)
-  }
-
   private func finish(
     _ job: JobID, state: JobState, report: Data?, error: String, on db: PostgresConnection, nowMs: Int64
   ) async throws -> StoreOpResult {

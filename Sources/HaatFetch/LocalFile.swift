@@ -124,7 +124,12 @@ enum LocalFile {
       } catch { throw sink(error) }
       offset += UInt64(count)
     }
-    try decoder?.finish(bodyBytes: decoded, wireBytes: total)
+    do {
+      try decoder?.finish(bodyBytes: decoded, wireBytes: total)
+    } catch {
+      // A file cut short stays cut short: trying again cannot help, unlike a transfer.
+      throw FetchError(.decompression, "\(path) is a gzip file cut short (\(total) bytes read)", retryable: false)
+    }
     return FetchResponse(
       status: status, contentType: nil, bodyBytes: decoded, wireBytes: total, redirects: 0, reusedConnection: false,
       headers: headers)

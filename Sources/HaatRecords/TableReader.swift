@@ -216,6 +216,12 @@ public struct TableReader<Schema: TableSchema> {
     if let fatal { throw fatal }
   }
 
+  /// Whether a row repeats the group value of the record just read (or refused).
+  private func continuesLastRecord(_ row: TableRow) -> Bool {
+    guard groupPosition >= 0, let group = row.texts[groupPosition] else { return false }
+    return group == lastGroup
+  }
+
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
     let group = groupPosition >= 0 ? row.texts[groupPosition] : nil
     // One more line of the record just read (or just refused): never a record of its own.
@@ -257,7 +263,11 @@ public struct TableReader<Schema: TableSchema> {
       if control == nil, controlChecked[position], Values.hasControl(text) { control = fields[position] }
       if !text.isEmpty { values.texts[position] = Values.string(text) }
     }
-    if let control {
+    if continuesLastRecord(values) {
+      // One more line of the record just read or refused: skipped whatever it holds.
+    } else if let control {
+      // Refused as a record's first row is: its later rows are skipped with it.
+      if groupPosition >= 0 { lastGroup = values.texts[groupPosition] }
       counts.bad(RowProblem(row: row, column: control, reason: .controlCharacter), keep: maxProblems)
     } else {
       take(values, emit)
@@ -329,8 +339,10 @@ public struct TableReader<Schema: TableSchema> {
       ranks[field] = (rank, key)
       values.texts[position] = text
     }
+    if continuesLastRecord(values) { return }
     for (position, text) in values.texts.enumerated() where controlChecked[position] {
       if let text, Values.hasControl(text.utf8) {
+        if groupPosition >= 0 { lastGroup = values.texts[groupPosition] }
         return counts.bad(
           RowProblem(row: number, column: fields[position], reason: .controlCharacter), keep: maxProblems)
       }

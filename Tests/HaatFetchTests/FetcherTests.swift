@@ -269,6 +269,11 @@ struct FetcherTests {
     #expect(try Self.get(fetcher, fixture.url("posts.csv.gz")).1 == csv)
     // With Content-Encoding: gzip it is decoded once, as before.
     #expect(try Self.get(fetcher, fixture.url("posts.csv.gz") + "?encoding=gzip").1 == csv)
+    // A local gzip file cut short is a decompression error not worth retrying.
+    let whole = try Data(contentsOf: URL(fileURLWithPath: fixture.root + "/posts.csv.gz"))
+    try fixture.write("cut.csv.gz", whole.prefix(whole.count / 2))
+    let cut = Self.error { _ = try Self.get(fetcher, "file://\(fixture.root)/cut.csv.gz") }
+    #expect(cut?.kind == .decompression && cut?.retryable == false, "\(String(describing: cut))")
     fetcher.shutdown()
     await fixture.stop()
   }

@@ -53,6 +53,8 @@ struct ShopifyOrdersExportTests {
       #2,,,,,,Cup
       #3,c@x.com,paid,2026-01-03 10:00:00 -0500,x,USD,Bag
       #3,c@x.com,paid,2026-01-03 10:00:00 -0500,7.00,USD,Pin
+      #4,d\u{01}@x.com,paid,2026-01-04 10:00:00 -0500,9.00,USD,Cap
+      #4,d@x.com,paid,2026-01-04 10:00:00 -0500,9.00,USD,Cap
 
       """
     var task = TaskSpec()
@@ -68,8 +70,13 @@ struct ShopifyOrdersExportTests {
       }
       #expect(orders.map(\.totalText) == ["10.00", "5.00"])
       // #3's first row is bad: its later rows are its line items, not an order of their own.
-      #expect(connector.counts.records == 2 && connector.counts.badRecords == 1)
-      #expect(connector.counts.problems == [RowProblem(row: 6, column: "total", reason: .notADecimal)])
+      // #4's first row holds a control character: refused, and its repeat with it.
+      #expect(connector.counts.records == 2 && connector.counts.badRecords == 2)
+      #expect(
+        connector.counts.problems == [
+          RowProblem(row: 6, column: "total", reason: .notADecimal),
+          RowProblem(row: 8, column: "email", reason: .controlCharacter),
+        ])
     }
   }
 

@@ -88,7 +88,7 @@ extension CoordinatorCore {
       }
       leases.grant(
         task: task.task, attempt: task.attempt, owner: connection.name, now: now,
-        rateKey: Self.rateKey(ofSpec: task.spec))
+        rate: Self.rateLimit(ofSpec: task.spec))
       if let job = jobs[task.job], job.counts.total <= Self.inlineReduce.tasks { smallJobs[task.task] = task.job }
       connection.credit[claim.pool, default: 0] -= 1
       outbox.send(
@@ -100,7 +100,10 @@ extension CoordinatorCore {
   /// The `rate_key` of a stored task spec (its JSON), or "" when it has none. Decoded only
   /// when the spec names the field: most tasks make no rate-governed request, and a scan
   /// of a few hundred bytes is all an assign of theirs pays.
-  static func rateKey(ofSpec spec: Data) -> String {
+  static func rateKey(ofSpec spec: Data) -> String { rateLimit(ofSpec: spec).key }
+
+  /// The `rate_key` and `requests_per_second` of a stored task spec ("" and 0 when none).
+  static func rateLimit(ofSpec spec: Data) -> (key: String, perSecond: Double) {
     let field = rateKeyField
     let found = spec.withUnsafeBytes { bytes -> Bool in
       guard bytes.count >= field.count else { return false }
@@ -110,8 +113,10 @@ extension CoordinatorCore {
       }
       return false
     }
-    guard found, let decoded = try? TaskSpec(jsonUTF8Data: spec, options: WireCodec.decodingOptions) else { return "" }
-    return decoded.rateKey
+    guard found, let decoded = try? TaskSpec(jsonUTF8Data: spec, options: WireCodec.decodingOptions) else {
+      return ("", 0)
+    }
+    return (decoded.rateKey, decoded.requestsPerSecond)
   }
 
   private static let rateKeyField = Array(#""rate_key""#.utf8)

@@ -280,7 +280,10 @@ extension CoordinatorCore {
         : "task \(request.task)'s requests count against \"\(lease.rateKey)\", not \"\(named)\""
       return outbox.replyError(connection, to: id, HaatError(.badRequest, reason, field: "key"))
     }
-    let wait = rates.grant(key: request.key, requestsPerSecond: request.requestsPerSecond, nowMs: monotonicMs)
+    // Spaced by the task's own budget: a worker stating a lower rate must not slow the
+    // credential for every other task (the lowest rate stated lately holds).
+    let perSecond = lease.requestsPerSecond > 0 ? lease.requestsPerSecond : request.requestsPerSecond
+    let wait = rates.grant(key: request.key, requestsPerSecond: perSecond, nowMs: monotonicMs)
     // Bounded: a worker's credentials are few; past the bound, the oldest are not kept.
     if connection.grantedRateKeys.count >= Self.maxGrantedRateKeys { connection.grantedRateKeys.removeAll() }
     connection.grantedRateKeys.insert(request.key)

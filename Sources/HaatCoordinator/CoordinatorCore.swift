@@ -143,7 +143,7 @@ final class CoordinatorCore: @unchecked Sendable {
       for lease in recovery.leases {
         self.leases.grant(
           task: lease.task, attempt: lease.attempt, owner: lease.owner, now: now + grace,
-          rateKey: Self.rateKey(ofSpec: lease.spec))
+          rate: Self.rateLimit(ofSpec: lease.spec))
       }
       for task in recovery.waiting {
         self.addWaiting(task.task, job: task.job, pool: task.pool, notBeforeMs: task.notBeforeMs)

@@ -21,8 +21,13 @@ final class SharedLeases: Sendable {
 
   subscript(task: TaskID) -> Lease? { table.withLock { $0[task] } }
 
-  func grant(task: TaskID, attempt: UInt32, owner: String, now: UInt64, rateKey: String = "") {
-    table.withLock { $0.grant(task: task, attempt: attempt, owner: owner, now: now, rateKey: rateKey) }
+  func grant(
+    task: TaskID, attempt: UInt32, owner: String, now: UInt64, rate: (key: String, perSecond: Double) = ("", 0)
+  ) {
+    table.withLock {
+      $0.grant(
+        task: task, attempt: attempt, owner: owner, now: now, rateKey: rate.key, requestsPerSecond: rate.perSecond)
+    }
   }
 
   @discardableResult

@@ -18,10 +18,16 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
     /// The rate key the task's requests count against (its spec's `rate_key`), empty when
     /// it makes no rate-governed request: the only key its holder may ask slots under.
     public var rateKey: String
+    /// The budget its spec states for that key (`requests_per_second`): slots are spaced by
+    /// it, whatever a worker's request says.
+    public var requestsPerSecond: Double
 
     @inlinable
-    public init(task: TaskID, attempt: UInt32, owner: Owner, deadline: UInt64, rateKey: String = "") {
-      (self.task, self.attempt, self.owner, self.deadline, self.rateKey) = (task, attempt, owner, deadline, rateKey)
+    public init(
+      task: TaskID, attempt: UInt32, owner: Owner, deadline: UInt64, rateKey: String = "", requestsPerSecond: Double = 0
+    ) {
+      (self.task, self.attempt, self.owner, self.deadline) = (task, attempt, owner, deadline)
+      (self.rateKey, self.requestsPerSecond) = (rateKey, requestsPerSecond)
     }
   }
 
@@ -43,9 +49,13 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
 
   /// Records a new lease from `now`, replacing any older lease of the task.
   @inlinable
-  public mutating func grant(task: TaskID, attempt: UInt32, owner: Owner, now: UInt64, rateKey: String = "") {
+  public mutating func grant(
+    task: TaskID, attempt: UInt32, owner: Owner, now: UInt64, rateKey: String = "", requestsPerSecond: Double = 0
+  ) {
     remove(task: task)
-    leases[task] = Lease(task: task, attempt: attempt, owner: owner, deadline: now &+ durationNs, rateKey: rateKey)
+    leases[task] = Lease(
+      task: task, attempt: attempt, owner: owner, deadline: now &+ durationNs, rateKey: rateKey,
+      requestsPerSecond: requestsPerSecond)
     byOwner[owner, default: []].insert(task)
   }
 

@@ -90,6 +90,8 @@ struct LeaseRateKeyTests {
     governed.requestsPerSecond = 5
     let json = try governed.jsonUTF8Data(options: WireCodec.encodingOptions)
     #expect(CoordinatorCore.rateKey(ofSpec: json) == "credential:meta")
+    // And its budget, which spaces the slots whatever a worker's request states.
+    #expect(CoordinatorCore.rateLimit(ofSpec: json) == ("credential:meta", 5))
     // A source whose own text says `"rate_key":"…"` names no key: only the spec's field does.
     var other = TaskSpec()
     other.source.name = #""rate_key":"credential:victim""#

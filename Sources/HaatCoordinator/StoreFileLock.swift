@@ -5,20 +5,21 @@ import HaatCore
   import Glibc
 #endif
 
-/// An exclusive lock on `<store>.lock`, beside a SQLite store, held while a coordinator
-/// runs on it: a second coordinator on the same file would serve the same queue (dispatch
-/// tasks twice, rewrite the admin credential) with nothing to say so. `flock`, so the
-/// kernel frees it when the process ends, kill -9 included. (A PostgreSQL store has its
-/// own lock, `PostgresLeadership`.)
+/// An exclusive `flock` on the SQLite store's own file, held while a coordinator runs on
+/// it: a second coordinator on the same file would serve the same queue (dispatch tasks
+/// twice, rewrite the admin credential, lose jobs) with nothing to say so. On the file
+/// itself, not on a name beside it, so a symlink or a hard link to it is the same file.
+/// The kernel frees it when the process ends, kill -9 included. SQLite's own locks are
+/// `fcntl` locks, which a `flock` does not touch (on a local file system). The descriptor
+/// is closed only after the store is (closing a descriptor of a file drops the process's
+/// `fcntl` locks on it). (A PostgreSQL store has its own lock, `PostgresLeadership`.)
 final class StoreFileLock: Sendable {
   private let descriptor: Int32
 
   init(store path: String) throws(HaatError) {
-    let lockPath = path + ".lock"
-    let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
-      throw HaatError(
-        .unavailable, "cannot open the store's lock file \(lockPath): \(String(cString: strerror(errno)))")
+      throw HaatError(.unavailable, "cannot open the store \(path): \(String(cString: strerror(errno)))")
     }
     guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
       let reason = errno
@@ -26,10 +27,10 @@ final class StoreFileLock: Sendable {
       if reason == EWOULDBLOCK {
         throw HaatError(
           .unavailable,
-          "another coordinator is running on the store \(path) (it holds \(lockPath)); stop it first, or give this one a --data-dir of its own"
+          "another coordinator is running on the store \(path) (it holds its lock); stop it first, or give this one a --data-dir of its own"
         )
       }
-      throw HaatError(.unavailable, "cannot lock \(lockPath): \(String(cString: strerror(reason)))")
+      throw HaatError(.unavailable, "cannot lock the store \(path): \(String(cString: strerror(reason)))")
     }
     self.descriptor = descriptor
   }

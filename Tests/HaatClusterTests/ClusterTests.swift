@@ -462,6 +462,21 @@ struct ClusterTests {
         ["20", cluster.binary, "coordinator", "--data-dir", cluster.dataDirectory, "--listen", "127.0.0.1:0"])
       #expect(second.status == 6, "\(second.output)")
       #expect(second.output.contains("another coordinator is running on the store"), "\(second.output)")
+      // The same file under another name (a hard link, a symlink) is the same store.
+      let hard = cluster.directory + "/hard.db"
+      let soft = cluster.directory + "/soft.db"
+      try FileManager.default.linkItem(atPath: cluster.dataDirectory + "/haat.db", toPath: hard)
+      try FileManager.default.createSymbolicLink(atPath: soft, withDestinationPath: cluster.dataDirectory + "/haat.db")
+      for path in [hard, soft] {
+        let other = try await run(
+          "/usr/bin/timeout",
+          [
+            "20", cluster.binary, "coordinator", "--data-dir", cluster.directory + "/other", "--store",
+            "sqlite:" + path,
+            "--listen", "127.0.0.1:0",
+          ])
+        #expect(other.status == 6, "\(path): \(other.output)")
+      }
       let client = try await cluster.client()
       #expect(try await client.workers().count == 2)
       await client.close()

@@ -125,11 +125,15 @@ struct StoredResult: Sendable {
 
 /// SQL both backends write the same way.
 enum StoreSQL {
-  /// The newest finished run of every schedule that exists: retention keeps it, so the
-  /// schedule's last job and its cumulative report stay readable.
+  /// The newest finished run of every schedule that exists, and its newest run with a
+  /// report (succeeded or partial): retention keeps them, so the schedule's last job and
+  /// its cumulative report stay readable (a cancelled last run has none of its own).
   static let newestRuns = """
     SELECT max(j.id) FROM jobs j JOIN schedules s ON s.name = j.schedule
     WHERE j.state IN ('succeeded', 'failed', 'partial', 'cancelled') GROUP BY j.schedule
+    UNION
+    SELECT max(j.id) FROM jobs j JOIN schedules s ON s.name = j.schedule
+    WHERE j.state IN ('succeeded', 'partial') GROUP BY j.schedule
     """
 
   /// A job's columns, in the order `JobRecord` is read from them.

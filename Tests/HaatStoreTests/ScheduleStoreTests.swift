@@ -68,8 +68,12 @@ import Testing
     try await runToTheEnd(store, tests, now: 2_000)
     _ = try await store.apply([fire(dueMs: 3_601_000, nowMs: 3_602_000)], nowMs: 3_602_000)
     try await runToTheEnd(store, tests, now: 3_603_000)
+    // A third run, cancelled: the newest finished run, with no report of its own.
+    let third = try await store.apply([fire(dueMs: 7_201_000, nowMs: 7_202_000)], nowMs: 7_202_000)
+    guard case .submitted(let cancelled, _, _) = third[0] else { throw HaatError(.internal, "no third run") }
+    _ = try await store.apply([.cancelJob(cancelled)], nowMs: 7_203_000)
     let runs = try await store.finishedRuns(ofSchedule: "hourly")
-    #expect(runs.count == 2)
+    #expect(runs.count == 3)
     // A newer job of no schedule, ended too, so that no run is kept as the newest job.
     _ = try await tests.submit(store, tests.job(tasks: 1))
     try await runToTheEnd(store, tests, now: 3_604_000)
@@ -79,7 +83,8 @@ import Testing
         [.prune(endedBeforeMs: 9_000_000, limit: 100)], nowMs: 9_000_000)[0]
     else { throw HaatError(.internal, "not pruned") }
     #expect(jobs == 2, "the first run and the ended job of no schedule")
-    #expect(try await store.finishedRuns(ofSchedule: "hourly") == [runs[1]])
+    // Kept: the newest run with a report, and the newest run (cancelled).
+    #expect(try await store.finishedRuns(ofSchedule: "hourly") == [runs[1], runs[2]])
     #expect(try await store.job(runs[1], tasks: false, nowMs: 9_000_000) != nil)
     // Removed, the schedule keeps nothing.
     _ = try await store.apply([.updateSchedule("hourly", .remove)], nowMs: 9_000_001)

@@ -222,10 +222,9 @@ public struct TableReader<Schema: TableSchema> {
     return group == lastGroup
   }
 
+  /// A row that begins a record (its callers skip one that `continuesLastRecord`).
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
     let group = groupPosition >= 0 ? row.texts[groupPosition] : nil
-    // One more line of the record just read (or just refused): never a record of its own.
-    if let group, group == lastGroup { return }
     switch Schema.record(row, platform: platform, account: account) {
     case .success(nil): break
     case .success(let record?):

@@ -97,12 +97,9 @@ extension CoordinatorCore {
     for job in Set(tasks.map(\.job)) { jobChanged(job) }
   }
 
-  /// The `rate_key` of a stored task spec (its JSON), or "" when it has none. Decoded only
-  /// when the spec names the field: most tasks make no rate-governed request, and a scan
-  /// of a few hundred bytes is all an assign of theirs pays.
-  static func rateKey(ofSpec spec: Data) -> String { rateLimit(ofSpec: spec).key }
-
-  /// The `rate_key` and `requests_per_second` of a stored task spec ("" and 0 when none).
+  /// The `rate_key` and `requests_per_second` of a stored task spec (its JSON), or "" and 0
+  /// when it has none. Decoded only when the spec names the field: most tasks make no
+  /// rate-governed request, and a scan of a few hundred bytes is all an assign of theirs pays.
   static func rateLimit(ofSpec spec: Data) -> (key: String, perSecond: Double) {
     let field = rateKeyField
     let found = spec.withUnsafeBytes { bytes -> Bool in

@@ -89,16 +89,16 @@ struct LeaseRateKeyTests {
     governed.rateKey = "credential:meta"
     governed.requestsPerSecond = 5
     let json = try governed.jsonUTF8Data(options: WireCodec.encodingOptions)
-    #expect(CoordinatorCore.rateKey(ofSpec: json) == "credential:meta")
+    #expect(CoordinatorCore.rateLimit(ofSpec: json).key == "credential:meta")
     // And its budget, which spaces the slots whatever a worker's request states.
     #expect(CoordinatorCore.rateLimit(ofSpec: json) == ("credential:meta", 5))
     // A source whose own text says `"rate_key":"…"` names no key: only the spec's field does.
     var other = TaskSpec()
     other.source.name = #""rate_key":"credential:victim""#
     other.source.kind = "noop"
-    #expect(CoordinatorCore.rateKey(ofSpec: try other.jsonUTF8Data(options: WireCodec.encodingOptions)) == "")
-    #expect(CoordinatorCore.rateKey(ofSpec: Data(#"{"source":{"kind":"noop"}}"#.utf8)) == "")
-    #expect(CoordinatorCore.rateKey(ofSpec: Data()) == "")
-    #expect(CoordinatorCore.rateKey(ofSpec: Data(#"{"rate_key":"#.utf8)) == "")
+    #expect(CoordinatorCore.rateLimit(ofSpec: try other.jsonUTF8Data(options: WireCodec.encodingOptions)).key == "")
+    #expect(CoordinatorCore.rateLimit(ofSpec: Data(#"{"source":{"kind":"noop"}}"#.utf8)).key == "")
+    #expect(CoordinatorCore.rateLimit(ofSpec: Data()).key == "")
+    #expect(CoordinatorCore.rateLimit(ofSpec: Data(#"{"rate_key":"#.utf8)).key == "")
   }
 }

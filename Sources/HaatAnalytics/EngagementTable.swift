@@ -14,17 +14,14 @@ extension EngagementKernel {
     return ReportTable(
       columns: columns,
       rows: rows.map { row in
-        // A count no post of the row stated is not shown as 0 (a count of none).
-        let unstated = Set(row.unstated)
-        func count(_ name: String, _ value: UInt64) -> String { unstated.contains(name) ? "–" : group(value) }
-        return [
-          row.platform, row.account, row.mediaType, group(row.posts), count("likes", row.likes),
-          count("comments", row.comments), count("shares", row.shares), count("saves", row.saves),
-          count("reach", row.reach), count("impressions", row.impressions), count("clicks", row.clicks),
-          row.hasEngagementRateReach ? percent(row.engagementRateReach) : "–",
-          row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
-          row.hasCtr ? percent(row.ctr) : "–",
-        ]
+        // likes … clicks (the table has no video views column).
+        [row.platform, row.account, row.mediaType, group(row.posts)]
+          + counts(row, none: "–", shown: group).dropLast()
+          + [
+            row.hasEngagementRateReach ? percent(row.engagementRateReach) : "–",
+            row.hasEngagementRateImpressions ? percent(row.engagementRateImpressions) : "–",
+            row.hasCtr ? percent(row.ctr) : "–",
+          ]
       },
       numeric: Set(3..<columns.count), totalLast: true,
       csvColumns: [
@@ -33,20 +30,26 @@ extension EngagementKernel {
         "engagement_rate_impressions", "ctr", "median_rate_reach", "median_rate_impressions",
       ],
       csvRows: rows.map { row in
-        let unstated = Set(row.unstated)
-        func count(_ name: String, _ value: UInt64) -> String { unstated.contains(name) ? "" : String(value) }
-        return [
-          row.platform, row.account, row.mediaType, String(row.posts), count("likes", row.likes),
-          count("comments", row.comments), count("shares", row.shares), count("saves", row.saves),
-          count("reach", row.reach), count("impressions", row.impressions), count("clicks", row.clicks),
-          count("video_views", row.videoViews), String(row.engagements),
-          row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
-          row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
-          row.hasCtr ? String(row.ctr) : "",
-          row.hasMedianRateReach ? String(row.medianRateReach) : "",
-          row.hasMedianRateImpressions ? String(row.medianRateImpressions) : "",
-        ]
+        [row.platform, row.account, row.mediaType, String(row.posts)]
+          + counts(row, none: "", shown: { String($0) }) + [
+            String(row.engagements),
+            row.hasEngagementRateReach ? String(row.engagementRateReach) : "",
+            row.hasEngagementRateImpressions ? String(row.engagementRateImpressions) : "",
+            row.hasCtr ? String(row.ctr) : "",
+            row.hasMedianRateReach ? String(row.medianRateReach) : "",
+            row.hasMedianRateImpressions ? String(row.medianRateImpressions) : "",
+          ]
       },
       csvText: [0, 1, 2])
+  }
+
+  /// The row's counts in the wire's order (likes … video_views): `none` for a count no post
+  /// of the row stated, which is not a count of 0.
+  static func counts(_ row: Haat_V1_EngagementRow, none: String, shown: (UInt64) -> String) -> [String] {
+    let unstated = Set(row.unstated)
+    let values = [
+      row.likes, row.comments, row.shares, row.saves, row.reach, row.impressions, row.clicks, row.videoViews,
+    ]
+    return zip(Counts.named, values).map { named, value in unstated.contains(named.1) ? none : shown(value) }
   }
 }

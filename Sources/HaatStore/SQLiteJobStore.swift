@@ -25,6 +25,11 @@ public final class SQLiteJobStore: JobStore {
     configuration.prepareDatabase { db in
       try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
       try db.execute(sql: "PRAGMA foreign_keys = ON")
+      // Statements' scratch tables (a claim's `UPDATE … RETURNING` over an `IN (subquery)`)
+      // in memory: by default each such statement sets up and tears down a temporary
+      // file's pager (fresh memory mapped, faulted in and unmapped), and a one-task claim
+      // took ten times as long (the largest part of a submit's commit).
+      try db.execute(sql: "PRAGMA temp_store = MEMORY")
     }
     do {
       pool = try DatabasePool(path: path, configuration: configuration)

@@ -136,7 +136,8 @@ public final class ShopifyFixture: Sendable {
     let landing = order.landingSite.map { #""\#($0)""# } ?? "null"
     let name = "#\(order.id % 10_000)"
     return "{\"id\":\(order.id),\"name\":\"\(name)\",\"created_at\":\"\(time(order.createdEpoch))\","
-      + "\"total_price\":\"\(total)\",\"currency\":\"USD\",\"customer\":\(customer),"
+      + "\"financial_status\":\"paid\",\"total_price\":\"\(total)\",\"current_total_price\":\"\(total)\","
+      + "\"currency\":\"USD\",\"customer\":\(customer),"
       + "\"landing_site\":\(landing),\"referring_site\":\"https://www.facebook.com/\"}"
   }
 }

@@ -42,6 +42,38 @@ struct ShopifyOrdersExportTests {
     }
   }
 
+  @Test("revenue is net: a voided order is no order, and Refunded Amount comes off Total, exactly")
+  func voidedAndRefundedOrders() throws {
+    let csv = """
+      Name,Email,Financial Status,Created at,Total,Refunded Amount,Currency,Lineitem name
+      #1,a@x.com,voided,2026-01-01 10:00:00 -0500,10.00,,USD,Shirt
+      #1,,,,,,,Hat
+      #2,b@x.com,partially_refunded,2026-01-02 10:00:00 -0500,34.98,4.99,USD,Mug
+      #3,c@x.com,refunded,2026-01-03 10:00:00 -0500,7.00,7.00,USD,Bag
+      #4,d@x.com,paid,2026-01-04 10:00:00 -0500,9.00,0.00,USD,Cap
+      #5,e@x.com,paid,2026-01-05 10:00:00 -0500,9.00,"1,50",USD,Pin
+      #6,f@x.com,Voided,2026-01-06 10:00:00 -0500,3.00,,USD,Pen
+
+      """
+    var task = TaskSpec()
+    task.source.kind = "shopify_orders_csv"
+    task.source.url = "http://fixture/orders.csv"
+    for chunk in [1, 7, 4096] {
+      let (records, _, connector) = try drive(
+        TableExportConnector<ShopifyOrdersExport>.self, task,
+        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
+      let orders = records.compactMap { record -> OrderRecord? in
+        if case .order(let order) = record { return order }
+        return nil
+      }
+      #expect(orders.map(\.id) == ["#2", "#3", "#4"])
+      #expect(orders.map(\.totalText) == ["29.99", "0", "9.00"])
+      #expect(orders.map(\.total) == [Decimal(string: "29.99"), 0, Decimal(string: "9.00")])
+      #expect(connector.counts.records == 3 && connector.counts.badRecords == 1)
+      #expect(connector.counts.problems == [RowProblem(row: 6, column: "refunded", reason: .notADecimal)])
+    }
+  }
+
   @Test("an order's rows are one order whichever of its columns they repeat; the next Name starts the next")
   func consecutiveRowsOfOneNameAreOneOrder() throws {
     let csv = """

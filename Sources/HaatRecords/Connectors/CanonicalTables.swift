@@ -50,15 +50,29 @@ public enum OrdersExport: TableExportKind {
   }
 
   /// An order from a row's `created_at`, `total`, `currency`, `landing_site` and
-  /// `referring_site` (the canonical names, or those a schema maps to them).
+  /// `referring_site` (the canonical names, or those a schema maps to them), its total less
+  /// the amount in `refunded` where the row has one.
   static func order(
-    _ row: TableRow, _ fields: OrderFields, id: String, customer: String, platform: String, account: String
+    _ row: TableRow, _ fields: OrderFields, id: String, customer: String, platform: String, account: String,
+    refunded: TableField? = nil
   ) -> Result<CanonicalRecord?, RowProblem> {
     guard let created = row[fields.createdAt] else { return row.problem(fields.createdAt, .missing) }
     guard let at = Values.looseTimestamp(created) else { return row.problem(fields.createdAt, .invalidTimestamp) }
-    guard let totalText = row[fields.total] else { return row.problem(fields.total, .missing) }
-    guard let total = Values.decimal(totalText) else {
+    guard var totalText = row[fields.total] else { return row.problem(fields.total, .missing) }
+    guard var total = Values.decimal(totalText) else {
       return row.problem(fields.total, Values.decimalProblem(totalText))
+    }
+    if let refunded, let refundText = row[refunded] {
+      guard let refund = Values.decimal(refundText) else {
+        return row.problem(refunded, Values.decimalProblem(refundText))
+      }
+      // Exact or refused: Foundation rounds a difference past 38 digits without a word.
+      let net = total - refund
+      guard net + refund == total else { return row.problem(refunded, .outOfRange) }
+      if !refund.isZero {
+        total = net
+        totalText = net.isZero ? "0" : net.description
+      }
     }
     return .success(
       .order(

@@ -13,6 +13,8 @@ extension SourceKind {
 /// `account` names the store. The token goes in `X-Shopify-Access-Token`. Pages follow the
 /// `Link: <…>; rel="next"` header (its `page_info` URL as given) until there is none.
 ///
+/// Revenue is net: an order's `current_total_price` (after its refunds and returns) where
+/// Shopify gives one, else its `total_price`, and a `voided` order is no order.
 /// Money is a decimal string (`"598.94"`) and stays one; `created_at` carries the shop's
 /// offset; a guest order has no `customer`. Throttling is HTTP 429 with a fractional
 /// `Retry-After`; an error body is `{"errors": …}`. The bookmark is the newest order's
@@ -26,7 +28,8 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
   public static let defaultRequestsPerSecond: Double? = 2
   public static let hosts = ["*.myshopify.com"]
   public static let resumable = true
-  static let fields = "id,name,created_at,total_price,currency,customer,landing_site,referring_site"
+  static let fields =
+    "id,name,created_at,financial_status,total_price,current_total_price,currency,customer,landing_site,referring_site"
 
   public static func check(_ source: inout Source, field: String) throws(HaatError) {
     try SourceChecks.url(source.url, field: "\(field).url", kind: kind)
@@ -73,6 +76,8 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     }
     for item in orders {
       index += 1
+      // A voided order's payment was never taken: no sale, so not an order of any report.
+      if item["financial_status"]?.string?.lowercased() == "voided" { continue }
       let read = order(from: item)
       // `created_at_min` includes its own second: skip what the last run read.
       if case .success(let order) = read, order.createdAtText == since { continue }
@@ -134,6 +139,15 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     guard let totalText = item["total_price"]?.string, let total = Values.decimal(totalText) else {
       return .failure(.init("total_price", .notADecimal))
     }
+    // What the order is worth now: `current_total_price` reflects its edits, returns and
+    // refunds; `total_price` stays what was first charged.
+    var net = (total, totalText)
+    if let current = item["current_total_price"], current != .null {
+      guard let text = current.string, let value = Values.decimal(text) else {
+        return .failure(.init("current_total_price", .notADecimal))
+      }
+      net = (value, text)
+    }
     var customer = ""
     switch item["customer"]?["id"] {
     case .count(let number)?: customer = String(number)
@@ -143,7 +157,7 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     return .success(
       OrderRecord(
         platform: source.platform.isEmpty ? "web" : source.platform, account: source.account, id: id,
-        createdAt: createdAt, createdAtText: written, customer: customer, total: total, totalText: totalText,
+        createdAt: createdAt, createdAtText: written, customer: customer, total: net.0, totalText: net.1,
         currency: item["currency"]?.string ?? "", landingSite: item["landing_site"]?.string ?? "",
         referringSite: item["referring_site"]?.string ?? ""))
   }

@@ -56,7 +56,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var tlsClientCa: String?
   @Option(
     help:
-      "The admin HTTP port, host:port: /metrics, /healthz, /readyz (env HAAT_ADMIN_LISTEN; default: off). A non-loopback address needs --tls-cert, and /metrics a metrics-role token."
+      "The admin HTTP port, host:port: the dashboard (/), /metrics, /healthz, /readyz (env HAAT_ADMIN_LISTEN; default: off). A non-loopback address needs --tls-cert, and /metrics a metrics-role token."
   )
   var adminListen: String?
   @Flag(help: "Require TLS and a metrics-role token on the admin port even on a loopback address.")

@@ -1,9 +1,9 @@
 import Foundation
 import HaatProtocol
 
-/// A HyperLogLog (Flajolet et al. 2007, with the small-range correction of linear
-/// counting) of 2^14 registers: a distinct count within 1.04/√16384 ≈ 0.81 % (one standard
-/// error) of the truth, in at most 16 KiB, whatever the count. Merging takes each
+/// A HyperLogLog (Flajolet et al. 2007) of 2^14 registers, estimated with Ertl's improved
+/// estimator (2017): a distinct count within 1.04/√16384 ≈ 0.81 % (one standard error) of
+/// the truth, in at most 16 KiB, whatever the count. Merging takes each
 /// register's maximum, so the union of any sets, split over any tasks, is exact to the
 /// sketch. The hash is part of the protocol (analytics.proto `DistinctSketch`), so a
 /// worker in another language sets the very same registers.
@@ -49,15 +49,51 @@ public struct HyperLogLog: Sendable, Equatable {
     for (index, rank) in other.registers where rank > registers[index, default: 0] { registers[index] = rank }
   }
 
-  /// The estimated number of distinct values.
+  /// The estimated number of distinct values: Ertl's improved raw estimator ("New
+  /// cardinality estimation algorithms for HyperLogLog sketches", 2017, section 3), nearly
+  /// unbiased at every count. The classic one switches from linear counting to the raw
+  /// estimate at 2.5 m, where the raw one is still biased: +2 % on average at 41,000
+  /// distinct values, past the stated bound more often than not.
   public var estimate: Double {
+    guard !registers.isEmpty else { return 0 }
+    let q = 64 - Self.precision
     let m = Double(Self.registerCount)
-    var sum = Double(Self.registerCount - registers.count)  // 2^-0 for every zero register
-    for rank in registers.values { sum += pow(2, -Double(rank)) }
-    let raw = 0.7213 / (1 + 1.079 / m) * m * m / sum
-    let zeros = Self.registerCount - registers.count
-    if raw <= 2.5 * m, zeros > 0 { return m * log(m / Double(zeros)) }
-    return raw
+    var histogram = [Double](repeating: 0, count: q + 2)
+    histogram[0] = Double(Self.registerCount - registers.count)
+    for rank in registers.values { histogram[Int(rank)] += 1 }
+    var z = m * Self.tau(1 - histogram[q + 1] / m)
+    for k in stride(from: q, through: 1, by: -1) { z = 0.5 * (z + histogram[k]) }
+    z += m * Self.sigma(histogram[0] / m)
+    return m * m / (2 * log(2.0)) / z
+  }
+
+  /// σ(x) = x + Σ_{k≥1} x^(2^k) 2^(k−1), summed until it stops changing (x < 1).
+  static func sigma(_ value: Double) -> Double {
+    var x = value
+    var y = 1.0
+    var z = x
+    while true {
+      x *= x
+      let next = z + x * y
+      y *= 2
+      if next == z { return z }
+      z = next
+    }
+  }
+
+  /// τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))² 2^−k) / 3, summed until it stops changing.
+  static func tau(_ value: Double) -> Double {
+    guard value > 0, value < 1 else { return 0 }
+    var x = value
+    var y = 1.0
+    var z = 1 - x
+    while true {
+      x = x.squareRoot()
+      y *= 0.5
+      let next = z - (1 - x) * (1 - x) * y
+      if next == z { return z / 3 }
+      z = next
+    }
   }
 
   /// Its wire form: one number per non-zero register, index × 64 + rank, ascending.

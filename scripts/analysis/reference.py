@@ -542,16 +542,48 @@ def hll_registers(values):
     return regs
 
 
-def hll_estimate(regs):
-    m = 16384
+def hll_sigma(x):
+    y, z = 1.0, x
+    while True:
+        x = x * x
+        nz = z + x * y
+        y *= 2
+        if nz == z:
+            return z
+        z = nz
+
+
+def hll_tau(x):
+    if x <= 0 or x >= 1:
+        return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x)
+        y *= 0.5
+        nz = z - (1 - x) ** 2 * y
+        if nz == z:
+            return z / 3
+        z = nz
+
+
+def hll_estimate_exact(regs):
+    """Ertl's improved raw estimator (docs/reports.md "Distinct sketch")."""
+    m, q = 16384, 50
     if not regs:
-        return 0
-    z = (m - len(regs)) + sum(2.0 ** -r for r in regs.values())
-    e = 0.7213 / (1 + 1.079 / m) * m * m / z
-    v = m - len(regs)
-    if e <= 2.5 * m and v > 0:
-        e = m * math.log(m / v)
-    return int(math.floor(e + 0.5))
+        return 0.0
+    c = [0.0] * (q + 2)
+    c[0] = float(m - len(regs))
+    for r in regs.values():
+        c[r] += 1
+    z = m * hll_tau(1 - c[q + 1] / m)
+    for k in range(q, 0, -1):
+        z = 0.5 * (z + c[k])
+    z += m * hll_sigma(c[0] / m)
+    return m * m / (2 * math.log(2)) / z
+
+
+def hll_estimate(regs):
+    return int(math.floor(hll_estimate_exact(regs) + 0.5))
 
 
 def hll_union(a, b):

@@ -1443,9 +1443,9 @@ public nonisolated struct Haat_V1_AttributionRow: Sendable {
 /// h ^= h >> 33; h *= 0xc4ceb9fe1a85ec53; h ^= h >> 33), all modulo 2^64. Its register is
 /// the top 14 bits of h; its rank is 1 + the number of leading zero bits of h << 14 (51 when
 /// those 50 bits are all 0); a register keeps the largest rank it saw. Merging takes each
-/// register's maximum. The estimate is E = 0.7213 / (1 + 1.079 / m) * m^2 / sum(2^-M[j])
-/// with m = 16384 (a zero register counts 2^0), or m * ln(m / V) when E <= 2.5 m and V > 0
-/// registers are zero; its standard error is 1.04 / sqrt(m), about 0.81 %.
+/// register's maximum. The estimate (the coordinator's, not the wire's) is Ertl's improved
+/// raw estimator (2017) over m = 16384 registers, docs/reports.md "Distinct sketch"; its
+/// standard error is 1.04 / sqrt(m), about 0.81 %.
 public nonisolated struct Haat_V1_DistinctSketch: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

@@ -393,7 +393,10 @@ extension AttributionKernel: ReportKernel {
     var currenciesByChannel: [String: Set<String>] = [:]
     var sum = EngagementKernel.Checked()
     for (key, value) in orders {
-      revenueByCurrency[key.currency, default: .zero] += value.revenue
+      guard let total = Money.exactSum(revenueByCurrency[key.currency, default: .zero], value.revenue) else {
+        throw overflow
+      }
+      revenueByCurrency[key.currency] = total
       ordersByChannel[key.channel] = sum.add(ordersByChannel[key.channel] ?? 0, value.orders)
       currenciesByChannel[key.channel, default: []].insert(key.currency)
     }

@@ -38,14 +38,16 @@ public struct ClvKernel: Sendable {
     var repeatMean: Double
   }
 
+  /// nil for a customer without a day, or whose revenue is not exact (the caller fails the
+  /// report for the latter).
   static func summary(_ customer: Customers.Customer, end: Int64) -> Summary? {
     let days = customer.days.keys.sorted()
-    guard let first = days.first, let last = days.last else { return nil }
+    guard let first = days.first, let last = days.last, let revenue = customer.revenue else { return nil }
     let repeats = days.dropFirst().map { Money.double(customer.days[$0] ?? .zero) }
     let history = CustomerHistory(
       x: Double(days.count - 1), recency: Double(last - first) / unitDays, age: Double(end - first) / unitDays)
     return Summary(
-      channel: customer.firstChannel, history: history, orders: customer.orders, revenue: customer.revenue,
+      channel: customer.firstChannel, history: history, orders: customer.orders, revenue: revenue,
       repeatMean: repeats.isEmpty ? 0 : repeats.reduce(0, +) / Double(repeats.count))
   }
 
@@ -143,11 +145,14 @@ extension ClvKernel: ReportKernel {
     var section = Haat_V1_ClvReport()
     section.unit = Self.unitName
     section.horizon = Self.horizon
+    let amounts = HaatError(
+      .overflow, "the clv report's revenue passes 38 significant digits: a sum that cannot be exact")
     var totals: [Group: Totals] = [:]
     var checked = EngagementKernel.Checked()
     for store in byStore.keys.sorted() {
       let members = byStore[store] ?? []
       let end = members.compactMap { $0.days.keys.max() }.max() ?? 0
+      guard members.allSatisfy({ $0.days.isEmpty || $0.revenue != nil }) else { throw amounts }
       let summaries = members.compactMap { Self.summary($0, end: end) }
       let (bgnbd, gammaGamma, note) = Self.fit(summaries)
       var fit = Haat_V1_ClvFit()
@@ -176,7 +181,8 @@ extension ClvKernel: ReportKernel {
           total.customers += 1
           total.repeatCustomers += summary.history.x > 0 ? 1 : 0
           total.orders = checked.add(total.orders, summary.orders)
-          total.revenue += summary.revenue
+          guard let revenue = Money.exactSum(total.revenue, summary.revenue) else { throw amounts }
+          total.revenue = revenue
           total.purchases += purchases ?? 0
           total.spend += spend ?? 0
           total.value += (purchases ?? 0) * (spend ?? 0)

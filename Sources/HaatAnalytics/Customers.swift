@@ -71,7 +71,8 @@ struct Customers: Sendable, Equatable {
       return valid
     }
 
-    var revenue: Decimal { days.values.reduce(Decimal.zero, +) }
+    /// Every day's revenue, exact; nil when the total is not (`Money.exactTotal`).
+    var revenue: Decimal? { Money.exactTotal(days.keys.sorted().compactMap { days[$0] }) }
   }
 
   private(set) var customers: [Key: Customer] = [:]

@@ -9,11 +9,27 @@ enum Money {
   /// Decimal text as written by `text`; "" is zero; nil when it is not one.
   static func decimal(_ text: String) -> Decimal? { text.isEmpty ? .zero : Values.decimal(text) }
 
-  /// `lhs + rhs` when it is exact; nil when it would need more than a Decimal's 38
-  /// significant digits (Foundation rounds such a sum without a word).
+  /// `lhs + rhs` when it is exact and its text reads back (`decimal`: at most 38
+  /// significant digits); nil otherwise. Foundation rounds a sum past its significand
+  /// without a word, and one of 39 digits fits it but would not read back from a partial.
   static func exactSum(_ lhs: Decimal, _ rhs: Decimal) -> Decimal? {
     var (left, right, sum) = (lhs, rhs, Decimal())
-    return NSDecimalAdd(&sum, &left, &right, .plain) == .noError ? sum : nil
+    guard NSDecimalAdd(&sum, &left, &right, .plain) == .noError else { return nil }
+    // A significand below 10^34 has at most 34 digits: no need to count them.
+    guard sum.significand.magnitude < fewDigits || significantDigits(sum) <= 38 else { return nil }
+    return sum
+  }
+
+  private static let fewDigits = Decimal(sign: .plus, exponent: 34, significand: 1)
+
+  /// The exact sum of `values` (`exactSum` at each step); nil when one step is not.
+  static func exactTotal(_ values: some Sequence<Decimal>) -> Decimal? {
+    var total = Decimal.zero
+    for value in values {
+      guard let sum = exactSum(total, value) else { return nil }
+      total = sum
+    }
+    return total
   }
 
   /// `lhs × rhs`, or nil when it might not be exact: a product has at most the digits of
@@ -31,8 +47,12 @@ enum Money {
     return digits == "0" ? 0 : digits.count
   }
 
-  /// For a ratio of amounts (CPM, AOV, ROAS); never for a sum.
-  static func double(_ value: Decimal) -> Double { NSDecimalNumber(decimal: value).doubleValue }
+  /// For a ratio of amounts (CPM, AOV, ROAS); never for a sum. The double nearest the
+  /// exact value, parsed from its text: NSDecimalNumber's `doubleValue` is off by an ulp
+  /// now and then (4345.56 came out 4345.5599999999995).
+  static func double(_ value: Decimal) -> Double {
+    Double(text(value)) ?? NSDecimalNumber(decimal: value).doubleValue
+  }
 
   /// Decimal text for people: two decimals (the text itself when it does not read).
   static func display(_ text: String) -> String {

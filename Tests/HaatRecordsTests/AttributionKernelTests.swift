@@ -199,6 +199,42 @@ struct AttributionKernelTests {
     #expect(throws: (any Error).self) { try merger.finish(["attribution"], into: &report) }
   }
 
+  /// 38 nines twice is 39 digits: Decimal holds it (its significand has 128 bits), but it
+  /// would not read back from a partial (38 digits at most). In one task the second order
+  /// is a bad row; over two tasks, or two channels of one currency, no report.
+  @Test func thirtyNineDigitsAreNotExactEither() throws {
+    let nines = String(repeating: "9", count: 38)
+    var kernel = AttributionKernel()
+    let first = kernel.add(Self.order(nines))
+    let second = kernel.add(Self.order(nines))
+    #expect(first)
+    #expect(!second, "the sum needs 39 digits")
+    for landings in [("/", "/"), ("/", "/?fbclid=1")] {
+      var builders = [PartialBuilder(reports: ["attribution"]), PartialBuilder(reports: ["attribution"])]
+      builders[0].add(Self.order(nines, landing: landings.0))
+      builders[1].add(Self.order(nines, landing: landings.1))
+      var merger = PartialMerger()
+      for builder in builders { merger.merge(builder.partial) }
+      var report = Report()
+      #expect(throws: HaatError.self) { try merger.finish(["attribution"], into: &report) }
+    }
+  }
+
+  /// A ratio is the double nearest the exact sum, divided once: NSDecimalNumber's
+  /// `doubleValue` made 4345.56 into 4345.5599999999995.
+  @Test func ratiosStartFromTheNearestDouble() throws {
+    var builder = PartialBuilder(reports: ["attribution"])
+    builder.add(Self.order("4345.56"))
+    var merger = PartialMerger()
+    merger.merge(builder.partial)
+    var report = Report()
+    try merger.finish(["attribution"], into: &report)
+    #expect(report.attribution.rows.map(\.aov) == [4345.56])
+    for text in ["0.8499", "4345.56", "0.1", "123456789.0123456789", "-2.675"] {
+      #expect(Money.double(try #require(Values.decimal(text))) == Double(text))
+    }
+  }
+
   @Test("any split of the records over tasks gives the same report")
   func mergeLaw() throws {
     var generator = SystemRandomNumberGenerator()

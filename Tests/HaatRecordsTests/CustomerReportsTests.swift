@@ -137,6 +137,26 @@ struct CustomersTests {
     var report = Report()
     #expect(throws: HaatError.self) { try merger.finish(["clv"], into: &report) }
   }
+
+  /// Two customers of 38 nines each: a channel's revenue would need 39 digits, which no
+  /// partial or report reads back; so would one customer's two days. No report, not a
+  /// 39-digit figure.
+  @Test("revenue past 38 digits fails the clv report")
+  func revenuePastThirtyEightDigits() throws {
+    let nines = String(repeating: "9", count: 38)
+    for orders in [
+      [dayOrder("1", customer: "a", day: 1, total: nines), dayOrder("2", customer: "b", day: 1, total: nines)],
+      [dayOrder("1", customer: "a", day: 1, total: nines), dayOrder("2", customer: "a", day: 2, total: nines)],
+    ] {
+      var builder = PartialBuilder(reports: ["clv"])
+      for order in orders { builder.add(order) }
+      var merger = PartialMerger()
+      merger.merge(builder.partial)
+      var report = Report()
+      let error = #expect(throws: HaatError.self) { try merger.finish(["clv"], into: &report) }
+      #expect(error?.message.contains("38 significant digits") == true, "\(String(describing: error))")
+    }
+  }
 }
 
 @Suite("Cohorts report")

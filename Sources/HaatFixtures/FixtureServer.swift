@@ -10,7 +10,8 @@ import Synchronization
 /// hanging). Tests, the demo and the benchmarks point Haat's workers at it.
 ///
 /// Routes:
-/// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`).
+/// - `GET /samples/NAME`: a bundled sample export (`Sources/HaatFixtures/Samples`);
+///   `GET /samples/` lists their names, one a line.
 /// - `GET /files/PATH`: a file under the server's root directory; one `Range: bytes=A-B`
 ///   is served as 206 (`?ranges=0` ignores it, as some servers do).
 /// - `GET /generate/posts.csv?rows=N&seed=S&accounts=K&multiline=1`: N generated rows over
@@ -274,6 +275,15 @@ final class FixtureHandler: ChannelInboundHandler {
       streamGenerated(
         rows: rows, generator: PostsGenerator(seed: seed, accounts: accounts, multiline: query["multiline"] == "1"),
         head: head, context: context)
+    case "/samples", "/samples/":
+      // The bundled exports, one name a line: what the banner's "exports at /samples/" holds.
+      let names = FixtureServer.samplesDirectory.flatMap {
+        try? FileManager.default.contentsOfDirectory(atPath: $0.path)
+      }
+      let listing = (names ?? []).sorted().map { $0 + "\n" }.joined()
+      send(
+        status: .ok, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(listing.utf8), head: head,
+        context: context)
     default:
       guard let file = resolve(path) else {
         return send(

@@ -67,6 +67,19 @@ struct FetcherTests {
     }
   }
 
+  /// The banner says "exports at /samples/": that address lists them.
+  @Test func theSamplesAreListed() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    let (response, body, _) = try Self.get(fetcher, "\(fixture.server.baseURL)/samples/")
+    let names = String(decoding: body, as: UTF8.self).split(separator: "\n")
+    #expect(response.status == 200)
+    #expect(names.contains("tiktok.ndjson") && names.contains("facebook-pages.csv"))
+    #expect(names == names.sorted())
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func streamsTheBodyInChunks() async throws {
     let fixture = try await Fixture()
     let fetcher = Fetcher(policy: Self.policy())

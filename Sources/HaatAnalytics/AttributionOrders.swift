@@ -56,9 +56,17 @@ extension AttributionKernel {
       guard next.count(evidence) else { return false }
       if let units = Self.units(order.totalText), case let (sum, false) = next.units.addingReportingOverflow(units) {
         next.units = sum
-      } else {
-        guard let sum = Money.exactSum(next.exact, order.total) else { return false }
+      } else if let sum = Money.exactSum(next.exact, order.total) {
         next.exact = sum
+      } else {
+        // The decimal part alone may be too long where the whole revenue is not
+        // (123456789012345.00001 and −123456789012345 leave 0.00001): judge the sum, not
+        // how it is kept, so a split over tasks refuses what one task does.
+        guard let whole = Money.exactSum(next.exact, Self.decimal(next.units)),
+          let sum = Money.exactSum(whole, order.total)
+        else { return false }
+        next.exact = sum
+        next.units = 0
       }
       guard next.exact.isZero || Money.exactSum(next.exact, Self.decimal(next.units)) != nil else { return false }
       self = next
@@ -102,8 +110,15 @@ extension AttributionKernel {
         units = total
       }
       if !other.exact.isZero {
-        guard let sum = Money.exactSum(exact, other.exact) else { return false }
-        exact = sum
+        if let sum = Money.exactSum(exact, other.exact) {
+          exact = sum
+        } else {
+          // As in `add`: the whole revenue decides, not its decimal part alone.
+          guard let whole = Money.exactSum(exact, Self.decimal(units)), let sum = Money.exactSum(whole, other.exact)
+          else { return false }
+          exact = sum
+          units = 0
+        }
       }
       // The revenue, exact plus units, must be exact too.
       guard exact.isZero || Money.exactSum(exact, Self.decimal(units)) != nil else { return false }

@@ -71,11 +71,15 @@ public protocol TableSchema: Sendable {
   /// Fields read as free text (a store's reply), where a line break or any control
   /// character may be: every other field holding one makes its row bad.
   static var freeText: Set<String> { get }
+  /// Whether a row `record` gave no record for begins a record that is skipped whole (a
+  /// voided order): its later rows (`groupedBy`) are skipped with it.
+  static func startsSkippedRecord(_ row: TableRow) -> Bool
 }
 
 extension TableSchema {
   public static var groupedBy: String? { nil }
   public static var freeText: Set<String> { [] }
+  public static func startsSkippedRecord(_ row: TableRow) -> Bool { false }
 
   /// `name` with its position in this schema's rows, for a schema to find once (in a
   /// static constant) and read each row by.
@@ -226,7 +230,8 @@ public struct TableReader<Schema: TableSchema> {
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
     let group = groupPosition >= 0 ? row.texts[groupPosition] : nil
     switch Schema.record(row, platform: platform, account: account) {
-    case .success(nil): break
+    case .success(nil):
+      if Schema.startsSkippedRecord(row) { lastGroup = group }
     case .success(let record?):
       lastGroup = group
       counts.take(record, row: row.number, keep: maxProblems, emit: emit)

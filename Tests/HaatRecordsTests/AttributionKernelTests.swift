@@ -220,6 +220,33 @@ struct AttributionKernelTests {
     }
   }
 
+  /// Totals of up to four decimals add as integers and the rest as a Decimal: refusing an
+  /// order because that Decimal part alone would grow past 38 digits, where the revenue
+  /// itself does not, made one task refuse what a split over two took.
+  @Test func theWholeRevenueDecidesNotItsDecimalPart() throws {
+    let totals = ["123456789012345.00001", "-123456789012345", "0.0000000000000000000000000000001"]
+    var kernel = AttributionKernel()
+    for total in totals {
+      let taken = kernel.add(Self.order(total))
+      #expect(taken, "\(total)")
+    }
+    var builders = [PartialBuilder(reports: ["attribution"]), PartialBuilder(reports: ["attribution"])]
+    builders[0].add(Self.order(totals[0]))
+    builders[0].add(Self.order(totals[1]))
+    builders[1].add(Self.order(totals[2]))
+    var split = PartialMerger()
+    for builder in builders { split.merge(builder.partial) }
+    var one = PartialBuilder(reports: ["attribution"])
+    for total in totals { one.add(Self.order(total)) }
+    var whole = PartialMerger()
+    whole.merge(one.partial)
+    var (left, right) = (Report(), Report())
+    try split.finish(["attribution"], into: &left)
+    try whole.finish(["attribution"], into: &right)
+    #expect(left.attribution.rows.map(\.revenue) == ["0.0000100000000000000000000000001"])
+    #expect(left.attribution == right.attribution)
+  }
+
   /// A ratio is the double nearest the exact sum, divided once: NSDecimalNumber's
   /// `doubleValue` made 4345.56 into 4345.5599999999995.
   @Test func ratiosStartFromTheNearestDouble() throws {

@@ -74,6 +74,43 @@ struct ShopifyOrdersExportTests {
     }
   }
 
+  /// Shopify repeats `Created at` on an order's later rows, not its `Financial Status`: those
+  /// rows of a voided order are its line items, skipped with it. A refund whose difference
+  /// would need more than 38 digits is refused, never rounded (100 − 10^−37 came out 100).
+  @Test("a voided order's later rows are skipped with it; an inexact refund is a bad row")
+  func voidedLineItemsAndInexactRefunds() throws {
+    let csv = """
+      Name,Email,Financial Status,Created at,Total,Refunded Amount,Currency,Lineitem name
+      #1,x@x.com,voided,2026-03-10 10:00:00 +0000,50.00,,USD,tee
+      #1,x@x.com,,2026-03-10 10:00:00 +0000,,,,hat
+      #2,y@x.com,Voided,2026-03-11 10:00:00 +0000,40.00,,USD,tee
+      #2,y@x.com,,2026-03-11 10:00:00 +0000,40.00,,USD,hat
+      #3,a@x.com,partially_refunded,2026-05-01 10:00:00 +0000,100,0.0000000000000000000000000000000000001,USD,cap
+      #4,b@x.com,partially_refunded,2026-05-01 10:00:00 +0000,66276244149000,62.248554897752841947708354595880090,USD,pin
+      #5,c@x.com,partially_refunded,2026-05-01 10:00:00 +0000,100,0.000000000000000000000000000000001,USD,pen
+
+      """
+    var task = TaskSpec()
+    task.source.kind = "shopify_orders_csv"
+    task.source.url = "http://fixture/orders.csv"
+    for chunk in [1, 9, 4096] {
+      let (records, _, connector) = try drive(
+        TableExportConnector<ShopifyOrdersExport>.self, task,
+        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
+      let orders = records.compactMap { record -> OrderRecord? in
+        if case .order(let order) = record { return order }
+        return nil
+      }
+      #expect(orders.map(\.id) == ["#5"])
+      #expect(orders.map(\.totalText) == ["99.999999999999999999999999999999999"])
+      #expect(
+        connector.counts.problems == [
+          RowProblem(row: 5, column: "refunded", reason: .outOfRange),
+          RowProblem(row: 6, column: "refunded", reason: .outOfRange),
+        ])
+    }
+  }
+
   @Test("an order's rows are one order whichever of its columns they repeat; the next Name starts the next")
   func consecutiveRowsOfOneNameAreOneOrder() throws {
     let csv = """

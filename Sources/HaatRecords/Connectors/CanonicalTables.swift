@@ -67,8 +67,9 @@ public enum OrdersExport: TableExportKind {
         return row.problem(refunded, Values.decimalProblem(refundText))
       }
       // Exact or refused: Foundation rounds a difference past 38 digits without a word.
-      let net = total - refund
-      guard net + refund == total else { return row.problem(refunded, .outOfRange) }
+      guard let net = Values.exactDifference(totalText, refundText) else {
+        return row.problem(refunded, .outOfRange)
+      }
       if !refund.isZero {
         total = net
         totalText = net.isZero ? "0" : net.description
@@ -174,6 +175,28 @@ extension Values {
       let last = digits.lastIndex(where: { $0 != UInt8(ascii: "0") })
     else { return true }
     return last - first + 1 <= 38
+  }
+
+  /// `lhs − rhs` of two plain decimals when the difference is exact in 38 significant
+  /// digits, else nil. Foundation rounds away the digits of an operand it cannot align
+  /// without a word (100 − 10^−37 came out 100), so exactness is judged from the texts:
+  /// the difference needs at most the longer integer part plus one digit, and the longer
+  /// fraction.
+  public static func exactDifference(_ lhs: String, _ rhs: String) -> Decimal? {
+    guard let left = decimal(lhs), let right = decimal(rhs) else { return nil }
+    let (a, b) = (digitSpan(lhs), digitSpan(rhs))
+    guard max(a.integer, b.integer) + 1 + max(a.fraction, b.fraction) <= 38 else { return nil }
+    return left - right
+  }
+
+  /// A plain decimal's integer digits without leading zeros, and fraction digits without
+  /// trailing zeros.
+  static func digitSpan(_ text: String) -> (integer: Int, fraction: Int) {
+    let unsigned = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+    let parts = unsigned.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+    let integer = parts.first.map { $0.drop { $0 == "0" }.count } ?? 0
+    let fraction = parts.count > 1 ? String(parts[1].reversed().drop { $0 == "0" }).count : 0
+    return (integer, fraction)
   }
 
   /// Why a total does not read: `out of range` for a plain decimal too long to hold

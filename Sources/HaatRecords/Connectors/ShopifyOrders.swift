@@ -137,14 +137,14 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
       return .failure(.init("created_at", .invalidTimestamp))
     }
     guard let totalText = item["total_price"]?.string, let total = Values.decimal(totalText) else {
-      return .failure(.init("total_price", .notADecimal))
+      return .failure(.init("total_price", item["total_price"]?.string.map(Values.decimalProblem) ?? .notADecimal))
     }
     // What the order is worth now: `current_total_price` reflects its edits, returns and
     // refunds; `total_price` stays what was first charged.
     var net = (total, totalText)
     if let current = item["current_total_price"], current != .null {
       guard let text = current.string, let value = Values.decimal(text) else {
-        return .failure(.init("current_total_price", .notADecimal))
+        return .failure(.init("current_total_price", current.string.map(Values.decimalProblem) ?? .notADecimal))
       }
       net = (value, text)
     }

@@ -38,13 +38,18 @@ public enum ShopifyOrdersExport: TableExportKind {
   private static let orderFields = OrdersExport.OrderFields(Self.self)
   private static let refunded = Self.field("refunded")
 
+  /// A voided order, skipped with its later line items whatever columns they repeat.
+  public static func startsSkippedRecord(_ row: TableRow) -> Bool {
+    row["financial_status"]?.lowercased() == "voided"
+  }
+
   public static func record(_ row: TableRow, platform: String, account: String) -> Result<CanonicalRecord?, RowProblem>
   {
     guard let name = row["name"] else { return row.problem("name", .missing) }
     // A later line item of an order: the order's own columns are empty.
     if row["created_at"] == nil, row["total"] == nil, row["financial_status"] == nil { return .success(nil) }
     // A voided order's payment was never taken: no sale, so not an order of any report.
-    if row["financial_status"]?.lowercased() == "voided" { return .success(nil) }
+    if startsSkippedRecord(row) { return .success(nil) }
     return OrdersExport.order(
       row, orderFields, id: row["id"] ?? name, customer: row["email"].map { "email:" + PrivateKey.of($0) } ?? "",
       platform: platform, account: account, refunded: refunded)

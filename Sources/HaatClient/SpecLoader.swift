@@ -7,15 +7,45 @@ import Yams
 /// the reason (`sources[1].url: …`); unknown fields are errors here, unlike on the wire,
 /// because in a hand-written spec they are typos.
 public enum SpecLoader {
-  /// Loads a spec file (`.json`, or YAML for anything else).
+  /// Loads a spec file (`.json`, or YAML for anything else): a regular file, a pipe
+  /// (`<(…)`) or a device alike, read up to `maxSpecBytes`.
   public static func load(path: String) throws -> JobSpec {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw HaatError(.badSpec, "cannot read \(path)")
+    let descriptor = open(path, O_RDONLY)
+    guard descriptor >= 0 else {
+      throw HaatError(.badSpec, "cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    return try parse(read(handle, named: path), json: path.lowercased().hasSuffix(".json"))
+  }
+
+  /// A spec read from standard input (`haat submit -`), YAML or JSON (JSON is YAML's subset
+  /// as far as a spec goes, but read as JSON when it starts with `{`).
+  public static func loadStandardInput() throws -> JobSpec {
+    let text = try read(FileHandle.standardInput, named: "the spec on standard input")
+    return try parse(text, json: text.drop { $0.isWhitespace }.first == "{")
+  }
+
+  /// A spec's text: at most `maxSpecBytes` read (never the whole of an endless stream), and
+  /// UTF-8 or refused.
+  static func read(_ handle: FileHandle, named name: String) throws -> String {
+    var data = Data()
+    while true {
+      let chunk: Data
+      do {
+        chunk = try handle.read(upToCount: 1 << 20) ?? Data()
+      } catch {
+        throw HaatError(.badSpec, "cannot read \(name): \(error.localizedDescription)")
+      }
+      if chunk.isEmpty { break }
+      data.append(chunk)
+      guard data.count <= maxSpecBytes else {
+        throw HaatError(.badSpec, "\(name) is more than \(maxSpecBytes) bytes; the most is \(maxSpecBytes)")
+      }
     }
     guard let text = String(data: data, encoding: .utf8) else {
-      throw HaatError(.badSpec, "\(path) is not UTF-8 text")
+      throw HaatError(.badSpec, "\(name) is not UTF-8 text")
     }
-    return try parse(text, json: path.lowercased().hasSuffix(".json"))
+    return text
   }
 
   /// The most values (scalars, lists and mappings, aliases counted each time they are used)
@@ -34,6 +64,9 @@ public enum SpecLoader {
     if json {
       do {
         root = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        try refuseDuplicateKeys(json: text)
+      } catch let error as HaatError {
+        throw error
       } catch {
         // The parser's own account ("… around line 2, column 5"), not Foundation's summary.
         let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
@@ -256,6 +289,10 @@ public enum SpecLoader {
   }
 
   static func boolean(_ value: Any?, _ field: String) throws -> Bool? {
+    // A JSON number bridges to Bool (1 as true): only `true` and `false` are booleans.
+    if let number = value as? NSNumber, String(cString: number.objCType) != "c" {
+      throw bad(field, "must be true or false, not \(number.stringValue)")
+    }
     switch value {
     case nil, is NSNull: return nil
     case let flag as Bool: return flag
@@ -339,13 +376,61 @@ public enum SpecLoader {
       }
       return number
     case let number as NSNumber where number.doubleValue == number.doubleValue.rounded():
-      let integer = number.intValue
-      guard range.contains(integer) else {
-        throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(integer)")
+      // Past 64 bits JSON gives a decimal number, whose `intValue` wraps: 2^64 + 5 was 5.
+      let double = number.doubleValue
+      guard double >= Double(range.lowerBound), double <= Double(range.upperBound) else {
+        throw bad(field, "must be between \(range.lowerBound) and \(range.upperBound), not \(number.stringValue)")
       }
-      return integer
+      return number.intValue
     default:
       throw bad(field, "must be a whole number, not \(String(describing: value.map { "\($0)" } ?? ""))")
+    }
+  }
+
+  /// JSON leaves a key given twice to the parser, which keeps the last: `"sources"` twice
+  /// lost the first list. YAML refuses it; so does this, naming the key and the line. The
+  /// text is valid JSON already (parsed first).
+  static func refuseDuplicateKeys(json text: String) throws {
+    let bytes = Array(text.utf8)
+    // One entry per open object (its keys) or array (nil).
+    var open: [Set<String>?] = []
+    var index = 0
+    var line = 1
+    while index < bytes.count {
+      let byte = bytes[index]
+      switch byte {
+      case UInt8(ascii: "\n"): line += 1
+      case UInt8(ascii: "{"): open.append([])
+      case UInt8(ascii: "["): open.append(nil)
+      case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = open.popLast()
+      case UInt8(ascii: "\""):
+        let start = index
+        var escaped = false
+        index += 1
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\"") || escaped {
+          escaped = !escaped && bytes[index] == UInt8(ascii: "\\")
+          index += 1
+        }
+        let token = bytes[start...min(index, bytes.count - 1)]
+        var next = index + 1
+        while next < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[next]) { next += 1 }
+        if next < bytes.count, bytes[next] == UInt8(ascii: ":"), let keys = open.last, var keys {
+          let raw = String(decoding: token, as: UTF8.self)
+          let key =
+            token.contains(UInt8(ascii: "\\"))
+            ? ((try? JSONSerialization.jsonObject(with: Data(token), options: [.fragmentsAllowed])) as? String ?? raw)
+            : String(raw.dropFirst().dropLast())
+          guard keys.insert(key).inserted else {
+            throw HaatError(
+              .badSpec,
+              "the spec has \"\(DisplayText.escape(String(key.prefix(64))))\" twice in one object (line \(line)); JSON keeps only the last, so nothing is read"
+            )
+          }
+          open[open.count - 1] = keys
+        }
+      default: break
+      }
+      index += 1
     }
   }
 }

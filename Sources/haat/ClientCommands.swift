@@ -29,8 +29,7 @@ struct SubmitCommand: AsyncParsableCommand {
     var jobSpec = JobSpec()
     try await runClient(json: client.json) {
       if spec == "-" {
-        let input = FileHandle.standardInput.readDataToEndOfFile()
-        jobSpec = try SpecLoader.parse(String(decoding: input, as: UTF8.self))
+        jobSpec = try SpecLoader.loadStandardInput()
       } else {
         jobSpec = try SpecLoader.load(path: spec)
       }
@@ -119,14 +118,16 @@ extension JobsCommand {
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs, newest first.")
     @Option(help: "Only jobs in this state (queued, running, succeeded, failed, partial, cancelled).")
-    var state: String = ""
+    var state: String?
     @Option(help: "At most this many.")
     var limit: UInt32 = 20
     @OptionGroup var client: ClientOptions
 
+    func validate() throws { try refuseEmpty(state, "--state", "a job state", all: "every job") }
+
     func run() async throws {
       try await client.session { connection in
-        let jobs = try await connection.jobs(state: state, limit: limit)
+        let jobs = try await connection.jobs(state: state ?? "", limit: limit)
         if client.json { return printJSON(jobs) }
         let rows = jobs.map { job in
           [
@@ -326,14 +327,16 @@ struct LogsCommand: AsyncParsableCommand {
   @Option(help: "Only this worker's lines.")
   var worker: String = ""
   @Option(help: "Only lines at this level or more severe.")
-  var level: String = ""
+  var level: String?
   @Option(help: "How many stored lines to show first.")
   var limit: UInt32 = 100
   @OptionGroup var client: ClientOptions
 
+  func validate() throws { try refuseEmpty(level, "--level", "a log level", all: "every level") }
+
   func run() async throws {
     try await client.session { connection in
-      for try await line in connection.logs(worker: worker, level: level, follow: follow, limit: limit) {
+      for try await line in connection.logs(worker: worker, level: level ?? "", follow: follow, limit: limit) {
         if client.json {
           printJSON(line)
         } else {
@@ -361,14 +364,16 @@ struct DeadCommand: AsyncParsableCommand {
   struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List dead tasks with their last error.")
     @Option(help: "Only this job's.")
-    var job: String = ""
+    var job: String?
     @Option(help: "At most this many.")
     var limit: UInt32 = 100
     @OptionGroup var client: ClientOptions
 
+    func validate() throws { try refuseEmpty(job, "--job", "a job id", all: "every job's dead tasks") }
+
     func run() async throws {
       try await client.session { connection in
-        let tasks = try await connection.dead(job: job, limit: limit)
+        let tasks = try await connection.dead(job: job ?? "", limit: limit)
         if client.json { return printJSON(tasks) }
         let rows = tasks.map {
           [$0.task, $0.job, $0.source, String($0.attempts), "\($0.error.code): \($0.error.message)", time($0.diedMs)]
@@ -404,13 +409,29 @@ struct DeadSelection: ParsableArguments {
   @Argument(help: "Task ids; none means every dead task (of --job, if given).")
   var tasks: [String] = []
   @Option(help: "Only this job's.")
-  var job: String = ""
+  var job: String?
   @OptionGroup var client: ClientOptions
+
+  /// An empty `--job` (an unset shell variable) would select every job's dead tasks: a
+  /// retry or discard of the whole cluster's. Refused; leave the option out for that.
+  func validate() throws {
+    try refuseEmpty(job, "--job", "a job id", all: "every job's dead tasks")
+    if let empty = tasks.first(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+      throw ValidationError("a task id must not be empty (\"\(empty)\"); give none for every dead task")
+    }
+  }
 
   func update(past: String, _ call: (HaatClient, [String], String) async throws -> UInt32) async throws {
     try await client.session { connection in
-      let count = try await call(connection, tasks, job)
+      let count = try await call(connection, tasks, job ?? "")
       print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) \(past)")
     }
   }
+}
+
+/// An option given with nothing in it (`--job "$UNSET"`), which the protocol would read as
+/// "all": refused, so that a script's empty variable does not act on everything.
+func refuseEmpty(_ value: String?, _ option: String, _ what: String, all: String) throws {
+  guard let value, value.trimmingCharacters(in: .whitespaces).isEmpty else { return }
+  throw ValidationError("\(option) must be \(what), not \"\(value)\"; leave \(option) out for \(all)")
 }

@@ -394,6 +394,17 @@ struct ClusterTests {
       #expect(noop.status == 2, "\(noop.output)")
       #expect(noop.output.contains("sources[0].url: carries a credential"), "\(noop.output)")
       #expect(!noop.output.contains("hunter2"))
+      // An empty selector (an unset shell variable) would be "all" on the wire: a discard of
+      // every job's dead tasks. Refused before connecting.
+      let client = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      for command in [
+        ["dead", "discard", "--job", ""], ["dead", "retry", "--job", " "], ["dead", "--job", ""],
+        ["jobs", "--state", ""], ["logs", "--level", ""], ["dead", "discard", ""],
+      ] {
+        let refused = try await run(cluster.binary, command + client)
+        #expect(refused.status == 64, "\(command): \(refused.output)")
+        #expect(refused.output.contains("must"), "\(command): \(refused.output)")
+      }
     }
   }
 

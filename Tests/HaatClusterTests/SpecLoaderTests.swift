@@ -1,3 +1,4 @@
+import Foundation
 import HaatClient
 import HaatCore
 import Testing
@@ -140,5 +141,54 @@ import Testing
         try SpecLoader.parse("sources:\n  - url: file:///x.csv\n    split_bytes: \"\(bad)\"\n")
       }
     }
+  }
+
+  /// Past 64 bits JSON gives a decimal number, whose `intValue` wrapped: 2^64 + 5 tasks were
+  /// 5, a priority of 2^64 + 10 was 10, a split of 2^64 bytes was none.
+  @Test(arguments: [
+    (#"{"sources":[{"kind":"noop","tasks":18446744073709551621}]}"#, "sources[0].tasks"),
+    (#"{"priority":18446744073709551626,"sources":[{"kind":"noop"}]}"#, "priority"),
+    (#"{"max_attempts":36893488147419103235,"sources":[{"kind":"noop"}]}"#, "max_attempts"),
+    (#"{"sources":[{"url":"file:///x.csv","split_bytes":18446744073709551616}]}"#, "sources[0].split_bytes"),
+  ])
+  func hugeJSONNumbersAreRefusedNotWrapped(json: String, field: String) {
+    let error = #expect(throws: HaatError.self) { try SpecLoader.parse(json, json: true) }
+    #expect(error?.field == field || error?.message.contains(field) == true, "\(String(describing: error))")
+    #expect(error?.message.contains("1844674407370955") == true || error?.message.contains("3689348814741910") == true)
+  }
+
+  /// JSON keeps the last of a key given twice, so a second `sources` dropped the first;
+  /// YAML refuses it, and so does JSON now. `1` is not `true` either.
+  @Test func duplicateJSONKeysAndNumericBooleansAreRefused() throws {
+    for json in [
+      #"{"sources":[{"kind":"noop","tasks":5}],"sources":[{"kind":"noop"}]}"#,
+      #"{"name":"a","name":"b","sources":[{"kind":"noop"}]}"#,
+      #"{"sources":[{"kind":"noop","tasks":5,"tasks":1}]}"#,
+      #"{"sources":[{"kind":"noop","ab":1,"a\u0062":2}]}"#,
+    ] {
+      let error = #expect(throws: HaatError.self, "\(json)") { try SpecLoader.parse(json, json: true) }
+      #expect(error?.message.contains("twice in one object") == true, "\(String(describing: error))")
+    }
+    // The same key in two objects, or as a value, is no duplicate.
+    let fine = try SpecLoader.parse(
+      #"{"name":"name","sources":[{"kind":"noop","tasks":2},{"kind":"noop","tasks":3}]}"#, json: true)
+    #expect(fine.sources.count == 2)
+    #expect(throws: HaatError.self) {
+      try SpecLoader.parse(#"{"sources":[{"kind":"noop","incremental":1}]}"#, json: true)
+    }
+  }
+
+  /// A spec may come from a pipe (`haat submit <(…)`): it used to be "cannot read /dev/fd/63".
+  @Test func aSpecIsReadFromAPipeAndAMissingFileSaysWhy() throws {
+    var fds: [Int32] = [0, 0]
+    #expect(pipe(&fds) == 0)
+    let text = "sources: [{kind: noop, tasks: 2}]\n"
+    _ = text.withCString { write(fds[1], $0, strlen($0)) }
+    close(fds[1])
+    let spec = try SpecLoader.load(path: "/dev/fd/\(fds[0])")
+    close(fds[0])
+    #expect(spec.sources.first?.tasks == 2)
+    let missing = #expect(throws: HaatError.self) { try SpecLoader.load(path: "/nonexistent/spec.yaml") }
+    #expect(missing?.message.contains("No such file or directory") == true)
   }
 }

@@ -22,13 +22,18 @@ public enum ReportRendering {
     out += "\n\(group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources"
     out += ", \(group(summary.badRows)) bad row\(summary.badRows == 1 ? "" : "s")"
     out += ", \(bytes(summary.bytes)) read\n"
+    // One line each, whatever a source's name, URL or error holds (a line break in a URL
+    // printed as one split the line, and a reader took its second half for another line).
+    let shown = { (text: String) in DisplayText.escape(text) }
     for missing in summary.missing {
-      out += "missing: \(missing.source) (task \(missing.task)): \(missing.error.code): \(missing.error.message)\n"
+      out +=
+        "missing: \(shown(missing.source)) (task \(missing.task)): \(shown(missing.error.code)): \(shown(missing.error.message))\n"
     }
     for error in summary.rowErrors {
-      let column = error.column.isEmpty ? "" : " \(error.column)"
+      let column = error.column.isEmpty ? "" : " \(shown(error.column))"
       // A note's record was kept: it is not one of the bad rows counted above.
-      out += "\(error.note ? "note" : "bad row"): \(error.source) row \(error.row)\(column): \(error.message)\n"
+      out +=
+        "\(error.note ? "note" : "bad row"): \(shown(error.source)) row \(error.row)\(column): \(shown(error.message))\n"
     }
     let listed = UInt64(summary.rowErrors.filter { !$0.note }.count)
     if summary.badRows > listed {

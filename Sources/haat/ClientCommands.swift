@@ -64,7 +64,9 @@ struct SubmitCommand: AsyncParsableCommand {
 /// Exits 3 (after saying why) if a job ended other than succeeded.
 func checkSucceeded(_ result: Haat_V1_Result) throws {
   guard result.job.state != JobState.succeeded.rawValue else { return }
-  printError("job \(result.job.id) ended \(result.job.state)\(result.job.error.isEmpty ? "" : ": \(result.job.error)")")
+  // The job's error quotes a source's, whose URL may hold a line break: one line all the same.
+  let error = DisplayText.escape(result.job.error)
+  printError("job \(result.job.id) ended \(result.job.state)\(error.isEmpty ? "" : ": \(error)")")
   throw ExitCode(Exit.jobNotSucceeded)
 }
 

@@ -116,3 +116,30 @@ struct AudienceKernelTests {
     #expect(ReportRendering.table(report).contains("±1.6 %"))
   }
 }
+
+@Suite("Report text")
+struct ReportTextTests {
+  /// A source's URL may hold a line break (a spec's `\n`), and its error quotes it: printed
+  /// raw, the missing line split in two on a terminal and in a saved report.
+  @Test func missingSourcesAndBadRowsAreOneLineEach() {
+    var report = Report()
+    var missing = Haat_V1_MissingSource()
+    missing.source = "x/new\nline"
+    missing.task = "4"
+    missing.error.code = "not_found"
+    missing.error.message = "/tmp/files/x\n.csv does not exist\u{1B}[31m"
+    report.summary.missing = [missing]
+    var row = Haat_V1_RowError()
+    row.source = "a\rb"
+    row.row = 3
+    row.message = "bad\nrow"
+    report.summary.rowErrors = [row]
+    let text = ReportRendering.table(report)
+    let lines = text.split(separator: "\n")
+    #expect(
+      lines.contains {
+        $0.hasPrefix("missing: x/new\\nline (task 4): not_found: /tmp/files/x\\n.csv does not exist\\e[31m")
+      }, "\(text)")
+    #expect(lines.contains { $0.hasPrefix("bad row: a\\rb row 3: bad\\nrow") }, "\(text)")
+  }
+}

@@ -86,6 +86,35 @@ import Testing
     #expect(refusal(posts) == nil, "an export's URL is its own")
   }
 
+  /// URLs a worker refuses only when the task runs (and the task dies there) are refused
+  /// at submit, naming the field: a file URL with a host or without its slashes, a port out
+  /// of range, a space or control character.
+  @Test(arguments: [
+    ("file://evil.example/tmp/x.csv", "file:///path"),
+    ("file:tmp/x.csv", "file:///path"),
+    ("http://127.0.0.1:99999/x.csv", "port 99999"),
+    ("http://127.0.0.1:0/x.csv", "port 0"),
+    ("file:///tmp/a b.csv", "a space"),
+    ("file:///tmp/x\n.csv", "U+000A"),
+    ("https://e.com/x\u{1B}[31m.csv", "U+001B"),
+    ("javascript:alert(1)", "not javascript:"),
+  ])
+  func urlsAWorkerWouldRefuseAreRefusedAtSubmit(url: String, says: String) {
+    var posts = Source()
+    posts.url = url
+    let error = refusal(posts)
+    #expect(error?.field == "sources[0].url", "\(url)")
+    #expect(error?.message.contains(says) == true, "\(String(describing: error))")
+  }
+
+  @Test func fileURLsAWorkerReadsAreTaken() {
+    for url in ["file:///tmp/x.csv", "file://localhost/tmp/x.csv", "http://127.0.0.1:8080/x.csv"] {
+      var posts = Source()
+      posts.url = url
+      #expect(refusal(posts) == nil, "\(url)")
+    }
+  }
+
   /// A by-day source's days: one left out and one that is no day are told apart.
   @Test func daysSayWhatIsWrong() throws {
     var tiktok = Self.tiktok()

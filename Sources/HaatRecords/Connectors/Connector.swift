@@ -435,15 +435,30 @@ public enum SourceChecks {
     guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
       throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
     }
+    // Checked here what a worker would refuse only when the task runs (and the task die).
+    if let odd = text.unicodeScalars.first(where: { $0 == " " || DisplayText.isUnsafe($0) }) {
+      throw HaatError(
+        .badSpec,
+        "holds \(odd == " " ? "a space" : "a control character (\(DisplayText.codePoint(odd)))"); percent-encode it (a space is %20)",
+        field: field)
+    }
     switch scheme {
     case "http", "https":
       guard let host = url.host, !host.isEmpty else {
         throw HaatError(.badSpec, "has no host: \"\(text)\"", field: field)
       }
+      if let port = url.port, !(1...65_535).contains(port) {
+        throw HaatError(.badSpec, "names port \(port); a port is 1 to 65535", field: field)
+      }
     case "file":
+      let lowered = text.lowercased()
+      guard lowered.hasPrefix("file:///") || lowered.hasPrefix("file://localhost/") else {
+        throw HaatError(
+          .badSpec, "is not a file URL a worker reads: write file:///path (no host, three slashes)", field: field)
+      }
       guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \"\(text)\"", field: field) }
     default:
-      throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme)://", field: field)
+      throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme):", field: field)
     }
   }
 

@@ -6,14 +6,24 @@ import Testing
 
 @Suite("Shopify orders export")
 struct ShopifyOrdersExportTests {
+  /// The orders of a fixture file read in chunks of `chunk` bytes, and the reader's counts.
   func read(_ name: String, chunk: Int) throws -> ([OrderRecord], ReadCounts) {
+    try Self.orders(Array(try fixture("shopify/\(name)")), account: "dhaka-threads", chunk: chunk)
+  }
+
+  /// The orders of `csv` read in chunks of `chunk` bytes, and the reader's counts.
+  static func orders(_ csv: String, chunk: Int) throws -> ([OrderRecord], ReadCounts) {
+    try orders(Array(csv.utf8), account: "", chunk: chunk)
+  }
+
+  static func orders(_ body: [UInt8], account: String, chunk: Int) throws -> ([OrderRecord], ReadCounts) {
     var task = TaskSpec()
     task.source.kind = "shopify_orders_csv"
-    task.source.account = "dhaka-threads"
-    task.source.url = "http://fixture/\(name)"
+    task.source.account = account
+    task.source.url = "http://fixture/orders.csv"
     let (records, _, connector) = try drive(
-      TableExportConnector<ShopifyOrdersExport>.self, task,
-      pages: [task.source.url: CannedPage(body: Array(try fixture("shopify/\(name)")))], chunk: chunk)
+      TableExportConnector<ShopifyOrdersExport>.self, task, pages: [task.source.url: CannedPage(body: body)],
+      chunk: chunk)
     let orders = records.compactMap { record -> OrderRecord? in
       if case .order(let order) = record { return order }
       return nil
@@ -55,22 +65,13 @@ struct ShopifyOrdersExportTests {
       #6,f@x.com,Voided,2026-01-06 10:00:00 -0500,3.00,,USD,Pen
 
       """
-    var task = TaskSpec()
-    task.source.kind = "shopify_orders_csv"
-    task.source.url = "http://fixture/orders.csv"
     for chunk in [1, 7, 4096] {
-      let (records, _, connector) = try drive(
-        TableExportConnector<ShopifyOrdersExport>.self, task,
-        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
-      let orders = records.compactMap { record -> OrderRecord? in
-        if case .order(let order) = record { return order }
-        return nil
-      }
+      let (orders, counts) = try Self.orders(csv, chunk: chunk)
       #expect(orders.map(\.id) == ["#2", "#3", "#4"])
       #expect(orders.map(\.totalText) == ["29.99", "0", "9.00"])
       #expect(orders.map(\.total) == [Decimal(string: "29.99"), 0, Decimal(string: "9.00")])
-      #expect(connector.counts.records == 3 && connector.counts.badRecords == 1)
-      #expect(connector.counts.problems == [RowProblem(row: 6, column: "refunded", reason: .notADecimal)])
+      #expect(counts.records == 3 && counts.badRecords == 1)
+      #expect(counts.problems == [RowProblem(row: 6, column: "refunded", reason: .notADecimal)])
     }
   }
 
@@ -90,21 +91,12 @@ struct ShopifyOrdersExportTests {
       #5,c@x.com,partially_refunded,2026-05-01 10:00:00 +0000,100,0.000000000000000000000000000000001,USD,pen
 
       """
-    var task = TaskSpec()
-    task.source.kind = "shopify_orders_csv"
-    task.source.url = "http://fixture/orders.csv"
     for chunk in [1, 9, 4096] {
-      let (records, _, connector) = try drive(
-        TableExportConnector<ShopifyOrdersExport>.self, task,
-        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
-      let orders = records.compactMap { record -> OrderRecord? in
-        if case .order(let order) = record { return order }
-        return nil
-      }
+      let (orders, counts) = try Self.orders(csv, chunk: chunk)
       #expect(orders.map(\.id) == ["#5"])
       #expect(orders.map(\.totalText) == ["99.999999999999999999999999999999999"])
       #expect(
-        connector.counts.problems == [
+        counts.problems == [
           RowProblem(row: 5, column: "refunded", reason: .outOfRange),
           RowProblem(row: 6, column: "refunded", reason: .outOfRange),
         ])
@@ -126,23 +118,14 @@ struct ShopifyOrdersExportTests {
       #4,d@x.com,paid,2026-01-04 10:00:00 -0500,9.00,USD,Cap
 
       """
-    var task = TaskSpec()
-    task.source.kind = "shopify_orders_csv"
-    task.source.url = "http://fixture/orders.csv"
     for chunk in [1, 5, 4096] {
-      let (records, _, connector) = try drive(
-        TableExportConnector<ShopifyOrdersExport>.self, task,
-        pages: [task.source.url: CannedPage(body: Array(csv.utf8))], chunk: chunk)
-      let orders = records.compactMap { record -> OrderRecord? in
-        if case .order(let order) = record { return order }
-        return nil
-      }
+      let (orders, counts) = try Self.orders(csv, chunk: chunk)
       #expect(orders.map(\.totalText) == ["10.00", "5.00"])
       // #3's first row is bad: its later rows are its line items, not an order of their own.
       // #4's first row holds a control character: refused, and its repeat with it.
-      #expect(connector.counts.records == 2 && connector.counts.badRecords == 2)
+      #expect(counts.records == 2 && counts.badRecords == 2)
       #expect(
-        connector.counts.problems == [
+        counts.problems == [
           RowProblem(row: 6, column: "total", reason: .notADecimal),
           RowProblem(row: 8, column: "email", reason: .controlCharacter),
         ])

@@ -38,11 +38,13 @@ public struct ClvKernel: Sendable {
     var repeatMean: Double
   }
 
-  /// nil for a customer without a day, or whose revenue is not exact (the caller fails the
-  /// report for the latter).
-  static func summary(_ customer: Customers.Customer, end: Int64) -> Summary? {
+  /// nil for a customer without a day; `overflow` thrown for one whose revenue is not exact.
+  static func summary(_ customer: Customers.Customer, end: Int64, overflow: HaatError) throws(HaatError)
+    -> Summary?
+  {
     let days = customer.days.keys.sorted()
-    guard let first = days.first, let last = days.last, let revenue = customer.revenue else { return nil }
+    guard let first = days.first, let last = days.last else { return nil }
+    guard let revenue = customer.revenue else { throw overflow }
     let repeats = days.dropFirst().map { Money.double(customer.days[$0] ?? .zero) }
     let history = CustomerHistory(
       x: Double(days.count - 1), recency: Double(last - first) / unitDays, age: Double(end - first) / unitDays)
@@ -152,8 +154,10 @@ extension ClvKernel: ReportKernel {
     for store in byStore.keys.sorted() {
       let members = byStore[store] ?? []
       let end = members.compactMap { $0.days.keys.max() }.max() ?? 0
-      guard members.allSatisfy({ $0.days.isEmpty || $0.revenue != nil }) else { throw amounts }
-      let summaries = members.compactMap { Self.summary($0, end: end) }
+      var summaries: [Summary] = []
+      for member in members {
+        if let summary = try Self.summary(member, end: end, overflow: amounts) { summaries.append(summary) }
+      }
       let (bgnbd, gammaGamma, note) = Self.fit(summaries)
       var fit = Haat_V1_ClvFit()
       fit.platform = store.platform

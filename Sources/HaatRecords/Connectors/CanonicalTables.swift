@@ -67,7 +67,7 @@ public enum OrdersExport: TableExportKind {
         return row.problem(refunded, Values.decimalProblem(refundText))
       }
       // Exact or refused: Foundation rounds a difference past 38 digits without a word.
-      guard let net = Values.exactDifference(totalText, refundText) else {
+      guard let net = Values.exactDifference(total, totalText, refund, refundText) else {
         return row.problem(refunded, .outOfRange)
       }
       if !refund.isZero {
@@ -177,13 +177,12 @@ extension Values {
     return last - first + 1 <= 38
   }
 
-  /// `lhs − rhs` of two plain decimals when the difference is exact in 38 significant
-  /// digits, else nil. Foundation rounds away the digits of an operand it cannot align
+  /// `left − right` (their values, and the plain decimal texts they were read from) when
+  /// the difference is exact in 38 significant digits, else nil. Foundation rounds away the digits of an operand it cannot align
   /// without a word (100 − 10^−37 came out 100), so exactness is judged from the texts:
   /// the difference needs at most the longer integer part plus one digit, and the longer
   /// fraction.
-  public static func exactDifference(_ lhs: String, _ rhs: String) -> Decimal? {
-    guard let left = decimal(lhs), let right = decimal(rhs) else { return nil }
+  public static func exactDifference(_ left: Decimal, _ lhs: String, _ right: Decimal, _ rhs: String) -> Decimal? {
     let (a, b) = (digitSpan(lhs), digitSpan(rhs))
     guard max(a.integer, b.integer) + 1 + max(a.fraction, b.fraction) <= 38 else { return nil }
     return left - right

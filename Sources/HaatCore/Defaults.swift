@@ -19,6 +19,9 @@ public enum Defaults {
   /// Worker slots per pool.
   public static let collectSlots = 4
   public static let analyzeSlots = 2
+  /// The most slots a worker may run in one pool: each slot is a thread of its own (a
+  /// blocking libcurl transfer), and a system runs out of threads long before slots do.
+  public static let maxSlots = 4_096
   /// How many worker log lines the coordinator keeps.
   public static let logCapacity = 10_000
   /// Beats a worker may miss before it is `lost`.

@@ -1,4 +1,5 @@
 import Foundation
+import HaatCore
 import HaatFetch
 import HaatProtocol
 import Logging
@@ -23,6 +24,10 @@ public final class Worker: Service {
   }
 
   public func run() async throws {
+    // A thread per slot: past the bound a system's thread limit ends the process.
+    for (pool, slots) in config.slots where !(0...Defaults.maxSlots).contains(slots) {
+      throw HaatError(.badRequest, "the \(pool.rawValue) pool's slots must be 0 to \(Defaults.maxSlots), not \(slots)")
+    }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let threads = NIOThreadPool(numberOfThreads: max(1, config.slots.values.reduce(0, +)))
     threads.start()

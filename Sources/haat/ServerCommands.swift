@@ -214,6 +214,10 @@ struct WorkerCommand: AsyncParsableCommand {
       )
     }
     _ = try connection.endpoints(for: credential)
+    for (flag, slots) in [("--collect-slots", collectSlots), ("--analyze-slots", analyzeSlots)]
+    where !(0...Defaults.maxSlots).contains(slots) {
+      throw ValidationError("\(flag) must be 0 to \(Defaults.maxSlots), not \(slots)")
+    }
     if let name, !HandshakeLimits.isValidName(name) {
       throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
     }
@@ -253,7 +257,7 @@ struct WorkerCommand: AsyncParsableCommand {
     let workerName = name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
     var config = WorkerConfig(name: workerName, coordinators: endpoints, credential: credential)
     config.tls = try connection.tls.settings()
-    config.slots = [.collect: max(0, collectSlots), .analyze: max(0, analyzeSlots)]
+    config.slots = [.collect: collectSlots, .analyze: analyzeSlots]
     config.fetch.allowPrivateNetworks = allowPrivateNetworks
     config.fetch.fileRoots = fileRoot
     config.fetch.caFile = caFile

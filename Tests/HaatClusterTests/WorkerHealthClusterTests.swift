@@ -101,3 +101,28 @@ import Testing
     }
   }
 }
+
+/// A worker runs a thread per slot: slot counts past the bound (or below zero) are refused
+/// before it starts, instead of a crash when the system runs out of threads (40,000 slots
+/// ended the process with signal 4) or a negative count taken silently as none.
+@Suite struct WorkerSlotsClusterTests {
+  @Test func slotCountsOutOfRangeAreRefused() async throws {
+    try await withCluster { cluster, _ in
+      for (flag, value) in [
+        ("--collect-slots", "40000"), ("--analyze-slots", "4097"), ("--collect-slots", "-1"),
+      ] {
+        let worker = try ChildProcess(
+          name: "slots", executable: cluster.binary,
+          arguments: [
+            "worker", "--coordinator", cluster.endpoint.description, "--token-file", cluster.workerTokenPath,
+            "--name", "worker-slots", "\(flag)=\(value)", "--exit-with-parent",
+          ], logPath: cluster.directory + "/slots.log")
+        let status = await worker.wait(timeout: .seconds(30))
+        let log = worker.tail(20)
+        #expect(status == 64, "\(flag) \(value): exit \(String(describing: status)): \(log)")
+        #expect(log.contains("\(flag) must be 0 to 4096, not \(value)"), "\(log)")
+        await worker.stop()
+      }
+    }
+  }
+}

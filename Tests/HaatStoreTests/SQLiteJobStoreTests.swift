@@ -93,4 +93,30 @@ import Testing
     #expect(writer == 2)
     #expect(reader == 2)
   }
+
+  /// No index keeps jobs by state: no statement reads one through it (lists page by id,
+  /// pruning walks ids oldest first) and every job's insert and change of state paid for it.
+  /// A store made before the change loses it when it is opened.
+  @Test func jobsCarryNoStateIndex() async throws {
+    let store = try SQLiteJobStore(path: path)
+    try await store.pool.write { db in
+      try db.execute(sql: "CREATE INDEX jobs_state ON jobs (state, id)")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v7-no-jobs-state-index'")
+    }
+    let reopened = try SQLiteJobStore(path: path)
+    let indexes = try await reopened.pool.read {
+      try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'")
+    }
+    #expect(indexes.isEmpty, "\(indexes)")
+    let plan = try await reopened.pool.read {
+      try Row.fetchAll(
+        $0,
+        sql: """
+          EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
+            AND finished_at > 0 AND finished_at < 5 ORDER BY id LIMIT 10
+          """
+      ).map { $0["detail"] as String? ?? "" }.joined(separator: "; ")
+    }
+    #expect(!plan.contains("TEMP B-TREE"), "\(plan)")
+  }
 }

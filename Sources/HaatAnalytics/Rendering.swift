@@ -111,11 +111,14 @@ public enum ReportRendering {
   }
 
   /// 0.05432 → "5.43%".
+  /// A sign is kept below one percent (−0.005 → "-0.50%"); a ratio past what hundredths in
+  /// an Int hold (a partial may claim any count) is written with an exponent, never trapped.
   public static func percent(_ ratio: Double) -> String {
-    let hundredths = (ratio * 10_000).rounded()
+    let hundredths = (abs(ratio) * 10_000).rounded()
+    guard hundredths < 1e15 else { return ratio.isNaN ? "nan%" : String(format: "%.3g%%", ratio * 100) }
     let whole = Int(hundredths / 100)
-    let fraction = Int(abs(hundredths.truncatingRemainder(dividingBy: 100)))
-    return "\(whole).\(fraction < 10 ? "0" : "")\(fraction)%"
+    let fraction = Int(hundredths.truncatingRemainder(dividingBy: 100))
+    return "\(ratio < 0 && hundredths > 0 ? "-" : "")\(whole).\(fraction < 10 ? "0" : "")\(fraction)%"
   }
 
   /// 1536 → "1.5 KiB".

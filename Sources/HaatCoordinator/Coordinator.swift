@@ -189,14 +189,23 @@ public final class Coordinator: Service {
           ?? HaatError(.unavailable, "cannot serve the admin port on \(adminListen.host):\(adminListen.port): \(error)")
       }
     }
+    // A ready file that cannot be written would leave a script waiting for it forever: the
+    // coordinator stops instead, as on a shutdown.
+    var startFailure: (any Error)?
     if let readyFile = config.readyFile {
-      try? "\(config.host):\(port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+      do {
+        try RegularFile.write("\(config.host):\(port)\n", to: readyFile)
+      } catch {
+        logger.error("cannot write the ready file; stopping", metadata: ["error": "\(error)"])
+        startFailure = error
+      }
     }
 
     // Run until a graceful shutdown (SIGTERM/SIGINT) or cancellation, or until the store's
     // lock is lost (a standby may then be active: this one must stop).
     var lockLost = false
-    if let leadership {
+    if startFailure != nil {
+    } else if let leadership {
       lockLost = await withTaskGroup(of: Bool.self) { group in
         group.addTask {
           try? await gracefulShutdown()
@@ -230,6 +239,7 @@ public final class Coordinator: Service {
     try? await sessionGroup.shutdownGracefully()
     try? await group.shutdownGracefully()
     logger.info("coordinator stopped")
+    if let startFailure { throw startFailure }
     if lockLost { throw HaatError(.unavailable, "the coordinator lost the store's lock") }
   }
 

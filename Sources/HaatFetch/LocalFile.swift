@@ -13,11 +13,13 @@ enum LocalFile {
     _ url: String, policy: FetchPolicy, range: ClosedRange<UInt64>?, cancel: CancellationFlag?,
     onStart: ((Int, String?) throws -> Void)?, onBody: (UnsafeRawBufferPointer) throws -> Void
   ) throws(FetchError) -> FetchResponse {
-    guard !policy.fileRoots.isEmpty else {
+    // An empty root (an unset variable in `--file-root "$DIR"`) is no root: as a prefix it
+    // would hold every path.
+    let roots = policy.fileRoots.filter { !$0.isEmpty }.map(resolvedRoot)
+    guard !roots.isEmpty else {
       throw FetchError(.forbidden, "file:// URLs are not allowed on this worker (no --file-root)", retryable: false)
     }
     let path = try decodedPath(url)
-    let roots = policy.fileRoots.map(resolvedRoot)
     func inside(_ resolved: String) -> Bool {
       roots.contains { resolved == $0 || resolved.hasPrefix($0 == "/" ? "/" : $0 + "/") }
     }

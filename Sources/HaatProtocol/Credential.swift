@@ -69,6 +69,7 @@ public enum SecretFile {
   /// (so no moment exists in which another user could open it), synced, then renamed over
   /// `path`.
   public static func write(_ data: Data, to path: String) throws {
+    if let refusal = RegularFile.refusal(path) { throw HaatError(.badRequest, "cannot write \(path): \(refusal)") }
     let directory = (path as NSString).deletingLastPathComponent
     if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
       // A new directory for secrets is its owner's alone.

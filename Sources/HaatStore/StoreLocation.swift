@@ -55,6 +55,11 @@ public struct PostgresLocation: Sendable, Equatable {
         "--store: the URL carries a password; give it in PGPASSWORD or in a file named by ?password_file=PATH instead")
     }
     self.host = host
+    // URLComponents reads any number of digits as the port, and the socket layer would take
+    // it modulo 65,536 (112935 → 47399): a wrong server, not an error.
+    guard (1...65_535).contains(components.port ?? 5432) else {
+      throw HaatError(.badRequest, "--store: the port must be 1 to 65535, not \(components.port ?? 0)")
+    }
     port = components.port ?? 5432
     user = components.user ?? environment["PGUSER"] ?? "haat"
     let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path

@@ -84,10 +84,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
         throw ValidationError(error.message)
       }
     }
+    for (flag, value) in [("--retry-base-ms", retryBaseMs), ("--retry-cap-ms", retryCapMs)]
+    where value > UInt64(Planner.maxRetryMs) {
+      throw ValidationError("\(flag) must be at most \(Planner.maxRetryMs) (a day), as in a job spec, not \(value)")
+    }
     guard retryCapMs >= retryBaseMs else {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
+    // A worker beats at least every 100 ms apart: a shorter period would show every worker lost.
+    guard heartbeatMs >= 100 else { throw ValidationError("--heartbeat-ms must be at least 100, not \(heartbeatMs)") }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
+    guard (Defaults.minLineBytes...Defaults.maxNegotiatedLineBytes).contains(maxLineBytes) else {
+      throw ValidationError(
+        "--max-line-bytes must be \(Defaults.minLineBytes) to \(Defaults.maxNegotiatedLineBytes), not \(maxLineBytes)")
+    }
+    try refuseEmptyDataDirectory(dataDir)
+    if let readyFile, let refusal = RegularFile.refusal(readyFile) {
+      throw ValidationError("--ready-file: \(refusal)")
+    }
     guard claimsPerCommit >= 1 else { throw ValidationError("--claims-per-commit must be at least 1") }
     if let sessionThreads, !(1...64).contains(sessionThreads) {
       throw ValidationError("--session-threads must be 1 to 64, not \(sessionThreads)")
@@ -214,6 +228,19 @@ struct WorkerCommand: AsyncParsableCommand {
       )
     }
     _ = try connection.endpoints(for: credential)
+    for (flag, value) in [
+      ("--connect-timeout-ms", connectTimeoutMs), ("--timeout-ms", timeoutMs), ("--stall-seconds", stallSeconds),
+      ("--max-redirects", maxRedirects), ("--drain-timeout-ms", drainTimeoutMs),
+    ] where value < 0 {
+      throw ValidationError("\(flag) must not be negative, not \(value)")
+    }
+    // libcurl takes the stall window as a C long of seconds, and its timeouts in ms.
+    guard stallSeconds <= 86_400 else {
+      throw ValidationError("--stall-seconds must be at most 86400, not \(stallSeconds)")
+    }
+    if fileRoot.contains(where: \.isEmpty) {
+      throw ValidationError("--file-root must name a directory, not an empty string (an unset variable?)")
+    }
     for (flag, slots) in [("--collect-slots", collectSlots), ("--analyze-slots", analyzeSlots)]
     where !(0...Defaults.maxSlots).contains(slots) {
       throw ValidationError("\(flag) must be 0 to \(Defaults.maxSlots), not \(slots)")
@@ -331,6 +358,8 @@ struct TokenCommand: AsyncParsableCommand {
       if let coordinator, Endpoint(coordinator) == nil {
         throw ValidationError("--coordinator must be host:port, not \(coordinator)")
       }
+      try refuseEmptyDataDirectory(dataDir)
+      if let out, let refusal = RegularFile.refusal(out) { throw ValidationError("--out: \(refusal)") }
     }
 
     func run() throws {
@@ -377,6 +406,8 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
     var dataDir: String?
 
+    func validate() throws { try refuseEmptyDataDirectory(dataDir) }
+
     func run() throws {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       do {
@@ -396,6 +427,8 @@ struct TokenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List tokens (ids and roles; never secrets).")
     @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
     var dataDir: String?
+
+    func validate() throws { try refuseEmptyDataDirectory(dataDir) }
 
     func run() throws {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
@@ -432,6 +465,13 @@ struct FixtureServerCommand: AsyncParsableCommand {
   @Flag(help: .hidden)
   var exitWithParent = false
 
+  func validate() throws {
+    guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0 to 65535, not \(port)") }
+    if let readyFile, let refusal = RegularFile.refusal(readyFile) {
+      throw ValidationError("--ready-file: \(refusal)")
+    }
+  }
+
   func run() async throws {
     let server: FixtureServer
     do {
@@ -442,7 +482,13 @@ struct FixtureServerCommand: AsyncParsableCommand {
       throw ExitCode(Exit.unavailable)
     }
     if let readyFile {
-      try "\(server.host):\(server.port)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+      do {
+        try RegularFile.write("\(server.host):\(server.port)\n", to: readyFile)
+      } catch let error as HaatError {
+        try? await server.stop()
+        printError(error.description)
+        throw ExitCode(Exit.unavailable)
+      }
     }
     try? FileHandle.standardOutput.write(
       contentsOf: Data(
@@ -451,6 +497,15 @@ struct FixtureServerCommand: AsyncParsableCommand {
     let logger = makeLogger("haat.fixtures", level: .warning)
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
     try await server.stop()
+  }
+}
+
+/// An empty data directory (`--data-dir "$DIR"` with DIR unset, or `HAAT_DATA_DIR=`) would put
+/// the store and the tokens at the file system's root: refused, not read as the root.
+func refuseEmptyDataDirectory(_ flag: String?) throws {
+  if flag?.isEmpty == true { throw ValidationError("--data-dir must name a directory, not an empty string") }
+  if flag == nil, ProcessInfo.processInfo.environment["HAAT_DATA_DIR"]?.isEmpty == true {
+    throw ValidationError("HAAT_DATA_DIR is set but empty: name a directory, or unset it for haat-data")
   }
 }
 

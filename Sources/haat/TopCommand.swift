@@ -118,8 +118,9 @@ struct TopCommand: AsyncParsableCommand {
       "tasks: \(String(format: "%.1f", doneRate))/s done, \(String(format: "%.1f", failRate))/s failed"
       + "   (since the coordinator started, by the workers listed: \(done) done, \(failed) failed)\n\n"
     let workerRows = workers.map { worker -> [String] in
-      let busy = worker.pools.reduce(0) { $0 + $1.busy }
-      let slots = worker.pools.reduce(0) { $0 + $1.slots }
+      // In 64 bits: a worker reports its own pools, and two of 2^32 − 1 slots must not trap.
+      let busy = worker.pools.reduce(UInt64(0)) { $0 + UInt64($1.busy) }
+      let slots = worker.pools.reduce(UInt64(0)) { $0 + UInt64($1.slots) }
       return [
         worker.id, worker.state, "\(bar(Double(busy), of: Double(slots), width: 10)) \(busy)/\(slots)",
         String(worker.leases), String(worker.tasksDone), String(worker.tasksFailed),

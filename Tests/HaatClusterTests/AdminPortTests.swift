@@ -182,6 +182,16 @@ import Testing
       (["--admin-auth"], "--admin-auth needs --admin-listen"),
       (["--admin-listen", "10.0.0.1:9090"], "is not a loopback address"),
       (["--max-attempts", "0"], "--max-attempts must be 1 to 100, not 0"),
+      // Past Int64 the first retry's delay trapped the coordinator at the first submit.
+      (["--retry-cap-ms", "18446744073709551615"], "--retry-cap-ms must be at most 86400000"),
+      // A heartbeat no worker keeps showed every worker lost, and nothing ran.
+      (["--heartbeat-ms", "0"], "--heartbeat-ms must be at least 100, not 0"),
+      // A line limit no peer may use left a coordinator every request failed on.
+      (["--max-line-bytes", "100"], "--max-line-bytes must be 65536 to 67108864, not 100"),
+      // A device at the ready file's path was replaced by a regular file.
+      (["--ready-file", "/dev/null"], "--ready-file: /dev/null is not a regular file"),
+      // The port was taken modulo 65,536: another server, not an error.
+      (["--store", "postgres://u@127.0.0.1:112935/db"], "the port must be 1 to 65535, not 112935"),
     ] {
       let process = try Self.coordinator(directory, arguments)
       let status = await process.wait(timeout: .seconds(30))

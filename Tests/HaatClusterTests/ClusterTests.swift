@@ -364,6 +364,36 @@ struct ClusterTests {
     }
   }
 
+  /// A worker's hello may claim 2^32 − 1 slots in each pool: `haat top` summed them in 32
+  /// bits and trapped (signal 4) for every operator while the worker was listed.
+  @Test func topShowsAWorkerClaimingTheMostSlots() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
+      let greedy = try ChildProcess(
+        name: "greedy", executable: "/usr/bin/env",
+        arguments: [
+          "python3", script, "greedy", "--coordinator", cluster.endpoint.description, "--token-file",
+          cluster.workerTokenPath, "--name", "worker-greedy", "--hold", "60",
+        ], logPath: cluster.directory + "/greedy.log")
+      defer { greedy.signal(SIGKILL) }
+      let client = try await cluster.client()
+      try await eventually("the greedy worker is listed") {
+        try await client.workers().contains { $0.id == "worker-greedy" }
+      }
+      let top = try await run(
+        cluster.binary,
+        [
+          "top", "--once", "--interval", "0.5", "--coordinator", cluster.endpoint.description, "--data-dir",
+          cluster.dataDirectory,
+        ])
+      #expect(top.status == 0, "\(top.output)")
+      #expect(top.output.contains("0/8589934590"), "\(top.output)")
+    }
+  }
+
   /// The CLI rejects a bad spec at submit with the field and the reason, and exit code 2.
   @Test func cliRejectsABadSpec() async throws {
     try await withCluster { cluster, _ in

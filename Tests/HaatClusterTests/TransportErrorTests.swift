@@ -104,6 +104,28 @@ struct TransportErrorTests {
       "\(result.output)")
   }
 
+  /// A credential is written by a rename over its path, so a FIFO or a device there was
+  /// replaced (as root, `--out /dev/null` left a regular file holding a secret); an empty
+  /// data directory put the tokens at the file system's root.
+  @Test func aTokenGoesToARegularFileInANamedDirectory() async throws {
+    let directory = NSTemporaryDirectory() + "haat-token-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let fifo = directory + "/fifo"
+    #expect(mkfifo(fifo, 0o600) == 0)
+    let out = try await run(
+      try HaatBinary.path(), ["token", "create", "--role", "read", "--data-dir", directory, "--out", fifo])
+    #expect(out.status == 64, "\(out.output)")
+    #expect(out.output.contains("--out: \(fifo) is not a regular file"), "\(out.output)")
+    var status = stat()
+    #expect(lstat(fifo, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO, "the FIFO is still one")
+    for arguments in [["token", "create", "--role", "read"], ["token", "list"], ["token", "revoke", "t_1"]] {
+      let empty = try await run(try HaatBinary.path(), arguments + ["--data-dir", ""])
+      #expect(empty.status == 64, "\(arguments): \(empty.output)")
+      #expect(empty.output.contains("--data-dir must name a directory"), "\(arguments): \(empty.output)")
+    }
+  }
+
   @Test func pruningOlderThanNothingSaysSo() async throws {
     let result = try await run(
       try HaatBinary.path(), ["jobs", "prune", "--older-than", "0s", "--coordinator", "127.0.0.1:1"])

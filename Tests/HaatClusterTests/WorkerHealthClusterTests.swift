@@ -104,23 +104,32 @@ import Testing
 
 /// A worker runs a thread per slot: slot counts past the bound (or below zero) are refused
 /// before it starts, instead of a crash when the system runs out of threads (40,000 slots
-/// ended the process with signal 4) or a negative count taken silently as none.
-@Suite struct WorkerSlotsClusterTests {
-  @Test func slotCountsOutOfRangeAreRefused() async throws {
+/// ended the process with signal 4) or a negative count taken silently as none. So are
+/// the other flags whose bad values it used to take.
+@Suite struct WorkerFlagsClusterTests {
+  @Test func outOfRangeFlagsAreRefused() async throws {
     try await withCluster { cluster, _ in
-      for (flag, value) in [
-        ("--collect-slots", "40000"), ("--analyze-slots", "4097"), ("--collect-slots", "-1"),
+      for (flag, value, says) in [
+        ("--collect-slots", "40000", "--collect-slots must be 0 to 4096, not 40000"),
+        ("--analyze-slots", "4097", "--analyze-slots must be 0 to 4096, not 4097"),
+        ("--collect-slots", "-1", "--collect-slots must be 0 to 4096, not -1"),
+        // An unset variable in `--file-root "$DIR"`: every path was inside an empty root.
+        ("--file-root", "", "--file-root must name a directory"),
+        // libcurl refused the option at every fetch; a drain of -5 s cancelled at once.
+        ("--stall-seconds", "-1", "--stall-seconds must not be negative"),
+        ("--drain-timeout-ms", "-5000", "--drain-timeout-ms must not be negative"),
       ] {
         let worker = try ChildProcess(
           name: "slots", executable: cluster.binary,
           arguments: [
             "worker", "--coordinator", cluster.endpoint.description, "--token-file", cluster.workerTokenPath,
-            "--name", "worker-slots", "\(flag)=\(value)", "--exit-with-parent",
-          ], logPath: cluster.directory + "/slots.log")
+            "--name", "worker-slots", "--exit-with-parent",
+          ]  // A negative value only reads as one joined by `=`; an empty one only apart.
+            + (value.hasPrefix("-") ? ["\(flag)=\(value)"] : [flag, value]), logPath: cluster.directory + "/slots.log")
         let status = await worker.wait(timeout: .seconds(30))
         let log = worker.tail(20)
         #expect(status == 64, "\(flag) \(value): exit \(String(describing: status)): \(log)")
-        #expect(log.contains("\(flag) must be 0 to 4096, not \(value)"), "\(log)")
+        #expect(log.contains(says), "\(log)")
         await worker.stop()
       }
     }

@@ -86,7 +86,7 @@ def load_cred(path):
     return cred
 
 
-def open_hello(addr, cred, role="client", name="raw-client", mac=None, max_line_bytes=None):
+def open_hello(addr, cred, role="client", name="raw-client", mac=None, max_line_bytes=None, worker=None):
     """Connect, read the challenge and send hello. Returns (conn, nonce, client_nonce)."""
     conn = Conn(addr)
     ch = conn.recv()
@@ -102,6 +102,8 @@ def open_hello(addr, cred, role="client", name="raw-client", mac=None, max_line_
              "client_nonce": cnonce, "mac": mac}
     if max_line_bytes is not None:
         hello["max_line_bytes"] = max_line_bytes
+    if worker is not None:
+        hello["worker"] = worker
     conn.send({"id": "hello", "hello": hello})
     return conn, nonce, cnonce
 
@@ -472,6 +474,22 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
+def run_greedy(args):
+    """A worker whose hello claims the most slots a uint32 holds in both pools, then holds
+    its session for --hold seconds: the CLI must show it, not trap on the sum."""
+    cred = load_cred(args.token_file)
+    most = 2**32 - 1
+    info = {"host": "greedy", "pid": 1,
+            "pools": [{"pool": "collect", "slots": most}, {"pool": "analyze", "slots": most}]}
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name, worker=info)
+    if "welcome" not in conn.reply("hello"):
+        raise ProtocolError("the greedy hello was refused")
+    print("greedy worker connected", flush=True)
+    time.sleep(args.hold)
+    conn.close()
+    return 0
+
+
 def run_worker(args):
     """Takes a job's tasks as a worker and answers them with `partial` as JSON, with
     `partial_binary` in one line and in two parts, and checks that a line with both, or
@@ -546,7 +564,7 @@ def run_worker(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker"):
+    for mode in ("job", "faults", "worker", "greedy"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
@@ -556,11 +574,14 @@ def main():
         elif mode == "worker":
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
+        elif mode == "greedy":
+            s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
+            s.add_argument("--hold", type=float, default=30.0, help="seconds to keep the session")
         else:
             s.add_argument("--max-line-bytes", type=int, default=1048576)
     args = p.parse_args()
     try:
-        return {"job": run_job, "faults": run_faults, "worker": run_worker}[args.mode](args)
+        return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

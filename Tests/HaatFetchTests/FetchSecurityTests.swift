@@ -60,6 +60,22 @@ struct FetchSecurityTests {
     #expect(!String(decoding: body, as: UTF8.self).contains("SECRET"))
   }
 
+  /// An empty root (`--file-root "$DIR"` with DIR unset) held every path as its prefix:
+  /// /etc/passwd was opened and read. It is no root.
+  @Test func anEmptyRootHoldsNothing() throws {
+    let roots = try Roots()
+    let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [""] })
+    defer { fetcher.shutdown() }
+    var body = Data()
+    let error = FetcherTests.error {
+      _ = try fetcher.fetch(FetchRequest(url: "file://" + roots.root + "/outside/secret.csv")) {
+        body.append(contentsOf: $0)
+      }
+    }
+    #expect(error?.kind == .forbidden, "\(String(describing: error))")
+    #expect(body.isEmpty)
+  }
+
   @Test func fileURLsReadRegularFilesInsideTheRootOnly() throws {
     let roots = try Roots()
     let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [roots.root] })

@@ -82,6 +82,20 @@ struct ReportKernelTests {
 
 @Suite("Terminal tables")
 struct TerminalTableTests {
+  /// A partial may claim any count, so a rate may be any Double: past Int's range the
+  /// percentage trapped (`haat result` ended with signal 4); below one percent a negative
+  /// ratio lost its sign.
+  @Test func percentagesOfAnySize() {
+    #expect(ReportRendering.percent(0.05432) == "5.43%")
+    #expect(ReportRendering.percent(-0.005) == "-0.50%")
+    #expect(ReportRendering.percent(-1.5) == "-150.00%")
+    #expect(ReportRendering.percent(-0.00001) == "0.00%")
+    #expect(ReportRendering.percent(1e17) == "1e+19%")
+    #expect(ReportRendering.percent(-1e300) == "-1e+302%")
+    #expect(ReportRendering.percent(.infinity) == "inf%")
+    #expect(ReportRendering.percent(.nan) == "nan%")
+  }
+
   @Test("a table wider than the terminal reads in panels that repeat its keys, every cell once")
   func panels() {
     let header = ["platform", "account", "media"] + (1...12).map { "measure \($0)" }

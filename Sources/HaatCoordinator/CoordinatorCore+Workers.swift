@@ -172,9 +172,12 @@ extension CoordinatorCore {
       return ackRefused(connection, id: id, task: fail.task, attempt: fail.attempt, reason: "unknown_task")
     }
     let stats = (try? fail.stats.jsonUTF8Data(options: WireCodec.encodingOptions)) ?? Data()
+    // Kept with the task and shown in every job and list reply: a megabyte's message made
+    // the job, its report and any page of jobs holding it too large to send.
     let error = TaskError(
-      code: fail.error.code.isEmpty ? "failed" : fail.error.code,
-      message: fail.error.message.isEmpty ? "the worker gave no reason" : fail.error.message)
+      code: fail.error.code.isEmpty ? "failed" : Self.clipped(fail.error.code, to: 64),
+      message: fail.error.message.isEmpty
+        ? "the worker gave no reason" : Self.clipped(fail.error.message, to: config.session.logMessageBytes))
     let worker = connection.name
     enqueue(
       .fail(
@@ -355,6 +358,12 @@ extension CoordinatorCore {
     }
   }
 
+  /// `text` cut to its first `bytes` bytes (a character cut in two shows as U+FFFD), with
+  /// "…" after the cut.
+  static func clipped(_ text: String, to bytes: Int) -> String {
+    text.utf8.count <= bytes ? text : String(decoding: text.utf8.prefix(bytes), as: UTF8.self) + "…"
+  }
+
   static func isRateKey(_ key: String) -> Bool {
     !key.isEmpty && key.utf8.count <= 256 && DisplayText.firstUnsafe(key) == nil
   }
@@ -364,9 +373,7 @@ extension CoordinatorCore {
     line.worker = connection.name
     let limits = config.session
     // A worker's log line is kept in the ring and fanned out to followers: cap its size.
-    if line.message.utf8.count > limits.logMessageBytes {
-      line.message = String(decoding: line.message.utf8.prefix(limits.logMessageBytes), as: UTF8.self) + "…"
-    }
+    line.message = Self.clipped(line.message, to: limits.logMessageBytes)
     if line.fields.count > limits.logFields
       || line.fields.contains(where: { $0.key.utf8.count + $0.value.utf8.count > limits.logFieldBytes })
     {

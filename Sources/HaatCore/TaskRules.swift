@@ -62,6 +62,9 @@ public enum Refusal: String, Sendable, Equatable {
   case cancelled
   /// The event does not apply in the task's state (e.g. claiming a leased task).
   case invalidState = "invalid_state"
+  /// A result's split cannot add ranges: the task is not a plan task (or its stored spec
+  /// does not read back). Nothing is recorded; the lease stands.
+  case badSplit = "bad_split"
 }
 
 /// The outcome of applying an event to a task.

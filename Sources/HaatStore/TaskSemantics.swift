@@ -62,12 +62,12 @@ enum TaskSemantics {
     return (change, write)
   }
 
-  /// A result whose ranges cannot be added (its stored spec does not read back) kills the
-  /// task instead of finishing it: nothing it would have added is added.
+  /// A result whose ranges cannot be added (the task is no plan task, or its stored spec
+  /// does not read back) is refused, `bad_split`, and nothing is recorded: acking it as
+  /// accepted while the task died lost the result (the worker's own `fail` follows).
   static func splitFailed(_ change: inout TaskChange) -> TaskRowWrite {
-    let error = TaskError(code: "bad_split", message: "the task's stored spec cannot be read to add its ranges")
-    change.transition = .dead(error)
-    return .dead(error)
+    change.transition = .refused(.badSplit)
+    return .unchanged
   }
 
   /// Whether `cancel` may end a job in `state`; the refusal when it may not.

@@ -496,15 +496,16 @@ def run_worker(args):
     with bytes that are not a Partial, is refused. Prints the job's engagement rows."""
     cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
     client, _ = handshake(args.coordinator, client_cred)
-    spec = {"name": "raw-worker", "sources": [{"kind": "noop", "tasks": 4}], "reports": ["engagement"]}
+    spec = {"name": "raw-worker", "sources": [{"kind": "noop", "tasks": 6}], "reports": ["engagement"],
+            "retry_base_ms": 1}
     job = request(client, "submit", "submit", {"spec": spec}, "accepted").get("job", "")
     conn, nonce, cnonce = open_hello(args.coordinator, cred, role="worker", name=args.name)
     welcome = conn.reply("hello").get("welcome")
     if not welcome or welcome.get("partial_binary") is not True:
         raise ProtocolError(f"welcome does not offer partial_binary: {welcome!r}")
-    conn.send({"credit": {"pool": "collect", "free": 4}})
+    conn.send({"credit": {"pool": "collect", "free": 6}})
     tasks = []
-    while len(tasks) < 4:
+    while len(tasks) < 6:
         msg = conn.recv()
         if msg is None:
             raise ProtocolError("the coordinator closed the worker session")
@@ -516,7 +517,7 @@ def run_worker(args):
         if expect not in msg:
             raise ProtocolError(f"{req_id}: expected {expect}, got {msg!r}")
         return msg[expect]
-    (t1, a1), (t2, a2), (t3, a3), (t4, a4) = tasks
+    (t1, a1), (t2, a2), (t3, a3), (t4, a4), (t5, a5), (t6, a6) = tasks
     # A pause counts only under a key this session was granted a slot under, and a slot is
     # granted only under the key of the task it is for: a noop task names none, so a
     # request for any key is refused and a pause after it is dropped, as is one for a
@@ -547,6 +548,25 @@ def run_worker(args):
     checks.append(("parts", complete("p2", {"task": t3, "attempt": a3, "part": 2, "parts": 2,
                                             "partial_binary": b64(engagement_partial("parts", 3, 20))})))
     checks.append(("empty", complete("c5", {"task": t4, "attempt": a4, "partial": {}})))
+    # A split on a task that is no plan task records nothing (it was acked as accepted while
+    # the task died); the same attempt's plain result then lands.
+    split = complete("s1", {"task": t5, "attempt": a5, "partial": {}, "split": {"size": "10", "bounds": ["0", "10"]}})
+    if split.get("accepted") is True or split.get("reason") != "bad_split":
+        raise ProtocolError(f"a split on a task that is no plan task: expected bad_split, got {split!r}")
+    checks.append(("after the split", complete("s2", {"task": t5, "attempt": a5, "partial": {}})))
+    # A megabyte's error message is kept cut to 8 KiB: whole, it made the job too large to send.
+    conn.send({"id": "f1", "fail": {"task": t6, "attempt": a6, "retryable": True,
+                                    "error": {"code": "huge", "message": "E" * 1_000_000}}})
+    if conn.reply("f1").get("ack", {}).get("accepted") is not True:
+        raise ProtocolError("the failure was not recorded")
+    conn.send({"credit": {"pool": "collect", "free": 1}})
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError("the coordinator closed the worker session")
+        if "assign" in msg and msg["assign"]["task"] == t6:
+            checks.append(("retried", complete("f2", {"task": t6, "attempt": msg["assign"]["attempt"], "partial": {}})))
+            break
     for name, ack in checks:
         if ack.get("accepted") is not True:
             raise ProtocolError(f"{name}: the result was not accepted: {ack!r}")
@@ -554,6 +574,10 @@ def run_worker(args):
     while not client.reply("watch").get("job_event", {}).get("final", False):
         pass
     result = read_result(client, job)
+    shown = request(client, "job", "get_job", {"job": job, "tasks": True}, "job")
+    message = next((t.get("last_error", {}).get("message", "") for t in shown.get("tasks", []) if t.get("id") == t6), "")
+    if message != "E" * 8192 + "\u2026":
+        raise ProtocolError(f"the failure's message is kept as {len(message)} characters, not 8,192 and an ellipsis")
     pauses = request(client, "workers", "list_workers", {}, "worker_list").get("pauses", [])
     print(json.dumps({"state": result.get("job", {}).get("state"),
                       "rows": result.get("report", {}).get("engagement", {}).get("rows", []),

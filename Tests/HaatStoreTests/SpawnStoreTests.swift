@@ -71,7 +71,11 @@ import Testing
     #expect(order == ["urgent/0", "first/3", "first/4", "first/5", "first/1", "first/2", "later/0"])
   }
 
-  @Test(arguments: StoreBackend.all) func aSpawnerThatCannotReadTheSpecKillsTheTaskAndAddsNothing(backend: StoreBackend)
+  /// A split the store cannot turn into ranges (the task is no plan task, or its spec does
+  /// not read back) is refused and records nothing: it used to be acked as accepted while
+  /// the task died, its result lost. The lease stands, so the same attempt's plain result
+  /// (or its `fail`) still lands.
+  @Test(arguments: StoreBackend.all) func aSplitThatCannotAddRangesIsRefusedAndRecordsNothing(backend: StoreBackend)
     async throws
   {
     let tests = try StoreHarness(backend)
@@ -84,12 +88,18 @@ import Testing
           task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
           spawn: { _, _ in nil })
       ], nowMs: 2_000)
-    guard case .changed(let change) = results[0], case .dead(let error) = change.transition else {
+    guard case .changed(let change) = results[0], change.transition == .refused(.badSplit) else {
       throw HaatError(.internal, "\(results)")
     }
-    #expect(error.code == "bad_split")
     let job = try #require(try await store.job(plan.job, tasks: false, nowMs: 2_000))
-    #expect(job.counts.total == 1 && job.counts.dead == 1)
+    #expect(job.counts.total == 1 && job.counts.leased == 1 && job.counts.dead == 0)
+    let plain = try await store.apply(
+      [
+        .complete(
+          task: plan.task, attempt: plan.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: "",
+          spawn: nil)
+      ], nowMs: 3_000)
+    guard case .changed(let done) = plain[0], done.transition == .done else { throw HaatError(.internal, "\(plain)") }
   }
 }
 

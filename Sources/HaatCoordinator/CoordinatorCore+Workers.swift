@@ -30,6 +30,13 @@ extension CoordinatorCore {
           .badRequest, "a heartbeat lists \(heartbeat.leases.count) leases; at most \(Defaults.maxListItems)",
           field: "leases"))
     }
+    // A task id as assign wrote it: any other text would only be echoed back, revoked.
+    if let index = heartbeat.leases.firstIndex(where: { TaskID($0.task) == nil }) {
+      return .failure(
+        HaatError(
+          .badRequest, "leases[\(index)].task is not a task id (a decimal number, as assign sent it)",
+          field: "leases[\(index)].task"))
+    }
     var ack = leases.heartbeat(heartbeat.leases, owner: worker, now: now)
     ack.leaseExpiresMs = nowMs + Int64(config.leaseMs)
     return .success(ack)
@@ -45,7 +52,7 @@ extension CoordinatorCore {
       let wasSilent = record.silent(now: beat.now, heartbeatMs: config.heartbeatMs)
       record.beat(beat.health, now: beat.now)
       record.lastHeartbeatMs = beat.nowMs
-      record.pools = beat.health.pools
+      record.pools = Self.knownPools(beat.health.pools)
       if beat.health.draining { record.draining = true }
       workers[beat.connection.name] = record
       if wasSilent { for pool in Pool.allCases { markWork(pool) } }

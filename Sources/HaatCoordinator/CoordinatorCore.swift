@@ -193,6 +193,14 @@ final class CoordinatorCore: @unchecked Sendable {
 
   // MARK: Connections
 
+  /// A worker's own word on its pools, as every worker list shows it: the pools there are
+  /// (`collect`, `analyze`), each once (its first entry). Names of any length, repeated
+  /// without end, made the worker list too large to send until a restart.
+  static func knownPools(_ pools: [Haat_V1_PoolState]) -> [Haat_V1_PoolState] {
+    var seen = Set<String>()
+    return pools.filter { Pool(rawValue: $0.pool) != nil && seen.insert($0.pool).inserted }
+  }
+
   func opened(_ connection: Connection, worker: Haat_V1_WorkerInfo?) {
     loop.preconditionInEventLoop()
     connections[ObjectIdentifier(connection)] = connection
@@ -212,14 +220,16 @@ final class CoordinatorCore: @unchecked Sendable {
     workerConnections[connection.name] = connection
     let nowMs = self.nowMs
     var record = WorkerRecord(
-      name: connection.name, host: worker?.host ?? "", pid: worker?.pid ?? 0, version: worker?.version ?? "",
+      name: connection.name, host: Self.clipped(worker?.host ?? "", to: 255),
+      pid: worker?.pid ?? 0, version: Self.clipped(worker?.version ?? "", to: 64),
       address: connection.address,
-      pools: (worker?.pools ?? []).map { slots in
-        var state = Haat_V1_PoolState()
-        state.pool = slots.pool
-        state.slots = slots.slots
-        return state
-      }, connectedMs: nowMs, lastHeartbeatMs: nowMs, lastHeartbeat: now, lastProgress: now)
+      pools: Self.knownPools(
+        (worker?.pools ?? []).map { slots in
+          var state = Haat_V1_PoolState()
+          state.pool = slots.pool
+          state.slots = slots.slots
+          return state
+        }), connectedMs: nowMs, lastHeartbeatMs: nowMs, lastHeartbeat: now, lastProgress: now)
     if let old = workers[connection.name] {
       record.health = old.health
       record.tasksDone = old.tasksDone

@@ -242,7 +242,18 @@ final class SessionHandler: ChannelInboundHandler {
     if case .heartbeat(let heartbeat) = body {
       switch core.answerHeartbeat(heartbeat, worker: connection.name) {
       case .success(let ack):
-        context.write(wrap(Envelope(replyTo: envelope.id, .heartbeatAck(ack)), context), promise: nil)
+        // It echoes every lease listed: at the limit, the answer is longer than the request.
+        var line = context.channel.allocator.buffer(capacity: 256)
+        try? WireCodec.encode(Envelope(replyTo: envelope.id, .heartbeatAck(ack)), into: &line)
+        if line.readableBytes > lineLimit {
+          let error = HaatError(
+            .tooLarge,
+            "the heartbeat's answer would be \(line.readableBytes) bytes, over this session's \(lineLimit); its leases were extended or revoked all the same: list fewer per heartbeat"
+          )
+          context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
+        } else {
+          context.write(wrapOutboundOut(line), promise: nil)
+        }
         health.record(
           HealthBoard.Beat(connection: connection, health: heartbeat.health, now: core.now, nowMs: core.nowMs))
       case .failure(let error):
@@ -253,8 +264,7 @@ final class SessionHandler: ChannelInboundHandler {
     forCore.append(envelope)
   }
 
-  /// The longest request id (envelope.proto).
-  static let maxIDBytes = 64
+  static let maxIDBytes = WireCodec.maxIDBytes
 
   /// The error for a message whose id is too long, answered without `reply_to`: a long id
   /// would make every reply to it long too.

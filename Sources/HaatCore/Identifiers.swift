@@ -8,10 +8,13 @@ public struct Identifier<Kind>: RawRepresentable, Hashable, Comparable, Sendable
   @inlinable public init(rawValue: Int64) { self.rawValue = rawValue }
   @inlinable public init(_ rawValue: Int64) { self.rawValue = rawValue }
 
-  /// Parses a decimal id; nil for anything else.
+  /// Parses a decimal id as it is written (no sign, no leading zero); nil for anything
+  /// else: `"012"` and `"+12"` are not another spelling of 12.
   @inlinable
   public init?(_ text: some StringProtocol) {
-    guard let value = Int64(text), value > 0 else { return nil }
+    guard let first = text.utf8.first, first >= UInt8(ascii: "1"), first <= UInt8(ascii: "9"),
+      let value = Int64(text)
+    else { return nil }
     self.rawValue = value
   }
 

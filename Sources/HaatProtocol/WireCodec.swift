@@ -35,6 +35,9 @@ public enum WireCodec {
     return bytes
   }
 
+  /// The longest request id (envelope.proto); a longer one is never echoed in `reply_to`.
+  public static let maxIDBytes = 64
+
   /// Decodes one line. A line that is not a JSON Envelope is `bad_frame`; an Envelope whose
   /// body this build does not know is `unsupported` (with the id, so the reply can echo it).
   public static func decode(_ line: ByteBuffer) -> Result<Envelope, DecodeFailure> {
@@ -49,7 +52,7 @@ public enum WireCodec {
       // must still be echoed.
       let replaced = surrogatesReplaced(line.readableBytesView)
       let object = try? JSONSerialization.jsonObject(with: Data(replaced), options: [.fragmentsAllowed])
-      let id = ((object as? [String: Any])?["id"] as? String) ?? ""
+      let id = ((object as? [String: Any])?["id"] as? String).flatMap { $0.utf8.count <= maxIDBytes ? $0 : nil } ?? ""
       let message: String
       if object != nil, !replaced.elementsEqual(line.readableBytesView) {
         message = "not JSON: a lone surrogate escape (\\ud800 to \\udfff without its pair)"
@@ -66,7 +69,8 @@ public enum WireCodec {
       let keys = unknownKeys(line)
       let what = keys.isEmpty ? "no message body" : "unknown message type \(keys.joined(separator: ", "))"
       return .failure(
-        DecodeFailure(error: HaatError(.unsupported, "\(what)"), replyTo: envelope.id))
+        DecodeFailure(
+          error: HaatError(.unsupported, "\(what)"), replyTo: envelope.id.utf8.count <= maxIDBytes ? envelope.id : ""))
     }
     return .success(envelope)
   }

@@ -475,15 +475,28 @@ def b64(data):
 
 
 def run_greedy(args):
-    """A worker whose hello claims the most slots a uint32 holds in both pools, then holds
-    its session for --hold seconds: the CLI must show it, not trap on the sum."""
+    """A worker whose hello claims too much: the most slots a uint32 holds in both pools, a
+    pool twice, a pool that does not exist, a 100 KB host name. Then a heartbeat naming a
+    lease by no task id, and a bad line with a 65-byte id; then it holds its session for
+    --hold seconds, for the CLI to show it."""
     cred = load_cred(args.token_file)
     most = 2**32 - 1
-    info = {"host": "greedy", "pid": 1,
-            "pools": [{"pool": "collect", "slots": most}, {"pool": "analyze", "slots": most}]}
+    info = {"host": "H" * 100_000, "pid": 1, "version": "v" * 1000,
+            "pools": [{"pool": "collect", "slots": most}, {"pool": "analyze", "slots": most},
+                      {"pool": "collect", "slots": 5}, {"pool": "p" * 1000, "slots": 7}]}
     conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name, worker=info)
     if "welcome" not in conn.reply("hello"):
         raise ProtocolError("the greedy hello was refused")
+    # "012" is no spelling of task 12: it would only be echoed back.
+    conn.send({"id": "hb", "heartbeat": {"leases": [{"task": "012", "attempt": 1}]}})
+    error = conn.reply("hb").get("error", {})
+    if error.get("code") != "bad_request" or error.get("field") != "leases[0].task":
+        raise ProtocolError(f"a lease named by no task id: expected bad_request on leases[0].task, got {error!r}")
+    # A bad line's long id is not echoed (a reply as long as the request, to anyone).
+    conn.send({"id": "i" * 65, "credit": {"pool": "collect", "free": -1}})
+    msg = conn.recv()
+    if not msg or "error" not in msg or msg.get("reply_to", "") != "":
+        raise ProtocolError(f"a bad line with a 65-byte id: expected an error without reply_to, got {msg!r}")
     print("greedy worker connected", flush=True)
     time.sleep(args.hold)
     conn.close()

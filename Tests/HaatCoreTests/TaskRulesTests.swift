@@ -157,3 +157,13 @@ struct FixedRandom: RandomNumberGenerator {
     #expect(table[TaskID(1)]?.attempt == 2)
   }
 }
+
+/// An id is read as it is written: `"012"` and `"+12"` were taken as task 12, so a reply
+/// echoed a spelling of an id no list shows.
+@Test func idsHaveOneSpelling() {
+  #expect(TaskID("12") == TaskID(12))
+  #expect(JobID("9223372036854775807") == JobID(Int64.max))
+  for text in ["012", "+12", "0", "-1", "", " 12", "12 ", "1e3", "9223372036854775808"] {
+    #expect(TaskID(text) == nil, "\(text)")
+  }
+}

@@ -86,15 +86,40 @@ extension CoordinatorCore {
         }
         continue
       }
+      let line = WireMessages.assignLine(task, expires: expires, allocator: connection.channel.allocator)
+      guard line.readableBytes <= connection.maxLineBytes else {
+        refuseOversizedAssign(task, bytes: line.readableBytes, to: connection)
+        continue
+      }
       leases.grant(
         task: task.task, attempt: task.attempt, owner: connection.name, now: now,
         rate: Self.rateLimit(ofSpec: task.spec))
       if let job = jobs[task.job], job.counts.total <= Self.inlineReduce.tasks { smallJobs[task.task] = task.job }
       connection.credit[claim.pool, default: 0] -= 1
-      outbox.send(
-        line: WireMessages.assignLine(task, expires: expires, allocator: connection.channel.allocator), to: connection)
+      outbox.send(line: line, to: connection)
     }
     for job in Set(tasks.map(\.job)) { jobChanged(job) }
+  }
+
+  /// An `assign` longer than the worker's line limit would make it close the session (and
+  /// take the task again on reconnect, forever): the task dies instead, saying why. Its
+  /// spec (a source URL of tens of kilobytes, say) is what is too large, on any worker.
+  func refuseOversizedAssign(_ task: ClaimedTask, bytes: Int, to connection: Connection) {
+    let error = TaskError(
+      code: "too_large",
+      message:
+        "its assign would be \(bytes) bytes, over worker \(connection.name)'s line limit of \(connection.maxLineBytes): the task's spec is too large to send"
+    )
+    logger.warning(
+      "a task's assign is over its worker's line limit; the task is dead",
+      metadata: ["task": "\(task.task)", "worker": "\(connection.name)", "bytes": "\(bytes)"])
+    enqueue(
+      .fail(
+        task: task.task, attempt: task.attempt, worker: connection.name, error: error, retryable: false,
+        retryAfterMs: 0, stats: Data())
+    ) { result in
+      if case .changed(let change) = result { self.apply(change) }
+    }
   }
 
   /// The `rate_key` and `requests_per_second` of a stored task spec (its JSON), or "" and 0

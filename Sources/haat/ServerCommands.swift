@@ -434,7 +434,8 @@ struct TokenCommand: AsyncParsableCommand {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       for token in TokenStore(path: directory + "/tokens").list() {
         let names = token.names.map { "for peers \($0)" } ?? "any name"
-        print("\(token.id)  \(token.role.rawValue)  \(names)  \(token.label)")
+        // A label is anyone's text: its line breaks shown, not a forged line of the list.
+        print("\(token.id)  \(token.role.rawValue)  \(names)  \(DisplayText.escape(token.label))")
       }
     }
   }

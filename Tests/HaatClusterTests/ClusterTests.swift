@@ -364,6 +364,33 @@ struct ClusterTests {
     }
   }
 
+  /// A task whose assign is longer than its worker's line limit is not sent (the worker
+  /// closed its session on it and took it again on reconnect): it dies with `too_large`.
+  @Test func anAssignOverTheWorkersLimitIsNotSent() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
+      let worker = try await run(
+        "/usr/bin/env",
+        [
+          "python3", script, "narrow", "--coordinator", cluster.endpoint.description, "--token-file",
+          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
+          "worker-narrow",
+        ])
+      #expect(worker.status == 0, "\(worker.output)")
+      let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
+      let shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      #expect(shown["state"] as? String == "failed", "\(shown)")
+      #expect(shown["task_state"] as? String == "dead", "\(shown)")
+      let error = shown["error"] as? [String: Any] ?? [:]
+      #expect(error["code"] as? String == "too_large", "\(shown)")
+      #expect(
+        (error["message"] as? String ?? "").contains("over worker worker-narrow's line limit of 65536"), "\(shown)")
+    }
+  }
+
   /// A worker's hello may claim 2^32 − 1 slots in each pool: `haat top` summed them in 32
   /// bits and trapped (signal 4) for every operator while the worker was listed. Its host,
   /// version and pools are kept within bounds (unbounded, they made the worker list too

@@ -119,6 +119,14 @@ struct TransportErrorTests {
     #expect(out.output.contains("--out: \(fifo) is not a regular file"), "\(out.output)")
     var status = stat()
     #expect(lstat(fifo, &status) == 0 && status.st_mode & S_IFMT == S_IFIFO, "the FIFO is still one")
+    // A label's line break is shown, not a line of the list of its own.
+    let labelled = try await run(
+      try HaatBinary.path(),
+      ["token", "create", "--role", "read", "--data-dir", directory, "--label", "x\nt_forged  admin  any name"])
+    #expect(labelled.status == 0, "\(labelled.output)")
+    let list = try await run(try HaatBinary.path(), ["token", "list", "--data-dir", directory])
+    #expect(list.output.contains("x\\nt_forged"), "\(list.output)")
+    #expect(!list.output.split(separator: "\n").contains { $0.hasPrefix("t_forged") }, "\(list.output)")
     for arguments in [["token", "create", "--role", "read"], ["token", "list"], ["token", "revoke", "t_1"]] {
       let empty = try await run(try HaatBinary.path(), arguments + ["--data-dir", ""])
       #expect(empty.status == 64, "\(arguments): \(empty.output)")

@@ -503,6 +503,39 @@ def run_greedy(args):
     return 0
 
 
+def run_narrow(args):
+    """A worker that reads lines of at most 64 KiB, offered a task whose spec is longer: it
+    gets no assign over its limit (which would end its session, and the task's next attempt
+    too, forever); the task dies with `too_large`. Prints the task's error."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    spec = {"name": "narrow", "sources": [{"kind": "noop", "url": "https://example.com/" + "a" * 70_000}]}
+    job = request(client, "submit", "submit", {"spec": spec}, "accepted").get("job", "")
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name, max_line_bytes=65536)
+    welcome = conn.reply("hello").get("welcome", {})
+    limit = as_int(welcome.get("max_line_bytes"))
+    if limit != 65536:
+        raise ProtocolError(f"expected a 64 KiB session, got {welcome!r}")
+    conn.send({"credit": {"pool": "collect", "free": 1}})
+    client.send({"id": "watch", "watch": {"job": job}})
+    while not client.reply("watch").get("job_event", {}).get("final", False):
+        pass
+    conn.send({"id": "p", "ping": {}})
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError("the coordinator closed the narrow worker's session")
+        if "assign" in msg:
+            raise ProtocolError("the narrow worker was sent an assign over its limit")
+        if msg.get("reply_to") == "p":
+            break
+    shown = request(client, "job", "get_job", {"job": job, "tasks": True}, "job")
+    tasks = shown.get("tasks", [])
+    print(json.dumps({"state": shown.get("state"), "task_state": tasks[0].get("state") if tasks else None,
+                      "error": tasks[0].get("last_error", {}) if tasks else {}}))
+    return 0
+
+
 def run_worker(args):
     """Takes a job's tasks as a worker and answers them with `partial` as JSON, with
     `partial_binary` in one line and in two parts, and checks that a line with both, or
@@ -601,14 +634,14 @@ def run_worker(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode == "worker":
+        elif mode in ("worker", "narrow"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -618,7 +651,8 @@ def main():
             s.add_argument("--max-line-bytes", type=int, default=1048576)
     args = p.parse_args()
     try:
-        return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy}[args.mode](args)
+        return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
+                "narrow": run_narrow}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

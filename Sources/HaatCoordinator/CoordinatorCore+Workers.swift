@@ -293,7 +293,20 @@ extension CoordinatorCore {
     // Spaced by the task's own budget: a worker stating a lower rate must not slow the
     // credential for every other task (the lowest rate stated lately holds).
     let perSecond = lease.requestsPerSecond > 0 ? lease.requestsPerSecond : request.requestsPerSecond
-    let wait = rates.grant(key: request.key, requestsPerSecond: perSecond, nowMs: monotonicMs)
+    // One slot at a time per task: slots booked ahead without end pushed every other
+    // worker's slots under the key minutes out, a pause no `unpause` could lift.
+    let nowMono = monotonicMs
+    if let due = rateSlotsDue[task], due > nowMono + Self.rateSlotSlackMs {
+      return outbox.replyError(
+        connection, to: id,
+        HaatError(
+          .badRequest,
+          "task \(request.task) already holds a slot under its key, due in \(due - nowMono) ms: ask for the next once that one is used",
+          field: "task"))
+    }
+    let wait = rates.grant(key: request.key, requestsPerSecond: perSecond, nowMs: nowMono)
+    rateSlotsDue[task] = nowMono + wait
+    if rateSlotsDue.count > 2 * leases.count + 1_024 { rateSlotsDue = rateSlotsDue.filter { $0.value > nowMono } }
     // Bounded: a worker's credentials are few; past the bound, the oldest are not kept.
     if connection.grantedRateKeys.count >= Self.maxGrantedRateKeys { connection.grantedRateKeys.removeAll() }
     connection.grantedRateKeys.insert(request.key)
@@ -302,6 +315,10 @@ extension CoordinatorCore {
     grant.waitMs = UInt32(clamping: wait)
     outbox.reply(connection, to: id, .rateGrant(grant))
   }
+
+  /// How early a task's next `rate_request` may come before its last slot is due (clock
+  /// granularity: a worker waits the whole `wait_ms` after the grant reaches it).
+  static let rateSlotSlackMs: Int64 = 50
 
   /// Rate keys a session's pauses are checked against (`Connection.grantedRateKeys`).
   static let maxGrantedRateKeys = 1_024

@@ -40,6 +40,9 @@ final class CoordinatorCore: @unchecked Sendable {
   var delayed = DelayedTasks()
   /// Request budgets per rate key, and the pauses platforms asked for.
   var rates = RateGovernor()
+  /// When each task's last granted rate slot comes due (monotonic ms): a task makes one
+  /// request at a time, so it holds at most one slot not yet due.
+  var rateSlotsDue: [TaskID: Int64] = [:]
   var waitTimer: Scheduled<Void>?
   var connections: [ObjectIdentifier: Connection] = [:]
   /// The current connection of each worker name.

@@ -364,6 +364,32 @@ struct ClusterTests {
     }
   }
 
+  /// A task holds one rate slot at a time: slots booked ahead for one task without end
+  /// pushed every other worker's slots under the key minutes out.
+  @Test func aTaskHoldsOneRateSlotAtATime() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
+      let worker = try await run(
+        "/usr/bin/env",
+        [
+          "python3", script, "booker", "--coordinator", cluster.endpoint.description, "--token-file",
+          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
+          "worker-booker",
+        ])
+      #expect(worker.status == 0, "\(worker.output)")
+      let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
+      let shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      #expect(shown["key"] as? String == "credential:meta", "\(shown)")
+      #expect(shown["first"] as? Bool == true && shown["fourth"] as? Bool == true, "\(shown)")
+      #expect((shown["second_wait_ms"] as? Int ?? 0) > 900, "\(shown)")
+      let refused = shown["third"] as? [String: Any] ?? [:]
+      #expect(refused["code"] as? String == "bad_request" && refused["field"] as? String == "task", "\(shown)")
+    }
+  }
+
   /// A task whose assign is longer than its worker's line limit is not sent (the worker
   /// closed its session on it and took it again on reconnect): it dies with `too_large`.
   @Test func anAssignOverTheWorkersLimitIsNotSent() async throws {

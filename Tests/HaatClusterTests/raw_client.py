@@ -536,6 +536,44 @@ def run_narrow(args):
     return 0
 
 
+def run_booker(args):
+    """A worker booking rate slots ahead for one task: a task holds one slot at a time, so
+    a request while its last slot is not yet due is refused and books nothing (booked
+    without end, they pushed every other worker's slots minutes out). Prints the waits."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    source = {"kind": "facebook_posts", "account": "111", "url": "http://127.0.0.1:9/meta/v21.0",
+              "credential": "meta", "requests_per_second": 1}
+    job = request(client, "submit", "submit", {"spec": {"name": "booker", "sources": [source]}}, "accepted")["job"]
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    if "welcome" not in conn.reply("hello"):
+        raise ProtocolError("the booker's hello was refused")
+    conn.send({"credit": {"pool": "collect", "free": 1}})
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError("the coordinator closed the booker's session")
+        if "assign" in msg:
+            assign = msg["assign"]
+            break
+    key = assign.get("spec", {}).get("rate_key", "")
+    def ask(req_id):
+        conn.send({"id": req_id, "rate_request": {"key": key, "requests_per_second": 1,
+                                                  "task": assign["task"], "attempt": assign["attempt"]}})
+        return conn.reply(req_id)
+    first, second, third = ask("r1"), ask("r2"), ask("r3")
+    due = as_int(second.get("rate_grant", {}).get("wait_ms"))
+    time.sleep(due / 1000 + 0.1)
+    fourth = ask("r4")
+    conn.send({"id": "f", "fail": {"task": assign["task"], "attempt": assign["attempt"], "retryable": False,
+                                   "error": {"code": "done", "message": "the booker is done"}}})
+    conn.reply("f")
+    print(json.dumps({"job": job, "key": key,
+                      "first": "rate_grant" in first, "second_wait_ms": due,
+                      "third": third.get("error", {}), "fourth": "rate_grant" in fourth}))
+    return 0
+
+
 def run_worker(args):
     """Takes a job's tasks as a worker and answers them with `partial` as JSON, with
     `partial_binary` in one line and in two parts, and checks that a line with both, or
@@ -634,14 +672,14 @@ def run_worker(args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow"):
+        elif mode in ("worker", "narrow", "booker"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -652,7 +690,7 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

@@ -294,15 +294,15 @@ extension CoordinatorCore {
     // credential for every other task (the lowest rate stated lately holds).
     let perSecond = lease.requestsPerSecond > 0 ? lease.requestsPerSecond : request.requestsPerSecond
     // One slot at a time per task: slots booked ahead without end pushed every other
-    // worker's slots under the key minutes out, a pause no `unpause` could lift.
+    // worker's slots under the key minutes out, a pause no `unpause` could lift. A request
+    // while the task's slot is not yet due gets that slot again (a worker resends what it
+    // was waiting for after a reconnect) and books nothing.
     let nowMono = monotonicMs
     if let due = rateSlotsDue[task], due > nowMono + Self.rateSlotSlackMs {
-      return outbox.replyError(
-        connection, to: id,
-        HaatError(
-          .badRequest,
-          "task \(request.task) already holds a slot under its key, due in \(due - nowMono) ms: ask for the next once that one is used",
-          field: "task"))
+      var grant = Haat_V1_RateGrant()
+      grant.key = request.key
+      grant.waitMs = UInt32(clamping: due - nowMono)
+      return outbox.reply(connection, to: id, .rateGrant(grant))
     }
     let wait = rates.grant(key: request.key, requestsPerSecond: perSecond, nowMs: nowMono)
     rateSlotsDue[task] = nowMono + wait

@@ -383,10 +383,14 @@ struct ClusterTests {
       let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
       let shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
       #expect(shown["key"] as? String == "credential:meta", "\(shown)")
-      #expect(shown["first"] as? Bool == true && shown["fourth"] as? Bool == true, "\(shown)")
-      #expect((shown["second_wait_ms"] as? Int ?? 0) > 900, "\(shown)")
-      let refused = shown["third"] as? [String: Any] ?? [:]
-      #expect(refused["code"] as? String == "bad_request" && refused["field"] as? String == "task", "\(shown)")
+      #expect(shown["first"] as? Bool == true, "\(shown)")
+      // 1 request/s: the second slot is a second out; the third request, before it is due,
+      // gets it again; the fourth, after it, is a second after the second (not two).
+      let second = shown["second_wait_ms"] as? Int ?? 0
+      let third = shown["third_wait_ms"] as? Int ?? -1
+      let fourth = shown["fourth_wait_ms"] as? Int ?? -1
+      #expect(second > 900 && (second - 100...second).contains(third), "\(shown)")
+      #expect((0..<1_500).contains(fourth), "\(shown)")
     }
   }
 

@@ -538,8 +538,9 @@ def run_narrow(args):
 
 def run_booker(args):
     """A worker booking rate slots ahead for one task: a task holds one slot at a time, so
-    a request while its last slot is not yet due is refused and books nothing (booked
-    without end, they pushed every other worker's slots minutes out). Prints the waits."""
+    a request while its last slot is not yet due gets that slot again and books nothing
+    (booked without end, they pushed every other worker's slots minutes out). Prints the
+    waits."""
     cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
     client, _ = handshake(args.coordinator, client_cred)
     source = {"kind": "facebook_posts", "account": "111", "url": "http://127.0.0.1:9/meta/v21.0",
@@ -568,9 +569,9 @@ def run_booker(args):
     conn.send({"id": "f", "fail": {"task": assign["task"], "attempt": assign["attempt"], "retryable": False,
                                    "error": {"code": "done", "message": "the booker is done"}}})
     conn.reply("f")
-    print(json.dumps({"job": job, "key": key,
-                      "first": "rate_grant" in first, "second_wait_ms": due,
-                      "third": third.get("error", {}), "fourth": "rate_grant" in fourth}))
+    print(json.dumps({"job": job, "key": key, "first": "rate_grant" in first, "second_wait_ms": due,
+                      "third_wait_ms": as_int(third.get("rate_grant", {}).get("wait_ms", -1)),
+                      "fourth_wait_ms": as_int(fourth.get("rate_grant", {}).get("wait_ms", -1))}))
     return 0
 
 

@@ -67,7 +67,13 @@ extension CoordinatorCore {
     if complete.part > 0 {
       // A worker delivering its result holds its lease meanwhile: a big result's parts
       // (and this coordinator's own backlog of them) must not let the lease run out.
-      _ = leases.extend(task: task, attempt: complete.attempt, owner: worker, now: now)
+      // Only the holder's parts are kept: another worker's were staged (memory spent on a
+      // lease it does not hold) and its last part told `missing_parts`, not why.
+      guard leases.extend(task: task, attempt: complete.attempt, owner: worker, now: now) else {
+        let holder = leases[task]
+        let reason = holder.map { $0.owner != worker } == true ? Refusal.notLeaseHolder : .staleAttempt
+        return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
+      }
       switch staged.receive(complete, worker: worker) {
       case .staged:
         return

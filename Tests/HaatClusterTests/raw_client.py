@@ -628,6 +628,17 @@ def run_worker(args):
     for name, error in (("both", both), ("garbage", garbage)):
         if error.get("code") != "bad_request" or error.get("field") != "complete.partial_binary":
             raise ProtocolError(f"{name}: expected bad_request on complete.partial_binary, got {error!r}")
+    # Another worker's parts for this worker's lease are refused as such, not staged.
+    other, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name + "-other")
+    if "welcome" not in other.reply("hello"):
+        raise ProtocolError("the second worker's hello was refused")
+    for req_id, part in (("o1", {"part": 1}), ("o2", {"part": 2, "parts": 2})):
+        other.send({"id": req_id, "complete": dict({"task": t3, "attempt": a3,
+                                                    "partial_binary": b64(engagement_partial("other", 1, 99))}, **part)})
+        refused = other.reply(req_id).get("ack", {})
+        if refused.get("accepted") is True or refused.get("reason") != "not_lease_holder":
+            raise ProtocolError(f"another worker's part {part}: expected not_lease_holder, got {refused!r}")
+    other.close()
     conn.send({"id": "p1", "complete": {"task": t3, "attempt": a3, "part": 1,
                                         "partial_binary": b64(engagement_partial("parts", 1, 10))}})
     checks.append(("parts", complete("p2", {"task": t3, "attempt": a3, "part": 2, "parts": 2,

@@ -23,30 +23,58 @@ public struct TLSServerSettings: Sendable {
     do {
       return try NIOSSLContext(configuration: configuration)
     } catch {
-      throw HaatError(.badRequest, "cannot use the TLS certificate \(certificatePath) and key \(keyPath): \(error)")
+      throw HaatError(
+        .badRequest,
+        "cannot use the TLS certificate \(certificatePath) with the key \(keyPath) (is the key the certificate's own?): \(error)"
+      )
     }
   }
 
   /// The configuration both ports serve with (the admin port builds its own context).
   public func makeConfiguration() throws -> TLSConfiguration {
-    do {
-      var configuration = TLSConfiguration.makeServerConfiguration(
-        certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
-        privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
-      configuration.minimumTLSVersion = .tlsv12
-      if let clientCAPath {
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCAPath))
-        // Clients are identified by their token; the certificate only proves they hold one
-        // the CA issued (their addresses are not known in advance).
-        configuration.certificateVerification = .noHostnameVerification
-      }
-      return configuration
-    } catch {
-      throw HaatError(
-        .badRequest,
-        "cannot load the TLS certificate \(certificatePath) and key \(keyPath)\(clientCAPath.map { " (client CA \($0))" } ?? ""): \(error)"
-      )
+    var configuration = TLSConfiguration.makeServerConfiguration(
+      certificateChain: try TLSFiles.certificates(certificatePath, "--tls-cert").map { .certificate($0) },
+      privateKey: .privateKey(try TLSFiles.key(keyPath, "--tls-key")))
+    configuration.minimumTLSVersion = .tlsv12
+    if let clientCAPath {
+      configuration.trustRoots = .certificates(try TLSFiles.certificates(clientCAPath, "--tls-client-ca"))
+      // Clients are identified by their token; the certificate only proves they hold one
+      // the CA issued (their addresses are not known in advance).
+      configuration.certificateVerification = .noHostnameVerification
     }
+    return configuration
+  }
+}
+
+/// TLS files read one at a time, so an error names the file and says what is wrong with it
+/// (NIOSSL's own says `failedToLoadCertificate`, for any of them).
+enum TLSFiles {
+  static func readable(_ path: String, _ flag: String) throws {
+    var status = stat()
+    guard stat(path, &status) == 0 else {
+      throw HaatError(.badRequest, "\(flag) \(path): \(String(cString: strerror(errno)))")
+    }
+    guard status.st_mode & S_IFMT != S_IFDIR else { throw HaatError(.badRequest, "\(flag) \(path) is a directory") }
+    guard access(path, R_OK) == 0 else {
+      throw HaatError(.badRequest, "\(flag) \(path) cannot be read: \(String(cString: strerror(errno)))")
+    }
+  }
+
+  static func certificates(_ path: String, _ flag: String) throws -> [NIOSSLCertificate] {
+    try readable(path, flag)
+    let certificates = try? NIOSSLCertificate.fromPEMFile(path)
+    guard let certificates, !certificates.isEmpty else {
+      throw HaatError(.badRequest, "\(flag) \(path) holds no PEM certificate")
+    }
+    return certificates
+  }
+
+  static func key(_ path: String, _ flag: String) throws -> NIOSSLPrivateKey {
+    try readable(path, flag)
+    guard let key = try? NIOSSLPrivateKey(file: path, format: .pem) else {
+      throw HaatError(.badRequest, "\(flag) \(path) holds no unencrypted PEM private key")
+    }
+    return key
   }
 }
 
@@ -64,17 +92,18 @@ public struct TLSClientSettings: Sendable {
   }
 
   public func makeContext() throws -> NIOSSLContext {
+    var configuration = TLSConfiguration.makeClientConfiguration()
+    configuration.minimumTLSVersion = .tlsv12
+    if let caPath { configuration.trustRoots = .certificates(try TLSFiles.certificates(caPath, "--tls-ca")) }
+    if let certificatePath, let keyPath {
+      configuration.certificateChain = try TLSFiles.certificates(certificatePath, "--tls-cert").map { .certificate($0) }
+      configuration.privateKey = .privateKey(try TLSFiles.key(keyPath, "--tls-key"))
+    }
     do {
-      var configuration = TLSConfiguration.makeClientConfiguration()
-      configuration.minimumTLSVersion = .tlsv12
-      if let caPath { configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caPath)) }
-      if let certificatePath, let keyPath {
-        configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) }
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem))
-      }
       return try NIOSSLContext(configuration: configuration)
     } catch {
-      throw HaatError(.badRequest, "cannot load the TLS files (CA \(caPath ?? "system roots")): \(error)")
+      throw HaatError(
+        .badRequest, "cannot use the TLS files \([caPath, certificatePath, keyPath].compactMap { $0 }): \(error)")
     }
   }
 

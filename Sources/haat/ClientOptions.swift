@@ -123,6 +123,12 @@ struct TLSOptions: ParsableArguments {
     guard (certificate == nil) == (key == nil) else {
       throw ValidationError("--tls-cert and --tls-key go together")
     }
+    // The files read now, each named in its error, before anything connects (exit 64).
+    do {
+      _ = try settings()?.makeContext()
+    } catch let error as HaatError {
+      throw ValidationError(error.message)
+    }
   }
 
   /// nil when neither the flags nor HAAT_TLS_CA ask for TLS.

@@ -111,6 +111,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
     let key = tlsKey ?? environment["HAAT_TLS_KEY"]
     guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsClientCa == nil || certificate != nil else { throw ValidationError("--tls-client-ca needs --tls-cert") }
+    if let certificate, let key {
+      // Each file read now and named in its error (exit 64), not NIOSSL's
+      // `failedToLoadCertificate` at start.
+      do {
+        _ = try TLSServerSettings(certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCa).makeContext()
+      } catch let error as HaatError {
+        throw ValidationError(error.message)
+      }
+    }
     if let admin = adminListen ?? environment["HAAT_ADMIN_LISTEN"] {
       guard let endpoint = Endpoint(admin) else {
         throw ValidationError("--admin-listen must be host:port, not \(admin)")

@@ -192,6 +192,11 @@ import Testing
       (["--ready-file", "/dev/null"], "--ready-file: /dev/null is not a regular file"),
       // The port was taken modulo 65,536: another server, not an error.
       (["--store", "postgres://u@127.0.0.1:112935/db"], "the port must be 1 to 65535, not 112935"),
+      // NIOSSL's own error named no file and said no reason (exit 2).
+      (
+        ["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"],
+        "--tls-cert /nonexistent.pem: No such file or directory"
+      ),
     ] {
       let process = try Self.coordinator(directory, arguments)
       let status = await process.wait(timeout: .seconds(30))

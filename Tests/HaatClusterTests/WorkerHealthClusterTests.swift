@@ -118,6 +118,7 @@ import Testing
         // libcurl refused the option at every fetch; a drain of -5 s cancelled at once.
         ("--stall-seconds", "-1", "--stall-seconds must not be negative"),
         ("--drain-timeout-ms", "-5000", "--drain-timeout-ms must not be negative"),
+        ("--tls-ca", "/nonexistent-ca.pem", "--tls-ca /nonexistent-ca.pem: No such file or directory"),
       ] {
         let worker = try ChildProcess(
           name: "slots", executable: cluster.binary,

@@ -37,19 +37,22 @@ public enum Defaults {
 
 /// Durations as people write them on a command line: `30d`, `12h`, `90m`, `45s`, `0`.
 public enum DurationText {
-  /// "90m", "6h", "1d", "30s", "1h30m" (units s, m, h, d) or "0" in milliseconds; nil for
-  /// text that is not a duration.
+  /// "90m", "6h", "1d", "30s", "1h30m" (units s, m, h, d, each once, largest first) or "0"
+  /// in milliseconds; nil for text that is not a duration (`1h1h` was two hours, `1s1m` 61
+  /// seconds: a slip, read as something else).
   public static func milliseconds(_ text: String) -> Int64? {
     if text == "0" { return 0 }
     let units: [Character: Int64] = ["s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
     var total: Int64 = 0
     var number: Int64?
+    var previous = Int64.max
     for character in text {
       if let digit = character.wholeNumberValue, character.isASCII {
         let (times, overflow) = (number ?? 0).multipliedReportingOverflow(by: 10)
         guard !overflow, times <= Int64.max - 9 else { return nil }
         number = times + Int64(digit)
-      } else if let unit = units[character], let value = number {
+      } else if let unit = units[character], unit < previous, let value = number {
+        previous = unit
         let (part, overflow) = value.multipliedReportingOverflow(by: unit)
         guard !overflow, total <= Int64.max - part else { return nil }
         total += part

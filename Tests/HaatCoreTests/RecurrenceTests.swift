@@ -53,6 +53,9 @@ struct RecurrenceTests {
     let late: Int64? = hourly.next(dueMs: 1_000, nowMs: 36_000_000)
     #expect(late == 36_001_000, "\(String(describing: late))")
     #expect(try Recurrence("1h30m").everyMs == 5_400_000)
+    // Each unit once, largest first: `1h1h` was two hours and `30m1h` ninety minutes.
+    for slip in ["1h1h", "30m1h", "1s1s", "1s1m"] { #expect(throws: RecurrenceError.self) { try Recurrence(slip) } }
+    #expect(DurationText.milliseconds("1d2h3m4s") == 93_784_000)
     for bad in ["0s", "366d", "6x", "", "h"] {
       #expect(throws: RecurrenceError.self, "\(bad)") { try Recurrence(bad) }
     }

@@ -91,6 +91,11 @@ public final class TokenStore: Sendable {
       throw HaatError(
         .badRequest, "a worker token is issued for a worker name (--name) or a name prefix (--name-prefix)")
     }
+    // Before the credential is delivered: a token file that cannot be written (a directory
+    // at its path) left a credential for a token never stored.
+    if let refusal = RegularFile.refusal(path) {
+      throw HaatError(.badRequest, "cannot write the token file: \(refusal)")
+    }
     let id = "t_" + HandshakeMAC.nonce(bytes: 8)
     let secret = HandshakeMAC.nonce(bytes: 32)
     let credential = Credential(tokenID: id, secret: secret, role: role, coordinator: coordinator)

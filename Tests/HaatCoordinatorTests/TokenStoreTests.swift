@@ -36,6 +36,19 @@ import Testing
     #expect(store.cachedToken(id: old.tokenID) == nil, "the old one is gone")
   }
 
+  /// A token file that cannot be written (a directory at its path) is an error before any
+  /// credential is delivered: a credential for a token never stored was left behind.
+  @Test func noCredentialIsDeliveredWhenTheTokenFileCannotBeWritten() throws {
+    let root = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    try FileManager.default.createDirectory(atPath: root + "/tokens", withIntermediateDirectories: true)
+    var delivered = false
+    #expect(throws: HaatError.self) {
+      try TokenStore(path: root + "/tokens").create(role: .admin) { _ in delivered = true }
+    }
+    #expect(!delivered)
+  }
+
   @Test func revokeRemovesOnlyThatToken() throws {
     let path = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: path) }

@@ -136,16 +136,18 @@ public final class Coordinator: Service {
       throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
     }
     let port = server.localAddress?.port ?? config.port
+    // As a client reads it back: an IPv6 host in brackets (`[::1]:7420`).
+    let address = Endpoint(host: config.host, port: port).description
     do {
       // After binding, so the credential records the port actually in use.
-      try ensureAdminToken(tokens, address: "\(config.host):\(port)")
+      try ensureAdminToken(tokens, address: address)
     } catch {
       logger.error("cannot write the admin credential", metadata: ["error": "\(error)"])
     }
     logger.info(
       "coordinator listening",
       metadata: [
-        "address": "\(config.host):\(port)", "store": "\(config.storeLocation.redacted)",
+        "address": "\(address)", "store": "\(config.storeLocation.redacted)",
         "durability": "\(config.durability.rawValue)", "tls": "\(config.tls == nil ? "off" : "on")",
       ])
     var admin: (group: ServiceGroup, task: Task<Void, Never>)?
@@ -194,7 +196,7 @@ public final class Coordinator: Service {
     var startFailure: (any Error)?
     if let readyFile = config.readyFile {
       do {
-        try RegularFile.write("\(config.host):\(port)\n", to: readyFile)
+        try RegularFile.write(address + "\n", to: readyFile)
       } catch {
         logger.error("cannot write the ready file; stopping", metadata: ["error": "\(error)"])
         startFailure = error

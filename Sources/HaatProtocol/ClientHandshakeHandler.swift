@@ -146,20 +146,40 @@ public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
     self.port = port
   }
 
+  /// `host:port` or `[v6]:port`: a host of letters, digits, `.`, `-`, `_`, `:` and `%` (an
+  /// address's zone), a port of 0 to 65535 in digits. `[]:1` and `a:1,b:2` are none: they
+  /// passed, and failed later as a resolver's error (exit 6, not a usage error).
   public init?(_ text: String) {
     let text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    let hostText: Substring
+    let portText: Substring
     if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-      host = String(text[text.index(after: text.startIndex)..<close])
+      hostText = text[text.index(after: text.startIndex)..<close]
       let rest = text[text.index(after: close)...]
-      guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (0...65535).contains(port) else { return nil }
-      self.port = port
-      return
+      guard rest.hasPrefix(":") else { return nil }
+      portText = rest.dropFirst()
+    } else {
+      guard let colon = text.lastIndex(of: ":") else { return nil }
+      hostText = text[..<colon]
+      portText = text[text.index(after: colon)...]
     }
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-      (0...65535).contains(port), colon > text.startIndex
+    guard !hostText.isEmpty, hostText.utf8.allSatisfy(Self.isHostByte), !portText.isEmpty, portText.utf8.count <= 5,
+      portText.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let port = Int(portText),
+      port <= 65535
     else { return nil }
-    host = String(text[..<colon])
+    host = String(hostText)
     self.port = port
+  }
+
+  private static func isHostByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+      UInt8(ascii: "0")...UInt8(ascii: "9"),
+      UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "%"):
+      return true
+    default:
+      return false
+    }
   }
 
   public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

@@ -142,11 +142,14 @@ struct TLSOptions: ParsableArguments {
 /// The coordinator's address: the flag, then HAAT_COORDINATOR, then the credential's, then
 /// the default.
 func coordinatorEndpoints(flag: String?, credential: Credential) throws -> [Endpoint] {
-  let text =
-    flag ?? ProcessInfo.processInfo.environment["HAAT_COORDINATOR"] ?? credential.coordinator
-    ?? "\(Defaults.host):\(Defaults.port)"
+  // The error names where the address came from: a bad HAAT_COORDINATOR is not a bad flag.
+  let environment = ProcessInfo.processInfo.environment["HAAT_COORDINATOR"]
+  let (text, source) =
+    flag.map { ($0, "--coordinator") } ?? environment.map { ($0, "HAAT_COORDINATOR") }
+    ?? credential.coordinator.map { ($0, "the credential file's coordinator") }
+    ?? ("\(Defaults.host):\(Defaults.port)", "the default")
   guard let endpoints = Endpoint.list(text) else {
-    throw ValidationError("--coordinator must be host:port[,host:port…], not \(text)")
+    throw ValidationError("\(source) must be host:port[,host:port…], not \(text)")
   }
   return endpoints
 }

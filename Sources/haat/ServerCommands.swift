@@ -76,7 +76,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
   func validate() throws {
     guard Endpoint(listenAddress) != nil else {
-      throw ValidationError("--listen must be host:port, not \(listenAddress)")
+      throw ValidationError("\(listen == nil ? "HAAT_LISTEN" : "--listen") must be host:port, not \(listenAddress)")
     }
     guard Durability(rawValue: durability) != nil else { throw ValidationError("--durability must be full or normal") }
     if let storeValue {
@@ -122,7 +122,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
     if let admin = adminListen ?? environment["HAAT_ADMIN_LISTEN"] {
       guard let endpoint = Endpoint(admin) else {
-        throw ValidationError("--admin-listen must be host:port, not \(admin)")
+        throw ValidationError(
+          "\(adminListen == nil ? "HAAT_ADMIN_LISTEN" : "--admin-listen") must be host:port, not \(admin)")
       }
       guard certificate != nil || (AdminServer.isLoopback(endpoint.host) && !adminAuth) else {
         throw ValidationError(

@@ -1,6 +1,7 @@
 import Foundation
 import HaatClient
 import HaatCore
+import HaatProtocol
 import HaatTesting
 import Testing
 
@@ -132,6 +133,17 @@ struct TransportErrorTests {
       #expect(empty.status == 64, "\(arguments): \(empty.output)")
       #expect(empty.output.contains("--data-dir must name a directory"), "\(arguments): \(empty.output)")
     }
+  }
+
+  /// An address from the environment is blamed on the variable, not on a flag not given.
+  @Test func aBadAddressNamesWhereItCameFrom() async throws {
+    let file = NSTemporaryDirectory() + "haat-read-\(UUID().uuidString).token"
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    try Credential(tokenID: "t_1", secret: String(repeating: "a", count: 64), role: .read).write(path: file)
+    let result = try await run(
+      "/usr/bin/env", ["HAAT_COORDINATOR=nope", try HaatBinary.path(), "jobs", "--token-file", file])
+    #expect(result.status == 64)
+    #expect(result.output.contains("HAAT_COORDINATOR must be host:port"), "\(result.output)")
   }
 
   @Test func pruningOlderThanNothingSaysSo() async throws {

@@ -360,18 +360,26 @@ extension BestTimeKernel: ReportKernel {
 
   /// Every account's week as a heatmap (a row per day, a column per hour), shaded as the
   /// terminal's, with each slot's posts and median in its tooltip.
-  public static func svg(of report: Report) -> String? {
+  /// With `limit`, the busiest `limit` accounts, and a line saying how many are left out.
+  public static func svg(of report: Report, limit: Int?) -> String? {
     guard report.hasBestTime else { return nil }
     let cell = 22
     let left = 44
     let blockHeight = 40 + 7 * cell + 24
-    let accounts = report.bestTime.accounts
+    let all = report.bestTime.accounts
+    let accounts = limit.map { limit in busiest(all).prefix(limit).map { all[$0] } } ?? all
+    let leftOut = all.count - accounts.count
     let width = left + 24 * cell + 20
-    let height = max(1, accounts.count) * blockHeight + 10
+    let height = max(1, accounts.count) * blockHeight + 10 + (leftOut > 0 ? 24 : 0)
     var svg = [
       #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(width)" height="\#(height)" font-family="sans-serif" font-size="11">"#
     ]
     if accounts.isEmpty { svg.append(#"<text x="10" y="20">no posts</text>"#) }
+    if leftOut > 0 {
+      svg.append(
+        #"<text x="4" y="\#(accounts.count * blockHeight + 24)">the \#(accounts.count) accounts with the most posts; \#(leftOut) more left out (haat result --svg draws them all)</text>"#
+      )
+    }
     for (index, account) in accounts.enumerated() {
       let top = index * blockHeight
       let byRate = account.rankedBy == "median_rate"
@@ -417,6 +425,12 @@ extension BestTimeKernel: ReportKernel {
     return svg.joined(separator: "\n") + "\n"
   }
 
+  /// The accounts' indices, most posts first (ties in the report's order).
+  static func busiest(_ accounts: [Haat_V1_BestTimeAccount]) -> [Int] {
+    let posts = accounts.map { $0.slots.reduce(UInt64(0)) { $0 &+ $1.posts } }
+    return accounts.indices.sorted { posts[$0] != posts[$1] ? posts[$0] > posts[$1] : $0 < $1 }
+  }
+
   public static func table(of report: Report) -> ReportTable? {
     guard report.hasBestTime else { return nil }
     let group = ReportRendering.group
@@ -454,13 +468,7 @@ extension BestTimeKernel: ReportKernel {
     // Heatmaps of the accounts with the most posts; the rest would bury the table. Every
     // slot of every account is in the CSV and JSON.
     let accounts = report.bestTime.accounts
-    let busiest = accounts.indices.sorted { lhs, rhs in
-      let (left, right) = (
-        accounts[lhs].slots.reduce(0) { $0 + $1.posts }, accounts[rhs].slots.reduce(0) { $0 + $1.posts }
-      )
-      return left != right ? left > right : lhs < rhs
-    }
-    for index in busiest.prefix(maxHeatmaps) { notes += [""] + heatmap(accounts[index]) }
+    for index in busiest(accounts).prefix(maxHeatmaps) { notes += [""] + heatmap(accounts[index]) }
     if accounts.count > maxHeatmaps {
       notes += [
         "",

@@ -63,8 +63,10 @@ public protocol ReportKernel: Sendable {
   func finish(into report: inout Report) throws(HaatError)
   /// Its section of a report as a table, or nil when the report has none.
   static func table(of report: Report) -> ReportTable?
-  /// Its section as an SVG chart, or nil when the report has none or the kernel draws none.
-  static func svg(of report: Report) -> String?
+  /// Its section as an SVG chart, or nil when the report has none or the kernel draws none;
+  /// with `limit`, at most that many of its blocks (a page polled every second must not
+  /// draw 50,000 accounts' weeks).
+  static func svg(of report: Report, limit: Int?) -> String?
 }
 
 /// What a task's kernels may know of its source.
@@ -82,7 +84,8 @@ public struct ReportContext: Sendable {
 
 extension ReportKernel {
   public static var defaultFor: Set<RecordType> { records }
-  public static func svg(of report: Report) -> String? { nil }
+  public static func svg(of report: Report, limit: Int?) -> String? { nil }
+  public static func svg(of report: Report) -> String? { svg(of: report, limit: nil) }
   public init(context: ReportContext) { self.init() }
   public func accepts(_ record: CanonicalRecord) -> Bool { true }
   public mutating func add(post: PostRecord) -> Bool { add(.post(post)) }

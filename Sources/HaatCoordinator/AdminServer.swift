@@ -50,7 +50,7 @@ public enum AdminServer {
     router.get("/readyz", use: readyz)
     router.head("/readyz", use: readyz)
     router.get("/metrics") { request, _ -> Response in
-      if !open, let refusal = refusal(request, role: .metrics, tokens: tokens) { return refusal }
+      if let refusal = open ? foreignHost(request) : refusal(request, role: .metrics, tokens: tokens) { return refusal }
       await core.recordMetrics()
       var headers = HTTPFields()
       headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
@@ -59,12 +59,16 @@ public enum AdminServer {
     }
     // The dashboard: pages, their script and style, and the JSON they poll.
     router.get("/") { request, _ -> Response in
-      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+        return refusal
+      }
       return Dashboard.asset(
         Dashboard.page(title: "Haat — cluster", script: "cluster"), type: "text/html; charset=utf-8")
     }
     router.get("/jobs/:id") { request, _ -> Response in
-      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+        return refusal
+      }
       return Dashboard.asset(Dashboard.page(title: "Haat — job", script: "job"), type: "text/html; charset=utf-8")
     }
     router.get("/dashboard.js") { _, _ in
@@ -72,11 +76,15 @@ public enum AdminServer {
     }
     router.get("/dashboard.css") { _, _ in Dashboard.asset(DashboardAssets.style, type: "text/css; charset=utf-8") }
     router.get("/api/cluster") { request, _ -> Response in
-      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+        return refusal
+      }
       return try Dashboard.json(try await Dashboard.cluster(core: core))
     }
     router.get("/api/jobs/:id") { request, context -> Response in
-      if !open, let refusal = refusal(request, role: .dashboard, tokens: tokens) { return refusal }
+      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+        return refusal
+      }
       guard let id = context.parameters.get("id").flatMap({ JobID($0) }),
         let page = try await Dashboard.jobPage(id, core: core)
       else { return text(.notFound, "no such job\n") }
@@ -85,15 +93,41 @@ public enum AdminServer {
     var quiet = logger
     quiet.logLevel = .warning
     let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "haat")
+    // An idle connection (or one that never starts its TLS) is closed after 30 s: open
+    // ones were kept for ever, each a file descriptor the protocol port needs too.
+    let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(30)))
     let server: HTTPServerBuilder
     if let tls {
-      server = try .tls(tlsConfiguration: try tls.makeConfiguration())
+      server = try .tls(http1, tlsConfiguration: try tls.makeConfiguration())
     } else {
-      server = .http1()
+      server = http1
     }
     return Application(
       router: router, server: server, configuration: configuration,
       onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) }, logger: quiet)
+  }
+
+  /// On an open (loopback, no auth) port, the 421 for a request whose `Host` is not a
+  /// loopback name: a web page the operator visits could otherwise point its own name at
+  /// 127.0.0.1 (DNS rebinding) and read the dashboard. nil when the host is loopback.
+  static func foreignHost(_ request: Request) -> Response? {
+    var host = request.head.authority ?? ""
+    if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+      host = String(host[host.index(after: host.startIndex)..<close])
+    } else if let colon = host.lastIndex(of: ":") {
+      host = String(host[..<colon])
+    }
+    // A literal only: `127.attacker.example` is a name its owner can point anywhere.
+    let lowered = host.lowercased()
+    let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
+    let literal =
+      parts.count == 4 && parts[0] == "127"
+      && parts.allSatisfy { part in UInt8(part).map { String($0) == part } ?? false }
+    guard !(lowered == "localhost" || lowered == "::1" || literal) else { return nil }
+    return text(
+      .misdirectedRequest,
+      "this admin port answers requests for a loopback host only, not \(DisplayText.escape(String(host.prefix(255))))\n"
+    )
   }
 
   /// The 401 for a request without a token of `role`, or nil when it has one.

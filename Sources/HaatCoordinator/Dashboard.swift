@@ -100,6 +100,9 @@ enum Dashboard {
   }
 
   static let tasksShown = 500
+  /// The most rows of a report's table, and blocks of its chart, a job page carries.
+  static let rowsShown = 1_000
+  static let chartBlocks = 20
 
   static func jobPage(_ id: JobID, core: CoordinatorCore) async throws -> JobPage? {
     let nowMs = try await core.loop.submit { core.nowMs }.get()
@@ -116,14 +119,24 @@ enum Dashboard {
     if record.state.isFinal, let data = try await core.store.report(of: id),
       let report = try? JobReducer.storedReport(data)
     {
+      // Bounded: the page polls this every second, and a report of 50,000 accounts drew
+      // 794 MB of chart per request. The CLI gives all of it (`--format csv`, `--svg`).
       for kernel in Reports.all {
         if let table = kernel.table(of: report) {
+          var notes = table.notes
+          if table.rows.count > rowsShown {
+            notes.append(
+              "(the first \(rowsShown) of \(table.rows.count) rows; every row: haat result \(id) --format csv)")
+          }
           page.tables.append(
             JobPage.Table(
-              name: kernel.name, columns: table.columns, rows: table.rows, numeric: table.numeric.sorted(),
-              totalLast: table.totalLast, notes: table.notes))
+              name: kernel.name, columns: table.columns, rows: Array(table.rows.prefix(rowsShown)),
+              numeric: table.numeric.sorted(), totalLast: table.totalLast && table.rows.count <= rowsShown,
+              notes: notes))
         }
-        if let svg = kernel.svg(of: report) { page.charts.append(JobPage.Chart(name: kernel.name, svg: svg)) }
+        if let svg = kernel.svg(of: report, limit: chartBlocks) {
+          page.charts.append(JobPage.Chart(name: kernel.name, svg: svg))
+        }
       }
       let summary = report.summary
       page.summary =

@@ -92,6 +92,22 @@ import Testing
       try text.write(toFile: file, atomically: true, encoding: .utf8)
       let (status, output) = try await run("/bin/sh", ["-c", "\(Self.promtool) check metrics < \(file) 2>&1"])
       #expect(status == 0, "promtool check metrics: \(output)")
+      // Open on loopback, but only for a loopback Host: a page whose own name was pointed
+      // at 127.0.0.1 (DNS rebinding) read the dashboard and metrics.
+      let port = try #require(URL(string: base)?.port)
+      for (host, expected) in [
+        ("rebind.attacker.example", 421), ("127.attacker.example", 421), ("127.0.0.1:\(port)", 200),
+        ("localhost:\(port)", 200), ("[::1]:\(port)", 200),
+      ] {
+        for path in ["/api/cluster", "/metrics", "/"] {
+          let script =
+            "import http.client; c = http.client.HTTPConnection('127.0.0.1', \(port), timeout=10); "
+            + "c.putrequest('GET', '\(path)', skip_host=True); c.putheader('Host', '\(host)'); c.endheaders(); "
+            + "print(c.getresponse().status)"
+          let (_, answer) = try await run("/usr/bin/env", ["python3", "-c", script])
+          #expect(answer.trimmingCharacters(in: .whitespacesAndNewlines) == "\(expected)", "\(host) \(path): \(answer)")
+        }
+      }
     }
   }
 

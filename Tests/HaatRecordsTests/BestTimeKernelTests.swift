@@ -296,6 +296,17 @@ struct BestTimeKernelTests {
     let unshaded = try #require(BestTimeKernel.svg(of: try Self.report(withoutReach)))
     #expect(unshaded.contains(#"fill="rgb(238,238,238)"><title>Wed 09:00: 1 posts, no rate</title></rect>"#))
     #expect(EngagementKernel.svg(of: report) == nil, "engagement draws no chart")
+    // A limit draws the busiest accounts only, and says how many it left out (a job page
+    // polled every second drew every account's week: 794 MB for 50,000 accounts).
+    var many: [CanonicalRecord] = []
+    for index in 0..<30 {
+      for _ in 0...(index == 7 ? 3 : 0) {
+        many.append(Self.post("2026-01-06T18:00:00Z", likes: 1, reach: 10, account: "acct-\(index)"))
+      }
+    }
+    let limited = try #require(BestTimeKernel.svg(of: try Self.report(many), limit: 20))
+    #expect(limited.components(separatedBy: "<rect ").count - 1 == 20 * 168)
+    #expect(limited.contains("10 more left out") && limited.contains("acct-7 "))
     let only = ReportRendering.table(report, only: "best_time")
     #expect(only.contains("median rate") && !only.contains("ER reach"))
   }

@@ -365,8 +365,9 @@ struct TokenCommand: AsyncParsableCommand {
       if let namePrefix, namePrefix.isEmpty || !HandshakeLimits.isValidName(namePrefix) {
         throw ValidationError("--name-prefix must be 1 to 127 bytes without control or bidi characters")
       }
-      if let coordinator, Endpoint(coordinator) == nil {
-        throw ValidationError("--coordinator must be host:port, not \(coordinator)")
+      // An active coordinator and its standbys, as a worker's --coordinator takes them.
+      if let coordinator, Endpoint.list(coordinator) == nil {
+        throw ValidationError("--coordinator must be host:port[,host:port…], not \(coordinator)")
       }
       try refuseEmptyDataDirectory(dataDir)
       if let out, let refusal = RegularFile.refusal(out) { throw ValidationError("--out: \(refusal)") }

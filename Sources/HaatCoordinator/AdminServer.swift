@@ -65,10 +65,13 @@ public enum AdminServer {
       return Dashboard.asset(
         Dashboard.page(title: "Haat — cluster", script: "cluster"), type: "text/html; charset=utf-8")
     }
-    router.get("/jobs/:id") { request, _ -> Response in
+    router.get("/jobs/:id") { request, context -> Response in
       if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
         return refusal
       }
+      // A job that does not exist is a 404, not a page that says the coordinator is down.
+      guard let id = context.parameters.get("id").flatMap({ JobID($0) }), try await Dashboard.exists(id, core: core)
+      else { return text(.notFound, "no such job\n") }
       return Dashboard.asset(Dashboard.page(title: "Haat — job", script: "job"), type: "text/html; charset=utf-8")
     }
     router.get("/dashboard.js") { _, _ in

@@ -87,8 +87,9 @@ extension CoordinatorCore {
         continue
       }
       let line = WireMessages.assignLine(task, expires: expires, allocator: connection.channel.allocator)
-      guard line.readableBytes <= connection.maxLineBytes else {
-        refuseOversizedAssign(task, bytes: line.readableBytes, to: connection)
+      // The limit counts a line without its line break, in both directions.
+      guard line.readableBytes - 1 <= connection.maxLineBytes else {
+        refuseOversizedAssign(task, bytes: line.readableBytes - 1, to: connection)
         continue
       }
       leases.grant(

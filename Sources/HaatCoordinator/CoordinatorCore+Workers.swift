@@ -259,7 +259,7 @@ extension CoordinatorCore {
   func sendAck(_ ack: Haat_V1_Ack, to connection: Connection, replyTo id: String) {
     guard connection.open else { return }
     let line = WireMessages.ackLine(replyTo: id, ack, allocator: connection.channel.allocator)
-    guard line.readableBytes <= connection.maxLineBytes else { return outbox.reply(connection, to: id, .ack(ack)) }
+    guard line.readableBytes - 1 <= connection.maxLineBytes else { return outbox.reply(connection, to: id, .ack(ack)) }
     outbox.send(line: line, to: connection)
   }
 

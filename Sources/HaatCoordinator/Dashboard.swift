@@ -104,6 +104,11 @@ enum Dashboard {
   static let rowsShown = 1_000
   static let chartBlocks = 20
 
+  static func exists(_ id: JobID, core: CoordinatorCore) async throws -> Bool {
+    let nowMs = try await core.loop.submit { core.nowMs }.get()
+    return try await core.store.job(id, tasks: false, nowMs: nowMs) != nil
+  }
+
   static func jobPage(_ id: JobID, core: CoordinatorCore) async throws -> JobPage? {
     let nowMs = try await core.loop.submit { core.nowMs }.get()
     guard let record = try await core.store.job(id, tasks: false, nowMs: nowMs) else { return nil }

@@ -30,11 +30,12 @@ final class Outbox {
         "cannot encode a reply", metadata: ["type": "\(envelope.body?.wireName ?? "")", "error": "\(error)"])
       return
     }
-    if buffer.readableBytes > connection.maxLineBytes {
-      // The limit holds both ways: a reply that would not fit is refused, not sent.
+    // The limit holds both ways, on a line without its line break: a reply that would not
+    // fit is refused, not sent.
+    if buffer.readableBytes - 1 > connection.maxLineBytes {
       let error = HaatError(
         .tooLarge,
-        "the \(envelope.body?.wireName ?? "reply") would be \(buffer.readableBytes) bytes, over this session's line limit of \(connection.maxLineBytes); ask for less (a smaller limit, or without tasks)"
+        "the \(envelope.body?.wireName ?? "reply") would be \(buffer.readableBytes - 1) bytes, over this session's line limit of \(connection.maxLineBytes); ask for less (a smaller limit, or without tasks)"
       )
       buffer.clear()
       try? WireCodec.encode(.error(error, replyTo: envelope.replyTo), into: &buffer)

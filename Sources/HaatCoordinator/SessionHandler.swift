@@ -155,7 +155,7 @@ final class SessionHandler: ChannelInboundHandler {
       // the address's refusal.
       let error = handshake.receiveOther()
       throttle.failed(address: address, tokenID: "", name: "", error: error)
-      return fail(context, error, replyTo: envelope.id)
+      return fail(context, error, replyTo: envelope.id.utf8.count <= Self.maxIDBytes ? envelope.id : "")
     }
     // Not carried out, as after the handshake; the peer may send its hello again.
     if let error = Self.longID(envelope) {
@@ -245,10 +245,10 @@ final class SessionHandler: ChannelInboundHandler {
         // It echoes every lease listed: at the limit, the answer is longer than the request.
         var line = context.channel.allocator.buffer(capacity: 256)
         try? WireCodec.encode(Envelope(replyTo: envelope.id, .heartbeatAck(ack)), into: &line)
-        if line.readableBytes > lineLimit {
+        if line.readableBytes - 1 > lineLimit {
           let error = HaatError(
             .tooLarge,
-            "the heartbeat's answer would be \(line.readableBytes) bytes, over this session's \(lineLimit); its leases were extended or revoked all the same: list fewer per heartbeat"
+            "the heartbeat's answer would be \(line.readableBytes - 1) bytes, over this session's \(lineLimit); its leases were extended or revoked all the same: list fewer per heartbeat"
           )
           context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
         } else {

@@ -47,7 +47,7 @@ struct WorkerRecord {
     if draining { return "draining" }
     if silent(now: now, heartbeatMs: heartbeatMs) { return "lost" }
     let sinceProgress = now &- lastProgress
-    if leases > 0, sinceProgress > UInt64(max(leaseMs, heartbeatMs * 3)) * 1_000_000 { return "stalled" }
+    if leases > 0, sinceProgress > max(UInt64(leaseMs), UInt64(heartbeatMs) * 3) * 1_000_000 { return "stalled" }
     return "healthy"
   }
 }

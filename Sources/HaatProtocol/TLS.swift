@@ -55,6 +55,10 @@ enum TLSFiles {
       throw HaatError(.badRequest, "\(flag) \(path): \(String(cString: strerror(errno)))")
     }
     guard status.st_mode & S_IFMT != S_IFDIR else { throw HaatError(.badRequest, "\(flag) \(path) is a directory") }
+    // A FIFO would block the read for ever; a device is no PEM file either.
+    guard status.st_mode & S_IFMT == S_IFREG else {
+      throw HaatError(.badRequest, "\(flag) \(path) is not a regular file")
+    }
     guard access(path, R_OK) == 0 else {
       throw HaatError(.badRequest, "\(flag) \(path) cannot be read: \(String(cString: strerror(errno)))")
     }

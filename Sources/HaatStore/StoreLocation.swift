@@ -57,8 +57,18 @@ public struct PostgresLocation: Sendable, Equatable {
     self.host = host
     // URLComponents reads any number of digits as the port, and the socket layer would take
     // it modulo 65,536 (112935 → 47399): a wrong server, not an error.
-    guard (1...65_535).contains(components.port ?? 5432) else {
-      throw HaatError(.badRequest, "--store: the port must be 1 to 65535, not \(components.port ?? 0)")
+    // The port as written: URLComponents reads one past Int as none (the default, 5432),
+    // and an empty one too.
+    let authority =
+      value.components(separatedBy: "://").dropFirst().first?.split(
+        whereSeparator: { $0 == "/" || $0 == "?" }
+      ).first.map { String($0.split(separator: "@").last ?? "") } ?? ""
+    let afterHost = authority.hasPrefix("[") ? String(authority.drop { $0 != "]" }.dropFirst()) : authority
+    if let colon = afterHost.firstIndex(of: ":") {
+      let text = afterHost[afterHost.index(after: colon)...]
+      guard let port = Int(text), (1...65_535).contains(port), text.allSatisfy(\.isASCII) else {
+        throw HaatError(.badRequest, "--store: the port must be 1 to 65535, not \"\(text.prefix(30))\"")
+      }
     }
     port = components.port ?? 5432
     user = components.user ?? environment["PGUSER"] ?? "haat"

@@ -32,6 +32,10 @@ struct ClientOptions: ParsableArguments {
     if let coordinator, Endpoint.list(coordinator) == nil {
       throw ValidationError("--coordinator must be host:port[,host:port…], not \(coordinator)")
     }
+    // Only where the data directory is where the credential comes from.
+    if tokenFile == nil, dataDir != nil || ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"] == nil {
+      try refuseEmptyDataDirectory(dataDir)
+    }
   }
 
   /// Flags first, then the environment: --token-file, --data-dir's admin.token,

@@ -92,7 +92,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
       throw ValidationError("--retry-cap-ms must not be less than --retry-base-ms")
     }
     // A worker beats at least every 100 ms apart: a shorter period would show every worker lost.
-    guard heartbeatMs >= 100 else { throw ValidationError("--heartbeat-ms must be at least 100, not \(heartbeatMs)") }
+    guard (100...3_600_000).contains(heartbeatMs) else {
+      throw ValidationError("--heartbeat-ms must be 100 to 3600000 (an hour), not \(heartbeatMs)")
+    }
+    guard leaseMs <= 86_400_000 else {
+      throw ValidationError("--lease-ms must be at most 86400000 (a day), not \(leaseMs)")
+    }
     guard leaseMs > heartbeatMs else { throw ValidationError("--lease-ms must be longer than --heartbeat-ms") }
     guard (Defaults.minLineBytes...Defaults.maxNegotiatedLineBytes).contains(maxLineBytes) else {
       throw ValidationError(

@@ -92,6 +92,12 @@ import Testing
       try text.write(toFile: file, atomically: true, encoding: .utf8)
       let (status, output) = try await run("/bin/sh", ["-c", "\(Self.promtool) check metrics < \(file) 2>&1"])
       #expect(status == 0, "promtool check metrics: \(output)")
+      // A job's page is there for a job that is; another is a 404, not a page saying the
+      // coordinator cannot be reached.
+      #expect(try await Self.get(base + "/jobs/\(job)").status == 200)
+      for missing in ["/jobs/999999", "/jobs/abc", "/jobs/01"] {
+        #expect(try await Self.get(base + missing).status == 404, "\(missing)")
+      }
       // Open on loopback, but only for a loopback Host: a page whose own name was pointed
       // at 127.0.0.1 (DNS rebinding) read the dashboard and metrics.
       let port = try #require(URL(string: base)?.port)
@@ -201,13 +207,17 @@ import Testing
       // Past Int64 the first retry's delay trapped the coordinator at the first submit.
       (["--retry-cap-ms", "18446744073709551615"], "--retry-cap-ms must be at most 86400000"),
       // A heartbeat no worker keeps showed every worker lost, and nothing ran.
-      (["--heartbeat-ms", "0"], "--heartbeat-ms must be at least 100, not 0"),
+      (["--heartbeat-ms", "0"], "--heartbeat-ms must be 100 to 3600000 (an hour), not 0"),
+      // Three beats past 2^32 ms trapped the coordinator at the first `haat workers`.
+      (["--heartbeat-ms", "4294967294", "--lease-ms", "4294967295"], "--heartbeat-ms must be 100 to 3600000"),
       // A line limit no peer may use left a coordinator every request failed on.
       (["--max-line-bytes", "100"], "--max-line-bytes must be 65536 to 67108864, not 100"),
       // A device at the ready file's path was replaced by a regular file.
       (["--ready-file", "/dev/null"], "--ready-file: /dev/null is not a regular file"),
       // The port was taken modulo 65,536: another server, not an error.
-      (["--store", "postgres://u@127.0.0.1:112935/db"], "the port must be 1 to 65535, not 112935"),
+      (["--store", "postgres://u@127.0.0.1:112935/db"], "the port must be 1 to 65535, not \"112935\""),
+      // Past Int, URLComponents read no port at all: the default, 5432, another server.
+      (["--store", "postgres://u@127.0.0.1:18446744073709551616/db"], "the port must be 1 to 65535"),
       // NIOSSL's own error named no file and said no reason (exit 2).
       (
         ["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"],

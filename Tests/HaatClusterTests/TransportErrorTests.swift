@@ -128,7 +128,13 @@ struct TransportErrorTests {
     let list = try await run(try HaatBinary.path(), ["token", "list", "--data-dir", directory])
     #expect(list.output.contains("x\\nt_forged"), "\(list.output)")
     #expect(!list.output.split(separator: "\n").contains { $0.hasPrefix("t_forged") }, "\(list.output)")
-    for arguments in [["token", "create", "--role", "read"], ["token", "list"], ["token", "revoke", "t_1"]] {
+    // A FIFO as a TLS file blocked the read for ever.
+    let tls = try await run(
+      try HaatBinary.path(), ["jobs", "--tls-ca", fifo, "--token-file", "/nonexistent", "--coordinator", "127.0.0.1:1"])
+    #expect(tls.status == 64 && tls.output.contains("is not a regular file"), "\(tls.output)")
+    for arguments in [
+      ["token", "create", "--role", "read"], ["token", "list"], ["token", "revoke", "t_1"], ["jobs"],
+    ] {
       let empty = try await run(try HaatBinary.path(), arguments + ["--data-dir", ""])
       #expect(empty.status == 64, "\(arguments): \(empty.output)")
       #expect(empty.output.contains("--data-dir must name a directory"), "\(arguments): \(empty.output)")

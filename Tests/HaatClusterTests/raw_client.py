@@ -242,6 +242,18 @@ def ping_first(a):
         expect_closed(conn)
     finally:
         conn.close()
+    # With an id over 64 bytes, the refusal does not echo it (a reply as long as the line,
+    # to a peer with no token).
+    conn = Conn(a.coordinator)
+    try:
+        conn.recv()
+        conn.send({"id": "x" * 100, "get_job": {"job": "1"}})
+        msg = conn.recv()
+        if not msg or msg.get("error", {}).get("code") != "auth_failed" or msg.get("reply_to", "") != "":
+            raise ProtocolError(f"a first line with a 100-byte id: expected auth_failed without reply_to, got {msg!r}")
+        expect_closed(conn)
+    finally:
+        conn.close()
 
 
 def after_handshake(a, line, reply_to, code, then):

@@ -71,6 +71,27 @@ import Testing
     #expect(sent.first?.replyTo == "r1")
   }
 
+  /// The limit counts a line without its line break, as it does for lines coming in: a
+  /// reply of exactly the limit is sent (one byte short of it was the most that was).
+  @Test func aReplyOfExactlyTheLimitIsSent() throws {
+    let pong = Envelope(replyTo: "r1", .pong(.with { $0.atMs = 5 }))
+    var encoded = ByteBufferAllocator().buffer(capacity: 64)
+    try WireCodec.encode(pong, into: &encoded)
+    for (limit, sent) in [(encoded.readableBytes - 1, true), (encoded.readableBytes - 2, false)] {
+      let channel = try activeChannel()
+      let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
+      outbox.reply(connection(channel, maxLineBytes: limit), to: "r1", .pong(.with { $0.atMs = 5 }))
+      outbox.flush()
+      channel.embeddedEventLoop.run()
+      let body = try lines(channel).first?.body
+      if case .pong? = body {
+        #expect(sent, "limit \(limit)")
+      } else {
+        #expect(!sent, "limit \(limit): \(String(describing: body))")
+      }
+    }
+  }
+
   @Test func nothingGoesToAClosedConnection() throws {
     let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))

@@ -107,6 +107,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
     if let readyFile, let refusal = RegularFile.refusal(readyFile) {
       throw ValidationError("--ready-file: \(refusal)")
     }
+    let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
+    if let readyFile, samePath(readyFile, in: directory, ["tokens", "admin.token", "haat.db", "haat.db-wal"]) {
+      throw ValidationError("--ready-file \(readyFile) is one of the coordinator's own files")
+    }
     guard claimsPerCommit >= 1 else { throw ValidationError("--claims-per-commit must be at least 1") }
     if let sessionThreads, !(1...64).contains(sessionThreads) {
       throw ValidationError("--session-threads must be 1 to 64, not \(sessionThreads)")
@@ -376,6 +380,10 @@ struct TokenCommand: AsyncParsableCommand {
       }
       try refuseEmptyDataDirectory(dataDir)
       if let out, let refusal = RegularFile.refusal(out) { throw ValidationError("--out: \(refusal)") }
+      let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
+      if let out, samePath(out, in: directory, ["tokens", "haat.db", "haat.db-wal"]) {
+        throw ValidationError("--out \(out) is one of the coordinator's own files")
+      }
     }
 
     func run() throws {
@@ -515,6 +523,16 @@ struct FixtureServerCommand: AsyncParsableCommand {
     try await runServices([IdleService()], exitWithParent: exitWithParent, logger: logger)
     try await server.stop()
   }
+}
+
+/// Whether `path` names one of `files` in `directory` (a credential or ready file written
+/// over the token file lost every token).
+func samePath(_ path: String, in directory: String, _ files: [String]) -> Bool {
+  func resolved(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+  }
+  let target = resolved(path)
+  return files.contains { resolved(directory + "/" + $0) == target }
 }
 
 /// An empty data directory (`--data-dir "$DIR"` with DIR unset, or `HAAT_DATA_DIR=`) would put

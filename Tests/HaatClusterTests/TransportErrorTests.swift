@@ -128,6 +128,13 @@ struct TransportErrorTests {
     let list = try await run(try HaatBinary.path(), ["token", "list", "--data-dir", directory])
     #expect(list.output.contains("x\\nt_forged"), "\(list.output)")
     #expect(!list.output.split(separator: "\n").contains { $0.hasPrefix("t_forged") }, "\(list.output)")
+    // A credential written over the token file lost every token.
+    let overTokens = try await run(
+      try HaatBinary.path(),
+      ["token", "create", "--role", "read", "--data-dir", directory, "--out", directory + "/./tokens"])
+    #expect(
+      overTokens.status == 64 && overTokens.output.contains("is one of the coordinator's own files"),
+      "\(overTokens.output)")
     // A FIFO as a TLS file blocked the read for ever.
     let tls = try await run(
       try HaatBinary.path(), ["jobs", "--tls-ca", fifo, "--token-file", "/nonexistent", "--coordinator", "127.0.0.1:1"])

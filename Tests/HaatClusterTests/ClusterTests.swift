@@ -364,61 +364,54 @@ struct ClusterTests {
     }
   }
 
-  /// A task holds one rate slot at a time: slots booked ahead for one task without end
-  /// pushed every other worker's slots under the key minutes out.
-  @Test func aTaskHoldsOneRateSlotAtATime() async throws {
+  /// Runs raw_client.py's `mode` as a worker (`worker-MODE`) with an admin client on a
+  /// cluster of no workers; its last line, a JSON object.
+  static func rawWorkerRun(_ mode: String) async throws -> [String: Any] {
     var options = LocalCluster.Options.fast
     options.workers = 0
+    var shown: [String: Any] = [:]
     try await withCluster(options) { cluster, _ in
       let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
         .path
       let worker = try await run(
         "/usr/bin/env",
         [
-          "python3", script, "booker", "--coordinator", cluster.endpoint.description, "--token-file",
+          "python3", script, mode, "--coordinator", cluster.endpoint.description, "--token-file",
           cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
-          "worker-booker",
+          "worker-\(mode)",
         ])
       #expect(worker.status == 0, "\(worker.output)")
       let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
-      let shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-      #expect(shown["key"] as? String == "credential:meta", "\(shown)")
-      #expect(shown["first"] as? Bool == true, "\(shown)")
-      // 1 request/s: the second slot is a second out; the third request, before it is due,
-      // gets it again; the fourth, after it, is a second after the second (not two).
-      let second = shown["second_wait_ms"] as? Int ?? 0
-      let third = shown["third_wait_ms"] as? Int ?? -1
-      let fourth = shown["fourth_wait_ms"] as? Int ?? -1
-      #expect(second > 900 && (second - 100...second).contains(third), "\(shown)")
-      #expect((0..<1_500).contains(fourth), "\(shown)")
+      shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     }
+    return shown
+  }
+
+  /// A task holds one rate slot at a time: slots booked ahead for one task without end
+  /// pushed every other worker's slots under the key minutes out.
+  @Test func aTaskHoldsOneRateSlotAtATime() async throws {
+    let shown = try await Self.rawWorkerRun("booker")
+    #expect(shown["key"] as? String == "credential:meta", "\(shown)")
+    #expect(shown["first"] as? Bool == true, "\(shown)")
+    // 1 request/s: the second slot is a second out; the third request, before it is due,
+    // gets it again; the fourth, after it, is a second after the second (not two).
+    let second = shown["second_wait_ms"] as? Int ?? 0
+    let third = shown["third_wait_ms"] as? Int ?? -1
+    let fourth = shown["fourth_wait_ms"] as? Int ?? -1
+    #expect(second > 900 && (second - 100...second).contains(third), "\(shown)")
+    #expect((0..<1_500).contains(fourth), "\(shown)")
   }
 
   /// A task whose assign is longer than its worker's line limit is not sent (the worker
   /// closed its session on it and took it again on reconnect): it dies with `too_large`.
   @Test func anAssignOverTheWorkersLimitIsNotSent() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
-      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
-        .path
-      let worker = try await run(
-        "/usr/bin/env",
-        [
-          "python3", script, "narrow", "--coordinator", cluster.endpoint.description, "--token-file",
-          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
-          "worker-narrow",
-        ])
-      #expect(worker.status == 0, "\(worker.output)")
-      let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
-      let shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-      #expect(shown["state"] as? String == "failed", "\(shown)")
-      #expect(shown["task_state"] as? String == "dead", "\(shown)")
-      let error = shown["error"] as? [String: Any] ?? [:]
-      #expect(error["code"] as? String == "too_large", "\(shown)")
-      #expect(
-        (error["message"] as? String ?? "").contains("over worker worker-narrow's line limit of 65536"), "\(shown)")
-    }
+    let shown = try await Self.rawWorkerRun("narrow")
+    #expect(shown["state"] as? String == "failed", "\(shown)")
+    #expect(shown["task_state"] as? String == "dead", "\(shown)")
+    let error = shown["error"] as? [String: Any] ?? [:]
+    #expect(error["code"] as? String == "too_large", "\(shown)")
+    #expect(
+      (error["message"] as? String ?? "").contains("over worker worker-narrow's line limit of 65536"), "\(shown)")
   }
 
   /// A worker's hello may claim 2^32 − 1 slots in each pool: `haat top` summed them in 32

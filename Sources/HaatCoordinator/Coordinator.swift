@@ -207,6 +207,7 @@ public final class Coordinator: Service {
     // lock is lost (a standby may then be active: this one must stop).
     var lockLost = false
     if startFailure != nil {
+      // Nothing to wait for: drain at once.
     } else if let leadership {
       lockLost = await withTaskGroup(of: Bool.self) { group in
         group.addTask {

@@ -188,9 +188,9 @@ extension CoordinatorCore {
     // Kept with the task and shown in every job and list reply: a megabyte's message made
     // the job, its report and any page of jobs holding it too large to send.
     let error = TaskError(
-      code: fail.error.code.isEmpty ? "failed" : Self.clipped(fail.error.code, to: 64),
+      code: fail.error.code.isEmpty ? "failed" : Self.storedText(fail.error.code, bytes: 64),
       message: fail.error.message.isEmpty
-        ? "the worker gave no reason" : Self.clipped(fail.error.message, to: config.session.logMessageBytes))
+        ? "the worker gave no reason" : Self.storedText(fail.error.message, bytes: config.session.logMessageBytes))
     let worker = connection.name
     enqueue(
       .fail(
@@ -392,6 +392,13 @@ extension CoordinatorCore {
   /// "…" after the cut.
   static func clipped(_ text: String, to bytes: Int) -> String {
     text.utf8.count <= bytes ? text : String(decoding: text.utf8.prefix(bytes), as: UTF8.self) + "…"
+  }
+
+  /// `clipped`, with each NUL shown as U+FFFD: the store's text reads end at a NUL, so a
+  /// failure's message was cut there without a mark.
+  static func storedText(_ text: String, bytes: Int) -> String {
+    let cut = clipped(text, to: bytes)
+    return cut.utf8.contains(0) ? cut.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : cut
   }
 
   static func isRateKey(_ key: String) -> Bool {

@@ -664,7 +664,7 @@ def run_worker(args):
     checks.append(("after the split", complete("s2", {"task": t5, "attempt": a5, "partial": {}})))
     # A megabyte's error message is kept cut to 8 KiB: whole, it made the job too large to send.
     conn.send({"id": "f1", "fail": {"task": t6, "attempt": a6, "retryable": True,
-                                    "error": {"code": "huge", "message": "E" * 1_000_000}}})
+                                    "error": {"code": "hu\u0000ge", "message": "E" * 1_000_000}}})
     if conn.reply("f1").get("ack", {}).get("accepted") is not True:
         raise ProtocolError("the failure was not recorded")
     conn.send({"credit": {"pool": "collect", "free": 1}})
@@ -683,9 +683,12 @@ def run_worker(args):
         pass
     result = read_result(client, job)
     shown = request(client, "job", "get_job", {"job": job, "tasks": True}, "job")
-    message = next((t.get("last_error", {}).get("message", "") for t in shown.get("tasks", []) if t.get("id") == t6), "")
-    if message != "E" * 8192 + "\u2026":
-        raise ProtocolError(f"the failure's message is kept as {len(message)} characters, not 8,192 and an ellipsis")
+    error = next((t.get("last_error", {}) for t in shown.get("tasks", []) if t.get("id") == t6), {})
+    if error.get("message", "") != "E" * 8192 + "\u2026":
+        raise ProtocolError(f"the failure's message is kept as {len(error.get('message', ''))} characters, not 8,192 and an ellipsis")
+    # A NUL is kept visible: the store's reads ended the text there.
+    if error.get("code") != "hu\ufffdge":
+        raise ProtocolError(f"the failure's code with a NUL is kept as {error.get('code')!r}")
     pauses = request(client, "workers", "list_workers", {}, "worker_list").get("pauses", [])
     print(json.dumps({"state": result.get("job", {}).get("state"),
                       "rows": result.get("report", {}).get("engagement", {}).get("rows", []),

@@ -486,6 +486,16 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
+def next_assign(conn, task=None):
+    """The next `assign` on a worker session (for `task`, when given), other lines skipped."""
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            raise ProtocolError("the coordinator closed the worker session")
+        if "assign" in msg and (task is None or msg["assign"]["task"] == task):
+            return msg["assign"]
+
+
 def run_greedy(args):
     """A worker whose hello claims too much: the most slots a uint32 holds in both pools, a
     pool twice, a pool that does not exist, a 100 KB host name. Then a heartbeat naming a
@@ -562,13 +572,7 @@ def run_booker(args):
     if "welcome" not in conn.reply("hello"):
         raise ProtocolError("the booker's hello was refused")
     conn.send({"credit": {"pool": "collect", "free": 1}})
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            raise ProtocolError("the coordinator closed the booker's session")
-        if "assign" in msg:
-            assign = msg["assign"]
-            break
+    assign = next_assign(conn)
     key = assign.get("spec", {}).get("rate_key", "")
     def ask(req_id):
         conn.send({"id": req_id, "rate_request": {"key": key, "requests_per_second": 1,
@@ -601,13 +605,7 @@ def run_worker(args):
     if not welcome or welcome.get("partial_binary") is not True:
         raise ProtocolError(f"welcome does not offer partial_binary: {welcome!r}")
     conn.send({"credit": {"pool": "collect", "free": 6}})
-    tasks = []
-    while len(tasks) < 6:
-        msg = conn.recv()
-        if msg is None:
-            raise ProtocolError("the coordinator closed the worker session")
-        if "assign" in msg:
-            tasks.append((msg["assign"]["task"], msg["assign"]["attempt"]))
+    tasks = [(assign["task"], assign["attempt"]) for assign in (next_assign(conn) for _ in range(6))]
     def complete(req_id, body, expect="ack"):
         conn.send({"id": req_id, "complete": body})
         msg = conn.reply(req_id)
@@ -668,13 +666,8 @@ def run_worker(args):
     if conn.reply("f1").get("ack", {}).get("accepted") is not True:
         raise ProtocolError("the failure was not recorded")
     conn.send({"credit": {"pool": "collect", "free": 1}})
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            raise ProtocolError("the coordinator closed the worker session")
-        if "assign" in msg and msg["assign"]["task"] == t6:
-            checks.append(("retried", complete("f2", {"task": t6, "attempt": msg["assign"]["attempt"], "partial": {}})))
-            break
+    retried = next_assign(conn, task=t6)
+    checks.append(("retried", complete("f2", {"task": t6, "attempt": retried["attempt"], "partial": {}})))
     for name, ack in checks:
         if ack.get("accepted") is not True:
             raise ProtocolError(f"{name}: the result was not accepted: {ack!r}")

@@ -124,6 +124,13 @@ enum Schema {
     migrator.registerMigration("v7-no-jobs-state-index") { db in
       try db.execute(sql: "DROP INDEX IF EXISTS jobs_state")
     }
+    // The same for tasks by (job, state): every claim and every result rewrote two of its
+    // entries, yet the statements that select a job's tasks by state run once per job (its
+    // end) or read each row anyway (counts need `not_before`), and find them through
+    // `tasks_job_idx`.
+    migrator.registerMigration("v8-no-tasks-job-state-index") { db in
+      try db.execute(sql: "DROP INDEX IF EXISTS tasks_job")
+    }
     return migrator
   }
 }

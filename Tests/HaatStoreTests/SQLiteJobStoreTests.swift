@@ -119,4 +119,29 @@ import Testing
     }
     #expect(!plan.contains("TEMP B-TREE"), "\(plan)")
   }
+  /// Nor tasks by (job, state): every claim and result rewrote two of its entries, while a
+  /// job's tasks by state are read once per job (its end) or row by row anyway (counts read
+  /// `not_before`); both find the job's rows through `tasks_job_idx`.
+  @Test func tasksCarryNoJobStateIndex() async throws {
+    let store = try SQLiteJobStore(path: path)
+    try await store.pool.write { db in
+      try db.execute(sql: "CREATE INDEX tasks_job ON tasks (job, state)")
+      try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v8-no-tasks-job-state-index'")
+    }
+    let reopened = try SQLiteJobStore(path: path)
+    let indexes = try await reopened.pool.read {
+      try String.fetchAll($0, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")
+    }
+    #expect(!indexes.contains("tasks_job"), "\(indexes)")
+    for statement in [
+      "SELECT count(*) FROM tasks WHERE job = 1 AND state IN ('ready', 'leased')",
+      "SELECT state, not_before > 5, count(*) FROM tasks WHERE job = 1 GROUP BY state, not_before > 5",
+    ] {
+      let plan = try await reopened.pool.read {
+        try Row.fetchAll($0, sql: "EXPLAIN QUERY PLAN " + statement).map { $0["detail"] as String? ?? "" }
+          .joined(separator: "; ")
+      }
+      #expect(plan.contains("tasks_job_idx"), "\(statement): \(plan)")
+    }
+  }
 }

@@ -23,6 +23,7 @@ public enum WireCodec {
 
   /// Appends `envelope` as one line (JSON + "\n") to `buffer`.
   public static func encode(_ envelope: Envelope, into buffer: inout ByteBuffer) throws {
+    if try WireFastPath.encode(envelope, into: &buffer) { return }
     let bytes: [UInt8] = try envelope.jsonUTF8Bytes(options: encodingOptions)
     buffer.writeBytes(bytes)
     buffer.writeInteger(UInt8(ascii: "\n"))
@@ -41,6 +42,7 @@ public enum WireCodec {
   /// Decodes one line. A line that is not a JSON Envelope is `bad_frame`; an Envelope whose
   /// body this build does not know is `unsupported` (with the id, so the reply can echo it).
   public static func decode(_ line: ByteBuffer) -> Result<Envelope, DecodeFailure> {
+    if let envelope = WireFastPath.decode(line) { return .success(envelope) }
     let line = SurrogatePairs.decoded(line) ?? line
     let envelope: Envelope
     do {

@@ -1,0 +1,460 @@
+import Foundation
+import NIOCore
+import SwiftProtobuf
+
+/// Hand-written reading and writing of the lines that go by once per task: `assign` and
+/// `ack` (read by workers), `complete` (written by workers, read by the coordinator).
+/// Through protobuf's JSON codec these were about half a no-op worker's CPU (perf: a
+/// dynamic cast and a name lookup per field of every nested message). The fast path takes
+/// only the plain form protobuf itself writes (proto field names, no whitespace, strings
+/// without escapes, canonical numbers and base64) and gives up on anything else, returning
+/// nil; the caller then hands the line to protobuf's codec, which decides. Nested messages
+/// other than these (a task's spec, a result's partial and stats) still go through
+/// protobuf, as values of their own.
+enum WireFastPath {
+  /// The envelope on `line`, or nil when the line is not in the plain form this reads.
+  static func decode(_ line: ByteBuffer) -> Envelope? {
+    line.withUnsafeReadableBytes { bytes in
+      var reader = PlainJSON(bytes, line: line)
+      return reader.envelope()
+    }
+  }
+
+  /// Options for a nested message decoded on its own: the depth it sits at (envelope, then
+  /// body) is taken from the limit, so the whole line nests no deeper than protobuf allows.
+  static let nestedOptions: JSONDecodingOptions = {
+    var options = WireCodec.decodingOptions
+    options.messageDepthLimit = WireCodec.decodingOptions.messageDepthLimit - 2
+    return options
+  }()
+
+  /// Appends `envelope` as protobuf would write it (and a newline) when its body is a
+  /// `complete`; false, with nothing written, otherwise.
+  static func encode(_ envelope: Envelope, into buffer: inout ByteBuffer) throws -> Bool {
+    guard case .complete(let complete)? = envelope.body, envelope.unknownFields.data.isEmpty,
+      complete.unknownFields.data.isEmpty
+    else { return false }
+    buffer.writeStaticString("{")
+    if !envelope.id.isEmpty {
+      buffer.writeStaticString(#""id":"#)
+      writeString(envelope.id, into: &buffer)
+      buffer.writeStaticString(",")
+    }
+    if !envelope.replyTo.isEmpty {
+      buffer.writeStaticString(#""reply_to":"#)
+      writeString(envelope.replyTo, into: &buffer)
+      buffer.writeStaticString(",")
+    }
+    buffer.writeStaticString(#""complete":{"#)
+    var first = true
+    func key(_ name: StaticString) {
+      if !first { buffer.writeStaticString(",") }
+      first = false
+      buffer.writeStaticString(name)
+    }
+    if !complete.task.isEmpty {
+      key(#""task":"#)
+      writeString(complete.task, into: &buffer)
+    }
+    if complete.attempt != 0 {
+      key(#""attempt":"#)
+      buffer.writeString(String(complete.attempt))
+    }
+    if complete.hasPartial {
+      key(#""partial":"#)
+      try writeMessage(complete.partial, into: &buffer)
+    }
+    if !complete.bookmark.isEmpty {
+      key(#""bookmark":"#)
+      writeString(complete.bookmark, into: &buffer)
+    }
+    if complete.hasStats {
+      key(#""stats":"#)
+      try writeMessage(complete.stats, into: &buffer)
+    }
+    if complete.part != 0 {
+      key(#""part":"#)
+      buffer.writeString(String(complete.part))
+    }
+    if complete.parts != 0 {
+      key(#""parts":"#)
+      buffer.writeString(String(complete.parts))
+    }
+    if complete.hasSplit {
+      key(#""split":"#)
+      try writeMessage(complete.split, into: &buffer)
+    }
+    if !complete.partialBinary.isEmpty {
+      key(#""partial_binary":""#)
+      Base64.write(complete.partialBinary, into: &buffer)
+      buffer.writeStaticString("\"")
+    }
+    buffer.writeStaticString("}}\n")
+    return true
+  }
+
+  /// A string literal escaped exactly as protobuf's JSON encoder escapes it (so a line
+  /// measured through protobuf is as long written here): the two-character escapes, and
+  /// `\u00XX` for the other C0 controls, DEL and the C1 controls (U+0080 to U+009F).
+  static func writeString(_ text: String, into buffer: inout ByteBuffer) {
+    buffer.writeStaticString("\"")
+    var afterC2 = false
+    for byte in text.utf8 {
+      if afterC2 {
+        afterC2 = false
+        if byte <= 0x9F {
+          writeHexEscape(byte, into: &buffer)
+        } else {
+          buffer.writeInteger(UInt8(0xC2))
+          buffer.writeInteger(byte)
+        }
+        continue
+      }
+      switch byte {
+      case 8: buffer.writeStaticString("\\b")
+      case 9: buffer.writeStaticString("\\t")
+      case 10: buffer.writeStaticString("\\n")
+      case 12: buffer.writeStaticString("\\f")
+      case 13: buffer.writeStaticString("\\r")
+      case 34: buffer.writeStaticString("\\\"")
+      case 92: buffer.writeStaticString("\\\\")
+      case 0...31, 127: writeHexEscape(byte, into: &buffer)
+      case 0xC2: afterC2 = true
+      default: buffer.writeInteger(byte)
+      }
+    }
+    buffer.writeStaticString("\"")
+  }
+
+  private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
+  private static func writeHexEscape(_ value: UInt8, into buffer: inout ByteBuffer) {
+    buffer.writeStaticString("\\u00")
+    buffer.writeInteger(hexDigits[Int(value >> 4)])
+    buffer.writeInteger(hexDigits[Int(value & 15)])
+  }
+
+  /// A nested message: `{}` for an empty one without asking protobuf (a no-op task's).
+  private static func writeMessage<M: SwiftProtobuf.Message & Equatable>(_ message: M, into buffer: inout ByteBuffer)
+    throws
+  {
+    if message == M() {
+      buffer.writeStaticString("{}")
+    } else {
+      let bytes: [UInt8] = try message.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      buffer.writeBytes(bytes)
+    }
+  }
+}
+
+/// A reader of the plain JSON protobuf writes. Every method returns nil (or false) at the
+/// first byte it does not expect; the reader is then abandoned.
+private struct PlainJSON {
+  let bytes: UnsafeRawBufferPointer
+  /// The buffer `bytes` are the readable bytes of: nested messages are decoded from slices.
+  let line: ByteBuffer
+  var at = 0
+
+  init(_ bytes: UnsafeRawBufferPointer, line: ByteBuffer) {
+    self.bytes = bytes
+    self.line = line
+  }
+
+  mutating func envelope() -> Envelope? {
+    var envelope = Envelope()
+    var seen: UInt8 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "id"), mark(&seen, 1), let id = string() {
+        envelope.id = id
+      } else if matches(key, "reply_to"), mark(&seen, 2), let replyTo = string() {
+        envelope.replyTo = replyTo
+      } else if matches(key, "assign"), mark(&seen, 4), let assign = assign() {
+        envelope.body = .assign(assign)
+      } else if matches(key, "ack"), mark(&seen, 4), let ack = ack() {
+        envelope.body = .ack(ack)
+      } else if matches(key, "complete"), mark(&seen, 4), let complete = complete() {
+        envelope.body = .complete(complete)
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    guard take(UInt8(ascii: "}")), at == bytes.count, envelope.body != nil else { return nil }
+    return envelope
+  }
+
+  mutating func ack() -> Haat_V1_Ack? {
+    var ack = Haat_V1_Ack()
+    var seen: UInt8 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    if take(UInt8(ascii: "}")) { return ack }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "task"), mark(&seen, 1), let task = string() {
+        ack.task = task
+      } else if matches(key, "attempt"), mark(&seen, 2), let attempt = uint32() {
+        ack.attempt = attempt
+      } else if matches(key, "accepted"), mark(&seen, 4), let accepted = bool() {
+        ack.accepted = accepted
+      } else if matches(key, "reason"), mark(&seen, 8), let reason = string() {
+        ack.reason = reason
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "}")) ? ack : nil
+  }
+
+  mutating func assign() -> Haat_V1_Assign? {
+    var assign = Haat_V1_Assign()
+    var seen: UInt8 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    if take(UInt8(ascii: "}")) { return assign }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "task"), mark(&seen, 1), let task = string() {
+        assign.task = task
+      } else if matches(key, "attempt"), mark(&seen, 2), let attempt = uint32() {
+        assign.attempt = attempt
+      } else if matches(key, "lease_expires_ms"), mark(&seen, 4), let expires = int64() {
+        assign.leaseExpiresMs = expires
+      } else if matches(key, "spec"), mark(&seen, 8), let spec: TaskSpec = message() {
+        assign.spec = spec
+      } else if matches(key, "pool"), mark(&seen, 16), let pool = string() {
+        assign.pool = pool
+      } else if matches(key, "job"), mark(&seen, 32), let job = string() {
+        assign.job = job
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "}")) ? assign : nil
+  }
+
+  mutating func complete() -> Haat_V1_Complete? {
+    var complete = Haat_V1_Complete()
+    var seen: UInt16 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    if take(UInt8(ascii: "}")) { return complete }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "task"), mark(&seen, 1), let task = string() {
+        complete.task = task
+      } else if matches(key, "attempt"), mark(&seen, 2), let attempt = uint32() {
+        complete.attempt = attempt
+      } else if matches(key, "partial"), mark(&seen, 4), let partial: Partial = message() {
+        complete.partial = partial
+      } else if matches(key, "bookmark"), mark(&seen, 8), let bookmark = string() {
+        complete.bookmark = bookmark
+      } else if matches(key, "stats"), mark(&seen, 16), let stats: TaskStats = message() {
+        complete.stats = stats
+      } else if matches(key, "part"), mark(&seen, 32), let part = uint32() {
+        complete.part = part
+      } else if matches(key, "parts"), mark(&seen, 64), let parts = uint32() {
+        complete.parts = parts
+      } else if matches(key, "split"), mark(&seen, 128), let split: Haat_V1_Split = message() {
+        complete.split = split
+      } else if matches(key, "partial_binary"), mark(&seen, 256), let data = base64() {
+        complete.partialBinary = data
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "}")) ? complete : nil
+  }
+
+  // MARK: - Pieces
+
+  /// Whether this key was not seen before (a repeated key is left to protobuf).
+  func mark<Bits: FixedWidthInteger>(_ seen: inout Bits, _ bit: Bits) -> Bool {
+    guard seen & bit == 0 else { return false }
+    seen |= bit
+    return true
+  }
+
+  mutating func take(_ byte: UInt8) -> Bool {
+    guard at < bytes.count, bytes[at] == byte else { return false }
+    at += 1
+    return true
+  }
+
+  /// `"name":`, as the range of the name.
+  mutating func key() -> Range<Int>? {
+    guard let range = plainString(), take(UInt8(ascii: ":")) else { return nil }
+    return range
+  }
+
+  func matches(_ range: Range<Int>, _ name: StaticString) -> Bool {
+    guard range.count == name.utf8CodeUnitCount, let base = bytes.baseAddress else { return false }
+    return memcmp(base + range.lowerBound, name.utf8Start, range.count) == 0
+  }
+
+  /// The bytes of a string without escapes or control characters, between its quotes.
+  mutating func plainString() -> Range<Int>? {
+    guard take(UInt8(ascii: "\"")) else { return nil }
+    let start = at
+    while at < bytes.count {
+      let byte = bytes[at]
+      if byte == UInt8(ascii: "\"") {
+        at += 1
+        return start..<(at - 1)
+      }
+      guard byte >= 0x20, byte != UInt8(ascii: "\\") else { return nil }
+      at += 1
+    }
+    return nil
+  }
+
+  mutating func string() -> String? {
+    guard let range = plainString() else { return nil }
+    return String(validating: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+  }
+
+  mutating func bool() -> Bool? {
+    if word("true") { return true }
+    if word("false") { return false }
+    return nil
+  }
+
+  private mutating func word(_ text: StaticString) -> Bool {
+    let count = text.utf8CodeUnitCount
+    guard at + count <= bytes.count, let base = bytes.baseAddress, memcmp(base + at, text.utf8Start, count) == 0
+    else { return false }
+    at += count
+    return true
+  }
+
+  /// Digits without a sign, a leading zero (but 0 itself), a fraction or an exponent.
+  mutating func digits(max: UInt64) -> UInt64? {
+    let start = at
+    var value: UInt64 = 0
+    while at < bytes.count, case let byte = bytes[at], byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+      let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+      let (sum, carry) = times.addingReportingOverflow(UInt64(byte - UInt8(ascii: "0")))
+      guard !overflow, !carry, sum <= max else { return nil }
+      value = sum
+      at += 1
+    }
+    let count = at - start
+    guard count > 0, count == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+    return value
+  }
+
+  mutating func uint32() -> UInt32? { digits(max: UInt64(UInt32.max)).map { UInt32($0) } }
+
+  /// An int64 as protobuf writes it, quoted, or bare; a negative one is left to protobuf.
+  mutating func int64() -> Int64? {
+    let quoted = take(UInt8(ascii: "\""))
+    guard let value = digits(max: UInt64(Int64.max)), !quoted || take(UInt8(ascii: "\"")) else { return nil }
+    return Int64(value)
+  }
+
+  /// A nested message, decoded by protobuf from its own bytes. The object is found by
+  /// its braces; one with an escape anywhere in it is left to the whole line's decoding
+  /// (which first mends escaped surrogate pairs).
+  mutating func message<M: SwiftProtobuf.Message>() -> M? {
+    guard at < bytes.count, bytes[at] == UInt8(ascii: "{") else { return nil }
+    let start = at
+    var depth = 0
+    var inString = false
+    while at < bytes.count {
+      let byte = bytes[at]
+      at += 1
+      if inString {
+        if byte == UInt8(ascii: "\"") { inString = false } else if byte == UInt8(ascii: "\\") { return nil }
+        continue
+      }
+      switch byte {
+      case UInt8(ascii: "\""): inString = true
+      case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+      case UInt8(ascii: "}"), UInt8(ascii: "]"):
+        depth -= 1
+        if depth == 0 {
+          guard let slice = line.getSlice(at: line.readerIndex + start, length: at - start) else { return nil }
+          return try? M(jsonUTF8Bytes: ByteBufferBytes(slice), options: WireFastPath.nestedOptions)
+        }
+      default: break
+      }
+    }
+    return nil
+  }
+
+  /// A bytes field in the form protobuf writes: standard base64, padded, its unused bits 0.
+  mutating func base64() -> Data? {
+    guard let range = plainString(), range.count % 4 == 0 else { return nil }
+    return Base64.decode(UnsafeRawBufferPointer(rebasing: bytes[range]))
+  }
+}
+
+/// Standard base64 with padding, as protobuf's JSON writes bytes.
+enum Base64 {
+  private static let digits = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+  private static let values: [Int8] = {
+    var table = [Int8](repeating: -1, count: 256)
+    for (index, digit) in digits.enumerated() { table[Int(digit)] = Int8(index) }
+    return table
+  }()
+
+  static func write(_ data: Data, into buffer: inout ByteBuffer) {
+    var out = [UInt8]()
+    out.reserveCapacity((data.count + 2) / 3 * 4)
+    data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+      var index = 0
+      while index + 3 <= bytes.count {
+        let group = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+        out.append(digits[Int(group >> 18 & 63)])
+        out.append(digits[Int(group >> 12 & 63)])
+        out.append(digits[Int(group >> 6 & 63)])
+        out.append(digits[Int(group & 63)])
+        index += 3
+      }
+      let rest = bytes.count - index
+      if rest > 0 {
+        let group = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
+        out.append(digits[Int(group >> 18 & 63)])
+        out.append(digits[Int(group >> 12 & 63)])
+        out.append(rest == 2 ? digits[Int(group >> 6 & 63)] : UInt8(ascii: "="))
+        out.append(UInt8(ascii: "="))
+      }
+    }
+    buffer.writeBytes(out)
+  }
+
+  /// The bytes of canonical base64 (a multiple of 4 digits, `=` only as padding, the bits
+  /// the padding leaves over 0); nil for anything else.
+  static func decode(_ text: UnsafeRawBufferPointer) -> Data? {
+    guard text.count % 4 == 0 else { return nil }
+    var padding = 0
+    if text.count >= 4, text[text.count - 1] == UInt8(ascii: "=") {
+      padding = text[text.count - 2] == UInt8(ascii: "=") ? 2 : 1
+    }
+    var out = [UInt8]()
+    out.reserveCapacity(text.count / 4 * 3)
+    var index = 0
+    while index < text.count {
+      var group: UInt32 = 0
+      let last = index + 4 == text.count
+      for offset in 0..<4 {
+        let byte = text[index + offset]
+        if last, offset >= 4 - padding {
+          group <<= 6
+          continue
+        }
+        let value = values[Int(byte)]
+        guard value >= 0 else { return nil }
+        group = group << 6 | UInt32(value)
+      }
+      out.append(UInt8(group >> 16 & 0xFF))
+      if !last || padding < 2 { out.append(UInt8(group >> 8 & 0xFF)) }
+      if !last || padding < 1 { out.append(UInt8(group & 0xFF)) }
+      if last {
+        // The bits under the padding must be 0, as protobuf writes them.
+        if padding == 1, group & 0xFF != 0 { return nil }
+        if padding == 2, group & 0xFFFF != 0 { return nil }
+      }
+      index += 4
+    }
+    return Data(out)
+  }
+}

@@ -149,7 +149,7 @@ enum WireFastPath {
 
 /// A reader of the plain JSON protobuf writes. Every method returns nil (or false) at the
 /// first byte it does not expect; the reader is then abandoned.
-private struct PlainJSON {
+struct PlainJSON {
   let bytes: UnsafeRawBufferPointer
   /// The buffer `bytes` are the readable bytes of: nested messages are decoded from slices.
   let line: ByteBuffer
@@ -219,7 +219,7 @@ private struct PlainJSON {
         assign.attempt = attempt
       } else if matches(key, "lease_expires_ms"), mark(&seen, 4), let expires = int64() {
         assign.leaseExpiresMs = expires
-      } else if matches(key, "spec"), mark(&seen, 8), let spec: TaskSpec = message() {
+      } else if matches(key, "spec"), mark(&seen, 8), let spec = taskSpec() {
         assign.spec = spec
       } else if matches(key, "pool"), mark(&seen, 16), let pool = string() {
         assign.pool = pool
@@ -262,6 +262,133 @@ private struct PlainJSON {
       }
     } while take(UInt8(ascii: ","))
     return take(UInt8(ascii: "}")) ? complete : nil
+  }
+
+  /// A task's spec, read here when its fields are plain (the common case: every assign
+  /// carries one), else by protobuf from its bytes.
+  mutating func taskSpec() -> TaskSpec? {
+    let start = at
+    if let spec = plainTaskSpec() { return spec }
+    at = start
+    return message()
+  }
+
+  mutating func plainTaskSpec() -> TaskSpec? {
+    var spec = TaskSpec()
+    var seen: UInt16 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    if take(UInt8(ascii: "}")) { return spec }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "source"), mark(&seen, 1), let source = plainSource() {
+        spec.source = source
+      } else if matches(key, "reports"), mark(&seen, 2), let reports = strings() {
+        spec.reports = reports
+      } else if matches(key, "index"), mark(&seen, 4), let index = uint32() {
+        spec.index = index
+      } else if matches(key, "bookmark"), mark(&seen, 8), let bookmark = string() {
+        spec.bookmark = bookmark
+      } else if matches(key, "rate_key"), mark(&seen, 16), let rateKey = string() {
+        spec.rateKey = rateKey
+      } else if matches(key, "requests_per_second"), mark(&seen, 32), let rate = double() {
+        spec.requestsPerSecond = rate
+      } else if matches(key, "split_plan"), mark(&seen, 64), let splitPlan = bool() {
+        spec.splitPlan = splitPlan
+      } else if matches(key, "range"), mark(&seen, 128), let range: Haat_V1_ByteRange = message() {
+        spec.range = range
+      } else if matches(key, "window"), mark(&seen, 256), let window: Haat_V1_DateWindow = message() {
+        spec.window = window
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "}")) ? spec : nil
+  }
+
+  private mutating func plainSource() -> Haat_V1_Source? {
+    var source = Haat_V1_Source()
+    var seen: UInt16 = 0
+    guard take(UInt8(ascii: "{")) else { return nil }
+    if take(UInt8(ascii: "}")) { return source }
+    repeat {
+      guard let key = key() else { return nil }
+      if matches(key, "tasks"), mark(&seen, 1 << 12), let tasks = uint32() {
+        source.tasks = tasks
+      } else if matches(key, "requests_per_second"), mark(&seen, 1 << 13), let rate = double() {
+        source.requestsPerSecond = rate
+      } else if matches(key, "incremental"), mark(&seen, 1 << 14), let incremental = bool() {
+        source.incremental = incremental
+      } else if matches(key, "split_bytes"), mark(&seen, 1 << 15), let bytes = int64(max: .max) {
+        source.splitBytes = bytes
+      } else if let field = Self.sourceStrings.firstIndex(where: { matches(key, $0) }),
+        mark(&seen, UInt16(1) << UInt16(field)), let text = string()
+      {
+        Self.set(field, of: &source, to: text)
+      } else {
+        return nil
+      }
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "}")) ? source : nil
+  }
+
+  /// A source's string fields, by their proto names, in the order `set` takes them.
+  private static let sourceStrings: [StaticString] = [
+    "name", "platform", "kind", "account", "url", "format", "credential", "pool", "since", "until", "timezone",
+    "business_hours",
+  ]
+
+  private static func set(_ field: Int, of source: inout Haat_V1_Source, to text: String) {
+    switch field {
+    case 0: source.name = text
+    case 1: source.platform = text
+    case 2: source.kind = text
+    case 3: source.account = text
+    case 4: source.url = text
+    case 5: source.format = text
+    case 6: source.credential = text
+    case 7: source.pool = text
+    case 8: source.since = text
+    case 9: source.until = text
+    case 10: source.timezone = text
+    default: source.businessHours = text
+    }
+  }
+
+  mutating func strings() -> [String]? {
+    guard take(UInt8(ascii: "[")) else { return nil }
+    var list: [String] = []
+    if take(UInt8(ascii: "]")) { return list }
+    repeat {
+      guard let text = string() else { return nil }
+      list.append(text)
+    } while take(UInt8(ascii: ","))
+    return take(UInt8(ascii: "]")) ? list : nil
+  }
+
+  /// A number in JSON's own grammar (`-`, an integer without leading zeros, a fraction,
+  /// an exponent), finite; protobuf's other forms (quoted, "NaN") are left to it.
+  mutating func double() -> Double? {
+    let start = at
+    _ = take(UInt8(ascii: "-"))
+    let integer = at
+    guard skipDigits(), at - integer == 1 || bytes[integer] != UInt8(ascii: "0") else { return nil }
+    if take(UInt8(ascii: ".")) {
+      guard skipDigits() else { return nil }
+    }
+    if at < bytes.count, bytes[at] | 0x20 == UInt8(ascii: "e") {
+      at += 1
+      if !take(UInt8(ascii: "+")) { _ = take(UInt8(ascii: "-")) }
+      guard skipDigits() else { return nil }
+    }
+    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<at]), as: UTF8.self)
+    guard let value = Double(text), value.isFinite else { return nil }
+    return value
+  }
+
+  private mutating func skipDigits() -> Bool {
+    let start = at
+    while at < bytes.count, bytes[at] >= UInt8(ascii: "0"), bytes[at] <= UInt8(ascii: "9") { at += 1 }
+    return at > start
   }
 
   // MARK: - Pieces
@@ -344,10 +471,13 @@ private struct PlainJSON {
   mutating func uint32() -> UInt32? { digits(max: UInt64(UInt32.max)).map { UInt32($0) } }
 
   /// An int64 as protobuf writes it, quoted, or bare; a negative one is left to protobuf.
-  mutating func int64() -> Int64? {
+  mutating func int64() -> Int64? { int64(max: UInt64(Int64.max)).map { Int64($0) } }
+
+  /// A 64-bit integer up to `max`, quoted or bare.
+  mutating func int64(max: UInt64) -> UInt64? {
     let quoted = take(UInt8(ascii: "\""))
-    guard let value = digits(max: UInt64(Int64.max)), !quoted || take(UInt8(ascii: "\"")) else { return nil }
-    return Int64(value)
+    guard let value = digits(max: max), !quoted || take(UInt8(ascii: "\"")) else { return nil }
+    return value
   }
 
   /// A nested message, decoded by protobuf from its own bytes. The object is found by
@@ -355,6 +485,11 @@ private struct PlainJSON {
   /// (which first mends escaped surrogate pairs).
   mutating func message<M: SwiftProtobuf.Message>() -> M? {
     guard at < bytes.count, bytes[at] == UInt8(ascii: "{") else { return nil }
+    // An empty one (a no-op task's partial and stats) needs no decoder.
+    if at + 1 < bytes.count, bytes[at + 1] == UInt8(ascii: "}") {
+      at += 2
+      return M()
+    }
     let start = at
     var depth = 0
     var inString = false

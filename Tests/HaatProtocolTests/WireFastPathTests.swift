@@ -84,18 +84,50 @@ import Testing
       assign.task = texts.randomElement(using: &random) ?? ""
       assign.attempt = UInt32(truncatingIfNeeded: random.next() % 3)
       assign.leaseExpiresMs = Int64(random.next() % (1 << 45))
-      if random.next() % 4 != 0 {
-        assign.spec.source.kind = "noop"
-        assign.spec.source.url = "https://example.com/\(texts.randomElement(using: &random) ?? "")"
-        assign.spec.reports = ["engagement", "best_time"]
-        assign.spec.index = UInt32(random.next() % 100)
-        assign.spec.requestsPerSecond = 2.5
-      }
+      if random.next() % 4 != 0 { assign.spec = Self.spec(&random) }
       assign.pool = "collect"
       assign.job = "\(random.next() % 1000)"
       envelope.body = .assign(assign)
     }
     return envelope
+  }
+
+  static let rates: [Double] = [0, 2.5, 0.1, 1e-3, 100, 1.7976931348623157e308, 5e-324, 123456789.125]
+
+  static func spec(_ random: inout Random) -> TaskSpec {
+    var spec = TaskSpec()
+    func text() -> String { texts.randomElement(using: &random) ?? "" }
+    func maybe() -> Bool { random.next() % 2 == 0 }
+    if maybe() {
+      spec.source.kind = ["noop", "canonical_posts", "meta_page_posts"].randomElement(using: &random) ?? ""
+      if maybe() { spec.source.url = "https://example.com/\(text())" }
+      if maybe() { spec.source.name = text() }
+      if maybe() { spec.source.platform = "instagram" }
+      if maybe() { spec.source.account = text() }
+      if maybe() { spec.source.format = "csv" }
+      if maybe() { spec.source.credential = "meta" }
+      if maybe() { spec.source.pool = "collect" }
+      if maybe() { spec.source.tasks = UInt32(random.next() % 10_000) }
+      if maybe() { spec.source.requestsPerSecond = rates.randomElement(using: &random) ?? 0 }
+      if maybe() { spec.source.incremental = true }
+      if maybe() { spec.source.splitBytes = random.next() }
+      if maybe() { spec.source.since = "2026-01-01" }
+      if maybe() { spec.source.until = "2026-02-01" }
+      if maybe() { spec.source.timezone = "Europe/Paris" }
+      if maybe() { spec.source.businessHours = "Sat-Thu 10:00-20:00" }
+    }
+    if maybe() { spec.reports = Array(["engagement", "best_time", text()].prefix(Int(random.next() % 4))) }
+    if maybe() { spec.index = UInt32(random.next() % 100_000) }
+    if maybe() { spec.bookmark = text() }
+    if maybe() { spec.rateKey = "credential:meta" }
+    if maybe() { spec.requestsPerSecond = rates.randomElement(using: &random) ?? 0 }
+    if maybe() { spec.splitPlan = true }
+    if random.next() % 4 == 0 {
+      spec.range.start = random.next() % 1_000
+      spec.range.end = random.next()
+    }
+    if random.next() % 4 == 0 { spec.window.start = "2026-03-01" }
+    return spec
   }
 
   static func protobufLine(_ envelope: Envelope) throws -> [UInt8] {
@@ -155,6 +187,25 @@ import Testing
     #expect(taken > 1_000)
   }
 
+  /// A spec in protobuf's plain form is read by hand, not handed back to protobuf.
+  @Test func plainSpecsAreReadByHand() throws {
+    var random = Random(state: 99)
+    var read = 0
+    for _ in 0..<2_000 {
+      let spec = Self.spec(&random)
+      let bytes: [UInt8] = try spec.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      guard !bytes.contains(UInt8(ascii: "\\")) else { continue }
+      let buffer = ByteBuffer(bytes: bytes)
+      let plain = buffer.withUnsafeReadableBytes { raw in
+        var reader = PlainJSON(raw, line: buffer)
+        return reader.plainTaskSpec()
+      }
+      #expect(plain == spec, "\(String(decoding: bytes, as: UTF8.self))")
+      read += 1
+    }
+    #expect(read > 1_000)
+  }
+
   /// Lines in any other form go to protobuf, which decides, as it did before.
   @Test(arguments: [
     #"{"ack":{"task":"1","attempt":1,"accepted":true}}"#,
@@ -179,6 +230,22 @@ import Testing
     #"{"assign":{"task":"1","spec":null}}"#,
     #"{"assign":{"task":"1","spec":{"index":"x"}}}"#,
     #"{"assign":{"task":"1","spec":{"source":{"kind":"noop"}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":"2.5"}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":1e400}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":01.5}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":.5}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":-0.5e-3}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":2E+2}}}"#,
+    #"{"assign":{"task":"1","spec":{"requests_per_second":1.}}}"#,
+    #"{"assign":{"task":"1","spec":{"reports":null}}}"#,
+    #"{"assign":{"task":"1","spec":{"reports":["a",1]}}}"#,
+    #"{"assign":{"task":"1","spec":{"reports":[]}}}"#,
+    #"{"assign":{"task":"1","spec":{"index":3,"index":4}}}"#,
+    #"{"assign":{"task":"1","spec":{"source":{"kind":"noop","shape":"x"}}}}"#,
+    #"{"assign":{"task":"1","spec":{"source":{"split_bytes":"18446744073709551615"}}}}"#,
+    #"{"assign":{"task":"1","spec":{"source":{"split_bytes":18446744073709551616}}}}"#,
+    #"{"assign":{"task":"1","spec":{"source":{"tasks":5,"kind":"noop","tasks":6}}}}"#,
+    #"{"assign":{"task":"1","spec":{"range":{"start":"1","end":"9"},"window":{}}}}"#,
     #"{"complete":{"task":"1","partial_binary":"QQ=="}}"#,
     #"{"complete":{"task":"1","partial_binary":"QR=="}}"#,
     #"{"complete":{"task":"1","partial_binary":"QQ"}}"#,

@@ -116,10 +116,16 @@ public final class SQLiteJobStore: JobStore {
     case .claim(let owner, let pool, let limit, let dueMs):
       return .claimed(try claim(owner: owner, pool: pool, limit: limit, dueMs: dueMs ?? nowMs, db: db, nowMs: nowMs))
     case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark, let spawn):
+      let result = StoredResult(partial: partial, stats: stats, bookmark: bookmark, spawn: spawn)
+      if spawn == nil,
+        let change = try completeHeld(task, attempt: attempt, worker: worker, result, db: db, nowMs: nowMs)
+      {
+        return .changed(change)
+      }
       // The result goes in the same UPDATE as the state: one write of the row per result.
       return try transition(
         task, .complete(attempt: attempt, worker: worker), db: db, nowMs: nowMs, random: &random,
-        result: StoredResult(partial: partial, stats: stats, bookmark: bookmark, spawn: spawn))
+        result: result)
     case .fail(let task, let attempt, let worker, let error, let retryable, let retryAfterMs, let stats):
       let event = TaskEvent.fail(
         attempt: attempt, worker: worker, error: error, retryable: retryable, retryAfterMs: retryAfterMs)
@@ -377,17 +383,7 @@ public final class SQLiteJobStore: JobStore {
       row.add(result.bookmark)
       row.add(id)
       try row.run()
-      if !result.bookmark.isEmpty {
-        // An incremental source's next run starts from here (the same commit).
-        try db.cachedStatement(
-          sql: """
-            INSERT INTO bookmarks (key, bookmark, job, updated_at)
-            SELECT resume_key, ?, job, ? FROM tasks WHERE id = ? AND resume_key IS NOT NULL
-            ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
-                                           updated_at = excluded.updated_at
-            """
-        ).execute(arguments: [result.bookmark, nowMs, id])
-      }
+      try recordBookmark(of: task, result.bookmark, db: db, nowMs: nowMs)
     case .retry(let notBeforeMs, let error):
       try db.cachedStatement(
         sql: """

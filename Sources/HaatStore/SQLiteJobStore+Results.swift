@@ -2,12 +2,13 @@ import Foundation
 import GRDB
 import HaatCore
 
-/// Results: the common one, for the lease its task is under, in one statement.
+/// Results: the common one, for the lease its task is under, without the rules' read.
 extension SQLiteJobStore {
   /// A result for the lease its task is under (the rules' only way to `done` without a
-  /// split): the row written in one statement, where reading it first for the rules took a
-  /// second seek of the task and one of its job per result. nil, with nothing written,
-  /// when the lease is not the task's: the rules then say why (`transition`).
+  /// split): an UPDATE guarded by the lease, then the task's job and pool from its row,
+  /// where reading the task and its job first for the rules cost a join per result (and a
+  /// guarded `UPDATE … RETURNING` measured slower still). nil, with nothing written, when
+  /// the lease is not the task's: the rules then say why (`transition`).
   func completeHeld(
     _ task: TaskID, attempt: UInt32, worker: String, _ result: StoredResult, db: Database, nowMs: Int64
   ) throws -> TaskChange? {

@@ -174,7 +174,7 @@ extension CoordinatorCore {
       if range.start > 0 { range.header = split.header }
       spec.range = range
       spec.index = UInt32(clamping: firstIndex + index)
-      guard let data = try? spec.jsonUTF8Data(options: WireCodec.encodingOptions) else { return nil }
+      guard let data = try? SpecJSON.data(spec) else { return nil }
       specs.append(data)
     }
     return specs

@@ -209,7 +209,7 @@ public enum Planner {
       return NewJob(
         name: stored.name, priority: spec.priority, notBeforeMs: notBeforeMs, maxAttempts: maxAttempts,
         retry: RetryPolicy(baseMs: base, capMs: cap), reports: reports,
-        spec: try stored.jsonUTF8Data(options: WireCodec.encodingOptions), submittedBy: submittedBy,
+        spec: try SpecJSON.data(stored), submittedBy: submittedBy,
         tasks: tasks)
     } catch {
       throw HaatError(.internal, "cannot encode the planned tasks: \(error)")
@@ -298,16 +298,16 @@ struct TaskSpecEncoder {
   mutating func encode(_ spec: inout TaskSpec) throws -> Data {
     let index = spec.index
     // Index 0 is a default, which JSON leaves out altogether.
-    guard index != 0, index != Self.marker else { return try spec.jsonUTF8Data(options: WireCodec.encodingOptions) }
+    guard index != 0, index != Self.marker else { return try SpecJSON.data(spec) }
     spec.index = Self.marker
     defer { spec.index = index }
     if spec != template {
-      let bytes: [UInt8] = try spec.jsonUTF8Bytes(options: WireCodec.encodingOptions)
+      let bytes = [UInt8](try SpecJSON.data(spec))
       // No other field of a task spec is named `index`, and a string's quotes are escaped.
       guard let found = Self.lastRange(of: Self.markerBytes, in: bytes) else {
         template = nil
         spec.index = index
-        return try spec.jsonUTF8Data(options: WireCodec.encodingOptions)
+        return try SpecJSON.data(spec)
       }
       head = Array(bytes[..<(found.upperBound - String(Self.marker).utf8.count)])
       tail = Array(bytes[found.upperBound...])

@@ -125,6 +125,8 @@ import Testing
     if random.next() % 4 == 0 {
       spec.range.start = random.next() % 1_000
       spec.range.end = random.next()
+      if maybe() { spec.range.size = random.next() }
+      if maybe() { spec.range.header = text() }
     }
     if random.next() % 4 == 0 { spec.window.start = "2026-03-01" }
     return spec

@@ -9,16 +9,18 @@ import SwiftProtobuf
 /// label map, unknown fields) is written by protobuf.
 public enum SpecJSON {
   public static func data(_ spec: TaskSpec) throws -> Data {
-    var buffer = ByteBuffer()
+    var buffer = allocator.buffer(capacity: 512)
     guard write(spec, into: &buffer) else { return try spec.jsonUTF8Data(options: WireCodec.encodingOptions) }
-    return Data(buffer.readableBytesView)
+    return buffer.withUnsafeReadableBytes { Data($0) }
   }
 
   public static func data(_ spec: JobSpec) throws -> Data {
-    var buffer = ByteBuffer()
+    var buffer = allocator.buffer(capacity: 512)
     guard write(spec, into: &buffer) else { return try spec.jsonUTF8Data(options: WireCodec.encodingOptions) }
-    return Data(buffer.readableBytesView)
+    return buffer.withUnsafeReadableBytes { Data($0) }
   }
+
+  private static let allocator = ByteBufferAllocator()
 
   static func write(_ spec: TaskSpec, into buffer: inout ByteBuffer) -> Bool {
     guard spec.unknownFields.data.isEmpty, spec.requestsPerSecond == 0 else { return false }

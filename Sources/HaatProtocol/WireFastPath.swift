@@ -98,6 +98,16 @@ enum WireFastPath {
   /// `\u00XX` for the other C0 controls, DEL and the C1 controls (U+0080 to U+009F).
   static func writeString(_ text: String, into buffer: inout ByteBuffer) {
     buffer.writeStaticString("\"")
+    // Most text needs no escape at all: written in one copy, not byte by byte.
+    let plain =
+      text.utf8.withContiguousStorageIfAvailable { bytes in
+        !bytes.contains { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F || $0 == 0xC2 }
+      } ?? false
+    if plain {
+      buffer.writeString(text)
+      buffer.writeStaticString("\"")
+      return
+    }
     var afterC2 = false
     for byte in text.utf8 {
       if afterC2 {

@@ -147,14 +147,18 @@ public enum AdminServer {
   /// `Bearer ID:SECRET`, or basic auth with the id as user and the secret as password, of a
   /// token of `role`, compared in constant time.
   static func authorized(_ header: String, role: Role, tokens: TokenStore) -> Bool {
+    // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+    let parts = header.split(separator: " ", maxSplits: 1)
+    guard parts.count == 2 else { return false }
+    let credentials = parts[1].trimmingCharacters(in: .whitespaces)
     var value: String
-    if header.hasPrefix("Bearer ") {
-      value = String(header.dropFirst("Bearer ".count))
-    } else if header.hasPrefix("Basic "),
-      let decoded = Data(base64Encoded: String(header.dropFirst("Basic ".count)).trimmingCharacters(in: .whitespaces))
-    {
+    switch parts[0].lowercased() {
+    case "bearer":
+      value = credentials
+    case "basic":
+      guard let decoded = Data(base64Encoded: credentials) else { return false }
       value = String(decoding: decoded, as: UTF8.self)
-    } else {
+    default:
       return false
     }
     value = value.trimmingCharacters(in: .whitespaces)

@@ -183,7 +183,12 @@ import Testing
       try await eventually("the admin port answers over TLS") {
         (try? await status("/healthz", authorization: nil)) == "200"
       }
-      for (authorization, expected) in [("Bearer \(bearer)", "200"), (nil, "401"), ("Bearer \(bearer)x", "401")] {
+      // The scheme's name is case-insensitive (RFC 9110 §11.1); Prometheus and curl write
+      // `Bearer`, others may not.
+      for (authorization, expected) in [
+        ("Bearer \(bearer)", "200"), (nil, "401"), ("Bearer \(bearer)x", "401"), ("bearer \(bearer)", "200"),
+        ("BEARER  \(bearer)", "200"), ("Bearer\(bearer)", "401"), ("Basic \(bearer)", "401"),
+      ] {
         let answer = try await status("/metrics", authorization: authorization)
         #expect(answer == expected, "\(authorization == nil ? "no token" : "a token"): \(answer)")
       }

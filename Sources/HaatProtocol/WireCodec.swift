@@ -54,7 +54,11 @@ public enum WireCodec {
       // must still be echoed.
       let replaced = surrogatesReplaced(line.readableBytesView)
       let object = try? JSONSerialization.jsonObject(with: Data(replaced), options: [.fragmentsAllowed])
-      let id = ((object as? [String: Any])?["id"] as? String).flatMap { $0.utf8.count <= maxIDBytes ? $0 : nil } ?? ""
+      // A line Foundation cannot read either (a number past a double's range) still has its
+      // id echoed when it leads the line, as protobuf's own lines do.
+      let id =
+        ((object as? [String: Any])?["id"] as? String ?? (object == nil ? leadingID(line) : nil))
+        .flatMap { $0.utf8.count <= maxIDBytes ? $0 : nil } ?? ""
       let message: String
       if object != nil, !replaced.elementsEqual(line.readableBytesView) {
         message = "not JSON: a lone surrogate escape (\\ud800 to \\udfff without its pair)"
@@ -97,6 +101,15 @@ public enum WireCodec {
     return out
   }
 
+  /// The id of a line that begins `{"id":"…"` with a plain string (no escapes), or nil.
+  static func leadingID(_ line: ByteBuffer) -> String? {
+    line.withUnsafeReadableBytes { bytes in
+      var reader = PlainJSON(bytes, line: line)
+      guard reader.take(UInt8(ascii: "{")), let key = reader.key(), reader.matches(key, "id") else { return nil }
+      return reader.string()
+    }
+  }
+
   /// A line that could not be decoded: the error to answer with, and the request id if known.
   public struct DecodeFailure: Error, Sendable {
     public var error: HaatError
@@ -124,6 +137,17 @@ public enum WireCodec {
       case .malformedBool: return "a value that must be true or false is not one"
       case .unrecognizedEnumValue: return "an enum value is not known"
       case .failure: return "a value has the wrong type or the text is not JSON"
+      case .numberRange: return "a number is out of range for its field (a count past 4294967295, say)"
+      // swift-protobuf says this of a number no double holds (1e400) too.
+      case .invalidUTF8: return "the text is not UTF-8, or a number is out of range for a double (1e400)"
+      case .malformedMap: return "a map is not a JSON object of its keys and values"
+      case .illegalNull: return "a null where a value must be"
+      case .unquotedMapKey: return "a map key is not a string"
+      case .leadingZero: return "a number has a leading zero"
+      case .trailingGarbage: return "there is text after the JSON object"
+      case .conflictingOneOf: return "more than one message body"
+      case .messageDepthLimit: return "objects nest deeper than 32"
+      case .unknownField(let name): return "unknown field \(name)"
       default: return String(describing: error)
       }
     default:

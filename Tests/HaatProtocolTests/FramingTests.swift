@@ -126,6 +126,22 @@ struct BadFrameTests {
     #expect(failure.error.message.contains("strings"))
   }
 
+  /// A number past its field's range is not "not a number": the message says which it may be.
+  @Test func aNumberOutOfRangeIsSaidToBe() {
+    for line in [
+      #"{"id":"n1","submit":{"spec":{"sources":[{"requests_per_second":1e400}]}}}"#,
+      #"{"id":"n1","credit":{"pool":"collect","free":4294967296}}"#,
+    ] {
+      guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: line)) else {
+        Issue.record("decoded: \(line)")
+        continue
+      }
+      #expect(failure.error.code == .badFrame)
+      #expect(failure.replyTo == "n1")
+      #expect(failure.error.message.contains("out of range"), "\(failure.error.message)")
+    }
+  }
+
   @Test func notJSONSaysSo() {
     guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "this is not json")) else {
       Issue.record("not the result this test expects")

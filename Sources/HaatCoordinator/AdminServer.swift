@@ -204,7 +204,8 @@ extension CoordinatorCore {
   }
 
   /// Why the coordinator should not get traffic now, or nil: the store does not answer a
-  /// read within 2 s, or its disk is below the free-space floor.
+  /// read within 2 s, its last commit failed (a full disk: reads still answer), or its disk
+  /// is below the free-space floor.
   func readiness() async -> String? {
     let store = self.store
     let nowMs = self.nowMs
@@ -226,7 +227,11 @@ extension CoordinatorCore {
       return first
     }
     if let read { return read }
-    return (try? await loop.submit { self.diskPressure()?.message }.get()) ?? nil
+    return
+      (try? await loop.submit {
+        self.commits.lastFailure.map { "the store's last commit failed, retrying: \($0)" }
+          ?? self.diskPressure()?.message
+      }.get()) ?? nil
   }
 
   /// Sets the scrape's gauges from the loop's state and the store's queue.

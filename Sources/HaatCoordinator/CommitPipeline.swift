@@ -43,6 +43,8 @@ final class CommitPipeline {
   private var queued = false
   /// The pause before the next commit after a failed one (0 after a success), and its timer.
   private(set) var backoffMs: Int64 = 0
+  /// Why the last commit failed, while the next has not succeeded (for `/readyz`).
+  private(set) var lastFailure: String?
   private var retry: Scheduled<Void>?
   private var drained: EventLoopPromise<Void>?
 
@@ -106,8 +108,10 @@ final class CommitPipeline {
         for (index, item) in batch.enumerated() { item.done(results[index]) }
         extra?.committed(Array(results[batch.count...]))
         self.backoffMs = 0
+        self.lastFailure = nil
       case .failure(let error):
         let failure = (error as? HaatError) ?? HaatError(.unavailable, "\(error)")
+        self.lastFailure = failure.message
         for item in batch { item.done(.failed(failure)) }
         extra?.failed()
         self.backoffMs = min(max(self.backoffMs * 2, 100), 5_000)

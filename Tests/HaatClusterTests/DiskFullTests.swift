@@ -31,13 +31,16 @@ struct DiskFullTests {
     var options = LocalCluster.Options.fast
     options.workers = 2
     options.directory = mountPoint + "/cluster"
-    options.coordinatorArguments = ["--min-free-disk-bytes", "0"]
+    let admin = try FreePorts.pick(1)[0]
+    options.coordinatorArguments = ["--min-free-disk-bytes", "0", "--admin-listen", "127.0.0.1:\(admin)"]
     try await withCluster(options) { cluster, server in
-      try await fillAndFree(cluster, server, filler: mountPoint + "/filler")
+      try await fillAndFree(cluster, server, filler: mountPoint + "/filler", readyz: "http://127.0.0.1:\(admin)/readyz")
     }
   }
 
-  private func fillAndFree(_ cluster: LocalCluster, _ server: FixtureServer, filler: String) async throws {
+  private func fillAndFree(
+    _ cluster: LocalCluster, _ server: FixtureServer, filler: String, readyz: String
+  ) async throws {
     let client = try await cluster.client()
     let sample = try #require(try Samples.manifest().first)
     // Twelve tasks that each take 1.5 s to fetch: most are in flight when the disk fills.
@@ -79,11 +82,22 @@ struct DiskFullTests {
       .components(separatedBy: "store commit failed").count - 1
     // Backed off: a handful of tries in 3 s, not thousands.
     #expect(failures < 60, "\(failures) failed commits logged")
+    // Not ready while its writes fail, though its reads still answer: a load balancer
+    // sends traffic elsewhere (it answered 200 here).
+    var notReady = (status: 0, body: "")
+    try await eventually("/readyz answers 503 while commits fail", timeout: .seconds(10)) {
+      notReady = (try? await AdminPortTests.get(readyz)) ?? (0, "")
+      return notReady.status == 503
+    }
+    #expect(notReady.body.contains("last commit failed"), "\(notReady)")
     // Space comes back; the job finishes without a restart, every source counted once.
     try FileManager.default.removeItem(atPath: filler)
     let result = try await finish(client, job, timeout: .seconds(90))
     #expect(result.job.state == "succeeded", "\(result.job.error)")
     #expect(result.report.summary.sourcesOk == 12)
+    try await eventually("/readyz answers 200 once commits succeed") {
+      (try? await AdminPortTests.get(readyz))?.status == 200
+    }
     let one = try Samples.singlePass([sample])
     #expect(result.report.engagement.total.posts == one.total.posts * 12)
     #expect(written > 0)

@@ -48,7 +48,7 @@ public struct TLSServerSettings: Sendable {
 
 /// TLS files read one at a time, so an error names the file and says what is wrong with it
 /// (NIOSSL's own says `failedToLoadCertificate`, for any of them).
-enum TLSFiles {
+public enum TLSFiles {
   static func readable(_ path: String, _ flag: String) throws {
     var status = stat()
     guard stat(path, &status) == 0 else {
@@ -64,7 +64,8 @@ enum TLSFiles {
     }
   }
 
-  static func certificates(_ path: String, _ flag: String) throws -> [NIOSSLCertificate] {
+  /// The PEM certificates in `path`; a clear error naming `flag` when it holds none.
+  public static func certificates(_ path: String, _ flag: String) throws -> [NIOSSLCertificate] {
     try readable(path, flag)
     let certificates = try? NIOSSLCertificate.fromPEMFile(path)
     guard let certificates, !certificates.isEmpty else {

@@ -93,6 +93,29 @@ struct WorkerCommand: AsyncParsableCommand {
     }
     _ = try platformCredentials()
     _ = try allowedHosts()
+    // Both were read only at the first fetch, failing every task there.
+    if let caFile {
+      do {
+        _ = try TLSFiles.certificates(caFile, "--ca-file")
+      } catch let error as HaatError {
+        throw ValidationError(error.message)
+      }
+    }
+    if let proxy, !Self.isProxy(proxy) {
+      throw ValidationError(
+        "--proxy \"\(proxy)\" is not a proxy: [http|https|socks4|socks4a|socks5|socks5h://]host[:port]")
+    }
+  }
+
+  /// A proxy as libcurl takes it: a host, with an optional scheme it knows and a port.
+  static func isProxy(_ text: String) -> Bool {
+    let schemes = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"]
+    let written = text.contains("://") ? text : "http://" + text
+    guard !text.contains(where: \.isWhitespace), let url = URLComponents(string: written),
+      let scheme = url.scheme?.lowercased(), schemes.contains(scheme), let host = url.host, !host.isEmpty,
+      url.path.isEmpty || url.path == "/", url.query == nil, url.fragment == nil
+    else { return false }
+    return url.port.map { (1...65_535).contains($0) } ?? true
   }
 
   func allowedHosts() throws -> [BoundCredential.HostRule] {

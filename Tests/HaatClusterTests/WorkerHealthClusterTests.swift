@@ -119,6 +119,13 @@ import Testing
         ("--stall-seconds", "-1", "--stall-seconds must not be negative"),
         ("--drain-timeout-ms", "-5000", "--drain-timeout-ms must not be negative"),
         ("--tls-ca", "/nonexistent-ca.pem", "--tls-ca /nonexistent-ca.pem: No such file or directory"),
+        // Read only at the first fetch, failing every task there.
+        ("--ca-file", "/nonexistent-ca.pem", "--ca-file /nonexistent-ca.pem: No such file or directory"),
+        ("--ca-file", "/tmp", "--ca-file /tmp is a directory"),
+        ("--ca-file", "/etc/hostname", "--ca-file /etc/hostname holds no PEM certificate"),
+        ("--proxy", "http://", "--proxy \"http://\" is not a proxy"),
+        ("--proxy", "ftp://proxy.example:21", "is not a proxy"),
+        ("--proxy", "proxy.example:99999", "is not a proxy"),
       ] {
         let worker = try ChildProcess(
           name: "slots", executable: cluster.binary,

@@ -73,6 +73,12 @@ public struct BoundCredential: Sendable {
       }
       guard allowed, !rest.isEmpty, !rest.dropFirst().contains("*"), rest.first != "*" || rest.hasPrefix("*.")
       else { return nil }
+      // `*.com` would send a credential to every host in a top-level domain: a wildcard
+      // covers a domain of at least two labels, none empty.
+      if rest.hasPrefix("*.") {
+        let labels = rest.dropFirst(2).split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2, !labels.contains(where: \.isEmpty) else { return nil }
+      }
       host = String(rest)
     }
 

@@ -52,7 +52,9 @@ public struct PlatformCredential: Sendable, Equatable {
     var rules: [BoundCredential.HostRule] = []
     for host in rest[rest.index(after: at)...].split(separator: ",") {
       guard let rule = BoundCredential.HostRule(String(host.trimmingCharacters(in: .whitespaces))) else {
-        throw bad("\(name): \"\(host)\" is not a host, *.domain or http://host, with an optional :port")
+        throw bad(
+          "\(name): \"\(host)\" is not a host, *.domain (of two labels at least: *.example.com) or http://host, with an optional :port"
+        )
       }
       rules.append(rule)
     }

@@ -122,7 +122,8 @@ struct WorkerCommand: AsyncParsableCommand {
     try allowHost.map { text in
       guard let rule = BoundCredential.HostRule(text) else {
         throw ValidationError(
-          "--allow-host \"\(text)\" is not a host, *.domain or http://host, with an optional :port")
+          "--allow-host \"\(text)\" is not a host, *.domain (of two labels at least: *.example.com) or http://host, with an optional :port"
+        )
       }
       return rule
     }

@@ -153,6 +153,13 @@ struct FetchSecurityTests {
     #expect((target.map(parsed.matches) ?? false) == allowed)
   }
 
+  /// A wildcard covers a domain of two labels at least: `*.com` would hand a credential to
+  /// every host in a top-level domain, and it was accepted.
+  @Test(arguments: ["*.com", "*.", "*..example.com", "*.example.", "http://*.io:443"])
+  func aWildcardOverATopLevelDomainIsNoRule(rule: String) {
+    #expect(BoundCredential.HostRule(rule) == nil)
+  }
+
   /// Proxy variables in the environment are not followed: without --proxy a fetch goes
   /// straight to its target, and the guard judges the target's own address. (The variables
   /// are the process's: another test's URLSession may meet the proxy meanwhile, so only this

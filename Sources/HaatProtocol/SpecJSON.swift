@@ -105,9 +105,10 @@ public enum SpecJSON {
   }
 }
 
-/// One JSON object's members, each left out at its default as protobuf leaves it out. The
+/// One JSON object's members, each left out at its default as protobuf leaves it out
+/// (specs here, and `complete` lines in WireFastPath). The
 /// buffer is passed in to each call (inout), so nested objects write in place.
-private struct Members {
+struct Members {
   private var first = true
 
   /// Opens the object.

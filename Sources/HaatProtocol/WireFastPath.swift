@@ -34,63 +34,48 @@ enum WireFastPath {
     guard case .complete(let complete)? = envelope.body, envelope.unknownFields.data.isEmpty,
       complete.unknownFields.data.isEmpty
     else { return false }
-    buffer.writeStaticString("{")
-    if !envelope.id.isEmpty {
-      buffer.writeStaticString(#""id":"#)
-      writeString(envelope.id, into: &buffer)
-      buffer.writeStaticString(",")
+    // A nested message protobuf fails to write leaves nothing of the line behind.
+    let start = buffer.writerIndex
+    do {
+      try write(envelope, complete, into: &buffer)
+    } catch {
+      buffer.moveWriterIndex(to: start)
+      throw error
     }
-    if !envelope.replyTo.isEmpty {
-      buffer.writeStaticString(#""reply_to":"#)
-      writeString(envelope.replyTo, into: &buffer)
-      buffer.writeStaticString(",")
-    }
-    buffer.writeStaticString(#""complete":{"#)
-    var first = true
-    func key(_ name: StaticString) {
-      if !first { buffer.writeStaticString(",") }
-      first = false
-      buffer.writeStaticString(name)
-    }
-    if !complete.task.isEmpty {
-      key(#""task":"#)
-      writeString(complete.task, into: &buffer)
-    }
-    if complete.attempt != 0 {
-      key(#""attempt":"#)
-      buffer.writeString(String(complete.attempt))
-    }
+    return true
+  }
+
+  private static func write(_ envelope: Envelope, _ complete: Haat_V1_Complete, into buffer: inout ByteBuffer) throws {
+    var outer = Members(&buffer)
+    outer.string(#""id":"#, envelope.id, &buffer)
+    outer.string(#""reply_to":"#, envelope.replyTo, &buffer)
+    outer.key(#""complete":"#, &buffer)
+    var members = Members(&buffer)
+    members.string(#""task":"#, complete.task, &buffer)
+    members.number(#""attempt":"#, UInt64(complete.attempt), &buffer)
     if complete.hasPartial {
-      key(#""partial":"#)
+      members.key(#""partial":"#, &buffer)
       try writeMessage(complete.partial, into: &buffer)
     }
-    if !complete.bookmark.isEmpty {
-      key(#""bookmark":"#)
-      writeString(complete.bookmark, into: &buffer)
-    }
+    members.string(#""bookmark":"#, complete.bookmark, &buffer)
     if complete.hasStats {
-      key(#""stats":"#)
+      members.key(#""stats":"#, &buffer)
       try writeMessage(complete.stats, into: &buffer)
     }
-    if complete.part != 0 {
-      key(#""part":"#)
-      buffer.writeString(String(complete.part))
-    }
-    if complete.parts != 0 {
-      key(#""parts":"#)
-      buffer.writeString(String(complete.parts))
-    }
+    members.number(#""part":"#, UInt64(complete.part), &buffer)
+    members.number(#""parts":"#, UInt64(complete.parts), &buffer)
     if complete.hasSplit {
-      key(#""split":"#)
+      members.key(#""split":"#, &buffer)
       try writeMessage(complete.split, into: &buffer)
     }
     if !complete.partialBinary.isEmpty {
-      key(#""partial_binary":""#)
+      members.key(#""partial_binary":""#, &buffer)
       Base64.write(complete.partialBinary, into: &buffer)
       buffer.writeStaticString("\"")
     }
-    buffer.writeStaticString("}}\n")
-    return true
+    members.close(&buffer)
+    outer.close(&buffer)
+    buffer.writeStaticString("\n")
   }
 
   /// A string literal escaped exactly as protobuf's JSON encoder escapes it (so a line

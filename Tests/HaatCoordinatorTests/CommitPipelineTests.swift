@@ -66,6 +66,7 @@ import Testing
     }
     #expect(error.code == .unavailable)
     #expect(pipeline.backoffMs == 100)
+    #expect(pipeline.lastFailure == "disk full", "what /readyz says while commits fail")
     // The next op waits out the pause, then a second failure doubles it.
     pipeline.enqueue(Self.op) { results.append($0) }
     loop.run()
@@ -87,6 +88,7 @@ import Testing
     store.promises.last?.succeed(Self.ok(1))
     loop.run()
     #expect(pipeline.backoffMs == 0, "a success ends the backoff")
+    #expect(pipeline.lastFailure == nil, "and the store is ready again")
     try loop.syncShutdownGracefully()
   }
 

@@ -204,8 +204,8 @@ extension CoordinatorCore {
   }
 
   /// Why the coordinator should not get traffic now, or nil: the store does not answer a
-  /// read within 2 s, its last commit failed (a full disk: reads still answer), or its disk
-  /// is below the free-space floor.
+  /// read within 2 s, a commit failed in the last 10 s (a full disk: reads still answer),
+  /// or its disk is below the free-space floor.
   func readiness() async -> String? {
     let store = self.store
     let nowMs = self.nowMs
@@ -229,7 +229,9 @@ extension CoordinatorCore {
     if let read { return read }
     return
       (try? await loop.submit {
-        self.commits.lastFailure.map { "the store's last commit failed, retrying: \($0)" }
+        self.commits.recentFailure(within: .seconds(10)).map {
+          "a store commit failed in the last 10 s (retried until it succeeds): \($0)"
+        }
           ?? self.diskPressure()?.message
       }.get()) ?? nil
   }

@@ -43,10 +43,18 @@ final class CommitPipeline {
   private var queued = false
   /// The pause before the next commit after a failed one (0 after a success), and its timer.
   private(set) var backoffMs: Int64 = 0
-  /// Why the last commit failed, while the next has not succeeded (for `/readyz`).
-  private(set) var lastFailure: String?
+  /// Why the last failed commit failed, and when (for `/readyz`, `recentFailure`).
+  private(set) var lastFailure: (message: String, at: NIODeadline)?
   private var retry: Scheduled<Void>?
   private var drained: EventLoopPromise<Void>?
+
+  /// Why a commit failed within `window`, or nil. A store whose large commits fail while
+  /// its small ones pass (a full disk, the WAL's own pages reused) flips back and forth; a
+  /// probe sees it as not ready for the whole window, not for the moments between.
+  func recentFailure(within window: TimeAmount) -> String? {
+    guard let lastFailure, loop.now - lastFailure.at < window else { return nil }
+    return lastFailure.message
+  }
 
   init(loop: any EventLoop, logger: Logger, write: @escaping ([StoreOp]) -> EventLoopFuture<[StoreOpResult]>) {
     self.loop = loop
@@ -108,10 +116,9 @@ final class CommitPipeline {
         for (index, item) in batch.enumerated() { item.done(results[index]) }
         extra?.committed(Array(results[batch.count...]))
         self.backoffMs = 0
-        self.lastFailure = nil
       case .failure(let error):
         let failure = (error as? HaatError) ?? HaatError(.unavailable, "\(error)")
-        self.lastFailure = failure.message
+        self.lastFailure = (failure.message, self.loop.now)
         for item in batch { item.done(.failed(failure)) }
         extra?.failed()
         self.backoffMs = min(max(self.backoffMs * 2, 100), 5_000)

@@ -66,7 +66,7 @@ import Testing
     }
     #expect(error.code == .unavailable)
     #expect(pipeline.backoffMs == 100)
-    #expect(pipeline.lastFailure == "disk full", "what /readyz says while commits fail")
+    #expect(pipeline.recentFailure(within: .seconds(10)) == "disk full", "what /readyz says while commits fail")
     // The next op waits out the pause, then a second failure doubles it.
     pipeline.enqueue(Self.op) { results.append($0) }
     loop.run()
@@ -88,7 +88,11 @@ import Testing
     store.promises.last?.succeed(Self.ok(1))
     loop.run()
     #expect(pipeline.backoffMs == 0, "a success ends the backoff")
-    #expect(pipeline.lastFailure == nil, "and the store is ready again")
+    // A store that failed a moment ago is not ready for the window after it, whatever
+    // succeeded since; then it is.
+    #expect(pipeline.recentFailure(within: .seconds(10)) == "disk full")
+    loop.advanceTime(by: .seconds(10))
+    #expect(pipeline.recentFailure(within: .seconds(10)) == nil)
     try loop.syncShutdownGracefully()
   }
 

@@ -42,7 +42,7 @@ struct WorkerCommand: AsyncParsableCommand {
   var connectTimeoutMs = 10_000
   @Option(help: "Whole-transfer timeout per fetch, in ms (0 = none; stalls still time out).")
   var timeoutMs = 30 * 60 * 1000
-  @Option(help: "Seconds at under 1 byte/s before a transfer counts as stalled.")
+  @Option(help: "Seconds at under 1 byte/s before a transfer counts as stalled (0 = no stall check).")
   var stallSeconds = 60
   @Option(help: "The largest body a fetch may download, in bytes.")
   var maxBodyBytes: UInt64 = 16 << 30

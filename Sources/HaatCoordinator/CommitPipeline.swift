@@ -44,7 +44,7 @@ final class CommitPipeline {
   /// The pause before the next commit after a failed one (0 after a success), and its timer.
   private(set) var backoffMs: Int64 = 0
   /// Why the last failed commit failed, and when (for `/readyz`, `recentFailure`).
-  private(set) var lastFailure: (message: String, at: NIODeadline)?
+  private var lastFailure: (message: String, at: NIODeadline)?
   private var retry: Scheduled<Void>?
   private var drained: EventLoopPromise<Void>?
 

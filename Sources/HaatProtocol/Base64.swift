@@ -10,29 +10,9 @@ enum Base64 {
     return table
   }()
 
+  /// Foundation writes the same digits and padding protobuf does.
   static func write(_ data: Data, into buffer: inout ByteBuffer) {
-    var out = [UInt8]()
-    out.reserveCapacity((data.count + 2) / 3 * 4)
-    data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-      var index = 0
-      while index + 3 <= bytes.count {
-        let group = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-        out.append(digits[Int(group >> 18 & 63)])
-        out.append(digits[Int(group >> 12 & 63)])
-        out.append(digits[Int(group >> 6 & 63)])
-        out.append(digits[Int(group & 63)])
-        index += 3
-      }
-      let rest = bytes.count - index
-      if rest > 0 {
-        let group = UInt32(bytes[index]) << 16 | (rest == 2 ? UInt32(bytes[index + 1]) << 8 : 0)
-        out.append(digits[Int(group >> 18 & 63)])
-        out.append(digits[Int(group >> 12 & 63)])
-        out.append(rest == 2 ? digits[Int(group >> 6 & 63)] : UInt8(ascii: "="))
-        out.append(UInt8(ascii: "="))
-      }
-    }
-    buffer.writeBytes(out)
+    buffer.writeString(data.base64EncodedString())
   }
 
   /// The bytes of canonical base64 (a multiple of 4 digits, `=` only as padding, the bits

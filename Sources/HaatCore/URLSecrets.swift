@@ -22,7 +22,8 @@ public enum URLSecrets {
     return secretWords.contains { name.contains($0) }
   }
 
-  /// What in `url` looks like a credential ("user info", or a query parameter's name), or nil.
+  /// What in `url` looks like a credential ("user info", or the name of a query parameter or
+  /// of a fragment's `name=value` part), or nil.
   public static func find(in url: String) -> String? {
     var rest = Substring(url)
     if let schemeEnd = rest.firstRange(of: "://") {
@@ -30,11 +31,20 @@ public enum URLSecrets {
       let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
       if rest[..<authorityEnd].contains("@") { return "user info (user:password@)" }
     }
-    guard let question = rest.firstIndex(of: "?") else { return nil }
-    let query = rest[rest.index(after: question)...].prefix { $0 != "#" }
-    for pair in parameters(query) {
-      let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-      if isSecretName(name) { return normalised(name) }
+    let hash = rest.firstIndex(of: "#") ?? rest.endIndex
+    if let question = rest[..<hash].firstIndex(of: "?") {
+      for pair in parameters(rest[rest.index(after: question)..<hash]) {
+        let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if isSecretName(name) { return normalised(name) }
+      }
+    }
+    // A fragment is never sent, but it is stored with the spec: OAuth's implicit grant puts
+    // `#access_token=…` there, and an app's route its own `#/path?token=…`. Only `name=value`
+    // parts count, so an anchor (`#auth`) is not taken for one.
+    guard hash < rest.endIndex else { return nil }
+    for part in rest[rest.index(after: hash)...].split(whereSeparator: { "&;?/".contains($0) }) {
+      guard let equals = part.firstIndex(of: "=") else { continue }
+      if isSecretName(part[..<equals]) { return normalised(part[..<equals]) }
     }
     return nil
   }

@@ -271,6 +271,26 @@ struct FetchSecurityTests {
     }
   }
 
+  /// A fragment is stored with the spec though never sent: OAuth's implicit grant writes
+  /// `#access_token=…`, an app's route `#/orders?token=…`. Redaction drops the fragment.
+  @Test(arguments: ["access_token", "id_token", "client.secret", "api-key", "sig"])
+  func secretsInAFragmentAreFound(name: String) {
+    for url in [
+      "https://shop.example.com/export.csv#\(name)=S3CRETVALUE&state=x",
+      "https://shop.example.com/export.csv#state=x;\(name)=S3CRETVALUE",
+      "https://shop.example.com/export.csv?page=2#/orders?\(name)=S3CRETVALUE",
+    ] {
+      #expect(URLSecrets.find(in: url) != nil, "\(url)")
+      #expect(!URLRedaction.redact(url).contains("S3CRETVALUE"))
+    }
+  }
+
+  /// An anchor, or a fragment's ordinary parameters, are no credential.
+  @Test(arguments: ["#auth", "#token", "#section-2", "#/orders?page=2", "#state=x&scroll=10"])
+  func ordinaryFragmentsAreKept(fragment: String) {
+    #expect(URLSecrets.find(in: "https://shop.example.com/export.csv" + fragment) == nil)
+  }
+
   @Test(arguments: ["fields", "after", "limit", "since", "until", "page_info", "metric", "format", "window"])
   func ordinaryParametersAreKept(name: String) {
     let url = "https://graph.example.com/me?\(name)=value1"

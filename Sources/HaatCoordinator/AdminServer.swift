@@ -33,15 +33,22 @@ public enum AdminServer {
           ? "--admin-auth needs TLS (--tls-cert and --tls-key)"
           : "--admin-listen \(host):\(port) is not a loopback address: it needs TLS (--tls-cert and --tls-key)")
     }
-    let router = Router()
+    let router = Router(context: AdminRequestContext.self)
+    // Wrong tokens are logged and, 20 from one address in a minute, refused for the rest of
+    // it, as failed handshakes are on the protocol port (a throttle of its own: a scraper
+    // with a stale token does not lock the address's workers out).
+    let throttle = AuthThrottle(logger: logger, event: "admin request refused")
+    @Sendable func guarded(_ request: Request, _ context: AdminRequestContext, _ role: Role) -> Response? {
+      open ? foreignHost(request) : refusal(request, context, role: role, tokens: tokens, throttle: throttle)
+    }
     // The probes answer HEAD too (a probe that sends HEAD must not see 404), without a body.
-    @Sendable func healthz(_ request: Request, _: BasicRequestContext) async -> Response {
+    @Sendable func healthz(_ request: Request, _: AdminRequestContext) async -> Response {
       guard await core.answers(within: .seconds(2)) else {
         return probe(request, .serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
       }
       return probe(request, .ok, "ok\n")
     }
-    @Sendable func readyz(_ request: Request, _: BasicRequestContext) async -> Response {
+    @Sendable func readyz(_ request: Request, _: AdminRequestContext) async -> Response {
       if let problem = await core.readiness() { return probe(request, .serviceUnavailable, problem + "\n") }
       return probe(request, .ok, "ready\n")
     }
@@ -49,8 +56,8 @@ public enum AdminServer {
     router.head("/healthz", use: healthz)
     router.get("/readyz", use: readyz)
     router.head("/readyz", use: readyz)
-    router.get("/metrics") { request, _ -> Response in
-      if let refusal = open ? foreignHost(request) : refusal(request, role: .metrics, tokens: tokens) { return refusal }
+    router.get("/metrics") { request, context -> Response in
+      if let refusal = guarded(request, context, .metrics) { return refusal }
       await core.recordMetrics()
       var headers = HTTPFields()
       headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
@@ -58,15 +65,15 @@ public enum AdminServer {
         status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: core.metrics.registry.emitToBuffer())))
     }
     // The dashboard: pages, their script and style, and the JSON they poll.
-    router.get("/") { request, _ -> Response in
-      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+    router.get("/") { request, context -> Response in
+      if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
       return Dashboard.asset(
         Dashboard.page(title: "Haat — cluster", script: "cluster"), type: "text/html; charset=utf-8")
     }
     router.get("/jobs/:id") { request, context -> Response in
-      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+      if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
       // A job that does not exist is a 404, not a page that says the coordinator is down.
@@ -78,14 +85,14 @@ public enum AdminServer {
       Dashboard.asset(DashboardAssets.script, type: "text/javascript; charset=utf-8")
     }
     router.get("/dashboard.css") { _, _ in Dashboard.asset(DashboardAssets.style, type: "text/css; charset=utf-8") }
-    router.get("/api/cluster") { request, _ -> Response in
-      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+    router.get("/api/cluster") { request, context -> Response in
+      if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
       return try Dashboard.json(try await Dashboard.cluster(core: core))
     }
     router.get("/api/jobs/:id") { request, context -> Response in
-      if let refusal = open ? foreignHost(request) : refusal(request, role: .dashboard, tokens: tokens) {
+      if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
       guard let id = context.parameters.get("id").flatMap({ JobID($0) }),
@@ -133,10 +140,30 @@ public enum AdminServer {
     )
   }
 
-  /// The 401 for a request without a token of `role`, or nil when it has one.
-  static func refusal(_ request: Request, role: Role, tokens: TokenStore) -> Response? {
-    if let header = request.headers[.authorization], authorized(header, role: role, tokens: tokens) { return nil }
+  /// The 401 for a request without a token of `role`, or nil when it has one; a 429 while
+  /// the peer's address is locked out for too many wrong tokens.
+  static func refusal(
+    _ request: Request, _ context: AdminRequestContext, role: Role, tokens: TokenStore, throttle: AuthThrottle
+  ) -> Response? {
+    let address = context.remoteAddress?.ipAddress ?? ""
     var headers = HTTPFields()
+    if let wait = throttle.refusal(for: address) {
+      let seconds = max(1, wait.nanoseconds / 1_000_000_000)
+      headers[.retryAfter] = String(seconds)
+      headers[.contentType] = "text/plain; charset=utf-8"
+      return Response(
+        status: .tooManyRequests, headers: headers,
+        body: .init(
+          byteBuffer: ByteBuffer(string: "too many wrong tokens from \(address); try again in \(seconds) s\n")))
+    }
+    if let header = request.headers[.authorization] {
+      if authorized(header, role: role, tokens: tokens) { return nil }
+      // A request with no credentials is a browser's first ask, not a guess: only a wrong
+      // one counts.
+      throttle.failed(
+        address: address, tokenID: tokenID(header), name: request.uri.path,
+        error: HaatError(.authFailed, "no valid token of the \(role.rawValue) role"))
+    }
     // Browsers ask for basic auth (the dashboard); Prometheus sends a bearer token.
     headers[.wwwAuthenticate] = role == .dashboard ? "Basic realm=\"haat\", charset=\"UTF-8\"" : "Bearer realm=\"haat\""
     return Response(
@@ -147,27 +174,35 @@ public enum AdminServer {
   /// `Bearer ID:SECRET`, or basic auth with the id as user and the secret as password, of a
   /// token of `role`, compared in constant time.
   static func authorized(_ header: String, role: Role, tokens: TokenStore) -> Bool {
-    // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
-    let parts = header.split(separator: " ", maxSplits: 1)
-    guard parts.count == 2 else { return false }
-    let credentials = parts[1].trimmingCharacters(in: .whitespaces)
-    var value: String
-    switch parts[0].lowercased() {
-    case "bearer":
-      value = credentials
-    case "basic":
-      guard let decoded = Data(base64Encoded: credentials) else { return false }
-      value = String(decoding: decoded, as: UTF8.self)
-    default:
-      return false
-    }
-    value = value.trimmingCharacters(in: .whitespaces)
-    guard let colon = value.firstIndex(of: ":") else { return false }
+    guard let value = credentials(header), let colon = value.firstIndex(of: ":") else { return false }
     let id = String(value[..<colon])
     // A token made since the last reload: read the file again (a stat when it has not changed).
     if tokens.cachedToken(id: id) == nil { tokens.refresh() }
     guard let token = tokens.cachedToken(id: id), token.role == role else { return false }
     return Hex.constantTimeEqual(Array(token.secret.utf8), Array(value[value.index(after: colon)...].utf8))
+  }
+
+  /// `ID:SECRET` from a bearer or basic `Authorization` header; nil for another scheme.
+  static func credentials(_ header: String) -> String? {
+    // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` is `Bearer`.
+    let parts = header.split(separator: " ", maxSplits: 1)
+    guard parts.count == 2 else { return nil }
+    let credentials = parts[1].trimmingCharacters(in: .whitespaces)
+    switch parts[0].lowercased() {
+    case "bearer":
+      return credentials.trimmingCharacters(in: .whitespaces)
+    case "basic":
+      guard let decoded = Data(base64Encoded: credentials) else { return nil }
+      return String(decoding: decoded, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+    default:
+      return nil
+    }
+  }
+
+  /// The token id a header names, for the log (never its secret); "" when it names none.
+  static func tokenID(_ header: String) -> String {
+    guard let value = credentials(header), let colon = value.firstIndex(of: ":") else { return "" }
+    return String(value[..<colon])
   }
 
   /// A probe's answer: its text, or for HEAD the same status and headers and no body.
@@ -260,5 +295,17 @@ extension CoordinatorCore {
       snapshot.workers[state, default: 0] += 1
     }
     return snapshot
+  }
+}
+
+/// The admin port's request context: Hummingbird's basic one, with the peer's address (for
+/// the wrong-token throttle).
+struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
+  var coreContext: CoreRequestContextStorage
+  let remoteAddress: SocketAddress?
+
+  init(source: ApplicationRequestContextSource) {
+    coreContext = .init(source: source)
+    remoteAddress = source.channel.remoteAddress
   }
 }

@@ -3,9 +3,10 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Failed handshakes per peer address: each is logged (a few per address and minute, then
-/// one count of the rest), and an address with too many failures in a minute is refused at
-/// connect until the minute is over, so a token cannot be guessed at line rate.
+/// Failed handshakes (or admin requests with a wrong token) per peer address: each is logged
+/// (a few per address and minute, then one count of the rest), and an address with too many
+/// failures in a minute is refused until the minute is over, so a token cannot be guessed at
+/// line rate.
 final class AuthThrottle: Sendable {
   struct Window {
     var started: NIODeadline
@@ -18,9 +19,14 @@ final class AuthThrottle: Sendable {
   let logsPerWindow = 5
   private let windows = NIOLockedValueBox<[String: Window]>([:])
   private let logger: Logger
+  /// The logged line: `handshake failed` (the protocol port), `admin request refused`.
+  private let event: Logger.Message
 
-  init(logger: Logger, maxFailures: Int = 20, window: TimeAmount = .seconds(60)) {
+  init(
+    logger: Logger, event: Logger.Message = "handshake failed", maxFailures: Int = 20, window: TimeAmount = .seconds(60)
+  ) {
     self.logger = logger
+    self.event = event
     self.maxFailures = maxFailures
     self.window = window
   }
@@ -67,6 +73,6 @@ final class AuthThrottle: Sendable {
       "reason": "\(error.message)",
     ]
     if suppressed > 0 { metadata["suppressed_before"] = "\(suppressed)" }
-    logger.warning("handshake failed", metadata: metadata)
+    logger.warning(event, metadata: metadata)
   }
 }

@@ -207,6 +207,28 @@ import Testing
       } catch let error as HaatError {
         #expect(error.code == .authFailed)
       }
+      // Wrong tokens are logged (id, never secret) and, 20 from one address in a minute,
+      // lock it out for the rest of the minute: a valid token too, as on the protocol port.
+      let script = """
+        import ssl, urllib.request, urllib.error
+        context = ssl.create_default_context(cafile='\(certificates)/ca.pem')
+        def get(authorization):
+            request = urllib.request.Request('https://127.0.0.1:\(port)/metrics', headers={'Authorization': authorization})
+            try:
+                return str(urllib.request.urlopen(request, context=context, timeout=10).status)
+            except urllib.error.HTTPError as error:
+                return '%d %s' % (error.code, error.headers.get('Retry-After'))
+        print(' '.join(get('Bearer t_00000000guess:S3CRETGUESS').split()[0] for _ in range(20)))
+        print(get('Bearer \(bearer)'))
+        """
+      let lines = try await run("/usr/bin/python3", ["-c", script]).output.split(separator: "\n").map(String.init)
+      let codes = lines.first?.split(separator: " ").map(String.init) ?? []
+      #expect(codes.count == 20 && codes.contains("401") && codes.last == "429", "\(lines)")
+      let locked = lines.count > 1 ? lines[1].split(separator: " ").map(String.init) : []
+      #expect(locked.first == "429" && (locked.last.flatMap(Int.init) ?? 0) >= 1, "\(lines)")
+      let log = cluster.logs()
+      #expect(log.contains("admin request refused") && log.contains("t_00000000guess"), "\(log.suffix(2000))")
+      #expect(!log.contains("S3CRETGUESS"))
     }
   }
 

@@ -4,7 +4,9 @@ import Logging
 import NIOCore
 
 /// Group commit: every store write that arrives while a commit is in flight waits and goes
-/// into the next transaction together, with the claims its owner adds to every commit.
+/// into the next transaction together, with the claims its owner adds to every commit; that
+/// transaction starts as soon as the one in flight commits, before its results are handed
+/// out.
 /// Each op's `done` runs on the loop after the transaction that holds it committed (or
 /// failed), so replies that depend on a write are never sent before it is durable.
 ///
@@ -111,6 +113,14 @@ final class CommitPipeline {
         self.committed(ContinuousClock.now - started, false)
       }
       self.committing = false
+      // The next commit starts before this one's results are handed out, with the ops that
+      // arrived while it ran: the store writes it while this loop makes the replies (the
+      // two took turns, each idle while the other worked). Those ops were built before this
+      // commit ended either way; its claims see the credit this one's claims still reserve,
+      // so they may be fewer (the store picks the tasks, so none is claimed twice).
+      if case .success = result, !self.pending.isEmpty || (self.drained == nil && self.wantsCommit()) {
+        self.commit()
+      }
       switch result {
       case .success(let results):
         for (index, item) in batch.enumerated() { item.done(results[index]) }

@@ -53,6 +53,27 @@ import Testing
     try loop.syncShutdownGracefully()
   }
 
+  /// The store writes the next transaction while the loop hands out the last one's results
+  /// (they took turns); after a failure the next one still waits out the pause.
+  @Test func theNextCommitStartsBeforeTheLastOnesResultsAreHandedOut() throws {
+    let (loop, pipeline, store) = make()
+    var seenByA = -1
+    pipeline.enqueue(Self.op) { _ in seenByA = store.batches.count }
+    loop.run()
+    pipeline.enqueue(Self.op) { _ in }
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(seenByA == 2, "the second transaction was handed to the store before the first's op was done")
+    // A failure: the op that arrived meanwhile waits for the backoff, not a moment.
+    pipeline.enqueue(Self.op) { _ in }
+    store.promises[1].fail(HaatError(.unavailable, "disk full"))
+    loop.run()
+    #expect(store.batches.count == 2)
+    loop.advanceTime(by: .milliseconds(100))
+    #expect(store.batches.count == 3)
+    try loop.syncShutdownGracefully()
+  }
+
   @Test func aFailedCommitFailsItsOpsAndBacksOff() throws {
     let (loop, pipeline, store) = make()
     var results: [StoreOpResult] = []

@@ -198,7 +198,10 @@ extension CoordinatorCore {
         metadata: [
           "job": "\(id)", "early_wait_ms": "\(Self.milliseconds(wait))", "read_ms": "\(Self.milliseconds(read))",
           "reduce_ms": "\(Self.milliseconds(reduce))", "merged_early": "\(outcome.mergedEarly)",
-        ].merging(outcome.timings.mapValues { .string($0) }) { first, _ in first })
+          "decode_ms": "\(Self.milliseconds(outcome.timings.decode))",
+          "merge_ms": "\(Self.milliseconds(outcome.timings.merge))",
+          "encode_ms": "\(Self.milliseconds(outcome.timings.encode))",
+        ])
       let (state, report, error) = (outcome.state, outcome.report, outcome.error)
       enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
         guard case .finished(_, let applied) = result, applied else {

@@ -44,6 +44,12 @@ let package = Package(
       pkgConfig: "zlib",
       providers: [.apt(["zlib1g-dev"])]
     ),
+    // SQLite's process-wide settings (sqlite3_config is variadic): the same libsqlite3
+    // GRDBSQLite links.
+    .systemLibrary(
+      name: "CSQLiteConfig",
+      providers: [.apt(["libsqlite3-dev"])]
+    ),
     // Domain types and pure state machines: no I/O, no dependencies.
     .target(name: "HaatCore"),
     .target(
@@ -68,6 +74,7 @@ let package = Package(
       name: "HaatStore",
       dependencies: [
         "HaatCore",
+        "CSQLiteConfig",
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "GRDBSQLite", package: "GRDB.swift"),
         .product(name: "PostgresNIO", package: "postgres-nio"),

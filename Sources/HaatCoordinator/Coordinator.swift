@@ -41,6 +41,11 @@ public final class Coordinator: Service {
     case .sqlite(let path):
       storeLock = try StoreFileLock(store: path)
       store = try SQLiteJobStore(path: path, durability: config.durability)
+      if SQLiteJobStore.processSettingsApplied {
+        logger.debug("sqlite: multi-thread mode, no memory statistics")
+      } else {
+        logger.warning("sqlite: initialized before its settings could be made; it keeps a mutex per statement")
+      }
     case .postgres(let location):
       // One coordinator is active on a store; the others wait as standbys, not listening,
       // so workers and clients that know them all reach the active one.

@@ -1,3 +1,4 @@
+import CSQLiteConfig
 import Foundation
 import GRDB
 import HaatCore
@@ -13,12 +14,20 @@ public final class SQLiteJobStore: JobStore {
   let pool: DatabasePool
   private let checkpointer: WALCheckpointer
 
+  /// SQLite's process-wide settings, made before the first connection opens (SQLite
+  /// refuses them after): multi-thread mode and no memory statistics, a mutex taken per
+  /// statement and per allocation saved (GRDB gives a connection to one thread at a time).
+  static let processSettings = csqlite_config_for_serialized_connections()
+  /// Whether they were made (false when SQLite was already in use in this process).
+  public static var processSettingsApplied: Bool { processSettings == SQLITE_OK }
+
   /// Opens (creating or migrating) the store at `path`.
   public init(path: String, durability: Durability = .full, busyTimeout: TimeInterval = 5)
     throws
   {
     self.path = path
     self.durability = durability
+    _ = Self.processSettings
     var configuration = Configuration()
     configuration.busyMode = .timeout(busyTimeout)
     let synchronous = durability == .full ? "FULL" : "NORMAL"

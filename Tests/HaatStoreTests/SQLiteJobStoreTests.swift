@@ -1,3 +1,4 @@
+import CSQLiteConfig
 import Foundation
 import GRDB
 import HaatCore
@@ -21,6 +22,16 @@ import Testing
   /// A file's size; 0 when it is not there.
   static func bytes(_ file: String) -> UInt64 {
     (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? UInt64 ?? 0
+  }
+
+  /// SQLite's process-wide settings: made before the first store opened, a connection
+  /// takes no mutex per statement (GRDB hands it to one thread at a time); the store says
+  /// truly whether they were made (the coordinator logs it; ClusterTests checks a fresh
+  /// process made them).
+  @Test func connectionsTakeNoMutexWhenTheSettingsWereMade() throws {
+    let store = try open()
+    let mutex = try store.pool.write { db in sqlite3_db_mutex(db.sqliteConnection) }
+    #expect((mutex == nil) == SQLiteJobStore.processSettingsApplied)
   }
 
   /// Commits never checkpoint (that stalled one commit in a few hundred); the store's own

@@ -164,6 +164,30 @@ import Testing
     #expect(other.readableBytes == 0)
   }
 
+  /// `accepted` (a submit's answer, one per 1-task job) is written by hand too.
+  @Test func anAcceptedIsWrittenByteForByteAsProtobufWritesIt() throws {
+    var random = Random(state: 7)
+    for _ in 0..<1_000 {
+      var accepted = Haat_V1_Accepted()
+      if random.next() % 4 != 0 { accepted.job = Self.texts.randomElement(using: &random) ?? "" }
+      accepted.tasks = [0, 1, 5_000, UInt32.max].randomElement(using: &random) ?? 1
+      if random.next() % 3 == 0 { accepted.part = UInt32(random.next() % 4) }
+      if random.next() % 3 == 0 { accepted.schedule = Self.texts.randomElement(using: &random) ?? "" }
+      var envelope = Envelope(replyTo: Self.texts.randomElement(using: &random) ?? "", .accepted(accepted))
+      if random.next() % 5 == 0 { envelope.id = "c\(random.next() % 100)" }
+      var buffer = ByteBuffer()
+      #expect(try WireFastPath.encode(envelope, into: &buffer))
+      let expected = try Self.protobufLine(envelope)
+      #expect(
+        Array(buffer.readableBytesView) == expected,
+        "\(String(buffer: buffer)) against \(String(decoding: expected, as: UTF8.self))")
+    }
+    var withUnknown = Envelope(replyTo: "s1", .accepted(Haat_V1_Accepted()))
+    try withUnknown.merge(serializedBytes: [0xF8, 0x07, 0x01] as [UInt8])
+    var other = ByteBuffer()
+    #expect(!(try WireFastPath.encode(withUnknown, into: &other)))
+  }
+
   @Test func linesProtobufWritesAreReadAsProtobufReadsThem() throws {
     var random = Random(state: 7)
     var taken = 0

@@ -26,7 +26,37 @@ public enum Values {
   /// Whether text bytes hold a C0 control character other than tab, or DEL.
   @inline(__always)
   public static func hasControl(_ bytes: some Sequence<UInt8>) -> Bool {
-    bytes.contains { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }
+    bytes.contains(where: isControl)
+  }
+
+  @inline(__always)
+  static func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
+
+  /// `hasControl` over a field's bytes, eight at a time: every field of every row of a
+  /// table export is checked (a byte at a time, a fourteenth of reading an orders export).
+  @inline(__always)
+  public static func hasControl(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    var index = 0
+    if let base = bytes.baseAddress {
+      let ones: UInt64 = 0x0101_0101_0101_0101
+      let highs: UInt64 = 0x8080_8080_8080_8080
+      // A byte below `n` (≤ 0x80) sets its high bit in `(x − n…) & ~x & 0x80…`; a borrow
+      // only marks bytes above one that is, so "any" is exact. DEL is a zero of `x ^ 0x7F…`.
+      @inline(__always) func below(_ x: UInt64, _ n: UInt64) -> UInt64 { (x &- ones &* n) & ~x & highs }
+      while index + 8 <= bytes.count {
+        let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+        if below(word, 0x20) | below(word ^ (ones &* 0x7F), 1) != 0 {
+          // A tab, or a control: the word's bytes decide.
+          for offset in index..<(index + 8) where isControl(bytes[offset]) { return true }
+        }
+        index += 8
+      }
+    }
+    while index < bytes.count {
+      if isControl(bytes[index]) { return true }
+      index += 1
+    }
+    return false
   }
 
   @inline(__always)

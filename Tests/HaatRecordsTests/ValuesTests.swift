@@ -17,6 +17,28 @@ import Testing
     ("99999999999999999999", .failure(.outOfRange)), ("12:3", .failure(.notAnInteger)),
   ]
 
+  /// The word-at-a-time control check agrees with the byte-at-a-time one: every byte value
+  /// at every place of fields of every length up to 40, among plain, UTF-8 and tab bytes.
+  @Test func theWordAtATimeControlCheckAgreesWithTheBytewiseOne() {
+    let fillers: [[UInt8]] = [
+      Array("abcdefghij0123456789ABCDEFGHIJ-.:/?=&xyzw".utf8), Array("é☕😀".utf8), [0x09, 0x20],
+    ]
+    for length in 0...40 {
+      for filler in fillers {
+        let base = (0..<length).map { filler[$0 % filler.count] }
+        #expect(base.withUnsafeBytes { Values.hasControl($0) } == Values.hasControl(base.lazy))
+        for place in stride(from: 0, to: length, by: max(1, length / 7)) {
+          for value in 0...255 {
+            var bytes = base
+            bytes[place] = UInt8(value)
+            let bytewise = Values.hasControl(bytes.lazy)
+            #expect(bytes.withUnsafeBytes { Values.hasControl($0) } == bytewise, "\(bytes) at \(place)")
+          }
+        }
+      }
+    }
+  }
+
   @Test(arguments: counts)
   func count(text: String, expected: Result<UInt64?, Values.Problem>) {
     let result = Array(text.utf8).withUnsafeBytes { Values.count($0) }

@@ -87,7 +87,7 @@ struct Analysis: AsyncParsableCommand {
             cpu = min(cpu, threadCPUSeconds() - started)
             return wall
           }
-          say("\(kind) \(reports): \(String(format: "%.2f", seconds)) s, CPU \(String(format: "%.2f", cpu)) s")
+          say("\(kind) \(reports): \(String(format: "%.3f", seconds)) s, CPU \(String(format: "%.3f", cpu)) s")
         }
       }
       return

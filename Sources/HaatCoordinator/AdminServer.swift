@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
@@ -103,14 +104,16 @@ public enum AdminServer {
     var quiet = logger
     quiet.logLevel = .warning
     let configuration = ApplicationConfiguration(address: .hostname(host, port: port), serverName: "haat")
-    // An idle connection (or one that never starts its TLS) is closed after 30 s: open
-    // ones were kept for ever, each a file descriptor the protocol port needs too.
-    let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .seconds(30)))
-    let server: HTTPServerBuilder
-    if let tls {
-      server = try .tls(http1, tlsConfiguration: try tls.makeConfiguration())
-    } else {
-      server = http1
+    // An idle connection (or one that never starts its TLS, or trickles its request) is
+    // closed after 30 s: open ones were kept for ever, each a file descriptor the protocol
+    // port needs too. And a peer may hold only so many at once.
+    let http1Configuration = HTTP1Channel.Configuration(idleTimeout: .seconds(30))
+    let tlsConfiguration = try tls?.makeConfiguration()
+    let connections = AdminConnections()
+    let server = HTTPServerBuilder { responder in
+      let http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
+      guard let tlsConfiguration else { return BoundedChannel(inner: http1, connections: connections) }
+      return BoundedChannel(inner: try TLSChannel(http1, tlsConfiguration: tlsConfiguration), connections: connections)
     }
     return Application(
       router: router, server: server, configuration: configuration,
@@ -308,4 +311,56 @@ struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
     coreContext = .init(source: source)
     remoteAddress = source.channel.remoteAddress
   }
+}
+
+/// The admin connections open, per peer address and in all: a peer that opens connections
+/// and sends nothing holds each for the 30 s idle timeout, and without a bound could hold
+/// every file descriptor the protocol port needs too.
+final class AdminConnections: Sendable {
+  static let perAddress = 32
+  static let total = 256
+  private let open = NIOLockedValueBox<(total: Int, byAddress: [String: Int])>((0, [:]))
+
+  /// Counts a new connection from `address`, or false (nothing counted) past a bound.
+  func admit(_ address: String) -> Bool {
+    open.withLockedValue { open in
+      guard open.total < Self.total, open.byAddress[address, default: 0] < Self.perAddress else { return false }
+      open.total += 1
+      open.byAddress[address, default: 0] += 1
+      return true
+    }
+  }
+
+  func release(_ address: String) {
+    open.withLockedValue { open in
+      open.total -= 1
+      let left = open.byAddress[address, default: 1] - 1
+      open.byAddress[address] = left > 0 ? left : nil
+    }
+  }
+}
+
+/// A child channel that counts itself in `AdminConnections` for its life, and one past a
+/// bound is set up as usual and closed at once (a failed setup would be the server's error,
+/// not the connection's).
+struct BoundedChannel<Inner: ServerChildChannel>: ServerChildChannel {
+  typealias Value = Inner.Value
+  let inner: Inner
+  let connections: AdminConnections
+
+  func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    let address = channel.remoteAddress?.ipAddress ?? ""
+    let admitted = connections.admit(address)
+    if admitted {
+      channel.closeFuture.whenComplete { _ in connections.release(address) }
+    } else {
+      logger.debug("admin connection closed: too many open", metadata: ["address": "\(address)"])
+    }
+    return inner.setup(channel: channel, logger: logger).map { value in
+      if !admitted { channel.close(promise: nil) }
+      return value
+    }
+  }
+
+  func handle(value: Value, logger: Logger) async { await inner.handle(value: value, logger: logger) }
 }

@@ -36,10 +36,7 @@ enum WireFastPath {
     if case .accepted(let accepted)? = envelope.body {
       // A submit's answer: one per 1-task job, strings and numbers only.
       guard accepted.unknownFields.data.isEmpty else { return false }
-      var outer = Members(&buffer)
-      outer.string(#""id":"#, envelope.id, &buffer)
-      outer.string(#""reply_to":"#, envelope.replyTo, &buffer)
-      outer.key(#""accepted":"#, &buffer)
+      let outer = open(envelope, #""accepted":"#, into: &buffer)
       var members = Members(&buffer)
       members.string(#""job":"#, accepted.job, &buffer)
       members.number(#""tasks":"#, UInt64(accepted.tasks), &buffer)
@@ -62,11 +59,17 @@ enum WireFastPath {
     return true
   }
 
-  private static func write(_ envelope: Envelope, _ complete: Haat_V1_Complete, into buffer: inout ByteBuffer) throws {
+  /// The envelope's `{`, its id and reply_to, and its body's key, as protobuf orders them.
+  private static func open(_ envelope: Envelope, _ body: StaticString, into buffer: inout ByteBuffer) -> Members {
     var outer = Members(&buffer)
     outer.string(#""id":"#, envelope.id, &buffer)
     outer.string(#""reply_to":"#, envelope.replyTo, &buffer)
-    outer.key(#""complete":"#, &buffer)
+    outer.key(body, &buffer)
+    return outer
+  }
+
+  private static func write(_ envelope: Envelope, _ complete: Haat_V1_Complete, into buffer: inout ByteBuffer) throws {
+    let outer = open(envelope, #""complete":"#, into: &buffer)
     var members = Members(&buffer)
     members.string(#""task":"#, complete.task, &buffer)
     members.number(#""attempt":"#, UInt64(complete.attempt), &buffer)

@@ -140,16 +140,22 @@ import Testing
     try? Envelope(jsonUTF8Bytes: line, options: WireCodec.decodingOptions)
   }
 
+  /// The fast path writes `envelope`, byte for byte as protobuf does; what it wrote.
+  static func expectWrittenAsProtobufWritesIt(_ envelope: Envelope) throws -> ByteBuffer {
+    var buffer = ByteBuffer()
+    #expect(try WireFastPath.encode(envelope, into: &buffer))
+    let expected = try protobufLine(envelope)
+    #expect(
+      Array(buffer.readableBytesView) == expected,
+      "\(String(buffer: buffer)) against \(String(decoding: expected, as: UTF8.self))")
+    return buffer
+  }
+
   @Test func aCompleteIsWrittenByteForByteAsProtobufWritesIt() throws {
     var random = Random(state: 42)
     for _ in 0..<2_000 {
       let envelope = Self.complete(&random)
-      var buffer = ByteBuffer()
-      #expect(try WireFastPath.encode(envelope, into: &buffer))
-      let expected = try Self.protobufLine(envelope)
-      #expect(
-        Array(buffer.readableBytesView) == expected,
-        "\(String(buffer: buffer)) against \(String(decoding: expected, as: UTF8.self))")
+      let buffer = try Self.expectWrittenAsProtobufWritesIt(envelope)
       // And WireCodec writes it so.
       var viaCodec = ByteBuffer()
       try WireCodec.encode(envelope, into: &viaCodec)
@@ -175,12 +181,7 @@ import Testing
       if random.next() % 3 == 0 { accepted.schedule = Self.texts.randomElement(using: &random) ?? "" }
       var envelope = Envelope(replyTo: Self.texts.randomElement(using: &random) ?? "", .accepted(accepted))
       if random.next() % 5 == 0 { envelope.id = "c\(random.next() % 100)" }
-      var buffer = ByteBuffer()
-      #expect(try WireFastPath.encode(envelope, into: &buffer))
-      let expected = try Self.protobufLine(envelope)
-      #expect(
-        Array(buffer.readableBytesView) == expected,
-        "\(String(buffer: buffer)) against \(String(decoding: expected, as: UTF8.self))")
+      _ = try Self.expectWrittenAsProtobufWritesIt(envelope)
     }
     var withUnknown = Envelope(replyTo: "s1", .accepted(Haat_V1_Accepted()))
     try withUnknown.merge(serializedBytes: [0xF8, 0x07, 0x01] as [UInt8])

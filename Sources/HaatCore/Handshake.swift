@@ -75,11 +75,14 @@ public enum HandshakeLimits {
   public static let maxNonceHexDigits = 128
   public static let maxNameBytes = 128
 
-  /// Whether a peer name is acceptable: 1 to 128 bytes of UTF-8 that `DisplayText` deems safe.
+  /// Whether a peer name is acceptable: 1 to 128 bytes of UTF-8 that `DisplayText` deems
+  /// safe, in Unicode NFC. Swift compares names by canonical equivalence and the store by
+  /// their bytes: "é" composed and "e" + U+0301 would be one worker in memory and two in
+  /// the store (leases held by one, results from the other). One form, one name.
   public static func isValidName(_ name: String) -> Bool {
     let count = name.utf8.count
     guard count >= 1, count <= maxNameBytes else { return false }
-    return DisplayText.isSafeName(name)
+    return DisplayText.isSafeName(name) && name.precomposedStringWithCanonicalMapping.utf8.elementsEqual(name.utf8)
   }
 
   /// Whether a nonce is 128 to 512 bits of hex.
@@ -176,7 +179,9 @@ public struct ServerHandshake: Sendable {
     }
     guard HandshakeLimits.isValidName(hello.name) else {
       return .reject(
-        HaatError(.authFailed, "hello.name must be 1 to 128 bytes without control characters", field: "name"))
+        HaatError(
+          .authFailed, "hello.name must be 1 to 128 bytes of UTF-8 in Unicode NFC, without control characters",
+          field: "name"))
     }
     guard HandshakeLimits.isValidNonce(hello.clientNonce) else {
       return .reject(

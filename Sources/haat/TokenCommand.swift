@@ -45,10 +45,12 @@ struct TokenCommand: AsyncParsableCommand {
         )
       }
       if let name, !HandshakeLimits.isValidName(name) {
-        throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
+        throw ValidationError(
+          "--name must be 1 to 128 bytes in Unicode NFC (composed) without control or bidi characters")
       }
       if let namePrefix, namePrefix.isEmpty || !HandshakeLimits.isValidName(namePrefix) {
-        throw ValidationError("--name-prefix must be 1 to 127 bytes without control or bidi characters")
+        throw ValidationError(
+          "--name-prefix must be 1 to 127 bytes in Unicode NFC (composed) without control or bidi characters")
       }
       // An active coordinator and its standbys, as a worker's --coordinator takes them.
       if let coordinator, Endpoint.list(coordinator) == nil {

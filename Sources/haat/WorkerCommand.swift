@@ -89,7 +89,8 @@ struct WorkerCommand: AsyncParsableCommand {
       throw ValidationError("\(flag) must be 0 to \(Defaults.maxSlots), not \(slots)")
     }
     if let name, !HandshakeLimits.isValidName(name) {
-      throw ValidationError("--name must be 1 to 128 bytes without control or bidi characters")
+      throw ValidationError(
+        "--name must be 1 to 128 bytes in Unicode NFC (composed) without control or bidi characters")
     }
     _ = try platformCredentials()
     _ = try allowedHosts()

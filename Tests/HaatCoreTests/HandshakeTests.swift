@@ -78,6 +78,14 @@ let toyMAC: MACFunction = { key, message in
     #expect(!HandshakeLimits.isValidName(name))
   }
 
+  /// One name, one byte form: "é" written as "e" + U+0301 (NFD) is refused, composed kept.
+  @Test func namesOutsideNFCAreRefused() {
+    #expect(!HandshakeLimits.isValidName("w-cafe\u{301}"))
+    #expect(!HandshakeLimits.isValidName("\u{9C7}\u{9BE}"))  // Bengali O, decomposed
+    #expect(HandshakeLimits.isValidName("w-caf\u{E9}"))
+    #expect(HandshakeLimits.isValidName("\u{9CB}"))
+  }
+
   @Test(arguments: ["হাট-ঢাকা", "کراچی‌کچن", "👩‍👩‍👧 shop", "worker-1"])
   func namesInEveryScriptAreKept(name: String) {
     #expect(HandshakeLimits.isValidName(name))

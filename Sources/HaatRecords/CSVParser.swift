@@ -36,6 +36,17 @@ public struct CSVRecord {
     return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
   }
 
+  /// Field `index`'s bytes in the low bytes of a word, and its length, when it is at most
+  /// 8 bytes long and 8 bytes can be read from its start (the bytes past it are the
+  /// record's next ones, to be ignored): nil otherwise.
+  @inline(__always)
+  public func word(_ index: Int) -> (word: UInt64, count: Int)? {
+    let start = starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
+    let count = ends[index] - start
+    guard count <= 8, start + 8 <= bytes.count, let base = bytes.baseAddress else { return nil }
+    return (UInt64(littleEndian: base.loadUnaligned(fromByteOffset: start, as: UInt64.self)), count)
+  }
+
   /// A header holding a CR inside a name: the file's lines end in a lone CR (classic Mac
   /// Excel), so the whole file read as its header and no row would be read at all.
   static func loneCarriageReturns(_ header: CSVRecord) -> ExportError? {

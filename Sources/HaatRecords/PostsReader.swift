@@ -326,6 +326,8 @@ public struct PostsReader {
   /// A row's raw fields, by canonical field.
   private protocol RawFields {
     func value(_ field: PostField) -> RawValue?
+    /// A short field's bytes as one word (`CSVRecord.word`); nil where there is none.
+    func word(_ field: PostField) -> (word: UInt64, count: Int)?
   }
 
   /// An NDJSON line's fields, as scanned.
@@ -333,6 +335,7 @@ public struct PostsReader {
     var values = [RawValue?](repeating: nil, count: PostField.allCases.count)
 
     func value(_ field: PostField) -> RawValue? { values[field.rawValue] }
+    func word(_ field: PostField) -> (word: UInt64, count: Int)? { nil }
   }
 
   /// A CSV record's fields, read in place: nothing is copied or allocated per row.
@@ -344,6 +347,12 @@ public struct PostsReader {
     func value(_ field: PostField) -> RawValue? {
       let column = columns[field.rawValue]
       return column < 0 ? nil : .bytes(record.field(column))
+    }
+
+    @inline(__always)
+    func word(_ field: PostField) -> (word: UInt64, count: Int)? {
+      let column = columns[field.rawValue]
+      return column < 0 ? nil : record.word(column)
     }
   }
 
@@ -366,10 +375,14 @@ public struct PostsReader {
     }
     for field in Self.textFields {
       let control: Bool
-      switch raw.value(field) {
-      case .bytes(let bytes)?: control = Values.hasControl(bytes)
-      case .json(.string(let string))?: control = Values.hasControl(string.utf8)
-      default: control = false
+      if let (word, count) = raw.word(field) {
+        control = Values.hasControl(word: word, count: count)
+      } else {
+        switch raw.value(field) {
+        case .bytes(let bytes)?: control = Values.hasControl(bytes)
+        case .json(.string(let string))?: control = Values.hasControl(string.utf8)
+        default: control = false
+        }
       }
       if control { return problem(row, field, .controlCharacter) }
     }
@@ -398,7 +411,9 @@ public struct PostsReader {
       mediaType: mediaType)
     post.accountIndex = accountIndex
     for field in PostField.counts {
-      switch count(raw.value(field)) {
+      // Plain digits of a CSV field are read as one word; anything else as text.
+      let word = raw.word(field)
+      switch word.flatMap({ Values.count(word: $0.word, count: $0.count) }) ?? count(raw.value(field)) {
       case .success(let value): post[count: field] = value
       case .failure(let reason): return problem(row, field, reason)
       }

@@ -59,6 +59,46 @@ public enum Values {
     return false
   }
 
+  /// `hasControl` over a field of `count` bytes (at most 8) held in the low bytes of `word`
+  /// (`CSVRecord.word`): most of a row's text fields are shorter than a word.
+  @inline(__always)
+  public static func hasControl(word: UInt64, count: Int) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highs: UInt64 = 0x8080_8080_8080_8080
+    // Bytes past the field read as spaces, which are no control.
+    let kept: UInt64 = count >= 8 ? ~0 : (1 << UInt64(8 * count)) &- 1
+    let field = (word & kept) | (0x2020_2020_2020_2020 & ~kept)
+    @inline(__always) func below(_ x: UInt64, _ n: UInt64) -> UInt64 { (x &- ones &* n) & ~x & highs }
+    guard below(field, 0x20) | below(field ^ (ones &* 0x7F), 1) != 0 else { return false }
+    // A tab, or a control: the bytes decide.
+    for index in 0..<min(count, 8) where isControl(UInt8(truncatingIfNeeded: word >> UInt64(8 * index))) {
+      return true
+    }
+    return false
+  }
+
+  /// `count` over a field of `count` bytes (at most 8) held in the low bytes of `word`, when
+  /// it is plain digits or empty (eight digits at a time, as simdjson reads them); nil
+  /// otherwise, for `count(_:)` to read and judge.
+  @inline(__always)
+  public static func count(word: UInt64, count: Int) -> Result<UInt64?, Problem>? {
+    guard count > 0 else { return .success(nil) }
+    guard count <= 8 else { return nil }
+    // The digits moved to the word's top, '0's before them: "754" reads as "00000754".
+    let digits = (word << UInt64(8 * (8 - count))) | (0x3030_3030_3030_3030 >> UInt64(8 * count))
+    let high: UInt64 = 0xF0F0_F0F0_F0F0_F0F0
+    // Every byte 0x30...0x39: its high nibble is 3, and still 3 after adding 6 (a carry
+    // out of a byte only comes from one that is not a digit).
+    guard (digits & high) | (((digits &+ 0x0606_0606_0606_0606) & high) >> 4) == 0x3333_3333_3333_3333 else {
+      return nil
+    }
+    var value = digits &- 0x3030_3030_3030_3030
+    value = value &* 10 &+ (value >> 8)
+    let pairs: UInt64 = 0x0000_00FF_0000_00FF
+    value = ((value & pairs) &* 0x000F_4240_0000_0064 &+ ((value >> 16) & pairs) &* 0x0000_2710_0000_0001) >> 32
+    return .success(UInt64(UInt32(truncatingIfNeeded: value)))
+  }
+
   @inline(__always)
   static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 

@@ -39,6 +39,47 @@ import Testing
     }
   }
 
+  /// A field of up to 8 bytes read as one word (`CSVRecord.word`): its count and its control
+  /// check agree with the bytes' own, whatever bytes follow it in the word.
+  @Test func aFieldReadAsAWordIsJudgedAsItsBytesAre() {
+    var generator = SystemRandomNumberGenerator()
+    func word(_ field: [UInt8], then next: [UInt8]) -> UInt64 {
+      (field + next + [UInt8](repeating: 0, count: 8)).prefix(8).enumerated().reduce(UInt64(0)) {
+        $0 | UInt64($1.element) << UInt64(8 * $1.offset)
+      }
+    }
+    var fields: [[UInt8]] = Self.counts.map { Array($0.0.utf8) }.filter { $0.count <= 8 }
+    for length in 0...8 {
+      for _ in 0..<8 {
+        fields.append((0..<length).map { _ in UInt8.random(in: 0x30...0x39, using: &generator) })
+      }
+      fields.append([UInt8](repeating: 0x39, count: length))
+    }
+    let after: [[UInt8]] = [
+      [], Array(",9,\n".utf8), [0x0A, 0x00, 0x7F, 0x01, 0x0D, 0x09, 0x1F, 0xFF], Array("12345678".utf8),
+    ]
+    for field in fields {
+      for place in [-1] + Array(field.indices) {
+        for value in place < 0 ? [UInt8(0)] : (0...255).map(UInt8.init) {
+          var bytes = field
+          if place >= 0 { bytes[place] = value }
+          let expected = bytes.withUnsafeBytes { Values.count($0) }
+          for next in after {
+            let (read, control) = (word(bytes, then: next), bytes.withUnsafeBytes { Values.hasControl($0) })
+            if let quick = Values.count(word: read, count: bytes.count) {
+              #expect(quick == expected, "\(bytes) then \(next)")
+            }
+            #expect(Values.hasControl(word: read, count: bytes.count) == control, "\(bytes) then \(next)")
+          }
+        }
+      }
+    }
+    // Plain digits are never sent the slow way.
+    for field in fields where !field.isEmpty && field.allSatisfy({ (0x30...0x39).contains($0) }) {
+      #expect(Values.count(word: word(field, then: [0x2C]), count: field.count) != nil, "\(field)")
+    }
+  }
+
   @Test(arguments: counts)
   func count(text: String, expected: Result<UInt64?, Values.Problem>) {
     let result = Array(text.utf8).withUnsafeBytes { Values.count($0) }
@@ -113,7 +154,12 @@ import Testing
   /// the same verdict and offset as a byte at a time, and as Swift's own validation.
   @Test func utf8ValidatorOverLongRuns() {
     var generator = SystemRandomNumberGenerator()
-    let pieces: [[UInt8]] = [Array("abcdefghijklmnop".utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x80]]
+    let pieces: [[UInt8]] = [
+      Array("abcdefghijklmnop".utf8), Array("é".utf8), Array("😀".utf8), [0xFF], [0xC3], [0x80],
+      // Whole scalars of every length, checked in place, and the bad ones beside them.
+      Array("نیا €".utf8), Array("\u{10FFFF}\u{E000}\u{D7FF}".utf8), [0xED, 0xA0, 0x80], [0xE0, 0x9F, 0xBF],
+      [0xF4, 0x90, 0x80, 0x80], [0xF0, 0x8F, 0xBF, 0xBF], [0xC1, 0xBF], [0xE2, 0x28, 0xA1], [0xF1, 0x80, 0x41, 0x80],
+    ]
     for _ in 0..<3_000 {
       var bytes: [UInt8] = []
       for _ in 0..<Int.random(in: 0..<12, using: &generator) {
@@ -126,6 +172,13 @@ import Testing
       var singleBad: UInt64?
       for byte in bytes where singleBad == nil { singleBad = [byte].withUnsafeBytes { single.feed($0) } }
       #expect(wholeBad == singleBad, "\(bytes)")
+      // Cut anywhere, as chunks are: the same verdict.
+      let cut = Int.random(in: 0...bytes.count, using: &generator)
+      var split = UTF8Validator()
+      let splitBad =
+        bytes[..<cut].withUnsafeBytes { split.feed($0) } ?? bytes[cut...].withUnsafeBytes { split.feed($0) }
+      #expect(
+        splitBad == singleBad && (singleBad != nil || split.isComplete == single.isComplete), "\(bytes) cut at \(cut)")
       #expect((wholeBad == nil && whole.isComplete) == (String(validating: bytes, as: UTF8.self) != nil), "\(bytes)")
     }
   }

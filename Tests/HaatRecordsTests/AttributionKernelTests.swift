@@ -262,6 +262,42 @@ struct AttributionKernelTests {
     }
   }
 
+  @Test("clicks go to their platform's channel whatever the order, the case, the account index, and copies on the way")
+  func clicksInRunsAndInterleaved() throws {
+    let platforms = ["facebook", "facebook", "Facebook", "x", "FACEBOOK", "x", "tiktok", "tiktok", "x", "facebook"]
+    var kernel = AttributionKernel()
+    var copies: [AttributionKernel] = []
+    var expected: [String: UInt64] = [:]
+    for (index, platform) in platforms.enumerated() {
+      for step in 0..<(index % 3 + 1) {
+        let clicks = UInt64(index * 10 + step)
+        guard case .post(var post) = Self.post(platform, clicks: clicks) else { continue }
+        // The reader's account index finds the cached channel; one index may come with
+        // another platform (from another reader), and a hostile one is not cached.
+        post.accountIndex = [0, 1, 2, 5000, -1][index % 5]
+        let added = kernel.add(post: post)
+        #expect(added)
+        expected[platform.lowercased(), default: 0] += clicks
+        // A copy shares the channels until one of them changes.
+        if step == 0 { copies.append(kernel) }
+      }
+      if index == 4 { kernel.merge(AttributionKernel()) }
+      if index == 6 { kernel.add(clicks: 1000, platform: "Pinterest") }
+    }
+    expected["pinterest"] = 1000
+    var partial = Partial()
+    kernel.write(to: &partial)
+    let clicks = Dictionary(uniqueKeysWithValues: partial.attribution.channels.map { ($0.channel, $0.linkClicks) })
+    #expect(clicks == expected)
+    // The copies kept what they had, and can go on adding.
+    guard var first = copies.first, case .post(let post) = Self.post("facebook", clicks: 5) else { return }
+    let added = first.add(post: post)
+    #expect(added)
+    var firstPartial = Partial()
+    first.write(to: &firstPartial)
+    #expect(firstPartial.attribution.channels.map(\.linkClicks) == [5])
+  }
+
   @Test("any split of the records over tasks gives the same report")
   func mergeLaw() throws {
     var generator = SystemRandomNumberGenerator()

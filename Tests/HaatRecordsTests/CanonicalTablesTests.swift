@@ -51,6 +51,7 @@ struct CanonicalTablesTests {
       createdAtText: "", customer: "", total: 1, totalText: "1", currency: "USD", landingSite: landing,
       referringSite: "")
     #expect(order.utm == (source, medium, campaign), "\(landing)")
+    #expect(order.utmSourceAndMedium == (source, medium), "\(landing)")
   }
 
   @Test("ad insights: counts as numbers or strings, money as decimals, bad days and amounts counted")

@@ -170,6 +170,13 @@ public struct OrderRecord: Sendable, Equatable {
   /// utm_source, utm_medium and utm_campaign of the landing site, percent-decoded: read
   /// when asked (by attribution, once per order), not kept in every order read.
   public var utm: (source: String, medium: String, campaign: String) { Self.utm(landingSite) }
+
+  /// utm_source and utm_medium alone: what an order's channel is read from (the campaign,
+  /// percent-decoded, costs a copy).
+  public var utmSourceAndMedium: (source: String, medium: String) {
+    let tags = Self.utm(landingSite, campaign: false)
+    return (tags.0, tags.1)
+  }
 }
 
 /// How a platform wants its credential: the header it goes in and what precedes the secret.

@@ -2,7 +2,7 @@
 extension OrderRecord {
   /// utm_source, utm_medium and utm_campaign from a landing site's query, percent-decoded;
   /// names matched in any case.
-  static func utm(_ landingSite: String) -> (String, String, String) {
+  static func utm(_ landingSite: String, campaign: Bool = true) -> (String, String, String) {
     var site = landingSite
     return site.withUTF8 { bytes -> (String, String, String) in
       // One pass, byte by byte, with no String per pair: a store's export has a landing
@@ -32,7 +32,7 @@ extension OrderRecord {
             found.0 = value()
           } else if found.1 == nil, lowercasedEqual(name, utmNames[1]) {
             found.1 = value()
-          } else if found.2 == nil, lowercasedEqual(name, utmNames[2]) {
+          } else if campaign, found.2 == nil, lowercasedEqual(name, utmNames[2]) {
             found.2 = value()
           }
         }

@@ -1,13 +1,18 @@
 /// One row of a table export (a CSV record or an NDJSON object) as text, by canonical field
-/// name; a field the row leaves empty (or JSON `null`) is absent.
-public struct TableRow: Sendable {
+/// name; a field the row leaves empty (or JSON `null`) is absent. Valid only inside the
+/// call that receives it (a CSV row's fields are the bytes of the chunk being read).
+public struct TableRow {
   /// CSV: the record number after the header. NDJSON: the line number.
   public var number: UInt64
   /// The schema's fields, in its order (one array shared by every row of a reader).
   let fields: [String]
-  /// Each field's text, by its position in `fields`: an array per row, not a dictionary
-  /// (no hashing per field per row; a schema has about ten fields).
+  /// NDJSON: each field's text, by its position in `fields`: an array per row, not a
+  /// dictionary (no hashing per field per row; a schema has about ten fields).
   var texts: [String?]
+  /// CSV: each field's trimmed bytes, by position (empty: absent), made a String only when
+  /// a schema asks for it: no String kept in an array per field per row (their retains
+  /// and releases were a sixth of reading an orders export).
+  var cells: UnsafeBufferPointer<UnsafeRawBufferPointer>?
 
   init(number: UInt64, fields: [String]) {
     self.init(number: number, fields: fields, texts: [String?](repeating: nil, count: fields.count))
@@ -19,11 +24,26 @@ public struct TableRow: Sendable {
     self.texts = texts
   }
 
+  init(number: UInt64, fields: [String], cells: UnsafeBufferPointer<UnsafeRawBufferPointer>) {
+    self.number = number
+    self.fields = fields
+    self.texts = []
+    self.cells = cells
+  }
+
+  /// The text at a field's position; nil where the row leaves it empty.
+  @inline(__always)
+  func text(at position: Int) -> String? {
+    guard let cells else { return texts[position] }
+    let bytes = cells[position]
+    return bytes.isEmpty ? nil : Values.string(bytes)
+  }
+
   public subscript(_ field: String) -> String? {
     // Lengths first: comparing two Strings of different lengths still costs a call.
     let length = field.utf8.count
     for index in fields.indices where fields[index].utf8.count == length && fields[index] == field {
-      return texts[index]
+      return text(at: index)
     }
     return nil
   }
@@ -32,7 +52,7 @@ public struct TableRow: Sendable {
   /// search of the names (a tenth of reading an orders export when searched per row).
   public subscript(_ field: TableField) -> String? {
     assert(field.position < 0 || fields[field.position] == field.name, "\(field.name) is another schema's field")
-    return field.position >= 0 ? texts[field.position] : nil
+    return field.position >= 0 ? text(at: field.position) : nil
   }
 
   /// The row is bad: `field` and why.
@@ -118,8 +138,6 @@ public struct TableReader<Schema: TableSchema> {
   private var fatal: ExportError?
   /// CSV: the columns no field is read from (`CSVParser.ignoredColumns`).
   private var ignoredColumns: UInt64 = 0
-  /// A CSV row's texts, kept between rows: one array for the export rather than one per row.
-  private var texts: [String?] = []
   /// The position of `Schema.groupedBy` in a row (−1: none), and its value in the last row
   /// that began a record (or was refused as one).
   private let groupPosition = Schema.groupedBy.flatMap { name in Schema.columns.firstIndex { $0.field == name } } ?? -1
@@ -222,13 +240,13 @@ public struct TableReader<Schema: TableSchema> {
 
   /// Whether a row repeats the group value of the record just read (or refused).
   private func continuesLastRecord(_ row: TableRow) -> Bool {
-    guard groupPosition >= 0, let group = row.texts[groupPosition] else { return false }
+    guard groupPosition >= 0, let group = row.text(at: groupPosition) else { return false }
     return group == lastGroup
   }
 
   /// A row that begins a record (its callers skip one that `continuesLastRecord`).
   private mutating func take(_ row: TableRow, _ emit: (CanonicalRecord) -> Bool) {
-    let group = groupPosition >= 0 ? row.texts[groupPosition] : nil
+    let group = groupPosition >= 0 ? row.text(at: groupPosition) : nil
     switch Schema.record(row, platform: platform, account: account) {
     case .success(nil):
       if Schema.startsSkippedRecord(row) { lastGroup = group }
@@ -256,29 +274,27 @@ public struct TableReader<Schema: TableSchema> {
     guard record.count == columns.count else {
       return counts.bad(RowProblem(row: row, column: "", reason: .wrongFieldCount), keep: maxProblems)
     }
-    if texts.count != fields.count { texts = [String?](repeating: nil, count: fields.count) }
-    var values = TableRow(number: row, fields: fields, texts: texts)
-    texts = []  // the row's array is the only reference: filled in place
-    // Every field read is an identity or a figure: one holding a control character (a NUL, an
-    // escape) is bad, as a post's text field is.
-    var control: String?
-    for (index, position) in columns.enumerated() where position >= 0 {
-      let text = Values.trimmed(record.field(index))
-      if control == nil, controlChecked[position], Values.hasControl(text) { control = fields[position] }
-      if !text.isEmpty { values.texts[position] = Values.string(text) }
+    withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: fields.count) { cells in
+      cells.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
+      // Every field read is an identity or a figure: one holding a control character (a
+      // NUL, an escape) is bad, as a post's text field is.
+      var control: String?
+      for (index, position) in columns.enumerated() where position >= 0 {
+        let text = Values.trimmed(record.field(index))
+        if control == nil, controlChecked[position], Values.hasControl(text) { control = fields[position] }
+        cells[position] = text
+      }
+      let values = TableRow(number: row, fields: fields, cells: UnsafeBufferPointer(cells))
+      if continuesLastRecord(values) {
+        // One more line of the record just read or refused: skipped whatever it holds.
+      } else if let control {
+        // Refused as a record's first row is: its later rows are skipped with it.
+        if groupPosition >= 0 { lastGroup = values.text(at: groupPosition) }
+        counts.bad(RowProblem(row: row, column: control, reason: .controlCharacter), keep: maxProblems)
+      } else {
+        take(values, emit)
+      }
     }
-    if continuesLastRecord(values) {
-      // One more line of the record just read or refused: skipped whatever it holds.
-    } else if let control {
-      // Refused as a record's first row is: its later rows are skipped with it.
-      if groupPosition >= 0 { lastGroup = values.texts[groupPosition] }
-      counts.bad(RowProblem(row: row, column: control, reason: .controlCharacter), keep: maxProblems)
-    } else {
-      take(values, emit)
-    }
-    // Moved back out (not copied: `values` keeps no reference), then emptied in place.
-    swap(&texts, &values.texts)
-    for index in texts.indices { texts[index] = nil }
   }
 
   private mutating func readHeader(_ record: CSVRecord) {

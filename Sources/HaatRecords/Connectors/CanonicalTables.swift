@@ -51,7 +51,9 @@ public enum OrdersExport: TableExportKind {
 
   /// An order from a row's `created_at`, `total`, `currency`, `landing_site` and
   /// `referring_site` (the canonical names, or those a schema maps to them), its total less
-  /// the amount in `refunded` where the row has one.
+  /// the amount in `refunded` where the row has one. Inlined: the order is built where the
+  /// caller's result lies, not copied into it (a copy retains each of its strings).
+  @inline(__always)
   static func order(
     _ row: TableRow, _ fields: OrderFields, id: String, customer: String, platform: String, account: String,
     refunded: TableField? = nil

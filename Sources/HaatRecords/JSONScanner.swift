@@ -3,8 +3,9 @@ public enum JSONScalar: Equatable, Sendable {
   case string(String)
   /// An integer: its sign and magnitude (nil when it does not fit in 64 bits).
   case integer(negative: Bool, magnitude: UInt64?)
-  /// A number with a fraction or an exponent.
-  case nonInteger
+  /// A number with a fraction or an exponent, as written (a Double would round an amount
+  /// past 15 significant digits).
+  case nonInteger(text: String)
   case bool(Bool)
   case null
   /// An array or an object (validated, not kept).
@@ -142,6 +143,7 @@ public struct JSONScanner {
   }
 
   private mutating func number() throws(Failure) -> JSONScalar {
+    let start = index
     var negative = false
     if peek() == UInt8(ascii: "-") {
       negative = true
@@ -176,7 +178,8 @@ public struct JSONScanner {
       while let digit = peek(), isDigit(digit) { index += 1 }
       integral = false
     }
-    return integral ? .integer(negative: negative, magnitude: magnitude) : .nonInteger
+    if integral { return .integer(negative: negative, magnitude: magnitude) }
+    return .nonInteger(text: Values.string(UnsafeRawBufferPointer(rebasing: bytes[start..<index])))
   }
 
   @inline(__always)

@@ -344,10 +344,11 @@ public struct TableReader<Schema: TableSchema> {
     let names = columnNames
     var ranks: [String: (rank: Int, key: String)] = [:]
     var values = TableRow(number: number, fields: fields)
+    let exact = Self.exactNumbers(line, object)
     for (key, value) in object {
       // Trimmed as a CSV cell is: " c1 " is the conversation "c1" in either format.
       guard let (field, rank) = names[key.lowercased()], let position = fields.firstIndex(of: field),
-        let text = Self.text(value)?.trimmingBlanks(), !text.isEmpty
+        let text = (exact[key] ?? Self.text(value))?.trimmingBlanks(), !text.isEmpty
       else { continue }
       // The better-ranked name wins; between spellings of one name (`id`, `ID`), the one
       // first in byte order, so the key read never depends on a dictionary's order.
@@ -368,6 +369,34 @@ public struct TableReader<Schema: TableSchema> {
       }
     }
     take(values, emit)
+  }
+
+  /// The top-level numbers a Double cannot hold as written (more than 15 significant
+  /// digits: an amount such as 12345678901234567.89, which Foundation reads as the integer
+  /// 12345678901234568), by key, as written: read from the line again only when a number
+  /// may have had a fraction. One with an exponent keeps the Double's reading, as before.
+  static func exactNumbers(_ line: UnsafeRawBufferPointer, _ object: [String: JSONValue]) -> [String: String] {
+    let fraction = line.contains(UInt8(ascii: "."))
+    guard
+      object.values.contains(where: {
+        switch $0 {
+        case .number: true
+        case .count: fraction
+        default: false
+        }
+      })
+    else { return [:] }
+    var exact: [String: String] = [:]
+    var seen = Set<String>()
+    _ = JSONScanner.scanObject(line) { key, value in
+      // The first of duplicate keys, as Foundation reads them.
+      guard seen.insert(key).inserted, case .nonInteger(let text) = value,
+        !text.contains(where: { $0 == "e" || $0 == "E" })
+      else { return }
+      let digits = text.drop { $0 == "-" || $0 == "0" || $0 == "." }.filter(\.isNumber)
+      if digits.count > 15 { exact[key] = text }
+    }
+    return exact
   }
 
   /// A JSON value as a CSV cell would hold it; an array's items joined by commas.

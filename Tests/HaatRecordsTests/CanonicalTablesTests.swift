@@ -16,6 +16,37 @@ struct CanonicalTablesTests {
     return (records, connector.counts)
   }
 
+  @Test("NDJSON orders: an amount past a Double's 15 digits is read as written, never rounded")
+  func ndjsonAmountsAsWritten() throws {
+    let lines = [
+      #"{"id":"a","created_at":"2026-11-01T10:00:00Z","total":12345678901234567.89,"currency":"USD"}"#,
+      #"{"id":"b","created_at":"2026-11-01T10:00:00Z","total":0.1234567890123456789,"currency":"USD"}"#,
+      #"{"id":"c","created_at":"2026-11-01T10:00:00Z","total":403.34,"currency":"USD"}"#,
+      #"{"id":"d","created_at":"2026-11-01T10:00:00Z","total":19.5e1,"currency":"USD"}"#,
+      #"{"id":"e","created_at":"2026-11-01T10:00:00Z","total":"7.25","currency":"USD"}"#,
+      // Foundation reads this one as the integer 1.
+      #"{"id":"f","created_at":"2026-11-01T10:00:00Z","total":1.0000000000000000001,"currency":"USD"}"#,
+      // Of duplicate keys the first is read, whichever form the second has.
+      #"{"id":"g","created_at":"2026-11-01T10:00:00Z","total":5,"total":1.0000000000000000001,"currency":"USD"}"#,
+    ]
+    var reader = TableReader<OrdersExport>(format: .ndjson, platform: "web", account: "shop", limits: ReadLimits())
+    var totals: [String: String] = [:]
+    let keep: (CanonicalRecord) -> Bool = { record in
+      if case .order(let order) = record { totals[order.id] = order.totalText }
+      return true
+    }
+    try Array((lines.joined(separator: "\n") + "\n").utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk, emit: keep)
+      try reader.finish(emit: keep)
+    }
+    #expect(
+      totals == [
+        "a": "12345678901234567.89", "b": "0.1234567890123456789", "c": "403.34", "d": "195", "e": "7.25",
+        "f": "1.0000000000000000001", "g": "5",
+      ])
+    #expect(reader.counts.badRecords == 0)
+  }
+
   @Test("orders: money a plain decimal, UTM decoded from the landing site, offsets kept, bad rows counted")
   func orders() throws {
     let (records, counts) = try read(OrdersExport.self, "canonical/orders.csv")

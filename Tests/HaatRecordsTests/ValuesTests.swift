@@ -192,7 +192,7 @@ import Testing
     #expect(
       scan(#"{"a":"x\u00e9\ud83d\ude00","b":12,"c":-0,"d":1.5,"e":[1,{"f":null}],"g":true}"#).1 == [
         "a": .string("xé😀"), "b": .integer(negative: false, magnitude: 12), "c": .integer(negative: true, magnitude: 0),
-        "d": .nonInteger, "e": .composite, "g": .bool(true),
+        "d": .nonInteger(text: "1.5"), "e": .composite, "g": .bool(true),
       ])
     #expect(scan("[1,2]").0 == .notAnObject)
     #expect(scan("\"x\"").0 == .notAnObject)

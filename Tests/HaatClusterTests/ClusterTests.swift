@@ -98,9 +98,10 @@ struct ClusterTests {
       let samples = try Samples.manifest()
       let slow = try #require(samples.first { $0.file.hasSuffix(".ndjson") })
       let client = try await cluster.client()
-      // The slow export trickles for seconds, so the worker is surely holding its lease.
+      // The slow export trickles for about 8 s, so the worker is surely holding its lease
+      // when it is killed (4 s was once too short under the whole suite's load).
       let sources = samples.map { sample in
-        Samples.source(sample, server: server, query: sample.file == slow.file ? "trickle_ms=150&chunk=8192" : "")
+        Samples.source(sample, server: server, query: sample.file == slow.file ? "trickle_ms=300&chunk=8192" : "")
       }
       let job = try await client.submit(spec("kill a worker", sources)).job
       var slowTask = ""

@@ -32,8 +32,13 @@ public struct CSVRecord {
   /// The bytes of field `index`.
   @inline(__always)
   public func field(_ index: Int) -> UnsafeRawBufferPointer {
-    let start = starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
-    return UnsafeRawBufferPointer(rebasing: bytes[start..<ends[index]])
+    UnsafeRawBufferPointer(rebasing: bytes[start(index)..<ends[index]])
+  }
+
+  /// Where field `index` starts in `bytes`.
+  @inline(__always)
+  private func start(_ index: Int) -> Int {
+    starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
   }
 
   /// Field `index`'s bytes in the low bytes of a word, and its length, when it is at most
@@ -41,7 +46,7 @@ public struct CSVRecord {
   /// record's next ones, to be ignored): nil otherwise.
   @inline(__always)
   public func word(_ index: Int) -> (word: UInt64, count: Int)? {
-    let start = starts.isEmpty ? (index == 0 ? 0 : ends[index - 1]) : starts[index]
+    let start = start(index)
     let count = ends[index] - start
     guard count <= 8, start + 8 <= bytes.count, let base = bytes.baseAddress else { return nil }
     return (UInt64(littleEndian: base.loadUnaligned(fromByteOffset: start, as: UInt64.self)), count)

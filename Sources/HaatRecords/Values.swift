@@ -32,20 +32,27 @@ public enum Values {
   @inline(__always)
   static func isControl(_ byte: UInt8) -> Bool { (byte < 0x20 && byte != 0x09) || byte == 0x7F }
 
+  /// Whether a word's bytes may hold a control: a byte below 0x20 (a tab too) or DEL. A
+  /// byte below `n` (≤ 0x80) sets its high bit in `(x − n…) & ~x & 0x80…`; a borrow only
+  /// marks bytes above one that is, so "any" is exact. DEL is a zero of `x ^ 0x7F…`.
+  @inline(__always)
+  static func mayHoldControl(_ word: UInt64) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    @inline(__always) func below(_ x: UInt64, _ n: UInt64) -> UInt64 {
+      (x &- ones &* n) & ~x & 0x8080_8080_8080_8080
+    }
+    return below(word, 0x20) | below(word ^ (ones &* 0x7F), 1) != 0
+  }
+
   /// `hasControl` over a field's bytes, eight at a time: every field of every row of a
   /// table export is checked (a byte at a time, a fourteenth of reading an orders export).
   @inline(__always)
   public static func hasControl(_ bytes: UnsafeRawBufferPointer) -> Bool {
     var index = 0
     if let base = bytes.baseAddress {
-      let ones: UInt64 = 0x0101_0101_0101_0101
-      let highs: UInt64 = 0x8080_8080_8080_8080
-      // A byte below `n` (≤ 0x80) sets its high bit in `(x − n…) & ~x & 0x80…`; a borrow
-      // only marks bytes above one that is, so "any" is exact. DEL is a zero of `x ^ 0x7F…`.
-      @inline(__always) func below(_ x: UInt64, _ n: UInt64) -> UInt64 { (x &- ones &* n) & ~x & highs }
       while index + 8 <= bytes.count {
         let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-        if below(word, 0x20) | below(word ^ (ones &* 0x7F), 1) != 0 {
+        if mayHoldControl(word) {
           // A tab, or a control: the word's bytes decide.
           for offset in index..<(index + 8) where isControl(bytes[offset]) { return true }
         }
@@ -63,13 +70,9 @@ public enum Values {
   /// (`CSVRecord.word`): most of a row's text fields are shorter than a word.
   @inline(__always)
   public static func hasControl(word: UInt64, count: Int) -> Bool {
-    let ones: UInt64 = 0x0101_0101_0101_0101
-    let highs: UInt64 = 0x8080_8080_8080_8080
     // Bytes past the field read as spaces, which are no control.
     let kept: UInt64 = count >= 8 ? ~0 : (1 << UInt64(8 * count)) &- 1
-    let field = (word & kept) | (0x2020_2020_2020_2020 & ~kept)
-    @inline(__always) func below(_ x: UInt64, _ n: UInt64) -> UInt64 { (x &- ones &* n) & ~x & highs }
-    guard below(field, 0x20) | below(field ^ (ones &* 0x7F), 1) != 0 else { return false }
+    guard mayHoldControl((word & kept) | (0x2020_2020_2020_2020 & ~kept)) else { return false }
     // A tab, or a control: the bytes decide.
     for index in 0..<min(count, 8) where isControl(UInt8(truncatingIfNeeded: word >> UInt64(8 * index))) {
       return true

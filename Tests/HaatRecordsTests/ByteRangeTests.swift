@@ -177,6 +177,29 @@ struct ByteRangeTests {
     #expect(throws: ExportError.self) { try ranged.pageStarted(status: 200, contentType: nil) }
   }
 
+  @Test("quotes are counted eight bytes at a time as one at a time counts them")
+  func quotesCountedByTheWord() {
+    var random = SeededRandom(seed: 17)
+    // Every byte value beside the quote, runs of quotes, and every length and alignment.
+    let bytes = (0..<4_096).map { position -> UInt8 in
+      switch random.next() % 4 {
+      case 0: return UInt8(ascii: "\"")
+      case 1: return UInt8(truncatingIfNeeded: position)
+      default: return UInt8(truncatingIfNeeded: random.next())
+      }
+    }
+    bytes.withUnsafeBytes { all in
+      for _ in 0..<2_000 {
+        let start = Int(random.next() % 64)
+        let count = Int(random.next() % UInt64(all.count - start))
+        let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + count)])
+        for byte in [UInt8(ascii: "\""), 0, 0x7F, 0x80, 0xFF] {
+          #expect(RangeCutter.count(byte, in: slice) == slice.filter { $0 == byte }.count)
+        }
+      }
+    }
+  }
+
   @Test("split at every offset into two ranges, a CSV with multi-line quoted fields reads as it does whole")
   func everyCutOfASmallCSV() throws {
     let file = trickyCSV(rows: 12, seed: 11)

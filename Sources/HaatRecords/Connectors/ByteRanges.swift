@@ -135,9 +135,7 @@ struct RangeCutter {
     var oddBeforeLast = false
     if csv, offset + 1 < end {
       let upTo = Int(min(UInt64(count), end - 1 - offset))
-      var quotes = 0
-      for at in 0..<upTo where bytes[at] == RangeSplitting.quote { quotes &+= 1 }
-      oddBeforeLast = quotes & 1 == 1
+      oddBeforeLast = Self.count(RangeSplitting.quote, in: UnsafeRawBufferPointer(rebasing: bytes[..<upTo])) & 1 == 1
       if oddBeforeLast { oddQuotes.toggle() }
     }
     var index = 0
@@ -172,6 +170,30 @@ struct RangeCutter {
       try deliver(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
     }
     offset += UInt64(count)
+  }
+
+  /// How many bytes of `bytes` are `byte`, eight at a time: every byte of a range is
+  /// counted (a byte at a time, this was a tenth of reading a posts range).
+  static func count(_ byte: UInt8, in bytes: UnsafeRawBufferPointer) -> Int {
+    var total = 0
+    var index = 0
+    if let base = bytes.baseAddress {
+      let lows: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+      let pattern = 0x0101_0101_0101_0101 &* UInt64(byte)
+      while index + 8 <= bytes.count {
+        let x = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) ^ pattern
+        // A byte's high bit is set in `nonzero` exactly when the byte of `x` is not zero
+        // (no carry crosses bytes: each low seven bits plus 0x7F stays under 0x100).
+        let nonzero = ((x & lows) &+ lows) | x
+        total &+= (~nonzero & ~lows).nonzeroBitCount
+        index += 8
+      }
+    }
+    while index < bytes.count {
+      if bytes[index] == byte { total &+= 1 }
+      index += 1
+    }
+    return total
   }
 
   /// The index of the first line break outside quotes in `bytes[from..<upTo]`, moving the

@@ -49,6 +49,39 @@ public struct AttributionKernel: Sendable, Equatable {
 
     static func == (lhs: Self, rhs: Self) -> Bool { true }
   }
+  /// Where the last orders' cells are, by channel and currency as written: hashing the key
+  /// per order took a tenth of attributing it. A cache as `recentChannels` is, emptied when
+  /// a key is added to `orders`.
+  private var recentOrders = RecentOrders()
+
+  struct RecentOrders: Sendable, Equatable {
+    struct Entry: Sendable {
+      var channel: String
+      var currency: String
+      var index: Dictionary<OrderKey, Orders>.Index
+    }
+    /// A store sells in a currency or a few, through a dozen channels at most.
+    static let limit = 16
+    private var entries: [Entry] = []
+    private var next = 0
+
+    func index(channel: String, currency: String) -> Dictionary<OrderKey, Orders>.Index? {
+      for entry in entries where entry.channel == channel && entry.currency == currency { return entry.index }
+      return nil
+    }
+
+    mutating func remember(channel: String, currency: String, _ index: Dictionary<OrderKey, Orders>.Index) {
+      let entry = Entry(channel: channel, currency: currency, index: index)
+      if entries.count < Self.limit {
+        entries.append(entry)
+      } else {
+        entries[next] = entry
+        next = (next + 1) % Self.limit
+      }
+    }
+
+    static func == (lhs: Self, rhs: Self) -> Bool { true }
+  }
   /// Ad spend by platform × account × day × campaign with the days read in full: the ads
   /// report's own aggregate, so a re-read lookback day replaces its spend (`overlay`).
   private var spend = AdsKernel()
@@ -63,13 +96,21 @@ public struct AttributionKernel: Sendable, Equatable {
   }
 
   mutating func add(_ order: OrderRecord) -> Bool {
-    let (key, evidence) = Self.cell(order)
-    // One hash per order: the cell found is changed where it lies.
-    if let cell = orders.index(forKey: key) { return orders.values[cell].add(order, evidence) }
+    let (channel, evidence) = Channels.classify(order)
+    if let cell = recentOrders.index(channel: channel, currency: order.currency) {
+      return orders.values[cell].add(order, evidence)
+    }
+    let key = OrderKey(channel: channel, currency: Channels.uppercased(order.currency))
+    // One hash per order at most: the cell found is changed where it lies.
+    if let cell = orders.index(forKey: key) {
+      recentOrders.remember(channel: channel, currency: order.currency, cell)
+      return orders.values[cell].add(order, evidence)
+    }
     // A refused order leaves no empty cell behind.
     var fresh = Orders()
     guard fresh.add(order, evidence) else { return false }
     orders[key] = fresh
+    recentOrders = RecentOrders()  // a new key moves the others
     return true
   }
 
@@ -154,6 +195,7 @@ extension AttributionKernel: ReportKernel {
   public mutating func merge(_ other: AttributionKernel) {
     if other.overflowed { overflowed = true }
     recentChannels = RecentChannels()
+    recentOrders = RecentOrders()
     for (key, value) in other.orders where !orders[key, default: Orders()].merge(value) { overflowed = true }
     for (key, value) in other.channels where !channels[key, default: Channel()].merge(value) { overflowed = true }
     spend.merge(other.spend)

@@ -11,8 +11,14 @@ public enum Channels {
   }
 
   public static func classify(_ order: OrderRecord) -> (channel: String, evidence: Evidence) {
-    let tags = order.utmSourceAndMedium
-    if let channel = utm(source: tags.source, medium: tags.medium) { return (channel, .utm) }
+    var site = order.landingSite
+    switch site.withUTF8(utmChannel(in:)) {
+    case .channel(let channel): return (channel, .utm)
+    case .untagged: break
+    case .unsure:
+      let tags = order.utmSourceAndMedium
+      if let channel = utm(source: tags.source, medium: tags.medium) { return (channel, .utm) }
+    }
     if let channel = clickID(in: order.landingSite) { return (channel, .clickID) }
     if let channel = referrer(order.referringSite) { return (channel, .referrer) }
     return ("direct", .none)
@@ -44,6 +50,7 @@ public enum Channels {
   }
 
   /// A channel from `utm_source` and `utm_medium` (already percent-decoded), in any case.
+  /// (`utmChannel(in:)` answers the same on the bytes of plain tags.)
   static func utm(source rawSource: String, medium rawMedium: String) -> String? {
     let source = lowercased(trimmed(rawSource))
     let medium = lowercased(trimmed(rawMedium))
@@ -54,6 +61,46 @@ public enum Channels {
     if medium == "sms" { return "sms" }
     return socialMedia.contains(medium) ? "other_social" : "other"
   }
+
+  /// What a landing site's UTM tags say, read on its bytes.
+  enum TagRead {
+    case channel(String)
+    /// Neither tag, or both empty.
+    case untagged
+    /// A value to decode (`%`, `+`), to trim or outside ASCII: the Strings' path decides.
+    case unsure
+  }
+
+  /// The channel of a landing site's utm_source and utm_medium where both are plain ASCII
+  /// with nothing to decode or trim, matched on their bytes in any ASCII case: what `utm`
+  /// answers for them, without a String made, trimmed, lowercased and hashed per tag.
+  static func utmChannel(in site: UnsafeBufferPointer<UInt8>) -> TagRead {
+    let found = OrderRecord.utmValues(site, campaign: false)
+    let source = UnsafeBufferPointer(rebasing: site[found.source ?? 0..<0])
+    let medium = UnsafeBufferPointer(rebasing: site[found.medium ?? 0..<0])
+    guard plain(source), plain(medium) else { return .unsure }
+    if source.isEmpty, medium.isEmpty { return .untagged }
+    if let channel = sourceKeys[source] { return .channel(channel) }
+    if let paid = paidKeys[source] { return .channel(paidMediumKeys[medium] != nil ? paid : "search") }
+    if let channel = mediumKeys[medium] { return .channel(channel) }
+    return .channel(socialMediumKeys[medium] != nil ? "other_social" : "other")
+  }
+
+  /// A tag's value as written reads the same decoded, trimmed and in any ASCII case: ASCII
+  /// with no `%` or `+`, and no space at either end.
+  private static func plain(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard let first = value.first, let last = value.last else { return true }
+    func edge(_ byte: UInt8) -> Bool { byte < 0x80 && byte != 0x20 && !(0x09...0x0D).contains(byte) }
+    return edge(first) && edge(last)
+      && !value.contains { $0 >= 0x80 || $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }
+  }
+
+  /// The tables below, looked up by bytes.
+  private static let sourceKeys = ByteKeys(sourceChannels.map { ($0.key, $0.value) })
+  private static let paidKeys = ByteKeys(paidChannels.map { ($0.key, $0.value) })
+  private static let paidMediumKeys = ByteKeys(paidMedia.map { ($0, $0) })
+  private static let socialMediumKeys = ByteKeys(socialMedia.map { ($0, $0) })
+  private static let mediumKeys = ByteKeys([("email", "email"), ("newsletter", "email"), ("sms", "sms")])
 
   /// `utm_source` → channel (docs/reports.md "Channels"): one lookup per order, where a
   /// `switch` compared the source with each name in turn.
@@ -201,5 +248,27 @@ public enum Channels {
   private static func ends(_ host: UnsafeRawBufferPointer, with domain: [UInt8]) -> Bool {
     guard host.count >= domain.count, host.suffix(domain.count).elementsEqual(domain) else { return false }
     return host.count == domain.count || host[host.count - domain.count - 1] == UInt8(ascii: ".")
+  }
+}
+
+/// Lower-case ASCII keys found by bytes in any ASCII case: no String made per lookup.
+struct ByteKeys: Sendable {
+  /// The keys by their length.
+  private let byLength: [[(key: [UInt8], value: String)]]
+
+  init(_ pairs: [(String, String)]) {
+    var byLength = [[(key: [UInt8], value: String)]](
+      repeating: [], count: (pairs.map { $0.0.utf8.count }.max() ?? 0) + 1)
+    for (key, value) in pairs { byLength[key.utf8.count].append((Array(key.utf8), value)) }
+    self.byLength = byLength
+  }
+
+  subscript(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    guard bytes.count < byLength.count else { return nil }
+    for entry in byLength[bytes.count]
+    where zip(bytes, entry.key).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) {
+      return entry.value
+    }
+    return nil
   }
 }

@@ -104,6 +104,103 @@ struct AttributionKernelTests {
     #expect(Channels.utm(source: " ", medium: "\t") == nil)
   }
 
+  /// The tags read on their bytes give the channel their decoded, trimmed, lowercased
+  /// Strings give: every name of the tables in random ASCII case, beside values that must
+  /// be decoded (`%`, `+`), trimmed (blanks at an end) or lowercased outside ASCII, empty
+  /// values, a tag with no `=`, a tag named twice, a tag after the fragment.
+  @Test func tagsReadOnBytesAsTheirStringsRead() {
+    var random = SeededRandom(seed: 23)
+    let names = [
+      "facebook", "fb", "meta", "m.facebook.com", "l.instagram.com", "ig", "tiktok", "pin", "lnkd.in", "yt", "x",
+      "t.co", "google", "google.com", "bing", "bing.com", "duckduckgo", "email", "newsletter", "klaviyo", "sms",
+      "whatsapp", "cpc", "ppc", "paid", "paid_search", "paid-search", "sem", "cpm", "social", "social-media",
+      "paid_social", "paid-social", "organic", "spring_sale", "googl", "",
+    ]
+    let odd = [
+      "%20facebook", "face%62ook", "paid+social", "email%20", " sms", "sms\t", "Ému", "ÉMAIL", "email\u{0B}",
+      "%ZZ", "%C3%89T%C3%89", "a%2", "+", "\u{00A0}email",
+    ]
+    func value() -> String {
+      let name =
+        random.next() % 5 == 0
+        ? odd[Int(random.next() % UInt64(odd.count))] : names[Int(random.next() % UInt64(names.count))]
+      return String(name.map { random.next() % 2 == 0 ? Character($0.uppercased()) : $0 })
+    }
+    let clicks = ["fbclid=1", "GCLID=2", "ttclid", "ref=a"]
+    var checked = 0
+    for _ in 0..<20_000 {
+      var pairs: [String] = []
+      for _ in 0..<Int(random.next() % 5) {
+        switch random.next() % 6 {
+        case 0: pairs.append("utm_source=\(value())")
+        case 1: pairs.append("UTM_Medium=\(value())")
+        case 2: pairs.append(["utm_source", "utm_medium"][Int(random.next() % 2)])
+        case 3: pairs.append("utm_campaign=\(value())")
+        case 4: pairs.append(clicks[Int(random.next() % UInt64(clicks.count))])
+        default: pairs.append("")
+        }
+      }
+      let fragment = random.next() % 8 == 0 ? "#utm_source=\(value())" : ""
+      let landing =
+        ["/", "/products/tee", ""][Int(random.next() % 3)] + (pairs.isEmpty ? "" : "?") + pairs.joined(separator: "&")
+        + fragment
+      let referrer = ["", "https://l.facebook.com/", "https://example.com/"][Int(random.next() % 3)]
+      guard case .order(let order) = Self.order("1", landing: landing, referrer: referrer) else { continue }
+      let tags = order.utmSourceAndMedium
+      let expected: (String, Channels.Evidence) =
+        Channels.utm(source: tags.source, medium: tags.medium).map { ($0, .utm) }
+        ?? Channels.clickID(in: landing).map { ($0, .clickID) } ?? Channels.referrer(referrer).map { ($0, .referrer) }
+        ?? ("direct", .none)
+      let classified = Channels.classify(order)
+      #expect(classified.channel == expected.0 && classified.evidence == expected.1, "\(landing) \(referrer)")
+      checked += 1
+    }
+    #expect(checked == 20_000)
+  }
+
+  /// Orders of a few channels in currencies written in any case, interleaved, with a copy
+  /// of the kernel taken and fed on the way: the cells found by the recent-cell cache are
+  /// the ones a hash finds, and a copy's additions stay its own.
+  @Test func ordersInterleavedOverChannelsAndCurrencies() throws {
+    var random = SeededRandom(seed: 29)
+    let landings = [
+      "/?utm_source=facebook", "/?fbclid=1", "/", "/?utm_source=google&utm_medium=cpc", "/?utm_medium=sms",
+    ]
+    let currencies = ["USD", "usd", "Eur", "EUR", "BDT"]
+    var kernel = AttributionKernel()
+    var copies: [AttributionKernel] = []
+    var expected: [String: (orders: UInt64, revenue: Decimal)] = [:]
+    for round in 0..<3_000 {
+      let landing = landings[Int(random.next() % UInt64(landings.count))]
+      let currency = currencies[Int(random.next() % UInt64(currencies.count))]
+      let cents = random.next() % 100_000
+      let record = Self.order(
+        "\(cents / 100).\(cents % 100 < 10 ? "0" : "")\(cents % 100)", currency: currency, landing: landing)
+      guard case .order(let order) = record else { continue }
+      let added = kernel.add(record)
+      #expect(added)
+      let key = "\(Channels.classify(order).channel) \(currency.uppercased())"
+      expected[key, default: (0, .zero)].orders += 1
+      expected[key, default: (0, .zero)].revenue += order.total
+      if round % 700 == 0 {
+        copies.append(kernel)
+        var copy = kernel
+        _ = copy.add(Self.order("1.00", currency: "NEW", landing: "/?utm_source=facebook"))
+      }
+    }
+    var report = Report()
+    try kernel.finish(into: &report)
+    let rows = report.attribution.rows.filter { $0.orders > 0 }
+    #expect(rows.count == expected.count)
+    for row in rows {
+      let want = expected["\(row.channel) \(row.currency)"]
+      #expect(
+        row.orders == want?.orders && Decimal(string: row.revenue) == want?.revenue, "\(row.channel) \(row.currency)")
+    }
+    #expect(!rows.contains { $0.currency == "NEW" })
+    #expect(copies.count == 5)
+  }
+
   /// The case helpers change nothing but case, and take the shortcut only for plain ASCII.
   @Test func caseHelpersMatchTheStandardLibrary() {
     for text in ["facebook", "Facebook", "USD", "usd", "Usd", "ÉTÉ", "été", "eur€", "", "A-b_C 1", "ǅ"] {

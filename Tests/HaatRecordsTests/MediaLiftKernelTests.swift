@@ -149,6 +149,20 @@ struct QuantileSketchLayoutTests {
     let read = try #require(QuantileSketch(widest))
     #expect(read.buckets == [-4096: UInt64.max, 4096: UInt64.max - 1, 0: 1])
     #expect(try #require(QuantileSketch(read.message)) == read)
+    // Read onto a short list: buckets with no count (left out) and out of order (added one
+    // by one), as a sketch read from the same wire form and merged would hold them.
+    for bytes: [UInt8] in [[0x04, 0x01, 0x04, 0x00, 0x06, 0x03], [0x0A, 0x00, 0x03, 0x02, 0x0C, 0x01]] {
+      var wire = Haat_V1_QuantileSketch()
+      wire.packed = Data(bytes)
+      var list = QuantileSketch()
+      list.add(QuantileSketch.value(of: 3))
+      list.add(QuantileSketch.value(of: 4))
+      var expected = list
+      expected.merge(try #require(QuantileSketch(wire)))
+      let read = list.merge(wire)
+      #expect(read)
+      #expect(list == expected && !list.buckets.values.contains(0), "\(bytes)")
+    }
     for hostile in ["6A==", "6AE=", "/////////////wE=", "gkAB", "gUAB"] {
       var bad = Haat_V1_QuantileSketch()
       bad.packed = Data(base64Encoded: hostile) ?? Data([0xFF])

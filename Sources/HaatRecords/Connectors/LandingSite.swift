@@ -5,42 +5,54 @@ extension OrderRecord {
   static func utm(_ landingSite: String, campaign: Bool = true) -> (String, String, String) {
     var site = landingSite
     return site.withUTF8 { bytes -> (String, String, String) in
-      // One pass, byte by byte, with no String per pair: a store's export has a landing
-      // site per order. The query runs from the first `?` to a fragment's `#`; a `?` after
-      // the `#` begins none.
-      let count = bytes.count
-      var index = 0
-      while index < count, bytes[index] != UInt8(ascii: "?"), bytes[index] != UInt8(ascii: "#") { index += 1 }
-      guard index < count, bytes[index] == UInt8(ascii: "?") else { return ("", "", "") }
-      var found: (String?, String?, String?) = (nil, nil, nil)
-      var start = index + 1
-      while true {
-        // One `name=value` pair: up to `&`, `#` or the end; the name ends at its first `=`.
-        var end = start
-        var equals = -1
-        while end < count {
-          let byte = bytes[end]
-          if byte == UInt8(ascii: "&") || byte == UInt8(ascii: "#") { break }
-          if byte == UInt8(ascii: "="), equals < 0 { equals = end }
-          end += 1
-        }
-        let name = UnsafeBufferPointer(rebasing: bytes[start..<(equals < 0 ? end : equals)])
-        // Only a name as long as a tag, starting with `u`, is compared at all.
-        if name.count >= 10, name[0] | 0x20 == UInt8(ascii: "u") {
-          func value() -> String { equals < 0 ? "" : decoded(UnsafeBufferPointer(rebasing: bytes[(equals + 1)..<end])) }
-          if found.0 == nil, lowercasedEqual(name, utmNames[0]) {
-            found.0 = value()
-          } else if found.1 == nil, lowercasedEqual(name, utmNames[1]) {
-            found.1 = value()
-          } else if campaign, found.2 == nil, lowercasedEqual(name, utmNames[2]) {
-            found.2 = value()
-          }
-        }
-        if end >= count || bytes[end] == UInt8(ascii: "#") { break }
-        start = end + 1
+      let found = utmValues(bytes, campaign: campaign)
+      func value(_ range: Range<Int>?) -> String {
+        range.map { decoded(UnsafeBufferPointer(rebasing: bytes[$0])) } ?? ""
       }
-      return (found.0 ?? "", found.1 ?? "", found.2 ?? "")
+      return (value(found.source), value(found.medium), value(found.campaign))
     }
+  }
+
+  /// Where the first utm_source, utm_medium and (with `campaign`) utm_campaign values lie in
+  /// a landing site's bytes, as written (not decoded); a tag with no `=` has an empty value.
+  /// One pass, byte by byte, with no String per pair: a store's export has a landing site
+  /// per order. The query runs from the first `?` to a fragment's `#`; a `?` after the `#`
+  /// begins none.
+  public static func utmValues(
+    _ bytes: UnsafeBufferPointer<UInt8>, campaign: Bool = true
+  ) -> (source: Range<Int>?, medium: Range<Int>?, campaign: Range<Int>?) {
+    var found: (source: Range<Int>?, medium: Range<Int>?, campaign: Range<Int>?) = (nil, nil, nil)
+    let count = bytes.count
+    var index = 0
+    while index < count, bytes[index] != UInt8(ascii: "?"), bytes[index] != UInt8(ascii: "#") { index += 1 }
+    guard index < count, bytes[index] == UInt8(ascii: "?") else { return found }
+    var start = index + 1
+    while true {
+      // One `name=value` pair: up to `&`, `#` or the end; the name ends at its first `=`.
+      var end = start
+      var equals = -1
+      while end < count {
+        let byte = bytes[end]
+        if byte == UInt8(ascii: "&") || byte == UInt8(ascii: "#") { break }
+        if byte == UInt8(ascii: "="), equals < 0 { equals = end }
+        end += 1
+      }
+      let name = UnsafeBufferPointer(rebasing: bytes[start..<(equals < 0 ? end : equals)])
+      // Only a name as long as a tag, starting with `u`, is compared at all.
+      if name.count >= 10, name[0] | 0x20 == UInt8(ascii: "u") {
+        let value = equals < 0 ? end..<end : (equals + 1)..<end
+        if found.source == nil, lowercasedEqual(name, utmNames[0]) {
+          found.source = value
+        } else if found.medium == nil, lowercasedEqual(name, utmNames[1]) {
+          found.medium = value
+        } else if campaign, found.campaign == nil, lowercasedEqual(name, utmNames[2]) {
+          found.campaign = value
+        }
+      }
+      if end >= count || bytes[end] == UInt8(ascii: "#") { break }
+      start = end + 1
+    }
+    return found
   }
 
   /// The tags' names as bytes, made once rather than per order.

@@ -292,66 +292,57 @@ public struct QuantileSketch: Sendable, Equatable {
   public var message: Haat_V1_QuantileSketch {
     var message = Haat_V1_QuantileSketch()
     message.zeros = zeros
-    // Written in place into the largest it can be (two varints of at most 10 bytes per
-    // bucket; sized by the window's counters, not by the count of the occupied ones, so
-    // that no bookkeeping can make it too small): a best_time partial writes thousands of
-    // sketches, and a checked append per byte cost more than the rest of their writing.
-    let packed = [UInt8](unsafeUninitializedCapacity: 20 * (counts.count + sparse.count)) { bytes, written in
-      var previous: Int64 = 0
-      forEachBucket { index, count in
-        let difference = Int64(index) - previous
-        Self.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: bytes, at: &written)
-        Self.varint(count, into: bytes, at: &written)
-        previous = Int64(index)
-      }
-    }
     message.packed = Data(packed)
     return message
   }
 
-  @inline(__always)
-  private static func varint(_ value: UInt64, into bytes: UnsafeMutableBufferPointer<UInt8>, at: inout Int) {
-    var value = value
-    while value >= 0x80 {
-      bytes[at] = UInt8(truncatingIfNeeded: value) | 0x80
-      at += 1
-      value >>= 7
+  /// Appends it as a best_time group's cell holds it (analytics.proto `BestTimeGroup`):
+  /// `zeros`, the length of its packed buckets, then those.
+  func appendPacked(to bytes: inout [UInt8]) {
+    let packed = self.packed
+    PackedWriter.append(zeros, to: &bytes)
+    PackedWriter.append(UInt64(packed.count), to: &bytes)
+    bytes.append(contentsOf: packed)
+  }
+
+  /// The buckets as `packed` lays them out. Written in place into the largest they can be
+  /// (two varints of at most 10 bytes per bucket; sized by the window's counters, not by
+  /// the count of the occupied ones, so that no bookkeeping can make it too small): a
+  /// best_time partial writes thousands of sketches, and a checked append per byte cost
+  /// more than the rest of their writing.
+  private var packed: [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: 20 * (counts.count + sparse.count)) { bytes, written in
+      var previous: Int64 = 0
+      forEachBucket { index, count in
+        let difference = Int64(index) - previous
+        PackedWriter.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: bytes, at: &written)
+        PackedWriter.varint(count, into: bytes, at: &written)
+        previous = Int64(index)
+      }
     }
-    bytes[at] = UInt8(value)
-    at += 1
   }
 
   /// The buckets of a `packed` field, in the order written; nil when it is cut short, a
   /// varint runs past 10 bytes or an index leaves ±4096. Read from the bytes in place, into
   /// one array (a best_time partial has tens of thousands of sketches to read).
   static func unpack(_ packed: Data) -> [Bucket]? {
-    packed.withUnsafeBytes { bytes -> [Bucket]? in
-      var buckets: [Bucket] = []
-      buckets.reserveCapacity(bytes.count / 2)
-      var at = 0
-      func read() -> UInt64? {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while shift < 70, at < bytes.count {
-          let byte = bytes[at]
-          at += 1
-          value |= UInt64(byte & 0x7F) << shift
-          if byte < 0x80 { return value }
-          shift += 7
-        }
-        return nil
-      }
-      var index: Int64 = 0
-      while at < bytes.count {
-        guard let zigzag = read(), let count = read() else { return nil }
-        let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-        let (next, overflow) = index.addingReportingOverflow(difference)
-        guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
-        index = next
-        buckets.append(Bucket(index: Int32(index), count: count))
-      }
-      return buckets
+    packed.withUnsafeBytes { unpack($0) }
+  }
+
+  static func unpack(_ bytes: UnsafeRawBufferPointer) -> [Bucket]? {
+    var buckets: [Bucket] = []
+    buckets.reserveCapacity(bytes.count / 2)
+    var reader = PackedReader(bytes)
+    var index: Int64 = 0
+    while !reader.isAtEnd {
+      guard let zigzag = reader.varint(), let count = reader.varint() else { return nil }
+      let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+      let (next, overflow) = index.addingReportingOverflow(difference)
+      guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
+      index = next
+      buckets.append(Bucket(index: Int32(index), count: count))
     }
+    return buckets
   }
 
   /// Whether the buckets' indexes strictly rise (as `message` writes them).
@@ -371,8 +362,19 @@ public struct QuantileSketch: Sendable, Equatable {
       merge(other)
       return true
     }
-    add(zeros: message.zeros)
-    guard let buckets = Self.unpack(message.packed) else { return false }
+    return message.packed.withUnsafeBytes { merge(zeros: message.zeros, packed: $0) }
+  }
+
+  /// Adds the counts of a sketch given as its zeros and packed buckets (a best_time group's
+  /// cell), as `merge(_:)` of its message would; false when the buckets do not read.
+  mutating func merge(zeros: UInt64, packed: UnsafeRawBufferPointer) -> Bool {
+    guard !counts.isEmpty || !sparse.isEmpty else {
+      guard let other = QuantileSketch(zeros: zeros, packed: packed) else { return false }
+      merge(other)
+      return true
+    }
+    add(zeros: zeros)
+    guard let buckets = Self.unpack(packed) else { return false }
     for bucket in buckets where bucket.count > 0 { add(bucket: bucket.index, bucket.count) }
     return true
   }
@@ -381,7 +383,6 @@ public struct QuantileSketch: Sendable, Equatable {
   /// pair up, `packed` does not read or an index is out of range.
   public init?(_ message: Haat_V1_QuantileSketch) {
     guard message.buckets.count == message.counts.count else { return nil }
-    add(zeros: message.zeros)
     var buckets: [Bucket] = []
     if !message.buckets.isEmpty {
       buckets = zip(message.buckets, message.counts).map { Bucket(index: $0, count: $1) }
@@ -390,6 +391,22 @@ public struct QuantileSketch: Sendable, Equatable {
       guard let unpacked = Self.unpack(message.packed) else { return nil }
       if buckets.isEmpty { buckets = unpacked } else { buckets += unpacked }
     }
+    self.init(adding: buckets)
+    add(zeros: message.zeros)
+  }
+
+  /// From a best_time group's form of it: its zeros and packed buckets; nil when those do
+  /// not read.
+  init?(zeros: UInt64, packed: UnsafeRawBufferPointer) {
+    guard let buckets = Self.unpack(packed) else { return nil }
+    self.init(adding: buckets)
+    add(zeros: zeros)
+  }
+
+  /// Of the buckets read, in any order (an index given twice added up, a zero count
+  /// skipped); nil when an index is out of range.
+  private init?(adding buckets: [Bucket]) {
+    var buckets = buckets
     if buckets.contains(where: { $0.count == 0 }) { buckets.removeAll { $0.count == 0 } }
     // Written ascending, as `message` writes them: a short list is kept as it is, and a
     // window is sized once when the buckets fit it, instead of widened bucket by bucket.

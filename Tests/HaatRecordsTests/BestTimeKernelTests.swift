@@ -215,8 +215,12 @@ struct BestTimeKernelTests {
     var report = Report()
     #expect(throws: HaatError.self) { try summed.finish(["best_time"], into: &report) }
 
+    // A cell whose sketch does not read, in the cells' form.
     var bad = partials[0]
-    bad.bestTime.cells[0].perPost.packed = Data([0xFF])
+    var cells = try Self.cells(of: bad.bestTime.groups[0])
+    cells[0].perPost.packed = Data([0xFF])
+    bad.bestTime.groups = []
+    bad.bestTime.cells = cells
     var broken = PartialMerger()
     broken.merge(Self.partial([Self.post("2026-01-06T18:00:00Z", likes: 1)]))
     broken.merge(bad)
@@ -228,9 +232,46 @@ struct BestTimeKernelTests {
     #expect(report.bestTime.accounts.first?.slots.map(\.posts) == [2])
   }
 
-  /// Equal partials encode to equal bytes: cells by platform, account and zone (UTF-8 byte
-  /// order), then hour, whatever order the posts came in.
-  @Test func aPartialsCellsAreInKeyOrder() {
+  /// A group's cells as docs/protocol.md lays them out, read by a parser of its own (so the
+  /// layout is checked apart from the kernel's reader): hour, posts, engagements, then each
+  /// sketch's zeros, length and packed bytes.
+  static func cells(of group: Haat_V1_BestTimeGroup) throws -> [Haat_V1_BestTimeCell] {
+    var bytes = ArraySlice(group.cells)
+    func varint() throws -> UInt64 {
+      var (value, shift): (UInt64, UInt64) = (0, 0)
+      while let byte = bytes.popFirst() {
+        value |= UInt64(byte & 0x7F) << shift
+        if byte < 0x80 { return value }
+        shift += 7
+      }
+      throw HaatError(.badRequest, "cut short")
+    }
+    func sketch() throws -> Haat_V1_QuantileSketch {
+      var sketch = Haat_V1_QuantileSketch()
+      sketch.zeros = try varint()
+      let length = Int(try varint())
+      guard length <= bytes.count else { throw HaatError(.badRequest, "cut short") }
+      sketch.packed = Data(bytes.prefix(length))
+      bytes = bytes.dropFirst(length)
+      return sketch
+    }
+    var cells: [Haat_V1_BestTimeCell] = []
+    while !bytes.isEmpty {
+      var cell = Haat_V1_BestTimeCell()
+      (cell.platform, cell.account, cell.zone) = (group.platform, group.account, group.zone)
+      cell.hour = UInt32(try varint())
+      cell.posts = try varint()
+      cell.engagements = try varint()
+      cell.rates = try sketch()
+      cell.perPost = try sketch()
+      cells.append(cell)
+    }
+    return cells
+  }
+
+  /// Equal partials encode to equal bytes: groups by platform, account and zone (UTF-8 byte
+  /// order), cells by hour, whatever order the posts came in.
+  @Test func aPartialsCellsAreInKeyOrder() throws {
     var generator = SystemRandomNumberGenerator()
     var builder = PartialBuilder(reports: ["best_time"])
     for _ in 0..<500 {
@@ -238,8 +279,10 @@ struct BestTimeKernelTests {
       let account = ["b", "a", "ab", "B", "é", "a b"].randomElement(using: &generator) ?? "a"
       builder.add(Self.post(String(format: "2026-01-%02dT%02d:00:00Z", day, hour), likes: 1, account: account))
     }
-    let cells = builder.partial.bestTime.cells
-    #expect(cells.count > 100)
+    let partial = builder.partial
+    #expect(partial.bestTime.cells.isEmpty && partial.bestTime.groups.count == 6)
+    let cells = try partial.bestTime.groups.flatMap(Self.cells(of:))
+    #expect(cells.count > 100 && cells.reduce(0) { $0 + $1.posts } == 500)
     for (earlier, later) in zip(cells, cells.dropFirst()) {
       let (first, second) = (
         [earlier.platform, earlier.account, earlier.zone], [later.platform, later.account, later.zone]
@@ -250,6 +293,88 @@ struct BestTimeKernelTests {
         #expect(first.lexicographicallyPrecedes(second) { $0.utf8.lexicographicallyPrecedes($1.utf8) })
       }
     }
+    // Read back as the cells they hold, the groups give the same report.
+    var asCells = partial
+    asCells.bestTime.groups = []
+    asCells.bestTime.cells = cells
+    var (fromGroups, fromCells) = (PartialMerger(), PartialMerger())
+    fromGroups.merge(partial)
+    fromCells.merge(asCells)
+    var (one, other) = (Report(), Report())
+    try fromGroups.finish(["best_time"], into: &one)
+    try fromCells.finish(["best_time"], into: &other)
+    #expect(one == other && one.bestTime.accounts.count == 6)
+  }
+
+  /// docs/protocol.md's example, byte for byte: three posts in one Dhaka hour as a group.
+  @Test func theDocumentedGroup() throws {
+    var builder = PartialBuilder(reports: ["best_time"], context: ReportContext(timezone: "Asia/Dhaka"))
+    for (likes, reach) in [(10, 100), (0, 250), (25, nil)] as [(UInt64, UInt64?)] {
+      builder.add(timedPost("2026-01-06T12:00:00Z", account: "dhaka_threads", likes: likes, reach: reach))
+    }
+    let section = builder.partial.bestTime
+    #expect(section.groups.count == 1 && section.cells.isEmpty)
+    let json = try Partial.with { $0.bestTime = section }.jsonString(options: WireCodec.encodingOptions)
+    #expect(
+      json
+        == #"{"best_time":{"groups":[{"platform":"instagram","account":"dhaka_threads","zone":"Asia/Dhaka","cells":"KgMjAQPlAQEBBegBAVoB"}]}}"#
+    )
+    // The same cell written as a cell reads the same.
+    var cell = Haat_V1_BestTimeCell()
+    (cell.platform, cell.account, cell.zone, cell.hour, cell.posts, cell.engagements) = (
+      "instagram", "dhaka_threads", "Asia/Dhaka", 42, 3, 35
+    )
+    cell.rates.zeros = 1
+    cell.rates.packed = Data([0xE5, 0x01, 0x01])
+    cell.perPost.zeros = 1
+    cell.perPost.packed = Data([0xE8, 0x01, 0x01, 0x5A, 0x01])
+    #expect(try Self.cells(of: section.groups[0]) == [cell])
+  }
+
+  /// A group past `groupBytes` goes on in another of the same key: each stays far under the
+  /// smallest line, and the report is the same.
+  @Test func wideSketchesTakeSeveralGroups() throws {
+    var posts: [CanonicalRecord] = []
+    for hour in 0..<24 {
+      for likes in 0..<300 {
+        // Rates and engagements over hundreds of buckets: wide sketches in every cell.
+        posts.append(
+          Self.post(
+            String(format: "2026-01-06T%02d:00:00Z", hour), likes: UInt64(likes * likes), reach: UInt64(1 + likes)))
+      }
+    }
+    let partial = Self.partial(posts)
+    let groups = partial.bestTime.groups
+    #expect(groups.count > 1 && Set(groups.map { [$0.platform, $0.account, $0.zone] }).count == 1)
+    #expect(groups.allSatisfy { $0.cells.count < BestTimeKernel.groupBytes + 8_192 })
+    #expect(try groups.flatMap(Self.cells(of:)).map(\.hour) == Array(24..<48))  // Tuesday's hours
+    var merged = PartialMerger()
+    merged.merge(partial)
+    var report = Report()
+    try merged.finish(["best_time"], into: &report)
+    #expect(report.bestTime.accounts.first?.slots.count == 24)
+    #expect(report.bestTime.accounts.first?.slots.allSatisfy { $0.posts == 300 } == true)
+  }
+
+  /// A group's bytes that do not read (cut inside a varint or a sketch, an hour past 167,
+  /// a varint longer than 10 bytes, buckets that do not read) fail the report, as a cell
+  /// that does not read does: never a cell left out unseen.
+  @Test(
+    arguments: [
+      [0x2A], [0x2A, 0x03, 0x23, 0x01, 0x03, 0xE5, 0x01], [0xA8, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00],
+      [0x2A, 0x01, 0x01, 0x00, 0x00, 0x00, 0x02, 0xFF], [0x2A, 0x01, 0x01, 0x00, 0x09, 0x00, 0x00],
+      [0x2A] + [UInt8](repeating: 0xFF, count: 10) + [0x01, 0x01, 0x00, 0x00, 0x00, 0x00],
+      [0x2A, 0x01, 0x01, 0x00, 0x02, 0x81, 0x40, 0x00, 0x00],
+    ] as [[UInt8]])
+  func groupsThatDoNotRead(bytes: [UInt8]) throws {
+    var partial = Self.partial([Self.post("2026-01-06T18:00:00Z", likes: 1)])
+    var bad = Haat_V1_BestTimeGroup()
+    (bad.platform, bad.account, bad.zone, bad.cells) = ("instagram", "a", "offset", Data(bytes))
+    partial.bestTime.groups.append(bad)
+    var merger = PartialMerger()
+    merger.merge(partial)
+    var report = Report()
+    #expect(throws: HaatError.self) { try merger.finish(["best_time"], into: &report) }
   }
 
   /// Settling adds the posts held back: the partial is the same before and after, and

@@ -142,7 +142,7 @@ import Testing
     #expect(!ResultLines.isSmall(bookmark))
     // Another report's section is measured, however the partial was built.
     var otherReport = empty
-    otherReport.partial.bestTime.cells = [Haat_V1_BestTimeCell()]
+    otherReport.partial.bestTime.groups = [Haat_V1_BestTimeGroup()]
     #expect(!ResultLines.isSmall(otherReport))
     var untouched = Haat_V1_Complete()
     untouched.task = "1"

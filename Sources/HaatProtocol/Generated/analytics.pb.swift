@@ -1101,7 +1101,8 @@ public nonisolated struct Haat_V1_QuantileSketch: Sendable {
 }
 
 /// BestTimePartial holds, per platform x account, the posts of each hour of the week in the
-/// account's time zone.
+/// account's time zone: as cells, or as groups of cells (what Haat's workers write). A reader
+/// adds both.
 public nonisolated struct Haat_V1_BestTimePartial: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1111,6 +1112,32 @@ public nonisolated struct Haat_V1_BestTimePartial: Sendable {
 
   /// A cell's sums passed 2^64 - 1 on the worker: the report fails with `overflow`.
   public var overflowed: Bool = false
+
+  public var groups: [Haat_V1_BestTimeGroup] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// BestTimeGroup is one platform x account x zone's cells, packed: a best_time partial has
+/// tens of thousands of cells, and a message each cost more to write and read than their
+/// figures. `cells` holds, for each cell, unsigned LEB128 varints: hour, posts, engagements;
+/// then the `rates` sketch and the `per_post` sketch, each as its zeros (a varint), the
+/// length in bytes of its packed buckets (a varint) and those bytes (QuantileSketch.packed).
+/// Base64 in JSON, as every `bytes` field.
+public nonisolated struct Haat_V1_BestTimeGroup: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var platform: String = String()
+
+  public var account: String = String()
+
+  public var zone: String = String()
+
+  public var cells: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4168,7 +4195,7 @@ nonisolated extension Haat_V1_QuantileSketch: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BestTimePartial"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cells\0\u{1}overflowed\0\u{1}groups\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4178,6 +4205,7 @@ nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProto
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.cells) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.overflowed) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.groups) }()
       default: break
       }
     }
@@ -4190,12 +4218,61 @@ nonisolated extension Haat_V1_BestTimePartial: SwiftProtobuf.Message, SwiftProto
     if self.overflowed != false {
       try visitor.visitSingularBoolField(value: self.overflowed, fieldNumber: 2)
     }
+    if !self.groups.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.groups, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_BestTimePartial, rhs: Haat_V1_BestTimePartial) -> Bool {
     if lhs.cells != rhs.cells {return false}
     if lhs.overflowed != rhs.overflowed {return false}
+    if lhs.groups != rhs.groups {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Haat_V1_BestTimeGroup: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BestTimeGroup"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}platform\0\u{1}account\0\u{1}zone\0\u{1}cells\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.platform) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.account) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.zone) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.cells) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.platform.isEmpty {
+      try visitor.visitSingularStringField(value: self.platform, fieldNumber: 1)
+    }
+    if !self.account.isEmpty {
+      try visitor.visitSingularStringField(value: self.account, fieldNumber: 2)
+    }
+    if !self.zone.isEmpty {
+      try visitor.visitSingularStringField(value: self.zone, fieldNumber: 3)
+    }
+    if !self.cells.isEmpty {
+      try visitor.visitSingularBytesField(value: self.cells, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Haat_V1_BestTimeGroup, rhs: Haat_V1_BestTimeGroup) -> Bool {
+    if lhs.platform != rhs.platform {return false}
+    if lhs.account != rhs.account {return false}
+    if lhs.zone != rhs.zone {return false}
+    if lhs.cells != rhs.cells {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

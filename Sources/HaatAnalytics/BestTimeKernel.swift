@@ -313,7 +313,11 @@ extension BestTimeKernel: ReportKernel {
     guard partial.hasBestTime else { return false }
     flush()
     if partial.bestTime.overflowed { overflowed = true }
-    if cellMap.isEmpty { cellMap.reserveCapacity(partial.bestTime.cells.count) }
+    if cellMap.isEmpty {
+      // A group's cell takes at least 7 bytes: room for its cells, bounded by its bytes.
+      let packed = partial.bestTime.groups.reduce(0) { $0 + $1.cells.count } / 7
+      cellMap.reserveCapacity(partial.bestTime.cells.count + min(partial.bestTime.groups.count * 168, packed))
+    }
     for cell in partial.bestTime.cells {
       // A cell that does not read makes the report unknowable: said, never dropped.
       guard cell.hour < 168 else {

@@ -80,11 +80,18 @@ public struct QuantileSketch: Sendable, Equatable {
 
   /// The values counted.
   public var count: UInt64 {
-    var sum = EngagementKernel.Checked()
-    var total = zeros
-    for value in counts where value > 0 { total = sum.add(total, value) }
-    for bucket in sparse { total = sum.add(total, bucket.count) }
-    return sum.overflowed ? .max : total
+    // Every counter added, empty ones too, with no branch per counter: a report asks each of
+    // best_time's tens of thousands of sketches.
+    var (total, overflowed) = (zeros, false)
+    for value in counts {
+      let (sum, overflow) = total.addingReportingOverflow(value)
+      (total, overflowed) = (sum, overflowed || overflow)
+    }
+    for bucket in sparse {
+      let (sum, overflow) = total.addingReportingOverflow(bucket.count)
+      (total, overflowed) = (sum, overflowed || overflow)
+    }
+    return overflowed ? .max : total
   }
 
   public static func == (lhs: QuantileSketch, rhs: QuantileSketch) -> Bool {
@@ -275,16 +282,29 @@ public struct QuantileSketch: Sendable, Equatable {
     guard n > 0, q >= 0, q <= 1 else { return nil }
     let rank = UInt64((q * Double(n - 1)).rounded(.down))
     if rank < zeros { return 0 }
+    // The buckets in ascending index (the window's and the list's interleaved), stopping at
+    // the one that holds the rank: the median stops halfway.
     var seen = zeros
-    var found: Int32?
     var last: Int32?
-    forEachBucket { bucket, count in
-      guard found == nil else { return }
+    var next = sparse.startIndex
+    for (position, count) in counts.enumerated() where count > 0 {
+      let index = offset + Int32(position)
+      while next < sparse.endIndex, sparse[next].index < index {
+        seen &+= sparse[next].count
+        if rank < seen { return Self.value(of: sparse[next].index) }
+        last = sparse[next].index
+        next += 1
+      }
       seen &+= count
-      last = bucket
-      if rank < seen { found = bucket }
+      if rank < seen { return Self.value(of: index) }
+      last = index
     }
-    return (found ?? last).map(Self.value(of:))
+    for bucket in sparse[next...] {
+      seen &+= bucket.count
+      if rank < seen { return Self.value(of: bucket.index) }
+      last = bucket.index
+    }
+    return last.map(Self.value(of:))
   }
 
   /// Its wire form: the buckets `packed` (a tenth of the lists' JSON, and read without a
@@ -332,17 +352,25 @@ public struct QuantileSketch: Sendable, Equatable {
   static func unpack(_ bytes: UnsafeRawBufferPointer) -> [Bucket]? {
     var buckets: [Bucket] = []
     buckets.reserveCapacity(bytes.count / 2)
+    guard forEachPacked(bytes, { buckets.append(Bucket(index: $0, count: $1)) }) else { return nil }
+    return buckets
+  }
+
+  /// Calls `body` with each bucket of a `packed` field, in the order written; false when it
+  /// does not read (`unpack`), after the buckets before the fault.
+  @inline(__always)
+  static func forEachPacked(_ bytes: UnsafeRawBufferPointer, _ body: (Int32, UInt64) -> Void) -> Bool {
     var reader = PackedReader(bytes)
     var index: Int64 = 0
     while !reader.isAtEnd {
-      guard let zigzag = reader.varint(), let count = reader.varint() else { return nil }
+      guard let zigzag = reader.varint(), let count = reader.varint() else { return false }
       let difference = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
       let (next, overflow) = index.addingReportingOverflow(difference)
-      guard !overflow, abs(next) <= Int64(maxIndex) else { return nil }
+      guard !overflow, abs(next) <= Int64(maxIndex) else { return false }
       index = next
-      buckets.append(Bucket(index: Int32(index), count: count))
+      body(Int32(index), count)
     }
-    return buckets
+    return true
   }
 
   /// Whether the buckets' indexes strictly rise (as `message` writes them).
@@ -374,9 +402,10 @@ public struct QuantileSketch: Sendable, Equatable {
       return true
     }
     add(zeros: zeros)
-    guard let buckets = Self.unpack(packed) else { return false }
-    for bucket in buckets where bucket.count > 0 { add(bucket: bucket.index, bucket.count) }
-    return true
+    // Added as they are read, with no array of them in between.
+    return Self.forEachPacked(packed) { index, count in
+      if count > 0 { add(bucket: index, count) }
+    }
   }
 
   /// From its wire form (the lists and `packed`, added together); nil when the lists do not

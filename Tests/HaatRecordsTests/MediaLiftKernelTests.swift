@@ -119,6 +119,18 @@ struct QuantileSketchLayoutTests {
         #expect(sketch.buckets == truth && sketch.zeros == zeros && sketch.count == UInt64(size))
         #expect(sketch.sortedBuckets.map(\.index) == truth.keys.sorted())
         #expect(sketch.denseCounters <= 64 + 8 * truth.count)
+        // Each quantile is the bucket that holds its rank among the plain counts, whichever
+        // layout (window, list, both interleaved) holds them.
+        for q in [0, 0.01, 0.3, 0.5, 0.77, 0.99, 1] {
+          let rank = UInt64((q * Double(size - 1)).rounded(.down))
+          var seen = zeros
+          let bucket = truth.keys.sorted().first { index in
+            seen += truth[index] ?? 0
+            return rank < seen
+          }
+          let expected = rank < zeros ? 0 : bucket.map(QuantileSketch.value(of:))
+          #expect(sketch.quantile(q) == expected, "q \(q) of \(size)")
+        }
       }
       #expect(merged == whole)
     }

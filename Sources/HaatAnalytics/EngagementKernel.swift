@@ -19,152 +19,6 @@ public struct EngagementKernel: Sendable, Equatable {
     }
   }
 
-  /// The sums for one key.
-  public struct Cell: Sendable, Equatable {
-    public var posts: UInt64 = 0
-    public var likes: UInt64 = 0
-    public var comments: UInt64 = 0
-    public var shares: UInt64 = 0
-    public var saves: UInt64 = 0
-    public var reach: UInt64 = 0
-    public var impressions: UInt64 = 0
-    public var clicks: UInt64 = 0
-    public var videoViews: UInt64 = 0
-    public var engagementsWithReach: UInt64 = 0
-    public var engagementsWithImpressions: UInt64 = 0
-    public var ctrClicks: UInt64 = 0
-    public var ctrImpressions: UInt64 = 0
-    public var postsWithReach: UInt64 = 0
-    public var postsWithImpressions: UInt64 = 0
-    /// The counts no post of the cell stated (`Counts`): all of them until a post states one.
-    public var unstated = Counts.all
-
-    public init() {}
-
-    /// likes + comments + shares + saves; nil past UInt64.max.
-    var engagements: UInt64? { Checked.total(likes, comments, shares, saves) }
-
-    /// Adds one post; false, and nothing changed, when a sum would pass UInt64.max.
-    mutating func add(_ post: PostRecord) -> Bool {
-      var sum = Checked()
-      var next = self
-      let engagements = Checked.total(post.likes ?? 0, post.comments ?? 0, post.shares ?? 0, post.saves ?? 0)
-      next.posts = sum.add(posts, 1)
-      next.likes = sum.add(likes, post.likes ?? 0)
-      next.comments = sum.add(comments, post.comments ?? 0)
-      next.shares = sum.add(shares, post.shares ?? 0)
-      next.saves = sum.add(saves, post.saves ?? 0)
-      next.clicks = sum.add(clicks, post.clicks ?? 0)
-      next.videoViews = sum.add(videoViews, post.videoViews ?? 0)
-      if let reach = post.reach {
-        next.reach = sum.add(self.reach, reach)
-        next.engagementsWithReach = sum.add(engagementsWithReach, engagements ?? 0)
-        next.postsWithReach = sum.add(postsWithReach, 1)
-      }
-      if let impressions = post.impressions {
-        next.impressions = sum.add(self.impressions, impressions)
-        next.engagementsWithImpressions = sum.add(engagementsWithImpressions, engagements ?? 0)
-        next.postsWithImpressions = sum.add(postsWithImpressions, 1)
-        if let clicks = post.clicks {
-          next.ctrClicks = sum.add(ctrClicks, clicks)
-          next.ctrImpressions = sum.add(ctrImpressions, impressions)
-        }
-      }
-      guard !sum.overflowed, engagements != nil, next.engagements != nil else { return false }
-      next.unstated = unstated.subtracting(Counts(statedBy: post))
-      self = next
-      return true
-    }
-
-    /// Merges another cell; false when a sum passed UInt64.max (the sums then wrap).
-    mutating func merge(_ other: Cell) -> Bool {
-      var sum = Checked()
-      posts = sum.add(posts, other.posts)
-      likes = sum.add(likes, other.likes)
-      comments = sum.add(comments, other.comments)
-      shares = sum.add(shares, other.shares)
-      saves = sum.add(saves, other.saves)
-      reach = sum.add(reach, other.reach)
-      impressions = sum.add(impressions, other.impressions)
-      clicks = sum.add(clicks, other.clicks)
-      videoViews = sum.add(videoViews, other.videoViews)
-      engagementsWithReach = sum.add(engagementsWithReach, other.engagementsWithReach)
-      engagementsWithImpressions = sum.add(engagementsWithImpressions, other.engagementsWithImpressions)
-      ctrClicks = sum.add(ctrClicks, other.ctrClicks)
-      ctrImpressions = sum.add(ctrImpressions, other.ctrImpressions)
-      postsWithReach = sum.add(postsWithReach, other.postsWithReach)
-      postsWithImpressions = sum.add(postsWithImpressions, other.postsWithImpressions)
-      unstated.formIntersection(other.unstated)
-      return !sum.overflowed && engagements != nil
-    }
-  }
-
-  /// A post's counts, one bit each, in the wire's order (analytics.proto `unstated`).
-  public struct Counts: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-
-    public static let likes = Counts(rawValue: 1)
-    public static let comments = Counts(rawValue: 2)
-    public static let shares = Counts(rawValue: 4)
-    public static let saves = Counts(rawValue: 8)
-    public static let reach = Counts(rawValue: 16)
-    public static let impressions = Counts(rawValue: 32)
-    public static let clicks = Counts(rawValue: 64)
-    public static let videoViews = Counts(rawValue: 128)
-    public static let all = Counts(rawValue: 0xFF)
-    /// Each count with its name in reports, in the wire's order.
-    static let named: [(Counts, String)] = [
-      (.likes, "likes"), (.comments, "comments"), (.shares, "shares"), (.saves, "saves"), (.reach, "reach"),
-      (.impressions, "impressions"), (.clicks, "clicks"), (.videoViews, "video_views"),
-    ]
-
-    /// The counts the post states (present, 0 included).
-    init(statedBy post: PostRecord) {
-      var bits: UInt8 = 0
-      if post.likes != nil { bits |= 1 }
-      if post.comments != nil { bits |= 2 }
-      if post.shares != nil { bits |= 4 }
-      if post.saves != nil { bits |= 8 }
-      if post.reach != nil { bits |= 16 }
-      if post.impressions != nil { bits |= 32 }
-      if post.clicks != nil { bits |= 64 }
-      if post.videoViews != nil { bits |= 128 }
-      self.init(rawValue: bits)
-    }
-  }
-
-  /// Additions that remember whether any of them passed UInt64.max.
-  struct Checked {
-    var overflowed = false
-
-    mutating func add(_ a: UInt64, _ b: UInt64) -> UInt64 {
-      let (sum, overflow) = a.addingReportingOverflow(b)
-      if overflow { overflowed = true }
-      return sum
-    }
-
-    /// The sum of all, or nil past UInt64.max.
-    static func total(_ values: UInt64...) -> UInt64? {
-      var sum: UInt64 = 0
-      for value in values {
-        let (next, overflow) = sum.addingReportingOverflow(value)
-        if overflow { return nil }
-        sum = next
-      }
-      return sum
-    }
-
-    /// The sum of four, or nil past UInt64.max: per post, with no array of arguments.
-    @inline(__always)
-    static func total(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) -> UInt64? {
-      let (ab, o1) = a.addingReportingOverflow(b)
-      let (abc, o2) = ab.addingReportingOverflow(c)
-      let (sum, o3) = abc.addingReportingOverflow(d)
-      return o1 || o2 || o3 ? nil : sum
-    }
-  }
-
   private var cellMap = SlottedMap<Key, Cell>()
   /// The cells by key: a dictionary built on each call (for reading a kernel, never per post).
   public var cells: [Key: Cell] { cellMap.dictionary }
@@ -264,12 +118,17 @@ public struct EngagementKernel: Sendable, Equatable {
       key.platform == post.platform && key.account == post.account && key.mediaType == post.mediaType.rawValue
     }
     func key() -> Key { Key(platform: post.platform, account: post.account, mediaType: post.mediaType.rawValue) }
-    let added = cellMap.update(slot: slot, matches: matches, key: key, initial: Cell.init) { $0.add(post) }
-    guard added else {
-      if cellMap[key()]?.posts == 0 { cellMap.removeValue(forKey: key()) }
-      return false
-    }
     let (bound, overflow) = Self.weight(post).map { self.bound.addingReportingOverflow($0) } ?? (.max, true)
+    if !overflow {
+      // No sum of any cell can pass the bound: added as they are, with no check per sum.
+      cellMap.update(slot: slot, matches: matches, key: key, initial: Cell.init) { $0.addInRange(post) }
+    } else {
+      let added = cellMap.update(slot: slot, matches: matches, key: key, initial: Cell.init) { $0.add(post) }
+      guard added else {
+        if cellMap[key()]?.posts == 0 { cellMap.removeValue(forKey: key()) }
+        return false
+      }
+    }
     self.bound = overflow ? .max : bound
     // The cell's sums took the post, so its engagements are in range.
     let engagements = Double((post.likes ?? 0) &+ (post.comments ?? 0) &+ (post.shares ?? 0) &+ (post.saves ?? 0))

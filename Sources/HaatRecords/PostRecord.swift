@@ -174,6 +174,10 @@ public struct PostRecord: Sendable, Equatable {
     self.mediaType = mediaType
   }
 
+  /// Which counts the post states, one bit each in `PostField.counts` order (likes 1 …
+  /// followers_at_post 256): a kernel's test of them all at once.
+  @inlinable public var stated: UInt16 { known }
+
   /// Count `index` of `PostField.counts`.
   @inlinable @inline(__always)
   subscript(countAt index: Int) -> UInt64? {

@@ -68,6 +68,20 @@ func post(_ id: Int, platform: String = "instagram", account: String = "dhaka_th
     var older = other.partial
     for index in older.cells.indices { older.cells[index].unstated = 0 }
     #expect(EngagementKernel(partial: older).finish().rows.first?.unstated == [])
+    // Every set of counts a post may state: the others, and only they, are named.
+    let names = ["likes", "comments", "shares", "saves", "reach", "impressions", "clicks", "video_views"]
+    for mask in 0..<256 {
+      var stating = post(3)
+      let values: [UInt64?] = (0..<8).map { mask & (1 << $0) != 0 ? 0 : nil }
+      (stating.likes, stating.comments, stating.shares, stating.saves) = (values[0], values[1], values[2], values[3])
+      (stating.reach, stating.impressions, stating.clicks, stating.videoViews) = (
+        values[4], values[5], values[6], values[7]
+      )
+      var alone = EngagementKernel()
+      alone.add(stating)
+      let unnamed = names.indices.filter { mask & (1 << $0) == 0 }.map { names[$0] }
+      #expect(alone.finish().rows.first?.unstated == unnamed, "\(mask)")
+    }
   }
 
   /// The median of per-post rates is within the sketch's 1 % of the exact lower median,
@@ -142,6 +156,12 @@ func post(_ id: Int, platform: String = "instagram", account: String = "dhaka_th
     let merged = pool.first ?? EngagementKernel()
     #expect(merged == single)
     #expect(merged.finish() == single.finish())
+    // Added to a kernel that has merged (its bound on every sum gone), each post takes the
+    // checked path: the same sums and counts unstated as the unchecked one's.
+    var checked = EngagementKernel()
+    checked.merge(EngagementKernel())
+    for p in posts { checked.add(p) }
+    #expect(checked == single && checked.finish() == single.finish())
   }
 }
 

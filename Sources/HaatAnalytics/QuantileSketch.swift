@@ -62,6 +62,7 @@ public struct QuantileSketch: Sendable, Equatable {
 
   /// Calls `body` with each bucket that has a count, in ascending index: the window and the
   /// sorted list, interleaved.
+  @inline(__always)
   func forEachBucket(_ body: (Int32, UInt64) -> Void) {
     var next = sparse.startIndex
     for (position, count) in counts.enumerated() where count > 0 {
@@ -319,27 +320,38 @@ public struct QuantileSketch: Sendable, Equatable {
   /// Appends it as a best_time group's cell holds it (analytics.proto `BestTimeGroup`):
   /// `zeros`, the length of its packed buckets, then those.
   func appendPacked(to bytes: inout [UInt8]) {
-    let packed = self.packed
     PackedWriter.append(zeros, to: &bytes)
-    PackedWriter.append(UInt64(packed.count), to: &bytes)
-    bytes.append(contentsOf: packed)
+    // Written on the stack first (their length comes before them): no array per sketch.
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: packedCapacity) { buffer in
+      let written = writePacked(into: buffer)
+      PackedWriter.append(UInt64(written), to: &bytes)
+      bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<written]))
+    }
   }
 
-  /// The buckets as `packed` lays them out. Written in place into the largest they can be
-  /// (two varints of at most 10 bytes per bucket; sized by the window's counters, not by
-  /// the count of the occupied ones, so that no bookkeeping can make it too small): a
-  /// best_time partial writes thousands of sketches, and a checked append per byte cost
-  /// more than the rest of their writing.
+  /// The buckets as `packed` lays them out.
   private var packed: [UInt8] {
-    [UInt8](unsafeUninitializedCapacity: 20 * (counts.count + sparse.count)) { bytes, written in
-      var previous: Int64 = 0
-      forEachBucket { index, count in
-        let difference = Int64(index) - previous
-        PackedWriter.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: bytes, at: &written)
-        PackedWriter.varint(count, into: bytes, at: &written)
-        previous = Int64(index)
-      }
+    [UInt8](unsafeUninitializedCapacity: packedCapacity) { bytes, written in written = writePacked(into: bytes) }
+  }
+
+  /// The most bytes the packed buckets can take: two varints of at most 10 bytes per bucket,
+  /// sized by the window's counters, not by the count of the occupied ones, so that no
+  /// bookkeeping can make it too small.
+  private var packedCapacity: Int { max(1, 20 * (counts.count + sparse.count)) }
+
+  /// Writes the packed buckets in place, returning their length: a best_time partial writes
+  /// tens of thousands of sketches, and a checked append per byte cost more than the rest
+  /// of their writing.
+  private func writePacked(into bytes: UnsafeMutableBufferPointer<UInt8>) -> Int {
+    var written = 0
+    var previous: Int64 = 0
+    forEachBucket { index, count in
+      let difference = Int64(index) - previous
+      PackedWriter.varint(UInt64(bitPattern: (difference << 1) ^ (difference >> 63)), into: bytes, at: &written)
+      PackedWriter.varint(count, into: bytes, at: &written)
+      previous = Int64(index)
     }
+    return written
   }
 
   /// The buckets of a `packed` field, in the order written; nil when it is cut short, a

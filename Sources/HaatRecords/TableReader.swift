@@ -55,6 +55,19 @@ public struct TableRow {
     return field.position >= 0 ? text(at: field.position) : nil
   }
 
+  /// The field's time as `Values.looseTimestamp` reads its text: nil where the row leaves
+  /// the field empty, `.some(nil)` where it does not read. A CSV field in strict RFC 3339 is
+  /// read from its bytes, with no String made (an order's `created_at`, per row).
+  func timestamp(_ field: TableField) -> Values.Timestamp?? {
+    guard field.position >= 0 else { return nil }
+    if let cells {
+      let bytes = cells[field.position]
+      if bytes.isEmpty { return nil }
+      if let strict = Values.timestamp(bytes) { return .some(strict) }
+    }
+    return text(at: field.position).map(Values.looseTimestamp)
+  }
+
   /// The row is bad: `field` and why.
   public func problem(_ field: String, _ reason: Values.Problem) -> Result<CanonicalRecord?, RowProblem> {
     .failure(RowProblem(row: number, column: field, reason: reason))

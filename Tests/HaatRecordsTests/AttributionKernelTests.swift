@@ -14,7 +14,7 @@ struct AttributionKernelTests {
     .order(
       OrderRecord(
         platform: "shopify", account: "shop", id: UUID().uuidString,
-        createdAt: Values.Timestamp(epochSeconds: 1_700_000_000, offsetMinutes: 0), createdAtText: "",
+        createdAt: Values.Timestamp(epochSeconds: 1_700_000_000, offsetMinutes: 0),
         customer: "", total: Values.decimal(total) ?? .zero, totalText: total, currency: currency,
         landingSite: landing, referringSite: referrer))
   }

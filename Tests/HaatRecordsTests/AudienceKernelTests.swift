@@ -80,7 +80,7 @@ struct AudienceKernelTests {
     .order(
       OrderRecord(
         platform: "shopify", account: account, id: UUID().uuidString,
-        createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0), createdAtText: "", customer: customer,
+        createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0), customer: customer,
         total: 1, totalText: "1", currency: "USD", landingSite: "", referringSite: ""))
   }
 

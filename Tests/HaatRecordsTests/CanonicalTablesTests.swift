@@ -47,6 +47,39 @@ struct CanonicalTablesTests {
     #expect(reader.counts.badRecords == 0)
   }
 
+  /// A CSV order's `created_at` in strict RFC 3339 is read from its bytes, any other form
+  /// from its text: the same times and the same problems as NDJSON's, which reads every
+  /// one from its text.
+  @Test func orderTimesReadAsTheirTextReads() throws {
+    let times = [
+      "2026-11-01T10:00:00Z", "2026-11-01T10:00:00.123+06:00", "2012-01-01 11:13:25 -0500", "1700000000",
+      "2026-02-30T00:00:00Z", "2026-11-01T10:00:00", "2026-11-01", "  2026-11-01T10:00:00-03:30 ", "", "soon",
+    ]
+    func read(_ format: ExportFormat, _ body: String) throws -> [String: Values.Timestamp?] {
+      var reader = TableReader<OrdersExport>(format: format, platform: "web", account: "shop", limits: ReadLimits())
+      var read: [String: Values.Timestamp?] = [:]
+      let keep: (CanonicalRecord) -> Bool = { record in
+        if case .order(let order) = record { read[order.id] = order.createdAt }
+        return true
+      }
+      try Array(body.utf8).withUnsafeBytes { chunk in
+        try reader.feed(chunk, emit: keep)
+        try reader.finish(emit: keep)
+      }
+      for problem in reader.counts.problems {
+        #expect(problem.column == "created_at")
+        read["row \(problem.row): \(problem.reason)"] = .some(nil)
+      }
+      return read
+    }
+    let csv = "id,created_at,total\n" + times.enumerated().map { "o\($0),\($1),1\n" }.joined()
+    let ndjson = times.enumerated().map { #"{"id":"o\#($0)","created_at":"\#($1)","total":"1"}"# + "\n" }.joined()
+    let fromBytes = try read(.csv, csv)
+    #expect(fromBytes == (try read(.ndjson, ndjson)))
+    #expect(fromBytes["o0"] == Values.Timestamp(epochSeconds: 1_793_527_200, offsetMinutes: 0))
+    #expect(fromBytes.count == times.count)
+  }
+
   @Test("orders: money a plain decimal, UTM decoded from the landing site, offsets kept, bad rows counted")
   func orders() throws {
     let (records, counts) = try read(OrdersExport.self, "canonical/orders.csv")
@@ -79,7 +112,7 @@ struct CanonicalTablesTests {
   func utmTags(landing: String, source: String, medium: String, campaign: String) {
     let order = OrderRecord(
       platform: "web", account: "shop", id: "1", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
-      createdAtText: "", customer: "", total: 1, totalText: "1", currency: "USD", landingSite: landing,
+      customer: "", total: 1, totalText: "1", currency: "USD", landingSite: landing,
       referringSite: "")
     #expect(order.utm == (source, medium, campaign), "\(landing)")
     #expect(order.utmSourceAndMedium == (source, medium), "\(landing)")

@@ -13,7 +13,7 @@ func dayOrder(
 ) -> CanonicalRecord {
   let time = Values.Timestamp(epochSeconds: day * 86_400 + hour * 3_600, offsetMinutes: 0)
   let order = OrderRecord(
-    platform: "shopify", account: account, id: id, createdAt: time, createdAtText: "", customer: customer,
+    platform: "shopify", account: account, id: id, createdAt: time, customer: customer,
     total: Decimal(string: total) ?? .zero, totalText: total, currency: currency,
     landingSite: utmSource.isEmpty ? "" : "/?utm_source=" + utmSource, referringSite: "")
   return .order(order)

@@ -43,7 +43,7 @@ struct ReportKernelTests {
     #expect(added == [true, true])
     let order = OrderRecord(
       platform: "web", account: "shop", id: "9", createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
-      createdAtText: "", customer: "", total: 1, totalText: "1", currency: "USD", landingSite: "", referringSite: "")
+      customer: "", total: 1, totalText: "1", currency: "USD", landingSite: "", referringSite: "")
     let taken = first.add(.order(order))
     #expect(taken, "a record no kernel reads is not refused")
     var second = PartialBuilder(reports: ["engagement"])

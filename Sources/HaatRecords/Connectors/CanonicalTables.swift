@@ -58,8 +58,8 @@ public enum OrdersExport: TableExportKind {
     _ row: TableRow, _ fields: OrderFields, id: String, customer: String, platform: String, account: String,
     refunded: TableField? = nil
   ) -> Result<CanonicalRecord?, RowProblem> {
-    guard let created = row[fields.createdAt] else { return row.problem(fields.createdAt, .missing) }
-    guard let at = Values.looseTimestamp(created) else { return row.problem(fields.createdAt, .invalidTimestamp) }
+    guard let created = row.timestamp(fields.createdAt) else { return row.problem(fields.createdAt, .missing) }
+    guard let at = created else { return row.problem(fields.createdAt, .invalidTimestamp) }
     guard var totalText = row[fields.total] else { return row.problem(fields.total, .missing) }
     guard var total = Values.decimal(totalText) else {
       return row.problem(fields.total, Values.decimalProblem(totalText))
@@ -81,7 +81,7 @@ public enum OrdersExport: TableExportKind {
       .order(
         OrderRecord(
           platform: platform.isEmpty ? "web" : platform, account: account, id: id, createdAt: at,
-          createdAtText: created, customer: customer, total: total, totalText: totalText,
+          customer: customer, total: total, totalText: totalText,
           currency: row[fields.currency] ?? "", landingSite: row[fields.landingSite] ?? "",
           referringSite: row[fields.referringSite] ?? "")))
   }

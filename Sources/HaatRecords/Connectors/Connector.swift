@@ -140,7 +140,6 @@ public struct OrderRecord: Sendable, Equatable {
   public var account: String
   public var id: String
   public var createdAt: Values.Timestamp
-  public var createdAtText: String
   /// Empty for a guest order.
   public var customer: String
   public var total: Decimal
@@ -150,15 +149,14 @@ public struct OrderRecord: Sendable, Equatable {
   public var referringSite: String
 
   public init(
-    platform: String, account: String, id: String, createdAt: Values.Timestamp, createdAtText: String,
-    customer: String, total: Decimal, totalText: String, currency: String, landingSite: String,
+    platform: String, account: String, id: String, createdAt: Values.Timestamp, customer: String, total: Decimal,
+    totalText: String, currency: String, landingSite: String,
     referringSite: String
   ) {
     self.platform = platform
     self.account = account
     self.id = id
     self.createdAt = createdAt
-    self.createdAtText = createdAtText
     self.customer = customer
     self.total = total
     self.totalText = totalText

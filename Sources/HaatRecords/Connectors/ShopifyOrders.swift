@@ -79,12 +79,14 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
       // A voided order's payment was never taken: no sale, so not an order of any report.
       if item["financial_status"]?.string?.lowercased() == "voided" { continue }
       let read = order(from: item)
-      // `created_at_min` includes its own second: skip what the last run read.
-      if case .success(let order) = read, order.createdAtText == since { continue }
+      // The bookmark is `created_at` as Shopify wrote it: `created_at_min` includes its own
+      // second, so what the last run read is skipped.
+      let written = item["created_at"]?.string ?? ""
+      if case .success = read, written == since { continue }
       if counts.take(read.map { .order($0) }, row: index, keep: limits.maxProblems, emit: emit),
         case .success(let order) = read, order.createdAt.epochSeconds > newest?.0 ?? Int64.min
       {
-        newest = (order.createdAt.epochSeconds, order.createdAtText)
+        newest = (order.createdAt.epochSeconds, written)
       }
     }
     return Self.nextLink(response.header("link")).map { PageRequest(url: $0) }
@@ -157,7 +159,7 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     return .success(
       OrderRecord(
         platform: source.platform.isEmpty ? "web" : source.platform, account: source.account, id: id,
-        createdAt: createdAt, createdAtText: written, customer: customer, total: net.0, totalText: net.1,
+        createdAt: createdAt, customer: customer, total: net.0, totalText: net.1,
         currency: item["currency"]?.string ?? "", landingSite: item["landing_site"]?.string ?? "",
         referringSite: item["referring_site"]?.string ?? ""))
   }

@@ -356,6 +356,49 @@ struct BestTimeKernelTests {
     #expect(report.bestTime.accounts.first?.slots.allSatisfy { $0.posts == 300 } == true)
   }
 
+  /// A group cut short anywhere reads only when cut between two cells (then as the cells
+  /// before the cut), and random bytes either read or fail the report: never a crash, never
+  /// a cell half read.
+  @Test func groupsCutAnywhereOrRandom() throws {
+    var posts: [CanonicalRecord] = []
+    for hour in 0..<6 {
+      for likes in 0..<5 {
+        posts.append(Self.post(String(format: "2026-01-06T%02d:00:00Z", hour), likes: UInt64(likes * 7), reach: 100))
+      }
+    }
+    let whole = try #require(Self.partial(posts).bestTime.groups.first)
+    let cells = try Self.cells(of: whole)
+    #expect(cells.count == 6)
+    func read(_ bytes: Data) -> Report? {
+      var partial = Partial()
+      var group = whole
+      group.cells = bytes
+      partial.bestTime.groups = [group]
+      var merger = PartialMerger()
+      merger.merge(partial)
+      var report = Report()
+      return (try? merger.finish(["best_time"], into: &report)).map { report }
+    }
+    var boundaries = 0
+    for cut in 0...whole.cells.count {
+      guard let report = read(whole.cells.prefix(cut)) else { continue }
+      // A prefix that reads holds whole cells: the first ones, as they were.
+      let slots = report.bestTime.accounts.first?.slots ?? []
+      #expect(slots.map(\.hour) == cells.prefix(slots.count).map(\.hour), "cut at \(cut)")
+      #expect(slots.map(\.posts) == cells.prefix(slots.count).map(\.posts), "cut at \(cut)")
+      boundaries += 1
+    }
+    #expect(boundaries == cells.count + 1)
+    var random = SeededRandom(seed: 31)
+    for _ in 0..<3_000 {
+      let bytes = Data(
+        (0..<Int(random.next() % 40)).map { _ in
+          UInt8(truncatingIfNeeded: random.next() % 4 == 0 ? random.next() : random.next() % 8)
+        })
+      _ = read(bytes)
+    }
+  }
+
   /// A group's bytes that do not read (cut inside a varint or a sketch, an hour past 167,
   /// a varint longer than 10 bytes, buckets that do not read) fail the report, as a cell
   /// that does not read does: never a cell left out unseen.

@@ -60,14 +60,14 @@ public struct PostsReader {
   private var sawStart = false
   private var csv: CSVParser
   private var lines: LineSplitter
-  /// CSV: the canonical field each column index maps to (nil = ignored), once the header
-  /// is read.
-  private var columns: [PostField?]?
+  /// CSV: the header's column count, once it is read.
+  private var columnCount: Int?
   private var csvRow: UInt64 = 0
   private var fatal: ExportError?
   private var accounts = AccountInterner()
-  /// CSV: the column of each canonical field, by its raw value (−1: absent).
-  private var fieldColumns: [Int] = []
+  /// CSV: the column of each canonical field, by its raw value (`absent`: none). One vector,
+  /// not an array: a row carries it in a register, with no retain, release or copy.
+  private var fieldColumns = SIMD16<UInt16>(repeating: CSVFields.absent)
   /// CSV: the columns no post field is read from (`CSVParser.ignoredColumns`).
   private var ignoredColumns: UInt64 = 0
 
@@ -205,7 +205,7 @@ public struct PostsReader {
 
   private mutating func csvRecord(_ record: CSVRecord, _ onPost: (PostRecord) -> Bool) {
     guard fatal == nil, !record.isBlank else { return }
-    guard let columns else {
+    guard let columnCount else {
       readHeader(record)
       return
     }
@@ -214,7 +214,7 @@ public struct PostsReader {
       problem(csvRow, nil, reason)
       return
     }
-    guard record.count == columns.count else {
+    guard record.count == columnCount else {
       problem(csvRow, nil, .wrongFieldCount)
       return
     }
@@ -248,13 +248,20 @@ public struct PostsReader {
       fatal = ExportError("the CSV header has no \(required.name) column")
       return
     }
-    self.columns = columns
-    fieldColumns = [Int](repeating: -1, count: PostField.allCases.count)
     for (index, field) in columns.enumerated() {
-      if let field { fieldColumns[field.rawValue] = index }
+      if let field {
+        guard index < Int(CSVFields.absent) else {
+          fatal = ExportError(
+            "the CSV header puts \(field.name) in column \(index + 1): a posts export's fields must be in its first \(CSVFields.absent) columns"
+          )
+          return
+        }
+        fieldColumns[field.rawValue] = UInt16(index)
+      }
       // No post keeps its caption, and unknown columns are skipped: none of them is read.
       if index < 64, field == nil || field == .caption { ignoredColumns |= 1 << UInt64(index) }
     }
+    columnCount = columns.count
   }
 
   // MARK: NDJSON
@@ -341,18 +348,20 @@ public struct PostsReader {
   /// A CSV record's fields, read in place: nothing is copied or allocated per row.
   private struct CSVFields: RawFields {
     let record: CSVRecord
-    let columns: [Int]
+    let columns: SIMD16<UInt16>
+
+    static let absent = UInt16.max
 
     @inline(__always)
     func value(_ field: PostField) -> RawValue? {
       let column = columns[field.rawValue]
-      return column < 0 ? nil : .bytes(record.field(column))
+      return column == Self.absent ? nil : .bytes(record.field(Int(column)))
     }
 
     @inline(__always)
     func word(_ field: PostField) -> (word: UInt64, count: Int)? {
       let column = columns[field.rawValue]
-      return column < 0 ? nil : record.word(column)
+      return column == Self.absent ? nil : record.word(Int(column))
     }
   }
 

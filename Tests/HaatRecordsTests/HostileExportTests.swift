@@ -204,3 +204,37 @@ import Testing
     }
   }
 }
+
+/// A post field's column is kept in 16 bits: a header that puts one past column 65,535
+/// is refused with its column, and one just inside is read.
+@Suite struct FarColumnTests {
+  static func read(likesAfter padding: Int) -> (likes: [UInt64], error: ExportError?) {
+    let header = "id,created_at" + String(repeating: ",", count: padding) + ",likes\n"
+    let row = "p1,2026-01-01T00:00:00Z" + String(repeating: ",", count: padding) + ",42\n"
+    var reader = PostsReader(format: .csv, defaultPlatform: "x", defaultAccount: "a", maxRecordBytes: 1 << 20)
+    var likes: [UInt64] = []
+    var failure: ExportError?
+    Array((header + row).utf8).withUnsafeBytes { chunk in
+      do throws(ExportError) {
+        try reader.feed(chunk) { likes.append($0.likes ?? 0) }
+        try reader.finish { likes.append($0.likes ?? 0) }
+      } catch {
+        failure = error
+      }
+    }
+    return (likes, failure)
+  }
+
+  @Test func theLastColumnInsideIsRead() {
+    // likes is column index 65,534 (the 65,535th column).
+    let (likes, error) = Self.read(likesAfter: 65_534 - 2)
+    #expect(error == nil)
+    #expect(likes == [42])
+  }
+
+  @Test func oneFurtherIsRefusedWithItsColumn() {
+    let (likes, error) = Self.read(likesAfter: 65_535 - 2)
+    #expect(likes.isEmpty)
+    #expect(error?.message.contains("likes in column 65536") == true)
+  }
+}

@@ -214,9 +214,12 @@ struct Analysis: AsyncParsableCommand {
     defer { try? handle.close() }
     try connector.pageStarted(status: 200, contentType: "text/csv")
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-      try chunk.withUnsafeBytes { bytes in try connector.feed(bytes) { builder.add($0) } }
+      try chunk.withUnsafeBytes { bytes in
+        try connector.feed(bytes, post: { builder.add(post: $0) }, emit: { builder.add($0) })
+      }
     }
-    _ = try connector.pageEnded(PageResponse(status: 200, contentType: "text/csv")) { builder.add($0) }
+    _ = try connector.pageEnded(
+      PageResponse(status: 200, contentType: "text/csv"), post: { builder.add(post: $0) }, emit: { builder.add($0) })
     let building = ContinuousClock.now
     builder.settle()
     let partial = builder.partial

@@ -191,12 +191,16 @@ public struct PartialBuilder: Sendable {
   /// them, when one would take a sum out of range.
   @discardableResult
   public mutating func add(_ record: CanonicalRecord) -> Bool {
-    let type = record.type.index
     // A post is taken out of its record once, not once per kernel and question.
-    if case .post(let post) = record {
-      return add(to: type, accepts: { $0.accepts(post: post) }, add: { $0.add(post: post) })
-    }
-    return add(to: type, accepts: { $0.accepts(record) }, add: { $0.add(record) })
+    if case .post(let post) = record { return add(post: post) }
+    return add(to: record.type.index, accepts: { $0.accepts(record) }, add: { $0.add(record) })
+  }
+
+  /// `add(.post(post))`, for a connector that hands posts over unwrapped
+  /// (`Connector.feed(_:post:emit:)`).
+  @discardableResult
+  public mutating func add(post: PostRecord) -> Bool {
+    add(to: RecordType.post.index, accepts: { $0.accepts(post: post) }, add: { $0.add(post: post) })
   }
 
   /// Kernels are reached in place (`inout`), never copied out of the array: a copy of an

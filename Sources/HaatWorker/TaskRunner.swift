@@ -80,6 +80,7 @@ struct TaskRunner: Sendable {
     var connector = C(task: spec, limits: limits)
     // Each record, parsed once, goes to every report that reads its type.
     func emit(_ record: CanonicalRecord) -> Bool { builder.add(record) }
+    func emit(post: PostRecord) -> Bool { builder.add(post: post) }
     func counted() {
       let counts = connector.counts
       stats.rows = counts.records
@@ -148,7 +149,7 @@ struct TaskRunner: Sendable {
             },
             onBody: { chunk in
               do throws(ExportError) {
-                try connector.feed(chunk, emit: emit)
+                try connector.feed(chunk, post: emit(post:), emit: emit)
               } catch {
                 sinkError = error
                 throw FetchError(.sink, error.message, retryable: false)
@@ -201,7 +202,7 @@ struct TaskRunner: Sendable {
           PageResponse(
             status: response.status, contentType: response.contentType,
             headers: response.headers.map { ($0.name, $0.value) }),
-          emit: emit)
+          post: emit(post:), emit: emit)
       }
     } catch let error as FetchError {
       onFetchError(error)

@@ -22,15 +22,19 @@ private func serve(_ file: [UInt8], _ request: PageRequest) -> (status: Int, bod
 }
 
 /// Runs one task of `kind` over `file`, fed in chunks of `chunk` bytes; returns its posts
-/// and requests.
+/// and requests. `unwrapped`: posts taken through `feed(_:post:emit:)`, as the worker does.
 private func run(
-  _ task: TaskSpec, file: [UInt8], chunk: Int = 4096
+  _ task: TaskSpec, file: [UInt8], chunk: Int = 4096, unwrapped: Bool = false
 ) throws -> (posts: [PostRecord], requests: [PageRequest], connector: CanonicalExportConnector) {
   var connector = CanonicalExportConnector(task: task, limits: ReadLimits())
   var posts: [PostRecord] = []
   var requests: [PageRequest] = []
   func emit(_ record: CanonicalRecord) -> Bool {
     if case .post(let post) = record { posts.append(post) }
+    return true
+  }
+  func emit(post: PostRecord) -> Bool {
+    posts.append(post)
     return true
   }
   var next = try connector.firstRequest()
@@ -42,10 +46,28 @@ private func run(
     var offset = body.startIndex
     while offset < body.endIndex {
       let end = min(body.endIndex, offset + chunk)
-      try file[offset..<end].withUnsafeBytes { bytes in try connector.feed(bytes, emit: emit) }
+      try file[offset..<end].withUnsafeBytes { bytes in
+        if unwrapped {
+          try connector.feed(
+            bytes, post: emit(post:),
+            emit: { _ in
+              Issue.record("a post wrapped"); return true
+            })
+        } else {
+          try connector.feed(bytes, emit: emit)
+        }
+      }
       offset = end
     }
-    next = try connector.pageEnded(PageResponse(status: status, contentType: nil, headers: page.headers), emit: emit)
+    let response = PageResponse(status: status, contentType: nil, headers: page.headers)
+    next =
+      unwrapped
+      ? try connector.pageEnded(
+        response, post: emit(post:),
+        emit: { _ in
+          Issue.record("a post wrapped"); return true
+        })
+      : try connector.pageEnded(response, emit: emit)
   }
   return (posts, requests, connector)
 }
@@ -198,6 +220,27 @@ struct ByteRangeTests {
         }
       }
     }
+  }
+
+  @Test("posts handed over unwrapped are the posts emitted in records, whole, planned and in ranges")
+  func unwrappedPostsAreTheWrappedOnes() throws {
+    let file = trickyCSV(rows: 3_000, seed: 23)
+    let url = "http://fixture/unwrapped.csv"
+    let whole = try run(task(url: url), file: file, chunk: 777)
+    let unwrapped = try run(task(url: url), file: file, chunk: 777, unwrapped: true)
+    #expect(whole.posts.count == 3_000)
+    #expect(unwrapped.posts == whole.posts)
+    #expect(unwrapped.connector.counts == whole.connector.counts)
+    var plan = task(url: url)
+    plan.source.splitBytes = 50_000
+    plan.splitPlan = true
+    let split = try #require(try run(plan, file: file, unwrapped: true).connector.split)
+    let header = "platform,account,id,created_at,media_type,likes,comments,caption"
+    var posts: [PostRecord] = []
+    for spec in rangeTasks(url: url, file: file, bounds: split.bounds, header: header) {
+      posts += try run(spec, file: file, chunk: 1_001, unwrapped: true).posts
+    }
+    #expect(posts == whole.posts)
   }
 
   @Test("split at every offset into two ranges, a CSV with multi-line quoted fields reads as it does whole")

@@ -123,10 +123,23 @@ public struct CanonicalExportConnector: Connector {
   }
 
   public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (CanonicalRecord) -> Bool) throws(ExportError) {
+    try feed(chunk, post: { emit(.post($0)) }, emit: emit)
+  }
+
+  public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+    -> PageRequest?
+  {
+    try pageEnded(response, post: { emit(.post($0)) }, emit: emit)
+  }
+
+  // Every record of this connector is a post: `emit` is never called.
+  public mutating func feed(
+    _ chunk: UnsafeRawBufferPointer, post emit: (PostRecord) -> Bool, emit _: (CanonicalRecord) -> Bool
+  ) throws(ExportError) {
     switch mode {
     case .whole:
       try startReader()
-      try reader?.feed(chunk, accepting: { emit(.post($0)) })
+      try reader?.feed(chunk, accepting: emit)
     case .plan, .probe:
       held.append(contentsOf: chunk.prefix(max(0, RangeSplitting.probeBytes - held.count)))
     case .scan(let next, let quotes):
@@ -139,15 +152,15 @@ public struct CanonicalExportConnector: Connector {
     }
   }
 
-  public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
-    -> PageRequest?
-  {
+  public mutating func pageEnded(
+    _ response: PageResponse, post emit: (PostRecord) -> Bool, emit _: (CanonicalRecord) -> Bool
+  ) throws(ExportError) -> PageRequest? {
     // An empty body may never have started the page.
     if format == nil, let contentType = response.contentType { format = ExportFormat(contentType: contentType) }
     switch mode {
     case .whole:
       try startReader()
-      try reader?.finish(accepting: { emit(.post($0)) })
+      try reader?.finish(accepting: emit)
       return nil
     case .plan:
       if format == .csv, !Self.headerIsFirstLine(held) {
@@ -272,13 +285,13 @@ public struct CanonicalExportConnector: Connector {
   }
 
   /// The next page of a range, or nil once its last record has ended (or the file has).
-  private mutating func continueRange(_ cutter: RangeCutter, emit: (CanonicalRecord) -> Bool) throws(ExportError)
+  private mutating func continueRange(_ cutter: RangeCutter, emit: (PostRecord) -> Bool) throws(ExportError)
     -> PageRequest?
   {
     // Seeking past the range's end, any record start found would be the next range's.
     let ended = cutter.phase == .done || (cutter.phase == .seeking && cutter.offset >= range.end)
     guard !ended, cutter.offset < range.size else {
-      try reader?.finish(accepting: { emit(.post($0)) })
+      try reader?.finish(accepting: emit)
       return nil
     }
     // Within the range, read to its end; past it, a little at a time to end the last record.
@@ -288,7 +301,7 @@ public struct CanonicalExportConnector: Connector {
   }
 
   private mutating func read(
-    _ bytes: UnsafeRawBufferPointer, with cutter: inout RangeCutter, emit: (CanonicalRecord) -> Bool
+    _ bytes: UnsafeRawBufferPointer, with cutter: inout RangeCutter, emit: (PostRecord) -> Bool
   ) throws(ExportError) {
     try startReader()
     try cutter.feed(bytes) { piece throws(ExportError) in
@@ -296,10 +309,10 @@ public struct CanonicalExportConnector: Connector {
         // A range after the first reads its records under the file's header.
         headerRead = true
         try Self.withBytes(Array((range.header + "\n").utf8)) { bytes throws(ExportError) in
-          try reader?.feed(bytes, accepting: { emit(.post($0)) })
+          try reader?.feed(bytes, accepting: emit)
         }
       }
-      try reader?.feed(piece, accepting: { emit(.post($0)) })
+      try reader?.feed(piece, accepting: emit)
     }
   }
 

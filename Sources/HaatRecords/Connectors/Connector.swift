@@ -391,6 +391,16 @@ public protocol Connector: SendableMetatype {
   /// The page's body ended; returns the next page to fetch, or nil when the task is done.
   mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
+  /// `feed(_:emit:)`, with posts handed to `post` as read, not wrapped in a record: a post is
+  /// larger than the compiler copies inline, and wrapping and unwrapping it cost two calls
+  /// to `memmove` per post. The default wraps them.
+  mutating func feed(
+    _ chunk: UnsafeRawBufferPointer, post: (PostRecord) -> Bool, emit: (CanonicalRecord) -> Bool
+  ) throws(ExportError)
+  /// `pageEnded(_:emit:)`, with posts handed to `post` (see `feed(_:post:emit:)`).
+  mutating func pageEnded(
+    _ response: PageResponse, post: (PostRecord) -> Bool, emit: (CanonicalRecord) -> Bool
+  ) throws(ExportError) -> PageRequest?
   /// A page's request was answered with an HTTP error status (`body` is its start). The
   /// connector may read the platform's error object: throw it classified (an expired
   /// token is not retryable; throttling is, after the wait the platform names), or return
@@ -423,6 +433,16 @@ extension Connector {
   public var rangeQuotes: RangeQuotes? { nil }
   public var coverage: DayCoverage? { nil }
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? { nil }
+  public mutating func feed(
+    _ chunk: UnsafeRawBufferPointer, post: (PostRecord) -> Bool, emit: (CanonicalRecord) -> Bool
+  ) throws(ExportError) {
+    try feed(chunk, emit: emit)
+  }
+  public mutating func pageEnded(
+    _ response: PageResponse, post: (PostRecord) -> Bool, emit: (CanonicalRecord) -> Bool
+  ) throws(ExportError) -> PageRequest? {
+    try pageEnded(response, emit: emit)
+  }
 }
 
 /// Checks connectors share.

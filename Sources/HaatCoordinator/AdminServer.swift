@@ -34,7 +34,9 @@ public enum AdminServer {
           ? "--admin-auth needs TLS (--tls-cert and --tls-key)"
           : "--admin-listen \(host):\(port) is not a loopback address: it needs TLS (--tls-cert and --tls-key)")
     }
-    let router = Router(context: AdminRequestContext.self)
+    // Every GET answers HEAD too: the same status and headers (Content-Length included),
+    // no body. And another method on a path that exists is a 405, not a 404.
+    let router = Router(context: AdminRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Wrong tokens are logged and, 20 from one address in a minute, refused for the rest of
     // it, as failed handshakes are on the protocol port (a throttle of its own: a scraper
     // with a stale token does not lock the address's workers out).
@@ -42,21 +44,18 @@ public enum AdminServer {
     @Sendable func guarded(_ request: Request, _ context: AdminRequestContext, _ role: Role) -> Response? {
       open ? foreignHost(request) : refusal(request, context, role: role, tokens: tokens, throttle: throttle)
     }
-    // The probes answer HEAD too (a probe that sends HEAD must not see 404), without a body.
     @Sendable func healthz(_ request: Request, _: AdminRequestContext) async -> Response {
       guard await core.answers(within: .seconds(2)) else {
-        return probe(request, .serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
+        return text(.serviceUnavailable, "the coordinator's event loops did not answer within 2 s\n")
       }
-      return probe(request, .ok, "ok\n")
+      return text(.ok, "ok\n")
     }
     @Sendable func readyz(_ request: Request, _: AdminRequestContext) async -> Response {
-      if let problem = await core.readiness() { return probe(request, .serviceUnavailable, problem + "\n") }
-      return probe(request, .ok, "ready\n")
+      if let problem = await core.readiness() { return text(.serviceUnavailable, problem + "\n") }
+      return text(.ok, "ready\n")
     }
     router.get("/healthz", use: healthz)
-    router.head("/healthz", use: healthz)
     router.get("/readyz", use: readyz)
-    router.head("/readyz", use: readyz)
     router.get("/metrics") { request, context -> Response in
       if let refusal = guarded(request, context, .metrics) { return refusal }
       await core.recordMetrics()
@@ -116,7 +115,7 @@ public enum AdminServer {
       return BoundedChannel(inner: try TLSChannel(http1, tlsConfiguration: tlsConfiguration), connections: connections)
     }
     return Application(
-      router: router, server: server, configuration: configuration,
+      responder: ReadOnlyMethods(router: router.buildResponder()), server: server, configuration: configuration,
       onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) }, logger: quiet)
   }
 
@@ -209,12 +208,6 @@ public enum AdminServer {
   }
 
   /// A probe's answer: its text, or for HEAD the same status and headers and no body.
-  static func probe(_ request: Request, _ status: HTTPResponse.Status, _ body: String) -> Response {
-    var response = text(status, body)
-    if request.method == .head { response.body = .init() }
-    return response
-  }
-
   static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "text/plain; charset=utf-8"
@@ -303,6 +296,34 @@ extension CoordinatorCore {
 
 /// The admin port's request context: Hummingbird's basic one, with the peer's address (for
 /// the wrong-token throttle).
+/// Every admin path is read-only: another method than GET and HEAD on a path that exists
+/// is answered 405 with `Allow: GET, HEAD` (RFC 9110 §15.5.6), where the router alone says
+/// 404 as if the path did not exist. Whether it exists is asked of the path's own GET, so a
+/// request that GET would refuse (no token, a foreign Host, no such job) gets its answer.
+/// (A responder around the router's: the router answers a method it has no route for
+/// before any of its middleware runs.)
+struct ReadOnlyMethods<Router: HTTPResponder<AdminRequestContext>>: HTTPResponder {
+  typealias Context = AdminRequestContext
+  let router: Router
+
+  func respond(to request: Request, context: Context) async throws -> Response {
+    guard request.method != .get, request.method != .head else {
+      return try await router.respond(to: request, context: context)
+    }
+    var head = request.head
+    head.method = .get
+    let response = try await router.respond(to: Request(head: head, body: request.body), context: context)
+    // A path that is not there (404), or a refusal (no token, a foreign Host): as GET says.
+    guard response.status.kind != .clientError else { return response }
+    var headers = HTTPFields()
+    headers[.allow] = "GET, HEAD"
+    headers[.contentType] = "text/plain; charset=utf-8"
+    return Response(
+      status: .methodNotAllowed, headers: headers,
+      body: .init(byteBuffer: ByteBuffer(string: "\(request.method.rawValue) is not allowed here: use GET or HEAD\n")))
+  }
+}
+
 struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
   var coreContext: CoreRequestContextStorage
   let remoteAddress: SocketAddress?

@@ -94,9 +94,34 @@ public final class SQLiteJobStore: JobStore {
     var results: [StoreOpResult] = []
     results.reserveCapacity(ops.count)
     try db.inTransaction(.immediate) {
+      var held = HeldSubmits()
       for op in ops {
-        results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+        switch op {
+        case .submit(let job) where HeldSubmits.holds(job, nowMs: nowMs):
+          held.hold(job, result: results.count)
+          results.append(.noted)  // answered once written
+        case .claim(let owner, let pool, let limit, let dueMs) where held.has(pool):
+          let due = dueMs ?? nowMs
+          // Another ready task may come first: the held ones are written ready, and claimed
+          // as they would have been.
+          let claiming = try self.hasReady(pool, dueMs: due, db: db) ? nil : (pool, limit, due)
+          let (submits, claimed) = held.take(claiming: claiming)
+          let leased = try self.write(submits, claimed: claimed, owner: owner, results: &results, db: db, nowMs: nowMs)
+          let rest = claiming == nil ? limit : limit - leased.count
+          let more =
+            rest > 0 && claiming == nil
+            ? try self.claim(owner: owner, pool: pool, limit: rest, dueMs: due, db: db, nowMs: nowMs) : []
+          results.append(.claimed(leased + more))
+        case _ where held.isEmpty || held.passes(op):
+          results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+        default:
+          let (submits, _) = held.take(claiming: nil)
+          _ = try self.write(submits, claimed: [], owner: "", results: &results, db: db, nowMs: nowMs)
+          results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+        }
       }
+      let (submits, _) = held.take(claiming: nil)
+      _ = try self.write(submits, claimed: [], owner: "", results: &results, db: db, nowMs: nowMs)
       return .commit
     }
     return results
@@ -171,50 +196,6 @@ public final class SQLiteJobStore: JobStore {
     case .updateSchedule(let name, let action):
       return try update(schedule: name, action, db: db)
     }
-  }
-
-  func submit(_ job: NewJob, db: Database, nowMs: Int64) throws -> StoreOpResult {
-    var row = SQLiteBindings(
-      try db.cachedStatement(
-        sql: """
-          INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
-                            max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
-          VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """))
-    row.add(job.name)
-    row.add(Int64(job.priority))
-    row.add(job.spec)
-    row.add(job.reports.joined(separator: ","))
-    row.add(nowMs)
-    row.add(job.notBeforeMs)
-    row.add(Int64(job.maxAttempts))
-    row.add(Int64(job.retry.baseMs))
-    row.add(Int64(job.retry.capMs))
-    row.add(job.tasks.count)
-    row.add(job.submittedBy)
-    try row.run()
-    let jobID = db.lastInsertedRowID
-    let insert = try db.cachedStatement(
-      sql: """
-        INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt,
-                           max_attempts, spec, updated_at, resume_key)
-        VALUES (?, ?, ?, ?, 'ready', ?, ?, 0, ?, ?, ?, ?)
-        """)
-    for (index, task) in job.tasks.enumerated() {
-      var row = SQLiteBindings(insert)
-      row.add(jobID)
-      row.add(index)
-      row.add(task.pool.rawValue)
-      row.add(task.source)
-      row.add(Int64(job.priority))
-      row.add(job.notBeforeMs)
-      row.add(Int64(job.maxAttempts))
-      row.add(task.spec)
-      row.add(nowMs)
-      row.add(task.resumeKey)
-      try row.run()
-    }
-    return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
   }
 
   private func prune(endedBeforeMs: Int64, limit: Int, db: Database) throws -> StoreOpResult {

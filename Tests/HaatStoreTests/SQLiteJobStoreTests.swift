@@ -156,3 +156,127 @@ import Testing
     }
   }
 }
+
+/// Submits held until their pool's claim in the same transaction (inserted already leased
+/// when nothing else is ready) end as the ops one at a time would: the same results, ids,
+/// task states, attempts, workers and job states, over random batches of submits (due or
+/// not, with bookmarks or not, of both pools and several priorities), claims (several
+/// owners, limits and cut-offs), results and releases, from a queue that has ready and
+/// leased tasks or none.
+@Suite struct HeldSubmitTests {
+  struct Random {
+    var state: UInt64
+    mutating func next(_ bound: Int) -> Int {
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      return Int((state >> 33) % UInt64(bound))
+    }
+  }
+
+  static func job(_ random: inout Random, now: Int64) -> NewJob {
+    var job = StoreHarness.job(
+      tasks: 1 + (random.next(4) == 0 ? random.next(5) : 0), priority: Int32(random.next(3)),
+      notBeforeMs: random.next(5) == 0 ? now + 500 : now - Int64(random.next(100)),
+      pool: random.next(4) == 0 ? .analyze : .collect)
+    if random.next(6) == 0 { job.tasks[0].resumeKey = "key\(random.next(3))" }
+    return job
+  }
+
+  /// The stored rows, as text, in id order.
+  static func rows(_ store: SQLiteJobStore) throws -> [String] {
+    try store.pool.read { db in
+      let jobs = try Row.fetchAll(db, sql: "SELECT id, state, started_at FROM jobs ORDER BY id").map { "job \($0)" }
+      let tasks = try Row.fetchAll(
+        db, sql: "SELECT id, job, idx, pool, state, attempt, worker, updated_at FROM tasks ORDER BY id"
+      ).map { "task \($0)" }
+      return jobs + tasks
+    }
+  }
+
+  @Test(arguments: 0..<40)
+  func aBatchEndsAsItsOpsOneAtATime(seed: Int) async throws {
+    var random = Random(state: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+    let now: Int64 = 10_000
+    let batched = try SQLiteJobStore(path: try StoreHarness(.sqlite).place)
+    let single = try SQLiteJobStore(path: try StoreHarness(.sqlite).place)
+    // The queue before: some ready tasks, some leased (or none of either).
+    var setup: [StoreOp] = []
+    for _ in 0..<random.next(4) { setup.append(.submit(Self.job(&random, now: now - 1_000))) }
+    if random.next(2) == 0 { setup.append(.claim(owner: "w0", pool: .collect, limit: random.next(4))) }
+    var leased: [ClaimedTask] = []
+    for store in [batched, single] {
+      let results = try await store.apply(setup, nowMs: now - 1_000)
+      leased = results.flatMap { result -> [ClaimedTask] in
+        if case .claimed(let tasks) = result { return tasks }
+        return []
+      }
+    }
+    var ops: [StoreOp] = []
+    for _ in 0..<(2 + random.next(12)) {
+      switch random.next(10) {
+      case 0...4:
+        ops.append(.submit(Self.job(&random, now: now)))
+      case 5, 6:
+        let due: Int64? = random.next(3) == 0 ? now - 50 : nil
+        ops.append(
+          .claim(
+            owner: "w\(1 + random.next(2))", pool: random.next(4) == 0 ? .analyze : .collect,
+            limit: random.next(6), dueMs: due))
+      case 7 where !leased.isEmpty:
+        let task = leased.removeFirst()
+        ops.append(
+          .complete(task: task.task, attempt: task.attempt, worker: "w0", partial: Data(), stats: Data(), bookmark: ""))
+      case 8 where !leased.isEmpty:
+        let task = leased.removeFirst()
+        ops.append(.release(task: task.task, attempt: task.attempt))
+      default:
+        ops.append(.claim(owner: "w1", pool: .collect, limit: 1 + random.next(8)))
+      }
+    }
+    let together = try await batched.apply(ops, nowMs: now).map { "\($0)" }
+    var apart: [String] = []
+    for op in ops { apart += try await single.apply([op], nowMs: now).map { "\($0)" } }
+    #expect(together == apart, "ops: \(ops)")
+    #expect(try Self.rows(batched) == Self.rows(single), "ops: \(ops)")
+  }
+
+  /// A claim takes held tasks by priority, then in the order they would have been
+  /// inserted, and leaves the rest ready, as it would from the ready queue.
+  @Test func heldTasksAreClaimedByPriorityThenOrder() async throws {
+    let ops: [StoreOp] = [
+      .submit(StoreHarness.job(tasks: 2, priority: 0)), .submit(StoreHarness.job(tasks: 1, priority: 2)),
+      .submit(StoreHarness.job(tasks: 3, priority: 1)), .claim(owner: "w1", pool: .collect, limit: 3),
+      .claim(owner: "w2", pool: .collect, limit: 2),
+    ]
+    let batched = try SQLiteJobStore(path: try StoreHarness(.sqlite).place)
+    let single = try SQLiteJobStore(path: try StoreHarness(.sqlite).place)
+    let together = try await batched.apply(ops, nowMs: 5_000)
+    var apart: [StoreOpResult] = []
+    for op in ops { apart += try await single.apply([op], nowMs: 5_000) }
+    #expect(together.map { "\($0)" } == apart.map { "\($0)" })
+    #expect(try Self.rows(batched) == Self.rows(single))
+    guard case .claimed(let first) = together[3], case .claimed(let second) = together[4] else {
+      Issue.record("\(together)")
+      return
+    }
+    // Job 2 (priority 2) and two of job 3 (priority 1) to w1; job 3's last and job 1's first to w2.
+    #expect(first.map(\.task.rawValue) == [3, 4, 5] && second.map(\.task.rawValue) == [1, 6])
+  }
+
+  /// The case it is for: a 1-task job submitted with a claim in the same commit is stored
+  /// leased, attempt 1, its job running, with no claim of a ready row.
+  @Test func aJobAndItsClaimInOneCommitAreWrittenLeased() async throws {
+    let store = try SQLiteJobStore(path: try StoreHarness(.sqlite).place)
+    let results = try await store.apply(
+      [.submit(StoreHarness.job(tasks: 1)), .claim(owner: "w1", pool: .collect, limit: 8)], nowMs: 5_000)
+    guard case .submitted(let job, 1, _) = results[0], case .claimed(let tasks) = results[1] else {
+      Issue.record("\(results)")
+      return
+    }
+    #expect(tasks.map(\.job) == [job] && tasks.map(\.attempt) == [1] && tasks.map(\.startedJob) == [true])
+    #expect(
+      try Self.rows(store) == [
+        "job [id:1 state:\"running\" started_at:5000]",
+        "task [id:1 job:1 idx:0 pool:\"collect\" state:\"leased\" attempt:1 worker:\"w1\" updated_at:5000]",
+      ])
+  }
+}

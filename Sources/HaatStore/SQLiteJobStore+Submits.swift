@@ -26,6 +26,9 @@ struct HeldSubmits {
   }
 
   private(set) var submits: [Held] = []
+  /// The pools their tasks are in (kept, not searched: a held job may have a million tasks,
+  /// and every op that passes asks).
+  private var pools = Set<Pool>()
 
   var isEmpty: Bool { submits.isEmpty }
 
@@ -48,20 +51,24 @@ struct HeldSubmits {
 
   mutating func hold(_ job: NewJob, result: Int) {
     submits.append(Held(result: result, job: job))
+    for task in job.tasks { pools.insert(task.pool) }
   }
 
   /// Whether a held submit has a task in `pool`.
   func has(_ pool: Pool) -> Bool {
-    submits.contains { held in held.job.tasks.contains { $0.pool == pool } }
+    pools.contains(pool)
   }
 
-  /// Takes every held submit out, with the held tasks a claim of `limit` in `pool` for
-  /// `owner` takes (nil: none), in the claim's order: priority first, then the order the
+  /// Takes every held submit out, with the held tasks a claim of `limit` in `pool` takes
+  /// (nil: none), in the claim's order: priority first, then the order the
   /// tasks would have been inserted in.
   mutating func take(claiming claim: (pool: Pool, limit: Int, dueMs: Int64)?) -> (
     [Held], claimed: Set<Position>
   ) {
-    defer { submits = [] }
+    defer {
+      submits = []
+      pools = []
+    }
     guard let claim, claim.limit > 0 else { return (submits, []) }
     var candidates: [(priority: Int32, position: Position)] = []
     for (place, held) in submits.enumerated() where held.job.notBeforeMs <= claim.dueMs {

@@ -207,7 +207,7 @@ public enum AdminServer {
     return String(value[..<colon])
   }
 
-  /// A probe's answer: its text, or for HEAD the same status and headers and no body.
+  /// A plain-text answer.
   static func text(_ status: HTTPResponse.Status, _ body: String) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = "text/plain; charset=utf-8"
@@ -294,8 +294,6 @@ extension CoordinatorCore {
   }
 }
 
-/// The admin port's request context: Hummingbird's basic one, with the peer's address (for
-/// the wrong-token throttle).
 /// Every admin path is read-only: another method than GET and HEAD on a path that exists
 /// is answered 405 with `Allow: GET, HEAD` (RFC 9110 §15.5.6), where the router alone says
 /// 404 as if the path did not exist. Whether it exists is asked of the path's own GET, so a
@@ -324,6 +322,8 @@ struct ReadOnlyMethods<Router: HTTPResponder<AdminRequestContext>>: HTTPResponde
   }
 }
 
+/// The admin port's request context: Hummingbird's basic one, with the peer's address (for
+/// the wrong-token throttle).
 struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
   var coreContext: CoreRequestContextStorage
   let remoteAddress: SocketAddress?

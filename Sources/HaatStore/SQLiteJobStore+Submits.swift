@@ -70,18 +70,21 @@ struct HeldSubmits {
       pools = []
     }
     guard let claim, claim.limit > 0 else { return (submits, []) }
-    var candidates: [(priority: Int32, position: Position)] = []
-    for (place, held) in submits.enumerated() where held.job.notBeforeMs <= claim.dueMs {
-      for (index, task) in held.job.tasks.enumerated() where task.pool == claim.pool {
-        candidates.append((held.job.priority, Position(place: place, index: index)))
+    // Priority first (a job's tasks share its priority), then the order of insertion,
+    // which is their ids': a stable sort of the jobs, then their tasks in order.
+    let places = submits.indices.filter { submits[$0].job.notBeforeMs <= claim.dueMs }
+      .enumerated().sorted { lhs, rhs in
+        let (left, right) = (submits[lhs.element].job.priority, submits[rhs.element].job.priority)
+        return left != right ? left > right : lhs.offset < rhs.offset
+      }.map(\.element)
+    var claimed = Set<Position>()
+    for place in places {
+      for (index, task) in submits[place].job.tasks.enumerated() where task.pool == claim.pool {
+        guard claimed.count < claim.limit else { return (submits, claimed) }
+        claimed.insert(Position(place: place, index: index))
       }
     }
-    // Stable: equal priorities keep their order, which is their ids'.
-    let ordered = candidates.enumerated().sorted { lhs, rhs in
-      lhs.element.priority != rhs.element.priority
-        ? lhs.element.priority > rhs.element.priority : lhs.offset < rhs.offset
-    }
-    return (submits, Set(ordered.prefix(claim.limit).map(\.element.position)))
+    return (submits, claimed)
   }
 }
 
@@ -164,8 +167,15 @@ extension SQLiteJobStore {
     return try row.step()
   }
 
+  /// Writes every held submit, ready.
+  func write(_ held: inout HeldSubmits, results: inout [StoreOpResult], db: Database, nowMs: Int64) throws {
+    try write(held.take(claiming: nil).0, claimed: [], owner: "", results: &results, db: db, nowMs: nowMs)
+  }
+
   /// Writes held submits, the tasks a claim took from them leased to `owner`; answers each
-  /// submit's result and returns the claimed tasks (in task order, as `claim` does).
+  /// submit's result and returns the claimed tasks, in task order (as `claim` does: they
+  /// are written in it).
+  @discardableResult
   func write(
     _ held: [HeldSubmits.Held], claimed: Set<HeldSubmits.Position>, owner: String, results: inout [StoreOpResult],
     db: Database, nowMs: Int64
@@ -185,6 +195,6 @@ extension SQLiteJobStore {
             startedJob: order == 0, bookmark: nil))
       }
     }
-    return tasks.sorted { $0.task < $1.task }
+    return tasks
   }
 }

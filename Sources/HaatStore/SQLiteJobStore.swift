@@ -102,26 +102,25 @@ public final class SQLiteJobStore: JobStore {
           results.append(.noted)  // answered once written
         case .claim(let owner, let pool, let limit, let dueMs) where held.has(pool):
           let due = dueMs ?? nowMs
-          // Another ready task may come first: the held ones are written ready, and claimed
-          // as they would have been.
-          let claiming = try self.hasReady(pool, dueMs: due, db: db) ? nil : (pool, limit, due)
-          let (submits, claimed) = held.take(claiming: claiming)
-          let leased = try self.write(submits, claimed: claimed, owner: owner, results: &results, db: db, nowMs: nowMs)
-          let rest = claiming == nil ? limit : limit - leased.count
-          let more =
-            rest > 0 && claiming == nil
-            ? try self.claim(owner: owner, pool: pool, limit: rest, dueMs: due, db: db, nowMs: nowMs) : []
-          results.append(.claimed(leased + more))
+          if try self.hasReady(pool, dueMs: due, db: db) {
+            // Another ready task may come first: the held ones are written ready, and the
+            // claim takes what it would have.
+            try self.write(&held, results: &results, db: db, nowMs: nowMs)
+            results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
+          } else {
+            let (submits, claimed) = held.take(claiming: (pool, limit, due))
+            let leased = try self.write(
+              submits, claimed: claimed, owner: owner, results: &results, db: db, nowMs: nowMs)
+            results.append(.claimed(leased))
+          }
         case _ where held.isEmpty || held.passes(op):
           results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
         default:
-          let (submits, _) = held.take(claiming: nil)
-          _ = try self.write(submits, claimed: [], owner: "", results: &results, db: db, nowMs: nowMs)
+          try self.write(&held, results: &results, db: db, nowMs: nowMs)
           results.append(try self.apply(op, db: db, nowMs: nowMs, random: &random))
         }
       }
-      let (submits, _) = held.take(claiming: nil)
-      _ = try self.write(submits, claimed: [], owner: "", results: &results, db: db, nowMs: nowMs)
+      try self.write(&held, results: &results, db: db, nowMs: nowMs)
       return .commit
     }
     return results

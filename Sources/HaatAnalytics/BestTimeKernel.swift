@@ -188,9 +188,13 @@ public struct BestTimeKernel: Sendable {
     var adds = DeferredAdds<Pending>()
     swap(&adds, &pending)
     defer { swap(&adds, &pending) }
-    adds.drain(cells: cellMap.count) { position, post in
-      let added = cellMap.update(at: position) {
-        $0.add(engagements: post.engagements, rate: post.rate.isNaN ? nil : post.rate)
+    adds.drain(cells: cellMap.count) { position, run in
+      let added = cellMap.update(at: position) { cell in
+        var added = true
+        for post in run where !cell.add(engagements: post.engagements, rate: post.rate.isNaN ? nil : post.rate) {
+          added = false
+        }
+        return added
       }
       if !added { overflowed = true }
     }

@@ -25,9 +25,10 @@ struct DeferredAdds<Entry: Sendable>: Sendable {
     entries.append(entry)
   }
 
-  /// Calls `body` with every entry held, by ascending position (in the order held within
-  /// one position), and empties the buffer. `cells` bounds the positions: a counting sort.
-  mutating func drain(cells: Int, _ body: (Int, Entry) -> Void) {
+  /// Calls `body` once per position that has entries, by ascending position, with its
+  /// entries in the order held, and empties the buffer. `cells` bounds the positions: a
+  /// counting sort. A run per cell, not a call per entry: the cell is reached once.
+  mutating func drain(cells: Int, _ body: (Int, UnsafeBufferPointer<Entry>) -> Void) {
     guard !entries.isEmpty else { return }
     var starts = [Int](repeating: 0, count: cells + 1)
     for position in positions { starts[Int(position) + 1] += 1 }
@@ -35,15 +36,20 @@ struct DeferredAdds<Entry: Sendable>: Sendable {
     // Scattered into order, then read front to back: the stores go anywhere without
     // waiting, where reading through a list of indexes waited on a miss per entry.
     let count = entries.count
-    let ordered = [(position: Int32, entry: Entry)](unsafeUninitializedCapacity: count) { buffer, initialized in
+    var ends = starts
+    let ordered = [Entry](unsafeUninitializedCapacity: count) { buffer, initialized in
       for index in 0..<count {
         let position = Int(positions[index])
-        buffer.initializeElement(at: starts[position], to: (positions[index], entries[index]))
-        starts[position] += 1
+        buffer.initializeElement(at: ends[position], to: entries[index])
+        ends[position] += 1
       }
       initialized = count
     }
-    for item in ordered { body(Int(item.position), item.entry) }
+    ordered.withUnsafeBufferPointer { ordered in
+      for position in 0..<cells where starts[position] < starts[position + 1] {
+        body(position, UnsafeBufferPointer(rebasing: ordered[starts[position]..<starts[position + 1]]))
+      }
+    }
     positions.removeAll(keepingCapacity: true)
     entries.removeAll(keepingCapacity: true)
   }

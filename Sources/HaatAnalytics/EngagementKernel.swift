@@ -45,10 +45,13 @@ public struct EngagementKernel: Sendable, Equatable {
   }
 
   private static func drain(_ adds: inout DeferredAdds<PendingRates>, into map: inout SlottedMap<Key, PostRates>) {
-    adds.drain(cells: map.count) { position, rates in
-      map.update(at: position) {
-        $0.add(
-          reach: rates.reach.isNaN ? nil : rates.reach, impressions: rates.impressions.isNaN ? nil : rates.impressions)
+    adds.drain(cells: map.count) { position, run in
+      map.update(at: position) { sketches in
+        for rates in run {
+          sketches.add(
+            reach: rates.reach.isNaN ? nil : rates.reach,
+            impressions: rates.impressions.isNaN ? nil : rates.impressions)
+        }
       }
     }
   }

@@ -6,7 +6,8 @@ import Testing
 @testable import HaatAnalytics
 
 @Suite struct DeferredAddsTests {
-  /// Entries come back by position, in the order held within a position, each once.
+  /// Entries come back by position, in the order held within a position, each once, a run
+  /// per position that has any.
   @Test func drainsByPositionInTheOrderHeld() {
     var generator = SystemRandomNumberGenerator()
     var adds = DeferredAdds<Int>()
@@ -17,7 +18,13 @@ import Testing
       held.append((position, entry))
     }
     var drained: [(position: Int, entry: Int)] = []
-    adds.drain(cells: 300) { drained.append(($0, $1)) }
+    var runs: [Int] = []
+    adds.drain(cells: 300) { position, run in
+      runs.append(position)
+      #expect(!run.isEmpty)
+      for entry in run { drained.append((position, entry)) }
+    }
+    #expect(runs == Array(Set(held.map(\.position))).sorted())
     // Entries are numbered in the order held: by position, then by number.
     let expected = held.sorted { ($0.position, $0.entry) < ($1.position, $1.entry) }
     #expect(drained.map(\.position) == expected.map(\.position))

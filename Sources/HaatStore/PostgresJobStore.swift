@@ -57,8 +57,17 @@ public final class PostgresJobStore: JobStore {
         var random = StoreRandom()
         var results: [StoreOpResult] = []
         results.reserveCapacity(ops.count)
-        for op in ops {
-          results.append(try await self.apply(op, on: connection, nowMs: nowMs, random: &random))
+        var next = ops.startIndex
+        while next < ops.endIndex {
+          // Results in a row are one lock and one write for all (PostgresJobStore+Results).
+          let run = Self.resultRun(ops[next...])
+          if run.count > 1 {
+            results += try await self.complete(run, on: connection, nowMs: nowMs, random: &random)
+            next += run.count
+          } else {
+            results.append(try await self.apply(ops[next], on: connection, nowMs: nowMs, random: &random))
+            next += 1
+          }
         }
         return results
       }
@@ -231,7 +240,7 @@ public final class PostgresJobStore: JobStore {
     return claimed
   }
 
-  private static let transitionColumns = """
+  static let transitionColumns = """
     SELECT t.id, t.job, t.pool, t.state, t.attempt, t.max_attempts, j.retry_base_ms, j.retry_cap_ms, t.worker
     FROM tasks t JOIN jobs j ON j.id = t.job
     """
@@ -268,7 +277,7 @@ public final class PostgresJobStore: JobStore {
   }
 
   /// A row write in PostgreSQL's SQL.
-  private func write(
+  func write(
     _ write: TaskRowWrite, task id: Int64, result: StoredResult?, on db: PostgresConnection, nowMs: Int64
   ) async throws {
     switch write {
@@ -365,27 +374,6 @@ public final class PostgresJobStore: JobStore {
       if change.transition.newState != nil { changes.append(change) }
     }
     return changes
-  }
-
-  /// Task rows as `transitionColumns` selects them; nil for one that cannot be read.
-  private func loadRows(_ query: PostgresQuery, on db: PostgresConnection) async throws -> [TaskRow?] {
-    var loaded: [TaskRow?] = []
-    for try await (id, job, pool, state, attempt, maxAttempts, base, cap, worker) in try await db.query(
-      query, logger: logger
-    ).decode((Int64, Int64, String, String, Int64, Int64, Int64, Int64, String?).self) {
-      guard let pool = Pool(rawValue: pool), let state = TaskState(rawValue: state) else {
-        loaded.append(nil)
-        continue
-      }
-      loaded.append(
-        TaskRow(
-          id: TaskID(id), job: JobID(job), pool: pool,
-          status: TaskStatus(
-            state: state, attempt: UInt32(clamping: attempt), maxAttempts: UInt32(clamping: maxAttempts),
-            owner: worker ?? ""),
-          retry: RetryPolicy(baseMs: UInt64(clamping: base), capMs: UInt64(clamping: cap))))
-    }
-    return loaded
   }
 
   private func cancel(

@@ -3,12 +3,13 @@ import HaatCore
 import NIOCore
 import PostgresNIO
 
-/// Results in a row of a batch, applied together: a worker's results arrive in bursts and
-/// the group commit gathers them, but each one alone cost two round trips to the server
-/// (its row locked and read, then written), most of the coordinator's CPU per task on
-/// PostgreSQL (perf: postgres-nio's per-query work). Together they are one `SELECT … FOR
-/// UPDATE` and one `UPDATE … FROM unnest(…)`, and each result gets the answer it would
-/// have got alone (`TaskSemantics`, in the batch's order).
+/// Results and job ends in a row of a batch, applied together: a worker's results arrive
+/// in bursts and the group commit gathers them (each 1-task job's result followed by its
+/// end, `finishIfEnded`), but one at a time each cost its own round trips to the server (a
+/// result two, a job's end five), and postgres-nio's per-query work was most of the
+/// coordinator's CPU per task on PostgreSQL (perf). Together they are a fixed number of
+/// statements for the run, and each op gets the answer it would have got alone
+/// (`TaskSemantics`, in the batch's order; `ResultRunTests`).
 extension PostgresJobStore {
   /// One result of a run: its task, the lease it answers for, and what it carries.
   struct PlainResult {
@@ -19,43 +20,79 @@ extension PostgresJobStore {
     var stats: Data
   }
 
-  /// The results at the front of `ops` that may be applied together: plain ones (no
-  /// bookmark to keep, no tasks to spawn), each for a task no earlier one of the run names
-  /// (a second answer for a task must see the first's).
-  static func resultRun(_ ops: ArraySlice<StoreOp>) -> [PlainResult] {
-    var run: [PlainResult] = []
+  /// An op of a run.
+  enum RunOp {
+    case result(PlainResult)
+    /// `finishIfEnded`: the job's end, if the ops before it ended its last open task.
+    case finish(JobID, JobReduce)
+  }
+
+  /// The ops at the front of `ops` that may be applied together: plain results (no bookmark
+  /// to keep, no tasks to spawn) and job ends, each for a task or job no earlier op of the
+  /// run names (a second answer for a task must see the first's).
+  static func run(_ ops: ArraySlice<StoreOp>) -> [RunOp] {
+    var run: [RunOp] = []
     var tasks = Set<TaskID>()
+    var jobs = Set<JobID>()
     for op in ops {
-      guard case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark, let spawn) = op,
-        bookmark.isEmpty, spawn == nil, tasks.insert(task).inserted
-      else { break }
-      run.append(PlainResult(task: task, attempt: attempt, worker: worker, partial: partial, stats: stats))
+      switch op {
+      case .complete(let task, let attempt, let worker, let partial, let stats, let bookmark, let spawn)
+      where bookmark.isEmpty && spawn == nil && !tasks.contains(task):
+        tasks.insert(task)
+        run.append(.result(PlainResult(task: task, attempt: attempt, worker: worker, partial: partial, stats: stats)))
+      case .finishIfEnded(let job, let reduce) where !jobs.contains(job):
+        jobs.insert(job)
+        run.append(.finish(job, reduce))
+      default:
+        return run
+      }
     }
     return run
   }
 
-  /// Applies a run of results: what each would give applied alone, in order.
-  func complete(
-    _ run: [PlainResult], on db: PostgresConnection, nowMs: Int64, random: inout StoreRandom
+  /// Applies a run (`ops`, as `run` read them): what each op would give applied alone, in
+  /// order. Results are judged first, then job ends; a job's end that a later result of the
+  /// run would change (a result for one of its tasks after it) sends the run one op at a
+  /// time.
+  func apply(
+    _ run: [RunOp], _ ops: ArraySlice<StoreOp>, on db: PostgresConnection, nowMs: Int64,
+    random: inout StoreRandom
   ) async throws -> [StoreOpResult] {
-    var binds = PostgresBindings()
-    binds.append(run.map(\.task.rawValue))
-    // Locked in id order, as any other batch locks them, whatever order the results came in.
-    let loaded = try await loadRowsWithIDs(
-      PostgresQuery(
-        unsafeSQL: Self.transitionColumns + " WHERE t.id = ANY($1) ORDER BY t.id FOR UPDATE OF t", binds: binds),
-      on: db)
-    let rows = Dictionary(loaded.map { ($0.id, $0.row) }, uniquingKeysWith: { first, _ in first })
-    var results: [StoreOpResult] = []
-    results.reserveCapacity(run.count)
+    var ids: [Int64] = []
+    for case .result(let result) in run { ids.append(result.task.rawValue) }
+    var rows: [Int64: TaskRow?] = [:]
+    if !ids.isEmpty {
+      var binds = PostgresBindings()
+      binds.append(ids)
+      // Locked in id order, as any other batch locks them, whatever order the results came in.
+      let loaded = try await loadRowsWithIDs(
+        PostgresQuery(
+          unsafeSQL: Self.transitionColumns + " WHERE t.id = ANY($1) ORDER BY t.id FOR UPDATE OF t", binds: binds),
+        on: db)
+      rows = Dictionary(loaded.map { ($0.id, $0.row) }, uniquingKeysWith: { first, _ in first })
+    }
+    var lastResult: [JobID: Int] = [:]
+    for (position, op) in run.enumerated() {
+      if case .result(let result) = op, let found = rows[result.task.rawValue], let row = found {
+        lastResult[row.job] = position
+      }
+    }
+    for (position, op) in run.enumerated() {
+      guard case .finish(let job, _) = op, let last = lastResult[job], last > position else { continue }
+      var answers: [StoreOpResult] = []
+      for op in ops { answers.append(try await apply(op, on: db, nowMs: nowMs, random: &random)) }
+      return answers
+    }
+    var answers = [StoreOpResult?](repeating: nil, count: run.count)
     var done: [PlainResult] = []
-    for result in run {
+    for (position, op) in run.enumerated() {
+      guard case .result(let result) = op else { continue }
       guard let found = rows[result.task.rawValue] else {
-        results.append(.failed(HaatError(.notFound, "task \(result.task) does not exist")))
+        answers[position] = .failed(HaatError(.notFound, "task \(result.task) does not exist"))
         continue
       }
       guard let row = found else {
-        results.append(.failed(HaatError(.internal, "task \(result.task) has an unreadable state")))
+        answers[position] = .failed(HaatError(.internal, "task \(result.task) has an unreadable state"))
         continue
       }
       let (change, write) = TaskSemantics.plan(
@@ -71,25 +108,93 @@ extension PostgresJobStore {
           result: StoredResult(partial: result.partial, stats: result.stats, bookmark: "", spawn: nil), on: db,
           nowMs: nowMs)
       }
-      results.append(.changed(change))
+      answers[position] = .changed(change)
     }
-    if !done.isEmpty {
-      var writes = PostgresBindings()
-      writes.append(done.map(\.task.rawValue))
-      writes.append(done.map { ByteBuffer(bytes: $0.partial) })
-      writes.append(done.map { ByteBuffer(bytes: $0.stats) })
-      writes.append(nowMs)
-      // As a result alone writes its row (`write(.done…)`): its partial, stats, no bookmark.
+    try await writeDone(done, on: db, nowMs: nowMs)
+    try await finish(run, into: &answers, on: db, nowMs: nowMs)
+    return answers.map { $0 ?? .failed(HaatError(.internal, "an op of the batch got no answer")) }
+  }
+
+  /// The accepted results' rows, as a result alone writes its row (`write(.done…)`): its
+  /// partial, its stats, no bookmark.
+  private func writeDone(_ done: [PlainResult], on db: PostgresConnection, nowMs: Int64) async throws {
+    guard !done.isEmpty else { return }
+    var binds = PostgresBindings()
+    binds.append(done.map(\.task.rawValue))
+    binds.append(done.map { ByteBuffer(bytes: $0.partial) })
+    binds.append(done.map { ByteBuffer(bytes: $0.stats) })
+    binds.append(nowMs)
+    try await db.query(
+      PostgresQuery(
+        unsafeSQL: """
+          UPDATE tasks SET state = 'done', updated_at = $4, partial = u.partial, stats = u.stats, bookmark = ''
+          FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, partial, stats)
+          WHERE tasks.id = u.id
+          """, binds: binds),
+      logger: logger)
+  }
+
+  /// The run's job ends, as `finishIfEnded` alone answers them: the jobs read, their rows
+  /// locked, their open tasks looked for, the ended ones' outputs read and reduced, and
+  /// their ends recorded, each step one statement for all.
+  private func finish(
+    _ run: [RunOp], into answers: inout [StoreOpResult?], on db: PostgresConnection, nowMs: Int64
+  ) async throws {
+    var finishes: [(position: Int, job: JobID, reduce: JobReduce)] = []
+    for (position, op) in run.enumerated() {
+      if case .finish(let job, let reduce) = op { finishes.append((position, job, reduce)) }
+    }
+    guard !finishes.isEmpty else { return }
+    let ids = finishes.map(\.job.rawValue)
+    var binds = PostgresBindings()
+    binds.append(ids)
+    let records = Dictionary(
+      try await jobRecords(PostgresQuery(unsafeSQL: StoreSQL.jobColumns + " WHERE id = ANY($1)", binds: binds), on: db)
+        .map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    // Locked first, so a concurrent claim or revive cannot slip in between (`hasEnded`).
+    let locked = Set(
+      try await db.query("SELECT id FROM jobs WHERE id = ANY(\(ids)) ORDER BY id FOR UPDATE", logger: logger)
+        .all(decoding: Int64.self))
+    let open = Set(
       try await db.query(
-        PostgresQuery(
-          unsafeSQL: """
-            UPDATE tasks SET state = 'done', updated_at = $4, partial = u.partial, stats = u.stats, bookmark = ''
-            FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, partial, stats)
-            WHERE tasks.id = u.id
-            """, binds: writes),
-        logger: logger)
+        "SELECT DISTINCT job FROM tasks WHERE job = ANY(\(ids)) AND state IN ('ready', 'leased')", logger: logger
+      ).all(decoding: Int64.self))
+    func ended(_ job: JobID) -> Bool {
+      guard let record = records[job] else { return false }
+      return !record.state.isFinal && locked.contains(job.rawValue) && !open.contains(job.rawValue)
     }
-    return results
+    let reading = ids.filter { ended(JobID($0)) }
+    let outputs = reading.isEmpty ? [:] : try await self.outputs(ofJobs: reading, on: db)
+    var ends: [(job: Int64, end: JobEnd)] = []
+    for finish in finishes {
+      guard let record = records[finish.job] else {
+        answers[finish.position] = .failed(HaatError(.notFound, "job \(finish.job) does not exist"))
+        continue
+      }
+      guard ended(finish.job), let end = finish.reduce((record, outputs[finish.job.rawValue] ?? [])) else {
+        answers[finish.position] = .finished(finish.job, applied: false)
+        continue
+      }
+      ends.append((finish.job.rawValue, end))
+      answers[finish.position] = .ended(finish.job, end)
+    }
+    guard !ends.isEmpty else { return }
+    var writes = PostgresBindings()
+    writes.append(ends.map(\.job))
+    writes.append(ends.map(\.end.state.rawValue))
+    writes.append(ends.map { ByteBuffer(bytes: $0.end.report) })
+    writes.append(ends.map(\.end.error))
+    writes.append(nowMs)
+    // As `record` writes one job's end.
+    try await db.query(
+      PostgresQuery(
+        unsafeSQL: """
+          UPDATE jobs SET state = u.state, report = u.report, error = u.error,
+            finished_at = CASE WHEN jobs.finished_at > 0 THEN jobs.finished_at ELSE $5 END
+          FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[]) AS u(id, state, report, error)
+          WHERE jobs.id = u.id
+          """, binds: writes),
+      logger: logger)
   }
 
   /// Task rows as `transitionColumns` selects them; nil for one that cannot be read.

@@ -59,10 +59,11 @@ public final class PostgresJobStore: JobStore {
         results.reserveCapacity(ops.count)
         var next = ops.startIndex
         while next < ops.endIndex {
-          // Results in a row are one lock and one write for all (PostgresJobStore+Results).
-          let run = Self.resultRun(ops[next...])
+          // Results and job ends in a row are a few round trips for all (PostgresJobStore+Results).
+          let run = Self.run(ops[next...])
           if run.count > 1 {
-            results += try await self.complete(run, on: connection, nowMs: nowMs, random: &random)
+            results += try await self.apply(
+              run, ops[next..<(next + run.count)], on: connection, nowMs: nowMs, random: &random)
             next += run.count
           } else {
             results.append(try await self.apply(ops[next], on: connection, nowMs: nowMs, random: &random))
@@ -76,7 +77,7 @@ public final class PostgresJobStore: JobStore {
     }
   }
 
-  private func apply(
+  func apply(
     _ op: StoreOp, on db: PostgresConnection, nowMs: Int64, random: inout StoreRandom
   ) async throws -> StoreOpResult {
     switch op {

@@ -4,33 +4,46 @@ import Testing
 
 @testable import HaatStore
 
-/// Results in a row of one batch (PostgreSQL locks and writes them together) end as the
-/// same results applied one at a time: the same answers, task rows and stored partials,
-/// whatever the mix of accepted, foreign, stale, unknown and repeated results, results that
-/// keep a bookmark, and other ops between them.
+/// Results and job ends in a row of one batch (PostgreSQL locks, reads and writes them
+/// together) end as the same ops applied one at a time: the same answers, task rows, stored
+/// partials, job states and reports, whatever the mix of accepted, foreign, stale, unknown
+/// and repeated results, results that keep a bookmark, ends of jobs that have ended or not
+/// (or do not exist, or end before a later result of the run for their task), and other ops
+/// between them.
 @Suite struct ResultRunTests {
-  @Test(arguments: StoreBackend.all, 0..<8)
-  func resultsInARowEndAsTheyWouldOneAtATime(backend: StoreBackend, seed: Int) async throws {
+  /// A job's end as the test's reduce makes it: from what the store read, or declined.
+  static let reduce: JobReduce = { read in
+    guard read.outputs.count != 3 else { return nil }
+    let done = read.outputs.filter { $0.state == .done }.count
+    return JobEnd(
+      state: done == read.outputs.count ? .succeeded : .partial,
+      report: Data("\(read.job.id) \(read.outputs.map { "\($0.task):\($0.state)" })".utf8),
+      error: done == read.outputs.count ? "" : "\(read.outputs.count - done) not done")
+  }
+
+  @Test(arguments: StoreBackend.all, 0..<10)
+  func resultsAndEndsInARowEndAsTheyWouldOneAtATime(backend: StoreBackend, seed: Int) async throws {
     var random = HeldSubmitTests.Random(state: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
     let together = try StoreHarness(backend)
     let apart = try StoreHarness(backend)
     let stores = [try await together.open(), try await apart.open()]
-    var job = JobID(0)
+    var jobs: [JobID] = []
     var leases: [ClaimedTask] = []
     for store in stores {
-      job = try await together.submit(store, StoreHarness.job(tasks: 14))
-      leases = try await together.claim(store, 12)
+      jobs = [try await together.submit(store, StoreHarness.job(tasks: 12))]
+      for size in [1, 1, 1, 1, 2, 3] { jobs.append(try await together.submit(store, StoreHarness.job(tasks: size))) }
+      leases = try await together.claim(store, 19)
     }
-    #expect(leases.count == 12)
+    #expect(leases.count == 19)
     var ops: [StoreOp] = []
-    for _ in 0..<(6 + random.next(24)) {
+    for _ in 0..<(6 + random.next(30)) {
       let lease = leases[random.next(leases.count)]
       let partial = Data((0..<random.next(40)).map { _ in UInt8(random.next(256)) })
       let stats = Data("{\"rows\":\"\(random.next(1000))\"}".utf8)
       func complete(_ task: TaskID, attempt: UInt32, worker: String = "w1", bookmark: String = "") -> StoreOp {
         .complete(task: task, attempt: attempt, worker: worker, partial: partial, stats: stats, bookmark: bookmark)
       }
-      switch random.next(10) {
+      switch random.next(14) {
       case 0: ops.append(complete(lease.task, attempt: lease.attempt, worker: "w2"))
       case 1: ops.append(complete(lease.task, attempt: lease.attempt + 1))
       case 2: ops.append(complete(TaskID(900_000 + Int64(random.next(9))), attempt: 1))
@@ -41,7 +54,13 @@ import Testing
             task: lease.task, attempt: lease.attempt, worker: "w1", error: TaskError(code: "bad", message: "no"),
             retryable: false, retryAfterMs: 0, stats: stats))
       case 5: ops.append(.release(task: lease.task, attempt: lease.attempt))
-      default: ops.append(complete(lease.task, attempt: lease.attempt))
+      case 6, 7, 8:
+        let job = random.next(12) == 0 ? JobID(800_000) : jobs[random.next(jobs.count)]
+        ops.append(.finishIfEnded(job, reduce: Self.reduce))
+      default:
+        ops.append(complete(lease.task, attempt: lease.attempt))
+        // A 1-task job's result is followed by its end, as the coordinator sends them.
+        if random.next(2) == 0 { ops.append(.finishIfEnded(lease.job, reduce: Self.reduce)) }
       }
     }
     let batched = try await stores[0].apply(ops, nowMs: 2_000).map { "\($0)" }
@@ -50,14 +69,20 @@ import Testing
     #expect(batched == single, "ops: \(ops)")
     var rows: [[String]] = []
     for store in stores {
-      let tasks = try await store.tasks(of: job, after: nil, limit: 100, nowMs: 2_000).map { "\($0)" }
-      let outputs = try await store.outputs(of: job).map {
-        "\($0.task) \($0.state) \(Array($0.partial ?? Data())) \(Array($0.stats ?? Data()))"
+      var lines: [String] = []
+      for job in jobs {
+        guard let record = try await store.job(job, tasks: false, nowMs: 2_000) else { continue }
+        let report = try await store.report(of: job).map { String(decoding: $0, as: UTF8.self) } ?? "none"
+        lines.append("\(job) \(record.state) \(record.finishedMs) \(record.error) \(report)")
+        lines += try await store.tasks(of: job, after: nil, limit: 100, nowMs: 2_000).map { "\($0)" }
+        lines += try await store.outputs(of: job).map {
+          "\($0.task) \($0.state) \(Array($0.partial ?? Data())) \(Array($0.stats ?? Data()))"
+        }
       }
-      rows.append(tasks + outputs)
+      rows.append(lines)
     }
     #expect(rows[0] == rows[1], "ops: \(ops)")
-    // Enough results were taken for the comparison to mean something.
+    // Enough happened for the comparison to mean something.
     #expect(batched.contains { $0.contains("done") })
   }
 }

@@ -59,9 +59,14 @@ public final class PostgresJobStore: JobStore {
         results.reserveCapacity(ops.count)
         var next = ops.startIndex
         while next < ops.endIndex {
-          // Results and job ends in a row are a few round trips for all (PostgresJobStore+Results).
-          let run = Self.run(ops[next...])
-          if run.count > 1 {
+          // Submits, and results and job ends, in a row are a few round trips for all
+          // (PostgresJobStore+Submits, +Results).
+          let submits = Self.submitRun(ops[next...])
+          let run = submits.count > 1 ? [] : Self.run(ops[next...])
+          if submits.count > 1 {
+            results += try await self.submit(submits, on: connection, nowMs: nowMs)
+            next += submits.count
+          } else if run.count > 1 {
             results += try await self.apply(
               run, ops[next..<(next + run.count)], on: connection, nowMs: nowMs, random: &random)
             next += run.count

@@ -85,4 +85,36 @@ import Testing
     // Enough happened for the comparison to mean something.
     #expect(batched.contains { $0.contains("done") })
   }
+
+  /// Submits in a row (numbered and written together on PostgreSQL) get the ids, answers
+  /// and rows they would get one at a time, with claims and results between them.
+  @Test(arguments: StoreBackend.all, 0..<6)
+  func submitsInARowEndAsTheyWouldOneAtATime(backend: StoreBackend, seed: Int) async throws {
+    var random = HeldSubmitTests.Random(state: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 11)
+    let together = try StoreHarness(backend)
+    let apart = try StoreHarness(backend)
+    let stores = [try await together.open(), try await apart.open()]
+    var ops: [StoreOp] = []
+    for _ in 0..<(4 + random.next(30)) {
+      switch random.next(8) {
+      case 0: ops.append(.claim(owner: "w\(random.next(2))", pool: .collect, limit: random.next(5)))
+      default: ops.append(.submit(HeldSubmitTests.job(&random, now: 2_000)))
+      }
+    }
+    let batched = try await stores[0].apply(ops, nowMs: 2_000).map { "\($0)" }
+    var single: [String] = []
+    for op in ops { single += try await stores[1].apply([op], nowMs: 2_000).map { "\($0)" } }
+    #expect(batched == single, "ops: \(ops)")
+    var rows: [[String]] = []
+    for store in stores {
+      var lines: [String] = []
+      for job in try await store.jobs(state: nil, before: nil, limit: 100, nowMs: 2_000) {
+        lines.append("\(job)")
+        lines += try await store.tasks(of: job.id, after: nil, limit: 100, nowMs: 2_000).map { "\($0)" }
+      }
+      rows.append(lines)
+    }
+    #expect(rows[0] == rows[1], "ops: \(ops)")
+    #expect(rows[0].count > 4)
+  }
 }

@@ -21,18 +21,33 @@ import Testing
       error: done == read.outputs.count ? "" : "\(read.outputs.count - done) not done")
   }
 
+  /// Two empty stores of the backend: one for the batch, one for its ops one at a time.
+  static func twoStores(_ backend: StoreBackend) async throws -> [any JobStore] {
+    [try await StoreHarness(backend).open(), try await StoreHarness(backend).open()]
+  }
+
+  /// The ops as one batch on the first store and one at a time on the second: the answers
+  /// of each, as text.
+  static func applyBothWays(_ ops: [StoreOp], to stores: [any JobStore]) async throws -> (
+    batched: [String], single: [String]
+  ) {
+    let batched = try await stores[0].apply(ops, nowMs: 2_000).map { "\($0)" }
+    var single: [String] = []
+    for op in ops { single += try await stores[1].apply([op], nowMs: 2_000).map { "\($0)" } }
+    return (batched, single)
+  }
+
   @Test(arguments: StoreBackend.all, 0..<10)
   func resultsAndEndsInARowEndAsTheyWouldOneAtATime(backend: StoreBackend, seed: Int) async throws {
     var random = HeldSubmitTests.Random(state: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 7)
-    let together = try StoreHarness(backend)
-    let apart = try StoreHarness(backend)
-    let stores = [try await together.open(), try await apart.open()]
+    let tests = try StoreHarness(backend)
+    let stores = try await Self.twoStores(backend)
     var jobs: [JobID] = []
     var leases: [ClaimedTask] = []
     for store in stores {
-      jobs = [try await together.submit(store, StoreHarness.job(tasks: 12))]
-      for size in [1, 1, 1, 1, 2, 3] { jobs.append(try await together.submit(store, StoreHarness.job(tasks: size))) }
-      leases = try await together.claim(store, 19)
+      jobs = [try await tests.submit(store, StoreHarness.job(tasks: 12))]
+      for size in [1, 1, 1, 1, 2, 3] { jobs.append(try await tests.submit(store, StoreHarness.job(tasks: size))) }
+      leases = try await tests.claim(store, 19)
     }
     #expect(leases.count == 19)
     var ops: [StoreOp] = []
@@ -63,9 +78,7 @@ import Testing
         if random.next(2) == 0 { ops.append(.finishIfEnded(lease.job, reduce: Self.reduce)) }
       }
     }
-    let batched = try await stores[0].apply(ops, nowMs: 2_000).map { "\($0)" }
-    var single: [String] = []
-    for op in ops { single += try await stores[1].apply([op], nowMs: 2_000).map { "\($0)" } }
+    let (batched, single) = try await Self.applyBothWays(ops, to: stores)
     #expect(batched == single, "ops: \(ops)")
     var rows: [[String]] = []
     for store in stores {
@@ -91,9 +104,7 @@ import Testing
   @Test(arguments: StoreBackend.all, 0..<6)
   func submitsInARowEndAsTheyWouldOneAtATime(backend: StoreBackend, seed: Int) async throws {
     var random = HeldSubmitTests.Random(state: UInt64(seed) &* 0x9E37_79B9_7F4A_7C15 &+ 11)
-    let together = try StoreHarness(backend)
-    let apart = try StoreHarness(backend)
-    let stores = [try await together.open(), try await apart.open()]
+    let stores = try await Self.twoStores(backend)
     var ops: [StoreOp] = []
     for _ in 0..<(4 + random.next(30)) {
       switch random.next(8) {
@@ -101,9 +112,7 @@ import Testing
       default: ops.append(.submit(HeldSubmitTests.job(&random, now: 2_000)))
       }
     }
-    let batched = try await stores[0].apply(ops, nowMs: 2_000).map { "\($0)" }
-    var single: [String] = []
-    for op in ops { single += try await stores[1].apply([op], nowMs: 2_000).map { "\($0)" } }
+    let (batched, single) = try await Self.applyBothWays(ops, to: stores)
     #expect(batched == single, "ops: \(ops)")
     var rows: [[String]] = []
     for store in stores {

@@ -62,8 +62,8 @@ public final class PostgresJobStore: JobStore {
           // Submits, and results and job ends, in a row are a few round trips for all
           // (PostgresJobStore+Submits, +Results).
           let submits = Self.submitRun(ops[next...])
-          let run = submits.count > 1 ? [] : Self.run(ops[next...])
-          if submits.count > 1 {
+          let run = submits.isEmpty ? Self.run(ops[next...]) : []
+          if !submits.isEmpty {
             results += try await self.submit(submits, on: connection, nowMs: nowMs)
             next += submits.count
           } else if run.count > 1 {
@@ -152,36 +152,12 @@ public final class PostgresJobStore: JobStore {
     }
   }
 
+  /// One job's submit: a run of one (PostgresJobStore+Submits).
   func submit(_ job: NewJob, on db: PostgresConnection, nowMs: Int64) async throws -> StoreOpResult {
-    let reports = job.reports.joined(separator: ",")
-    let rows = try await db.query(
-      """
-      INSERT INTO jobs (name, state, priority, spec, reports, created_at, not_before,
-                        max_attempts, retry_base_ms, retry_cap_ms, total_tasks, submitted_by)
-      VALUES (\(job.name), 'queued', \(Int64(job.priority)), \(ByteBuffer(bytes: job.spec)), \(reports),
-              \(nowMs), \(job.notBeforeMs), \(Int64(job.maxAttempts)), \(Int64(clamping: job.retry.baseMs)),
-              \(Int64(clamping: job.retry.capMs)), \(Int64(job.tasks.count)), \(job.submittedBy))
-      RETURNING id
-      """, logger: logger)
-    guard let jobID = try await rows.first(decoding: Int64.self) else {
+    guard let result = try await submit([job], on: db, nowMs: nowMs).first else {
       throw HaatError(.internal, "the store did not number the job")
     }
-    // Tasks go in as arrays, a few thousand per statement: one round trip per chunk.
-    var first = 0
-    for chunk in job.tasks.chunked(2_000) {
-      try await db.query(
-        """
-        INSERT INTO tasks (job, idx, pool, source, state, priority, not_before, attempt, max_attempts,
-                           spec, updated_at, resume_key)
-        SELECT \(jobID), \(Int64(first)) + n - 1, pool, source, 'ready', \(Int64(job.priority)),
-               \(job.notBeforeMs), 0, \(Int64(job.maxAttempts)), spec, \(nowMs), NULLIF(resume_key, '')
-        FROM unnest(\(chunk.map(\.pool.rawValue))::text[], \(chunk.map(\.source))::text[],
-                    \(chunk.map { ByteBuffer(bytes: $0.spec) })::bytea[], \(chunk.map { $0.resumeKey ?? "" })::text[])
-             WITH ORDINALITY AS t(pool, source, spec, resume_key, n)
-        """, logger: logger)
-      first += chunk.count
-    }
-    return .submitted(JobID(jobID), tasks: job.tasks.count, notBeforeMs: job.notBeforeMs)
+    return result
   }
 
   private func prune(endedBeforeMs: Int64, limit: Int, on db: PostgresConnection) async throws -> StoreOpResult {

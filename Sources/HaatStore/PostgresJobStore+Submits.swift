@@ -6,8 +6,9 @@ import PostgresNIO
 /// Submits in a row of a batch, written together: a client with many jobs in flight (1-task
 /// jobs above all) sends them in bursts that the group commit gathers, and each alone cost
 /// two round trips (its job row, then its tasks). Together they are numbered in one
-/// statement, their job rows written in one and their tasks in one per few thousand; each
-/// gets the id and answer it would have got alone (ids ascending in the batch's order).
+/// statement, their job rows written in one and their tasks in one per 2,000; each gets the
+/// id and answer it would have got alone (ids ascending in the batch's order). A lone
+/// submit is a run of one.
 extension PostgresJobStore {
   /// The submits at the front of `ops`.
   static func submitRun(_ ops: ArraySlice<StoreOp>) -> [NewJob] {

@@ -357,27 +357,37 @@ public final class LocalCluster: Sendable {
 }
 
 /// Free loopback ports, for processes that must know each other's address before they listen.
+/// Picked at random below the kernel's ephemeral range (`ip_local_port_range`, 32768 and up
+/// by default) and checked by binding them: a port the kernel hands out for port 0 (another
+/// test's listener, any outgoing connection) could be taken again between the pick and the
+/// process's own bind, and was (a coordinator's admin port, once in a fresh clone's run).
 public enum FreePorts {
+  static let range = 20_000..<32_000
+
   public static func pick(_ count: Int) throws -> [Int] {
     var sockets: [Int32] = []
     defer { for socket in sockets { close(socket) } }
     var ports: [Int] = []
-    for _ in 0..<count {
+    var tries = 0
+    while ports.count < count {
+      tries += 1
+      guard tries <= 1_000 else { throw HaatError(.internal, "cannot find a free loopback port in \(range)") }
+      let port = Int.random(in: range)
+      guard !ports.contains(port) else { continue }
       let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
       guard fd >= 0 else { throw HaatError(.internal, "cannot open a socket to pick a port") }
-      sockets.append(fd)
       var address = sockaddr_in()
       address.sin_family = sa_family_t(AF_INET)
       address.sin_addr.s_addr = inet_addr("127.0.0.1")
-      address.sin_port = 0
-      var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+      address.sin_port = in_port_t(UInt16(port)).bigEndian
       let bound = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-          bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+          bind(fd, pointer, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
       }
-      guard bound else { throw HaatError(.internal, "cannot bind a socket to pick a port") }
-      ports.append(Int(UInt16(bigEndian: address.sin_port)))
+      // Held until every port is picked, so one call never returns the same port twice.
+      sockets.append(fd)
+      if bound { ports.append(port) }
     }
     return ports
   }

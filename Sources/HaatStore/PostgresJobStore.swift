@@ -62,11 +62,13 @@ public final class PostgresJobStore: JobStore {
           // Submits, and results and job ends, in a row are a few round trips for all
           // (PostgresJobStore+Submits, +Results).
           let submits = Self.submitRun(ops[next...])
-          let run = submits.isEmpty ? Self.run(ops[next...]) : []
           if !submits.isEmpty {
             results += try await self.submit(submits, on: connection, nowMs: nowMs)
             next += submits.count
-          } else if run.count > 1 {
+            continue
+          }
+          let run = Self.run(ops[next...])
+          if run.count > 1 {
             results += try await self.apply(
               run, ops[next..<(next + run.count)], on: connection, nowMs: nowMs, random: &random)
             next += run.count

@@ -373,7 +373,6 @@ public enum FreePorts {
       tries += 1
       guard tries <= 1_000 else { throw HaatError(.internal, "cannot find a free loopback port in \(range)") }
       let port = Int.random(in: range)
-      guard !ports.contains(port) else { continue }
       let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
       guard fd >= 0 else { throw HaatError(.internal, "cannot open a socket to pick a port") }
       var address = sockaddr_in()
@@ -385,9 +384,13 @@ public enum FreePorts {
           bind(fd, pointer, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
       }
+      guard bound else {
+        close(fd)
+        continue
+      }
       // Held until every port is picked, so one call never returns the same port twice.
       sockets.append(fd)
-      if bound { ports.append(port) }
+      ports.append(port)
     }
     return ports
   }

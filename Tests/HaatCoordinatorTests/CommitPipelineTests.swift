@@ -1,3 +1,4 @@
+import Foundation
 import HaatCore
 import HaatStore
 import Logging
@@ -143,6 +144,82 @@ import Testing
     store.promises.last?.succeed(Self.ok(1))
     loop.run()
     #expect(delivered.map(\.count) == [1], "the claim's own result, without the ops before it")
+    try loop.syncShutdownGracefully()
+  }
+
+  static let submit = StoreOp.submit(
+    NewJob(
+      name: "j", priority: 0, notBeforeMs: 0, maxAttempts: 3, retry: RetryPolicy(baseMs: 1_000, capMs: 60_000),
+      reports: [], spec: Data(), submittedBy: "admin:test",
+      tasks: [NewTask(pool: .collect, source: "s", spec: Data())]))
+  static let result = StoreOp.complete(
+    task: TaskID(7), attempt: 1, worker: "w", partial: Data(), stats: Data(), bookmark: "")
+  static let end = StoreOp.finishJob(JobID(3), state: .succeeded, report: nil, error: "")
+
+  static func kinds(_ ops: [StoreOp]) -> [String] {
+    ops.map {
+      switch $0 {
+      case .submit: "submit"
+      case .complete: "complete"
+      case .finishJob: "end"
+      case .release: "release"
+      case .cancelJob: "cancel"
+      default: "other"
+      }
+    }
+  }
+
+  /// Submits that wait beside results and job ends go first, alone; those follow in the
+  /// next transaction, in their order, with whatever arrived meanwhile (they never wait
+  /// for more than one).
+  @Test func submitsWaitingBesideResultsGoFirst() throws {
+    let (loop, pipeline, store) = make()
+    var done: [String] = []
+    pipeline.enqueue(Self.op) { _ in done.append("first") }
+    loop.run()
+    pipeline.enqueue(Self.result) { _ in done.append("r1") }
+    pipeline.enqueue(Self.submit) { _ in done.append("s1") }
+    pipeline.enqueue(Self.end) { _ in done.append("e1") }
+    pipeline.enqueue(Self.submit) { _ in done.append("s2") }
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(Self.kinds(store.batches[1]) == ["submit", "submit"])
+    // More of both arrive while the submits commit: the results that waited go next, with
+    // all of them, in order.
+    pipeline.enqueue(Self.submit) { _ in done.append("s3") }
+    pipeline.enqueue(Self.result) { _ in done.append("r2") }
+    store.promises[1].succeed(Self.ok(2))
+    loop.run()
+    #expect(Self.kinds(store.batches[2]) == ["complete", "end", "submit", "complete"])
+    store.promises[2].succeed(Self.ok(4))
+    loop.run()
+    #expect(done == ["first", "s1", "s2", "r1", "e1", "s3", "r2"])
+    #expect(store.batches.count == 3)
+    try loop.syncShutdownGracefully()
+  }
+
+  /// Any other op (a cancel, which a claim beside the submits must see) keeps every op in
+  /// its place; so does a transaction that failed and is tried again.
+  @Test func otherOpsKeepEveryOpInItsPlace() throws {
+    let (loop, pipeline, store) = make()
+    pipeline.enqueue(Self.op) { _ in }
+    loop.run()
+    pipeline.enqueue(Self.result) { _ in }
+    pipeline.enqueue(.cancelJob(JobID(2))) { _ in }
+    pipeline.enqueue(Self.submit) { _ in }
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(Self.kinds(store.batches[1]) == ["complete", "cancel", "submit"])
+    // Submits went ahead, and their transaction failed: the retry takes everything.
+    pipeline.enqueue(Self.result) { _ in }
+    pipeline.enqueue(Self.submit) { _ in }
+    store.promises[1].succeed(Self.ok(3))
+    loop.run()
+    #expect(Self.kinds(store.batches[2]) == ["submit"])
+    store.promises[2].fail(HaatError(.unavailable, "disk full"))
+    loop.run()
+    loop.advanceTime(by: .milliseconds(100))
+    #expect(Self.kinds(store.batches[3]) == ["complete"], "the result that waited, after the pause")
     try loop.syncShutdownGracefully()
   }
 

@@ -361,8 +361,12 @@ public final class LocalCluster: Sendable {
 /// by default) and checked by binding them: a port the kernel hands out for port 0 (another
 /// test's listener, any outgoing connection) could be taken again between the pick and the
 /// process's own bind, and was (a coordinator's admin port, once in a fresh clone's run).
+/// A port is handed out once per process: tests run in parallel, and two that pick the same
+/// free port a moment apart both get it, the second's bind failing once the first's process
+/// listens (the likely cause of a busy-port test's holder failing to bind, once in a full run).
 public enum FreePorts {
   static let range = 20_000..<32_000
+  private static let handedOut = Mutex(Set<Int>())
 
   public static func pick(_ count: Int) throws -> [Int] {
     var sockets: [Int32] = []
@@ -373,6 +377,7 @@ public enum FreePorts {
       tries += 1
       guard tries <= 1_000 else { throw HaatError(.internal, "cannot find a free loopback port in \(range)") }
       let port = Int.random(in: range)
+      guard handedOut.withLock({ $0.insert(port).inserted }) else { continue }
       let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
       guard fd >= 0 else { throw HaatError(.internal, "cannot open a socket to pick a port") }
       var address = sockaddr_in()

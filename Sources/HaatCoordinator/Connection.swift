@@ -70,6 +70,9 @@ final class ActiveJob {
   var afterEnd: [() -> Void] = []
   var lastEvent: UInt64 = 0
   var eventScheduled = false
+  /// A 1-task job submitted to this coordinator: what its end's reduce reads of the job and
+  /// the task, so that its result's commit can record the end without reading them.
+  var onlyTask: (reports: [String], source: String)?
 
   init(id: JobID, counts: TaskCounts, started: Bool, cancelled: Bool) {
     self.id = id

@@ -89,7 +89,9 @@ extension CoordinatorCore {
         var counts = TaskCounts()
         let waits = notBeforeMs > self.nowMs
         if waits { counts.scheduled = count } else { counts.ready = count }
-        self.jobs[jobID] = ActiveJob(id: jobID, counts: counts, started: false, cancelled: false)
+        let active = ActiveJob(id: jobID, counts: counts, started: false, cancelled: false)
+        if count == 1, job.tasks.count == 1 { active.onlyTask = (job.reports, job.tasks[0].source) }
+        self.jobs[jobID] = active
         if waits {
           // Task ids of a job are consecutive; the store assigned them in order.
           self.readTasks(of: jobID) { tasks in

@@ -237,12 +237,15 @@ extension CoordinatorCore {
   }
 
   /// After a result that may end its small job: the job's end in the same commit
-  /// (`StoreOp.finishIfEnded`), or, when the store did not record it, the usual read.
-  func finishInCommit(of task: TaskID) {
+  /// (`StoreOp.finishIfEnded`), or, when the store did not record it, the usual read. A
+  /// 1-task job's end is reduced here, from the result, when that is all its reduce would
+  /// read (`reducedEnd`); the store then reads neither the job nor its outputs.
+  func finishInCommit(of task: TaskID, result: (attempt: UInt32, partial: Data, stats: Data)? = nil) {
     guard let id = smallJobs[task], let job = jobs[id], job.counts.open == 1, !job.cancelled, !job.reducing
     else { return }
     job.reducing = true
-    enqueue(.finishIfEnded(id, reduce: Self.reduceInCommit)) { result in
+    let ending = result.flatMap { Self.reducedEnd(of: job, task: task, $0) } ?? .read(Self.reduceInCommit)
+    enqueue(.finishIfEnded(id, ending: ending)) { result in
       guard case .ended(_, let end) = result else {
         job.reducing = false
         return self.finishIfEnded(id)
@@ -250,6 +253,27 @@ extension CoordinatorCore {
       self.logger.debug("job reduced in its last result's commit", metadata: ["job": "\(id)"])
       self.ended(job, state: end.state, error: end.error)
     }
+  }
+
+  /// The largest partial a 1-task job's end is reduced from on the loop, which every
+  /// session's messages wait for; a larger one is reduced in the store's transaction.
+  static let reducedEndBytes = 16 << 10
+
+  /// A 1-task job's end made from the result that ends it, when the result answers the
+  /// task's first lease: a later attempt's task may carry an earlier attempt's error, which
+  /// only the store has (and which the report shows). Nil leaves the reduce to the store.
+  static func reducedEnd(
+    of job: ActiveJob, task: TaskID, _ result: (attempt: UInt32, partial: Data, stats: Data)
+  ) -> JobEnding? {
+    guard result.attempt == 1, job.counts.total == 1, let only = job.onlyTask,
+      result.partial.count <= reducedEndBytes
+    else { return nil }
+    let output = TaskOutput(
+      task: task, index: 0, source: only.source, state: .done, partial: result.partial, stats: result.stats,
+      lastError: nil)
+    guard let outcome = try? JobReducer.reduce(job.id, reports: only.reports, runs: [[output]], cancelled: false)
+    else { return nil }
+    return .reduced(JobEnd(state: outcome.state, report: outcome.report, error: outcome.error))
   }
 
   /// A small job's reduce, run in the store's transaction; nil for a job past the bound of

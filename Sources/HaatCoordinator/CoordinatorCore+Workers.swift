@@ -155,7 +155,7 @@ extension CoordinatorCore {
           "task done", metadata: ["task": "\(task)", "worker": "\(worker)", "attempt": "\(complete.attempt)"])
       }
     }
-    finishInCommit(of: task)
+    finishInCommit(of: task, result: spawn == nil ? (complete.attempt, partial, stats) : nil)
   }
 
   /// The specs of a split source's range tasks: the plan task's stored spec (never the

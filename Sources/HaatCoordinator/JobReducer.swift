@@ -35,7 +35,14 @@ enum JobReducer {
   static func reduce(
     _ record: JobRecord, runs: [[TaskOutput]], cancelled: Bool, merged: EarlyReduce.Merged? = nil
   ) throws -> Outcome {
-    let job = record.id
+    try reduce(record.id, reports: record.reports, runs: runs, cancelled: cancelled, merged: merged)
+  }
+
+  /// As above, from the job's id and the reports its spec asks for (all the reduce reads
+  /// of its record).
+  static func reduce(
+    _ job: JobID, reports: [String], runs: [[TaskOutput]], cancelled: Bool, merged: EarlyReduce.Merged? = nil
+  ) throws -> Outcome {
     var counts = TaskCounts()
     var unreadable: [String] = []
     let outputs = runs.enumerated().flatMap { run, outputs in outputs.map { (run, $0) } }
@@ -64,7 +71,6 @@ enum JobReducer {
       result.run = run
       return result
     }
-    let reports = record.reports
     var state = JobRules.state(counts: counts, cancelled: cancelled, started: true)
     var error = ""
     if counts.dead > 0, let first = outputs.lazy.map(\.1).first(where: { $0.state == .dead }),

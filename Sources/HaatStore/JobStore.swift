@@ -69,6 +69,16 @@ public struct JobEnd: Sendable {
 /// leaves the end to the coordinator's own read.
 public typealias JobReduce = @Sendable (Finishing) -> JobEnd?
 
+/// How `finishIfEnded` makes a job's end.
+public enum JobEnding: Sendable {
+  /// From the job and its outputs, read in the transaction (`reduce` may decline).
+  case read(JobReduce)
+  /// Made before the commit from the results the ops before it store (a 1-task job's end,
+  /// from its one result): the transaction reads nothing, it only checks that the job has
+  /// not ended and has no open task.
+  case reduced(JobEnd)
+}
+
 /// One pool's queue: how many tasks are ready now, and since when the oldest is.
 public struct ReadyQueue: Sendable, Equatable {
   public var ready: Int

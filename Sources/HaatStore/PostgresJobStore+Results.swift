@@ -24,7 +24,7 @@ extension PostgresJobStore {
   enum RunOp {
     case result(PlainResult)
     /// `finishIfEnded`: the job's end, if the ops before it ended its last open task.
-    case finish(JobID, JobReduce)
+    case finish(JobID, JobEnding)
   }
 
   /// The ops at the front of `ops` that may be applied together: plain results (no bookmark
@@ -40,9 +40,9 @@ extension PostgresJobStore {
       where bookmark.isEmpty && spawn == nil && !tasks.contains(task):
         tasks.insert(task)
         run.append(.result(PlainResult(task: task, attempt: attempt, worker: worker, partial: partial, stats: stats)))
-      case .finishIfEnded(let job, let reduce) where !jobs.contains(job):
+      case .finishIfEnded(let job, let ending) where !jobs.contains(job):
         jobs.insert(job)
-        run.append(.finish(job, reduce))
+        run.append(.finish(job, ending))
       default:
         return run
       }
@@ -140,9 +140,9 @@ extension PostgresJobStore {
   private func finish(
     _ run: [RunOp], into answers: inout [StoreOpResult?], on db: PostgresConnection, nowMs: Int64
   ) async throws {
-    var finishes: [(position: Int, job: JobID, reduce: JobReduce)] = []
+    var finishes: [(position: Int, job: JobID, ending: JobEnding)] = []
     for (position, op) in run.enumerated() {
-      if case .finish(let job, let reduce) = op { finishes.append((position, job, reduce)) }
+      if case .finish(let job, let ending) = op { finishes.append((position, job, ending)) }
     }
     guard !finishes.isEmpty else { return }
     let ids = finishes.map(\.job.rawValue)
@@ -163,7 +163,11 @@ extension PostgresJobStore {
       guard let record = records[job] else { return false }
       return !record.state.isFinal && locked.contains(job.rawValue) && !open.contains(job.rawValue)
     }
-    let reading = ids.filter { ended(JobID($0)) }
+    // Only the ends still to reduce read their outputs.
+    let reading = finishes.filter {
+      if case .read = $0.ending { return ended($0.job) }
+      return false
+    }.map(\.job.rawValue)
     let outputs = reading.isEmpty ? [:] : try await self.outputs(ofJobs: reading, on: db)
     var ends: [(job: Int64, end: JobEnd)] = []
     for finish in finishes {
@@ -171,7 +175,12 @@ extension PostgresJobStore {
         answers[finish.position] = .failed(HaatError(.notFound, "job \(finish.job) does not exist"))
         continue
       }
-      guard ended(finish.job), let end = finish.reduce((record, outputs[finish.job.rawValue] ?? [])) else {
+      let made: JobEnd?
+      switch finish.ending {
+      case .read(let reduce): made = ended(finish.job) ? reduce((record, outputs[finish.job.rawValue] ?? [])) : nil
+      case .reduced(let end): made = ended(finish.job) ? end : nil
+      }
+      guard let end = made else {
         answers[finish.position] = .finished(finish.job, applied: false)
         continue
       }

@@ -123,8 +123,8 @@ public final class PostgresJobStore: JobStore {
       return .deadUpdated(changes, counts: jobCounts)
     case .finishJob(let job, let state, let report, let error):
       return try await finish(job, state: state, report: report, error: error, on: db, nowMs: nowMs)
-    case .finishIfEnded(let job, let reduce):
-      return try await finishIfEnded(job, reduce: reduce, on: db, nowMs: nowMs)
+    case .finishIfEnded(let job, let ending):
+      return try await finishIfEnded(job, ending: ending, on: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try await upsert(schedule, firstRun: firstRun, on: db, nowMs: nowMs)
     case .fire(let name, let dueMs, let nextMs, let run):
@@ -417,15 +417,19 @@ public final class PostgresJobStore: JobStore {
   }
 
   /// See `StoreOp.finishIfEnded`.
-  private func finishIfEnded(_ job: JobID, reduce: JobReduce, on db: PostgresConnection, nowMs: Int64)
+  private func finishIfEnded(_ job: JobID, ending: JobEnding, on db: PostgresConnection, nowMs: Int64)
     async throws -> StoreOpResult
   {
     guard let read = try await self.job(job, on: db) else {
       return .failed(HaatError(.notFound, "job \(job) does not exist"))
     }
-    guard !read.state.isFinal, try await hasEnded(job, on: db),
-      let end = reduce((read, try await outputs(of: job, on: db)))
-    else { return .finished(job, applied: false) }
+    guard !read.state.isFinal, try await hasEnded(job, on: db) else { return .finished(job, applied: false) }
+    let made: JobEnd?
+    switch ending {
+    case .read(let reduce): made = reduce((read, try await outputs(of: job, on: db)))
+    case .reduced(let end): made = end
+    }
+    guard let end = made else { return .finished(job, applied: false) }
     try await record(job, state: end.state, report: end.report, error: end.error, on: db, nowMs: nowMs)
     return .ended(job, end)
   }

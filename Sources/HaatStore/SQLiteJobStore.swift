@@ -181,8 +181,8 @@ public final class SQLiteJobStore: JobStore {
       return .deadUpdated(changes, counts: counts)
     case .finishJob(let job, let state, let report, let error):
       return try finish(job, state: state, report: report, error: error, db: db, nowMs: nowMs)
-    case .finishIfEnded(let job, let reduce):
-      return try finishIfEnded(job, reduce: reduce, db: db, nowMs: nowMs)
+    case .finishIfEnded(let job, let ending):
+      return try finishIfEnded(job, ending: ending, db: db, nowMs: nowMs)
     case .schedule(let schedule, let firstRun):
       return try upsert(schedule, firstRun: firstRun, db: db, nowMs: nowMs)
     case .fire(let name, let dueMs, let nextMs, let run):

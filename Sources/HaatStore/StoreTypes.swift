@@ -84,11 +84,12 @@ public enum StoreOp: Sendable {
   /// Record a job's end and report; refused (`finished(applied: false)`) if it has open tasks.
   case finishJob(JobID, state: JobState, report: Data?, error: String)
   /// Record the end of the job in this transaction if the ops before this one ended its
-  /// last open task: the job and its outputs read as `finishing` reads them, reduced by
-  /// `reduce` (nil declines) and recorded as `finishJob` records them, so a small job's end
-  /// takes no read and no commit of its own. Answered `ended`, or `finished(applied: false)`
-  /// when the job has open tasks, has ended already, or `reduce` declined.
-  case finishIfEnded(JobID, reduce: JobReduce)
+  /// last open task, so a small job's end takes no read and no commit of its own: made as
+  /// `ending` says (the job and its outputs read as `finishing` reads them and reduced, or
+  /// reduced already) and recorded as `finishJob` records it. Answered `ended`, or
+  /// `finished(applied: false)` when the job has open tasks, has ended already, or the
+  /// reduce declined.
+  case finishIfEnded(JobID, ending: JobEnding)
   /// Create or replace a schedule, with its first run (answered `submitted`); the next run
   /// is due at the schedule's `nextMs`.
   case schedule(NewSchedule, firstRun: NewJob)
@@ -248,6 +249,13 @@ public struct TaskOutput: Sendable {
   public var partial: Data?
   public var stats: Data?
   public var lastError: TaskError?
+
+  public init(
+    task: TaskID, index: Int, source: String, state: TaskState, partial: Data?, stats: Data?, lastError: TaskError?
+  ) {
+    (self.task, self.index, self.source, self.state) = (task, index, source, state)
+    (self.partial, self.stats, self.lastError) = (partial, stats, lastError)
+  }
 }
 
 /// A dead task, for operators.

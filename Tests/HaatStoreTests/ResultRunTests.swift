@@ -8,8 +8,8 @@ import Testing
 /// together) end as the same ops applied one at a time: the same answers, task rows, stored
 /// partials, job states and reports, whatever the mix of accepted, foreign, stale, unknown
 /// and repeated results, results that keep a bookmark, ends of jobs that have ended or not
-/// (or do not exist, or end before a later result of the run for their task), and other ops
-/// between them.
+/// (or do not exist, or end before a later result of the run for their task), ends reduced
+/// before the commit, and other ops between them.
 @Suite struct ResultRunTests {
   /// A job's end as the test's reduce makes it: from what the store read, or declined.
   static let reduce: JobReduce = { read in
@@ -71,11 +71,18 @@ import Testing
       case 5: ops.append(.release(task: lease.task, attempt: lease.attempt))
       case 6, 7, 8:
         let job = random.next(12) == 0 ? JobID(800_000) : jobs[random.next(jobs.count)]
-        ops.append(.finishIfEnded(job, reduce: Self.reduce))
+        ops.append(.finishIfEnded(job, ending: .read(Self.reduce)))
       default:
         ops.append(complete(lease.task, attempt: lease.attempt))
-        // A 1-task job's result is followed by its end, as the coordinator sends them.
-        if random.next(2) == 0 { ops.append(.finishIfEnded(lease.job, reduce: Self.reduce)) }
+        // A 1-task job's result is followed by its end, as the coordinator sends them:
+        // to be reduced in the commit, or reduced already (from the result alone).
+        switch random.next(4) {
+        case 0: ops.append(.finishIfEnded(lease.job, ending: .read(Self.reduce)))
+        case 1:
+          let end = JobEnd(state: .succeeded, report: Data("reduced \(lease.task)".utf8), error: "")
+          ops.append(.finishIfEnded(lease.job, ending: .reduced(end)))
+        default: break
+        }
       }
     }
     let (batched, single) = try await Self.applyBothWays(ops, to: stores)

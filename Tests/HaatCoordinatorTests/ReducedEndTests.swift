@@ -24,19 +24,11 @@ import Testing
 
   /// The result's partial and stats as the coordinator stores them.
   static func result() throws -> (partial: Data, stats: Data) {
-    var cell = Haat_V1_EngagementCell()
-    cell.platform = "instagram"
-    cell.account = "a"
-    cell.mediaType = "image"
-    cell.posts = 2
-    cell.likes = 7
-    var partial = Partial()
-    partial.engagement.cells = [cell]
     var stats = TaskStats()
     stats.rows = 2
     stats.badRows = 1
     stats.bytes = 300
-    return try CoordinatorCore.encodeResult(partial, stats)
+    return (try JobReducerTests.partial(likes: 7), try CoordinatorCore.encodeStats(stats))
   }
 
   @Test(arguments: [["engagement"], ["engagement", "best_time", "media_lift"], []])

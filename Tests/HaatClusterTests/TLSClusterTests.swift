@@ -19,11 +19,13 @@ struct TLSClusterTests {
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
 
-  /// Makes a CA and certificates with scripts/dev-certs.
+  /// Makes a CA and certificates with scripts/dev-certs (its log inside the directory, so
+  /// the caller's removal takes both).
   static func certificates(in directory: String) async throws {
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let process = try ChildProcess(
       name: "dev-certs", executable: repository + "/scripts/dev-certs", arguments: [directory],
-      logPath: directory + ".log")
+      logPath: directory + "/dev-certs.log")
     guard await process.wait(timeout: .seconds(30)) == 0 else {
       throw HaatError(.internal, "scripts/dev-certs failed:\n\(process.tail())")
     }

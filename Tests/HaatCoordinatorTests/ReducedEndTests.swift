@@ -9,10 +9,12 @@ import Testing
 /// A 1-task job's end made from its result before the commit (`CoordinatorCore.reducedEnd`)
 /// is the end the store's own read would give.
 @Suite struct ReducedEndTests {
-  static func store() throws -> SQLiteJobStore {
+  /// A store in a directory of its own, removed when `body` returns.
+  static func withStore(_ body: (SQLiteJobStore) async throws -> Void) async throws {
     let directory = NSTemporaryDirectory() + "haat-reduced-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    return try SQLiteJobStore(path: directory + "/haat.db", durability: .full)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try await body(try SQLiteJobStore(path: directory + "/haat.db", durability: .full))
   }
 
   static func newJob(reports: [String]) -> NewJob {
@@ -33,35 +35,37 @@ import Testing
 
   @Test(arguments: [["engagement"], ["engagement", "best_time", "media_lift"], []])
   func theEndMadeFromTheResultIsTheStoresRead(reports: [String]) async throws {
-    let store = try Self.store()
-    let job = Self.newJob(reports: reports)
-    guard case .submitted(let id, 1, _) = try await store.apply([.submit(job)], nowMs: 1_000)[0],
-      case .claimed(let claimed) = try await store.apply([.claim(owner: "w1", pool: .collect, limit: 1)], nowMs: 1_000)[
-        0],
-      let task = claimed.first
-    else {
-      Issue.record("not submitted and claimed")
-      return
+    try await Self.withStore { store in
+      let job = Self.newJob(reports: reports)
+      guard case .submitted(let id, 1, _) = try await store.apply([.submit(job)], nowMs: 1_000)[0],
+        case .claimed(let claimed) = try await store.apply(
+          [.claim(owner: "w1", pool: .collect, limit: 1)], nowMs: 1_000)[
+            0],
+        let task = claimed.first
+      else {
+        Issue.record("not submitted and claimed")
+        return
+      }
+      var counts = TaskCounts()
+      counts.leased = 1
+      let active = ActiveJob(id: id, counts: counts, started: true, cancelled: false)
+      active.onlyTask = (job.reports, job.tasks[0].source)
+      let (partial, stats) = try Self.result()
+      let ending = try #require(CoordinatorCore.reducedEnd(of: active, task: task.task, (task.attempt, partial, stats)))
+      guard case .reduced(let made) = ending else {
+        Issue.record("not reduced: \(ending)")
+        return
+      }
+      // The store's way: the result committed, then the job and its outputs read and reduced.
+      _ = try await store.apply(
+        [.complete(task: task.task, attempt: task.attempt, worker: "w1", partial: partial, stats: stats, bookmark: "")],
+        nowMs: 2_000)
+      let read = try #require(try await store.finishing([id])[id])
+      let stored = try JobReducer.reduce(read.job, outputs: read.outputs, cancelled: false)
+      #expect(made.state == stored.state && made.error == stored.error)
+      #expect(try JobReducer.storedReport(made.report) == (try JobReducer.storedReport(stored.report)))
+      #expect(try JobReducer.storedReport(made.report).summary.rows == 2)
     }
-    var counts = TaskCounts()
-    counts.leased = 1
-    let active = ActiveJob(id: id, counts: counts, started: true, cancelled: false)
-    active.onlyTask = (job.reports, job.tasks[0].source)
-    let (partial, stats) = try Self.result()
-    let ending = try #require(CoordinatorCore.reducedEnd(of: active, task: task.task, (task.attempt, partial, stats)))
-    guard case .reduced(let made) = ending else {
-      Issue.record("not reduced: \(ending)")
-      return
-    }
-    // The store's way: the result committed, then the job and its outputs read and reduced.
-    _ = try await store.apply(
-      [.complete(task: task.task, attempt: task.attempt, worker: "w1", partial: partial, stats: stats, bookmark: "")],
-      nowMs: 2_000)
-    let read = try #require(try await store.finishing([id])[id])
-    let stored = try JobReducer.reduce(read.job, outputs: read.outputs, cancelled: false)
-    #expect(made.state == stored.state && made.error == stored.error)
-    #expect(try JobReducer.storedReport(made.report) == (try JobReducer.storedReport(stored.report)))
-    #expect(try JobReducer.storedReport(made.report).summary.rows == 2)
   }
 
   /// A later attempt's task may carry an earlier attempt's error, which only the store has:

@@ -23,12 +23,20 @@ struct StoreHarness {
   /// The SQLite file, or the PostgreSQL URL with the test's own schema.
   let place: String
 
+  /// Every SQLite harness's directory sits under one root of this test process, removed
+  /// when it exits (a store may outlive its harness value, so not before).
+  static let root: String = {
+    let root = NSTemporaryDirectory() + "haat-store-tests-\(getpid())"
+    atexit { try? FileManager.default.removeItem(atPath: StoreHarness.root) }
+    return root
+  }()
+
   init(_ backend: StoreBackend) throws {
     self.backend = backend
     let unique = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     switch backend {
     case .sqlite:
-      let directory = NSTemporaryDirectory() + "haat-store-\(unique)"
+      let directory = Self.root + "/\(unique)"
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
       place = directory + "/haat.db"
     case .postgres:

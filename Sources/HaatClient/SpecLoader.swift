@@ -15,6 +15,11 @@ public enum SpecLoader {
       throw HaatError(.badSpec, "cannot read \(path): \(String(cString: strerror(errno)))")
     }
     let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    // A directory opens, but its read fails with an error Foundation words for no one.
+    var status = stat()
+    if fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+      throw HaatError(.badSpec, "cannot read \(path): it is a directory; name a spec file")
+    }
     return try parse(read(handle, named: path), json: path.lowercased().hasSuffix(".json"))
   }
 
@@ -39,7 +44,7 @@ public enum SpecLoader {
       if chunk.isEmpty { break }
       data.append(chunk)
       guard data.count <= maxSpecBytes else {
-        throw HaatError(.badSpec, "\(name) is more than \(maxSpecBytes) bytes; the most is \(maxSpecBytes)")
+        throw HaatError(.badSpec, "\(name) is over \(maxSpecBytes) bytes, the most a spec may be")
       }
     }
     guard let text = String(data: data, encoding: .utf8) else {

@@ -52,15 +52,39 @@ public struct CSVRecord {
     return (UInt64(littleEndian: base.loadUnaligned(fromByteOffset: start, as: UInt64.self)), count)
   }
 
-  /// A header holding a CR inside a name: the file's lines end in a lone CR (classic Mac
-  /// Excel), so the whole file read as its header and no row would be read at all.
-  static func loneCarriageReturns(_ header: CSVRecord) -> ExportError? {
-    for index in 0..<header.count where Values.trimmed(header.field(index)).contains(0x0D) {
-      return ExportError(
-        "the CSV header holds a carriage return: the export's lines seem to end in CR alone (an old Mac format), so no row could be read; save it with LF or CRLF line ends"
-      )
+  /// A header whose names are not plain text: a CR inside a name (the file's lines end in
+  /// a lone CR, classic Mac Excel, so the whole file read as its header and no row would be
+  /// read at all), another control character but a quoted line break, or a byte-order mark
+  /// (a file saved with two).
+  /// Such a name matches no column, and its column would be skipped without a word.
+  static func headerFault(_ header: CSVRecord) -> ExportError? {
+    for index in 0..<header.count {
+      let name = Values.trimmed(header.field(index))
+      if name.contains(0x0D) {
+        return ExportError(
+          "the CSV header holds a carriage return: the export's lines seem to end in CR alone (an old Mac format), so no row could be read; save it with LF or CRLF line ends"
+        )
+      }
+      // A line break inside a quoted name is CSV (an unknown column, ignored).
+      if let control = name.first(where: { Values.isControl($0) && $0 != 0x0A }) {
+        return ExportError(
+          "the CSV header's column \(index + 1) name holds a control character (U+\(hex(control))); a header names its columns in plain text"
+        )
+      }
+      if (0..<max(0, name.count - 2)).contains(where: {
+        name[$0] == 0xEF && name[$0 + 1] == 0xBB && name[$0 + 2] == 0xBF
+      }) {
+        return ExportError(
+          "the CSV header's column \(index + 1) name holds a byte-order mark (U+FEFF): the file seems to start with two; save it with one or none"
+        )
+      }
     }
     return nil
+  }
+
+  private static func hex(_ byte: UInt8) -> String {
+    let digits = String(byte, radix: 16, uppercase: true)
+    return String(repeating: "0", count: 4 - digits.count) + digits
   }
 }
 

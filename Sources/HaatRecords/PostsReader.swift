@@ -230,7 +230,7 @@ public struct PostsReader {
       fatal = ExportError("the CSV header is too long")
       return
     }
-    if let fault = CSVRecord.loneCarriageReturns(record) {
+    if let fault = CSVRecord.headerFault(record) {
       fatal = fault
       return
     }

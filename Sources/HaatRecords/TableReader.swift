@@ -315,7 +315,7 @@ public struct TableReader<Schema: TableSchema> {
       fatal = ExportError("the CSV header cannot be read (\(problem.rawValue))")
       return
     }
-    if let fault = CSVRecord.loneCarriageReturns(record) {
+    if let fault = CSVRecord.headerFault(record) {
       fatal = fault
       return
     }

@@ -63,11 +63,18 @@ struct SubmitCommand: AsyncParsableCommand {
 
 /// Exits 3 (after saying why) if a job ended other than succeeded.
 func checkSucceeded(_ result: Haat_V1_Result) throws {
-  guard result.job.state != JobState.succeeded.rawValue else { return }
+  if sayWhyNotSucceeded(result) { throw ExitCode(Exit.jobNotSucceeded) }
+}
+
+/// Says on stderr why a job ended other than succeeded (a report alone may be empty, as a
+/// failed job's is); false, saying nothing, when it succeeded.
+@discardableResult
+func sayWhyNotSucceeded(_ result: Haat_V1_Result) -> Bool {
+  guard result.job.state != JobState.succeeded.rawValue else { return false }
   // The job's error quotes a source's, whose URL may hold a line break: one line all the same.
   let error = DisplayText.escape(result.job.error)
   printError("job \(result.job.id) ended \(result.job.state)\(error.isEmpty ? "" : ": \(error)")")
-  throw ExitCode(Exit.jobNotSucceeded)
+  return true
 }
 
 /// Watches a job to its end (drawing progress) and fetches its result.
@@ -244,7 +251,9 @@ struct ResultCommand: AsyncParsableCommand {
       } else {
         render(result.report, format: format)
       }
-      if wait { try checkSucceeded(result) }
+      // Without --wait the exit is 0 for any job that ended (docs/cli.md); why it did not
+      // succeed is said all the same.
+      if wait { try checkSucceeded(result) } else { sayWhyNotSucceeded(result) }
     }
   }
 }

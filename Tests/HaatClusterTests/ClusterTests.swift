@@ -177,6 +177,13 @@ struct ClusterTests {
       #expect(dead.first?.attempts == 1)
       #expect(dead.first?.error.code == "http_404")
       #expect(dead.first?.error.message.contains("404") == true)
+      // `haat result` says why the job did not succeed: exit 0 without --wait, 3 with it.
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      for (arguments, status) in [(["result", job], Int32(0)), (["result", job, "--wait"], 3)] {
+        let printed = try await run(cluster.binary, arguments + common)
+        #expect(printed.status == status, "\(arguments): \(printed.output)")
+        #expect(printed.output.contains("job \(job) ended partial: 1 of 2 tasks"), "\(arguments): \(printed.output)")
+      }
       // An operator can give it another go; it fails the same way and stays dead.
       #expect(try await client.retryDead(job: job) == 1)
       let again = try await finish(client, job)

@@ -190,5 +190,9 @@ import Testing
     #expect(spec.sources.first?.tasks == 2)
     let missing = #expect(throws: HaatError.self) { try SpecLoader.load(path: "/nonexistent/spec.yaml") }
     #expect(missing?.message.contains("No such file or directory") == true)
+    // A directory opens; its read failed as "NSCocoaErrorDomain error 256".
+    let directory = #expect(throws: HaatError.self) { try SpecLoader.load(path: NSTemporaryDirectory()) }
+    #expect(
+      directory?.message.hasSuffix("it is a directory; name a spec file") == true, "\(String(describing: directory))")
   }
 }

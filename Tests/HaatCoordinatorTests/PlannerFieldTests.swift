@@ -88,13 +88,16 @@ import Testing
 
   /// URLs a worker refuses only when the task runs (and the task dies there) are refused
   /// at submit, naming the field: a file URL with a host or without its slashes, a port out
-  /// of range, a space or control character.
+  /// of range, a space or control character (in the host too, which the URL parse alone
+  /// refused as "not a URL", echoing the control character).
   @Test(arguments: [
     ("file://evil.example/tmp/x.csv", "file:///path"),
     ("file:tmp/x.csv", "file:///path"),
     ("http://127.0.0.1:99999/x.csv", "port 99999"),
     ("http://127.0.0.1:0/x.csv", "port 0"),
     ("file:///tmp/a b.csv", "a space"),
+    ("http://exa mple.com/x.csv", "a space"),
+    ("http://exa\u{1B}mple.com/x.csv", "U+001B"),
     ("file:///tmp/x\n.csv", "U+000A"),
     ("https://e.com/x\u{1B}[31m.csv", "U+001B"),
     ("javascript:alert(1)", "not javascript:"),

@@ -186,18 +186,31 @@ struct CanonicalTablesTests {
   }
 }
 
-/// A CSV whose lines end in CR alone reads as one header line and no row: said, not a
-/// silent empty export.
-@Suite struct LoneCarriageReturnTests {
-  @Test func aFileOfLoneCRLinesIsRefusedWithItsReason() throws {
+/// A header whose names are not plain text is refused with its reason: lines ending in CR
+/// alone read as one header line and no row; a control character or a second byte-order
+/// mark in a name matched no column, so the column was skipped without a word.
+@Suite struct HeaderFaultTests {
+  @Test(arguments: [
+    (
+      "platform,account,id,created_at,likes\rx,a,1,2026-01-01T00:00:00Z,5\rx,a,2,2026-01-01T00:00:00Z,6\r",
+      "id,created_at,total\ro1,2026-01-01T00:00:00Z,5\r", "lines seem to end in CR alone"
+    ),
+    (
+      "platform,account,id,created_at,li\u{0}kes\nx,a,1,2026-01-01T00:00:00Z,5\n",
+      "id,created_at,to\u{0}tal\no1,2026-01-01T00:00:00Z,5\n", "name holds a control character (U+0000)"
+    ),
+    (
+      "\u{FEFF}\u{FEFF}id,created_at,likes\n1,2026-01-01T00:00:00Z,5\n",
+      "\u{FEFF}\u{FEFF}id,created_at,total\no1,2026-01-01T00:00:00Z,5\n", "column 1 name holds a byte-order mark"
+    ),
+  ])
+  func aHeaderThatIsNotPlainTextIsRefusedWithItsReason(postsCSV: String, ordersCSV: String, says: String) throws {
     var posts = TaskSpec()
     posts.source.kind = "posts"
-    posts.source.url = "http://fixture/mac.csv"
-    let postsCSV = "platform,account,id,created_at,likes\rx,a,1,2026-01-01T00:00:00Z,5\rx,a,2,2026-01-01T00:00:00Z,6\r"
+    posts.source.url = "http://fixture/header.csv"
     var orders = TaskSpec()
     orders.source.kind = "orders"
-    orders.source.url = "http://fixture/mac-orders.csv"
-    let ordersCSV = "id,created_at,total\ro1,2026-01-01T00:00:00Z,5\r"
+    orders.source.url = "http://fixture/header-orders.csv"
     for (file, run) in [
       (
         postsCSV,
@@ -217,9 +230,9 @@ struct CanonicalTablesTests {
     ] {
       do {
         try run(Array(file.utf8))
-        Issue.record("a lone-CR file was read")
+        Issue.record("read: \(file.debugDescription)")
       } catch let error as ExportError {
-        #expect(error.message.contains("lines seem to end in CR alone"), "\(error.message)")
+        #expect(error.message.contains(says), "\(error.message)")
       }
     }
   }

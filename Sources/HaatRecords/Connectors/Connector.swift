@@ -324,15 +324,16 @@ public enum SourceChecks {
         "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
         field: field)
     }
-    guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
-      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
-    }
-    // Checked here what a worker would refuse only when the task runs (and the task die).
+    // Checked here what a worker would refuse only when the task runs (and the task die),
+    // and before the parse, which refuses a space in the host as not a URL.
     if let odd = text.unicodeScalars.first(where: { $0 == " " || DisplayText.isUnsafe($0) }) {
       throw HaatError(
         .badSpec,
         "holds \(odd == " " ? "a space" : "a control character (\(DisplayText.codePoint(odd)))"); percent-encode it (a space is %20)",
         field: field)
+    }
+    guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
+      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
     }
     switch scheme {
     case "http", "https":

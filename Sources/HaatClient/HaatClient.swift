@@ -38,7 +38,7 @@ public final class HaatClient: Sendable {
       ) { ReplyRouterHandler(router: router) }.get()
     } catch {
       established.fail(error)
-      throw HaatError(.unavailable, "cannot reach the coordinator at \(endpoint): \(ConnectFailure.describe(error))")
+      throw HaatError(.unavailable, "cannot reach the coordinator at \(endpoint): \(SocketFailure.describe(error))")
     }
     do {
       let welcome = try await established.futureResult.get()

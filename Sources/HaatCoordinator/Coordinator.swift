@@ -138,7 +138,7 @@ public final class Coordinator: Service {
         .bind(host: config.host, port: config.port).get()
     } catch {
       await stopAll()
-      throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(error)")
+      throw HaatError(.unavailable, "cannot listen on \(config.host):\(config.port): \(SocketFailure.describe(error))")
     }
     let port = server.localAddress?.port ?? config.port
     // As a client reads it back: an IPv6 host in brackets (`[::1]:7420`).
@@ -172,7 +172,7 @@ public final class Coordinator: Service {
         let task = Task {
           do { try await group.run() } catch {
             starting.yield(.failure(error))
-            logger.error("the admin port stopped", metadata: ["error": "\(error)"])
+            logger.error("the admin port stopped", metadata: ["error": "\(SocketFailure.describe(error))"])
           }
           starting.finish()
         }
@@ -185,7 +185,7 @@ public final class Coordinator: Service {
         let port = try (outcome ?? .failure(HaatError(.internal, "the admin port ended before it listened"))).get()
         logger.info("admin port listening", metadata: ["address": "\(adminListen.host):\(port)"])
       } catch {
-        logger.error("cannot start the admin port", metadata: ["error": "\(error)"])
+        logger.error("cannot start the admin port", metadata: ["error": "\(SocketFailure.describe(error))"])
         if let admin {
           await admin.group.triggerGracefulShutdown()
           await admin.task.value
@@ -193,7 +193,9 @@ public final class Coordinator: Service {
         try? await server.close()
         await stopAll()
         throw (error as? HaatError)
-          ?? HaatError(.unavailable, "cannot serve the admin port on \(adminListen.host):\(adminListen.port): \(error)")
+          ?? HaatError(
+            .unavailable,
+            "cannot serve the admin port on \(adminListen.host):\(adminListen.port): \(SocketFailure.describe(error))")
       }
     }
     // A ready file that cannot be written would leave a script waiting for it forever: the

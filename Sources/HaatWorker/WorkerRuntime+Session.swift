@@ -47,7 +47,7 @@ extension WorkerRuntime {
       switch result {
       case .failure(let error):
         established.fail(error)
-        self.retry("cannot reach the coordinator at \(self.coordinator): \(ConnectFailure.describe(error))")
+        self.retry("cannot reach the coordinator at \(self.coordinator): \(SocketFailure.describe(error))")
       case .success(let channel):
         established.futureResult.assumeIsolated().whenComplete { result in
           switch result {

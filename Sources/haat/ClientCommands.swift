@@ -23,6 +23,14 @@ struct SubmitCommand: AsyncParsableCommand {
     guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
   }
 
+  /// "job 4 accepted (3 tasks)": a source split into byte ranges is planned as one task
+  /// that adds a task per range when it runs, which the count alone would hide.
+  static func acceptedLine(_ accepted: Haat_V1_Accepted, _ spec: JobSpec) -> String {
+    let split = spec.sources.contains { $0.splitBytes > 0 }
+    return "job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task"))"
+      + (split ? "; a source with split_bytes adds a task per byte range when it runs)" : ")")
+  }
+
   func run() async throws {
     let format = ReportFormat(rawValue: format) ?? .table
     // The spec is read and checked before anything connects.
@@ -41,7 +49,7 @@ struct SubmitCommand: AsyncParsableCommand {
         if client.json {
           printJSON(accepted)
         } else {
-          print("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))")
+          print(Self.acceptedLine(accepted, loaded))
           if !accepted.schedule.isEmpty {
             print(
               "schedule \(accepted.schedule): runs every \(loaded.every); the job is its first run (haat schedules)")
@@ -52,7 +60,7 @@ struct SubmitCommand: AsyncParsableCommand {
       if !client.json {
         try? FileHandle.standardError.write(
           contentsOf:
-            Data("job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task")))\n".utf8))
+            Data((Self.acceptedLine(accepted, loaded) + "\n").utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
       if client.json { printJSON(result) } else { render(result.report, format: format) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HaatCore
 import HaatFixtures
+import HaatProtocol
 import Logging
 import ServiceLifecycle
 
@@ -43,7 +44,8 @@ struct FixtureServerCommand: AsyncParsableCommand {
       server = try await FixtureServer.start(port: port, root: root)
     } catch {
       // As the coordinator says it (exit 6), not the socket layer's raw error.
-      printError(HaatError(.unavailable, "cannot listen on 127.0.0.1:\(port): \(error)").description)
+      printError(
+        HaatError(.unavailable, "cannot listen on 127.0.0.1:\(port): \(SocketFailure.describe(error))").description)
       throw ExitCode(Exit.unavailable)
     }
     if let readyFile {

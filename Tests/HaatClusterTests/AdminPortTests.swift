@@ -339,8 +339,19 @@ import Testing
     let process = try Self.coordinator(directory, ["--admin-listen", "127.0.0.1:\(taken)"])
     let status = await process.wait(timeout: .seconds(60))
     #expect(status == 6, "exit \(String(describing: status)): \(process.tail(40))")
-    #expect(process.tail(40).contains("cannot serve the admin port on 127.0.0.1:\(taken)"), "\(process.tail(40))")
+    // The system's words, not NIO's `bind(descriptor:ptr:bytes:): …) (errno: 98)`.
+    #expect(
+      process.tail(40).contains("cannot serve the admin port on 127.0.0.1:\(taken): Address already in use"),
+      "\(process.tail(40))")
+    #expect(!process.tail(40).contains("errno"), "\(process.tail(40))")
     await process.stop()
+    // The protocol port alike (the last --listen given is the one taken).
+    let busy = try Self.coordinator(directory, ["--listen", "127.0.0.1:\(taken)"])
+    #expect(await busy.wait(timeout: .seconds(60)) == 6, "\(busy.tail(10))")
+    #expect(
+      busy.tail(10).contains("haat: unavailable: cannot listen on 127.0.0.1:\(taken): Address already in use\n"),
+      "\(busy.tail(10))")
+    await busy.stop()
     // The fixture server on a busy port says so as the coordinator does (it printed the
     // socket layer's raw error and exited 1).
     let fixtures = try ChildProcess(
@@ -348,7 +359,8 @@ import Testing
       arguments: ["fixture-server", "--port", "\(taken)"], logPath: directory + "/fixtures.log")
     #expect(await fixtures.wait(timeout: .seconds(30)) == 6, "\(fixtures.tail(10))")
     #expect(
-      fixtures.tail(10).contains("haat: unavailable: cannot listen on 127.0.0.1:\(taken)"), "\(fixtures.tail(10))")
+      fixtures.tail(10).contains("haat: unavailable: cannot listen on 127.0.0.1:\(taken): Address already in use"),
+      "\(fixtures.tail(10))")
     await fixtures.stop()
   }
 

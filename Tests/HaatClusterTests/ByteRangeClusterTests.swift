@@ -57,6 +57,18 @@ struct ByteRangeClusterTests {
         #expect(split.report.summary.rows == rows)
         #expect(split.report.summary.badRows == 0)
       }
+      // `haat submit` says the one task it was planned into adds the ranges (it said "1 task").
+      let specPath = directory + "/split.yaml"
+      try "name: split\nsources:\n  - url: file://\(path)\n    platform: facebook\n    split_bytes: 1MiB\n"
+        .write(toFile: specPath, atomically: true, encoding: .utf8)
+      let submitted = try await HaatClusterTests.run(
+        cluster.binary,
+        ["submit", specPath, "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
+      #expect(submitted.status == 0, "\(submitted.output)")
+      #expect(
+        submitted.output.contains(
+          "accepted (1 task; a source with split_bytes adds a task per byte range when it runs)"),
+        "\(submitted.output)")
       // A server that ignores Range: the plan task reads the export whole.
       let (ignored, job) = try await run("\(server.baseURL)/files/export.csv?ranges=0", split: 1 << 20)
       #expect(job.tasks.count == 1)

@@ -2,9 +2,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// Why a connection to the coordinator could not be made, as a person reads it ("Connection
-/// refused"), not NIO's nested dump of every address tried.
-public enum ConnectFailure {
+/// Why a connection could not be made or a port listened on, as a person reads it
+/// ("Connection refused", "Address already in use"), not NIO's nested dump of every address
+/// tried or its `bind(descriptor:ptr:bytes:): …) (errno: 98)`.
+public enum SocketFailure {
   public static func describe(_ error: any Error) -> String {
     if let connection = error as? NIOConnectionError {
       if let first = connection.connectionErrors.first { return describe(first.error) }

@@ -7,8 +7,17 @@ extension CoordinatorCore {
   /// Handles the messages one read brought from an authenticated connection, then sends
   /// the replies they made.
   func receive(_ envelopes: [Envelope], from connection: Connection) {
+    let now = self.now
+    // A worker that fell silent takes tasks again on any line (docs/protocol.md §7), so its
+    // line wakes the claims a heartbeat would: a ping or a log alone left it idle until
+    // something else asked for claims. Looked up only past the bound, not on every read.
+    let silentBound = UInt64(config.heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000
+    let wasSilent = now &- connection.lastHeard > silentBound && !takesWork(connection, now: now)
     connection.lastHeard = now
     for envelope in envelopes { receive(envelope, from: connection) }
+    if wasSilent && workerConnections[connection.name] === connection && takesWork(connection, now: now) {
+      for pool in Pool.allCases { markWork(pool) }
+    }
     outbox.flush()
   }
 

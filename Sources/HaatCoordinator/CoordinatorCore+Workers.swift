@@ -395,10 +395,10 @@ extension CoordinatorCore {
   }
 
   /// `clipped`, with each NUL shown as U+FFFD: the store's text reads end at a NUL, so a
-  /// failure's message was cut there without a mark.
+  /// failure's message was cut there without a mark. Replaced before the cut, so the bound
+  /// holds (each U+FFFD is three bytes where the NUL was one).
   static func storedText(_ text: String, bytes: Int) -> String {
-    let cut = clipped(text, to: bytes)
-    return cut.utf8.contains(0) ? cut.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : cut
+    clipped(text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text, to: bytes)
   }
 
   static func isRateKey(_ key: String) -> Bool {

@@ -123,8 +123,13 @@ final class SessionHandler: ChannelInboundHandler {
     stalled = nil
     if !writable {
       let limit = config.session.stalledWriteMs
+      let (logger, peer, address) = (core.logger, connection?.name ?? "", connection?.address ?? "")
       stalled = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(limit)) {
         guard !context.channel.isWritable else { return }
+        // Said, as a peer closed for its unsent bytes is (Outbox): it looks like a crash to it.
+        logger.warning(
+          "closing a peer that has not read its replies for \(limit) ms",
+          metadata: ["peer": "\(peer)", "address": "\(address)"])
         context.close(promise: nil)
       }
     }

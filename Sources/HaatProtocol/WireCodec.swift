@@ -132,7 +132,9 @@ public enum WireCodec {
     case let error as SwiftProtobuf.JSONDecodingError:
       switch error {
       case .truncated: return "the JSON ends early"
-      case .malformedString: return "a value that must be a string is not one"
+      // swift-protobuf says this of bytes (`partial_binary`) that are not base64 too.
+      case .malformedString:
+        return "a value that must be a string (base64, for bytes such as partial_binary) is not one"
       case .malformedNumber: return "a value that must be a number is not one"
       case .malformedBool: return "a value that must be true or false is not one"
       case .unrecognizedEnumValue: return "an enum value is not known"

@@ -395,6 +395,19 @@ struct ClusterTests {
     return shown
   }
 
+  /// A worker silent for three heartbeats gets no task; any line it sends makes it eligible
+  /// again and brings the task waiting (a `log` or a `ping` left it idle until something
+  /// else asked for claims, a heartbeat or a credit).
+  @Test func aSilentWorkersLineBringsTheWaitingTask() async throws {
+    let shown = try await Self.rawWorkerRun("silent")
+    for line in ["log", "ping"] {
+      let woken = shown[line] as? [String: Any] ?? [:]
+      #expect(woken["assigned_while_silent"] as? Bool == false, "\(line): \(shown)")
+      // The next claim after the line, not the next heartbeat (400 ms in these clusters).
+      #expect((0..<1_000).contains(woken["assign_ms"] as? Int ?? -1), "\(line): \(shown)")
+    }
+  }
+
   /// A task holds one rate slot at a time: slots booked ahead for one task without end
   /// pushed every other worker's slots under the key minutes out.
   @Test func aTaskHoldsOneRateSlotAtATime() async throws {

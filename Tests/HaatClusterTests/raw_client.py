@@ -662,7 +662,7 @@ def run_worker(args):
     checks.append(("after the split", complete("s2", {"task": t5, "attempt": a5, "partial": {}})))
     # A megabyte's error message is kept cut to 8 KiB: whole, it made the job too large to send.
     conn.send({"id": "f1", "fail": {"task": t6, "attempt": a6, "retryable": True,
-                                    "error": {"code": "hu\u0000ge", "message": "E" * 1_000_000}}})
+                                    "error": {"code": "hu\u0000ge" + "\u0000" * 70, "message": "E" * 1_000_000}}})
     if conn.reply("f1").get("ack", {}).get("accepted") is not True:
         raise ProtocolError("the failure was not recorded")
     conn.send({"credit": {"pool": "collect", "free": 1}})
@@ -679,8 +679,9 @@ def run_worker(args):
     error = next((t.get("last_error", {}) for t in shown.get("tasks", []) if t.get("id") == t6), {})
     if error.get("message", "") != "E" * 8192 + "\u2026":
         raise ProtocolError(f"the failure's message is kept as {len(error.get('message', ''))} characters, not 8,192 and an ellipsis")
-    # A NUL is kept visible: the store's reads ended the text there.
-    if error.get("code") != "hu\ufffdge":
+    # A NUL is kept visible (the store's reads ended the text there), and the cut to 64
+    # bytes comes after: cut first, each NUL's 3-byte U+FFFD made it 190 bytes.
+    if error.get("code") != "hu\ufffdge" + "\ufffd" * 19 + "\u2026":
         raise ProtocolError(f"the failure's code with a NUL is kept as {error.get('code')!r}")
     pauses = request(client, "workers", "list_workers", {}, "worker_list").get("pauses", [])
     print(json.dumps({"state": result.get("job", {}).get("state"),
@@ -689,17 +690,54 @@ def run_worker(args):
     return 0
 
 
+def run_silent(args):
+    """A worker that falls silent (no line for over 3 heartbeats) with credit to spare gets
+    no assign; then one `log` line, later one `ping`, must each bring the waiting task at
+    once. Prints, per waking line, whether a task came while silent and how long the
+    assign took after the line."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    welcome = conn.reply("hello").get("welcome", {})
+    silence = 3 * as_int(welcome.get("heartbeat_ms"), 5000) / 1000 + 0.5
+    conn.send({"credit": {"pool": "collect", "free": 1}})
+    shown = {}
+    for index, line in enumerate([{"log": {"level": "info", "message": "awake"}}, {"id": "p", "ping": {}}]):
+        time.sleep(silence)  # silent: not a line sent
+        spec = {"name": f"silent-{index}", "sources": [{"kind": "noop"}]}
+        job = request(client, f"submit{index}", "submit", {"spec": spec}, "accepted").get("job", "")
+        early = None
+        try:
+            msg = conn.recv(1.0)
+            early = msg and "assign" in msg
+        except ProtocolError:
+            pass  # nothing came: as it should
+        woken = time.monotonic()
+        conn.send(line)
+        assign = next_assign(conn)
+        name = "log" if "log" in line else "ping"
+        shown[name] = {"assigned_while_silent": bool(early),
+                       "assign_ms": round(1000 * (time.monotonic() - woken)), "job": job}
+        conn.send({"id": f"c{index}", "complete": {"task": assign["task"], "attempt": assign["attempt"]}})
+        ack = conn.reply(f"c{index}").get("ack", {})
+        if ack.get("accepted") is not True:
+            raise ProtocolError(f"the silent worker's result was refused: {ack!r}")
+        conn.send({"credit": {"pool": "collect", "free": 1}})
+    print(json.dumps(shown))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker"):
+        elif mode in ("worker", "narrow", "booker", "silent"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -710,7 +748,7 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow, "booker": run_booker}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker, "silent": run_silent}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

@@ -52,7 +52,9 @@ import Testing
   }
 
   /// A core on a store of its own, with a worker credential for "w1".
-  static func withCore(_ body: (CoordinatorCore, TokenStore, Credential) throws -> Void) throws {
+  static func withCore(
+    logger: Logger = Logger(label: "test"), _ body: (CoordinatorCore, TokenStore, Credential) throws -> Void
+  ) throws {
     let directory = NSTemporaryDirectory() + "haat-session-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -65,7 +67,7 @@ import Testing
     var config = CoordinatorConfig()
     config.dataDirectory = directory
     let core = CoordinatorCore(
-      loop: group.next(), sessionLoops: [], store: store, config: config, logger: Logger(label: "test"))
+      loop: group.next(), sessionLoops: [], store: store, config: config, logger: logger)
     try body(core, tokens, credential)
   }
 
@@ -183,5 +185,46 @@ import Testing
       #expect(first.error.message.contains("too many failed handshakes from 127.0.0.1"))
       _ = try? refused.finish()
     }
+  }
+
+  /// A peer that stops reading is closed after `stalledWriteMs`, and the coordinator says
+  /// so (docs/protocol.md: "closed (logged)"): to the peer it looks like a crash.
+  @Test func aPeerThatStopsReadingIsClosedAndLogged() throws {
+    let lines = LogLines()
+    try Self.withCore(logger: Logger(label: "test") { _ in lines }) { core, tokens, credential in
+      let channel = try Self.session(core: core, tokens: tokens, credential: credential)
+      channel.isWritable = false
+      channel.pipeline.fireChannelWritabilityChanged()
+      channel.embeddedEventLoop.advanceTime(by: .milliseconds(core.config.session.stalledWriteMs - 1))
+      #expect(channel.isActive)
+      channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+      #expect(!channel.isActive)
+      #expect(
+        lines.messages.contains(
+          "closing a peer that has not read its replies for \(core.config.session.stalledWriteMs) ms"),
+        "\(lines.messages)")
+    }
+  }
+}
+
+/// A log handler that keeps each message, for a test to read.
+struct LogLines: LogHandler {
+  private let box: Box
+  final class Box: Sendable {
+    let lines = Mutex<[String]>([])
+  }
+  init() { box = Box() }
+  var messages: [String] { box.lines.withLock { $0 } }
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .trace
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+  func log(
+    level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+    function: String, line: UInt
+  ) {
+    box.lines.withLock { $0.append(message.description) }
   }
 }

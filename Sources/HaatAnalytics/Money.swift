@@ -54,9 +54,15 @@ enum Money {
     Double(text(value)) ?? NSDecimalNumber(decimal: value).doubleValue
   }
 
-  /// Decimal text for people: two decimals (the text itself when it does not read).
+  /// Decimal text for people: rounded to two decimals (half away from zero) in decimal,
+  /// never through a double, which showed 12345678901234567.89 as …568.00 (the text itself
+  /// when it does not read).
   static func display(_ text: String) -> String {
-    guard let value = decimal(text) else { return text }
-    return String(format: "%.2f", double(value))
+    guard var value = decimal(text) else { return text }
+    var rounded = Decimal()
+    NSDecimalRound(&rounded, &value, 2, .plain)
+    let digits = Self.text(rounded)
+    guard let point = digits.firstIndex(of: ".") else { return digits + ".00" }
+    return digits + String(repeating: "0", count: max(0, 3 - digits[point...].count))
   }
 }

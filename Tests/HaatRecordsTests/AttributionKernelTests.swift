@@ -357,6 +357,15 @@ struct AttributionKernelTests {
     for text in ["0.8499", "4345.56", "0.1", "123456789.0123456789", "-2.675"] {
       #expect(Money.double(try #require(Values.decimal(text))) == Double(text))
     }
+    // A table shows sums rounded in decimal: through a double, the cents of a sum past
+    // 2^53 were lost (12345678901234567.89 showed as …568.00).
+    for (text, shown) in [
+      ("12345678901234567.89", "12345678901234567.89"), ("12345678901234568.195", "12345678901234568.20"),
+      ("99999999999999999999999999999999999999", "99999999999999999999999999999999999999.00"), ("0", "0.00"),
+      ("4345.5", "4345.50"), ("-2.675", "-2.68"), ("-0.001", "0.00"), ("7", "7.00"), ("not money", "not money"),
+    ] {
+      #expect(Money.display(text) == shown, "\(text)")
+    }
   }
 
   @Test("clicks go to their platform's channel whatever the order, the case, the account index, and copies on the way")

@@ -71,7 +71,10 @@ extension CoordinatorCore {
       // lease it does not hold) and its last part told `missing_parts`, not why.
       guard leases.extend(task: task, attempt: complete.attempt, owner: worker, now: now) else {
         let holder = leases[task]
-        let reason = holder.map { $0.owner != worker } == true ? Refusal.notLeaseHolder : .staleAttempt
+        // As the store answers a whole result (TaskRules.refusal): an earlier attempt is stale.
+        let reason =
+          holder.map { $0.owner != worker && complete.attempt >= $0.attempt } == true
+          ? Refusal.notLeaseHolder : .staleAttempt
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
       }
       switch staged.receive(complete, worker: worker) {

@@ -143,10 +143,13 @@ public enum TaskRules {
     }
   }
 
-  /// Why a worker's attempt may not act on the task, or nil if it holds the lease. A worker
-  /// that does not hold the lease learns nothing more about it than `not_lease_holder`.
+  /// Why a worker's attempt may not act on the task, or nil if it holds the lease. An
+  /// earlier attempt's answer is stale whoever sends it: its lease ran out and the task
+  /// moved on (a worker paused past its lease, a frozen VM), which is no alarm. For the
+  /// attempt held, or one never given, a worker that does not hold the lease learns
+  /// nothing more than `not_lease_holder` (a bug or a stolen token: the coordinator warns).
   static func refusal(for attempt: UInt32, worker: String, _ task: TaskStatus) -> Refusal? {
-    guard task.state != .leased || task.owner == worker else { return .notLeaseHolder }
+    guard task.state != .leased || task.owner == worker || attempt < task.attempt else { return .notLeaseHolder }
     return refusal(for: attempt, task)
   }
 

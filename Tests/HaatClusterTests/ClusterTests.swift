@@ -373,8 +373,9 @@ struct ClusterTests {
   }
 
   /// Runs raw_client.py's `mode` as a worker (`worker-MODE`) with an admin client on a
-  /// cluster of no workers; its last line, a JSON object.
-  static func rawWorkerRun(_ mode: String) async throws -> [String: Any] {
+  /// cluster of no workers; its last line, a JSON object. `then` looks at the cluster after.
+  static func rawWorkerRun(_ mode: String, then: (LocalCluster) throws -> Void = { _ in }) async throws -> [String: Any]
+  {
     var options = LocalCluster.Options.fast
     options.workers = 0
     var shown: [String: Any] = [:]
@@ -391,8 +392,22 @@ struct ClusterTests {
       #expect(worker.status == 0, "\(worker.output)")
       let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
       shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+      try then(cluster)
     }
     return shown
+  }
+
+  /// A worker paused past its lease (a stopped process, a frozen VM) that answers once the
+  /// task moved on to another worker is stale, not an answer for another worker's lease:
+  /// that warning, meant for a bug or a stolen token, fired on every such resume.
+  @Test func aWorkerPausedPastItsLeaseIsStaleNotAnAlarm() async throws {
+    let shown = try await Self.rawWorkerRun("paused") { cluster in
+      let log = try String(contentsOfFile: try #require(cluster.coordinator).logPath, encoding: .utf8)
+      #expect(!log.contains("refused an answer for another worker's lease"), "\(log)")
+    }
+    #expect(shown["first_attempt"] as? Int == 1 && shown["second_attempt"] as? Int == 2, "\(shown)")
+    #expect(shown["late"] as? String == "stale_attempt", "\(shown)")
+    #expect(shown["held_accepted"] as? Bool == true, "\(shown)")
   }
 
   /// A worker silent for three heartbeats gets no task; any line it sends makes it eligible

@@ -727,17 +727,44 @@ def run_silent(args):
     return 0
 
 
+def run_paused(args):
+    """A worker paused past its lease (no line, as a stopped process or a frozen VM) answers
+    for its attempt after the task moved on to another worker's next attempt: refused as
+    `stale_attempt`, not as another worker's lease (which the coordinator warns of as a
+    stolen token); the new holder's result counts. Prints the attempts and both answers."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    paused, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    lease_s = as_int(paused.reply("hello").get("welcome", {}).get("lease_ms"), 30000) / 1000
+    spec = {"name": "paused", "sources": [{"kind": "noop"}]}
+    request(client, "submit", "submit", {"spec": spec}, "accepted")
+    paused.send({"credit": {"pool": "collect", "free": 1}})
+    first = next_assign(paused)
+    time.sleep(lease_s + 1.0)  # paused: its lease runs out
+    other, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name + "-b")
+    other.reply("hello")
+    other.send({"credit": {"pool": "collect", "free": 1}})
+    second = next_assign(other, task=first["task"])
+    paused.send({"id": "late", "complete": {"task": first["task"], "attempt": first["attempt"]}})
+    late = paused.reply("late").get("ack", {})
+    other.send({"id": "held", "complete": {"task": second["task"], "attempt": second["attempt"]}})
+    held = other.reply("held").get("ack", {})
+    print(json.dumps({"first_attempt": first["attempt"], "second_attempt": second["attempt"],
+                      "late": late.get("reason", ""), "held_accepted": held.get("accepted") is True}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker", "silent"):
+        elif mode in ("worker", "narrow", "booker", "silent", "paused"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -748,7 +775,7 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow, "booker": run_booker, "silent": run_silent}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

@@ -31,9 +31,12 @@ struct FixedRandom: RandomNumberGenerator {
     (.complete(attempt: 2, worker: "w"), status(.ready, 2), .refused(.staleAttempt)),
     (.complete(attempt: 2, worker: "w"), status(.done, 2), .refused(.alreadyDone)),
     (.complete(attempt: 2, worker: "w"), status(.cancelled, 2), .refused(.cancelled)),
-    // Only the worker holding the lease may answer for it, whatever attempt it names.
+    // Only the worker holding the lease may answer for its attempt, or for one never given;
+    // an earlier attempt's answer is stale whoever sends it (its lease ran out: a worker
+    // paused past it set off the stolen-token warning).
     (.complete(attempt: 2, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
-    (.complete(attempt: 1, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
+    (.complete(attempt: 3, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
+    (.complete(attempt: 1, worker: "other"), status(.leased, 2), .refused(.staleAttempt)),
     (
       .fail(attempt: 2, worker: "other", error: error, retryable: false, retryAfterMs: 0), status(.leased, 2),
       .refused(.notLeaseHolder)

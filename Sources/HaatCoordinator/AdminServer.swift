@@ -40,7 +40,7 @@ public enum AdminServer {
     // Wrong tokens are logged and, 20 from one address in a minute, refused for the rest of
     // it, as failed handshakes are on the protocol port (a throttle of its own: a scraper
     // with a stale token does not lock the address's workers out).
-    let throttle = AuthThrottle(logger: logger, event: "admin request refused")
+    let throttle = AuthThrottle(logger: logger, event: "admin request refused", subject: "path")
     @Sendable func guarded(_ request: Request, _ context: AdminRequestContext, _ role: Role) -> Response? {
       open ? foreignHost(request) : refusal(request, context, role: role, tokens: tokens, throttle: throttle)
     }
@@ -163,7 +163,7 @@ public enum AdminServer {
       // A request with no credentials is a browser's first ask, not a guess: only a wrong
       // one counts.
       throttle.failed(
-        address: address, tokenID: tokenID(header), name: request.uri.path,
+        address: address, tokenID: tokenID(header), subject: request.uri.path,
         error: HaatError(.authFailed, "no valid token of the \(role.rawValue) role"))
     }
     // Browsers ask for basic auth (the dashboard); Prometheus sends a bearer token.

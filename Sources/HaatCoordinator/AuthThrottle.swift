@@ -21,12 +21,16 @@ final class AuthThrottle: Sendable {
   private let logger: Logger
   /// The logged line: `handshake failed` (the protocol port), `admin request refused`.
   private let event: Logger.Message
+  /// The metadata key of what was asked for: `name` (a handshake's), `path` (a request's).
+  private let subject: String
 
   init(
-    logger: Logger, event: Logger.Message = "handshake failed", maxFailures: Int = 20, window: TimeAmount = .seconds(60)
+    logger: Logger, event: Logger.Message = "handshake failed", subject: String = "name", maxFailures: Int = 20,
+    window: TimeAmount = .seconds(60)
   ) {
     self.logger = logger
     self.event = event
+    self.subject = subject
     self.maxFailures = maxFailures
     self.window = window
   }
@@ -37,15 +41,17 @@ final class AuthThrottle: Sendable {
     return windows.withLockedValue { windows in
       guard let entry = windows[address] else { return nil }
       if now - entry.started >= window {
-        windows[address] = nil
+        // Kept while it has failures it did not log: the next one's line counts them.
+        if entry.failures == entry.logged { windows[address] = nil }
         return nil
       }
       return entry.failures >= maxFailures ? window - (now - entry.started) : nil
     }
   }
 
-  /// Records a failed handshake; logs it unless this address has had its share of lines.
-  func failed(address: String, tokenID: String, name: String, error: HaatError) {
+  /// Records a failed handshake (or request, `subject` its path); logs it unless this
+  /// address has had its share of lines.
+  func failed(address: String, tokenID: String, subject: String, error: HaatError) {
     let now = NIODeadline.now()
     let (log, suppressed) = windows.withLockedValue { windows -> (Bool, Int) in
       var entry = windows[address] ?? Window(started: now)
@@ -69,7 +75,7 @@ final class AuthThrottle: Sendable {
     guard log else { return }
     var metadata: Logger.Metadata = [
       "address": "\(address)", "token": "\(DisplayText.escape(String(tokenID.prefix(64))))",
-      "name": "\(DisplayText.escape(String(name.prefix(128))))", "code": "\(error.code.rawValue)",
+      self.subject: "\(DisplayText.escape(String(subject.prefix(128))))", "code": "\(error.code.rawValue)",
       "reason": "\(error.message)",
     ]
     if suppressed > 0 { metadata["suppressed_before"] = "\(suppressed)" }

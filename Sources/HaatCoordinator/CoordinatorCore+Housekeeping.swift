@@ -47,8 +47,22 @@ extension CoordinatorCore {
     }
   }
 
-  /// Leases past their deadline count as a failed, retryable attempt.
+  /// Leases past their deadline count as a failed, retryable attempt. A connected worker
+  /// that falls silent is said once (warning): a stopped process or a frozen host keeps its
+  /// socket open, so nothing else is logged until its leases expire.
   func reap() {
+    for (name, record) in workers
+    where record.connected && !record.draining && !record.saidLost
+      && record.silent(now: now, heartbeatMs: config.heartbeatMs)
+    {
+      workers[name]?.saidLost = true
+      logger.warning(
+        "worker lost: no heartbeat",
+        metadata: [
+          "worker": "\(name)", "silent_ms": "\((now &- record.lastHeartbeat) / 1_000_000)",
+          "leases": "\(leases.count(of: name))",
+        ])
+    }
     // A lease whose result has arrived and is being stored holds until then. The others
     // are out of the table while their expiry is written (so the next sweep does not send
     // them twice), and back in when the write fails, so none is stranded as leased.

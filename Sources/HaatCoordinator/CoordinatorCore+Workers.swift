@@ -54,6 +54,10 @@ extension CoordinatorCore {
       record.lastHeartbeatMs = beat.nowMs
       record.pools = Self.knownPools(beat.health.pools)
       if beat.health.draining { record.draining = true }
+      if record.saidLost {
+        record.saidLost = false
+        logger.notice("worker heard from again", metadata: ["worker": "\(beat.connection.name)"])
+      }
       workers[beat.connection.name] = record
       if wasSilent { for pool in Pool.allCases { markWork(pool) } }
     }

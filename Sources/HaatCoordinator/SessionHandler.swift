@@ -67,7 +67,7 @@ final class SessionHandler: ChannelInboundHandler {
       guard self.connection == nil, context.channel.isActive else { return }
       let error = HaatError(
         .handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms")
-      self.throttle.failed(address: self.address, tokenID: "", name: "", error: error)
+      self.throttle.failed(address: self.address, tokenID: "", subject: "", error: error)
       self.fail(context, error)
     }
     context.fireChannelActive()
@@ -159,7 +159,7 @@ final class SessionHandler: ChannelInboundHandler {
       // A failed handshake like a wrong MAC (protocol.md §4): logged, and counted toward
       // the address's refusal.
       let error = handshake.receiveOther()
-      throttle.failed(address: address, tokenID: "", name: "", error: error)
+      throttle.failed(address: address, tokenID: "", subject: "", error: error)
       return fail(context, error, replyTo: envelope.id.utf8.count <= Self.maxIDBytes ? envelope.id : "")
     }
     // Not carried out, as after the handshake; the peer may send its hello again.
@@ -194,7 +194,7 @@ final class SessionHandler: ChannelInboundHandler {
       token: token, session: session, mac: HandshakeMAC.hmacSHA256)
     switch outcome {
     case .reject(let error):
-      throttle.failed(address: address, tokenID: hello.tokenID, name: hello.name, error: error)
+      throttle.failed(address: address, tokenID: hello.tokenID, subject: hello.name, error: error)
       fail(context, error, replyTo: envelope.id)
     case .welcome(let session, let serverMAC, let version, let peer):
       timeout?.cancel()

@@ -24,6 +24,8 @@ struct WorkerRecord {
   var connected = true
   /// The worker said it is draining, or left after draining.
   var draining = false
+  /// Its fall silent was logged (once per fall, until it is heard from again).
+  var saidLost = false
 
   /// Records a heartbeat's health, noting progress when the worker reports any.
   mutating func beat(_ health: WorkerHealth, now: UInt64) {

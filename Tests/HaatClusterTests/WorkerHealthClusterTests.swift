@@ -43,8 +43,15 @@ import Testing
 
 /// A stopped worker keeps its socket open and its credit: once it is `lost` (three missed
 /// heartbeats) it gets no new task, so a job runs on the others at attempt 1 instead of
-/// waiting out a lease on it; heard from again, it takes tasks again.
+/// waiting out a lease on it; heard from again, it takes tasks again. The coordinator logs
+/// both once (nothing was logged until its leases expired).
 @Suite struct SilentWorkerClusterTests {
+  /// The coordinator's log lines about worker-1 that hold `text`.
+  static func logLines(_ cluster: LocalCluster, _ text: String) throws -> Int {
+    let log = try String(contentsOfFile: try #require(cluster.coordinator).logPath, encoding: .utf8)
+    return log.split(separator: "\n").filter { $0.contains(#""worker":"worker-1""#) && $0.contains(text) }.count
+  }
+
   @Test func aLostWorkerGetsNoNewTaskUntilItBeatsAgain() async throws {
     try await withCluster(.fast) { cluster, _ in
       try await cluster.waitForWorkers(2)
@@ -65,6 +72,9 @@ import Testing
         for task in tasks {
           #expect(task.worker == "worker-2" && task.attempt == 1, "task \(task.index): \(task.worker) #\(task.attempt)")
         }
+        // Said in the coordinator's log too (by its lease reaper, within a period), for an
+        // alert that reads logs.
+        try await eventually("the coordinator logs worker-1 lost") { try Self.logLines(cluster, "worker lost") == 1 }
       } catch {
         stopped.signal(SIGCONT)
         throw error
@@ -74,6 +84,10 @@ import Testing
         try await client.workers().first { $0.id == "worker-1" }?.state == "healthy"
       }
       await client.close()
+      try await eventually("the coordinator logs worker-1 heard from") {
+        try Self.logLines(cluster, "worker heard from again") == 1
+      }
+      #expect(try Self.logLines(cluster, "worker lost") == 1)
     }
   }
 }

@@ -207,14 +207,46 @@ import Testing
   }
 }
 
-/// A log handler that keeps each message, for a test to read.
+/// Failed handshakes and refused admin requests: the first 5 per address and window are
+/// logged, and the next window's first line counts the rest. The count was lost when a
+/// connection's throttle check, which comes first, dropped the window that had passed.
+@Suite struct AuthThrottleTests {
+  @Test(arguments: [("handshake failed", "name"), ("admin request refused", "path")])
+  func theNextWindowsFirstLineCountsTheFailuresNotLogged(event: String, subject: String) async throws {
+    let lines = LogLines()
+    let throttle = AuthThrottle(
+      logger: Logger(label: "test") { _ in lines }, event: "\(event)", subject: subject, window: .milliseconds(200))
+    let refused = HaatError(.authFailed, "no")
+    for _ in 0..<7 {
+      #expect(throttle.refusal(for: "10.0.0.1") == nil)
+      throttle.failed(address: "10.0.0.1", tokenID: "t_1", subject: "/metrics", error: refused)
+    }
+    #expect(lines.entries.count == 5)
+    try await Task.sleep(for: .milliseconds(300))
+    // As a connection does: the check first, then the failure.
+    #expect(throttle.refusal(for: "10.0.0.1") == nil)
+    throttle.failed(address: "10.0.0.1", tokenID: "t_1", subject: "/metrics", error: refused)
+    let last = try #require(lines.entries.last)
+    #expect(lines.entries.count == 6 && last.message == event)
+    #expect(last.metadata["suppressed_before"] == "2", "\(last)")
+    #expect(last.metadata[subject] == "/metrics", "\(last)")
+    // A quiet address's window goes once it has passed with nothing left to count.
+    try await Task.sleep(for: .milliseconds(300))
+    #expect(throttle.refusal(for: "10.0.0.1") == nil)
+    throttle.failed(address: "10.0.0.1", tokenID: "t_1", subject: "/metrics", error: refused)
+    #expect(lines.entries.last?.metadata["suppressed_before"] == nil)
+  }
+}
+
+/// A log handler that keeps each message with its metadata, for a test to read.
 struct LogLines: LogHandler {
   private let box: Box
   final class Box: Sendable {
-    let lines = Mutex<[String]>([])
+    let lines = Mutex<[(message: String, metadata: [String: String])]>([])
   }
   init() { box = Box() }
-  var messages: [String] { box.lines.withLock { $0 } }
+  var messages: [String] { box.lines.withLock { $0.map(\.message) } }
+  var entries: [(message: String, metadata: [String: String])] { box.lines.withLock { $0 } }
   var metadata: Logger.Metadata = [:]
   var logLevel: Logger.Level = .trace
   subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -225,6 +257,7 @@ struct LogLines: LogHandler {
     level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
     function: String, line: UInt
   ) {
-    box.lines.withLock { $0.append(message.description) }
+    let fields = (metadata ?? [:]).mapValues { "\($0)" }
+    box.lines.withLock { $0.append((message.description, fields)) }
   }
 }

@@ -136,7 +136,8 @@ extension JobsCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List recent jobs, newest first.")
     @Option(help: "Only jobs in this state (queued, running, succeeded, failed, partial, cancelled).")
     var state: String?
-    @Option(help: "At most this many.")
+    // Unconditional: `--limit -1` is refused as the value it is, not as a missing value.
+    @Option(parsing: .unconditional, help: "At most this many.")
     var limit: UInt32 = 20
     @OptionGroup var client: ClientOptions
 
@@ -347,7 +348,7 @@ struct LogsCommand: AsyncParsableCommand {
   var worker: String = ""
   @Option(help: "Only lines at this level or more severe.")
   var level: String?
-  @Option(help: "How many stored lines to show first.")
+  @Option(parsing: .unconditional, help: "How many stored lines to show first.")
   var limit: UInt32 = 100
   @OptionGroup var client: ClientOptions
 
@@ -384,7 +385,7 @@ struct DeadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List dead tasks with their last error.")
     @Option(help: "Only this job's.")
     var job: String?
-    @Option(help: "At most this many.")
+    @Option(parsing: .unconditional, help: "At most this many.")
     var limit: UInt32 = 100
     @OptionGroup var client: ClientOptions
 

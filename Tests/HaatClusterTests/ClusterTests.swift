@@ -528,6 +528,13 @@ struct ClusterTests {
         #expect(refused.status == 64, "\(command): \(refused.output)")
         #expect(refused.output.contains("must"), "\(command): \(refused.output)")
       }
+      // A negative limit is the value refused, not "Missing value for '--limit'".
+      for command in [["jobs", "--limit", "-1"], ["logs", "--limit", "-5"], ["dead", "--limit", "-1"]] {
+        let refused = try await run(cluster.binary, command + client)
+        #expect(refused.status == 64, "\(command): \(refused.output)")
+        #expect(
+          refused.output.contains("The value '\(command[2])' is invalid for '--limit"), "\(command): \(refused.output)")
+      }
     }
   }
 

@@ -423,6 +423,15 @@ struct ClusterTests {
     }
   }
 
+  /// A worker's session replaced by its next one (a reconnect under its name) takes its
+  /// staged parts with it, as a session that closes does: the new session's last part
+  /// alone was accepted, joined to the old session's earlier ones.
+  @Test func aReplacedSessionsPartsAreDropped() async throws {
+    let shown = try await Self.rawWorkerRun("reconnect")
+    #expect(shown["last_alone"] as? String == "missing_parts", "\(shown)")
+    #expect(shown["again_accepted"] as? Bool == true, "\(shown)")
+  }
+
   /// A task holds one rate slot at a time: slots booked ahead for one task without end
   /// pushed every other worker's slots under the key minutes out.
   @Test func aTaskHoldsOneRateSlotAtATime() async throws {

@@ -754,17 +754,47 @@ def run_paused(args):
     return 0
 
 
+def run_reconnect(args):
+    """A worker that reconnects under its name mid-way through a result in parts: the parts
+    its old session sent are dropped (docs/protocol.md: send all parts again), so the last
+    part alone gets `missing_parts`; all parts again on the new session are accepted.
+    Prints both answers."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    old, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    old.reply("hello")
+    spec = {"name": "reconnect", "sources": [{"kind": "noop"}]}
+    request(client, "submit", "submit", {"spec": spec}, "accepted")
+    old.send({"credit": {"pool": "collect", "free": 1}})
+    task = next_assign(old)
+    first = {"task": task["task"], "attempt": task["attempt"], "part": 1,
+             "partial_binary": b64(engagement_partial("old", 1, 10))}
+    old.send({"id": "p1", "complete": first})
+    time.sleep(0.5)  # the part is staged
+    new, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    new.reply("hello")
+    last = {"task": task["task"], "attempt": task["attempt"], "part": 2, "parts": 2,
+            "partial_binary": b64(engagement_partial("new", 1, 20))}
+    new.send({"id": "p2", "complete": last})
+    alone = new.reply("p2").get("ack", {})
+    new.send({"id": "q1", "complete": first})
+    new.send({"id": "q2", "complete": last})
+    again = new.reply("q2").get("ack", {})
+    print(json.dumps({"last_alone": alone.get("reason", ""), "again_accepted": again.get("accepted") is True}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker", "silent", "paused"):
+        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -775,7 +805,7 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

@@ -105,6 +105,33 @@ struct FacebookPostsConnectorTests {
     #expect(try fresh.firstRequest()?.url.contains("since=") == false)
   }
 
+  /// A post newer than the last run at the bookmark's own second is read, and the next
+  /// bookmark keeps both ids: it kept only the new one's, and the run after counted the
+  /// old post a second time.
+  @Test func aNewPostAtTheBookmarksSecondKeepsTheOldOneInTheBoundary() throws {
+    func post(_ id: String) -> String {
+      #"{"id":"\#(id)","created_time":"2026-03-01T18:31:28+0000","reactions":{"summary":{"total_count":5}}}"#
+    }
+    let body = #"{"data":[\#(post("111_201")),\#(post("111_999"))]}"#
+    func run(_ bookmark: String) throws -> (ids: [String], bookmark: String) {
+      var connector = FacebookPostsConnector(task: task(bookmark: bookmark), limits: ReadLimits())
+      let first = try #require(try connector.firstRequest())
+      let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
+      let (records, _, driven) = try drive(FacebookPostsConnector.self, task(bookmark: bookmark), pages: pages)
+      let ids = records.compactMap { record -> String? in
+        if case .post(let post) = record { return post.id }
+        return nil
+      }
+      return (ids, driven.bookmark)
+    }
+    let second = try run("1772389888:111_201")
+    #expect(second.ids == ["111_999"])
+    #expect(second.bookmark == "1772389888:111_201,111_999")
+    let third = try run(second.bookmark)
+    #expect(third.ids.isEmpty, "read again: \(third.ids)")
+    #expect(third.bookmark == second.bookmark)
+  }
+
   /// The error a fresh connector's first page failing with `response` and the fixture's
   /// body raises.
   func failure(_ response: PageResponse, _ body: String) throws -> ExportError {

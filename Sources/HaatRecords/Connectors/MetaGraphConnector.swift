@@ -129,9 +129,12 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
       switch Edge.post(from: item, source: source) {
       case .success(let post):
         let time = post.createdAt.epochSeconds
-        // The last run read this one (`since` includes its own second).
-        if let since, time < since || (time == since && seen.contains(post.id)) { continue }
-        if counts.take(.success(.post(post)), row: index, keep: limits.maxProblems, emit: emit) {
+        if let since, time < since { continue }
+        // One the last run read (`since` includes its own second) is not counted again, but
+        // stays in the boundary: a newer post at that second made this run's bookmark hold
+        // only the newer one's id, and the next run counted the old one a second time.
+        let read = time == since && seen.contains(post.id)
+        if read || counts.take(.success(.post(post)), row: index, keep: limits.maxProblems, emit: emit) {
           if time > newest ?? Int64.min {
             newest = time
             newestIDs = []

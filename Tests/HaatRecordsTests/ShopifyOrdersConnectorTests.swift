@@ -51,7 +51,35 @@ struct ShopifyOrdersConnectorTests {
         RowProblem(row: 3, column: "created_at", reason: .missing),
         RowProblem(row: 4, column: "total_price", reason: .notADecimal),
       ])
-    #expect(driven.bookmark == "2008-01-10T11:00:00-05:00")
+    #expect(driven.bookmark == "2008-01-10T11:00:00-05:00 450789469", "the newest order's time, and its id")
+  }
+
+  /// An order created at the bookmark's second after the last run is read, and the next
+  /// bookmark keeps both ids: a bookmark of the time alone skipped it for good.
+  @Test func aNewOrderAtTheBookmarksSecondIsRead() throws {
+    func order(_ id: Int) -> String {
+      #"{"id":\#(id),"created_at":"2008-01-10T11:00:00-05:00","total_price":"5.00","currency":"USD"}"#
+    }
+    let body = #"{"orders":[\#(order(9001)),\#(order(450789469))]}"#
+    func run(_ bookmark: String) throws -> (ids: [String], bookmark: String) {
+      var connector = ShopifyOrdersConnector(task: task(bookmark: bookmark), limits: ReadLimits())
+      let first = try #require(try connector.firstRequest())
+      let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
+      let (records, _, driven) = try drive(ShopifyOrdersConnector.self, task(bookmark: bookmark), pages: pages)
+      let ids = records.compactMap { record -> String? in
+        if case .order(let order) = record { return order.id }
+        return nil
+      }
+      return (ids, driven.bookmark)
+    }
+    let second = try run("2008-01-10T11:00:00-05:00 450789469")
+    #expect(second.ids == ["9001"])
+    #expect(second.bookmark == "2008-01-10T11:00:00-05:00 9001,450789469")
+    let third = try run(second.bookmark)
+    #expect(third.ids.isEmpty, "read again: \(third.ids)")
+    #expect(third.bookmark == second.bookmark)
+    // A bookmark of the time alone (an older Haat's) skips every order at that time.
+    #expect(try run("2008-01-10T11:00:00-05:00").ids.isEmpty)
   }
 
   @Test("a bookmark asks for orders created since, and skips the one it was taken from")

@@ -41,21 +41,51 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
 
   private let source: Source
   private let limits: ReadLimits
+  /// From the bookmark: orders created from this `created_at` on are asked for, and those
+  /// at exactly it that the last run read (`seen`; nil in a bookmark of the time alone, as
+  /// an older Haat wrote it: every one at that time) are skipped.
   private let since: String
+  private let seen: Set<String>?
+  private let given: String
   public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
-  private var newest: (Int64, String)?
+  /// The newest order's time, `created_at` as written, and the ids of the orders at it.
+  private var newest: (seconds: Int64, written: String, ids: [String])?
   public private(set) var counts = ReadCounts()
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
     self.limits = limits
-    since = task.bookmark
+    given = task.bookmark
+    (since, seen) = Self.parse(bookmark: task.bookmark)
     pageBuffer = PageBuffer(limit: limits.maxPageBytes)
   }
 
-  /// The newest order's `created_at`, as Shopify wrote it.
-  public var bookmark: String { newest?.1 ?? since }
+  /// `CREATED_AT` or `CREATED_AT ID,ID,…` (the orders at that time, so that one created at
+  /// the same second after the last run is read, not skipped with the ones it read).
+  static func parse(bookmark: String) -> (String, Set<String>?) {
+    let parts = bookmark.split(separator: " ", maxSplits: 1)
+    guard parts.count == 2 else { return (bookmark, nil) }
+    return (String(parts[0]), Set(parts[1].split(separator: ",").map(String.init)))
+  }
+
+  /// The newest order's `created_at`, as Shopify wrote it, and the ids of the orders at it;
+  /// an empty run keeps the bookmark it was given.
+  public var bookmark: String {
+    guard let newest else { return given }
+    return newest.ids.isEmpty ? newest.written : "\(newest.written) \(newest.ids.joined(separator: ","))"
+  }
+
+  /// Takes `order` into the boundary the next run starts from.
+  private mutating func bound(_ order: OrderRecord, written: String) {
+    let seconds = order.createdAt.epochSeconds
+    if seconds > newest?.seconds ?? Int64.min { newest = (seconds, written, []) }
+    if seconds == newest?.seconds, let count = newest?.ids.count, count < 100, !order.id.isEmpty,
+      !order.id.contains(","), !order.id.contains(" ")
+    {
+      newest?.ids.append(order.id)
+    }
+  }
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
     var url = source.url
@@ -80,13 +110,16 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
       if item["financial_status"]?.string?.lowercased() == "voided" { continue }
       let read = order(from: item)
       // The bookmark is `created_at` as Shopify wrote it: `created_at_min` includes its own
-      // second, so what the last run read is skipped.
+      // second, so what the last run read there is skipped, and stays in the boundary.
       let written = item["created_at"]?.string ?? ""
-      if case .success = read, written == since { continue }
+      if case .success(let order) = read, written == since, seen?.contains(order.id) ?? true {
+        bound(order, written: written)
+        continue
+      }
       if counts.take(read.map { .order($0) }, row: index, keep: limits.maxProblems, emit: emit),
-        case .success(let order) = read, order.createdAt.epochSeconds > newest?.0 ?? Int64.min
+        case .success(let order) = read
       {
-        newest = (order.createdAt.epochSeconds, written)
+        bound(order, written: written)
       }
     }
     return Self.nextLink(response.header("link")).map { PageRequest(url: $0) }

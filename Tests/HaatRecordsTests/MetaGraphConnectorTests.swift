@@ -132,6 +132,31 @@ struct FacebookPostsConnectorTests {
     #expect(third.bookmark == second.bookmark)
   }
 
+  /// A summary count that is not one makes the post a bad record naming it; absent or null
+  /// is unknown. "many" likes were read as a post with its likes quietly left out.
+  @Test func aSummaryCountThatIsNoCountIsABadRecord() throws {
+    func post(_ id: String, _ reactions: String) -> String {
+      #"{"id":"\#(id)","created_time":"2026-03-01T18:31:28+0000","reactions":{"summary":{"total_count":\#(reactions)}},"comments":{"summary":{"total_count":2}}}"#
+    }
+    let body =
+      #"{"data":[\#(post("1_1", #""many""#)),\#(post("1_2", "null")),\#(post("1_3", "-4")),\#(post("1_4", #""12""#))]}"#
+    var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
+    let (records, _, driven) = try drive(FacebookPostsConnector.self, task(), pages: pages)
+    let posts = records.compactMap { record -> PostRecord? in
+      if case .post(let post) = record { return post }
+      return nil
+    }
+    #expect(posts.map(\.id) == ["1_2", "1_4"])
+    #expect(posts[0].likes == nil && posts[0].comments == 2 && posts[1].likes == 12)
+    #expect(
+      driven.counts.problems == [
+        RowProblem(row: 1, column: "reactions.summary.total_count", reason: .notAnInteger),
+        RowProblem(row: 3, column: "reactions.summary.total_count", reason: .notAnInteger),
+      ])
+  }
+
   /// The error a fresh connector's first page failing with `response` and the fixture's
   /// body raises.
   func failure(_ response: PageResponse, _ body: String) throws -> ExportError {

@@ -38,8 +38,10 @@ public enum FacebookPosts: MetaGraphEdge {
     case .success(let value): post = value
     case .failure(let problem): return .failure(problem)
     }
-    post.likes = item["reactions"]?["summary"]?["total_count"]?.count
-    post.comments = item["comments"]?["summary"]?["total_count"]?.count
+    switch (Self.summaryCount(item, "reactions"), Self.summaryCount(item, "comments")) {
+    case (.success(let likes), .success(let comments)): (post.likes, post.comments) = (likes, comments)
+    case (.failure(let problem), _), (_, .failure(let problem)): return .failure(problem)
+    }
     if let shares = item["shares"] {
       guard let count = shares["count"]?.count else { return .failure(.init("shares", .notAnInteger)) }
       post.shares = count
@@ -55,6 +57,14 @@ public enum FacebookPosts: MetaGraphEdge {
     case .failure(let problem): return .failure(problem)
     }
     return .success(post)
+  }
+
+  /// An edge's `summary.total_count`: nil when absent or null (unknown); a value that is no
+  /// count is a bad record (a post with `"many"` likes had them quietly left out).
+  static func summaryCount(_ item: JSONValue, _ edge: String) -> Result<UInt64?, RowProblem.Field> {
+    guard let value = item[edge]?["summary"]?["total_count"], value != .null else { return .success(nil) }
+    guard let count = value.count else { return .failure(.init("\(edge).summary.total_count", .notAnInteger)) }
+    return .success(count)
   }
 
   static func mediaType(_ item: JSONValue) -> MediaType {

@@ -98,6 +98,23 @@ struct TaskRunner: Sendable {
       var next = try connector.firstRequest()
       var requests = 0
       var waits = 0
+      /// A platform API source throttled: hold off as the platform says and ask for the
+      /// same page again, rather than start the task over and re-read its pages. (An export
+      /// file is one request: its task is retried by the coordinator instead.) False, having
+      /// waited for nothing, when this failure is not one to wait out here.
+      func heldOff(_ failure: ExportError) throws -> Bool {
+        let wait = failure.retryAfterMs.map { max($0, 100) } ?? 1_000
+        guard !spec.rateKey.isEmpty, failure.retryable, Self.isThrottling(failure.code),
+          waits < Self.maxThrottleWaits,
+          wait <= Self.maxThrottleWaitMs
+        else { return false }
+        waits += 1
+        // The reason is shown in `haat workers`: never with the secret a page echoed.
+        let reason = credentials[source.credential]?.redacting(failure.message) ?? failure.message
+        gate.pause(key: spec.rateKey, ms: wait, reason: reason)
+        try sleep(ms: wait, cancel: progress.cancel)
+        return true
+      }
       while let page = next {
         guard requests < limits.maxPages else {
           throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
@@ -179,30 +196,28 @@ struct TaskRunner: Sendable {
           } catch {
             failure = error
           }
-          // A platform API source throttled: hold off as the platform says and ask for the
-          // same page again, rather than start the task over and re-read its pages. (An
-          // export file is one request: its task is retried by the coordinator instead.)
-          let wait = failure.retryAfterMs.map { max($0, 100) } ?? 1_000
-          guard !spec.rateKey.isEmpty, failure.retryable, Self.isThrottling(failure.code),
-            waits < Self.maxThrottleWaits,
-            wait <= Self.maxThrottleWaitMs
-          else { throw failure }
-          waits += 1
-          // The reason is shown in `haat workers`: never with the secret a page echoed.
-          let reason = credentials[source.credential]?.redacting(failure.message) ?? failure.message
-          gate.pause(key: spec.rateKey, ms: wait, reason: reason)
-          try sleep(ms: wait, cancel: progress.cancel)
+          guard try heldOff(failure) else { throw failure }
           next = page
           continue
         }
         stats.pages += 1
         stats.bytes += response.bodyBytes
         stats.httpStatuses[String(response.status), default: 0] += 1
-        next = try connector.pageEnded(
-          PageResponse(
-            status: response.status, contentType: response.contentType,
-            headers: response.headers.map { ($0.name, $0.value) }),
-          post: emit(post:), emit: emit)
+        let before = connector.counts
+        do throws(ExportError) {
+          next = try connector.pageEnded(
+            PageResponse(
+              status: response.status, contentType: response.contentType,
+              headers: response.headers.map { ($0.name, $0.value) }),
+            post: emit(post:), emit: emit)
+        } catch {
+          // Throttling said in a 200's body (TikTok's 40100) is waited out as a 429 is,
+          // when the page gave nothing yet (it used to cost the task an attempt).
+          let untouched = connector.counts.records == before.records && connector.counts.badRecords == before.badRecords
+          guard untouched, try heldOff(error) else { throw error }
+          next = page
+          continue
+        }
       }
     } catch let error as FetchError {
       onFetchError(error)

@@ -432,6 +432,9 @@ struct TikTokClusterTests {
       #expect(result.report.summary.badRows == 0)
       let requests = server.requestTimes(series: "/tiktok/open_api/v1.3/report/integrated/get/").count
       #expect(requests == 4, "three windows of one page each, and the throttled one asked again")
+      // Asked again in the same attempt, as a 429 is: the 40100 cost its task an attempt.
+      let tasks = try await client.job(job, tasks: true).tasks
+      #expect(tasks.map(\.attempt) == [1, 1, 1], "\(tasks.map(\.attempt))")
 
       // A revoked token fails at once, with TikTok's reason.
       server.tiktok.settings.withLock { $0.tokens = [] }

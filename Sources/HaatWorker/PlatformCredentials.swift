@@ -90,15 +90,68 @@ public struct PlatformCredential: Sendable, Equatable {
     return secret
   }
 
-  /// `text` with the secret, as written or percent-encoded, replaced by the credential's
-  /// name: a platform may echo the request's Authorization in an error body, and a task's
-  /// error travels to the coordinator, its store, logs and reports.
+  /// `text` with the secret replaced by the credential's name: a platform may echo the
+  /// request's Authorization in an error body, and a task's error travels to the
+  /// coordinator, its store, logs and reports.
   func redacting(_ text: String) -> String {
-    guard let secret = secret(), secret.utf8.count >= 4, !text.isEmpty else { return text }
-    var text = text.replacingOccurrences(of: secret, with: "[credential \(name)]")
-    if let encoded = secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics), encoded != secret {
-      text = text.replacingOccurrences(of: encoded, with: "[credential \(name)]")
+    guard let secret = secret() else { return text }
+    return Self.redacting(text, secret: secret, name: name)
+  }
+
+  /// `text` with every copy of `secret` replaced by `[credential NAME]`: as written, or
+  /// with any of its bytes percent-encoded (`%2F` or `%2f`, `+` for a space), and a copy
+  /// cut short where the text was cut (its first 4 bytes or more, then the text's end or
+  /// the cut's "…"): error bodies are cut before they reach here, and a cut through the
+  /// secret left all of it but its last bytes in clear.
+  static func redacting(_ text: String, secret: String, name: String) -> String {
+    let secret = Array(secret.utf8)
+    guard secret.count >= 4, !text.isEmpty else { return text }
+    let bytes = Array(text.utf8)
+    let ellipsis: [UInt8] = [0xE2, 0x80, 0xA6]
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var index = 0
+    while index < bytes.count {
+      let (end, matched) = match(secret, in: bytes, from: index)
+      let cut = matched >= 4 && (end == bytes.count || bytes[end...].starts(with: ellipsis))
+      if matched == secret.count || cut {
+        out += Array("[credential \(name)]".utf8)
+        index = end
+      } else {
+        out.append(bytes[index])
+        index += 1
+      }
     }
-    return text
+    return String(decoding: out, as: UTF8.self)
+  }
+
+  /// How far `secret` matches `bytes` from `start`, each of its bytes as written or
+  /// percent-encoded: the end of the match in `bytes`, and how many secret bytes it holds.
+  private static func match(_ secret: [UInt8], in bytes: [UInt8], from start: Int) -> (end: Int, matched: Int) {
+    var (at, matched) = (start, 0)
+    func hex(_ byte: UInt8) -> UInt8? {
+      switch byte {
+      case 0x30...0x39: return byte - 0x30
+      case 0x41...0x46: return byte - 0x41 + 10
+      case 0x61...0x66: return byte - 0x61 + 10
+      default: return nil
+      }
+    }
+    while matched < secret.count, at < bytes.count {
+      let want = secret[matched]
+      if bytes[at] == want {
+        at += 1
+      } else if bytes[at] == 0x25, at + 2 < bytes.count, let high = hex(bytes[at + 1]), let low = hex(bytes[at + 2]),
+        high << 4 | low == want
+      {
+        at += 3
+      } else if bytes[at] == 0x2B, want == 0x20 {
+        at += 1
+      } else {
+        break
+      }
+      matched += 1
+    }
+    return (at, matched)
   }
 }

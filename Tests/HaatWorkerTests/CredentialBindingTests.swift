@@ -34,3 +34,35 @@ import Testing
       plain.message.hasSuffix("refusing to send it to http://graph.example.com over plain HTTP"), "\(plain.message)")
   }
 }
+
+/// A platform's error page that repeats the secret is redacted before the task's error
+/// leaves the worker: however its bytes are percent-encoded, and where the page was cut
+/// through it (redacted after the cut, all but its last bytes went out in clear).
+@Suite struct SecretRedactionTests {
+  static let secret = "sk-test-AbC/dEf+GhI=jk9Zq"
+
+  @Test(arguments: [
+    "your token was sk-test-AbC/dEf+GhI=jk9Zq end",
+    "your token was sk-test-AbC%2FdEf%2BGhI%3Djk9Zq end",
+    "your token was sk-test-AbC%2fdEf%2bGhI%3djk9Zq end",
+    "your token was sk-test-AbC/dEf%2BGhI%3Djk9Zq end",
+    "your token was %73%6B%2D%74%65%73%74%2D%41%62%43%2F%64%45%66%2B%47%68%49%3D%6A%6B%39%5A%71 end",
+    "your token was sk-test-AbC/dEf+GhI=jk9Z…",
+    "your token was sk-test-AbC/dEf+GhI=…",
+    "your token was sk-test-AbC%2FdE…",
+    "your token was sk-t",
+  ])
+  func everyCopyIsRedacted(text: String) {
+    let redacted = PlatformCredential.redacting(text, secret: Self.secret, name: "meta")
+    #expect(redacted.hasPrefix("your token was [credential meta]"), "\(redacted)")
+    #expect(!redacted.contains("AbC") && !redacted.contains("sk-t"), "\(redacted)")
+  }
+
+  @Test func textWithoutTheSecretIsUnchanged() {
+    for text in ["", "HTTP 404: not found", "sk-test is a prefix written mid-text, not cut", "…sk-…", "100% done %2F"] {
+      #expect(PlatformCredential.redacting(text, secret: Self.secret, name: "meta") == text, "\(text)")
+    }
+    // A secret of a space and more: "+" is a space in a query.
+    #expect(PlatformCredential.redacting("a=my+pass+word", secret: "my pass word", name: "p") == "a=[credential p]")
+  }
+}

@@ -180,7 +180,8 @@ struct JobCommand: AsyncParsableCommand {
       print("  created:   \(time(job.createdMs)) by \(job.submittedBy)")
       print("  started:   \(time(job.startedMs))")
       print("  finished:  \(time(job.finishedMs))")
-      if !job.error.isEmpty { print("  error:     \(job.error)") }
+      // The error quotes a source's or a worker's, which may hold a line break: one line.
+      if !job.error.isEmpty { print("  error:     \(DisplayText.escape(job.error))") }
       if tasks {
         let rows = job.tasks.map { task in
           [

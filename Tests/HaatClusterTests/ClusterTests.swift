@@ -374,7 +374,8 @@ struct ClusterTests {
 
   /// Runs raw_client.py's `mode` as a worker (`worker-MODE`) with an admin client on a
   /// cluster of no workers; its last line, a JSON object. `then` looks at the cluster after.
-  static func rawWorkerRun(_ mode: String, then: (LocalCluster) throws -> Void = { _ in }) async throws -> [String: Any]
+  static func rawWorkerRun(_ mode: String, then: (LocalCluster) async throws -> Void = { _ in }) async throws
+    -> [String: Any]
   {
     var options = LocalCluster.Options.fast
     options.workers = 0
@@ -392,7 +393,7 @@ struct ClusterTests {
       #expect(worker.status == 0, "\(worker.output)")
       let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
       shown = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-      try then(cluster)
+      try await then(cluster)
     }
     return shown
   }
@@ -430,6 +431,22 @@ struct ClusterTests {
     let shown = try await Self.rawWorkerRun("reconnect")
     #expect(shown["last_alone"] as? String == "missing_parts", "\(shown)")
     #expect(shown["again_accepted"] as? Bool == true, "\(shown)")
+  }
+
+  /// A failure message with a line break (a hostile platform's error page, or a worker's)
+  /// is one line in `haat job`: it printed the rest as a line of its own, which could pass
+  /// for one of the command's.
+  @Test func aJobsErrorCannotForgeLinesInTheCLI() async throws {
+    var printed = ""
+    let shown = try await Self.rawWorkerRun("forged") { cluster in
+      let job = try await HaatClusterTests.run(
+        cluster.binary,
+        ["job", "1", "--tasks", "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
+      printed = job.output
+    }
+    #expect(shown["job"] as? String == "1", "\(shown)")
+    #expect(printed.contains("line1"), "\(printed)")
+    #expect(!printed.split(separator: "\n").contains { $0.hasPrefix("FAKE-LINE") }, "\(printed)")
   }
 
   /// A task holds one rate slot at a time: slots booked ahead for one task without end

@@ -784,17 +784,38 @@ def run_reconnect(args):
     return 0
 
 
+def run_forged(args):
+    """A worker whose failure message holds a line break (as a hostile platform's error
+    page can): the task dies with it. Prints the job's id, for `haat job` to show."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    client, _ = handshake(args.coordinator, client_cred)
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    conn.reply("hello")
+    spec = {"name": "forged", "sources": [{"kind": "noop"}]}
+    job = request(client, "submit", "submit", {"spec": spec}, "accepted").get("job", "")
+    conn.send({"credit": {"pool": "collect", "free": 1}})
+    task = next_assign(conn)
+    conn.send({"id": "f", "fail": {"task": task["task"], "attempt": task["attempt"], "retryable": False,
+                                   "error": {"code": "x", "message": "line1\nFAKE-LINE tasks: 9/9 done"}}})
+    conn.reply("f")
+    client.send({"id": "watch", "watch": {"job": job}})
+    while not client.reply("watch").get("job_event", {}).get("final", False):
+        pass
+    print(json.dumps({"job": job}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect", "forged"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect"):
+        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect", "forged"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -805,7 +826,7 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect, "forged": run_forged}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

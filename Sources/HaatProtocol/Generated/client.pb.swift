@@ -22,8 +22,8 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
 
 /// Submit asks the coordinator to store and run a job. Answered with Accepted once the job
 /// is durably stored, or Error (bad_spec with the field, or unavailable).
-/// A spec whose line would exceed the session's max_line_bytes is sent in parts (DESIGN.md
-/// §3 "Large results"): `part` 1, 2, … N in order on one session, each with some of the
+/// A spec whose line would exceed the session's max_line_bytes is sent in parts
+/// (docs/protocol.md §6, "submit → accepted"): `part` 1, 2, … N in order on one session, each with some of the
 /// sources; only the last carries `parts` = N and the rest of the spec. Each earlier part
 /// is answered with an Accepted without a job (kept); the last with the job, or an error
 /// for the whole spec: it is accepted as one job or not at all. 0 = a spec in one line.
@@ -405,10 +405,11 @@ public nonisolated struct Haat_V1_GetResult: Sendable {
 }
 
 /// A result whose line would exceed the session's max_line_bytes comes as several `result`
-/// replies to the one `get_result` (DESIGN.md §3 "Large results"): `part` 1, 2, … N, each
-/// with some of the report's rows and missing sources; the last has `parts` = N, the job and
-/// the rest of the report. Parsed as protobuf and merged in order (lists concatenate), they
-/// are the whole result. `part` = 0 is a result in one line.
+/// replies to the one `get_result` (docs/protocol.md §6, "get_result → result"): `part` 1,
+/// 2, … N, each with some of the report's rows and missing sources; the last has `parts` =
+/// N and the job, and any part may hold the report's other fields (a total, a summary
+/// count). Parsed as protobuf and merged in order (lists concatenate), they are the whole
+/// result. `part` = 0 is a result in one line.
 public nonisolated struct Haat_V1_Result: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for

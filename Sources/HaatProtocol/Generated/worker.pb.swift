@@ -333,9 +333,11 @@ public nonisolated struct Haat_V1_TaskRef: Sendable {
 }
 
 /// Complete returns a task's result. A result whose line would exceed the session's
-/// max_line_bytes is sent as parts (DESIGN.md §3 "Large results"): `part` 1, 2, … N in
-/// order on one session, each with a partial over keys no other part has; only the last
-/// carries `parts` = N, the bookmark and the stats, and only it is answered with an Ack.
+/// max_line_bytes is sent as parts (docs/protocol.md §7, "Worker flow"): `part` 1, 2, … N
+/// in order on one session, each with a partial over keys no other part has (parts are
+/// merged: a key in two parts counts twice); only the last carries `parts` = N, the
+/// bookmark, the stats and a plan task's split (on an earlier part they are ignored), and
+/// only it is answered with an Ack.
 /// The coordinator keeps the earlier parts of that attempt and commits all N as one result
 /// or none. `part` = 0 (and `parts` = 0) is a result in one line.
 public nonisolated struct Haat_V1_Complete: @unchecked Sendable {

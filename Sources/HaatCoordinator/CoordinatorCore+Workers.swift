@@ -283,9 +283,12 @@ extension CoordinatorCore {
           .badRequest, "requests_per_second must be between 0.01 and 10000, not \(request.requestsPerSecond)",
           field: "requests_per_second"))
     }
-    guard let task = TaskID(request.task), let lease = leases[task], lease.owner == connection.name,
-      lease.attempt == request.attempt
-    else {
+    guard let task = TaskID(request.task) else {
+      // As a heartbeat's or retry_dead's: no task id is a bad request, not a stale lease.
+      return outbox.replyError(
+        connection, to: id, HaatError(.badRequest, "\"\(request.task)\" is not a task id", field: "task"))
+    }
+    guard let lease = leases[task], lease.owner == connection.name, lease.attempt == request.attempt else {
       // Only a lease holder spends a budget: a stale attempt must not take slots.
       return outbox.replyError(
         connection, to: id,

@@ -24,11 +24,17 @@ struct SubmitCommand: AsyncParsableCommand {
   }
 
   /// "job 4 accepted (3 tasks)": a source split into byte ranges is planned as one task
-  /// that adds a task per range when it runs, which the count alone would hide.
-  static func acceptedLine(_ accepted: Haat_V1_Accepted, _ spec: JobSpec) -> String {
+  /// that adds a task per range when it runs, which the count alone would hide; a spec with
+  /// `every` made a schedule, said on a line of its own.
+  static func acceptedLines(_ accepted: Haat_V1_Accepted, _ spec: JobSpec) -> String {
     let split = spec.sources.contains { $0.splitBytes > 0 }
-    return "job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task"))"
+    var lines =
+      "job \(accepted.job) accepted (\(plural(Int(accepted.tasks), "task"))"
       + (split ? "; a source with split_bytes adds a task per byte range when it runs)" : ")")
+    if !accepted.schedule.isEmpty {
+      lines += "\nschedule \(accepted.schedule): runs every \(spec.every); the job is its first run (haat schedules)"
+    }
+    return lines
   }
 
   func run() async throws {
@@ -49,18 +55,14 @@ struct SubmitCommand: AsyncParsableCommand {
         if client.json {
           printJSON(accepted)
         } else {
-          print(Self.acceptedLine(accepted, loaded))
-          if !accepted.schedule.isEmpty {
-            print(
-              "schedule \(accepted.schedule): runs every \(loaded.every); the job is its first run (haat schedules)")
-          }
+          print(Self.acceptedLines(accepted, loaded))
         }
         return
       }
       if !client.json {
         try? FileHandle.standardError.write(
           contentsOf:
-            Data((Self.acceptedLine(accepted, loaded) + "\n").utf8))
+            Data((Self.acceptedLines(accepted, loaded) + "\n").utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
       if client.json { printJSON(result) } else { render(result.report, format: format) }

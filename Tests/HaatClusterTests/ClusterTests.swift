@@ -581,6 +581,13 @@ struct ClusterTests {
         let ends = wait.output.split(separator: "\n").filter { $0.hasPrefix("job ") && $0.contains("succeeded") }
         #expect(ends.count == 1, "round \(round): \(wait.output)")
       }
+      // A spec with `every` says the schedule it made with --wait too (it said it only without).
+      try "name: hourly\nevery: 1h\nsources:\n  - kind: noop\n".write(toFile: path, atomically: true, encoding: .utf8)
+      let scheduled = try await run(
+        cluster.binary,
+        ["submit", path, "--wait", "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
+      #expect(scheduled.status == 0, "\(scheduled.output)")
+      #expect(scheduled.output.contains("schedule hourly: runs every 1h"), "\(scheduled.output)")
     }
   }
 

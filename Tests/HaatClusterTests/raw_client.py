@@ -582,6 +582,11 @@ def run_booker(args):
     due = as_int(second.get("rate_grant", {}).get("wait_ms"))
     time.sleep(due / 1000 + 0.1)
     fourth = ask("r4")
+    # No task id is a bad request, as in a heartbeat (it was answered as a stale attempt).
+    conn.send({"id": "r5", "rate_request": {"key": key, "requests_per_second": 1, "task": "abc", "attempt": 1}})
+    bad = conn.reply("r5").get("error", {})
+    if bad.get("code") != "bad_request" or bad.get("field") != "task":
+        raise ProtocolError(f"a rate_request naming no task id: expected bad_request on task, got {bad!r}")
     conn.send({"id": "f", "fail": {"task": assign["task"], "attempt": assign["attempt"], "retryable": False,
                                    "error": {"code": "done", "message": "the booker is done"}}})
     conn.reply("f")

@@ -132,7 +132,21 @@ extension CoordinatorCore {
     read(
       connection, id: id,
       { () async throws -> [ByteBuffer] in
-        let runs = try await store.finishedRuns(ofSchedule: name)
+        // The schedule as it is now: a removed one has no report, and one made again (or
+        // replaced) under the name starts afresh; runs before it belong to another.
+        guard let schedule = try await store.schedules().first(where: { $0.name == name }) else {
+          throw HaatError(.notFound, "no schedule named \"\(name)\"", field: "name")
+        }
+        var runs = try await store.finishedRuns(ofSchedule: name)[...]
+        // Runs are in id order, and ids in creation order: the first of this schedule's
+        // found by halves, reading a few job records rather than every run's.
+        var (low, high) = (runs.startIndex, runs.endIndex)
+        while low < high {
+          let middle = (low + high) / 2
+          let created = try await store.job(runs[middle], tasks: false, nowMs: nowMs)?.createdMs ?? .min
+          if created < schedule.createdMs { low = middle + 1 } else { high = middle }
+        }
+        runs = runs[low...]
         guard let last = runs.last, var record = try await store.job(last, tasks: false, nowMs: nowMs) else {
           throw HaatError(.notFound, "schedule \"\(name)\" has no finished run", field: "name")
         }

@@ -1,3 +1,5 @@
+import HaatCore
+
 /// A value of a flat JSON object as the posts connector needs it.
 public enum JSONScalar: Equatable, Sendable {
   case string(String)
@@ -249,14 +251,8 @@ public struct JSONScanner {
     var value: UInt32 = 0
     for _ in 0..<4 {
       let byte = bytes[index]
-      let digit: UInt32
-      switch byte {
-      case 0x30...0x39: digit = UInt32(byte - 0x30)
-      case 0x41...0x46: digit = UInt32(byte - 0x41 + 10)
-      case 0x61...0x66: digit = UInt32(byte - 0x61 + 10)
-      default: throw .invalid
-      }
-      value = value << 4 | digit
+      guard let digit = Hex.value(byte) else { throw .invalid }
+      value = value << 4 | UInt32(digit)
       index += 1
     }
     return value

@@ -129,19 +129,12 @@ public struct PlatformCredential: Sendable, Equatable {
   /// percent-encoded: the end of the match in `bytes`, and how many secret bytes it holds.
   private static func match(_ secret: [UInt8], in bytes: [UInt8], from start: Int) -> (end: Int, matched: Int) {
     var (at, matched) = (start, 0)
-    func hex(_ byte: UInt8) -> UInt8? {
-      switch byte {
-      case 0x30...0x39: return byte - 0x30
-      case 0x41...0x46: return byte - 0x41 + 10
-      case 0x61...0x66: return byte - 0x61 + 10
-      default: return nil
-      }
-    }
     while matched < secret.count, at < bytes.count {
       let want = secret[matched]
       if bytes[at] == want {
         at += 1
-      } else if bytes[at] == 0x25, at + 2 < bytes.count, let high = hex(bytes[at + 1]), let low = hex(bytes[at + 2]),
+      } else if bytes[at] == 0x25, at + 2 < bytes.count, let high = Hex.value(bytes[at + 1]),
+        let low = Hex.value(bytes[at + 2]),
         high << 4 | low == want
       {
         at += 3

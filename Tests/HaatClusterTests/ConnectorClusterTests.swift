@@ -284,6 +284,23 @@ struct ScheduleClusterTests {
       _ = try await client.updateSchedule("page 777 every 2s", action: "remove")
       #expect(try await client.schedules().isEmpty)
       await #expect(throws: HaatError.self) { try await client.updateSchedule("page 777 every 2s", action: "pause") }
+      // A removed schedule has no report (its runs answered for it), and one made again
+      // under its name starts afresh: the old runs' 252 posts are not in its report.
+      let removed = await #expect(throws: HaatError.self) { try await client.scheduleReport("page 777 every 2s") }
+      #expect(removed?.message == #"no schedule named "page 777 every 2s""#, "\(String(describing: removed))")
+      var again = recurring
+      again.sources[0].incremental = false
+      let remade = try await finish(client, try await client.submit(again).job)
+      _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
+      try await eventually("the new schedule's runs have ended") {
+        try await client.job(try await client.schedules()[0].lastJob).finishedMs > 0
+      }
+      let afresh = try await client.scheduleReport("page 777 every 2s")
+      let newRuns = try await client.schedules()[0].runs
+      // One task a run, of the new schedule's runs only.
+      #expect(afresh.report.summary.tasks == newRuns, "\(afresh.report.summary.tasks) tasks, \(newRuns) runs")
+      #expect(remade.job.state == "succeeded")
+      _ = try await client.updateSchedule("page 777 every 2s", action: "remove")
 
       // A recurring spec needs a name and a sane interval.
       var nameless = recurring

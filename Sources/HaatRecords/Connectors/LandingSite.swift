@@ -1,3 +1,5 @@
+import HaatCore
+
 /// The UTM tags of an order's landing site (docs/formats.md "Orders").
 extension OrderRecord {
   /// utm_source, utm_medium and utm_campaign from a landing site's query, percent-decoded;
@@ -72,20 +74,13 @@ extension OrderRecord {
     }
     let plain = value.map { $0 == UInt8(ascii: "+") ? UInt8(ascii: " ") : $0 }
     guard plain.contains(UInt8(ascii: "%")) else { return String(decoding: plain, as: UTF8.self) }
-    func hex(_ byte: UInt8) -> UInt8? {
-      switch byte {
-      case 0x30...0x39: return byte - 0x30
-      case 0x41...0x46: return byte - 0x41 + 10
-      case 0x61...0x66: return byte - 0x61 + 10
-      default: return nil
-      }
-    }
     var out: [UInt8] = []
     out.reserveCapacity(plain.count)
     var index = 0
     while index < plain.count {
       if plain[index] == UInt8(ascii: "%") {
-        guard index + 2 < plain.count, let high = hex(plain[index + 1]), let low = hex(plain[index + 2]) else {
+        guard index + 2 < plain.count, let high = Hex.value(plain[index + 1]), let low = Hex.value(plain[index + 2])
+        else {
           return String(decoding: plain, as: UTF8.self)
         }
         out.append(high << 4 | low)

@@ -147,11 +147,20 @@ extension CoordinatorCore {
           if created < schedule.createdMs { low = middle + 1 } else { high = middle }
         }
         runs = runs[low...]
-        guard let last = runs.last, var record = try await store.job(last, tasks: false, nowMs: nowMs) else {
+        // The job shown is the newest run that was not cancelled (a cancelled run has no
+        // report of its own), and a cancelled run's tasks that never ran are no source
+        // missing: they said "0 of 1 sources" beside the records the runs did read.
+        var record: JobRecord?
+        for run in runs.reversed() {
+          guard let read = try await store.job(run, tasks: false, nowMs: nowMs) else { continue }
+          if record == nil || record?.state == .cancelled { record = read }
+          if read.state != .cancelled { break }
+        }
+        guard var record else {
           throw HaatError(.notFound, "schedule \"\(name)\" has no finished run", field: "name")
         }
         var outputs: [[TaskOutput]] = []
-        for run in runs { outputs.append(try await store.outputs(of: run)) }
+        for run in runs { outputs.append(try await store.outputs(of: run).filter { $0.state != .cancelled }) }
         let outcome = try JobReducer.reduce(record, runs: outputs, cancelled: false)
         record.name = name
         return try Self.resultLines(record, report: outcome.report, replyTo: id, maxLineBytes: maxLineBytes)

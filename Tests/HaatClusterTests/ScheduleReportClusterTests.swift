@@ -1,0 +1,41 @@
+import Foundation
+import HaatProtocol
+import HaatTesting
+import Testing
+
+/// A schedule whose last run was cancelled: its report is of the runs that read, with no
+/// source missing for the cancelled tasks (it said "0 of 1 sources" beside the records the
+/// other runs read), and shows the newest run that was not cancelled.
+@Suite struct CancelledRunScheduleTests {
+  @Test func aCancelledLastRunMissesNoSource() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let client = try await cluster.client()
+      let sample = try #require(try Samples.manifest().first)
+      var recurring = spec(
+        "cancelled run", [Samples.source(sample, server: server, query: "delay_ms=1500&series=cancelled-run")])
+      recurring.every = "1s"
+      let first = try await finish(client, try await client.submit(recurring).job)
+      #expect(first.job.state == "succeeded")
+      _ = try await client.updateSchedule("cancelled run", action: "pause")
+      // Every run started before the pause ends; then one more starts, and is cancelled.
+      try await eventually("no run of the schedule is open") {
+        try await client.job(try await client.schedules()[0].lastJob).finishedMs > 0
+      }
+      let runs = try await client.schedules()[0].runs
+      _ = try await client.updateSchedule("cancelled run", action: "resume")
+      try await eventually("the next run started") { try await client.schedules()[0].runs > runs }
+      let last = try await client.schedules()[0].lastJob
+      _ = try await client.updateSchedule("cancelled run", action: "pause")
+      _ = try await client.cancel(last)
+      let cancelled = try await finish(client, last)
+      try #require(cancelled.job.state == "cancelled", "the run ended \(cancelled.job.state) before its cancel")
+      let report = try await client.scheduleReport("cancelled run")
+      #expect(report.report.summary.missing.isEmpty, "\(report.report.summary.missing)")
+      #expect(report.report.summary.sourcesOk == report.report.summary.sources)
+      #expect(report.report.summary.rows == first.report.summary.rows * UInt64(runs), "\(report.report.summary)")
+      #expect(report.job.state == "succeeded" && report.job.id != last, "\(report.job.id) \(report.job.state)")
+    }
+  }
+}

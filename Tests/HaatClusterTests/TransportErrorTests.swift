@@ -48,14 +48,15 @@ struct TransportErrorTests {
       #expect(result.status == 6, "\(command): exit \(result.status): \(result.output)")
       #expect(result.output.contains("unavailable"), "\(result.output)")
     }
-    // Nothing listening: the system's reason, as a person reads it, not NIO's dump.
-    fake.terminate()
-    fake.waitUntilExit()
+    // Nothing listening: the system's reason, as a person reads it, not NIO's dump. On a
+    // port of FreePorts' (none of this process's tests is given it again): the fake's,
+    // free once it stopped, was once taken by another test's listener meanwhile.
+    let unused = try FreePorts.pick(1)[0]
     let refused = try await run(
-      try HaatBinary.path(), ["jobs", "--coordinator", "127.0.0.1:\(port)", "--token-file", token])
+      try HaatBinary.path(), ["jobs", "--coordinator", "127.0.0.1:\(unused)", "--token-file", token])
     #expect(refused.status == 6)
     #expect(
-      refused.output == "haat: unavailable: cannot reach the coordinator at 127.0.0.1:\(port): Connection refused\n",
+      refused.output == "haat: unavailable: cannot reach the coordinator at 127.0.0.1:\(unused): Connection refused\n",
       "\(refused.output)")
   }
 

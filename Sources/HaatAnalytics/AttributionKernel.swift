@@ -256,6 +256,12 @@ extension AttributionKernel: ReportKernel {
     }
   }
 
+  /// The platforms whose posts and ad insights meet the orders' channel of their name
+  /// (docs/reports.md "Platform names"); any other platform is a channel of its own.
+  static let meetingPlatforms: Set<String> = [
+    "facebook", "instagram", "tiktok", "pinterest", "linkedin", "youtube", "x",
+  ]
+
   public func finish(into report: inout Report) throws(HaatError) {
     let overflow = HaatError(
       .overflow,
@@ -280,14 +286,26 @@ extension AttributionKernel: ReportKernel {
     section.note =
       "orders carry only their last visit (landing site and referrer): first-touch and linear attribution need the customer's earlier visits, which these exports do not have"
     var rows: [Haat_V1_AttributionRow] = []
-    var keys = Set(orders.keys)
-    // A channel with clicks or spend and no order still gets a row (in no currency).
-    for channel in Set(channels.keys).union(spendByPlatform.keys) where currenciesByChannel[channel] == nil {
-      keys.insert(OrderKey(channel: channel, currency: ""))
+    // Each row's key, and whether it is a platform's own row (clicks and spend, no orders).
+    var keys = orders.keys.map { (key: $0, own: false) }
+    // A platform with clicks or spend gets a row of its own (in no currency) when it meets
+    // no orders: it has none, or it is not one of the platforms that meet a channel of
+    // orders (an ad insight of `direct` says nothing of the orders that came direct).
+    for channel in Set(channels.keys).union(spendByPlatform.keys)
+    where currenciesByChannel[channel] == nil || !Self.meetingPlatforms.contains(channel) {
+      keys.append((OrderKey(channel: channel, currency: ""), true))
     }
-    for key in keys.sorted() {
-      let value = orders[key] ?? Orders()
-      let channel = channels[key.channel] ?? Channel()
+    // An orders row before a platform's own row of the same name and currency.
+    keys.sort { $0.key < $1.key || ($0.key == $1.key && !$0.own && $1.own) }
+    for (key, own) in keys {
+      let value = own ? Orders() : orders[key] ?? Orders()
+      // Clicks and spend are on a platform's own row, and on the orders rows of a channel
+      // that a platform meets; the figures of the channel's orders are not on a platform's.
+      let meets = Self.meetingPlatforms.contains(key.channel)
+      let platform = own || meets
+      let channelOrders = platform && !meets ? 0 : ordersByChannel[key.channel] ?? 0
+      let channelCurrencies = platform && !meets ? 0 : currenciesByChannel[key.channel]?.count ?? 0
+      let channel = platform ? channels[key.channel] ?? Channel() : Channel()
       var row = Haat_V1_AttributionRow()
       row.channel = key.channel
       row.currency = key.currency
@@ -302,13 +320,14 @@ extension AttributionKernel: ReportKernel {
       }
       row.linkClicks = channel.linkClicks
       if channel.linkClicks > 0 {
-        row.conversionRate = Double(ordersByChannel[key.channel] ?? 0) / Double(channel.linkClicks)
+        row.conversionRate = Double(channelOrders) / Double(channel.linkClicks)
       }
-      let ads = spendByPlatform[key.channel] ?? (Decimal.zero, Decimal.zero, Decimal.zero)
+      let none = (spend: Decimal.zero, claimedRevenue: Decimal.zero, claimedSpend: Decimal.zero)
+      let ads = platform ? spendByPlatform[key.channel] ?? none : none
       row.adSpend = Money.text(ads.spend)
       // Ad spend has no currency of its own: a ROAS is made only where the channel's
       // orders are in one currency, taken as the spend's.
-      if !ads.spend.isZero, (currenciesByChannel[key.channel]?.count ?? 0) == 1 {
+      if !ads.spend.isZero, channelCurrencies == 1 {
         row.roas = Money.double(value.revenue) / Money.double(ads.spend)
       }
       if !ads.claimedSpend.isZero {

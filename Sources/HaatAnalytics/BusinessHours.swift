@@ -8,14 +8,25 @@ public struct BusinessHours: Sendable, Equatable {
   /// Per weekday (Monday 0), the open minutes of the day as half-open ranges.
   let open: [[Range<Int>]]
 
+  /// The hours a source states; nil when its text states none (empty, or only spaces, tabs
+  /// and separators).
+  public static func stated(_ text: String) throws(HaatError) -> BusinessHours? {
+    parts(text).isEmpty ? nil : try BusinessHours(text)
+  }
+
+  /// The text's parts, each split into its fields: empty parts and runs of spaces and tabs
+  /// are passed over.
+  private static func parts(_ text: String) -> [[Substring]] {
+    text.split(whereSeparator: { $0 == ";" || $0 == "," }).map {
+      $0.split(whereSeparator: { $0 == " " || $0 == "\t" })
+    }.filter { !$0.isEmpty }
+  }
+
   public init(_ text: String) throws(HaatError) {
     var open = [[Range<Int>]](repeating: [], count: 7)
-    let parts = text.split(whereSeparator: { $0 == ";" || $0 == "," }).map {
-      $0.trimmingCharacters(in: .whitespaces)
-    }
-    guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty }) else { throw Self.bad(text) }
-    for part in parts {
-      let fields = part.split(separator: " ", omittingEmptySubsequences: true)
+    let parts = Self.parts(text)
+    guard !parts.isEmpty else { throw Self.bad(text) }
+    for fields in parts {
       guard fields.count == 2 else { throw Self.bad(text) }
       let days = fields[0].split(separator: "-").map { LocalClock.days.firstIndex(of: String($0)) }
       let times = fields[1].split(separator: "-").map { Self.minutes(String($0)) }

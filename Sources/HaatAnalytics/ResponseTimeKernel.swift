@@ -81,7 +81,7 @@ public struct ResponseTimeKernel: Sendable, Equatable {
   public init(context: ReportContext) {
     self.init()
     clock = LocalClock(timezone: context.timezone)
-    hours = context.businessHours.isEmpty ? nil : try? BusinessHours(context.businessHours)
+    hours = (try? BusinessHours.stated(context.businessHours)) ?? nil
   }
 
   mutating func add(_ message: MessageRecord) {

@@ -131,7 +131,7 @@ public enum Planner {
       if !source.timezone.isEmpty { try SourceChecks.timezone(source.timezone, field: "\(field).timezone") }
       if !source.businessHours.isEmpty {
         do {
-          _ = try BusinessHours(source.businessHours)
+          _ = try BusinessHours.stated(source.businessHours)
         } catch {
           throw HaatError(error.code, error.message, field: "\(field).business_hours")
         }

@@ -3,8 +3,11 @@ import HaatCore
 /// A value of a flat JSON object as the posts connector needs it.
 public enum JSONScalar: Equatable, Sendable {
   case string(String)
-  /// An integer: its sign and magnitude (nil when it does not fit in 64 bits).
-  case integer(negative: Bool, magnitude: UInt64?)
+  /// An integer that fits in 64 bits: its sign and magnitude.
+  case integer(negative: Bool, magnitude: UInt64)
+  /// An integer past 2^64 − 1 in magnitude, as written (its sign included): an id or an
+  /// amount keeps its digits, and a count is `out of range`.
+  case largeInteger(text: String)
   /// A number with a fraction or an exponent, as written (a Double would round an amount
   /// past 15 significant digits).
   case nonInteger(text: String)
@@ -180,8 +183,9 @@ public struct JSONScanner {
       while let digit = peek(), isDigit(digit) { index += 1 }
       integral = false
     }
-    if integral { return .integer(negative: negative, magnitude: magnitude) }
-    return .nonInteger(text: Values.string(UnsafeRawBufferPointer(rebasing: bytes[start..<index])))
+    if integral, let magnitude { return .integer(negative: negative, magnitude: magnitude) }
+    let text = Values.string(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+    return integral ? .largeInteger(text: text) : .nonInteger(text: text)
   }
 
   @inline(__always)

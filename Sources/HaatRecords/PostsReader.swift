@@ -457,9 +457,9 @@ public struct PostsReader {
     case .json(.string(let string))?:
       return Array(string.utf8).withUnsafeBytes { Values.count($0) }
     case .json(.integer(let negative, let magnitude))?:
-      if negative { return .failure(.negative) }
-      guard let magnitude else { return .failure(.outOfRange) }
-      return .success(magnitude)
+      return negative ? .failure(.negative) : .success(magnitude)
+    case .json(.largeInteger(let text))?:
+      return .failure(text.hasPrefix("-") ? .negative : .outOfRange)
     case .json?: return .failure(.notAnInteger)
     }
   }

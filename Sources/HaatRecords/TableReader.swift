@@ -386,8 +386,9 @@ public struct TableReader<Schema: TableSchema> {
 
   /// The top-level numbers a Double cannot hold as written (more than 15 significant
   /// digits: an amount such as 12345678901234567.89, which Foundation reads as the integer
-  /// 12345678901234568), by key, as written: read from the line again only when a number
-  /// may have had a fraction. One with an exponent keeps the Double's reading, as before.
+  /// 12345678901234568, or an integer past 2^64 − 1), by key, as written: read from the
+  /// line again only when a number may have had a fraction or more than 64 bits. One with
+  /// an exponent keeps the Double's reading, as before.
   static func exactNumbers(_ line: UnsafeRawBufferPointer, _ object: [String: JSONValue]) -> [String: String] {
     let fraction = line.contains(UInt8(ascii: "."))
     guard
@@ -403,9 +404,13 @@ public struct TableReader<Schema: TableSchema> {
     var seen = Set<String>()
     _ = JSONScanner.scanObject(line) { key, value in
       // The first of duplicate keys, as Foundation reads them.
-      guard seen.insert(key).inserted, case .nonInteger(let text) = value,
-        !text.contains(where: { $0 == "e" || $0 == "E" })
-      else { return }
+      guard seen.insert(key).inserted else { return }
+      // An integer past 64 bits (Foundation rounds it to a Double) is its digits as written.
+      if case .largeInteger(let text) = value {
+        exact[key] = text
+        return
+      }
+      guard case .nonInteger(let text) = value, !text.contains(where: { $0 == "e" || $0 == "E" }) else { return }
       let digits = text.drop { $0 == "-" || $0 == "0" || $0 == "." }.filter(\.isNumber)
       if digits.count > 15 { exact[key] = text }
     }

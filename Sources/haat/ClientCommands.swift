@@ -234,6 +234,12 @@ struct ResultCommand: AsyncParsableCommand {
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
       if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
+        // A job that did not succeed has no report to print a section of: why it ended is
+        // the answer (exit 3), not a hint to name a report it may well have named.
+        if result.job.state != JobState.succeeded.rawValue {
+          sayWhyNotSucceeded(result)
+          throw ExitCode(Exit.jobNotSucceeded)
+        }
         // A section every requested report has (empty when no task fed it): absent, the job
         // never asked for it. Said, rather than printing nothing and exiting 0.
         let computed = Reports.all.filter { $0.table(of: result.report) != nil }.map { $0.name }

@@ -127,4 +127,40 @@ struct TableExportClusterTests {
       #expect(!result.report.hasEngagement)
     }
   }
+
+  /// A job whose report could not be made (its sums passed their range) has no section to
+  /// print: `haat result --report` says why it ended and exits 3, where it said the job had
+  /// not computed the report its spec names.
+  @Test func aSectionOfAFailedJobSaysWhyItFailed() async throws {
+    let directory = NSTemporaryDirectory() + "haat-overflow-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try Data(
+      "platform,account,date,ad,impressions\nfacebook,E,2026-03-02,a,18446744073709551615\nfacebook,F,2026-03-02,a,1\n"
+        .utf8
+    ).write(to: URL(fileURLWithPath: directory + "/ads.csv"))
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    options.workerArguments = ["--file-root", directory]
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var ads = Source()
+      ads.kind = "ad_insights"
+      ads.url = "file://\(directory)/ads.csv"
+      var overflowing = spec("overflow", [ads])
+      overflowing.reports = ["ads"]
+      let job = try await client.submit(overflowing).job
+      let result = try await finish(client, job)
+      await client.close()
+      #expect(result.job.state == "failed" && result.job.error.contains("overflow"), "\(result.job)")
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      for wait in [[], ["--wait"]] {
+        let section = try await run(cluster.binary, ["result", job, "--report", "ads"] + wait + common)
+        #expect(section.status == 3, "\(section.output)")
+        #expect(
+          section.output.contains("job \(job) ended failed: overflow") && !section.output.contains("did not compute"),
+          "\(section.output)")
+      }
+    }
+  }
 }

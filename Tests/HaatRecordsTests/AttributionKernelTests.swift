@@ -249,6 +249,34 @@ struct AttributionKernelTests {
     #expect(table.contains("claimed ROAS") && table.contains("first-touch and linear"))
   }
 
+  @Test("a platform that is not one of the seven keeps its clicks and spend on a row of its own")
+  func platformsOfOtherNamesMeetNoOrders() throws {
+    var builder = PartialBuilder(reports: ["attribution"])
+    let records: [CanonicalRecord] = [
+      Self.order("20"), Self.order("30", referrer: "https://www.google.com/"), Self.order("5", currency: ""),
+      Self.order("7", landing: "/?utm_source=facebook"),
+      Self.post("Direct", clicks: 40), Self.post("facebook", clicks: 70),
+      .adInsight(
+        AdInsightRecord(
+          platform: "search", account: "1", date: "2026-05-01", campaign: "c", ad: "a", spend: Values.decimal("5"),
+          impressions: nil, clicks: nil, conversions: nil, claimedRoas: Values.decimal("2"))),
+    ]
+    for record in records { builder.add(record) }
+    var merger = PartialMerger()
+    merger.merge(builder.partial)
+    var report = Report()
+    try merger.finish(["attribution"], into: &report)
+    let rows = report.attribution.rows
+    #expect(
+      rows.map { "\($0.currency) \($0.channel) \($0.orders) \($0.linkClicks) \($0.adSpend)" } == [
+        " direct 1 0 0", " direct 0 40 0", " search 0 0 5", "USD direct 1 0 0", "USD facebook 1 70 0",
+        "USD search 1 0 0",
+      ])
+    #expect(rows.filter { $0.channel != "facebook" }.allSatisfy { !$0.hasRoas && $0.conversionRate == 0 })
+    #expect(rows[2].hasClaimedRoas && rows.filter(\.hasClaimedRoas).count == 1)
+    #expect(abs(rows[4].conversionRate - 1.0 / 70) < 1e-12)
+  }
+
   /// Revenue adds as integers when it can (totals of up to four decimals): every mix of
   /// short, long, negative and huge totals, in any split, sums exactly as Decimal does.
   @Test("revenue is the exact Decimal sum of the totals, whatever their form")

@@ -47,6 +47,45 @@ struct CanonicalTablesTests {
     #expect(reader.counts.badRecords == 0)
   }
 
+  @Test("NDJSON integers past 2^64 - 1 keep their digits: distinct ids, exact totals, counts out of range")
+  func ndjsonIntegersPast64Bits() throws {
+    let lines = [
+      #"{"id":1,"created_at":"2026-05-01T10:00:00Z","total":"1","customer":18446744073709551616}"#,
+      #"{"id":2,"created_at":"2026-05-01T10:00:00Z","total":"1","customer":18446744073709551617}"#,
+      #"{"id":3,"created_at":"2026-05-01T10:00:00Z","total":18446744073709551616,"customer":"c"}"#,
+      #"{"id":4,"created_at":"2026-05-01T10:00:00Z","total":-123456789012345678901,"customer":"c"}"#,
+    ]
+    var reader = TableReader<OrdersExport>(format: .ndjson, platform: "web", account: "shop", limits: ReadLimits())
+    var orders: [String: (customer: String, total: String)] = [:]
+    let keep: (CanonicalRecord) -> Bool = { record in
+      if case .order(let order) = record { orders[order.id] = (order.customer, order.totalText) }
+      return true
+    }
+    try Array((lines.joined(separator: "\n") + "\n").utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk, emit: keep)
+      try reader.finish(emit: keep)
+    }
+    #expect(reader.counts.badRecords == 0)
+    #expect(orders["1"]?.customer == "18446744073709551616" && orders["2"]?.customer == "18446744073709551617")
+    #expect(orders["3"]?.total == "18446744073709551616" && orders["4"]?.total == "-123456789012345678901")
+    let insights = [
+      #"{"date":"2026-05-01","ad":"a","campaign":12345678901234567890123,"impressions":1}"#,
+      #"{"date":"2026-05-01","ad":"a","campaign":12345678901234567890124,"impressions":18446744073709551616}"#,
+    ]
+    var ads = TableReader<AdInsightsExport>(format: .ndjson, platform: "facebook", account: "1", limits: ReadLimits())
+    var campaigns: [String] = []
+    let take: (CanonicalRecord) -> Bool = { record in
+      if case .adInsight(let insight) = record { campaigns.append(insight.campaign) }
+      return true
+    }
+    try Array((insights.joined(separator: "\n") + "\n").utf8).withUnsafeBytes { chunk in
+      try ads.feed(chunk, emit: take)
+      try ads.finish(emit: take)
+    }
+    #expect(campaigns == ["12345678901234567890123"])
+    #expect(ads.counts.problems == [RowProblem(row: 2, column: "impressions", reason: .outOfRange)])
+  }
+
   /// A CSV order's `created_at` in strict RFC 3339 is read from its bytes, any other form
   /// from its text: the same times and the same problems as NDJSON's, which reads every
   /// one from its text.

@@ -102,6 +102,13 @@ struct ResponseTimeKernelTests {
       #expect(throws: HaatError.self, "\(bad)") { try BusinessHours(bad) }
     }
     _ = try BusinessHours("Sun-Sun 00:00-24:00")
+    // Empty parts, of only spaces too, and runs of spaces and tabs are passed over.
+    for same in ["Mon-Fri 09:00-17:30; ", "Mon-Fri\t09:00-17:30, ,", " ; Mon-Fri  09:00-17:30 ;\t;"] {
+      #expect(try BusinessHours(same) == (try BusinessHours("Mon-Fri 09:00-17:30")), "\(same)")
+    }
+    // Text with no part states none; a source may write it, and its report has no split.
+    for none in ["", " ", ";", " ; ,\t"] { #expect(try BusinessHours.stated(none) == nil, "\(none)") }
+    #expect(throws: HaatError.self) { try BusinessHours.stated("Mon-Fri 9-17; ") }
   }
 }
 

@@ -45,6 +45,50 @@ struct TableExportTests {
     }
   }
 
+  @Test("a rating and a media count are whole numbers judged exactly: no rounding, no hex")
+  func wholeNumbersExactly() throws {
+    let csv = """
+      store,rating,created_at,media
+      a,0x5,2026-02-01,
+      b,4.9999999999999999999,2026-02-01,
+      c,5.0000000000000000000001,2026-02-01,
+      d,1.0000000000000001,2026-02-01,
+      e,5e0,2026-02-01,2.0
+      f,+4,2026-02-01,0.2E1
+      g,05.00,2026-02-01,1.0000000000000001
+      h,3,2026-02-01,0x2
+      i,3,2026-02-01,-0
+      j,2,2026-02-01,-1
+
+      """
+    var reader = TableReader<ReviewsExport>(format: .csv, platform: "web", account: "shop", limits: ReadLimits())
+    var reviews: [(String, UInt8, UInt32)] = []
+    let keep: (CanonicalRecord) -> Bool = { record in
+      if case .review(let review) = record { reviews.append((review.account, review.rating, review.media)) }
+      return true
+    }
+    try Array(csv.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk, emit: keep)
+      try reader.finish(emit: keep)
+    }
+    #expect(reviews.map(\.1) == [5, 4, 3, 3])
+    #expect(reviews.map(\.2) == [2, 2, 0, 0], "0x2 is no number: read as picture URLs, none")
+    #expect(
+      reader.counts.problems.map { "\($0.row) \($0.column)" } == [
+        "1 rating", "2 rating", "3 rating", "4 rating", "7 media", "10 media",
+      ])
+    #expect(
+      Values.wholeNumber("1e100000") == .notWhole
+        && Values.wholeNumber("0e99999") == .whole(negative: false, magnitude: 0))
+    #expect(Values.wholeNumber("18446744073709551615") == .whole(negative: false, magnitude: .max))
+    #expect(Values.wholeNumber("18446744073709551616") == .notWhole)
+    #expect(
+      Values.wholeNumber("1844674407370955161.5e1") == .whole(negative: false, magnitude: 18_446_744_073_709_551_615))
+    for none in ["", ".", "e5", "5e", "5e+", "inf", "nan", "0x5", "5 ", "--5", "5.5.5"] {
+      #expect(Values.wholeNumber(none) == nil, "\(none)")
+    }
+  }
+
   @Test("Yotpo's columns are matched by name")
   func yotpo() throws {
     let (records, counts) = try read(ReviewsExport.self, "reviews/yotpo.csv", chunk: 5)

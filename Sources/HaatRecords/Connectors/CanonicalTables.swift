@@ -169,6 +169,68 @@ extension Values {
     return .value(magnitude: mantissa, fraction: fraction, negative: negative)
   }
 
+  /// A number written in decimal (an optional sign, digits with an optional point, an
+  /// optional exponent: `5`, `05`, `+5`, `5.0`, `5e0`, `0.5E1`), judged exactly: `.whole`
+  /// with its value when it is a whole number whose magnitude fits 64 bits, `.notWhole` for
+  /// one with a fraction or a larger one (`4.9999999999999999999` is not 5, as a Double would
+  /// make it), nil for text that is no such number (`0x5`, `inf`, `5 stars`).
+  public enum WholeNumber: Sendable, Equatable {
+    case whole(negative: Bool, magnitude: UInt64)
+    case notWhole
+  }
+
+  public static func wholeNumber(_ text: String) -> WholeNumber? {
+    var bytes = Array(text.utf8)[...]
+    var negative = false
+    if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+      negative = sign == UInt8(ascii: "-")
+      bytes = bytes.dropFirst()
+    }
+    func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    let integer = bytes.prefix(while: isDigit)
+    bytes = bytes.dropFirst(integer.count)
+    var fraction = bytes.prefix(0)
+    if bytes.first == UInt8(ascii: ".") {
+      fraction = bytes.dropFirst().prefix(while: isDigit)
+      bytes = bytes.dropFirst(1 + fraction.count)
+    }
+    guard !integer.isEmpty || !fraction.isEmpty else { return nil }
+    var exponent = 0
+    if let e = bytes.first, e == UInt8(ascii: "e") || e == UInt8(ascii: "E") {
+      bytes = bytes.dropFirst()
+      var exponentNegative = false
+      if let sign = bytes.first, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+        exponentNegative = sign == UInt8(ascii: "-")
+        bytes = bytes.dropFirst()
+      }
+      let digits = bytes.prefix(while: isDigit)
+      guard !digits.isEmpty else { return nil }
+      bytes = bytes.dropFirst(digits.count)
+      // Past a thousand, any digit other than 0 is far from a 64-bit whole number.
+      for digit in digits { exponent = min(exponent * 10 + Int(digit - UInt8(ascii: "0")), 100_000) }
+      if exponentNegative { exponent = -exponent }
+    }
+    guard bytes.isEmpty else { return nil }
+    // The digits with the point moved `exponent` places: whole when none after it is 0.
+    let digits = Array(integer) + Array(fraction)
+    guard let first = digits.firstIndex(where: { $0 != UInt8(ascii: "0") }) else {
+      return .whole(negative: false, magnitude: 0)
+    }
+    let point = integer.count + exponent
+    if let last = digits.lastIndex(where: { $0 != UInt8(ascii: "0") }), last >= point { return .notWhole }
+    // Digits from the first significant one to the point (zeros past the written ones).
+    guard point - first <= 20 else { return .notWhole }
+    var magnitude: UInt64 = 0
+    for position in first..<point {
+      let digit = position < digits.count ? UInt64(digits[position] - UInt8(ascii: "0")) : 0
+      let (times, o1) = magnitude.multipliedReportingOverflow(by: 10)
+      let (plus, o2) = times.addingReportingOverflow(digit)
+      guard !o1, !o2 else { return .notWhole }
+      magnitude = plus
+    }
+    return .whole(negative: negative, magnitude: magnitude)
+  }
+
   /// Whether a plain decimal's significant digits (first to last non-zero) fit the 38 a
   /// Decimal holds exactly; a longer amount is `out of range`, never rounded.
   public static func isExactDecimal(_ text: String) -> Bool {

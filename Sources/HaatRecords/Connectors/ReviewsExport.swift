@@ -35,20 +35,19 @@ public enum ReviewsExport: TableExportKind {
     guard let created = row["created_at"] else { return row.problem("created_at", .missing) }
     guard let at = Values.looseTimestamp(created) else { return row.problem("created_at", .invalidTimestamp) }
     guard let stars = row["rating"] else { return row.problem("rating", .missing) }
-    // "5", "5.0" (some apps write a decimal), never 0 or 6.
-    guard let value = Double(stars), value == value.rounded(), (1...5).contains(value) else {
+    // "5", "5.0" (some apps write a decimal), never 0 or 6, read exactly: 4.9999999999999999999
+    // is not 5.
+    guard case .whole(false, let value)? = Values.wholeNumber(stars), (1...5).contains(value) else {
       return row.problem("rating", .outOfRange)
     }
     var media: UInt32 = 0
     if let text = row["media"] {
-      if let count = UInt32(text) {
-        media = count
-      } else if let number = Double(text) {
+      if let number = Values.wholeNumber(text) {
         // "2.0" is a count; "-1" or "1.5" is none.
-        guard number >= 0, number == number.rounded(), number <= Double(UInt32.max) else {
+        guard case .whole(let negative, let count) = number, !negative || count == 0, count <= UInt32.max else {
           return row.problem("media", .outOfRange)
         }
-        media = UInt32(number)
+        media = UInt32(count)
       } else {
         // The apps' comma-separated picture URLs: an item with a "/" and a "." is one;
         // "none", "N/A", "null", "[]" are none.

@@ -240,7 +240,7 @@ final class SimulatedWorker: ChannelInboundHandler, @unchecked Sendable {
     let source = try SocketAddress(ipAddress: "127.0.0.\(2 + number / 500)", port: 0)
     let channel = try await ClientBootstrap(group: loop)
       .connectTimeout(.seconds(30))
-      .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      .channelOption(.tcpOption(.tcp_nodelay), value: 1)
       .bind(to: source)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {

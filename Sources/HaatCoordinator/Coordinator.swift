@@ -117,7 +117,7 @@ public final class Coordinator: Service {
       server = try await ServerBootstrap(group: loop, childGroup: sessionGroup)
         .serverChannelOption(.backlog, value: 1024)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
         .childChannelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
@@ -153,7 +153,8 @@ public final class Coordinator: Service {
       "coordinator listening",
       metadata: [
         "address": "\(address)", "store": "\(config.storeLocation.redacted)",
-        "durability": "\(config.durability.rawValue)", "tls": "\(config.tls == nil ? "off" : "on")",
+        "durability": "\(config.durability.rawValue)",
+        "tls": "\(config.tls == nil ? "off" : config.tls?.clientCAPath == nil ? "on" : "mutual")",
       ])
     var admin: (group: ServiceGroup, task: Task<Void, Never>)?
     if let adminListen = config.adminListen {

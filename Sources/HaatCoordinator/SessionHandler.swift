@@ -1,6 +1,7 @@
 import HaatCore
 import HaatProtocol
 import NIOCore
+import NIOSSL
 
 /// One connection's protocol front, on its session loop (not the core's): the server-first
 /// handshake, framing faults, role checks and heartbeats, which it answers itself from the
@@ -151,6 +152,13 @@ final class SessionHandler: ChannelInboundHandler {
   }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {
+    // A TLS handshake this coordinator refused (a client certificate missing, of another CA,
+    // expired, not for client authentication): logged and counted as any failed handshake.
+    if connection == nil, let failure = error as? NIOSSLError, case .handshakeFailed = failure {
+      throttle.failed(
+        address: address, tokenID: "", subject: "",
+        error: HaatError(.authFailed, "the TLS handshake failed: \(TLSHints.reason(failure))"))
+    }
     context.close(promise: nil)
   }
 
@@ -308,7 +316,14 @@ final class SessionHandler: ChannelInboundHandler {
 
   /// Sends an error and closes the connection.
   private func fail(_ context: ChannelHandlerContext, _ error: HaatError, replyTo: String = "") {
+    // The error may never be written: on a TLS port before the TLS handshake (it waits for
+    // one that never comes), or to a peer that reads nothing. The close does not wait past
+    // a second for it.
+    let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) {
+      context.close(promise: nil)
+    }
     context.writeAndFlush(wrap(.error(error, replyTo: replyTo), context)).assumeIsolated().whenComplete { _ in
+      deadline.cancel()
       context.close(promise: nil)
     }
   }

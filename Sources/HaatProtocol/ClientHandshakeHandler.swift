@@ -218,7 +218,7 @@ extension ClientBootstrap {
   ) -> EventLoopFuture<any Channel> {
     ClientBootstrap(group: loop)
       .connectTimeout(.seconds(10))
-      .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      .channelOption(.tcpOption(.tcp_nodelay), value: 1)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let operations = channel.pipeline.syncOperations

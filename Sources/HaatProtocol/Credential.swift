@@ -34,7 +34,9 @@ public struct Credential: Codable, Sendable, Equatable {
   /// Reads a credential file.
   public static func load(path: String) throws -> Credential {
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw HaatError(.authFailed, "cannot read the credential file \(path)")
+      // Why, as the system says it: a file of another owner reads as well as a missing one.
+      let reason = access(path, R_OK) != 0 ? String(cString: strerror(errno)) : "not a readable file"
+      throw HaatError(.authFailed, "cannot read the credential file \(path): \(reason)")
     }
     do {
       return try JSONDecoder().decode(Credential.self, from: data)

@@ -32,8 +32,10 @@ public struct TLSServerSettings: Sendable {
 
   /// The configuration both ports serve with (the admin port builds its own context).
   public func makeConfiguration() throws -> TLSConfiguration {
+    let chain = try TLSFiles.certificates(certificatePath, "--tls-cert")
+    try TLSFiles.current(chain, certificatePath, "--tls-cert")
     var configuration = TLSConfiguration.makeServerConfiguration(
-      certificateChain: try TLSFiles.certificates(certificatePath, "--tls-cert").map { .certificate($0) },
+      certificateChain: chain.map { .certificate($0) },
       privateKey: .privateKey(try TLSFiles.key(keyPath, "--tls-key")))
     configuration.minimumTLSVersion = .tlsv12
     if let clientCAPath {
@@ -74,6 +76,24 @@ public enum TLSFiles {
     return certificates
   }
 
+  /// Refuses a certificate (the chain's first, its own) outside its validity dates: every
+  /// peer would refuse it, saying only that it is not trusted.
+  public static func current(_ chain: [NIOSSLCertificate], _ path: String, _ flag: String, now: Date = Date()) throws {
+    guard let leaf = chain.first else { return }
+    let (from, until) = (
+      Date(timeIntervalSince1970: Double(leaf.notValidBefore)), Date(timeIntervalSince1970: Double(leaf.notValidAfter))
+    )
+    let format = Date.ISO8601FormatStyle()
+    if now > until {
+      throw HaatError(.badRequest, "\(flag) \(path): the certificate expired at \(until.formatted(format)); renew it")
+    }
+    if now < from {
+      throw HaatError(
+        .badRequest,
+        "\(flag) \(path): the certificate is not valid until \(from.formatted(format)) (is this clock right?)")
+    }
+  }
+
   static func key(_ path: String, _ flag: String) throws -> NIOSSLPrivateKey {
     try readable(path, flag)
     guard let key = try? NIOSSLPrivateKey(file: path, format: .pem) else {
@@ -101,14 +121,18 @@ public struct TLSClientSettings: Sendable {
     configuration.minimumTLSVersion = .tlsv12
     if let caPath { configuration.trustRoots = .certificates(try TLSFiles.certificates(caPath, "--tls-ca")) }
     if let certificatePath, let keyPath {
-      configuration.certificateChain = try TLSFiles.certificates(certificatePath, "--tls-cert").map { .certificate($0) }
+      let chain = try TLSFiles.certificates(certificatePath, "--tls-cert")
+      try TLSFiles.current(chain, certificatePath, "--tls-cert")
+      configuration.certificateChain = chain.map { .certificate($0) }
       configuration.privateKey = .privateKey(try TLSFiles.key(keyPath, "--tls-key"))
     }
     do {
       return try NIOSSLContext(configuration: configuration)
     } catch {
       throw HaatError(
-        .badRequest, "cannot use the TLS files \([caPath, certificatePath, keyPath].compactMap { $0 }): \(error)")
+        .badRequest,
+        "cannot use the TLS files \([caPath, certificatePath, keyPath].compactMap { $0 }.joined(separator: ", "))\(keyPath == nil ? "" : " (is the key the certificate's own?)"): \(TLSHints.reason(error))"
+      )
     }
   }
 
@@ -130,31 +154,60 @@ public enum TLSHints {
   }
 
   /// A TLS handshake that failed, said plainly: bytes that are not TLS (a plaintext
-  /// coordinator's challenge), or a certificate this client does not trust.
+  /// coordinator's challenge), a certificate this client does not trust, or the reason the
+  /// coordinator gave for refusing this client's certificate.
   public static func handshakeFailed(_ error: any Error) -> HaatError {
     let text = "\(error)"
     if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
       return HaatError(.unavailable, "the coordinator did not answer TLS: is it using TLS? try without --tls")
     }
     if text.contains("CERTIFICATE_VERIFY_FAILED") {
+      // BoringSSL does not say which check failed: both causes are named.
       return HaatError(
         .authFailed,
-        "the coordinator's TLS certificate is not trusted: give the CA that signed it with --tls-ca")
+        "the coordinator's TLS certificate is not trusted: it must be signed by the CA given with --tls-ca and be within its validity dates (see openssl x509 -noout -dates)"
+      )
     }
     if text.contains("CERTIFICATE_REQUIRED") {
       return HaatError(
         .authFailed,
         "the coordinator wants a client certificate (mutual TLS): give one with --tls-cert and --tls-key")
     }
-    if text.contains("UNKNOWN_CA") || text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_UNKNOWN") {
+    if text.contains("CERTIFICATE_EXPIRED") {
+      return HaatError(
+        .authFailed,
+        "the coordinator refused this client's certificate: it has expired or is not valid yet (see openssl x509 -noout -dates)"
+      )
+    }
+    if text.contains("UNSUPPORTED_CERTIFICATE") {
+      return HaatError(
+        .authFailed,
+        "the coordinator refused this client's certificate: it is not for client authentication (its extended key usage must include clientAuth)"
+      )
+    }
+    if text.contains("UNKNOWN_CA") || text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_UNKNOWN")
+      || text.contains("CERTIFICATE_REVOKED")
+    {
       return HaatError(
         .authFailed,
         "the coordinator refused this client's certificate: it must be signed by the CA the coordinator's --tls-client-ca names"
       )
     }
     if text.contains("failedToValidateHostname") {
-      return HaatError(.authFailed, "the coordinator's TLS certificate does not name the address connected to: \(text)")
+      return HaatError(
+        .authFailed,
+        "the coordinator's TLS certificate does not name the address connected to: its subject alternative names must hold that IP address, or that host's DNS name"
+      )
     }
-    return HaatError(.unavailable, "the TLS handshake with the coordinator failed: \(text)")
+    return HaatError(.unavailable, "the TLS handshake with the coordinator failed: \(reason(error))")
+  }
+
+  /// A TLS error's reason as BoringSSL names it (`SSLV3_ALERT_HANDSHAKE_FAILURE`), without
+  /// the library's codes, source file and line; the error's own text when it has no such name.
+  public static func reason(_ error: any Error) -> String {
+    let text = "\(error)"
+    guard let marker = text.range(of: "OPENSSL_internal:") else { return text }
+    let name = text[marker.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+    return name.isEmpty ? text : String(name)
   }
 }

@@ -99,7 +99,8 @@ public struct PlatformCredential: Sendable, Equatable {
   }
 
   /// `text` with every copy of `secret` replaced by `[credential NAME]`: as written, or
-  /// with any of its bytes percent-encoded (`%2F` or `%2f`, `+` for a space), and a copy
+  /// with any of its bytes percent-encoded (`%2F` or `%2f`, `+` for a space) or JSON-escaped
+  /// (`\/`, `\u002F`: JSON APIs escape a slash, and an error body is JSON), and a copy
   /// cut short where the text was cut (its first 4 bytes or more, then the text's end or
   /// the cut's "…"): error bodies are cut before they reach here, and a cut through the
   /// secret left all of it but its last bytes in clear.
@@ -131,7 +132,10 @@ public struct PlatformCredential: Sendable, Equatable {
     var (at, matched) = (start, 0)
     while matched < secret.count, at < bytes.count {
       let want = secret[matched]
-      if bytes[at] == want {
+      // An escape first: `\\` is one backslash of the secret, not two.
+      if bytes[at] == 0x5C, let escaped = jsonEscape(bytes, at, want) {
+        at = escaped
+      } else if bytes[at] == want {
         at += 1
       } else if bytes[at] == 0x25, at + 2 < bytes.count, let high = Hex.value(bytes[at + 1]),
         let low = Hex.value(bytes[at + 2]),
@@ -146,5 +150,20 @@ public struct PlatformCredential: Sendable, Equatable {
       matched += 1
     }
     return (at, matched)
+  }
+
+  /// Where a JSON escape of `want` at `at` ends (`\/`, `\"`, `\\`, or `\u00XX` of an ASCII
+  /// byte), or nil when the escape there is of another byte.
+  private static func jsonEscape(_ bytes: [UInt8], _ at: Int, _ want: UInt8) -> Int? {
+    guard at + 1 < bytes.count else { return nil }
+    let next = bytes[at + 1]
+    if next == want, want == 0x2F || want == 0x22 || want == 0x5C { return at + 2 }
+    guard next == 0x75, want < 0x80, at + 5 < bytes.count else { return nil }
+    var value: UInt32 = 0
+    for offset in 2...5 {
+      guard let digit = Hex.value(bytes[at + offset]) else { return nil }
+      value = value << 4 | UInt32(digit)
+    }
+    return value == want ? at + 6 : nil
   }
 }

@@ -137,6 +137,36 @@ struct TLSClusterTests {
     }
   }
 
+  /// A connection that never starts TLS is closed at the handshake's deadline, as a
+  /// plaintext port closes one: the error written to it waited behind the TLS handshake
+  /// that never came, and the close waited for that write, so about a thousand idle
+  /// sockets held the coordinator's handshake slots for good and locked everyone out.
+  @Test func aConnectionThatNeverStartsTLSIsClosed() async throws {
+    try await Self.withTLSCluster { cluster, _ in
+      let (status, output) = try await run(
+        "/usr/bin/python3",
+        [
+          "-c",
+          """
+          import socket, time
+          s = socket.create_connection(('127.0.0.1', \(cluster.endpoint.port)))
+          s.settimeout(30)
+          start = time.monotonic()
+          try:
+              data = s.recv(100)
+          except ConnectionResetError:
+              data = b''
+          print(round(time.monotonic() - start, 1), len(data))
+          """,
+        ])
+      #expect(status == 0, "\(output)")
+      let fields = output.split(separator: " ")
+      let seconds = try #require(fields.first.flatMap { Double($0) }, "\(output)")
+      #expect(seconds < 20, "closed after \(seconds) s, the handshake's deadline is 5 s")
+      #expect(fields.last?.hasPrefix("0") == true, "\(output)")
+    }
+  }
+
   /// Mutual TLS: a client without a certificate is told the coordinator wants one (an
   /// auth failure, exit 5), not handed a raw TLS alert; with the client certificate it gets in.
   @Test func aClientWithoutACertificateIsToldMutualTLSWantsOne() async throws {
@@ -152,6 +182,31 @@ struct TLSClusterTests {
         cluster.binary,
         ["jobs"] + common + ["--tls-cert", certificates + "/client.pem", "--tls-key", certificates + "/client.key"])
       #expect(with.status == 0, "\(with.output)")
+    }
+  }
+}
+
+/// A certificate outside its dates is refused where it is loaded, saying when it expired:
+/// peers would only say they do not trust it.
+@Suite struct TLSCertificateDatesTests {
+  @Test func aCertificateOutsideItsDatesIsRefusedAtStart() async throws {
+    let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try await TLSClusterTests.certificates(in: certificates)
+    let path = certificates + "/server.pem"
+    let chain = try TLSFiles.certificates(path, "--tls-cert")
+    try TLSFiles.current(chain, path, "--tls-cert")
+    #expect(throws: HaatError.self) { try TLSFiles.current(chain, path, "--tls-cert", now: Date() + 400 * 86_400) }
+    do {
+      try TLSFiles.current(chain, path, "--tls-cert", now: Date() + 400 * 86_400)
+    } catch let error as HaatError {
+      #expect(error.message.contains("the certificate expired at") && error.message.contains(path), "\(error)")
+    }
+    do {
+      try TLSFiles.current(chain, path, "--tls-cert", now: Date() - 3 * 86_400)
+      Issue.record("a certificate not valid yet was taken")
+    } catch let error as HaatError {
+      #expect(error.message.contains("is not valid until"), "\(error)")
     }
   }
 }

@@ -36,7 +36,8 @@ import Testing
 }
 
 /// A platform's error page that repeats the secret is redacted before the task's error
-/// leaves the worker: however its bytes are percent-encoded, and where the page was cut
+/// leaves the worker: however its bytes are percent-encoded or JSON-escaped (`\/`, as JSON
+/// APIs write a slash), and where the page was cut
 /// through it (redacted after the cut, all but its last bytes went out in clear).
 @Suite struct SecretRedactionTests {
   static let secret = "sk-test-AbC/dEf+GhI=jk9Zq"
@@ -51,6 +52,10 @@ import Testing
     "your token was sk-test-AbC/dEf+GhI=…",
     "your token was sk-test-AbC%2FdE…",
     "your token was sk-t",
+    #"your token was sk-test-AbC\/dEf+GhI=jk9Zq end"#,
+    #"your token was sk-test-AbC\u002fdEf\u002BGhI\u003Djk9Zq end"#,
+    #"your token was \u0073k-test-AbC\/dEf+GhI=jk9Zq end"#,
+    #"your token was sk-test-AbC\/dEf+G…"#,
   ])
   func everyCopyIsRedacted(text: String) {
     let redacted = PlatformCredential.redacting(text, secret: Self.secret, name: "meta")
@@ -64,5 +69,9 @@ import Testing
     }
     // A secret of a space and more: "+" is a space in a query.
     #expect(PlatformCredential.redacting("a=my+pass+word", secret: "my pass word", name: "p") == "a=[credential p]")
+    // JSON's escapes of a quote and a backslash, as an API's error body writes them.
+    #expect(
+      PlatformCredential.redacting(#"{"m":"ab\"cd\\ef"}"#, secret: #"ab"cd\ef"#, name: "j")
+        == #"{"m":"[credential j]"}"#)
   }
 }

@@ -145,7 +145,9 @@ let package = Package(
     .testTarget(
       name: "HaatRecordsTests", dependencies: ["HaatRecords", "HaatAnalytics", "HaatProtocol"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "HaatStoreTests", dependencies: ["HaatStore", "HaatCore"]),
+    .testTarget(
+      name: "HaatStoreTests",
+      dependencies: ["HaatStore", "HaatCore", .product(name: "Logging", package: "swift-log")]),
     // The coordinator's and the worker's parts, without sockets.
     .testTarget(
       name: "HaatCoordinatorTests",

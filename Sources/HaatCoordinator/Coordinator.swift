@@ -153,7 +153,8 @@ public final class Coordinator: Service {
       "coordinator listening",
       metadata: [
         "address": "\(address)", "store": "\(config.storeLocation.redacted)",
-        "durability": "\(config.durability.rawValue)",
+        // --durability is SQLite's; PostgreSQL commits as its server is configured.
+        "durability": "\(config.storeLocation.isSQLite ? config.durability.rawValue : "server")",
         "tls": "\(config.tls == nil ? "off" : config.tls?.clientCAPath == nil ? "on" : "mutual")",
       ])
     var admin: (group: ServiceGroup, task: Task<Void, Never>)?

@@ -25,6 +25,16 @@ extension PostgresJobStore {
 
   /// A PostgreSQL error in one line: the server's message and SQLSTATE, or the client's
   /// reason (PSQLError's own description hides both).
+  /// Why the server refused a connection for a reason waiting cannot fix (no such role or
+  /// database, a wrong password, no TLS where the URL requires it); nil for anything else
+  /// (not answering, starting up, shutting down), which is waited out.
+  static func refusal(_ error: any Error) -> String? {
+    guard let error = error as? PSQLError else { return nil }
+    if error.code == .sslUnsupported { return "the server does not offer TLS, which sslmode=require asks for" }
+    guard let state = error.serverInfo?[.sqlState], state.hasPrefix("28") || state == "3D000" else { return nil }
+    return describe(error)
+  }
+
   static func describe(_ error: any Error) -> String {
     if let error = error as? HaatError { return error.message }
     if let error = error as? PSQLError {

@@ -24,15 +24,22 @@ public final class PostgresJobStore: JobStore {
     var configuration = PostgresClient.Configuration(
       host: location.host, port: location.port, username: location.user, password: location.password,
       database: location.database, tls: location.requireTLS ? .require(.makeClientConfiguration()) : .disable)
-    configuration.options.additionalStartupParameters = [("search_path", location.schema)]
+    // Quoted, as in the migration: a keyword is a schema's name like any other.
+    configuration.options.additionalStartupParameters = [("search_path", "\"\(location.schema)\"")]
     configuration.options.connectTimeout = .seconds(5)
     let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     self.client = client
-    runner = Task { await client.run() }
+    // The pool runs on a task of its own; a query before it runs makes postgres-nio warn
+    // (on the pool's own logger, at warning: an operator's alert) and wait. So the first
+    // query waits for the pool's task to start.
+    let (started, starting) = AsyncStream<Void>.makeStream()
+    runner = Task {
+      starting.finish()
+      await client.run()
+    }
+    for await _ in started {}
     do {
-      // The pool may not have started running yet (it starts on its own task): postgres-nio
-      // warns and waits. That is expected here, so the migration's own logger stays quiet
-      // below errors (which are thrown anyway).
+      try await Task.sleep(for: .milliseconds(20))
       var quiet = logger
       quiet.logLevel = .error
       try await PostgresSchema.migrate(client, schema: location.schema, logger: quiet)
@@ -163,10 +170,14 @@ public final class PostgresJobStore: JobStore {
   }
 
   private func prune(endedBeforeMs: Int64, limit: Int, on db: PostgresConnection) async throws -> StoreOpResult {
+    // The newest job, and the job of the newest task, stay as on SQLite (whose ids would
+    // come back without them; a sequence's never do): one rule for both stores.
     let ended = try await db.query(
       """
       SELECT id FROM jobs WHERE state IN ('succeeded', 'failed', 'partial', 'cancelled')
         AND finished_at > 0 AND finished_at < \(endedBeforeMs)
+        AND id <> (SELECT max(id) FROM jobs)
+        AND id <> COALESCE((SELECT job FROM tasks ORDER BY id DESC LIMIT 1), 0)
         AND id NOT IN (\(unescaped: StoreSQL.newestRuns))
       ORDER BY id LIMIT \(Int64(limit))
       """, logger: logger

@@ -56,6 +56,9 @@ public final class PostgresLeadership: Sendable {
           on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: connectionID,
           logger: logger)
       } catch {
+        if let refusal = PostgresJobStore.refusal(error) {
+          throw HaatError(.unavailable, "the store refused the connection: \(refusal)")
+        }
         logger.warning(
           "cannot reach the store for the active coordinator's lock; retrying in 1 s",
           metadata: ["store": "\(location.redacted)", "error": "\(PostgresJobStore.describe(error))"])
@@ -64,8 +67,9 @@ public final class PostgresLeadership: Sendable {
       }
       do {
         while true {
-          let held = try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger)
-            .first(decoding: Bool.self)
+          let held = try await guarded(connection) {
+            try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).first(decoding: Bool.self)
+          }
           if held == true { return PostgresLeadership(connection: connection) }
           if !saidStandby {
             saidStandby = true
@@ -83,6 +87,34 @@ public final class PostgresLeadership: Sendable {
           metadata: ["error": "\(PostgresJobStore.describe(error))"])
         try await Task.sleep(for: .seconds(1))
       }
+    }
+  }
+
+  /// `body`'s result, or an error as soon as the connection closes, 10 s pass, or the task is
+  /// cancelled. postgres-nio drops a query written to a connection that has just closed (the
+  /// store restarted) without a word, and its caller would wait for ever: a standby that
+  /// never took over, deaf to SIGTERM.
+  static func guarded<T: Sendable>(
+    _ connection: PostgresConnection, _ body: @escaping @Sendable () async throws -> T
+  ) async throws -> T {
+    guard !connection.isClosed else { throw HaatError(.unavailable, "the store's connection closed") }
+    let promise = connection.eventLoop.makePromise(of: T.self)
+    let work = Task {
+      do { promise.succeed(try await body()) } catch { promise.fail(error) }
+    }
+    let deadline = connection.eventLoop.scheduleTask(in: .seconds(10)) {
+      promise.fail(HaatError(.unavailable, "the store did not answer within 10 s"))
+    }
+    connection.closeFuture.whenComplete { _ in promise.fail(HaatError(.unavailable, "the store's connection closed")) }
+    defer {
+      deadline.cancel()
+      work.cancel()
+    }
+    // A promise completes once: whichever comes first decides.
+    return try await withTaskCancellationHandler {
+      try await promise.futureResult.get()
+    } onCancel: {
+      promise.fail(CancellationError())
     }
   }
 

@@ -114,9 +114,10 @@ enum PostgresSchema {
       // dozens at once; one key for all made a start wait past 30 s under load).
       let key = PostgresLeadership.lockKey("haat-migrate:\(schema)")
       try await db.query("SELECT pg_advisory_xact_lock(\(key))", logger: logger)
-      // `schema` is validated (a-z, 0-9, _) by PostgresLocation: safe to write into the SQL.
-      try await db.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger)
-      try await db.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)
+      // `schema` is validated (a-z, 0-9, _) by PostgresLocation: safe to write into the SQL,
+      // quoted, so that a keyword (`select`) or a leading digit is a name like any other.
+      try await db.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+      try await db.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \"\(schema)\""), logger: logger)
       try await db.query(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
         logger: logger)

@@ -15,6 +15,12 @@ public enum StoreLocation: Sendable, Equatable {
       guard !path.isEmpty else {
         throw HaatError(.badRequest, "--store sqlite: needs a path (sqlite:/var/lib/haat/haat.db)")
       }
+      // A device (/dev/null), a directory or a FIFO is no database: SQLite would fail at its
+      // first commit, and leave its journal beside the device.
+      var status = stat()
+      if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
+        throw HaatError(.badRequest, "--store sqlite:\(path) is not a regular file (a database file, or none yet)")
+      }
       self = .sqlite(path: path)
     } else if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
       self = .postgres(try PostgresLocation(parsing: value, environment: environment))
@@ -22,6 +28,11 @@ public enum StoreLocation: Sendable, Equatable {
       throw HaatError(
         .badRequest, "--store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not \"\(value.prefix(40))\"")
     }
+  }
+
+  public var isSQLite: Bool {
+    if case .sqlite = self { return true }
+    return false
   }
 
   /// For logs and `status`: never a password.
@@ -77,14 +88,24 @@ public struct PostgresLocation: Sendable, Equatable {
     schema = "haat"
     requireTLS = false
     password = environment["PGPASSWORD"]
+    var seen = Set<String>()
     for item in components.queryItems ?? [] {
       let value = item.value ?? ""
+      // A second value would win without a word: `schema=a&schema=b` opened another store.
+      guard seen.insert(item.name).inserted else {
+        throw HaatError(.badRequest, "--store: the parameter \"\(item.name.prefix(40))\" is given twice")
+      }
       switch item.name {
       case "schema":
         guard !value.isEmpty, value.utf8.count <= 63,
           value.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F })
         else {
           throw HaatError(.badRequest, "--store: schema must be 1 to 63 of a-z, 0-9 and _, not \"\(value.prefix(70))\"")
+        }
+        // PostgreSQL's own schemas: pg_… cannot be made, information_schema is the catalog's.
+        guard !value.hasPrefix("pg_"), value != "information_schema" else {
+          throw HaatError(
+            .badRequest, "--store: schema \"\(value)\" is one of PostgreSQL's own (pg_…, information_schema)")
         }
         schema = value
       case "sslmode":

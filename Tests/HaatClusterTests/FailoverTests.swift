@@ -74,4 +74,85 @@ struct FailoverTests {
       }
     }
   }
+
+  /// A TCP forwarder in Python: `port` on 127.0.0.1 to `host:target`, a thread each way.
+  static let forwarder = """
+    import socket, sys, threading
+    port, host, target = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(64)
+    print("listening", flush=True)
+    def pipe(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    while True:
+        client, _ = server.accept()
+        upstream = socket.create_connection((host, target))
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+    """
+
+  /// A standby whose connection to the store dropped (the store restarted, the network
+  /// between them failed) connects again, and takes over when the active one dies: its
+  /// next query went to the closed connection, which postgres-nio drops without a word,
+  /// and it waited for the answer for ever, deaf to SIGTERM.
+  @Test func aStandbyWhoseStoreConnectionDroppedStillTakesOver() async throws {
+    var options = ClusterStore.postgres.options()
+    options.workers = 0
+    let storeFlag = try #require(options.coordinatorArguments.firstIndex(of: "--store"))
+    var store = try #require(URLComponents(string: options.coordinatorArguments[storeFlag + 1]))
+    let (host, target) = (try #require(store.host), try #require(store.port))
+    let port = try FreePorts.pick(1)[0]
+    store.host = "127.0.0.1"
+    store.port = port
+    let standbyStore = try #require(store.string)
+    try await withCluster(options) { cluster, _ in
+      func forward() async throws -> ChildProcess {
+        let process = try ChildProcess(
+          name: "forwarder", executable: "/usr/bin/python3",
+          arguments: ["-c", Self.forwarder, String(port), host, String(target)],
+          logPath: cluster.directory + "/forwarder.log")
+        try await eventually("the forwarder listening") { process.tail().contains("listening") }
+        return process
+      }
+      var forwarder = try await forward()
+      let ready = cluster.directory + "/standby.ready"
+      let standby = try ChildProcess(
+        name: "standby", executable: cluster.binary,
+        arguments: [
+          "coordinator", "--listen", "127.0.0.1:0", "--data-dir", cluster.directory + "/standby", "--store",
+          standbyStore, "--ready-file", ready, "--exit-with-parent",
+        ],
+        logPath: cluster.directory + "/standby.log")
+      defer { standby.signal(SIGKILL) }
+      try await eventually("the standby waiting") { standby.tail(50).contains("standby: another coordinator") }
+      // The blip: every connection through the forwarder drops, then the store is reachable again.
+      forwarder.signal(SIGKILL)
+      _ = await forwarder.wait(timeout: .seconds(10))
+      try await Task.sleep(for: .seconds(1))
+      forwarder = try await forward()
+      defer { forwarder.signal(SIGKILL) }
+      try await Task.sleep(for: .seconds(2))
+      let active = try #require(cluster.activeCoordinator)
+      cluster.coordinator(active)?.signal(SIGKILL)
+      try await eventually("the standby active", timeout: .seconds(40)) {
+        FileManager.default.fileExists(atPath: ready)
+      }
+      #expect(standby.tail(50).contains("active: this coordinator holds the store's lock"), "\(standby.tail(50))")
+      #expect(await standby.stop(grace: .seconds(15)) == 0, "\(standby.tail(50))")
+    }
+  }
 }

@@ -47,9 +47,10 @@ struct RetentionTests {
   }
 
   /// Ids are never given out twice: pruning every ended job keeps the newest (SQLite would
-  /// otherwise hand its id, and its tasks' ids, to the next job).
-  @Test func pruningNeverLetsAnIDComeBack() async throws {
-    try await withCluster { cluster, _ in
+  /// otherwise hand its id, and its tasks' ids, to the next job). PostgreSQL keeps it too,
+  /// as the docs say of both (it pruned it).
+  @Test(arguments: ClusterStore.all) func pruningNeverLetsAnIDComeBack(store: ClusterStore) async throws {
+    try await withCluster(store.options()) { cluster, _ in
       let client = try await cluster.client()
       let noop = Self.noop
       let first = try await client.submit(spec("first", [noop])).job

@@ -1,5 +1,6 @@
 import Foundation
 import HaatCore
+import Logging
 import Testing
 
 @testable import HaatStore
@@ -46,8 +47,57 @@ import Testing
     "mysql://haat@127.0.0.1/haat", "sqlite:", "postgres:///haat", "postgres://haat@127.0.0.1/haat?schema=Bad-Name",
     "postgres://haat@127.0.0.1/haat?schema=x;drop", "postgres://haat@127.0.0.1/haat?sslmode=verify-full",
     "postgres://haat@127.0.0.1/haat?search_path=x", "postgres://haat@127.0.0.1/haat?password_file=/no/such/file",
+    // Twice: the second would win without a word and open another, empty store.
+    "postgres://haat@127.0.0.1/haat?schema=haat&schema=other",
+    "postgres://haat@127.0.0.1/haat?sslmode=disable&sslmode=require",
+    // PostgreSQL's own schemas.
+    "postgres://haat@127.0.0.1/haat?schema=pg_x", "postgres://haat@127.0.0.1/haat?schema=information_schema",
+    // Not a file a database can be.
+    "sqlite:/dev/null", "sqlite:/tmp",
   ])
   func aBadStoreIsRefusedWithItsReason(value: String) {
     #expect(throws: HaatError.self) { try StoreLocation(parsing: value, environment: [:]) }
+  }
+}
+
+/// A schema named like a number or an SQL keyword is a name like any other: it was written
+/// into the SQL unquoted, and the coordinator failed with PostgreSQL's syntax error.
+@Suite(.enabled(if: StoreBackend.postgresURL != nil, "needs HAAT_POSTGRES_URL (scripts/run-tests)"))
+struct PostgresSchemaNameTests {
+  @Test func aSchemaLikeANumberOrAKeywordHoldsAStore() async throws {
+    let url = try #require(StoreBackend.postgresURL)
+    let unique = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+    for schema in ["1\(unique)", "select"] {
+      guard
+        case .postgres(let location) = try StoreLocation(
+          parsing: url + (url.contains("?") ? "&" : "?") + "schema=\(schema)")
+      else { throw HaatError(.internal, "not PostgreSQL") }
+      let store = try await PostgresJobStore(location)
+      let submitted = try await store.apply([.submit(StoreHarness.job(tasks: 2))], nowMs: 1_000)
+      guard case .submitted = submitted.first else {
+        Issue.record("\(schema): \(submitted)")
+        await store.close()
+        continue
+      }
+      await store.close()
+    }
+  }
+
+  /// A server that refuses for a reason waiting cannot fix is an exit with its reason, not
+  /// a warning a second for ever.
+  @Test func aRefusalWaitingCannotFixEndsTheWait() async throws {
+    let url = try #require(StoreBackend.postgresURL)
+    var components = try #require(URLComponents(string: url))
+    components.user = "nobody_\(UUID().uuidString.lowercased().prefix(8).filter(\.isLetter))"
+    guard case .postgres(let location) = try StoreLocation(parsing: try #require(components.string)) else {
+      throw HaatError(.internal, "not PostgreSQL")
+    }
+    do {
+      let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
+      await leadership.release()
+      Issue.record("an unknown role got the lock")
+    } catch let error as HaatError {
+      #expect(error.message.contains("the store refused the connection") && error.message.contains("28"), "\(error)")
+    }
   }
 }

@@ -70,7 +70,7 @@ public final class Coordinator: Service {
         throw error
       }
     }
-    let tokens = TokenStore(path: config.tokensPath)
+    let tokens = TokenStore(path: config.tokensPath, logger: logger)
     tokens.refresh()
 
     // One loop for the core, whose state is confined to it; connections live on their own

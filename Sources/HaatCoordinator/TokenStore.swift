@@ -1,6 +1,7 @@
 import Foundation
 import HaatCore
 import HaatProtocol
+import Logging
 import Synchronization
 
 /// The coordinator's tokens: a file of JSON lines `{"id", "role", "secret", "created_ms",
@@ -51,7 +52,11 @@ public final class TokenStore: Sendable {
     }
   }
 
-  public init(path: String) {
+  /// Where a file with lines that are not tokens is said (the coordinator's log).
+  private let logger: Logger?
+
+  public init(path: String, logger: Logger? = nil) {
+    self.logger = logger
     self.path = path
   }
 
@@ -66,20 +71,35 @@ public final class TokenStore: Sendable {
   public func refresh() {
     let stamp = FileStamp(path: path)
     guard cache.withLock({ $0.stamp != stamp || stamp == nil }) else { return }
-    let tokens = Self.read(path)
+    let (tokens, unread) = Self.read(path)
     cache.withLock { $0 = (stamp, tokens) }
+    // Said once per change of the file: a hand-edited line would be ignored without a word.
+    if !unread.isEmpty {
+      logger?.warning(
+        "the token file has lines that are not tokens; they are ignored",
+        metadata: ["path": "\(path)", "lines": "\(unread.prefix(20).map(String.init).joined(separator: ","))"])
+    }
   }
 
-  static func read(_ path: String) -> [String: Token] {
-    guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+  /// The tokens of the file, and the numbers of its lines that are none (not JSON, or an
+  /// unknown role).
+  static func read(_ path: String) -> (tokens: [String: Token], unread: [Int]) {
+    guard let data = FileManager.default.contents(atPath: path) else { return ([:], []) }
     var tokens: [String: Token] = [:]
-    for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+    var unread: [Int] = []
+    for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
+    where !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
       if let entry = try? JSONDecoder().decode(Entry.self, from: Data(line)) {
         tokens[entry.id] = Token(id: entry.id, role: entry.role, secret: entry.secret, names: entry.names)
+      } else {
+        unread.append(index + 1)
       }
     }
-    return tokens
+    return (tokens, unread)
   }
+
+  /// The numbers of the file's lines that are not tokens (they are ignored).
+  public func unreadLines() -> [Int] { Self.read(path).unread }
 
   /// Adds a new token with a fresh 256-bit secret and returns its credential. `deliver`
   /// runs first (to write the credential file): if it fails, no token is added.

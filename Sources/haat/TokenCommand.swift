@@ -134,10 +134,17 @@ struct TokenCommand: AsyncParsableCommand {
 
     func run() throws {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
-      for token in TokenStore(path: directory + "/tokens").list() {
+      let store = TokenStore(path: directory + "/tokens")
+      for token in store.list() {
         let names = token.names.map { "for peers \($0)" } ?? "any name"
         // A label is anyone's text: its line breaks shown, not a forged line of the list.
         print("\(token.id)  \(token.role.rawValue)  \(names)  \(DisplayText.escape(token.label))")
+      }
+      let unread = store.unreadLines()
+      if !unread.isEmpty {
+        printError(
+          "warning: \(store.path) has lines that are not tokens, ignored (the coordinator ignores them too): line \(unread.prefix(20).map(String.init).joined(separator: ", "))"
+        )
       }
     }
   }

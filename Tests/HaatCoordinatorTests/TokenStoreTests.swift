@@ -49,6 +49,21 @@ import Testing
     #expect(!delivered)
   }
 
+  /// A line that is not a token (hand-edited, or a role this version does not know) is
+  /// ignored, and said: it was ignored without a word.
+  @Test func linesThatAreNotTokensAreNamed() throws {
+    let path = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let store = TokenStore(path: path)
+    let kept = try store.create(role: .read)
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    try (text + "PLACEHOLDER: garbage\n\n" + text.replacingOccurrences(of: "\"read\"", with: "\"superuser\""))
+      .write(toFile: path, atomically: true, encoding: .utf8)
+    #expect(store.unreadLines() == [2, 4])
+    store.refresh()
+    #expect(store.cachedToken(id: kept.tokenID) != nil)
+  }
+
   @Test func revokeRemovesOnlyThatToken() throws {
     let path = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: path) }

@@ -83,27 +83,41 @@ struct GammaGamma: Sendable, Equatable {
   var q: Double
   var gamma: Double
 
-  /// Σ over customers with x purchases of mean value m: ln Γ(px + q) − ln Γ(px) − ln Γ(q) +
-  /// q ln γ + (px − 1) ln m + px ln x − (px + q) ln(γ + mx).
-  static func logLikelihood(p: Double, q: Double, gamma: Double, _ customers: [(x: Double, mean: Double)]) -> Double {
+  /// Σ over customers with x purchases of mean value m (`count` customers each): ln Γ(px + q)
+  /// − ln Γ(px) − ln Γ(q) + q ln γ + (px − 1) ln m + px ln x − (px + q) ln(γ + mx).
+  static func logLikelihood(
+    p: Double, q: Double, gamma: Double, _ customers: [(x: Double, mean: Double, count: Double)]
+  ) -> Double {
     var total = 0.0
     let constant = q * log(gamma) - lgamma(q)
-    for (x, mean) in customers {
+    for (x, mean, count) in customers {
       let px = p * x
       let gammas: Double = lgamma(px + q) - lgamma(px)
       let logs: Double = (px - 1) * log(mean) + px * log(x) - (px + q) * log(gamma + mean * x)
-      total += gammas + constant + logs
+      total += count * (gammas + constant + logs)
     }
     return total
   }
 
   static func fit(_ customers: [(x: Double, mean: Double)]) -> (model: GammaGamma, logLikelihood: Double)? {
+    // Customers with the same x and mean are one term, counted: a store of fixed prices has
+    // a handful of terms however many customers it has.
+    var counts: [Pair: Double] = [:]
+    for (x, mean) in customers { counts[Pair(x: x, mean: mean), default: 0] += 1 }
+    let terms = counts.sorted { ($0.key.x, $0.key.mean) < ($1.key.x, $1.key.mean) }.map {
+      (x: $0.key.x, mean: $0.key.mean, count: $0.value)
+    }
     let objective = { (point: [Double]) -> Double in
-      let value = logLikelihood(p: exp(point[0]), q: exp(point[1]), gamma: exp(point[2]), customers)
+      let value = logLikelihood(p: exp(point[0]), q: exp(point[1]), gamma: exp(point[2]), terms)
       return value.isFinite ? -value : .infinity
     }
     guard let best = NelderMead.minimize(objective, from: [0, 0, 0]) else { return nil }
     return (GammaGamma(p: exp(best.point[0]), q: exp(best.point[1]), gamma: exp(best.point[2])), -best.value)
+  }
+
+  struct Pair: Hashable {
+    var x: Double
+    var mean: Double
   }
 
   /// The expected spend per purchase of a customer with x purchases of mean value m
@@ -132,24 +146,37 @@ enum Hypergeometric {
 /// The Nelder–Mead simplex method (with the standard coefficients 1, 2, ½, ½), restarted
 /// from its best point until a restart no longer improves it: enough for the smooth,
 /// low-dimensional likelihoods here, with no derivatives to derive.
+///
+/// Bounded: at most `budget` evaluations of `f` in all. A likelihood with no maximum (every
+/// repeat customer spending the same: Gamma-Gamma's q runs off to infinity) never settles,
+/// and each evaluation costs a pass over the customers: unbounded, a fit over a store's
+/// customers held a core for hours. Out of budget, there is no fit (nil).
 enum NelderMead {
-  static func minimize(_ f: ([Double]) -> Double, from start: [Double], step: Double = 0.5) -> (
-    point: [Double], value: Double
-  )? {
-    var best = (point: start, value: f(start))
+  static let budget = 10_000
+
+  static func minimize(_ f: ([Double]) -> Double, from start: [Double], step: Double = 0.5, budget: Int = budget)
+    -> (point: [Double], value: Double)?
+  {
+    var evaluations = 0
+    func counted(_ point: [Double]) -> Double {
+      evaluations += 1
+      return f(point)
+    }
+    var best = (point: start, value: counted(start))
     guard best.value.isFinite else { return nil }
     for _ in 0..<8 {
-      let next = run(f, from: best.point, step: step)
+      guard let next = run(counted, from: best.point, step: step, until: { evaluations >= budget }) else { return nil }
       let improved = best.value - next.value
       if next.value < best.value { best = next }
-      if improved < 1e-10 { break }
+      if improved < 1e-10 { return best }
     }
     return best
   }
 
-  private static func run(_ f: ([Double]) -> Double, from start: [Double], step: Double) -> (
-    point: [Double], value: Double
-  ) {
+  /// One descent to a flat simplex; nil when `spent` says the budget ran out first.
+  private static func run(
+    _ f: ([Double]) -> Double, from start: [Double], step: Double, until spent: () -> Bool
+  ) -> (point: [Double], value: Double)? {
     let n = start.count
     var simplex: [(point: [Double], value: Double)] = [(start, f(start))]
     for index in 0..<n {
@@ -158,6 +185,7 @@ enum NelderMead {
       simplex.append((point, f(point)))
     }
     for _ in 0..<20_000 {
+      guard !spent() else { return nil }
       simplex.sort { $0.value < $1.value }
       let (best, worst) = (simplex[0], simplex[n])
       if abs(worst.value - best.value) <= 1e-12 * (abs(best.value) + 1e-12) {

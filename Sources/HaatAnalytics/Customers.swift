@@ -139,8 +139,12 @@ struct Customers: Sendable, Equatable {
     return message
   }
 
-  init(_ message: Haat_V1_CustomersPartial) {
+  init(_ message: Haat_V1_CustomersPartial, bound: Int = maxCustomers) {
+    self.bound = bound
     overflowed = message.overflowed
+    // The wire has one flag for both: a map that stopped at the bound carries exactly as
+    // many customers, so that is read as too many (said so), not as a count past 2^64.
+    if message.overflowed, message.customers.count >= bound { tooMany = true }
     for cell in message.customers {
       // A cell that does not read makes the report unknowable: said, never dropped.
       guard cell.days.count == cell.dayRevenue.count, !cell.days.isEmpty else {

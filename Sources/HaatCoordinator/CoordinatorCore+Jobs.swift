@@ -202,7 +202,11 @@ extension CoordinatorCore {
           "merge_ms": "\(Self.milliseconds(outcome.timings.merge))",
           "encode_ms": "\(Self.milliseconds(outcome.timings.encode))",
         ])
-      let (state, report, error) = (outcome.state, outcome.report, outcome.error)
+      // A cancel that came while the report was being made (a clv fit can take minutes) is
+      // the job's end, as it is for any job cancelled (JobRules): it said "cancelled", and
+      // the job then ended succeeded.
+      let state = job.cancelled ? JobState.cancelled : outcome.state
+      let (report, error) = (outcome.report, outcome.error)
       enqueue(.finishJob(id, state: state, report: report, error: error)) { result in
         guard case .finished(_, let applied) = result, applied else {
           job.reducing = false

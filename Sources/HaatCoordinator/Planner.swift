@@ -25,6 +25,11 @@ public enum Planner {
     public init() {}
   }
 
+  /// The longest source name, account, time zone or business hours, in bytes.
+  public static let maxSourceTextBytes = 1_024
+  /// The longest source URL, in bytes (browsers and servers stop near 8 KiB too).
+  public static let maxURLBytes = 8_192
+
   public static func plan(
     _ spec: JobSpec, submittedBy: String, defaults: Defaults = Defaults()
   ) throws(HaatError) -> NewJob {
@@ -85,6 +90,15 @@ public enum Planner {
       var source = sources[index]
       try checkText(source.name, field: "\(field).name")
       try checkText(source.account, field: "\(field).account")
+      // Each bounded, so that a task (its source inside) and a report's row (its name) stay
+      // far under a line: a megabyte account was accepted, and its task could never be sent.
+      for (name, value, most) in [
+        ("name", source.name, Self.maxSourceTextBytes), ("account", source.account, Self.maxSourceTextBytes),
+        ("url", source.url, Self.maxURLBytes), ("timezone", source.timezone, Self.maxSourceTextBytes),
+        ("business_hours", source.businessHours, Self.maxSourceTextBytes),
+      ] where value.utf8.count > most {
+        throw bad("\(field).\(name)", "is \(value.utf8.count) bytes long; the most is \(most)")
+      }
       if source.pool.isEmpty { source.pool = Pool.collect.rawValue }
       guard Pool(rawValue: source.pool) != nil else {
         throw bad("\(field).pool", "unknown pool \"\(source.pool)\"; use collect or analyze")

@@ -355,7 +355,10 @@ final class WorkerRuntime: @unchecked Sendable {
         unacked[ack.task] = .fail(
           ResultLines.tooLarge(
             ack.task, ack.attempt, stats: complete.stats,
-            HaatError(.tooLarge, "the coordinator refused the result as too large")))
+            HaatError(
+              .tooLarge,
+              "the coordinator refused the result as too large: a result in parts may hold 128 MiB per worker (512 MiB across workers); split the source into several"
+            )))
         sendResult(ack.task)
         return
       case (false, "bad_split", .complete(let complete)):

@@ -27,6 +27,22 @@ import Testing
     return tiktok
   }
 
+  /// A source's texts are bounded at submit: a megabyte account was accepted, and its task
+  /// (the account twice, in the default name too) could never be sent to a worker.
+  @Test func aSourcesTextsAreBounded() {
+    var source = Source()
+    source.url = "https://example.com/posts.csv"
+    source.platform = "x"
+    source.account = String(repeating: "a", count: 1_024)
+    #expect(refusal(source) == nil)
+    source.account += "a"
+    #expect(refusal(source)?.field == "sources[0].account", "\(String(describing: refusal(source)))")
+    source.account = "a"
+    source.url = "https://example.com/" + String(repeating: "p", count: 8_200)
+    #expect(refusal(source)?.field == "sources[0].url")
+    #expect(refusal(source)?.message.contains("the most is 8192") == true)
+  }
+
   @Test func daysAndSplitsApplyOnlyToTheirKinds() throws {
     var posts = Source()
     posts.url = "file:///exports/a.csv"

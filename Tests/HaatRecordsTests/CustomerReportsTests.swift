@@ -81,8 +81,10 @@ struct CustomersTests {
     }
     #expect(customers.customers.count == 100 && customers.tooMany)
     #expect(customers.refusal("clv")?.contains("more than 100 customers") == true)
-    // It travels: a coordinator merging the partial refuses too.
-    #expect(Customers(customers.message).overflowed)
+    // It travels: a coordinator merging the partial refuses too, saying why (it said the
+    // counts passed 2^64 − 1).
+    let read = Customers(customers.message, bound: 100)
+    #expect(read.refusal("clv")?.contains("more than 100 customers") == true, "\(read.refusal("clv") ?? "")")
   }
 
   /// The coordinator's memory at the bound: 1,000,000 customers with three purchase days
@@ -208,6 +210,17 @@ struct ClvKernelTests {
 
   static func within(_ value: Double, _ target: Double, _ relative: Double) -> Bool {
     abs(value - target) <= relative * abs(target)
+  }
+
+  /// Repeat customers who all pay one price give Gamma-Gamma no maximum: the search ran on
+  /// (for hours at a store's size) and now stops at its budget, with no fit; customers alike
+  /// are one term, so the attempt costs no more for 100,000 of them than for one.
+  @Test func aLikelihoodWithNoMaximumEndsWithNoFit() {
+    #expect(GammaGamma.fit(Array(repeating: (x: 1.0, mean: 20.0), count: 100_000)) == nil)
+    #expect(NelderMead.minimize({ point in -point[0] }, from: [0]) == nil, "unbounded below: out of budget")
+    #expect(
+      NelderMead.minimize({ point in (point[0] - 3) * (point[0] - 3) }, from: [0]).map { abs($0.point[0] - 3) < 1e-4 }
+        == true)
   }
 
   @Test("BG/NBD and Gamma-Gamma on the CDNOW summaries: Fader, Hardie & Lee's parameters, lifetimes' fit")

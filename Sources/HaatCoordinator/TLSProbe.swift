@@ -26,7 +26,8 @@ final class TLSProbe: ChannelInboundHandler, RemovableChannelHandler {
     logger.warning(
       "a peer sent bytes that are not TLS to the TLS port; closing (a client without --tls?)",
       metadata: [
-        "address": "\(context.channel.remoteAddress?.description ?? "?")", "first_bytes": "\(Self.escape(bytes))",
+        // The peer's IP address alone, as every other line about a peer names it.
+        "address": "\(context.channel.remoteAddress?.ipAddress ?? "?")", "first_bytes": "\(Self.escape(bytes))",
       ])
     context.close(promise: nil)
   }

@@ -22,28 +22,32 @@ struct CoordinatorCommand: AsyncParsableCommand {
   var store: String?
   @Option(help: "full: fsync every commit (survives power loss); normal: survives a crash of the process.")
   var durability: String = Durability.full.rawValue
-  @Option(help: "How long a lease lasts without a heartbeat, in ms.")
+  @Option(parsing: .unconditional, help: "How long a lease lasts without a heartbeat, in ms.")
   var leaseMs: UInt32 = Defaults.leaseMs
-  @Option(help: "How often workers heartbeat, in ms.")
+  @Option(parsing: .unconditional, help: "How often workers heartbeat, in ms.")
   var heartbeatMs: UInt32 = Defaults.heartbeatMs
-  @Option(help: "The longest line a peer may send, in bytes.")
+  @Option(parsing: .unconditional, help: "The longest line a peer may send, in bytes.")
   var maxLineBytes: UInt32 = Defaults.maxLineBytes
-  @Option(help: "Default attempts per task (a spec's max_attempts overrides it).")
+  @Option(parsing: .unconditional, help: "Default attempts per task (a spec's max_attempts overrides it).")
   var maxAttempts: UInt32 = Defaults.maxAttempts
-  @Option(help: "Default first retry backoff ceiling, in ms.")
+  @Option(parsing: .unconditional, help: "Default first retry backoff ceiling, in ms.")
   var retryBaseMs: UInt64 = RetryPolicy.default.baseMs
-  @Option(help: "Default largest retry backoff ceiling, in ms.")
+  @Option(parsing: .unconditional, help: "Default largest retry backoff ceiling, in ms.")
   var retryCapMs: UInt64 = RetryPolicy.default.capMs
-  @Option(help: "Refuse new jobs while the store's disk has less free space than this many bytes.")
+  @Option(
+    parsing: .unconditional, help: "Refuse new jobs while the store's disk has less free space than this many bytes.")
   var minFreeDiskBytes: UInt64 = 64 << 20
   @Option(help: "Write host:port here once listening.")
   var readyFile: String?
   @Option(
+    parsing: .unconditional,
     help:
       "Event-loop threads for connections (reading, TLS, framing, heartbeats), beside the core's one (default: one per core)."
   )
   var sessionThreads: Int?
-  @Option(help: "The most tasks one store commit claims for workers (smaller commits keep a large swarm's flow even).")
+  @Option(
+    parsing: .unconditional,
+    help: "The most tasks one store commit claims for workers (smaller commits keep a large swarm's flow even).")
   var claimsPerCommit = 1_024
   @Option(help: "TLS on the protocol port: the certificate chain, PEM (with --tls-key; env HAAT_TLS_CERT).")
   var tlsCert: String?

@@ -14,9 +14,9 @@ struct WorkerCommand: AsyncParsableCommand {
   @OptionGroup var connection: WorkerConnectionOptions
   @Option(help: "The worker's name, its identity across reconnects (default: host-pid).")
   var name: String?
-  @Option(help: "Tasks of the collect pool run at once.")
+  @Option(parsing: .unconditional, help: "Tasks of the collect pool run at once.")
   var collectSlots = Defaults.collectSlots
-  @Option(help: "Tasks of the analyze pool run at once.")
+  @Option(parsing: .unconditional, help: "Tasks of the analyze pool run at once.")
   var analyzeSlots = Defaults.analyzeSlots
   @Flag(help: "Allow fetching from loopback and private addresses (tests, on-premise sources).")
   var allowPrivateNetworks = false
@@ -38,17 +38,19 @@ struct WorkerCommand: AsyncParsableCommand {
   var credential: [String] = []
   @Option(help: "Fetch through this HTTP proxy (proxy variables in the environment are ignored).")
   var proxy: String?
-  @Option(help: "Connect timeout per fetch, in ms.")
+  @Option(parsing: .unconditional, help: "Connect timeout per fetch, in ms.")
   var connectTimeoutMs = 10_000
-  @Option(help: "Whole-transfer timeout per fetch, in ms (0 = none; stalls still time out).")
+  @Option(parsing: .unconditional, help: "Whole-transfer timeout per fetch, in ms (0 = none; stalls still time out).")
   var timeoutMs = 30 * 60 * 1000
-  @Option(help: "Seconds at under 1 byte/s before a transfer counts as stalled (0 = no stall check).")
+  @Option(
+    parsing: .unconditional, help: "Seconds at under 1 byte/s before a transfer counts as stalled (0 = no stall check)."
+  )
   var stallSeconds = 60
-  @Option(help: "The largest body a fetch may download, in bytes.")
+  @Option(parsing: .unconditional, help: "The largest body a fetch may download, in bytes.")
   var maxBodyBytes: UInt64 = 16 << 30
-  @Option(help: "At most this many redirects per fetch.")
+  @Option(parsing: .unconditional, help: "At most this many redirects per fetch.")
   var maxRedirects = 5
-  @Option(help: "How long a draining worker waits for its tasks, in ms.")
+  @Option(parsing: .unconditional, help: "How long a draining worker waits for its tasks, in ms.")
   var drainTimeoutMs = 30_000
   @Option(help: "trace, debug, info, notice, warning, error or critical.")
   var logLevel: Logger.Level = .info

@@ -253,11 +253,8 @@ struct LogLines: LogHandler {
     get { metadata[key] }
     set { metadata[key] = newValue }
   }
-  func log(
-    level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-    function: String, line: UInt
-  ) {
-    let fields = (metadata ?? [:]).mapValues { "\($0)" }
-    box.lines.withLock { $0.append((message.description, fields)) }
+  func log(event: LogEvent) {
+    let fields = (event.metadata ?? [:]).mapValues { "\($0)" }
+    box.lines.withLock { $0.append((event.message.description, fields)) }
   }
 }

@@ -526,35 +526,30 @@ def run_greedy(args):
 
 
 def run_narrow(args):
-    """A worker that reads lines of at most 64 KiB, offered a task whose spec is longer: it
-    gets no assign over its limit (which would end its session, and the task's next attempt
-    too, forever); the task dies with `too_large`. Prints the task's error."""
+    """A worker that reads lines of at most 64 KiB. A spec whose task would be longer is
+    refused at submit, naming the field (it was accepted, and its task could never be sent);
+    the longest spec taken, every source text at its most, gives an assign the worker reads.
+    Prints the refused field and that assign's length."""
     cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
     client, _ = handshake(args.coordinator, client_cred)
-    spec = {"name": "narrow", "sources": [{"kind": "noop", "url": "https://example.com/" + "a" * 70_000}]}
-    job = request(client, "submit", "submit", {"spec": spec}, "accepted").get("job", "")
+    long_spec = {"name": "narrow", "sources": [{"kind": "noop", "url": "https://example.com/" + "a" * 70_000}]}
+    client.send({"id": "long", "submit": {"spec": long_spec}})
+    refused = client.reply("long").get("error", {})
+    if refused.get("code") != "bad_spec":
+        raise ProtocolError(f"a 70 KB URL was not refused: {refused!r}")
+    widest = {"kind": "noop", "name": "n" * 1024, "account": "a" * 1024, "timezone": "UTC",
+              "business_hours": "Mon-Fri 09:00-17:00" + ";" * 1000,
+              "url": "https://example.com/" + "u" * (8192 - len("https://example.com/"))}
+    job = request(client, "submit", "submit", {"spec": {"name": "widest", "sources": [widest]}}, "accepted")["job"]
     conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name, max_line_bytes=65536)
     welcome = conn.reply("hello").get("welcome", {})
-    limit = as_int(welcome.get("max_line_bytes"))
-    if limit != 65536:
+    if as_int(welcome.get("max_line_bytes")) != 65536:
         raise ProtocolError(f"expected a 64 KiB session, got {welcome!r}")
     conn.send({"credit": {"pool": "collect", "free": 1}})
-    client.send({"id": "watch", "watch": {"job": job}})
-    while not client.reply("watch").get("job_event", {}).get("final", False):
-        pass
-    conn.send({"id": "p", "ping": {}})
-    while True:
-        msg = conn.recv()
-        if msg is None:
-            raise ProtocolError("the coordinator closed the narrow worker's session")
-        if "assign" in msg:
-            raise ProtocolError("the narrow worker was sent an assign over its limit")
-        if msg.get("reply_to") == "p":
-            break
-    shown = request(client, "job", "get_job", {"job": job, "tasks": True}, "job")
-    tasks = shown.get("tasks", [])
-    print(json.dumps({"state": shown.get("state"), "task_state": tasks[0].get("state") if tasks else None,
-                      "error": tasks[0].get("last_error", {}) if tasks else {}}))
+    assign = next_assign(conn)
+    length = len(json.dumps({"assign": assign}).encode())
+    print(json.dumps({"refused_field": refused.get("field", ""), "refused": refused.get("message", ""),
+                      "job": job, "assign_bytes": length}))
     return 0
 
 

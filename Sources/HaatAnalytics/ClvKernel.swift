@@ -70,7 +70,7 @@ public struct ClvKernel: Sendable {
       (lhs.key.x, lhs.key.recency, lhs.key.age) < (rhs.key.x, rhs.key.recency, rhs.key.age)
     }
     let bgnbd = BGNBD.fit(histories.map { ($0.key, $0.value) })
-    if bgnbd == nil { notes.append("BG/NBD did not converge (within \(NelderMead.budget) evaluations)") }
+    if bgnbd == nil { notes.append("BG/NBD did not converge (within its budget of evaluations)") }
     // Gamma-Gamma needs a positive mean spend; a repeat buyer whose repeat days sum to 0 or
     // less (refunds) is left out of its fit.
     let spenders = repeaters.filter { $0.repeatMean > 0 }
@@ -83,7 +83,7 @@ public struct ClvKernel: Sendable {
       gammaGamma = GammaGamma.fit(spenders.map { (x: $0.history.x, mean: $0.repeatMean) })
       if gammaGamma == nil {
         notes.append(
-          "Gamma-Gamma did not converge (within \(NelderMead.budget) evaluations: repeat customers who all spend alike give it no maximum)"
+          "Gamma-Gamma did not converge (within its budget of evaluations: repeat customers who all spend alike give it no maximum)"
         )
       }
       if let (model, _) = gammaGamma, model.q <= 1 {

@@ -57,7 +57,9 @@ struct BGNBD: Sendable, Equatable {
       let value = logLikelihood(r: r, alpha: alpha, a: a, b: b, histories)
       return value.isFinite ? -value : .infinity
     }
-    guard let best = NelderMead.minimize(objective, from: [0, 0, 0, 0]) else { return nil }
+    guard
+      let best = NelderMead.minimize(objective, from: [0, 0, 0, 0], budget: NelderMead.budget(terms: histories.count))
+    else { return nil }
     let model = BGNBD(r: exp(best.point[0]), alpha: exp(best.point[1]), a: exp(best.point[2]), b: exp(best.point[3]))
     return (model, -best.value)
   }
@@ -111,7 +113,8 @@ struct GammaGamma: Sendable, Equatable {
       let value = logLikelihood(p: exp(point[0]), q: exp(point[1]), gamma: exp(point[2]), terms)
       return value.isFinite ? -value : .infinity
     }
-    guard let best = NelderMead.minimize(objective, from: [0, 0, 0]) else { return nil }
+    guard let best = NelderMead.minimize(objective, from: [0, 0, 0], budget: NelderMead.budget(terms: terms.count))
+    else { return nil }
     return (GammaGamma(p: exp(best.point[0]), q: exp(best.point[1]), gamma: exp(best.point[2])), -best.value)
   }
 
@@ -147,14 +150,18 @@ enum Hypergeometric {
 /// from its best point until a restart no longer improves it: enough for the smooth,
 /// low-dimensional likelihoods here, with no derivatives to derive.
 ///
-/// Bounded: at most `budget` evaluations of `f` in all. A likelihood with no maximum (every
-/// repeat customer spending the same: Gamma-Gamma's q runs off to infinity) never settles,
-/// and each evaluation costs a pass over the customers: unbounded, a fit over a store's
-/// customers held a core for hours. Out of budget, there is no fit (nil).
+/// Bounded: a likelihood's evaluation is a pass over its terms (the distinct customers), and
+/// one with no maximum (every repeat customer spending the same: Gamma-Gamma's q runs off to
+/// infinity) never settles, so a fit held a core for hours. A fit over `terms` terms gets at
+/// most `termBudget / terms` evaluations (about a minute of one core in all); out of budget,
+/// there is no fit (nil).
 enum NelderMead {
-  static let budget = 10_000
+  static let termBudget = 1_000_000_000
 
-  static func minimize(_ f: ([Double]) -> Double, from start: [Double], step: Double = 0.5, budget: Int = budget)
+  /// The evaluations a fit over `terms` terms may make.
+  static func budget(terms: Int) -> Int { termBudget / max(terms, 1) }
+
+  static func minimize(_ f: ([Double]) -> Double, from start: [Double], step: Double = 0.5, budget: Int)
     -> (point: [Double], value: Double)?
   {
     var evaluations = 0

@@ -126,7 +126,7 @@ struct JobsCommand: AsyncParsableCommand {
         let pruned = try await connection.prune(endedBeforeMs: cutoff)
         if client.json { return printJSON(pruned) }
         print(
-          "pruned \(plural(Int(pruned.jobs), "job")) and \(plural(Int(pruned.tasks), "task")) that ended before \(time(cutoff))"
+          "pruned \(plural(Int(pruned.jobs), "job")) and \(plural(Int(pruned.tasks), "task")) that ended before \(cutoff > 0 ? time(cutoff) : "1970 (nothing ended that long ago)")"
         )
       }
     }

@@ -87,23 +87,30 @@ struct ByteRangeClusterTests {
 /// reported with their source, row and reason.
 @Suite("Reviews and messages cluster", .serialized)
 struct TableExportClusterTests {
-  @Test func reviewsAndMessagesAreReadAndTheirBadRowsReported() async throws {
+  /// A cluster of one worker reading `files` (name → text) from a directory of their own.
+  static func withFiles(
+    _ files: [String: String], _ body: (LocalCluster, _ directory: String) async throws -> Void
+  ) async throws {
     let directory = NSTemporaryDirectory() + "haat-tables-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    try Data(
-      "title,rating,review_date,product_id,curated\nA,5,2025-03-02 10:12:00 UTC,1,ok\nB,9,2025-03-02,1,ok\n".utf8
-    ).write(to: URL(fileURLWithPath: directory + "/reviews.csv"))
-    try Data(
-      #"""
-      {"conversation":"t_1","direction":"inbound","at":"2024-01-15T10:29:00+0000"}
-      {"conversation":"t_1","direction":"outbound","at":"1705314600"}
-      """#.utf8
-    ).write(to: URL(fileURLWithPath: directory + "/dms.ndjson"))
+    for (name, text) in files { try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + name)) }
     var options = LocalCluster.Options.fast
     options.workers = 1
     options.workerArguments = ["--file-root", directory]
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(options) { cluster, _ in try await body(cluster, directory) }
+  }
+
+  @Test func reviewsAndMessagesAreReadAndTheirBadRowsReported() async throws {
+    let files = [
+      "reviews.csv":
+        "title,rating,review_date,product_id,curated\nA,5,2025-03-02 10:12:00 UTC,1,ok\nB,9,2025-03-02,1,ok\n",
+      "dms.ndjson": #"""
+      {"conversation":"t_1","direction":"inbound","at":"2024-01-15T10:29:00+0000"}
+      {"conversation":"t_1","direction":"outbound","at":"1705314600"}
+      """#,
+    ]
+    try await Self.withFiles(files) { cluster, directory in
       let client = try await cluster.client()
       var reviews = Source()
       reviews.kind = "reviews"
@@ -132,22 +139,14 @@ struct TableExportClusterTests {
   /// print: `haat result --report` says why it ended and exits 3, where it said the job had
   /// not computed the report its spec names.
   @Test func aSectionOfAFailedJobSaysWhyItFailed() async throws {
-    let directory = NSTemporaryDirectory() + "haat-overflow-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    try Data(
+    let ads =
       "platform,account,date,ad,impressions\nfacebook,E,2026-03-02,a,18446744073709551615\nfacebook,F,2026-03-02,a,1\n"
-        .utf8
-    ).write(to: URL(fileURLWithPath: directory + "/ads.csv"))
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    options.workerArguments = ["--file-root", directory]
-    try await withCluster(options) { cluster, _ in
+    try await Self.withFiles(["ads.csv": ads]) { cluster, directory in
       let client = try await cluster.client()
-      var ads = Source()
-      ads.kind = "ad_insights"
-      ads.url = "file://\(directory)/ads.csv"
-      var overflowing = spec("overflow", [ads])
+      var source = Source()
+      source.kind = "ad_insights"
+      source.url = "file://\(directory)/ads.csv"
+      var overflowing = spec("overflow", [source])
       overflowing.reports = ["ads"]
       let job = try await client.submit(overflowing).job
       let result = try await finish(client, job)

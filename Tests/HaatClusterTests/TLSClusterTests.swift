@@ -178,6 +178,12 @@ struct TLSClusterTests {
       let without = try await run(cluster.binary, ["jobs"] + common)
       #expect(without.status == 5, "\(without.output)")
       #expect(without.output.contains("wants a client certificate"), "\(without.output)")
+      // The refusal is the coordinator's to log too (it logged nothing), as any failed
+      // handshake; its start says client certificates are asked for.
+      try await eventually("the coordinator logs the refused TLS handshake") {
+        (cluster.coordinator?.tail(200) ?? "").contains("the TLS handshake failed")
+      }
+      #expect((cluster.coordinator?.tail(200) ?? "").contains(#""tls":"mutual""#))
       let with = try await run(
         cluster.binary,
         ["jobs"] + common + ["--tls-cert", certificates + "/client.pem", "--tls-key", certificates + "/client.key"])

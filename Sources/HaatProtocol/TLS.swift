@@ -158,49 +158,46 @@ public enum TLSHints {
   /// coordinator gave for refusing this client's certificate.
   public static func handshakeFailed(_ error: any Error) -> HaatError {
     let text = "\(error)"
-    if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
-      return HaatError(.unavailable, "the coordinator did not answer TLS: is it using TLS? try without --tls")
-    }
-    if text.contains("CERTIFICATE_VERIFY_FAILED") {
-      // BoringSSL does not say which check failed: both causes are named.
-      return HaatError(
-        .authFailed,
-        "the coordinator's TLS certificate is not trusted: it must be signed by the CA given with --tls-ca and be within its validity dates (see openssl x509 -noout -dates)"
-      )
-    }
-    if text.contains("CERTIFICATE_REQUIRED") {
-      return HaatError(
-        .authFailed,
-        "the coordinator wants a client certificate (mutual TLS): give one with --tls-cert and --tls-key")
-    }
-    if text.contains("CERTIFICATE_EXPIRED") {
-      return HaatError(
-        .authFailed,
-        "the coordinator refused this client's certificate: it has expired or is not valid yet (see openssl x509 -noout -dates)"
-      )
-    }
-    if text.contains("UNSUPPORTED_CERTIFICATE") {
-      return HaatError(
-        .authFailed,
-        "the coordinator refused this client's certificate: it is not for client authentication (its extended key usage must include clientAuth)"
-      )
-    }
-    if text.contains("UNKNOWN_CA") || text.contains("BAD_CERTIFICATE") || text.contains("CERTIFICATE_UNKNOWN")
-      || text.contains("CERTIFICATE_REVOKED")
-    {
-      return HaatError(
-        .authFailed,
-        "the coordinator refused this client's certificate: it must be signed by the CA the coordinator's --tls-client-ca names"
-      )
-    }
-    if text.contains("failedToValidateHostname") {
-      return HaatError(
-        .authFailed,
-        "the coordinator's TLS certificate does not name the address connected to: its subject alternative names must hold that IP address, or that host's DNS name"
-      )
+    for (markers, code, message) in readings where markers.contains(where: text.contains) {
+      return HaatError(code, message)
     }
     return HaatError(.unavailable, "the TLS handshake with the coordinator failed: \(reason(error))")
   }
+
+  /// What a failed handshake's text means, by BoringSSL's (or NIOSSL's) names in it: first
+  /// match wins.
+  private static let refused = "the coordinator refused this client's certificate: "
+  private static let readings: [(markers: [String], code: ErrorCode, message: String)] = [
+    (
+      ["WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG"], .unavailable,
+      "the coordinator did not answer TLS: is it using TLS? try without --tls"
+    ),
+    // BoringSSL does not say which check failed: both causes are named.
+    (
+      ["CERTIFICATE_VERIFY_FAILED"], .authFailed,
+      "the coordinator's TLS certificate is not trusted: it must be signed by the CA given with --tls-ca and be within its validity dates (see openssl x509 -noout -dates)"
+    ),
+    (
+      ["CERTIFICATE_REQUIRED"], .authFailed,
+      "the coordinator wants a client certificate (mutual TLS): give one with --tls-cert and --tls-key"
+    ),
+    (
+      ["CERTIFICATE_EXPIRED"], .authFailed,
+      refused + "it has expired or is not valid yet (see openssl x509 -noout -dates)"
+    ),
+    (
+      ["UNSUPPORTED_CERTIFICATE"], .authFailed,
+      refused + "it is not for client authentication (its extended key usage must include clientAuth)"
+    ),
+    (
+      ["UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN", "CERTIFICATE_REVOKED"], .authFailed,
+      refused + "it must be signed by the CA the coordinator's --tls-client-ca names"
+    ),
+    (
+      ["failedToValidateHostname"], .authFailed,
+      "the coordinator's TLS certificate does not name the address connected to: its subject alternative names must hold that IP address, or that host's DNS name"
+    ),
+  ]
 
   /// A TLS error's reason as BoringSSL names it (`SSLV3_ALERT_HANDSHAKE_FAILURE`), without
   /// the library's codes, source file and line; the error's own text when it has no such name.

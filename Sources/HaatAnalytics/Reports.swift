@@ -33,7 +33,10 @@ public enum ReportReducer {
 
   /// The byte ranges of a CSV export whose quote state disagrees with the quotes before
   /// them (`RangeQuotes`): each such range may have read its records from inside a quoted
-  /// field (an export whose quotes are not RFC 4180's). Said, never silent.
+  /// field (an export whose quotes are not RFC 4180's). And those but the last whose
+  /// records, read as CSV, ended inside a quoted field where the quote parity ended them
+  /// (a quote inside an unquoted field): the next range started inside a record. Said,
+  /// never silent.
   public static func rangeDisagreements(_ tasks: [TaskResult]) -> [RowError] {
     var bySource: [String: [RangeQuotes]] = [:]
     for task in tasks where task.done {
@@ -46,7 +49,17 @@ public enum ReportReducer {
       let sorted = ranges.sorted { $0.start < $1.start }
       var expected: Bool? = false  // the first range starts outside quotes
       var previousEnd: UInt64 = 0
+      let lastEnd = sorted.last?.end
       for range in sorted {
+        if range.endsInQuotes, range.end != lastEnd {
+          var error = RowError()
+          error.note = true
+          error.source = source
+          error.column = "bytes \(range.start)..<\(range.end)"
+          error.message =
+            "this range's last record, read as CSV, is still inside a quoted field where its quotes balance: the export has a quote inside an unquoted field (not RFC 4180), so this range's records and the next one's may be misread; read it whole (split_bytes 0)"
+          problems.append(error)
+        }
         // A gap (a range not done) leaves the state before the next one unknown.
         if range.start != previousEnd { expected = nil }
         if let expected, expected != range.startsInQuotes {

@@ -87,13 +87,14 @@ enum JobReducer {
         state = .failed
         error = "internal: the stored results of tasks \(unreadable.prefix(5).joined(separator: ", ")) are unreadable"
       }
-      // Byte ranges whose quotes do not chain may have read records from inside a quoted
-      // field: the totals are not to be trusted, so the job did not succeed.
+      // Byte ranges whose quotes do not chain, or that end inside a quoted field, may have
+      // read records from inside one: the totals are not to be trusted, so the job did not
+      // succeed.
       let misread = ReportReducer.rangeDisagreements(results)
       if state == .succeeded, let first = misread.first {
         state = .partial
         error =
-          "\(misread.count) byte range\(misread.count == 1 ? "" : "s") of \(first.source) (first: \(first.column)) may be misread: the quotes before \(misread.count == 1 ? "it do" : "them do") not agree with how \(misread.count == 1 ? "it was" : "they were") read; read the export whole (split_bytes 0)"
+          "\(misread.count) byte range\(misread.count == 1 ? "" : "s") of \(first.source) (first: \(first.column)) may be misread: the export's quotes do not agree with how \(misread.count == 1 ? "it was" : "they were") read; read the export whole (split_bytes 0)"
       }
     } catch let overflow {
       // Sums that pass 2^64 − 1 make no report: the job fails and says why.

@@ -127,6 +127,10 @@ public struct CSVParser {
     self.maxRecordBytes = maxRecordBytes
   }
 
+  /// Whether the input so far ends inside a quoted field (the record `finish` would end as
+  /// an unterminated quote).
+  public var isInsideQuotes: Bool { state == .quoted }
+
   /// Parses a chunk, calling `onRecord` for every record it completes.
   public mutating func feed(
     _ chunk: UnsafeRawBufferPointer, _ onRecord: (CSVRecord) throws -> Void

@@ -53,6 +53,8 @@ public struct PostsReader {
   public private(set) var problems: [RowProblem] = []
   /// Bytes fed, BOM included.
   public private(set) var bytes: UInt64 = 0
+  /// CSV: the export ended inside a quoted field (its last record, an unterminated quote).
+  public private(set) var endedInsideQuotes = false
 
   private var validator = UTF8Validator()
   /// Leading bytes held back until we know whether they are a BOM.
@@ -146,6 +148,7 @@ public struct PostsReader {
       var parser = CSVParser(maxRecordBytes: 0)
       swap(&parser, &csv)
       defer { swap(&parser, &csv) }
+      endedInsideQuotes = parser.isInsideQuotes
       parser.finish { record in csvRecord(record, onPost) }
     case .ndjson:
       var splitter = LineSplitter(maxLineBytes: 0)

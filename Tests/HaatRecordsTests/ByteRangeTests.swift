@@ -1,4 +1,5 @@
 import Foundation
+import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import Testing
@@ -356,6 +357,57 @@ struct ByteRangeTests {
       let same = posts == whole
       #expect(same, "cut at \(cut): \(posts.count) posts, \(whole.count) whole")
     }
+  }
+
+  /// Found by the `ranges` fuzz target: a quote inside an unquoted field is data to the CSV
+  /// reader but flips the parity the ranges cut by, so a range can end inside a quoted
+  /// field with its quotes balanced, and the next start inside a record, while every range
+  /// agrees with the quotes before it.
+  @Test(
+    "cut anywhere, a CSV with a quote inside an unquoted field reads as it does whole, or the report names the range")
+  func strayQuoteIsNamedWhenItMisleadsTheRanges() throws {
+    let header = "platform,account,id,created_at,media_type,likes,caption"
+    let text = #"""
+      \#(header)
+      x,a,1,2026-01-01T00:00:00Z,text,3,one
+      x,a,2,2026-01-01T00:00:00Z,te"xt,4,"two
+      x,a,3,2026-01-01T00:00:00Z,text,5,"three"
+      x,a,4,2026-01-01T00:00:00Z,text,6,four
+
+      """#
+    let file = Array(text.utf8)
+    let url = "http://fixture/stray.csv"
+    let whole = try run(task(url: url), file: file)
+    // Post 2's caption runs to the quote before "three", and takes "three\"" after it.
+    #expect(whole.posts.map(\.id) == ["1", "2", "4"])
+    var named = 0
+    for cut in 1..<UInt64(file.count) {
+      var posts: [PostRecord] = []
+      var bad: UInt64 = 0
+      var results: [ReportReducer.TaskResult] = []
+      for (index, spec) in rangeTasks(url: url, file: file, bounds: [0, cut, UInt64(file.count)], header: header)
+        .enumerated()
+      {
+        let range = try run(spec, file: file, chunk: 3)
+        posts += range.posts
+        bad += range.connector.counts.badRecords
+        var stats = TaskStats()
+        if let quotes = range.connector.rangeQuotes { stats.rangeQuotes = quotes }
+        results.append(
+          ReportReducer.TaskResult(
+            task: "\(index)", source: "stray.csv", done: true, partial: nil, stats: stats, error: nil))
+      }
+      let misread = ReportReducer.rangeDisagreements(results)
+      if !misread.isEmpty {
+        named += 1
+        continue
+      }
+      let same = posts == whole.posts && bad == whole.connector.counts.badRecords
+      #expect(same, "cut at \(cut): \(posts.map(\.id)), \(bad) bad, and nothing named; whole: 1, 2, 4")
+      if !same { break }
+    }
+    // The cuts inside the second record's first line mislead: the first range ends there.
+    #expect(named > 0)
   }
 
   @Test("a range inside one long record owns nothing, and reads only up to its end")

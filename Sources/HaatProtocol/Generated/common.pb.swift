@@ -84,6 +84,10 @@ public nonisolated struct Haat_V1_TaskStats: Sendable {
 /// whether the bytes from there up to the byte before `end` hold an odd number of quotes.
 /// Consecutive ranges agree when the next one's `starts_in_quotes` equals this one's
 /// `starts_in_quotes` XOR `odd_quotes`; the first range starts outside quotes.
+/// `ends_in_quotes`: the CSV reading of the range's records ended inside a quoted field,
+/// though the quote parity ended its last record at a line break: the export has a quote
+/// inside an unquoted field (data to a CSV reader, not RFC 4180), so the range's end is not
+/// a record start, and this range's records and the next one's may be misread.
 public nonisolated struct Haat_V1_RangeQuotes: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -96,6 +100,8 @@ public nonisolated struct Haat_V1_RangeQuotes: Sendable {
   public var startsInQuotes: Bool = false
 
   public var oddQuotes: Bool = false
+
+  public var endsInQuotes: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -261,7 +267,7 @@ nonisolated extension Haat_V1_TaskStats: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".RangeQuotes"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}end\0\u{3}starts_in_quotes\0\u{3}odd_quotes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}start\0\u{1}end\0\u{3}starts_in_quotes\0\u{3}odd_quotes\0\u{3}ends_in_quotes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -273,6 +279,7 @@ nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf.
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.end) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.startsInQuotes) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.oddQuotes) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.endsInQuotes) }()
       default: break
       }
     }
@@ -291,6 +298,9 @@ nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf.
     if self.oddQuotes != false {
       try visitor.visitSingularBoolField(value: self.oddQuotes, fieldNumber: 4)
     }
+    if self.endsInQuotes != false {
+      try visitor.visitSingularBoolField(value: self.endsInQuotes, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -299,6 +309,7 @@ nonisolated extension Haat_V1_RangeQuotes: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.end != rhs.end {return false}
     if lhs.startsInQuotes != rhs.startsInQuotes {return false}
     if lhs.oddQuotes != rhs.oddQuotes {return false}
+    if lhs.endsInQuotes != rhs.endsInQuotes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -211,6 +211,7 @@ public struct CanonicalExportConnector: Connector {
     quotes.end = range.end
     quotes.startsInQuotes = cutter.startsInQuotes
     quotes.oddQuotes = cutter.oddQuotes
+    quotes.endsInQuotes = reader?.endedInsideQuotes ?? false
     return quotes
   }
 

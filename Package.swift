@@ -172,7 +172,7 @@ let package = Package(
     .target(
       name: "HaatFuzzing",
       dependencies: [
-        "HaatCore", "HaatProtocol", "HaatRecords", "HaatFetch", "HaatClient",
+        "HaatCore", "HaatProtocol", "HaatRecords", "HaatAnalytics", "HaatFetch", "HaatClient",
         .product(name: "NIOCore", package: "swift-nio"),
       ]
     ),

@@ -5,7 +5,7 @@
 // package's HaatFuzzing, whose corpus replay runs in `make test`.
 import PackageDescription
 
-let targets = ["Frames", "CSV", "NDJSON", "Spec", "URLs"]
+let targets = ["Frames", "CSV", "NDJSON", "Spec", "URLs", "Connectors", "Ranges", "Partials"]
 
 let package = Package(
   name: "HaatFuzz",

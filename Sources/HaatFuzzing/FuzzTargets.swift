@@ -1,5 +1,6 @@
 /// The fuzz targets: the code that reads bytes from outside (frames and envelopes, CSV and
-/// NDJSON exports, job specs, URLs), each run with invariant checks.
+/// NDJSON exports, job specs, URLs, platform pages, byte ranges, workers' partials), each run
+/// with invariant checks.
 ///
 /// `make fuzz` drives them under libFuzzer (the `Fuzz/` package); `make test` replays the
 /// committed corpus in `Fuzz/Corpus/<target>/` through them.
@@ -14,6 +15,12 @@ public enum FuzzTarget: String, CaseIterable, Codable, Sendable {
   case spec
   /// `URLSecrets`, `URLRedaction`, `AddressGuard` and the file root.
   case urls
+  /// Every connector of `Connectors.all` on a page body, and on an error's body.
+  case connectors
+  /// A posts export read whole and in byte ranges (`CanonicalExportConnector`).
+  case ranges
+  /// Workers' partials read, merged and finished into reports (`PartialMerger`).
+  case partials
 
   /// Runs one input; returns the invariants it broke, empty when all held.
   public func run(_ data: UnsafeRawBufferPointer) -> [String] {
@@ -24,6 +31,9 @@ public enum FuzzTarget: String, CaseIterable, Codable, Sendable {
     case .ndjson: RecordFuzzing.ndjson(data, &invariants)
     case .spec: SpecFuzzing.run(data, &invariants)
     case .urls: URLFuzzing.run(data, &invariants)
+    case .connectors: ConnectorFuzzing.run(data, &invariants)
+    case .ranges: RangeFuzzing.run(data, &invariants)
+    case .partials: PartialFuzzing.run(data, &invariants)
     }
     return invariants.broken
   }
@@ -51,6 +61,12 @@ public enum FuzzTargets {
   public static func spec(_ data: UnsafeRawBufferPointer) { FuzzTarget.spec.trap(data) }
   /// URL secret filter and redaction.
   public static func urls(_ data: UnsafeRawBufferPointer) { FuzzTarget.urls.trap(data) }
+  /// Platform connectors.
+  public static func connectors(_ data: UnsafeRawBufferPointer) { FuzzTarget.connectors.trap(data) }
+  /// Byte ranges of a posts export.
+  public static func ranges(_ data: UnsafeRawBufferPointer) { FuzzTarget.ranges.trap(data) }
+  /// Partials, merged into reports.
+  public static func partials(_ data: UnsafeRawBufferPointer) { FuzzTarget.partials.trap(data) }
 }
 
 /// The invariants one input broke, in the order found (the first few only).

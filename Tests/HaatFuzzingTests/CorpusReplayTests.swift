@@ -1,6 +1,7 @@
 import Foundation
-import HaatFuzzing
 import Testing
+
+@testable import HaatFuzzing
 
 /// Replays the committed fuzz corpus (Fuzz/Corpus/<target>/: the seeds, and every input that
 /// ever broke a target) through the fuzz targets in the ordinary test build, so a fixed bug
@@ -59,5 +60,26 @@ struct CorpusReplayTests {
       let broken = bytes.withUnsafeBytes { target.run($0) }
       #expect(broken.isEmpty, "Fuzz/Corpus/\(target.rawValue)/\(file.lastPathComponent): \(broken)")
     }
+  }
+
+  /// The partials corpus is every report's partial of what each connectors input reads:
+  /// `HAAT_FUZZ_WRITE_SEEDS=1 swift test --filter partialSeeds` writes it again after a
+  /// connector or a report changes.
+  @Test("every report's partial of each connectors input keeps the partials target's invariants")
+  func partialSeeds() throws {
+    let write = ProcessInfo.processInfo.environment["HAAT_FUZZ_WRITE_SEEDS"] == "1"
+    var seeds = 0
+    for file in try Self.files(.connectors) {
+      let input = try Data(contentsOf: file)
+      guard let seed = input.withUnsafeBytes({ PartialFuzzing.seed(fromConnectorsInput: $0) }) else { continue }
+      seeds += 1
+      let broken = seed.withUnsafeBytes { FuzzTarget.partials.run($0) }
+      #expect(broken.isEmpty, "the partial of Fuzz/Corpus/connectors/\(file.lastPathComponent): \(broken)")
+      if write {
+        let path = Self.corpus.appendingPathComponent("partials/\(file.lastPathComponent)")
+        try Data(seed).write(to: path)
+      }
+    }
+    #expect(seeds >= 10, "only \(seeds) connectors inputs read records")
   }
 }

@@ -54,6 +54,13 @@ public enum AdminServer {
       if let problem = await core.readiness() { return text(.serviceUnavailable, problem + "\n") }
       return text(.ok, "ready\n")
     }
+    let pages = DashboardCache()
+    @Sendable func jobPage(_ id: JobID) async throws -> Data? {
+      try await pages.page("job \(id)") {
+        core.metrics.dashboardPages.increment()
+        return try await Dashboard.jobPage(id, core: core).map(Dashboard.encoded)
+      }
+    }
     router.get("/healthz", use: healthz)
     router.get("/readyz", use: readyz)
     router.get("/metrics") { request, context -> Response in
@@ -77,7 +84,7 @@ public enum AdminServer {
         return refusal
       }
       // A job that does not exist is a 404, not a page that says the coordinator is down.
-      guard let id = context.parameters.get("id").flatMap({ JobID($0) }), try await Dashboard.exists(id, core: core)
+      guard let id = context.parameters.get("id").flatMap({ JobID($0) }), try await jobPage(id) != nil
       else { return text(.notFound, "no such job\n") }
       return Dashboard.asset(Dashboard.page(title: "Haat — job", script: "job"), type: "text/html; charset=utf-8")
     }
@@ -89,16 +96,19 @@ public enum AdminServer {
       if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
-      return try Dashboard.json(try await Dashboard.cluster(core: core))
+      let cluster = try await pages.page("cluster") {
+        core.metrics.dashboardPages.increment()
+        return try Dashboard.encoded(try await Dashboard.cluster(core: core))
+      }
+      return Dashboard.json(cluster ?? Data())
     }
     router.get("/api/jobs/:id") { request, context -> Response in
       if let refusal = guarded(request, context, .dashboard) {
         return refusal
       }
-      guard let id = context.parameters.get("id").flatMap({ JobID($0) }),
-        let page = try await Dashboard.jobPage(id, core: core)
+      guard let id = context.parameters.get("id").flatMap({ JobID($0) }), let page = try await jobPage(id)
       else { return text(.notFound, "no such job\n") }
-      return try Dashboard.json(page)
+      return Dashboard.json(page)
     }
     var quiet = logger
     quiet.logLevel = .warning

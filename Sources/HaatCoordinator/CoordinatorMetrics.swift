@@ -21,6 +21,8 @@ final class CoordinatorMetrics: Sendable {
   private let fetchDuration: DurationHistogram
   let commitDuration: DurationHistogram
   private let commitFailures: Counter
+  /// Dashboard pages (their JSON) made from the store: at most one a second per page shown.
+  let dashboardPages: Counter
 
   init() {
     let registry = PrometheusCollectorRegistry()
@@ -75,6 +77,10 @@ final class CoordinatorMetrics: Sendable {
       ])
     commitFailures = registry.makeCounter(
       descriptor: metric("haat_store_commit_failures_total", "Store commits that failed (retried with backoff)."))
+    dashboardPages = registry.makeCounter(
+      descriptor: metric(
+        "haat_dashboard_pages_made_total",
+        "Dashboard pages (their JSON) read from the store; viewers share one a second per page."))
   }
 
   func dispatched(_ count: Int, pool: Pool) {

@@ -104,11 +104,6 @@ enum Dashboard {
   static let rowsShown = 1_000
   static let chartBlocks = 20
 
-  static func exists(_ id: JobID, core: CoordinatorCore) async throws -> Bool {
-    let nowMs = try await core.loop.submit { core.nowMs }.get()
-    return try await core.store.job(id, tasks: false, nowMs: nowMs) != nil
-  }
-
   static func jobPage(_ id: JobID, core: CoordinatorCore) async throws -> JobPage? {
     let nowMs = try await core.loop.submit { core.nowMs }.get()
     guard let record = try await core.store.job(id, tasks: false, nowMs: nowMs) else { return nil }
@@ -152,14 +147,17 @@ enum Dashboard {
     return page
   }
 
-  static func json(_ value: some Encodable) throws -> Response {
+  static func encoded(_ value: some Encodable) throws -> Data {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
+    return try encoder.encode(value)
+  }
+
+  static func json(_ data: Data) -> Response {
     var headers = securityHeaders
     headers[.contentType] = "application/json; charset=utf-8"
     headers[.cacheControl] = "no-store"
-    return Response(
-      status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
   }
 
   static func asset(_ text: String, type: String) -> Response {

@@ -97,7 +97,7 @@ enum DashboardAssets {
 
     async function refresh() {
       const api = page === "job"
-        ? "/api/jobs/" + encodeURIComponent(location.pathname.split("/").pop())
+        ? "/api/jobs/" + encodeURIComponent(location.pathname.split("/").filter(Boolean).pop())
         : "/api/cluster";
       try {
         const response = await fetch(api, { cache: "no-store" });

@@ -453,4 +453,58 @@ import Testing
     }
     #expect(addresses[0] != addresses[1], "two runs on :0 took the same port: \(addresses)")
   }
+
+  /// Found by a tester: every dashboard poll read all of a job's task rows for its counts,
+  /// so 30 viewers of a 200,000-task job held the store's readers (`/readyz` failed, dispatch
+  /// slowed 30×). Pages are now made at most once a second, one at a time.
+  @Test func aFloodOfDashboardReadsLeavesTheCoordinatorReady() async throws {
+    let port = try FreePorts.pick(1)[0]
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    try await withCluster(options) { cluster, _ in
+      let base = "http://127.0.0.1:\(port)"
+      let client = try await cluster.client()
+      var source = Source()
+      source.kind = "noop"
+      source.tasks = 200_000
+      let job = try await client.submit(spec("watched by many", [source])).job
+      await client.close()
+      #expect(try await Self.get(base + "/api/jobs/\(job)").status == 200)
+      // 30 viewers polling as fast as they can for 5 s (at most 500 requests each), while a
+      // probe asks every 250 ms.
+      let deadline = ContinuousClock.now + .seconds(5)
+      let (views, probes) = try await withThrowingTaskGroup(of: (views: [Int], probes: [Int]).self) { group in
+        for _ in 0..<30 {
+          group.addTask {
+            var seen: [Int] = []
+            while ContinuousClock.now < deadline, seen.count < 500 {
+              seen.append(try await Self.get(base + (seen.count % 2 == 0 ? "/api/jobs/\(job)" : "/api/cluster")).status)
+            }
+            return (seen, [])
+          }
+        }
+        group.addTask {
+          var probes: [Int] = []
+          while ContinuousClock.now < deadline {
+            probes.append(try await Self.get(base + "/readyz").status)
+            try await Task.sleep(for: .milliseconds(250))
+          }
+          return ([], probes)
+        }
+        var all: (views: [Int], probes: [Int]) = ([], [])
+        for try await part in group {
+          all.views += part.views
+          all.probes += part.probes
+        }
+        return all
+      }
+      #expect(!views.isEmpty && views.allSatisfy { $0 == 200 }, "\(Set(views))")
+      #expect(!probes.isEmpty && probes.allSatisfy { $0 == 200 }, "readyz: \(probes)")
+      // Two pages polled for about 5 s: about ten made, however many viewers asked.
+      let metrics = try await Self.get(base + "/metrics").body
+      let made = try #require(Self.value(metrics, "haat_dashboard_pages_made_total"))
+      #expect(made <= 20, "\(made) pages made for \(views.count) views")
+    }
+  }
 }

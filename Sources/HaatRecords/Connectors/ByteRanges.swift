@@ -61,6 +61,19 @@ public enum RangeSplitting {
     return nil
   }
 
+  /// The first and last byte in a Content-Range header ("bytes 0-99/1234" → (0, 99)), nil
+  /// when it names none.
+  static func bytes(contentRange: String) -> (UInt64, UInt64)? {
+    let text = contentRange.trimmingCharacters(in: .whitespaces)
+    guard text.lowercased().hasPrefix("bytes "), let slash = text.firstIndex(of: "/") else { return nil }
+    let span = text[text.index(text.startIndex, offsetBy: 6)..<slash].split(
+      separator: "-", omittingEmptySubsequences: false)
+    guard span.count == 2, let first = UInt64(span[0].trimmingCharacters(in: .whitespaces)),
+      let last = UInt64(span[1].trimmingCharacters(in: .whitespaces)), first <= last
+    else { return nil }
+    return (first, last)
+  }
+
   /// The size in a Content-Range header ("bytes 0-99/1234" → 1234), nil if unknown ("*").
   static func size(contentRange: String) -> UInt64? {
     guard let slash = contentRange.lastIndex(of: "/") else { return nil }

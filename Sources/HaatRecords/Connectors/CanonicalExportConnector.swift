@@ -80,11 +80,13 @@ public struct CanonicalExportConnector: Connector {
   }
 
   private var range: ByteRange { task.range }
+  /// The bytes the last range request asked for.
+  private var asked: ClosedRange<UInt64>?
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
     switch mode {
     case .plan:
-      return PageRequest(url: source.url, range: 0...UInt64(RangeSplitting.probeBytes - 1))
+      return rangeRequest(0...UInt64(RangeSplitting.probeBytes - 1))
     case .probe:
       guard range.start < range.end, range.end <= range.size else {
         throw ExportError(
@@ -95,8 +97,7 @@ public struct CanonicalExportConnector: Connector {
         return startRange(inQuotes: false)
       }
       let from = range.start - 1
-      return PageRequest(
-        url: source.url, range: from...min(range.size - 1, from + UInt64(RangeSplitting.probeBytes) - 1))
+      return rangeRequest(from...min(range.size - 1, from + UInt64(RangeSplitting.probeBytes) - 1))
     default:
       return PageRequest(url: source.url)
     }
@@ -157,6 +158,7 @@ public struct CanonicalExportConnector: Connector {
   ) throws(ExportError) -> PageRequest? {
     // An empty body may never have started the page.
     if format == nil, let contentType = response.contentType { format = ExportFormat(contentType: contentType) }
+    try checkPartial(response)
     switch mode {
     case .whole:
       try startReader()
@@ -197,9 +199,12 @@ public struct CanonicalExportConnector: Connector {
   }
 
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
-    // A Range request on an empty file is "416 Range Not Satisfiable": say so plainly.
+    // A Range request on an empty file is "416 Range Not Satisfiable": an empty export has
+    // no rows, split or not, so the plan task reads it whole (as it does a late header).
     if case .plan = mode, response.status == 416 {
-      throw ExportError("the export is empty (0 bytes): there is nothing to read or split")
+      mode = .whole
+      asked = nil
+      return PageRequest(url: source.url)
     }
     return nil
   }
@@ -270,11 +275,44 @@ public struct CanonicalExportConnector: Connector {
     self.split = split
   }
 
+  /// A request for `bytes` of the export, remembered to check the answer's Content-Range.
+  private mutating func rangeRequest(_ bytes: ClosedRange<UInt64>) -> PageRequest {
+    asked = bytes
+    return PageRequest(url: source.url, range: bytes)
+  }
+
+  /// A 206 must be the bytes asked for, of the file that was planned: a server that answers
+  /// other bytes, or a file that changed size since the plan, would read records twice or
+  /// not at all, with every range agreeing.
+  private func checkPartial(_ response: PageResponse) throws(ExportError) {
+    guard response.status == 206, let asked else { return }
+    let contentRange = response.header("content-range") ?? ""
+    guard let (first, _) = RangeSplitting.bytes(contentRange: contentRange) else {
+      // A plan says so itself (it needs the size).
+      guard case .plan = mode else {
+        throw ExportError(
+          "the server's 206 answer gives no byte range (Content-Range \"\(contentRange.prefix(100))\"): the export cannot be read in ranges; read it whole (split_bytes 0)"
+        )
+      }
+      return
+    }
+    guard first == asked.lowerBound else {
+      throw ExportError(
+        "the server answered with bytes from \(first) to a request for bytes \(asked.lowerBound)-\(asked.upperBound): not the bytes asked for; read the export whole (split_bytes 0)"
+      )
+    }
+    if task.hasRange, let size = RangeSplitting.size(contentRange: contentRange), size != range.size {
+      throw ExportError(
+        "the export changed since the job was planned: it was \(range.size) bytes, the server now says \(size); submit the job again"
+      )
+    }
+  }
+
   /// Reads the range from its start, in the quote state given.
   private mutating func startRange(inQuotes: Bool) -> PageRequest {
     let cutter = RangeCutter(start: range.start, end: range.end, csv: format == .csv, inQuotes: inQuotes)
     mode = .range(cutter)
-    return PageRequest(url: source.url, range: cutter.offset...(range.end - 1))
+    return rangeRequest(cutter.offset...(range.end - 1))
   }
 
   /// The next page of the count of quotes before the range (the bytes before the one it
@@ -282,7 +320,7 @@ public struct CanonicalExportConnector: Connector {
   private mutating func nextScan(from offset: UInt64, quotes: Int) -> PageRequest {
     let before = range.start - 1
     guard offset < before else { return startRange(inQuotes: quotes & 1 == 1) }
-    return PageRequest(url: source.url, range: offset...min(before - 1, offset + RangeSplitting.scanBytes - 1))
+    return rangeRequest(offset...min(before - 1, offset + RangeSplitting.scanBytes - 1))
   }
 
   /// The next page of a range, or nil once its last record has ended (or the file has).
@@ -298,7 +336,7 @@ public struct CanonicalExportConnector: Connector {
     // Within the range, read to its end; past it, a little at a time to end the last record.
     let last =
       cutter.offset < range.end ? range.end - 1 : min(range.size - 1, cutter.offset + RangeSplitting.overreadBytes - 1)
-    return PageRequest(url: source.url, range: cutter.offset...last)
+    return rangeRequest(cutter.offset...last)
   }
 
   private mutating func read(

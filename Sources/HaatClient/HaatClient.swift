@@ -231,9 +231,20 @@ public final class HaatClient: Sendable {
   }
 
   /// Deletes jobs that ended before `endedBeforeMs`, with their tasks and results.
-  /// Every schedule (recurring job spec).
+  /// Every schedule (recurring job spec), by name, read a page at a time.
   public func schedules() async throws -> [Haat_V1_Schedule] {
-    try await expect(call(.listSchedules(Haat_V1_ListSchedules())), \.scheduleList).schedules
+    var all: [Haat_V1_Schedule] = []
+    var request = Haat_V1_ListSchedules()
+    while true {
+      let page = try await expect(call(.listSchedules(request)), \.scheduleList)
+      all += page.schedules
+      // A cursor that does not move would loop for ever: a coordinator's fault, said.
+      guard !page.next.isEmpty else { return all }
+      guard page.next != request.after else {
+        throw HaatError(.badRequest, "the coordinator's schedule pages do not advance (next \"\(page.next)\")")
+      }
+      request.after = page.next
+    }
   }
 
   /// Pauses, resumes or removes a schedule.

@@ -63,7 +63,7 @@ extension CoordinatorCore {
     case .retryDead(let request): updateDead(request.tasks, job: request.job, retry: true, id: id, from: connection)
     case .discardDead(let request): updateDead(request.tasks, job: request.job, retry: false, id: id, from: connection)
     case .ping: outbox.reply(connection, to: id, .pong(.with { $0.atMs = nowMs }))
-    case .listSchedules: listSchedules(id: id, from: connection)
+    case .listSchedules(let request): listSchedules(request, id: id, from: connection)
     case .updateSchedule(let request): updateSchedule(request, id: id, from: connection)
     case .getScheduleReport(let request): getScheduleReport(request.name, id: id, from: connection)
     case .unpause(let request): unpause(request.key, id: id, from: connection)

@@ -67,14 +67,20 @@ extension CoordinatorCore {
     }
   }
 
-  func listSchedules(id: String, from connection: Connection) {
+  func listSchedules(_ request: Haat_V1_ListSchedules, id: String, from connection: Connection) {
     let store = self.store
+    let limit = Paging.limit(request.limit, default: 1_000)
+    let after = request.after
+    let maxLineBytes = connection.maxLineBytes
     onStore { try await store.schedules() }
       .assumeIsolated().whenComplete { result in
         switch result {
-        case .success(let schedules):
-          var list = Haat_V1_ScheduleList()
-          list.schedules = schedules.map { record in
+        case .success(let all):
+          // By name in byte order, from the one after the cursor (the name it names need not
+          // still exist).
+          let sorted = all.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+          let rest = after.isEmpty ? sorted[...] : sorted.drop { !after.utf8.lexicographicallyPrecedes($0.name.utf8) }
+          let schedules = rest.prefix(limit).map { record in
             var schedule = Haat_V1_Schedule()
             schedule.name = record.name
             schedule.every = record.every
@@ -86,6 +92,10 @@ extension CoordinatorCore {
             schedule.createdMs = record.createdMs
             return schedule
           }
+          var list = Haat_V1_ScheduleList()
+          let fits = Paging.fitting(schedules, beside: list, maxLineBytes: maxLineBytes)
+          list.schedules = Array(schedules.prefix(max(fits, 1)))
+          if list.schedules.count < rest.count, let last = list.schedules.last { list.next = last.name }
           self.outbox.reply(connection, to: id, .scheduleList(list))
         case .failure(let error):
           self.outbox.replyError(connection, to: id, HaatError(.unavailable, "cannot read the schedules: \(error)"))

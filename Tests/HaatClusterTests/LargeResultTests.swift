@@ -66,6 +66,36 @@ struct LargeResultTests {
     }
   }
 
+  /// Found by a tester: `schedule_list` carried every schedule in one line, and past the
+  /// line limit `haat schedules` could only fail. It pages now, as every list does.
+  @Test func schedulesOverTheLineLimitArePaged() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var noop = Source()
+      noop.kind = "noop"
+      // 400 schedules of 200-byte names: about 150 KB of list, over twice the limit.
+      var names: [String] = []
+      for index in 0..<400 {
+        var one = spec(String(format: "%03d-", (index * 7) % 400) + String(repeating: "s", count: 196), [noop])
+        one.every = "365d"
+        names.append(one.name)
+        _ = try await client.submit(one)
+      }
+      let schedules = try await client.schedules()
+      #expect(schedules.map(\.name) == names.sorted())
+      let first = try await client.call(.listSchedules(Haat_V1_ListSchedules()))
+      guard case .scheduleList(let page) = first else {
+        Issue.record("not a schedule_list: \(first)")
+        return
+      }
+      #expect(!page.next.isEmpty && page.schedules.count < 400 && page.schedules.last?.name == page.next)
+      await client.close()
+    }
+  }
+
   /// Issue 10, defect 6: a spec over the line limit goes in parts and is one job; one past
   /// the documented maximum of sources is refused before anything is sent.
   @Test func specsOverTheLineLimitTravelInParts() async throws {

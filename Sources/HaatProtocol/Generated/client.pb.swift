@@ -755,11 +755,18 @@ public nonisolated struct Haat_V1_Pruned: Sendable {
   public init() {}
 }
 
-/// ListSchedules asks for every schedule (read); answered with ScheduleList.
+/// ListSchedules asks for the schedules, by name (UTF-8 byte order), a page at a time
+/// (read); answered with ScheduleList.
 public nonisolated struct Haat_V1_ListSchedules: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// At most this many; 0 = 1,000, at most 10,000 (cut shorter to fit the line limit).
+  public var limit: UInt32 = 0
+
+  /// The page after this cursor: the previous reply's `next`. Empty = from the first name.
+  public var after: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -772,6 +779,9 @@ public nonisolated struct Haat_V1_ScheduleList: Sendable {
   // methods supported on all messages.
 
   public var schedules: [Haat_V1_Schedule] = []
+
+  /// The cursor for the next page; empty when there are no more schedules.
+  public var next: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2269,18 +2279,34 @@ nonisolated extension Haat_V1_Pruned: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Haat_V1_ListSchedules: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListSchedules"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}limit\0\u{1}after\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.limit) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.after) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.limit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.limit, fieldNumber: 1)
+    }
+    if !self.after.isEmpty {
+      try visitor.visitSingularStringField(value: self.after, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_ListSchedules, rhs: Haat_V1_ListSchedules) -> Bool {
+    if lhs.limit != rhs.limit {return false}
+    if lhs.after != rhs.after {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2288,7 +2314,7 @@ nonisolated extension Haat_V1_ListSchedules: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Haat_V1_ScheduleList: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ScheduleList"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}schedules\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}schedules\0\u{1}next\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2297,6 +2323,7 @@ nonisolated extension Haat_V1_ScheduleList: SwiftProtobuf.Message, SwiftProtobuf
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.schedules) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.next) }()
       default: break
       }
     }
@@ -2306,11 +2333,15 @@ nonisolated extension Haat_V1_ScheduleList: SwiftProtobuf.Message, SwiftProtobuf
     if !self.schedules.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.schedules, fieldNumber: 1)
     }
+    if !self.next.isEmpty {
+      try visitor.visitSingularStringField(value: self.next, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Haat_V1_ScheduleList, rhs: Haat_V1_ScheduleList) -> Bool {
     if lhs.schedules != rhs.schedules {return false}
+    if lhs.next != rhs.next {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

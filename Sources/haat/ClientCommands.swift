@@ -379,7 +379,7 @@ struct LogsCommand: AsyncParsableCommand {
             "\(time(line.atMs)) \(shown(line.worker)) \(shown(line.level.uppercased())) \(shown(line.message))\(task)\(fields.isEmpty ? "" : " " + fields)"
           )
         }
-        fflush(nil)
+        flushOrEndWhenUnread()
       }
     }
   }

@@ -14,6 +14,18 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
 }
 
 /// Prints a message as one JSON document (protobuf's JSON mapping, proto field names).
+/// Flushes what was printed. When the output's reader has gone (a pipe to `head` that
+/// ended, EPIPE), exits 141 as a process ended by SIGPIPE would, as `tail -f | head` does:
+/// this process ignores SIGPIPE (its sockets need that), so a follow loop (`logs -f`, `top`)
+/// would print into the void for ever. Another write error ends it too, saying why.
+func flushOrEndWhenUnread() {
+  guard fflush(nil) != 0 else { return }
+  let reason = errno
+  if reason == EPIPE { exit(141) }
+  FileHandle.standardError.write(Data("haat: cannot write the output: \(String(cString: strerror(reason)))\n".utf8))
+  exit(74)
+}
+
 func printJSON(_ message: some SwiftProtobuf.Message) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true

@@ -48,7 +48,7 @@ struct TopCommand: AsyncParsableCommand {
         if client.json {
           // One document per frame, a line each (NDJSON when live): no screen control.
           print(frame)
-          fflush(nil)
+          flushOrEndWhenUnread()
           if once { return }
           try await Task.sleep(for: .seconds(interval))
           continue
@@ -60,7 +60,8 @@ struct TopCommand: AsyncParsableCommand {
         // Home and clear, then the frame: the terminal redraws in place. Into a file or a
         // pipe, frames follow each other with a blank line, and no screen control.
         let screen = isatty(STDOUT_FILENO) == 1 ? "\u{1B}[H\u{1B}[2J" : "\n"
-        try? FileHandle.standardOutput.write(contentsOf: Data((screen + frame).utf8))
+        print(screen + frame, terminator: "")
+        flushOrEndWhenUnread()
         try await Task.sleep(for: .seconds(interval))
       }
     }

@@ -689,6 +689,33 @@ struct ClusterTests {
   }
 }
 
+/// Found by a tester: `haat top | head -3` and `haat logs -f | head -1` ran for ever once
+/// `head` had gone (the process ignores SIGPIPE, and the EPIPE went unread).
+@Suite struct FollowOutputTests {
+  @Test func topAndLogsFollowEndWhenTheirReaderGoes() async throws {
+    try await withCluster { cluster, _ in
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      for arguments in [["top", "--interval", "0.2"], ["top", "--json", "--interval", "0.2"]] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cluster.binary)
+        process.arguments = arguments + common
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // A frame read, then the reader goes, as `head` does.
+        _ = pipe.fileHandleForReading.availableData
+        try pipe.fileHandleForReading.close()
+        try await eventually("haat \(arguments.joined(separator: " ")) ends", timeout: .seconds(20)) {
+          !process.isRunning
+        }
+        if process.isRunning { process.terminate() }
+        #expect(process.terminationStatus == 141, "\(arguments): \(process.terminationStatus)")
+      }
+    }
+  }
+}
+
 /// Runs a program to its end; its exit status and combined output. The wait is on a thread
 /// of its own: blocking one of the concurrency pool's few threads for a CLI run starves
 /// every other test's tasks (their timeouts then fire on replies read seconds late).

@@ -396,14 +396,23 @@ extension CoordinatorCore {
     }
     let worker = request.worker
     let limit = request.limit == 0 ? 100 : Int(request.limit)
-    for line in logs.tail(
+    let backlog = logs.tail(
       limit: limit,
       where: { line in
         (worker.isEmpty || line.worker == worker) && (LogLevel(name: line.level) ?? .info) >= level
       })
-    {
-      outbox.reply(connection, to: id, .log(line))
+    // The backlog goes at once, so at most half of what a session may leave unsent: the
+    // newest lines that fit. A thousand lines of 8 KiB closed the session as a peer that
+    // did not read (a tester's find).
+    var budget = config.session.outboundBytes / 2
+    var first = backlog.endIndex
+    while first > backlog.startIndex {
+      let size = (Paging.jsonSize(backlog[first - 1]) ?? budget) + Paging.envelopeSlack
+      guard size <= budget else { break }
+      budget -= size
+      first -= 1
     }
+    for line in backlog[first...] { outbox.reply(connection, to: id, .log(line)) }
     if request.follow {
       connection.follows += 1
       tailers.append((connection, id, worker, level))

@@ -336,6 +336,30 @@ struct ClusterTests {
     }
   }
 
+  /// Found by a tester: a backlog of 1,000 long log lines (8 KiB messages, 32 fields) was
+  /// queued at once, past what a session may leave unsent, and `haat logs --limit 1000`
+  /// lost its session. The backlog now sends the newest lines that fit in half of that.
+  @Test func aBacklogOfLongLogLinesComesWithoutClosingTheSession() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
+        .path
+      let logger = try await run(
+        "/usr/bin/env",
+        [
+          "python3", script, "logger", "--coordinator", cluster.endpoint.description, "--token-file",
+          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
+          "worker-raw",
+        ])
+      #expect(logger.status == 0, "\(logger.output)")
+      let line = try #require(logger.output.split(separator: "\n").last { $0.hasPrefix("{") })
+      let lines = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["lines"]
+      // About 4 MiB of lines of about 12 KiB: hundreds, not none.
+      #expect((lines as? Int ?? 0) > 100, "\(logger.output)")
+    }
+  }
+
   /// A worker written in Python from docs/protocol.md sends partials as JSON and as
   /// `partial_binary` (one line, and in parts); both kinds merge into one report, and a
   /// line with both, or with bytes that are not a Partial, is refused with the field.

@@ -4,6 +4,7 @@
   raw_client.py job    --coordinator HOST:PORT --token-file CRED.json --spec SPEC.json [--timeout 60]
   raw_client.py faults --coordinator HOST:PORT --token-file CRED.json [--max-line-bytes N]
   raw_client.py worker --coordinator HOST:PORT --token-file WORKER.json --client-token-file CRED.json [--name N]
+  raw_client.py logger --coordinator HOST:PORT --token-file WORKER.json --client-token-file CRED.json [--name N]
 """
 import argparse, hashlib, hmac, json, os, socket, sys, time
 
@@ -805,17 +806,60 @@ def run_forged(args):
     return 0
 
 
+def run_logger(args):
+    """Ships 2,000 log lines of 8 KiB messages and 32 fields as a worker (the ring keeps
+    about 16 MiB of them), then reads them all back with `tail_logs` as a client that
+    starts reading a second late: the backlog must come (the newest lines that fit), not
+    close the session. Prints how many lines came."""
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    if "welcome" not in conn.reply("hello"):
+        raise ProtocolError("the worker handshake was refused")
+    fields = {f"field{i:02d}": "v" * 100 for i in range(32)}
+    for i in range(2000):
+        conn.send({"log": {"level": "warning", "message": f"line {i} " + "m" * 8192, "fields": fields}})
+    # A ping's answer comes after every line before it was taken.
+    conn.send({"id": "p", "ping": {}})
+    if "pong" not in conn.reply("p", timeout=60):
+        raise ProtocolError("no pong after the log lines")
+    client, welcome = handshake(args.coordinator, client_cred)
+    limit = int(welcome.get("max_line_bytes", 1048576))
+    client.send({"id": "t", "tail_logs": {"limit": 10000}})
+    # A reader busy for a moment (the CLI decodes and prints each line): what the
+    # coordinator queued meanwhile must stay under what a session may leave unsent.
+    time.sleep(1.0)
+    got = 0
+    while True:
+        msg = client.recv(timeout=60)
+        if msg is None:
+            raise ProtocolError(f"the coordinator closed the session after {got} lines of the backlog")
+        if client.longest > limit:
+            raise ProtocolError(f"a line of {client.longest} bytes, over the session's {limit}")
+        if msg.get("reply_to") != "t":
+            continue
+        if "stream_end" in msg:
+            break
+        if "log" not in msg:
+            raise ProtocolError(f"expected log or stream_end, got {msg!r}")
+        got += 1
+    conn.close()
+    client.close()
+    print(json.dumps({"lines": got}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect", "forged"):
+    for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect", "forged",
+                 "logger"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect", "forged"):
+        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect", "forged", "logger"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -826,7 +870,8 @@ def main():
     args = p.parse_args()
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
-                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect, "forged": run_forged}[args.mode](args)
+                "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect, "forged": run_forged,
+                "logger": run_logger}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

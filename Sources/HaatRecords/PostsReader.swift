@@ -73,10 +73,13 @@ public struct PostsReader {
   /// CSV: the columns no post field is read from (`CSVParser.ignoredColumns`).
   private var ignoredColumns: UInt64 = 0
 
+  /// `atFileStart`: the bytes fed start the file, so a byte-order mark there is skipped;
+  /// false for a byte range inside it.
   public init(
     format: ExportFormat, defaultPlatform: String = "", defaultAccount: String = "",
-    maxRecordBytes: Int = 1 << 20, maxRowProblems: Int = 20
+    maxRecordBytes: Int = 1 << 20, maxRowProblems: Int = 20, atFileStart: Bool = true
   ) {
+    sawStart = !atFileStart
     self.format = format
     self.defaultPlatform = defaultPlatform
     self.defaultAccount = defaultAccount

@@ -373,6 +373,10 @@ public struct CanonicalExportConnector: Connector {
     }
     reader = PostsReader(
       format: format, defaultPlatform: source.platform, defaultAccount: source.account,
-      maxRecordBytes: limits.maxRecordBytes, maxRowProblems: limits.maxProblems)
+      maxRecordBytes: limits.maxRecordBytes, maxRowProblems: limits.maxProblems,
+      // An NDJSON range after the first starts inside the file: a BOM there is a record's
+      // bytes (a bad row, as the whole read finds it), not the file's mark. (A CSV range's
+      // reader starts with the file's header line, which keeps the file's BOM.)
+      atFileStart: format == .csv || !(task.hasRange && range.start > 0))
   }
 }

@@ -118,7 +118,15 @@ public enum SpecLoader {
     spec.name = try string(object["name"], "name") ?? ""
     spec.priority = Int32(try integer(object["priority"], "priority", range: -1000...1000) ?? 0)
     spec.notBefore = try string(object["not_before"], "not_before") ?? ""
-    spec.every = try string(object["every"], "every") ?? ""
+    if let every = try string(object["every"], "every") {
+      // An empty `every` (an unset template variable) would make a one-off job without a word.
+      spec.every = every.trimmingCharacters(in: .whitespaces)
+      guard !spec.every.isEmpty else {
+        throw HaatError(
+          .badSpec, "is empty: give an interval (6h) or a cron line (\"0 6 * * *\"), or leave it out for a one-off job",
+          field: "every")
+      }
+    }
     spec.maxAttempts = UInt32(try integer(object["max_attempts"], "max_attempts", range: 0...100) ?? 0)
     spec.retryBaseMs = UInt32(try integer(object["retry_base_ms"], "retry_base_ms", range: 0...86_400_000) ?? 0)
     spec.retryCapMs = UInt32(try integer(object["retry_cap_ms"], "retry_cap_ms", range: 0...86_400_000) ?? 0)

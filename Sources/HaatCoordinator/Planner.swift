@@ -68,6 +68,9 @@ public enum Planner {
 
     var recurrence: Recurrence?
     if !spec.every.isEmpty {
+      guard !spec.every.allSatisfy({ $0 == " " || $0 == "\t" }) else {
+        throw bad("every", "is blank: give an interval (6h) or a cron line, or leave it out for a one-off job")
+      }
       do {
         recurrence = try Recurrence(spec.every)
       } catch {

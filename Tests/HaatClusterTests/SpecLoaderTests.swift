@@ -40,6 +40,21 @@ import Testing
     }
   }
 
+  /// Found by a tester: `every: ""` (an unset template variable) made a one-off job without
+  /// a word, and `every: " 1h"` was stored with its space.
+  @Test func anEmptyEveryIsRefusedAndSpacesAreTrimmed() throws {
+    for empty in ["every: \"\"\n", "every: \"  \"\n"] {
+      do {
+        _ = try SpecLoader.parse("name: n\n" + empty + "sources:\n  - kind: noop\n")
+        Issue.record("parsed: \(empty)")
+      } catch let error as HaatError {
+        #expect(error.code == .badSpec && error.field == "every" && error.message.contains("is empty"))
+      }
+    }
+    let spec = try SpecLoader.parse("name: n\nevery: \" 1h \"\nsources:\n  - kind: noop\n")
+    #expect(spec.every == "1h")
+  }
+
   /// YAML allows lists, mappings and aliases as mapping keys; the spec refuses them with
   /// bad_spec (Yams trapped on them; found by `make fuzz`).
   @Test(arguments: [

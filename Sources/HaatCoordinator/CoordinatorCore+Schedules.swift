@@ -41,7 +41,7 @@ extension CoordinatorCore {
       var spec = try JobSpec(jsonUTF8Data: schedule.spec, options: WireCodec.decodingOptions)
       // A run is one job; its sources are already incremental (planned with `every`).
       spec.every = ""
-      return try Planner.plan(spec, submittedBy: "schedule:\(name)", defaults: defaults)
+      return try Planner.plan(spec, submittedBy: "schedule:\(name)", defaults: defaults, schedule: name)
     }
     .assumeIsolated().whenComplete { result in
       switch result {

@@ -30,8 +30,10 @@ public enum Planner {
   /// The longest source URL, in bytes (browsers and servers stop near 8 KiB too).
   public static let maxURLBytes = 8_192
 
+  /// `schedule`: the schedule whose run this is (its bookmarks are its own); a spec with
+  /// `every` is its schedule's first run.
   public static func plan(
-    _ spec: JobSpec, submittedBy: String, defaults: Defaults = Defaults()
+    _ spec: JobSpec, submittedBy: String, defaults: Defaults = Defaults(), schedule: String? = nil
   ) throws(HaatError) -> NewJob {
     func bad(_ field: String, _ reason: String) -> HaatError {
       HaatError(.badSpec, reason, field: field)
@@ -83,6 +85,7 @@ public enum Planner {
       guard !spec.name.isEmpty else { throw bad("name", "a recurring job (every) needs a name: its schedule's name") }
     }
 
+    let scheduleName = schedule ?? (recurrence == nil ? nil : spec.name)
     var sources = spec.sources
     var names = Set<String>()
     var collects = Set<RecordType>()
@@ -220,7 +223,7 @@ public enum Planner {
           tasks.append(
             NewTask(
               pool: pool, source: source.name, spec: try encoder.encode(&taskSpec),
-              resumeKey: source.incremental ? resumeKey(source, part: part) : nil))
+              resumeKey: source.incremental ? resumeKey(source, part: part, schedule: scheduleName) : nil))
         }
       }
       return NewJob(
@@ -235,8 +238,10 @@ public enum Planner {
 
   /// Where an incremental source's bookmark is kept: the same kind, platform, account and
   /// URL (each length-prefixed, so no two sources share a key), and the task's part.
-  static func resumeKey(_ source: Source, part: Int) -> String {
-    [source.kind, source.platform, source.account, source.url, String(part)]
+  /// A schedule's runs keep theirs under the schedule (`BookmarkKeys.schedulePrefix`).
+  static func resumeKey(_ source: Source, part: Int, schedule: String?) -> String {
+    (schedule.map(BookmarkKeys.schedulePrefix) ?? "")
+      + [source.kind, source.platform, source.account, source.url, String(part)]
       .map { "\($0.utf8.count):\($0)" }.joined(separator: "|")
   }
 

@@ -155,7 +155,10 @@ public final class PostgresJobStore: JobStore {
       switch action {
       case .pause: sql = "UPDATE schedules SET paused = true WHERE name = \(name) RETURNING name"
       case .resume: sql = "UPDATE schedules SET paused = false WHERE name = \(name) RETURNING name"
-      case .remove: sql = "DELETE FROM schedules WHERE name = \(name) RETURNING name"
+      case .remove:
+        let prefix = BookmarkKeys.schedulePrefix(name)
+        try await db.query("DELETE FROM bookmarks WHERE starts_with(key, \(prefix))", logger: logger)
+        sql = "DELETE FROM schedules WHERE name = \(name) RETURNING name"
       }
       return .scheduleUpdated(applied: try await exists(sql, on: db))
     }

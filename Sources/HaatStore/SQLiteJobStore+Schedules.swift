@@ -53,7 +53,13 @@ extension SQLiteJobStore {
     switch action {
     case .pause: try db.execute(sql: "UPDATE schedules SET paused = 1 WHERE name = ?", arguments: [name])
     case .resume: try db.execute(sql: "UPDATE schedules SET paused = 0 WHERE name = ?", arguments: [name])
-    case .remove: try db.execute(sql: "DELETE FROM schedules WHERE name = ?", arguments: [name])
+    case .remove:
+      try db.execute(sql: "DELETE FROM schedules WHERE name = ?", arguments: [name])
+      let removed = db.changesCount > 0
+      let prefix = BookmarkKeys.schedulePrefix(name)
+      try db.execute(
+        sql: "DELETE FROM bookmarks WHERE substr(key, 1, ?) = ?", arguments: [prefix.unicodeScalars.count, prefix])
+      return .scheduleUpdated(applied: removed)
     }
     return .scheduleUpdated(applied: db.changesCount > 0)
   }

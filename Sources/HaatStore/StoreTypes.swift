@@ -327,3 +327,14 @@ public enum Durability: String, Sendable, CaseIterable {
   /// (SQLite `synchronous=NORMAL` in WAL mode).
   case normal
 }
+
+/// Where incremental sources keep their bookmarks (the `bookmarks` table's keys).
+public enum BookmarkKeys {
+  /// What every key of a schedule's runs starts with: each schedule reads from its own
+  /// bookmarks, so a schedule made over a source another schedule (or a one-off
+  /// incremental job) already reads starts from the beginning, and its cumulative report
+  /// has the whole history. Removing the schedule removes them.
+  public static func schedulePrefix(_ name: String) -> String {
+    "schedule|\(name.utf8.count):\(name)|"
+  }
+}

@@ -274,6 +274,13 @@ struct ScheduleClusterTests {
       #expect(cumulative.report.engagement.total.posts == 252)
       #expect(cumulative.report.engagement.rows == once.report.engagement.rows)
       #expect(cumulative.report.engagement.total == once.report.engagement.total)
+      // A second schedule over the same source keeps bookmarks of its own: its first run
+      // reads the whole page, not only what the first schedule has not read.
+      var other = spec("page 777 too", [source])
+      other.every = "1h"
+      let otherRun = try await finish(client, try await client.submit(other).job)
+      #expect(otherRun.report.engagement.total.posts == 252)
+      _ = try await client.updateSchedule("page 777 too", action: "remove")
       await #expect(throws: HaatError.self) { try await client.scheduleReport("no such schedule") }
 
       _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
@@ -288,9 +295,10 @@ struct ScheduleClusterTests {
       // under its name starts afresh: the old runs' 252 posts are not in its report.
       let removed = await #expect(throws: HaatError.self) { try await client.scheduleReport("page 777 every 2s") }
       #expect(removed?.message == #"no schedule named "page 777 every 2s""#, "\(String(describing: removed))")
-      var again = recurring
-      again.sources[0].incremental = false
-      let remade = try await finish(client, try await client.submit(again).job)
+      // Its first run reads the whole page again: the removed schedule's bookmarks went with
+      // it (a tester found the new schedule reading nothing, its report empty for good).
+      let remade = try await finish(client, try await client.submit(recurring).job)
+      #expect(remade.report.engagement.total.posts == 252)
       _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
       try await eventually("the new schedule's runs have ended") {
         try await client.job(try await client.schedules()[0].lastJob).finishedMs > 0

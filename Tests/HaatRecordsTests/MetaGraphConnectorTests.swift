@@ -132,6 +132,27 @@ struct FacebookPostsConnectorTests {
     #expect(third.bookmark == second.bookmark)
   }
 
+  /// Found by a tester: 150 posts at one second overflowed the boundary's 100 ids, and every
+  /// later run counted the other 50 again. Past the boundary, the next run starts after it.
+  @Test func moreAtOneSecondThanTheBoundaryHoldsAreNotCountedAgain() throws {
+    let posts = (0..<150).map { index in
+      #"{"id":"111_\#(index)","created_time":"2026-03-01T18:31:28+0000","reactions":{"summary":{"total_count":1}}}"#
+    }
+    let body = #"{"data":[\#(posts.joined(separator: ","))]}"#
+    func run(_ bookmark: String) throws -> (count: Int, bookmark: String) {
+      var connector = FacebookPostsConnector(task: task(bookmark: bookmark), limits: ReadLimits())
+      let first = try #require(try connector.firstRequest())
+      let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
+      let (records, _, driven) = try drive(FacebookPostsConnector.self, task(bookmark: bookmark), pages: pages)
+      return (records.count, driven.bookmark)
+    }
+    let first = try run("")
+    #expect(first.count == 150)
+    #expect(first.bookmark == "1772389889", "the second after the newest")
+    let again = try run(first.bookmark)
+    #expect(again.count == 0 && again.bookmark == first.bookmark)
+  }
+
   /// A summary count that is not one makes the post a bad record naming it; absent or null
   /// is unknown. "many" likes were read as a post with its likes quietly left out.
   @Test func aSummaryCountThatIsNoCountIsABadRecord() throws {

@@ -82,6 +82,29 @@ struct ShopifyOrdersConnectorTests {
     #expect(try run("2008-01-10T11:00:00-05:00").ids.isEmpty)
   }
 
+  /// Found by a tester: 150 orders at one second overflowed the boundary's 100 ids, and
+  /// every later run counted the other 50 again. Past the boundary, the next run starts
+  /// after that second (in UTC, which `created_at_min` takes as well).
+  @Test func moreAtOneSecondThanTheBoundaryHoldsAreNotCountedAgain() throws {
+    let orders = (0..<150).map { index in
+      #"{"id":\#(1000 + index),"created_at":"2008-01-10T11:00:00-05:00","total_price":"5.00","currency":"USD"}"#
+    }
+    let body = #"{"orders":[\#(orders.joined(separator: ","))]}"#
+    func run(_ bookmark: String) throws -> (count: Int, bookmark: String, url: String) {
+      var connector = ShopifyOrdersConnector(task: task(bookmark: bookmark), limits: ReadLimits())
+      let first = try #require(try connector.firstRequest())
+      let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
+      let (records, _, driven) = try drive(ShopifyOrdersConnector.self, task(bookmark: bookmark), pages: pages)
+      return (records.count, driven.bookmark, first.url)
+    }
+    let first = try run("")
+    #expect(first.count == 150)
+    #expect(first.bookmark == "2008-01-10T16:00:01Z", "the second after the newest")
+    // The platform answers only orders from then on: none of these.
+    let again = try run(first.bookmark)
+    #expect(again.url.contains("created_at_min=2008%2D01%2D10T16%3A00%3A01Z"), "\(again.url)")
+  }
+
   @Test("a bookmark asks for orders created since, and skips the one it was taken from")
   func bookmark() throws {
     var connector = ShopifyOrdersConnector(task: task(bookmark: "2008-01-10T11:00:00-05:00"), limits: ReadLimits())

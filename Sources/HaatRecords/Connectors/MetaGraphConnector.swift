@@ -69,6 +69,12 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
   private var newest: Int64?
   /// The ids of the items at the newest second, for the next run's boundary.
   private var newestIDs: [String] = []
+  /// More items at the newest second than the boundary holds (or one whose id it cannot
+  /// hold): the next run starts after that second, so none of them is counted again.
+  private var newestOverflowed = false
+  /// The most ids a boundary holds: a bookmark travels in every task's spec, under the line
+  /// limit.
+  static var boundaryIDs: Int { 100 }
   public private(set) var counts = ReadCounts()
 
   public init(task: TaskSpec, limits: ReadLimits) {
@@ -95,6 +101,9 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
       guard let since else { return "" }
       return seen.isEmpty ? String(since) : "\(since):\(seen.sorted().joined(separator: ","))"
     }
+    // Past the second: an item published at it after this run is not read (rare), where
+    // keeping the second re-counted every item the boundary could not name, every run.
+    if newestOverflowed { return String(newest + 1) }
     return newestIDs.isEmpty ? String(newest) : "\(newest):\(newestIDs.joined(separator: ","))"
   }
 
@@ -138,9 +147,14 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
           if time > newest ?? Int64.min {
             newest = time
             newestIDs = []
+            newestOverflowed = false
           }
-          if time == newest, newestIDs.count < 100, !post.id.contains(","), !post.id.contains(":") {
-            newestIDs.append(post.id)
+          if time == newest {
+            if newestIDs.count < Self.boundaryIDs, !post.id.contains(","), !post.id.contains(":") {
+              newestIDs.append(post.id)
+            } else {
+              newestOverflowed = true
+            }
           }
         }
       case .failure(let problem):

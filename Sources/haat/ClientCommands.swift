@@ -262,8 +262,7 @@ struct ResultCommand: AsyncParsableCommand {
       if client.json {
         printJSON(result)
       } else if format == .csv {
-        print(
-          ReportRendering.csv(result.report, named: report, escapingFormulas: csvSafe), terminator: "")
+        printCSV(ReportRendering.csv(result.report, named: report, escapingFormulas: csvSafe))
       } else if format == .table {
         print(ReportRendering.table(result.report, only: report), terminator: "")
       } else {

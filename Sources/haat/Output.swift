@@ -13,7 +13,16 @@ func print(_ items: Any..., separator: String = " ", terminator: String = "\n") 
   Swift.print(DisplayText.escape(text, keepNewlines: true), terminator: terminator)
 }
 
-/// Prints a message as one JSON document (protobuf's JSON mapping, proto field names).
+/// Prints a report's CSV: as it is into a file or a pipe (it is data: an account name's
+/// direction marks stay, formats.md), escaped as everything else only on a terminal.
+func printCSV(_ csv: String) {
+  if isatty(STDOUT_FILENO) == 1 {
+    print(csv, terminator: "")
+  } else {
+    Swift.print(csv, terminator: "")
+  }
+}
+
 /// Flushes what was printed. When the output's reader has gone (a pipe to `head` that
 /// ended, EPIPE), exits 141 as a process ended by SIGPIPE would, as `tail -f | head` does:
 /// this process ignores SIGPIPE (its sockets need that), so a follow loop (`logs -f`, `top`)
@@ -26,6 +35,7 @@ func flushOrEndWhenUnread() {
   exit(74)
 }
 
+/// Prints a message as one JSON document (protobuf's JSON mapping, proto field names).
 func printJSON(_ message: some SwiftProtobuf.Message) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true
@@ -93,7 +103,7 @@ func plural(_ count: Int, _ noun: String) -> String {
 func render(_ report: Report, format: ReportFormat) {
   switch format {
   case .table: print(ReportRendering.table(report), terminator: "")
-  case .csv: print(ReportRendering.csv(report), terminator: "")
+  case .csv: printCSV(ReportRendering.csv(report))
   case .json: printJSON(report)
   }
 }

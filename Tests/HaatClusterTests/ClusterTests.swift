@@ -713,6 +713,43 @@ struct ClusterTests {
   }
 }
 
+/// Found by a tester: `haat result --format csv > out.csv` wrote an account's direction
+/// mark as the text `\u{200F}`: report data was rewritten for a terminal it never reached.
+@Suite struct CSVOutputTests {
+  @Test func aReportsCSVIntoAPipeKeepsNamesExactly() async throws {
+    let directory = NSTemporaryDirectory() + "haat-csv-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let account = "karachi\u{200F}_کچن"
+    let path = directory + "/export.csv"
+    try Data(
+      ("platform,account,id,created_at,media_type,likes\n"
+        + "instagram,\(account),1,2026-01-01T10:00:00Z,image,5\n").utf8
+    ).write(to: URL(fileURLWithPath: path))
+    var options = LocalCluster.Options.fast
+    options.workerArguments = ["--file-root", directory]
+    let cluster = try await LocalCluster.start(options)
+    do {
+      let client = try await cluster.client()
+      var source = Source()
+      source.url = "file://\(path)"
+      let job = try await client.submit(spec("names", [source])).job
+      _ = try await finish(client, job)
+      await client.close()
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      // `run` reads the output through a pipe, as `> out.csv` or `| tool` would.
+      let csv = try await run(cluster.binary, ["result", job, "--format", "csv"] + common)
+      #expect(csv.status == 0, "\(csv.output)")
+      #expect(csv.output.contains("instagram,\(account),image,1,5"), "\(csv.output)")
+      #expect(!csv.output.contains("\\u{200F}"), "\(csv.output)")
+    } catch {
+      await cluster.stop()
+      throw error
+    }
+    await cluster.stop()
+  }
+}
+
 /// Found by a tester: `haat top | head -3` and `haat logs -f | head -1` ran for ever once
 /// `head` had gone (the process ignores SIGPIPE, and the EPIPE went unread).
 @Suite struct FollowOutputTests {

@@ -87,7 +87,10 @@ final class Transfer {
     set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
     if let caFile = policy.caFile { set(ccurl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
     // Haat decodes bodies itself (ContentDecoder), so a gzip stream cut short is an error.
-    set(ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, "gzip, deflate"))
+    // A range asks for the identity bytes: a range of a gzip representation (RFC 9110
+    // allows a server to send one) is not the export's bytes at those offsets.
+    set(
+      ccurl_easy_setopt_string(handle, CURLOPT_ACCEPT_ENCODING, request.range == nil ? "gzip, deflate" : "identity"))
     set(ccurl_easy_setopt_long(handle, CURLOPT_HTTP_CONTENT_DECODING, 0))
     set(ccurl_easy_setopt_string(handle, CURLOPT_USERAGENT, policy.userAgent))
     set(ccurl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, requestHeaders))

@@ -1,6 +1,7 @@
 import Foundation
 import HaatCore
 import HaatFixtures
+import Synchronization
 import Testing
 
 @testable import HaatFetch
@@ -332,5 +333,60 @@ struct FetchSecurityTests {
     let error = FetcherTests.error { _ = try FetcherTests.get(fetcher, "http://127.0.0.1:\(port)/x.csv") }
     #expect(error?.kind == .badResponse && error?.retryable == false, "\(String(describing: error))")
     fetcher.shutdown()
+  }
+}
+
+/// Found by a tester: range requests said `Accept-Encoding: gzip, deflate`, and a server
+/// may then answer a range of the gzip representation (RFC 9110), which is not the
+/// export's bytes at those offsets. A range asks for identity.
+@Suite struct RangeEncodingTests {
+  /// The request a one-shot server on loopback received for `request`.
+  static func requestSeen(_ request: FetchRequest, port: inout Int) throws -> String {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+        bind(listener, pointer, length) == 0 && listen(listener, 1) == 0
+          && getsockname(listener, pointer, &length) == 0
+      }
+    }
+    try #require(bound)
+    port = Int(UInt16(bigEndian: address.sin_port))
+    let seen = Mutex("")
+    let done = DispatchSemaphore(value: 0)
+    let server = Thread {
+      defer { done.signal() }
+      let connection = accept(listener, nil, nil)
+      guard connection >= 0 else { return }
+      var buffer = [UInt8](repeating: 0, count: 8192)
+      let count = read(connection, &buffer, buffer.count)
+      seen.withLock { $0 = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self) }
+      let reply = Array(
+        "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/10\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab"
+          .utf8)
+      _ = write(connection, reply, reply.count)
+      close(connection)
+    }
+    server.start()
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    var fetched = request
+    fetched.url = "http://127.0.0.1:\(port)/export.csv"
+    _ = try? fetcher.fetch(fetched) { _ in }
+    fetcher.shutdown()
+    done.wait()
+    return seen.withLock { $0 }
+  }
+
+  @Test func aRangeAsksForTheIdentityBytes() throws {
+    var port = 0
+    let ranged = try Self.requestSeen(FetchRequest(url: "", range: 0...1), port: &port).lowercased()
+    #expect(ranged.contains("range: bytes=0-1"), "\(ranged)")
+    #expect(ranged.contains("accept-encoding: identity") && !ranged.contains("gzip"), "\(ranged)")
+    let whole = try Self.requestSeen(FetchRequest(url: ""), port: &port).lowercased()
+    #expect(whole.contains("accept-encoding: gzip, deflate"), "\(whole)")
   }
 }

@@ -77,7 +77,10 @@ public final class Fetcher: Sendable {
       guard let target = FetchURL(url), target.scheme == "http" || target.scheme == "https", !target.host.isEmpty
       else {
         throw FetchError(
-          .invalidURL, "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
+          .invalidURL,
+          redirects > 0
+            ? "a redirect may go to an http:// or https:// URL only, not to \(URLRedaction.redact(url))"
+            : "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
           retryable: false)
       }
       if let hosts = request.hosts, !hosts.contains(where: { $0.matches(target) }) {

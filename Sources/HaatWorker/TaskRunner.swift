@@ -117,7 +117,11 @@ struct TaskRunner: Sendable {
       }
       while let page = next {
         guard requests < limits.maxPages else {
-          throw ExportError("the source is still offering pages after \(limits.maxPages) requests; stopping")
+          // A byte range asks a page at a time too: a server that answers a byte per 206.
+          throw ExportError(
+            spec.hasRange || spec.splitPlan
+              ? "the byte range is not read after \(limits.maxPages) requests (does the server answer Range requests with only a few bytes each?); stopping; read the export whole (split_bytes 0)"
+              : "the source is still offering pages after \(limits.maxPages) requests; stopping")
         }
         requests += 1
         if page.waitMs > 0 {

@@ -147,6 +147,23 @@ struct FetcherTests {
     await fixture.stop()
   }
 
+  /// A redirect to `file://` is refused, saying a redirect may go to http(s) only (it said
+  /// that file:// URLs can be fetched, naming the file:// URL it refused).
+  @Test func aRedirectToAFileURLSaysRedirectsAreHTTPOnly() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: Self.policy())
+    try fixture.write("a.csv", Data("id\n1\n".utf8))
+    let request = FetchRequest(url: fixture.url("a.csv") + "?redirect_to=file%3A%2F%2F%2Fetc%2Fhostname")
+    let refused = Self.error { _ = try fetcher.fetch(request) { _ in } }
+    #expect(
+      refused?.kind == .invalidURL
+        && refused?.message.hasPrefix("a redirect may go to an http:// or https:// URL only")
+          == true,
+      "\(String(describing: refused))")
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
   @Test func decodesGzip() async throws {
     let fixture = try await Fixture()
     let fetcher = Fetcher(policy: Self.policy())

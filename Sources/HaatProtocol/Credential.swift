@@ -41,6 +41,14 @@ public struct Credential: Codable, Sendable, Equatable {
     do {
       return try JSONDecoder().decode(Credential.self, from: data)
     } catch {
+      // `haat token create --role metrics|dashboard` writes `ID:SECRET` for the admin port.
+      let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+      if text.hasPrefix("t_"), text.contains(":"), !text.contains(where: \.isWhitespace) {
+        throw HaatError(
+          .authFailed,
+          "\(path) holds an admin-port token (ID:SECRET, of the metrics or dashboard role): the protocol needs a credential file of the read, submit, admin or worker role"
+        )
+      }
       throw HaatError(.authFailed, "\(path) is not a Haat credential file (JSON with token_id, secret, role)")
     }
   }

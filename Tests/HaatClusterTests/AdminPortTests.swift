@@ -454,6 +454,17 @@ import Testing
     #expect(addresses[0] != addresses[1], "two runs on :0 took the same port: \(addresses)")
   }
 
+  /// Found by a tester: a metrics token's file given to a client command was "not a Haat
+  /// credential file", though the docs call it one. It now says what it is.
+  @Test func anAdminPortTokenFileIsNamedForWhatItIs() throws {
+    let path = NSTemporaryDirectory() + "haat-metrics-\(UUID().uuidString).token"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try "t_0123456789abcdef:c2VjcmV0c2VjcmV0\n".write(toFile: path, atomically: true, encoding: .utf8)
+    let error = #expect(throws: HaatError.self) { try Credential.load(path: path) }
+    #expect(error?.code == .authFailed && error?.message.contains("holds an admin-port token") == true)
+    #expect(error?.message.contains("c2VjcmV0") == false, "the secret is never shown")
+  }
+
   /// Found by a tester: every dashboard poll read all of a job's task rows for its counts,
   /// so 30 viewers of a 200,000-task job held the store's readers (`/readyz` failed, dispatch
   /// slowed 30×). Pages are now made at most once a second, one at a time.

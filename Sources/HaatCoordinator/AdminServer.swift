@@ -8,6 +8,7 @@ import HummingbirdTLS
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 
 /// The admin HTTP port (`--admin-listen`, off by default): `/metrics` (Prometheus text),
@@ -387,11 +388,35 @@ struct BoundedChannel<Inner: ServerChildChannel>: ServerChildChannel {
     } else {
       logger.debug("admin connection closed: too many open", metadata: ["address": "\(address)"])
     }
-    return inner.setup(channel: channel, logger: logger).map { value in
+    return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
       if !admitted { channel.close(promise: nil) }
+      // Right after the request decoder: where a request's head still has its version.
+      if let decoder = try? channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+      {
+        try channel.pipeline.syncOperations.addHandler(HTTP10Close(), position: .after(decoder))
+      }
       return value
     }
   }
 
   func handle(value: Value, logger: Logger) async { await inner.handle(value: value, logger: logger) }
+}
+
+/// An HTTP/1.0 request without `Connection: keep-alive` ends its connection after the
+/// response, as HTTP/1.0 says: the server keeps connections by HTTP/1.1's rule (only
+/// `Connection: close` ends one), so a 1.0 probe that reads to the end waited 30 s and held
+/// one of its address's 32 connections.
+final class HTTP10Close: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = HTTPServerRequestPart
+  typealias InboundOut = HTTPServerRequestPart
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    guard case .head(var head) = unwrapInboundIn(data), head.version == .http1_0,
+      !head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "keep-alive" })
+    else {
+      return context.fireChannelRead(data)
+    }
+    head.headers.replaceOrAdd(name: "connection", value: "close")
+    context.fireChannelRead(wrapInboundOut(.head(head)))
+  }
 }

@@ -454,6 +454,53 @@ import Testing
     #expect(addresses[0] != addresses[1], "two runs on :0 took the same port: \(addresses)")
   }
 
+  /// Found by a tester: an HTTP/1.0 request (no keep-alive) got its answer, but the
+  /// connection stayed open until the 30 s idle timeout, holding one of the address's 32.
+  @Test func anHTTP10RequestsConnectionEndsWithItsResponse() async throws {
+    let port = try FreePorts.pick(1)[0]
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    try await withCluster(options) { _, _ in
+      try await eventually("the admin port answers") {
+        (try? await Self.get("http://127.0.0.1:\(port)/healthz"))?.status == 200
+      }
+      let (reply, closed) = try await Task.detached { try Self.exchange(port: port, "GET /healthz HTTP/1.0\r\n\r\n") }
+        .value
+      #expect(reply.hasPrefix("HTTP/1.1 200") && reply.hasSuffix("ok\n"), "\(reply)")
+      #expect(closed, "the connection stayed open after the response")
+    }
+  }
+
+  /// Sends `request` on a new connection and reads until the server closes it or 10 s
+  /// pass: what came, and whether it was closed.
+  static func exchange(port: Int, _ request: String) throws -> (String, Bool) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+      }
+    }
+    try #require(connected)
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let bytes = Array(request.utf8)
+    _ = write(fd, bytes, bytes.count)
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let count = read(fd, &buffer, buffer.count)
+      if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+      if count < 0 { return (String(decoding: received, as: UTF8.self), false) }
+      received += buffer.prefix(count)
+    }
+  }
+
   /// Found by a tester: a metrics token's file given to a client command was "not a Haat
   /// credential file", though the docs call it one. It now says what it is.
   @Test func anAdminPortTokenFileIsNamedForWhatItIs() throws {

@@ -168,19 +168,11 @@ extension CoordinatorCore {
   /// The specs of a split source's range tasks: the plan task's stored spec (never the
   /// worker's word for it), each with one range; nil when that spec is not a plan task's.
   static func rangeTasks(of planSpec: Data, _ split: Split, firstIndex: Int) -> [Data]? {
-    guard var spec = try? TaskSpec(jsonUTF8Data: planSpec, options: WireCodec.decodingOptions), spec.splitPlan
+    guard let plan = try? TaskSpec(jsonUTF8Data: planSpec, options: WireCodec.decodingOptions), plan.splitPlan
     else { return nil }
-    spec.splitPlan = false
     var specs: [Data] = []
     specs.reserveCapacity(split.bounds.count - 1)
-    for index in 0..<(split.bounds.count - 1) {
-      var range = ByteRange()
-      range.start = split.bounds[index]
-      range.end = split.bounds[index + 1]
-      range.size = split.size
-      if range.start > 0 { range.header = split.header }
-      spec.range = range
-      spec.index = UInt32(clamping: firstIndex + index)
+    for spec in split.rangeTasks(of: plan, firstIndex: firstIndex) {
       guard let data = try? SpecJSON.data(spec) else { return nil }
       specs.append(data)
     }

@@ -43,14 +43,8 @@ enum RangeFuzzing {
     var posts: [String] = []
     var bad: UInt64 = 0
     var results: [ReportReducer.TaskResult] = []
-    for index in 0..<(split.bounds.count - 1) {
-      var range = ByteRange()
-      range.start = split.bounds[index]
-      range.end = split.bounds[index + 1]
-      range.size = split.size
-      if range.start > 0 { range.header = split.header }
-      task.splitPlan = false
-      task.range = range
+    for (index, task) in split.rangeTasks(of: task, firstIndex: 0).enumerated() {
+      let range = task.range
       let reading = read(task, export)
       invariants.check(
         reading.error == nil,

@@ -326,10 +326,7 @@ import Testing
     let taken = try FreePorts.pick(1)[0]
     let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(holder) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(taken).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var address = Self.loopback(port: taken)
     let bound = withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
         bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -472,15 +469,21 @@ import Testing
     }
   }
 
+  /// 127.0.0.1:`port`, for bind and connect.
+  static func loopback(port: Int) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return address
+  }
+
   /// Sends `request` on a new connection and reads until the server closes it or 10 s
   /// pass: what came, and whether it was closed.
   static func exchange(port: Int, _ request: String) throws -> (String, Bool) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var address = Self.loopback(port: port)
     let connected = withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
         connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0

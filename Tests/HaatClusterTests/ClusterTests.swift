@@ -343,15 +343,7 @@ struct ClusterTests {
     var options = LocalCluster.Options.fast
     options.workers = 0
     try await withCluster(options) { cluster, _ in
-      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
-        .path
-      let logger = try await run(
-        "/usr/bin/env",
-        [
-          "python3", script, "logger", "--coordinator", cluster.endpoint.description, "--token-file",
-          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
-          "worker-raw",
-        ])
+      let logger = try await rawWorker("logger", cluster)
       #expect(logger.status == 0, "\(logger.output)")
       let line = try #require(logger.output.split(separator: "\n").last { $0.hasPrefix("{") })
       let lines = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["lines"]
@@ -367,15 +359,7 @@ struct ClusterTests {
     var options = LocalCluster.Options.fast
     options.workers = 0
     try await withCluster(options) { cluster, _ in
-      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
-        .path
-      let worker = try await run(
-        "/usr/bin/env",
-        [
-          "python3", script, "worker", "--coordinator", cluster.endpoint.description, "--token-file",
-          cluster.workerTokenPath, "--client-token-file", cluster.dataDirectory + "/admin.token", "--name",
-          "worker-raw",
-        ])
+      let worker = try await rawWorker("worker", cluster)
       #expect(worker.status == 0, "\(worker.output)")
       let line = try #require(worker.output.split(separator: "\n").last { $0.hasPrefix("{") })
       let result = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
@@ -711,6 +695,19 @@ struct ClusterTests {
       await client.close()
     }
   }
+}
+
+/// Runs raw_client.py (a protocol client written from docs/protocol.md alone) in `mode`
+/// against the cluster: as the worker `worker-raw`, with the admin credential for its
+/// client side.
+func rawWorker(_ mode: String, _ cluster: LocalCluster) async throws -> (status: Int32, output: String) {
+  let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py").path
+  return try await run(
+    "/usr/bin/env",
+    [
+      "python3", script, mode, "--coordinator", cluster.endpoint.description, "--token-file", cluster.workerTokenPath,
+      "--client-token-file", cluster.dataDirectory + "/admin.token", "--name", "worker-raw",
+    ])
 }
 
 /// Found by a tester: `haat result --format csv > out.csv` wrote an account's direction

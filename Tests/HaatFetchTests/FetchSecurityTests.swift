@@ -303,9 +303,9 @@ struct FetchSecurityTests {
 /// A server whose reply is not HTTP at all (no status line): `bad_response`, as the docs
 /// say, not `invalid_url` (the URL was fine).
 @Suite struct NotHTTPTests {
-  @Test func aReplyWithoutAStatusLineIsABadResponse() throws {
+  /// A listening socket on a free loopback port, and the port.
+  static func listener() throws -> (socket: Int32, port: Int) {
     let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(listener) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -316,8 +316,14 @@ struct FetchSecurityTests {
           && getsockname(listener, pointer, &length) == 0
       }
     }
+    if !bound { close(listener) }
     try #require(bound)
-    let port = Int(UInt16(bigEndian: address.sin_port))
+    return (listener, Int(UInt16(bigEndian: address.sin_port)))
+  }
+
+  @Test func aReplyWithoutAStatusLineIsABadResponse() throws {
+    let (listener, port) = try Self.listener()
+    defer { close(listener) }
     // One connection: read the request, answer with a line that is no HTTP, close.
     let server = Thread {
       let connection = accept(listener, nil, nil)
@@ -340,22 +346,11 @@ struct FetchSecurityTests {
 /// may then answer a range of the gzip representation (RFC 9110), which is not the
 /// export's bytes at those offsets. A range asks for identity.
 @Suite struct RangeEncodingTests {
-  /// The request a one-shot server on loopback received for `request`.
-  static func requestSeen(_ request: FetchRequest, port: inout Int) throws -> String {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  /// The request a one-shot server on loopback received for `request` (its URL's host and
+  /// port are the server's).
+  static func requestSeen(_ request: FetchRequest) throws -> String {
+    let (listener, port) = try NotHTTPTests.listener()
     defer { close(listener) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-        bind(listener, pointer, length) == 0 && listen(listener, 1) == 0
-          && getsockname(listener, pointer, &length) == 0
-      }
-    }
-    try #require(bound)
-    port = Int(UInt16(bigEndian: address.sin_port))
     let seen = Mutex("")
     let done = DispatchSemaphore(value: 0)
     let server = Thread {
@@ -382,11 +377,10 @@ struct FetchSecurityTests {
   }
 
   @Test func aRangeAsksForTheIdentityBytes() throws {
-    var port = 0
-    let ranged = try Self.requestSeen(FetchRequest(url: "", range: 0...1), port: &port).lowercased()
+    let ranged = try Self.requestSeen(FetchRequest(url: "", range: 0...1)).lowercased()
     #expect(ranged.contains("range: bytes=0-1"), "\(ranged)")
     #expect(ranged.contains("accept-encoding: identity") && !ranged.contains("gzip"), "\(ranged)")
-    let whole = try Self.requestSeen(FetchRequest(url: ""), port: &port).lowercased()
+    let whole = try Self.requestSeen(FetchRequest(url: "")).lowercased()
     #expect(whole.contains("accept-encoding: gzip, deflate"), "\(whole)")
   }
 }

@@ -82,14 +82,13 @@ private func task(url: String) -> TaskSpec {
 
 /// The range tasks of `bounds` over `file`, as the coordinator makes them from a plan.
 private func rangeTasks(url: String, file: [UInt8], bounds: [UInt64], header: String) -> [TaskSpec] {
-  (0..<(bounds.count - 1)).map { index in
-    var spec = task(url: url)
-    spec.range.start = bounds[index]
-    spec.range.end = bounds[index + 1]
-    spec.range.size = UInt64(file.count)
-    if bounds[index] > 0 { spec.range.header = header }
-    return spec
-  }
+  var split = Split()
+  split.size = UInt64(file.count)
+  split.bounds = bounds
+  split.header = header
+  var plan = task(url: url)
+  plan.splitPlan = true
+  return split.rangeTasks(of: plan, firstIndex: 0)
 }
 
 /// A CSV export whose captions hold commas, escaped quotes and line breaks (LF and CRLF),

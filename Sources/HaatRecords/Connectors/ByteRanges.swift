@@ -321,3 +321,23 @@ enum QuoteStateProbe {
     }
   }
 }
+
+extension Split {
+  /// The range tasks of this split of a plan task's source: `plan` (the plan task's spec)
+  /// with `split_plan` off and one range each (the file's header on every range but the
+  /// first), indexed from `firstIndex`.
+  public func rangeTasks(of plan: TaskSpec, firstIndex: Int) -> [TaskSpec] {
+    var spec = plan
+    spec.splitPlan = false
+    return (0..<max(0, bounds.count - 1)).map { index in
+      var range = ByteRange()
+      range.start = bounds[index]
+      range.end = bounds[index + 1]
+      range.size = size
+      if range.start > 0 { range.header = header }
+      spec.range = range
+      spec.index = UInt32(clamping: firstIndex + index)
+      return spec
+    }
+  }
+}

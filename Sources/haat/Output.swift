@@ -100,10 +100,11 @@ func plural(_ count: Int, _ noun: String) -> String {
 }
 
 /// Renders a report in the format asked for.
-func render(_ report: Report, format: ReportFormat) {
+/// `only`: that report's section alone (table and csv; JSON is the whole report).
+func render(_ report: Report, format: ReportFormat, only name: String? = nil) {
   switch format {
-  case .table: print(ReportRendering.table(report), terminator: "")
-  case .csv: printCSV(ReportRendering.csv(report))
+  case .table: print(ReportRendering.table(report, only: name), terminator: "")
+  case .csv: printCSV(ReportRendering.csv(report, named: name))
   case .json: printJSON(report)
   }
 }

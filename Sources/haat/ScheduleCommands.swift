@@ -39,17 +39,28 @@ struct SchedulesCommand: AsyncParsableCommand {
     @Argument(help: "The schedule's name.") var name: String
     @Option(help: "table, json or csv.")
     var format: String = ReportFormat.table.rawValue
+    @Option(help: "Print only this report's section (table and csv), e.g. ads.")
+    var report: String?
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
       guard ReportFormat(rawValue: format) != nil else { throw ValidationError("--format must be table, json or csv") }
+      if let report, Reports.kernel(named: report) == nil {
+        throw ValidationError("--report: unknown report \"\(report)\"; use one of \(Reports.names)")
+      }
     }
 
     func run() async throws {
       try await client.session { connection in
         let result = try await connection.scheduleReport(name)
         if client.json { return printJSON(result) }
-        render(result.report, format: ReportFormat(rawValue: format) ?? .table)
+        if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
+          throw HaatError(
+            .badRequest,
+            "schedule \(DisplayText.escape(name)) has no \(report) report: its runs did not compute it (name \(report) in the spec's reports)"
+          )
+        }
+        render(result.report, format: ReportFormat(rawValue: format) ?? .table, only: report)
       }
     }
   }

@@ -282,6 +282,16 @@ struct ScheduleClusterTests {
       #expect(otherRun.report.engagement.total.posts == 252)
       _ = try await client.updateSchedule("page 777 too", action: "remove")
       await #expect(throws: HaatError.self) { try await client.scheduleReport("no such schedule") }
+      // One section of it, as `result --report` prints one (a tester found no way to get a
+      // schedule's second section as CSV).
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let section = try await run(
+        cluster.binary,
+        ["schedules", "report", "page 777 every 2s", "--report", "engagement", "--format", "csv"] + common)
+      #expect(section.status == 0 && section.output.hasPrefix("platform,account,media_type"), "\(section.output)")
+      let absent = try await run(
+        cluster.binary, ["schedules", "report", "page 777 every 2s", "--report", "ads", "--format", "csv"] + common)
+      #expect(absent.status == 2 && absent.output.contains("has no ads report"), "\(absent.output)")
 
       _ = try await client.updateSchedule("page 777 every 2s", action: "pause")
       let runs = try await client.schedules()[0].runs

@@ -60,7 +60,9 @@ struct TopCommand: AsyncParsableCommand {
         // Home and clear, then the frame: the terminal redraws in place. Into a file or a
         // pipe, frames follow each other with a blank line, and no screen control.
         let screen = isatty(STDOUT_FILENO) == 1 ? "\u{1B}[H\u{1B}[2J" : "\n"
-        print(screen + frame, terminator: "")
+        // Not the module's `print`: it would escape the screen control (the frame is
+        // escaped already, `frame`).
+        Swift.print(screen + frame, terminator: "")
         flushOrEndWhenUnread()
         try await Task.sleep(for: .seconds(interval))
       }

@@ -61,9 +61,9 @@ public enum RangeSplitting {
     return nil
   }
 
-  /// The first and last byte in a Content-Range header ("bytes 0-99/1234" → (0, 99)), nil
-  /// when it names none.
-  static func bytes(contentRange: String) -> (UInt64, UInt64)? {
+  /// The first byte in a Content-Range header ("bytes 0-99/1234" → 0), nil when it names
+  /// no range of bytes.
+  static func firstByte(contentRange: String) -> UInt64? {
     let text = contentRange.trimmingCharacters(in: .whitespaces)
     guard text.lowercased().hasPrefix("bytes "), let slash = text.firstIndex(of: "/") else { return nil }
     let span = text[text.index(text.startIndex, offsetBy: 6)..<slash].split(
@@ -71,7 +71,7 @@ public enum RangeSplitting {
     guard span.count == 2, let first = UInt64(span[0].trimmingCharacters(in: .whitespaces)),
       let last = UInt64(span[1].trimmingCharacters(in: .whitespaces)), first <= last
     else { return nil }
-    return (first, last)
+    return first
   }
 
   /// The size in a Content-Range header ("bytes 0-99/1234" → 1234), nil if unknown ("*").

@@ -287,7 +287,7 @@ public struct CanonicalExportConnector: Connector {
   private func checkPartial(_ response: PageResponse) throws(ExportError) {
     guard response.status == 206, let asked else { return }
     let contentRange = response.header("content-range") ?? ""
-    guard let (first, _) = RangeSplitting.bytes(contentRange: contentRange) else {
+    guard let first = RangeSplitting.firstByte(contentRange: contentRange) else {
       // A plan says so itself (it needs the size).
       guard case .plan = mode else {
         throw ExportError(

@@ -66,15 +66,8 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
   private var metrics = Edge.metrics
   public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
-  private var newest: Int64?
-  /// The ids of the items at the newest second, for the next run's boundary.
-  private var newestIDs: [String] = []
-  /// More items at the newest second than the boundary holds (or one whose id it cannot
-  /// hold): the next run starts after that second, so none of them is counted again.
-  private var newestOverflowed = false
-  /// The most ids a boundary holds: a bookmark travels in every task's spec, under the line
-  /// limit.
-  static var boundaryIDs: Int { 100 }
+  /// The newest item's second and the ids at it, for the next run.
+  private var newest = SecondBoundary(separators: [",", ":"])
   public private(set) var counts = ReadCounts()
 
   public init(task: TaskSpec, limits: ReadLimits) {
@@ -97,14 +90,13 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
 
   /// The newest item's time and the ids at that second; an empty run keeps the old one.
   public var bookmark: String {
-    guard let newest else {
+    guard let seconds = newest.seconds else {
       guard let since else { return "" }
       return seen.isEmpty ? String(since) : "\(since):\(seen.sorted().joined(separator: ","))"
     }
-    // Past the second: an item published at it after this run is not read (rare), where
-    // keeping the second re-counted every item the boundary could not name, every run.
-    if newestOverflowed { return String(newest + 1) }
-    return newestIDs.isEmpty ? String(newest) : "\(newest):\(newestIDs.joined(separator: ","))"
+    // Past the second when it overflowed (SecondBoundary).
+    if newest.overflowed { return String(seconds + 1) }
+    return newest.ids.isEmpty ? String(seconds) : "\(seconds):\(newest.ids.joined(separator: ","))"
   }
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {
@@ -144,18 +136,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
         // only the newer one's id, and the next run counted the old one a second time.
         let read = time == since && seen.contains(post.id)
         if read || counts.take(.success(.post(post)), row: index, keep: limits.maxProblems, emit: emit) {
-          if time > newest ?? Int64.min {
-            newest = time
-            newestIDs = []
-            newestOverflowed = false
-          }
-          if time == newest {
-            if newestIDs.count < Self.boundaryIDs, !post.id.contains(","), !post.id.contains(":") {
-              newestIDs.append(post.id)
-            } else {
-              newestOverflowed = true
-            }
-          }
+          newest.take(seconds: time, id: post.id)
         }
       case .failure(let problem):
         counts.take(.failure(problem), row: index, keep: limits.maxProblems, emit: emit)

@@ -49,13 +49,10 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
   private let given: String
   public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
-  /// The newest order's time, `created_at` as written, and the ids of the orders at it;
-  /// `overflowed` when more orders are at it than the boundary holds (or one whose id it
-  /// cannot hold): the next run then starts after that second, so none is counted again.
-  private var newest: (seconds: Int64, written: String, ids: [String], overflowed: Bool)?
-  /// The most ids a boundary holds: a bookmark travels in every task's spec, under the line
-  /// limit.
-  static let boundaryIDs = 100
+  /// The newest order's second and the ids at it, for the next run, and its `created_at` as
+  /// written.
+  private var newest = SecondBoundary(separators: [",", " "])
+  private var newestWritten = ""
   public private(set) var counts = ReadCounts()
 
   public init(task: TaskSpec, limits: ReadLimits) {
@@ -77,25 +74,15 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
   /// The newest order's `created_at`, as Shopify wrote it, and the ids of the orders at it;
   /// an empty run keeps the bookmark it was given.
   public var bookmark: String {
-    guard let newest else { return given }
-    if newest.overflowed {
-      // The next second, in UTC: an order created at this one after this run is not read
-      // (rare), where keeping it re-counted every order the boundary could not name.
-      return Date(timeIntervalSince1970: TimeInterval(newest.seconds + 1)).formatted(.iso8601)
-    }
-    return newest.ids.isEmpty ? newest.written : "\(newest.written) \(newest.ids.joined(separator: ","))"
+    guard let seconds = newest.seconds else { return given }
+    // Past the second when it overflowed (SecondBoundary): the next one, in UTC.
+    if newest.overflowed { return Date(timeIntervalSince1970: TimeInterval(seconds + 1)).formatted(.iso8601) }
+    return newest.ids.isEmpty ? newestWritten : "\(newestWritten) \(newest.ids.joined(separator: ","))"
   }
 
   /// Takes `order` into the boundary the next run starts from.
   private mutating func bound(_ order: OrderRecord, written: String) {
-    let seconds = order.createdAt.epochSeconds
-    if seconds > newest?.seconds ?? Int64.min { newest = (seconds, written, [], false) }
-    guard seconds == newest?.seconds, let count = newest?.ids.count else { return }
-    if count < Self.boundaryIDs, !order.id.isEmpty, !order.id.contains(","), !order.id.contains(" ") {
-      newest?.ids.append(order.id)
-    } else {
-      newest?.overflowed = true
-    }
+    if newest.take(seconds: order.createdAt.epochSeconds, id: order.id) { newestWritten = written }
   }
 
   public mutating func firstRequest() throws(ExportError) -> PageRequest? {

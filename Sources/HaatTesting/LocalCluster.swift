@@ -125,6 +125,9 @@ public final class LocalCluster: Sendable {
     public var workerArguments: [String] = []
     /// Variables added to the coordinator's environment (an LD_PRELOAD fault shim, say).
     public var coordinatorEnvironment: [String: String] = [:]
+    /// Variables added to each worker's environment. A test that sets a variable in its own
+    /// process sets it for every test running beside it (their URLSessions and children).
+    public var workerEnvironment: [String: String] = [:]
     /// Where the data directory and logs go; a new temporary directory if nil.
     public var directory: String?
     /// Coordinators besides the first on the same data directory and store (standbys of
@@ -267,7 +270,11 @@ public final class LocalCluster: Sendable {
         "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
         "--exit-with-parent",
       ] + tlsArguments(server: false) + options.workerArguments + extraArguments
-    let process = try ChildProcess(name: name, executable: binary, arguments: arguments, logPath: logPath(for: name))
+    let environment =
+      options.workerEnvironment.isEmpty
+      ? nil : ProcessInfo.processInfo.environment.merging(options.workerEnvironment) { $1 }
+    let process = try ChildProcess(
+      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name), environment: environment)
     state.withLock { $0.workers[name] = process }
     return process
   }

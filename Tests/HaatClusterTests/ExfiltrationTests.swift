@@ -31,6 +31,32 @@ struct ExfiltrationTests {
       { cluster, server in try await attack(cluster, server, directory: directory, metaSecret: metaSecret) })
   }
 
+  /// Proxy variables in a worker's environment are not followed: without `--proxy` a fetch
+  /// goes straight to its target. Set on the worker process only: set in the test process,
+  /// they sent every test beside it to the proxy.
+  @Test func proxyVariablesAreIgnored() async throws {
+    let proxy = try await FixtureServer.start()
+    defer { Task { try? await proxy.stop() } }
+    let variables = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"]
+    try await withCluster(
+      { _ in
+        var options = LocalCluster.Options.fast
+        options.workers = 1
+        options.workerEnvironment = Dictionary(uniqueKeysWithValues: variables.map { ($0, proxy.baseURL) })
+        return options
+      },
+      { cluster, server in
+        let client = try await cluster.client()
+        let samples = try Samples.manifest()
+        let job = try await client.submit(spec("no proxy", samples.map { Samples.source($0, server: server) })).job
+        let result = try await finish(client, job)
+        await client.close()
+        #expect(result.report.summary.missing.isEmpty, "\(result.report.summary.missing)")
+        #expect(result.report.summary.sourcesOk == UInt32(samples.count))
+        #expect(proxy.requests == 0, "the proxy was asked: \(proxy.requestedPaths)")
+      })
+  }
+
   private func attack(_ cluster: LocalCluster, _ server: FixtureServer, directory: String, metaSecret: String)
     async throws
   {

@@ -123,6 +123,14 @@ public final class FixtureServer: Sendable {
 }
 
 /// What the handlers share.
+/// A paging position a client sent (an offset, a page number): a count from 0 to 10^8, or
+/// nil, for which a fixture answers its platform's bad-parameter error. A negative or huge
+/// one reached range and overflow traps and took the whole server down.
+func pagingCount(_ text: (some StringProtocol)?) -> Int? {
+  guard let text, let value = Int(text), value >= 0, value <= 100_000_000 else { return nil }
+  return value
+}
+
 final class FixtureState: Sendable {
   let root: String?
   let connections = Atomic<Int>(0)
@@ -172,12 +180,18 @@ final class FixtureHandler: ChannelInboundHandler {
 
   private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
     let (path, query) = Self.split(head.uri)
+    // Reading the request log is not a request of the series it reads: it counted, and
+    // changed what `fail_first` then did.
+    guard path != "/_requests", path != "/_stats" else {
+      return route(head, path: path, query: query, seen: 0, context: context)
+    }
     let key = query["series"] ?? path
     let seen = state.record(series: key)
     let authorization = head.headers["Authorization"].first ?? ""
     state.authorizations.withLock { $0[key, default: []].append(authorization) }
     if query["hang"] == "1" { return }
-    let delay = Int64(query["delay_ms"] ?? "") ?? 0
+    // At most 10 minutes: a larger one overflowed the timer's nanoseconds and trapped.
+    let delay = min(600_000, Int64(query["delay_ms"] ?? "") ?? 0)
     let respond = { [self] in
       self.route(head, path: path, query: query, seen: seen, context: context)
     }
@@ -196,7 +210,13 @@ final class FixtureHandler: ChannelInboundHandler {
       var next = query
       next["redirect"] = String(redirects - 1)
       next["series"] = next["series"] ?? path
-      let location = path + "?" + next.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "&")
+      // Encoded again: a decoded value (a space, a `;`, a `+`) arrived changed after the hop.
+      func encoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~")))
+          ?? text
+      }
+      let location =
+        path + "?" + next.map { "\(encoded($0.key))=\(encoded($0.value))" }.sorted().joined(separator: "&")
       return send(
         status: .found, headers: [("Location", location)], body: Array("redirect\n".utf8), head: head, context: context)
     }
@@ -208,11 +228,21 @@ final class FixtureHandler: ChannelInboundHandler {
     }
     if let count = Int(query["header_lines"] ?? "") {
       // A hostile server: very many response headers, or one very long one.
-      var headers = (0..<min(count, 200_000)).map { ("X-Filler-\($0)", "x") }
+      var headers = (0..<max(0, min(count, 200_000))).map { ("X-Filler-\($0)", "x") }
       if let bytes = Int(query["header_bytes"] ?? "") {
-        headers.append(("X-Long", String(repeating: "a", count: min(bytes, 4 << 20))))
+        headers.append(("X-Long", String(repeating: "a", count: max(0, min(bytes, 4 << 20)))))
       }
       return send(status: .ok, headers: headers, body: Array("ok\n".utf8), head: head, context: context)
+    }
+    // A status the fixture is asked to answer: three digits (a negative one trapped). Only
+    // a number is one: Shopify's own `status=any` is the platform's parameter.
+    for name in ["status", "fail_status"] {
+      if let text = query[name], let code = Int(text), !(100...999).contains(code) {
+        return send(
+          status: .badRequest, headers: [("Content-Type", "text/plain")],
+          body: Array("\(name) must be a status code from 100 to 999, not \(text)\n".utf8), head: head, context: context
+        )
+      }
     }
     if let failFirst = Int(query["fail_first"] ?? ""), seen < failFirst {
       let status = HTTPResponseStatus(statusCode: Int(query["fail_status"] ?? "") ?? 503)
@@ -280,7 +310,8 @@ final class FixtureHandler: ChannelInboundHandler {
       let names = FixtureServer.samplesDirectory.flatMap {
         try? FileManager.default.contentsOfDirectory(atPath: $0.path)
       }
-      let listing = (names ?? []).sorted().map { $0 + "\n" }.joined()
+      // The exports alone: the manifest describes them, it is not one.
+      let listing = (names ?? []).filter { $0 != "manifest.json" }.sorted().map { $0 + "\n" }.joined()
       send(
         status: .ok, headers: [("Content-Type", "text/plain; charset=utf-8")], body: Array(listing.utf8), head: head,
         context: context)
@@ -313,7 +344,7 @@ final class FixtureHandler: ChannelInboundHandler {
         let chunk = max(1, Int(query["chunk"] ?? "") ?? 16_384)
         trickleBody(
           Array(data), chunk: chunk, pauseMs: 0, chunked: true, headers: headers, head: head, context: context)
-      } else if let trickle = Int64(query["trickle_ms"] ?? ""), trickle > 0 {
+      } else if let trickle = Int64(query["trickle_ms"] ?? "").map({ min($0, 600_000) }), trickle > 0 {
         let chunk = max(1, Int(query["chunk"] ?? "") ?? 1024)
         trickleBody(Array(data), chunk: chunk, pauseMs: trickle, headers: headers, head: head, context: context)
       } else {
@@ -334,9 +365,18 @@ final class FixtureHandler: ChannelInboundHandler {
     } else {
       return nil
     }
-    guard let base, !relative.isEmpty, !relative.split(separator: "/").contains("..") else { return nil }
-    let decoded = relative.removingPercentEncoding ?? relative
-    return base.appendingPathComponent(decoded)
+    // Judged after decoding: `%2e%2e/` and `..%2f` are `../` too, and led out of the
+    // directory. No `..` or `.` segment, no empty one, and no NUL.
+    guard let base, let decoded = relative.removingPercentEncoding, !decoded.isEmpty, !decoded.contains("\0"),
+      !decoded.hasPrefix("/"),
+      decoded.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({
+        $0 != ".." && $0 != "." && !$0.isEmpty
+      })
+    else { return nil }
+    // And a symbolic link inside must not lead out either.
+    let file = base.appendingPathComponent(decoded).resolvingSymlinksInPath().path
+    guard file.hasPrefix(base.resolvingSymlinksInPath().path + "/") else { return nil }
+    return URL(fileURLWithPath: file)
   }
 
   private func sendError(

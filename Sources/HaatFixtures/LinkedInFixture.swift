@@ -62,7 +62,9 @@ public final class LinkedInFixture: Sendable {
     switch path {
     case "/linkedin/rest/posts":
       guard query["q"] == "author" else { return (400, [json], #"{"status":400,"message":"q=author is required"}"#) }
-      let start = max(0, Int(query["start"] ?? "") ?? 0)
+      guard let start = query["start"].map({ pagingCount($0) }) ?? 0 else {
+        return (400, [json], #"{"status":400,"message":"start must be a non-negative integer"}"#)
+      }
       let count = min(100, max(1, Int(query["count"] ?? "") ?? 10))
       let end = min(settings.postsPerOrganization, start + count)
       let elements = (start..<max(start, end)).map { index -> String in

@@ -140,9 +140,13 @@ public final class MetaAdsFixture: Sendable {
     let ads = settings.adsPerAccount
     let total = (run.last - run.first + 1) * ads
     let limit = min(500, max(1, Int(query["limit"] ?? "") ?? 25))
-    let offset =
-      query["after"].flatMap { Data(base64Encoded: $0) }.flatMap { String(data: $0, encoding: .utf8) }
-      .flatMap(Int.init) ?? 0
+    var offset = 0
+    if let after = query["after"] {
+      guard let at = pagingCount(Data(base64Encoded: after).flatMap { String(data: $0, encoding: .utf8) }) else {
+        return bad("Invalid cursor: after")
+      }
+      offset = at
+    }
     let end = min(total, offset + limit)
     let rows = (offset..<max(offset, end)).map { index -> String in
       let day = TikTokFixture.date(run.first + index / ads)

@@ -196,7 +196,12 @@ public final class MetaGraphFixture: Sendable {
     let after = query["after"] ?? ""
     var offset = 0
     var empty = false
-    if after.hasPrefix("p") || after.hasPrefix("e"), let value = Int(after.dropFirst()) {
+    if !after.isEmpty {
+      guard after.hasPrefix("p") || after.hasPrefix("e"), let value = pagingCount(after.dropFirst()) else {
+        return Self.error(
+          400, code: 100, subcode: nil, type: "OAuthException", message: "(#100) Invalid cursor: after",
+          headers: [appUsage])
+      }
       offset = value
       empty = after.hasPrefix("e")
     }

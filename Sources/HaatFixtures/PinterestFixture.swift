@@ -58,9 +58,13 @@ public final class PinterestFixture: Sendable {
     }
     guard path == "/pinterest/v5/pins" else { return (404, [json], #"{"code":404,"message":"Not found"}"#) }
     let size = min(250, max(1, Int(query["page_size"] ?? "") ?? 25))
-    let offset =
-      query["bookmark"].flatMap { Data(base64Encoded: $0) }.flatMap { String(data: $0, encoding: .utf8) }
-      .flatMap { Int($0.dropFirst(4)) } ?? 0
+    var offset = 0
+    if let bookmark = query["bookmark"] {
+      guard let text = Data(base64Encoded: bookmark).flatMap({ String(data: $0, encoding: .utf8) }),
+        text.hasPrefix("off:"), let at = pagingCount(text.dropFirst(4))
+      else { return (400, [json], #"{"code":1,"message":"Invalid parameters: bookmark"}"#) }
+      offset = at
+    }
     let end = min(settings.pinsPerAccount, offset + size)
     let metrics = query["pin_metrics"] == "true"
     let items = (offset..<max(offset, end)).map { index -> String in

@@ -88,11 +88,12 @@ public final class ShopifyFixture: Sendable {
     // page_info carries the offset and the filter, as Shopify's does; it is used as given.
     var offset = 0
     var since = query["created_at_min"] ?? ""
-    if let info = query["page_info"], let data = Data(base64Encoded: info),
-      let text = String(data: data, encoding: .utf8)
-    {
-      let fields = text.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)
-      offset = Int(fields[0]) ?? 0
+    if let info = query["page_info"] {
+      guard let data = Data(base64Encoded: info), let text = String(data: data, encoding: .utf8),
+        let fields = Optional(text.split(separator: "|", maxSplits: 1, omittingEmptySubsequences: false)),
+        let at = pagingCount(fields.first)
+      else { return (400, [json, callLimit], #"{"errors":{"page_info":"Invalid value."}}"#) }
+      offset = at
       since = fields.count > 1 ? String(fields[1]) : ""
     }
     let sinceEpoch = since.isEmpty ? nil : Self.epoch(since)

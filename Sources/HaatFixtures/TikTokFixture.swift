@@ -71,13 +71,16 @@ public final class TikTokFixture: Sendable {
     guard end - start < 30 else {
       return failure(40002, "The time span between start_date and end_date cannot exceed 30 days.")
     }
-    let page = max(1, Int(query["page"] ?? "") ?? 1)
+    guard let page = query["page"].map({ pagingCount($0) }) ?? 1, page >= 1 else {
+      return failure(40002, "page: Must be greater than or equal to 1 and less than or equal to 100000000.")
+    }
     let pageSize = min(1_000, max(1, Int(query["page_size"] ?? "") ?? 10))
     let ads = settings.adsPerAdvertiser
     let total = (end - start + 1) * ads
     let pages = max(1, (total + pageSize - 1) / pageSize)
     let first = (page - 1) * pageSize
-    let items = (first..<min(total, first + pageSize)).map { index -> String in
+    // Past the last page: an empty list, as TikTok answers.
+    let items = (first..<max(first, min(total, first + pageSize))).map { index -> String in
       let day = start + index / ads
       let ad = index % ads
       let result = Self.result(advertiser: advertiser, day: day, ad: ad)

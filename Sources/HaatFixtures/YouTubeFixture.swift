@@ -75,9 +75,13 @@ public final class YouTubeFixture: Sendable {
       }
       let channel = "UC" + playlist.dropFirst(2)
       let size = min(50, max(0, Int(query["maxResults"] ?? "") ?? 5))
-      let offset =
-        query["pageToken"].flatMap { Data(base64Encoded: $0) }.flatMap { String(data: $0, encoding: .utf8) }
-        .flatMap(Int.init) ?? 0
+      var offset = 0
+      if let token = query["pageToken"] {
+        guard let at = pagingCount(Data(base64Encoded: token).flatMap { String(data: $0, encoding: .utf8) }) else {
+          return error(400, "invalidPageToken", "The request specifies an invalid page token.")
+        }
+        offset = at
+      }
       let end = min(settings.videosPerChannel, offset + size)
       let formatter = ISO8601DateFormatter()
       formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -88,7 +92,8 @@ public final class YouTubeFixture: Sendable {
           #"{"kind":"youtube#playlistItem","id":"UEx\#(index)","contentDetails":{"videoId":"\#(video.id)","videoPublishedAt":"\#(published)"}}"#
       }
       let next =
-        end < settings.videosPerChannel ? #""nextPageToken":"\#(Data(String(end).utf8).base64EncodedString())","# : ""
+        end < settings.videosPerChannel && end > offset
+        ? #""nextPageToken":"\#(Data(String(end).utf8).base64EncodedString())","# : ""
       return (
         200, [json],
         #"{"kind":"youtube#playlistItemListResponse",\#(next)"items":[\#(items.joined(separator: ","))],"pageInfo":{"totalResults":\#(settings.videosPerChannel),"resultsPerPage":\#(size)}}"#

@@ -36,6 +36,15 @@ struct FixtureServerCommand: AsyncParsableCommand {
     if let readyFile, let refusal = RegularFile.refusal(readyFile) {
       throw ValidationError("--ready-file: \(refusal)")
     }
+    // As the coordinator's and worker's --file-root: an empty one served the current
+    // directory, a missing one started a server with nothing at /files/.
+    if let root {
+      var isDirectory: ObjCBool = false
+      guard !root.isEmpty else { throw ValidationError("--root must name a directory, not be empty") }
+      guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("--root \(root) is not a directory")
+      }
+    }
   }
 
   func run() async throws {

@@ -28,10 +28,8 @@ public final class Coordinator: Service {
       try FileManager.default.createDirectory(
         atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     } catch {
-      // The system's reason ("Not a directory", "Permission denied"), not Foundation's wrapper.
-      let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
-      let reason = posix.map { String(cString: strerror(Int32($0.code))) } ?? "\(error)"
-      throw HaatError(.unavailable, "cannot create the data directory \(config.dataDirectory): \(reason)")
+      throw HaatError(
+        .unavailable, "cannot create the data directory \(config.dataDirectory): \(HaatError.systemReason(error))")
     }
     let store: any JobStore
     var leadership: PostgresLeadership?

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The stable error codes of the protocol, the CLI and the logs.
 public enum ErrorCode: String, Sendable, CaseIterable {
   /// A line that is not JSON, or not an Envelope. The connection stays open.
@@ -51,5 +53,12 @@ public struct HaatError: Error, Sendable, Equatable, CustomStringConvertible {
 
   public var description: String {
     field.isEmpty ? "\(code.rawValue): \(message)" : "\(code.rawValue): \(field): \(message)"
+  }
+
+  /// The system's reason for a failed file operation ("Not a directory", "Permission
+  /// denied"), not Foundation's wrapper around it ("The file doesn't exist.").
+  public static func systemReason(_ error: any Error) -> String {
+    let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+    return posix.map { String(cString: strerror(Int32($0.code))) } ?? "\(error)"
   }
 }

@@ -23,10 +23,7 @@ public enum RegularFile {
     do {
       try text.write(toFile: path, atomically: true, encoding: .utf8)
     } catch {
-      let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map {
-        String(cString: strerror(Int32($0.code)))
-      }
-      throw HaatError(.unavailable, "cannot write \(path): \(posix ?? error.localizedDescription)")
+      throw HaatError(.unavailable, "cannot write \(path): \(HaatError.systemReason(error))")
     }
   }
 }

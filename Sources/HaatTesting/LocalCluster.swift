@@ -223,11 +223,9 @@ public final class LocalCluster: Sendable {
         "--retry-base-ms", String(options.retryBaseMs), "--retry-cap-ms", String(options.retryCapMs),
         "--ready-file", readyFile, "--log-level", options.logLevel, "--exit-with-parent",
       ] + tlsArguments(server: true) + options.coordinatorArguments
-    let environment =
-      options.coordinatorEnvironment.isEmpty
-      ? nil : ProcessInfo.processInfo.environment.merging(options.coordinatorEnvironment) { $1 }
     let process = try ChildProcess(
-      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name), environment: environment)
+      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name),
+      environment: Self.environment(adding: options.coordinatorEnvironment))
     state.withLock { $0.coordinators[name] = process }
     guard wait else { return }
     let deadline = ContinuousClock.now + .seconds(30)
@@ -254,7 +252,7 @@ public final class LocalCluster: Sendable {
         "token", "create", "--role", "worker", "--name-prefix", "worker-", "--data-dir", dataDirectory, "--out",
         workerTokenPath, "--coordinator", endpoints.map(\.description).joined(separator: ","),
       ],
-      logPath: directory + "/token.log")
+      logPath: directory + "/token.log", environment: Self.environment(adding: [:]))
     guard await process.wait(timeout: .seconds(30)) == 0 else {
       throw HaatError(.internal, "haat token create failed:\n\(process.tail())")
     }
@@ -270,13 +268,18 @@ public final class LocalCluster: Sendable {
         "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
         "--exit-with-parent",
       ] + tlsArguments(server: false) + options.workerArguments + extraArguments
-    let environment =
-      options.workerEnvironment.isEmpty
-      ? nil : ProcessInfo.processInfo.environment.merging(options.workerEnvironment) { $1 }
     let process = try ChildProcess(
-      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name), environment: environment)
+      name: name, executable: binary, arguments: arguments, logPath: logPath(for: name),
+      environment: Self.environment(adding: options.workerEnvironment))
     state.withLock { $0.workers[name] = process }
     return process
+  }
+
+  /// This process's environment without its `HAAT_*` settings, with `variables` added: the
+  /// cluster is its own, on its own directory and store. (With the caller's `HAAT_STORE`, the
+  /// demo's "temporary" coordinator ran on the caller's real store.)
+  static func environment(adding variables: [String: String]) -> [String: String] {
+    ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("HAAT_") }.merging(variables) { $1 }
   }
 
   /// `NAME.log` for a process's first start, `NAME-N.log` for its restarts.

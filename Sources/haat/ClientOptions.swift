@@ -202,7 +202,7 @@ func runClient(json: Bool, _ body: () async throws -> Void) async throws {
 }
 
 func printError(_ message: String) {
-  fflush(nil)  // after whatever stdout still holds
+  flushOutput()  // after whatever stdout still holds
   try? FileHandle.standardError.write(
     contentsOf: Data("haat: \(DisplayText.escape(message, keepNewlines: true))\n".utf8))
 }

@@ -6,6 +6,7 @@ import HaatCore
 import HaatFixtures
 import HaatProtocol
 import HaatTesting
+import Synchronization
 
 struct DemoCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -30,46 +31,76 @@ struct DemoCommand: AsyncParsableCommand {
     var format: String
   }
 
-  func run() async throws {
+  func validate() throws {
     guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+  }
+
+  func run() async throws {
+    // Errors as every command prints them (`haat: code: message`) with their exit code.
+    try await runClient(json: false) { try await runDemo() }
+  }
+
+  private func runDemo() async throws {
     guard let samples = FixtureServer.samplesDirectory,
       let manifestData = FileManager.default.contents(atPath: samples.appendingPathComponent("manifest.json").path)
     else { throw HaatError(.notFound, "the bundled sample exports are missing from this build") }
     let manifest = try JSONDecoder().decode([ManifestEntry].self, from: manifestData)
 
-    let server = try await FixtureServer.start()
-    // The workers hold the fixture Graph API's token as a named credential, bound to the
-    // fixture server; the coordinator and the job only ever see the name `meta`.
     let directory = NSTemporaryDirectory() + "haat-demo-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    // From here on, Ctrl-C or SIGTERM stops the children and removes the directory (it holds
+    // a credential and tokens): the handlers came after the cluster's start, so a signal in
+    // its first moments left them behind. The children also exit once this process ends.
+    let started = StartedCluster()
+    let handlers = [(SIGINT, Int32(130)), (SIGTERM, Int32(143))].map { number, status in
+      let source = DispatchSource.makeSignalSource(signal: number)
+      signal(number, SIG_IGN)
+      source.setEventHandler {
+        printError("interrupted; stopping the cluster")
+        started.cluster.withLock { $0 }?.signalAll(SIGTERM)
+        if !keep { try? FileManager.default.removeItem(atPath: directory) }
+        Foundation.exit(status)
+      }
+      source.resume()
+      return source
+    }
+    defer { handlers.forEach { $0.cancel() } }
+    do {
+      // Not intermediate directories: a TMPDIR that is not there is a mistake to report.
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+    } catch {
+      throw HaatError(
+        .unavailable,
+        "cannot create the demo's directory \(directory): \(HaatError.systemReason(error)) (TMPDIR names where it goes)"
+      )
+    }
     let secret = directory + "/meta.secret"
-    try SecretFile.write(Data("fixture-meta-token".utf8), to: secret)
-    var options = LocalCluster.Options()
-    options.directory = directory
-    options.workers = workers
-    options.collectSlots = 2
-    options.heartbeatMs = 1_000
-    // The fixture's Graph API is not Meta's host: the workers allow it by name.
-    let fixture = "http://127.0.0.1:\(server.port)"
-    options.workerArguments = ["--credential", "meta=file:\(secret)@\(fixture)", "--allow-host", fixture]
+    let server: FixtureServer
     let cluster: LocalCluster
     do {
-      cluster = try await LocalCluster.start(options)
+      // The workers hold the fixture Graph API's token as a named credential, bound to the
+      // fixture server; the coordinator and the job only ever see the name `meta`.
+      try SecretFile.write(Data("fixture-meta-token".utf8), to: secret)
+      server = try await FixtureServer.start()
+      var options = LocalCluster.Options()
+      options.directory = directory
+      options.workers = workers
+      options.collectSlots = 2
+      options.heartbeatMs = 1_000
+      // The fixture's Graph API is not Meta's host: the workers allow it by name.
+      let fixture = "http://127.0.0.1:\(server.port)"
+      options.workerArguments = ["--credential", "meta=file:\(secret)@\(fixture)", "--allow-host", fixture]
+      do {
+        cluster = try await LocalCluster.start(options)
+      } catch {
+        try? await server.stop()
+        throw error
+      }
     } catch {
       try? FileManager.default.removeItem(atPath: directory)
-      try? await server.stop()
       throw error
     }
-    // A Ctrl-C stops the children too (they also exit on their own when this process ends).
-    let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-    signal(SIGINT, SIG_IGN)
-    interrupt.setEventHandler {
-      printError("interrupted; stopping the cluster")
-      cluster.signalAll(SIGTERM)  // and each child also exits once this process is gone
-      if !keep { try? FileManager.default.removeItem(atPath: directory) }
-      Foundation.exit(130)
-    }
-    interrupt.resume()
+    started.cluster.withLock { $0 = cluster }
 
     do {
       try await demo(cluster: cluster, server: server, manifest: manifest)
@@ -88,7 +119,9 @@ struct DemoCommand: AsyncParsableCommand {
       [cluster.coordinator].compactMap { $0 }.filter(\.isRunning).count
       + (1...workers).compactMap { cluster.worker("worker-\($0)") }.filter(\.isRunning).count
     print(
-      running == 0 ? "Stopped \(workers) workers and the coordinator cleanly." : "\(running) processes did not stop.")
+      running == 0
+        ? "Stopped \(plural(workers, "worker")) and the coordinator cleanly."
+        : "\(plural(running, "process")) did not stop.")
     if keep { print("Store and logs kept in \(cluster.directory)") }
   }
 
@@ -96,7 +129,7 @@ struct DemoCommand: AsyncParsableCommand {
     let platforms = Set(manifest.map(\.platform)).count
     print(
       """
-      Haat demo: a coordinator, \(workers) worker processes and the fixture platform server, all on this machine.
+      Haat demo: a coordinator, \(plural(workers, "worker process")) and the fixture platform server, all on this machine.
         store        \(cluster.dataDirectory)/haat.db (SQLite, WAL, durability full)
         coordinator  \(cluster.endpoint)
         exports      \(server.baseURL)/samples/ (\(manifest.count) files, \(platforms) platforms)
@@ -148,4 +181,9 @@ struct DemoCommand: AsyncParsableCommand {
       throw HaatError(.internal, "the demo job ended \(result.job.state): \(result.job.error)")
     }
   }
+}
+
+/// The demo's cluster once it has started, for the signal handlers.
+private final class StartedCluster: Sendable {
+  let cluster = Mutex<LocalCluster?>(nil)
 }

@@ -17,4 +17,21 @@ struct Haat: AsyncParsableCommand {
       ResultCommand.self, CancelCommand.self, WorkersCommand.self, TopCommand.self, LogsCommand.self, DeadCommand.self,
       SchedulesCommand.self, TokenCommand.self, DemoCommand.self, FixtureServerCommand.self,
     ])
+
+  /// ArgumentParser's own `main`, then a check that the output was written: a full disk
+  /// under `> file` exited 0 with the file cut short, where docs/cli.md promises exit 74.
+  static func main() async {
+    do {
+      var command = try parseAsRoot()
+      if var command = command as? any AsyncParsableCommand {
+        try await command.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      flushOrEndWhenUnread()
+      exit(withError: error)
+    }
+    flushOrEndWhenUnread()
+  }
 }

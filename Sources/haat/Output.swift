@@ -3,6 +3,7 @@ import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import SwiftProtobuf
+import Synchronization
 
 /// Everything the CLI prints goes through here: text from remote parties (export bodies,
 /// error pages, job, source and worker names, log lines) reaches the terminal with its
@@ -23,13 +24,27 @@ func printCSV(_ csv: String) {
   }
 }
 
-/// Flushes what was printed. When the output's reader has gone (a pipe to `head` that
-/// ended, EPIPE), exits 141 as a process ended by SIGPIPE would, as `tail -f | head` does:
-/// this process ignores SIGPIPE (its sockets need that), so a follow loop (`logs -f`, `top`)
-/// would print into the void for ever. Another write error ends it too, saying why.
-func flushOrEndWhenUnread() {
+/// The reason (errno) of the first flush of the output that failed, 0 for none: kept for
+/// the exit status, so that a flush made only to order stdout before stderr does not hide a
+/// full disk under `> file` from it.
+private let outputFailure = Atomic<Int32>(0)
+
+/// Flushes what was printed; a failure's reason is kept for `flushOrEndWhenUnread`.
+func flushOutput() {
   guard fflush(nil) != 0 else { return }
-  let reason = errno
+  _ = outputFailure.compareExchange(expected: 0, desired: errno, ordering: .relaxed)
+}
+
+/// Flushes what was printed, and ends the process if any of it could not be written. When
+/// the output's reader has gone (a pipe to `head` that ended, EPIPE), exits 141 as a process
+/// ended by SIGPIPE would, as `tail -f | head` does: this process ignores SIGPIPE (its
+/// sockets need that), so a follow loop (`logs -f`, `top`) would print into the void for
+/// ever. Another write error (a full disk) exits 74, saying why (docs/cli.md, exit codes):
+/// every command's output is checked so when it ends, not only the follow loops'.
+func flushOrEndWhenUnread() {
+  flushOutput()
+  let reason = outputFailure.load(ordering: .relaxed)
+  guard reason != 0 else { return }
   if reason == EPIPE { exit(141) }
   FileHandle.standardError.write(Data("haat: cannot write the output: \(String(cString: strerror(reason)))\n".utf8))
   exit(74)
@@ -94,9 +109,9 @@ func counts(_ counts: Haat_V1_TaskCounts) -> String {
   return parts.joined(separator: ", ")
 }
 
-/// "1 task", "2 tasks".
+/// "1 task", "2 tasks"; "2 processes".
 func plural(_ count: Int, _ noun: String) -> String {
-  "\(count) \(noun)\(count == 1 ? "" : "s")"
+  "\(count) \(noun)\(count == 1 ? "" : noun.hasSuffix("s") ? "es" : "s")"
 }
 
 /// Renders a report in the format asked for.
@@ -125,7 +140,7 @@ struct ProgressDisplay {
   }
 
   mutating func show(_ event: Haat_V1_JobEvent) {
-    fflush(nil)  // keep stdout and the progress on stderr in order when both go to one place
+    flushOutput()  // keep stdout and the progress on stderr in order when both go to one place
     let counts = event.counts
     let ended = Int(counts.done + counts.dead + counts.cancelled)
     let total = max(1, Int(counts.total))

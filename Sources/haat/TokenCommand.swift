@@ -80,10 +80,7 @@ struct TokenCommand: AsyncParsableCommand {
               try credential.write(path: path)
             }
           } catch {
-            // The path and the system's reason, not Foundation's "the file doesn't exist".
-            let posix = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
-            let reason = posix.map { String(cString: strerror(Int32($0.code))) } ?? "\(error)"
-            throw HaatError(.internal, "cannot write \(path): \(reason)")
+            throw HaatError(.internal, "cannot write \(path): \(HaatError.systemReason(error))")
           }
         }
         let path = out ?? "\(directory)/\(role.rawValue)-\(credential.tokenID).token"

@@ -1,0 +1,50 @@
+import Foundation
+import HaatTesting
+import Testing
+
+/// `haat demo` as a tester found it: its cluster took the caller's `HAAT_*` settings (with
+/// `HAAT_STORE`, the "temporary" coordinator wrote into the caller's store), an early
+/// signal left its directory (a credential and tokens) behind, and a full disk exited 0.
+@Suite(.serialized) struct DemoTests {
+  static func shell(_ script: String) async throws -> String {
+    try await run("/bin/sh", ["-c", script]).output
+  }
+
+  @Test func theDemoIsItsOwnClusterAndSaysWhenItsOutputIsLost() async throws {
+    let directory = NSTemporaryDirectory() + "haat-demo-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let haat = try HaatBinary.path()
+    let output = try await Self.shell(
+      """
+      HAAT_STORE=sqlite:\(directory)/caller.db HAAT_ADMIN_LISTEN=127.0.0.1:1 TMPDIR=\(directory)/tmp/ \
+      \(haat) demo > /dev/full; echo "exit $?"
+      """)
+    #expect(output.hasSuffix("haat: cannot write the output: No space left on device\nexit 74\n"), "\(output)")
+    #expect(!FileManager.default.fileExists(atPath: directory + "/caller.db"), "the demo used the caller's store")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory + "/tmp").isEmpty)
+  }
+
+  @Test(arguments: [0.3, 1.5]) func aSignalAtAnyMomentRemovesTheDirectory(after seconds: Double) async throws {
+    let directory = NSTemporaryDirectory() + "haat-demo-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let haat = try HaatBinary.path()
+    let output = try await Self.shell(
+      """
+      TMPDIR=\(directory)/ \(haat) demo > /dev/null 2>&1 & pid=$!
+      sleep \(seconds); kill -TERM $pid; wait $pid; echo "exit $?"
+      """)
+    #expect(output == "exit 143\n", "\(output)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
+  }
+
+  @Test func aTMPDIRThatIsNotThereIsSaid() async throws {
+    let missing = NSTemporaryDirectory() + "haat-demo-missing-\(UUID().uuidString)"
+    let output = try await Self.shell("TMPDIR=\(missing)/ \(try HaatBinary.path()) demo; echo \"exit $?\"")
+    #expect(
+      output.hasPrefix("haat: unavailable: cannot create the demo's directory \(missing)/haat-demo-"), "\(output)")
+    #expect(output.contains(": No such file or directory (TMPDIR names where it goes)\nexit 6\n"), "\(output)")
+    #expect(!FileManager.default.fileExists(atPath: missing))
+  }
+}

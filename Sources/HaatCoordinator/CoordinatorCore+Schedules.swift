@@ -93,7 +93,12 @@ extension CoordinatorCore {
             return schedule
           }
           var list = Haat_V1_ScheduleList()
+          // The cursor is the page's last name, known only once the page is cut: room for the
+          // longest, escaped (a byte may take three). A page that ended on a long name was
+          // over the line, and the whole listing failed.
+          list.next = String(repeating: "x", count: 3 * (schedules.map(\.name.utf8.count).max() ?? 0))
           let fits = Paging.fitting(schedules, beside: list, maxLineBytes: maxLineBytes)
+          list.next = ""
           list.schedules = Array(schedules.prefix(max(fits, 1)))
           if list.schedules.count < rest.count, let last = list.schedules.last { list.next = last.name }
           self.outbox.reply(connection, to: id, .scheduleList(list))

@@ -96,6 +96,38 @@ struct LargeResultTests {
     }
   }
 
+  /// Found by a tester: a page cut by bytes was measured before its cursor, the page's last
+  /// name (up to 800 bytes of UTF-8), so a page ending on a long name was over the line and
+  /// `haat schedules` failed outright. Short names added one by one move the cut across a
+  /// whole long name: every listing must succeed.
+  @Test func aPageEndingOnALongNameStillFitsItsLine() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var noop = Source()
+      noop.kind = "noop"
+      func schedule(_ name: String) async throws {
+        var one = spec(name, [noop])
+        one.every = "365d"
+        _ = try await client.submit(one)
+      }
+      var names: [String] = []
+      for index in 0..<70 {
+        names.append(String(format: "%02d", index) + String(repeating: "😀", count: 196))
+        try await schedule(names[index])
+      }
+      for filler in 0..<10 {
+        names.append("0-f\(filler)")
+        try await schedule("0-f\(filler)")
+        let listed = try await client.schedules()
+        #expect(listed.map(\.name) == names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+      }
+      await client.close()
+    }
+  }
+
   /// Issue 10, defect 6: a spec over the line limit goes in parts and is one job; one past
   /// the documented maximum of sources is refused before anything is sent.
   @Test func specsOverTheLineLimitTravelInParts() async throws {

@@ -153,15 +153,21 @@ extension CoordinatorCore {
           throw HaatError(.notFound, "no schedule named \"\(name)\"", field: "name")
         }
         var runs = try await store.finishedRuns(ofSchedule: name)[...]
-        // Runs are in id order, and ids in creation order: the first of this schedule's
-        // found by halves, reading a few job records rather than every run's.
-        var (low, high) = (runs.startIndex, runs.endIndex)
-        while low < high {
-          let middle = (low + high) / 2
-          let created = try await store.job(runs[middle], tasks: false, nowMs: nowMs)?.createdMs ?? .min
-          if created < schedule.createdMs { low = middle + 1 } else { high = middle }
+        if let first = schedule.firstJob {
+          // Its first run under its present making, as its bookmarks count them.
+          runs = runs.drop { $0 < first }
+        } else {
+          // A schedule from before the first run was kept: by creation time. Runs are in id
+          // order, and ids in creation order: the first of this schedule's found by halves,
+          // reading a few job records rather than every run's.
+          var (low, high) = (runs.startIndex, runs.endIndex)
+          while low < high {
+            let middle = (low + high) / 2
+            let created = try await store.job(runs[middle], tasks: false, nowMs: nowMs)?.createdMs ?? .min
+            if created < schedule.createdMs { low = middle + 1 } else { high = middle }
+          }
+          runs = runs[low...]
         }
-        runs = runs[low...]
         // The job shown is the newest run that was not cancelled (a cancelled run has no
         // report of its own), and a cancelled run's tasks that never ran are no source
         // missing: they said "0 of 1 sources" beside the records the runs did read.

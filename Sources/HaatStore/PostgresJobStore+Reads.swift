@@ -194,20 +194,20 @@ extension PostgresJobStore {
   public func schedules() async throws -> [ScheduleRecord] {
     try await read { db in
       var schedules: [ScheduleRecord] = []
-      for try await (name, spec, every, everyMs, nextMs, paused, runs, lastJob, createdBy, created)
+      for try await (name, spec, every, everyMs, nextMs, paused, runs, lastJob, createdBy, created, firstJob)
         in try await db
         .query(
           """
-          SELECT name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at
+          SELECT name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at, first_job
           FROM schedules ORDER BY name
           """, logger: self.logger
-        ).decode((String, ByteBuffer, String, Int64, Int64, Bool, Int64, Int64?, String, Int64).self)
+        ).decode((String, ByteBuffer, String, Int64, Int64, Bool, Int64, Int64?, String, Int64, Int64?).self)
       {
         schedules.append(
           ScheduleRecord(
             name: name, spec: Data(spec.readableBytesView), every: every, everyMs: everyMs, nextMs: nextMs,
             paused: paused, runs: Int(runs), lastJob: lastJob.map { JobID($0) }, createdBy: createdBy,
-            createdMs: created))
+            createdMs: created, firstJob: firstJob.map { JobID($0) }))
       }
       return schedules
     }

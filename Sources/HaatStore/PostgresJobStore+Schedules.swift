@@ -13,13 +13,18 @@ extension PostgresJobStore {
     guard case .submitted(let job, _, _) = result else { return result }
     try await db.query(
       """
-      INSERT INTO schedules (name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at)
+      INSERT INTO schedules (
+        name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at, first_job)
       VALUES (\(schedule.name), \(ByteBuffer(bytes: schedule.spec)), \(schedule.every), \(schedule.everyMs),
-              \(schedule.nextMs), false, 1, \(job.rawValue), \(schedule.createdBy), \(nowMs))
+              \(schedule.nextMs), false, 1, \(job.rawValue), \(schedule.createdBy), \(nowMs), \(job.rawValue))
       ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, every = excluded.every,
         every_ms = excluded.every_ms, next_ms = excluded.next_ms, paused = false, runs = schedules.runs + 1,
-        last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
+        last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at,
+        first_job = excluded.first_job
       """, logger: logger)
+    // As in SQLite: a schedule made, or replaced, reads from the beginning.
+    let prefix = BookmarkKeys.schedulePrefix(schedule.name)
+    try await db.query("DELETE FROM bookmarks WHERE starts_with(key, \(prefix))", logger: logger)
     try await db.query("UPDATE jobs SET schedule = \(schedule.name) WHERE id = \(job.rawValue)", logger: logger)
     return result
   }

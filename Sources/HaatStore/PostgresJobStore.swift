@@ -297,7 +297,8 @@ public final class PostgresJobStore: JobStore {
         try await db.query(
           """
           INSERT INTO bookmarks (key, bookmark, job, updated_at)
-          SELECT resume_key, \(result.bookmark), job, \(nowMs) FROM tasks WHERE id = \(id) AND resume_key IS NOT NULL
+          SELECT t.resume_key, \(result.bookmark), t.job, \(nowMs) FROM tasks t JOIN jobs j ON j.id = t.job
+          WHERE t.id = \(id) AND t.resume_key IS NOT NULL AND \(unescaped: BookmarkKeys.currentRun)
           ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
                                          updated_at = excluded.updated_at
           """, logger: logger)

@@ -104,6 +104,8 @@ enum PostgresSchema {
         "CREATE INDEX tasks_ready ON tasks (pool, priority DESC, (COALESCE(place, id)), id) WHERE state = 'ready'",
       ]
     ),
+    // A schedule's first run under its present making (Schema.swift "v9-schedule-first-job").
+    ("v3-schedule-first-job", ["ALTER TABLE schedules ADD COLUMN first_job BIGINT"]),
   ]
 
   /// Creates `schema` and applies the migrations it has not seen, in one transaction.

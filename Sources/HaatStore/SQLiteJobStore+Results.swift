@@ -49,7 +49,8 @@ extension SQLiteJobStore {
     try db.cachedStatement(
       sql: """
         INSERT INTO bookmarks (key, bookmark, job, updated_at)
-        SELECT resume_key, ?, job, ? FROM tasks WHERE id = ? AND resume_key IS NOT NULL
+        SELECT t.resume_key, ?, t.job, ? FROM tasks t JOIN jobs j ON j.id = t.job
+        WHERE t.id = ? AND t.resume_key IS NOT NULL AND \(BookmarkKeys.currentRun)
         ON CONFLICT (key) DO UPDATE SET bookmark = excluded.bookmark, job = excluded.job,
                                        updated_at = excluded.updated_at
         """

@@ -10,16 +10,23 @@ extension SQLiteJobStore {
     guard case .submitted(let job, _, _) = result else { return result }
     try db.execute(
       sql: """
-        INSERT INTO schedules (name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at)
-        VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?)
+        INSERT INTO schedules (
+          name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at, first_job)
+        VALUES (?, ?, ?, ?, ?, 0, 1, ?, ?, ?, ?)
         ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, every = excluded.every,
           every_ms = excluded.every_ms, next_ms = excluded.next_ms, paused = 0, runs = runs + 1,
-          last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at
+          last_job = excluded.last_job, created_by = excluded.created_by, created_at = excluded.created_at,
+          first_job = excluded.first_job
         """,
       arguments: [
         schedule.name, schedule.spec, schedule.every, schedule.everyMs, schedule.nextMs, job.rawValue,
-        schedule.createdBy, nowMs,
+        schedule.createdBy, nowMs, job.rawValue,
       ])
+    // A schedule made, or replaced, reads from the beginning: its report starts afresh, so
+    // the bookmarks of the one it replaces would leave their history out of it.
+    let prefix = BookmarkKeys.schedulePrefix(schedule.name)
+    try db.execute(
+      sql: "DELETE FROM bookmarks WHERE substr(key, 1, ?) = ?", arguments: [prefix.unicodeScalars.count, prefix])
     try db.execute(sql: "UPDATE jobs SET schedule = ? WHERE id = ?", arguments: [schedule.name, job.rawValue])
     return result
   }
@@ -69,14 +76,16 @@ extension SQLiteJobStore {
       try Row.fetchAll(
         db,
         sql: """
-          SELECT name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at
+          SELECT name, spec, every, every_ms, next_ms, paused, runs, last_job, created_by, created_at, first_job
           FROM schedules ORDER BY name
           """
       ).map { row in
         let lastJob: Int64? = row[7]
+        let firstJob: Int64? = row[10]
         return ScheduleRecord(
           name: row[0], spec: row[1], every: row[2], everyMs: row[3], nextMs: row[4], paused: row[5],
-          runs: row[6], lastJob: lastJob.map { JobID($0) }, createdBy: row[8], createdMs: row[9])
+          runs: row[6], lastJob: lastJob.map { JobID($0) }, createdBy: row[8], createdMs: row[9],
+          firstJob: firstJob.map { JobID($0) })
       }
     }
   }

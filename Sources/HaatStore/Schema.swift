@@ -131,6 +131,11 @@ enum Schema {
     migrator.registerMigration("v8-no-tasks-job-state-index") { db in
       try db.execute(sql: "DROP INDEX IF EXISTS tasks_job")
     }
+    // A schedule's first run under its present making (made, or replaced): runs before it
+    // are another schedule's, whose bookmarks and report this one does not take.
+    migrator.registerMigration("v9-schedule-first-job") { db in
+      try db.execute(sql: "ALTER TABLE schedules ADD COLUMN first_job INTEGER")
+    }
     return migrator
   }
 }

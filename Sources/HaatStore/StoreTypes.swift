@@ -145,6 +145,9 @@ public struct ScheduleRecord: Sendable, Equatable {
   public var lastJob: JobID?
   public var createdBy: String
   public var createdMs: Int64
+  /// The first run under the schedule's present making (nil in a store from before it was
+  /// kept): earlier runs under the name are another schedule's.
+  public var firstJob: JobID? = nil
 }
 
 public enum ScheduleAction: String, Sendable, CaseIterable {
@@ -337,4 +340,13 @@ public enum BookmarkKeys {
   public static func schedulePrefix(_ name: String) -> String {
     "schedule|\(name.utf8.count):\(name)|"
   }
+
+  /// The condition on a finished task's job `j` for its bookmark to be kept: a one-off job,
+  /// or a run of its schedule as it is now. A run of a schedule removed (or replaced) while
+  /// it ran wrote its bookmark after the removal had cleared them, and the schedule made
+  /// again under the name did not read from the beginning.
+  static let currentRun = """
+    (j.schedule IS NULL OR EXISTS (
+      SELECT 1 FROM schedules s WHERE s.name = j.schedule AND (s.first_job IS NULL OR s.first_job <= j.id)))
+    """
 }

@@ -10,7 +10,8 @@ import Testing
 /// A cluster of `workers` whose workers hold the fixture Graph API's token as the
 /// credential `meta` (and an expired one as `meta_old`), both bound to the fixture server.
 func withMetaCluster(
-  workers: Int, leaseMs: UInt32? = nil, _ body: (LocalCluster, FixtureServer) async throws -> Void
+  workers: Int, leaseMs: UInt32? = nil, store: ClusterStore = .sqlite,
+  _ body: (LocalCluster, FixtureServer) async throws -> Void
 ) async throws {
   let directory = NSTemporaryDirectory() + "haat-meta-\(UUID().uuidString)"
   try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -29,7 +30,7 @@ func withMetaCluster(
   try SecretFile.write(Data("fixture-youtube-token".utf8), to: directory + "/youtube.secret")
   try await withCluster(
     { server in
-      var options = LocalCluster.Options.fast
+      var options = store.options()
       options.workers = workers
       if let leaseMs { options.leaseMs = leaseMs }
       options.directory = directory + "/cluster"
@@ -240,6 +241,36 @@ struct IncrementalTests {
 /// Recurring jobs: a spec with `every` becomes a schedule whose runs read only what is new.
 @Suite("Schedules", .serialized)
 struct ScheduleClusterTests {
+  /// Found by a tester: a replaced schedule kept its bookmarks but started its report
+  /// afresh (its history gone from the report), and a run of a schedule removed while it
+  /// read wrote its bookmark after the removal (the schedule made again read nothing).
+  @Test(arguments: ClusterStore.all) func aScheduleMadeAgainReadsFromTheBeginning(store: ClusterStore) async throws {
+    try await withMetaCluster(workers: 1, store: store) { cluster, server in
+      let client = try await cluster.client()
+      var recurring = spec("page 778 hourly", [graphSource("facebook_posts", account: "778", server: server)])
+      recurring.every = "1h"
+      let first = try await finish(client, try await client.submit(recurring).job)
+      #expect(first.report.engagement.total.posts == 250)
+      // Replaced: its own report, so its own bookmarks.
+      let replaced = try await finish(client, try await client.submit(recurring).job)
+      #expect(replaced.report.engagement.total.posts == 250, "the replacement read from the beginning")
+      #expect(try await client.scheduleReport("page 778 hourly").report.engagement.total.posts == 250)
+      // Removed while its run is held (the worker stopped), the run ends after the removal.
+      let worker = try #require(cluster.worker("worker-1"))
+      _ = try await client.updateSchedule("page 778 hourly", action: "remove")
+      worker.signal(SIGSTOP)
+      let held = try await client.submit(recurring).job
+      _ = try await client.updateSchedule("page 778 hourly", action: "remove")
+      worker.signal(SIGCONT)
+      let late = try await finish(client, held)
+      #expect(late.report.engagement.total.posts == 250)
+      let remade = try await finish(client, try await client.submit(recurring).job)
+      #expect(remade.report.engagement.total.posts == 250, "the late run's bookmark was kept")
+      _ = try await client.updateSchedule("page 778 hourly", action: "remove")
+      await client.close()
+    }
+  }
+
   @Test func aScheduleRunsAgainAndReadsOnlyWhatIsNew() async throws {
     try await withMetaCluster(workers: 1) { cluster, server in
       let client = try await cluster.client()

@@ -75,8 +75,9 @@ struct RateGovernor {
     state.pausedUntilMs = 0
     state.pausedBy = ""
     state.pauseReason = ""
-    // Slots already granted stay where they were; the next one may come at once.
-    state.nextSlotMs = min(state.nextSlotMs, Double(nowMs))
+    // Slots already granted stay where they were (their workers wait for them), and the
+    // next comes after them: moving it back to now ran a second stream of slots beside
+    // them, twice the budget once the pause's end came.
     keys[key] = state
     return until
   }

@@ -55,6 +55,9 @@ extension WorkerRuntime {
           case .failure(let error as HaatError) where error.code == .authFailed || error.code == .versionUnsupported:
             self.logger.critical("the coordinator refused this worker", metadata: ["error": "\(error)"])
             self.stopping = true
+            // Its tasks stop too: a revoked worker fetched on with its platform credentials
+            // until each transfer ended (up to --timeout-ms), for results nobody would take.
+            for task in self.running.values { task.progress.cancel.cancel() }
             self.done.fail(error)
           case .failure(let error):
             self.retry("the handshake failed: \(error)")

@@ -802,6 +802,29 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
 /// `haat token revoke` reaches open sessions: a connected worker and client are closed
 /// within a second or two and cannot come back; other tokens' sessions stay.
 @Suite struct RevokeTests {
+  /// Found by a tester: a worker whose token was revoked was refused at once, but fetched on
+  /// with its platform credentials until its transfers ended (up to --timeout-ms). Its
+  /// tasks stop with it now.
+  @Test func aRevokedWorkerStopsItsTransfers() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let client = try await cluster.client()
+      let sample = try #require(try Samples.manifest().first)
+      // A transfer of a minute or more: a KiB every half second.
+      let slow = Samples.source(sample, server: server, query: "trickle_ms=500&chunk=1024")
+      let job = try await client.submit(spec("slow", [slow])).job
+      try await eventually("the task runs") { try await client.job(job, tasks: true).tasks.first?.state == "leased" }
+      let token = try Credential.load(path: cluster.workerTokenPath)
+      let revoked = try await run(
+        cluster.binary, ["token", "revoke", token.tokenID, "--data-dir", cluster.dataDirectory])
+      #expect(revoked.status == 0, "\(revoked.output)")
+      let worker = try #require(cluster.worker("worker-1"))
+      #expect(await worker.wait(timeout: .seconds(20)) == 5, "\(worker.tail())")
+      await client.close()
+    }
+  }
+
   @Test func revokingATokenClosesItsOpenSessions() async throws {
     var options = LocalCluster.Options.fast
     options.workers = 1

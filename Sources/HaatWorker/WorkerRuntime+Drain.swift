@@ -83,12 +83,17 @@ extension WorkerRuntime {
         metadata: ["count": "\(unacked.count)"])
     }
     logger.notice("drained", metadata: ["done": "\(tasksDone)", "failed": "\(tasksFailed)"])
-    let channel = self.channel
-    self.channel = nil
-    if let channel {
-      channel.close().assumeIsolated().whenComplete { _ in self.done.succeed() }
-    } else {
-      done.succeed()
+    // Closed on the loop's next turn: the lines just logged are shipped from tasks already
+    // queued on it, and found no connection when it was closed in this turn (`draining` and
+    // `drained` never reached `haat logs`).
+    loop.assumeIsolated().execute {
+      let channel = self.channel
+      self.channel = nil
+      if let channel {
+        channel.close().assumeIsolated().whenComplete { _ in self.done.succeed() }
+      } else {
+        self.done.succeed()
+      }
     }
   }
 }

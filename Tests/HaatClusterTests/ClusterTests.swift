@@ -601,6 +601,24 @@ struct ClusterTests {
 
   /// Workers ship their logs; `haat logs` and `haat workers` show them. `haat result
   /// --report` of a report the job did not compute says so (it printed nothing, exit 0).
+  /// Found by a tester: a worker's last lines (`draining`, `drained`) were logged after its
+  /// connection was dropped in the same turn, and never reached `haat logs`.
+  @Test func aStoppingWorkersLastLinesAreShipped() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, _ in
+      try await cluster.waitForWorkers(1)
+      let worker = try #require(cluster.worker("worker-1"))
+      worker.signal(SIGTERM)
+      #expect(await worker.wait(timeout: .seconds(30)) == 0, "\(worker.tail())")
+      let client = try await cluster.client()
+      var messages: [String] = []
+      for try await line in client.logs(worker: "worker-1", limit: 100) { messages.append(line.message) }
+      #expect(messages.contains("draining") && messages.contains("drained"), "\(messages)")
+      await client.close()
+    }
+  }
+
   @Test func logsAndWorkersFromTheCLI() async throws {
     try await withCluster { cluster, server in
       let samples = try Samples.manifest()

@@ -135,18 +135,25 @@ public enum AdminServer {
   /// 127.0.0.1 (DNS rebinding) and read the dashboard. nil when the host is loopback.
   static func foreignHost(_ request: Request) -> Response? {
     var host = request.head.authority ?? ""
+    // What follows the host is a port or nothing: `[::1].evil` passed as `[::1]`.
+    var rest = ""
     if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+      rest = String(host[host.index(after: close)...])
       host = String(host[host.index(after: host.startIndex)..<close])
     } else if let colon = host.lastIndex(of: ":") {
+      rest = String(host[colon...])
       host = String(host[..<colon])
     }
+    let port = rest.dropFirst()
+    let portOK =
+      rest.isEmpty || (rest.hasPrefix(":") && !port.isEmpty && port.allSatisfy(\.isASCII) && UInt16(port) != nil)
     // A literal only: `127.attacker.example` is a name its owner can point anywhere.
     let lowered = host.lowercased()
     let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
     let literal =
       parts.count == 4 && parts[0] == "127"
       && parts.allSatisfy { part in UInt8(part).map { String($0) == part } ?? false }
-    guard !(lowered == "localhost" || lowered == "::1" || literal) else { return nil }
+    guard !(portOK && (lowered == "localhost" || lowered == "::1" || literal)) else { return nil }
     return text(
       .misdirectedRequest,
       "this admin port answers requests for a loopback host only, not \(DisplayText.escape(String(host.prefix(255))))\n"
@@ -393,7 +400,7 @@ struct BoundedChannel<Inner: ServerChildChannel>: ServerChildChannel {
       // Right after the request decoder: where a request's head still has its version.
       if let decoder = try? channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
       {
-        try channel.pipeline.syncOperations.addHandler(HTTP10Close(), position: .after(decoder))
+        try channel.pipeline.syncOperations.addHandler(ConnectionClose(), position: .after(decoder))
       }
       return value
     }
@@ -402,18 +409,19 @@ struct BoundedChannel<Inner: ServerChildChannel>: ServerChildChannel {
   func handle(value: Value, logger: Logger) async { await inner.handle(value: value, logger: logger) }
 }
 
-/// An HTTP/1.0 request without `Connection: keep-alive` ends its connection after the
-/// response, as HTTP/1.0 says: the server keeps connections by HTTP/1.1's rule (only
-/// `Connection: close` ends one), so a 1.0 probe that reads to the end waited 30 s and held
-/// one of its address's 32 connections.
-final class HTTP10Close: ChannelInboundHandler, RemovableChannelHandler {
+/// A request that ends its connection gets it ended after the response: the server keeps
+/// connections by HTTP/1.1's rule, and read only an exact, lowercase `Connection: close` as
+/// that rule's exception. So an HTTP/1.0 request without `keep-alive` (HTTP/1.0's own rule),
+/// and `Close` or `keep-alive, close` (options are a case-insensitive list, RFC 9110
+/// §7.6.1), each held one of its address's 32 connections until the 30 s idle timeout.
+final class ConnectionClose: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPServerRequestPart
   typealias InboundOut = HTTPServerRequestPart
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    guard case .head(var head) = unwrapInboundIn(data), head.version == .http1_0,
-      !head.headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "keep-alive" })
-    else {
+    guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+    let options = head.headers[canonicalForm: "connection"].map { $0.lowercased() }
+    guard options.contains("close") || (head.version == .http1_0 && !options.contains("keep-alive")) else {
       return context.fireChannelRead(data)
     }
     head.headers.replaceOrAdd(name: "connection", value: "close")

@@ -115,7 +115,9 @@ import Testing
       let port = try #require(URL(string: base)?.port)
       for (host, expected) in [
         ("rebind.attacker.example", 421), ("127.attacker.example", 421), ("127.0.0.1:\(port)", 200),
-        ("localhost:\(port)", 200), ("[::1]:\(port)", 200),
+        ("localhost:\(port)", 200), ("[::1]:\(port)", 200), ("[::1]", 200),
+        // Found by a tester: what followed `[::1]` was not looked at.
+        ("[::1].evil", 421), ("[::1]evil:\(port)", 421), ("localhost:evil", 421), ("127.0.0.1:99999", 421),
       ] {
         for path in ["/api/cluster", "/metrics", "/"] {
           // A reset connection on a loaded machine is tried again, up to five times.
@@ -462,10 +464,18 @@ import Testing
       try await eventually("the admin port answers") {
         (try? await Self.get("http://127.0.0.1:\(port)/healthz"))?.status == 200
       }
-      let (reply, closed) = try await Task.detached { try Self.exchange(port: port, "GET /healthz HTTP/1.0\r\n\r\n") }
-        .value
-      #expect(reply.hasPrefix("HTTP/1.1 200") && reply.hasSuffix("ok\n"), "\(reply)")
-      #expect(closed, "the connection stayed open after the response")
+      // And (found by a tester) `Connection: close` in another case, or among other options,
+      // which RFC 9110 §7.6.1 reads as a case-insensitive list.
+      let host = "Host: localhost\r\n"
+      for request in [
+        "GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\n\(host)Connection: Close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\(host)Connection: keep-alive, close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\(host)Connection: foo, CLOSE\r\n\r\n",
+      ] {
+        let (reply, closed) = try await Task.detached { try Self.exchange(port: port, request) }.value
+        #expect(reply.hasPrefix("HTTP/1.1 200") && reply.hasSuffix("ok\n"), "\(reply)")
+        #expect(closed, "the connection stayed open after the response to \(request.debugDescription)")
+      }
     }
   }
 

@@ -25,6 +25,7 @@ struct TopCommand: AsyncParsableCommand {
   func run() async throws {
     try await client.session { connection in
       var previous: (at: ContinuousClock.Instant, done: UInt64, failed: UInt64)?
+      var shown = false
       while true {
         let list = try await connection.workerList()
         let running = try await connection.jobs(state: "running", limit: 15)
@@ -59,7 +60,9 @@ struct TopCommand: AsyncParsableCommand {
         }
         // Home and clear, then the frame: the terminal redraws in place. Into a file or a
         // pipe, frames follow each other with a blank line, and no screen control.
-        let screen = isatty(STDOUT_FILENO) == 1 ? "\u{1B}[H\u{1B}[2J" : "\n"
+        // Between frames, not before the first (a tester's `haat top | head -1` read a blank line).
+        let screen = isatty(STDOUT_FILENO) == 1 ? "\u{1B}[H\u{1B}[2J" : shown ? "\n" : ""
+        shown = true
         // Not the module's `print`: it would escape the screen control (the frame is
         // escaped already, `frame`).
         Swift.print(screen + frame, terminator: "")

@@ -779,8 +779,10 @@ func rawWorker(_ mode: String, _ cluster: LocalCluster) async throws -> (status:
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // A frame read, then the reader goes, as `head` does.
-        _ = pipe.fileHandleForReading.availableData
+        // A frame read, then the reader goes, as `head` does. The first line is the frame's
+        // (a tester's `haat top | head -1` read a blank line).
+        let first = pipe.fileHandleForReading.availableData
+        #expect(!first.isEmpty && first.first != UInt8(ascii: "\n"), "\(arguments): \(first.prefix(40))")
         try pipe.fileHandleForReading.close()
         try await eventually("haat \(arguments.joined(separator: " ")) ends", timeout: .seconds(20)) {
           !process.isRunning

@@ -131,6 +131,10 @@ public final class HaatClient: Sendable {
       throw HaatError(
         .badSpec, "the spec has \(spec.sources.count) sources; the most is \(Defaults.maxSources)", field: "sources")
     }
+    // A name too long for a line was blamed on a source (the coordinator names it).
+    guard spec.name.count <= Defaults.maxNameCharacters else {
+      throw HaatError(.badSpec, "is longer than \(Defaults.maxNameCharacters) characters", field: "name")
+    }
     var whole = Haat_V1_Submit()
     whole.spec = spec
     let limit = Int(welcome.maxLineBytes) - 512

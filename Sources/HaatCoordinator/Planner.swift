@@ -38,7 +38,9 @@ public enum Planner {
     func bad(_ field: String, _ reason: String) -> HaatError {
       HaatError(.badSpec, reason, field: field)
     }
-    guard spec.name.count <= 200 else { throw bad("name", "is longer than 200 characters") }
+    guard spec.name.count <= HaatCore.Defaults.maxNameCharacters else {
+      throw bad("name", "is longer than \(HaatCore.Defaults.maxNameCharacters) characters")
+    }
     try checkText(spec.name, field: "name")
     guard !spec.sources.isEmpty else { throw bad("sources", "a job needs at least one source") }
     guard spec.sources.count <= maxSources else {
@@ -83,6 +85,10 @@ public enum Planner {
         throw bad("every", "\"\(spec.every)\" names no time in the next five years")
       }
       guard !spec.name.isEmpty else { throw bad("name", "a recurring job (every) needs a name: its schedule's name") }
+      // `haat schedules remove -dash` read the name as flags (`-h` among them: help, exit 0).
+      guard !spec.name.hasPrefix("-") else {
+        throw bad("name", "a schedule's name must not start with \"-\": the CLI would read it as flags")
+      }
     }
 
     let scheduleName = schedule ?? (recurrence == nil ? nil : spec.name)

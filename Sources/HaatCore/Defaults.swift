@@ -28,6 +28,8 @@ public enum Defaults {
   public static let missedBeatsForLost: UInt32 = 3
   /// The most sources a job spec may have.
   public static let maxSources = 10_000
+  /// The longest job (and schedule) name, in characters.
+  public static let maxNameCharacters = 200
   /// The most items a request's list may hold (a heartbeat's leases, the tasks named to
   /// retry or discard); lists the coordinator sends page at the same bound.
   public static let maxListItems = 10_000

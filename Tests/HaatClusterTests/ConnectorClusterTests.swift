@@ -358,6 +358,18 @@ struct ScheduleClusterTests {
       var tooOften = recurring
       tooOften.every = "500ms"
       await #expect(throws: HaatError.self) { try await client.submit(tooOften) }
+      // Found by a tester: `haat schedules remove -dash` was help (exit 0), and a name over
+      // the line limit was blamed on a source.
+      var dash = recurring
+      dash.name = "-dash"
+      let refused = await #expect(throws: HaatError.self) { try await client.submit(dash) }
+      #expect(refused?.field == "name" && refused?.message.contains("must not start with") == true)
+      var long = recurring
+      long.name = String(repeating: "n", count: 70_000)
+      let tooLong = await #expect(throws: HaatError.self) { try await client.submit(long) }
+      #expect(
+        tooLong?.field == "name" && tooLong?.message == "is longer than 200 characters",
+        "\(String(describing: tooLong))")
     }
   }
 }

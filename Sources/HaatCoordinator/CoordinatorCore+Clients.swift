@@ -407,7 +407,9 @@ extension CoordinatorCore {
     var budget = config.session.outboundBytes / 2
     var first = backlog.endIndex
     while first > backlog.startIndex {
-      let size = (Paging.jsonSize(backlog[first - 1]) ?? budget) + Paging.envelopeSlack
+      // The line and its envelope (`reply_to`, the keys, braces, newline): charged 512
+      // bytes each, 4,673 lines of 300 bytes were called 4 MiB (a tester's find).
+      let size = (Paging.jsonSize(backlog[first - 1]) ?? budget) + id.utf8.count + 64
       guard size <= budget else { break }
       budget -= size
       first -= 1

@@ -307,6 +307,7 @@ extension CoordinatorCore {
     // was waiting for after a reconnect) and books nothing.
     let nowMono = monotonicMs
     if let due = rateSlotsDue[task], due > nowMono + Self.rateSlotSlackMs {
+      noteRateWait(connection.name, untilMs: due)
       var grant = Haat_V1_RateGrant()
       grant.key = request.key
       grant.waitMs = UInt32(clamping: due - nowMono)
@@ -314,6 +315,7 @@ extension CoordinatorCore {
     }
     let wait = rates.grant(key: request.key, requestsPerSecond: perSecond, nowMs: nowMono)
     rateSlotsDue[task] = nowMono + wait
+    noteRateWait(connection.name, untilMs: nowMono + wait)
     if rateSlotsDue.count > 2 * leases.count + 1_024 { rateSlotsDue = rateSlotsDue.filter { $0.value > nowMono } }
     // Bounded: a worker's credentials are few; past the bound, the oldest are not kept.
     if connection.grantedRateKeys.count >= Self.maxGrantedRateKeys { connection.grantedRateKeys.removeAll() }
@@ -322,6 +324,14 @@ extension CoordinatorCore {
     grant.key = request.key
     grant.waitMs = UInt32(clamping: wait)
     outbox.reply(connection, to: id, .rateGrant(grant))
+  }
+
+  /// A worker waits for a rate slot until `untilMs` (monotonic): it is not `stalled` before
+  /// then (every worker showed stalled through a platform's pause, with advice to move its
+  /// tasks away).
+  func noteRateWait(_ worker: String, untilMs: Int64) {
+    guard let record = workers[worker] else { return }
+    workers[worker]?.rateWaitEnds = max(record.rateWaitEnds, UInt64(max(0, untilMs)) * 1_000_000)
   }
 
   /// How early a task's next `rate_request` may come before its last slot is due (clock

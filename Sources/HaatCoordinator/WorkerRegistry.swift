@@ -17,6 +17,9 @@ struct WorkerRecord {
   /// `last_progress_ms` or its task counts moved), or the connection. The worker's own
   /// clock is never compared with this one.
   var lastProgress: UInt64
+  /// When the latest rate slot granted to it is due (monotonic ns): a worker waiting for
+  /// its slot (a platform's pause, a slow budget) is not stalled until then.
+  var rateWaitEnds: UInt64 = 0
   var health = WorkerHealth()
   /// Results the coordinator accepted from this worker, and failures it recorded.
   var tasksDone: UInt64 = 0
@@ -48,7 +51,7 @@ struct WorkerRecord {
     if !connected { return draining ? "gone" : "lost" }
     if draining { return "draining" }
     if silent(now: now, heartbeatMs: heartbeatMs) { return "lost" }
-    let sinceProgress = now &- lastProgress
+    let sinceProgress = now &- max(lastProgress, min(rateWaitEnds, now))
     if leases > 0, sinceProgress > max(UInt64(leaseMs), UInt64(heartbeatMs) * 3) * 1_000_000 { return "stalled" }
     return "healthy"
   }

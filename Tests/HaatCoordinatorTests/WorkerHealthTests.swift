@@ -35,4 +35,18 @@ import Testing
     // Idle, holding nothing: not stalled.
     #expect(worker.state(now: 20 * Self.second, heartbeatMs: 1_000, leaseMs: 5_000, leases: 0) == "healthy")
   }
+
+  /// Found by a tester: through a platform's pause every worker, waiting for its rate slot,
+  /// showed `stalled` (with advice to move its tasks away). A granted wait is progress until
+  /// its slot is due; past it, no bytes for the threshold is a stall again.
+  @Test func aWorkerWaitingForItsRateSlotIsNotStalled() {
+    var worker = Self.record(now: 0)
+    var health = WorkerHealth()
+    health.lastProgressMs = 42
+    worker.rateWaitEnds = 50 * Self.second
+    for beat in 1...40 { worker.beat(health, now: UInt64(beat) * Self.second) }
+    #expect(worker.state(now: 40 * Self.second, heartbeatMs: 1_000, leaseMs: 5_000, leases: 2) == "healthy")
+    for beat in 41...60 { worker.beat(health, now: UInt64(beat) * Self.second) }
+    #expect(worker.state(now: 60 * Self.second, heartbeatMs: 1_000, leaseMs: 5_000, leases: 2) == "stalled")
+  }
 }

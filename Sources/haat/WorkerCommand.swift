@@ -79,6 +79,10 @@ struct WorkerCommand: AsyncParsableCommand {
     ] where value < 0 {
       throw ValidationError("\(flag) must not be negative, not \(value)")
     }
+    // libcurl reads a connect timeout of 0 as its own default, 300 s; and a body bound of 0
+    // would fail every fetch.
+    guard connectTimeoutMs >= 1 else { throw ValidationError("--connect-timeout-ms must be at least 1, not 0") }
+    guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1, not 0") }
     // libcurl takes the stall window as a C long of seconds, and its timeouts in ms.
     guard stallSeconds <= 86_400 else {
       throw ValidationError("--stall-seconds must be at most 86400, not \(stallSeconds)")

@@ -132,6 +132,9 @@ import Testing
         // libcurl refused the option at every fetch; a drain of -5 s cancelled at once.
         ("--stall-seconds", "-1", "--stall-seconds must not be negative"),
         ("--drain-timeout-ms", "-5000", "--drain-timeout-ms must not be negative"),
+        // Found by a tester: libcurl read 0 as its own 300 s.
+        ("--connect-timeout-ms", "0", "--connect-timeout-ms must be at least 1, not 0"),
+        ("--max-body-bytes", "0", "--max-body-bytes must be at least 1, not 0"),
         ("--tls-ca", "/nonexistent-ca.pem", "--tls-ca /nonexistent-ca.pem: No such file or directory"),
         // Read only at the first fetch, failing every task there.
         ("--ca-file", "/nonexistent-ca.pem", "--ca-file /nonexistent-ca.pem: No such file or directory"),

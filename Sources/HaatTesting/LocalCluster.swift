@@ -350,6 +350,12 @@ public final class LocalCluster: Sendable {
     if ownsDirectory && !keep { try? FileManager.default.removeItem(atPath: directory) }
   }
 
+  /// Whether any of its processes still runs.
+  public var anyRunning: Bool {
+    let (coordinators, workers) = state.withLock { (Array($0.coordinators.values), Array($0.workers.values)) }
+    return (workers + coordinators).contains { $0.isRunning }
+  }
+
   /// Sends `signal` to every process at once, without waiting (for signal handlers).
   public func signalAll(_ signal: Int32) {
     let (coordinators, workers) = state.withLock { (Array($0.coordinators.values), Array($0.workers.values)) }

@@ -49,16 +49,14 @@ struct DemoCommand: AsyncParsableCommand {
     let directory = NSTemporaryDirectory() + "haat-demo-\(UUID().uuidString)"
     // From here on, Ctrl-C or SIGTERM stops the children and removes the directory (it holds
     // a credential and tokens): the handlers came after the cluster's start, so a signal in
-    // its first moments left them behind. The children also exit once this process ends.
-    let started = StartedCluster()
+    // its first moments left them behind.
+    let stopper = DemoStop(directory: directory, keep: keep)
     let handlers = [(SIGINT, Int32(130)), (SIGTERM, Int32(143))].map { number, status in
       let source = DispatchSource.makeSignalSource(signal: number)
       signal(number, SIG_IGN)
       source.setEventHandler {
         printError("interrupted; stopping the cluster")
-        started.cluster.withLock { $0 }?.signalAll(SIGTERM)
-        if !keep { try? FileManager.default.removeItem(atPath: directory) }
-        Foundation.exit(status)
+        stopper.signalled(status)
       }
       source.resume()
       return source
@@ -97,14 +95,18 @@ struct DemoCommand: AsyncParsableCommand {
         throw error
       }
     } catch {
+      stopper.started(nil)
       try? FileManager.default.removeItem(atPath: directory)
       throw error
     }
-    started.cluster.withLock { $0 = cluster }
+    stopper.started(cluster)
 
     do {
       try await demo(cluster: cluster, server: server, manifest: manifest)
     } catch {
+      // A signal's stop closed the coordinator under the job: not an error to report, and
+      // the handler ends the process (exit 130 or 143) once the cluster has stopped.
+      if stopper.interrupted { try? await Task.sleep(for: .seconds(30)) }
       print("\nsomething went wrong; the processes' last log lines:\n\(cluster.logs())")
       await cluster.stop(keepDirectory: keep)
       if !keep { try? FileManager.default.removeItem(atPath: directory) }
@@ -183,7 +185,45 @@ struct DemoCommand: AsyncParsableCommand {
   }
 }
 
-/// The demo's cluster once it has started, for the signal handlers.
-private final class StartedCluster: Sendable {
-  let cluster = Mutex<LocalCluster?>(nil)
+/// The demo's stop on a signal: the cluster's processes signalled and waited for (they
+/// write in the directory until they end: removed before, a starting coordinator made parts
+/// of it again), then the directory removed. A signal before the cluster has started (its
+/// processes are not known yet) stops the demo once it has.
+private final class DemoStop: Sendable {
+  private let state = Mutex<(cluster: LocalCluster?, status: Int32?)>((nil, nil))
+  let directory: String
+  let keep: Bool
+
+  init(directory: String, keep: Bool) {
+    self.directory = directory
+    self.keep = keep
+  }
+
+  /// A signal came: the handler is stopping the cluster, or will once it has started.
+  var interrupted: Bool { state.withLock { $0.status != nil } }
+
+  func signalled(_ status: Int32) {
+    let cluster = state.withLock { state -> LocalCluster? in
+      if state.status == nil { state.status = status }
+      return state.cluster
+    }
+    if let cluster { stop(cluster, status: status) }
+  }
+
+  /// The cluster has started (nil: it will not); stops at once if a signal came before.
+  func started(_ cluster: LocalCluster?) {
+    let status = state.withLock { state -> Int32? in
+      state.cluster = cluster
+      return state.status
+    }
+    if let status { stop(cluster, status: status) }
+  }
+
+  private func stop(_ cluster: LocalCluster?, status: Int32) -> Never {
+    cluster?.signalAll(SIGTERM)
+    let deadline = ContinuousClock.now + .seconds(15)
+    while cluster?.anyRunning == true, ContinuousClock.now < deadline { usleep(50_000) }
+    if !keep { try? FileManager.default.removeItem(atPath: directory) }
+    Foundation.exit(status)
+  }
 }

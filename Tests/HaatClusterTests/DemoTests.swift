@@ -35,7 +35,9 @@ import Testing
       TMPDIR=\(directory)/ \(haat) demo > /dev/null 2>&1 & pid=$!
       sleep \(seconds); kill -TERM $pid; wait $pid; echo "exit $?"
       """)
-    #expect(output == "exit 143\n", "\(output)")
+    // (Before its handlers are set, the signal's default action ends it: the shell may say
+    // "Terminated", and there is nothing to remove yet.)
+    #expect(output.hasSuffix("exit 143\n"), "\(output)")
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty)
   }
 

@@ -50,6 +50,8 @@ let package = Package(
       name: "CSQLiteConfig",
       providers: [.apt(["libsqlite3-dev"])]
     ),
+    // Whether a write to stdout failed (the CLI's exit 74): Swift 6 cannot read `stdout`.
+    .systemLibrary(name: "CStdio"),
     // Domain types and pure state machines: no I/O, no dependencies.
     .target(name: "HaatCore"),
     .target(
@@ -124,7 +126,7 @@ let package = Package(
     .executableTarget(
       name: "haat",
       dependencies: [
-        "HaatCoordinator", "HaatWorker", "HaatClient", "HaatFixtures", "HaatStore", "HaatTesting",
+        "HaatCoordinator", "HaatWorker", "HaatClient", "HaatFixtures", "HaatStore", "HaatTesting", "CStdio",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

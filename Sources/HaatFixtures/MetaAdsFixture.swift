@@ -65,7 +65,7 @@ public final class MetaAdsFixture: Sendable {
 
   public static func row(account: String, day: Int, ad: Int, revision: UInt64 = 0) -> Row {
     let salt = UInt64(account.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF })
-    let seed = UInt64(day) &* 6_151 &+ UInt64(ad) &* 98_317 &+ salt
+    let seed = UInt64(bitPattern: Int64(day)) &* 6_151 &+ UInt64(truncatingIfNeeded: ad) &* 98_317 &+ salt
     let impressions = 2_000 + seed % 50_000 + revision * 101
     let clicks = impressions / 80 + seed % 30 + revision * 3
     let hasActions = ad != 2

@@ -36,7 +36,7 @@ public final class TikTokFixture: Sendable {
 
   public static func result(advertiser: String, day: Int, ad: Int) -> Result {
     let salt = UInt64(advertiser.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF })
-    let seed = UInt64(day) &* 7_919 &+ UInt64(ad) &* 104_729 &+ salt
+    let seed = UInt64(bitPattern: Int64(day)) &* 7_919 &+ UInt64(truncatingIfNeeded: ad) &* 104_729 &+ salt
     let impressions = 1_000 + seed % 20_000
     let clicks = impressions / 100 + seed % 50
     return Result(

@@ -30,6 +30,12 @@ struct Haat: AsyncParsableCommand {
       }
     } catch {
       flushOrEndWhenUnread()
+      // Help and --version go to stdout: through the checked writes too.
+      if exitCode(for: error) == .success {
+        writeOut(fullMessage(for: error) + "\n")
+        flushOrEndWhenUnread()
+        Foundation.exit(0)
+      }
       exit(withError: error)
     }
     flushOrEndWhenUnread()

@@ -1,3 +1,4 @@
+import CStdio
 import Foundation
 import HaatAnalytics
 import HaatCore
@@ -11,7 +12,7 @@ import Synchronization
 /// standard library's `print` for the whole module.
 func print(_ items: Any..., separator: String = " ", terminator: String = "\n") {
   let text = items.map { "\($0)" }.joined(separator: separator)
-  Swift.print(DisplayText.escape(text, keepNewlines: true), terminator: terminator)
+  writeOut(DisplayText.escape(text, keepNewlines: true) + terminator)
 }
 
 /// Prints a report's CSV: as it is into a file or a pipe (it is data: an account name's
@@ -20,7 +21,7 @@ func printCSV(_ csv: String) {
   if isatty(STDOUT_FILENO) == 1 {
     print(csv, terminator: "")
   } else {
-    Swift.print(csv, terminator: "")
+    writeOut(csv)
   }
 }
 
@@ -28,6 +29,15 @@ func printCSV(_ csv: String) {
 /// the exit status, so that a flush made only to order stdout before stderr does not hide a
 /// full disk under `> file` from it.
 private let outputFailure = Atomic<Int32>(0)
+
+/// Writes to stdout: every write the CLI makes there comes through here, and the first that
+/// fails is kept for `flushOrEndWhenUnread` (a write of a full buffer that failed left the
+/// flush at the end nothing to fail on: a report over 4 KiB to a full disk exited 0).
+func writeOut(_ text: String) {
+  var text = text
+  let failure = text.withUTF8 { cstdio_write_stdout($0.baseAddress, $0.count) }
+  if failure != 0 { _ = outputFailure.compareExchange(expected: 0, desired: failure, ordering: .relaxed) }
+}
 
 /// Flushes what was printed; a failure's reason is kept for `flushOrEndWhenUnread`.
 func flushOutput() {
@@ -54,7 +64,7 @@ func flushOrEndWhenUnread() {
 func printJSON(_ message: some SwiftProtobuf.Message) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true
-  Swift.print(jsonSafe((try? message.jsonString(options: options)) ?? "{}"))
+  writeOut(jsonSafe((try? message.jsonString(options: options)) ?? "{}") + "\n")
 }
 
 /// JSON with every terminal-unsafe character written as a `\uXXXX` escape: still the same
@@ -80,7 +90,7 @@ func printJSON(_ messages: [some SwiftProtobuf.Message]) {
   var options = JSONEncodingOptions()
   options.preserveProtoFieldNames = true
   let items = messages.map { (try? $0.jsonString(options: options)) ?? "{}" }
-  Swift.print(jsonSafe("[" + items.joined(separator: ",\n ") + "]"))
+  writeOut(jsonSafe("[" + items.joined(separator: ",\n ") + "]") + "\n")
 }
 
 func time(_ ms: Int64) -> String {

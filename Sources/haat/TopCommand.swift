@@ -65,7 +65,7 @@ struct TopCommand: AsyncParsableCommand {
         shown = true
         // Not the module's `print`: it would escape the screen control (the frame is
         // escaped already, `frame`).
-        Swift.print(screen + frame, terminator: "")
+        writeOut(screen + frame)
         flushOrEndWhenUnread()
         try await Task.sleep(for: .seconds(interval))
       }

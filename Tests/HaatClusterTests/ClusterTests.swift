@@ -768,6 +768,28 @@ func rawWorker(_ mode: String, _ cluster: LocalCluster) async throws -> (status:
 /// Found by a tester: `haat top | head -3` and `haat logs -f | head -1` ran for ever once
 /// `head` had gone (the process ignores SIGPIPE, and the EPIPE went unread).
 @Suite struct FollowOutputTests {
+  /// Found by a tester: output over a stdio buffer (4 KiB) to a full disk exited 0: the
+  /// failed write of the full buffer dropped it, and the flush at the end had nothing left
+  /// to fail on. Every command's output, and help, exits 74 saying so.
+  @Test func outputToAFullDiskExits74() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var noop = Source()
+      noop.kind = "noop"
+      noop.tasks = 2_000
+      let job = try await client.submit(spec("many tasks", [noop])).job
+      await client.close()
+      let common = "--coordinator \(cluster.endpoint) --data-dir \(cluster.dataDirectory)"
+      for command in ["job \(job) --tasks \(common)", "jobs \(common)", "jobs --help", "--version"] {
+        let output = try await run("/bin/sh", ["-c", "\(cluster.binary) \(command) > /dev/full; echo \"exit $?\""])
+          .output
+        #expect(output == "haat: cannot write the output: No space left on device\nexit 74\n", "\(command): \(output)")
+      }
+    }
+  }
+
   @Test func topAndLogsFollowEndWhenTheirReaderGoes() async throws {
     try await withCluster { cluster, _ in
       let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]

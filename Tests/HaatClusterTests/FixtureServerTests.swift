@@ -35,6 +35,11 @@ import Testing
       (report + "&end_date=2026-01-01&page=2", tiktok, "200", #""list":[]"#),
       (report + "&end_date=2026-01-10&page=9223372036854775807", tiktok, "200", #""code":40002"#),
       (report + "&end_date=2026-01-10&page=-3", tiktok, "200", #""code":40002"#),
+      // Days before 1970 (a negative day number trapped).
+      (
+        "/tiktok/open_api/v1.3/report/integrated/get/?advertiser_id=1&start_date=1969-12-30&end_date=1970-01-02",
+        tiktok, "200", #""code":0"#
+      ),
       ("/meta/v21.0/1/posts?after=p9223372036854775807", meta, "400", "Invalid cursor"),
       ("/meta/v21.0/1/posts?after=p-5", meta, "400", "Invalid cursor"),
       (

@@ -1,0 +1,20 @@
+#ifndef HAAT_CSTDIO_SHIM_H
+#define HAAT_CSTDIO_SHIM_H
+
+// The CLI's writes to stdout, with their failure: Swift 6 cannot read the C global
+// `stdout`, and `print` says nothing when a write fails. A failed write of a full buffer
+// sets the stream's error and drops the buffer, so a flush at the end found nothing to fail
+// on (a report over 4 KiB to a full disk exited 0, not 74).
+
+#include <errno.h>
+#include <stdio.h>
+
+// Writes `count` bytes to stdout (buffered); 0, or the errno of a write that failed.
+static inline int cstdio_write_stdout(const void *bytes, size_t count) {
+  if (count == 0) return 0;
+  errno = 0;
+  if (fwrite(bytes, 1, count, stdout) == count && !ferror(stdout)) return 0;
+  return errno != 0 ? errno : EIO;
+}
+
+#endif

@@ -146,7 +146,9 @@ public enum AdminServer {
     }
     let port = rest.dropFirst()
     let portOK =
-      rest.isEmpty || (rest.hasPrefix(":") && !port.isEmpty && port.allSatisfy(\.isASCII) && UInt16(port) != nil)
+      rest.isEmpty
+      || (rest.hasPrefix(":") && !port.isEmpty && port.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+        && UInt16(port) != nil)
     // A literal only: `127.attacker.example` is a name its owner can point anywhere.
     let lowered = host.lowercased()
     let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
@@ -420,6 +422,12 @@ final class ConnectionClose: ChannelInboundHandler, RemovableChannelHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     guard case .head(var head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+    // Two Host headers (RFC 9112 §3.2 refuses them) were read as the first: collapsed to a
+    // name that is no loopback host, so the Host check refuses the request.
+    if head.headers["host"].count > 1 {
+      head.headers.replaceOrAdd(name: "host", value: "two-host-headers.invalid")
+      return context.fireChannelRead(wrapInboundOut(.head(head)))
+    }
     let options = head.headers[canonicalForm: "connection"].map { $0.lowercased() }
     guard options.contains("close") || (head.version == .http1_0 && !options.contains("keep-alive")) else {
       return context.fireChannelRead(data)

@@ -220,9 +220,14 @@ private final class DemoStop: Sendable {
   }
 
   private func stop(_ cluster: LocalCluster?, status: Int32) -> Never {
-    cluster?.signalAll(SIGTERM)
-    let deadline = ContinuousClock.now + .seconds(15)
-    while cluster?.anyRunning == true, ContinuousClock.now < deadline { usleep(50_000) }
+    // A worker drains (finishes its tasks) before it exits, and with its coordinator gone
+    // that took until its drain timeout, an orphan meanwhile: 5 s, then SIGKILL. A demo's
+    // tasks are worth nothing once the demo is stopped.
+    for (signal, seconds) in [(SIGTERM, 5), (SIGKILL, 5)] where cluster?.anyRunning == true {
+      cluster?.signalAll(signal)
+      let deadline = ContinuousClock.now + .seconds(seconds)
+      while cluster?.anyRunning == true, ContinuousClock.now < deadline { usleep(50_000) }
+    }
     if !keep { try? FileManager.default.removeItem(atPath: directory) }
     Foundation.exit(status)
   }

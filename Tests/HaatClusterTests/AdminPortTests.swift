@@ -118,6 +118,7 @@ import Testing
         ("localhost:\(port)", 200), ("[::1]:\(port)", 200), ("[::1]", 200),
         // Found by a tester: what followed `[::1]` was not looked at.
         ("[::1].evil", 421), ("[::1]evil:\(port)", 421), ("localhost:evil", 421), ("127.0.0.1:99999", 421),
+        ("127.0.0.1:+80", 421),
       ] {
         for path in ["/api/cluster", "/metrics", "/"] {
           // A reset connection on a loaded machine is tried again, up to five times.
@@ -139,6 +140,12 @@ import Testing
           #expect(answer.split(separator: "\n").last.map(String.init) == "\(expected)", "\(host) \(path): \(answer)")
         }
       }
+      // Two Host headers (found by a tester: only the first was looked at).
+      let (twoHosts, _) = try await Task.detached {
+        try Self.exchange(
+          port: port, "GET /api/cluster HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+      }.value
+      #expect(twoHosts.hasPrefix("HTTP/1.1 421"), "\(twoHosts.prefix(200))")
       // HEAD answers every GET with its status and headers, Content-Length included (it
       // said 0, and / and /metrics said 404); another method on a path that exists is a
       // 405 naming the methods allowed (it was a 404), and on one that does not, a 404.

@@ -66,23 +66,33 @@ struct LargeResultTests {
     }
   }
 
-  /// Found by a tester: `schedule_list` carried every schedule in one line, and past the
-  /// line limit `haat schedules` could only fail. It pages now, as every list does.
-  @Test func schedulesOverTheLineLimitArePaged() async throws {
+  /// A coordinator without workers, on a line limit of `limit`.
+  static var lineLimited: LocalCluster.Options {
     var options = LocalCluster.Options.fast
     options.workers = 0
     options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
-    try await withCluster(options) { cluster, _ in
+    return options
+  }
+
+  /// Makes a schedule named `name`: one noop source, once a year.
+  static func schedule(_ name: String, on client: HaatClient) async throws {
+    var noop = Source()
+    noop.kind = "noop"
+    var one = spec(name, [noop])
+    one.every = "365d"
+    _ = try await client.submit(one)
+  }
+
+  /// Found by a tester: `schedule_list` carried every schedule in one line, and past the
+  /// line limit `haat schedules` could only fail. It pages now, as every list does.
+  @Test func schedulesOverTheLineLimitArePaged() async throws {
+    try await withCluster(Self.lineLimited) { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
       // 400 schedules of 200-byte names: about 150 KB of list, over twice the limit.
       var names: [String] = []
       for index in 0..<400 {
-        var one = spec(String(format: "%03d-", (index * 7) % 400) + String(repeating: "s", count: 196), [noop])
-        one.every = "365d"
-        names.append(one.name)
-        _ = try await client.submit(one)
+        names.append(String(format: "%03d-", (index * 7) % 400) + String(repeating: "s", count: 196))
+        try await Self.schedule(names[index], on: client)
       }
       let schedules = try await client.schedules()
       #expect(schedules.map(\.name) == names.sorted())
@@ -101,26 +111,16 @@ struct LargeResultTests {
   /// `haat schedules` failed outright. Short names added one by one move the cut across a
   /// whole long name: every listing must succeed.
   @Test func aPageEndingOnALongNameStillFitsItsLine() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(Self.lineLimited) { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
-      func schedule(_ name: String) async throws {
-        var one = spec(name, [noop])
-        one.every = "365d"
-        _ = try await client.submit(one)
-      }
       var names: [String] = []
       for index in 0..<70 {
         names.append(String(format: "%02d", index) + String(repeating: "😀", count: 196))
-        try await schedule(names[index])
+        try await Self.schedule(names[index], on: client)
       }
       for filler in 0..<10 {
         names.append("0-f\(filler)")
-        try await schedule("0-f\(filler)")
+        try await Self.schedule("0-f\(filler)", on: client)
         let listed = try await client.schedules()
         #expect(listed.map(\.name) == names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
       }

@@ -21,6 +21,7 @@ struct Haat: AsyncParsableCommand {
   /// ArgumentParser's own `main`, then a check that the output was written: a full disk
   /// under `> file` exited 0 with the file cut short, where docs/cli.md promises exit 74.
   static func main() async {
+    ParentWatch.launchParent.store(getppid(), ordering: .relaxed)
     do {
       var command = try parseAsRoot()
       if var command = command as? any AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Foundation
 import HaatCore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// A service that waits for the group's graceful shutdown.
 struct IdleService: Service {
@@ -12,11 +13,16 @@ struct IdleService: Service {
 /// Ends the group when the process that started this one is gone, so no child outlives a
 /// demo or a test run.
 struct ParentWatch: Service {
-  let parent = getppid()
+  /// The parent at launch (`Haat.main` reads it first thing). Read when the services
+  /// started, after the store opened, a parent already gone read as init's pid, and the
+  /// orphan watched it for ever (a demo stopped during its coordinator's start left one).
+  static let launchParent = Atomic<Int32>(0)
+  let parent = Self.launchParent.load(ordering: .relaxed)
 
   func run() async throws {
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
-      if getppid() != parent { return }
+      let now = getppid()
+      if now != parent || now == 1 { return }
       try? await Task.sleep(for: .milliseconds(250))
     }
   }

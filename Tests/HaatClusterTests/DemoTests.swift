@@ -49,4 +49,33 @@ import Testing
     #expect(output.contains(": No such file or directory (TMPDIR names where it goes)\nexit 6\n"), "\(output)")
     #expect(!FileManager.default.fileExists(atPath: missing))
   }
+
+  /// Found by a tester (and in this suite's leftovers): a coordinator whose parent died
+  /// while it started read its parent after opening its store, got init's pid, and ran on
+  /// as an orphan in spite of --exit-with-parent. Its parent here is a subshell that ends
+  /// at once.
+  @Test func aProcessWhoseParentIsGoneAtItsStartExits() async throws {
+    let directory = NSTemporaryDirectory() + "haat-orphan-test-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let haat = try HaatBinary.path()
+    // No pipe to the test: an orphan that lived on would hold it open, and the test would
+    // wait on it rather than fail.
+    let shell = Process()
+    shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+    shell.arguments = [
+      "-c",
+      "(\(haat) coordinator --listen 127.0.0.1:0 --data-dir \(directory)/data --exit-with-parent"
+        + " > \(directory)/log 2>&1 < /dev/null & echo $! > \(directory)/pid)",
+    ]
+    shell.standardOutput = FileHandle.nullDevice
+    shell.standardError = FileHandle.nullDevice
+    try shell.run()
+    try await eventually("the shell ends") { !shell.isRunning }
+    let pid = try #require(
+      Int32(
+        try String(contentsOfFile: directory + "/pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+    )
+    try await eventually("the orphaned coordinator exits", timeout: .seconds(30)) { kill(pid, 0) != 0 }
+  }
 }

@@ -20,6 +20,17 @@ import Testing
   /// A transport error (a reset or a timed-out connect on a machine running the whole suite
   /// at once) is tried again, up to five times, as a probe or a browser would; a status is
   /// returned as it came.
+  /// A fast cluster's options with an admin port on a free loopback port.
+  static func adminCluster(
+    workers: Int? = nil, _ extra: [String] = []
+  ) throws -> (port: Int, options: LocalCluster.Options) {
+    let port = try FreePorts.pick(1)[0]
+    var options = LocalCluster.Options.fast
+    if let workers { options.workers = workers }
+    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"] + extra
+    return (port, options)
+  }
+
   static func get(_ url: String, method: String = "GET") async throws -> (status: Int, body: String) {
     var request = URLRequest(url: try #require(URL(string: url)))
     request.httpMethod = method
@@ -48,9 +59,7 @@ import Testing
   }
 
   @Test func probesAndMetricsOnLoopbackPassPromtool() async throws {
-    let port = try FreePorts.pick(1)[0]
-    var options = LocalCluster.Options.fast
-    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    let (port, options) = try Self.adminCluster()
     try await withCluster(options) { cluster, server in
       let base = "http://127.0.0.1:\(port)"
       // The event loop and the store must answer within 2 s; on a loaded machine (the whole
@@ -182,11 +191,9 @@ import Testing
     let certificates = NSTemporaryDirectory() + "haat-certs-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: certificates) }
     try await TLSClusterTests.certificates(in: certificates)
-    let port = try FreePorts.pick(1)[0]
-    var options = LocalCluster.Options.fast
-    options.workers = 0
+    let (port, adminOptions) = try Self.adminCluster(workers: 0, ["--admin-auth"])
+    var options = adminOptions
     options.tlsDirectory = certificates
-    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)", "--admin-auth"]
     try await withCluster(options) { cluster, _ in
       let tokenFile = cluster.directory + "/metrics.token"
       let (created, output) = try await run(
@@ -463,10 +470,7 @@ import Testing
   /// Found by a tester: an HTTP/1.0 request (no keep-alive) got its answer, but the
   /// connection stayed open until the 30 s idle timeout, holding one of the address's 32.
   @Test func anHTTP10RequestsConnectionEndsWithItsResponse() async throws {
-    let port = try FreePorts.pick(1)[0]
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    let (port, options) = try Self.adminCluster(workers: 0)
     try await withCluster(options) { _, _ in
       try await eventually("the admin port answers") {
         (try? await Self.get("http://127.0.0.1:\(port)/healthz"))?.status == 200
@@ -536,10 +540,7 @@ import Testing
   /// so 30 viewers of a 200,000-task job held the store's readers (`/readyz` failed, dispatch
   /// slowed 30×). Pages are now made at most once a second, one at a time.
   @Test func aFloodOfDashboardReadsLeavesTheCoordinatorReady() async throws {
-    let port = try FreePorts.pick(1)[0]
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    options.coordinatorArguments = ["--admin-listen", "127.0.0.1:\(port)"]
+    let (port, options) = try Self.adminCluster(workers: 0)
     try await withCluster(options) { cluster, _ in
       let base = "http://127.0.0.1:\(port)"
       let client = try await cluster.client()

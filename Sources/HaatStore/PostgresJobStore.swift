@@ -211,7 +211,8 @@ public final class PostgresJobStore: JobStore {
       UPDATE tasks t SET state = 'leased', attempt = t.attempt + 1, worker = \(owner), updated_at = \(nowMs)
       FROM picked WHERE t.id = picked.id
       RETURNING t.id, t.job, t.idx, t.attempt, t.spec,
-                (SELECT b.bookmark FROM bookmarks b WHERE b.key = t.resume_key)
+                (SELECT b.bookmark FROM bookmarks b JOIN jobs j ON j.id = t.job
+                 WHERE b.key = t.resume_key AND \(unescaped: BookmarkKeys.currentRun))
       """, logger: logger)
     var claimed: [ClaimedTask] = []
     for try await (id, job, index, attempt, spec, bookmark) in rows.decode(

@@ -249,7 +249,8 @@ public final class SQLiteJobStore: JobStore {
                        ORDER BY priority DESC, IFNULL(place, id), id LIMIT ?4)
           RETURNING id, job, idx, attempt, spec,
                     CASE WHEN resume_key IS NULL THEN NULL
-                         ELSE (SELECT bookmark FROM bookmarks WHERE key = resume_key) END
+                         ELSE (SELECT b.bookmark FROM bookmarks b JOIN jobs j ON j.id = tasks.job
+                               WHERE b.key = tasks.resume_key AND \(BookmarkKeys.currentRun)) END
           """))
     rows.add(owner)
     rows.add(nowMs)

@@ -341,10 +341,12 @@ public enum BookmarkKeys {
     "schedule|\(name.utf8.count):\(name)|"
   }
 
-  /// The condition on a finished task's job `j` for its bookmark to be kept: a one-off job,
-  /// or a run of its schedule as it is now. A run of a schedule removed (or replaced) while
-  /// it ran wrote its bookmark after the removal had cleared them, and the schedule made
-  /// again under the name did not read from the beginning.
+  /// The condition on a task's job `j` for its bookmark to be kept when it finishes, and
+  /// read when it is claimed: a one-off job, or a run of its schedule as it is now. A run of
+  /// a schedule removed (or replaced) while it ran wrote its bookmark after the removal had
+  /// cleared them, and the schedule made again under the name did not read from the
+  /// beginning; and its retry read the replacement's bookmark (the same key), skipping what
+  /// lay between: such a run reads from the beginning, its schedule's bookmarks gone.
   static let currentRun = """
     (j.schedule IS NULL OR EXISTS (
       SELECT 1 FROM schedules s WHERE s.name = j.schedule AND (s.first_job IS NULL OR s.first_job <= j.id)))

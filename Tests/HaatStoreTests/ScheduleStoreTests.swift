@@ -133,4 +133,54 @@ import Testing
     _ = try await tests.submit(store, tests.job(tasks: 1))
     #expect(try await tests.claim(store, 1).first?.bookmark == nil)
   }
+  /// Found by a tester: a run of a replaced schedule, retried after the replacement's first
+  /// run kept its bookmark, read that bookmark (the same name, so the same key) and skipped
+  /// what lay between. Its own schedule's bookmarks are gone: it reads from the beginning.
+  @Test(arguments: StoreBackend.all) func aReplacedSchedulesRetriedRunReadsNoBookmarkOfTheReplacement(
+    backend: StoreBackend
+  ) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    func run() -> NewJob {
+      var job = tests.job(tasks: 1)
+      job.tasks[0].resumeKey = BookmarkKeys.schedulePrefix("hourly") + "posts|1"
+      return job
+    }
+    func complete(_ task: ClaimedTask, _ bookmark: String, now: Int64) async throws {
+      _ = try await store.apply(
+        [
+          .complete(
+            task: task.task, attempt: task.attempt, worker: "w1", partial: Data(), stats: Data(), bookmark: bookmark)
+        ], nowMs: now)
+      _ = try await store.apply([.finishJob(task.job, state: .succeeded, report: nil, error: "")], nowMs: now)
+    }
+    _ = try await store.apply([.schedule(schedule(), firstRun: run())], nowMs: 1_000)
+    try await complete(try #require(try await tests.claim(store, 1).first), "B1", now: 2_000)
+    let next = Recurrence.every(ms: 3_600_000).next(dueMs: 3_601_000, nowMs: 3_602_000) ?? 0
+    _ = try await store.apply(
+      [.fire(schedule: "hourly", dueMs: 3_601_000, nextMs: next, run: run())], nowMs: 3_602_000)
+    let second = try #require(try await tests.claim(store, 1, now: 3_602_000).first)
+    #expect(second.bookmark == "B1")
+    // Replaced while its second run reads; that run fails, to be retried a minute later.
+    _ = try await store.apply([.schedule(schedule(), firstRun: run())], nowMs: 3_603_000)
+    _ = try await store.apply(
+      [
+        .fail(
+          task: second.task, attempt: second.attempt, worker: "w1", error: TaskError(code: "http_503", message: "busy"),
+          retryable: true, retryAfterMs: 60_000, stats: Data())
+      ], nowMs: 3_604_000)
+    let replacement = try #require(try await tests.claim(store, 1, now: 3_605_000).first)
+    #expect(replacement.job != second.job && replacement.bookmark == nil, "the replacement reads from the beginning")
+    try await complete(replacement, "R1", now: 3_606_000)
+    let retry = try #require(try await tests.claim(store, 1, now: 9_000_000).first)
+    #expect(retry.task == second.task)
+    #expect(retry.bookmark == nil, "the replaced schedule's run read the replacement's bookmark")
+    // The replacement's own next run reads its bookmark.
+    let later = Recurrence.every(ms: 3_600_000).next(dueMs: 3_601_000, nowMs: 9_000_000) ?? 0
+    try await complete(retry, "late", now: 9_000_000)
+    let fired = try await store.apply(
+      [.fire(schedule: "hourly", dueMs: 3_601_000, nextMs: later, run: run())], nowMs: 9_000_000)
+    guard case .submitted = fired[0] else { throw HaatError(.internal, "the replacement's run did not fire: \(fired)") }
+    #expect(try await tests.claim(store, 1, now: 9_000_000).first?.bookmark == "R1")
+  }
 }

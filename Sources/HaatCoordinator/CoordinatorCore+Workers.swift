@@ -77,8 +77,8 @@ extension CoordinatorCore {
         let holder = leases[task]
         // As the store answers a whole result (TaskRules.refusal): an earlier attempt is stale.
         let reason =
-          holder.map { $0.owner != worker && complete.attempt >= $0.attempt } == true
-          ? Refusal.notLeaseHolder : .staleAttempt
+          holder.map { complete.attempt > $0.attempt || (complete.attempt == $0.attempt && $0.owner != worker) }
+            == true ? Refusal.notLeaseHolder : .staleAttempt
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
       }
       switch staged.receive(complete, worker: worker) {

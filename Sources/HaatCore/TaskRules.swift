@@ -146,10 +146,13 @@ public enum TaskRules {
   /// Why a worker's attempt may not act on the task, or nil if it holds the lease. An
   /// earlier attempt's answer is stale whoever sends it: its lease ran out and the task
   /// moved on (a worker paused past its lease, a frozen VM), which is no alarm. For the
-  /// attempt held, or one never given, a worker that does not hold the lease learns
-  /// nothing more than `not_lease_holder` (a bug or a stolen token: the coordinator warns).
+  /// attempt held, a worker that does not hold the lease learns nothing more than
+  /// `not_lease_holder` (a bug or a stolen token: the coordinator warns), as does anyone,
+  /// the holder too, naming an attempt never given.
   static func refusal(for attempt: UInt32, worker: String, _ task: TaskStatus) -> Refusal? {
-    guard task.state != .leased || task.owner == worker || attempt < task.attempt else { return .notLeaseHolder }
+    if task.state == .leased, attempt > task.attempt || (attempt == task.attempt && task.owner != worker) {
+      return .notLeaseHolder
+    }
     return refusal(for: attempt, task)
   }
 

@@ -37,6 +37,8 @@ struct FixedRandom: RandomNumberGenerator {
     (.complete(attempt: 2, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
     (.complete(attempt: 3, worker: "other"), status(.leased, 2), .refused(.notLeaseHolder)),
     (.complete(attempt: 1, worker: "other"), status(.leased, 2), .refused(.staleAttempt)),
+    // Found by a tester: the holder naming an attempt never given was told `stale_attempt`.
+    (.complete(attempt: 3, worker: "w"), status(.leased, 2), .refused(.notLeaseHolder)),
     (
       .fail(attempt: 2, worker: "other", error: error, retryable: false, retryAfterMs: 0), status(.leased, 2),
       .refused(.notLeaseHolder)

@@ -100,22 +100,20 @@ public struct PlatformCredential: Sendable, Equatable {
 
   /// `text` with every copy of `secret` replaced by `[credential NAME]`: as written, or
   /// with any of its bytes percent-encoded (`%2F` or `%2f`, `+` for a space) or JSON-escaped
-  /// (`\/`, `\u002F`: JSON APIs escape a slash, and an error body is JSON), and a copy
-  /// cut short where the text was cut (its first 4 bytes or more, then the text's end or
-  /// the cut's "…"): error bodies are cut before they reach here, and a cut through the
-  /// secret left all of it but its last bytes in clear.
+  /// (`\/`, `\u002F`: JSON APIs escape a slash, and an error body is JSON); a copy cut
+  /// short where the text was cut (its first 4 bytes or more, then the text's end or a cut
+  /// mark, "…" or "..."): error bodies are cut before they reach here, and a cut through
+  /// the secret left all of it but its last bytes in clear; and any run of 8 bytes or more
+  /// of it, wherever it starts and ends (a gateway that masks or cuts a token mid-text).
   static func redacting(_ text: String, secret: String, name: String) -> String {
     let secret = Array(secret.utf8)
     guard secret.count >= 4, !text.isEmpty else { return text }
     let bytes = Array(text.utf8)
-    let ellipsis: [UInt8] = [0xE2, 0x80, 0xA6]
     var out: [UInt8] = []
     out.reserveCapacity(bytes.count)
     var index = 0
     while index < bytes.count {
-      let (end, matched) = match(secret, in: bytes, from: index)
-      let cut = matched >= 4 && (end == bytes.count || bytes[end...].starts(with: ellipsis))
-      if matched == secret.count || cut {
+      if let end = copy(of: secret, in: bytes, at: index) {
         out += Array("[credential \(name)]".utf8)
         index = end
       } else {
@@ -126,12 +124,31 @@ public struct PlatformCredential: Sendable, Equatable {
     return String(decoding: out, as: UTF8.self)
   }
 
-  /// How far `secret` matches `bytes` from `start`, each of its bytes as written or
-  /// percent-encoded: the end of the match in `bytes`, and how many secret bytes it holds.
-  private static func match(_ secret: [UInt8], in bytes: [UInt8], from start: Int) -> (end: Int, matched: Int) {
+  /// The end of the longest copy of `secret` (or of a part of it that `redacting` hides)
+  /// starting at `index`, or nil.
+  private static func copy(of secret: [UInt8], in bytes: [UInt8], at index: Int) -> Int? {
+    let cutMarks: [[UInt8]] = [[0xE2, 0x80, 0xA6], Array("...".utf8)]
+    var longest: Int?
+    for start in secret.indices {
+      let (end, matched) = match(secret, from: start, in: bytes, at: index)
+      let whole = start == 0 && matched == secret.count
+      let cut =
+        start == 0 && matched >= 4
+        && (end == bytes.count || cutMarks.contains { bytes[end...].starts(with: $0) })
+      if whole || cut || matched >= 8, end > (longest ?? index) { longest = end }
+    }
+    return longest
+  }
+
+  /// How far `secret` from its byte `first` matches `bytes` from `start`, each of its bytes
+  /// as written or encoded: the end of the match in `bytes`, and how many secret bytes it
+  /// holds.
+  private static func match(_ secret: [UInt8], from first: Int, in bytes: [UInt8], at start: Int) -> (
+    end: Int, matched: Int
+  ) {
     var (at, matched) = (start, 0)
-    while matched < secret.count, at < bytes.count {
-      let want = secret[matched]
+    while first + matched < secret.count, at < bytes.count {
+      let want = secret[first + matched]
       // An escape first: `\\` is one backslash of the secret, not two.
       if bytes[at] == 0x5C, let escaped = jsonEscape(bytes, at, want) {
         at = escaped

@@ -24,15 +24,16 @@ public enum Channels {
     return ("direct", .none)
   }
 
-  /// Without leading and trailing spaces and tabs; Foundation only when the first or last
-  /// byte could be white space (ASCII white space, or any non-ASCII byte): most values
-  /// start and end with a plain letter, and looking at a byte costs no Character.
+  /// Without leading and trailing spaces and tabs, and nothing else (docs/reports.md): a
+  /// no-break or zero-width space is part of the value, as formats.md trims text values.
   static func trimmed(_ text: String) -> String {
-    func plain(_ byte: UInt8?) -> Bool {
-      guard let byte else { return true }
-      return byte < 0x80 && byte != 0x20 && !(0x09...0x0D).contains(byte)
+    func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+    let bytes = text.utf8
+    guard let first = bytes.first, let last = bytes.last, blank(first) || blank(last) else { return text }
+    guard let start = bytes.firstIndex(where: { !blank($0) }), let end = bytes.lastIndex(where: { !blank($0) }) else {
+      return ""
     }
-    return plain(text.utf8.first) && plain(text.utf8.last) ? text : text.trimmingCharacters(in: .whitespaces)
+    return String(text[start...end])
   }
 
   /// `text.lowercased()`, with no new String for plain ASCII that has no capital (most

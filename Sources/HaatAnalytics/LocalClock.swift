@@ -16,7 +16,8 @@ struct LocalClock: Sendable, Equatable {
 
   init(timezone: String) {
     zone = timezone.isEmpty ? nil : TimeZone(identifier: timezone)
-    name = zone?.identifier ?? "offset"
+    // As written: Foundation names UTC "GMT", and GMT+05:45 "GMT+0545".
+    name = zone == nil ? "offset" : timezone
   }
 
   /// Seconds since 1970-01-01 00:00 local time.

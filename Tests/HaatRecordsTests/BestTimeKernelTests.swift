@@ -104,6 +104,8 @@ struct BestTimeKernelTests {
     let posts = [Self.post("2026-03-02T14:00:00Z", likes: 1), Self.post("2026-03-09T13:00:00Z", likes: 3)]
     let local = try Self.report(posts, timezone: "America/New_York").bestTime.accounts
     #expect(local.count == 1 && local[0].zone == "America/New_York")
+    // The zone's name as written (found by a tester: Foundation calls UTC "GMT").
+    #expect(try Self.report(posts, timezone: "UTC").bestTime.accounts.map(\.zone) == ["UTC"])
     #expect(local[0].slots.map(\.label) == ["Mon 09:00"])
     #expect(local[0].slots.first?.posts == 2)
     // Without a zone, the written offset (here UTC): two different hours.

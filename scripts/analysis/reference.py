@@ -715,8 +715,8 @@ SELECT *, list_transform(list_filter(string_split(query, '&'), lambda p: p <> ''
 FROM order_visits;
 CREATE OR REPLACE TEMP TABLE order_tags AS
 SELECT *,
-  lower(trim(coalesce(list_filter(params, lambda p: p.name = 'utm_source')[1].value, ''))) AS us,
-  lower(trim(coalesce(list_filter(params, lambda p: p.name = 'utm_medium')[1].value, ''))) AS um,
+  lower(tt(coalesce(list_filter(params, lambda p: p.name = 'utm_source')[1].value, ''))) AS us,
+  lower(tt(coalesce(list_filter(params, lambda p: p.name = 'utm_medium')[1].value, ''))) AS um,
   list_filter(params, lambda p: p.name IN ('fbclid', 'gclid', 'gbraid', 'wbraid', 'dclid', 'msclkid', 'ttclid', 'epik',
                                       'li_fat_id', 'twclid'))[1].name AS click,
   CASE WHEN ref = '' THEN NULL ELSE

@@ -130,5 +130,17 @@ struct ShopifyOrdersConnectorTests {
         #"<https://a/o.json?page_info=p>; rel="previous", <https://a/o.json?page_info=n>; rel="next""#)
         == "https://a/o.json?page_info=n")
     #expect(ShopifyOrdersConnector.nextLink(nil) == nil)
+    // Found by a tester: a rel list (RFC 8288), and the next link on a second header line,
+    // ended the paging after page 1 without a word.
+    #expect(ShopifyOrdersConnector.nextLink(#"<https://a/o.json?page_info=n>; rel="next previous""#) != nil)
+    #expect(ShopifyOrdersConnector.nextLink(#"<https://a/o.json?page_info=n>; rel="nextish""#) == nil)
+    #expect(
+      ShopifyOrdersConnector.nextLink(
+        #"<https://a/p>; title="a, <b>; rel=next"; rel=previous, <https://a/n>; REL=Next"#)
+        == "https://a/n")
+    let split = PageResponse(
+      status: 200, contentType: "application/json",
+      headers: [("link", #"<https://a/p>; rel="previous""#), ("link", #"<https://a/n>; rel="next""#)])
+    #expect(ShopifyOrdersConnector.nextLink(split.combinedHeader("link")) == "https://a/n")
   }
 }

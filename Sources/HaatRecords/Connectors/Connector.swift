@@ -98,6 +98,13 @@ public struct PageResponse: Sendable, Equatable {
   /// The first value of a header, by lowercased name.
   public func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
 
+  /// Every value of a list header sent on several lines, joined with ", " as one line
+  /// (RFC 9110 §5.3: a proxy may split a `Link` header, or join one), by lowercased name.
+  public func combinedHeader(_ name: String) -> String? {
+    let values = headers.filter { $0.name == name }.map(\.value)
+    return values.isEmpty ? nil : values.joined(separator: ", ")
+  }
+
   public static func == (lhs: PageResponse, rhs: PageResponse) -> Bool {
     lhs.status == rhs.status && lhs.contentType == rhs.contentType
       && lhs.headers.elementsEqual(rhs.headers) { $0.name == $1.name && $0.value == $1.value }

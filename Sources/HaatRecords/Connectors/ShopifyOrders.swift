@@ -120,7 +120,7 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
         bound(order, written: written)
       }
     }
-    return Self.nextLink(response.header("link")).map { PageRequest(url: $0) }
+    return Self.nextLink(response.combinedHeader("link")).map { PageRequest(url: $0) }
   }
 
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {
@@ -135,14 +135,36 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
     }
   }
 
-  /// The `rel="next"` URL of a Link header, if any (`<url>; rel="next", <url>; rel="previous"`).
+  /// The `rel="next"` URL of a Link header, if any (`<url>; rel="next", <url>; rel="previous"`,
+  /// RFC 8288): a `rel` is a list of types (`rel="next previous"`), and a parameter's quoted
+  /// value may hold a comma or a semicolon.
   public static func nextLink(_ header: String?) -> String? {
     guard let header else { return nil }
-    for link in header.split(separator: ",") {
-      let parts = link.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
-      guard let target = parts.first, target.hasPrefix("<"), target.hasSuffix(">") else { continue }
-      let isNext = parts.dropFirst().contains { $0.replacingOccurrences(of: "\"", with: "").lowercased() == "rel=next" }
-      if isNext { return String(target.dropFirst().dropLast()) }
+    var rest = Substring(header)
+    while let open = rest.firstIndex(of: "<"), let close = rest[open...].firstIndex(of: ">") {
+      let target = rest[rest.index(after: open)..<close]
+      // The link's parameters run to the next link's `<` outside quotes.
+      var (index, quoted) = (rest.index(after: close), false)
+      var parameters: [Substring] = []
+      var start = index
+      while index < rest.endIndex, quoted || rest[index] != "<" {
+        let character = rest[index]
+        if character == "\"" { quoted.toggle() }
+        if !quoted, character == ";" || character == "," {
+          parameters.append(rest[start..<index])
+          start = rest.index(after: index)
+        }
+        index = rest.index(after: index)
+      }
+      parameters.append(rest[start..<index])
+      let isNext = parameters.contains { parameter in
+        let pair = parameter.split(separator: "=", maxSplits: 1)
+        guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "rel" else { return false }
+        let types = pair[1].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
+        return types.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" }).contains("next")
+      }
+      if isNext { return String(target) }
+      rest = rest[index...]
     }
     return nil
   }

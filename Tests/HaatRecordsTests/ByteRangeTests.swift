@@ -7,12 +7,15 @@ import Testing
 @testable import HaatRecords
 
 /// Serves `file` as an HTTP server with byte ranges would: 206 and a Content-Range for a
-/// range request, 200 and the whole file otherwise.
-private func serve(_ file: [UInt8], _ request: PageRequest) -> (status: Int, body: ArraySlice<UInt8>, CannedPage) {
+/// range request, 200 and the whole file otherwise. `extra`: a server that sends that many
+/// bytes more than asked, saying so in its Content-Range.
+private func serve(
+  _ file: [UInt8], _ request: PageRequest, extra: UInt64 = 0
+) -> (status: Int, body: ArraySlice<UInt8>, CannedPage) {
   guard let range = request.range else {
     return (200, file[...], CannedPage(body: file, contentType: nil))
   }
-  let end = min(UInt64(file.count), range.upperBound + 1)
+  let end = min(UInt64(file.count), range.upperBound + 1 + extra)
   let body = file[Int(range.lowerBound)..<Int(end)]
   return (
     206, body,
@@ -25,7 +28,7 @@ private func serve(_ file: [UInt8], _ request: PageRequest) -> (status: Int, bod
 /// Runs one task of `kind` over `file`, fed in chunks of `chunk` bytes; returns its posts
 /// and requests. `unwrapped`: posts taken through `feed(_:post:emit:)`, as the worker does.
 private func run(
-  _ task: TaskSpec, file: [UInt8], chunk: Int = 4096, unwrapped: Bool = false
+  _ task: TaskSpec, file: [UInt8], chunk: Int = 4096, unwrapped: Bool = false, extra: UInt64 = 0
 ) throws -> (posts: [PostRecord], requests: [PageRequest], connector: CanonicalExportConnector) {
   var connector = CanonicalExportConnector(task: task, limits: ReadLimits())
   var posts: [PostRecord] = []
@@ -42,7 +45,7 @@ private func run(
   while let request = next {
     requests.append(request)
     guard requests.count < 10_000 else { throw ExportError("too many pages") }
-    let (status, body, page) = serve(file, request)
+    let (status, body, page) = serve(file, request, extra: extra)
     try connector.pageStarted(status: status, contentType: nil)
     var offset = body.startIndex
     while offset < body.endIndex {
@@ -261,8 +264,10 @@ struct ByteRangeTests {
     }
   }
 
-  @Test("random splits of a large CSV read as it does whole, mostly without counting quotes from 0")
-  func randomSplitsOfALargeCSV() throws {
+  @Test(
+    "random splits of a large CSV read as it does whole, mostly without counting quotes from 0, from a server that sends more than asked too",
+    arguments: [0, 300_000] as [UInt64])
+  func randomSplitsOfALargeCSV(extra: UInt64) throws {
     let file = trickyCSV(rows: 20_000, seed: 5)
     let url = "http://fixture/large.csv"
     let whole = try run(task(url: url), file: file).posts
@@ -278,7 +283,7 @@ struct ByteRangeTests {
       var posts: [PostRecord] = []
       var state = false
       for spec in rangeTasks(url: url, file: file, bounds: bounds, header: header) {
-        let (read, requests, connector) = try run(spec, file: file, chunk: 1 << 16)
+        let (read, requests, connector) = try run(spec, file: file, chunk: 1 << 16, extra: extra)
         posts += read
         ranges += 1
         // Each range's quote state agrees with the quotes before it (what reports check).
@@ -319,6 +324,36 @@ struct ByteRangeTests {
       #expect(connector.counts.badRecords == 0)
     }
     #expect(posts == whole)
+  }
+
+  /// Found by a tester: a server whose 206 held more bytes than asked (saying so in its
+  /// Content-Range) had its extra bytes counted with the quotes before a range, which then
+  /// started in the wrong quote state (records misread, the file blamed).
+  @Test("the quotes before a range are counted in the bytes asked for, whatever more the server sends")
+  func quotesAreCountedInTheBytesAsked() throws {
+    let header = "platform,account,id,created_at,media_type,likes,comments,caption"
+    // A caption longer than the probe, of lines that read as records: the probe cannot tell.
+    let caption = (0..<7_000).map { "x,a,q\($0),2026-05-01T10:00:00Z,image,1,2,c" }.joined(separator: "\n")
+    var text = header + "\nx,a,long,2026-05-01T10:00:00Z,text,1,2,\"" + caption + "\"\n"
+    for row in 0..<50 { text += "x,a,r\(row),2026-05-01T10:00:00Z,image,\(row),1,\"say \"\"hi\"\"\"\n" }
+    let file = Array(text.utf8)
+    let url = "http://fixture/long-caption.csv"
+    let whole = try run(task(url: url), file: file)
+    #expect(whole.posts.count == 51 && whole.connector.counts.badRecords == 0)
+    for extra in [0, 1_000, 1 << 20] as [UInt64] {
+      var posts: [PostRecord] = []
+      var bad: UInt64 = 0
+      var scanned = false
+      let bounds = [0, UInt64(file.count) / 2, UInt64(file.count)]
+      for spec in rangeTasks(url: url, file: file, bounds: bounds, header: header) {
+        let range = try run(spec, file: file, chunk: 1 << 16, extra: extra)
+        posts += range.posts
+        bad += range.connector.counts.badRecords
+        if spec.range.start > 1, range.requests.contains(where: { $0.range?.lowerBound == 0 }) { scanned = true }
+      }
+      #expect(scanned, "the second range counts the quotes before it")
+      #expect(posts == whole.posts && bad == 0, "\(extra) bytes more: \(posts.count) posts, \(bad) bad")
+    }
   }
 
   /// Inside a quoted field longer than the probe, the guess that finds no record start may

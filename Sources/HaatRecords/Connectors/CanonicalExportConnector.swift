@@ -144,9 +144,13 @@ public struct CanonicalExportConnector: Connector {
     case .plan, .probe:
       held.append(contentsOf: chunk.prefix(max(0, RangeSplitting.probeBytes - held.count)))
     case .scan(let next, let quotes):
+      // Only the bytes asked for: a server may send more (and say so), and a quote past
+      // them would flip the state the range starts in.
+      let wanted = asked.map { $0.upperBound >= next ? $0.upperBound - next + 1 : 0 } ?? UInt64(chunk.count)
+      let counted = UnsafeRawBufferPointer(rebasing: chunk.prefix(Int(min(UInt64(chunk.count), wanted))))
       var count = quotes
-      for byte in chunk where byte == RangeSplitting.quote { count &+= 1 }
-      mode = .scan(next: next + UInt64(chunk.count), quotes: count)
+      for byte in counted where byte == RangeSplitting.quote { count &+= 1 }
+      mode = .scan(next: next + UInt64(counted.count), quotes: count)
     case .range(var cutter):
       try read(chunk, with: &cutter, emit: emit)
       mode = .range(cutter)

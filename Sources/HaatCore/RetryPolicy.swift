@@ -37,14 +37,27 @@ public struct RetryPolicy: Sendable, Equatable {
   }
 
   /// Retry-After as delay-seconds or an HTTP-date, in milliseconds (at most an hour).
+  /// delay-seconds are ASCII digits (RFC 9110 §10.2.3), or digits with a fraction ("2.0",
+  /// as Shopify writes them); a sign, an exponent or hexadecimal is no delay (Swift's
+  /// number parsers take `+9`, `1e3` and `0x1p4`).
   public static func retryAfterMs(_ value: String) -> UInt64? {
     let cap = maxRetryAfterMs
     let trimmed = value.trimmingCharacters(in: .whitespaces)
-    if let seconds = UInt64(trimmed) {
-      return min(seconds.multipliedReportingOverflow(by: 1000).partialValue, cap)
-    }
-    // Fractional seconds ("2.0"), as Shopify writes them.
-    if let seconds = Double(trimmed), seconds.isFinite, seconds >= 0, trimmed.first?.isNumber == true {
+    let bytes = Array(trimmed.utf8)
+    func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+    let whole = bytes.prefix(while: isDigit)
+    if !whole.isEmpty {
+      let fraction = bytes.dropFirst(whole.count)
+      if fraction.isEmpty {
+        // Past seven digits the delay is over the cap (and multiplying could wrap).
+        let significant = whole.drop { $0 == 0x30 }
+        guard significant.count <= 7 else { return cap }
+        let seconds = significant.reduce(UInt64(0)) { $0 * 10 + UInt64($1 - 0x30) }
+        return min(seconds * 1000, cap)
+      }
+      guard fraction.first == 0x2E, fraction.count > 1, fraction.dropFirst().allSatisfy(isDigit),
+        let seconds = Double(trimmed), seconds.isFinite
+      else { return nil }
       return min(UInt64(min(seconds * 1000, Double(cap)).rounded(.up)), cap)
     }
     let formatter = DateFormatter()

@@ -172,3 +172,21 @@ struct FixedRandom: RandomNumberGenerator {
     #expect(TaskID(text) == nil, "\(text)")
   }
 }
+
+/// Retry-After as RFC 9110 writes it: found by a tester, `0x10`, `0x1p4`, `1e3` and `+9`
+/// were taken as waits (Swift's number parsers read them).
+@Suite struct RetryAfterTests {
+  @Test func delaySecondsAreDigits() {
+    let cases: [(String, UInt64?)] = [
+      ("120", 120_000), (" 5 ", 5_000), ("0", 0), ("000", 0), ("2.0", 2_000), ("30.7", 30_700), ("0.0001", 1),
+      ("86400", 3_600_000), ("18446744073709551616", 3_600_000), ("18446744073709552", 3_600_000),
+      ("0x10", nil), ("0x1p4", nil), ("1e3", nil), ("+9", nil), ("-1", nil), ("1.", nil), (".5", nil),
+      ("1.5.2", nil), ("nan", nil), ("inf", nil), ("", nil), ("٣", nil),
+    ]
+    for (value, expected) in cases {
+      #expect(RetryPolicy.retryAfterMs(value) == expected, "\(value)")
+    }
+    // An HTTP date in the past is no wait.
+    #expect(RetryPolicy.retryAfterMs("Wed, 21 Oct 2015 07:28:00 GMT") == 0)
+  }
+}

@@ -57,7 +57,7 @@ public enum ReportReducer {
           error.source = source
           error.column = "bytes \(range.start)..<\(range.end)"
           error.message =
-            "this range's last record, read as CSV, is still inside a quoted field where its quotes balance: the export has a quote inside an unquoted field (not RFC 4180), so this range's records and the next one's may be misread; read it whole (split_bytes 0)"
+            "this range's last record, read as CSV, is still inside a quoted field where its quotes balance: the export has a quote inside an unquoted field (not RFC 4180), or a range started inside a quoted field longer than the 256 KiB probe whose lines read as records; this range's records and the next one's may be misread; read it whole (split_bytes 0)"
           problems.append(error)
         }
         // A gap (a range not done) leaves the state before the next one unknown.
@@ -68,7 +68,7 @@ public enum ReportReducer {
           error.source = source
           error.column = "bytes \(range.start)..<\(range.end)"
           error.message =
-            "this range took its start as \(range.startsInQuotes ? "inside" : "outside") quotes, but the quotes before it say \(expected ? "inside" : "outside"): its records may be misread (are the export's quotes RFC 4180's?); read it whole (split_bytes 0)"
+            "this range took its start as \(range.startsInQuotes ? "inside" : "outside") quotes, but the quotes before it say \(expected ? "inside" : "outside"): its records may be misread (a quote inside an unquoted field, not RFC 4180, or a quoted field longer than the 256 KiB probe whose lines read as records); read it whole (split_bytes 0)"
           problems.append(error)
         }
         // Judge the next range by the truth where it is known, not by this one's guess.

@@ -160,7 +160,7 @@ struct FacebookPostsConnectorTests {
       #"{"id":"\#(id)","created_time":"2026-03-01T18:31:28+0000","reactions":{"summary":{"total_count":\#(reactions)}},"comments":{"summary":{"total_count":2}}}"#
     }
     let body =
-      #"{"data":[\#(post("1_1", #""many""#)),\#(post("1_2", "null")),\#(post("1_3", "-4")),\#(post("1_4", #""12""#))]}"#
+      #"{"data":[\#(post("1_1", #""many""#)),\#(post("1_2", "null")),\#(post("1_3", "-4")),\#(post("1_4", #""12""#)),\#(post("1_5", "18446744073709551616")),\#(post("1_6", #""-7""#))]}"#
     var connector = FacebookPostsConnector(task: task(), limits: ReadLimits())
     let first = try #require(try connector.firstRequest())
     let pages = [first.url: CannedPage(body: Array(body.utf8), contentType: "application/json")]
@@ -174,7 +174,10 @@ struct FacebookPostsConnectorTests {
     #expect(
       driven.counts.problems == [
         RowProblem(row: 1, column: "reactions.summary.total_count", reason: .notAnInteger),
-        RowProblem(row: 3, column: "reactions.summary.total_count", reason: .notAnInteger),
+        // Found by a tester: a negative count and one past 64 bits said "not an integer".
+        RowProblem(row: 3, column: "reactions.summary.total_count", reason: .negative),
+        RowProblem(row: 5, column: "reactions.summary.total_count", reason: .outOfRange),
+        RowProblem(row: 6, column: "reactions.summary.total_count", reason: .negative),
       ])
   }
 

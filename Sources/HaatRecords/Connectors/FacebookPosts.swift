@@ -43,7 +43,9 @@ public enum FacebookPosts: MetaGraphEdge {
     case (.failure(let problem), _), (_, .failure(let problem)): return .failure(problem)
     }
     if let shares = item["shares"] {
-      guard let count = shares["count"]?.count else { return .failure(.init("shares", .notAnInteger)) }
+      guard let count = shares["count"]?.count else {
+        return .failure(.init("shares", shares["count"]?.countProblem ?? .notAnInteger))
+      }
       post.shares = count
     } else {
       // Meta leaves `shares` out of a post nobody shared.
@@ -63,7 +65,7 @@ public enum FacebookPosts: MetaGraphEdge {
   /// count is a bad record (a post with `"many"` likes had them quietly left out).
   static func summaryCount(_ item: JSONValue, _ edge: String) -> Result<UInt64?, RowProblem.Field> {
     guard let value = item[edge]?["summary"]?["total_count"], value != .null else { return .success(nil) }
-    guard let count = value.count else { return .failure(.init("\(edge).summary.total_count", .notAnInteger)) }
+    guard let count = value.count else { return .failure(.init("\(edge).summary.total_count", value.countProblem)) }
     return .success(count)
   }
 

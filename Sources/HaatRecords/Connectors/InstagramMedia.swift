@@ -52,7 +52,7 @@ public enum InstagramMedia: MetaGraphEdge {
     }
     for (field, keyPath) in [("like_count", \PostRecord.likes), ("comments_count", \PostRecord.comments)] {
       guard let value = item[field] else { continue }
-      guard let count = value.count else { return .failure(.init(field, .notAnInteger)) }
+      guard let count = value.count else { return .failure(.init(field, value.countProblem)) }
       post[keyPath: keyPath] = count
     }
     switch MetaGraph.insights(item) {

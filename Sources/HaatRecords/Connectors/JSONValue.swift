@@ -58,6 +58,20 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     return nil
   }
 
+  /// Why a value is not a count (`count` is nil): a negative number, a whole number past
+  /// 64 bits, or something else.
+  public var countProblem: Values.Problem {
+    switch self {
+    case .number(let number) where number < 0: return .negative
+    case .number(let number) where number == number.rounded(): return .outOfRange
+    case .string(let text):
+      let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+      guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return .notAnInteger }
+      return text.hasPrefix("-") ? .negative : .outOfRange
+    default: return .notAnInteger
+    }
+  }
+
   /// A count written as a number or as a string of digits (platforms do both).
   public var count: UInt64? {
     switch self {

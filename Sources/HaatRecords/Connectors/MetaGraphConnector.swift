@@ -184,7 +184,7 @@ extension MetaGraph {
       // Lifetime values: one value, no end_time.
       guard let value = insight["values"]?.array?.last?["value"] else { continue }
       if value.object != nil { continue }
-      guard let count = value.count else { return .failure(.init("insights.\(name)", .notAnInteger)) }
+      guard let count = value.count else { return .failure(.init("insights.\(name)", value.countProblem)) }
       values[name] = count
     }
     return .success(values)

@@ -30,6 +30,22 @@ public enum Planner {
   /// The longest source URL, in bytes (browsers and servers stop near 8 KiB too).
   public static let maxURLBytes = 8_192
 
+  /// A source's names and texts: plain text, each bounded, so that a task (its source
+  /// inside) and a report's row (its name) stay far under a line (a megabyte account was
+  /// accepted, and its task could never be sent). Checked on every part of a spec sent in
+  /// parts too, as it arrives.
+  static func checkTexts(of source: Source, field: String) throws(HaatError) {
+    try checkText(source.name, field: "\(field).name")
+    try checkText(source.account, field: "\(field).account")
+    for (name, value, most) in [
+      ("name", source.name, Self.maxSourceTextBytes), ("account", source.account, Self.maxSourceTextBytes),
+      ("url", source.url, Self.maxURLBytes), ("timezone", source.timezone, Self.maxSourceTextBytes),
+      ("business_hours", source.businessHours, Self.maxSourceTextBytes),
+    ] where value.utf8.count > most {
+      throw HaatError(.badSpec, "is \(value.utf8.count) bytes long; the most is \(most)", field: "\(field).\(name)")
+    }
+  }
+
   /// `schedule`: the schedule whose run this is (its bookmarks are its own); a spec with
   /// `every` is its schedule's first run.
   public static func plan(
@@ -100,17 +116,7 @@ public enum Planner {
     for index in sources.indices {
       let field = "sources[\(index)]"
       var source = sources[index]
-      try checkText(source.name, field: "\(field).name")
-      try checkText(source.account, field: "\(field).account")
-      // Each bounded, so that a task (its source inside) and a report's row (its name) stay
-      // far under a line: a megabyte account was accepted, and its task could never be sent.
-      for (name, value, most) in [
-        ("name", source.name, Self.maxSourceTextBytes), ("account", source.account, Self.maxSourceTextBytes),
-        ("url", source.url, Self.maxURLBytes), ("timezone", source.timezone, Self.maxSourceTextBytes),
-        ("business_hours", source.businessHours, Self.maxSourceTextBytes),
-      ] where value.utf8.count > most {
-        throw bad("\(field).\(name)", "is \(value.utf8.count) bytes long; the most is \(most)")
-      }
+      try checkTexts(of: source, field: field)
       if source.pool.isEmpty { source.pool = Pool.collect.rawValue }
       guard Pool(rawValue: source.pool) != nil else {
         throw bad("\(field).pool", "unknown pool \"\(source.pool)\"; use collect or analyze")

@@ -35,7 +35,26 @@ struct SpecParts {
           field: "part"))
     }
     if submit.parts == 0 {
-      let size = submit.spec.sources.reduce(0) { $0 + $1.url.utf8.count + $1.name.utf8.count + 256 }
+      // Checked as each part comes, not at the last: a part of megabyte accounts was held
+      // (uncounted) until the last part refused them.
+      let first = sources.count
+      guard first + submit.spec.sources.count <= Planner.maxSources else {
+        reset()
+        return .refused(
+          HaatError(
+            .badSpec, "has more than \(Planner.maxSources) sources; the most is \(Planner.maxSources)",
+            field: "sources"))
+      }
+      for (index, source) in submit.spec.sources.enumerated() {
+        do throws(HaatError) {
+          try Planner.checkTexts(of: source, field: "sources[\(first + index)]")
+        } catch {
+          reset()
+          return .refused(error)
+        }
+      }
+      // Every field counted, as its encoding's size, and each source's overhead.
+      let size = submit.spec.sources.reduce(0) { $0 + ((try? $1.serializedData().count) ?? 0) + 256 }
       guard bytes + size <= maxBytes else {
         reset()
         return .refused(HaatError(.tooLarge, "the spec in parts is over \(maxBytes) bytes", field: "part"))

@@ -156,4 +156,46 @@ import Testing
     }
     #expect(spec.sources.count == 13 && parts.bytes == 0)
   }
+  /// Found by a tester: a part counted only its sources' URLs and names, and the field
+  /// limits were checked at the last part, so 2,500 parts of megabyte accounts held 2.5 GB.
+  @Test func everyFieldCountsAndIsCheckedAsItComes() {
+    var parts = SpecParts(maxBytes: 1 << 20)
+    var submit = Self.part(1, sources: 1)
+    submit.spec.sources[0].timezone = String(repeating: "z", count: 900)
+    submit.spec.sources[0].platform = String(repeating: "p", count: 600_000)
+    guard case .kept = parts.receive(submit) else {
+      Issue.record("refused a part within its limits")
+      return
+    }
+    #expect(parts.bytes > 600_000, "every field is counted: \(parts.bytes)")
+    // The next would pass the session's megabyte.
+    guard case .refused(let tooLarge) = parts.receive(Self.renumbered(submit, 2)) else {
+      Issue.record("kept past the session's bytes")
+      return
+    }
+    #expect(tooLarge.code == .tooLarge && parts.bytes == 0)
+    // A field past its limit is refused at its part, naming the source by its place in the spec.
+    #expect(parts.receive(Self.part(1, sources: 3)) == .kept)
+    var long = Self.part(2, sources: 2)
+    long.spec.sources[1].account = String(repeating: "a", count: 1_025)
+    guard case .refused(let bad) = parts.receive(long) else {
+      Issue.record("a megabyte account was kept")
+      return
+    }
+    #expect(bad.code == .badSpec && bad.field == "sources[4].account" && parts.bytes == 0)
+    // So is a part that takes the spec past the most sources.
+    var many = SpecParts(maxBytes: 64 << 20)
+    #expect(many.receive(Self.part(1, sources: Planner.maxSources)) == .kept)
+    guard case .refused(let over) = many.receive(Self.part(2, sources: 1)) else {
+      Issue.record("kept past the most sources")
+      return
+    }
+    #expect(over.code == .badSpec && over.field == "sources")
+  }
+
+  static func renumbered(_ submit: Haat_V1_Submit, _ part: UInt32) -> Haat_V1_Submit {
+    var next = submit
+    next.part = part
+    return next
+  }
 }

@@ -6,6 +6,7 @@ import HaatStore
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One authenticated connection, as the core sees it. Its channel lives on a session
 /// loop; everything mutable here belongs to the core's loop.
@@ -31,6 +32,8 @@ final class Connection: @unchecked Sendable {
   let maxLineBytes: Int
   /// Store reads in flight and streams open, bounded by `SessionLimits`.
   var readsInFlight = 0
+  /// Set when the session closes, read off the loop by its store reads.
+  let gone = SessionGone()
   var watches = 0
   var follows = 0
   /// A spec arriving in parts.
@@ -80,4 +83,16 @@ final class ActiveJob {
     self.started = started
     self.cancelled = cancelled
   }
+}
+
+/// Whether a session has closed, readable off the core's loop: a store read (and the
+/// reply it builds) for a session that has gone is not made. A tester's three sessions,
+/// each closing with 8 `get_result` of a 500,000-row report unread, left both cores
+/// building them for a minute, and another client's `list_jobs` waited 50 s.
+final class SessionGone: Sendable {
+  private let flag = Atomic<Bool>(false)
+
+  func set() { flag.store(true, ordering: .relaxed) }
+
+  var isSet: Bool { flag.load(ordering: .relaxed) }
 }

@@ -267,6 +267,7 @@ extension CoordinatorCore {
     let store = self.store
     let nowMs = self.nowMs
     let maxLineBytes = connection.maxLineBytes
+    let gone = connection.gone
     read(
       connection, id: id,
       { () async throws -> [ByteBuffer] in
@@ -281,7 +282,7 @@ extension CoordinatorCore {
             "job \(job) is \(record.state.rawValue) (\(counts.ended) of \(counts.total) tasks ended); it has no result yet"
           )
         }
-        return try Self.resultLines(record, report: report, replyTo: id, maxLineBytes: maxLineBytes)
+        return try Self.resultLines(record, report: report, replyTo: id, maxLineBytes: maxLineBytes, gone: gone)
       }
     ) { lines in
       self.outbox.sendInTurn(lines[...], to: connection)
@@ -290,9 +291,10 @@ extension CoordinatorCore {
 
   /// A finished job's `result` as encoded lines: one, or parts when the report is over the
   /// session's line limit (docs/protocol.md, `result`). Off the loop: a report can be big.
-  static func resultLines(_ record: JobRecord, report: Data, replyTo id: String, maxLineBytes: Int) throws
-    -> [ByteBuffer]
-  {
+  static func resultLines(
+    _ record: JobRecord, report: Data, replyTo id: String, maxLineBytes: Int, gone: SessionGone = SessionGone()
+  ) throws -> [ByteBuffer] {
+    guard !gone.isSet else { throw SessionClosed() }
     var result = Haat_V1_Result()
     result.job = WireMessages.message(record)
     // The spec is get_job's to show; a result is about the report.
@@ -308,6 +310,7 @@ extension CoordinatorCore {
     }
     let allocator = ByteBufferAllocator()
     return try parts.map { part in
+      guard !gone.isSet else { throw SessionClosed() }
       var buffer = allocator.buffer(capacity: 1 << 16)
       try WireCodec.encode(Envelope(replyTo: id, .result(part)), into: &buffer)
       return buffer

@@ -76,6 +76,7 @@ extension CoordinatorCore {
   func closed(_ connection: Connection) {
     loop.preconditionInEventLoop()
     connection.open = false
+    connection.gone.set()
     connections[ObjectIdentifier(connection)] = nil
     specPartBytes -= connection.specParts.bytes
     connection.specParts.reset()

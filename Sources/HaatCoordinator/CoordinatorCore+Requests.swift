@@ -106,9 +106,15 @@ extension CoordinatorCore {
         ))
     }
     connection.readsInFlight += 1
-    onStore(fetch).assumeIsolated().whenComplete { result in
+    let gone = connection.gone
+    onStore { () async throws -> T in
+      // Waiting its turn, the session may have gone: nobody to answer.
+      guard !gone.isSet else { throw SessionClosed() }
+      return try await fetch()
+    }.assumeIsolated().whenComplete { result in
       connection.readsInFlight -= 1
       switch result {
+      case .failure(is SessionClosed): return
       case .success(let value): body(value)
       case .failure(let error as HaatError): self.outbox.replyError(connection, to: id, error)
       case .failure(let error): self.outbox.replyError(connection, to: id, HaatError(.unavailable, "\(error)"))
@@ -117,3 +123,6 @@ extension CoordinatorCore {
     }
   }
 }
+
+/// A store read given up because its session closed first.
+struct SessionClosed: Error {}

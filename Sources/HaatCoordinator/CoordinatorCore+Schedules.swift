@@ -144,6 +144,7 @@ extension CoordinatorCore {
     let store = self.store
     let nowMs = self.nowMs
     let maxLineBytes = connection.maxLineBytes
+    let gone = connection.gone
     read(
       connection, id: id,
       { () async throws -> [ByteBuffer] in
@@ -181,10 +182,14 @@ extension CoordinatorCore {
           throw HaatError(.notFound, "schedule \"\(name)\" has no finished run", field: "name")
         }
         var outputs: [[TaskOutput]] = []
-        for run in runs { outputs.append(try await store.outputs(of: run).filter { $0.state != .cancelled }) }
+        for run in runs {
+          guard !gone.isSet else { throw SessionClosed() }
+          outputs.append(try await store.outputs(of: run).filter { $0.state != .cancelled })
+        }
         let outcome = try JobReducer.reduce(record, runs: outputs, cancelled: false)
         record.name = name
-        return try Self.resultLines(record, report: outcome.report, replyTo: id, maxLineBytes: maxLineBytes)
+        return try Self.resultLines(
+          record, report: outcome.report, replyTo: id, maxLineBytes: maxLineBytes, gone: gone)
       }
     ) { lines in
       self.outbox.sendInTurn(lines[...], to: connection)

@@ -95,6 +95,7 @@ final class Outbox {
     markDirty(connection)
     flush()
     connection.open = false
+    connection.gone.set()
   }
 
   /// Hands every connection's queued lines to the writer of its channel's loop.

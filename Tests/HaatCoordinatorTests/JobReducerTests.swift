@@ -168,4 +168,19 @@ import Testing
     #expect(flagged.state == .partial)
     #expect(flagged.error.contains("1 byte range of big (first: bytes 100..<200) may be misread"), "\(flagged.error)")
   }
+  /// Found by a tester: replies to sessions that had closed were still built (a minute of
+  /// both cores for three closed sessions' unread results). A read whose session has gone
+  /// builds nothing; one whose session is there builds its lines.
+  @Test func aResultForASessionThatHasGoneIsNotBuilt() throws {
+    let report = try Report().serializedData()
+    var record = JobReducerTests.record()
+    record.state = .succeeded
+    let lines = try CoordinatorCore.resultLines(record, report: report, replyTo: "r", maxLineBytes: 1 << 20)
+    #expect(lines.count == 1)
+    let gone = SessionGone()
+    gone.set()
+    #expect(throws: SessionClosed.self) {
+      try CoordinatorCore.resultLines(record, report: report, replyTo: "r", maxLineBytes: 1 << 20, gone: gone)
+    }
+  }
 }

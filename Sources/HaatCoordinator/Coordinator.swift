@@ -62,7 +62,8 @@ public final class Coordinator: Service {
       }
       logger.notice("active: this coordinator holds the store's lock", metadata: ["store": "\(location.redacted)"])
       do {
-        store = try await PostgresJobStore(location, logger: logger)
+        let held = leadership
+        store = try await PostgresJobStore(location, logger: logger, fenced: { held?.abandon() })
       } catch {
         await leadership?.release()
         throw error
@@ -231,7 +232,9 @@ public final class Coordinator: Service {
         return first
       }
       if lockLost {
-        logger.critical("lost the store's lock (its connection closed); stopping so that one coordinator is active")
+        logger.critical(
+          "lost the store's lock (its connection closed, or another coordinator took over); stopping so that one coordinator is active"
+        )
       }
     } else {
       try? await gracefulShutdown()

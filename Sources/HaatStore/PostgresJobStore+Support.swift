@@ -85,3 +85,32 @@ extension Array {
     stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
   }
 }
+
+extension PostgresJobStore {
+  /// Fails the transaction on `db` when another coordinator has taken over the store since
+  /// this one did: a coordinator frozen while its lock's connection ended (a paused VM)
+  /// committed leases after the standby had taken over and recovered, and the job waited
+  /// for them for ever. The row stays locked (shared) to the transaction's end, so a
+  /// takeover waits for it.
+  func checkFence(_ db: PostgresConnection) async throws {
+    guard let epoch else { return }
+    let current = try await db.query("SELECT epoch FROM leader WHERE id = 1 FOR SHARE", logger: logger)
+      .first(decoding: Int64.self)
+    guard current == epoch else {
+      onFenced()
+      throw HaatError(
+        .unavailable, "another coordinator has taken over the store (takeover \(current ?? 0), this one's \(epoch))")
+    }
+  }
+
+  func exists(_ query: PostgresQuery, on db: PostgresConnection) async throws -> Bool {
+    for try await _ in try await db.query(query, logger: logger) { return true }
+    return false
+  }
+
+  static func binds(_ value: Int64) throws -> PostgresBindings {
+    var binds = PostgresBindings()
+    binds.append(value)
+    return binds
+  }
+}

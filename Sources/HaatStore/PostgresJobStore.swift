@@ -16,11 +16,22 @@ public final class PostgresJobStore: JobStore {
   let client: PostgresClient
   let logger: Logger
   private let runner: Task<Void, Never>
+  /// The takeover number this store's coordinator took as it became active, and what to
+  /// do when another has taken a later one (`fenced`); nil for a store not fenced.
+  let epoch: Int64?
+  let onFenced: @Sendable () -> Void
 
   /// Connects (the pool runs until `close()`), and creates or migrates the schema.
-  public init(_ location: PostgresLocation, logger: Logger = Logger(label: "haat.store.postgres")) async throws {
+  /// `fenced`: this store belongs to the active coordinator (the one holding the store's
+  /// lock): it takes the next takeover number, and every write checks no later one has
+  /// been taken, calling `fenced` (once or more) and failing the write if one has.
+  public init(
+    _ location: PostgresLocation, logger: Logger = Logger(label: "haat.store.postgres"),
+    fenced: (@Sendable () -> Void)? = nil
+  ) async throws {
     self.location = location
     self.logger = logger
+    self.onFenced = fenced ?? {}
     var configuration = PostgresClient.Configuration(
       host: location.host, port: location.port, username: location.user, password: location.password,
       database: location.database, tls: location.requireTLS ? .require(.makeClientConfiguration()) : .disable)
@@ -43,6 +54,14 @@ public final class PostgresJobStore: JobStore {
       var quiet = logger
       quiet.logLevel = .error
       try await PostgresSchema.migrate(client, schema: location.schema, logger: quiet)
+      // Waits for a write of the coordinator active before (its fence check holds the row):
+      // what it committed is in the store this one recovers from, and what it tries after
+      // is refused.
+      epoch =
+        fenced == nil
+        ? nil
+        : try await client.query("UPDATE leader SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch", logger: quiet)
+          .first(decoding: Int64.self)
     } catch {
       runner.cancel()
       throw HaatError(.unavailable, "cannot open the store at \(location.redacted): \(Self.describe(error))")
@@ -61,6 +80,7 @@ public final class PostgresJobStore: JobStore {
   public func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult] {
     do {
       return try await client.withTransaction(logger: logger) { connection in
+        try await self.checkFence(connection)
         var random = StoreRandom()
         var results: [StoreOpResult] = []
         results.reserveCapacity(ops.count)
@@ -468,18 +488,5 @@ public final class PostgresJobStore: JobStore {
         finished_at = CASE WHEN finished_at > 0 THEN finished_at ELSE \(nowMs) END
       WHERE id = \(job.rawValue)
       """, logger: logger)
-  }
-
-  // MARK: - Helpers
-
-  func exists(_ query: PostgresQuery, on db: PostgresConnection) async throws -> Bool {
-    for try await _ in try await db.query(query, logger: logger) { return true }
-    return false
-  }
-
-  static func binds(_ value: Int64) throws -> PostgresBindings {
-    var binds = PostgresBindings()
-    binds.append(value)
-    return binds
   }
 }

@@ -125,4 +125,11 @@ public final class PostgresLeadership: Sendable {
   public func release() async {
     try? await connection.close()
   }
+
+  /// Lets the lock go now, from any thread: the store found another coordinator took over
+  /// (its fence), so `lost` completes and this one stops.
+  public func abandon() {
+    let closing: EventLoopFuture<Void> = connection.close()
+    _ = closing
+  }
 }

@@ -106,6 +106,15 @@ enum PostgresSchema {
     ),
     // A schedule's first run under its present making (Schema.swift "v9-schedule-first-job").
     ("v3-schedule-first-job", ["ALTER TABLE schedules ADD COLUMN first_job BIGINT"]),
+    // The active coordinator's fence: each takeover adds one, and every write transaction
+    // checks it holds the number it took (PostgresJobStore.fenced).
+    (
+      "v4-leader-epoch",
+      [
+        "CREATE TABLE leader (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL)",
+        "INSERT INTO leader (id, epoch) VALUES (1, 0)",
+      ]
+    ),
   ]
 
   /// Creates `schema` and applies the migrations it has not seen, in one transaction.

@@ -247,10 +247,31 @@ public final class Coordinator: Service {
     }
     try? await server.close()
     tokenReload.cancel()
-    await core.shutdown()
-    await store.close()
-    try? await sessionGroup.shutdownGracefully()
-    try? await group.shutdownGracefully()
+    if lockLost {
+      // Its writes are refused now, and a store connection that died under a frozen process
+      // may never answer (postgres-nio drops a query to a closed connection without a word):
+      // the drain gets 5 s, so that its workers go to the active coordinator.
+      let drained = loop.makePromise(of: Bool.self)
+      Task {
+        await core.shutdown()
+        await store.close()
+        drained.succeed(true)
+      }
+      let deadline = loop.scheduleTask(in: .seconds(5)) {
+        logger.warning("the drain did not end within 5 s of losing the store's lock; stopping without it")
+        drained.succeed(false)
+      }
+      let ended = (try? await drained.futureResult.get()) ?? false
+      deadline.cancel()
+      // The core's loop stays up under a drain still waiting: the process exits now.
+      try? await sessionGroup.shutdownGracefully()
+      if ended { try? await group.shutdownGracefully() }
+    } else {
+      await core.shutdown()
+      await store.close()
+      try? await sessionGroup.shutdownGracefully()
+      try? await group.shutdownGracefully()
+    }
     logger.info("coordinator stopped")
     if let startFailure { throw startFailure }
     if lockLost { throw HaatError(.unavailable, "the coordinator lost the store's lock") }

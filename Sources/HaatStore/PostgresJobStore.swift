@@ -36,7 +36,12 @@ public final class PostgresJobStore: JobStore {
       host: location.host, port: location.port, username: location.user, password: location.password,
       database: location.database, tls: location.requireTLS ? .require(.makeClientConfiguration()) : .disable)
     // Quoted, as in the migration: a keyword is a schema's name like any other.
-    configuration.options.additionalStartupParameters = [("search_path", "\"\(location.schema)\"")]
+    // A coordinator frozen inside a transaction (a paused VM) holds the fence's row, and a
+    // standby's takeover waits on it: the server ends such a transaction after 15 s idle
+    // (Haat's transactions never wait between statements but for the store itself).
+    configuration.options.additionalStartupParameters = [
+      ("search_path", "\"\(location.schema)\""), ("idle_in_transaction_session_timeout", "15000"),
+    ]
     configuration.options.connectTimeout = .seconds(5)
     let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     self.client = client

@@ -18,12 +18,12 @@ struct FailoverTests {
   static let rowsPerTask: UInt64 = 30
 
   /// The engagement report of the whole job, computed in this process from the generator.
-  static func reference() throws -> Haat_V1_EngagementReport {
+  static func reference(tasks: Int = tasks, rows: UInt64 = rowsPerTask) throws -> Haat_V1_EngagementReport {
     var kernel = EngagementKernel()
     for seed in 0..<UInt64(tasks) {
       let generator = PostsGenerator(seed: seed)
       var text = PostsGenerator.header
-      for row in 0..<rowsPerTask { text += generator.row(row) }
+      for row in 0..<rows { text += generator.row(row) }
       var reader = PostsReader(format: .csv, defaultPlatform: "", defaultAccount: "")
       try Array(text.utf8).withUnsafeBytes { raw in try reader.feed(raw) { kernel.add($0) } }
       try reader.finish { kernel.add($0) }
@@ -180,15 +180,7 @@ struct FailoverTests {
     for byte in "haat-active:\(schema)".utf8 { hash = (hash ^ UInt64(byte)) &* 0x0100_0000_01b3 }
     let terminate =
       "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = \(hash >> 32) AND objid = \(hash & 0xffff_ffff) AND objsubid = 1"
-    var expected = EngagementKernel()
-    for seed in 0..<UInt64(tasks) {
-      let generator = PostsGenerator(seed: seed)
-      var text = PostsGenerator.header
-      for row in 0..<rows { text += generator.row(row) }
-      var reader = PostsReader(format: .csv, defaultPlatform: "", defaultAccount: "")
-      try Array(text.utf8).withUnsafeBytes { raw in try reader.feed(raw) { expected.add($0) } }
-      try reader.finish { expected.add($0) }
-    }
+    let expected = try Self.reference(tasks: tasks, rows: rows)
     try await withCluster(options) { cluster, server in
       let sources = (0..<tasks).map { seed in
         var source = Source()
@@ -217,7 +209,7 @@ struct FailoverTests {
       let result = try await finish(client, job, timeout: .seconds(180))
       #expect(result.job.state == "succeeded", "\(result.job.error)")
       #expect(result.job.counts.done == UInt32(tasks))
-      #expect(result.report.engagement == expected.finish(), "a result was lost or counted twice")
+      #expect(result.report.engagement == expected, "a result was lost or counted twice")
       await client.close()
     }
   }

@@ -126,15 +126,7 @@ public final class HaatClient: Sendable {
   /// Submits a job; a spec too long for one line goes in parts (docs/protocol.md,
   /// `submit`) and is accepted as one job or not at all.
   public func submit(_ spec: JobSpec) async throws -> Haat_V1_Accepted {
-    // Said here, with the limit, rather than after sending megabytes.
-    guard spec.sources.count <= Defaults.maxSources else {
-      throw HaatError(
-        .badSpec, "the spec has \(spec.sources.count) sources; the most is \(Defaults.maxSources)", field: "sources")
-    }
-    // A name too long for a line was blamed on a source (the coordinator names it).
-    guard spec.name.count <= Defaults.maxNameCharacters else {
-      throw HaatError(.badSpec, "is longer than \(Defaults.maxNameCharacters) characters", field: "name")
-    }
+    try Self.checkBeforeSending(spec)
     var whole = Haat_V1_Submit()
     whole.spec = spec
     let limit = Int(welcome.maxLineBytes) - 512

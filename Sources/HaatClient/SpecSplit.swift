@@ -43,3 +43,19 @@ enum SpecSplit {
     return bytes?.count
   }
 }
+
+extension HaatClient {
+  /// What a client can tell of a spec without a coordinator: said with the limit, before
+  /// connecting or sending megabytes (a tester with no coordinator up was told it was
+  /// unavailable, not that the spec was too big).
+  public static func checkBeforeSending(_ spec: JobSpec) throws(HaatError) {
+    guard spec.sources.count <= Defaults.maxSources else {
+      throw HaatError(
+        .badSpec, "the spec has \(spec.sources.count) sources; the most is \(Defaults.maxSources)", field: "sources")
+    }
+    // A name too long for a line was blamed on a source (the coordinator names it).
+    guard spec.name.count <= Defaults.maxNameCharacters else {
+      throw HaatError(.badSpec, "is longer than \(Defaults.maxNameCharacters) characters", field: "name")
+    }
+  }
+}

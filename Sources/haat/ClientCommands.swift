@@ -47,6 +47,7 @@ struct SubmitCommand: AsyncParsableCommand {
       } else {
         jobSpec = try SpecLoader.load(path: spec)
       }
+      try HaatClient.checkBeforeSending(jobSpec)
     }
     let loaded = jobSpec
     try await client.session { connection in

@@ -158,4 +158,19 @@ struct LargeResultTests {
       await client.close()
     }
   }
+
+  /// Found by a tester: with no coordinator up, `haat submit` of 10,001 sources said the
+  /// coordinator was unavailable (exit 6), not that the spec was too big: it connected first.
+  @Test func theCLISaysASpecHasTooManySourcesBeforeConnecting() async throws {
+    let directory = NSTemporaryDirectory() + "haat-many-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let sources = (0..<10_001).map { #"{"name":"s\#($0)","kind":"noop"}"# }.joined(separator: ",")
+    let path = directory + "/spec.json"
+    try Data(#"{"name":"too many","sources":[\#(sources)]}"#.utf8).write(to: URL(fileURLWithPath: path))
+    let port = try FreePorts.pick(1)[0]
+    let (status, output) = try await run(
+      try HaatBinary.path(), ["submit", path, "--coordinator", "127.0.0.1:\(port)", "--data-dir", directory])
+    #expect(status == 2 && output.contains("the most is 10000"), "\(status): \(output)")
+  }
 }

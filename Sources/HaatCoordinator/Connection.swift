@@ -22,7 +22,8 @@ final class Connection: @unchecked Sendable {
   var credit: [Pool: Int] = [:]
   var reserved: [Pool: Int] = [:]
   var draining = false
-  var open = true
+  /// Until the session closes (`gone`).
+  var open: Bool { !gone.isSet }
   /// Lines written since the last flush, sent to the channel's loop together, and
   /// whether to close the channel after them.
   var outgoing: [SessionWriter.Line] = []

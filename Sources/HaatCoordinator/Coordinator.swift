@@ -247,6 +247,7 @@ public final class Coordinator: Service {
     }
     try? await server.close()
     tokenReload.cancel()
+    var drainEnded = true
     if lockLost {
       // Its writes are refused now, and a store connection that died under a frozen process
       // may never answer (postgres-nio drops a query to a closed connection without a word):
@@ -261,17 +262,15 @@ public final class Coordinator: Service {
         logger.warning("the drain did not end within 5 s of losing the store's lock; stopping without it")
         drained.succeed(false)
       }
-      let ended = (try? await drained.futureResult.get()) ?? false
+      drainEnded = (try? await drained.futureResult.get()) ?? false
       deadline.cancel()
-      // The core's loop stays up under a drain still waiting: the process exits now.
-      try? await sessionGroup.shutdownGracefully()
-      if ended { try? await group.shutdownGracefully() }
     } else {
       await core.shutdown()
       await store.close()
-      try? await sessionGroup.shutdownGracefully()
-      try? await group.shutdownGracefully()
     }
+    try? await sessionGroup.shutdownGracefully()
+    // The core's loop stays up under a drain still waiting: the process exits now.
+    if drainEnded { try? await group.shutdownGracefully() }
     logger.info("coordinator stopped")
     if let startFailure { throw startFailure }
     if lockLost { throw HaatError(.unavailable, "the coordinator lost the store's lock") }

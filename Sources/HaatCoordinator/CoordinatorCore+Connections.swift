@@ -75,7 +75,6 @@ extension CoordinatorCore {
 
   func closed(_ connection: Connection) {
     loop.preconditionInEventLoop()
-    connection.open = false
     connection.gone.set()
     connections[ObjectIdentifier(connection)] = nil
     specPartBytes -= connection.specParts.bytes

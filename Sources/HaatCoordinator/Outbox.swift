@@ -94,7 +94,6 @@ final class Outbox {
     connection.closeAfterWrite = true
     markDirty(connection)
     flush()
-    connection.open = false
     connection.gone.set()
   }
 

@@ -96,7 +96,7 @@ import Testing
     let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
     let peer = connection(channel)
-    peer.open = false
+    peer.gone.set()
     outbox.reply(peer, to: "r1", .pong(Haat_V1_Pong()))
     outbox.flush()
     channel.embeddedEventLoop.run()

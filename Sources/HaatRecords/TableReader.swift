@@ -386,7 +386,8 @@ public struct TableReader<Schema: TableSchema> {
 
   /// The top-level numbers a Double cannot hold as written (more than 15 significant
   /// digits: an amount such as 12345678901234567.89, which Foundation reads as the integer
-  /// 12345678901234568, or an integer past 2^64 − 1), by key, as written: read from the
+  /// 12345678901234568, a negative integer such as -9007199254740993, or an integer past
+  /// 2^64 − 1), by key, as written: read from the
   /// line again only when a number may have had a fraction or more than 64 bits. One with
   /// an exponent keeps the Double's reading, as before.
   static func exactNumbers(_ line: UnsafeRawBufferPointer, _ object: [String: JSONValue]) -> [String: String] {
@@ -408,6 +409,12 @@ public struct TableReader<Schema: TableSchema> {
       // An integer past 64 bits (Foundation rounds it to a Double) is its digits as written.
       if case .largeInteger(let text) = value {
         exact[key] = text
+        return
+      }
+      // A negative integer of more than 15 digits is a Double to Foundation too (only a
+      // non-negative one is a count): its digits as written.
+      if case .integer(negative: true, let magnitude) = value, magnitude >= 1_000_000_000_000_000 {
+        exact[key] = "-\(magnitude)"
         return
       }
       guard case .nonInteger(let text) = value, !text.contains(where: { $0 == "e" || $0 == "E" }) else { return }

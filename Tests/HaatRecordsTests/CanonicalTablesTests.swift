@@ -16,7 +16,7 @@ struct CanonicalTablesTests {
     return (records, connector.counts)
   }
 
-  @Test("NDJSON orders: an amount past a Double's 15 digits is read as written, never rounded")
+  @Test("NDJSON orders: an amount past a Double's 15 digits, negative too, is read as written, never rounded")
   func ndjsonAmountsAsWritten() throws {
     let lines = [
       #"{"id":"a","created_at":"2026-11-01T10:00:00Z","total":12345678901234567.89,"currency":"USD"}"#,
@@ -28,6 +28,12 @@ struct CanonicalTablesTests {
       #"{"id":"f","created_at":"2026-11-01T10:00:00Z","total":1.0000000000000000001,"currency":"USD"}"#,
       // Of duplicate keys the first is read, whichever form the second has.
       #"{"id":"g","created_at":"2026-11-01T10:00:00Z","total":5,"total":1.0000000000000000001,"currency":"USD"}"#,
+      // Negative integers are Doubles to Foundation: past 15 digits they were rounded
+      // (h) or written with an exponent and refused (i).
+      #"{"id":"h","created_at":"2026-11-01T10:00:00Z","total":-9007199254740993,"currency":"USD"}"#,
+      #"{"id":"i","created_at":"2026-11-01T10:00:00Z","total":-18446744073709551615,"currency":"USD"}"#,
+      #"{"id":"j","created_at":"2026-11-01T10:00:00Z","total":-999999999999999,"currency":"USD"}"#,
+      #"{"id":"k","created_at":"2026-11-01T10:00:00Z","total":-5,"currency":"USD"}"#,
     ]
     var reader = TableReader<OrdersExport>(format: .ndjson, platform: "web", account: "shop", limits: ReadLimits())
     var totals: [String: String] = [:]
@@ -42,7 +48,8 @@ struct CanonicalTablesTests {
     #expect(
       totals == [
         "a": "12345678901234567.89", "b": "0.1234567890123456789", "c": "403.34", "d": "195", "e": "7.25",
-        "f": "1.0000000000000000001", "g": "5",
+        "f": "1.0000000000000000001", "g": "5", "h": "-9007199254740993", "i": "-18446744073709551615",
+        "j": "-999999999999999", "k": "-5",
       ])
     #expect(reader.counts.badRecords == 0)
   }

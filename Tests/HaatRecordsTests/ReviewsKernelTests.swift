@@ -70,4 +70,14 @@ struct ReviewsKernelTests {
     #expect(row.reviews == 1 && !row.hasPerWeek && row.hasMeanRating)
     #expect(ReportRendering.table(try Self.report([lone])).contains("per week"))
   }
+
+  @Test("a review before the year 1000 writes its days with four-digit years, as formats.md does")
+  func earlyYears() throws {
+    var builder = PartialBuilder(reports: ["reviews"])
+    // 0999-03-01 and 0001-01-01 (days before 1970-01-01).
+    let days: [Int64] = [-354_591, -719_162]
+    for day in days { builder.add(Self.review(5, day: day)) }
+    let row = try Self.report([builder]).reviews.rows[0]
+    #expect(row.first == "0001-01-01" && row.last == "0999-03-01", "\(row.first) … \(row.last)")
+  }
 }

@@ -89,8 +89,12 @@ public enum Days {
   /// A day number → "YYYY-MM-DD".
   public static func text(_ number: Int) -> String {
     let (year, month, day) = CivilDate.of(day: number)
-    func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    return "\(year)-\(two(month))-\(two(day))"
+    // Zero-padded as formats.md writes dates: years 0001–9999 (a review can be older than 1970).
+    func padded(_ value: Int, _ width: Int) -> String {
+      let digits = String(value)
+      return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+    return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))"
   }
 }
 

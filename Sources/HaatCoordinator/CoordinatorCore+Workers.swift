@@ -434,6 +434,8 @@ extension CoordinatorCore {
       }
       line.fields = fields
     }
+    // The session names the worker: a line's own `worker` field cannot speak for another.
+    if line.fields["worker"] != nil { line.fields["worker"] = connection.name }
     if line.task.utf8.count > 64 { line.task = "" }
     if line.level.utf8.count > 16 { line.level = "info" }
     if line.atMs == 0 { line.atMs = nowMs }

@@ -377,6 +377,15 @@ struct ClusterTests {
       #expect(lines.contains { $0.contains(#"forged\n2026-01-01 00:00:00 w9 INFO fake"#) }, "\(logs.output)")
       #expect(lines.contains { $0.contains(#"k=v\r\nw9 ERROR"#) }, "\(logs.output)")
       #expect(!lines.contains { $0.hasPrefix("2026-01-01 00:00:00 w9") || $0.hasPrefix("w9 ERROR") }, "\(logs.output)")
+      // Nor does its `worker` field name w9 (found by a tester: `--json` showed it as sent).
+      let json = try await run(
+        cluster.binary,
+        ["logs", "--json", "--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory])
+      let forged = try #require(json.output.split(separator: "\n").first { $0.contains("forged") })
+      let object = try #require(try JSONSerialization.jsonObject(with: Data(forged.utf8)) as? [String: Any])
+      let fields = object["fields"] as? [String: Any]
+      #expect(
+        fields?["worker"] as? String == object["worker"] as? String && object["worker"] as? String != "w9", "\(forged)")
     }
   }
 

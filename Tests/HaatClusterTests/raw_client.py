@@ -625,9 +625,10 @@ def run_worker(args):
     if refused.get("code") != "bad_request" or refused.get("field") != "key":
         raise ProtocolError(f"a slot under a key the task does not name: expected bad_request on key, got {refused!r}")
     conn.send({"rate_pause": {"key": "credential:raw", "pause_ms": 60000, "reason": "throttled"}})
-    # A log line that tries to forge another worker's line with a line break of its own.
+    # A log line that tries to forge another worker's line with a line break of its own,
+    # and to speak for worker w9 in its `worker` field.
     conn.send({"log": {"level": "info", "message": "forged\n2026-01-01 00:00:00 w9 INFO fake",
-                       "fields": {"k": "v\r\nw9 ERROR"}}})
+                       "fields": {"k": "v\r\nw9 ERROR", "worker": "w9"}}})
     cell = {"platform": "x", "account": "json", "media_type": "image", "posts": "1", "likes": "5"}
     checks = [
         ("json", complete("c1", {"task": t1, "attempt": a1, "partial": {"engagement": {"cells": [cell]}}})),

@@ -24,15 +24,18 @@ final class ContentDecoder {
 
   /// nil for an identity body; throws for an encoding Haat does not decode.
   static func make(contentEncoding: String?) throws(FetchError) -> ContentDecoder? {
-    let value = (contentEncoding ?? "").trimmingCharacters(in: .whitespaces).lowercased()
-    switch value {
+    let written = (contentEncoding ?? "").trimmingCharacters(in: .whitespaces)
+    switch written.lowercased() {
     case "", "identity": return nil
     case "gzip", "x-gzip": return try ContentDecoder(.gzip)
     case "deflate": return try ContentDecoder(.deflate)
     default:
+      // Quoted as written, never lower-cased: a server that echoes a credential here must
+      // meet the worker's redaction with the credential's own bytes. Cut to 64 bytes.
+      let shown = written.utf8.count <= 64 ? written : String(decoding: written.utf8.prefix(64), as: UTF8.self) + "…"
       throw FetchError(
         .decompression,
-        "the server sent Content-Encoding \"\(value)\", which Haat does not decode (it asks for gzip or deflate)",
+        "the server sent Content-Encoding \"\(shown)\", which Haat does not decode (it asks for gzip or deflate)",
         retryable: false)
     }
   }

@@ -31,6 +31,21 @@ public struct FetchURL: Sendable, Equatable {
     path = part(CURLUPART_PATH) ?? ""
   }
 
+  /// A redirect's `Location` (maybe relative) resolved against the URL it answered, as
+  /// libcurl resolves the redirect URL it reports; nil when it cannot be read.
+  static func resolve(_ location: String, against base: String) -> String? {
+    guard let handle = curl_url() else { return nil }
+    defer { curl_url_cleanup(handle) }
+    let flags = UInt32(CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE)
+    guard curl_url_set(handle, CURLUPART_URL, base, flags) == CURLUE_OK,
+      curl_url_set(handle, CURLUPART_URL, location, flags) == CURLUE_OK
+    else { return nil }
+    var value: UnsafeMutablePointer<CChar>?
+    guard curl_url_get(handle, CURLUPART_URL, &value, 0) == CURLUE_OK, let value else { return nil }
+    defer { curl_free(value) }
+    return String(cString: value)
+  }
+
   /// `host` or `host:port` when the port is not the scheme's default.
   public var authority: String {
     let isDefault = (scheme == "https" && port == 443) || (scheme == "http" && port == 80)

@@ -78,9 +78,11 @@ public final class Fetcher: Sendable {
       else {
         throw FetchError(
           .invalidURL,
-          redirects > 0
-            ? "a redirect may go to an http:// or https:// URL only, not to \(URLRedaction.redact(url))"
-            : "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))",
+          redirects == 0
+            ? "only http://, https:// and file:// URLs can be fetched: \(URLRedaction.redact(url))"
+            : FetchURL(url) == nil
+              ? "a redirect went to \(URLRedaction.redact(url)), which is not a URL (a space or another character a URL cannot hold?)"
+              : "a redirect may go to an http:// or https:// URL only, not to \(URLRedaction.redact(url))",
           retryable: false)
       }
       if let hosts = request.hosts, !hosts.contains(where: { $0.matches(target) }) {

@@ -30,6 +30,8 @@ final class Transfer {
   var headers: [HeaderField] = []
   /// The start of a non-2xx body, for the error message.
   var errorBody: [UInt8] = []
+  /// The transfer was ended at `maxErrorBodyBytes` of a non-2xx body.
+  var errorBodyCut = false
   var bodyBytes: UInt64 = 0
   /// Body bytes as received, before Haat decodes gzip or deflate (after HTTP chunking).
   var wireBytes: UInt64 = 0
@@ -129,9 +131,16 @@ final class Transfer {
     ccurlLong(handle, CURLINFO_NUM_CONNECTS) { connects = $0 }
     if status == 0 { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
 
-    if code != CURLE_OK { throw error(for: code, url: request.url) }
-    if (300..<400).contains(status), status != 304, let location = redirectURL(handle) {
-      return .redirect(location)
+    // A transfer ended once the error body's start was kept is judged by its status.
+    let cut = code == CURLE_WRITE_ERROR && errorBodyCut && failure == nil
+    if code != CURLE_OK, !cut { throw error(for: code, url: request.url) }
+    if (300..<400).contains(status), status != 304 {
+      // Cut short, curl has not worked the redirect's URL out: resolved here, as curl would.
+      let location =
+        cut
+        ? headers.first { $0.name == "location" }.flatMap { FetchURL.resolve($0.value, against: request.url) }
+        : redirectURL(handle)
+      if let location { return .redirect(location) }
     }
     // Bodies that never reached the write callback (empty 4xx, say) are judged here.
     if let failure = httpFailure() { throw failure }
@@ -172,9 +181,15 @@ final class Transfer {
     if !started {
       if status == 0, let handle { ccurlLong(handle, CURLINFO_RESPONSE_CODE) { status = $0 } }
       guard isSuccess(status) else {
-        // Keep a little of an error body to explain the status.
+        // Keep a little of an error (or redirect) body to explain the status, and read no
+        // more: a hostile server streams an endless one, holding the slot for the whole
+        // timeout (it was read to its end, past --max-body-bytes; found by a tester).
         let room = max(0, policy.maxErrorBodyBytes - errorBody.count)
         errorBody.append(contentsOf: data.prefix(room))
+        if data.count > room {
+          errorBodyCut = true
+          return 0
+        }
         return data.count
       }
       do {

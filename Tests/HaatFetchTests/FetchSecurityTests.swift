@@ -365,3 +365,69 @@ struct FetchSecurityTests {
     #expect(whole.contains("accept-encoding: gzip, deflate"), "\(whole)")
   }
 }
+
+/// Found by a tester: a non-2xx body was read to its end (22 GB in 15 s from a server
+/// streaming an endless 500, past `--max-body-bytes`, and a redirect's body before its
+/// `Location` was followed), holding the slot for the whole timeout. The worker keeps the
+/// start of it and reads no more.
+@Suite struct EndlessErrorBodyTests {
+  /// Serves `replies` to one connection each, in order: each reply's head, then chunks of
+  /// 64 KiB (`endless`) until the client closes or 256 MiB are sent, else `Content-Length`
+  /// and body "id\n1\n". The bytes of body each connection was sent.
+  static func serve(_ heads: [(head: String, endless: Bool)], _ body: (Int) throws -> Void) throws -> [Int] {
+    let (listener, port) = try NotHTTPTests.listener()
+    defer { close(listener) }
+    let sent = Mutex([Int]())
+    let done = DispatchSemaphore(value: 0)
+    let server = Thread {
+      defer { done.signal() }
+      for (head, endless) in heads {
+        let connection = accept(listener, nil, nil)
+        guard connection >= 0 else { return }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        _ = read(connection, &buffer, buffer.count)
+        var total = 0
+        let chunk = Array("10000\r\n".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 0x10000) + Array("\r\n".utf8)
+        let start = Array(
+          (head + (endless ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 5\r\n\r\nid\n1\n")).utf8)
+        _ = send(connection, start, start.count, Int32(MSG_NOSIGNAL))
+        while endless, total < 256 << 20, send(connection, chunk, chunk.count, Int32(MSG_NOSIGNAL)) == chunk.count {
+          total += 0x10000
+        }
+        sent.withLock { $0.append(total) }
+        close(connection)
+      }
+    }
+    server.start()
+    try body(port)
+    done.wait()
+    return sent.withLock { $0 }
+  }
+
+  @Test func anEndlessErrorBodyIsCutAndTheStatusReported() throws {
+    var error: FetchError?
+    let sent = try Self.serve([("HTTP/1.1 500 Internal Server Error\r\n", true)]) { port in
+      let fetcher = Fetcher(policy: FetcherTests.policy { $0.maxBodyBytes = 10_000_000 })
+      defer { fetcher.shutdown() }
+      error = FetcherTests.error { _ = try FetcherTests.get(fetcher, "http://127.0.0.1:\(port)/x.csv") }
+    }
+    #expect(
+      error?.kind == .httpServer && error?.status == 500 && error?.retryable == true, "\(String(describing: error))")
+    #expect(error?.message.hasPrefix("HTTP 500: xxxx") == true, "\(String(describing: error))")
+    // What socket buffers hold, not the 256 MiB the server would send.
+    #expect(sent.count == 1 && sent[0] < 32 << 20, "\(sent)")
+  }
+
+  @Test func anEndlessRedirectBodyIsCutAndTheRedirectFollowed() throws {
+    var body = Data()
+    let sent = try Self.serve([
+      ("HTTP/1.1 302 Found\r\nLocation: /next.csv\r\n", true), ("HTTP/1.1 200 OK\r\n", false),
+    ]) { port in
+      let fetcher = Fetcher(policy: FetcherTests.policy())
+      defer { fetcher.shutdown() }
+      (_, body, _) = try FetcherTests.get(fetcher, "http://127.0.0.1:\(port)/x.csv")
+    }
+    #expect(String(decoding: body, as: UTF8.self) == "id\n1\n")
+    #expect(sent.count == 2 && sent[0] < 32 << 20, "\(sent)")
+  }
+}

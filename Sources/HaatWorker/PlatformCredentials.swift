@@ -3,6 +3,10 @@ import HaatCore
 import HaatFetch
 import HaatRecords
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// A platform credential configured on a worker: a name, where its secret is read from on
 /// this machine, and the hosts it may be sent to. Written on the command line as
 /// `NAME=env:VARIABLE@host[,host…]` or `NAME=file:/path@host[,host…]` (the last "@" starts
@@ -11,6 +15,8 @@ public struct PlatformCredential: Sendable, Equatable {
   public enum Origin: Sendable, Equatable {
     case environment(String)
     case file(String)
+
+    var isFile: Bool { if case .file = self { true } else { false } }
   }
 
   public var name: String
@@ -68,8 +74,11 @@ public struct PlatformCredential: Sendable, Equatable {
   /// Reads the secret (at each use, so a rotated file takes effect) and binds it to the
   /// hosts, to be sent as `scheme` says (the platform's connector knows which).
   public func bind(as scheme: AuthScheme = .bearer) -> Result<BoundCredential, HaatError> {
-    guard let secret = secret() else {
-      return .failure(HaatError(.badRequest, "the credential \(name) has no value on this worker"))
+    let secret: String
+    switch lookUp() {
+    case .success(let value): secret = value
+    case .failure(let reason):
+      return .failure(HaatError(.badRequest, "the credential \(name) has no value on this worker: \(reason.text)"))
     }
     guard !secret.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
       return .failure(HaatError(.badRequest, "the credential \(name) contains control characters"))
@@ -77,18 +86,61 @@ public struct PlatformCredential: Sendable, Equatable {
     return .success(BoundCredential(name: name, header: "\(scheme.header): \(scheme.prefix)\(secret)", hosts: hosts))
   }
 
-  /// The secret as the worker holds it now; nil when it has none.
-  func secret() -> String? {
-    let value: String?
+  /// Why a credential has no value. The variable and the file are not named: the task's
+  /// error reaches whoever may read the job, and the operator knows the worker's flags.
+  public struct Missing: Error, Sendable {
+    public var text: String
+  }
+
+  /// The secret as the worker holds it now, or why it has none.
+  public func lookUp() -> Result<String, Missing> {
+    let value: String
     switch origin {
     case .environment(let variable):
-      value = ProcessInfo.processInfo.environment[variable]
+      guard let set = ProcessInfo.processInfo.environment[variable] else {
+        return .failure(Missing(text: "its environment variable is not set"))
+      }
+      value = set
     case .file(let path):
-      value = FileManager.default.contents(atPath: path).flatMap { String(data: $0, encoding: .utf8) }
+      switch Self.contents(path) {
+      case .success(let bytes):
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+          return .failure(Missing(text: "its file is not UTF-8 text"))
+        }
+        value = text
+      case .failure(let missing): return .failure(missing)
+      }
     }
-    guard let secret = value?.trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty else { return nil }
-    return secret
+    let secret = value.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !secret.isEmpty else {
+      return .failure(Missing(text: "its \(origin.isFile ? "file" : "environment variable") is empty"))
+    }
+    return .success(secret)
   }
+
+  /// A secret file's bytes (at most 64 KiB), or the system's reason it cannot be read
+  /// (without its path). Non-blocking: a FIFO with no writer reads as empty, never hangs.
+  static func contents(_ path: String) -> Result<[UInt8], Missing> {
+    func failure() -> Result<[UInt8], Missing> {
+      .failure(Missing(text: "its file cannot be read (\(String(cString: strerror(errno))))"))
+    }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    guard descriptor >= 0 else { return failure() }
+    defer { close(descriptor) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let count = Glibc.read(descriptor, &buffer, buffer.count)
+      if count < 0, errno == EINTR { continue }
+      if count < 0 { return errno == EAGAIN ? .success(bytes) : failure() }
+      if count == 0 { return .success(bytes) }
+      bytes += buffer[..<count]
+      guard bytes.count <= 64 << 10 else { return .failure(Missing(text: "its file is over 64 KiB")) }
+    }
+  }
+
+  /// The secret as the worker holds it now; nil when it has none.
+  func secret() -> String? { try? lookUp().get() }
 
   /// `text` with the secret replaced by the credential's name: a platform may echo the
   /// request's Authorization in an error body, and a task's error travels to the

@@ -50,6 +50,14 @@ public final class Worker: Service {
         "slots": "\(config.slots.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ","))",
         "curl": "\(Fetcher.version)",
       ])
+    // Read again at each use (a rotated file takes effect), so a missing one is no reason
+    // not to start; said now, where the operator looks, not first in a failed task.
+    for credential in config.credentials.values.sorted(by: { $0.name < $1.name }) {
+      if case .failure(let missing) = credential.lookUp() {
+        logger.warning(
+          "a credential has no value yet", metadata: ["credential": "\(credential.name)", "reason": "\(missing.text)"])
+      }
+    }
     runtime.start()
     let outcome: Result<Void, any Error>
     do {

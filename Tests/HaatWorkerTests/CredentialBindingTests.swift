@@ -1,3 +1,4 @@
+import Foundation
 import HaatCore
 import HaatFetch
 import HaatRecords
@@ -32,6 +33,38 @@ import Testing
     }
     #expect(
       plain.message.hasSuffix("refusing to send it to http://graph.example.com over plain HTTP"), "\(plain.message)")
+  }
+}
+
+/// Found by a tester: a missing file, a directory and an empty file all said "has no
+/// value", naming no cause. Each says its cause now, never the variable or the path.
+@Suite struct CredentialValueTests {
+  static func missing(_ reference: String) throws -> String {
+    let credential = try PlatformCredential(parsing: "c=\(reference)@http://127.0.0.1:1")
+    guard case .failure(let error) = credential.bind() else { return "bound" }
+    return error.message
+  }
+
+  @Test func eachCauseIsSaidWithoutItsPath() throws {
+    let directory = NSTemporaryDirectory() + "haat-credential-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try Data(" \n".utf8).write(to: URL(fileURLWithPath: directory + "/blank"))
+    try Data([0xFF, 0xFE, 0x41]).write(to: URL(fileURLWithPath: directory + "/binary"))
+    try Data(" s3cret-value\n".utf8).write(to: URL(fileURLWithPath: directory + "/good"))
+    let cases = [
+      ("file:\(directory)/absent", "its file cannot be read (No such file or directory)"),
+      ("file:\(directory)", "its file cannot be read (Is a directory)"),
+      ("file:\(directory)/blank", "its file is empty"),
+      ("file:\(directory)/binary", "its file is not UTF-8 text"),
+      ("env:HAAT_TEST_SURELY_UNSET_VARIABLE", "its environment variable is not set"),
+    ]
+    for (reference, cause) in cases {
+      let message = try Self.missing(reference)
+      #expect(message == "the credential c has no value on this worker: \(cause)", "\(reference)")
+      #expect(!message.contains(directory) && !message.contains("HAAT_TEST"), "\(message)")
+    }
+    #expect(try PlatformCredential(parsing: "c=file:\(directory)/good@h.example").secret() == "s3cret-value")
   }
 }
 

@@ -11,7 +11,7 @@ public enum URLSecrets {
   /// "." to "_" and lowercasing): access_token, oauth_token, x_goog_signature, client_secret….
   static let secretWords = [
     "token", "secret", "password", "passwd", "signature", "credential", "apikey", "api_key", "auth", "private",
-    "session", "cookie",
+    "session", "cookie", "bearer", "passphrase", "assertion",
   ]
 
   /// Whether a query parameter's name (as written, percent-encoded or not) names a secret.

@@ -9,6 +9,14 @@
 enum LocalFile {
   static let chunkBytes = 256 * 1024
 
+  /// An absolute path without its last component ("/a/b/" → "/a", "/a" → "/"); nil at "/".
+  static func parent(_ path: String) -> String? {
+    var bytes = Array(path.utf8)
+    while bytes.count > 1, bytes.last == UInt8(ascii: "/") { bytes.removeLast() }
+    guard bytes.count > 1, let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+    return slash == 0 ? "/" : String(decoding: bytes[..<slash], as: UTF8.self)
+  }
+
   static func read(
     _ url: String, policy: FetchPolicy, range: ClosedRange<UInt64>?, cancel: CancellationFlag?,
     onStart: ((Int, String?) throws -> Void)?, onBody: (UnsafeRawBufferPointer) throws -> Void
@@ -25,13 +33,22 @@ enum LocalFile {
     }
     // Judged before opening too, so nothing outside the roots is even opened (a device or
     // FIFO could act on open) and its existence is not told; judged again on what opened.
-    if let resolved = realpath(path, nil) {
-      defer { free(resolved) }
-      guard inside(String(cString: resolved)) else {
+    // A path that does not resolve is judged by the nearest directory above it that does:
+    // `root/../../etc/nope` judged as written passed as inside, and its `not_found` told
+    // that /etc/nope does not exist (found by a tester).
+    var judged = path
+    while true {
+      if let resolved = realpath(judged, nil) {
+        defer { free(resolved) }
+        guard inside(String(cString: resolved)) else {
+          throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+        }
+        break
+      }
+      guard let parent = parent(judged) else {
         throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
       }
-    } else if !inside(path) {
-      throw FetchError(.forbidden, "\(path) is outside the allowed file roots", retryable: false)
+      judged = parent
     }
     let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
     guard descriptor >= 0 else {
@@ -41,6 +58,8 @@ enum LocalFile {
         throw FetchError(.notFound, "\(path) does not exist (\(reason))", retryable: false)
       case EACCES, EPERM:
         throw FetchError(.forbidden, "\(path) cannot be read by this worker (\(reason))", retryable: false)
+      case ENAMETOOLONG, ELOOP:
+        throw FetchError(.invalidURL, "\(path) cannot be opened (\(reason))", retryable: false)
       default:
         throw FetchError(.other, "cannot open \(path): \(reason)", retryable: true)
       }

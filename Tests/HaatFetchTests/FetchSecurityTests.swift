@@ -61,6 +61,25 @@ struct FetchSecurityTests {
     #expect(!String(decoding: body, as: UTF8.self).contains("SECRET"))
   }
 
+  /// Found by a tester: a missing path outside the roots written through one
+  /// (`root/../../x`) was judged as written, opened, and its `not_found` told that it did
+  /// not exist; a path too long to open was `other` and retried.
+  @Test func whetherAPathExistsShowsInsideTheRootsOnly() throws {
+    let roots = try Roots()
+    let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [roots.root] })
+    defer { fetcher.shutdown() }
+    func kind(_ path: String) -> FetchError.Kind? {
+      FetcherTests.error { _ = try fetcher.fetch(FetchRequest(url: "file://" + path)) { _ in } }?.kind
+    }
+    for outside in ["/../outside/nope.csv", "/../outside/secret.csv", "/../nodir/deeper/nope.csv", "/../../nope"] {
+      #expect(kind(roots.root + outside) == .forbidden, "\(outside)")
+    }
+    for missing in ["/sub/nope.csv", "/nodir/nope.csv", "/nodir/../nope.csv"] {
+      #expect(kind(roots.root + missing) == .notFound, "\(missing)")
+    }
+    #expect(kind(roots.root + "/" + String(repeating: "a/", count: 2100) + "x.csv") == .invalidURL)
+  }
+
   /// An empty root (`--file-root "$DIR"` with DIR unset) held every path as its prefix:
   /// /etc/passwd was opened and read. It is no root.
   @Test func anEmptyRootHoldsNothing() throws {
@@ -239,6 +258,8 @@ struct FetchSecurityTests {
     "access%5Ftoken", "oauth_token", "api-key", "x-api-key", "private_token", "X-Goog-Signature", "ACCESS-TOKEN",
     "access%255Ftoken", "client.secret", "apiKey", "X-Amz-Credential", "refresh_token", "key", "sig",
     "shop_password", "hub.verify_token", "access_token",
+    // Found by a tester: these passed.
+    "bearer", "passphrase", "client_assertion", "SAML-Assertion",
   ])
   func secretParametersAreFoundAndRedacted(name: String) {
     for url in [

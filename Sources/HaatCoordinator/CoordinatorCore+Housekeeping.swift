@@ -51,6 +51,23 @@ extension CoordinatorCore {
   /// that falls silent is said once (warning): a stopped process or a frozen host keeps its
   /// socket open, so nothing else is logged until its leases expire.
   func reap() {
+    // A sweep more than a second late means this process did not run (SIGSTOP, a frozen
+    // VM, a swap storm, a loop held by long work): the workers' heartbeats wait unread in
+    // its sockets, so that time is not theirs. It is added to every lease and heartbeat,
+    // and nothing is judged until the next sweep, after the waiting lines are read (a
+    // tester's coordinator, resumed after 70 s, expired every lease of healthy workers).
+    let late = now &- lastReap
+    lastReap = now
+    if late > reapPeriodNs &+ 1_000_000_000 {
+      leases.postpone(by: late, now: now)
+      for name in workers.keys {
+        workers[name]?.postpone(by: late, now: now)
+      }
+      logger.warning(
+        "the coordinator did not run for a while; leases and heartbeats are extended by as much",
+        metadata: ["paused_ms": "\(late / 1_000_000)"])
+      return
+    }
     for (name, record) in workers
     where record.connected && !record.draining && !record.saidLost
       && record.silent(now: now, heartbeatMs: config.heartbeatMs)

@@ -65,6 +65,10 @@ final class CoordinatorCore: @unchecked Sendable {
   var resultsInFlight: Set<TaskID> = []
   var accepting = true
   var reaper: RepeatedTask?
+  /// When the reaper last ran, and how often it should (monotonic ns): a sweep far later
+  /// than due means this process did not run meanwhile (`reap`).
+  var lastReap: UInt64 = 0
+  var reapPeriodNs: UInt64 = 0
   var housekeeping: RepeatedTask?
   /// Free bytes on the store's disk, measured off the loop every second.
   var diskFreeBytes: UInt64?
@@ -158,6 +162,7 @@ final class CoordinatorCore: @unchecked Sendable {
           nowMs: self.monotonicMs)
       }
       let period = TimeAmount.milliseconds(Int64(max(100, min(1000, self.config.leaseMs / 4))))
+      (self.lastReap, self.reapPeriodNs) = (self.now, UInt64(period.nanoseconds))
       self.reaper = self.loop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in self.reap() }
       for job in self.jobs.keys { self.finishIfEnded(job) }
       let housekeeping = TimeAmount.milliseconds(max(1_000, self.config.housekeepingMs))

@@ -46,6 +46,11 @@ final class SharedLeases: Sendable {
 
   func count(of owner: String) -> Int { table.withLock { $0.count(of: owner) } }
 
+  /// `LeaseTable.postpone`.
+  func postpone(by pause: UInt64, now: UInt64) {
+    table.withLock { $0.postpone(by: pause, now: now) }
+  }
+
   /// Takes out the leases past their deadline at `now`, oldest first, except those `held`
   /// says to keep (their result is being stored): those get a full period more.
   func reap(now: UInt64, held: (TaskID) -> Bool) -> [Lease] {

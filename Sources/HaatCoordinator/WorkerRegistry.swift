@@ -41,6 +41,13 @@ struct WorkerRecord {
     lastHeartbeat = now
   }
 
+  /// Moves its last heartbeat and progress `pause` later (to `now` at most): the
+  /// coordinator did not run for that long (`CoordinatorCore.reap`).
+  mutating func postpone(by pause: UInt64, now: UInt64) {
+    lastHeartbeat = min(lastHeartbeat &+ pause, now)
+    lastProgress = min(lastProgress &+ pause, now)
+  }
+
   /// Whether it missed the heartbeats that make a connected worker `lost`.
   func silent(now: UInt64, heartbeatMs: UInt32) -> Bool {
     now &- lastHeartbeat > UInt64(heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000

@@ -89,6 +89,15 @@ public struct LeaseTable<Owner: Hashable & Sendable>: Sendable {
     return lease
   }
 
+  /// Moves every deadline `pause` later, to at most a full period from `now`: time the
+  /// coordinator itself did not run is not time its workers were silent.
+  @inlinable
+  public mutating func postpone(by pause: UInt64, now: UInt64) {
+    for (task, lease) in leases {
+      leases[task]?.deadline = min(lease.deadline &+ pause, now &+ durationNs)
+    }
+  }
+
   /// The leases whose deadline has passed at `now`, oldest first.
   @inlinable
   public func expired(now: UInt64) -> [Lease] {

@@ -160,3 +160,36 @@ import Testing
     }
   }
 }
+
+/// Found by a tester: a coordinator stopped for 70 s, once resumed, said every worker
+/// `lost` and expired every lease before it read the heartbeats waiting in its sockets,
+/// so healthy workers' tasks burned attempts (and died, at `max_attempts: 1`). The time it
+/// did not run is added to leases and heartbeats now.
+@Suite struct FrozenCoordinatorClusterTests {
+  @Test func aCoordinatorResumedAfterAPauseExpiresNoLeaseOfAHealthyWorker() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 1
+    try await withCluster(options) { cluster, server in
+      let samples = try Samples.manifest()
+      let slow = try #require(samples.first { $0.file.hasSuffix(".ndjson") })
+      let client = try await cluster.client()
+      // About 8 s of trickle: the task is surely leased across the pause.
+      let source = Samples.source(slow, server: server, query: "trickle_ms=300&chunk=8192")
+      let job = try await client.submit(spec("across a pause", [source], maxAttempts: 1)).job
+      try await eventually("the task leased") { try await client.job(job).counts.leased == 1 }
+      let coordinator = try #require(cluster.coordinator)
+      coordinator.signal(SIGSTOP)
+      // Past the 2 s lease and the three 400 ms heartbeats that make a worker lost.
+      try await Task.sleep(for: .seconds(5))
+      coordinator.signal(SIGCONT)
+      let result = try await finish(client, job)
+      #expect(result.job.state == "succeeded", "\(result.job)")
+      let task = try #require(try await client.job(job, tasks: true).tasks.first)
+      #expect(task.attempt == 1 && task.worker == "worker-1")
+      let log = try String(contentsOfFile: coordinator.logPath, encoding: .utf8)
+      #expect(log.contains("the coordinator did not run for a while"))
+      #expect(!log.contains("lease expired") && !log.contains("worker lost"), "\(log)")
+      await client.close()
+    }
+  }
+}

@@ -1,3 +1,4 @@
+import HaatCore
 import HaatProtocol
 import NIOCore
 
@@ -13,8 +14,27 @@ extension WorkerRuntime {
     }
   }
 
+  /// How long a heartbeat on the wire may go with no line from the coordinator before the
+  /// worker gives up on the session: as many heartbeats as make a worker `lost` to the
+  /// coordinator, 5 s at least.
+  var silenceLimit: TimeAmount {
+    .milliseconds(max(5_000, Int64(welcome?.heartbeatMs ?? 0) * Int64(Defaults.missedBeatsForLost)))
+  }
+
   func beat() {
-    guard channel != nil else { return }
+    guard let channel else { return }
+    // The coordinator answers every heartbeat. One that stopped (a dead host, a partition,
+    // a frozen process whose standby took over) keeps the socket open until the kernel
+    // gives up, many minutes on: the worker leaves it for the next coordinator instead
+    // (found by a tester: the new active had no workers while the old one's sessions lived).
+    if let since = unansweredSince, NIODeadline.now() - since > silenceLimit {
+      logger.warning(
+        "the coordinator has not answered for \((NIODeadline.now() - since).nanoseconds / 1_000_000) ms; leaving the session",
+        metadata: ["coordinator": "\(coordinator)"])
+      unansweredSince = nil
+      channel.close(promise: nil)
+      return
+    }
     var heartbeat = Haat_V1_Heartbeat()
     heartbeat.health = health()
     heartbeat.leases = running.compactMap { task, state in
@@ -43,7 +63,13 @@ extension WorkerRuntime {
         running[task] = state
       }
     }
-    send(Envelope(id: nextID(), .heartbeat(heartbeat)))
+    // Timed from when it is written out, not queued: behind a large result in parts it
+    // may wait on this side for as long as the coordinator takes to read them.
+    let written = loop.makePromise(of: Void.self)
+    channel.write(Envelope(id: nextID(), .heartbeat(heartbeat)), promise: written)
+    written.futureResult.assumeIsolated().whenSuccess {
+      if self.channel === channel, self.unansweredSince == nil { self.unansweredSince = .now() }
+    }
     flush()
   }
 }

@@ -87,6 +87,7 @@ extension WorkerRuntime {
     self.channel = channel
     self.welcome = welcome
     openedAt = .now()
+    unansweredSince = nil
     logger.info(
       "connected to the coordinator",
       metadata: ["coordinator": "\(coordinator)", "session": "\(welcome.session)"])

@@ -47,6 +47,8 @@ final class WorkerRuntime: @unchecked Sendable {
   var draining = false
   var stopping = false
   var heartbeat: RepeatedTask?
+  /// When the first heartbeat since the coordinator's last line went out (`beat`).
+  var unansweredSince: NIODeadline?
   var reconnectDelayMs: Int64 = 100
   /// Which of `config.coordinators` the worker connects to next.
   var coordinatorIndex = 0
@@ -95,6 +97,7 @@ final class WorkerRuntime: @unchecked Sendable {
   // MARK: Messages
 
   func receive(_ envelope: Envelope) {
+    unansweredSince = nil
     switch envelope.body {
     case .assign(let assign): receiveAssign(assign)
     case .heartbeatAck(let ack): receiveHeartbeatAck(ack)

@@ -164,7 +164,8 @@ struct FailoverTests {
   @Test func aFrozenActiveCoordinatorWhoseLockWentIsFencedOff() async throws {
     let tasks = 300
     let rows: UInt64 = 5
-    // Leases and heartbeats as a deployment has them: the workers stay with the frozen one.
+    // Leases and heartbeats as a deployment has them (a worker leaves a session that has
+    // answered no heartbeat for 5 s).
     var base = LocalCluster.Options.fast
     (base.leaseMs, base.heartbeatMs) = (6_000, 1_000)
     var options = ClusterStore.postgres.options(base)
@@ -202,7 +203,17 @@ struct FailoverTests {
       try await eventually("the standby active", timeout: .seconds(40)) {
         FileManager.default.fileExists(atPath: standbyReady)
       }
-      try await Task.sleep(for: .seconds(5))
+      // The workers leave the frozen one's silent sessions for the new active, while it is
+      // still frozen (they stayed until it thawed; found by a tester).
+      let newActive = cluster.endpoints[1].description
+      try await eventually("both workers on the new active", timeout: .seconds(40)) {
+        try ["worker-1", "worker-2"].allSatisfy { name in
+          let log = try String(contentsOfFile: try #require(cluster.worker(name)).logPath, encoding: .utf8)
+          return log.split(separator: "\n").contains {
+            $0.contains("connected to the coordinator") && $0.contains(#""coordinator":"\#(newActive)""#)
+          }
+        }
+      }
       frozen.signal(SIGCONT)
       #expect(await frozen.wait(timeout: .seconds(30)) == 6, "the thawed coordinator stops: \(frozen.tail(20))")
       client = try await cluster.client()

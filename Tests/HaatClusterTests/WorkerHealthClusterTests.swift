@@ -164,7 +164,8 @@ import Testing
 /// Found by a tester: a coordinator stopped for 70 s, once resumed, said every worker
 /// `lost` and expired every lease before it read the heartbeats waiting in its sockets,
 /// so healthy workers' tasks burned attempts (and died, at `max_attempts: 1`). The time it
-/// did not run is added to leases and heartbeats now.
+/// did not run is added to leases and heartbeats now. And workers stayed on a silent
+/// coordinator for good (a standby that took over had none): they leave it after 5 s.
 @Suite struct FrozenCoordinatorClusterTests {
   @Test func aCoordinatorResumedAfterAPauseExpiresNoLeaseOfAHealthyWorker() async throws {
     var options = LocalCluster.Options.fast
@@ -179,8 +180,9 @@ import Testing
       try await eventually("the task leased") { try await client.job(job).counts.leased == 1 }
       let coordinator = try #require(cluster.coordinator)
       coordinator.signal(SIGSTOP)
-      // Past the 2 s lease and the three 400 ms heartbeats that make a worker lost.
-      try await Task.sleep(for: .seconds(5))
+      // Past the 2 s lease, the three 400 ms heartbeats that make a worker lost, and the
+      // 5 s a worker waits for an answer before it leaves the session.
+      try await Task.sleep(for: .seconds(7))
       coordinator.signal(SIGCONT)
       let result = try await finish(client, job)
       #expect(result.job.state == "succeeded", "\(result.job)")
@@ -189,6 +191,11 @@ import Testing
       let log = try String(contentsOfFile: coordinator.logPath, encoding: .utf8)
       #expect(log.contains("the coordinator did not run for a while"))
       #expect(!log.contains("lease expired") && !log.contains("worker lost"), "\(log)")
+      // The worker left the silent session (as it would for a standby that took over),
+      // came back, and its task went on under the same lease.
+      let workerLog = try String(contentsOfFile: try #require(cluster.worker("worker-1")).logPath, encoding: .utf8)
+      #expect(workerLog.contains("the coordinator has not answered for"), "\(workerLog)")
+      #expect(workerLog.components(separatedBy: "connected to the coordinator").count == 3, "\(workerLog)")
       await client.close()
     }
   }

@@ -29,7 +29,8 @@ import Synchronization
 /// - `GET /_requests?series=S`: when requests with `series=S` arrived (JSON, ms since the epoch).
 /// - `GET /_stats`: connections and requests so far (JSON).
 ///
-/// Options on any export route (query parameters):
+/// Options on any export route (query parameters; `trickle_ms`, `chunk` and `encoding` on
+/// files and samples only):
 /// `series` (names a request series), `fail_first=N` with `fail_status` (default 503) and
 /// `retry_after` (seconds): the first N requests of the series fail; `status=S` always fails;
 /// `delay_ms`: wait before answering; `trickle_ms` with `chunk`: send the body in pieces

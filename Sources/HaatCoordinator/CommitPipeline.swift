@@ -56,6 +56,22 @@ final class CommitPipeline {
   private var lastFailure: (message: String, at: NIODeadline)?
   private var retry: Scheduled<Void>?
   private var drained: EventLoopPromise<Void>?
+  /// When the commit in flight started, and whether its slowness was said (`warnIfSlow`).
+  private var commitStartedAt = NIODeadline.uptimeNanoseconds(0)
+  private var saidSlow = false
+
+  /// Says once (warning) that the commit in flight has taken longer than `limit`: a store
+  /// that stops answering (its server frozen, a lock held elsewhere) showed nothing but a
+  /// cluster standing still (found by a tester). True when it said so now.
+  @discardableResult
+  func warnIfSlow(after limit: TimeAmount) -> Bool {
+    guard committing, !saidSlow, loop.now - commitStartedAt > limit else { return false }
+    saidSlow = true
+    logger.warning(
+      "a store commit has not finished; the store may be stuck",
+      metadata: ["waited_ms": "\((loop.now - commitStartedAt).nanoseconds / 1_000_000)"])
+    return true
+  }
 
   /// Why a commit failed within `window`, or nil. A store whose large commits fail while
   /// its small ones pass (a full disk, the WAL's own pages reused) flips back and forth; a
@@ -110,9 +126,15 @@ final class CommitPipeline {
       return finishDrain()
     }
     committing = true
+    (commitStartedAt, saidSlow) = (loop.now, false)
     let ops = batch.map(\.op) + extraOps
     let started = ContinuousClock.now
     write(ops).assumeIsolated().whenComplete { result in
+      if self.saidSlow {
+        self.logger.notice(
+          "the slow store commit ended",
+          metadata: ["ms": "\((self.loop.now - self.commitStartedAt).nanoseconds / 1_000_000)"])
+      }
       if case .failure = result {
         self.committed(ContinuousClock.now - started, true)
       } else {

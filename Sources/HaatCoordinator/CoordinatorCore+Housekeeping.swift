@@ -68,6 +68,7 @@ extension CoordinatorCore {
         metadata: ["paused_ms": "\(late / 1_000_000)"])
       return
     }
+    commits.warnIfSlow(after: .seconds(10))
     for (name, record) in workers
     where record.connected && !record.draining && !record.saidLost
       && record.silent(now: now, heartbeatMs: config.heartbeatMs)

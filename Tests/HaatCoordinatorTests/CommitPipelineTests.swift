@@ -75,6 +75,28 @@ import Testing
     try loop.syncShutdownGracefully()
   }
 
+  /// Found by a tester: a store that stopped answering for 30 s showed nothing in the
+  /// coordinator's log. A commit that takes over the limit is said once.
+  @Test func aSlowCommitIsSaidOnce() throws {
+    let (loop, pipeline, store) = make()
+    pipeline.enqueue(Self.op) { _ in }
+    loop.run()
+    #expect(!pipeline.warnIfSlow(after: .seconds(10)))
+    loop.advanceTime(by: .seconds(11))
+    #expect(pipeline.warnIfSlow(after: .seconds(10)))
+    #expect(!pipeline.warnIfSlow(after: .seconds(10)), "once per commit")
+    store.promises[0].succeed(Self.ok(1))
+    loop.run()
+    #expect(!pipeline.warnIfSlow(after: .seconds(10)), "none in flight")
+    pipeline.enqueue(Self.op) { _ in }
+    loop.run()
+    loop.advanceTime(by: .seconds(11))
+    #expect(pipeline.warnIfSlow(after: .seconds(10)), "the next slow commit is said again")
+    store.promises[1].succeed(Self.ok(1))
+    loop.run()
+    try loop.syncShutdownGracefully()
+  }
+
   @Test func aFailedCommitFailsItsOpsAndBacksOff() throws {
     let (loop, pipeline, store) = make()
     var results: [StoreOpResult] = []

@@ -31,14 +31,22 @@ final class RateGate: Sendable {
   private let waiters = Mutex<[String: Waiter]>([:])
   private let counter = Atomic<UInt64>(0)
   /// Sends a message on the current session (set once the runtime exists).
-  private let deliver = Mutex<(@Sendable (Envelope) -> Void)?>(nil)
+  private let deliver = Mutex<Delivery?>(nil)
 
-  func connect(_ deliver: @escaping @Sendable (Envelope) -> Void) {
-    self.deliver.withLock { $0 = deliver }
+  /// The closure in a struct: a bare closure read out of the Mutex (`withLock { $0 }`,
+  /// inout through a generic) was written back wrapped in two more reabstraction thunks
+  /// on every read, so each message went through all the earlier ones, and after about
+  /// 15,000 rate requests the worker died of a stack overflow (found by a tester).
+  private struct Delivery: Sendable {
+    let send: @Sendable (Envelope) -> Void
   }
 
-  private func send(_ envelope: Envelope) {
-    deliver.withLock { $0 }?(envelope)
+  func connect(_ deliver: @escaping @Sendable (Envelope) -> Void) {
+    self.deliver.withLock { $0 = Delivery(send: deliver) }
+  }
+
+  func send(_ envelope: Envelope) {
+    deliver.withLock { $0 }?.send(envelope)
   }
 
   /// Blocks until the coordinator's slot for one request under `key` has come; returns

@@ -11,7 +11,21 @@ extension CoordinatorCore {
   /// job is stored only if the schedule is still due at that time), so a slow round, a
   /// restart or a second coordinator never starts a run twice.
   func fireDueSchedules() {
-    guard accepting, !firingSchedules else { return }
+    guard accepting, !firingSchedules, monotonicMs >= schedulesRetryAtMs else { return }
+    // A run is a new job: under the disk's reserve it waits, as a submit is refused (a
+    // tester's schedule ate the reserve a refused submit had kept).
+    if let pressure = diskPressure() {
+      if !schedulesHeldForDisk {
+        schedulesHeldForDisk = true
+        logger.warning(
+          "due schedule runs wait for room on the store's disk", metadata: ["error": "\(pressure.message)"])
+      }
+      return
+    }
+    if schedulesHeldForDisk {
+      schedulesHeldForDisk = false
+      logger.notice("due schedule runs go ahead: the store's disk has room again")
+    }
     firingSchedules = true
     let store = self.store
     let defaults = config.planner
@@ -50,12 +64,20 @@ extension CoordinatorCore {
         self.storeJob(job, op: .fire(schedule: name, dueMs: schedule.nextMs, nextMs: next, run: job)) { stored in
           switch stored {
           case .success(let (jobID, count)):
+            self.schedulesBackoffMs = 0
             self.logger.info(
               "schedule run started", metadata: ["schedule": "\(name)", "job": "\(jobID)", "tasks": "\(count)"])
             self.finishIfEnded(jobID)
           case .failure(let error):
+            // Tried again after a pause that doubles to a minute, not every second (a
+            // tester's full disk logged a warning and an error a second).
+            self.schedulesBackoffMs = min(max(self.schedulesBackoffMs * 2, 1_000), 60_000)
+            self.schedulesRetryAtMs = self.monotonicMs + self.schedulesBackoffMs
             self.logger.warning(
-              "cannot start a schedule's run", metadata: ["schedule": "\(name)", "error": "\(error)"])
+              "cannot start a schedule's run",
+              metadata: [
+                "schedule": "\(name)", "error": "\(error)", "retry_in_ms": "\(self.schedulesBackoffMs)",
+              ])
           }
         }
       case .failure(let error) where Self.isStopping(error):

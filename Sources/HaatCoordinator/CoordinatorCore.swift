@@ -77,6 +77,12 @@ final class CoordinatorCore: @unchecked Sendable {
   /// round is in flight.
   var scheduleTimer: RepeatedTask?
   var firingSchedules = false
+  /// After a run could not be stored (a full disk), due runs wait until then (monotonic
+  /// ms), a pause that doubles from 1 s to 1 min; and whether the disk's reserve holds
+  /// them back (said once).
+  var schedulesRetryAtMs: Int64 = 0
+  var schedulesBackoffMs: Int64 = 0
+  var schedulesHeldForDisk = false
 
   init(
     loop: any EventLoop, sessionLoops: [any EventLoop], store: any JobStore, config: CoordinatorConfig, logger: Logger

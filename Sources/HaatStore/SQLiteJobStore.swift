@@ -58,6 +58,8 @@ public final class SQLiteJobStore: JobStore {
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
       }
       try Schema.migrator.migrate(pool)
+      // A WAL left large (a crash during a large commit, a full disk) is cut back at start.
+      _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
       checkpointer = try WALCheckpointer(path: path, synchronous: synchronous) { [pool] in
         try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
       }
@@ -70,7 +72,7 @@ public final class SQLiteJobStore: JobStore {
 
   public func apply(_ ops: [StoreOp], nowMs: Int64) async throws -> [StoreOpResult] {
     do {
-      return try await pool.writeWithoutTransaction { db in try self.commit(ops, db: db, nowMs: nowMs) }
+      return try await pool.writeWithoutTransaction { db in try self.commitOrShrink(ops, db: db, nowMs: nowMs) }
     } catch {
       throw Self.commitError(error)
     }
@@ -81,10 +83,23 @@ public final class SQLiteJobStore: JobStore {
   ) {
     pool.asyncWriteWithoutTransaction { db in
       do {
-        done(.success(try self.commit(ops, db: db, nowMs: nowMs)))
+        done(.success(try self.commitOrShrink(ops, db: db, nowMs: nowMs)))
       } catch {
         done(.failure(Self.commitError(error)))
       }
+    }
+  }
+
+  /// `commit`; when the disk filled under it, the WAL is cut back before the error goes
+  /// on. A transaction rolled back for want of space leaves the WAL file at the size it
+  /// reached (a refused job of 300,000 tasks took a tester's whole disk, for good: under
+  /// the 64 MiB `journal_size_limit`, and not given back by a restart either).
+  private func commitOrShrink(_ ops: [StoreOp], db: Database, nowMs: Int64) throws -> [StoreOpResult] {
+    do {
+      return try commit(ops, db: db, nowMs: nowMs)
+    } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+      _ = try? db.checkpoint(.truncate)
+      throw error
     }
   }
 

@@ -8,7 +8,8 @@ import HaatCore
 /// An exclusive `flock` on the SQLite store's own file, held while a coordinator runs on
 /// it: a second coordinator on the same file would serve the same queue (dispatch tasks
 /// twice, rewrite the admin credential, lose jobs) with nothing to say so. On the file
-/// itself, not on a name beside it, so a symlink or a hard link to it is the same file.
+/// itself, not on a name beside it, so a symlink to it is the same file (a store with a
+/// hard link is refused: its WAL would not follow).
 /// The kernel frees it when the process ends, kill -9 included. SQLite's own locks are
 /// `fcntl` locks, which a `flock` does not touch (on a local file system). The descriptor
 /// is closed only after the store is (closing a descriptor of a file drops the process's
@@ -31,6 +32,17 @@ final class StoreFileLock: Sendable {
         )
       }
       throw HaatError(.unavailable, "cannot lock the store \(path): \(String(cString: strerror(reason)))")
+    }
+    // The lock follows a hard link, but SQLite's write-ahead log is found by the name the
+    // store was opened by: a coordinator started under another name after a crash read the
+    // store without its last commits, and gave their job ids again (found by a tester).
+    var info = stat()
+    if fstat(descriptor, &info) == 0, info.st_nlink > 1 {
+      close(descriptor)
+      throw HaatError(
+        .unavailable,
+        "the store \(path) has \(info.st_nlink) hard links; SQLite finds its write-ahead log by the name the store is opened by, so each name would hold different data: remove the other links (a symlink is fine)"
+      )
     }
     self.descriptor = descriptor
   }

@@ -671,7 +671,7 @@ struct ClusterTests {
         ["20", cluster.binary, "coordinator", "--data-dir", cluster.dataDirectory, "--listen", "127.0.0.1:0"])
       #expect(second.status == 6, "\(second.output)")
       #expect(second.output.contains("another coordinator is running on the store"), "\(second.output)")
-      // The same file under another name (a hard link, a symlink) is the same store.
+      // The same file under another name (a hard link, a symlink) is the same lock.
       let hard = cluster.directory + "/hard.db"
       let soft = cluster.directory + "/soft.db"
       try FileManager.default.linkItem(atPath: cluster.dataDirectory + "/haat.db", toPath: hard)
@@ -686,6 +686,18 @@ struct ClusterTests {
           ])
         #expect(other.status == 6, "\(path): \(other.output)")
       }
+      // A store with a hard link is refused even with no coordinator on it: its WAL is
+      // found by name, so a coordinator under the other name (after a kill -9) read it
+      // without its last commits (found by a tester).
+      let alone = cluster.directory + "/alone"
+      try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: true)
+      FileManager.default.createFile(atPath: alone + "/haat.db", contents: nil)
+      try FileManager.default.linkItem(atPath: alone + "/haat.db", toPath: alone + "/linked.db")
+      let linked = try await run(
+        "/usr/bin/timeout",
+        ["20", cluster.binary, "coordinator", "--data-dir", alone, "--listen", "127.0.0.1:0"])
+      #expect(linked.status == 6, "\(linked.output)")
+      #expect(linked.output.contains("has 2 hard links"), "\(linked.output)")
       let client = try await cluster.client()
       #expect(try await client.workers().count == 2)
       await client.close()

@@ -21,6 +21,10 @@ public enum Values {
     case refusedByPlatform = "refused by the platform; asked again without it"
     case notADecimal = "not a decimal amount"
     case notADirection = "not inbound or outbound"
+    /// An API handed the same object twice in one task (paging over data that moved).
+    case duplicate = "a repeat of an object read earlier in this task"
+    /// A row for a day the task did not ask for.
+    case outsideWindow = "outside the days asked for"
   }
 
   /// Whether text bytes hold a C0 control character other than tab, or DEL.

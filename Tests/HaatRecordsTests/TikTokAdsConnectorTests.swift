@@ -70,6 +70,45 @@ struct TikTokAdsConnectorTests {
     }
   }
 
+  /// Found by a tester: a row handed twice in one read (numbered pages over data that moved)
+  /// was summed twice, a row for a day not asked for was counted (and never replaced by a
+  /// later run's read of its days), and a negative spend was subtracted, all without a word.
+  @Test("a row repeated in one read, for a day not asked for, or with a negative spend is bad")
+  func repeatsStrayDaysAndNegativeSpendAreBad() throws {
+    var task = TaskSpec()
+    task.source = source(since: "2020-10-01", until: "2020-10-01")
+    try TikTokAdsConnector.check(&task.source, field: "sources[0]")
+    func row(_ ad: String, _ day: String, spend: String = "5.00") -> String {
+      #"{"dimensions":{"ad_id":"\#(ad)","stat_time_day":"\#(day) 00:00:00"},"metrics":{"campaign_id":"c","spend":"\#(spend)","impressions":"10","clicks":"1","conversion":"0","complete_payment_roas":"0"}}"#
+    }
+    func page(_ rows: [String]) -> [UInt8] {
+      Array(
+        #"{"code":0,"message":"OK","data":{"page_info":{"total_page":2},"list":[\#(rows.joined(separator: ","))]}}"#
+          .utf8)
+    }
+    let pages = [
+      page([
+        row("a", "2020-10-01"), row("a", "2020-10-01"), row("b", "2099-01-01"), row("c", "2020-10-01", spend: "-5.00"),
+      ]),
+      page([row("a", "2020-10-01"), row("d", "2020-10-01")]),
+    ]
+    var connector = TikTokAdsConnector(task: task, limits: ReadLimits())
+    var ads: [String] = []
+    func emit(_ record: CanonicalRecord) -> Bool {
+      if case .adInsight(let insight) = record { ads.append(insight.ad) }
+      return true
+    }
+    var next = try connector.firstRequest()
+    for body in pages {
+      #expect(next != nil)
+      next = try answer(&connector, with: body, chunk: 5, emit: emit)
+    }
+    #expect(next == nil)
+    #expect(ads == ["a", "d"])
+    #expect(connector.counts.records == 2 && connector.counts.badRecords == 4)
+    #expect(connector.counts.problems.map(\.reason) == [.duplicate, .outsideWindow, .negative, .duplicate])
+  }
+
   @Test("an error is HTTP 200 with a code: classified, the token's not retried, throttling retried")
   func errorsAreClassified() throws {
     var task = TaskSpec()
@@ -122,5 +161,29 @@ struct TikTokAdsConnectorTests {
     }
     #expect(Days.number("2100-02-29") == nil && Days.number("2026-1-01") == nil)
     #expect(Days.number("1970-01-02") == 1)
+  }
+}
+
+/// The same check for posts: an API connector's counts take a post id once per task; an
+/// export's (no deduplication, docs/connectors.md) and a post without an id, every time.
+@Suite struct DistinctRecordsTests {
+  @Test func aPostIdIsReadOncePerTaskFromAnAPI() {
+    func post(_ id: String, account: String = "p") -> CanonicalRecord {
+      .post(
+        PostRecord(
+          platform: "facebook", account: account, id: id,
+          createdAt: Values.Timestamp(epochSeconds: 0, offsetMinutes: 0),
+          mediaType: .image))
+    }
+    let records = [post("1"), post("2"), post("1"), post(""), post(""), post("1", account: "q")]
+    var api = ReadCounts(distinct: true)
+    var export = ReadCounts()
+    for (row, record) in records.enumerated() {
+      api.take(record, row: UInt64(row + 1), keep: 10) { _ in true }
+      export.take(record, row: UInt64(row + 1), keep: 10) { _ in true }
+    }
+    #expect(api.records == 5 && api.badRecords == 1)
+    #expect(api.problems.first?.row == 3 && api.problems.first?.reason == .duplicate)
+    #expect(export.records == 6 && export.badRecords == 0)
   }
 }

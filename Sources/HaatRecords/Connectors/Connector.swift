@@ -117,8 +117,16 @@ public struct ReadCounts: Sendable, Equatable {
   public var records: UInt64 = 0
   public var badRecords: UInt64 = 0
   public var problems: [RowProblem] = []
+  /// The identities (64-bit hashes) of the posts and ad rows read, for an API connector: a
+  /// platform paging over data that moves may hand an object twice in one read, and it was
+  /// counted twice without a word (found by a tester). nil for exports, whose rows are
+  /// what they are (docs/connectors.md: no deduplication). Bounded by the task's pages.
+  var identities: Set<UInt64>?
 
-  public init() {}
+  /// `distinct`: a record whose identity was read before in this task is bad (`duplicate`).
+  public init(distinct: Bool = false) {
+    identities = distinct ? [] : nil
+  }
 
   /// Counts a bad record, keeping its reason while there is room.
   public mutating func bad(_ problem: RowProblem, keep limit: Int) {
@@ -148,12 +156,37 @@ public struct ReadCounts: Sendable, Equatable {
   public mutating func take(
     _ record: CanonicalRecord, row: UInt64, keep limit: Int, emit: (CanonicalRecord) -> Bool
   ) -> Bool {
+    if identities != nil, let identity = Self.identity(of: record), identities?.insert(identity).inserted == false {
+      bad(RowProblem(row: row, column: "id", reason: .duplicate), keep: limit)
+      return false
+    }
     guard emit(record) else {
       bad(RowProblem(row: row, column: "", reason: .outOfRange), keep: limit)
       return false
     }
     records += 1
     return true
+  }
+}
+
+extension ReadCounts {
+  /// A post by its id, an ad row by its ad and day (FNV-1a of their fields); nil for a
+  /// record with no identity to check (a post without an id, other types).
+  static func identity(of record: CanonicalRecord) -> UInt64? {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    func add(_ text: String) {
+      for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0100_0000_01b3 }
+      hash = (hash ^ 0xFF) &* 0x0100_0000_01b3  // a separator no UTF-8 text holds
+    }
+    switch record {
+    case .post(let post) where !post.id.isEmpty:
+      for field in ["post", post.platform, post.account, post.id] { add(field) }
+    case .adInsight(let row):
+      for field in ["ad", row.platform, row.account, row.date, row.campaign, row.ad] { add(field) }
+    default:
+      return nil
+    }
+    return hash
   }
 }
 

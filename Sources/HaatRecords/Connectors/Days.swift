@@ -107,6 +107,12 @@ public enum Days {
 public struct DayReading: Sendable, Equatable {
   /// The days to ask for; nil when the task has none left to read.
   public let days: DateWindow?
+
+  /// Whether `day` ("YYYY-MM-DD") is one of the days asked for.
+  public func asked(_ day: String) -> Bool {
+    guard let days else { return false }
+    return days.start <= day && day <= days.end
+  }
   private let previous: String
   private let platform: String
   private let account: String

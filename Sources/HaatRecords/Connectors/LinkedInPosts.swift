@@ -59,7 +59,7 @@ public struct LinkedInPostsConnector: JSONPageConnector {
   private var readingStatistics = false
   private var index: UInt64 = 0
   public var pageBuffer: PageBuffer
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source

@@ -79,7 +79,7 @@ public struct MetaAdsConnector: JSONPageConnector {
   private var phase = Phase.start
   private var index: UInt64 = 0
   public var pageBuffer: PageBuffer
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
@@ -162,6 +162,7 @@ public struct MetaAdsConnector: JSONPageConnector {
     guard let day = row["date_start"]?.string, Days.number(day) != nil else {
       return .failure(.init("date_start", .invalidTimestamp))
     }
+    guard reading.asked(day) else { return .failure(.init("date_start", .outsideWindow)) }
     guard let ad = APIValues.id(row["ad_id"]) else { return .failure(.init("ad_id", .missing)) }
     var insight = AdInsightRecord(
       platform: source.platform.isEmpty ? "facebook" : source.platform, account: source.account, date: day,
@@ -173,6 +174,7 @@ public struct MetaAdsConnector: JSONPageConnector {
       }
     }
     switch APIValues.decimal(row["spend"]) {
+    case .success(let value?) where value < 0: return .failure(.init("spend", .negative))
     case .success(let value): insight.spend = value
     case .failure(let reason): return .failure(.init("spend", reason))
     }

@@ -68,7 +68,7 @@ public struct MetaGraphConnector<Edge: MetaGraphEdge>: JSONPageConnector {
   private var index: UInt64 = 0
   /// The newest item's second and the ids at it, for the next run.
   private var newest = SecondBoundary(separators: [",", ":"])
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     var source = task.source

@@ -42,7 +42,7 @@ public struct PinterestPinsConnector: JSONPageConnector {
   private let limits: ReadLimits
   public var pageBuffer: PageBuffer
   private var index: UInt64 = 0
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source

@@ -65,7 +65,7 @@ public struct TikTokAdsConnector: JSONPageConnector {
   public var pageBuffer: PageBuffer
   private var page = 1
   private var index: UInt64 = 0
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source
@@ -149,6 +149,11 @@ public struct TikTokAdsConnector: JSONPageConnector {
     guard let day = item["dimensions"]?["stat_time_day"]?.string, Days.number(String(day.prefix(10))) != nil else {
       return .failure(.init("dimensions.stat_time_day", .invalidTimestamp))
     }
+    // A row for a day outside the task's window would never be replaced by a later run's
+    // read of its days (found by a tester: 2099-01-01 in a task for one day of 2026).
+    guard reading.asked(String(day.prefix(10))) else {
+      return .failure(.init("dimensions.stat_time_day", .outsideWindow))
+    }
     guard let ad = APIValues.id(item["dimensions"]?["ad_id"]) else {
       return .failure(.init("dimensions.ad_id", .missing))
     }
@@ -166,6 +171,7 @@ public struct TikTokAdsConnector: JSONPageConnector {
     }
     for (name, keyPath) in [("spend", \AdInsightRecord.spend), ("complete_payment_roas", \.claimedRoas)] {
       switch APIValues.decimal(metrics?[name]) {
+      case .success(let value?) where value < 0: return .failure(.init("metrics.\(name)", .negative))
       case .success(let value): insight[keyPath: keyPath] = value
       case .failure(let reason): return .failure(.init("metrics.\(name)", reason))
       }

@@ -67,7 +67,7 @@ public struct YouTubeVideosConnector: JSONPageConnector {
   private var pending: [(id: String, post: PostRecord, row: UInt64)] = []
   private var index: UInt64 = 0
   public var pageBuffer: PageBuffer
-  public private(set) var counts = ReadCounts()
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source

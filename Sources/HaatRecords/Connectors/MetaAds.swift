@@ -192,6 +192,7 @@ public struct MetaAdsConnector: JSONPageConnector {
     }
     if let roas = row["purchase_roas"]?.array?.first {
       switch APIValues.decimal(roas["value"]) {
+      case .success(let value?) where value < 0: return .failure(.init("purchase_roas.value", .negative))
       case .success(let value): insight.claimedRoas = value
       case .failure(let reason): return .failure(.init("purchase_roas.value", reason))
       }

@@ -54,7 +54,7 @@ extension HaatClient {
         .badSpec, "the spec has \(spec.sources.count) sources; the most is \(Defaults.maxSources)", field: "sources")
     }
     // A name too long for a line was blamed on a source (the coordinator names it).
-    guard spec.name.count <= Defaults.maxNameCharacters else {
+    guard Defaults.nameFits(spec.name) else {
       throw HaatError(.badSpec, "is longer than \(Defaults.maxNameCharacters) characters", field: "name")
     }
   }

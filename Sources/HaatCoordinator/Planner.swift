@@ -54,7 +54,7 @@ public enum Planner {
     func bad(_ field: String, _ reason: String) -> HaatError {
       HaatError(.badSpec, reason, field: field)
     }
-    guard spec.name.count <= HaatCore.Defaults.maxNameCharacters else {
+    guard HaatCore.Defaults.nameFits(spec.name) else {
       throw bad("name", "is longer than \(HaatCore.Defaults.maxNameCharacters) characters")
     }
     try checkText(spec.name, field: "name")

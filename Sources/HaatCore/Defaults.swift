@@ -28,8 +28,14 @@ public enum Defaults {
   public static let missedBeatsForLost: UInt32 = 3
   /// The most sources a job spec may have.
   public static let maxSources = 10_000
-  /// The longest job (and schedule) name, in characters.
+  /// The longest job (and schedule) name, in characters: Unicode code points, so a letter
+  /// and its combining accent are two (counted as Swift's `Character`s, one letter with
+  /// 100,000 accents passed as one, and a tester's schedule got a name of 200 kB that no
+  /// command line could hold).
   public static let maxNameCharacters = 200
+
+  /// Whether a job's name is within `maxNameCharacters`.
+  public static func nameFits(_ name: String) -> Bool { name.unicodeScalars.count <= maxNameCharacters }
   /// The most items a request's list may hold (a heartbeat's leases, the tasks named to
   /// retry or discard); lists the coordinator sends page at the same bound.
   public static let maxListItems = 10_000

@@ -227,6 +227,9 @@ struct ResultCommand: AsyncParsableCommand {
     if svg != nil, report == nil {
       throw ValidationError("--svg needs --report NAME: the report whose chart to draw (e.g. best_time)")
     }
+    // As --out and --ready-file: a FIFO there blocked the write for good, a directory gave
+    // Foundation's "error 512" (found by a tester).
+    if let svg, let refusal = RegularFile.refusal(svg) { throw ValidationError("--svg: \(refusal)") }
   }
 
   func run() async throws {
@@ -253,11 +256,7 @@ struct ResultCommand: AsyncParsableCommand {
         guard let chart = kernel.svg(of: result.report) else {
           throw HaatError(.badRequest, "job \(id) has no \(report) chart: the \(report) report draws no chart")
         }
-        do {
-          try Data(chart.utf8).write(to: URL(fileURLWithPath: svg))
-        } catch {
-          throw HaatError(.badRequest, "cannot write \(svg): \(error.localizedDescription)")
-        }
+        try RegularFile.write(chart, to: svg)
       }
       // --json prints the job and its report, as `submit --wait --json` does.
       if client.json {

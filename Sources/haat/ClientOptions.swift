@@ -32,9 +32,15 @@ struct ClientOptions: ParsableArguments {
     if let coordinator, Endpoint.list(coordinator) == nil {
       throw ValidationError("--coordinator must be host:port[,host:port…], not \(coordinator)")
     }
+    if tokenFile?.isEmpty == true { throw ValidationError("--token-file must name a file, not an empty string") }
     // Only where the data directory is where the credential comes from.
     if tokenFile == nil, dataDir != nil || ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"] == nil {
       try refuseEmptyDataDirectory(dataDir)
+    }
+    // As HAAT_DATA_DIR: `HAAT_TOKEN_FILE=` said `cannot read the credential file : No such
+    // file or directory` (found by a tester).
+    if tokenFile == nil, dataDir == nil, ProcessInfo.processInfo.environment["HAAT_TOKEN_FILE"]?.isEmpty == true {
+      throw ValidationError("HAAT_TOKEN_FILE is set but empty: name a credential file, or unset it")
     }
   }
 

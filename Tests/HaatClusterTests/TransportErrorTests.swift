@@ -94,6 +94,18 @@ struct TransportErrorTests {
 /// Messages a person acts on: the path that could not be written, and why a duration is
 /// refused.
 @Suite struct CLIMessageTests {
+  /// Found by a tester: `--svg` at a directory gave Foundation's "error 512" and at a FIFO
+  /// blocked for good; an empty HAAT_TOKEN_FILE read a file named "". Both exit 64 saying so,
+  /// before anything connects.
+  @Test func outputPathsAndAnEmptyTokenVariableAreCheckedFirst() async throws {
+    let binary = try HaatBinary.path()
+    let directory = NSTemporaryDirectory()
+    let svg = try await run(binary, ["result", "1", "--report", "best_time", "--svg", directory])
+    #expect(svg.status == 64 && svg.output.contains("--svg: \(directory) is a directory"), "\(svg.output)")
+    let empty = try await run("/usr/bin/env", ["HAAT_TOKEN_FILE=", binary, "jobs"])
+    #expect(empty.status == 64 && empty.output.contains("HAAT_TOKEN_FILE is set but empty"), "\(empty.output)")
+  }
+
   @Test func aTokenFileThatCannotBeWrittenIsNamed() async throws {
     let directory = NSTemporaryDirectory() + "haat-token-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: directory) }

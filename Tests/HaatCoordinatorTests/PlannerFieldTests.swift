@@ -43,6 +43,24 @@ import Testing
     #expect(refusal(source)?.message.contains("the most is 8192") == true)
   }
 
+  /// Found by a tester: a name was counted in Swift characters, so one letter with 100,000
+  /// combining accents was one character, and its schedule's name (200 kB) could not be
+  /// given to `haat schedules pause` on any command line. Code points are counted.
+  @Test func aJobNameIsCountedInCodePoints() {
+    var spec = JobSpec()
+    var source = Source()
+    source.url = "https://example.com/posts.csv"
+    spec.sources = [source]
+    func refused(_ name: String) -> Bool {
+      spec.name = name
+      return (try? Planner.plan(spec, submittedBy: "test")) == nil
+    }
+    #expect(!refused(String(repeating: "é", count: 200)))
+    #expect(refused(String(repeating: "é", count: 201)))
+    #expect(!refused(String(repeating: "e\u{301}", count: 100)))
+    #expect(refused("z" + String(repeating: "\u{301}", count: 200)))
+  }
+
   @Test func daysAndSplitsApplyOnlyToTheirKinds() throws {
     var posts = Source()
     posts.url = "file:///exports/a.csv"
@@ -156,9 +174,14 @@ import Testing
     posts.timezone = "Eastern"
     #expect(refusal(posts)?.field == "sources[0].timezone")
     // Names of the tz database are taken, links and fixed offsets too.
-    for name in ["UTC", "Etc/GMT+5", "US/Eastern", "EST", "CET"] {
+    for name in ["UTC", "Etc/GMT+5", "US/Eastern", "EST", "CET", "GMT+14", "Pacific/Kiritimati"] {
       posts.timezone = name
       #expect(refusal(posts) == nil, "\(name)")
+    }
+    // No zone is more than 14 hours from UTC (Foundation read GMT+15; found by a tester).
+    for name in ["GMT+15", "UTC-15"] {
+      posts.timezone = name
+      #expect(refusal(posts)?.message.contains("more than 14 hours") == true, "\(name)")
     }
     // An abbreviation can mean several zones (IST: India, Ireland, Israel), and Foundation
     // reads PST as Los Angeles, daylight saving and all: refused, naming the zone it read.

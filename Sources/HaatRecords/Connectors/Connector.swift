@@ -411,9 +411,14 @@ public enum SourceChecks {
         "\"\(shown)\" is an abbreviation, which can mean more than one zone and says nothing of daylight saving; use an IANA name such as \(zone)",
         field: field)
     }
-    guard TimeZone(identifier: text) != nil else {
+    guard let zone = TimeZone(identifier: text) else {
       throw HaatError(
         .badSpec, "unknown time zone \"\(shown)\"; use an IANA name such as America/New_York", field: field)
+    }
+    // Foundation reads `GMT+15` as a zone; none is more than 14 hours from UTC.
+    guard abs(zone.secondsFromGMT()) <= 14 * 3_600 else {
+      throw HaatError(
+        .badSpec, "\"\(shown)\" is more than 14 hours from UTC, which no time zone is", field: field)
     }
   }
 }

@@ -110,6 +110,7 @@ public enum Planner {
     let scheduleName = schedule ?? (recurrence == nil ? nil : spec.name)
     var sources = spec.sources
     var names = Set<String>()
+    let written = Set(spec.sources.lazy.map(\.name).filter { !$0.isEmpty })
     var collects = Set<RecordType>()
     var taskCount = 0
     var kinds: [SourceKind] = []
@@ -182,11 +183,18 @@ public enum Planner {
       collects.formUnion(kind.connector.records)
       taskCount += kind.connector.taskCount(for: source)
       if source.name.isEmpty {
-        source.name =
+        let base =
           !source.platform.isEmpty && !source.account.isEmpty
           ? "\(source.platform)/\(source.account)" : "source-\(index + 1)"
-        // Two sources of the same account get distinct default names.
-        if names.contains(source.name) { source.name += "#\(index + 1)" }
+        // Two sources of the same account get distinct default names, and none takes a
+        // name the spec writes (a later source named `tiktok/a#2` was refused as a repeat
+        // of a default, though the spec wrote it once; found by a tester).
+        source.name = base
+        var suffix = index + 1
+        while names.contains(source.name) || written.contains(source.name) {
+          source.name = "\(base)#\(suffix)"
+          suffix += 1
+        }
       }
       guard names.insert(source.name).inserted else {
         throw bad("\(field).name", "\"\(source.name)\" names another source too; names must be unique")

@@ -61,6 +61,21 @@ import Testing
     #expect(refused("z" + String(repeating: "\u{301}", count: 200)))
   }
 
+  /// Found by a tester: a source named `tiktok/a#2` after two unnamed sources of that
+  /// account was refused as naming another source, though the spec wrote the name once.
+  @Test func defaultNamesTakeNoNameTheSpecWrites() throws {
+    var spec = JobSpec()
+    var unnamed = Self.tiktok()
+    unnamed.since = "2026-01-01"
+    unnamed.until = "2026-01-02"
+    var named = unnamed
+    named.name = "tiktok/6912345678901#2"
+    spec.sources = [unnamed, unnamed, named]
+    let job = try Planner.plan(spec, submittedBy: "test")
+    let names = Set(job.tasks.map(\.source))
+    #expect(names == ["tiktok/6912345678901", "tiktok/6912345678901#3", "tiktok/6912345678901#2"], "\(names)")
+  }
+
   @Test func daysAndSplitsApplyOnlyToTheirKinds() throws {
     var posts = Source()
     posts.url = "file:///exports/a.csv"

@@ -416,6 +416,13 @@ public enum SpecLoader {
       case UInt8(ascii: "{"): open.append([])
       case UInt8(ascii: "["): open.append(nil)
       case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = open.popLast()
+      case UInt8(ascii: ","):
+        // Foundation's parser takes `[1,]` and `{"a":1,}`; JSON does not (found by a tester).
+        var next = index + 1
+        while next < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[next]) { next += 1 }
+        if next < bytes.count, bytes[next] == UInt8(ascii: "}") || bytes[next] == UInt8(ascii: "]") {
+          throw HaatError(.badSpec, "the spec is not valid JSON: a comma before a closing bracket (line \(line))")
+        }
       case UInt8(ascii: "\""):
         let start = index
         var escaped = false

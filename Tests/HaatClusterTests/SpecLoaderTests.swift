@@ -191,6 +191,13 @@ import Testing
     #expect(throws: HaatError.self) {
       try SpecLoader.parse(#"{"sources":[{"kind":"noop","incremental":1}]}"#, json: true)
     }
+    // Foundation's parser took trailing commas (found by a tester); a comma in a string is
+    // no comma of the document.
+    for json in [#"{"sources":[{"kind":"noop",}],}"#, #"{"sources":[{"kind":"noop"} , ]}"#] {
+      let error = #expect(throws: HaatError.self, "\(json)") { try SpecLoader.parse(json, json: true) }
+      #expect(error?.message.contains("a comma before a closing bracket") == true, "\(String(describing: error))")
+    }
+    #expect(try SpecLoader.parse(#"{"name":"a,}","sources":[{"kind":"noop"}]}"#, json: true).name == "a,}")
   }
 
   /// A spec may come from a pipe (`haat submit <(…)`): it used to be "cannot read /dev/fd/63".

@@ -20,22 +20,30 @@ struct DiskFullTests {
 
   @Test(.enabled(if: isRoot, "mounts a tmpfs: needs root"))
   func aJobInFlightWhenTheDiskFillsFinishesAfterSpaceIsFreed() async throws {
+    try await Self.withTmpfs(megabytes: 24) { mountPoint in
+      var options = LocalCluster.Options.fast
+      options.workers = 2
+      options.directory = mountPoint + "/cluster"
+      let admin = try FreePorts.pick(1)[0]
+      options.coordinatorArguments = ["--min-free-disk-bytes", "0", "--admin-listen", "127.0.0.1:\(admin)"]
+      try await withCluster(options) { cluster, server in
+        try await fillAndFree(
+          cluster, server, filler: mountPoint + "/filler", readyz: "http://127.0.0.1:\(admin)/readyz")
+      }
+    }
+  }
+
+  /// Runs `body` with a tmpfs of that size mounted on a new directory, unmounted after.
+  static func withTmpfs(megabytes: Int, _ body: (String) async throws -> Void) async throws {
     let mountPoint = NSTemporaryDirectory() + "haat-full-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-    let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint])
+    let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", mountPoint])
     try #require(mount.status == 0, "cannot mount a tmpfs: \(mount.output)")
     defer {
       _ = try? runBlocking("/bin/umount", ["-l", mountPoint])
       try? FileManager.default.removeItem(atPath: mountPoint)
     }
-    var options = LocalCluster.Options.fast
-    options.workers = 2
-    options.directory = mountPoint + "/cluster"
-    let admin = try FreePorts.pick(1)[0]
-    options.coordinatorArguments = ["--min-free-disk-bytes", "0", "--admin-listen", "127.0.0.1:\(admin)"]
-    try await withCluster(options) { cluster, server in
-      try await fillAndFree(cluster, server, filler: mountPoint + "/filler", readyz: "http://127.0.0.1:\(admin)/readyz")
-    }
+    try await body(mountPoint)
   }
 
   /// Found by a tester: a job too big for the disk was refused, but the WAL kept the whole
@@ -43,14 +51,10 @@ struct DiskFullTests {
   /// reserve; and a schedule went on starting runs under the reserve that refused submits.
   @Test(.enabled(if: isRoot, "mounts a tmpfs: needs root"))
   func aRefusedJobGivesTheDiskBackAndSchedulesKeepTheReserve() async throws {
-    let mountPoint = NSTemporaryDirectory() + "haat-full-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-    let mount = try await run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", mountPoint])
-    try #require(mount.status == 0, "cannot mount a tmpfs: \(mount.output)")
-    defer {
-      _ = try? runBlocking("/bin/umount", ["-l", mountPoint])
-      try? FileManager.default.removeItem(atPath: mountPoint)
-    }
+    try await Self.withTmpfs(megabytes: 16) { mountPoint in try await refuseAndHold(mountPoint) }
+  }
+
+  private func refuseAndHold(_ mountPoint: String) async throws {
     var options = LocalCluster.Options.fast
     options.workers = 1
     options.directory = mountPoint + "/cluster"

@@ -63,6 +63,19 @@ extension CoordinatorCore {
     }
   }
 
+  /// A result's part shows its worker alive as a heartbeat does: on a slow link the
+  /// heartbeats wait behind the parts, and the worker was said `lost` while its parts
+  /// arrived (found by a tester).
+  private func heard(from connection: Connection) {
+    guard workerConnections[connection.name] === connection, var record = workers[connection.name] else { return }
+    record.lastHeartbeat = now
+    if record.saidLost {
+      record.saidLost = false
+      logger.notice("worker heard from again", metadata: ["worker": "\(connection.name)"])
+    }
+    workers[connection.name] = record
+  }
+
   func receiveComplete(_ complete: Haat_V1_Complete, id: String, from connection: Connection) {
     guard let task = TaskID(complete.task) else {
       return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: "unknown_task")
@@ -81,6 +94,7 @@ extension CoordinatorCore {
             == true ? Refusal.notLeaseHolder : .staleAttempt
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
       }
+      heard(from: connection)
       switch staged.receive(complete, worker: worker) {
       case .staged:
         return

@@ -27,7 +27,7 @@ extension WorkerRuntime {
     // a frozen process whose standby took over) keeps the socket open until the kernel
     // gives up, many minutes on: the worker leaves it for the next coordinator instead
     // (found by a tester: the new active had no workers while the old one's sessions lived).
-    if let since = unansweredSince, NIODeadline.now() - since > silenceLimit {
+    if let since = unansweredSince, NIODeadline.now() - since > silenceLimit + partsAllowance {
       logger.warning(
         "the coordinator has not answered for \((NIODeadline.now() - since).nanoseconds / 1_000_000) ms; leaving the session",
         metadata: ["coordinator": "\(coordinator)"])

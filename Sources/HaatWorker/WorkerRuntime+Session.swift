@@ -87,7 +87,7 @@ extension WorkerRuntime {
     self.channel = channel
     self.welcome = welcome
     openedAt = .now()
-    unansweredSince = nil
+    (unansweredSince, partsWrittenSince, partsAllowance) = (nil, nil, .zero)
     logger.info(
       "connected to the coordinator",
       metadata: ["coordinator": "\(coordinator)", "session": "\(welcome.session)"])

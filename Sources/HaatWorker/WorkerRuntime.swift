@@ -49,6 +49,10 @@ final class WorkerRuntime: @unchecked Sendable {
   var heartbeat: RepeatedTask?
   /// When the first heartbeat since the coordinator's last line went out (`beat`).
   var unansweredSince: NIODeadline?
+  /// While a result in parts waits for its `ack`: when its first part was written out,
+  /// and the time added to the silence limit for what the socket still holds (`sendResult`).
+  var partsWrittenSince: NIODeadline?
+  var partsAllowance = TimeAmount.zero
   var reconnectDelayMs: Int64 = 100
   /// Which of `config.coordinators` the worker connects to next.
   var coordinatorIndex = 0
@@ -291,6 +295,27 @@ final class WorkerRuntime: @unchecked Sendable {
       prepared[task] = nil
     } else if envelopes.count > 1 {
       logger.info("sending the result in parts", metadata: ["task": "\(task)", "parts": "\(envelopes.count)"])
+      // On a slow link the heartbeats wait behind the parts for longer than the silence
+      // limit (`beat`); each part the socket takes, once its buffers are full, means the
+      // coordinator read what came before, which is as good as an answer (found by a
+      // tester: the worker left a busy coordinator and sent 8 MB again from part 1, for
+      // ever).
+      guard let channel else { return }
+      for envelope in envelopes {
+        let written = loop.makePromise(of: Void.self)
+        channel.write(envelope, promise: written)
+        written.futureResult.assumeIsolated().whenSuccess {
+          guard self.channel === channel else { return }
+          self.unansweredSince = nil
+          // What the socket still holds after the last part drains about as slowly as
+          // the parts went in: twice that time is allowed until the result's `ack`.
+          let now = NIODeadline.now()
+          let first = self.partsWrittenSince ?? now
+          self.partsWrittenSince = first
+          self.partsAllowance = max(self.partsAllowance, (now - first) * 2)
+        }
+      }
+      return
     }
     for envelope in envelopes { send(envelope) }
   }
@@ -336,6 +361,7 @@ final class WorkerRuntime: @unchecked Sendable {
   }
 
   private func receiveAck(_ ack: Haat_V1_Ack) {
+    (partsWrittenSince, partsAllowance) = (nil, .zero)
     if let sent = unacked[ack.task], Self.attempt(of: sent) == ack.attempt {
       switch (ack.accepted, ack.reason, sent) {
       case (false, ErrorCode.unavailable.rawValue, _), (false, "missing_parts", .complete):

@@ -131,6 +131,12 @@ extension CoordinatorCore {
 
   /// Refuses new jobs while the store's disk is nearly full (as last measured).
   func diskPressure() -> HaatError? {
+    if storeFileGone, case .sqlite(let file) = config.storeLocation {
+      return HaatError(
+        .unavailable,
+        "the store's file \(file) is gone from its path (removed while the coordinator runs): SQLite writes on to the deleted file, which is lost when the coordinator stops; refusing new jobs (copy the file from /proc/\(getpid())/fd/ before stopping it)"
+      )
+    }
     guard let free = diskFreeBytes, free < config.minFreeDiskBytes else { return nil }
     return HaatError(
       .unavailable,

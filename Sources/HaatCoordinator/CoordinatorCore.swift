@@ -72,6 +72,10 @@ final class CoordinatorCore: @unchecked Sendable {
   var housekeeping: RepeatedTask?
   /// Free bytes on the store's disk, measured off the loop every second.
   var diskFreeBytes: UInt64?
+  /// The SQLite store's file is no longer at its path (it, or its directory, was removed
+  /// while the coordinator runs): SQLite writes on to the deleted file, which is lost when
+  /// the coordinator stops. Found by a tester: nothing said so, and jobs were taken.
+  var storeFileGone = false
   var diskWatch: RepeatedTask?
   /// Starts the runs of schedules that are due, every second; `firingSchedules` while a
   /// round is in flight.
@@ -207,8 +211,17 @@ final class CoordinatorCore: @unchecked Sendable {
 
   /// The store's disk, measured on `work` (statvfs may block on a sick file system).
   func measureDisk() {
-    guard let directory = config.storeDirectory else { return }
-    offLoop { Self.freeBytes(directory) }.assumeIsolated().whenSuccess { self.diskFreeBytes = $0 }
+    guard let directory = config.storeDirectory, case .sqlite(let file) = config.storeLocation else { return }
+    offLoop { (Self.freeBytes(directory), access(file, F_OK) == 0 || errno != ENOENT) }
+      .assumeIsolated().whenSuccess { free, present in
+        self.diskFreeBytes = free
+        if !present, !self.storeFileGone {
+          self.logger.critical(
+            "the store's file is gone from its path; what is written now is lost when the coordinator stops",
+            metadata: ["store": "\(file)"])
+        }
+        self.storeFileGone = !present
+      }
   }
 
   static func freeBytes(_ directory: String) -> UInt64? {

@@ -196,3 +196,33 @@ struct DiskFullTests {
     await client.close()
   }
 }
+
+/// Found by a tester: a data directory removed while the coordinator ran showed nothing
+/// (`/readyz` 200, jobs taken), and SQLite wrote on to the deleted file, lost at the stop.
+@Suite struct RemovedStoreTests {
+  @Test func aStoreFileRemovedWhileRunningRefusesNewJobsAndSaysSo() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    try await withCluster(options) { cluster, _ in
+      let client = try await cluster.client()
+      var noop = Source()
+      noop.kind = "noop"
+      _ = try await client.submit(spec("before", [noop]))
+      try FileManager.default.removeItem(atPath: cluster.dataDirectory + "/haat.db")
+      var refusal = ""
+      try await eventually("a submit refused", timeout: .seconds(20)) {
+        do {
+          _ = try await client.submit(spec("after", [noop]))
+          return false
+        } catch let error as HaatError {
+          refusal = error.message
+          return error.code == .unavailable
+        }
+      }
+      #expect(refusal.contains("is gone from its path"), "\(refusal)")
+      let log = try String(contentsOfFile: cluster.directory + "/coordinator.log", encoding: .utf8)
+      #expect(log.contains("the store's file is gone from its path"))
+      await client.close()
+    }
+  }
+}

@@ -544,9 +544,7 @@ import Testing
     try await withCluster(options) { cluster, _ in
       let base = "http://127.0.0.1:\(port)"
       let client = try await cluster.client()
-      var source = Source()
-      source.kind = "noop"
-      source.tasks = 200_000
+      let source = noopSource(tasks: 200_000)
       let job = try await client.submit(spec("watched by many", [source])).job
       await client.close()
       #expect(try await Self.get(base + "/api/jobs/\(job)").status == 200)

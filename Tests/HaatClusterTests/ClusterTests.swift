@@ -797,9 +797,7 @@ func rawWorker(_ mode: String, _ cluster: LocalCluster) async throws -> (status:
     options.workers = 0
     try await withCluster(options) { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
-      noop.tasks = 2_000
+      let noop = noopSource(tasks: 2_000)
       let job = try await client.submit(spec("many tasks", [noop])).job
       await client.close()
       let common = "--coordinator \(cluster.endpoint) --data-dir \(cluster.dataDirectory)"

@@ -62,9 +62,7 @@ struct DiskFullTests {
     options.coordinatorArguments = ["--min-free-disk-bytes", "\(reserve)"]
     try await withCluster(options) { cluster, _ in
       let client = try await cluster.client()
-      var big = Source()
-      big.kind = "noop"
-      big.tasks = 400_000
+      let big = noopSource(tasks: 400_000)
       do {
         _ = try await client.submit(spec("too big for the disk", [big]))
         Issue.record("a job larger than the disk was accepted")
@@ -74,9 +72,7 @@ struct DiskFullTests {
       let wal = cluster.dataDirectory + "/haat.db-wal"
       let walBytes = ((try? FileManager.default.attributesOfItem(atPath: wal))?[.size] as? UInt64) ?? 0
       #expect(walBytes < 1 << 20, "the WAL kept \(walBytes) bytes")
-      var noop = Source()
-      noop.kind = "noop"
-      noop.tasks = 1
+      let noop = noopSource(tasks: 1)
       // The free space is measured each second: the next submit is taken once it is seen.
       var accepted: String?
       try await eventually("a small job accepted again", timeout: .seconds(20)) {
@@ -205,8 +201,7 @@ struct DiskFullTests {
     options.workers = 0
     try await withCluster(options) { cluster, _ in
       let client = try await cluster.client()
-      var noop = Source()
-      noop.kind = "noop"
+      let noop = noopSource()
       _ = try await client.submit(spec("before", [noop]))
       try FileManager.default.removeItem(atPath: cluster.dataDirectory + "/haat.db")
       var refusal = ""

@@ -76,8 +76,7 @@ struct LargeResultTests {
 
   /// Makes a schedule named `name`: one noop source, once a year.
   static func schedule(_ name: String, on client: HaatClient) async throws {
-    var noop = Source()
-    noop.kind = "noop"
+    let noop = noopSource()
     var one = spec(name, [noop])
     one.every = "365d"
     _ = try await client.submit(one)

@@ -35,8 +35,7 @@ struct LimitsTests {
     options.workers = 1
     try await withCluster(options) { cluster, _ in
       let client = try await cluster.client()
-      var source = Source()
-      source.kind = "noop"
+      let source = noopSource()
       _ = try await finish(client, try await client.submit(spec("a logged task", [source])).job)
       try await eventually("a worker's line is stored") {
         var lines = client.logs(limit: 1).makeAsyncIterator()

@@ -135,6 +135,14 @@ func finish(_ client: HaatClient, _ job: String, timeout: Duration = .seconds(60
   }
 }
 
+/// A source of `tasks` no-op tasks (0: the kind's default, one).
+func noopSource(tasks: UInt32 = 0) -> Source {
+  var source = Source()
+  source.kind = "noop"
+  source.tasks = tasks
+  return source
+}
+
 func spec(_ name: String, _ sources: [Source], maxAttempts: UInt32 = 0) -> JobSpec {
   var spec = JobSpec()
   spec.name = name

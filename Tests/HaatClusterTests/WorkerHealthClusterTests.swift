@@ -62,9 +62,7 @@ import Testing
         try await eventually("worker-1 is lost") {
           try await client.workers().first { $0.id == "worker-1" }?.state == "lost"
         }
-        var source = Source()
-        source.kind = "noop"
-        source.tasks = 12
+        let source = noopSource(tasks: 12)
         let job = try await client.submit(spec("while worker-1 is stopped", [source])).job
         #expect(try await finish(client, job).job.state == "succeeded")
         let tasks = try await client.job(job, tasks: true).tasks

@@ -90,7 +90,9 @@ extension CoordinatorCore {
         let holder = leases[task]
         // As the store answers a whole result (TaskRules.refusal): an earlier attempt is stale.
         let reason =
-          holder.map { complete.attempt > $0.attempt || (complete.attempt == $0.attempt && $0.owner != worker) }
+          holder.map {
+            TaskRules.neverGiven(complete.attempt, $0.attempt) || (complete.attempt == $0.attempt && $0.owner != worker)
+          }
             == true ? Refusal.notLeaseHolder : .staleAttempt
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
       }
@@ -443,8 +445,8 @@ extension CoordinatorCore {
       var fields: [String: String] = [:]
       let half = limits.logFieldBytes / 2
       for (key, value) in line.fields.sorted(by: { $0.key < $1.key }).prefix(limits.logFields) {
-        fields[String(decoding: key.utf8.prefix(half), as: UTF8.self)] = String(
-          decoding: value.utf8.prefix(half), as: UTF8.self)
+        // Marked where cut, as the message is (found by a tester: a cut value read as whole).
+        fields[Self.clipped(key, to: half)] = Self.clipped(value, to: half)
       }
       line.fields = fields
     }

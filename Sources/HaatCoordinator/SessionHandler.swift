@@ -246,7 +246,8 @@ final class SessionHandler: ChannelInboundHandler {
     }
     guard connection.peer.role.allows(kind) else {
       let error = HaatError(
-        .forbidden, "a \(connection.peer.role.rawValue) token may not send \(body.wireName)")
+        .forbidden,
+        "\(connection.peer.role.article) \(connection.peer.role.rawValue) token may not send \(body.wireName)")
       return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
     }
     if case .complete(let complete) = body, let error = Self.partialBinaryProblem(complete) {

@@ -13,6 +13,9 @@ public enum Role: String, Sendable, CaseIterable, Hashable {
   /// Reads the dashboard on the admin port (HTTP basic auth over TLS); never a protocol peer.
   case dashboard
 
+  /// "a" or "an", as the role's name is read: "an admin token".
+  public var article: String { self == .admin ? "an" : "a" }
+
   /// The kind of peer that may authenticate with this role on the protocol port; nil for
   /// the admin port's roles.
   public var peerKind: PeerKind? {

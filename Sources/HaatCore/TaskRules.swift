@@ -148,13 +148,20 @@ public enum TaskRules {
   /// moved on (a worker paused past its lease, a frozen VM), which is no alarm. For the
   /// attempt held, a worker that does not hold the lease learns nothing more than
   /// `not_lease_holder` (a bug or a stolen token: the coordinator warns), as does anyone,
-  /// the holder too, naming an attempt never given.
+  /// the holder too, naming an attempt never given: a later one, or 0 (attempts start at 1;
+  /// proto3 JSON leaves a 0 out, so a worker that forgot the field learns it, found by a
+  /// tester: as `stale_attempt` it dropped its results without a word).
   static func refusal(for attempt: UInt32, worker: String, _ task: TaskStatus) -> Refusal? {
-    if task.state == .leased, attempt > task.attempt || (attempt == task.attempt && task.owner != worker) {
+    if task.state == .leased,
+      Self.neverGiven(attempt, task.attempt) || (attempt == task.attempt && task.owner != worker)
+    {
       return .notLeaseHolder
     }
     return refusal(for: attempt, task)
   }
+
+  /// Whether `attempt` is one the task never had, its current attempt being `current`.
+  public static func neverGiven(_ attempt: UInt32, _ current: UInt32) -> Bool { attempt == 0 || attempt > current }
 
   /// Why an attempt may not act on the task, or nil if it holds the lease.
   static func refusal(for attempt: UInt32, _ task: TaskStatus) -> Refusal? {

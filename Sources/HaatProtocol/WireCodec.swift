@@ -60,7 +60,10 @@ public enum WireCodec {
         ((object as? [String: Any])?["id"] as? String ?? (object == nil ? leadingID(line) : nil))
         .flatMap { $0.utf8.count <= maxIDBytes ? $0 : nil } ?? ""
       let message: String
-      if object != nil, !replaced.elementsEqual(line.readableBytesView) {
+      if line.readableBytesView.starts(with: [0xEF, 0xBB, 0xBF]) {
+        // Foundation skips a byte-order mark, protobuf does not: named, not blamed on a type.
+        message = "not an Envelope: the line starts with a byte-order mark (U+FEFF); send UTF-8 without one"
+      } else if object != nil, !replaced.elementsEqual(line.readableBytesView) {
         message = "not JSON: a lone surrogate escape (\\ud800 to \\udfff without its pair)"
       } else if object == nil {
         message = "not JSON: \(describe(error))"

@@ -346,9 +346,11 @@ struct ClusterTests {
       let logger = try await rawWorker("logger", cluster)
       #expect(logger.status == 0, "\(logger.output)")
       let line = try #require(logger.output.split(separator: "\n").last { $0.hasPrefix("{") })
-      let lines = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])["lines"]
+      let read = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
       // About 4 MiB of lines of about 12 KiB: hundreds, not none.
-      #expect((lines as? Int ?? 0) > 100, "\(logger.output)")
+      #expect((read["lines"] as? Int ?? 0) > 100, "\(logger.output)")
+      // The last line's 1,100-byte field, cut to 512 bytes and marked.
+      #expect(read["cut"] as? String == String(repeating: "w", count: 512) + "…", "\(logger.output)")
     }
   }
 

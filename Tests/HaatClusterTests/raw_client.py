@@ -819,6 +819,9 @@ def run_logger(args):
     fields = {f"field{i:02d}": "v" * 100 for i in range(32)}
     for i in range(2000):
         conn.send({"log": {"level": "warning", "message": f"line {i} " + "m" * 8192, "fields": fields}})
+    # A field over 1 KiB: cut to 512 bytes and marked where cut (found by a tester: a cut
+    # value read as whole).
+    conn.send({"log": {"level": "warning", "message": "cut", "fields": {"long": "w" * 1100}}})
     # A ping's answer comes after every line before it was taken.
     conn.send({"id": "p", "ping": {}})
     if "pong" not in conn.reply("p", timeout=60):
@@ -830,6 +833,7 @@ def run_logger(args):
     # coordinator queued meanwhile must stay under what a session may leave unsent.
     time.sleep(1.0)
     got = 0
+    cut = None
     while True:
         msg = client.recv(timeout=60)
         if msg is None:
@@ -843,9 +847,11 @@ def run_logger(args):
         if "log" not in msg:
             raise ProtocolError(f"expected log or stream_end, got {msg!r}")
         got += 1
+        if msg["log"].get("message") == "cut":
+            cut = msg["log"].get("fields", {}).get("long", "")
     conn.close()
     client.close()
-    print(json.dumps({"lines": got}))
+    print(json.dumps({"lines": got, "cut": cut}))
     return 0
 
 

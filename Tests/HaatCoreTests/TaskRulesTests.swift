@@ -39,6 +39,13 @@ struct FixedRandom: RandomNumberGenerator {
     (.complete(attempt: 1, worker: "other"), status(.leased, 2), .refused(.staleAttempt)),
     // Found by a tester: the holder naming an attempt never given was told `stale_attempt`.
     (.complete(attempt: 3, worker: "w"), status(.leased, 2), .refused(.notLeaseHolder)),
+    // Found by a tester: attempt 0 (a `complete` without `attempt`) was `stale_attempt`,
+    // and the worker dropped its result without a word; no attempt is 0.
+    (.complete(attempt: 0, worker: "w"), status(.leased, 1), .refused(.notLeaseHolder)),
+    (
+      .fail(attempt: 0, worker: "w", error: error, retryable: true, retryAfterMs: 0), status(.leased, 2),
+      .refused(.notLeaseHolder)
+    ),
     (
       .fail(attempt: 2, worker: "other", error: error, retryable: false, retryAfterMs: 0), status(.leased, 2),
       .refused(.notLeaseHolder)

@@ -50,6 +50,18 @@ struct JSONStringTests {
     }
   }
 
+  /// Found by a tester: a line led by a byte-order mark was said to have a value of the
+  /// wrong type; the mark is named, and the id still echoed.
+  @Test func aByteOrderMarkIsNamed() {
+    guard case .failure(let failure) = WireCodec.decode(ByteBuffer(string: "\u{FEFF}{\"id\":\"bom\",\"ping\":{}}"))
+    else {
+      Issue.record("a line led by a byte-order mark decoded")
+      return
+    }
+    #expect(failure.error.code == .badFrame && failure.replyTo == "bom", "\(failure)")
+    #expect(failure.error.message.contains("byte-order mark"), "\(failure.error.message)")
+  }
+
   @Test func aTagCharacterIsCaughtByTheNameCheck() {
     let name = Self.name(#"cf\udb40\udc20"#) ?? ""
     #expect(DisplayText.firstUnsafe(name) == "U+E0020")

@@ -35,7 +35,7 @@ public enum URLSecrets {
     if let question = rest[..<hash].firstIndex(of: "?") {
       for pair in parameters(rest[rest.index(after: question)..<hash]) {
         let name = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        if isSecretName(name) { return normalised(name) }
+        if isSecretName(name) { return label(name) }
       }
     }
     // A fragment is never sent, but it is stored with the spec: OAuth's implicit grant puts
@@ -44,9 +44,15 @@ public enum URLSecrets {
     guard hash < rest.endIndex else { return nil }
     for part in rest[rest.index(after: hash)...].split(whereSeparator: { "&;?/".contains($0) }) {
       guard let equals = part.firstIndex(of: "=") else { continue }
-      if isSecretName(part[..<equals]) { return normalised(part[..<equals]) }
+      if isSecretName(part[..<equals]) { return label(part[..<equals]) }
     }
     return nil
+  }
+
+  /// A secret parameter's name as an error names it: never its value, which an encoded
+  /// `=` (`access_token%3Dabc`) would otherwise bring along (found by a tester).
+  static func label(_ raw: Substring) -> String {
+    String(normalised(raw).prefix { $0 != "=" })
   }
 
   /// A query's parameters, split at "&" and ";" (both separate parameters for many servers).

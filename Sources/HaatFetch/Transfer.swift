@@ -40,6 +40,8 @@ final class Transfer {
   /// Set by a callback that aborted the transfer; it explains the curl error that follows.
   var failure: FetchError?
   var refusedAddress: String?
+  /// The URL asked (after any redirect): its secret values are hidden in an error body.
+  var url = ""
   /// The URL's path ends in `.gz`: a gzip file, gunzipped when its server did not say it
   /// is encoded (a `file://`, or a server that serves it as it is).
   var gzipFile = false
@@ -61,6 +63,7 @@ final class Transfer {
       throw FetchError(.other, "curl_easy_init failed", retryable: true)
     }
     self.handle = handle
+    url = request.url
     gzipFile = (URL(string: request.url)?.path ?? request.url).lowercased().hasSuffix(".gz")
     var requestHeaders: UnsafeMutablePointer<curl_slist>?
     defer { curl_slist_free_all(requestHeaders) }
@@ -318,8 +321,11 @@ final class Transfer {
 
   private func httpStatusFailure() -> FetchError? {
     guard status >= 300 || (status > 0 && status < 200) else { return nil }
-    var snippet = String(decoding: errorBody, as: UTF8.self)
-      .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
+    // Its secrets hidden before the cut, so a value the cut splits is hidden whole.
+    var snippet = URLRedaction.redactText(
+      String(decoding: errorBody, as: UTF8.self), values: URLRedaction.secretValues(of: url)
+    )
+    .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
     if snippet.count > 200 { snippet = String(snippet.prefix(200)) + "…" }
     let detail = snippet.isEmpty ? "" : ": \(snippet)"
     let retryAfterMs = retryAfter.flatMap(RetryPolicy.retryAfterMs)

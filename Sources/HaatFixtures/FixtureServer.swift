@@ -36,7 +36,7 @@ import Synchronization
 /// `delay_ms`: wait before answering; `trickle_ms` with `chunk`: send the body in pieces
 /// with pauses; `encoding`: a Content-Encoding header (the file must already be encoded);
 /// `redirect=N`: N redirects before the answer; `hang=1`: never answer; `mirror=1`: an
-/// error's body repeats the request's Authorization.
+/// error's body repeats the request's line and Authorization.
 public final class FixtureServer: Sendable {
   public let host: String
   public let port: Int
@@ -386,9 +386,10 @@ final class FixtureHandler: ChannelInboundHandler {
   ) {
     var headers: [(String, String)] = [("Content-Type", "text/plain")]
     if let retryAfter = query["retry_after"] { headers.append(("Retry-After", retryAfter)) }
-    // `mirror=1`: the body repeats the request's Authorization, as a careless or hostile
-    // platform's error page may.
-    let echo = query["mirror"] == "1" ? " (auth was: \(head.headers["Authorization"].first ?? "none"))" : ""
+    // `mirror=1`: the body repeats the request's line and Authorization, as a careless or
+    // hostile platform's (or CDN's) error page may.
+    let auth = head.headers["Authorization"].first ?? "none"
+    let echo = query["mirror"] == "1" ? " (for \(head.method) \(head.uri); auth was: \(auth))" : ""
     send(
       status: status, headers: headers, body: Array("\(status.code) \(status.reasonPhrase)\(echo)\n".utf8),
       head: head, context: context)

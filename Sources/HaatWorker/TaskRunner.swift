@@ -43,10 +43,10 @@ struct TaskRunner: Sendable {
     }
     var outcome = drive(
       kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
-    if case .fail(var error, let retryable, let retryAfterMs, let stats) = outcome,
-      let credential = credentials[spec.source.credential]
-    {
-      error.message = credential.redacting(error.message)
+    if case .fail(var error, let retryable, let retryAfterMs, let stats) = outcome {
+      // A platform's error message, quoted from its body, may carry a secret too.
+      error.message = URLRedaction.redactText(error.message)
+      if let credential = credentials[spec.source.credential] { error.message = credential.redacting(error.message) }
       outcome = .fail(error, retryable: retryable, retryAfterMs: retryAfterMs, stats)
     }
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,

@@ -288,6 +288,41 @@ struct FetchSecurityTests {
     }
   }
 
+  /// Found by a tester: a redirect target's 401 page quoted its request line, and its
+  /// `access_token` reached logs, `haat dead` and the dashboard in the error. An error's
+  /// quoted body hides the secrets of the URL asked, and any value after a secret's name.
+  @Test func anErrorBodyQuotesNoSecretOfTheURLAsked() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let error = FetcherTests.error {
+      _ = try FetcherTests.get(
+        fetcher, fixture.url("x") + "?redirect=1&status=401&mirror=1&access_token=LEAKAT7X&X-Amz-Signature=LEAKSIG1")
+    }
+    let message = error?.message ?? ""
+    #expect(message.hasPrefix("HTTP 401") && message.contains("access_token=…"), "\(message)")
+    #expect(!message.contains("LEAKAT7X") && !message.contains("LEAKSIG1"), "\(message)")
+    fetcher.shutdown()
+    await fixture.stop()
+  }
+
+  @Test(arguments: [
+    ("token expired for GET /cdn/x.csv?access_token=LEAK1234&expires=1", "access_token=…&expires=1"),
+    (#"{"error":{"message":"bad","code":190,"client_secret": "LEAK1234"}}"#, #""code":190,"client_secret": "…"}"#),
+    ("echo: Authorization: Bearer LEAK1234 end", "Authorization: Bearer … end"),
+    ("<SignatureProvided>LEAKSIG1</SignatureProvided>", "<SignatureProvided>…</SignatureProvided>"),
+    ("rows=5 at 12:30, see https://example.com/help", "rows=5 at 12:30, see https://example.com/help"),
+  ])
+  func secretsInAnErrorBodyAreHidden(body: String, shown: String) {
+    let redacted = URLRedaction.redactText(
+      body, values: URLRedaction.secretValues(of: "https://s3.example.com/b/k?X-Amz-Signature=LEAKSIG1&a=b"))
+    #expect(redacted.contains(shown) && !redacted.contains("LEAK"), "\(redacted)")
+  }
+
+  /// Found by a tester: an encoded `=` made the refusal quote the value with the name.
+  @Test func aSecretIsNamedWithoutItsValue() {
+    #expect(URLSecrets.find(in: "https://shop.example.com/x.csv?access_token%3DS3CRET") == "access_token")
+  }
+
   /// An anchor, or a fragment's ordinary parameters, are no credential.
   @Test(arguments: ["#auth", "#token", "#section-2", "#/orders?page=2", "#state=x&scroll=10"])
   func ordinaryFragmentsAreKept(fragment: String) {

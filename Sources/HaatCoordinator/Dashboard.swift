@@ -104,7 +104,7 @@ enum Dashboard {
   static let rowsShown = 1_000
   static let chartBlocks = 20
 
-  static func jobPage(_ id: JobID, core: CoordinatorCore) async throws -> JobPage? {
+  static func jobPage(_ id: JobID, core: CoordinatorCore, cache: DashboardCache) async throws -> JobPage? {
     let nowMs = try await core.loop.submit { core.nowMs }.get()
     guard let record = try await core.store.job(id, tasks: false, nowMs: nowMs) else { return nil }
     let tasks = try await core.store.tasks(of: id, after: nil, limit: tasksShown, nowMs: nowMs)
@@ -116,35 +116,61 @@ enum Dashboard {
           state: task.state.rawValue, worker: task.worker, attempt: task.attempt,
           error: task.lastError.map { "\($0.code): \($0.message)" } ?? "")
       }, tasksShown: tasksShown, tables: [], charts: [], summary: "")
-    if record.state.isFinal, let data = try await core.store.report(of: id),
-      let report = try? JobReducer.storedReport(data)
-    {
-      // Bounded: the page polls this every second, and a report of 50,000 accounts drew
-      // 794 MB of chart per request. The CLI gives all of it (`--format csv`, `--svg`).
-      for kernel in Reports.all {
-        if let table = kernel.table(of: report) {
-          var notes = table.notes
-          if table.rows.count > rowsShown {
-            notes.append(
-              "(the first \(rowsShown) of \(table.rows.count) rows; every row: haat result \(id) --format csv)")
-          }
-          page.tables.append(
-            JobPage.Table(
-              name: kernel.name, columns: table.columns, rows: Array(table.rows.prefix(rowsShown)),
-              numeric: table.numeric.sorted(), totalLast: table.totalLast && table.rows.count <= rowsShown,
-              notes: notes))
-        }
-        if let svg = kernel.svg(of: report, limit: chartBlocks) {
-          page.charts.append(JobPage.Chart(name: kernel.name, svg: svg))
-        }
+    if record.state.isFinal {
+      // A finished job's report part is made once while it stays finished as it was (its
+      // state and finish time): read and drawn again every second a page was open, a big
+      // report cost half a core per browser tab (found by a tester).
+      let version = "\(record.state.rawValue) \(record.finishedMs)"
+      let part: ReportPart?
+      if let kept = await cache.finished("job \(id)", version: version) {
+        part = kept
+      } else {
+        part = try await reportPart(id, core: core)
+        if let part { await cache.keep("job \(id)", version: version, part) }
       }
-      let summary = report.summary
-      page.summary =
-        "\(ReportRendering.group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources, "
-        + "\(ReportRendering.group(summary.badRows)) bad row\(summary.badRows == 1 ? "" : "s"), "
-        + "\(ReportRendering.bytes(summary.bytes)) read"
+      if let part { (page.tables, page.charts, page.summary) = (part.tables, part.charts, part.summary) }
     }
     return page
+  }
+
+  /// What a finished job's page shows of its report: its tables and charts, bounded, and a
+  /// summary line. nil when it has no stored report.
+  struct ReportPart: Sendable {
+    var tables: [JobPage.Table] = []
+    var charts: [JobPage.Chart] = []
+    var summary = ""
+  }
+
+  static func reportPart(_ id: JobID, core: CoordinatorCore) async throws -> ReportPart? {
+    guard let data = try await core.store.report(of: id), let report = try? JobReducer.storedReport(data) else {
+      return nil
+    }
+    var part = ReportPart()
+    // Bounded: the page polls this every second, and a report of 50,000 accounts drew
+    // 794 MB of chart per request. The CLI gives all of it (`--format csv`, `--svg`).
+    for kernel in Reports.all {
+      if let table = kernel.table(of: report) {
+        var notes = table.notes
+        if table.rows.count > rowsShown {
+          notes.append(
+            "(the first \(rowsShown) of \(table.rows.count) rows; every row: haat result \(id) --format csv)")
+        }
+        part.tables.append(
+          JobPage.Table(
+            name: kernel.name, columns: table.columns, rows: Array(table.rows.prefix(rowsShown)),
+            numeric: table.numeric.sorted(), totalLast: table.totalLast && table.rows.count <= rowsShown,
+            notes: notes))
+      }
+      if let svg = kernel.svg(of: report, limit: chartBlocks) {
+        part.charts.append(JobPage.Chart(name: kernel.name, svg: svg))
+      }
+    }
+    let summary = report.summary
+    part.summary =
+      "\(ReportRendering.group(summary.rows)) records from \(summary.sourcesOk) of \(summary.sources) sources, "
+      + "\(ReportRendering.group(summary.badRows)) bad row\(summary.badRows == 1 ? "" : "s"), "
+      + "\(ReportRendering.bytes(summary.bytes)) read"
+    return part
   }
 
   static func encoded(_ value: some Encodable) throws -> Data {

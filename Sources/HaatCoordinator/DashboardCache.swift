@@ -20,6 +20,11 @@ actor DashboardCache {
   /// Pages kept: distinct job ids cannot grow the cache without bound.
   static let maxEntries = 256
 
+  /// Finished jobs' report parts, by page, with the version of the job they were made
+  /// from: a few, as each holds up to `Dashboard.rowsShown` rows of every table.
+  private var finished: [String: (version: String, part: Dashboard.ReportPart)] = [:]
+  static let maxFinished = 16
+
   init(maxAge: Duration = .seconds(1)) {
     self.maxAge = maxAge
   }
@@ -45,5 +50,15 @@ actor DashboardCache {
     }
     entries[key] = Entry(at: now, data: data)
     return data
+  }
+
+  /// The report part kept for `key` if it was made from `version` of its job.
+  func finished(_ key: String, version: String) -> Dashboard.ReportPart? {
+    finished[key].flatMap { $0.version == version ? $0.part : nil }
+  }
+
+  func keep(_ key: String, version: String, _ part: Dashboard.ReportPart) {
+    if finished[key] == nil, finished.count >= Self.maxFinished { finished.removeAll() }
+    finished[key] = (version, part)
   }
 }

@@ -258,12 +258,16 @@ public final class LocalCluster: Sendable {
     }
   }
 
-  /// Starts a worker process named `name`.
+  /// Starts a worker process named `name`, given the cluster's coordinators or `through`
+  /// (a proxy in front of them).
   @discardableResult
-  public func startWorker(name: String, extraArguments: [String] = []) throws -> ChildProcess {
+  public func startWorker(name: String, through: [Endpoint]? = nil, extraArguments: [String] = []) throws
+    -> ChildProcess
+  {
     let arguments =
       [
-        "worker", "--coordinator", endpoints.map(\.description).joined(separator: ","), "--token-file", workerTokenPath,
+        "worker", "--coordinator", (through ?? endpoints).map(\.description).joined(separator: ","),
+        "--token-file", workerTokenPath,
         "--name", name,
         "--collect-slots", String(options.collectSlots), "--allow-private-networks", "--log-level", options.logLevel,
         "--exit-with-parent",

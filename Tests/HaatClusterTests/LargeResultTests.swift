@@ -66,6 +66,51 @@ struct LargeResultTests {
     }
   }
 
+  /// Found by a tester: a result of several MB in parts over a thin uplink held back the
+  /// worker's heartbeats behind its parts, so the coordinator called the worker lost and the
+  /// worker left a silent session, and the task started over for ever. Every part the
+  /// socket takes now counts as an answer, and the coordinator hears a holder in its parts:
+  /// over a 150 KB/s link, with 1 s heartbeats and a 6 s lease, the result arrives once on
+  /// the first session and the first attempt.
+  @Test func aResultOverASlowLinkKeepsItsSessionAndLease() async throws {
+    var options = LocalCluster.Options.fast
+    options.workers = 0
+    options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
+    options.leaseMs = 6_000
+    options.heartbeatMs = 1_000
+    try await withCluster(options) { cluster, server in
+      let port = try FreePorts.pick(1)[0]
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("slow_link.py")
+      let link = try ChildProcess(
+        name: "slow-link", executable: "/usr/bin/env",
+        arguments: ["python3", script.path, String(port), String(cluster.endpoint.port), "150000", "180"],
+        logPath: cluster.directory + "/slow-link.log")
+      defer { link.signal(SIGKILL) }
+      let linkLog = { (try? String(contentsOfFile: link.logPath, encoding: .utf8)) ?? "" }
+      try await eventually("the slow link listening") { linkLog().contains("listening") }
+      let worker = try cluster.startWorker(name: "worker-1", through: [Endpoint(host: "127.0.0.1", port: port)])
+      try await cluster.waitForWorkers(1)
+      let client = try await cluster.client()
+      var source = Source()
+      source.name = "generated"
+      source.format = "csv"
+      source.url = "\(server.baseURL)/generate/posts.csv?rows=8000&seed=3&accounts=\(Self.accounts)"
+      let job = try await client.submit(spec("slow link", [source])).job
+      let result = try await finish(client, job, timeout: .seconds(150))
+      #expect(result.job.state == "succeeded", "\(result.report.summary.missing)")
+      #expect(result.report.summary.rows == 8_000)
+      let task = try #require(try await client.job(job, tasks: true).tasks.first)
+      #expect(task.attempt == 1)
+      let workerLog = (try? String(contentsOfFile: worker.logPath, encoding: .utf8)) ?? ""
+      #expect(workerLog.contains("sending the result in parts"))
+      #expect(!workerLog.contains("leaving the session"))
+      // One connection through the link: the worker never left its session.
+      #expect(linkLog().components(separatedBy: "open ").count == 2, "\(linkLog())")
+      #expect(!cluster.logs().contains("worker lost: no heartbeat"))
+      await client.close()
+    }
+  }
+
   /// A coordinator without workers, on a line limit of `limit`.
   static var lineLimited: LocalCluster.Options {
     var options = LocalCluster.Options.fast

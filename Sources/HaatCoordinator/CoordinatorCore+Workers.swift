@@ -94,6 +94,14 @@ extension CoordinatorCore {
             TaskRules.neverGiven(complete.attempt, $0.attempt) || (complete.attempt == $0.attempt && $0.owner != worker)
           }
             == true ? Refusal.notLeaseHolder : .staleAttempt
+        if reason == .notLeaseHolder {
+          // As for a whole result (found by a tester: parts were refused without a word).
+          logger.warning(
+            "refused an answer for another worker's lease",
+            metadata: [
+              "worker": "\(worker)", "task": "\(task)", "attempt": "\(complete.attempt)", "part": "\(complete.part)",
+            ])
+        }
         return ackRefused(connection, id: id, task: complete.task, attempt: complete.attempt, reason: reason.rawValue)
       }
       heard(from: connection)

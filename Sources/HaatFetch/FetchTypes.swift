@@ -128,6 +128,9 @@ public struct FetchError: Error, Sendable, Equatable, CustomStringConvertible {
   /// connector can read the platform's own error object and usage headers.
   public var body: [UInt8] = []
   public var headers: [HeaderField] = []
+  /// The secret values of the URL that answered (a redirect's target too): a connector's
+  /// message quoting `body` is shown with them hidden (`URLRedaction.redactText`).
+  public var secrets: [String] = []
 
   public init(
     _ kind: Kind, _ message: String, retryable: Bool, retryAfterMs: UInt64? = nil,

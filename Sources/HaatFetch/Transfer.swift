@@ -316,6 +316,7 @@ final class Transfer {
     guard var failure = httpStatusFailure() else { return nil }
     failure.body = errorBody
     failure.headers = headers
+    failure.secrets = URLRedaction.secretValues(of: url)
     return failure
   }
 

@@ -147,7 +147,8 @@ public struct PlatformCredential: Sendable, Equatable {
   /// coordinator, its store, logs and reports.
   func redacting(_ text: String) -> String {
     guard let secret = secret() else { return text }
-    return Self.redacting(text, secret: secret, name: name)
+    // Then any copy written in another encoding (percent-encoded twice, say) as "…".
+    return URLRedaction.redactText(Self.redacting(text, secret: secret, name: name), values: [secret])
   }
 
   /// `text` with every copy of `secret` replaced by `[credential NAME]`: as written, or

@@ -41,14 +41,9 @@ struct TaskRunner: Sendable {
         ErrorInfo(code: "unsupported", message: "this worker cannot run \(spec.source.kind) sources"),
         retryable: false, retryAfterMs: 0, TaskStats())
     }
-    var outcome = drive(
+    // Its error messages come with secrets hidden (`drive`'s `hidden`).
+    let outcome = drive(
       kind.connector, spec, task: task, attempt: attempt, progress: progress, onFetchError: onFetchError)
-    if case .fail(var error, let retryable, let retryAfterMs, let stats) = outcome {
-      // A platform's error message, quoted from its body, may carry a secret too.
-      error.message = URLRedaction.redactText(error.message)
-      if let credential = credentials[spec.source.credential] { error.message = credential.redacting(error.message) }
-      outcome = .fail(error, retryable: retryable, retryAfterMs: retryAfterMs, stats)
-    }
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
       Self.isThrottling(error.code)
     {
@@ -94,6 +89,13 @@ struct TaskRunner: Sendable {
         return error
       }
     }
+    // The secret values of every URL asked, hidden in any message that quotes a server (a
+    // next page's `signature=`, a redirect target's `access_token=`: found by a tester).
+    var secrets = Set(URLRedaction.secretValues(of: source.url))
+    func hidden(_ message: String) -> String {
+      let text = URLRedaction.redactText(message, values: Array(secrets))
+      return credentials[source.credential]?.redacting(text) ?? text
+    }
     do {
       var next = try connector.firstRequest()
       var requests = 0
@@ -109,9 +111,8 @@ struct TaskRunner: Sendable {
           wait <= Self.maxThrottleWaitMs
         else { return false }
         waits += 1
-        // The reason is shown in `haat workers`: never with the secret a page echoed.
-        let reason = credentials[source.credential]?.redacting(failure.message) ?? failure.message
-        gate.pause(key: spec.rateKey, ms: wait, reason: reason)
+        // The reason is shown in `haat workers`: `failure` was hidden before it came here.
+        gate.pause(key: spec.rateKey, ms: wait, reason: failure.message)
         try sleep(ms: wait, cancel: progress.cancel)
         return true
       }
@@ -128,6 +129,7 @@ struct TaskRunner: Sendable {
           // A job the platform is still running: poll again later (the lease holds meanwhile).
           try sleep(ms: page.waitMs, cancel: progress.cancel)
         }
+        secrets.formUnion(URLRedaction.secretValues(of: page.url))
         if let refusal = reach(C.self, page.url) {
           return .fail(ErrorInfo(code: "forbidden", message: refusal), retryable: false, retryAfterMs: 0, finish())
         }
@@ -180,6 +182,7 @@ struct TaskRunner: Sendable {
             })
         } catch {
           if let sinkError { throw sinkError }
+          secrets.formUnion(error.secrets)
           guard let status = error.status, [.httpClient, .httpServer, .throttled].contains(error.kind) else {
             throw error
           }
@@ -188,7 +191,7 @@ struct TaskRunner: Sendable {
           stats.httpStatuses[String(status), default: 0] += 1
           let failed = PageResponse(
             status: status, contentType: nil, headers: error.headers.map { ($0.name, $0.value) })
-          let failure: ExportError
+          var failure: ExportError
           do throws(ExportError) {
             if let instead = try connector.pageFailed(failed, body: error.body) {
               next = instead
@@ -200,6 +203,7 @@ struct TaskRunner: Sendable {
           } catch {
             failure = error
           }
+          failure.message = hidden(failure.message)
           guard try heldOff(failure) else { throw failure }
           next = page
           continue
@@ -229,15 +233,16 @@ struct TaskRunner: Sendable {
       if let status = error.status { stats.httpStatuses[String(status), default: 0] += 1 }
       let code = error.kind == .sink ? "bad_export" : error.code
       return .fail(
-        ErrorInfo(code: code, message: error.message), retryable: error.retryable,
+        ErrorInfo(code: code, message: hidden(error.message)), retryable: error.retryable,
         retryAfterMs: UInt32(clamping: error.retryAfterMs ?? 0), finish())
     } catch let error as ExportError {
       stats.bytes = max(stats.bytes, progress.bytes.load(ordering: .relaxed))
       return .fail(
-        ErrorInfo(code: error.code, message: error.message), retryable: error.retryable,
+        ErrorInfo(code: error.code, message: hidden(error.message)), retryable: error.retryable,
         retryAfterMs: UInt32(clamping: error.retryAfterMs ?? 0), finish())
     } catch {
-      return .fail(ErrorInfo(code: "internal", message: "\(error)"), retryable: true, retryAfterMs: 0, finish())
+      return .fail(
+        ErrorInfo(code: "internal", message: hidden("\(error)")), retryable: true, retryAfterMs: 0, finish())
     }
     counted()
     if let quotes = connector.rangeQuotes { stats.rangeQuotes = quotes }

@@ -371,6 +371,12 @@ struct ClusterTests {
       }
       #expect(rows.sorted() == ["bin=2/7", "json=1/5", "parts=4/30"])
       #expect(result["pauses"] as? [String] == [], "forged pauses are dropped: \(result)")
+      // Another worker's parts for the held lease were refused, and warned of as a whole
+      // result is (found by a tester: parts went without a word).
+      let warned = cluster.logs().split(separator: "\n").filter {
+        $0.contains("refused an answer for another worker's lease") && $0.contains("part")
+      }
+      #expect(!warned.isEmpty)
       // Its log line is one line, its line breaks shown, not a forged line of another worker.
       let logs = try await run(
         cluster.binary,

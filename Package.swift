@@ -87,7 +87,7 @@ let package = Package(
     .target(
       name: "HaatCoordinator",
       dependencies: [
-        "HaatStore", "HaatAnalytics", "HaatProtocol",
+        "HaatStore", "HaatAnalytics", "HaatProtocol", "CStdio",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Hummingbird", package: "hummingbird"),
@@ -100,7 +100,7 @@ let package = Package(
     .target(
       name: "HaatWorker",
       dependencies: [
-        "HaatFetch", "HaatRecords", "HaatAnalytics", "HaatProtocol",
+        "HaatFetch", "HaatRecords", "HaatAnalytics", "HaatProtocol", "CStdio",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ] + nio

@@ -17,4 +17,13 @@ static inline int cstdio_write_stdout(const void *bytes, size_t count) {
   return errno != 0 ? errno : EIO;
 }
 
+// Gives freed heap back to the system (glibc's malloc_trim; nothing elsewhere): a worker's
+// pool threads each keep what they freed in their own arena.
+#if defined(__GLIBC__)
+#include <malloc.h>
+static inline void cstdio_give_back_memory(void) { (void)malloc_trim(0); }
+#else
+static inline void cstdio_give_back_memory(void) {}
+#endif
+
 #endif

@@ -65,6 +65,9 @@ final class ActiveJob {
   var started: Bool
   var cancelled: Bool
   var reducing = false
+  /// Reduced off the loop (its partials were too big to reduce inline): its end gives the
+  /// memory back to the system.
+  var reducedOffLoop = false
   /// Its done tasks' partials, merged as their results are stored.
   let early = EarlyReduce()
   /// The early merges not yet run, in order; the job's end waits for them.

@@ -1,3 +1,4 @@
+import CStdio
 import Foundation
 import HaatAnalytics
 import HaatCore
@@ -176,6 +177,7 @@ extension CoordinatorCore {
           switch read {
           case .reduced(let reduced): self.recordEnd(job, reduced)
           case .read(let finishing, let started):
+            job.reducedOffLoop = true
             self.offLoop { reduce(ending, finishing, started) }.assumeIsolated().whenComplete { result in
               self.recordEnd(job, result.flatMap { $0 })
             }
@@ -225,6 +227,11 @@ extension CoordinatorCore {
   /// A job's end is recorded: it leaves memory and its watchers get the final event.
   func ended(_ job: ActiveJob, state: JobState, error: String) {
     jobs[job.id] = nil
+    if job.reducedOffLoop {
+      // glibc keeps what the reduce freed in its threads' arenas: the coordinator stayed at
+      // 1.5 GiB idle after a 100,000-account job, 230 MiB once given back (found by a tester).
+      _ = offLoop { cstdio_give_back_memory() }
+    }
     logger.info("job ended", metadata: ["job": "\(job.id)", "state": "\(state.rawValue)"])
     var event = self.event(job)
     event.state = state.rawValue

@@ -56,9 +56,13 @@ public final class ChildProcess: Sendable {
   public var pid: Int32 { process.processIdentifier }
 
   /// The process's peak resident set size in bytes (VmHWM), 0 once it has exited.
-  public var peakResidentBytes: UInt64 {
+  public var peakResidentBytes: UInt64 { status("VmHWM:") }
+  /// The process's resident set size in bytes now (VmRSS), 0 once it has exited.
+  public var residentBytes: UInt64 { status("VmRSS:") }
+
+  private func status(_ field: String) -> UInt64 {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-    for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in text.split(separator: "\n") where line.hasPrefix(field) {
       return (line.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0) * 1024
     }
     return 0

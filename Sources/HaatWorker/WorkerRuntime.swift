@@ -18,7 +18,7 @@ final class WorkerRuntime: @unchecked Sendable {
   let loop: any EventLoop
   let config: WorkerConfig
   let logger: Logger
-  private let threads: NIOThreadPool
+  let threads: NIOThreadPool
   let runner: TaskRunner
   private let started = Date()
 
@@ -405,6 +405,7 @@ final class WorkerRuntime: @unchecked Sendable {
         unacked[ack.task] = nil
         prepared[ack.task] = nil
         resendDelayMs[ack.task] = nil
+        giveBackMemory(after: sent)
       }
     }
     if !ack.accepted {

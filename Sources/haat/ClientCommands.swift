@@ -17,6 +17,7 @@ struct SubmitCommand: AsyncParsableCommand {
   var wait = false
   @Option(help: "With --wait: table, json or csv.")
   var format: String = ReportFormat.table.rawValue
+  @OptionGroup var csvSafe: CSVSafeOption
   @OptionGroup var client: ClientOptions
 
   func validate() throws {
@@ -66,7 +67,7 @@ struct SubmitCommand: AsyncParsableCommand {
             Data((Self.acceptedLines(accepted, loaded) + "\n").utf8))
       }
       let result = try await waitForResult(connection, job: accepted.job, showProgress: true)
-      if client.json { printJSON(result) } else { render(result.report, format: format) }
+      if client.json { printJSON(result) } else { render(result.report, format: format, csvSafe: csvSafe.enabled) }
       try checkSucceeded(result)
     }
   }
@@ -208,11 +209,7 @@ struct ResultCommand: AsyncParsableCommand {
   var format: String = ReportFormat.table.rawValue
   @Flag(help: "Wait for the job to end first; exit 3 if it did not succeed.")
   var wait = false
-  @Flag(
-    help:
-      "With --format csv: prefix ' to text cells starting with = + - @, a tab or CR (spreadsheet formulas); numbers are never changed."
-  )
-  var csvSafe = false
+  @OptionGroup var csvSafe: CSVSafeOption
   @Option(help: "Print only this report's section (table and csv), e.g. best_time.")
   var report: String?
   @Option(help: "Also write the report's chart as SVG to this file (best_time: a heatmap per account).")
@@ -238,9 +235,11 @@ struct ResultCommand: AsyncParsableCommand {
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
       if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
-        // A job that did not succeed has no report to print a section of: why it ended is
-        // the answer (exit 3), not a hint to name a report it may well have named.
-        if result.job.state != JobState.succeeded.rawValue {
+        // A job that named the report and did not succeed (failed: no report at all) has no
+        // section to print: why it ended is the answer (exit 3). One that never named it is
+        // told so in every state (found by a tester: a partial job's missing section exited
+        // 3 with why it was partial, as if the section were lost).
+        if result.job.reports.contains(report), result.job.state != JobState.succeeded.rawValue {
           sayWhyNotSucceeded(result)
           throw ExitCode(Exit.jobNotSucceeded)
         }
@@ -262,7 +261,7 @@ struct ResultCommand: AsyncParsableCommand {
       if client.json {
         printJSON(result)
       } else if format == .csv {
-        printCSV(ReportRendering.csv(result.report, named: report, escapingFormulas: csvSafe))
+        printCSV(ReportRendering.csv(result.report, named: report, escapingFormulas: csvSafe.enabled))
       } else if format == .table {
         print(ReportRendering.table(result.report, only: report), terminator: "")
       } else {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import CStdio
 import Foundation
 import HaatAnalytics
@@ -126,12 +127,23 @@ func plural(_ count: Int, _ noun: String) -> String {
 
 /// Renders a report in the format asked for.
 /// `only`: that report's section alone (table and csv; JSON is the whole report).
-func render(_ report: Report, format: ReportFormat, only name: String? = nil) {
+func render(_ report: Report, format: ReportFormat, only name: String? = nil, csvSafe: Bool = false) {
   switch format {
   case .table: print(ReportRendering.table(report, only: name), terminator: "")
-  case .csv: printCSV(ReportRendering.csv(report, named: name))
+  case .csv: printCSV(ReportRendering.csv(report, named: name, escapingFormulas: csvSafe))
   case .json: printJSON(report)
   }
+}
+
+/// `--csv-safe`, on every command that prints a report as CSV (found by a tester: `haat
+/// schedules report` and `haat submit --wait` printed formula cells with no way to escape them).
+struct CSVSafeOption: ParsableArguments {
+  @Flag(
+    name: .customLong("csv-safe"),
+    help:
+      "With --format csv: prefix ' to text cells starting with = + - @, a tab or CR (spreadsheet formulas); numbers are never changed."
+  )
+  var enabled = false
 }
 
 enum ReportFormat: String, CaseIterable {

@@ -41,6 +41,7 @@ struct SchedulesCommand: AsyncParsableCommand {
     var format: String = ReportFormat.table.rawValue
     @Option(help: "Print only this report's section (table and csv), e.g. ads.")
     var report: String?
+    @OptionGroup var csvSafe: CSVSafeOption
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
@@ -60,7 +61,7 @@ struct SchedulesCommand: AsyncParsableCommand {
             "schedule \(DisplayText.escape(name)) has no \(report) report: its runs did not compute it (name \(report) in the spec's reports)"
           )
         }
-        render(result.report, format: ReportFormat(rawValue: format) ?? .table, only: report)
+        render(result.report, format: ReportFormat(rawValue: format) ?? .table, only: report, csvSafe: csvSafe.enabled)
       }
     }
   }

@@ -655,6 +655,17 @@ struct ClusterTests {
           absent.output.contains("has no best_time report: the job did not compute it (it computed engagement"),
           "\(absent.output)")
       }
+      // Found by a tester: on a partial job the same mistake exited 3 with why the job was
+      // partial, and nothing on stdout; it is the same bad_request in every state.
+      var missing = Source()
+      missing.name = "missing"
+      missing.url = server.baseURL + "/samples/none.csv?status=404"
+      let again = try await cluster.client()
+      let partial = try await again.submit(spec("partial", [Samples.source(samples[0], server: server), missing])).job
+      #expect(try await finish(again, partial).job.state == "partial")
+      await again.close()
+      let absent = try await run(cluster.binary, ["result", partial, "--report", "best_time", "--json"] + common)
+      #expect(absent.status == 2 && absent.output.contains("bad_request"), "\(absent.output)")
       try await eventually("the task's log line") {
         try await run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
       }

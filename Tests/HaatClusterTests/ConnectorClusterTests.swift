@@ -320,6 +320,12 @@ struct ScheduleClusterTests {
         cluster.binary,
         ["schedules", "report", "page 777 every 2s", "--report", "engagement", "--format", "csv"] + common)
       #expect(section.status == 0 && section.output.hasPrefix("platform,account,media_type"), "\(section.output)")
+      // And spreadsheet-safe, as `result --csv-safe` (a tester found no way to have it).
+      let safe = try await run(
+        cluster.binary,
+        ["schedules", "report", "page 777 every 2s", "--report", "engagement", "--format", "csv", "--csv-safe"]
+          + common)
+      #expect(safe.status == 0 && safe.output == section.output, "\(safe.output)")
       let absent = try await run(
         cluster.binary, ["schedules", "report", "page 777 every 2s", "--report", "ads", "--format", "csv"] + common)
       #expect(absent.status == 2 && absent.output.contains("has no ads report"), "\(absent.output)")

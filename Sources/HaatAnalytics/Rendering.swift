@@ -45,11 +45,14 @@ public enum ReportRendering {
   /// A note as lines of at most `width` characters, broken at spaces, later lines indented
   /// by two (a word longer than a line stays whole); each line ends in a newline.
   static func wrapped(_ note: String, width: Int) -> String {
-    guard note.count > width else { return note + "\n" }
+    // Escaped before it is measured: an escape is what the terminal shows (a tester's
+    // `\u{202E}` made wrapped lines 112 columns wide).
+    let note = DisplayText.escape(note)
+    guard DisplayText.width(note) > width else { return note + "\n" }
     var out = ""
     var line = ""
     for word in note.split(separator: " ", omittingEmptySubsequences: false) {
-      if !line.isEmpty, line.count + 1 + word.count > width {
+      if !line.isEmpty, DisplayText.width(line) + 1 + DisplayText.width(String(word)) > width {
         out += line + "\n"
         line = "  "
       }
@@ -136,8 +139,9 @@ public enum ReportRendering {
   }
 }
 
-/// A plain text table with padded columns; width counts characters, so Bengali, Urdu and
-/// emoji labels stay aligned as well as a terminal allows.
+/// A plain text table with padded columns; width counts terminal columns
+/// (`DisplayText.width`), so CJK, Bengali, Urdu and emoji labels stay aligned as well as a
+/// terminal allows.
 public struct TextTable: Sendable {
   public var header: [String]
   public var rightAligned: Set<Int>
@@ -162,7 +166,36 @@ public struct TextTable: Sendable {
   /// wider, its leading left-aligned columns (the keys: platform, account, …) repeat in
   /// each panel, and the other columns are packed, in order, into as few panels as fit.
   public func render(_ rows: [[String]], separatorBeforeLast: Bool = false, maxWidth: Int) -> String {
-    let rows = Self.visible(rows)
+    // A key (a name: platform, account, campaign) wider than a third of the line is cut,
+    // marked "…": a 146-character account name made every panel 171 columns wide (a
+    // tester's). CSV and JSON have it whole.
+    let keyLimit = max(12, maxWidth / 3)
+    var cut = false
+    let rows = Self.visible(rows).map { row in
+      row.enumerated().map { index, cell in
+        guard !rightAligned.contains(index), DisplayText.width(cell) > keyLimit else { return cell }
+        cut = true
+        return Self.truncated(cell, to: keyLimit)
+      }
+    }
+    let note = cut ? "(names over \(keyLimit) columns are cut, marked …; --format csv or json has them whole)\n" : ""
+    return render(cut: rows, separatorBeforeLast: separatorBeforeLast, maxWidth: maxWidth) + note
+  }
+
+  /// `text` cut to at most `columns` terminal columns, its last one "…".
+  static func truncated(_ text: String, to columns: Int) -> String {
+    var out = ""
+    var used = 0
+    for character in text {
+      let width = DisplayText.width(String(character))
+      if used + width > columns - 1 { break }
+      out.append(character)
+      used += width
+    }
+    return out + "…"
+  }
+
+  private func render(cut rows: [[String]], separatorBeforeLast: Bool, maxWidth: Int) -> String {
     let widths = widths(rows)
     func width(_ columns: [Int]) -> Int { columns.reduce(0) { $0 + widths[$1] } + 2 * max(0, columns.count - 1) }
     guard width(Array(header.indices)) > maxWidth else {
@@ -183,10 +216,10 @@ public struct TextTable: Sendable {
   }
 
   private func widths(_ rows: [[String]]) -> [Int] {
-    var widths = header.map(\.count)
+    var widths = header.map(DisplayText.width)
     for row in rows {
       for (index, cell) in row.enumerated() where index < widths.count {
-        widths[index] = max(widths[index], cell.count)
+        widths[index] = max(widths[index], DisplayText.width(cell))
       }
     }
     return widths
@@ -196,7 +229,7 @@ public struct TextTable: Sendable {
     func line(_ cells: [String]) -> String {
       columns.map { index in
         let cell = index < cells.count ? cells[index] : ""
-        let pad = String(repeating: " ", count: max(0, widths[index] - cell.count))
+        let pad = String(repeating: " ", count: max(0, widths[index] - DisplayText.width(cell)))
         return rightAligned.contains(index) ? pad + cell : cell + pad
       }.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
     }

@@ -64,4 +64,34 @@ public enum DisplayText {
     let hex = String(scalar.value, radix: 16, uppercase: true)
     return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
   }
+
+  /// The columns `text` takes on a terminal: two for an East Asian wide or full-width
+  /// character and an emoji, none for a character that is only format marks (ZWJ), one
+  /// otherwise (a combining mark rides on its base). Tables pad by it (found by a tester:
+  /// padded by characters, rows with CJK or emoji names pushed their columns right).
+  public static func width(_ text: String) -> Int {
+    var columns = 0
+    for character in text {
+      let scalars = character.unicodeScalars
+      guard let first = scalars.first else { continue }
+      if scalars.allSatisfy({ $0.properties.generalCategory == .format }) { continue }
+      let emoji =
+        first.properties.isEmojiPresentation
+        || (first.properties.isEmoji && scalars.contains { $0.value == 0xFE0F })
+      columns += emoji || isWide(first) ? 2 : 1
+    }
+    return columns
+  }
+
+  /// East Asian wide and full-width blocks (Unicode's EastAsianWidth W and F, by block).
+  static func isWide(_ scalar: Unicode.Scalar) -> Bool {
+    switch scalar.value {
+    case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+      0xA960...0xA97F, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE10...0xFE19, 0xFE30...0xFE6F, 0xFF00...0xFF60,
+      0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x2FFFD, 0x30000...0x3FFFD:
+      return true
+    default:
+      return false
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HaatCore
 import HaatProtocol
 import Testing
 
@@ -123,6 +124,29 @@ struct TerminalTableTests {
     // A table that fits is one panel, as before.
     let narrow = TextTable(header: ["a", "b"], rightAligned: [1])
     #expect(narrow.render([["x", "1"]], maxWidth: 100) == narrow.render([["x", "1"]]))
+  }
+
+  /// Found by a tester: columns were padded by characters, so CJK and emoji names pushed
+  /// their rows past the rule; a very long name made every panel too wide; an escaped note
+  /// was measured before its escapes.
+  @Test func tablesAlignByTerminalColumns() {
+    #expect(DisplayText.width("春のセール") == 10)
+    #expect(DisplayText.width("😀 ok") == 5)
+    #expect(DisplayText.width("👨‍👩‍👧") == 2)
+    #expect(DisplayText.width("café") == 4)
+    let rows = [["facebook", "春のセール春のセール", "12"], ["instagram", "dhaka 😀", "3"], ["x", "plain", "4"]]
+    let text = TextTable(header: ["platform", "account", "posts"], rightAligned: [2]).render(rows, maxWidth: 100)
+    let lines = text.split(separator: "\n").map(String.init)
+    // Every row ends where the rule does: its numbers line up.
+    let rule = DisplayText.width(lines[1])
+    #expect(lines.allSatisfy { DisplayText.width($0) == rule }, "\(text)")
+    let long = String(repeating: "n", count: 146)
+    let cut = TextTable(header: ["platform", "account", "posts"], rightAligned: [2]).render(
+      [["facebook", long, "1"]], maxWidth: 100)
+    #expect(cut.split(separator: "\n").allSatisfy { DisplayText.width(String($0)) <= 100 }, "\(cut)")
+    #expect(cut.contains("n…") && cut.contains("has them whole"), "\(cut)")
+    let note = ReportRendering.wrapped(String(repeating: "a\u{202E}b ", count: 30), width: 100)
+    #expect(note.split(separator: "\n").allSatisfy { DisplayText.width(String($0)) <= 100 }, "\(note)")
   }
 
   /// A note (a kept record with something off in it) is not listed as a bad row, nor taken

@@ -252,7 +252,9 @@ extension String {
 }
 
 extension ReportRendering {
-  /// Text for an SVG document: &, <, >, " and ' as entities, control characters dropped.
+  /// Text for an SVG document: &, <, >, " and ' as entities, control characters dropped,
+  /// and format characters that reorder text (a bidi override in an account name: a
+  /// tester's heading read backwards) shown as `\u{202E}`, as a terminal shows them.
   public static func xmlEscaped(_ text: String) -> String {
     var out = ""
     for scalar in text.unicodeScalars {
@@ -264,6 +266,10 @@ extension ReportRendering {
       case "'": out += "&apos;"
       default:
         if scalar.properties.generalCategory == .control { continue }
+        if DisplayText.isUnsafe(scalar) {
+          out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+          continue
+        }
         out.unicodeScalars.append(scalar)
       }
     }

@@ -145,6 +145,8 @@ struct TerminalTableTests {
       [["facebook", long, "1"]], maxWidth: 100)
     #expect(cut.split(separator: "\n").allSatisfy { DisplayText.width(String($0)) <= 100 }, "\(cut)")
     #expect(cut.contains("n…") && cut.contains("has them whole"), "\(cut)")
+    // And in an SVG, a bidi override is shown, not obeyed.
+    #expect(ReportRendering.xmlEscaped("a\u{202E}evil<") == "a\\u{202E}evil&lt;")
     let note = ReportRendering.wrapped(String(repeating: "a\u{202E}b ", count: 30), width: 100)
     #expect(note.split(separator: "\n").allSatisfy { DisplayText.width(String($0)) <= 100 }, "\(note)")
   }

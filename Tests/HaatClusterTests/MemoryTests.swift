@@ -24,7 +24,9 @@ struct MemoryTests {
       let coordinator = try #require(cluster.coordinator)
       var idle: [(worker: UInt64, coordinator: UInt64)] = []
       for run in 0..<3 {
-        let result = try await finish(client, try await client.submit(spec("run \(run)", [source])).job)
+        // A debug build beside the whole suite: minutes, not the default one.
+        let result = try await finish(
+          client, try await client.submit(spec("run \(run)", [source])).job, timeout: .seconds(300))
         #expect(result.job.state == "succeeded")
         // The memory is given back off the loop, after the ack: a moment later.
         try await Task.sleep(for: .seconds(1))

@@ -27,14 +27,17 @@ struct HyperLogLogTests {
 
   @Test("estimates stay within three standard errors", arguments: [0, 1, 10, 100, 1_000, 20_000, 200_000])
   func errorBound(count: Int) {
-    var sketch = HyperLogLog()
-    let salt = UInt64.random(in: 0...UInt64.max)
-    for index in 0..<count {
-      sketch.add("user-\(salt)-\(index)")
-      if index % 3 == 0 { sketch.add("user-\(salt)-\(index)") }  // duplicates change nothing
+    // Fixed key sets: a random salt made this fail about once in a hundred suite runs (3 SE
+    // is no hard bound), which says nothing about a change.
+    for salt in 1...3 {
+      var sketch = HyperLogLog()
+      for index in 0..<count {
+        sketch.add("user-\(salt)-\(index)")
+        if index % 3 == 0 { sketch.add("user-\(salt)-\(index)") }  // duplicates change nothing
+      }
+      let allowed = max(1, 3 * HyperLogLog.standardError * Double(count))
+      #expect(abs(sketch.estimate - Double(count)) <= allowed, "\(sketch.estimate) for \(count), salt \(salt)")
     }
-    let allowed = max(1, 3 * HyperLogLog.standardError * Double(count))
-    #expect(abs(sketch.estimate - Double(count)) <= allowed, "\(sketch.estimate) for \(count)")
   }
 
   /// Where the classic estimator switched from linear counting to its raw estimate (2.5 m,

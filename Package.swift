@@ -168,7 +168,7 @@ let package = Package(
     .testTarget(
       name: "HaatClusterTests",
       dependencies: ["HaatTesting", "HaatClient", "HaatAnalytics", "HaatRecords", "HaatFixtures"],
-      exclude: ["raw_client.py"],
+      exclude: ["raw_client.py", "tcp_proxy.py"],
       resources: [.copy("Fixtures")]),
     // The fuzz targets with their invariants; libFuzzer drives them from Fuzz/ (`make fuzz`),
     // the tests replay the committed corpus in Fuzz/Corpus/ through them (`make test`).

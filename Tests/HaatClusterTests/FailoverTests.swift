@@ -75,35 +75,9 @@ struct FailoverTests {
     }
   }
 
-  /// A TCP forwarder in Python: `port` on 127.0.0.1 to `host:target`, a thread each way.
-  static let forwarder = """
-    import socket, sys, threading
-    port, host, target = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-    server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", port))
-    server.listen(64)
-    print("listening", flush=True)
-    def pipe(a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-    while True:
-        client, _ = server.accept()
-        upstream = socket.create_connection((host, target))
-        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-    """
+  /// The cluster tests' TCP proxy (tcp_proxy.py): `port` on 127.0.0.1 to `host:target`.
+  static let forwarder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("tcp_proxy.py").path
 
   /// A standby whose connection to the store dropped (the store restarted, the network
   /// between them failed) connects again, and takes over when the active one dies: its
@@ -123,7 +97,7 @@ struct FailoverTests {
       func forward() async throws -> ChildProcess {
         let process = try ChildProcess(
           name: "forwarder", executable: "/usr/bin/python3",
-          arguments: ["-c", Self.forwarder, String(port), host, String(target)],
+          arguments: [Self.forwarder, String(port), host, String(target)],
           logPath: cluster.directory + "/forwarder.log")
         try await eventually("the forwarder listening") { process.tail().contains("listening") }
         return process

@@ -80,10 +80,10 @@ struct LargeResultTests {
     options.heartbeatMs = 1_000
     try await withCluster(options) { cluster, server in
       let port = try FreePorts.pick(1)[0]
-      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("slow_link.py")
+      let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("tcp_proxy.py")
       let link = try ChildProcess(
         name: "slow-link", executable: "/usr/bin/env",
-        arguments: ["python3", script.path, String(port), String(cluster.endpoint.port), "150000", "180"],
+        arguments: ["python3", script.path, String(port), "127.0.0.1", String(cluster.endpoint.port), "150000", "180"],
         logPath: cluster.directory + "/slow-link.log")
       defer { link.signal(SIGKILL) }
       let linkLog = { (try? String(contentsOfFile: link.logPath, encoding: .utf8)) ?? "" }

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A slow link between a worker and the coordinator, for the cluster tests.
+"""A TCP proxy for the cluster tests: a link to slow down, or to cut.
 
-  slow_link.py LISTEN_PORT TARGET_PORT BYTES_PER_SECOND SECONDS
+  tcp_proxy.py LISTEN_PORT HOST TARGET_PORT [BYTES_PER_SECOND [SECONDS]]
 
-Forwards every connection made to 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT. What
-the client sends is paced to BYTES_PER_SECOND (a worker's result crossing a thin uplink);
-what the target sends back passes at once. Prints "listening" once bound and "open N"
-for each connection, then exits after SECONDS whatever happens (a test's bound).
+Forwards every connection made to 127.0.0.1:LISTEN_PORT to HOST:TARGET_PORT, a thread each
+way. With BYTES_PER_SECOND (0: unpaced), what the client sends is paced to it (a worker's
+result crossing a thin uplink); what the target sends back passes at once. Prints
+"listening" once bound and "open N" for each connection; exits after SECONDS (default an
+hour) whatever happens, or when killed (a test cuts the link so).
 """
 
 import socket
@@ -18,10 +19,10 @@ import time
 def pump(source, target, rate):
     try:
         while True:
-            data = source.recv(16384)
+            data = source.recv(65536)
             if not data:
                 break
-            if rate is None:
+            if not rate:
                 target.sendall(data)
                 continue
             for start in range(0, len(data), 4096):
@@ -38,12 +39,13 @@ def pump(source, target, rate):
 
 
 def main():
-    listen_port, target_port, rate, seconds = (int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]),
-                                               float(sys.argv[4]))
+    listen_port, host, target_port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3600.0
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", listen_port))
-    listener.listen(16)
+    listener.listen(64)
     listener.settimeout(0.5)
     print("listening", flush=True)
     deadline = time.time() + seconds
@@ -54,10 +56,10 @@ def main():
         except socket.timeout:
             continue
         opened += 1
-        upstream = socket.create_connection(("127.0.0.1", target_port))
+        upstream = socket.create_connection((host, target_port))
         print("open", opened, flush=True)
         threading.Thread(target=pump, args=(client, upstream, rate), daemon=True).start()
-        threading.Thread(target=pump, args=(upstream, client, None), daemon=True).start()
+        threading.Thread(target=pump, args=(upstream, client, 0.0), daemon=True).start()
 
 
 if __name__ == "__main__":

@@ -199,7 +199,10 @@ public struct MediaLiftKernel: Sendable {
     // estimate outside its own interval (a tester's ×11.0 with "95 % CI 11.1–11.1").
     let shift = row.geomeanRatio / intervals.sketchedGeomean
     let scale = shift.isFinite && shift > 0 ? shift : 1
-    (row.geomeanRatioLow, row.geomeanRatioHigh) = (intervals.geomean.0 * scale, intervals.geomean.1 * scale)
+    // And held around the estimate against the last rounding step of the move.
+    (row.geomeanRatioLow, row.geomeanRatioHigh) = (
+      min(intervals.geomean.0 * scale, row.geomeanRatio), max(intervals.geomean.1 * scale, row.geomeanRatio)
+    )
     if let welch = Statistics.welch(cell.logLikes, text.logLikes) {
       row.welchT = welch.t
       row.welchDf = welch.df

@@ -11,27 +11,32 @@ extension URLRedaction {
   /// either case, JSON's `\/` and `\u00XX`, HTML's `&#47;`), with case ignored, and hidden
   /// where they were written (found by testers: a redirect target's 401 page quoted its
   /// `access_token`, and `%252F`, `\/` or a space before the colon let others through).
-  public static func redactText(_ text: String, values: [String] = []) -> String {
+  /// `credentials`: secrets hidden as `[credential NAME]`, saying whose they were.
+  public static func redactText(
+    _ text: String, values: [String] = [], credentials: [(secret: String, name: String)] = []
+  ) -> String {
     let source = Array(text.utf8)
     guard !source.isEmpty else { return text }
     let view = DecodedText(source)
-    var spans = SecretNames.values(in: view.bytes)
-    for value in Set(values) {
+    var spans = SecretNames.values(in: view.bytes).map { ($0, cut) }
+    for (value, shown) in Set(values).map({ ($0, cut) })
+      + credentials.map({ ($0.secret, Array("[credential \($0.name)]".utf8)) })
+    {
       let needle = DecodedText(Array(value.utf8)).bytes
       guard needle.count >= 4 else { continue }
-      spans += view.occurrences(of: needle)
+      spans += view.occurrences(of: needle).map { ($0, shown) }
     }
     guard !spans.isEmpty else { return text }
-    let written = spans.map { view.starts[$0.lowerBound]..<view.ends[$0.upperBound - 1] }
-      .sorted { $0.lowerBound < $1.lowerBound }
+    let written = spans.map { (view.starts[$0.0.lowerBound]..<view.ends[$0.0.upperBound - 1], $0.1) }
+      .sorted { $0.0.lowerBound < $1.0.lowerBound }
     var out: [UInt8] = []
     out.reserveCapacity(source.count)
     var at = 0
-    for span in written where span.upperBound > at {
+    for (span, shown) in written where span.upperBound > at {
       // Overlapping spans are one cut.
       if span.lowerBound >= at {
         out += source[at..<span.lowerBound]
-        out += cut
+        out += shown
       }
       at = span.upperBound
     }
@@ -70,9 +75,11 @@ struct DecodedText {
   var ends: [Int]
 
   init(_ source: [UInt8]) {
-    bytes = source.map(Self.lowered)
-    starts = Array(source.indices)
-    ends = source.indices.map { $0 + 1 }
+    // NULs left out: a UTF-16 body is its ASCII letters with a NUL between each (a tester's).
+    let kept = source.indices.filter { source[$0] != 0 }
+    bytes = kept.map { Self.lowered(source[$0]) }
+    starts = kept
+    ends = kept.map { $0 + 1 }
     // Three times: a value percent-encoded twice inside a JSON string is still found.
     for _ in 0..<3 {
       guard let next = decodedOnce() else { break }
@@ -119,7 +126,8 @@ struct DecodedText {
       if hexadecimal { at += 1 }
       var value = 0
       let digitsStart = at
-      while at < bytes.count, at - digitsStart < 4 {
+      // Leading zeros are HTML too (`&#00069;`): up to seven digits.
+      while at < bytes.count, at - digitsStart < 7 {
         let byte = bytes[at]
         if hexadecimal, let digit = Self.hex(byte) {
           value = value * 16 + Int(digit)

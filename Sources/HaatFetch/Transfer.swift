@@ -42,6 +42,9 @@ final class Transfer {
   var refusedAddress: String?
   /// The URL asked (after any redirect): its secret values are hidden in an error body.
   var url = ""
+  /// The secrets of the request's credential headers (`Authorization: Bearer …`), each
+  /// with the credential's name (or the header's).
+  var headerSecrets: [(secret: String, name: String)] = []
   /// The URL's path ends in `.gz`: a gzip file, gunzipped when its server did not say it
   /// is encoded (a `file://`, or a server that serves it as it is).
   var gzipFile = false
@@ -64,6 +67,15 @@ final class Transfer {
     }
     self.handle = handle
     url = request.url
+    // The credential's header too: its secret is hidden before the error body is cut (a
+    // tester's entity-encoded copy, cut at 200 characters, showed its first half).
+    headerSecrets = request.headers.compactMap { header in
+      guard let colon = header.firstIndex(of: ":"), URLSecrets.isSecretName(header[..<colon]),
+        let secret = header[header.index(after: colon)...].split(separator: " ").last
+      else { return nil }
+      let name = request.credential.flatMap { $0.header == header ? $0.name : nil } ?? String(header[..<colon])
+      return (String(secret), name)
+    }
     gzipFile = (URL(string: request.url)?.path ?? request.url).lowercased().hasSuffix(".gz")
     var requestHeaders: UnsafeMutablePointer<curl_slist>?
     defer { curl_slist_free_all(requestHeaders) }
@@ -324,7 +336,8 @@ final class Transfer {
     guard status >= 300 || (status > 0 && status < 200) else { return nil }
     // Its secrets hidden before the cut, so a value the cut splits is hidden whole.
     var snippet = URLRedaction.redactText(
-      String(decoding: errorBody, as: UTF8.self), values: URLRedaction.secretValues(of: url)
+      String(decoding: errorBody, as: UTF8.self), values: URLRedaction.secretValues(of: url),
+      credentials: headerSecrets
     )
     .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)
     if snippet.count > 200 { snippet = String(snippet.prefix(200)) + "…" }

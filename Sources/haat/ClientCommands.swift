@@ -234,22 +234,28 @@ struct ResultCommand: AsyncParsableCommand {
     try await client.session { connection in
       let result =
         wait ? try await waitForResult(connection, job: id, showProgress: false) : try await connection.result(id)
-      if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
-        // A job that named the report and did not succeed (failed: no report at all) has no
-        // section to print: why it ended is the answer (exit 3). One that never named it is
-        // told so in every state (found by a tester: a partial job's missing section exited
-        // 3 with why it was partial, as if the section were lost).
-        if result.job.reports.contains(report), result.job.state != JobState.succeeded.rawValue {
+      if let report, let kernel = Reports.kernel(named: report) {
+        let absent = kernel.table(of: result.report) == nil
+        let state = result.job.state
+        // A job that named the report and failed has no section to print, whether or not
+        // an empty one was kept (found by a tester: all tasks dead printed zeros, exit 0):
+        // why it ended is the answer (exit 3). One that never named it is told so in every
+        // state (a partial job's missing section exited 3 with why it was partial).
+        if result.job.reports.contains(report),
+          state == JobState.failed.rawValue || (absent && state != JobState.succeeded.rawValue)
+        {
           sayWhyNotSucceeded(result)
           throw ExitCode(Exit.jobNotSucceeded)
         }
-        // A section every requested report has (empty when no task fed it): absent, the job
-        // never asked for it. Said, rather than printing nothing and exiting 0.
-        let computed = Reports.all.filter { $0.table(of: result.report) != nil }.map { $0.name }
-        throw HaatError(
-          .badRequest,
-          "job \(id) has no \(report) report: the job did not compute it (it computed \(computed.isEmpty ? "none" : computed.joined(separator: ", ")); name \(report) in the spec's reports)"
-        )
+        if absent {
+          // A section every requested report has (empty when no task fed it): absent, the
+          // job never asked for it. Said, rather than printing nothing and exiting 0.
+          let computed = Reports.all.filter { $0.table(of: result.report) != nil }.map { $0.name }
+          throw HaatError(
+            .badRequest,
+            "job \(id) has no \(report) report: the job did not compute it (it computed \(computed.isEmpty ? "none" : computed.joined(separator: ", ")); name \(report) in the spec's reports)"
+          )
+        }
       }
       if let svg, let report, let kernel = Reports.kernel(named: report) {
         guard let chart = kernel.svg(of: result.report) else {

@@ -663,9 +663,15 @@ struct ClusterTests {
       let again = try await cluster.client()
       let partial = try await again.submit(spec("partial", [Samples.source(samples[0], server: server), missing])).job
       #expect(try await finish(again, partial).job.state == "partial")
+      // And (a second tester) a failed job's section, though an empty one was kept, is why
+      // it failed, exit 3, with or without --wait.
+      let failed = try await again.submit(spec("failed", [missing])).job
+      #expect(try await finish(again, failed).job.state == "failed")
       await again.close()
       let absent = try await run(cluster.binary, ["result", partial, "--report", "best_time", "--json"] + common)
       #expect(absent.status == 2 && absent.output.contains("bad_request"), "\(absent.output)")
+      let why = try await run(cluster.binary, ["result", failed, "--report", "engagement"] + common)
+      #expect(why.status == 3 && why.output.contains("ended failed"), "\(why.output)")
       try await eventually("the task's log line") {
         try await run(cluster.binary, ["logs", "--level", "info"] + common).output.contains("task done")
       }

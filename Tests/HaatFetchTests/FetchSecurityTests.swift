@@ -317,6 +317,7 @@ struct FetchSecurityTests {
     "client_secret = LEAKsrv", #"{"client_secret":"\/LEAKsrv"}"#, "{'api_key': 'LEAKsrv'}",
     "Authorization: Bearer  LEAKsrv", "authorization:bearer\tLEAKsrv", "X-Api-Key: LEAKsrv",
     "password%3DLEAKsrv", "echo: Authorization: Bearer LEAK1234 end",
+    "token &#00076;&#00069;&#65;&#75;0/PZBx9sTokn+Qq7Zy", "d\0e\0n\0y\0 \0L\0E\0A\0K\0S\0I\0G\01\0",
   ])
   func secretsInAnErrorBodyAreHidden(body: String) {
     let values = [
@@ -326,6 +327,24 @@ struct FetchSecurityTests {
     let redacted = URLRedaction.redactText(body, values: values)
     #expect(!redacted.lowercased().contains("leak") && !redacted.lowercased().contains("pzbx9"), "\(redacted)")
     #expect(redacted.contains("…"), "\(redacted)")
+  }
+
+  /// Found by a tester: the credential, entity-encoded in an error body, was hidden only
+  /// after the body was cut at 200 characters, and a cut copy showed its first half. The
+  /// request's credential is hidden before the cut now.
+  @Test func aCredentialEchoedInAnErrorBodyIsHiddenBeforeTheCut() async throws {
+    let fixture = try await Fixture()
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    let error = FetcherTests.error {
+      _ = try fetcher.fetch(
+        FetchRequest(
+          url: fixture.url("x") + "?status=401&mirror=1",
+          headers: ["Authorization: Bearer EAAGm0PX4ZCpsBA0ZB9q9Xk7Lm2"]), cancel: nil, onStart: nil, onBody: { _ in })
+    }
+    let message = error?.message ?? ""
+    #expect(message.hasPrefix("HTTP 401") && !message.contains("EAAGm0"), "\(message)")
+    fetcher.shutdown()
+    await fixture.stop()
   }
 
   /// Ordinary error text keeps its words and figures.

@@ -344,6 +344,8 @@ struct MediaLiftKernelTests {
 
   /// Found by a tester: 12 text posts of 0 likes and 12 images of 10 read "geometric mean
   /// ×11.0 text's (95 % CI 11.1–11.1)": the interval came from the sketch's bucket values.
+  /// And (a second tester) 30 texts of 100 likes against 30 videos of none: the moved
+  /// interval missed the estimate by one rounding step.
   @Test func anEstimateIsInsideItsOwnInterval() throws {
     var records: [CanonicalRecord] = []
     for index in 0..<12 {
@@ -353,6 +355,13 @@ struct MediaLiftKernelTests {
     let row = try #require(try Self.report(records).rows.first)
     #expect(row.geomeanRatioLow <= row.geomeanRatio && row.geomeanRatio <= row.geomeanRatioHigh, "\(row)")
     #expect(row.verdict.contains("×11.0") && row.verdict.contains("11.0–11.0"), "\(row.verdict)")
+    var fewer: [CanonicalRecord] = []
+    for index in 0..<30 {
+      fewer.append(Self.post(index, .text, likes: 100))
+      fewer.append(Self.post(100 + index, .video, likes: 0))
+    }
+    let down = try #require(try Self.report(fewer).rows.first)
+    #expect(down.geomeanRatioLow <= down.geomeanRatio && down.geomeanRatio <= down.geomeanRatioHigh, "\(down)")
   }
 
   @Test("any split over tasks gives the same report")

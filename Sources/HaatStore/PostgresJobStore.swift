@@ -424,7 +424,10 @@ public final class PostgresJobStore: JobStore {
     random: inout StoreRandom
   ) async throws -> [TaskChange] {
     // A cancelled job's dead tasks may be discarded, never revived: it stays cancelled.
-    let dead = Self.transitionColumns + " WHERE t.state = 'dead'" + (event == .retryDead ? " AND NOT j.cancelled" : "")
+    // Nor a schedule run's once a later run exists (TaskSemantics.notSupersededRun).
+    let dead =
+      Self.transitionColumns + " WHERE t.state = 'dead'"
+      + (event == .retryDead ? " AND NOT j.cancelled AND " + TaskSemantics.notSupersededRun : "")
     let query: PostgresQuery
     switch selector {
     case .all:

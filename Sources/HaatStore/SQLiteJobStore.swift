@@ -463,7 +463,10 @@ public final class SQLiteJobStore: JobStore {
   ) throws -> [TaskChange] {
     var changes: [TaskChange] = []
     // A cancelled job's dead tasks may be discarded, never revived: it stays cancelled.
-    let dead = Self.transitionColumns + " WHERE t.state = 'dead'" + (event == .retryDead ? " AND j.cancelled = 0" : "")
+    // Nor a schedule run's once a later run exists (TaskSemantics.notSupersededRun).
+    let dead =
+      Self.transitionColumns + " WHERE t.state = 'dead'"
+      + (event == .retryDead ? " AND j.cancelled = 0 AND " + TaskSemantics.notSupersededRun : "")
     switch selector {
     case .all:
       changes = try transitionAll(

@@ -33,6 +33,13 @@ enum TaskRowWrite: Sendable, Equatable {
 /// The queue's semantics above SQL: one event on one loaded task gives the change to report
 /// and the row write to make.
 enum TaskSemantics {
+  /// SQL (SQLite and PostgreSQL alike) that holds for a task whose job `j` is no schedule
+  /// run, or its schedule's latest run: a dead task of a run that a later run has followed
+  /// is not revived. The later run already read, from the same bookmark, what it would
+  /// read, and the cumulative report would count it twice (found by a tester).
+  static let notSupersededRun =
+    "NOT (j.schedule IS NOT NULL AND EXISTS (SELECT 1 FROM jobs later WHERE later.schedule = j.schedule AND later.id > j.id))"
+
   static func plan<R: RandomNumberGenerator>(
     _ row: TaskRow, _ event: TaskEvent, nowMs: Int64, random: inout R
   ) -> (change: TaskChange, write: TaskRowWrite) {

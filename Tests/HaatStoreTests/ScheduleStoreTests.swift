@@ -59,6 +59,40 @@ import Testing
     #expect(try await store.schedules()[0].nextMs == 18_001_000)
   }
 
+  /// Found by a tester: `haat dead retry` of a failed run's task while the next run was in
+  /// flight gave both the same bookmark, and the cumulative report counted the new posts
+  /// twice. A dead task of a run that a later run has followed is not revived; the latest
+  /// run's is.
+  @Test(arguments: StoreBackend.all) func aSupersededRunsDeadTaskIsNotRevived(backend: StoreBackend) async throws {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    _ = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
+    func die(now: Int64) async throws -> (TaskID, JobID) {
+      let task = try #require(try await tests.claim(store, 1, now: now).first)
+      _ = try await store.apply(
+        [
+          .fail(
+            task: task.task, attempt: task.attempt, worker: "w1", error: TaskError(code: "x", message: "y"),
+            retryable: false, retryAfterMs: 0, stats: Data())
+        ], nowMs: now)
+      _ = try await store.apply([.finishJob(task.job, state: .failed, report: nil, error: "")], nowMs: now)
+      return (task.task, task.job)
+    }
+    let (old, oldJob) = try await die(now: 2_000)
+    let next = try await store.apply([fire(dueMs: 3_601_000, nowMs: 3_602_000)], nowMs: 3_602_000)
+    guard case .submitted = next[0] else { throw HaatError(.internal, "no second run: \(next)") }
+    for selector in [DeadSelector.tasks([old]), .job(oldJob), .all] {
+      guard case .deadUpdated(let revived, _) = try await store.apply([.retryDead(selector)], nowMs: 3_603_000)[0]
+      else { throw HaatError(.internal, "not a dead update") }
+      #expect(revived.isEmpty, "\(selector)")
+    }
+    let (latest, _) = try await die(now: 3_604_000)
+    guard case .deadUpdated(let revived, _) = try await store.apply([.retryDead(.all)], nowMs: 3_605_000)[0] else {
+      throw HaatError(.internal, "not a dead update")
+    }
+    #expect(revived.map(\.task) == [latest])
+  }
+
   /// Retention keeps a schedule's newest finished run while the schedule exists, so its
   /// last job and its cumulative report stay readable; older runs go as any job does.
   @Test(arguments: StoreBackend.all) func pruningKeepsAScheduleNewestRun(backend: StoreBackend) async throws {

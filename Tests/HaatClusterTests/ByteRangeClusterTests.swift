@@ -27,8 +27,7 @@ struct ByteRangeClusterTests {
 
     let server = try await FixtureServer.start(root: directory)
     defer { Task { try? await server.stop() } }
-    var options = LocalCluster.Options.fast
-    options.workers = 2
+    var options = LocalCluster.Options.fast(workers: 2)
     // One slot each: the ranges go to both workers.
     options.collectSlots = 1
     options.workerArguments = ["--file-root", directory]
@@ -95,8 +94,7 @@ struct TableExportClusterTests {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
     for (name, text) in files { try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/" + name)) }
-    var options = LocalCluster.Options.fast
-    options.workers = 1
+    var options = LocalCluster.Options.fast(workers: 1)
     options.workerArguments = ["--file-root", directory]
     try await withCluster(options) { cluster, _ in try await body(cluster, directory) }
   }

@@ -33,8 +33,7 @@ struct ClockTests {
     let shim = try #require(try await Self.buildShim(into: directory), "no C compiler to build \(Self.shimSource)")
     let offsetFile = directory + "/offset-ms"
     try "0".write(toFile: offsetFile, atomically: true, encoding: .utf8)
-    var options = LocalCluster.Options.fast
-    options.workers = 1
+    var options = LocalCluster.Options.fast(workers: 1)
     options.coordinatorEnvironment = ["LD_PRELOAD": shim, "HAAT_CLOCK_OFFSET_FILE": offsetFile]
     try await withCluster(options) { cluster, server in
       let client = try await cluster.client()

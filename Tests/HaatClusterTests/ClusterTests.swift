@@ -92,9 +92,7 @@ struct ClusterTests {
   /// kill -9 of a worker holding a lease: the lease expires, another worker runs the task,
   /// the job succeeds and every task counts exactly once.
   @Test func killedWorkerLeaseIsRetriedElsewhere() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let samples = try Samples.manifest()
       let slow = try #require(samples.first { $0.file.hasSuffix(".ndjson") })
       let client = try await cluster.client()
@@ -219,8 +217,7 @@ struct ClusterTests {
   /// and jobs of 17 to 24 no-op tasks (past the bound for that: read together after it;
   /// one worker with room for all of them, so their results commit together).
   @Test func jobsEndingTogetherKeepTheirOwnReports() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
+    var options = LocalCluster.Options.fast(workers: 1)
     options.collectSlots = 256
     try await withCluster(options) { cluster, server in
       let samples = try Samples.manifest()
@@ -289,9 +286,7 @@ struct ClusterTests {
 
   /// SIGTERM drains a worker: it finishes the task it holds, then exits 0.
   @Test func sigtermDrainsAWorker() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let samples = try Samples.manifest()
       let client = try await cluster.client()
       let source = Samples.source(samples[0], server: server, query: "trickle_ms=100&chunk=65536")
@@ -340,9 +335,7 @@ struct ClusterTests {
   /// queued at once, past what a session may leave unsent, and `haat logs --limit 1000`
   /// lost its session. The backlog now sends the newest lines that fit in half of that.
   @Test func aBacklogOfLongLogLinesComesWithoutClosingTheSession() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let logger = try await rawWorker("logger", cluster)
       #expect(logger.status == 0, "\(logger.output)")
       let line = try #require(logger.output.split(separator: "\n").last { $0.hasPrefix("{") })
@@ -358,8 +351,7 @@ struct ClusterTests {
   /// `partial_binary` (one line, and in parts); both kinds merge into one report, and a
   /// line with both, or with bytes that are not a Partial, is refused with the field.
   @Test func rawWorkerSendsPartialsAsJSONAndBinary() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
+    var options = LocalCluster.Options.fast(workers: 0)
     try await withCluster(options) { cluster, _ in
       let worker = try await rawWorker("worker", cluster)
       #expect(worker.status == 0, "\(worker.output)")
@@ -402,8 +394,7 @@ struct ClusterTests {
   static func rawWorkerRun(_ mode: String, then: (LocalCluster) async throws -> Void = { _ in }) async throws
     -> [String: Any]
   {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
+    var options = LocalCluster.Options.fast(workers: 0)
     var shown: [String: Any] = [:]
     try await withCluster(options) { cluster, _ in
       let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
@@ -506,9 +497,7 @@ struct ClusterTests {
   /// version and pools are kept within bounds (unbounded, they made the worker list too
   /// large to send); the script checks its heartbeat and bad line are answered in bounds.
   @Test func topShowsAWorkerClaimingTheMostSlots() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("raw_client.py")
         .path
       let greedy = try ChildProcess(
@@ -621,9 +610,7 @@ struct ClusterTests {
   /// Found by a tester: a worker's last lines (`draining`, `drained`) were logged after its
   /// connection was dropped in the same turn, and never reached `haat logs`.
   @Test func aStoppingWorkersLastLinesAreShipped() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 1)) { cluster, _ in
       try await cluster.waitForWorkers(1)
       let worker = try #require(cluster.worker("worker-1"))
       worker.signal(SIGTERM)
@@ -818,9 +805,7 @@ func rawWorker(_ mode: String, _ cluster: LocalCluster) async throws -> (status:
   /// failed write of the full buffer dropped it, and the flush at the end had nothing left
   /// to fail on. Every command's output, and help, exits 74 saying so.
   @Test func outputToAFullDiskExits74() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let client = try await cluster.client()
       let noop = noopSource(tasks: 2_000)
       let job = try await client.submit(spec("many tasks", [noop])).job
@@ -892,9 +877,7 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
   /// with its platform credentials until its transfers ended (up to --timeout-ms). Its
   /// tasks stop with it now.
   @Test func aRevokedWorkerStopsItsTransfers() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let client = try await cluster.client()
       let sample = try #require(try Samples.manifest().first)
       // A transfer of a minute or more: a KiB every half second.
@@ -912,9 +895,7 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
   }
 
   @Test func revokingATokenClosesItsOpenSessions() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 1)) { cluster, _ in
       // A read token's client, connected before the revocation.
       let readFile = cluster.directory + "/read.token"
       let created = try await run(

@@ -154,8 +154,7 @@ struct ShopifyClusterTests {
     try SecretFile.write(Data("fixture-meta-token".utf8), to: directory + "/meta.secret")
     try await withCluster(
       { server in
-        var options = LocalCluster.Options.fast
-        options.workers = 1
+        var options = LocalCluster.Options.fast(workers: 1)
         options.directory = directory + "/cluster"
         options.workerArguments = [
           "--credential", "meta=file:\(directory)/meta.secret@http://127.0.0.1:\(server.port)",

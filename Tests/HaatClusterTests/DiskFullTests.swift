@@ -21,8 +21,7 @@ struct DiskFullTests {
   @Test(.enabled(if: isRoot, "mounts a tmpfs: needs root"))
   func aJobInFlightWhenTheDiskFillsFinishesAfterSpaceIsFreed() async throws {
     try await Self.withTmpfs(megabytes: 24) { mountPoint in
-      var options = LocalCluster.Options.fast
-      options.workers = 2
+      var options = LocalCluster.Options.fast(workers: 2)
       options.directory = mountPoint + "/cluster"
       let admin = try FreePorts.pick(1)[0]
       options.coordinatorArguments = ["--min-free-disk-bytes", "0", "--admin-listen", "127.0.0.1:\(admin)"]
@@ -55,8 +54,7 @@ struct DiskFullTests {
   }
 
   private func refuseAndHold(_ mountPoint: String) async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
+    var options = LocalCluster.Options.fast(workers: 1)
     options.directory = mountPoint + "/cluster"
     let reserve: UInt64 = 3 << 20
     options.coordinatorArguments = ["--min-free-disk-bytes", "\(reserve)"]
@@ -197,9 +195,7 @@ struct DiskFullTests {
 /// (`/readyz` 200, jobs taken), and SQLite wrote on to the deleted file, lost at the stop.
 @Suite struct RemovedStoreTests {
   @Test func aStoreFileRemovedWhileRunningRefusesNewJobsAndSaysSo() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let client = try await cluster.client()
       let noop = noopSource()
       _ = try await client.submit(spec("before", [noop]))

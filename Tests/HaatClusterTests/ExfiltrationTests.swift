@@ -20,8 +20,7 @@ struct ExfiltrationTests {
     try SecretFile.write(Data(metaSecret.utf8), to: directory + "/meta.secret")
     try await withCluster(
       { server in
-        var options = LocalCluster.Options.fast
-        options.workers = 1
+        var options = LocalCluster.Options.fast(workers: 1)
         options.directory = directory + "/cluster"
         options.workerArguments = [
           "--credential", "meta=file:\(directory)/meta.secret@http://127.0.0.1:\(server.port)",
@@ -40,8 +39,7 @@ struct ExfiltrationTests {
     let variables = ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"]
     try await withCluster(
       { _ in
-        var options = LocalCluster.Options.fast
-        options.workers = 1
+        var options = LocalCluster.Options.fast(workers: 1)
         options.workerEnvironment = Dictionary(uniqueKeysWithValues: variables.map { ($0, proxy.baseURL) })
         return options
       },

@@ -73,8 +73,7 @@ struct LargeResultTests {
   /// over a 150 KB/s link, with 1 s heartbeats and a 6 s lease, the result arrives once on
   /// the first session and the first attempt.
   @Test func aResultOverASlowLinkKeepsItsSessionAndLease() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
+    var options = LocalCluster.Options.fast(workers: 0)
     options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
     options.leaseMs = 6_000
     options.heartbeatMs = 1_000
@@ -113,8 +112,7 @@ struct LargeResultTests {
 
   /// A coordinator without workers, on a line limit of `limit`.
   static var lineLimited: LocalCluster.Options {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
+    var options = LocalCluster.Options.fast(workers: 0)
     options.coordinatorArguments = ["--max-line-bytes", String(Self.limit)]
     return options
   }

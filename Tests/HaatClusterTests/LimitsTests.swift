@@ -9,9 +9,7 @@ import Testing
 @Suite("Limits", .serialized)
 struct LimitsTests {
   @Test func aListLongerThanTheLimitIsRefusedByName() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let client = try await cluster.client()
       let tasks = (1...(Defaults.maxListItems + 1)).map(String.init)
       do {
@@ -31,9 +29,7 @@ struct LimitsTests {
   /// A session may follow 4 log streams: a 5th is refused with `busy`, and the refusal is
   /// the first thing it gets (not a line of the backlog, then `busy`).
   @Test func aFifthFollowIsRefusedBeforeItsBacklog() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 1)) { cluster, _ in
       let client = try await cluster.client()
       let source = noopSource()
       _ = try await finish(client, try await client.submit(spec("a logged task", [source])).job)

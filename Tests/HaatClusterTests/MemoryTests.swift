@@ -11,8 +11,7 @@ import Testing
 @Suite("Memory", .serialized)
 struct MemoryTests {
   @Test func runningTheSameBigJobAgainDoesNotGrowIdleMemory() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
+    var options = LocalCluster.Options.fast(workers: 1)
     options.leaseMs = 60_000
     try await withCluster(options) { cluster, server in
       let client = try await cluster.client()

@@ -8,9 +8,7 @@ import Testing
 /// other runs read), and shows the newest run that was not cancelled.
 @Suite struct CancelledRunScheduleTests {
   @Test func aCancelledLastRunMissesNoSource() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let client = try await cluster.client()
       let sample = try #require(try Samples.manifest().first)
       var recurring = spec(

@@ -94,6 +94,13 @@ extension LocalCluster.Options {
     options.logLevel = "debug"
     return options
   }
+
+  /// `fast` with `workers` workers (0: the test brings its own).
+  static func fast(workers: Int) -> LocalCluster.Options {
+    var options = fast
+    options.workers = workers
+    return options
+  }
 }
 
 /// How much longer waits may be: a sanitizer build runs several times slower

@@ -63,9 +63,7 @@ struct TransportErrorTests {
   /// A request to a coordinator that stops answering times out (it used to wait forever:
   /// the wait ignored cancellation).
   @Test func aCallToASilentCoordinatorTimesOut() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 0
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 0)) { cluster, _ in
       let client = try await HaatClient.connect(
         to: cluster.endpoint, credential: try cluster.adminCredential(), name: "impatient", timeout: .seconds(1))
       let coordinator = try #require(cluster.coordinator)

@@ -8,9 +8,7 @@ import Testing
 /// has just taken a task is healthy, not stalled.
 @Suite struct WorkerHealthClusterTests {
   @Test func aWorkerThatJustTookWorkAfterIdlingIsHealthy() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let client = try await cluster.client()
       // Idle past the stall bound (2 s lease, 400 ms heartbeats).
       try await Task.sleep(for: .milliseconds(3_000))
@@ -94,9 +92,7 @@ import Testing
 /// closed is told why, and logs it, rather than only "the connection closed".
 @Suite struct SharedNameClusterTests {
   @Test func aWorkerClosedForAnotherOfItsNameLogsWhy() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, _ in
+    try await withCluster(.fast(workers: 1)) { cluster, _ in
       try await cluster.waitForWorkers(1)
       let first = try #require(cluster.worker("worker-1"))
       let twin = try ChildProcess(
@@ -166,9 +162,7 @@ import Testing
 /// coordinator for good (a standby that took over had none): they leave it after 5 s.
 @Suite struct FrozenCoordinatorClusterTests {
   @Test func aCoordinatorResumedAfterAPauseExpiresNoLeaseOfAHealthyWorker() async throws {
-    var options = LocalCluster.Options.fast
-    options.workers = 1
-    try await withCluster(options) { cluster, server in
+    try await withCluster(.fast(workers: 1)) { cluster, server in
       let samples = try Samples.manifest()
       let slow = try #require(samples.first { $0.file.hasSuffix(".ndjson") })
       let client = try await cluster.client()

@@ -71,7 +71,21 @@ public final class TokenStore: Sendable {
   public func refresh() {
     let stamp = FileStamp(path: path)
     guard cache.withLock({ $0.stamp != stamp || stamp == nil }) else { return }
-    let (tokens, unread) = Self.read(path)
+    guard let (tokens, unread) = Self.read(path) else {
+      // A file gone from its path (its data directory deleted) or unreadable revokes nothing:
+      // the tokens read last stay, so running jobs go on (operations.md "Disk pressure").
+      // An empty file, written on purpose, does revoke every token.
+      let known = cache.withLock { state in
+        defer { state.stamp = nil }
+        return state.stamp != nil ? state.tokens.count : nil
+      }
+      if let known {
+        logger?.error(
+          "cannot read the token file; the \(known) tokens read last stay in force until it is back",
+          metadata: ["path": "\(path)"])
+      }
+      return
+    }
     cache.withLock { $0 = (stamp, tokens) }
     // Said once per change of the file: a hand-edited line would be ignored without a word.
     if !unread.isEmpty {
@@ -83,8 +97,8 @@ public final class TokenStore: Sendable {
 
   /// The tokens of the file, and the numbers of its lines that are none (not JSON, or an
   /// unknown role).
-  static func read(_ path: String) -> (tokens: [String: Token], unread: [Int]) {
-    guard let data = FileManager.default.contents(atPath: path) else { return ([:], []) }
+  static func read(_ path: String) -> (tokens: [String: Token], unread: [Int])? {
+    guard let data = FileManager.default.contents(atPath: path) else { return nil }
     var tokens: [String: Token] = [:]
     var unread: [Int] = []
     for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated()
@@ -99,7 +113,7 @@ public final class TokenStore: Sendable {
   }
 
   /// The numbers of the file's lines that are not tokens (they are ignored).
-  public func unreadLines() -> [Int] { Self.read(path).unread }
+  public func unreadLines() -> [Int] { Self.read(path)?.unread ?? [] }
 
   /// Adds a new token with a fresh 256-bit secret and returns its credential. `deliver`
   /// runs first (to write the credential file): if it fails, no token is added.

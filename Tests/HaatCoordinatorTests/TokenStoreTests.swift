@@ -64,6 +64,24 @@ import Testing
     #expect(store.cachedToken(id: kept.tokenID) != nil)
   }
 
+  /// A token file gone from its path (the data directory deleted under a running
+  /// coordinator) revoked every token, and running jobs stopped; an empty file still does.
+  @Test func aTokenFileGoneFromItsPathRevokesNothing() throws {
+    let path = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let store = TokenStore(path: path)
+    let kept = try store.create(role: .submit)
+    store.refresh()
+    try FileManager.default.removeItem(atPath: path)
+    store.refresh()
+    #expect(store.cachedToken(id: kept.tokenID) != nil, "a missing file revokes nothing")
+    store.refresh()
+    #expect(store.cachedToken(id: kept.tokenID) != nil)
+    try Data().write(to: URL(fileURLWithPath: path))
+    store.refresh()
+    #expect(store.cachedToken(id: kept.tokenID) == nil, "an empty file revokes every token")
+  }
+
   @Test func revokeRemovesOnlyThatToken() throws {
     let path = NSTemporaryDirectory() + "haat-tokens-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: path) }

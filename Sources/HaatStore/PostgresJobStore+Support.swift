@@ -31,6 +31,10 @@ extension PostgresJobStore {
   static func refusal(_ error: any Error) -> String? {
     guard let error = error as? PSQLError else { return nil }
     if error.code == .sslUnsupported { return "the server does not offer TLS, which sslmode=require asks for" }
+    // No retry can supply a password that was not given.
+    if error.code == .authMechanismRequiresPassword {
+      return "the server asks for a password and none was given: set PGPASSWORD, or password_file= in the URL"
+    }
     guard let state = error.serverInfo?[.sqlState], state.hasPrefix("28") || state == "3D000" else { return nil }
     return describe(error)
   }

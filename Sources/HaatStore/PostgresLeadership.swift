@@ -12,9 +12,37 @@ import PostgresNIO
 /// the lock's connection).
 public final class PostgresLeadership: Sendable {
   private let connection: PostgresConnection
+  private let pings: Task<Void, Never>
 
-  private init(connection: PostgresConnection) {
+  /// A frozen active (a paused VM, SIGSTOP) keeps its connection open, its kernel answering
+  /// keepalives, and so the lock, for as long as it is frozen: the lock's session is ended
+  /// by PostgreSQL once it is idle this long (`idle_session_timeout`, PostgreSQL 14 and
+  /// later), and the active runs a query on it every `pingPeriod`, so only a frozen one idles.
+  static let idleSessionTimeout = Duration.seconds(10)
+  static let pingPeriod = Duration.seconds(2)
+
+  private init(connection: PostgresConnection, logger: Logger) {
     self.connection = connection
+    pings = Task {
+      while !Task.isCancelled {
+        try? await Task.sleep(for: Self.pingPeriod)
+        guard !Task.isCancelled else { return }
+        do {
+          _ = try await Self.guarded(connection) {
+            try await connection.query("SELECT 1", logger: logger).first(decoding: Int32.self)
+          }
+        } catch {
+          // The lock's session is gone (ended while this process was frozen, or the store
+          // restarted): `lost` completes, and the coordinator stops.
+          logger.warning(
+            "the active coordinator's lock did not answer; letting it go",
+            metadata: ["error": "\(PostgresJobStore.describe(error))"])
+          let closing: EventLoopFuture<Void> = connection.close()
+          _ = closing
+          return
+        }
+      }
+    }
   }
 
   /// The lock's key: one per schema, so clusters sharing a database do not wait on each other.
@@ -46,6 +74,7 @@ public final class PostgresLeadership: Sendable {
     ]
     let key = key(schema: location.schema)
     var saidStandby = false
+    var checked = false
     var connectionID = 0
     while true {
       try Task.checkCancellation()
@@ -66,11 +95,16 @@ public final class PostgresLeadership: Sendable {
         continue
       }
       do {
+        if !checked {
+          try await checkPrivileges(connection, location, logger: logger)
+          checked = true
+        }
+        try await limitIdleSession(connection, logger: logger)
         while true {
           let held = try await guarded(connection) {
             try await connection.query("SELECT pg_try_advisory_lock(\(key))", logger: logger).first(decoding: Bool.self)
           }
-          if held == true { return PostgresLeadership(connection: connection) }
+          if held == true { return PostgresLeadership(connection: connection, logger: logger) }
           if !saidStandby {
             saidStandby = true
             standby()
@@ -80,6 +114,9 @@ public final class PostgresLeadership: Sendable {
       } catch let error as CancellationError {
         try? await connection.close()
         throw error
+      } catch let error as HaatError where error.code == .unavailable && !checked {
+        try? await connection.close()
+        throw error
       } catch {
         try? await connection.close()
         logger.warning(
@@ -87,6 +124,46 @@ public final class PostgresLeadership: Sendable {
           metadata: ["error": "\(PostgresJobStore.describe(error))"])
         try await Task.sleep(for: .seconds(1))
       }
+    }
+  }
+
+  /// Refuses, at once, a role that could never open the store: one that can neither create
+  /// the schema nor use it would wait as a standby and fail only when it took over.
+  static func checkPrivileges(_ connection: PostgresConnection, _ location: PostgresLocation, logger: Logger)
+    async throws
+  {
+    let schema = location.schema
+    let usable = try await guarded(connection) {
+      try await connection.query(
+        """
+        SELECT has_database_privilege(current_database(), 'CREATE') OR EXISTS (
+          SELECT 1 FROM pg_namespace WHERE nspname = \(schema) AND has_schema_privilege(oid, 'USAGE, CREATE'))
+        """, logger: logger
+      ).first(decoding: Bool.self)
+    }
+    guard usable == true else {
+      throw HaatError(
+        .unavailable,
+        "the store's role \(location.user) can neither create the schema \(schema) in database \(location.database) nor use it: grant it CREATE on the database, or make the schema and grant it USAGE and CREATE on it (docs/configuration.md)"
+      )
+    }
+  }
+
+  /// Asks PostgreSQL to end the lock's session once it idles `idleSessionTimeout` (see
+  /// `pings`). A server older than 14 does not know the setting: a frozen active then
+  /// keeps the lock until it thaws, as before, and that is said.
+  static func limitIdleSession(_ connection: PostgresConnection, logger: Logger) async throws {
+    let milliseconds = idleSessionTimeout.components.seconds * 1000
+    do {
+      _ = try await guarded(connection) {
+        try await connection.query(
+          PostgresQuery(unsafeSQL: "SET idle_session_timeout = \(milliseconds)"), logger: logger
+        ).first(decoding: String.self)
+      }
+    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42704" {
+      logger.notice(
+        "the store's PostgreSQL is older than 14 (no idle_session_timeout): a frozen active coordinator keeps the lock until it thaws"
+      )
     }
   }
 
@@ -123,12 +200,14 @@ public final class PostgresLeadership: Sendable {
   public var lost: EventLoopFuture<Void> { connection.closeFuture }
 
   public func release() async {
+    pings.cancel()
     try? await connection.close()
   }
 
   /// Lets the lock go now, from any thread: the store found another coordinator took over
   /// (its fence), so `lost` completes and this one stops.
   public func abandon() {
+    pings.cancel()
     let closing: EventLoopFuture<Void> = connection.close()
     _ = closing
   }

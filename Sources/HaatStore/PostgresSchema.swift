@@ -127,7 +127,13 @@ enum PostgresSchema {
       try await db.query("SELECT pg_advisory_xact_lock(\(key))", logger: logger)
       // `schema` is validated (a-z, 0-9, _) by PostgresLocation: safe to write into the SQL,
       // quoted, so that a keyword (`select`) or a leading digit is a name like any other.
-      try await db.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \"\(schema)\""), logger: logger)
+      // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+      // exists: a role given only a schema made for it could not open the store.
+      let exists = try await db.query("SELECT 1 FROM pg_namespace WHERE nspname = \(schema)", logger: logger)
+        .first(decoding: Int32.self)
+      if exists == nil {
+        try await db.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \"\(schema)\""), logger: logger)
+      }
       try await db.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \"\(schema)\""), logger: logger)
       try await db.query(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",

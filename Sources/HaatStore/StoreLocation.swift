@@ -25,8 +25,12 @@ public enum StoreLocation: Sendable, Equatable {
     } else if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
       self = .postgres(try PostgresLocation(parsing: value, environment: environment))
     } else {
+      // Only what comes before the first colon is shown: the rest of a URL with a scheme
+      // this does not know may hold a password (`POSTGRES://haat:secret@…`).
+      let shown = value.firstIndex(of: ":").map { "\(value[..<$0].prefix(40)):…" } ?? String(value.prefix(40))
       throw HaatError(
-        .badRequest, "--store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE, not \"\(value.prefix(40))\"")
+        .badRequest,
+        "--store must be sqlite:PATH or postgres://USER@HOST:PORT/DATABASE (lowercase), not \"\(shown)\"")
     }
   }
 

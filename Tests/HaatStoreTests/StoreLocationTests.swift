@@ -41,6 +41,19 @@ import Testing
         parsing: "postgres://haat@127.0.0.1/haat?password_file=\(file)", environment: [:])
     else { throw HaatError(.internal, "not PostgreSQL") }
     #expect(fromFile.password == "from-a-file")
+    // A scheme it does not know (a typo, another tool's URL): refused without echoing the
+    // password (found by a tester).
+    for url in [
+      "POSTGRES://haat:hunter2@127.0.0.1/haat", "postgress://haat:hunter2@h/haat", "postgres:/haat:hunter2@h",
+      " postgres://haat:hunter2@h/haat", "postgresql+psycopg://haat:hunter2@h/haat",
+    ] {
+      do {
+        _ = try StoreLocation(parsing: url, environment: [:])
+        Issue.record("\(url) was taken")
+      } catch {
+        #expect(!"\(error)".contains("hunter2"), "\(error)")
+      }
+    }
   }
 
   @Test(arguments: [

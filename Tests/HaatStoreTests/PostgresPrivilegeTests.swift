@@ -1,0 +1,58 @@
+import Foundation
+import HaatCore
+import Logging
+import Testing
+
+@testable import HaatStore
+
+/// Found by a tester: a role that can neither create the store's schema nor use it waited
+/// as a standby and failed only when it took over (no coordinator at all at that moment);
+/// and a role given a schema made for it, without CREATE on the database, could not open
+/// the store (CREATE SCHEMA IF NOT EXISTS asks for that right even when the schema exists).
+@Suite(.serialized) struct PostgresPrivilegeTests {
+  static let url = StoreBackend.postgresURL
+
+  /// Runs SQL as the test server's superuser.
+  static func psql(_ sql: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    process.arguments = [url ?? "", "-v", "ON_ERROR_STOP=1", "-qtAc", sql]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw HaatError(.internal, "psql failed: \(sql)") }
+  }
+
+  static func location(user: String, schema: String) throws -> PostgresLocation {
+    var components = try #require(URLComponents(string: url ?? ""))
+    components.user = user
+    components.queryItems = [URLQueryItem(name: "schema", value: schema)]
+    guard case .postgres(let location) = try StoreLocation(parsing: try #require(components.string)) else {
+      throw HaatError(.internal, "not a PostgreSQL URL")
+    }
+    return location
+  }
+
+  @Test(.enabled(if: url != nil))
+  func aRoleWithoutRightsIsRefusedAtOnceAndOneGivenItsSchemaOpensTheStore() async throws {
+    let suffix = UUID().uuidString.prefix(8).lowercased().replacingOccurrences(of: "-", with: "")
+    let role = "haat_limited_\(suffix)"
+    let schema = "limited_\(suffix)"
+    try Self.psql("CREATE ROLE \(role) LOGIN")
+    defer {
+      try? Self.psql("DROP SCHEMA IF EXISTS \(schema) CASCADE; DROP OWNED BY \(role); DROP ROLE IF EXISTS \(role)")
+    }
+    let location = try Self.location(user: role, schema: schema)
+    // No CREATE on the database and no schema: refused before it stands by.
+    await #expect(throws: HaatError.self) {
+      let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
+      await leadership.release()
+    }
+    // A schema made for it, with no CREATE on the database: the store opens and migrates.
+    try Self.psql("CREATE SCHEMA \(schema) AUTHORIZATION \(role)")
+    let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
+    let store = try await PostgresJobStore(location)
+    #expect(try await store.jobs(state: nil, before: nil, limit: 10, nowMs: 1_000).isEmpty)
+    await store.close()
+    await leadership.release()
+  }
+}

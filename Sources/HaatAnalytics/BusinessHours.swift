@@ -25,15 +25,36 @@ public struct BusinessHours: Sendable, Equatable {
   public init(_ text: String) throws(HaatError) {
     var open = [[Range<Int>]](repeating: [], count: 7)
     let parts = Self.parts(text)
-    guard !parts.isEmpty else { throw Self.bad(text) }
+    guard !parts.isEmpty else { throw Self.bad(text, because: "it names no days and times") }
     for fields in parts {
-      guard fields.count == 2 else { throw Self.bad(text) }
-      let days = fields[0].split(separator: "-").map { LocalClock.days.firstIndex(of: String($0)) }
-      let times = fields[1].split(separator: "-").map { Self.minutes(String($0)) }
-      guard (1...2).contains(days.count), days.allSatisfy({ $0 != nil }), times.count == 2,
-        let start = times[0], let end = times[1], start < end, end <= 24 * 60,
-        let first = days.first ?? nil, let last = days.last ?? nil
-      else { throw Self.bad(text) }
+      let part = fields.joined(separator: " ")
+      guard fields.count == 2 else {
+        throw Self.bad(
+          text,
+          because:
+            "the part \"\(part)\" is not days then times, one space between (\";\" and \",\" both separate parts)")
+      }
+      let dayNames = fields[0].split(separator: "-", omittingEmptySubsequences: false)
+      let days = dayNames.map { LocalClock.days.firstIndex(of: String($0)) }
+      guard (1...2).contains(days.count), let first = days.first ?? nil, let last = days.last ?? nil else {
+        throw Self.bad(
+          text,
+          because:
+            "\"\(fields[0])\" is not a day or a range of days: write Mon, Tue, Wed, Thu, Fri, Sat or Sun, as written here, or two joined by \"-\""
+        )
+      }
+      let times = fields[1].split(separator: "-", omittingEmptySubsequences: false).map { Self.minutes(String($0)) }
+      guard times.count == 2, let start = times[0], let end = times[1] else {
+        throw Self.bad(text, because: "\"\(fields[1])\" is not a time range HH:MM-HH:MM (24-hour, two digits each)")
+      }
+      guard start < end else {
+        throw Self.bad(
+          text,
+          because: start == end
+            ? "\"\(fields[1])\" opens for no time: the end must be after the start"
+            : "\"\(fields[1])\" ends before it starts: a range does not pass midnight, so write a late shift as two parts (\"Fri 20:00-24:00; Sat 00:00-02:00\")"
+        )
+      }
       var day = first
       while true {
         open[day].append(start..<end)
@@ -44,10 +65,10 @@ public struct BusinessHours: Sendable, Equatable {
     self.open = open
   }
 
-  static func bad(_ text: String) -> HaatError {
+  static func bad(_ text: String, because reason: String) -> HaatError {
     HaatError(
       .badSpec,
-      "is not business hours: \"\(DisplayText.escape(String(text.prefix(80))))\"; write days and times such as \"Sat-Thu 10:00-20:00\" or \"Mon-Fri 09:00-17:30; Sat 10:00-14:00\""
+      "is not business hours: \"\(DisplayText.escape(String(text.prefix(80))))\": \(DisplayText.escape(String(reason.prefix(240)))); write days and times such as \"Sat-Thu 10:00-20:00\" or \"Mon-Fri 09:00-17:30; Sat 10:00-14:00\""
     )
   }
 

@@ -286,12 +286,12 @@ extension ResponseTimeKernel: ReportKernel {
     let rows = report.responseTime.rows
     return ReportTable(
       columns: [
-        "platform", "account", "hours", "conv.", "unanswered", "first p50", "first p90", "≤15 min", "≤1 h", "≤24 h",
-        "resolved p50",
+        "platform", "account", "zone", "hours", "conv.", "unanswered", "first p50", "first p90", "≤15 min", "≤1 h",
+        "≤24 h", "resolved p50",
       ],
       rows: rows.map { row in
         [
-          row.platform, row.account, row.hours, group(row.conversations), group(row.unanswered),
+          row.platform, row.account, row.zone, row.hours, group(row.conversations), group(row.unanswered),
           row.hasFirstResponseP50S ? duration(row.firstResponseP50S) : "–",
           row.hasFirstResponseP90S ? duration(row.firstResponseP90S) : "–",
           row.hasShareWithin15M ? percent(row.shareWithin15M) : "–",
@@ -300,7 +300,7 @@ extension ResponseTimeKernel: ReportKernel {
           row.hasResolutionP50S ? duration(row.resolutionP50S) : "–",
         ]
       },
-      numeric: Set(3...10), totalLast: false,
+      numeric: Set(4...11), totalLast: false,
       csvColumns: [
         "platform", "account", "zone", "hours", "conversations", "answered", "unanswered", "first_response_p50_s",
         "first_response_p90_s", "share_within_15m", "share_within_1h", "share_within_24h", "resolved",

@@ -102,6 +102,23 @@ struct ResponseTimeKernelTests {
       #expect(throws: HaatError.self, "\(bad)") { try BusinessHours(bad) }
     }
     _ = try BusinessHours("Sun-Sun 00:00-24:00")
+    // Each refusal names the part at fault and why.
+    for (bad, reason) in [
+      ("Mon-Fri 22:00-06:00", "\"22:00-06:00\" ends before it starts: a range does not pass midnight"),
+      ("Mon-Fri 09:00-09:00", "\"09:00-09:00\" opens for no time"),
+      ("Mon, Tue 09:00-17:00", "the part \"Mon\" is not days then times"),
+      ("mon-fri 09:00-17:00", "\"mon-fri\" is not a day or a range of days"),
+      ("Mon-Fri 9-17", "\"9-17\" is not a time range HH:MM-HH:MM"),
+      ("Mon-Tue-Wed 09:00-10:00", "\"Mon-Tue-Wed\" is not a day"),
+    ] {
+      do throws(HaatError) {
+        _ = try BusinessHours(bad)
+        Issue.record("\(bad) was taken")
+      } catch {
+        #expect(error.message.contains(reason), "\(bad): \(error.message)")
+        #expect(error.message.contains("write days and times such as"))
+      }
+    }
     // Empty parts, of only spaces too, and runs of spaces and tabs are passed over.
     for same in ["Mon-Fri 09:00-17:30; ", "Mon-Fri\t09:00-17:30, ,", " ; Mon-Fri  09:00-17:30 ;\t;"] {
       #expect(try BusinessHours(same) == (try BusinessHours("Mon-Fri 09:00-17:30")), "\(same)")

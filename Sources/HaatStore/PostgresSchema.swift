@@ -142,6 +142,13 @@ enum PostgresSchema {
       for try await name in try await db.query("SELECT name FROM migrations", logger: logger).decode(String.self) {
         applied.insert(name)
       }
+      let known = Set(migrations.map(\.name))
+      if let unknown = applied.subtracting(known).sorted().first {
+        throw HaatError(
+          .unavailable,
+          "the store was migrated by a newer Haat (its migrations table lists \(unknown), which this version does not know); run that version, or restore the backup made before upgrading"
+        )
+      }
       for migration in migrations where !applied.contains(migration.name) {
         for statement in migration.sql { try await db.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
         try await db.query("INSERT INTO migrations (name) VALUES (\(migration.name))", logger: logger)

@@ -57,7 +57,7 @@ public final class SQLiteJobStore: JobStore {
         // Checkpoints run off the commit path (WALCheckpointer).
         try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
       }
-      try Schema.migrator.migrate(pool)
+      try Schema.migrate(pool)
       // A WAL left large (a crash during a large commit, a full disk) is cut back at start.
       _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
       checkpointer = try WALCheckpointer(path: path, synchronous: synchronous) { [pool] in

@@ -1,8 +1,23 @@
 import GRDB
+import HaatCore
 
-/// The store's tables. Migrations only ever add; a store opened by a newer Haat stays
-/// readable by the version that wrote it.
+/// The store's tables. Migrations only ever add; even so, a store a newer Haat migrated is
+/// refused by an older one (`migrate`), as nothing checks that every older version would
+/// write it rightly.
 enum Schema {
+  /// Applies the migrations the store has not seen. A store a newer Haat migrated is
+  /// refused, not opened: this version would not know its tables' new meaning (a
+  /// downgrade is a restore from the backup made before the upgrade).
+  static func migrate(_ pool: DatabasePool) throws {
+    if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
+      throw HaatError(
+        .unavailable,
+        "the store was migrated by a newer Haat (grdb_migrations lists a migration this version does not know); run that version, or restore the backup made before upgrading"
+      )
+    }
+    try migrator.migrate(pool)
+  }
+
   static var migrator: DatabaseMigrator {
     var migrator = DatabaseMigrator()
     migrator.registerMigration("v1") { db in

@@ -28,6 +28,21 @@ import Testing
   /// takes no mutex per statement (GRDB hands it to one thread at a time); the store says
   /// truly whether they were made (the coordinator logs it; ClusterTests checks a fresh
   /// process made them).
+  /// Found by a tester: an older Haat opened a store a newer one had migrated, without a
+  /// word. It is refused, saying why and what to do.
+  @Test func aStoreANewerHaatMigratedIsRefused() throws {
+    do { _ = try open() }
+    let queue = try DatabaseQueue(path: path)
+    try queue.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')") }
+    try queue.close()
+    do {
+      _ = try open()
+      Issue.record("the store was opened")
+    } catch {
+      #expect("\(error)".contains("migrated by a newer Haat"), "\(error)")
+    }
+  }
+
   @Test func connectionsTakeNoMutexWhenTheSettingsWereMade() throws {
     let store = try open()
     let mutex = try store.pool.write { db in sqlite3_db_mutex(db.sqliteConnection) }

@@ -10,8 +10,11 @@ import NIOCore
 final class AuthThrottle: Sendable {
   struct Window {
     var started: NIODeadline
+    /// Failures counted toward the refusal.
     var failures = 0
     var logged = 0
+    /// Lines not logged (over `logsPerWindow`), said by the next window's first line.
+    var suppressed = 0
   }
 
   let maxFailures: Int
@@ -42,7 +45,7 @@ final class AuthThrottle: Sendable {
       guard let entry = windows[address] else { return nil }
       if now - entry.started >= window {
         // Kept while it has failures it did not log: the next one's line counts them.
-        if entry.failures == entry.logged { windows[address] = nil }
+        if entry.suppressed == 0 { windows[address] = nil }
         return nil
       }
       return entry.failures >= maxFailures ? window - (now - entry.started) : nil
@@ -50,23 +53,28 @@ final class AuthThrottle: Sendable {
   }
 
   /// Records a failed handshake (or request, `subject` its path); logs it unless this
-  /// address has had its share of lines.
-  func failed(address: String, tokenID: String, subject: String, error: HaatError) {
+  /// address has had its share of lines. `counted`: false for a failure logged within the
+  /// same share but not counted toward the refusal. `event` and `details` replace the
+  /// line's message and add to its fields.
+  func failed(
+    address: String, tokenID: String, subject: String, error: HaatError, counted: Bool = true,
+    event: Logger.Message? = nil, details: Logger.Metadata = [:]
+  ) {
     let now = NIODeadline.now()
     let (log, suppressed) = windows.withLockedValue { windows -> (Bool, Int) in
       var entry = windows[address] ?? Window(started: now)
       if now - entry.started >= window {
         // A new window: say how many lines the last one did not log.
-        let hidden = entry.failures - entry.logged
+        let hidden = entry.suppressed
         entry = Window(started: now)
-        entry.failures = 1
+        entry.failures = counted ? 1 : 0
         entry.logged = 1
         windows[address] = entry
         return (true, hidden)
       }
-      entry.failures += 1
+      if counted { entry.failures += 1 }
       let log = entry.logged < logsPerWindow
-      if log { entry.logged += 1 }
+      if log { entry.logged += 1 } else { entry.suppressed += 1 }
       windows[address] = entry
       // Forget quiet addresses so the table stays small.
       if windows.count > 10_000 { windows = windows.filter { now - $0.value.started < self.window } }
@@ -79,6 +87,7 @@ final class AuthThrottle: Sendable {
       "reason": "\(error.message)",
     ]
     if suppressed > 0 { metadata["suppressed_before"] = "\(suppressed)" }
-    logger.warning(event, metadata: metadata)
+    metadata.merge(details) { _, detail in detail }
+    logger.warning(event ?? self.event, metadata: metadata)
   }
 }

@@ -121,7 +121,7 @@ public final class Coordinator: Service {
           channel.eventLoop.makeCompletedFuture {
             let operations = channel.pipeline.syncOperations
             if let tlsContext {
-              try operations.addHandler(TLSProbe(logger: logger))
+              try operations.addHandler(TLSProbe(throttle: throttle))
               try operations.addHandler(NIOSSLServerHandler(context: tlsContext))
             }
             let framing = LineFrameDecoder.Limit(Int(config.maxLineBytes))

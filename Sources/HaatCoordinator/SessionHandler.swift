@@ -28,6 +28,9 @@ final class SessionHandler: ChannelInboundHandler {
   /// This loop's board for the health heartbeats report.
   private let health: HealthBoard
   private var address = ""
+  /// Whether this connection's failed handshake was counted (a timeout and the TLS error
+  /// of the close it causes are one failure, not two).
+  private var failureCounted = false
   private var admitted = false
   /// Lines that arrived while the token file was being re-read for an unknown token id.
   private var held: [Envelope]?
@@ -68,7 +71,7 @@ final class SessionHandler: ChannelInboundHandler {
       guard self.connection == nil, context.channel.isActive else { return }
       let error = HaatError(
         .handshakeTimeout, "the handshake did not finish within \(self.config.handshakeTimeoutMs) ms")
-      self.throttle.failed(address: self.address, tokenID: "", subject: "", error: error)
+      self.failedHandshake(tokenID: "", name: "", error)
       self.fail(context, error)
     }
     context.fireChannelActive()
@@ -151,13 +154,45 @@ final class SessionHandler: ChannelInboundHandler {
     context.fireChannelInactive()
   }
 
+  /// Logs and counts this connection's failed handshake toward its address's refusal, once.
+  private func failedHandshake(tokenID: String, name: String, _ error: HaatError) {
+    guard !failureCounted else { return }
+    failureCounted = true
+    throttle.failed(address: address, tokenID: tokenID, subject: name, error: error)
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is PlaintextPeer { failureCounted = true }
+    context.fireUserInboundEventTriggered(event)
+  }
+
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     // A TLS handshake this coordinator refused (a client certificate missing, of another CA,
     // expired, not for client authentication): logged and counted as any failed handshake.
+    // One the client refused (an alert: it does not trust this coordinator's certificate)
+    // is logged, not counted: it guesses at nothing, and one monitor with a stale CA locked
+    // every worker behind its address out. A peer that closed during the handshake (a
+    // client without --tls gives up after 5 s) counts once, with the timeout it may race.
     if connection == nil, let failure = error as? NIOSSLError, case .handshakeFailed = failure {
-      throttle.failed(
-        address: address, tokenID: "", subject: "",
-        error: HaatError(.authFailed, "the TLS handshake failed: \(TLSHints.reason(failure))"))
+      let reason = TLSHints.reason(failure)
+      if reason.contains("_ALERT_") {
+        throttle.failed(
+          address: address, tokenID: "", subject: "",
+          error: HaatError(
+            .authFailed,
+            "the client refused this coordinator's TLS certificate (\(reason)): it does not trust the CA that signed it, or the certificate does not name the address it dialled; not counted toward the address's refusal"
+          ),
+          counted: false)
+      } else if "\(failure)".contains("EOF during handshake") {
+        failedHandshake(
+          tokenID: "", name: "",
+          HaatError(
+            .handshakeTimeout,
+            "the peer closed the connection during the TLS handshake (a client without --tls sends no TLS and gives up)"
+          ))
+      } else {
+        failedHandshake(tokenID: "", name: "", HaatError(.authFailed, "the TLS handshake failed: \(reason)"))
+      }
     }
     context.close(promise: nil)
   }
@@ -167,7 +202,7 @@ final class SessionHandler: ChannelInboundHandler {
       // A failed handshake like a wrong MAC (protocol.md §4): logged, and counted toward
       // the address's refusal.
       let error = handshake.receiveOther()
-      throttle.failed(address: address, tokenID: "", subject: "", error: error)
+      failedHandshake(tokenID: "", name: "", error)
       return fail(context, error, replyTo: envelope.id.utf8.count <= Self.maxIDBytes ? envelope.id : "")
     }
     // Not carried out, as after the handshake; the peer may send its hello again.
@@ -202,7 +237,7 @@ final class SessionHandler: ChannelInboundHandler {
       token: token, session: session, mac: HandshakeMAC.hmacSHA256)
     switch outcome {
     case .reject(let error):
-      throttle.failed(address: address, tokenID: hello.tokenID, subject: hello.name, error: error)
+      failedHandshake(tokenID: hello.tokenID, name: hello.name, error)
       fail(context, error, replyTo: envelope.id)
     case .welcome(let session, let serverMAC, let version, let peer):
       timeout?.cancel()

@@ -6,13 +6,16 @@ import NIOCore
 /// (0x16). Anything else is a plaintext peer (or a scanner); its first bytes are logged,
 /// escaped and cut short, and the connection closed, so the operator sees why a client
 /// that forgot `--tls` never got in. Removes itself after the first read.
+/// Sent down the pipeline when the probe refused a plaintext peer (its failure is counted).
+struct PlaintextPeer {}
+
 final class TLSProbe: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
 
-  private let logger: Logger
+  private let throttle: AuthThrottle
 
-  init(logger: Logger) {
-    self.logger = logger
+  init(throttle: AuthThrottle) {
+    self.throttle = throttle
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -23,12 +26,16 @@ final class TLSProbe: ChannelInboundHandler, RemovableChannelHandler {
       return
     }
     let bytes = buffer.getBytes(at: buffer.readerIndex, length: min(buffer.readableBytes, 48)) ?? []
-    logger.warning(
-      "a peer sent bytes that are not TLS to the TLS port; closing (a client without --tls?)",
-      metadata: [
-        // The peer's IP address alone, as every other line about a peer names it.
-        "address": "\(context.channel.remoteAddress?.ipAddress ?? "?")", "first_bytes": "\(Self.escape(bytes))",
-      ])
+    // A failed handshake like any other: counted toward the address's refusal, and logged
+    // within its share of lines (one line per connection let any peer flood the log).
+    throttle.failed(
+      // The peer's IP address alone, as every other line about a peer names it.
+      address: context.channel.remoteAddress?.ipAddress ?? "?", tokenID: "", subject: "",
+      error: HaatError(.badFrame, "the first bytes are not a TLS handshake"),
+      event: "a peer sent bytes that are not TLS to the TLS port; closing (a client without --tls?)",
+      details: ["first_bytes": "\(Self.escape(bytes))"])
+    // The session handler counts no second failure for the TLS error the close causes.
+    context.fireUserInboundEventTriggered(PlaintextPeer())
     context.close(promise: nil)
   }
 

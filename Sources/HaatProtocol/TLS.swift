@@ -76,21 +76,26 @@ public enum TLSFiles {
     return certificates
   }
 
-  /// Refuses a certificate (the chain's first, its own) outside its validity dates: every
-  /// peer would refuse it, saying only that it is not trusted.
+  /// Refuses a chain with a certificate (its own, the first, or an intermediate after it)
+  /// outside its validity dates: every peer would refuse it, saying only that it is not
+  /// trusted (an expired intermediate was found by a tester: the coordinator started, and
+  /// every client failed).
   public static func current(_ chain: [NIOSSLCertificate], _ path: String, _ flag: String, now: Date = Date()) throws {
-    guard let leaf = chain.first else { return }
-    let (from, until) = (
-      Date(timeIntervalSince1970: Double(leaf.notValidBefore)), Date(timeIntervalSince1970: Double(leaf.notValidAfter))
-    )
     let format = Date.ISO8601FormatStyle()
-    if now > until {
-      throw HaatError(.badRequest, "\(flag) \(path): the certificate expired at \(until.formatted(format)); renew it")
-    }
-    if now < from {
-      throw HaatError(
-        .badRequest,
-        "\(flag) \(path): the certificate is not valid until \(from.formatted(format)) (is this clock right?)")
+    for (index, certificate) in chain.enumerated() {
+      let (from, until) = (
+        Date(timeIntervalSince1970: Double(certificate.notValidBefore)),
+        Date(timeIntervalSince1970: Double(certificate.notValidAfter))
+      )
+      let which = index == 0 ? "the certificate" : "certificate \(index + 1) of the chain (an intermediate)"
+      if now > until {
+        throw HaatError(.badRequest, "\(flag) \(path): \(which) expired at \(until.formatted(format)); renew it")
+      }
+      if now < from {
+        throw HaatError(
+          .badRequest,
+          "\(flag) \(path): \(which) is not valid until \(from.formatted(format)) (is this clock right?)")
+      }
     }
   }
 

@@ -134,6 +134,22 @@ struct TLSClusterTests {
         (cluster.coordinator?.tail(50) ?? "").contains("not TLS")
           && (cluster.coordinator?.tail(50) ?? "").contains("{\\\"id\\\":\\\"1\\\"}")
       }
+      // Found by a tester: the plaintext client's timeout and the TLS error of the close it
+      // caused were two failures (the lockout came early); a client refusing the
+      // coordinator's certificate was counted; and every plaintext probe wrote a line.
+      let lines = (cluster.coordinator?.tail(2_000) ?? "").split(separator: "\n")
+      #expect(lines.filter { $0.contains("handshake failed") }.count == 3, "\(lines.joined(separator: "\n"))")
+      #expect(lines.contains { $0.contains("the client refused this coordinator's TLS certificate") })
+      let (flood, _) = try await run(
+        "/usr/bin/python3",
+        [
+          "-c",
+          "import socket\nfor _ in range(30):\n  s=socket.create_connection(('127.0.0.1', \(cluster.endpoint.port))); s.sendall(b'X'*48+b'\\n'); s.recv(10); s.close()",
+        ])
+      #expect(flood == 0)
+      try await Task.sleep(for: .milliseconds(500))
+      let after = (cluster.coordinator?.tail(2_000) ?? "").split(separator: "\n")
+      #expect(after.filter { $0.contains("127.0.0.1") && $0.contains("not TLS to the TLS port") }.count <= 5)
     }
   }
 
@@ -213,6 +229,30 @@ struct TLSClusterTests {
       Issue.record("a certificate not valid yet was taken")
     } catch let error as HaatError {
       #expect(error.message.contains("is not valid until"), "\(error)")
+    }
+    // An intermediate that expires before the leaf (a tester's chain started the
+    // coordinator, and every client failed): a 1-day certificate after the 30-day leaf.
+    let short = certificates + "/short.pem"
+    let openssl = Process()
+    openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+    openssl.arguments = [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", certificates + "/short.key", "-days", "1",
+      "-subj", "/CN=intermediate", "-out", short,
+    ]
+    openssl.standardError = FileHandle.nullDevice
+    try openssl.run()
+    openssl.waitUntilExit()
+    let bundle = certificates + "/bundle.pem"
+    try (String(contentsOfFile: path, encoding: .utf8) + String(contentsOfFile: short, encoding: .utf8))
+      .write(toFile: bundle, atomically: true, encoding: .utf8)
+    let both = try TLSFiles.certificates(bundle, "--tls-cert")
+    #expect(both.count == 2)
+    try TLSFiles.current(both, bundle, "--tls-cert")
+    do {
+      try TLSFiles.current(both, bundle, "--tls-cert", now: Date() + 3 * 86_400)
+      Issue.record("a chain with an expired intermediate was taken")
+    } catch let error as HaatError {
+      #expect(error.message.contains("certificate 2 of the chain (an intermediate) expired at"), "\(error)")
     }
   }
 }

@@ -131,6 +131,12 @@ extension CoordinatorCore {
 
   /// Refuses new jobs while the store's disk is nearly full (as last measured).
   func diskPressure() -> HaatError? {
+    if let damage = store.damage {
+      return HaatError(
+        .unavailable,
+        "the store's file is damaged (\(damage)); refusing new jobs: stop the coordinator and restore the store from a backup (operations.md \"Backups and upgrades\")"
+      )
+    }
     if storeFileGone, case .sqlite(let file) = config.storeLocation {
       return HaatError(
         .unavailable,

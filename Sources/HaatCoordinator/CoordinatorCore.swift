@@ -76,6 +76,8 @@ final class CoordinatorCore: @unchecked Sendable {
   /// while the coordinator runs): SQLite writes on to the deleted file, which is lost when
   /// the coordinator stops. Found by a tester: nothing said so, and jobs were taken.
   var storeFileGone = false
+  /// Whether the critical line about a damaged store file was logged (once).
+  var storeDamageSaid = false
   var diskWatch: RepeatedTask?
   /// Starts the runs of schedules that are due, every second; `firingSchedules` while a
   /// round is in flight.
@@ -221,6 +223,12 @@ final class CoordinatorCore: @unchecked Sendable {
             metadata: ["store": "\(file)"])
         }
         self.storeFileGone = !present
+        if let damage = self.store.damage, !self.storeDamageSaid {
+          self.storeDamageSaid = true
+          self.logger.critical(
+            "the store's file is damaged; refusing new jobs (restore it from a backup)",
+            metadata: ["store": "\(file)", "error": "\(damage)"])
+        }
       }
   }
 

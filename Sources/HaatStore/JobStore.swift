@@ -93,6 +93,11 @@ public struct ReadyQueue: Sendable, Equatable {
 extension JobStore {
   public func close() async {}
 
+  /// Why the store's file is damaged, once a read or commit found it so (SQLite's
+  /// "malformed" or "not a database"); nil while none has. A damaged store takes no new
+  /// job: its commits may still succeed, but a restart cannot open it.
+  public var damage: String? { nil }
+
   public func apply(
     _ ops: [StoreOp], nowMs: Int64, done: @escaping @Sendable (Result<[StoreOpResult], any Error>) -> Void
   ) {

@@ -174,12 +174,37 @@ extension SQLiteJobStore {
     }
   }
 
+  /// A failed commit as the coordinator reports it.
+  static func commitError(_ error: any Error) -> HaatError {
+    switch error {
+    case let error as HaatError:
+      return error
+    case let error as DatabaseError where error.resultCode == .SQLITE_FULL:
+      return HaatError(
+        .unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
+    default:
+      return HaatError(.unavailable, "the store could not commit: \(error)")
+    }
+  }
+
+  public var damage: String? { damaged.withLock { $0 } }
+
+  /// Notes a damaged file (a tester truncated the store under a running coordinator: it
+  /// went on taking jobs into a store no restart could open).
+  func noteDamage(_ error: any Error) {
+    guard let error = error as? DatabaseError,
+      error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
+    else { return }
+    damaged.withLock { $0 = $0 ?? "SQLite error \(error.resultCode.rawValue): \(error.message ?? "damaged")" }
+  }
+
   func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {
       return try await pool.read(body)
     } catch let error as HaatError {
       throw error
     } catch {
+      noteDamage(error)
       throw HaatError(.unavailable, "the store could not be read: \(error)")
     }
   }

@@ -2,6 +2,7 @@ import CSQLiteConfig
 import Foundation
 import GRDB
 import HaatCore
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode.
 ///
@@ -13,6 +14,8 @@ public final class SQLiteJobStore: JobStore {
   public let durability: Durability
   let pool: DatabasePool
   private let checkpointer: WALCheckpointer
+  /// Why the file is damaged, once a read or commit found it so (`noteDamage`).
+  let damaged = Mutex<String?>(nil)
 
   /// SQLite's process-wide settings, made before the first connection opens (SQLite
   /// refuses them after): multi-thread mode and no memory statistics, a mutex taken per
@@ -74,6 +77,7 @@ public final class SQLiteJobStore: JobStore {
     do {
       return try await pool.writeWithoutTransaction { db in try self.commitOrShrink(ops, db: db, nowMs: nowMs) }
     } catch {
+      noteDamage(error)
       throw Self.commitError(error)
     }
   }
@@ -85,6 +89,7 @@ public final class SQLiteJobStore: JobStore {
       do {
         done(.success(try self.commitOrShrink(ops, db: db, nowMs: nowMs)))
       } catch {
+        self.noteDamage(error)
         done(.failure(Self.commitError(error)))
       }
     }
@@ -139,18 +144,6 @@ public final class SQLiteJobStore: JobStore {
       return .commit
     }
     return results
-  }
-
-  private static func commitError(_ error: any Error) -> HaatError {
-    switch error {
-    case let error as HaatError:
-      return error
-    case let error as DatabaseError where error.resultCode == .SQLITE_FULL:
-      return HaatError(
-        .unavailable, "the store's disk is full; refusing writes until there is room (\(error.message ?? ""))")
-    default:
-      return HaatError(.unavailable, "the store could not commit: \(error)")
-    }
   }
 
   private func apply(

@@ -43,6 +43,20 @@ import Testing
     }
   }
 
+  /// Found by a tester: a store file truncated under a running coordinator still took new
+  /// jobs (their commits went to the WAL) into a store no restart could open. The first
+  /// read that finds it damaged marks it so, and the coordinator refuses new jobs.
+  @Test func aDamagedFileIsNoted() async throws {
+    let store = try open()
+    let job = try await tests.submit(store, tests.job(tasks: 2_000))
+    // Every page in the main file, so that the cut takes pages a read needs.
+    _ = try await store.pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+    #expect(store.damage == nil)
+    guard truncate(path, 8_192) == 0 else { throw HaatError(.internal, "truncate: \(errno)") }
+    await #expect(throws: HaatError.self) { _ = try await store.job(job, tasks: true, nowMs: 2_000) }
+    #expect(store.damage?.contains("SQLite error 11") == true, "\(store.damage ?? "none")")
+  }
+
   @Test func connectionsTakeNoMutexWhenTheSettingsWereMade() throws {
     let store = try open()
     let mutex = try store.pool.write { db in sqlite3_db_mutex(db.sqliteConnection) }

@@ -144,9 +144,12 @@ extension CoordinatorCore {
       )
     }
     guard let free = diskFreeBytes, free < config.minFreeDiskBytes else { return nil }
+    // Rounded alike ("2.0 MiB free, less than the 2.0 MiB"), the two are said in bytes.
+    var (shownFree, shownFloor) = (ReportRendering.bytes(free), ReportRendering.bytes(config.minFreeDiskBytes))
+    if shownFree == shownFloor { (shownFree, shownFloor) = ("\(free) bytes", "\(config.minFreeDiskBytes) bytes") }
     return HaatError(
       .unavailable,
-      "the store's disk has \(ReportRendering.bytes(free)) free, less than the \(ReportRendering.bytes(config.minFreeDiskBytes)) the coordinator keeps; refusing new jobs (nothing is evicted)"
+      "the store's disk has \(shownFree) free, less than the \(shownFloor) the coordinator keeps; refusing new jobs (nothing is evicted)"
     )
   }
 

@@ -18,13 +18,14 @@ extension CoordinatorCore {
       if !schedulesHeldForDisk {
         schedulesHeldForDisk = true
         logger.warning(
-          "due schedule runs wait for room on the store's disk", metadata: ["error": "\(pressure.message)"])
+          "schedule runs that come due wait while the store refuses new jobs",
+          metadata: ["error": "\(pressure.message)"])
       }
       return
     }
     if schedulesHeldForDisk {
       schedulesHeldForDisk = false
-      logger.notice("due schedule runs go ahead: the store's disk has room again")
+      logger.notice("schedule runs that come due go ahead: the store takes new jobs again")
     }
     firingSchedules = true
     let store = self.store

@@ -28,7 +28,7 @@ final class StoreFileLock: Sendable {
       if reason == EWOULDBLOCK {
         throw HaatError(
           .unavailable,
-          "another coordinator is running on the store \(path) (it holds its lock); stop it first, or give this one a --data-dir of its own"
+          "another coordinator is running on the store \(path) (it holds its lock); stop it first, or give this one a store of its own (--store, or a --data-dir of its own when --store is not given)"
         )
       }
       throw HaatError(.unavailable, "cannot lock the store \(path): \(String(cString: strerror(reason)))")

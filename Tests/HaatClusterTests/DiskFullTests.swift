@@ -90,7 +90,7 @@ struct DiskFullTests {
       try Data(count: Int(free - reserve / 3)).write(to: URL(fileURLWithPath: filler))
       let log = cluster.directory + "/coordinator.log"
       try await eventually("the runs wait", timeout: .seconds(20)) {
-        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("due schedule runs wait")
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("schedule runs that come due wait")
       }
       // A run the timer had begun to start before the reserve was seen may still land (it
       // did once under the whole suite's load): counted from a moment later.

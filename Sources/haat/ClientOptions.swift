@@ -143,7 +143,13 @@ struct TLSOptions: ParsableArguments {
 
   /// nil when neither the flags nor HAAT_TLS_CA ask for TLS.
   func settings() throws -> TLSClientSettings? {
-    let ca = self.ca ?? ProcessInfo.processInfo.environment["HAAT_TLS_CA"]
+    let variable = ProcessInfo.processInfo.environment["HAAT_TLS_CA"]
+    // Said as what it is: "--tls-ca : No such file or directory" blamed a flag not given.
+    if self.ca == nil, variable == "" {
+      throw ValidationError("HAAT_TLS_CA is set but empty: name the CA's PEM file, or unset it")
+    }
+    if self.ca == "" { throw ValidationError("--tls-ca is empty: name the CA's PEM file") }
+    let ca = self.ca ?? variable
     guard tls || ca != nil || certificate != nil else { return nil }
     return TLSClientSettings(caPath: ca, certificatePath: certificate, keyPath: key)
   }

@@ -117,6 +117,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
       throw ValidationError("--session-threads must be 1 to 64, not \(sessionThreads)")
     }
     let environment = ProcessInfo.processInfo.environment
+    for (flag, value, variable) in [("--tls-cert", tlsCert, "HAAT_TLS_CERT"), ("--tls-key", tlsKey, "HAAT_TLS_KEY")] {
+      if value == "" { throw ValidationError("\(flag) is empty: name a PEM file") }
+      if value == nil, environment[variable] == "" {
+        throw ValidationError("\(variable) is set but empty: name a PEM file, or unset it")
+      }
+    }
     let certificate = tlsCert ?? environment["HAAT_TLS_CERT"]
     let key = tlsKey ?? environment["HAAT_TLS_KEY"]
     guard (certificate == nil) == (key == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }

@@ -102,6 +102,13 @@ struct TransportErrorTests {
     #expect(svg.status == 64 && svg.output.contains("--svg: \(directory) is a directory"), "\(svg.output)")
     let empty = try await run("/usr/bin/env", ["HAAT_TOKEN_FILE=", binary, "jobs"])
     #expect(empty.status == 64 && empty.output.contains("HAAT_TOKEN_FILE is set but empty"), "\(empty.output)")
+    // The TLS variables alike: "--tls-ca : No such file or directory" blamed a flag not given.
+    let ca = try await run("/usr/bin/env", ["HAAT_TLS_CA=", binary, "jobs"])
+    #expect(ca.status == 64 && ca.output.contains("HAAT_TLS_CA is set but empty"), "\(ca.output)")
+    let certificate = try await run("/usr/bin/env", ["HAAT_TLS_CERT=", "HAAT_TLS_KEY=", binary, "coordinator"])
+    #expect(
+      certificate.status == 64 && certificate.output.contains("HAAT_TLS_CERT is set but empty"), "\(certificate.output)"
+    )
   }
 
   @Test func aTokenFileThatCannotBeWrittenIsNamed() async throws {

@@ -27,10 +27,15 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
 
   /// `challengeTimeoutMs`: how long to wait for the coordinator's challenge (it speaks
   /// first) before saying why it may be silent.
+  /// The address dialled, named in a TLS failure's message.
+  private let endpoint: String
+
   public init(
     handshake: ClientHandshake, worker: Haat_V1_WorkerInfo?, maxLineBytes: UInt32 = 0, tls: Bool = false,
-    challengeTimeoutMs: UInt32 = Defaults.handshakeTimeoutMs, established: EventLoopPromise<Haat_V1_Welcome>
+    challengeTimeoutMs: UInt32 = Defaults.handshakeTimeoutMs, endpoint: String = "",
+    established: EventLoopPromise<Haat_V1_Welcome>
   ) {
+    self.endpoint = endpoint
     self.handshake = handshake
     self.worker = worker
     self.maxLineBytes = maxLineBytes
@@ -122,7 +127,10 @@ public final class ClientHandshakeHandler: ChannelInboundHandler {
       // An alert the coordinator sends once its side of the handshake has looked at the
       // client's certificate arrives as a BoringSSLError on the first read.
       if tls, error is NIOSSLError || error is NIOSSLExtraError || error is BoringSSLError {
-        established.fail(TLSHints.handshakeFailed(error))
+        // Named: with several addresses, which one's certificate failed is not otherwise said.
+        var failure = TLSHints.handshakeFailed(error)
+        if !endpoint.isEmpty { failure.message += " (the coordinator at \(endpoint))" }
+        established.fail(failure)
       } else {
         established.fail(error)
       }
@@ -247,6 +255,6 @@ extension ChannelPipeline.SynchronousOperations {
     try addHandler(
       ClientHandshakeHandler(
         handshake: handshake, worker: worker, maxLineBytes: maxLineBytes, tls: tls != nil,
-        challengeTimeoutMs: challengeTimeoutMs, established: established))
+        challengeTimeoutMs: challengeTimeoutMs, endpoint: endpoint.description, established: established))
   }
 }

@@ -155,7 +155,8 @@ public enum TLSHints {
   public static func noChallenge(afterMs: UInt32) -> HaatError {
     HaatError(
       .handshakeTimeout,
-      "no challenge in \(afterMs / 1000) s: is the coordinator using TLS? try --tls (and --tls-ca)")
+      "no challenge in \(afterMs / 1000) s: is the coordinator using TLS? try --tls (and --tls-ca); else it is not answering (stopped, or overloaded)"
+    )
   }
 
   /// A TLS handshake that failed, said plainly: bytes that are not TLS (a plaintext

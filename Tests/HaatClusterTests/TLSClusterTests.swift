@@ -122,6 +122,7 @@ struct TLSClusterTests {
         Issue.record("a client trusting only the system's roots got in")
       } catch let error as HaatError {
         #expect(error.message.contains("not trusted"), "\(error)")
+        #expect(error.message.contains("(the coordinator at \(cluster.endpoint))"), "named: \(error)")
       }
       let (status, _) = try await run(
         "/usr/bin/python3",

@@ -56,3 +56,26 @@ import Testing
     await leadership.release()
   }
 }
+
+/// Found by a tester (on SQLite): an older Haat opened a store a newer one had migrated,
+/// without a word. PostgreSQL alike: refused, saying why and what to do.
+@Suite struct PostgresDowngradeTests {
+  @Test(.enabled(if: StoreBackend.postgresURL != nil))
+  func aSchemaANewerHaatMigratedIsRefused() async throws {
+    let tests = try StoreHarness(.postgres)
+    guard case .postgres(let location) = try StoreLocation(parsing: tests.place) else {
+      throw HaatError(.internal, "not a PostgreSQL URL")
+    }
+    let store = try await PostgresJobStore(location)
+    await store.close()
+    try PostgresPrivilegeTests.psql(
+      "INSERT INTO \"\(location.schema)\".migrations (name) VALUES ('v99-from-the-future')")
+    do {
+      let again = try await PostgresJobStore(location)
+      await again.close()
+      Issue.record("the store was opened")
+    } catch {
+      #expect("\(error)".contains("migrated by a newer Haat"), "\(error)")
+    }
+  }
+}

@@ -196,10 +196,22 @@ public struct CanonicalExportConnector: Connector {
       mode = .range(cutter)
       return try continueRange(cutter, emit: emit)
     case .scan(let next, let quotes):
+      try checkProgress(at: next)
       return nextScan(from: next, quotes: quotes)
     case .range(let cutter):
+      try checkProgress(at: cutter.offset)
       return try continueRange(cutter, emit: emit)
     }
+  }
+
+  /// A 206 that added no bytes (an empty body, whatever its Content-Range said) would be
+  /// asked again at once, and again: a tester's server got 10,000 identical requests in
+  /// seconds. One such answer ends the task.
+  private func checkProgress(at offset: UInt64) throws(ExportError) {
+    guard let asked, asked.lowerBound == offset else { return }
+    throw ExportError(
+      "the server answered a Range request for bytes \(asked.lowerBound)-\(asked.upperBound) with none (HTTP 206 with an empty body): the export cannot be read in ranges; read it whole (split_bytes 0)"
+    )
   }
 
   public mutating func pageFailed(_ response: PageResponse, body: [UInt8]) throws(ExportError) -> PageRequest? {

@@ -71,7 +71,9 @@ public final class TokenStore: Sendable {
   public func refresh() {
     let stamp = FileStamp(path: path)
     guard cache.withLock({ $0.stamp != stamp || stamp == nil }) else { return }
-    guard let (tokens, unread) = Self.read(path) else {
+    // A file of lines none of which is a token (cut short mid-line, garbage) is not one
+    // written empty on purpose: it revokes nothing either.
+    guard let (tokens, unread) = Self.read(path), !(tokens.isEmpty && !unread.isEmpty) else {
       // A file gone from its path (its data directory deleted) or unreadable revokes nothing:
       // the tokens read last stay, so running jobs go on (operations.md "Disk pressure").
       // An empty file, written on purpose, does revoke every token.
@@ -86,7 +88,13 @@ public final class TokenStore: Sendable {
       }
       return
     }
-    cache.withLock { $0 = (stamp, tokens) }
+    let before = cache.withLock { state in
+      defer { state = (stamp, tokens) }
+      return state.tokens.count
+    }
+    if tokens.isEmpty, before > 0 {
+      logger?.warning("the token file is empty: every token is revoked", metadata: ["path": "\(path)"])
+    }
     // Said once per change of the file: a hand-edited line would be ignored without a word.
     if !unread.isEmpty {
       logger?.warning(

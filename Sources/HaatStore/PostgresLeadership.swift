@@ -133,20 +133,45 @@ public final class PostgresLeadership: Sendable {
     async throws
   {
     let schema = location.schema
-    let usable = try await guarded(connection) {
+    // A schema that exists is used as it is: USAGE and CREATE on it, whoever may create
+    // schemas (has_schema_privilege with two privileges asks for either, not both); one
+    // that does not is made, which needs CREATE on the database.
+    let row = try await guarded(connection) {
       try await connection.query(
         """
-        SELECT has_database_privilege(current_database(), 'CREATE') OR EXISTS (
-          SELECT 1 FROM pg_namespace WHERE nspname = \(schema) AND has_schema_privilege(oid, 'USAGE, CREATE'))
+        SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE')
+          ELSE has_schema_privilege(n.oid, 'USAGE') AND has_schema_privilege(n.oid, 'CREATE') END,
+          n.oid IS NOT NULL AND to_regclass(quote_ident(\(schema)) || '.migrations') IS NOT NULL
+        FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = \(schema)
         """, logger: logger
-      ).first(decoding: Bool.self)
+      ).first(decoding: (Bool, Bool).self)
     }
-    guard usable == true else {
+    guard let (usable, migrated) = row, usable else {
       throw HaatError(
         .unavailable,
-        "the store's role \(location.user) can neither create the schema \(schema) in database \(location.database) nor use it: grant it CREATE on the database, or make the schema and grant it USAGE and CREATE on it (docs/configuration.md)"
+        "the store's role \"\(location.user)\" can neither create the schema \"\(schema)\" in database \"\(location.database)\" nor use it: grant it CREATE on the database (for a schema not yet made), or USAGE and CREATE on the schema (docs/configuration.md)"
       )
     }
+    guard migrated else { return }
+    // A standby checks what the active one would refuse on taking over: a store a newer
+    // Haat migrated, or tables it cannot read.
+    let names: [String]
+    do {
+      names = try await guarded(connection) {
+        var names: [String] = []
+        let rows = try await connection.query(
+          PostgresQuery(unsafeSQL: "SELECT name FROM \"\(schema)\".migrations"), logger: logger)
+        for try await name in rows.decode(String.self) { names.append(name) }
+        return names
+      }
+    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
+      throw HaatError(
+        .unavailable,
+        "the store's role \"\(location.user)\" cannot read the schema \"\(schema)\"'s tables: \(PostgresJobStore.describe(error)); grant it their privileges (docs/configuration.md)"
+      )
+    }
+    let known = Set(PostgresSchema.migrations.map(\.name))
+    if let unknown = names.filter({ !known.contains($0) }).sorted().first { throw PostgresSchema.newer(unknown) }
   }
 
   /// Asks PostgreSQL to end the lock's session once it idles `idleSessionTimeout` (see

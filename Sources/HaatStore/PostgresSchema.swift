@@ -7,6 +7,15 @@ import PostgresNIO
 /// Migrations run under a transaction-scoped advisory lock per schema, so coordinators
 /// starting at once on one store migrate it once; like SQLite's, they only ever add.
 enum PostgresSchema {
+  /// A store a newer Haat migrated: refused, not opened (this version would not know its
+  /// tables' new meaning).
+  static func newer(_ unknown: String) -> HaatError {
+    HaatError(
+      .unavailable,
+      "the store was migrated by a newer Haat (its migrations table lists \(unknown), which this version does not know); run that version, or restore the backup made before upgrading"
+    )
+  }
+
   static let migrations: [(name: String, sql: [String])] = [
     (
       "v1",
@@ -143,12 +152,7 @@ enum PostgresSchema {
         applied.insert(name)
       }
       let known = Set(migrations.map(\.name))
-      if let unknown = applied.subtracting(known).sorted().first {
-        throw HaatError(
-          .unavailable,
-          "the store was migrated by a newer Haat (its migrations table lists \(unknown), which this version does not know); run that version, or restore the backup made before upgrading"
-        )
-      }
+      if let unknown = applied.subtracting(known).sorted().first { throw newer(unknown) }
       for migration in migrations where !applied.contains(migration.name) {
         for statement in migration.sql { try await db.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
         try await db.query("INSERT INTO migrations (name) VALUES (\(migration.name))", logger: logger)

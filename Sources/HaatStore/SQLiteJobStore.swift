@@ -67,7 +67,7 @@ public final class SQLiteJobStore: JobStore {
         try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
       }
     } catch {
-      throw HaatError(.unavailable, "cannot open the store at \(path): \(error)")
+      throw HaatError(.unavailable, "cannot open the store at \(path): \((error as? HaatError)?.message ?? "\(error)")")
     }
   }
 

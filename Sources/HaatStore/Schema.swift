@@ -9,10 +9,12 @@ enum Schema {
   /// refused, not opened: this version would not know its tables' new meaning (a
   /// downgrade is a restore from the backup made before the upgrade).
   static func migrate(_ pool: DatabasePool) throws {
-    if try pool.read({ try migrator.hasBeenSuperseded($0) }) {
+    let known = Set(migrator.migrations)
+    let applied = try pool.read { try migrator.appliedIdentifiers($0) }
+    if let unknown = applied.subtracting(known).sorted().first {
       throw HaatError(
         .unavailable,
-        "the store was migrated by a newer Haat (grdb_migrations lists a migration this version does not know); run that version, or restore the backup made before upgrading"
+        "the store was migrated by a newer Haat (grdb_migrations lists \(unknown), which this version does not know); run that version, or restore the backup made before upgrading"
       )
     }
     try migrator.migrate(pool)

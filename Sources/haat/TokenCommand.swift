@@ -68,6 +68,17 @@ struct TokenCommand: AsyncParsableCommand {
       let role = Role(rawValue: role) ?? .read
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"
       let store = TokenStore(path: directory + "/tokens")
+      // A token file gone from a directory a coordinator has run in (its admin.token is
+      // there): a new file would hold only this token, and the running coordinator would
+      // drop every other one (a tester's next `token create` locked everyone out).
+      if !FileManager.default.fileExists(atPath: store.path),
+        FileManager.default.fileExists(atPath: directory + "/admin.token")
+      {
+        throw HaatError(
+          .badRequest,
+          "the token file \(store.path) is missing, though admin.token beside it says a coordinator has run here: a new file would hold only this token and revoke every other; restore the token file (from a backup, or the running coordinator's /proc/PID/fd/) first"
+        )
+      }
       do {
         let credential = try store.create(role: role, label: label, coordinator: coordinator, names: names) {
           credential in

@@ -111,6 +111,19 @@ struct TransportErrorTests {
     )
   }
 
+  /// Found by a tester: with the token file gone (the coordinator keeps the tokens it read),
+  /// `token create` wrote a new file of only its token, and every other was revoked.
+  @Test func noTokenIsCreatedIntoAMissingTokenFileBesideAnAdminToken() async throws {
+    let binary = try HaatBinary.path()
+    let directory = NSTemporaryDirectory() + "haat-orphan-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/admin.token"))
+    let refused = try await run(binary, ["token", "create", "--role", "submit", "--data-dir", directory])
+    #expect(refused.status != 0 && refused.output.contains("is missing, though admin.token"), "\(refused.output)")
+    #expect(!FileManager.default.fileExists(atPath: directory + "/tokens"))
+  }
+
   @Test func aTokenFileThatCannotBeWrittenIsNamed() async throws {
     let directory = NSTemporaryDirectory() + "haat-token-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -77,6 +77,10 @@ import Testing
     #expect(store.cachedToken(id: kept.tokenID) != nil, "a missing file revokes nothing")
     store.refresh()
     #expect(store.cachedToken(id: kept.tokenID) != nil)
+    // Lines none of which is a token (garbage, a copy cut mid-line): nothing revoked.
+    try Data("garbage{{\n{\"id\":\"t_0".utf8).write(to: URL(fileURLWithPath: path))
+    store.refresh()
+    #expect(store.cachedToken(id: kept.tokenID) != nil, "a file of no token revokes nothing")
     try Data().write(to: URL(fileURLWithPath: path))
     store.refresh()
     #expect(store.cachedToken(id: kept.tokenID) == nil, "an empty file revokes every token")

@@ -47,6 +47,14 @@ import Testing
       let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
       await leadership.release()
     }
+    // USAGE on a schema made by another role, without CREATE on it: refused too (a
+    // tester's role waited as a standby and failed at the takeover).
+    try Self.psql("CREATE SCHEMA \(schema); GRANT USAGE ON SCHEMA \(schema) TO \(role)")
+    await #expect(throws: HaatError.self) {
+      let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
+      await leadership.release()
+    }
+    try Self.psql("DROP SCHEMA \(schema)")
     // A schema made for it, with no CREATE on the database: the store opens and migrates.
     try Self.psql("CREATE SCHEMA \(schema) AUTHORIZATION \(role)")
     let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
@@ -70,6 +78,11 @@ import Testing
     await store.close()
     try PostgresPrivilegeTests.psql(
       "INSERT INTO \"\(location.schema)\".migrations (name) VALUES ('v99-from-the-future')")
+    // A standby checks before it waits (it took over, and only then failed).
+    await #expect(throws: HaatError.self) {
+      let leadership = try await PostgresLeadership.acquire(location, logger: Logger(label: "test")) {}
+      await leadership.release()
+    }
     do {
       let again = try await PostgresJobStore(location)
       await again.close()

@@ -169,29 +169,25 @@ final class SessionHandler: ChannelInboundHandler {
   func errorCaught(context: ChannelHandlerContext, error: Error) {
     // A TLS handshake this coordinator refused (a client certificate missing, of another CA,
     // expired, not for client authentication): logged and counted as any failed handshake.
-    // One the client refused (an alert: it does not trust this coordinator's certificate)
-    // is logged, not counted: it guesses at nothing, and one monitor with a stale CA locked
-    // every worker behind its address out. A peer that closed during the handshake (a
-    // client without --tls gives up after 5 s) counts once, with the timeout it may race.
+    // Any other TLS failure is logged, not counted: a client that refused this coordinator's
+    // certificate (an alert; a TLS 1.3 client's reads as BAD_PACKET_LENGTH here) or closed
+    // mid-handshake guesses at nothing, and one monitor with a stale CA locked every worker
+    // behind its address out (testers). A peer idle past the deadline is counted there.
     if connection == nil, let failure = error as? NIOSSLError, case .handshakeFailed = failure {
       let reason = TLSHints.reason(failure)
-      if reason.contains("_ALERT_") {
+      if reason.contains("CERTIFICATE"), !reason.contains("_ALERT_") {
+        failedHandshake(tokenID: "", name: "", HaatError(.authFailed, "the TLS handshake failed: \(reason)"))
+      } else if !failureCounted {
+        let closed = "\(failure)".contains("EOF during handshake")
         throttle.failed(
           address: address, tokenID: "", subject: "",
           error: HaatError(
-            .authFailed,
-            "the client refused this coordinator's TLS certificate (\(reason)): it does not trust the CA that signed it, or the certificate does not name the address it dialled; not counted toward the address's refusal"
+            .handshakeTimeout,
+            closed
+              ? "the peer closed the connection during the TLS handshake (a client without --tls sends no TLS and gives up; one that does not trust this coordinator's certificate may close too); not counted toward the address's refusal"
+              : "the client ended the TLS handshake (\(reason)): most likely it does not trust this coordinator's certificate (the CA that signed it, or the address it names); not counted toward the address's refusal"
           ),
           counted: false)
-      } else if "\(failure)".contains("EOF during handshake") {
-        failedHandshake(
-          tokenID: "", name: "",
-          HaatError(
-            .handshakeTimeout,
-            "the peer closed the connection during the TLS handshake (a client without --tls sends no TLS and gives up)"
-          ))
-      } else {
-        failedHandshake(tokenID: "", name: "", HaatError(.authFailed, "the TLS handshake failed: \(reason)"))
       }
     }
     context.close(promise: nil)

@@ -400,6 +400,12 @@ public struct PostsReader {
         }
       }
       if control { return problem(row, field, .controlCharacter) }
+      if case .bytes(let bytes)? = raw.value(field), bytes.count > Values.maxFieldBytes {
+        return problem(row, field, .fieldTooLong)
+      }
+      if case .json(.string(let string))? = raw.value(field), string.utf8.count > Values.maxFieldBytes {
+        return problem(row, field, .fieldTooLong)
+      }
     }
     // Interned: a known platform × account costs no new Strings.
     let (platform, account, accountIndex) = Self.withText(raw.value(.platform), or: defaultPlatform) { platform in

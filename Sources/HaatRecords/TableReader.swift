@@ -292,9 +292,11 @@ public struct TableReader<Schema: TableSchema> {
       // Every field read is an identity or a figure: one holding a control character (a
       // NUL, an escape) is bad, as a post's text field is.
       var control: String?
+      var long: String?
       for (index, position) in columns.enumerated() where position >= 0 {
         let text = Values.trimmed(record.field(index))
         if control == nil, controlChecked[position], Values.hasControl(text) { control = fields[position] }
+        if long == nil, text.count > Values.maxFieldBytes { long = fields[position] }
         cells[position] = text
       }
       let values = TableRow(number: row, fields: fields, cells: UnsafeBufferPointer(cells))
@@ -304,6 +306,9 @@ public struct TableReader<Schema: TableSchema> {
         // Refused as a record's first row is: its later rows are skipped with it.
         if groupPosition >= 0 { lastGroup = values.text(at: groupPosition) }
         counts.bad(RowProblem(row: row, column: control, reason: .controlCharacter), keep: maxProblems)
+      } else if let long {
+        if groupPosition >= 0 { lastGroup = values.text(at: groupPosition) }
+        counts.bad(RowProblem(row: row, column: long, reason: .fieldTooLong), keep: maxProblems)
       } else {
         take(values, emit)
       }
@@ -374,12 +379,13 @@ public struct TableReader<Schema: TableSchema> {
       values.texts[position] = text
     }
     if continuesLastRecord(values) { return }
-    for (position, text) in values.texts.enumerated() where controlChecked[position] {
-      if let text, Values.hasControl(text.utf8) {
-        if groupPosition >= 0 { lastGroup = values.texts[groupPosition] }
-        return counts.bad(
-          RowProblem(row: number, column: fields[position], reason: .controlCharacter), keep: maxProblems)
-      }
+    for (position, text) in values.texts.enumerated() {
+      guard let text else { continue }
+      let control = controlChecked[position] && Values.hasControl(text.utf8)
+      guard control || text.utf8.count > Values.maxFieldBytes else { continue }
+      if groupPosition >= 0 { lastGroup = values.texts[groupPosition] }
+      let reason: Values.Problem = control ? .controlCharacter : .fieldTooLong
+      return counts.bad(RowProblem(row: number, column: fields[position], reason: reason), keep: maxProblems)
     }
     take(values, emit)
   }

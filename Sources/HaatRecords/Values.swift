@@ -1,6 +1,9 @@
 /// Parsing of the canonical formats' values (docs/formats.md): counts, timestamps, media
 /// types, trimming. Works on UTF-8 bytes so rows need no String until a value is kept.
 public enum Values {
+  /// The longest field a row may hold where a report reads it (as a spec's `url`).
+  public static let maxFieldBytes = 8_192
+
   /// Why a value is bad; the raw values are the reasons reported to users.
   public enum Problem: String, Error, Sendable, Equatable {
     case missing
@@ -14,6 +17,10 @@ public enum Values {
     case notAnObject = "not an object"
     case notAString = "not a string"
     case tooLong = "record too long"
+    /// A field a report keys or reads (an account, an id, a customer) over
+    /// `Values.maxFieldBytes`: its partial could not travel (a 600 KB account name made a
+    /// job whose result no client could read).
+    case fieldTooLong = "field too long"
     /// A NUL or another control character in a text field (id, platform, account, …).
     case controlCharacter = "control character"
     /// A platform refused part of a request (a metric it no longer serves); the request was

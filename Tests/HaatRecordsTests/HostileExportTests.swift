@@ -173,6 +173,49 @@ import Testing
   }
 }
 
+/// Found by a tester: a 600 KB account name (a valid record, under 1 MiB) made a job whose
+/// result no client could read, and a 1 MB one killed its whole task. A field a report
+/// reads is at most 8 KiB: a longer one is a bad row, and the rest of the export is read.
+@Suite struct LongFieldTests {
+  static let long = String(repeating: "z", count: Values.maxFieldBytes + 1)
+
+  @Test(arguments: [ExportFormat.csv, .ndjson])
+  func aPostsAccountOverTheLimitIsABadRow(format: ExportFormat) throws {
+    let text =
+      format == .csv
+      ? "account,id,created_at,likes\n\(Self.long),1,2026-01-01T00:00:00Z,5\nsmall,2,2026-01-01T00:00:00Z,7\n"
+      : "{\"account\":\"\(Self.long)\",\"id\":\"1\",\"created_at\":\"2026-01-01T00:00:00Z\"}\n{\"account\":\"small\",\"id\":\"2\",\"created_at\":\"2026-01-01T00:00:00Z\",\"likes\":7}\n"
+    var reader = PostsReader(format: format, defaultPlatform: "x")
+    var accounts: [String] = []
+    try Array(text.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk) { accounts.append($0.account) }
+      try reader.finish { accounts.append($0.account) }
+    }
+    #expect(accounts == ["small"])
+    #expect(reader.problems.first?.reason == .fieldTooLong && reader.problems.first?.column == "account")
+  }
+
+  @Test(arguments: [ExportFormat.csv, .ndjson])
+  func anOrdersCustomerOverTheLimitIsABadRow(format: ExportFormat) throws {
+    let text =
+      format == .csv
+      ? "id,created_at,total,customer\no1,2026-01-01T00:00:00Z,10,\(Self.long)\no2,2026-01-01T00:00:00Z,12,c\n"
+      : "{\"id\":\"o1\",\"created_at\":\"2026-01-01T00:00:00Z\",\"total\":\"10\",\"customer\":\"\(Self.long)\"}\n{\"id\":\"o2\",\"created_at\":\"2026-01-01T00:00:00Z\",\"total\":\"12\"}\n"
+    var reader = TableReader<OrdersExport>(format: format, platform: "web", account: "shop", limits: ReadLimits())
+    var ids: [String] = []
+    let keep: (CanonicalRecord) -> Bool = { record in
+      if case .order(let order) = record { ids.append(order.id) }
+      return true
+    }
+    try Array(text.utf8).withUnsafeBytes { chunk in
+      try reader.feed(chunk, emit: keep)
+      try reader.finish(emit: keep)
+    }
+    #expect(ids == ["o2"])
+    #expect(reader.counts.problems.first?.reason == .fieldTooLong)
+  }
+}
+
 /// The line limit is the same however the chunks fall: a line of `limit` bytes (plus an
 /// optional CR) passes, one byte more is too long (the split path let limit + 1 through).
 @Suite struct LineSplitterLimitTests {

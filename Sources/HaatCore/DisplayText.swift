@@ -79,6 +79,10 @@ public enum DisplayText {
         first.properties.isEmojiPresentation
         || (first.properties.isEmoji && scalars.contains { $0.value == 0xFE0F })
       columns += emoji || isWide(first) ? 2 : 1
+      // A spacing mark (Bengali's vowel signs, Unicode category Mc) takes a column of its
+      // own in a terminal (glibc's wcwidth), though it joins its letter's grapheme: a
+      // tester's Bengali account name pushed its row's columns five to the right.
+      columns += scalars.dropFirst().filter { $0.properties.generalCategory == .spacingMark }.count
     }
     return columns
   }

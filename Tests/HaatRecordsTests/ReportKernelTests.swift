@@ -134,6 +134,9 @@ struct TerminalTableTests {
     #expect(DisplayText.width("😀 ok") == 5)
     #expect(DisplayText.width("👨‍👩‍👧") == 2)
     #expect(DisplayText.width("café") == 4)
+    // Bengali's vowel signs are spacing marks, a column each (glibc's wcswidth says 11).
+    #expect(DisplayText.width("বাংলা_দোকান") == 11)
+    #expect(DisplayText.width("پاکستان") == 7)
     let rows = [["facebook", "春のセール春のセール", "12"], ["instagram", "dhaka 😀", "3"], ["x", "plain", "4"]]
     let text = TextTable(header: ["platform", "account", "posts"], rightAligned: [2]).render(rows, maxWidth: 100)
     let lines = text.split(separator: "\n").map(String.init)

@@ -53,7 +53,7 @@ extension BestTimeKernel {
     if accounts.isEmpty { svg.append(#"<text x="10" y="20">no posts</text>"#) }
     if leftOut > 0 {
       svg.append(
-        #"<text x="4" y="\#(accounts.count * blockHeight + 24)">the \#(accounts.count) accounts with the most posts; \#(leftOut) more left out (haat result --svg draws them all)</text>"#
+        #"<text x="4" y="\#(accounts.count * blockHeight + 24)">the \#(accounts.count) accounts with the most posts; \#(leftOut) more left out (haat result --svg-limit 0 draws them all; every slot is in --format csv or json)</text>"#
       )
     }
     for (index, account) in accounts.enumerated() {

@@ -214,6 +214,10 @@ struct ResultCommand: AsyncParsableCommand {
   var report: String?
   @Option(help: "Also write the report's chart as SVG to this file (best_time: a heatmap per account).")
   var svg: String?
+  @Option(
+    name: .customLong("svg-limit"),
+    help: "The chart's most blocks (best_time: the accounts with the most posts); 0 draws them all.")
+  var svgLimit = 200
   @OptionGroup var client: ClientOptions
 
   func validate() throws {
@@ -227,6 +231,7 @@ struct ResultCommand: AsyncParsableCommand {
     // As --out and --ready-file: a FIFO there blocked the write for good, a directory gave
     // Foundation's "error 512" (found by a tester).
     if let svg, let refusal = RegularFile.refusal(svg) { throw ValidationError("--svg: \(refusal)") }
+    guard svgLimit >= 0 else { throw ValidationError("--svg-limit must be 0 (every block) or more") }
   }
 
   func run() async throws {
@@ -258,7 +263,9 @@ struct ResultCommand: AsyncParsableCommand {
         }
       }
       if let svg, let report, let kernel = Reports.kernel(named: report) {
-        guard let chart = kernel.svg(of: result.report) else {
+        // Bounded by default: 100,000 accounts' weeks made a 1.35 GB file and took the CLI
+        // 5.9 GB (a tester).
+        guard let chart = kernel.svg(of: result.report, limit: svgLimit > 0 ? svgLimit : nil) else {
           throw HaatError(.badRequest, "job \(id) has no \(report) chart: the \(report) report draws no chart")
         }
         try RegularFile.write(chart, to: svg)

@@ -252,9 +252,9 @@ extension String {
 }
 
 extension ReportRendering {
-  /// Text for an SVG document: &, <, >, " and ' as entities, control characters dropped,
-  /// and format characters that reorder text (a bidi override in an account name: a
-  /// tester's heading read backwards) shown as `\u{202E}`, as a terminal shows them.
+  /// Text for an SVG document: &, <, >, " and ' as entities, and control and format
+  /// characters shown as a terminal shows them (`\t`, `\u{202E}`): a bidi override in an
+  /// account name read a tester's heading backwards, and a tab was dropped without a mark.
   public static func xmlEscaped(_ text: String) -> String {
     var out = ""
     for scalar in text.unicodeScalars {
@@ -265,9 +265,8 @@ extension ReportRendering {
       case "\"": out += "&quot;"
       case "'": out += "&apos;"
       default:
-        if scalar.properties.generalCategory == .control { continue }
-        if DisplayText.isUnsafe(scalar) {
-          out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+        if DisplayText.isUnsafe(scalar) || scalar.properties.generalCategory == .control {
+          out += DisplayText.escape(String(scalar))
           continue
         }
         out.unicodeScalars.append(scalar)

@@ -87,7 +87,7 @@ public enum TLSFiles {
         Date(timeIntervalSince1970: Double(certificate.notValidBefore)),
         Date(timeIntervalSince1970: Double(certificate.notValidAfter))
       )
-      let which = index == 0 ? "the certificate" : "certificate \(index + 1) of the chain (an intermediate)"
+      let which = index == 0 ? "the certificate" : "certificate \(index + 1) of the chain (an intermediate or its root)"
       if now > until {
         throw HaatError(.badRequest, "\(flag) \(path): \(which) expired at \(until.formatted(format)); renew it")
       }

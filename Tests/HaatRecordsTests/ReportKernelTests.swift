@@ -150,6 +150,8 @@ struct TerminalTableTests {
     #expect(cut.contains("n…") && cut.contains("has them whole"), "\(cut)")
     // And in an SVG, a bidi override is shown, not obeyed.
     #expect(ReportRendering.xmlEscaped("a\u{202E}evil<") == "a\\u{202E}evil&lt;")
+    // A tab is shown, as the terminal table shows it, not dropped (a tester).
+    #expect(ReportRendering.xmlEscaped("tab\tinside") == "tab\\tinside")
     let note = ReportRendering.wrapped(String(repeating: "a\u{202E}b ", count: 30), width: 100)
     #expect(note.split(separator: "\n").allSatisfy { DisplayText.width(String($0)) <= 100 }, "\(note)")
   }

@@ -99,11 +99,22 @@ public final class Fetcher: Sendable {
       hop.url = url
       hop.headers = headers
       hop.post = post
-      let outcome = try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
+      var outcome = try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
         let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
         return try transfer.run(hop, handle: handle.pointer, share: share)
       }
+      if case .staleConnection = outcome {
+        // What an earlier response left on a reused connection was read as this reply (a
+        // tester's server sent more than its Content-Length, and the next task died).
+        if let pointer = handle.pointer { curl_easy_reset(pointer) }
+        outcome = try withoutActuallyEscaping(onBody) { onBody throws(FetchError) in
+          let transfer = Transfer(policy: policy, cancel: cancel, onStart: onStart, onBody: onBody)
+          return try transfer.run(hop, handle: handle.pointer, share: share, fresh: true)
+        }
+      }
       switch outcome {
+      case .staleConnection:
+        throw FetchError(.badResponse, "the server's reply is not HTTP (\(URLRedaction.redact(url)))", retryable: false)
       case .response(var response):
         response.redirects = redirects
         return response

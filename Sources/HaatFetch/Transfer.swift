@@ -10,6 +10,10 @@ import HaatCore
 enum TransferOutcome {
   case response(FetchResponse)
   case redirect(String)
+  /// A reused connection answered with bytes that are not HTTP: most likely what an earlier
+  /// response left unread (a body longer than its Content-Length), not this server's reply.
+  /// Asked again once on a new connection.
+  case staleConnection
 }
 
 /// One transfer's state, reached from curl's C callbacks through an unmanaged pointer.
@@ -59,7 +63,7 @@ final class Transfer {
     self.onBody = onBody
   }
 
-  func run(_ request: FetchRequest, handle: UnsafeMutableRawPointer?, share: ShareHandle)
+  func run(_ request: FetchRequest, handle: UnsafeMutableRawPointer?, share: ShareHandle, fresh: Bool = false)
     throws(FetchError) -> TransferOutcome
   {
     guard let handle else {
@@ -100,6 +104,7 @@ final class Transfer {
     set(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, policy.totalTimeoutMs))
     set(ccurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1))
     set(ccurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, policy.stallSeconds))
+    if fresh { set(ccurl_easy_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1)) }
     set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
     set(ccurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
     if let caFile = policy.caFile { set(ccurl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
@@ -148,6 +153,9 @@ final class Transfer {
 
     // A transfer ended once the error body's start was kept is judged by its status.
     let cut = code == CURLE_WRITE_ERROR && errorBodyCut && failure == nil
+    if code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_WEIRD_SERVER_REPLY, connects == 0, !fresh, !started {
+      return .staleConnection
+    }
     if code != CURLE_OK, !cut { throw error(for: code, url: request.url) }
     if (300..<400).contains(status), status != 304 {
       // Cut short, curl has not worked the redirect's URL out: resolved here, as curl would.

@@ -370,3 +370,70 @@ struct FetcherTests {
     #expect(URLRedaction.redact("https://h/p#frag?token=EAAB") == "https://h/p#…")
   }
 }
+
+/// Found by a tester: a server that sent more than its Content-Length, the rest arriving
+/// after libcurl had read the response, left it on the pooled connection, and the next
+/// request (another task's, on a healthy URL) read it as its reply and died `bad_response`
+/// at once. A reply that is not HTTP on a reused connection is asked again on a new one.
+@Suite("Fetcher: a connection left dirty")
+struct DirtyConnectionTests {
+  static let server = """
+    import socket, sys, threading, time
+    listener = socket.socket(); listener.bind(('127.0.0.1', 0)); listener.listen(8)
+    open(sys.argv[1], 'w').write(str(listener.getsockname()[1]))
+    def serve(connection):
+        data = b''
+        while True:
+            while b'\\r\\n\\r\\n' not in data:
+                chunk = connection.recv(4096)
+                if not chunk: return
+                data += chunk
+            head, data = data.split(b'\\r\\n\\r\\n', 1)
+            if b' /long ' in head:
+                connection.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 5\\r\\n\\r\\nhello')
+                time.sleep(0.1)
+                connection.sendall(b'LEFT OVER, NOT HTTP\\r\\n\\r\\n')
+            else:
+                connection.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')
+    deadline = time.time() + 20
+    listener.settimeout(20)
+    while time.time() < deadline:
+        try:
+            connection, _ = listener.accept()
+        except socket.timeout:
+            break
+        threading.Thread(target=serve, args=(connection,), daemon=True).start()
+    """
+
+  @Test func bytesLeftOnAReusedConnectionAreNotTheNextReply() throws {
+    let directory = NSTemporaryDirectory() + "haat-dirty-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try Self.server.write(toFile: directory + "/server.py", atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = [directory + "/server.py", directory + "/port"]
+    // Its own output: an inherited one held `swift test`'s pipe open after the test ended.
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    defer {
+      kill(process.processIdentifier, SIGKILL)
+      process.waitUntilExit()
+    }
+    var port: Int?
+    for _ in 0..<100 where port == nil {
+      port = (try? String(contentsOfFile: directory + "/port", encoding: .utf8)).flatMap { Int($0) }
+      if port == nil { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    let listening = try #require(port, "the server did not start")
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    defer { fetcher.shutdown() }
+    let (first, body, _) = try FetcherTests.get(fetcher, "http://127.0.0.1:\(listening)/long")
+    #expect(first.status == 200 && body == Data("hello".utf8))
+    // The left-over bytes arrive on the pooled connection after the response was read.
+    Thread.sleep(forTimeInterval: 0.3)
+    let (second, ok, _) = try FetcherTests.get(fetcher, "http://127.0.0.1:\(listening)/ok")
+    #expect(second.status == 200 && ok == Data("ok".utf8))
+  }
+}

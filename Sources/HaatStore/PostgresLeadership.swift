@@ -114,9 +114,11 @@ public final class PostgresLeadership: Sendable {
       } catch let error as CancellationError {
         try? await connection.close()
         throw error
-      } catch let error as HaatError where error.code == .unavailable && !checked {
+      } catch let refusal as Refusal {
+        // No retry can give the role its rights or unmigrate the store; a connection that
+        // closed during the check is retried as any other.
         try? await connection.close()
-        throw error
+        throw refusal.error
       } catch {
         try? await connection.close()
         logger.warning(
@@ -125,6 +127,12 @@ public final class PostgresLeadership: Sendable {
         try await Task.sleep(for: .seconds(1))
       }
     }
+  }
+
+  /// What `checkPrivileges` finds that no retry can mend.
+  struct Refusal: Error {
+    let error: HaatError
+    init(_ error: HaatError) { self.error = error }
   }
 
   /// Refuses, at once, a role that could never open the store: one that can neither create
@@ -147,10 +155,11 @@ public final class PostgresLeadership: Sendable {
       ).first(decoding: (Bool, Bool).self)
     }
     guard let (usable, migrated) = row, usable else {
-      throw HaatError(
-        .unavailable,
-        "the store's role \"\(location.user)\" can neither create the schema \"\(schema)\" in database \"\(location.database)\" nor use it: grant it CREATE on the database (for a schema not yet made), or USAGE and CREATE on the schema (docs/configuration.md)"
-      )
+      throw Refusal(
+        HaatError(
+          .unavailable,
+          "the store's role \"\(location.user)\" can neither create the schema \"\(schema)\" in database \"\(location.database)\" nor use it: grant it CREATE on the database (for a schema not yet made), or USAGE and CREATE on the schema (docs/configuration.md)"
+        ))
     }
     guard migrated else { return }
     // A standby checks what the active one would refuse on taking over: a store a newer
@@ -165,13 +174,16 @@ public final class PostgresLeadership: Sendable {
         return names
       }
     } catch let error as PSQLError where error.serverInfo?[.sqlState] == "42501" {
-      throw HaatError(
-        .unavailable,
-        "the store's role \"\(location.user)\" cannot read the schema \"\(schema)\"'s tables: \(PostgresJobStore.describe(error)); grant it their privileges (docs/configuration.md)"
-      )
+      throw Refusal(
+        HaatError(
+          .unavailable,
+          "the store's role \"\(location.user)\" cannot read the schema \"\(schema)\"'s tables: \(PostgresJobStore.describe(error)); grant it their privileges (docs/configuration.md)"
+        ))
     }
     let known = Set(PostgresSchema.migrations.map(\.name))
-    if let unknown = names.filter({ !known.contains($0) }).sorted().first { throw PostgresSchema.newer(unknown) }
+    if let unknown = names.filter({ !known.contains($0) }).sorted().first {
+      throw Refusal(PostgresSchema.newer(unknown))
+    }
   }
 
   /// Asks PostgreSQL to end the lock's session once it idles `idleSessionTimeout` (see

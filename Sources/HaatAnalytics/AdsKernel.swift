@@ -341,15 +341,18 @@ extension AdsKernel: ReportKernel {
     let group = ReportRendering.group
     let percent = ReportRendering.percent
     func number(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+    // `incompl.` beside the rates: a row of unknown spend adds nothing to `spend`, so a
+    // campaign of such rows would otherwise read as free.
     let columns = [
-      "platform", "campaign", "spend", "impressions", "clicks", "conv.", "CPM", "CPC", "CTR", "CPA", "claimed ROAS",
+      "platform", "campaign", "spend", "impressions", "clicks", "conv.", "incompl.", "CPM", "CPC", "CTR", "CPA",
+      "claimed ROAS",
     ]
     return ReportTable(
       columns: columns,
       rows: rows.map { row in
         [
           row.platform, row.campaign, Money.display(row.spend), group(row.impressions), group(row.clicks),
-          group(row.conversions),
+          group(row.conversions), group(row.rowsIncomplete),
           row.hasCpm ? number(row.cpm, 2) : "–", row.hasCpc ? number(row.cpc, 2) : "–",
           row.hasCtr ? percent(row.ctr) : "–", row.hasCpa ? number(row.cpa, 2) : "–",
           row.hasClaimedRoas ? number(row.claimedRoas, 2) : "–",

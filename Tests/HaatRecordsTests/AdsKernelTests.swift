@@ -83,6 +83,10 @@ struct AdsKernelTests {
     let table = ReportRendering.table(report)
     #expect(table.contains("claimed ROAS") && table.contains("1.30"))
     #expect(ReportRendering.csv(report, named: "ads").hasPrefix("platform,account,campaign,rows,"))
+    // The table shows `rows_incomplete` too: a row of unknown spend adds 0.00 to `spend`.
+    let rendered = try #require(AdsKernel.table(of: report))
+    let incomplete = try #require(rendered.columns.firstIndex(of: "incompl."))
+    #expect(rendered.rows.last?[incomplete] == "1")
   }
 
   /// CPA pairs spend and conversions row by row: a row that states conversions but not its

@@ -57,5 +57,10 @@ extension HaatClient {
     guard Defaults.nameFits(spec.name) else {
       throw HaatError(.badSpec, "is longer than \(Defaults.maxNameCharacters) characters", field: "name")
     }
+    // A URL with a secret in it is refused here, so the secret is never sent (the
+    // coordinator refused it, but only after it had crossed the wire: a tester).
+    for (index, source) in spec.sources.enumerated() {
+      if let refusal = URLSecrets.refusal(of: source.url, field: "sources[\(index)].url") { throw refusal }
+    }
   }
 }

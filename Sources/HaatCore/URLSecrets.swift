@@ -30,6 +30,8 @@ public enum URLSecrets {
       rest = rest[schemeEnd.upperBound...]
       let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
       if rest[..<authorityEnd].contains("@") { return "user info (user:password@)" }
+    } else if hasUserInfoWithoutAuthority(rest) {
+      return "user info (user:password@)"
     }
     let hash = rest.firstIndex(of: "#") ?? rest.endIndex
     if let question = rest[..<hash].firstIndex(of: "?") {
@@ -47,6 +49,32 @@ public enum URLSecrets {
       if isSecretName(part[..<equals]) { return label(part[..<equals]) }
     }
     return nil
+  }
+
+  /// User info in a URL that lacks "://" (`http:/user:pw@host`, `http:user:pw@host`,
+  /// `//user:pw@host`): not a URL, but an error that echoed it would show the password (a
+  /// tester's one-slash typo did). Read as a scheme, then slashes, then up to the next "/".
+  static func hasUserInfoWithoutAuthority(_ text: Substring) -> Bool {
+    var rest = text
+    if let colon = rest.firstIndex(of: ":"),
+      rest[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+    {
+      rest = rest[rest.index(after: colon)...]
+    }
+    rest = rest.drop { $0 == "/" || $0 == "\\" }
+    let end = rest.firstIndex(where: { $0 == "/" || $0 == "\\" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+    return rest[..<end].contains("@")
+  }
+
+  /// The refusal of a source URL that carries a credential, said without echoing the URL;
+  /// nil when it carries none. The CLI says it before sending the spec, the coordinator
+  /// again for any other client.
+  public static func refusal(of url: String, field: String) -> HaatError? {
+    guard let secret = find(in: url) else { return nil }
+    return HaatError(
+      .badSpec,
+      "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
+      field: field)
   }
 
   /// A secret parameter's name as an error names it: never its value, which an encoded

@@ -215,4 +215,23 @@ struct LargeResultTests {
       try HaatBinary.path(), ["submit", path, "--coordinator", "127.0.0.1:\(port)", "--data-dir", directory])
     #expect(status == 2 && output.contains("the most is 10000"), "\(status): \(output)")
   }
+
+  /// Found by a tester: a URL with a password in it was refused by the coordinator, after
+  /// the spec had crossed the wire; with none up, the CLI said it was unavailable. The CLI
+  /// refuses it before connecting, without echoing it (exit 2, bad_spec).
+  @Test func theCLIRefusesASecretInAURLBeforeConnecting() async throws {
+    let directory = NSTemporaryDirectory() + "haat-secret-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let port = try FreePorts.pick(1)[0]
+    for url in ["http://user:S3CRETPW@127.0.0.1/x.csv", "http:/user:S3CRETPW@127.0.0.1/x.csv"] {
+      let path = directory + "/spec.json"
+      try Data(#"{"name":"secret","sources":[{"kind":"posts","url":"\#(url)"}]}"#.utf8)
+        .write(to: URL(fileURLWithPath: path))
+      let (status, output) = try await run(
+        try HaatBinary.path(), ["submit", path, "--coordinator", "127.0.0.1:\(port)", "--data-dir", directory])
+      #expect(status == 2 && output.contains("carries a credential"), "\(status): \(output)")
+      #expect(!output.contains("S3CRETPW"), "\(output)")
+    }
+  }
 }

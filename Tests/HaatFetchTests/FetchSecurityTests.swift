@@ -361,6 +361,21 @@ struct FetchSecurityTests {
     #expect(URLSecrets.find(in: "https://shop.example.com/x.csv?access_token%3DS3CRET") == "access_token")
   }
 
+  /// Found by a tester: a one-slash typo made the URL "not a URL", and that error quoted it,
+  /// password and all. User info is found without "://" too; a file path's "@" is not it.
+  @Test func userInfoIsFoundInAURLWithoutItsSlashes() throws {
+    for url in [
+      "http:/user:S3CRET@127.0.0.1/x.csv", "http:user:S3CRET@127.0.0.1/x.csv", "//user:S3CRET@127.0.0.1/x.csv",
+      "https:\\\\user:S3CRET@host/x.csv", "user:S3CRET@host/x.csv",
+    ] {
+      #expect(URLSecrets.find(in: url) != nil, "\(url)")
+      let error = try #require(URLSecrets.refusal(of: url, field: "sources[0].url"))
+      #expect(!error.message.contains("S3CRET"), "\(error.message)")
+    }
+    #expect(URLSecrets.find(in: "file:///data/exports@2026/x.csv") == nil)
+    #expect(URLSecrets.find(in: "https://host/exports@2026/x.csv") == nil)
+  }
+
   /// An anchor, or a fragment's ordinary parameters, are no credential.
   @Test(arguments: ["#auth", "#token", "#section-2", "#/orders?page=2", "#state=x&scroll=10"])
   func ordinaryFragmentsAreKept(fragment: String) {

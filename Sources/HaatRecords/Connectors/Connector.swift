@@ -357,13 +357,7 @@ public enum SourceChecks {
   /// An export's or API's URL: http, https or file, with a host or a path, and no secret in it.
   public static func url(_ text: String, field: String, kind: SourceKind) throws(HaatError) {
     guard !text.isEmpty else { throw HaatError(.badSpec, "is required for a source of kind \(kind)", field: field) }
-    if let secret = URLSecrets.find(in: text) {
-      // Said without echoing the URL: it holds the secret.
-      throw HaatError(
-        .badSpec,
-        "carries a credential (\(secret)); name a credential configured on the workers in the source's credential instead, so the secret never reaches the coordinator",
-        field: field)
-    }
+    if let refusal = URLSecrets.refusal(of: text, field: field) { throw refusal }
     // Checked here what a worker would refuse only when the task runs (and the task die),
     // and before the parse, which refuses a space in the host as not a URL.
     if let odd = text.unicodeScalars.first(where: { $0 == " " || DisplayText.isUnsafe($0) }) {

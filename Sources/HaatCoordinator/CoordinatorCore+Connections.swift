@@ -84,6 +84,8 @@ extension CoordinatorCore {
     guard connection.peer.kind == .worker, workerConnections[connection.name] === connection else { return }
     workerConnections[connection.name] = nil
     workers[connection.name]?.connected = false
+    let held = leases.count(of: connection.name)
+    workers[connection.name]?.leftDrained = connection.draining && held == 0
     // Parts of results in flight go too: the worker sends all of them again.
     staged.drop(worker: connection.name)
     // Its slots are no longer busy with anything the coordinator can see.
@@ -95,8 +97,13 @@ extension CoordinatorCore {
       }
     }
     // Its leases stay until they expire: the worker may come back and finish them.
-    logger.info(
-      "worker disconnected",
-      metadata: ["worker": "\(connection.name)", "leases": "\(leases.count(of: connection.name))"])
+    // While the coordinator stops, every session closes by its doing: nothing to warn of.
+    if held > 0, accepting {
+      logger.warning(
+        "worker left holding leases; they are retried when they expire",
+        metadata: ["worker": "\(connection.name)", "leases": "\(held)", "drained": "\(connection.draining)"])
+    } else {
+      logger.info("worker disconnected", metadata: ["worker": "\(connection.name)", "leases": "\(held)"])
+    }
   }
 }

@@ -25,8 +25,12 @@ struct WorkerRecord {
   var tasksDone: UInt64 = 0
   var tasksFailed: UInt64 = 0
   var connected = true
-  /// The worker said it is draining, or left after draining.
+  /// The worker said it is draining (`drain {}` or its health's flag).
   var draining = false
+  /// It left after `drain {}` holding no lease: `gone`. One that left holding leases, or
+  /// that only set its health's flag, is `lost` (it was shown `gone`, "nothing to do", while
+  /// its leases expired: a tester).
+  var leftDrained = false
   /// Its fall silent was logged (once per fall, until it is heard from again).
   var saidLost = false
 
@@ -55,7 +59,7 @@ struct WorkerRecord {
 
   /// healthy, stalled, lost, draining or gone (docs/operations.md).
   func state(now: UInt64, heartbeatMs: UInt32, leaseMs: UInt32, leases: Int) -> String {
-    if !connected { return draining ? "gone" : "lost" }
+    if !connected { return leftDrained ? "gone" : "lost" }
     if draining { return "draining" }
     if silent(now: now, heartbeatMs: heartbeatMs) { return "lost" }
     let sinceProgress = now &- max(lastProgress, min(rateWaitEnds, now))

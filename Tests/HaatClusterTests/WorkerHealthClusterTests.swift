@@ -192,3 +192,29 @@ import Testing
     }
   }
 }
+
+/// `gone` is "left after draining: nothing to do". A worker killed in the middle of its drain
+/// left holding a lease that now has to expire: it is `lost`, and the coordinator warns
+/// (it was `gone`, logged at info: a tester).
+@Suite struct DrainLeftUnfinishedClusterTests {
+  @Test func aWorkerKilledDuringItsDrainIsLostNotGone() async throws {
+    try await withCluster(.fast(workers: 1)) { cluster, server in
+      let client = try await cluster.client()
+      let sample = try #require(try Samples.manifest().first)
+      let source = Samples.source(sample, server: server, query: "delay_ms=8000&series=killed-draining")
+      let job = try await client.submit(spec("killed while draining", [source])).job
+      try await eventually("the task running") { try await client.job(job).counts.leased == 1 }
+      let worker = try #require(cluster.worker("worker-1"))
+      worker.signal(SIGTERM)
+      try await eventually("the worker draining") { try await client.workers().first?.state == "draining" }
+      worker.signal(SIGKILL)
+      try await eventually("the worker disconnected") {
+        try await client.workers().first.map { $0.state == "lost" || $0.state == "gone" } ?? false
+      }
+      #expect(try await client.workers().first?.state == "lost")
+      let log = try String(contentsOfFile: try #require(cluster.coordinator).logPath, encoding: .utf8)
+      #expect(log.contains("worker left holding leases"), "\(log.suffix(2_000))")
+      await client.close()
+    }
+  }
+}

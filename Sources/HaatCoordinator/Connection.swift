@@ -29,6 +29,9 @@ final class Connection: @unchecked Sendable {
   var outgoing: [SessionWriter.Line] = []
   var closeAfterWrite = false
   var needsFlush = false
+  /// Bytes the core queued for it that are not yet written to its socket: added by the
+  /// core, taken off on the session's loop as each batch is written.
+  let unsentBytes = Atomic<Int>(0)
   /// The session's line limit, both ways: a longer reply is refused as `too_large`.
   let maxLineBytes: Int
   /// Store reads in flight and streams open, bounded by `SessionLimits`.

@@ -14,7 +14,12 @@ extension CoordinatorCore {
     let silentBound = UInt64(config.heartbeatMs) * UInt64(Defaults.missedBeatsForLost) * 1_000_000
     let wasSilent = now &- connection.lastHeard > silentBound && !takesWork(connection, now: now)
     connection.lastHeard = now
-    for envelope in envelopes { receive(envelope, from: connection) }
+    // A session closed meanwhile (for its unread replies, say) has the rest of its
+    // requests dropped, not answered into the void.
+    for envelope in envelopes {
+      guard connection.open else { break }
+      receive(envelope, from: connection)
+    }
     if wasSilent && workerConnections[connection.name] === connection && takesWork(connection, now: now) {
       for pool in Pool.allCases { markWork(pool) }
     }

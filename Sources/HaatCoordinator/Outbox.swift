@@ -2,6 +2,7 @@ import HaatCore
 import HaatProtocol
 import Logging
 import NIOCore
+import Synchronization
 
 /// Replies on their way out: encoded under each session's line limit on the core's loop,
 /// gathered per connection, and handed at the end of the unit of work that produced them
@@ -32,6 +33,16 @@ final class Outbox {
     }
     // The limit holds both ways, on a line without its line break: a reply that would not
     // fit is refused, not sent.
+    // An error too long for the line is cut, keeping its code and field (a `too_large` in
+    // its place hid what was wrong: a tester).
+    if buffer.readableBytes - 1 > connection.maxLineBytes, case .error(var wire)? = envelope.body {
+      let over = buffer.readableBytes - 1 - connection.maxLineBytes
+      // Each byte cut takes one or more off the line (JSON escapes are longer); 16 spare
+      // for the mark, and a character cut in two (U+FFFD).
+      wire.message = CoordinatorCore.clipped(wire.message, to: max(0, wire.message.utf8.count - over - 16))
+      buffer.clear()
+      try? WireCodec.encode(Envelope(replyTo: envelope.replyTo, .error(wire)), into: &buffer)
+    }
     if buffer.readableBytes - 1 > connection.maxLineBytes {
       let error = HaatError(
         .tooLarge,
@@ -49,6 +60,23 @@ final class Outbox {
     guard connection.open else { return }
     connection.outgoing.append(SessionWriter.Line(bytes: line, written: written))
     markDirty(connection)
+    // Counted here, as the core makes them: a peer that pipelines requests and reads
+    // nothing had every request of a read answered first (a tester queued 154 MiB of
+    // 800 KB log replies past the 8 MiB bound; the coordinator grew to gigabytes).
+    let unsent = connection.unsentBytes.add(line.readableBytes, ordering: .relaxed).newValue
+    if unsent > maxUnsentBytes { refuse(connection, unsent: unsent) }
+  }
+
+  /// Closes a peer the core has queued more than `maxUnsentBytes` for, dropping what is
+  /// queued: it is not reading.
+  private func refuse(_ connection: Connection, unsent: Int) {
+    logger.warning(
+      "closing a peer that does not read its replies",
+      metadata: ["peer": "\(connection.name)", "address": "\(connection.address)", "unsent_bytes": "\(unsent)"])
+    for line in connection.outgoing { line.written?.fail(ChannelError.ioOnClosedChannel) }
+    connection.outgoing.removeAll()
+    connection.gone.set()
+    connection.channel.close(promise: nil)
   }
 
   private func markDirty(_ connection: Connection) {
@@ -105,7 +133,7 @@ final class Outbox {
       connection.needsFlush = false
       let write = SessionWriter.Write(
         channel: connection.channel, lines: connection.outgoing, close: connection.closeAfterWrite,
-        peer: connection.name, address: connection.address)
+        peer: connection.name, address: connection.address, connection: connection)
       connection.outgoing.removeAll()
       connection.closeAfterWrite = false
       guard connection.open, !write.lines.isEmpty || write.close else { continue }
@@ -148,6 +176,8 @@ final class SessionWriter: @unchecked Sendable {
     var close: Bool
     var peer: String
     var address: String
+    /// Whose unsent bytes these lines are.
+    var connection: Connection
   }
 
   static let linesPerTurn = 256
@@ -195,11 +225,21 @@ final class SessionWriter: @unchecked Sendable {
   /// Writes and flushes a channel's lines, and closes a peer that lets more than
   /// `maxUnsentBytes` pile up unsent (it is not reading).
   private func write(_ write: Write) {
-    guard write.channel.isActive else {
+    let bytes = write.lines.reduce(0) { $0 + $1.bytes.readableBytes }
+    guard write.channel.isActive, let last = write.lines.last else {
+      write.connection.unsentBytes.subtract(bytes, ordering: .relaxed)
       for line in write.lines { line.written?.fail(ChannelError.ioOnClosedChannel) }
+      if write.close { write.channel.close(promise: nil) }
       return
     }
-    for line in write.lines { write.channel.write(line.bytes, promise: line.written) }
+    for line in write.lines.dropLast() { write.channel.write(line.bytes, promise: line.written) }
+    // One promise per batch: lines are written in order, so the last one's write (or its
+    // failure) says the whole batch left.
+    let written = write.channel.eventLoop.makePromise(of: Void.self)
+    let connection = write.connection
+    written.futureResult.whenComplete { _ in connection.unsentBytes.subtract(bytes, ordering: .relaxed) }
+    if let own = last.written { written.futureResult.cascade(to: own) }
+    write.channel.write(last.bytes, promise: written)
     write.channel.flush()
     if write.close {
       write.channel.close(promise: nil)

@@ -48,6 +48,47 @@ import Testing
     #expect(try lines(channel).map(\.replyTo) == ["r1", "r2"])
   }
 
+  /// Found by a tester: 10,000 pipelined `tail_logs` (800 KB replies each), none read, were
+  /// all answered before the writer saw the bound; 154 MiB queued and the coordinator grew
+  /// to gigabytes. The core counts what it queued until it is written.
+  @Test func aPeerQueuedPastTheUnsentBoundIsClosedAndTheRestDropped() throws {
+    let channel = try activeChannel()
+    let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 4_096, logger: Logger(label: "test"))
+    let peer = connection(channel)
+    // Written replies leave the count: many small batches never reach the bound.
+    for round in 0..<100 {
+      outbox.reply(peer, to: "p\(round)", .pong(.with { $0.atMs = 5 }))
+      outbox.flush()
+      channel.embeddedEventLoop.run()
+    }
+    #expect(peer.open && peer.unsentBytes.load(ordering: .relaxed) == 0)
+    #expect(try lines(channel).count == 100)
+    // Replies made faster than they are written: closed at the bound, the rest dropped.
+    let long = String(repeating: "x", count: 1_000)
+    for index in 0..<10 { outbox.replyError(peer, to: "r\(index)", HaatError(.badRequest, long)) }
+    #expect(!peer.open)
+    #expect(peer.outgoing.isEmpty)
+  }
+
+  /// Found by a tester: an error quoting a long value became `too_large`, its code and
+  /// field lost. Cut to fit instead.
+  @Test func anErrorOverTheLineLimitIsCutKeepingItsCodeAndField() throws {
+    let channel = try activeChannel()
+    let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))
+    let peer = connection(channel, maxLineBytes: 300)
+    let quoted = String(repeating: "p\"é", count: 200)
+    outbox.replyError(peer, to: "s1", HaatError(.badSpec, "is \(quoted)", field: "sources[0].platform"))
+    outbox.flush()
+    channel.embeddedEventLoop.run()
+    let reply = try #require(try lines(channel).first)
+    guard case .error(let error)? = reply.body else {
+      Issue.record("not an error: \(reply)")
+      return
+    }
+    #expect(error.code == "bad_spec" && error.field == "sources[0].platform" && error.message.hasSuffix("…"))
+    #expect(reply.replyTo == "s1")
+  }
+
   @Test func aReplyOverTheSessionsLineLimitIsRefusedNotSent() throws {
     let channel = try activeChannel()
     let outbox = Outbox(loop: channel.eventLoop, maxUnsentBytes: 1 << 20, logger: Logger(label: "test"))

@@ -27,6 +27,9 @@ public final class MetaGraphFixture: Sendable {
     /// Every how many pages an empty page (with `next`) is served first: Meta documents
     /// that a page may be empty and still not be the last.
     public var emptyPageEvery = 2
+    /// The last page's `next` leads back to the first page, a paging loop (a hostile or
+    /// broken platform): the worker must stop at the repeat, not run to its page bound.
+    public var pagingLoops = false
 
     public init() {}
   }
@@ -220,7 +223,10 @@ public final class MetaGraphFixture: Sendable {
         ? Self.mediaJSON(Self.post(page: page, index: index), index: index, metrics: metrics)
         : Self.postJSON(Self.post(page: page, index: index), metrics: metrics)
     }
-    let next = end < total ? nextURL(host: host, path: path, query: query, after: "p\(end)") : nil
+    let next =
+      end < total
+      ? nextURL(host: host, path: path, query: query, after: "p\(end)")
+      : settings.pagingLoops ? nextURL(host: host, path: path, query: query, after: "p0") : nil
     return (
       200, [("Content-Type", "application/json; charset=UTF-8"), appUsage],
       Self.page(items: items, next: next, after: "p\(end)")

@@ -47,8 +47,11 @@ struct TaskRunner: Sendable {
     if !spec.rateKey.isEmpty, case .fail(let error, true, let retryAfterMs, _) = outcome,
       Self.isThrottling(error.code)
     {
-      // The platform's limit is the credential's, not this worker's: pause it for all.
-      gate.pause(key: spec.rateKey, ms: retryAfterMs > 0 ? UInt64(retryAfterMs) : 60_000, reason: error.message)
+      // The platform's limit is the credential's, not this worker's: pause it for all, as
+      // long as the platform said, else a second (docs/connectors.md "Rate governor"; Meta's
+      // throttling codes come with their minute already). It was a minute for any 429
+      // without a readable Retry-After (a tester).
+      gate.pause(key: spec.rateKey, ms: retryAfterMs > 0 ? UInt64(retryAfterMs) : 1_000, reason: error.message)
     }
     return outcome
   }
@@ -100,6 +103,16 @@ struct TaskRunner: Sendable {
       var next = try connector.firstRequest()
       var requests = 0
       var waits = 0
+      // The pages read (hashes of URL, method and range): a platform whose next page is one
+      // already read loops, and ran to the page bound, hours of quota (a tester).
+      var read = Set<Int>()
+      func key(_ page: PageRequest) -> Int {
+        var hasher = Hasher()
+        hasher.combine(page.url)
+        hasher.combine(page.post)
+        hasher.combine(page.range)
+        return hasher.finalize()
+      }
       /// A platform API source throttled: hold off as the platform says and ask for the
       /// same page again, rather than start the task over and re-read its pages. (An export
       /// file is one request: its task is retried by the coordinator instead.) False, having
@@ -218,6 +231,13 @@ struct TaskRunner: Sendable {
               status: response.status, contentType: response.contentType,
               headers: response.headers.map { ($0.name, $0.value) }),
             post: emit(post:), emit: emit)
+          read.insert(key(page))
+          // A poll (a wait before it) asks the same URL again by design.
+          if let following = next, following.waitMs == 0, read.contains(key(following)) {
+            throw ExportError(
+              "the platform's next page is one this task already read (\(URLRedaction.redact(following.url))): its paging loops; stopping"
+            )
+          }
         } catch {
           // Throttling said in a 200's body (TikTok's 40100) is waited out as a 429 is,
           // when the page gave nothing yet (it used to cost the task an attempt).

@@ -147,6 +147,26 @@ struct ShopifyClusterTests {
   /// Issue 11 §7: an API kind reaches only its platform's hosts and those the operator
   /// allows. A worker whose credential may go to the fixture server, but which allows no
   /// host beyond Meta's, refuses the source with a clear error and never connects.
+  /// Found by a tester: a `next` leading back to a page already read ran the task to its
+  /// 10,000-page bound, 7.5 minutes and hours of platform quota. It stops at the repeat.
+  @Test func aPagingLoopStopsAtThePageItRepeats() async throws {
+    try await withMetaCluster(workers: 1) { cluster, server in
+      server.meta.settings.withLock { $0.pagingLoops = true }
+      defer { server.meta.settings.withLock { $0.pagingLoops = false } }
+      let client = try await cluster.client()
+      var loops = spec("loops", [graphSource("facebook_posts", account: "444", server: server)])
+      loops.maxAttempts = 1
+      let job = try await client.submit(loops).job
+      let result = try await finish(client, job)
+      #expect(result.job.state == "failed")
+      let missing = try #require(result.report.summary.missing.first)
+      #expect(missing.error.message.contains("its paging loops"), "\(missing.error.message)")
+      // 250 posts in pages of 100 and one empty page, then the repeat of the first: 5.
+      #expect(server.authorizations(series: "/meta/v21.0/444/posts").count <= 6)
+      await client.close()
+    }
+  }
+
   @Test func aHostOutsideThePlatformsIsRefusedBeforeAnyConnection() async throws {
     let directory = NSTemporaryDirectory() + "haat-reach-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

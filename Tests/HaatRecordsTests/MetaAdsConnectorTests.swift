@@ -80,6 +80,24 @@ struct MetaAdsConnectorTests {
     }
   }
 
+  /// Found by a tester: a run that never completed, or answered a status Meta does not
+  /// document, was polled every 10 s for good, holding a slot.
+  @Test("a run that never completes, or answers an unknown status, fails the task, retryable")
+  func endlessRun() throws {
+    for (answers, says) in [
+      (["start.json"] + Array(repeating: "running.json", count: 400), "did not complete in 364 polls"),
+      (["start.json", "running.json", "unknown-status.json"], "Job Exploded"),
+    ] {
+      do {
+        _ = try run(answers)
+        Issue.record("an endless run was read")
+      } catch let error as ExportError {
+        #expect(error.retryable && error.code == "platform_error")
+        #expect(error.message.contains(says), "\(error.message)")
+      }
+    }
+  }
+
   @Test("an account is digits, with or without act_; the days are windows of 30")
   func checks() throws {
     #expect(try task().source.account == "1010035716096012")

@@ -54,6 +54,23 @@ struct ShopifyOrdersConnectorTests {
     #expect(driven.bookmark == "2008-01-10T11:00:00-05:00 450789469", "the newest order's time, and its id")
   }
 
+  /// Found by a tester: an order a later page handed again was counted twice, revenue and
+  /// all. It is a bad row (`a repeat of an object read earlier in this task`).
+  @Test func anOrderOnTwoPagesIsCountedOnce() throws {
+    var connector = ShopifyOrdersConnector(task: task(), limits: ReadLimits())
+    let first = try #require(try connector.firstRequest())
+    let next = "\(Self.base)/orders.json?limit=250&page_info=again"
+    let body = Array(try fixture("shopify/orders-1.json"))
+    let pages = [
+      first.url: CannedPage(
+        body: body, contentType: "application/json", headers: [("link", "<\(next)>; rel=\"next\"")]),
+      next: CannedPage(body: body, contentType: "application/json", headers: []),
+    ]
+    let (records, _, driven) = try drive(ShopifyOrdersConnector.self, task(), pages: pages)
+    #expect(records.count == 3)
+    #expect(driven.counts.problems.filter { $0.reason == .duplicate }.count == 3)
+  }
+
   /// An order created at the bookmark's second after the last run is read, and the next
   /// bookmark keeps both ids: a bookmark of the time alone skipped it for good.
   @Test func aNewOrderAtTheBookmarksSecondIsRead() throws {

@@ -52,6 +52,28 @@ struct YouTubeVideosConnectorTests {
     }
   }
 
+  /// Found by a tester: a metric without a column read as 0 for a video without a row,
+  /// and a row short of its cells was taken for no row (zeros).
+  @Test("a missing column is unknown; a row short of its cells is a bad row")
+  func missingColumnAndShortRow() throws {
+    var connector = YouTubeVideosConnector(task: try task(), limits: ReadLimits())
+    var posts: [PostRecord] = []
+    func emit(_ record: CanonicalRecord) -> Bool {
+      if case .post(let post) = record { posts.append(post) }
+      return true
+    }
+    var answers = ["channels.json", "playlist-1.json", "report-short.json", "playlist-2.json", "report-2.json"][...]
+    var next = try connector.firstRequest()
+    while let request = next {
+      _ = request
+      next = try answer(
+        &connector, with: Array(try fixture("youtube/\(answers.removeFirst())")), chunk: 4096, emit: emit)
+    }
+    #expect(posts.map(\.id) == ["dMH0bHeiRNg", "quietVid001"])
+    #expect(posts[0].videoViews == 18_552 && posts[0].likes == nil && posts[0].comments == 42)
+    #expect(connector.counts.problems.contains(RowProblem(row: 1, column: "rows", reason: .wrongFieldCount)))
+  }
+
   @Test("the daily quota is retried after its reset; a rejected token is not")
   func errors() throws {
     var connector = YouTubeVideosConnector(task: try task(), limits: ReadLimits())

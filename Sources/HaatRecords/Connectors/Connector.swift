@@ -170,7 +170,8 @@ public struct ReadCounts: Sendable, Equatable {
 }
 
 extension ReadCounts {
-  /// A post by its id, an ad row by its ad and day (FNV-1a of their fields); nil for a
+  /// A post by its id, an ad row by its ad and day, an order by its id (FNV-1a of their
+  /// fields); nil for a
   /// record with no identity to check (a post without an id, other types).
   static func identity(of record: CanonicalRecord) -> UInt64? {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
@@ -183,6 +184,8 @@ extension ReadCounts {
       for field in ["post", post.platform, post.account, post.id] { add(field) }
     case .adInsight(let row):
       for field in ["ad", row.platform, row.account, row.date, row.campaign, row.ad] { add(field) }
+    case .order(let order) where !order.id.isEmpty:
+      for field in ["order", order.platform, order.account, order.id] { add(field) }
     default:
       return nil
     }

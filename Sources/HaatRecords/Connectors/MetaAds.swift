@@ -107,6 +107,13 @@ public struct MetaAdsConnector: JSONPageConnector {
       post: true)
   }
 
+  /// The statuses of a run still on its way (Meta's AdReportRun reference); "Job Completed"
+  /// short of 100 % is polled again too.
+  static let waitingStatuses: Set<String> = ["Job Not Started", "Job Started", "Job Running", "Job Completed"]
+  /// Polls of one run before the task gives up on it: 1, 2, 4, 8 s, then every 10 s, so
+  /// about an hour.
+  static let maxPolls = 364
+
   public mutating func pageEnded(_ response: PageResponse, emit: (CanonicalRecord) -> Bool) throws(ExportError)
     -> PageRequest?
   {
@@ -136,6 +143,16 @@ public struct MetaAdsConnector: JSONPageConnector {
         let said = page["error_message"]?.string.map { ": \($0)" } ?? ""
         throw ExportError(
           "Meta's report run \(run) ended \"\(status)\"\(said); a new run is started on the next attempt",
+          code: "platform_error", retryable: true)
+      case _ where !Self.waitingStatuses.contains(status):
+        // Waited for, it would be polled forever (a tester's "Job Exploded").
+        throw ExportError(
+          "Meta's report run \(run) answered async_status \"\(DisplayText.escape(String(status.prefix(64))))\", which is none Meta documents; a new run is started on the next attempt",
+          code: "platform_error", retryable: true)
+      case _ where polls + 1 >= Self.maxPolls:
+        // A run that never completes held a slot for good, polled every 10 s (a tester).
+        throw ExportError(
+          "Meta's report run \(run) did not complete in \(Self.maxPolls) polls (about an hour; last \"\(status)\" at \(percent) %); a new run is started on the next attempt",
           code: "platform_error", retryable: true)
       default:
         // Not started, started, running, or completed short of 100 %: ask again later.

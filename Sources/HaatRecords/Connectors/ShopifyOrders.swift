@@ -53,7 +53,9 @@ public struct ShopifyOrdersConnector: JSONPageConnector {
   /// written.
   private var newest = SecondBoundary(separators: [",", " "])
   private var newestWritten = ""
-  public private(set) var counts = ReadCounts()
+  // An order a later page hands again (orders created while paging) is counted once: it was
+  // counted twice, revenue and all (a tester).
+  public private(set) var counts = ReadCounts(distinct: true)
 
   public init(task: TaskSpec, limits: ReadLimits) {
     source = task.source

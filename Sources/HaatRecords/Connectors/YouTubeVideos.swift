@@ -146,23 +146,29 @@ public struct YouTubeVideosConnector: JSONPageConnector {
       throw ExportError("a YouTube Analytics report has no video column")
     }
     var rows: [String: [JSONValue]] = [:]
+    // A video whose row has more or fewer cells than the header names is bad, not read as
+    // a video without a row (zeros; a tester).
+    var misshapen: Set<String> = []
     for row in page["rows"]?.array ?? [] {
-      guard let cells = row.array, cells.count == headers.count, let id = cells[videoColumn].string else { continue }
-      rows[id] = cells
+      guard let cells = row.array, videoColumn < cells.count, let id = cells[videoColumn].string else { continue }
+      if cells.count == headers.count { rows[id] = cells } else { misshapen.insert(id) }
     }
     let videos = pending
     pending = []
     for item in videos {
       var post = item.post
       var problem: RowProblem.Field?
+      if misshapen.contains(item.id) { problem = .init("rows", .wrongFieldCount) }
       for (name, keyPath) in [
         ("views", \PostRecord.videoViews), ("likes", \.likes), ("comments", \.comments), ("shares", \.shares),
       ] {
+        // A metric the report has no column for is unknown, for every video (it read as
+        // 0 for those without a row: a tester).
+        guard let column = headers.firstIndex(of: name) else { continue }
         guard let cells = rows[item.id] else {
           post[keyPath: keyPath] = 0
           continue
         }
-        guard let column = headers.firstIndex(of: name) else { continue }
         switch Self.count(cells[column]) {
         case .success(let value): post[keyPath: keyPath] = value
         case .failure(let reason): problem = problem ?? .init("rows.\(name)", reason)

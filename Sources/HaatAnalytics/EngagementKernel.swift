@@ -332,7 +332,8 @@ extension EngagementKernel: ReportKernel {
     guard let engagement = checkedFinish() else {
       throw HaatError(
         .overflow,
-        "the engagement report's sums pass 18446744073709551615 (2^64 - 1); no report is made of wrapped sums")
+        "the engagement report's sums pass 18446744073709551615 (2^64 - 1), or a partial's sketch does not read; no report is made of them"
+      )
     }
     report.engagement = engagement
   }

@@ -74,7 +74,7 @@ public nonisolated struct Haat_V1_Hello: Sendable {
   /// Clears the value of `worker`. Subsequent reads from it will return its default value.
   public mutating func clearWorker() {self._worker = nil}
 
-  /// The largest line the peer accepts; 0 means the default (1 MiB).
+  /// The largest line the peer accepts; 0 means the coordinator's limit (1 MiB unless configured).
   public var maxLineBytes: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -32,7 +32,7 @@ public struct BusinessHours: Sendable, Equatable {
         throw Self.bad(
           text,
           because:
-            "the part \"\(part)\" is not days then times, one space between (\";\" and \",\" both separate parts)")
+            "the part \"\(part)\" is not days then times, with a space between (\";\" and \",\" both separate parts)")
       }
       let dayNames = fields[0].split(separator: "-", omittingEmptySubsequences: false)
       let days = dayNames.map { LocalClock.days.firstIndex(of: String($0)) }

@@ -1,4 +1,5 @@
 import Foundation
+import HaatAnalytics
 import HaatCore
 import HaatProtocol
 import Yams
@@ -75,6 +76,10 @@ public enum SpecLoader {
       } catch {
         // The parser's own account ("… around line 2, column 5"), not Foundation's summary.
         let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        // Deeper than the parser goes: said as the spec's own bound (a tester).
+        if detail?.contains("Too many nested") == true {
+          throw HaatError(.badSpec, "the spec nests deeper than \(maxDepth) levels")
+        }
         throw HaatError(.badSpec, "the spec is not valid JSON: \(brief(detail ?? error.localizedDescription))")
       }
     } else {
@@ -94,6 +99,10 @@ public enum SpecLoader {
       } catch let error as HaatError {
         throw error
       } catch {
+        // libyaml's own bound, worded with its function's name (found by a tester).
+        if "\(error)".contains("Maximum nesting level reached") {
+          throw HaatError(.badSpec, "the spec nests deeper than \(maxDepth) levels")
+        }
         throw HaatError(.badSpec, "the spec is not valid YAML: \(brief(yaml: error))")
       }
     }
@@ -133,7 +142,11 @@ public enum SpecLoader {
     if let reports = object["reports"] {
       guard let list = reports as? [Any] else { throw bad("reports", "must be a list of report names") }
       spec.reports = try list.enumerated().map { index, item in
-        try string(item, "reports[\(index)]") ?? ""
+        // A null is no report name (it was refused as `unknown report ""`: a tester).
+        guard let name = try string(item, "reports[\(index)]") else {
+          throw bad("reports[\(index)]", "is empty: name a report, one of \(Reports.names)")
+        }
+        return name
       }
     }
     if let labels = object["labels"] {
@@ -271,8 +284,11 @@ public enum SpecLoader {
       let snake = key.reduce(into: "") { out, character in
         if character.isUppercase { out += "_" + character.lowercased() } else { out.append(character) }
       }
-      let hint =
-        known.contains(snake) ? " (did you mean \(snake)?)" : "; known fields: \(known.joined(separator: ", "))"
+      // Also a field written in another case or with other separators (`timeZone`, `Name`,
+      // `URL` for timezone, name, url: a tester).
+      func folded(_ name: String) -> String { name.lowercased().filter { $0 != "_" && $0 != "-" } }
+      let match = known.contains(snake) ? snake : known.first { folded($0) == folded(key) }
+      let hint = match.map { " (did you mean \($0)?)" } ?? "; known fields: \(known.joined(separator: ", "))"
       throw bad(path + key, "unknown field\(hint)")
     }
   }

@@ -78,6 +78,14 @@ enum JobReducer {
     {
       error =
         "\(counts.dead) of \(counts.total) tasks are dead; first: \(first.source): \(cause.code): \(cause.message)"
+    } else if !cancelled, counts.cancelled > 0,
+      let first = outputs.lazy.map(\.1).first(where: { $0.state == .cancelled })
+    {
+      // Dead tasks discarded while the job ran: it ended partial or failed, and said
+      // nothing of why (a tester).
+      let cause = first.lastError.map { ": \($0.code): \($0.message)" } ?? ""
+      error =
+        "\(counts.cancelled) of \(counts.total) tasks were dead and discarded (haat dead discard); first: \(first.source)\(cause)"
     }
     let report: Report
     do {

@@ -207,8 +207,14 @@ public enum Planner {
 
     var reports = spec.reports
     if reports.isEmpty { reports = Reports.defaults(for: collects) }
-    for (index, report) in reports.enumerated() where Reports.kernel(named: report) == nil {
-      throw bad("reports[\(index)]", "unknown report \"\(report)\"; use one of \(Reports.names)")
+    for (index, report) in reports.enumerated() {
+      guard Reports.kernel(named: report) != nil else {
+        throw bad("reports[\(index)]", "unknown report \"\(report)\"; use one of \(Reports.names)")
+      }
+      // Stored twice, it would be asked of every task twice (a tester).
+      guard !reports[..<index].contains(report) else {
+        throw bad("reports[\(index)]", "names \(report) again; name each report once")
+      }
     }
 
     var stored = spec

@@ -181,7 +181,8 @@ public enum TaskRules {
     guard task.attempt < task.maxAttempts else {
       return .dead(
         TaskError(
-          code: error.code, message: "\(error.message) (gave up after \(task.attempt) attempts)"))
+          code: error.code,
+          message: "\(error.message) (gave up after \(task.attempt) attempt\(task.attempt == 1 ? "" : "s"))"))
     }
     return .retry(
       delayMs: policy.delayMs(afterAttempt: task.attempt, retryAfterMs: retryAfterMs, using: &random))

@@ -11,7 +11,7 @@ struct SubmitCommand: AsyncParsableCommand {
     discussion:
       "Prints the job id. With --wait, shows progress and prints the report; exits 3 if the job did not succeed.")
 
-  @Argument(help: "The job spec (.yaml, .yml or .json; - reads YAML from stdin).")
+  @Argument(help: "The job spec (.yaml, .yml or .json; - reads stdin: JSON when it starts with {, else YAML).")
   var spec: String
   @Flag(help: "Wait for the job to end, showing progress, then print its report.")
   var wait = false

@@ -165,6 +165,8 @@ func coordinatorEndpoints(flag: String?, credential: Credential) throws -> [Endp
     ?? credential.coordinator.map { ($0, "the credential file's coordinator") }
     ?? ("\(Defaults.host):\(Defaults.port)", "the default")
   guard let endpoints = Endpoint.list(text) else {
+    // `HAAT_COORDINATOR=` said "must be host:port…, not " with nothing after it (a tester).
+    if text.isEmpty { throw ValidationError("\(source) is set but empty: name host:port, or unset it") }
     throw ValidationError("\(source) must be host:port[,host:port…], not \(text)")
   }
   return endpoints

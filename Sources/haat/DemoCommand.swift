@@ -15,8 +15,8 @@ struct DemoCommand: AsyncParsableCommand {
     discussion: """
       Starts a coordinator on a temporary SQLite store, worker processes, and an HTTP server
       that serves the bundled sample exports (thousands of posts over several platforms and
-      accounts); submits a job, shows its progress, prints the engagement report, and stops
-      everything.
+      accounts); submits a job, shows its progress, prints the engagement and best_time
+      reports, and stops everything.
       """)
 
   @Option(help: "How many worker processes to start.")

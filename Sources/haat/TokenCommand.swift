@@ -21,7 +21,7 @@ struct TokenCommand: AsyncParsableCommand {
     var out: String?
     @Option(help: "A note kept with the token.")
     var label: String?
-    @Option(help: "The coordinator address to record in the credential, host:port.")
+    @Option(help: "The coordinator address to record in the credential: host:port, or several, comma-separated.")
     var coordinator: String?
     @Option(help: "The one worker (or client) name this token may be used with.")
     var name: String?
@@ -116,7 +116,13 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "The coordinator's data directory (env HAAT_DATA_DIR; default: haat-data).")
     var dataDir: String?
 
-    func validate() throws { try refuseEmptyDataDirectory(dataDir) }
+    func validate() throws {
+      // As the other commands' empty ids: an unset shell variable, said as such (a tester).
+      if id.trimmingCharacters(in: .whitespaces).isEmpty {
+        throw ValidationError("the token id is empty: name one (t_…), as `haat token list` shows it")
+      }
+      try refuseEmptyDataDirectory(dataDir)
+    }
 
     func run() throws {
       let directory = dataDir ?? ProcessInfo.processInfo.environment["HAAT_DATA_DIR"] ?? "haat-data"

@@ -192,6 +192,27 @@ struct ClusterTests {
     }
   }
 
+  /// Found by a tester: dead tasks discarded while their job still ran left it `partial`
+  /// with no error at all. The error says they were discarded, and why they died.
+  @Test func deadTasksDiscardedWhileTheJobRunsAreNamedInItsError() async throws {
+    try await withCluster(.fast(workers: 1)) { cluster, server in
+      let samples = try Samples.manifest()
+      let client = try await cluster.client()
+      var missing = Samples.source(samples[0], server: server)
+      missing.name = "gone.csv"
+      missing.url = "\(server.baseURL)/samples/gone.csv"
+      let slow = Samples.source(samples[0], server: server, query: "delay_ms=3000&series=discard-while-running")
+      let job = try await client.submit(spec("discard while running", [slow, missing])).job
+      try await eventually("the missing source dead") { try await client.job(job).counts.dead == 1 }
+      #expect(try await client.discardDead(job: job) == 1)
+      let result = try await finish(client, job)
+      #expect(result.job.state == "partial")
+      #expect(result.job.error.contains("1 of 2 tasks were dead and discarded"), "\(result.job.error)")
+      #expect(result.job.error.contains("gone.csv: http_404"), "\(result.job.error)")
+      await client.close()
+    }
+  }
+
   /// HTTP 429 with Retry-After: 2 delays the next attempt at least two seconds.
   @Test func retryAfterDelaysTheRetry() async throws {
     try await withCluster { cluster, server in

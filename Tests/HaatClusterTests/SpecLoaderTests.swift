@@ -40,6 +40,24 @@ import Testing
     }
   }
 
+  /// Found by a tester: flow-style YAML nested past libyaml's bound was refused in libyaml's
+  /// words (naming its C function), JSON past Foundation's in Foundation's; both are the
+  /// spec's own depth bound.
+  @Test(arguments: [false, true])
+  func nestingPastTheParsersBoundSaysTheSpecsBound(json: Bool) throws {
+    let depth = 5_000
+    let text =
+      json
+      ? #"{"labels":"# + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}"
+      : "labels: " + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "\n"
+    do {
+      _ = try SpecLoader.parse(text, json: json)
+      Issue.record("parsed")
+    } catch let error as HaatError {
+      #expect(error.message == "the spec nests deeper than 32 levels", "\(error.message)")
+    }
+  }
+
   /// Found by a tester: `every: ""` (an unset template variable) made a one-off job without
   /// a word, and `every: " 1h"` was stored with its space.
   @Test func anEmptyEveryIsRefusedAndSpacesAreTrimmed() throws {

@@ -73,7 +73,7 @@ struct FixedRandom: RandomNumberGenerator {
       .expire(attempt: 1), status(.leased, 1, max: 1),
       .dead(
         TaskError(
-          code: "lease_expired", message: "the worker holding the lease stopped heartbeating (gave up after 1 attempts)"
+          code: "lease_expired", message: "the worker holding the lease stopped heartbeating (gave up after 1 attempt)"
         ))
     ),
     (.expire(attempt: 1), status(.ready, 1), .refused(.staleAttempt)),

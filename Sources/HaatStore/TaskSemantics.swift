@@ -37,8 +37,14 @@ enum TaskSemantics {
   /// run, or its schedule's latest run: a dead task of a run that a later run has followed
   /// is not revived. The later run already read, from the same bookmark, what it would
   /// read, and the cumulative report would count it twice (found by a tester).
-  static let notSupersededRun =
-    "NOT (j.schedule IS NOT NULL AND EXISTS (SELECT 1 FROM jobs later WHERE later.schedule = j.schedule AND later.id > j.id))"
+  /// Only a later run of the same making counts: runs of a schedule made again under the
+  /// name (from its `first_job` on) are another schedule's, and the old one's last run
+  /// could not be retried at all once they existed (found by a tester).
+  static let notSupersededRun = """
+    NOT (j.schedule IS NOT NULL AND EXISTS (SELECT 1 FROM jobs later WHERE later.schedule = j.schedule \
+    AND later.id > j.id AND NOT EXISTS (SELECT 1 FROM schedules s WHERE s.name = j.schedule \
+    AND s.first_job IS NOT NULL AND j.id < s.first_job AND later.id >= s.first_job)))
+    """
 
   static func plan<R: RandomNumberGenerator>(
     _ row: TaskRow, _ event: TaskEvent, nowMs: Int64, random: inout R

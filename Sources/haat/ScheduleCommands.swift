@@ -55,6 +55,12 @@ struct SchedulesCommand: AsyncParsableCommand {
       try await client.session { connection in
         let result = try await connection.scheduleReport(name)
         if client.json { return printJSON(result) }
+        // As `result --report` of a failed job: no run read a source, so there is no section to
+        // print; why is the answer (exit 3). It printed empty tables and exited 0 (a tester).
+        if report != nil, result.job.state == JobState.failed.rawValue, result.report.summary.sourcesOk == 0 {
+          sayWhyNotSucceeded(result)
+          throw ExitCode(Exit.jobNotSucceeded)
+        }
         if let report, let kernel = Reports.kernel(named: report), kernel.table(of: result.report) == nil {
           throw HaatError(
             .badRequest,
@@ -62,6 +68,7 @@ struct SchedulesCommand: AsyncParsableCommand {
           )
         }
         render(result.report, format: ReportFormat(rawValue: format) ?? .table, only: report, csvSafe: csvSafe.enabled)
+        sayWhyNotSucceeded(result)
       }
     }
   }

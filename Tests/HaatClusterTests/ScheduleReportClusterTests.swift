@@ -46,3 +46,27 @@ import Testing
     }
   }
 }
+
+/// Found by a tester: `haat schedules report NAME --report R` of a schedule whose every
+/// run failed printed an empty table and exited 0; `result --report` of a failed job exits
+/// 3, saying why. So does this.
+@Suite struct FailedScheduleReportTests {
+  @Test func aScheduleWhoseRunsAllFailedExits3WithAReport() async throws {
+    try await withCluster(.fast(workers: 1)) { cluster, server in
+      let client = try await cluster.client()
+      var missing = Samples.source(try #require(try Samples.manifest().first), server: server)
+      missing.url = "\(server.baseURL)/samples/gone.csv"
+      var recurring = spec("all fail", [missing])
+      recurring.every = "1h"
+      #expect(try await finish(client, try await client.submit(recurring).job).job.state == "failed")
+      let common = ["--coordinator", cluster.endpoint.description, "--data-dir", cluster.dataDirectory]
+      let section = try await run(
+        cluster.binary, ["schedules", "report", "all fail", "--report", "engagement"] + common)
+      #expect(section.status == 3, "\(section.output)")
+      #expect(section.output.contains("ended failed"), "\(section.output)")
+      let whole = try await run(cluster.binary, ["schedules", "report", "all fail"] + common)
+      #expect(whole.status == 0 && whole.output.contains("ended failed"), "\(whole.output)")
+      await client.close()
+    }
+  }
+}

@@ -93,6 +93,30 @@ import Testing
     #expect(revived.map(\.task) == [latest])
   }
 
+  /// Found by a tester: once a schedule was made again under its name, the old schedule's
+  /// last run could not be retried (the new making's runs counted as later runs of it).
+  @Test(arguments: StoreBackend.all) func theLastRunOfAScheduleMadeAgainCanBeRetried(backend: StoreBackend)
+    async throws
+  {
+    let tests = try StoreHarness(backend)
+    let store = try await tests.open()
+    _ = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 1_000)
+    let task = try #require(try await tests.claim(store, 1, now: 2_000).first)
+    _ = try await store.apply(
+      [
+        .fail(
+          task: task.task, attempt: task.attempt, worker: "w1", error: TaskError(code: "x", message: "y"),
+          retryable: false, retryAfterMs: 0, stats: Data())
+      ], nowMs: 2_000)
+    _ = try await store.apply([.finishJob(task.job, state: .failed, report: nil, error: "")], nowMs: 2_000)
+    // Made again: its first run is another schedule's.
+    let remade = try await store.apply([.schedule(schedule(), firstRun: tests.job(tasks: 1))], nowMs: 3_000)
+    guard case .submitted = remade[0] else { throw HaatError(.internal, "not made again: \(remade)") }
+    guard case .deadUpdated(let revived, _) = try await store.apply([.retryDead(.job(task.job))], nowMs: 4_000)[0]
+    else { throw HaatError(.internal, "not a dead update") }
+    #expect(revived.map(\.task) == [task.task])
+  }
+
   /// Retention keeps a schedule's newest finished run while the schedule exists, so its
   /// last job and its cumulative report stay readable; older runs go as any job does.
   @Test(arguments: StoreBackend.all) func pruningKeepsAScheduleNewestRun(backend: StoreBackend) async throws {

@@ -465,6 +465,15 @@ struct DeadSelection: ParsableArguments {
     try await client.session { connection in
       let count = try await call(connection, tasks, job ?? "")
       print(client.json ? #"{"count":\#(count)}"# : "\(plural(Int(count), "dead task")) \(past)")
+      // Tasks named but not all updated: say which rules leave a task out (a tester named
+      // one and was told "0 dead tasks will run again", nothing more).
+      if !client.json, !tasks.isEmpty, Int(count) < tasks.count, past == "will run again" {
+        printError(
+          "not retried: a task that is not dead (see haat dead), one of a cancelled job, or one of a schedule's run that a later run of the schedule has followed (that run read the same data again)"
+        )
+      } else if !client.json, !tasks.isEmpty, Int(count) < tasks.count {
+        printError("not discarded: a task that is not dead (see haat dead)")
+      }
     }
   }
 }

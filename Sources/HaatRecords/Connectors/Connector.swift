@@ -230,10 +230,13 @@ public struct ReadLimits: Sendable {
   public var maxPages: Int
   /// The largest page an API connector holds to decode (an export file is streamed, never
   /// held).
+  /// An API page is read whole, then parsed into a tree that costs up to about 20 times
+  /// its size: 16 MiB holds any platform's page many times over and bounds a slot's peak
+  /// near 300 MB (a tester's 49.5 MiB page took a worker to 930 MB at the old 64 MiB).
   public var maxPageBytes: Int
 
   public init(
-    maxRecordBytes: Int = 1 << 20, maxProblems: Int = 20, maxPages: Int = 10_000, maxPageBytes: Int = 64 << 20
+    maxRecordBytes: Int = 1 << 20, maxProblems: Int = 20, maxPages: Int = 10_000, maxPageBytes: Int = 16 << 20
   ) {
     self.maxRecordBytes = maxRecordBytes
     self.maxProblems = maxProblems

@@ -157,10 +157,10 @@ public enum AdminServer {
       parts.count == 4 && parts[0] == "127"
       && parts.allSatisfy { part in UInt8(part).map { String($0) == part } ?? false }
     guard !(portOK && (lowered == "localhost" || lowered == "::1" || literal)) else { return nil }
-    return text(
-      .misdirectedRequest,
-      "this admin port answers requests for a loopback host only, not \(DisplayText.escape(String(host.prefix(255))))\n"
-    )
+    // A request without `Host` (a plain HTTP/1.0 scraper) is told so: it read "not " with
+    // nothing after it (a tester).
+    let named = host.isEmpty ? "a request without a Host header" : DisplayText.escape(String(host.prefix(255)))
+    return text(.misdirectedRequest, "this admin port answers requests for a loopback host only, not \(named)\n")
   }
 
   /// The 401 for a request without a token of `role`, or nil when it has one; a 429 while

@@ -184,7 +184,9 @@ public final class Coordinator: Service {
           break
         }
         let port = try (outcome ?? .failure(HaatError(.internal, "the admin port ended before it listened"))).get()
-        logger.info("admin port listening", metadata: ["address": "\(adminListen.host):\(port)"])
+        // Bracketed when IPv6, so the address reads back as host:port (a tester).
+        let host = adminListen.host.contains(":") ? "[\(adminListen.host)]" : adminListen.host
+        logger.info("admin port listening", metadata: ["address": "\(host):\(port)"])
       } catch {
         logger.error("cannot start the admin port", metadata: ["error": "\(SocketFailure.describe(error))"])
         if let admin {

@@ -48,7 +48,8 @@ public struct CoordinatorConfig: Sendable {
   public var tls: TLSServerSettings?
   /// The admin HTTP port (`/metrics`, `/healthz`, `/readyz`); nil keeps it off.
   public var adminListen: Endpoint?
-  /// TLS and a metrics-role token on the admin port even on a loopback address.
+  /// TLS and tokens (metrics role for /metrics, dashboard role for the dashboard) on the
+  /// admin port even on a loopback address.
   public var adminAuth = false
 
   public init() {}

@@ -60,7 +60,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
       "The admin HTTP port, host:port: the dashboard (/), /metrics, /healthz, /readyz (env HAAT_ADMIN_LISTEN; default: off). A non-loopback address needs --tls-cert, and /metrics a metrics-role token."
   )
   var adminListen: String?
-  @Flag(help: "Require TLS and a metrics-role token on the admin port even on a loopback address.")
+  @Flag(
+    help:
+      "Require TLS and tokens on the admin port even on a loopback address: metrics role for /metrics, dashboard role for the dashboard."
+  )
   var adminAuth = false
   @Option(help: "Delete jobs that ended longer ago than this, with their results: 30d, 12h, 90m; 0 keeps them.")
   var retain: String = "30d"

@@ -61,6 +61,7 @@ extension WorkerRuntime {
     flush()
     drainTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(config.drainTimeoutMs))) {
       // Out of time: stop the transfers; each fails back as retryable.
+      self.drainTimedOut = true
       for task in self.running.values { task.progress.cancel.cancel() }
       self.loop.assumeIsolated().scheduleTask(in: .seconds(5)) { self.finishDrain() }
     }

@@ -68,6 +68,9 @@ final class WorkerRuntime: @unchecked Sendable {
   var logsDropped: UInt64 = 0
   var exitAfterDrain = false
   var drainTimer: Scheduled<Void>?
+  /// The drain ran out of time and stopped the running transfers: their failures say so
+  /// (they read "the transfer was cancelled", like a job's cancel: a tester).
+  var drainTimedOut = false
   private var counter: UInt64 = 0
   /// Completes when the worker has drained (or fails on an unrecoverable error).
   let done: EventLoopPromise<Void>
@@ -231,6 +234,9 @@ final class WorkerRuntime: @unchecked Sendable {
       fail.task = assign.task
       fail.attempt = assign.attempt
       fail.error = error
+      if drainTimedOut, error.code == "cancelled" {
+        fail.error.message = "the worker's drain timeout (\(config.drainTimeoutMs) ms) ended it: \(error.message)"
+      }
       fail.retryable = retryable
       fail.retryAfterMs = retryAfterMs
       fail.stats = stats
@@ -240,7 +246,7 @@ final class WorkerRuntime: @unchecked Sendable {
         "task failed",
         metadata: [
           "task": "\(assign.task)", "attempt": "\(assign.attempt)", "code": "\(error.code)",
-          "error": "\(error.message)", "retryable": "\(retryable)",
+          "error": "\(fail.error.message)", "retryable": "\(retryable)",
         ])
     }
     running[assign.task] = nil

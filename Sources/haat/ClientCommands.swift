@@ -338,7 +338,10 @@ struct WorkersCommand: AsyncParsableCommand {
       let rows = workers.map { worker -> [String] in
         let slots = worker.pools.map { "\($0.pool) \($0.busy)/\($0.slots)" }.joined(separator: ", ")
         return [
-          worker.id, worker.host, worker.state, slots, String(worker.leases), String(worker.tasksDone),
+          // A host name (up to 255 bytes, the worker's word) cut to 40 characters: one long
+          // name widened every row past reading (a tester); --json has it whole.
+          worker.id, worker.host.count > 40 ? String(worker.host.prefix(39)) + "…" : worker.host, worker.state, slots,
+          String(worker.leases), String(worker.tasksDone),
           String(worker.tasksFailed), ReportRendering.bytes(worker.rssBytes), ago(worker.lastHeartbeatMs),
         ]
       }
@@ -376,22 +379,35 @@ struct LogsCommand: AsyncParsableCommand {
 
   func run() async throws {
     try await client.session { connection in
-      for try await line in connection.logs(worker: worker, level: level ?? "", follow: follow, limit: limit) {
-        if client.json {
-          printJSON(line)
-        } else {
-          // The worker is a column already. Each part a worker wrote is shown on the one
-          // line, its own line breaks made visible: a worker cannot forge a line of another's.
-          let shown = { (text: String) in DisplayText.escape(text) }
-          let fields = line.fields.filter { $0.key != "worker" }.sorted { $0.key < $1.key }
-            .map { "\(shown($0.key))=\(shown($0.value))" }.joined(separator: " ")
-          let task = line.task.isEmpty ? "" : " task=\(shown(line.task))"
-          print(
-            "\(time(line.atMs)) \(shown(line.worker)) \(shown(line.level.uppercased())) \(shown(line.message))\(task)\(fields.isEmpty ? "" : " " + fields)"
-          )
-        }
-        flushOrEndWhenUnread()
+      do {
+        try await printLines(connection)
+      } catch let error as HaatError where follow && error.code == .unavailable {
+        // The coordinator closes a follower that falls 8 MiB behind (a flood of lines into
+        // a slow pipe): said, since lines were lost (a tester saw only "closed").
+        throw HaatError(
+          .unavailable,
+          "\(error.message) (a follower that falls 8 MiB behind the lines is closed by the coordinator, and the lines it missed are not resent; read them with haat logs --limit)"
+        )
       }
+    }
+  }
+
+  private func printLines(_ connection: HaatClient) async throws {
+    for try await line in connection.logs(worker: worker, level: level ?? "", follow: follow, limit: limit) {
+      if client.json {
+        printJSON(line)
+      } else {
+        // The worker is a column already. Each part a worker wrote is shown on the one
+        // line, its own line breaks made visible: a worker cannot forge a line of another's.
+        let shown = { (text: String) in DisplayText.escape(text) }
+        let fields = line.fields.filter { $0.key != "worker" }.sorted { $0.key < $1.key }
+          .map { "\(shown($0.key))=\(shown($0.value))" }.joined(separator: " ")
+        let task = line.task.isEmpty ? "" : " task=\(shown(line.task))"
+        print(
+          "\(time(line.atMs)) \(shown(line.worker)) \(shown(line.level.uppercased())) \(shown(line.message))\(task)\(fields.isEmpty ? "" : " " + fields)"
+        )
+      }
+      flushOrEndWhenUnread()
     }
   }
 }

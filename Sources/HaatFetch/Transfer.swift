@@ -344,7 +344,7 @@ final class Transfer {
     guard status >= 300 || (status > 0 && status < 200) else { return nil }
     // Its secrets hidden before the cut, so a value the cut splits is hidden whole.
     var snippet = URLRedaction.redactText(
-      String(decoding: errorBody, as: UTF8.self), values: URLRedaction.secretValues(of: url),
+      ErrorBodyText.readable(String(decoding: errorBody, as: UTF8.self)), values: URLRedaction.secretValues(of: url),
       credentials: headerSecrets
     )
     .replacingOccurrences(of: "\n", with: " ").trimmingCharacters(in: .whitespaces)

@@ -71,6 +71,14 @@ public struct ClvKernel: Sendable {
     }
     let bgnbd = BGNBD.fit(histories.map { ($0.key, $0.value) })
     if bgnbd == nil { notes.append("BG/NBD did not converge (within its budget of evaluations)") }
+    // A fit that ran to an edge (a tester's b of 1.2e-06 beside r 5e6): said, so its
+    // predictions are not read as if the data had pinned the model down.
+    if let (model, _) = bgnbd, [model.r, model.alpha, model.a, model.b].contains(where: { $0 < 1e-4 || $0 > 1e6 }) {
+      let shown = [model.r, model.alpha, model.a, model.b].map { String(format: "%.3g", $0) }
+      notes.append(
+        "BG/NBD ended at extreme parameters (r \(shown[0]), α \(shown[1]), a \(shown[2]), b \(shown[3])): the data do not pin the model down, so its predictions are not to be read"
+      )
+    }
     // Gamma-Gamma needs a positive mean spend; a repeat buyer whose repeat days sum to 0 or
     // less (refunds) is left out of its fit.
     let spenders = repeaters.filter { $0.repeatMean > 0 }

@@ -60,6 +60,9 @@ enum LocalFile {
         throw FetchError(.forbidden, "\(path) cannot be read by this worker (\(reason))", retryable: false)
       case ENAMETOOLONG, ELOOP:
         throw FetchError(.invalidURL, "\(path) cannot be opened (\(reason))", retryable: false)
+      case ENXIO:
+        // A Unix socket: no file to read, as a FIFO or device is (it was `other`, retried).
+        throw FetchError(.invalidURL, "\(path) is not a regular file (a socket)", retryable: false)
       default:
         throw FetchError(.other, "cannot open \(path): \(reason)", retryable: true)
       }
@@ -134,7 +137,12 @@ enum LocalFile {
         if errno == EINTR { continue }
         throw FetchError(.network, "cannot read \(path): \(String(cString: strerror(errno)))", retryable: true)
       }
-      if count == 0 { break }  // the file shrank while being read
+      if count == 0 {
+        // Cut while read (`> export.csv`): what was read is a prefix, and a report of it
+        // looked complete (a tester's job succeeded with a fifth of the rows).
+        throw FetchError(
+          .network, "\(path) shrank while it was read (\(size) bytes when opened, \(offset) read)", retryable: true)
+      }
       let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
       if gzipFile, total == 0, count >= 2, chunk[0] == 0x1F, chunk[1] == 0x8B {
         decoder = try ContentDecoder.gzipFile()
@@ -144,6 +152,17 @@ enum LocalFile {
         if let decoder { try decoder.decode(chunk, hand) } else { try hand(chunk) }
       } catch { throw sink(error) }
       offset += UInt64(count)
+    }
+    // Rewritten while read (grown, or cut and written again): what was read is of two
+    // versions. Tried again, the task reads one.
+    var after = stat()
+    if fstat(descriptor, &after) == 0,
+      after.st_size != info.st_size || after.st_mtim.tv_sec != info.st_mtim.tv_sec
+        || after.st_mtim.tv_nsec != info.st_mtim.tv_nsec
+    {
+      throw FetchError(
+        .network, "\(path) changed while it was read (\(size) bytes when opened, \(after.st_size) now)",
+        retryable: true)
     }
     do {
       try decoder?.finish(bodyBytes: decoded, wireBytes: total)

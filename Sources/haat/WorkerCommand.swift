@@ -90,6 +90,14 @@ struct WorkerCommand: AsyncParsableCommand {
     if fileRoot.contains(where: \.isEmpty) {
       throw ValidationError("--file-root must name a directory, not an empty string (an unset variable?)")
     }
+    // A root that is no directory (a typo) made every file task fail as "outside the
+    // allowed file roots", blaming the path (a tester).
+    for root in fileRoot {
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("--file-root \(root) is not a directory this worker can see")
+      }
+    }
     for (flag, slots) in [("--collect-slots", collectSlots), ("--analyze-slots", analyzeSlots)]
     where !(0...Defaults.maxSlots).contains(slots) {
       throw ValidationError("\(flag) must be 0 to \(Defaults.maxSlots), not \(slots)")

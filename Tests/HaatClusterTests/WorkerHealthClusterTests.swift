@@ -123,6 +123,9 @@ import Testing
         ("--collect-slots", "-1", "--collect-slots must be 0 to 4096, not -1"),
         // An unset variable in `--file-root "$DIR"`: every path was inside an empty root.
         ("--file-root", "", "--file-root must name a directory"),
+        // A typo'd root made every file task "outside the allowed file roots" (a tester).
+        ("--file-root", "/nonexistent-root", "--file-root /nonexistent-root is not a directory"),
+        ("--file-root", "/etc/hostname", "--file-root /etc/hostname is not a directory"),
         // libcurl refused the option at every fetch; a drain of -5 s cancelled at once.
         ("--stall-seconds", "-1", "--stall-seconds must not be negative"),
         ("--drain-timeout-ms", "-5000", "--drain-timeout-ms must not be negative"),

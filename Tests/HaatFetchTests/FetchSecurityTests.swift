@@ -114,6 +114,44 @@ struct FetchSecurityTests {
     #expect(FetcherTests.error { _ = try FetcherTests.get(fetcher, "file://\(roots.root)/sub/ok.csv%00") } != nil)
   }
 
+  /// Found by a tester: a socket in the root failed as `other` and was retried; a file cut
+  /// while read gave a job that succeeded on a fifth of its rows.
+  @Test func aSocketIsNoExportAndAFileCutWhileReadFailsRetryable() throws {
+    let roots = try Roots()
+    let fetcher = Fetcher(policy: FetcherTests.policy { $0.fileRoots = [roots.root] })
+    defer { fetcher.shutdown() }
+    let socketPath = roots.root + "/sock.csv"
+    let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    _ = withUnsafeMutableBytes(of: &address.sun_path) { raw in
+      socketPath.utf8CString.withUnsafeBytes {
+        raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
+      }
+    }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+      }
+    }
+    try #require(bound == 0)
+    let socketError = FetcherTests.error { _ = try FetcherTests.get(fetcher, "file://\(socketPath)") }
+    #expect(socketError?.kind == .invalidURL && socketError?.retryable == false, "\(String(describing: socketError))")
+    // A 4 MiB file cut to 1 MiB after its first chunk is read.
+    let path = roots.root + "/cut.csv"
+    try Data(repeating: UInt8(ascii: "x"), count: 4 << 20).write(to: URL(fileURLWithPath: path))
+    var chunks = 0
+    let cut = FetcherTests.error {
+      _ = try fetcher.fetch(FetchRequest(url: "file://\(path)")) { _ in
+        chunks += 1
+        if chunks == 1 { _ = truncate(path, 1 << 20) }
+      }
+    }
+    #expect(cut?.kind == .network && cut?.retryable == true, "\(String(describing: cut))")
+    #expect(cut?.message.contains("shrank while it was read") == true, "\(String(describing: cut))")
+  }
+
   /// A credential goes only to the hosts it is bound to: not to another host, not to a
   /// redirect target elsewhere, and the server on the other end records what it got.
   @Test func aCredentialGoesOnlyToItsHosts() async throws {

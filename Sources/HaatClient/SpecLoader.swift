@@ -70,6 +70,10 @@ public enum SpecLoader {
     if json {
       do {
         root = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+        // The bound YAML has, for JSON too: only Foundation's own (512) held it (a tester).
+        if let root, !fits(root, depth: 0) {
+          throw HaatError(.badSpec, "the spec nests deeper than \(maxDepth) levels")
+        }
         try refuseDuplicateKeys(json: text)
       } catch let error as HaatError {
         throw error
@@ -273,6 +277,14 @@ public enum SpecLoader {
   static func brief(_ error: Any) -> String {
     let text = DisplayText.escape("\(error)")
     return text.count > 300 ? String(text.prefix(300)) + "…" : text
+  }
+
+  /// Whether `value` nests no deeper than `maxDepth` below `depth`.
+  static func fits(_ value: Any, depth: Int) -> Bool {
+    guard depth <= maxDepth else { return false }
+    if let list = value as? [Any] { return list.allSatisfy { fits($0, depth: depth + 1) } }
+    if let map = value as? [String: Any] { return map.values.allSatisfy { fits($0, depth: depth + 1) } }
+    return true
   }
 
   static func bad(_ field: String, _ reason: String) -> HaatError {

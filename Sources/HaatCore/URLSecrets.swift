@@ -27,9 +27,15 @@ public enum URLSecrets {
   public static func find(in url: String) -> String? {
     var rest = Substring(url)
     if let schemeEnd = rest.firstRange(of: "://") {
+      let scheme = rest[..<schemeEnd.lowerBound].lowercased()
       rest = rest[schemeEnd.upperBound...]
-      let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-      if rest[..<authorityEnd].contains("@") { return "user info (user:password@)" }
+      // `https:///user:pw@host`: parsers that take extra slashes (browsers do) read user
+      // info there (a tester). A file URL's third slash starts its path.
+      let authority = scheme == "file" ? rest : rest.drop { $0 == "/" || $0 == "\\" }
+      let authorityEnd =
+        authority.firstIndex(where: { $0 == "/" || $0 == "\\" || $0 == "?" || $0 == "#" }) ?? authority.endIndex
+      // `%40` is an `@` to a parser that decodes first (a tester's `user:pw%40host`).
+      if hasAt(authority[..<authorityEnd]) { return "user info (user:password@)" }
     } else if hasUserInfoWithoutAuthority(rest) {
       return "user info (user:password@)"
     }
@@ -55,15 +61,15 @@ public enum URLSecrets {
   /// `//user:pw@host`): not a URL, but an error that echoed it would show the password (a
   /// tester's one-slash typo did). Read as a scheme, then slashes, then up to the next "/".
   static func hasUserInfoWithoutAuthority(_ text: Substring) -> Bool {
-    var rest = text
-    if let colon = rest.firstIndex(of: ":"),
-      rest[..<colon].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
-    {
-      rest = rest[rest.index(after: colon)...]
-    }
-    rest = rest.drop { $0 == "/" || $0 == "\\" }
-    let end = rest.firstIndex(where: { $0 == "/" || $0 == "\\" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-    return rest[..<end].contains("@")
+    // No URL at all: an `@` (or `%40`) anywhere before its query could be a password's end
+    // (`http;//user:pw@host`, a tester's typo), and the URL is refused either way.
+    let end = text.firstIndex(where: { $0 == "?" || $0 == "#" }) ?? text.endIndex
+    return hasAt(text[..<end])
+  }
+
+  /// Whether `text` holds an `@`, written or percent-encoded (`%40`).
+  static func hasAt(_ text: Substring) -> Bool {
+    text.contains("@") || text.firstRange(of: "%40") != nil
   }
 
   /// The refusal of a source URL that carries a credential, said without echoing the URL;
@@ -80,7 +86,8 @@ public enum URLSecrets {
   /// A secret parameter's name as an error names it: never its value, which an encoded
   /// `=` (`access_token%3Dabc`) would otherwise bring along (found by a tester).
   static func label(_ raw: Substring) -> String {
-    String(normalised(raw).prefix { $0 != "=" })
+    // The name's own characters only: `?auth:PW` (no `=`) quoted the value too (a tester).
+    String(normalised(raw).prefix { $0.isASCII && ($0.isLetter || $0.isNumber || "_[]".contains($0)) })
   }
 
   /// A query's parameters, split at "&" and ";" (both separate parameters for many servers).

@@ -405,12 +405,17 @@ struct FetchSecurityTests {
     for url in [
       "http:/user:S3CRET@127.0.0.1/x.csv", "http:user:S3CRET@127.0.0.1/x.csv", "//user:S3CRET@127.0.0.1/x.csv",
       "https:\\\\user:S3CRET@host/x.csv", "user:S3CRET@host/x.csv",
+      // Found by a second tester: extra slashes, an encoded @, a typo for the colon.
+      "https:///user:S3CRET@host/x.csv", "https:////user:S3CRET@host/x.csv", "http;//user:S3CRET@host/x.csv",
+      "https://user:S3CRET%40host/x.csv", "https://user%3AS3CRET%40host/x.csv",
     ] {
       #expect(URLSecrets.find(in: url) != nil, "\(url)")
       let error = try #require(URLSecrets.refusal(of: url, field: "sources[0].url"))
       #expect(!error.message.contains("S3CRET"), "\(error.message)")
     }
     #expect(URLSecrets.find(in: "file:///data/exports@2026/x.csv") == nil)
+    #expect(URLSecrets.find(in: "https://host/x.csv?email=a@b.com") == nil)
+    #expect(URLSecrets.find(in: "https://host/x.csv?auth:S3CRET") == "auth")
     #expect(URLSecrets.find(in: "https://host/exports@2026/x.csv") == nil)
   }
 

@@ -372,13 +372,16 @@ public enum SourceChecks {
         "holds \(odd == " " ? "a space" : "a control character (\(DisplayText.codePoint(odd)))"); percent-encode it (a space is %20)",
         field: field)
     }
+    // Quoted only when it holds no `@`: what a malformed URL holds before one may be a
+    // password the checks above could not tell as one (a tester).
+    let quoted = text.contains("@") ? "(not quoted: it holds an @)" : "\"\(text)\""
     guard let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
-      throw HaatError(.badSpec, "is not a URL: \"\(text)\"", field: field)
+      throw HaatError(.badSpec, "is not a URL: \(quoted)", field: field)
     }
     switch scheme {
     case "http", "https":
       guard let host = url.host, !host.isEmpty else {
-        throw HaatError(.badSpec, "has no host: \"\(text)\"", field: field)
+        throw HaatError(.badSpec, "has no host: \(quoted)", field: field)
       }
       if let port = url.port, !(1...65_535).contains(port) {
         throw HaatError(.badSpec, "names port \(port); a port is 1 to 65535", field: field)
@@ -389,7 +392,7 @@ public enum SourceChecks {
         throw HaatError(
           .badSpec, "is not a file URL a worker reads: write file:///path (no host, three slashes)", field: field)
       }
-      guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \"\(text)\"", field: field) }
+      guard !url.path.isEmpty else { throw HaatError(.badSpec, "has no path: \(quoted)", field: field) }
     default:
       throw HaatError(.badSpec, "must be http://, https:// or file://, not \(scheme):", field: field)
     }

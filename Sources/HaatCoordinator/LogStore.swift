@@ -4,7 +4,7 @@ import NIOCore
 /// The worker logs the coordinator keeps: the newest lines, at most `capacity` of them and
 /// at most about `capacityBytes` of text. When full, a worker holding more than its share
 /// (the bound over the workers with lines kept) loses its own oldest line; otherwise the
-/// oldest line goes. So one worker's flood (a stolen token ships 100,000 lines a second)
+/// worker holding the most loses its oldest. So one worker's flood (a stolen token ships 100,000 lines a second)
 /// pushes out its own lines, not the others' (it pushed out every other worker's: a
 /// tester).
 struct LogStore {
@@ -49,6 +49,14 @@ struct LogStore {
       if overShare, let oldest = own?.lines.first, (own?.lines.count ?? 0) > 1, evict(sequence: oldest) {
         continue
       }
+      // Under its share, the line's worker takes room from the worker holding the most:
+      // the oldest line of all was a quiet worker's, whose few lines went first while
+      // several floods started (a tester).
+      let byBytes = bytes > capacityBytes
+      let heaviest = byWorker.max { lhs, rhs in
+        byBytes ? lhs.value.bytes < rhs.value.bytes : lhs.value.lines.count < rhs.value.lines.count
+      }
+      if let oldest = heaviest?.value.lines.first, evict(sequence: oldest) { continue }
       while head < lines.count, lines[head] == nil { head += 1 }
       guard evict(sequence: first + UInt64(head)) else { break }
     }

@@ -36,6 +36,10 @@ final class SessionHandler: ChannelInboundHandler {
   private var held: [Envelope]?
   /// Messages for the core from the current read, handed over together at its end.
   private var forCore: [Envelope] = []
+  /// A worker's log lines, paced (`LogPace`): while `paced`, the session is not read.
+  private var logPace = LogPace()
+  private var paced = false
+  private var pacedLogged: UInt64 = 0
 
   init(
     core: CoordinatorCore, tokens: TokenStore, config: CoordinatorConfig, throttle: AuthThrottle, gate: ConnectionGate,
@@ -118,11 +122,29 @@ final class SessionHandler: ChannelInboundHandler {
     core.loop.execute { core.receive(envelopes, from: connection) }
   }
 
+  /// Holds reading for `ms`: a worker past its log pace. Said once a minute per session.
+  private func pace(_ context: ChannelHandlerContext, ms: Int64, worker: String) {
+    paced = true
+    context.channel.setOption(.autoRead, value: false).whenFailure { _ in }
+    let now = NIODeadline.now().uptimeNanoseconds
+    if pacedLogged == 0 || now &- pacedLogged > 60_000_000_000 {
+      pacedLogged = now
+      core.logger.warning(
+        "pacing a worker's log lines: over \(Int(LogPace.perSecond)) a second after a burst of \(Int(LogPace.burst)); its session is read more slowly",
+        metadata: ["worker": "\(worker)", "address": "\(address)"])
+    }
+    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) {
+      self.paced = false
+      // As writability says: a peer that does not read its replies stays unread.
+      context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+    }
+  }
+
   /// While the peer does not read what it is sent, read nothing more from it (so it cannot
   /// pile up requests), and close it if that lasts `stalledWriteMs`.
   func channelWritabilityChanged(context: ChannelHandlerContext) {
     let writable = context.channel.isWritable
-    context.channel.setOption(.autoRead, value: writable).whenFailure { _ in }
+    context.channel.setOption(.autoRead, value: writable && !paced).whenFailure { _ in }
     stalled?.cancel()
     stalled = nil
     if !writable {
@@ -280,6 +302,9 @@ final class SessionHandler: ChannelInboundHandler {
         .forbidden,
         "\(connection.peer.role.article) \(connection.peer.role.rawValue) token may not send \(body.wireName)")
       return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)
+    }
+    if case .log = body, !paced, let pause = logPace.take(now: NIODeadline.now().uptimeNanoseconds) {
+      pace(context, ms: pause, worker: connection.name)
     }
     if case .complete(let complete) = body, let error = Self.partialBinaryProblem(complete) {
       return context.write(wrap(.error(error, replyTo: envelope.id), context), promise: nil)

@@ -49,7 +49,15 @@ final class Connection: @unchecked Sendable {
   /// on the session's loop, count through the worker's record instead).
   var lastHeard: UInt64 = 0
 
-  init(channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int) {
+  /// The token as it was when the session authenticated: a later edit of the token file
+  /// that changes it (its secret, role or names) closes the session (`closeRevoked`).
+  let token: Token?
+
+  init(
+    channel: any Channel, session: String, peer: Peer, address: String, maxLineBytes: Int, maxSpecBytes: Int,
+    token: Token? = nil
+  ) {
+    self.token = token
     self.channel = channel
     self.session = session
     self.peer = peer

@@ -53,22 +53,29 @@ extension CoordinatorCore {
     logger.info("worker connected", metadata: ["worker": "\(connection.name)", "address": "\(connection.address)"])
   }
 
-  /// Closes every session whose token is gone from the token file (`haat token revoke`)
-  /// or no longer has the session's role: a revocation reaches open sessions, not only new
-  /// ones, within the token file's reload period (a second).
+  /// Closes every session whose token is gone from the token file (`haat token revoke`),
+  /// or was changed there since the session authenticated (its secret, role or the names it
+  /// covers: an operator narrowing a stolen token, or replacing its secret, left the thief's
+  /// open session working, a tester found): a revocation reaches open sessions, not only
+  /// new ones, within the token file's reload period (a second).
   func closeRevoked(_ tokens: TokenStore) {
     loop.preconditionInEventLoop()
     for connection in connections.values where connection.open {
       let token = tokens.cachedToken(id: connection.peer.tokenID)
-      guard token == nil || token?.role != connection.peer.role else { continue }
+      let revoked = token == nil
+      guard revoked || token?.role != connection.peer.role || (connection.token.map { $0 != token } ?? false)
+      else { continue }
       logger.notice(
-        "token revoked; closing its session",
+        revoked ? "token revoked; closing its session" : "token changed; closing its session",
         metadata: [
           "token": "\(connection.peer.tokenID)", "peer": "\(connection.name)", "session": "\(connection.session)",
         ])
       outbox.replyError(
         connection, to: "",
-        HaatError(.authFailed, "token \(connection.peer.tokenID) was revoked; the session is closed"))
+        HaatError(
+          .authFailed,
+          "token \(connection.peer.tokenID) was \(revoked ? "revoked" : "changed in the token file"); the session is closed"
+        ))
       outbox.close(connection)
     }
   }

@@ -276,7 +276,7 @@ final class SessionHandler: ChannelInboundHandler {
       let connection = Connection(
         channel: context.channel, session: session, peer: peer,
         address: context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "",
-        maxLineBytes: lineLimit, maxSpecBytes: config.session.stagedSpecBytes)
+        maxLineBytes: lineLimit, maxSpecBytes: config.session.stagedSpecBytes, token: token)
       self.connection = connection
       gate.authenticated()
       let core = self.core

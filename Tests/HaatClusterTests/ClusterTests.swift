@@ -915,6 +915,26 @@ func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status:
     }
   }
 
+  /// Found by a tester: narrowing a worker token's names in the token file (after a theft)
+  /// left the open sessions that used it working; only new ones were refused. An edit
+  /// that changes a token closes its sessions as a revocation does.
+  @Test func aTokenChangedInTheFileClosesItsOpenSessions() async throws {
+    try await withCluster(.fast(workers: 1)) { cluster, _ in
+      try await cluster.waitForWorkers(1)
+      let path = cluster.dataDirectory + "/tokens"
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      #expect(text.contains(#""name_prefix":"worker-""#), "\(text)")
+      // Written to a new file and renamed over the old, as the docs advise.
+      let edited = text.replacingOccurrences(of: #""name_prefix":"worker-""#, with: #""name_prefix":"other-""#)
+      try SecretFile.write(Data(edited.utf8), to: path + ".new")
+      #expect(rename(path + ".new", path) == 0)
+      let worker = try #require(cluster.worker("worker-1"))
+      #expect(await worker.wait(timeout: .seconds(20)) == 5, "\(worker.tail())")
+      let log = try String(contentsOfFile: try #require(cluster.coordinator).logPath, encoding: .utf8)
+      #expect(log.contains("token changed; closing its session"), "\(log.suffix(1_500))")
+    }
+  }
+
   @Test func revokingATokenClosesItsOpenSessions() async throws {
     try await withCluster(.fast(workers: 1)) { cluster, _ in
       // A read token's client, connected before the revocation.

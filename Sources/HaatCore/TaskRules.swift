@@ -27,7 +27,10 @@ public struct TaskError: Sendable, Equatable {
   }
 
   public static let leaseExpired = TaskError(
-    code: "lease_expired", message: "the worker holding the lease stopped heartbeating")
+    // Not "stopped heartbeating" alone: a task claimed just before a coordinator restart
+    // was never sent, and its workers beat all along (a tester looked for a hung worker).
+    code: "lease_expired",
+    message: "the lease ran out unrenewed (its worker stopped heartbeating or left, or never got the task)")
 }
 
 /// What happens to a task.

@@ -386,7 +386,7 @@ struct LogsCommand: AsyncParsableCommand {
         // a slow pipe): said, since lines were lost (a tester saw only "closed").
         throw HaatError(
           .unavailable,
-          "\(error.message) (a follower that falls 8 MiB behind the lines is closed by the coordinator, and the lines it missed are not resent; read them with haat logs --limit)"
+          "\(error.message) (it stopped, or it closed this follower for falling 8 MiB behind the lines; lines missed are not resent: read them with haat logs --limit)"
         )
       }
     }

@@ -12,10 +12,12 @@ struct DemoCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "demo",
     abstract: "Run a whole cluster on this machine against the fixture platform server and print the report.",
+    // One paragraph: the help wraps it to the terminal (its own line breaks broke lines
+    // mid-sentence there, a tester).
     discussion: """
-      Starts a coordinator on a temporary SQLite store, worker processes, and an HTTP server
-      that serves the bundled sample exports (thousands of posts over several platforms and
-      accounts); submits a job, shows its progress, prints the engagement and best_time
+      Starts a coordinator on a temporary SQLite store, worker processes, and an HTTP server \
+      that serves the bundled sample exports (thousands of posts over several platforms and \
+      accounts); submits a job, shows its progress, prints the engagement and best_time \
       reports, and stops everything.
       """)
 

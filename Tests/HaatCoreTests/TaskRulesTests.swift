@@ -73,7 +73,9 @@ struct FixedRandom: RandomNumberGenerator {
       .expire(attempt: 1), status(.leased, 1, max: 1),
       .dead(
         TaskError(
-          code: "lease_expired", message: "the worker holding the lease stopped heartbeating (gave up after 1 attempt)"
+          code: "lease_expired",
+          message:
+            "the lease ran out unrenewed (its worker stopped heartbeating or left, or never got the task) (gave up after 1 attempt)"
         ))
     ),
     (.expire(attempt: 1), status(.ready, 1), .refused(.staleAttempt)),

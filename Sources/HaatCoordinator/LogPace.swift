@@ -12,9 +12,15 @@ struct LogPace {
   /// Takes one line at monotonic `now` (ns): nil when it fits, else how many
   /// milliseconds the session should go unread.
   mutating func take(now: UInt64) -> Int64? {
+    tokens -= 1
+    return wait(now: now)
+  }
+
+  /// The milliseconds still to wait at `now` for the lines taken so far, or nil: a pause
+  /// ends only when the bucket is out of debt, lines a read batch held included.
+  mutating func wait(now: UInt64) -> Int64? {
     if let last { tokens = min(Self.burst, tokens + Double(now &- last) / 1e9 * Self.perSecond) }
     last = now
-    tokens -= 1
     guard tokens < 0 else { return nil }
     return Int64(-tokens / Self.perSecond * 1_000) + 1
   }

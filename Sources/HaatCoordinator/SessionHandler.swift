@@ -134,6 +134,11 @@ final class SessionHandler: ChannelInboundHandler {
         metadata: ["worker": "\(worker)", "address": "\(address)"])
     }
     context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(ms)) {
+      // Lines of the read batch that came after the pause began are owed too.
+      if let more = self.logPace.wait(now: NIODeadline.now().uptimeNanoseconds) {
+        self.paced = false
+        return self.pace(context, ms: more, worker: worker)
+      }
       self.paced = false
       // As writability says: a peer that does not read its replies stays unread.
       context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }

@@ -855,18 +855,44 @@ def run_logger(args):
     return 0
 
 
+def run_flooder(args):
+    """Ships 16,000 small log lines as fast as it can, while a client asks for the job
+    list: the coordinator paces a session past a burst of 10,000 lines at 2,000 a second,
+    so the client is answered meanwhile, and the flood's ping comes back only once its
+    lines are read (at least 3 s). Prints the seconds until that pong."""
+    import threading
+    cred, client_cred = load_cred(args.token_file), load_cred(args.client_token_file)
+    conn, _, _ = open_hello(args.coordinator, cred, role="worker", name=args.name)
+    if "welcome" not in conn.reply("hello"):
+        raise ProtocolError("the worker handshake was refused")
+    payload = b"".join(json.dumps({"log": {"level": "info", "message": f"flood {i}"}}).encode() + b"\n"
+                       for i in range(16000))
+    start = time.time()
+    sender = threading.Thread(target=lambda: conn.sock.sendall(payload))
+    sender.start()
+    client, _ = handshake(args.coordinator, client_cred)
+    request(client, "j", "list_jobs", {"limit": 1}, "job_list")
+    client.close()
+    sender.join(60)
+    conn.send({"id": "p", "ping": {}})
+    if "pong" not in conn.reply("p", timeout=60):
+        raise ProtocolError("no pong after the flood")
+    print(json.dumps({"seconds": round(time.time() - start, 2)}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
     for mode in ("job", "faults", "worker", "greedy", "narrow", "booker", "silent", "paused", "reconnect", "forged",
-                 "logger"):
+                 "logger", "flooder"):
         s = sub.add_parser(mode)
         s.add_argument("--coordinator", required=True, help="HOST:PORT")
         s.add_argument("--token-file", required=True, help="credential JSON from `haat token create`")
         if mode == "job":
             s.add_argument("--spec", required=True, help="JSON file holding the JobSpec")
             s.add_argument("--timeout", type=float, default=60.0)
-        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect", "forged", "logger"):
+        elif mode in ("worker", "narrow", "booker", "silent", "paused", "reconnect", "forged", "logger", "flooder"):
             s.add_argument("--client-token-file", required=True, help="a submit or admin credential")
             s.add_argument("--name", default="raw-worker", help="the worker's name (one the token covers)")
         elif mode == "greedy":
@@ -878,7 +904,7 @@ def main():
     try:
         return {"job": run_job, "faults": run_faults, "worker": run_worker, "greedy": run_greedy,
                 "narrow": run_narrow, "booker": run_booker, "silent": run_silent, "paused": run_paused, "reconnect": run_reconnect, "forged": run_forged,
-                "logger": run_logger}[args.mode](args)
+                "logger": run_logger, "flooder": run_flooder}[args.mode](args)
     except (ProtocolError, OSError, ValueError) as e:
         print(f"raw_client: error: {e}", file=sys.stderr)
         return 1

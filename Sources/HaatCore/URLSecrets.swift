@@ -25,20 +25,9 @@ public enum URLSecrets {
   /// What in `url` looks like a credential ("user info", or the name of a query parameter or
   /// of a fragment's `name=value` part), or nil.
   public static func find(in url: String) -> String? {
+    if hasUserInfo(url) { return "user info (user:password@)" }
     var rest = Substring(url)
-    if let schemeEnd = rest.firstRange(of: "://") {
-      let scheme = rest[..<schemeEnd.lowerBound].lowercased()
-      rest = rest[schemeEnd.upperBound...]
-      // `https:///user:pw@host`: parsers that take extra slashes (browsers do) read user
-      // info there (a tester). A file URL's third slash starts its path.
-      let authority = scheme == "file" ? rest : rest.drop { $0 == "/" || $0 == "\\" }
-      let authorityEnd =
-        authority.firstIndex(where: { $0 == "/" || $0 == "\\" || $0 == "?" || $0 == "#" }) ?? authority.endIndex
-      // `%40` is an `@` to a parser that decodes first (a tester's `user:pw%40host`).
-      if hasAt(authority[..<authorityEnd]) { return "user info (user:password@)" }
-    } else if hasUserInfoWithoutAuthority(rest) {
-      return "user info (user:password@)"
-    }
+    if let schemeEnd = rest.firstRange(of: "://") { rest = rest[schemeEnd.upperBound...] }
     let hash = rest.firstIndex(of: "#") ?? rest.endIndex
     if let question = rest[..<hash].firstIndex(of: "?") {
       for pair in parameters(rest[rest.index(after: question)..<hash]) {
@@ -55,6 +44,22 @@ public enum URLSecrets {
       if isSecretName(part[..<equals]) { return label(part[..<equals]) }
     }
     return nil
+  }
+
+  /// Whether `url` may carry user info, read as the most lenient parser would: libcurl
+  /// takes all before the authority's last `@` as user info, a backslash included
+  /// (`http://evil\u:pw@host/` sent `pw` as Basic auth: a tester), and browsers skip extra
+  /// slashes (`https:///user:pw@host`). A file URL's third slash starts its path.
+  public static func hasUserInfo(_ url: String) -> Bool {
+    guard let schemeEnd = url.firstRange(of: "://") else {
+      return hasUserInfoWithoutAuthority(Substring(url))
+    }
+    let scheme = url[..<schemeEnd.lowerBound].lowercased()
+    let rest = url[schemeEnd.upperBound...]
+    let authority = scheme == "file" ? rest : rest.drop { $0 == "/" || $0 == "\\" }
+    let authorityEnd = authority.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? authority.endIndex
+    // `%40` is an `@` to a parser that decodes first (a tester's `user:pw%40host`).
+    return hasAt(authority[..<authorityEnd])
   }
 
   /// User info in a URL that lacks "://" (`http:/user:pw@host`, `http:user:pw@host`,
@@ -87,7 +92,11 @@ public enum URLSecrets {
   /// `=` (`access_token%3Dabc`) would otherwise bring along (found by a tester).
   static func label(_ raw: Substring) -> String {
     // The name's own characters only: `?auth:PW` (no `=`) quoted the value too (a tester).
-    String(normalised(raw).prefix { $0.isASCII && ($0.isLetter || $0.isNumber || "_[]".contains($0)) })
+    // Past anything before the name (a zero-width space left it blank: a tester).
+    func isNameCharacter(_ character: Character) -> Bool {
+      character.isASCII && (character.isLetter || character.isNumber || "_[]".contains(character))
+    }
+    return String(normalised(raw).drop { !isNameCharacter($0) }.prefix(while: isNameCharacter))
   }
 
   /// A query's parameters, split at "&" and ";" (both separate parameters for many servers).

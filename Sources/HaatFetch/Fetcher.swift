@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import HaatCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -83,6 +84,17 @@ public final class Fetcher: Sendable {
             : FetchURL(url) == nil
               ? "a redirect went to \(URLRedaction.redact(url)), which is not a URL (a space or another character a URL cannot hold?)"
               : "a redirect may go to an http:// or https:// URL only, not to \(URLRedaction.redact(url))",
+          retryable: false)
+      }
+      // libcurl would send user info as Basic auth, reading it more leniently than anyone
+      // (a backslash in the host: a tester's password went out so): never from a worker.
+      // Not quoted: the lenient reading is what could leave the password in the quote.
+      if URLSecrets.hasUserInfo(url) {
+        throw FetchError(
+          .forbidden,
+          redirects == 0
+            ? "refusing a URL that carries user info (user:password@); name a credential on the worker instead"
+            : "refusing a redirect to a URL that carries user info (user:password@)",
           retryable: false)
       }
       if let hosts = request.hosts, !hosts.contains(where: { $0.matches(target) }) {

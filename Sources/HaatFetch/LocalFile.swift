@@ -160,9 +160,10 @@ enum LocalFile {
       after.st_size != info.st_size || after.st_mtim.tv_sec != info.st_mtim.tv_sec
         || after.st_mtim.tv_nsec != info.st_mtim.tv_nsec
     {
-      throw FetchError(
-        .network, "\(path) changed while it was read (\(size) bytes when opened, \(after.st_size) now)",
-        retryable: true)
+      let what =
+        after.st_size == info.st_size
+        ? "modified (its time changed)" : "\(size) bytes when opened, \(after.st_size) now"
+      throw FetchError(.network, "\(path) changed while it was read (\(what))", retryable: true)
     }
     do {
       try decoder?.finish(bodyBytes: decoded, wireBytes: total)

@@ -408,6 +408,8 @@ struct FetchSecurityTests {
       // Found by a second tester: extra slashes, an encoded @, a typo for the colon.
       "https:///user:S3CRET@host/x.csv", "https:////user:S3CRET@host/x.csv", "http;//user:S3CRET@host/x.csv",
       "https://user:S3CRET%40host/x.csv", "https://user%3AS3CRET%40host/x.csv",
+      // A third tester: a backslash in the host, which libcurl reads as user info.
+      "http://evil.invalid\\u:S3CRET@127.0.0.1:1/a.csv", "https://good.com\\@user:S3CRET@example.com/a.csv",
     ] {
       #expect(URLSecrets.find(in: url) != nil, "\(url)")
       let error = try #require(URLSecrets.refusal(of: url, field: "sources[0].url"))
@@ -416,6 +418,15 @@ struct FetchSecurityTests {
     #expect(URLSecrets.find(in: "file:///data/exports@2026/x.csv") == nil)
     #expect(URLSecrets.find(in: "https://host/x.csv?email=a@b.com") == nil)
     #expect(URLSecrets.find(in: "https://host/x.csv?auth:S3CRET") == "auth")
+    #expect(URLSecrets.find(in: "https://host/x.csv?%E2%80%8Baccess_token=S3CRET") == "access_token")
+    // The worker refuses one too, whoever sent it: libcurl would send it as Basic auth.
+    let fetcher = Fetcher(policy: FetcherTests.policy())
+    defer { fetcher.shutdown() }
+    let refused = FetcherTests.error {
+      _ = try FetcherTests.get(fetcher, "http://evil.invalid\\u:S3CRET@127.0.0.1:1/a.csv")
+    }
+    #expect(
+      refused?.kind == .forbidden && refused?.message.contains("S3CRET") == false, "\(String(describing: refused))")
     #expect(URLSecrets.find(in: "https://host/exports@2026/x.csv") == nil)
   }
 

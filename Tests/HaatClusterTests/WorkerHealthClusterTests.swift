@@ -204,7 +204,9 @@ import Testing
     try await withCluster(.fast(workers: 1)) { cluster, server in
       let client = try await cluster.client()
       let sample = try #require(try Samples.manifest().first)
-      let source = Samples.source(sample, server: server, query: "delay_ms=8000&series=killed-draining")
+      // A minute's wait: the kill must land while the task runs, however loaded the runner
+      // (with 8 s, a fresh clone's loaded run saw the task end first, and `gone` was right).
+      let source = Samples.source(sample, server: server, query: "delay_ms=60000&series=killed-draining")
       let job = try await client.submit(spec("killed while draining", [source])).job
       try await eventually("the task running") { try await client.job(job).counts.leased == 1 }
       let worker = try #require(cluster.worker("worker-1"))

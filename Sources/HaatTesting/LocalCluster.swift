@@ -257,7 +257,10 @@ public final class LocalCluster: Sendable {
         workerTokenPath, "--coordinator", endpoints.map(\.description).joined(separator: ","),
       ],
       logPath: directory + "/token.log", environment: Self.environment(adding: [:]))
-    guard await process.wait(timeout: .seconds(30)) == 0 else {
+    // A bound, not a measure: at the suite's start dozens of clusters start at once, and a
+    // fresh clone's run saw a token create that had written its file still not reaped at
+    // 30 s.
+    guard await process.wait(timeout: .seconds(120)) == 0 else {
       throw HaatError(.internal, "haat token create failed:\n\(process.tail())")
     }
   }

@@ -4,9 +4,9 @@ import NIOCore
 /// The worker logs the coordinator keeps: the newest lines, at most `capacity` of them and
 /// at most about `capacityBytes` of text. When full, a worker holding more than its share
 /// (the bound over the workers with lines kept) loses its own oldest line; otherwise the
-/// worker holding the most loses its oldest. So one worker's flood (a stolen token ships 100,000 lines a second)
-/// pushes out its own lines, not the others' (it pushed out every other worker's: a
-/// tester).
+/// worker holding the most loses its oldest. So one worker's flood (a stolen token ships
+/// 100,000 lines a second) pushes out its own lines, not the others' (it pushed out every
+/// other worker's: a tester).
 struct LogStore {
   /// Lines oldest first, by sequence number `first + index`; nil where a line was evicted
   /// out of turn. Those before `head` are gone and compacted away now and then.
@@ -36,8 +36,10 @@ struct LogStore {
     let sequence = first + UInt64(lines.count)
     let size = Self.size(line)
     lines.append(line)
-    byWorker[line.worker, default: (CircularBuffer(), 0)].lines.append(sequence)
-    byWorker[line.worker, default: (CircularBuffer(), 0)].bytes += size
+    var kept = byWorker.removeValue(forKey: line.worker) ?? (CircularBuffer(), 0)
+    kept.lines.append(sequence)
+    kept.bytes += size
+    byWorker[line.worker] = kept
     count += 1
     bytes += size
     while count > capacity || (bytes > capacityBytes && count > 1) {

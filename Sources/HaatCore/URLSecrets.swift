@@ -62,12 +62,11 @@ public enum URLSecrets {
     return hasAt(authority[..<authorityEnd])
   }
 
-  /// User info in a URL that lacks "://" (`http:/user:pw@host`, `http:user:pw@host`,
-  /// `//user:pw@host`): not a URL, but an error that echoed it would show the password (a
-  /// tester's one-slash typo did). Read as a scheme, then slashes, then up to the next "/".
+  /// User info in a URL that lacks "://" (`http:/user:pw@host`, `http;//user:pw@host`,
+  /// `//user:pw@host`): no URL at all, so an `@` (or `%40`) anywhere before its query may
+  /// end a password, and an error that quoted it would show it (a tester's one-slash typo
+  /// did); such a text is refused either way.
   static func hasUserInfoWithoutAuthority(_ text: Substring) -> Bool {
-    // No URL at all: an `@` (or `%40`) anywhere before its query could be a password's end
-    // (`http;//user:pw@host`, a tester's typo), and the URL is refused either way.
     let end = text.firstIndex(where: { $0 == "?" || $0 == "#" }) ?? text.endIndex
     return hasAt(text[..<end])
   }
